@@ -1,0 +1,52 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Layout follows DESIGN.md §1. Arrows point one way:
+// CLIs → ControlProtocol → daemon → {OVSDatapath, Tunnels} → ESwitch → Packet.
+let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+let fast: [SwiftSetting] = strict + [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
+
+let package = Package(
+    name: "esw",
+    products: [
+        .executable(name: "eswd", targets: ["eswd"]),
+        .executable(name: "esw-dpctl", targets: ["esw-dpctl"]),
+        .executable(name: "esw-devlink", targets: ["esw-devlink"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // C: only what Swift cannot call (variadic ioctl, function-like macros).
+        .target(name: "CNetLinux"),
+        .systemLibrary(name: "CMnl", pkgConfig: "libmnl", providers: [.apt(["libmnl-dev"])]),
+
+        .target(name: "Packet", swiftSettings: fast),
+        .target(name: "NetLinux", dependencies: ["CNetLinux"], swiftSettings: strict),
+        .target(name: "Netlink", swiftSettings: strict),
+        .target(name: "ODP", dependencies: ["Packet", "Netlink"], swiftSettings: strict),
+        .target(name: "ESwitch", dependencies: ["Packet", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: fast),
+        .target(name: "Representors", dependencies: ["ESwitch", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .target(name: "OVSDatapath", dependencies: ["Packet", "ODP", "ESwitch", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: fast),
+        .target(name: "Tunnels", dependencies: ["OVSDatapath", "CMnl", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .target(name: "ControlProtocol", dependencies: ["Netlink", "ODP"], swiftSettings: strict),
+
+        .executableTarget(name: "eswd", dependencies: [
+            "ESwitch", "Representors", "OVSDatapath", "Tunnels", "ControlProtocol",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        .executableTarget(name: "esw-dpctl", dependencies: [
+            "ControlProtocol",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: strict),
+        .executableTarget(name: "esw-devlink", dependencies: [
+            "ControlProtocol",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: strict),
+
+        .testTarget(name: "PacketTests", dependencies: ["Packet"], swiftSettings: strict),
+        .testTarget(name: "ODPTests", dependencies: ["ODP", "Packet"], swiftSettings: strict),
+    ]
+)

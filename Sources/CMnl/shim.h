@@ -1,0 +1,5 @@
+#include <libmnl/libmnl.h>
+#include <linux/rtnetlink.h>
+#include <linux/neighbour.h>
+#include <linux/if_link.h>
+#include <linux/if_addr.h>

@@ -1,0 +1,1 @@
+int cnl_placeholder(void){return 0;}

@@ -1,0 +1,292 @@
+/// The flow key: every header field the datapath and the hardware can match on, in a fixed
+/// layout of 64-bit words so that masking, hashing and comparing are plain word loops.
+///
+/// A mask uses the same type: a set bit means "this bit of the key is significant".
+/// Multi-byte network fields are stored as host-order integers (198.18.0.1 is 0xC612_0001).
+/// 128-bit fields (IPv6 addresses, ct_label, ND target) take two consecutive words, high first.
+public struct FlowKey: Sendable {
+    public static let wordCount = 28
+    public var words: InlineArray<28, UInt64>
+
+    @inlinable
+    public init() { words = .init(repeating: 0) }
+
+    /// A key with every bit set: the mask of an exact match.
+    @inlinable
+    public static var allOnes: FlowKey {
+        var k = FlowKey()
+        k.words = .init(repeating: ~0)
+        return k
+    }
+
+    @inlinable @inline(__always)
+    public subscript(field: FlowField) -> UInt64 {
+        get { (words[field.word] >> UInt64(field.shift)) & field.valueMask }
+        set {
+            let m = field.valueMask << UInt64(field.shift)
+            words[field.word] = (words[field.word] & ~m) | ((newValue << UInt64(field.shift)) & m)
+        }
+    }
+
+    @inlinable @inline(__always)
+    public subscript(field: WideField) -> UInt128 {
+        get { UInt128(words[field.word]) << 64 | UInt128(words[field.word + 1]) }
+        set {
+            words[field.word] = UInt64(truncatingIfNeeded: newValue >> 64)
+            words[field.word + 1] = UInt64(truncatingIfNeeded: newValue)
+        }
+    }
+
+    /// True when no bit is set (an all-wildcard mask, or an empty key).
+    @inlinable
+    public var isZero: Bool {
+        let s = words.span
+        var acc: UInt64 = 0
+        for i in 0..<FlowKey.wordCount { acc |= s[i] }
+        return acc == 0
+    }
+
+    /// `self & mask`, word by word.
+    @inlinable
+    public func masked(by mask: borrowing FlowKey) -> FlowKey {
+        var out = FlowKey()
+        let a = words.span, m = mask.words.span
+        var o = out.words.mutableSpan
+        for i in 0..<FlowKey.wordCount { o[i] = a[i] & m[i] }
+        return out
+    }
+
+    /// `(self & mask) == other` where `other` is already masked.
+    @inlinable
+    public func matches(_ other: borrowing FlowKey, under mask: borrowing FlowKey) -> Bool {
+        let a = words.span, m = mask.words.span, b = other.words.span
+        var diff: UInt64 = 0
+        for i in 0..<FlowKey.wordCount { diff |= (a[i] & m[i]) ^ b[i] }
+        return diff == 0
+    }
+
+    /// Bitwise OR with another key (used to union masks).
+    @inlinable
+    public func union(_ other: borrowing FlowKey) -> FlowKey {
+        var out = FlowKey()
+        let a = words.span, b = other.words.span
+        var o = out.words.mutableSpan
+        for i in 0..<FlowKey.wordCount { o[i] = a[i] | b[i] }
+        return out
+    }
+
+    /// True when every bit set in `self` is also set in `other`.
+    @inlinable
+    public func isSubset(of other: borrowing FlowKey) -> Bool {
+        let a = words.span, b = other.words.span
+        var extra: UInt64 = 0
+        for i in 0..<FlowKey.wordCount { extra |= a[i] & ~b[i] }
+        return extra == 0
+    }
+
+    /// A 32-bit hash of the whole key (all words).
+    @inlinable
+    public var hashValue32: UInt32 {
+        let s = words.span
+        var h: UInt64 = 0x9E37_79B9_7F4A_7C15
+        for i in 0..<FlowKey.wordCount { h = FlowHash.mix(h, s[i]) }
+        return FlowHash.finish(h)
+    }
+}
+
+extension FlowKey: Equatable {
+    @inlinable
+    public static func == (lhs: FlowKey, rhs: FlowKey) -> Bool {
+        let a = lhs.words.span, b = rhs.words.span
+        var diff: UInt64 = 0
+        for i in 0..<FlowKey.wordCount { diff |= a[i] ^ b[i] }
+        return diff == 0
+    }
+}
+
+extension FlowKey: Hashable {
+    @inlinable
+    public func hash(into hasher: inout Hasher) {
+        let s = words.span
+        for i in 0..<FlowKey.wordCount { hasher.combine(s[i]) }
+    }
+}
+
+/// Word mixing for flow hashing: cheap, good avalanche, no allocation.
+public enum FlowHash {
+    @inlinable @inline(__always)
+    public static func mix(_ h: UInt64, _ w: UInt64) -> UInt64 {
+        var x = (h ^ w) &* 0xFF51_AFD7_ED55_8CCD
+        x ^= x >> 32
+        return x
+    }
+
+    @inlinable @inline(__always)
+    public static func finish(_ h: UInt64) -> UInt32 {
+        var x = h
+        x ^= x >> 33
+        x &*= 0xC4CE_B9FE_1A85_EC53
+        x ^= x >> 29
+        return UInt32(truncatingIfNeeded: x ^ (x >> 32))
+    }
+}
+
+/// A field of at most 64 bits inside one key word.
+public struct FlowField: Sendable, Hashable, CustomStringConvertible {
+    public let name: String
+    public let word: Int
+    public let shift: Int
+    public let bits: Int
+
+    @inlinable
+    public var valueMask: UInt64 { bits == 64 ? ~0 : (UInt64(1) << UInt64(bits)) - 1 }
+
+    public init(_ name: String, word: Int, shift: Int, bits: Int) {
+        self.name = name
+        self.word = word
+        self.shift = shift
+        self.bits = bits
+    }
+
+    public var description: String { name }
+}
+
+/// A 128-bit field spanning two words (high word first).
+public struct WideField: Sendable, Hashable, CustomStringConvertible {
+    public let name: String
+    public let word: Int
+    public init(_ name: String, word: Int) {
+        self.name = name
+        self.word = word
+    }
+    public var description: String { name }
+}
+
+// The layout. Words 0-6 tunnel metadata, 7-12 datapath metadata and conntrack,
+// 13-16 L2 and common L3/L4, 17-26 address families and ARP/ND.
+extension FlowField {
+    public static let tunnelID = FlowField("tun_id", word: 0, shift: 0, bits: 64)
+    public static let tunnelIPv4Src = FlowField("tun_src", word: 1, shift: 0, bits: 32)
+    public static let tunnelIPv4Dst = FlowField("tun_dst", word: 1, shift: 32, bits: 32)
+    public static let tunnelTOS = FlowField("tun_tos", word: 6, shift: 0, bits: 8)
+    public static let tunnelTTL = FlowField("tun_ttl", word: 6, shift: 8, bits: 8)
+    /// Tunnel flags as `TunnelFlags` bits.
+    public static let tunnelFlags = FlowField("tun_flags", word: 6, shift: 16, bits: 16)
+    public static let tunnelTPSrc = FlowField("tun_tp_src", word: 6, shift: 32, bits: 16)
+    public static let tunnelTPDst = FlowField("tun_tp_dst", word: 6, shift: 48, bits: 16)
+
+    public static let recircID = FlowField("recirc_id", word: 7, shift: 0, bits: 32)
+    public static let dpHash = FlowField("dp_hash", word: 7, shift: 32, bits: 32)
+    public static let priority = FlowField("skb_priority", word: 8, shift: 0, bits: 32)
+    public static let skbMark = FlowField("skb_mark", word: 8, shift: 32, bits: 32)
+    public static let inPort = FlowField("in_port", word: 9, shift: 0, bits: 32)
+    public static let packetType = FlowField("packet_type", word: 9, shift: 32, bits: 32)
+    public static let ctState = FlowField("ct_state", word: 10, shift: 0, bits: 8)
+    public static let ctZone = FlowField("ct_zone", word: 10, shift: 16, bits: 16)
+    public static let ctMark = FlowField("ct_mark", word: 10, shift: 32, bits: 32)
+
+    public static let ethSrc = FlowField("eth_src", word: 13, shift: 0, bits: 48)
+    /// Outer VLAN TCI with VLAN_CFI (0x1000) set when a tag is present.
+    public static let vlanTCI = FlowField("vlan_tci", word: 13, shift: 48, bits: 16)
+    public static let ethDst = FlowField("eth_dst", word: 14, shift: 0, bits: 48)
+    public static let ethType = FlowField("eth_type", word: 14, shift: 48, bits: 16)
+    public static let cvlanTCI = FlowField("cvlan_tci", word: 15, shift: 0, bits: 16)
+    public static let vlanTPID = FlowField("vlan_tpid", word: 15, shift: 16, bits: 16)
+    public static let cvlanTPID = FlowField("cvlan_tpid", word: 15, shift: 32, bits: 16)
+    /// IP protocol; for ARP the low 8 bits of the opcode.
+    public static let ipProto = FlowField("ip_proto", word: 15, shift: 48, bits: 8)
+    /// One of `FragmentType`.
+    public static let ipFrag = FlowField("ip_frag", word: 15, shift: 56, bits: 8)
+    public static let ipTOS = FlowField("ip_tos", word: 16, shift: 0, bits: 8)
+    public static let ipTTL = FlowField("ip_ttl", word: 16, shift: 8, bits: 8)
+    /// TCP/UDP/SCTP source port; ICMP type.
+    public static let tpSrc = FlowField("tp_src", word: 16, shift: 16, bits: 16)
+    /// TCP/UDP/SCTP destination port; ICMP code.
+    public static let tpDst = FlowField("tp_dst", word: 16, shift: 32, bits: 16)
+    /// The 12 TCP flag bits.
+    public static let tcpFlags = FlowField("tcp_flags", word: 16, shift: 48, bits: 16)
+    /// IPv4 source; ARP sender protocol address.
+    public static let ipv4Src = FlowField("ipv4_src", word: 17, shift: 0, bits: 32)
+    /// IPv4 destination; ARP target protocol address.
+    public static let ipv4Dst = FlowField("ipv4_dst", word: 17, shift: 32, bits: 32)
+    public static let ipv6Label = FlowField("ipv6_label", word: 22, shift: 0, bits: 32)
+    /// Top MPLS label stack entry (label:20 tc:3 bos:1 ttl:8).
+    public static let mplsLSE = FlowField("mpls_lse", word: 22, shift: 32, bits: 32)
+    /// ARP sender hardware address; ND source link-layer address.
+    public static let arpSHA = FlowField("arp_sha", word: 25, shift: 0, bits: 48)
+    /// ARP target hardware address; ND target link-layer address.
+    public static let arpTHA = FlowField("arp_tha", word: 26, shift: 0, bits: 48)
+    public static let ndSLL = arpSHA
+    public static let ndTLL = arpTHA
+}
+
+extension WideField {
+    public static let tunnelIPv6Src = WideField("tun_ipv6_src", word: 2)
+    public static let tunnelIPv6Dst = WideField("tun_ipv6_dst", word: 4)
+    public static let ctLabel = WideField("ct_label", word: 11)
+    public static let ipv6Src = WideField("ipv6_src", word: 18)
+    public static let ipv6Dst = WideField("ipv6_dst", word: 20)
+    public static let ndTarget = WideField("nd_target", word: 23)
+}
+
+/// `ip_frag` values, numbered as OVS_FRAG_TYPE_*.
+public enum FragmentType: UInt8, Sendable {
+    case none = 0
+    case first = 1
+    case later = 2
+}
+
+/// Tunnel key flags as stored in `FlowField.tunnelFlags`.
+public struct TunnelFlags: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt64
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+    public static let dontFragment = TunnelFlags(rawValue: 1 << 0)
+    public static let checksum = TunnelFlags(rawValue: 1 << 1)
+    public static let key = TunnelFlags(rawValue: 1 << 2)
+    public static let oam = TunnelFlags(rawValue: 1 << 3)
+}
+
+/// EtherType constants.
+public enum EtherType {
+    public static let ipv4: UInt16 = 0x0800
+    public static let arp: UInt16 = 0x0806
+    public static let rarp: UInt16 = 0x8035
+    public static let vlan: UInt16 = 0x8100
+    public static let qinq: UInt16 = 0x88a8
+    public static let ipv6: UInt16 = 0x86dd
+    public static let mplsUnicast: UInt16 = 0x8847
+    public static let mplsMulticast: UInt16 = 0x8848
+    public static let ethernetBridging: UInt16 = 0x6558
+    /// What the kernel reports for 802.2 frames without a SNAP ethertype.
+    public static let ieee8022: UInt16 = 0x0005
+    public static let nsh: UInt16 = 0x894f
+
+    @inlinable
+    public static func isVLAN(_ t: UInt16) -> Bool { t == vlan || t == qinq }
+    @inlinable
+    public static func isMPLS(_ t: UInt16) -> Bool { t == mplsUnicast || t == mplsMulticast }
+}
+
+/// IP protocol numbers.
+public enum IPProto {
+    public static let icmp: UInt8 = 1
+    public static let tcp: UInt8 = 6
+    public static let udp: UInt8 = 17
+    public static let ipv6Hop: UInt8 = 0
+    public static let ipv6Routing: UInt8 = 43
+    public static let ipv6Fragment: UInt8 = 44
+    public static let gre: UInt8 = 47
+    public static let esp: UInt8 = 50
+    public static let ipv6Auth: UInt8 = 51
+    public static let icmpv6: UInt8 = 58
+    public static let ipv6None: UInt8 = 59
+    public static let ipv6Dest: UInt8 = 60
+    public static let sctp: UInt8 = 132
+}
+
+public enum VLAN {
+    /// Set in a key's TCI when a tag is present (the kernel's VLAN_CFI_MASK / VLAN_TAG_PRESENT).
+    public static let present: UInt16 = 0x1000
+    public static let vidMask: UInt16 = 0x0fff
+    public static let pcpShift: UInt16 = 13
+}
