@@ -23,12 +23,13 @@ let package = Package(
         .systemLibrary(name: "CMnl", pkgConfig: "libmnl", providers: [.apt(["libmnl-dev"])]),
 
         .target(name: "Packet", swiftSettings: fast),
+        .target(name: "Classifier", dependencies: ["Packet"], swiftSettings: fast),
         .target(name: "NetLinux", dependencies: ["CNetLinux"], swiftSettings: strict),
         .target(name: "Netlink", swiftSettings: strict),
         .target(name: "ODP", dependencies: ["Packet", "Netlink"], swiftSettings: strict),
-        .target(name: "ESwitch", dependencies: ["Packet", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: fast),
+        .target(name: "ESwitch", dependencies: ["Packet", "Classifier", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: fast),
         .target(name: "Representors", dependencies: ["ESwitch", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
-        .target(name: "OVSDatapath", dependencies: ["Packet", "ODP", "ESwitch", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: fast),
+        .target(name: "OVSDatapath", dependencies: ["Packet", "Classifier", "ODP", "ESwitch", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: fast),
         .target(name: "Tunnels", dependencies: ["OVSDatapath", "CMnl", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .target(name: "ControlProtocol", dependencies: ["Netlink", "ODP"], swiftSettings: strict),
 
@@ -47,6 +48,7 @@ let package = Package(
         ], swiftSettings: strict),
 
         .testTarget(name: "PacketTests", dependencies: ["Packet"], swiftSettings: strict),
+        .testTarget(name: "ClassifierTests", dependencies: ["Classifier", "Packet"], swiftSettings: strict),
         .testTarget(name: "ODPTests", dependencies: ["ODP", "Packet"], swiftSettings: strict),
     ]
 )

@@ -1,0 +1,157 @@
+import Packet
+import Synchronization
+
+/// The ordered list of subtables that readers walk; replaced as a whole when a mask
+/// appears or disappears or when subtables are re-ranked by hits.
+final class SubtableList: @unchecked Sendable {
+    let items: UnsafeMutablePointer<Unmanaged<Subtable>>
+    let count: Int
+
+    init(_ subtables: [Subtable]) {
+        count = subtables.count
+        items = .allocate(capacity: max(1, count))
+        for (i, s) in subtables.enumerated() { (items + i).initialize(to: Unmanaged.passRetained(s)) }
+    }
+
+    deinit {
+        for i in 0..<count { items[i].release() }
+        items.deinitialize(count: count)
+        items.deallocate()
+    }
+}
+
+/// Tuple-space search over masked entries (the kernel's flow_table / OVS's dpcls):
+/// one hash table per distinct mask, walked in order of recent hits. Lookups are
+/// lock-free and allocation-free; all changes come from one writer thread and are
+/// published RCU-style through `QuiescentState`.
+///
+/// Overlapping entries follow the kernel: the first subtable in walk order that
+/// matches wins.
+public final class Classifier: @unchecked Sendable {
+    private let list: Atomic<Unmanaged<SubtableList>>
+    public let rcu: QuiescentState
+
+    // Writer side.
+    private var subtables: [Subtable] = []
+    private var byMask: [FlowKey: Subtable] = [:]
+    public private(set) var count = 0
+
+    public init(rcu: QuiescentState = .shared) {
+        self.rcu = rcu
+        list = Atomic(Unmanaged.passRetained(SubtableList([])))
+    }
+
+    deinit {
+        list.load(ordering: .relaxed).release()
+    }
+
+    // MARK: Reader side
+
+    /// Looks up `key`. `probed` is increased by the number of subtables examined
+    /// (the datapath's "masks hit" statistic).
+    @inlinable
+    public func lookup(_ key: FlowKey, reader: QuiescentState.Reader, probed: inout UInt64) -> Unmanaged<ClassifierEntry>? {
+        lookupSlow(key, reader: reader.index, probed: &probed)
+    }
+
+    @usableFromInline
+    func lookupSlow(_ key: FlowKey, reader: Int, probed: inout UInt64) -> Unmanaged<ClassifierEntry>? {
+        list.load(ordering: .acquiring)._withUnsafeGuaranteedRef { l -> Unmanaged<ClassifierEntry>? in
+            for i in 0..<l.count {
+                probed &+= 1
+                let hit = l.items[i]._withUnsafeGuaranteedRef { st -> Unmanaged<ClassifierEntry>? in
+                    if let e = st.find(key) {
+                        st.countHit(reader: reader)
+                        return e
+                    }
+                    return nil
+                }
+                if let hit { return hit }
+            }
+            return nil
+        }
+    }
+
+    /// Number of distinct masks readers walk.
+    public var maskCount: Int { subtables.count }
+
+    // MARK: Writer side
+
+    /// The mask object for `bits`, shared with an existing subtable when there is one.
+    public func mask(for bits: FlowKey) -> FlowMask {
+        byMask[bits]?.mask ?? FlowMask(bits)
+    }
+
+    /// The entry installed with exactly this key and mask, if any.
+    public func lookupExact(key: FlowKey, mask: FlowKey) -> ClassifierEntry? {
+        byMask[mask]?.lookupExact(key.masked(by: mask))
+    }
+
+    /// Inserts an entry. Returns false (and changes nothing) if an entry with the same
+    /// masked key and mask exists.
+    @discardableResult
+    public func insert(_ e: ClassifierEntry) -> Bool {
+        let st: Subtable
+        if let s = byMask[e.mask.bits] {
+            st = s
+            if st.lookupExact(e.key) != nil { return false }
+        } else {
+            st = Subtable(mask: e.mask)
+            byMask[e.mask.bits] = st
+            subtables.append(st)
+            st.insert(e, rcu: rcu)
+            count += 1
+            publish()
+            return true
+        }
+        st.insert(e, rcu: rcu)
+        count += 1
+        return true
+    }
+
+    @discardableResult
+    public func remove(_ e: ClassifierEntry) -> Bool {
+        guard let st = byMask[e.mask.bits], st.remove(e, rcu: rcu) else { return false }
+        count -= 1
+        if st.count == 0 {
+            byMask[e.mask.bits] = nil
+            subtables.removeAll { $0 === st }
+            publish()
+        }
+        return true
+    }
+
+    /// Every entry (writer side; for dumps).
+    public var allEntries: [ClassifierEntry] {
+        var out: [ClassifierEntry] = []
+        out.reserveCapacity(count)
+        for s in subtables { out.append(contentsOf: s.entries) }
+        return out
+    }
+
+    /// Orders subtables by hits since the last ranking, busiest first, as the kernel
+    /// re-sorts its mask array. Returns true if the order changed.
+    @discardableResult
+    public func rerank() -> Bool {
+        for s in subtables { s.recentHits = s.takeHitDelta() }
+        let sorted = subtables.enumerated().sorted {
+            $0.element.recentHits != $1.element.recentHits
+                ? $0.element.recentHits > $1.element.recentHits : $0.offset < $1.offset
+        }.map(\.element)
+        if zip(sorted, subtables).allSatisfy({ $0 === $1 }) { return false }
+        subtables = sorted
+        publish()
+        return true
+    }
+
+    /// Total hits per mask, in walk order (for statistics).
+    public var maskHits: [(mask: FlowMask, hits: UInt64, entries: Int)] {
+        subtables.map { ($0.mask, $0.totalHits(), $0.count) }
+    }
+
+    private func publish() {
+        let fresh = Unmanaged.passRetained(SubtableList(subtables))
+        let old = list.exchange(fresh, ordering: .acquiringAndReleasing)
+        rcu.retire { old.release() }
+    }
+}

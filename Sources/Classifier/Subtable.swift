@@ -1,0 +1,182 @@
+import Packet
+import Synchronization
+
+/// Open-addressing slots, each an atomic word: 0 empty, 1 deleted, otherwise an
+/// unmanaged entry pointer. Readers probe without locks; the single writer stores with
+/// release ordering. Load (live + deleted) stays under 3/4 so probes always end.
+final class SlotArray: @unchecked Sendable {
+    let capacity: Int
+    let slots: UnsafeMutablePointer<Atomic<UInt>>
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        slots = .allocate(capacity: capacity)
+        for i in 0..<capacity { (slots + i).initialize(to: Atomic(0)) }
+    }
+
+    deinit {
+        slots.deinitialize(count: capacity)
+        slots.deallocate()
+    }
+
+    static let empty: UInt = 0
+    static let deleted: UInt = 1
+}
+
+/// All entries that share one mask: one hash table of the tuple-space search.
+public final class Subtable: @unchecked Sendable {
+    public let mask: FlowMask
+    private let current: Atomic<Unmanaged<SlotArray>>
+    /// Per-reader hit counters, one cache line apart.
+    private let hitCounters: UnsafeMutablePointer<Atomic<UInt64>>
+
+    // Writer-side state (control thread only).
+    private var index: [FlowKey: ClassifierEntry] = [:]
+    private var deletedSlots = 0
+    private var lastHits: UInt64 = 0
+    /// Hits since the previous ranking, used to order subtables.
+    var recentHits: UInt64 = 0
+
+    init(mask: FlowMask) {
+        self.mask = mask
+        current = Atomic(Unmanaged.passRetained(SlotArray(capacity: 8)))
+        hitCounters = .allocate(capacity: QuiescentState.maximumReaders * 8)
+        for i in 0..<(QuiescentState.maximumReaders * 8) { (hitCounters + i).initialize(to: Atomic(0)) }
+    }
+
+    deinit {
+        current.load(ordering: .relaxed).release()
+        hitCounters.deinitialize(count: QuiescentState.maximumReaders * 8)
+        hitCounters.deallocate()
+    }
+
+    public var count: Int { index.count }
+    public var entries: Dictionary<FlowKey, ClassifierEntry>.Values { index.values }
+
+    // MARK: Reader side
+
+    /// Finds the entry matching `key` under this subtable's mask.
+    @inlinable @inline(__always)
+    func find(_ key: FlowKey) -> Unmanaged<ClassifierEntry>? {
+        findSlow(key)
+    }
+
+    @usableFromInline
+    func findSlow(_ key: FlowKey) -> Unmanaged<ClassifierEntry>? {
+        let h = mask.hash(key)
+        return current.load(ordering: .acquiring)._withUnsafeGuaranteedRef { arr -> Unmanaged<ClassifierEntry>? in
+            let m = arr.capacity - 1
+            var i = Int(h) & m
+            while true {
+                let v = arr.slots[i].load(ordering: .acquiring)
+                if v == SlotArray.empty { return nil }
+                if v != SlotArray.deleted {
+                    let e = Unmanaged<ClassifierEntry>.fromOpaque(UnsafeRawPointer(bitPattern: v)!)
+                    let hit = e._withUnsafeGuaranteedRef { $0.hash == h && mask.matches(key, $0.key) }
+                    if hit { return e }
+                }
+                i = (i + 1) & m
+            }
+        }
+    }
+
+    @inline(__always)
+    func countHit(reader: Int) {
+        let c = hitCounters + reader * 8
+        c.pointee.store(c.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+    }
+
+    func totalHits() -> UInt64 {
+        var t: UInt64 = 0
+        for r in 0..<QuiescentState.maximumReaders { t &+= hitCounters[r * 8].load(ordering: .relaxed) }
+        return t
+    }
+
+    /// Hits since the last call (for ranking).
+    func takeHitDelta() -> UInt64 {
+        let t = totalHits()
+        let d = t &- lastHits
+        lastHits = t
+        return d
+    }
+
+    // MARK: Writer side
+
+    func lookupExact(_ maskedKey: FlowKey) -> ClassifierEntry? { index[maskedKey] }
+
+    func insert(_ e: ClassifierEntry, rcu: QuiescentState) {
+        precondition(index[e.key] == nil, "duplicate classifier entry")
+        index[e.key] = e
+        var arr = current.load(ordering: .relaxed).takeUnretainedValue()
+        if (index.count + deletedSlots) * 4 > arr.capacity * 3 {
+            arr = rebuild(rcu: rcu, extra: e)
+            return
+        }
+        place(e, in: arr)
+    }
+
+    @discardableResult
+    func remove(_ e: ClassifierEntry, rcu: QuiescentState) -> Bool {
+        guard let existing = index[e.key], existing === e else { return false }
+        index[e.key] = nil
+        let arr = current.load(ordering: .relaxed).takeUnretainedValue()
+        let target = UInt(bitPattern: Unmanaged.passUnretained(e).toOpaque())
+        let m = arr.capacity - 1
+        var i = Int(e.hash) & m
+        while true {
+            let v = arr.slots[i].load(ordering: .relaxed)
+            if v == target {
+                arr.slots[i].store(SlotArray.deleted, ordering: .releasing)
+                deletedSlots += 1
+                break
+            }
+            precondition(v != SlotArray.empty, "classifier entry missing from its slots")
+            i = (i + 1) & m
+        }
+        // The slot array held one reference; drop it after readers are done.
+        let u = Unmanaged.passUnretained(e)
+        rcu.retire { u.release() }
+        if deletedSlots > arr.capacity / 4 { _ = rebuild(rcu: rcu, extra: nil) }
+        return true
+    }
+
+    private func place(_ e: ClassifierEntry, in arr: SlotArray) {
+        let m = arr.capacity - 1
+        var i = Int(e.hash) & m
+        while true {
+            let v = arr.slots[i].load(ordering: .relaxed)
+            if v == SlotArray.empty || v == SlotArray.deleted {
+                if v == SlotArray.deleted { deletedSlots -= 1 }
+                let p = UInt(bitPattern: Unmanaged.passRetained(e).toOpaque())
+                arr.slots[i].store(p, ordering: .releasing)
+                return
+            }
+            i = (i + 1) & m
+        }
+    }
+
+    /// Builds a fresh slot array sized for the live entries, publishes it and retires the old one.
+    private func rebuild(rcu: QuiescentState, extra: ClassifierEntry?) -> SlotArray {
+        var cap = 8
+        while index.count * 2 > cap { cap <<= 1 }
+        let fresh = SlotArray(capacity: cap)
+        let old = current.load(ordering: .relaxed)
+        deletedSlots = 0
+        for e in index.values { place(e, in: fresh) }
+        current.store(Unmanaged.passRetained(fresh), ordering: .releasing)
+        // The old array's entry references move with it: release them after the grace period.
+        let oldArr = old.takeUnretainedValue()
+        var refs: [Unmanaged<ClassifierEntry>] = []
+        for i in 0..<oldArr.capacity {
+            let v = oldArr.slots[i].load(ordering: .relaxed)
+            if v > SlotArray.deleted { refs.append(Unmanaged.fromOpaque(UnsafeRawPointer(bitPattern: v)!)) }
+        }
+        let toRelease = refs
+        rcu.retire {
+            for r in toRelease { r.release() }
+            old.release()
+        }
+        _ = extra
+        return fresh
+    }
+}

@@ -1,0 +1,163 @@
+/// Netlink attributes (struct nlattr): a 4-byte header (length including the header,
+/// type with the NLA_F_NESTED / NLA_F_NET_BYTEORDER flags) and a payload padded to 4 bytes.
+/// Host byte order for integers, as on the kernel's netlink sockets.
+
+public enum NetlinkAttributeFlag {
+    public static let nested: UInt16 = 0x8000
+    public static let netByteOrder: UInt16 = 0x4000
+    public static let typeMask: UInt16 = 0x3fff
+}
+
+@inlinable
+public func netlinkAlign(_ n: Int) -> Int { (n + 3) & ~3 }
+
+/// Appends attributes to a byte buffer.
+public struct AttributeWriter: Sendable {
+    public var bytes: [UInt8]
+
+    public init(capacity: Int = 256) {
+        bytes = []
+        bytes.reserveCapacity(capacity)
+    }
+
+    public init(bytes: [UInt8]) { self.bytes = bytes }
+
+    public mutating func put(_ type: UInt16, _ payload: some Collection<UInt8>) {
+        let len = 4 + payload.count
+        appendHeader(length: len, type: type)
+        bytes.append(contentsOf: payload)
+        pad()
+    }
+
+    public mutating func putFlag(_ type: UInt16) { put(type, EmptyCollection<UInt8>()) }
+    public mutating func putU8(_ type: UInt16, _ v: UInt8) { put(type, [v]) }
+    public mutating func putU16(_ type: UInt16, _ v: UInt16) { put(type, withUnsafeBytes(of: v.littleEndian, Array.init)) }
+    public mutating func putU32(_ type: UInt16, _ v: UInt32) { put(type, withUnsafeBytes(of: v.littleEndian, Array.init)) }
+    public mutating func putU64(_ type: UInt16, _ v: UInt64) { put(type, withUnsafeBytes(of: v.littleEndian, Array.init)) }
+    /// A big-endian (network order) integer payload, as OVS uses for be16/be32/be64 fields.
+    public mutating func putBE16(_ type: UInt16, _ v: UInt16) { put(type, withUnsafeBytes(of: v.bigEndian, Array.init)) }
+    public mutating func putBE32(_ type: UInt16, _ v: UInt32) { put(type, withUnsafeBytes(of: v.bigEndian, Array.init)) }
+    public mutating func putBE64(_ type: UInt16, _ v: UInt64) { put(type, withUnsafeBytes(of: v.bigEndian, Array.init)) }
+    /// A NUL-terminated string.
+    public mutating func putString(_ type: UInt16, _ s: String) { put(type, Array(s.utf8) + [0]) }
+
+    /// Writes a nested attribute whose payload is what `body` appends.
+    public mutating func nested(_ type: UInt16, flag: Bool = false, _ body: (inout AttributeWriter) throws -> Void) rethrows {
+        let start = bytes.count
+        appendHeader(length: 0, type: flag ? type | NetlinkAttributeFlag.nested : type)
+        var inner = AttributeWriter(bytes: [])
+        swap(&inner.bytes, &bytes)
+        defer {
+            swap(&inner.bytes, &bytes)
+            bytes.append(contentsOf: inner.bytes)
+            let len = bytes.count - start
+            bytes[start] = UInt8(len & 0xff)
+            bytes[start + 1] = UInt8(len >> 8)
+        }
+        try body(&inner)
+    }
+
+    /// Appends already-encoded attributes.
+    public mutating func append(raw: some Collection<UInt8>) { bytes.append(contentsOf: raw) }
+
+    mutating func appendHeader(length: Int, type: UInt16) {
+        bytes.append(UInt8(length & 0xff))
+        bytes.append(UInt8((length >> 8) & 0xff))
+        bytes.append(UInt8(type & 0xff))
+        bytes.append(UInt8(type >> 8))
+    }
+
+    mutating func pad() {
+        while bytes.count % 4 != 0 { bytes.append(0) }
+    }
+}
+
+/// One decoded attribute: its type (flags stripped) and its payload bytes.
+public struct Attribute: Sendable {
+    public let type: UInt16
+    public let isNested: Bool
+    public let payload: ArraySlice<UInt8>
+    /// Byte offset of the attribute header within the buffer it came from.
+    public let offset: Int
+
+    public var count: Int { payload.count }
+
+    public func u8() throws(NetlinkError) -> UInt8 {
+        try expectLength(1)
+        return payload[payload.startIndex]
+    }
+    public func u16() throws(NetlinkError) -> UInt16 { try integer(UInt16.self, bigEndian: false) }
+    public func u32() throws(NetlinkError) -> UInt32 { try integer(UInt32.self, bigEndian: false) }
+    public func u64() throws(NetlinkError) -> UInt64 { try integer(UInt64.self, bigEndian: false) }
+    public func be16() throws(NetlinkError) -> UInt16 { try integer(UInt16.self, bigEndian: true) }
+    public func be32() throws(NetlinkError) -> UInt32 { try integer(UInt32.self, bigEndian: true) }
+    public func be64() throws(NetlinkError) -> UInt64 { try integer(UInt64.self, bigEndian: true) }
+
+    public func string() throws(NetlinkError) -> String {
+        var bytes = Array(payload)
+        if let nul = bytes.firstIndex(of: 0) { bytes = Array(bytes[..<nul]) }
+        guard let s = String(validating: bytes, as: UTF8.self) else {
+            throw NetlinkError.malformed(offset: offset, "attribute \(type): string is not UTF-8")
+        }
+        return s
+    }
+
+    public func nestedAttributes() throws(NetlinkError) -> [Attribute] {
+        try AttributeParser.parse(payload)
+    }
+
+    public func expectLength(_ n: Int) throws(NetlinkError) {
+        guard payload.count == n else {
+            throw NetlinkError.malformed(offset: offset, "attribute \(type) has length \(payload.count), expected \(n)")
+        }
+    }
+
+    func integer<T: FixedWidthInteger>(_: T.Type, bigEndian: Bool) throws(NetlinkError) -> T {
+        try expectLength(MemoryLayout<T>.size)
+        var v: T = 0
+        if bigEndian {
+            for b in payload { v = v << 8 | T(b) }
+        } else {
+            for b in payload.reversed() { v = v << 8 | T(b) }
+        }
+        return v
+    }
+}
+
+/// Splits a byte range into attributes, checking every length.
+public enum AttributeParser {
+    public static func parse(_ bytes: ArraySlice<UInt8>) throws(NetlinkError) -> [Attribute] {
+        var out: [Attribute] = []
+        var i = bytes.startIndex
+        while i < bytes.endIndex {
+            guard bytes.endIndex - i >= 4 else {
+                throw NetlinkError.malformed(offset: i - bytes.startIndex, "truncated attribute header")
+            }
+            let len = Int(bytes[i]) | Int(bytes[i + 1]) << 8
+            let rawType = UInt16(bytes[i + 2]) | UInt16(bytes[i + 3]) << 8
+            guard len >= 4, len <= bytes.endIndex - i else {
+                throw NetlinkError.malformed(offset: i - bytes.startIndex,
+                                             "attribute length \(len) outside 4...\(bytes.endIndex - i)")
+            }
+            out.append(Attribute(type: rawType & NetlinkAttributeFlag.typeMask,
+                                 isNested: rawType & NetlinkAttributeFlag.nested != 0,
+                                 payload: bytes[(i + 4)..<(i + len)], offset: i - bytes.startIndex))
+            i += min(netlinkAlign(len), bytes.endIndex - i)
+        }
+        return out
+    }
+
+    public static func parse(_ bytes: [UInt8]) throws(NetlinkError) -> [Attribute] {
+        try parse(bytes[...])
+    }
+}
+
+public enum NetlinkError: Error, Sendable, Equatable, CustomStringConvertible {
+    case malformed(offset: Int, String)
+
+    public var description: String {
+        switch self {
+        case .malformed(let offset, let message): "malformed netlink at byte \(offset): \(message)"
+        }
+    }
+}

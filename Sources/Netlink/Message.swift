@@ -1,0 +1,198 @@
+/// Netlink message framing: struct nlmsghdr, the generic netlink header, and
+/// NLMSG_ERROR with extended ack (the error text travels as NLMSGERR_ATTR_MSG).
+
+public struct NetlinkHeader: Sendable, Equatable {
+    public static let size = 16
+    public var length: UInt32
+    public var type: UInt16
+    public var flags: UInt16
+    public var sequence: UInt32
+    public var portID: UInt32
+
+    public init(length: UInt32 = 0, type: UInt16, flags: UInt16, sequence: UInt32, portID: UInt32 = 0) {
+        self.length = length
+        self.type = type
+        self.flags = flags
+        self.sequence = sequence
+        self.portID = portID
+    }
+}
+
+public enum NetlinkMessageType {
+    public static let noop: UInt16 = 1
+    public static let error: UInt16 = 2
+    public static let done: UInt16 = 3
+    /// Types below this are reserved for control messages.
+    public static let minimumFamily: UInt16 = 0x10
+}
+
+public enum NetlinkFlags {
+    public static let request: UInt16 = 0x1
+    public static let multi: UInt16 = 0x2
+    public static let ack: UInt16 = 0x4
+    public static let echo: UInt16 = 0x8
+    public static let dump: UInt16 = 0x300
+    public static let replace: UInt16 = 0x100
+    public static let exclusive: UInt16 = 0x200
+    public static let create: UInt16 = 0x400
+    // On NLMSG_ERROR:
+    public static let capped: UInt16 = 0x100
+    public static let ackTLVs: UInt16 = 0x200
+}
+
+public enum NetlinkErrorAttribute {
+    public static let message: UInt16 = 1
+    public static let offset: UInt16 = 2
+}
+
+/// A generic netlink message: nlmsghdr, genlmsghdr, a fixed family header
+/// (4 bytes for the OVS families: struct ovs_header), then attributes.
+public struct GenericMessage: Sendable {
+    public var header: NetlinkHeader
+    public var command: UInt8
+    public var version: UInt8
+    /// struct ovs_header's dp_ifindex (or 0 for families without one).
+    public var familyHeader: Int32
+    public var attributes: [UInt8]
+
+    public init(family: UInt16, command: UInt8, version: UInt8 = 1, flags: UInt16, sequence: UInt32,
+                familyHeader: Int32 = 0, attributes: [UInt8] = []) {
+        self.header = NetlinkHeader(type: family, flags: flags, sequence: sequence)
+        self.command = command
+        self.version = version
+        self.familyHeader = familyHeader
+        self.attributes = attributes
+    }
+
+    public static let fixedSize = NetlinkHeader.size + 4 + 4
+
+    /// The wire form.
+    public func encoded() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(GenericMessage.fixedSize + attributes.count)
+        let length = UInt32(GenericMessage.fixedSize + attributes.count)
+        appendHeader(&out, NetlinkHeader(length: length, type: header.type, flags: header.flags,
+                                         sequence: header.sequence, portID: header.portID))
+        out += [command, version, 0, 0]
+        withUnsafeBytes(of: familyHeader.littleEndian) { out += $0 }
+        out += attributes
+        return out
+    }
+
+    /// Decodes one message body whose nlmsghdr is already parsed.
+    public init(header: NetlinkHeader, body: ArraySlice<UInt8>) throws(NetlinkError) {
+        guard body.count >= 8 else {
+            throw NetlinkError.malformed(offset: NetlinkHeader.size, "generic netlink message shorter than its headers")
+        }
+        let b = body.startIndex
+        self.header = header
+        self.command = body[b]
+        self.version = body[b + 1]
+        self.familyHeader = Int32(bitPattern: UInt32(body[b + 4]) | UInt32(body[b + 5]) << 8
+                                  | UInt32(body[b + 6]) << 16 | UInt32(body[b + 7]) << 24)
+        self.attributes = Array(body[(b + 8)...])
+    }
+}
+
+func appendHeader(_ out: inout [UInt8], _ h: NetlinkHeader) {
+    withUnsafeBytes(of: h.length.littleEndian) { out += $0 }
+    withUnsafeBytes(of: h.type.littleEndian) { out += $0 }
+    withUnsafeBytes(of: h.flags.littleEndian) { out += $0 }
+    withUnsafeBytes(of: h.sequence.littleEndian) { out += $0 }
+    withUnsafeBytes(of: h.portID.littleEndian) { out += $0 }
+}
+
+/// One raw message off the wire.
+public struct RawMessage: Sendable {
+    public var header: NetlinkHeader
+    public var body: ArraySlice<UInt8>
+}
+
+/// Splits a buffer that holds one or more netlink messages.
+public enum MessageParser {
+    public static func split(_ bytes: [UInt8]) throws(NetlinkError) -> [RawMessage] {
+        var out: [RawMessage] = []
+        var i = 0
+        while i < bytes.count {
+            guard bytes.count - i >= NetlinkHeader.size else {
+                throw NetlinkError.malformed(offset: i, "truncated netlink header")
+            }
+            let h = readHeader(bytes, at: i)
+            let len = Int(h.length)
+            guard len >= NetlinkHeader.size, len <= bytes.count - i else {
+                throw NetlinkError.malformed(offset: i, "message length \(len) outside \(NetlinkHeader.size)...\(bytes.count - i)")
+            }
+            out.append(RawMessage(header: h, body: bytes[(i + NetlinkHeader.size)..<(i + len)]))
+            i += netlinkAlign(len)
+        }
+        return out
+    }
+
+    public static func readHeader(_ b: [UInt8], at i: Int) -> NetlinkHeader {
+        func u16(_ o: Int) -> UInt16 { UInt16(b[i + o]) | UInt16(b[i + o + 1]) << 8 }
+        func u32(_ o: Int) -> UInt32 { UInt32(u16(o)) | UInt32(u16(o + 2)) << 16 }
+        return NetlinkHeader(length: u32(0), type: u16(4), flags: u16(6), sequence: u32(8), portID: u32(12))
+    }
+}
+
+/// NLMSG_ERROR: errno 0 is an ACK. A non-zero errno may carry a message.
+public struct ErrorMessage: Sendable, Equatable {
+    /// Positive errno (0 = success).
+    public var errno: Int32
+    public var message: String?
+    public var sequence: UInt32
+    public var requestType: UInt16
+
+    public init(errno: Int32, message: String? = nil, sequence: UInt32, requestType: UInt16) {
+        self.errno = errno
+        self.message = message
+        self.sequence = sequence
+        self.requestType = requestType
+    }
+
+    public func encoded() -> [UInt8] {
+        var attrs = AttributeWriter()
+        if let message { attrs.putString(NetlinkErrorAttribute.message, message) }
+        let length = UInt32(NetlinkHeader.size + 4 + NetlinkHeader.size + attrs.bytes.count)
+        var out: [UInt8] = []
+        appendHeader(&out, NetlinkHeader(length: length, type: NetlinkMessageType.error,
+                                         flags: NetlinkFlags.capped | (message == nil ? 0 : NetlinkFlags.ackTLVs),
+                                         sequence: sequence))
+        withUnsafeBytes(of: (-errno).littleEndian) { out += $0 }
+        // The request's header, capped (no payload), as the kernel sends with NETLINK_CAP_ACK.
+        appendHeader(&out, NetlinkHeader(length: UInt32(NetlinkHeader.size), type: requestType, flags: 0, sequence: sequence))
+        out += attrs.bytes
+        return out
+    }
+
+    public init(header: NetlinkHeader, body: ArraySlice<UInt8>) throws(NetlinkError) {
+        guard body.count >= 4 + NetlinkHeader.size else {
+            throw NetlinkError.malformed(offset: NetlinkHeader.size, "short NLMSG_ERROR")
+        }
+        let b = body.startIndex
+        let raw = UInt32(body[b]) | UInt32(body[b + 1]) << 8 | UInt32(body[b + 2]) << 16 | UInt32(body[b + 3]) << 24
+        errno = -Int32(bitPattern: raw)
+        sequence = header.sequence
+        let inner = MessageParser.readHeader(Array(body[(b + 4)..<(b + 4 + NetlinkHeader.size)]), at: 0)
+        requestType = inner.type
+        message = nil
+        var attrStart = b + 4 + NetlinkHeader.size
+        if header.flags & NetlinkFlags.capped == 0 {
+            attrStart = b + 4 + Int(inner.length)
+        }
+        if header.flags & NetlinkFlags.ackTLVs != 0, attrStart <= body.endIndex {
+            for a in try AttributeParser.parse(body[attrStart...]) where a.type == NetlinkErrorAttribute.message {
+                message = try a.string()
+            }
+        }
+    }
+}
+
+/// NLMSG_DONE, the end of a dump.
+public func encodeDone(sequence: UInt32) -> [UInt8] {
+    var out: [UInt8] = []
+    appendHeader(&out, NetlinkHeader(length: UInt32(NetlinkHeader.size + 4), type: NetlinkMessageType.done,
+                                     flags: NetlinkFlags.multi, sequence: sequence))
+    out += [0, 0, 0, 0]
+    return out
+}

@@ -1,0 +1,171 @@
+import Testing
+import Foundation
+@testable import Classifier
+import Packet
+
+final class TestEntry: ClassifierEntry, @unchecked Sendable {
+    let id: Int
+    init(key: FlowKey, mask: FlowMask, id: Int) {
+        self.id = id
+        super.init(key: key, mask: mask)
+    }
+}
+
+func key(port: UInt64, dst: UInt64 = 0, tp: UInt64 = 0) -> FlowKey {
+    var k = FlowKey()
+    k[.inPort] = port
+    k[.ethDst] = dst
+    k[.ethType] = 0x0800
+    k[.tpDst] = tp
+    return k
+}
+
+func maskBits(_ fields: [FlowField]) -> FlowKey {
+    var m = FlowKey()
+    for f in fields { m[f] = f.valueMask }
+    return m
+}
+
+@Suite struct ClassifierTests {
+    @Test func tupleSpaceLookup() {
+        let rcu = QuiescentState()
+        let c = Classifier(rcu: rcu)
+        let reader = rcu.registerReader()
+        let m1 = c.mask(for: maskBits([.inPort, .ethDst]))
+        let m2 = c.mask(for: maskBits([.inPort, .tpDst]))
+        #expect(c.insert(TestEntry(key: key(port: 1, dst: 0xaa), mask: m1, id: 1)))
+        #expect(c.insert(TestEntry(key: key(port: 2, tp: 80), mask: m2, id: 2)))
+        #expect(!c.insert(TestEntry(key: key(port: 1, dst: 0xaa, tp: 9), mask: m1, id: 3)))  // same masked key
+        #expect(c.count == 2)
+        #expect(c.maskCount == 2)
+
+        var probed: UInt64 = 0
+        let hit1 = c.lookup(key(port: 1, dst: 0xaa, tp: 1234), reader: reader, probed: &probed)
+        #expect((hit1?.takeUnretainedValue() as? TestEntry)?.id == 1)
+        let hit2 = c.lookup(key(port: 2, dst: 0xbb, tp: 80), reader: reader, probed: &probed)
+        #expect((hit2?.takeUnretainedValue() as? TestEntry)?.id == 2)
+        #expect(c.lookup(key(port: 3), reader: reader, probed: &probed) == nil)
+        #expect(probed >= 4)
+        #expect(c.lookupExact(key: key(port: 1, dst: 0xaa, tp: 5), mask: maskBits([.inPort, .ethDst])) != nil)
+    }
+
+    @Test func removeAndSubtableLifecycle() {
+        let rcu = QuiescentState()
+        let c = Classifier(rcu: rcu)
+        let reader = rcu.registerReader()
+        let m = c.mask(for: maskBits([.inPort]))
+        var entries: [TestEntry] = []
+        for i in 0..<1000 {
+            let e = TestEntry(key: key(port: UInt64(i)), mask: m, id: i)
+            entries.append(e)
+            #expect(c.insert(e))
+        }
+        var probed: UInt64 = 0
+        for i in stride(from: 0, to: 1000, by: 7) {
+            #expect((c.lookup(key(port: UInt64(i)), reader: reader, probed: &probed)?.takeUnretainedValue() as? TestEntry)?.id == i)
+        }
+        for e in entries where e.id % 2 == 0 { #expect(c.remove(e)) }
+        #expect(!c.remove(entries[0]))
+        for i in 0..<1000 {
+            let hit = c.lookup(key(port: UInt64(i)), reader: reader, probed: &probed)
+            #expect((hit != nil) == (i % 2 == 1))
+        }
+        for e in entries where e.id % 2 == 1 { c.remove(e) }
+        #expect(c.count == 0)
+        #expect(c.maskCount == 0)
+        rcu.synchronize()
+        #expect(rcu.pending == 0)
+    }
+
+    @Test func entriesAreReleasedAfterGracePeriodOnly() {
+        let rcu = QuiescentState()
+        let c = Classifier(rcu: rcu)
+        let reader = rcu.registerReader()
+        weak var weakEntry: TestEntry?
+        do {
+            let e = TestEntry(key: key(port: 9), mask: c.mask(for: maskBits([.inPort])), id: 9)
+            weakEntry = e
+            c.insert(e)
+        }
+        #expect(weakEntry != nil)
+        rcu.enter(reader)  // a reader is mid-batch
+        c.remove(weakEntry!)
+        rcu.reclaim()
+        #expect(weakEntry != nil)  // still visible to the reader
+        rcu.leave(reader)
+        rcu.reclaim()
+        #expect(weakEntry == nil)
+    }
+
+    @Test func rerankPutsBusiestMaskFirst() {
+        let rcu = QuiescentState()
+        let c = Classifier(rcu: rcu)
+        let reader = rcu.registerReader()
+        let masks = [maskBits([.inPort]), maskBits([.ethDst]), maskBits([.tpDst])]
+        c.insert(TestEntry(key: key(port: 1), mask: c.mask(for: masks[0]), id: 0))
+        c.insert(TestEntry(key: key(port: 0, dst: 5), mask: c.mask(for: masks[1]), id: 1))
+        c.insert(TestEntry(key: key(port: 0, tp: 7), mask: c.mask(for: masks[2]), id: 2))
+        var probed: UInt64 = 0
+        for _ in 0..<100 { _ = c.lookup(key(port: 9, tp: 7), reader: reader, probed: &probed) }
+        #expect(probed == 300)
+        #expect(c.rerank())
+        probed = 0
+        _ = c.lookup(key(port: 9, tp: 7), reader: reader, probed: &probed)
+        #expect(probed == 1)
+    }
+
+    @Test func concurrentReadersSeeStableEntriesWhileWriterChurns() async {
+        let rcu = QuiescentState()
+        let c = Classifier(rcu: rcu)
+        let m = c.mask(for: maskBits([.inPort, .tpDst]))
+        for i in 0..<64 { c.insert(TestEntry(key: key(port: 1, tp: UInt64(i)), mask: m, id: i)) }
+        let stop = Flag()
+        let failures = Counter()
+        let readers = (0..<2).map { _ in
+            Thread {
+                let r = rcu.registerReader()
+                var probed: UInt64 = 0
+                while !stop.value {
+                    rcu.enter(r)
+                    for i in 0..<64 {
+                        let hit = c.lookup(key(port: 1, tp: UInt64(i)), reader: r, probed: &probed)
+                        if hit == nil { failures.add() }
+                    }
+                    rcu.leave(r)
+                }
+                rcu.unregister(r)
+            }
+        }
+        for t in readers { t.start() }
+        // Churn: insert and remove thousands of other entries, forcing rebuilds and new masks.
+        for round in 0..<20 {
+            var added: [TestEntry] = []
+            let m2 = c.mask(for: maskBits(round % 2 == 0 ? [.inPort, .ethDst] : [.inPort, .tpDst]))
+            for j in 0..<500 {
+                let e = TestEntry(key: key(port: 2, dst: UInt64(j), tp: UInt64(j)), mask: round % 2 == 0 ? m2 : m, id: 1000 + j)
+                if c.insert(e) { added.append(e) }
+            }
+            for e in added { c.remove(e) }
+            rcu.reclaim()
+        }
+        stop.set()
+        while readers.contains(where: { !$0.isFinished }) { usleep(1000) }
+        rcu.synchronize()
+        #expect(failures.value == 0)
+        #expect(c.count == 64)
+    }
+}
+
+final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var v = false
+    var value: Bool { lock.lock(); defer { lock.unlock() }; return v }
+    func set() { lock.lock(); v = true; lock.unlock() }
+}
+
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var v = 0
+    var value: Int { lock.lock(); defer { lock.unlock() }; return v }
+    func add() { lock.lock(); v += 1; lock.unlock() }
+}
