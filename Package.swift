@@ -24,7 +24,7 @@ let package = Package(
 
         .target(name: "Packet", swiftSettings: fast),
         .target(name: "Classifier", dependencies: ["Packet"], swiftSettings: fast),
-        .target(name: "NetLinux", dependencies: ["CNetLinux"], swiftSettings: strict),
+        .target(name: "NetLinux", dependencies: ["CNetLinux", "Netlink"], swiftSettings: strict),
         .target(name: "Netlink", swiftSettings: strict),
         .target(name: "ODP", dependencies: ["Packet", "Netlink"], swiftSettings: strict),
         .target(name: "ESwitch", dependencies: ["Packet", "Classifier", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: fast),
@@ -39,7 +39,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .executableTarget(name: "esw-dpctl", dependencies: [
-            "ControlProtocol",
+            "ControlProtocol", "ODP",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),
         .executableTarget(name: "esw-devlink", dependencies: [

@@ -1,1 +1,169 @@
-int cnl_placeholder(void){return 0;}
+#define _GNU_SOURCE
+#include "CNetLinux.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <linux/if_tun.h>
+#include <sched.h>
+#include <pthread.h>
+#include <linux/sockios.h>
+#include <net/if_arp.h>
+
+const int CNL_IFF_TAP = IFF_TAP;
+const int CNL_IFF_NO_PI = IFF_NO_PI;
+const int CNL_IFF_VNET_HDR = IFF_VNET_HDR;
+const int CNL_IFF_MULTI_QUEUE = IFF_MULTI_QUEUE;
+const int CNL_IFF_NAPI = IFF_NAPI;
+const unsigned int CNL_TUN_F_CSUM = TUN_F_CSUM;
+const unsigned int CNL_TUN_F_TSO4 = TUN_F_TSO4;
+const unsigned int CNL_TUN_F_TSO6 = TUN_F_TSO6;
+const unsigned int CNL_TUN_F_TSO_ECN = TUN_F_TSO_ECN;
+#ifdef TUN_F_USO4
+const unsigned int CNL_TUN_F_USO4 = TUN_F_USO4;
+const unsigned int CNL_TUN_F_USO6 = TUN_F_USO6;
+#else
+const unsigned int CNL_TUN_F_USO4 = 0;
+const unsigned int CNL_TUN_F_USO6 = 0;
+#endif
+const int CNL_PACKET_FANOUT_HASH = PACKET_FANOUT_HASH;
+
+static void fill_name(struct ifreq *ifr, const char *name) {
+    memset(ifr, 0, sizeof(*ifr));
+    if (name) strncpy(ifr->ifr_name, name, IFNAMSIZ - 1);
+}
+
+int cnl_tun_open(const char *name, int flags, char out_name[IFNAMSIZ]) {
+    int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return -1;
+    struct ifreq ifr;
+    fill_name(&ifr, name);
+    ifr.ifr_flags = (short)flags;
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    memcpy(out_name, ifr.ifr_name, IFNAMSIZ);
+    return fd;
+}
+
+int cnl_tun_set_vnet_header_size(int fd, int size) { return ioctl(fd, TUNSETVNETHDRSZ, &size); }
+int cnl_tun_set_offload(int fd, unsigned int flags) { return ioctl(fd, TUNSETOFFLOAD, flags); }
+int cnl_tun_device_netns(int fd) { return ioctl(fd, TUNGETDEVNETNS); }
+
+int cnl_tun_name(int fd, char out_name[IFNAMSIZ]) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    if (ioctl(fd, TUNGETIFF, &ifr) < 0) return -1;
+    memcpy(out_name, ifr.ifr_name, IFNAMSIZ);
+    return 0;
+}
+
+int cnl_tun_set_hwaddr(int fd, const uint8_t mac[6]) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+    memcpy(ifr.ifr_hwaddr.sa_data, mac, 6);
+    return ioctl(fd, SIOCSIFHWADDR, &ifr);
+}
+
+int cnl_tun_get_hwaddr(int fd, uint8_t mac[6]) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0) return -1;
+    memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
+    return 0;
+}
+
+int cnl_tun_set_queue(int fd, int attach) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    ifr.ifr_flags = attach ? IFF_ATTACH_QUEUE : IFF_DETACH_QUEUE;
+    return ioctl(fd, TUNSETQUEUE, &ifr);
+}
+
+int cnl_if_index(int sock, const char *name) {
+    struct ifreq ifr;
+    fill_name(&ifr, name);
+    if (ioctl(sock, SIOCGIFINDEX, &ifr) < 0) return -1;
+    return ifr.ifr_ifindex;
+}
+
+int cnl_if_get_mtu(int sock, const char *name) {
+    struct ifreq ifr;
+    fill_name(&ifr, name);
+    if (ioctl(sock, SIOCGIFMTU, &ifr) < 0) return -1;
+    return ifr.ifr_mtu;
+}
+
+int cnl_if_set_mtu(int sock, const char *name, int mtu) {
+    struct ifreq ifr;
+    fill_name(&ifr, name);
+    ifr.ifr_mtu = mtu;
+    return ioctl(sock, SIOCSIFMTU, &ifr);
+}
+
+int cnl_if_get_flags(int sock, const char *name) {
+    struct ifreq ifr;
+    fill_name(&ifr, name);
+    if (ioctl(sock, SIOCGIFFLAGS, &ifr) < 0) return -1;
+    return ifr.ifr_flags & 0xffff;
+}
+
+int cnl_if_set_flags(int sock, const char *name, int flags) {
+    struct ifreq ifr;
+    fill_name(&ifr, name);
+    ifr.ifr_flags = (short)flags;
+    return ioctl(sock, SIOCSIFFLAGS, &ifr);
+}
+
+int cnl_if_get_hwaddr(int sock, const char *name, uint8_t mac[6]) {
+    struct ifreq ifr;
+    fill_name(&ifr, name);
+    if (ioctl(sock, SIOCGIFHWADDR, &ifr) < 0) return -1;
+    memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
+    return 0;
+}
+
+int cnl_if_set_hwaddr(int sock, const char *name, const uint8_t mac[6]) {
+    struct ifreq ifr;
+    fill_name(&ifr, name);
+    ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+    memcpy(ifr.ifr_hwaddr.sa_data, mac, 6);
+    return ioctl(sock, SIOCSIFHWADDR, &ifr);
+}
+
+int cnl_packet_bind(int fd, int ifindex, uint16_t protocol) {
+    struct sockaddr_ll sll;
+    memset(&sll, 0, sizeof(sll));
+    sll.sll_family = AF_PACKET;
+    sll.sll_protocol = protocol;
+    sll.sll_ifindex = ifindex;
+    return bind(fd, (struct sockaddr *)&sll, sizeof(sll));
+}
+
+unsigned int cnl_tpacket_align(unsigned int x) { return TPACKET_ALIGN(x); }
+
+int cnl_eventfd_signal(int fd) {
+    uint64_t one = 1;
+    return (int)write(fd, &one, sizeof(one));
+}
+
+int cnl_eventfd_drain(int fd) {
+    uint64_t v;
+    return (int)read(fd, &v, sizeof(v));
+}
+
+int cnl_sendmmsg(int fd, struct cnl_mmsghdr *msgs, unsigned int count, int flags) {
+    return sendmmsg(fd, (struct mmsghdr *)msgs, count, flags);
+}
+
+int cnl_recvmmsg(int fd, struct cnl_mmsghdr *msgs, unsigned int count, int flags) {
+    return recvmmsg(fd, (struct mmsghdr *)msgs, count, flags, NULL);
+}
+
+int cnl_setns_net(int fd) { return setns(fd, CLONE_NEWNET); }
+int cnl_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }

@@ -121,6 +121,13 @@ public final class Classifier: @unchecked Sendable {
         return true
     }
 
+    /// Replaces an entry by one with the same masked key and mask, atomically for readers.
+    @discardableResult
+    public func replace(_ old: ClassifierEntry, with new: ClassifierEntry) -> Bool {
+        guard old.mask.bits == new.mask.bits, let st = byMask[old.mask.bits] else { return false }
+        return st.replace(old, with: new, rcu: rcu)
+    }
+
     /// Every entry (writer side; for dumps).
     public var allEntries: [ClassifierEntry] {
         var out: [ClassifierEntry] = []

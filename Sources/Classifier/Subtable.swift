@@ -140,6 +140,29 @@ public final class Subtable: @unchecked Sendable {
         return true
     }
 
+    /// Swaps `old` for `new` (same masked key) in one atomic slot store: readers see
+    /// one or the other, never neither.
+    func replace(_ old: ClassifierEntry, with new: ClassifierEntry, rcu: QuiescentState) -> Bool {
+        guard let existing = index[old.key], existing === old, new.key == old.key else { return false }
+        index[old.key] = new
+        let arr = current.load(ordering: .relaxed).takeUnretainedValue()
+        let target = UInt(bitPattern: Unmanaged.passUnretained(old).toOpaque())
+        let m = arr.capacity - 1
+        var i = Int(old.hash) & m
+        while true {
+            let v = arr.slots[i].load(ordering: .relaxed)
+            if v == target {
+                arr.slots[i].store(UInt(bitPattern: Unmanaged.passRetained(new).toOpaque()), ordering: .releasing)
+                break
+            }
+            precondition(v != SlotArray.empty, "classifier entry missing from its slots")
+            i = (i + 1) & m
+        }
+        let u = Unmanaged.passUnretained(old)
+        rcu.retire { u.release() }
+        return true
+    }
+
     private func place(_ e: ClassifierEntry, in arr: SlotArray) {
         let m = arr.capacity - 1
         var i = Int(e.hash) & m

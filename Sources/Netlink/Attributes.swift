@@ -82,6 +82,13 @@ public struct Attribute: Sendable {
 
     public var count: Int { payload.count }
 
+    public init(type: UInt16, isNested: Bool = false, payload: ArraySlice<UInt8>, offset: Int = 0) {
+        self.type = type
+        self.isNested = isNested
+        self.payload = payload
+        self.offset = offset
+    }
+
     public func u8() throws(NetlinkError) -> UInt8 {
         try expectLength(1)
         return payload[payload.startIndex]

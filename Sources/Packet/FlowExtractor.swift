@@ -71,7 +71,15 @@ public enum FlowExtractor {
         case EtherType.arp, EtherType.rarp:
             extractARP(p, length: length, at: off, into: &key)
         case EtherType.mplsUnicast, EtherType.mplsMulticast:
-            if length >= off + 4 { key[.mplsLSE] = UInt64(p.be32(off)) }
+            // Up to three labels, stopping after bottom of stack.
+            guard length >= off + 4 else { break }
+            let l0 = p.be32(off)
+            key[.mplsLSE] = UInt64(l0)
+            guard l0 & 0x100 == 0, length >= off + 8 else { break }
+            let l1 = p.be32(off + 4)
+            key[.mplsLSE1] = UInt64(l1)
+            guard l1 & 0x100 == 0, length >= off + 12 else { break }
+            key[.mplsLSE2] = UInt64(p.be32(off + 8))
         default:
             break
         }

@@ -212,6 +212,9 @@ extension FlowField {
     public static let ipv6Label = FlowField("ipv6_label", word: 22, shift: 0, bits: 32)
     /// Top MPLS label stack entry (label:20 tc:3 bos:1 ttl:8).
     public static let mplsLSE = FlowField("mpls_lse", word: 22, shift: 32, bits: 32)
+    /// Second and third MPLS label stack entries (the kernel keeps three).
+    public static let mplsLSE1 = FlowField("mpls_lse1", word: 27, shift: 0, bits: 32)
+    public static let mplsLSE2 = FlowField("mpls_lse2", word: 27, shift: 32, bits: 32)
     /// ARP sender hardware address; ND source link-layer address.
     public static let arpSHA = FlowField("arp_sha", word: 25, shift: 0, bits: 48)
     /// ARP target hardware address; ND target link-layer address.
@@ -236,14 +239,16 @@ public enum FragmentType: UInt8, Sendable {
     case later = 2
 }
 
-/// Tunnel key flags as stored in `FlowField.tunnelFlags`.
+/// Tunnel key flags as stored in `FlowField.tunnelFlags` (OVS's FLOW_TNL_F_* bits, so
+/// that they print in OVS's order: oam, df, csum, key).
 public struct TunnelFlags: OptionSet, Sendable, Hashable {
     public let rawValue: UInt64
     public init(rawValue: UInt64) { self.rawValue = rawValue }
-    public static let dontFragment = TunnelFlags(rawValue: 1 << 0)
-    public static let checksum = TunnelFlags(rawValue: 1 << 1)
-    public static let key = TunnelFlags(rawValue: 1 << 2)
-    public static let oam = TunnelFlags(rawValue: 1 << 3)
+    public static let oam = TunnelFlags(rawValue: 1 << 0)
+    public static let dontFragment = TunnelFlags(rawValue: 1 << 1)
+    public static let checksum = TunnelFlags(rawValue: 1 << 2)
+    public static let key = TunnelFlags(rawValue: 1 << 3)
+    public static let all: TunnelFlags = [.oam, .dontFragment, .checksum, .key]
 }
 
 /// EtherType constants.

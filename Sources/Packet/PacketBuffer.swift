@@ -115,3 +115,56 @@ public struct PacketBuffer {
     /// Copies the frame into a Swift array (for tests and control-plane paths, not the hot path).
     public var bytes: [UInt8] { Array(UnsafeRawBufferPointer(start: data, count: length)) }
 }
+
+extension OffloadInfo {
+    /// Reads a virtio_net_hdr (host byte order, as TAP and AF_PACKET use on x86).
+    @inlinable
+    public init(virtioHeader p: UnsafeRawPointer) {
+        self.init(flags: p.load(fromByteOffset: 0, as: UInt8.self),
+                  gsoType: p.load(fromByteOffset: 1, as: UInt8.self),
+                  headerLength: UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 2, as: UInt16.self)),
+                  gsoSize: UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 4, as: UInt16.self)),
+                  checksumStart: UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 6, as: UInt16.self)),
+                  checksumOffset: UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 8, as: UInt16.self)))
+    }
+
+    /// Writes the 12-byte virtio_net_hdr_mrg_rxbuf (num_buffers = 0).
+    @inlinable
+    public func write(virtioHeader p: UnsafeMutableRawPointer) {
+        p.storeBytes(of: flags, toByteOffset: 0, as: UInt8.self)
+        p.storeBytes(of: gsoType, toByteOffset: 1, as: UInt8.self)
+        p.storeBytes(of: headerLength.littleEndian, toByteOffset: 2, as: UInt16.self)
+        p.storeBytes(of: gsoSize.littleEndian, toByteOffset: 4, as: UInt16.self)
+        p.storeBytes(of: checksumStart.littleEndian, toByteOffset: 6, as: UInt16.self)
+        p.storeBytes(of: checksumOffset.littleEndian, toByteOffset: 8, as: UInt16.self)
+        p.storeBytes(of: UInt16(0), toByteOffset: 10, as: UInt16.self)
+    }
+}
+
+/// Fixed-size packet slots with headroom, allocated once and reused for every batch.
+public final class SlotPool: @unchecked Sendable {
+    /// Room in front of a frame for a virtio header, VLAN tags and tunnel headers.
+    public static let headroom = 192
+    /// Largest frame: a 64 KB GSO superpacket plus pushed headers.
+    public static let frameCapacity = 65536 + 256
+    public static let slotSize = (headroom + frameCapacity + 63) & ~63
+
+    public let count: Int
+    public let base: UnsafeMutableRawPointer
+
+    public init(count: Int) {
+        self.count = count
+        base = .allocate(byteCount: count * SlotPool.slotSize, alignment: 4096)
+    }
+
+    deinit { base.deallocate() }
+
+    @inline(__always)
+    public func slot(_ i: Int) -> UnsafeMutableRawPointer { base + i * SlotPool.slotSize }
+
+    /// An empty buffer over slot `i`, with the standard headroom.
+    @inline(__always)
+    public func buffer(_ i: Int, length: Int = 0) -> PacketBuffer {
+        PacketBuffer(storage: slot(i), capacity: SlotPool.slotSize, head: SlotPool.headroom, length: length)
+    }
+}

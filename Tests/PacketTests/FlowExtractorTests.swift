@@ -192,3 +192,14 @@ import Testing
         #expect(key[.ethType] == 0x0800)
     }
 }
+
+@Suite struct MPLSStackTests {
+    @Test func threeLabelsAreKept() {
+        var f = Frame(); f.ethernet(type: 0x8847)
+        f.be32(1 << 12 | 64); f.be32(2 << 12 | 64); f.be32(3 << 12 | 1 << 8 | 64); f.be32(4 << 12 | 1 << 8)
+        let (k, _) = extract(f.bytes)
+        #expect(k[.mplsLSE] == UInt64(1 << 12 | 64))
+        #expect(k[.mplsLSE1] == UInt64(2 << 12 | 64))
+        #expect(k[.mplsLSE2] == UInt64(3 << 12 | 1 << 8 | 64))
+    }
+}

@@ -1,3 +1,71 @@
-#pragma once
+// The C shim: only what Swift cannot call directly (variadic ioctl, function-like
+// macros behind ioctl numbers, struct ifreq's unions). Every name starts with cnl_.
+#ifndef C_NET_LINUX_H
+#define C_NET_LINUX_H
+
 #include <stdint.h>
-int cnl_placeholder(void);
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <sys/mman.h>
+#include <linux/if_packet.h>
+#include <linux/if_ether.h>
+#include <linux/virtio_net.h>
+#include <net/if.h>
+
+// TUN/TAP (linux/if_tun.h)
+int cnl_tun_open(const char *name, int flags, char out_name[IFNAMSIZ]);
+int cnl_tun_set_vnet_header_size(int fd, int size);
+int cnl_tun_set_offload(int fd, unsigned int flags);
+int cnl_tun_device_netns(int fd);
+int cnl_tun_name(int fd, char out_name[IFNAMSIZ]);
+int cnl_tun_set_hwaddr(int fd, const uint8_t mac[6]);
+int cnl_tun_get_hwaddr(int fd, uint8_t mac[6]);
+int cnl_tun_set_queue(int fd, int attach);
+
+extern const int CNL_IFF_TAP;
+extern const int CNL_IFF_NO_PI;
+extern const int CNL_IFF_VNET_HDR;
+extern const int CNL_IFF_MULTI_QUEUE;
+extern const int CNL_IFF_NAPI;
+extern const unsigned int CNL_TUN_F_CSUM;
+extern const unsigned int CNL_TUN_F_TSO4;
+extern const unsigned int CNL_TUN_F_TSO6;
+extern const unsigned int CNL_TUN_F_TSO_ECN;
+extern const unsigned int CNL_TUN_F_USO4;
+extern const unsigned int CNL_TUN_F_USO6;
+
+// Interface ioctls on any socket (struct ifreq by name).
+int cnl_if_index(int sock, const char *name);
+int cnl_if_get_mtu(int sock, const char *name);
+int cnl_if_set_mtu(int sock, const char *name, int mtu);
+int cnl_if_get_flags(int sock, const char *name);
+int cnl_if_set_flags(int sock, const char *name, int flags);
+int cnl_if_get_hwaddr(int sock, const char *name, uint8_t mac[6]);
+int cnl_if_set_hwaddr(int sock, const char *name, const uint8_t mac[6]);
+
+// AF_PACKET
+int cnl_packet_bind(int fd, int ifindex, uint16_t protocol);
+unsigned int cnl_tpacket_align(unsigned int x);
+extern const int CNL_PACKET_FANOUT_HASH;
+
+// sendmmsg/recvmmsg need _GNU_SOURCE, which the module map cannot set.
+struct cnl_mmsghdr {
+    struct msghdr msg_hdr;
+    unsigned int msg_len;
+};
+int cnl_sendmmsg(int fd, struct cnl_mmsghdr *msgs, unsigned int count, int flags);
+int cnl_recvmmsg(int fd, struct cnl_mmsghdr *msgs, unsigned int count, int flags);
+
+// setns(CLONE_NEWNET) needs _GNU_SOURCE too.
+int cnl_setns_net(int fd);
+int cnl_set_thread_name(const char *name);
+
+// eventfd wakeups
+int cnl_eventfd_signal(int fd);
+int cnl_eventfd_drain(int fd);
+
+#endif

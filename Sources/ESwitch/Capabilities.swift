@@ -1,0 +1,93 @@
+import Packet
+
+/// Which matches and actions the emulated hardware can do. Anything else is refused
+/// with a reason and stays in software.
+public struct HardwareCapabilities: Sendable {
+    /// Most outputs one rule may have (mirroring).
+    public var maximumOutputs = 4
+    /// Most VLAN tags pushed by one rule.
+    public var maximumVLANPushes = 2
+
+    public init() {}
+
+    /// Fields a rule may match, and what to call them in a refusal.
+    static let matchable: [FlowField] = [
+        .inPort, .ethSrc, .ethDst, .ethType, .vlanTCI, .vlanTPID, .cvlanTCI, .cvlanTPID,
+        .ipProto, .ipFrag, .ipTOS, .ipTTL, .tpSrc, .tpDst, .tcpFlags, .ipv4Src, .ipv4Dst, .ipv6Label,
+        .tunnelID, .tunnelIPv4Src, .tunnelIPv4Dst, .tunnelTOS, .tunnelTTL, .tunnelFlags, .tunnelTPSrc, .tunnelTPDst,
+    ]
+    static let matchableWide: [WideField] = [.ipv6Src, .ipv6Dst, .tunnelIPv6Src, .tunnelIPv6Dst]
+
+    /// Fields the hardware cannot match, by the name a user knows them by.
+    static let unmatchable: [(FlowField, String)] = [
+        (.dpHash, "dp_hash"), (.priority, "skb_priority"), (.skbMark, "skb_mark"), (.ctState, "ct_state"),
+        (.ctZone, "ct_zone"), (.ctMark, "ct_mark"), (.mplsLSE, "mpls"), (.arpSHA, "arp/nd link-layer address"),
+        (.arpTHA, "arp/nd link-layer address"),
+    ]
+    static let unmatchableWide: [(WideField, String)] = [(.ctLabel, "ct_label"), (.ndTarget, "nd target")]
+
+    /// Checks a rule's match; returns the refusal, or nil when the hardware can hold it.
+    public func check(key: FlowKey, mask: FlowKey) -> OffloadFailure? {
+        for (f, name) in HardwareCapabilities.unmatchable where mask[f] != 0 {
+            return .unsupportedMatch(field: name)
+        }
+        for (f, name) in HardwareCapabilities.unmatchableWide where mask[f] != 0 {
+            return .unsupportedMatch(field: name)
+        }
+        if mask[.recircID] != 0 && key[.recircID] != 0 { return .unsupportedMatch(field: "recirc_id") }
+        if mask[.packetType] != 0 && key[.packetType] != 0 { return .unsupportedMatch(field: "packet_type") }
+        if mask[.inPort] != FlowField.inPort.valueMask { return .unsupportedMatch(field: "in_port (must be exact)") }
+        let t = UInt16(truncatingIfNeeded: key[.ethType])
+        if (t == EtherType.arp || t == EtherType.rarp) && (mask[.ipv4Src] != 0 || mask[.ipv4Dst] != 0 || mask[.ipProto] != 0) {
+            return .unsupportedMatch(field: "arp")
+        }
+        return nil
+    }
+
+    /// Checks an action list.
+    public func check(actions: [HardwareAction]) -> OffloadFailure? {
+        var outputs = 0, pushes = 0, encaps = 0
+        for a in actions {
+            switch a {
+            case .forward: outputs += 1
+            case .pushVLAN: pushes += 1
+            case .encap: encaps += 1
+            default: break
+            }
+        }
+        if encaps > 1 { return .unsupportedAction("output to several tunnels at once") }
+        if outputs > maximumOutputs { return .unsupportedAction("more than \(maximumOutputs) outputs") }
+        if pushes > maximumVLANPushes { return .unsupportedAction("more than \(maximumVLANPushes) vlan pushes") }
+        return nil
+    }
+
+    /// True when `mask` is the exact-match profile: every 5-tuple field of the key's
+    /// family exact, nothing else. Such rules go to the hash (exact-match) table.
+    static func isExactMatchProfile(key: FlowKey, mask: FlowKey) -> Bool {
+        var profile = FlowKey()
+        for f in [FlowField.inPort, .ethSrc, .ethDst, .ethType, .ipProto, .tpSrc, .tpDst] { profile[f] = f.valueMask }
+        let t = UInt16(truncatingIfNeeded: key[.ethType])
+        let proto = UInt8(truncatingIfNeeded: key[.ipProto])
+        guard proto == IPProto.tcp || proto == IPProto.udp else { return false }
+        if t == EtherType.ipv4 {
+            profile[.ipv4Src] = ~0
+            profile[.ipv4Dst] = ~0
+        } else if t == EtherType.ipv6 {
+            profile[.ipv6Src] = ~0
+            profile[.ipv6Dst] = ~0
+        } else {
+            return false
+        }
+        // Frag and VLAN may be matched exactly as part of the profile.
+        var relaxed = mask
+        relaxed[.ipFrag] = 0
+        relaxed[.vlanTCI] = 0
+        relaxed[.vlanTPID] = 0
+        return relaxed == profile
+    }
+
+    /// IPv6 matches take a double-width entry.
+    static func units(for mask: FlowKey) -> Int {
+        mask[.ipv6Src] != 0 || mask[.ipv6Dst] != 0 || mask[.tunnelIPv6Src] != 0 || mask[.tunnelIPv6Dst] != 0 ? 2 : 1
+    }
+}

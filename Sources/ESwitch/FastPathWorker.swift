@@ -1,0 +1,410 @@
+import Classifier
+import NetLinux
+import Packet
+import Synchronization
+
+/// A packet thread of the eSwitch: polls the netdevs of the ports it owns, batches
+/// receive and transmit, looks frames up in the hardware tables and applies the
+/// rule's actions. Nothing on this path allocates, takes a lock or calls through an
+/// existential; buffers and vectors come from pools allocated when the thread starts.
+final class FastPathWorker: @unchecked Sendable {
+    static let batch = 32
+    static let spareSlots = 64
+
+    let id: Int
+    unowned(unsafe) let device: ESwitch
+    let tables: HardwareTables
+    let counters: CounterBlock
+    let reader: QuiescentState.Reader
+    let epoll: Epoll
+    let wakeup: Wakeup
+    let pool: SlotPool
+    var sender: PacketSender
+    /// 0 run, 1 pause requested, 2 paused, 3 stop.
+    let state = Atomic<Int>(0)
+    private var thread: PacketThread?
+    private var nextSpare = 0
+    private var now: UInt64 = 0
+
+    enum Token {
+        static let port: UInt64 = 1 << 32
+        static let representor: UInt64 = 2 << 32
+        static let wakeup: UInt64 = 3 << 32
+    }
+
+    init(id: Int, device: ESwitch, uplinkIfindex: Int32) throws(SystemError) {
+        self.id = id
+        sender = try PacketSender(ifindex: uplinkIfindex)
+        self.device = device
+        tables = device.tables
+        counters = device.counters
+        reader = tables.rcu.registerReader()
+        epoll = try Epoll(capacity: 64)
+        wakeup = try Wakeup()
+        pool = SlotPool(count: FastPathWorker.batch + FastPathWorker.spareSlots)
+        try epoll.add(wakeup.fd.raw, token: Token.wakeup)
+    }
+
+    deinit { tables.rcu.unregister(reader) }
+
+    func start() throws(SystemError) {
+        thread = try PacketThread.spawn(name: "esw-fp\(id)") { [self] in run() }
+    }
+
+    func stop() {
+        state.store(3, ordering: .sequentiallyConsistent)
+        wakeup.signal()
+        thread?.join()
+        thread = nil
+    }
+
+    /// Asks the thread to park, and waits until it has.
+    func pause() {
+        guard thread != nil else { return }
+        state.store(1, ordering: .sequentiallyConsistent)
+        wakeup.signal()
+        while state.load(ordering: .sequentiallyConsistent) != 2 { sched_yield() }
+    }
+
+    func resume() {
+        guard thread != nil else { return }
+        state.store(0, ordering: .sequentiallyConsistent)
+        wakeup.signal()
+    }
+
+    /// (Re)registers the fds this worker polls. Called while paused or before start.
+    func watch(port: ESwitchPort) {
+        if let q = port.vfQueue { try? epoll.add(q.fd, token: Token.port | UInt64(port.index)) }
+        if let u = port.uplink { try? epoll.add(u.fd, token: Token.port | UInt64(port.index)) }
+    }
+
+    func watchRepresentor(_ port: ESwitchPort) {
+        if let r = port.representor { try? epoll.add(r.fd, token: Token.representor | UInt64(port.index)) }
+    }
+
+    func unwatch(fd: Int32) { epoll.remove(fd) }
+
+    // MARK: Loop
+
+    private func run() {
+        var ready = [UInt64](repeating: 0, count: 64)
+        while true {
+            let s = state.load(ordering: .acquiring)
+            if s == 3 { break }
+            if s == 1 {
+                tables.rcu.leave(reader)
+                state.store(2, ordering: .sequentiallyConsistent)
+                while state.load(ordering: .acquiring) == 2 { waitForWakeup() }
+                continue
+            }
+            tables.rcu.leave(reader)
+            var n = 0
+            _ = try? epoll.wait(timeoutMilliseconds: 200) { token, _ in
+                if n < 64 { ready[n] = token; n += 1 }
+            }
+            tables.rcu.enter(reader)
+            now = Sys.monotonicNanoseconds()
+            for i in 0..<n {
+                let token = ready[i]
+                let index = PortIndex(truncatingIfNeeded: token & 0xffff_ffff)
+                switch token & ~0xffff_ffff {
+                case Token.port: receiveFromPort(index)
+                case Token.representor: receiveFromRepresentor(index)
+                default: wakeup.drain()
+                }
+            }
+            flushSender()
+        }
+        tables.rcu.leave(reader)
+    }
+
+    private func waitForWakeup() {
+        var pfd = pollfd(fd: wakeup.fd.raw, events: Int16(POLLIN), revents: 0)
+        _ = poll(&pfd, 1, 100)
+        wakeup.drain()
+    }
+
+    @inline(__always)
+    private func flushSender() {
+        if sender.pending > 0 { sender.flush() }
+        nextSpare = 0
+    }
+
+    /// A spare slot for a copy or a segment; flushes pending sends when they run out.
+    @inline(__always)
+    private func spareBuffer() -> PacketBuffer {
+        if nextSpare == FastPathWorker.spareSlots { flushSender() }
+        let b = pool.buffer(FastPathWorker.batch + nextSpare)
+        nextSpare += 1
+        return b
+    }
+
+    // MARK: Receive
+
+    private func receiveFromPort(_ index: PortIndex) {
+        let port = device.ports[Int(index)]
+        if let q = port.vfQueue {
+            for i in 0..<FastPathWorker.batch {
+                let slot = pool.slot(i)
+                let frame = slot + SlotPool.headroom - VirtioNetHeader.size
+                guard let n = try? Sys.read(q.fd, frame, SlotPool.frameCapacity + VirtioNetHeader.size),
+                      n > VirtioNetHeader.size else { break }
+                var b = PacketBuffer(storage: slot, capacity: SlotPool.slotSize, head: SlotPool.headroom,
+                                     length: n - VirtioNetHeader.size, offload: OffloadInfo(virtioHeader: frame))
+                handle(&b, from: port)
+            }
+        } else if let u = port.uplink {
+            var used = 0
+            _ = u.ring.receive(maxBlocks: 4) { hdr, len in
+                if used == FastPathWorker.batch {
+                    flushSender()
+                    used = 0
+                }
+                let length = len - VirtioNetHeader.size
+                guard length <= SlotPool.frameCapacity else { return }
+                var b = pool.buffer(used, length: length)
+                b.offload = OffloadInfo(virtioHeader: hdr)
+                b.data.copyMemory(from: hdr + VirtioNetHeader.size, byteCount: length)
+                used += 1
+                handle(&b, from: port)
+            }
+        }
+    }
+
+    /// A frame the kernel sent through a representor leaves through the port it represents.
+    private func receiveFromRepresentor(_ index: PortIndex) {
+        let port = device.ports[Int(index)]
+        guard let r = port.representor else { return }
+        for i in 0..<FastPathWorker.batch {
+            let slot = pool.slot(i)
+            let frame = slot + SlotPool.headroom - VirtioNetHeader.size
+            guard let n = try? Sys.read(r.fd, frame, SlotPool.frameCapacity + VirtioNetHeader.size),
+                  n > VirtioNetHeader.size else { break }
+            var b = PacketBuffer(storage: slot, capacity: SlotPool.slotSize, head: SlotPool.headroom,
+                                 length: n - VirtioNetHeader.size, offload: OffloadInfo(virtioHeader: frame))
+            counters.add(thread: id, port: Int(index), PortCounterSet.fromRepresentor, 1)
+            transmit(&b, to: port, deferred: true)
+        }
+    }
+
+    // MARK: Switching
+
+    @inline(__always)
+    private func handle(_ b: inout PacketBuffer, from port: ESwitchPort) {
+        counters.add(thread: id, port: Int(port.index), PortCounterSet.rxPackets, 1)
+        counters.add(thread: id, port: Int(port.index), PortCounterSet.rxBytes, UInt64(b.length))
+        if device.modeIsLegacy {
+            device.legacy.forward(&b, from: port, worker: self)
+            return
+        }
+        var key = FlowKey()
+        key[.inPort] = UInt64(port.index)
+        var offsets = HeaderOffsets()
+        var outer = 0
+        // The hardware parser recognises VXLAN on the uplink's registered UDP ports and
+        // matches outer and inner headers together.
+        if port.index == .uplink, device.vxlanPortCount > 0,
+           let o = parseTunnel(b, key: &key, offsets: &offsets) {
+            outer = o
+            if let rule = tables.lookup(key, reader: reader) {
+                execute(rule, &b, key: &key, offsets: &offsets, outer: outer, from: port)
+                return
+            }
+            key = FlowKey()
+            key[.inPort] = UInt64(port.index)
+            outer = 0
+        }
+        switch FlowExtractor.extract(b.data, length: b.length, into: &key,
+                                     udpFragmentOffload: b.offload.gsoType & 0x7f == OffloadInfo.gsoUDP) {
+        case .failure:
+            counters.add(thread: id, port: Int(port.index), PortCounterSet.rxDropped, 1)
+            return
+        case .success(let o):
+            offsets = o
+        }
+        guard let rule = tables.lookup(key, reader: reader) else {
+            toRepresentor(&b, port: port)
+            return
+        }
+        execute(rule, &b, key: &key, offsets: &offsets, outer: 0, from: port)
+    }
+
+    /// Fills tunnel fields and the inner key for a VXLAN frame; returns the outer length.
+    @inline(__always)
+    private func parseTunnel(_ b: PacketBuffer, key: inout FlowKey, offsets: inout HeaderOffsets) -> Int? {
+        let p = b.data
+        guard b.length >= VXLAN.overheadIPv4 + 14 else { return nil }
+        let t = p.be16(12)
+        var l4: Int
+        if t == EtherType.ipv4 {
+            let ihl = Int(p.u8(14) & 0x0f) * 4
+            guard ihl >= 20, p.u8(23) == IPProto.udp, p.be16(20) & 0x3fff == 0 else { return nil }
+            l4 = 14 + ihl
+        } else if t == EtherType.ipv6 {
+            guard b.length >= VXLAN.overheadIPv6 + 14, p.u8(20) == IPProto.udp else { return nil }
+            l4 = 54
+        } else {
+            return nil
+        }
+        guard b.length >= l4 + 16 + 14, device.isVXLANPort(p.be16(l4 + 2)), p.u8(l4 + 8) & 0x08 != 0 else { return nil }
+        var tun = TunnelMetadata()
+        if t == EtherType.ipv4 {
+            tun.ipv4Src = p.be32(26)
+            tun.ipv4Dst = p.be32(30)
+            tun.tos = p.u8(15)
+            tun.ttl = p.u8(22)
+            if p.be16(20) & 0x4000 != 0 { tun.flags.insert(.dontFragment) }
+        } else {
+            tun.ipv6Src = p.be128(22)
+            tun.ipv6Dst = p.be128(38)
+            tun.tos = UInt8(truncatingIfNeeded: p.be32(14) >> 20)
+            tun.ttl = p.u8(21)
+        }
+        tun.tpSrc = p.be16(l4)
+        tun.tpDst = p.be16(l4 + 2)
+        tun.id = UInt64(p.be32(l4 + 12) >> 8)
+        tun.flags.insert(.key)
+        if p.be16(l4 + 6) != 0 { tun.flags.insert(.checksum) }
+        let outer = l4 + 16
+        switch FlowExtractor.extract(p + outer, length: b.length - outer, into: &key) {
+        case .failure: return nil
+        case .success(let o): offsets = o
+        }
+        tun.store(into: &key)
+        return outer
+    }
+
+    @inline(__always)
+    private func execute(_ rule: HardwareRule, _ b: inout PacketBuffer, key: inout FlowKey,
+                         offsets: inout HeaderOffsets, outer: Int, from port: ESwitchPort) {
+        rule.count(bytes: b.length, now: now)
+        rule.actions.withUnsafeBufferPointer { actions in
+            run(actions, from: 0, &b, key: &key, offsets: &offsets, outer: outer, inPort: port)
+        }
+    }
+
+    private func run(_ actions: UnsafeBufferPointer<HardwareAction>, from start: Int, _ b: inout PacketBuffer,
+                     key: inout FlowKey, offsets: inout HeaderOffsets, outer: Int, inPort: ESwitchPort) {
+        var i = start
+        while i < actions.count {
+            switch actions[i] {
+            case .forward(let p):
+                // An output followed by more rewriting must not send the buffer it rewrites.
+                let last = i == actions.count - 1
+                let out = device.ports[Int(p)]
+                if last || !Self.mutates(actions, after: i) {
+                    transmit(&b, to: out, deferred: true)
+                } else {
+                    var copy = spareBuffer()
+                    copy.length = b.length
+                    copy.offload = b.offload
+                    copy.data.copyMemory(from: b.data, byteCount: b.length)
+                    transmit(&copy, to: out, deferred: true)
+                }
+            case .drop:
+                return
+            case .pushVLAN(let tpid, let tci):
+                _ = HeaderRewrite.pushVLAN(&b, offsets: &offsets, key: &key, tpid: tpid, tci: tci)
+            case .popVLAN:
+                HeaderRewrite.popVLAN(&b, offsets: &offsets, key: &key)
+            case .setEthernet(let s, let sm, let d, let dm):
+                HeaderRewrite.setEthernet(&b, key: &key, src: s, srcMask: sm, dst: d, dstMask: dm)
+            case .setIPv4(let v, let m):
+                HeaderRewrite.setIPv4(&b, offsets: offsets, key: &key, value: v, mask: m)
+            case .setIPv6(let v, let m):
+                HeaderRewrite.setIPv6(&b, offsets: offsets, key: &key, value: v, mask: m)
+            case .setTransport(let proto, let s, let sm, let d, let dm):
+                HeaderRewrite.setPorts(&b, offsets: offsets, key: &key, proto: proto, src: s, srcMask: sm, dst: d, dstMask: dm)
+            case .decap:
+                if outer > 0 {
+                    _ = b.pull(outer)
+                    b.offload.shift(by: -outer)
+                }
+            case .encap(let entry):
+                if b.offload.isGSO && (b.offload.gsoType & 0x7f == OffloadInfo.gsoTCPv4 || b.offload.gsoType & 0x7f == OffloadInfo.gsoTCPv6) {
+                    // No tunnel TSO on the wire: segment, then encapsulate each segment.
+                    let n = TCPSegmenter.segmentCount(b, offsets: offsets)
+                    for s in 0..<n {
+                        var seg = spareBuffer()
+                        guard TCPSegmenter.segment(b, offsets: offsets, index: s, into: &seg) else { break }
+                        var segKey = key
+                        var segOffsets = offsets
+                        encapsulate(&seg, entry: entry, key: segKey)
+                        segOffsets = HeaderOffsets()
+                        run(actions, from: i + 1, &seg, key: &segKey, offsets: &segOffsets, outer: 0, inPort: inPort)
+                    }
+                    return
+                }
+                encapsulate(&b, entry: entry, key: key)
+                offsets = HeaderOffsets()
+            }
+            i += 1
+        }
+    }
+
+    @inline(__always)
+    private static func mutates(_ actions: UnsafeBufferPointer<HardwareAction>, after i: Int) -> Bool {
+        var j = i + 1
+        while j < actions.count {
+            switch actions[j] {
+            case .forward, .drop: break
+            default: return true
+            }
+            j += 1
+        }
+        return false
+    }
+
+    @inline(__always)
+    private func encapsulate(_ b: inout PacketBuffer, entry: EncapEntry, key: FlowKey) {
+        entry.withHeader { h in
+            let innerTOS = UInt8(truncatingIfNeeded: key[.ipTOS])
+            let port = VXLAN.sourcePort(hash: key.hashValue32)
+            _ = VXLAN.encapsulate(&b, template: UnsafeRawBufferPointer(h.bytes), isIPv6: h.template.isIPv6,
+                                  udpChecksum: h.template.checksum, sourcePort: port, innerTOS: innerTOS,
+                                  ipID: UInt16(truncatingIfNeeded: now >> 10))
+        }
+    }
+
+    /// Sends a frame out of a port's netdev (VF TAP or uplink).
+    @inline(__always)
+    func transmit(_ b: inout PacketBuffer, to port: ESwitchPort, deferred: Bool) {
+        let idx = Int(port.index)
+        if let q = port.vfQueue {
+            if !port.config.linkUp || (!b.offload.isGSO && b.length > port.mtu + 18) {
+                counters.add(thread: id, port: idx, PortCounterSet.txDropped, 1)
+                return
+            }
+            let hdr = b.data - VirtioNetHeader.size
+            b.offload.write(virtioHeader: hdr)
+            if (try? Sys.write(q.fd, hdr, b.length + VirtioNetHeader.size)) != nil {
+                counters.add(thread: id, port: idx, PortCounterSet.txPackets, 1)
+                counters.add(thread: id, port: idx, PortCounterSet.txBytes, UInt64(b.length))
+            } else {
+                counters.add(thread: id, port: idx, PortCounterSet.txDropped, 1)
+            }
+        } else if port.uplink != nil {
+            let hdr = b.data - VirtioNetHeader.size
+            b.offload.write(virtioHeader: hdr)
+            sender.enqueue(hdr, length: b.length + VirtioNetHeader.size)
+            counters.add(thread: id, port: idx, PortCounterSet.txPackets, 1)
+            counters.add(thread: id, port: idx, PortCounterSet.txBytes, UInt64(b.length))
+        }
+    }
+
+    /// The software path: a frame no rule matched goes to the port's representor.
+    @inline(__always)
+    private func toRepresentor(_ b: inout PacketBuffer, port: ESwitchPort) {
+        guard let r = port.representor else {
+            counters.add(thread: id, port: Int(port.index), PortCounterSet.rxDropped, 1)
+            return
+        }
+        let hdr = b.data - VirtioNetHeader.size
+        b.offload.write(virtioHeader: hdr)
+        if (try? Sys.write(r.fd, hdr, b.length + VirtioNetHeader.size)) != nil {
+            counters.add(thread: id, port: Int(port.index), PortCounterSet.toRepresentor, 1)
+        } else {
+            counters.add(thread: id, port: Int(port.index), PortCounterSet.rxDropped, 1)
+        }
+    }
+}

@@ -1,0 +1,157 @@
+import Classifier
+import Packet
+import Synchronization
+
+/// A port of the eSwitch by its devlink index: 0 is the uplink, VF n is n + 1.
+public typealias PortIndex = UInt32
+
+extension PortIndex {
+    public static let uplink: PortIndex = 0
+    public static func vf(_ n: Int) -> PortIndex { PortIndex(n + 1) }
+}
+
+/// What a hardware rule does, in the hardware's own vocabulary (a driver translates
+/// datapath actions into these).
+public enum HardwareAction: Sendable {
+    case forward(PortIndex)
+    case drop
+    case pushVLAN(tpid: UInt16, tci: UInt16)
+    case popVLAN
+    case setEthernet(src: UInt64, srcMask: UInt64, dst: UInt64, dstMask: UInt64)
+    case setIPv4(value: HeaderRewrite.IPv4Fields, mask: HeaderRewrite.IPv4Fields)
+    case setIPv6(value: HeaderRewrite.IPv6Fields, mask: HeaderRewrite.IPv6Fields)
+    case setTransport(proto: UInt8, src: UInt16, srcMask: UInt16, dst: UInt16, dstMask: UInt16)
+    /// Prepend the outer headers of a shared encap entry.
+    case encap(EncapEntry)
+    /// Strip the outer VXLAN headers (the rule matched them as tunnel fields).
+    case decap
+
+    public var name: String {
+        switch self {
+        case .forward: "forward"
+        case .drop: "drop"
+        case .pushVLAN: "vlan_push"
+        case .popVLAN: "vlan_pop"
+        case .setEthernet, .setIPv4, .setIPv6, .setTransport: "modify_header"
+        case .encap: "tunnel_encap"
+        case .decap: "tunnel_decap"
+        }
+    }
+}
+
+/// What the driver asks the hardware to hold.
+public struct HardwareRuleSpec: Sendable {
+    /// Match key (masked by `mask`); `in_port` is a PortIndex. Tunnel fields match the
+    /// outer headers of packets on the uplink.
+    public var key: FlowKey
+    public var mask: FlowKey
+    public var actions: [HardwareAction]
+    /// The caller's identifier for the rule (the datapath's flow), shown in dumps.
+    public var cookie: UInt64
+
+    public init(key: FlowKey, mask: FlowKey, actions: [HardwareAction], cookie: UInt64 = 0) {
+        self.key = key
+        self.mask = mask
+        self.actions = actions
+        self.cookie = cookie
+    }
+}
+
+/// Why the hardware did not take a rule. Every refusal is synchronous and leaves
+/// nothing behind.
+public enum OffloadFailure: Error, Sendable, Equatable, CustomStringConvertible {
+    case noSpace(table: String)
+    case unsupportedMatch(field: String)
+    case unsupportedAction(String)
+    case injectedFault
+    case legacyMode
+    case noSuchPort(PortIndex)
+    case notFound
+    /// Tunnel preconditions (set by the driver that translates tunnel flows).
+    case tunnel(String)
+
+    public var description: String {
+        switch self {
+        case .noSpace(let t): "no space in \(t) table"
+        case .unsupportedMatch(let f): "unsupported match \(f)"
+        case .unsupportedAction(let a): "unsupported action \(a)"
+        case .injectedFault: "injected fault"
+        case .legacyMode: "eswitch is in legacy mode"
+        case .noSuchPort(let p): "no eswitch port \(p)"
+        case .notFound: "no such hardware rule"
+        case .tunnel(let why): why
+        }
+    }
+
+    /// The errno a datapath returns for this failure under skip_sw.
+    public var errno: Int32 {
+        switch self {
+        case .noSpace: 28          // ENOSPC
+        case .injectedFault: 5     // EIO
+        case .notFound: 2          // ENOENT
+        default: 95                // EOPNOTSUPP
+        }
+    }
+}
+
+/// Which physical table a rule lives in.
+public enum HardwareTable: String, Sendable {
+    case masked
+    case exact
+}
+
+/// A rule in a hardware table: an immutable match and actions, and its counters.
+public final class HardwareRule: ClassifierEntry, @unchecked Sendable {
+    public let id: UInt64
+    public let cookie: UInt64
+    public let actions: ContiguousArray<HardwareAction>
+    public let table: HardwareTable
+    /// Table units taken (IPv6 matches take a double-width masked entry).
+    public let units: Int
+    /// Encap entries referenced by the actions.
+    public let encapEntries: [EncapEntry]
+    public let spec: HardwareRuleSpec
+
+    let packetCount = Atomic<UInt64>(0)
+    let byteCount = Atomic<UInt64>(0)
+    let lastUsedNanoseconds = Atomic<UInt64>(0)
+
+    init(id: UInt64, spec: HardwareRuleSpec, mask: FlowMask, table: HardwareTable, units: Int) {
+        self.id = id
+        self.cookie = spec.cookie
+        self.actions = ContiguousArray(spec.actions)
+        self.table = table
+        self.units = units
+        self.spec = spec
+        var encaps: [EncapEntry] = []
+        for a in spec.actions { if case .encap(let e) = a { encaps.append(e) } }
+        self.encapEntries = encaps
+        super.init(key: spec.key, mask: mask)
+    }
+
+    @inline(__always)
+    func count(bytes: Int, now: UInt64) {
+        packetCount.wrappingAdd(1, ordering: .relaxed)
+        byteCount.wrappingAdd(UInt64(bytes), ordering: .relaxed)
+        lastUsedNanoseconds.store(now, ordering: .relaxed)
+    }
+
+    public var counters: RuleCounters {
+        RuleCounters(packets: packetCount.load(ordering: .relaxed), bytes: byteCount.load(ordering: .relaxed),
+                     lastUsedNanoseconds: lastUsedNanoseconds.load(ordering: .relaxed))
+    }
+}
+
+/// A hardware rule's counters as the driver reads them.
+public struct RuleCounters: Sendable, Equatable {
+    public var packets: UInt64
+    public var bytes: UInt64
+    /// CLOCK_MONOTONIC of the last hit, 0 if never.
+    public var lastUsedNanoseconds: UInt64
+
+    public init(packets: UInt64 = 0, bytes: UInt64 = 0, lastUsedNanoseconds: UInt64 = 0) {
+        self.packets = packets
+        self.bytes = bytes
+        self.lastUsedNanoseconds = lastUsedNanoseconds
+    }
+}

@@ -1,0 +1,127 @@
+/// How the driver reserves hardware resources for an offload ("Hardware resource
+/// management for network function offload"). All give a synchronous answer; they
+/// differ in how much hardware latency the caller waits for.
+public enum OffloadModel: String, Sendable, CaseIterable {
+    /// Program each rule synchronously: every offload waits one hardware access.
+    case lockstep
+    /// Reserve `prefetch_batch` entries per hardware access: every Nth offload waits.
+    case prefetch
+    /// A bucket of reserved credits refilled in the background: offloads wait only
+    /// when the bucket is empty.
+    case credit
+    /// An occupancy model answers; no hardware access on the offload path.
+    case predictive
+}
+
+/// Driver parameters, shown and set the devlink way (`dev param show|set`).
+public struct DeviceParams: Sendable, Equatable {
+    /// Cost of one hardware access, in microseconds.
+    public var hardwareLatencyMicroseconds: Int = 0
+    /// Hardware operations accepted per second (0: unlimited).
+    public var intakeRate: Int = 0
+    /// Fail this many upcoming rule additions with an injected fault.
+    public var failNextOffloads: Int = 0
+    /// How often the driver reads rule counters, in milliseconds.
+    public var statsIntervalMilliseconds: Int = 1000
+    public var offloadModel: OffloadModel = .lockstep
+    /// Entries reserved per hardware access under `prefetch`, and bucket size under `credit`.
+    public var prefetchBatch: Int = 64
+
+    public init() {}
+
+    public static let names = ["hw_latency_us", "intake_rate", "fail_next_offloads", "stats_interval_ms",
+                               "offload_model", "prefetch_batch"]
+
+    public func value(of name: String) -> String? {
+        switch name {
+        case "hw_latency_us": String(hardwareLatencyMicroseconds)
+        case "intake_rate": String(intakeRate)
+        case "fail_next_offloads": String(failNextOffloads)
+        case "stats_interval_ms": String(statsIntervalMilliseconds)
+        case "offload_model": offloadModel.rawValue
+        case "prefetch_batch": String(prefetchBatch)
+        default: nil
+        }
+    }
+
+    public enum ParamError: Error, Equatable, CustomStringConvertible {
+        case unknown(String)
+        case invalid(name: String, value: String, expected: String)
+
+        public var description: String {
+            switch self {
+            case .unknown(let n): "unknown parameter \"\(n)\" (known: \(DeviceParams.names.joined(separator: ", ")))"
+            case .invalid(let n, let v, let e): "parameter \(n): invalid value \"\(v)\", expected \(e)"
+            }
+        }
+    }
+
+    public mutating func set(_ name: String, _ value: String) throws(ParamError) {
+        func int(_ lo: Int, _ hi: Int) throws(ParamError) -> Int {
+            guard let v = Int(value), v >= lo, v <= hi else {
+                throw .invalid(name: name, value: value, expected: "an integer in \(lo)...\(hi)")
+            }
+            return v
+        }
+        switch name {
+        case "hw_latency_us": hardwareLatencyMicroseconds = try int(0, 1_000_000)
+        case "intake_rate": intakeRate = try int(0, 100_000_000)
+        case "fail_next_offloads": failNextOffloads = try int(0, 1_000_000_000)
+        case "stats_interval_ms": statsIntervalMilliseconds = try int(10, 3_600_000)
+        case "prefetch_batch": prefetchBatch = try int(1, 1_000_000)
+        case "offload_model":
+            guard let m = OffloadModel(rawValue: value) else {
+                throw .invalid(name: name, value: value,
+                               expected: OffloadModel.allCases.map(\.rawValue).joined(separator: "|"))
+            }
+            offloadModel = m
+        default:
+            throw .unknown(name)
+        }
+    }
+}
+
+/// Table sizes, from a profile file or defaults.
+public struct HardwareProfile: Sendable, Equatable {
+    public var maskedEntries = 4096
+    public var exactEntries = 32768
+    public var encapEntries = 1024
+    public var counters = 65536
+
+    public init() {}
+
+    /// Parses `key = value` lines (`masked`, `exact`, `encap`, `counters`); `#` starts a comment.
+    public init(text: String) throws(ProfileError) {
+        for (n, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            let trimmed = line.trimmingCharacters(in: " \t\r")
+            if trimmed.isEmpty { continue }
+            let kv = trimmed.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: " \t") }
+            guard kv.count == 2, let v = Int(kv[1]), v >= 0 else {
+                throw ProfileError(line: n + 1, message: "expected \"name = number\", got \"\(trimmed)\"")
+            }
+            switch kv[0] {
+            case "masked": maskedEntries = v
+            case "exact": exactEntries = v
+            case "encap": encapEntries = v
+            case "counters": counters = v
+            default: throw ProfileError(line: n + 1, message: "unknown table \"\(kv[0])\" (masked, exact, encap, counters)")
+            }
+        }
+    }
+
+    public struct ProfileError: Error, Equatable, CustomStringConvertible {
+        public let line: Int
+        public let message: String
+        public var description: String { "profile line \(line): \(message)" }
+    }
+}
+
+extension StringProtocol {
+    func trimmingCharacters(in set: String) -> String {
+        var s = Substring(self)
+        while let f = s.first, set.contains(f) { s.removeFirst() }
+        while let l = s.last, set.contains(l) { s.removeLast() }
+        return String(s)
+    }
+}

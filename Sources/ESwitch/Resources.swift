@@ -1,0 +1,144 @@
+/// Hardware resources the devlink way: a tree of named pools with a size, an occupancy
+/// and a pending size that takes effect on reload. Children of a pool draw from the
+/// parent's memory: their occupancies add up against the parent's size, so one child
+/// can starve another (the exact-match memory shared by the MAC table and flows).
+public final class HardwareResource: @unchecked Sendable {
+    public let name: String
+    public let unit: String
+    private var ownSize: Int
+    /// A child that was never resized may use all of its parent's memory.
+    public private(set) var tracksParent: Bool
+    public var size: Int { tracksParent ? (parent?.size ?? ownSize) : ownSize }
+    public var pendingSize: Int?
+    public let sizeMin: Int
+    public let sizeMax: Int
+    public let sizeGranularity: Int
+    public private(set) var occupancy = 0
+    public private(set) var children: [HardwareResource] = []
+    public private(set) weak var parent: HardwareResource?
+
+    public init(name: String, size: Int?, unit: String = "entry", sizeMin: Int = 0, sizeMax: Int, granularity: Int = 1) {
+        self.name = name
+        self.ownSize = size ?? 0
+        self.tracksParent = size == nil
+        self.unit = unit
+        self.sizeMin = sizeMin
+        self.sizeMax = sizeMax
+        self.sizeGranularity = granularity
+    }
+
+    @discardableResult
+    public func addChild(_ child: HardwareResource) -> HardwareResource {
+        children.append(child)
+        child.parent = self
+        return child
+    }
+
+    /// "/exact/mac" style path.
+    public var path: String { (parent.map { $0.path } ?? "") + "/" + name }
+
+    /// Units still free here, counting what siblings already took from shared parents.
+    public var available: Int {
+        let own = size - occupancy
+        guard let p = parent else { return own }
+        return min(own, p.available)
+    }
+
+    /// Takes `units` from this pool and every ancestor, all or nothing.
+    public func reserve(_ units: Int) -> Bool {
+        guard units <= available else { return false }
+        var r: HardwareResource? = self
+        while let x = r {
+            x.occupancy += units
+            r = x.parent
+        }
+        return true
+    }
+
+    public func release(_ units: Int) {
+        var r: HardwareResource? = self
+        while let x = r {
+            x.occupancy = max(0, x.occupancy - units)
+            r = x.parent
+        }
+    }
+
+    /// The pool that lacks room for `units`: this one or the ancestor that is full.
+    public func exhaustedPool(for units: Int) -> HardwareResource {
+        var r: HardwareResource = self
+        var cur: HardwareResource? = self
+        while let x = cur {
+            if x.size - x.occupancy < units { r = x }
+            cur = x.parent
+        }
+        return r
+    }
+
+    public func find(path: String) -> HardwareResource? {
+        let parts = path.split(separator: "/").map(String.init)
+        guard let first = parts.first, first == name else { return nil }
+        var node: HardwareResource = self
+        for p in parts.dropFirst() {
+            guard let c = node.children.first(where: { $0.name == p }) else { return nil }
+            node = c
+        }
+        return node
+    }
+
+    public enum SizeError: Error, Equatable, CustomStringConvertible {
+        case outOfRange(path: String, size: Int, min: Int, max: Int)
+        case granularity(path: String, size: Int, granularity: Int)
+        case occupancyDoesNotFit(path: String, size: Int, occupancy: Int)
+        case childrenExceedParent(path: String, size: Int, children: Int)
+
+        public var description: String {
+            switch self {
+            case .outOfRange(let p, let s, let lo, let hi): "resource \(p): size \(s) outside \(lo)...\(hi)"
+            case .granularity(let p, let s, let g): "resource \(p): size \(s) is not a multiple of \(g)"
+            case .occupancyDoesNotFit(let p, let s, let o): "resource \(p): \(o) entries in use do not fit in size \(s)"
+            case .childrenExceedParent(let p, let s, let c): "resource \(p): size \(s) is smaller than child \(c)"
+            }
+        }
+    }
+
+    /// Records a new size for the next reload (devlink resource set).
+    public func setPending(_ newSize: Int) throws(SizeError) {
+        guard newSize >= sizeMin, newSize <= sizeMax else {
+            throw .outOfRange(path: path, size: newSize, min: sizeMin, max: sizeMax)
+        }
+        guard newSize % sizeGranularity == 0 else {
+            throw .granularity(path: path, size: newSize, granularity: sizeGranularity)
+        }
+        pendingSize = newSize == size ? nil : newSize
+    }
+
+    /// The size after the next reload.
+    public var sizeAfterReload: Int {
+        if let p = pendingSize { return p }
+        if tracksParent, let parent { return parent.sizeAfterReload }
+        return ownSize
+    }
+
+    /// Checks that every pending size below here fits what is in use (devlink reload).
+    public func validatePending() throws(SizeError) {
+        let s = sizeAfterReload
+        if occupancy > s { throw .occupancyDoesNotFit(path: path, size: s, occupancy: occupancy) }
+        for c in children {
+            try c.validatePending()
+            let cs = c.sizeAfterReload
+            if cs > s { throw .childrenExceedParent(path: path, size: s, children: cs) }
+        }
+    }
+
+    /// Applies pending sizes (after `validatePending` succeeded).
+    public func applyPending() {
+        if let p = pendingSize {
+            ownSize = p
+            tracksParent = false
+        }
+        pendingSize = nil
+        for c in children { c.applyPending() }
+    }
+
+    public var all: [HardwareResource] { [self] + children.flatMap(\.all) }
+}

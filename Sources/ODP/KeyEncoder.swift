@@ -1,0 +1,210 @@
+import Netlink
+import Packet
+
+/// `FlowMatch` → key and mask attributes in the one order Open vSwitch's userspace
+/// datapath dumps them (odp_flow_key_from_flow / odp_flow_key_from_mask with every
+/// datapath feature supported).
+public struct KeyEncoder: Sendable {
+    public var vlanLimit: Int
+
+    public init(vlanLimit: Int = ODPConstants.vlanLimit) { self.vlanLimit = vlanLimit }
+
+    public func encode(_ m: FlowMatch) -> (key: [UInt8], mask: [UInt8]) {
+        var k = AttributeWriter(), w = AttributeWriter()
+        encode(flow: m.key, mask: m.mask, exportMask: false, into: &k)
+        encode(flow: m.key, mask: m.mask, exportMask: true, into: &w)
+        return (k.bytes, w.bytes)
+    }
+
+    func encode(flow: FlowKey, mask: FlowKey, exportMask: Bool, into b: inout AttributeWriter) {
+        let data = exportMask ? mask : flow
+        b.put(KeyAttr.priority, [UInt8].le32(UInt32(truncatingIfNeeded: data[.priority])))
+        if flow.tunnelDestinationSet || flow.tunnelSourceSet || exportMask {
+            b.nested(KeyAttr.tunnel) { Self.putTunnel(&$0, data) }
+        }
+        b.put(KeyAttr.skbMark, [UInt8].le32(UInt32(truncatingIfNeeded: data[.skbMark])))
+        b.put(KeyAttr.ctState, [UInt8].le32(UInt32(truncatingIfNeeded: data[.ctState])))
+        b.put(KeyAttr.ctZone, [UInt8].le16(UInt16(truncatingIfNeeded: data[.ctZone])))
+        b.put(KeyAttr.ctMark, [UInt8].le32(UInt32(truncatingIfNeeded: data[.ctMark])))
+        var label = [UInt8](repeating: 0, count: 16)
+        label.setLE128(0, data[.ctLabel])
+        b.put(KeyAttr.ctLabels, label)
+        b.put(KeyAttr.recircID, [UInt8].le32(UInt32(truncatingIfNeeded: data[.recircID])))
+        b.put(KeyAttr.dpHash, [UInt8].le32(UInt32(truncatingIfNeeded: data[.dpHash])))
+        if exportMask || flow[.inPort] != UInt64(ODPConstants.noPort) {
+            b.put(KeyAttr.inPort, [UInt8].le32(UInt32(truncatingIfNeeded: data[.inPort])))
+        }
+        b.put(KeyAttr.packetType, [UInt8].be32(UInt32(truncatingIfNeeded: data[.packetType])))
+
+        // Everything after the Ethernet header, possibly inside VLAN encap levels.
+        var body = AttributeWriter()
+        var levels: [(tpid: UInt16, tci: UInt16)] = []
+        var truncated = false
+        let isEthernet = flow[.packetType] == UInt64(ODPConstants.packetTypeEthernet)
+        if isEthernet {
+            var e = [UInt8](repeating: 0, count: 12)
+            e.setBE48(0, data[.ethSrc])
+            e.setBE48(6, data[.ethDst])
+            b.put(KeyAttr.ethernet, e)
+            let tciFields: [FlowField] = [.vlanTCI, .cvlanTCI]
+            let tpidFields: [FlowField] = [.vlanTPID, .cvlanTPID]
+            for level in 0..<min(vlanLimit, 2) {
+                var tpid = UInt16(truncatingIfNeeded: flow[tpidFields[level]])
+                if flow[tciFields[level]] == 0 {
+                    if EtherType.isVLAN(UInt16(truncatingIfNeeded: flow[.ethType])) {
+                        tpid = UInt16(truncatingIfNeeded: flow[.ethType])
+                    } else {
+                        break
+                    }
+                }
+                levels.append((exportMask ? 0xffff : tpid, UInt16(truncatingIfNeeded: data[tciFields[level]])))
+                if flow[tciFields[level]] == 0 {
+                    truncated = true
+                    break
+                }
+            }
+        }
+        if !truncated { encodeL3(flow: flow, mask: mask, data: data, exportMask: exportMask, into: &body) }
+
+        // Wrap the body in the VLAN levels, innermost first.
+        var inner = body.bytes
+        for level in levels.reversed() {
+            var w = AttributeWriter()
+            w.putBE16(KeyAttr.ethertype, level.tpid)
+            w.putBE16(KeyAttr.vlan, level.tci)
+            w.put(KeyAttr.encap, inner)
+            inner = w.bytes
+        }
+        b.append(raw: inner)
+    }
+
+    private func encodeL3(flow: FlowKey, mask: FlowKey, data: FlowKey, exportMask: Bool, into b: inout AttributeWriter) {
+        let type = UInt16(truncatingIfNeeded: flow[.ethType])
+        if type < 0x600 {
+            if exportMask { b.putBE16(KeyAttr.ethertype, 0xffff) }
+            return
+        }
+        b.putBE16(KeyAttr.ethertype, UInt16(truncatingIfNeeded: data[.ethType]))
+        if EtherType.isVLAN(type) { return }
+        let fragByte: UInt8 = exportMask ? (data[.ipFrag] != 0 ? 0xff : 0) : UInt8(truncatingIfNeeded: data[.ipFrag])
+        if type == EtherType.ipv4 {
+            var p = [UInt8](repeating: 0, count: 12)
+            p.setBE32(0, UInt32(truncatingIfNeeded: data[.ipv4Src]))
+            p.setBE32(4, UInt32(truncatingIfNeeded: data[.ipv4Dst]))
+            p[8] = UInt8(truncatingIfNeeded: data[.ipProto])
+            p[9] = UInt8(truncatingIfNeeded: data[.ipTOS])
+            p[10] = UInt8(truncatingIfNeeded: data[.ipTTL])
+            p[11] = fragByte
+            b.put(KeyAttr.ipv4, p)
+        } else if type == EtherType.ipv6 {
+            var p = [UInt8](repeating: 0, count: 40)
+            p.setBE128(0, data[.ipv6Src])
+            p.setBE128(16, data[.ipv6Dst])
+            p.setBE32(32, UInt32(truncatingIfNeeded: data[.ipv6Label]))
+            p[36] = UInt8(truncatingIfNeeded: data[.ipProto])
+            p[37] = UInt8(truncatingIfNeeded: data[.ipTOS])
+            p[38] = UInt8(truncatingIfNeeded: data[.ipTTL])
+            p[39] = fragByte
+            b.put(KeyAttr.ipv6, p)
+        } else if type == EtherType.arp || type == EtherType.rarp {
+            var p = [UInt8](repeating: 0, count: 24)
+            p.setBE32(0, UInt32(truncatingIfNeeded: data[.ipv4Src]))
+            p.setBE32(4, UInt32(truncatingIfNeeded: data[.ipv4Dst]))
+            let proto = UInt8(truncatingIfNeeded: data[.ipProto])
+            p.setBE16(8, proto == 0xff ? 0xffff : UInt16(proto))
+            p.setBE48(10, data[.arpSHA])
+            p.setBE48(16, data[.arpTHA])
+            b.put(KeyAttr.arp, p)
+        } else if EtherType.isMPLS(type) {
+            let n = Self.mplsLabelCount(flow)
+            var p = [UInt8](repeating: 0, count: 4 * n)
+            let fields: [FlowField] = [.mplsLSE, .mplsLSE1, .mplsLSE2]
+            for i in 0..<n { p.setBE32(4 * i, UInt32(truncatingIfNeeded: data[fields[i]])) }
+            b.put(KeyAttr.mpls, p)
+        }
+        guard flow.isIP, flow[.ipFrag] != UInt64(FragmentType.later.rawValue) else { return }
+        let proto = UInt8(truncatingIfNeeded: flow[.ipProto])
+        func ports(_ attr: UInt16) {
+            var p = [UInt8](repeating: 0, count: 4)
+            p.setBE16(0, UInt16(truncatingIfNeeded: data[.tpSrc]))
+            p.setBE16(2, UInt16(truncatingIfNeeded: data[.tpDst]))
+            b.put(attr, p)
+        }
+        switch proto {
+        case IPProto.tcp:
+            ports(KeyAttr.tcp)
+            if data[.tcpFlags] != 0 || mask[.tcpFlags] != 0 {
+                b.putBE16(KeyAttr.tcpFlags, UInt16(truncatingIfNeeded: data[.tcpFlags]))
+            }
+        case IPProto.udp:
+            ports(KeyAttr.udp)
+        case IPProto.sctp:
+            ports(KeyAttr.sctp)
+        case IPProto.icmp where type == EtherType.ipv4:
+            b.put(KeyAttr.icmp, [UInt8(truncatingIfNeeded: data[.tpSrc]), UInt8(truncatingIfNeeded: data[.tpDst])])
+        case IPProto.icmpv6 where type == EtherType.ipv6:
+            b.put(KeyAttr.icmpv6, [UInt8(truncatingIfNeeded: data[.tpSrc]), UInt8(truncatingIfNeeded: data[.tpDst])])
+            if flow.isND && (!exportMask || (data[.tpSrc] == 0xff && data[.tpDst] == 0xff)) {
+                var p = [UInt8](repeating: 0, count: 28)
+                p.setBE128(0, data[.ndTarget])
+                p.setBE48(16, data[.ndSLL])
+                p.setBE48(22, data[.ndTLL])
+                b.put(KeyAttr.nd, p)
+            }
+        default:
+            break
+        }
+    }
+
+    /// flow_count_mpls_labels().
+    static func mplsLabelCount(_ flow: FlowKey) -> Int {
+        var cnt = 0
+        for (i, f) in [FlowField.mplsLSE, .mplsLSE1, .mplsLSE2].enumerated() {
+            if flow[f] & 0x100 != 0 { return i + 1 }
+            if flow[f] != 0 { cnt += 1 }
+        }
+        return cnt
+    }
+
+    /// tun_key_to_attr().
+    static func putTunnel(_ b: inout AttributeWriter, _ t: FlowKey) {
+        let flags = TunnelFlags(rawValue: t[.tunnelFlags])
+        if t[.tunnelID] != 0 || flags.contains(.key) { b.putBE64(TunnelAttr.id, t[.tunnelID]) }
+        if t[.tunnelIPv4Src] != 0 { b.putBE32(TunnelAttr.ipv4Src, UInt32(truncatingIfNeeded: t[.tunnelIPv4Src])) }
+        if t[.tunnelIPv4Dst] != 0 { b.putBE32(TunnelAttr.ipv4Dst, UInt32(truncatingIfNeeded: t[.tunnelIPv4Dst])) }
+        if t[.tunnelIPv6Src] != 0 { b.put(TunnelAttr.ipv6Src, [UInt8].be128(t[.tunnelIPv6Src])) }
+        if t[.tunnelIPv6Dst] != 0 { b.put(TunnelAttr.ipv6Dst, [UInt8].be128(t[.tunnelIPv6Dst])) }
+        if t[.tunnelTOS] != 0 { b.putU8(TunnelAttr.tos, UInt8(truncatingIfNeeded: t[.tunnelTOS])) }
+        b.putU8(TunnelAttr.ttl, UInt8(truncatingIfNeeded: t[.tunnelTTL]))
+        if flags.contains(.dontFragment) { b.putFlag(TunnelAttr.dontFragment) }
+        if flags.contains(.checksum) { b.putFlag(TunnelAttr.csum) }
+        if t[.tunnelTPSrc] != 0 { b.putBE16(TunnelAttr.tpSrc, UInt16(truncatingIfNeeded: t[.tunnelTPSrc])) }
+        if t[.tunnelTPDst] != 0 { b.putBE16(TunnelAttr.tpDst, UInt16(truncatingIfNeeded: t[.tunnelTPDst])) }
+        if flags.contains(.oam) { b.putFlag(TunnelAttr.oam) }
+    }
+}
+
+extension FlowMatch {
+    /// What Open vSwitch's userspace datapath does with a flow_put: decode key and mask,
+    /// require an exact in_port, wildcard the presence of a VLAN only as "no VLAN",
+    /// and keep only the mask bits meaningful for the flow.
+    public static func fromAttributes(key: [UInt8], mask: [UInt8], vlanLimit: Int = ODPConstants.vlanLimit) -> Result<FlowMatch, ODPError> {
+        let d = KeyDecoder(vlanLimit: vlanLimit)
+        let k: FlowKey
+        switch d.decodeKey(key) {
+        case .success(let v): k = v
+        case .failure(let e): return .failure(e)
+        }
+        var m: FlowKey
+        switch d.decodeMask(mask, for: k) {
+        case .success(let v): m = v
+        case .failure(let e): return .failure(e)
+        }
+        if m[.inPort] != FlowField.inPort.valueMask {
+            return .failure(ODPError(position: nil, "in_port is not an exact match"))
+        }
+        if m[.vlanTCI] == 0 { m[.vlanTCI] = UInt64(VLAN.vidMask | VLAN.present) }
+        m = m.masked(by: KeyDecoder.relevantMask(for: k))
+        return .success(FlowMatch(key: k, mask: m))
+    }
+}

@@ -1,0 +1,391 @@
+import Netlink
+import Packet
+
+/// Key and mask attributes → text, exactly as Open vSwitch 3.1's odp_flow_format()
+/// prints them (`verbose` is `dump-flows -m`).
+public struct KeyFormatter: Sendable {
+    public var verbose: Bool
+    public var portNames: [UInt32: String]
+
+    public init(verbose: Bool = false, portNames: [UInt32: String] = [:]) {
+        self.verbose = verbose
+        self.portNames = portNames
+    }
+
+    public func format(key: [UInt8], mask: [UInt8]?) -> String {
+        guard !key.isEmpty else { return "<empty>" }
+        guard let keys = try? AttributeParser.parse(key) else { return "<malformed key>" }
+        let masks = mask.flatMap { try? AttributeParser.parse($0) }
+        var out = ""
+        var first = true
+        var hasEthType = false
+        var hasPacketType = false
+        for a in keys {
+            var ma = masks?.first { $0.type == a.type }
+            if !checkLength(a, ma, into: &out, first: &first) { continue }
+            if a.type == KeyAttr.ethertype { hasEthType = true }
+            if a.type == KeyAttr.packetType { hasPacketType = true }
+            let nested = KeyAttr.length(a.type) == -2
+            var wildcard = false
+            if let masks, !masks.isEmpty {
+                wildcard = ma.map { Self.maskIsConstant(a.type, Array($0.payload), 0) } ?? true
+            }
+            if verbose || !wildcard || nested {
+                if wildcard && ma == nil {
+                    ma = Attribute(type: a.type, isNested: false, payload: Self.wildcardMask(a)[...], offset: 0)
+                }
+                if !first { out += "," }
+                out += formatAttribute(a, ma)
+                first = false
+            } else if a.type == KeyAttr.ethernet && !hasPacketType {
+                if !first { out += "," }
+                out += "eth()"
+                first = false
+            } else if a.type == KeyAttr.packetType && wildcard {
+                hasPacketType = false
+            }
+        }
+        if !hasEthType, let masks, let ma = masks.first(where: { $0.type == KeyAttr.ethertype }), ma.count == 2 {
+            out += ",eth_type(0/\(hex0x4(Array(ma.payload).be16(0))))"
+        }
+        return out
+    }
+
+    /// Attribute payload length check; prints the generic form on a mismatch.
+    private func checkLength(_ a: Attribute, _ ma: Attribute?, into out: inout String, first: inout Bool) -> Bool {
+        guard let expected = KeyAttr.length(a.type), expected >= 0 else { return true }
+        let badKey = a.count != expected
+        let badMask = ma.map { $0.count != expected } ?? false
+        guard badKey || badMask else { return true }
+        if !first { out += "," }
+        out += KeyAttr.name(a.type) + "(bad length \(a.count), expected \(expected))"
+        first = false
+        return false
+    }
+
+    /// An all-zero mask of the same shape as `a` (generate_all_wildcard_mask).
+    static func wildcardMask(_ a: Attribute) -> [UInt8] {
+        if a.type == KeyAttr.tunnel || a.type == KeyAttr.encap { return [] }
+        return [UInt8](repeating: 0, count: a.count)
+    }
+
+    /// odp_mask_is_constant__(): all bits equal to `constant` (0 or all ones).
+    static func maskIsConstant(_ type: UInt16, _ m: [UInt8], _ constant: Int) -> Bool {
+        let byte: UInt8 = constant == 0 ? 0 : 0xff
+        switch type {
+        case KeyAttr.tcpFlags:
+            guard m.count == 2 else { return false }
+            return m.be16(0) & 0x0fff == (constant == 0 ? 0 : 0x0fff)
+        case KeyAttr.ipv6:
+            guard m.count == 40 else { return false }
+            let label = m.be32(32) & 0xfffff
+            return label == (constant == 0 ? 0 : 0xfffff) && m[36] == byte && m[37] == byte && m[38] == byte
+                && m[39] == byte && m[0..<32].allSatisfy { $0 == byte }
+        case KeyAttr.encap, KeyAttr.tunnelInfo:
+            return false
+        default:
+            return m.allSatisfy { $0 == byte }
+        }
+    }
+
+    // MARK: field helpers (format_eth, format_ipv4, …): empty mask → nothing
+
+    private func field(_ out: inout String, _ name: String, value: String, maskEmpty: Bool, maskFull: Bool, mask: String) {
+        if verbose || !maskEmpty {
+            out += name + "=" + value
+            if !maskFull { out += "/" + mask }
+            out += ","
+        }
+    }
+
+    private func mac(_ o: inout String, _ n: String, _ k: UInt64, _ m: UInt64?) {
+        field(&o, n, value: formatMAC(k), maskEmpty: m == 0, maskFull: m == nil || m == 0xffff_ffff_ffff, mask: formatMAC(m ?? 0))
+    }
+    private func ipv4(_ o: inout String, _ n: String, _ k: UInt32, _ m: UInt32?) {
+        field(&o, n, value: formatIPv4(k), maskEmpty: m == 0, maskFull: m == nil || m == ~0, mask: formatIPv4(m ?? 0))
+    }
+    private func ipv6(_ o: inout String, _ n: String, _ k: UInt128, _ m: UInt128?) {
+        field(&o, n, value: formatIPv6(k), maskEmpty: m == 0, maskFull: m == nil || m == ~0, mask: formatIPv6(m ?? 0))
+    }
+    private func u8u(_ o: inout String, _ n: String, _ k: UInt8, _ m: UInt8?) {
+        field(&o, n, value: String(k), maskEmpty: m == 0, maskFull: m == nil || m == 0xff, mask: hexAlt(m ?? 0))
+    }
+    private func u8x(_ o: inout String, _ n: String, _ k: UInt8, _ m: UInt8?) {
+        field(&o, n, value: hexAlt(k), maskEmpty: m == 0, maskFull: m == nil || m == 0xff, mask: hexAlt(m ?? 0))
+    }
+    private func be16(_ o: inout String, _ n: String, _ k: UInt16, _ m: UInt16?) {
+        field(&o, n, value: String(k), maskEmpty: m == 0, maskFull: m == nil || m == 0xffff, mask: hexAlt(m ?? 0))
+    }
+    private func be16x(_ o: inout String, _ n: String, _ k: UInt16, _ m: UInt16?) {
+        field(&o, n, value: hexAlt(k), maskEmpty: m == 0, maskFull: m == nil || m == 0xffff, mask: hexAlt(m ?? 0))
+    }
+    private func frag(_ o: inout String, _ n: String, _ k: UInt8, _ m: UInt8?) {
+        let empty = m == 0, full = m == nil || m == 0xff
+        if !empty && !full {
+            o += "error: partial mask not supported for frag (\(hexAlt(m!))),"
+        } else if !empty {
+            o += n + "=" + (k == 0 ? "no" : k == 1 ? "first" : k == 2 ? "later" : "<error>") + ","
+        }
+    }
+
+    private static func chomp(_ s: inout String) { if s.last == "," { s.removeLast() } }
+
+    // MARK: attributes (format_odp_key_attr__)
+
+    func formatAttribute(_ a: Attribute, _ ma: Attribute?) -> String {
+        let k = Array(a.payload)
+        let m = ma.map { Array($0.payload) }
+        let exact = m.map { Self.maskIsConstant(a.type, $0, -1) } ?? true
+        var o = KeyAttr.name(a.type) + "("
+        func mb(_ f: ([UInt8]) -> UInt64) -> UInt64? { m.map(f) }
+        switch a.type {
+        case KeyAttr.encap:
+            if let m, !m.isEmpty, !k.isEmpty {
+                o += format(key: k, mask: m)
+            } else if !k.isEmpty {
+                o += KeyFormatter(verbose: verbose, portNames: portNames).format(key: k, mask: nil)
+            }
+        case KeyAttr.priority, KeyAttr.skbMark, KeyAttr.dpHash, KeyAttr.recircID:
+            o += hexAlt(k.le32(0))
+            if !exact { o += "/" + hexAlt(m!.le32(0)) }
+        case KeyAttr.ctMark:
+            if verbose || !Self.empty(m) {
+                o += hexAlt(k.le32(0))
+                if !exact { o += "/" + hexAlt(m!.le32(0)) }
+            }
+        case KeyAttr.ctState:
+            if verbose {
+                o += hexAlt(k.le32(0))
+                if !exact { o += "/" + hexAlt(Self.empty(m) ? 0 : m!.le32(0)) }
+            } else if !exact {
+                o += FlagNames.ctState.formatMasked(k.le32(0), mask: Self.empty(m) ? 0 : m!.le32(0), maxMask: UInt32.max)
+            } else {
+                o += FlagNames.ctState.format(k.le32(0))
+            }
+        case KeyAttr.ctZone:
+            if verbose || !Self.empty(m) {
+                o += hexAlt(k.le16(0))
+                if !exact { o += "/" + hexAlt(m!.le16(0)) }
+            }
+        case KeyAttr.ctLabels:
+            o += formatU128(k.le128(0), m.map { $0.le128(0) })
+        case KeyAttr.tunnel:
+            o += formatTunnel(a, ma)
+        case KeyAttr.inPort:
+            if exact {
+                let p = k.le32(0)
+                o += portNames[p] ?? String(p)
+            } else {
+                o += String(k.le32(0)) + "/" + hexAlt(m!.le32(0))
+            }
+        case KeyAttr.packetType:
+            let v = k.be32(0), mv = m?.be32(0) ?? UInt32.max
+            var s = ""
+            be16(&s, "ns", UInt16(v >> 16), UInt16(mv >> 16))
+            be16x(&s, "id", UInt16(v & 0xffff), UInt16(mv & 0xffff))
+            Self.chomp(&s)
+            o += s
+        case KeyAttr.ethernet:
+            var s = ""
+            mac(&s, "src", k.be48(0), m?.be48(0))
+            mac(&s, "dst", k.be48(6), m?.be48(6))
+            Self.chomp(&s)
+            o += s
+        case KeyAttr.vlan:
+            o += formatVLANTCI(k.be16(0), mask: m?.be16(0) ?? 0xffff, verbose: verbose)
+        case KeyAttr.mpls:
+            guard !k.isEmpty, k.count % 4 == 0 else {
+                o += "(bad key length \(k.count))"
+                return o
+            }
+            var parts: [String] = []
+            for i in 0..<(k.count / 4) {
+                let l = k.be32(4 * i)
+                if exact || m == nil {
+                    parts.append(Self.mplsLSE(l))
+                } else {
+                    guard m!.count == k.count else { return o + "(key length \(k.count) != mask length \(m!.count))" }
+                    let mm = m!.be32(4 * i)
+                    parts.append("label=\(l >> 12)/0x\(String(mm >> 12, radix: 16)),tc=\((l >> 9) & 7)/\(String((mm >> 9) & 7, radix: 16)),ttl=\(l & 0xff)/0x\(String(mm & 0xff, radix: 16)),bos=\((l >> 8) & 1)/\(String((mm >> 8) & 1, radix: 16))")
+                }
+            }
+            o += parts.joined(separator: ",")
+        case KeyAttr.ethertype:
+            o += hex0x4(k.be16(0))
+            if !exact { o += "/" + hex0x4(m!.be16(0)) }
+        case KeyAttr.ipv4:
+            var s = ""
+            ipv4(&s, "src", k.be32(0), m?.be32(0))
+            ipv4(&s, "dst", k.be32(4), m?.be32(4))
+            u8u(&s, "proto", k[8], m?[8])
+            u8x(&s, "tos", k[9], m?[9])
+            u8u(&s, "ttl", k[10], m?[10])
+            frag(&s, "frag", k[11], m?[11])
+            Self.chomp(&s)
+            o += s
+        case KeyAttr.ipv6:
+            var s = ""
+            ipv6(&s, "src", k.be128(0), m?.be128(0))
+            ipv6(&s, "dst", k.be128(16), m?.be128(16))
+            let lm = m?.be32(32)
+            if verbose || lm != 0 {
+                s += "label=" + hexAlt(k.be32(32))
+                if let lm, lm & 0xfffff != 0xfffff { s += "/" + hexAlt(lm) }
+                s += ","
+            }
+            u8u(&s, "proto", k[36], m?[36])
+            u8x(&s, "tclass", k[37], m?[37])
+            u8u(&s, "hlimit", k[38], m?[38])
+            frag(&s, "frag", k[39], m?[39])
+            Self.chomp(&s)
+            o += s
+        case KeyAttr.tcp, KeyAttr.udp, KeyAttr.sctp:
+            var s = ""
+            be16(&s, "src", k.be16(0), m?.be16(0))
+            be16(&s, "dst", k.be16(2), m?.be16(2))
+            Self.chomp(&s)
+            o += s
+        case KeyAttr.tcpFlags:
+            if !exact {
+                o += FlagNames.tcp.formatMasked(UInt32(k.be16(0)), mask: UInt32(m!.be16(0) & 0x0fff), maxMask: 0x0fff)
+            } else {
+                o += FlagNames.tcp.format(UInt32(k.be16(0)))
+            }
+        case KeyAttr.icmp, KeyAttr.icmpv6:
+            var s = ""
+            u8u(&s, "type", k[0], m?[0])
+            u8u(&s, "code", k[1], m?[1])
+            Self.chomp(&s)
+            o += s
+        case KeyAttr.arp:
+            var s = ""
+            ipv4(&s, "sip", k.be32(0), m?.be32(0))
+            ipv4(&s, "tip", k.be32(4), m?.be32(4))
+            be16(&s, "op", k.be16(8), m?.be16(8))
+            mac(&s, "sha", k.be48(10), m?.be48(10))
+            mac(&s, "tha", k.be48(16), m?.be48(16))
+            Self.chomp(&s)
+            o += s
+        case KeyAttr.nd:
+            var s = ""
+            ipv6(&s, "target", k.be128(0), m?.be128(0))
+            mac(&s, "sll", k.be48(16), m?.be48(16))
+            mac(&s, "tll", k.be48(22), m?.be48(22))
+            Self.chomp(&s)
+            o += s
+        default:
+            o += k.map { String(format2: $0) }.joined()
+            if !exact, let m { o += "/" + m.map { String(format2: $0) }.joined() }
+        }
+        return o + ")"
+    }
+
+    static func empty(_ m: [UInt8]?) -> Bool { m.map { $0.allSatisfy { $0 == 0 } } ?? true }
+
+    static func mplsLSE(_ l: UInt32) -> String {
+        "label=\(l >> 12),tc=\((l >> 9) & 7),ttl=\(l & 0xff),bos=\((l >> 8) & 1)"
+    }
+
+    /// format_u128(): hex without leading zeros; the mask when not all ones.
+    func formatU128(_ v: UInt128, _ m: UInt128?) -> String {
+        func hex(_ x: UInt128) -> String { x == 0 ? "0" : "0x" + String(x, radix: 16) }
+        guard verbose || (m != nil && m != 0) else { return "" }
+        var s = hex(v)
+        if let m, m != UInt128.max { s += "/" + hex(m) }
+        return s
+    }
+
+    private func formatTunnel(_ a: Attribute, _ ma: Attribute?) -> String {
+        guard let subs = try? a.nestedAttributes() else { return "error" }
+        let masks = ma.flatMap { try? $0.nestedAttributes() }
+        var o = ""
+        var flags: UInt32 = 0
+        var maskFlags: UInt32 = 0
+        for s in subs {
+            var m = masks?.first { $0.type == s.type }
+            if ma != nil && m == nil {
+                m = Attribute(type: s.type, isNested: false, payload: [UInt8](repeating: 0, count: s.count)[...], offset: 0)
+            }
+            if let len = TunnelAttr.length(s.type), len >= 0, s.count != len || (m.map { $0.count != len } ?? false) {
+                o += "key\(s.type)(bad length),"
+                continue
+            }
+            let k = Array(s.payload), mv = m.map { Array($0.payload) }
+            switch s.type {
+            case TunnelAttr.id:
+                // format_be64(): a missing mask counts as zero here (unlike other fields).
+                let mask = mv?.be64(0) ?? 0
+                if verbose || mask != 0 {
+                    o += "tun_id=" + hex0x(k.be64(0))
+                    if mv != nil && mask != UInt64.max { o += "/" + hexAlt(mask) }
+                    o += ","
+                }
+                flags |= 0x8
+                if m != nil { maskFlags |= 0x8 }
+            case TunnelAttr.ipv4Src: ipv4(&o, "src", k.be32(0), mv?.be32(0))
+            case TunnelAttr.ipv4Dst: ipv4(&o, "dst", k.be32(0), mv?.be32(0))
+            case TunnelAttr.ipv6Src: ipv6(&o, "ipv6_src", k.be128(0), mv?.be128(0))
+            case TunnelAttr.ipv6Dst: ipv6(&o, "ipv6_dst", k.be128(0), mv?.be128(0))
+            case TunnelAttr.tos: u8x(&o, "tos", k[0], mv?[0])
+            case TunnelAttr.ttl: u8u(&o, "ttl", k[0], mv?[0])
+            case TunnelAttr.dontFragment: flags |= 0x2
+            case TunnelAttr.csum: flags |= 0x4
+            case TunnelAttr.oam: flags |= 0x1
+            case TunnelAttr.tpSrc: be16(&o, "tp_src", k.be16(0), mv?.be16(0))
+            case TunnelAttr.tpDst: be16(&o, "tp_dst", k.be16(0), mv?.be16(0))
+            case TunnelAttr.pad: break
+            default: o += "key\(s.type)(" + k.map { String(format2: $0) }.joined() + "),"
+            }
+        }
+        if let masks {
+            for m in masks {
+                switch m.type {
+                case TunnelAttr.dontFragment: maskFlags |= 0x2
+                case TunnelAttr.csum: maskFlags |= 0x4
+                case TunnelAttr.oam: maskFlags |= 0x1
+                default: break
+                }
+            }
+        }
+        // format_tun_flags()
+        let maskEmpty = ma != nil && maskFlags == 0
+        if verbose || !maskEmpty {
+            o += "flags("
+            if ma != nil {
+                o += FlagNames.tunnel.formatMasked(flags, mask: maskFlags & 0xf, maxMask: 0xf)
+            } else {
+                o += FlagNames.tunnel.format(flags)
+            }
+            o += "),"
+        }
+        Self.chomp(&o)
+        return o
+    }
+}
+
+/// format_vlan_tci().
+func formatVLANTCI(_ tci: UInt16, mask: UInt16, verbose: Bool) -> String {
+    var s = ""
+    let vid = tci & 0xfff, vidMask = mask & 0xfff
+    let pcp = tci >> 13, pcpMask = mask >> 13
+    if verbose || vid != 0 || vidMask != 0 {
+        s += "vid=\(vid)"
+        if vidMask != 0xfff { s += "/0x" + String(vidMask, radix: 16) }
+        s += ","
+    }
+    if verbose || pcp != 0 || pcpMask != 0 {
+        s += "pcp=\(pcp)"
+        if pcpMask != 7 { s += "/0x" + String(pcpMask, radix: 16) }
+        s += ","
+    }
+    if tci & 0x1000 == 0 { s += "cfi=0," }
+    if s.last == "," { s.removeLast() }
+    return s
+}
+
+extension String {
+    /// `%02x`.
+    init(format2 b: UInt8) {
+        self = b < 16 ? "0" + String(b, radix: 16) : String(b, radix: 16)
+    }
+}

@@ -1,0 +1,472 @@
+import Netlink
+
+/// Text → key and mask attribute lists, as odp_flow_from_string() builds them:
+/// every written attribute yields one key attribute and one mask attribute; a field
+/// written without `/mask` gets an all-ones mask, an unwritten field a zero mask.
+struct KeyParser {
+    static let maxNesting = 32
+
+    let sc: Scan
+    let portNames: [String: UInt32]
+    var depth = 0
+    /// The deepest position and reason seen, for error messages.
+    var failure: (Int, String)?
+
+    init(_ text: String, portNames: [String: UInt32] = [:]) {
+        sc = Scan(text)
+        self.portNames = portNames
+    }
+
+    mutating func fail(_ i: Int, _ why: String) -> Int? {
+        if failure == nil || failure!.0 <= i { failure = (i, why) }
+        return nil
+    }
+
+    /// Parses a whole key: `[ufid:UUID] attr…`. Returns the ufid if one was given.
+    mutating func parseKey(key: inout AttributeWriter, mask: inout AttributeWriter) throws(ODPError) -> UInt128? {
+        var i = 0
+        var ufid: UInt128?
+        while true {
+            i = sc.skipDelimiters(i)
+            if i >= sc.s.count { return ufid }
+            if sc.hasPrefix("ufid:", at: i) {
+                guard let (u, e) = parseUFID(sc, at: i + 5) else {
+                    throw ODPError(position: i, "malformed ufid (expected ufid:xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)")
+                }
+                ufid = u
+                i = e
+                continue
+            }
+            let start = i
+            guard let end = parseAttribute(at: i, key: &key, mask: &mask) else {
+                let (pos, why) = failure ?? (start, "syntax error")
+                throw ODPError(position: pos, why, context: String(decoding: sc.s[start...], as: UTF8.self))
+            }
+            i = end
+        }
+    }
+
+    /// One key attribute; returns the index after it.
+    mutating func parseAttribute(at i: Int, key: inout AttributeWriter, mask: inout AttributeWriter) -> Int? {
+        depth += 1
+        defer { depth -= 1 }
+        if depth == KeyParser.maxNesting { return fail(i, "attributes nested too deeply") }
+        return parseAttribute__(at: i, key: &key, mask: &mask)
+    }
+
+    private mutating func parseAttribute__(at i: Int, key: inout AttributeWriter, mask: inout AttributeWriter) -> Int? {
+        // Single-valued attributes.
+        let singles: [(String, UInt16, FieldType, Bool)] = [
+            ("skb_priority(", KeyAttr.priority, .u32, true),
+            ("skb_mark(", KeyAttr.skbMark, .u32, true),
+            ("recirc_id(", KeyAttr.recircID, .u32, false),
+            ("dp_hash(", KeyAttr.dpHash, .u32, true),
+        ]
+        for (prefix, attr, type, masked) in singles where sc.hasPrefix(prefix, at: i) {
+            return scanSingle(at: i + prefix.utf8.count, attr: attr, type: type, size: 4, masked: masked, key: &key, mask: &mask)
+        }
+        if sc.hasPrefix("ct_state(", at: i) {
+            let j = i + 9
+            guard let (f, m, e) = FlagNames.ctState.parse(sc, at: j, end: 41, allowed: 0xff, masked: true) else {
+                return fail(j, "invalid ct_state flags (known: new est rel rpl inv trk snat dnat)")
+            }
+            guard sc[e] == 41 else { return fail(e, "expected \")\"") }
+            key.put(KeyAttr.ctState, [UInt8].le32(f))
+            mask.put(KeyAttr.ctState, [UInt8].le32(m))
+            return e + 1
+        }
+        if sc.hasPrefix("ct_zone(", at: i) {
+            return scanSingle(at: i + 8, attr: KeyAttr.ctZone, type: .u16, size: 2, masked: true, key: &key, mask: &mask)
+        }
+        if sc.hasPrefix("ct_mark(", at: i) {
+            return scanSingle(at: i + 8, attr: KeyAttr.ctMark, type: .u32, size: 4, masked: true, key: &key, mask: &mask)
+        }
+        if sc.hasPrefix("ct_label(", at: i) {
+            let j = i + 9
+            guard let (v, e) = sc.u128(j) else { return fail(j, "invalid 128-bit ct_label value") }
+            var m = UInt128.max
+            var k = e
+            if sc[k] == 47 {
+                guard let (mv, me) = sc.u128(k + 1) else { return fail(k + 1, "invalid ct_label mask") }
+                m = mv
+                k = me
+            }
+            guard sc[k] == 41 else { return fail(k, "expected \")\"") }
+            var kb = [UInt8](repeating: 0, count: 16), mb = kb
+            kb.setLE128(0, v)
+            mb.setLE128(0, m)
+            key.put(KeyAttr.ctLabels, kb)
+            mask.put(KeyAttr.ctLabels, mb)
+            return k + 1
+        }
+        if sc.hasPrefix("ct_tuple4(", at: i) || sc.hasPrefix("ct_tuple6(", at: i) {
+            return fail(i, "ct_tuple4/ct_tuple6 are not supported by esw (no conntrack)")
+        }
+        if sc.hasPrefix("tunnel(", at: i) { return parseTunnel(at: i + 7, key: &key, mask: &mask) }
+        if sc.hasPrefix("in_port(", at: i) { return parseInPort(at: i + 8, key: &key, mask: &mask) }
+        if sc.hasPrefix("eth(", at: i) { return scanStruct(KeyLayout.ethernet, at: i, key: &key, mask: &mask) }
+        if sc.hasPrefix("vlan(", at: i) { return scanStruct(KeyLayout.vlan, at: i, key: &key, mask: &mask, initial: 0x10) }
+        if sc.hasPrefix("eth_type(", at: i) {
+            return scanSingle(at: i + 9, attr: KeyAttr.ethertype, type: .be16, size: 2, masked: true, key: &key, mask: &mask)
+        }
+        if sc.hasPrefix("mpls(", at: i) { return parseMPLS(at: i + 5, key: &key, mask: &mask) }
+        for spec in [KeyLayout.ipv4, KeyLayout.ipv6, KeyLayout.tcp] where sc.hasPrefix(spec.prefix, at: i) {
+            return scanStruct(spec, at: i, key: &key, mask: &mask)
+        }
+        if sc.hasPrefix("tcp_flags(", at: i) {
+            let j = i + 10
+            guard let (f, m, e) = FlagNames.tcp.parse(sc, at: j, end: 41, allowed: 0x0fff, masked: true) else {
+                return fail(j, "invalid tcp_flags (known: fin syn rst psh ack urg ece cwr ns)")
+            }
+            guard sc[e] == 41 else { return fail(e, "expected \")\"") }
+            key.put(KeyAttr.tcpFlags, [UInt8].be16(UInt16(truncatingIfNeeded: f)))
+            mask.put(KeyAttr.tcpFlags, [UInt8].be16(UInt16(truncatingIfNeeded: m)))
+            return e + 1
+        }
+        for spec in [KeyLayout.udp, KeyLayout.sctp, KeyLayout.icmp, KeyLayout.icmpv6, KeyLayout.arp, KeyLayout.nd]
+        where sc.hasPrefix(spec.prefix, at: i) {
+            return scanStruct(spec, at: i, key: &key, mask: &mask)
+        }
+        if sc.hasPrefix("nd_ext(", at: i) { return fail(i, "nd_ext is not supported by esw") }
+        if sc.hasPrefix("packet_type(", at: i) { return scanStruct(KeyLayout.packetType, at: i, key: &key, mask: &mask) }
+        if sc.hasPrefix("nsh(", at: i) { return fail(i, "nsh keys are not accepted (Open vSwitch 3.1 rejects them too)") }
+        if sc.hasPrefix("encap(", at: i) { return parseEncap(at: i + 6, key: &key, mask: &mask) }
+        return fail(i, "unknown or malformed key attribute")
+    }
+
+    // MARK: Attribute shapes
+
+    /// SCAN_SINGLE: `NAME(value[/mask])`; `masked: false` means the mask is not parsed
+    /// and is all ones (recirc_id).
+    private mutating func scanSingle(at j: Int, attr: UInt16, type: FieldType, size: Int, masked: Bool,
+                                     key: inout AttributeWriter, mask: inout AttributeWriter) -> Int? {
+        var kb = [UInt8](repeating: 0, count: size)
+        var mb = [UInt8](repeating: masked ? 0 : 0xff, count: size)
+        guard let e = scanField(type, offset: 0, at: j, key: &kb, mask: &mb, withMask: masked) else { return nil }
+        guard sc[e] == 41 else { return fail(e, "expected \")\"") }
+        key.put(attr, kb)
+        mask.put(attr, mb)
+        return e + 1
+    }
+
+    /// SCAN_BEGIN/SCAN_FIELD/SCAN_END over a fixed struct.
+    private mutating func scanStruct(_ spec: StructSpec, at i: Int, key: inout AttributeWriter, mask: inout AttributeWriter,
+                                     initial: UInt16 = 0) -> Int? {
+        var kb = [UInt8](repeating: 0, count: spec.size)
+        var mb = [UInt8](repeating: 0, count: spec.size)
+        if initial != 0 {  // vlan: key and mask start with the CFI bit set
+            kb.setBE16(0, 0x1000)
+            mb.setBE16(0, 0x1000)
+        }
+        guard let e = scanFieldList(spec.fields, at: i + spec.prefix.utf8.count, key: &kb, mask: &mb) else { return nil }
+        key.put(spec.attr, kb)
+        mask.put(spec.attr, mb)
+        return e
+    }
+
+    /// The do { field… } while (*s++ == ',' && len) loop; returns the index after `)`.
+    private mutating func scanFieldList(_ fields: [FieldSpec], at start: Int, key: inout [UInt8], mask: inout [UInt8]) -> Int? {
+        var s = start
+        while true {
+            var matched = false
+            for f in fields where sc.hasPrefix(f.name, at: s) {
+                guard let e = scanField(f.type, offset: f.offset, at: s + f.name.utf8.count, key: &key, mask: &mask, withMask: true)
+                else { return nil }
+                s = e
+                matched = true
+                break
+            }
+            let c = sc[s]
+            s += 1
+            if c == 44 && matched { continue }
+            if c == 41 { return s }
+            return fail(s - 1, matched ? "expected \",\" or \")\"" : "unknown field or malformed value")
+        }
+    }
+
+    /// Scans one value (and `/mask` when `withMask`) of `type` into the struct bytes.
+    private mutating func scanField(_ type: FieldType, offset o: Int, at j: Int, key: inout [UInt8], mask: inout [UInt8],
+                                    withMask: Bool) -> Int? {
+        func number(_ i: Int) -> (UInt64, Int)? { sc.integer(i) }
+        func maskNumber(_ e: Int) -> (UInt64, Int)? {
+            guard withMask, sc[e] == 47, let r = sc.integer(e + 1) else { return nil }
+            return r
+        }
+        switch type {
+        case .u8:
+            guard let (v, e) = number(j) else { return fail(j, "expected a number") }
+            key[o] = UInt8(truncatingIfNeeded: v)
+            if let (m, me) = maskNumber(e) { mask[o] = UInt8(truncatingIfNeeded: m); return me }
+            if withMask { mask[o] = 0xff }
+            return e
+        case .be16, .u16:
+            guard let (v, e) = number(j) else { return fail(j, "expected a number") }
+            let store: (inout [UInt8], UInt16) -> Void = type == .be16 ? { $0.setBE16(o, $1) } : { $0.setLE16(o, $1) }
+            store(&key, UInt16(truncatingIfNeeded: v))
+            if let (m, me) = maskNumber(e) { store(&mask, UInt16(truncatingIfNeeded: m)); return me }
+            if withMask { store(&mask, 0xffff) }
+            return e
+        case .be32, .u32:
+            guard let (v, e) = number(j) else { return fail(j, "expected a number") }
+            let store: (inout [UInt8], UInt32) -> Void = type == .be32 ? { $0.setBE32(o, $1) } : { $0.setLE32(o, $1) }
+            store(&key, UInt32(truncatingIfNeeded: v))
+            if let (m, me) = maskNumber(e) { store(&mask, UInt32(truncatingIfNeeded: m)); return me }
+            if withMask { store(&mask, 0xffff_ffff) }
+            return e
+        case .be64:
+            guard let (v, e) = number(j) else { return fail(j, "expected a number") }
+            key.setBE64(o, v)
+            if let (m, me) = maskNumber(e) { mask.setBE64(o, m); return me }
+            if withMask { mask.setBE64(o, ~0) }
+            return e
+        case .ipv4:
+            guard let (v, e) = sc.ipv4(j) else { return fail(j, "expected an IPv4 address a.b.c.d") }
+            key.setBE32(o, v)
+            if withMask, sc[e] == 47, let (m, me) = sc.ipv4(e + 1) { mask.setBE32(o, m); return me }
+            if withMask { mask.setBE32(o, ~0) }
+            return e
+        case .ipv6:
+            guard let (v, e) = sc.ipv6(j) else { return fail(j, "expected an IPv6 address") }
+            key.setBE128(o, v)
+            if withMask, sc[e] == 47, let (m, me) = sc.ipv6(e + 1) { mask.setBE128(o, m); return me }
+            if withMask { mask.setBE128(o, ~0) }
+            return e
+        case .mac:
+            guard let (v, e) = sc.mac(j) else { return fail(j, "expected an Ethernet address xx:xx:xx:xx:xx:xx") }
+            key.setBE48(o, v)
+            if withMask, sc[e] == 47, let (m, me) = sc.mac(e + 1) { mask.setBE48(o, m); return me }
+            if withMask { mask.setBE48(o, 0xffff_ffff_ffff) }
+            return e
+        case .frag:
+            var e = j
+            while e - j < 7, sc[e] >= 97, sc[e] <= 122 { e += 1 }
+            let word = String(decoding: sc.s[j..<e], as: UTF8.self)
+            let value: UInt8
+            switch word {
+            case "no": value = 0
+            case "first": value = 1
+            case "later": value = 2
+            default: return fail(j, "frag must be no, first or later")
+            }
+            key[o] = value
+            if withMask { mask[o] = 0xff }
+            return e
+        case .ipv6Label:
+            guard let (v, e) = number(j), UInt32(truncatingIfNeeded: v) & ~0xfffff == 0 else {
+                return fail(j, "ipv6 label must be below 0x100000")
+            }
+            key.setBE32(o, UInt32(truncatingIfNeeded: v))
+            if withMask, sc[e] == 47, let (m, me) = sc.integer(e + 1), UInt32(truncatingIfNeeded: m) & ~0xfffff == 0 {
+                mask.setBE32(o, UInt32(truncatingIfNeeded: m))
+                return me
+            }
+            if withMask { mask.setBE32(o, 0xfffff) }
+            return e
+        case .vid, .pcp, .cfi:
+            let (bits, shift): (UInt16, UInt16) = type == .vid ? (12, 0) : type == .pcp ? (3, 13) : (1, 12)
+            return scanBitField16(at: j, offset: o, bits: bits, shift: shift, key: &key, mask: &mask, withMask: withMask)
+        case .mplsLabel, .mplsTC, .mplsTTL, .mplsBOS:
+            let (bits, shift): (UInt32, UInt32) = switch type {
+            case .mplsLabel: (20, 12)
+            case .mplsTC: (3, 9)
+            case .mplsTTL: (8, 0)
+            default: (1, 8)
+            }
+            return scanBitField32(at: j, offset: o, bits: bits, shift: shift, key: &key, mask: &mask, withMask: withMask)
+        }
+    }
+
+    private mutating func scanBitField16(at j: Int, offset o: Int, bits: UInt16, shift: UInt16, key: inout [UInt8],
+                                         mask: inout [UInt8], withMask: Bool) -> Int? {
+        guard let (v, e) = sc.integer(j) else { return fail(j, "expected a number") }
+        let value = UInt16(truncatingIfNeeded: v)
+        let field: UInt16 = ((1 << bits) - 1) << shift
+        guard value >> bits == 0 else { return fail(j, "value \(value) does not fit in \(bits) bits") }
+        key.setBE16(o, (key.be16(o) & ~field) | value << shift)
+        if withMask {
+            if sc[e] == 47, let (m, me) = sc.integer(e + 1) {
+                let mv = UInt16(truncatingIfNeeded: m)
+                guard mv >> bits == 0 else { return fail(e + 1, "mask \(mv) does not fit in \(bits) bits") }
+                mask.setBE16(o, (mask.be16(o) & ~field) | mv << shift)
+                return me
+            }
+            mask.setBE16(o, mask.be16(o) | field)
+        }
+        return e
+    }
+
+    private mutating func scanBitField32(at j: Int, offset o: Int, bits: UInt32, shift: UInt32, key: inout [UInt8],
+                                         mask: inout [UInt8], withMask: Bool) -> Int? {
+        guard let (v, e) = sc.integer(j) else { return fail(j, "expected a number") }
+        let value = UInt32(truncatingIfNeeded: v)
+        let field: UInt32 = ((1 << bits) - 1) << shift
+        guard value >> bits == 0 else { return fail(j, "value \(value) does not fit in \(bits) bits") }
+        key.setBE32(o, (key.be32(o) & ~field) | value << shift)
+        if withMask {
+            if sc[e] == 47, let (m, me) = sc.integer(e + 1) {
+                let mv = UInt32(truncatingIfNeeded: m)
+                guard mv >> bits == 0 else { return fail(e + 1, "mask \(mv) does not fit in \(bits) bits") }
+                mask.setBE32(o, (mask.be32(o) & ~field) | mv << shift)
+                return me
+            }
+            mask.setBE32(o, mask.be32(o) | field)
+        }
+        return e
+    }
+
+    private mutating func parseInPort(at j: Int, key: inout AttributeWriter, mask: inout AttributeWriter) -> Int? {
+        var kv: UInt32, mv: UInt32 = 0xffff_ffff
+        var e: Int
+        if let (v, ve) = sc.integer(j) {
+            kv = UInt32(truncatingIfNeeded: v)
+            e = ve
+            if sc[e] == 47, let (m, me) = sc.integer(e + 1) {
+                mv = UInt32(truncatingIfNeeded: m)
+                e = me
+            }
+        } else {
+            var k = j
+            while k < sc.s.count && sc[k] != 41 { k += 1 }
+            let name = String(decoding: sc.s[j..<k], as: UTF8.self)
+            guard let port = portNames[name] else { return fail(j, "unknown port \"\(name)\"") }
+            kv = port
+            e = k
+        }
+        guard sc[e] == 41 else { return fail(e, "expected \")\"") }
+        key.put(KeyAttr.inPort, [UInt8].le32(kv))
+        mask.put(KeyAttr.inPort, [UInt8].le32(mv))
+        return e + 1
+    }
+
+    private mutating func parseMPLS(at start: Int, key: inout AttributeWriter, mask: inout AttributeWriter) -> Int? {
+        var kb = [UInt8](repeating: 0, count: 12), mb = kb
+        var idx = 0
+        var seen: UInt8 = 0
+        var s = start
+        loop: while true {
+            var matched = false
+            for (bit, f) in KeyLayout.mpls.enumerated() where sc.hasPrefix(f.name, at: s) {
+                if seen & (1 << bit) != 0 {
+                    seen = 0
+                    idx += 1
+                    if idx == 3 { break loop }
+                }
+                guard let e = scanField(f.type, offset: idx * 4, at: s + f.name.utf8.count, key: &kb, mask: &mb, withMask: true)
+                else { return nil }
+                seen |= 1 << bit
+                s = e
+                matched = true
+                break
+            }
+            let c = sc[s]
+            s += 1
+            if c == 44 && matched { continue }
+            if c == 41 {
+                key.put(KeyAttr.mpls, Array(kb[0..<(idx + 1) * 4]))
+                mask.put(KeyAttr.mpls, Array(mb[0..<(idx + 1) * 4]))
+                return s
+            }
+            return fail(s - 1, "unknown field or malformed value")
+        }
+        return fail(s, "at most 3 MPLS label stack entries")
+    }
+
+    private mutating func parseEncap(at start: Int, key: inout AttributeWriter, mask: inout AttributeWriter) -> Int? {
+        var s = start
+        var innerKey = AttributeWriter(), innerMask = AttributeWriter()
+        while true {
+            s = sc.skipDelimiters(s)
+            if s >= sc.s.count { return fail(s, "unterminated encap(") }
+            if sc[s] == 41 { break }
+            guard let e = parseAttribute(at: s, key: &innerKey, mask: &innerMask) else { return nil }
+            s = e
+        }
+        key.put(KeyAttr.encap, innerKey.bytes)
+        mask.put(KeyAttr.encap, innerMask.bytes)
+        return s + 1
+    }
+
+    // MARK: tunnel(…)
+
+    private mutating func parseTunnel(at start: Int, key: inout AttributeWriter, mask: inout AttributeWriter) -> Int? {
+        var kw = AttributeWriter(), mw = AttributeWriter()
+        let fields: [(String, UInt16, FieldType, Int)] = [
+            ("tun_id=", TunnelAttr.id, .be64, 8), ("src=", TunnelAttr.ipv4Src, .ipv4, 4), ("dst=", TunnelAttr.ipv4Dst, .ipv4, 4),
+            ("ipv6_src=", TunnelAttr.ipv6Src, .ipv6, 16), ("ipv6_dst=", TunnelAttr.ipv6Dst, .ipv6, 16),
+            ("tos=", TunnelAttr.tos, .u8, 1), ("ttl=", TunnelAttr.ttl, .u8, 1),
+            ("tp_src=", TunnelAttr.tpSrc, .be16, 2), ("tp_dst=", TunnelAttr.tpDst, .be16, 2),
+        ]
+        var s = start
+        while true {
+            var matched = false
+            for (name, attr, type, size) in fields where sc.hasPrefix(name, at: s) {
+                var kb = [UInt8](repeating: 0, count: size), mb = [UInt8](repeating: 0xff, count: size)
+                guard let e = scanField(type, offset: 0, at: s + name.utf8.count, key: &kb, mask: &mb, withMask: true)
+                else { return nil }
+                kw.put(attr, kb)
+                mw.put(attr, mb)
+                s = e
+                matched = true
+                break
+            }
+            if !matched && sc.hasPrefix("flags(", at: s) {
+                let j = s + 6
+                guard let (f, m, e) = FlagNames.tunnel.parse(sc, at: j, end: 41, allowed: 0xf, masked: true), sc[e] == 41 else {
+                    return fail(j, "invalid tunnel flags (known: oam df csum key)")
+                }
+                Self.putTunnelFlags(&kw, UInt16(truncatingIfNeeded: f))
+                Self.putTunnelFlags(&mw, UInt16(truncatingIfNeeded: m))
+                s = e + 1
+                matched = true
+            }
+            if !matched {
+                for opt in ["vxlan(", "geneve(", "erspan(", "gtpu("] where sc.hasPrefix(opt, at: s) {
+                    return fail(s, "tunnel option \(opt.dropLast()) is not supported by esw")
+                }
+            }
+            let c = sc[s]
+            s += 1
+            if c == 44 && matched { continue }
+            if c == 41 {
+                key.put(KeyAttr.tunnel, kw.bytes)
+                mask.put(KeyAttr.tunnel, mw.bytes)
+                return s
+            }
+            return fail(s - 1, matched ? "expected \",\" or \")\"" : "unknown tunnel field or malformed value")
+        }
+    }
+
+    /// tun_flags_to_attr(): df, csum, oam as flag attributes (the key flag is implied by tun_id).
+    static func putTunnelFlags(_ w: inout AttributeWriter, _ flags: UInt16) {
+        if flags & 0x2 != 0 { w.putFlag(TunnelAttr.dontFragment) }
+        if flags & 0x4 != 0 { w.putFlag(TunnelAttr.csum) }
+        if flags & 0x1 != 0 { w.putFlag(TunnelAttr.oam) }
+    }
+}
+
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (uuid_from_string_prefix).
+func parseUFID(_ sc: Scan, at i: Int) -> (UInt128, Int)? {
+    var v: UInt128 = 0
+    var j = i
+    for (n, group) in [8, 4, 4, 4, 12].enumerated() {
+        if n > 0 {
+            guard sc[j] == 45 else { return nil }
+            j += 1
+        }
+        for _ in 0..<group {
+            let d = Scan.hexit(sc[j])
+            guard d >= 0 else { return nil }
+            v = v << 4 | UInt128(d)
+            j += 1
+        }
+    }
+    return (v, j)
+}
+
+/// The UUID text form of a 128-bit ufid.
+public func formatUFID(_ u: UInt128) -> String {
+    let h = String(u, radix: 16)
+    let s = String(repeating: "0", count: 32 - h.count) + h
+    let c = Array(s)
+    return String(c[0..<8]) + "-" + String(c[8..<12]) + "-" + String(c[12..<16]) + "-" + String(c[16..<20]) + "-" + String(c[20..<32])
+}

@@ -1,0 +1,47 @@
+import Netlink
+
+/// The ODP text language, end to end.
+public enum ODPText {
+    /// A parsed key: attribute lists as they go over the wire, and the ufid if written.
+    public struct ParsedKey: Sendable {
+        public var key: [UInt8]
+        public var mask: [UInt8]
+        public var ufid: UInt128?
+    }
+
+    public static func parseKey(_ text: String, portNames: [String: UInt32] = [:]) throws(ODPError) -> ParsedKey {
+        var p = KeyParser(text, portNames: portNames)
+        var k = AttributeWriter(), m = AttributeWriter()
+        let ufid = try p.parseKey(key: &k, mask: &m)
+        return ParsedKey(key: k.bytes, mask: m.bytes, ufid: ufid)
+    }
+
+    public static func parseActions(_ text: String) throws(ODPError) -> [UInt8] {
+        var p = ActionParser(text)
+        var w = AttributeWriter()
+        try p.parseAll(into: &w)
+        return w.bytes
+    }
+
+    /// What `dpctl/add-flow KEY ACTIONS` followed by `dpctl/dump-flows` prints for the
+    /// flow's key and actions, without a datapath: `KEY, actions:ACTIONS`.
+    public static func normalize(key: String, actions: String, vlanLimit: Int = ODPConstants.vlanLimit) throws(ODPError) -> String {
+        let k: ParsedKey
+        do { k = try parseKey(key) } catch { throw ODPError(position: error.position, "flow key: " + error.message, context: error.context) }
+        let a: [UInt8]
+        do { a = try parseActions(actions) } catch { throw ODPError(position: error.position, "actions: " + error.message, context: error.context) }
+        let match: FlowMatch
+        switch FlowMatch.fromAttributes(key: k.key, mask: k.mask, vlanLimit: vlanLimit) {
+        case .success(let m): match = m
+        case .failure(let e): throw e
+        }
+        return formatKey(match, vlanLimit: vlanLimit) + ", actions:" + ActionFormatter().format(a)
+    }
+
+    /// A stored match as dump-flows prints its key.
+    public static func formatKey(_ match: FlowMatch, verbose: Bool = false, portNames: [UInt32: String] = [:],
+                                 vlanLimit: Int = ODPConstants.vlanLimit) -> String {
+        let (k, m) = KeyEncoder(vlanLimit: vlanLimit).encode(match)
+        return KeyFormatter(verbose: verbose, portNames: portNames).format(key: k, mask: m)
+    }
+}

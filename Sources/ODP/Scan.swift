@@ -1,0 +1,224 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Lexical scanning with the exact semantics of OVS's ovs_scan() (lib/util.c), which
+/// the ODP text grammar is defined by: whitespace skipped before numeric conversions
+/// only, `%i` with 0x/0 base prefixes, out-of-range values truncated to the field
+/// width rather than rejected.
+struct Scan {
+    let s: [UInt8]
+
+    init(_ text: String) { s = Array(text.utf8) }
+
+    @inline(__always) subscript(i: Int) -> UInt8 { i < s.count ? s[i] : 0 }
+
+    func hasPrefix(_ p: String, at i: Int) -> Bool {
+        var j = i
+        for c in p.utf8 {
+            if self[j] != c { return false }
+            j += 1
+        }
+        return true
+    }
+
+    static func isSpace(_ c: UInt8) -> Bool { c == 32 || (c >= 9 && c <= 13) }
+    static func isDelimiter(_ c: UInt8) -> Bool { c == 32 || c == 44 || c == 9 || c == 13 || c == 10 }
+
+    func skipSpaces(_ i: Int) -> Int {
+        var j = i
+        while j < s.count && Scan.isSpace(s[j]) { j += 1 }
+        return j
+    }
+
+    func skipDelimiters(_ i: Int) -> Int {
+        var j = i
+        while j < s.count && Scan.isDelimiter(s[j]) { j += 1 }
+        return j
+    }
+
+    static func hexit(_ c: UInt8) -> Int {
+        switch c {
+        case 48...57: Int(c - 48)
+        case 97...102: Int(c - 87)
+        case 65...70: Int(c - 55)
+        default: -1
+        }
+    }
+
+    /// scan_int(): optional sign, base detection when `base` is 0 (or 16 with 0x),
+    /// digits; value wraps modulo 2^64 (callers truncate). No leading space skip.
+    func integerRaw(_ i: Int, base: Int) -> (UInt64, Int)? {
+        var j = i
+        let negative = self[j] == 45
+        if self[j] == 45 || self[j] == 43 { j += 1 }
+        var b = base
+        if (b == 0 || b == 16) && self[j] == 48 && (self[j + 1] == 120 || self[j + 1] == 88) {
+            b = 16
+            j += 2
+        } else if b == 0 {
+            b = self[j] == 48 ? 8 : 10
+        }
+        var v: UInt64 = 0
+        var digits = 0
+        while true {
+            let d = Scan.hexit(self[j])
+            if d < 0 || d >= b { break }
+            v = v &* UInt64(b) &+ UInt64(d)
+            digits += 1
+            j += 1
+        }
+        if digits == 0 { return nil }
+        return (negative ? 0 &- v : v, j)
+    }
+
+    /// `%i`/`%u`/`%x` with the usual leading whitespace skip.
+    func integer(_ i: Int, base: Int = 0) -> (UInt64, Int)? {
+        integerRaw(skipSpaces(i), base: base)
+    }
+
+    /// "%hhu.%hhu.%hhu.%hhu" (each component decimal, truncated to 8 bits).
+    func ipv4(_ i: Int) -> (UInt32, Int)? {
+        var j = i
+        var v: UInt32 = 0
+        for k in 0..<4 {
+            if k > 0 {
+                guard self[j] == 46 else { return nil }
+                j += 1
+            }
+            guard let (c, e) = integer(j, base: 10) else { return nil }
+            v = v << 8 | UInt32(UInt8(truncatingIfNeeded: c))
+            j = e
+        }
+        return (v, j)
+    }
+
+    /// "%hhx:%hhx:..." six hex components, truncated to 8 bits each.
+    func mac(_ i: Int) -> (UInt64, Int)? {
+        var j = i
+        var v: UInt64 = 0
+        for k in 0..<6 {
+            if k > 0 {
+                guard self[j] == 58 else { return nil }
+                j += 1
+            }
+            guard let (c, e) = integer(j, base: 16) else { return nil }
+            v = v << 8 | UInt64(UInt8(truncatingIfNeeded: c))
+            j = e
+        }
+        return (v, j)
+    }
+
+    /// "%46[0123456789abcdefABCDEF:.]" then inet_pton().
+    func ipv6(_ i: Int) -> (UInt128, Int)? {
+        var j = i
+        while j - i < 46 {
+            let c = self[j]
+            if Scan.hexit(c) >= 0 || c == 58 || c == 46 { j += 1 } else { break }
+        }
+        guard j > i else { return nil }
+        guard let v = parseIPv6(String(decoding: s[i..<j], as: UTF8.self)) else { return nil }
+        return (v, j)
+    }
+
+    /// OVS parse_int_string() for 128-bit values: 0x + up to 32 hex digits, or strtoull(…, 0).
+    func u128(_ i: Int) -> (UInt128, Int)? {
+        if self[i] == 48 && (self[i + 1] == 120 || self[i + 1] == 88) {
+            var j = i + 2
+            let start = j
+            while Scan.hexit(self[j]) >= 0 { j += 1 }
+            guard j > start else { return nil }
+            var digits = s[start..<j].drop { $0 == 48 }
+            if digits.count > 32 { return nil }
+            var v: UInt128 = 0
+            while let d = digits.first {
+                v = v << 4 | UInt128(Scan.hexit(d))
+                digits = digits.dropFirst()
+            }
+            return (v, j)
+        }
+        // strtoull: skips spaces, optional sign, base prefix; out of range saturates (ERANGE → error here).
+        var j = skipSpaces(i)
+        let negative = self[j] == 45
+        if self[j] == 45 || self[j] == 43 { j += 1 }
+        var base = 10
+        if self[j] == 48 { base = 8 }
+        var v: UInt64 = 0
+        var digits = 0
+        var overflow = false
+        while true {
+            let d = Scan.hexit(self[j])
+            if d < 0 || d >= base { break }
+            let (m, o1) = v.multipliedReportingOverflow(by: UInt64(base))
+            let (a, o2) = m.addingReportingOverflow(UInt64(d))
+            overflow = overflow || o1 || o2
+            v = a
+            digits += 1
+            j += 1
+        }
+        guard digits > 0, !overflow else { return nil }
+        return (UInt128(negative ? 0 &- v : v), j)
+    }
+
+    /// strtod on the longest numeric prefix (OVS scan_float).
+    func double(_ i: Int) -> (Double, Int)? {
+        let j0 = skipSpaces(i)
+        var j = j0
+        while j < s.count {
+            let c = s[j]
+            if (c >= 48 && c <= 57) || c == 46 || c == 101 || c == 69 || c == 43 || c == 45 { j += 1 } else { break }
+        }
+        guard j > j0 else { return nil }
+        let text = String(decoding: s[j0..<j], as: UTF8.self)
+        var end: UnsafeMutablePointer<CChar>?
+        let v = text.withCString { p -> (Double, Int) in
+            let d = strtod(p, &end)
+            return (d, end.map { $0 - UnsafeMutablePointer(mutating: p) } ?? 0)
+        }
+        guard v.1 > 0 else { return nil }
+        return (v.0, j0 + v.1)
+    }
+}
+
+/// inet_pton(AF_INET6, …) as a UInt128 (network order: first group in the top bits).
+func parseIPv6(_ text: String) -> UInt128? {
+    var addr = in6_addr()
+    guard inet_pton(AF_INET6, text, &addr) == 1 else { return nil }
+    return withUnsafeBytes(of: &addr) { raw -> UInt128 in
+        var v: UInt128 = 0
+        for b in raw { v = v << 8 | UInt128(b) }
+        return v
+    }
+}
+
+/// inet_ntop(AF_INET6, …): glibc's compressed form.
+func formatIPv6(_ v: UInt128) -> String {
+    var addr = in6_addr()
+    withUnsafeMutableBytes(of: &addr) { raw in
+        for i in 0..<16 { raw[i] = UInt8(truncatingIfNeeded: v >> UInt128(120 - 8 * i)) }
+    }
+    var buf = [CChar](repeating: 0, count: 64)
+    guard inet_ntop(AF_INET6, &addr, &buf, 64) != nil else { return "::" }
+    return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+func formatIPv4(_ v: UInt32) -> String {
+    "\(v >> 24).\((v >> 16) & 0xff).\((v >> 8) & 0xff).\(v & 0xff)"
+}
+
+func formatMAC(_ v: UInt64) -> String {
+    (0..<6).map { i -> String in
+        let b = UInt8(truncatingIfNeeded: v >> UInt64(40 - 8 * i))
+        return b < 16 ? "0" + String(b, radix: 16) : String(b, radix: 16)
+    }.joined(separator: ":")
+}
+
+/// C's `%#x`: `0` for zero, `0x…` otherwise.
+func hexAlt<T: BinaryInteger>(_ v: T) -> String { v == 0 ? "0" : "0x" + String(v, radix: 16) }
+/// C's `0x%x`.
+func hex0x<T: BinaryInteger>(_ v: T) -> String { "0x" + String(v, radix: 16) }
+/// C's `0x%04x`.
+func hex0x4<T: BinaryInteger>(_ v: T) -> String {
+    let h = String(v, radix: 16)
+    return "0x" + String(repeating: "0", count: max(0, 4 - h.count)) + h
+}
