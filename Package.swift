@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "ControlProtocol", dependencies: ["Netlink", "ODP"], swiftSettings: strict),
 
         .executableTarget(name: "eswd", dependencies: [
-            "ESwitch", "Representors", "OVSDatapath", "Tunnels", "ControlProtocol",
+            "CNetLinux", "NetLinux", "Netlink", "ODP", "Packet", "ESwitch", "Representors", "OVSDatapath", "Tunnels", "ControlProtocol",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),

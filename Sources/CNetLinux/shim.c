@@ -7,6 +7,10 @@
 #include <sys/ioctl.h>
 #include <linux/if_tun.h>
 #include <sched.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <linux/sockios.h>
 #include <net/if_arp.h>
@@ -167,3 +171,96 @@ int cnl_recvmmsg(int fd, struct cnl_mmsghdr *msgs, unsigned int count, int flags
 
 int cnl_setns_net(int fd) { return setns(fd, CLONE_NEWNET); }
 int cnl_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }
+
+int cnl_udp_tunnel_socket(uint16_t port) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return -1;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one) < 0 ||
+        setsockopt(fd, IPPROTO_IP, IP_RECVTOS, &one, sizeof one) < 0 ||
+        setsockopt(fd, IPPROTO_IP, IP_RECVTTL, &one, sizeof one) < 0) {
+        int e = errno; close(fd); errno = e; return -1;
+    }
+    int buf = 8 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf);
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(port);
+    if (bind(fd, (struct sockaddr *)&sin, sizeof sin) < 0) {
+        int e = errno; close(fd); errno = e; return -1;
+    }
+    return fd;
+}
+
+void cnl_udp_tunnel_info(const struct msghdr *msg, uint32_t *dst, uint8_t *tos, uint8_t *ttl) {
+    for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)msg); c; c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
+        if (c->cmsg_level != IPPROTO_IP) continue;
+        if (c->cmsg_type == IP_PKTINFO) {
+            struct in_pktinfo *pi = (struct in_pktinfo *)CMSG_DATA(c);
+            *dst = ntohl(pi->ipi_addr.s_addr);
+        } else if (c->cmsg_type == IP_TOS) {
+            *tos = *(uint8_t *)CMSG_DATA(c);
+        } else if (c->cmsg_type == IP_TTL) {
+            *ttl = (uint8_t)*(int *)CMSG_DATA(c);
+        }
+    }
+}
+
+int cnl_raw_ipv4_socket(void) {
+    int fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_RAW);
+    if (fd < 0) return -1;
+    int buf = 8 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof buf);
+    return fd;
+}
+
+int cnl_sendto_ipv4(int fd, const void *buf, size_t len, uint32_t dst_host_order) {
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(dst_host_order);
+    return (int)sendto(fd, buf, len, MSG_DONTWAIT, (struct sockaddr *)&sin, sizeof sin);
+}
+
+uint32_t cnl_sockaddr_in_addr(const void *sa) { return ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr); }
+uint16_t cnl_sockaddr_in_port(const void *sa) { return ntohs(((const struct sockaddr_in *)sa)->sin_port); }
+
+int cnl_accept_peer(int fd, uint32_t *uid) {
+    int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (c < 0) return -1;
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    *uid = 0xffffffff;
+    if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) *uid = cred.uid;
+    return c;
+}
+
+int cnl_termination_signalfd(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) return -1;
+    signal(SIGPIPE, SIG_IGN);
+    return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+int cnl_signalfd_read(int fd) {
+    struct signalfd_siginfo si;
+    if (read(fd, &si, sizeof si) != sizeof si) return -1;
+    return (int)si.ssi_signo;
+}
+
+int cnl_timerfd_periodic(int ms) {
+    int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (fd < 0) return -1;
+    struct itimerspec its;
+    its.it_interval.tv_sec = ms / 1000;
+    its.it_interval.tv_nsec = (ms % 1000) * 1000000L;
+    its.it_value = its.it_interval;
+    if (timerfd_settime(fd, 0, &its, NULL) < 0) { int e = errno; close(fd); errno = e; return -1; }
+    return fd;
+}

@@ -28,20 +28,20 @@ public enum ODPConstants {
 }
 
 extension FlowKey {
-    @inlinable var isIP: Bool {
+    @inlinable public var isIP: Bool {
         let t = UInt16(truncatingIfNeeded: self[.ethType])
         return t == EtherType.ipv4 || t == EtherType.ipv6
     }
 
-    @inlinable var isICMPv6: Bool {
+    @inlinable public var isICMPv6: Bool {
         UInt16(truncatingIfNeeded: self[.ethType]) == EtherType.ipv6 && self[.ipProto] == UInt64(IPProto.icmpv6)
     }
 
     /// OVS is_nd(): ICMPv6 neighbour solicitation or advertisement with code 0.
-    @inlinable var isND: Bool {
+    @inlinable public var isND: Bool {
         isICMPv6 && self[.tpDst] == 0 && (self[.tpSrc] == 135 || self[.tpSrc] == 136)
     }
 
-    @inlinable var tunnelDestinationSet: Bool { self[.tunnelIPv4Dst] != 0 || self[.tunnelIPv6Dst] != 0 }
-    @inlinable var tunnelSourceSet: Bool { self[.tunnelIPv4Src] != 0 || self[.tunnelIPv6Src] != 0 }
+    @inlinable public var tunnelDestinationSet: Bool { self[.tunnelIPv4Dst] != 0 || self[.tunnelIPv6Dst] != 0 }
+    @inlinable public var tunnelSourceSet: Bool { self[.tunnelIPv4Src] != 0 || self[.tunnelIPv6Src] != 0 }
 }

@@ -484,3 +484,16 @@ public struct KeyDecoder: Sendable {
         return m
     }
 }
+
+/// Access to the tunnel-key decoder for actions (set(tunnel(…))).
+public enum KeyDecoderBridge {
+    public static func decodeTunnel(_ payload: [UInt8], into key: inout FlowKey) -> Result<Void, ODPError> {
+        let a = Attribute(type: KeyAttr.tunnel, isNested: true, payload: payload[...])
+        switch KeyDecoder().decodeTunnel(a, into: &key) {
+        case .perfect: return .success(())
+        case .tooMuch(let w): return .failure(ODPError(position: nil, "unexpected tunnel attributes: \(w)"))
+        case .tooLittle(let w): return .failure(ODPError(position: nil, "missing tunnel attributes: \(w)"))
+        case .error(let e): return .failure(ODPError(position: nil, e))
+        }
+    }
+}

@@ -73,34 +73,34 @@ enum KeyLayout {
 
 /// Big-endian helpers over byte arrays.
 extension Array where Element == UInt8 {
-    func be16(_ o: Int) -> UInt16 { UInt16(self[o]) << 8 | UInt16(self[o + 1]) }
-    func be32(_ o: Int) -> UInt32 { UInt32(be16(o)) << 16 | UInt32(be16(o + 2)) }
-    func be64(_ o: Int) -> UInt64 { UInt64(be32(o)) << 32 | UInt64(be32(o + 4)) }
-    func be48(_ o: Int) -> UInt64 { UInt64(be16(o)) << 32 | UInt64(be32(o + 2)) }
-    func be128(_ o: Int) -> UInt128 { UInt128(be64(o)) << 64 | UInt128(be64(o + 8)) }
-    func le16(_ o: Int) -> UInt16 { UInt16(self[o]) | UInt16(self[o + 1]) << 8 }
-    func le32(_ o: Int) -> UInt32 { UInt32(le16(o)) | UInt32(le16(o + 2)) << 16 }
-    func le128(_ o: Int) -> UInt128 {
+    public func be16(_ o: Int) -> UInt16 { UInt16(self[o]) << 8 | UInt16(self[o + 1]) }
+    public func be32(_ o: Int) -> UInt32 { UInt32(be16(o)) << 16 | UInt32(be16(o + 2)) }
+    public func be64(_ o: Int) -> UInt64 { UInt64(be32(o)) << 32 | UInt64(be32(o + 4)) }
+    public func be48(_ o: Int) -> UInt64 { UInt64(be16(o)) << 32 | UInt64(be32(o + 2)) }
+    public func be128(_ o: Int) -> UInt128 { UInt128(be64(o)) << 64 | UInt128(be64(o + 8)) }
+    public func le16(_ o: Int) -> UInt16 { UInt16(self[o]) | UInt16(self[o + 1]) << 8 }
+    public func le32(_ o: Int) -> UInt32 { UInt32(le16(o)) | UInt32(le16(o + 2)) << 16 }
+    public func le128(_ o: Int) -> UInt128 {
         var v: UInt128 = 0
         for i in (0..<16).reversed() { v = v << 8 | UInt128(self[o + i]) }
         return v
     }
 
-    mutating func setBE16(_ o: Int, _ v: UInt16) { self[o] = UInt8(v >> 8); self[o + 1] = UInt8(v & 0xff) }
-    mutating func setBE32(_ o: Int, _ v: UInt32) { setBE16(o, UInt16(v >> 16)); setBE16(o + 2, UInt16(v & 0xffff)) }
-    mutating func setBE64(_ o: Int, _ v: UInt64) { setBE32(o, UInt32(v >> 32)); setBE32(o + 4, UInt32(v & 0xffff_ffff)) }
-    mutating func setBE48(_ o: Int, _ v: UInt64) { setBE16(o, UInt16(truncatingIfNeeded: v >> 32)); setBE32(o + 2, UInt32(truncatingIfNeeded: v)) }
-    mutating func setBE128(_ o: Int, _ v: UInt128) { setBE64(o, UInt64(truncatingIfNeeded: v >> 64)); setBE64(o + 8, UInt64(truncatingIfNeeded: v)) }
-    mutating func setLE16(_ o: Int, _ v: UInt16) { self[o] = UInt8(v & 0xff); self[o + 1] = UInt8(v >> 8) }
-    mutating func setLE32(_ o: Int, _ v: UInt32) { setLE16(o, UInt16(v & 0xffff)); setLE16(o + 2, UInt16(v >> 16)) }
-    mutating func setLE128(_ o: Int, _ v: UInt128) {
+    public mutating func setBE16(_ o: Int, _ v: UInt16) { self[o] = UInt8(v >> 8); self[o + 1] = UInt8(v & 0xff) }
+    public mutating func setBE32(_ o: Int, _ v: UInt32) { setBE16(o, UInt16(v >> 16)); setBE16(o + 2, UInt16(v & 0xffff)) }
+    public mutating func setBE64(_ o: Int, _ v: UInt64) { setBE32(o, UInt32(v >> 32)); setBE32(o + 4, UInt32(v & 0xffff_ffff)) }
+    public mutating func setBE48(_ o: Int, _ v: UInt64) { setBE16(o, UInt16(truncatingIfNeeded: v >> 32)); setBE32(o + 2, UInt32(truncatingIfNeeded: v)) }
+    public mutating func setBE128(_ o: Int, _ v: UInt128) { setBE64(o, UInt64(truncatingIfNeeded: v >> 64)); setBE64(o + 8, UInt64(truncatingIfNeeded: v)) }
+    public mutating func setLE16(_ o: Int, _ v: UInt16) { self[o] = UInt8(v & 0xff); self[o + 1] = UInt8(v >> 8) }
+    public mutating func setLE32(_ o: Int, _ v: UInt32) { setLE16(o, UInt16(v & 0xffff)); setLE16(o + 2, UInt16(v >> 16)) }
+    public mutating func setLE128(_ o: Int, _ v: UInt128) {
         for i in 0..<16 { self[o + i] = UInt8(truncatingIfNeeded: v >> UInt128(8 * i)) }
     }
 
-    static func le32(_ v: UInt32) -> [UInt8] { var a = [UInt8](repeating: 0, count: 4); a.setLE32(0, v); return a }
-    static func le16(_ v: UInt16) -> [UInt8] { var a = [UInt8](repeating: 0, count: 2); a.setLE16(0, v); return a }
-    static func be16(_ v: UInt16) -> [UInt8] { var a = [UInt8](repeating: 0, count: 2); a.setBE16(0, v); return a }
-    static func be32(_ v: UInt32) -> [UInt8] { var a = [UInt8](repeating: 0, count: 4); a.setBE32(0, v); return a }
-    static func be64(_ v: UInt64) -> [UInt8] { var a = [UInt8](repeating: 0, count: 8); a.setBE64(0, v); return a }
-    static func be128(_ v: UInt128) -> [UInt8] { var a = [UInt8](repeating: 0, count: 16); a.setBE128(0, v); return a }
+    public static func le32(_ v: UInt32) -> [UInt8] { var a = [UInt8](repeating: 0, count: 4); a.setLE32(0, v); return a }
+    public static func le16(_ v: UInt16) -> [UInt8] { var a = [UInt8](repeating: 0, count: 2); a.setLE16(0, v); return a }
+    public static func be16(_ v: UInt16) -> [UInt8] { var a = [UInt8](repeating: 0, count: 2); a.setBE16(0, v); return a }
+    public static func be32(_ v: UInt32) -> [UInt8] { var a = [UInt8](repeating: 0, count: 4); a.setBE32(0, v); return a }
+    public static func be64(_ v: UInt64) -> [UInt8] { var a = [UInt8](repeating: 0, count: 8); a.setBE64(0, v); return a }
+    public static func be128(_ v: UInt128) -> [UInt8] { var a = [UInt8](repeating: 0, count: 16); a.setBE128(0, v); return a }
 }

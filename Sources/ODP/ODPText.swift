@@ -25,7 +25,7 @@ public enum ODPText {
 
     /// What `dpctl/add-flow KEY ACTIONS` followed by `dpctl/dump-flows` prints for the
     /// flow's key and actions, without a datapath: `KEY, actions:ACTIONS`.
-    public static func normalize(key: String, actions: String, vlanLimit: Int = ODPConstants.vlanLimit) throws(ODPError) -> String {
+    public static func normalize(key: String, actions: String, verbose: Bool = false, vlanLimit: Int = ODPConstants.vlanLimit) throws(ODPError) -> String {
         let k: ParsedKey
         do { k = try parseKey(key) } catch { throw ODPError(position: error.position, "flow key: " + error.message, context: error.context) }
         let a: [UInt8]
@@ -35,7 +35,7 @@ public enum ODPText {
         case .success(let m): match = m
         case .failure(let e): throw e
         }
-        return formatKey(match, vlanLimit: vlanLimit) + ", actions:" + ActionFormatter().format(a)
+        return formatKey(match, verbose: verbose, vlanLimit: vlanLimit) + ", actions:" + ActionFormatter().format(a)
     }
 
     /// A stored match as dump-flows prints its key.

@@ -22,9 +22,9 @@ public final class RepresentorDriver: RepresentorProvider, @unchecked Sendable {
 
     /// Removes netdevs a previous instance left behind (after SIGKILL). Refuses to touch
     /// a netdev of another kind that happens to have one of our names.
-    public func removeStale(vfs: Int) throws {
+    public func removeStale(vfs: Int, extra: [String] = []) throws {
         var rt = try RouteLink()
-        for name in naming.allNames(vfs: vfs) {
+        for name in naming.allNames(vfs: vfs) + extra {
             guard let kind = try rt.kind(of: name) else { continue }
             guard kind == "tun" else {
                 throw DriverError("netdev \(name) exists and is not ours (kind \(kind.isEmpty ? "unknown" : kind))")

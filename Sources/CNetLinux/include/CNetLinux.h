@@ -64,6 +64,24 @@ int cnl_recvmmsg(int fd, struct cnl_mmsghdr *msgs, unsigned int count, int flags
 int cnl_setns_net(int fd);
 int cnl_set_thread_name(const char *name);
 
+// UDP tunnel sockets: the receive side's ancillary data (IP_PKTINFO, IP_TOS, IP_TTL)
+// and sending a prebuilt IPv4 packet on a raw socket.
+int cnl_udp_tunnel_socket(uint16_t port);
+void cnl_udp_tunnel_info(const struct msghdr *msg, uint32_t *dst, uint8_t *tos, uint8_t *ttl);
+int cnl_sendto_ipv4(int fd, const void *buf, size_t len, uint32_t dst_host_order);
+int cnl_raw_ipv4_socket(void);
+uint32_t cnl_sockaddr_in_addr(const void *sa);
+uint16_t cnl_sockaddr_in_port(const void *sa);
+
+// accept4() with SO_PEERCRED: the new fd (non-blocking) and the peer's uid.
+int cnl_accept_peer(int fd, uint32_t *uid);
+
+// Blocks SIGINT/SIGTERM/SIGHUP for the calling thread (and threads it creates later),
+// ignores SIGPIPE, and returns a signalfd that reports the blocked ones.
+int cnl_termination_signalfd(void);
+int cnl_signalfd_read(int fd);
+int cnl_timerfd_periodic(int milliseconds);
+
 // eventfd wakeups
 int cnl_eventfd_signal(int fd);
 int cnl_eventfd_drain(int fd);

@@ -1,0 +1,147 @@
+import Netlink
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An error a request came back with: errno and the daemon's message.
+public struct ControlError: Error, Sendable, CustomStringConvertible {
+    public let errno: Int32
+    public let message: String
+
+    public init(errno: Int32, message: String) {
+        self.errno = errno
+        self.message = message
+    }
+
+    public var description: String {
+        let text = String(cString: strerror(errno))
+        return message.isEmpty ? text : "\(message) (\(text))"
+    }
+}
+
+/// A connection to eswd's control socket (SOCK_SEQPACKET: one datagram may carry
+/// several netlink messages, and message boundaries survive).
+public final class ControlClient {
+    private let fd: Int32
+    private var sequence: UInt32 = 0
+
+    public init(path: String) throws(ControlError) {
+        fd = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw ControlError(errno: errno, message: "socket") }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+            close(fd)
+            throw ControlError(errno: ENAMETOOLONG, message: path)
+        }
+        withUnsafeMutableBytes(of: &addr.sun_path) { p in
+            for (i, b) in bytes.enumerated() { p[i] = b }
+        }
+        let r = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        if r != 0 {
+            let e = errno
+            close(fd)
+            throw ControlError(errno: e, message: "cannot connect to \(path) (is eswd running?)")
+        }
+    }
+
+    deinit { close(fd) }
+
+    public func nextSequence() -> UInt32 {
+        sequence &+= 1
+        return sequence
+    }
+
+    public func send(_ bytes: [UInt8]) throws(ControlError) {
+        let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        if n < 0 { throw ControlError(errno: errno, message: "send") }
+    }
+
+    private var buffer = [UInt8](repeating: 0, count: 1 << 20)
+
+    /// Receives one datagram and splits it into messages.
+    public func receive() throws(ControlError) -> [RawMessage] {
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ControlError(errno: errno, message: "receive")
+            }
+            if n == 0 { throw ControlError(errno: ECONNRESET, message: "eswd closed the connection") }
+            do { return try MessageParser.split(Array(buffer[0..<n])) } catch {
+                throw ControlError(errno: EPROTO, message: "malformed reply: \(error)")
+            }
+        }
+    }
+
+    /// Sends one request and collects its replies until the ACK, the end of a dump, or
+    /// an error.
+    public func transact(_ request: GenericMessage) throws(ControlError) -> [GenericMessage] {
+        var req = request
+        req.header.sequence = nextSequence()
+        req.header.flags |= NetlinkFlags.request | NetlinkFlags.ack
+        try send(req.encoded())
+        var out: [GenericMessage] = []
+        while true {
+            for m in try receive() where m.header.sequence == req.header.sequence {
+                switch m.header.type {
+                case NetlinkMessageType.error:
+                    let e: ErrorMessage
+                    do { e = try ErrorMessage(header: m.header, body: m.body) } catch {
+                        throw ControlError(errno: EPROTO, message: "\(error)")
+                    }
+                    if e.errno != 0 { throw ControlError(errno: e.errno, message: e.message ?? "") }
+                    return out
+                case NetlinkMessageType.done:
+                    return out
+                default:
+                    do { out.append(try GenericMessage(header: m.header, body: m.body)) } catch {
+                        throw ControlError(errno: EPROTO, message: "\(error)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends many requests, keeping at most `window` unanswered, and returns each
+    /// request's outcome in order (nil on success). Used for batches of flows.
+    public func pipeline(_ requests: [GenericMessage], window: Int = 256,
+                         progress: ((Int) -> Void)? = nil) throws(ControlError) -> [ControlError?] {
+        var results = [ControlError?](repeating: nil, count: requests.count)
+        var seqIndex: [UInt32: Int] = [:]
+        var next = 0, done = 0
+        var pendingBytes: [UInt8] = []
+        while done < requests.count {
+            // Fill the window, several messages per datagram.
+            while next < requests.count && next - done < window {
+                var r = requests[next]
+                r.header.sequence = nextSequence()
+                r.header.flags |= NetlinkFlags.request | NetlinkFlags.ack
+                seqIndex[r.header.sequence] = next
+                pendingBytes += r.encoded()
+                next += 1
+                if pendingBytes.count > 48_000 {
+                    try send(pendingBytes)
+                    pendingBytes.removeAll(keepingCapacity: true)
+                }
+            }
+            if !pendingBytes.isEmpty {
+                try send(pendingBytes)
+                pendingBytes.removeAll(keepingCapacity: true)
+            }
+            for m in try receive() where m.header.type == NetlinkMessageType.error {
+                guard let idx = seqIndex.removeValue(forKey: m.header.sequence) else { continue }
+                if let e = try? ErrorMessage(header: m.header, body: m.body), e.errno != 0 {
+                    results[idx] = ControlError(errno: e.errno, message: e.message ?? "")
+                }
+                done += 1
+                progress?(done)
+            }
+        }
+        return results
+    }
+}

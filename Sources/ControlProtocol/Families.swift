@@ -1,0 +1,168 @@
+/// The control protocol: netlink messages over a UNIX socket (DESIGN.md §6). The OVS
+/// families use openvswitch.h's commands and attributes; esw adds a devlink-like and a
+/// tunnel family, and a few attributes numbered from 100 so they never collide.
+public enum Family {
+    public static let datapath: UInt16 = 0x20
+    public static let vport: UInt16 = 0x21
+    public static let flow: UInt16 = 0x22
+    public static let packet: UInt16 = 0x23
+    public static let devlink: UInt16 = 0x24
+    public static let tunnel: UInt16 = 0x25
+}
+
+public enum DatapathCmd {
+    public static let new: UInt8 = 1, del: UInt8 = 2, get: UInt8 = 3, set: UInt8 = 4
+}
+
+public enum DatapathAttr {
+    public static let name: UInt16 = 1
+    public static let upcallPID: UInt16 = 2
+    /// struct ovs_dp_stats { n_hit, n_missed, n_lost, n_flows } (u64 each).
+    public static let stats: UInt16 = 3
+    /// struct ovs_dp_megaflow_stats { n_mask_hit u64, n_masks u32, pad u32, n_cache_hit u64, pad u64 }.
+    public static let megaflowStats: UInt16 = 4
+    public static let userFeatures: UInt16 = 5
+    // esw
+    public static let policy: UInt16 = 100
+    public static let missMode: UInt16 = 101
+    public static let offloadedFlows: UInt16 = 102
+    public static let maxIdle: UInt16 = 103
+    public static let eswitch: UInt16 = 104
+}
+
+public enum VportCmd {
+    public static let new: UInt8 = 1, del: UInt8 = 2, get: UInt8 = 3, set: UInt8 = 4
+}
+
+public enum VportAttr {
+    public static let portNumber: UInt16 = 1
+    public static let type: UInt16 = 2
+    public static let name: UInt16 = 3
+    public static let options: UInt16 = 4
+    public static let upcallPID: UInt16 = 5
+    /// struct ovs_vport_stats (8 × u64).
+    public static let stats: UInt16 = 6
+    public static let ifindex: UInt16 = 8
+    // esw
+    public static let eswitchPort: UInt16 = 100
+}
+
+/// OVS_TUNNEL_ATTR_* inside OVS_VPORT_ATTR_OPTIONS.
+public enum TunnelOptionAttr {
+    public static let dstPort: UInt16 = 1
+}
+
+public enum FlowCmd {
+    public static let new: UInt8 = 1, del: UInt8 = 2, get: UInt8 = 3, set: UInt8 = 4
+}
+
+public enum FlowAttr {
+    public static let key: UInt16 = 1
+    public static let actions: UInt16 = 2
+    /// struct ovs_flow_stats { n_packets u64, n_bytes u64 }.
+    public static let stats: UInt16 = 3
+    public static let tcpFlags: UInt16 = 4
+    /// u64 milliseconds of CLOCK_MONOTONIC at the last use.
+    public static let used: UInt16 = 5
+    public static let clear: UInt16 = 6
+    public static let mask: UInt16 = 7
+    public static let probe: UInt16 = 8
+    public static let ufid: UInt16 = 10
+    public static let ufidFlags: UInt16 = 11
+    // esw
+    public static let offloaded: UInt16 = 100
+    public static let offloadReason: UInt16 = 101
+    /// A transaction: every NEW of one batch carries the same id; the last one also `batchEnd`.
+    public static let batch: UInt16 = 102
+    public static let batchEnd: UInt16 = 103
+    public static let dumpType: UInt16 = 104
+    public static let origin: UInt16 = 105
+    /// CLOCK_MONOTONIC milliseconds "now" in the daemon, for `used:` ages.
+    public static let now: UInt16 = 106
+    public static let mayCreate: UInt16 = 107
+}
+
+public enum PacketCmd {
+    public static let miss: UInt8 = 1, action: UInt8 = 2, execute: UInt8 = 3
+    /// esw: subscribe this connection to upcalls.
+    public static let subscribe: UInt8 = 10
+}
+
+public enum PacketAttr {
+    public static let packet: UInt16 = 1
+    public static let key: UInt16 = 2
+    public static let actions: UInt16 = 3
+    public static let userdata: UInt16 = 4
+}
+
+public enum DevlinkCmd {
+    public static let devGet: UInt8 = 1
+    public static let eswitchGet: UInt8 = 2
+    public static let eswitchSet: UInt8 = 3
+    public static let reload: UInt8 = 4
+    public static let paramGet: UInt8 = 5
+    public static let paramSet: UInt8 = 6
+    public static let portGet: UInt8 = 7
+    public static let portFunctionSet: UInt8 = 8
+    public static let resourceDump: UInt8 = 9
+    public static let resourceSet: UInt8 = 10
+    public static let offloadStats: UInt8 = 11
+}
+
+public enum DevlinkAttr {
+    public static let devName: UInt16 = 1
+    public static let driver: UInt16 = 2
+    public static let mode: UInt16 = 3
+    public static let switchID: UInt16 = 4
+    public static let portIndex: UInt16 = 10
+    public static let portNetdev: UInt16 = 11
+    public static let portFlavour: UInt16 = 12
+    public static let portPFNumber: UInt16 = 13
+    public static let portVFNumber: UInt16 = 14
+    public static let portRepresentor: UInt16 = 15
+    public static let portPhysName: UInt16 = 16
+    public static let portHWAddr: UInt16 = 17
+    public static let portVLAN: UInt16 = 18
+    public static let portQoS: UInt16 = 19
+    public static let portLinkUp: UInt16 = 20
+    public static let portMTU: UInt16 = 21
+    /// 8 × u64: rx packets, rx bytes, tx packets, tx bytes, rx dropped, tx dropped, to representor, from representor.
+    public static let portStats: UInt16 = 22
+    public static let resource: UInt16 = 30
+    public static let resourceName: UInt16 = 31
+    public static let resourcePath: UInt16 = 32
+    public static let resourceSize: UInt16 = 33
+    public static let resourceSizeNew: UInt16 = 34
+    public static let resourceOccupancy: UInt16 = 35
+    public static let resourceUnit: UInt16 = 36
+    public static let resourceSizeMin: UInt16 = 37
+    public static let resourceSizeMax: UInt16 = 38
+    public static let resourceSizeGranularity: UInt16 = 39
+    public static let paramName: UInt16 = 40
+    public static let paramValue: UInt16 = 41
+    public static let offloadOperations: UInt16 = 50
+    public static let offloadHardwareAccesses: UInt16 = 51
+    public static let offloadWaitedNanoseconds: UInt16 = 52
+}
+
+public enum TunnelCmd {
+    public static let encapDump: UInt8 = 1
+}
+
+public enum TunnelAttr {
+    public static let entry: UInt16 = 1
+    public static let endpoint: UInt16 = 2
+    public static let vni: UInt16 = 3
+    public static let udpPort: UInt16 = 4
+    public static let egress: UInt16 = 5
+    public static let neighbourMAC: UInt16 = 6
+    public static let neighbourState: UInt16 = 7
+    public static let flows: UInt16 = 8
+    public static let valid: UInt16 = 9
+    public static let source: UInt16 = 10
+    public static let reason: UInt16 = 11
+    public static let entryID: UInt16 = 12
+}
+
+/// The default control socket of an eSwitch.
+public func defaultControlPath(_ name: String) -> String { "/run/esw/\(name).sock" }

@@ -1,0 +1,124 @@
+import Netlink
+
+/// Decoded replies of the OVS families, for the CLIs.
+public struct DatapathInfo: Sendable {
+    public var name = ""
+    public var hit: UInt64 = 0, missed: UInt64 = 0, lost: UInt64 = 0, flows: UInt64 = 0
+    public var maskHit: UInt64 = 0, masks: UInt32 = 0
+    public var policy = "", missMode = "", eswitch = ""
+    public var offloadedFlows: UInt64 = 0
+    public var maxIdle: UInt32 = 0
+
+    public init(_ m: GenericMessage) {
+        for a in (try? AttributeParser.parse(m.attributes)) ?? [] {
+            let p = Array(a.payload)
+            switch a.type {
+            case DatapathAttr.name: name = (try? a.string()) ?? ""
+            case DatapathAttr.stats where p.count >= 32:
+                hit = p.u64(0); missed = p.u64(8); lost = p.u64(16); flows = p.u64(24)
+            case DatapathAttr.megaflowStats where p.count >= 12:
+                maskHit = p.u64(0); masks = UInt32(truncatingIfNeeded: p.u64(8) & 0xffff_ffff)
+            case DatapathAttr.policy: policy = (try? a.string()) ?? ""
+            case DatapathAttr.missMode: missMode = (try? a.string()) ?? ""
+            case DatapathAttr.offloadedFlows: offloadedFlows = (try? a.u64()) ?? 0
+            case DatapathAttr.maxIdle: maxIdle = (try? a.u32()) ?? 0
+            case DatapathAttr.eswitch: eswitch = (try? a.string()) ?? ""
+            default: break
+            }
+        }
+    }
+}
+
+public struct VportInfo: Sendable {
+    public var number: UInt32 = 0
+    public var type: UInt32 = 0
+    public var name = ""
+    public var dstPort: UInt16?
+    public var stats: [UInt64] = Array(repeating: 0, count: 8)
+    public var eswitchPort: UInt32?
+
+    public var typeName: String {
+        switch type {
+        case 1: "netdev"
+        case 2: "internal"
+        case 3: "gre"
+        case 4: "vxlan"
+        case 5: "geneve"
+        default: "type\(type)"
+        }
+    }
+
+    public init(_ m: GenericMessage) {
+        for a in (try? AttributeParser.parse(m.attributes)) ?? [] {
+            switch a.type {
+            case VportAttr.portNumber: number = (try? a.u32()) ?? 0
+            case VportAttr.type: type = (try? a.u32()) ?? 0
+            case VportAttr.name: name = (try? a.string()) ?? ""
+            case VportAttr.options:
+                for o in (try? a.nestedAttributes()) ?? [] where o.type == TunnelOptionAttr.dstPort { dstPort = try? o.u16() }
+            case VportAttr.stats where a.count >= 64:
+                let p = Array(a.payload)
+                stats = (0..<8).map { p.u64($0 * 8) }
+            case VportAttr.eswitchPort: eswitchPort = try? a.u32()
+            default: break
+            }
+        }
+    }
+}
+
+public struct FlowInfo: Sendable {
+    public var key: [UInt8] = []
+    public var mask: [UInt8] = []
+    public var actions: [UInt8] = []
+    public var ufid: UInt128 = 0
+    public var packets: UInt64 = 0, bytes: UInt64 = 0
+    public var usedMilliseconds: UInt64?
+    public var nowMilliseconds: UInt64 = 0
+    public var tcpFlags: UInt16 = 0
+    public var offloaded = false
+    public var offloadReason: String?
+    public var learned = false
+
+    public init(_ m: GenericMessage) {
+        for a in (try? AttributeParser.parse(m.attributes)) ?? [] {
+            let p = Array(a.payload)
+            switch a.type {
+            case FlowAttr.key: key = p
+            case FlowAttr.mask: mask = p
+            case FlowAttr.actions: actions = p
+            case FlowAttr.ufid where p.count == 16: ufid = p.reduce(UInt128(0)) { $0 << 8 | UInt128($1) }
+            case FlowAttr.stats where p.count >= 16: packets = p.u64(0); bytes = p.u64(8)
+            case FlowAttr.used: usedMilliseconds = try? a.u64()
+            case FlowAttr.now: nowMilliseconds = (try? a.u64()) ?? 0
+            case FlowAttr.tcpFlags: tcpFlags = (try? a.u16()) ?? 0
+            case FlowAttr.offloaded: offloaded = ((try? a.u8()) ?? 0) != 0
+            case FlowAttr.offloadReason: offloadReason = try? a.string()
+            case FlowAttr.origin: learned = ((try? a.u8()) ?? 0) != 0
+            default: break
+            }
+        }
+    }
+
+    /// `used:0.123s` or `used:never`, as OVS prints it.
+    public var usedText: String {
+        guard let u = usedMilliseconds, u != 0 else { return "never" }
+        let age = nowMilliseconds >= u ? nowMilliseconds - u : 0
+        let s = String(age / 1000) + "." + String(1000 + age % 1000).dropFirst()
+        return s + "s"
+    }
+
+    /// packet_format_tcp_flags(): S F P R U . E C N [200]…
+    public var tcpFlagsText: String {
+        let order: [(UInt16, String)] = [(0x002, "S"), (0x001, "F"), (0x008, "P"), (0x004, "R"), (0x020, "U"), (0x010, "."),
+                                         (0x040, "E"), (0x080, "C"), (0x100, "N"), (0x200, "[200]"), (0x400, "[400]"), (0x800, "[800]")]
+        return order.filter { tcpFlags & $0.0 != 0 }.map(\.1).joined()
+    }
+}
+
+extension Array where Element == UInt8 {
+    func u64(_ o: Int) -> UInt64 {
+        var v: UInt64 = 0
+        for i in (0..<8).reversed() { v = v << 8 | UInt64(self[o + i]) }
+        return v
+    }
+}

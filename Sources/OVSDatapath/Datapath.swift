@@ -1,0 +1,517 @@
+import Classifier
+import ESwitch
+import Logging
+import NetLinux
+import ODP
+import Packet
+
+/// A kernel-style Open vSwitch datapath: vports, a megaflow table, action execution in
+/// software, upcalls on misses, and offload of flows whose in_port is a representor
+/// into the eSwitch behind it.
+///
+/// Control methods run on the daemon's control thread; the packet thread only reads.
+public final class Datapath: @unchecked Sendable {
+    public let name: String
+    public let rcu: QuiescentState
+    let table: FlowTable
+    let counters = DatapathCounters()
+    let upcalls: UpcallQueue
+    private var ports: [UInt32: Vport] = [:]
+    /// Ports by number for packet threads; replaced only while they are paused.
+    private var portArray: ContiguousArray<Vport?> = []
+    private var worker: DatapathWorker?
+    private var controlEngine: PacketEngine?
+    public var policy: OffloadPolicy
+    public var missMode: MissMode
+    public var maxIdleMilliseconds: Int
+    public let eswitch: ESwitch?
+    public weak var tunnelResolver: TunnelOffloadResolver?
+    let normal = NormalSwitch()
+    /// Receives upcalls for `controller` mode and userspace actions (the daemon sends
+    /// them to subscribed clients).
+    public var upcallListener: ((Upcall) -> Void)?
+    let logger: Logger
+    private let ufidSeed = UInt64.random(in: 0...UInt64.max)
+    private var lastRerank: UInt64 = 0
+    private var lastAging: UInt64 = 0
+    private var lastStatsPoll: UInt64 = 0
+
+    public init(name: String, eswitch: ESwitch?, policy: OffloadPolicy = .none, missMode: MissMode = .drop,
+                maxIdleMilliseconds: Int = 10_000, rcu: QuiescentState = .shared, logger: Logger) throws {
+        self.name = name
+        self.eswitch = eswitch
+        self.policy = policy
+        self.missMode = missMode
+        self.maxIdleMilliseconds = maxIdleMilliseconds
+        self.rcu = rcu
+        self.logger = logger
+        table = FlowTable(rcu: rcu)
+        upcalls = try UpcallQueue()
+    }
+
+    /// The netdev of port 0, the datapath's internal port.
+    public var localPortName: String { name.split(separator: "@").last.map(String.init) ?? name }
+
+    public func start() throws {
+        let w = try DatapathWorker(datapath: self)
+        worker = w
+        controlEngine = PacketEngine(datapath: self)
+        _ = try addPort(name: localPortName, type: .internal, number: 0)
+        try w.start()
+    }
+
+    public func stop() {
+        worker?.stop()
+        worker = nil
+    }
+
+    /// The eventfd that signals pending upcalls (the control loop polls it).
+    public var upcallFD: Int32 { upcalls.wakeup.fd.raw }
+
+    @inline(__always)
+    func vport(_ n: UInt32) -> Vport? { Int(n) < portArray.count ? portArray[Int(n)] : nil }
+
+    // MARK: Ports
+
+    public var allPorts: [Vport] { ports.values.sorted { $0.portNumber < $1.portNumber } }
+    public func port(number: UInt32) -> Vport? { ports[number] }
+    public func port(named n: String) -> Vport? { ports.values.first { $0.name == n } }
+
+    public func addPort(name: String, type: VportType, number: UInt32? = nil, udpPort: UInt16? = nil) throws(DatapathError) -> Vport {
+        guard port(named: name) == nil else { throw .exists("port \(name) already exists in \(self.name)") }
+        let n: UInt32
+        if let number {
+            guard number < ActionCompiler.maxPorts else { throw .invalid("port number \(number) out of range") }
+            guard ports[number] == nil else { throw .busy("port number \(number) is in use by \(ports[number]!.name)") }
+            n = number
+        } else {
+            var i: UInt32 = 1
+            while ports[i] != nil { i += 1 }
+            n = i
+        }
+        let vp: Vport
+        do {
+            switch type {
+            case .netdev:
+                let c = try InterfaceControl()
+                guard c.exists(name) else { throw DatapathError.noDevice("no network device \(name)") }
+                let ifindex = try c.index(of: name)
+                let rx = VportReceiver(try PacketReceiver(interface: name))
+                let rep = eswitch?.port(representor: name)?.index
+                vp = Vport(portNumber: n, name: name, type: .netdev, eswitchPort: rep, ifindex: ifindex, netdevRX: rx,
+                           tap: nil, tunnel: nil)
+            case .internal:
+                let tap = TapQueue(try TapDevice(name: name))
+                let c = try InterfaceControl()
+                vp = Vport(portNumber: n, name: name, type: .internal, eswitchPort: nil, ifindex: try c.index(of: name),
+                           netdevRX: nil, tap: tap, tunnel: nil)
+            case .vxlan:
+                let p = udpPort ?? VXLAN.defaultPort
+                vp = Vport(portNumber: n, name: name, type: .vxlan, eswitchPort: nil, ifindex: 0, netdevRX: nil, tap: nil,
+                           tunnel: try VXLANSockets.open(udpPort: p), udpPort: p)
+            default:
+                throw DatapathError(95, "vport type \(type.name) is not supported (netdev, internal, vxlan)")
+            }
+        } catch let e as DatapathError {
+            throw e
+        } catch let e as SystemError {
+            throw DatapathError(e.errno, "\(name): \(e)")
+        } catch {
+            throw DatapathError(22, "\(name): \(error)")
+        }
+        changePorts { $0[n] = vp }
+        logger.info("vport added", metadata: ["port": "\(n)", "name": "\(name)", "type": "\(type.name)"])
+        return vp
+    }
+
+    public func deletePort(_ number: UInt32) throws(DatapathError) {
+        guard let p = ports[number] else { throw .notFound("no port \(number) in \(name)") }
+        guard number != 0 else { throw .invalid("port 0 is the datapath's internal port") }
+        changePorts { $0[number] = nil }
+        normal.forget(port: number)
+        logger.info("vport deleted", metadata: ["port": "\(number)", "name": "\(p.name)"])
+    }
+
+    private func changePorts(_ body: (inout [UInt32: Vport]) -> Void) {
+        worker?.pause()
+        body(&ports)
+        var arr = ContiguousArray<Vport?>(repeating: nil, count: Int(ports.keys.max() ?? 0) + 1)
+        for (n, p) in ports { arr[Int(n)] = p }
+        portArray = arr
+        worker?.rewatch(Array(ports.values))
+        controlEngine?.forgetSenders()
+        worker?.resume()
+    }
+
+    // MARK: Flows
+
+    public var flowCount: Int { table.count }
+    public var allFlows: [DatapathFlow] { Array(table.flows) }
+    public var offloadedFlowCount: Int { table.flows.reduce(0) { $0 + ($1.offload.isOffloaded ? 1 : 0) } }
+    public func flow(ufid: UInt128) -> DatapathFlow? { table.lookup(ufid: ufid) }
+    public func flow(match: FlowMatch) -> DatapathFlow? { table.lookup(match: match) }
+
+    /// A ufid for a flow that came without one: a keyed hash of its key attributes
+    /// (as odp_flow_key_hash), so the same key gets the same ufid in one run.
+    public func generateUFID(for keyBytes: [UInt8]) -> UInt128 {
+        var h1 = ufidSeed ^ 0x9E37_79B9_7F4A_7C15, h2 = ufidSeed &* 0xC2B2_AE3D_27D4_EB4F
+        for b in keyBytes {
+            h1 = FlowHash.mix(h1, UInt64(b))
+            h2 = FlowHash.mix(h2 ^ 0x5bd1_e995, UInt64(b) &+ h1)
+        }
+        var u = UInt128(FlowHash.mix(h1, 1)) << 64 | UInt128(FlowHash.mix(h2, 2))
+        // UUID version 4 / variant 1 bits, so it prints like one.
+        u = (u & ~(UInt128(0xf000) << 64)) | (UInt128(0x4000) << 64)
+        u = (u & ~(UInt128(0xc000) << 48)) | (UInt128(0x8000) << 48)
+        return u
+    }
+
+    public struct PutOptions: Sendable {
+        public var create = true
+        public var modify = false
+        public var clearStats = false
+        public var origin: FlowOrigin = .user
+        public init(create: Bool = true, modify: Bool = false, clearStats: Bool = false, origin: FlowOrigin = .user) {
+            self.create = create
+            self.modify = modify
+            self.clearStats = clearStats
+            self.origin = origin
+        }
+    }
+
+    /// Installs or modifies a flow. Under `skip_sw` a flow the hardware refuses is not
+    /// installed and the refusal is the error.
+    @discardableResult
+    public func putFlow(match: FlowMatch, ufid givenUFID: UInt128?, actions actionBytes: [UInt8],
+                        options: PutOptions = PutOptions()) throws(DatapathError) -> DatapathFlow {
+        let actions: [ODPAction]
+        do { actions = try ODPAction.decode(actionBytes) } catch { throw .invalid(error.message) }
+        let compiled: [CompiledAction]
+        do { compiled = try ActionCompiler.compile(actions, for: match) } catch { throw DatapathError(error.errno, error.message) }
+        let now = Sys.monotonicNanoseconds()
+
+        var existing = table.lookup(match: match)
+        if existing == nil, let u = givenUFID, let byID = table.lookup(ufid: u) {
+            guard options.modify else { throw .exists("ufid \(formatUFID(u)) is in use by another flow") }
+            existing = byID
+        }
+        if let old = existing {
+            guard options.modify else { throw .exists("flow already exists (ufid \(formatUFID(old.ufid)))") }
+            let fresh = DatapathFlow(ufid: old.ufid, match: old.match, actionBytes: actionBytes, actions: actions,
+                                     compiled: compiled, origin: old.origin, mask: old.mask, now: old.createdNanoseconds)
+            fresh.inherit(from: old)
+            fresh.hardwareLatest = old.hardwareLatest
+            if options.clearStats { fresh.clearStats() }
+            try reoffload(fresh, replacing: old)
+            table.replace(old, with: fresh)
+            return fresh
+        }
+        guard options.create else { throw .notFound("flow does not exist") }
+        let ufid = givenUFID ?? generateUFID(for: KeyEncoder().encode(match).key)
+        guard table.lookup(ufid: ufid) == nil else { throw .exists("ufid \(formatUFID(ufid)) is in use by another flow") }
+        let flow = DatapathFlow(ufid: ufid, match: match, actionBytes: actionBytes, actions: actions, compiled: compiled,
+                                origin: options.origin, mask: table.mask(for: match.mask), now: now)
+        try offload(flow)
+        guard table.insert(flow) else {
+            removeHardware(flow)
+            throw .exists("flow already exists")
+        }
+        return flow
+    }
+
+    public func deleteFlow(_ f: DatapathFlow) {
+        removeHardware(f)
+        table.remove(f)
+    }
+
+    public func flushFlows() {
+        for f in Array(table.flows) { deleteFlow(f) }
+    }
+
+    /// Clears the software counters (and starts hardware counters over).
+    public func clearStats(_ f: DatapathFlow) { f.clearStats() }
+
+    // MARK: Offload
+
+    private var translator: OffloadTranslator? {
+        eswitch.map { OffloadTranslator(dp: self, eswitch: $0, tunnels: tunnelResolver) }
+    }
+
+    /// Attempts to put a new flow into hardware, per policy.
+    private func offload(_ flow: DatapathFlow) throws(DatapathError) {
+        guard policy != .skipHW else {
+            flow.offload = .software(reason: "offload policy is skip_hw")
+            return
+        }
+        switch hardwareRule(for: flow) {
+        case .success(let t):
+            switch eswitch!.addRule(t.spec) {
+            case .success(let h):
+                flow.offload = .hardware(h)
+                flow.tunnelDependency = t.dependency
+            case .failure(let f):
+                try refuse(flow, f, dependency: t.dependency)
+            }
+        case .failure(let f):
+            try refuse(flow, f, dependency: nil)
+        }
+    }
+
+    private func refuse(_ flow: DatapathFlow, _ f: OffloadFailure, dependency: TunnelDependency?) throws(DatapathError) {
+        if policy == .skipSW { throw DatapathError(f.errno, "hardware refused the flow (skip_sw): \(f)") }
+        flow.offload = .software(reason: f.description)
+        flow.tunnelDependency = dependency ?? tunnelDependency(of: flow)
+    }
+
+    /// The hardware rule for a flow, or why it cannot have one.
+    private func hardwareRule(for flow: DatapathFlow) -> Result<OffloadTranslator.Translation, OffloadFailure> {
+        guard let tr = translator else { return .failure(.tunnel("no eSwitch behind this datapath")) }
+        switch tr.translate(flow.match, actions: flow.actions, cookie: UInt64(truncatingIfNeeded: flow.ufid)) {
+        case .success(let t):
+            if let p = t.vxlanPort, !(eswitch!.registerVXLANPort(p)) {
+                return .failure(.unsupportedMatch(field: "more than 4 VXLAN UDP ports"))
+            }
+            return .success(t)
+        case .failure(let f):
+            return .failure(f)
+        }
+    }
+
+    /// For flows that stay in software: which tunnel the flow would need, so the tracker
+    /// retries it when routes or neighbours change.
+    private func tunnelDependency(of flow: DatapathFlow) -> TunnelDependency? {
+        let inNumber = UInt32(truncatingIfNeeded: flow.match.key[.inPort])
+        if vport(inNumber)?.type == .vxlan { return TunnelDependency(kind: .decap, remote: TunnelMetadata(from: flow.match.key)) }
+        var pending: TunnelMetadata?
+        for a in flow.actions {
+            if case .set(let f) = a, f.attribute == KeyAttr.tunnel,
+               let t = try? ActionCompiler.decodeTunnelSet(f.value) { pending = t }
+            if case .output(let n) = a, vport(n)?.type == .vxlan, let t = pending { return TunnelDependency(kind: .encap, remote: t) }
+        }
+        return nil
+    }
+
+    /// Replaces the hardware side of a modified flow, make-before-break.
+    private func reoffload(_ fresh: DatapathFlow, replacing old: DatapathFlow) throws(DatapathError) {
+        guard policy != .skipHW else {
+            removeHardware(old)
+            fresh.offload = .software(reason: "offload policy is skip_hw")
+            return
+        }
+        let translated = hardwareRule(for: fresh)
+        if case .hardware(let h) = old.offload {
+            if case .success(let t) = translated, case .success(let nh) = eswitch!.replaceRule(h, with: t.spec) {
+                old.retireHardwareCounters()
+                fresh.hardwareCarried = old.hardwareCarried
+                fresh.hardwareLatest = RuleCounters()
+                fresh.offload = .hardware(nh)
+                fresh.tunnelDependency = t.dependency
+                unregisterVXLAN(of: old)
+                return
+            }
+            if policy == .skipSW, case .failure(let f) = translated {
+                throw DatapathError(f.errno, "hardware refused the modified flow (skip_sw): \(f)")
+            }
+            removeHardware(old)
+            fresh.hardwareCarried = old.hardwareCarried
+            fresh.hardwareLatest = RuleCounters()
+        }
+        switch translated {
+        case .success(let t):
+            switch eswitch!.addRule(t.spec) {
+            case .success(let h):
+                fresh.offload = .hardware(h)
+                fresh.tunnelDependency = t.dependency
+            case .failure(let f):
+                try refuse(fresh, f, dependency: t.dependency)
+            }
+        case .failure(let f):
+            try refuse(fresh, f, dependency: nil)
+        }
+    }
+
+    private func removeHardware(_ f: DatapathFlow) {
+        guard case .hardware(let h) = f.offload, let sw = eswitch else { return }
+        if let c = sw.ruleCounters(h) { f.hardwareLatest = c }
+        f.retireHardwareCounters()
+        sw.deleteRule(h)
+        unregisterVXLAN(of: f)
+        f.offload = .software(reason: "hardware rule removed")
+    }
+
+    private func unregisterVXLAN(of f: DatapathFlow) {
+        guard f.tunnelDependency?.kind == .decap, let p = vport(UInt32(truncatingIfNeeded: f.match.key[.inPort])) else { return }
+        eswitch?.unregisterVXLANPort(p.udpPort)
+    }
+
+    /// Re-evaluates flows that depend on tunnel state (routes, neighbours): re-offloads
+    /// what can now be offloaded, moves to software what no longer can.
+    @discardableResult
+    public func reevaluateTunnelFlows(where pick: (DatapathFlow) -> Bool = { _ in true }) -> (offloaded: Int, software: Int) {
+        var up = 0, down = 0
+        for f in Array(table.flows) where f.tunnelDependency != nil && pick(f) {
+            let wasHW = f.offload.isOffloaded
+            if policy == .skipHW { continue }
+            switch hardwareRule(for: f) {
+            case .success(let t):
+                if case .hardware(let h) = f.offload {
+                    if case .success(let nh) = eswitch!.replaceRule(h, with: t.spec) {
+                        f.retireHardwareCounters()
+                        f.offload = .hardware(nh)
+                    }
+                } else if case .success(let h) = eswitch!.addRule(t.spec) {
+                    f.offload = .hardware(h)
+                    up += 1
+                    logger.info("flow re-offloaded", metadata: ["ufid": "\(formatUFID(f.ufid))"])
+                }
+                f.tunnelDependency = t.dependency
+            case .failure(let why):
+                if wasHW {
+                    removeHardware(f)
+                    down += 1
+                    logger.info("flow moved to software", metadata: ["ufid": "\(formatUFID(f.ufid))", "reason": "\(why)"])
+                }
+                f.offload = .software(reason: why.description)
+            }
+        }
+        return (up, down)
+    }
+
+    // MARK: Upcalls and execution
+
+    /// A miss on a packet thread.
+    func handleMiss(_ b: PacketBuffer, key: FlowKey) {
+        switch missMode {
+        case .drop:
+            return
+        case .normal, .controller:
+            raiseUpcall(.miss, b, key: key, userdata: nil, pid: vport(UInt32(truncatingIfNeeded: key[.inPort]))?.upcallPID ?? 0)
+        }
+    }
+
+    func raiseUpcall(_ command: Upcall.Command, _ b: PacketBuffer, key: FlowKey, userdata: [UInt8]?, pid: UInt32) {
+        let u = Upcall(command: command, inPort: UInt32(truncatingIfNeeded: key[.inPort]), key: key, packet: b.bytes,
+                       userdata: userdata, pid: pid, offload: b.offload)
+        if !upcalls.push(u) { counters.lost() }
+    }
+
+    /// Handles queued upcalls (control thread).
+    public func processUpcalls() {
+        for u in upcalls.drain() {
+            if u.command == .miss && missMode == .normal {
+                handleNormal(u)
+            } else {
+                upcallListener?(u)
+            }
+        }
+    }
+
+    private func handleNormal(_ u: Upcall) {
+        let now = Sys.monotonicNanoseconds()
+        let portNumbers = ports.keys.filter { $0 != 0 && ports[$0]?.type != .vxlan }.sorted()
+        let decision = normal.decide(u.key, ports: portNumbers, now: now) { moved in
+            // A MAC moved: flows towards it are stale.
+            for f in Array(table.flows) where f.origin == .normal && f.match.key[.ethDst] == moved.mac {
+                deleteFlow(f)
+            }
+        }
+        var actions: [ODPAction]
+        switch decision {
+        case .drop:
+            return
+        case .flood(let ports):
+            actions = ports.map { .output($0) }
+        case .forward(let port, let match):
+            actions = [.output(port)]
+            let bytes = ODPAction.encode(actions)
+            do {
+                try putFlow(match: match, ufid: nil, actions: bytes, options: PutOptions(create: true, modify: true, origin: .normal))
+            } catch {
+                logger.debug("normal: flow not installed", metadata: ["error": "\(error)"])
+            }
+        }
+        try? execute(packet: u.packet, offload: u.offload, key: u.key, actions: ODPAction.encode(actions))
+    }
+
+    /// OVS_PACKET_CMD_EXECUTE: runs actions on a packet given by userspace. `key`
+    /// supplies metadata (in_port, priority, mark, tunnel, recirc_id).
+    public func execute(packet: [UInt8], offload: OffloadInfo = OffloadInfo(), key meta: FlowKey, actions actionBytes: [UInt8]) throws(DatapathError) {
+        guard let engine = controlEngine else { throw DatapathError(19, "datapath not started") }
+        guard packet.count >= 14, packet.count <= SlotPool.frameCapacity else { throw .invalid("packet length \(packet.count) out of range") }
+        let actions: [ODPAction]
+        do { actions = try ODPAction.decode(actionBytes) } catch { throw .invalid(error.message) }
+        var b = engine.spareBuffer()
+        b.length = packet.count
+        b.offload = offload
+        packet.withUnsafeBytes { b.data.copyMemory(from: $0.baseAddress!, byteCount: packet.count) }
+        var key = meta
+        guard case .success(let offsets) = FlowExtractor.extract(b.data, length: b.length, into: &key) else {
+            throw .invalid("packet too short for an Ethernet header")
+        }
+        let compiled: [CompiledAction]
+        do { compiled = try ActionCompiler.compile(actions, for: FlowMatch(key: key, mask: .allOnes)) } catch {
+            throw DatapathError(error.errno, error.message)
+        }
+        engine.now = Sys.monotonicNanoseconds()
+        var o = offsets
+        var state = PacketEngine.ExecState()
+        compiled.withUnsafeBufferPointer { acts in
+            engine.execute(acts, &b, key: &key, offsets: &o, state: &state, depth: 0, last: true)
+        }
+        engine.flush()
+    }
+
+    // MARK: Periodic work
+
+    /// Called by the control loop: hardware counters, idle aging, mask ranking, RCU.
+    public func tick(now: UInt64) {
+        let statsInterval = UInt64(max(10, eswitch?.params.statsIntervalMilliseconds ?? 1000)) * 1_000_000
+        if now &- lastStatsPoll >= statsInterval {
+            lastStatsPoll = now
+            pollHardwareCounters()
+        }
+        if now &- lastAging >= 1_000_000_000 {
+            lastAging = now
+            ageFlows(now: now)
+            normal.expire(now: now)
+        }
+        if now &- lastRerank >= 1_000_000_000 {
+            lastRerank = now
+            table.classifier.rerank()
+        }
+        rcu.reclaim()
+    }
+
+    /// Reads every offloaded flow's hardware counters (the driver's periodic poll).
+    public func pollHardwareCounters() {
+        guard let sw = eswitch else { return }
+        for f in table.flows {
+            if case .hardware(let h) = f.offload, let c = sw.ruleCounters(h) { f.hardwareLatest = c }
+        }
+    }
+
+    private func ageFlows(now: UInt64) {
+        let idle = UInt64(maxIdleMilliseconds) * 1_000_000
+        for f in Array(table.flows) where f.origin == .normal {
+            let used = max(f.stats.usedNanoseconds, f.createdNanoseconds)
+            if now &- used > idle {
+                deleteFlow(f)
+                logger.debug("flow aged out", metadata: ["ufid": "\(formatUFID(f.ufid))"])
+            }
+        }
+    }
+
+    // MARK: Statistics
+
+    public struct Stats: Sendable {
+        public var hit: UInt64, missed: UInt64, lost: UInt64, flows: UInt64
+        public var maskHit: UInt64, masks: UInt64
+        public var offloadedFlows: UInt64
+    }
+
+    public var stats: Stats {
+        let c = counters.snapshot
+        return Stats(hit: c.hit, missed: c.missed, lost: c.lost, flows: UInt64(table.count), maskHit: c.maskHit,
+                     masks: UInt64(table.classifier.maskCount), offloadedFlows: UInt64(offloadedFlowCount))
+    }
+}

@@ -1,0 +1,138 @@
+import Classifier
+import ESwitch
+import ODP
+import Packet
+import Synchronization
+
+/// Who installed a flow.
+public enum FlowOrigin: Sendable {
+    /// add-flow from a client: never ages (as in the kernel datapath).
+    case user
+    /// The built-in `normal` handler: ages after max-idle.
+    case normal
+}
+
+/// Where a flow's packets are handled.
+public enum OffloadState: Sendable, Equatable {
+    /// Software only, with the reason it is not in hardware.
+    case software(reason: String)
+    /// In a hardware table.
+    case hardware(HardwareRuleHandle)
+
+    public var isOffloaded: Bool { if case .hardware = self { true } else { false } }
+}
+
+/// A datapath flow: an immutable match and actions (a new flow object replaces it on
+/// modification), its software counters (packet threads add to them), and its
+/// hardware state (control thread).
+public final class DatapathFlow: ClassifierEntry, @unchecked Sendable {
+    public let ufid: UInt128
+    public let match: FlowMatch
+    public let actionBytes: [UInt8]
+    public let actions: [ODPAction]
+    let compiled: ContiguousArray<CompiledAction>
+    public let origin: FlowOrigin
+    public let createdNanoseconds: UInt64
+
+    let packetCount = Atomic<UInt64>(0)
+    let byteCount = Atomic<UInt64>(0)
+    let usedNanoseconds = Atomic<UInt64>(0)
+    let tcpFlagsSeen = Atomic<UInt16>(0)
+
+    // Control-thread state.
+    public internal(set) var offload: OffloadState = .software(reason: "not attempted")
+    /// Counts of hardware rules this flow had before (a rule replaced or removed keeps its traffic here).
+    var hardwareCarried = RuleCounters()
+    /// The latest read of the current hardware rule's counters.
+    var hardwareLatest = RuleCounters()
+    /// Tunnel-dependent offload: which encap/decap the flow's hardware rule relies on.
+    public internal(set) var tunnelDependency: TunnelDependency?
+
+    init(ufid: UInt128, match: FlowMatch, actionBytes: [UInt8], actions: [ODPAction], compiled: [CompiledAction],
+         origin: FlowOrigin, mask: FlowMask, now: UInt64) {
+        self.ufid = ufid
+        self.match = match
+        self.actionBytes = actionBytes
+        self.actions = actions
+        self.compiled = ContiguousArray(compiled)
+        self.origin = origin
+        self.createdNanoseconds = now
+        super.init(key: match.key, mask: mask)
+    }
+
+    @inline(__always)
+    func count(bytes: Int, tcpFlags: UInt16, now: UInt64) {
+        packetCount.wrappingAdd(1, ordering: .relaxed)
+        byteCount.wrappingAdd(UInt64(bytes), ordering: .relaxed)
+        usedNanoseconds.store(now, ordering: .relaxed)
+        if tcpFlags != 0 { tcpFlagsSeen.bitwiseOr(tcpFlags, ordering: .relaxed) }
+    }
+
+    /// Software plus hardware counters.
+    public var stats: FlowStats {
+        let hwPackets = hardwareCarried.packets &+ hardwareLatest.packets
+        let hwBytes = hardwareCarried.bytes &+ hardwareLatest.bytes
+        let hwUsed = max(hardwareCarried.lastUsedNanoseconds, hardwareLatest.lastUsedNanoseconds)
+        return FlowStats(packets: packetCount.load(ordering: .relaxed) &+ hwPackets,
+                         bytes: byteCount.load(ordering: .relaxed) &+ hwBytes,
+                         usedNanoseconds: max(usedNanoseconds.load(ordering: .relaxed), hwUsed),
+                         tcpFlags: tcpFlagsSeen.load(ordering: .relaxed))
+    }
+
+    /// Carries counters over from the flow this one replaces.
+    func inherit(from old: DatapathFlow) {
+        packetCount.store(old.packetCount.load(ordering: .relaxed), ordering: .relaxed)
+        byteCount.store(old.byteCount.load(ordering: .relaxed), ordering: .relaxed)
+        usedNanoseconds.store(old.usedNanoseconds.load(ordering: .relaxed), ordering: .relaxed)
+        tcpFlagsSeen.store(old.tcpFlagsSeen.load(ordering: .relaxed), ordering: .relaxed)
+        hardwareCarried = RuleCounters(packets: old.hardwareCarried.packets &+ old.hardwareLatest.packets,
+                                       bytes: old.hardwareCarried.bytes &+ old.hardwareLatest.bytes,
+                                       lastUsedNanoseconds: max(old.hardwareCarried.lastUsedNanoseconds,
+                                                                old.hardwareLatest.lastUsedNanoseconds))
+    }
+
+    func clearStats() {
+        packetCount.store(0, ordering: .relaxed)
+        byteCount.store(0, ordering: .relaxed)
+        usedNanoseconds.store(0, ordering: .relaxed)
+        tcpFlagsSeen.store(0, ordering: .relaxed)
+        hardwareCarried = RuleCounters()
+        // Keep the hardware baseline so that later reads count from now.
+        hardwareCarried.packets = 0 &- hardwareLatest.packets
+        hardwareCarried.bytes = 0 &- hardwareLatest.bytes
+    }
+
+    /// The hardware rule stopped existing: keep what it counted.
+    func retireHardwareCounters() {
+        hardwareCarried.packets &+= hardwareLatest.packets
+        hardwareCarried.bytes &+= hardwareLatest.bytes
+        hardwareCarried.lastUsedNanoseconds = max(hardwareCarried.lastUsedNanoseconds, hardwareLatest.lastUsedNanoseconds)
+        hardwareLatest = RuleCounters()
+    }
+}
+
+/// Flow statistics as the datapath reports them.
+public struct FlowStats: Sendable, Equatable {
+    public var packets: UInt64
+    public var bytes: UInt64
+    /// CLOCK_MONOTONIC nanoseconds of the last packet, 0 if never.
+    public var usedNanoseconds: UInt64
+    public var tcpFlags: UInt16
+}
+
+/// What a tunnelled flow's hardware rule depends on, so that the tunnel tracker can
+/// re-evaluate it when routes or neighbours change.
+public struct TunnelDependency: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        case encap
+        case decap
+    }
+    public var kind: Kind
+    /// The tunnel endpoint: remote for encap, the packet's source for decap.
+    public var remote: TunnelMetadata
+
+    public init(kind: Kind, remote: TunnelMetadata) {
+        self.kind = kind
+        self.remote = remote
+    }
+}

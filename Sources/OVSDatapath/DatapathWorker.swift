@@ -1,0 +1,128 @@
+import NetLinux
+import Packet
+import Synchronization
+
+/// The datapath's packet thread: polls every vport, receives in batches, hands each
+/// frame to its PacketEngine, flushes output batches.
+final class DatapathWorker: @unchecked Sendable {
+    unowned(unsafe) let dp: Datapath
+    let engine: PacketEngine
+    let epoll: Epoll
+    let wakeup: Wakeup
+    /// 0 run, 1 pause requested, 2 paused, 3 stop.
+    let state = Atomic<Int>(0)
+    private var thread: PacketThread?
+    private var watched: [Int32: UInt32] = [:]
+    static let wakeupToken: UInt64 = 1 << 40
+
+    init(datapath: Datapath) throws(SystemError) {
+        dp = datapath
+        engine = PacketEngine(datapath: datapath)
+        epoll = try Epoll(capacity: 64)
+        wakeup = try Wakeup()
+        try epoll.add(wakeup.fd.raw, token: DatapathWorker.wakeupToken)
+    }
+
+    func start() throws(SystemError) {
+        thread = try PacketThread.spawn(name: "esw-dp") { [self] in run() }
+    }
+
+    func stop() {
+        state.store(3, ordering: .sequentiallyConsistent)
+        wakeup.signal()
+        thread?.join()
+        thread = nil
+    }
+
+    func pause() {
+        guard thread != nil else { return }
+        state.store(1, ordering: .sequentiallyConsistent)
+        wakeup.signal()
+        while state.load(ordering: .sequentiallyConsistent) != 2 { sched_yield() }
+    }
+
+    func resume() {
+        guard thread != nil else { return }
+        state.store(0, ordering: .sequentiallyConsistent)
+        wakeup.signal()
+    }
+
+    /// Re-syncs the polled fds with the vports (while paused).
+    func rewatch(_ ports: [Vport]) {
+        for (fd, _) in watched { epoll.remove(fd) }
+        watched.removeAll()
+        for p in ports {
+            guard let fd = p.receiveFD else { continue }
+            try? epoll.add(fd, token: UInt64(p.portNumber))
+            watched[fd] = p.portNumber
+        }
+        engine.forgetSenders()
+    }
+
+    private func run() {
+        var ready = [UInt64](repeating: 0, count: 64)
+        while true {
+            let s = state.load(ordering: .acquiring)
+            if s == 3 { break }
+            if s == 1 {
+                dp.rcu.leave(engine.reader)
+                state.store(2, ordering: .sequentiallyConsistent)
+                while state.load(ordering: .acquiring) == 2 {
+                    var pfd = pollfd(fd: wakeup.fd.raw, events: Int16(POLLIN), revents: 0)
+                    _ = poll(&pfd, 1, 100)
+                    wakeup.drain()
+                }
+                continue
+            }
+            dp.rcu.leave(engine.reader)
+            var n = 0
+            _ = try? epoll.wait(timeoutMilliseconds: 200) { token, _ in
+                if n < 64 { ready[n] = token; n += 1 }
+            }
+            dp.rcu.enter(engine.reader)
+            engine.now = Sys.monotonicNanoseconds()
+            for i in 0..<n {
+                let token = ready[i]
+                if token == DatapathWorker.wakeupToken {
+                    wakeup.drain()
+                    continue
+                }
+                guard let port = dp.vport(UInt32(truncatingIfNeeded: token)) else { continue }
+                receive(from: port)
+            }
+            engine.flush()
+        }
+        dp.rcu.leave(engine.reader)
+    }
+
+    private func receive(from port: Vport) {
+        let pool = engine.pool
+        if let rx = port.netdevRX {
+            var got = 0
+            repeat {
+                got = rx.receiver.receive(count: PacketEngine.batch,
+                                          capacity: SlotPool.frameCapacity + VirtioNetHeader.size,
+                                          buffer: { pool.slot($0) + SlotPool.headroom - VirtioNetHeader.size }) { i, len in
+                    guard len > VirtioNetHeader.size else { return }
+                    let frame = pool.slot(i) + SlotPool.headroom - VirtioNetHeader.size
+                    var b = PacketBuffer(storage: pool.slot(i), capacity: SlotPool.slotSize, head: SlotPool.headroom,
+                                         length: len - VirtioNetHeader.size, offload: OffloadInfo(virtioHeader: frame))
+                    engine.receive(&b, on: port, tunnel: nil)
+                }
+                // Outputs may point into this batch's slots: send them before reuse.
+                engine.flush()
+            } while got == PacketEngine.batch
+        } else if let tap = port.tap {
+            for i in 0..<PacketEngine.batch {
+                let frame = pool.slot(i) + SlotPool.headroom - VirtioNetHeader.size
+                guard let n = try? Sys.read(tap.fd, frame, SlotPool.frameCapacity + VirtioNetHeader.size),
+                      n > VirtioNetHeader.size else { break }
+                var b = PacketBuffer(storage: pool.slot(i), capacity: SlotPool.slotSize, head: SlotPool.headroom,
+                                     length: n - VirtioNetHeader.size, offload: OffloadInfo(virtioHeader: frame))
+                engine.receive(&b, on: port, tunnel: nil)
+            }
+        } else if port.tunnel != nil {
+            engine.receiveTunnel(on: port)
+        }
+    }
+}

@@ -1,0 +1,44 @@
+import Classifier
+import ODP
+import Packet
+
+/// The datapath's masked flow table (megaflows): the classifier for packet threads,
+/// plus the control thread's indexes by UFID and by exact match.
+final class FlowTable: @unchecked Sendable {
+    let classifier: Classifier
+    private(set) var byUFID: [UInt128: DatapathFlow] = [:]
+
+    init(rcu: QuiescentState) { classifier = Classifier(rcu: rcu) }
+
+    var count: Int { byUFID.count }
+    var flows: Dictionary<UInt128, DatapathFlow>.Values { byUFID.values }
+
+    func mask(for bits: FlowKey) -> FlowMask { classifier.mask(for: bits) }
+
+    /// The flow with exactly this match (same masked key and mask).
+    func lookup(match: FlowMatch) -> DatapathFlow? {
+        classifier.lookupExact(key: match.key, mask: match.mask).map { unsafeDowncast($0, to: DatapathFlow.self) }
+    }
+
+    func lookup(ufid: UInt128) -> DatapathFlow? { byUFID[ufid] }
+
+    func insert(_ f: DatapathFlow) -> Bool {
+        guard byUFID[f.ufid] == nil, classifier.insert(f) else { return false }
+        byUFID[f.ufid] = f
+        return true
+    }
+
+    func remove(_ f: DatapathFlow) {
+        guard byUFID[f.ufid] === f else { return }
+        byUFID[f.ufid] = nil
+        classifier.remove(f)
+    }
+
+    /// Swaps in a flow with the same match (new actions), atomically for packet threads.
+    func replace(_ old: DatapathFlow, with new: DatapathFlow) {
+        precondition(old.ufid == new.ufid)
+        if classifier.replace(old, with: new) {
+            byUFID[new.ufid] = new
+        }
+    }
+}

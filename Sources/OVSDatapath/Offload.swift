@@ -1,0 +1,143 @@
+import ESwitch
+import ODP
+import Packet
+
+/// What the tunnel side of offload provides (the tunnel tracker): encap entries built
+/// from routes and neighbours, and the real ingress of decap flows. Called only when
+/// flows are installed or re-evaluated, never per packet.
+public protocol TunnelOffloadResolver: AnyObject {
+    /// The shared encap entry for sending with `tunnel` through `vport`, or why not.
+    func encapEntry(for tunnel: TunnelMetadata, vport: Vport) -> Result<EncapEntry, OffloadFailure>
+    /// The eSwitch port a decap flow's packets arrive on (route lookup of the remote
+    /// endpoint), or why not.
+    func decapIngress(for remote: TunnelMetadata, vport: Vport) -> Result<PortIndex, OffloadFailure>
+}
+
+/// Turns a datapath flow into the hardware's rule, as a representor's driver does for
+/// a flow whose in_port is its netdev. Anything the switch cannot do is a reason.
+struct OffloadTranslator {
+    unowned let dp: Datapath
+    let eswitch: ESwitch
+    let tunnels: TunnelOffloadResolver?
+
+    struct Translation {
+        var spec: HardwareRuleSpec
+        var dependency: TunnelDependency?
+        var vxlanPort: UInt16?
+    }
+
+    func translate(_ match: FlowMatch, actions: [ODPAction], cookie: UInt64) -> Result<Translation, OffloadFailure> {
+        let inNumber = UInt32(truncatingIfNeeded: match.key[.inPort])
+        guard let inPort = dp.vport(inNumber) else { return .failure(.tunnel("in_port \(inNumber) does not exist")) }
+        var key = match.key
+        var mask = match.mask
+        var hw: [HardwareAction] = []
+        var dependency: TunnelDependency?
+        var vxlanPort: UInt16?
+
+        if inPort.type == .vxlan {
+            guard let tunnels else { return .failure(.unsupportedMatch(field: "tunnel (no tunnel tracker)")) }
+            guard key.tunnelDestinationSet, mask[.tunnelIPv4Src] == 0xffff_ffff || mask[.tunnelIPv6Src] != 0 else {
+                return .failure(.unsupportedMatch(field: "tunnel without an exact remote endpoint"))
+            }
+            let remote = TunnelMetadata(from: key)
+            switch tunnels.decapIngress(for: remote, vport: inPort) {
+            case .success(let ingress):
+                key[.inPort] = UInt64(ingress)
+            case .failure(let f):
+                return .failure(f)
+            }
+            // The hardware parser sees the vport's UDP port as tp_dst.
+            key[.tunnelTPDst] = UInt64(inPort.udpPort)
+            mask[.tunnelTPDst] = 0xffff
+            dependency = TunnelDependency(kind: .decap, remote: remote)
+            vxlanPort = inPort.udpPort
+            hw.append(.decap)
+        } else {
+            guard let e = inPort.eswitchPort else {
+                return .failure(.tunnel("in_port \(inPort.name) is not a representor of \(eswitch.name)"))
+            }
+            key[.inPort] = UInt64(e)
+        }
+
+        var pendingTunnel: TunnelMetadata?
+        for a in actions {
+            switch a {
+            case .output(let n):
+                guard let out = dp.vport(n) else { return .failure(.tunnel("output to port \(n), which does not exist")) }
+                if out.type == .vxlan {
+                    guard let t = pendingTunnel else { return .failure(.unsupportedAction("output to \(out.name) without set(tunnel)")) }
+                    guard let tunnels else { return .failure(.unsupportedAction("tunnel encap (no tunnel tracker)")) }
+                    switch tunnels.encapEntry(for: t, vport: out) {
+                    case .success(let entry):
+                        hw.append(.encap(entry))
+                        hw.append(.forward(entry.key.egress))
+                        dependency = TunnelDependency(kind: .encap, remote: t)
+                    case .failure(let f):
+                        return .failure(f)
+                    }
+                } else if let ep = out.eswitchPort {
+                    hw.append(.forward(ep))
+                } else {
+                    return .failure(.tunnel("output to \(out.name) leaves \(eswitch.name)"))
+                }
+            case .set(let f):
+                switch f.attribute {
+                case KeyAttr.tunnel:
+                    guard case .success(let t) = Result(catching: { () throws(ActionError) in try ActionCompiler.decodeTunnelSet(f.value) }) else {
+                        return .failure(.unsupportedAction("set(tunnel)"))
+                    }
+                    pendingTunnel = t
+                default:
+                    guard let act = Self.modifyHeader(f) else { return .failure(.unsupportedAction(a.name)) }
+                    hw.append(act)
+                }
+            case .pushVLAN(let tpid, let tci): hw.append(.pushVLAN(tpid: tpid, tci: tci))
+            case .popVLAN: hw.append(.popVLAN)
+            case .drop: hw.append(.drop)
+            default:
+                return .failure(.unsupportedAction(a.name))
+            }
+        }
+        if hw.isEmpty || hw == [.decap] { hw.append(.drop) }
+        return .success(Translation(spec: HardwareRuleSpec(key: key, mask: mask, actions: hw, cookie: cookie),
+                                    dependency: dependency, vxlanPort: vxlanPort))
+    }
+
+    /// set/set_masked of packet headers → the hardware's modify-header actions.
+    static func modifyHeader(_ f: SetField) -> HardwareAction? {
+        let v = f.value
+        let m = f.mask ?? [UInt8](repeating: 0xff, count: v.count)
+        switch f.attribute {
+        case KeyAttr.ethernet where v.count == 12:
+            return .setEthernet(src: v.be48(0), srcMask: m.be48(0), dst: v.be48(6), dstMask: m.be48(6))
+        case KeyAttr.ipv4 where v.count == 12:
+            return .setIPv4(value: .init(src: v.be32(0), dst: v.be32(4), tos: v[9], ttl: v[10]),
+                            mask: .init(src: m.be32(0), dst: m.be32(4), tos: m[9], ttl: m[10]))
+        case KeyAttr.ipv6 where v.count == 40:
+            return .setIPv6(value: .init(src: v.be128(0), dst: v.be128(16), label: v.be32(32), tclass: v[37], hlimit: v[38]),
+                            mask: .init(src: m.be128(0), dst: m.be128(16), label: m.be32(32) & 0xfffff, tclass: m[37], hlimit: m[38]))
+        case KeyAttr.tcp where v.count == 4, KeyAttr.udp where v.count == 4:
+            let proto = f.attribute == KeyAttr.tcp ? IPProto.tcp : IPProto.udp
+            return .setTransport(proto: proto, src: v.be16(0), srcMask: m.be16(0), dst: v.be16(2), dstMask: m.be16(2))
+        default:
+            return nil
+        }
+    }
+}
+
+extension HardwareAction: Equatable {
+    public static func == (a: HardwareAction, b: HardwareAction) -> Bool {
+        switch (a, b) {
+        case (.decap, .decap), (.drop, .drop), (.popVLAN, .popVLAN): true
+        case (.forward(let x), .forward(let y)): x == y
+        default: false
+        }
+    }
+}
+
+extension Result where Failure == ActionError {
+    init(catching body: () throws(ActionError) -> Success) {
+        do { self = .success(try body()) } catch { self = .failure(error) }
+    }
+}

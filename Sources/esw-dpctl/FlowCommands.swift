@@ -1,0 +1,312 @@
+import ArgumentParser
+import ControlProtocol
+import Netlink
+import ODP
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A parsed flow for a request: key/mask attributes and optional ufid.
+func parseFlowText(_ text: String, session: Session) throws -> ODPText.ParsedKey {
+    var names: [String: UInt32] = [:]
+    for (n, name) in (try? session.portNames()) ?? [:] { names[name] = n }
+    do { return try ODPText.parseKey(text, portNames: names) } catch { throw CLIError("flow key: \(error)") }
+}
+
+func parseActionsText(_ text: String) throws -> [UInt8] {
+    do { return try ODPText.parseActions(text) } catch { throw CLIError("actions: \(error)") }
+}
+
+func ufidBytes(_ u: UInt128) -> [UInt8] { (0..<16).map { UInt8(truncatingIfNeeded: u >> UInt128(120 - 8 * $0)) } }
+
+/// One dump line, as ovs-dpctl/ovs-appctl dpctl/dump-flows print it.
+func formatFlow(_ f: FlowInfo, verbose: Bool, names: [UInt32: String]) -> String {
+    var s = ""
+    if verbose { s += "ufid:\(formatUFID(f.ufid)), " }
+    s += KeyFormatter(verbose: verbose, portNames: names).format(key: f.key, mask: f.mask)
+    s += ", packets:\(f.packets), bytes:\(f.bytes), used:\(f.usedText)"
+    if f.tcpFlags != 0 { s += ", flags:\(f.tcpFlagsText)" }
+    if verbose { s += f.offloaded ? ", offloaded:yes, dp:esw" : ", dp:ovs" }
+    s += ", actions:" + ActionFormatter(portNames: names).format(f.actions)
+    if verbose, !f.offloaded, let r = f.offloadReason { s += ", dp-extra-info:not offloaded: \(r)" }
+    return s
+}
+
+func flowJSON(_ f: FlowInfo, names: [UInt32: String]) -> JSON {
+    var fields: [(String, JSON)] = [
+        ("ufid", .string(formatUFID(f.ufid))),
+        ("match", .string(KeyFormatter(portNames: names).format(key: f.key, mask: f.mask))),
+        ("actions", .string(ActionFormatter(portNames: names).format(f.actions))),
+        ("packets", .uint(f.packets)), ("bytes", .uint(f.bytes)), ("used", .string(f.usedText)),
+        ("offloaded", .bool(f.offloaded)), ("dp", .string(f.offloaded ? "esw" : "ovs")),
+    ]
+    if f.tcpFlags != 0 { fields.append(("tcp_flags", .string(f.tcpFlagsText))) }
+    if let r = f.offloadReason, !f.offloaded { fields.append(("offload_reason", .string(r))) }
+    if f.learned { fields.append(("learned", .bool(true))) }
+    return .object(fields)
+}
+
+struct AddFlow: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "add-flow", abstract: "Add a flow: [DP] FLOW ACTIONS.")
+    @OptionGroup var connection: ConnectionOptions
+    @Flag(name: .short, help: "Say whether the flow went into hardware, and why not.") var verbose = false
+    @Argument(help: "[DP] FLOW ACTIONS") var args: [String]
+
+    func run() throws {
+        try cli {
+            let (dp, rest) = splitDP(args, needed: 2)
+            guard rest.count == 2 else { throw CLIError("usage: add-flow [DP] FLOW ACTIONS") }
+            let s = try Session(connection, dp: dp)
+            try putFlow(s, flow: rest[0], actions: rest[1], command: FlowCmd.new,
+                        flags: NetlinkFlags.create | NetlinkFlags.exclusive, verbose: verbose)
+        }
+    }
+}
+
+func putFlow(_ s: Session, flow: String, actions: String, command: UInt8, flags: UInt16, clear: Bool = false,
+             mayCreate: Bool = false, verbose: Bool) throws {
+    let k = try parseFlowText(flow, session: s)
+    let a = try parseActionsText(actions)
+    let replies = try s.request(Family.flow, command, echo: true, flags: flags) { w in
+        w.put(FlowAttr.key, k.key)
+        w.put(FlowAttr.mask, k.mask)
+        w.put(FlowAttr.actions, a)
+        if let u = k.ufid { w.put(FlowAttr.ufid, ufidBytes(u)) }
+        if clear { w.putFlag(FlowAttr.clear) }
+        if mayCreate { w.putFlag(FlowAttr.mayCreate) }
+    }
+    if verbose, let m = replies.first {
+        let f = FlowInfo(m)
+        Out.line(f.offloaded ? "offloaded" : "not offloaded: \(f.offloadReason ?? "unknown reason")")
+    }
+}
+
+struct ModFlow: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "mod-flow", abstract: "Change a flow's actions: [DP] FLOW ACTIONS.")
+    @OptionGroup var connection: ConnectionOptions
+    @Flag(help: "Reset the flow's statistics.") var clear = false
+    @Flag(name: .customLong("may-create"), help: "Create the flow if it does not exist.") var mayCreate = false
+    @Flag(name: .short, help: "Say whether the flow went into hardware.") var verbose = false
+    @Argument(help: "[DP] FLOW ACTIONS") var args: [String]
+
+    func run() throws {
+        try cli {
+            let (dp, rest) = splitDP(args, needed: 2)
+            guard rest.count == 2 else { throw CLIError("usage: mod-flow [DP] FLOW ACTIONS") }
+            let s = try Session(connection, dp: dp)
+            try putFlow(s, flow: rest[0], actions: rest[1], command: FlowCmd.set, flags: 0, clear: clear,
+                        mayCreate: mayCreate, verbose: verbose)
+        }
+    }
+}
+
+/// A flow reference: `ufid:UUID` or a key.
+func flowReference(_ text: String, session: Session, into w: inout AttributeWriter) throws {
+    let k = try parseFlowText(text, session: session)
+    if let u = k.ufid { w.put(FlowAttr.ufid, ufidBytes(u)) }
+    if !k.key.isEmpty {
+        w.put(FlowAttr.key, k.key)
+        w.put(FlowAttr.mask, k.mask)
+    }
+    if k.ufid == nil && k.key.isEmpty { throw CLIError("a flow key or ufid:UUID is required") }
+}
+
+struct GetFlow: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "get-flow", abstract: "Show one flow: [DP] ufid:UUID|FLOW.")
+    @OptionGroup var connection: ConnectionOptions
+    @Flag(name: .short, help: "Verbose (ufid, offload state).") var more = false
+    @Argument(help: "[DP] ufid:UUID|FLOW") var args: [String]
+
+    func run() throws {
+        try cli {
+            let (dp, rest) = splitDP(args, needed: 1)
+            guard rest.count == 1 else { throw CLIError("usage: get-flow [DP] ufid:UUID|FLOW") }
+            let s = try Session(connection, dp: dp)
+            var w = AttributeWriter()
+            try flowReference(rest[0], session: s, into: &w)
+            let bytes = w.bytes
+            let names = more ? try s.portNames() : [:]
+            for m in try s.request(Family.flow, FlowCmd.get, { $0.append(raw: bytes) }) {
+                Out.line(formatFlow(FlowInfo(m), verbose: more, names: names))
+            }
+        }
+    }
+}
+
+struct DelFlow: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "del-flow", abstract: "Delete one flow: [DP] ufid:UUID|FLOW.")
+    @OptionGroup var connection: ConnectionOptions
+    @Argument(help: "[DP] ufid:UUID|FLOW") var args: [String]
+
+    func run() throws {
+        try cli {
+            let (dp, rest) = splitDP(args, needed: 1)
+            guard rest.count == 1 else { throw CLIError("usage: del-flow [DP] ufid:UUID|FLOW") }
+            let s = try Session(connection, dp: dp)
+            var w = AttributeWriter()
+            try flowReference(rest[0], session: s, into: &w)
+            let bytes = w.bytes
+            _ = try s.request(Family.flow, FlowCmd.del) { $0.append(raw: bytes) }
+        }
+    }
+}
+
+/// Reads FILE (or stdin for "-").
+func readLines(_ path: String) throws -> [String] {
+    var text = ""
+    if path == "-" {
+        while let l = readLine(strippingNewline: true) { text += l + "\n" }
+    } else {
+        guard let f = fopen(path, "r") else { throw CLIError("\(path): \(String(cString: strerror(errno)))") }
+        defer { fclose(f) }
+        var buf = [UInt8](repeating: 0, count: 1 << 16)
+        var bytes: [UInt8] = []
+        while true {
+            let n = fread(&buf, 1, buf.count, f)
+            if n <= 0 { break }
+            bytes += buf[0..<n]
+        }
+        text = String(decoding: bytes, as: UTF8.self)
+    }
+    return text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+}
+
+/// add-flows / mod-flows / del-flows FILE: one transaction over one connection.
+func processFlowFile(_ s: Session, path: String, defaultCommand: String) throws {
+    enum Op { case add, modify, delete }
+    var requests: [GenericMessage] = []
+    var lineOf: [Int] = []
+    let batchID = UInt32.random(in: 1...UInt32.max)
+    var names: [String: UInt32] = [:]
+    for (n, name) in (try? s.portNames()) ?? [:] { names[name] = n }
+    for (i, raw) in try readLines(path).enumerated() {
+        var line = Substring(raw)
+        while let c = line.first, c == " " || c == "\t" || c == "\r" { line.removeFirst() }
+        if line.isEmpty || line.hasPrefix("#") { continue }
+        var op: Op = defaultCommand == "add" ? .add : defaultCommand == "modify" ? .modify : .delete
+        for (word, o) in [("add", Op.add), ("modify", Op.modify), ("delete", Op.delete)] where line.hasPrefix(word + " ") {
+            op = o
+            line = line.dropFirst(word.count + 1)
+        }
+        while let c = line.first, c == " " || c == "\t" { line.removeFirst() }
+        let flowEnd = line.firstIndex { $0 == " " || $0 == "\t" } ?? line.endIndex
+        let flowText = String(line[..<flowEnd])
+        let actionsText = String(line[flowEnd...].drop { $0 == " " || $0 == "\t" })
+        let k: ODPText.ParsedKey
+        do { k = try ODPText.parseKey(flowText, portNames: names) } catch { throw CLIError("\(path):\(i + 1): flow key: \(error)") }
+        var w = AttributeWriter()
+        if !k.key.isEmpty {
+            w.put(FlowAttr.key, k.key)
+            w.put(FlowAttr.mask, k.mask)
+        }
+        if let u = k.ufid { w.put(FlowAttr.ufid, ufidBytes(u)) }
+        if op != .delete {
+            do { w.put(FlowAttr.actions, try ODPText.parseActions(actionsText.isEmpty ? "drop" : actionsText)) } catch {
+                throw CLIError("\(path):\(i + 1): actions: \(error)")
+            }
+        }
+        w.putU32(FlowAttr.batch, batchID)
+        let cmd: UInt8 = op == .add ? FlowCmd.new : op == .modify ? FlowCmd.set : FlowCmd.del
+        let flags: UInt16 = op == .add ? NetlinkFlags.create | NetlinkFlags.exclusive : 0
+        requests.append(GenericMessage(family: Family.flow, command: cmd, flags: flags, sequence: 0, attributes: w.bytes))
+        lineOf.append(i + 1)
+    }
+    guard !requests.isEmpty else { return }
+    // The last message ends the transaction.
+    requests[requests.count - 1].attributes += { var w = AttributeWriter(); w.putFlag(FlowAttr.batchEnd); return w.bytes }()
+    let results: [ControlError?]
+    do { results = try s.client.pipeline(requests) } catch { throw CLIError(error.description) }
+    var failures = 0
+    for (i, r) in results.enumerated() {
+        if let r {
+            failures += 1
+            if failures <= 10 { Out.error("\(path):\(lineOf[i]): \(r)") }
+        }
+    }
+    if failures > 0 { throw CLIError("\(failures) of \(requests.count) flows failed") }
+}
+
+struct AddFlows: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "add-flows",
+                                                    abstract: "Add flows from FILE (or - for stdin), one \"FLOW ACTIONS\" per line.")
+    @OptionGroup var connection: ConnectionOptions
+    @Argument(help: "[DP] FILE") var args: [String]
+
+    func run() throws {
+        try cli {
+            let (dp, rest) = splitDP(args, needed: 1)
+            guard rest.count == 1 else { throw CLIError("usage: add-flows [DP] FILE|-") }
+            try processFlowFile(try Session(connection, dp: dp), path: rest[0], defaultCommand: "add")
+        }
+    }
+}
+
+struct ModFlows: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "mod-flows", abstract: "Modify flows from FILE (or -).")
+    @OptionGroup var connection: ConnectionOptions
+    @Argument(help: "[DP] FILE") var args: [String]
+
+    func run() throws {
+        try cli {
+            let (dp, rest) = splitDP(args, needed: 1)
+            guard rest.count == 1 else { throw CLIError("usage: mod-flows [DP] FILE|-") }
+            try processFlowFile(try Session(connection, dp: dp), path: rest[0], defaultCommand: "modify")
+        }
+    }
+}
+
+struct DelFlows: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "del-flows",
+                                                    abstract: "Delete all flows, or the flows listed in FILE (or -).")
+    @OptionGroup var connection: ConnectionOptions
+    @Argument(help: "[DP] [FILE]") var args: [String] = []
+
+    func run() throws {
+        try cli {
+            var dp: String?
+            var rest = args
+            if let f = rest.first, f.contains("@") { dp = f; rest.removeFirst() }
+            let s = try Session(connection, dp: dp)
+            if let file = rest.first {
+                try processFlowFile(s, path: file, defaultCommand: "delete")
+            } else {
+                _ = try s.request(Family.flow, FlowCmd.del)
+            }
+        }
+    }
+}
+
+struct DumpFlows: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "dump-flows", abstract: "Print the datapath's flows.")
+    @OptionGroup var connection: ConnectionOptions
+    @Flag(name: [.customShort("m"), .customLong("more")], help: "Verbose: ufid, every field, offload state.") var more = false
+    @Flag(help: "Port names instead of numbers.") var names = false
+    @Flag(name: .customLong("no-names"), help: "Port numbers even with -m.") var noNames = false
+    @Flag(name: .short, help: "JSON.") var json = false
+    @Argument(help: "[DP] [type=offloaded|non-offloaded|ovs|all]") var args: [String] = []
+
+    func run() throws {
+        try cli {
+            var dp: String?
+            var type = "all"
+            for a in args {
+                if a.hasPrefix("type=") {
+                    type = String(a.dropFirst(5))
+                    guard ["offloaded", "non-offloaded", "ovs", "all"].contains(type) else {
+                        throw CLIError("type must be offloaded, non-offloaded, ovs or all")
+                    }
+                } else { dp = a }
+            }
+            let s = try Session(connection, dp: dp)
+            let useNames = names || (more && !noNames) || json
+            let portNames = useNames ? try s.portNames() : [:]
+            let flows = try s.request(Family.flow, FlowCmd.get, dump: true) { $0.putString(FlowAttr.dumpType, type) }.map(FlowInfo.init)
+            if json {
+                Out.line(JSON.array(flows.map { flowJSON($0, names: portNames) }).serialized(pretty: true))
+                return
+            }
+            for f in flows { Out.line(formatFlow(f, verbose: more, names: portNames)) }
+        }
+    }
+}

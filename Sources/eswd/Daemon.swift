@@ -1,0 +1,223 @@
+import CNetLinux
+import ControlProtocol
+import ESwitch
+import Logging
+import NetLinux
+import Netlink
+import OVSDatapath
+import Representors
+
+/// Everything one eswd runs: the eSwitch with its netdevs, the datapath, the control
+/// socket, and the single control thread that serves them (no locks in the control
+/// plane: every change happens here).
+final class Daemon {
+    let options: DaemonOptions
+    let logger: Logger
+    let driver: RepresentorDriver
+    let sw: ESwitch
+    let server: ControlServer
+    let datapaths: DatapathService
+    let devlink: DevlinkService
+    var tunnels: TunnelService? = nil
+    let epoll: Epoll
+    let signals: FileDescriptor
+    let timer: FileDescriptor
+    private var running = true
+    private var lastMTUSync: UInt64 = 0
+
+    enum Token {
+        static let listener: UInt64 = 1
+        static let signals: UInt64 = 2
+        static let timer: UInt64 = 3
+        static let upcalls: UInt64 = 4
+        static let routes: UInt64 = 5
+        static let clientBase: UInt64 = 1 << 32
+    }
+
+    init(options: DaemonOptions, logger: Logger, signals: consuming FileDescriptor) throws {
+        self.options = options
+        self.logger = logger
+        self.signals = signals
+        let naming = NetdevNaming(switchName: options.name, representorPrefix: options.representorPrefix)
+        if let why = naming.validate(vfs: options.vfs) { throw DriverError(why) }
+        driver = RepresentorDriver(naming: naming, logger: logger)
+        try driver.removeStale(vfs: options.vfs, extra: [options.name])
+        var profile = HardwareProfile()
+        if let path = options.profile {
+            let text = try String(readingFile: path)
+            profile = try HardwareProfile(text: text)
+        }
+        let vfs = try driver.createVFs(count: options.vfs)
+        let uplink = try driver.bindUplink(options.uplink)
+        sw = try ESwitch(name: options.name, vfs: vfs, uplink: uplink, mode: options.mode, profile: profile,
+                         workers: options.workers, logger: logger)
+        try sw.attach(provider: driver)
+        try sw.start()
+        server = try ControlServer(path: options.controlPath, logger: logger)
+        devlink = DevlinkService(sw: sw, driver: driver)
+        let swRef = sw
+        let opts = options
+        let log = logger
+        datapaths = DatapathService(datapath: nil, logger: logger) { name in
+            let d = try Datapath(name: name, eswitch: swRef, policy: opts.policy, missMode: opts.miss,
+                                 maxIdleMilliseconds: opts.maxIdle, logger: log)
+            try d.start()
+            return d
+        }
+        epoll = try Epoll(capacity: 128)
+        timer = FileDescriptor(adopting: try syscall("timerfd") { cnl_timerfd_periodic(50) })
+        if !options.noDatapath {
+            let d = try datapaths.makeDatapath("esw@\(options.name)")
+            datapaths.datapath = d
+        }
+        tunnels = try TunnelService(daemon: self)
+        try epoll.add(server.listener.raw, token: Token.listener)
+        try epoll.add(self.signals.raw, token: Token.signals)
+        try epoll.add(timer.raw, token: Token.timer)
+        if let d = datapaths.datapath { try epoll.add(d.upcallFD, token: Token.upcalls) }
+        if let fd = tunnels?.eventFD { try epoll.add(fd, token: Token.routes) }
+        hookDatapath()
+        logger.notice("eswd ready", metadata: ["name": "\(options.name)", "vfs": "\(options.vfs)", "uplink": "\(options.uplink)",
+                                               "mode": "\(options.mode.rawValue)", "control": "\(options.controlPath)"])
+    }
+
+    /// Wires a (new) datapath's upcalls and tunnel resolver.
+    func hookDatapath() {
+        guard let d = datapaths.datapath else { return }
+        d.tunnelResolver = tunnels
+        d.upcallListener = { [weak self] u in self?.broadcast(u) }
+    }
+
+    func broadcast(_ u: Upcall) {
+        let bytes = DatapathService.upcallMessage(u).encoded()
+        for (fd, c) in server.clients where c.subscribed { server.send(fd, bytes) }
+    }
+
+    func run() {
+        while running {
+            var ready: [(UInt64, UInt32)] = []
+            _ = try? epoll.wait(timeoutMilliseconds: 1000) { t, e in ready.append((t, e)) }
+            for (token, _) in ready {
+                switch token {
+                case Token.listener:
+                    while let c = server.accept() { try? epoll.add(c, token: Token.clientBase | UInt64(c)) }
+                case Token.signals:
+                    let sig = cnl_signalfd_read(signals.raw)
+                    logger.notice("signal \(sig): shutting down")
+                    running = false
+                case Token.timer:
+                    var buf: UInt64 = 0
+                    _ = Glibc.read(timer.raw, &buf, 8)
+                    tick()
+                case Token.upcalls:
+                    datapaths.datapath?.processUpcalls()
+                case Token.routes:
+                    tunnels?.processEvents()
+                default:
+                    serve(Int32(truncatingIfNeeded: token & 0xffff_ffff))
+                }
+            }
+        }
+        shutdown()
+    }
+
+    private func tick() {
+        let now = Sys.monotonicNanoseconds()
+        datapaths.datapath?.tick(now: now)
+        tunnels?.tick(now: now)
+        if now &- lastMTUSync > 200_000_000 {
+            lastMTUSync = now
+            driver.syncMTU(sw)
+            sw.refreshLegacyTable()
+        }
+    }
+
+    private func serve(_ fd: Int32) {
+        guard let client = server.clients[fd] else { return }
+        guard let data = server.read(fd) else {
+            epoll.remove(fd)
+            server.drop(fd)
+            return
+        }
+        if data.isEmpty { return }
+        var out: [UInt8] = []
+        let messages: [RawMessage]
+        do { messages = try MessageParser.split(data) } catch {
+            // Not even framed: answer once and go on.
+            out += ErrorMessage(errno: EINVAL, message: "malformed message: \(error)", sequence: 0, requestType: 0).encoded()
+            server.send(fd, out)
+            return
+        }
+        for raw in messages {
+            out += handle(raw, client: client)
+            if out.count > 1 << 20 {
+                server.send(fd, out)
+                out.removeAll(keepingCapacity: true)
+            }
+        }
+        if !out.isEmpty { server.send(fd, out) }
+    }
+
+    /// One request → its replies, always ending with an ACK, DONE or error.
+    private func handle(_ raw: RawMessage, client: ControlServer.Client) -> [UInt8] {
+        var reply = ControlServer.Reply(sequence: raw.header.sequence, requestType: raw.header.type)
+        let wantsAck = raw.header.flags & NetlinkFlags.ack != 0
+        let isDump = raw.header.flags & NetlinkFlags.dump == NetlinkFlags.dump
+        do throws(RequestError) {
+            guard raw.header.type >= NetlinkMessageType.minimumFamily else { return [] }
+            let m: GenericMessage
+            do { m = try GenericMessage(header: raw.header, body: raw.body) } catch { throw RequestError(EINVAL, error.description) }
+            switch m.header.type {
+            case Family.datapath:
+                try datapaths.handleDatapath(m, &reply)
+                if m.command == DatapathCmd.new || m.command == DatapathCmd.del { rehookDatapath() }
+            case Family.vport: try datapaths.handleVport(m, &reply)
+            case Family.flow: try datapaths.handleFlow(m, &reply)
+            case Family.packet: try datapaths.handlePacket(m, &reply, client: client)
+            case Family.devlink: try devlink.handle(m, &reply)
+            case Family.tunnel:
+                guard let t = tunnels else { throw RequestError(ENOTSUP, "no tunnel tracker") }
+                try t.handle(m, &reply)
+            default:
+                throw RequestError(EOPNOTSUPP, "unknown family \(m.header.type)")
+            }
+        } catch {
+            return ErrorMessage(errno: error.errno, message: error.message, sequence: raw.header.sequence,
+                                requestType: raw.header.type).encoded()
+        }
+        if isDump { reply.bytes += encodeDone(sequence: raw.header.sequence) }
+        if wantsAck && !isDump {
+            reply.bytes += ErrorMessage(errno: 0, sequence: raw.header.sequence, requestType: raw.header.type).encoded()
+        }
+        return reply.bytes
+    }
+
+    private func rehookDatapath() {
+        if let d = datapaths.datapath {
+            try? epoll.add(d.upcallFD, token: Token.upcalls)
+            hookDatapath()
+        }
+    }
+
+    private func shutdown() {
+        logger.notice("stopping")
+        datapaths.datapath?.stop()
+        sw.stop()
+        // Closing the TAP queues (when these objects go) removes every netdev we created.
+    }
+}
+
+extension String {
+    init(readingFile path: String) throws {
+        guard let f = fopen(path, "r") else { throw SystemError("open \(path)", errno: errno) }
+        defer { fclose(f) }
+        var bytes: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = fread(&buf, 1, buf.count, f)
+            if n <= 0 { break }
+            bytes += buf[0..<n]
+        }
+        self = String(decoding: bytes, as: UTF8.self)
+    }
+}

@@ -1,0 +1,158 @@
+import ControlProtocol
+import ESwitch
+import NetLinux
+import Netlink
+import Representors
+
+/// The esw_devlink family: the device, its eswitch mode, ports, parameters and
+/// resources, as `devlink` shows them for a NIC.
+final class DevlinkService {
+    let sw: ESwitch
+    let driver: RepresentorDriver
+
+    init(sw: ESwitch, driver: RepresentorDriver) {
+        self.sw = sw
+        self.driver = driver
+    }
+
+    func handle(_ m: GenericMessage, _ r: inout ControlServer.Reply) throws(RequestError) {
+        let a = try RequestAttributes(m.attributes)
+        if let n = try a.string(DevlinkAttr.devName), n != sw.name { throw RequestError(19, "no device \(n) (this is \(sw.name))") }
+        let dump = m.header.flags & NetlinkFlags.dump == NetlinkFlags.dump
+        func reply(_ cmd: UInt8, _ w: AttributeWriter) {
+            r.message(.reply(family: Family.devlink, command: cmd, sequence: r.sequence, multi: dump, attributes: w.bytes))
+        }
+        switch m.command {
+        case DevlinkCmd.devGet, DevlinkCmd.eswitchGet:
+            var w = AttributeWriter()
+            w.putString(DevlinkAttr.devName, sw.name)
+            w.putString(DevlinkAttr.driver, "esw")
+            w.putString(DevlinkAttr.mode, sw.mode.rawValue)
+            w.putString(DevlinkAttr.switchID, driver.switchID)
+            reply(m.command, w)
+        case DevlinkCmd.eswitchSet:
+            guard let modeName = try a.string(DevlinkAttr.mode), let mode = ESwitchMode(rawValue: modeName) else {
+                throw RequestError(22, "mode must be legacy or switchdev")
+            }
+            do { try sw.setMode(mode) } catch { throw RequestError(5, "mode change failed: \(error)") }
+        case DevlinkCmd.reload:
+            do { try sw.reload() } catch { throw RequestError(28, "reload refused: \(error)") }
+        case DevlinkCmd.paramGet:
+            for n in DeviceParams.names {
+                if let want = try a.string(DevlinkAttr.paramName), want != n { continue }
+                var w = AttributeWriter()
+                w.putString(DevlinkAttr.devName, sw.name)
+                w.putString(DevlinkAttr.paramName, n)
+                w.putString(DevlinkAttr.paramValue, sw.params.value(of: n) ?? "")
+                reply(DevlinkCmd.paramGet, w)
+            }
+            if let want = try a.string(DevlinkAttr.paramName), sw.params.value(of: want) == nil {
+                throw RequestError(22, DeviceParams.ParamError.unknown(want).description)
+            }
+        case DevlinkCmd.paramSet:
+            guard let n = try a.string(DevlinkAttr.paramName), let v = try a.string(DevlinkAttr.paramValue) else {
+                throw RequestError(22, "param name and value required")
+            }
+            var p = sw.params
+            do { try p.set(n, v) } catch { throw RequestError(22, error.description) }
+            sw.params = p
+        case DevlinkCmd.portGet:
+            let only = try a.u32(DevlinkAttr.portIndex)
+            if let only, sw.port(only) == nil { throw RequestError(19, "no port \(only)") }
+            for p in sw.ports where only == nil || only == p.index { reply(DevlinkCmd.portGet, describe(p)) }
+        case DevlinkCmd.portFunctionSet:
+            guard let idx = try a.u32(DevlinkAttr.portIndex), let p = sw.port(idx) else { throw RequestError(19, "no such port") }
+            guard p.vf != nil else { throw RequestError(95, "port \(idx) is the uplink; functions are set on VF ports") }
+            do {
+                if let mac = a.bytes(DevlinkAttr.portHWAddr) {
+                    guard mac.count == 6 else { throw RequestError(22, "hw_addr must be 6 bytes") }
+                    let v = mac.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+                    guard (v >> 40) & 1 == 0 else { throw RequestError(22, "hw_addr must be a unicast address") }
+                    try sw.setVFMAC(idx, mac: v)
+                }
+                if let vlan = try a.u16(DevlinkAttr.portVLAN) {
+                    guard vlan < 4095 else { throw RequestError(22, "vlan must be 0...4094") }
+                    let qos = try a.u16(DevlinkAttr.portQoS) ?? 0
+                    guard qos < 8 else { throw RequestError(22, "qos must be 0...7") }
+                    try sw.setVFVLAN(idx, vlan: vlan, qos: UInt8(qos))
+                }
+                if let up = a.bytes(DevlinkAttr.portLinkUp), up.count == 1 { try sw.setVFLinkState(idx, up: up[0] != 0) }
+            } catch let e as RequestError {
+                throw e
+            } catch {
+                throw RequestError(5, "\(error)")
+            }
+        case DevlinkCmd.resourceDump:
+            var w = AttributeWriter()
+            w.putString(DevlinkAttr.devName, sw.name)
+            for res in sw.tables.resources { Self.put(res, into: &w) }
+            reply(DevlinkCmd.resourceDump, w)
+        case DevlinkCmd.resourceSet:
+            guard let path = try a.string(DevlinkAttr.resourcePath), let size = a[DevlinkAttr.resourceSize] else {
+                throw RequestError(22, "resource path and size required")
+            }
+            let n: UInt64
+            do { n = try size.u64() } catch { throw RequestError(22, "size: \(error)") }
+            guard let res = sw.tables.resource(at: path) else { throw RequestError(2, "no resource \(path)") }
+            do { try res.setPending(Int(clamping: n)) } catch { throw RequestError(22, error.description) }
+        case DevlinkCmd.offloadStats:
+            let s = sw.offloadStatistics
+            var w = AttributeWriter()
+            w.putU64(DevlinkAttr.offloadOperations, s.operations)
+            w.putU64(DevlinkAttr.offloadHardwareAccesses, s.hardwareAccesses)
+            w.putU64(DevlinkAttr.offloadWaitedNanoseconds, s.waitedNanoseconds)
+            reply(DevlinkCmd.offloadStats, w)
+        default:
+            throw RequestError(95, "unknown devlink command \(m.command)")
+        }
+    }
+
+    func describe(_ p: ESwitchPort) -> AttributeWriter {
+        var w = AttributeWriter()
+        w.putString(DevlinkAttr.devName, sw.name)
+        w.putU32(DevlinkAttr.portIndex, p.index)
+        w.putString(DevlinkAttr.portNetdev, p.representor?.name ?? p.netdevName)
+        w.putString(DevlinkAttr.portFlavour, p.flavour.rawValue)
+        w.putU32(DevlinkAttr.portPFNumber, 0)
+        if let vf = p.vf { w.putU32(DevlinkAttr.portVFNumber, UInt32(vf)) }
+        if let r = p.representor { w.putString(DevlinkAttr.portRepresentor, r.name) }
+        w.putString(DevlinkAttr.portPhysName, p.physPortName)
+        w.putString(DevlinkAttr.switchID, driver.switchID)
+        if p.vf != nil {
+            var mac = p.config.mac
+            if mac == 0, let m = try? p.vfQueue?.tap.hardwareAddress() { mac = m.value }
+            w.put(DevlinkAttr.portHWAddr, (0..<6).map { UInt8(truncatingIfNeeded: mac >> UInt64(40 - 8 * $0)) })
+            w.putU16(DevlinkAttr.portVLAN, p.config.vlan)
+            w.putU16(DevlinkAttr.portQoS, UInt16(p.config.qos))
+            w.putU8(DevlinkAttr.portLinkUp, p.config.linkUp ? 1 : 0)
+        }
+        w.putU32(DevlinkAttr.portMTU, UInt32(p.mtu))
+        let c = sw.portCounters(p.index)
+        w.putU64Array(DevlinkAttr.portStats, [c.rxPackets, c.rxBytes, c.txPackets, c.txBytes, c.rxDropped, c.txDropped,
+                                              c.toRepresentor, c.fromRepresentor])
+        return w
+    }
+
+    static func put(_ r: HardwareResource, into w: inout AttributeWriter) {
+        w.nested(DevlinkAttr.resource) { n in
+            n.putString(DevlinkAttr.resourceName, r.name)
+            n.putString(DevlinkAttr.resourcePath, r.path.dropFirstComponent)
+            n.putU64(DevlinkAttr.resourceSize, UInt64(r.size))
+            if let p = r.pendingSize { n.putU64(DevlinkAttr.resourceSizeNew, UInt64(p)) }
+            n.putU64(DevlinkAttr.resourceOccupancy, UInt64(r.occupancy))
+            n.putString(DevlinkAttr.resourceUnit, r.unit)
+            n.putU64(DevlinkAttr.resourceSizeMin, UInt64(r.sizeMin))
+            n.putU64(DevlinkAttr.resourceSizeMax, UInt64(r.sizeMax))
+            n.putU64(DevlinkAttr.resourceSizeGranularity, UInt64(r.sizeGranularity))
+            for c in r.children { put(c, into: &n) }
+        }
+    }
+}
+
+extension String {
+    /// "/esw0/exact/mac" → "/exact/mac".
+    var dropFirstComponent: String {
+        let parts = split(separator: "/")
+        return "/" + parts.dropFirst().joined(separator: "/")
+    }
+}

@@ -1,0 +1,217 @@
+import ControlProtocol
+import ESwitch
+import NetLinux
+import Netlink
+import ODP
+import OVSDatapath
+import Packet
+
+extension DatapathService {
+    // MARK: ovs_flow
+
+    func handleFlow(_ m: GenericMessage, _ r: inout ControlServer.Reply) throws(RequestError) {
+        let d = try dp(m.familyHeader)
+        let a = try RequestAttributes(m.attributes)
+        let ufid = a.bytes(FlowAttr.ufid).flatMap(Self.ufid)
+        switch m.command {
+        case FlowCmd.new, FlowCmd.set:
+            try put(d, m, a, ufid: ufid, &r)
+        case FlowCmd.del:
+            if ufid == nil && !a.has(FlowAttr.key) {
+                d.flushFlows()
+                return
+            }
+            let f = try find(d, a, ufid: ufid)
+            let reply = describe(f, d)
+            d.deleteFlow(f)
+            if m.header.flags & NetlinkFlags.echo != 0 {
+                r.message(.reply(family: Family.flow, command: FlowCmd.del, sequence: r.sequence, attributes: reply))
+            }
+        case FlowCmd.get:
+            if m.header.flags & NetlinkFlags.dump == NetlinkFlags.dump {
+                let type = try a.string(FlowAttr.dumpType) ?? "all"
+                let flows = d.allFlows.sorted { $0.createdNanoseconds < $1.createdNanoseconds }
+                for f in flows where Self.matches(type, f) {
+                    r.message(.reply(family: Family.flow, command: FlowCmd.new, sequence: r.sequence, multi: true,
+                                     attributes: describe(f, d)))
+                }
+            } else {
+                let f = try find(d, a, ufid: ufid)
+                r.message(.reply(family: Family.flow, command: FlowCmd.new, sequence: r.sequence, attributes: describe(f, d)))
+            }
+        default:
+            throw RequestError(95, "unknown flow command \(m.command)")
+        }
+    }
+
+    static func matches(_ type: String, _ f: DatapathFlow) -> Bool {
+        switch type {
+        case "offloaded": f.offload.isOffloaded
+        case "non-offloaded", "ovs": !f.offload.isOffloaded
+        default: true
+        }
+    }
+
+    static func ufid(_ b: [UInt8]) -> UInt128? {
+        guard b.count == 16 else { return nil }
+        var v: UInt128 = 0
+        for x in b { v = v << 8 | UInt128(x) }
+        return v
+    }
+
+    static func ufidBytes(_ u: UInt128) -> [UInt8] { (0..<16).map { UInt8(truncatingIfNeeded: u >> UInt128(120 - 8 * $0)) } }
+
+    private func find(_ d: Datapath, _ a: RequestAttributes, ufid: UInt128?) throws(RequestError) -> DatapathFlow {
+        if let ufid {
+            guard let f = d.flow(ufid: ufid) else { throw RequestError(2, "no flow with ufid \(formatUFID(ufid))") }
+            return f
+        }
+        guard let key = a.bytes(FlowAttr.key) else { throw RequestError(22, "a ufid or a key is required") }
+        if let mask = a.bytes(FlowAttr.mask) {
+            let match: FlowMatch
+            switch FlowMatch.fromAttributes(key: key, mask: mask) {
+            case .success(let mm): match = mm
+            case .failure(let e): throw RequestError(22, e.message)
+            }
+            guard let f = d.flow(match: match) else { throw RequestError(2, "flow not found") }
+            return f
+        }
+        // A key without a mask: the flow that would handle such a packet.
+        let k: FlowKey
+        switch KeyDecoder().decodeKey(key) {
+        case .success(let kk): k = kk
+        case .failure(let e): throw RequestError(22, e.message)
+        }
+        guard let f = d.allFlows.first(where: { k.matches($0.key, under: $0.mask.bits) }) else {
+            throw RequestError(2, "flow not found")
+        }
+        return f
+    }
+
+    private func put(_ d: Datapath, _ m: GenericMessage, _ a: RequestAttributes, ufid: UInt128?,
+                     _ r: inout ControlServer.Reply) throws(RequestError) {
+        let batch = try a.u32(FlowAttr.batch)
+        let batchEnd = a.has(FlowAttr.batchEnd)
+        defer { if batchEnd, let batch { batches[batch] = nil } }
+        if let batch, batches[batch]?.failed == true {
+            throw RequestError(125, "batch aborted by an earlier failure")
+        }
+        var options = Datapath.PutOptions()
+        if m.command == FlowCmd.set {
+            options.create = a.has(FlowAttr.mayCreate)
+            options.modify = true
+        } else {
+            options.create = true
+            options.modify = m.header.flags & NetlinkFlags.exclusive == 0 && m.header.flags & NetlinkFlags.replace != 0
+        }
+        options.clearStats = a.has(FlowAttr.clear)
+        let actions = a.bytes(FlowAttr.actions)
+        do throws(RequestError) {
+            let flow: DatapathFlow
+            if let key = a.bytes(FlowAttr.key) {
+                let match: FlowMatch
+                switch FlowMatch.fromAttributes(key: key, mask: a.bytes(FlowAttr.mask) ?? []) {
+                case .success(let mm): match = mm
+                case .failure(let e): throw RequestError(22, e.message)
+                }
+                if m.command == FlowCmd.set && actions == nil {
+                    // set without actions: only clear stats.
+                    let f = try find(d, a, ufid: ufid)
+                    if options.clearStats { d.clearStats(f) }
+                    flow = f
+                } else {
+                    guard let actions else { throw RequestError(22, "actions required") }
+                    do { flow = try d.putFlow(match: match, ufid: ufid, actions: actions, options: options) } catch {
+                        throw RequestError(error.errno, error.message)
+                    }
+                }
+            } else if let ufid, m.command == FlowCmd.set {
+                guard let f = d.flow(ufid: ufid) else { throw RequestError(2, "no flow with ufid \(formatUFID(ufid))") }
+                if let actions {
+                    do { flow = try d.putFlow(match: f.match, ufid: ufid, actions: actions, options: options) } catch {
+                        throw RequestError(error.errno, error.message)
+                    }
+                } else {
+                    if options.clearStats { d.clearStats(f) }
+                    flow = f
+                }
+            } else {
+                throw RequestError(22, "flow key required")
+            }
+            if let batch { batches[batch, default: ([], false)].installed.append(flow) }
+            if m.header.flags & NetlinkFlags.echo != 0 {
+                r.message(.reply(family: Family.flow, command: FlowCmd.new, sequence: r.sequence, attributes: describe(flow, d)))
+            }
+        } catch {
+            // A batch under skip_sw is all or nothing: undo what it installed.
+            if let batch, d.policy == .skipSW {
+                for f in batches[batch]?.installed ?? [] { d.deleteFlow(f) }
+                batches[batch] = ([], true)
+                if batchEnd { batches[batch] = nil }
+            }
+            throw error
+        }
+    }
+
+    func describe(_ f: DatapathFlow, _ d: Datapath) -> [UInt8] {
+        var w = AttributeWriter()
+        let (key, mask) = KeyEncoder().encode(f.match)
+        w.put(FlowAttr.key, key)
+        w.put(FlowAttr.mask, mask)
+        w.put(FlowAttr.actions, f.actionBytes)
+        w.put(FlowAttr.ufid, Self.ufidBytes(f.ufid))
+        let s = f.stats
+        w.putU64Array(FlowAttr.stats, [s.packets, s.bytes])
+        if s.usedNanoseconds != 0 { w.putU64(FlowAttr.used, s.usedNanoseconds / 1_000_000) }
+        if s.tcpFlags != 0 { w.putU16(FlowAttr.tcpFlags, s.tcpFlags) }
+        w.putU64(FlowAttr.now, Sys.monotonicMilliseconds())
+        switch f.offload {
+        case .hardware:
+            w.putU8(FlowAttr.offloaded, 1)
+        case .software(let reason):
+            w.putU8(FlowAttr.offloaded, 0)
+            w.putString(FlowAttr.offloadReason, reason)
+        }
+        w.putU8(FlowAttr.origin, f.origin == .normal ? 1 : 0)
+        return w.bytes
+    }
+
+    // MARK: ovs_packet
+
+    func handlePacket(_ m: GenericMessage, _ r: inout ControlServer.Reply, client: ControlServer.Client) throws(RequestError) {
+        switch m.command {
+        case PacketCmd.subscribe:
+            client.subscribed = true
+        case PacketCmd.execute:
+            let d = try dp(m.familyHeader)
+            let a = try RequestAttributes(m.attributes)
+            guard let packet = a.bytes(PacketAttr.packet) else { throw RequestError(22, "packet required") }
+            guard let actions = a.bytes(PacketAttr.actions) else { throw RequestError(22, "actions required") }
+            var key = FlowKey()
+            if let k = a.bytes(PacketAttr.key) {
+                switch KeyDecoder().decodeKey(k) {
+                case .success(let kk): key = kk
+                case .failure(let e): throw RequestError(22, "packet key: \(e.message)")
+                }
+            }
+            do { try d.execute(packet: packet, key: key, actions: actions) } catch {
+                throw RequestError(error.errno, error.message)
+            }
+        default:
+            throw RequestError(95, "unknown packet command \(m.command)")
+        }
+    }
+
+    /// An upcall as OVS_PACKET_CMD_MISS / OVS_PACKET_CMD_ACTION for subscribers.
+    static func upcallMessage(_ u: Upcall) -> GenericMessage {
+        var w = AttributeWriter()
+        w.put(PacketAttr.packet, u.packet)
+        var mask = FlowKey.allOnes
+        mask[.inPort] = FlowField.inPort.valueMask
+        let (key, _) = KeyEncoder().encode(FlowMatch(key: u.key, mask: mask))
+        w.put(PacketAttr.key, key)
+        if let ud = u.userdata { w.put(PacketAttr.userdata, ud) }
+        return GenericMessage(family: Family.packet, command: u.command == .miss ? PacketCmd.miss : PacketCmd.action,
+                              flags: 0, sequence: 0, attributes: w.bytes)
+    }
+}

@@ -1,0 +1,46 @@
+import Netlink
+
+/// A request's attributes by type (first occurrence), with typed accessors that turn
+/// malformed input into a RequestError.
+struct RequestAttributes {
+    let list: [Attribute]
+
+    init(_ bytes: [UInt8]) throws(RequestError) {
+        do { list = try AttributeParser.parse(bytes) } catch { throw RequestError(22, "malformed attributes: \(error)") }
+    }
+
+    subscript(_ t: UInt16) -> Attribute? { list.first { $0.type == t } }
+    func has(_ t: UInt16) -> Bool { list.contains { $0.type == t } }
+
+    func u32(_ t: UInt16) throws(RequestError) -> UInt32? {
+        guard let a = self[t] else { return nil }
+        do { return try a.u32() } catch { throw RequestError(22, error.description) }
+    }
+    func u16(_ t: UInt16) throws(RequestError) -> UInt16? {
+        guard let a = self[t] else { return nil }
+        do { return try a.u16() } catch { throw RequestError(22, error.description) }
+    }
+    func string(_ t: UInt16) throws(RequestError) -> String? {
+        guard let a = self[t] else { return nil }
+        do { return try a.string() } catch { throw RequestError(22, error.description) }
+    }
+    func bytes(_ t: UInt16) -> [UInt8]? { self[t].map { Array($0.payload) } }
+}
+
+/// An errno and a message for the client.
+struct RequestError: Error {
+    let errno: Int32
+    let message: String
+    init(_ errno: Int32, _ message: String) {
+        self.errno = errno
+        self.message = message
+    }
+}
+
+extension AttributeWriter {
+    mutating func putU64Array(_ type: UInt16, _ values: [UInt64]) {
+        var b: [UInt8] = []
+        for v in values { withUnsafeBytes(of: v.littleEndian) { b += $0 } }
+        put(type, b)
+    }
+}
