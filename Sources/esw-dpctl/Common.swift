@@ -13,43 +13,23 @@ struct ConnectionOptions: ParsableArguments {
     var control: String?
 }
 
-enum Out {
-    static func write(_ s: String, fd: Int32 = 1) {
-        var bytes = Array(s.utf8)
-        var off = 0
-        while off < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + off, $0.count - off) }
-            if n <= 0 { return }
-            off += n
-        }
-    }
-    static func line(_ s: String) { write(s + "\n") }
-    static func error(_ s: String) { write("esw-dpctl: " + s + "\n", fd: 2) }
-}
+typealias Out = Console
 
 /// A connection plus what most commands need: the datapath and its port names.
 struct Session {
-    let client: ControlClient
+    let control: ControlSession
+    var client: ControlClient { control.client }
 
     /// `dp` may be "esw@NAME" (connects to NAME's socket) or nil (the default).
     init(_ options: ConnectionOptions, dp: String?) throws {
-        var path = options.control
-        if path == nil, let env = getenv("ESW_CONTROL") { path = String(cString: env) }
-        if path == nil, let dp, let at = dp.firstIndex(of: "@") { path = defaultControlPath(String(dp[dp.index(after: at)...])) }
-        do { client = try ControlClient(path: path ?? defaultControlPath("esw0")) } catch {
-            throw CLIError(error.description)
-        }
+        var name: String?
+        if let dp, let at = dp.firstIndex(of: "@") { name = String(dp[dp.index(after: at)...]) }
+        control = try ControlSession(control: options.control, switchName: name)
     }
 
     func request(_ family: UInt16, _ command: UInt8, dump: Bool = false, echo: Bool = false,
                  flags extra: UInt16 = 0, _ build: (inout AttributeWriter) -> Void = { _ in }) throws -> [GenericMessage] {
-        var w = AttributeWriter()
-        build(&w)
-        var flags = extra
-        if dump { flags |= NetlinkFlags.dump }
-        if echo { flags |= NetlinkFlags.echo }
-        let m = GenericMessage(family: family, command: command, flags: flags, sequence: 0, attributes: w.bytes)
-        do { return try client.transact(m) } catch { throw CLIError(error.description) }
+        try control.request(family, command, dump: dump, echo: echo, flags: extra, build)
     }
 
     func datapath() throws -> DatapathInfo {
@@ -68,11 +48,6 @@ struct Session {
         for p in try ports() { names[p.number] = p.name }
         return names
     }
-}
-
-struct CLIError: Error, CustomStringConvertible {
-    let description: String
-    init(_ d: String) { description = d }
 }
 
 /// Runs `body`, turning errors into `esw-dpctl: …` and exit status 1.

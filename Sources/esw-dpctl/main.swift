@@ -1,4 +1,5 @@
 import ArgumentParser
+import ControlProtocol
 
 struct DPCtl: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -9,4 +10,5 @@ struct DPCtl: ParsableCommand {
                       DumpFlows.self, SetPolicy.self, SetMiss.self, Monitor.self, Execute.self])
 }
 
+Console.program = "esw-dpctl"
 DPCtl.main()
