@@ -12,6 +12,9 @@ let package = Package(
         .executable(name: "eswd", targets: ["eswd"]),
         .executable(name: "esw-dpctl", targets: ["esw-dpctl"]),
         .executable(name: "esw-devlink", targets: ["esw-devlink"]),
+        // Libraries for Benchmarks/ (a separate package that depends on this one by path).
+        .library(name: "Packet", targets: ["Packet"]),
+        .library(name: "Classifier", targets: ["Classifier"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

@@ -147,6 +147,7 @@ public enum DevlinkAttr {
 
 public enum TunnelCmd {
     public static let encapDump: UInt8 = 1
+    public static let statsGet: UInt8 = 2
 }
 
 public enum TunnelAttr {
@@ -162,6 +163,10 @@ public enum TunnelAttr {
     public static let source: UInt16 = 10
     public static let reason: UInt16 = 11
     public static let entryID: UInt16 = 12
+    public static let neighbour: UInt16 = 13
+    /// u64 array: events, malformed, resyncs, encap rewrites, re-evaluations, keepalives,
+    /// solicitations, last rewrite entries, last rewrite nanoseconds.
+    public static let statistics: UInt16 = 14
 }
 
 /// The default control socket of an eSwitch.

@@ -175,6 +175,9 @@ public final class ESwitch: @unchecked Sendable {
                 let c = try InterfaceControl()
                 try c.setMTU(name, mtu)
             }
+        } else if let u = p.uplink {
+            // The uplink representor stands for the physical port: its MTU is the wire's.
+            try InterfaceControl().setMTU(u.name, mtu)
         }
         p.mtu = mtu
     }
@@ -205,8 +208,14 @@ public final class ESwitch: @unchecked Sendable {
             rulesByHandle[r.id] = r
             return .success(HardwareRuleHandle(id: r.id, table: r.table))
         case .failure(let f):
+            releaseUnusedEncaps(of: spec)
             return .failure(f)
         }
+    }
+
+    /// A refused rule leaves no encap entry behind that only it would have used.
+    private func releaseUnusedEncaps(of spec: HardwareRuleSpec) {
+        for a in spec.actions { if case .encap(let e) = a { tables.releaseEncap(e) } }
     }
 
     public func replaceRule(_ h: HardwareRuleHandle, with spec: HardwareRuleSpec) -> Result<HardwareRuleHandle, OffloadFailure> {
@@ -219,6 +228,7 @@ public final class ESwitch: @unchecked Sendable {
             rulesByHandle[r.id] = r
             return .success(HardwareRuleHandle(id: r.id, table: r.table))
         case .failure(let f):
+            releaseUnusedEncaps(of: spec)
             return .failure(f)
         }
     }
@@ -250,10 +260,14 @@ public final class ESwitch: @unchecked Sendable {
         tables.encapEntry(for: key, header: header)
     }
 
-    /// Rewrites an encap entry's outer header in place (neighbour change).
+    /// Rewrites an encap entry's outer header in place (neighbour change): one hardware
+    /// operation, whatever the number of rules sharing the entry.
     public func rewriteEncap(_ e: EncapEntry, header: VXLAN.EncapTemplate) {
-        tables.rewriteEncap(e, header: header)
+        engine.rewriteEncap(e, header: header)
     }
+
+    /// Encap entries currently in the table.
+    public var encapEntries: [EncapEntry] { Array(tables.encaps.values) }
 
     /// Releases an encap entry that no rule uses (e.g. one created for a failed add).
     public func releaseEncapIfUnused(_ e: EncapEntry) { tables.releaseEncap(e) }
@@ -268,6 +282,11 @@ public final class ESwitch: @unchecked Sendable {
         vxlanPortUsers[port] = 1
         publishVXLANPorts()
         return true
+    }
+
+    /// Whether `registerVXLANPort` would succeed (the parser knows at most four ports).
+    public func canRegisterVXLANPort(_ port: UInt16) -> Bool {
+        vxlanPortUsers[port] != nil || vxlanPortUsers.count < 4
     }
 
     public func unregisterVXLANPort(_ port: UInt16) {

@@ -30,7 +30,7 @@ public struct EncapKey: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String {
-        let dst = tunnel.isIPv6 ? formatIPv6(tunnel.ipv6Dst) : formatIPv4(tunnel.ipv4Dst)
+        let dst = tunnel.isIPv6 ? AddressText.ipv6(tunnel.ipv6Dst) : AddressText.ipv4(tunnel.ipv4Dst)
         return "vxlan vni \(tunnel.id) dst \(dst):\(udpPort)"
     }
 }
@@ -67,25 +67,4 @@ public final class EncapEntry: @unchecked Sendable {
     func withHeader<T>(_ body: (EncapHeader) -> T) -> T {
         current.load(ordering: .acquiring)._withUnsafeGuaranteedRef(body)
     }
-}
-
-func formatIPv4(_ a: UInt32) -> String {
-    "\(a >> 24).\((a >> 16) & 0xff).\((a >> 8) & 0xff).\(a & 0xff)"
-}
-
-func formatIPv6(_ a: UInt128) -> String {
-    // Compact form with the longest zero run collapsed (RFC 5952).
-    let groups = (0..<8).map { UInt16(truncatingIfNeeded: a >> UInt128(112 - 16 * $0)) }
-    var bestStart = -1, bestLen = 0, i = 0
-    while i < 8 {
-        if groups[i] == 0 {
-            var j = i
-            while j < 8 && groups[j] == 0 { j += 1 }
-            if j - i > bestLen && j - i > 1 { bestStart = i; bestLen = j - i }
-            i = j
-        } else { i += 1 }
-    }
-    func hex(_ g: ArraySlice<UInt16>) -> String { g.map { String($0, radix: 16) }.joined(separator: ":") }
-    if bestStart < 0 { return hex(groups[...]) }
-    return hex(groups[0..<bestStart]) + "::" + hex(groups[(bestStart + bestLen)...])
 }

@@ -155,16 +155,15 @@ final class FastPathWorker: @unchecked Sendable {
             }
         } else if let u = port.uplink {
             var used = 0
-            _ = u.ring.receive(maxBlocks: 4) { hdr, len in
+            _ = u.ring.receive(maxBlocks: 4) { vnet, frame, length in
                 if used == FastPathWorker.batch {
                     flushSender()
                     used = 0
                 }
-                let length = len - VirtioNetHeader.size
                 guard length <= SlotPool.frameCapacity else { return }
                 var b = pool.buffer(used, length: length)
-                b.offload = OffloadInfo(virtioHeader: hdr)
-                b.data.copyMemory(from: hdr + VirtioNetHeader.size, byteCount: length)
+                b.offload = OffloadInfo(virtioHeader: vnet)
+                b.data.copyMemory(from: frame, byteCount: length)
                 used += 1
                 handle(&b, from: port)
             }
@@ -223,10 +222,33 @@ final class FastPathWorker: @unchecked Sendable {
             offsets = o
         }
         guard let rule = tables.lookup(key, reader: reader) else {
+            if port.index == .uplink && (b.offload.isGSO || b.offload.checksumPartial) {
+                uplinkToRepresentor(&b, port: port, offsets: offsets)
+            } else {
+                toRepresentor(&b, port: port)
+            }
+            return
+        }
+        if rule.encapOverhead > 0 && exceedsTunnelMTU(b, overhead: rule.encapOverhead, offsets: offsets) {
+            // The hardware does not fragment or send ICMP: the frame takes the software
+            // path, where the vxlan port answers as the kernel's vxlan driver does.
             toRepresentor(&b, port: port)
             return
         }
         execute(rule, &b, key: &key, offsets: &offsets, outer: 0, from: port)
+    }
+
+    /// Whether the encapsulated frame (each segment, for TSO) would exceed the uplink's MTU.
+    @inline(__always)
+    private func exceedsTunnelMTU(_ b: PacketBuffer, overhead: Int, offsets: HeaderOffsets) -> Bool {
+        let mtu = device.ports[Int(PortIndex.uplink)].mtu
+        var innerFrame = b.length
+        if b.offload.isGSO && b.offload.gsoSize > 0 && offsets.hasL4 && b.length >= offsets.l4 + 20 {
+            let headers = offsets.l4 + Int(b.data.u8(offsets.l4 + 12) >> 4) * 4
+            innerFrame = min(b.length, headers + Int(b.offload.gsoSize))
+        }
+        // Outer IP packet = outer IP/UDP/VXLAN + the whole inner frame.
+        return innerFrame + overhead - 14 > mtu
     }
 
     /// Fills tunnel fields and the inner key for a VXLAN frame; returns the outer length.
@@ -318,7 +340,7 @@ final class FastPathWorker: @unchecked Sendable {
             case .decap:
                 if outer > 0 {
                     _ = b.pull(outer)
-                    b.offload.shift(by: -outer)
+                    b.offload.stripOuter(outer)
                 }
             case .encap(let entry):
                 if b.offload.isGSO && (b.offload.gsoType & 0x7f == OffloadInfo.gsoTCPv4 || b.offload.gsoType & 0x7f == OffloadInfo.gsoTCPv6) {
@@ -390,6 +412,34 @@ final class FastPathWorker: @unchecked Sendable {
             counters.add(thread: id, port: idx, PortCounterSet.txPackets, 1)
             counters.add(thread: id, port: idx, PortCounterSet.txBytes, UInt64(b.length))
         }
+    }
+
+    /// A frame from the uplink for the host stack gets there as a real wire would have
+    /// delivered it: encapsulated superframes as separate packets, encapsulated partial
+    /// checksums completed (the stack would hand them to the tunnel socket unfinished).
+    private func uplinkToRepresentor(_ b: inout PacketBuffer, port: ESwitchPort, offsets: HeaderOffsets) {
+        if let inner = TunnelSegmenter.innerStart(b, outer: offsets) {
+            var innerKey = FlowKey()
+            guard case .success(let innerOffsets) = FlowExtractor.extract(b.data + inner, length: b.length - inner,
+                                                                          into: &innerKey) else {
+                counters.add(thread: id, port: Int(port.index), PortCounterSet.rxDropped, 1)
+                return
+            }
+            var innerView = b
+            _ = innerView.pull(inner)
+            innerView.offload.shift(by: -inner)
+            for s in 0..<TCPSegmenter.segmentCount(innerView, offsets: innerOffsets) {
+                var seg = spareBuffer()
+                guard TunnelSegmenter.segment(b, outer: offsets, inner: inner, innerOffsets: innerOffsets, index: s,
+                                              into: &seg) else { break }
+                toRepresentor(&seg, port: port)
+            }
+            return
+        }
+        if b.offload.checksumPartial && offsets.hasL4 && Int(b.offload.checksumStart) > offsets.l4 {
+            VXLAN.finishPartialChecksum(&b)
+        }
+        toRepresentor(&b, port: port)
     }
 
     /// The software path: a frame no rule matched goes to the port's representor.

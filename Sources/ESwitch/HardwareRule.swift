@@ -39,8 +39,27 @@ public enum HardwareAction: Sendable {
     }
 }
 
+extension HardwareAction: Equatable {
+    /// Encap actions are equal when they use the same shared entry.
+    public static func == (a: HardwareAction, b: HardwareAction) -> Bool {
+        switch (a, b) {
+        case (.forward(let x), .forward(let y)): x == y
+        case (.drop, .drop), (.popVLAN, .popVLAN), (.decap, .decap): true
+        case (.pushVLAN(let t1, let c1), .pushVLAN(let t2, let c2)): t1 == t2 && c1 == c2
+        case (.setEthernet(let s1, let sm1, let d1, let dm1), .setEthernet(let s2, let sm2, let d2, let dm2)):
+            s1 == s2 && sm1 == sm2 && d1 == d2 && dm1 == dm2
+        case (.setIPv4(let v1, let m1), .setIPv4(let v2, let m2)): v1 == v2 && m1 == m2
+        case (.setIPv6(let v1, let m1), .setIPv6(let v2, let m2)): v1 == v2 && m1 == m2
+        case (.setTransport(let p1, let s1, let sm1, let d1, let dm1), .setTransport(let p2, let s2, let sm2, let d2, let dm2)):
+            p1 == p2 && s1 == s2 && sm1 == sm2 && d1 == d2 && dm1 == dm2
+        case (.encap(let e1), .encap(let e2)): e1 === e2
+        default: false
+        }
+    }
+}
+
 /// What the driver asks the hardware to hold.
-public struct HardwareRuleSpec: Sendable {
+public struct HardwareRuleSpec: Sendable, Equatable {
     /// Match key (masked by `mask`); `in_port` is a PortIndex. Tunnel fields match the
     /// outer headers of packets on the uplink.
     public var key: FlowKey
@@ -110,6 +129,8 @@ public final class HardwareRule: ClassifierEntry, @unchecked Sendable {
     public let units: Int
     /// Encap entries referenced by the actions.
     public let encapEntries: [EncapEntry]
+    /// Outer header bytes added by an encap action (0: none), for the egress MTU check.
+    let encapOverhead: Int
     public let spec: HardwareRuleSpec
 
     let packetCount = Atomic<UInt64>(0)
@@ -126,6 +147,7 @@ public final class HardwareRule: ClassifierEntry, @unchecked Sendable {
         var encaps: [EncapEntry] = []
         for a in spec.actions { if case .encap(let e) = a { encaps.append(e) } }
         self.encapEntries = encaps
+        self.encapOverhead = encaps.first.map { $0.key.tunnel.isIPv6 ? VXLAN.overheadIPv6 : VXLAN.overheadIPv4 } ?? 0
         super.init(key: spec.key, mask: mask)
     }
 

@@ -135,6 +135,11 @@ final class OffloadEngine: @unchecked Sendable {
         return tables.remove(rule)
     }
 
+    func rewriteEncap(_ e: EncapEntry, header: VXLAN.EncapTemplate) {
+        payForOperation()
+        tables.rewriteEncap(e, header: header)
+    }
+
     /// Make-before-break: the new rule is in place before the old one goes.
     func replace(_ old: HardwareRule, with spec: HardwareRuleSpec) -> Result<HardwareRule, OffloadFailure> {
         if params.failNextOffloads > 0 {

@@ -26,11 +26,14 @@ public struct DeviceParams: Sendable, Equatable {
     public var offloadModel: OffloadModel = .lockstep
     /// Entries reserved per hardware access under `prefetch`, and bucket size under `credit`.
     public var prefetchBatch: Int = 64
+    /// Whether the tunnel tracker keeps neighbours of busy offloaded encap flows alive
+    /// (NTF_USE), as mlx5 does from its flow counters.
+    public var neighbourKeepalive = true
 
     public init() {}
 
     public static let names = ["hw_latency_us", "intake_rate", "fail_next_offloads", "stats_interval_ms",
-                               "offload_model", "prefetch_batch"]
+                               "offload_model", "prefetch_batch", "neigh_keepalive"]
 
     public func value(of name: String) -> String? {
         switch name {
@@ -40,6 +43,7 @@ public struct DeviceParams: Sendable, Equatable {
         case "stats_interval_ms": String(statsIntervalMilliseconds)
         case "offload_model": offloadModel.rawValue
         case "prefetch_batch": String(prefetchBatch)
+        case "neigh_keepalive": neighbourKeepalive ? "true" : "false"
         default: nil
         }
     }
@@ -75,6 +79,9 @@ public struct DeviceParams: Sendable, Equatable {
                                expected: OffloadModel.allCases.map(\.rawValue).joined(separator: "|"))
             }
             offloadModel = m
+        case "neigh_keepalive":
+            guard value == "true" || value == "false" else { throw .invalid(name: name, value: value, expected: "true|false") }
+            neighbourKeepalive = value == "true"
         default:
             throw .unknown(name)
         }

@@ -74,8 +74,13 @@ public struct InterfaceControl: ~Copyable {
     }
 
     public func setUp(_ name: String, _ up: Bool) throws(SystemError) {
+        try setFlag(name, Int32(IFF_UP), up)
+    }
+
+    /// Sets or clears one IFF_* flag.
+    public func setFlag(_ name: String, _ flag: Int32, _ on: Bool) throws(SystemError) {
         let f = try flags(of: name)
-        let nf = up ? f | Int32(IFF_UP) : f & ~Int32(IFF_UP)
+        let nf = on ? f | flag : f & ~flag
         if nf != f { try syscall("SIOCSIFFLAGS \(name)") { cnl_if_set_flags(sock.raw, name, nf) } }
     }
 

@@ -4,6 +4,8 @@ import CNetLinux
 /// (virtio_net_hdr plus num_buffers), host byte order.
 public enum VirtioNetHeader {
     public static let size = 12
+    /// struct virtio_net_hdr without num_buffers.
+    public static let legacySize = 10
     // struct virtio_net_hdr: flags u8, gso_type u8, hdr_len u16, gso_size u16,
     // csum_start u16, csum_offset u16, num_buffers u16 (mrg_rxbuf).
 }
@@ -55,10 +57,13 @@ public struct PacketRing: ~Copyable {
 
     deinit { munmap(ring, blockSize * blockCount) }
 
-    /// Hands every frame of up to `maxBlocks` ready blocks to `body` as (vnet header
-    /// pointer, length including the 12-byte header), then returns the blocks to the
-    /// kernel. Frames are valid only inside `body`.
-    public mutating func receive(maxBlocks: Int = 4, _ body: (UnsafeMutableRawPointer, Int) -> Void) -> Int {
+    /// Hands every frame of up to `maxBlocks` ready blocks to `body` as (virtio_net_hdr,
+    /// frame, frame length), then returns the blocks to the kernel. Frames are valid
+    /// only inside `body`. In the ring the kernel writes the 10-byte virtio_net_hdr
+    /// right before the frame whatever PACKET_VNET_HDR_SZ says; the two bytes before it
+    /// are padding, not num_buffers.
+    public mutating func receive(maxBlocks: Int = 4,
+                                 _ body: (_ vnetHeader: UnsafeMutableRawPointer, _ frame: UnsafeMutableRawPointer, _ length: Int) -> Void) -> Int {
         var frames = 0
         for _ in 0..<maxBlocks {
             let block = ring + nextBlock * blockSize
@@ -73,7 +78,7 @@ public struct PacketRing: ~Copyable {
                 let mac = Int(h.pointee.tp_mac)
                 let snap = Int(h.pointee.tp_snaplen)
                 if snap == Int(h.pointee.tp_len) {
-                    body(hdr + mac - VirtioNetHeader.size, snap + VirtioNetHeader.size)
+                    body(hdr + mac - VirtioNetHeader.legacySize, hdr + mac, snap)
                     frames += 1
                 }
                 hdr += Int(h.pointee.tp_next_offset)
@@ -142,7 +147,13 @@ public struct PacketSender: ~Copyable {
 }
 
 func packetSocketOptions(_ fd: Int32) throws(SystemError) {
-    try Sys.setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, Int32(1), "PACKET_VNET_HDR")
+    // The 12-byte (mergeable-rxbuf) vnet header, as on the TAPs, so frames move between
+    // them without reshuffling. PACKET_VNET_HDR_SZ (24) needs Linux 6.2.
+    do {
+        try Sys.setsockopt(fd, SOL_PACKET, 24, Int32(VirtioNetHeader.size), "PACKET_VNET_HDR_SZ")
+    } catch {
+        throw SystemError("setsockopt(PACKET_VNET_HDR_SZ=\(VirtioNetHeader.size)) (needs Linux 6.2 or later)", errno: error.errno)
+    }
     try Sys.setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, Int32(1), "PACKET_IGNORE_OUTGOING")
     // Best effort: bigger socket buffers absorb bursts.
     _ = try? Sys.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, Int32(8 << 20), "SO_RCVBUFFORCE")

@@ -1,3 +1,4 @@
+import Packet
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -191,27 +192,9 @@ func parseIPv6(_ text: String) -> UInt128? {
     }
 }
 
-/// inet_ntop(AF_INET6, …): glibc's compressed form.
-func formatIPv6(_ v: UInt128) -> String {
-    var addr = in6_addr()
-    withUnsafeMutableBytes(of: &addr) { raw in
-        for i in 0..<16 { raw[i] = UInt8(truncatingIfNeeded: v >> UInt128(120 - 8 * i)) }
-    }
-    var buf = [CChar](repeating: 0, count: 64)
-    guard inet_ntop(AF_INET6, &addr, &buf, 64) != nil else { return "::" }
-    return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-}
-
-func formatIPv4(_ v: UInt32) -> String {
-    "\(v >> 24).\((v >> 16) & 0xff).\((v >> 8) & 0xff).\(v & 0xff)"
-}
-
-func formatMAC(_ v: UInt64) -> String {
-    (0..<6).map { i -> String in
-        let b = UInt8(truncatingIfNeeded: v >> UInt64(40 - 8 * i))
-        return b < 16 ? "0" + String(b, radix: 16) : String(b, radix: 16)
-    }.joined(separator: ":")
-}
+func formatIPv6(_ v: UInt128) -> String { AddressText.ipv6(v) }
+func formatIPv4(_ v: UInt32) -> String { AddressText.ipv4(v) }
+func formatMAC(_ v: UInt64) -> String { AddressText.mac(v) }
 
 /// C's `%#x`: `0` for zero, `0x…` otherwise.
 func hexAlt<T: BinaryInteger>(_ v: T) -> String { v == 0 ? "0" : "0x" + String(v, radix: 16) }

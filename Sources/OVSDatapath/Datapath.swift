@@ -247,14 +247,21 @@ public final class Datapath: @unchecked Sendable {
         case .success(let t):
             switch eswitch!.addRule(t.spec) {
             case .success(let h):
-                flow.offload = .hardware(h)
-                flow.tunnelDependency = t.dependency
+                installed(flow, h, t)
             case .failure(let f):
                 try refuse(flow, f, dependency: t.dependency)
             }
         case .failure(let f):
             try refuse(flow, f, dependency: nil)
         }
+    }
+
+    /// A rule is in hardware: record it, and let the hardware parser see VXLAN on a
+    /// decap rule's UDP port.
+    private func installed(_ flow: DatapathFlow, _ h: HardwareRuleHandle, _ t: OffloadTranslator.Translation) {
+        flow.offload = .hardware(h)
+        flow.tunnelDependency = t.dependency
+        if let p = t.vxlanPort { _ = eswitch!.registerVXLANPort(p) }
     }
 
     private func refuse(_ flow: DatapathFlow, _ f: OffloadFailure, dependency: TunnelDependency?) throws(DatapathError) {
@@ -268,7 +275,7 @@ public final class Datapath: @unchecked Sendable {
         guard let tr = translator else { return .failure(.tunnel("no eSwitch behind this datapath")) }
         switch tr.translate(flow.match, actions: flow.actions, cookie: UInt64(truncatingIfNeeded: flow.ufid)) {
         case .success(let t):
-            if let p = t.vxlanPort, !(eswitch!.registerVXLANPort(p)) {
+            if let p = t.vxlanPort, !eswitch!.canRegisterVXLANPort(p) {
                 return .failure(.unsupportedMatch(field: "more than 4 VXLAN UDP ports"))
             }
             return .success(t)
@@ -304,8 +311,7 @@ public final class Datapath: @unchecked Sendable {
                 old.retireHardwareCounters()
                 fresh.hardwareCarried = old.hardwareCarried
                 fresh.hardwareLatest = RuleCounters()
-                fresh.offload = .hardware(nh)
-                fresh.tunnelDependency = t.dependency
+                installed(fresh, nh, t)
                 unregisterVXLAN(of: old)
                 return
             }
@@ -320,8 +326,7 @@ public final class Datapath: @unchecked Sendable {
         case .success(let t):
             switch eswitch!.addRule(t.spec) {
             case .success(let h):
-                fresh.offload = .hardware(h)
-                fresh.tunnelDependency = t.dependency
+                installed(fresh, h, t)
             case .failure(let f):
                 try refuse(fresh, f, dependency: t.dependency)
             }
@@ -355,16 +360,23 @@ public final class Datapath: @unchecked Sendable {
             switch hardwareRule(for: f) {
             case .success(let t):
                 if case .hardware(let h) = f.offload {
-                    if case .success(let nh) = eswitch!.replaceRule(h, with: t.spec) {
+                    // Unchanged rules (the usual case: an encap entry rewritten in place) stay.
+                    if eswitch!.rule(h)?.spec != t.spec, case .success(let nh) = eswitch!.replaceRule(h, with: t.spec) {
                         f.retireHardwareCounters()
                         f.offload = .hardware(nh)
                     }
-                } else if case .success(let h) = eswitch!.addRule(t.spec) {
-                    f.offload = .hardware(h)
-                    up += 1
-                    logger.info("flow re-offloaded", metadata: ["ufid": "\(formatUFID(f.ufid))"])
+                    f.tunnelDependency = t.dependency
+                } else {
+                    switch eswitch!.addRule(t.spec) {
+                    case .success(let h):
+                        installed(f, h, t)
+                        up += 1
+                        logger.info("flow re-offloaded", metadata: ["ufid": "\(formatUFID(f.ufid))"])
+                    case .failure(let why):
+                        f.offload = .software(reason: why.description)
+                        f.tunnelDependency = t.dependency
+                    }
                 }
-                f.tunnelDependency = t.dependency
             case .failure(let why):
                 if wasHW {
                     removeHardware(f)

@@ -48,6 +48,15 @@ public final class DatapathFlow: ClassifierEntry, @unchecked Sendable {
     /// Tunnel-dependent offload: which encap/decap the flow's hardware rule relies on.
     public internal(set) var tunnelDependency: TunnelDependency?
 
+    /// When the hardware rule last matched, as of the latest counter poll (0: never).
+    public var hardwareLastUsedNanoseconds: UInt64 { hardwareLatest.lastUsedNanoseconds }
+
+    /// Why the flow is in software, nil when it is in hardware.
+    public var softwareReason: String? {
+        if case .software(let why) = offload { return why }
+        return nil
+    }
+
     init(ufid: UInt128, match: FlowMatch, actionBytes: [UInt8], actions: [ODPAction], compiled: [CompiledAction],
          origin: FlowOrigin, mask: FlowMask, now: UInt64) {
         self.ufid = ufid

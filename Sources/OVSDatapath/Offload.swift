@@ -126,16 +126,6 @@ struct OffloadTranslator {
     }
 }
 
-extension HardwareAction: Equatable {
-    public static func == (a: HardwareAction, b: HardwareAction) -> Bool {
-        switch (a, b) {
-        case (.decap, .decap), (.drop, .drop), (.popVLAN, .popVLAN): true
-        case (.forward(let x), .forward(let y)): x == y
-        default: false
-        }
-    }
-}
-
 extension Result where Failure == ActionError {
     init(catching body: () throws(ActionError) -> Success) {
         do { self = .success(try body()) } catch { self = .failure(error) }

@@ -27,7 +27,7 @@ public enum HeaderRewrite {
 
     // MARK: IPv4
 
-    public struct IPv4Fields: Sendable {
+    public struct IPv4Fields: Sendable, Equatable {
         public var src: UInt32 = 0, dst: UInt32 = 0, tos: UInt8 = 0, ttl: UInt8 = 0
         public init(src: UInt32 = 0, dst: UInt32 = 0, tos: UInt8 = 0, ttl: UInt8 = 0) {
             self.src = src
@@ -102,7 +102,7 @@ public enum HeaderRewrite {
 
     // MARK: IPv6
 
-    public struct IPv6Fields: Sendable {
+    public struct IPv6Fields: Sendable, Equatable {
         public var src: UInt128 = 0, dst: UInt128 = 0, label: UInt32 = 0, tclass: UInt8 = 0, hlimit: UInt8 = 0
         public init(src: UInt128 = 0, dst: UInt128 = 0, label: UInt32 = 0, tclass: UInt8 = 0, hlimit: UInt8 = 0) {
             self.src = src

@@ -33,6 +33,19 @@ public struct OffloadInfo: Sendable, Equatable {
     /// (the kernel's CHECKSUM_PARTIAL).
     @inlinable public var checksumPartial: Bool { flags & OffloadInfo.needsChecksum != 0 }
 
+    /// The first `outer` bytes (tunnel headers) were removed. A partial checksum
+    /// inside them belonged to the outer UDP header: the inner frame's own checksums
+    /// are complete, which the kernel reports as CHECKSUM_UNNECESSARY.
+    @inlinable
+    public mutating func stripOuter(_ outer: Int) {
+        if checksumPartial && Int(checksumStart) < outer {
+            flags = OffloadInfo.dataValid
+            checksumStart = 0
+            checksumOffset = 0
+        }
+        shift(by: -outer)
+    }
+
     /// Headers grew or shrank by `delta` bytes in front of the checksummed region.
     @inlinable
     public mutating func shift(by delta: Int) {

@@ -242,7 +242,7 @@ public enum VXLAN {
         if p.be16(l4 + 6) != 0 { t.flags.insert(.checksum) }
         let outer = l4 + 16
         _ = b.pull(outer)
-        b.offload.shift(by: -outer)
+        b.offload.stripOuter(outer)
         return t
     }
 }

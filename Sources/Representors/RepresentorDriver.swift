@@ -12,6 +12,8 @@ public final class RepresentorDriver: RepresentorProvider, @unchecked Sendable {
     public let switchID: String
     private let logger: Logger
     private var lastMTU: [PortIndex: Int] = [:]
+    /// The uplink's NOARP flag and IPv6 setting before we changed them.
+    private var uplinkRestore: (name: String, noARP: Bool, ipv6: String?)?
 
     public init(naming: NetdevNaming, logger: Logger) {
         self.naming = naming
@@ -46,11 +48,27 @@ public final class RepresentorDriver: RepresentorProvider, @unchecked Sendable {
     }
 
     /// Binds the uplink netdev (the wire) through AF_PACKET.
+    /// Attaches to the uplink netdev. It stands for the physical port: the host's IP
+    /// stack reaches the wire through the uplink representor, so the netdev itself is
+    /// kept out of ARP and IPv6 (else it would answer for the representor's addresses
+    /// with its own MAC). `releaseUplink` puts both back.
     public func bindUplink(_ name: String) throws -> UplinkIO {
         let c = try InterfaceControl()
+        uplinkRestore = (name, (try c.flags(of: name)) & Int32(IFF_NOARP) != 0, (try? ProcFile.read(ipv6Disable(name)))?.filter { !$0.isWhitespace })
+        try c.setFlag(name, Int32(IFF_NOARP), true)
+        try? ProcFile.write(ipv6Disable(name), "1")
         try c.setUp(name, true)
         return UplinkIO(try PacketRing(interface: name))
     }
+
+    public func releaseUplink() {
+        guard let (name, noARP, ipv6) = uplinkRestore, let c = try? InterfaceControl() else { return }
+        try? c.setFlag(name, Int32(IFF_NOARP), noARP)
+        if let ipv6 { try? ProcFile.write(ipv6Disable(name), ipv6) }
+        uplinkRestore = nil
+    }
+
+    private func ipv6Disable(_ name: String) -> String { "/proc/sys/net/ipv6/conf/\(name)/disable_ipv6" }
 
     // MARK: RepresentorProvider
 
@@ -65,7 +83,7 @@ public final class RepresentorDriver: RepresentorProvider, @unchecked Sendable {
         // Where a user looks for the switch id and port name: the alias and an altname.
         try? rt.setAlias(index: index, "\(naming.switchName) switch_id \(switchID) port \(port.index) phys_port_name \(port.physPortName)")
         try? rt.addAlternativeName(index: index, "\(naming.switchName)-\(port.physPortName)")
-        if port.vf != nil { try? c.setMTU(name, port.mtu) }
+        try? c.setMTU(name, port.mtu)
         try c.setUp(name, true)
         lastMTU[port.index] = try c.mtu(of: name)
         logger.info("representor created", metadata: ["netdev": "\(name)", "port": "\(port.index)"])
@@ -82,15 +100,15 @@ public final class RepresentorDriver: RepresentorProvider, @unchecked Sendable {
     /// periodically.
     public func syncMTU(_ sw: ESwitch) {
         guard let c = try? InterfaceControl() else { return }
-        for p in sw.ports where p.vf != nil {
+        for p in sw.ports {
             guard let r = p.representor, let mtu = try? c.mtu(of: r.name) else { continue }
             if lastMTU[p.index] != mtu {
                 lastMTU[p.index] = mtu
                 do {
                     try sw.reflectMTU(p.index, mtu: mtu)
-                    logger.info("representor MTU reflected to VF", metadata: ["vf": "\(p.vf!)", "mtu": "\(mtu)"])
+                    logger.info("representor MTU reflected", metadata: ["port": "\(p.physPortName)", "mtu": "\(mtu)"])
                 } catch {
-                    logger.warning("MTU reflection failed", metadata: ["vf": "\(p.vf!)", "error": "\(error)"])
+                    logger.warning("MTU reflection failed", metadata: ["port": "\(p.physPortName)", "error": "\(error)"])
                 }
             }
         }

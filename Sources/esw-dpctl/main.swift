@@ -7,7 +7,7 @@ struct DPCtl: ParsableCommand {
         abstract: "Administer the esw datapath (ovs-dpctl's commands).",
         subcommands: [ParseFlow.self, AddDP.self, DelDP.self, DumpDPs.self, Show.self, AddIf.self, SetIf.self, DelIf.self,
                       AddFlow.self, ModFlow.self, GetFlow.self, DelFlow.self, DelFlows.self, AddFlows.self, ModFlows.self,
-                      DumpFlows.self, SetPolicy.self, SetMiss.self, Monitor.self, Execute.self])
+                      DumpFlows.self, DumpTunnels.self, SetPolicy.self, SetMiss.self, Monitor.self, Execute.self])
 }
 
 Console.program = "esw-dpctl"

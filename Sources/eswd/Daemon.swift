@@ -70,7 +70,7 @@ final class Daemon {
             let d = try datapaths.makeDatapath("esw@\(options.name)")
             datapaths.datapath = d
         }
-        tunnels = try TunnelService(daemon: self)
+        tunnels = try TunnelService(eswitch: sw, logger: logger)
         try epoll.add(server.listener.raw, token: Token.listener)
         try epoll.add(self.signals.raw, token: Token.signals)
         try epoll.add(timer.raw, token: Token.timer)
@@ -84,7 +84,8 @@ final class Daemon {
     /// Wires a (new) datapath's upcalls and tunnel resolver.
     func hookDatapath() {
         guard let d = datapaths.datapath else { return }
-        d.tunnelResolver = tunnels
+        d.tunnelResolver = tunnels?.tracker
+        tunnels?.tracker.datapath = d
         d.upcallListener = { [weak self] u in self?.broadcast(u) }
     }
 
@@ -203,6 +204,7 @@ final class Daemon {
         logger.notice("stopping")
         datapaths.datapath?.stop()
         sw.stop()
+        driver.releaseUplink()
         // Closing the TAP queues (when these objects go) removes every netdev we created.
     }
 }
