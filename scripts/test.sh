@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Installs what the tests need, builds, and runs every test: the Swift unit tests,
+# the integration tests in tests/ (root: network namespaces, TAP/veth, OVS 3.1), and a
+# short bounded fuzz run.
+#
+#   scripts/test.sh [TEST...]      TEST: a tests/test-*.sh name (e.g. tunnel); default all
+#
+# Environment: ESW_FUZZ_SECONDS (per fuzz target, default 15; 0 skips fuzzing),
+# ESW_SKIP_UNIT=1 (integration tests only).
+set -uo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "scripts/test.sh: the integration tests need root (network namespaces, TAP devices)" >&2
+    exit 1
+fi
+
+# Dependencies: Debian packages, installed only when missing.
+need=()
+have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+for p in libmnl-dev pkg-config iproute2 iperf3 tcpdump iputils-ping python3 python3-scapy openvswitch-switch procps psmisc; do
+    have_pkg "$p" || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    echo "== installing: ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null || {
+        echo "scripts/test.sh: apt-get install failed" >&2; exit 1; }
+fi
+if ! command -v swift >/dev/null; then
+    for d in /opt/swift/usr/bin /usr/share/swift/usr/bin; do [ -x "$d/swift" ] && export PATH="$d:$PATH"; done
+fi
+command -v swift >/dev/null || { echo "scripts/test.sh: no Swift toolchain on PATH" >&2; exit 1; }
+
+echo "== build"
+swift build 2>&1 | tail -3
+[ "${PIPESTATUS[0]}" -eq 0 ] || { echo "scripts/test.sh: build failed" >&2; exit 1; }
+
+passed=0; failed=0; failures=()
+record() { if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$1"); fi; }
+
+if [ "${ESW_SKIP_UNIT:-0}" != 1 ] && [ $# -eq 0 ]; then
+    echo "== unit tests (swift test)"
+    swift test 2>&1 | tail -15
+    record "swift test" "${PIPESTATUS[0]}"
+fi
+
+tests=()
+if [ $# -gt 0 ]; then
+    for t in "$@"; do tests+=("tests/test-${t#test-}.sh"); done
+else
+    tests=(tests/test-*.sh)
+fi
+for t in "${tests[@]}"; do
+    [ -f "$t" ] || { echo "no such test: $t" >&2; record "$t" 1; continue; }
+    echo "== $t"
+    start=$(date +%s)
+    timeout 600 bash "$t"
+    rc=$?
+    echo "   ($(( $(date +%s) - start )) s, exit $rc)"
+    record "$t" "$rc"
+done
+
+if [ $# -eq 0 ] && [ "${ESW_FUZZ_SECONDS:-15}" != 0 ]; then
+    echo "== fuzz (${ESW_FUZZ_SECONDS:-15} s per target)"
+    scripts/fuzz.sh --time "${ESW_FUZZ_SECONDS:-15}" 2>&1 | tail -12
+    record "scripts/fuzz.sh" "${PIPESTATUS[0]}"
+fi
+
+echo
+for f in "${failures[@]}"; do echo "failed: $f"; done
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

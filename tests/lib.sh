@@ -1,0 +1,209 @@
+# tests/lib.sh — shared harness for esw's integration tests (bash, run as root).
+#
+# Every namespace a test creates is named "$T_PREFIX<name>" and every link lives
+# inside those namespaces, so cleanup is "kill our daemons, delete our
+# namespaces" and the root namespace is never touched. Cleanup runs on any exit,
+# including failures and signals.
+
+set -u
+T_NAME=$(basename "${0%.sh}")
+T_PREFIX=${T_PREFIX:-eswt-${T_NAME#test-}-}
+T_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ESW_BIN=${ESW_BIN:-$T_ROOT/.build/debug}
+T_DIR=$(mktemp -d "/tmp/esw-$T_NAME.XXXXXX")
+T_FAILED=0
+T_CHECKS=0
+T_NAMESPACES=()
+T_PIDS=()
+
+t_log() { printf '[%s] %s\n' "$T_NAME" "$*"; }
+
+t_cleanup() {
+    local rc=$? p n
+    trap - EXIT INT TERM
+    for p in "${T_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    for p in "${T_PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$p" 2>/dev/null
+    done
+    for n in "${T_NAMESPACES[@]}"; do
+        ip netns pids "$n" 2>/dev/null | xargs -r kill -9 2>/dev/null
+        ip netns del "$n" 2>/dev/null
+    done
+    if [ "$T_FAILED" -ne 0 ] || [ "$rc" -ne 0 ]; then
+        t_log "FAILED ($T_FAILED of $T_CHECKS checks; logs kept in $T_DIR)"
+        [ "$rc" -ne 0 ] || rc=1
+    else
+        t_log "ok ($T_CHECKS checks)"
+        rm -rf "$T_DIR"
+    fi
+    exit "$rc"
+}
+trap t_cleanup EXIT
+trap 'exit 130' INT TERM
+
+t_require_root() {
+    if [ "$(id -u)" -ne 0 ]; then t_log "needs root"; exit 1; fi
+}
+
+# t_ns NAME...: create namespaces $T_PREFIX<NAME> with lo up.
+t_ns() {
+    local n
+    for n in "$@"; do
+        ip netns del "$T_PREFIX$n" 2>/dev/null
+        ip netns add "$T_PREFIX$n" || { t_log "cannot create namespace $T_PREFIX$n"; exit 1; }
+        T_NAMESPACES+=("$T_PREFIX$n")
+        ip -n "$T_PREFIX$n" link set lo up
+    done
+}
+
+# t_in NAME CMD...: run CMD in namespace $T_PREFIX<NAME>.
+t_in() { local n=$1; shift; ip netns exec "$T_PREFIX$n" "$@"; }
+
+# t_veth NS1 IF1 NS2 IF2: a veth pair between two of our namespaces, both ends up.
+t_veth() {
+    ip -n "$T_PREFIX$1" link add "$2" type veth peer name "$4" netns "$T_PREFIX$3"
+    ip -n "$T_PREFIX$1" link set "$2" up
+    ip -n "$T_PREFIX$3" link set "$4" up
+}
+
+# t_eswd NS ARGS...: start eswd in a namespace with a private control socket
+# (exported as ESW_CONTROL for the CLIs) and wait until it answers.
+t_eswd() {
+    local ns=$1; shift
+    export ESW_CONTROL="$T_DIR/eswd.sock"
+    # ip netns exec execs the daemon: $! is eswd itself, so signals reach it.
+    ip netns exec "$T_PREFIX$ns" "$ESW_BIN/eswd" --control "$ESW_CONTROL" "$@" >>"$T_DIR/eswd.log" 2>&1 &
+    ESWD_PID=$!
+    T_PIDS+=("$ESWD_PID")
+    t_wait "eswd answers" 10 "$ESW_BIN/esw-devlink" dev show >/dev/null || { cat "$T_DIR/eswd.log"; exit 1; }
+}
+
+# t_topology VFS [eswd args...]: the usual picture. Namespaces host (eswd, the
+# representors), remote (behind the uplink wire: up0 <-> wire0) and vm0..vm<VFS-1>,
+# each holding one VF netdev with 198.19.0.<i+1>/24.
+t_topology() {
+    local vfs=$1 i; shift
+    local names=(host remote)
+    for ((i = 0; i < vfs; i++)); do names+=("vm$i"); done
+    t_ns "${names[@]}"
+    t_veth host up0 remote wire0
+    t_eswd host --vfs "$vfs" --uplink up0 "$@"
+    for ((i = 0; i < vfs; i++)); do
+        ip -n "${T_PREFIX}host" link set "esw0v$i" netns "${T_PREFIX}vm$i"
+        ip -n "${T_PREFIX}vm$i" addr add "198.19.0.$((i + 1))/24" dev "esw0v$i"
+        ip -n "${T_PREFIX}vm$i" link set "esw0v$i" up
+    done
+}
+
+# t_vxlan_remote: the far VTEP as the kernel's own vxlan device: wire0 198.18.0.2/24,
+# vx42 (VNI 42, remote 198.18.0.1) holding overlay 198.19.0.3/24; p0 gets 198.18.0.1/24.
+t_vxlan_remote() {
+    ip -n "${T_PREFIX}remote" addr add 198.18.0.2/24 dev wire0
+    ip -n "${T_PREFIX}remote" link add vx42 type vxlan id 42 remote 198.18.0.1 local 198.18.0.2 dstport 4789 dev wire0
+    ip -n "${T_PREFIX}remote" addr add 198.19.0.3/24 dev vx42
+    ip -n "${T_PREFIX}remote" link set vx42 up
+    ip -n "${T_PREFIX}host" addr add 198.18.0.1/24 dev p0
+    ip -n "${T_PREFIX}host" link set p0 up
+}
+
+# A ping that must get every reply: t_ping NS DST [COUNT]
+t_ping() { t_in "$1" ping -c "${3:-3}" -i 0.2 -W 2 -q "$2"; }
+
+# iperf3 for SECONDS from NS to DST (server started in SRVNS); prints receiver Mbit/s.
+t_iperf() {
+    local ns=$1 srvns=$2 dst=$3 secs=${4:-2}
+    t_in "$srvns" iperf3 -s -1 -D -I "$T_DIR/iperf3.pid" >/dev/null 2>&1
+    sleep 0.3
+    t_in "$ns" iperf3 -c "$dst" -t "$secs" -J 2>/dev/null | /usr/bin/python3 -c '
+import json, sys
+try:
+    print(int(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e6))
+except Exception:
+    print(0)'
+}
+
+dpctl() { "$ESW_BIN/esw-dpctl" "$@"; }
+devlink() { "$ESW_BIN/esw-devlink" "$@"; }
+export ESW_BIN T_PREFIX
+export -f dpctl devlink
+
+t_pass() { T_CHECKS=$((T_CHECKS + 1)); t_log "ok: $1"; }
+t_fail() { T_CHECKS=$((T_CHECKS + 1)); T_FAILED=$((T_FAILED + 1)); t_log "FAIL: $1"; }
+
+# check DESC CMD...: CMD must succeed.
+check() {
+    local d=$1; shift
+    if "$@" >"$T_DIR/last.out" 2>&1; then t_pass "$d"; else t_fail "$d"; sed 's/^/    | /' "$T_DIR/last.out" | tail -20; fi
+}
+
+# check_fails DESC CMD...: CMD must fail.
+check_fails() {
+    local d=$1; shift
+    if "$@" >"$T_DIR/last.out" 2>&1; then t_fail "$d (succeeded)"; sed 's/^/    | /' "$T_DIR/last.out" | tail -20; else t_pass "$d"; fi
+}
+
+# check_eq DESC EXPECTED ACTUAL
+check_eq() {
+    if [ "$2" = "$3" ]; then t_pass "$1"; else t_fail "$1: expected '$2', got '$3'"; fi
+}
+
+# check_match DESC REGEX TEXT (extended regex, TEXT may span lines)
+check_match() {
+    if printf '%s\n' "$3" | grep -Eq -- "$2"; then t_pass "$1"; else t_fail "$1: /$2/ not in:"; printf '%s\n' "$3" | sed 's/^/    | /' | head -30; fi
+}
+
+check_no_match() {
+    if printf '%s\n' "$3" | grep -Eq -- "$2"; then t_fail "$1: /$2/ found in:"; printf '%s\n' "$3" | sed 's/^/    | /' | head -30; else t_pass "$1"; fi
+}
+
+# check_ge DESC MIN VALUE (integers)
+check_ge() {
+    if [ "${3:-0}" -ge "$2" ] 2>/dev/null; then t_pass "$1 ($3 >= $2)"; else t_fail "$1: ${3:-?} < $2"; fi
+}
+
+# t_wait DESC SECONDS CMD...: retry CMD every 0.1 s until it succeeds.
+t_wait() {
+    local d=$1 limit=$2; shift 2
+    local end=$(( $(date +%s%N) + limit * 1000000000 ))
+    while [ "$(date +%s%N)" -lt "$end" ]; do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    t_log "timed out after ${limit}s waiting for: $d"
+    return 1
+}
+
+# t_pcap NS IF [FILTER]: start tcpdump on IF in NS (one file per capture). Sets PCAP,
+# the capture's handle; save it to run several captures at once.
+T_PCAPS=0
+t_pcap() {
+    T_PCAPS=$((T_PCAPS + 1))
+    local file="$T_DIR/$T_PCAPS-$1-$2.pcap"
+    ip netns exec "$T_PREFIX$1" tcpdump -i "$2" -nn -U -w "$file" ${3:-} >/dev/null 2>&1 &
+    PCAP="$!:$file"
+    T_PIDS+=("$!")
+    # Capturing has started once tcpdump has written the file header.
+    t_wait "tcpdump on $2" 5 test -s "$file"
+}
+
+# t_pcap_count [FILTER]: stop the capture PCAP and print how many of its frames match FILTER.
+t_pcap_count() {
+    local pid=${PCAP%%:*} file=${PCAP#*:}
+    kill "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    tcpdump -nn -r "$file" ${1:-} 2>/dev/null | wc -l
+}
+
+# A counter from `esw-devlink port show -s` for the port whose netdev is $1.
+port_stat() {
+    devlink port show -s -j | python3 -c '
+import json, sys
+ports = json.load(sys.stdin)["port"]
+for p in ports.values():
+    if p["netdev"] == sys.argv[1]:
+        print(p["stats"][sys.argv[2]]); break
+' "$1" "$2"
+}
+
+t_require_root

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# legacy mode: an SR-IOV NIC's MAC/VLAN switch. VFs and a host behind the uplink reach
+# each other; a VST VF's frames carry its VLAN on the wire and arrive untagged.
+. "$(dirname "$0")/lib.sh"
+
+t_topology 2 --mode legacy
+ip -n "${T_PREFIX}remote" addr add 198.19.0.10/24 dev wire0
+
+check_eq "no representors in legacy mode" 0 "$(ip -n "${T_PREFIX}host" -o link show | grep -cE 'pf0vf|: p0')"
+check_match "devlink eswitch mode" 'mode legacy' "$(devlink dev eswitch show esw0)"
+check "VF0 -> VF1" t_ping vm0 198.19.0.2 3
+check "VF0 -> uplink host" t_ping vm0 198.19.0.10 3
+check "uplink host -> VF1" t_ping remote 198.19.0.2 3
+check_match "MAC table lives in exact-match memory" 'name mac size [0-9]+ occ [1-9]' "$(devlink resource show)"
+
+# VST: VF1 in VLAN 100. The wire sees tag 100; VF1 sees untagged frames; untagged
+# frames from the wire do not reach it. (The remote speaks VLAN through scapy: no 8021q
+# module is needed.)
+check "port function set vlan" devlink port function set esw0/2 vlan 100
+vf1mac=$(ip -n "${T_PREFIX}vm1" link show esw0v1 | awk '/ether/{print $2}')
+t_pcap remote wire0 "vlan 100 and arp"
+t_in vm1 ping -c 2 -i 0.2 -W 1 198.19.0.20 >/dev/null 2>&1
+check_ge "VF1's frames leave on the wire with VLAN 100" 1 "$(t_pcap_count 'vlan 100 and arp')"
+t_pcap vm1 esw0v1 "udp"
+t_in remote /usr/bin/python3 -c '
+import sys
+from scapy.all import Ether, Dot1Q, IP, UDP, sendp
+m = sys.argv[1]
+sendp(Ether(dst=m)/Dot1Q(vlan=100)/IP(src="198.19.0.20", dst="198.19.0.2")/UDP(sport=9997, dport=9997), iface="wire0", verbose=False)
+sendp(Ether(dst=m)/IP(src="198.19.0.20", dst="198.19.0.2")/UDP(sport=9996, dport=9996), iface="wire0", verbose=False)
+sendp(Ether(dst=m)/Dot1Q(vlan=200)/IP(src="198.19.0.20", dst="198.19.0.2")/UDP(sport=9995, dport=9995), iface="wire0", verbose=False)
+' "$vf1mac" 2>/dev/null
+sleep 0.3
+C=$PCAP
+check_eq "a VLAN 100 frame from the wire reaches VF1 untagged" 1 "$(t_pcap_count 'udp port 9997 and not vlan')"
+PCAP=$C; check_eq "an untagged frame from the wire does not reach VF1" 0 "$(t_pcap_count 'udp port 9996')"
+PCAP=$C; check_eq "a VLAN 200 frame does not reach VF1" 0 "$(t_pcap_count 'udp port 9995')"
+check_fails "VLAN 100 is isolated from VF0 (untagged)" t_in vm1 ping -c 2 -i 0.2 -W 1 198.19.0.1
+check_match "port show lists the VLAN" 'vlan 100' "$(devlink port show esw0/2)"
+check "clear the VLAN" devlink port function set esw0/2 vlan 0
+check "VF1 -> VF0 again" t_ping vm1 198.19.0.1 3
+check "set a VF MAC" devlink port function set esw0/1 hw_addr 02:00:00:00:01:01
+check_match "VF netdev took the MAC" '02:00:00:00:01:01' "$(ip -n "${T_PREFIX}vm0" link show esw0v0)"
+t_in vm0 ip neigh flush all; t_in vm1 ip neigh flush all
+check "traffic with the new MAC" t_ping vm1 198.19.0.1 3

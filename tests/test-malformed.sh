@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Bad input gets a clear error and loses nothing: malformed control messages get an
+# errno, malformed flow strings name the position and the problem, the daemon keeps
+# serving and keeps its flows.
+. "$(dirname "$0")/lib.sh"
+
+t_topology 1 --mode switchdev
+dpctl add-if pf0vf0
+dpctl add-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)' drop
+out=$(/usr/bin/python3 "$T_ROOT/tests/tools/control-fuzz.py" "$ESW_CONTROL" 2>&1)
+status=$?
+echo "$out" | sed 's/^/    /' | head -60 >"$T_DIR/fuzz.out"
+check_eq "every malformed message answered, daemon alive (see fuzz.out)" 0 "$status"
+check_match "garbage gets EINVAL" 'ok three bytes of garbage: errno 22' "$out"
+check_match "unknown family gets EOPNOTSUPP" 'ok unknown family: errno 95' "$out"
+check "daemon still serves" dpctl show
+check_eq "and still has its flow" 1 "$(dpctl dump-flows | wc -l)"
+
+out=$(dpctl add-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(frag=maybe)' drop 2>&1); rc=$?
+check_eq "bad flow string: exit status 1" 1 "$rc"
+check_match "names the position and the problem" 'esw-dpctl: at column [0-9]+: .+' "$out"
+out=$(dpctl add-flow 'in_port(1),eth(' drop 2>&1)
+check_match "truncated flow string" 'esw-dpctl: ' "$out"
+out=$(dpctl add-flow 'in_port(1),eth()' 'output(1' 2>&1); rc=$?
+check_eq "bad actions: exit status 1" 1 "$rc"
+out=$(dpctl add-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)' 'ct(commit),1' 2>&1)
+check_match "conntrack refused at install with EOPNOTSUPP" 'Operation not supported' "$out"
+out=$(dpctl add-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)' 'output(4000)' 2>&1)
+check_match "output port out of range" 'Invalid argument|out of range' "$out"
+printf 'in_port(1),eth(),eth_type(0x0806),arp() drop\nin_port(1),eth(),eth_type(0x0800),ipv4(src=1.2.3.4.5) drop\n' >"$T_DIR/bad"
+out=$(dpctl add-flows "$T_DIR/bad" 2>&1); rc=$?
+check_eq "add-flows with a bad line fails" 1 "$rc"
+check_match "and names the line" "$T_DIR/bad:2" "$out"
+check "daemon alive at the end" dpctl show
+check_eq "no malformed packet or message crashed it" 1 "$(pgrep -c -f "eswd --control $ESW_CONTROL")"
+
+# Malformed frames on the wire are counted and dropped, never crash the fast path.
+t_in host /usr/bin/python3 -c '
+from scapy.all import Ether, Raw, sendp
+bad = [b"\x45\x00\x00\x08", b"\x4f" + b"\x00" * 30, b"\x60" + b"\x00" * 10, b"\x45" + b"\xff" * 60]
+for b in bad:
+    sendp(Ether(dst="ff:ff:ff:ff:ff:ff", type=0x0800)/Raw(b), iface="p0", verbose=False)
+    sendp(Ether(dst="ff:ff:ff:ff:ff:ff", type=0x86dd)/Raw(b), iface="p0", verbose=False)
+' 2>/dev/null
+check "daemon alive after malformed frames" dpctl show

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# VF <-> VF through hardware rules installed from datapath flows: traffic works, the
+# rules' counters move, the representors see none of it; the same flows under skip_hw
+# stay in software and the representors carry the traffic.
+. "$(dirname "$0")/lib.sh"
+
+t_topology 2 --mode switchdev
+
+dpctl add-if pf0vf0
+dpctl add-if pf0vf1
+cat >"$T_DIR/flows" <<'EOF'
+in_port(1),eth(),eth_type(0x0800),ipv4(frag=no) 2
+in_port(1),eth(),eth_type(0x0806),arp() 2
+in_port(2),eth(),eth_type(0x0800),ipv4(frag=no) 1
+in_port(2),eth(),eth_type(0x0806),arp() 1
+EOF
+out=$(dpctl add-flow -v 'in_port(1),eth(),eth_type(0x86dd),ipv6(frag=no)' 'drop')
+check_eq "add-flow -v reports offload" "offloaded" "$out"
+check "batch of VF<->VF flows" dpctl add-flows "$T_DIR/flows"
+check_eq "show counts offloaded flows" 5 "$(dpctl show | awk '/offloaded flows:/{print $3}')"
+check_eq "dump-flows -m: every flow offloaded:yes, dp:esw" 5 "$(dpctl dump-flows -m | grep -c 'offloaded:yes, dp:esw')"
+check_eq "dump-flows type=offloaded" 5 "$(dpctl dump-flows type=offloaded | wc -l)"
+check_eq "dump-flows type=non-offloaded" 0 "$(dpctl dump-flows type=non-offloaded | wc -l)"
+
+rx_before=$(port_stat pf0vf1 tx_packets)
+t_pcap host pf0vf0 "icmp or tcp or arp"
+R0=$PCAP
+check "ping VF0 -> VF1 in hardware" t_ping vm0 198.19.0.2 10
+mbps=$(t_iperf vm0 vm1 198.19.0.2 2)
+check_ge "iperf3 VF0 -> VF1 in hardware (Mbit/s)" 500 "$mbps"
+PCAP=$R0
+check_eq "pf0vf0 saw none of it" 0 "$(t_pcap_count 'icmp or tcp or arp')"
+sleep 1.2
+pk=$(dpctl dump-flows | grep 'in_port(1),eth(),eth_type(0x0800)' | grep -o 'packets:[0-9]*' | cut -d: -f2)
+check_ge "hardware counters merged into dump-flows" 1000 "$pk"
+check_ge "VF1 port counters moved" $((rx_before + 1000)) "$(port_stat pf0vf1 tx_packets)"
+check_match "used time from hardware" 'used:[0-9]+\.[0-9]{3}s' "$(dpctl dump-flows | grep 'in_port(1),eth(),eth_type(0x0800)')"
+
+# Deleting a flow removes its rule: the traffic falls back to the representor.
+dpctl del-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)'
+check_eq "rule gone with the flow" 0 "$(dpctl dump-flows -m | grep -c 'in_port(pf0vf0).*eth_type(0x0800)')"
+t_pcap host pf0vf0 icmp
+t_in vm0 ping -c 2 -i 0.2 -W 1 198.19.0.2 >/dev/null 2>&1
+check_ge "after del-flow, VF0's packets reach pf0vf0" 1 "$(t_pcap_count icmp)"
+dpctl add-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)' 2
+check "traffic back in hardware" t_ping vm0 198.19.0.2 3
+check "mod-flow changes actions in hardware" dpctl mod-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)' drop
+check_fails "modified flow drops in hardware" t_in vm0 ping -c 2 -i 0.2 -W 1 198.19.0.2
+dpctl mod-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)' 2
+check "modified back" t_ping vm0 198.19.0.2 3
+
+# skip_hw: software datapath; representors carry the traffic.
+dpctl del-flows
+check_eq "flush removes every rule" 0 "$(devlink resource show -j | /usr/bin/python3 -c 'import json,sys; print([r for r in json.load(sys.stdin)["resource"]["esw0"] if r["name"]=="masked"][0]["occ"])')"
+dpctl set-policy skip_hw
+check "flows under skip_hw" dpctl add-flows "$T_DIR/flows"
+check_eq "dump-flows -m: dp:ovs" 4 "$(dpctl dump-flows -m | grep -c 'dp:ovs')"
+check_match "reason shown" 'not offloaded: offload policy is skip_hw' "$(dpctl dump-flows -m)"
+t_pcap host pf0vf0 "icmp or tcp"
+R0=$PCAP
+check "ping through the software path" t_ping vm0 198.19.0.2 5
+mbps=$(t_iperf vm0 vm1 198.19.0.2 2)
+check_ge "iperf3 through the software path (Mbit/s)" 50 "$mbps"
+PCAP=$R0
+check_ge "pf0vf0 carries the software path" 10 "$(t_pcap_count 'icmp or tcp')"

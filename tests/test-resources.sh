@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Hardware tables run out the way real ones do: a masked table of 10 entries, ENOSPC
+# under skip_sw (batches all-or-nothing), software fallback under none, resize +
+# reload (refused when occupancy does not fit), and fault injection of exactly N.
+. "$(dirname "$0")/lib.sh"
+
+cat >"$T_DIR/profile" <<'EOF'
+# a small NIC
+masked = 10
+encap = 16
+EOF
+t_topology 2 --mode switchdev --profile "$T_DIR/profile"
+dpctl add-if pf0vf0
+dpctl add-if pf0vf1
+
+masked() { devlink resource show -j | /usr/bin/python3 -c '
+import json, sys
+r = [r for r in json.load(sys.stdin)["resource"]["esw0"] if r["name"] == "masked"][0]
+print(r["size"], r["occ"])'; }
+filler() { # N flows that never match VF traffic: IPv4 sources 198.18.9.<i>
+    local i
+    for ((i = $1; i < $2; i++)); do echo "in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.9.$i,frag=no) drop"; done
+}
+
+check_eq "profile size in resource show" "10 0" "$(masked)"
+check_match "resource show prints devlink's fields" 'name masked size 10 occ 0 unit entry size_min 0 size_max [0-9]+ size_gran 1' "$(devlink resource show)"
+
+# none: ten in hardware, the rest in software, still forwarding.
+filler 0 8 >"$T_DIR/fill8"
+dpctl add-flows "$T_DIR/fill8"
+cat >"$T_DIR/vf" <<'EOF'
+in_port(1),eth(),eth_type(0x0800),ipv4(frag=no) 2
+in_port(1),eth(),eth_type(0x0806),arp() 2
+in_port(2),eth(),eth_type(0x0800),ipv4(frag=no) 1
+in_port(2),eth(),eth_type(0x0806),arp() 1
+EOF
+check "add VF flows under none" dpctl add-flows "$T_DIR/vf"
+check_eq "table full: 10 of 10" "10 10" "$(masked)"
+check_eq "two flows fell back to software" 2 "$(dpctl dump-flows -m | grep -c 'dp:ovs')"
+check_match "with the reason" 'not offloaded: no space in masked table' "$(dpctl dump-flows -m)"
+check "the 11th and 12th flows still forward (software path)" t_ping vm0 198.19.0.2 3
+
+# skip_sw: a flow the hardware cannot take fails synchronously; a batch is all-or-nothing.
+dpctl del-flows
+dpctl set-policy skip_sw
+filler 0 10 >"$T_DIR/fill10"
+check "ten flows fit under skip_sw" dpctl add-flows "$T_DIR/fill10"
+out=$(dpctl add-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.9.200,frag=no)' drop 2>&1)
+check_match "11th flow: ENOSPC with a message" 'No space left on device' "$out"
+check_match "message names the table" 'no space in masked table' "$out"
+filler 10 13 >"$T_DIR/batch"
+check_fails "batch that does not fit is refused" dpctl add-flows "$T_DIR/batch"
+check_eq "the refused batch left nothing behind" 10 "$(dpctl dump-flows | wc -l)"
+check_eq "hardware occupancy unchanged" "10 10" "$(masked)"
+
+# Resize: pending size shown, applied by reload; a size below occupancy is refused.
+check "resource set to 5" devlink resource set esw0 path /masked size 5
+check_match "pending size shown" 'name masked size 10 size_new 5' "$(devlink resource show)"
+out=$(devlink dev reload esw0 2>&1)
+check_match "reload refused: occupancy does not fit" 'do not fit' "$out"
+check_eq "size unchanged after refused reload" "10 10" "$(masked)"
+check "resource set to 20" devlink resource set esw0 path /masked size 20
+check "reload applies it" devlink dev reload esw0
+check_eq "table is 20 entries, 10 in use" "20 10" "$(masked)"
+check "now the batch fits" dpctl add-flows "$T_DIR/batch"
+check_eq "13 in hardware" "20 13" "$(masked)"
+
+# Fault injection: exactly N offloads fail (netdevsim-style knob).
+dpctl del-flows
+dpctl set-policy none
+check "fail_next_offloads 3" devlink dev param set esw0 name fail_next_offloads value 3
+filler 0 5 >"$T_DIR/fill5"
+dpctl add-flows "$T_DIR/fill5"
+check_eq "exactly 3 offloads failed" 3 "$(dpctl dump-flows -m | grep -c 'not offloaded: injected fault')"
+check_eq "the others offloaded" 2 "$(dpctl dump-flows -m | grep -c 'offloaded:yes')"
+check_match "knob counted down to 0" 'value 0' "$(devlink dev param show esw0 name fail_next_offloads)"
+dpctl del-flows
+dpctl set-policy skip_sw
+devlink dev param set esw0 name fail_next_offloads value 1
+out=$(dpctl add-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.9.1,frag=no)' drop 2>&1)
+check_match "injected fault under skip_sw: EIO" 'injected fault.*Input/output error' "$out"
+check_eq "nothing installed" 0 "$(dpctl dump-flows | wc -l)"
+check_fails "unknown parameter refused" devlink dev param set esw0 name nosuch value 1
+check_fails "bad value refused" devlink dev param set esw0 name hw_latency_us value -5

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# switchdev with no hardware rules: every frame from a VF arrives on its representor
+# and nowhere else; a frame sent on a representor leaves through the port it stands
+# for; a Linux bridge of representors is a working software switch.
+. "$(dirname "$0")/lib.sh"
+
+t_topology 2 --mode switchdev
+ip -n "${T_PREFIX}remote" addr add 198.19.0.10/24 dev wire0
+H=host
+
+for p in pf0vf0 pf0vf1 p0; do t_pcap $H $p arp; eval "C_$p=\$PCAP"; done
+t_pcap vm1 esw0v1 arp; C_vm1=$PCAP
+t_pcap remote wire0 arp; C_wire=$PCAP
+t_in vm0 ping -c 2 -i 0.2 -W 1 198.19.0.2 >/dev/null 2>&1
+sleep 0.3
+PCAP=$C_pf0vf0; check_ge "VF0's ARP arrives on pf0vf0" 1 "$(t_pcap_count arp)"
+PCAP=$C_pf0vf1; check_eq "... not on pf0vf1" 0 "$(t_pcap_count arp)"
+PCAP=$C_p0; check_eq "... not on p0" 0 "$(t_pcap_count arp)"
+PCAP=$C_vm1; check_eq "... not at VF1" 0 "$(t_pcap_count arp)"
+PCAP=$C_wire; check_eq "... not on the wire" 0 "$(t_pcap_count arp)"
+
+# A frame sent through a representor leaves through the port it represents.
+t_pcap vm1 esw0v1 "udp port 9999"
+t_in $H /usr/bin/python3 -c '
+from scapy.all import Ether, IP, UDP, Raw, sendp
+sendp(Ether(dst="ff:ff:ff:ff:ff:ff")/IP(src="198.19.0.99", dst="198.19.0.2")/UDP(sport=9999, dport=9999)/Raw(b"esw-rep-test"),
+      iface="pf0vf1", verbose=False)'
+sleep 0.3
+check_eq "frame sent on pf0vf1 reaches VF1" 1 "$(t_pcap_count 'udp port 9999')"
+t_pcap remote wire0 "udp port 9998"
+t_in $H /usr/bin/python3 -c '
+from scapy.all import Ether, IP, UDP, Raw, sendp
+sendp(Ether(dst="ff:ff:ff:ff:ff:ff")/IP(src="198.19.0.99", dst="198.19.0.10")/UDP(sport=9998, dport=9998)/Raw(b"esw-rep-test"),
+      iface="p0", verbose=False)'
+sleep 0.3
+check_eq "frame sent on p0 reaches the wire" 1 "$(t_pcap_count 'udp port 9998')"
+
+# Representors in a Linux bridge: the software path switches between VFs and the uplink.
+ip -n "${T_PREFIX}$H" link add br0 type bridge
+for p in pf0vf0 pf0vf1 p0; do ip -n "${T_PREFIX}$H" link set $p master br0; done
+ip -n "${T_PREFIX}$H" link set br0 up
+check "VF0 -> VF1 through the bridge of representors" t_ping vm0 198.19.0.2 3
+check "VF0 -> uplink host through the bridge" t_ping vm0 198.19.0.10 3
+check "uplink host -> VF1 through the bridge" t_ping remote 198.19.0.2 3
+check_ge "representor counters count the software path" 3 "$(port_stat pf0vf0 to_representor)"
+check_match "representor alias names switch and port" 'esw0 switch_id [0-9a-f]+ port 1 phys_port_name pf0vf0' "$(ip -n "${T_PREFIX}$H" link show pf0vf0)"
+check_match "altname esw0-pf0vf0" 'altname esw0-pf0vf0' "$(ip -n "${T_PREFIX}$H" link show pf0vf0)"
+check_match "devlink port show" 'esw0/1: type eth netdev pf0vf0 flavour pcivf pfnum 0 vfnum 0' "$(devlink port show)"
+check_match "devlink port show (uplink)" 'esw0/0: type eth netdev p0 flavour physical port 0' "$(devlink port show)"

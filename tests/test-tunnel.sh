@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# VXLAN against the kernel's own vxlan device: offloaded encap/decap, the tunnel
+# tracker following neighbour and route changes, keepalive, skip_hw, MTU and PMTU.
+. "$(dirname "$0")/lib.sh"
+
+t_topology 1 --mode switchdev
+t_vxlan_remote
+H="${T_PREFIX}host"
+# Short neighbour timers from the start (the kernel arms a REACHABLE timer with the
+# reachable time in force when the entry becomes REACHABLE), for the keepalive check.
+# Reachable time (1.5-4.5 s) stays above the probe delay (1 s): otherwise the kernel's
+# own probe replies keep an idle entry cycling through DELAY and it never goes STALE.
+t_in host sysctl -qw net.ipv4.neigh.p0.base_reachable_time_ms=3000 net.ipv4.neigh.p0.delay_first_probe_time=1
+
+dpctl add-if pf0vf0
+dpctl add-if vxlan_sys_4789,type=vxlan
+TUN='set(tunnel(tun_id=0x2a,dst=198.18.0.2,ttl=64,tp_dst=4789,flags(df|key))),2'
+DEC='tunnel(tun_id=0x2a,src=198.18.0.2,dst=198.18.0.1,ttl=64,flags(+key)),in_port(2),eth()'
+cat >"$T_DIR/flows" <<EOF
+in_port(1),eth(),eth_type(0x0800),ipv4(frag=no) $TUN
+in_port(1),eth(),eth_type(0x0806),arp() $TUN
+$DEC,eth_type(0x0800),ipv4(frag=no) 1
+$DEC,eth_type(0x0806),arp() 1
+EOF
+check "add encap and decap flows" dpctl add-flows "$T_DIR/flows"
+
+offloaded_count() { dpctl dump-flows -m | grep -c 'offloaded:yes'; }
+tunnel_mac() { dpctl dump-tunnels -j | /usr/bin/python3 -c '
+import json, sys
+e = [x for x in json.load(sys.stdin)["encap"] if x.get("in_hardware")]
+print(e[0]["lladdr"] if e else "none")'; }
+
+# The neighbour is resolved on demand (the tracker asks the kernel), then flows go to hardware.
+t_wait "all four flows offloaded" 5 bash -c "[ \$(dpctl dump-flows -m | grep -c 'offloaded:yes') -eq 4 ]"
+check_eq "four flows offloaded after neighbour resolution" 4 "$(offloaded_count)"
+check_match "encap entry valid" '198\.18\.0\.2 +4789 +198\.18\.0\.1 +p0 +198\.18\.0\.2 .* valid' "$(dpctl dump-tunnels)"
+
+# Traffic in hardware: representors see none of it, hardware counters rise.
+t_pcap host pf0vf0 "icmp or tcp"
+P0=$PCAP
+check "ping VF -> remote overlay (offloaded)" t_ping vm0 198.19.0.3 5
+mbps=$(t_iperf vm0 remote 198.19.0.3 2)
+check_ge "iperf3 VF -> remote over offloaded VXLAN (Mbit/s)" 50 "$mbps"
+mbps=$(t_iperf remote vm0 198.19.0.1 2)
+check_ge "iperf3 remote -> VF over offloaded VXLAN (Mbit/s)" 50 "$mbps"
+PCAP=$P0
+check_eq "pf0vf0 saw none of the offloaded traffic" 0 "$(t_pcap_count 'icmp or tcp')"
+sleep 1.2
+hw=$(dpctl dump-flows | grep 'ipv4(frag=no)' | grep -o 'packets:[0-9]*' | cut -d: -f2 | sort -n | head -1)
+check_ge "hardware counters of encap and decap flows rose" 100 "$hw"
+check_match "offloaded flows show dp:esw" 'offloaded:yes, dp:esw' "$(dpctl dump-flows -m)"
+
+# Neighbour change: the remote gets a new MAC; the host's neighbour is updated; the
+# encap entry follows within 100 ms with no flow touched.
+NEWMAC=02:00:00:00:aa:42
+ip -n "${T_PREFIX}remote" link set wire0 address $NEWMAC
+start=$(date +%s%N)
+ip -n "$H" neigh replace 198.18.0.2 dev p0 lladdr $NEWMAC nud reachable
+# Polled with the lightest client (no JSON, no python): the time includes its start-up.
+until "$ESW_BIN/esw-dpctl" dump-tunnels | grep -q " $NEWMAC .* valid"; do
+    [ $(( ($(date +%s%N) - start) / 1000000 )) -lt 2000 ] || break
+done
+elapsed=$(( ($(date +%s%N) - start) / 1000000 ))
+check_eq "encap entry rewritten to the new MAC" "$NEWMAC" "$(tunnel_mac)"
+if [ "$elapsed" -le 100 ]; then t_pass "encap entry followed in ${elapsed} ms (<= 100 ms, measured through the CLI)"; else t_fail "encap entry took ${elapsed} ms"; fi
+check "ping resumes after the MAC change" t_ping vm0 198.19.0.3 3
+check_eq "still four flows offloaded, none re-added" 4 "$(offloaded_count)"
+
+# Route to the remote endpoint deleted: flows go to software with the reason; restored: back.
+ip -n "$H" route del 198.18.0.0/24 dev p0
+t_wait "flows leave hardware" 3 bash -c "! dpctl dump-flows -m | grep -q 'offloaded:yes'"
+check_match "reason shown in dump-flows" 'dp:ovs.*not offloaded: no route to 198\.18\.0\.2' "$(dpctl dump-flows -m)"
+check_match "reason shown in dump-tunnels" 'not offloaded: no route to 198\.18\.0\.2' "$(dpctl dump-tunnels)"
+ip -n "$H" route add 198.18.0.0/24 dev p0 src 198.18.0.1
+t_wait "flows back in hardware" 3 bash -c "[ \$(dpctl dump-flows -m | grep -c 'offloaded:yes') -eq 4 ]"
+check_eq "re-offloaded after the route came back" 4 "$(offloaded_count)"
+check "ping after route restore" t_ping vm0 198.19.0.3 3
+
+# A route through a device that is not on the switch.
+ip -n "$H" link add eswfx0 type veth peer name eswfx1
+ip -n "$H" link set eswfx0 up
+ip -n "$H" link set eswfx1 up
+ip -n "$H" route add 198.18.0.2/32 dev eswfx0
+t_wait "flows leave hardware (foreign route)" 3 bash -c "! dpctl dump-flows -m | grep -q 'offloaded:yes'"
+check_match "foreign egress reason" 'route to 198\.18\.0\.2 via eswfx0 is not on this switch' "$(dpctl dump-flows -m)"
+ip -n "$H" route del 198.18.0.2/32 dev eswfx0
+t_wait "flows back in hardware (foreign route removed)" 3 bash -c "[ \$(dpctl dump-flows -m | grep -c 'offloaded:yes') -eq 4 ]"
+
+# Keepalive: with a short reachable time the kernel's entry would go STALE during an
+# offloaded-only ping (the kernel never sees that traffic); with keepalive it stays valid.
+neigh_states() {
+    local out="" i
+    for i in 1 2 3 4 5 6 7 8; do
+        sleep 1
+        out+="$(ip -n "$H" neigh show 198.18.0.2 dev p0 | awk '{print $NF}') "
+    done
+    echo "$out"
+}
+t_in vm0 ping -q -c 90 -i 0.1 198.19.0.3 >/dev/null 2>&1 &
+pinger=$!
+states=$(neigh_states); wait $pinger
+check_no_match "keepalive: neighbour never STALE during offloaded traffic ($states)" 'STALE' "$states"
+devlink dev param set esw0 name neigh_keepalive value false
+t_in vm0 ping -q -c 90 -i 0.1 198.19.0.3 >/dev/null 2>&1 &
+pinger=$!
+states=$(neigh_states); wait $pinger
+check_match "without keepalive the neighbour goes STALE ($states)" 'STALE' "$states"
+devlink dev param set esw0 name neigh_keepalive value true
+
+# MTU: the representor's MTU reaches the VF; an oversize DF packet gets the kernel
+# vxlan's answer (fragmentation needed, through the tunnel port).
+out=$(t_in vm0 ping -c 2 -M do -s 1472 -W 1 198.19.0.3 2>&1)
+check_match "oversize DF packet: ICMP fragmentation needed with the tunnel MTU" 'Frag needed and DF set \(mtu = 1450\)|message too long, mtu=1450' "$out"
+ip -n "$H" link set pf0vf0 mtu 1450
+t_wait "VF MTU follows the representor" 3 bash -c "ip -n ${T_PREFIX}vm0 link show esw0v0 | grep -q 'mtu 1450'"
+check_match "VF MTU is 1450" 'mtu 1450' "$(ip -n "${T_PREFIX}vm0" link show esw0v0)"
+check "full-size DF ping at the new MTU" t_in vm0 ping -c 2 -M do -s 1422 -W 2 198.19.0.3
+
+# The same flows under skip_hw: software encap/decap in the daemon.
+dpctl del-flows
+dpctl set-policy skip_hw
+check "re-add flows under skip_hw" dpctl add-flows "$T_DIR/flows"
+check_eq "no flow offloaded under skip_hw" 0 "$(offloaded_count)"
+check_match "skip_hw flows are dp:ovs" 'dp:ovs' "$(dpctl dump-flows -m)"
+check "ping through software VXLAN" t_ping vm0 198.19.0.3 5
+mbps=$(t_iperf vm0 remote 198.19.0.3 2)
+check_ge "iperf3 VF -> remote through software VXLAN (Mbit/s)" 20 "$mbps"
+mbps=$(t_iperf remote vm0 198.19.0.1 2)
+check_ge "iperf3 remote -> VF through software VXLAN (Mbit/s)" 20 "$mbps"
