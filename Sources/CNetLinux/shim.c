@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <linux/sockios.h>
 #include <net/if_arp.h>
+#include <linux/if_packet.h>
 
 const int CNL_IFF_TAP = IFF_TAP;
 const int CNL_IFF_NO_PI = IFF_NO_PI;
@@ -208,6 +209,21 @@ void cnl_udp_tunnel_info(const struct msghdr *msg, uint32_t *dst, uint8_t *tos, 
     }
 }
 
+int cnl_packet_auxdata_vlan(const struct msghdr *msg, uint16_t *tci, uint16_t *tpid) {
+    for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)msg); c; c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
+        if (c->cmsg_level != SOL_PACKET || c->cmsg_type != PACKET_AUXDATA) continue;
+        struct tpacket_auxdata aux;
+        memcpy(&aux, CMSG_DATA(c), sizeof aux);
+        if (!(aux.tp_status & TP_STATUS_VLAN_VALID)) return 0;
+        *tci = aux.tp_vlan_tci;
+        *tpid = (aux.tp_status & TP_STATUS_VLAN_TPID_VALID) ? aux.tp_vlan_tpid : 0x8100;
+        return 1;
+    }
+    return 0;
+}
+
+const int CNL_PACKET_AUXDATA_SPACE = CMSG_SPACE(sizeof(struct tpacket_auxdata));
+
 int cnl_raw_ipv4_socket(void) {
     int fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_RAW);
     if (fd < 0) return -1;
@@ -243,6 +259,11 @@ int cnl_termination_signalfd(void) {
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGHUP);
+    /* A daemon started in the background by a shell inherits SIGINT ignored; an
+     * ignored signal never becomes pending, so signalfd would not see it. */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
     if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) return -1;
     signal(SIGPIPE, SIG_IGN);
     return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);

@@ -34,7 +34,7 @@ final class FastPathWorker: @unchecked Sendable {
 
     init(id: Int, device: ESwitch, uplinkIfindex: Int32) throws(SystemError) {
         self.id = id
-        sender = try PacketSender(ifindex: uplinkIfindex)
+        sender = try PacketSender(ifindex: uplinkIfindex, bypassQdisc: true)
         self.device = device
         tables = device.tables
         counters = device.counters
@@ -155,7 +155,7 @@ final class FastPathWorker: @unchecked Sendable {
             }
         } else if let u = port.uplink {
             var used = 0
-            _ = u.ring.receive(maxBlocks: 4) { vnet, frame, length in
+            _ = u.ring.receive(maxBlocks: 4) { vnet, frame, length, vlan in
                 if used == FastPathWorker.batch {
                     flushSender()
                     used = 0
@@ -164,6 +164,7 @@ final class FastPathWorker: @unchecked Sendable {
                 var b = pool.buffer(used, length: length)
                 b.offload = OffloadInfo(virtioHeader: vnet)
                 b.data.copyMemory(from: frame, byteCount: length)
+                if let vlan { _ = b.restoreVLANTag(tpid: vlan.tpid, tci: vlan.tci) }
                 used += 1
                 handle(&b, from: port)
             }

@@ -9,6 +9,8 @@ public struct PacketReceiver: ~Copyable {
     public let ifindex: Int32
     private let messages: UnsafeMutablePointer<cnl_mmsghdr>
     private let vectors: UnsafeMutablePointer<iovec>
+    private let controls: UnsafeMutableRawPointer
+    private let controlSpace: Int
     public let batchCapacity: Int
 
     public init(interface: String, batch: Int = 32) throws(SystemError) {
@@ -17,6 +19,8 @@ public struct PacketReceiver: ~Copyable {
         let protoAll = UInt16(ETH_P_ALL).bigEndian
         let r = try Sys.socket(AF_PACKET, Int32(SOCK_RAW.rawValue), Int32(protoAll))
         try packetSocketOptions(r.raw)
+        // The kernel takes VLAN tags off into metadata; PACKET_AUXDATA gives them back.
+        try Sys.setsockopt(r.raw, SOL_PACKET, PACKET_AUXDATA, Int32(1), "PACKET_AUXDATA")
         try syscall("bind(AF_PACKET \(interface))") { cnl_packet_bind(r.raw, ifindex, protoAll) }
         try r.setNonBlocking()
         fd = r
@@ -26,31 +30,41 @@ public struct PacketReceiver: ~Copyable {
         messages.initialize(repeating: cnl_mmsghdr(), count: batch)
         vectors = .allocate(capacity: batch)
         vectors.initialize(repeating: iovec(), count: batch)
+        controlSpace = Int(CNL_PACKET_AUXDATA_SPACE)
+        controls = .allocate(byteCount: controlSpace * batch, alignment: 8)
     }
 
     deinit {
         messages.deallocate()
         vectors.deallocate()
+        controls.deallocate()
     }
 
     /// Receives up to `count` frames; frame i lands at `buffer(i)` (vnet header first,
-    /// `capacity` bytes available). Returns the lengths through `body(i, length)`.
+    /// `capacity` bytes available). Reports each through `body(i, length, vlan)`, where
+    /// `vlan` is the tag the kernel stripped, to be put back.
     @inline(__always)
     public func receive(count: Int, capacity: Int, buffer: (Int) -> UnsafeMutableRawPointer,
-                        _ body: (Int, Int) -> Void) -> Int {
+                        _ body: (Int, Int, VLANTag?) -> Void) -> Int {
         let n = min(count, batchCapacity)
         for i in 0..<n {
             vectors[i] = iovec(iov_base: buffer(i), iov_len: capacity)
             messages[i].msg_hdr = msghdr()
             messages[i].msg_hdr.msg_iov = vectors + i
             messages[i].msg_hdr.msg_iovlen = 1
+            messages[i].msg_hdr.msg_control = controls + i * controlSpace
+            messages[i].msg_hdr.msg_controllen = controlSpace
         }
         var got: Int32
         repeat {
             got = cnl_recvmmsg(fd.raw, messages, UInt32(n), Int32(MSG_DONTWAIT))
         } while got < 0 && errno == EINTR
         guard got > 0 else { return 0 }
-        for i in 0..<Int(got) { body(i, Int(messages[i].msg_len)) }
+        for i in 0..<Int(got) {
+            var tci: UInt16 = 0, tpid: UInt16 = 0
+            let tagged = withUnsafePointer(to: &messages[i].msg_hdr) { cnl_packet_auxdata_vlan($0, &tci, &tpid) } == 1
+            body(i, Int(messages[i].msg_len), tagged ? VLANTag(tpid: tpid, tci: tci) : nil)
+        }
         return Int(got)
     }
 }

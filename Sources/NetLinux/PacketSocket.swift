@@ -10,6 +10,17 @@ public enum VirtioNetHeader {
     // csum_start u16, csum_offset u16, num_buffers u16 (mrg_rxbuf).
 }
 
+/// A VLAN tag the kernel moved from the frame into packet metadata on receive
+/// (hardware VLAN acceleration, which veth and most NICs do).
+public struct VLANTag: Sendable, Equatable {
+    public var tpid: UInt16
+    public var tci: UInt16
+    public init(tpid: UInt16, tci: UInt16) {
+        self.tpid = tpid
+        self.tci = tci
+    }
+}
+
 /// The receive side of AF_PACKET on an existing netdev (the uplink, or a vport of the
 /// software datapath): a TPACKET_V3 ring with PACKET_VNET_HDR, so GSO superpackets
 /// arrive whole. PACKET_IGNORE_OUTGOING keeps our own transmissions out of it.
@@ -63,7 +74,8 @@ public struct PacketRing: ~Copyable {
     /// right before the frame whatever PACKET_VNET_HDR_SZ says; the two bytes before it
     /// are padding, not num_buffers.
     public mutating func receive(maxBlocks: Int = 4,
-                                 _ body: (_ vnetHeader: UnsafeMutableRawPointer, _ frame: UnsafeMutableRawPointer, _ length: Int) -> Void) -> Int {
+                                 _ body: (_ vnetHeader: UnsafeMutableRawPointer, _ frame: UnsafeMutableRawPointer, _ length: Int,
+                                          _ vlan: VLANTag?) -> Void) -> Int {
         var frames = 0
         for _ in 0..<maxBlocks {
             let block = ring + nextBlock * blockSize
@@ -78,7 +90,13 @@ public struct PacketRing: ~Copyable {
                 let mac = Int(h.pointee.tp_mac)
                 let snap = Int(h.pointee.tp_snaplen)
                 if snap == Int(h.pointee.tp_len) {
-                    body(hdr + mac - VirtioNetHeader.legacySize, hdr + mac, snap)
+                    let status = h.pointee.tp_status
+                    var vlan: VLANTag?
+                    if status & UInt32(TP_STATUS_VLAN_VALID) != 0 {
+                        let tpid = status & UInt32(TP_STATUS_VLAN_TPID_VALID) != 0 ? h.pointee.hv1.tp_vlan_tpid : 0x8100
+                        vlan = VLANTag(tpid: tpid, tci: UInt16(truncatingIfNeeded: h.pointee.hv1.tp_vlan_tci))
+                    }
+                    body(hdr + mac - VirtioNetHeader.legacySize, hdr + mac, snap, vlan)
                     frames += 1
                 }
                 hdr += Int(h.pointee.tp_next_offset)
@@ -90,8 +108,10 @@ public struct PacketRing: ~Copyable {
     }
 }
 
-/// The transmit side: an AF_PACKET socket that receives nothing (protocol 0), with
-/// PACKET_QDISC_BYPASS, sending batches with sendmmsg. One per thread.
+/// The transmit side: an AF_PACKET socket that receives nothing (protocol 0), sending
+/// batches with sendmmsg. One per thread. `bypassQdisc` (PACKET_QDISC_BYPASS) is for
+/// the wire: it skips the qdisc and also the taps, so tcpdump on the netdev does not
+/// see what is sent, as it would not see a NIC's hardware path.
 public struct PacketSender: ~Copyable {
     public let fd: FileDescriptor
     private let messages: UnsafeMutablePointer<cnl_mmsghdr>
@@ -100,10 +120,10 @@ public struct PacketSender: ~Copyable {
     public private(set) var pending = 0
     public private(set) var dropped: UInt64 = 0
 
-    public init(ifindex: Int32, batch: Int = 64) throws(SystemError) {
+    public init(ifindex: Int32, batch: Int = 64, bypassQdisc: Bool) throws(SystemError) {
         let t = try Sys.socket(AF_PACKET, Int32(SOCK_RAW.rawValue), 0)
         try packetSocketOptions(t.raw)
-        try Sys.setsockopt(t.raw, SOL_PACKET, PACKET_QDISC_BYPASS, Int32(1), "PACKET_QDISC_BYPASS")
+        if bypassQdisc { try Sys.setsockopt(t.raw, SOL_PACKET, PACKET_QDISC_BYPASS, Int32(1), "PACKET_QDISC_BYPASS") }
         try syscall("bind(AF_PACKET tx)") { cnl_packet_bind(t.raw, ifindex, 0) }
         fd = t
         batchCapacity = batch

@@ -17,6 +17,9 @@ public struct RouteLink: ~Copyable {
     static let mtu: UInt16 = 4
     static let linkInfo: UInt16 = 18
     static let infoKind: UInt16 = 1
+    static let infoData: UInt16 = 2
+    /// IFLA_TUN_PERSIST inside IFLA_INFO_DATA.
+    static let tunPersist: UInt16 = 6
     static let ifAlias: UInt16 = 20
     static let propList: UInt16 = 52
     static let altIfName: UInt16 = 53
@@ -75,8 +78,10 @@ public struct RouteLink: ~Copyable {
         _ = try request(type: RouteLink.delLink, flags: 0, body: RouteLink.ifinfo(index: 0) + a.bytes)
     }
 
-    /// The link kind ("tun", "veth", ...) of `name`, or nil when it does not exist.
-    public mutating func kind(of name: String) throws(SystemError) -> String? {
+    /// What kind of link `name` is ("tun", "veth", ...), and for a TUN/TAP device
+    /// whether it is persistent (else it exists only while a process holds it open);
+    /// nil when it does not exist.
+    public mutating func link(named name: String) throws(SystemError) -> (kind: String, persistent: Bool)? {
         var a = AttributeWriter()
         a.putString(RouteLink.ifName, name)
         let replies: [RawMessage]
@@ -87,12 +92,18 @@ public struct RouteLink: ~Copyable {
         }
         for r in replies where r.body.count >= 16 {
             guard let attrs = try? AttributeParser.parse(r.body.dropFirst(16)) else { continue }
+            var kind = "", persistent = false
             for li in attrs where li.type == RouteLink.linkInfo {
-                for k in (try? li.nestedAttributes()) ?? [] where k.type == RouteLink.infoKind {
-                    return try? k.string()
+                for k in (try? li.nestedAttributes()) ?? [] {
+                    if k.type == RouteLink.infoKind { kind = (try? k.string()) ?? "" }
+                    if k.type == RouteLink.infoData {
+                        for d in (try? k.nestedAttributes()) ?? [] where d.type == RouteLink.tunPersist {
+                            persistent = ((try? d.u8()) ?? 0) != 0
+                        }
+                    }
                 }
             }
-            return ""
+            return (kind, persistent)
         }
         return nil
     }

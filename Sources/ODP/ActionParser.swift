@@ -440,14 +440,9 @@ struct ActionParser {
                     continue
                 }
                 if sc.hasPrefix("label=", at: s) {
-                    guard let (v, e) = sc.u128(s + 6) else { return fail(s + 6, "bad ct label") }
-                    label = (v, UInt128.max)
+                    guard let (v, m, e) = sc.u128Masked(s + 6) else { return fail(s + 6, "bad ct label or label mask") }
+                    label = (v, m)
                     s = e
-                    if sc[s] == 47 {
-                        guard let (m, me) = sc.u128(s + 1) else { return fail(s + 1, "bad ct label mask") }
-                        label.1 = m
-                        s = me
-                    }
                     continue
                 }
                 if sc.hasPrefix("helper=", at: s) || sc.hasPrefix("timeout=", at: s) {

@@ -23,8 +23,11 @@ public enum ODPConstants {
     public static let packetTypeEthernet: UInt32 = 0
     /// packet_type namespace of "an L3 packet whose type is an EtherType" (OFPHTN_ETHERTYPE).
     public static let namespaceEtherType: UInt32 = 1
-    /// How many VLAN headers a flow may match (Open vSwitch's default vlan-limit).
+    /// How many VLAN headers a flow may match (Open vSwitch's default vlan-limit):
+    /// what `parse-flow` normalises to, as ovs-vswitchd would.
     public static let vlanLimit = 1
+    /// How many the datapath itself parses and matches (the kernel datapath: two).
+    public static let datapathVLANLimit = 2
 }
 
 extension FlowKey {

@@ -26,17 +26,20 @@ public struct KeyDecoder: Sendable {
         (0..<64).filter { bits & (1 << UInt64($0)) != 0 }.map { KeyAttr.name(UInt16($0)) }.joined(separator: ",")
     }
 
-    /// parse_flow_nlattrs(): lengths checked, duplicates refused, unknown types ignored.
+    /// parse_flow_nlattrs() as the kernel's __parse_flow_nlattrs() applies it: a type
+    /// above OVS_KEY_ATTR_MAX refused, lengths checked, duplicates refused.
     func parseAttributes(_ bytes: ArraySlice<UInt8>) -> Result<Present, ODPError> {
         let list: [Attribute]
         do { list = try AttributeParser.parse(bytes) } catch { return .failure(ODPError(position: nil, error.description)) }
         var p = Present()
         for a in list {
+            if a.type > KeyAttr.max {
+                return .failure(ODPError(position: nil, "key type \(a.type) is out of range max \(KeyAttr.max)"))
+            }
             if let expected = KeyAttr.length(a.type), expected >= 0, a.count != expected {
                 return .failure(ODPError(position: nil,
                     "attribute \(KeyAttr.name(a.type)) has length \(a.count) but should have length \(expected)"))
             }
-            if a.type > KeyAttr.max { continue }
             if p.has(a.type) {
                 return .failure(ODPError(position: nil, "duplicate \(KeyAttr.name(a.type)) attribute in flow key"))
             }
@@ -186,7 +189,9 @@ public struct KeyDecoder: Sendable {
             flow[.ethType] = UInt64(t)
             if !isMask && t < 0x600 { return .error("invalid Ethertype \(t) in flow key") }
             if isMask, let s = src, s[.ethType] < 0x600, t != 0xffff {
-                return .error("can't bitwise match non-Ethernet II \"Ethertype\" \(hexAlt(s[.ethType])) (with mask \(hexAlt(t)))")
+                // An 802.2 frame's dl_type is FLOW_DL_TYPE_NONE (0x5ff) in OVS.
+                let shown = s[.ethType] == UInt64(EtherType.ieee8022) ? 0x5ff : s[.ethType]
+                return .error("can't bitwise match non-Ethernet II \"Ethertype\" \(hexAlt(shown)) (with mask \(hexAlt(t)))")
             }
             expected |= 1 << UInt64(KeyAttr.ethertype)
         } else if !isMask {
@@ -236,7 +241,8 @@ public struct KeyDecoder: Sendable {
             flow[tciFields[encaps]] = UInt64(tci)
             if !isMask {
                 if !present.has(KeyAttr.vlan) || !present.has(KeyAttr.encap) {
-                    return .tooLittle("vlan,encap")
+                    let needed = UInt64(1) << UInt64(KeyAttr.vlan) | UInt64(1) << UInt64(KeyAttr.encap)
+                    return .tooLittle(Self.names(needed & ~present.bits))
                 } else if tci == 0 {
                     // A truncated 802.1Q header.
                     if case .perfect = fitness, (encap?.count ?? 0) > 0 { return .tooMuch("encap") }

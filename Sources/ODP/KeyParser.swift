@@ -23,21 +23,36 @@ struct KeyParser {
     }
 
     /// Parses a whole key: `[ufid:UUID] attr…`. Returns the ufid if one was given.
+    ///
+    /// Like dpctl's add-flow and odp_flow_from_string() together: odp_ufid_from_string()
+    /// takes one `ufid:` at the very start (no blank before it) and that is the flow's
+    /// ufid. Then, where an attribute may start, odp_flow_from_string() skips a ufid
+    /// (and at most one blank after it) that must be followed directly by an attribute;
+    /// such a ufid is not used.
     mutating func parseKey(key: inout AttributeWriter, mask: inout AttributeWriter) throws(ODPError) -> UInt128? {
         var i = 0
         var ufid: UInt128?
+        if sc.hasPrefix("ufid:", at: 0) {
+            guard let (u, e) = parseUFID(sc, at: 5) else {
+                throw ODPError(position: 0, "malformed ufid (expected ufid:xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)")
+            }
+            ufid = u
+            i = e
+        }
         while true {
             i = sc.skipDelimiters(i)
             if i >= sc.s.count { return ufid }
+            let start = i
             if sc.hasPrefix("ufid:", at: i) {
-                guard let (u, e) = parseUFID(sc, at: i + 5) else {
+                guard let (_, e) = parseUFID(sc, at: i + 5) else {
                     throw ODPError(position: i, "malformed ufid (expected ufid:xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)")
                 }
-                ufid = u
-                i = e
-                continue
+                i = e + (sc[e] == 32 ? 1 : 0)
+                if i >= sc.s.count || Scan.isDelimiter(sc[i]) {
+                    throw ODPError(position: i, "a ufid here must be followed directly by a key attribute (one blank at most)",
+                                   context: String(decoding: sc.s[start...], as: UTF8.self))
+                }
             }
-            let start = i
             guard let end = parseAttribute(at: i, key: &key, mask: &mask) else {
                 let (pos, why) = failure ?? (start, "syntax error")
                 throw ODPError(position: pos, why, context: String(decoding: sc.s[start...], as: UTF8.self))
@@ -70,6 +85,8 @@ struct KeyParser {
             guard let (f, m, e) = FlagNames.ctState.parse(sc, at: j, end: 41, allowed: 0xff, masked: true) else {
                 return fail(j, "invalid ct_state flags (known: new est rel rpl inv trk snat dnat)")
             }
+            // scan_ct_state() consumed nothing: SCAN_TYPE takes a zero length as EINVAL.
+            guard e > j else { return fail(j, "empty ct_state() (write 0 for no flags)") }
             guard sc[e] == 41 else { return fail(e, "expected \")\"") }
             key.put(KeyAttr.ctState, [UInt8].le32(f))
             mask.put(KeyAttr.ctState, [UInt8].le32(m))
@@ -83,14 +100,7 @@ struct KeyParser {
         }
         if sc.hasPrefix("ct_label(", at: i) {
             let j = i + 9
-            guard let (v, e) = sc.u128(j) else { return fail(j, "invalid 128-bit ct_label value") }
-            var m = UInt128.max
-            var k = e
-            if sc[k] == 47 {
-                guard let (mv, me) = sc.u128(k + 1) else { return fail(k + 1, "invalid ct_label mask") }
-                m = mv
-                k = me
-            }
+            guard let (v, m, k) = sc.u128Masked(j) else { return fail(j, "invalid 128-bit ct_label value or mask") }
             guard sc[k] == 41 else { return fail(k, "expected \")\"") }
             var kb = [UInt8](repeating: 0, count: 16), mb = kb
             kb.setLE128(0, v)
@@ -118,6 +128,8 @@ struct KeyParser {
             guard let (f, m, e) = FlagNames.tcp.parse(sc, at: j, end: 41, allowed: 0x0fff, masked: true) else {
                 return fail(j, "invalid tcp_flags (known: fin syn rst psh ack urg ece cwr ns)")
             }
+            // scan_tcp_flags() consumed nothing: SCAN_TYPE takes a zero length as EINVAL.
+            guard e > j else { return fail(j, "empty tcp_flags() (write 0 for no flags)") }
             guard sc[e] == 41 else { return fail(e, "expected \")\"") }
             key.put(KeyAttr.tcpFlags, [UInt8].be16(UInt16(truncatingIfNeeded: f)))
             mask.put(KeyAttr.tcpFlags, [UInt8].be16(UInt16(truncatingIfNeeded: m)))

@@ -122,43 +122,79 @@ struct Scan {
         return (v, j)
     }
 
-    /// OVS parse_int_string() for 128-bit values: 0x + up to 32 hex digits, or strtoull(…, 0).
+    /// OVS parse_int_string() into a 16-byte field. After `0x`/`0X`: hex digits with
+    /// any blanks (" \t\r\n") before, among and after them (the tail is past the
+    /// trailing blanks), leading zeros dropped, at most 32 significant digits, none at
+    /// all reading as 0. Anything else goes to strtoull(…, 0).
     func u128(_ i: Int) -> (UInt128, Int)? {
         if self[i] == 48 && (self[i + 1] == 120 || self[i + 1] == 88) {
             var j = i + 2
-            let start = j
-            while Scan.hexit(self[j]) >= 0 { j += 1 }
-            guard j > start else { return nil }
-            var digits = s[start..<j].drop { $0 == 48 }
-            if digits.count > 32 { return nil }
             var v: UInt128 = 0
-            while let d = digits.first {
-                v = v << 4 | UInt128(Scan.hexit(d))
-                digits = digits.dropFirst()
+            var len = 0
+            while true {
+                while self[j] == 32 || self[j] == 9 || self[j] == 13 || self[j] == 10 { j += 1 }
+                let d = Scan.hexit(self[j])
+                if d < 0 { break }
+                if d != 0 || len > 0 {
+                    if (len + 2) / 2 > 16 { return nil }  // DIV_ROUND_UP(len + 1, 2) > field_width: ERANGE
+                    v = v << 4 | UInt128(d)
+                    len += 1
+                }
+                j += 1
             }
             return (v, j)
         }
-        // strtoull: skips spaces, optional sign, base prefix; out of range saturates (ERANGE → error here).
+        guard let (v, e) = strtoull(i) else { return nil }
+        return (UInt128(v), e)
+    }
+
+    /// scan_u128(): `VALUE[/MASK]`, each as parse_int_string() reads it; the `/` must
+    /// follow the value directly. No mask means all ones.
+    func u128Masked(_ i: Int) -> (UInt128, UInt128, Int)? {
+        guard let (v, e) = u128(i) else { return nil }
+        guard self[e] == 47 else { return (v, UInt128.max, e) }
+        guard let (m, me) = u128(e + 1) else { return nil }
+        return (v, m, me)
+    }
+
+    /// glibc strtoull(s, &tail, 0): leading isspace() skipped, one sign (a minus
+    /// negates modulo 2^64), `0x` (hex) or `0` (octal) prefix. nil where
+    /// parse_int_string() fails: no conversion (tail == s) or ERANGE. A `0x` without
+    /// hex digits after it converts the `0` alone (the tail is at the `x`).
+    func strtoull(_ i: Int) -> (UInt64, Int)? {
         var j = skipSpaces(i)
         let negative = self[j] == 45
         if self[j] == 45 || self[j] == 43 { j += 1 }
-        var base = 10
-        if self[j] == 48 { base = 8 }
+        var base: UInt64 = 10
+        var hexPrefix = false
+        if self[j] == 48 {
+            if self[j + 1] == 120 || self[j + 1] == 88 {
+                base = 16
+                j += 2
+                hexPrefix = true
+            } else {
+                base = 8
+            }
+        }
         var v: UInt64 = 0
         var digits = 0
         var overflow = false
         while true {
             let d = Scan.hexit(self[j])
-            if d < 0 || d >= base { break }
-            let (m, o1) = v.multipliedReportingOverflow(by: UInt64(base))
+            if d < 0 || UInt64(d) >= base { break }
+            let (m, o1) = v.multipliedReportingOverflow(by: base)
             let (a, o2) = m.addingReportingOverflow(UInt64(d))
             overflow = overflow || o1 || o2
             v = a
             digits += 1
             j += 1
         }
-        guard digits > 0, !overflow else { return nil }
-        return (UInt128(negative ? 0 &- v : v), j)
+        if digits == 0 {
+            guard hexPrefix else { return nil }
+            return (0, j - 1)
+        }
+        guard !overflow else { return nil }
+        return (negative ? 0 &- v : v, j)
     }
 
     /// strtod on the longest numeric prefix (OVS scan_float).

@@ -303,7 +303,8 @@ final class PacketEngine: @unchecked Sendable {
         let n = Int(port.portNumber)
         if n >= senders.count { senders.append(contentsOf: repeatElement(nil, count: n + 1 - senders.count)) }
         if senders[n] == nil {
-            guard let s = try? PacketSender(ifindex: port.ifindex) else {
+            // Through the qdisc and the taps, as the kernel datapath's dev_queue_xmit.
+            guard let s = try? PacketSender(ifindex: port.ifindex, bypassQdisc: false) else {
                 port.txErrors.wrappingAdd(1, ordering: .relaxed)
                 return
             }

@@ -178,15 +178,20 @@ extension PacketEngine {
         }
     }
 
-    /// The encapsulated frame exceeds the path MTU. As the kernel's vxlan does: with DF
-    /// (inner IPv4 DF, or the tunnel's df flag) the sender gets ICMP "fragmentation
-    /// needed" through the tunnel port; without it the outer packet is fragmented.
+    /// The encapsulated frame exceeds the path MTU: handled as the kernel's vxlan does.
     private func tunnelTooBig(_ b: inout PacketBuffer, port: Vport, socks: TunnelSockets, key: FlowKey, tunnel t: TunnelMetadata) {
-        let mtu = routeMTU(to: t.ipv4Dst)
+        let (mtu, source) = route(to: t.ipv4Dst)
         let innerDF = key[.ethType] == UInt64(EtherType.ipv4) && b.length >= 34 && b.data.be16(20) & 0x4000 != 0
-        if t.flags.contains(.dontFragment) || innerDF {
+        // As skb_tunnel_check_pmtu: an inner packet that may not be fragmented gets
+        // "fragmentation needed"; otherwise the outer packet is fragmented, unless the
+        // tunnel key sets DF, when the kernel's IP output drops it.
+        if innerDF {
             port.txDropped.wrappingAdd(1, ordering: .relaxed)
-            if key[.ethType] == UInt64(EtherType.ipv4) { replyFragmentationNeeded(b, port: port, tunnel: t, mtu: max(68, mtu - PacketEngine.tunnelOverhead)) }
+            replyFragmentationNeeded(b, port: port, tunnel: t, source: source, mtu: max(68, mtu - PacketEngine.tunnelOverhead))
+            return
+        }
+        if t.flags.contains(.dontFragment) {
+            port.txDropped.wrappingAdd(1, ordering: .relaxed)
             return
         }
         sendFragmented(&b, port: port, socks: socks, key: key, tunnel: t, mtu: mtu)
@@ -237,7 +242,10 @@ extension PacketEngine {
     /// iptunnel_pmtud_build_icmp(): an ICMP "fragmentation needed" from the inner
     /// destination to the inner source, received back on the tunnel port with the
     /// tunnel endpoints swapped, so the decap flows carry it to the sender.
-    private func replyFragmentationNeeded(_ original: PacketBuffer, port: Vport, tunnel t: TunnelMetadata, mtu: Int) {
+    /// What the kernel's vxlan does for a bridged port (skb_tunnel_check_pmtu): the
+    /// ICMP goes back in through the tunnel port, as if the far end had sent it, with
+    /// the transmit tunnel key's addresses swapped (the source as routing chose it).
+    private func replyFragmentationNeeded(_ original: PacketBuffer, port: Vport, tunnel t: TunnelMetadata, source: UInt32, mtu: Int) {
         let o = original.data
         guard original.length >= 34 else { return }
         let ihl = Int(o.u8(14) & 0x0f) * 4
@@ -267,27 +275,32 @@ extension PacketEngine {
         (p + 42).copyMemory(from: o + 14, byteCount: quoted)
         p.setBE16(36, Checksum.compute(p + 34, count: 8 + quoted))
         var back = t
-        swap(&back.ipv4Src, &back.ipv4Dst)
-        back.flags = .key
-        back.tpDst = port.udpPort
+        back.ipv4Src = t.ipv4Dst
+        back.ipv4Dst = t.ipv4Src != 0 ? t.ipv4Src : source
         receive(&r, on: port, tunnel: back)
     }
 
-    /// The MTU of the route to `dst` (what the kernel would fragment or refuse at).
-    func routeMTU(to dst: UInt32) -> Int {
+    /// The MTU of the route to `dst` (what the kernel would fragment or refuse at) and
+    /// the source address the kernel picks for it.
+    func route(to dst: UInt32) -> (mtu: Int, source: UInt32) {
         var sin = sockaddr_in()
         sin.sin_family = sa_family_t(AF_INET)
         sin.sin_addr.s_addr = dst.bigEndian
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        guard fd >= 0 else { return 1500 }
+        guard fd >= 0 else { return (1500, 0) }
         defer { close(fd) }
         let ok = withUnsafePointer(to: &sin) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard ok == 0 else { return 1500 }
+        guard ok == 0 else { return (1500, 0) }
         var mtu: Int32 = 0
         var len = socklen_t(4)
-        guard getsockopt(fd, Int32(IPPROTO_IP), IP_MTU, &mtu, &len) == 0, mtu > 0 else { return 1500 }
-        return Int(mtu)
+        if getsockopt(fd, Int32(IPPROTO_IP), IP_MTU, &mtu, &len) != 0 || mtu <= 0 { mtu = 1500 }
+        var local = sockaddr_in()
+        var localLength = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &localLength) }
+        }
+        return (Int(mtu), UInt32(bigEndian: local.sin_addr.s_addr))
     }
 }

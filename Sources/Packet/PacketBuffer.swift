@@ -107,6 +107,17 @@ public struct PacketBuffer {
         return true
     }
 
+    /// Puts back a VLAN tag the receiving kernel moved into metadata, where it was:
+    /// right after the MAC addresses.
+    @inlinable
+    public mutating func restoreVLANTag(tpid: UInt16, tci: UInt16) -> Bool {
+        guard length >= 12, insertGap(4, at: 12) else { return false }
+        data.setBE16(12, tpid)
+        data.setBE16(14, tci)
+        offload.shift(by: 4)
+        return true
+    }
+
     /// Closes `count` bytes at `offset` by moving the first `offset` bytes back.
     @inlinable
     public mutating func removeGap(_ count: Int, at offset: Int) -> Bool {

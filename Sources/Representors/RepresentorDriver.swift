@@ -22,14 +22,19 @@ public final class RepresentorDriver: RepresentorProvider, @unchecked Sendable {
         switchID = String(format6: h)
     }
 
-    /// Removes netdevs a previous instance left behind (after SIGKILL). Refuses to touch
-    /// a netdev of another kind that happens to have one of our names.
+    /// Removes netdevs a previous instance left behind (persistent TAPs with our names;
+    /// ours are not persistent, so after a SIGKILL the kernel has already removed them).
+    /// Refuses to start next to a live instance or over a netdev of another kind.
     public func removeStale(vfs: Int, extra: [String] = []) throws {
         var rt = try RouteLink()
         for name in naming.allNames(vfs: vfs) + extra {
-            guard let kind = try rt.kind(of: name) else { continue }
-            guard kind == "tun" else {
-                throw DriverError("netdev \(name) exists and is not ours (kind \(kind.isEmpty ? "unknown" : kind))")
+            guard let link = try rt.link(named: name) else { continue }
+            guard link.kind == "tun" else {
+                throw DriverError("netdev \(name) exists and is not ours (kind \(link.kind.isEmpty ? "unknown" : link.kind))")
+            }
+            // A non-persistent TAP exists only while a process holds it: another live eswd.
+            if !link.persistent {
+                throw DriverError("netdev \(name) is in use by a running process (another eswd named \(naming.switchName)?)")
             }
             try rt.delete(name: name)
             logger.notice("removed stale netdev", metadata: ["netdev": "\(name)"])
@@ -47,7 +52,6 @@ public final class RepresentorDriver: RepresentorProvider, @unchecked Sendable {
         return out
     }
 
-    /// Binds the uplink netdev (the wire) through AF_PACKET.
     /// Attaches to the uplink netdev. It stands for the physical port: the host's IP
     /// stack reaches the wire through the uplink representor, so the netdev itself is
     /// kept out of ARP and IPv6 (else it would answer for the representor's addresses

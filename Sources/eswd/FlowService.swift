@@ -69,7 +69,7 @@ extension DatapathService {
         guard let key = a.bytes(FlowAttr.key) else { throw RequestError(22, "a ufid or a key is required") }
         if let mask = a.bytes(FlowAttr.mask) {
             let match: FlowMatch
-            switch FlowMatch.fromAttributes(key: key, mask: mask) {
+            switch FlowMatch.fromAttributes(key: key, mask: mask, vlanLimit: ODPConstants.datapathVLANLimit) {
             case .success(let mm): match = mm
             case .failure(let e): throw RequestError(22, e.message)
             }
@@ -78,7 +78,7 @@ extension DatapathService {
         }
         // A key without a mask: the flow that would handle such a packet.
         let k: FlowKey
-        switch KeyDecoder().decodeKey(key) {
+        switch KeyDecoder(vlanLimit: ODPConstants.datapathVLANLimit).decodeKey(key) {
         case .success(let kk): k = kk
         case .failure(let e): throw RequestError(22, e.message)
         }
@@ -110,7 +110,7 @@ extension DatapathService {
             let flow: DatapathFlow
             if let key = a.bytes(FlowAttr.key) {
                 let match: FlowMatch
-                switch FlowMatch.fromAttributes(key: key, mask: a.bytes(FlowAttr.mask) ?? []) {
+                switch FlowMatch.fromAttributes(key: key, mask: a.bytes(FlowAttr.mask) ?? [], vlanLimit: ODPConstants.datapathVLANLimit) {
                 case .success(let mm): match = mm
                 case .failure(let e): throw RequestError(22, e.message)
                 }
@@ -155,7 +155,7 @@ extension DatapathService {
 
     func describe(_ f: DatapathFlow, _ d: Datapath) -> [UInt8] {
         var w = AttributeWriter()
-        let (key, mask) = KeyEncoder().encode(f.match)
+        let (key, mask) = KeyEncoder(vlanLimit: ODPConstants.datapathVLANLimit).encode(f.match)
         w.put(FlowAttr.key, key)
         w.put(FlowAttr.mask, mask)
         w.put(FlowAttr.actions, f.actionBytes)
@@ -189,7 +189,7 @@ extension DatapathService {
             guard let actions = a.bytes(PacketAttr.actions) else { throw RequestError(22, "actions required") }
             var key = FlowKey()
             if let k = a.bytes(PacketAttr.key) {
-                switch KeyDecoder().decodeKey(k) {
+                switch KeyDecoder(vlanLimit: ODPConstants.datapathVLANLimit).decodeKey(k) {
                 case .success(let kk): key = kk
                 case .failure(let e): throw RequestError(22, "packet key: \(e.message)")
                 }
@@ -208,7 +208,7 @@ extension DatapathService {
         w.put(PacketAttr.packet, u.packet)
         var mask = FlowKey.allOnes
         mask[.inPort] = FlowField.inPort.valueMask
-        let (key, _) = KeyEncoder().encode(FlowMatch(key: u.key, mask: mask))
+        let (key, _) = KeyEncoder(vlanLimit: ODPConstants.datapathVLANLimit).encode(FlowMatch(key: u.key, mask: mask))
         w.put(PacketAttr.key, key)
         if let ud = u.userdata { w.put(PacketAttr.userdata, ud) }
         return GenericMessage(family: Family.packet, command: u.command == .miss ? PacketCmd.miss : PacketCmd.action,

@@ -68,6 +68,11 @@ int cnl_set_thread_name(const char *name);
 // and sending a prebuilt IPv4 packet on a raw socket.
 int cnl_udp_tunnel_socket(uint16_t port);
 void cnl_udp_tunnel_info(const struct msghdr *msg, uint32_t *dst, uint8_t *tos, uint8_t *ttl);
+/* The VLAN tag the kernel took off a received frame (PACKET_AUXDATA); returns 1 and
+ * fills tci/tpid when there was one. */
+int cnl_packet_auxdata_vlan(const struct msghdr *msg, uint16_t *tci, uint16_t *tpid);
+/* Control-buffer bytes one PACKET_AUXDATA message needs. */
+extern const int CNL_PACKET_AUXDATA_SPACE;
 int cnl_sendto_ipv4(int fd, const void *buf, size_t len, uint32_t dst_host_order);
 int cnl_raw_ipv4_socket(void);
 uint32_t cnl_sockaddr_in_addr(const void *sa);
