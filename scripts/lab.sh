@@ -1,0 +1,432 @@
+#!/usr/bin/env bash
+# scripts/lab.sh — a ready-made esw lab (bash, run as root).
+#
+#   scripts/lab.sh up [--vfs N] [--miss drop|normal] [--policy none|skip_sw|skip_hw]
+#                    (defaults: 2 VFs, miss normal so VMs reach each other at once, policy none)
+#   scripts/lab.sh down
+#   scripts/lab.sh status
+#   scripts/lab.sh exec NODE CMD...      NODE: host, remote, vm0, vm1, ...
+#   scripts/lab.sh demo
+#
+# Topology (the same picture as tests/lib.sh t_topology + t_vxlan_remote):
+#
+#   eswlab-vm<i>   esw0v<i> 198.19.0.<i+1>/24          (VF netdevs, one per VM)
+#   eswlab-host    eswd (switchdev), representors pf0vf<i>, p0 198.18.0.1/24, eswlab-up0
+#   eswlab-remote  eswlab-wire0 198.18.0.2/24 (veth peer of eswlab-up0), eswlab-vx42: VNI 42 -> 198.18.0.1,
+#                  overlay 198.19.0.3/24
+#
+# Everything lives in namespaces named eswlab-*; nothing is created in the root
+# namespace (no links, no routes); addresses come only from 198.18.0.0/15. The
+# daemon's control socket is /run/esw/eswlab.sock (export ESW_CONTROL=... for the
+# CLIs; `exec` sets it). Datapath ports after `up`: pf0vf0..pf0vf<N-1> are ports
+# 1..N, vxlan_sys_4789 is port N+1.
+#
+# `down` works after a crash too: it kills eswd (pid file, then every process in an
+# eswlab-* namespace) and deletes every eswlab-* namespace.
+
+set -u
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN=${ESW_BIN:-$ROOT/.build/debug}
+PREFIX=eswlab-
+RUN=/run/esw
+SOCK=$RUN/eswlab.sock
+STATE=$RUN/eswlab.d          # pid file, daemon log, config of the running lab
+PIDFILE=$STATE/eswd.pid
+LOG=$STATE/eswd.log
+
+log() { printf 'lab: %s\n' "$*"; }
+err() { printf 'lab: error: %s\n' "$*" >&2; }
+die() { err "$*"; exit 1; }
+
+usage() {
+    sed -n '4,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    exit "${1:-2}"
+}
+
+require_root() { [ "$(id -u)" -eq 0 ] || die "needs root"; }
+
+lab_namespaces() { ip netns list 2>/dev/null | awk '{print $1}' | grep "^${PREFIX}" || true; }
+
+dpctl()   { ESW_CONTROL=$SOCK "$BIN/esw-dpctl" "$@"; }
+devlink() { ESW_CONTROL=$SOCK "$BIN/esw-devlink" "$@"; }
+in_ns()   { local n=$1; shift; ip netns exec "$PREFIX$n" "$@"; }
+
+eswd_pid() { # the running daemon's pid, or nothing
+    local p
+    [ -r "$PIDFILE" ] || return 1
+    p=$(cat "$PIDFILE" 2>/dev/null)
+    [ -n "$p" ] && kill -0 "$p" 2>/dev/null && [ "$(cat /proc/"$p"/comm 2>/dev/null)" = eswd ] || return 1
+    ! grep -q '^State:[[:space:]]*Z' /proc/"$p"/status 2>/dev/null || return 1   # a zombie is dead
+    echo "$p"
+}
+
+# wait_for DESC SECONDS CMD...: retry CMD every 0.1 s until it succeeds.
+wait_for() {
+    local d=$1 limit=$2; shift 2
+    local end=$(( $(date +%s%N) + limit * 1000000000 ))
+    while [ "$(date +%s%N)" -lt "$end" ]; do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    err "timed out after ${limit}s waiting for: $d"
+    return 1
+}
+
+need_binaries() {
+    local b
+    for b in eswd esw-dpctl esw-devlink; do
+        [ -x "$BIN/$b" ] || die "$BIN/$b missing: run 'swift build' (or 'scripts/lab.sh demo', which builds)"
+    done
+}
+
+# ---------------------------------------------------------------- down
+
+cmd_down() {
+    require_root
+    local p n pids=() quiet=${1:-}
+    if p=$(eswd_pid); then pids+=("$p"); fi
+    for n in $(lab_namespaces); do
+        for p in $(ip netns pids "$n" 2>/dev/null); do pids+=("$p"); done
+    done
+    if [ ${#pids[@]} -gt 0 ]; then
+        kill "${pids[@]}" 2>/dev/null
+        for p in "${pids[@]}"; do
+            for _ in $(seq 30); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+            kill -9 "$p" 2>/dev/null
+        done
+    fi
+    for n in $(lab_namespaces); do
+        # anything started in the meantime (or ignoring SIGTERM)
+        ip netns pids "$n" 2>/dev/null | xargs -r kill -9 2>/dev/null
+        ip netns del "$n" 2>/dev/null || err "cannot delete namespace $n"
+    done
+    rm -f "$SOCK" "$PIDFILE" "$STATE/config"
+    [ -n "$quiet" ] || log "down: $(if [ -z "$(lab_namespaces)" ]; then echo "no eswlab-* namespaces left"; else echo "LEFT: $(lab_namespaces | tr '\n' ' ')"; fi)"
+    [ -z "$(lab_namespaces)" ]
+}
+
+# ---------------------------------------------------------------- up
+
+daemon_answers() { # succeeds once eswd answers; gives up at once if it died
+    kill -0 "$(cat "$PIDFILE")" 2>/dev/null || { UP_DEAD=1; return 0; }
+    devlink dev show
+}
+
+UP_MADE=0
+up_abort() { # a failed `up`: never leave half a lab
+    err "up failed; tearing down what was made"
+    [ -s "$LOG" ] && { err "eswd log (tail):"; tail -15 "$LOG" | sed 's/^/    | /' >&2; }
+    cmd_down quiet
+    exit 1
+}
+
+cmd_up() {
+    require_root
+    local vfs=2 miss=normal policy=none i
+    while [ $# -gt 0 ]; do
+        case $1 in
+            --vfs) vfs=${2:-}; shift 2 || usage ;;
+            --miss) miss=${2:-}; shift 2 || usage ;;
+            --policy) policy=${2:-}; shift 2 || usage ;;
+            -h|--help) usage 0 ;;
+            *) err "up: unknown argument '$1'"; usage ;;
+        esac
+    done
+    [[ $vfs =~ ^[0-9]+$ ]] && [ "$vfs" -ge 1 ] && [ "$vfs" -le 200 ] || die "--vfs must be 1..200"
+    case $miss in drop|normal) ;; *) die "--miss must be drop or normal" ;; esac
+    case $policy in none|skip_sw|skip_hw) ;; *) die "--policy must be none, skip_sw or skip_hw" ;; esac
+    need_binaries
+
+    if [ -n "$(lab_namespaces)" ] || eswd_pid >/dev/null; then
+        die "a lab is already up ($(lab_namespaces | tr '\n' ' ')); run 'scripts/lab.sh down' first"
+    fi
+
+    trap up_abort ERR
+    set -E
+    mkdir -p "$RUN" "$STATE"
+    rm -f "$SOCK" "$PIDFILE"
+    : >"$LOG"
+
+    local names=(host remote) n
+    for ((i = 0; i < vfs; i++)); do names+=("vm$i"); done
+    for n in "${names[@]}"; do
+        ip netns add "$PREFIX$n"
+        ip -n "$PREFIX$n" link set lo up
+    done
+
+    # the wire: eswlab-up0 (host, the uplink eswd drives) <-> eswlab-wire0 (remote)
+    ip -n "${PREFIX}host" link add eswlab-up0 type veth peer name eswlab-wire0 netns "${PREFIX}remote"
+    ip -n "${PREFIX}host" link set eswlab-up0 up
+    ip -n "${PREFIX}remote" link set eswlab-wire0 up
+
+    # the daemon, detached from this shell (setsid and ip netns exec both exec: $! is eswd)
+    setsid ip netns exec "${PREFIX}host" "$BIN/eswd" --control "$SOCK" --vfs "$vfs" \
+        --uplink eswlab-up0 --mode switchdev --miss "$miss" --policy "$policy" \
+        </dev/null >>"$LOG" 2>&1 &
+    echo $! >"$PIDFILE"
+    UP_DEAD=0
+    wait_for "eswd answers on $SOCK" 10 daemon_answers || false
+    [ "$UP_DEAD" -eq 0 ] || { err "eswd exited right after starting"; false; }
+
+    # VFs into their VMs
+    for ((i = 0; i < vfs; i++)); do
+        wait_for "VF esw0v$i" 5 ip -n "${PREFIX}host" link show "esw0v$i" || false
+        ip -n "${PREFIX}host" link set "esw0v$i" netns "${PREFIX}vm$i"
+        ip -n "${PREFIX}vm$i" addr add "198.19.0.$((i + 1))/24" dev "esw0v$i"
+        ip -n "${PREFIX}vm$i" link set "esw0v$i" up
+    done
+
+    # the remote VTEP (kernel vxlan) and the host's tunnel endpoint on p0
+    ip -n "${PREFIX}remote" addr add 198.18.0.2/24 dev eswlab-wire0
+    ip -n "${PREFIX}remote" link add eswlab-vx42 type vxlan id 42 remote 198.18.0.1 local 198.18.0.2 dstport 4789 dev eswlab-wire0
+    ip -n "${PREFIX}remote" addr add 198.19.0.3/24 dev eswlab-vx42
+    ip -n "${PREFIX}remote" link set eswlab-vx42 up
+    ip -n "${PREFIX}host" addr add 198.18.0.1/24 dev p0
+    ip -n "${PREFIX}host" link set p0 up
+
+    # datapath ports: pf0vf<i> = i+1, vxlan_sys_4789 = vfs+1
+    for ((i = 0; i < vfs; i++)); do dpctl add-if "pf0vf$i" >/dev/null; done
+    dpctl add-if vxlan_sys_4789,type=vxlan >/dev/null
+    printf 'vfs=%s\nmiss=%s\npolicy=%s\n' "$vfs" "$miss" "$policy" >"$STATE/config"
+
+    trap - ERR
+    set +E
+    log "up: $vfs VFs, miss=$miss, policy=$policy, eswd pid $(cat "$PIDFILE") (log $LOG)"
+    for ((i = 0; i < vfs; i++)); do log "  ${PREFIX}vm$i: esw0v$i 198.19.0.$((i + 1))/24 (datapath port $((i + 1)) = pf0vf$i)"; done
+    log "  ${PREFIX}remote: eswlab-wire0 198.18.0.2/24, eswlab-vx42 VNI 42 overlay 198.19.0.3/24 (vxlan_sys_4789 = port $((vfs + 1)))"
+    log "  ${PREFIX}host: eswd, p0 198.18.0.1/24, uplink eswlab-up0"
+    echo "export ESW_CONTROL=$SOCK"
+}
+
+# ---------------------------------------------------------------- status
+
+cmd_status() {
+    require_root
+    local p ns rc=0
+    ns=$(lab_namespaces)
+    echo "namespaces: ${ns:-(none)}" | tr '\n' ' '; echo
+    if p=$(eswd_pid); then
+        echo "eswd: pid $p, alive"
+    else
+        p=$(ip netns pids "${PREFIX}host" 2>/dev/null | while read -r q; do [ "$(cat /proc/"$q"/comm 2>/dev/null)" = eswd ] && ! grep -q '^State:[[:space:]]*Z' /proc/"$q"/status && echo "$q"; done | head -1)
+        if [ -n "$p" ]; then echo "eswd: pid $p, alive (no pid file)"; else echo "eswd: not running"; rc=1; fi
+    fi
+    [ -f "$STATE/config" ] && echo "config: $(tr '\n' ' ' <"$STATE/config")"
+    [ -z "$ns" ] && return 1
+    [ "$rc" -eq 0 ] || return 1
+    echo "--- esw-dpctl show"
+    dpctl show
+    echo "--- esw-dpctl dump-flows -m: $(dpctl dump-flows -m | grep -c . ) flows ($(dpctl dump-flows -m | grep -c 'offloaded:yes') offloaded)"
+    echo "--- esw-devlink dev eswitch show"
+    devlink dev eswitch show
+}
+
+# ---------------------------------------------------------------- exec
+
+cmd_exec() {
+    require_root
+    [ $# -ge 2 ] || die "usage: scripts/lab.sh exec NODE CMD..."
+    local node=${1#"$PREFIX"}; shift
+    ip netns list | awk '{print $1}' | grep -qx "$PREFIX$node" || die "no namespace $PREFIX$node (nodes: $(lab_namespaces | sed "s/^$PREFIX//" | tr '\n' ' '))"
+    ESW_CONTROL=$SOCK PATH=$BIN:$PATH exec ip netns exec "$PREFIX$node" "$@"
+}
+
+# ---------------------------------------------------------------- demo
+
+PASS=0
+FAILS=0
+DEMO_DIR=
+DEMO_START=
+ok()   { PASS=$((PASS + 1)); echo "ok: $*"; }
+fail() { FAILS=$((FAILS + 1)); echo "FAIL: $*"; }
+step() { printf '\n=== %s\n' "$*"; }
+show() { sed 's/^/    /'; }   # indent a command's output
+
+demo_cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    step "teardown"
+    if cmd_down; then ok "lab torn down, no eswlab-* namespace left"; else fail "teardown left namespaces behind"; fi
+    [ -n "$DEMO_DIR" ] && rm -rf "$DEMO_DIR"
+    echo
+    echo "demo: $PASS passed, $FAILS failed (${DEMO_START:+$(( $(date +%s) - DEMO_START )) s after the build})"
+    [ "$rc" -ne 130 ] || echo "demo: interrupted, lab torn down"
+    [ "$FAILS" -eq 0 ] || [ "$rc" -ne 0 ] || rc=1
+    exit "$rc"
+}
+
+# iperf3 for SECONDS from node to DST, server in SRV; prints receiver Mbit/s (0 on failure)
+demo_iperf() {
+    local cli=$1 srv=$2 dst=$3 secs=$4
+    in_ns "$srv" iperf3 -s -1 -D -I "$DEMO_DIR/iperf3-$srv.pid" >/dev/null 2>&1
+    wait_for "iperf3 server in $srv" 3 bash -c "ip netns exec $PREFIX$srv ss -ltn | grep -q ':5201 '" || true
+    in_ns "$cli" iperf3 -c "$dst" -t "$secs" -J 2>/dev/null >"$DEMO_DIR/iperf.json"
+    python3 -c '
+import json, sys
+try:
+    print(int(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"] / 1e6))
+except Exception:
+    print(0)' "$DEMO_DIR/iperf.json"
+}
+
+# dump-flows -m without the ufid and the fully wildcarded fields, for reading
+tidy_flows() {
+    sed -E 's/ufid:[^ ]* //; s/[a-z_]+\(0\/0\),//g; s/packet_type\([^)]*\),//g; s/[a-z]+=[0-9a-f.:]+\/[0.:]+,?//g; s/,\)/)/g'
+}
+
+masked() { # "size occ" of the masked table
+    devlink resource show -j | python3 -c '
+import json, sys
+r = [r for r in json.load(sys.stdin)["resource"]["esw0"] if r["name"] == "masked"][0]
+print(r["size"], r["occ"])'
+}
+
+cmd_demo() {
+    require_root
+    local out n mbps size occ i
+
+    step "build (only if binaries are missing)"
+    if [ -x "$BIN/eswd" ] && [ -x "$BIN/esw-dpctl" ] && [ -x "$BIN/esw-devlink" ]; then
+        echo "    binaries present in $BIN, not building"
+    else
+        echo "    building (swift build, debug)..."
+        (cd "$ROOT" && swift build) || die "swift build failed"
+    fi
+    DEMO_START=$(date +%s)
+
+    step "lab up (any old lab is torn down first)"
+    if [ -n "$(lab_namespaces)" ] || eswd_pid >/dev/null; then
+        echo "    old lab found, tearing it down"
+        cmd_down | show
+    fi
+    DEMO_DIR=$(mktemp -d /tmp/eswlab-demo.XXXXXX)
+    trap demo_cleanup EXIT
+    trap 'exit 130' INT TERM
+    cmd_up --vfs 2 --miss drop --policy none 2>&1 | show
+    if [ "${PIPESTATUS[0]}" -ne 0 ]; then fail "lab up"; exit 1; fi
+    ok "lab up"
+
+    step "install flows (port 1 = pf0vf0/VF0, 2 = pf0vf1/VF1, 3 = vxlan_sys_4789)"
+    local TUN='set(tunnel(tun_id=0x2a,dst=198.18.0.2,ttl=64,tp_dst=4789,flags(df|key))),3'
+    local DEC='tunnel(tun_id=0x2a,src=198.18.0.2,dst=198.18.0.1,ttl=64,flags(+key)),in_port(3),eth()'
+    cat >"$DEMO_DIR/flows" <<EOF
+in_port(1),eth(),eth_type(0x0800),ipv4(dst=198.19.0.2,frag=no) 2
+in_port(2),eth(),eth_type(0x0800),ipv4(frag=no) 1
+in_port(2),eth(),eth_type(0x0806),arp() 1
+in_port(1),eth(),eth_type(0x0806),arp() 2,$TUN
+in_port(1),eth(),eth_type(0x0800),ipv4(dst=198.19.0.3,frag=no) $TUN
+$DEC,eth_type(0x0800),ipv4(frag=no) 1
+$DEC,eth_type(0x0806),arp() 1
+EOF
+    local nflows
+    nflows=$(grep -c . "$DEMO_DIR/flows")
+    echo "    # VF0 <-> VF1 (IPv4 both ways, ARP from VF1)"
+    sed -n '1,3p' "$DEMO_DIR/flows" | show
+    echo "    # ARP from VF0 goes to VF1 and into the tunnel (the hardware matches arp() without fields only)"
+    sed -n '4p' "$DEMO_DIR/flows" | show
+    echo "    # VF0 -> remote overlay 198.19.0.3: VXLAN encap (VNI 42 to 198.18.0.2); remote -> VF0: decap"
+    sed -n '5,$p' "$DEMO_DIR/flows" | show
+    if out=$(dpctl add-flows "$DEMO_DIR/flows" 2>&1); then ok "$nflows flows added"; else fail "add-flows"; echo "$out" | show; fi
+    echo "    waiting for the tunnel neighbour to resolve and all flows to reach hardware..."
+    if wait_for "$nflows flows offloaded" 5 bash -c "[ \$(ESW_CONTROL=$SOCK $BIN/esw-dpctl dump-flows -m | grep -c 'offloaded:yes') -eq $nflows ]"; then
+        ok "all $nflows flows offloaded"
+    else
+        fail "not all flows offloaded"; dpctl dump-flows -m --names | tidy_flows | show
+    fi
+
+    step "ping VF0 (eswlab-vm0, 198.19.0.1) -> VF1 (198.19.0.2)"
+    if in_ns vm0 ping -c 3 -i 0.2 -W 2 198.19.0.2 2>&1 | show; [ "${PIPESTATUS[0]}" -eq 0 ]; then ok "ping VF0 -> VF1"; else fail "ping VF0 -> VF1"; fi
+
+    step "ping VF0 -> remote overlay 198.19.0.3 (over VXLAN)"
+    if in_ns vm0 ping -c 3 -i 0.2 -W 2 198.19.0.3 2>&1 | show; [ "${PIPESTATUS[0]}" -eq 0 ]; then ok "ping VF0 -> remote overlay"; else fail "ping VF0 -> remote overlay"; fi
+
+    step "iperf3 2 s VF0 -> VF1"
+    echo "    running (2 s)..."
+    mbps=$(demo_iperf vm0 vm1 198.19.0.2 2)
+    echo "    received: $mbps Mbit/s"
+    if [ "$mbps" -gt 0 ]; then ok "iperf3 VF0 -> VF1: $mbps Mbit/s"; else fail "iperf3 VF0 -> VF1 moved nothing"; fi
+
+    step "iperf3 2 s VF0 -> remote overlay (VXLAN)"
+    echo "    running (2 s)..."
+    mbps=$(demo_iperf vm0 remote 198.19.0.3 2)
+    echo "    received: $mbps Mbit/s"
+    if [ "$mbps" -gt 0 ]; then ok "iperf3 VF0 -> remote: $mbps Mbit/s"; else fail "iperf3 VF0 -> remote moved nothing"; fi
+
+    step "esw-dpctl dump-flows -m --names (after the 1 s stats poll; ufids and wildcarded fields hidden)"
+    sleep 1.2
+    out=$(dpctl dump-flows -m --names 2>&1)
+    echo "$out" | tidy_flows | show
+    n=$(echo "$out" | grep -c 'offloaded:yes, dp:esw')
+    if [ "$n" -eq "$nflows" ]; then ok "$n of $nflows flows offloaded:yes, dp:esw"; else fail "only $n of $nflows flows offloaded:yes, dp:esw"; fi
+    n=$(echo "$out" | grep -o 'packets:[0-9]*' | cut -d: -f2 | awk '$1 > 0' | wc -l)
+    if [ "$n" -eq "$nflows" ]; then ok "all $nflows flows have non-zero packet counters"
+    elif [ "$n" -gt 0 ]; then
+        # every flow was exercised above, but ARP may have been answered from cache
+        local zero
+        zero=$(echo "$out" | grep 'packets:0,' | grep -vc 'arp' || true)
+        if [ "$zero" -eq 0 ]; then ok "$n flows have non-zero packet counters (zero only on ARP flows: neighbours cached)"
+        else fail "$zero IPv4 flows still at packets:0"; fi
+    else fail "no flow has a non-zero packet counter"; fi
+
+    step "esw-devlink resource show (hardware table occupancy)"
+    out=$(devlink resource show 2>&1)
+    echo "$out" | show
+    read -r size occ <<<"$(masked)"
+    if [ "${occ:-0}" -gt 0 ]; then ok "masked table occupancy $occ of $size"; else fail "masked table occupancy is ${occ:-?}"; fi
+
+    step "neighbour change: remote eswlab-wire0 gets MAC 02:00:00:00:aa:42"
+    local NEWMAC=02:00:00:00:aa:42
+    echo "    before:"; dpctl dump-tunnels 2>&1 | show
+    ip -n "${PREFIX}remote" link set eswlab-wire0 address $NEWMAC
+    ip -n "${PREFIX}host" neigh replace 198.18.0.2 dev p0 lladdr $NEWMAC nud reachable
+    wait_for "encap entry with $NEWMAC" 3 bash -c "ESW_CONTROL=$SOCK $BIN/esw-dpctl dump-tunnels | grep -q ' $NEWMAC .* valid'" || true
+    out=$(dpctl dump-tunnels 2>&1)
+    echo "    after:"; echo "$out" | show
+    if echo "$out" | grep -q " $NEWMAC .* valid"; then ok "encap entry follows the new MAC"; else fail "encap entry did not follow the new MAC"; fi
+    if in_ns vm0 ping -c 3 -i 0.2 -W 2 -q 198.19.0.3 2>&1 | show; [ "${PIPESTATUS[0]}" -eq 0 ]; then ok "ping VF0 -> remote after the MAC change"; else fail "ping after the MAC change"; fi
+
+    step "table full under skip_sw: masked table resized to occupancy + 2, three filler flows"
+    if out=$(dpctl set-policy skip_sw 2>&1); then echo "    set-policy skip_sw"; else fail "set-policy skip_sw"; echo "$out" | show; fi
+    read -r size occ <<<"$(masked)"
+    echo "    masked table: size $size, occ $occ -> resizing to $((occ + 2))"
+    if devlink resource set esw0 path /masked size $((occ + 2)) 2>&1 | show && [ "${PIPESTATUS[0]}" -eq 0 ] &&
+       devlink dev reload esw0 2>&1 | show && [ "${PIPESTATUS[0]}" -eq 0 ]; then
+        read -r size occ <<<"$(masked)"
+        if [ "$size" -eq $((occ + 2)) ]; then ok "masked resized to $size ($occ in use)"; else fail "masked is $size/$occ after reload"; fi
+    else
+        fail "resource set + reload"
+    fi
+    for i in 1 2 3; do
+        local f="in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.9.$i,frag=no)"
+        echo "    \$ esw-dpctl add-flow '$f' drop"
+        out=$(dpctl add-flow "$f" drop 2>&1); local rc=$?
+        [ -n "$out" ] && echo "$out" | show
+        if [ "$i" -lt 3 ]; then
+            if [ "$rc" -eq 0 ]; then ok "filler $i fits"; else fail "filler $i refused"; fi
+        else
+            if [ "$rc" -ne 0 ] && echo "$out" | grep -q 'No space left on device'; then ok "filler 3 refused: ENOSPC with a message"
+            else fail "filler 3: expected 'No space left on device' (rc $rc)"; fi
+        fi
+    done
+    read -r size occ <<<"$(masked)"
+    echo "    masked table now: size $size, occ $occ"
+    if [ "$size" -eq "$occ" ]; then ok "masked table full ($occ of $size)"; else fail "masked table $occ of $size"; fi
+    if in_ns vm0 ping -c 2 -i 0.2 -W 2 -q 198.19.0.2 >/dev/null 2>&1; then ok "existing flows still forward (ping VF0 -> VF1)"; else fail "ping VF0 -> VF1 after the table filled"; fi
+
+    [ "$FAILS" -eq 0 ]
+}
+
+# ---------------------------------------------------------------- main
+
+[ $# -ge 1 ] || usage
+cmd=$1; shift
+case $cmd in
+    up) cmd_up "$@" ;;
+    down) cmd_down ;;
+    status) cmd_status ;;
+    exec) cmd_exec "$@" ;;
+    demo) cmd_demo ;;
+    -h|--help|help) usage 0 ;;
+    *) err "unknown command '$cmd'"; usage ;;
+esac
