@@ -45,7 +45,15 @@ public final class Subtable: @unchecked Sendable {
     }
 
     deinit {
-        current.load(ordering: .relaxed).release()
+        // The live slot array holds one reference per entry.
+        let arr = current.load(ordering: .relaxed)
+        arr._withUnsafeGuaranteedRef { a in
+            for i in 0..<a.capacity {
+                let v = a.slots[i].load(ordering: .relaxed)
+                if v > SlotArray.deleted { Unmanaged<ClassifierEntry>.fromOpaque(UnsafeRawPointer(bitPattern: v)!).release() }
+            }
+        }
+        arr.release()
         hitCounters.deinitialize(count: QuiescentState.maximumReaders * 8)
         hitCounters.deallocate()
     }

@@ -171,7 +171,7 @@ public struct ErrorMessage: Sendable, Equatable {
         }
         let b = body.startIndex
         let raw = UInt32(body[b]) | UInt32(body[b + 1]) << 8 | UInt32(body[b + 2]) << 16 | UInt32(body[b + 3]) << 24
-        errno = -Int32(bitPattern: raw)
+        errno = 0 &- Int32(bitPattern: raw)
         sequence = header.sequence
         let inner = MessageParser.readHeader(Array(body[(b + 4)..<(b + 4 + NetlinkHeader.size)]), at: 0)
         requestType = inner.type

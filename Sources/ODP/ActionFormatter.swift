@@ -196,8 +196,9 @@ public struct ActionFormatter: Sendable {
         guard src || dst else { return "nat" }
         var o = "nat(" + (src ? "src" : "dst")
         let ipMin = find(NATAttr.ipMin), ipMax = find(NATAttr.ipMax)
-        let pMin = find(NATAttr.protoMin).map { $0.le16(0) } ?? 0
-        let pMax = find(NATAttr.protoMax).map { $0.le16(0) } ?? 0
+        // Lengths are not validated on this path (a reply, or bytes from a file): check them.
+        let pMin = find(NATAttr.protoMin).flatMap { $0.count >= 2 ? $0.le16(0) : nil } ?? 0
+        let pMax = find(NATAttr.protoMax).flatMap { $0.count >= 2 ? $0.le16(0) : nil } ?? 0
         if let ipMin {
             o += "="
             if ipMin.count == 4 {
