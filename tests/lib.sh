@@ -187,6 +187,17 @@ t_pcap() {
     t_wait "tcpdump on $2" 5 test -s "$file"
 }
 
+# t_pcap_wait FILTER MIN [SECONDS]: wait until the running capture PCAP holds at least
+# MIN frames matching FILTER (frames may take a moment on a loaded machine).
+t_pcap_wait() {
+    local file=${PCAP#*:} end=$(( $(date +%s) + ${3:-3} ))
+    while [ "$(date +%s)" -le "$end" ]; do
+        [ "$(tcpdump -nn -r "$file" $1 2>/dev/null | wc -l)" -ge "$2" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
 # t_pcap_count [FILTER]: stop the capture PCAP and print how many of its frames match FILTER.
 t_pcap_count() {
     local pid=${PCAP%%:*} file=${PCAP#*:}

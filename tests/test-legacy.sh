@@ -30,6 +30,7 @@ sendp(Ether(dst=m)/Dot1Q(vlan=100)/IP(src="198.19.0.20", dst="198.19.0.2")/UDP(s
 sendp(Ether(dst=m)/IP(src="198.19.0.20", dst="198.19.0.2")/UDP(sport=9996, dport=9996), iface="wire0", verbose=False)
 sendp(Ether(dst=m)/Dot1Q(vlan=200)/IP(src="198.19.0.20", dst="198.19.0.2")/UDP(sport=9995, dport=9995), iface="wire0", verbose=False)
 ' "$vf1mac" 2>/dev/null
+t_pcap_wait 'udp port 9997' 1 3
 sleep 0.3
 C=$PCAP
 check_eq "a VLAN 100 frame from the wire reaches VF1 untagged" 1 "$(t_pcap_count 'udp port 9997 and not vlan')"

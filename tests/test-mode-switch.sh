@@ -10,7 +10,7 @@ reps() { ip -n "$H" -o link show | grep -cE ': (pf0vf[0-9]+|p0)[:@]'; }
 legacy_links=$(links)
 mac0=$(ip -n "${T_PREFIX}vm0" link show esw0v0 | awk '/ether/{print $2}')
 
-t_in vm0 ping -i 0.05 -w 40 198.19.0.2 >"$T_DIR/ping.log" 2>&1 &
+ip netns exec "${T_PREFIX}vm0" ping -i 0.05 -w 60 198.19.0.2 >"$T_DIR/ping.log" 2>&1 &
 PING=$!
 T_PIDS+=("$PING")
 for round in 1 2; do

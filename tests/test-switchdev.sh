@@ -25,14 +25,14 @@ t_in $H /usr/bin/python3 -c '
 from scapy.all import Ether, IP, UDP, Raw, sendp
 sendp(Ether(dst="ff:ff:ff:ff:ff:ff")/IP(src="198.19.0.99", dst="198.19.0.2")/UDP(sport=9999, dport=9999)/Raw(b"esw-rep-test"),
       iface="pf0vf1", verbose=False)'
-sleep 0.3
+t_pcap_wait 'udp port 9999' 1 3
 check_eq "frame sent on pf0vf1 reaches VF1" 1 "$(t_pcap_count 'udp port 9999')"
 t_pcap remote wire0 "udp port 9998"
 t_in $H /usr/bin/python3 -c '
 from scapy.all import Ether, IP, UDP, Raw, sendp
 sendp(Ether(dst="ff:ff:ff:ff:ff:ff")/IP(src="198.19.0.99", dst="198.19.0.10")/UDP(sport=9998, dport=9998)/Raw(b"esw-rep-test"),
       iface="p0", verbose=False)'
-sleep 0.3
+t_pcap_wait 'udp port 9998' 1 3
 check_eq "frame sent on p0 reaches the wire" 1 "$(t_pcap_count 'udp port 9998')"
 
 # Representors in a Linux bridge: the software path switches between VFs and the uplink.

@@ -17,12 +17,10 @@ final class FastPathWorker: @unchecked Sendable {
     let counters: CounterBlock
     let reader: QuiescentState.Reader
     let epoll: Epoll
-    let wakeup: Wakeup
+    let control: ParkableThread
+    var wakeup: Wakeup { control.wakeup }
     let pool: SlotPool
     var sender: PacketSender
-    /// 0 run, 1 pause requested, 2 paused, 3 stop.
-    let state = Atomic<Int>(0)
-    private var thread: PacketThread?
     private var nextSpare = 0
     private var now: UInt64 = 0
 
@@ -40,7 +38,7 @@ final class FastPathWorker: @unchecked Sendable {
         counters = device.counters
         reader = tables.rcu.registerReader()
         epoll = try Epoll(capacity: 64)
-        wakeup = try Wakeup()
+        control = try ParkableThread()
         pool = SlotPool(count: FastPathWorker.batch + FastPathWorker.spareSlots)
         try epoll.add(wakeup.fd.raw, token: Token.wakeup)
     }
@@ -48,29 +46,13 @@ final class FastPathWorker: @unchecked Sendable {
     deinit { tables.rcu.unregister(reader) }
 
     func start() throws(SystemError) {
-        thread = try PacketThread.spawn(name: "esw-fp\(id)") { [self] in run() }
+        try control.start(name: "esw-fp\(id)") { [self] in run() }
     }
 
-    func stop() {
-        state.store(3, ordering: .sequentiallyConsistent)
-        wakeup.signal()
-        thread?.join()
-        thread = nil
-    }
-
-    /// Asks the thread to park, and waits until it has.
-    func pause() {
-        guard thread != nil else { return }
-        state.store(1, ordering: .sequentiallyConsistent)
-        wakeup.signal()
-        while state.load(ordering: .sequentiallyConsistent) != 2 { sched_yield() }
-    }
-
-    func resume() {
-        guard thread != nil else { return }
-        state.store(0, ordering: .sequentiallyConsistent)
-        wakeup.signal()
-    }
+    func stop() { control.stop() }
+    /// Parks the thread and waits until it has.
+    func pause() { control.pause() }
+    func resume() { control.resume() }
 
     /// (Re)registers the fds this worker polls. Called while paused or before start.
     func watch(port: ESwitchPort) {
@@ -88,15 +70,7 @@ final class FastPathWorker: @unchecked Sendable {
 
     private func run() {
         var ready = [UInt64](repeating: 0, count: 64)
-        while true {
-            let s = state.load(ordering: .acquiring)
-            if s == 3 { break }
-            if s == 1 {
-                tables.rcu.leave(reader)
-                state.store(2, ordering: .sequentiallyConsistent)
-                while state.load(ordering: .acquiring) == 2 { waitForWakeup() }
-                continue
-            }
+        while control.checkpoint(parking: { tables.rcu.leave(reader) }) {
             tables.rcu.leave(reader)
             var n = 0
             _ = try? epoll.wait(timeoutMilliseconds: 200) { token, _ in
@@ -116,12 +90,6 @@ final class FastPathWorker: @unchecked Sendable {
             flushSender()
         }
         tables.rcu.leave(reader)
-    }
-
-    private func waitForWakeup() {
-        var pfd = pollfd(fd: wakeup.fd.raw, events: Int16(POLLIN), revents: 0)
-        _ = poll(&pfd, 1, 100)
-        wakeup.drain()
     }
 
     @inline(__always)

@@ -275,8 +275,8 @@ struct KeyParser {
             if withMask { mask.setBE32(o, 0xfffff) }
             return e
         case .vid, .pcp, .cfi:
-            let (bits, shift): (UInt16, UInt16) = type == .vid ? (12, 0) : type == .pcp ? (3, 13) : (1, 12)
-            return scanBitField16(at: j, offset: o, bits: bits, shift: shift, key: &key, mask: &mask, withMask: withMask)
+            let (bits, shift): (UInt32, UInt32) = type == .vid ? (12, 0) : type == .pcp ? (3, 13) : (1, 12)
+            return scanBitField(at: j, offset: o, width: 2, bits: bits, shift: shift, key: &key, mask: &mask, withMask: withMask)
         case .mplsLabel, .mplsTC, .mplsTTL, .mplsBOS:
             let (bits, shift): (UInt32, UInt32) = switch type {
             case .mplsLabel: (20, 12)
@@ -284,44 +284,32 @@ struct KeyParser {
             case .mplsTTL: (8, 0)
             default: (1, 8)
             }
-            return scanBitField32(at: j, offset: o, bits: bits, shift: shift, key: &key, mask: &mask, withMask: withMask)
+            return scanBitField(at: j, offset: o, width: 4, bits: bits, shift: shift, key: &key, mask: &mask, withMask: withMask)
         }
     }
 
-    private mutating func scanBitField16(at j: Int, offset o: Int, bits: UInt16, shift: UInt16, key: inout [UInt8],
-                                         mask: inout [UInt8], withMask: Bool) -> Int? {
-        guard let (v, e) = sc.integer(j) else { return fail(j, "expected a number") }
-        let value = UInt16(truncatingIfNeeded: v)
-        let field: UInt16 = ((1 << bits) - 1) << shift
-        guard value >> bits == 0 else { return fail(j, "value \(value) does not fit in \(bits) bits") }
-        key.setBE16(o, (key.be16(o) & ~field) | value << shift)
-        if withMask {
-            if sc[e] == 47, let (m, me) = sc.integer(e + 1) {
-                let mv = UInt16(truncatingIfNeeded: m)
-                guard mv >> bits == 0 else { return fail(e + 1, "mask \(mv) does not fit in \(bits) bits") }
-                mask.setBE16(o, (mask.be16(o) & ~field) | mv << shift)
-                return me
-            }
-            mask.setBE16(o, mask.be16(o) | field)
+    /// A bit field of a big-endian 16- or 32-bit word (`width` bytes): value, and
+    /// under `withMask` an optional `/mask`, both limited to `bits` bits.
+    private mutating func scanBitField(at j: Int, offset o: Int, width: Int, bits: UInt32, shift: UInt32,
+                                       key: inout [UInt8], mask: inout [UInt8], withMask: Bool) -> Int? {
+        func read(_ b: [UInt8]) -> UInt32 { width == 2 ? UInt32(b.be16(o)) : b.be32(o) }
+        func write(_ b: inout [UInt8], _ v: UInt32) {
+            if width == 2 { b.setBE16(o, UInt16(truncatingIfNeeded: v)) } else { b.setBE32(o, v) }
         }
-        return e
-    }
-
-    private mutating func scanBitField32(at j: Int, offset o: Int, bits: UInt32, shift: UInt32, key: inout [UInt8],
-                                         mask: inout [UInt8], withMask: Bool) -> Int? {
+        let word: UInt32 = width == 2 ? 0xffff : 0xffff_ffff
         guard let (v, e) = sc.integer(j) else { return fail(j, "expected a number") }
-        let value = UInt32(truncatingIfNeeded: v)
+        let value = UInt32(truncatingIfNeeded: v) & word
         let field: UInt32 = ((1 << bits) - 1) << shift
         guard value >> bits == 0 else { return fail(j, "value \(value) does not fit in \(bits) bits") }
-        key.setBE32(o, (key.be32(o) & ~field) | value << shift)
+        write(&key, (read(key) & ~field) | value << shift)
         if withMask {
             if sc[e] == 47, let (m, me) = sc.integer(e + 1) {
-                let mv = UInt32(truncatingIfNeeded: m)
+                let mv = UInt32(truncatingIfNeeded: m) & word
                 guard mv >> bits == 0 else { return fail(e + 1, "mask \(mv) does not fit in \(bits) bits") }
-                mask.setBE32(o, (mask.be32(o) & ~field) | mv << shift)
+                write(&mask, (read(mask) & ~field) | mv << shift)
                 return me
             }
-            mask.setBE32(o, mask.be32(o) | field)
+            write(&mask, read(mask) | field)
         }
         return e
     }

@@ -8,10 +8,8 @@ final class DatapathWorker: @unchecked Sendable {
     unowned(unsafe) let dp: Datapath
     let engine: PacketEngine
     let epoll: Epoll
-    let wakeup: Wakeup
-    /// 0 run, 1 pause requested, 2 paused, 3 stop.
-    let state = Atomic<Int>(0)
-    private var thread: PacketThread?
+    let control: ParkableThread
+    var wakeup: Wakeup { control.wakeup }
     private var watched: [Int32: UInt32] = [:]
     static let wakeupToken: UInt64 = 1 << 40
 
@@ -19,33 +17,17 @@ final class DatapathWorker: @unchecked Sendable {
         dp = datapath
         engine = PacketEngine(datapath: datapath)
         epoll = try Epoll(capacity: 64)
-        wakeup = try Wakeup()
+        control = try ParkableThread()
         try epoll.add(wakeup.fd.raw, token: DatapathWorker.wakeupToken)
     }
 
     func start() throws(SystemError) {
-        thread = try PacketThread.spawn(name: "esw-dp") { [self] in run() }
+        try control.start(name: "esw-dp") { [self] in run() }
     }
 
-    func stop() {
-        state.store(3, ordering: .sequentiallyConsistent)
-        wakeup.signal()
-        thread?.join()
-        thread = nil
-    }
-
-    func pause() {
-        guard thread != nil else { return }
-        state.store(1, ordering: .sequentiallyConsistent)
-        wakeup.signal()
-        while state.load(ordering: .sequentiallyConsistent) != 2 { sched_yield() }
-    }
-
-    func resume() {
-        guard thread != nil else { return }
-        state.store(0, ordering: .sequentiallyConsistent)
-        wakeup.signal()
-    }
+    func stop() { control.stop() }
+    func pause() { control.pause() }
+    func resume() { control.resume() }
 
     /// Re-syncs the polled fds with the vports (while paused).
     func rewatch(_ ports: [Vport]) {
@@ -61,19 +43,7 @@ final class DatapathWorker: @unchecked Sendable {
 
     private func run() {
         var ready = [UInt64](repeating: 0, count: 64)
-        while true {
-            let s = state.load(ordering: .acquiring)
-            if s == 3 { break }
-            if s == 1 {
-                dp.rcu.leave(engine.reader)
-                state.store(2, ordering: .sequentiallyConsistent)
-                while state.load(ordering: .acquiring) == 2 {
-                    var pfd = pollfd(fd: wakeup.fd.raw, events: Int16(POLLIN), revents: 0)
-                    _ = poll(&pfd, 1, 100)
-                    wakeup.drain()
-                }
-                continue
-            }
+        while control.checkpoint(parking: { dp.rcu.leave(engine.reader) }) {
             dp.rcu.leave(engine.reader)
             var n = 0
             _ = try? epoll.wait(timeoutMilliseconds: 200) { token, _ in

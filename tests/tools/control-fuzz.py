@@ -12,7 +12,8 @@ def msg(mtype, flags, seq, body):
     return struct.pack("=IHHII", 16 + len(body), mtype, flags, seq, 0) + body
 
 def genl(cmd, attrs=b""):
-    return struct.pack("=BBH", cmd, 1, 0) + attrs
+    # genlmsghdr, then the OVS families' struct ovs_header (dp_ifindex).
+    return struct.pack("=BBHi", cmd, 1, 0, 0) + attrs
 
 def attr(t, payload):
     a = struct.pack("=HH", 4 + len(payload), t) + payload
@@ -74,6 +75,7 @@ cases = [
     ("header length below 16", struct.pack("=IHHII", 8, FAMILY_DP, REQUEST, 2, 0)),
     ("unknown family", msg(0x7f, REQUEST | ACK, 3, genl(1))),
     ("generic header missing", msg(FAMILY_DP, REQUEST | ACK, 4, b"")),
+    ("generic header cut short", msg(FAMILY_DP, REQUEST | ACK, 11, b"\x03\x01")),
     ("attribute length past the end", msg(FAMILY_FLOW, REQUEST | ACK, 5, genl(1, struct.pack("=HH", 200, 1)))),
     ("flow key that is not a key", msg(FAMILY_FLOW, REQUEST | ACK, 6, genl(1, attr(1, b"\xff" * 7) + attr(3, b"")))),
     ("flow without actions", msg(FAMILY_FLOW, REQUEST | ACK, 7, genl(1, attr(1, attr(3, struct.pack("=I", 1)))))),
