@@ -13,7 +13,11 @@ D=$(mktemp -d /tmp/esw-bench-neigh.XXXXXX)
 export ESW_CONTROL=$D/eswd.sock
 cleanup() {
     [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null && sleep 0.5
-    for n in host remote vm0; do ip netns del $P$n 2>/dev/null; done
+    for n in host remote vm0; do
+        n=$P$n
+        ip -n "$n" -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -vx lo | xargs -r -n1 ip -n "$n" link del 2>/dev/null
+        ip netns del $n 2>/dev/null
+    done
     rm -rf "$D"
 }
 trap cleanup EXIT

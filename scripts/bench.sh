@@ -94,6 +94,9 @@ teardown() {     # kill what we started, delete our namespaces
     done
     for n in "${NSS[@]}"; do
         ip netns pids "$n" 2>/dev/null | xargs -r kill -9 2>/dev/null
+        # Links go first: a netns deletion moves what it cannot destroy (persistent TAPs,
+        # e.g. an OVS userspace bridge's internal ports) into the root namespace.
+        ip -n "$n" -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -vx lo | xargs -r -n1 ip -n "$n" link del 2>/dev/null
         ip netns del "$n" 2>/dev/null
     done
     rm -f "$D"/ovs/*.pid
@@ -334,7 +337,9 @@ cp_ovs() {
 log "binaries: $BIN; $RUNS x $T s per iperf3 test; $PINGS pings"
 # leftovers of an interrupted earlier run (our prefix only)
 for n in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$P"); do
-    ip netns pids "$n" 2>/dev/null | xargs -r kill -9 2>/dev/null; ip netns del "$n" 2>/dev/null
+    ip netns pids "$n" 2>/dev/null | xargs -r kill -9 2>/dev/null
+    ip -n "$n" -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -vx lo | xargs -r -n1 ip -n "$n" link del 2>/dev/null
+    ip netns del "$n" 2>/dev/null
 done
 
 log "== esw offloaded"

@@ -99,6 +99,9 @@ cmd_down() {
     for n in $(lab_namespaces); do
         # anything started in the meantime (or ignoring SIGTERM)
         ip netns pids "$n" 2>/dev/null | xargs -r kill -9 2>/dev/null
+        # Links go first: a netns deletion moves what it cannot destroy (persistent TAPs,
+        # e.g. an OVS userspace bridge's internal ports) into the root namespace.
+        ip -n "$n" -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -vx lo | xargs -r -n1 ip -n "$n" link del 2>/dev/null
         ip netns del "$n" 2>/dev/null || err "cannot delete namespace $n"
     done
     rm -f "$SOCK" "$PIDFILE" "$STATE/config"

@@ -28,6 +28,9 @@ t_cleanup() {
     done
     for n in "${T_NAMESPACES[@]}"; do
         ip netns pids "$n" 2>/dev/null | xargs -r kill -9 2>/dev/null
+        # Links go first: a netns deletion moves what it cannot destroy (persistent TAPs,
+        # e.g. an OVS userspace bridge's internal ports) into the root namespace.
+        ip -n "$n" -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -vx lo | xargs -r -n1 ip -n "$n" link del 2>/dev/null
         ip netns del "$n" 2>/dev/null
     done
     if [ "$T_FAILED" -ne 0 ] || [ "$rc" -ne 0 ]; then
