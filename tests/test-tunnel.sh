@@ -116,6 +116,16 @@ t_wait "VF MTU follows the representor" 3 bash -c "ip -n ${T_PREFIX}vm0 link sho
 check_match "VF MTU is 1450" 'mtu 1450' "$(ip -n "${T_PREFIX}vm0" link show esw0v0)"
 check "full-size DF ping at the new MTU" t_in vm0 ping -c 2 -M do -s 1422 -W 2 198.19.0.3
 
+# The encap table counts against the hardware resources: full, a new tunnel key is a
+# visible reason, and the flow still works in software.
+used=$(devlink resource show -j | /usr/bin/python3 -c 'import json,sys; print([r for r in json.load(sys.stdin)["resource"]["esw0"] if r["name"]=="encap"][0]["occ"])')
+check "shrink the encap table to what is in use ($used)" devlink resource set esw0 path /encap size "$used"
+check "reload" devlink dev reload esw0
+dpctl add-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(dst=198.19.0.77,frag=no)' \
+    'set(tunnel(tun_id=0x2b,dst=198.18.0.2,ttl=64,tp_dst=4789,flags(df|key))),2'
+check_match "full encap table: reason in dump-flows" 'dp:ovs.*not offloaded: no space in encap table' "$(dpctl dump-flows -m | grep 'dst=198.19.0.77')"
+check_match "and in dump-tunnels" 'not offloaded: no space in encap table' "$(dpctl dump-tunnels)"
+
 # The same flows under skip_hw: software encap/decap in the daemon.
 dpctl del-flows
 dpctl set-policy skip_hw
