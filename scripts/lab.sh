@@ -289,7 +289,9 @@ cmd_demo() {
     require_root
     local out n mbps size occ i
 
-    step "build (only if binaries are missing)"
+    step "dependencies and build (only what is missing)"
+    . "$ROOT/scripts/deps.sh"
+    esw_install_deps >&2 || die "cannot install dependencies"
     if [ -x "$BIN/eswd" ] && [ -x "$BIN/esw-dpctl" ] && [ -x "$BIN/esw-devlink" ]; then
         echo "    binaries present in $BIN, not building"
     else

@@ -17,21 +17,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # Dependencies: Debian packages, installed only when missing.
-need=()
-have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for p in libmnl-dev pkg-config iproute2 iperf3 tcpdump iputils-ping python3 python3-scapy openvswitch-switch procps psmisc; do
-    have_pkg "$p" || need+=("$p")
-done
-if [ ${#need[@]} -gt 0 ]; then
-    echo "== installing: ${need[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null || {
-        echo "scripts/test.sh: apt-get install failed" >&2; exit 1; }
-fi
-if ! command -v swift >/dev/null; then
-    for d in /opt/swift/usr/bin /usr/share/swift/usr/bin; do [ -x "$d/swift" ] && export PATH="$d:$PATH"; done
-fi
-command -v swift >/dev/null || { echo "scripts/test.sh: no Swift toolchain on PATH" >&2; exit 1; }
+. "$ROOT/scripts/deps.sh"
+esw_install_deps || exit 1
 
 echo "== build"
 swift build 2>&1 | tail -3
