@@ -110,6 +110,18 @@ t_vxlan_remote() {
     ip -n "${T_PREFIX}host" link set p0 up
 }
 
+# t_vxlan_flows FILE: the VF0 <-> remote overlay flow set (datapath ports: pf0vf0 = 1,
+# vxlan_sys_4789 = 2): IPv4 and ARP encapsulated towards 198.18.0.2 with VNI 42, and
+# decapsulated from it to the VF.
+t_vxlan_flows() {
+    local tun='set(tunnel(tun_id=0x2a,dst=198.18.0.2,ttl=64,tp_dst=4789,flags(df|key))),2'
+    local dec='tunnel(tun_id=0x2a,src=198.18.0.2,dst=198.18.0.1,ttl=64,flags(+key)),in_port(2),eth()'
+    printf '%s\n' "in_port(1),eth(),eth_type(0x0800),ipv4(frag=no) $tun" \
+        "in_port(1),eth(),eth_type(0x0806),arp() $tun" \
+        "$dec,eth_type(0x0800),ipv4(frag=no) 1" \
+        "$dec,eth_type(0x0806),arp() 1" >"$1"
+}
+
 # A ping that must get every reply: t_ping NS DST [COUNT]
 t_ping() { t_in "$1" ping -c "${3:-3}" -i 0.2 -W 2 -q "$2"; }
 

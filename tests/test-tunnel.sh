@@ -14,14 +14,7 @@ t_in host sysctl -qw net.ipv4.neigh.p0.base_reachable_time_ms=3000 net.ipv4.neig
 
 dpctl add-if pf0vf0
 dpctl add-if vxlan_sys_4789,type=vxlan
-TUN='set(tunnel(tun_id=0x2a,dst=198.18.0.2,ttl=64,tp_dst=4789,flags(df|key))),2'
-DEC='tunnel(tun_id=0x2a,src=198.18.0.2,dst=198.18.0.1,ttl=64,flags(+key)),in_port(2),eth()'
-cat >"$T_DIR/flows" <<EOF
-in_port(1),eth(),eth_type(0x0800),ipv4(frag=no) $TUN
-in_port(1),eth(),eth_type(0x0806),arp() $TUN
-$DEC,eth_type(0x0800),ipv4(frag=no) 1
-$DEC,eth_type(0x0806),arp() 1
-EOF
+t_vxlan_flows "$T_DIR/flows"
 check "add encap and decap flows" dpctl add-flows "$T_DIR/flows"
 
 offloaded_count() { dpctl dump-flows -m | grep -c 'offloaded:yes'; }
