@@ -16,7 +16,8 @@
 # Per topology: iperf3 TCP, one stream, RUNS x T s (median; 3 x 10 s, --quick 3 x 3 s);
 # iperf3 UDP with 64-byte payloads at -b 0, packets/s the receiver got (median of RUNS);
 # ping RTT p50/p99 over 200 pings at -i 0.01; CPU of the switch process during the TCP
-# runs (utime+stime from /proc/PID/stat, % of one core).
+# runs (utime+stime from /proc/PID/stat, % of one core). ESW_FASTPATH_NICE=N sets the
+# packet threads' niceness (devlink param fastpath_nice) before measuring.
 # Control plane: 10k and 100k distinct flows through `esw-dpctl add-flows FILE`
 # (policy skip_hw) and `ovs-appctl dpctl/add-flows FILE` (userspace datapath).
 #
@@ -151,6 +152,9 @@ setup_esw() {  # POLICY (none|skip_hw)
         --mode switchdev --policy "$pol" >>"$D/eswd.log" 2>&1 &
     SWPID=$!; PIDS+=("$SWPID")
     wait_for 10 DEVLINK dev show || { cat "$D/eswd.log" >&2; die "eswd does not answer"; }
+    if [ -n "${ESW_FASTPATH_NICE:-}" ]; then
+        DEVLINK dev param set esw0 name fastpath_nice value "$ESW_FASTPATH_NICE" || die "fastpath_nice"
+    fi
     for i in 0 1; do
         ip -n "${P}host" link set "esw0v$i" netns "${P}vm$i" || die "cannot move esw0v$i"
         ip -n "${P}vm$i" addr add "198.19.0.$((i + 1))/24" dev "esw0v$i"

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <linux/if_tun.h>
 #include <sched.h>
 #include <signal.h>
@@ -285,3 +286,6 @@ int cnl_timerfd_periodic(int ms) {
     if (timerfd_settime(fd, 0, &its, NULL) < 0) { int e = errno; close(fd); errno = e; return -1; }
     return fd;
 }
+
+// syscall(2) is variadic.
+int cnl_gettid(void) { return (int)syscall(SYS_gettid); }

@@ -66,7 +66,8 @@ public final class ESwitch: @unchecked Sendable {
         self.ports = ports
         counters = CounterBlock(ports: ports.count, threads: max(1, workerCount))
         legacy = LegacyMACTable(tables: tables)
-        for i in 0..<max(1, workerCount) { workers.append(try FastPathWorker(id: i, device: self, uplinkIfindex: uplink.ifindex)) }
+        for i in 0..<max(1, workerCount) { workers.append(try FastPathWorker(id: i, device: self, uplinkIfindex: uplink.ifindex,
+                                                                                  nice: Int32(params.fastPathNice))) }
         for p in ports {
             p.worker = Int(p.index) % workers.count
             workers[p.worker].watch(port: p)
@@ -318,7 +319,24 @@ public final class ESwitch: @unchecked Sendable {
 
     public var params: DeviceParams {
         get { engine.params }
-        set { engine.params = newValue }
+        set {
+            let nice = newValue.fastPathNice
+            engine.params = newValue
+            for w in workers { w.setNice(Int32(nice)) }
+            for t in adoptedThreads { t.setNice(Int32(nice)) }
+        }
+    }
+
+    /// Packet threads outside the eSwitch (the software datapath's) that follow fastpath_nice.
+    private var adoptedThreads: [ParkableThread] = []
+
+    public func adopt(packetThread t: ParkableThread) {
+        adoptedThreads.append(t)
+        t.setNice(Int32(params.fastPathNice))
+    }
+
+    public func release(packetThread t: ParkableThread) {
+        adoptedThreads.removeAll { $0 === t }
     }
 
     public var offloadStatistics: (operations: UInt64, hardwareAccesses: UInt64, waitedNanoseconds: UInt64) {

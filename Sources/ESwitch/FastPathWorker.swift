@@ -10,37 +10,37 @@ import Synchronization
 final class FastPathWorker: @unchecked Sendable {
     static let batch = 32
     static let spareSlots = 64
+    /// Completions handled per pass before the pass's buffers are returned.
+    static let completionsPerPass = 256
 
     let id: Int
     unowned(unsafe) let device: ESwitch
     let tables: HardwareTables
     let counters: CounterBlock
     let reader: QuiescentState.Reader
-    let epoll: Epoll
+    let io: TapRings
     let control: ParkableThread
     var wakeup: Wakeup { control.wakeup }
     let pool: SlotPool
     var sender: PacketSender
     private var nextSpare = 0
     private var now: UInt64 = 0
+    private var uplinkIndex = -1
+    private var uplinkPollArmed = false
+    private var uplinkBacklog = false
+    private var wakeupPollArmed = false
 
-    enum Token {
-        static let port: UInt64 = 1 << 32
-        static let representor: UInt64 = 2 << 32
-        static let wakeup: UInt64 = 3 << 32
-    }
-
-    init(id: Int, device: ESwitch, uplinkIfindex: Int32) throws(SystemError) {
+    init(id: Int, device: ESwitch, uplinkIfindex: Int32, nice: Int32) throws(SystemError) {
         self.id = id
         sender = try PacketSender(ifindex: uplinkIfindex, bypassQdisc: true)
         self.device = device
         tables = device.tables
         counters = device.counters
         reader = tables.rcu.registerReader()
-        epoll = try Epoll(capacity: 64)
+        io = try TapRings(ports: device.ports.count, maxCompletionsPerPass: FastPathWorker.completionsPerPass)
         control = try ParkableThread()
+        control.setNice(nice)
         pool = SlotPool(count: FastPathWorker.batch + FastPathWorker.spareSlots)
-        try epoll.add(wakeup.fd.raw, token: Token.wakeup)
     }
 
     deinit { tables.rcu.unregister(reader) }
@@ -56,40 +56,95 @@ final class FastPathWorker: @unchecked Sendable {
 
     /// (Re)registers the fds this worker polls. Called while paused or before start.
     func watch(port: ESwitchPort) {
-        if let q = port.vfQueue { try? epoll.add(q.fd, token: Token.port | UInt64(port.index)) }
-        if let u = port.uplink { try? epoll.add(u.fd, token: Token.port | UInt64(port.index)) }
+        if let q = port.vfQueue { io.watch(group: Int(port.index) * 2, fd: q.fd) }
+        if port.uplink != nil {
+            uplinkIndex = Int(port.index)
+            uplinkPollArmed = false
+        }
     }
 
     func watchRepresentor(_ port: ESwitchPort) {
-        if let r = port.representor { try? epoll.add(r.fd, token: Token.representor | UInt64(port.index)) }
+        if let r = port.representor { io.watch(group: Int(port.index) * 2 + 1, fd: r.fd) }
     }
 
-    func unwatch(fd: Int32) { epoll.remove(fd) }
+    /// Stops reading `fd`; when this returns, the worker holds no reference to it.
+    func unwatch(fd: Int32) {
+        if let g = io.group(ofFD: fd) { io.unwatch(group: g) }
+    }
+
+    /// A TAP write runs the receiving namespace's whole stack in this thread: with more
+    /// CPU weight than the processes it feeds, it fills sockets nobody drains.
+    func setNice(_ value: Int32) { control.setNice(value) }
 
     // MARK: Loop
 
     private func run() {
-        var ready = [UInt64](repeating: 0, count: 64)
-        while control.checkpoint(parking: { tables.rcu.leave(reader) }) {
+        var more = false
+        while control.checkpoint(parking: { tables.rcu.leave(reader); io.ring.submit(wait: false, timeoutNanoseconds: 0) }) {
             tables.rcu.leave(reader)
-            var n = 0
-            _ = try? epoll.wait(timeoutMilliseconds: 200) { token, _ in
-                if n < 64 { ready[n] = token; n += 1 }
-            }
+            armPolls()
+            io.armDue(now: Sys.monotonicNanoseconds())
+            io.ring.submit(wait: !more && !uplinkBacklog, timeoutNanoseconds: 200_000_000)
             tables.rcu.enter(reader)
             now = Sys.monotonicNanoseconds()
-            for i in 0..<n {
-                let token = ready[i]
-                let index = PortIndex(truncatingIfNeeded: token & 0xffff_ffff)
-                switch token & ~0xffff_ffff {
-                case Token.port: receiveFromPort(index)
-                case Token.representor: receiveFromRepresentor(index)
-                default: wakeup.drain()
-                }
+            let handled = io.ring.completions(limit: FastPathWorker.completionsPerPass) { userData, result, flags in
+                complete(userData, result, flags)
+            }
+            more = handled == FastPathWorker.completionsPerPass
+            if uplinkBacklog && uplinkIndex >= 0 {
+                receiveFromUplink(uplinkIndex)
             }
             flushSender()
+            io.endPass()
         }
         tables.rcu.leave(reader)
+    }
+
+    private func armPolls() {
+        if !wakeupPollArmed {
+            io.ring.pollMultishot(fd: wakeup.fd.raw, userData: TapRings.userData(.pollWakeup, port: 0, value: 0))
+            wakeupPollArmed = true
+        }
+        if !uplinkPollArmed && uplinkIndex >= 0, let u = device.ports[uplinkIndex].uplink {
+            io.ring.pollMultishot(fd: u.fd, userData: TapRings.userData(.pollUplink, port: uplinkIndex, value: 0))
+            uplinkPollArmed = true
+            uplinkBacklog = true
+        }
+    }
+
+    @inline(__always)
+    private func complete(_ userData: UInt64, _ result: Int32, _ flags: UInt32) {
+        let port = Int(truncatingIfNeeded: (userData >> 40) & 0xffff)
+        switch TapRings.Op(rawValue: userData >> 56) {
+        case .read:
+            guard var (_, b) = io.received(userData: userData, result: result, flags: flags, now: now) else { return }
+            let p = device.ports[port]
+            if userData & 1 == 0 {
+                handle(&b, from: p)
+            } else {
+                counters.add(thread: id, port: port, PortCounterSet.fromRepresentor, 1)
+                transmit(&b, to: p, deferred: true)
+            }
+        case .writeToPort:
+            io.writeCompleted(userData: userData)
+            if result > Int32(VirtioNetHeader.size) {
+                counters.add(thread: id, port: port, PortCounterSet.txPackets, 1)
+                counters.add(thread: id, port: port, PortCounterSet.txBytes, UInt64(Int(result) - VirtioNetHeader.size))
+            } else {
+                counters.add(thread: id, port: port, PortCounterSet.txDropped, 1)
+            }
+        case .writeToRepresentor:
+            io.writeCompleted(userData: userData)
+            counters.add(thread: id, port: port, result > 0 ? PortCounterSet.toRepresentor : PortCounterSet.rxDropped, 1)
+        case .pollUplink:
+            uplinkBacklog = true
+            if flags & IOURingCompletion.more == 0 { uplinkPollArmed = false }
+        case .pollWakeup:
+            wakeup.drain()
+            if flags & IOURingCompletion.more == 0 { wakeupPollArmed = false }
+        case nil:
+            break
+        }
     }
 
     @inline(__always)
@@ -109,50 +164,25 @@ final class FastPathWorker: @unchecked Sendable {
 
     // MARK: Receive
 
-    private func receiveFromPort(_ index: PortIndex) {
-        let port = device.ports[Int(index)]
-        if let q = port.vfQueue {
-            for i in 0..<FastPathWorker.batch {
-                let slot = pool.slot(i)
-                let frame = slot + SlotPool.headroom - VirtioNetHeader.size
-                guard let n = try? Sys.read(q.fd, frame, SlotPool.frameCapacity + VirtioNetHeader.size),
-                      n > VirtioNetHeader.size else { break }
-                var b = PacketBuffer(storage: slot, capacity: SlotPool.slotSize, head: SlotPool.headroom,
-                                     length: n - VirtioNetHeader.size, offload: OffloadInfo(virtioHeader: frame))
-                handle(&b, from: port)
+    /// Frames from the wire: copied out of the ring's blocks, which go back at once.
+    private func receiveFromUplink(_ index: Int) {
+        let port = device.ports[index]
+        guard let u = port.uplink else { return }
+        var used = 0
+        _ = u.ring.receive(maxBlocks: 4) { vnet, frame, length, vlan in
+            if used == FastPathWorker.batch {
+                flushSender()
+                used = 0
             }
-        } else if let u = port.uplink {
-            var used = 0
-            _ = u.ring.receive(maxBlocks: 4) { vnet, frame, length, vlan in
-                if used == FastPathWorker.batch {
-                    flushSender()
-                    used = 0
-                }
-                guard length <= SlotPool.frameCapacity else { return }
-                var b = pool.buffer(used, length: length)
-                b.offload = OffloadInfo(virtioHeader: vnet)
-                b.data.copyMemory(from: frame, byteCount: length)
-                if let vlan { _ = b.restoreVLANTag(tpid: vlan.tpid, tci: vlan.tci) }
-                used += 1
-                handle(&b, from: port)
-            }
+            guard length <= SlotPool.frameCapacity else { return }
+            var b = pool.buffer(used, length: length)
+            b.offload = OffloadInfo(virtioHeader: vnet)
+            b.data.copyMemory(from: frame, byteCount: length)
+            if let vlan { _ = b.restoreVLANTag(tpid: vlan.tpid, tci: vlan.tci) }
+            used += 1
+            handle(&b, from: port)
         }
-    }
-
-    /// A frame the kernel sent through a representor leaves through the port it represents.
-    private func receiveFromRepresentor(_ index: PortIndex) {
-        let port = device.ports[Int(index)]
-        guard let r = port.representor else { return }
-        for i in 0..<FastPathWorker.batch {
-            let slot = pool.slot(i)
-            let frame = slot + SlotPool.headroom - VirtioNetHeader.size
-            guard let n = try? Sys.read(r.fd, frame, SlotPool.frameCapacity + VirtioNetHeader.size),
-                  n > VirtioNetHeader.size else { break }
-            var b = PacketBuffer(storage: slot, capacity: SlotPool.slotSize, head: SlotPool.headroom,
-                                 length: n - VirtioNetHeader.size, offload: OffloadInfo(virtioHeader: frame))
-            counters.add(thread: id, port: Int(index), PortCounterSet.fromRepresentor, 1)
-            transmit(&b, to: port, deferred: true)
-        }
+        uplinkBacklog = u.ring.hasReadyBlock
     }
 
     // MARK: Switching
@@ -368,6 +398,13 @@ final class FastPathWorker: @unchecked Sendable {
             }
             let hdr = b.data - VirtioNetHeader.size
             b.offload.write(virtioHeader: hdr)
+            // A received buffer nothing rewrites any more goes out with the pass's
+            // submission; anything else (copies, segments, frames changed after this
+            // output) is written now.
+            if deferred, let slot = io.slot(of: b) {
+                io.write(fd: q.fd, slot: slot, hdr, length: b.length + VirtioNetHeader.size, op: .writeToPort, port: idx)
+                return
+            }
             if (try? Sys.write(q.fd, hdr, b.length + VirtioNetHeader.size)) != nil {
                 counters.add(thread: id, port: idx, PortCounterSet.txPackets, 1)
                 counters.add(thread: id, port: idx, PortCounterSet.txBytes, UInt64(b.length))
@@ -420,6 +457,11 @@ final class FastPathWorker: @unchecked Sendable {
         }
         let hdr = b.data - VirtioNetHeader.size
         b.offload.write(virtioHeader: hdr)
+        if let slot = io.slot(of: b) {
+            io.write(fd: r.fd, slot: slot, hdr, length: b.length + VirtioNetHeader.size, op: .writeToRepresentor,
+                     port: Int(port.index))
+            return
+        }
         if (try? Sys.write(r.fd, hdr, b.length + VirtioNetHeader.size)) != nil {
             counters.add(thread: id, port: Int(port.index), PortCounterSet.toRepresentor, 1)
         } else {

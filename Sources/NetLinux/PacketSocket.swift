@@ -68,6 +68,13 @@ public struct PacketRing: ~Copyable {
 
     deinit { munmap(ring, blockSize * blockCount) }
 
+    /// Whether the next block is ready for userspace. A poll on the socket fires when a
+    /// block is retired, not again for blocks that were already ready.
+    public var hasReadyBlock: Bool {
+        let status = (ring + nextBlock * blockSize + 8).assumingMemoryBound(to: UInt32.self)
+        return atomicLoadAcquire(status) & UInt32(TP_STATUS_USER) != 0
+    }
+
     /// Hands every frame of up to `maxBlocks` ready blocks to `body` as (virtio_net_hdr,
     /// frame, frame length), then returns the blocks to the kernel. Frames are valid
     /// only inside `body`. In the ring the kernel writes the 10-byte virtio_net_hdr

@@ -119,4 +119,7 @@ public enum Sys {
     }
 
     public static func monotonicMilliseconds() -> UInt64 { monotonicNanoseconds() / 1_000_000 }
+
+    /// The calling thread's kernel id (for setpriority on one thread).
+    public static func threadID() -> Int32 { cnl_gettid() }
 }

@@ -57,10 +57,14 @@ public final class Datapath: @unchecked Sendable {
         worker = w
         controlEngine = PacketEngine(datapath: self)
         _ = try addPort(name: localPortName, type: .internal, number: 0)
+        // The software path's thread writes into TAPs as the eSwitch's threads do: it
+        // takes the same scheduling weight (devlink param fastpath_nice).
+        eswitch?.adopt(packetThread: w.control)
         try w.start()
     }
 
     public func stop() {
+        if let w = worker { eswitch?.release(packetThread: w.control) }
         worker?.stop()
         worker = nil
     }

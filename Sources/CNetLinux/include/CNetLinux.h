@@ -25,6 +25,7 @@ int cnl_tun_name(int fd, char out_name[IFNAMSIZ]);
 int cnl_tun_set_hwaddr(int fd, const uint8_t mac[6]);
 int cnl_tun_get_hwaddr(int fd, uint8_t mac[6]);
 int cnl_tun_set_queue(int fd, int attach);
+int cnl_gettid(void);
 
 extern const int CNL_IFF_TAP;
 extern const int CNL_IFF_NO_PI;
