@@ -151,19 +151,11 @@ public final class Datapath: @unchecked Sendable {
     public func flow(ufid: UInt128) -> DatapathFlow? { table.lookup(ufid: ufid) }
     public func flow(match: FlowMatch) -> DatapathFlow? { table.lookup(match: match) }
 
-    /// A ufid for a flow that came without one: a keyed hash of its key attributes
-    /// (as odp_flow_key_hash), so the same key gets the same ufid in one run.
+    /// A ufid for a flow that came without one (clients that do not generate their own,
+    /// and flows of the `normal` handler): a keyed hash of its key attributes, so the
+    /// same key gets the same ufid in one run.
     public func generateUFID(for keyBytes: [UInt8]) -> UInt128 {
-        var h1 = ufidSeed ^ 0x9E37_79B9_7F4A_7C15, h2 = ufidSeed &* 0xC2B2_AE3D_27D4_EB4F
-        for b in keyBytes {
-            h1 = FlowHash.mix(h1, UInt64(b))
-            h2 = FlowHash.mix(h2 ^ 0x5bd1_e995, UInt64(b) &+ h1)
-        }
-        var u = UInt128(FlowHash.mix(h1, 1)) << 64 | UInt128(FlowHash.mix(h2, 2))
-        // UUID version 4 / variant 1 bits, so it prints like one.
-        u = (u & ~(UInt128(0xf000) << 64)) | (UInt128(0x4000) << 64)
-        u = (u & ~(UInt128(0xc000) << 48)) | (UInt128(0x8000) << 48)
-        return u
+        FlowUFID.hash(keyAttributes: keyBytes, seed: ufidSeed)
     }
 
     public struct PutOptions: Sendable {

@@ -20,6 +20,16 @@ func parseActionsText(_ text: String) throws -> [UInt8] {
 
 func ufidBytes(_ u: UInt128) -> [UInt8] { (0..<16).map { UInt8(truncatingIfNeeded: u >> UInt128(120 - 8 * $0)) } }
 
+/// Seeds the ufids this process generates for flows added without one.
+let ufidSeed = UInt64.random(in: 0...UInt64.max)
+
+/// The ufid a new flow goes in with: the one written, or, as ovs-dpctl does, a hash of
+/// its key attributes (the daemon then need not re-encode the key to make one).
+func ufidForNewFlow(_ k: ODPText.ParsedKey) -> UInt128? {
+    if let u = k.ufid { return u }
+    return k.key.isEmpty ? nil : FlowUFID.hash(keyAttributes: k.key, seed: ufidSeed)
+}
+
 /// One dump line, as ovs-dpctl/ovs-appctl dpctl/dump-flows print it.
 func formatFlow(_ f: FlowInfo, verbose: Bool, names: [UInt32: String]) -> String {
     var s = ""
@@ -72,7 +82,7 @@ func putFlow(_ s: Session, flow: String, actions: String, command: UInt8, flags:
         w.put(FlowAttr.key, k.key)
         w.put(FlowAttr.mask, k.mask)
         w.put(FlowAttr.actions, a)
-        if let u = k.ufid { w.put(FlowAttr.ufid, ufidBytes(u)) }
+        if let u = command == FlowCmd.new ? ufidForNewFlow(k) : k.ufid { w.put(FlowAttr.ufid, ufidBytes(u)) }
         if clear { w.putFlag(FlowAttr.clear) }
         if mayCreate { w.putFlag(FlowAttr.mayCreate) }
     }
@@ -200,7 +210,7 @@ func processFlowFile(_ s: Session, path: String, defaultCommand: String) throws 
             w.put(FlowAttr.key, k.key)
             w.put(FlowAttr.mask, k.mask)
         }
-        if let u = k.ufid { w.put(FlowAttr.ufid, ufidBytes(u)) }
+        if let u = op == .add ? ufidForNewFlow(k) : k.ufid { w.put(FlowAttr.ufid, ufidBytes(u)) }
         if op != .delete {
             do { w.put(FlowAttr.actions, try ODPText.parseActions(actionsText.isEmpty ? "drop" : actionsText)) } catch {
                 throw CLIError("\(path):\(i + 1): actions: \(error)")
