@@ -20,8 +20,9 @@ public struct KeyDecoder: Sendable {
     struct Present {
         let bytes: ArraySlice<UInt8>
         var bits: UInt64 = 0
-        /// For each type present: payload start << 32 | payload end, as indices of `bytes`.
-        var bounds = InlineArray<64, UInt64>(repeating: 0)  // one per bit of `bits`
+        /// For each type present: payload start << 32 | payload end, as offsets into
+        /// `bytes`. Sized for types 0...KeyAttr.max.
+        var bounds = InlineArray<33, UInt64>(repeating: 0)
 
         init(_ bytes: ArraySlice<UInt8>) { self.bytes = bytes }
 
@@ -29,7 +30,7 @@ public struct KeyDecoder: Sendable {
         subscript(t: UInt16) -> Attribute? {
             guard has(t) else { return nil }
             let b = bounds[Int(t)]
-            let start = Int(b >> 32), end = Int(b & 0xffff_ffff)
+            let start = bytes.startIndex + Int(b >> 32), end = bytes.startIndex + Int(b & 0xffff_ffff)
             return Attribute(type: t, payload: bytes[start..<end], offset: start - 4 - bytes.startIndex)
         }
     }
@@ -66,7 +67,8 @@ public struct KeyDecoder: Sendable {
                 return .failure(ODPError(position: nil, "duplicate \(KeyAttr.name(type)) attribute in flow key"))
             }
             p.bits |= 1 << UInt64(type)
-            p.bounds[Int(type)] = UInt64(i + 4) << 32 | UInt64(i + len)
+            let offset = i - bytes.startIndex
+            p.bounds[Int(type)] = UInt64(offset + 4) << 32 | UInt64(offset + len)
             i += min(netlinkAlign(len), bytes.endIndex - i)
         }
         return .success(p)
@@ -121,7 +123,9 @@ public struct KeyDecoder: Sendable {
         case .failure(let e): return .error(e.message)
         }
         var expected: UInt64 = 0
-        func src() -> FlowKey { srcOrNil ?? flow }
+        // Fields of the key a mask is decoded for (or of the key so far): read one at a
+        // time, since copying a whole FlowKey per look is what decoding used to spend.
+        func src(_ f: FlowField) -> UInt64 { srcOrNil?[f] ?? flow[f] }
         func bit(_ t: UInt16) -> UInt64 { 1 << UInt64(t) }
 
         if let a = present[KeyAttr.recircID] {
@@ -171,8 +175,7 @@ public struct KeyDecoder: Sendable {
         if let a = present[KeyAttr.packetType] {
             flow[.packetType] = UInt64(PayloadBytes(a.payload).be32(0))
             expected |= bit(KeyAttr.packetType)
-            let s = src()
-            if UInt32(truncatingIfNeeded: s[.packetType]) >> 16 == ODPConstants.namespaceEtherType {
+            if UInt32(truncatingIfNeeded: src(.packetType)) >> 16 == ODPConstants.namespaceEtherType {
                 flow[.ethType] = flow[.packetType] & 0xffff
             }
         } else if !isMask {
@@ -192,8 +195,7 @@ public struct KeyDecoder: Sendable {
         }
         if let f = parseEthertype(present, &expected, &flow, isMask: isMask, src: srcOrNil) { return f }
 
-        let s = src()
-        let vlanPath = isMask ? s[.vlanTCI] & UInt64(VLAN.present) != 0 : EtherType.isVLAN(UInt16(truncatingIfNeeded: s[.ethType]))
+        let vlanPath = isMask ? src(.vlanTCI) & UInt64(VLAN.present) != 0 : EtherType.isVLAN(UInt16(truncatingIfNeeded: src(.ethType)))
         if vlanPath {
             return parse8021qOnward(present, expected, &flow, isMask: isMask, src: srcOrNil)
         }
@@ -218,9 +220,9 @@ public struct KeyDecoder: Sendable {
             let t = PayloadBytes(a.payload).be16(0)
             flow[.ethType] = UInt64(t)
             if !isMask && t < 0x600 { return .error("invalid Ethertype \(t) in flow key") }
-            if isMask, let s = src, s[.ethType] < 0x600, t != 0xffff {
+            if isMask, let srcType = src?[.ethType], srcType < 0x600, t != 0xffff {
                 // An 802.2 frame's dl_type is FLOW_DL_TYPE_NONE (0x5ff) in OVS.
-                let shown = s[.ethType] == UInt64(EtherType.ieee8022) ? 0x5ff : s[.ethType]
+                let shown = srcType == UInt64(EtherType.ieee8022) ? 0x5ff : srcType
                 return .error("can't bitwise match non-Ethernet II \"Ethertype\" \(hexAlt(shown)) (with mask \(hexAlt(t)))")
             }
             expected |= 1 << UInt64(KeyAttr.ethertype)
@@ -234,10 +236,10 @@ public struct KeyDecoder: Sendable {
             } else {
                 flow[.ethType] = UInt64(EtherType.ieee8022)  // not Ethernet II
             }
-        } else if let s = src {
-            if s[.packetType] != UInt64(ODPConstants.packetTypeEthernet) {
+        } else if let srcPacketType = src?[.packetType], let srcType = src?[.ethType] {
+            if srcPacketType != UInt64(ODPConstants.packetTypeEthernet) {
                 flow[.ethType] = 0xffff
-            } else if s[.ethType] < 0x600 {
+            } else if srcType < 0x600 {
                 return .error("mask expected for non-Ethernet II frame")
             }
         }
@@ -253,8 +255,7 @@ public struct KeyDecoder: Sendable {
         let tciFields: [FlowField] = [.vlanTCI, .cvlanTCI]
         let tpidFields: [FlowField] = [.vlanTPID, .cvlanTPID]
         while encaps < min(vlanLimit, 2) {
-            let s = src ?? flow
-            let more = isMask ? s[tciFields[encaps]] & UInt64(VLAN.present) != 0
+            let more = isMask ? (src?[tciFields[encaps]] ?? flow[tciFields[encaps]]) & UInt64(VLAN.present) != 0
                               : EtherType.isVLAN(UInt16(truncatingIfNeeded: flow[.ethType]))
             if !more { break }
             let encap = present[KeyAttr.encap]
@@ -300,10 +301,10 @@ public struct KeyDecoder: Sendable {
     func parseL25Onward(_ present: Present, _ expected: inout UInt64, _ flow: inout FlowKey, isMask: Bool, src srcOrNil: FlowKey?,
                         needCheck: Bool) -> Fitness {
         func bit(_ t: UInt16) -> UInt64 { 1 << UInt64(t) }
-        var s: FlowKey { srcOrNil ?? flow }
+        func s(_ f: FlowField) -> UInt64 { srcOrNil?[f] ?? flow[f] }
         var checkNonZero = false
         var checkBit: UInt16 = 0
-        let srcType = UInt16(truncatingIfNeeded: s[.ethType])
+        let srcType = UInt16(truncatingIfNeeded: s(.ethType))
 
         if EtherType.isMPLS(srcType) {
             if !isMask || present.has(KeyAttr.mpls) { expected |= bit(KeyAttr.mpls) }
@@ -391,9 +392,9 @@ public struct KeyDecoder: Sendable {
         }
 
         var l4Bit: UInt16 = 0
-        let proto = UInt8(truncatingIfNeeded: s[.ipProto])
+        let proto = UInt8(truncatingIfNeeded: s(.ipProto))
         let isIP = srcType == EtherType.ipv4 || srcType == EtherType.ipv6
-        let laterFrag = s[.ipFrag] == UInt64(FragmentType.later.rawValue)
+        let laterFrag = s(.ipFrag) == UInt64(FragmentType.later.rawValue)
         if isIP && !laterFrag && (proto == IPProto.tcp || proto == IPProto.udp || proto == IPProto.sctp) {
             let attr = proto == IPProto.tcp ? KeyAttr.tcp : proto == IPProto.udp ? KeyAttr.udp : KeyAttr.sctp
             if !isMask { expected |= bit(attr) }
@@ -415,7 +416,10 @@ public struct KeyDecoder: Sendable {
                 flow[.tpSrc] = UInt64(p[0])
                 flow[.tpDst] = UInt64(p[1])
                 l4Bit = attr
-                if attr == KeyAttr.icmpv6 && s.isND {
+                // FlowKey.isND, field by field.
+                let isND = s(.ethType) == UInt64(EtherType.ipv6) && s(.ipProto) == UInt64(IPProto.icmpv6) && s(.tpDst) == 0
+                    && (s(.tpSrc) == 135 || s(.tpSrc) == 136)
+                if attr == KeyAttr.icmpv6 && isND {
                     if !isMask { expected |= bit(KeyAttr.nd) }
                     if let n = present[KeyAttr.nd] {
                         let q = PayloadBytes(n.payload)
