@@ -34,6 +34,9 @@ public final class Classifier: @unchecked Sendable {
     // Writer side.
     private var subtables: [Subtable] = []
     private var byMask: [FlowKey: Subtable] = [:]
+    /// The subtable last looked up by mask: batches of flows mostly share one mask, and
+    /// comparing 28 words is much cheaper than hashing them for the dictionary.
+    private var lastSubtable: Subtable?
     public private(set) var count = 0
 
     public init(rcu: QuiescentState = .shared) {
@@ -77,14 +80,21 @@ public final class Classifier: @unchecked Sendable {
 
     // MARK: Writer side
 
+    private func subtable(for bits: FlowKey) -> Subtable? {
+        if let s = lastSubtable, s.mask.bits == bits { return s }
+        guard let s = byMask[bits] else { return nil }
+        lastSubtable = s
+        return s
+    }
+
     /// The mask object for `bits`, shared with an existing subtable when there is one.
     public func mask(for bits: FlowKey) -> FlowMask {
-        byMask[bits]?.mask ?? FlowMask(bits)
+        subtable(for: bits)?.mask ?? FlowMask(bits)
     }
 
     /// The entry installed with exactly this key and mask, if any.
     public func lookupExact(key: FlowKey, mask: FlowKey) -> ClassifierEntry? {
-        byMask[mask]?.lookupExact(key.masked(by: mask))
+        subtable(for: mask)?.lookupExact(key.masked(by: mask))
     }
 
     /// Inserts an entry. Returns false (and changes nothing) if an entry with the same
@@ -92,7 +102,7 @@ public final class Classifier: @unchecked Sendable {
     @discardableResult
     public func insert(_ e: ClassifierEntry) -> Bool {
         let st: Subtable
-        if let s = byMask[e.mask.bits] {
+        if let s = subtable(for: e.mask.bits) {
             st = s
             if st.lookupExact(e.key) != nil { return false }
         } else {
@@ -111,10 +121,11 @@ public final class Classifier: @unchecked Sendable {
 
     @discardableResult
     public func remove(_ e: ClassifierEntry) -> Bool {
-        guard let st = byMask[e.mask.bits], st.remove(e, rcu: rcu) else { return false }
+        guard let st = subtable(for: e.mask.bits), st.remove(e, rcu: rcu) else { return false }
         count -= 1
         if st.count == 0 {
             byMask[e.mask.bits] = nil
+            if lastSubtable === st { lastSubtable = nil }
             subtables.removeAll { $0 === st }
             publish()
         }
@@ -124,7 +135,7 @@ public final class Classifier: @unchecked Sendable {
     /// Replaces an entry by one with the same masked key and mask, atomically for readers.
     @discardableResult
     public func replace(_ old: ClassifierEntry, with new: ClassifierEntry) -> Bool {
-        guard old.mask.bits == new.mask.bits, let st = byMask[old.mask.bits] else { return false }
+        guard old.mask.bits == new.mask.bits, let st = subtable(for: old.mask.bits) else { return false }
         return st.replace(old, with: new, rcu: rcu)
     }
 

@@ -30,8 +30,9 @@ public final class Subtable: @unchecked Sendable {
     /// Per-reader hit counters, one cache line apart.
     private let hitCounters: UnsafeMutablePointer<Atomic<UInt64>>
 
-    // Writer-side state (control thread only).
-    private var index: [FlowKey: ClassifierEntry] = [:]
+    // Writer-side state (control thread only). The slot array is the only index: the
+    // writer finds entries by probing it, as readers do.
+    public private(set) var count = 0
     private var deletedSlots = 0
     private var lastHits: UInt64 = 0
     /// Hits since the previous ranking, used to order subtables.
@@ -58,8 +59,18 @@ public final class Subtable: @unchecked Sendable {
         hitCounters.deallocate()
     }
 
-    public var count: Int { index.count }
-    public var entries: Dictionary<FlowKey, ClassifierEntry>.Values { index.values }
+    /// Every entry, in slot order (writer side).
+    public var entries: [ClassifierEntry] {
+        var out: [ClassifierEntry] = []
+        out.reserveCapacity(count)
+        current.load(ordering: .relaxed)._withUnsafeGuaranteedRef { arr in
+            for i in 0..<arr.capacity {
+                let v = arr.slots[i].load(ordering: .relaxed)
+                if v > SlotArray.deleted { out.append(Unmanaged<ClassifierEntry>.fromOpaque(UnsafeRawPointer(bitPattern: v)!).takeUnretainedValue()) }
+            }
+        }
+        return out
+    }
 
     // MARK: Reader side
 
@@ -110,62 +121,56 @@ public final class Subtable: @unchecked Sendable {
 
     // MARK: Writer side
 
-    func lookupExact(_ maskedKey: FlowKey) -> ClassifierEntry? { index[maskedKey] }
+    /// The entry whose (masked) key is exactly `maskedKey`.
+    func lookupExact(_ maskedKey: FlowKey) -> ClassifierEntry? {
+        findSlow(maskedKey)?.takeUnretainedValue()
+    }
 
     func insert(_ e: ClassifierEntry, rcu: QuiescentState) {
-        precondition(index[e.key] == nil, "duplicate classifier entry")
-        index[e.key] = e
-        var arr = current.load(ordering: .relaxed).takeUnretainedValue()
-        if (index.count + deletedSlots) * 4 > arr.capacity * 3 {
-            arr = rebuild(rcu: rcu, extra: e)
+        precondition(lookupExact(e.key) == nil, "duplicate classifier entry")
+        count += 1
+        let arr = current.load(ordering: .relaxed).takeUnretainedValue()
+        if (count + deletedSlots) * 4 > arr.capacity * 3 {
+            rebuild(rcu: rcu, adding: e)
             return
         }
         place(e, in: arr)
     }
 
-    @discardableResult
-    func remove(_ e: ClassifierEntry, rcu: QuiescentState) -> Bool {
-        guard let existing = index[e.key], existing === e else { return false }
-        index[e.key] = nil
-        let arr = current.load(ordering: .relaxed).takeUnretainedValue()
+    /// The slot holding `e` itself (not merely an entry with its key), if any.
+    private func slot(of e: ClassifierEntry, in arr: SlotArray) -> Int? {
         let target = UInt(bitPattern: Unmanaged.passUnretained(e).toOpaque())
         let m = arr.capacity - 1
         var i = Int(e.hash) & m
         while true {
             let v = arr.slots[i].load(ordering: .relaxed)
-            if v == target {
-                arr.slots[i].store(SlotArray.deleted, ordering: .releasing)
-                deletedSlots += 1
-                break
-            }
-            precondition(v != SlotArray.empty, "classifier entry missing from its slots")
+            if v == target { return i }
+            if v == SlotArray.empty { return nil }
             i = (i + 1) & m
         }
+    }
+
+    @discardableResult
+    func remove(_ e: ClassifierEntry, rcu: QuiescentState) -> Bool {
+        let arr = current.load(ordering: .relaxed).takeUnretainedValue()
+        guard let i = slot(of: e, in: arr) else { return false }
+        arr.slots[i].store(SlotArray.deleted, ordering: .releasing)
+        deletedSlots += 1
+        count -= 1
         // The slot array held one reference; drop it after readers are done.
         let u = Unmanaged.passUnretained(e)
         rcu.retire { u.release() }
-        if deletedSlots > arr.capacity / 4 { _ = rebuild(rcu: rcu, extra: nil) }
+        if deletedSlots > arr.capacity / 4 { rebuild(rcu: rcu, adding: nil) }
         return true
     }
 
     /// Swaps `old` for `new` (same masked key) in one atomic slot store: readers see
     /// one or the other, never neither.
     func replace(_ old: ClassifierEntry, with new: ClassifierEntry, rcu: QuiescentState) -> Bool {
-        guard let existing = index[old.key], existing === old, new.key == old.key else { return false }
-        index[old.key] = new
+        guard new.key == old.key else { return false }
         let arr = current.load(ordering: .relaxed).takeUnretainedValue()
-        let target = UInt(bitPattern: Unmanaged.passUnretained(old).toOpaque())
-        let m = arr.capacity - 1
-        var i = Int(old.hash) & m
-        while true {
-            let v = arr.slots[i].load(ordering: .relaxed)
-            if v == target {
-                arr.slots[i].store(UInt(bitPattern: Unmanaged.passRetained(new).toOpaque()), ordering: .releasing)
-                break
-            }
-            precondition(v != SlotArray.empty, "classifier entry missing from its slots")
-            i = (i + 1) & m
-        }
+        guard let i = slot(of: old, in: arr) else { return false }
+        arr.slots[i].store(UInt(bitPattern: Unmanaged.passRetained(new).toOpaque()), ordering: .releasing)
         let u = Unmanaged.passUnretained(old)
         rcu.retire { u.release() }
         return true
@@ -186,28 +191,32 @@ public final class Subtable: @unchecked Sendable {
         }
     }
 
-    /// Builds a fresh slot array sized for the live entries, publishes it and retires the old one.
-    private func rebuild(rcu: QuiescentState, extra: ClassifierEntry?) -> SlotArray {
+    /// Builds a fresh slot array sized for the live entries (plus `adding`, already
+    /// counted), publishes it and retires the old one.
+    private func rebuild(rcu: QuiescentState, adding extra: ClassifierEntry?) {
         var cap = 8
-        while index.count * 2 > cap { cap <<= 1 }
+        while count * 2 > cap { cap <<= 1 }
         let fresh = SlotArray(capacity: cap)
         let old = current.load(ordering: .relaxed)
-        deletedSlots = 0
-        for e in index.values { place(e, in: fresh) }
-        current.store(Unmanaged.passRetained(fresh), ordering: .releasing)
-        // The old array's entry references move with it: release them after the grace period.
         let oldArr = old.takeUnretainedValue()
+        deletedSlots = 0
+        // The old array's entry references move with it: release them after the grace period.
         var refs: [Unmanaged<ClassifierEntry>] = []
+        refs.reserveCapacity(count)
         for i in 0..<oldArr.capacity {
             let v = oldArr.slots[i].load(ordering: .relaxed)
-            if v > SlotArray.deleted { refs.append(Unmanaged.fromOpaque(UnsafeRawPointer(bitPattern: v)!)) }
+            if v > SlotArray.deleted {
+                let u = Unmanaged<ClassifierEntry>.fromOpaque(UnsafeRawPointer(bitPattern: v)!)
+                refs.append(u)
+                place(u.takeUnretainedValue(), in: fresh)
+            }
         }
+        if let extra { place(extra, in: fresh) }
+        current.store(Unmanaged.passRetained(fresh), ordering: .releasing)
         let toRelease = refs
         rcu.retire {
             for r in toRelease { r.release() }
             old.release()
         }
-        _ = extra
-        return fresh
     }
 }

@@ -22,6 +22,9 @@ public struct AttributeWriter: Sendable {
 
     public init(bytes: [UInt8]) { self.bytes = bytes }
 
+    // Inlinable so that callers in other modules get a version specialized for their
+    // payload type rather than the generic one (metadata lookups per attribute).
+    @inlinable
     public mutating func put(_ type: UInt16, _ payload: some Collection<UInt8>) {
         let len = 4 + payload.count
         appendHeader(length: len, type: type)
@@ -30,14 +33,21 @@ public struct AttributeWriter: Sendable {
     }
 
     public mutating func putFlag(_ type: UInt16) { put(type, EmptyCollection<UInt8>()) }
-    public mutating func putU8(_ type: UInt16, _ v: UInt8) { put(type, [v]) }
-    public mutating func putU16(_ type: UInt16, _ v: UInt16) { put(type, withUnsafeBytes(of: v.littleEndian, Array.init)) }
-    public mutating func putU32(_ type: UInt16, _ v: UInt32) { put(type, withUnsafeBytes(of: v.littleEndian, Array.init)) }
-    public mutating func putU64(_ type: UInt16, _ v: UInt64) { put(type, withUnsafeBytes(of: v.littleEndian, Array.init)) }
+    public mutating func putU8(_ type: UInt16, _ v: UInt8) { putInteger(type, v) }
+    public mutating func putU16(_ type: UInt16, _ v: UInt16) { putInteger(type, v.littleEndian) }
+    public mutating func putU32(_ type: UInt16, _ v: UInt32) { putInteger(type, v.littleEndian) }
+    public mutating func putU64(_ type: UInt16, _ v: UInt64) { putInteger(type, v.littleEndian) }
     /// A big-endian (network order) integer payload, as OVS uses for be16/be32/be64 fields.
-    public mutating func putBE16(_ type: UInt16, _ v: UInt16) { put(type, withUnsafeBytes(of: v.bigEndian, Array.init)) }
-    public mutating func putBE32(_ type: UInt16, _ v: UInt32) { put(type, withUnsafeBytes(of: v.bigEndian, Array.init)) }
-    public mutating func putBE64(_ type: UInt16, _ v: UInt64) { put(type, withUnsafeBytes(of: v.bigEndian, Array.init)) }
+    public mutating func putBE16(_ type: UInt16, _ v: UInt16) { putInteger(type, v.bigEndian) }
+    public mutating func putBE32(_ type: UInt16, _ v: UInt32) { putInteger(type, v.bigEndian) }
+    public mutating func putBE64(_ type: UInt16, _ v: UInt64) { putInteger(type, v.bigEndian) }
+
+    /// An integer's in-memory bytes (already in the wanted byte order), without an
+    /// intermediate array.
+    @inlinable
+    mutating func putInteger<T: FixedWidthInteger>(_ type: UInt16, _ v: T) {
+        withUnsafeBytes(of: v) { put(type, $0) }
+    }
     /// A NUL-terminated string.
     public mutating func putString(_ type: UInt16, _ s: String) { put(type, Array(s.utf8) + [0]) }
 
@@ -60,6 +70,7 @@ public struct AttributeWriter: Sendable {
     /// Appends already-encoded attributes.
     public mutating func append(raw: some Collection<UInt8>) { bytes.append(contentsOf: raw) }
 
+    @inlinable
     mutating func appendHeader(length: Int, type: UInt16) {
         bytes.append(UInt8(length & 0xff))
         bytes.append(UInt8((length >> 8) & 0xff))
@@ -67,6 +78,7 @@ public struct AttributeWriter: Sendable {
         bytes.append(UInt8(type >> 8))
     }
 
+    @inlinable
     mutating func pad() {
         while bytes.count % 4 != 0 { bytes.append(0) }
     }

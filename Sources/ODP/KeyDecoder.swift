@@ -15,11 +15,24 @@ public struct KeyDecoder: Sendable {
         case perfect, tooMuch(String), tooLittle(String), error(String)
     }
 
+    /// The attributes of one level of a key, by type: where each payload lies in the
+    /// message (no copies, no dictionary).
     struct Present {
-        var attrs: [UInt16: Attribute] = [:]
+        let bytes: ArraySlice<UInt8>
         var bits: UInt64 = 0
+        /// For each type present: payload start << 32 | payload end, as offsets into
+        /// `bytes`. Sized for types 0...KeyAttr.max.
+        var bounds = InlineArray<33, UInt64>(repeating: 0)
+
+        init(_ bytes: ArraySlice<UInt8>) { self.bytes = bytes }
+
         func has(_ t: UInt16) -> Bool { bits & (1 << UInt64(t)) != 0 }
-        subscript(t: UInt16) -> Attribute? { attrs[t] }
+        subscript(t: UInt16) -> Attribute? {
+            guard has(t) else { return nil }
+            let b = bounds[Int(t)]
+            let start = bytes.startIndex + Int(b >> 32), end = bytes.startIndex + Int(b & 0xffff_ffff)
+            return Attribute(type: t, payload: bytes[start..<end], offset: start - 4 - bytes.startIndex)
+        }
     }
 
     static func names(_ bits: UInt64) -> String {
@@ -29,40 +42,56 @@ public struct KeyDecoder: Sendable {
     /// parse_flow_nlattrs() as the kernel's __parse_flow_nlattrs() applies it: a type
     /// above OVS_KEY_ATTR_MAX refused, lengths checked, duplicates refused.
     func parseAttributes(_ bytes: ArraySlice<UInt8>) -> Result<Present, ODPError> {
-        let list: [Attribute]
-        do { list = try AttributeParser.parse(bytes) } catch { return .failure(ODPError(position: nil, error.description)) }
-        var p = Present()
-        for a in list {
-            if a.type > KeyAttr.max {
-                return .failure(ODPError(position: nil, "key type \(a.type) is out of range max \(KeyAttr.max)"))
+        var p = Present(bytes)
+        var i = bytes.startIndex
+        while i < bytes.endIndex {
+            // The framing checks of AttributeParser.parse, without building a list.
+            guard bytes.endIndex - i >= 4 else {
+                return .failure(ODPError(position: nil, NetlinkError.malformed(offset: i - bytes.startIndex, "truncated attribute header").description))
             }
-            if let expected = KeyAttr.length(a.type), expected >= 0, a.count != expected {
+            let len = Int(bytes[i]) | Int(bytes[i + 1]) << 8
+            let type = (UInt16(bytes[i + 2]) | UInt16(bytes[i + 3]) << 8) & NetlinkAttributeFlag.typeMask
+            guard len >= 4, len <= bytes.endIndex - i else {
+                return .failure(ODPError(position: nil, NetlinkError.malformed(offset: i - bytes.startIndex,
+                    "attribute length \(len) outside 4...\(bytes.endIndex - i)").description))
+            }
+            let count = len - 4
+            if type > KeyAttr.max {
+                return .failure(ODPError(position: nil, "key type \(type) is out of range max \(KeyAttr.max)"))
+            }
+            if let expected = KeyAttr.length(type), expected >= 0, count != expected {
                 return .failure(ODPError(position: nil,
-                    "attribute \(KeyAttr.name(a.type)) has length \(a.count) but should have length \(expected)"))
+                    "attribute \(KeyAttr.name(type)) has length \(count) but should have length \(expected)"))
             }
-            if p.has(a.type) {
-                return .failure(ODPError(position: nil, "duplicate \(KeyAttr.name(a.type)) attribute in flow key"))
+            if p.has(type) {
+                return .failure(ODPError(position: nil, "duplicate \(KeyAttr.name(type)) attribute in flow key"))
             }
-            p.bits |= 1 << UInt64(a.type)
-            p.attrs[a.type] = a
+            p.bits |= 1 << UInt64(type)
+            let offset = i - bytes.startIndex
+            p.bounds[Int(type)] = UInt64(offset + 4) << 32 | UInt64(offset + len)
+            i += min(netlinkAlign(len), bytes.endIndex - i)
         }
         return .success(p)
     }
 
     /// Decodes a key (no mask yet).
-    public func decodeKey(_ bytes: [UInt8]) -> Result<FlowKey, ODPError> {
+    public func decodeKey(_ bytes: [UInt8]) -> Result<FlowKey, ODPError> { decodeKey(bytes[...]) }
+
+    public func decodeKey(_ bytes: ArraySlice<UInt8>) -> Result<FlowKey, ODPError> {
         var flow = FlowKey()
-        let f = decode(bytes[...], into: &flow, isMask: false, src: nil)
+        let f = decode(bytes, into: &flow, isMask: false, src: nil)
         if case .perfect = f { return .success(flow) }
         return .failure(Self.error(f, mask: false))
     }
 
     /// Decodes a mask for an already decoded key. An empty mask means an exact match
     /// of every field relevant to the key's packet.
-    public func decodeMask(_ bytes: [UInt8], for key: FlowKey) -> Result<FlowKey, ODPError> {
+    public func decodeMask(_ bytes: [UInt8], for key: FlowKey) -> Result<FlowKey, ODPError> { decodeMask(bytes[...], for: key) }
+
+    public func decodeMask(_ bytes: ArraySlice<UInt8>, for key: FlowKey) -> Result<FlowKey, ODPError> {
         if bytes.isEmpty { return .success(Self.exactMask(for: key)) }
         var mask = FlowKey()
-        let f = decode(bytes[...], into: &mask, isMask: true, src: key)
+        let f = decode(bytes, into: &mask, isMask: true, src: key)
         if case .perfect = f { return .success(mask) }
         return .failure(Self.error(f, mask: true))
     }
@@ -94,7 +123,9 @@ public struct KeyDecoder: Sendable {
         case .failure(let e): return .error(e.message)
         }
         var expected: UInt64 = 0
-        func src() -> FlowKey { srcOrNil ?? flow }
+        // Fields of the key a mask is decoded for (or of the key so far): read one at a
+        // time, since copying a whole FlowKey per look is what decoding used to spend.
+        func src(_ f: FlowField) -> UInt64 { srcOrNil?[f] ?? flow[f] }
         func bit(_ t: UInt16) -> UInt64 { 1 << UInt64(t) }
 
         if let a = present[KeyAttr.recircID] {
@@ -103,23 +134,26 @@ public struct KeyDecoder: Sendable {
         } else if isMask {
             flow[.recircID] = 0xffff_ffff  // always exact when not specified
         }
-        for (t, f) in [(KeyAttr.dpHash, FlowField.dpHash), (KeyAttr.priority, .priority), (KeyAttr.skbMark, .skbMark),
-                       (KeyAttr.ctMark, .ctMark)] {
+        func u32Field(_ t: UInt16, _ f: FlowField) {
             if let a = present[t] {
                 flow[f] = UInt64(Self.le32(a))
                 expected |= bit(t)
             }
         }
+        u32Field(KeyAttr.dpHash, .dpHash)
+        u32Field(KeyAttr.priority, .priority)
+        u32Field(KeyAttr.skbMark, .skbMark)
+        u32Field(KeyAttr.ctMark, .ctMark)
         if let a = present[KeyAttr.ctState] {
             flow[.ctState] = UInt64(Self.le32(a) & 0xff)
             expected |= bit(KeyAttr.ctState)
         }
         if let a = present[KeyAttr.ctZone] {
-            flow[.ctZone] = UInt64(Array(a.payload).le16(0))
+            flow[.ctZone] = UInt64(PayloadBytes(a.payload).le16(0))
             expected |= bit(KeyAttr.ctZone)
         }
         if let a = present[KeyAttr.ctLabels] {
-            flow[.ctLabel] = Array(a.payload).le128(0)
+            flow[.ctLabel] = PayloadBytes(a.payload).le128(0)
             expected |= bit(KeyAttr.ctLabels)
         }
         if present.has(KeyAttr.ctOrigTupleIPv4) || present.has(KeyAttr.ctOrigTupleIPv6) {
@@ -139,31 +173,29 @@ public struct KeyDecoder: Sendable {
             flow[.inPort] = UInt64(ODPConstants.noPort)
         }
         if let a = present[KeyAttr.packetType] {
-            flow[.packetType] = UInt64(Array(a.payload).be32(0))
+            flow[.packetType] = UInt64(PayloadBytes(a.payload).be32(0))
             expected |= bit(KeyAttr.packetType)
-            let s = src()
-            if UInt32(truncatingIfNeeded: s[.packetType]) >> 16 == ODPConstants.namespaceEtherType {
+            if UInt32(truncatingIfNeeded: src(.packetType)) >> 16 == ODPConstants.namespaceEtherType {
                 flow[.ethType] = flow[.packetType] & 0xffff
             }
         } else if !isMask {
             flow[.packetType] = UInt64(ODPConstants.packetTypeEthernet)
         }
         if let a = present[KeyAttr.ethernet] {
-            let p = Array(a.payload)
+            let p = PayloadBytes(a.payload)
             flow[.ethSrc] = p.be48(0)
             flow[.ethDst] = p.be48(6)
             if !isMask { flow[.packetType] = UInt64(ODPConstants.packetTypeEthernet) }
             expected |= bit(KeyAttr.ethernet)
         } else if let a = present[KeyAttr.ethertype] {
             if !isMask {
-                flow[.packetType] = UInt64(ODPConstants.namespaceEtherType << 16 | UInt32(Array(a.payload).be16(0)))
+                flow[.packetType] = UInt64(ODPConstants.namespaceEtherType << 16 | UInt32(PayloadBytes(a.payload).be16(0)))
             }
             expected |= bit(KeyAttr.ethertype)
         }
         if let f = parseEthertype(present, &expected, &flow, isMask: isMask, src: srcOrNil) { return f }
 
-        let s = src()
-        let vlanPath = isMask ? s[.vlanTCI] & UInt64(VLAN.present) != 0 : EtherType.isVLAN(UInt16(truncatingIfNeeded: s[.ethType]))
+        let vlanPath = isMask ? src(.vlanTCI) & UInt64(VLAN.present) != 0 : EtherType.isVLAN(UInt16(truncatingIfNeeded: src(.ethType)))
         if vlanPath {
             return parse8021qOnward(present, expected, &flow, isMask: isMask, src: srcOrNil)
         }
@@ -172,25 +204,25 @@ public struct KeyDecoder: Sendable {
             flow[.vlanTPID] = 0xffff
             flow[.vlanTCI] = 0xffff
             if let a = present[KeyAttr.vlan] {
-                flow[.vlanTCI] = UInt64(Array(a.payload).be16(0))
+                flow[.vlanTCI] = UInt64(PayloadBytes(a.payload).be16(0))
                 expected |= bit(KeyAttr.vlan)
             }
         }
         return parseL25Onward(present, &expected, &flow, isMask: isMask, src: srcOrNil, needCheck: true)
     }
 
-    static func le32(_ a: Attribute) -> UInt32 { Array(a.payload).le32(0) }
+    static func le32(_ a: Attribute) -> UInt32 { PayloadBytes(a.payload).le32(0) }
 
     /// parse_ethertype(): nil on success, a fitness on error.
     func parseEthertype(_ present: Present, _ expected: inout UInt64, _ flow: inout FlowKey, isMask: Bool,
                         src: FlowKey?) -> Fitness? {
         if let a = present[KeyAttr.ethertype] {
-            let t = Array(a.payload).be16(0)
+            let t = PayloadBytes(a.payload).be16(0)
             flow[.ethType] = UInt64(t)
             if !isMask && t < 0x600 { return .error("invalid Ethertype \(t) in flow key") }
-            if isMask, let s = src, s[.ethType] < 0x600, t != 0xffff {
+            if isMask, let srcType = src?[.ethType], srcType < 0x600, t != 0xffff {
                 // An 802.2 frame's dl_type is FLOW_DL_TYPE_NONE (0x5ff) in OVS.
-                let shown = s[.ethType] == UInt64(EtherType.ieee8022) ? 0x5ff : s[.ethType]
+                let shown = srcType == UInt64(EtherType.ieee8022) ? 0x5ff : srcType
                 return .error("can't bitwise match non-Ethernet II \"Ethertype\" \(hexAlt(shown)) (with mask \(hexAlt(t)))")
             }
             expected |= 1 << UInt64(KeyAttr.ethertype)
@@ -204,10 +236,10 @@ public struct KeyDecoder: Sendable {
             } else {
                 flow[.ethType] = UInt64(EtherType.ieee8022)  // not Ethernet II
             }
-        } else if let s = src {
-            if s[.packetType] != UInt64(ODPConstants.packetTypeEthernet) {
+        } else if let srcPacketType = src?[.packetType], let srcType = src?[.ethType] {
+            if srcPacketType != UInt64(ODPConstants.packetTypeEthernet) {
                 flow[.ethType] = 0xffff
-            } else if s[.ethType] < 0x600 {
+            } else if srcType < 0x600 {
                 return .error("mask expected for non-Ethernet II frame")
             }
         }
@@ -223,8 +255,7 @@ public struct KeyDecoder: Sendable {
         let tciFields: [FlowField] = [.vlanTCI, .cvlanTCI]
         let tpidFields: [FlowField] = [.vlanTPID, .cvlanTPID]
         while encaps < min(vlanLimit, 2) {
-            let s = src ?? flow
-            let more = isMask ? s[tciFields[encaps]] & UInt64(VLAN.present) != 0
+            let more = isMask ? (src?[tciFields[encaps]] ?? flow[tciFields[encaps]]) & UInt64(VLAN.present) != 0
                               : EtherType.isVLAN(UInt16(truncatingIfNeeded: flow[.ethType]))
             if !more { break }
             let encap = present[KeyAttr.encap]
@@ -270,15 +301,15 @@ public struct KeyDecoder: Sendable {
     func parseL25Onward(_ present: Present, _ expected: inout UInt64, _ flow: inout FlowKey, isMask: Bool, src srcOrNil: FlowKey?,
                         needCheck: Bool) -> Fitness {
         func bit(_ t: UInt16) -> UInt64 { 1 << UInt64(t) }
-        var s: FlowKey { srcOrNil ?? flow }
+        func s(_ f: FlowField) -> UInt64 { srcOrNil?[f] ?? flow[f] }
         var checkNonZero = false
         var checkBit: UInt16 = 0
-        let srcType = UInt16(truncatingIfNeeded: s[.ethType])
+        let srcType = UInt16(truncatingIfNeeded: s(.ethType))
 
         if EtherType.isMPLS(srcType) {
             if !isMask || present.has(KeyAttr.mpls) { expected |= bit(KeyAttr.mpls) }
             if let a = present[KeyAttr.mpls] {
-                let p = Array(a.payload)
+                let p = PayloadBytes(a.payload)
                 let n = p.count / 4
                 if p.isEmpty || p.count % 4 != 0 { return .error("MPLS LSEs have invalid length \(p.count)") }
                 if flow[.mplsLSE] != 0 && flow[.ethType] != 0xffff {
@@ -298,7 +329,7 @@ public struct KeyDecoder: Sendable {
         } else if srcType == EtherType.ipv4 {
             if !isMask { expected |= bit(KeyAttr.ipv4) }
             if let a = present[KeyAttr.ipv4] {
-                let p = Array(a.payload)
+                let p = PayloadBytes(a.payload)
                 flow[.ipv4Src] = UInt64(p.be32(0))
                 flow[.ipv4Dst] = UInt64(p.be32(4))
                 flow[.ipProto] = UInt64(p[8])
@@ -316,7 +347,7 @@ public struct KeyDecoder: Sendable {
         } else if srcType == EtherType.ipv6 {
             if !isMask { expected |= bit(KeyAttr.ipv6) }
             if let a = present[KeyAttr.ipv6] {
-                let p = Array(a.payload)
+                let p = PayloadBytes(a.payload)
                 flow[.ipv6Src] = p.be128(0)
                 flow[.ipv6Dst] = p.be128(16)
                 flow[.ipv6Label] = UInt64(p.be32(32))
@@ -335,7 +366,7 @@ public struct KeyDecoder: Sendable {
         } else if srcType == EtherType.arp || srcType == EtherType.rarp {
             if !isMask { expected |= bit(KeyAttr.arp) }
             if let a = present[KeyAttr.arp] {
-                let p = Array(a.payload)
+                let p = PayloadBytes(a.payload)
                 let op = p.be16(8)
                 if !isMask && op & 0xff00 != 0 { return .error("unsupported ARP opcode \(op) in flow key") }
                 flow[.ipv4Src] = UInt64(p.be32(0))
@@ -361,34 +392,37 @@ public struct KeyDecoder: Sendable {
         }
 
         var l4Bit: UInt16 = 0
-        let proto = UInt8(truncatingIfNeeded: s[.ipProto])
+        let proto = UInt8(truncatingIfNeeded: s(.ipProto))
         let isIP = srcType == EtherType.ipv4 || srcType == EtherType.ipv6
-        let laterFrag = s[.ipFrag] == UInt64(FragmentType.later.rawValue)
+        let laterFrag = s(.ipFrag) == UInt64(FragmentType.later.rawValue)
         if isIP && !laterFrag && (proto == IPProto.tcp || proto == IPProto.udp || proto == IPProto.sctp) {
             let attr = proto == IPProto.tcp ? KeyAttr.tcp : proto == IPProto.udp ? KeyAttr.udp : KeyAttr.sctp
             if !isMask { expected |= bit(attr) }
             if let a = present[attr] {
-                let p = Array(a.payload)
+                let p = PayloadBytes(a.payload)
                 flow[.tpSrc] = UInt64(p.be16(0))
                 flow[.tpDst] = UInt64(p.be16(2))
                 l4Bit = attr
             }
             if proto == IPProto.tcp, let a = present[KeyAttr.tcpFlags] {
                 expected |= bit(KeyAttr.tcpFlags)
-                flow[.tcpFlags] = UInt64(Array(a.payload).be16(0))
+                flow[.tcpFlags] = UInt64(PayloadBytes(a.payload).be16(0))
             }
         } else if !laterFrag && ((srcType == EtherType.ipv4 && proto == IPProto.icmp) || (srcType == EtherType.ipv6 && proto == IPProto.icmpv6)) {
             let attr = srcType == EtherType.ipv4 ? KeyAttr.icmp : KeyAttr.icmpv6
             if !isMask { expected |= bit(attr) }
             if let a = present[attr] {
-                let p = Array(a.payload)
+                let p = PayloadBytes(a.payload)
                 flow[.tpSrc] = UInt64(p[0])
                 flow[.tpDst] = UInt64(p[1])
                 l4Bit = attr
-                if attr == KeyAttr.icmpv6 && s.isND {
+                // FlowKey.isND, field by field.
+                let isND = s(.ethType) == UInt64(EtherType.ipv6) && s(.ipProto) == UInt64(IPProto.icmpv6) && s(.tpDst) == 0
+                    && (s(.tpSrc) == 135 || s(.tpSrc) == 136)
+                if attr == KeyAttr.icmpv6 && isND {
                     if !isMask { expected |= bit(KeyAttr.nd) }
                     if let n = present[KeyAttr.nd] {
-                        let q = Array(n.payload)
+                        let q = PayloadBytes(n.payload)
                         flow[.ndTarget] = q.be128(0)
                         flow[.ndSLL] = q.be48(16)
                         flow[.ndTLL] = q.be48(22)
@@ -422,7 +456,7 @@ public struct KeyDecoder: Sendable {
             if let len = TunnelAttr.length(a.type), len >= 0, a.count != len {
                 return .error("tunnel key attribute \(a.type) should have length \(len) but actually has \(a.count)")
             }
-            let p = Array(a.payload)
+            let p = PayloadBytes(a.payload)
             switch a.type {
             case TunnelAttr.id:
                 flow[.tunnelID] = p.be64(0)
@@ -461,33 +495,48 @@ public struct KeyDecoder: Sendable {
     /// flow_wc_map(): which mask bits mean something for this flow; the datapath
     /// keeps only those.
     public static func relevantMask(for flow: FlowKey) -> FlowKey {
-        var m = FlowKey()
-        func all(_ fs: [FlowField]) { for f in fs { m[f] = f.valueMask } }
-        func wide(_ fs: [WideField]) { for f in fs { m[f] = ~0 } }
-        if flow.tunnelDestinationSet {
-            all([.tunnelID, .tunnelIPv4Src, .tunnelIPv4Dst, .tunnelTOS, .tunnelTTL, .tunnelFlags, .tunnelTPSrc, .tunnelTPDst])
-            wide([.tunnelIPv6Src, .tunnelIPv6Dst])
-        }
-        all([.priority, .skbMark, .recircID, .dpHash, .inPort, .ethDst, .ethSrc, .ethType, .vlanTCI, .vlanTPID,
-             .cvlanTCI, .cvlanTPID, .ctState, .ctZone, .ctMark, .packetType])
-        wide([.ctLabel])
+        let r = RelevantMasks.shared
+        var m = r.always
+        if flow.tunnelDestinationSet { m = m.union(r.tunnel) }
         let t = UInt16(truncatingIfNeeded: flow[.ethType])
         if t == EtherType.ipv4 {
-            all([.ipv4Src, .ipv4Dst, .ipProto, .ipFrag, .ipTOS, .ipTTL, .tpSrc, .tpDst])
-            if flow[.ipProto] != 2 { all([.tcpFlags]) }
+            m = m.union(flow[.ipProto] != 2 ? r.ipv4WithTCPFlags : r.ipv4)
         } else if t == EtherType.ipv6 {
-            wide([.ipv6Src, .ipv6Dst])
-            all([.ipv6Label, .ipProto, .ipFrag, .ipTOS, .ipTTL, .tpSrc, .tpDst, .tcpFlags])
-            if flow.isND {
-                wide([.ndTarget])
-                all([.arpSHA, .arpTHA])
-            }
+            m = m.union(r.ipv6)
+            if flow.isND { m = m.union(r.nd) }
         } else if EtherType.isMPLS(t) {
-            all([.mplsLSE, .mplsLSE1, .mplsLSE2])
+            m = m.union(r.mpls)
         } else if t == EtherType.arp || t == EtherType.rarp {
-            all([.ipv4Src, .ipv4Dst, .ipProto, .arpSHA, .arpTHA])
+            m = m.union(r.arp)
         }
         return m
+    }
+}
+
+/// The pieces relevantMask() puts together, built once (it runs for every flow put).
+private struct RelevantMasks: Sendable {
+    let always, tunnel, ipv4, ipv4WithTCPFlags, ipv6, nd, mpls, arp: FlowKey
+
+    static let shared = RelevantMasks()
+
+    private static func bits(_ fs: [FlowField], wide: [WideField] = []) -> FlowKey {
+        var m = FlowKey()
+        for f in fs { m[f] = f.valueMask }
+        for f in wide { m[f] = ~0 }
+        return m
+    }
+
+    private init() {
+        tunnel = Self.bits([.tunnelID, .tunnelIPv4Src, .tunnelIPv4Dst, .tunnelTOS, .tunnelTTL, .tunnelFlags, .tunnelTPSrc, .tunnelTPDst],
+                           wide: [.tunnelIPv6Src, .tunnelIPv6Dst])
+        always = Self.bits([.priority, .skbMark, .recircID, .dpHash, .inPort, .ethDst, .ethSrc, .ethType, .vlanTCI, .vlanTPID,
+                            .cvlanTCI, .cvlanTPID, .ctState, .ctZone, .ctMark, .packetType], wide: [.ctLabel])
+        ipv4 = Self.bits([.ipv4Src, .ipv4Dst, .ipProto, .ipFrag, .ipTOS, .ipTTL, .tpSrc, .tpDst])
+        ipv4WithTCPFlags = ipv4.union(Self.bits([.tcpFlags]))
+        ipv6 = Self.bits([.ipv6Label, .ipProto, .ipFrag, .ipTOS, .ipTTL, .tpSrc, .tpDst, .tcpFlags], wide: [.ipv6Src, .ipv6Dst])
+        nd = Self.bits([.arpSHA, .arpTHA], wide: [.ndTarget])
+        mpls = Self.bits([.mplsLSE, .mplsLSE1, .mplsLSE2])
+        arp = Self.bits([.ipv4Src, .ipv4Dst, .ipProto, .arpSHA, .arpTHA])
     }
 }
 
@@ -501,5 +550,30 @@ public enum KeyDecoderBridge {
         case .tooLittle(let w): return .failure(ODPError(position: nil, "missing tunnel attributes: \(w)"))
         case .error(let e): return .failure(ODPError(position: nil, e))
         }
+    }
+}
+
+/// An attribute payload read in place, indexed from 0, with the integer readers of
+/// [UInt8] (decoding a key copies nothing).
+struct PayloadBytes {
+    let s: ArraySlice<UInt8>
+    init(_ s: ArraySlice<UInt8>) { self.s = s }
+
+    var count: Int { s.count }
+    var isEmpty: Bool { s.isEmpty }
+    subscript(_ o: Int) -> UInt8 { s[s.startIndex + o] }
+    func contains(where p: (UInt8) -> Bool) -> Bool { s.contains(where: p) }
+
+    func be16(_ o: Int) -> UInt16 { UInt16(self[o]) << 8 | UInt16(self[o + 1]) }
+    func be32(_ o: Int) -> UInt32 { UInt32(be16(o)) << 16 | UInt32(be16(o + 2)) }
+    func be64(_ o: Int) -> UInt64 { UInt64(be32(o)) << 32 | UInt64(be32(o + 4)) }
+    func be48(_ o: Int) -> UInt64 { UInt64(be16(o)) << 32 | UInt64(be32(o + 2)) }
+    func be128(_ o: Int) -> UInt128 { UInt128(be64(o)) << 64 | UInt128(be64(o + 8)) }
+    func le16(_ o: Int) -> UInt16 { UInt16(self[o]) | UInt16(self[o + 1]) << 8 }
+    func le32(_ o: Int) -> UInt32 { UInt32(le16(o)) | UInt32(le16(o + 2)) << 16 }
+    func le128(_ o: Int) -> UInt128 {
+        var v: UInt128 = 0
+        for i in (0..<16).reversed() { v = v << 8 | UInt128(self[o + i]) }
+        return v
     }
 }

@@ -189,6 +189,12 @@ extension FlowMatch {
     /// require an exact in_port, wildcard the presence of a VLAN only as "no VLAN",
     /// and keep only the mask bits meaningful for the flow.
     public static func fromAttributes(key: [UInt8], mask: [UInt8], vlanLimit: Int = ODPConstants.vlanLimit) -> Result<FlowMatch, ODPError> {
+        fromAttributes(key: key[...], mask: mask[...], vlanLimit: vlanLimit)
+    }
+
+    /// The same, reading the attributes where they are (a request's payload).
+    public static func fromAttributes(key: ArraySlice<UInt8>, mask: ArraySlice<UInt8>,
+                                      vlanLimit: Int = ODPConstants.vlanLimit) -> Result<FlowMatch, ODPError> {
         let d = KeyDecoder(vlanLimit: vlanLimit)
         let k: FlowKey
         switch d.decodeKey(key) {

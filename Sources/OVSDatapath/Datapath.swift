@@ -151,23 +151,18 @@ public final class Datapath: @unchecked Sendable {
 
     public var flowCount: Int { table.count }
     public var allFlows: [DatapathFlow] { Array(table.flows) }
+    /// Visits every flow without copying the list (for periodic work over many flows);
+    /// `body` must not add or delete flows.
+    public func forEachFlow(_ body: (DatapathFlow) -> Void) { for f in table.flows { body(f) } }
     public var offloadedFlowCount: Int { table.flows.reduce(0) { $0 + ($1.offload.isOffloaded ? 1 : 0) } }
     public func flow(ufid: UInt128) -> DatapathFlow? { table.lookup(ufid: ufid) }
     public func flow(match: FlowMatch) -> DatapathFlow? { table.lookup(match: match) }
 
-    /// A ufid for a flow that came without one: a keyed hash of its key attributes
-    /// (as odp_flow_key_hash), so the same key gets the same ufid in one run.
+    /// A ufid for a flow that came without one (clients that do not generate their own,
+    /// and flows of the `normal` handler): a keyed hash of its key attributes, so the
+    /// same key gets the same ufid in one run.
     public func generateUFID(for keyBytes: [UInt8]) -> UInt128 {
-        var h1 = ufidSeed ^ 0x9E37_79B9_7F4A_7C15, h2 = ufidSeed &* 0xC2B2_AE3D_27D4_EB4F
-        for b in keyBytes {
-            h1 = FlowHash.mix(h1, UInt64(b))
-            h2 = FlowHash.mix(h2 ^ 0x5bd1_e995, UInt64(b) &+ h1)
-        }
-        var u = UInt128(FlowHash.mix(h1, 1)) << 64 | UInt128(FlowHash.mix(h2, 2))
-        // UUID version 4 / variant 1 bits, so it prints like one.
-        u = (u & ~(UInt128(0xf000) << 64)) | (UInt128(0x4000) << 64)
-        u = (u & ~(UInt128(0xc000) << 48)) | (UInt128(0x8000) << 48)
-        return u
+        FlowUFID.hash(keyAttributes: keyBytes, seed: ufidSeed)
     }
 
     public struct PutOptions: Sendable {
@@ -508,12 +503,15 @@ public final class Datapath: @unchecked Sendable {
 
     private func ageFlows(now: UInt64) {
         let idle = UInt64(maxIdleMilliseconds) * 1_000_000
-        for f in Array(table.flows) where f.origin == .normal {
-            let used = max(f.stats.usedNanoseconds, f.createdNanoseconds)
-            if now &- used > idle {
-                deleteFlow(f)
-                logger.debug("flow aged out", metadata: ["ufid": "\(formatUFID(f.ufid))"])
-            }
+        // Only the expired flows are collected: copying the whole table every second
+        // costs as much as the check when flows are many.
+        var expired: [DatapathFlow] = []
+        for f in table.flows where f.origin == .normal {
+            if now &- max(f.stats.usedNanoseconds, f.createdNanoseconds) > idle { expired.append(f) }
+        }
+        for f in expired {
+            deleteFlow(f)
+            logger.debug("flow aged out", metadata: ["ufid": "\(formatUFID(f.ufid))"])
         }
     }
 

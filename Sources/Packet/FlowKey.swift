@@ -132,8 +132,11 @@ public enum FlowHash {
 }
 
 /// A field of at most 64 bits inside one key word.
+///
+/// The name is a StaticString so that a field is plain data: using one (every key
+/// access) never retains or releases anything.
 public struct FlowField: Sendable, Hashable, CustomStringConvertible {
-    public let name: String
+    public let staticName: StaticString
     public let word: Int
     public let shift: Int
     public let bits: Int
@@ -141,25 +144,38 @@ public struct FlowField: Sendable, Hashable, CustomStringConvertible {
     @inlinable
     public var valueMask: UInt64 { bits == 64 ? ~0 : (UInt64(1) << UInt64(bits)) - 1 }
 
-    public init(_ name: String, word: Int, shift: Int, bits: Int) {
-        self.name = name
+    public init(_ name: StaticString, word: Int, shift: Int, bits: Int) {
+        self.staticName = name
         self.word = word
         self.shift = shift
         self.bits = bits
     }
 
+    public var name: String { staticName.description }
     public var description: String { name }
+
+    // A field is its position in the key; the name only labels it.
+    public static func == (a: FlowField, b: FlowField) -> Bool { a.word == b.word && a.shift == b.shift && a.bits == b.bits }
+    public func hash(into h: inout Hasher) {
+        h.combine(word)
+        h.combine(shift)
+        h.combine(bits)
+    }
 }
 
 /// A 128-bit field spanning two words (high word first).
 public struct WideField: Sendable, Hashable, CustomStringConvertible {
-    public let name: String
+    public let staticName: StaticString
     public let word: Int
-    public init(_ name: String, word: Int) {
-        self.name = name
+    public init(_ name: StaticString, word: Int) {
+        self.staticName = name
         self.word = word
     }
+    public var name: String { staticName.description }
     public var description: String { name }
+
+    public static func == (a: WideField, b: WideField) -> Bool { a.word == b.word }
+    public func hash(into h: inout Hasher) { h.combine(word) }
 }
 
 // The layout. Words 0-6 tunnel metadata, 7-12 datapath metadata and conntrack,

@@ -313,10 +313,10 @@ public final class TunnelTracker: TunnelOffloadResolver {
         let since = lastKeepalive
         lastKeepalive = now
         var busy = Set<NeighbourKey>()
-        for f in dp.allFlows {
+        dp.forEachFlow { f in
             guard let d = f.tunnelDependency, d.kind == .encap, case .hardware(let h) = f.offload,
                   let c = sw.ruleCounters(h), c.lastUsedNanoseconds > since,
-                  let nk = remoteNeighbour[IPAddress.endpoints(of: d.remote).remote] else { continue }
+                  let nk = remoteNeighbour[IPAddress.endpoints(of: d.remote).remote] else { return }
             busy.insert(nk)
         }
         for nk in busy {

@@ -20,6 +20,16 @@ func parseActionsText(_ text: String) throws -> [UInt8] {
 
 func ufidBytes(_ u: UInt128) -> [UInt8] { (0..<16).map { UInt8(truncatingIfNeeded: u >> UInt128(120 - 8 * $0)) } }
 
+/// Seeds the ufids this process generates for flows added without one.
+let ufidSeed = UInt64.random(in: 0...UInt64.max)
+
+/// The ufid a new flow goes in with: the one written, or, as ovs-dpctl does, a hash of
+/// its key attributes (the daemon then need not re-encode the key to make one).
+func ufidForNewFlow(_ k: ODPText.ParsedKey) -> UInt128? {
+    if let u = k.ufid { return u }
+    return k.key.isEmpty ? nil : FlowUFID.hash(keyAttributes: k.key, seed: ufidSeed)
+}
+
 /// One dump line, as ovs-dpctl/ovs-appctl dpctl/dump-flows print it.
 func formatFlow(_ f: FlowInfo, verbose: Bool, names: [UInt32: String]) -> String {
     var s = ""
@@ -72,7 +82,7 @@ func putFlow(_ s: Session, flow: String, actions: String, command: UInt8, flags:
         w.put(FlowAttr.key, k.key)
         w.put(FlowAttr.mask, k.mask)
         w.put(FlowAttr.actions, a)
-        if let u = k.ufid { w.put(FlowAttr.ufid, ufidBytes(u)) }
+        if let u = command == FlowCmd.new ? ufidForNewFlow(k) : k.ufid { w.put(FlowAttr.ufid, ufidBytes(u)) }
         if clear { w.putFlag(FlowAttr.clear) }
         if mayCreate { w.putFlag(FlowAttr.mayCreate) }
     }
@@ -167,7 +177,8 @@ func readLines(_ path: String) throws -> [String] {
             if n <= 0 { break }
             bytes += buf[0..<n]
         }
-        text = String(decoding: bytes, as: UTF8.self)
+        // Split the bytes: splitting the String would walk it Character by Character.
+        return bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
     }
     return text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
 }
@@ -181,18 +192,20 @@ func processFlowFile(_ s: Session, path: String, defaultCommand: String) throws 
     var names: [String: UInt32] = [:]
     for (n, name) in (try? s.portNames()) ?? [:] { names[name] = n }
     for (i, raw) in try readLines(path).enumerated() {
-        var line = Substring(raw)
-        while let c = line.first, c == " " || c == "\t" || c == "\r" { line.removeFirst() }
-        if line.isEmpty || line.hasPrefix("#") { continue }
+        // Byte-wise (ASCII) scanning of the line: far cheaper than Character steps.
+        var line = Substring(raw).utf8
+        func isBlank(_ c: UInt8) -> Bool { c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") }
+        while let c = line.first, isBlank(c) || c == UInt8(ascii: "\r") { line.removeFirst() }
+        if line.isEmpty || line.first == UInt8(ascii: "#") { continue }
         var op: Op = defaultCommand == "add" ? .add : defaultCommand == "modify" ? .modify : .delete
-        for (word, o) in [("add", Op.add), ("modify", Op.modify), ("delete", Op.delete)] where line.hasPrefix(word + " ") {
+        for (word, o) in [("add ", Op.add), ("modify ", Op.modify), ("delete ", Op.delete)] where line.starts(with: word.utf8) {
             op = o
-            line = line.dropFirst(word.count + 1)
+            line = line.dropFirst(word.utf8.count)
         }
-        while let c = line.first, c == " " || c == "\t" { line.removeFirst() }
-        let flowEnd = line.firstIndex { $0 == " " || $0 == "\t" } ?? line.endIndex
-        let flowText = String(line[..<flowEnd])
-        let actionsText = String(line[flowEnd...].drop { $0 == " " || $0 == "\t" })
+        while let c = line.first, isBlank(c) { line.removeFirst() }
+        let flowEnd = line.firstIndex(where: isBlank) ?? line.endIndex
+        let flowText = String(Substring(line[..<flowEnd]))
+        let actionsText = String(Substring(line[flowEnd...].drop(while: isBlank)))
         let k: ODPText.ParsedKey
         do { k = try ODPText.parseKey(flowText, portNames: names) } catch { throw CLIError("\(path):\(i + 1): flow key: \(error)") }
         var w = AttributeWriter()
@@ -200,7 +213,7 @@ func processFlowFile(_ s: Session, path: String, defaultCommand: String) throws 
             w.put(FlowAttr.key, k.key)
             w.put(FlowAttr.mask, k.mask)
         }
-        if let u = k.ufid { w.put(FlowAttr.ufid, ufidBytes(u)) }
+        if let u = op == .add ? ufidForNewFlow(k) : k.ufid { w.put(FlowAttr.ufid, ufidBytes(u)) }
         if op != .delete {
             do { w.put(FlowAttr.actions, try ODPText.parseActions(actionsText.isEmpty ? "drop" : actionsText)) } catch {
                 throw CLIError("\(path):\(i + 1): actions: \(error)")

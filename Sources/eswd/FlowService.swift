@@ -108,9 +108,9 @@ extension DatapathService {
         let actions = a.bytes(FlowAttr.actions)
         do throws(RequestError) {
             let flow: DatapathFlow
-            if let key = a.bytes(FlowAttr.key) {
+            if let key = a.payload(FlowAttr.key) {
                 let match: FlowMatch
-                switch FlowMatch.fromAttributes(key: key, mask: a.bytes(FlowAttr.mask) ?? [], vlanLimit: ODPConstants.datapathVLANLimit) {
+                switch FlowMatch.fromAttributes(key: key, mask: a.payload(FlowAttr.mask) ?? [], vlanLimit: ODPConstants.datapathVLANLimit) {
                 case .success(let mm): match = mm
                 case .failure(let e): throw RequestError(22, e.message)
                 }

@@ -25,6 +25,8 @@ struct RequestAttributes {
         do { return try a.string() } catch { throw RequestError(22, error.description) }
     }
     func bytes(_ t: UInt16) -> [UInt8]? { self[t].map { Array($0.payload) } }
+    /// The payload where it lies in the request (no copy).
+    func payload(_ t: UInt16) -> ArraySlice<UInt8>? { self[t]?.payload }
 }
 
 /// An errno and a message for the client.
