@@ -22,13 +22,12 @@ let package = Package(
     ],
     targets: [
         // C: only what Swift cannot call (variadic ioctl, function-like macros).
-        .target(name: "CNetLinux"),
+        .target(name: "CNetLinux", linkerSettings: [.linkedLibrary("uring")]),
         .systemLibrary(name: "CMnl", pkgConfig: "libmnl", providers: [.apt(["libmnl-dev"])]),
-        .systemLibrary(name: "CURing", pkgConfig: "liburing", providers: [.apt(["liburing-dev"])]),
 
         .target(name: "Packet", swiftSettings: fast),
         .target(name: "Classifier", dependencies: ["Packet"], swiftSettings: fast),
-        .target(name: "NetLinux", dependencies: ["CNetLinux", "CURing", "Netlink"], swiftSettings: strict),
+        .target(name: "NetLinux", dependencies: ["CNetLinux", "Netlink"], swiftSettings: strict),
         .target(name: "Netlink", swiftSettings: strict),
         .target(name: "ODP", dependencies: ["Packet", "Netlink"], swiftSettings: strict),
         .target(name: "ESwitch", dependencies: ["Packet", "Classifier", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: fast),

@@ -68,6 +68,8 @@ final class TapRings {
     }
 
     deinit {
+        // No read may still be armed on the arena when it is unmapped.
+        ring.cancelAll()
         munmap(arena, arenaBytes)
         refs.deallocate()
         fds.deallocate()

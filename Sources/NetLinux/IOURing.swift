@@ -1,4 +1,4 @@
-import CURing
+import CNetLinux
 
 /// One io_uring instance with its provided-buffer rings, owned by one packet thread.
 /// The thread prepares SQEs as it goes and submits them all with one `submitAndWait`
@@ -35,7 +35,7 @@ public struct IOURing: ~Copyable, @unchecked Sendable {
             ring.deallocate()
             return SystemError(call, errno: e)
         }
-        guard curing_supports(ring, CURING_OP_READ_MULTISHOT) != 0 else {
+        guard cnl_uring_supports(ring, CNL_OP_READ_MULTISHOT) != 0 else {
             throw fail("io_uring READ_MULTISHOT (Linux 6.7 or later)", EOPNOTSUPP, mapped: 0)
         }
         for g in 0..<bufferGroups {
@@ -66,7 +66,7 @@ public struct IOURing: ~Copyable, @unchecked Sendable {
     deinit {
         // Drop every file reference the ring holds before it goes (the teardown of the
         // ring itself is asynchronous in the kernel).
-        _ = curing_cancel_all(ring)
+        cancelAll()
         io_uring_queue_exit(ring)
         for g in 0..<bufferGroups { munmap(bufferRings[g], bufferRingBytes) }
         bufferRings.deallocate()
@@ -89,18 +89,18 @@ public struct IOURing: ~Copyable, @unchecked Sendable {
     /// Arms a read that stays armed: each frame of `fd` completes with a buffer of `group`.
     @inlinable
     public func readMultishot(fd: Int32, group: Int, userData: UInt64) {
-        curing_prep_read_multishot(sqe(), fd, UInt16(group), userData)
+        cnl_uring_prep_read_multishot(sqe(), fd, UInt16(group), userData)
     }
 
     @inlinable
     public func write(fd: Int32, _ buffer: UnsafeRawPointer, length: Int, userData: UInt64) {
-        curing_prep_write(sqe(), fd, buffer, UInt32(length), userData)
+        cnl_uring_prep_write(sqe(), fd, buffer, UInt32(length), userData)
     }
 
     /// Arms a poll that stays armed: a completion each time `fd` becomes readable.
     @inlinable
     public func pollMultishot(fd: Int32, userData: UInt64) {
-        curing_prep_poll_multishot(sqe(), fd, UInt32(POLLIN), userData)
+        cnl_uring_prep_poll_multishot(sqe(), fd, UInt32(POLLIN), userData)
     }
 
     /// Submits what is queued and, when `wait`, sleeps until a completion arrives or the
@@ -155,9 +155,12 @@ public struct IOURing: ~Copyable, @unchecked Sendable {
 
     // MARK: Cancellation (any thread, while the owner is parked)
 
+    /// Cancels every outstanding request (before the memory they point into goes away).
+    public func cancelAll() { _ = cnl_uring_cancel_all(ring) }
+
     /// Cancels every request on `fd` and returns once the ring holds no reference to it.
     public func cancel(fd: Int32) throws(SystemError) {
-        let r = curing_cancel_fd(ring, fd)
+        let r = cnl_uring_cancel_fd(ring, fd)
         // ENOENT: nothing was outstanding.
         if r < 0 && r != -ENOENT { throw SystemError("io_uring_register(SYNC_CANCEL)", errno: -r) }
     }
