@@ -49,7 +49,12 @@ final class FastPathWorker: @unchecked Sendable {
         try control.start(name: "esw-fp\(id)") { [self] in run() }
     }
 
-    func stop() { control.stop() }
+    /// Stops the thread and cancels its reads: the ring holds no TAP after this, so
+    /// closing the fds removes the netdevs at once (a ring's own teardown is deferred).
+    func stop() {
+        control.stop()
+        io.ring.cancelAll()
+    }
     /// Parks the thread and waits until it has.
     func pause() { control.pause() }
     func resume() { control.resume() }

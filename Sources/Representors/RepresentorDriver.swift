@@ -32,13 +32,25 @@ public final class RepresentorDriver: RepresentorProvider, @unchecked Sendable {
             guard link.kind == "tun" else {
                 throw DriverError("netdev \(name) exists and is not ours (kind \(link.kind.isEmpty ? "unknown" : link.kind))")
             }
-            // A non-persistent TAP exists only while a process holds it: another live eswd.
+            // A non-persistent TAP exists only while a file holds it: another live eswd,
+            // or one just killed whose io_uring the kernel is still tearing down (that
+            // happens in the background, shortly after the process is gone).
             if !link.persistent {
+                if try waitForRemoval(of: name, rt: &rt) { continue }
                 throw DriverError("netdev \(name) is in use by a running process (another eswd named \(naming.switchName)?)")
             }
             try rt.delete(name: name)
             logger.notice("removed stale netdev", metadata: ["netdev": "\(name)"])
         }
+    }
+
+    /// Whether `name` disappears within two seconds.
+    private func waitForRemoval(of name: String, rt: inout RouteLink) throws -> Bool {
+        for _ in 0..<100 {
+            usleep(20_000)
+            if try rt.link(named: name) == nil { return true }
+        }
+        return false
     }
 
     /// Creates the VF netdevs: TAPs with vnet headers and TSO, stable MACs, down.
