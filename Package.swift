@@ -53,5 +53,6 @@ let package = Package(
         .testTarget(name: "PacketTests", dependencies: ["Packet"], swiftSettings: strict),
         .testTarget(name: "ClassifierTests", dependencies: ["Classifier", "Packet"], swiftSettings: strict),
         .testTarget(name: "ODPTests", dependencies: ["ODP", "Packet"], swiftSettings: strict),
+        .testTarget(name: "NetLinuxTests", dependencies: ["NetLinux"], swiftSettings: strict),
     ]
 )
