@@ -40,38 +40,39 @@ public struct KeyDecoder: Sendable {
     }
 
     /// parse_flow_nlattrs() as the kernel's __parse_flow_nlattrs() applies it: a type
-    /// above OVS_KEY_ATTR_MAX refused, lengths checked, duplicates refused.
-    func parseAttributes(_ bytes: ArraySlice<UInt8>) -> Result<Present, ODPError> {
-        var p = Present(bytes)
+    /// above OVS_KEY_ATTR_MAX refused, lengths checked, duplicates refused. Fills `p`
+    /// (made for `bytes`) in place: a Present is a few hundred bytes, and returning one
+    /// wrapped in a Result copied it for every key and mask.
+    func parseAttributes(_ bytes: ArraySlice<UInt8>, into p: inout Present) -> ODPError? {
         var i = bytes.startIndex
         while i < bytes.endIndex {
             // The framing checks of AttributeParser.parse, without building a list.
             guard bytes.endIndex - i >= 4 else {
-                return .failure(ODPError(position: nil, NetlinkError.malformed(offset: i - bytes.startIndex, "truncated attribute header").description))
+                return ODPError(position: nil, NetlinkError.malformed(offset: i - bytes.startIndex, "truncated attribute header").description)
             }
             let len = Int(bytes[i]) | Int(bytes[i + 1]) << 8
             let type = (UInt16(bytes[i + 2]) | UInt16(bytes[i + 3]) << 8) & NetlinkAttributeFlag.typeMask
             guard len >= 4, len <= bytes.endIndex - i else {
-                return .failure(ODPError(position: nil, NetlinkError.malformed(offset: i - bytes.startIndex,
-                    "attribute length \(len) outside 4...\(bytes.endIndex - i)").description))
+                return ODPError(position: nil, NetlinkError.malformed(offset: i - bytes.startIndex,
+                    "attribute length \(len) outside 4...\(bytes.endIndex - i)").description)
             }
             let count = len - 4
             if type > KeyAttr.max {
-                return .failure(ODPError(position: nil, "key type \(type) is out of range max \(KeyAttr.max)"))
+                return ODPError(position: nil, "key type \(type) is out of range max \(KeyAttr.max)")
             }
             if let expected = KeyAttr.length(type), expected >= 0, count != expected {
-                return .failure(ODPError(position: nil,
-                    "attribute \(KeyAttr.name(type)) has length \(count) but should have length \(expected)"))
+                return ODPError(position: nil,
+                    "attribute \(KeyAttr.name(type)) has length \(count) but should have length \(expected)")
             }
             if p.has(type) {
-                return .failure(ODPError(position: nil, "duplicate \(KeyAttr.name(type)) attribute in flow key"))
+                return ODPError(position: nil, "duplicate \(KeyAttr.name(type)) attribute in flow key")
             }
             p.bits |= 1 << UInt64(type)
             let offset = i - bytes.startIndex
             p.bounds[Int(type)] = UInt64(offset + 4) << 32 | UInt64(offset + len)
             i += min(netlinkAlign(len), bytes.endIndex - i)
         }
-        return .success(p)
+        return nil
     }
 
     /// Decodes a key (no mask yet).
@@ -96,6 +97,25 @@ public struct KeyDecoder: Sendable {
         return .failure(Self.error(f, mask: true))
     }
 
+    /// FlowMatch.fromAttributes() writing into `match` (fresh) in place: a match is two
+    /// 224-byte keys, and a flow put should not copy them around.
+    public func decodeMatch(key: ArraySlice<UInt8>, mask: ArraySlice<UInt8>, into match: inout FlowMatch) -> ODPError? {
+        let keyFitness = decode(key, into: &match.key, isMask: false, src: nil)
+        guard case .perfect = keyFitness else { return Self.error(keyFitness, mask: false) }
+        if mask.isEmpty {
+            match.mask = Self.exactMask(for: match.key)
+        } else {
+            let maskFitness = decode(mask, into: &match.mask, isMask: true, src: match.key)
+            guard case .perfect = maskFitness else { return Self.error(maskFitness, mask: true) }
+        }
+        if match.mask[.inPort] != FlowField.inPort.valueMask {
+            return ODPError(position: nil, "in_port is not an exact match")
+        }
+        if match.mask[.vlanTCI] == 0 { match.mask[.vlanTCI] = UInt64(VLAN.vidMask | VLAN.present) }
+        match.mask.formMasked(by: RelevantMasks.shared.combinations[RelevantMasks.index(for: match.key)])
+        return nil
+    }
+
     static func error(_ f: Fitness, mask: Bool) -> ODPError {
         let what = mask ? "flow mask" : "flow key"
         switch f {
@@ -117,11 +137,8 @@ public struct KeyDecoder: Sendable {
     // MARK: odp_flow_key_to_flow__
 
     func decode(_ bytes: ArraySlice<UInt8>, into flow: inout FlowKey, isMask: Bool, src srcOrNil: FlowKey?) -> Fitness {
-        let present: Present
-        switch parseAttributes(bytes) {
-        case .success(let p): present = p
-        case .failure(let e): return .error(e.message)
-        }
+        var present = Present(bytes)
+        if let e = parseAttributes(bytes, into: &present) { return .error(e.message) }
         var expected: UInt64 = 0
         // Fields of the key a mask is decoded for (or of the key so far): read one at a
         // time, since copying a whole FlowKey per look is what decoding used to spend.
@@ -284,10 +301,8 @@ public struct KeyDecoder: Sendable {
             } else if !present.has(KeyAttr.encap) {
                 return fitness
             }
-            switch parseAttributes(encap!.payload) {
-            case .success(let p): present = p
-            case .failure(let e): return .error(e.message)
-            }
+            present = Present(encap!.payload)
+            if let e = parseAttributes(encap!.payload, into: &present) { return .error(e.message) }
             expected = 0
             if let f = parseEthertype(present, &expected, &flow, isMask: isMask, src: src) { return f }
             let inner = parseL25Onward(present, &expected, &flow, isMask: isMask, src: src, needCheck: false)
@@ -495,29 +510,36 @@ public struct KeyDecoder: Sendable {
     /// flow_wc_map(): which mask bits mean something for this flow; the datapath
     /// keeps only those.
     public static func relevantMask(for flow: FlowKey) -> FlowKey {
-        let r = RelevantMasks.shared
-        var m = r.always
-        if flow.tunnelDestinationSet { m = m.union(r.tunnel) }
-        let t = UInt16(truncatingIfNeeded: flow[.ethType])
-        if t == EtherType.ipv4 {
-            m = m.union(flow[.ipProto] != 2 ? r.ipv4WithTCPFlags : r.ipv4)
-        } else if t == EtherType.ipv6 {
-            m = m.union(r.ipv6)
-            if flow.isND { m = m.union(r.nd) }
-        } else if EtherType.isMPLS(t) {
-            m = m.union(r.mpls)
-        } else if t == EtherType.arp || t == EtherType.rarp {
-            m = m.union(r.arp)
-        }
-        return m
+        RelevantMasks.shared.combinations[RelevantMasks.index(for: flow)]
     }
 }
 
-/// The pieces relevantMask() puts together, built once (it runs for every flow put).
+/// Every mask relevantMask() can give, built once (it runs for every flow put): the
+/// bits always relevant, those of a tunnel, and those of the flow's L3/L4 kind.
 private struct RelevantMasks: Sendable {
-    let always, tunnel, ipv4, ipv4WithTCPFlags, ipv6, nd, mpls, arp: FlowKey
+    /// By index(for:): with a tunnel destination or not × the L3 kinds below.
+    let combinations: [FlowKey]
 
     static let shared = RelevantMasks()
+
+    private static let l3KindCount = 7
+
+    static func index(for flow: FlowKey) -> Int {
+        let t = UInt16(truncatingIfNeeded: flow[.ethType])
+        let l3Kind: Int
+        if t == EtherType.ipv4 {
+            l3Kind = flow[.ipProto] != 2 ? 2 : 1
+        } else if t == EtherType.ipv6 {
+            l3Kind = flow.isND ? 4 : 3
+        } else if EtherType.isMPLS(t) {
+            l3Kind = 5
+        } else if t == EtherType.arp || t == EtherType.rarp {
+            l3Kind = 6
+        } else {
+            l3Kind = 0
+        }
+        return (flow.tunnelDestinationSet ? l3KindCount : 0) + l3Kind
+    }
 
     private static func bits(_ fs: [FlowField], wide: [WideField] = []) -> FlowKey {
         var m = FlowKey()
@@ -527,16 +549,25 @@ private struct RelevantMasks: Sendable {
     }
 
     private init() {
-        tunnel = Self.bits([.tunnelID, .tunnelIPv4Src, .tunnelIPv4Dst, .tunnelTOS, .tunnelTTL, .tunnelFlags, .tunnelTPSrc, .tunnelTPDst],
-                           wide: [.tunnelIPv6Src, .tunnelIPv6Dst])
-        always = Self.bits([.priority, .skbMark, .recircID, .dpHash, .inPort, .ethDst, .ethSrc, .ethType, .vlanTCI, .vlanTPID,
-                            .cvlanTCI, .cvlanTPID, .ctState, .ctZone, .ctMark, .packetType], wide: [.ctLabel])
-        ipv4 = Self.bits([.ipv4Src, .ipv4Dst, .ipProto, .ipFrag, .ipTOS, .ipTTL, .tpSrc, .tpDst])
-        ipv4WithTCPFlags = ipv4.union(Self.bits([.tcpFlags]))
-        ipv6 = Self.bits([.ipv6Label, .ipProto, .ipFrag, .ipTOS, .ipTTL, .tpSrc, .tpDst, .tcpFlags], wide: [.ipv6Src, .ipv6Dst])
-        nd = Self.bits([.arpSHA, .arpTHA], wide: [.ndTarget])
-        mpls = Self.bits([.mplsLSE, .mplsLSE1, .mplsLSE2])
-        arp = Self.bits([.ipv4Src, .ipv4Dst, .ipProto, .arpSHA, .arpTHA])
+        let tunnel = Self.bits([.tunnelID, .tunnelIPv4Src, .tunnelIPv4Dst, .tunnelTOS, .tunnelTTL, .tunnelFlags, .tunnelTPSrc, .tunnelTPDst],
+                               wide: [.tunnelIPv6Src, .tunnelIPv6Dst])
+        let always = Self.bits([.priority, .skbMark, .recircID, .dpHash, .inPort, .ethDst, .ethSrc, .ethType, .vlanTCI, .vlanTPID,
+                                .cvlanTCI, .cvlanTPID, .ctState, .ctZone, .ctMark, .packetType], wide: [.ctLabel])
+        let ipv4 = Self.bits([.ipv4Src, .ipv4Dst, .ipProto, .ipFrag, .ipTOS, .ipTTL, .tpSrc, .tpDst])
+        let ipv6 = Self.bits([.ipv6Label, .ipProto, .ipFrag, .ipTOS, .ipTTL, .tpSrc, .tpDst, .tcpFlags], wide: [.ipv6Src, .ipv6Dst])
+        let nd = Self.bits([.arpSHA, .arpTHA], wide: [.ndTarget])
+        // In index(for:)'s order: other, IPv4 (IGMP), IPv4 with TCP flags, IPv6, IPv6 ND, MPLS, ARP.
+        let l3: [FlowKey] = [
+            FlowKey(),
+            ipv4,
+            ipv4.union(Self.bits([.tcpFlags])),
+            ipv6,
+            ipv6.union(nd),
+            Self.bits([.mplsLSE, .mplsLSE1, .mplsLSE2]),
+            Self.bits([.ipv4Src, .ipv4Dst, .ipProto, .arpSHA, .arpTHA]),
+        ]
+        precondition(l3.count == Self.l3KindCount)
+        combinations = l3.map { always.union($0) } + l3.map { always.union(tunnel).union($0) }
     }
 }
 
