@@ -5,7 +5,7 @@ import Netlink
 struct RequestAttributes {
     let list: [Attribute]
 
-    init(_ bytes: [UInt8]) throws(RequestError) {
+    init(_ bytes: ArraySlice<UInt8>) throws(RequestError) {
         do { list = try AttributeParser.parse(bytes) } catch { throw RequestError(22, "malformed attributes: \(error)") }
     }
 
