@@ -352,10 +352,12 @@ public final class Datapath: @unchecked Sendable {
     /// what can now be offloaded, moves to software what no longer can.
     @discardableResult
     public func reevaluateTunnelFlows(where pick: (DatapathFlow) -> Bool = { _ in true }) -> (offloaded: Int, software: Int) {
+        // Under skip_hw nothing is offloaded; don't visit (or copy the list of) every flow
+        // for each route or neighbour event.
+        guard policy != .skipHW else { return (0, 0) }
         var up = 0, down = 0
-        for f in Array(table.flows) where f.tunnelDependency != nil && pick(f) {
+        for f in table.flows.filter({ $0.tunnelDependency != nil && pick($0) }) {
             let wasHW = f.offload.isOffloaded
-            if policy == .skipHW { continue }
             switch hardwareRule(for: f) {
             case .success(let t):
                 if case .hardware(let h) = f.offload {
