@@ -35,6 +35,14 @@ public struct KeyDecoder: Sendable {
         }
     }
 
+    /// The key a mask is decoded for (none while decoding a key), read in place: as an
+    /// Optional<FlowKey> every look at one field copied the whole 224-byte key.
+    struct SourceKey {
+        let key: UnsafePointer<FlowKey>?
+        init(_ key: UnsafePointer<FlowKey>?) { self.key = key }
+        subscript(f: FlowField) -> UInt64? { key.map { $0.pointee[f] } }
+    }
+
     static func names(_ bits: UInt64) -> String {
         (0..<64).filter { bits & (1 << UInt64($0)) != 0 }.map { KeyAttr.name(UInt16($0)) }.joined(separator: ",")
     }
@@ -80,7 +88,7 @@ public struct KeyDecoder: Sendable {
 
     public func decodeKey(_ bytes: ArraySlice<UInt8>) -> Result<FlowKey, ODPError> {
         var flow = FlowKey()
-        let f = decode(bytes, into: &flow, isMask: false, src: nil)
+        let f = decode(bytes, into: &flow, isMask: false, src: SourceKey(nil))
         if case .perfect = f { return .success(flow) }
         return .failure(Self.error(f, mask: false))
     }
@@ -92,7 +100,7 @@ public struct KeyDecoder: Sendable {
     public func decodeMask(_ bytes: ArraySlice<UInt8>, for key: FlowKey) -> Result<FlowKey, ODPError> {
         if bytes.isEmpty { return .success(Self.exactMask(for: key)) }
         var mask = FlowKey()
-        let f = decode(bytes, into: &mask, isMask: true, src: key)
+        let f = withUnsafePointer(to: key) { decode(bytes, into: &mask, isMask: true, src: SourceKey($0)) }
         if case .perfect = f { return .success(mask) }
         return .failure(Self.error(f, mask: true))
     }
@@ -100,20 +108,25 @@ public struct KeyDecoder: Sendable {
     /// FlowMatch.fromAttributes() writing into `match` (fresh) in place: a match is two
     /// 224-byte keys, and a flow put should not copy them around.
     public func decodeMatch(key: ArraySlice<UInt8>, mask: ArraySlice<UInt8>, into match: inout FlowMatch) -> ODPError? {
-        let keyFitness = decode(key, into: &match.key, isMask: false, src: nil)
-        guard case .perfect = keyFitness else { return Self.error(keyFitness, mask: false) }
-        if mask.isEmpty {
-            match.mask = Self.exactMask(for: match.key)
-        } else {
-            let maskFitness = decode(mask, into: &match.mask, isMask: true, src: match.key)
-            guard case .perfect = maskFitness else { return Self.error(maskFitness, mask: true) }
+        // Through a pointer: the mask decoder reads the key while writing the mask, which
+        // as two accesses to `match` made the compiler copy the key (and the mask) around.
+        withUnsafeMutablePointer(to: &match) { m in
+            let keyFitness = decode(key, into: &m.pointee.key, isMask: false, src: SourceKey(nil))
+            guard case .perfect = keyFitness else { return Self.error(keyFitness, mask: false) }
+            if mask.isEmpty {
+                m.pointee.mask = Self.exactMask(for: m.pointee.key)
+            } else {
+                let maskFitness = decode(mask, into: &m.pointee.mask, isMask: true, src: SourceKey(m.pointer(to: \.key)))
+                guard case .perfect = maskFitness else { return Self.error(maskFitness, mask: true) }
+            }
+            if m.pointee.mask[.inPort] != FlowField.inPort.valueMask {
+                return ODPError(position: nil, "in_port is not an exact match")
+            }
+            if m.pointee.mask[.vlanTCI] == 0 { m.pointee.mask[.vlanTCI] = UInt64(VLAN.vidMask | VLAN.present) }
+            let relevant = RelevantMasks.index(for: m.pointee.key)
+            RelevantMasks.shared.combinations.withUnsafeBufferPointer { m.pointee.mask.formMasked(by: $0[relevant]) }
+            return nil
         }
-        if match.mask[.inPort] != FlowField.inPort.valueMask {
-            return ODPError(position: nil, "in_port is not an exact match")
-        }
-        if match.mask[.vlanTCI] == 0 { match.mask[.vlanTCI] = UInt64(VLAN.vidMask | VLAN.present) }
-        match.mask.formMasked(by: RelevantMasks.shared.combinations[RelevantMasks.index(for: match.key)])
-        return nil
     }
 
     static func error(_ f: Fitness, mask: Bool) -> ODPError {
@@ -136,13 +149,16 @@ public struct KeyDecoder: Sendable {
 
     // MARK: odp_flow_key_to_flow__
 
-    func decode(_ bytes: ArraySlice<UInt8>, into flow: inout FlowKey, isMask: Bool, src srcOrNil: FlowKey?) -> Fitness {
-        var present = Present(bytes)
-        if let e = parseAttributes(bytes, into: &present) { return .error(e.message) }
+    func decode(_ bytes: ArraySlice<UInt8>, into flow: inout FlowKey, isMask: Bool, src srcOrNil: SourceKey) -> Fitness {
+        var parsed = Present(bytes)
+        if let e = parseAttributes(bytes, into: &parsed) { return .error(e.message) }
+        // Immutable from here on: a mutable one was copied whole (300 bytes) for every
+        // attribute looked up.
+        let present = parsed
         var expected: UInt64 = 0
         // Fields of the key a mask is decoded for (or of the key so far): read one at a
         // time, since copying a whole FlowKey per look is what decoding used to spend.
-        func src(_ f: FlowField) -> UInt64 { srcOrNil?[f] ?? flow[f] }
+        func src(_ f: FlowField) -> UInt64 { srcOrNil[f] ?? flow[f] }
         func bit(_ t: UInt16) -> UInt64 { 1 << UInt64(t) }
 
         if let a = present[KeyAttr.recircID] {
@@ -232,12 +248,12 @@ public struct KeyDecoder: Sendable {
 
     /// parse_ethertype(): nil on success, a fitness on error.
     func parseEthertype(_ present: Present, _ expected: inout UInt64, _ flow: inout FlowKey, isMask: Bool,
-                        src: FlowKey?) -> Fitness? {
+                        src: SourceKey) -> Fitness? {
         if let a = present[KeyAttr.ethertype] {
             let t = PayloadBytes(a.payload).be16(0)
             flow[.ethType] = UInt64(t)
             if !isMask && t < 0x600 { return .error("invalid Ethertype \(t) in flow key") }
-            if isMask, let srcType = src?[.ethType], srcType < 0x600, t != 0xffff {
+            if isMask, let srcType = src[.ethType], srcType < 0x600, t != 0xffff {
                 // An 802.2 frame's dl_type is FLOW_DL_TYPE_NONE (0x5ff) in OVS.
                 let shown = srcType == UInt64(EtherType.ieee8022) ? 0x5ff : srcType
                 return .error("can't bitwise match non-Ethernet II \"Ethertype\" \(hexAlt(shown)) (with mask \(hexAlt(t)))")
@@ -253,7 +269,7 @@ public struct KeyDecoder: Sendable {
             } else {
                 flow[.ethType] = UInt64(EtherType.ieee8022)  // not Ethernet II
             }
-        } else if let srcPacketType = src?[.packetType], let srcType = src?[.ethType] {
+        } else if let srcPacketType = src[.packetType], let srcType = src[.ethType] {
             if srcPacketType != UInt64(ODPConstants.packetTypeEthernet) {
                 flow[.ethType] = 0xffff
             } else if srcType < 0x600 {
@@ -264,7 +280,7 @@ public struct KeyDecoder: Sendable {
     }
 
     func parse8021qOnward(_ present0: Present, _ expected0: UInt64, _ flow: inout FlowKey, isMask: Bool,
-                          src: FlowKey?) -> Fitness {
+                          src: SourceKey) -> Fitness {
         var present = present0
         var expected = expected0
         var fitness: Fitness = .error("vlan")
@@ -272,7 +288,7 @@ public struct KeyDecoder: Sendable {
         let tciFields: [FlowField] = [.vlanTCI, .cvlanTCI]
         let tpidFields: [FlowField] = [.vlanTPID, .cvlanTPID]
         while encaps < min(vlanLimit, 2) {
-            let more = isMask ? (src?[tciFields[encaps]] ?? flow[tciFields[encaps]]) & UInt64(VLAN.present) != 0
+            let more = isMask ? (src[tciFields[encaps]] ?? flow[tciFields[encaps]]) & UInt64(VLAN.present) != 0
                               : EtherType.isVLAN(UInt16(truncatingIfNeeded: flow[.ethType]))
             if !more { break }
             let encap = present[KeyAttr.encap]
@@ -313,10 +329,10 @@ public struct KeyDecoder: Sendable {
     }
 
     /// parse_l2_5_onward(): MPLS, L3 and L4.
-    func parseL25Onward(_ present: Present, _ expected: inout UInt64, _ flow: inout FlowKey, isMask: Bool, src srcOrNil: FlowKey?,
+    func parseL25Onward(_ present: Present, _ expected: inout UInt64, _ flow: inout FlowKey, isMask: Bool, src srcOrNil: SourceKey,
                         needCheck: Bool) -> Fitness {
         func bit(_ t: UInt16) -> UInt64 { 1 << UInt64(t) }
-        func s(_ f: FlowField) -> UInt64 { srcOrNil?[f] ?? flow[f] }
+        func s(_ f: FlowField) -> UInt64 { srcOrNil[f] ?? flow[f] }
         var checkNonZero = false
         var checkBit: UInt16 = 0
         let srcType = UInt16(truncatingIfNeeded: s(.ethType))
@@ -524,7 +540,7 @@ private struct RelevantMasks: Sendable {
 
     private static let l3KindCount = 7
 
-    static func index(for flow: FlowKey) -> Int {
+    static func index(for flow: borrowing FlowKey) -> Int {
         let t = UInt16(truncatingIfNeeded: flow[.ethType])
         let l3Kind: Int
         if t == EtherType.ipv4 {
