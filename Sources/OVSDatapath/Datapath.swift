@@ -207,7 +207,10 @@ public final class Datapath: @unchecked Sendable {
         }
         guard options.create else { throw .notFound("flow does not exist") }
         let ufid = givenUFID ?? generateUFID(for: KeyEncoder(vlanLimit: ODPConstants.datapathVLANLimit).encode(match).key)
-        guard table.lookup(ufid: ufid) == nil else { throw .exists("ufid \(formatUFID(ufid)) is in use by another flow") }
+        // A given ufid was looked up above (in use would have made `existing`).
+        if givenUFID == nil, table.lookup(ufid: ufid) != nil {
+            throw .exists("ufid \(formatUFID(ufid)) is in use by another flow")
+        }
         let flow = DatapathFlow(ufid: ufid, match: match, actionBytes: actionBytes, actions: actions, compiled: compiled,
                                 origin: options.origin, mask: table.mask(for: match.mask), now: now)
         try offload(flow)
