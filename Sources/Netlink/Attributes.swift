@@ -147,6 +147,17 @@ public struct Attribute: Sendable {
 public enum AttributeParser {
     public static func parse(_ bytes: ArraySlice<UInt8>) throws(NetlinkError) -> [Attribute] {
         var out: [Attribute] = []
+        try walk(bytes) { a in
+            out.append(a)
+            return true
+        }
+        return out
+    }
+
+    /// Visits the attributes in order, with parse()'s checks, until `visit` returns
+    /// false. Looking one attribute up this way builds no list.
+    @inlinable
+    public static func walk(_ bytes: ArraySlice<UInt8>, _ visit: (Attribute) -> Bool) throws(NetlinkError) {
         var i = bytes.startIndex
         while i < bytes.endIndex {
             guard bytes.endIndex - i >= 4 else {
@@ -158,12 +169,12 @@ public enum AttributeParser {
                 throw NetlinkError.malformed(offset: i - bytes.startIndex,
                                              "attribute length \(len) outside 4...\(bytes.endIndex - i)")
             }
-            out.append(Attribute(type: rawType & NetlinkAttributeFlag.typeMask,
-                                 isNested: rawType & NetlinkAttributeFlag.nested != 0,
-                                 payload: bytes[(i + 4)..<(i + len)], offset: i - bytes.startIndex))
+            let a = Attribute(type: rawType & NetlinkAttributeFlag.typeMask,
+                              isNested: rawType & NetlinkAttributeFlag.nested != 0,
+                              payload: bytes[(i + 4)..<(i + len)], offset: i - bytes.startIndex)
+            if !visit(a) { return }
             i += min(netlinkAlign(len), bytes.endIndex - i)
         }
-        return out
     }
 
     public static func parse(_ bytes: [UInt8]) throws(NetlinkError) -> [Attribute] {

@@ -96,11 +96,9 @@ public struct GenericMessage: Sendable {
 }
 
 func appendHeader(_ out: inout [UInt8], _ h: NetlinkHeader) {
-    withUnsafeBytes(of: h.length.littleEndian) { out += $0 }
-    withUnsafeBytes(of: h.type.littleEndian) { out += $0 }
-    withUnsafeBytes(of: h.flags.littleEndian) { out += $0 }
-    withUnsafeBytes(of: h.sequence.littleEndian) { out += $0 }
-    withUnsafeBytes(of: h.portID.littleEndian) { out += $0 }
+    // struct nlmsghdr as one 16-byte append (the tuple has no padding).
+    let wire = (h.length.littleEndian, h.type.littleEndian, h.flags.littleEndian, h.sequence.littleEndian, h.portID.littleEndian)
+    withUnsafeBytes(of: wire) { out += $0 }
 }
 
 /// One raw message off the wire.

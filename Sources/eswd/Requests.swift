@@ -3,14 +3,24 @@ import Netlink
 /// A request's attributes by type (first occurrence), with typed accessors that turn
 /// malformed input into a RequestError.
 struct RequestAttributes {
-    let list: [Attribute]
+    /// The attributes as received, framing already checked: a look-up walks them in
+    /// place (a flow put makes a handful; a list cost an allocation per request).
+    let bytes: ArraySlice<UInt8>
 
     init(_ bytes: ArraySlice<UInt8>) throws(RequestError) {
-        do { list = try AttributeParser.parse(bytes) } catch { throw RequestError(22, "malformed attributes: \(error)") }
+        do { try AttributeParser.walk(bytes) { _ in true } } catch { throw RequestError(22, "malformed attributes: \(error)") }
+        self.bytes = bytes
     }
 
-    subscript(_ t: UInt16) -> Attribute? { list.first { $0.type == t } }
-    func has(_ t: UInt16) -> Bool { list.contains { $0.type == t } }
+    subscript(_ t: UInt16) -> Attribute? {
+        var found: Attribute?
+        try? AttributeParser.walk(bytes) { a in
+            if a.type == t { found = a }
+            return found == nil
+        }
+        return found
+    }
+    func has(_ t: UInt16) -> Bool { self[t] != nil }
 
     func u32(_ t: UInt16) throws(RequestError) -> UInt32? {
         guard let a = self[t] else { return nil }
