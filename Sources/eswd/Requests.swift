@@ -8,18 +8,12 @@ struct RequestAttributes {
     let bytes: ArraySlice<UInt8>
 
     init(_ bytes: ArraySlice<UInt8>) throws(RequestError) {
-        do { try AttributeParser.walk(bytes) { _ in true } } catch { throw RequestError(22, "malformed attributes: \(error)") }
+        do { try AttributeParser.validate(bytes) } catch { throw RequestError(22, "malformed attributes: \(error)") }
         self.bytes = bytes
     }
 
-    subscript(_ t: UInt16) -> Attribute? {
-        var found: Attribute?
-        try? AttributeParser.walk(bytes) { a in
-            if a.type == t { found = a }
-            return found == nil
-        }
-        return found
-    }
+    // The framing was checked in init: the look-up cannot fail.
+    subscript(_ t: UInt16) -> Attribute? { (try? AttributeParser.first(t, in: bytes)) ?? nil }
     func has(_ t: UInt16) -> Bool { self[t] != nil }
 
     func u32(_ t: UInt16) throws(RequestError) -> UInt32? {
