@@ -2,8 +2,13 @@ import Packet
 import Synchronization
 
 /// Open-addressing slots, each an atomic word: 0 empty, 1 deleted, otherwise an
-/// unmanaged entry pointer. Readers probe without locks; the single writer stores with
-/// release ordering. Load (live + deleted) stays under 3/4 so probes always end.
+/// unmanaged entry pointer with 16 bits of the entry's hash in its unused top bits.
+/// Readers probe without locks; the single writer stores with release ordering. Load
+/// (live + deleted) stays under 3/4 so probes always end.
+///
+/// The tag lets a probe pass over other entries without reading them: in a big table
+/// each entry read is a cache miss, and a miss (an insert's "is it there?") would
+/// otherwise read every entry of its probe run.
 final class SlotArray: @unchecked Sendable {
     let capacity: Int
     let slots: UnsafeMutablePointer<Atomic<UInt>>
@@ -21,6 +26,29 @@ final class SlotArray: @unchecked Sendable {
 
     static let empty: UInt = 0
     static let deleted: UInt = 1
+
+    private static let tagShift: UInt = 48
+    private static let pointerBits: UInt = (1 << tagShift) - 1
+
+    /// The tag bits a slot holding an entry with hash `h` carries (the hash's high half:
+    /// the low bits already chose the slot).
+    @inline(__always)
+    static func tag(_ h: UInt32) -> UInt { UInt(h >> 16) << tagShift }
+
+    @inline(__always)
+    static func hasTag(_ v: UInt, _ tag: UInt) -> Bool { v & ~pointerBits == tag }
+
+    static func word(_ e: Unmanaged<ClassifierEntry>, hash: UInt32) -> UInt {
+        let p = UInt(bitPattern: e.toOpaque())
+        // User-space pointers on the 64-bit platforms we run on fit in 48 bits.
+        precondition(p & ~pointerBits == 0, "entry pointer does not leave room for a hash tag")
+        return p | tag(hash)
+    }
+
+    @inline(__always)
+    static func entry(_ v: UInt) -> Unmanaged<ClassifierEntry> {
+        Unmanaged<ClassifierEntry>.fromOpaque(UnsafeRawPointer(bitPattern: v & pointerBits)!)
+    }
 }
 
 /// All entries that share one mask: one hash table of the tuple-space search.
@@ -51,7 +79,7 @@ public final class Subtable: @unchecked Sendable {
         arr._withUnsafeGuaranteedRef { a in
             for i in 0..<a.capacity {
                 let v = a.slots[i].load(ordering: .relaxed)
-                if v > SlotArray.deleted { Unmanaged<ClassifierEntry>.fromOpaque(UnsafeRawPointer(bitPattern: v)!).release() }
+                if v > SlotArray.deleted { SlotArray.entry(v).release() }
             }
         }
         arr.release()
@@ -66,7 +94,7 @@ public final class Subtable: @unchecked Sendable {
         current.load(ordering: .relaxed)._withUnsafeGuaranteedRef { arr in
             for i in 0..<arr.capacity {
                 let v = arr.slots[i].load(ordering: .relaxed)
-                if v > SlotArray.deleted { out.append(Unmanaged<ClassifierEntry>.fromOpaque(UnsafeRawPointer(bitPattern: v)!).takeUnretainedValue()) }
+                if v > SlotArray.deleted { out.append(SlotArray.entry(v).takeUnretainedValue()) }
             }
         }
         return out
@@ -83,14 +111,15 @@ public final class Subtable: @unchecked Sendable {
     @usableFromInline
     func findSlow(_ key: FlowKey) -> Unmanaged<ClassifierEntry>? {
         let h = mask.hash(key)
+        let tag = SlotArray.tag(h)
         return current.load(ordering: .acquiring)._withUnsafeGuaranteedRef { arr -> Unmanaged<ClassifierEntry>? in
             let m = arr.capacity - 1
             var i = Int(h) & m
             while true {
                 let v = arr.slots[i].load(ordering: .acquiring)
                 if v == SlotArray.empty { return nil }
-                if v != SlotArray.deleted {
-                    let e = Unmanaged<ClassifierEntry>.fromOpaque(UnsafeRawPointer(bitPattern: v)!)
+                if v != SlotArray.deleted && SlotArray.hasTag(v, tag) {
+                    let e = SlotArray.entry(v)
                     let hit = e._withUnsafeGuaranteedRef { $0.hash == h && mask.matches(key, $0.key) }
                     if hit { return e }
                 }
@@ -126,8 +155,9 @@ public final class Subtable: @unchecked Sendable {
         findSlow(maskedKey)?.takeUnretainedValue()
     }
 
+    /// Inserts an entry whose key is not here yet (the caller has looked).
     func insert(_ e: ClassifierEntry, rcu: QuiescentState) {
-        precondition(lookupExact(e.key) == nil, "duplicate classifier entry")
+        assert(lookupExact(e.key) == nil, "duplicate classifier entry")
         count += 1
         let arr = current.load(ordering: .relaxed).takeUnretainedValue()
         if (count + deletedSlots) * 4 > arr.capacity * 3 {
@@ -139,7 +169,7 @@ public final class Subtable: @unchecked Sendable {
 
     /// The slot holding `e` itself (not merely an entry with its key), if any.
     private func slot(of e: ClassifierEntry, in arr: SlotArray) -> Int? {
-        let target = UInt(bitPattern: Unmanaged.passUnretained(e).toOpaque())
+        let target = SlotArray.word(Unmanaged.passUnretained(e), hash: e.hash)
         let m = arr.capacity - 1
         var i = Int(e.hash) & m
         while true {
@@ -170,21 +200,26 @@ public final class Subtable: @unchecked Sendable {
         guard new.key == old.key else { return false }
         let arr = current.load(ordering: .relaxed).takeUnretainedValue()
         guard let i = slot(of: old, in: arr) else { return false }
-        arr.slots[i].store(UInt(bitPattern: Unmanaged.passRetained(new).toOpaque()), ordering: .releasing)
+        arr.slots[i].store(SlotArray.word(Unmanaged.passRetained(new), hash: new.hash), ordering: .releasing)
         let u = Unmanaged.passUnretained(old)
         rcu.retire { u.release() }
         return true
     }
 
+    /// Stores a new reference to `e` in a free slot.
     private func place(_ e: ClassifierEntry, in arr: SlotArray) {
+        place(SlotArray.word(Unmanaged.passRetained(e), hash: e.hash), hash: e.hash, in: arr)
+    }
+
+    /// Stores a slot word (which owns its entry reference) in a free slot.
+    private func place(_ word: UInt, hash: UInt32, in arr: SlotArray) {
         let m = arr.capacity - 1
-        var i = Int(e.hash) & m
+        var i = Int(hash) & m
         while true {
             let v = arr.slots[i].load(ordering: .relaxed)
             if v == SlotArray.empty || v == SlotArray.deleted {
                 if v == SlotArray.deleted { deletedSlots -= 1 }
-                let p = UInt(bitPattern: Unmanaged.passRetained(e).toOpaque())
-                arr.slots[i].store(p, ordering: .releasing)
+                arr.slots[i].store(word, ordering: .releasing)
                 return
             }
             i = (i + 1) & m
@@ -193,6 +228,10 @@ public final class Subtable: @unchecked Sendable {
 
     /// Builds a fresh slot array sized for the live entries (plus `adding`, already
     /// counted), publishes it and retires the old one.
+    ///
+    /// The entry references move from the old array to the fresh one: the old array is
+    /// freed without releasing them (entries leave only through remove/replace, which
+    /// retire their reference after readers of either array are done).
     private func rebuild(rcu: QuiescentState, adding extra: ClassifierEntry?) {
         var cap = 8
         while count * 2 > cap { cap <<= 1 }
@@ -200,23 +239,14 @@ public final class Subtable: @unchecked Sendable {
         let old = current.load(ordering: .relaxed)
         let oldArr = old.takeUnretainedValue()
         deletedSlots = 0
-        // The old array's entry references move with it: release them after the grace period.
-        var refs: [Unmanaged<ClassifierEntry>] = []
-        refs.reserveCapacity(count)
         for i in 0..<oldArr.capacity {
             let v = oldArr.slots[i].load(ordering: .relaxed)
             if v > SlotArray.deleted {
-                let u = Unmanaged<ClassifierEntry>.fromOpaque(UnsafeRawPointer(bitPattern: v)!)
-                refs.append(u)
-                place(u.takeUnretainedValue(), in: fresh)
+                place(v, hash: SlotArray.entry(v)._withUnsafeGuaranteedRef { $0.hash }, in: fresh)
             }
         }
         if let extra { place(extra, in: fresh) }
         current.store(Unmanaged.passRetained(fresh), ordering: .releasing)
-        let toRelease = refs
-        rcu.retire {
-            for r in toRelease { r.release() }
-            old.release()
-        }
+        rcu.retire { old.release() }
     }
 }

@@ -147,6 +147,38 @@ public struct Attribute: Sendable {
 public enum AttributeParser {
     public static func parse(_ bytes: ArraySlice<UInt8>) throws(NetlinkError) -> [Attribute] {
         var out: [Attribute] = []
+        try scan(bytes) { rawType, i, len in
+            out.append(attribute(bytes, rawType, i, len))
+            return true
+        }
+        return out
+    }
+
+    /// The first attribute of `type`, checking the framing only as far as it looks.
+    /// Builds nothing for the attributes it passes over.
+    public static func first(_ type: UInt16, in bytes: ArraySlice<UInt8>) throws(NetlinkError) -> Attribute? {
+        var found: Attribute?
+        try scan(bytes) { rawType, i, len in
+            guard rawType & NetlinkAttributeFlag.typeMask == type else { return true }
+            found = attribute(bytes, rawType, i, len)
+            return false
+        }
+        return found
+    }
+
+    /// Checks every attribute's framing, as parse() does, without building anything.
+    public static func validate(_ bytes: ArraySlice<UInt8>) throws(NetlinkError) {
+        try scan(bytes) { _, _, _ in true }
+    }
+
+    static func attribute(_ bytes: ArraySlice<UInt8>, _ rawType: UInt16, _ i: Int, _ len: Int) -> Attribute {
+        Attribute(type: rawType & NetlinkAttributeFlag.typeMask, isNested: rawType & NetlinkAttributeFlag.nested != 0,
+                  payload: bytes[(i + 4)..<(i + len)], offset: i - bytes.startIndex)
+    }
+
+    /// Visits each attribute header in order (raw type, index of the header, length),
+    /// with parse()'s checks, until `visit` returns false.
+    static func scan(_ bytes: ArraySlice<UInt8>, _ visit: (UInt16, Int, Int) -> Bool) throws(NetlinkError) {
         var i = bytes.startIndex
         while i < bytes.endIndex {
             guard bytes.endIndex - i >= 4 else {
@@ -158,12 +190,9 @@ public enum AttributeParser {
                 throw NetlinkError.malformed(offset: i - bytes.startIndex,
                                              "attribute length \(len) outside 4...\(bytes.endIndex - i)")
             }
-            out.append(Attribute(type: rawType & NetlinkAttributeFlag.typeMask,
-                                 isNested: rawType & NetlinkAttributeFlag.nested != 0,
-                                 payload: bytes[(i + 4)..<(i + len)], offset: i - bytes.startIndex))
+            if !visit(rawType, i, len) { return }
             i += min(netlinkAlign(len), bytes.endIndex - i)
         }
-        return out
     }
 
     public static func parse(_ bytes: [UInt8]) throws(NetlinkError) -> [Attribute] {

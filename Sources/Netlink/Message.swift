@@ -53,7 +53,8 @@ public struct GenericMessage: Sendable {
     public var version: UInt8
     /// struct ovs_header's dp_ifindex (or 0 for families without one).
     public var familyHeader: Int32
-    public var attributes: [UInt8]
+    /// The attributes; a decoded message's lie where they arrived (no copy per request).
+    public var attributes: ArraySlice<UInt8>
 
     public init(family: UInt16, command: UInt8, version: UInt8 = 1, flags: UInt16, sequence: UInt32,
                 familyHeader: Int32 = 0, attributes: [UInt8] = []) {
@@ -61,7 +62,7 @@ public struct GenericMessage: Sendable {
         self.command = command
         self.version = version
         self.familyHeader = familyHeader
-        self.attributes = attributes
+        self.attributes = attributes[...]
     }
 
     public static let fixedSize = NetlinkHeader.size + 4 + 4
@@ -90,16 +91,14 @@ public struct GenericMessage: Sendable {
         self.version = body[b + 1]
         self.familyHeader = Int32(bitPattern: UInt32(body[b + 4]) | UInt32(body[b + 5]) << 8
                                   | UInt32(body[b + 6]) << 16 | UInt32(body[b + 7]) << 24)
-        self.attributes = Array(body[(b + 8)...])
+        self.attributes = body[(b + 8)...]
     }
 }
 
 func appendHeader(_ out: inout [UInt8], _ h: NetlinkHeader) {
-    withUnsafeBytes(of: h.length.littleEndian) { out += $0 }
-    withUnsafeBytes(of: h.type.littleEndian) { out += $0 }
-    withUnsafeBytes(of: h.flags.littleEndian) { out += $0 }
-    withUnsafeBytes(of: h.sequence.littleEndian) { out += $0 }
-    withUnsafeBytes(of: h.portID.littleEndian) { out += $0 }
+    // struct nlmsghdr as one 16-byte append (the tuple has no padding).
+    let wire = (h.length.littleEndian, h.type.littleEndian, h.flags.littleEndian, h.sequence.littleEndian, h.portID.littleEndian)
+    withUnsafeBytes(of: wire) { out += $0 }
 }
 
 /// One raw message off the wire.
@@ -151,10 +150,16 @@ public struct ErrorMessage: Sendable, Equatable {
     }
 
     public func encoded() -> [UInt8] {
-        var attrs = AttributeWriter()
+        var out: [UInt8] = []
+        append(to: &out)
+        return out
+    }
+
+    /// Appends the wire form to `out` (a reply buffer): an ACK costs no allocation.
+    public func append(to out: inout [UInt8]) {
+        var attrs = AttributeWriter(capacity: 0)
         if let message { attrs.putString(NetlinkErrorAttribute.message, message) }
         let length = UInt32(NetlinkHeader.size + 4 + NetlinkHeader.size + attrs.bytes.count)
-        var out: [UInt8] = []
         appendHeader(&out, NetlinkHeader(length: length, type: NetlinkMessageType.error,
                                          flags: NetlinkFlags.capped | (message == nil ? 0 : NetlinkFlags.ackTLVs),
                                          sequence: sequence))
@@ -162,7 +167,6 @@ public struct ErrorMessage: Sendable, Equatable {
         // The request's header, capped (no payload), as the kernel sends with NETLINK_CAP_ACK.
         appendHeader(&out, NetlinkHeader(length: UInt32(NetlinkHeader.size), type: requestType, flags: 0, sequence: sequence))
         out += attrs.bytes
-        return out
     }
 
     public init(header: NetlinkHeader, body: ArraySlice<UInt8>) throws(NetlinkError) {

@@ -77,12 +77,14 @@ extension ODPAction {
         let list: [Attribute]
         do { list = try AttributeParser.parse(bytes) } catch { throw ODPError(position: nil, "actions: \(error)") }
         var out: [ODPAction] = []
+        out.reserveCapacity(list.count)
         for a in list { out.append(try decodeOne(a)) }
         return out
     }
 
     static func decodeOne(_ a: Attribute) throws(ODPError) -> ODPAction {
-        let p = Array(a.payload)
+        // Read in place: most actions are a few integers, not worth an array each.
+        let p = PayloadBytes(a.payload)
         func need(_ n: Int) throws(ODPError) {
             guard p.count == n else {
                 throw ODPError(position: nil, "action \(a.type) has length \(p.count), expected \(n)")
@@ -122,13 +124,13 @@ extension ODPAction {
         case ActionAttr.hash: try need(8); return .hash(algorithm: p.le32(0), basis: p.le32(4))
         case ActionAttr.pushMPLS: try need(6); return .pushMPLS(lse: p.be32(0), ethType: p.be16(4))
         case ActionAttr.popMPLS: try need(2); return .popMPLS(ethType: p.be16(0))
-        case ActionAttr.ct: return .conntrack(p)
+        case ActionAttr.ct: return .conntrack(Array(a.payload))
         case ActionAttr.trunc: try need(4); return .trunc(p.le32(0))
         case ActionAttr.pushEth: try need(12); return .pushEth(src: p.be48(0), dst: p.be48(6))
         case ActionAttr.popEth: try need(0); return .popEth
         case ActionAttr.ctClear: try need(0); return .ctClear
         case ActionAttr.meter: try need(4); return .meter(p.le32(0))
-        case ActionAttr.clone: return .clone(try decode(p))
+        case ActionAttr.clone: return .clone(try decode(Array(a.payload)))
         case ActionAttr.checkPktLen:
             let subs = try nested()
             guard let l = subs.first(where: { $0.type == CheckPktLenAttr.pktLen }), l.count == 2,
@@ -142,7 +144,7 @@ extension ODPAction {
         case ActionAttr.drop: try need(4); return .drop(reason: p.le32(0))
         case ActionAttr.tunnelPop: try need(4); return .tunnelPop(p.le32(0))
         case ActionAttr.lbOutput: try need(4); return .lbOutput(p.le32(0))
-        default: return .other(type: a.type, payload: p)
+        default: return .other(type: a.type, payload: Array(a.payload))
         }
     }
 

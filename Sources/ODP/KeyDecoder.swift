@@ -35,43 +35,52 @@ public struct KeyDecoder: Sendable {
         }
     }
 
+    /// The key a mask is decoded for (none while decoding a key), read in place: as an
+    /// Optional<FlowKey> every look at one field copied the whole 224-byte key.
+    struct SourceKey {
+        let key: UnsafePointer<FlowKey>?
+        init(_ key: UnsafePointer<FlowKey>?) { self.key = key }
+        subscript(f: FlowField) -> UInt64? { key.map { $0.pointee[f] } }
+    }
+
     static func names(_ bits: UInt64) -> String {
         (0..<64).filter { bits & (1 << UInt64($0)) != 0 }.map { KeyAttr.name(UInt16($0)) }.joined(separator: ",")
     }
 
     /// parse_flow_nlattrs() as the kernel's __parse_flow_nlattrs() applies it: a type
-    /// above OVS_KEY_ATTR_MAX refused, lengths checked, duplicates refused.
-    func parseAttributes(_ bytes: ArraySlice<UInt8>) -> Result<Present, ODPError> {
-        var p = Present(bytes)
+    /// above OVS_KEY_ATTR_MAX refused, lengths checked, duplicates refused. Fills `p`
+    /// (made for `bytes`) in place: a Present is a few hundred bytes, and returning one
+    /// wrapped in a Result copied it for every key and mask.
+    func parseAttributes(_ bytes: ArraySlice<UInt8>, into p: inout Present) -> ODPError? {
         var i = bytes.startIndex
         while i < bytes.endIndex {
             // The framing checks of AttributeParser.parse, without building a list.
             guard bytes.endIndex - i >= 4 else {
-                return .failure(ODPError(position: nil, NetlinkError.malformed(offset: i - bytes.startIndex, "truncated attribute header").description))
+                return ODPError(position: nil, NetlinkError.malformed(offset: i - bytes.startIndex, "truncated attribute header").description)
             }
             let len = Int(bytes[i]) | Int(bytes[i + 1]) << 8
             let type = (UInt16(bytes[i + 2]) | UInt16(bytes[i + 3]) << 8) & NetlinkAttributeFlag.typeMask
             guard len >= 4, len <= bytes.endIndex - i else {
-                return .failure(ODPError(position: nil, NetlinkError.malformed(offset: i - bytes.startIndex,
-                    "attribute length \(len) outside 4...\(bytes.endIndex - i)").description))
+                return ODPError(position: nil, NetlinkError.malformed(offset: i - bytes.startIndex,
+                    "attribute length \(len) outside 4...\(bytes.endIndex - i)").description)
             }
             let count = len - 4
             if type > KeyAttr.max {
-                return .failure(ODPError(position: nil, "key type \(type) is out of range max \(KeyAttr.max)"))
+                return ODPError(position: nil, "key type \(type) is out of range max \(KeyAttr.max)")
             }
             if let expected = KeyAttr.length(type), expected >= 0, count != expected {
-                return .failure(ODPError(position: nil,
-                    "attribute \(KeyAttr.name(type)) has length \(count) but should have length \(expected)"))
+                return ODPError(position: nil,
+                    "attribute \(KeyAttr.name(type)) has length \(count) but should have length \(expected)")
             }
             if p.has(type) {
-                return .failure(ODPError(position: nil, "duplicate \(KeyAttr.name(type)) attribute in flow key"))
+                return ODPError(position: nil, "duplicate \(KeyAttr.name(type)) attribute in flow key")
             }
             p.bits |= 1 << UInt64(type)
             let offset = i - bytes.startIndex
             p.bounds[Int(type)] = UInt64(offset + 4) << 32 | UInt64(offset + len)
             i += min(netlinkAlign(len), bytes.endIndex - i)
         }
-        return .success(p)
+        return nil
     }
 
     /// Decodes a key (no mask yet).
@@ -79,7 +88,7 @@ public struct KeyDecoder: Sendable {
 
     public func decodeKey(_ bytes: ArraySlice<UInt8>) -> Result<FlowKey, ODPError> {
         var flow = FlowKey()
-        let f = decode(bytes, into: &flow, isMask: false, src: nil)
+        let f = decode(bytes, into: &flow, isMask: false, src: SourceKey(nil))
         if case .perfect = f { return .success(flow) }
         return .failure(Self.error(f, mask: false))
     }
@@ -91,9 +100,33 @@ public struct KeyDecoder: Sendable {
     public func decodeMask(_ bytes: ArraySlice<UInt8>, for key: FlowKey) -> Result<FlowKey, ODPError> {
         if bytes.isEmpty { return .success(Self.exactMask(for: key)) }
         var mask = FlowKey()
-        let f = decode(bytes, into: &mask, isMask: true, src: key)
+        let f = withUnsafePointer(to: key) { decode(bytes, into: &mask, isMask: true, src: SourceKey($0)) }
         if case .perfect = f { return .success(mask) }
         return .failure(Self.error(f, mask: true))
+    }
+
+    /// FlowMatch.fromAttributes() writing into `match` (fresh) in place: a match is two
+    /// 224-byte keys, and a flow put should not copy them around.
+    public func decodeMatch(key: ArraySlice<UInt8>, mask: ArraySlice<UInt8>, into match: inout FlowMatch) -> ODPError? {
+        // Through a pointer: the mask decoder reads the key while writing the mask, which
+        // as two accesses to `match` made the compiler copy the key (and the mask) around.
+        withUnsafeMutablePointer(to: &match) { m in
+            let keyFitness = decode(key, into: &m.pointee.key, isMask: false, src: SourceKey(nil))
+            guard case .perfect = keyFitness else { return Self.error(keyFitness, mask: false) }
+            if mask.isEmpty {
+                m.pointee.mask = Self.exactMask(for: m.pointee.key)
+            } else {
+                let maskFitness = decode(mask, into: &m.pointee.mask, isMask: true, src: SourceKey(m.pointer(to: \.key)))
+                guard case .perfect = maskFitness else { return Self.error(maskFitness, mask: true) }
+            }
+            if m.pointee.mask[.inPort] != FlowField.inPort.valueMask {
+                return ODPError(position: nil, "in_port is not an exact match")
+            }
+            if m.pointee.mask[.vlanTCI] == 0 { m.pointee.mask[.vlanTCI] = UInt64(VLAN.vidMask | VLAN.present) }
+            let relevant = RelevantMasks.index(for: m.pointee.key)
+            RelevantMasks.shared.combinations.withUnsafeBufferPointer { m.pointee.mask.formMasked(by: $0[relevant]) }
+            return nil
+        }
     }
 
     static func error(_ f: Fitness, mask: Bool) -> ODPError {
@@ -116,16 +149,16 @@ public struct KeyDecoder: Sendable {
 
     // MARK: odp_flow_key_to_flow__
 
-    func decode(_ bytes: ArraySlice<UInt8>, into flow: inout FlowKey, isMask: Bool, src srcOrNil: FlowKey?) -> Fitness {
-        let present: Present
-        switch parseAttributes(bytes) {
-        case .success(let p): present = p
-        case .failure(let e): return .error(e.message)
-        }
+    func decode(_ bytes: ArraySlice<UInt8>, into flow: inout FlowKey, isMask: Bool, src srcOrNil: SourceKey) -> Fitness {
+        var parsed = Present(bytes)
+        if let e = parseAttributes(bytes, into: &parsed) { return .error(e.message) }
+        // Immutable from here on: a mutable one was copied whole (300 bytes) for every
+        // attribute looked up.
+        let present = parsed
         var expected: UInt64 = 0
         // Fields of the key a mask is decoded for (or of the key so far): read one at a
         // time, since copying a whole FlowKey per look is what decoding used to spend.
-        func src(_ f: FlowField) -> UInt64 { srcOrNil?[f] ?? flow[f] }
+        func src(_ f: FlowField) -> UInt64 { srcOrNil[f] ?? flow[f] }
         func bit(_ t: UInt16) -> UInt64 { 1 << UInt64(t) }
 
         if let a = present[KeyAttr.recircID] {
@@ -215,12 +248,12 @@ public struct KeyDecoder: Sendable {
 
     /// parse_ethertype(): nil on success, a fitness on error.
     func parseEthertype(_ present: Present, _ expected: inout UInt64, _ flow: inout FlowKey, isMask: Bool,
-                        src: FlowKey?) -> Fitness? {
+                        src: SourceKey) -> Fitness? {
         if let a = present[KeyAttr.ethertype] {
             let t = PayloadBytes(a.payload).be16(0)
             flow[.ethType] = UInt64(t)
             if !isMask && t < 0x600 { return .error("invalid Ethertype \(t) in flow key") }
-            if isMask, let srcType = src?[.ethType], srcType < 0x600, t != 0xffff {
+            if isMask, let srcType = src[.ethType], srcType < 0x600, t != 0xffff {
                 // An 802.2 frame's dl_type is FLOW_DL_TYPE_NONE (0x5ff) in OVS.
                 let shown = srcType == UInt64(EtherType.ieee8022) ? 0x5ff : srcType
                 return .error("can't bitwise match non-Ethernet II \"Ethertype\" \(hexAlt(shown)) (with mask \(hexAlt(t)))")
@@ -236,7 +269,7 @@ public struct KeyDecoder: Sendable {
             } else {
                 flow[.ethType] = UInt64(EtherType.ieee8022)  // not Ethernet II
             }
-        } else if let srcPacketType = src?[.packetType], let srcType = src?[.ethType] {
+        } else if let srcPacketType = src[.packetType], let srcType = src[.ethType] {
             if srcPacketType != UInt64(ODPConstants.packetTypeEthernet) {
                 flow[.ethType] = 0xffff
             } else if srcType < 0x600 {
@@ -247,7 +280,7 @@ public struct KeyDecoder: Sendable {
     }
 
     func parse8021qOnward(_ present0: Present, _ expected0: UInt64, _ flow: inout FlowKey, isMask: Bool,
-                          src: FlowKey?) -> Fitness {
+                          src: SourceKey) -> Fitness {
         var present = present0
         var expected = expected0
         var fitness: Fitness = .error("vlan")
@@ -255,7 +288,7 @@ public struct KeyDecoder: Sendable {
         let tciFields: [FlowField] = [.vlanTCI, .cvlanTCI]
         let tpidFields: [FlowField] = [.vlanTPID, .cvlanTPID]
         while encaps < min(vlanLimit, 2) {
-            let more = isMask ? (src?[tciFields[encaps]] ?? flow[tciFields[encaps]]) & UInt64(VLAN.present) != 0
+            let more = isMask ? (src[tciFields[encaps]] ?? flow[tciFields[encaps]]) & UInt64(VLAN.present) != 0
                               : EtherType.isVLAN(UInt16(truncatingIfNeeded: flow[.ethType]))
             if !more { break }
             let encap = present[KeyAttr.encap]
@@ -284,10 +317,8 @@ public struct KeyDecoder: Sendable {
             } else if !present.has(KeyAttr.encap) {
                 return fitness
             }
-            switch parseAttributes(encap!.payload) {
-            case .success(let p): present = p
-            case .failure(let e): return .error(e.message)
-            }
+            present = Present(encap!.payload)
+            if let e = parseAttributes(encap!.payload, into: &present) { return .error(e.message) }
             expected = 0
             if let f = parseEthertype(present, &expected, &flow, isMask: isMask, src: src) { return f }
             let inner = parseL25Onward(present, &expected, &flow, isMask: isMask, src: src, needCheck: false)
@@ -298,10 +329,10 @@ public struct KeyDecoder: Sendable {
     }
 
     /// parse_l2_5_onward(): MPLS, L3 and L4.
-    func parseL25Onward(_ present: Present, _ expected: inout UInt64, _ flow: inout FlowKey, isMask: Bool, src srcOrNil: FlowKey?,
+    func parseL25Onward(_ present: Present, _ expected: inout UInt64, _ flow: inout FlowKey, isMask: Bool, src srcOrNil: SourceKey,
                         needCheck: Bool) -> Fitness {
         func bit(_ t: UInt16) -> UInt64 { 1 << UInt64(t) }
-        func s(_ f: FlowField) -> UInt64 { srcOrNil?[f] ?? flow[f] }
+        func s(_ f: FlowField) -> UInt64 { srcOrNil[f] ?? flow[f] }
         var checkNonZero = false
         var checkBit: UInt16 = 0
         let srcType = UInt16(truncatingIfNeeded: s(.ethType))
@@ -495,29 +526,36 @@ public struct KeyDecoder: Sendable {
     /// flow_wc_map(): which mask bits mean something for this flow; the datapath
     /// keeps only those.
     public static func relevantMask(for flow: FlowKey) -> FlowKey {
-        let r = RelevantMasks.shared
-        var m = r.always
-        if flow.tunnelDestinationSet { m = m.union(r.tunnel) }
-        let t = UInt16(truncatingIfNeeded: flow[.ethType])
-        if t == EtherType.ipv4 {
-            m = m.union(flow[.ipProto] != 2 ? r.ipv4WithTCPFlags : r.ipv4)
-        } else if t == EtherType.ipv6 {
-            m = m.union(r.ipv6)
-            if flow.isND { m = m.union(r.nd) }
-        } else if EtherType.isMPLS(t) {
-            m = m.union(r.mpls)
-        } else if t == EtherType.arp || t == EtherType.rarp {
-            m = m.union(r.arp)
-        }
-        return m
+        RelevantMasks.shared.combinations[RelevantMasks.index(for: flow)]
     }
 }
 
-/// The pieces relevantMask() puts together, built once (it runs for every flow put).
+/// Every mask relevantMask() can give, built once (it runs for every flow put): the
+/// bits always relevant, those of a tunnel, and those of the flow's L3/L4 kind.
 private struct RelevantMasks: Sendable {
-    let always, tunnel, ipv4, ipv4WithTCPFlags, ipv6, nd, mpls, arp: FlowKey
+    /// By index(for:): with a tunnel destination or not × the L3 kinds below.
+    let combinations: [FlowKey]
 
     static let shared = RelevantMasks()
+
+    private static let l3KindCount = 7
+
+    static func index(for flow: borrowing FlowKey) -> Int {
+        let t = UInt16(truncatingIfNeeded: flow[.ethType])
+        let l3Kind: Int
+        if t == EtherType.ipv4 {
+            l3Kind = flow[.ipProto] != 2 ? 2 : 1
+        } else if t == EtherType.ipv6 {
+            l3Kind = flow.isND ? 4 : 3
+        } else if EtherType.isMPLS(t) {
+            l3Kind = 5
+        } else if t == EtherType.arp || t == EtherType.rarp {
+            l3Kind = 6
+        } else {
+            l3Kind = 0
+        }
+        return (flow.tunnelDestinationSet ? l3KindCount : 0) + l3Kind
+    }
 
     private static func bits(_ fs: [FlowField], wide: [WideField] = []) -> FlowKey {
         var m = FlowKey()
@@ -527,16 +565,25 @@ private struct RelevantMasks: Sendable {
     }
 
     private init() {
-        tunnel = Self.bits([.tunnelID, .tunnelIPv4Src, .tunnelIPv4Dst, .tunnelTOS, .tunnelTTL, .tunnelFlags, .tunnelTPSrc, .tunnelTPDst],
-                           wide: [.tunnelIPv6Src, .tunnelIPv6Dst])
-        always = Self.bits([.priority, .skbMark, .recircID, .dpHash, .inPort, .ethDst, .ethSrc, .ethType, .vlanTCI, .vlanTPID,
-                            .cvlanTCI, .cvlanTPID, .ctState, .ctZone, .ctMark, .packetType], wide: [.ctLabel])
-        ipv4 = Self.bits([.ipv4Src, .ipv4Dst, .ipProto, .ipFrag, .ipTOS, .ipTTL, .tpSrc, .tpDst])
-        ipv4WithTCPFlags = ipv4.union(Self.bits([.tcpFlags]))
-        ipv6 = Self.bits([.ipv6Label, .ipProto, .ipFrag, .ipTOS, .ipTTL, .tpSrc, .tpDst, .tcpFlags], wide: [.ipv6Src, .ipv6Dst])
-        nd = Self.bits([.arpSHA, .arpTHA], wide: [.ndTarget])
-        mpls = Self.bits([.mplsLSE, .mplsLSE1, .mplsLSE2])
-        arp = Self.bits([.ipv4Src, .ipv4Dst, .ipProto, .arpSHA, .arpTHA])
+        let tunnel = Self.bits([.tunnelID, .tunnelIPv4Src, .tunnelIPv4Dst, .tunnelTOS, .tunnelTTL, .tunnelFlags, .tunnelTPSrc, .tunnelTPDst],
+                               wide: [.tunnelIPv6Src, .tunnelIPv6Dst])
+        let always = Self.bits([.priority, .skbMark, .recircID, .dpHash, .inPort, .ethDst, .ethSrc, .ethType, .vlanTCI, .vlanTPID,
+                                .cvlanTCI, .cvlanTPID, .ctState, .ctZone, .ctMark, .packetType], wide: [.ctLabel])
+        let ipv4 = Self.bits([.ipv4Src, .ipv4Dst, .ipProto, .ipFrag, .ipTOS, .ipTTL, .tpSrc, .tpDst])
+        let ipv6 = Self.bits([.ipv6Label, .ipProto, .ipFrag, .ipTOS, .ipTTL, .tpSrc, .tpDst, .tcpFlags], wide: [.ipv6Src, .ipv6Dst])
+        let nd = Self.bits([.arpSHA, .arpTHA], wide: [.ndTarget])
+        // In index(for:)'s order: other, IPv4 (IGMP), IPv4 with TCP flags, IPv6, IPv6 ND, MPLS, ARP.
+        let l3: [FlowKey] = [
+            FlowKey(),
+            ipv4,
+            ipv4.union(Self.bits([.tcpFlags])),
+            ipv6,
+            ipv6.union(nd),
+            Self.bits([.mplsLSE, .mplsLSE1, .mplsLSE2]),
+            Self.bits([.ipv4Src, .ipv4Dst, .ipProto, .arpSHA, .arpTHA]),
+        ]
+        precondition(l3.count == Self.l3KindCount)
+        combinations = l3.map { always.union($0) } + l3.map { always.union(tunnel).union($0) }
     }
 }
 

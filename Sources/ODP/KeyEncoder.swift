@@ -195,22 +195,8 @@ extension FlowMatch {
     /// The same, reading the attributes where they are (a request's payload).
     public static func fromAttributes(key: ArraySlice<UInt8>, mask: ArraySlice<UInt8>,
                                       vlanLimit: Int = ODPConstants.vlanLimit) -> Result<FlowMatch, ODPError> {
-        let d = KeyDecoder(vlanLimit: vlanLimit)
-        let k: FlowKey
-        switch d.decodeKey(key) {
-        case .success(let v): k = v
-        case .failure(let e): return .failure(e)
-        }
-        var m: FlowKey
-        switch d.decodeMask(mask, for: k) {
-        case .success(let v): m = v
-        case .failure(let e): return .failure(e)
-        }
-        if m[.inPort] != FlowField.inPort.valueMask {
-            return .failure(ODPError(position: nil, "in_port is not an exact match"))
-        }
-        if m[.vlanTCI] == 0 { m[.vlanTCI] = UInt64(VLAN.vidMask | VLAN.present) }
-        m = m.masked(by: KeyDecoder.relevantMask(for: k))
-        return .success(FlowMatch(key: k, mask: m))
+        var match = FlowMatch(key: FlowKey(), mask: FlowKey())
+        if let e = KeyDecoder(vlanLimit: vlanLimit).decodeMatch(key: key, mask: mask, into: &match) { return .failure(e) }
+        return .success(match)
     }
 }

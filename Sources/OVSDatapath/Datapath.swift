@@ -207,7 +207,10 @@ public final class Datapath: @unchecked Sendable {
         }
         guard options.create else { throw .notFound("flow does not exist") }
         let ufid = givenUFID ?? generateUFID(for: KeyEncoder(vlanLimit: ODPConstants.datapathVLANLimit).encode(match).key)
-        guard table.lookup(ufid: ufid) == nil else { throw .exists("ufid \(formatUFID(ufid)) is in use by another flow") }
+        // A given ufid was looked up above (in use would have made `existing`).
+        if givenUFID == nil, table.lookup(ufid: ufid) != nil {
+            throw .exists("ufid \(formatUFID(ufid)) is in use by another flow")
+        }
         let flow = DatapathFlow(ufid: ufid, match: match, actionBytes: actionBytes, actions: actions, compiled: compiled,
                                 origin: options.origin, mask: table.mask(for: match.mask), now: now)
         try offload(flow)
@@ -352,10 +355,12 @@ public final class Datapath: @unchecked Sendable {
     /// what can now be offloaded, moves to software what no longer can.
     @discardableResult
     public func reevaluateTunnelFlows(where pick: (DatapathFlow) -> Bool = { _ in true }) -> (offloaded: Int, software: Int) {
+        // Under skip_hw nothing is offloaded; don't visit (or copy the list of) every flow
+        // for each route or neighbour event.
+        guard policy != .skipHW else { return (0, 0) }
         var up = 0, down = 0
-        for f in Array(table.flows) where f.tunnelDependency != nil && pick(f) {
+        for f in table.flows.filter({ $0.tunnelDependency != nil && pick($0) }) {
             let wasHW = f.offload.isOffloaded
-            if policy == .skipHW { continue }
             switch hardwareRule(for: f) {
             case .success(let t):
                 if case .hardware(let h) = f.offload {

@@ -22,9 +22,18 @@ final class FlowTable: @unchecked Sendable {
 
     func lookup(ufid: UInt128) -> DatapathFlow? { byUFID[ufid] }
 
+    /// Adds a flow whose match and ufid are both new; false (nothing changed) otherwise.
     func insert(_ f: DatapathFlow) -> Bool {
-        guard byUFID[f.ufid] == nil, classifier.insert(f) else { return false }
-        byUFID[f.ufid] = f
+        guard classifier.insert(f) else { return false }
+        // Grow four-fold rather than two-fold: every growth rehashes each flow, and a
+        // batch of 100k puts did so about twice over on the way.
+        if byUFID.count >= byUFID.capacity { byUFID.reserveCapacity(Swift.max(1024, byUFID.capacity * 4)) }
+        // One hash of the ufid on the usual path: insert, and put back what was there.
+        if let previous = byUFID.updateValue(f, forKey: f.ufid) {
+            byUFID[f.ufid] = previous
+            classifier.remove(f)
+            return false
+        }
         return true
     }
 

@@ -5,7 +5,7 @@
 /// Multi-byte network fields are stored as host-order integers (198.18.0.1 is 0xC612_0001).
 /// 128-bit fields (IPv6 addresses, ct_label, ND target) take two consecutive words, high first.
 public struct FlowKey: Sendable {
-    public static let wordCount = 28
+    @inlinable public static var wordCount: Int { 28 }
     public var words: InlineArray<28, UInt64>
 
     @inlinable
@@ -54,6 +54,14 @@ public struct FlowKey: Sendable {
         var o = out.words.mutableSpan
         for i in 0..<FlowKey.wordCount { o[i] = a[i] & m[i] }
         return out
+    }
+
+    /// `self &= mask`, word by word, in place.
+    @inlinable
+    public mutating func formMasked(by mask: borrowing FlowKey) {
+        let m = mask.words.span
+        var o = words.mutableSpan
+        for i in 0..<FlowKey.wordCount { o[i] &= m[i] }
     }
 
     /// `(self & mask) == other` where `other` is already masked.
@@ -144,6 +152,7 @@ public struct FlowField: Sendable, Hashable, CustomStringConvertible {
     @inlinable
     public var valueMask: UInt64 { bits == 64 ? ~0 : (UInt64(1) << UInt64(bits)) - 1 }
 
+    @inlinable
     public init(_ name: StaticString, word: Int, shift: Int, bits: Int) {
         self.staticName = name
         self.word = word
@@ -167,6 +176,7 @@ public struct FlowField: Sendable, Hashable, CustomStringConvertible {
 public struct WideField: Sendable, Hashable, CustomStringConvertible {
     public let staticName: StaticString
     public let word: Int
+    @inlinable
     public init(_ name: StaticString, word: Int) {
         self.staticName = name
         self.word = word
@@ -180,72 +190,76 @@ public struct WideField: Sendable, Hashable, CustomStringConvertible {
 
 // The layout. Words 0-6 tunnel metadata, 7-12 datapath metadata and conntrack,
 // 13-16 L2 and common L3/L4, 17-26 address families and ARP/ND.
+//
+// Fields are inlinable computed constants rather than stored statics: other modules
+// then see a field's position at compile time, and a key access is a shift and a
+// mask instead of a lazy-global check and a call.
 extension FlowField {
-    public static let tunnelID = FlowField("tun_id", word: 0, shift: 0, bits: 64)
-    public static let tunnelIPv4Src = FlowField("tun_src", word: 1, shift: 0, bits: 32)
-    public static let tunnelIPv4Dst = FlowField("tun_dst", word: 1, shift: 32, bits: 32)
-    public static let tunnelTOS = FlowField("tun_tos", word: 6, shift: 0, bits: 8)
-    public static let tunnelTTL = FlowField("tun_ttl", word: 6, shift: 8, bits: 8)
+    @inlinable public static var tunnelID: FlowField { FlowField("tun_id", word: 0, shift: 0, bits: 64) }
+    @inlinable public static var tunnelIPv4Src: FlowField { FlowField("tun_src", word: 1, shift: 0, bits: 32) }
+    @inlinable public static var tunnelIPv4Dst: FlowField { FlowField("tun_dst", word: 1, shift: 32, bits: 32) }
+    @inlinable public static var tunnelTOS: FlowField { FlowField("tun_tos", word: 6, shift: 0, bits: 8) }
+    @inlinable public static var tunnelTTL: FlowField { FlowField("tun_ttl", word: 6, shift: 8, bits: 8) }
     /// Tunnel flags as `TunnelFlags` bits.
-    public static let tunnelFlags = FlowField("tun_flags", word: 6, shift: 16, bits: 16)
-    public static let tunnelTPSrc = FlowField("tun_tp_src", word: 6, shift: 32, bits: 16)
-    public static let tunnelTPDst = FlowField("tun_tp_dst", word: 6, shift: 48, bits: 16)
+    @inlinable public static var tunnelFlags: FlowField { FlowField("tun_flags", word: 6, shift: 16, bits: 16) }
+    @inlinable public static var tunnelTPSrc: FlowField { FlowField("tun_tp_src", word: 6, shift: 32, bits: 16) }
+    @inlinable public static var tunnelTPDst: FlowField { FlowField("tun_tp_dst", word: 6, shift: 48, bits: 16) }
 
-    public static let recircID = FlowField("recirc_id", word: 7, shift: 0, bits: 32)
-    public static let dpHash = FlowField("dp_hash", word: 7, shift: 32, bits: 32)
-    public static let priority = FlowField("skb_priority", word: 8, shift: 0, bits: 32)
-    public static let skbMark = FlowField("skb_mark", word: 8, shift: 32, bits: 32)
-    public static let inPort = FlowField("in_port", word: 9, shift: 0, bits: 32)
-    public static let packetType = FlowField("packet_type", word: 9, shift: 32, bits: 32)
-    public static let ctState = FlowField("ct_state", word: 10, shift: 0, bits: 8)
-    public static let ctZone = FlowField("ct_zone", word: 10, shift: 16, bits: 16)
-    public static let ctMark = FlowField("ct_mark", word: 10, shift: 32, bits: 32)
+    @inlinable public static var recircID: FlowField { FlowField("recirc_id", word: 7, shift: 0, bits: 32) }
+    @inlinable public static var dpHash: FlowField { FlowField("dp_hash", word: 7, shift: 32, bits: 32) }
+    @inlinable public static var priority: FlowField { FlowField("skb_priority", word: 8, shift: 0, bits: 32) }
+    @inlinable public static var skbMark: FlowField { FlowField("skb_mark", word: 8, shift: 32, bits: 32) }
+    @inlinable public static var inPort: FlowField { FlowField("in_port", word: 9, shift: 0, bits: 32) }
+    @inlinable public static var packetType: FlowField { FlowField("packet_type", word: 9, shift: 32, bits: 32) }
+    @inlinable public static var ctState: FlowField { FlowField("ct_state", word: 10, shift: 0, bits: 8) }
+    @inlinable public static var ctZone: FlowField { FlowField("ct_zone", word: 10, shift: 16, bits: 16) }
+    @inlinable public static var ctMark: FlowField { FlowField("ct_mark", word: 10, shift: 32, bits: 32) }
 
-    public static let ethSrc = FlowField("eth_src", word: 13, shift: 0, bits: 48)
+    @inlinable public static var ethSrc: FlowField { FlowField("eth_src", word: 13, shift: 0, bits: 48) }
     /// Outer VLAN TCI with VLAN_CFI (0x1000) set when a tag is present.
-    public static let vlanTCI = FlowField("vlan_tci", word: 13, shift: 48, bits: 16)
-    public static let ethDst = FlowField("eth_dst", word: 14, shift: 0, bits: 48)
-    public static let ethType = FlowField("eth_type", word: 14, shift: 48, bits: 16)
-    public static let cvlanTCI = FlowField("cvlan_tci", word: 15, shift: 0, bits: 16)
-    public static let vlanTPID = FlowField("vlan_tpid", word: 15, shift: 16, bits: 16)
-    public static let cvlanTPID = FlowField("cvlan_tpid", word: 15, shift: 32, bits: 16)
+    @inlinable public static var vlanTCI: FlowField { FlowField("vlan_tci", word: 13, shift: 48, bits: 16) }
+    @inlinable public static var ethDst: FlowField { FlowField("eth_dst", word: 14, shift: 0, bits: 48) }
+    @inlinable public static var ethType: FlowField { FlowField("eth_type", word: 14, shift: 48, bits: 16) }
+    @inlinable public static var cvlanTCI: FlowField { FlowField("cvlan_tci", word: 15, shift: 0, bits: 16) }
+    @inlinable public static var vlanTPID: FlowField { FlowField("vlan_tpid", word: 15, shift: 16, bits: 16) }
+    @inlinable public static var cvlanTPID: FlowField { FlowField("cvlan_tpid", word: 15, shift: 32, bits: 16) }
     /// IP protocol; for ARP the low 8 bits of the opcode.
-    public static let ipProto = FlowField("ip_proto", word: 15, shift: 48, bits: 8)
+    @inlinable public static var ipProto: FlowField { FlowField("ip_proto", word: 15, shift: 48, bits: 8) }
     /// One of `FragmentType`.
-    public static let ipFrag = FlowField("ip_frag", word: 15, shift: 56, bits: 8)
-    public static let ipTOS = FlowField("ip_tos", word: 16, shift: 0, bits: 8)
-    public static let ipTTL = FlowField("ip_ttl", word: 16, shift: 8, bits: 8)
+    @inlinable public static var ipFrag: FlowField { FlowField("ip_frag", word: 15, shift: 56, bits: 8) }
+    @inlinable public static var ipTOS: FlowField { FlowField("ip_tos", word: 16, shift: 0, bits: 8) }
+    @inlinable public static var ipTTL: FlowField { FlowField("ip_ttl", word: 16, shift: 8, bits: 8) }
     /// TCP/UDP/SCTP source port; ICMP type.
-    public static let tpSrc = FlowField("tp_src", word: 16, shift: 16, bits: 16)
+    @inlinable public static var tpSrc: FlowField { FlowField("tp_src", word: 16, shift: 16, bits: 16) }
     /// TCP/UDP/SCTP destination port; ICMP code.
-    public static let tpDst = FlowField("tp_dst", word: 16, shift: 32, bits: 16)
+    @inlinable public static var tpDst: FlowField { FlowField("tp_dst", word: 16, shift: 32, bits: 16) }
     /// The 12 TCP flag bits.
-    public static let tcpFlags = FlowField("tcp_flags", word: 16, shift: 48, bits: 16)
+    @inlinable public static var tcpFlags: FlowField { FlowField("tcp_flags", word: 16, shift: 48, bits: 16) }
     /// IPv4 source; ARP sender protocol address.
-    public static let ipv4Src = FlowField("ipv4_src", word: 17, shift: 0, bits: 32)
+    @inlinable public static var ipv4Src: FlowField { FlowField("ipv4_src", word: 17, shift: 0, bits: 32) }
     /// IPv4 destination; ARP target protocol address.
-    public static let ipv4Dst = FlowField("ipv4_dst", word: 17, shift: 32, bits: 32)
-    public static let ipv6Label = FlowField("ipv6_label", word: 22, shift: 0, bits: 32)
+    @inlinable public static var ipv4Dst: FlowField { FlowField("ipv4_dst", word: 17, shift: 32, bits: 32) }
+    @inlinable public static var ipv6Label: FlowField { FlowField("ipv6_label", word: 22, shift: 0, bits: 32) }
     /// Top MPLS label stack entry (label:20 tc:3 bos:1 ttl:8).
-    public static let mplsLSE = FlowField("mpls_lse", word: 22, shift: 32, bits: 32)
+    @inlinable public static var mplsLSE: FlowField { FlowField("mpls_lse", word: 22, shift: 32, bits: 32) }
     /// Second and third MPLS label stack entries (the kernel keeps three).
-    public static let mplsLSE1 = FlowField("mpls_lse1", word: 27, shift: 0, bits: 32)
-    public static let mplsLSE2 = FlowField("mpls_lse2", word: 27, shift: 32, bits: 32)
+    @inlinable public static var mplsLSE1: FlowField { FlowField("mpls_lse1", word: 27, shift: 0, bits: 32) }
+    @inlinable public static var mplsLSE2: FlowField { FlowField("mpls_lse2", word: 27, shift: 32, bits: 32) }
     /// ARP sender hardware address; ND source link-layer address.
-    public static let arpSHA = FlowField("arp_sha", word: 25, shift: 0, bits: 48)
+    @inlinable public static var arpSHA: FlowField { FlowField("arp_sha", word: 25, shift: 0, bits: 48) }
     /// ARP target hardware address; ND target link-layer address.
-    public static let arpTHA = FlowField("arp_tha", word: 26, shift: 0, bits: 48)
-    public static let ndSLL = arpSHA
-    public static let ndTLL = arpTHA
+    @inlinable public static var arpTHA: FlowField { FlowField("arp_tha", word: 26, shift: 0, bits: 48) }
+    @inlinable public static var ndSLL: FlowField { arpSHA }
+    @inlinable public static var ndTLL: FlowField { arpTHA }
 }
 
 extension WideField {
-    public static let tunnelIPv6Src = WideField("tun_ipv6_src", word: 2)
-    public static let tunnelIPv6Dst = WideField("tun_ipv6_dst", word: 4)
-    public static let ctLabel = WideField("ct_label", word: 11)
-    public static let ipv6Src = WideField("ipv6_src", word: 18)
-    public static let ipv6Dst = WideField("ipv6_dst", word: 20)
-    public static let ndTarget = WideField("nd_target", word: 23)
+    @inlinable public static var tunnelIPv6Src: WideField { WideField("tun_ipv6_src", word: 2) }
+    @inlinable public static var tunnelIPv6Dst: WideField { WideField("tun_ipv6_dst", word: 4) }
+    @inlinable public static var ctLabel: WideField { WideField("ct_label", word: 11) }
+    @inlinable public static var ipv6Src: WideField { WideField("ipv6_src", word: 18) }
+    @inlinable public static var ipv6Dst: WideField { WideField("ipv6_dst", word: 20) }
+    @inlinable public static var ndTarget: WideField { WideField("nd_target", word: 23) }
 }
 
 /// `ip_frag` values, numbered as OVS_FRAG_TYPE_*.

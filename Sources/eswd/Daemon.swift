@@ -150,7 +150,7 @@ final class Daemon {
             return
         }
         for raw in messages {
-            out += handle(raw, client: client)
+            handle(raw, client: client, into: &out)
             if out.count > 1 << 20 {
                 server.send(fd, out)
                 out.removeAll(keepingCapacity: true)
@@ -159,13 +159,14 @@ final class Daemon {
         if !out.isEmpty { server.send(fd, out) }
     }
 
-    /// One request → its replies, always ending with an ACK, DONE or error.
-    private func handle(_ raw: RawMessage, client: ControlServer.Client) -> [UInt8] {
+    /// One request → its replies, always ending with an ACK, DONE or error, appended to
+    /// `out` (the replies to one datagram go back together).
+    private func handle(_ raw: RawMessage, client: ControlServer.Client, into out: inout [UInt8]) {
         var reply = ControlServer.Reply(sequence: raw.header.sequence, requestType: raw.header.type)
         let wantsAck = raw.header.flags & NetlinkFlags.ack != 0
         let isDump = raw.header.flags & NetlinkFlags.dump == NetlinkFlags.dump
         do throws(RequestError) {
-            guard raw.header.type >= NetlinkMessageType.minimumFamily else { return [] }
+            guard raw.header.type >= NetlinkMessageType.minimumFamily else { return }
             let m: GenericMessage
             do { m = try GenericMessage(header: raw.header, body: raw.body) } catch { throw RequestError(EINVAL, error.description) }
             switch m.header.type {
@@ -183,14 +184,15 @@ final class Daemon {
                 throw RequestError(EOPNOTSUPP, "unknown family \(m.header.type)")
             }
         } catch {
-            return ErrorMessage(errno: error.errno, message: error.message, sequence: raw.header.sequence,
-                                requestType: raw.header.type).encoded()
+            ErrorMessage(errno: error.errno, message: error.message, sequence: raw.header.sequence,
+                         requestType: raw.header.type).append(to: &out)
+            return
         }
-        if isDump { reply.bytes += encodeDone(sequence: raw.header.sequence) }
+        out += reply.bytes
+        if isDump { out += encodeDone(sequence: raw.header.sequence) }
         if wantsAck && !isDump {
-            reply.bytes += ErrorMessage(errno: 0, sequence: raw.header.sequence, requestType: raw.header.type).encoded()
+            ErrorMessage(errno: 0, sequence: raw.header.sequence, requestType: raw.header.type).append(to: &out)
         }
-        return reply.bytes
     }
 
     private func rehookDatapath() {

@@ -109,10 +109,10 @@ extension DatapathService {
         do throws(RequestError) {
             let flow: DatapathFlow
             if let key = a.payload(FlowAttr.key) {
-                let match: FlowMatch
-                switch FlowMatch.fromAttributes(key: key, mask: a.payload(FlowAttr.mask) ?? [], vlanLimit: ODPConstants.datapathVLANLimit) {
-                case .success(let mm): match = mm
-                case .failure(let e): throw RequestError(22, e.message)
+                var match = FlowMatch(key: FlowKey(), mask: FlowKey())
+                if let e = KeyDecoder(vlanLimit: ODPConstants.datapathVLANLimit)
+                    .decodeMatch(key: key, mask: a.payload(FlowAttr.mask) ?? [], into: &match) {
+                    throw RequestError(22, e.message)
                 }
                 if m.command == FlowCmd.set && actions == nil {
                     // set without actions: only clear stats.

@@ -3,14 +3,18 @@ import Netlink
 /// A request's attributes by type (first occurrence), with typed accessors that turn
 /// malformed input into a RequestError.
 struct RequestAttributes {
-    let list: [Attribute]
+    /// The attributes as received, framing already checked: a look-up walks them in
+    /// place (a flow put makes a handful; a list cost an allocation per request).
+    let bytes: ArraySlice<UInt8>
 
-    init(_ bytes: [UInt8]) throws(RequestError) {
-        do { list = try AttributeParser.parse(bytes) } catch { throw RequestError(22, "malformed attributes: \(error)") }
+    init(_ bytes: ArraySlice<UInt8>) throws(RequestError) {
+        do { try AttributeParser.validate(bytes) } catch { throw RequestError(22, "malformed attributes: \(error)") }
+        self.bytes = bytes
     }
 
-    subscript(_ t: UInt16) -> Attribute? { list.first { $0.type == t } }
-    func has(_ t: UInt16) -> Bool { list.contains { $0.type == t } }
+    // The framing was checked in init: the look-up cannot fail.
+    subscript(_ t: UInt16) -> Attribute? { (try? AttributeParser.first(t, in: bytes)) ?? nil }
+    func has(_ t: UInt16) -> Bool { self[t] != nil }
 
     func u32(_ t: UInt16) throws(RequestError) -> UInt32? {
         guard let a = self[t] else { return nil }
