@@ -68,7 +68,7 @@ public func fuzzNetlink(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     if let messages = try? MessageParser.split(bytes) {
         for m in messages {
             if let g = try? GenericMessage(header: m.header, body: m.body) {
-                flowMessage(g.attributes)
+                flowMessage(Array(g.attributes))
                 _ = g.encoded()
             }
         }

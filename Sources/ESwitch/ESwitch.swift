@@ -120,11 +120,17 @@ public final class ESwitch: @unchecked Sendable {
     }
 
     private func destroyRepresentors() {
+        var names: [String] = []
         for p in ports {
             guard let r = p.representor else { continue }
             workers[p.worker].unwatch(fd: r.fd)
             p.representor = nil
+            names.append(r.name)
             provider?.destroyRepresentor(r, of: p)
+        }
+        // The mode change is done when the netdevs are gone, not when the fds are closed.
+        if let c = try? InterfaceControl(), !c.awaitRemoval(of: names) {
+            logger.warning("representor netdevs still present after the mode change", metadata: ["netdevs": "\(names)"])
         }
     }
 

@@ -50,6 +50,22 @@ public struct InterfaceControl: ~Copyable {
 
     public func exists(_ name: String) -> Bool { cnl_if_index(sock.raw, name) > 0 }
 
+    /// Waits until none of `names` exists; false if one still does after `milliseconds`.
+    /// A TAP netdev goes with the last reference to its file, which the kernel may drop
+    /// a moment after the close (io_uring puts the files of cancelled requests in task
+    /// work, and tears a ring down in the background).
+    public func awaitRemoval(of names: [String], milliseconds: Int = 2000) -> Bool {
+        var rounds = max(1, milliseconds / 10)
+        while true {
+            var present = false
+            for n in names where exists(n) { present = true }
+            if !present { return true }
+            rounds -= 1
+            if rounds == 0 { return false }
+            usleep(10_000)
+        }
+    }
+
     public func mtu(of name: String) throws(SystemError) -> Int {
         Int(try syscall("SIOCGIFMTU \(name)") { cnl_if_get_mtu(sock.raw, name) })
     }

@@ -36,21 +36,12 @@ public final class RepresentorDriver: RepresentorProvider, @unchecked Sendable {
             // or one just killed whose io_uring the kernel is still tearing down (that
             // happens in the background, shortly after the process is gone).
             if !link.persistent {
-                if try waitForRemoval(of: name, rt: &rt) { continue }
+                if try InterfaceControl().awaitRemoval(of: [name]) { continue }
                 throw DriverError("netdev \(name) is in use by a running process (another eswd named \(naming.switchName)?)")
             }
             try rt.delete(name: name)
             logger.notice("removed stale netdev", metadata: ["netdev": "\(name)"])
         }
-    }
-
-    /// Whether `name` disappears within two seconds.
-    private func waitForRemoval(of name: String, rt: inout RouteLink) throws -> Bool {
-        for _ in 0..<100 {
-            usleep(20_000)
-            if try rt.link(named: name) == nil { return true }
-        }
-        return false
     }
 
     /// Creates the VF netdevs: TAPs with vnet headers and TSO, stable MACs, down.
