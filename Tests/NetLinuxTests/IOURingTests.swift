@@ -34,6 +34,15 @@ import Testing
         return out
     }
 
+    /// A ring with two provided buffers and a multishot read armed on the pipe.
+    func reading(_ p: Pipe, userData: UInt64) throws -> IOURing {
+        let ring = try IOURing(entries: 16, bufferGroups: 1, buffersPerGroup: 2)
+        for id in 0..<2 { ring.provide(group: 0, buffer(id), length: IOURingTests.bufferSize, id: id) }
+        ring.publish(group: 0)
+        ring.readMultishot(fd: p.read, group: 0, userData: userData)
+        return ring
+    }
+
     func send(_ p: Pipe, _ text: String) {
         var bytes = Array(text.utf8)
         #expect(Glibc.write(p.write, &bytes, bytes.count) == bytes.count)
@@ -45,11 +54,8 @@ import Testing
     }
 
     @Test func multishotReadFillsProvidedBuffersUntilTheyRunOut() throws {
-        let ring = try IOURing(entries: 16, bufferGroups: 1, buffersPerGroup: 2)
         let p = Pipe()
-        for id in 0..<2 { ring.provide(group: 0, buffer(id), length: IOURingTests.bufferSize, id: id) }
-        ring.publish(group: 0)
-        ring.readMultishot(fd: p.read, group: 0, userData: 7)
+        let ring = try reading(p, userData: 7)
 
         send(p, "first")
         let a = wait(ring)
@@ -92,11 +98,8 @@ import Testing
     }
 
     @Test func cancellingAnFDEndsItsRead() throws {
-        let ring = try IOURing(entries: 16, bufferGroups: 1, buffersPerGroup: 2)
         let p = Pipe()
-        for id in 0..<2 { ring.provide(group: 0, buffer(id), length: IOURingTests.bufferSize, id: id) }
-        ring.publish(group: 0)
-        ring.readMultishot(fd: p.read, group: 0, userData: 9)
+        let ring = try reading(p, userData: 9)
         ring.submit(wait: false, timeoutNanoseconds: 0)
         try ring.cancel(fd: p.read)
         let c = wait(ring)
