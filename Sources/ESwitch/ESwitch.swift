@@ -326,10 +326,12 @@ public final class ESwitch: @unchecked Sendable {
     public var params: DeviceParams {
         get { engine.params }
         set {
-            let nice = newValue.fastPathNice
+            let niceChanged = newValue.fastPathNice != engine.params.fastPathNice
             engine.params = newValue
-            for w in workers { w.setNice(Int32(nice)) }
-            for t in adoptedThreads { t.setNice(Int32(nice)) }
+            guard niceChanged else { return }
+            let nice = Int32(newValue.fastPathNice)
+            for w in workers { w.setNice(nice) }
+            for t in adoptedThreads { t.setNice(nice) }
         }
     }
 

@@ -72,7 +72,7 @@ final class FastPathWorker: @unchecked Sendable {
         if let r = port.representor { io.watch(group: Int(port.index) * 2 + 1, fd: r.fd) }
     }
 
-    /// Stops reading `fd`; when this returns, the worker holds no reference to it.
+    /// Stops reading `fd` (see TapRings.unwatch for when the netdev really goes).
     func unwatch(fd: Int32) {
         if let g = io.group(ofFD: fd) { io.unwatch(group: g) }
     }
@@ -85,10 +85,11 @@ final class FastPathWorker: @unchecked Sendable {
 
     private func run() {
         var more = false
+        now = Sys.monotonicNanoseconds()
         while control.checkpoint(parking: { tables.rcu.leave(reader); io.ring.submit(wait: false, timeoutNanoseconds: 0) }) {
             tables.rcu.leave(reader)
             armPolls()
-            io.armDue(now: Sys.monotonicNanoseconds())
+            io.armDue(now: now)
             io.ring.submit(wait: !more && !uplinkBacklog, timeoutNanoseconds: 200_000_000)
             tables.rcu.enter(reader)
             now = Sys.monotonicNanoseconds()
@@ -122,9 +123,9 @@ final class FastPathWorker: @unchecked Sendable {
         let port = Int(truncatingIfNeeded: (userData >> 40) & 0xffff)
         switch TapRings.Op(rawValue: userData >> 56) {
         case .read:
-            guard var (_, b) = io.received(userData: userData, result: result, flags: flags, now: now) else { return }
+            guard var b = io.received(userData: userData, result: result, flags: flags, now: now) else { return }
             let p = device.ports[port]
-            if userData & 1 == 0 {
+            if !TapRings.readsRepresentor(userData) {
                 handle(&b, from: p)
             } else {
                 counters.add(thread: id, port: port, PortCounterSet.fromRepresentor, 1)

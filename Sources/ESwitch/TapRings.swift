@@ -98,8 +98,9 @@ final class TapRings {
         armsPending = true
     }
 
-    /// Stops reading group `group`; returns once the ring holds no reference to its fd,
-    /// so that closing the fd really releases the netdev.
+    /// Stops reading group `group`: its requests are cancelled before this returns. The
+    /// kernel drops their file references a moment later, in the packet thread's task
+    /// work, so a caller that closes the fd waits for the netdev to go (ESwitch does).
     func unwatch(group: Int) {
         let fd = fds[group]
         guard fd >= 0 else { return }
@@ -133,10 +134,14 @@ final class TapRings {
         }
     }
 
+    /// Whether a read completion's group reads a representor (odd groups) rather than a VF.
+    @inline(__always)
+    static func readsRepresentor(_ userData: UInt64) -> Bool { userData & 1 != 0 }
+
     /// A read completion: the frame as a buffer the pass holds, or nil when the
     /// completion carried none (or belongs to an fd no longer watched).
     @inline(__always)
-    func received(userData: UInt64, result: Int32, flags: UInt32, now: UInt64) -> (slot: Int, frame: PacketBuffer)? {
+    func received(userData: UInt64, result: Int32, flags: UInt32, now: UInt64) -> PacketBuffer? {
         let g = Int(userData & 0xffff)
         let current = UInt16(truncatingIfNeeded: userData >> 16) == generation[g] && fds[g] >= 0
         if flags & IOURingCompletion.more == 0 && current {
@@ -155,10 +160,9 @@ final class TapRings {
         held[heldCount] = Int32(slot)
         heldCount += 1
         let storage = arena + slot * SlotPool.slotSize
-        let frame = PacketBuffer(storage: storage, capacity: SlotPool.slotSize, head: SlotPool.headroom,
-                                 length: Int(result) - VirtioNetHeader.size,
-                                 offload: OffloadInfo(virtioHeader: storage + SlotPool.headroom - VirtioNetHeader.size))
-        return (slot, frame)
+        return PacketBuffer(storage: storage, capacity: SlotPool.slotSize, head: SlotPool.headroom,
+                            length: Int(result) - VirtioNetHeader.size,
+                            offload: OffloadInfo(virtioHeader: buffer(slot: slot)))
     }
 
     /// The arena slot of a buffer, nil for buffers from elsewhere (the worker's pool).

@@ -1,7 +1,7 @@
 import CNetLinux
 
 /// One io_uring instance with its provided-buffer rings, owned by one packet thread.
-/// The thread prepares SQEs as it goes and submits them all with one `submitAndWait`
+/// The thread prepares SQEs as it goes and submits them all with one `submit(wait:)`
 /// per pass; completions are read in batches from an array allocated once.
 /// Provided-buffer groups are numbered 0..<bufferGroups, each `buffersPerGroup` deep.
 public struct IOURing: ~Copyable, @unchecked Sendable {
