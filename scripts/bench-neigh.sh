@@ -6,6 +6,7 @@
 #   scripts/bench-neigh.sh [FLOWS]        (root; default 10000; uses .build/release)
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$ROOT/scripts/netns.sh"
 BIN=${ESW_BIN:-$ROOT/.build/release}
 N=${1:-10000}
 P=eswbn-
@@ -13,11 +14,7 @@ D=$(mktemp -d /tmp/esw-bench-neigh.XXXXXX)
 export ESW_CONTROL=$D/eswd.sock
 cleanup() {
     [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null && sleep 0.5
-    for n in host remote vm0; do
-        n=$P$n
-        ip -n "$n" -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -vx lo | xargs -r -n1 ip -n "$n" link del 2>/dev/null
-        ip netns del $n 2>/dev/null
-    done
+    esw_del_netns ${P}host ${P}remote ${P}vm0
     rm -rf "$D"
 }
 trap cleanup EXIT

@@ -28,6 +28,7 @@
 set -u
 LC_ALL=C; export LC_ALL
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$ROOT/scripts/netns.sh"
 BIN=${ESW_BIN:-$ROOT/.build/release}
 OUT=$ROOT/bench
 QUICK=0 CONTROL_PLANE=1
@@ -88,18 +89,8 @@ teardown() {     # kill what we started, delete our namespaces
     for f in "$D"/ovs/vsd.pid "$D"/ovs/ovsdb.pid; do
         [ -s "$f" ] && PIDS+=("$(cat "$f" 2>/dev/null)")
     done
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$p" 2>/dev/null
-    done
-    for n in "${NSS[@]}"; do
-        ip netns pids "$n" 2>/dev/null | xargs -r kill -9 2>/dev/null
-        # Links go first: a netns deletion moves what it cannot destroy (persistent TAPs,
-        # e.g. an OVS userspace bridge's internal ports) into the root namespace.
-        ip -n "$n" -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -vx lo | xargs -r -n1 ip -n "$n" link del 2>/dev/null
-        ip netns del "$n" 2>/dev/null
-    done
+    esw_stop "${PIDS[@]}"
+    esw_del_netns "${NSS[@]}"
     rm -f "$D"/ovs/*.pid
     PIDS=(); NSS=(); SWPID=""
 }
@@ -340,11 +331,7 @@ cp_ovs() {
 # --- run ----------------------------------------------------------------------------
 log "binaries: $BIN; $RUNS x $T s per iperf3 test; $PINGS pings"
 # leftovers of an interrupted earlier run (our prefix only)
-for n in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$P"); do
-    ip netns pids "$n" 2>/dev/null | xargs -r kill -9 2>/dev/null
-    ip -n "$n" -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -vx lo | xargs -r -n1 ip -n "$n" link del 2>/dev/null
-    ip netns del "$n" 2>/dev/null
-done
+esw_del_netns $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$P")
 
 log "== esw offloaded"
 setup_esw none; NOTE_off=$NOTE_esw

@@ -27,6 +27,7 @@
 set -u
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$ROOT/scripts/netns.sh"
 BIN=${ESW_BIN:-$ROOT/.build/debug}
 PREFIX=eswlab-
 RUN=/run/esw
@@ -89,21 +90,9 @@ cmd_down() {
     for n in $(lab_namespaces); do
         for p in $(ip netns pids "$n" 2>/dev/null); do pids+=("$p"); done
     done
-    if [ ${#pids[@]} -gt 0 ]; then
-        kill "${pids[@]}" 2>/dev/null
-        for p in "${pids[@]}"; do
-            for _ in $(seq 30); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-            kill -9 "$p" 2>/dev/null
-        done
-    fi
-    for n in $(lab_namespaces); do
-        # anything started in the meantime (or ignoring SIGTERM)
-        ip netns pids "$n" 2>/dev/null | xargs -r kill -9 2>/dev/null
-        # Links go first: a netns deletion moves what it cannot destroy (persistent TAPs,
-        # e.g. an OVS userspace bridge's internal ports) into the root namespace.
-        ip -n "$n" -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -vx lo | xargs -r -n1 ip -n "$n" link del 2>/dev/null
-        ip netns del "$n" 2>/dev/null || err "cannot delete namespace $n"
-    done
+    esw_stop "${pids[@]}"
+    # (anything started in the meantime, or ignoring SIGTERM, is killed here)
+    for n in $(lab_namespaces); do esw_del_netns "$n" || err "cannot delete namespace $n"; done
     rm -f "$SOCK" "$PIDFILE" "$STATE/config"
     [ -n "$quiet" ] || log "down: $(if [ -z "$(lab_namespaces)" ]; then echo "no eswlab-* namespaces left"; else echo "LEFT: $(lab_namespaces | tr '\n' ' ')"; fi)"
     [ -z "$(lab_namespaces)" ]

@@ -10,6 +10,7 @@ T_NAME=$(basename "${0%.sh}")
 T_PREFIX=${T_PREFIX:-eswt-${T_NAME#test-}-}
 T_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ESW_BIN=${ESW_BIN:-$T_ROOT/.build/debug}
+. "$T_ROOT/scripts/netns.sh"
 T_DIR=$(mktemp -d "/tmp/esw-$T_NAME.XXXXXX")
 T_FAILED=0
 T_CHECKS=0
@@ -21,18 +22,8 @@ t_log() { printf '[%s] %s\n' "$T_NAME" "$*"; }
 t_cleanup() {
     local rc=$? p n
     trap - EXIT INT TERM
-    for p in "${T_PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${T_PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$p" 2>/dev/null
-    done
-    for n in "${T_NAMESPACES[@]}"; do
-        ip netns pids "$n" 2>/dev/null | xargs -r kill -9 2>/dev/null
-        # Links go first: a netns deletion moves what it cannot destroy (persistent TAPs,
-        # e.g. an OVS userspace bridge's internal ports) into the root namespace.
-        ip -n "$n" -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -vx lo | xargs -r -n1 ip -n "$n" link del 2>/dev/null
-        ip netns del "$n" 2>/dev/null
-    done
+    esw_stop "${T_PIDS[@]}"
+    esw_del_netns "${T_NAMESPACES[@]}"
     if [ "$T_FAILED" -ne 0 ] || [ "$rc" -ne 0 ]; then
         t_log "FAILED ($T_FAILED of $T_CHECKS checks; logs kept in $T_DIR)"
         [ "$rc" -ne 0 ] || rc=1
