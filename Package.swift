@@ -34,7 +34,9 @@ let package = Package(
         .target(name: "Representors", dependencies: ["ESwitch", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .target(name: "OVSDatapath", dependencies: ["Packet", "Classifier", "ODP", "ESwitch", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: fast),
         .target(name: "Tunnels", dependencies: ["OVSDatapath", "CMnl", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
-        .target(name: "ControlProtocol", dependencies: ["Netlink", "ODP"], swiftSettings: strict),
+        .target(name: "ControlProtocol", dependencies: [
+            "Netlink", "ODP", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: strict),
 
         .executableTarget(name: "eswd", dependencies: [
             "CNetLinux", "NetLinux", "Netlink", "ODP", "Packet", "ESwitch", "Representors", "OVSDatapath", "Tunnels", "ControlProtocol",
@@ -54,5 +56,8 @@ let package = Package(
         .testTarget(name: "ClassifierTests", dependencies: ["Classifier", "Packet"], swiftSettings: strict),
         .testTarget(name: "ODPTests", dependencies: ["ODP", "Packet"], swiftSettings: strict),
         .testTarget(name: "NetLinuxTests", dependencies: ["NetLinux"], swiftSettings: strict),
+        .testTarget(name: "ControlProtocolTests", dependencies: [
+            "ControlProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: strict),
     ]
 )

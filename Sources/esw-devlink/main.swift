@@ -5,12 +5,13 @@ struct Devlink: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "esw-devlink",
         abstract: "Show and configure the emulated NIC the way devlink does for a real one.",
+        discussion: "Options may also come first, as devlink takes them: esw-devlink -j -p dev show.",
         subcommands: [Dev.self, Port.self, Resource.self])
 }
 
 struct Dev: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "The device: its eswitch mode, reload, parameters.",
+        commandName: "dev", abstract: "The device: its eswitch mode, reload, parameters.",
         subcommands: [DevShow.self, DevESwitch.self, DevReload.self, DevParam.self])
 }
 
@@ -28,7 +29,7 @@ struct DevParam: ParsableCommand {
 
 struct Port: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "eSwitch ports: the uplink and one per VF.",
+        commandName: "port", abstract: "eSwitch ports: the uplink and one per VF.",
         subcommands: [PortShow.self, PortFunction.self])
 }
 
@@ -40,9 +41,10 @@ struct PortFunction: ParsableCommand {
 
 struct Resource: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Hardware table sizes and occupancy.",
+        commandName: "resource", abstract: "Hardware table sizes and occupancy.",
         subcommands: [ResourceShow.self, ResourceSet.self])
 }
 
 Console.program = "esw-devlink"
-Devlink.main()
+Devlink.main(ArgumentOrder.optionsAfterSubcommands(Array(CommandLine.arguments.dropFirst()), root: Devlink.self,
+                                                   optionsTakingValue: ["--control"]))

@@ -41,9 +41,9 @@ struct DumpDPs: ParsableCommand {
 }
 
 struct Show: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Datapath statistics and ports (ovs-dpctl show).")
+    static let configuration = CommandConfiguration(commandName: "show", abstract: "Datapath statistics and ports (ovs-dpctl show).")
     @OptionGroup var connection: ConnectionOptions
-    @Flag(name: .short, help: "Port statistics.") var statistics = false
+    @Flag(name: [.short, .long], help: "Port statistics.") var statistics = false
     @Flag(name: .short, help: "JSON.") var json = false
     @Argument(help: "Datapath.") var dp: String?
 

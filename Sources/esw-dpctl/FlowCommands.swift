@@ -125,7 +125,7 @@ func flowReference(_ text: String, session: Session, into w: inout AttributeWrit
 struct GetFlow: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "get-flow", abstract: "Show one flow: [DP] ufid:UUID|FLOW.")
     @OptionGroup var connection: ConnectionOptions
-    @Flag(name: .short, help: "Verbose (ufid, offload state).") var more = false
+    @Flag(name: [.customShort("m"), .customLong("more")], help: "Verbose (ufid, offload state).") var more = false
     @Argument(help: "[DP] ufid:UUID|FLOW") var args: [String]
 
     func run() throws {

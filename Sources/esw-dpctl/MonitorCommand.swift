@@ -4,7 +4,7 @@ import Netlink
 import ODP
 
 struct Monitor: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print upcalls (misses in controller mode, userspace actions).")
+    static let configuration = CommandConfiguration(commandName: "monitor", abstract: "Print upcalls (misses in controller mode, userspace actions).")
     @OptionGroup var connection: ConnectionOptions
     @Option(name: .customLong("count"), help: "Exit after this many upcalls.") var count: Int?
     @Argument(help: "Datapath.") var dp: String?
@@ -43,7 +43,7 @@ struct Monitor: ParsableCommand {
 }
 
 struct Execute: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Send a packet (hex) through actions: [DP] IN_PORT HEX ACTIONS.")
+    static let configuration = CommandConfiguration(commandName: "execute", abstract: "Send a packet (hex) through actions: [DP] IN_PORT HEX ACTIONS.")
     @OptionGroup var connection: ConnectionOptions
     @Argument(help: "[DP] IN_PORT PACKET_HEX ACTIONS") var args: [String]
 

@@ -49,7 +49,7 @@ struct DumpTunnels: ParsableCommand {
         abstract: "The tunnel tracker's encap table: entries in hardware, and tunnels whose flows stay in software.")
     @OptionGroup var connection: ConnectionOptions
     @Flag(name: .short, help: "JSON.") var json = false
-    @Flag(name: .short, help: "Also print the tracker's statistics.") var statistics = false
+    @Flag(name: [.short, .long], help: "Also print the tracker's statistics.") var statistics = false
     @Argument(help: "Datapath.") var dp: String?
 
     static let statNames = ["events", "malformed", "resyncs", "encap_rewrites", "reevaluations", "keepalives",

@@ -1,0 +1,62 @@
+import ArgumentParser
+import Testing
+@testable import ControlProtocol
+
+/// A small command tree shaped like esw-devlink's: `tool dev show`, `tool dev param show`.
+private struct Tool: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "tool", subcommands: [Dev.self])
+}
+private struct Dev: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "dev", subcommands: [Show.self, Param.self])
+}
+private struct Param: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "param", subcommands: [Show.self])
+}
+private struct Show: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "show", aliases: ["list"])
+    @Flag(name: .short) var j = false
+    @Option var control: String?
+    @Argument var dev: String?
+}
+
+@Suite struct ArgumentOrderTests {
+    func reorder(_ words: String) -> String {
+        ArgumentOrder.optionsAfterSubcommands(words.split(separator: " ").map(String.init), root: Tool.self,
+                                              optionsTakingValue: ["--control"]).joined(separator: " ")
+    }
+
+    @Test func optionsBeforeTheSubcommandGoAfterIt() {
+        #expect(reorder("-j -p dev show") == "dev show -j -p")
+        #expect(reorder("-j dev -s param show esw0") == "dev param show -j -s esw0")
+        #expect(reorder("--control /x/y.sock dev show rp0") == "dev show --control /x/y.sock rp0")
+        #expect(reorder("--control=/x dev list") == "dev list --control=/x")
+    }
+
+    @Test func argumentsAlreadyInOrderAreUntouched() {
+        #expect(reorder("dev show -j esw0") == "dev show -j esw0")
+        #expect(reorder("dev param show") == "dev param show")
+    }
+
+    /// The value of a valued option is not a subcommand name, even when it spells one.
+    @Test func aValueIsNotTakenForASubcommand() {
+        #expect(reorder("--control dev dev show") == "dev show --control dev")
+    }
+
+    @Test func helpCompletionAndIncompleteCommandsAreLeftAsTyped() {
+        #expect(reorder("--help dev show") == "--help dev show")
+        #expect(reorder("-j --generate-completion-script bash") == "-j --generate-completion-script bash")
+        #expect(reorder("-j dev") == "-j dev")
+        #expect(reorder("-j dev bogus") == "-j dev bogus")
+        #expect(reorder("-j") == "-j")
+        #expect(reorder("-- -j dev show") == "-- -j dev show")
+    }
+
+    /// The reordered words parse: ArgumentParser sees the leaf's options after its name.
+    @Test func reorderedArgumentsParse() throws {
+        let words = ArgumentOrder.optionsAfterSubcommands(["--control", "/s", "-j", "dev", "show", "rp0"], root: Tool.self,
+                                                          optionsTakingValue: ["--control"])
+        let parsed = try Tool.parseAsRoot(words)
+        let show = try #require(parsed as? Show)
+        #expect(show.j && show.control == "/s" && show.dev == "rp0")
+    }
+}
