@@ -25,8 +25,10 @@ public struct ControlError: Error, Sendable, CustomStringConvertible {
 public final class ControlClient {
     private let fd: Int32
     private var sequence: UInt32 = 0
+    public let path: String
 
     public init(path: String) throws(ControlError) {
+        self.path = path
         fd = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw ControlError(errno: errno, message: "socket") }
         var addr = sockaddr_un()
@@ -45,8 +47,24 @@ public final class ControlClient {
         if r != 0 {
             let e = errno
             close(fd)
+            if e == EACCES || e == EPERM { throw Self.rootOnly(path, errno: e) }
             throw ControlError(errno: e, message: "cannot connect to \(path) (is eswd running?)")
         }
+    }
+
+    /// What a client that is not root is told: the socket file (mode 0600, in a 0700
+    /// directory) refuses its connect, or eswd, checking the peer's credentials, closes
+    /// the connection it accepted.
+    static func rootOnly(_ path: String, errno: Int32) -> ControlError {
+        ControlError(errno: errno, message: "the control socket \(path) is root-only (eswd answers uid 0 alone; "
+                     + "this is uid \(geteuid())): run as root")
+    }
+
+    /// A connection that fails after connect: refused credentials if we are not root,
+    /// else the daemon went away.
+    private func connectionLost(_ e: Int32, _ what: String) -> ControlError {
+        if geteuid() != 0 { return Self.rootOnly(path, errno: e) }
+        return ControlError(errno: e, message: "\(what) on \(path): eswd closed the connection")
     }
 
     deinit { close(fd) }
@@ -58,7 +76,11 @@ public final class ControlClient {
 
     public func send(_ bytes: [UInt8]) throws(ControlError) {
         let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        if n < 0 { throw ControlError(errno: errno, message: "send") }
+        if n < 0 {
+            let e = errno
+            if e == EPIPE || e == ECONNRESET { throw connectionLost(e, "send") }
+            throw ControlError(errno: e, message: "send")
+        }
     }
 
     private var buffer = [UInt8](repeating: 0, count: 1 << 20)
@@ -68,10 +90,12 @@ public final class ControlClient {
         while true {
             let n = buffer.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
             if n < 0 {
-                if errno == EINTR { continue }
-                throw ControlError(errno: errno, message: "receive")
+                let e = errno
+                if e == EINTR { continue }
+                if e == ECONNRESET || e == EPIPE { throw connectionLost(e, "receive") }
+                throw ControlError(errno: e, message: "receive")
             }
-            if n == 0 { throw ControlError(errno: ECONNRESET, message: "eswd closed the connection") }
+            if n == 0 { throw connectionLost(ECONNRESET, "receive") }
             do { return try MessageParser.split(Array(buffer[0..<n])) } catch {
                 throw ControlError(errno: EPROTO, message: "malformed reply: \(error)")
             }
