@@ -2,6 +2,10 @@ import ArgumentParser
 import ControlProtocol
 import Netlink
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Options every command shares: which socket, and JSON output.
 struct DevlinkOptions: ParsableArguments {
     @Option(name: .customLong("control"),
@@ -14,11 +18,27 @@ struct DevlinkOptions: ParsableArguments {
     @Flag(name: [.customShort("p"), .customLong("pretty")], help: "Pretty JSON.")
     var pretty = false
 
-    func session(_ dev: String) throws -> ControlSession {
+    /// The socket of `dev`; without a device, the default socket (whatever device it
+    /// serves answers).
+    func session(_ dev: String?) throws -> ControlSession {
         try ControlSession(control: control, switchName: dev)
     }
 
+    /// The socket for a word that names a device or a port netdev: the device's own
+    /// socket when one by that name exists, else the default socket.
+    func session(deviceOrPort word: String) throws -> ControlSession {
+        try session(access(defaultControlPath(word), F_OK) == 0 ? word : nil)
+    }
+
     func emit(_ value: JSON) { Console.line(value.serialized(pretty: pretty)) }
+}
+
+extension AttributeWriter {
+    /// The device a request is for; without one the daemon answers for the device it
+    /// serves (devlink's "all devices", one per socket).
+    mutating func putDevice(_ dev: String?) {
+        if let dev { putString(DevlinkAttr.devName, dev) }
+    }
 }
 
 /// Runs `body`, turning errors into `esw-devlink: …` and exit status 1.

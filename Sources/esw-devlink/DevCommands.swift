@@ -7,16 +7,16 @@ struct DevShow: ParsableCommand {
     @OptionGroup var options: DevlinkOptions
     @Flag(name: [.customShort("s"), .customLong("statistics")], help: "Also show offload-operation counters.")
     var statistics = false
-    @Argument(help: "Device (default esw0).") var dev = "esw0"
+    @Argument(help: "Device (default: the one the control socket serves).") var dev: String?
 
     func run() throws {
         try cli {
             let s = try options.session(dev)
-            guard let m = try s.request(Family.devlink, DevlinkCmd.devGet, { $0.putString(DevlinkAttr.devName, dev) }).first else {
+            guard let m = try s.request(Family.devlink, DevlinkCmd.devGet, { $0.putDevice(dev) }).first else {
                 throw CLIError("no reply")
             }
             let a = try AttributeParser.parse(m.attributes)
-            let name = a.string(DevlinkAttr.devName) ?? dev
+            let name = a.string(DevlinkAttr.devName) ?? dev ?? ""
             var stats: [(String, UInt64)] = []
             if statistics, let o = try s.request(Family.devlink, DevlinkCmd.offloadStats).first {
                 let oa = try AttributeParser.parse(o.attributes)
@@ -42,23 +42,24 @@ struct DevShow: ParsableCommand {
 struct ESwitchShow: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "show", abstract: "Show the eswitch mode.")
     @OptionGroup var options: DevlinkOptions
-    @Argument(help: "Device (default esw0).") var dev = "esw0"
+    @Argument(help: "Device (default: the one the control socket serves).") var dev: String?
 
     func run() throws {
         try cli {
             let s = try options.session(dev)
-            guard let m = try s.request(Family.devlink, DevlinkCmd.eswitchGet, { $0.putString(DevlinkAttr.devName, dev) }).first else {
+            guard let m = try s.request(Family.devlink, DevlinkCmd.eswitchGet, { $0.putDevice(dev) }).first else {
                 throw CLIError("no reply")
             }
             let a = try AttributeParser.parse(m.attributes)
+            let name = a.string(DevlinkAttr.devName) ?? dev ?? ""
             let mode = a.string(DevlinkAttr.mode) ?? "?"
             // esw has no inline mode to choose and always does basic (header-rewriting) encap.
             if options.json {
-                options.emit(.object([("dev", .object([(dev, .object([
+                options.emit(.object([("dev", .object([(name, .object([
                     ("mode", .string(mode)), ("inline-mode", .string("none")), ("encap-mode", .string("basic")),
                 ]))]))]))
             } else {
-                Console.line("\(dev): mode \(mode) inline-mode none encap-mode basic")
+                Console.line("\(name): mode \(mode) inline-mode none encap-mode basic")
             }
         }
     }
@@ -88,11 +89,11 @@ struct DevReload: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reload", abstract: "Reload the device: apply pending resource sizes (tables are rebuilt).")
     @OptionGroup var options: DevlinkOptions
-    @Argument(help: "Device (default esw0).") var dev = "esw0"
+    @Argument(help: "Device (default: the one the control socket serves).") var dev: String?
 
     func run() throws {
         try cli {
-            _ = try options.session(dev).request(Family.devlink, DevlinkCmd.reload) { $0.putString(DevlinkAttr.devName, dev) }
+            _ = try options.session(dev).request(Family.devlink, DevlinkCmd.reload) { $0.putDevice(dev) }
         }
     }
 }
@@ -104,15 +105,16 @@ struct ParamShow: ParsableCommand {
 
     func run() throws {
         try cli {
-            let dev = words.first ?? "esw0"
             let kw = try keywordArguments(Array(words.dropFirst()), allowed: ["name"])
-            let replies = try options.session(dev).request(Family.devlink, DevlinkCmd.paramGet, dump: true) {
-                $0.putString(DevlinkAttr.devName, dev)
+            let replies = try options.session(words.first).request(Family.devlink, DevlinkCmd.paramGet, dump: true) {
+                $0.putDevice(words.first)
                 if let n = kw["name"] { $0.putString(DevlinkAttr.paramName, n) }
             }
+            var dev = words.first ?? ""
             var params: [(String, String)] = []
             for m in replies {
                 let a = try AttributeParser.parse(m.attributes)
+                if let name = a.string(DevlinkAttr.devName) { dev = name }
                 params.append((a.string(DevlinkAttr.paramName) ?? "", a.string(DevlinkAttr.paramValue) ?? ""))
             }
             if options.json {

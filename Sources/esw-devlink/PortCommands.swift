@@ -72,30 +72,24 @@ struct PortShow: ParsableCommand {
     @OptionGroup var options: DevlinkOptions
     @Flag(name: [.customShort("s"), .customLong("statistics")], help: "Show rx/tx packets, bytes and drops.")
     var statistics = false
-    @Argument(help: "Device, port handle or port netdev (default: all ports of esw0).") var target: String?
+    @Argument(help: "Device, port handle or port netdev (default: every port the control socket serves).")
+    var target: String?
 
     func run() throws {
         try cli {
-            var dev = "esw0"
-            var only: PortHandle?
-            if let target {
-                if target.contains("/") {
-                    only = try PortHandle(target)
-                    if case .index(let d, _) = only { dev = d }
-                } else if target.hasPrefix("esw") && !target.contains("v") {
-                    dev = target
-                } else {
-                    only = .netdev(target)
-                }
+            let ports: [PortInfo]
+            switch try target.map(PortHandle.init) {
+            case nil:
+                ports = try fetchPorts(options.session(nil), dev: nil)
+            case .index(let dev, let index)?:
+                ports = try fetchPorts(options.session(dev), dev: dev).filter { $0.index == index }
+            case .netdev(let word)?:
+                // A device name (all its ports) or a port's netdev, whatever the device is called.
+                let all = try fetchPorts(options.session(deviceOrPort: word), dev: nil)
+                let ofDevice = all.filter { $0.dev == word }
+                ports = ofDevice.isEmpty ? all.filter { $0.netdev == word } : ofDevice
             }
-            let ports = try fetchPorts(options, dev: dev).filter { p in
-                switch only {
-                case nil: true
-                case .index(_, let n): p.index == n
-                case .netdev(let n): p.netdev == n
-                }
-            }
-            if only != nil, ports.isEmpty { throw CLIError("\(target ?? ""): no such port") }
+            if let target, ports.isEmpty { throw CLIError("\(target): no such device or port") }
             if options.json {
                 options.emit(.object([("port", .object(ports.map { ($0.handle, $0.json(statistics: statistics)) }))]))
                 return
@@ -116,10 +110,9 @@ struct PortShow: ParsableCommand {
     }
 }
 
-func fetchPorts(_ options: DevlinkOptions, dev: String) throws -> [PortInfo] {
-    try options.session(dev).request(Family.devlink, DevlinkCmd.portGet, dump: true) {
-        $0.putString(DevlinkAttr.devName, dev)
-    }.map(PortInfo.init)
+/// The ports of `dev`, or without a device every port the socket's daemon serves.
+func fetchPorts(_ session: ControlSession, dev: String?) throws -> [PortInfo] {
+    try session.request(Family.devlink, DevlinkCmd.portGet, dump: true) { $0.putDevice(dev) }.map(PortInfo.init)
 }
 
 struct PortFunctionSet: ParsableCommand {
@@ -134,13 +127,15 @@ struct PortFunctionSet: ParsableCommand {
             guard let first = words.first else { throw CLIError("usage: port function set PORT hw_addr MAC [vlan N [qos Q]]") }
             let kw = try keywordArguments(Array(words.dropFirst()), allowed: ["hw_addr", "vlan", "qos", "state"])
             guard !kw.isEmpty else { throw CLIError("nothing to set (hw_addr, vlan, qos or state)") }
-            let handle = try PortHandle(first)
-            let dev: String, index: UInt32
-            switch handle {
-            case .index(let d, let n): (dev, index) = (d, n)
+            let session: ControlSession, dev: String, index: UInt32
+            switch try PortHandle(first) {
+            case .index(let d, let n):
+                (session, dev, index) = (try options.session(d), d, n)
             case .netdev(let n):
-                guard let p = try fetchPorts(options, dev: "esw0").first(where: { $0.netdev == n }) else {
-                    throw CLIError("\(n): no such port (use DEV/INDEX for another device)")
+                // The netdev is looked up among the ports of whatever device the socket serves.
+                session = try options.session(nil)
+                guard let p = try fetchPorts(session, dev: nil).first(where: { $0.netdev == n }) else {
+                    throw CLIError("\(n): no such port (or give it as DEV/INDEX)")
                 }
                 (dev, index) = (p.dev, p.index)
             }
@@ -158,7 +153,7 @@ struct PortFunctionSet: ParsableCommand {
                 guard v == "active" || v == "inactive" else { throw CLIError("state \(v): expected active or inactive") }
                 return v == "active"
             }
-            _ = try options.session(dev).request(Family.devlink, DevlinkCmd.portFunctionSet) {
+            _ = try session.request(Family.devlink, DevlinkCmd.portFunctionSet) {
                 $0.putString(DevlinkAttr.devName, dev)
                 $0.putU32(DevlinkAttr.portIndex, index)
                 if let mac { $0.put(DevlinkAttr.portHWAddr, mac) }

@@ -49,20 +49,21 @@ struct ResourceInfo {
 struct ResourceShow: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "show", abstract: "Show table sizes and occupancy.")
     @OptionGroup var options: DevlinkOptions
-    @Argument(help: "Device (default esw0).") var dev = "esw0"
+    @Argument(help: "Device (default: the one the control socket serves).") var dev: String?
 
     func run() throws {
         try cli {
-            guard let m = try options.session(dev).request(Family.devlink, DevlinkCmd.resourceDump, {
-                $0.putString(DevlinkAttr.devName, dev)
-            }).first else { throw CLIError("no reply") }
-            let top = try AttributeParser.parse(m.attributes).filter { $0.type == DevlinkAttr.resource }
-                .map { try ResourceInfo($0.nestedAttributes()) }
+            guard let m = try options.session(dev).request(Family.devlink, DevlinkCmd.resourceDump, { $0.putDevice(dev) }).first else {
+                throw CLIError("no reply")
+            }
+            let attributes = try AttributeParser.parse(m.attributes)
+            let name = attributes.string(DevlinkAttr.devName) ?? dev ?? ""
+            let top = try attributes.filter { $0.type == DevlinkAttr.resource }.map { try ResourceInfo($0.nestedAttributes()) }
             if options.json {
-                options.emit(.object([("resource", .object([(dev, .array(top.map(\.json)))]))]))
+                options.emit(.object([("resource", .object([(name, .array(top.map(\.json)))]))]))
                 return
             }
-            Console.line("\(dev):")
+            Console.line("\(name):")
             for r in top { r.print(indent: 2) }
         }
     }
