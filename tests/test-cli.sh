@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# CLI habits (issue 12): options before the subcommand print the same bytes as after
+# it, for every show/dump command of esw-devlink and esw-dpctl; a client that is not
+# root is told the control socket is root-only; devlink commands without a device work
+# for a device not called esw0; scripts/install.sh installs binaries, completion
+# scripts and man pages (ESW_TEST_INSTALL=0 skips that part, it builds release).
+. "$(dirname "$0")/lib.sh"
+
+t_topology 2
+t_vxlan_remote
+# No IPv6 chatter (router solicitations, MLD) moving counters between two runs.
+for n in host remote vm0 vm1; do
+    t_in "$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+done
+
+# Something to show: the overlay flows (offloaded once the neighbour resolves) and one
+# software-only flow.
+check "add the VF's representor" dpctl add-if pf0vf0
+check "add the vxlan port" dpctl add-if vxlan_sys_4789,type=vxlan
+t_vxlan_flows "$T_DIR/flows"
+check "add the overlay flows" dpctl add-flows "$T_DIR/flows"
+# From the internal port (not a representor): software only.
+check "add a software-only flow" dpctl add-flow 'in_port(0),eth(),eth_type(0x86dd),ipv6()' drop
+check "the overlay flows go to hardware" t_wait "four flows offloaded" 10 \
+    bash -c "[ \$(dpctl dump-flows -m | grep -c 'offloaded:yes') -eq 4 ]"
+ufid=$(dpctl dump-flows -m | sed -n 's/^ufid:\([^,]*\),.*eth_type(0x86dd).*/\1/p')
+
+# same_both_ways TOOL OPTIONS WORDS...: "TOOL WORDS... OPTIONS" must succeed and print
+# something; "TOOL OPTIONS WORDS..." (and, for devlink, with the options among the
+# subcommand words) must print the same bytes on stdout and stderr and exit the same.
+# Live counters may tick between two runs, so a mismatch is retried twice.
+same_both_ways() {
+    local tool=$1 opts=$2; shift 2
+    local -a o w=("$@")
+    read -ra o <<<"$opts"
+    local desc="$tool ${o[*]} ${w[*]}" try
+    # Options among the subcommand words (esw-devlink -j dev -p show) when the first
+    # option is a flag.
+    local middle=0
+    [ "$tool" = esw-devlink ] && [ ${#w[@]} -ge 2 ] && [ "${o[0]}" != --control ] && middle=1
+    rm -f "$T_DIR/middle"
+    for try in 1 2 3; do
+        "$ESW_BIN/$tool" "${w[@]}" "${o[@]}" >"$T_DIR/after" 2>&1
+        echo "exit $?" >>"$T_DIR/after"
+        if ! grep -qx "exit 0" "$T_DIR/after" || [ "$(wc -l <"$T_DIR/after")" -lt 2 ]; then
+            t_fail "$desc: options after the command fail or print nothing"
+            sed 's/^/    | /' "$T_DIR/after" | head -10
+            return
+        fi
+        local same=1
+        "$ESW_BIN/$tool" "${o[@]}" "${w[@]}" >"$T_DIR/before" 2>&1
+        echo "exit $?" >>"$T_DIR/before"
+        cmp -s "$T_DIR/after" "$T_DIR/before" || same=0
+        if [ "$middle" = 1 ]; then
+            "$ESW_BIN/$tool" "${o[0]}" "${w[0]}" "${o[@]:1}" "${w[@]:1}" >"$T_DIR/middle" 2>&1
+            echo "exit $?" >>"$T_DIR/middle"
+            cmp -s "$T_DIR/after" "$T_DIR/middle" || same=0
+        fi
+        if [ "$same" = 1 ]; then t_pass "same bytes both orders: $desc"; return; fi
+        sleep 0.2
+    done
+    t_fail "same bytes both orders: $desc"
+    diff "$T_DIR/after" "$T_DIR/before" | sed 's/^/    | /' | head -10
+    [ -f "$T_DIR/middle" ] && diff "$T_DIR/after" "$T_DIR/middle" | sed 's/^/    | /' | head -10
+}
+
+t_log "esw-devlink: every show command, options first and last"
+for o in "-j" "-j -p" "-p -j" "--control $ESW_CONTROL" "--control=$ESW_CONTROL -j"; do
+    same_both_ways esw-devlink "$o" dev show
+    same_both_ways esw-devlink "$o" dev show esw0
+    same_both_ways esw-devlink "$o" dev eswitch show
+    same_both_ways esw-devlink "$o" dev eswitch show esw0
+    same_both_ways esw-devlink "$o" dev param show
+    same_both_ways esw-devlink "$o" dev param show esw0 name hw_latency_us
+    same_both_ways esw-devlink "$o" port show
+    same_both_ways esw-devlink "$o" port show esw0/1
+    same_both_ways esw-devlink "$o" port show pf0vf1
+    same_both_ways esw-devlink "$o" resource show
+    same_both_ways esw-devlink "$o" resource show esw0
+done
+for o in "-s" "-s -j" "-j -s -p" "--statistics"; do
+    same_both_ways esw-devlink "$o" dev show
+    same_both_ways esw-devlink "$o" port show
+    same_both_ways esw-devlink "$o" port show p0
+done
+
+t_log "esw-dpctl: every show/dump command, options first and last"
+for o in "-s" "-j" "-s -j" "--statistics" "--control $ESW_CONTROL"; do
+    same_both_ways esw-dpctl "$o" show
+    same_both_ways esw-dpctl "$o" show esw@esw0
+    same_both_ways esw-dpctl "$o" dump-tunnels
+done
+for o in "-m" "-j" "--more" "--names" "-m --no-names" "--control $ESW_CONTROL"; do
+    same_both_ways esw-dpctl "$o" dump-flows
+    same_both_ways esw-dpctl "$o" dump-flows type=offloaded
+    same_both_ways esw-dpctl "$o" dump-flows esw@esw0 type=ovs
+done
+same_both_ways esw-dpctl "--control $ESW_CONTROL" dump-dps
+same_both_ways esw-dpctl "-m" get-flow "ufid:$ufid"
+same_both_ways esw-dpctl "--more" get-flow "ufid:$ufid"
+same_both_ways esw-dpctl "-m" parse-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)' 2
+check_eq "an option a command does not have fails in either order" \
+    "$(dpctl dump-tunnels -m 2>&1)" "$(dpctl -m dump-tunnels 2>&1)"
+check_fails "esw-dpctl -m dump-tunnels still fails" dpctl -m dump-tunnels
+
+t_log "a client that is not root"
+as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+out=$(as_nobody "$ESW_BIN/esw-devlink" dev show 2>&1)
+check_match "devlink as nobody: the socket is root-only, named" "$ESW_CONTROL is root-only" "$out"
+check_no_match "devlink as nobody: not a bare send error" "^esw-devlink: send \(Broken pipe\)$" "$out"
+out=$(as_nobody "$ESW_BIN/esw-dpctl" show 2>&1)
+check_match "dpctl as nobody: the socket is root-only, named" "$ESW_CONTROL is root-only" "$out"
+# A socket someone opened up (mode 0666, directory searchable): connect works, and eswd,
+# checking the peer's credentials, closes the connection. The client says why.
+chmod 0711 "$T_DIR"
+chmod 0666 "$ESW_CONTROL"
+out=$(as_nobody "$ESW_BIN/esw-devlink" port show 2>&1)
+check_match "devlink as nobody through an open socket: root-only, named" "$ESW_CONTROL is root-only" "$out"
+out=$(as_nobody "$ESW_BIN/esw-dpctl" dump-flows 2>&1)
+check_match "dpctl as nobody through an open socket: root-only, named" "$ESW_CONTROL is root-only" "$out"
+check_match "eswd refused uid 65534" "refused control connection from uid 65534" "$(cat "$T_DIR/eswd.log")"
+chmod 0600 "$ESW_CONTROL"
+chmod 0700 "$T_DIR"
+check "root still gets answers" devlink dev show
+out=$(ESW_CONTROL=$T_DIR/nothing.sock devlink dev show 2>&1)
+check_match "no daemon: still 'is eswd running?'" "cannot connect to $T_DIR/nothing.sock \(is eswd running\?\)" "$out"
+
+t_log "a device called rp0"
+t_ns rp rpwire
+t_veth rp up1 rpwire wire1
+RP_CONTROL=$T_DIR/rp0.sock
+t_in rp "$ESW_BIN/eswd" --name rp0 --vfs 2 --uplink up1 --control "$RP_CONTROL" >>"$T_DIR/eswd-rp0.log" 2>&1 &
+T_PIDS+=("$!")
+t_wait "eswd rp0 answers" 10 "$ESW_BIN/esw-devlink" --control "$RP_CONTROL" dev show || cat "$T_DIR/eswd-rp0.log"
+rp() { ESW_CONTROL=$RP_CONTROL "$ESW_BIN/esw-devlink" "$@"; }
+out=$(rp port show 2>&1)
+check_match "port show lists rp0's uplink" "^rp0/0: type eth netdev p0 flavour physical" "$out"
+check_match "port show lists rp0's VF ports" "^rp0/2: type eth netdev pf0vf1 flavour pcivf pfnum 0 vfnum 1" "$out"
+check_eq "port show lists every port of rp0" 3 "$(printf '%s\n' "$out" | grep -c '^rp0/')"
+check_eq "port show rp0 lists the same" "$out" "$(rp port show rp0 2>&1)"
+check_eq "--control first, port show" "$out" "$("$ESW_BIN/esw-devlink" --control "$RP_CONTROL" port show 2>&1)"
+check_match "port show NETDEV finds rp0's port" "^rp0/1: type eth netdev pf0vf0" "$(rp port show pf0vf0 2>&1)"
+check "port function set NETDEV on rp0" rp port function set pf0vf1 hw_addr 02:00:00:00:42:01
+check_match "the MAC is set on rp0/2" "hw_addr 02:00:00:00:42:01" "$(rp port show rp0/2 2>&1)"
+check_eq "the VF netdev has it" "02:00:00:00:42:01" "$(t_in rp cat /sys/class/net/rp0v1/address)"
+check_eq "dev show without a device" "rp0" "$(rp dev show 2>&1)"
+check_match "dev eswitch show without a device" "^rp0: mode switchdev" "$(rp dev eswitch show 2>&1)"
+check_match "dev param show without a device" "^rp0:$" "$(rp dev param show 2>&1)"
+check_match "resource show without a device" "^rp0:$" "$(rp resource show 2>&1)"
+check_match "-j resource show without a device" '^\{"resource":\{"rp0":' "$(rp -j resource show 2>&1)"
+check_match "a device the socket does not serve is still refused" "no device esw0 \(this is rp0\)" "$(rp port show esw0/1 2>&1)"
+check_match "an unknown port word says so" "nosuch: no such device or port" "$(rp port show nosuch 2>&1)"
+
+if [ "${ESW_TEST_INSTALL:-1}" != 0 ]; then
+    t_log "scripts/install.sh into a temporary prefix (release build)"
+    prefix=$T_DIR/prefix
+    if "$T_ROOT/scripts/install.sh" "$prefix" >"$T_DIR/install.log" 2>&1; then t_pass "install.sh $prefix"; else
+        t_fail "install.sh $prefix"; tail -20 "$T_DIR/install.log" | sed 's/^/    | /'
+    fi
+    for tool in eswd esw-dpctl esw-devlink; do
+        check "$tool installed and runs" "$prefix/bin/$tool" --help
+        check "man page for $tool" test -s "$prefix/share/man/man1/$tool.1"
+        for f in "share/bash-completion/completions/$tool" "share/zsh/site-functions/_$tool" \
+                 "share/fish/vendor_completions.d/$tool.fish"; do
+            check "$f is not empty" test -s "$prefix/$f"
+        done
+    done
+    # Completion scripts and man pages know the subcommands, nested ones included.
+    for tool in esw-dpctl esw-devlink; do
+        words="dump-flows dump-tunnels add-flows set-policy"
+        [ "$tool" = esw-devlink ] && words="eswitch param resource function"
+        for f in "share/bash-completion/completions/$tool" "share/zsh/site-functions/_$tool" \
+                 "share/fish/vendor_completions.d/$tool.fish" "share/man/man1/$tool.1"; do
+            for w in $words; do check "$f names $w" grep -q -- "$w" "$prefix/$f"; done
+        done
+    done
+    check "eswd's bash completion offers --uplink" grep -q -- "--uplink" "$prefix/share/bash-completion/completions/eswd"
+    check_match "the man page renders" "dump-flows" "$(MANWIDTH=80 man -l "$prefix/share/man/man1/esw-dpctl.1" 2>/dev/null)"
+    check_match "the installed esw-devlink talks to eswd" '"rp0"' "$("$prefix/bin/esw-devlink" -j --control "$RP_CONTROL" dev show 2>&1)"
+fi
