@@ -51,6 +51,11 @@ private struct Show: ParsableCommand {
         #expect(reorder("-- -j dev show") == "-- -j dev show")
     }
 
+    /// Why the reordering exists: ArgumentParser refuses a leaf's option before its name.
+    @Test func argumentParserAloneRefusesOptionsFirst() {
+        #expect(throws: (any Error).self) { try Tool.parseAsRoot(["-j", "dev", "show"]) }
+    }
+
     /// The reordered words parse: ArgumentParser sees the leaf's options after its name.
     @Test func reorderedArgumentsParse() throws {
         let words = ArgumentOrder.optionsAfterSubcommands(["--control", "/s", "-j", "dev", "show", "rp0"], root: Tool.self,
