@@ -22,8 +22,11 @@ let package = Package(
     ],
     targets: [
         // C: only what Swift cannot call (variadic ioctl, function-like macros).
-        .target(name: "CNetLinux", linkerSettings: [.linkedLibrary("uring")]),
+        .target(name: "CNetLinux"),
         .systemLibrary(name: "CMnl", pkgConfig: "libmnl", providers: [.apt(["libmnl-dev"])]),
+        .systemLibrary(name: "CLibBPF", pkgConfig: "libbpf", providers: [.apt(["libbpf-dev"])]),
+        // Compiles bpf/ (the eBPF data plane) with the toolchain's clang during the build.
+        .plugin(name: "BPFObjectPlugin", capability: .buildTool()),
 
         .target(name: "Packet", swiftSettings: fast),
         .target(name: "Classifier", dependencies: ["Packet"], swiftSettings: fast),
@@ -31,6 +34,8 @@ let package = Package(
         .target(name: "Netlink", swiftSettings: strict),
         .target(name: "ODP", dependencies: ["Packet", "Netlink"], swiftSettings: strict),
         .target(name: "ESwitch", dependencies: ["Packet", "Classifier", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: fast),
+        .target(name: "BPFDataPlane", dependencies: ["ESwitch", "CLibBPF", "NetLinux", "Packet"], swiftSettings: strict,
+                plugins: ["BPFObjectPlugin"]),
         .target(name: "Representors", dependencies: ["ESwitch", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .target(name: "OVSDatapath", dependencies: ["Packet", "Classifier", "ODP", "ESwitch", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: fast),
         .target(name: "Tunnels", dependencies: ["OVSDatapath", "CMnl", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
@@ -39,7 +44,7 @@ let package = Package(
         ], swiftSettings: strict),
 
         .executableTarget(name: "eswd", dependencies: [
-            "CNetLinux", "NetLinux", "Netlink", "ODP", "Packet", "ESwitch", "Representors", "OVSDatapath", "Tunnels", "ControlProtocol",
+            "CNetLinux", "NetLinux", "Netlink", "ODP", "Packet", "ESwitch", "BPFDataPlane", "Representors", "OVSDatapath", "Tunnels", "ControlProtocol",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
@@ -55,7 +60,8 @@ let package = Package(
         .testTarget(name: "PacketTests", dependencies: ["Packet"], swiftSettings: strict),
         .testTarget(name: "ClassifierTests", dependencies: ["Classifier", "Packet"], swiftSettings: strict),
         .testTarget(name: "ODPTests", dependencies: ["ODP", "Packet"], swiftSettings: strict),
-        .testTarget(name: "NetLinuxTests", dependencies: ["NetLinux"], swiftSettings: strict),
+        .testTarget(name: "ESwitchTests", dependencies: ["ESwitch", "Packet"], swiftSettings: strict),
+        .testTarget(name: "BPFDataPlaneTests", dependencies: ["BPFDataPlane", "ESwitch", "Packet", "NetLinux"], swiftSettings: strict),
         .testTarget(name: "ControlProtocolTests", dependencies: [
             "ControlProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),

@@ -2,7 +2,7 @@
 # packages esw needs, only those missing, and puts a Swift toolchain on PATH.
 esw_install_deps() {
     local need=() p
-    for p in libmnl-dev liburing-dev pkg-config iproute2 iperf3 tcpdump iputils-ping python3 python3-scapy \
+    for p in libmnl-dev libbpf-dev linux-libc-dev pkg-config iproute2 iperf3 tcpdump iputils-ping python3 python3-scapy \
              openvswitch-switch procps psmisc "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
     done

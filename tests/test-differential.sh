@@ -413,7 +413,7 @@ for i in 1 2 3 4; do
 done
 
 # --- esw --------------------------------------------------------------------------
-t_eswd "$NS_E" --vfs 0 --uplink up0 --workers 1
+t_eswd "$NS_E" --vfs 0 --uplink up0
 for i in 1 2 3 4; do
     check "esw: add-if d$i,port_no=${PORTS[i - 1]}" dpctl add-if "d$i,port_no=${PORTS[i - 1]}"
 done

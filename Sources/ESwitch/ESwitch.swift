@@ -2,7 +2,6 @@ import Classifier
 import Logging
 import NetLinux
 import Packet
-import Synchronization
 
 public enum ESwitchMode: String, Sendable, CaseIterable {
     case legacy
@@ -16,6 +15,16 @@ public protocol RepresentorProvider: AnyObject {
     func destroyRepresentor(_ queue: TapQueue, of port: ESwitchPort)
 }
 
+/// What the driver does to a VF netdev wherever the user has moved it (the VF driver's
+/// side of devlink port function and MTU reflection).
+public protocol VFLinkOperations: AnyObject {
+    func setMAC(_ vf: VFNetdev, _ mac: UInt64) throws
+    func mac(of vf: VFNetdev) throws -> UInt64
+    func setMTU(_ vf: VFNetdev, _ mtu: Int) throws
+    /// Whether the VF's end is in another namespace than the switch side.
+    func isInOtherNamespace(_ vf: VFNetdev) -> Bool
+}
+
 /// An opaque handle to an installed hardware rule.
 public struct HardwareRuleHandle: Sendable, Hashable {
     public let id: UInt64
@@ -23,71 +32,86 @@ public struct HardwareRuleHandle: Sendable, Hashable {
 }
 
 /// The emulated NIC: ports (uplink and VFs), an embedded switch in legacy or
-/// switchdev mode, hardware tables with finite resources, packet threads, and the
-/// offload API a representor's driver exposes.
+/// switchdev mode, hardware tables with finite resources, and the offload API a
+/// representor's driver exposes. The packets themselves never come here: they run
+/// through the data plane (eBPF programs in the kernel, see BPFDataPlane).
 ///
-/// Every method here runs on the control thread; packet threads only read.
+/// Control thread only.
 public final class ESwitch: @unchecked Sendable {
     public let name: String
     public let tables: HardwareTables
     public let ports: [ESwitchPort]
     public private(set) var mode: ESwitchMode
-    let counters: CounterBlock
+    public let dataPlane: DataPlane
     let legacy: LegacyMACTable
     private let engine: OffloadEngine
-    private var workers: [FastPathWorker] = []
     private let logger: Logger
     weak var provider: RepresentorProvider?
-    /// Read by packet threads; changed only while they are paused.
-    private(set) var modeIsLegacy: Bool
-    /// Up to four VXLAN UDP ports the hardware parser recognises, 16 bits each.
-    private let vxlanPorts = Atomic<UInt64>(0)
+    weak var vfLinks: VFLinkOperations?
     private var vxlanPortUsers: [UInt16: Int] = [:]
     private var rulesByHandle: [UInt64: HardwareRule] = [:]
 
-    public init(name: String, vfs: [TapQueue], uplink: UplinkIO, mode: ESwitchMode, profile: HardwareProfile,
-                params: DeviceParams = DeviceParams(), workers workerCount: Int = 2, logger: Logger) throws {
+    public init(name: String, vfs: [VFNetdev], uplink: UplinkNetdev, mode: ESwitchMode, profile: HardwareProfile,
+                params: DeviceParams = DeviceParams(), dataPlane: DataPlane, logger: Logger) throws {
         self.name = name
         self.mode = mode
-        self.modeIsLegacy = mode == .legacy
         self.logger = logger
-        tables = HardwareTables(profile: profile, name: name)
+        self.dataPlane = dataPlane
+        tables = HardwareTables(profile: profile, name: name, dataPlane: dataPlane)
         engine = OffloadEngine(tables: tables, params: params)
         var ports: [ESwitchPort] = []
         let up = ESwitchPort(index: .uplink, flavour: .physical, vf: nil)
         up.uplink = uplink
         if let c = try? InterfaceControl(), let m = try? c.mtu(of: uplink.name) { up.mtu = m }
         ports.append(up)
-        for (n, q) in vfs.enumerated() {
+        for (n, v) in vfs.enumerated() {
             let p = ESwitchPort(index: .vf(n), flavour: .pcivf, vf: n)
-            p.vfQueue = q
+            p.vfNetdev = v
             ports.append(p)
         }
         self.ports = ports
-        counters = CounterBlock(ports: ports.count, threads: max(1, workerCount))
         legacy = LegacyMACTable(tables: tables)
-        for i in 0..<max(1, workerCount) { workers.append(try FastPathWorker(id: i, device: self, uplinkIfindex: uplink.ifindex,
-                                                                                  nice: Int32(params.fastPathNice))) }
+        try dataPlaneCall { () throws(DataPlaneError) in try dataPlane.setMode(mode, portCount: ports.count) }
+    }
+
+    /// Attaches the pipeline to every port's netdev. Representors come with `attach(provider:)`.
+    public func start() throws {
+        for p in ports { try publish(p) }
         for p in ports {
-            p.worker = Int(p.index) % workers.count
-            workers[p.worker].watch(port: p)
+            let ifindex = p.vfNetdev?.switchIfindex ?? p.uplink?.ifindex ?? 0
+            try dataPlaneCall { () throws(DataPlaneError) in try dataPlane.attachPort(ifindex: ifindex) }
         }
     }
 
-    /// Starts packet processing. Representors are created by `attach(provider:)` first.
-    public func start() throws {
-        for w in workers { try w.start() }
-    }
-
+    /// Takes the pipeline off every netdev (shutdown).
     public func stop() {
-        for w in workers { w.stop() }
+        for p in ports {
+            if let r = p.representor, let i = try? InterfaceControl().index(of: r.name) { dataPlane.detach(ifindex: i) }
+            dataPlane.detach(ifindex: p.vfNetdev?.switchIfindex ?? p.uplink?.ifindex ?? 0)
+        }
     }
 
     /// Binds the representor provider and, in switchdev mode, creates the representors.
-    public func attach(provider: RepresentorProvider) throws {
+    public func attach(provider: RepresentorProvider, vfLinks: VFLinkOperations? = nil) throws {
         self.provider = provider
+        self.vfLinks = vfLinks
         if mode == .switchdev { try createRepresentors() }
         refreshLegacyTable()
+    }
+
+    private func dataPlaneCall(_ body: () throws(DataPlaneError) -> Void) throws {
+        do { try body() } catch { throw DriverFailure("data plane: \(error)") }
+    }
+
+    /// Writes a port's state into the data plane's port table.
+    private func publish(_ p: ESwitchPort) throws {
+        var repIndex: Int32 = 0
+        if let r = p.representor { repIndex = (try? InterfaceControl().index(of: r.name)) ?? 0 }
+        let config = DataPlanePort(
+            ifindex: p.vfNetdev?.switchIfindex ?? p.uplink?.ifindex ?? 0, representorIfindex: repIndex,
+            isUplink: p.uplink != nil, linkUp: p.config.linkUp, peerInOtherNamespace: p.vfInOtherNamespace,
+            mtu: p.mtu, vlan: p.config.vlan, qos: p.config.qos)
+        try dataPlaneCall { () throws(DataPlaneError) in try dataPlane.setPort(p.index, config) }
     }
 
     // MARK: Mode
@@ -96,17 +120,16 @@ public final class ESwitch: @unchecked Sendable {
     /// netdevs and their configuration. Hardware flow rules do not survive (as on mlx5).
     public func setMode(_ newMode: ESwitchMode) throws {
         guard newMode != mode else { return }
-        pauseWorkers()
-        defer { resumeWorkers() }
         if newMode == .legacy {
             for r in Array(rulesByHandle.values) { _ = tables.remove(r) }
             rulesByHandle.removeAll()
+            try dataPlaneCall { () throws(DataPlaneError) in try dataPlane.setMode(.legacy, portCount: ports.count) }
             destroyRepresentors()
         } else {
             try createRepresentors()
+            try dataPlaneCall { () throws(DataPlaneError) in try dataPlane.setMode(.switchdev, portCount: ports.count) }
         }
         mode = newMode
-        modeIsLegacy = newMode == .legacy
         refreshLegacyTable()
         logger.info("eswitch mode set", metadata: ["mode": "\(newMode.rawValue)"])
     }
@@ -114,8 +137,11 @@ public final class ESwitch: @unchecked Sendable {
     private func createRepresentors() throws {
         guard let provider else { return }
         for p in ports where p.representor == nil {
-            p.representor = try provider.createRepresentor(for: p)
-            workers[p.worker].watchRepresentor(p)
+            let r = try provider.createRepresentor(for: p)
+            p.representor = r
+            let ifindex = try InterfaceControl().index(of: r.name)
+            try dataPlaneCall { () throws(DataPlaneError) in try dataPlane.attachRepresentor(ifindex: ifindex) }
+            try publish(p)
         }
     }
 
@@ -123,8 +149,9 @@ public final class ESwitch: @unchecked Sendable {
         var names: [String] = []
         for p in ports {
             guard let r = p.representor else { continue }
-            workers[p.worker].unwatch(fd: r.fd)
+            if let i = try? InterfaceControl().index(of: r.name) { dataPlane.detach(ifindex: i) }
             p.representor = nil
+            try? publish(p)
             names.append(r.name)
             provider?.destroyRepresentor(r, of: p)
         }
@@ -133,9 +160,6 @@ public final class ESwitch: @unchecked Sendable {
             logger.warning("representor netdevs still present after the mode change", metadata: ["netdevs": "\(names)"])
         }
     }
-
-    func pauseWorkers() { for w in workers { w.pause() } }
-    func resumeWorkers() { for w in workers { w.resume() } }
 
     // MARK: Ports
 
@@ -148,45 +172,61 @@ public final class ESwitch: @unchecked Sendable {
         ports.first { $0.representor?.name == name }
     }
 
-    public func portCounters(_ index: PortIndex) -> PortCounters { counters.read(port: Int(index)) }
+    public func portCounters(_ index: PortIndex) -> PortCounters { dataPlane.portCounters(index) }
+
+    /// The MAC the VF netdev has now.
+    public func vfMAC(_ index: PortIndex) -> UInt64? {
+        guard let v = port(index)?.vfNetdev else { return nil }
+        return try? vfLinks?.mac(of: v)
+    }
 
     /// Sets a VF's admin MAC (devlink port function hw_addr): the VF netdev takes it.
     public func setVFMAC(_ index: PortIndex, mac: UInt64) throws {
-        guard let p = port(index), let q = p.vfQueue else { throw OffloadFailure.noSuchPort(index) }
-        try q.tap.setHardwareAddress(MACAddress(mac))
+        guard let p = port(index), let v = p.vfNetdev else { throw OffloadFailure.noSuchPort(index) }
+        try vfLinks?.setMAC(v, mac)
         p.config.mac = mac
         refreshLegacyTable()
     }
 
     public func setVFVLAN(_ index: PortIndex, vlan: UInt16, qos: UInt8 = 0) throws {
         guard let p = port(index), p.vf != nil else { throw OffloadFailure.noSuchPort(index) }
-        pauseWorkers()
         p.config.vlan = vlan
         p.config.qos = qos
-        resumeWorkers()
+        try publish(p)
         refreshLegacyTable()
     }
 
     public func setVFLinkState(_ index: PortIndex, up: Bool) throws {
         guard let p = port(index), p.vf != nil else { throw OffloadFailure.noSuchPort(index) }
         p.config.linkUp = up
+        try publish(p)
     }
 
     /// The representor's MTU is reflected to the VF netdev (in whatever namespace it is).
     public func reflectMTU(_ index: PortIndex, mtu: Int) throws {
         guard let p = port(index) else { throw OffloadFailure.noSuchPort(index) }
-        if let q = p.vfQueue {
-            let ns = try q.tap.namespace()
-            let name = q.tap.currentName()
-            try NetworkNamespace.run(in: ns.raw) {
-                let c = try InterfaceControl()
-                try c.setMTU(name, mtu)
-            }
+        if let v = p.vfNetdev {
+            try vfLinks?.setMTU(v, mtu)
         } else if let u = p.uplink {
             // The uplink representor stands for the physical port: its MTU is the wire's.
             try InterfaceControl().setMTU(u.name, mtu)
         }
         p.mtu = mtu
+        try publish(p)
+    }
+
+    /// Notices VFs moved to or from another namespace (the data plane then redirects
+    /// into them the faster way). Cheap; the control loop calls it periodically.
+    public func refreshVFNamespaces() {
+        guard let vfLinks else { return }
+        for p in ports {
+            guard let v = p.vfNetdev else { continue }
+            let elsewhere = vfLinks.isInOtherNamespace(v)
+            if elsewhere != p.vfInOtherNamespace {
+                p.vfInOtherNamespace = elsewhere
+                try? publish(p)
+            }
+        }
     }
 
     /// Re-reads VF netdev MACs into the legacy MAC table (the VF driver registering
@@ -198,7 +238,7 @@ public final class ESwitch: @unchecked Sendable {
         }
         for p in ports where p.vf != nil {
             var mac = p.config.mac
-            if mac == 0, let m = try? p.vfQueue?.tap.hardwareAddress() { mac = m.value }
+            if mac == 0, let v = p.vfNetdev, let m = try? vfLinks?.mac(of: v) { mac = m }
             if !legacy.set(port: p.index, vlan: p.config.vlan, mac: mac) {
                 logger.warning("legacy MAC table: no room", metadata: ["port": "\(p.index)"])
             }
@@ -246,8 +286,18 @@ public final class ESwitch: @unchecked Sendable {
         return engine.remove(r)
     }
 
+    /// A rule's hardware counters, read from the data plane now.
     public func ruleCounters(_ h: HardwareRuleHandle) -> RuleCounters? {
-        rulesByHandle[h.id]?.counters
+        guard let r = rulesByHandle[h.id] else { return nil }
+        return dataPlane.ruleCounters(r.counter)
+    }
+
+    /// Every rule's counters in one read; look rules up in it with `ruleCounters(_:in:)`.
+    public func counterSnapshot() -> [RuleCounters] { tables.allCounters() }
+
+    public func ruleCounters(_ h: HardwareRuleHandle, in snapshot: [RuleCounters]) -> RuleCounters? {
+        guard let r = rulesByHandle[h.id] else { return nil }
+        return Int(r.counter) < snapshot.count ? snapshot[Int(r.counter)] : dataPlane.ruleCounters(r.counter)
     }
 
     public func rule(_ h: HardwareRuleHandle) -> HardwareRule? { rulesByHandle[h.id] }
@@ -305,50 +355,27 @@ public final class ESwitch: @unchecked Sendable {
     }
 
     private func publishVXLANPorts() {
-        var packed: UInt64 = 0
-        for (i, p) in vxlanPortUsers.keys.sorted().enumerated() { packed |= UInt64(p) << UInt64(16 * i) }
-        vxlanPorts.store(packed, ordering: .releasing)
-    }
-
-    @inline(__always)
-    var vxlanPortCount: Int { vxlanPorts.load(ordering: .relaxed) == 0 ? 0 : 1 }
-
-    @inline(__always)
-    func isVXLANPort(_ p: UInt16) -> Bool {
-        guard p != 0 else { return false }
-        let v = vxlanPorts.load(ordering: .relaxed)
-        return UInt16(truncatingIfNeeded: v) == p || UInt16(truncatingIfNeeded: v >> 16) == p
-            || UInt16(truncatingIfNeeded: v >> 32) == p || UInt16(truncatingIfNeeded: v >> 48) == p
+        do {
+            try dataPlane.setVXLANPorts(vxlanPortUsers.keys.sorted())
+        } catch {
+            logger.error("vxlan ports not written to the data plane", metadata: ["error": "\(error)"])
+        }
     }
 
     // MARK: Params and resources
 
     public var params: DeviceParams {
         get { engine.params }
-        set {
-            let niceChanged = newValue.fastPathNice != engine.params.fastPathNice
-            engine.params = newValue
-            guard niceChanged else { return }
-            let nice = Int32(newValue.fastPathNice)
-            for w in workers { w.setNice(nice) }
-            for t in adoptedThreads { t.setNice(nice) }
-        }
-    }
-
-    /// Packet threads outside the eSwitch (the software datapath's) that follow fastpath_nice.
-    private var adoptedThreads: [ParkableThread] = []
-
-    public func adopt(packetThread t: ParkableThread) {
-        adoptedThreads.append(t)
-        t.setNice(Int32(params.fastPathNice))
-    }
-
-    public func release(packetThread t: ParkableThread) {
-        adoptedThreads.removeAll { $0 === t }
+        set { engine.params = newValue }
     }
 
     public var offloadStatistics: (operations: UInt64, hardwareAccesses: UInt64, waitedNanoseconds: UInt64) {
         (engine.operations, engine.hardwareAccesses, engine.waitedNanoseconds)
+    }
+
+    /// Periodic work of the driver: the data plane's housekeeping.
+    public func tick(now: UInt64) {
+        dataPlane.maintain(now: now)
     }
 
     /// devlink dev reload: applies pending resource sizes, refused if what is in use
@@ -357,4 +384,10 @@ public final class ESwitch: @unchecked Sendable {
         for r in tables.resources { try r.validatePending() }
         for r in tables.resources { r.applyPending() }
     }
+}
+
+/// A driver-level failure with a message (data plane writes at setup).
+public struct DriverFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
 }

@@ -1,6 +1,5 @@
 import Classifier
 import Packet
-import Synchronization
 
 /// A port of the eSwitch by its devlink index: 0 is the uplink, VF n is n + 1.
 public typealias PortIndex = UInt32
@@ -119,48 +118,38 @@ public enum HardwareTable: String, Sendable {
     case exact
 }
 
-/// A rule in a hardware table: an immutable match and actions, and its counters.
+/// A rule in a hardware table: an immutable match and actions, and the index of the
+/// hardware counter it counts into.
 public final class HardwareRule: ClassifierEntry, @unchecked Sendable {
     public let id: UInt64
     public let cookie: UInt64
-    public let actions: ContiguousArray<HardwareAction>
+    public let actions: [HardwareAction]
     public let table: HardwareTable
     /// Table units taken (IPv6 matches take a double-width masked entry).
     public let units: Int
     /// Encap entries referenced by the actions.
     public let encapEntries: [EncapEntry]
-    /// Outer header bytes added by an encap action (0: none), for the egress MTU check.
-    let encapOverhead: Int
     public let spec: HardwareRuleSpec
+    /// The hardware counter this rule counts into.
+    public let counter: UInt32
 
-    let packetCount = Atomic<UInt64>(0)
-    let byteCount = Atomic<UInt64>(0)
-    let lastUsedNanoseconds = Atomic<UInt64>(0)
-
-    init(id: UInt64, spec: HardwareRuleSpec, mask: FlowMask, table: HardwareTable, units: Int) {
+    init(id: UInt64, spec: HardwareRuleSpec, mask: FlowMask, table: HardwareTable, units: Int, counter: UInt32) {
         self.id = id
         self.cookie = spec.cookie
-        self.actions = ContiguousArray(spec.actions)
+        self.actions = spec.actions
         self.table = table
         self.units = units
         self.spec = spec
+        self.counter = counter
         var encaps: [EncapEntry] = []
         for a in spec.actions { if case .encap(let e) = a { encaps.append(e) } }
         self.encapEntries = encaps
-        self.encapOverhead = encaps.first.map { $0.key.tunnel.isIPv6 ? VXLAN.overheadIPv6 : VXLAN.overheadIPv4 } ?? 0
         super.init(key: spec.key, mask: mask)
     }
 
-    @inline(__always)
-    func count(bytes: Int, now: UInt64) {
-        packetCount.wrappingAdd(1, ordering: .relaxed)
-        byteCount.wrappingAdd(UInt64(bytes), ordering: .relaxed)
-        lastUsedNanoseconds.store(now, ordering: .relaxed)
-    }
-
-    public var counters: RuleCounters {
-        RuleCounters(packets: packetCount.load(ordering: .relaxed), bytes: byteCount.load(ordering: .relaxed),
-                     lastUsedNanoseconds: lastUsedNanoseconds.load(ordering: .relaxed))
+    /// The rule as the data plane holds it.
+    var programmed: DataPlaneRule {
+        DataPlaneRule(table: table, key: key, mask: spec.mask, actions: actions, counter: counter)
     }
 }
 

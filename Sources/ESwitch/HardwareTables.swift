@@ -1,11 +1,15 @@
 import Classifier
+import NetLinux
 import Packet
 
 /// The hardware's flow tables and what they draw on: a masked (TCAM-like) table, an
 /// exact-match hash table whose memory the legacy MAC table shares, encap entries and
-/// counters. Writer side runs on the control thread; packet threads only look up.
+/// counters. The driver's accounting lives here; every rule placed here is written to
+/// the data plane before the call returns, and a write the data plane refuses leaves
+/// nothing behind. Runs on the control thread.
 public final class HardwareTables: @unchecked Sendable {
     public let rcu: QuiescentState
+    let dataPlane: DataPlane
     let masked: Classifier
     let exact: Classifier
     public let capabilities: HardwareCapabilities
@@ -21,11 +25,15 @@ public final class HardwareTables: @unchecked Sendable {
     public private(set) var rules: [UInt64: HardwareRule] = [:]
     public private(set) var encaps: [EncapKey: EncapEntry] = [:]
     private var nextRuleID: UInt64 = 1
-    private var nextEncapID: UInt32 = 1
+    private var counterSlots: SlotAllocator
+    private var encapSlots: SlotAllocator
 
-    public init(profile: HardwareProfile, name: String, rcu: QuiescentState = .shared,
+    public init(profile: HardwareProfile, name: String, dataPlane: DataPlane, rcu: QuiescentState = .shared,
                 capabilities: HardwareCapabilities = HardwareCapabilities()) {
         self.rcu = rcu
+        self.dataPlane = dataPlane
+        counterSlots = SlotAllocator(capacity: UInt32(clamping: DataPlaneCapacity.counters(profile)))
+        encapSlots = SlotAllocator(capacity: UInt32(clamping: DataPlaneCapacity.encaps(profile)))
         self.capabilities = capabilities
         masked = Classifier(rcu: rcu)
         exact = Classifier(rcu: rcu)
@@ -46,21 +54,6 @@ public final class HardwareTables: @unchecked Sendable {
         root.find(path: root.name + (path.hasPrefix("/") ? path : "/" + path))
     }
 
-    // MARK: Packet threads
-
-    /// Exact-match table first (one hash probe), then the masked table.
-    @inline(__always)
-    func lookup(_ key: FlowKey, reader: QuiescentState.Reader) -> HardwareRule? {
-        var probed: UInt64 = 0
-        if exact.count > 0, let e = exact.lookup(key, reader: reader, probed: &probed) {
-            return unsafeDowncast(e.takeUnretainedValue(), to: HardwareRule.self)
-        }
-        if let e = masked.lookup(key, reader: reader, probed: &probed) {
-            return unsafeDowncast(e.takeUnretainedValue(), to: HardwareRule.self)
-        }
-        return nil
-    }
-
     // MARK: Control thread
 
     /// Places a rule, all or nothing. Latency and intake are the caller's business.
@@ -77,11 +70,27 @@ public final class HardwareTables: @unchecked Sendable {
             return .failure(.unsupportedMatch(field: "duplicate of an installed rule"))
         }
         guard pool.reserve(units) else { return .failure(.noSpace(table: pool.exhaustedPool(for: units).path.dropFirstComponent())) }
+        let now = Sys.monotonicNanoseconds()
         guard counterPool.reserve(1) else {
             pool.release(units)
             return .failure(.noSpace(table: "counters"))
         }
-        let rule = HardwareRule(id: nextRuleID, spec: spec, mask: classifier.mask(for: spec.mask), table: table, units: units)
+        guard let counter = counterSlots.allocate(now: now) else {
+            counterPool.release(1)
+            pool.release(units)
+            return .failure(.noSpace(table: "counters"))
+        }
+        let rule = HardwareRule(id: nextRuleID, spec: spec, mask: classifier.mask(for: spec.mask), table: table, units: units,
+                                counter: counter)
+        dataPlane.resetCounter(counter)
+        do {
+            try dataPlane.program(rule.programmed)
+        } catch {
+            counterSlots.release(counter, now: now)
+            counterPool.release(1)
+            pool.release(units)
+            return .failure(error.offloadFailure)
+        }
         nextRuleID += 1
         classifier.insert(rule)
         rules[rule.id] = rule
@@ -91,9 +100,11 @@ public final class HardwareTables: @unchecked Sendable {
 
     func remove(_ rule: HardwareRule) -> Bool {
         guard rules.removeValue(forKey: rule.id) != nil else { return false }
+        try? dataPlane.remove(rule.programmed)
         (rule.table == .exact ? exact : masked).remove(rule)
         (rule.table == .exact ? exactFlows : maskedPool).release(rule.units)
         counterPool.release(1)
+        counterSlots.release(rule.counter, now: Sys.monotonicNanoseconds())
         for e in rule.encapEntries {
             e.users -= 1
             if e.users == 0 { releaseEncap(e) }
@@ -101,8 +112,9 @@ public final class HardwareTables: @unchecked Sendable {
         return true
     }
 
-    /// Replaces a rule. With the same match the swap is atomic for packet threads;
-    /// otherwise the new rule is placed before the old one is removed.
+    /// Replaces a rule. With the same match the data plane swaps the actions in one
+    /// write (the counter carries on); otherwise the new rule is placed before the old
+    /// one is removed (make-before-break).
     func replace(_ old: HardwareRule, with spec: HardwareRuleSpec) -> Result<HardwareRule, OffloadFailure> {
         guard rules[old.id] === old else { return .failure(.notFound) }
         let sameMatch = old.spec.mask == spec.mask && old.key == spec.key.masked(by: spec.mask)
@@ -113,7 +125,13 @@ public final class HardwareTables: @unchecked Sendable {
         }
         if let f = capabilities.check(actions: spec.actions) { return .failure(f) }
         let classifier = old.table == .exact ? exact : masked
-        let rule = HardwareRule(id: nextRuleID, spec: spec, mask: old.mask, table: old.table, units: old.units)
+        let rule = HardwareRule(id: nextRuleID, spec: spec, mask: old.mask, table: old.table, units: old.units,
+                                counter: old.counter)
+        do {
+            try dataPlane.program(rule.programmed)
+        } catch {
+            return .failure(error.offloadFailure)
+        }
         nextRuleID += 1
         for e in rule.encapEntries { e.users += 1 }
         classifier.replace(old, with: rule)
@@ -129,12 +147,23 @@ public final class HardwareTables: @unchecked Sendable {
     /// The shared encap entry for `key`, created (and counted) on first use.
     func encapEntry(for key: EncapKey, header: VXLAN.EncapTemplate) -> Result<EncapEntry, OffloadFailure> {
         if let e = encaps[key] {
-            if e.template != header { e.replaceHeader(header, rcu: rcu) }
+            if e.template != header { rewriteEncap(e, header: header) }
             return .success(e)
         }
+        let now = Sys.monotonicNanoseconds()
         guard encapPool.reserve(1) else { return .failure(.noSpace(table: "encap")) }
-        let e = EncapEntry(id: nextEncapID, key: key, header: header)
-        nextEncapID += 1
+        guard let id = encapSlots.allocate(now: now) else {
+            encapPool.release(1)
+            return .failure(.noSpace(table: "encap"))
+        }
+        do {
+            try dataPlane.writeEncap(id: id, header: header)
+        } catch {
+            encapSlots.release(id, now: now)
+            encapPool.release(1)
+            return .failure(error.offloadFailure)
+        }
+        let e = EncapEntry(id: id, key: key, header: header)
         encaps[key] = e
         return .success(e)
     }
@@ -143,11 +172,23 @@ public final class HardwareTables: @unchecked Sendable {
     func releaseEncap(_ e: EncapEntry) {
         guard e.users == 0, encaps[e.key] === e else { return }
         encaps[e.key] = nil
+        try? dataPlane.removeEncap(id: e.id)
+        encapSlots.release(e.id, now: Sys.monotonicNanoseconds())
         encapPool.release(1)
     }
 
     func rewriteEncap(_ e: EncapEntry, header: VXLAN.EncapTemplate) {
-        e.replaceHeader(header, rcu: rcu)
+        do {
+            try dataPlane.writeEncap(id: e.id, header: header)
+            e.template = header
+        } catch {
+            // The old header stays in the silicon; the tracker sees the entry unchanged.
+        }
+    }
+
+    /// Every rule's counters, read from the data plane in one go.
+    func allCounters() -> [RuleCounters] {
+        dataPlane.allRuleCounters(count: Int(counterSlots.highWater))
     }
 
     /// Legacy MAC entries occupy exact-match memory.

@@ -29,15 +29,11 @@ public struct DeviceParams: Sendable, Equatable {
     /// Whether the tunnel tracker keeps neighbours of busy offloaded encap flows alive
     /// (NTF_USE), as mlx5 does from its flow counters.
     public var neighbourKeepalive = true
-    /// Niceness of the packet threads. A TAP write runs the receiving namespace's stack
-    /// in the packet thread; given less CPU weight than the processes it feeds, it
-    /// yields to them and drains bigger batches instead of overfilling their sockets.
-    public var fastPathNice = 10
 
     public init() {}
 
     public static let names = ["hw_latency_us", "intake_rate", "fail_next_offloads", "stats_interval_ms",
-                               "offload_model", "prefetch_batch", "neigh_keepalive", "fastpath_nice"]
+                               "offload_model", "prefetch_batch", "neigh_keepalive"]
 
     public func value(of name: String) -> String? {
         switch name {
@@ -48,7 +44,6 @@ public struct DeviceParams: Sendable, Equatable {
         case "offload_model": offloadModel.rawValue
         case "prefetch_batch": String(prefetchBatch)
         case "neigh_keepalive": neighbourKeepalive ? "true" : "false"
-        case "fastpath_nice": String(fastPathNice)
         default: nil
         }
     }
@@ -78,7 +73,6 @@ public struct DeviceParams: Sendable, Equatable {
         case "fail_next_offloads": failNextOffloads = try int(0, 1_000_000_000)
         case "stats_interval_ms": statsIntervalMilliseconds = try int(10, 3_600_000)
         case "prefetch_batch": prefetchBatch = try int(1, 1_000_000)
-        case "fastpath_nice": fastPathNice = try int(-20, 19)
         case "offload_model":
             guard let m = OffloadModel(rawValue: value) else {
                 throw .invalid(name: name, value: value,

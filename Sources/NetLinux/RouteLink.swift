@@ -29,13 +29,13 @@ public struct RouteLink: ~Copyable {
     }
 
     /// struct ifinfomsg with an index.
-    private static func ifinfo(index: Int32) -> [UInt8] {
+    static func ifinfo(index: Int32) -> [UInt8] {
         var b = [UInt8](repeating: 0, count: 16)
         withUnsafeBytes(of: index.littleEndian) { for i in 0..<4 { b[4 + i] = $0[i] } }
         return b
     }
 
-    private mutating func request(type: UInt16, flags: UInt16, body: [UInt8]) throws(SystemError) -> [RawMessage] {
+    mutating func request(type: UInt16, flags: UInt16, body: [UInt8]) throws(SystemError) -> [RawMessage] {
         sequence &+= 1
         var msg: [UInt8] = []
         let len = UInt32(16 + body.count)

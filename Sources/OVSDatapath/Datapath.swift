@@ -57,14 +57,10 @@ public final class Datapath: @unchecked Sendable {
         worker = w
         controlEngine = PacketEngine(datapath: self)
         _ = try addPort(name: localPortName, type: .internal, number: 0)
-        // The software path's thread writes into TAPs as the eSwitch's threads do: it
-        // takes the same scheduling weight (devlink param fastpath_nice).
-        eswitch?.adopt(packetThread: w.control)
         try w.start()
     }
 
     public func stop() {
-        if let w = worker { eswitch?.release(packetThread: w.control) }
         worker?.stop()
         worker = nil
     }
@@ -501,8 +497,9 @@ public final class Datapath: @unchecked Sendable {
     /// Reads every offloaded flow's hardware counters (the driver's periodic poll).
     public func pollHardwareCounters() {
         guard let sw = eswitch else { return }
+        let snapshot = sw.counterSnapshot()
         for f in table.flows {
-            if case .hardware(let h) = f.offload, let c = sw.ruleCounters(h) { f.hardwareLatest = c }
+            if case .hardware(let h) = f.offload, let c = sw.ruleCounters(h, in: snapshot) { f.hardwareLatest = c }
         }
     }
 

@@ -98,9 +98,41 @@ extension PacketEngine {
                 port.rxDropped.wrappingAdd(1, ordering: .relaxed)
                 continue
             }
+            Self.markSuperframe(&b)
             receive(&b, on: port, tunnel: t)
         }
         flush()
+    }
+
+    /// A datagram bigger than any wire frame is a TCP superframe the sender's stack
+    /// handed over whole (the host's UDP socket keeps UDP-tunnel GSO packets whole).
+    /// It leaves as one again, with the offload the kernel needs to send it on: TCP
+    /// GSO and a partial checksum seeded with the pseudo-header, whatever the sender
+    /// left in the field.
+    static func markSuperframe(_ b: inout PacketBuffer, largestFrame: Int = 1518, segment: UInt16 = 1400) {
+        guard b.length > largestFrame, b.length <= 65535 + 14 else { return }
+        let p = b.data
+        let l4: Int, gso: UInt8, pseudo: UInt64
+        switch p.be16(12) {
+        case EtherType.ipv4:
+            let ihl = Int(p.u8(14) & 0x0f) * 4
+            guard ihl >= 20, p.u8(23) == IPProto.tcp, p.be16(20) & 0x3fff == 0 else { return }
+            l4 = 14 + ihl
+            gso = OffloadInfo.gsoTCPv4
+            pseudo = Checksum.pseudoHeaderIPv4(src: p.be32(26), dst: p.be32(30), proto: IPProto.tcp, length: b.length - l4)
+        case EtherType.ipv6:
+            guard p.u8(20) == IPProto.tcp else { return }
+            l4 = 54
+            gso = OffloadInfo.gsoTCPv6
+            pseudo = Checksum.pseudoHeaderIPv6(src: p.be128(22), dst: p.be128(38), proto: IPProto.tcp, length: b.length - l4)
+        default:
+            return
+        }
+        guard b.length >= l4 + 20 else { return }
+        let headers = l4 + Int(p.u8(l4 + 12) >> 4) * 4
+        p.setBE16(l4 + 16, Checksum.fold(pseudo))
+        b.offload = OffloadInfo(flags: OffloadInfo.needsChecksum, gsoType: gso, headerLength: UInt16(headers),
+                                gsoSize: segment, checksumStart: UInt16(l4), checksumOffset: 16)
     }
 
     static func applyECNDecap(_ b: inout PacketBuffer, outerTOS: UInt8) -> Bool {

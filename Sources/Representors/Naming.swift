@@ -14,13 +14,16 @@ public struct NetdevNaming: Sendable, Equatable {
 
     public func vf(_ n: Int) -> String { "\(switchName)v\(n)" }
 
+    /// The switch-side end of VF n's veth pair (it carries the eSwitch's program).
+    public func vfSwitchSide(_ n: Int) -> String { "\(switchName)sw\(n)" }
+
     public func representor(for port: ESwitchPort) -> String { representorPrefix + port.physPortName }
 
     public func representor(vf n: Int?) -> String { representorPrefix + (n.map { "pf0vf\($0)" } ?? "p0") }
 
     /// Every name this eSwitch may create (for stale-netdev cleanup).
     public func allNames(vfs: Int) -> [String] {
-        (0..<vfs).map(vf) + (0..<vfs).map { representor(vf: $0) } + [representor(vf: nil)]
+        (0..<vfs).map(vf) + (0..<vfs).map(vfSwitchSide) + (0..<vfs).map { representor(vf: $0) } + [representor(vf: nil)]
     }
 
     /// Names longer than IFNAMSIZ-1 are refused by the kernel; check up front.

@@ -2,11 +2,12 @@ import ESwitch
 import Logging
 import NetLinux
 
-/// The driver side of the netdevs: creates the VF netdevs and the uplink binding,
-/// creates and destroys representors on mode changes, publishes each representor's
-/// switch id and phys_port_name (alias and altname), removes stale netdevs, and
-/// reflects a representor's MTU to its VF.
-public final class RepresentorDriver: RepresentorProvider, @unchecked Sendable {
+/// The driver side of the netdevs: creates the VF netdevs (veth pairs) and the uplink
+/// binding, creates and destroys representors on mode changes, publishes each
+/// representor's switch id and phys_port_name (alias and altname), removes stale
+/// netdevs, reflects a representor's MTU to its VF, and reaches VF netdevs in whatever
+/// namespace the user moved them to.
+public final class RepresentorDriver: RepresentorProvider, VFLinkOperations, @unchecked Sendable {
     public let naming: NetdevNaming
     /// The switch id (as /sys/class/net/<rep>/phys_switch_id shows on mlx5).
     public let switchID: String
@@ -22,19 +23,28 @@ public final class RepresentorDriver: RepresentorProvider, @unchecked Sendable {
         switchID = String(format6: h)
     }
 
-    /// Removes netdevs a previous instance left behind (persistent TAPs with our names;
-    /// ours are not persistent, so after a SIGKILL the kernel has already removed them).
-    /// Refuses to start next to a live instance or over a netdev of another kind.
+    /// Removes netdevs a previous instance left behind: the switch-side ends of VF veth
+    /// pairs (deleting one removes its VF end wherever it is), persistent TAPs with our
+    /// names. Non-persistent TAPs go with the process that held them. Refuses to start
+    /// next to a live instance or over a netdev of another kind.
     public func removeStale(vfs: Int, extra: [String] = []) throws {
         var rt = try RouteLink()
-        for name in naming.allNames(vfs: vfs) + extra {
+        for n in 0..<vfs {
+            for name in [naming.vfSwitchSide(n), naming.vf(n)] {
+                guard let link = try rt.link(named: name) else { continue }
+                guard link.kind == "veth" else {
+                    throw DriverError("netdev \(name) exists and is not ours (kind \(link.kind.isEmpty ? "unknown" : link.kind))")
+                }
+                try rt.delete(name: name)
+                logger.notice("removed stale netdev", metadata: ["netdev": "\(name)"])
+            }
+        }
+        for name in (0..<vfs).map({ naming.representor(vf: $0) }) + [naming.representor(vf: nil)] + extra {
             guard let link = try rt.link(named: name) else { continue }
             guard link.kind == "tun" else {
                 throw DriverError("netdev \(name) exists and is not ours (kind \(link.kind.isEmpty ? "unknown" : link.kind))")
             }
-            // A non-persistent TAP exists only while a file holds it: another live eswd,
-            // or one just killed whose io_uring the kernel is still tearing down (that
-            // happens in the background, shortly after the process is gone).
+            // A non-persistent TAP exists only while a file holds it: another live eswd.
             if !link.persistent {
                 if try InterfaceControl().awaitRemoval(of: [name]) { continue }
                 throw DriverError("netdev \(name) is in use by a running process (another eswd named \(naming.switchName)?)")
@@ -44,28 +54,40 @@ public final class RepresentorDriver: RepresentorProvider, @unchecked Sendable {
         }
     }
 
-    /// Creates the VF netdevs: TAPs with vnet headers and TSO, stable MACs, down.
-    public func createVFs(count: Int) throws -> [TapQueue] {
-        var out: [TapQueue] = []
+    /// Creates the VF netdevs: veth pairs, the VF end `<name>v<N>` with a stable MAC,
+    /// the switch-side end up with the largest MTU (the VF end's MTU is what limits).
+    public func createVFs(count: Int) throws -> [VFNetdev] {
+        var out: [VFNetdev] = []
+        var rt = try RouteLink()
+        let c = try InterfaceControl()
         for n in 0..<count {
-            let tap = try TapDevice(name: naming.vf(n))
-            try tap.setHardwareAddress(MACAddress(NetdevNaming.mac(for: naming.vf(n))))
-            out.append(TapQueue(tap))
+            let vf = naming.vf(n), sw = naming.vfSwitchSide(n)
+            try rt.addVethPair(name: vf, peer: sw)
+            try c.setHardwareAddress(vf, MACAddress(NetdevNaming.mac(for: vf)))
+            try? c.setMTU(sw, 65535)
+            try c.setUp(sw, true)
+            out.append(VFNetdev(name: vf, switchSide: sw, switchIfindex: try c.index(of: sw)))
         }
         return out
+    }
+
+    /// Deletes the VF veth pairs (at shutdown; the VF ends go wherever they are).
+    public func destroyVFs(_ vfs: [VFNetdev]) {
+        guard var rt = try? RouteLink() else { return }
+        for v in vfs { try? rt.delete(name: v.switchSide) }
     }
 
     /// Attaches to the uplink netdev. It stands for the physical port: the host's IP
     /// stack reaches the wire through the uplink representor, so the netdev itself is
     /// kept out of ARP and IPv6 (else it would answer for the representor's addresses
     /// with its own MAC). `releaseUplink` puts both back.
-    public func bindUplink(_ name: String) throws -> UplinkIO {
+    public func bindUplink(_ name: String) throws -> UplinkNetdev {
         let c = try InterfaceControl()
         uplinkRestore = (name, (try c.flags(of: name)) & Int32(IFF_NOARP) != 0, (try? ProcFile.read(ipv6Disable(name)))?.filter { !$0.isWhitespace })
         try c.setFlag(name, Int32(IFF_NOARP), true)
         try? ProcFile.write(ipv6Disable(name), "1")
         try c.setUp(name, true)
-        return UplinkIO(try PacketRing(interface: name))
+        return UplinkNetdev(name: name, ifindex: try c.index(of: name))
     }
 
     public func releaseUplink() {
@@ -76,6 +98,33 @@ public final class RepresentorDriver: RepresentorProvider, @unchecked Sendable {
     }
 
     private func ipv6Disable(_ name: String) -> String { "/proc/sys/net/ipv6/conf/\(name)/disable_ipv6" }
+
+    // MARK: VFLinkOperations
+
+    /// The VF end of a veth pair, seen from the switch side: its ifindex and namespace.
+    private func vfEnd(_ vf: VFNetdev) throws -> (index: Int32, netnsID: Int32?) {
+        var rt = try RouteLink()
+        return try rt.vethPeer(of: vf.switchIfindex)
+    }
+
+    public func setMAC(_ vf: VFNetdev, _ mac: UInt64) throws {
+        let end = try vfEnd(vf)
+        try RouteLink.inNamespace(end.netnsID) { try $0.setLink(index: end.index, address: mac) }
+    }
+
+    public func mac(of vf: VFNetdev) throws -> UInt64 {
+        let end = try vfEnd(vf)
+        return try RouteLink.inNamespace(end.netnsID) { try $0.address(index: end.index) }
+    }
+
+    public func setMTU(_ vf: VFNetdev, _ mtu: Int) throws {
+        let end = try vfEnd(vf)
+        try RouteLink.inNamespace(end.netnsID) { try $0.setLink(index: end.index, mtu: mtu) }
+    }
+
+    public func isInOtherNamespace(_ vf: VFNetdev) -> Bool {
+        (try? vfEnd(vf))?.netnsID != nil
+    }
 
     // MARK: RepresentorProvider
 

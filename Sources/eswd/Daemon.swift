@@ -1,4 +1,5 @@
 import CNetLinux
+import BPFDataPlane
 import ControlProtocol
 import ESwitch
 import Logging
@@ -15,6 +16,8 @@ final class Daemon {
     let logger: Logger
     let driver: RepresentorDriver
     let sw: ESwitch
+    let dataPlane: BPFDataPlane
+    let vfs: [VFNetdev]
     let server: ControlServer
     let datapaths: DatapathService
     let devlink: DevlinkService
@@ -47,12 +50,13 @@ final class Daemon {
             let text = try String(readingFile: path)
             profile = try HardwareProfile(text: text)
         }
-        let vfs = try driver.createVFs(count: options.vfs)
+        dataPlane = try BPFDataPlane(profile: profile)
+        vfs = try driver.createVFs(count: options.vfs)
         let uplink = try driver.bindUplink(options.uplink)
         sw = try ESwitch(name: options.name, vfs: vfs, uplink: uplink, mode: options.mode, profile: profile,
-                         workers: options.workers, logger: logger)
-        try sw.attach(provider: driver)
+                         dataPlane: dataPlane, logger: logger)
         try sw.start()
+        try sw.attach(provider: driver, vfLinks: driver)
         server = try ControlServer(path: options.controlPath, logger: logger)
         devlink = DevlinkService(sw: sw, driver: driver)
         let swRef = sw
@@ -126,9 +130,11 @@ final class Daemon {
         let now = Sys.monotonicNanoseconds()
         datapaths.datapath?.tick(now: now)
         tunnels?.tick(now: now)
+        sw.tick(now: now)
         if now &- lastMTUSync > 200_000_000 {
             lastMTUSync = now
             driver.syncMTU(sw)
+            sw.refreshVFNamespaces()
             sw.refreshLegacyTable()
         }
     }
@@ -206,8 +212,9 @@ final class Daemon {
         logger.notice("stopping")
         datapaths.datapath?.stop()
         sw.stop()
+        driver.destroyVFs(vfs)
         driver.releaseUplink()
-        // Closing the TAP queues (when these objects go) removes every netdev we created.
+        // Closing the representors' TAP queues (when these objects go) removes them.
     }
 }
 

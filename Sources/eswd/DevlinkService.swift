@@ -120,7 +120,7 @@ final class DevlinkService {
         w.putString(DevlinkAttr.switchID, driver.switchID)
         if p.vf != nil {
             var mac = p.config.mac
-            if mac == 0, let m = try? p.vfQueue?.tap.hardwareAddress() { mac = m.value }
+            if mac == 0, let m = sw.vfMAC(p.index) { mac = m }
             w.put(DevlinkAttr.portHWAddr, (0..<6).map { UInt8(truncatingIfNeeded: mac >> UInt64(40 - 8 * $0)) })
             w.putU16(DevlinkAttr.portVLAN, p.config.vlan)
             w.putU16(DevlinkAttr.portQoS, UInt16(p.config.qos))

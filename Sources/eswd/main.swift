@@ -17,7 +17,6 @@ struct DaemonOptions {
     var policy: OffloadPolicy
     var miss: MissMode
     var maxIdle: Int
-    var workers: Int
     var noDatapath: Bool
 }
 
@@ -42,7 +41,6 @@ struct Eswd: ParsableCommand {
     @Option(help: "Datapath misses: drop, normal or controller.") var miss: MissMode = .drop
     @Option(name: .customLong("max-idle"), help: "Idle time in ms before flows installed by 'normal' expire.")
     var maxIdle = 10_000
-    @Option(help: "eSwitch packet threads (1 or 2).") var workers = 2
     @Flag(name: .customLong("no-datapath"), help: "Start without a datapath (add one with esw-dpctl add-dp).")
     var noDatapath = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
@@ -50,7 +48,6 @@ struct Eswd: ParsableCommand {
 
     func validate() throws {
         guard vfs >= 0 && vfs <= 64 else { throw ValidationError("--vfs must be 0...64") }
-        guard workers >= 1 && workers <= 2 else { throw ValidationError("--workers must be 1 or 2 (this is a 2-core machine)") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         guard maxIdle > 0 else { throw ValidationError("--max-idle must be positive") }
     }
@@ -68,7 +65,7 @@ struct Eswd: ParsableCommand {
         let options = DaemonOptions(name: name, vfs: vfs, uplink: uplink, mode: mode,
                                     controlPath: control ?? defaultControlPath(name), profile: profile,
                                     representorPrefix: repPrefix, policy: policy, miss: miss, maxIdle: maxIdle,
-                                    workers: workers, noDatapath: noDatapath)
+                                    noDatapath: noDatapath)
         do {
             let d = try Daemon(options: options, logger: logger, signals: FileDescriptor(adopting: sigfd))
             d.run()

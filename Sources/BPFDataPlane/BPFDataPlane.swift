@@ -1,0 +1,443 @@
+import CLibBPF
+import ESwitch
+import Glibc
+import NetLinux
+import Packet
+
+/// The eSwitch's data plane in the kernel: the eBPF programs of bpf/ attached with tc
+/// to every port's netdev and representor, and their maps as the hardware tables.
+/// Implements the driver's DataPlane protocol; nothing here is on a packet's path.
+public final class BPFDataPlane: DataPlane, @unchecked Sendable {
+    private let object: BPFObject
+    let portRX: Int32
+    let representorTX: Int32
+    private let maps: Maps
+    private var filters: [Int32: TCFilter] = [:]
+
+    struct Maps {
+        let config, ports, portByIfindex, portStats, masks, maskLists, maskHits: Int32
+        let exact, masked, actionSets, ruleCounters, encaps, macs: Int32
+    }
+
+    /// A mask of the silicon: one id, used by rules of one or both tables.
+    private struct MaskUse {
+        var id: UInt32
+        var rules: [HardwareTable: Int] = [:]
+    }
+
+    private var masksByWords: [[UInt64]: MaskUse] = [:]
+    private var maskIDs: SlotIDs
+    private var lists: [HardwareTable: [UInt32]] = [.exact: [], .masked: []]
+    /// Action sets shared by identical action lists, with the rules using each.
+    private var actionSetsByBytes: [[UInt8]: (id: UInt32, users: Int)] = [:]
+    private var actionSetIDs: SlotIDs
+    /// What each programmed slot (table key bytes) points at.
+    private var slots: [HardwareTable: [[UInt8]: (actionSet: [UInt8], mask: [UInt64])]] = [.exact: [:], .masked: [:]]
+    private var mode: ESwitchMode = .switchdev
+    private var portCount = 0
+    private var vxlanPorts: [UInt16] = []
+    private var portIfindexes: [PortIndex: (Int32, Int32)] = [:]
+    private var lastRank: UInt64 = 0
+
+    public static let actionSetCapacity = 65536
+
+    /// Loads the programs and sizes the tables for `profile`.
+    public init(profile: HardwareProfile) throws(SystemError) {
+        let elf = BPFObjectBytes.elf
+        let rules = UInt32(DataPlaneCapacity.rules(profile))
+        object = try BPFObject(elf: elf, name: "esw", maxEntries: [
+            "esw_exact": rules, "esw_masked": rules,
+            "esw_rule_counters": UInt32(DataPlaneCapacity.counters(profile)),
+            "esw_encaps": UInt32(DataPlaneCapacity.encaps(profile)),
+            "esw_action_sets": UInt32(BPFDataPlane.actionSetCapacity),
+        ])
+        portRX = try object.programFD("esw_port_rx")
+        representorTX = try object.programFD("esw_rep_tx")
+        maps = Maps(config: try object.mapFD("esw_config"), ports: try object.mapFD("esw_ports"),
+                    portByIfindex: try object.mapFD("esw_port_by_ifindex"), portStats: try object.mapFD("esw_port_stats"),
+                    masks: try object.mapFD("esw_masks"), maskLists: try object.mapFD("esw_mask_lists"),
+                    maskHits: try object.mapFD("esw_mask_hits"), exact: try object.mapFD("esw_exact"),
+                    masked: try object.mapFD("esw_masked"), actionSets: try object.mapFD("esw_action_sets"),
+                    ruleCounters: try object.mapFD("esw_rule_counters"), encaps: try object.mapFD("esw_encaps"),
+                    macs: try object.mapFD("esw_macs"))
+        maskIDs = SlotIDs(capacity: UInt32(Layout.maxMasks))
+        actionSetIDs = SlotIDs(capacity: UInt32(BPFDataPlane.actionSetCapacity))
+        for table in [HardwareTable.exact, .masked] { try? publishList(table) }
+    }
+
+    deinit { filters.removeAll() }
+
+    // MARK: Writes
+
+    private func update(_ fd: Int32, _ key: [UInt8], _ value: [UInt8], _ what: String) throws(DataPlaneError) {
+        let r = key.withUnsafeBytes { k in
+            value.withUnsafeBytes { v in BPFMap.updateResult(fd, key: k.baseAddress!, value: v.baseAddress!) }
+        }
+        if r < 0 { throw .system("write \(what)", errno: -r) }
+    }
+
+    private func delete(_ fd: Int32, _ key: [UInt8]) {
+        key.withUnsafeBytes { BPFMap.delete(fd, key: $0.baseAddress!) }
+    }
+
+    private static func u32(_ v: UInt32) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
+    private static func u64(_ v: UInt64) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
+
+    private func writeConfig() throws(DataPlaneError) {
+        try update(maps.config, Self.u32(0), Layout.config(mode: mode, ports: portCount, vxlan: vxlanPorts), "config")
+    }
+
+    public func setMode(_ mode: ESwitchMode, portCount: Int) throws(DataPlaneError) {
+        guard portCount <= Layout.maxPorts else { throw .noSpace("port") }
+        self.mode = mode
+        self.portCount = portCount
+        try writeConfig()
+    }
+
+    public func setVXLANPorts(_ ports: [UInt16]) throws(DataPlaneError) {
+        guard ports.count <= 4 else { throw .noSpace("vxlan port") }
+        vxlanPorts = ports
+        try writeConfig()
+    }
+
+    public func setPort(_ port: PortIndex, _ config: DataPlanePort?) throws(DataPlaneError) {
+        guard Int(port) < Layout.maxPorts else { throw .noSpace("port") }
+        if let (old, oldRep) = portIfindexes[port] {
+            if old != config?.ifindex { delete(maps.portByIfindex, Self.u32(UInt32(bitPattern: old))) }
+            if oldRep != 0 && oldRep != config?.representorIfindex { delete(maps.portByIfindex, Self.u32(UInt32(bitPattern: oldRep))) }
+        }
+        try update(maps.ports, Self.u32(port), Layout.port(config), "port \(port)")
+        guard let config else {
+            portIfindexes[port] = nil
+            return
+        }
+        portIfindexes[port] = (config.ifindex, config.representorIfindex)
+        if config.ifindex > 0 {
+            try update(maps.portByIfindex, Self.u32(UInt32(bitPattern: config.ifindex)), Self.u32(port), "port ifindex")
+        }
+        if config.representorIfindex > 0 {
+            try update(maps.portByIfindex, Self.u32(UInt32(bitPattern: config.representorIfindex)),
+                       Self.u32(port | Layout.ifindexRepresentor), "representor ifindex")
+        }
+    }
+
+    private func mapFD(_ table: HardwareTable) -> Int32 { table == .exact ? maps.exact : maps.masked }
+
+    private func publishList(_ table: HardwareTable) throws(DataPlaneError) {
+        let id = table == .exact ? Layout.listExact : Layout.listMasked
+        try update(maps.maskLists, Self.u32(id), Layout.maskList(lists[table] ?? []), "mask list")
+    }
+
+    /// The id of a mask, written into the silicon on first use by `table`.
+    private func acquireMask(_ words: [UInt64], table: HardwareTable) throws(DataPlaneError) -> UInt32 {
+        var use: MaskUse
+        if let u = masksByWords[words] {
+            use = u
+        } else {
+            guard let id = maskIDs.allocate(now: Sys.monotonicNanoseconds()) else { throw .noSpace("masks") }
+            use = MaskUse(id: id)
+            do {
+                try update(maps.masks, Self.u32(id), Layout.key(words), "mask")
+            } catch {
+                maskIDs.release(id, now: Sys.monotonicNanoseconds())
+                throw error
+            }
+        }
+        masksByWords[words] = use
+        return use.id
+    }
+
+    /// Counts a rule on a mask; the first rule of a table puts the mask in its list
+    /// (after the rule is in the table, so that no lookup sees a mask without rules
+    /// being complete).
+    private func addMaskUser(_ words: [UInt64], table: HardwareTable) throws(DataPlaneError) {
+        guard var use = masksByWords[words] else { return }
+        let n = use.rules[table, default: 0]
+        use.rules[table] = n + 1
+        masksByWords[words] = use
+        if n == 0 {
+            lists[table, default: []].append(use.id)
+            try publishList(table)
+        }
+    }
+
+    private func dropMaskUser(_ words: [UInt64], table: HardwareTable) {
+        guard var use = masksByWords[words] else { return }
+        let n = use.rules[table, default: 0] - 1
+        use.rules[table] = n > 0 ? n : nil
+        if n <= 0 {
+            lists[table]?.removeAll { $0 == use.id }
+            try? publishList(table)
+        }
+        if use.rules.isEmpty {
+            masksByWords[words] = nil
+            maskIDs.release(use.id, now: Sys.monotonicNanoseconds())
+        } else {
+            masksByWords[words] = use
+        }
+    }
+
+    private func acquireActionSet(_ bytes: [UInt8]) throws(DataPlaneError) -> UInt32 {
+        if let s = actionSetsByBytes[bytes] {
+            actionSetsByBytes[bytes] = (s.id, s.users + 1)
+            return s.id
+        }
+        guard let id = actionSetIDs.allocate(now: Sys.monotonicNanoseconds()) else { throw .noSpace("action") }
+        do {
+            try update(maps.actionSets, Self.u32(id), bytes, "action set")
+        } catch {
+            actionSetIDs.release(id, now: Sys.monotonicNanoseconds())
+            throw error
+        }
+        actionSetsByBytes[bytes] = (id, 1)
+        return id
+    }
+
+    private func releaseActionSet(_ bytes: [UInt8]) {
+        guard let s = actionSetsByBytes[bytes] else { return }
+        if s.users > 1 {
+            actionSetsByBytes[bytes] = (s.id, s.users - 1)
+        } else {
+            actionSetsByBytes[bytes] = nil
+            actionSetIDs.release(s.id, now: Sys.monotonicNanoseconds())
+        }
+    }
+
+    public func program(_ rule: DataPlaneRule) throws(DataPlaneError) {
+        guard Layout.fitsHardwareKey(key: rule.key, mask: rule.mask) else { throw .unsupported("match outside the hardware key") }
+        let setBytes: [UInt8]
+        switch Layout.actionSet(rule.actions) {
+        case .success(let b): setBytes = b
+        case .failure(let e): throw e
+        }
+        let maskWords = Layout.words(rule.mask)
+        let keyWords = zip(Layout.words(rule.key), maskWords).map { $0 & $1 }
+        let maskID = try acquireMask(maskWords, table: rule.table)
+        let tableKey = Layout.tableKey(maskID: maskID, masked: keyWords)
+        let previous = slots[rule.table]?[tableKey]
+        let setID: UInt32
+        do {
+            setID = try acquireActionSet(setBytes)
+        } catch {
+            if previous == nil && masksByWords[maskWords]?.rules.isEmpty ?? false { dropMaskUser(maskWords, table: rule.table) }
+            throw error
+        }
+        let encap = rule.actions.contains { if case .encap = $0 { true } else { false } }
+        do {
+            try update(mapFD(rule.table), tableKey, Layout.rule(actionSet: setID, counter: rule.counter, encap: encap), "rule")
+        } catch {
+            releaseActionSet(setBytes)
+            if previous == nil && masksByWords[maskWords]?.rules.isEmpty ?? false { dropMaskUser(maskWords, table: rule.table) }
+            throw error
+        }
+        slots[rule.table, default: [:]][tableKey] = (setBytes, maskWords)
+        if let previous {
+            // Replaced in one write: the old action set goes once no rule uses it.
+            releaseActionSet(previous.actionSet)
+        } else {
+            try addMaskUser(maskWords, table: rule.table)
+        }
+    }
+
+    public func remove(_ rule: DataPlaneRule) throws(DataPlaneError) {
+        let maskWords = Layout.words(rule.mask)
+        guard let use = masksByWords[maskWords] else { return }
+        let keyWords = zip(Layout.words(rule.key), maskWords).map { $0 & $1 }
+        let tableKey = Layout.tableKey(maskID: use.id, masked: keyWords)
+        guard let slot = slots[rule.table]?.removeValue(forKey: tableKey) else { return }
+        delete(mapFD(rule.table), tableKey)
+        releaseActionSet(slot.actionSet)
+        dropMaskUser(maskWords, table: rule.table)
+    }
+
+    public func writeEncap(id: UInt32, header: VXLAN.EncapTemplate) throws(DataPlaneError) {
+        try update(maps.encaps, Self.u32(id), Layout.encap(header), "encap entry")
+    }
+
+    public func removeEncap(id: UInt32) throws(DataPlaneError) {
+        delete(maps.encaps, Self.u32(id))
+    }
+
+    public func setMAC(vlan: UInt16, mac: UInt64, port: PortIndex?) throws(DataPlaneError) {
+        let key = Self.u64(UInt64(vlan) << 48 | mac)
+        if let port { try update(maps.macs, key, Self.u32(port), "mac entry") } else { delete(maps.macs, key) }
+    }
+
+    // MARK: Counters
+
+    /// Reads a per-CPU value and sums it, `fields` 64-bit words per CPU.
+    private func perCPU(_ fd: Int32, index: UInt32, fields: Int) -> [UInt64] {
+        let cpus = BPFMap.possibleCPUs
+        var values = [UInt64](repeating: 0, count: cpus * fields)
+        var key = index
+        let ok = values.withUnsafeMutableBytes { BPFMap.lookup(fd, key: &key, value: $0.baseAddress!) }
+        var sum = [UInt64](repeating: 0, count: fields)
+        guard ok else { return sum }
+        for c in 0..<cpus {
+            for f in 0..<fields { sum[f] &+= values[c * fields + f] }
+        }
+        return sum
+    }
+
+    public func resetCounter(_ counter: UInt32) {
+        let zeros = [UInt64](repeating: 0, count: BPFMap.possibleCPUs * 3)
+        var key = counter
+        zeros.withUnsafeBytes { try? BPFMap.update(maps.ruleCounters, key: &key, value: $0.baseAddress!) }
+    }
+
+    public func ruleCounters(_ counter: UInt32) -> RuleCounters {
+        let cpus = BPFMap.possibleCPUs
+        var values = [UInt64](repeating: 0, count: cpus * 3)
+        var key = counter
+        guard values.withUnsafeMutableBytes({ BPFMap.lookup(maps.ruleCounters, key: &key, value: $0.baseAddress!) }) else {
+            return RuleCounters()
+        }
+        return Self.sum(values, cpus: cpus, at: 0)
+    }
+
+    private static func sum(_ v: [UInt64], cpus: Int, at base: Int) -> RuleCounters {
+        var r = RuleCounters()
+        for c in 0..<cpus {
+            r.packets &+= v[base + c * 3]
+            r.bytes &+= v[base + c * 3 + 1]
+            r.lastUsedNanoseconds = max(r.lastUsedNanoseconds, v[base + c * 3 + 2])
+        }
+        return r
+    }
+
+    public func allRuleCounters(count: Int) -> [RuleCounters] {
+        guard count > 0 else { return [] }
+        let cpus = BPFMap.possibleCPUs
+        let chunk = 4096
+        var out: [RuleCounters] = []
+        out.reserveCapacity(count)
+        var keys = [UInt32](repeating: 0, count: chunk)
+        var values = [UInt64](repeating: 0, count: chunk * cpus * 3)
+        var inBatch: UInt32 = 0, outBatch: UInt32 = 0
+        var first = true
+        while out.count < count {
+            var n = UInt32(min(chunk, count - out.count))
+            let fd = maps.ruleCounters
+            let r = withUnsafeMutablePointer(to: &inBatch) { inp in
+                withUnsafeMutablePointer(to: &outBatch) { outp in
+                    keys.withUnsafeMutableBytes { k in
+                        values.withUnsafeMutableBytes { v in
+                            clbpf_lookup_batch(fd, first ? nil : UnsafeMutableRawPointer(inp), UnsafeMutableRawPointer(outp),
+                                               k.baseAddress, v.baseAddress, &n)
+                        }
+                    }
+                }
+            }
+            if r < 0 && r != -ENOENT { break }
+            for i in 0..<Int(n) { out.append(Self.sum(values, cpus: cpus, at: i * cpus * 3)) }
+            if r == -ENOENT || n == 0 { break }
+            inBatch = outBatch
+            first = false
+        }
+        // Anything the batch call did not return is read one by one.
+        while out.count < count { out.append(ruleCounters(UInt32(out.count))) }
+        return out
+    }
+
+    public func portCounters(_ port: PortIndex) -> PortCounters {
+        var c = PortCounters()
+        var v = [UInt64](repeating: 0, count: Layout.portStats)
+        for i in 0..<Layout.portStats { v[i] = perCPU(maps.portStats, index: port * UInt32(Layout.portStats) + UInt32(i), fields: 1)[0] }
+        c.rxPackets = v[0]; c.rxBytes = v[1]; c.txPackets = v[2]; c.txBytes = v[3]
+        c.rxDropped = v[4]; c.txDropped = v[5]; c.toRepresentor = v[6]; c.fromRepresentor = v[7]
+        return c
+    }
+
+    // MARK: Housekeeping
+
+    /// Ranks each table's masks by hits since the last ranking (busiest first), as OVS
+    /// ranks its subtables, and frees retired ids.
+    public func maintain(now: UInt64) {
+        maskIDs.reclaim(now: now)
+        actionSetIDs.reclaim(now: now)
+        guard now &- lastRank >= 1_000_000_000 else { return }
+        lastRank = now
+        var hits: [UInt32: UInt64] = [:]
+        for (_, use) in masksByWords {
+            hits[use.id] = perCPU(maps.maskHits, index: use.id, fields: 1)[0]
+        }
+        for table in [HardwareTable.exact, .masked] {
+            guard let l = lists[table], l.count > 1 else { continue }
+            let ranked = l.sorted { (hits[$0] ?? 0) > (hits[$1] ?? 0) }
+            if ranked != l {
+                lists[table] = ranked
+                try? publishList(table)
+            }
+        }
+    }
+
+    // MARK: Attachments
+
+    public func attachPort(ifindex: Int32) throws(DataPlaneError) {
+        try attach(ifindex: ifindex, egress: false, program: portRX)
+    }
+
+    public func attachRepresentor(ifindex: Int32) throws(DataPlaneError) {
+        try attach(ifindex: ifindex, egress: true, program: representorTX)
+    }
+
+    private func attach(ifindex: Int32, egress: Bool, program: Int32) throws(DataPlaneError) {
+        do {
+            filters[ifindex] = try TCFilter(ifindex: ifindex, egress: egress, programFD: program)
+        } catch {
+            throw .system(error.call, errno: error.errno)
+        }
+    }
+
+    public func detach(ifindex: Int32) { filters[ifindex] = nil }
+
+    /// Runs the port pipeline once on a frame (BPF_PROG_TEST_RUN), as if it arrived on
+    /// the netdev `ifindex`: the verdict (TC_ACT_*), the frame as the program left it,
+    /// and the redirect target if any. Counts like real traffic.
+    public func testRun(frame: [UInt8], ifindex: Int32, representor: Bool = false) throws(SystemError) -> (verdict: Int32, frame: [UInt8]) {
+        var out = [UInt8](repeating: 0, count: frame.count + 256)
+        var outLen = UInt32(out.count)
+        var ret: UInt32 = 0
+        var ctx = __sk_buff()
+        ctx.ifindex = UInt32(bitPattern: ifindex)
+        let prog = representor ? representorTX : portRX
+        let r = withUnsafeMutableBytes(of: &ctx) { c in
+            frame.withUnsafeBytes { f in
+                out.withUnsafeMutableBytes { o in
+                    clbpf_test_run(prog, f.baseAddress, UInt32(f.count), o.baseAddress, &outLen, &ret, c.baseAddress,
+                                   UInt32(c.count))
+                }
+            }
+        }
+        if r < 0 { throw SystemError("bpf_prog_test_run", errno: -r) }
+        return (Int32(bitPattern: ret), Array(out.prefix(Int(outLen))))
+    }
+}
+
+/// Ids of the silicon's own tables (masks, action sets): reused only after a grace
+/// period, as the driver's counters are.
+struct SlotIDs {
+    private var next: UInt32 = 0
+    private var free: [UInt32] = []
+    private var retired: [(UInt32, UInt64)] = []
+    let capacity: UInt32
+    static let grace: UInt64 = 50_000_000
+
+    init(capacity: UInt32) { self.capacity = capacity }
+
+    mutating func allocate(now: UInt64) -> UInt32? {
+        reclaim(now: now)
+        if let s = free.popLast() { return s }
+        guard next < capacity else { return nil }
+        defer { next += 1 }
+        return next
+    }
+
+    mutating func release(_ id: UInt32, now: UInt64) { retired.append((id, now)) }
+
+    mutating func reclaim(now: UInt64) {
+        var keep: [(UInt32, UInt64)] = []
+        for r in retired { if now &- r.1 >= SlotIDs.grace { free.append(r.0) } else { keep.append(r) } }
+        retired = keep
+    }
+}

@@ -1,0 +1,178 @@
+import ESwitch
+import Packet
+
+/// The byte layouts of bpf/esw_shared.h, written from Swift. Sizes and offsets are
+/// checked against the C side's _Static_asserts by Tests/BPFDataPlaneTests.
+public enum Layout {
+    public static let keyWords = 18
+    public static let maxMasks = 64
+    public static let maxActions = 16
+    public static let maxPorts = 64
+    public static let portStats = 8
+
+    public static let keySize = 144
+    public static let tableKeySize = 152
+    public static let maskListSize = 264
+    public static let ruleSize = 16
+    public static let ruleCounterSize = 24
+    public static let actionSize = 40
+    public static let actionSetSize = 8 + 40 * 16
+    public static let encapSize = 80
+    public static let portSize = 24
+    public static let configSize = 16
+
+    /// FlowKey word of each hardware key word (bpf/esw_shared.h, struct esw_key).
+    public static let keyWordSource: [Int] = [0, 1, 2, 3, 4, 5, 6, 9, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22]
+
+    public static let listExact: UInt32 = 0
+    public static let listMasked: UInt32 = 1
+    public static let ruleEncap: UInt32 = 1
+    public static let portValid: UInt32 = 1, portLinkUp: UInt32 = 2, portUplink: UInt32 = 4, portPeerNS: UInt32 = 8
+    public static let modeSwitchdev: UInt32 = 0, modeLegacy: UInt32 = 1
+    public static let ifindexRepresentor: UInt32 = 0x8000_0000
+    public static let vxlanIPv4Overhead = 50
+
+    enum Kind: UInt8 {
+        case forward = 1, drop, pushVLAN, popVLAN, setEth, setIPv4, setIPv6Src, setIPv6Dst, setIPv6Misc, setL4, encap, decap
+    }
+
+    /// The 18 hardware key words of a datapath key (or mask).
+    public static func words(_ k: FlowKey) -> [UInt64] {
+        keyWordSource.map { k.words[$0] }
+    }
+
+    /// Whether a match fits the hardware key: outside its words the match may only ask
+    /// for zero (recirc_id(0) and the like: the silicon sees only such packets).
+    public static func fitsHardwareKey(key: FlowKey, mask: FlowKey) -> Bool {
+        let kept = Set(keyWordSource)
+        return (0..<FlowKey.wordCount).allSatisfy { kept.contains($0) || key.words[$0] & mask.words[$0] == 0 }
+    }
+
+    /// A little-endian writer into a fixed-size buffer.
+    struct Bytes {
+        var b: [UInt8]
+        init(_ size: Int) { b = [UInt8](repeating: 0, count: size) }
+        mutating func u8(_ at: Int, _ v: UInt8) { b[at] = v }
+        mutating func u16(_ at: Int, _ v: UInt16) { for i in 0..<2 { b[at + i] = UInt8(truncatingIfNeeded: v >> (8 * i)) } }
+        mutating func u32(_ at: Int, _ v: UInt32) { for i in 0..<4 { b[at + i] = UInt8(truncatingIfNeeded: v >> (8 * i)) } }
+        mutating func u64(_ at: Int, _ v: UInt64) { for i in 0..<8 { b[at + i] = UInt8(truncatingIfNeeded: v >> (8 * i)) } }
+        /// Network byte order, as the value sits in the packet.
+        mutating func be16(_ at: Int, _ v: UInt16) { b[at] = UInt8(v >> 8); b[at + 1] = UInt8(truncatingIfNeeded: v) }
+        mutating func be32(_ at: Int, _ v: UInt32) { for i in 0..<4 { b[at + i] = UInt8(truncatingIfNeeded: v >> (24 - 8 * i)) } }
+        mutating func be48(_ at: Int, _ v: UInt64) { for i in 0..<6 { b[at + i] = UInt8(truncatingIfNeeded: v >> (40 - 8 * i)) } }
+        mutating func be128(_ at: Int, _ v: UInt128) { for i in 0..<16 { b[at + i] = UInt8(truncatingIfNeeded: v >> (120 - 8 * i)) } }
+        mutating func words(_ at: Int, _ w: [UInt64]) { for (i, x) in w.enumerated() { u64(at + 8 * i, x) } }
+    }
+
+    static func key(_ words: [UInt64]) -> [UInt8] {
+        var b = Bytes(keySize)
+        b.words(0, words)
+        return b.b
+    }
+
+    static func tableKey(maskID: UInt32, masked: [UInt64]) -> [UInt8] {
+        var b = Bytes(tableKeySize)
+        b.u32(0, maskID)
+        b.words(8, masked)
+        return b.b
+    }
+
+    static func maskList(_ ids: [UInt32]) -> [UInt8] {
+        var b = Bytes(maskListSize)
+        b.u32(0, UInt32(ids.count))
+        for (i, id) in ids.prefix(maxMasks).enumerated() { b.u32(4 + 4 * i, id) }
+        return b.b
+    }
+
+    static func rule(actionSet: UInt32, counter: UInt32, encap: Bool) -> [UInt8] {
+        var b = Bytes(ruleSize)
+        b.u32(0, actionSet)
+        b.u32(4, counter)
+        b.u32(8, encap ? ruleEncap : 0)
+        b.u32(12, encap ? UInt32(vxlanIPv4Overhead) : 0)
+        return b.b
+    }
+
+    /// The action set of a rule; nil (with the reason) when the silicon cannot do it.
+    static func actionSet(_ actions: [HardwareAction]) -> Result<[UInt8], DataPlaneError> {
+        var b = Bytes(actionSetSize)
+        var n = 0
+        func slot(_ kind: Kind, arg: UInt32 = 0, _ fill: (inout Bytes, Int) -> Void = { _, _ in }) -> Bool {
+            guard n < maxActions else { return false }
+            let at = 8 + n * actionSize
+            b.u8(at, kind.rawValue)
+            b.u32(at + 4, arg)
+            fill(&b, at + 8)
+            n += 1
+            return true
+        }
+        for a in actions {
+            var ok = true
+            switch a {
+            case .forward(let p): ok = slot(.forward, arg: p)
+            case .drop: ok = slot(.drop)
+            case .pushVLAN(let tpid, let tci): ok = slot(.pushVLAN) { b, u in b.be16(u, tpid); b.be16(u + 2, tci) }
+            case .popVLAN: ok = slot(.popVLAN)
+            case .setEthernet(let s, let sm, let d, let dm):
+                ok = slot(.setEth) { b, u in b.be48(u, s); b.be48(u + 6, sm); b.be48(u + 12, d); b.be48(u + 18, dm) }
+            case .setIPv4(let v, let m):
+                ok = slot(.setIPv4) { b, u in
+                    b.be32(u, v.src); b.be32(u + 4, m.src); b.be32(u + 8, v.dst); b.be32(u + 12, m.dst)
+                    b.u8(u + 16, v.tos); b.u8(u + 17, m.tos); b.u8(u + 18, v.ttl); b.u8(u + 19, m.ttl)
+                }
+            case .setIPv6(let v, let m):
+                if m.src != 0 { ok = ok && slot(.setIPv6Src) { b, u in b.be128(u, v.src); b.be128(u + 16, m.src) } }
+                if m.dst != 0 { ok = ok && slot(.setIPv6Dst) { b, u in b.be128(u, v.dst); b.be128(u + 16, m.dst) } }
+                if m.label != 0 || m.tclass != 0 || m.hlimit != 0 {
+                    ok = ok && slot(.setIPv6Misc) { b, u in
+                        b.u32(u, v.label); b.u32(u + 4, m.label)
+                        b.u8(u + 8, v.tclass); b.u8(u + 9, m.tclass); b.u8(u + 10, v.hlimit); b.u8(u + 11, m.hlimit)
+                    }
+                }
+            case .setTransport(let proto, let s, let sm, let d, let dm):
+                ok = slot(.setL4, arg: UInt32(proto)) { b, u in b.be16(u, s); b.be16(u + 2, sm); b.be16(u + 4, d); b.be16(u + 6, dm) }
+            case .encap(let e):
+                if e.template.isIPv6 || e.template.checksum || e.template.length != vxlanIPv4Overhead {
+                    return .failure(.unsupported("VXLAN encap with IPv6 outer headers or a UDP checksum"))
+                }
+                ok = slot(.encap, arg: e.id)
+            case .decap: ok = slot(.decap)
+            }
+            if !ok { return .failure(.unsupported("more than \(maxActions) hardware actions")) }
+        }
+        b.u32(0, UInt32(n))
+        return .success(b.b)
+    }
+
+    static func encap(_ t: VXLAN.EncapTemplate) -> [UInt8] {
+        var b = Bytes(encapSize)
+        for (i, x) in t.bytes.prefix(72).enumerated() { b.u8(i, x) }
+        b.u16(72, UInt16(t.length))
+        b.u8(74, t.isIPv6 ? 1 : 0)
+        return b.b
+    }
+
+    static func port(_ p: DataPlanePort?) -> [UInt8] {
+        var b = Bytes(portSize)
+        guard let p else { return b.b }
+        b.u32(0, UInt32(bitPattern: p.ifindex))
+        b.u32(4, UInt32(bitPattern: p.representorIfindex))
+        var flags = portValid
+        if p.linkUp { flags |= portLinkUp }
+        if p.isUplink { flags |= portUplink }
+        if p.peerInOtherNamespace { flags |= portPeerNS }
+        b.u32(8, flags)
+        b.u32(12, UInt32(clamping: p.mtu))
+        b.u16(16, p.vlan)
+        b.u8(18, p.qos)
+        return b.b
+    }
+
+    static func config(mode: ESwitchMode, ports: Int, vxlan: [UInt16]) -> [UInt8] {
+        var b = Bytes(configSize)
+        b.u32(0, mode == .legacy ? modeLegacy : modeSwitchdev)
+        b.u32(4, UInt32(ports))
+        for (i, p) in vxlan.prefix(4).enumerated() { b.u16(8 + 2 * i, p) }
+        return b.b
+    }
+}

@@ -1,0 +1,56 @@
+#include <errno.h>
+#include <bpf/libbpf.h>
+#include <bpf/bpf.h>
+#include <linux/pkt_cls.h>
+
+/* What Swift cannot write against libbpf: the option structs are declared through the
+ * LIBBPF_OPTS macro (which fills in their size for ABI checks). */
+
+/* Creates the clsact qdisc on `ifindex` if it has none (EEXIST is success). */
+static inline int clbpf_tc_hook_create(int ifindex) {
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
+    int err = bpf_tc_hook_create(&hook);
+    return err == -EEXIST ? 0 : err;
+}
+
+/* Attaches (or replaces) the program at handle/priority on ingress (egress != 0: egress). */
+static inline int clbpf_tc_attach(int ifindex, int egress, unsigned int handle, unsigned int priority, int prog_fd) {
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = egress ? BPF_TC_EGRESS : BPF_TC_INGRESS);
+    LIBBPF_OPTS(bpf_tc_opts, opts, .handle = handle, .priority = priority, .prog_fd = prog_fd,
+                .flags = BPF_TC_F_REPLACE);
+    return bpf_tc_attach(&hook, &opts);
+}
+
+/* Detaches the filter at handle/priority (ENOENT: it was not there). */
+static inline int clbpf_tc_detach(int ifindex, int egress, unsigned int handle, unsigned int priority) {
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = egress ? BPF_TC_EGRESS : BPF_TC_INGRESS);
+    LIBBPF_OPTS(bpf_tc_opts, opts, .handle = handle, .priority = priority);
+    return bpf_tc_detach(&hook, &opts);
+}
+
+/* The program id attached at handle/priority, 0 when none. */
+static inline unsigned int clbpf_tc_query(int ifindex, int egress, unsigned int handle, unsigned int priority) {
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = egress ? BPF_TC_EGRESS : BPF_TC_INGRESS);
+    LIBBPF_OPTS(bpf_tc_opts, opts, .handle = handle, .priority = priority);
+    return bpf_tc_query(&hook, &opts) == 0 ? opts.prog_id : 0;
+}
+
+/* Runs a program once on `data` (BPF_PROG_TEST_RUN); the frame may grow by up to
+ * `out_capacity - in_len` bytes. Returns the verdict in *retval. */
+static inline int clbpf_test_run(int prog_fd, const void *in, unsigned int in_len, void *out,
+                                 unsigned int *out_len, unsigned int *retval, void *ctx, unsigned int ctx_len) {
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_size_in = in_len, .data_out = out,
+                .data_size_out = *out_len, .ctx_in = ctx, .ctx_size_in = ctx_len, .ctx_out = ctx,
+                .ctx_size_out = ctx_len, .repeat = 1);
+    int err = bpf_prog_test_run_opts(prog_fd, &opts);
+    *out_len = opts.data_size_out;
+    *retval = opts.retval;
+    return err;
+}
+
+/* Batch lookup of an array map: keys and values for up to *count entries from *in
+ * (NULL: the start); *count is set to the number read. */
+static inline int clbpf_lookup_batch(int fd, void *in, void *out, void *keys, void *values, unsigned int *count) {
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    return bpf_map_lookup_batch(fd, in, out, keys, values, count, &opts);
+}

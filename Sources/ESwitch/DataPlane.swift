@@ -1,0 +1,221 @@
+import Packet
+
+/// A rule as the silicon holds it: the table, the match, what to do, and which
+/// counter it counts into. The driver owns the accounting; the data plane only holds.
+public struct DataPlaneRule: Sendable, Equatable {
+    public var table: HardwareTable
+    /// The key, already masked.
+    public var key: FlowKey
+    public var mask: FlowKey
+    public var actions: [HardwareAction]
+    public var counter: UInt32
+
+    public init(table: HardwareTable, key: FlowKey, mask: FlowKey, actions: [HardwareAction], counter: UInt32) {
+        self.table = table
+        self.key = key
+        self.mask = mask
+        self.actions = actions
+        self.counter = counter
+    }
+
+    /// Whether two rules occupy the same slot (same table, key and mask).
+    public func sameMatch(as other: DataPlaneRule) -> Bool {
+        table == other.table && key == other.key && mask == other.mask
+    }
+}
+
+/// One port of the silicon: where its packets come from and go to.
+public struct DataPlanePort: Sendable, Equatable {
+    /// The port's netdev on the switch side: a VF's veth end, or the uplink.
+    public var ifindex: Int32
+    /// The representor netdev (0: none, as in legacy mode).
+    public var representorIfindex: Int32
+    public var isUplink: Bool
+    public var linkUp: Bool
+    /// The VF's end of the veth pair is in another namespace (a faster redirect works).
+    public var peerInOtherNamespace: Bool
+    /// The VF's MTU (the wire's for the uplink).
+    public var mtu: Int
+    /// Legacy mode VST.
+    public var vlan: UInt16
+    public var qos: UInt8
+
+    public init(ifindex: Int32, representorIfindex: Int32 = 0, isUplink: Bool = false, linkUp: Bool = true,
+                peerInOtherNamespace: Bool = false, mtu: Int = 1500, vlan: UInt16 = 0, qos: UInt8 = 0) {
+        self.ifindex = ifindex
+        self.representorIfindex = representorIfindex
+        self.isUplink = isUplink
+        self.linkUp = linkUp
+        self.peerInOtherNamespace = peerInOtherNamespace
+        self.mtu = mtu
+        self.vlan = vlan
+        self.qos = qos
+    }
+}
+
+/// Why the silicon refused a write.
+public enum DataPlaneError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// A table of the silicon itself is full (masks, action sets, ...).
+    case noSpace(String)
+    case unsupported(String)
+    /// The write failed (errno, and what was written).
+    case system(String, errno: Int32)
+
+    public var description: String {
+        switch self {
+        case .noSpace(let t): "no space in \(t) table"
+        case .unsupported(let w): "unsupported: \(w)"
+        case .system(let w, let e): "\(w): errno \(e)"
+        }
+    }
+
+    public var offloadFailure: OffloadFailure {
+        switch self {
+        case .noSpace(let t): .noSpace(table: t)
+        case .unsupported(let w): .unsupportedAction(w)
+        case .system(let w, let e): .unsupportedAction("\(w) failed (errno \(e))")
+        }
+    }
+}
+
+/// The eSwitch's data plane as its driver reaches it: the one way rules, encap entries,
+/// ports and the legacy MAC table get into the silicon, and counters come back. The
+/// eBPF data plane (BPFDataPlane) implements it in the kernel; `InMemoryDataPlane`
+/// implements it in memory for tests that need no root and no netdevs.
+///
+/// Called on the control thread only.
+public protocol DataPlane: AnyObject {
+    func setMode(_ mode: ESwitchMode, portCount: Int) throws(DataPlaneError)
+    func setPort(_ port: PortIndex, _ config: DataPlanePort?) throws(DataPlaneError)
+    /// The UDP ports on which the parser recognises VXLAN (at most four).
+    func setVXLANPorts(_ ports: [UInt16]) throws(DataPlaneError)
+    /// Installs a rule, or replaces the one with the same match atomically for packets.
+    func program(_ rule: DataPlaneRule) throws(DataPlaneError)
+    func remove(_ rule: DataPlaneRule) throws(DataPlaneError)
+    /// Writes (or rewrites, atomically for packets) a shared encap entry.
+    func writeEncap(id: UInt32, header: VXLAN.EncapTemplate) throws(DataPlaneError)
+    func removeEncap(id: UInt32) throws(DataPlaneError)
+    /// Legacy MAC table: `port` nil removes the entry.
+    func setMAC(vlan: UInt16, mac: UInt64, port: PortIndex?) throws(DataPlaneError)
+    /// Zeroes a counter before a new rule uses it.
+    func resetCounter(_ counter: UInt32)
+    func ruleCounters(_ counter: UInt32) -> RuleCounters
+    /// Every counter below `count` in one read (the driver's periodic poll).
+    func allRuleCounters(count: Int) -> [RuleCounters]
+    func portCounters(_ port: PortIndex) -> PortCounters
+    /// Periodic housekeeping (mask ranking, releasing retired slots).
+    func maintain(now: UInt64)
+    /// Runs the pipeline on frames arriving at a port's netdev (a VF's switch-side end,
+    /// the uplink).
+    func attachPort(ifindex: Int32) throws(DataPlaneError)
+    /// Makes frames sent on a representor leave through its port.
+    func attachRepresentor(ifindex: Int32) throws(DataPlaneError)
+    /// Stops processing a netdev's frames (before the netdev goes, or at shutdown).
+    func detach(ifindex: Int32)
+}
+
+/// The data plane in memory: holds what the driver programs, counts nothing unless a
+/// test says so, and looks packets up the way the silicon would (exact table, then
+/// masks). For unit tests of the driver and of the datapath's offload path.
+public final class InMemoryDataPlane: DataPlane, @unchecked Sendable {
+    public private(set) var mode: ESwitchMode = .switchdev
+    public private(set) var ports: [PortIndex: DataPlanePort] = [:]
+    public private(set) var vxlanPorts: [UInt16] = []
+    public private(set) var rules: [DataPlaneRule] = []
+    public private(set) var encaps: [UInt32: VXLAN.EncapTemplate] = [:]
+    public private(set) var macs: [UInt64: PortIndex] = [:]
+    public var counters: [UInt32: RuleCounters] = [:]
+    public var portStats: [PortIndex: PortCounters] = [:]
+    /// Every write, in order ("program", "remove", "encap", ...), for tests of ordering.
+    public private(set) var log: [String] = []
+    /// Makes the next writes fail (a test of the driver's rollback).
+    public var failNextWrites = 0
+    /// Distinct masks the silicon holds at most.
+    public var maskLimit = 64
+
+    public init() {}
+
+    private func write(_ what: String) throws(DataPlaneError) {
+        if failNextWrites > 0 {
+            failNextWrites -= 1
+            throw .system(what, errno: 5)
+        }
+        log.append(what)
+    }
+
+    public func setMode(_ mode: ESwitchMode, portCount: Int) throws(DataPlaneError) {
+        try write("mode \(mode.rawValue)")
+        self.mode = mode
+    }
+
+    public func setPort(_ port: PortIndex, _ config: DataPlanePort?) throws(DataPlaneError) {
+        try write("port \(port)")
+        ports[port] = config
+    }
+
+    public func setVXLANPorts(_ ports: [UInt16]) throws(DataPlaneError) {
+        guard ports.count <= 4 else { throw .noSpace("vxlan port") }
+        try write("vxlan \(ports)")
+        vxlanPorts = ports
+    }
+
+    public func program(_ rule: DataPlaneRule) throws(DataPlaneError) {
+        let masks = Set(rules.filter { !$0.sameMatch(as: rule) }.map(\.mask) + [rule.mask])
+        if masks.count > maskLimit { throw .noSpace("masks") }
+        try write("program \(rule.counter)")
+        if let i = rules.firstIndex(where: { $0.sameMatch(as: rule) }) { rules[i] = rule } else { rules.append(rule) }
+    }
+
+    public func remove(_ rule: DataPlaneRule) throws(DataPlaneError) {
+        try write("remove \(rule.counter)")
+        rules.removeAll { $0.sameMatch(as: rule) }
+    }
+
+    public func writeEncap(id: UInt32, header: VXLAN.EncapTemplate) throws(DataPlaneError) {
+        try write("encap \(id)")
+        encaps[id] = header
+    }
+
+    public func removeEncap(id: UInt32) throws(DataPlaneError) {
+        try write("remove encap \(id)")
+        encaps[id] = nil
+    }
+
+    public func setMAC(vlan: UInt16, mac: UInt64, port: PortIndex?) throws(DataPlaneError) {
+        try write("mac \(vlan) \(mac)")
+        macs[UInt64(vlan) << 48 | mac] = port
+    }
+
+    public func resetCounter(_ counter: UInt32) { counters[counter] = nil }
+    public func ruleCounters(_ counter: UInt32) -> RuleCounters { counters[counter] ?? RuleCounters() }
+    public func allRuleCounters(count: Int) -> [RuleCounters] {
+        (0..<count).map { counters[UInt32($0)] ?? RuleCounters() }
+    }
+    public func portCounters(_ port: PortIndex) -> PortCounters { portStats[port] ?? PortCounters() }
+    public func maintain(now: UInt64) {}
+    public private(set) var attachedPorts: Set<Int32> = []
+    public private(set) var attachedRepresentors: Set<Int32> = []
+    public func attachPort(ifindex: Int32) throws(DataPlaneError) { attachedPorts.insert(ifindex) }
+    public func attachRepresentor(ifindex: Int32) throws(DataPlaneError) { attachedRepresentors.insert(ifindex) }
+    public func detach(ifindex: Int32) {
+        attachedPorts.remove(ifindex)
+        attachedRepresentors.remove(ifindex)
+    }
+
+    /// The rule a packet with `key` would hit: the exact table first, then masks.
+    public func lookup(_ key: FlowKey) -> DataPlaneRule? {
+        for table in [HardwareTable.exact, .masked] {
+            if let r = rules.first(where: { $0.table == table && key.matches($0.key, under: $0.mask) }) { return r }
+        }
+        return nil
+    }
+}
+
+/// How big the data plane's arrays are made for a profile. Hash tables grow as rules
+/// come (their limits are the driver's resources); the counter array is allocated
+/// whole, so it follows the profile, with room for resizing within 4x.
+public enum DataPlaneCapacity {
+    public static func counters(_ p: HardwareProfile) -> Int { min(1 << 22, max(1024, p.counters)) }
+    public static func encaps(_ p: HardwareProfile) -> Int { min(1 << 20, max(64, p.encapEntries * 4)) }
+    public static func rules(_ p: HardwareProfile) -> Int { min(1 << 22, max(1024, 2 * max(p.maskedEntries, p.exactEntries))) }
+}

@@ -1,0 +1,40 @@
+/// Indexes into a data-plane array (counters, encap entries): a freed index is reused
+/// only after a grace period, so that a packet still running with the old rule in the
+/// kernel never counts into, or reads, its successor's slot.
+struct SlotAllocator {
+    private var next: UInt32 = 0
+    private var free: [UInt32] = []
+    private var retired: [(slot: UInt32, at: UInt64)] = []
+    private var retiredHead = 0
+    let capacity: UInt32
+    /// Long enough for any packet in flight (a tc program runs for microseconds).
+    static let graceNanoseconds: UInt64 = 50_000_000
+
+    init(capacity: UInt32) { self.capacity = capacity }
+
+    mutating func allocate(now: UInt64) -> UInt32? {
+        reclaim(now: now)
+        if let s = free.popLast() { return s }
+        guard next < capacity else { return nil }
+        defer { next += 1 }
+        return next
+    }
+
+    mutating func release(_ slot: UInt32, now: UInt64) {
+        retired.append((slot, now))
+    }
+
+    mutating func reclaim(now: UInt64) {
+        while retiredHead < retired.count, now &- retired[retiredHead].at >= SlotAllocator.graceNanoseconds {
+            free.append(retired[retiredHead].slot)
+            retiredHead += 1
+        }
+        if retiredHead > 1024 && retiredHead * 2 > retired.count {
+            retired.removeFirst(retiredHead)
+            retiredHead = 0
+        }
+    }
+
+    /// Highest index ever handed out, plus one.
+    var highWater: UInt32 { next }
+}

@@ -1,0 +1,67 @@
+@testable import BPFDataPlane
+import ESwitch
+import Packet
+import Testing
+
+/// The Swift side of bpf/esw_shared.h: the sizes the C side asserts with
+/// _Static_assert, and the placement of fields the programs read.
+struct LayoutTests {
+    @Test func sizesMatchTheCHeader() throws {
+        #expect(Layout.tableKey(maskID: 1, masked: [UInt64](repeating: 0, count: 18)).count == 152)
+        #expect(Layout.key([UInt64](repeating: 0, count: 18)).count == 144)
+        #expect(Layout.maskList([1, 2]).count == 264)
+        #expect(Layout.rule(actionSet: 1, counter: 2, encap: false).count == 16)
+        #expect(try Layout.actionSet([.drop]).get().count == 648)
+        #expect(Layout.port(nil).count == 24)
+        #expect(Layout.config(mode: .switchdev, ports: 3, vxlan: []).count == 16)
+        #expect(Layout.encap(VXLAN.EncapTemplate(bytes: [UInt8](repeating: 0, count: 50), isIPv6: false, checksum: false)).count == 80)
+    }
+
+    @Test func keyWordsFollowTheFlowKeyLayout() {
+        var k = FlowKey()
+        k[.inPort] = 3
+        k[.ipv4Dst] = 0xC613_0002
+        k[.tunnelID] = 42
+        let w = Layout.words(k)
+        #expect(w.count == 18)
+        #expect(w[7] == 3)
+        #expect(w[12] >> 32 == 0xC613_0002)
+        #expect(w[0] == 42)
+    }
+
+    @Test func matchesOutsideTheHardwareKeyDoNotFit() {
+        var m = FlowKey(), k = FlowKey()
+        m[.ipv4Src] = ~0
+        m[.recircID] = FlowField.recircID.valueMask
+        #expect(Layout.fitsHardwareKey(key: k, mask: m))
+        k[.recircID] = 3
+        #expect(!Layout.fitsHardwareKey(key: k, mask: m))
+    }
+
+    @Test func actionsAreEncodedInNetworkOrderWhereThePacketHasThem() throws {
+        let set = try Layout.actionSet([
+            .forward(3),
+            .setIPv4(value: .init(src: 0xC612_0001), mask: .init(src: 0xffff_ffff)),
+            .pushVLAN(tpid: 0x8100, tci: 0x1005),
+        ]).get()
+        #expect(set[0] == 3)                               // count
+        #expect(set[8] == 1 && set[12] == 3)               // forward, port 3
+        #expect(set[48] == 6)                              // set_ipv4
+        #expect(Array(set[56..<60]) == [0xC6, 0x12, 0x00, 0x01])
+        #expect(set[88] == 3)                              // push_vlan
+        #expect(Array(set[96..<100]) == [0x81, 0x00, 0x10, 0x05])
+    }
+
+    @Test func moreActionsThanTheSiliconHoldsAreRefused() {
+        let many = [HardwareAction](repeating: .popVLAN, count: 17)
+        guard case .failure = Layout.actionSet(many) else { Issue.record("17 actions accepted"); return }
+    }
+
+    @Test func theEmbeddedObjectIsAnELFForBPF() {
+        let elf = BPFObjectBytes.elf
+        #expect(elf.count > 1000)
+        #expect(Array(elf.prefix(4)) == [0x7f, 0x45, 0x4c, 0x46])
+        // e_machine 247: EM_BPF.
+        #expect(elf[18] == 247)
+    }
+}

@@ -1,0 +1,160 @@
+import ESwitch
+import Logging
+import Packet
+import Testing
+
+/// The driver (accounting, capability checks, what reaches the silicon) against the
+/// in-memory data plane: no root, no netdevs.
+struct DriverTests {
+    static func device(profile: HardwareProfile = HardwareProfile(), vfs: Int = 2) throws -> (ESwitch, InMemoryDataPlane) {
+        let dp = InMemoryDataPlane()
+        let vfNetdevs = (0..<vfs).map { VFNetdev(name: "t\($0)", switchSide: "ts\($0)", switchIfindex: Int32(100 + $0)) }
+        let sw = try ESwitch(name: "t", vfs: vfNetdevs, uplink: UplinkNetdev(name: "up", ifindex: 99), mode: .switchdev,
+                             profile: profile, dataPlane: dp, logger: Logger(label: "test"))
+        try sw.start()
+        return (sw, dp)
+    }
+
+    static func spec(inPort: PortIndex, dst: UInt32, actions: [HardwareAction], exactDst: Bool = true) -> HardwareRuleSpec {
+        var key = FlowKey(), mask = FlowKey()
+        key[.inPort] = UInt64(inPort)
+        mask[.inPort] = FlowField.inPort.valueMask
+        key[.ethType] = UInt64(EtherType.ipv4)
+        mask[.ethType] = FlowField.ethType.valueMask
+        key[.ipv4Dst] = UInt64(dst)
+        mask[.ipv4Dst] = exactDst ? 0xffff_ffff : 0xffff_ff00
+        return HardwareRuleSpec(key: key, mask: mask, actions: actions)
+    }
+
+    @Test func aRuleReachesTheDataPlaneAndCountsAgainstItsTable() throws {
+        let (sw, dp) = try Self.device()
+        let h = try sw.addRule(Self.spec(inPort: .vf(0), dst: 0xC613_0002, actions: [.forward(.vf(1))])).get()
+        #expect(dp.rules.count == 1)
+        #expect(sw.tables.maskedPool.occupancy == 1)
+        #expect(sw.tables.counterPool.occupancy == 1)
+        var k = FlowKey()
+        k[.inPort] = UInt64(PortIndex.vf(0))
+        k[.ethType] = UInt64(EtherType.ipv4)
+        k[.ipv4Dst] = 0xC613_0002
+        #expect(dp.lookup(k)?.actions == [.forward(.vf(1))])
+        #expect(sw.deleteRule(h))
+        #expect(dp.rules.isEmpty)
+        #expect(sw.tables.maskedPool.occupancy == 0)
+        #expect(sw.tables.counterPool.occupancy == 0)
+    }
+
+    @Test func aRefusedWriteLeavesNothingBehind() throws {
+        let (sw, dp) = try Self.device()
+        dp.failNextWrites = 1
+        let r = sw.addRule(Self.spec(inPort: .vf(0), dst: 0xC613_0002, actions: [.forward(.vf(1))]))
+        guard case .failure = r else { Issue.record("a failed data-plane write was reported installed"); return }
+        #expect(dp.rules.isEmpty)
+        #expect(sw.tables.maskedPool.occupancy == 0)
+        #expect(sw.tables.counterPool.occupancy == 0)
+        #expect(sw.installedRules.isEmpty)
+    }
+
+    @Test func aFullTableRefusesWithNoSpace() throws {
+        var profile = HardwareProfile()
+        profile.maskedEntries = 2
+        let (sw, dp) = try Self.device(profile: profile)
+        for d in 0..<2 { _ = try sw.addRule(Self.spec(inPort: .vf(0), dst: 0xC613_0000 + UInt32(d), actions: [.drop])).get() }
+        let r = sw.addRule(Self.spec(inPort: .vf(0), dst: 0xC613_0009, actions: [.drop]))
+        #expect(r == .failure(.noSpace(table: "masked")))
+        #expect(dp.rules.count == 2)
+    }
+
+    @Test func tooManyMasksIsARefusalWithAReason() throws {
+        let (sw, dp) = try Self.device()
+        dp.maskLimit = 1
+        _ = try sw.addRule(Self.spec(inPort: .vf(0), dst: 0xC613_0001, actions: [.drop])).get()
+        let r = sw.addRule(Self.spec(inPort: .vf(0), dst: 0xC613_0100, actions: [.drop], exactDst: false))
+        #expect(r == .failure(.noSpace(table: "masks")))
+        #expect(sw.tables.maskedPool.occupancy == 1)
+    }
+
+    @Test func replacingActionsKeepsTheSlotAndTheCounter() throws {
+        let (sw, dp) = try Self.device()
+        let h = try sw.addRule(Self.spec(inPort: .vf(0), dst: 0xC613_0002, actions: [.forward(.vf(1))])).get()
+        let counter = dp.rules[0].counter
+        dp.counters[counter] = RuleCounters(packets: 5, bytes: 500, lastUsedNanoseconds: 1)
+        let h2 = try sw.replaceRule(h, with: Self.spec(inPort: .vf(0), dst: 0xC613_0002, actions: [.drop])).get()
+        #expect(dp.rules.count == 1)
+        #expect(dp.rules[0].actions == [.drop])
+        #expect(sw.ruleCounters(h2)?.packets == 5)
+        // One write replaced the rule: no remove, so packets never miss in between.
+        #expect(!dp.log.contains { $0.hasPrefix("remove") })
+    }
+
+    @Test func aNewMatchIsPlacedBeforeTheOldOneGoes() throws {
+        let (sw, dp) = try Self.device()
+        let h = try sw.addRule(Self.spec(inPort: .vf(0), dst: 0xC613_0002, actions: [.drop])).get()
+        _ = try sw.replaceRule(h, with: Self.spec(inPort: .vf(0), dst: 0xC613_0003, actions: [.drop])).get()
+        let program = dp.log.lastIndex { $0.hasPrefix("program") }!
+        let remove = dp.log.lastIndex { $0.hasPrefix("remove") }!
+        #expect(program < remove)
+        #expect(dp.rules.count == 1)
+    }
+
+    @Test func legacyModeRemovesRulesAndProgramsTheMACTable() throws {
+        let (sw, dp) = try Self.device()
+        _ = try sw.addRule(Self.spec(inPort: .vf(0), dst: 0xC613_0002, actions: [.drop])).get()
+        try sw.setMode(.legacy)
+        #expect(dp.mode == .legacy)
+        #expect(dp.rules.isEmpty)
+        #expect(sw.tables.counterPool.occupancy == 0)
+        try sw.setVFMAC(.vf(1), mac: 0x02_00_00_00_00_01)
+        #expect(dp.macs[0x02_00_00_00_00_01] == .vf(1))
+        #expect(sw.tables.exactMAC.occupancy == 1)
+        try sw.setVFVLAN(.vf(1), vlan: 7)
+        #expect(dp.macs[UInt64(7) << 48 | 0x02_00_00_00_00_01] == .vf(1))
+        #expect(dp.ports[.vf(1)]?.vlan == 7)
+    }
+
+    @Test func portsAreAttachedAndPublished() throws {
+        let (sw, dp) = try Self.device()
+        #expect(dp.attachedPorts == [99, 100, 101])
+        #expect(dp.ports[.uplink]?.isUplink == true)
+        #expect(dp.ports[.vf(1)]?.ifindex == 101)
+        try sw.setVFLinkState(.vf(0), up: false)
+        #expect(dp.ports[.vf(0)]?.linkUp == false)
+        sw.stop()
+        #expect(dp.attachedPorts.isEmpty)
+    }
+
+    @Test func encapEntriesAreWrittenSharedAndReleased() throws {
+        let (sw, dp) = try Self.device()
+        var tunnel = TunnelMetadata()
+        tunnel.ipv4Dst = 0xC612_0002
+        tunnel.id = 42
+        let key = EncapKey(tunnel: tunnel, udpPort: 4789, egress: .uplink)
+        let header = VXLAN.template(ethSrc: 1, ethDst: 2, tunnel: tunnel, srcIPv4: 0xC612_0001, udpDst: 4789)
+        let e = try sw.encapEntry(for: key, header: header).get()
+        #expect(dp.encaps[e.id] == header)
+        let h1 = try sw.addRule(Self.spec(inPort: .vf(0), dst: 1, actions: [.encap(e), .forward(.uplink)])).get()
+        let h2 = try sw.addRule(Self.spec(inPort: .vf(1), dst: 1, actions: [.encap(e), .forward(.uplink)])).get()
+        #expect(e.users == 2)
+        var moved = header
+        moved.bytes[0] = 0x0a
+        sw.rewriteEncap(e, header: moved)
+        #expect(dp.encaps[e.id] == moved)
+        sw.deleteRule(h1)
+        #expect(dp.encaps[e.id] != nil)
+        sw.deleteRule(h2)
+        #expect(dp.encaps[e.id] == nil)
+        #expect(sw.tables.encapPool.occupancy == 0)
+    }
+
+    @Test func vxlanPortsAreReferenceCountedAndLimitedToFour() throws {
+        let (sw, dp) = try Self.device()
+        #expect(sw.registerVXLANPort(4789))
+        #expect(sw.registerVXLANPort(4789))
+        #expect(dp.vxlanPorts == [4789])
+        for p: UInt16 in [1, 2, 3] { #expect(sw.registerVXLANPort(p)) }
+        #expect(!sw.registerVXLANPort(5))
+        sw.unregisterVXLANPort(4789)
+        #expect(dp.vxlanPorts.contains(4789))
+        sw.unregisterVXLANPort(4789)
+        #expect(!dp.vxlanPorts.contains(4789))
+    }
+}

@@ -1,0 +1,362 @@
+/* esw.bpf.c — the emulated eSwitch's silicon: tc (clsact) programs whose BPF maps are
+ * the hardware tables. esw_port_rx runs at the ingress of every port's netdev (the
+ * switch-side veth end of each VF, the uplink); esw_rep_tx at the egress of every
+ * representor (what the host sends on a representor leaves through its port). */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "esw_shared.h"
+#include "maps.h"
+#include "parse.h"
+#include "actions.h"
+#include "legacy.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct lookup_ctx {
+    void *table;
+    struct esw_mask_list *list;
+    struct esw_scratch *s;
+    struct esw_rule *rule;
+};
+
+/* One mask of a table: mask the key, probe the table. Stops the loop on a hit. */
+static long probe_mask(__u64 i, struct lookup_ctx *c)
+{
+    if (i >= ESW_MAX_MASKS)
+        return 1;
+    __u32 id = c->list->ids[i];
+    struct esw_key *m = bpf_map_lookup_elem(&esw_masks, &id);
+    if (!m)
+        return 1;
+    struct esw_scratch *s = c->s;
+    s->probe.mask_id = id;
+    s->probe.pad = 0;
+#pragma unroll
+    for (int w = 0; w < ESW_KEY_WORDS; w++)
+        s->probe.key.w[w] = s->key.w[w] & m->w[w];
+    struct esw_rule *r = bpf_map_lookup_elem(c->table, &s->probe);
+    if (!r)
+        return 0;
+    __u64 *hits = bpf_map_lookup_elem(&esw_mask_hits, &id);
+    if (hits)
+        *hits += 1;
+    c->rule = r;
+    return 1;
+}
+
+/* Looks the key up in one table: every mask in the list's order, first hit wins. */
+static __always_inline struct esw_rule *lookup_table(void *table, __u32 list_id, struct esw_scratch *s)
+{
+    struct lookup_ctx c = { .table = table, .s = s };
+    c.list = bpf_map_lookup_elem(&esw_mask_lists, &list_id);
+    if (!c.list)
+        return 0;
+    __u32 n = c.list->count;
+    if (n > ESW_MAX_MASKS)
+        n = ESW_MAX_MASKS;
+    bpf_loop(n, probe_mask, &c, 0);
+    return c.rule;
+}
+
+/* The exact-match table first (one probe per exact profile in use), then the masks. */
+static __always_inline struct esw_rule *lookup(struct esw_scratch *s)
+{
+    struct esw_rule *r = lookup_table(&esw_exact, ESW_LIST_EXACT, s);
+    if (r)
+        return r;
+    return lookup_table(&esw_masked, ESW_LIST_MASKED, s);
+}
+
+/* A miss: the frame goes up the port's representor, as if the representor received it. */
+static __always_inline int to_representor(struct __sk_buff *skb, __u32 port, const struct esw_port *p)
+{
+    if (!p->rep_ifindex) {
+        port_count(port, ESW_STAT_RX_DROPPED, 1);
+        return TC_ACT_SHOT;
+    }
+    port_count(port, ESW_STAT_TO_REP, 1);
+    return bpf_redirect(p->rep_ifindex, BPF_F_INGRESS);
+}
+
+struct csum_ctx {
+    struct __sk_buff *skb;
+    struct esw_scratch *s;
+    __u32 off;
+    __u32 end;
+    __u32 field;       /* offset of the checksum field, zeroed in the sum */
+    __u32 sum;
+};
+
+/* Adds 256 bytes (or what is left) of the transport segment to the sum. */
+static long csum_chunk(__u64 i, struct csum_ctx *c)
+{
+    if (c->off >= c->end)
+        return 1;
+    __u32 n = c->end - c->off;
+    if (n > 256)
+        n = 256;
+    /* Keep the bounds check on the register the helper gets (the verifier's view). */
+    asm volatile("" : "+r"(n));
+    if (n < 1 || n > 256)
+        return 1;
+    __u8 *buf = c->s->chunk;
+    __builtin_memset(buf, 0, 256);
+    if (bpf_skb_load_bytes(c->skb, c->off, buf, n) < 0)
+        return 1;
+    if (c->field >= c->off && c->field + 2 <= c->off + n) {
+        __u32 at = (c->field - c->off) & 0xff;
+        if (at < 255) {
+            buf[at] = 0;
+            buf[at + 1] = 0;
+        }
+    }
+    __u32 words = (n + 3) & ~3u;
+    if (words > 256)
+        return 1;
+    c->sum = bpf_csum_diff(0, 0, (__be32 *)buf, words, c->sum);
+    c->off += n;
+    return 0;
+}
+
+static __always_inline __u16 fold(__u32 s)
+{
+    s = (s & 0xffff) + (s >> 16);
+    s = (s & 0xffff) + (s >> 16);
+    return (__u16)s;
+}
+
+/* A wire delivers complete checksums; a veth standing in for it may hand over the
+ * inner TCP/UDP checksum of a VXLAN frame still partial (the sender's offload). The
+ * host stack would pass it on unfinished to the tunnel socket, so frames for the
+ * uplink's representor get it completed here, as a NIC's receive path would. */
+static void finish_inner_checksum(struct __sk_buff *skb, struct esw_scratch *s, const struct esw_parsed *in)
+{
+    if (skb->gso_size || !in->l4 || in->eth_type != ETH_P_IP_ || (in->proto != PROTO_TCP && in->proto != PROTO_UDP))
+        return;
+    __u8 ip[20];
+    if (bpf_skb_load_bytes(skb, in->l3, ip, 20) < 0)
+        return;
+    __u32 len = skb->len - in->l4;
+    if (len > 9000)
+        return;
+    __u32 field = in->l4 + (in->proto == PROTO_TCP ? 16 : 6);
+    __u16 old;
+    if (bpf_skb_load_bytes(skb, field, &old, 2) < 0 || (in->proto == PROTO_UDP && old == 0))
+        return;
+    __u32 pseudo[3];
+    __builtin_memcpy(&pseudo[0], ip + 12, 4);
+    __builtin_memcpy(&pseudo[1], ip + 16, 4);
+    pseudo[2] = bpf_htonl(((__u32)in->proto << 16) | len);
+    struct csum_ctx c = { .skb = skb, .s = s, .off = in->l4, .end = skb->len, .field = field };
+    c.sum = bpf_csum_diff(0, 0, pseudo, 12, 0);
+    bpf_loop(40, csum_chunk, &c, 0);
+    if (c.off != c.end)
+        return;
+    __u16 sum = ~fold(c.sum);
+    if (in->proto == PROTO_UDP && sum == 0)
+        sum = 0xffff;
+    if (sum != old)
+        bpf_skb_store_bytes(skb, field, &sum, 2, 0);
+}
+
+/* Whether the encapsulated frame (each segment, for GSO) exceeds the uplink's MTU:
+ * the hardware neither fragments nor answers ICMP, so such frames take the software
+ * path, where the vxlan port behaves like the kernel's vxlan driver. */
+static __always_inline int exceeds_tunnel_mtu(struct __sk_buff *skb, const struct esw_parsed *ps, __u32 overhead)
+{
+    __u32 up = 0;
+    struct esw_port *u = bpf_map_lookup_elem(&esw_ports, &up);
+    if (!u)
+        return 1;
+    __u32 frame = skb->len + (skb->vlan_present ? 4 : 0);
+    if (skb->gso_size && ps->l4) {
+        __u32 headers = ps->l4 + 8;
+        if (ps->proto == PROTO_TCP) {
+            __u8 doff;
+            if (bpf_skb_load_bytes(skb, ps->l4 + 12, &doff, 1) == 0)
+                headers = ps->l4 + (doff >> 4) * 4;
+        }
+        __u32 seg = headers + skb->gso_size + (skb->vlan_present ? 4 : 0);
+        if (seg < frame)
+            frame = seg;
+    }
+    return frame + overhead - 14 > u->mtu;
+}
+
+struct action_ctx {
+    struct __sk_buff *skb;
+    struct esw_action_set *set;
+    __u32 count;
+    __u32 in_port;
+    __u32 outer;
+    __u16 inner_type;
+    __u8 inner_tos;
+    __u8 no_peer;
+    int verdict;
+};
+
+/* One action of a rule. Returns 1 to stop (a verdict is set). */
+static long run_action(__u64 i, struct action_ctx *c)
+{
+    if (i >= ESW_MAX_ACTIONS)
+        return 1;
+    struct __sk_buff *skb = c->skb;
+    const struct esw_action *a = &c->set->a[i];
+    switch (a->kind) {
+    case ESW_ACT_FORWARD: {
+        int last = i + 1 >= c->count;
+        int verdict = output(skb, a->arg, last, !c->no_peer);
+        if (last) {
+            c->verdict = verdict;
+            return 1;
+        }
+        return 0;
+    }
+    case ESW_ACT_DROP:
+        c->verdict = TC_ACT_SHOT;
+        return 1;
+    case ESW_ACT_PUSH_VLAN:
+        bpf_skb_vlan_push(skb, a->u.vlan.tpid, bpf_ntohs(a->u.vlan.tci) & ~VLAN_PRESENT);
+        return 0;
+    case ESW_ACT_POP_VLAN:
+        bpf_skb_vlan_pop(skb);
+        return 0;
+    case ESW_ACT_SET_ETH:
+        set_eth(skb, a);
+        return 0;
+    case ESW_ACT_SET_IPV4:
+        set_ipv4(skb, a);
+        return 0;
+    case ESW_ACT_SET_IPV6_SRC:
+        set_ipv6_addr(skb, a, 8);
+        return 0;
+    case ESW_ACT_SET_IPV6_DST:
+        set_ipv6_addr(skb, a, 24);
+        return 0;
+    case ESW_ACT_SET_IPV6_MISC:
+        set_ipv6_misc(skb, a);
+        return 0;
+    case ESW_ACT_SET_L4:
+        set_l4(skb, a);
+        return 0;
+    case ESW_ACT_ENCAP:
+        if (encap(skb, a->arg, c->inner_tos) < 0) {
+            port_count(c->in_port, ESW_STAT_RX_DROPPED, 1);
+            c->verdict = TC_ACT_SHOT;
+            return 1;
+        }
+        return 0;
+    case ESW_ACT_DECAP: {
+        int r = decap(skb, c->outer, c->inner_type);
+        if (r < 0) {
+            port_count(c->in_port, ESW_STAT_RX_DROPPED, 1);
+            c->verdict = TC_ACT_SHOT;
+            return 1;
+        }
+        c->no_peer = r;
+        return 0;
+    }
+    default:
+        return 0;
+    }
+}
+
+static __always_inline int run_actions(struct __sk_buff *skb, __u32 in_port, const struct esw_rule *rule,
+                                       const struct esw_parsed *ps, __u8 inner_tos)
+{
+    __u32 set_id = rule->action_set;
+    struct action_ctx c = { .skb = skb, .in_port = in_port, .outer = ps->outer, .inner_type = ps->eth_type,
+                            .inner_tos = inner_tos, .verdict = TC_ACT_SHOT };
+    c.set = bpf_map_lookup_elem(&esw_action_sets, &set_id);
+    if (!c.set)
+        return TC_ACT_SHOT;
+    c.count = c.set->count;
+    if (c.count > ESW_MAX_ACTIONS)
+        c.count = ESW_MAX_ACTIONS;
+    /* When the last action is not an output, every output sent a clone: the verdict
+     * stays SHOT. */
+    bpf_loop(c.count, run_action, &c, 0);
+    return c.verdict;
+}
+
+static __always_inline void count_rule(const struct esw_rule *rule, __u32 len)
+{
+    __u32 c = rule->counter;
+    struct esw_rule_counter *rc = bpf_map_lookup_elem(&esw_rule_counters, &c);
+    if (rc) {
+        rc->packets += 1;
+        rc->bytes += len;
+        rc->last_used_ns = bpf_ktime_get_ns();
+    }
+}
+
+SEC("tc")
+int esw_port_rx(struct __sk_buff *skb)
+{
+    __u32 ifindex = skb->ifindex;
+    __u32 *pp = bpf_map_lookup_elem(&esw_port_by_ifindex, &ifindex);
+    if (!pp || (*pp & ESW_IFINDEX_REPRESENTOR))
+        return TC_ACT_OK;
+    __u32 port = *pp;
+    struct esw_port *p = bpf_map_lookup_elem(&esw_ports, &port);
+    __u32 zero = 0;
+    struct esw_config *cfg = bpf_map_lookup_elem(&esw_config, &zero);
+    struct esw_scratch *s = bpf_map_lookup_elem(&esw_scratch, &zero);
+    if (!p || !cfg || !s)
+        return TC_ACT_SHOT;
+    __u32 len = skb->len + (skb->vlan_present ? 4 : 0);
+    port_count(port, ESW_STAT_RX_PACKETS, 1);
+    port_count(port, ESW_STAT_RX_BYTES, len);
+
+    if (cfg->mode == ESW_MODE_LEGACY)
+        return legacy_forward(skb, port, p, cfg);
+
+    struct esw_parsed ps = {}, inner = {};
+    struct esw_rule *rule = 0;
+    s->key.w[7] = port;
+    /* The registered VXLAN ports, and 4789 always: frames for the host's own VXLAN
+     * socket need their inner checksum completed even when no decap rule exists. */
+    __u32 ports01 = cfg->vxlan_ports[0] ? cfg->vxlan_ports[0] | ((__u32)cfg->vxlan_ports[1] << 16) : 4789;
+    __u32 ports23 = cfg->vxlan_ports[2] | ((__u32)cfg->vxlan_ports[3] << 16);
+    if ((p->flags & ESW_PORT_UPLINK) && parse_vxlan(skb, ports01, ports23, &s->key, &ps)) {
+        rule = lookup(s);
+        if (!rule) {
+            inner = ps;
+            ps.outer = 0;
+        }
+    }
+    if (!rule) {
+        s->key.w[0] = s->key.w[1] = s->key.w[2] = s->key.w[3] = s->key.w[4] = s->key.w[5] = s->key.w[6] = 0;
+        ps.outer = 0;
+        if (parse_frame(skb, 0, 1, &s->key, &ps) < 0) {
+            port_count(port, ESW_STAT_RX_DROPPED, 1);
+            return TC_ACT_SHOT;
+        }
+        rule = lookup(s);
+        if (!rule) {
+            if (inner.outer)
+                finish_inner_checksum(skb, s, &inner);
+            return to_representor(skb, port, p);
+        }
+        if ((rule->flags & ESW_RULE_ENCAP) && exceeds_tunnel_mtu(skb, &ps, rule->encap_overhead))
+            return to_representor(skb, port, p);
+    }
+    count_rule(rule, len);
+    __u8 tos = s->key.w[11] & 0xff;
+    return run_actions(skb, port, rule, &ps, tos);
+}
+
+SEC("tc")
+int esw_rep_tx(struct __sk_buff *skb)
+{
+    __u32 ifindex = skb->ifindex;
+    __u32 *pp = bpf_map_lookup_elem(&esw_port_by_ifindex, &ifindex);
+    if (!pp || !(*pp & ESW_IFINDEX_REPRESENTOR))
+        return TC_ACT_OK;
+    __u32 port = *pp & ~ESW_IFINDEX_REPRESENTOR;
+    port_count(port, ESW_STAT_FROM_REP, 1);
+    return output(skb, port, 1, 0);
+}

@@ -1,0 +1,157 @@
+/* esw_shared.h — the one contract between the eSwitch's eBPF data plane (the bpf directory) and
+ * the Swift driver (Sources/BPFDataPlane): map value and key layouts, limits, flags.
+ * Every struct has a fixed size, checked here with _Static_assert and in Swift by a
+ * test of sizes and offsets (Tests/BPFDataPlaneTests/LayoutTests.swift). */
+#ifndef ESW_SHARED_H
+#define ESW_SHARED_H
+
+#ifndef __u64
+#include <linux/types.h>
+#endif
+
+#define ESW_KEY_WORDS     18   /* the hardware's flow key: 18 of the datapath key's 28 words */
+#define ESW_MAX_MASKS     64   /* masks (tuple-space subtables) per table */
+#define ESW_MAX_ACTIONS   16   /* actions per rule */
+#define ESW_MAX_PORTS     64   /* eSwitch ports: uplink (0) and VFs */
+#define ESW_ENCAP_MAX     72   /* outer header bytes (Ethernet + IPv6 + UDP + VXLAN = 70) */
+#define ESW_PORT_STATS    8    /* counters per port, see ESW_STAT_* */
+
+/* The key: words of the datapath's FlowKey (Sources/Packet/FlowKey.swift), same bit
+ * positions, host-order values. Word i here is FlowKey word esw_key_word[i]:
+ *   0 tun_id | 1 tun_src, tun_dst<<32 | 2-5 tun_ipv6 src, dst (high word first)
+ *   6 tun_tos, ttl<<8, flags<<16, tp_src<<32, tp_dst<<48 | 7 in_port
+ *   8 eth_src, vlan_tci<<48 | 9 eth_dst, eth_type<<48
+ *   10 cvlan_tci, vlan_tpid<<16, cvlan_tpid<<32, ip_proto<<48, ip_frag<<56
+ *   11 ip_tos, ttl<<8, tp_src<<16, tp_dst<<32, tcp_flags<<48 | 12 ipv4_src, ipv4_dst<<32
+ *   13-14 ipv6_src | 15-16 ipv6_dst | 17 ipv6_label */
+struct esw_key {
+    __u64 w[ESW_KEY_WORDS];
+};
+
+/* Key of both flow tables: the mask's id and the key masked by it. */
+struct esw_table_key {
+    __u32 mask_id;
+    __u32 pad;
+    struct esw_key key;
+};
+
+/* Masks in use by one table, in lookup order (the driver ranks them by hits). Replaced
+ * whole (hash map update) so that a lookup never sees half a list. */
+struct esw_mask_list {
+    __u32 count;
+    __u32 ids[ESW_MAX_MASKS];
+    __u32 pad;
+};
+
+#define ESW_LIST_EXACT  0
+#define ESW_LIST_MASKED 1
+
+#define ESW_RULE_ENCAP  1u   /* actions encapsulate: check the uplink MTU first */
+
+struct esw_rule {
+    __u32 action_set;
+    __u32 counter;
+    __u32 flags;
+    __u32 encap_overhead;   /* outer bytes the encap adds (50 for IPv4) */
+};
+
+struct esw_rule_counter {
+    __u64 packets;
+    __u64 bytes;
+    __u64 last_used_ns;     /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+};
+
+enum esw_action_kind {
+    ESW_ACT_NONE = 0,
+    ESW_ACT_FORWARD,        /* arg: port */
+    ESW_ACT_DROP,
+    ESW_ACT_PUSH_VLAN,      /* u.vlan */
+    ESW_ACT_POP_VLAN,
+    ESW_ACT_SET_ETH,        /* u.eth */
+    ESW_ACT_SET_IPV4,       /* u.ipv4 */
+    ESW_ACT_SET_IPV6_SRC,   /* u.addr6 */
+    ESW_ACT_SET_IPV6_DST,   /* u.addr6 */
+    ESW_ACT_SET_IPV6_MISC,  /* u.ipv6 */
+    ESW_ACT_SET_L4,         /* arg: ip proto, u.l4 */
+    ESW_ACT_ENCAP,          /* arg: encap id */
+    ESW_ACT_DECAP,
+};
+
+/* Values are in network byte order, as they are written into the packet. */
+struct esw_action {
+    __u8 kind;
+    __u8 pad[3];
+    __u32 arg;
+    union {
+        struct { __u16 tpid; __u16 tci; } vlan;
+        struct { __u8 src[6], src_mask[6], dst[6], dst_mask[6]; } eth;
+        struct { __u32 src, src_mask, dst, dst_mask; __u8 tos, tos_mask, ttl, ttl_mask; } ipv4;
+        struct { __u8 addr[16], mask[16]; } addr6;
+        struct { __u32 label, label_mask; __u8 tclass, tclass_mask, hlimit, hlimit_mask; } ipv6;
+        struct { __u16 src, src_mask, dst, dst_mask; } l4;
+        __u8 raw[32];
+    } u;
+};
+
+struct esw_action_set {
+    __u32 count;
+    __u32 pad;
+    struct esw_action a[ESW_MAX_ACTIONS];
+};
+
+struct esw_encap {
+    __u8 header[ESW_ENCAP_MAX];
+    __u16 length;
+    __u8 ipv6;
+    __u8 pad[5];
+};
+
+#define ESW_PORT_VALID    1u
+#define ESW_PORT_LINK_UP  2u
+#define ESW_PORT_UPLINK   4u
+#define ESW_PORT_PEER_NS  8u   /* the VF end is in another namespace: bpf_redirect_peer works */
+
+struct esw_port {
+    __u32 ifindex;          /* the port's netdev here: VF switch-side veth end, or uplink */
+    __u32 rep_ifindex;      /* the representor (0: none, legacy mode) */
+    __u32 flags;
+    __u32 mtu;              /* the VF's (or wire's) MTU */
+    __u16 vlan;             /* legacy VST VLAN (0: none) */
+    __u8 qos;
+    __u8 pad[5];
+};
+
+#define ESW_MODE_SWITCHDEV 0
+#define ESW_MODE_LEGACY    1
+
+struct esw_config {
+    __u32 mode;
+    __u32 nports;
+    __u16 vxlan_ports[4];   /* UDP ports the parser treats as VXLAN (0: unused) */
+};
+
+/* Per-port counters, index port * ESW_PORT_STATS + ESW_STAT_*. */
+#define ESW_STAT_RX_PACKETS  0
+#define ESW_STAT_RX_BYTES    1
+#define ESW_STAT_TX_PACKETS  2
+#define ESW_STAT_TX_BYTES    3
+#define ESW_STAT_RX_DROPPED  4
+#define ESW_STAT_TX_DROPPED  5
+#define ESW_STAT_TO_REP      6
+#define ESW_STAT_FROM_REP    7
+
+/* port_by_ifindex values: the port, with this bit for its representor. */
+#define ESW_IFINDEX_REPRESENTOR 0x80000000u
+
+_Static_assert(sizeof(struct esw_key) == 144, "esw_key");
+_Static_assert(sizeof(struct esw_table_key) == 152, "esw_table_key");
+_Static_assert(sizeof(struct esw_mask_list) == 264, "esw_mask_list");
+_Static_assert(sizeof(struct esw_rule) == 16, "esw_rule");
+_Static_assert(sizeof(struct esw_rule_counter) == 24, "esw_rule_counter");
+_Static_assert(sizeof(struct esw_action) == 40, "esw_action");
+_Static_assert(sizeof(struct esw_action_set) == 8 + 40 * ESW_MAX_ACTIONS, "esw_action_set");
+_Static_assert(sizeof(struct esw_encap) == 80, "esw_encap");
+_Static_assert(sizeof(struct esw_port) == 24, "esw_port");
+_Static_assert(sizeof(struct esw_config) == 16, "esw_config");
+
+#endif

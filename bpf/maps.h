@@ -1,0 +1,123 @@
+/* maps.h — the hardware tables of the emulated eSwitch, as BPF maps. The Swift driver
+ * (Sources/BPFDataPlane) sizes and fills them; the programs only read them, except the
+ * counters. Hash maps are not preallocated so that a replaced element is freed after an
+ * RCU grace period: a packet never sees half a rule. */
+#ifndef ESW_MAPS_H
+#define ESW_MAPS_H
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct esw_config);
+} esw_config SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, ESW_MAX_PORTS);
+    __type(key, __u32);
+    __type(value, struct esw_port);
+} esw_ports SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 2 * ESW_MAX_PORTS);
+    __type(key, __u32);          /* ifindex */
+    __type(value, __u32);        /* port, | ESW_IFINDEX_REPRESENTOR for a representor */
+} esw_port_by_ifindex SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, ESW_MAX_PORTS * ESW_PORT_STATS);
+    __type(key, __u32);
+    __type(value, __u64);
+} esw_port_stats SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, ESW_MAX_MASKS);
+    __type(key, __u32);
+    __type(value, struct esw_key);
+} esw_masks SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 2);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, __u32);          /* ESW_LIST_EXACT, ESW_LIST_MASKED */
+    __type(value, struct esw_mask_list);
+} esw_mask_lists SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, ESW_MAX_MASKS);
+    __type(key, __u32);
+    __type(value, __u64);
+} esw_mask_hits SEC(".maps");
+
+/* The exact-match (hash) table and the masked (TCAM-like) table; sizes set by the driver. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 65536);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, struct esw_table_key);
+    __type(value, struct esw_rule);
+} esw_exact SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 65536);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, struct esw_table_key);
+    __type(value, struct esw_rule);
+} esw_masked SEC(".maps");
+
+/* Action sets are immutable once a rule points at them; the driver reuses an index only
+ * after no rule refers to it and a grace period has passed. */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 65536);
+    __type(key, __u32);
+    __type(value, struct esw_action_set);
+} esw_action_sets SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 65536);
+    __type(key, __u32);
+    __type(value, struct esw_rule_counter);
+} esw_rule_counters SEC(".maps");
+
+/* Shared encap entries: replaced whole when the neighbour changes. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 65536);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, __u32);
+    __type(value, struct esw_encap);
+} esw_encaps SEC(".maps");
+
+/* Legacy mode: (VLAN << 48 | MAC) -> VF port. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 65536);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, __u64);
+    __type(value, __u32);
+} esw_macs SEC(".maps");
+
+/* Per-CPU scratch space: keys are too big for the 512-byte BPF stack twice over. */
+struct esw_scratch {
+    struct esw_key key;
+    struct esw_table_key probe;
+    __u8 chunk[256];
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct esw_scratch);
+} esw_scratch SEC(".maps");
+
+#endif

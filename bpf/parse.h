@@ -1,0 +1,314 @@
+/* parse.h — the hardware parser: fills the flow key from a frame with the datapath's
+ * semantics (Sources/Packet/FlowExtractor.swift: VLAN, LLC/SNAP, IPv4 with fragments,
+ * IPv6 with extension headers, TCP/UDP/SCTP/ICMP/ICMPv6, ARP) and recognises VXLAN on
+ * the registered UDP ports of the uplink. Truncated headers leave their fields zero. */
+#ifndef ESW_PARSE_H
+#define ESW_PARSE_H
+
+#define ETH_P_IP_     0x0800
+#define ETH_P_ARP_    0x0806
+#define ETH_P_RARP_   0x8035
+#define ETH_P_8021Q_  0x8100
+#define ETH_P_8021AD_ 0x88a8
+#define ETH_P_IPV6_   0x86dd
+#define ETH_P_802_2_  0x0005
+#define VLAN_PRESENT  0x1000
+
+#define PROTO_ICMP 1
+#define PROTO_TCP 6
+#define PROTO_UDP 17
+#define PROTO_SCTP 132
+#define PROTO_ICMPV6 58
+#define PROTO_FRAGMENT 44
+#define PROTO_NONE 59
+
+struct esw_parsed {
+    __u32 l3;          /* offset of the network header in the packet data */
+    __u32 l4;          /* offset of the transport header, 0 when there is none */
+    __u32 outer;       /* VXLAN: offset of the inner Ethernet header, else 0 */
+    __u16 eth_type;
+    __u8 proto;
+    __u8 frag;
+};
+
+static __always_inline int is_vlan(__u16 t) { return t == ETH_P_8021Q_ || t == ETH_P_8021AD_; }
+
+static __always_inline __u64 be64_of(const __u8 *p)
+{
+    __u64 v;
+    __builtin_memcpy(&v, p, 8);
+    return __builtin_bswap64(v);
+}
+
+static __always_inline __u64 mac_of(const __u8 *p)
+{
+    return ((__u64)p[0] << 40) | ((__u64)p[1] << 32) | ((__u64)p[2] << 24) | ((__u64)p[3] << 16) |
+           ((__u64)p[4] << 8) | p[5];
+}
+
+static __always_inline void parse_transport(struct __sk_buff *skb, __u32 th, __u8 proto, __u8 icmp,
+                                            struct esw_key *k)
+{
+    __u8 h[14];
+    if (proto == PROTO_TCP) {
+        if (bpf_skb_load_bytes(skb, th, h, 14) < 0)
+            return;
+        __u32 doff = (h[12] >> 4) * 4;
+        if (doff < 20 || skb->len < th + doff)
+            return;
+        __u64 flags = (((__u64)h[12] << 8) | h[13]) & 0x0fff;
+        k->w[11] |= ((__u64)((h[0] << 8) | h[1]) << 16) | ((__u64)((h[2] << 8) | h[3]) << 32) | (flags << 48);
+    } else if (proto == PROTO_UDP || proto == PROTO_SCTP) {
+        if (bpf_skb_load_bytes(skb, th, h, 8) < 0)
+            return;
+        k->w[11] |= ((__u64)((h[0] << 8) | h[1]) << 16) | ((__u64)((h[2] << 8) | h[3]) << 32);
+    } else if (proto == icmp) {
+        if (bpf_skb_load_bytes(skb, th, h, 4) < 0)
+            return;
+        k->w[11] |= ((__u64)h[0] << 16) | ((__u64)h[1] << 32);
+    }
+}
+
+static __always_inline int is_ipv6_ext(__u8 h)
+{
+    return h == 0 || h == 43 || h == PROTO_FRAGMENT || h == 51 || h == PROTO_NONE || h == 60;
+}
+
+static __always_inline void parse_ipv6(struct __sk_buff *skb, __u32 nh, struct esw_key *k,
+                                       struct esw_parsed *out, int udp_gso)
+{
+    __u8 h[40];
+    if (bpf_skb_load_bytes(skb, nh, h, 40) < 0)
+        return;
+    __u32 first = ((__u32)h[0] << 24) | ((__u32)h[1] << 16) | ((__u32)h[2] << 8) | h[3];
+    __u8 proto = PROTO_NONE;
+    k->w[11] |= (__u64)((first >> 20) & 0xff) | ((__u64)h[7] << 8);
+    k->w[17] |= first & 0x000fffff;
+    k->w[13] = be64_of(h + 8);
+    k->w[14] = be64_of(h + 16);
+    k->w[15] = be64_of(h + 24);
+    k->w[16] = be64_of(h + 32);
+
+    __u8 next = h[6];
+    __u32 start = nh + 40;
+    int saw_fragment = 0, later = 0, failed = 0;
+#pragma unroll
+    for (int i = 0; i < 6; i++) {
+        if (!is_ipv6_ext(next) || next == PROTO_NONE)
+            break;
+        __u8 e[4];
+        if (bpf_skb_load_bytes(skb, start, e, 2) < 0) { failed = 1; break; }
+        __u32 len;
+        if (next == PROTO_FRAGMENT) {
+            saw_fragment = 1;
+            if (bpf_skb_load_bytes(skb, start, e, 4) < 0) { failed = 1; break; }
+            __u16 fo = (((__u16)e[2] << 8) | e[3]) & ~7;
+            if (fo != 0) {
+                if (!is_ipv6_ext(e[0]) || e[0] == PROTO_NONE) {
+                    later = 1;
+                    next = e[0];
+                    break;
+                }
+                failed = 1;
+                break;
+            }
+            len = 8;
+        } else if (next == 51) {
+            len = ((__u32)e[1] + 2) << 2;
+        } else {
+            len = ((__u32)e[1] + 1) << 3;
+        }
+        next = e[0];
+        start += len;
+    }
+    if (is_ipv6_ext(next) && next != PROTO_NONE && !later)
+        failed = 1;   /* more extension headers than the parser walks */
+    __u8 frag = 0;
+    if (saw_fragment) {
+        if (later) {
+            k->w[10] |= ((__u64)PROTO_FRAGMENT << 48) | ((__u64)2 << 56);
+            out->proto = PROTO_FRAGMENT;
+            out->frag = 2;
+            return;
+        }
+        frag = 1;
+    }
+    if (failed) {
+        k->w[10] |= ((__u64)proto << 48) | ((__u64)frag << 56);
+        return;
+    }
+    if (udp_gso && next == PROTO_UDP)
+        frag = 1;
+    k->w[10] |= ((__u64)next << 48) | ((__u64)frag << 56);
+    out->proto = next;
+    out->frag = frag;
+    out->l4 = start;
+    parse_transport(skb, start, next, PROTO_ICMPV6, k);
+}
+
+static __always_inline void parse_ipv4(struct __sk_buff *skb, __u32 nh, struct esw_key *k,
+                                       struct esw_parsed *out, int udp_gso)
+{
+    __u8 h[20];
+    if (bpf_skb_load_bytes(skb, nh, h, 20) < 0)
+        return;
+    __u32 ihl = (h[0] & 0x0f) * 4;
+    if (ihl < 20 || skb->len < nh + ihl)
+        return;
+    __u32 src = ((__u32)h[12] << 24) | ((__u32)h[13] << 16) | ((__u32)h[14] << 8) | h[15];
+    __u32 dst = ((__u32)h[16] << 24) | ((__u32)h[17] << 16) | ((__u32)h[18] << 8) | h[19];
+    __u8 proto = h[9];
+    k->w[12] = (__u64)src | ((__u64)dst << 32);
+    k->w[11] |= (__u64)h[1] | ((__u64)h[8] << 8);
+    out->proto = proto;
+    out->l4 = nh + ihl;
+    __u16 frag_off = ((__u16)h[6] << 8) | h[7];
+    __u8 frag;
+    if (frag_off & 0x1fff) {
+        frag = 2;
+        out->l4 = 0;
+    } else {
+        frag = ((frag_off & 0x2000) || (udp_gso && proto == PROTO_UDP)) ? 1 : 0;
+    }
+    k->w[10] |= ((__u64)proto << 48) | ((__u64)frag << 56);
+    out->frag = frag;
+    if (frag != 2)
+        parse_transport(skb, nh + ihl, proto, PROTO_ICMP, k);
+}
+
+static __always_inline void parse_arp(struct __sk_buff *skb, __u32 nh, struct esw_key *k)
+{
+    __u8 h[28];
+    if (bpf_skb_load_bytes(skb, nh, h, 28) < 0)
+        return;
+    if (h[0] != 0 || h[1] != 1 || h[2] != 0x08 || h[3] != 0x00 || h[4] != 6 || h[5] != 4)
+        return;
+    __u16 op = ((__u16)h[6] << 8) | h[7];
+    __u32 spa = ((__u32)h[14] << 24) | ((__u32)h[15] << 16) | ((__u32)h[16] << 8) | h[17];
+    __u32 tpa = ((__u32)h[24] << 24) | ((__u32)h[25] << 16) | ((__u32)h[26] << 8) | h[27];
+    k->w[10] |= (__u64)(op <= 0xff ? op : 0) << 48;
+    k->w[12] = (__u64)spa | ((__u64)tpa << 32);
+}
+
+/* Parses the frame at `base` (0, or the inner frame of a VXLAN packet). With
+ * `hwaccel`, a VLAN tag the kernel keeps outside the data (skb->vlan_tci) is the outer
+ * tag. Returns -1 when the frame is shorter than an Ethernet header. */
+__noinline int parse_frame(struct __sk_buff *skb, __u32 base, int hwaccel, struct esw_key *k,
+                           struct esw_parsed *out)
+{
+    __u8 eth[14];
+    if (!skb || !k || !out)
+        return -1;
+    if (bpf_skb_load_bytes(skb, base, eth, 14) < 0)
+        return -1;
+    __u64 dst = mac_of(eth), src = mac_of(eth + 6);
+    __u32 off = base + 12;
+    __u16 type = ((__u16)eth[12] << 8) | eth[13];
+    __u64 vlan_tci = 0, vlan_tpid = 0, cvlan_tci = 0, cvlan_tpid = 0;
+    int tags = 0;
+    if (hwaccel && skb->vlan_present) {
+        vlan_tpid = bpf_ntohs((__u16)skb->vlan_proto);
+        vlan_tci = (skb->vlan_tci & 0xffff) | VLAN_PRESENT;
+        tags = 1;
+    }
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        if (tags >= 2 || !is_vlan(type))
+            break;
+        __u8 t[6];
+        if (bpf_skb_load_bytes(skb, off, t, 6) < 0)
+            break;
+        __u16 tci = ((__u16)t[2] << 8) | t[3];
+        if (tags == 0) {
+            vlan_tpid = type;
+            vlan_tci = tci | VLAN_PRESENT;
+        } else {
+            cvlan_tpid = type;
+            cvlan_tci = tci | VLAN_PRESENT;
+        }
+        tags++;
+        off += 4;
+        type = ((__u16)t[4] << 8) | t[5];
+    }
+    off += 2;
+    if (type < 0x600) {
+        __u8 llc[8];
+        if (skb->len < off + 8 || bpf_skb_load_bytes(skb, off, llc, 8) < 0) {
+            type = ETH_P_802_2_;
+        } else if (llc[0] == 0xaa && llc[1] == 0xaa && (llc[3] | llc[4] | llc[5]) == 0) {
+            __u16 snap = ((__u16)llc[6] << 8) | llc[7];
+            if (snap >= 0x600) {
+                type = snap;
+                off += 8;
+            } else {
+                type = ETH_P_802_2_;
+            }
+        } else {
+            type = ETH_P_802_2_;
+        }
+    }
+    k->w[8] = src | (vlan_tci << 48);
+    k->w[9] = dst | ((__u64)type << 48);
+    k->w[10] = cvlan_tci | (vlan_tpid << 16) | (cvlan_tpid << 32);
+    k->w[11] = 0;
+    k->w[12] = 0;
+    k->w[13] = k->w[14] = k->w[15] = k->w[16] = k->w[17] = 0;
+    out->l3 = off;
+    out->l4 = 0;
+    out->eth_type = type;
+    out->proto = 0;
+    out->frag = 0;
+    /* A UDP GSO superpacket counts as a first fragment, as the kernel reports it. */
+    int udp_gso = skb->gso_size > 0;
+    if (type == ETH_P_IP_)
+        parse_ipv4(skb, off, k, out, udp_gso);
+    else if (type == ETH_P_IPV6_)
+        parse_ipv6(skb, off, k, out, udp_gso);
+    else if (type == ETH_P_ARP_ || type == ETH_P_RARP_)
+        parse_arp(skb, off, k);
+    return 0;
+}
+
+/* VXLAN on the uplink (registered UDP ports packed two per argument): fills the tunnel words and parses the inner frame. Returns the
+ * inner frame's offset, or 0 when the packet is not VXLAN on a registered port. */
+__noinline int parse_vxlan(struct __sk_buff *skb, __u32 ports01, __u32 ports23, struct esw_key *k,
+                           struct esw_parsed *out)
+{
+    __u8 h[50];
+    if (!skb || !k || !out)
+        return 0;
+    if (skb->vlan_present || bpf_skb_load_bytes(skb, 0, h, 34) < 0)
+        return 0;
+    if (h[12] != 0x08 || h[13] != 0x00)
+        return 0;
+    __u32 ihl = (h[14] & 0x0f) * 4;
+    if (ihl != 20 || h[23] != PROTO_UDP || ((((__u16)h[20] << 8) | h[21]) & 0x3fff) != 0)
+        return 0;
+    if (bpf_skb_load_bytes(skb, 0, h, 50) < 0)
+        return 0;
+    __u16 dport = ((__u16)h[36] << 8) | h[37];
+    if (dport == 0 || !(dport == (ports01 & 0xffff) || dport == (ports01 >> 16) ||
+                        dport == (ports23 & 0xffff) || dport == (ports23 >> 16)))
+        return 0;
+    if (!(h[42] & 0x08) || skb->len < 50 + 14)
+        return 0;
+    __u64 flags = 8;   /* key */
+    if (h[20] & 0x40)
+        flags |= 2;    /* df */
+    if (h[40] | h[41])
+        flags |= 4;    /* csum */
+    __u32 src = ((__u32)h[26] << 24) | ((__u32)h[27] << 16) | ((__u32)h[28] << 8) | h[29];
+    __u32 dst = ((__u32)h[30] << 24) | ((__u32)h[31] << 16) | ((__u32)h[32] << 8) | h[33];
+    __u16 sport = ((__u16)h[34] << 8) | h[35];
+    __u32 vni = ((__u32)h[46] << 16) | ((__u32)h[47] << 8) | h[48];
+    if (parse_frame(skb, 50, 0, k, out) < 0)
+        return 0;
+    k->w[0] = vni;
+    k->w[1] = (__u64)src | ((__u64)dst << 32);
+    k->w[2] = k->w[3] = k->w[4] = k->w[5] = 0;
+    k->w[6] = (__u64)h[15] | ((__u64)h[22] << 8) | (flags << 16) | ((__u64)sport << 32) | ((__u64)dport << 48);
+    out->outer = 50;
+    return 50;
+}
+
+#endif
