@@ -50,6 +50,13 @@ public struct InterfaceControl: ~Copyable {
 
     public func exists(_ name: String) -> Bool { cnl_if_index(sock.raw, name) > 0 }
 
+    /// The name of link `index` in this namespace, nil if there is none.
+    public func name(of index: Int32) -> String? {
+        var buf = [CChar](repeating: 0, count: Int(IF_NAMESIZE) + 1)
+        guard if_indextoname(UInt32(bitPattern: index), &buf) != nil else { return nil }
+        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     /// Waits until none of `names` exists; false if one still does after `milliseconds`.
     /// A TAP netdev goes with the last reference to its file, which the kernel may drop
     /// a moment after the close (io_uring puts the files of cancelled requests in task

@@ -29,16 +29,7 @@ public final class RepresentorDriver: RepresentorProvider, VFLinkOperations, @un
     /// next to a live instance or over a netdev of another kind.
     public func removeStale(vfs: Int, extra: [String] = []) throws {
         var rt = try RouteLink()
-        for n in 0..<vfs {
-            for name in [naming.vfSwitchSide(n), naming.vf(n)] {
-                guard let link = try rt.link(named: name) else { continue }
-                guard link.kind == "veth" else {
-                    throw DriverError("netdev \(name) exists and is not ours (kind \(link.kind.isEmpty ? "unknown" : link.kind))")
-                }
-                try rt.delete(name: name)
-                logger.notice("removed stale netdev", metadata: ["netdev": "\(name)"])
-            }
-        }
+        // Representors first: a live instance holds them, and then nothing may be touched.
         for name in (0..<vfs).map({ naming.representor(vf: $0) }) + [naming.representor(vf: nil)] + extra {
             guard let link = try rt.link(named: name) else { continue }
             guard link.kind == "tun" else {
@@ -51,6 +42,23 @@ public final class RepresentorDriver: RepresentorProvider, VFLinkOperations, @un
             }
             try rt.delete(name: name)
             logger.notice("removed stale netdev", metadata: ["netdev": "\(name)"])
+        }
+        // VF veth pairs: ours when the pair is <name>v<N> <-> <name>sw<N>.
+        let c = try InterfaceControl()
+        for n in 0..<vfs {
+            let vf = naming.vf(n), sw = naming.vfSwitchSide(n)
+            for (name, partner) in [(sw, vf), (vf, sw)] {
+                guard let link = try rt.link(named: name) else { continue }
+                let peer = link.kind == "veth" ? try? rt.vethPeer(of: try c.index(of: name)) : nil
+                let peerName = peer.flatMap { $0.netnsID == nil ? c.name(of: $0.index) : nil }
+                // The switch side's VF end may have been moved away: its name is then unknown.
+                let ours = link.kind == "veth" && (peerName == partner || (name == sw && peer?.netnsID != nil))
+                guard ours else {
+                    throw DriverError("netdev \(name) exists and is not ours (kind \(link.kind.isEmpty ? "unknown" : link.kind)\(peerName.map { ", peer \($0)" } ?? ""))")
+                }
+                try rt.delete(name: name)
+                logger.notice("removed stale netdev", metadata: ["netdev": "\(name)"])
+            }
         }
     }
 
