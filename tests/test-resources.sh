@@ -52,6 +52,18 @@ filler 10 13 >"$T_DIR/batch"
 check_fails "batch that does not fit is refused" dpctl add-flows "$T_DIR/batch"
 check_eq "the refused batch left nothing behind" 10 "$(dpctl dump-flows | wc -l)"
 check_eq "hardware occupancy unchanged" "10 10" "$(masked)"
+# All or nothing also for changes to flows that were there: a failed batch that
+# modified one flow and deleted another leaves both exactly as they were.
+flow0='in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.9.0,frag=no)'
+flow1='in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.9.1,frag=no)'
+before=$(dpctl dump-flows -m | sed 's/used:[^,]*, //' | sort)
+{ echo "modify $flow0 2"; echo "delete $flow1"; filler 20 22 | sed 's/^/add /'; } >"$T_DIR/modbatch"
+check_fails "batch that modifies, deletes, then runs out of room is refused" dpctl add-flows "$T_DIR/modbatch"
+after=$(dpctl dump-flows -m | sed 's/used:[^,]*, //' | sort)
+check_eq "the table is exactly as before the batch (flows, actions, offload state)" "$before" "$after"
+check_match "the modified flow has its old actions, in hardware" 'src=198.18.9.0,.*offloaded:yes, dp:esw, actions:drop' "$after"
+check_match "the deleted flow is back, in hardware" 'src=198.18.9.1,.*offloaded:yes, dp:esw, actions:drop' "$after"
+check_eq "hardware occupancy as before" "10 10" "$(masked)"
 
 # Resize: pending size shown, applied by reload; a size below occupancy is refused.
 check "resource set to 5" devlink resource set esw0 path /masked size 5
