@@ -22,6 +22,7 @@ final class Daemon {
     let epoll: Epoll
     let signals: FileDescriptor
     let timer: FileDescriptor
+    let uplinkRecord: UplinkRecord
     private var running = true
     private var lastMTUSync: UInt64 = 0
 
@@ -48,6 +49,8 @@ final class Daemon {
             profile = try HardwareProfile(text: text)
         }
         let vfs = try driver.createVFs(count: options.vfs)
+        uplinkRecord = UplinkRecord(controlPath: options.controlPath, name: options.name, uplink: options.uplink)
+        uplinkRecord.prepare(logger: logger)
         let uplink = try driver.bindUplink(options.uplink)
         sw = try ESwitch(name: options.name, vfs: vfs, uplink: uplink, mode: options.mode, profile: profile,
                          workers: options.workers, logger: logger)
@@ -207,6 +210,7 @@ final class Daemon {
         datapaths.datapath?.stop()
         sw.stop()
         driver.releaseUplink()
+        uplinkRecord.remove()
         // Closing the TAP queues (when these objects go) removes every netdev we created.
     }
 }
