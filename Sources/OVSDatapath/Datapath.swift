@@ -430,6 +430,9 @@ public final class Datapath: @unchecked Sendable {
         if !upcalls.push(u) { counters.lost() }
     }
 
+    /// An upcall that no listener took (its subscriber does not read): the `lost` count.
+    public func countLostUpcall() { counters.lost() }
+
     /// Handles queued upcalls (control thread).
     public func processUpcalls() {
         for u in upcalls.drain() {

@@ -80,6 +80,7 @@ final class Daemon {
         if let d = datapaths.datapath { try epoll.add(d.upcallFD, token: Token.upcalls) }
         if let fd = tunnels?.eventFD { try epoll.add(fd, token: Token.routes) }
         hookDatapath()
+        hookControlClients()
         logger.notice("eswd ready", metadata: ["name": "\(options.name)", "vfs": "\(options.vfs)", "uplink": "\(options.uplink)",
                                                "mode": "\(options.mode.rawValue)", "control": "\(options.controlPath)"])
     }
@@ -92,16 +93,30 @@ final class Daemon {
         d.upcallListener = { [weak self] u in self?.broadcast(u) }
     }
 
+    /// A client with a backlog is watched for room to write, not for requests; one the
+    /// server disconnects leaves epoll before its fd closes.
+    private func hookControlClients() {
+        server.onBacklogChange = { [unowned self] fd, waiting in
+            let events = waiting ? EPOLLOUT.rawValue : EPOLLIN.rawValue
+            try? epoll.modify(fd, events: events, token: Token.clientBase | UInt64(fd))
+        }
+        server.onDisconnect = { [unowned self] fd in epoll.remove(fd) }
+    }
+
+    /// Upcalls to every subscriber; one that does not read loses them (counted as the
+    /// datapath's `lost`, as the kernel counts upcalls it could not queue).
     func broadcast(_ u: Upcall) {
         let bytes = DatapathService.upcallMessage(u).encoded()
-        for (fd, c) in server.clients where c.subscribed { server.send(fd, bytes) }
+        for (fd, c) in server.clients where c.subscribed {
+            if !server.notify(fd, bytes) { datapaths.datapath?.countLostUpcall() }
+        }
     }
 
     func run() {
         while running {
             var ready: [(UInt64, UInt32)] = []
             _ = try? epoll.wait(timeoutMilliseconds: 1000) { t, e in ready.append((t, e)) }
-            for (token, _) in ready {
+            for (token, events) in ready {
                 switch token {
                 case Token.listener:
                     while let c = server.accept() { try? epoll.add(c, token: Token.clientBase | UInt64(c)) }
@@ -118,7 +133,9 @@ final class Daemon {
                 case Token.routes:
                     tunnels?.processEvents()
                 default:
-                    serve(Int32(truncatingIfNeeded: token & 0xffff_ffff))
+                    let fd = Int32(truncatingIfNeeded: token & 0xffff_ffff)
+                    if events & EPOLLOUT.rawValue != 0 { server.flush(fd) }
+                    if events & ~EPOLLOUT.rawValue != 0 { serve(fd) }
                 }
             }
         }
@@ -129,6 +146,7 @@ final class Daemon {
         let now = Sys.monotonicNanoseconds()
         datapaths.datapath?.tick(now: now)
         tunnels?.tick(now: now)
+        server.disconnectStalled(now: now)
         if now &- lastMTUSync > 200_000_000 {
             lastMTUSync = now
             driver.syncMTU(sw)
@@ -138,6 +156,11 @@ final class Daemon {
 
     private func serve(_ fd: Int32) {
         guard let client = server.clients[fd] else { return }
+        // Its replies wait for room: its requests wait too (unless it hung up).
+        if client.isWaitingForRoom {
+            server.flush(fd)
+            if client.isWaitingForRoom { return }
+        }
         guard let data = server.read(fd) else {
             epoll.remove(fd)
             server.drop(fd)
