@@ -533,8 +533,12 @@ public final class Datapath: @unchecked Sendable {
         // Only the expired flows are collected: copying the whole table every second
         // costs as much as the check when flows are many.
         var expired: [DatapathFlow] = []
-        for f in table.flows where f.origin == .normal {
-            if now &- max(f.stats.usedNanoseconds, f.createdNanoseconds) > idle { expired.append(f) }
+        func isIdle(_ f: DatapathFlow) -> Bool { now &- max(f.stats.usedNanoseconds, f.createdNanoseconds) > idle }
+        for f in table.flows where f.origin == .normal && isIdle(f) {
+            // The periodic counter poll may be older than max-idle (stats_interval_ms
+            // can be longer): a busy offloaded flow looks idle until its rule is read.
+            readHardwareCounters(f)
+            if isIdle(f) { expired.append(f) }
         }
         for f in expired {
             deleteFlow(f)
