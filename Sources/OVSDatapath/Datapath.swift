@@ -63,6 +63,14 @@ public final class Datapath: @unchecked Sendable {
         try w.start()
     }
 
+    /// Starts only what control requests need (flow puts, execute), with no packet
+    /// thread and no netdev (not even the internal port): outputs go nowhere. For the
+    /// request-path fuzz target (Fuzz/Targets/request.swift), which must not create
+    /// netdevs.
+    public func startWithoutPorts() {
+        controlEngine = PacketEngine(datapath: self)
+    }
+
     public func stop() {
         if let w = worker { eswitch?.release(packetThread: w.control) }
         worker?.stop()
