@@ -243,7 +243,8 @@ public final class Datapath: @unchecked Sendable {
     }
 
     public func flushFlows() {
-        for f in Array(table.flows) { deleteFlow(f) }
+        for f in table.flows { removeHardware(f) }
+        table.removeAll()
     }
 
     /// Clears the flow's statistics: software counters to zero, hardware counters
