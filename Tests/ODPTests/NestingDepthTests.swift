@@ -35,4 +35,17 @@ import Testing
         #expect(throws: ODPError.self) { try ODPAction.decode(bytes) }
         #expect(ActionFormatter().format(bytes).contains("<actions nested too deeply>"))
     }
+
+    @Test func keysNestedThousandsDeepAreNotACrash() {
+        // encap() inside encap() 5,000 times (as deep as 16-bit lengths allow): the
+        // decoder takes at most two VLAN tags (iteratively); the formatter stops at
+        // KeyParser.maxNesting.
+        var bytes = nla(KeyAttr.ethertype, be16(0x0800))
+        for _ in 0..<5_000 { bytes = nla(KeyAttr.vlan, be16(0x1064)) + nla(KeyAttr.encap, bytes) }
+        bytes = nla(KeyAttr.inPort, le32(1)) + nla(KeyAttr.ethernet, [UInt8](repeating: 0, count: 12))
+            + nla(KeyAttr.ethertype, be16(0x8100)) + bytes
+        #expect(bytes.count < 65_536)
+        if case .success = KeyDecoder(vlanLimit: 2).decodeKey(bytes) { Issue.record("a 5,000-tag key decoded") }
+        #expect(KeyFormatter().format(key: bytes, mask: nil).contains("<nested too deeply>"))
+    }
 }
