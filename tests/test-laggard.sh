@@ -10,10 +10,12 @@ t_topology 2 --mode switchdev --miss controller
 dpctl add-if pf0vf0
 dpctl add-if pf0vf1
 
-# The stuck subscriber: monitor's output goes to a pipe nobody reads.
-( "$ESW_BIN/esw-dpctl" monitor | sleep 60 ) &
-STUCK=$!
-T_PIDS+=("$STUCK")
+# The stuck subscriber (as `esw-dpctl monitor | sleep 60`): its output goes to a FIFO
+# this shell holds open and never reads, so it blocks once the FIFO is full.
+mkfifo "$T_DIR/stuck"
+exec 9<>"$T_DIR/stuck"
+"$ESW_BIN/esw-dpctl" monitor >"$T_DIR/stuck" &
+T_PIDS+=("$!")
 # A subscriber that reads.
 "$ESW_BIN/esw-dpctl" monitor >"$T_DIR/monitor.out" 2>&1 &
 T_PIDS+=("$!")
@@ -37,9 +39,9 @@ lost=$(dpctl show | sed -n 's/.*lost:\([0-9]*\).*/\1/p')
 check_ge "upcalls the stuck monitor did not read are counted as lost" 1 "$lost"
 check_match "and logged" 'does not read its upcalls' "$(cat "$T_DIR/eswd.log")"
 check_ge "the monitor that reads got its upcalls" 2900 "$(grep -c '^miss:' "$T_DIR/monitor.out")"
-check "representors still follow MTU changes" bash -c "ip -n ${T_PREFIX}host link set pf0vf1 mtu 1400 &&
-    t_wait() { for i in \$(seq 30); do \"\$@\" && return 0; sleep 0.1; done; return 1; }
-    t_wait bash -c 'ip -n ${T_PREFIX}vm1 link show esw0v1 | grep -q \"mtu 1400\"'"
+ip -n "${T_PREFIX}host" link set pf0vf1 mtu 1400
+check "representors still follow MTU changes (the VF gets the representor's MTU)" \
+    t_wait "esw0v1 at mtu 1400" 3 bash -c "ip -n ${T_PREFIX}vm1 link show esw0v1 | grep -q 'mtu 1400'"
 
 # A client that sends a request and never reads the (large) reply is disconnected.
 for i in $(seq 0 199); do echo "in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.8.$((i % 250)),dst=198.18.7.$((i / 250)),frag=no) drop"; done >"$T_DIR/flows"
