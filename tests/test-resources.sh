@@ -57,8 +57,11 @@ check_eq "hardware occupancy unchanged" "10 10" "$(masked)"
 flow0='in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.9.0,frag=no)'
 flow1='in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.9.1,frag=no)'
 before=$(dpctl dump-flows -m | sed 's/used:[^,]*, //' | sort)
-{ echo "modify $flow0 2"; echo "delete $flow1"; filler 20 22 | sed 's/^/add /'; } >"$T_DIR/modbatch"
-check_fails "batch that modifies, deletes, then runs out of room is refused" dpctl add-flows "$T_DIR/modbatch"
+flowX='in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.9.30,frag=no)'
+{ echo "modify $flow0 2"; echo "modify $flow0 1"; echo "delete $flow1"; echo "add $flowX drop"; echo "modify $flowX 2"
+  filler 20 22 | sed 's/^/add /'; } >"$T_DIR/modbatch"
+check_fails "batch that modifies (twice), deletes, adds and modifies, then runs out of room is refused" \
+    dpctl add-flows "$T_DIR/modbatch"
 after=$(dpctl dump-flows -m | sed 's/used:[^,]*, //' | sort)
 check_eq "the table is exactly as before the batch (flows, actions, offload state)" "$before" "$after"
 check_match "the modified flow has its old actions, in hardware" 'src=198.18.9.0,.*offloaded:yes, dp:esw, actions:drop' "$after"

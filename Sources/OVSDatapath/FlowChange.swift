@@ -26,18 +26,16 @@ extension Datapath {
         return .deleted(f)
     }
 
-    /// Undoes one change (a transaction undoes its changes newest first): the flow as it
-    /// was, with its actions, counters and, if the hardware takes it again, its rule.
+    /// Undoes one change; a transaction undoes its changes newest first, so the flow
+    /// with the change's ufid is, each time, the one the change left (looked up by ufid:
+    /// an earlier undo may have put a copy in its place). The flow comes back as it was,
+    /// with its actions, counters and, if the hardware takes it again, its rule.
     public func undo(_ change: FlowChange) {
         switch change {
         case .added(let f):
-            if table.lookup(ufid: f.ufid) === f { deleteFlow(f) }
-        case .replaced(let old, by: let new):
-            guard table.lookup(ufid: new.ufid) === new else { return }
-            restore(old, replacing: new)
-        case .deleted(let old):
-            guard table.lookup(ufid: old.ufid) == nil else { return }
-            restore(old, replacing: nil)
+            if let current = table.lookup(ufid: f.ufid) { deleteFlow(current) }
+        case .replaced(let old, by: _), .deleted(let old):
+            restore(old, replacing: table.lookup(ufid: old.ufid))
         }
     }
 
