@@ -32,7 +32,7 @@ extension DatapathService {
             }
             let reply = describe(f, d)
             let change = d.deleteFlowReportingChange(f)
-            if let batch { batches[batch, default: ([], false)].changes.append(change) }
+            journal(change, batch, d)
             if m.header.flags & NetlinkFlags.echo != 0 {
                 r.message(.reply(family: Family.flow, command: FlowCmd.del, sequence: r.sequence, attributes: reply))
             }
@@ -148,7 +148,7 @@ extension DatapathService {
             } else {
                 throw RequestError(22, "flow key required")
             }
-            if let batch, let change { batches[batch, default: ([], false)].changes.append(change) }
+            if let change { journal(change, batch, d) }
             if m.header.flags & NetlinkFlags.echo != 0 {
                 r.message(.reply(family: Family.flow, command: FlowCmd.new, sequence: r.sequence, attributes: describe(flow, d)))
             }
@@ -156,6 +156,25 @@ extension DatapathService {
             abort(batch, d)
             throw error
         }
+    }
+
+    /// Open batches kept at most: a client that never ends its batches (or a fuzzer)
+    /// must not make the daemon keep their flows forever.
+    static let maxOpenBatches = 256
+
+    /// Keeps a change for the batch's rollback: only skip_sw batches roll back.
+    private func journal(_ change: FlowChange, _ batch: UInt32?, _ d: Datapath) {
+        guard let batch, d.policy == .skipSW else { return }
+        makeRoom(for: batch)
+        batches[batch, default: ([], false)].changes.append(change)
+    }
+
+    private func makeRoom(for batch: UInt32) {
+        guard batches[batch] == nil && batches.count >= Self.maxOpenBatches else { return }
+        // The failed ones first (kept only to refuse their remaining requests), then any.
+        let victim = batches.first { $0.value.failed }?.key ?? batches.keys.first!
+        batches[victim] = nil
+        logger.warning("too many open flow batches: one dropped", metadata: ["batch": "\(victim)"])
     }
 
     private func checkNotAborted(_ batch: UInt32?) throws(RequestError) {
@@ -170,6 +189,7 @@ extension DatapathService {
     private func abort(_ batch: UInt32?, _ d: Datapath) {
         guard let batch, d.policy == .skipSW else { return }
         for change in (batches[batch]?.changes ?? []).reversed() { d.undo(change) }
+        makeRoom(for: batch)
         batches[batch] = ([], true)
     }
 
