@@ -4,13 +4,16 @@
 #   scripts/fuzz.sh [--time SECONDS] [--build-only] [--seeds KEYS.tsv ACTIONS.tsv] [TARGET...]
 #
 # Targets: odp-text (Sources/ODP text parser), netlink (netlink framing + attribute
-# decoder + ODP key/action decoders, the daemon's flow-put path), packet (FlowExtractor
-# and VXLAN decapsulation on arbitrary bytes). Default: all three, 60 s each.
+# decoder + ODP key/action decoders), request (the daemon's whole request path for flow
+# puts and packet executes: decode, validate, compile actions, install in a datapath,
+# execute on a packet), packet (FlowExtractor and VXLAN decapsulation on arbitrary
+# bytes). Default: all four, 60 s each.
 #
-# The Sources/ modules a target needs (Packet, Netlink, ODP) are compiled directly with
-# swiftc into Fuzz/.build/ (never the package's .build), instrumented for libFuzzer and
-# AddressSanitizer (FUZZ_SANITIZE overrides "fuzzer,address"), and linked with the entry
-# point in Fuzz/Targets/TARGET.swift.
+# The Sources/ modules a target needs (Packet, Netlink, ODP; for request also
+# Classifier, NetLinux with its C shim, swift-log's Logging, ESwitch, OVSDatapath) are
+# compiled directly with swiftc into Fuzz/.build/ (never the package's .build),
+# instrumented for libFuzzer and AddressSanitizer (FUZZ_SANITIZE overrides
+# "fuzzer,address"), and linked with the entry point in Fuzz/Targets/TARGET.swift.
 #
 # Seeds are read from Fuzz/corpus/TARGET (never written); what the fuzzer discovers goes
 # to Fuzz/.build/corpus/TARGET and is reused by the next run. A crash, sanitizer report,
@@ -25,7 +28,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 FUZZ=$ROOT/Fuzz
 BUILD=$FUZZ/.build
-ALL_TARGETS=(odp-text netlink packet)
+ALL_TARGETS=(odp-text netlink request packet)
 
 TIME=60
 BUILD_ONLY=0
@@ -51,18 +54,46 @@ done
 SANITIZE=${FUZZ_SANITIZE:-fuzzer,address}
 SWIFTC=${SWIFTC:-swiftc}
 
-# Module dependencies (as in Package.swift) and which modules each target links.
+# Module dependencies (as in Package.swift) and which modules each target links, in
+# build order.
 module_deps() {
     case "$1" in
-        Packet|Netlink) echo "" ;;
+        Packet|Netlink|Logging) echo "" ;;
         ODP) echo "Packet Netlink" ;;
+        Classifier) echo "Packet" ;;
+        NetLinux) echo "Netlink" ;;
+        ESwitch) echo "Packet Classifier NetLinux Logging" ;;
+        OVSDatapath) echo "Packet Classifier ODP ESwitch NetLinux Logging" ;;
     esac
 }
 target_modules() {
     case "$1" in
         odp-text|netlink) echo "Packet Netlink ODP" ;;
+        request) echo "Packet Netlink ODP Classifier Logging NetLinux ESwitch OVSDatapath" ;;
         packet) echo "Packet" ;;
     esac
+}
+# swift-log's sources, from the package's checkout (resolved on demand).
+LOGGING_SRC=$ROOT/.build/checkouts/swift-log/Sources/Logging
+module_sources() {
+    case "$1" in
+        Logging)
+            [ -d "$LOGGING_SRC" ] || (cd "$ROOT" && swift package resolve >/dev/null)
+            echo "$LOGGING_SRC"/*.swift "$LOGGING_SRC"/Handlers/*.swift ;;
+        *) echo "$ROOT"/Sources/"$1"/*.swift ;;
+    esac
+}
+# NetLinux imports the C shim CNetLinux: compiled with clang, found through a module map.
+build_cshim() {
+    local dir=$1
+    mkdir -p "$dir/cmod"
+    if newer_than "$dir/CNetLinux.o" "$ROOT/Sources/CNetLinux/shim.c" "$ROOT/Sources/CNetLinux/include/CNetLinux.h" "$0"; then
+        echo "fuzz.sh: compiling CNetLinux ($(basename "$dir"))"
+        printf 'module CNetLinux {\n    umbrella header "%s"\n    link "uring"\n    export *\n}\n' \
+            "$ROOT/Sources/CNetLinux/include/CNetLinux.h" >"$dir/cmod/module.modulemap"
+        clang -O1 -g -fsanitize=address -I "$ROOT/Sources/CNetLinux/include" -c "$ROOT/Sources/CNetLinux/shim.c" \
+            -o "$dir/CNetLinux.o"
+    fi
 }
 
 # newer_than OUT FILE...: true if OUT is missing or any FILE is newer.
@@ -77,15 +108,18 @@ newer_than() {
 # build_module DIR NAME FLAGS... : compiles Sources/NAME into DIR/NAME.o + .swiftmodule.
 build_module() {
     local dir=$1 name=$2; shift 2
-    local srcs=("$ROOT"/Sources/"$name"/*.swift)
+    local srcs extra=()
+    read -r -a srcs <<<"$(module_sources "$name")"
+    # swift-log uses `package` access between its modules.
+    [ "$name" = Logging ] && extra=(-package-name swift_log)
     local deps=() d
     for d in $(module_deps "$name"); do deps+=("$dir/$d.swiftmodule"); done
     if newer_than "$dir/$name.o" "${srcs[@]}" "${deps[@]}" "$0"; then
         echo "fuzz.sh: compiling $name ($(basename "$dir"))"
         "$SWIFTC" -module-name "$name" -parse-as-library -swift-version 6 -wmo \
-            -module-cache-path "$BUILD/module-cache" -I "$dir" \
+            -module-cache-path "$BUILD/module-cache" -I "$dir" -I "$dir/cmod" \
             -emit-module -emit-module-path "$dir/$name.swiftmodule" \
-            -c -o "$dir/$name.o" "$@" "${srcs[@]}"
+            -c -o "$dir/$name.o" "${extra[@]}" "$@" "${srcs[@]}"
         # swiftc leaves outputs whose content did not change untouched: mark them fresh.
         touch "$dir/$name.o" "$dir/$name.swiftmodule"
     fi
@@ -95,6 +129,10 @@ build_target() {
     local t=$1 dir=$BUILD/$SANITIZE_DIR rc=0
     mkdir -p "$dir"
     local m objs=()
+    if [[ " $(target_modules "$t") " == *" NetLinux "* ]]; then
+        build_cshim "$dir"
+        objs+=("$dir/CNetLinux.o")
+    fi
     for m in $(target_modules "$t"); do
         build_module "$dir" "$m" -O -g "-sanitize=$SANITIZE"
         objs+=("$dir/$m.o")
@@ -103,14 +141,17 @@ build_target() {
     if newer_than "$bin" "$FUZZ/Targets/$t.swift" "${objs[@]}" "$0"; then
         echo "fuzz.sh: linking $bin"
         "$SWIFTC" -module-name "Fuzz_${t//-/_}" -parse-as-library -swift-version 6 -O -g \
-            "-sanitize=$SANITIZE" -use-ld=lld -module-cache-path "$BUILD/module-cache" -I "$dir" \
-            "$FUZZ/Targets/$t.swift" "${objs[@]}" -o "$bin" >"$bin.log" 2>&1 || rc=$?
+            "-sanitize=$SANITIZE" -use-ld=lld -module-cache-path "$BUILD/module-cache" -I "$dir" -I "$dir/cmod" \
+            "$FUZZ/Targets/$t.swift" "${objs[@]}" -luring -o "$bin" >"$bin.log" 2>&1 || rc=$?
         # ASan's instrumentation makes the linker warn about each local helper symbol.
         grep -v "Cannot export local symbol" "$bin.log" >&2 || true
         [ "${rc:-0}" -eq 0 ] || { echo "fuzz.sh: building $bin failed" >&2; exit 1; }
         touch "$bin"
     fi
 }
+
+# request's seeds include 48 KB messages (12,000 nested clone()): inputs up to 64 KB.
+max_len() { case "$1" in request) echo 65600 ;; *) echo 4096 ;; esac; }
 
 SANITIZE_DIR=san-${SANITIZE//,/-}
 mkdir -p "$BUILD"
@@ -149,7 +190,7 @@ for t in "${TARGETS[@]}"; do
     # reads the stack in a way ASan flags as an error of its own).
     SWIFT_BACKTRACE=enable=no \
     ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:allocator_may_return_null=1} \
-    "$bin" -max_total_time="$TIME" -timeout=30 -rss_limit_mb=2048 -max_len=4096 \
+    "$bin" -max_total_time="$TIME" -timeout=30 -rss_limit_mb=2048 -max_len="$(max_len "$t")" \
         -print_final_stats=1 -artifact_prefix="$art/" "${dict[@]}" ${FUZZ_FLAGS:-} \
         "$work" "$FUZZ/corpus/$t" >"$log" 2>&1
     rc=$?

@@ -8,6 +8,7 @@ ip -n "${T_PREFIX}host" link add up0 type veth peer name wire0
 ip -n "${T_PREFIX}host" link set wire0 up
 ours() { ip -n "${T_PREFIX}$1" -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E '^(esw0v[0-9]+|pf0vf[0-9]+|p0|esw0)$' | sort | tr '\n' ' '; }
 noarp() { ip -n "${T_PREFIX}host" link show up0 | grep -c NOARP; }
+ipv6_off() { t_in host cat /proc/sys/net/ipv6/conf/up0/disable_ipv6; }
 
 check_eq "uplink starts with ARP on" 0 "$(noarp)"
 for sig in TERM INT; do
@@ -24,11 +25,34 @@ for sig in TERM INT; do
     check_fails "SIG$sig: control socket removed" test -S "$ESW_CONTROL"
 done
 
+# Started from a script that ignores and blocks SIGQUIT (both survive exec): eswd sets
+# the dispositions it relies on itself, and SIGQUIT stops it cleanly.
+ip netns exec "${T_PREFIX}host" /usr/bin/python3 -c '
+import os, signal, sys
+signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGQUIT, signal.SIGTERM})
+os.execv(sys.argv[1], sys.argv[1:])' "$ESW_BIN/eswd" --control "$ESW_CONTROL" --vfs 2 --uplink up0 --mode switchdev \
+    >>"$T_DIR/eswd.log" 2>&1 &
+ESWD_PID=$!
+T_PIDS+=("$ESWD_PID")
+t_wait "eswd started with SIGQUIT ignored answers" 10 "$ESW_BIN/esw-devlink" dev show
+ignored=$(awk '/^SigIgn:/{print $2}' /proc/$ESWD_PID/status)
+check_eq "SIGQUIT no longer ignored in eswd (SigIgn bit 3)" 0 "$(( 0x$ignored & 0x4 ))"
+kill -QUIT "$ESWD_PID"
+t_wait "eswd exits on SIGQUIT" 10 bash -c "! kill -0 $ESWD_PID 2>/dev/null"
+check_fails "SIGQUIT from an ignoring parent stops eswd" kill -0 "$ESWD_PID"
+check_eq "SIGQUIT: stopped cleanly, nothing left" "" "$(ours host)"
+check_eq "SIGQUIT: uplink ARP restored" 0 "$(noarp)"
+
+check_eq "uplink starts with IPv6 on" 0 "$(ipv6_off)"
 t_eswd host --vfs 2 --uplink up0 --mode switchdev
+check_eq "uplink IPv6 off while attached" 1 "$(ipv6_off)"
 kill -KILL "$ESWD_PID"
 t_wait "eswd gone after SIGKILL" 10 bash -c "! kill -0 $ESWD_PID 2>/dev/null"
+check_eq "after SIGKILL the uplink is still altered" "1 1" "$(noarp) $(ipv6_off)"
 t_eswd host --vfs 2 --uplink up0 --mode switchdev
 check_eq "restart after SIGKILL: one clean set of netdevs" "esw0 esw0v0 esw0v1 p0 pf0vf0 pf0vf1 " "$(ours host)"
+check_match "restart knows the uplink's settings from before the crash" 'uplink settings restored' "$(cat "$T_DIR/eswd.log")"
 check "restarted daemon serves" dpctl show
 check_match "a second daemon with the same name is refused" 'in use by a running process' \
     "$(t_in host "$ESW_BIN/eswd" --control "$T_DIR/second.sock" --vfs 2 --uplink up0 2>&1 | tail -3)"
@@ -36,6 +60,8 @@ check "the first keeps serving" dpctl show
 kill -TERM "$ESWD_PID"
 t_wait "eswd exits" 10 bash -c "! kill -0 $ESWD_PID 2>/dev/null"
 check_eq "clean after the last stop" "" "$(ours host)"
+check_eq "the clean stop after a SIGKILL gives the uplink its original ARP and IPv6" "0 0" "$(noarp) $(ipv6_off)"
+check_fails "the uplink record is gone after a clean stop" test -e "$T_DIR/esw0.uplink"
 
 # Leftovers of our names: a persistent TAP is removed at start; a netdev of another
 # kind is never touched (the daemon refuses to start).

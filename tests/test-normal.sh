@@ -22,3 +22,16 @@ check_eq "and left the hardware" "0" "$(devlink resource show -j | /usr/bin/pyth
 dpctl add-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.77.1,frag=no)' drop
 sleep 3.5
 check_eq "hand-added flows never age" 1 "$(dpctl dump-flows | grep -c 'ipv4(src=198.18.77.1')"
+
+# stats_interval_ms longer than max-idle: a busy offloaded learned flow must not age
+# out between counter polls (its rule is read before it is aged). Aged and re-learned,
+# its counters would restart at every max-idle.
+dpctl del-flows
+check "stats_interval_ms 6000 (max-idle is 2000)" devlink dev param set esw0 name stats_interval_ms value 6000
+t_in vm0 ping -c 90 -i 0.1 -W 1 -q 198.19.0.2 >/dev/null 2>&1
+v4learned() { dpctl dump-flows -m | grep 'in_port(pf0vf0),.*eth_type(0x0800)'; }
+check_match "the learned VF0 -> VF1 flow is offloaded" 'offloaded:yes' "$(v4learned)"
+# The dump shows the counters of the last read: at most max-idle plus the 1 s aging
+# period (30 pings) old here.
+pk=$(v4learned | grep -o 'packets:[0-9]*' | cut -d: -f2)
+check_ge "its counters cover the whole 9 s of traffic (90 pings), not one max-idle" 50 "$pk"

@@ -35,6 +35,16 @@ pk=$(dpctl dump-flows | grep 'in_port(1),eth(),eth_type(0x0800)' | grep -o 'pack
 check_ge "hardware counters merged into dump-flows" 1000 "$pk"
 check_ge "VF1 port counters moved" $((rx_before + 1000)) "$(port_stat pf0vf1 tx_packets)"
 check_match "used time from hardware" 'used:[0-9]+\.[0-9]{3}s' "$(dpctl dump-flows | grep 'in_port(1),eth(),eth_type(0x0800)')"
+# mod-flow --clear zeroes an offloaded flow's statistics: the hardware counters are
+# baselined where they stand, now and after the next counter poll.
+v4flow() { dpctl dump-flows | grep 'in_port(1),eth(),eth_type(0x0800)'; }
+check "mod-flow --clear on an offloaded flow" dpctl mod-flow --clear 'in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)' 2
+check_match "cleared at once: packets:0, never used" 'packets:0, bytes:0, used:never' "$(v4flow)"
+sleep 1.2
+check_match "still cleared after a hardware counter poll" 'packets:0, bytes:0, used:never' "$(v4flow)"
+check "traffic after the clear" t_ping vm0 198.19.0.2 3
+sleep 1.2
+check_match "then counts only the new packets" 'packets:3, bytes:294, ' "$(v4flow)"
 
 # Deleting a flow removes its rule: the traffic falls back to the representor.
 dpctl del-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)'

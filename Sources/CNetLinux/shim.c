@@ -255,18 +255,20 @@ int cnl_accept_peer(int fd, uint32_t *uid) {
 }
 
 int cnl_termination_signalfd(void) {
+    static const int termination[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
     sigset_t set;
     sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    /* A daemon started in the background by a shell inherits SIGINT ignored; an
-     * ignored signal never becomes pending, so signalfd would not see it. */
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGHUP, SIG_DFL);
-    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) return -1;
-    signal(SIGPIPE, SIG_IGN);
+    /* Whatever the starting process left us (a script's `trap "" QUIT`, a shell's
+     * background jobs ignoring SIGINT, a blocked mask) does not hold here: an ignored
+     * signal never becomes pending, so signalfd would not see it. Dispositions go to
+     * default, then the termination signals are blocked for signalfd and every other
+     * signal is unblocked. */
+    for (unsigned i = 0; i < sizeof termination / sizeof termination[0]; i++) {
+        if (signal(termination[i], SIG_DFL) == SIG_ERR) return -1;
+        sigaddset(&set, termination[i]);
+    }
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) return -1;
+    if (pthread_sigmask(SIG_SETMASK, &set, NULL) != 0) return -1;
     return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 }
 

@@ -37,6 +37,10 @@ public final class Classifier: @unchecked Sendable {
     /// The subtable last looked up by mask: batches of flows mostly share one mask, and
     /// comparing 28 words is much cheaper than hashing them for the dictionary.
     private var lastSubtable: Subtable?
+    /// Subtables emptied (and dropped from `subtables`) since the readers' list was last
+    /// published, and that list's length.
+    private var emptiedSincePublish = 0
+    private var publishedCount = 0
     public private(set) var count = 0
 
     public init(rcu: QuiescentState = .shared) {
@@ -127,9 +131,27 @@ public final class Classifier: @unchecked Sendable {
             byMask[e.mask.bits] = nil
             if lastSubtable === st { lastSubtable = nil }
             subtables.removeAll { $0 === st }
-            publish()
+            // An empty subtable may stay in the readers' list a while (it matches
+            // nothing): republishing at each one made deleting n masks leave n lists of
+            // up to n pointers for the grace period. Republish once a quarter of the
+            // published list (at least 16) has emptied: O(n) garbage for n removals.
+            emptiedSincePublish += 1
+            if emptiedSincePublish > max(16, publishedCount / 4) { publish() }
         }
         return true
+    }
+
+    /// Removes every entry with one publication. Removing entries one by one publishes a
+    /// new subtable list each time a mask goes: with n masks that is n lists of up to n
+    /// pointers waiting for the grace period at once (5,000 masks: 100 MB).
+    public func removeAll() {
+        guard count > 0 || !subtables.isEmpty else { return }
+        // The old list holds the subtables (and they their entries) until readers move on.
+        subtables.removeAll()
+        byMask.removeAll()
+        lastSubtable = nil
+        count = 0
+        publish()
     }
 
     /// Replaces an entry by one with the same masked key and mask, atomically for readers.
@@ -156,7 +178,11 @@ public final class Classifier: @unchecked Sendable {
             $0.element.recentHits != $1.element.recentHits
                 ? $0.element.recentHits > $1.element.recentHits : $0.offset < $1.offset
         }.map(\.element)
-        if zip(sorted, subtables).allSatisfy({ $0 === $1 }) { return false }
+        if zip(sorted, subtables).allSatisfy({ $0 === $1 }) {
+            // Nothing to reorder, but emptied subtables leave the readers' list here.
+            if emptiedSincePublish > 0 { publish() }
+            return false
+        }
         subtables = sorted
         publish()
         return true
@@ -168,6 +194,8 @@ public final class Classifier: @unchecked Sendable {
     }
 
     private func publish() {
+        emptiedSincePublish = 0
+        publishedCount = subtables.count
         let fresh = Unmanaged.passRetained(SubtableList(subtables))
         let old = list.exchange(fresh, ordering: .acquiringAndReleasing)
         rcu.retire { old.release() }

@@ -9,10 +9,14 @@ public struct ActionFormatter: Sendable {
 
     public init(portNames: [UInt32: String] = [:]) { self.portNames = portNames }
 
-    public func format(_ bytes: [UInt8]) -> String {
+    public func format(_ bytes: [UInt8]) -> String { format(bytes, depth: 0) }
+
+    /// `depth` bounds the recursion as the decoder does (ODPAction.maxNestingDepth).
+    func format(_ bytes: [UInt8], depth: Int) -> String {
         guard !bytes.isEmpty else { return "drop" }
+        guard depth <= ODPAction.maxNestingDepth else { return "<actions nested too deeply>" }
         guard let list = try? AttributeParser.parse(bytes) else { return "<malformed actions>" }
-        return list.map(formatAction).joined(separator: ",")
+        return list.map { formatAction($0, depth: depth) }.joined(separator: ",")
     }
 
     private func port(_ p: UInt32) -> String { portNames[p] ?? String(p) }
@@ -32,7 +36,7 @@ public struct ActionFormatter: Sendable {
         }
     }
 
-    func formatAction(_ a: Attribute) -> String {
+    func formatAction(_ a: Attribute, depth: Int) -> String {
         let p = Array(a.payload)
         if let len = Self.expectedLength(a.type), p.count != len {
             return "bad length \(p.count), expected \(len) for: " + generic(a)
@@ -87,17 +91,17 @@ public struct ActionFormatter: Sendable {
                   let prob = subs.first(where: { $0.type == SampleAttr.probability }), prob.count == 4,
                   let acts = subs.first(where: { $0.type == SampleAttr.actions }) else { return "sample(error)" }
             let pct = 100.0 * Double(Array(prob.payload).le32(0)) / Double(UInt32.max)
-            return "sample(sample=\(formatPercent(pct))%,actions(\(format(Array(acts.payload)))))"
+            return "sample(sample=\(formatPercent(pct))%,actions(\(format(Array(acts.payload), depth: depth + 1))))"
         case ActionAttr.ct: return formatCT(a)
         case ActionAttr.ctClear: return "ct_clear"
-        case ActionAttr.clone: return "clone(\(format(p)))"
+        case ActionAttr.clone: return "clone(\(format(p, depth: depth + 1)))"
         case ActionAttr.popNSH: return "pop_nsh()"
         case ActionAttr.checkPktLen:
             guard let subs = try? a.nestedAttributes(),
                   let len = subs.first(where: { $0.type == CheckPktLenAttr.pktLen }), len.count == 2,
                   let gt = subs.first(where: { $0.type == CheckPktLenAttr.actionsIfGreater }),
                   let le = subs.first(where: { $0.type == CheckPktLenAttr.actionsIfLessEqual }) else { return "check_pkt_len(error)" }
-            return "check_pkt_len(size=\(Array(len.payload).le16(0)),gt(\(format(Array(gt.payload)))),le(\(format(Array(le.payload)))))"
+            return "check_pkt_len(size=\(Array(len.payload).le16(0)),gt(\(format(Array(gt.payload), depth: depth + 1))),le(\(format(Array(le.payload), depth: depth + 1))))"
         case ActionAttr.drop: return "drop"
         default: return generic(a)
         }

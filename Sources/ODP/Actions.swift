@@ -72,23 +72,39 @@ public indirect enum ODPAction: Sendable, Equatable {
 }
 
 extension ODPAction {
-    /// Decodes an action list, checking every length.
+    /// How deep action lists may nest (inside clone, sample, check_pkt_len; the top list
+    /// is depth 0), as the kernel's OVS_COPY_ACTIONS_MAX_DEPTH: deeper input is refused
+    /// before its recursion can exhaust the stack (12,000 nested clones did).
+    public static let maxNestingDepth = 16
+
+    /// Decodes an action list, checking every length and the nesting depth.
     public static func decode(_ bytes: [UInt8]) throws(ODPError) -> [ODPAction] {
+        try decode(bytes, depth: 0)
+    }
+
+    static func decode(_ bytes: [UInt8], depth: Int) throws(ODPError) -> [ODPAction] {
         let list: [Attribute]
         do { list = try AttributeParser.parse(bytes) } catch { throw ODPError(position: nil, "actions: \(error)") }
         var out: [ODPAction] = []
         out.reserveCapacity(list.count)
-        for a in list { out.append(try decodeOne(a)) }
+        for a in list { out.append(try decodeOne(a, depth: depth)) }
         return out
     }
 
-    static func decodeOne(_ a: Attribute) throws(ODPError) -> ODPAction {
+    static func decodeOne(_ a: Attribute, depth: Int) throws(ODPError) -> ODPAction {
         // Read in place: most actions are a few integers, not worth an array each.
         let p = PayloadBytes(a.payload)
         func need(_ n: Int) throws(ODPError) {
             guard p.count == n else {
                 throw ODPError(position: nil, "action \(a.type) has length \(p.count), expected \(n)")
             }
+        }
+        // The list inside a clone, sample or check_pkt_len (the kernel's depth check).
+        func innerList(_ bytes: ArraySlice<UInt8>) throws(ODPError) -> [ODPAction] {
+            guard depth < ODPAction.maxNestingDepth else {
+                throw ODPError(position: nil, "actions nested more than \(ODPAction.maxNestingDepth) deep")
+            }
+            return try decode(Array(bytes), depth: depth + 1)
         }
         func nested() throws(ODPError) -> [Attribute] {
             do { return try a.nestedAttributes() } catch { throw ODPError(position: nil, "action \(a.type): \(error)") }
@@ -119,7 +135,7 @@ extension ODPAction {
                   let acts = subs.first(where: { $0.type == SampleAttr.actions }) else {
                 throw ODPError(position: nil, "sample needs probability and actions")
             }
-            return .sample(probability: Array(pr.payload).le32(0), actions: try decode(Array(acts.payload)))
+            return .sample(probability: Array(pr.payload).le32(0), actions: try innerList(acts.payload))
         case ActionAttr.recirc: try need(4); return .recirc(p.le32(0))
         case ActionAttr.hash: try need(8); return .hash(algorithm: p.le32(0), basis: p.le32(4))
         case ActionAttr.pushMPLS: try need(6); return .pushMPLS(lse: p.be32(0), ethType: p.be16(4))
@@ -130,7 +146,7 @@ extension ODPAction {
         case ActionAttr.popEth: try need(0); return .popEth
         case ActionAttr.ctClear: try need(0); return .ctClear
         case ActionAttr.meter: try need(4); return .meter(p.le32(0))
-        case ActionAttr.clone: return .clone(try decode(Array(a.payload)))
+        case ActionAttr.clone: return .clone(try innerList(a.payload))
         case ActionAttr.checkPktLen:
             let subs = try nested()
             guard let l = subs.first(where: { $0.type == CheckPktLenAttr.pktLen }), l.count == 2,
@@ -138,8 +154,8 @@ extension ODPAction {
                   let le = subs.first(where: { $0.type == CheckPktLenAttr.actionsIfLessEqual }) else {
                 throw ODPError(position: nil, "check_pkt_len needs size, gt and le")
             }
-            return .checkPacketLength(size: Array(l.payload).le16(0), greater: try decode(Array(g.payload)),
-                                      lessEqual: try decode(Array(le.payload)))
+            return .checkPacketLength(size: Array(l.payload).le16(0), greater: try innerList(g.payload),
+                                      lessEqual: try innerList(le.payload))
         case ActionAttr.addMPLS: try need(8); return .addMPLS(lse: p.be32(0), ethType: p.be16(4))
         case ActionAttr.drop: try need(4); return .drop(reason: p.le32(0))
         case ActionAttr.tunnelPop: try need(4); return .tunnelPop(p.le32(0))

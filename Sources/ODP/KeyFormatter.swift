@@ -6,6 +6,9 @@ import Packet
 public struct KeyFormatter: Sendable {
     public var verbose: Bool
     public var portNames: [UInt32: String]
+    /// encap() levels above this one: bounded (as the text parser bounds them) so that
+    /// a key nested thousands deep cannot exhaust the stack.
+    private var depth = 0
 
     public init(verbose: Bool = false, portNames: [UInt32: String] = [:]) {
         self.verbose = verbose
@@ -14,6 +17,7 @@ public struct KeyFormatter: Sendable {
 
     public func format(key: [UInt8], mask: [UInt8]?) -> String {
         guard !key.isEmpty else { return "<empty>" }
+        guard depth < KeyParser.maxNesting else { return "<nested too deeply>" }
         guard let keys = try? AttributeParser.parse(key) else { return "<malformed key>" }
         let masks = mask.flatMap { try? AttributeParser.parse($0) }
         var out = ""
@@ -140,10 +144,12 @@ public struct KeyFormatter: Sendable {
         func mb(_ f: ([UInt8]) -> UInt64) -> UInt64? { m.map(f) }
         switch a.type {
         case KeyAttr.encap:
+            var inner = self
+            inner.depth += 1
             if let m, !m.isEmpty, !k.isEmpty {
-                o += format(key: k, mask: m)
+                o += inner.format(key: k, mask: m)
             } else if !k.isEmpty {
-                o += KeyFormatter(verbose: verbose, portNames: portNames).format(key: k, mask: nil)
+                o += inner.format(key: k, mask: nil)
             }
         case KeyAttr.priority, KeyAttr.skbMark, KeyAttr.dpHash, KeyAttr.recircID:
             o += hexAlt(k.le32(0))

@@ -48,7 +48,8 @@ public struct ActionError: Error, Sendable, Equatable, CustomStringConvertible {
 public enum ActionCompiler {
     /// Ports a datapath may have (the kernel's DP_MAX_PORTS).
     public static let maxPorts: UInt32 = 65535
-    static let maxDepth = 16
+    /// Nested action lists, as deep as the decoder lets them be (the kernel's limit).
+    static let maxDepth = ODPAction.maxNestingDepth
 
     public static func compile(_ actions: [ODPAction], for match: FlowMatch) throws(ActionError) -> [CompiledAction] {
         var state = FlowState(match: match)
@@ -90,7 +91,7 @@ public enum ActionCompiler {
     }
 
     static func compileList(_ actions: [ODPAction], state: inout FlowState, depth: Int) throws(ActionError) -> [CompiledAction] {
-        guard depth < maxDepth else { throw .invalid("actions nested more than \(maxDepth) deep") }
+        guard depth <= maxDepth else { throw .invalid("actions nested more than \(maxDepth) deep") }
         var out: [CompiledAction] = []
         for a in actions {
             switch a {

@@ -60,6 +60,14 @@ public final class Datapath: @unchecked Sendable {
         try w.start()
     }
 
+    /// Starts only what control requests need (flow puts, execute), with no packet
+    /// thread and no netdev (not even the internal port): outputs go nowhere. For the
+    /// request-path fuzz target (Fuzz/Targets/request.swift), which must not create
+    /// netdevs.
+    public func startWithoutPorts() {
+        controlEngine = PacketEngine(datapath: self)
+    }
+
     public func stop() {
         worker?.stop()
         worker = nil
@@ -179,6 +187,12 @@ public final class Datapath: @unchecked Sendable {
     @discardableResult
     public func putFlow(match: FlowMatch, ufid givenUFID: UInt128?, actions actionBytes: [UInt8],
                         options: PutOptions = PutOptions()) throws(DatapathError) -> DatapathFlow {
+        try changeFlow(match: match, ufid: givenUFID, actions: actionBytes, options: options).flow
+    }
+
+    /// putFlow, saying what changed (for a transaction to undo it: see undo(_:)).
+    public func changeFlow(match: FlowMatch, ufid givenUFID: UInt128?, actions actionBytes: [UInt8],
+                           options: PutOptions = PutOptions()) throws(DatapathError) -> FlowChange {
         let actions: [ODPAction]
         do { actions = try ODPAction.decode(actionBytes) } catch { throw .invalid(error.message) }
         let compiled: [CompiledAction]
@@ -194,12 +208,14 @@ public final class Datapath: @unchecked Sendable {
             guard options.modify else { throw .exists("flow already exists (ufid \(formatUFID(old.ufid)))") }
             let fresh = DatapathFlow(ufid: old.ufid, match: old.match, actionBytes: actionBytes, actions: actions,
                                      compiled: compiled, origin: old.origin, mask: old.mask, now: old.createdNanoseconds)
+            readHardwareCounters(old)
             fresh.inherit(from: old)
             fresh.hardwareLatest = old.hardwareLatest
-            if options.clearStats { fresh.clearStats() }
             try reoffload(fresh, replacing: old)
             table.replace(old, with: fresh)
-            return fresh
+            // After the rule is replaced: the counts carried over are then final.
+            if options.clearStats { clearStats(fresh) }
+            return .replaced(old, by: fresh)
         }
         guard options.create else { throw .notFound("flow does not exist") }
         let ufid = givenUFID ?? generateUFID(for: KeyEncoder(vlanLimit: ODPConstants.datapathVLANLimit).encode(match).key)
@@ -214,7 +230,7 @@ public final class Datapath: @unchecked Sendable {
             removeHardware(flow)
             throw .exists("flow already exists")
         }
-        return flow
+        return .added(flow)
     }
 
     public func deleteFlow(_ f: DatapathFlow) {
@@ -223,11 +239,21 @@ public final class Datapath: @unchecked Sendable {
     }
 
     public func flushFlows() {
-        for f in Array(table.flows) { deleteFlow(f) }
+        for f in table.flows { removeHardware(f) }
+        table.removeAll()
     }
 
-    /// Clears the software counters (and starts hardware counters over).
-    public func clearStats(_ f: DatapathFlow) { f.clearStats() }
+    /// Clears the flow's statistics: software counters to zero, hardware counters
+    /// baselined at what the rule counts right now (not as of the last poll).
+    public func clearStats(_ f: DatapathFlow) {
+        readHardwareCounters(f)
+        f.clearStats()
+    }
+
+    /// Reads the flow's hardware rule counters now (the periodic poll may be a while ago).
+    private func readHardwareCounters(_ f: DatapathFlow) {
+        if case .hardware(let h) = f.offload, let c = eswitch?.ruleCounters(h) { f.hardwareLatest = c }
+    }
 
     // MARK: Offload
 
@@ -236,7 +262,7 @@ public final class Datapath: @unchecked Sendable {
     }
 
     /// Attempts to put a new flow into hardware, per policy.
-    private func offload(_ flow: DatapathFlow) throws(DatapathError) {
+    func offload(_ flow: DatapathFlow) throws(DatapathError) {
         guard policy != .skipHW else {
             flow.offload = .software(reason: "offload policy is skip_hw")
             return
@@ -297,9 +323,11 @@ public final class Datapath: @unchecked Sendable {
     }
 
     /// Replaces the hardware side of a modified flow, make-before-break.
-    private func reoffload(_ fresh: DatapathFlow, replacing old: DatapathFlow) throws(DatapathError) {
+    func reoffload(_ fresh: DatapathFlow, replacing old: DatapathFlow) throws(DatapathError) {
         guard policy != .skipHW else {
             removeHardware(old)
+            fresh.hardwareCarried = old.hardwareCarried
+            fresh.hardwareLatest = RuleCounters()
             fresh.offload = .software(reason: "offload policy is skip_hw")
             return
         }
@@ -333,7 +361,7 @@ public final class Datapath: @unchecked Sendable {
         }
     }
 
-    private func removeHardware(_ f: DatapathFlow) {
+    func removeHardware(_ f: DatapathFlow) {
         guard case .hardware(let h) = f.offload, let sw = eswitch else { return }
         if let c = sw.ruleCounters(h) { f.hardwareLatest = c }
         f.retireHardwareCounters()
@@ -406,6 +434,9 @@ public final class Datapath: @unchecked Sendable {
                        userdata: userdata, pid: pid, offload: b.offload)
         if !upcalls.push(u) { counters.lost() }
     }
+
+    /// An upcall that no listener took (its subscriber does not read): the `lost` count.
+    public func countLostUpcall() { counters.lost() }
 
     /// Handles queued upcalls (control thread).
     public func processUpcalls() {
@@ -508,8 +539,12 @@ public final class Datapath: @unchecked Sendable {
         // Only the expired flows are collected: copying the whole table every second
         // costs as much as the check when flows are many.
         var expired: [DatapathFlow] = []
-        for f in table.flows where f.origin == .normal {
-            if now &- max(f.stats.usedNanoseconds, f.createdNanoseconds) > idle { expired.append(f) }
+        func isIdle(_ f: DatapathFlow) -> Bool { now &- max(f.stats.usedNanoseconds, f.createdNanoseconds) > idle }
+        for f in table.flows where f.origin == .normal && isIdle(f) {
+            // The periodic counter poll may be older than max-idle (stats_interval_ms
+            // can be longer): a busy offloaded flow looks idle until its rule is read.
+            readHardwareCounters(f)
+            if isIdle(f) { expired.append(f) }
         }
         for f in expired {
             deleteFlow(f)

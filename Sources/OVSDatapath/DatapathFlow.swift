@@ -45,6 +45,9 @@ public final class DatapathFlow: ClassifierEntry, @unchecked Sendable {
     var hardwareCarried = RuleCounters()
     /// The latest read of the current hardware rule's counters.
     var hardwareLatest = RuleCounters()
+    /// Carried plus latest at the last clear: the hardware counts before it, subtracted
+    /// when reporting (hardware counters cannot be reset, only read).
+    var hardwareBaseline = RuleCounters()
     /// Tunnel-dependent offload: which encap/decap the flow's hardware rule relies on.
     public internal(set) var tunnelDependency: TunnelDependency?
 
@@ -77,11 +80,13 @@ public final class DatapathFlow: ClassifierEntry, @unchecked Sendable {
         if tcpFlags != 0 { tcpFlagsSeen.bitwiseOr(tcpFlags, ordering: .relaxed) }
     }
 
-    /// Software plus hardware counters.
+    /// Software plus hardware counters, from the last clear on.
     public var stats: FlowStats {
-        let hwPackets = hardwareCarried.packets &+ hardwareLatest.packets
-        let hwBytes = hardwareCarried.bytes &+ hardwareLatest.bytes
-        let hwUsed = max(hardwareCarried.lastUsedNanoseconds, hardwareLatest.lastUsedNanoseconds)
+        let hwPackets = hardwareCarried.packets &+ hardwareLatest.packets &- hardwareBaseline.packets
+        let hwBytes = hardwareCarried.bytes &+ hardwareLatest.bytes &- hardwareBaseline.bytes
+        let hwHit = max(hardwareCarried.lastUsedNanoseconds, hardwareLatest.lastUsedNanoseconds)
+        // A hit the clear already saw is no use after it.
+        let hwUsed = hwHit > hardwareBaseline.lastUsedNanoseconds ? hwHit : 0
         return FlowStats(packets: packetCount.load(ordering: .relaxed) &+ hwPackets,
                          bytes: byteCount.load(ordering: .relaxed) &+ hwBytes,
                          usedNanoseconds: max(usedNanoseconds.load(ordering: .relaxed), hwUsed),
@@ -98,17 +103,20 @@ public final class DatapathFlow: ClassifierEntry, @unchecked Sendable {
                                        bytes: old.hardwareCarried.bytes &+ old.hardwareLatest.bytes,
                                        lastUsedNanoseconds: max(old.hardwareCarried.lastUsedNanoseconds,
                                                                 old.hardwareLatest.lastUsedNanoseconds))
+        hardwareBaseline = old.hardwareBaseline
     }
 
+    /// Zeroes the software counters and baselines the hardware ones at what they count
+    /// now (`hardwareLatest` must be fresh: the caller reads the rule first).
     func clearStats() {
         packetCount.store(0, ordering: .relaxed)
         byteCount.store(0, ordering: .relaxed)
         usedNanoseconds.store(0, ordering: .relaxed)
         tcpFlagsSeen.store(0, ordering: .relaxed)
-        hardwareCarried = RuleCounters()
-        // Keep the hardware baseline so that later reads count from now.
-        hardwareCarried.packets = 0 &- hardwareLatest.packets
-        hardwareCarried.bytes = 0 &- hardwareLatest.bytes
+        hardwareBaseline = RuleCounters(packets: hardwareCarried.packets &+ hardwareLatest.packets,
+                                        bytes: hardwareCarried.bytes &+ hardwareLatest.bytes,
+                                        lastUsedNanoseconds: max(hardwareCarried.lastUsedNanoseconds,
+                                                                 hardwareLatest.lastUsedNanoseconds))
     }
 
     /// The hardware rule stopped existing: keep what it counted.

@@ -43,6 +43,12 @@ final class FlowTable: @unchecked Sendable {
         classifier.remove(f)
     }
 
+    /// Removes every flow (one classifier publication for all of them).
+    func removeAll() {
+        byUFID.removeAll()
+        classifier.removeAll()
+    }
+
     /// Swaps in a flow with the same match (new actions), atomically for packet threads.
     func replace(_ old: DatapathFlow, with new: DatapathFlow) {
         precondition(old.ufid == new.ufid)

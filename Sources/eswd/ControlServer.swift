@@ -6,16 +6,48 @@ import Netlink
 /// The control socket: a root-only (0600) SOCK_SEQPACKET UNIX socket carrying netlink
 /// messages. Every request gets an answer; a malformed one gets an errno and a
 /// message, and the connection (and the daemon) go on.
+///
+/// One thread serves every client, so no send may wait for a client: what a socket
+/// does not take goes to the client's backlog, sent when it has room again. A client
+/// with a backlog is not read from (its requests wait, as its replies do). Upcall
+/// notifications beyond a small backlog are dropped and counted (as the kernel's
+/// `lost`); a client that leaves its replies unread for `stallTimeout` is disconnected.
 final class ControlServer {
     let path: String
     let listener: FileDescriptor
     private(set) var clients: [Int32: Client] = [:]
     let logger: Logger
 
+    /// Notifications are dropped once this much waits for the client.
+    static let notificationBacklogLimit = 256 << 10
+    /// Replies beyond this (a dump far larger than any table) disconnect the client.
+    static let replyBacklogLimit = 512 << 20
+    /// A backlog holding replies that has not moved for this long disconnects the client.
+    static let stallTimeoutNanoseconds: UInt64 = 5_000_000_000
+
+    /// A client's backlog appeared (true: wait for room, stop reading its requests) or
+    /// drained (false). The daemon changes its epoll interest.
+    var onBacklogChange: ((Int32, Bool) -> Void)?
+    /// A client is about to be disconnected by the server (its fd closes right after).
+    var onDisconnect: ((Int32) -> Void)?
+    /// Clients disconnected for not reading (since start).
+    private(set) var laggardsDisconnected: UInt64 = 0
+
     final class Client {
         let fd: FileDescriptor
         var subscribed = false
+        /// Datagrams the socket did not take yet, oldest first from `backlogHead`.
+        fileprivate var backlog: [(bytes: [UInt8], isReply: Bool)] = []
+        fileprivate var backlogHead = 0
+        fileprivate(set) var backlogBytes = 0
+        fileprivate var repliesWaiting = 0
+        /// When the backlog last moved (or appeared).
+        fileprivate var lastProgress: UInt64 = 0
+        /// Upcall notifications dropped because the client did not read them.
+        fileprivate(set) var droppedNotifications: UInt64 = 0
         init(_ fd: consuming FileDescriptor) { self.fd = fd }
+
+        var isWaitingForRoom: Bool { backlogHead < backlog.count }
     }
 
     /// A reply being built for one request.
@@ -83,30 +115,119 @@ final class ControlServer {
         return Array(buffer[0..<n])
     }
 
-    /// Sends `bytes` to a client, in datagrams of whole messages no larger than 64 KB.
+    /// Sends replies to a client, in datagrams of whole messages no larger than 64 KB;
+    /// what the socket does not take now waits in the client's backlog.
     func send(_ fd: Int32, _ bytes: [UInt8]) {
+        guard let c = clients[fd] else { return }
+        enqueue(c, bytes, isReply: true)
+        if c.backlogBytes > Self.replyBacklogLimit { disconnect(c, "more than \(Self.replyBacklogLimit >> 20) MiB of replies unread") }
+    }
+
+    /// Sends an upcall notification, unless the client already has a backlog of them:
+    /// false when it was dropped.
+    func notify(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        guard let c = clients[fd] else { return false }
+        guard c.backlogBytes + bytes.count <= Self.notificationBacklogLimit else {
+            c.droppedNotifications += 1
+            // The first of a run, then every 10,000th: a stuck monitor is visible, not noisy.
+            if c.droppedNotifications % 10_000 == 1 {
+                logger.warning("control client does not read its upcalls: dropping them",
+                               metadata: ["fd": "\(fd)", "dropped": "\(c.droppedNotifications)"])
+            }
+            return false
+        }
+        enqueue(c, bytes, isReply: false)
+        return true
+    }
+
+    /// The socket has room again: sends what waits.
+    func flush(_ fd: Int32) {
+        guard let c = clients[fd] else { return }
+        flush(c)
+    }
+
+    /// Disconnects clients whose replies have waited without moving for the stall timeout.
+    func disconnectStalled(now: UInt64) {
+        for c in clients.values where c.repliesWaiting > 0 && now &- c.lastProgress > Self.stallTimeoutNanoseconds {
+            disconnect(c, "replies unread for \(Self.stallTimeoutNanoseconds / 1_000_000_000) s")
+        }
+    }
+
+    private func enqueue(_ c: Client, _ bytes: [UInt8], isReply: Bool) {
+        let wasWaiting = c.isWaitingForRoom
         var i = 0
         while i < bytes.count {
-            var end = i
-            while end < bytes.count {
-                let len = Int(bytes[end]) | Int(bytes[end + 1]) << 8 | Int(bytes[end + 2]) << 16 | Int(bytes[end + 3]) << 24
-                if end > i && end + len - i > 65536 { break }
-                end += netlinkAlign(len)
+            let end = Self.datagramEnd(bytes, from: i)
+            // In order: nothing goes straight out while older datagrams wait.
+            if c.isWaitingForRoom || !sendNow(c, bytes[i..<end]) {
+                guard clients[c.fd.raw] === c else { return }
+                c.backlog.append((Array(bytes[i..<end]), isReply))
+                c.backlogBytes += end - i
+                if isReply { c.repliesWaiting += 1 }
             }
-            let chunk = bytes[i..<min(end, bytes.count)]
-            var sent = -1
-            while sent < 0 {
-                sent = chunk.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                if sent < 0 && errno == EAGAIN {
-                    // The client reads slowly: wait for room rather than lose replies.
-                    var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                    _ = poll(&pfd, 1, 1000)
-                    continue
-                }
-                if sent < 0 { return }
-            }
-            i = min(end, bytes.count)
+            i = end
         }
+        if !wasWaiting && c.isWaitingForRoom {
+            c.lastProgress = Sys.monotonicNanoseconds()
+            onBacklogChange?(c.fd.raw, true)
+        }
+    }
+
+    private func flush(_ c: Client) {
+        while c.isWaitingForRoom {
+            let (bytes, isReply) = c.backlog[c.backlogHead]
+            guard sendNow(c, bytes[...]) else { break }
+            c.backlog[c.backlogHead] = ([], isReply)
+            c.backlogHead += 1
+            c.backlogBytes -= bytes.count
+            if isReply { c.repliesWaiting -= 1 }
+            c.lastProgress = Sys.monotonicNanoseconds()
+        }
+        guard clients[c.fd.raw] === c else { return }
+        if !c.isWaitingForRoom && !c.backlog.isEmpty {
+            c.backlog.removeAll()
+            c.backlogHead = 0
+            onBacklogChange?(c.fd.raw, false)
+        }
+    }
+
+    /// One non-blocking send: false when the socket has no room (or the client went,
+    /// in which case it is disconnected).
+    private func sendNow(_ c: Client, _ datagram: ArraySlice<UInt8>) -> Bool {
+        while true {
+            let sent = datagram.withUnsafeBytes { Glibc.send(c.fd.raw, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+            if sent >= 0 { return true }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN: return false
+            default:
+                disconnect(c, "send: \(String(cString: strerror(errno)))")
+                return false
+            }
+        }
+    }
+
+    private func disconnect(_ c: Client, _ why: String) {
+        let fd = c.fd.raw
+        guard clients[fd] === c else { return }
+        laggardsDisconnected += 1
+        logger.warning("control client disconnected: \(why)",
+                       metadata: ["fd": "\(fd)", "backlog_bytes": "\(c.backlogBytes)",
+                                  "dropped_upcalls": "\(c.droppedNotifications)", "total": "\(laggardsDisconnected)"])
+        onDisconnect?(fd)
+        clients[fd] = nil
+    }
+
+    /// Where the datagram that starts at `start` ends: whole messages, at most 64 KB
+    /// unless one message alone is larger.
+    static func datagramEnd(_ bytes: [UInt8], from start: Int) -> Int {
+        var end = start
+        while end + 4 <= bytes.count {
+            let len = Int(bytes[end]) | Int(bytes[end + 1]) << 8 | Int(bytes[end + 2]) << 16 | Int(bytes[end + 3]) << 24
+            if end > start && end + len - start > 65536 { break }
+            end += max(16, netlinkAlign(len))
+        }
+        return min(max(end, start + 1), bytes.count)
     }
 }
 

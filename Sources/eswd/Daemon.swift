@@ -25,6 +25,7 @@ final class Daemon {
     let epoll: Epoll
     let signals: FileDescriptor
     let timer: FileDescriptor
+    let uplinkRecord: UplinkRecord
     private var running = true
     private var lastMTUSync: UInt64 = 0
 
@@ -52,6 +53,8 @@ final class Daemon {
         }
         dataPlane = try BPFDataPlane(profile: profile)
         vfs = try driver.createVFs(count: options.vfs)
+        uplinkRecord = UplinkRecord(controlPath: options.controlPath, name: options.name, uplink: options.uplink)
+        uplinkRecord.prepare(logger: logger)
         let uplink = try driver.bindUplink(options.uplink)
         sw = try ESwitch(name: options.name, vfs: vfs, uplink: uplink, mode: options.mode, profile: profile,
                          dataPlane: dataPlane, logger: logger)
@@ -81,6 +84,7 @@ final class Daemon {
         if let d = datapaths.datapath { try epoll.add(d.upcallFD, token: Token.upcalls) }
         if let fd = tunnels?.eventFD { try epoll.add(fd, token: Token.routes) }
         hookDatapath()
+        hookControlClients()
         logger.notice("eswd ready", metadata: ["name": "\(options.name)", "vfs": "\(options.vfs)", "uplink": "\(options.uplink)",
                                                "mode": "\(options.mode.rawValue)", "control": "\(options.controlPath)"])
     }
@@ -93,16 +97,30 @@ final class Daemon {
         d.upcallListener = { [weak self] u in self?.broadcast(u) }
     }
 
+    /// A client with a backlog is watched for room to write, not for requests; one the
+    /// server disconnects leaves epoll before its fd closes.
+    private func hookControlClients() {
+        server.onBacklogChange = { [unowned self] fd, waiting in
+            let events = waiting ? EPOLLOUT.rawValue : EPOLLIN.rawValue
+            try? epoll.modify(fd, events: events, token: Token.clientBase | UInt64(fd))
+        }
+        server.onDisconnect = { [unowned self] fd in epoll.remove(fd) }
+    }
+
+    /// Upcalls to every subscriber; one that does not read loses them (counted as the
+    /// datapath's `lost`, as the kernel counts upcalls it could not queue).
     func broadcast(_ u: Upcall) {
         let bytes = DatapathService.upcallMessage(u).encoded()
-        for (fd, c) in server.clients where c.subscribed { server.send(fd, bytes) }
+        for (fd, c) in server.clients where c.subscribed {
+            if !server.notify(fd, bytes) { datapaths.datapath?.countLostUpcall() }
+        }
     }
 
     func run() {
         while running {
             var ready: [(UInt64, UInt32)] = []
             _ = try? epoll.wait(timeoutMilliseconds: 1000) { t, e in ready.append((t, e)) }
-            for (token, _) in ready {
+            for (token, events) in ready {
                 switch token {
                 case Token.listener:
                     while let c = server.accept() { try? epoll.add(c, token: Token.clientBase | UInt64(c)) }
@@ -119,7 +137,9 @@ final class Daemon {
                 case Token.routes:
                     tunnels?.processEvents()
                 default:
-                    serve(Int32(truncatingIfNeeded: token & 0xffff_ffff))
+                    let fd = Int32(truncatingIfNeeded: token & 0xffff_ffff)
+                    if events & EPOLLOUT.rawValue != 0 { server.flush(fd) }
+                    if events & ~EPOLLOUT.rawValue != 0 { serve(fd) }
                 }
             }
         }
@@ -131,6 +151,7 @@ final class Daemon {
         datapaths.datapath?.tick(now: now)
         tunnels?.tick(now: now)
         sw.tick(now: now)
+        server.disconnectStalled(now: now)
         if now &- lastMTUSync > 200_000_000 {
             lastMTUSync = now
             driver.syncMTU(sw)
@@ -141,6 +162,11 @@ final class Daemon {
 
     private func serve(_ fd: Int32) {
         guard let client = server.clients[fd] else { return }
+        // Its replies wait for room: its requests wait too (unless it hung up).
+        if client.isWaitingForRoom {
+            server.flush(fd)
+            if client.isWaitingForRoom { return }
+        }
         guard let data = server.read(fd) else {
             epoll.remove(fd)
             server.drop(fd)
@@ -214,6 +240,7 @@ final class Daemon {
         sw.stop()
         driver.destroyVFs(vfs)
         driver.releaseUplink()
+        uplinkRecord.remove()
         // Closing the representors' TAP queues (when these objects go) removes them.
     }
 }

@@ -11,8 +11,9 @@ final class DatapathService {
     var datapath: Datapath?
     let makeDatapath: (String) throws -> Datapath
     let logger: Logger
-    /// Open add-flows transactions: batch id → flows installed so far (for skip_sw rollback).
-    var batches: [UInt32: (installed: [DatapathFlow], failed: Bool)] = [:]
+    /// Open add-flows transactions: batch id → what they changed so far, oldest first
+    /// (for skip_sw rollback), and whether one of their requests failed.
+    var batches: [UInt32: (changes: [FlowChange], failed: Bool)] = [:]
 
     init(datapath: Datapath?, logger: Logger, makeDatapath: @escaping (String) throws -> Datapath) {
         self.datapath = datapath

@@ -21,9 +21,18 @@ extension DatapathService {
                 d.flushFlows()
                 return
             }
-            let f = try find(d, a, ufid: ufid)
+            let batch = try a.u32(FlowAttr.batch)
+            let batchEnd = a.has(FlowAttr.batchEnd)
+            defer { if batchEnd, let batch { batches[batch] = nil } }
+            try checkNotAborted(batch)
+            let f: DatapathFlow
+            do { f = try find(d, a, ufid: ufid) } catch {
+                abort(batch, d)
+                throw error
+            }
             let reply = describe(f, d)
-            d.deleteFlow(f)
+            let change = d.deleteFlowReportingChange(f)
+            journal(change, batch, d)
             if m.header.flags & NetlinkFlags.echo != 0 {
                 r.message(.reply(family: Family.flow, command: FlowCmd.del, sequence: r.sequence, attributes: reply))
             }
@@ -93,9 +102,7 @@ extension DatapathService {
         let batch = try a.u32(FlowAttr.batch)
         let batchEnd = a.has(FlowAttr.batchEnd)
         defer { if batchEnd, let batch { batches[batch] = nil } }
-        if let batch, batches[batch]?.failed == true {
-            throw RequestError(125, "batch aborted by an earlier failure")
-        }
+        try checkNotAborted(batch)
         var options = Datapath.PutOptions()
         if m.command == FlowCmd.set {
             options.create = a.has(FlowAttr.mayCreate)
@@ -108,6 +115,7 @@ extension DatapathService {
         let actions = a.bytes(FlowAttr.actions)
         do throws(RequestError) {
             let flow: DatapathFlow
+            var change: FlowChange?
             if let key = a.payload(FlowAttr.key) {
                 var match = FlowMatch(key: FlowKey(), mask: FlowKey())
                 if let e = KeyDecoder(vlanLimit: ODPConstants.datapathVLANLimit)
@@ -121,16 +129,18 @@ extension DatapathService {
                     flow = f
                 } else {
                     guard let actions else { throw RequestError(22, "actions required") }
-                    do { flow = try d.putFlow(match: match, ufid: ufid, actions: actions, options: options) } catch {
+                    do { change = try d.changeFlow(match: match, ufid: ufid, actions: actions, options: options) } catch {
                         throw RequestError(error.errno, error.message)
                     }
+                    flow = change!.flow
                 }
             } else if let ufid, m.command == FlowCmd.set {
                 guard let f = d.flow(ufid: ufid) else { throw RequestError(2, "no flow with ufid \(formatUFID(ufid))") }
                 if let actions {
-                    do { flow = try d.putFlow(match: f.match, ufid: ufid, actions: actions, options: options) } catch {
+                    do { change = try d.changeFlow(match: f.match, ufid: ufid, actions: actions, options: options) } catch {
                         throw RequestError(error.errno, error.message)
                     }
+                    flow = change!.flow
                 } else {
                     if options.clearStats { d.clearStats(f) }
                     flow = f
@@ -138,19 +148,49 @@ extension DatapathService {
             } else {
                 throw RequestError(22, "flow key required")
             }
-            if let batch { batches[batch, default: ([], false)].installed.append(flow) }
+            if let change { journal(change, batch, d) }
             if m.header.flags & NetlinkFlags.echo != 0 {
                 r.message(.reply(family: Family.flow, command: FlowCmd.new, sequence: r.sequence, attributes: describe(flow, d)))
             }
         } catch {
-            // A batch under skip_sw is all or nothing: undo what it installed.
-            if let batch, d.policy == .skipSW {
-                for f in batches[batch]?.installed ?? [] { d.deleteFlow(f) }
-                batches[batch] = ([], true)
-                if batchEnd { batches[batch] = nil }
-            }
+            abort(batch, d)
             throw error
         }
+    }
+
+    /// Open batches kept at most: a client that never ends its batches (or a fuzzer)
+    /// must not make the daemon keep their flows forever.
+    static let maxOpenBatches = 256
+
+    /// Keeps a change for the batch's rollback: only skip_sw batches roll back.
+    private func journal(_ change: FlowChange, _ batch: UInt32?, _ d: Datapath) {
+        guard let batch, d.policy == .skipSW else { return }
+        makeRoom(for: batch)
+        batches[batch, default: ([], false)].changes.append(change)
+    }
+
+    private func makeRoom(for batch: UInt32) {
+        guard batches[batch] == nil && batches.count >= Self.maxOpenBatches else { return }
+        // The failed ones first (kept only to refuse their remaining requests), then any.
+        let victim = batches.first { $0.value.failed }?.key ?? batches.keys.first!
+        batches[victim] = nil
+        logger.warning("too many open flow batches: one dropped", metadata: ["batch": "\(victim)"])
+    }
+
+    private func checkNotAborted(_ batch: UInt32?) throws(RequestError) {
+        if let batch, batches[batch]?.failed == true {
+            throw RequestError(125, "batch aborted by an earlier failure")
+        }
+    }
+
+    /// A request of `batch` failed. Under skip_sw a batch is all or nothing: its changes
+    /// are undone, newest first, so that the table is as it was before the batch
+    /// (modified flows get their actions back, deleted ones come back).
+    private func abort(_ batch: UInt32?, _ d: Datapath) {
+        guard let batch, d.policy == .skipSW else { return }
+        for change in (batches[batch]?.changes ?? []).reversed() { d.undo(change) }
+        makeRoom(for: batch)
+        batches[batch] = ([], true)
     }
 
     func describe(_ f: DatapathFlow, _ d: Datapath) -> [UInt8] {

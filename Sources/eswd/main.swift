@@ -53,7 +53,8 @@ struct Eswd: ParsableCommand {
     }
 
     func run() throws {
-        // Block termination signals before any thread starts, so only the signalfd sees them.
+        // Block termination signals before any thread starts, so only the signalfd sees them
+        // (SIGINT, SIGTERM, SIGHUP and SIGQUIT: each stops the daemon cleanly).
         let sigfd = try syscall("signalfd") { cnl_termination_signalfd() }
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in

@@ -5,7 +5,8 @@ Usage: control-fuzz.py SOCKET  — prints one line per case, exit 1 on any failu
 import os, random, socket, struct, sys
 
 NLMSG_ERROR = 2
-FAMILY_DP, FAMILY_FLOW, FAMILY_DEVLINK = 0x20, 0x22, 0x24
+FAMILY_DP, FAMILY_FLOW, FAMILY_PACKET, FAMILY_DEVLINK = 0x20, 0x22, 0x23, 0x24
+ACTION_OUTPUT, ACTION_CLONE = 1, 20
 REQUEST, ACK, DUMP = 1, 4, 0x300
 
 def msg(mtype, flags, seq, body):
@@ -64,6 +65,17 @@ def errors(d):
         off += (ln + 3) & ~3
     return out
 
+def extack_text(raw):
+    """The printable text of an error's extended ack (its message), if any."""
+    return "".join(chr(b) for b in raw if 32 <= b < 127)[-120:].strip()
+
+def nested_clones(depth):
+    """output(1) inside `depth` nested clone() actions (the kernel allows 16)."""
+    a = attr(ACTION_OUTPUT, struct.pack("=I", 1))
+    for _ in range(depth):
+        a = attr(ACTION_CLONE, a)
+    return a
+
 def alive(path):
     d = exchange(path, msg(FAMILY_DP, REQUEST | DUMP, 99, genl(3)))
     return FAMILY_DP in types(d)
@@ -82,6 +94,13 @@ cases = [
     ("u32 attribute of 2 bytes", msg(FAMILY_DEVLINK, REQUEST | ACK, 8, genl(7, attr(10, b"\x01\x00")))),
     ("unknown command", msg(FAMILY_DP, REQUEST | ACK, 9, genl(99))),
     ("string that is not UTF-8", msg(FAMILY_DEVLINK, REQUEST | ACK, 10, genl(6, attr(40, b"\xff\xfe\0") + attr(41, b"1\0")))),
+    # 12,000 nested clone() once overflowed the daemon's stack in the action decoder.
+    ("actions nested 12000 deep in a flow", msg(FAMILY_FLOW, REQUEST | ACK, 12, genl(1,
+        attr(1, attr(3, struct.pack("=I", 1)) + attr(4, bytes(12))) + attr(2, nested_clones(12000))))),
+    ("actions nested 12000 deep in an execute", msg(FAMILY_PACKET, REQUEST | ACK, 13, genl(3,
+        attr(1, b"\xff" * 6 + b"\x02" + b"\0" * 5 + b"\x08\x00" + bytes(50)) + attr(3, nested_clones(12000))))),
+    ("actions nested 17 deep in an execute", msg(FAMILY_PACKET, REQUEST | ACK, 14, genl(3,
+        attr(1, b"\xff" * 6 + b"\x02" + b"\0" * 5 + b"\x08\x00" + bytes(50)) + attr(3, nested_clones(17))))),
 ]
 rng = random.Random(42)
 for i in range(40):
@@ -101,7 +120,7 @@ for name, data in cases:
         print(f"FAIL {name}: odd errno {errs[0][0]}")
         failed += 1
     else:
-        print(f"ok {name}: errno {errs[0][0] if errs else 'none'}")
+        print(f"ok {name}: errno {errs[0][0] if errs else 'none'}" + (f" ({extack_text(errs[0][1])})" if errs and errs[0][0] else ""))
     if not alive(path):
         print(f"FAIL daemon stopped answering after: {name}")
         sys.exit(1)

@@ -82,7 +82,8 @@ uint16_t cnl_sockaddr_in_port(const void *sa);
 // accept4() with SO_PEERCRED: the new fd (non-blocking) and the peer's uid.
 int cnl_accept_peer(int fd, uint32_t *uid);
 
-// Blocks SIGINT/SIGTERM/SIGHUP for the calling thread (and threads it creates later),
+// Resets SIGINT/SIGTERM/SIGHUP/SIGQUIT to their default disposition and blocks them
+// for the calling thread (and threads it creates later), unblocks every other signal,
 // ignores SIGPIPE, and returns a signalfd that reports the blocked ones.
 int cnl_termination_signalfd(void);
 int cnl_signalfd_read(int fd);

@@ -1,0 +1,65 @@
+import Logging
+import ODP
+
+/// One change a flow put or delete made to the table, kept by a transaction (a batch
+/// of add-flows under skip_sw) so that a failure can put the table back as it was.
+public enum FlowChange: Sendable {
+    /// A new flow.
+    case added(DatapathFlow)
+    /// A flow's actions changed: `old` was replaced by `new` (same ufid and match).
+    case replaced(DatapathFlow, by: DatapathFlow)
+    /// A flow was deleted.
+    case deleted(DatapathFlow)
+
+    /// The flow in the table after the change (the deleted one for a delete).
+    public var flow: DatapathFlow {
+        switch self {
+        case .added(let f), .replaced(_, by: let f), .deleted(let f): f
+        }
+    }
+}
+
+extension Datapath {
+    /// Deletes a flow, saying so for a transaction.
+    public func deleteFlowReportingChange(_ f: DatapathFlow) -> FlowChange {
+        deleteFlow(f)
+        return .deleted(f)
+    }
+
+    /// Undoes one change; a transaction undoes its changes newest first, so the flow
+    /// with the change's ufid is, each time, the one the change left (looked up by ufid:
+    /// an earlier undo may have put a copy in its place). The flow comes back as it was,
+    /// with its actions, counters and, if the hardware takes it again, its rule.
+    public func undo(_ change: FlowChange) {
+        switch change {
+        case .added(let f):
+            if let current = table.lookup(ufid: f.ufid) { deleteFlow(current) }
+        case .replaced(let old, by: _), .deleted(let old):
+            restore(old, replacing: table.lookup(ufid: old.ufid))
+        }
+    }
+
+    /// Puts `previous` back in the table in place of `current` (or where nothing is).
+    /// Its hardware rule went with the change: it gets a new one. Should the hardware
+    /// refuse it now, it stays in software with the reason (never lost).
+    private func restore(_ previous: DatapathFlow, replacing current: DatapathFlow?) {
+        let back = DatapathFlow(ufid: previous.ufid, match: previous.match, actionBytes: previous.actionBytes,
+                                actions: previous.actions, compiled: Array(previous.compiled), origin: previous.origin,
+                                mask: previous.mask, now: previous.createdNanoseconds)
+        back.inherit(from: previous)
+        if let current {
+            do { try reoffload(back, replacing: current) } catch {
+                removeHardware(current)
+                back.offload = .software(reason: "restored after a failed transaction; hardware refused it: \(error)")
+                logger.warning("restored flow left in software", metadata: ["ufid": "\(formatUFID(back.ufid))", "reason": "\(error)"])
+            }
+            table.replace(current, with: back)
+        } else {
+            do { try offload(back) } catch {
+                back.offload = .software(reason: "restored after a failed transaction; hardware refused it: \(error)")
+                logger.warning("restored flow left in software", metadata: ["ufid": "\(formatUFID(back.ufid))", "reason": "\(error)"])
+            }
+            if !table.insert(back) { removeHardware(back) }
+        }
+    }
+}
