@@ -89,7 +89,7 @@ build_cshim() {
     mkdir -p "$dir/cmod"
     if newer_than "$dir/CNetLinux.o" "$ROOT/Sources/CNetLinux/shim.c" "$ROOT/Sources/CNetLinux/include/CNetLinux.h" "$0"; then
         echo "fuzz.sh: compiling CNetLinux ($(basename "$dir"))"
-        printf 'module CNetLinux {\n    umbrella header "%s"\n    link "uring"\n    export *\n}\n' \
+        printf 'module CNetLinux {\n    umbrella header "%s"\n    export *\n}\n' \
             "$ROOT/Sources/CNetLinux/include/CNetLinux.h" >"$dir/cmod/module.modulemap"
         clang -O1 -g -fsanitize=address -I "$ROOT/Sources/CNetLinux/include" -c "$ROOT/Sources/CNetLinux/shim.c" \
             -o "$dir/CNetLinux.o"
@@ -142,7 +142,7 @@ build_target() {
         echo "fuzz.sh: linking $bin"
         "$SWIFTC" -module-name "Fuzz_${t//-/_}" -parse-as-library -swift-version 6 -O -g \
             "-sanitize=$SANITIZE" -use-ld=lld -module-cache-path "$BUILD/module-cache" -I "$dir" -I "$dir/cmod" \
-            "$FUZZ/Targets/$t.swift" "${objs[@]}" -luring -o "$bin" >"$bin.log" 2>&1 || rc=$?
+            "$FUZZ/Targets/$t.swift" "${objs[@]}" -o "$bin" >"$bin.log" 2>&1 || rc=$?
         # ASan's instrumentation makes the linker warn about each local helper symbol.
         grep -v "Cannot export local symbol" "$bin.log" >&2 || true
         [ "${rc:-0}" -eq 0 ] || { echo "fuzz.sh: building $bin failed" >&2; exit 1; }
