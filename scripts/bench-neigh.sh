@@ -48,6 +48,7 @@ for i in range(n):
           f"set(tunnel(tun_id={i + 1:#x},dst=198.18.0.2,ttl=64,tp_dst=4789,flags(df|key))),2")
 PY
 "$BIN/esw-dpctl" add-flows "$D/flows"
+# stats: the tracker's counters line; field LINE NAME: one counter of it
 stats() { "$BIN/esw-dpctl" dump-tunnels -s | sed -n 's/^tracker: //p'; }
 field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2://p"; }
 off=$("$BIN/esw-dpctl" show | awk '/offloaded flows:/{print $3}')

@@ -42,21 +42,25 @@ STATE=$RUN/$NAME.d           # pid file, daemon log, config of the running lab
 PIDFILE=$STATE/eswd.pid
 LOG=$STATE/eswd.log
 
+# log/err/die MSG: progress on stdout; errors on stderr; die also exits 1
 log() { printf 'lab: %s\n' "$*"; }
 err() { printf 'lab: error: %s\n' "$*" >&2; }
 die() { err "$*"; exit 1; }
 
+# usage [RC]: the usage lines of this file's header, then exit RC (default 2)
 usage() {
     sed -n '4,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     echo "(ESW_LAB_PREFIX: namespace and link prefix, default eswlab-; now $PREFIX)"
     exit "${1:-2}"
 }
 
+# require_root: die unless root
 require_root() { [ "$(id -u)" -eq 0 ] || die "needs root"; }
 
 # lab_namespaces: the names of every namespace with our prefix, one a line.
 lab_namespaces() { ip netns list 2>/dev/null | awk '{print $1}' | grep -F "$PREFIX" | grep "^${PREFIX}" || true; }
 
+# dpctl/devlink ARGS...: the CLIs against the lab's eswd; in_ns NODE CMD...: CMD in a lab namespace
 dpctl()   { ESW_CONTROL=$SOCK "$BIN/esw-dpctl" "$@"; }
 devlink() { ESW_CONTROL=$SOCK "$BIN/esw-devlink" "$@"; }
 in_ns()   { local n=$1; shift; ip netns exec "$PREFIX$n" "$@"; }
@@ -82,6 +86,7 @@ wait_for() {
     return 1
 }
 
+# need_binaries: die unless eswd and the CLIs are built in BIN
 need_binaries() {
     local b
     for b in eswd esw-dpctl esw-devlink; do
@@ -91,6 +96,7 @@ need_binaries() {
 
 # ---------------------------------------------------------------- down
 
+# cmd_down [quiet]: stop eswd and everything in our namespaces, delete them; fails if any is left
 cmd_down() {
     require_root
     local p n pids=() quiet=${1:-}
@@ -131,6 +137,7 @@ up_abort() { # a failed `up`: never leave half a lab
     exit 1
 }
 
+# cmd_up [--vfs N] [--miss M] [--policy P]: build the lab (scripts/topology.sh) and start eswd
 cmd_up() {
     require_root
     local vfs=2 miss=normal policy=none i
@@ -180,6 +187,7 @@ cmd_up() {
 
 # ---------------------------------------------------------------- status
 
+# cmd_status: namespaces, eswd, config, datapath and eswitch state; fails if the lab is not up
 cmd_status() {
     require_root
     local p ns rc=0
@@ -203,6 +211,7 @@ cmd_status() {
 
 # ---------------------------------------------------------------- exec
 
+# cmd_exec NODE CMD...: exec CMD in a lab namespace with ESW_CONTROL set and the binaries on PATH
 cmd_exec() {
     require_root
     [ $# -ge 2 ] || die "usage: scripts/lab.sh exec NODE CMD..."
@@ -217,11 +226,13 @@ PASS=0
 FAILS=0
 DEMO_DIR=
 DEMO_START=
+# ok/fail MSG: count and print a demo step's outcome; step TITLE: a demo section header
 ok()   { PASS=$((PASS + 1)); echo "ok: $*"; }
 fail() { FAILS=$((FAILS + 1)); echo "FAIL: $*"; }
 step() { printf '\n=== %s\n' "$*"; }
 show() { sed 's/^/    /'; }   # indent a command's output
 
+# demo_cleanup: on the demo's exit, tear the lab down and print the tally
 demo_cleanup() {
     local rc=$?
     trap - EXIT INT TERM
@@ -261,6 +272,7 @@ r = [r for r in json.load(sys.stdin)["resource"]["esw0"] if r["name"] == "masked
 print(r["size"], r["occ"])'
 }
 
+# cmd_demo: dependencies, build, lab up, offload, VXLAN, neighbour change, table full, down
 cmd_demo() {
     require_root
     local out n mbps size occ i

@@ -19,8 +19,10 @@ T_CHECKS=0
 T_NAMESPACES=()
 T_PIDS=()
 
+# t_log MSG: a line prefixed with the test's name
 t_log() { printf '[%s] %s\n' "$T_NAME" "$*"; }
 
+# t_cleanup: on any exit, stop our processes, delete our namespaces, report; keeps logs on failure
 t_cleanup() {
     local rc=$? p n
     trap - EXIT INT TERM
@@ -38,6 +40,7 @@ t_cleanup() {
 trap t_cleanup EXIT
 trap 'exit 130' INT TERM
 
+# t_require_root: exit 1 unless root
 t_require_root() {
     if [ "$(id -u)" -ne 0 ]; then t_log "needs root"; exit 1; fi
 }
@@ -98,11 +101,13 @@ except Exception:
     print(0)'
 }
 
+# dpctl/devlink ARGS...: the CLIs against the test's eswd (ESW_CONTROL)
 dpctl() { "$ESW_BIN/esw-dpctl" "$@"; }
 devlink() { "$ESW_BIN/esw-devlink" "$@"; }
 export ESW_BIN T_PREFIX
 export -f dpctl devlink
 
+# t_pass/t_fail DESC: count a check that passed / failed
 t_pass() { T_CHECKS=$((T_CHECKS + 1)); t_log "ok: $1"; }
 t_fail() { T_CHECKS=$((T_CHECKS + 1)); T_FAILED=$((T_FAILED + 1)); t_log "FAIL: $1"; }
 
@@ -128,6 +133,7 @@ check_match() {
     if printf '%s\n' "$3" | grep -Eq -- "$2"; then t_pass "$1"; else t_fail "$1: /$2/ not in:"; printf '%s\n' "$3" | sed 's/^/    | /' | head -30; fi
 }
 
+# check_no_match DESC REGEX TEXT: REGEX must not be in TEXT
 check_no_match() {
     if printf '%s\n' "$3" | grep -Eq -- "$2"; then t_fail "$1: /$2/ found in:"; printf '%s\n' "$3" | sed 's/^/    | /' | head -30; else t_pass "$1"; fi
 }
@@ -149,9 +155,9 @@ t_wait() {
     return 1
 }
 
+T_PCAPS=0
 # t_pcap NS IF [FILTER]: start tcpdump on IF in NS (one file per capture). Sets PCAP,
 # the capture's handle; save it to run several captures at once.
-T_PCAPS=0
 t_pcap() {
     T_PCAPS=$((T_PCAPS + 1))
     local file="$T_DIR/$T_PCAPS-$1-$2.pcap"
