@@ -58,7 +58,7 @@ usage() {
 require_root() { [ "$(id -u)" -eq 0 ] || die "needs root"; }
 
 # lab_namespaces: the names of every namespace with our prefix, one a line.
-lab_namespaces() { ip netns list 2>/dev/null | awk '{print $1}' | grep -F "$PREFIX" | grep "^${PREFIX}" || true; }
+lab_namespaces() { ip netns list 2>/dev/null | awk '{print $1}' | grep "^${PREFIX}" || true; }
 
 # dpctl/devlink ARGS...: the CLIs against the lab's eswd; in_ns NODE CMD...: CMD in a lab namespace
 dpctl()   { ESW_CONTROL=$SOCK "$BIN/esw-dpctl" "$@"; }
