@@ -1,7 +1,7 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// Layout follows DESIGN.md §1. Arrows point one way:
+// Targets and their arrows: docs/ARCHITECTURE.md §1. Arrows point one way:
 // CLIs → ControlProtocol → daemon → {OVSDatapath, Tunnels} → ESwitch → Packet.
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 let fast: [SwiftSetting] = strict + [.unsafeFlags(["-enforce-exclusivity=unchecked"])]

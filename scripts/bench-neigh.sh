@@ -4,33 +4,40 @@
 # new MAC; measured until every encap entry carries it. Prints one Markdown line.
 #
 #   scripts/bench-neigh.sh [FLOWS]        (root; default 10000; uses .build/release)
+#
+# The lab topology of scripts/topology.sh with one VF and the underlay only (no vxlan
+# device in remote), in namespaces $ESW_BENCH_NEIGH_PREFIX* (default eswbn-).
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$ROOT/scripts/netns.sh"
+. "$ROOT/scripts/topology.sh"
 BIN=${ESW_BIN:-$ROOT/.build/release}
 N=${1:-10000}
-P=eswbn-
+P=${ESW_BENCH_NEIGH_PREFIX:-eswbn-}
+topo_init "$P" || exit 2
 D=$(mktemp -d /tmp/esw-bench-neigh.XXXXXX)
 export ESW_CONTROL=$D/eswd.sock
+PID=""
+# cleanup: stop eswd, delete our namespaces and the scratch directory
 cleanup() {
-    [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null && sleep 0.5
-    esw_del_netns ${P}host ${P}remote ${P}vm0
+    esw_stop ${PID:+"$PID"}
+    esw_del_netns "${TOPO_NAMESPACES[@]}"
     rm -rf "$D"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
 [ -x "$BIN/eswd" ] || (cd "$ROOT" && swift build -c release >/dev/null)
 
-for n in host remote vm0; do ip netns add $P$n; ip -n $P$n link set lo up; done
-ip -n ${P}host link add up0 type veth peer name wire0 netns ${P}remote
-ip -n ${P}host link set up0 up; ip -n ${P}remote link set wire0 up
-ip -n ${P}remote addr add 198.18.0.2/24 dev wire0
+# start_eswd ARGS...: eswd in host with room for N encap flows (topo_esw's starter)
+start_eswd() {
+    ip netns exec "${P}host" "$BIN/eswd" --control "$ESW_CONTROL" --profile "$D/profile" "$@" >"$D/eswd.log" 2>&1 &
+    PID=$!
+    topo_wait 10 "$BIN/esw-devlink" dev show
+}
 printf 'masked = %d\nencap = %d\ncounters = %d\n' $((N + 64)) $((N + 64)) $((2 * N + 64)) >"$D/profile"
-ip netns exec ${P}host "$BIN/eswd" --control "$ESW_CONTROL" --vfs 1 --uplink up0 --profile "$D/profile" >"$D/eswd.log" 2>&1 &
-PID=$!
-for _ in $(seq 100); do "$BIN/esw-devlink" dev show >/dev/null 2>&1 && break; sleep 0.1; done
-ip -n ${P}host link set esw0v0 netns ${P}vm0
-ip -n ${P}host addr add 198.18.0.1/24 dev p0; ip -n ${P}host link set p0 up
-ip netns exec ${P}host ping -c 1 -W 2 198.18.0.2 >/dev/null     # resolve the neighbour
+topo_esw 1 start_eswd || { echo "bench-neigh: cannot build the topology" >&2; cat "$D/eswd.log" >&2; exit 1; }
+topo_underlay || exit 1
+ip netns exec ${P}host ping -c 1 -W 2 "$TOPO_VTEP_REMOTE" >/dev/null     # resolve the neighbour
 "$BIN/esw-dpctl" add-if pf0vf0 >/dev/null
 "$BIN/esw-dpctl" add-if vxlan_sys_4789,type=vxlan >/dev/null
 /usr/bin/python3 - "$N" >"$D/flows" <<'PY'
@@ -41,13 +48,14 @@ for i in range(n):
           f"set(tunnel(tun_id={i + 1:#x},dst=198.18.0.2,ttl=64,tp_dst=4789,flags(df|key))),2")
 PY
 "$BIN/esw-dpctl" add-flows "$D/flows"
+# stats: the tracker's counters line; field LINE NAME: one counter of it
 stats() { "$BIN/esw-dpctl" dump-tunnels -s | sed -n 's/^tracker: //p'; }
 field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2://p"; }
 off=$("$BIN/esw-dpctl" show | awk '/offloaded flows:/{print $3}')
 before=$(field "$(stats)" encap_rewrites)
 
 newmac=02:00:00:00:cc:01
-ip -n ${P}remote link set wire0 address $newmac
+ip -n ${P}remote link set "$TOPO_WIRE" address $newmac
 start=$(date +%s%N)
 ip -n ${P}host neigh replace 198.18.0.2 dev p0 lladdr $newmac nud reachable
 while :; do

@@ -1,34 +1,51 @@
 #!/usr/bin/env bash
-# bench.sh — esw against Open vSwitch's userspace datapath and a plain veth pair.
+# bench.sh — esw against Open vSwitch 3.1 (userspace datapath, TSO on), the kernel's own
+# vxlan and a plain veth pair, all measured in one run the same way.
 #
 # Usage: scripts/bench.sh [--quick] [--bin DIR] [--out DIR] [--no-control-plane]
 #
-# Builds four topologies one after another (namespaces eswbench-*, addresses from
-# 198.18.0.0/15, nothing in the root namespace) and measures each the same way:
+# Topologies, one after another, in namespaces $ESW_BENCH_PREFIX* (default eswbench-;
+# addresses from 198.18.0.0/15, nothing in the root namespace). The esw ones are the lab
+# topology of scripts/topology.sh:
 #
-#   esw-offload   eswd --vfs 2 (switchdev): VF0 (eswbench-vm0) <-> VF1 (eswbench-vm1),
-#                 one datapath flow each way for IPv4 plus ARP, offloaded (hardware rules)
-#   esw-software  the same flows under --policy skip_hw (software datapath)
-#   ovs-netdev    Open vSwitch userspace datapath (datapath_type=netdev), a bridge with two
-#                 system ports (veth) and the default NORMAL action, namespaces a <-> b
-#   veth          a direct veth pair a <-> b (the limit)
+#   esw-offload     eswd --vfs 2 (switchdev): VF0 (vm0) <-> VF1 (vm1), one datapath flow
+#                   each way for IPv4 and ARP, all four in hardware
+#   esw-software    the same flows under --policy skip_hw (the software datapath)
+#   ovs-tso         Open vSwitch userspace datapath (datapath_type=netdev), a bridge with two
+#                   system ports (veth) and the default NORMAL action, namespaces a <-> b;
+#                   userspace TSO on (other_config:userspace-tso-enable=true, set before
+#                   ovs-vswitchd starts), tx checksum offload left on: OVS at its best, the
+#                   reference the ratios use
+#   ovs-notso       the same without userspace TSO; the senders need `ethtool -K tx off`
+#                   (the userspace datapath does not complete partial checksums then)
+#   veth            a direct veth pair a <-> b (the limit)
+#   esw-vxlan       VXLAN offloaded: VF0 (vm0) -> remote overlay 198.19.0.3 behind the
+#                   uplink wire, where the kernel's vxlan (VNI 42) terminates it; the
+#                   encap/decap flow set of topo_vxlan_flows, all four in hardware
+#   vxlan-kernel    the kernel's vxlan on both ends of a veth pair between two namespaces
+#                   (the VXLAN limit)
 #
 # Per topology: iperf3 TCP, one stream, RUNS x T s (median; 3 x 10 s, --quick 3 x 3 s);
-# iperf3 UDP with 64-byte payloads at -b 0, packets/s the receiver got (median of RUNS);
-# ping RTT p50/p99 over 200 pings at -i 0.01; CPU of the switch process during the TCP
-# runs (utime+stime from /proc/PID/stat, % of one core). ESW_FASTPATH_NICE=N sets the
-# packet threads' niceness (devlink param fastpath_nice) before measuring.
-# Control plane: 10k and 100k distinct flows through `esw-dpctl add-flows FILE`
-# (policy skip_hw) and `ovs-appctl dpctl/add-flows FILE` (userspace datapath).
+# iperf3 UDP with 64-byte payloads at -b 0, packets/s the receiver got (median of RUNS;
+# not for the VXLAN rows); ping RTT p50/p99 over 200 pings at -i 0.01; the switch
+# process's CPU (eswd or ovs-vswitchd: utime+stime from /proc/PID/stat, % of one core)
+# during EACH iperf3 run. Ratios are against veth and ovs-tso of the same run.
+# ESW_FASTPATH_NICE=N sets eswd's packet threads' niceness (devlink param fastpath_nice).
+# Control plane: 10k and 100k distinct flows through `esw-dpctl add-flows FILE` (policy
+# skip_hw) and `ovs-appctl dpctl/add-flows FILE` (the ovs-tso instance). Tunnel tracker:
+# scripts/bench-neigh.sh.
 #
-# Output: a Markdown table on stdout and in OUT/results.md, a bar chart in OUT/results.png
-# (OUT defaults to bench/ in the repository). Needs root. Everything it starts is torn
-# down on any exit.
+# Output: a Markdown report on stdout and in OUT/results.md (targets first, then every
+# row, the per-run values, control plane, tracker), a bar chart in OUT/results.png (OUT
+# defaults to bench/ in the repository). Needs root; installs missing packages through
+# scripts/deps.sh. Everything it starts is torn down on any exit.
 
-set -u
+set -uo pipefail
 LC_ALL=C; export LC_ALL
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$ROOT/scripts/netns.sh"
+. "$ROOT/scripts/topology.sh"
+. "$ROOT/scripts/deps.sh"
 BIN=${ESW_BIN:-$ROOT/.build/release}
 OUT=$ROOT/bench
 QUICK=0 CONTROL_PLANE=1
@@ -47,30 +64,26 @@ RUNS=3
 if [ $QUICK = 1 ]; then T=3; else T=10; fi
 PINGS=200
 PY=/usr/bin/python3
-P=eswbench-
+P=${ESW_BENCH_PREFIX:-eswbench-}
 HZ=$(getconf CLK_TCK)
 START_NS=$(date +%s%N)
 
+# log MSG: progress on stderr
 log() { printf '[bench] %s\n' "$*" >&2; }
+# die MSG: log and exit 1 (the EXIT trap tears down)
 die() { log "error: $*"; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "needs root"
+[[ $P =~ ^[A-Za-z0-9][A-Za-z0-9-]*-$ ]] || die "ESW_BENCH_PREFIX must be letters, digits and '-', ending in '-'"
+topo_init "$P" || exit 2
 
-# --- prerequisites: install only what is missing ------------------------------------
-need=()
-command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)
-command -v ovs-vswitchd >/dev/null 2>&1 && command -v ovsdb-server >/dev/null 2>&1 || need+=(openvswitch-switch)
-command -v ip >/dev/null 2>&1 || need+=(iproute2)
-command -v ping >/dev/null 2>&1 || need+=(iputils-ping)
-[ -x "$PY" ] && "$PY" -c 'import matplotlib' >/dev/null 2>&1 || need+=(python3-matplotlib)
-if [ ${#need[@]} -gt 0 ]; then
-    log "installing: ${need[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}" >/dev/null || {
-        apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}" >/dev/null; } \
-        || die "apt-get install ${need[*]} failed"
-fi
+# --- prerequisites: install only what is missing (scripts/deps.sh) ------------------
+esw_install_packages >&2 || die "cannot install the packages bench needs"
 for b in eswd esw-dpctl esw-devlink; do
     [ -x "$BIN/$b" ] || die "no $b in $BIN (swift build -c release, or --bin DIR)"
+done
+for c in iperf3 ovs-vswitchd ovsdb-server ovs-vsctl ovs-appctl ethtool ip ss ping; do
+    command -v "$c" >/dev/null 2>&1 || die "$c not found after installing packages"
 done
 SCHEMA=""
 for s in /usr/share/openvswitch/vswitch.ovsschema /usr/local/share/openvswitch/vswitch.ovsschema; do
@@ -81,19 +94,20 @@ done
 # --- state and cleanup --------------------------------------------------------------
 D=$(mktemp -d /tmp/eswbench.XXXXXX)
 PIDS=()
-NSS=()
 SWPID=""         # the switch process of the current topology (for CPU accounting)
 
-teardown() {     # kill what we started, delete our namespaces
-    local p n
+# teardown: stop what the current topology started, delete its namespaces
+teardown() {
+    local f
     for f in "$D"/ovs/vsd.pid "$D"/ovs/ovsdb.pid; do
         [ -s "$f" ] && PIDS+=("$(cat "$f" 2>/dev/null)")
     done
     esw_stop "${PIDS[@]}"
-    esw_del_netns "${NSS[@]}"
-    rm -f "$D"/ovs/*.pid
-    PIDS=(); NSS=(); SWPID=""
+    esw_del_netns "${TOPO_NAMESPACES[@]}"
+    rm -rf "$D"/ovs
+    PIDS=(); TOPO_NAMESPACES=(); SWPID=""
 }
+# cleanup: on any exit, tear down; keep the logs if it failed
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM HUP
@@ -104,73 +118,75 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-mkns() {
-    local n
-    for n in "$@"; do
-        ip netns del "$P$n" 2>/dev/null
-        ip netns add "$P$n" || die "cannot create namespace $P$n"
-        NSS+=("$P$n")
-        ip -n "$P$n" link set lo up
-    done
-}
-in_ns() { local n=$1; shift; ip netns exec "$P$n" "$@"; }
-veth() {  # NS1 IF1 NS2 IF2
-    ip -n "$P$1" link add "$2" type veth peer name "$4" netns "$P$3" || die "veth $2/$4"
-    ip -n "$P$1" link set "$2" up
-    ip -n "$P$3" link set "$4" up
-}
-wait_for() {  # SECONDS CMD...
-    local end=$(( $(date +%s%N) + $1 * 1000000000 )); shift
-    while [ "$(date +%s%N)" -lt "$end" ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-    return 1
-}
+# in_ns NODE CMD...: run CMD in namespace $P<NODE>
+in_ns() { topo_in "$@"; }
+# wait_for SECONDS CMD...: retry CMD every 0.1 s until it succeeds
+wait_for() { topo_wait "$@"; }
+# cputicks: utime+stime (clock ticks) of the switch process so far, 0 if there is none
 cputicks() { if [ -n "$SWPID" ] && [ -r "/proc/$SWPID/stat" ]; then
                  sed 's/^.*) //' "/proc/$SWPID/stat" | awk '{print $12 + $13}'
              else echo 0; fi; }
+# median: the median of the numbers on stdin (nan if none)
 median() { sort -g | awk '{a[NR]=$1} END{ if (NR == 0) print "nan"; else print a[int((NR+1)/2)] }'; }
 
 # --- topologies ---------------------------------------------------------------------
-# Each sets CLI_NS SRV_NS DST (the client sends from CLI_NS to DST in SRV_NS), SWPID.
+# Each sets CLI_NS SRV_NS DST (the client sends from CLI_NS to DST in SRV_NS) and SWPID.
+# DPCTL/DEVLINK ARGS...: the CLIs against this run's eswd
 DPCTL() { ESW_CONTROL=$D/eswd.sock "$BIN/esw-dpctl" "$@"; }
 DEVLINK() { ESW_CONTROL=$D/eswd.sock "$BIN/esw-devlink" "$@"; }
 
-setup_esw() {  # POLICY (none|skip_hw)
-    local pol=$1 i
-    mkns host remote vm0 vm1
-    veth host up0 remote wire0
+# start_eswd ARGS...: eswd in host (topo_esw's starter); returns once it answers
+start_eswd() {
     : > "$D/eswd.log"
-    ip netns exec "${P}host" "$BIN/eswd" --control "$D/eswd.sock" --vfs 2 --uplink up0 \
-        --mode switchdev --policy "$pol" >>"$D/eswd.log" 2>&1 &
+    ip netns exec "${P}host" "$BIN/eswd" --control "$D/eswd.sock" "$@" >>"$D/eswd.log" 2>&1 &
     SWPID=$!; PIDS+=("$SWPID")
-    wait_for 10 DEVLINK dev show || { cat "$D/eswd.log" >&2; die "eswd does not answer"; }
+    wait_for 10 DEVLINK dev show || { cat "$D/eswd.log" >&2; return 1; }
     if [ -n "${ESW_FASTPATH_NICE:-}" ]; then
-        DEVLINK dev param set esw0 name fastpath_nice value "$ESW_FASTPATH_NICE" || die "fastpath_nice"
+        DEVLINK dev param set esw0 name fastpath_nice value "$ESW_FASTPATH_NICE" || return 1
     fi
-    for i in 0 1; do
-        ip -n "${P}host" link set "esw0v$i" netns "${P}vm$i" || die "cannot move esw0v$i"
-        ip -n "${P}vm$i" addr add "198.19.0.$((i + 1))/24" dev "esw0v$i"
-        ip -n "${P}vm$i" link set "esw0v$i" up
-    done
-    DPCTL add-if pf0vf0 >/dev/null || die "add-if pf0vf0"
-    DPCTL add-if pf0vf1 >/dev/null || die "add-if pf0vf1"
-    cat >"$D/esw-flows" <<'EOF'
-in_port(1),eth(),eth_type(0x0800),ipv4(frag=no) 2
-in_port(1),eth(),eth_type(0x0806),arp() 2
-in_port(2),eth(),eth_type(0x0800),ipv4(frag=no) 1
-in_port(2),eth(),eth_type(0x0806),arp() 1
-EOF
-    DPCTL add-flows "$D/esw-flows" || die "esw-dpctl add-flows"
-    NOTE_esw=$(DPCTL dump-flows -m | awk '/offloaded:yes/{o++} /dp:ovs/{s++} END{printf "%d in hardware, %d in software", o, s}')
-    log "esw ($pol): flows: $NOTE_esw"
-    CLI_NS=vm0 SRV_NS=vm1 DST=198.19.0.2
 }
 
+# flow_note: "N in hardware, M in software" for the running eswd's flows
+flow_note() { DPCTL dump-flows -m | awk '/offloaded:yes/{o++} /dp:ovs/{s++} END{printf "%d in hardware, %d in software", o, s}'; }
+
+# setup_esw POLICY (none|skip_hw): VF0 <-> VF1 through eswd; sets NOTE_esw
+setup_esw() {
+    local pol=$1
+    topo_esw 2 start_eswd --mode switchdev --policy "$pol" || die "cannot build the esw topology"
+    DPCTL add-if pf0vf0 >/dev/null || die "add-if pf0vf0"
+    DPCTL add-if pf0vf1 >/dev/null || die "add-if pf0vf1"
+    topo_vf_flows "$D/esw-flows"
+    DPCTL add-flows "$D/esw-flows" || die "esw-dpctl add-flows"
+    [ "$pol" = skip_hw ] || wait_for 5 sh -c "[ \$(ESW_CONTROL=$D/eswd.sock $BIN/esw-dpctl dump-flows -m | grep -c 'offloaded:yes') -eq 4 ]" ||
+        log "not every flow offloaded"
+    NOTE_esw=$(flow_note)
+    log "esw ($pol): flows: $NOTE_esw"
+    CLI_NS=vm0 SRV_NS=vm1 DST=$(topo_vm_addr 1)
+}
+
+# setup_esw_vxlan: VF0 -> the kernel vxlan behind the uplink (lab topology), offloaded
+setup_esw_vxlan() {
+    topo_esw 1 start_eswd --mode switchdev --policy none || die "cannot build the esw topology"
+    topo_vxlan_remote || die "cannot set up the vxlan remote"
+    DPCTL add-if pf0vf0 >/dev/null || die "add-if pf0vf0"
+    DPCTL add-if vxlan_sys_4789,type=vxlan >/dev/null || die "add-if vxlan_sys_4789"
+    topo_vxlan_flows "$D/esw-vxlan-flows"
+    DPCTL add-flows "$D/esw-vxlan-flows" || die "esw-dpctl add-flows (vxlan)"
+    # The tracker has the kernel resolve the far VTEP's neighbour; then all four go to hardware.
+    wait_for 10 sh -c "[ \$(ESW_CONTROL=$D/eswd.sock $BIN/esw-dpctl dump-flows -m | grep -c 'offloaded:yes') -eq 4 ]" ||
+        log "not every vxlan flow offloaded: $(DPCTL dump-flows -m | grep -o 'not offloaded:[^,]*' | sort -u | tr '\n' ' ')"
+    NOTE_vx=$(flow_note)
+    log "esw vxlan: flows: $NOTE_vx"
+    CLI_NS=vm0 SRV_NS=remote DST=$TOPO_OVERLAY_REMOTE
+}
+
+# setup_ovs TSO(1|0): OVS 3.1 userspace datapath bridging a <-> b over veth system ports
 setup_ovs() {
-    mkns sw a b
-    veth a a0 sw sa
-    veth b b0 sw sb
-    mkdir -p "$D/ovs"
-    local O=$D/ovs
+    local tso=$1 O=$D/ovs
+    topo_ns sw a b || die "namespaces"
+    topo_veth a a0 sw sa || die "veth a0/sa"
+    topo_veth b b0 sw sb || die "veth b0/sb"
+    mkdir -p "$O"
     OVS_ENV=(env OVS_RUNDIR=$O OVS_DBDIR=$O OVS_LOGDIR=$O OVS_SYSCONFDIR=$O)
     local LOGOPTS="-vconsole:off -vsyslog:off -vfile:info"
     ovsdb-tool create "$O/conf.db" "$SCHEMA" >/dev/null || die "ovsdb-tool create"
@@ -179,6 +195,10 @@ setup_ovs() {
         $LOGOPTS 2>>"$O/ovsdb.err" || die "ovsdb-server"
     VSCTL="ovs-vsctl --no-syslog --db=unix:$O/db.sock --timeout=10"
     $VSCTL --no-wait init || die "ovs-vsctl init"
+    if [ "$tso" = 1 ]; then
+        # Read once when ovs-vswitchd starts: set before it runs.
+        $VSCTL --no-wait set Open_vSwitch . other_config:userspace-tso-enable=true || die "userspace-tso-enable"
+    fi
     ip netns exec "${P}sw" "${OVS_ENV[@]}" ovs-vswitchd "unix:$O/db.sock" --pidfile="$O/vsd.pid" \
         --detach --no-chdir --log-file="$O/vsd.log" --unixctl="$O/vsd.ctl" $LOGOPTS 2>>"$O/vsd.err" || die "ovs-vswitchd"
     SWPID=$(cat "$O/vsd.pid")
@@ -186,21 +206,44 @@ setup_ovs() {
     $VSCTL add-br br0 -- set bridge br0 datapath_type=netdev || die "add-br"
     $VSCTL add-port br0 sa || die "add-port sa"
     $VSCTL add-port br0 sb || die "add-port sb"
-    # The userspace datapath does not complete checksums of veth frames: senders must.
-    in_ns a ethtool -K a0 tx off >/dev/null 2>&1
-    in_ns b ethtool -K b0 tx off >/dev/null 2>&1
+    if [ "$tso" = 1 ]; then
+        grep -qi 'TCP Segmentation Offloading support enabled' "$O/vsd.log" ||
+            log "warning: ovs-vswitchd's log does not say userspace TSO is enabled"
+        NOTE_ovs_tso=$(grep -io 'userspace TCP Segmentation Offloading support enabled' "$O/vsd.log" | head -n 1)
+    else
+        # Without TSO the userspace datapath does not complete checksums of veth frames: senders must.
+        in_ns a ethtool -K a0 tx off >/dev/null 2>&1 || die "ethtool -K a0 tx off"
+        in_ns b ethtool -K b0 tx off >/dev/null 2>&1 || die "ethtool -K b0 tx off"
+    fi
     ip -n "${P}a" addr add 198.18.1.1/24 dev a0
     ip -n "${P}b" addr add 198.18.1.2/24 dev b0
     CLI_NS=a SRV_NS=b DST=198.18.1.2
 }
 
+# setup_veth: a direct veth pair a <-> b
 setup_veth() {
-    mkns a b
-    veth a a0 b b0
+    topo_ns a b || die "namespaces"
+    topo_veth a a0 b b0 || die "veth a0/b0"
     ip -n "${P}a" addr add 198.18.2.1/24 dev a0
     ip -n "${P}b" addr add 198.18.2.2/24 dev b0
     SWPID=""
     CLI_NS=a SRV_NS=b DST=198.18.2.2
+}
+
+# setup_vxlan_kernel: kernel vxlan (VNI 42, port 4789) on both ends of a veth pair a <-> b
+setup_vxlan_kernel() {
+    topo_ns a b || die "namespaces"
+    topo_veth a a0 b b0 || die "veth a0/b0"
+    ip -n "${P}a" addr add 198.18.3.1/24 dev a0
+    ip -n "${P}b" addr add 198.18.3.2/24 dev b0
+    ip -n "${P}a" link add vx42 type vxlan id "$TOPO_VNI" remote 198.18.3.2 local 198.18.3.1 dstport "$TOPO_VXLAN_PORT" dev a0 || die "vxlan a"
+    ip -n "${P}b" link add vx42 type vxlan id "$TOPO_VNI" remote 198.18.3.1 local 198.18.3.2 dstport "$TOPO_VXLAN_PORT" dev b0 || die "vxlan b"
+    ip -n "${P}a" addr add 198.19.3.1/24 dev vx42
+    ip -n "${P}b" addr add 198.19.3.2/24 dev vx42
+    ip -n "${P}a" link set vx42 up
+    ip -n "${P}b" link set vx42 up
+    SWPID=""
+    CLI_NS=a SRV_NS=b DST=198.19.3.2
 }
 
 # --- measurements -------------------------------------------------------------------
@@ -256,27 +299,37 @@ print("%.3f %.3f %.1f" % (q(0.5), q(0.99), 100.0 * (n - len(t)) / n))' "$PINGS"
 declare -A R   # R[name,metric]
 NAMES=()
 
-measure() {  # NAME
-    local name=$1 r out v c tv=() cv=() uv=()
-    NAMES+=("$name")
+# measure NAME WHAT UDP(1|0): RUNS iperf3 TCP runs, RUNS UDP runs if UDP=1, pings; into R[NAME,*]
+measure() {
+    local name=$1 what=$2 udp=$3 r out v c tv=() tc=() uv=() uc=() p50 p99 loss
+    NAMES+=("$name"); R[$name,what]=$what
     wait_for 10 in_ns "$CLI_NS" ping -c 1 -W 1 "$DST" || log "$name: no ping reply before measuring"
     for r in $(seq $RUNS); do
         out=$(iperf_once tcp "$name.tcp.$r"); read -r v c <<<"$out"
-        tv+=("$v"); cv+=("$c")
+        tv+=("$v"); tc+=("$c")
         log "$name: TCP run $r: $v Gbit/s, switch CPU $c${SWPID:+%}"
     done
-    for r in $(seq $RUNS); do
-        out=$(iperf_once udp "$name.udp.$r"); read -r v c <<<"$out"
-        uv+=("$v")
-        log "$name: UDP 64 B run $r: $v kpps delivered"
-    done
+    if [ "$udp" = 1 ]; then
+        for r in $(seq $RUNS); do
+            out=$(iperf_once udp "$name.udp.$r"); read -r v c <<<"$out"
+            uv+=("$v"); uc+=("$c")
+            log "$name: UDP 64 B run $r: $v kpps delivered, switch CPU $c${SWPID:+%}"
+        done
+    fi
     read -r p50 p99 loss < <(ping_stats)
     log "$name: ping p50 $p50 ms, p99 $p99 ms, loss $loss%"
     R[$name,tcp]=$(printf '%s\n' "${tv[@]}" | median)
     R[$name,tcpruns]="${tv[*]}"
-    if [ -n "$SWPID" ]; then R[$name,cpu]=$(printf '%s\n' "${cv[@]}" | median); else R[$name,cpu]=n/a; fi
-    R[$name,udp]=$(printf '%s\n' "${uv[@]}" | median)
-    R[$name,udpruns]="${uv[*]}"
+    R[$name,tcpcpuruns]="${tc[*]}"
+    if [ -n "$SWPID" ]; then R[$name,tcpcpu]=$(printf '%s\n' "${tc[@]}" | median); else R[$name,tcpcpu]=n/a; fi
+    if [ "$udp" = 1 ]; then
+        R[$name,udp]=$(printf '%s\n' "${uv[@]}" | median)
+        R[$name,udpruns]="${uv[*]}"
+        R[$name,udpcpuruns]="${uc[*]}"
+        if [ -n "$SWPID" ]; then R[$name,udpcpu]=$(printf '%s\n' "${uc[@]}" | median); else R[$name,udpcpu]=n/a; fi
+    else
+        R[$name,udp]=n/a R[$name,udpruns]="" R[$name,udpcpuruns]="" R[$name,udpcpu]=n/a
+    fi
     R[$name,p50]=$p50; R[$name,p99]=$p99; R[$name,loss]=$loss
 }
 
@@ -287,19 +340,19 @@ gen_flows() {
             printf "in_port(%d),eth(),eth_type(0x0800),ipv4(src=198.%d.%d.%d,frag=no) %d\n",
                    i, 18 + int(k / 65536), int(k / 256) % 256, k % 256, o }' > "$4"
 }
+# now_ns: the clock in nanoseconds
 now_ns() { date +%s%N; }
 
 # cp_esw N: time esw-dpctl add-flows of N flows (skip_hw); sets R[esw,cpN] (flows/s) and count
 cp_esw() {
-    local n=$1 f=$D/cp-esw-$1 t0 t1 rc got
+    local n=$1 f=$D/cp-esw-$1 t0 t1 rc got c0 c1
     gen_flows "$n" 1 2 "$f"
     DPCTL del-flows >/dev/null 2>&1
-    local c0 c1
     c0=$(cputicks)
     t0=$(now_ns); DPCTL add-flows "$f" >"$D/cp-esw-$n.out" 2>&1; rc=$?; t1=$(now_ns)
     c1=$(cputicks)
     # The daemon's own CPU time for the batch (the CLI's text parsing is the rest).
-    R[esw,cp$n,daemon]=$(awk -v a="$c0" -v b="$c1" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", (b-a)/hz}')
+    R[esw,cp$n,daemon]=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN{printf "%.2f", (b-a)/hz}')
     got=$(DPCTL dump-flows 2>/dev/null | grep -c 'ipv4(src=198\.')
     R[esw,cp$n,s]=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)/1e9}')
     R[esw,cp$n]=$(awk -v a="$t0" -v b="$t1" -v n="$got" 'BEGIN{printf "%.0f", n/((b-a)/1e9)}')
@@ -309,6 +362,7 @@ cp_esw() {
     DPCTL del-flows >/dev/null 2>&1
 }
 
+# cp_ovs N: time ovs-appctl dpctl/add-flows of N flows; sets R[ovs,cpN] (flows/s) and count
 cp_ovs() {
     local n=$1 f=$D/cp-ovs-$1 t0 t1 rc got pin pout
     pin=$($APPCTL dpctl/show | sed -n 's/^ *port \([0-9]*\): sa\b.*/\1/p')
@@ -329,79 +383,133 @@ cp_ovs() {
 }
 
 # --- run ----------------------------------------------------------------------------
-log "binaries: $BIN; $RUNS x $T s per iperf3 test; $PINGS pings"
+log "binaries: $BIN; $RUNS x $T s per iperf3 test; $PINGS pings; namespaces $P*"
 # leftovers of an interrupted earlier run (our prefix only)
 esw_del_netns $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$P")
 
-log "== esw offloaded"
+log "== esw offloaded (VF0 <-> VF1)"
 setup_esw none; NOTE_off=$NOTE_esw
-measure esw-offload
+measure esw-offload "esw, VF <-> VF, flows in hardware" 1
 teardown
 
 log "== esw software path (skip_hw)"
 setup_esw skip_hw; NOTE_sw=$NOTE_esw
-measure esw-software
+measure esw-software "esw, VF <-> VF, software datapath (skip_hw)" 1
 if [ $CONTROL_PLANE = 1 ]; then cp_esw 10000; cp_esw 100000; fi
 teardown
 
-log "== Open vSwitch userspace datapath"
-setup_ovs
-measure ovs-netdev
+log "== Open vSwitch userspace datapath, userspace TSO on"
+NOTE_ovs_tso=""
+setup_ovs 1
+measure ovs-tso "OVS 3.1 userspace datapath, userspace TSO on (reference)" 1
 if [ $CONTROL_PLANE = 1 ]; then cp_ovs 10000; cp_ovs 100000; fi
 OVS_VER=$(ovs-vswitchd --version | sed -n 's/.*(Open vSwitch) \([0-9.]*\).*/\1/p' | head -n 1)
 teardown
 
+log "== Open vSwitch userspace datapath, no TSO (tx checksum off in the senders)"
+setup_ovs 0
+measure ovs-notso "OVS 3.1 userspace datapath, no TSO, tx csum off" 1
+teardown
+
 log "== direct veth pair"
 setup_veth
-measure veth
+measure veth "direct veth pair (the limit)" 1
+teardown
+
+log "== esw offloaded VXLAN (VF0 -> kernel vxlan behind the uplink)"
+setup_esw_vxlan
+measure esw-vxlan "esw, VF -> remote over VXLAN, encap/decap in hardware" 0
+teardown
+
+log "== kernel vxlan on both ends of a veth pair"
+setup_vxlan_kernel
+measure vxlan-kernel "kernel vxlan <-> kernel vxlan over a veth pair (the VXLAN limit)" 0
 teardown
 
 log "== tunnel tracker reaction (10k encap flows behind one neighbour)"
-NEIGH_LINE=$(ESW_BIN="$BIN" bash "$ROOT/scripts/bench-neigh.sh" 10000 2>>"$D/neigh.err" | tail -n 1)
+NEIGH_LINE=$(ESW_BIN="$BIN" ESW_BENCH_NEIGH_PREFIX="${P}neigh-" bash "$ROOT/scripts/bench-neigh.sh" 10000 2>>"$D/neigh.err" | tail -n 1)
 log "$NEIGH_LINE"
 
 # --- report -------------------------------------------------------------------------
-ratio() {  # A B -> A/B formatted, or n/a
-    awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "n/a" || b == "n/a" || a == "nan" || b == "nan" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'
+# ratio A B: A/B with two decimals, or n/a
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "n/a" || b == "n/a" || a == "nan" || b == "nan" || a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'
 }
+# pct V: "V %" or n/a
+pct() { if [ "$1" = n/a ] || [ -z "$1" ]; then echo n/a; else echo "$1 %"; fi; }
 END_NS=$(date +%s%N)
 ELAPSED=$(awk -v a="$START_NS" -v b="$END_NS" 'BEGIN{printf "%.0f", (b-a)/1e9}')
 mkdir -p "$OUT"
 GITREV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$ROOT" diff --quiet HEAD -- Sources 2>/dev/null || GITREV="$GITREV+local changes"
 BUILD="$BIN/eswd (commit $GITREV, built $(date -u -r "$BIN/eswd" '+%Y-%m-%d %H:%M UTC'))"
+REF=ovs-tso
 {
     echo "# esw benchmark"
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "- kernel: $(uname -r); CPUs: $(nproc); $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')"
     echo "- build: $BUILD"
-    echo "- peer: Open vSwitch ${OVS_VER:-?} userspace datapath (datapath_type=netdev), NORMAL, veth system ports"
+    echo "- peer: Open vSwitch ${OVS_VER:-?} userspace datapath (datapath_type=netdev), NORMAL, veth system ports;" \
+         "ovs-tso: other_config:userspace-tso-enable=true set before ovs-vswitchd started, tx checksum offload on" \
+         "(vswitchd log: ${NOTE_ovs_tso:-no TSO message});" \
+         "ovs-notso: TSO off, \`ethtool -K tx off\` in the senders"
     echo "- method: iperf3 $(iperf3 --version | head -n 1 | awk '{print $2}'), TCP 1 stream $RUNS x $T s (median);" \
          "UDP 64 B payload -b 0, $RUNS x $T s, receiver's delivered packets/s (median);" \
-         "ping $PINGS x -i 0.01; switch CPU = utime+stime of the switch process during TCP runs, % of one core (median)"
-    echo "- esw flows: offloaded topology: $NOTE_off; software topology: $NOTE_sw"
+         "ping $PINGS x -i 0.01; switch CPU = utime+stime of the switch process (eswd or ovs-vswitchd)" \
+         "over each iperf3 run, % of one core (median of the runs; every run below)"
+    echo "- esw flows: esw-offload: $NOTE_off; esw-software: $NOTE_sw; esw-vxlan: $NOTE_vx"
     echo "- total runtime: ${ELAPSED} s$([ $QUICK = 1 ] && echo ' (--quick)')"
     echo
-    echo "| topology | TCP Gbit/s | TCP ×OVS | UDP 64 B kpps | UDP ×OVS | ping p50 ms | p50 ×OVS | ping p99 ms | p99 ×OVS | switch CPU % (TCP) |"
-    echo "|---|---|---|---|---|---|---|---|---|---|"
+    echo "## Targets"
+    echo
+    echo "| target | esw | reference | esw/reference |"
+    echo "|---|---|---|---|"
+    echo "| offloaded VF<->VF TCP vs veth | ${R[esw-offload,tcp]} Gbit/s | veth ${R[veth,tcp]} Gbit/s | $(ratio "${R[esw-offload,tcp]}" "${R[veth,tcp]}") |"
+    echo "| offloaded VF<->VF TCP vs OVS-TSO | ${R[esw-offload,tcp]} Gbit/s | ovs-tso ${R[$REF,tcp]} Gbit/s | $(ratio "${R[esw-offload,tcp]}" "${R[$REF,tcp]}") |"
+    echo "| offloaded VF<->VF 64 B UDP vs veth | ${R[esw-offload,udp]} kpps | veth ${R[veth,udp]} kpps | $(ratio "${R[esw-offload,udp]}" "${R[veth,udp]}") |"
+    echo "| offloaded VXLAN TCP (VF -> remote) vs kernel vxlan | ${R[esw-vxlan,tcp]} Gbit/s | vxlan-kernel ${R[vxlan-kernel,tcp]} Gbit/s | $(ratio "${R[esw-vxlan,tcp]}" "${R[vxlan-kernel,tcp]}") |"
+    echo "| eswd CPU, offloaded VF<->VF TCP | $(pct "${R[esw-offload,tcpcpu]}") of a core | ovs-vswitchd (ovs-tso) $(pct "${R[$REF,tcpcpu]}") | $(ratio "${R[esw-offload,tcpcpu]}" "${R[$REF,tcpcpu]}") |"
+    echo "| eswd CPU, offloaded VF<->VF 64 B UDP | $(pct "${R[esw-offload,udpcpu]}") of a core | ovs-vswitchd (ovs-tso) $(pct "${R[$REF,udpcpu]}") | $(ratio "${R[esw-offload,udpcpu]}" "${R[$REF,udpcpu]}") |"
+    echo "| eswd CPU, offloaded VXLAN TCP | $(pct "${R[esw-vxlan,tcpcpu]}") of a core | kernel vxlan: no switch process | n/a |"
+    echo "| software path TCP vs OVS-TSO | ${R[esw-software,tcp]} Gbit/s | ovs-tso ${R[$REF,tcp]} Gbit/s | $(ratio "${R[esw-software,tcp]}" "${R[$REF,tcp]}") |"
+    echo "| software path 64 B UDP vs OVS-TSO | ${R[esw-software,udp]} kpps | ovs-tso ${R[$REF,udp]} kpps | $(ratio "${R[esw-software,udp]}" "${R[$REF,udp]}") |"
+    echo
+    echo "A real NIC's offloaded traffic costs the host's switch process nothing: the target for eswd's CPU"
+    echo "during offloaded traffic is 0 %. Throughput ratios above 1 are better than the reference."
+    echo
+    echo "## Every row"
+    echo
+    echo "| topology | what | TCP Gbit/s | TCP ×veth | TCP ×OVS-TSO | UDP 64 B kpps | UDP ×veth | UDP ×OVS-TSO | ping p50 ms | ping p99 ms | switch CPU % (TCP) | switch CPU % (UDP) |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
     for n in "${NAMES[@]}"; do
-        echo "| $n | ${R[$n,tcp]} | $(ratio "${R[$n,tcp]}" "${R[ovs-netdev,tcp]}") | ${R[$n,udp]} | $(ratio "${R[$n,udp]}" "${R[ovs-netdev,udp]}") | ${R[$n,p50]} | $(ratio "${R[$n,p50]}" "${R[ovs-netdev,p50]}") | ${R[$n,p99]} | $(ratio "${R[$n,p99]}" "${R[ovs-netdev,p99]}") | ${R[$n,cpu]} |"
+        echo "| $n | ${R[$n,what]} | ${R[$n,tcp]} | $(ratio "${R[$n,tcp]}" "${R[veth,tcp]}") | $(ratio "${R[$n,tcp]}" "${R[$REF,tcp]}") | ${R[$n,udp]} | $(ratio "${R[$n,udp]}" "${R[veth,udp]}") | $(ratio "${R[$n,udp]}" "${R[$REF,udp]}") | ${R[$n,p50]} | ${R[$n,p99]} | ${R[$n,tcpcpu]} | ${R[$n,udpcpu]} |"
     done
     echo
-    echo "Ratios are esw/OVS (for latency, >1 means slower than OVS). Runs: " \
-        "$(for n in "${NAMES[@]}"; do printf '%s TCP [%s] UDP [%s] loss %s%%; ' "$n" "${R[$n,tcpruns]}" "${R[$n,udpruns]}" "${R[$n,loss]}"; done)"
+    echo "×veth and ×OVS-TSO are this row over the veth and ovs-tso rows of the same run. Every run"
+    echo "(value, then switch CPU % of one core):"
+    echo
+    for n in "${NAMES[@]}"; do
+        printf -- '- %s: TCP Gbit/s [%s] CPU %% [%s]' "$n" "${R[$n,tcpruns]}" "${R[$n,tcpcpuruns]}"
+        [ -n "${R[$n,udpruns]}" ] && printf '; UDP kpps [%s] CPU %% [%s]' "${R[$n,udpruns]}" "${R[$n,udpcpuruns]}"
+        printf '; ping loss %s%%\n' "${R[$n,loss]}"
+    done
     if [ $CONTROL_PLANE = 1 ]; then
         echo
-        echo "| control plane | esw add-flows (skip_hw) | OVS dpctl/add-flows | esw/OVS |"
+        echo "## Control plane"
+        echo
+        echo "| flows | esw add-flows (skip_hw) | OVS dpctl/add-flows | esw/OVS |"
         echo "|---|---|---|---|"
         for k in 10000 100000; do
-            echo "| $((k / 1000))k flows | ${R[esw,cp$k]} flows/s (${R[esw,cp$k,got]} in ${R[esw,cp$k,s]} s; daemon CPU ${R[esw,cp$k,daemon]} s) | ${R[ovs,cp$k]} flows/s (${R[ovs,cp$k,got]} in ${R[ovs,cp$k,s]} s) | $(ratio "${R[esw,cp$k]}" "${R[ovs,cp$k]}") |"
+            echo "| $((k / 1000))k | ${R[esw,cp$k]} flows/s (${R[esw,cp$k,got]} in ${R[esw,cp$k,s]} s; daemon CPU ${R[esw,cp$k,daemon]} s) | ${R[ovs,cp$k]} flows/s (${R[ovs,cp$k,got]} in ${R[ovs,cp$k,s]} s) | $(ratio "${R[esw,cp$k]}" "${R[ovs,cp$k]}") |"
         done
         echo
-        echo "flows/s counts the flows present in dump-flows afterwards over the wall time of the one command."
+        echo "flows/s counts the flows present in dump-flows afterwards over the wall time of the one command"
+        echo "(OVS's userspace datapath holds about 65k flows per thread: its 100k row counts what it kept)."
     fi
     if [ -n "${NEIGH_LINE:-}" ]; then
+        echo
+        echo "## Tunnel tracker"
         echo
         echo "| tunnel tracker | end to end | daemon |"
         echo "|---|---|---|"
@@ -410,32 +518,40 @@ BUILD="$BIN/eswd (commit $GITREV, built $(date -u -r "$BIN/eswd" '+%Y-%m-%d %H:%
 } > "$OUT/results.md"
 cat "$OUT/results.md"
 
-# plot
-{
-    for n in "${NAMES[@]}"; do echo "$n ${R[$n,tcp]:-0} ${R[$n,udp]:-0}"; done
-} > "$D/plot.txt"
+# plot: TCP, UDP and switch CPU per row
+for n in "${NAMES[@]}"; do
+    echo "$n ${R[$n,tcp]:-0} ${R[$n,udp]:-0} ${R[$n,tcpcpu]:-n/a} ${R[$n,udpcpu]:-n/a}"
+done > "$D/plot.txt"
 "$PY" - "$D/plot.txt" "$OUT/results.png" "$(uname -r), $(nproc) CPUs, $(date -u +%Y-%m-%d)$([ $QUICK = 1 ] && echo ', --quick')" <<'EOF' || log "plot failed"
 import sys
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
-names = [r[0] for r in rows]
 def num(x):
     try: return float(x)
-    except ValueError: return 0.0
-tcp = [num(r[1]) for r in rows]
-udp = [num(r[2]) for r in rows]
-fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
-colors = ["#1f77b4", "#6baed6", "#ff7f0e", "#7f7f7f"][:len(names)]
-for ax, vals, title, unit in ((a, tcp, "iperf3 TCP, 1 stream", "Gbit/s"), (b, udp, "UDP 64 B delivered", "kpps")):
-    bars = ax.bar(names, vals, color=colors)
+    except ValueError: return None
+def color(n):
+    if n.startswith("esw"): return "#1f77b4"
+    if n.startswith("ovs"): return "#ff7f0e"
+    return "#7f7f7f"
+fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+panels = ((1, "iperf3 TCP, 1 stream", "Gbit/s"), (2, "UDP 64 B delivered", "kpps"))
+for ax, (col, title, unit) in zip(axes, panels):
+    sel = [(r[0], num(r[col])) for r in rows if num(r[col]) is not None]
+    bars = ax.bar([s[0] for s in sel], [s[1] for s in sel], color=[color(s[0]) for s in sel])
     ax.set_title(title); ax.set_ylabel(unit)
-    for bar, v in zip(bars, vals):
-        ax.annotate("%.3g" % v, (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                    ha="center", va="bottom", fontsize=9)
-    ax.tick_params(axis="x", rotation=15)
-fig.suptitle("esw vs Open vSwitch userspace datapath vs veth (" + sys.argv[3] + ")", fontsize=10)
+    for bar, (_, v) in zip(bars, sel):
+        ax.annotate("%.3g" % v, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=8)
+    ax.tick_params(axis="x", rotation=30)
+ax = axes[2]
+sel = [r for r in rows if num(r[3]) is not None or num(r[4]) is not None]
+x = range(len(sel)); w = 0.4
+ax.bar([i - w / 2 for i in x], [num(r[3]) or 0 for r in sel], w, label="during TCP", color="#2ca02c")
+ax.bar([i + w / 2 for i in x], [num(r[4]) or 0 for r in sel], w, label="during UDP", color="#98df8a")
+ax.set_xticks(list(x)); ax.set_xticklabels([r[0] for r in sel], rotation=30)
+ax.set_title("switch process CPU"); ax.set_ylabel("% of one core"); ax.legend(fontsize=8)
+fig.suptitle("esw vs Open vSwitch userspace datapath (TSO) vs kernel (veth, vxlan) (" + sys.argv[3] + ")", fontsize=10)
 fig.tight_layout()
 fig.savefig(sys.argv[2], dpi=110)
 EOF

@@ -8,47 +8,59 @@
 #   scripts/lab.sh exec NODE CMD...      NODE: host, remote, vm0, vm1, ...
 #   scripts/lab.sh demo
 #
-# Topology (the same picture as tests/lib.sh t_topology + t_vxlan_remote):
+# Topology (scripts/topology.sh, the same picture as the tests' t_topology + t_vxlan_remote),
+# with PREFIX = $ESW_LAB_PREFIX (default eswlab-) on namespaces and links:
 #
-#   eswlab-vm<i>   esw0v<i> 198.19.0.<i+1>/24          (VF netdevs, one per VM)
-#   eswlab-host    eswd (switchdev), representors pf0vf<i>, p0 198.18.0.1/24, eswlab-up0
-#   eswlab-remote  eswlab-wire0 198.18.0.2/24 (veth peer of eswlab-up0), eswlab-vx42: VNI 42 -> 198.18.0.1,
+#   PREFIXvm<i>    esw0v<i> 198.19.0.<i+1>/24          (VF netdevs, one per VM)
+#   PREFIXhost     eswd (switchdev), representors pf0vf<i>, p0 198.18.0.1/24, PREFIXup0
+#   PREFIXremote   PREFIXwire0 198.18.0.2/24 (veth peer of PREFIXup0), PREFIXvx42: VNI 42 -> 198.18.0.1,
 #                  overlay 198.19.0.3/24
 #
-# Everything lives in namespaces named eswlab-*; nothing is created in the root
+# Everything lives in namespaces named PREFIX*; nothing is created in the root
 # namespace (no links, no routes); addresses come only from 198.18.0.0/15. The
-# daemon's control socket is /run/esw/eswlab.sock (export ESW_CONTROL=... for the
-# CLIs; `exec` sets it). Datapath ports after `up`: pf0vf0..pf0vf<N-1> are ports
-# 1..N, vxlan_sys_4789 is port N+1.
+# daemon's control socket is /run/esw/<PREFIX without its trailing ->.sock, e.g.
+# /run/esw/eswlab.sock (export ESW_CONTROL=... for the CLIs; `exec` sets it). Datapath
+# ports after `up`: pf0vf0..pf0vf<N-1> are ports 1..N, vxlan_sys_4789 is port N+1.
+# Two labs with different prefixes can run side by side.
 #
-# `down` works after a crash too: it kills eswd (pid file, then every process in an
-# eswlab-* namespace) and deletes every eswlab-* namespace.
+# `down` works after a crash too: it kills eswd (pid file, then every process in a
+# PREFIX* namespace) and deletes every PREFIX* namespace.
 
-set -u
+set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$ROOT/scripts/netns.sh"
+. "$ROOT/scripts/topology.sh"
 BIN=${ESW_BIN:-$ROOT/.build/debug}
-PREFIX=eswlab-
+PREFIX=${ESW_LAB_PREFIX:-eswlab-}
+[[ $PREFIX =~ ^[A-Za-z0-9][A-Za-z0-9-]*-$ ]] || { echo "lab: ESW_LAB_PREFIX must be letters, digits and '-', ending in '-'" >&2; exit 2; }
+topo_init "$PREFIX" "$PREFIX" || exit 2
+NAME=${PREFIX%-}
 RUN=/run/esw
-SOCK=$RUN/eswlab.sock
-STATE=$RUN/eswlab.d          # pid file, daemon log, config of the running lab
+SOCK=$RUN/$NAME.sock
+STATE=$RUN/$NAME.d           # pid file, daemon log, config of the running lab
 PIDFILE=$STATE/eswd.pid
 LOG=$STATE/eswd.log
 
+# log/err/die MSG: progress on stdout; errors on stderr; die also exits 1
 log() { printf 'lab: %s\n' "$*"; }
 err() { printf 'lab: error: %s\n' "$*" >&2; }
 die() { err "$*"; exit 1; }
 
+# usage [RC]: the usage lines of this file's header, then exit RC (default 2)
 usage() {
     sed -n '4,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    echo "(ESW_LAB_PREFIX: namespace and link prefix, default eswlab-; now $PREFIX)"
     exit "${1:-2}"
 }
 
+# require_root: die unless root
 require_root() { [ "$(id -u)" -eq 0 ] || die "needs root"; }
 
+# lab_namespaces: the names of every namespace with our prefix, one a line.
 lab_namespaces() { ip netns list 2>/dev/null | awk '{print $1}' | grep "^${PREFIX}" || true; }
 
+# dpctl/devlink ARGS...: the CLIs against the lab's eswd; in_ns NODE CMD...: CMD in a lab namespace
 dpctl()   { ESW_CONTROL=$SOCK "$BIN/esw-dpctl" "$@"; }
 devlink() { ESW_CONTROL=$SOCK "$BIN/esw-devlink" "$@"; }
 in_ns()   { local n=$1; shift; ip netns exec "$PREFIX$n" "$@"; }
@@ -74,6 +86,7 @@ wait_for() {
     return 1
 }
 
+# need_binaries: die unless eswd and the CLIs are built in BIN
 need_binaries() {
     local b
     for b in eswd esw-dpctl esw-devlink; do
@@ -83,6 +96,7 @@ need_binaries() {
 
 # ---------------------------------------------------------------- down
 
+# cmd_down [quiet]: stop eswd and everything in our namespaces, delete them; fails if any is left
 cmd_down() {
     require_root
     local p n pids=() quiet=${1:-}
@@ -94,7 +108,7 @@ cmd_down() {
     # (anything started in the meantime, or ignoring SIGTERM, is killed here)
     for n in $(lab_namespaces); do esw_del_netns "$n" || err "cannot delete namespace $n"; done
     rm -f "$SOCK" "$PIDFILE" "$STATE/config"
-    [ -n "$quiet" ] || log "down: $(if [ -z "$(lab_namespaces)" ]; then echo "no eswlab-* namespaces left"; else echo "LEFT: $(lab_namespaces | tr '\n' ' ')"; fi)"
+    [ -n "$quiet" ] || log "down: $(if [ -z "$(lab_namespaces)" ]; then echo "no $PREFIX* namespaces left"; else echo "LEFT: $(lab_namespaces | tr '\n' ' ')"; fi)"
     [ -z "$(lab_namespaces)" ]
 }
 
@@ -105,6 +119,16 @@ daemon_answers() { # succeeds once eswd answers; gives up at once if it died
     devlink dev show
 }
 
+# lab_start_eswd ARGS...: eswd in host, detached from this shell (setsid and ip netns
+# exec both exec: $! is eswd), pid in PIDFILE; returns once it answers (topo_esw's starter).
+lab_start_eswd() {
+    setsid ip netns exec "${PREFIX}host" "$BIN/eswd" --control "$SOCK" "$@" </dev/null >>"$LOG" 2>&1 &
+    echo $! >"$PIDFILE"
+    UP_DEAD=0
+    wait_for "eswd answers on $SOCK" 10 daemon_answers || return 1
+    [ "$UP_DEAD" -eq 0 ] || { err "eswd exited right after starting"; return 1; }
+}
+
 UP_MADE=0
 up_abort() { # a failed `up`: never leave half a lab
     err "up failed; tearing down what was made"
@@ -113,6 +137,7 @@ up_abort() { # a failed `up`: never leave half a lab
     exit 1
 }
 
+# cmd_up [--vfs N] [--miss M] [--policy P]: build the lab (scripts/topology.sh) and start eswd
 cmd_up() {
     require_root
     local vfs=2 miss=normal policy=none i
@@ -131,7 +156,7 @@ cmd_up() {
     need_binaries
 
     if [ -n "$(lab_namespaces)" ] || eswd_pid >/dev/null; then
-        die "a lab is already up ($(lab_namespaces | tr '\n' ' ')); run 'scripts/lab.sh down' first"
+        die "a lab is already up ($(lab_namespaces | tr '\n' ' ')); run 'scripts/lab.sh down' first${ESW_LAB_PREFIX:+ (with ESW_LAB_PREFIX=$PREFIX)}"
     fi
 
     trap up_abort ERR
@@ -140,42 +165,11 @@ cmd_up() {
     rm -f "$SOCK" "$PIDFILE"
     : >"$LOG"
 
-    local names=(host remote) n
-    for ((i = 0; i < vfs; i++)); do names+=("vm$i"); done
-    for n in "${names[@]}"; do
-        ip netns add "$PREFIX$n"
-        ip -n "$PREFIX$n" link set lo up
-    done
-
-    # the wire: eswlab-up0 (host, the uplink eswd drives) <-> eswlab-wire0 (remote)
-    ip -n "${PREFIX}host" link add eswlab-up0 type veth peer name eswlab-wire0 netns "${PREFIX}remote"
-    ip -n "${PREFIX}host" link set eswlab-up0 up
-    ip -n "${PREFIX}remote" link set eswlab-wire0 up
-
-    # the daemon, detached from this shell (setsid and ip netns exec both exec: $! is eswd)
-    setsid ip netns exec "${PREFIX}host" "$BIN/eswd" --control "$SOCK" --vfs "$vfs" \
-        --uplink eswlab-up0 --mode switchdev --miss "$miss" --policy "$policy" \
-        </dev/null >>"$LOG" 2>&1 &
-    echo $! >"$PIDFILE"
-    UP_DEAD=0
-    wait_for "eswd answers on $SOCK" 10 daemon_answers || false
-    [ "$UP_DEAD" -eq 0 ] || { err "eswd exited right after starting"; false; }
-
-    # VFs into their VMs
-    for ((i = 0; i < vfs; i++)); do
-        wait_for "VF esw0v$i" 5 ip -n "${PREFIX}host" link show "esw0v$i" || false
-        ip -n "${PREFIX}host" link set "esw0v$i" netns "${PREFIX}vm$i"
-        ip -n "${PREFIX}vm$i" addr add "198.19.0.$((i + 1))/24" dev "esw0v$i"
-        ip -n "${PREFIX}vm$i" link set "esw0v$i" up
-    done
+    # namespaces, the wire (PREFIXup0 in host <-> PREFIXwire0 in remote), eswd, VFs into VMs
+    topo_esw "$vfs" lab_start_eswd --mode switchdev --miss "$miss" --policy "$policy" || false
 
     # the remote VTEP (kernel vxlan) and the host's tunnel endpoint on p0
-    ip -n "${PREFIX}remote" addr add 198.18.0.2/24 dev eswlab-wire0
-    ip -n "${PREFIX}remote" link add eswlab-vx42 type vxlan id 42 remote 198.18.0.1 local 198.18.0.2 dstport 4789 dev eswlab-wire0
-    ip -n "${PREFIX}remote" addr add 198.19.0.3/24 dev eswlab-vx42
-    ip -n "${PREFIX}remote" link set eswlab-vx42 up
-    ip -n "${PREFIX}host" addr add 198.18.0.1/24 dev p0
-    ip -n "${PREFIX}host" link set p0 up
+    topo_vxlan_remote || false
 
     # datapath ports: pf0vf<i> = i+1, vxlan_sys_4789 = vfs+1
     for ((i = 0; i < vfs; i++)); do dpctl add-if "pf0vf$i" >/dev/null; done
@@ -185,14 +179,15 @@ cmd_up() {
     trap - ERR
     set +E
     log "up: $vfs VFs, miss=$miss, policy=$policy, eswd pid $(cat "$PIDFILE") (log $LOG)"
-    for ((i = 0; i < vfs; i++)); do log "  ${PREFIX}vm$i: esw0v$i 198.19.0.$((i + 1))/24 (datapath port $((i + 1)) = pf0vf$i)"; done
-    log "  ${PREFIX}remote: eswlab-wire0 198.18.0.2/24, eswlab-vx42 VNI 42 overlay 198.19.0.3/24 (vxlan_sys_4789 = port $((vfs + 1)))"
-    log "  ${PREFIX}host: eswd, p0 198.18.0.1/24, uplink eswlab-up0"
+    for ((i = 0; i < vfs; i++)); do log "  ${PREFIX}vm$i: $(topo_vf_name "$i") $(topo_vm_addr "$i")/24 (datapath port $((i + 1)) = pf0vf$i)"; done
+    log "  ${PREFIX}remote: $TOPO_WIRE $TOPO_VTEP_REMOTE/24, $TOPO_VX VNI $TOPO_VNI overlay $TOPO_OVERLAY_REMOTE/24 (vxlan_sys_4789 = port $((vfs + 1)))"
+    log "  ${PREFIX}host: eswd, p0 $TOPO_VTEP_HOST/24, uplink $TOPO_UP"
     echo "export ESW_CONTROL=$SOCK"
 }
 
 # ---------------------------------------------------------------- status
 
+# cmd_status: namespaces, eswd, config, datapath and eswitch state; fails if the lab is not up
 cmd_status() {
     require_root
     local p ns rc=0
@@ -216,6 +211,7 @@ cmd_status() {
 
 # ---------------------------------------------------------------- exec
 
+# cmd_exec NODE CMD...: exec CMD in a lab namespace with ESW_CONTROL set and the binaries on PATH
 cmd_exec() {
     require_root
     [ $# -ge 2 ] || die "usage: scripts/lab.sh exec NODE CMD..."
@@ -230,16 +226,18 @@ PASS=0
 FAILS=0
 DEMO_DIR=
 DEMO_START=
+# ok/fail MSG: count and print a demo step's outcome; step TITLE: a demo section header
 ok()   { PASS=$((PASS + 1)); echo "ok: $*"; }
 fail() { FAILS=$((FAILS + 1)); echo "FAIL: $*"; }
 step() { printf '\n=== %s\n' "$*"; }
 show() { sed 's/^/    /'; }   # indent a command's output
 
+# demo_cleanup: on the demo's exit, tear the lab down and print the tally
 demo_cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     step "teardown"
-    if cmd_down; then ok "lab torn down, no eswlab-* namespace left"; else fail "teardown left namespaces behind"; fi
+    if cmd_down; then ok "lab torn down, no $PREFIX* namespace left"; else fail "teardown left namespaces behind"; fi
     [ -n "$DEMO_DIR" ] && rm -rf "$DEMO_DIR"
     echo
     echo "demo: $PASS passed, $FAILS failed (${DEMO_START:+$(( $(date +%s) - DEMO_START )) s after the build})"
@@ -274,6 +272,7 @@ r = [r for r in json.load(sys.stdin)["resource"]["esw0"] if r["name"] == "masked
 print(r["size"], r["occ"])'
 }
 
+# cmd_demo: dependencies, build, lab up, offload, VXLAN, neighbour change, table full, down
 cmd_demo() {
     require_root
     local out n mbps size occ i
@@ -294,7 +293,7 @@ cmd_demo() {
         echo "    old lab found, tearing it down"
         cmd_down | show
     fi
-    DEMO_DIR=$(mktemp -d /tmp/eswlab-demo.XXXXXX)
+    DEMO_DIR=$(mktemp -d "/tmp/${NAME}-demo.XXXXXX")
     trap demo_cleanup EXIT
     trap 'exit 130' INT TERM
     cmd_up --vfs 2 --miss drop --policy none 2>&1 | show
@@ -329,7 +328,7 @@ EOF
         fail "not all flows offloaded"; dpctl dump-flows -m --names | tidy_flows | show
     fi
 
-    step "ping VF0 (eswlab-vm0, 198.19.0.1) -> VF1 (198.19.0.2)"
+    step "ping VF0 (${PREFIX}vm0, 198.19.0.1) -> VF1 (198.19.0.2)"
     if in_ns vm0 ping -c 3 -i 0.2 -W 2 198.19.0.2 2>&1 | show; [ "${PIPESTATUS[0]}" -eq 0 ]; then ok "ping VF0 -> VF1"; else fail "ping VF0 -> VF1"; fi
 
     step "ping VF0 -> remote overlay 198.19.0.3 (over VXLAN)"
@@ -369,10 +368,10 @@ EOF
     read -r size occ <<<"$(masked)"
     if [ "${occ:-0}" -gt 0 ]; then ok "masked table occupancy $occ of $size"; else fail "masked table occupancy is ${occ:-?}"; fi
 
-    step "neighbour change: remote eswlab-wire0 gets MAC 02:00:00:00:aa:42"
+    step "neighbour change: remote $TOPO_WIRE gets MAC 02:00:00:00:aa:42"
     local NEWMAC=02:00:00:00:aa:42
     echo "    before:"; dpctl dump-tunnels 2>&1 | show
-    ip -n "${PREFIX}remote" link set eswlab-wire0 address $NEWMAC
+    ip -n "${PREFIX}remote" link set "$TOPO_WIRE" address $NEWMAC
     ip -n "${PREFIX}host" neigh replace 198.18.0.2 dev p0 lladdr $NEWMAC nud reachable
     wait_for "encap entry with $NEWMAC" 3 bash -c "ESW_CONTROL=$SOCK $BIN/esw-dpctl dump-tunnels | grep -q ' $NEWMAC .* valid'" || true
     out=$(dpctl dump-tunnels 2>&1)

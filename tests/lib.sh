@@ -11,19 +11,23 @@ T_PREFIX=${T_PREFIX:-eswt-${T_NAME#test-}-}
 T_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ESW_BIN=${ESW_BIN:-$T_ROOT/.build/debug}
 . "$T_ROOT/scripts/netns.sh"
+. "$T_ROOT/scripts/topology.sh"
+topo_init "$T_PREFIX" || exit 1
 T_DIR=$(mktemp -d "/tmp/esw-$T_NAME.XXXXXX")
 T_FAILED=0
 T_CHECKS=0
 T_NAMESPACES=()
 T_PIDS=()
 
+# t_log MSG: a line prefixed with the test's name
 t_log() { printf '[%s] %s\n' "$T_NAME" "$*"; }
 
+# t_cleanup: on any exit, stop our processes, delete our namespaces, report; keeps logs on failure
 t_cleanup() {
     local rc=$? p n
     trap - EXIT INT TERM
     esw_stop "${T_PIDS[@]}"
-    esw_del_netns "${T_NAMESPACES[@]}"
+    esw_del_netns "${T_NAMESPACES[@]}" "${TOPO_NAMESPACES[@]}"
     if [ "$T_FAILED" -ne 0 ] || [ "$rc" -ne 0 ]; then
         t_log "FAILED ($T_FAILED of $T_CHECKS checks; logs kept in $T_DIR)"
         [ "$rc" -ne 0 ] || rc=1
@@ -36,30 +40,19 @@ t_cleanup() {
 trap t_cleanup EXIT
 trap 'exit 130' INT TERM
 
+# t_require_root: exit 1 unless root
 t_require_root() {
     if [ "$(id -u)" -ne 0 ]; then t_log "needs root"; exit 1; fi
 }
 
 # t_ns NAME...: create namespaces $T_PREFIX<NAME> with lo up.
-t_ns() {
-    local n
-    for n in "$@"; do
-        ip netns del "$T_PREFIX$n" 2>/dev/null
-        ip netns add "$T_PREFIX$n" || { t_log "cannot create namespace $T_PREFIX$n"; exit 1; }
-        T_NAMESPACES+=("$T_PREFIX$n")
-        ip -n "$T_PREFIX$n" link set lo up
-    done
-}
+t_ns() { topo_ns "$@" || exit 1; }
 
 # t_in NAME CMD...: run CMD in namespace $T_PREFIX<NAME>.
-t_in() { local n=$1; shift; ip netns exec "$T_PREFIX$n" "$@"; }
+t_in() { topo_in "$@"; }
 
 # t_veth NS1 IF1 NS2 IF2: a veth pair between two of our namespaces, both ends up.
-t_veth() {
-    ip -n "$T_PREFIX$1" link add "$2" type veth peer name "$4" netns "$T_PREFIX$3"
-    ip -n "$T_PREFIX$1" link set "$2" up
-    ip -n "$T_PREFIX$3" link set "$4" up
-}
+t_veth() { topo_veth "$@"; }
 
 # t_eswd NS ARGS...: start eswd in a namespace with a private control socket
 # (exported as ESW_CONTROL for the CLIs) and wait until it answers.
@@ -73,45 +66,24 @@ t_eswd() {
     t_wait "eswd answers" 10 "$ESW_BIN/esw-devlink" dev show >/dev/null || { cat "$T_DIR/eswd.log"; exit 1; }
 }
 
-# t_topology VFS [eswd args...]: the usual picture. Namespaces host (eswd, the
-# representors), remote (behind the uplink wire: up0 <-> wire0) and vm0..vm<VFS-1>,
-# each holding one VF netdev with 198.19.0.<i+1>/24.
+# t_topology VFS [eswd args...]: the lab picture of scripts/topology.sh. Namespaces host
+# (eswd, the representors), remote (behind the uplink wire: up0 <-> wire0) and
+# vm0..vm<VFS-1>, each holding one VF netdev with 198.19.0.<i+1>/24.
 t_topology() {
-    local vfs=$1 i; shift
-    local names=(host remote)
-    for ((i = 0; i < vfs; i++)); do names+=("vm$i"); done
-    t_ns "${names[@]}"
-    t_veth host up0 remote wire0
-    t_eswd host --vfs "$vfs" --uplink up0 "$@"
-    for ((i = 0; i < vfs; i++)); do
-        ip -n "${T_PREFIX}host" link set "esw0v$i" netns "${T_PREFIX}vm$i"
-        ip -n "${T_PREFIX}vm$i" addr add "198.19.0.$((i + 1))/24" dev "esw0v$i"
-        ip -n "${T_PREFIX}vm$i" link set "esw0v$i" up
-    done
+    local vfs=$1; shift
+    topo_esw "$vfs" t_eswd_host "$@" || { t_log "cannot build the topology"; exit 1; }
 }
+# t_eswd_host ARGS...: eswd in host (topo_esw's starter).
+t_eswd_host() { t_eswd host "$@"; }
 
 # t_vxlan_remote: the far VTEP as the kernel's own vxlan device: wire0 198.18.0.2/24,
 # vx42 (VNI 42, remote 198.18.0.1) holding overlay 198.19.0.3/24; p0 gets 198.18.0.1/24.
-t_vxlan_remote() {
-    ip -n "${T_PREFIX}remote" addr add 198.18.0.2/24 dev wire0
-    ip -n "${T_PREFIX}remote" link add vx42 type vxlan id 42 remote 198.18.0.1 local 198.18.0.2 dstport 4789 dev wire0
-    ip -n "${T_PREFIX}remote" addr add 198.19.0.3/24 dev vx42
-    ip -n "${T_PREFIX}remote" link set vx42 up
-    ip -n "${T_PREFIX}host" addr add 198.18.0.1/24 dev p0
-    ip -n "${T_PREFIX}host" link set p0 up
-}
+t_vxlan_remote() { topo_vxlan_remote || { t_log "cannot set up the vxlan remote"; exit 1; }; }
 
 # t_vxlan_flows FILE: the VF0 <-> remote overlay flow set (datapath ports: pf0vf0 = 1,
 # vxlan_sys_4789 = 2): IPv4 and ARP encapsulated towards 198.18.0.2 with VNI 42, and
 # decapsulated from it to the VF.
-t_vxlan_flows() {
-    local tun='set(tunnel(tun_id=0x2a,dst=198.18.0.2,ttl=64,tp_dst=4789,flags(df|key))),2'
-    local dec='tunnel(tun_id=0x2a,src=198.18.0.2,dst=198.18.0.1,ttl=64,flags(+key)),in_port(2),eth()'
-    printf '%s\n' "in_port(1),eth(),eth_type(0x0800),ipv4(frag=no) $tun" \
-        "in_port(1),eth(),eth_type(0x0806),arp() $tun" \
-        "$dec,eth_type(0x0800),ipv4(frag=no) 1" \
-        "$dec,eth_type(0x0806),arp() 1" >"$1"
-}
+t_vxlan_flows() { topo_vxlan_flows "$1"; }
 
 # A ping that must get every reply: t_ping NS DST [COUNT]
 t_ping() { t_in "$1" ping -c "${3:-3}" -i 0.2 -W 2 -q "$2"; }
@@ -129,11 +101,13 @@ except Exception:
     print(0)'
 }
 
+# dpctl/devlink ARGS...: the CLIs against the test's eswd (ESW_CONTROL)
 dpctl() { "$ESW_BIN/esw-dpctl" "$@"; }
 devlink() { "$ESW_BIN/esw-devlink" "$@"; }
 export ESW_BIN T_PREFIX
 export -f dpctl devlink
 
+# t_pass/t_fail DESC: count a check that passed / failed
 t_pass() { T_CHECKS=$((T_CHECKS + 1)); t_log "ok: $1"; }
 t_fail() { T_CHECKS=$((T_CHECKS + 1)); T_FAILED=$((T_FAILED + 1)); t_log "FAIL: $1"; }
 
@@ -159,6 +133,7 @@ check_match() {
     if printf '%s\n' "$3" | grep -Eq -- "$2"; then t_pass "$1"; else t_fail "$1: /$2/ not in:"; printf '%s\n' "$3" | sed 's/^/    | /' | head -30; fi
 }
 
+# check_no_match DESC REGEX TEXT: REGEX must not be in TEXT
 check_no_match() {
     if printf '%s\n' "$3" | grep -Eq -- "$2"; then t_fail "$1: /$2/ found in:"; printf '%s\n' "$3" | sed 's/^/    | /' | head -30; else t_pass "$1"; fi
 }
@@ -180,9 +155,9 @@ t_wait() {
     return 1
 }
 
+T_PCAPS=0
 # t_pcap NS IF [FILTER]: start tcpdump on IF in NS (one file per capture). Sets PCAP,
 # the capture's handle; save it to run several captures at once.
-T_PCAPS=0
 t_pcap() {
     T_PCAPS=$((T_PCAPS + 1))
     local file="$T_DIR/$T_PCAPS-$1-$2.pcap"

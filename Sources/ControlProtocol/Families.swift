@@ -1,4 +1,4 @@
-/// The control protocol: netlink messages over a UNIX socket (DESIGN.md §6). The OVS
+/// The control protocol: netlink messages over a UNIX socket (docs/ARCHITECTURE.md §5). The OVS
 /// families use openvswitch.h's commands and attributes; esw adds a devlink-like and a
 /// tunnel family, and a few attributes numbered from 100 so they never collide.
 public enum Family {
