@@ -30,7 +30,6 @@
 # not for the VXLAN rows); ping RTT p50/p99 over 200 pings at -i 0.01; the switch
 # process's CPU (eswd or ovs-vswitchd: utime+stime from /proc/PID/stat, % of one core)
 # during EACH iperf3 run. Ratios are against veth and ovs-tso of the same run.
-# ESW_FASTPATH_NICE=N sets eswd's packet threads' niceness (devlink param fastpath_nice).
 # Control plane: 10k and 100k distinct flows through `esw-dpctl add-flows FILE` (policy
 # skip_hw) and `ovs-appctl dpctl/add-flows FILE` (the ovs-tso instance). Tunnel tracker:
 # scripts/bench-neigh.sh.
@@ -141,9 +140,6 @@ start_eswd() {
     ip netns exec "${P}host" "$BIN/eswd" --control "$D/eswd.sock" "$@" >>"$D/eswd.log" 2>&1 &
     SWPID=$!; PIDS+=("$SWPID")
     wait_for 10 DEVLINK dev show || { cat "$D/eswd.log" >&2; return 1; }
-    if [ -n "${ESW_FASTPATH_NICE:-}" ]; then
-        DEVLINK dev param set esw0 name fastpath_nice value "$ESW_FASTPATH_NICE" || return 1
-    fi
 }
 
 # flow_note: "N in hardware, M in software" for the running eswd's flows

@@ -6,7 +6,7 @@
 # openvswitch-switch (the OVS 3.1 reference: conformance tests and bench); ethtool
 # (bench: the no-TSO OVS row turns tx checksumming off); python3-matplotlib (bench's
 # plot); procps, psmisc (process handling in the scripts).
-ESW_PACKAGES=(libmnl-dev libbpf-dev linux-libc-dev pkg-config iproute2 iperf3 tcpdump iputils-ping python3 python3-scapy
+ESW_PACKAGES=(libmnl-dev libbpf-dev linux-libc-dev bpftool pkg-config iproute2 iperf3 tcpdump iputils-ping python3 python3-scapy
               openvswitch-switch ethtool python3-matplotlib procps psmisc)
 
 # esw_install_packages [EXTRA...]: apt-get install whatever of ESW_PACKAGES (and EXTRA) is missing.

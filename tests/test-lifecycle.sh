@@ -6,7 +6,20 @@
 t_ns host vm0
 ip -n "${T_PREFIX}host" link add up0 type veth peer name wire0
 ip -n "${T_PREFIX}host" link set wire0 up
-ours() { ip -n "${T_PREFIX}$1" -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E '^(esw0v[0-9]+|pf0vf[0-9]+|p0|esw0)$' | sort | tr '\n' ' '; }
+ours() { ip -n "${T_PREFIX}$1" -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E '^(esw0v[0-9]+|esw0sw[0-9]+|pf0vf[0-9]+|p0|esw0)$' | sort | tr '\n' ' '; }
+# esw tc filters (handle 0xe5) on a netdev of the daemon's namespace: esw_filters DEV [ingress|egress]
+esw_filters() { tc -n "${T_PREFIX}host" filter show dev "$1" "${2:-ingress}" 2>/dev/null | grep -c 'handle 0xe5 .*esw_'; }
+# Data-plane programs still loaded anywhere on the machine.
+# (The kernel frees a program after an RCU grace period: wait up to 3 s for it.)
+esw_programs() {
+    local n i
+    for i in $(seq 30); do
+        n=$(bpftool prog show 2>/dev/null | grep -cE 'name esw_(port_rx|rep_tx)')
+        [ "$n" -eq 0 ] && break
+        sleep 0.1
+    done
+    echo "$n"
+}
 noarp() { ip -n "${T_PREFIX}host" link show up0 | grep -c NOARP; }
 ipv6_off() { t_in host cat /proc/sys/net/ipv6/conf/up0/disable_ipv6; }
 
@@ -14,13 +27,17 @@ check_eq "uplink starts with ARP on" 0 "$(noarp)"
 for sig in TERM INT; do
     t_eswd host --vfs 2 --uplink up0 --mode switchdev
     ip -n "${T_PREFIX}host" link set esw0v1 netns "${T_PREFIX}vm0"
-    check_eq "netdevs while running ($sig)" "esw0 esw0v0 p0 pf0vf0 pf0vf1 " "$(ours host)"
+    check_eq "netdevs while running ($sig)" "esw0 esw0sw0 esw0sw1 esw0v0 p0 pf0vf0 pf0vf1 " "$(ours host)"
+    check_eq "pipeline on the uplink ($sig)" 1 "$(esw_filters up0)"
+    check_eq "pipeline on the VF switch sides and representors ($sig)" "1 1 1 1 1" "$(echo $(esw_filters esw0sw0) $(esw_filters esw0sw1) $(esw_filters p0 egress) $(esw_filters pf0vf0 egress) $(esw_filters pf0vf1 egress))"
     check_eq "VF moved to a VM namespace ($sig)" "esw0v1 " "$(ours vm0)"
     check_eq "uplink kept out of ARP while attached" 1 "$(noarp)"
     kill -$sig "$ESWD_PID"
     t_wait "eswd exits on SIG$sig" 10 bash -c "! kill -0 $ESWD_PID 2>/dev/null"
     check_eq "SIG$sig: nothing left in the daemon's namespace" "" "$(ours host)"
     check_eq "SIG$sig: nothing left in the VM namespace" "" "$(ours vm0)"
+    check_eq "SIG$sig: no tc filter left on the uplink" 0 "$(esw_filters up0)"
+    check_eq "SIG$sig: no data-plane program left loaded" 0 "$(esw_programs)"
     check_eq "SIG$sig: uplink ARP restored" 0 "$(noarp)"
     check_fails "SIG$sig: control socket removed" test -S "$ESW_CONTROL"
 done
@@ -51,7 +68,8 @@ kill -KILL "$ESWD_PID"
 t_wait "eswd gone after SIGKILL" 10 bash -c "! kill -0 $ESWD_PID 2>/dev/null"
 check_eq "after SIGKILL the uplink is still altered" "1 1" "$(noarp) $(ipv6_off)"
 t_eswd host --vfs 2 --uplink up0 --mode switchdev
-check_eq "restart after SIGKILL: one clean set of netdevs" "esw0 esw0v0 esw0v1 p0 pf0vf0 pf0vf1 " "$(ours host)"
+check_eq "restart after SIGKILL: one clean set of netdevs" "esw0 esw0sw0 esw0sw1 esw0v0 esw0v1 p0 pf0vf0 pf0vf1 " "$(ours host)"
+ check_eq "restart after SIGKILL: one filter on the uplink, the killed one replaced" 1 "$(esw_filters up0)"
 check_match "restart knows the uplink's settings from before the crash" 'uplink settings restored' "$(cat "$T_DIR/eswd.log")"
 check "restarted daemon serves" dpctl show
 check_match "a second daemon with the same name is refused" 'in use by a running process' \
@@ -60,18 +78,20 @@ check "the first keeps serving" dpctl show
 kill -TERM "$ESWD_PID"
 t_wait "eswd exits" 10 bash -c "! kill -0 $ESWD_PID 2>/dev/null"
 check_eq "clean after the last stop" "" "$(ours host)"
+check_eq "no tc filter left on the uplink" 0 "$(esw_filters up0)"
+check_eq "no data-plane program left loaded" 0 "$(esw_programs)"
 check_eq "the clean stop after a SIGKILL gives the uplink its original ARP and IPv6" "0 0" "$(noarp) $(ipv6_off)"
 check_fails "the uplink record is gone after a clean stop" test -e "$T_DIR/esw0.uplink"
 
 # Leftovers of our names: a persistent TAP is removed at start; a netdev of another
 # kind is never touched (the daemon refuses to start).
-ip -n "${T_PREFIX}host" tuntap add dev esw0v0 mode tap
+ip -n "${T_PREFIX}host" tuntap add dev pf0vf0 mode tap
 t_eswd host --vfs 2 --uplink up0 --mode switchdev
-check_match "stale persistent TAP replaced by a live VF" 'persist off' "$(ip -n "${T_PREFIX}host" -d link show esw0v0)"
+check_match "stale persistent TAP replaced by a live representor" 'persist off' "$(ip -n "${T_PREFIX}host" -d link show pf0vf0)"
 check_match "removal logged" 'removed stale netdev' "$(cat "$T_DIR/eswd.log")"
 kill -TERM "$ESWD_PID"
 t_wait "eswd exits" 10 bash -c "! kill -0 $ESWD_PID 2>/dev/null"
 ip -n "${T_PREFIX}host" link add esw0v1 type veth peer name eswpeer
 out=$(t_in host "$ESW_BIN/eswd" --control "$T_DIR/third.sock" --vfs 2 --uplink up0 2>&1 | tail -2)
-check_match "foreign netdev with our name: refused" 'esw0v1 exists and is not ours \(kind veth\)' "$out"
+check_match "foreign netdev with our name: refused" 'esw0v1 exists and is not ours \(kind veth, peer eswpeer\)' "$out"
 check_match "and left alone" 'esw0v1@eswpeer' "$(ip -n "${T_PREFIX}host" link show esw0v1)"

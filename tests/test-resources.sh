@@ -113,14 +113,6 @@ check_eq "nothing installed" 0 "$(dpctl dump-flows | wc -l)"
 check_fails "unknown parameter refused" devlink dev param set esw0 name nosuch value 1
 check_fails "bad value refused" devlink dev param set esw0 name hw_latency_us value -5
 
-# Packet threads run at fastpath_nice (default 10, below the processes they feed);
-# a change applies to the running threads, the software datapath's included.
-thread_nice() { local t; for t in /proc/$ESWD_PID/task/*; do
-    [ "$(cat "$t/comm")" = "$1" ] && awk '{print $19}' "$t/stat"; done; }
-check_match "fastpath_nice shown" 'value 10' "$(devlink dev param show esw0 name fastpath_nice)"
-check_eq "fast path thread at nice 10" 10 "$(thread_nice esw-fp0)"
-check_eq "software datapath thread at nice 10" 10 "$(thread_nice esw-dp)"
-check "fastpath_nice 3" devlink dev param set esw0 name fastpath_nice value 3
-check_eq "both fast path threads follow" "3 3" "$(echo $(thread_nice esw-fp0) $(thread_nice esw-fp1))"
-check_eq "software datapath thread follows" 3 "$(thread_nice esw-dp)"
-check_fails "niceness out of range refused" devlink dev param set esw0 name fastpath_nice value 20
+# The data plane is eBPF in the kernel: no packet thread in the daemon, and no knob for one.
+check_fails "fastpath_nice is gone" devlink dev param set esw0 name fastpath_nice value 3
+check_eq "no packet threads in eswd" "" "$(for t in /proc/$ESWD_PID/task/*; do grep -E '^esw-fp' "$t/comm"; done)"
