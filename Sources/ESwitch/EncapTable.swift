@@ -29,7 +29,9 @@ public final class EncapEntry: @unchecked Sendable {
     /// Rules that use this entry (writer side).
     public internal(set) var users = 0
 
-    init(id: UInt32, key: EncapKey, header: VXLAN.EncapTemplate) {
+    /// Public for tests of a data plane on its own; the driver creates entries through
+    /// `ESwitch.encapEntry(for:header:)`, which accounts for them.
+    public init(id: UInt32, key: EncapKey, header: VXLAN.EncapTemplate) {
         self.id = id
         self.key = key
         self.template = header

@@ -11,10 +11,11 @@ public struct ActionFormatter: Sendable {
 
     public func format(_ bytes: [UInt8]) -> String { format(bytes, depth: 0) }
 
-    /// `depth` bounds the recursion as the decoder does (ODPAction.maxNestingDepth).
+    /// `depth` bounds the recursion at what the text parser accepts (KeyParser.maxNesting,
+    /// OVS's MAX_ODP_NESTED); the netlink decoder stops deeper, at the kernel's 16.
     func format(_ bytes: [UInt8], depth: Int) -> String {
         guard !bytes.isEmpty else { return "drop" }
-        guard depth <= ODPAction.maxNestingDepth else { return "<actions nested too deeply>" }
+        guard depth <= KeyParser.maxNesting else { return "<actions nested too deeply>" }
         guard let list = try? AttributeParser.parse(bytes) else { return "<malformed actions>" }
         return list.map { formatAction($0, depth: depth) }.joined(separator: ",")
     }
