@@ -12,10 +12,19 @@
 
 static __always_inline void port_count(__u32 port, __u32 stat, __u64 v)
 {
-    __u32 i = port * ESW_PORT_STATS + stat;
-    __u64 *c = bpf_map_lookup_elem(&esw_port_stats, &i);
-    if (c)
-        *c += v;
+    struct esw_port_counters *c = bpf_map_lookup_elem(&esw_port_stats, &port);
+    if (c && stat < ESW_PORT_STATS)
+        c->v[stat] += v;
+}
+
+/* A packet and its bytes, in one lookup (rx, tx). */
+static __always_inline void port_count2(__u32 port, __u32 packets, __u32 bytes, __u64 len)
+{
+    struct esw_port_counters *c = bpf_map_lookup_elem(&esw_port_stats, &port);
+    if (c && packets < ESW_PORT_STATS && bytes < ESW_PORT_STATS) {
+        c->v[packets] += 1;
+        c->v[bytes] += len;
+    }
 }
 
 /* Offset of the network header: VLAN tags in the data move it. */
@@ -45,8 +54,7 @@ static __always_inline int output(struct __sk_buff *skb, __u32 port, int last, i
         port_count(port, ESW_STAT_TX_DROPPED, 1);
         return last ? TC_ACT_SHOT : TC_ACT_OK;
     }
-    port_count(port, ESW_STAT_TX_PACKETS, 1);
-    port_count(port, ESW_STAT_TX_BYTES, skb->len);
+    port_count2(port, ESW_STAT_TX_PACKETS, ESW_STAT_TX_BYTES, skb->len);
     if (!last) {
         bpf_clone_redirect(skb, p->ifindex, 0);
         return TC_ACT_OK;

@@ -17,7 +17,7 @@ char LICENSE[] SEC("license") = "GPL";
 
 struct lookup_ctx {
     void *table;
-    struct esw_mask_list *list;
+    __u32 *ids;
     struct esw_scratch *s;
     struct esw_rule *rule;
 };
@@ -27,7 +27,7 @@ static long probe_mask(__u64 i, struct lookup_ctx *c)
 {
     if (i >= ESW_MAX_MASKS)
         return 1;
-    __u32 id = c->list->ids[i];
+    __u32 id = c->ids[i];
     struct esw_key *m = bpf_map_lookup_elem(&esw_masks, &id);
     if (!m)
         return 1;
@@ -48,13 +48,11 @@ static long probe_mask(__u64 i, struct lookup_ctx *c)
 }
 
 /* Looks the key up in one table: every mask in the list's order, first hit wins. */
-static __always_inline struct esw_rule *lookup_table(void *table, __u32 list_id, struct esw_scratch *s)
+static __always_inline struct esw_rule *lookup_table(void *table, __u32 *ids, __u32 n, struct esw_scratch *s)
 {
-    struct lookup_ctx c = { .table = table, .s = s };
-    c.list = bpf_map_lookup_elem(&esw_mask_lists, &list_id);
-    if (!c.list)
+    struct lookup_ctx c = { .table = table, .ids = ids, .s = s };
+    if (n == 0)
         return 0;
-    __u32 n = c.list->count;
     if (n > ESW_MAX_MASKS)
         n = ESW_MAX_MASKS;
     bpf_loop(n, probe_mask, &c, 0);
@@ -64,10 +62,14 @@ static __always_inline struct esw_rule *lookup_table(void *table, __u32 list_id,
 /* The exact-match table first (one probe per exact profile in use), then the masks. */
 static __always_inline struct esw_rule *lookup(struct esw_scratch *s)
 {
-    struct esw_rule *r = lookup_table(&esw_exact, ESW_LIST_EXACT, s);
+    __u32 zero = 0;
+    struct esw_mask_lists *l = bpf_map_lookup_elem(&esw_mask_lists, &zero);
+    if (!l)
+        return 0;
+    struct esw_rule *r = lookup_table(&esw_exact, l->exact, l->exact_count, s);
     if (r)
         return r;
-    return lookup_table(&esw_masked, ESW_LIST_MASKED, s);
+    return lookup_table(&esw_masked, l->masked, l->masked_count, s);
 }
 
 /* A miss: the frame goes up the port's representor, as if the representor received it. */
@@ -308,8 +310,7 @@ int esw_port_rx(struct __sk_buff *skb)
     if (!p || !cfg || !s)
         return TC_ACT_SHOT;
     __u32 len = skb->len + (skb->vlan_present ? 4 : 0);
-    port_count(port, ESW_STAT_RX_PACKETS, 1);
-    port_count(port, ESW_STAT_RX_BYTES, len);
+    port_count2(port, ESW_STAT_RX_PACKETS, ESW_STAT_RX_BYTES, len);
 
     if (cfg->mode == ESW_MODE_LEGACY)
         return legacy_forward(skb, port, p, cfg);

@@ -35,16 +35,15 @@ struct esw_table_key {
     struct esw_key key;
 };
 
-/* Masks in use by one table, in lookup order (the driver ranks them by hits). Replaced
- * whole (hash map update) so that a lookup never sees half a list. */
-struct esw_mask_list {
-    __u32 count;
-    __u32 ids[ESW_MAX_MASKS];
-    __u32 pad;
+/* Masks in use by each table, in lookup order (the driver ranks them by hits). Both
+ * lists in one value, replaced whole (hash map update): one lookup per packet, and a
+ * lookup never sees half a list. */
+struct esw_mask_lists {
+    __u32 exact_count;
+    __u32 masked_count;
+    __u32 exact[ESW_MAX_MASKS];
+    __u32 masked[ESW_MAX_MASKS];
 };
-
-#define ESW_LIST_EXACT  0
-#define ESW_LIST_MASKED 1
 
 #define ESW_RULE_ENCAP  1u   /* actions encapsulate: check the uplink MTU first */
 
@@ -130,7 +129,10 @@ struct esw_config {
     __u16 vxlan_ports[4];   /* UDP ports the parser treats as VXLAN (0: unused) */
 };
 
-/* Per-port counters, index port * ESW_PORT_STATS + ESW_STAT_*. */
+/* Per-port counters: one value per port, ESW_STAT_* its fields. */
+struct esw_port_counters {
+    __u64 v[ESW_PORT_STATS];
+};
 #define ESW_STAT_RX_PACKETS  0
 #define ESW_STAT_RX_BYTES    1
 #define ESW_STAT_TX_PACKETS  2
@@ -145,7 +147,8 @@ struct esw_config {
 
 _Static_assert(sizeof(struct esw_key) == 144, "esw_key");
 _Static_assert(sizeof(struct esw_table_key) == 152, "esw_table_key");
-_Static_assert(sizeof(struct esw_mask_list) == 264, "esw_mask_list");
+_Static_assert(sizeof(struct esw_mask_lists) == 520, "esw_mask_lists");
+_Static_assert(sizeof(struct esw_port_counters) == 64, "esw_port_counters");
 _Static_assert(sizeof(struct esw_rule) == 16, "esw_rule");
 _Static_assert(sizeof(struct esw_rule_counter) == 24, "esw_rule_counter");
 _Static_assert(sizeof(struct esw_action) == 40, "esw_action");

@@ -28,9 +28,9 @@ struct {
 
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-    __uint(max_entries, ESW_MAX_PORTS * ESW_PORT_STATS);
+    __uint(max_entries, ESW_MAX_PORTS);
     __type(key, __u32);
-    __type(value, __u64);
+    __type(value, struct esw_port_counters);
 } esw_port_stats SEC(".maps");
 
 struct {
@@ -42,10 +42,10 @@ struct {
 
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, 2);
+    __uint(max_entries, 1);
     __uint(map_flags, BPF_F_NO_PREALLOC);
-    __type(key, __u32);          /* ESW_LIST_EXACT, ESW_LIST_MASKED */
-    __type(value, struct esw_mask_list);
+    __type(key, __u32);          /* 0 */
+    __type(value, struct esw_mask_lists);
 } esw_mask_lists SEC(".maps");
 
 struct {

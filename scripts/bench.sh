@@ -226,6 +226,31 @@ setup_veth() {
     CLI_NS=a SRV_NS=b DST=198.18.2.2
 }
 
+# setup_bpf_redirect: a <-> s <-> b, two veth pairs whose switch-side ends (in s) carry a
+# minimal tc program each that only redirects into the other VM (bpf/bench/redirect_peer.bpf.c):
+# what any tc switch must pay at least, measured beside esw
+setup_bpf_redirect() {
+    topo_ns a b s || die "namespaces"
+    topo_veth a a0 s sa || die "veth a0/sa"
+    topo_veth b b0 s sb || die "veth b0/sb"
+    ip -n "${P}a" addr add 198.18.4.1/24 dev a0
+    ip -n "${P}b" addr add 198.18.4.2/24 dev b0
+    local arch dev peer idx clang
+    arch=$(uname -m)-linux-gnu
+    clang=$(dirname "$(command -v swift)")/clang
+    for dev in sa sb; do
+        peer=$([ $dev = sa ] && echo sb || echo sa)
+        idx=$(ip netns exec "${P}s" cat "/sys/class/net/$peer/ifindex")
+        "$clang" -O2 -g -target bpf -I"/usr/include/$arch" -DTARGET_IFINDEX="$idx" \
+            -c "$ROOT/bpf/bench/redirect_peer.bpf.c" -o "$D/redirect-$dev.o" || die "clang redirect_peer"
+        ip -n "${P}s" link set "$dev" mtu 65535
+        tc -n "${P}s" qdisc add dev "$dev" clsact || die "clsact $dev"
+        tc -n "${P}s" filter add dev "$dev" ingress bpf da obj "$D/redirect-$dev.o" sec tc || die "tc filter $dev"
+    done
+    SWPID=""
+    CLI_NS=a SRV_NS=b DST=198.18.4.2
+}
+
 # setup_vxlan_kernel: kernel vxlan (VNI 42, port 4789) on both ends of a veth pair a <-> b
 setup_vxlan_kernel() {
     topo_ns a b || die "namespaces"
@@ -412,6 +437,11 @@ setup_veth
 measure veth "direct veth pair (the limit)" 1
 teardown
 
+log "== minimal tc redirect program between two veth pairs"
+setup_bpf_redirect
+measure bpf-redirect "minimal tc program: bpf_redirect_peer only, no lookup (what a tc switch must pay)" 1
+teardown
+
 log "== esw offloaded VXLAN (VF0 -> kernel vxlan behind the uplink)"
 setup_esw_vxlan
 measure esw-vxlan "esw, VF -> remote over VXLAN, encap/decap in hardware" 0
@@ -464,6 +494,8 @@ REF=ovs-tso
     echo "| offloaded VF<->VF TCP vs veth | ${R[esw-offload,tcp]} Gbit/s | veth ${R[veth,tcp]} Gbit/s | $(ratio "${R[esw-offload,tcp]}" "${R[veth,tcp]}") |"
     echo "| offloaded VF<->VF TCP vs OVS-TSO | ${R[esw-offload,tcp]} Gbit/s | ovs-tso ${R[$REF,tcp]} Gbit/s | $(ratio "${R[esw-offload,tcp]}" "${R[$REF,tcp]}") |"
     echo "| offloaded VF<->VF 64 B UDP vs veth | ${R[esw-offload,udp]} kpps | veth ${R[veth,udp]} kpps | $(ratio "${R[esw-offload,udp]}" "${R[veth,udp]}") |"
+    echo "| ... the same limit for any tc switch: a redirect-only program vs veth | ${R[bpf-redirect,udp]} kpps | veth ${R[veth,udp]} kpps | $(ratio "${R[bpf-redirect,udp]}" "${R[veth,udp]}") |"
+    echo "| offloaded VF<->VF 64 B UDP vs the redirect-only program | ${R[esw-offload,udp]} kpps | bpf-redirect ${R[bpf-redirect,udp]} kpps | $(ratio "${R[esw-offload,udp]}" "${R[bpf-redirect,udp]}") |"
     echo "| offloaded VXLAN TCP (VF -> remote) vs kernel vxlan | ${R[esw-vxlan,tcp]} Gbit/s | vxlan-kernel ${R[vxlan-kernel,tcp]} Gbit/s | $(ratio "${R[esw-vxlan,tcp]}" "${R[vxlan-kernel,tcp]}") |"
     echo "| eswd CPU, offloaded VF<->VF TCP | $(pct "${R[esw-offload,tcpcpu]}") of a core | ovs-vswitchd (ovs-tso) $(pct "${R[$REF,tcpcpu]}") | $(ratio "${R[esw-offload,tcpcpu]}" "${R[$REF,tcpcpu]}") |"
     echo "| eswd CPU, offloaded VF<->VF 64 B UDP | $(pct "${R[esw-offload,udpcpu]}") of a core | ovs-vswitchd (ovs-tso) $(pct "${R[$REF,udpcpu]}") | $(ratio "${R[esw-offload,udpcpu]}" "${R[$REF,udpcpu]}") |"

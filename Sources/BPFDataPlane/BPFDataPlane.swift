@@ -62,7 +62,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
                     macs: try object.mapFD("esw_macs"))
         maskIDs = SlotIDs(capacity: UInt32(Layout.maxMasks))
         actionSetIDs = SlotIDs(capacity: UInt32(BPFDataPlane.actionSetCapacity))
-        for table in [HardwareTable.exact, .masked] { try? publishList(table) }
+        try? publishLists()
     }
 
     deinit { filters.removeAll() }
@@ -123,9 +123,9 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
 
     private func mapFD(_ table: HardwareTable) -> Int32 { table == .exact ? maps.exact : maps.masked }
 
-    private func publishList(_ table: HardwareTable) throws(DataPlaneError) {
-        let id = table == .exact ? Layout.listExact : Layout.listMasked
-        try update(maps.maskLists, Self.u32(id), Layout.maskList(lists[table] ?? []), "mask list")
+    private func publishLists() throws(DataPlaneError) {
+        try update(maps.maskLists, Self.u32(0), Layout.maskLists(exact: lists[.exact] ?? [], masked: lists[.masked] ?? []),
+                   "mask lists")
     }
 
     /// The id of a mask, written into the silicon on first use by `table`.
@@ -157,7 +157,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         masksByWords[words] = use
         if n == 0 {
             lists[table, default: []].append(use.id)
-            try publishList(table)
+            try publishLists()
         }
     }
 
@@ -167,7 +167,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         use.rules[table] = n > 0 ? n : nil
         if n <= 0 {
             lists[table]?.removeAll { $0 == use.id }
-            try? publishList(table)
+            try? publishLists()
         }
         if use.rules.isEmpty {
             masksByWords[words] = nil
@@ -341,8 +341,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
 
     public func portCounters(_ port: PortIndex) -> PortCounters {
         var c = PortCounters()
-        var v = [UInt64](repeating: 0, count: Layout.portStats)
-        for i in 0..<Layout.portStats { v[i] = perCPU(maps.portStats, index: port * UInt32(Layout.portStats) + UInt32(i), fields: 1)[0] }
+        let v = perCPU(maps.portStats, index: port, fields: Layout.portStats)
         c.rxPackets = v[0]; c.rxBytes = v[1]; c.txPackets = v[2]; c.txBytes = v[3]
         c.rxDropped = v[4]; c.txDropped = v[5]; c.toRepresentor = v[6]; c.fromRepresentor = v[7]
         return c
@@ -366,7 +365,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
             let ranked = l.sorted { (hits[$0] ?? 0) > (hits[$1] ?? 0) }
             if ranked != l {
                 lists[table] = ranked
-                try? publishList(table)
+                try? publishLists()
             }
         }
     }

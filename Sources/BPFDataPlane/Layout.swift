@@ -12,7 +12,8 @@ public enum Layout {
 
     public static let keySize = 144
     public static let tableKeySize = 152
-    public static let maskListSize = 264
+    public static let maskListsSize = 520
+    public static let portCountersSize = 64
     public static let ruleSize = 16
     public static let ruleCounterSize = 24
     public static let actionSize = 40
@@ -24,8 +25,6 @@ public enum Layout {
     /// FlowKey word of each hardware key word (bpf/esw_shared.h, struct esw_key).
     public static let keyWordSource: [Int] = [0, 1, 2, 3, 4, 5, 6, 9, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22]
 
-    public static let listExact: UInt32 = 0
-    public static let listMasked: UInt32 = 1
     public static let ruleEncap: UInt32 = 1
     public static let portValid: UInt32 = 1, portLinkUp: UInt32 = 2, portUplink: UInt32 = 4, portPeerNS: UInt32 = 8
     public static let modeSwitchdev: UInt32 = 0, modeLegacy: UInt32 = 1
@@ -77,10 +76,13 @@ public enum Layout {
         return b.b
     }
 
-    static func maskList(_ ids: [UInt32]) -> [UInt8] {
-        var b = Bytes(maskListSize)
-        b.u32(0, UInt32(ids.count))
-        for (i, id) in ids.prefix(maxMasks).enumerated() { b.u32(4 + 4 * i, id) }
+    /// Both tables' mask lists, in lookup order.
+    static func maskLists(exact: [UInt32], masked: [UInt32]) -> [UInt8] {
+        var b = Bytes(maskListsSize)
+        b.u32(0, UInt32(min(exact.count, maxMasks)))
+        b.u32(4, UInt32(min(masked.count, maxMasks)))
+        for (i, id) in exact.prefix(maxMasks).enumerated() { b.u32(8 + 4 * i, id) }
+        for (i, id) in masked.prefix(maxMasks).enumerated() { b.u32(8 + 4 * maxMasks + 4 * i, id) }
         return b.b
     }
 

@@ -9,7 +9,7 @@ struct LayoutTests {
     @Test func sizesMatchTheCHeader() throws {
         #expect(Layout.tableKey(maskID: 1, masked: [UInt64](repeating: 0, count: 18)).count == 152)
         #expect(Layout.key([UInt64](repeating: 0, count: 18)).count == 144)
-        #expect(Layout.maskList([1, 2]).count == 264)
+        #expect(Layout.maskLists(exact: [1], masked: [2, 3]).count == 520)
         #expect(Layout.rule(actionSet: 1, counter: 2, encap: false).count == 16)
         #expect(try Layout.actionSet([.drop]).get().count == 648)
         #expect(Layout.port(nil).count == 24)
