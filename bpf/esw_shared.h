@@ -36,8 +36,7 @@ struct esw_table_key {
 };
 
 /* Masks in use by each table, in lookup order (the driver ranks them by hits). Both
- * lists in one value, replaced whole (hash map update): one lookup per packet, and a
- * lookup never sees half a list. */
+ * lists in one value: one lookup per packet. */
 struct esw_mask_lists {
     __u32 exact_count;
     __u32 masked_count;

@@ -40,10 +40,12 @@ struct {
     __type(value, struct esw_key);
 } esw_masks SEC(".maps");
 
+/* Rewritten in place: a lookup racing a rewrite may skip a mask (the frame then takes the
+ * software path) but never matches a rule under another rule's mask, since the probe
+ * key carries the mask id. An array lookup is inlined by the verifier: no hashing. */
 struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(type, BPF_MAP_TYPE_ARRAY);
     __uint(max_entries, 1);
-    __uint(map_flags, BPF_F_NO_PREALLOC);
     __type(key, __u32);          /* 0 */
     __type(value, struct esw_mask_lists);
 } esw_mask_lists SEC(".maps");

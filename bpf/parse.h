@@ -31,6 +31,19 @@ struct esw_parsed {
     __u8 frag;
 };
 
+/* Reads `len` (a constant) bytes at `off`: straight from the linear data when they are
+ * there (a memory read), else through the helper (paged data). */
+static __always_inline int esw_load(struct __sk_buff *skb, __u32 off, void *to, const __u32 len)
+{
+    void *data = (void *)(long)skb->data;
+    void *end = (void *)(long)skb->data_end;
+    if (off <= 512 && data + off + len <= end) {
+        __builtin_memcpy(to, data + off, len);
+        return 0;
+    }
+    return bpf_skb_load_bytes(skb, off, to, len);
+}
+
 static __always_inline int is_vlan(__u16 t) { return t == ETH_P_8021Q_ || t == ETH_P_8021AD_; }
 
 static __always_inline __u64 be64_of(const __u8 *p)
@@ -51,7 +64,7 @@ static __always_inline void parse_transport(struct __sk_buff *skb, __u32 th, __u
 {
     __u8 h[14];
     if (proto == PROTO_TCP) {
-        if (bpf_skb_load_bytes(skb, th, h, 14) < 0)
+        if (esw_load(skb, th, h, 14) < 0)
             return;
         __u32 doff = (h[12] >> 4) * 4;
         if (doff < 20 || skb->len < th + doff)
@@ -59,11 +72,11 @@ static __always_inline void parse_transport(struct __sk_buff *skb, __u32 th, __u
         __u64 flags = (((__u64)h[12] << 8) | h[13]) & 0x0fff;
         k->w[11] |= ((__u64)((h[0] << 8) | h[1]) << 16) | ((__u64)((h[2] << 8) | h[3]) << 32) | (flags << 48);
     } else if (proto == PROTO_UDP || proto == PROTO_SCTP) {
-        if (bpf_skb_load_bytes(skb, th, h, 8) < 0)
+        if (esw_load(skb, th, h, 8) < 0)
             return;
         k->w[11] |= ((__u64)((h[0] << 8) | h[1]) << 16) | ((__u64)((h[2] << 8) | h[3]) << 32);
     } else if (proto == icmp) {
-        if (bpf_skb_load_bytes(skb, th, h, 4) < 0)
+        if (esw_load(skb, th, h, 4) < 0)
             return;
         k->w[11] |= ((__u64)h[0] << 16) | ((__u64)h[1] << 32);
     }
@@ -78,7 +91,7 @@ static __always_inline void parse_ipv6(struct __sk_buff *skb, __u32 nh, struct e
                                        struct esw_parsed *out, int udp_gso)
 {
     __u8 h[40];
-    if (bpf_skb_load_bytes(skb, nh, h, 40) < 0)
+    if (esw_load(skb, nh, h, 40) < 0)
         return;
     __u32 first = ((__u32)h[0] << 24) | ((__u32)h[1] << 16) | ((__u32)h[2] << 8) | h[3];
     __u8 proto = PROTO_NONE;
@@ -97,11 +110,11 @@ static __always_inline void parse_ipv6(struct __sk_buff *skb, __u32 nh, struct e
         if (!is_ipv6_ext(next) || next == PROTO_NONE)
             break;
         __u8 e[4];
-        if (bpf_skb_load_bytes(skb, start, e, 2) < 0) { failed = 1; break; }
+        if (esw_load(skb, start, e, 2) < 0) { failed = 1; break; }
         __u32 len;
         if (next == PROTO_FRAGMENT) {
             saw_fragment = 1;
-            if (bpf_skb_load_bytes(skb, start, e, 4) < 0) { failed = 1; break; }
+            if (esw_load(skb, start, e, 4) < 0) { failed = 1; break; }
             __u16 fo = (((__u16)e[2] << 8) | e[3]) & ~7;
             if (fo != 0) {
                 if (!is_ipv6_ext(e[0]) || e[0] == PROTO_NONE) {
@@ -150,7 +163,7 @@ static __always_inline void parse_ipv4(struct __sk_buff *skb, __u32 nh, struct e
                                        struct esw_parsed *out, int udp_gso)
 {
     __u8 h[20];
-    if (bpf_skb_load_bytes(skb, nh, h, 20) < 0)
+    if (esw_load(skb, nh, h, 20) < 0)
         return;
     __u32 ihl = (h[0] & 0x0f) * 4;
     if (ihl < 20 || skb->len < nh + ihl)
@@ -179,7 +192,7 @@ static __always_inline void parse_ipv4(struct __sk_buff *skb, __u32 nh, struct e
 static __always_inline void parse_arp(struct __sk_buff *skb, __u32 nh, struct esw_key *k)
 {
     __u8 h[28];
-    if (bpf_skb_load_bytes(skb, nh, h, 28) < 0)
+    if (esw_load(skb, nh, h, 28) < 0)
         return;
     if (h[0] != 0 || h[1] != 1 || h[2] != 0x08 || h[3] != 0x00 || h[4] != 6 || h[5] != 4)
         return;
@@ -199,7 +212,7 @@ __noinline int parse_frame(struct __sk_buff *skb, __u32 base, int hwaccel, struc
     __u8 eth[14];
     if (!skb || !k || !out)
         return -1;
-    if (bpf_skb_load_bytes(skb, base, eth, 14) < 0)
+    if (esw_load(skb, base, eth, 14) < 0)
         return -1;
     __u64 dst = mac_of(eth), src = mac_of(eth + 6);
     __u32 off = base + 12;
@@ -216,7 +229,7 @@ __noinline int parse_frame(struct __sk_buff *skb, __u32 base, int hwaccel, struc
         if (tags >= 2 || !is_vlan(type))
             break;
         __u8 t[6];
-        if (bpf_skb_load_bytes(skb, off, t, 6) < 0)
+        if (esw_load(skb, off, t, 6) < 0)
             break;
         __u16 tci = ((__u16)t[2] << 8) | t[3];
         if (tags == 0) {
@@ -233,7 +246,7 @@ __noinline int parse_frame(struct __sk_buff *skb, __u32 base, int hwaccel, struc
     off += 2;
     if (type < 0x600) {
         __u8 llc[8];
-        if (skb->len < off + 8 || bpf_skb_load_bytes(skb, off, llc, 8) < 0) {
+        if (skb->len < off + 8 || esw_load(skb, off, llc, 8) < 0) {
             type = ETH_P_802_2_;
         } else if (llc[0] == 0xaa && llc[1] == 0xaa && (llc[3] | llc[4] | llc[5]) == 0) {
             __u16 snap = ((__u16)llc[6] << 8) | llc[7];
@@ -269,22 +282,23 @@ __noinline int parse_frame(struct __sk_buff *skb, __u32 base, int hwaccel, struc
     return 0;
 }
 
-/* VXLAN on the uplink (registered UDP ports packed two per argument): fills the tunnel words and parses the inner frame. Returns the
- * inner frame's offset, or 0 when the packet is not VXLAN on a registered port. */
+/* VXLAN on the uplink (registered UDP ports packed two per argument): fills the tunnel
+ * words. Returns the inner frame's offset (the caller parses it; one call level less for
+ * the stack), or 0 when the packet is not VXLAN on a registered port. */
 __noinline int parse_vxlan(struct __sk_buff *skb, __u32 ports01, __u32 ports23, struct esw_key *k,
                            struct esw_parsed *out)
 {
     __u8 h[50];
     if (!skb || !k || !out)
         return 0;
-    if (skb->vlan_present || bpf_skb_load_bytes(skb, 0, h, 34) < 0)
+    if (skb->vlan_present || esw_load(skb, 0, h, 34) < 0)
         return 0;
     if (h[12] != 0x08 || h[13] != 0x00)
         return 0;
     __u32 ihl = (h[14] & 0x0f) * 4;
     if (ihl != 20 || h[23] != PROTO_UDP || ((((__u16)h[20] << 8) | h[21]) & 0x3fff) != 0)
         return 0;
-    if (bpf_skb_load_bytes(skb, 0, h, 50) < 0)
+    if (esw_load(skb, 0, h, 50) < 0)
         return 0;
     __u16 dport = ((__u16)h[36] << 8) | h[37];
     if (dport == 0 || !(dport == (ports01 & 0xffff) || dport == (ports01 >> 16) ||
@@ -301,8 +315,6 @@ __noinline int parse_vxlan(struct __sk_buff *skb, __u32 ports01, __u32 ports23, 
     __u32 dst = ((__u32)h[30] << 24) | ((__u32)h[31] << 16) | ((__u32)h[32] << 8) | h[33];
     __u16 sport = ((__u16)h[34] << 8) | h[35];
     __u32 vni = ((__u32)h[46] << 16) | ((__u32)h[47] << 8) | h[48];
-    if (parse_frame(skb, 50, 0, k, out) < 0)
-        return 0;
     k->w[0] = vni;
     k->w[1] = (__u64)src | ((__u64)dst << 32);
     k->w[2] = k->w[3] = k->w[4] = k->w[5] = 0;

@@ -215,6 +215,8 @@ public final class InMemoryDataPlane: DataPlane, @unchecked Sendable {
 /// come (their limits are the driver's resources); the counter array is allocated
 /// whole, so it follows the profile, with room for resizing within 4x.
 public enum DataPlaneCapacity {
+    /// Distinct masks (tuple-space subtables) the parser walks, both tables together.
+    public static let masks = 64
     public static func counters(_ p: HardwareProfile) -> Int { min(1 << 22, max(1024, p.counters)) }
     public static func encaps(_ p: HardwareProfile) -> Int { min(1 << 20, max(64, p.encapEntries * 4)) }
     public static func rules(_ p: HardwareProfile) -> Int { min(1 << 22, max(1024, 2 * max(p.maskedEntries, p.exactEntries))) }

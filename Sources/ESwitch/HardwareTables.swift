@@ -21,10 +21,13 @@ public final class HardwareTables: @unchecked Sendable {
     public let exactMAC: HardwareResource
     public let encapPool: HardwareResource
     public let counterPool: HardwareResource
+    /// Distinct masks the parser's tuple space holds, both tables together.
+    public let maskPool: HardwareResource
 
     public private(set) var rules: [UInt64: HardwareRule] = [:]
     public private(set) var encaps: [EncapKey: EncapEntry] = [:]
     private var nextRuleID: UInt64 = 1
+    private var maskUsers: [FlowKey: Int] = [:]
     private var counterSlots: SlotAllocator
     private var encapSlots: SlotAllocator
 
@@ -45,6 +48,8 @@ public final class HardwareTables: @unchecked Sendable {
         exactMAC = exactPool.addChild(HardwareResource(name: "mac", size: nil, sizeMax: 1 << 22))
         encapPool = root.addChild(HardwareResource(name: "encap", size: profile.encapEntries, sizeMax: 1 << 20))
         counterPool = root.addChild(HardwareResource(name: "counters", size: profile.counters, sizeMax: 1 << 24))
+        maskPool = root.addChild(HardwareResource(name: "masks", size: DataPlaneCapacity.masks,
+                                                  sizeMax: DataPlaneCapacity.masks))
     }
 
     /// The top-level pools, as devlink lists them.
@@ -69,15 +74,22 @@ public final class HardwareTables: @unchecked Sendable {
         if classifier.lookupExact(key: spec.key, mask: spec.mask) != nil {
             return .failure(.unsupportedMatch(field: "duplicate of an installed rule"))
         }
-        guard pool.reserve(units) else { return .failure(.noSpace(table: pool.exhaustedPool(for: units).path.dropFirstComponent())) }
+        let newMask = maskUsers[spec.mask] == nil
+        if newMask && !maskPool.reserve(1) { return .failure(.noSpace(table: "masks")) }
+        guard pool.reserve(units) else {
+            if newMask { maskPool.release(1) }
+            return .failure(.noSpace(table: pool.exhaustedPool(for: units).path.dropFirstComponent()))
+        }
         let now = Sys.monotonicNanoseconds()
         guard counterPool.reserve(1) else {
             pool.release(units)
+            if newMask { maskPool.release(1) }
             return .failure(.noSpace(table: "counters"))
         }
         guard let counter = counterSlots.allocate(now: now) else {
             counterPool.release(1)
             pool.release(units)
+            if newMask { maskPool.release(1) }
             return .failure(.noSpace(table: "counters"))
         }
         let rule = HardwareRule(id: nextRuleID, spec: spec, mask: classifier.mask(for: spec.mask), table: table, units: units,
@@ -89,8 +101,10 @@ public final class HardwareTables: @unchecked Sendable {
             counterSlots.release(counter, now: now)
             counterPool.release(1)
             pool.release(units)
+            if newMask { maskPool.release(1) }
             return .failure(error.offloadFailure)
         }
+        maskUsers[spec.mask, default: 0] += 1
         nextRuleID += 1
         classifier.insert(rule)
         rules[rule.id] = rule
@@ -105,6 +119,12 @@ public final class HardwareTables: @unchecked Sendable {
         (rule.table == .exact ? exactFlows : maskedPool).release(rule.units)
         counterPool.release(1)
         counterSlots.release(rule.counter, now: Sys.monotonicNanoseconds())
+        if let n = maskUsers[rule.spec.mask] {
+            if n > 1 { maskUsers[rule.spec.mask] = n - 1 } else {
+                maskUsers[rule.spec.mask] = nil
+                maskPool.release(1)
+            }
+        }
         for e in rule.encapEntries {
             e.users -= 1
             if e.users == 0 { releaseEncap(e) }

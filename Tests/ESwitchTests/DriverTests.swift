@@ -73,6 +73,30 @@ struct DriverTests {
         #expect(sw.tables.maskedPool.occupancy == 1)
     }
 
+    @Test func masksAreAResourceAndRunOutWithAReason() throws {
+        let (sw, _) = try Self.device()
+        // 64 distinct masks: ipv4_dst prefixes /1 to /32, each with and without an exact ipv4_src.
+        var handles: [HardwareRuleHandle] = []
+        for bits in 1...32 {
+            var s = Self.spec(inPort: .vf(0), dst: 0xC613_0000, actions: [.drop])
+            s.mask[.ipv4Dst] = UInt64(UInt32.max << (32 - bits))
+            s.key = s.key.masked(by: s.mask)
+            handles.append(try sw.addRule(s).get())
+            var t = s
+            t.mask[.ipv4Src] = 0xffff_ffff
+            handles.append(try sw.addRule(t).get())
+        }
+        #expect(sw.tables.maskPool.occupancy == 64)
+        var extra = Self.spec(inPort: .vf(0), dst: 0xC613_0000, actions: [.drop])
+        extra.mask[.ipTTL] = 0xff
+        #expect(sw.addRule(extra) == .failure(.noSpace(table: "masks")))
+        // A rule with a mask already in use still fits.
+        #expect((try? sw.addRule(Self.spec(inPort: .vf(0), dst: 0xC613_0001, actions: [.drop])).get()) != nil)
+        sw.deleteRule(handles[0])
+        #expect(sw.tables.maskPool.occupancy == 63)
+        #expect((try? sw.addRule(extra).get()) != nil)
+    }
+
     @Test func replacingActionsKeepsTheSlotAndTheCounter() throws {
         let (sw, dp) = try Self.device()
         let h = try sw.addRule(Self.spec(inPort: .vf(0), dst: 0xC613_0002, actions: [.forward(.vf(1))])).get()
