@@ -61,6 +61,9 @@ let package = Package(
         .testTarget(name: "ClassifierTests", dependencies: ["Classifier", "Packet"], swiftSettings: strict),
         .testTarget(name: "ODPTests", dependencies: ["ODP", "Packet"], swiftSettings: strict),
         .testTarget(name: "ESwitchTests", dependencies: ["ESwitch", "Packet"], swiftSettings: strict),
+        .testTarget(name: "OVSDatapathTests", dependencies: [
+            "OVSDatapath", "ESwitch", "ODP", "Packet", .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
         .testTarget(name: "BPFDataPlaneTests", dependencies: ["BPFDataPlane", "ESwitch", "Packet", "NetLinux"], swiftSettings: strict),
         .testTarget(name: "ControlProtocolTests", dependencies: [
             "ControlProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -132,6 +132,15 @@ public final class Datapath: @unchecked Sendable {
         return vp
     }
 
+    /// A netdev vport with no I/O standing for eSwitch port `eswitchPort` (its
+    /// representor): for tests of the offload path that need no netdev.
+    func addDetachedRepresentorPort(name: String, number: UInt32, eswitchPort: PortIndex) -> Vport {
+        let vp = Vport(portNumber: number, name: name, type: .netdev, eswitchPort: eswitchPort, ifindex: 0, netdevRX: nil,
+                       tap: nil, tunnel: nil)
+        changePorts { $0[number] = vp }
+        return vp
+    }
+
     public func deletePort(_ number: UInt32) throws(DatapathError) {
         guard let p = ports[number] else { throw .notFound("no port \(number) in \(name)") }
         guard number != 0 else { throw .invalid("port 0 is the datapath's internal port") }
