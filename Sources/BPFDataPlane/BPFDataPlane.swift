@@ -8,15 +8,43 @@ import Packet
 /// to every port's netdev and representor, and their maps as the hardware tables.
 /// Implements the driver's DataPlane protocol; nothing here is on a packet's path.
 public final class BPFDataPlane: DataPlane, @unchecked Sendable {
-    private let object: BPFObject
-    let portRX: Int32
-    let representorTX: Int32
-    private let maps: Maps
+    private var object: BPFObject
+    private(set) var portRX: Int32
+    private(set) var representorTX: Int32
+    private var maps: Maps
     private var filters: [Int32: TCFilter] = [:]
+    /// What the maps were sized for (tables grow as rules come; arrays are allocated whole).
+    public private(set) var capacity: Capacity
 
     struct Maps {
         let config, ports, portByIfindex, portStats, masks, maskLists, maskHits: Int32
         let exact, masked, actionSets, ruleCounters, encaps, macs: Int32
+
+        init(_ o: borrowing BPFObject) throws(SystemError) {
+            config = try o.mapFD("esw_config"); ports = try o.mapFD("esw_ports")
+            portByIfindex = try o.mapFD("esw_port_by_ifindex"); portStats = try o.mapFD("esw_port_stats")
+            masks = try o.mapFD("esw_masks"); maskLists = try o.mapFD("esw_mask_lists"); maskHits = try o.mapFD("esw_mask_hits")
+            exact = try o.mapFD("esw_exact"); masked = try o.mapFD("esw_masked")
+            actionSets = try o.mapFD("esw_action_sets"); ruleCounters = try o.mapFD("esw_rule_counters")
+            encaps = try o.mapFD("esw_encaps"); macs = try o.mapFD("esw_macs")
+        }
+    }
+
+    public struct Capacity: Sendable, Equatable {
+        public var rules: Int, counters: Int, encaps: Int
+        public init(_ p: HardwareProfile) {
+            rules = DataPlaneCapacity.rules(p)
+            counters = DataPlaneCapacity.counters(p)
+            encaps = DataPlaneCapacity.encaps(p)
+        }
+    }
+
+    private static func load(_ c: Capacity) throws(SystemError) -> BPFObject {
+        try BPFObject(elf: BPFObjectBytes.elf, name: "esw", maxEntries: [
+            "esw_exact": UInt32(c.rules), "esw_masked": UInt32(c.rules),
+            "esw_rule_counters": UInt32(c.counters), "esw_encaps": UInt32(c.encaps),
+            "esw_action_sets": UInt32(BPFDataPlane.actionSetCapacity),
+        ])
     }
 
     /// A mask of the silicon: one id, used by rules of one or both tables.
@@ -32,7 +60,11 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     private var actionSetsByBytes: [[UInt8]: (id: UInt32, users: Int)] = [:]
     private var actionSetIDs: SlotIDs
     /// What each programmed slot (table key bytes) points at.
-    private var slots: [HardwareTable: [[UInt8]: (actionSet: [UInt8], mask: [UInt64])]] = [.exact: [:], .masked: [:]]
+    private var slots: [HardwareTable: [[UInt8]: (actionSet: [UInt8], mask: [UInt64], rule: [UInt8])]] = [.exact: [:], .masked: [:]]
+    // What else the maps hold, kept to write it into bigger maps on a resize.
+    private var portConfigs: [PortIndex: DataPlanePort] = [:]
+    private var encapBytes: [UInt32: [UInt8]] = [:]
+    private var macEntries: [UInt64: PortIndex] = [:]
     private var mode: ESwitchMode = .switchdev
     private var portCount = 0
     private var vxlanPorts: [UInt16] = []
@@ -43,23 +75,11 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
 
     /// Loads the programs and sizes the tables for `profile`.
     public init(profile: HardwareProfile) throws(SystemError) {
-        let elf = BPFObjectBytes.elf
-        let rules = UInt32(DataPlaneCapacity.rules(profile))
-        object = try BPFObject(elf: elf, name: "esw", maxEntries: [
-            "esw_exact": rules, "esw_masked": rules,
-            "esw_rule_counters": UInt32(DataPlaneCapacity.counters(profile)),
-            "esw_encaps": UInt32(DataPlaneCapacity.encaps(profile)),
-            "esw_action_sets": UInt32(BPFDataPlane.actionSetCapacity),
-        ])
+        capacity = Capacity(profile)
+        object = try Self.load(capacity)
         portRX = try object.programFD("esw_port_rx")
         representorTX = try object.programFD("esw_rep_tx")
-        maps = Maps(config: try object.mapFD("esw_config"), ports: try object.mapFD("esw_ports"),
-                    portByIfindex: try object.mapFD("esw_port_by_ifindex"), portStats: try object.mapFD("esw_port_stats"),
-                    masks: try object.mapFD("esw_masks"), maskLists: try object.mapFD("esw_mask_lists"),
-                    maskHits: try object.mapFD("esw_mask_hits"), exact: try object.mapFD("esw_exact"),
-                    masked: try object.mapFD("esw_masked"), actionSets: try object.mapFD("esw_action_sets"),
-                    ruleCounters: try object.mapFD("esw_rule_counters"), encaps: try object.mapFD("esw_encaps"),
-                    macs: try object.mapFD("esw_macs"))
+        maps = try Maps(object)
         maskIDs = SlotIDs(capacity: UInt32(Layout.maxMasks))
         actionSetIDs = SlotIDs(capacity: UInt32(BPFDataPlane.actionSetCapacity))
         try? publishLists()
@@ -107,6 +127,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
             if oldRep != 0 && oldRep != config?.representorIfindex { delete(maps.portByIfindex, Self.u32(UInt32(bitPattern: oldRep))) }
         }
         try update(maps.ports, Self.u32(port), Layout.port(config), "port \(port)")
+        portConfigs[port] = config
         guard let config else {
             portIfindexes[port] = nil
             return
@@ -223,14 +244,15 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
             throw error
         }
         let encap = rule.actions.contains { if case .encap = $0 { true } else { false } }
+        let ruleBytes = Layout.rule(actionSet: setID, counter: rule.counter, encap: encap)
         do {
-            try update(mapFD(rule.table), tableKey, Layout.rule(actionSet: setID, counter: rule.counter, encap: encap), "rule")
+            try update(mapFD(rule.table), tableKey, ruleBytes, "rule")
         } catch {
             releaseActionSet(setBytes)
             if previous == nil && masksByWords[maskWords]?.rules.isEmpty ?? false { dropMaskUser(maskWords, table: rule.table) }
             throw error
         }
-        slots[rule.table, default: [:]][tableKey] = (setBytes, maskWords)
+        slots[rule.table, default: [:]][tableKey] = (setBytes, maskWords, ruleBytes)
         if let previous {
             // Replaced in one write: the old action set goes once no rule uses it.
             releaseActionSet(previous.actionSet)
@@ -251,16 +273,101 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     }
 
     public func writeEncap(id: UInt32, header: VXLAN.EncapTemplate) throws(DataPlaneError) {
-        try update(maps.encaps, Self.u32(id), Layout.encap(header), "encap entry")
+        let bytes = Layout.encap(header)
+        try update(maps.encaps, Self.u32(id), bytes, "encap entry")
+        encapBytes[id] = bytes
     }
 
     public func removeEncap(id: UInt32) throws(DataPlaneError) {
         delete(maps.encaps, Self.u32(id))
+        encapBytes[id] = nil
     }
 
     public func setMAC(vlan: UInt16, mac: UInt64, port: PortIndex?) throws(DataPlaneError) {
         let key = Self.u64(UInt64(vlan) << 48 | mac)
         if let port { try update(maps.macs, key, Self.u32(port), "mac entry") } else { delete(maps.macs, key) }
+        macEntries[UInt64(vlan) << 48 | mac] = port
+    }
+
+    // MARK: Resize
+
+    /// Makes the tables hold at least this much (devlink reload after a resource grew):
+    /// loads the programs again with bigger maps, writes everything the old maps held
+    /// (counters carried over), then swaps the programs on every netdev in one tc
+    /// replace each, so traffic never meets an empty table.
+    public func resize(rules: Int, counters: Int, encaps: Int) throws(DataPlaneError) {
+        var want = capacity
+        want.rules = max(want.rules, min(1 << 22, rules))
+        want.counters = max(want.counters, min(1 << 22, counters))
+        want.encaps = max(want.encaps, min(1 << 20, encaps))
+        guard want != capacity else { return }
+        let newObject: BPFObject
+        do { newObject = try Self.load(want) } catch {
+            throw .system("loading the data plane with bigger tables (\(error))", errno: error.errno)
+        }
+        let m: Maps, rx: Int32, tx: Int32
+        do {
+            m = try Maps(newObject)
+            rx = try newObject.programFD("esw_port_rx")
+            tx = try newObject.programFD("esw_rep_tx")
+        } catch {
+            throw .system("the reloaded data plane (\(error))", errno: error.errno)
+        }
+        try replay(into: m, counters: capacity.counters)
+        var newFilters: [Int32: TCFilter] = [:]
+        for (ifindex, f) in filters {
+            do {
+                newFilters[ifindex] = try TCFilter(ifindex: ifindex, egress: f.egress, programFD: f.egress ? tx : rx)
+            } catch {
+                for n in newFilters.values { n.disown() }
+                throw .system(error.call, errno: error.errno)
+            }
+            // The new filter took the same handle and priority: the old one must not detach it.
+            f.disown()
+        }
+        filters = newFilters
+        object = newObject
+        maps = m
+        portRX = rx
+        representorTX = tx
+        capacity = want
+    }
+
+    /// Writes everything the data plane holds into another set of maps.
+    private func replay(into m: Maps, counters: Int) throws(DataPlaneError) {
+        try update(m.config, Self.u32(0), Layout.config(mode: mode, ports: portCount, vxlan: vxlanPorts), "config")
+        for (port, config) in portConfigs {
+            try update(m.ports, Self.u32(port), Layout.port(config), "port")
+            if config.ifindex > 0 { try update(m.portByIfindex, Self.u32(UInt32(bitPattern: config.ifindex)), Self.u32(port), "port") }
+            if config.representorIfindex > 0 {
+                try update(m.portByIfindex, Self.u32(UInt32(bitPattern: config.representorIfindex)),
+                           Self.u32(port | Layout.ifindexRepresentor), "port")
+            }
+        }
+        for (words, use) in masksByWords { try update(m.masks, Self.u32(use.id), Layout.key(words), "mask") }
+        for (bytes, s) in actionSetsByBytes { try update(m.actionSets, Self.u32(s.id), bytes, "action set") }
+        for (id, bytes) in encapBytes { try update(m.encaps, Self.u32(id), bytes, "encap entry") }
+        for (key, port) in macEntries { try update(m.macs, Self.u64(key), Self.u32(port), "mac entry") }
+        for table in [HardwareTable.exact, .masked] {
+            for (key, slot) in slots[table] ?? [:] {
+                try update(table == .exact ? m.exact : m.masked, key, slot.rule, "rule")
+            }
+        }
+        let cpus = BPFMap.possibleCPUs
+        for (i, c) in allRuleCounters(count: counters).enumerated() where c.packets > 0 || c.lastUsedNanoseconds > 0 {
+            var v = [UInt64](repeating: 0, count: cpus * 3)
+            v[0] = c.packets; v[1] = c.bytes; v[2] = c.lastUsedNanoseconds
+            try update(m.ruleCounters, Self.u32(UInt32(i)), v.withUnsafeBytes { Array($0) }, "counter")
+        }
+        for port in 0..<UInt32(Layout.maxPorts) {
+            let old = perCPU(maps.portStats, index: port, fields: Layout.portStats)
+            guard old.contains(where: { $0 != 0 }) else { continue }
+            var v = [UInt64](repeating: 0, count: cpus * Layout.portStats)
+            for i in 0..<Layout.portStats { v[i] = old[i] }
+            try update(m.portStats, Self.u32(port), v.withUnsafeBytes { Array($0) }, "port counters")
+        }
+        try update(m.maskLists, Self.u32(0), Layout.maskLists(exact: lists[.exact] ?? [], masked: lists[.masked] ?? []),
+                   "mask lists")
     }
 
     // MARK: Counters

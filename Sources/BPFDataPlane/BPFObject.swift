@@ -106,7 +106,12 @@ public final class TCFilter: @unchecked Sendable {
         if r < 0 { throw SystemError("bpf_tc_attach(ifindex \(ifindex), \(egress ? "egress" : "ingress"))", errno: -r) }
     }
 
-    deinit { _ = clbpf_tc_detach(ifindex, egress ? 1 : 0, TCFilter.handle, TCFilter.priority) }
+    private var owned = true
+
+    deinit { if owned { _ = clbpf_tc_detach(ifindex, egress ? 1 : 0, TCFilter.handle, TCFilter.priority) } }
+
+    /// Another filter replaced this one at the same handle and priority: leave it be.
+    func disown() { owned = false }
 
     /// Whether an esw filter is attached at a netdev's hook (tests, stale cleanup).
     public static func attachedProgram(ifindex: Int32, egress: Bool) -> UInt32 {

@@ -112,6 +112,9 @@ public protocol DataPlane: AnyObject {
     func attachRepresentor(ifindex: Int32) throws(DataPlaneError)
     /// Stops processing a netdev's frames (before the netdev goes, or at shutdown).
     func detach(ifindex: Int32)
+    /// Makes the tables hold at least this many rules, counters and encap entries
+    /// (devlink reload after a resource grew), keeping everything they hold.
+    func resize(rules: Int, counters: Int, encaps: Int) throws(DataPlaneError)
 }
 
 /// The data plane in memory: holds what the driver programs, counts nothing unless a
@@ -200,6 +203,11 @@ public final class InMemoryDataPlane: DataPlane, @unchecked Sendable {
     public func detach(ifindex: Int32) {
         attachedPorts.remove(ifindex)
         attachedRepresentors.remove(ifindex)
+    }
+    public private(set) var capacity = (rules: 0, counters: 0, encaps: 0)
+    public func resize(rules: Int, counters: Int, encaps: Int) throws(DataPlaneError) {
+        try write("resize")
+        capacity = (rules, counters, encaps)
     }
 
     /// The rule a packet with `key` would hit: the exact table first, then masks.

@@ -382,6 +382,11 @@ public final class ESwitch: @unchecked Sendable {
     /// does not fit.
     public func reload() throws(HardwareResource.SizeError) {
         for r in tables.resources { try r.validatePending() }
+        do {
+            try tables.resizeDataPlane()
+        } catch {
+            throw .dataPlane(error.description)
+        }
         for r in tables.resources { r.applyPending() }
     }
 }

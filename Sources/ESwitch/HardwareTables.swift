@@ -206,6 +206,21 @@ public final class HardwareTables: @unchecked Sendable {
         }
     }
 
+    /// Makes the data plane's tables as big as the resources will be after a reload.
+    func resizeDataPlane() throws(DataPlaneError) {
+        let rules = max(maskedPool.sizeAfterReload, exactPool.sizeAfterReload)
+        let counters = counterPool.sizeAfterReload, encaps = encapPool.sizeAfterReload
+        var p = HardwareProfile()
+        p.maskedEntries = rules
+        p.exactEntries = rules
+        p.counters = counters
+        p.encapEntries = encaps
+        try dataPlane.resize(rules: DataPlaneCapacity.rules(p), counters: DataPlaneCapacity.counters(p),
+                             encaps: DataPlaneCapacity.encaps(p))
+        counterSlots.grow(to: UInt32(clamping: DataPlaneCapacity.counters(p)))
+        encapSlots.grow(to: UInt32(clamping: DataPlaneCapacity.encaps(p)))
+    }
+
     /// Every rule's counters, read from the data plane in one go.
     func allCounters() -> [RuleCounters] {
         dataPlane.allRuleCounters(count: Int(counterSlots.highWater))

@@ -90,6 +90,8 @@ public final class HardwareResource: @unchecked Sendable {
         case granularity(path: String, size: Int, granularity: Int)
         case occupancyDoesNotFit(path: String, size: Int, occupancy: Int)
         case childrenExceedParent(path: String, size: Int, children: Int)
+        /// The data plane could not grow its tables to the new sizes.
+        case dataPlane(String)
 
         public var description: String {
             switch self {
@@ -97,6 +99,7 @@ public final class HardwareResource: @unchecked Sendable {
             case .granularity(let p, let s, let g): "resource \(p): size \(s) is not a multiple of \(g)"
             case .occupancyDoesNotFit(let p, let s, let o): "resource \(p): \(o) entries in use do not fit in size \(s)"
             case .childrenExceedParent(let p, let s, let c): "resource \(p): size \(s) is smaller than child \(c)"
+            case .dataPlane(let why): "the data plane cannot hold the new sizes: \(why)"
             }
         }
     }

@@ -6,7 +6,7 @@ struct SlotAllocator {
     private var free: [UInt32] = []
     private var retired: [(slot: UInt32, at: UInt64)] = []
     private var retiredHead = 0
-    let capacity: UInt32
+    private(set) var capacity: UInt32
     /// Long enough for any packet in flight (a tc program runs for microseconds).
     static let graceNanoseconds: UInt64 = 50_000_000
 
@@ -34,6 +34,9 @@ struct SlotAllocator {
             retiredHead = 0
         }
     }
+
+    /// The data plane's array grew.
+    mutating func grow(to n: UInt32) { capacity = max(capacity, n) }
 
     /// Highest index ever handed out, plus one.
     var highWater: UInt32 { next }

@@ -109,6 +109,23 @@ struct PipelineTests {
         #expect(dp.portCounters(.vf(0)).toRepresentor == 1)
     }
 
+    @Test func aResizeKeepsRulesCountersAndEncaps() throws {
+        let dp = try Self.dataPlane()
+        let frame = Self.udpFrame()
+        try dp.program(Self.rule(frame, inPort: .vf(0), actions: [.forward(.vf(1))]))
+        _ = try dp.testRun(frame: frame, ifindex: Self.lo)
+        let before = dp.capacity
+        try dp.resize(rules: before.rules * 2, counters: before.counters * 2, encaps: before.encaps * 2)
+        #expect(dp.capacity.counters == before.counters * 2)
+        #expect(try dp.testRun(frame: frame, ifindex: Self.lo).verdict == Self.redirect)
+        #expect(dp.ruleCounters(7).packets == 2)
+        #expect(dp.portCounters(.vf(1)).txPackets == 2)
+        // Rules written after the resize land in the new tables.
+        let other = Self.udpFrame(dst: 0xC613_0044)
+        try dp.program(Self.rule(other, inPort: .vf(0), actions: [.drop], counter: 9))
+        #expect(try dp.testRun(frame: other, ifindex: Self.lo).verdict == Self.shot)
+    }
+
     @Test func dropAndRemove() throws {
         let dp = try Self.dataPlane()
         let frame = Self.udpFrame()

@@ -97,6 +97,20 @@ struct DriverTests {
         #expect((try? sw.addRule(extra).get()) != nil)
     }
 
+    @Test func aReloadGrowsTheDataPlaneAndCountersBeyondTheOldCapacity() throws {
+        var profile = HardwareProfile()
+        profile.counters = 1024
+        profile.maskedEntries = 4000
+        let (sw, dp) = try Self.device(profile: profile)
+        try sw.tables.counterPool.setPending(3000)
+        try sw.reload()
+        #expect(dp.capacity.counters >= 3000)
+        #expect(sw.tables.counterPool.size == 3000)
+        // More than 1024 rules now get counters.
+        for d in 0..<1500 { _ = try sw.addRule(Self.spec(inPort: .vf(0), dst: UInt32(0xC613_0000 + d), actions: [.drop])).get() }
+        #expect(dp.rules.count == 1500)
+    }
+
     @Test func replacingActionsKeepsTheSlotAndTheCounter() throws {
         let (sw, dp) = try Self.device()
         let h = try sw.addRule(Self.spec(inPort: .vf(0), dst: 0xC613_0002, actions: [.forward(.vf(1))])).get()
