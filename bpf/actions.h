@@ -88,6 +88,22 @@ static __always_inline __u32 l4_csum_offset(__u8 proto)
     return 0;
 }
 
+/* One IPv4 address (network order, `cur` its bytes in the packet) under a mask, with the
+ * IP checksum and, when `l4csum` is the transport checksum's offset, the pseudo-header's. */
+static __always_inline void set_ipv4_addr(struct __sk_buff *skb, __u32 nh, __u32 at, const __u8 *cur, __u32 value,
+                                          __u32 mask, __u32 l4csum, __u64 l4flags)
+{
+    __u32 old, new;
+    __builtin_memcpy(&old, cur, 4);
+    new = (old & ~mask) | (value & mask);
+    if (new == old)
+        return;
+    bpf_l3_csum_replace(skb, nh + 10, old, new, 4);
+    if (l4csum)
+        bpf_l4_csum_replace(skb, l4csum, old, new, l4flags);
+    bpf_skb_store_bytes(skb, at, &new, 4, 0);
+}
+
 static __always_inline void set_ipv4(struct __sk_buff *skb, const struct esw_action *a)
 {
     __u32 nh = l3_offset(skb);
@@ -99,24 +115,9 @@ static __always_inline void set_ipv4(struct __sk_buff *skb, const struct esw_act
     __u32 th = nh + ihl;
     __u32 csum = l4_csum_offset(h[9]);
     __u64 l4flags = BPF_F_PSEUDO_HDR | 4 | (h[9] == PROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0);
-    __u32 old, new;
-
-    __builtin_memcpy(&old, h + 12, 4);
-    new = (old & ~a->u.ipv4.src_mask) | (a->u.ipv4.src & a->u.ipv4.src_mask);
-    if (new != old) {
-        bpf_l3_csum_replace(skb, nh + 10, old, new, 4);
-        if (csum && !later)
-            bpf_l4_csum_replace(skb, th + csum, old, new, l4flags);
-        bpf_skb_store_bytes(skb, nh + 12, &new, 4, 0);
-    }
-    __builtin_memcpy(&old, h + 16, 4);
-    new = (old & ~a->u.ipv4.dst_mask) | (a->u.ipv4.dst & a->u.ipv4.dst_mask);
-    if (new != old) {
-        bpf_l3_csum_replace(skb, nh + 10, old, new, 4);
-        if (csum && !later)
-            bpf_l4_csum_replace(skb, th + csum, old, new, l4flags);
-        bpf_skb_store_bytes(skb, nh + 16, &new, 4, 0);
-    }
+    __u32 l4csum = csum && !later ? th + csum : 0;
+    set_ipv4_addr(skb, nh, nh + 12, h + 12, a->u.ipv4.src, a->u.ipv4.src_mask, l4csum, l4flags);
+    set_ipv4_addr(skb, nh, nh + 16, h + 16, a->u.ipv4.dst, a->u.ipv4.dst_mask, l4csum, l4flags);
     if (a->u.ipv4.tos_mask) {
         __u16 o16 = ((__u16)h[0] << 8) | h[1];
         __u8 tos = (h[1] & ~a->u.ipv4.tos_mask) | (a->u.ipv4.tos & a->u.ipv4.tos_mask);

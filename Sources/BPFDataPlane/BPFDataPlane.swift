@@ -54,11 +54,11 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     }
 
     private var masksByWords: [[UInt64]: MaskUse] = [:]
-    private var maskIDs: SlotIDs
+    private var maskIDs: SlotAllocator
     private var lists: [HardwareTable: [UInt32]] = [.exact: [], .masked: []]
     /// Action sets shared by identical action lists, with the rules using each.
     private var actionSetsByBytes: [[UInt8]: (id: UInt32, users: Int)] = [:]
-    private var actionSetIDs: SlotIDs
+    private var actionSetIDs: SlotAllocator
     /// What each programmed slot (table key bytes) points at.
     private var slots: [HardwareTable: [[UInt8]: (actionSet: [UInt8], mask: [UInt64], rule: [UInt8])]] = [.exact: [:], .masked: [:]]
     // What else the maps hold, kept to write it into bigger maps on a resize.
@@ -80,8 +80,8 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         portRX = try object.programFD("esw_port_rx")
         representorTX = try object.programFD("esw_rep_tx")
         maps = try Maps(object)
-        maskIDs = SlotIDs(capacity: UInt32(Layout.maxMasks))
-        actionSetIDs = SlotIDs(capacity: UInt32(BPFDataPlane.actionSetCapacity))
+        maskIDs = SlotAllocator(capacity: UInt32(Layout.maxMasks))
+        actionSetIDs = SlotAllocator(capacity: UInt32(BPFDataPlane.actionSetCapacity))
         try? publishLists()
     }
 
@@ -517,33 +517,5 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         }
         if r < 0 { throw SystemError("bpf_prog_test_run", errno: -r) }
         return (Int32(bitPattern: ret), Array(out.prefix(Int(outLen))))
-    }
-}
-
-/// Ids of the silicon's own tables (masks, action sets): reused only after a grace
-/// period, as the driver's counters are.
-struct SlotIDs {
-    private var next: UInt32 = 0
-    private var free: [UInt32] = []
-    private var retired: [(UInt32, UInt64)] = []
-    let capacity: UInt32
-    static let grace: UInt64 = 50_000_000
-
-    init(capacity: UInt32) { self.capacity = capacity }
-
-    mutating func allocate(now: UInt64) -> UInt32? {
-        reclaim(now: now)
-        if let s = free.popLast() { return s }
-        guard next < capacity else { return nil }
-        defer { next += 1 }
-        return next
-    }
-
-    mutating func release(_ id: UInt32, now: UInt64) { retired.append((id, now)) }
-
-    mutating func reclaim(now: UInt64) {
-        var keep: [(UInt32, UInt64)] = []
-        for r in retired { if now &- r.1 >= SlotIDs.grace { free.append(r.0) } else { keep.append(r) } }
-        retired = keep
     }
 }

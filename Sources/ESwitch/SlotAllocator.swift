@@ -1,7 +1,7 @@
-/// Indexes into a data-plane array (counters, encap entries): a freed index is reused
-/// only after a grace period, so that a packet still running with the old rule in the
-/// kernel never counts into, or reads, its successor's slot.
-struct SlotAllocator {
+/// Indexes into a data-plane array (counters, encap entries, masks, action sets): a
+/// freed index is reused only after a grace period, so that a packet still running with
+/// the old rule in the kernel never counts into, or reads, its successor's slot.
+public struct SlotAllocator: Sendable {
     private var next: UInt32 = 0
     private var free: [UInt32] = []
     private var retired: [(slot: UInt32, at: UInt64)] = []
@@ -10,9 +10,9 @@ struct SlotAllocator {
     /// Long enough for any packet in flight (a tc program runs for microseconds).
     static let graceNanoseconds: UInt64 = 50_000_000
 
-    init(capacity: UInt32) { self.capacity = capacity }
+    public init(capacity: UInt32) { self.capacity = capacity }
 
-    mutating func allocate(now: UInt64) -> UInt32? {
+    public mutating func allocate(now: UInt64) -> UInt32? {
         reclaim(now: now)
         if let s = free.popLast() { return s }
         guard next < capacity else { return nil }
@@ -20,11 +20,11 @@ struct SlotAllocator {
         return next
     }
 
-    mutating func release(_ slot: UInt32, now: UInt64) {
+    public mutating func release(_ slot: UInt32, now: UInt64) {
         retired.append((slot, now))
     }
 
-    mutating func reclaim(now: UInt64) {
+    public mutating func reclaim(now: UInt64) {
         while retiredHead < retired.count, now &- retired[retiredHead].at >= SlotAllocator.graceNanoseconds {
             free.append(retired[retiredHead].slot)
             retiredHead += 1
@@ -36,8 +36,8 @@ struct SlotAllocator {
     }
 
     /// The data plane's array grew.
-    mutating func grow(to n: UInt32) { capacity = max(capacity, n) }
+    public mutating func grow(to n: UInt32) { capacity = max(capacity, n) }
 
     /// Highest index ever handed out, plus one.
-    var highWater: UInt32 { next }
+    public var highWater: UInt32 { next }
 }
