@@ -62,6 +62,24 @@ public struct BPFObject: ~Copyable {
     }
 }
 
+/// The key and value sizes of every map in an ELF object as the C compiler laid them out
+/// (from the object's BTF, without loading it: no privilege needed).
+public func bpfMapSizes(elf: [UInt8]) -> [String: (key: Int, value: Int)] {
+    libbpf_set_print(nil)
+    var opts = bpf_object_open_opts()
+    opts.sz = MemoryLayout<bpf_object_open_opts>.size
+    guard let obj = elf.withUnsafeBytes({ bpf_object__open_mem($0.baseAddress, $0.count, &opts) }),
+          libbpf_get_error(UnsafeRawPointer(obj)) == 0 else { return [:] }
+    defer { bpf_object__close(obj) }
+    var out: [String: (key: Int, value: Int)] = [:]
+    var m = bpf_object__next_map(obj, nil)
+    while let map = m {
+        out[String(cString: bpf_map__name(map))] = (Int(bpf_map__key_size(map)), Int(bpf_map__value_size(map)))
+        m = bpf_object__next_map(obj, map)
+    }
+    return out
+}
+
 /// Thin wrappers over the map syscalls: keys and values are raw bytes of the layouts
 /// in bpf/esw_shared.h.
 public enum BPFMap {

@@ -9,12 +9,32 @@ struct LayoutTests {
     @Test func sizesMatchTheCHeader() throws {
         #expect(Layout.tableKey(maskID: 1, masked: [UInt64](repeating: 0, count: 18)).count == 152)
         #expect(Layout.key([UInt64](repeating: 0, count: 18)).count == 144)
-        #expect(Layout.maskLists(exact: [1], masked: [2, 3]).count == 520)
+        #expect(Layout.maskLists(exact: [1], masked: [2, 3]).count == Layout.maskListsSize)
         #expect(Layout.rule(actionSet: 1, counter: 2, encap: false).count == 16)
         #expect(try Layout.actionSet([.drop]).get().count == 648)
         #expect(Layout.port(nil).count == 24)
         #expect(Layout.config(mode: .switchdev, ports: 3, vxlan: []).count == 16)
         #expect(Layout.encap(VXLAN.EncapTemplate(bytes: [UInt8](repeating: 0, count: 50), isIPv6: false, checksum: false)).count == 80)
+    }
+
+    /// The compiler's view of bpf/esw_shared.h (the object's maps) against Layout's.
+    @Test func theObjectsMapsHaveTheLayoutsSwiftWrites() {
+        let sizes = bpfMapSizes(elf: BPFObjectBytes.elf)
+        func expect(_ map: String, key: Int, value: Int) {
+            #expect(sizes[map]?.key == key, "key of \(map)")
+            #expect(sizes[map]?.value == value, "value of \(map)")
+        }
+        expect("esw_exact", key: Layout.tableKeySize, value: Layout.ruleSize)
+        expect("esw_masked", key: Layout.tableKeySize, value: Layout.ruleSize)
+        expect("esw_masks", key: 4, value: Layout.keySize)
+        expect("esw_mask_lists", key: 4, value: Layout.maskListsSize)
+        expect("esw_action_sets", key: 4, value: Layout.actionSetSize)
+        expect("esw_rule_counters", key: 4, value: Layout.ruleCounterSize)
+        expect("esw_encaps", key: 4, value: Layout.encapSize)
+        expect("esw_ports", key: 4, value: Layout.portSize)
+        expect("esw_config", key: 4, value: Layout.configSize)
+        expect("esw_port_stats", key: 4, value: Layout.portCountersSize)
+        expect("esw_macs", key: 8, value: 4)
     }
 
     @Test func keyWordsFollowTheFlowKeyLayout() {
