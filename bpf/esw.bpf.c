@@ -136,7 +136,9 @@ static __always_inline __u16 fold(__u32 s)
  * uplink's representor get it completed here, as a NIC's receive path would. */
 static void finish_inner_checksum(struct __sk_buff *skb, struct esw_scratch *s, const struct esw_parsed *in)
 {
-    if (skb->gso_size || !in->l4 || in->eth_type != ETH_P_IP_ || (in->proto != PROTO_TCP && in->proto != PROTO_UDP))
+    /* A fragment's checksum covers the whole datagram: only whole packets are finished. */
+    if (skb->gso_size || !in->l4 || in->frag || in->eth_type != ETH_P_IP_ ||
+        (in->proto != PROTO_TCP && in->proto != PROTO_UDP))
         return;
     __u8 ip[20];
     if (bpf_skb_load_bytes(skb, in->l3, ip, 20) < 0)
