@@ -6,6 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 
 t_topology 2 --mode switchdev
+t_vxlan_remote
 # No IPv6 chatter (router solicitations, MLD): the counter checks below compare exactly.
 for ns in vm0 vm1 host; do t_in "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1; done
 
@@ -68,13 +69,15 @@ check_eq "bare hex packet: same verdict" "$(field '["verdict"]' <"$T_DIR/request
 # A trace changes no counter: flows (hardware counters are polled every second) and ports.
 sleep 1.2
 flows_before=$(dpctl dump-flows | sed 's/used:[^,]*,//')
-ports_before=$(devlink port show -s -j)
+# The VFs' ports: the uplink also carries the remote kernel's own traffic (neighbour probes).
+vf_stats() { devlink port show -s -j | python3 -c 'import json,sys; p=json.load(sys.stdin)["port"]; print(p["esw0/1"]["stats"], p["esw0/2"]["stats"])'; }
+ports_before=$(vf_stats)
 lookups_before=$(dpctl show | grep lookups:)
 for _ in 1 2 3; do dpctl trace pf0vf0 "$request" >/dev/null; dpctl trace pf0vf1 "$reply" >/dev/null; done
-ports_after=$(devlink port show -s -j)
+ports_after=$(vf_stats)
 sleep 1.2
 check_eq "flow counters unchanged by traces" "$flows_before" "$(dpctl dump-flows | sed 's/used:[^,]*,//')"
-check_eq "port counters unchanged by traces" "$ports_before" "$ports_after"
+check_eq "VF port counters unchanged by traces" "$ports_before" "$ports_after"
 check_eq "datapath lookups unchanged (no hit, no miss)" "$lookups_before" "$(dpctl show | grep lookups:)"
 
 # What the packets really do: requests in hardware straight to VF1 (VF0's port sends
@@ -100,6 +103,31 @@ v6="eth(src=$mac0,dst=$mac1),eth_type(0x86dd),ipv6(src=2001:db8::1,dst=2001:db8:
 out=$(dpctl trace -j pf0vf0 "$v6")
 check_eq "no flow: software miss" miss "$(field '["software"]["result"]' <<<"$out")"
 check_match "no flow: dropped (miss mode drop)" 'software: miss, dropped' "$(field '["verdict"]' <<<"$out")"
+
+# VXLAN: VF0 <-> the remote VTEP's overlay, encap and decap in hardware. A packet on the
+# vxlan port is traced from the wire, as the remote VTEP sends it.
+dpctl del-flows
+dpctl add-if vxlan_sys_4789,type=vxlan
+topo_vxlan_flows "$T_DIR/vxflows" 1 3   # VF0 = 1, vxlan_sys_4789 = 3
+check "vxlan flows" dpctl add-flows "$T_DIR/vxflows"
+t_in vm0 ping -c 1 -W 1 198.19.0.3 >/dev/null 2>&1   # the tracker resolves the remote's neighbour
+check "vxlan flows offloaded" t_wait "4 offloaded" 10 bash -c '[ "$(dpctl dump-flows type=offloaded | wc -l)" -eq 4 ]'
+remote_mac=$(t_in remote cat /sys/class/net/vx42/address)
+encap=$(dpctl trace -j pf0vf0 "eth(src=$mac0,dst=$remote_mac),eth_type(0x0800),ipv4(src=198.19.0.1,dst=198.19.0.3,proto=1),icmp(type=8,code=0)")
+check_match "encap: hardware hit, encap then forward to the uplink" 'tunnel_encap\(vxlan vni 42 dst 198.18.0.2:4789, entry [0-9]+\),forward\(p0\)' \
+    "$(field '["hardware"]["lookups"][-1]["actions"]' <<<"$encap")"
+check_match "encap: the frame on the wire carries VNI 42" 'tunnel\(tun_id=0x2a,src=198.18.0.1,dst=198.18.0.2,.*icmp\(type=8' \
+    "$(field '["outputs"][0]["key"]' <<<"$encap")"
+decap=$(dpctl trace -j vxlan_sys_4789 "tunnel(tun_id=0x2a,src=198.18.0.2,dst=198.18.0.1,ttl=64,flags(key)),eth(src=$remote_mac,dst=$mac0),eth_type(0x0800),ipv4(src=198.19.0.3,dst=198.19.0.1,proto=1),icmp(type=0,code=0)")
+check_eq "decap: parsed as VXLAN on the uplink and hit" "vxlan hit" \
+    "$(field '["hardware"]["lookups"][0]["parser"], j["hardware"]["lookups"][0]["result"]' <<<"$decap" | tr -d "(),'")"
+check_eq "decap: to VF netdev esw0v0" "hardware: VF netdev esw0v0" "$(field '["verdict"]' <<<"$decap")"
+sleep 1.2
+vx_before=$(dpctl dump-flows | grep -o 'packets:[0-9]*' | awk -F: '{s += $2} END {print s + 0}')
+check "ping VF0 -> the remote's overlay" t_ping vm0 198.19.0.3 5
+sleep 1.2
+check_ge "encap and decap rules counted the ping, as traced" $((vx_before + 10)) \
+    "$(dpctl dump-flows type=offloaded | grep -o 'packets:[0-9]*' | awk -F: '{s += $2} END {print s + 0}')"
 
 # Errors are netlink errors with a message.
 check_fails "unknown port fails" dpctl trace nosuchport "$request"
