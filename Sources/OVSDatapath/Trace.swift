@@ -96,11 +96,14 @@ final class PacketTracer {
         ODPText.formatKey(FlowMatch(key: key, mask: mask), portNames: names, vlanLimit: ODPConstants.datapathVLANLimit)
     }
 
-    /// A frame as it leaves: hex, length and key (a VXLAN frame as tunnel + inner key).
-    func frameNode(_ bytes: [UInt8], tunnel: TunnelMetadata? = nil, inPort: UInt32? = nil, names: [UInt32: String]) -> TraceRecord {
+    /// A frame as it leaves: length, hex and key. An encapsulated frame is decoded as
+    /// its tunnel metadata and `inner` frame (as the receiving VTEP's datapath sees it).
+    func frameNode(_ bytes: [UInt8], inner: [UInt8]? = nil, tunnel: TunnelMetadata? = nil, inPort: UInt32? = nil,
+                   names: [UInt32: String]) -> TraceRecord {
         var r = TraceRecord()
         r.add("length", bytes.count)
         r.add("hex", Self.hex(bytes))
+        let bytes = inner ?? bytes
         var key = FlowKey()
         key[.inPort] = UInt64(inPort ?? ODPConstants.noPort)
         tunnel?.store(into: &key)

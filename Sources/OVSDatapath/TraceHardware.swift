@@ -203,10 +203,8 @@ extension PacketTracer {
                 let where_ = p == .uplink ? "the wire (uplink \(port?.netdevName ?? "?"))" : "VF netdev \(port?.netdevName ?? "?")"
                 steps.append("forward to eSwitch port \(p) (\(name)): \(where_)")
                 var out = frameNode(b.bytes, names: hardwareNames)
-                if let t = encapsulated, var copy = buffer(b.bytes), let inner = VXLAN.decapsulate(&copy, port: t.tpDst) {
-                    out = frameNode(copy.bytes, tunnel: inner, names: hardwareNames)
-                    out.fields[1] = ("hex", .text(Self.hex(b.bytes)))
-                    out.fields[0] = ("length", .number(UInt64(b.length)))
+                if let t = encapsulated, let (tunnel, inner) = Self.parseVXLAN(b.bytes, ports: [t.tpDst]) {
+                    out = frameNode(b.bytes, inner: inner, tunnel: tunnel, names: hardwareNames)
                 }
                 var r = TraceRecord()
                 r.add("path", "hardware")

@@ -204,8 +204,18 @@ extension PacketTracer {
             var meta = t
             if meta.tpDst == 0 { meta.tpDst = port.udpPort }
             where_ = "VXLAN vni \(t.id) to \(AddressText.ipv4(t.ipv4Dst)):\(meta.tpDst), routed by the kernel (through p0 to the wire when the route says so)"
-            frame = frameNode(bytes, tunnel: meta, names: dpNames)
-            frame.add("outer", "IPv4/UDP/VXLAN (\(PacketEngine.tunnelHeaderLength) bytes; the kernel adds Ethernet)")
+            // What the vport hands to its raw socket (VXLANPort.sendTunnelFrame): IPv4/UDP/VXLAN
+            // and the frame; the kernel adds Ethernet, and fills a zero source address.
+            meta.tpSrc = VXLAN.sourcePort(hash: key.hashValue32)
+            let outer = VXLAN.template(ethSrc: 0, ethDst: 0, tunnel: meta, udpDst: meta.tpDst)
+            var ipPacket = bytes
+            if var sent = buffer(bytes), outer.bytes.withUnsafeBytes({
+                VXLAN.encapsulate(&sent, template: $0, isIPv6: false, udpChecksum: false, sourcePort: meta.tpSrc,
+                                  innerTOS: UInt8(truncatingIfNeeded: key[.ipTOS]), ipID: 0)
+            }) {
+                ipPacket = Array(sent.bytes.dropFirst(14))
+            }
+            frame = frameNode(ipPacket, inner: bytes, tunnel: meta, names: dpNames)
         case .internal:
             where_ = "the host's stack (internal port \(port.name))"
             frame = frameNode(bytes, names: dpNames)
