@@ -93,7 +93,9 @@ extension PacketTracer {
         r.add("key", keyText(key, names: hardwareNames))
         guard let l else {
             let n = eswitch!.tables.ruleCounts
-            r.add("result", "miss (exact table: \(n.exact) rules, masked table: \(n.masked) rules)")
+            r.add("result", "miss")
+            r.add("exact_rules", n.exact)
+            r.add("masked_rules", n.masked)
             return r.node
         }
         let rule = l.rule
@@ -200,8 +202,8 @@ extension PacketTracer {
             case .forward(let p):
                 let name = hardwareNames[p] ?? "\(p)"
                 let port = eswitch!.port(p)
-                let where_ = p == .uplink ? "the wire (uplink \(port?.netdevName ?? "?"))" : "VF netdev \(port?.netdevName ?? "?")"
-                steps.append("forward to eSwitch port \(p) (\(name)): \(where_)")
+                let destination = p == .uplink ? "the wire (uplink \(port?.netdevName ?? "?"))" : "VF netdev \(port?.netdevName ?? "?")"
+                steps.append("forward to eSwitch port \(p) (\(name)): \(destination)")
                 var out = frameNode(b.bytes, names: hardwareNames)
                 if let t = encapsulated, let (tunnel, inner) = Self.parseVXLAN(b.bytes, ports: [t.tpDst]) {
                     out = frameNode(b.bytes, inner: inner, tunnel: tunnel, names: hardwareNames)
@@ -209,10 +211,10 @@ extension PacketTracer {
                 var r = TraceRecord()
                 r.add("path", "hardware")
                 r.add("port", name)
-                r.add("where", where_)
+                r.add("where", destination)
                 r.fields += out.fields
                 outputs.append(r.node)
-                verdicts.append("hardware: \(where_)")
+                verdicts.append("hardware: \(destination)")
                 forwarded = true
             case .drop:
                 steps.append("drop")

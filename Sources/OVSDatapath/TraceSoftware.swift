@@ -193,7 +193,7 @@ extension PacketTracer {
         r.add("path", "software")
         r.add("port", port.name)
         var frame: TraceRecord
-        let where_: String
+        let destination: String
         switch port.type {
         case .vxlan:
             guard let t = state.tunnelOut, t.ipv4Dst != 0 else {
@@ -203,7 +203,7 @@ extension PacketTracer {
             }
             var meta = t
             if meta.tpDst == 0 { meta.tpDst = port.udpPort }
-            where_ = "VXLAN vni \(t.id) to \(AddressText.ipv4(t.ipv4Dst)):\(meta.tpDst), routed by the kernel (through p0 to the wire when the route says so)"
+            destination = "VXLAN vni \(t.id) to \(AddressText.ipv4(t.ipv4Dst)):\(meta.tpDst), routed by the kernel (through p0 to the wire when the route says so)"
             // What the vport hands to its raw socket (VXLANPort.sendTunnelFrame): IPv4/UDP/VXLAN
             // and the frame; the kernel adds Ethernet, and fills a zero source address.
             meta.tpSrc = VXLAN.sourcePort(hash: key.hashValue32)
@@ -217,21 +217,21 @@ extension PacketTracer {
             }
             frame = frameNode(ipPacket, inner: bytes, tunnel: meta, names: dpNames)
         case .internal:
-            where_ = "the host's stack (internal port \(port.name))"
+            destination = "the host's stack (internal port \(port.name))"
             frame = frameNode(bytes, names: dpNames)
         default:
             if let e = port.eswitchPort, let sw = eswitch, let p = sw.port(e) {
                 // esw_rep_tx: straight out of the port the representor stands for, no lookup.
-                where_ = "representor \(port.name) → eSwitch port \(e) → " + (e == .uplink ? "the wire (uplink \(p.netdevName))" : "VF netdev \(p.netdevName)")
+                destination = "representor \(port.name) → eSwitch port \(e) → " + (e == .uplink ? "the wire (uplink \(p.netdevName))" : "VF netdev \(p.netdevName)")
             } else {
-                where_ = "netdev \(port.name)"
+                destination = "netdev \(port.name)"
             }
             frame = frameNode(bytes, names: dpNames)
         }
-        steps.append(.text("output:\(port.name) → \(where_)"))
-        r.add("where", where_)
+        steps.append(.text("output:\(port.name) → \(destination)"))
+        r.add("where", destination)
         r.fields += frame.fields
         outputs.append(r.node)
-        verdicts.append("software: \(where_)")
+        verdicts.append("software: \(destination)")
     }
 }
