@@ -103,6 +103,15 @@ v6="eth(src=$mac0,dst=$mac1),eth_type(0x86dd),ipv6(src=2001:db8::1,dst=2001:db8:
 out=$(dpctl trace -j pf0vf0 "$v6")
 check_eq "no flow: software miss" miss "$(field '["software"]["result"]' <<<"$out")"
 check_match "no flow: dropped (miss mode drop)" 'software: miss, dropped' "$(field '["verdict"]' <<<"$out")"
+dpctl set-miss normal
+out=$(dpctl trace -j pf0vf0 "$v6")
+check_match "miss mode normal: the MAC-learning switch floods (nothing learned)" 'normal handler floods to pf0vf1' "$(field '["verdict"]' <<<"$out")"
+check_eq "miss mode normal: the flood's output" pf0vf1 "$(field '["outputs"][0]["port"]' <<<"$out")"
+check_eq "miss mode normal: the trace installed no flow" 4 "$(dpctl dump-flows | wc -l)"
+dpctl set-miss drop
+# IN_PORT by number, and a description whose in_port disagrees with it.
+check_eq "IN_PORT as a number" "$(field '["verdict"]' <"$T_DIR/request.json")" "$(dpctl trace -j 1 "$request" | field '["verdict"]')"
+check_match "in_port(2) is not IN_PORT 1: EINVAL" 'is not pf0vf0' "$(dpctl trace 1 "in_port(2),$request" 2>&1)"
 
 # VXLAN: VF0 <-> the remote VTEP's overlay, encap and decap in hardware. A packet on the
 # vxlan port is traced from the wire, as the remote VTEP sends it.

@@ -36,6 +36,12 @@ extension PacketTracer {
         guard let entry = dp.table.classifier.entries(matching: key).first else {
             r.add("result", "miss")
             r.add("miss", missBehaviour(key))
+            if dp.missMode == .normal {
+                var steps: [TraceNode] = []
+                var state = PacketEngine.ExecState()
+                for port in normalOutputs(key) { output(b, to: port, key: key, state: &state, steps: &steps) }
+                r.add("steps", .list(steps))
+            }
             return r.node
         }
         let flow = unsafeDowncast(entry, to: DatapathFlow.self)
@@ -62,11 +68,30 @@ extension PacketTracer {
             verdicts.append("software: miss, dropped")
             return "no megaflow matches; miss mode drop: the packet is dropped (counted as missed)"
         case .normal:
-            verdicts.append("software: miss, upcall to the normal handler")
-            return "no megaflow matches; miss mode normal: an upcall to the built-in MAC-learning switch, which forwards or floods and installs a megaflow"
+            let decision: String
+            switch dp.normal.preview(key, ports: normalPorts) {
+            case .forward(let p, _): decision = "forwards to \(dpNames[p] ?? "\(p)") (the destination's learned port)"
+            case .flood(let ports): decision = "floods to " + (ports.isEmpty ? "no port" : ports.map { dpNames[$0] ?? "\($0)" }.joined(separator: ","))
+            case .drop: decision = "drops it (the destination was learned on the input port)"
+            }
+            verdicts.append("software: miss, the normal handler " + decision)
+            return "no megaflow matches; miss mode normal: an upcall to the built-in MAC-learning switch, which learns the source, "
+                + decision + (decision.hasPrefix("forwards") ? " and installs a megaflow" : "")
         case .controller:
             verdicts.append("software: miss, upcall to the controller")
             return "no megaflow matches; miss mode controller: an OVS_PACKET_CMD_MISS upcall to the subscribed clients"
+        }
+    }
+
+    /// Ports the normal handler floods to (Datapath.handleNormal's choice).
+    var normalPorts: [UInt32] { dp.allPorts.filter { $0.portNumber != 0 && $0.type != .vxlan }.map(\.portNumber) }
+
+    /// Where the normal handler would send a missed packet.
+    func normalOutputs(_ key: FlowKey) -> [UInt32] {
+        switch dp.normal.preview(key, ports: normalPorts) {
+        case .forward(let p, _): [p]
+        case .flood(let ports): ports
+        case .drop: []
         }
     }
 
