@@ -127,6 +127,12 @@ check_match "encap: hardware hit, encap then forward to the uplink" 'tunnel_enca
     "$(field '["hardware"]["lookups"][-1]["actions"]' <<<"$encap")"
 check_match "encap: the frame on the wire carries VNI 42" 'tunnel\(tun_id=0x2a,src=198.18.0.1,dst=198.18.0.2,.*icmp\(type=8' \
     "$(field '["outputs"][0]["key"]' <<<"$encap")"
+# A frame the encap would make bigger than the uplink's MTU takes the software path.
+big=$(field '["packet"]["hex"]' <<<"$encap")$(printf '0%.0s' $(seq 1 2860))
+bigtrace=$(dpctl trace -j pf0vf0 --hex "$big")
+check_eq "too big to encapsulate: the hardware sends it to the representor" "hit but too big to encapsulate pf0vf0" \
+    "$(field '["hardware"]["result"], j["to_representor"]' <<<"$bigtrace" | tr -d "(),'")"
+check_match "too big: the software flow sends it to the vxlan port" 'software: VXLAN vni 42' "$(field '["verdict"]' <<<"$bigtrace")"
 decap=$(dpctl trace -j vxlan_sys_4789 "tunnel(tun_id=0x2a,src=198.18.0.2,dst=198.18.0.1,ttl=64,flags(key)),eth(src=$remote_mac,dst=$mac0),eth_type(0x0800),ipv4(src=198.19.0.3,dst=198.19.0.1,proto=1),icmp(type=0,code=0)")
 check_eq "decap: parsed as VXLAN on the uplink and hit" "vxlan hit" \
     "$(field '["hardware"]["lookups"][0]["parser"], j["hardware"]["lookups"][0]["result"]' <<<"$decap" | tr -d "(),'")"

@@ -51,33 +51,33 @@ extension PacketTracer {
         hw.add("port_index", UInt64(port))
         hw.add("netdev", p.netdevName)
         var lookups: [TraceNode] = []
-        var hit: (HardwareTables.Lookup, [UInt8], TunnelMetadata?)?
+        var hit: (HardwareTables.Lookup, TunnelMetadata?)?
         // The parser's VXLAN view first (4789 always, for the checksum fix, when no port is registered).
         let registered = sw.registeredVXLANPorts
         if port == .uplink, let (t, inner) = Self.parseVXLAN(frame, ports: registered.isEmpty ? [VXLAN.defaultPort] : registered) {
             let key = Self.hardwareKey(inner, port: port, tunnel: t)
             let l = sw.tables.lookup(key)
             lookups.append(lookupNode("vxlan", key: key, l))
-            if let l { hit = (l, frame, t) }
+            if let l { hit = (l, t) }
         }
         if hit == nil {
             let key = Self.hardwareKey(frame, port: port, tunnel: nil)
             let l = sw.tables.lookup(key)
             lookups.append(lookupNode("ethernet", key: key, l))
-            if let l { hit = (l, frame, nil) }
+            if let l { hit = (l, nil) }
         }
         hw.add("lookups", .list(lookups))
-        guard let (l, _, tunnel) = hit else {
+        guard let (l, tunnel) = hit else {
             hw.add("result", "miss")
             hw.add("reason", missReason(frame, port: p))
             top.add("hardware", hw.node)
             toRepresentor(frame, port: p, into: &top)
             return
         }
-        if l.rule.encapEntries.first != nil, let up = sw.port(.uplink),
-           frame.count + VXLAN.overheadIPv4 - 14 > up.mtu {
+        // bpf/esw.bpf.c exceeds_tunnel_mtu: the hardware neither fragments nor answers ICMP.
+        if let e = l.rule.encapEntries.first, let up = sw.port(.uplink), frame.count + e.template.length - 14 > up.mtu {
             hw.add("result", "hit, but too big to encapsulate")
-            hw.add("reason", "\(frame.count) bytes + \(VXLAN.overheadIPv4) of VXLAN exceed the uplink MTU \(up.mtu): the software path answers (ICMP or fragments)")
+            hw.add("reason", "\(frame.count) bytes + \(e.template.length) of VXLAN exceed the uplink MTU \(up.mtu): the software path answers (ICMP or fragments)")
             top.add("hardware", hw.node)
             toRepresentor(frame, port: p, into: &top)
             return
