@@ -1,4 +1,5 @@
 import ESwitch
+import NetLinux
 import ODP
 import Packet
 
@@ -108,10 +109,18 @@ extension PacketTracer {
         let c = eswitch!.tables.counters(of: rule)
         r.add("packets", c.packets)
         r.add("bytes", c.bytes)
+        r.add("used", Self.age(c.lastUsedNanoseconds))
         if l.alsoMatching > 0 {
             r.add("also_matching", "\(l.alsoMatching) more rule(s) of this table match; the silicon takes the first in its own mask order")
         }
         return r.node
+    }
+
+    /// "0.532s ago" as dump-flows ages hits, or "never".
+    static func age(_ nanoseconds: UInt64) -> String {
+        guard nanoseconds != 0 else { return "never" }
+        let milliseconds = (Sys.monotonicNanoseconds() &- nanoseconds) / 1_000_000
+        return "\(milliseconds / 1000)." + String(String(1000 + milliseconds % 1000).dropFirst()) + "s ago"
     }
 
     /// The datapath flow a hardware rule was made for.

@@ -52,6 +52,7 @@ extension PacketTracer {
         let s = flow.stats
         r.add("packets", s.packets)
         r.add("bytes", s.bytes)
+        r.add("used", Self.age(s.usedNanoseconds))
         r.add("offloaded", flow.offload.isOffloaded)
         if let why = flow.softwareReason { r.add("not_offloaded", why) }
         var steps: [TraceNode] = []
