@@ -66,7 +66,7 @@ let package = Package(
         ], swiftSettings: strict),
         .testTarget(name: "BPFDataPlaneTests", dependencies: ["BPFDataPlane", "ESwitch", "Packet", "NetLinux"], swiftSettings: strict),
         .testTarget(name: "ControlProtocolTests", dependencies: [
-            "ControlProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "ControlProtocol", "Netlink", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),
     ]
 )

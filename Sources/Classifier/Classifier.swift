@@ -79,6 +79,13 @@ public final class Classifier: @unchecked Sendable {
         }
     }
 
+    /// Every entry matching `key`, in walk order (the first is what `lookup` returns).
+    /// Writer side, and read-only: no hit is counted, so a trace leaves the ranking as
+    /// it was.
+    public func entries(matching key: FlowKey) -> [ClassifierEntry] {
+        subtables.compactMap { $0.find(key)?.takeUnretainedValue() }
+    }
+
     /// Number of distinct masks readers walk.
     public var maskCount: Int { subtables.count }
 

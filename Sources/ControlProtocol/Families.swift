@@ -86,6 +86,8 @@ public enum PacketCmd {
     public static let miss: UInt8 = 1, action: UInt8 = 2, execute: UInt8 = 3
     /// esw: subscribe this connection to upcalls.
     public static let subscribe: UInt8 = 10
+    /// esw: what the hardware and the datapath would do with a packet (changes nothing).
+    public static let trace: UInt8 = 11
 }
 
 public enum PacketAttr {
@@ -93,6 +95,27 @@ public enum PacketAttr {
     public static let key: UInt16 = 2
     public static let actions: UInt16 = 3
     public static let userdata: UInt16 = 4
+    // esw (trace)
+    /// The port a traced packet enters on: a datapath port's name or number, or a representor.
+    public static let inPortName: UInt16 = 100
+    /// The mask of a flow-description packet: which fields it gave (the rest take defaults).
+    public static let mask: UInt16 = 101
+    /// The trace: one `TraceAttr` value (a record).
+    public static let trace: UInt16 = 102
+}
+
+/// A trace is a tree of values; each is one of these attributes.
+public enum TraceAttr {
+    public static let text: UInt16 = 1
+    public static let number: UInt16 = 2
+    public static let flag: UInt16 = 3
+    /// Nested `field`s in order.
+    public static let record: UInt16 = 4
+    /// Nested: `name` and one value.
+    public static let field: UInt16 = 5
+    public static let name: UInt16 = 6
+    /// Nested values in order.
+    public static let list: UInt16 = 7
 }
 
 public enum DevlinkCmd {

@@ -346,6 +346,9 @@ public final class ESwitch: @unchecked Sendable {
         vxlanPortUsers[port] != nil || vxlanPortUsers.count < 4
     }
 
+    /// The UDP ports the hardware parser recognises VXLAN on now.
+    public var registeredVXLANPorts: [UInt16] { vxlanPortUsers.keys.sorted() }
+
     public func unregisterVXLANPort(_ port: UInt16) {
         guard let n = vxlanPortUsers[port] else { return }
         if n > 1 { vxlanPortUsers[port] = n - 1 } else {

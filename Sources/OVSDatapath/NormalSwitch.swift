@@ -48,6 +48,17 @@ final class NormalSwitch {
         return .flood(ports.filter { $0 != inPort })
     }
 
+    /// What `decide` would do with a miss, learning nothing (for a trace).
+    func preview(_ key: FlowKey, ports: [UInt32]) -> Decision {
+        let inPort = UInt32(truncatingIfNeeded: key[.inPort])
+        let vlan = UInt16(truncatingIfNeeded: key[.vlanTCI]) & VLAN.vidMask
+        let dst = key[.ethDst]
+        if (dst >> 40) & 1 == 0, let e = table[Address(vlan: vlan, mac: dst)] {
+            return e.port == inPort ? .drop : .forward(e.port, FlowMatch(key: key, mask: FlowKey()))
+        }
+        return .flood(ports.filter { $0 != inPort })
+    }
+
     func expire(now: UInt64) {
         table = table.filter { now &- $0.value.seenNanoseconds < agingNanoseconds }
     }

@@ -222,6 +222,8 @@ extension DatapathService {
         switch m.command {
         case PacketCmd.subscribe:
             client.subscribed = true
+        case PacketCmd.trace:
+            try handleTrace(m, &r)
         case PacketCmd.execute:
             let d = try dp(m.familyHeader)
             let a = try RequestAttributes(m.attributes)

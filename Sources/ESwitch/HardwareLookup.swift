@@ -1,0 +1,33 @@
+import Classifier
+import Packet
+
+/// Read-only questions to the driver's shadow of the hardware tables (what the data
+/// plane's maps hold), for tracing a packet without touching any counter or state.
+extension HardwareTables {
+    /// The rule a packet with hardware key `key` hits, as the silicon looks it up: the
+    /// exact-match table first, then the masked table.
+    public struct Lookup: Sendable {
+        public let rule: HardwareRule
+        /// Other rules of the same table that match too (the silicon takes the first in
+        /// its own ranked mask order, which may differ from the driver's).
+        public let alsoMatching: Int
+    }
+
+    /// The hit for `key` (`in_port` an eSwitch port, tunnel words as the parser fills
+    /// them), or nil on a miss. Counts nothing.
+    public func lookup(_ key: FlowKey) -> Lookup? {
+        for table in [exact, masked] {
+            let hits = table.entries(matching: key)
+            if let first = hits.first {
+                return Lookup(rule: unsafeDowncast(first, to: HardwareRule.self), alsoMatching: hits.count - 1)
+            }
+        }
+        return nil
+    }
+
+    /// Rules installed in each table now.
+    public var ruleCounts: (exact: Int, masked: Int) { (exact.count, masked.count) }
+
+    /// A rule's hardware counters, read from the data plane now.
+    public func counters(of rule: HardwareRule) -> RuleCounters { dataPlane.ruleCounters(rule.counter) }
+}

@@ -1,0 +1,48 @@
+import ESwitch
+import Packet
+import Testing
+
+/// The read-only lookup a trace uses: the rule the silicon would hit (exact table
+/// first), misses, overlaps, and no counter or ranking touched.
+struct HardwareLookupTests {
+    static func packet(inPort: PortIndex, dst: UInt32) -> FlowKey {
+        var k = FlowKey()
+        k[.inPort] = UInt64(inPort)
+        k[.ethType] = UInt64(EtherType.ipv4)
+        k[.ipv4Dst] = UInt64(dst)
+        return k
+    }
+
+    @Test func hitMissAndOverlap() throws {
+        let (sw, dp) = try DriverTests.device()
+        _ = try sw.addRule(DriverTests.spec(inPort: .vf(0), dst: 0xC613_0002, actions: [.forward(.vf(1))])).get()
+        #expect(sw.tables.lookup(Self.packet(inPort: .vf(0), dst: 0xC613_0002))?.rule.actions == [.forward(.vf(1))])
+        #expect(sw.tables.lookup(Self.packet(inPort: .vf(1), dst: 0xC613_0002)) == nil)
+        #expect(sw.tables.lookup(Self.packet(inPort: .vf(0), dst: 0xC613_0003)) == nil)
+        // A /24 rule overlapping the /32 one: both match, one is reported, the other counted.
+        _ = try sw.addRule(DriverTests.spec(inPort: .vf(0), dst: 0xC613_0000, actions: [.drop], exactDst: false)).get()
+        let both = try #require(sw.tables.lookup(Self.packet(inPort: .vf(0), dst: 0xC613_0002)))
+        #expect(both.alsoMatching == 1)
+        #expect(sw.tables.lookup(Self.packet(inPort: .vf(0), dst: 0xC613_0009))?.rule.actions == [.drop])
+        #expect(dp.counters.isEmpty)
+    }
+
+    @Test func theExactTableComesFirst() throws {
+        let (sw, _) = try DriverTests.device()
+        var key = FlowKey(), mask = FlowKey()
+        for f in [FlowField.inPort, .ethSrc, .ethDst, .ethType, .ipProto, .tpSrc, .tpDst] { mask[f] = f.valueMask }
+        mask[.ipv4Src] = 0xffff_ffff
+        mask[.ipv4Dst] = 0xffff_ffff
+        key[.inPort] = UInt64(PortIndex.vf(0))
+        key[.ethType] = UInt64(EtherType.ipv4)
+        key[.ipProto] = UInt64(IPProto.udp)
+        key[.ipv4Dst] = 0xC613_0002
+        key[.tpDst] = 53
+        _ = try sw.addRule(HardwareRuleSpec(key: key, mask: mask, actions: [.forward(.uplink)])).get()
+        _ = try sw.addRule(DriverTests.spec(inPort: .vf(0), dst: 0xC613_0002, actions: [.forward(.vf(1))])).get()
+        let hit = try #require(sw.tables.lookup(key))
+        #expect(hit.rule.table == .exact)
+        #expect(hit.rule.actions == [.forward(.uplink)])
+        #expect(sw.tables.ruleCounts.exact == 1 && sw.tables.ruleCounts.masked == 1)
+    }
+}
