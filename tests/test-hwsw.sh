@@ -342,6 +342,46 @@ for f in frames:
         print("ok %s: %d frame(s) on [%s] identical" % (name, nh, ",".join(sorted(h))))
 EOF
 
+# csums.py DIR MODE: every test frame that came out (VMs, wire) has right checksums:
+# IPv4 header, TCP, UDP (0 allowed over IPv4), ICMP, ICMPv6, the inner ones of VXLAN
+# frames too (the input frames all have right ones). Parity alone would let both paths
+# agree on a wrong checksum.
+cat > "$T_DIR/csums.py" <<'EOF'
+import json, logging, sys
+logging.getLogger("scapy").setLevel(logging.ERROR)
+from scapy.all import Ether, IP, NoPayload
+d, mode = sys.argv[1], sys.argv[2]
+def walk(p):
+    i, l = 0, p
+    while not isinstance(l, NoPayload):
+        yield i, l
+        l, i = l.payload, i + 1
+def layer(p, n):
+    return next(l for i, l in walk(p) if i == n)
+bad, n = 0, 0
+for name in ("vm0", "vm1", "vm2", "remote"):
+    for iface, hx in json.load(open("%s/%s.json" % (d, name))):
+        raw = bytes.fromhex(hx)
+        if b"EHWSW" not in raw:
+            continue
+        n += 1
+        for i, l in walk(Ether(raw)):
+            field = "chksum" if "chksum" in l.fields else "cksum" if "cksum" in l.fields else None
+            if field is None or l.name == "Raw":
+                continue
+            have = getattr(l, field)
+            if have is None or (l.name == "UDP" and have == 0 and isinstance(l.underlayer, IP)):
+                continue
+            c = Ether(raw)
+            setattr(layer(c, i), field, None)
+            want = getattr(layer(Ether(bytes(c)), i), field)
+            if want != have:
+                bad += 1
+                print("FAIL %s: %s checksum %#06x, should be %#06x, in a frame on %s: %s" % (mode, l.name, have, want, iface, hx))
+if not bad:
+    print("ok %s: checksums right in all %d test frames that came out" % (mode, n))
+EOF
+
 # reps.py FRAMES DIR: how many of the test frames the representors carried (either
 # direction), not counting those no flow takes (a miss goes up the representor in both
 # paths), and how many there are.
@@ -454,6 +494,7 @@ run_mode() {          # MODE (hw|sw)
     sleep 0.3
     dpctl dump-flows -m > "$d/flows.txt"
     run_py_checks "$PY" "$T_DIR/stats.py" "$T_DIR/frames.json" "$T_DIR/flownames.txt" "$d/flows.txt" "$m"
+    run_py_checks "$PY" "$T_DIR/csums.py" "$d" "$m"
 }
 
 run_mode hw
