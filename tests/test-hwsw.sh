@@ -55,6 +55,7 @@ FLOWS=(
 "v6udp	in_port(1),$U6,udp(dst=1010)	set(ipv6(dst=2001:2::aa:0/ffff:ffff:ffff:ffff:ffff:ffff:ffff:0,hlimit=5)),set(udp(src=5460)),2"
 "v6icmp	in_port(1),eth(),eth_type(0x86dd),ipv6(proto=58,frag=no),icmpv6(type=128)	set(ipv6(src=2001:2::97)),2"
 "push	in_port(1),$V4,udp(dst=1014)	push_vlan(vid=100,pcp=3),4"
+"qinq	in_port(1),eth(),eth_type(0x8100),vlan(vid=31),encap(eth_type(0x0800),ipv4(proto=17,frag=no),udp(dst=1026))	push_vlan(tpid=0x88a8,vid=300,pcp=4),4"
 "vlanin	in_port(1),eth(),eth_type(0x8100),vlan(vid=30),encap(eth_type(0x0800),ipv4(proto=17,frag=no),udp(dst=1016))	set(ipv4(ttl=5)),set(udp(dst=6016)),2"
 "multi	in_port(1),$V4,udp(dst=1017)	2,set(eth(dst=02:00:5e:00:00:17)),set(ipv4(dst=198.18.17.17)),3,set(udp(dst=7777)),push_vlan(vid=7,pcp=1),4"
 "multi2	in_port(1),$T4,tcp(dst=1019)	set(ipv4(ttl=33)),2,set(tcp(src=7)),3"
@@ -69,6 +70,7 @@ FLOWS=(
 "up4	in_port(2),eth(),eth_type(0x0800),ipv4(frag=no)	4"
 "up6	in_port(2),eth(),eth_type(0x86dd),ipv6(frag=no)	4"
 "pop	in_port(4),eth(),eth_type(0x8100),vlan(vid=200),encap(eth_type(0x0800),ipv4(proto=17,frag=no),udp(dst=1015))	pop_vlan,1"
+"qinqpop	in_port(4),eth(),eth_type(0x88a8),vlan(vid=201),encap(eth_type(0x8100),vlan(vid=21),encap(eth_type(0x0800),ipv4(proto=17,frag=no),udp(dst=1041)))	pop_vlan,1"
 "upfwd	in_port(4),$V4,udp(dst=1040)	set(eth(dst=02:00:5e:00:00:40)),1,set(ipv4(tos=0x10)),3"
 "decu	$DEC,eth_type(0x0800),ipv4(proto=17,frag=no),udp(dst=1030)	1"
 "dect	$DEC,eth_type(0x0800),ipv4(proto=6,frag=no),tcp(dst=1031)	set(eth(dst=02:00:5e:00:00:31)),set(ipv4(ttl=31)),2"
@@ -92,8 +94,8 @@ NFLOWS=${#FLOWS[@]}
 cat > "$T_DIR/gen.py" <<'EOF'
 import json, sys, logging
 logging.getLogger("scapy").setLevel(logging.ERROR)
-from scapy.all import (Ether, Dot1Q, IP, IPv6, TCP, UDP, ICMP, ARP, Raw, ICMPv6EchoRequest,
-                       IPv6ExtHdrHopByHop, IPOption_Router_Alert)
+from scapy.all import (Ether, Dot1Q, Dot1AD, IP, IPv6, TCP, UDP, ICMP, ARP, Raw, ICMPv6EchoRequest,
+                       IPv6ExtHdrHopByHop, IPv6ExtHdrRouting, IPOption_Router_Alert, in4_chksum)
 from scapy.layers.vxlan import VXLAN
 
 P0MAC, WIREMAC = sys.argv[2], sys.argv[3]
@@ -144,6 +146,17 @@ add("vm0", "ip4", "UDP, IPv4 options (router alert): full set(ipv4)", 1,
     lambda n: eth()/ip(options=ROUTER_ALERT)/UDP(sport=1234, dport=1004)/tag(n, 16))
 add("vm0", "ip4", "UDP ~1400-byte payload: full set(ipv4)", 1,
     lambda n: eth()/ip()/UDP(sport=1234, dport=1004)/tag(n, 1400))
+# The rewritten UDP checksum comes out 0: it must go on the wire as 0xffff. The checksum
+# is ~(S + sport) in ones' complement, so sport = the checksum computed with sport 0.
+def udp_zero(n):
+    body = tag(n, 16)
+    def rewritten(sport):
+        out = IP(src="198.18.40.1", dst="198.18.40.2", tos=0x28, ttl=17, id=0x4242)/UDP(sport=sport, dport=1004, chksum=0)/body
+        return in4_chksum(17, out[IP], bytes(out[UDP]))
+    sport = rewritten(0) or 0xffff
+    assert rewritten(sport) == 0, sport
+    return eth()/ip()/UDP(sport=sport, dport=1004)/body
+add("vm0", "ip4", "UDP whose checksum after full set(ipv4) is 0: sent as 0xffff", 1, udp_zero)
 add("vm0", "ip4m", "TCP with options: masked set(ipv4 src/dst/tos/ttl)", 1,
     lambda n: eth()/ip(tos=0x07)/TCP(sport=40001, dport=1005, flags="PA", seq=9, ack=3, options=TCPOPTS)/tag(n, 24))
 add("vm0", "ip4m", "TCP, IPv4 options, ~1400 bytes: masked set(ipv4)", 1,
@@ -161,6 +174,8 @@ add("vm0", "v6tcp", "IPv6/TCP with options: set(ipv6 src,dst), set(tcp dst)", 1,
     lambda n: eth()/ip6(fl=0x12345, hlim=64)/TCP(sport=40003, dport=1009, flags="S", options=TCPOPTS)/tag(n, 16))
 add("vm0", "v6tcp", "IPv6 hop-by-hop + TCP: set(ipv6 src,dst), set(tcp dst) past the extension header", 1,
     lambda n: eth()/ip6()/IPv6ExtHdrHopByHop()/TCP(sport=40003, dport=1009, flags="S")/tag(n, 16))
+add("vm0", "v6tcp", "IPv6 routing header + TCP: the dst rewrite leaves the TCP checksum alone, the src one not", 1,
+    lambda n: eth()/ip6()/IPv6ExtHdrRouting(addresses=["2001:2::5"], segleft=1)/TCP(sport=40003, dport=1009, flags="S")/tag(n, 16))
 add("vm0", "v6udp", "IPv6/UDP: masked set(ipv6 dst,hlimit), set(udp src)", 1,
     lambda n: eth()/ip6(hlim=9)/UDP(sport=546, dport=1010)/tag(n, 16))
 add("vm0", "v6icmp", "ICMPv6 echo: set(ipv6 src) (ICMPv6 checksum covers it)", 1,
@@ -169,6 +184,8 @@ add("vm0", "v6icmp", "ICMPv6 echo: set(ipv6 src) (ICMPv6 checksum covers it)", 1
 add("vm0", "push", "UDP: push_vlan, out to the uplink", 1, lambda n: eth()/ip()/UDP(sport=1234, dport=1014)/tag(n, 16))
 add("vm0", "push", "UDP ~1400 bytes: push_vlan, out to the uplink", 1,
     lambda n: eth()/ip()/UDP(sport=1234, dport=1014)/tag(n, 1400))
+add("vm0", "qinq", "802.1Q vid 31 UDP: push 802.1ad vid 300 in front, out to the uplink", 1,
+    lambda n: eth()/Dot1Q(vlan=31, prio=1)/ip()/UDP(sport=1234, dport=1026)/tag(n, 16))
 add("vm0", "vlanin", "802.1Q vid 30 pcp 5 UDP: set(ipv4 ttl), set(udp dst), tag kept", 1,
     lambda n: eth()/Dot1Q(vlan=30, prio=5)/ip()/UDP(sport=1234, dport=1016)/tag(n, 16))
 # Several outputs with rewrites in between: each output sees the frame as it was then
@@ -205,6 +222,8 @@ add("remote", "pop", "802.1Q vid 200 UDP: pop_vlan", 1,
     lambda n: eth()/Dot1Q(vlan=200, prio=3)/ip()/UDP(sport=1234, dport=1015)/tag(n, 16))
 add("remote", "pop", "802.1Q vid 200 UDP ~1400 bytes: pop_vlan", 1,
     lambda n: eth()/Dot1Q(vlan=200)/ip()/UDP(sport=1234, dport=1015)/tag(n, 1400))
+add("remote", "qinqpop", "802.1ad vid 201 / 802.1Q vid 21 UDP: pop the outer tag", 1,
+    lambda n: eth()/Dot1AD(vlan=201, prio=6)/Dot1Q(vlan=21, prio=2)/ip()/UDP(sport=1234, dport=1041)/tag(n, 16))
 add("remote", "upfwd", "UDP: set eth dst, out, set tos, out", 2, lambda n: eth()/ip()/UDP(sport=1234, dport=1040)/tag(n, 16))
 # VXLAN decap: crafted on the wire -> VF
 add("remote", "decu", "VXLAN UDP small", 1, lambda n: vx(eth()/ip()/UDP(sport=1234, dport=1030)/tag(n, 16)))
