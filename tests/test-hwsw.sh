@@ -67,6 +67,8 @@ FLOWS=(
 "enclocal	in_port(1),$V4,udp(dst=1024)	3,$TUN,5"
 "encarp	in_port(1),eth(),eth_type(0x0806),arp()	$TUN,5"
 "enc6	in_port(1),$U6,udp(dst=1025)	$TUN,5"
+"encset	in_port(1),$T4,tcp(dst=1027)	set(eth(dst=02:00:5e:00:00:27)),set(ipv4(ttl=27)),$TUN,5"
+"encpop	in_port(1),eth(),eth_type(0x8100),vlan(vid=41),encap(eth_type(0x0800),ipv4(proto=17,frag=no),udp(dst=1028))	pop_vlan,$TUN,5"
 "up4	in_port(2),eth(),eth_type(0x0800),ipv4(frag=no)	4"
 "up6	in_port(2),eth(),eth_type(0x86dd),ipv6(frag=no)	4"
 "pop	in_port(4),eth(),eth_type(0x8100),vlan(vid=200),encap(eth_type(0x0800),ipv4(proto=17,frag=no),udp(dst=1015))	pop_vlan,1"
@@ -77,6 +79,9 @@ FLOWS=(
 "dec6	$DEC,eth_type(0x86dd),ipv6(proto=17,frag=no),udp(dst=1032)	1"
 "dectwo	$DEC,eth_type(0x0800),ipv4(proto=17,frag=no),udp(dst=1033)	1,3"
 "dececn	$DEC,eth_type(0x0800),ipv4(proto=17,frag=no),udp(dst=1034)	1"
+"decpush	$DEC,eth_type(0x0800),ipv4(proto=17,frag=no),udp(dst=1036)	push_vlan(vid=60,pcp=2),1"
+"dechair	$DEC,eth_type(0x0800),ipv4(proto=17,frag=no),udp(dst=1037)	4"
+"decarp	$DEC,eth_type(0x0806),arp()	2"
 "decvlan	$DEC,eth_type(0x8100),vlan(vid=50),encap(eth_type(0x0800),ipv4(proto=17,frag=no),udp(dst=1035))	2"
 )
 : > "$T_DIR/flows.txt"
@@ -94,7 +99,7 @@ NFLOWS=${#FLOWS[@]}
 cat > "$T_DIR/gen.py" <<'EOF'
 import json, sys, logging
 logging.getLogger("scapy").setLevel(logging.ERROR)
-from scapy.all import (Ether, Dot1Q, Dot1AD, IP, IPv6, TCP, UDP, ICMP, ARP, Raw, ICMPv6EchoRequest,
+from scapy.all import (Ether, Dot1Q, Dot1AD, IP, IPv6, TCP, UDP, ICMP, ARP, Raw, Padding, ICMPv6EchoRequest,
                        IPv6ExtHdrHopByHop, IPv6ExtHdrRouting, IPOption_Router_Alert, in4_chksum)
 from scapy.layers.vxlan import VXLAN
 
@@ -135,6 +140,8 @@ def vx(inner, tos=0, csum=0):
 # VF -> VF, plain and rewritten (vm0 -> esw0v1)
 add("vm0", "fwd", "UDP small", 1, lambda n: eth()/ip()/UDP(sport=1234, dport=1001)/tag(n, 16))
 add("vm0", "fwd", "UDP ~1400-byte payload", 1, lambda n: eth()/ip()/UDP(sport=1234, dport=1001)/tag(n, 1400))
+add("vm0", "fwd", "UDP with 20 bytes of Ethernet padding after the IP packet", 1,
+    lambda n: eth()/ip()/UDP(sport=1234, dport=1001)/tag(n, 8)/Padding(b"\xa5" * 20))
 add("vm0", "fwd", "UDP checksum 0", 1, lambda n: eth()/ip()/UDP(sport=1234, dport=1001, chksum=0)/tag(n, 16))
 add("vm0", "eth", "TCP with options: set(eth(src,dst))", 1,
     lambda n: eth()/ip()/TCP(sport=40000, dport=1003, flags="S", options=TCPOPTS)/tag(n, 16))
@@ -162,6 +169,8 @@ add("vm0", "ip4m", "TCP with options: masked set(ipv4 src/dst/tos/ttl)", 1,
 add("vm0", "ip4m", "TCP, IPv4 options, ~1400 bytes: masked set(ipv4)", 1,
     lambda n: eth()/ip(options=ROUTER_ALERT)/TCP(sport=40001, dport=1005, flags="A")/tag(n, 1400))
 add("vm0", "ip4udp", "UDP: set(ipv4 src,ttl), set(udp ports)", 1, lambda n: eth()/ip()/UDP(sport=1234, dport=1006)/tag(n, 16))
+add("vm0", "ip4udp", "UDP with Ethernet padding: set(ipv4), set(udp)", 1,
+    lambda n: eth()/ip()/UDP(sport=1234, dport=1006)/tag(n, 8)/Padding(b"\x5a" * 20))
 add("vm0", "ip4udp", "UDP checksum 0: set(ipv4), set(udp) leave it 0", 1,
     lambda n: eth()/ip()/UDP(sport=1234, dport=1006, chksum=0)/tag(n, 16))
 add("vm0", "tcpp", "TCP with options: set(tcp ports)", 1,
@@ -199,6 +208,12 @@ add("vm0", "drop", "UDP: drop", 0, lambda n: eth()/ip()/UDP(sport=1234, dport=10
 add("vm0", "encu", "UDP small: encap", 1, lambda n: eth()/ip()/UDP(sport=1234, dport=1020)/tag(n, 16))
 add("vm0", "encu", "UDP ~1400 bytes: encap", 1, lambda n: eth()/ip()/UDP(sport=1234, dport=1020)/tag(n, 1400))
 add("vm0", "encu", "UDP ECN CE inner: outer ECT(0)", 1, lambda n: eth()/ip(tos=0xb3)/UDP(sport=1234, dport=1020)/tag(n, 16))
+add("vm0", "encu", "UDP, IPv4 options: encap", 1,
+    lambda n: eth()/ip(options=ROUTER_ALERT)/UDP(sport=1234, dport=1020)/tag(n, 16))
+add("vm0", "encset", "TCP with options: set eth dst, ipv4 ttl, then encap", 1,
+    lambda n: eth()/ip()/TCP(sport=40008, dport=1027, flags="S", options=TCPOPTS)/tag(n, 16))
+add("vm0", "encpop", "802.1Q vid 41 UDP: pop_vlan, then encap", 1,
+    lambda n: eth()/Dot1Q(vlan=41)/ip()/UDP(sport=1234, dport=1028)/tag(n, 16))
 add("vm0", "enct", "TCP with options: encap", 1,
     lambda n: eth()/ip(tos=0x01)/TCP(sport=40005, dport=1021, flags="S", options=TCPOPTS)/tag(n, 16))
 add("vm0", "encecn", "UDP not-ECT: set(ipv4 tos ECN=ECT(0)) then encap: outer ECN from the rewritten inner", 1,
@@ -239,6 +254,12 @@ add("remote", "dececn", "VXLAN outer CE, inner ECT(0): inner becomes CE (RFC 604
     lambda n: vx(eth()/ip(tos=0x02)/UDP(sport=1234, dport=1034)/tag(n, 16), tos=0x03))
 add("remote", None, "VXLAN outer CE, inner not-ECT: dropped (RFC 6040)", 0,
     lambda n: vx(eth()/ip(tos=0x00)/UDP(sport=1234, dport=1034)/tag(n, 16), tos=0x03))
+add("remote", "decpush", "VXLAN UDP: decap, push_vlan", 1,
+    lambda n: vx(eth()/ip()/UDP(sport=1234, dport=1036)/tag(n, 16)))
+add("remote", "dechair", "VXLAN UDP: decap, out to the uplink (back on the wire)", 1,
+    lambda n: vx(eth()/ip()/UDP(sport=1234, dport=1037)/tag(n, 16)))
+add("remote", "decarp", "VXLAN ARP request (tagged padding): decap", 1,
+    lambda n: vx(Ether(src=M1, dst="ff:ff:ff:ff:ff:ff")/ARP(op=1, hwsrc=M1, psrc=A1, pdst="198.18.99.98")/tag(n, 18)))
 add("remote", "decvlan", "VXLAN with an 802.1Q-tagged inner frame", 1,
     lambda n: vx(eth()/Dot1Q(vlan=50)/ip()/UDP(sport=1234, dport=1035)/tag(n, 16)))
 add("remote", "dec6", "VXLAN outer CE, inner IPv6 ECT(0): inner becomes CE (RFC 6040)", 1,
