@@ -224,6 +224,29 @@ add("vm0", "enclocal", "UDP: out to VF2, then encap", 2, lambda n: eth()/ip()/UD
 add("vm0", "encarp", "ARP request (tagged padding): encap", 1,
     lambda n: Ether(src=M1, dst="ff:ff:ff:ff:ff:ff")/ARP(op=1, hwsrc=M1, psrc=A1, pdst="198.18.99.99")/tag(n, 18))
 add("vm0", "enc6", "IPv6/UDP: encap", 1, lambda n: eth()/ip6(tc=0x02)/UDP(sport=546, dport=1025)/tag(n, 16))
+# As a VM's stack sends them: TCP/UDP checksum left to the NIC (virtio-net header
+# NEEDS_CSUM, the field holding the pseudo-header sum). Sent with PACKET_VNET_HDR.
+def partial(n, pkt):
+    raw = bytearray(bytes(pkt))
+    l4 = len(raw) - len(bytes(pkt[IP].payload))
+    ln = len(raw) - l4
+    words = [int.from_bytes(raw[i:i + 2], "big") for i in range(26, 34, 2)] + [raw[23], ln]
+    acc = sum(words)
+    while acc >> 16:
+        acc = (acc & 0xffff) + (acc >> 16)
+    off = 16 if raw[23] == 6 else 6
+    raw[l4 + off:l4 + off + 2] = acc.to_bytes(2, "big")
+    frames[-1]["vnet"] = [l4, off]
+    return bytes(raw)
+def addv(src, flow, desc, expect, pkt):
+    add(src, flow, desc + " (checksum offload: NEEDS_CSUM)", expect, lambda n: b"")
+    frames[-1]["hex"] = partial(frames[-1]["id"], pkt(frames[-1]["id"])).hex()
+addv("vm0", "ip4m", "TCP with options: masked set(ipv4)", 1,
+     lambda n: eth()/ip()/TCP(sport=40009, dport=1005, flags="PA", options=TCPOPTS)/tag(n, 200))
+addv("vm0", "ip4udp", "UDP: set(ipv4), set(udp)", 1, lambda n: eth()/ip()/UDP(sport=1234, dport=1006)/tag(n, 100))
+addv("vm0", "fwd", "UDP: VF -> VF", 1, lambda n: eth()/ip()/UDP(sport=1234, dport=1001)/tag(n, 100))
+addv("vm0", "encu", "UDP: encap", 1, lambda n: eth()/ip()/UDP(sport=1234, dport=1020)/tag(n, 100))
+addv("vm0", "enct", "TCP: encap", 1, lambda n: eth()/ip()/TCP(sport=40010, dport=1021, flags="PA")/tag(n, 100))
 # VF -> uplink, plain forwarding (vm1)
 add("vm1", "up4", "UDP small", 1, lambda n: eth()/ip()/UDP(sport=1234, dport=2000)/tag(n, 16))
 add("vm1", "up4", "TCP with options, ~1400 bytes", 1,
@@ -231,6 +254,7 @@ add("vm1", "up4", "TCP with options, ~1400 bytes", 1,
 add("vm1", "up4", "UDP checksum 0, IPv4 options", 1,
     lambda n: eth()/ip(options=ROUTER_ALERT)/UDP(sport=1234, dport=2002, chksum=0)/tag(n, 16))
 add("vm1", "up4", "ICMP echo", 1, lambda n: eth()/ip()/ICMP(type=8, id=9, seq=2)/tag(n, 56))
+addv("vm1", "up4", "TCP", 1, lambda n: eth()/ip()/TCP(sport=40011, dport=2004, flags="PA")/tag(n, 100))
 add("vm1", "up6", "IPv6/UDP", 1, lambda n: eth()/ip6()/UDP(sport=546, dport=2003)/tag(n, 16))
 # Uplink -> VF (remote)
 add("remote", "pop", "802.1Q vid 200 UDP: pop_vlan", 1,
@@ -316,14 +340,22 @@ for s in socks:
 json.dump(got, open(out, "w"))
 EOF
 
-# send.py FRAMES SRC IFACE: send the frames of SRC into IFACE, in order.
+# send.py FRAMES SRC IFACE: send the frames of SRC into IFACE, in order; those with
+# "vnet" [csum_start, csum_offset] with a virtio-net header asking for the checksum.
 cat > "$T_DIR/send.py" <<'EOF'
-import json, socket, sys, time
+import json, socket, struct, sys, time
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
 s.bind((sys.argv[3], 0))
+v = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+v.setsockopt(263, 15, 1)   # SOL_PACKET, PACKET_VNET_HDR
+v.bind((sys.argv[3], 0))
 for f in json.load(open(sys.argv[1])):
     if f["src"] == sys.argv[2]:
-        s.send(bytes.fromhex(f["hex"]))
+        if f.get("vnet"):
+            # struct virtio_net_hdr: flags NEEDS_CSUM, no GSO, csum_start, csum_offset
+            v.send(struct.pack("=BBHHHH", 1, 0, 0, 0, f["vnet"][0], f["vnet"][1]) + bytes.fromhex(f["hex"]))
+        else:
+            s.send(bytes.fromhex(f["hex"]))
         time.sleep(0.003)
 EOF
 
@@ -339,8 +371,10 @@ cat > "$T_DIR/compare.py" <<'EOF'
 import json, re, sys
 from collections import defaultdict
 frames = json.load(open(sys.argv[1]))
+byid = {f["id"]: f for f in frames}
 tagre = re.compile(rb"EHWSW(\d\d\d)")
-def load(d, names):
+known = []
+def load(d, names, mode):
     outs = defaultdict(lambda: defaultdict(list))
     for n in names:
         for iface, hx in json.load(open("%s/%s.json" % (d, n))):
@@ -348,13 +382,33 @@ def load(d, names):
             m = tagre.search(raw)
             if not m:
                 continue
+            fid = int(m.group(1))
             if (iface == "wire0" and len(raw) >= 50 and raw[12:14] == b"\x08\x00" and raw[23] == 17
                     and raw[36:38] == b"\x12\xb5"):
                 raw = raw[:18] + b"\0\0" + raw[20:24] + b"\0\0" + raw[26:34] + b"\0\0" + raw[36:]
-            outs[int(m.group(1))][iface].append(raw.hex())
+                v = byid[fid].get("vnet")
+                if v:
+                    # Known difference: a frame whose TCP/UDP checksum the VM left to the
+                    # NIC (NEEDS_CSUM) leaves the hardware's encap with the inner checksum
+                    # still partial (the skb stays CHECKSUM_PARTIAL across the veth wire,
+                    # as the kernel's own vxlan over a veth leaves it), while the software
+                    # vxlan port completes it (its raw IPv4 socket cannot carry the offload
+                    # request). Compared masked; each side must hold what it is known to.
+                    at = 50 + v[0] + v[1]
+                    have, src = raw[at:at + 2], bytes.fromhex(byid[fid]["hex"])[v[0] + v[1]:v[0] + v[1] + 2]
+                    if mode == "hw" and have != src:
+                        print("FAIL hw: frame %d: inner checksum %s, expected it left partial (%s)" % (fid, have.hex(), src.hex()))
+                    elif mode == "sw" and have == src:
+                        print("FAIL sw: frame %d: inner checksum left partial (%s)" % (fid, have.hex()))
+                    else:
+                        known.append("frame %d %s: inner checksum %s" % (fid, mode, have.hex()))
+                    raw = raw[:at] + b"\0\0" + raw[at + 2:]
+            outs[fid][iface].append(raw.hex())
     return outs
 names = ["vm0", "vm1", "vm2", "remote"]
-hw, sw = load(sys.argv[2], names), load(sys.argv[3], names)
+hw, sw = load(sys.argv[2], names, "hw"), load(sys.argv[3], names, "sw")
+if known:
+    print("ok known difference (partial inner checksum under encap: hw keeps it, sw completes it): " + "; ".join(known))
 for f in frames:
     i = f["id"]
     name = "frame %02d from %s (%s)" % (i, f["src"], f["desc"])
@@ -382,15 +436,26 @@ for f in frames:
         print("ok %s: %d frame(s) on [%s] identical" % (name, nh, ",".join(sorted(h))))
 EOF
 
-# csums.py DIR MODE: every test frame that came out (VMs, wire) has right checksums:
+# csums.py DIR MODE FRAMES: every test frame that came out (VMs, wire) has right checksums:
 # IPv4 header, TCP, UDP (0 allowed over IPv4), ICMP, ICMPv6, the inner ones of VXLAN
 # frames too (the input frames all have right ones). Parity alone would let both paths
 # agree on a wrong checksum.
 cat > "$T_DIR/csums.py" <<'EOF'
-import json, logging, sys
+import json, logging, re, sys
 logging.getLogger("scapy").setLevel(logging.ERROR)
 from scapy.all import Ether, IP, NoPayload
 d, mode = sys.argv[1], sys.argv[2]
+# Frames sent with NEEDS_CSUM keep a partial TCP/UDP checksum (the receiver's stack
+# trusts it), except where the software vxlan port completes it (compare.py): either
+# way right, a partial one being the pseudo-header sum of the headers as rewritten.
+vnet = {f["id"] for f in json.load(open(sys.argv[3])) if f.get("vnet")}
+def pseudo(l):
+    ip = l.underlayer
+    w = [int(x) for x in ip.src.split(".")] + [int(x) for x in ip.dst.split(".")]
+    acc = (w[0] << 8 | w[1]) + (w[2] << 8 | w[3]) + (w[4] << 8 | w[5]) + (w[6] << 8 | w[7]) + ip.proto + len(bytes(l))
+    while acc >> 16:
+        acc = (acc & 0xffff) + (acc >> 16)
+    return acc
 def walk(p):
     i, l = 0, p
     while not isinstance(l, NoPayload):
@@ -402,7 +467,8 @@ bad, n = 0, 0
 for name in ("vm0", "vm1", "vm2", "remote"):
     for iface, hx in json.load(open("%s/%s.json" % (d, name))):
         raw = bytes.fromhex(hx)
-        if b"EHWSW" not in raw:
+        m = re.search(rb"EHWSW(\d\d\d)", raw)
+        if not m:
             continue
         n += 1
         for i, l in walk(Ether(raw)):
@@ -410,6 +476,8 @@ for name in ("vm0", "vm1", "vm2", "remote"):
             if field is None or l.name == "Raw":
                 continue
             have = getattr(l, field)
+            if int(m.group(1)) in vnet and l.name in ("TCP", "UDP") and isinstance(l.underlayer, IP) and have == pseudo(l):
+                continue
             if have is None or (l.name == "UDP" and have == 0 and isinstance(l.underlayer, IP)):
                 continue
             c = Ether(raw)
@@ -534,7 +602,7 @@ run_mode() {          # MODE (hw|sw)
     sleep 0.3
     dpctl dump-flows -m > "$d/flows.txt"
     run_py_checks "$PY" "$T_DIR/stats.py" "$T_DIR/frames.json" "$T_DIR/flownames.txt" "$d/flows.txt" "$m"
-    run_py_checks "$PY" "$T_DIR/csums.py" "$d" "$m"
+    run_py_checks "$PY" "$T_DIR/csums.py" "$d" "$m" "$T_DIR/frames.json"
 }
 
 run_mode hw
