@@ -134,8 +134,47 @@ static __always_inline void set_ipv4(struct __sk_buff *skb, const struct esw_act
     }
 }
 
-/* The transport header of an IPv6 packet without extension headers (what the
- * hardware rewrites; others keep their L4 checksum, as the parser found no L4). */
+/* The transport header of the IPv6 packet at `nh` whose first next-header is `next`:
+ * extension headers walked as the parser walks them. Returns 0 when there is none (a
+ * later fragment, too many extension headers), else its offset (bits 0-15), its
+ * protocol (bits 16-23) and whether a routing header came before it (bit 24). A
+ * global function: the verifier checks it once, not at every rewrite that calls it. */
+__noinline int ipv6_transport(struct __sk_buff *skb, __u32 nh, __u32 next)
+{
+    __u32 start = nh + 40;
+    int routing = 0;
+    if (!skb)
+        return 0;
+#pragma unroll
+    for (int i = 0; i < 6; i++) {
+        if (!is_ipv6_ext(next) || next == PROTO_NONE)
+            break;
+        __u8 e[4];
+        if (bpf_skb_load_bytes(skb, start, e, 4) < 0)
+            return 0;
+        __u32 len;
+        if (next == PROTO_FRAGMENT) {
+            if ((((__u16)e[2] << 8) | e[3]) & ~7)
+                return 0;
+            len = 8;
+        } else if (next == 51) {
+            len = ((__u32)e[1] + 2) << 2;
+        } else {
+            if (next == 43)
+                routing = 1;
+            len = ((__u32)e[1] + 1) << 3;
+        }
+        next = e[0];
+        start += len;
+    }
+    if (is_ipv6_ext(next) || start > 0xffff)
+        return 0;
+    return (int)(start | (next << 16) | (routing << 24));
+}
+
+/* An IPv6 address rewrite updates the pseudo-header sum of TCP, UDP and ICMPv6 after
+ * any extension headers, as the kernel datapath does (a destination rewrite leaves it
+ * alone when a routing header is present: the final destination is elsewhere). */
 static __always_inline void set_ipv6_addr(struct __sk_buff *skb, const struct esw_action *a, __u32 field)
 {
     __u32 nh = l3_offset(skb);
@@ -148,11 +187,15 @@ static __always_inline void set_ipv6_addr(struct __sk_buff *skb, const struct es
 #pragma unroll
     for (int i = 0; i < 16; i++)
         new[i] = (old[i] & ~a->u.addr6.mask[i]) | (a->u.addr6.addr[i] & a->u.addr6.mask[i]);
-    __u32 csum = l4_csum_offset(h[6]);
-    if (csum) {
+    __u32 t = ipv6_transport(skb, nh, h[6]);
+    __u32 th = t & 0xffff;
+    __u8 proto = t >> 16;
+    int routing = (t >> 24) & 1;
+    __u32 csum = proto == PROTO_ICMPV6 ? 2 : l4_csum_offset(proto);
+    if (th && csum && !(field == 24 && routing)) {
         __s64 diff = bpf_csum_diff((__be32 *)old, 16, (__be32 *)new, 16, 0);
-        bpf_l4_csum_replace(skb, nh + 40 + csum, 0, diff,
-                            BPF_F_PSEUDO_HDR | (h[6] == PROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0));
+        bpf_l4_csum_replace(skb, th + csum, 0, diff,
+                            BPF_F_PSEUDO_HDR | (proto == PROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0));
     }
     bpf_skb_store_bytes(skb, nh + field, new, 16, 0);
 }
@@ -187,9 +230,14 @@ static __always_inline void set_l4(struct __sk_buff *skb, const struct esw_actio
             return;
         th = nh + (h[0] & 0x0f) * 4;
         proto = h[9];
+    } else if ((h[0] >> 4) == 6) {
+        __u32 t = ipv6_transport(skb, nh, h[6]);
+        th = t & 0xffff;
+        proto = t >> 16;
+        if (!th)
+            return;
     } else {
-        th = nh + 40;
-        proto = h[6];
+        return;
     }
     if (proto != a->arg)
         return;
@@ -249,10 +297,25 @@ static __always_inline int is_ip_skb(struct __sk_buff *skb)
     return skb->protocol == bpf_htons(ETH_P_IP_) || skb->protocol == bpf_htons(ETH_P_IPV6_);
 }
 
+/* The inner packet's TOS (IPv4) or traffic class (IPv6) as it is now, after any
+ * rewrite of the rule: what the outer ECN bits come from (the kernel's
+ * ip_tunnel_ecn_encap reads the inner header at transmit). 0 for other frames. */
+static __always_inline __u8 inner_dsfield(struct __sk_buff *skb)
+{
+    __u8 h[2];
+    if (bpf_skb_load_bytes(skb, l3_offset(skb), h, 2) < 0)
+        return 0;
+    if (skb->protocol == bpf_htons(ETH_P_IP_) && (h[0] >> 4) == 4)
+        return h[1];
+    if (skb->protocol == bpf_htons(ETH_P_IPV6_) && (h[0] >> 4) == 6)
+        return (h[0] << 4) | (h[1] >> 4);
+    return 0;
+}
+
 /* Prepends the shared entry's outer headers. IP frames go through adjust_room with the
  * encap flags (GSO superpackets become UDP-tunnel GSO); other frames (ARP) are never
  * GSO and get the headers pushed at the head. */
-static __always_inline int encap(struct __sk_buff *skb, __u32 id, __u8 inner_tos)
+static __always_inline int encap(struct __sk_buff *skb, __u32 id)
 {
     struct esw_encap *e = bpf_map_lookup_elem(&esw_encaps, &id);
     if (!e || e->ipv6 || e->length != VXLAN_IPV4_OVERHEAD)
@@ -260,6 +323,7 @@ static __always_inline int encap(struct __sk_buff *skb, __u32 id, __u8 inner_tos
     int is_ip = is_ip_skb(skb);
     if (vlan_into_data(skb, is_ip) < 0)
         return -1;
+    __u8 inner_tos = inner_dsfield(skb);
     __u8 inner_eth[14];
     if (bpf_skb_load_bytes(skb, 0, inner_eth, 14) < 0)
         return -1;
@@ -299,6 +363,39 @@ static __always_inline int encap(struct __sk_buff *skb, __u32 id, __u8 inner_tos
     if (bpf_skb_store_bytes(skb, 0, h, VXLAN_IPV4_OVERHEAD, 0) < 0)
         return -1;
     return bpf_skb_store_bytes(skb, VXLAN_IPV4_OVERHEAD, inner_eth, 14, 0);
+}
+
+/* RFC 6040 on decapsulation, as the kernel's vxlan receive path does it
+ * (INET_ECN_decapsulate) for an outer CE mark: the inner IP packet (by the inner
+ * Ethernet type, as the kernel's skb->protocol) becomes CE, or is dropped (returns -1)
+ * when it is not ECN-capable. `inner` is the inner Ethernet header's offset. */
+static __always_inline int decap_ecn_ce(struct __sk_buff *skb, __u32 inner)
+{
+    __u8 t[2], v[2];
+    __u32 nh = inner + 14;
+    if (bpf_skb_load_bytes(skb, inner + 12, t, 2) < 0 || bpf_skb_load_bytes(skb, nh, v, 2) < 0)
+        return 0;
+    __u16 type = ((__u16)t[0] << 8) | t[1];
+    if (type == ETH_P_IP_ && (v[0] >> 4) == 4) {
+        if ((v[1] & 3) == 0)
+            return -1;
+        if ((v[1] & 3) == 3)
+            return 0;
+        __u16 o16 = ((__u16)v[0] << 8) | v[1];
+        __u8 tos = v[1] | 3;
+        __u16 n16 = ((__u16)v[0] << 8) | tos;
+        bpf_l3_csum_replace(skb, nh + 10, bpf_htons(o16), bpf_htons(n16), 2);
+        bpf_skb_store_bytes(skb, nh + 1, &tos, 1, 0);
+    } else if (type == ETH_P_IPV6_ && (v[0] >> 4) == 6) {
+        __u8 ecn = (v[1] >> 4) & 3;
+        if (ecn == 0)
+            return -1;
+        if (ecn == 3)
+            return 0;
+        __u8 b = v[1] | 0x30;
+        bpf_skb_store_bytes(skb, nh + 1, &b, 1, 0);
+    }
+    return 0;
 }
 
 #ifndef BPF_F_ADJ_ROOM_DECAP_L3_IPV6

@@ -20,6 +20,7 @@ struct lookup_ctx {
     __u32 *ids;
     struct esw_scratch *s;
     struct esw_rule *rule;
+    int tunnel;        /* the key holds a tunnel: only masks that match tunnel fields */
 };
 
 /* One mask of a table: mask the key, probe the table. Stops the loop on a hit. */
@@ -31,6 +32,11 @@ static long probe_mask(__u64 i, struct lookup_ctx *c)
     struct esw_key *m = bpf_map_lookup_elem(&esw_masks, &id);
     if (!m)
         return 1;
+    /* A VXLAN frame parsed outer and inner is a candidate only for decap rules: a rule
+     * that matches no tunnel field is about frames as they are on the port, and must
+     * not see the inner headers in place of the outer ones. */
+    if (c->tunnel && !(m->w[0] | m->w[1] | m->w[2] | m->w[3] | m->w[4] | m->w[5] | m->w[6]))
+        return 0;
     struct esw_scratch *s = c->s;
     s->probe.mask_id = id;
     s->probe.pad = 0;
@@ -48,9 +54,10 @@ static long probe_mask(__u64 i, struct lookup_ctx *c)
 }
 
 /* Looks the key up in one table: every mask in the list's order, first hit wins. */
-static __always_inline struct esw_rule *lookup_table(void *table, __u32 *ids, __u32 n, struct esw_scratch *s)
+static __always_inline struct esw_rule *lookup_table(void *table, __u32 *ids, __u32 n, struct esw_scratch *s,
+                                                     int tunnel)
 {
-    struct lookup_ctx c = { .table = table, .ids = ids, .s = s };
+    struct lookup_ctx c = { .table = table, .ids = ids, .s = s, .tunnel = tunnel };
     if (n == 0)
         return 0;
     if (n > ESW_MAX_MASKS)
@@ -60,16 +67,16 @@ static __always_inline struct esw_rule *lookup_table(void *table, __u32 *ids, __
 }
 
 /* The exact-match table first (one probe per exact profile in use), then the masks. */
-static __always_inline struct esw_rule *lookup(struct esw_scratch *s)
+static __always_inline struct esw_rule *lookup(struct esw_scratch *s, int tunnel)
 {
     __u32 zero = 0;
     struct esw_mask_lists *l = bpf_map_lookup_elem(&esw_mask_lists, &zero);
     if (!l)
         return 0;
-    struct esw_rule *r = lookup_table(&esw_exact, l->exact, l->exact_count, s);
+    struct esw_rule *r = lookup_table(&esw_exact, l->exact, l->exact_count, s, tunnel);
     if (r)
         return r;
-    return lookup_table(&esw_masked, l->masked, l->masked_count, s);
+    return lookup_table(&esw_masked, l->masked, l->masked_count, s, tunnel);
 }
 
 /* A miss: the frame goes up the port's representor, as if the representor received it. */
@@ -197,7 +204,6 @@ struct action_ctx {
     __u32 in_port;
     __u32 outer;
     __u16 inner_type;
-    __u8 inner_tos;
     __u8 no_peer;
     int verdict;
 };
@@ -247,7 +253,7 @@ static long run_action(__u64 i, struct action_ctx *c)
         set_l4(skb, a);
         return 0;
     case ESW_ACT_ENCAP:
-        if (encap(skb, a->arg, c->inner_tos) < 0) {
+        if (encap(skb, a->arg) < 0) {
             port_count(c->in_port, ESW_STAT_RX_DROPPED, 1);
             c->verdict = TC_ACT_SHOT;
             return 1;
@@ -269,11 +275,11 @@ static long run_action(__u64 i, struct action_ctx *c)
 }
 
 static __always_inline int run_actions(struct __sk_buff *skb, __u32 in_port, const struct esw_rule *rule,
-                                       const struct esw_parsed *ps, __u8 inner_tos)
+                                       const struct esw_parsed *ps)
 {
     __u32 set_id = rule->action_set;
     struct action_ctx c = { .skb = skb, .in_port = in_port, .outer = ps->outer, .inner_type = ps->eth_type,
-                            .inner_tos = inner_tos, .verdict = TC_ACT_SHOT };
+                            .verdict = TC_ACT_SHOT };
     c.set = bpf_map_lookup_elem(&esw_action_sets, &set_id);
     if (!c.set)
         return TC_ACT_SHOT;
@@ -327,7 +333,7 @@ int esw_port_rx(struct __sk_buff *skb)
     if ((p->flags & ESW_PORT_UPLINK) && parse_vxlan(skb, ports01, ports23, &s->key, &ps) &&
         parse_frame(skb, ps.outer, 0, &s->key, &ps) == 0) {
         ps.outer = 50;
-        rule = lookup(s);
+        rule = lookup(s, 1);
         if (!rule) {
             inner = ps;
             ps.outer = 0;
@@ -340,7 +346,7 @@ int esw_port_rx(struct __sk_buff *skb)
             port_count(port, ESW_STAT_RX_DROPPED, 1);
             return TC_ACT_SHOT;
         }
-        rule = lookup(s);
+        rule = lookup(s, 0);
         if (!rule) {
             if (inner.outer)
                 finish_inner_checksum(skb, s, &inner);
@@ -349,9 +355,18 @@ int esw_port_rx(struct __sk_buff *skb)
         if ((rule->flags & ESW_RULE_ENCAP) && exceeds_tunnel_mtu(skb, &ps, rule->encap_overhead))
             return to_representor(skb, port, p);
     }
+    if (ps.outer) {
+        /* Decap: ECN first (a drop is not the flow's packet, as in the kernel, where
+         * the vxlan driver drops before the datapath), then the flow counts the inner
+         * frame, which is what the datapath receives from a tunnel port. */
+        if ((s->key.w[6] & 3) == 3 && decap_ecn_ce(skb, ps.outer) < 0) {
+            port_count(port, ESW_STAT_RX_DROPPED, 1);
+            return TC_ACT_SHOT;
+        }
+        len -= ps.outer;
+    }
     count_rule(rule, len);
-    __u8 tos = s->key.w[11] & 0xff;
-    return run_actions(skb, port, rule, &ps, tos);
+    return run_actions(skb, port, rule, &ps);
 }
 
 SEC("tc")

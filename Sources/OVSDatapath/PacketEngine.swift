@@ -115,7 +115,7 @@ final class PacketEngine: @unchecked Sendable {
             switch actions[i] {
             case .output(let portNumber):
                 output(&b, to: portNumber, key: key, offsets: offsets, state: &state,
-                       reuse: final || (last && !Self.mutates(actions, after: i)))
+                       reuse: final || (last && !mutates(actions, after: i)))
             case .userspace(let pid, let ud, _):
                 dp.raiseUpcall(.action, b, key: key, userdata: ud, pid: pid)
             case .setEthernet(let s, let sm, let d, let dm):
@@ -228,12 +228,18 @@ final class PacketEngine: @unchecked Sendable {
         if case .success(let o) = FlowExtractor.extract(b.data, length: b.length, into: &key) { offsets = o }
     }
 
+    /// Whether an action after `i` changes the buffer (then an output at `i` must send a
+    /// copy). An output to a tunnel port does: it pushes the outer headers into the
+    /// headroom, where a batched send still pending for an earlier output keeps its
+    /// virtio-net header.
     @inline(__always)
-    static func mutates(_ actions: UnsafeBufferPointer<CompiledAction>, after i: Int) -> Bool {
+    func mutates(_ actions: UnsafeBufferPointer<CompiledAction>, after i: Int) -> Bool {
         var j = i + 1
         while j < actions.count {
             switch actions[j] {
-            case .output, .drop, .userspace, .sample, .clone, .trunc, .hash, .setPriority, .setMark, .setTunnel: break
+            case .output(let n):
+                if dp.vport(n)?.type == .vxlan { return true }
+            case .drop, .userspace, .sample, .clone, .trunc, .hash, .setPriority, .setMark, .setTunnel: break
             default: return true
             }
             j += 1

@@ -135,9 +135,21 @@ extension PacketEngine {
                                 gsoSize: segment, checksumStart: UInt16(l4), checksumOffset: 16)
     }
 
+    /// As the kernel's INET_ECN_decapsulate, by the inner Ethernet type (IPv4 or IPv6;
+    /// a VLAN-tagged inner frame is left alone, as the kernel's skb->protocol is then
+    /// the tag's). Returns false when the packet must be dropped.
     static func applyECNDecap(_ b: inout PacketBuffer, outerTOS: UInt8) -> Bool {
         guard outerTOS & ECN.mask == ECN.ce, b.length >= 14 + 20 else { return true }
         let p = b.data
+        if p.be16(12) == EtherType.ipv6 {
+            guard b.length >= 14 + 40, p.u8(14) >> 4 == 6 else { return true }
+            let first = p.be32(14)
+            let tc = UInt8(truncatingIfNeeded: first >> 20)
+            guard let newECN = ECN.decapsulate(outer: outerTOS, inner: tc) else { return false }
+            let newTC = (tc & ~ECN.mask) | newECN
+            if newTC != tc { p.setBE32(14, (first & 0xf00f_ffff) | UInt32(newTC) << 20) }
+            return true
+        }
         guard p.be16(12) == EtherType.ipv4 else { return true }
         let tos = p.u8(15)
         guard let newECN = ECN.decapsulate(outer: outerTOS, inner: tos) else { return false }

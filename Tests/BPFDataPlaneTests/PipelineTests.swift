@@ -201,15 +201,14 @@ struct PipelineTests {
         #expect(dp.portCounters(.uplink).txPackets == 1)
     }
 
-    @Test func decapOnTheUplinkStripsTheOuterHeaders() throws {
-        let dp = try Self.dataPlane(ingress: .uplink)
-        try dp.setVXLANPorts([4789])
-        let inner = Self.udpFrame()
+    /// `inner` in VXLAN (VNI 42) from 198.18.0.2 to 198.18.0.1, outer TOS `tos`.
+    static func vxlanFrame(_ inner: [UInt8], tos: UInt8 = 0) -> [UInt8] {
         var tunnel = TunnelMetadata()
         tunnel.ipv4Src = 0xC612_0002
         tunnel.ipv4Dst = 0xC612_0001
         tunnel.id = 42
         tunnel.ttl = 64
+        tunnel.tos = tos
         tunnel.flags = [.key]
         var outer = VXLAN.template(ethSrc: 0x02_00_00_00_0a_02, ethDst: 0x02_00_00_00_0a_01, tunnel: tunnel,
                                    srcIPv4: 0xC612_0002, udpDst: 4789).bytes
@@ -221,7 +220,30 @@ struct PipelineTests {
             p.setBE16(34, 40000)
             p.setBE16(38, UInt16(inner.count + 16))
         }
-        let frame = outer + inner
+        return outer + inner
+    }
+
+    /// A decap rule: the tunnel fields and the inner destination, as a decap flow matches.
+    static func decapRule(_ inner: [UInt8], actions: [HardwareAction], counter: UInt32 = 1) -> DataPlaneRule {
+        var mask = FlowKey(), key = FlowKey()
+        key[.inPort] = UInt64(PortIndex.uplink)
+        mask[.inPort] = FlowField.inPort.valueMask
+        key[.tunnelID] = 42
+        mask[.tunnelID] = ~0
+        key[.tunnelIPv4Src] = 0xC612_0002
+        mask[.tunnelIPv4Src] = 0xffff_ffff
+        key[.ethType] = UInt64(EtherType.ipv4)
+        mask[.ethType] = FlowField.ethType.valueMask
+        key[.ipv4Dst] = 0xC613_0002
+        mask[.ipv4Dst] = 0xffff_ffff
+        return DataPlaneRule(table: .masked, key: key, mask: mask, actions: actions, counter: counter)
+    }
+
+    @Test func decapOnTheUplinkStripsTheOuterHeaders() throws {
+        let dp = try Self.dataPlane(ingress: .uplink)
+        try dp.setVXLANPorts([4789])
+        let inner = Self.udpFrame()
+        let frame = Self.vxlanFrame(inner)
         // Match the tunnel fields and the inner destination, as a decap flow does.
         var mask = FlowKey(), key = FlowKey()
         key[.inPort] = UInt64(PortIndex.uplink)
@@ -240,11 +262,56 @@ struct PipelineTests {
         #expect(r.frame == inner)
         #expect(dp.portCounters(.vf(0)).txPackets == 1)
         #expect(dp.ruleCounters(1).packets == 1)
+        // The flow counts what the datapath receives from a tunnel port: the inner frame.
+        #expect(dp.ruleCounters(1).bytes == UInt64(inner.count))
         // Another VNI misses: the whole frame goes up the uplink's representor.
         var other = frame
         other[48] = 43
         #expect(try dp.testRun(frame: other, ifindex: Self.lo).frame == other)
         #expect(dp.portCounters(.uplink).toRepresentor == 1)
+    }
+
+    /// RFC 6040, as the kernel's vxlan receive path: an outer CE reaches an ECN-capable
+    /// inner packet (IPv4 checksum updated); over a not-ECT one the packet is dropped
+    /// before the flow counts it.
+    @Test func decapCopiesAnOuterCEMark() throws {
+        let dp = try Self.dataPlane(ingress: .uplink)
+        try dp.setVXLANPorts([4789])
+        var inner = Self.udpFrame()
+        inner.withUnsafeMutableBytes { r in
+            let p = r.baseAddress!
+            p.setU8(15, 0x02)   // ECT(0)
+            p.setBE16(24, 0)
+            p.setBE16(24, Checksum.compute(p + 14, count: 20))
+        }
+        try dp.program(Self.decapRule(inner, actions: [.decap, .forward(.vf(0))]))
+        let r = try dp.testRun(frame: Self.vxlanFrame(inner, tos: 0x03), ifindex: Self.lo)
+        #expect(r.verdict == Self.redirect)
+        #expect(r.frame.count == inner.count)
+        #expect(r.frame.count > 15 && r.frame[15] == 0x03)
+        #expect(Self.ipChecksumOK(r.frame, at: 14))
+        let notECT = Self.udpFrame()
+        #expect(try dp.testRun(frame: Self.vxlanFrame(notECT, tos: 0x03), ifindex: Self.lo).verdict == Self.shot)
+        #expect(dp.ruleCounters(1).packets == 1)
+        // Without CE outside, the inner packet is left as it is.
+        #expect(try dp.testRun(frame: Self.vxlanFrame(notECT, tos: 0x02), ifindex: Self.lo).frame == notECT)
+    }
+
+    /// A VXLAN frame is looked up outer and inner only against rules that match tunnel
+    /// fields: a plain uplink rule that its inner headers would fit must not take it.
+    @Test func aVXLANFrameDoesNotHitAPlainRuleByItsInnerHeaders() throws {
+        let dp = try Self.dataPlane(ingress: .uplink)
+        try dp.setVXLANPorts([4789])
+        let inner = Self.udpFrame()
+        try dp.program(Self.rule(inner, inPort: .uplink, actions: [.forward(.vf(1))], counter: 3))
+        let frame = Self.vxlanFrame(inner)
+        let r = try dp.testRun(frame: frame, ifindex: Self.lo)
+        #expect(r.frame == frame)
+        #expect(dp.portCounters(.uplink).toRepresentor == 1)
+        #expect(dp.ruleCounters(3).packets == 0)
+        // The inner frame on its own still hits it.
+        _ = try dp.testRun(frame: inner, ifindex: Self.lo)
+        #expect(dp.ruleCounters(3).packets == 1)
     }
 
     @Test func theExactTableWinsAndMasksAreRanked() throws {
