@@ -9,12 +9,18 @@ ip -n "${T_PREFIX}host" link set wire0 up
 ours() { ip -n "${T_PREFIX}$1" -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E '^(esw0v[0-9]+|esw0sw[0-9]+|pf0vf[0-9]+|p0|esw0)$' | sort | tr '\n' ' '; }
 # esw tc filters (handle 0xe5) on a netdev of the daemon's namespace: esw_filters DEV [ingress|egress]
 esw_filters() { tc -n "${T_PREFIX}host" filter show dev "$1" "${2:-ingress}" 2>/dev/null | grep -c 'handle 0xe5 .*esw_'; }
-# Data-plane programs still loaded anywhere on the machine.
-# (The kernel frees a program after an RCU grace period: wait up to 3 s for it.)
-esw_programs() {
-    local n i
+# The ids of the programs on this daemon's filters (the pipeline and the representors' one).
+our_prog_ids() {
+    { tc -n "${T_PREFIX}host" filter show dev up0 ingress; tc -n "${T_PREFIX}host" filter show dev p0 egress; } 2>/dev/null |
+        grep -o ' id [0-9]*' | awk '{print $2}' | sort -u | tr '\n' ' '
+}
+# How many of the programs with these ids are still loaded (the kernel frees a program
+# after an RCU grace period: wait up to 3 s). Other eswd's on the machine do not count.
+programs_left() {
+    local n i id
     for i in $(seq 30); do
-        n=$(bpftool prog show 2>/dev/null | grep -cE 'name esw_(port_rx|rep_tx)')
+        n=0
+        for id in "$@"; do bpftool prog show id "$id" >/dev/null 2>&1 && n=$((n + 1)); done
         [ "$n" -eq 0 ] && break
         sleep 0.1
     done
@@ -32,12 +38,14 @@ for sig in TERM INT; do
     check_eq "pipeline on the VF switch sides and representors ($sig)" "1 1 1 1 1" "$(echo $(esw_filters esw0sw0) $(esw_filters esw0sw1) $(esw_filters p0 egress) $(esw_filters pf0vf0 egress) $(esw_filters pf0vf1 egress))"
     check_eq "VF moved to a VM namespace ($sig)" "esw0v1 " "$(ours vm0)"
     check_eq "uplink kept out of ARP while attached" 1 "$(noarp)"
+    ids=$(our_prog_ids)
+    check_eq "two data-plane programs ($sig)" 2 "$(echo $ids | wc -w)"
     kill -$sig "$ESWD_PID"
     t_wait "eswd exits on SIG$sig" 10 bash -c "! kill -0 $ESWD_PID 2>/dev/null"
     check_eq "SIG$sig: nothing left in the daemon's namespace" "" "$(ours host)"
     check_eq "SIG$sig: nothing left in the VM namespace" "" "$(ours vm0)"
     check_eq "SIG$sig: no tc filter left on the uplink" 0 "$(esw_filters up0)"
-    check_eq "SIG$sig: no data-plane program left loaded" 0 "$(esw_programs)"
+    check_eq "SIG$sig: no data-plane program left loaded" 0 "$(programs_left $ids)"
     check_eq "SIG$sig: uplink ARP restored" 0 "$(noarp)"
     check_fails "SIG$sig: control socket removed" test -S "$ESW_CONTROL"
 done
@@ -64,22 +72,25 @@ check_eq "SIGQUIT: uplink ARP restored" 0 "$(noarp)"
 check_eq "uplink starts with IPv6 on" 0 "$(ipv6_off)"
 t_eswd host --vfs 2 --uplink up0 --mode switchdev
 check_eq "uplink IPv6 off while attached" 1 "$(ipv6_off)"
+killed_ids=$(our_prog_ids)
 kill -KILL "$ESWD_PID"
 t_wait "eswd gone after SIGKILL" 10 bash -c "! kill -0 $ESWD_PID 2>/dev/null"
 check_eq "after SIGKILL the uplink is still altered" "1 1" "$(noarp) $(ipv6_off)"
 t_eswd host --vfs 2 --uplink up0 --mode switchdev
 check_eq "restart after SIGKILL: one clean set of netdevs" "esw0 esw0sw0 esw0sw1 esw0v0 esw0v1 p0 pf0vf0 pf0vf1 " "$(ours host)"
- check_eq "restart after SIGKILL: one filter on the uplink, the killed one replaced" 1 "$(esw_filters up0)"
+check_eq "restart after SIGKILL: one filter on the uplink, the killed one replaced" 1 "$(esw_filters up0)"
+check_eq "restart after SIGKILL: the killed daemon's programs are gone" 0 "$(programs_left $killed_ids)"
 check_match "restart knows the uplink's settings from before the crash" 'uplink settings restored' "$(cat "$T_DIR/eswd.log")"
 check "restarted daemon serves" dpctl show
 check_match "a second daemon with the same name is refused" 'in use by a running process' \
     "$(t_in host "$ESW_BIN/eswd" --control "$T_DIR/second.sock" --vfs 2 --uplink up0 2>&1 | tail -3)"
 check "the first keeps serving" dpctl show
+ids=$(our_prog_ids)
 kill -TERM "$ESWD_PID"
 t_wait "eswd exits" 10 bash -c "! kill -0 $ESWD_PID 2>/dev/null"
 check_eq "clean after the last stop" "" "$(ours host)"
 check_eq "no tc filter left on the uplink" 0 "$(esw_filters up0)"
-check_eq "no data-plane program left loaded" 0 "$(esw_programs)"
+check_eq "no data-plane program left loaded" 0 "$(programs_left $ids)"
 check_eq "the clean stop after a SIGKILL gives the uplink its original ARP and IPv6" "0 0" "$(noarp) $(ipv6_off)"
 check_fails "the uplink record is gone after a clean stop" test -e "$T_DIR/esw0.uplink"
 
