@@ -141,7 +141,9 @@ struct esw_port_counters {
 #define ESW_STAT_TO_REP      6
 #define ESW_STAT_FROM_REP    7
 
-/* port_by_ifindex values: the port, with this bit for its representor. */
+/* port_by_ifindex: indexed by ifindex up to this; values are the port + 1 (0: none),
+ * with this bit for its representor. */
+#define ESW_MAX_IFINDEX 65536
 #define ESW_IFINDEX_REPRESENTOR 0x80000000u
 
 _Static_assert(sizeof(struct esw_key) == 144, "esw_key");

@@ -19,11 +19,12 @@ struct {
     __type(value, struct esw_port);
 } esw_ports SEC(".maps");
 
+/* Indexed by ifindex (an array lookup is inlined: no hashing on every frame). */
 struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, 2 * ESW_MAX_PORTS);
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, ESW_MAX_IFINDEX);
     __type(key, __u32);          /* ifindex */
-    __type(value, __u32);        /* port, | ESW_IFINDEX_REPRESENTOR for a representor */
+    __type(value, __u32);        /* port + 1 (0: not ours), | ESW_IFINDEX_REPRESENTOR for a representor */
 } esw_port_by_ifindex SEC(".maps");
 
 struct {

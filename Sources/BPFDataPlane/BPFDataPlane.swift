@@ -122,9 +122,14 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
 
     public func setPort(_ port: PortIndex, _ config: DataPlanePort?) throws(DataPlaneError) {
         guard Int(port) < Layout.maxPorts else { throw .noSpace("port") }
+        for i in [config?.ifindex ?? 0, config?.representorIfindex ?? 0] where i >= Int32(Layout.maxIfindex) {
+            throw .unsupported("netdev ifindex \(i) (the port table is indexed up to \(Layout.maxIfindex))")
+        }
         if let (old, oldRep) = portIfindexes[port] {
-            if old != config?.ifindex { delete(maps.portByIfindex, Self.u32(UInt32(bitPattern: old))) }
-            if oldRep != 0 && oldRep != config?.representorIfindex { delete(maps.portByIfindex, Self.u32(UInt32(bitPattern: oldRep))) }
+            if old > 0 && old != config?.ifindex { try update(maps.portByIfindex, Self.u32(UInt32(bitPattern: old)), Self.u32(0), "port ifindex") }
+            if oldRep > 0 && oldRep != config?.representorIfindex {
+                try update(maps.portByIfindex, Self.u32(UInt32(bitPattern: oldRep)), Self.u32(0), "representor ifindex")
+            }
         }
         try update(maps.ports, Self.u32(port), Layout.port(config), "port \(port)")
         portConfigs[port] = config
@@ -133,12 +138,17 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
             return
         }
         portIfindexes[port] = (config.ifindex, config.representorIfindex)
+        try writeIfindexes(port, config, into: maps)
+    }
+
+    /// The ifindex -> port entries of one port (values are port + 1: 0 means none).
+    private func writeIfindexes(_ port: PortIndex, _ config: DataPlanePort, into m: Maps) throws(DataPlaneError) {
         if config.ifindex > 0 {
-            try update(maps.portByIfindex, Self.u32(UInt32(bitPattern: config.ifindex)), Self.u32(port), "port ifindex")
+            try update(m.portByIfindex, Self.u32(UInt32(bitPattern: config.ifindex)), Self.u32(port + 1), "port ifindex")
         }
         if config.representorIfindex > 0 {
-            try update(maps.portByIfindex, Self.u32(UInt32(bitPattern: config.representorIfindex)),
-                       Self.u32(port | Layout.ifindexRepresentor), "representor ifindex")
+            try update(m.portByIfindex, Self.u32(UInt32(bitPattern: config.representorIfindex)),
+                       Self.u32((port + 1) | Layout.ifindexRepresentor), "representor ifindex")
         }
     }
 
@@ -338,11 +348,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         try update(m.config, Self.u32(0), Layout.config(mode: mode, ports: portCount, vxlan: vxlanPorts), "config")
         for (port, config) in portConfigs {
             try update(m.ports, Self.u32(port), Layout.port(config), "port")
-            if config.ifindex > 0 { try update(m.portByIfindex, Self.u32(UInt32(bitPattern: config.ifindex)), Self.u32(port), "port") }
-            if config.representorIfindex > 0 {
-                try update(m.portByIfindex, Self.u32(UInt32(bitPattern: config.representorIfindex)),
-                           Self.u32(port | Layout.ifindexRepresentor), "port")
-            }
+            try writeIfindexes(port, config, into: m)
         }
         for (words, use) in masksByWords { try update(m.masks, Self.u32(use.id), Layout.key(words), "mask") }
         for (bytes, s) in actionSetsByBytes { try update(m.actionSets, Self.u32(s.id), bytes, "action set") }

@@ -9,6 +9,7 @@ public enum Layout {
     public static let maxActions = 16
     public static let maxPorts = 64
     public static let portStats = 8
+    public static let maxIfindex = 65536
 
     public static let keySize = 144
     public static let tableKeySize = 152
