@@ -77,7 +77,13 @@ die() { log "error: $*"; exit 1; }
 topo_init "$P" || exit 2
 
 # --- prerequisites: install only what is missing (scripts/deps.sh) ------------------
-esw_install_packages >&2 || die "cannot install the packages bench needs"
+esw_install_deps >&2 || die "cannot install the packages bench needs (or no Swift toolchain)"
+# The release build measured is the one of this tree (unless --bin or ESW_BIN names one).
+if [ "$BIN" = "$ROOT/.build/release" ]; then
+    log "swift build -c release"
+    (cd "$ROOT" && swift build -c release 2>&1 | tail -n 3) >&2
+    [ "${PIPESTATUS[0]}" -eq 0 ] || die "release build failed"
+fi
 for b in eswd esw-dpctl esw-devlink; do
     [ -x "$BIN/$b" ] || die "no $b in $BIN (swift build -c release, or --bin DIR)"
 done
