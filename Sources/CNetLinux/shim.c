@@ -151,7 +151,6 @@ int cnl_packet_bind(int fd, int ifindex, uint16_t protocol) {
     return bind(fd, (struct sockaddr *)&sll, sizeof(sll));
 }
 
-unsigned int cnl_tpacket_align(unsigned int x) { return TPACKET_ALIGN(x); }
 
 int cnl_eventfd_signal(int fd) {
     uint64_t one = 1;

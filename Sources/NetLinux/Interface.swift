@@ -59,8 +59,7 @@ public struct InterfaceControl: ~Copyable {
 
     /// Waits until none of `names` exists; false if one still does after `milliseconds`.
     /// A TAP netdev goes with the last reference to its file, which the kernel may drop
-    /// a moment after the close (io_uring puts the files of cancelled requests in task
-    /// work, and tears a ring down in the background).
+    /// a moment after the close (a killed process's files are closed asynchronously).
     public func awaitRemoval(of names: [String], milliseconds: Int = 2000) -> Bool {
         var rounds = max(1, milliseconds / 10)
         while true {

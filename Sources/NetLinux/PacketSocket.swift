@@ -21,104 +21,10 @@ public struct VLANTag: Sendable, Equatable {
     }
 }
 
-/// The receive side of AF_PACKET on an existing netdev (the uplink, or a vport of the
-/// software datapath): a TPACKET_V3 ring with PACKET_VNET_HDR, so GSO superpackets
-/// arrive whole. PACKET_IGNORE_OUTGOING keeps our own transmissions out of it.
-public struct PacketRing: ~Copyable {
-    public let fd: FileDescriptor
-    public let ifindex: Int32
-    public let name: String
-    private let ring: UnsafeMutableRawPointer
-    private let blockSize: Int
-    private let blockCount: Int
-    private var nextBlock = 0
-
-    public init(interface: String, blockSize: Int = 1 << 20, blockCount: Int = 16,
-                retireTimeoutMilliseconds: UInt32 = 1) throws(SystemError) {
-        let control = try InterfaceControl()
-        let ifindex = try control.index(of: interface)
-        let protoAll = UInt16(ETH_P_ALL).bigEndian
-        let r = try Sys.socket(AF_PACKET, Int32(SOCK_RAW.rawValue), Int32(protoAll))
-        try packetSocketOptions(r.raw)
-        try Sys.setsockopt(r.raw, SOL_PACKET, PACKET_VERSION, Int32(TPACKET_V3.rawValue), "PACKET_VERSION")
-        var req = tpacket_req3()
-        req.tp_block_size = UInt32(blockSize)
-        req.tp_block_nr = UInt32(blockCount)
-        req.tp_frame_size = 2048
-        req.tp_frame_nr = UInt32(blockSize / 2048 * blockCount)
-        req.tp_retire_blk_tov = retireTimeoutMilliseconds
-        try Sys.setsockopt(r.raw, SOL_PACKET, PACKET_RX_RING, req, "PACKET_RX_RING")
-        guard let map = mmap(nil, blockSize * blockCount, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, r.raw, 0),
-              map != MAP_FAILED else {
-            throw SystemError("mmap(rx ring)", errno: errno)
-        }
-        do {
-            try syscall("bind(AF_PACKET \(interface))") { cnl_packet_bind(r.raw, ifindex, protoAll) }
-        } catch {
-            munmap(map, blockSize * blockCount)
-            throw error
-        }
-        self.fd = r
-        self.ifindex = ifindex
-        self.name = interface
-        self.ring = map
-        self.blockSize = blockSize
-        self.blockCount = blockCount
-    }
-
-    deinit { munmap(ring, blockSize * blockCount) }
-
-    /// Whether the next block is ready for userspace. A poll on the socket fires when a
-    /// block is retired, not again for blocks that were already ready.
-    public var hasReadyBlock: Bool {
-        let status = (ring + nextBlock * blockSize + 8).assumingMemoryBound(to: UInt32.self)
-        return atomicLoadAcquire(status) & UInt32(TP_STATUS_USER) != 0
-    }
-
-    /// Hands every frame of up to `maxBlocks` ready blocks to `body` as (virtio_net_hdr,
-    /// frame, frame length), then returns the blocks to the kernel. Frames are valid
-    /// only inside `body`. In the ring the kernel writes the 10-byte virtio_net_hdr
-    /// right before the frame whatever PACKET_VNET_HDR_SZ says; the two bytes before it
-    /// are padding, not num_buffers.
-    public mutating func receive(maxBlocks: Int = 4,
-                                 _ body: (_ vnetHeader: UnsafeMutableRawPointer, _ frame: UnsafeMutableRawPointer, _ length: Int,
-                                          _ vlan: VLANTag?) -> Void) -> Int {
-        var frames = 0
-        for _ in 0..<maxBlocks {
-            let block = ring + nextBlock * blockSize
-            let desc = block.assumingMemoryBound(to: tpacket_block_desc.self)
-            // struct tpacket_block_desc: version, offset_to_priv, then hdr.bh1.block_status.
-            let status = (block + 8).assumingMemoryBound(to: UInt32.self)
-            guard atomicLoadAcquire(status) & UInt32(TP_STATUS_USER) != 0 else { break }
-            let count = Int(desc.pointee.hdr.bh1.num_pkts)
-            var hdr = block + Int(desc.pointee.hdr.bh1.offset_to_first_pkt)
-            for _ in 0..<count {
-                let h = hdr.assumingMemoryBound(to: tpacket3_hdr.self)
-                let mac = Int(h.pointee.tp_mac)
-                let snap = Int(h.pointee.tp_snaplen)
-                if snap == Int(h.pointee.tp_len) {
-                    let status = h.pointee.tp_status
-                    var vlan: VLANTag?
-                    if status & UInt32(TP_STATUS_VLAN_VALID) != 0 {
-                        let tpid = status & UInt32(TP_STATUS_VLAN_TPID_VALID) != 0 ? h.pointee.hv1.tp_vlan_tpid : 0x8100
-                        vlan = VLANTag(tpid: tpid, tci: UInt16(truncatingIfNeeded: h.pointee.hv1.tp_vlan_tci))
-                    }
-                    body(hdr + mac - VirtioNetHeader.legacySize, hdr + mac, snap, vlan)
-                    frames += 1
-                }
-                hdr += Int(h.pointee.tp_next_offset)
-            }
-            atomicStoreRelease(status, UInt32(TP_STATUS_KERNEL))
-            nextBlock = (nextBlock + 1) % blockCount
-        }
-        return frames
-    }
-}
-
 /// The transmit side: an AF_PACKET socket that receives nothing (protocol 0), sending
-/// batches with sendmmsg. One per thread. `bypassQdisc` (PACKET_QDISC_BYPASS) is for
-/// the wire: it skips the qdisc and also the taps, so tcpdump on the netdev does not
-/// see what is sent, as it would not see a NIC's hardware path.
+/// batches with sendmmsg. One per thread. `bypassQdisc` (PACKET_QDISC_BYPASS) skips the
+/// qdisc and the taps; the software datapath never sets it (representors' egress
+/// programs and tcpdump must see what it sends).
 public struct PacketSender: ~Copyable {
     public let fd: FileDescriptor
     private let messages: UnsafeMutablePointer<cnl_mmsghdr>

@@ -8,26 +8,13 @@ public final class ParkableThread: @unchecked Sendable {
     /// 0 run, 1 park requested, 2 parked, 3 stop.
     private let state = Atomic<Int>(0)
     private var thread: PacketThread?
-    private let niceness = Atomic<Int32>(0)
-    private let threadID = Atomic<Int32>(0)
 
     public init() throws(SystemError) {
         wakeup = try Wakeup()
     }
 
     public func start(name: String, _ body: @escaping @Sendable () -> Void) throws(SystemError) {
-        thread = try PacketThread.spawn(name: name) { [self] in
-            threadID.store(Sys.threadID(), ordering: .sequentiallyConsistent)
-            setNice(niceness.load(ordering: .sequentiallyConsistent))
-            body()
-        }
-    }
-
-    /// The thread's niceness, now or from its start (setpriority on its tid only).
-    public func setNice(_ value: Int32) {
-        niceness.store(value, ordering: .sequentiallyConsistent)
-        let t = threadID.load(ordering: .sequentiallyConsistent)
-        if t != 0 { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(t), value) }
+        thread = try PacketThread.spawn(name: name) { body() }
     }
 
     public func stop() {

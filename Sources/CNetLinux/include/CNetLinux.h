@@ -50,7 +50,6 @@ int cnl_if_set_hwaddr(int sock, const char *name, const uint8_t mac[6]);
 
 // AF_PACKET
 int cnl_packet_bind(int fd, int ifindex, uint16_t protocol);
-unsigned int cnl_tpacket_align(unsigned int x);
 extern const int CNL_PACKET_FANOUT_HASH;
 
 // sendmmsg/recvmmsg need _GNU_SOURCE, which the module map cannot set.
