@@ -27,21 +27,30 @@ static __always_inline void port_count2(__u32 port, __u32 packets, __u32 bytes, 
     }
 }
 
-/* Offset of the network header: VLAN tags in the data move it. */
+/* Offset of the network header: VLAN tags in the data move it, and so does an LLC/SNAP
+ * header (the parser keys such frames by the SNAP EtherType). */
 static __always_inline __u32 l3_offset(struct __sk_buff *skb)
 {
     __u8 t[2];
     __u32 off = 12;
+    __u16 type = 0;
 #pragma unroll
     for (int i = 0; i < 3; i++) {
         if (bpf_skb_load_bytes(skb, off, t, 2) < 0)
             break;
-        __u16 type = ((__u16)t[0] << 8) | t[1];
+        type = ((__u16)t[0] << 8) | t[1];
         if (!is_vlan(type))
             break;
         off += 4;
     }
-    return off + 2;
+    off += 2;
+    if (type < 0x600) {
+        __u8 llc[8];
+        if (bpf_skb_load_bytes(skb, off, llc, 8) == 0 && llc[0] == 0xaa && llc[1] == 0xaa &&
+            (llc[3] | llc[4] | llc[5]) == 0 && (((__u16)llc[6] << 8) | llc[7]) >= 0x600)
+            off += 8;
+    }
+    return off;
 }
 
 /* Sends the packet out of `port`'s netdev. `last`: the final output, whose verdict is
@@ -54,7 +63,7 @@ static __always_inline int output(struct __sk_buff *skb, __u32 port, int last, i
         port_count(port, ESW_STAT_TX_DROPPED, 1);
         return last ? TC_ACT_SHOT : TC_ACT_OK;
     }
-    port_count2(port, ESW_STAT_TX_PACKETS, ESW_STAT_TX_BYTES, skb->len);
+    port_count2(port, ESW_STAT_TX_PACKETS, ESW_STAT_TX_BYTES, skb->len + (skb->vlan_present ? 4 : 0));
     if (!last) {
         bpf_clone_redirect(skb, p->ifindex, 0);
         return TC_ACT_OK;

@@ -147,7 +147,7 @@ static __always_inline __u16 fold(__u32 s)
 /* A wire delivers complete checksums; a veth standing in for it may hand over the
  * inner TCP/UDP checksum of a VXLAN frame still partial (the sender's offload). The
  * host stack would pass it on unfinished to the tunnel socket, so frames for the
- * uplink's representor get it completed here, as a NIC's receive path would. */
+ * uplink's representor get it recomputed here (a complete one comes out the same). */
 static void finish_inner_checksum(struct __sk_buff *skb, struct esw_scratch *s, const struct esw_parsed *in)
 {
     /* A fragment's checksum covers the whole datagram: only whole packets are finished. */
@@ -157,7 +157,12 @@ static void finish_inner_checksum(struct __sk_buff *skb, struct esw_scratch *s, 
     __u8 ip[20];
     if (bpf_skb_load_bytes(skb, in->l3, ip, 20) < 0)
         return;
-    __u32 len = skb->len - in->l4;
+    /* The segment ends where the IP header says, not at the frame's end (padding). */
+    __u32 tot = ((__u32)ip[2] << 8) | ip[3];
+    __u32 ihl = (ip[0] & 0x0f) * 4;
+    if (tot < ihl || in->l3 + tot > skb->len || in->l3 + ihl != in->l4)
+        return;
+    __u32 len = tot - ihl;
     if (len > 9000)
         return;
     __u32 field = in->l4 + (in->proto == PROTO_TCP ? 16 : 6);
@@ -168,7 +173,7 @@ static void finish_inner_checksum(struct __sk_buff *skb, struct esw_scratch *s, 
     __builtin_memcpy(&pseudo[0], ip + 12, 4);
     __builtin_memcpy(&pseudo[1], ip + 16, 4);
     pseudo[2] = bpf_htonl(((__u32)in->proto << 16) | len);
-    struct csum_ctx c = { .skb = skb, .s = s, .off = in->l4, .end = skb->len, .field = field };
+    struct csum_ctx c = { .skb = skb, .s = s, .off = in->l4, .end = in->l4 + len, .field = field };
     c.sum = bpf_csum_diff(0, 0, pseudo, 12, 0);
     bpf_loop(40, csum_chunk, &c, 0);
     if (c.off != c.end)

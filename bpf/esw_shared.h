@@ -56,7 +56,7 @@ struct esw_rule {
 struct esw_rule_counter {
     __u64 packets;
     __u64 bytes;
-    __u64 last_used_ns;     /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+    __u64 last_used_ns;     /* bpf_ktime_get_coarse_ns(): CLOCK_MONOTONIC_COARSE */
 };
 
 enum esw_action_kind {

@@ -271,8 +271,10 @@ __noinline int parse_frame(struct __sk_buff *skb, __u32 base, int hwaccel, struc
     out->eth_type = type;
     out->proto = 0;
     out->frag = 0;
-    /* A UDP GSO superpacket counts as a first fragment, as the kernel reports it. */
-    int udp_gso = skb->gso_size > 0;
+    /* The kernel reports only UFO (SKB_GSO_UDP) superpackets as first fragments; a tc
+     * program cannot tell UFO from UDP_L4 segmentation or a tunnel's GSO (no gso_type
+     * in __sk_buff), and UFO is gone from senders: frames are keyed as they are. */
+    int udp_gso = 0;
     if (type == ETH_P_IP_)
         parse_ipv4(skb, off, k, out, udp_gso);
     else if (type == ETH_P_IPV6_)

@@ -70,6 +70,8 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     private var vxlanPorts: [UInt16] = []
     private var portIfindexes: [PortIndex: (Int32, Int32)] = [:]
     private var lastRank: UInt64 = 0
+    /// Each mask's hit total at the last ranking (ranking is by hits since then).
+    private var hitsAtLastRank: [UInt32: UInt64] = [:]
 
     public static let actionSetCapacity = 65536
 
@@ -167,6 +169,8 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         } else {
             guard let id = maskIDs.allocate(now: Sys.monotonicNanoseconds()) else { throw .noSpace("masks") }
             use = MaskUse(id: id)
+            // A reused id starts ranking from what its previous mask left in the counter.
+            hitsAtLastRank[id] = perCPU(maps.maskHits, index: id, fields: 1)[0]
             do {
                 try update(maps.masks, Self.u32(id), Layout.key(words), "mask")
             } catch {
@@ -180,16 +184,29 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
 
     /// Counts a rule on a mask; the first rule of a table puts the mask in its list
     /// (after the rule is in the table, so that no lookup sees a mask without rules
-    /// being complete).
+    /// being complete). A failed list write is undone.
     private func addMaskUser(_ words: [UInt64], table: HardwareTable) throws(DataPlaneError) {
         guard var use = masksByWords[words] else { return }
         let n = use.rules[table, default: 0]
         use.rules[table] = n + 1
         masksByWords[words] = use
-        if n == 0 {
-            lists[table, default: []].append(use.id)
+        guard n == 0 else { return }
+        lists[table, default: []].append(use.id)
+        do {
             try publishLists()
+        } catch {
+            lists[table]?.removeAll { $0 == use.id }
+            use.rules[table] = nil
+            masksByWords[words] = use
+            throw error
         }
+    }
+
+    /// Gives back a mask that no rule ended up using (a failed program()).
+    private func releaseMaskIfUnused(_ words: [UInt64]) {
+        guard let use = masksByWords[words], use.rules.isEmpty else { return }
+        masksByWords[words] = nil
+        maskIDs.release(use.id, now: Sys.monotonicNanoseconds())
     }
 
     private func dropMaskUser(_ words: [UInt64], table: HardwareTable) {
@@ -234,6 +251,11 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         }
     }
 
+    /// The counter a slot's rule value counts into (struct esw_rule, offset 4).
+    private static func counter(of ruleBytes: [UInt8]) -> UInt32 {
+        (0..<4).reduce(0) { $0 | UInt32(ruleBytes[4 + $1]) << (8 * UInt32($1)) }
+    }
+
     public func program(_ rule: DataPlaneRule) throws(DataPlaneError) {
         guard Layout.fitsHardwareKey(key: rule.key, mask: rule.mask) else { throw .unsupported("match outside the hardware key") }
         let setBytes: [UInt8]
@@ -246,11 +268,16 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         let maskID = try acquireMask(maskWords, table: rule.table)
         let tableKey = Layout.tableKey(maskID: maskID, masked: keyWords)
         let previous = slots[rule.table]?[tableKey]
+        // Two driver rules that differ only outside the hardware key would share a slot:
+        // the second is refused rather than overwriting the first.
+        if let previous, Self.counter(of: previous.rule) != rule.counter {
+            throw .unsupported("a rule with the same hardware match is installed")
+        }
         let setID: UInt32
         do {
             setID = try acquireActionSet(setBytes)
         } catch {
-            if previous == nil && masksByWords[maskWords]?.rules.isEmpty ?? false { dropMaskUser(maskWords, table: rule.table) }
+            if previous == nil { releaseMaskIfUnused(maskWords) }
             throw error
         }
         let encap = rule.actions.contains { if case .encap = $0 { true } else { false } }
@@ -259,15 +286,24 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
             try update(mapFD(rule.table), tableKey, ruleBytes, "rule")
         } catch {
             releaseActionSet(setBytes)
-            if previous == nil && masksByWords[maskWords]?.rules.isEmpty ?? false { dropMaskUser(maskWords, table: rule.table) }
+            if previous == nil { releaseMaskIfUnused(maskWords) }
             throw error
         }
         slots[rule.table, default: [:]][tableKey] = (setBytes, maskWords, ruleBytes)
         if let previous {
             // Replaced in one write: the old action set goes once no rule uses it.
             releaseActionSet(previous.actionSet)
-        } else {
+            return
+        }
+        do {
             try addMaskUser(maskWords, table: rule.table)
+        } catch {
+            // The rule never became visible (its mask is not in the list): take it out.
+            delete(mapFD(rule.table), tableKey)
+            slots[rule.table]?[tableKey] = nil
+            releaseActionSet(setBytes)
+            releaseMaskIfUnused(maskWords)
+            throw error
         }
     }
 
@@ -276,7 +312,9 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         guard let use = masksByWords[maskWords] else { return }
         let keyWords = zip(Layout.words(rule.key), maskWords).map { $0 & $1 }
         let tableKey = Layout.tableKey(maskID: use.id, masked: keyWords)
-        guard let slot = slots[rule.table]?.removeValue(forKey: tableKey) else { return }
+        // Only the rule that owns the slot (its counter) takes it out.
+        guard let slot = slots[rule.table]?[tableKey], Self.counter(of: slot.rule) == rule.counter else { return }
+        slots[rule.table]?[tableKey] = nil
         delete(mapFD(rule.table), tableKey)
         releaseActionSet(slot.actionSet)
         dropMaskUser(maskWords, table: rule.table)
@@ -329,12 +367,17 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
             do {
                 newFilters[ifindex] = try TCFilter(ifindex: ifindex, egress: f.egress, programFD: f.egress ? tx : rx)
             } catch {
-                for n in newFilters.values { n.disown() }
+                // Put the current programs back where the new ones went; the old filter
+                // objects still own their handle and priority.
+                for (i, n) in newFilters {
+                    n.disown()
+                    if let old = filters[i] { old.reattach(programFD: old.egress ? representorTX : portRX) }
+                }
                 throw .system(error.call, errno: error.errno)
             }
-            // The new filter took the same handle and priority: the old one must not detach it.
-            f.disown()
         }
+        // Every netdev runs the new programs: the old filter objects must not detach them.
+        for f in filters.values { f.disown() }
         filters = newFilters
         object = newObject
         maps = m
@@ -469,13 +512,15 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         actionSetIDs.reclaim(now: now)
         guard now &- lastRank >= 1_000_000_000 else { return }
         lastRank = now
-        var hits: [UInt32: UInt64] = [:]
+        var recent: [UInt32: UInt64] = [:]
         for (_, use) in masksByWords {
-            hits[use.id] = perCPU(maps.maskHits, index: use.id, fields: 1)[0]
+            let total = perCPU(maps.maskHits, index: use.id, fields: 1)[0]
+            recent[use.id] = total &- (hitsAtLastRank[use.id] ?? 0)
+            hitsAtLastRank[use.id] = total
         }
         for table in [HardwareTable.exact, .masked] {
             guard let l = lists[table], l.count > 1 else { continue }
-            let ranked = l.sorted { (hits[$0] ?? 0) > (hits[$1] ?? 0) }
+            let ranked = l.sorted { (recent[$0] ?? 0) > (recent[$1] ?? 0) }
             if ranked != l {
                 lists[table] = ranked
                 try? publishLists()

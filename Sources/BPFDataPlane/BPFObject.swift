@@ -131,6 +131,11 @@ public final class TCFilter: @unchecked Sendable {
     /// Another filter replaced this one at the same handle and priority: leave it be.
     func disown() { owned = false }
 
+    /// Puts `programFD` back at this filter's hook (undoing a replacement).
+    func reattach(programFD: Int32) {
+        _ = clbpf_tc_attach(ifindex, egress ? 1 : 0, TCFilter.handle, TCFilter.priority, programFD)
+    }
+
     /// Whether an esw filter is attached at a netdev's hook (tests, stale cleanup).
     public static func attachedProgram(ifindex: Int32, egress: Bool) -> UInt32 {
         clbpf_tc_query(ifindex, egress ? 1 : 0, handle, priority)

@@ -21,7 +21,7 @@ public struct HardwareCapabilities: Sendable {
     /// Fields the hardware cannot match, by the name a user knows them by.
     static let unmatchable: [(FlowField, String)] = [
         (.dpHash, "dp_hash"), (.priority, "skb_priority"), (.skbMark, "skb_mark"), (.ctState, "ct_state"),
-        (.ctZone, "ct_zone"), (.ctMark, "ct_mark"), (.mplsLSE, "mpls"), (.arpSHA, "arp/nd link-layer address"),
+        (.ctZone, "ct_zone"), (.ctMark, "ct_mark"), (.mplsLSE, "mpls"), (.mplsLSE1, "mpls"), (.mplsLSE2, "mpls"), (.arpSHA, "arp/nd link-layer address"),
         (.arpTHA, "arp/nd link-layer address"),
     ]
     static let unmatchableWide: [(WideField, String)] = [(.ctLabel, "ct_label"), (.ndTarget, "nd target")]
@@ -56,6 +56,12 @@ public struct HardwareCapabilities: Sendable {
             }
         }
         if encaps > 1 { return .unsupportedAction("output to several tunnels at once") }
+        // The silicon encapsulates the frame itself, not a copy: after a tunnel output
+        // nothing may follow (OVS's other outputs and rewrites act on the inner frame).
+        if let e = actions.firstIndex(where: { if case .encap = $0 { true } else { false } }),
+           actions.count > e + 2 || (actions.count == e + 2 && { if case .forward = actions[e + 1] { false } else { true } }()) {
+            return .unsupportedAction("actions after a tunnel output (the hardware encapsulates in place)")
+        }
         if outputs > maximumOutputs { return .unsupportedAction("more than \(maximumOutputs) outputs") }
         if pushes > maximumVLANPushes { return .unsupportedAction("more than \(maximumVLANPushes) vlan pushes") }
         return nil

@@ -15,14 +15,20 @@ extension HardwareTables {
 
     /// The hit for `key` (`in_port` an eSwitch port, tunnel words as the parser fills
     /// them), or nil on a miss. Counts nothing.
-    public func lookup(_ key: FlowKey) -> Lookup? {
+    public func lookup(_ key: FlowKey, tunnel: Bool = false) -> Lookup? {
         for table in [exact, masked] {
-            let hits = table.entries(matching: key)
+            // A frame parsed outer and inner is a candidate only for rules matching
+            // tunnel fields, as in the pipeline.
+            let hits = table.entries(matching: key).filter { !tunnel || Self.matchesTunnel($0.mask.bits) }
             if let first = hits.first {
                 return Lookup(rule: unsafeDowncast(first, to: HardwareRule.self), alsoMatching: hits.count - 1)
             }
         }
         return nil
+    }
+
+    static func matchesTunnel(_ mask: FlowKey) -> Bool {
+        (0...6).contains { mask.words[$0] != 0 }
     }
 
     /// Rules installed in each table now.

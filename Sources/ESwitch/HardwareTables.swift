@@ -47,7 +47,7 @@ public final class HardwareTables: @unchecked Sendable {
         exactFlows = exactPool.addChild(HardwareResource(name: "flows", size: nil, sizeMax: 1 << 22))
         exactMAC = exactPool.addChild(HardwareResource(name: "mac", size: nil, sizeMax: 1 << 22))
         encapPool = root.addChild(HardwareResource(name: "encap", size: profile.encapEntries, sizeMax: 1 << 20))
-        counterPool = root.addChild(HardwareResource(name: "counters", size: profile.counters, sizeMax: 1 << 24))
+        counterPool = root.addChild(HardwareResource(name: "counters", size: profile.counters, sizeMax: 1 << 22))
         maskPool = root.addChild(HardwareResource(name: "masks", size: DataPlaneCapacity.masks,
                                                   sizeMax: DataPlaneCapacity.masks))
     }

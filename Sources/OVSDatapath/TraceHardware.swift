@@ -57,7 +57,7 @@ extension PacketTracer {
         let registered = sw.registeredVXLANPorts
         if port == .uplink, let (t, inner) = Self.parseVXLAN(frame, ports: registered.isEmpty ? [VXLAN.defaultPort] : registered) {
             let key = Self.hardwareKey(inner, port: port, tunnel: t)
-            let l = sw.tables.lookup(key)
+            let l = sw.tables.lookup(key, tunnel: true)
             lookups.append(lookupNode("vxlan", key: key, l))
             if let l { hit = (l, t) }
         }

@@ -239,6 +239,35 @@ struct PipelineTests {
         return DataPlaneRule(table: .masked, key: key, mask: mask, actions: actions, counter: counter)
     }
 
+    @Test func aPaddedInnerFrameForTheHostKeepsItsChecksum() throws {
+        let dp = try Self.dataPlane(ingress: .uplink)
+        // An inner UDP frame with Ethernet padding after the IP packet: the checksum the
+        // pipeline completes for p0 covers the IP payload only.
+        let inner = Self.udpFrame(payload: 2) + [UInt8](repeating: 0, count: 12)
+        let frame = Self.vxlanFrame(inner)
+        let r = try dp.testRun(frame: frame, ifindex: Self.lo)
+        #expect(r.verdict == Self.redirect)
+        #expect(r.frame == frame)
+        #expect(dp.portCounters(.uplink).toRepresentor == 1)
+    }
+
+    @Test func twoRulesWithOneHardwareMatchAreRefusedNotMerged() throws {
+        let dp = try Self.dataPlane()
+        let frame = Self.udpFrame()
+        let first = Self.rule(frame, inPort: .vf(0), actions: [.forward(.vf(1))], counter: 1)
+        try dp.program(first)
+        // The same hardware match (it differs from the first only in words the silicon
+        // does not hold) under another counter: refused, the first left alone.
+        var second = first
+        second.counter = 2
+        second.mask[.recircID] = FlowField.recircID.valueMask
+        second.actions = [.drop]
+        #expect(throws: DataPlaneError.self) { try dp.program(second) }
+        try dp.remove(second)
+        #expect(try dp.testRun(frame: frame, ifindex: Self.lo).verdict == Self.redirect)
+        #expect(dp.ruleCounters(1).packets == 1)
+    }
+
     @Test func decapOnTheUplinkStripsTheOuterHeaders() throws {
         let dp = try Self.dataPlane(ingress: .uplink)
         try dp.setVXLANPorts([4789])

@@ -183,6 +183,18 @@ struct DriverTests {
         #expect(sw.tables.encapPool.occupancy == 0)
     }
 
+    @Test func nothingMayFollowATunnelOutputInHardware() throws {
+        var tunnel = TunnelMetadata()
+        tunnel.ipv4Dst = 0xC612_0002
+        let header = VXLAN.template(ethSrc: 1, ethDst: 2, tunnel: tunnel, srcIPv4: 0xC612_0001, udpDst: 4789)
+        let e = EncapEntry(id: 1, key: EncapKey(tunnel: tunnel, udpPort: 4789, egress: .uplink), header: header)
+        let caps = HardwareCapabilities()
+        #expect(caps.check(actions: [.forward(.vf(1)), .encap(e), .forward(.uplink)]) == nil)
+        #expect(caps.check(actions: [.encap(e), .forward(.uplink), .forward(.vf(1))]) != nil)
+        #expect(caps.check(actions: [.encap(e), .forward(.uplink), .popVLAN]) != nil)
+        #expect(caps.check(actions: [.encap(e), .popVLAN, .forward(.uplink)]) != nil)
+    }
+
     @Test func vxlanPortsAreReferenceCountedAndLimitedToFour() throws {
         let (sw, dp) = try Self.device()
         #expect(sw.registerVXLANPort(4789))
