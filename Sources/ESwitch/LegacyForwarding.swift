@@ -19,19 +19,22 @@ final class LegacyMACTable: @unchecked Sendable {
     @discardableResult
     func set(port: PortIndex, vlan: UInt16, mac: UInt64) -> Bool {
         let wanted = Entry(vlan: vlan, mac: mac)
-        if let old = entries[port] {
-            if old == wanted { return true }
+        let old = entries[port]
+        if old == wanted { return true }
+        guard mac != 0 else {
             remove(port: port)
+            return true
         }
-        guard mac != 0 else { return true }
-        if entries.values.contains(wanted) { return false }
-        guard tables.reserveMACEntry() else { return false }
+        // A change that cannot be made leaves the VF's old entry in place.
+        if entries.contains(where: { $0.key != port && $0.value == wanted }) { return false }
+        if old == nil && !tables.reserveMACEntry() { return false }
         do {
             try tables.dataPlane.setMAC(vlan: vlan, mac: mac, port: port)
         } catch {
-            tables.releaseMACEntry()
+            if old == nil { tables.releaseMACEntry() }
             return false
         }
+        if let old { try? tables.dataPlane.setMAC(vlan: old.vlan, mac: old.mac, port: nil) }
         entries[port] = wanted
         return true
     }

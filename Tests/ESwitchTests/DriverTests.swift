@@ -149,6 +149,23 @@ struct DriverTests {
         #expect(dp.ports[.vf(1)]?.vlan == 7)
     }
 
+    @Test func aLegacyMACChangeThatCannotBeMadeKeepsTheOldEntry() throws {
+        let (sw, dp) = try Self.device()
+        try sw.setMode(.legacy)
+        try sw.setVFMAC(.vf(0), mac: 0x02_00_00_00_00_01)
+        try sw.setVFMAC(.vf(1), mac: 0x02_00_00_00_00_02)
+        // VF1 asks for VF0's address: refused, VF1 keeps its own.
+        try sw.setVFMAC(.vf(1), mac: 0x02_00_00_00_00_01)
+        #expect(dp.macs[0x02_00_00_00_00_02] == .vf(1))
+        #expect(dp.macs[0x02_00_00_00_00_01] == .vf(0))
+        #expect(sw.tables.exactMAC.occupancy == 2)
+        // A change that can be made moves the entry, in one unit of memory.
+        try sw.setVFMAC(.vf(1), mac: 0x02_00_00_00_00_03)
+        #expect(dp.macs[0x02_00_00_00_00_03] == .vf(1))
+        #expect(dp.macs[0x02_00_00_00_00_02] == nil)
+        #expect(sw.tables.exactMAC.occupancy == 2)
+    }
+
     @Test func portsAreAttachedAndPublished() throws {
         let (sw, dp) = try Self.device()
         #expect(dp.attachedPorts == [99, 100, 101])
