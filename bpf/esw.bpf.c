@@ -340,6 +340,12 @@ int esw_port_rx(struct __sk_buff *skb)
     if (cfg->mode == ESW_MODE_LEGACY)
         return legacy_forward(skb, port, p, cfg);
 
+    /* No rule in either table: nothing to parse for (the uplink still parses, for the
+     * checksum fix of frames going to p0). */
+    struct esw_mask_lists *lists = bpf_map_lookup_elem(&esw_mask_lists, &zero);
+    if (lists && !lists->exact_count && !lists->masked_count && !(p->flags & ESW_PORT_UPLINK))
+        return to_representor(skb, port, p);
+
     struct esw_parsed ps = {}, inner = {};
     struct esw_rule *rule = 0;
     s->key.w[7] = port;
