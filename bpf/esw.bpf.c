@@ -74,12 +74,8 @@ static __always_inline struct esw_rule *lookup_table(void *table, __u32 *ids, __
 }
 
 /* The exact-match table first (one probe per exact profile in use), then the masks. */
-static __always_inline struct esw_rule *lookup(struct esw_scratch *s, int tunnel)
+static __always_inline struct esw_rule *lookup(struct esw_mask_lists *l, struct esw_scratch *s, int tunnel)
 {
-    __u32 zero = 0;
-    struct esw_mask_lists *l = bpf_map_lookup_elem(&esw_mask_lists, &zero);
-    if (!l)
-        return 0;
     struct esw_rule *r = lookup_table(&esw_exact, l->exact, l->exact_count, s, tunnel);
     if (r)
         return r;
@@ -343,20 +339,22 @@ int esw_port_rx(struct __sk_buff *skb)
     /* No rule in either table: nothing to parse for (the uplink still parses, for the
      * checksum fix of frames going to p0). */
     struct esw_mask_lists *lists = bpf_map_lookup_elem(&esw_mask_lists, &zero);
-    if (lists && !lists->exact_count && !lists->masked_count && !(p->flags & ESW_PORT_UPLINK))
+    if (!lists)
+        return TC_ACT_SHOT;
+    if (!lists->exact_count && !lists->masked_count && !(p->flags & ESW_PORT_UPLINK))
         return to_representor(skb, port, p);
 
     struct esw_parsed ps = {}, inner = {};
     struct esw_rule *rule = 0;
     s->key.w[7] = port;
-    /* The registered VXLAN ports, and 4789 always: frames for the host's own VXLAN
-     * socket need their inner checksum completed even when no decap rule exists. */
+    /* The registered VXLAN ports, or 4789 when none is registered: frames for the host's
+     * own VXLAN socket need their inner checksum completed even with no decap rule. */
     __u32 ports01 = cfg->vxlan_ports[0] ? cfg->vxlan_ports[0] | ((__u32)cfg->vxlan_ports[1] << 16) : 4789;
     __u32 ports23 = cfg->vxlan_ports[2] | ((__u32)cfg->vxlan_ports[3] << 16);
     if ((p->flags & ESW_PORT_UPLINK) && parse_vxlan(skb, ports01, ports23, &s->key, &ps) &&
         parse_frame(skb, ps.outer, 0, &s->key, &ps) == 0) {
         ps.outer = 50;
-        rule = lookup(s, 1);
+        rule = lookup(lists, s, 1);
         if (!rule) {
             inner = ps;
             ps.outer = 0;
@@ -369,7 +367,7 @@ int esw_port_rx(struct __sk_buff *skb)
             port_count(port, ESW_STAT_RX_DROPPED, 1);
             return TC_ACT_SHOT;
         }
-        rule = lookup(s, 0);
+        rule = lookup(lists, s, 0);
         if (!rule) {
             if (inner.outer)
                 finish_inner_checksum(skb, s, &inner);

@@ -201,46 +201,6 @@ add(1, "UDP dst 7300 whose rewritten checksum is 0: must become 0xffff", 1, udp_
 json.dump(frames, open(sys.argv[1], "w"), indent=1)
 EOF
 
-# cap.py OUT STOPFILE IFACE...: capture every frame received on IFACEs (not our own
-# transmissions) until STOPFILE exists; prints "ready" once all sockets are bound.
-cat > "$T_DIR/cap.py" <<'EOF'
-import json, os, select, socket, struct, sys
-out, stop, ifaces = sys.argv[1], sys.argv[2], sys.argv[3:]
-SOL_PACKET, PACKET_AUXDATA = 263, 8
-TP_STATUS_VLAN_VALID, TP_STATUS_VLAN_TPID_VALID = 0x10, 0x40
-socks = {}
-for i in ifaces:
-    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
-    s.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-    s.bind((i, 3))
-    socks[s] = i
-print("ready", flush=True)
-got = []
-def drain(s):
-    while True:
-        try:
-            data, anc, _, addr = s.recvmsg(65536, socket.CMSG_SPACE(32), socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return
-        if addr[2] == socket.PACKET_OUTGOING:
-            continue
-        for level, typ, cd in anc:
-            if level == SOL_PACKET and typ == PACKET_AUXDATA and len(cd) >= 20:
-                status, _, _, _, _, tci, tpid = struct.unpack("IIIHHHH", cd[:20])
-                if status & TP_STATUS_VLAN_VALID:
-                    if not status & TP_STATUS_VLAN_TPID_VALID:
-                        tpid = 0x8100
-                    data = data[:12] + struct.pack("!HH", tpid, tci) + data[12:]
-        got.append([socks[s], data.hex()])
-while not os.path.exists(stop):
-    r, _, _ = select.select(list(socks), [], [], 0.05)
-    for s in r:
-        drain(s)
-for s in socks:
-    drain(s)
-json.dump(got, open(out, "w"))
-EOF
 
 # send.py FRAMES: send every frame into t<port>, in order.
 cat > "$T_DIR/send.py" <<'EOF'
@@ -459,7 +419,7 @@ check_eq "esw: no flow offloaded (netdev vports: software only)" 0 "$(dpctl dump
 # --- traffic ----------------------------------------------------------------------
 start_capture() {     # NS NAME: capture on t1..t4 of NS into $T_DIR/NAME.json
     rm -f "$T_DIR/$2.stop"
-    t_in "$1" "$PY" "$T_DIR/cap.py" "$T_DIR/$2.json" "$T_DIR/$2.stop" t1 t2 t3 t4 >"$T_DIR/$2.cap.out" 2>&1 &
+    t_in "$1" "$PY" "$T_ROOT/tests/tools/capture.py" "$T_DIR/$2.json" "$T_DIR/$2.stop" t1 t2 t3 t4 >"$T_DIR/$2.cap.out" 2>&1 &
     T_PIDS+=("$!")
     eval "CAP_$2=$!"
     t_wait "$2 capture ready" 10 grep -q ready "$T_DIR/$2.cap.out" || { cat "$T_DIR/$2.cap.out"; exit 1; }

@@ -135,14 +135,4 @@ public final class TCFilter: @unchecked Sendable {
     func reattach(programFD: Int32) {
         _ = clbpf_tc_attach(ifindex, egress ? 1 : 0, TCFilter.handle, TCFilter.priority, programFD)
     }
-
-    /// Whether an esw filter is attached at a netdev's hook (tests, stale cleanup).
-    public static func attachedProgram(ifindex: Int32, egress: Bool) -> UInt32 {
-        clbpf_tc_query(ifindex, egress ? 1 : 0, handle, priority)
-    }
-
-    /// Removes an esw filter a killed instance left behind.
-    public static func removeStale(ifindex: Int32, egress: Bool) {
-        _ = clbpf_tc_detach(ifindex, egress ? 1 : 0, handle, priority)
-    }
 }

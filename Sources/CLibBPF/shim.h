@@ -28,13 +28,6 @@ static inline int clbpf_tc_detach(int ifindex, int egress, unsigned int handle, 
     return bpf_tc_detach(&hook, &opts);
 }
 
-/* The program id attached at handle/priority, 0 when none. */
-static inline unsigned int clbpf_tc_query(int ifindex, int egress, unsigned int handle, unsigned int priority) {
-    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = egress ? BPF_TC_EGRESS : BPF_TC_INGRESS);
-    LIBBPF_OPTS(bpf_tc_opts, opts, .handle = handle, .priority = priority);
-    return bpf_tc_query(&hook, &opts) == 0 ? opts.prog_id : 0;
-}
-
 /* Runs a program once on `data` (BPF_PROG_TEST_RUN); the frame may grow by up to
  * `out_capacity - in_len` bytes. Returns the verdict in *retval. */
 static inline int clbpf_test_run(int prog_fd, const void *in, unsigned int in_len, void *out,

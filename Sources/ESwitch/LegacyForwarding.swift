@@ -48,9 +48,4 @@ final class LegacyMACTable: @unchecked Sendable {
     func removeAll() {
         for p in Array(entries.keys) { remove(port: p) }
     }
-
-    /// The VF that owns (vlan, mac), as the data plane would look it up.
-    func lookup(vlan: UInt16, mac: UInt64) -> PortIndex? {
-        entries.first { $0.value == Entry(vlan: vlan, mac: mac) }?.key
-    }
 }

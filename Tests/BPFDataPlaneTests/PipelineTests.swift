@@ -273,19 +273,7 @@ struct PipelineTests {
         try dp.setVXLANPorts([4789])
         let inner = Self.udpFrame()
         let frame = Self.vxlanFrame(inner)
-        // Match the tunnel fields and the inner destination, as a decap flow does.
-        var mask = FlowKey(), key = FlowKey()
-        key[.inPort] = UInt64(PortIndex.uplink)
-        mask[.inPort] = FlowField.inPort.valueMask
-        key[.tunnelID] = 42
-        mask[.tunnelID] = ~0
-        key[.tunnelIPv4Src] = 0xC612_0002
-        mask[.tunnelIPv4Src] = 0xffff_ffff
-        key[.ethType] = UInt64(EtherType.ipv4)
-        mask[.ethType] = FlowField.ethType.valueMask
-        key[.ipv4Dst] = 0xC613_0002
-        mask[.ipv4Dst] = 0xffff_ffff
-        try dp.program(DataPlaneRule(table: .masked, key: key, mask: mask, actions: [.decap, .forward(.vf(0))], counter: 1))
+        try dp.program(Self.decapRule(inner, actions: [.decap, .forward(.vf(0))]))
         let r = try dp.testRun(frame: frame, ifindex: Self.lo)
         #expect(r.verdict == Self.redirect)
         #expect(r.frame == inner)
