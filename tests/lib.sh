@@ -199,3 +199,16 @@ for p in ports.values():
 }
 
 t_require_root
+
+# run_py_checks CMD...: t_pass/t_fail per "ok"/"FAIL" line a checking script prints,
+# other lines shown as details (the differential tests' comparisons).
+run_py_checks() {
+    local line
+    while IFS= read -r line; do
+        case "$line" in
+            "ok "*) t_pass "${line#ok }" ;;
+            "FAIL "*) t_fail "${line#FAIL }" ;;
+            *) printf '    | %s\n' "$line" ;;
+        esac
+    done < <("$@" 2>&1 || echo "FAIL $1 ${2##*/} exited with an error")
+}

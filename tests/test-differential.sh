@@ -307,18 +307,6 @@ for u in sorted(set(e) | set(o)):
         print("ok flow %s: same text, packets:%d bytes:%d" % ((u,) + o[u]["stats"][:2]))
 EOF
 
-# run_py_checks CMD...: t_pass/t_fail per "ok"/"FAIL" line, details printed.
-run_py_checks() {
-    local line
-    while IFS= read -r line; do
-        case "$line" in
-            "ok "*) t_pass "${line#ok }" ;;
-            "FAIL "*) t_fail "${line#FAIL }" ;;
-            *) printf '    | %s\n' "$line" ;;
-        esac
-    done < <("$@" 2>&1 || echo "FAIL $1 ${2##*/} exited with an error")
-}
-
 # --- the flows --------------------------------------------------------------------
 # KEY<TAB>ACTIONS; ports 2..5 are d1..d4 (t1..t4). Keys are complete (an ipv4 flow
 # with proto 6 has a tcp() key, ...): OVS's userspace datapath wants a perfect fit.

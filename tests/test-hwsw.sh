@@ -504,18 +504,6 @@ for u, name in sorted(names.items(), key=lambda x: x[0]):
         print("ok %s: flow %s packets:%d bytes:%d dp:%s" % (mode, name, p, b, dp))
 EOF
 
-# run_py_checks CMD...: t_pass/t_fail per "ok"/"FAIL" line, details printed.
-run_py_checks() {
-    local line
-    while IFS= read -r line; do
-        case "$line" in
-            "ok "*) t_pass "${line#ok }" ;;
-            "FAIL "*) t_fail "${line#FAIL }" ;;
-            *) printf '    | %s\n' "$line" ;;
-        esac
-    done < <("$@" 2>&1 || echo "FAIL $1 ${2##*/} exited with an error")
-}
-
 "$PY" "$T_DIR/gen.py" "$T_DIR/frames.json" "$P0MAC" "$WIREMAC" || { t_fail "cannot craft the input frames"; exit 1; }
 NFRAMES=$("$PY" -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$T_DIR/frames.json")
 t_log "$NFLOWS flows, $NFRAMES input frames"
