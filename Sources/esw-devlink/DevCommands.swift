@@ -22,7 +22,14 @@ struct DevShow: ParsableCommand {
                 let oa = try AttributeParser.parse(o.attributes)
                 stats = [("operations", oa.u64(DevlinkAttr.offloadOperations)),
                          ("hw_accesses", oa.u64(DevlinkAttr.offloadHardwareAccesses)),
-                         ("waited_us", oa.u64(DevlinkAttr.offloadWaitedNanoseconds) / 1000)]
+                         ("waited_us", oa.u64(DevlinkAttr.offloadWaitedNanoseconds) / 1000),
+                         ("fw_accesses", oa.u64(DevlinkAttr.offloadFirmwareAccesses)),
+                         ("refills", oa.u64(DevlinkAttr.offloadRefills)),
+                         ("programmed", oa.u64(DevlinkAttr.offloadProgrammed)),
+                         ("pending", oa.u64(DevlinkAttr.offloadPendingWrites)),
+                         ("late_failures", oa.u64(DevlinkAttr.offloadLateFailures)),
+                         ("wrong_predictions", oa.u64(DevlinkAttr.offloadWrongPredictions)),
+                         ("coherent_at_ns", oa.u64(DevlinkAttr.offloadCoherentAt))]
             }
             if options.json {
                 var fields: [(String, JSON)] = [("driver", .string(a.string(DevlinkAttr.driver) ?? "")),

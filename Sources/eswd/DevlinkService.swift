@@ -99,8 +99,15 @@ final class DevlinkService {
             let s = sw.offloadStatistics
             var w = AttributeWriter()
             w.putU64(DevlinkAttr.offloadOperations, s.operations)
-            w.putU64(DevlinkAttr.offloadHardwareAccesses, s.hardwareAccesses)
-            w.putU64(DevlinkAttr.offloadWaitedNanoseconds, s.waitedNanoseconds)
+            w.putU64(DevlinkAttr.offloadHardwareAccesses, s.callerAccesses)
+            w.putU64(DevlinkAttr.offloadWaitedNanoseconds, s.callerWaitNanoseconds)
+            w.putU64(DevlinkAttr.offloadFirmwareAccesses, s.firmwareAccesses)
+            w.putU64(DevlinkAttr.offloadRefills, s.refills)
+            w.putU64(DevlinkAttr.offloadProgrammed, s.programmedRules)
+            w.putU64(DevlinkAttr.offloadLateFailures, s.lateFailures)
+            w.putU64(DevlinkAttr.offloadWrongPredictions, s.wrongPredictions)
+            w.putU64(DevlinkAttr.offloadPendingWrites, UInt64(sw.pendingHardwareWrites))
+            w.putU64(DevlinkAttr.offloadCoherentAt, s.lastCoherentNanoseconds)
             reply(DevlinkCmd.offloadStats, w)
         default:
             throw RequestError(95, "unknown devlink command \(m.command)")
@@ -140,6 +147,7 @@ final class DevlinkService {
             n.putU64(DevlinkAttr.resourceSize, UInt64(r.size))
             if let p = r.pendingSize { n.putU64(DevlinkAttr.resourceSizeNew, UInt64(p)) }
             n.putU64(DevlinkAttr.resourceOccupancy, UInt64(r.occupancy))
+            n.putU64(DevlinkAttr.resourceOccupancyProgrammed, UInt64(r.programmed))
             n.putString(DevlinkAttr.resourceUnit, r.unit)
             n.putU64(DevlinkAttr.resourceSizeMin, UInt64(r.sizeMin))
             n.putU64(DevlinkAttr.resourceSizeMax, UInt64(r.sizeMax))

@@ -40,7 +40,7 @@ extension DatapathService {
             if m.header.flags & NetlinkFlags.dump == NetlinkFlags.dump {
                 let type = try a.string(FlowAttr.dumpType) ?? "all"
                 let flows = d.allFlows.sorted { $0.createdNanoseconds < $1.createdNanoseconds }
-                for f in flows where Self.matches(type, f) {
+                for f in flows where Self.matches(type, f, d) {
                     r.message(.reply(family: Family.flow, command: FlowCmd.new, sequence: r.sequence, multi: true,
                                      attributes: describe(f, d)))
                 }
@@ -53,10 +53,10 @@ extension DatapathService {
         }
     }
 
-    static func matches(_ type: String, _ f: DatapathFlow) -> Bool {
+    static func matches(_ type: String, _ f: DatapathFlow, _ d: Datapath) -> Bool {
         switch type {
-        case "offloaded": f.offload.isOffloaded
-        case "non-offloaded", "ovs": !f.offload.isOffloaded
+        case "offloaded": d.offloadStatus(of: f) == .offloaded
+        case "non-offloaded", "ovs": d.offloadStatus(of: f) != .offloaded
         default: true
         }
     }
@@ -205,9 +205,14 @@ extension DatapathService {
         if s.usedNanoseconds != 0 { w.putU64(FlowAttr.used, s.usedNanoseconds / 1_000_000) }
         if s.tcpFlags != 0 { w.putU16(FlowAttr.tcpFlags, s.tcpFlags) }
         w.putU64(FlowAttr.now, Sys.monotonicMilliseconds())
-        switch f.offload {
-        case .hardware:
+        switch d.offloadStatus(of: f) {
+        case .offloaded:
             w.putU8(FlowAttr.offloaded, 1)
+        case .pending:
+            w.putU8(FlowAttr.offloaded, 2)
+        case .failed(let reason):
+            w.putU8(FlowAttr.offloaded, 3)
+            w.putString(FlowAttr.offloadReason, reason)
         case .software(let reason):
             w.putU8(FlowAttr.offloaded, 0)
             w.putString(FlowAttr.offloadReason, reason)
