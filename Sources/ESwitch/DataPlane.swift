@@ -162,16 +162,37 @@ public final class InMemoryDataPlane: DataPlane, @unchecked Sendable {
         vxlanPorts = ports
     }
 
+    /// Rules per mask, and where each match is in `rules` (tests fill tables of thousands).
+    private var maskUsers: [FlowKey: Int] = [:]
+    private var indexByMatch: [MatchKey: Int] = [:]
+    private struct MatchKey: Hashable {
+        var table: HardwareTable, key: FlowKey, mask: FlowKey
+        init(_ r: DataPlaneRule) { (table, key, mask) = (r.table, r.key, r.mask) }
+    }
+
     public func program(_ rule: DataPlaneRule) throws(DataPlaneError) {
-        let masks = Set(rules.filter { !$0.sameMatch(as: rule) }.map(\.mask) + [rule.mask])
-        if masks.count > maskLimit { throw .noSpace("masks") }
+        let m = MatchKey(rule)
+        if indexByMatch[m] == nil && maskUsers[rule.mask] == nil && maskUsers.count >= maskLimit { throw .noSpace("masks") }
         try write("program \(rule.counter)")
-        if let i = rules.firstIndex(where: { $0.sameMatch(as: rule) }) { rules[i] = rule } else { rules.append(rule) }
+        if let i = indexByMatch[m] {
+            rules[i] = rule
+        } else {
+            indexByMatch[m] = rules.count
+            rules.append(rule)
+            maskUsers[rule.mask, default: 0] += 1
+        }
     }
 
     public func remove(_ rule: DataPlaneRule) throws(DataPlaneError) {
         try write("remove \(rule.counter)")
-        rules.removeAll { $0.sameMatch(as: rule) }
+        guard let i = indexByMatch.removeValue(forKey: MatchKey(rule)) else { return }
+        // Swap-remove: the last rule takes the freed place.
+        let last = rules.removeLast()
+        if i < rules.count {
+            rules[i] = last
+            indexByMatch[MatchKey(last)] = i
+        }
+        if let n = maskUsers[rule.mask] { maskUsers[rule.mask] = n > 1 ? n - 1 : nil }
     }
 
     public func writeEncap(id: UInt32, header: VXLAN.EncapTemplate) throws(DataPlaneError) {
