@@ -3,6 +3,7 @@
 # vxlan and a plain veth pair, all measured in one run the same way.
 #
 # Usage: scripts/bench.sh [--quick] [--bin DIR] [--out DIR] [--no-control-plane]
+#        scripts/bench.sh resources [--quick] [--bin DIR] [--out DIR]   (see bench-resources.sh)
 #
 # Topologies, one after another, in namespaces $ESW_BENCH_PREFIX* (default eswbench-;
 # addresses from 198.18.0.0/15, nothing in the root namespace). The esw ones are the lab
@@ -48,6 +49,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=${ESW_BIN:-$ROOT/.build/release}
 OUT=$ROOT/bench
 QUICK=0 CONTROL_PLANE=1
+# `bench.sh resources ...`: the resource-management experiments (scripts/bench-resources.sh).
+[ "${1:-}" = resources ] && { shift; exec bash "$ROOT/scripts/bench-resources.sh" "$@"; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;

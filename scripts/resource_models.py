@@ -133,6 +133,12 @@ def table1(lab, n, queries, reply_file):
             }), flush=True)
 
 
+def reason(stderr):
+    """The refusal's own words (ENOSPC and the table), not the summary line."""
+    lines = stderr.strip().splitlines()
+    return next((l for l in lines if "space" in l), lines[-1] if lines else "")
+
+
 def send_udp(lab, ports, per_port):
     code = ("import socket,sys\n"
             "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
@@ -182,7 +188,7 @@ def blackhole(lab, reply_file, vf_netdev, size, free, batch_size, per_port):
         lost_installed = sum(per_port - got[p] for p in reported)
         print(json.dumps({
             "experiment": "blackhole", "model": model, "table_size": size, "free_before": free, "batch": batch_size,
-            "add_rc": r.returncode, "add_error": r.stderr.strip().splitlines()[-1] if r.returncode else "",
+            "add_rc": r.returncode, "add_error": reason(r.stderr) if r.returncode else "",
             "reported_installed": len(reported), "in_hardware": len(reported) - failed, "failed_late": failed,
             "late_failures": after["late_failures"] - before["late_failures"],
             "packets_per_flow": per_port, "lost_of_reported_installed": lost_installed,
