@@ -128,6 +128,7 @@ public final class ESwitch: @unchecked Sendable {
         if newMode == .legacy {
             engine.drain()
             for r in Array(tables.rules.values) { tables.discard(r) }
+            engine.forgetReservations()
             rulesByHandle.removeAll()
             try dataPlaneCall { () throws(DataPlaneError) in try dataPlane.setMode(.legacy, portCount: ports.count) }
             destroyRepresentors()

@@ -178,12 +178,14 @@ final class OffloadEngine {
     /// The credit bucket's size for a pool now: large while the pool has room, smaller
     /// as it fills (so that near full the driver does not sit on entries others need).
     func bucketSize(_ pool: HardwareResource) -> Int {
-        max(1, min(params.prefetchBatch, (pool.available + stock.count(pool)) / 8))
+        max(1, min(params.creditBucket, (pool.available + stock.count(pool)) / 8))
     }
 
+    /// A refill is asked for at half a bucket: the other half covers the caller while
+    /// the refill's query is under way.
     private func requestRefillIfLow() {
         for pool in [tables.maskedPool, tables.exactFlows, tables.counterPool] {
-            if stock.count(pool) <= bucketSize(pool) / 4 && pool.available > 0 { firmware.refillWanted = true }
+            if stock.count(pool) <= bucketSize(pool) / 2 && pool.available > 0 { firmware.refillWanted = true }
         }
         if firmware.refillWanted { firmware.start(now: clock.now(), partial: true) }
     }
@@ -338,6 +340,13 @@ final class OffloadEngine {
 
     /// Gives the stock back (before a reload checks what is in use).
     func returnStock() { stock.returnAll() }
+
+    /// Every rule is gone (leaving switchdev): the stock and the predictions too.
+    func forgetReservations() {
+        stock.returnAll()
+        predicted.removeAll()
+        predictor = OccupancyPredictor()
+    }
 
     /// Rules accepted and not yet programmed (or removals not yet done).
     var pendingWrites: Int { firmware.queuedCount + firmware.inFlightCount }

@@ -44,8 +44,10 @@ public struct DeviceParams: Sendable, Equatable {
     /// How often the driver reads rule counters, in milliseconds.
     public var statsIntervalMilliseconds: Int = 1000
     public var offloadModel: OffloadModel = .lockstep
-    /// Entries reserved per hardware access under `prefetch`, and the largest bucket under `credit`.
+    /// Entries reserved per hardware access under `prefetch`.
     public var prefetchBatch: Int = 64
+    /// The largest credit bucket under `credit` (per pool; smaller as the pool fills).
+    public var creditBucket: Int = 1024
     /// Cost of a hardware access that reads or reserves occupancy (prefetch, credit
     /// refills), in microseconds.
     public var queryLatencyMicroseconds: Int = 0
@@ -59,7 +61,7 @@ public struct DeviceParams: Sendable, Equatable {
     public init() {}
 
     public static let names = ["hw_latency_us", "intake_rate", "fail_next_offloads", "stats_interval_ms",
-                               "offload_model", "prefetch_batch", "hw_query_latency_us", "program_batch",
+                               "offload_model", "prefetch_batch", "credit_bucket", "hw_query_latency_us", "program_batch",
                                "predictive_model", "neigh_keepalive"]
 
     public func value(of name: String) -> String? {
@@ -70,6 +72,7 @@ public struct DeviceParams: Sendable, Equatable {
         case "stats_interval_ms": String(statsIntervalMilliseconds)
         case "offload_model": offloadModel.rawValue
         case "prefetch_batch": String(prefetchBatch)
+        case "credit_bucket": String(creditBucket)
         case "hw_query_latency_us": String(queryLatencyMicroseconds)
         case "program_batch": String(programBatch)
         case "predictive_model": predictiveModel.rawValue
@@ -103,6 +106,7 @@ public struct DeviceParams: Sendable, Equatable {
         case "fail_next_offloads": failNextOffloads = try int(0, 1_000_000_000)
         case "stats_interval_ms": statsIntervalMilliseconds = try int(10, 3_600_000)
         case "prefetch_batch": prefetchBatch = try int(1, 1_000_000)
+        case "credit_bucket": creditBucket = try int(1, 1_000_000)
         case "hw_query_latency_us": queryLatencyMicroseconds = try int(0, 1_000_000)
         case "program_batch": programBatch = try int(1, 65_536)
         case "predictive_model":

@@ -9,7 +9,7 @@ import Testing
 /// the costs each model puts on the caller's path are exact.
 struct OffloadModelTests {
     static func device(_ model: OffloadModel, masked: Int = 4096, exact: Int = 32768, latency: Int = 55, query: Int = 35,
-                       batch: Int = 64, bucket: Int = 64, predictive: PredictiveModel = .complex) throws
+                       batch: Int = 64, bucket: Int = 64, credit: Int = 64, predictive: PredictiveModel = .complex) throws
         -> (ESwitch, InMemoryDataPlane, ManualHardwareClock) {
         var profile = HardwareProfile()
         profile.maskedEntries = masked
@@ -20,6 +20,7 @@ struct OffloadModelTests {
         params.queryLatencyMicroseconds = query
         params.programBatch = batch
         params.prefetchBatch = bucket
+        params.creditBucket = credit
         params.predictiveModel = predictive
         let dp = InMemoryDataPlane()
         let clock = ManualHardwareClock()
