@@ -127,6 +127,8 @@ def table1(lab, n, queries, reply_file):
                 "caller_accesses": after["hw_accesses"] - before["hw_accesses"],
                 "caller_waited_ms": (after["waited_us"] - before["waited_us"]) / 1e3,
                 "firmware_accesses": after["fw_accesses"] - before["fw_accesses"],
+                "daemon_caller_ms": after["last_batch_caller_us"] / 1e3,
+                "daemon_coherent_ms": after.get("last_batch_coherent_us", 0) / 1e3,
                 "offloaded": offloaded,
                 "outage_s": None if reply is None else reply[1] - t0_wall,
                 "pings_lost": None if reply is None else reply[0] - 1,

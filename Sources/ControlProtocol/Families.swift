@@ -185,6 +185,11 @@ public enum DevlinkAttr {
     /// CLOCK_MONOTONIC ns when the firmware last ran out of work.
     public static let offloadCoherentAt: UInt16 = 58
     public static let offloadRefills: UInt16 = 59
+    /// The last burst of operations (a batch): count, the caller's latency and the
+    /// coherent one, in ns (the coherent one absent while rules still wait).
+    public static let offloadBurstOperations: UInt16 = 60
+    public static let offloadBurstCallerNanoseconds: UInt16 = 61
+    public static let offloadBurstCoherentNanoseconds: UInt16 = 62
 }
 
 public enum TunnelCmd {

@@ -401,6 +401,13 @@ public final class ESwitch: @unchecked Sendable {
 
     public var offloadStatistics: OffloadStatistics { engine.statistics }
 
+    /// The last burst of offload operations (a batch): how many, the caller's latency
+    /// (first operation to the last one's return) and the coherent one (to the moment
+    /// every rule was in the data plane; nil while some wait).
+    public var lastOffloadBurst: (operations: UInt64, callerNanoseconds: UInt64, coherentNanoseconds: UInt64?) {
+        engine.lastBurst
+    }
+
     /// Units the driver holds in reserve (prefetch/credit stock) per top-level pool.
     public func stockedUnits(_ pool: HardwareResource) -> Int { engine.stock.count(pool) }
 

@@ -47,7 +47,8 @@ final class OffloadEngine {
     // MARK: Offload API
 
     func add(_ spec: HardwareRuleSpec) -> Result<HardwareRule, OffloadFailure> {
-        statistics.operations += 1
+        beginOperation()
+        defer { endOperation() }
         let rule: HardwareRule
         switch tables.accept(spec) {
         case .success(let r): rule = r
@@ -84,7 +85,8 @@ final class OffloadEngine {
 
     func remove(_ rule: HardwareRule) -> Bool {
         guard tables.rules[rule.id] === rule else { return false }
-        statistics.operations += 1
+        beginOperation()
+        defer { endOperation() }
         if !params.offloadModel.programsAsynchronously {
             callerAccess(microseconds: params.hardwareLatencyMicroseconds)
             return tables.discard(rule)
@@ -109,7 +111,8 @@ final class OffloadEngine {
             if case .success = r { _ = remove(old) }
             return r
         }
-        statistics.operations += 1
+        beginOperation()
+        defer { endOperation() }
         let rule: HardwareRule
         switch tables.acceptReplacement(of: old, spec) {
         case .success(let r): rule = r
@@ -286,6 +289,36 @@ final class OffloadEngine {
         if predicted.remove(id) != nil { predictor.forget(id) }
     }
 
+    // MARK: Bursts: the caller's latency and the coherent one
+
+    /// Operations closer together than this belong to one burst (a batch).
+    static let burstGapNanoseconds: UInt64 = 10_000_000
+    private var lastOperationEnd: UInt64 = 0
+
+    private func beginOperation() {
+        let now = clock.now()
+        statistics.operations += 1
+        if statistics.burst.start == 0 || now &- lastOperationEnd > Self.burstGapNanoseconds {
+            statistics.burst = OffloadStatistics.Burst(start: now)
+        }
+        statistics.burst.operations += 1
+    }
+
+    private func endOperation() {
+        lastOperationEnd = clock.now()
+        statistics.burst.callerEnd = lastOperationEnd
+    }
+
+    /// The last burst's latencies: until its last operation returned, and until every
+    /// rule it asked for was in the data plane (nil while some still wait).
+    var lastBurst: (operations: UInt64, callerNanoseconds: UInt64, coherentNanoseconds: UInt64?) {
+        let b = statistics.burst
+        guard b.start != 0 else { return (0, 0, 0) }
+        let caller = b.callerEnd &- b.start
+        guard firmware.isIdle else { return (b.operations, caller, nil) }
+        return (b.operations, caller, max(b.callerEnd, statistics.lastCoherentNanoseconds) &- b.start)
+    }
+
     // MARK: Costs on the caller's path
 
     /// One synchronous hardware access: the caller waits its latency (and the intake
@@ -369,4 +402,12 @@ public struct OffloadStatistics: Sendable, Equatable {
     /// When the firmware last ran out of work: every accepted rule was then programmed
     /// (the end of the coherent latency).
     public var lastCoherentNanoseconds: UInt64 = 0
+
+    /// Operations closer together than 10 ms: one batch, as a caller sees it.
+    public struct Burst: Sendable, Equatable {
+        public var start: UInt64 = 0
+        public var callerEnd: UInt64 = 0
+        public var operations: UInt64 = 0
+    }
+    public var burst = Burst()
 }

@@ -29,7 +29,12 @@ struct DevShow: ParsableCommand {
                          ("pending", oa.u64(DevlinkAttr.offloadPendingWrites)),
                          ("late_failures", oa.u64(DevlinkAttr.offloadLateFailures)),
                          ("wrong_predictions", oa.u64(DevlinkAttr.offloadWrongPredictions)),
-                         ("coherent_at_ns", oa.u64(DevlinkAttr.offloadCoherentAt))]
+                         ("coherent_at_ns", oa.u64(DevlinkAttr.offloadCoherentAt)),
+                         ("last_batch_ops", oa.u64(DevlinkAttr.offloadBurstOperations)),
+                         ("last_batch_caller_us", oa.u64(DevlinkAttr.offloadBurstCallerNanoseconds) / 1000)]
+                if let c = oa.first(DevlinkAttr.offloadBurstCoherentNanoseconds).flatMap({ try? $0.u64() }) {
+                    stats.append(("last_batch_coherent_us", c / 1000))
+                }
             }
             if options.json {
                 var fields: [(String, JSON)] = [("driver", .string(a.string(DevlinkAttr.driver) ?? "")),

@@ -108,6 +108,10 @@ final class DevlinkService {
             w.putU64(DevlinkAttr.offloadWrongPredictions, s.wrongPredictions)
             w.putU64(DevlinkAttr.offloadPendingWrites, UInt64(sw.pendingHardwareWrites))
             w.putU64(DevlinkAttr.offloadCoherentAt, s.lastCoherentNanoseconds)
+            let burst = sw.lastOffloadBurst
+            w.putU64(DevlinkAttr.offloadBurstOperations, burst.operations)
+            w.putU64(DevlinkAttr.offloadBurstCallerNanoseconds, burst.callerNanoseconds)
+            if let c = burst.coherentNanoseconds { w.putU64(DevlinkAttr.offloadBurstCoherentNanoseconds, c) }
             reply(DevlinkCmd.offloadStats, w)
         default:
             throw RequestError(95, "unknown devlink command \(m.command)")

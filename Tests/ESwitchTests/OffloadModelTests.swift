@@ -273,3 +273,46 @@ struct OffloadModelTests {
         #expect(fw.nextCompletion == 64_000_000)
     }
 }
+
+/// The credit bucket's low-water mark, exactly.
+struct CreditThresholdTests {
+    @Test func aRefillStartsWhenTheBucketFallsToHalf() throws {
+        let (sw, _, clock) = try OffloadModelTests.device(.credit, query: 1000, credit: 64)
+        let pool = sw.tables.maskedPool
+        _ = try sw.addRule(OffloadModelTests.ipv4(0)).get()   // waits for the first bucket
+        #expect(sw.offloadStatistics.refills == 1)
+        for n in 1..<31 { _ = try sw.addRule(OffloadModelTests.ipv4(n)).get() }
+        #expect(sw.stockedUnits(pool) == 33)
+        #expect(sw.nextHardwareDeadline == nil, "above half: no refill yet")
+        _ = try sw.addRule(OffloadModelTests.ipv4(31)).get()
+        #expect(sw.stockedUnits(pool) == 32)
+        #expect(sw.nextHardwareDeadline != nil, "at half: the refill's query is under way")
+        clock.advance(nanoseconds: 1_000_000)
+        sw.serviceHardware(idle: false)
+        #expect(sw.offloadStatistics.refills == 2)
+        #expect(sw.stockedUnits(pool) == 64)
+        #expect(sw.offloadStatistics.callerWaitNanoseconds == 1_000_000, "only the first bucket was waited for")
+    }
+}
+
+/// The two latencies of a batch, as `esw-devlink -s dev show` reports them.
+struct BurstLatencyTests {
+    @Test func aBatchHasACallerLatencyAndALaterCoherentOne() throws {
+        let (sw, _, clock) = try OffloadModelTests.device(.credit, latency: 500, query: 35, credit: 64)
+        for n in 0..<10 {
+            _ = try sw.addRule(OffloadModelTests.ipv4(n)).get()
+            clock.advance(nanoseconds: 5_000)
+        }
+        let during = sw.lastOffloadBurst
+        #expect(during.operations == 10)
+        #expect(during.callerNanoseconds == 35_000 + 9 * 5_000, "the first bucket's query, then the caller's own work")
+        #expect(during.coherentNanoseconds == nil, "rules still wait for the firmware")
+        sw.drainHardware()
+        let after = sw.lastOffloadBurst
+        #expect(after.coherentNanoseconds! >= after.callerNanoseconds + 500_000)
+        // A later operation, after a pause, starts a new burst.
+        clock.advance(nanoseconds: 20_000_000)
+        _ = try sw.addRule(OffloadModelTests.ipv4(99)).get()
+        #expect(sw.lastOffloadBurst.operations == 1)
+    }
+}
