@@ -138,6 +138,13 @@ public final class HardwareTables: @unchecked Sendable {
         dropEncaps(of: rule)
     }
 
+    /// A rule whose removal is queued behind other writes: its match is free for a new
+    /// rule at once (the firmware removes the old one before it writes the new one).
+    func releaseMatch(of r: HardwareRule) {
+        let m = match(of: r)
+        if byMatch[m] === r { byMatch[m] = nil }
+    }
+
     private func match(of r: HardwareRule) -> RuleMatch {
         RuleMatch(table: r.table, key: r.spec.key.masked(by: r.spec.mask), mask: r.spec.mask)
     }

@@ -96,6 +96,7 @@ final class OffloadEngine {
             forgetPrediction(rule.id)
             return tables.discard(rule)
         }
+        tables.releaseMatch(of: rule)
         enqueue(.remove(rule))
         return true
     }

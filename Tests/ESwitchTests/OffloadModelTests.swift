@@ -316,3 +316,20 @@ struct BurstLatencyTests {
         #expect(sw.lastOffloadBurst.operations == 1)
     }
 }
+
+/// A deleted rule whose removal still waits for the firmware does not block its match.
+struct QueuedRemovalTests {
+    @Test func theSameMatchCanComeBackWhileTheRemovalIsQueued() throws {
+        let (sw, dp, _) = try OffloadModelTests.device(.credit, latency: 1000)
+        let h = try sw.addRule(OffloadModelTests.ipv4(1)).get()
+        sw.drainHardware()
+        #expect(sw.deleteRule(h))
+        var spec = OffloadModelTests.ipv4(1)
+        spec.actions = [.drop]
+        let h2 = try sw.addRule(spec).get()
+        sw.drainHardware()
+        #expect(dp.rules.count == 1 && dp.rules[0].actions == [.drop], "removed first, then written")
+        #expect(sw.ruleState(h2) == .programmed)
+        #expect(sw.tables.maskedPool.programmed == 1)
+    }
+}
