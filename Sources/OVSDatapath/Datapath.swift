@@ -35,6 +35,8 @@ public final class Datapath: @unchecked Sendable {
     private var lastRerank: UInt64 = 0
     private var lastAging: UInt64 = 0
     private var lastStatsPoll: UInt64 = 0
+    /// When pollHardwareCounters last read the rules.
+    private var lastCounterRead: UInt64 = 0
 
     public init(name: String, eswitch: ESwitch?, policy: OffloadPolicy = .none, missMode: MissMode = .drop,
                 maxIdleMilliseconds: Int = 10_000, rcu: QuiescentState = .shared, logger: Logger) throws {
@@ -377,8 +379,15 @@ public final class Datapath: @unchecked Sendable {
     public func pollHardwareCounters() {
         guard let sw = eswitch else { return }
         let snapshot = sw.counterSnapshot()
+        let previousPoll = lastCounterRead
+        lastCounterRead = Sys.monotonicNanoseconds()
         for f in table.flows {
-            if case .hardware(let h) = f.offload, let c = sw.ruleCounters(h, in: snapshot) { f.hardwareLatest = c }
+            guard case .hardware(let h) = f.offload, var c = sw.ruleCounters(h, in: snapshot) else { continue }
+            // A rule that counted packets since the previous read was used after it: the
+            // rule's own last-used time is the kernel's coarse clock, which can lag ours
+            // (by minutes, seen on this VM), and must not make a busy flow look idle.
+            if c.packets > f.hardwareLatest.packets { c.lastUsedNanoseconds = max(c.lastUsedNanoseconds, previousPoll) }
+            f.hardwareLatest = c
         }
     }
 
