@@ -41,11 +41,13 @@ public enum Layout {
         keyWordSource.map { k.words[$0] }
     }
 
+    /// FlowKey words the hardware key leaves out.
+    static let wordsOutsideHardwareKey: [Int] = (0..<FlowKey.wordCount).filter { !keyWordSource.contains($0) }
+
     /// Whether a match fits the hardware key: outside its words the match may only ask
     /// for zero (recirc_id(0) and the like: the silicon sees only such packets).
     public static func fitsHardwareKey(key: FlowKey, mask: FlowKey) -> Bool {
-        let kept = Set(keyWordSource)
-        return (0..<FlowKey.wordCount).allSatisfy { kept.contains($0) || key.words[$0] & mask.words[$0] == 0 }
+        wordsOutsideHardwareKey.allSatisfy { key.words[$0] & mask.words[$0] == 0 }
     }
 
     /// A little-endian writer into a fixed-size buffer.
@@ -88,12 +90,8 @@ public enum Layout {
     }
 
     static func rule(actionSet: UInt32, counter: UInt32, encap: Bool) -> [UInt8] {
-        var b = Bytes(ruleSize)
-        b.u32(0, actionSet)
-        b.u32(4, counter)
-        b.u32(8, encap ? ruleEncap : 0)
-        b.u32(12, encap ? UInt32(vxlanIPv4Overhead) : 0)
-        return b.b
+        var v = RuleValue(actionSet: actionSet, counter: counter, encap: encap)
+        return withUnsafeBytes(of: &v) { Array($0) }
     }
 
     /// The action set of a rule; nil (with the reason) when the silicon cannot do it.
@@ -178,4 +176,67 @@ public enum Layout {
         for (i, p) in vxlan.prefix(4).enumerated() { b.u16(8 + 2 * i, p) }
         return b.b
     }
+}
+
+/// The 18 hardware words of a mask (struct esw_key), as stored in `esw_masks`: a value
+/// whose bytes are the map's, hashed as bytes (a [UInt64] key hashed word by word, and
+/// allocated per rule, cost more than the map write).
+struct MaskWords: Hashable {
+    var words: InlineArray<18, UInt64>
+
+    init(_ mask: FlowKey) {
+        words = .init(repeating: 0)
+        for (i, w) in Layout.keyWordSource.enumerated() { words[i] = mask.words[w] }
+    }
+
+    static func == (a: MaskWords, b: MaskWords) -> Bool {
+        var diff: UInt64 = 0
+        for i in 0..<18 { diff |= a.words[i] ^ b.words[i] }
+        return diff == 0
+    }
+
+    func hash(into h: inout Hasher) { withUnsafeBytes(of: words) { h.combine(bytes: $0) } }
+
+    var bytes: [UInt8] { withUnsafeBytes(of: words) { Array($0) } }
+}
+
+/// A key of `esw_exact`/`esw_masked` (struct esw_table_key) with the map's bytes: the
+/// mask id in the first word (its upper half is the C struct's padding, zero), then
+/// the 18 key words masked. Arrays of it are what batch writes hand the kernel.
+struct TableKey: Hashable {
+    var words: InlineArray<19, UInt64>
+
+    init(maskID: UInt32, key: FlowKey, mask: MaskWords) {
+        words = .init(repeating: 0)
+        words[0] = UInt64(maskID)
+        for (i, w) in Layout.keyWordSource.enumerated() { words[i + 1] = key.words[w] & mask.words[i] }
+    }
+
+    static func == (a: TableKey, b: TableKey) -> Bool {
+        var diff: UInt64 = 0
+        for i in 0..<19 { diff |= a.words[i] ^ b.words[i] }
+        return diff == 0
+    }
+
+    func hash(into h: inout Hasher) { withUnsafeBytes(of: words) { h.combine(bytes: $0) } }
+
+    var bytes: [UInt8] { withUnsafeBytes(of: words) { Array($0) } }
+}
+
+/// A rule of the tables (struct esw_rule): four 32-bit fields, no padding.
+struct RuleValue {
+    var actionSet: UInt32
+    var counter: UInt32
+    var flags: UInt32
+    /// Bytes the rule's encap adds (checked against the uplink MTU).
+    var overhead: UInt32
+
+    init(actionSet: UInt32, counter: UInt32, encap: Bool) {
+        self.actionSet = actionSet
+        self.counter = counter
+        flags = encap ? Layout.ruleEncap : 0
+        overhead = encap ? UInt32(Layout.vxlanIPv4Overhead) : 0
+    }
+
+    var isEncap: Bool { flags & Layout.ruleEncap != 0 }
 }
