@@ -76,6 +76,8 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     var actionSetIDs: SlotAllocator
     /// What each programmed slot of the exact (0) and masked (1) table holds.
     var slots: [[TableKey: Slot]] = [[:], [:]]
+    /// Removals waiting to be written together (inside `coalescingRemovals`).
+    var queuedRemovals: [DataPlaneRule]?
     // What else the maps hold, kept to write it into bigger maps on a resize.
     private var portConfigs: [PortIndex: DataPlanePort] = [:]
     private var encapBytes: [UInt32: [UInt8]] = [:]
@@ -200,6 +202,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         want.counters = max(want.counters, min(1 << 22, counters))
         want.encaps = max(want.encaps, min(1 << 20, encaps))
         guard want != capacity else { return }
+        try writeQueuedRemovals()
         let newObject: BPFObject
         do { newObject = try Self.load(want) } catch {
             throw .system("loading the data plane with bigger tables (\(error))", errno: error.errno)
@@ -404,6 +407,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     /// the netdev `ifindex`: the verdict (TC_ACT_*), the frame as the program left it,
     /// and the redirect target if any. Counts like real traffic.
     public func testRun(frame: [UInt8], ifindex: Int32, representor: Bool = false) throws(SystemError) -> (verdict: Int32, frame: [UInt8]) {
+        try? writeQueuedRemovals()
         var out = [UInt8](repeating: 0, count: frame.count + 256)
         var outLen = UInt32(out.count)
         var ret: UInt32 = 0

@@ -35,13 +35,37 @@ extension BPFDataPlane {
     }
 
     public func remove(_ rule: DataPlaneRule) throws(DataPlaneError) {
+        if queuedRemovals != nil {
+            queuedRemovals!.append(rule)
+            if queuedRemovals!.count >= Self.batchLimit { try writeQueuedRemovals() }
+            return
+        }
         let r = remove(batch: [rule])
         if let e = r.error { throw e }
+    }
+
+    /// Runs `body` with single removals queued and written a batch at a time (a flush
+    /// of every flow costs a few dozen syscalls, not one per rule). Any other rule write
+    /// writes the queue first, so rules still change in order; all are out of the
+    /// tables when this returns.
+    public func coalescingRemovals(_ body: () -> Void) {
+        guard queuedRemovals == nil else { return body() }
+        queuedRemovals = []
+        body()
+        try? writeQueuedRemovals()
+        queuedRemovals = nil
+    }
+
+    func writeQueuedRemovals() throws(DataPlaneError) {
+        guard let q = queuedRemovals, !q.isEmpty else { return }
+        queuedRemovals = []
+        if let e = remove(batch: q).error { throw e }
     }
 
     /// Installs rules in order, stopping at the first refusal; what was installed is
     /// always a prefix of `rules`.
     public func program(batch rules: [DataPlaneRule]) -> (installed: Int, error: DataPlaneError?) {
+        do { try writeQueuedRemovals() } catch { return (0, error) }
         var done = 0
         while done < rules.count {
             var pending: [PendingRule] = []
@@ -226,6 +250,7 @@ extension BPFDataPlane {
                 unlisted = uncountMaskUser(r.mask, table: r.table) || unlisted
             }
             if unlisted { try? publishLists() }
+            shrinkSlotsIfSparse()
             if let error {
                 // Still in the table: still ours.
                 for r in taken[deleted...] { slots[Self.slotIndex(r.table)][r.key] = r.slot }
@@ -234,6 +259,14 @@ extension BPFDataPlane {
             done = i
         }
         return (rules.count, nil)
+    }
+
+    /// Dictionaries keep their capacity when emptied: after most rules went, the slots
+    /// move into tables their size (memory goes back, not only gets reused).
+    private func shrinkSlotsIfSparse() {
+        for t in 0..<2 where slots[t].capacity > 4096 && slots[t].count * 8 < slots[t].capacity {
+            slots[t] = Dictionary(uniqueKeysWithValues: slots[t].lazy.map { ($0.key, $0.value) })
+        }
     }
 
     // MARK: Batch syscalls
