@@ -25,6 +25,8 @@ public enum Layout {
 
     /// FlowKey word of each hardware key word (bpf/esw_shared.h, struct esw_key).
     public static let keyWordSource: [Int] = [0, 1, 2, 3, 4, 5, 6, 9, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22]
+    /// The same, inline (no array bounds check or retain on the per-rule path).
+    static let hardwareWordSource: InlineArray<18, Int> = [0, 1, 2, 3, 4, 5, 6, 9, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22]
 
     public static let ruleEncap: UInt32 = 1
     public static let portValid: UInt32 = 1, portLinkUp: UInt32 = 2, portUplink: UInt32 = 4, portPeerNS: UInt32 = 8
@@ -186,16 +188,20 @@ struct MaskWords: Hashable {
 
     init(_ mask: FlowKey) {
         words = .init(repeating: 0)
-        for (i, w) in Layout.keyWordSource.enumerated() { words[i] = mask.words[w] }
+        let m = mask.words.span
+        var o = words.mutableSpan
+        for i in 0..<18 { o[i] = m[Layout.hardwareWordSource[i]] }
     }
 
     static func == (a: MaskWords, b: MaskWords) -> Bool {
+        // Through spans: subscripting the InlineArray of a parameter copied it whole.
+        let x = a.words.span, y = b.words.span
         var diff: UInt64 = 0
-        for i in 0..<18 { diff |= a.words[i] ^ b.words[i] }
+        for i in 0..<18 { diff |= x[i] ^ y[i] }
         return diff == 0
     }
 
-    func hash(into h: inout Hasher) { withUnsafeBytes(of: words) { h.combine(bytes: $0) } }
+    func hash(into h: inout Hasher) { words.span.withUnsafeBytes { h.combine(bytes: $0) } }
 
     var bytes: [UInt8] { withUnsafeBytes(of: words) { Array($0) } }
 }
@@ -208,17 +214,21 @@ struct TableKey: Hashable {
 
     init(maskID: UInt32, key: FlowKey, mask: MaskWords) {
         words = .init(repeating: 0)
-        words[0] = UInt64(maskID)
-        for (i, w) in Layout.keyWordSource.enumerated() { words[i + 1] = key.words[w] & mask.words[i] }
+        let k = key.words.span, m = mask.words.span
+        var o = words.mutableSpan
+        o[0] = UInt64(maskID)
+        for i in 0..<18 { o[i + 1] = k[Layout.hardwareWordSource[i]] & m[i] }
     }
 
     static func == (a: TableKey, b: TableKey) -> Bool {
+        // Through spans: subscripting the InlineArray of a parameter copied it whole.
+        let x = a.words.span, y = b.words.span
         var diff: UInt64 = 0
-        for i in 0..<19 { diff |= a.words[i] ^ b.words[i] }
+        for i in 0..<19 { diff |= x[i] ^ y[i] }
         return diff == 0
     }
 
-    func hash(into h: inout Hasher) { withUnsafeBytes(of: words) { h.combine(bytes: $0) } }
+    func hash(into h: inout Hasher) { words.span.withUnsafeBytes { h.combine(bytes: $0) } }
 
     var bytes: [UInt8] { withUnsafeBytes(of: words) { Array($0) } }
 }
