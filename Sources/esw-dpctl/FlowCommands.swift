@@ -32,15 +32,34 @@ func ufidForNewFlow(_ k: ODPText.ParsedKey) -> UInt128? {
 
 /// One dump line, as ovs-dpctl/ovs-appctl dpctl/dump-flows print it.
 func formatFlow(_ f: FlowInfo, verbose: Bool, names: [UInt32: String]) -> String {
-    var s = ""
-    if verbose { s += "ufid:\(formatUFID(f.ufid)), " }
-    s += KeyFormatter(verbose: verbose, portNames: names).format(key: f.key, mask: f.mask)
-    s += ", packets:\(f.packets), bytes:\(f.bytes), used:\(f.usedText)"
-    if f.tcpFlags != 0 { s += ", flags:\(f.tcpFlagsText)" }
-    if verbose { s += f.offloaded ? ", offloaded:yes, dp:esw" : ", dp:ovs" }
-    s += ", actions:" + ActionFormatter(portNames: names).format(f.actions)
-    if verbose, !f.offloaded, let r = f.offloadReason { s += ", dp-extra-info:not offloaded: \(r)" }
-    return s
+    FlowLineFormatter(verbose: verbose, names: names).format(f)
+}
+
+/// Dump lines for many flows: one set of formatters, and the texts of attributes and
+/// action lists seen before reused (flows of one table share most of them).
+struct FlowLineFormatter {
+    let verbose: Bool
+    let keys: KeyFormatter
+    let actions: ActionFormatter
+    let memo = FormatMemo()
+
+    init(verbose: Bool, names: [UInt32: String]) {
+        self.verbose = verbose
+        keys = KeyFormatter(verbose: verbose, portNames: names, memo: memo)
+        actions = ActionFormatter(portNames: names)
+    }
+
+    func format(_ f: FlowInfo) -> String {
+        var s = ""
+        if verbose { s += "ufid:\(formatUFID(f.ufid)), " }
+        s += keys.format(key: f.key, mask: f.mask)
+        s += ", packets:\(f.packets), bytes:\(f.bytes), used:\(f.usedText)"
+        if f.tcpFlags != 0 { s += ", flags:\(f.tcpFlagsText)" }
+        if verbose { s += f.offloaded ? ", offloaded:yes, dp:esw" : ", dp:ovs" }
+        s += ", actions:" + memo.text(of: f.actions) { actions.format(f.actions) }
+        if verbose, !f.offloaded, let r = f.offloadReason { s += ", dp-extra-info:not offloaded: \(r)" }
+        return s
+    }
 }
 
 func flowJSON(_ f: FlowInfo, names: [UInt32: String]) -> JSON {
@@ -372,7 +391,8 @@ struct DumpFlows: ParsableCommand {
             // Printed as the replies come: a dump of a million flows is never held whole.
             defer { Console.flush() }
             do {
-                try s.client.dump(request) { Console.bufferedLine(formatFlow(FlowInfo($0), verbose: more, names: portNames)) }
+                let lines = FlowLineFormatter(verbose: more, names: portNames)
+                try s.client.dump(request) { Console.bufferedLine(lines.format(FlowInfo($0))) }
             } catch let e as ControlError {
                 throw CLIError(e.description)
             }
