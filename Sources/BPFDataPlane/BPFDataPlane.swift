@@ -50,13 +50,28 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     /// A mask of the silicon: one id, used by rules of one or both tables.
     struct MaskUse {
         var id: UInt32
-        var rules: [HardwareTable: Int] = [:]
+        /// Rules on it in the exact (0) and masked (1) table (no dictionary: one was
+        /// copied on every rule written).
+        var rules: (Int, Int) = (0, 0)
+        var isUnused: Bool { rules.0 == 0 && rules.1 == 0 }
+        subscript(_ t: HardwareTable) -> Int {
+            get { t == .exact ? rules.0 : rules.1 }
+            set { if t == .exact { rules.0 = newValue } else { rules.1 = newValue } }
+        }
     }
 
-    /// The full bytes of an action set (struct esw_action_set), hashed as bytes.
+    /// An action set (struct esw_action_set) up to its last action, hashed as bytes: the
+    /// unused slots are zeros, and hashing and comparing all 648 bytes for every rule
+    /// cost more than its map write.
     struct ActionSetBytes: Hashable {
-        let bytes: [UInt8]
-        func hash(into h: inout Hasher) { bytes.withUnsafeBytes { h.combine(bytes: $0) } }
+        let used: [UInt8]
+        init(_ full: [UInt8]) {
+            let n = Int(full[0]) | Int(full[1]) << 8
+            used = Array(full.prefix(8 + n * Layout.actionSize))
+        }
+        func hash(into h: inout Hasher) { used.withUnsafeBytes { h.combine(bytes: $0) } }
+        /// The map value: the used part, zeros after.
+        var bytes: [UInt8] { used + [UInt8](repeating: 0, count: Layout.actionSetSize - used.count) }
     }
 
     /// What a programmed slot holds (its key is the map's key).
@@ -68,6 +83,8 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     }
 
     var masksByWords: [MaskWords: MaskUse] = [:]
+    /// The mask last looked up, and its id.
+    var lastMask: (words: MaskWords, id: UInt32)?
     var maskIDs: SlotAllocator
     var lists: [HardwareTable: [UInt32]] = [.exact: [], .masked: []]
     /// Action sets shared by identical action lists, with the rules using each.

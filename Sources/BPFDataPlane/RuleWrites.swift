@@ -129,7 +129,7 @@ extension BPFDataPlane {
             return .failure(PrepareFailure(error: .unsupported("a rule with the same hardware match is installed"), mask: mask))
         }
         let setID: UInt32
-        do { setID = try acquireActionSet(ActionSetBytes(bytes: setBytes)) } catch {
+        do { setID = try acquireActionSet(ActionSetBytes(setBytes)) } catch {
             return .failure(PrepareFailure(error: error, mask: mask))
         }
         let encap = rule.actions.contains { if case .encap = $0 { true } else { false } }
@@ -312,7 +312,13 @@ extension BPFDataPlane {
 
     /// The id of a mask, written into the silicon on first use.
     private func acquireMask(_ words: MaskWords) throws(DataPlaneError) -> UInt32 {
-        if let u = masksByWords[words] { return u.id }
+        // Bulks of rules mostly share one mask: compare with the last before hashing.
+        // (Forgotten whenever a mask goes.)
+        if let last = lastMask, last.words == words { return last.id }
+        if let u = masksByWords[words] {
+            lastMask = (words, u.id)
+            return u.id
+        }
         guard let id = maskIDs.allocate(now: Sys.monotonicNanoseconds()) else { throw .noSpace("masks") }
         // A reused id starts ranking from what its previous mask left in the counter.
         hitsAtLastRank[id] = perCPU(maps.maskHits, index: id, fields: 1)[0]
@@ -329,12 +335,11 @@ extension BPFDataPlane {
     /// Counts a rule on a mask: true when it is the table's first, so the mask must
     /// join the table's list (added to `lists` here, published by the caller).
     private func countMaskUser(_ words: MaskWords, table: HardwareTable) -> Bool {
-        guard var use = masksByWords[words] else { return false }
-        let n = use.rules[table, default: 0]
-        use.rules[table] = n + 1
-        masksByWords[words] = use
+        guard let i = masksByWords.index(forKey: words) else { return false }
+        let n = masksByWords.values[i][table]
+        masksByWords.values[i][table] = n + 1
         guard n == 0 else { return false }
-        lists[table, default: []].append(use.id)
+        lists[table, default: []].append(masksByWords.values[i].id)
         return true
     }
 
@@ -343,11 +348,12 @@ extension BPFDataPlane {
     @discardableResult
     private func uncountMaskUser(_ words: MaskWords, table: HardwareTable) -> Bool {
         guard var use = masksByWords[words] else { return false }
-        let n = use.rules[table, default: 0] - 1
-        use.rules[table] = n > 0 ? n : nil
+        let n = use[table] - 1
+        use[table] = max(0, n)
         if n <= 0 { lists[table]?.removeAll { $0 == use.id } }
-        if use.rules.isEmpty {
+        if use.isUnused {
             masksByWords[words] = nil
+            lastMask = nil
             maskIDs.release(use.id, now: Sys.monotonicNanoseconds())
         } else {
             masksByWords[words] = use
@@ -357,15 +363,16 @@ extension BPFDataPlane {
 
     /// Gives back a mask that no rule ended up using (a refused or unwritten rule).
     private func releaseMaskIfUnused(_ words: MaskWords) {
-        guard let use = masksByWords[words], use.rules.isEmpty else { return }
+        guard let use = masksByWords[words], use.isUnused else { return }
         masksByWords[words] = nil
+        lastMask = nil
         maskIDs.release(use.id, now: Sys.monotonicNanoseconds())
     }
 
     private func acquireActionSet(_ set: ActionSetBytes) throws(DataPlaneError) -> UInt32 {
-        if let s = actionSets[set] {
-            actionSets[set] = (s.id, s.users + 1)
-            return s.id
+        if let i = actionSets.index(forKey: set) {
+            actionSets.values[i].users += 1
+            return actionSets.values[i].id
         }
         guard let id = actionSetIDs.allocate(now: Sys.monotonicNanoseconds()) else { throw .noSpace("action") }
         do {

@@ -223,7 +223,7 @@ extension DatapathService {
         batches[batch]?.failed = true
     }
 
-    func describe(_ f: DatapathFlow, _ d: Datapath) -> [UInt8] {
+    func describe(_ f: DatapathFlow, _ d: Datapath, now: UInt64 = Sys.monotonicMilliseconds()) -> [UInt8] {
         var w = AttributeWriter()
         let (key, mask) = KeyEncoder(vlanLimit: ODPConstants.datapathVLANLimit).encode(f.match)
         w.put(FlowAttr.key, key)
@@ -234,7 +234,7 @@ extension DatapathService {
         w.putU64Array(FlowAttr.stats, [s.packets, s.bytes])
         if s.usedNanoseconds != 0 { w.putU64(FlowAttr.used, s.usedNanoseconds / 1_000_000) }
         if s.tcpFlags != 0 { w.putU16(FlowAttr.tcpFlags, s.tcpFlags) }
-        w.putU64(FlowAttr.now, Sys.monotonicMilliseconds())
+        w.putU64(FlowAttr.now, now)
         switch f.offload {
         case .hardware:
             w.putU8(FlowAttr.offloaded, 1)
@@ -309,12 +309,13 @@ final class FlowDump: ReplyStream {
     }
 
     func next(into out: inout [UInt8], limit: Int) -> Bool {
+        let now = Sys.monotonicMilliseconds()
         while next < flows.count && out.count < limit {
             let f = flows[next]
             next += 1
             guard DatapathService.matches(type, f) else { continue }
             var m = GenericMessage.reply(family: Family.flow, command: FlowCmd.new, sequence: sequence, multi: true,
-                                         attributes: service.describe(f, datapath))
+                                         attributes: service.describe(f, datapath, now: now))
             m.header.sequence = sequence
             out += m.encoded()
         }
