@@ -11,7 +11,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     private var object: BPFObject
     private(set) var portRX: Int32
     private(set) var representorTX: Int32
-    private var maps: Maps
+    var maps: Maps
     private var filters: [Int32: TCFilter] = [:]
     /// What the maps were sized for (tables grow as rules come; arrays are allocated whole).
     public private(set) var capacity: Capacity
@@ -48,19 +48,53 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     }
 
     /// A mask of the silicon: one id, used by rules of one or both tables.
-    private struct MaskUse {
+    struct MaskUse {
         var id: UInt32
-        var rules: [HardwareTable: Int] = [:]
+        /// Rules on it in the exact (0) and masked (1) table (no dictionary: one was
+        /// copied on every rule written).
+        var rules: (Int, Int) = (0, 0)
+        var isUnused: Bool { rules.0 == 0 && rules.1 == 0 }
+        subscript(_ t: HardwareTable) -> Int {
+            get { t == .exact ? rules.0 : rules.1 }
+            set { if t == .exact { rules.0 = newValue } else { rules.1 = newValue } }
+        }
     }
 
-    private var masksByWords: [[UInt64]: MaskUse] = [:]
-    private var maskIDs: SlotAllocator
-    private var lists: [HardwareTable: [UInt32]] = [.exact: [], .masked: []]
+    /// An action set (struct esw_action_set) up to its last action, hashed as bytes: the
+    /// unused slots are zeros, and hashing and comparing all 648 bytes for every rule
+    /// cost more than its map write.
+    struct ActionSetBytes: Hashable {
+        let used: [UInt8]
+        init(_ full: [UInt8]) {
+            let n = Int(full[0]) | Int(full[1]) << 8
+            used = Array(full.prefix(8 + n * Layout.actionSize))
+        }
+        func hash(into h: inout Hasher) { used.withUnsafeBytes { h.combine(bytes: $0) } }
+        /// The map value: the used part, zeros after.
+        var bytes: [UInt8] { used + [UInt8](repeating: 0, count: Layout.actionSetSize - used.count) }
+    }
+
+    /// What a programmed slot holds (its key is the map's key).
+    struct Slot {
+        var actionSet: UInt32
+        var counter: UInt32
+        var encap: Bool
+        var value: RuleValue { RuleValue(actionSet: actionSet, counter: counter, encap: encap) }
+    }
+
+    var masksByWords: [MaskWords: MaskUse] = [:]
+    /// The mask last looked up, and its id.
+    var lastMask: (words: MaskWords, id: UInt32)?
+    var maskIDs: SlotAllocator
+    var lists: [HardwareTable: [UInt32]] = [.exact: [], .masked: []]
     /// Action sets shared by identical action lists, with the rules using each.
-    private var actionSetsByBytes: [[UInt8]: (id: UInt32, users: Int)] = [:]
-    private var actionSetIDs: SlotAllocator
-    /// What each programmed slot (table key bytes) points at.
-    private var slots: [HardwareTable: [[UInt8]: (actionSet: [UInt8], mask: [UInt64], rule: [UInt8])]] = [.exact: [:], .masked: [:]]
+    var actionSets: [ActionSetBytes: (id: UInt32, users: Int)] = [:]
+    var actionSetsByID: [UInt32: ActionSetBytes] = [:]
+    var actionSetIDs: SlotAllocator
+    /// What each programmed slot of the exact (0) and masked (1) table holds.
+    var slots: [[TableKey: Slot]] = [[:], [:]]
+    /// Removals waiting to be written together (inside `coalescingRemovals`).
+    var queuedRemovals: [DataPlaneRule]?
     // What else the maps hold, kept to write it into bigger maps on a resize.
     private var portConfigs: [PortIndex: DataPlanePort] = [:]
     private var encapBytes: [UInt32: [UInt8]] = [:]
@@ -71,7 +105,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     private var portIfindexes: [PortIndex: (Int32, Int32)] = [:]
     private var lastRank: UInt64 = 0
     /// Each mask's hit total at the last ranking (ranking is by hits since then).
-    private var hitsAtLastRank: [UInt32: UInt64] = [:]
+    var hitsAtLastRank: [UInt32: UInt64] = [:]
 
     public static let actionSetCapacity = 65536
 
@@ -91,18 +125,18 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
 
     // MARK: Writes
 
-    private func update(_ fd: Int32, _ key: [UInt8], _ value: [UInt8], _ what: String) throws(DataPlaneError) {
+    func update(_ fd: Int32, _ key: [UInt8], _ value: [UInt8], _ what: String) throws(DataPlaneError) {
         let r = key.withUnsafeBytes { k in
             value.withUnsafeBytes { v in BPFMap.updateResult(fd, key: k.baseAddress!, value: v.baseAddress!) }
         }
         if r < 0 { throw .system("write \(what)", errno: -r) }
     }
 
-    private func delete(_ fd: Int32, _ key: [UInt8]) {
+    func delete(_ fd: Int32, _ key: [UInt8]) {
         key.withUnsafeBytes { BPFMap.delete(fd, key: $0.baseAddress!) }
     }
 
-    private static func u32(_ v: UInt32) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
+    static func u32(_ v: UInt32) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
     private static func u64(_ v: UInt64) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
 
     private func writeConfig() throws(DataPlaneError) {
@@ -154,171 +188,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         }
     }
 
-    private func mapFD(_ table: HardwareTable) -> Int32 { table == .exact ? maps.exact : maps.masked }
-
-    private func publishLists() throws(DataPlaneError) {
-        try update(maps.maskLists, Self.u32(0), Layout.maskLists(exact: lists[.exact] ?? [], masked: lists[.masked] ?? []),
-                   "mask lists")
-    }
-
-    /// The id of a mask, written into the silicon on first use by `table`.
-    private func acquireMask(_ words: [UInt64], table: HardwareTable) throws(DataPlaneError) -> UInt32 {
-        var use: MaskUse
-        if let u = masksByWords[words] {
-            use = u
-        } else {
-            guard let id = maskIDs.allocate(now: Sys.monotonicNanoseconds()) else { throw .noSpace("masks") }
-            use = MaskUse(id: id)
-            // A reused id starts ranking from what its previous mask left in the counter.
-            hitsAtLastRank[id] = perCPU(maps.maskHits, index: id, fields: 1)[0]
-            do {
-                try update(maps.masks, Self.u32(id), Layout.key(words), "mask")
-            } catch {
-                maskIDs.release(id, now: Sys.monotonicNanoseconds())
-                throw error
-            }
-        }
-        masksByWords[words] = use
-        return use.id
-    }
-
-    /// Counts a rule on a mask; the first rule of a table puts the mask in its list
-    /// (after the rule is in the table, so that no lookup sees a mask without rules
-    /// being complete). A failed list write is undone.
-    private func addMaskUser(_ words: [UInt64], table: HardwareTable) throws(DataPlaneError) {
-        guard var use = masksByWords[words] else { return }
-        let n = use.rules[table, default: 0]
-        use.rules[table] = n + 1
-        masksByWords[words] = use
-        guard n == 0 else { return }
-        lists[table, default: []].append(use.id)
-        do {
-            try publishLists()
-        } catch {
-            lists[table]?.removeAll { $0 == use.id }
-            use.rules[table] = nil
-            masksByWords[words] = use
-            throw error
-        }
-    }
-
-    /// Gives back a mask that no rule ended up using (a failed program()).
-    private func releaseMaskIfUnused(_ words: [UInt64]) {
-        guard let use = masksByWords[words], use.rules.isEmpty else { return }
-        masksByWords[words] = nil
-        maskIDs.release(use.id, now: Sys.monotonicNanoseconds())
-    }
-
-    private func dropMaskUser(_ words: [UInt64], table: HardwareTable) {
-        guard var use = masksByWords[words] else { return }
-        let n = use.rules[table, default: 0] - 1
-        use.rules[table] = n > 0 ? n : nil
-        if n <= 0 {
-            lists[table]?.removeAll { $0 == use.id }
-            try? publishLists()
-        }
-        if use.rules.isEmpty {
-            masksByWords[words] = nil
-            maskIDs.release(use.id, now: Sys.monotonicNanoseconds())
-        } else {
-            masksByWords[words] = use
-        }
-    }
-
-    private func acquireActionSet(_ bytes: [UInt8]) throws(DataPlaneError) -> UInt32 {
-        if let s = actionSetsByBytes[bytes] {
-            actionSetsByBytes[bytes] = (s.id, s.users + 1)
-            return s.id
-        }
-        guard let id = actionSetIDs.allocate(now: Sys.monotonicNanoseconds()) else { throw .noSpace("action") }
-        do {
-            try update(maps.actionSets, Self.u32(id), bytes, "action set")
-        } catch {
-            actionSetIDs.release(id, now: Sys.monotonicNanoseconds())
-            throw error
-        }
-        actionSetsByBytes[bytes] = (id, 1)
-        return id
-    }
-
-    private func releaseActionSet(_ bytes: [UInt8]) {
-        guard let s = actionSetsByBytes[bytes] else { return }
-        if s.users > 1 {
-            actionSetsByBytes[bytes] = (s.id, s.users - 1)
-        } else {
-            actionSetsByBytes[bytes] = nil
-            actionSetIDs.release(s.id, now: Sys.monotonicNanoseconds())
-        }
-    }
-
-    /// The counter a slot's rule value counts into (struct esw_rule, offset 4).
-    private static func counter(of ruleBytes: [UInt8]) -> UInt32 {
-        (0..<4).reduce(0) { $0 | UInt32(ruleBytes[4 + $1]) << (8 * UInt32($1)) }
-    }
-
-    public func program(_ rule: DataPlaneRule) throws(DataPlaneError) {
-        guard Layout.fitsHardwareKey(key: rule.key, mask: rule.mask) else { throw .unsupported("match outside the hardware key") }
-        let setBytes: [UInt8]
-        switch Layout.actionSet(rule.actions) {
-        case .success(let b): setBytes = b
-        case .failure(let e): throw e
-        }
-        let maskWords = Layout.words(rule.mask)
-        let keyWords = zip(Layout.words(rule.key), maskWords).map { $0 & $1 }
-        let maskID = try acquireMask(maskWords, table: rule.table)
-        let tableKey = Layout.tableKey(maskID: maskID, masked: keyWords)
-        let previous = slots[rule.table]?[tableKey]
-        // Two driver rules that differ only outside the hardware key would share a slot:
-        // the second is refused rather than overwriting the first.
-        if let previous, Self.counter(of: previous.rule) != rule.counter {
-            throw .unsupported("a rule with the same hardware match is installed")
-        }
-        let setID: UInt32
-        do {
-            setID = try acquireActionSet(setBytes)
-        } catch {
-            if previous == nil { releaseMaskIfUnused(maskWords) }
-            throw error
-        }
-        let encap = rule.actions.contains { if case .encap = $0 { true } else { false } }
-        let ruleBytes = Layout.rule(actionSet: setID, counter: rule.counter, encap: encap)
-        do {
-            try update(mapFD(rule.table), tableKey, ruleBytes, "rule")
-        } catch {
-            releaseActionSet(setBytes)
-            if previous == nil { releaseMaskIfUnused(maskWords) }
-            throw error
-        }
-        slots[rule.table, default: [:]][tableKey] = (setBytes, maskWords, ruleBytes)
-        if let previous {
-            // Replaced in one write: the old action set goes once no rule uses it.
-            releaseActionSet(previous.actionSet)
-            return
-        }
-        do {
-            try addMaskUser(maskWords, table: rule.table)
-        } catch {
-            // The rule never became visible (its mask is not in the list): take it out.
-            delete(mapFD(rule.table), tableKey)
-            slots[rule.table]?[tableKey] = nil
-            releaseActionSet(setBytes)
-            releaseMaskIfUnused(maskWords)
-            throw error
-        }
-    }
-
-    public func remove(_ rule: DataPlaneRule) throws(DataPlaneError) {
-        let maskWords = Layout.words(rule.mask)
-        guard let use = masksByWords[maskWords] else { return }
-        let keyWords = zip(Layout.words(rule.key), maskWords).map { $0 & $1 }
-        let tableKey = Layout.tableKey(maskID: use.id, masked: keyWords)
-        // Only the rule that owns the slot (its counter) takes it out.
-        guard let slot = slots[rule.table]?[tableKey], Self.counter(of: slot.rule) == rule.counter else { return }
-        slots[rule.table]?[tableKey] = nil
-        delete(mapFD(rule.table), tableKey)
-        releaseActionSet(slot.actionSet)
-        dropMaskUser(maskWords, table: rule.table)
-    }
+    func mapFD(_ table: HardwareTable) -> Int32 { table == .exact ? maps.exact : maps.masked }
 
     public func writeEncap(id: UInt32, header: VXLAN.EncapTemplate) throws(DataPlaneError) {
         let bytes = Layout.encap(header)
@@ -349,6 +219,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         want.counters = max(want.counters, min(1 << 22, counters))
         want.encaps = max(want.encaps, min(1 << 20, encaps))
         guard want != capacity else { return }
+        try writeQueuedRemovals()
         let newObject: BPFObject
         do { newObject = try Self.load(want) } catch {
             throw .system("loading the data plane with bigger tables (\(error))", errno: error.errno)
@@ -393,13 +264,14 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
             try update(m.ports, Self.u32(port), Layout.port(config), "port")
             try writeIfindexes(port, config, into: m)
         }
-        for (words, use) in masksByWords { try update(m.masks, Self.u32(use.id), Layout.key(words), "mask") }
-        for (bytes, s) in actionSetsByBytes { try update(m.actionSets, Self.u32(s.id), bytes, "action set") }
+        for (words, use) in masksByWords { try update(m.masks, Self.u32(use.id), words.bytes, "mask") }
+        for (set, s) in actionSets { try update(m.actionSets, Self.u32(s.id), set.bytes, "action set") }
         for (id, bytes) in encapBytes { try update(m.encaps, Self.u32(id), bytes, "encap entry") }
         for (key, port) in macEntries { try update(m.macs, Self.u64(key), Self.u32(port), "mac entry") }
         for table in [HardwareTable.exact, .masked] {
-            for (key, slot) in slots[table] ?? [:] {
-                try update(table == .exact ? m.exact : m.masked, key, slot.rule, "rule")
+            for (key, slot) in slots[Self.slotIndex(table)] {
+                var v = slot.value
+                try update(table == .exact ? m.exact : m.masked, key.bytes, withUnsafeBytes(of: &v) { Array($0) }, "rule")
             }
         }
         let cpus = BPFMap.possibleCPUs
@@ -422,7 +294,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     // MARK: Counters
 
     /// Reads a per-CPU value and sums it, `fields` 64-bit words per CPU.
-    private func perCPU(_ fd: Int32, index: UInt32, fields: Int) -> [UInt64] {
+    func perCPU(_ fd: Int32, index: UInt32, fields: Int) -> [UInt64] {
         let cpus = BPFMap.possibleCPUs
         var values = [UInt64](repeating: 0, count: cpus * fields)
         var key = index
@@ -439,6 +311,21 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         let zeros = [UInt64](repeating: 0, count: BPFMap.possibleCPUs * 3)
         var key = counter
         zeros.withUnsafeBytes { try? BPFMap.update(maps.ruleCounters, key: &key, value: $0.baseAddress!) }
+    }
+
+    /// One BPF_MAP_UPDATE_BATCH of zeroes for the whole bulk.
+    public func resetCounters(_ counters: [UInt32]) {
+        guard counters.count > 1 else {
+            if let c = counters.first { resetCounter(c) }
+            return
+        }
+        let zeros = [UInt64](repeating: 0, count: BPFMap.possibleCPUs * 3 * counters.count)
+        var count = UInt32(counters.count)
+        let r = counters.withUnsafeBytes { k in
+            zeros.withUnsafeBytes { v in clbpf_update_batch(maps.ruleCounters, k.baseAddress, v.baseAddress, &count) }
+        }
+        // A bulk the kernel refused (an old kernel without batch ops on arrays): one by one.
+        if r != 0 { for c in counters { resetCounter(c) } }
     }
 
     public func ruleCounters(_ counter: UInt32) -> RuleCounters {
@@ -552,6 +439,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     /// the netdev `ifindex`: the verdict (TC_ACT_*), the frame as the program left it,
     /// and the redirect target if any. Counts like real traffic.
     public func testRun(frame: [UInt8], ifindex: Int32, representor: Bool = false) throws(SystemError) -> (verdict: Int32, frame: [UInt8]) {
+        try? writeQueuedRemovals()
         var out = [UInt8](repeating: 0, count: frame.count + 256)
         var outLen = UInt32(out.count)
         var ret: UInt32 = 0

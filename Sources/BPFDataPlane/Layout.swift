@@ -25,6 +25,8 @@ public enum Layout {
 
     /// FlowKey word of each hardware key word (bpf/esw_shared.h, struct esw_key).
     public static let keyWordSource: [Int] = [0, 1, 2, 3, 4, 5, 6, 9, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22]
+    /// The same, inline (no array bounds check or retain on the per-rule path).
+    static let hardwareWordSource: InlineArray<18, Int> = [0, 1, 2, 3, 4, 5, 6, 9, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22]
 
     public static let ruleEncap: UInt32 = 1
     public static let portValid: UInt32 = 1, portLinkUp: UInt32 = 2, portUplink: UInt32 = 4, portPeerNS: UInt32 = 8
@@ -41,11 +43,13 @@ public enum Layout {
         keyWordSource.map { k.words[$0] }
     }
 
+    /// FlowKey words the hardware key leaves out.
+    static let wordsOutsideHardwareKey: [Int] = (0..<FlowKey.wordCount).filter { !keyWordSource.contains($0) }
+
     /// Whether a match fits the hardware key: outside its words the match may only ask
     /// for zero (recirc_id(0) and the like: the silicon sees only such packets).
     public static func fitsHardwareKey(key: FlowKey, mask: FlowKey) -> Bool {
-        let kept = Set(keyWordSource)
-        return (0..<FlowKey.wordCount).allSatisfy { kept.contains($0) || key.words[$0] & mask.words[$0] == 0 }
+        wordsOutsideHardwareKey.allSatisfy { key.words[$0] & mask.words[$0] == 0 }
     }
 
     /// A little-endian writer into a fixed-size buffer.
@@ -88,12 +92,8 @@ public enum Layout {
     }
 
     static func rule(actionSet: UInt32, counter: UInt32, encap: Bool) -> [UInt8] {
-        var b = Bytes(ruleSize)
-        b.u32(0, actionSet)
-        b.u32(4, counter)
-        b.u32(8, encap ? ruleEncap : 0)
-        b.u32(12, encap ? UInt32(vxlanIPv4Overhead) : 0)
-        return b.b
+        var v = RuleValue(actionSet: actionSet, counter: counter, encap: encap)
+        return withUnsafeBytes(of: &v) { Array($0) }
     }
 
     /// The action set of a rule; nil (with the reason) when the silicon cannot do it.
@@ -178,4 +178,75 @@ public enum Layout {
         for (i, p) in vxlan.prefix(4).enumerated() { b.u16(8 + 2 * i, p) }
         return b.b
     }
+}
+
+/// The 18 hardware words of a mask (struct esw_key), as stored in `esw_masks`: a value
+/// whose bytes are the map's, hashed as bytes (a [UInt64] key hashed word by word, and
+/// allocated per rule, cost more than the map write).
+struct MaskWords: Hashable {
+    var words: InlineArray<18, UInt64>
+
+    init(_ mask: FlowKey) {
+        words = .init(repeating: 0)
+        let m = mask.words.span
+        var o = words.mutableSpan
+        for i in 0..<18 { o[i] = m[Layout.hardwareWordSource[i]] }
+    }
+
+    static func == (a: MaskWords, b: MaskWords) -> Bool {
+        // Through spans: subscripting the InlineArray of a parameter copied it whole.
+        let x = a.words.span, y = b.words.span
+        var diff: UInt64 = 0
+        for i in 0..<18 { diff |= x[i] ^ y[i] }
+        return diff == 0
+    }
+
+    func hash(into h: inout Hasher) { words.span.withUnsafeBytes { h.combine(bytes: $0) } }
+
+    var bytes: [UInt8] { withUnsafeBytes(of: words) { Array($0) } }
+}
+
+/// A key of `esw_exact`/`esw_masked` (struct esw_table_key) with the map's bytes: the
+/// mask id in the first word (its upper half is the C struct's padding, zero), then
+/// the 18 key words masked. Arrays of it are what batch writes hand the kernel.
+struct TableKey: Hashable {
+    var words: InlineArray<19, UInt64>
+
+    init(maskID: UInt32, key: FlowKey, mask: MaskWords) {
+        words = .init(repeating: 0)
+        let k = key.words.span, m = mask.words.span
+        var o = words.mutableSpan
+        o[0] = UInt64(maskID)
+        for i in 0..<18 { o[i + 1] = k[Layout.hardwareWordSource[i]] & m[i] }
+    }
+
+    static func == (a: TableKey, b: TableKey) -> Bool {
+        // Through spans: subscripting the InlineArray of a parameter copied it whole.
+        let x = a.words.span, y = b.words.span
+        var diff: UInt64 = 0
+        for i in 0..<19 { diff |= x[i] ^ y[i] }
+        return diff == 0
+    }
+
+    func hash(into h: inout Hasher) { words.span.withUnsafeBytes { h.combine(bytes: $0) } }
+
+    var bytes: [UInt8] { withUnsafeBytes(of: words) { Array($0) } }
+}
+
+/// A rule of the tables (struct esw_rule): four 32-bit fields, no padding.
+struct RuleValue {
+    var actionSet: UInt32
+    var counter: UInt32
+    var flags: UInt32
+    /// Bytes the rule's encap adds (checked against the uplink MTU).
+    var overhead: UInt32
+
+    init(actionSet: UInt32, counter: UInt32, encap: Bool) {
+        self.actionSet = actionSet
+        self.counter = counter
+        flags = encap ? Layout.ruleEncap : 0
+        overhead = encap ? UInt32(Layout.vxlanIPv4Overhead) : 0
+    }
+
+    var isEncap: Bool { flags & Layout.ruleEncap != 0 }
 }

@@ -47,3 +47,15 @@ static inline int clbpf_lookup_batch(int fd, void *in, void *out, void *keys, vo
     LIBBPF_OPTS(bpf_map_batch_opts, opts);
     return bpf_map_lookup_batch(fd, in, out, keys, values, count, &opts);
 }
+
+/* Batch writes of a hash map: *count entries of keys/values; *count is set to the
+ * number written (the kernel stops at the first failure). */
+static inline int clbpf_update_batch(int fd, const void *keys, const void *values, unsigned int *count) {
+    LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
+    return bpf_map_update_batch(fd, keys, values, count, &opts);
+}
+
+static inline int clbpf_delete_batch(int fd, const void *keys, unsigned int *count) {
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    return bpf_map_delete_batch(fd, keys, count, &opts);
+}

@@ -23,7 +23,7 @@ public struct ControlError: Error, Sendable, CustomStringConvertible {
 /// A connection to eswd's control socket (SOCK_SEQPACKET: one datagram may carry
 /// several netlink messages, and message boundaries survive).
 public final class ControlClient {
-    private let fd: Int32
+    let fd: Int32
     private var sequence: UInt32 = 0
     public let path: String
 
@@ -62,7 +62,7 @@ public final class ControlClient {
 
     /// A connection that fails after connect: refused credentials if we are not root,
     /// else the daemon went away.
-    private func connectionLost(_ e: Int32, _ what: String) -> ControlError {
+    func connectionLost(_ e: Int32, _ what: String) -> ControlError {
         if geteuid() != 0 { return Self.rootOnly(path, errno: e) }
         return ControlError(errno: e, message: "\(what) on \(path): eswd closed the connection")
     }
@@ -87,11 +87,17 @@ public final class ControlClient {
 
     /// Receives one datagram and splits it into messages.
     public func receive() throws(ControlError) -> [RawMessage] {
+        try receive(waiting: true) ?? []
+    }
+
+    /// Receives one datagram; without `waiting`, nil when none is there.
+    func receive(waiting: Bool) throws(ControlError) -> [RawMessage]? {
         while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
+            let n = buffer.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, waiting ? 0 : Int32(MSG_DONTWAIT)) }
             if n < 0 {
                 let e = errno
                 if e == EINTR { continue }
+                if !waiting && (e == EAGAIN || e == EWOULDBLOCK) { return nil }
                 if e == ECONNRESET || e == EPIPE { throw connectionLost(e, "receive") }
                 throw ControlError(errno: e, message: "receive")
             }
@@ -126,6 +132,36 @@ public final class ControlClient {
                     do { out.append(try GenericMessage(header: m.header, body: m.body)) } catch {
                         throw ControlError(errno: EPROTO, message: "\(error)")
                     }
+                }
+            }
+        }
+    }
+
+    /// Sends a dump request and hands each reply to `body` as it arrives (a big dump is
+    /// never held whole).
+    public func dump(_ request: GenericMessage, _ body: (GenericMessage) throws -> Void) throws {
+        var req = request
+        req.header.sequence = nextSequence()
+        req.header.flags |= NetlinkFlags.request | NetlinkFlags.ack | NetlinkFlags.dump
+        try send(req.encoded())
+        while true {
+            for m in try receive() where m.header.sequence == req.header.sequence {
+                switch m.header.type {
+                case NetlinkMessageType.error:
+                    let e: ErrorMessage
+                    do { e = try ErrorMessage(header: m.header, body: m.body) } catch {
+                        throw ControlError(errno: EPROTO, message: "\(error)")
+                    }
+                    if e.errno != 0 { throw ControlError(errno: e.errno, message: e.message ?? "") }
+                    return
+                case NetlinkMessageType.done:
+                    return
+                default:
+                    let g: GenericMessage
+                    do { g = try GenericMessage(header: m.header, body: m.body) } catch {
+                        throw ControlError(errno: EPROTO, message: "\(error)")
+                    }
+                    try body(g)
                 }
             }
         }

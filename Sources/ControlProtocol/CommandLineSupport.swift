@@ -21,6 +21,27 @@ public enum Console {
     }
 
     public static func line(_ s: String) { write(s + "\n") }
+
+    nonisolated(unsafe) private static var pending: [UInt8] = []
+
+    /// A line among many (a dump): written with others in 64 KiB writes; `flush()`
+    /// writes the rest.
+    public static func bufferedLine(_ s: String) {
+        pending += s.utf8
+        pending.append(UInt8(ascii: "\n"))
+        if pending.count >= 64 << 10 { flush() }
+    }
+
+    public static func flush() {
+        var off = 0
+        while off < pending.count {
+            let n = pending.withUnsafeBytes { Glibc.write(1, $0.baseAddress! + off, $0.count - off) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            off += n
+        }
+        pending.removeAll(keepingCapacity: true)
+    }
     public static func error(_ s: String) { write(program + ": " + s + "\n", fd: 2) }
 }
 

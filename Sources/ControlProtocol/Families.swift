@@ -88,6 +88,9 @@ public enum FlowAttr {
     /// CLOCK_MONOTONIC milliseconds "now" in the daemon, for `used:` ages.
     public static let now: UInt16 = 106
     public static let mayCreate: UInt16 = 107
+    /// With `batch` on a GET that names no flow: the client gives the batch up, every
+    /// change it made is undone (any policy). Without it such a GET commits the batch.
+    public static let batchAbort: UInt16 = 108
 }
 
 public enum PacketCmd {

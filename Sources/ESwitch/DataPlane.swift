@@ -92,6 +92,11 @@ public protocol DataPlane: AnyObject {
     /// Installs a rule, or replaces the one with the same match atomically for packets.
     func program(_ rule: DataPlaneRule) throws(DataPlaneError)
     func remove(_ rule: DataPlaneRule) throws(DataPlaneError)
+    /// Installs rules in order, in as few writes as the silicon allows, stopping at the
+    /// first refusal: how many were installed, and the refusal.
+    func program(batch rules: [DataPlaneRule]) -> (installed: Int, error: DataPlaneError?)
+    /// Removes rules in as few writes as the silicon allows (a rule not held is skipped).
+    func remove(batch rules: [DataPlaneRule]) -> (removed: Int, error: DataPlaneError?)
     /// Writes (or rewrites, atomically for packets) a shared encap entry.
     func writeEncap(id: UInt32, header: VXLAN.EncapTemplate) throws(DataPlaneError)
     func removeEncap(id: UInt32) throws(DataPlaneError)
@@ -99,6 +104,8 @@ public protocol DataPlane: AnyObject {
     func setMAC(vlan: UInt16, mac: UInt64, port: PortIndex?) throws(DataPlaneError)
     /// Zeroes a counter before a new rule uses it.
     func resetCounter(_ counter: UInt32)
+    /// Zeroes counters before new rules use them, in as few writes as the silicon allows.
+    func resetCounters(_ counters: [UInt32])
     func ruleCounters(_ counter: UInt32) -> RuleCounters
     /// Every counter below `count` in one read (the driver's periodic poll).
     func allRuleCounters(count: Int) -> [RuleCounters]
@@ -115,6 +122,27 @@ public protocol DataPlane: AnyObject {
     /// Makes the tables hold at least this many rules, counters and encap entries
     /// (devlink reload after a resource grew), keeping everything they hold.
     func resize(rules: Int, counters: Int, encaps: Int) throws(DataPlaneError)
+}
+
+extension DataPlane {
+    /// One write per rule: for data planes with no cheaper bulk write (the in-memory one).
+    public func program(batch rules: [DataPlaneRule]) -> (installed: Int, error: DataPlaneError?) {
+        for (i, r) in rules.enumerated() {
+            do { try program(r) } catch { return (i, error) }
+        }
+        return (rules.count, nil)
+    }
+
+    /// One write per counter.
+    public func resetCounters(_ counters: [UInt32]) { for c in counters { resetCounter(c) } }
+
+    /// One write per rule; stops at the first write that fails.
+    public func remove(batch rules: [DataPlaneRule]) -> (removed: Int, error: DataPlaneError?) {
+        for (i, r) in rules.enumerated() {
+            do { try remove(r) } catch { return (i, error) }
+        }
+        return (rules.count, nil)
+    }
 }
 
 /// The data plane in memory: holds what the driver programs, counts nothing unless a

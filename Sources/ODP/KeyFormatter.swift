@@ -9,10 +9,14 @@ public struct KeyFormatter: Sendable {
     /// encap() levels above this one: bounded (as the text parser bounds them) so that
     /// a key nested thousands deep cannot exhaust the stack.
     private var depth = 0
+    /// Texts of attributes already formatted (a dump formats the same in_port(), eth()
+    /// and eth_type() for every flow): nil formats each one anew.
+    public var memo: FormatMemo?
 
-    public init(verbose: Bool = false, portNames: [UInt32: String] = [:]) {
+    public init(verbose: Bool = false, portNames: [UInt32: String] = [:], memo: FormatMemo? = nil) {
         self.verbose = verbose
         self.portNames = portNames
+        self.memo = memo
     }
 
     public func format(key: [UInt8], mask: [UInt8]?) -> String {
@@ -39,7 +43,11 @@ public struct KeyFormatter: Sendable {
                     ma = Attribute(type: a.type, isNested: false, payload: Self.wildcardMask(a)[...], offset: 0)
                 }
                 if !first { out += "," }
-                out += formatAttribute(a, ma)
+                if let memo, depth == 0 {
+                    out += memo.text(a, ma) { formatAttribute(a, ma) }
+                } else {
+                    out += formatAttribute(a, ma)
+                }
                 first = false
             } else if a.type == KeyAttr.ethernet && !hasPacketType {
                 if !first { out += "," }
@@ -393,5 +401,40 @@ extension String {
     /// `%02x`.
     init(format2 b: UInt8) {
         self = b < 16 ? "0" + String(b, radix: 16) : String(b, radix: 16)
+    }
+}
+
+/// Formatted texts by what they were formatted from (attribute type, payload, mask),
+/// for a formatter that sees the same attributes over and over (a dump). Bounded: it
+/// starts over when full.
+public final class FormatMemo: @unchecked Sendable {
+    private var texts: [Bytes: String] = [:]
+    public static let limit = 4096
+
+    /// Bytes hashed as a block ([UInt8] hashes one byte at a time).
+    struct Bytes: Hashable {
+        let b: [UInt8]
+        func hash(into h: inout Hasher) { b.withUnsafeBytes { h.combine(bytes: $0) } }
+    }
+
+    public init() {}
+
+    func text(_ a: Attribute, _ ma: Attribute?, _ make: () -> String) -> String {
+        var id: [UInt8] = [UInt8(truncatingIfNeeded: a.type), UInt8(truncatingIfNeeded: a.type >> 8),
+                           ma == nil ? 0 : 1, UInt8(truncatingIfNeeded: a.payload.count),
+                           UInt8(truncatingIfNeeded: a.payload.count >> 8), UInt8(truncatingIfNeeded: a.payload.count >> 16)]
+        id += a.payload
+        if let ma { id += ma.payload }
+        return text(of: id, make)
+    }
+
+    /// The text of a whole byte string (an action list), formatted once.
+    public func text(of bytes: [UInt8], _ make: () -> String) -> String {
+        let key = Bytes(b: bytes)
+        if let t = texts[key] { return t }
+        let t = make()
+        if texts.count >= Self.limit { texts.removeAll(keepingCapacity: true) }
+        texts[key] = t
+        return t
     }
 }

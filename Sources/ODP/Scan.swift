@@ -15,12 +15,14 @@ struct Scan {
     @inline(__always) subscript(i: Int) -> UInt8 { i < s.count ? s[i] : 0 }
 
     func hasPrefix(_ p: String, at i: Int) -> Bool {
-        var j = i
-        for c in p.utf8 {
-            if self[j] != c { return false }
-            j += 1
+        // One memcmp: the parser tries dozens of prefixes per attribute, and walking a
+        // String's UTF-8 view byte by byte was the CLI's biggest cost in add-flows.
+        var p = p
+        return p.withUTF8 { pb in
+            guard pb.count > 0 else { return true }
+            guard i >= 0, i + pb.count <= s.count, s[i] == pb[0] else { return false }
+            return s.withUnsafeBufferPointer { memcmp($0.baseAddress! + i, pb.baseAddress!, pb.count) == 0 }
         }
-        return true
     }
 
     static func isSpace(_ c: UInt8) -> Bool { c == 32 || (c >= 9 && c <= 13) }

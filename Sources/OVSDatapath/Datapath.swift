@@ -251,7 +251,16 @@ public final class Datapath: @unchecked Sendable {
     }
 
     public func flushFlows() {
-        for f in table.flows { removeHardware(f) }
+        // Every flow goes, and its counters with it: no rule is read before its delete
+        // (removeHardware reads each one, a syscall per flow).
+        if let sw = eswitch {
+            for f in table.flows {
+                guard case .hardware(let h) = f.offload else { continue }
+                sw.deleteRule(h)
+                unregisterVXLAN(of: f)
+                f.offload = .software(reason: "hardware rule removed")
+            }
+        }
         table.removeAll()
     }
 

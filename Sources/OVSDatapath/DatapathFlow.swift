@@ -28,7 +28,11 @@ public enum OffloadState: Sendable, Equatable {
 /// hardware state (control thread).
 public final class DatapathFlow: ClassifierEntry, @unchecked Sendable {
     public let ufid: UInt128
-    public let match: FlowMatch
+    /// The match as given: the classifier entry's masked key and shared mask, plus the
+    /// given key only where it had bits outside the mask (rare: storing both 28-word
+    /// keys here cost 448 bytes a flow, about half the object).
+    public var match: FlowMatch { FlowMatch(key: unmaskedKey?.key ?? key, mask: mask.bits) }
+    private let unmaskedKey: KeyBox?
     public let actionBytes: [UInt8]
     public let actions: [ODPAction]
     let compiled: ContiguousArray<CompiledAction>
@@ -67,7 +71,7 @@ public final class DatapathFlow: ClassifierEntry, @unchecked Sendable {
     init(ufid: UInt128, match: FlowMatch, actionBytes: [UInt8], actions: [ODPAction], compiled: [CompiledAction],
          origin: FlowOrigin, mask: FlowMask, now: UInt64) {
         self.ufid = ufid
-        self.match = match
+        unmaskedKey = match.key == match.maskedKey ? nil : KeyBox(match.key)
         self.actionBytes = actionBytes
         self.actions = actions
         self.compiled = ContiguousArray(compiled)
@@ -130,6 +134,12 @@ public final class DatapathFlow: ClassifierEntry, @unchecked Sendable {
         hardwareCarried.lastUsedNanoseconds = max(hardwareCarried.lastUsedNanoseconds, hardwareLatest.lastUsedNanoseconds)
         hardwareLatest = RuleCounters()
     }
+}
+
+/// A key kept out of line (DatapathFlow's rarely needed unmasked key).
+final class KeyBox: Sendable {
+    let key: FlowKey
+    init(_ key: FlowKey) { self.key = key }
 }
 
 /// Flow statistics as the datapath reports them.

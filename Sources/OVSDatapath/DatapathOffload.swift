@@ -146,7 +146,7 @@ extension Datapath {
         f.offload = .software(reason: "hardware rule removed")
     }
 
-    fileprivate func unregisterVXLAN(of f: DatapathFlow) {
+    func unregisterVXLAN(of f: DatapathFlow) {
         guard f.tunnelDependency?.kind == .decap, let p = vport(UInt32(truncatingIfNeeded: f.match.key[.inPort])) else { return }
         eswitch?.unregisterVXLANPort(p.udpPort)
     }

@@ -32,17 +32,36 @@ func ufidForNewFlow(_ k: ODPText.ParsedKey) -> UInt128? {
 
 /// One dump line, as ovs-dpctl/ovs-appctl dpctl/dump-flows print it.
 func formatFlow(_ f: FlowInfo, verbose: Bool, names: [UInt32: String]) -> String {
-    var s = ""
-    if verbose { s += "ufid:\(formatUFID(f.ufid)), " }
-    s += KeyFormatter(verbose: verbose, portNames: names).format(key: f.key, mask: f.mask)
-    s += ", packets:\(f.packets), bytes:\(f.bytes), used:\(f.usedText)"
-    if f.tcpFlags != 0 { s += ", flags:\(f.tcpFlagsText)" }
-    if verbose { s += f.offloadWord.map { ", offloaded:\($0), dp:esw" } ?? ", dp:ovs" }
-    s += ", actions:" + ActionFormatter(portNames: names).format(f.actions)
-    if verbose, !f.offloaded, let r = f.offloadReason {
-        s += f.offloadState == 3 ? ", dp-extra-info:hardware refused it after the add: \(r)" : ", dp-extra-info:not offloaded: \(r)"
+    FlowLineFormatter(verbose: verbose, names: names).format(f)
+}
+
+/// Dump lines for many flows: one set of formatters, and the texts of attributes and
+/// action lists seen before reused (flows of one table share most of them).
+struct FlowLineFormatter {
+    let verbose: Bool
+    let keys: KeyFormatter
+    let actions: ActionFormatter
+    let memo = FormatMemo()
+
+    init(verbose: Bool, names: [UInt32: String]) {
+        self.verbose = verbose
+        keys = KeyFormatter(verbose: verbose, portNames: names, memo: memo)
+        actions = ActionFormatter(portNames: names)
     }
-    return s
+
+    func format(_ f: FlowInfo) -> String {
+        var s = ""
+        if verbose { s += "ufid:\(formatUFID(f.ufid)), " }
+        s += keys.format(key: f.key, mask: f.mask)
+        s += ", packets:\(f.packets), bytes:\(f.bytes), used:\(f.usedText)"
+        if f.tcpFlags != 0 { s += ", flags:\(f.tcpFlagsText)" }
+        if verbose { s += f.offloadWord.map { ", offloaded:\($0), dp:esw" } ?? ", dp:ovs" }
+        s += ", actions:" + memo.text(of: f.actions) { actions.format(f.actions) }
+        if verbose, !f.offloaded, let r = f.offloadReason {
+            s += f.offloadState == 3 ? ", dp-extra-info:hardware refused it after the add: \(r)" : ", dp-extra-info:not offloaded: \(r)"
+        }
+        return s
+    }
 }
 
 func flowJSON(_ f: FlowInfo, names: [UInt32: String]) -> JSON {
@@ -168,82 +187,126 @@ struct DelFlow: ParsableCommand {
     }
 }
 
-/// Reads FILE (or stdin for "-").
-func readLines(_ path: String) throws -> [String] {
-    var text = ""
+/// Calls `body` with each line of FILE (or stdin for "-") and its number, reading 1 MiB
+/// at a time: the first lines are parsed (and their requests sent) before the rest of
+/// the file is read.
+func forEachLine(_ path: String, _ body: (Int, String) throws -> Void) throws {
+    let file: UnsafeMutablePointer<FILE>
     if path == "-" {
-        while let l = readLine(strippingNewline: true) { text += l + "\n" }
+        guard let f = fdopen(dup(0), "r") else { throw CLIError("stdin: \(String(cString: strerror(errno)))") }
+        file = f
     } else {
         guard let f = fopen(path, "r") else { throw CLIError("\(path): \(String(cString: strerror(errno)))") }
-        defer { fclose(f) }
-        var buf = [UInt8](repeating: 0, count: 1 << 16)
-        var bytes: [UInt8] = []
-        while true {
-            let n = fread(&buf, 1, buf.count, f)
-            if n <= 0 { break }
-            bytes += buf[0..<n]
-        }
-        // Split the bytes: splitting the String would walk it Character by Character.
-        return bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+        file = f
     }
-    return text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    defer { fclose(file) }
+    var buf = [UInt8](repeating: 0, count: 1 << 20)
+    var carry: [UInt8] = []
+    var number = 0
+    while true {
+        let n = fread(&buf, 1, buf.count, file)
+        if n <= 0 { break }
+        var start = 0
+        while start < n {
+            // memchr: a byte loop in Swift costs more than the parse of a short line.
+            let end = buf.withUnsafeBytes { p in
+                memchr(p.baseAddress! + start, Int32(UInt8(ascii: "\n")), n - start).map { UnsafeRawPointer($0) - p.baseAddress! }
+            }
+            guard let end else { break }
+            number += 1
+            if carry.isEmpty {
+                try body(number, String(decoding: buf[start..<end], as: UTF8.self))
+            } else {
+                carry += buf[start..<end]
+                try body(number, String(decoding: carry, as: UTF8.self))
+                carry.removeAll(keepingCapacity: true)
+            }
+            start = end + 1
+        }
+        if start < n { carry += buf[start..<n] }
+    }
+    if !carry.isEmpty { try body(number + 1, String(decoding: carry, as: UTF8.self)) }
 }
 
-/// add-flows / mod-flows / del-flows FILE: one transaction over one connection.
+/// add-flows / mod-flows / del-flows FILE: one transaction over one connection. Each
+/// line's request is sent as soon as it is parsed (the daemon installs while the rest
+/// is parsed); the transaction is committed after the last line, or aborted (the daemon
+/// undoes everything it did, whatever the policy) at a line that does not parse.
 func processFlowFile(_ s: Session, path: String, defaultCommand: String) throws {
     enum Op { case add, modify, delete }
-    var requests: [GenericMessage] = []
-    var lineOf: [Int] = []
     let batchID = UInt32.random(in: 1...UInt32.max)
     var names: [String: UInt32] = [:]
     for (n, name) in (try? s.portNames()) ?? [:] { names[name] = n }
-    for (i, raw) in try readLines(path).enumerated() {
-        // Byte-wise (ASCII) scanning of the line: far cheaper than Character steps.
-        var line = Substring(raw).utf8
-        func isBlank(_ c: UInt8) -> Bool { c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") }
-        while let c = line.first, isBlank(c) || c == UInt8(ascii: "\r") { line.removeFirst() }
-        if line.isEmpty || line.first == UInt8(ascii: "#") { continue }
-        var op: Op = defaultCommand == "add" ? .add : defaultCommand == "modify" ? .modify : .delete
-        for (word, o) in [("add ", Op.add), ("modify ", Op.modify), ("delete ", Op.delete)] where line.starts(with: word.utf8) {
-            op = o
-            line = line.dropFirst(word.utf8.count)
-        }
-        while let c = line.first, isBlank(c) { line.removeFirst() }
-        let flowEnd = line.firstIndex(where: isBlank) ?? line.endIndex
-        let flowText = String(Substring(line[..<flowEnd]))
-        let actionsText = String(Substring(line[flowEnd...].drop(while: isBlank)))
-        let k: ODPText.ParsedKey
-        do { k = try ODPText.parseKey(flowText, portNames: names) } catch { throw CLIError("\(path):\(i + 1): flow key: \(error)") }
+    let stream = RequestStream(s.client)
+    // The file line of each request, for the daemon's answers.
+    var lineOf: [Int32] = []
+    func batchControl(abort: Bool) -> GenericMessage {
         var w = AttributeWriter()
-        if !k.key.isEmpty {
-            w.put(FlowAttr.key, k.key)
-            w.put(FlowAttr.mask, k.mask)
-        }
-        if let u = op == .add ? ufidForNewFlow(k) : k.ufid { w.put(FlowAttr.ufid, ufidBytes(u)) }
-        if op != .delete {
-            do { w.put(FlowAttr.actions, try ODPText.parseActions(actionsText.isEmpty ? "drop" : actionsText)) } catch {
-                throw CLIError("\(path):\(i + 1): actions: \(error)")
-            }
-        }
         w.putU32(FlowAttr.batch, batchID)
-        let cmd: UInt8 = op == .add ? FlowCmd.new : op == .modify ? FlowCmd.set : FlowCmd.del
-        let flags: UInt16 = op == .add ? NetlinkFlags.create | NetlinkFlags.exclusive : 0
-        requests.append(GenericMessage(family: Family.flow, command: cmd, flags: flags, sequence: 0, attributes: w.bytes))
-        lineOf.append(i + 1)
+        w.putFlag(abort ? FlowAttr.batchAbort : FlowAttr.batchEnd)
+        return GenericMessage(family: Family.flow, command: FlowCmd.get, flags: 0, sequence: 0, attributes: w.bytes)
     }
-    guard !requests.isEmpty else { return }
-    // The last message ends the transaction.
-    requests[requests.count - 1].attributes += { var w = AttributeWriter(); w.putFlag(FlowAttr.batchEnd); return w.bytes }()
-    let results: [ControlError?]
-    do { results = try s.client.pipeline(requests) } catch { throw CLIError(error.description) }
-    var failures = 0
-    for (i, r) in results.enumerated() {
-        if let r {
-            failures += 1
-            if failures <= 10 { Out.error("\(path):\(lineOf[i]): \(r)") }
+    func isBlank(_ c: UInt8) -> Bool { c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") }
+    do {
+        try forEachLine(path) { number, raw in
+            // Byte-wise (ASCII) scanning of the line: far cheaper than Character steps.
+            var line = Substring(raw).utf8
+            while let c = line.first, isBlank(c) || c == UInt8(ascii: "\r") { line.removeFirst() }
+            while let c = line.last, c == UInt8(ascii: "\r") { line.removeLast() }
+            if line.isEmpty || line.first == UInt8(ascii: "#") { return }
+            var op: Op = defaultCommand == "add" ? .add : defaultCommand == "modify" ? .modify : .delete
+            for (word, o) in [("add ", Op.add), ("modify ", Op.modify), ("delete ", Op.delete)] where line.starts(with: word.utf8) {
+                op = o
+                line = line.dropFirst(word.utf8.count)
+            }
+            while let c = line.first, isBlank(c) { line.removeFirst() }
+            let flowEnd = line.firstIndex(where: isBlank) ?? line.endIndex
+            let flowText = String(Substring(line[..<flowEnd]))
+            let actionsText = String(Substring(line[flowEnd...].drop(while: isBlank)))
+            let k: ODPText.ParsedKey
+            do { k = try ODPText.parseKey(flowText, portNames: names) } catch { throw ParseFailure("\(path):\(number): flow key: \(error)") }
+            var w = AttributeWriter()
+            if !k.key.isEmpty {
+                w.put(FlowAttr.key, k.key)
+                w.put(FlowAttr.mask, k.mask)
+            }
+            if let u = op == .add ? ufidForNewFlow(k) : k.ufid { w.put(FlowAttr.ufid, ufidBytes(u)) }
+            if op != .delete {
+                do { w.put(FlowAttr.actions, try ODPText.parseActions(actionsText.isEmpty ? "drop" : actionsText)) } catch {
+                    throw ParseFailure("\(path):\(number): actions: \(error)")
+                }
+            }
+            w.putU32(FlowAttr.batch, batchID)
+            let cmd: UInt8 = op == .add ? FlowCmd.new : op == .modify ? FlowCmd.set : FlowCmd.del
+            let flags: UInt16 = op == .add ? NetlinkFlags.create | NetlinkFlags.exclusive : 0
+            try stream.submit(GenericMessage(family: Family.flow, command: cmd, flags: flags, sequence: 0, attributes: w.bytes))
+            lineOf.append(Int32(number))
         }
+    } catch let failure as ParseFailure {
+        // Nothing of the file may stay: the daemon undoes what it already did.
+        if stream.submitted > 0 {
+            do {
+                try stream.submit(batchControl(abort: true))
+                try stream.finish()
+            } catch { throw CLIError("\(failure.message); aborting the transaction: \(error.description)") }
+        }
+        throw CLIError("\(failure.message) (nothing was changed)")
+    } catch let e as ControlError {
+        throw CLIError(e.description)
     }
-    if failures > 0 { throw CLIError("\(failures) of \(requests.count) flows failed") }
+    guard stream.submitted > 0 else { return }
+    do {
+        try stream.submit(batchControl(abort: false))
+        try stream.finish()
+    } catch { throw CLIError(error.description) }
+    for f in stream.failures where f.index < lineOf.count { Out.error("\(path):\(lineOf[f.index]): \(f.error)") }
+    if stream.failureCount > 0 { throw CLIError("\(stream.failureCount) of \(lineOf.count) flows failed") }
+}
+
+/// A line of a flow file that does not parse.
+struct ParseFailure: Error {
+    let message: String
+    init(_ m: String) { message = m }
 }
 
 struct AddFlows: ParsableCommand {
@@ -320,12 +383,25 @@ struct DumpFlows: ParsableCommand {
             let s = try Session(connection, dp: dp)
             let useNames = names || (more && !noNames) || json
             let portNames = useNames ? try s.portNames() : [:]
-            let flows = try s.request(Family.flow, FlowCmd.get, dump: true) { $0.putString(FlowAttr.dumpType, type) }.map(FlowInfo.init)
+            var w = AttributeWriter()
+            w.putString(FlowAttr.dumpType, type)
+            let request = GenericMessage(family: Family.flow, command: FlowCmd.get, flags: 0, sequence: 0, attributes: w.bytes)
             if json {
-                Out.line(JSON.array(flows.map { flowJSON($0, names: portNames) }).serialized(pretty: true))
+                var flows: [JSON] = []
+                do { try s.client.dump(request) { flows.append(flowJSON(FlowInfo($0), names: portNames)) } } catch let e as ControlError {
+                    throw CLIError(e.description)
+                }
+                Out.line(JSON.array(flows).serialized(pretty: true))
                 return
             }
-            for f in flows { Out.line(formatFlow(f, verbose: more, names: portNames)) }
+            // Printed as the replies come: a dump of a million flows is never held whole.
+            defer { Console.flush() }
+            do {
+                let lines = FlowLineFormatter(verbose: more, names: portNames)
+                try s.client.dump(request) { Console.bufferedLine(lines.format(FlowInfo($0))) }
+            } catch let e as ControlError {
+                throw CLIError(e.description)
+            }
         }
     }
 }

@@ -45,14 +45,22 @@ final class ControlServer {
         fileprivate var lastProgress: UInt64 = 0
         /// Upcall notifications dropped because the client did not read them.
         fileprivate(set) var droppedNotifications: UInt64 = 0
+        /// Produces the rest of the replies to the requests being served (nil: no more):
+        /// asked for more only when the socket took everything before.
+        fileprivate var producer: (() -> [UInt8]?)?
         init(_ fd: consuming FileDescriptor) { self.fd = fd }
 
-        var isWaitingForRoom: Bool { backlogHead < backlog.count }
+        fileprivate var hasBacklog: Bool { backlogHead < backlog.count }
+        /// Replies wait for the socket to take them: the client's further requests wait too.
+        var isWaitingForRoom: Bool { hasBacklog || producer != nil }
     }
 
     /// A reply being built for one request.
     struct Reply {
         var bytes: [UInt8] = []
+        /// Replies too many to build at once (a dump of a big table), produced as the
+        /// client's socket takes them; the dump's DONE follows them.
+        var stream: ReplyStream?
         let sequence: UInt32
         let requestType: UInt16
 
@@ -123,6 +131,31 @@ final class ControlServer {
         if c.backlogBytes > Self.replyBacklogLimit { disconnect(c, "more than \(Self.replyBacklogLimit >> 20) MiB of replies unread") }
     }
 
+    /// Sends the replies `producer` makes, a chunk at a time while the client's socket
+    /// takes them; the rest (and the client's next requests) wait for room.
+    func stream(_ fd: Int32, _ producer: @escaping () -> [UInt8]?) {
+        guard let c = clients[fd] else { return }
+        let wasWaiting = c.isWaitingForRoom
+        c.producer = producer
+        pump(c)
+        guard clients[fd] === c else { return }
+        if !wasWaiting && c.isWaitingForRoom {
+            c.lastProgress = Sys.monotonicNanoseconds()
+            onBacklogChange?(fd, true)
+        }
+    }
+
+    /// Asks the producer for more while the socket takes everything.
+    private func pump(_ c: Client) {
+        while let p = c.producer, !c.hasBacklog, clients[c.fd.raw] === c {
+            guard let chunk = p() else {
+                c.producer = nil
+                return
+            }
+            enqueue(c, chunk, isReply: true)
+        }
+    }
+
     /// Sends an upcall notification, unless the client already has a backlog of them:
     /// false when it was dropped.
     func notify(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
@@ -159,7 +192,7 @@ final class ControlServer {
         while i < bytes.count {
             let end = Self.datagramEnd(bytes, from: i)
             // In order: nothing goes straight out while older datagrams wait.
-            if c.isWaitingForRoom || !sendNow(c, bytes[i..<end]) {
+            if c.hasBacklog || !sendNow(c, bytes[i..<end]) {
                 guard clients[c.fd.raw] === c else { return }
                 c.backlog.append((Array(bytes[i..<end]), isReply))
                 c.backlogBytes += end - i
@@ -174,7 +207,8 @@ final class ControlServer {
     }
 
     private func flush(_ c: Client) {
-        while c.isWaitingForRoom {
+        let wasWaiting = c.isWaitingForRoom
+        while c.hasBacklog {
             let (bytes, isReply) = c.backlog[c.backlogHead]
             guard sendNow(c, bytes[...]) else { break }
             c.backlog[c.backlogHead] = ([], isReply)
@@ -184,11 +218,13 @@ final class ControlServer {
             c.lastProgress = Sys.monotonicNanoseconds()
         }
         guard clients[c.fd.raw] === c else { return }
-        if !c.isWaitingForRoom && !c.backlog.isEmpty {
+        if !c.hasBacklog && !c.backlog.isEmpty {
             c.backlog.removeAll()
             c.backlogHead = 0
-            onBacklogChange?(c.fd.raw, false)
         }
+        pump(c)
+        guard clients[c.fd.raw] === c else { return }
+        if wasWaiting && !c.isWaitingForRoom { onBacklogChange?(c.fd.raw, false) }
     }
 
     /// One non-blocking send: false when the socket has no room (or the client went,
@@ -229,6 +265,12 @@ final class ControlServer {
         }
         return min(max(end, start + 1), bytes.count)
     }
+}
+
+/// Replies produced a bit at a time (see ControlServer.Reply.stream).
+protocol ReplyStream: AnyObject {
+    /// Appends the next replies, about `limit` bytes: false once there are no more.
+    func next(into out: inout [UInt8], limit: Int) -> Bool
 }
 
 extension GenericMessage {

@@ -28,6 +28,7 @@ final class Daemon {
     let uplinkRecord: UplinkRecord
     private var running = true
     private var lastMTUSync: UInt64 = 0
+    private var memory = MemoryReturn()
 
     enum Token {
         static let listener: UInt64 = 1
@@ -85,6 +86,8 @@ final class Daemon {
         if let fd = tunnels?.eventFD { try epoll.add(fd, token: Token.routes) }
         hookDatapath()
         hookControlClients()
+        let plane = dataPlane
+        datapaths.coalescingRemovals = { body in plane.coalescingRemovals(body) }
         logger.notice("eswd ready", metadata: ["name": "\(options.name)", "vfs": "\(options.vfs)", "uplink": "\(options.uplink)",
                                                "mode": "\(options.mode.rawValue)", "control": "\(options.controlPath)"])
     }
@@ -104,7 +107,10 @@ final class Daemon {
             let events = waiting ? EPOLLOUT.rawValue : EPOLLIN.rawValue
             try? epoll.modify(fd, events: events, token: Token.clientBase | UInt64(fd))
         }
-        server.onDisconnect = { [unowned self] fd in epoll.remove(fd) }
+        server.onDisconnect = { [unowned self] fd in
+            epoll.remove(fd)
+            datapaths.clientGone(fd)
+        }
     }
 
     /// Upcalls to every subscriber; one that does not read loses them (counted as the
@@ -164,6 +170,7 @@ final class Daemon {
         tunnels?.tick(now: now)
         sw.tick(now: now)
         server.disconnectStalled(now: now)
+        memory.tick(now: now, flows: datapaths.datapath?.flowCount ?? 0)
         if now &- lastMTUSync > 200_000_000 {
             lastMTUSync = now
             driver.syncMTU(sw)
@@ -182,35 +189,29 @@ final class Daemon {
         guard let data = server.read(fd) else {
             epoll.remove(fd)
             server.drop(fd)
+            datapaths.clientGone(fd)
             return
         }
         if data.isEmpty { return }
-        var out: [UInt8] = []
         let messages: [RawMessage]
         do { messages = try MessageParser.split(data) } catch {
             // Not even framed: answer once and go on.
-            out += ErrorMessage(errno: EINVAL, message: "malformed message: \(error)", sequence: 0, requestType: 0).encoded()
-            server.send(fd, out)
+            server.send(fd, ErrorMessage(errno: EINVAL, message: "malformed message: \(error)", sequence: 0, requestType: 0).encoded())
             return
         }
-        for raw in messages {
-            handle(raw, client: client, into: &out)
-            if out.count > 1 << 20 {
-                server.send(fd, out)
-                out.removeAll(keepingCapacity: true)
-            }
-        }
-        if !out.isEmpty { server.send(fd, out) }
+        let run = RequestRun(messages) { [unowned self] raw, out in handle(raw, client: client, into: &out) }
+        server.stream(fd, run.produce)
     }
 
     /// One request → its replies, always ending with an ACK, DONE or error, appended to
-    /// `out` (the replies to one datagram go back together).
-    private func handle(_ raw: RawMessage, client: ControlServer.Client, into out: inout [UInt8]) {
+    /// `out`; or the stream that produces a big dump's replies (DONE is then the stream
+    /// runner's to add).
+    private func handle(_ raw: RawMessage, client: ControlServer.Client, into out: inout [UInt8]) -> ReplyStream? {
         var reply = ControlServer.Reply(sequence: raw.header.sequence, requestType: raw.header.type)
         let wantsAck = raw.header.flags & NetlinkFlags.ack != 0
         let isDump = raw.header.flags & NetlinkFlags.dump == NetlinkFlags.dump
         do throws(RequestError) {
-            guard raw.header.type >= NetlinkMessageType.minimumFamily else { return }
+            guard raw.header.type >= NetlinkMessageType.minimumFamily else { return nil }
             let m: GenericMessage
             do { m = try GenericMessage(header: raw.header, body: raw.body) } catch { throw RequestError(EINVAL, error.description) }
             switch m.header.type {
@@ -218,7 +219,7 @@ final class Daemon {
                 try datapaths.handleDatapath(m, &reply)
                 if m.command == DatapathCmd.new || m.command == DatapathCmd.del { rehookDatapath() }
             case Family.vport: try datapaths.handleVport(m, &reply)
-            case Family.flow: try datapaths.handleFlow(m, &reply)
+            case Family.flow: try datapaths.handleFlow(m, &reply, client: client.fd.raw)
             case Family.packet: try datapaths.handlePacket(m, &reply, client: client)
             case Family.devlink: try devlink.handle(m, &reply)
             case Family.tunnel:
@@ -230,13 +231,15 @@ final class Daemon {
         } catch {
             ErrorMessage(errno: error.errno, message: error.message, sequence: raw.header.sequence,
                          requestType: raw.header.type).append(to: &out)
-            return
+            return nil
         }
         out += reply.bytes
+        if let stream = reply.stream { return stream }
         if isDump { out += encodeDone(sequence: raw.header.sequence) }
         if wantsAck && !isDump {
             ErrorMessage(errno: 0, sequence: raw.header.sequence, requestType: raw.header.type).append(to: &out)
         }
+        return nil
     }
 
     private func rehookDatapath() {

@@ -11,9 +11,21 @@ final class DatapathService {
     var datapath: Datapath?
     let makeDatapath: (String) throws -> Datapath
     let logger: Logger
-    /// Open add-flows transactions: batch id → what they changed so far, oldest first
-    /// (for skip_sw rollback), and whether one of their requests failed.
-    var batches: [UInt32: (changes: [FlowChange], failed: Bool)] = [:]
+    /// Open add-flows transactions by batch id.
+    var batches: [UInt32: OpenBatch] = [:]
+
+    struct OpenBatch {
+        /// The connection that opened it: a batch its client leaves open is undone.
+        let client: Int32
+        /// What it changed so far, oldest first (for rollback).
+        var changes: [FlowChange] = []
+        /// One of its requests failed under skip_sw (it was undone; the rest are refused).
+        var failed = false
+    }
+
+    /// Runs a change that removes many rules with the data plane's removals written in
+    /// batches (the daemon's BPF data plane; as is without one).
+    var coalescingRemovals: (() -> Void) -> Void = { $0() }
 
     init(datapath: Datapath?, logger: Logger, makeDatapath: @escaping (String) throws -> Datapath) {
         self.datapath = datapath

@@ -9,16 +9,25 @@ import Packet
 extension DatapathService {
     // MARK: ovs_flow
 
-    func handleFlow(_ m: GenericMessage, _ r: inout ControlServer.Reply) throws(RequestError) {
+    func handleFlow(_ m: GenericMessage, _ r: inout ControlServer.Reply, client: Int32) throws(RequestError) {
         let d = try dp(m.familyHeader)
         let a = try RequestAttributes(m.attributes)
         let ufid = a.bytes(FlowAttr.ufid).flatMap(Self.ufid)
+        if let batch = try a.u32(FlowAttr.batch) {
+            // The batch's own requests (a GET with no flow): commit, or abort.
+            if m.command == FlowCmd.get && ufid == nil && !a.has(FlowAttr.key) {
+                if a.has(FlowAttr.batchAbort) { undo(batch, d) }
+                batches[batch] = nil
+                return
+            }
+            openBatch(batch, client: client)
+        }
         switch m.command {
         case FlowCmd.new, FlowCmd.set:
             try put(d, m, a, ufid: ufid, &r)
         case FlowCmd.del:
             if ufid == nil && !a.has(FlowAttr.key) {
-                d.flushFlows()
+                coalescingRemovals { d.flushFlows() }
                 return
             }
             let batch = try a.u32(FlowAttr.batch)
@@ -39,11 +48,7 @@ extension DatapathService {
         case FlowCmd.get:
             if m.header.flags & NetlinkFlags.dump == NetlinkFlags.dump {
                 let type = try a.string(FlowAttr.dumpType) ?? "all"
-                let flows = d.allFlows.sorted { $0.createdNanoseconds < $1.createdNanoseconds }
-                for f in flows where Self.matches(type, f, d) {
-                    r.message(.reply(family: Family.flow, command: FlowCmd.new, sequence: r.sequence, multi: true,
-                                     attributes: describe(f, d)))
-                }
+                r.stream = FlowDump(service: self, datapath: d, type: type, sequence: r.sequence)
             } else {
                 let f = try find(d, a, ufid: ufid)
                 r.message(.reply(family: Family.flow, command: FlowCmd.new, sequence: r.sequence, attributes: describe(f, d)))
@@ -162,11 +167,38 @@ extension DatapathService {
     /// must not make the daemon keep their flows forever.
     static let maxOpenBatches = 256
 
-    /// Keeps a change for the batch's rollback: only skip_sw batches roll back.
+    /// Keeps a change for the batch's rollback: a skip_sw batch rolls back when one of
+    /// its requests fails; any batch rolls back when its client aborts it (a parse error
+    /// in its file) or goes away before committing it.
     private func journal(_ change: FlowChange, _ batch: UInt32?, _ d: Datapath) {
-        guard let batch, d.policy == .skipSW else { return }
+        guard let batch, batches[batch] != nil else { return }
+        batches[batch]!.changes.append(change)
+    }
+
+    /// A batch's first request opens it (owned by the client that sent it).
+    private func openBatch(_ batch: UInt32, client: Int32) {
+        guard batches[batch] == nil else { return }
         makeRoom(for: batch)
-        batches[batch, default: ([], false)].changes.append(change)
+        batches[batch] = OpenBatch(client: client)
+    }
+
+    /// A client went away: the batches it left open are undone (it never committed them).
+    func clientGone(_ client: Int32) {
+        guard let d = datapath else { return }
+        for (id, b) in batches where b.client == client {
+            if !b.failed { undo(id, d) }
+            batches[id] = nil
+        }
+    }
+
+    /// Undoes a batch's changes, newest first, so that the table is as it was before the
+    /// batch (modified flows get their actions back, deleted ones come back).
+    private func undo(_ batch: UInt32, _ d: Datapath) {
+        guard var b = batches[batch] else { return }
+        for change in b.changes.reversed() { d.undo(change) }
+        b.changes = []
+        batches[batch] = b
+        if !b.changes.isEmpty { logger.info("flow batch undone", metadata: ["batch": "\(batch)"]) }
     }
 
     private func makeRoom(for batch: UInt32) {
@@ -184,16 +216,14 @@ extension DatapathService {
     }
 
     /// A request of `batch` failed. Under skip_sw a batch is all or nothing: its changes
-    /// are undone, newest first, so that the table is as it was before the batch
-    /// (modified flows get their actions back, deleted ones come back).
+    /// are undone, and its remaining requests refused.
     private func abort(_ batch: UInt32?, _ d: Datapath) {
         guard let batch, d.policy == .skipSW else { return }
-        for change in (batches[batch]?.changes ?? []).reversed() { d.undo(change) }
-        makeRoom(for: batch)
-        batches[batch] = ([], true)
+        undo(batch, d)
+        batches[batch]?.failed = true
     }
 
-    func describe(_ f: DatapathFlow, _ d: Datapath) -> [UInt8] {
+    func describe(_ f: DatapathFlow, _ d: Datapath, now: UInt64 = Sys.monotonicMilliseconds()) -> [UInt8] {
         var w = AttributeWriter()
         let (key, mask) = KeyEncoder(vlanLimit: ODPConstants.datapathVLANLimit).encode(f.match)
         w.put(FlowAttr.key, key)
@@ -204,7 +234,7 @@ extension DatapathService {
         w.putU64Array(FlowAttr.stats, [s.packets, s.bytes])
         if s.usedNanoseconds != 0 { w.putU64(FlowAttr.used, s.usedNanoseconds / 1_000_000) }
         if s.tcpFlags != 0 { w.putU16(FlowAttr.tcpFlags, s.tcpFlags) }
-        w.putU64(FlowAttr.now, Sys.monotonicMilliseconds())
+        w.putU64(FlowAttr.now, now)
         switch d.offloadStatus(of: f) {
         case .offloaded:
             w.putU8(FlowAttr.offloaded, 1)
@@ -260,5 +290,42 @@ extension DatapathService {
         if let ud = u.userdata { w.put(PacketAttr.userdata, ud) }
         return GenericMessage(family: Family.packet, command: u.command == .miss ? PacketCmd.miss : PacketCmd.action,
                               flags: 0, sequence: 0, attributes: w.bytes)
+    }
+}
+
+/// A flow dump produced as the client reads it (ControlServer.stream): the flows as they
+/// were when it was asked for, oldest first, described a chunk at a time. Only the
+/// references are copied; a flow deleted meanwhile is still described, as it was.
+final class FlowDump: ReplyStream {
+    private unowned let service: DatapathService
+    private let datapath: Datapath
+    private let type: String
+    private let sequence: UInt32
+    private var flows: [DatapathFlow]
+    private var next = 0
+
+    init(service: DatapathService, datapath: Datapath, type: String, sequence: UInt32) {
+        self.service = service
+        self.datapath = datapath
+        self.type = type
+        self.sequence = sequence
+        flows = datapath.allFlows
+        flows.sort { $0.createdNanoseconds < $1.createdNanoseconds }
+    }
+
+    func next(into out: inout [UInt8], limit: Int) -> Bool {
+        let now = Sys.monotonicMilliseconds()
+        while next < flows.count && out.count < limit {
+            let f = flows[next]
+            next += 1
+            guard DatapathService.matches(type, f, datapath) else { continue }
+            var m = GenericMessage.reply(family: Family.flow, command: FlowCmd.new, sequence: sequence, multi: true,
+                                         attributes: service.describe(f, datapath, now: now))
+            m.header.sequence = sequence
+            out += m.encoded()
+        }
+        if next < flows.count { return true }
+        flows = []
+        return false
     }
 }

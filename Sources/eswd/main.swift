@@ -68,6 +68,7 @@ struct Eswd: ParsableCommand {
                                     representorPrefix: repPrefix, policy: policy, miss: miss, maxIdle: maxIdle,
                                     noDatapath: noDatapath)
         do {
+            MemoryReturn.configureAllocator()
             let d = try Daemon(options: options, logger: logger, signals: FileDescriptor(adopting: sigfd))
             d.run()
         } catch {

@@ -11,6 +11,7 @@
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <sys/mman.h>
+#include <malloc.h>   // malloc_trim, mallopt (eswd returns freed memory)
 #include <linux/if_packet.h>
 #include <linux/if_ether.h>
 #include <linux/virtio_net.h>

@@ -1,0 +1,399 @@
+import CLibBPF
+import ESwitch
+import Glibc
+import NetLinux
+import Packet
+
+/// Rules into the tables, one or many at a time. Many rules of one table go in with one
+/// BPF_MAP_UPDATE_BATCH (or DELETE_BATCH) per `batchLimit` rules: a bulk of rules costs
+/// a handful of syscalls instead of one or more per rule.
+///
+/// Make-before-break as for single rules: a rule's slot is written (or replaced) in one
+/// map update; a mask enters a table's list only after the rules that first use it are
+/// in the table, and the list is published once per batch; rules written in a batch
+/// whose later part fails stay (in order: what was installed is a prefix of the batch).
+extension BPFDataPlane {
+    /// Rules per batch syscall: bounds the arrays handed to the kernel.
+    static let batchLimit = 16384
+
+    static func slotIndex(_ t: HardwareTable) -> Int { t == .exact ? 0 : 1 }
+
+    /// A rule ready to be written: its slot, value, and what it holds (mask, action set).
+    struct PendingRule {
+        let index: Int
+        let table: HardwareTable
+        let key: TableKey
+        let value: RuleValue
+        let mask: MaskWords
+        /// The slot's current content when the rule replaces one (same match, same counter).
+        let previous: Slot?
+    }
+
+    public func program(_ rule: DataPlaneRule) throws(DataPlaneError) {
+        let r = program(batch: [rule])
+        if let e = r.error { throw e }
+    }
+
+    public func remove(_ rule: DataPlaneRule) throws(DataPlaneError) {
+        if queuedRemovals != nil {
+            queuedRemovals!.append(rule)
+            if queuedRemovals!.count >= Self.batchLimit { try writeQueuedRemovals() }
+            return
+        }
+        let r = remove(batch: [rule])
+        if let e = r.error { throw e }
+    }
+
+    /// Runs `body` with single removals queued and written a batch at a time (a flush
+    /// of every flow costs a few dozen syscalls, not one per rule). Any other rule write
+    /// writes the queue first, so rules still change in order; all are out of the
+    /// tables when this returns.
+    public func coalescingRemovals(_ body: () -> Void) {
+        guard queuedRemovals == nil else { return body() }
+        queuedRemovals = []
+        body()
+        try? writeQueuedRemovals()
+        queuedRemovals = nil
+    }
+
+    func writeQueuedRemovals() throws(DataPlaneError) {
+        guard let q = queuedRemovals, !q.isEmpty else { return }
+        queuedRemovals = []
+        if let e = remove(batch: q).error { throw e }
+    }
+
+    /// Installs rules in order, stopping at the first refusal; what was installed is
+    /// always a prefix of `rules`.
+    public func program(batch rules: [DataPlaneRule]) -> (installed: Int, error: DataPlaneError?) {
+        do { try writeQueuedRemovals() } catch { return (0, error) }
+        var done = 0
+        while done < rules.count {
+            var pending: [PendingRule] = []
+            pending.reserveCapacity(min(rules.count - done, Self.batchLimit))
+            // Slots already in this write: a second rule for one waits for the next write,
+            // so that the rules still take effect in order.
+            var inWrite: [Set<TableKey>] = [[], []]
+            var refusal: DataPlaneError?
+            var refusedMask: MaskWords?
+            var i = done
+            while i < rules.count && pending.count < Self.batchLimit {
+                let prepared = prepare(rules[i], index: i)
+                guard case .success(let p) = prepared else {
+                    if case .failure(let e) = prepared {
+                        refusal = e.error
+                        refusedMask = e.mask
+                    }
+                    break
+                }
+                let t = Self.slotIndex(p.table)
+                if rules.count > 1 {
+                    guard inWrite[t].insert(p.key).inserted else {
+                        releaseActionSet(p.value.actionSet)
+                        break
+                    }
+                }
+                pending.append(p)
+                i += 1
+            }
+            let (written, writeError) = write(pending)
+            if let m = refusedMask { releaseMaskIfUnused(m) }
+            done += written
+            if let e = writeError { return (done, e) }
+            if let e = refusal { return (done, e) }
+        }
+        return (done, nil)
+    }
+
+    /// Checks a rule and takes what it needs (its mask id, its action set) without
+    /// writing the rule. A failure hands back the mask to release once the write of the
+    /// rules before it is done (they may use it too).
+    private func prepare(_ rule: DataPlaneRule, index: Int) -> Result<PendingRule, PrepareFailure> {
+        guard Layout.fitsHardwareKey(key: rule.key, mask: rule.mask) else {
+            return .failure(PrepareFailure(error: .unsupported("match outside the hardware key"), mask: nil))
+        }
+        let setBytes: [UInt8]
+        switch Layout.actionSet(rule.actions) {
+        case .success(let b): setBytes = b
+        case .failure(let e): return .failure(PrepareFailure(error: e, mask: nil))
+        }
+        let mask = MaskWords(rule.mask)
+        let maskID: UInt32
+        do { maskID = try acquireMask(mask) } catch {
+            return .failure(PrepareFailure(error: error, mask: nil))
+        }
+        let key = TableKey(maskID: maskID, key: rule.key, mask: mask)
+        let previous = slots[Self.slotIndex(rule.table)][key]
+        // Two driver rules that differ only outside the hardware key would share a slot:
+        // the second is refused rather than overwriting the first.
+        if let previous, previous.counter != rule.counter {
+            return .failure(PrepareFailure(error: .unsupported("a rule with the same hardware match is installed"), mask: mask))
+        }
+        let setID: UInt32
+        do { setID = try acquireActionSet(ActionSetBytes(setBytes)) } catch {
+            return .failure(PrepareFailure(error: error, mask: mask))
+        }
+        let encap = rule.actions.contains { if case .encap = $0 { true } else { false } }
+        return .success(PendingRule(index: index, table: rule.table, key: key,
+                                    value: RuleValue(actionSet: setID, counter: rule.counter, encap: encap),
+                                    mask: mask, previous: previous))
+    }
+
+    struct PrepareFailure: Error {
+        let error: DataPlaneError
+        let mask: MaskWords?
+    }
+
+    /// Writes prepared rules, one batch per run of one table, and makes them count:
+    /// how many were written (a prefix), and the write error if any. Rules not
+    /// written give back what they took.
+    private func write(_ pending: [PendingRule]) -> (Int, DataPlaneError?) {
+        var written = 0
+        var error: DataPlaneError?
+        var runStart = 0
+        while runStart < pending.count {
+            let table = pending[runStart].table
+            var runEnd = runStart + 1
+            while runEnd < pending.count && pending[runEnd].table == table { runEnd += 1 }
+            let run = pending[runStart..<runEnd]
+            let (n, errno) = updateBatch(mapFD(table), keys: run.map(\.key), values: run.map(\.value))
+            written += n
+            if errno != 0 {
+                error = .system("write rules", errno: errno)
+                break
+            }
+            runStart = runEnd
+        }
+        // The written rules count on their masks; masks new to a table join its list.
+        var listed: [(mask: MaskWords, table: HardwareTable)] = []
+        for p in pending[..<written] {
+            slots[Self.slotIndex(p.table)][p.key] = Slot(actionSet: p.value.actionSet, counter: p.value.counter,
+                                                         encap: p.value.isEncap)
+            if let previous = p.previous {
+                // Replaced in one write: the old action set goes once no rule uses it.
+                releaseActionSet(previous.actionSet)
+            } else if countMaskUser(p.mask, table: p.table) {
+                listed.append((p.mask, p.table))
+            }
+        }
+        if !listed.isEmpty {
+            do { try publishLists() } catch let e {
+                // The rules on the new masks never became visible: take them out, and
+                // (to keep a prefix) every rule written after the first of them.
+                let first = pending[..<written].firstIndex { p in
+                    p.previous == nil && listed.contains { $0.mask == p.mask && $0.table == p.table }
+                } ?? written
+                for p in pending[first..<written].reversed() { takeBack(p) }
+                written = first
+                error = error ?? e
+            }
+        }
+        for p in pending[written...].reversed() {
+            releaseActionSet(p.value.actionSet)
+            releaseMaskIfUnused(p.mask)
+        }
+        return (written, error)
+    }
+
+    /// Undoes a written rule: the slot gets its previous content back (or goes).
+    private func takeBack(_ p: PendingRule) {
+        let t = Self.slotIndex(p.table)
+        if let previous = p.previous {
+            _ = updateBatch(mapFD(p.table), keys: [p.key], values: [previous.value])
+            slots[t][p.key] = previous
+            // Its action set was released when the rule replaced it: it is held again.
+            if let set = actionSetsByID[previous.actionSet], let s = actionSets[set] { actionSets[set] = (s.id, s.users + 1) }
+        } else {
+            delete(mapFD(p.table), p.key.bytes)
+            slots[t][p.key] = nil
+            uncountMaskUser(p.mask, table: p.table)
+        }
+        releaseActionSet(p.value.actionSet)
+    }
+
+    /// Removes rules in order (a rule whose slot is not held, or is held by another
+    /// rule, is skipped): how many of `rules` were dealt with before a failure.
+    public func remove(batch rules: [DataPlaneRule]) -> (removed: Int, error: DataPlaneError?) {
+        var done = 0
+        while done < rules.count {
+            var taken: [(index: Int, table: HardwareTable, key: TableKey, slot: Slot, mask: MaskWords)] = []
+            var i = done
+            while i < rules.count && taken.count < Self.batchLimit {
+                let rule = rules[i]
+                i += 1
+                let mask = MaskWords(rule.mask)
+                guard let use = masksByWords[mask] else { continue }
+                let key = TableKey(maskID: use.id, key: rule.key, mask: mask)
+                let t = Self.slotIndex(rule.table)
+                // Only the rule that owns the slot (its counter) takes it out.
+                guard let slot = slots[t][key], slot.counter == rule.counter else { continue }
+                slots[t][key] = nil
+                taken.append((i - 1, rule.table, key, slot, mask))
+            }
+            var deleted = 0
+            var error: DataPlaneError?
+            var runStart = 0
+            while runStart < taken.count {
+                let table = taken[runStart].table
+                var runEnd = runStart + 1
+                while runEnd < taken.count && taken[runEnd].table == table { runEnd += 1 }
+                let (n, errno) = deleteBatch(mapFD(table), keys: taken[runStart..<runEnd].map(\.key))
+                deleted += n
+                if errno != 0 {
+                    error = .system("delete rules", errno: errno)
+                    break
+                }
+                runStart = runEnd
+            }
+            var unlisted = false
+            for r in taken[..<deleted] {
+                releaseActionSet(r.slot.actionSet)
+                unlisted = uncountMaskUser(r.mask, table: r.table) || unlisted
+            }
+            if unlisted { try? publishLists() }
+            shrinkSlotsIfSparse()
+            if let error {
+                // Still in the table: still ours.
+                for r in taken[deleted...] { slots[Self.slotIndex(r.table)][r.key] = r.slot }
+                return (taken[deleted].index, error)
+            }
+            done = i
+        }
+        return (rules.count, nil)
+    }
+
+    /// Dictionaries keep their capacity when emptied: after most rules went, the slots
+    /// move into tables their size (memory goes back, not only gets reused).
+    private func shrinkSlotsIfSparse() {
+        for t in 0..<2 where slots[t].capacity > 4096 && slots[t].count * 8 < slots[t].capacity {
+            slots[t] = Dictionary(uniqueKeysWithValues: slots[t].lazy.map { ($0.key, $0.value) })
+        }
+    }
+
+    // MARK: Batch syscalls
+
+    /// BPF_MAP_UPDATE_BATCH (one update for a single rule): how many were written, and
+    /// the errno of the first that was not (0: all).
+    func updateBatch(_ fd: Int32, keys: [TableKey], values: [RuleValue]) -> (Int, Int32) {
+        guard !keys.isEmpty else { return (0, 0) }
+        var count = UInt32(keys.count)
+        let r = keys.withUnsafeBytes { k in
+            values.withUnsafeBytes { v in
+                keys.count == 1 ? bpf_map_update_elem(fd, k.baseAddress, v.baseAddress, UInt64(BPF_ANY))
+                    : clbpf_update_batch(fd, k.baseAddress, v.baseAddress, &count)
+            }
+        }
+        if r == 0 { return (keys.count, 0) }
+        return (keys.count == 1 ? 0 : Int(min(count, UInt32(keys.count))), -r)
+    }
+
+    /// BPF_MAP_DELETE_BATCH: how many were deleted, and the errno of the first that was
+    /// not. A key already gone (ENOENT) counts as deleted.
+    func deleteBatch(_ fd: Int32, keys: [TableKey]) -> (Int, Int32) {
+        var done = 0
+        while done < keys.count {
+            var count = UInt32(keys.count - done)
+            let r = keys.withUnsafeBytes { k in
+                clbpf_delete_batch(fd, k.baseAddress! + done * MemoryLayout<TableKey>.stride, &count)
+            }
+            if r == 0 { return (keys.count, 0) }
+            done += Int(min(count, UInt32(keys.count - done)))
+            if -r != ENOENT { return (done, -r) }
+            done += 1
+        }
+        return (keys.count, 0)
+    }
+
+    // MARK: Masks and action sets
+
+    func publishLists() throws(DataPlaneError) {
+        try update(maps.maskLists, Self.u32(0), Layout.maskLists(exact: lists[.exact] ?? [], masked: lists[.masked] ?? []),
+                   "mask lists")
+    }
+
+    /// The id of a mask, written into the silicon on first use.
+    private func acquireMask(_ words: MaskWords) throws(DataPlaneError) -> UInt32 {
+        // Bulks of rules mostly share one mask: compare with the last before hashing.
+        // (Forgotten whenever a mask goes.)
+        if let last = lastMask, last.words == words { return last.id }
+        if let u = masksByWords[words] {
+            lastMask = (words, u.id)
+            return u.id
+        }
+        guard let id = maskIDs.allocate(now: Sys.monotonicNanoseconds()) else { throw .noSpace("masks") }
+        // A reused id starts ranking from what its previous mask left in the counter.
+        hitsAtLastRank[id] = perCPU(maps.maskHits, index: id, fields: 1)[0]
+        do {
+            try update(maps.masks, Self.u32(id), words.bytes, "mask")
+        } catch {
+            maskIDs.release(id, now: Sys.monotonicNanoseconds())
+            throw error
+        }
+        masksByWords[words] = MaskUse(id: id)
+        return id
+    }
+
+    /// Counts a rule on a mask: true when it is the table's first, so the mask must
+    /// join the table's list (added to `lists` here, published by the caller).
+    private func countMaskUser(_ words: MaskWords, table: HardwareTable) -> Bool {
+        guard let i = masksByWords.index(forKey: words) else { return false }
+        let n = masksByWords.values[i][table]
+        masksByWords.values[i][table] = n + 1
+        guard n == 0 else { return false }
+        lists[table, default: []].append(masksByWords.values[i].id)
+        return true
+    }
+
+    /// A rule of `table` left a mask: true when the mask left the table's list (the
+    /// caller publishes). A mask no rule uses gives back its id.
+    @discardableResult
+    private func uncountMaskUser(_ words: MaskWords, table: HardwareTable) -> Bool {
+        guard var use = masksByWords[words] else { return false }
+        let n = use[table] - 1
+        use[table] = max(0, n)
+        if n <= 0 { lists[table]?.removeAll { $0 == use.id } }
+        if use.isUnused {
+            masksByWords[words] = nil
+            lastMask = nil
+            maskIDs.release(use.id, now: Sys.monotonicNanoseconds())
+        } else {
+            masksByWords[words] = use
+        }
+        return n <= 0
+    }
+
+    /// Gives back a mask that no rule ended up using (a refused or unwritten rule).
+    private func releaseMaskIfUnused(_ words: MaskWords) {
+        guard let use = masksByWords[words], use.isUnused else { return }
+        masksByWords[words] = nil
+        lastMask = nil
+        maskIDs.release(use.id, now: Sys.monotonicNanoseconds())
+    }
+
+    private func acquireActionSet(_ set: ActionSetBytes) throws(DataPlaneError) -> UInt32 {
+        if let i = actionSets.index(forKey: set) {
+            actionSets.values[i].users += 1
+            return actionSets.values[i].id
+        }
+        guard let id = actionSetIDs.allocate(now: Sys.monotonicNanoseconds()) else { throw .noSpace("action") }
+        do {
+            try update(maps.actionSets, Self.u32(id), set.bytes, "action set")
+        } catch {
+            actionSetIDs.release(id, now: Sys.monotonicNanoseconds())
+            throw error
+        }
+        actionSets[set] = (id, 1)
+        actionSetsByID[id] = set
+        return id
+    }
+
+    private func releaseActionSet(_ id: UInt32) {
+        guard let set = actionSetsByID[id], let s = actionSets[set] else { return }
+        if s.users > 1 {
+            actionSets[set] = (s.id, s.users - 1)
+        } else {
+            actionSets[set] = nil
+            actionSetsByID[id] = nil
+            actionSetIDs.release(s.id, now: Sys.monotonicNanoseconds())
+        }
+    }
+}

@@ -1,0 +1,85 @@
+import Netlink
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Requests sent as the caller makes them, with at most `window` unanswered, their
+/// answers read as they come: the daemon works on the first requests of a big batch
+/// while the caller is still making (parsing) the next ones. Never blocks on a send
+/// while answers wait to be read (the daemon stops reading a client whose answers it
+/// cannot send, so a client blocked on send would wait forever).
+public final class RequestStream {
+    private let client: ControlClient
+    private let window: Int
+    private var firstSequence: UInt32 = 0
+    private var pending: [UInt8] = []
+    /// Requests submitted and answered so far; a request's index is its submit order.
+    public private(set) var submitted = 0
+    public private(set) var answered = 0
+    /// The first failures (index, error) and how many there were.
+    public private(set) var failures: [(index: Int, error: ControlError)] = []
+    public private(set) var failureCount = 0
+    /// Failures kept with their error (the rest are counted).
+    public static let failuresKept = 10
+
+    public init(_ client: ControlClient, window: Int = 4096) {
+        self.client = client
+        self.window = window
+    }
+
+    /// Queues a request (sent in datagrams of about 48 KB), waiting for answers while
+    /// `window` are unanswered.
+    public func submit(_ request: GenericMessage) throws(ControlError) {
+        var r = request
+        r.header.sequence = client.nextSequence()
+        if submitted == 0 { firstSequence = r.header.sequence }
+        r.header.flags |= NetlinkFlags.request | NetlinkFlags.ack
+        pending += r.encoded()
+        submitted += 1
+        if pending.count >= 48_000 { try sendPending() }
+        while submitted - answered > window { try readAnswers(waiting: true) }
+    }
+
+    /// Sends what is queued and waits for every answer.
+    public func finish() throws(ControlError) {
+        try sendPending()
+        while answered < submitted { try readAnswers(waiting: true) }
+    }
+
+    private func sendPending() throws(ControlError) {
+        while !pending.isEmpty {
+            let n = pending.withUnsafeBytes { Glibc.send(client.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+            if n >= 0 {
+                pending.removeAll(keepingCapacity: true)
+                break
+            }
+            let e = errno
+            if e == EINTR { continue }
+            guard e == EAGAIN || e == EWOULDBLOCK else {
+                if e == EPIPE || e == ECONNRESET { throw client.connectionLost(e, "send") }
+                throw ControlError(errno: e, message: "send")
+            }
+            // No room: read answers (that is what frees the daemon) until there is.
+            var p = pollfd(fd: client.fd, events: Int16(POLLIN | POLLOUT), revents: 0)
+            if poll(&p, 1, -1) < 0 && errno != EINTR { throw ControlError(errno: errno, message: "poll") }
+            if p.revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 { try readAnswers(waiting: false) }
+        }
+    }
+
+    private func readAnswers(waiting: Bool) throws(ControlError) {
+        if waiting && !pending.isEmpty { try sendPending() }
+        guard let messages = try client.receive(waiting: waiting) else { return }
+        for m in messages where m.header.type == NetlinkMessageType.error {
+            let index = Int(m.header.sequence &- firstSequence)
+            guard index >= 0 && index < submitted else { continue }
+            answered += 1
+            if let e = try? ErrorMessage(header: m.header, body: m.body), e.errno != 0 {
+                failureCount += 1
+                if failures.count < Self.failuresKept {
+                    failures.append((index, ControlError(errno: e.errno, message: e.message ?? "")))
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,34 @@
+import CNetLinux
+import Glibc
+
+/// Gives freed memory back to the system after the flow table shrank a lot (a
+/// del-flows of a million flows frees hundreds of MiB that glibc would otherwise keep
+/// for reuse). The table's old structures are freed only after an RCU grace period, so
+/// this looks a second later, from the control loop's timer.
+struct MemoryReturn {
+    /// Fewer flows than this below the peak since the last trim: trim.
+    static let flowDrop = 10_000
+    private var peakFlows = 0
+    private var lastLook: UInt64 = 0
+    /// Trims still to do: once at the drop, once a second later (after the grace period).
+    private var trimsLeft = 0
+
+    /// Fixes glibc's mmap threshold: by default a freed big block raises it (up to 32
+    /// MiB), after which big arrays come from the heap and fragment it; fixed, they are
+    /// mapped and unmapped whole.
+    static func configureAllocator() {
+        _ = mallopt(M_MMAP_THRESHOLD, 256 << 10)
+    }
+
+    mutating func tick(now: UInt64, flows: Int) {
+        peakFlows = max(peakFlows, flows)
+        guard now &- lastLook >= 1_000_000_000 else { return }
+        lastLook = now
+        if flows + Self.flowDrop < peakFlows { trimsLeft = 2 }
+        peakFlows = flows
+        if trimsLeft > 0 {
+            trimsLeft -= 1
+            _ = malloc_trim(0)
+        }
+    }
+}

@@ -1,0 +1,39 @@
+import Netlink
+
+/// The requests of one datagram, answered in order as the client's socket takes the
+/// answers (ControlServer.stream): a dump streams its replies a chunk at a time, and
+/// the requests after it wait for its DONE. Nothing is answered ahead of the socket, so
+/// a dump of a million flows never exists whole in memory.
+final class RequestRun {
+    /// About this much is produced per call (the server cuts it into datagrams).
+    static let chunkBytes = 256 << 10
+
+    private let messages: [RawMessage]
+    private var next = 0
+    private var stream: (replies: ReplyStream, sequence: UInt32)?
+    private let handle: (RawMessage, inout [UInt8]) -> ReplyStream?
+
+    init(_ messages: [RawMessage], handle: @escaping (RawMessage, inout [UInt8]) -> ReplyStream?) {
+        self.messages = messages
+        self.handle = handle
+    }
+
+    /// The next replies, nil once every request is answered.
+    func produce() -> [UInt8]? {
+        var out: [UInt8] = []
+        while out.count < Self.chunkBytes {
+            if let (replies, sequence) = stream {
+                if !replies.next(into: &out, limit: Self.chunkBytes) {
+                    out += encodeDone(sequence: sequence)
+                    stream = nil
+                }
+                continue
+            }
+            guard next < messages.count else { break }
+            let raw = messages[next]
+            next += 1
+            if let s = handle(raw, &out) { stream = (s, raw.header.sequence) }
+        }
+        return out.isEmpty ? nil : out
+    }
+}

@@ -1,0 +1,148 @@
+import BPFDataPlane
+import ESwitch
+import Glibc
+import Packet
+import NetLinux
+import Testing
+
+/// program(batch:) and remove(batch:): many rules in a few BPF_MAP_*_BATCH calls, with
+/// the same effect as one call per rule, checked with BPF_PROG_TEST_RUN. Needs root.
+@Suite(.enabled(if: getuid() == 0, "loading BPF programs needs root"))
+struct BatchTests {
+    typealias P = PipelineTests
+    static let base: UInt32 = 0xC613_1000
+
+    /// `n` masked-table rules, one per destination from `base` on, counters from 100.
+    static func rules(_ n: Int, actions: [HardwareAction] = [.forward(.vf(1))]) -> [DataPlaneRule] {
+        (0..<n).map { i in
+            P.rule(P.udpFrame(dst: base + UInt32(i)), inPort: .vf(0), actions: actions, counter: UInt32(100 + i))
+        }
+    }
+
+    static func verdict(_ dp: BPFDataPlane, dst: UInt32) throws -> Int32 {
+        try dp.testRun(frame: P.udpFrame(dst: dst), ifindex: P.lo).verdict
+    }
+
+    @Test func aBatchInstallsEveryRuleAndARemovalBatchTakesThemOut() throws {
+        let dp = try P.dataPlane()
+        let n = 5000
+        let rules = Self.rules(n, actions: [.drop])
+        let r = dp.program(batch: rules)
+        #expect(r.installed == n)
+        #expect(r.error == nil)
+        for i in [0, 1, n / 2, n - 1] {
+            #expect(try Self.verdict(dp, dst: Self.base + UInt32(i)) == P.shot)
+            #expect(dp.ruleCounters(UInt32(100 + i)).packets == 1)
+        }
+        #expect(try Self.verdict(dp, dst: Self.base + UInt32(n)) == P.redirect)
+        // Half of them out, with a rule not held (another counter) skipped on the way.
+        var half = Array(rules[..<(n / 2)])
+        half.insert(DataPlaneRule(table: .masked, key: rules[n - 1].key, mask: rules[n - 1].mask, actions: [.drop], counter: 9),
+                    at: 10)
+        let d = dp.remove(batch: half)
+        #expect(d.removed == half.count)
+        #expect(d.error == nil)
+        #expect(try Self.verdict(dp, dst: Self.base) == P.redirect)
+        #expect(try Self.verdict(dp, dst: Self.base + UInt32(n - 1)) == P.shot)
+        #expect(dp.remove(batch: Array(rules[(n / 2)...])).removed == n - n / 2)
+        #expect(try Self.verdict(dp, dst: Self.base + UInt32(n - 1)) == P.redirect)
+        // The mask left the list with its last rule: a new batch brings it back.
+        #expect(dp.program(batch: Array(rules[..<3])).installed == 3)
+        #expect(try Self.verdict(dp, dst: Self.base + 2) == P.shot)
+    }
+
+    @Test func aBatchStopsAtTheFirstRefusalAndKeepsWhatCameBefore() throws {
+        let dp = try P.dataPlane()
+        var rules = Self.rules(4, actions: [.drop])
+        // Same hardware match as the first, another counter: refused.
+        rules.insert(DataPlaneRule(table: .masked, key: rules[0].key, mask: rules[0].mask, actions: [.drop], counter: 99), at: 2)
+        let r = dp.program(batch: rules)
+        #expect(r.installed == 2)
+        #expect(r.error != nil)
+        #expect(try Self.verdict(dp, dst: Self.base) == P.shot)
+        #expect(try Self.verdict(dp, dst: Self.base + 1) == P.shot)
+        // Nothing after the refusal.
+        #expect(try Self.verdict(dp, dst: Self.base + 2) == P.redirect)
+        #expect(try Self.verdict(dp, dst: Self.base + 3) == P.redirect)
+        // Too many actions for the silicon: refused before anything of it is written.
+        let tooMany = [HardwareAction](repeating: .popVLAN, count: Layout.maxActions + 1)
+        let r2 = dp.program(batch: [Self.rules(5, actions: [.drop])[4], Self.rules(1, actions: tooMany)[0]])
+        #expect(r2.installed == 1)
+        if case .unsupported = r2.error {} else { Issue.record("expected unsupported, got \(String(describing: r2.error))") }
+    }
+
+    @Test func rulesOfOneSlotInOneBatchTakeEffectInOrder() throws {
+        let dp = try P.dataPlane()
+        let drop = Self.rules(1, actions: [.drop])[0]
+        var forward = drop
+        forward.actions = [.forward(.vf(1))]
+        let r = dp.program(batch: [drop, forward, drop, forward])
+        #expect(r.installed == 4)
+        #expect(try Self.verdict(dp, dst: Self.base) == P.redirect)
+        #expect(dp.portCounters(.vf(1)).txPackets == 1)
+        // One rule held the slot throughout: one removal empties it.
+        #expect(dp.remove(batch: [forward, forward]).removed == 2)
+        #expect(try Self.verdict(dp, dst: Self.base) == P.redirect)
+        #expect(dp.portCounters(.vf(0)).toRepresentor == 1)
+    }
+
+    @Test func aBatchAcrossBothTablesAndSeveralMasks() throws {
+        let dp = try P.dataPlane()
+        let dst = Self.base + 0x107  // outside the /32 rules' addresses
+        let frame = P.udpFrame(dst: dst)
+        // Exact table: the whole 5-tuple profile (every bit of the key the parser fills).
+        var exactMask = FlowKey()
+        for f: FlowField in [.inPort, .ethSrc, .ethDst, .ethType, .ipv4Src, .ipv4Dst, .ipProto, .tpSrc, .tpDst] {
+            exactMask[f] = f.valueMask
+        }
+        let exact = DataPlaneRule(table: .exact, key: P.key(of: frame, inPort: .vf(0)).masked(by: exactMask), mask: exactMask,
+                                  actions: [.drop], counter: 1)
+        var wide = P.rule(frame, inPort: .vf(0), actions: [.forward(.vf(1))], counter: 2)
+        wide.mask[.ipv4Dst] = 0xffff_ff00
+        wide.key = wide.key.masked(by: wide.mask)
+        let r = dp.program(batch: Self.rules(3) + [exact, wide] + Self.rules(10)[5...])
+        #expect(r.installed == 10)
+        #expect(r.error == nil)
+        // The exact rule wins over both masked ones; another source takes the /24.
+        #expect(try Self.verdict(dp, dst: dst) == P.shot)
+        #expect(try dp.testRun(frame: P.udpFrame(src: 0xC613_0063, dst: dst), ifindex: P.lo).verdict == P.redirect)
+        #expect(dp.ruleCounters(2).packets == 1)
+        #expect(try Self.verdict(dp, dst: Self.base + 7) == P.redirect)
+        #expect(dp.ruleCounters(107).packets == 1)
+        #expect(dp.remove(batch: [exact, wide]).removed == 2)
+        #expect(try Self.verdict(dp, dst: dst) == P.redirect)
+        #expect(dp.portCounters(.vf(0)).toRepresentor == 1)
+    }
+
+    /// Rules per second of one batch, against one program() per rule, on the same
+    /// tables (skipped unless ESW_DATAPLANE_BENCH=N; scripts/bench.sh scale runs it).
+    @Test(.enabled(if: getenv("ESW_DATAPLANE_BENCH") != nil)) func throughput() throws {
+        let n = Int(String(cString: getenv("ESW_DATAPLANE_BENCH"))) ?? 100_000
+        var profile = HardwareProfile()
+        profile.maskedEntries = n
+        profile.counters = n
+        let dp = try BPFDataPlane(profile: profile)
+        let rules = (0..<n).map { i in
+            var k = FlowKey(), m = FlowKey()
+            m[.inPort] = FlowField.inPort.valueMask
+            m[.ethType] = FlowField.ethType.valueMask
+            m[.ipv4Src] = 0xffff_ffff
+            k[.inPort] = 1
+            k[.ethType] = UInt64(EtherType.ipv4)
+            k[.ipv4Src] = UInt64(0xC612_0000 + UInt32(i))
+            return DataPlaneRule(table: .masked, key: k, mask: m, actions: [.forward(.vf(1))], counter: UInt32(i))
+        }
+        func seconds(_ body: () -> Void) -> Double {
+            let t0 = Sys.monotonicNanoseconds()
+            body()
+            return Double(Sys.monotonicNanoseconds() - t0) / 1e9
+        }
+        let add = seconds { #expect(dp.program(batch: rules).installed == n) }
+        let del = seconds { #expect(dp.remove(batch: rules).removed == n) }
+        let addOne = seconds { for r in rules { try? dp.program(r) } }
+        let delOne = seconds { for r in rules { try? dp.remove(r) } }
+        func rate(_ s: Double) -> String { "\(Int(Double(n) / s)) rules/s (\(Int(s * 1000)) ms)" }
+        print("dataplane-bench rules=\(n) batch-add: \(rate(add)) batch-remove: \(rate(del)) "
+              + "single-add: \(rate(addOne)) single-remove: \(rate(delOne))")
+    }
+}

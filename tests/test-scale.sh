@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# A flow table of 200k offloaded flows through one `add-flows`: the count, a sample of
+# flows found by ufid with their own match, a dump that lists them all, a file with a
+# bad last line that changes nothing (the batch is undone, policy none), and the
+# daemon's memory given back after `del-flows` (generous bounds; speed is measured by
+# scripts/bench.sh scale, never asserted here).
+. "$(dirname "$0")/lib.sh"
+
+N=${ESW_SCALE_FLOWS:-200000}
+cat >"$T_DIR/profile" <<EOF
+masked = $((N + 1024))
+counters = $((N + 1024))
+EOF
+t_topology 2 --mode switchdev --policy none --profile "$T_DIR/profile"
+dpctl add-if pf0vf0
+dpctl add-if pf0vf1
+
+rss_mib() { awk '/^VmRSS/{print int($2 / 1024)}' "/proc/$ESWD_PID/status"; }
+# flows N FILE: N distinct source addresses from 198.18.0.0 on, VF0 -> VF1, ufid = the index
+flows() {
+    awk -v n="$1" 'BEGIN{ for (k = 0; k < n; k++)
+        printf "ufid:00000000-0000-0000-0000-%012x,in_port(1),eth(),eth_type(0x0800),ipv4(src=198.%d.%d.%d,frag=no) 2\n",
+               k, 18 + int(k / 65536), int(k / 256) % 256, k % 256 }' >"$2"
+}
+flows "$N" "$T_DIR/flows"
+rss0=$(rss_mib)
+
+# A bad line at the end of a big file: what was already sent is undone.
+head -n 50000 "$T_DIR/flows" >"$T_DIR/bad"
+echo 'in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.0.1,frag=maybe) 2' >>"$T_DIR/bad"
+out=$(dpctl add-flows "$T_DIR/bad" 2>&1)
+check_match "a file with a parse error on its last line is refused" "bad:50001: .*nothing was changed" "$out"
+check_eq "... and leaves no flow (the streamed part was undone)" 0 "$(dpctl show | awk '/  flows:/{print $2}')"
+
+check "add-flows of $N flows" dpctl add-flows "$T_DIR/flows"
+rss_full=$(rss_mib)
+t_log "eswd RSS: $rss0 MiB empty, $rss_full MiB with $N flows"
+check_eq "show counts every flow" "$N" "$(dpctl show | awk '/  flows:/{print $2}')"
+check_eq "every flow is in hardware" "$N" "$(dpctl show | awk '/offloaded flows:/{print $3}')"
+
+# A sample spread over the file, each found by its ufid with its own source address.
+sample_ok=0 sample=0
+for k in 0 1 255 256 65535 65536 $((N / 3)) $((N / 2)) $((N - 2)) $((N - 1)); do
+    sample=$((sample + 1))
+    ufid=$(printf '00000000-0000-0000-0000-%012x' "$k")
+    src=$(printf '198.%d.%d.%d' $((18 + k / 65536)) $((k / 256 % 256)) $((k % 256)))
+    out=$(dpctl get-flow -m "ufid:$ufid" 2>&1)
+    if printf '%s' "$out" | grep -q "ufid:$ufid, .*ipv4(src=$src[,)].*offloaded:yes"; then
+        sample_ok=$((sample_ok + 1))
+    else
+        t_log "flow $k: $out"
+    fi
+done
+check_eq "a sample of flows found by ufid, each with its match, in hardware" "$sample" "$sample_ok"
+check_eq "dump-flows lists every flow" "$N" "$(dpctl dump-flows | grep -c 'ipv4(src=198\.')"
+
+check "del-flows" dpctl del-flows
+check_eq "no flow left" 0 "$(dpctl show | awk '/  flows:/{print $2}')"
+check_eq "no rule left in hardware" 0 "$(dpctl show | awk '/offloaded flows:/{print $3}')"
+# Memory back to the system (glibc trims a second or two after the table shrank).
+bound=$((rss0 + 64))
+t_wait "RSS back" 10 sh -c "[ \$(awk '/^VmRSS/{print int(\$2 / 1024)}' /proc/$ESWD_PID/status) -le $bound ]"
+rss_after=$(rss_mib)
+t_log "eswd RSS after del-flows: $rss_after MiB"
+check_ge "RSS after del-flows at most the empty daemon's + 64 MiB (bound, MiB)" "$rss_after" "$bound"
