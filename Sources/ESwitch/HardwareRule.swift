@@ -151,6 +151,8 @@ public final class HardwareRule: ClassifierEntry, @unchecked Sendable {
     var replaces: HardwareRule?
     /// Left the driver's tables (deleted, or superseded by a replacement).
     var retired = false
+    /// Deleted, its removal queued behind other writes (it still holds its place).
+    var removing = false
 
     init(id: UInt64, spec: HardwareRuleSpec, mask: FlowMask, table: HardwareTable, units: Int, counter: UInt32 = 0) {
         self.id = id

@@ -31,8 +31,11 @@ public final class HardwareTables: @unchecked Sendable {
     public private(set) var rules: [UInt64: HardwareRule] = [:]
     public private(set) var encaps: [EncapKey: EncapEntry] = [:]
     private var nextRuleID: UInt64 = 1
-    /// Accepted rules by match: two rules with one match cannot both be held.
-    private var byMatch: [RuleMatch: HardwareRule] = [:]
+    /// Accepted rules not in the data plane (pending or failed), by match: with the
+    /// shadow classifiers (the programmed ones) they make sure two rules with one match
+    /// are never both held. Kept apart because a match is large (two flow keys) and the
+    /// programmed rules are already indexed by the classifiers.
+    private var pendingByMatch: [RuleMatch: HardwareRule] = [:]
     /// Rules holding units, per mask (a mask is taken while one rule uses it).
     private var maskUsers: [FlowKey: Int] = [:]
     /// Programmed rules per mask (for the masks pool's programmed count).
@@ -87,14 +90,29 @@ public final class HardwareTables: @unchecked Sendable {
         let isExact = HardwareCapabilities.isExactMatchProfile(key: spec.key, mask: spec.mask)
         let table: HardwareTable = isExact ? .exact : .masked
         let match = RuleMatch(table: table, key: spec.key.masked(by: spec.mask), mask: spec.mask)
-        if byMatch[match] != nil { return .failure(.unsupportedMatch(field: "duplicate of an installed rule")) }
+        if isHeld(match) { return .failure(.unsupportedMatch(field: "duplicate of an installed rule")) }
         let rule = HardwareRule(id: nextRuleID, spec: spec, mask: (isExact ? exact : masked).mask(for: spec.mask),
                                 table: table, units: HardwareCapabilities.units(for: spec.mask))
         nextRuleID += 1
         rules[rule.id] = rule
-        byMatch[match] = rule
+        pendingByMatch[match] = rule
         for e in rule.encapEntries { e.users += 1 }
         return .success(rule)
+    }
+
+    /// Whether a rule (other than one being removed or replaced) holds `m`.
+    private func isHeld(_ m: RuleMatch) -> Bool {
+        if pendingByMatch[m] != nil { return true }
+        guard let e = (m.table == .exact ? exact : masked).lookupExact(key: m.key, mask: m.mask) else { return false }
+        let r = unsafeDowncast(e, to: HardwareRule.self)
+        return !r.retired && !r.removing
+    }
+
+    private func forgetPending(_ r: HardwareRule) {
+        let m = match(of: r)
+        if pendingByMatch[m] === r { pendingByMatch[m] = nil }
+        // A dictionary keeps its storage when emptied: give it back after a big batch.
+        if pendingByMatch.isEmpty && pendingByMatch.capacity > 4096 { pendingByMatch = [:] }
     }
 
     /// Step 1 of a change of actions with the same match: the new rule takes the old
@@ -114,7 +132,7 @@ public final class HardwareTables: @unchecked Sendable {
         old.retired = true
         rules[old.id] = nil
         rules[rule.id] = rule
-        byMatch[match(of: rule)] = rule
+        pendingByMatch[match(of: rule)] = rule
         for e in rule.encapEntries { e.users += 1 }
         if !old.isProgrammed { dropEncaps(of: old) }
         return .success(rule)
@@ -134,15 +152,15 @@ public final class HardwareTables: @unchecked Sendable {
         rule.retired = true
         rules[rule.id] = nil
         rules[old.id] = old
-        byMatch[match(of: old)] = old
+        if old.isProgrammed { forgetPending(rule) } else { pendingByMatch[match(of: old)] = old }
         dropEncaps(of: rule)
     }
 
     /// A rule whose removal is queued behind other writes: its match is free for a new
     /// rule at once (the firmware removes the old one before it writes the new one).
     func releaseMatch(of r: HardwareRule) {
-        let m = match(of: r)
-        if byMatch[m] === r { byMatch[m] = nil }
+        r.removing = true
+        forgetPending(r)
     }
 
     private func match(of r: HardwareRule) -> RuleMatch {
@@ -203,6 +221,7 @@ public final class HardwareTables: @unchecked Sendable {
 
     private func committed(_ r: HardwareRule) {
         r.state = .programmed
+        forgetPending(r)
         let classifier = r.table == .exact ? exact : masked
         if let old = r.replaces {
             classifier.replace(old, with: r)
@@ -268,8 +287,7 @@ public final class HardwareTables: @unchecked Sendable {
         unprogram(r)
         releaseUnits(of: r)
         rules[r.id] = nil
-        let m = match(of: r)
-        if byMatch[m] === r { byMatch[m] = nil }
+        forgetPending(r)
         r.retired = true
         dropEncaps(of: r)
         return true
