@@ -292,8 +292,8 @@ final class OffloadEngine {
 
     // MARK: Bursts: the caller's latency and the coherent one
 
-    /// Operations closer together than this belong to one burst (a batch).
-    static let burstGapNanoseconds: UInt64 = 10_000_000
+    /// Operations closer together than this belong to one burst (a batch; generous, as a loaded machine can pause the daemon for tens of ms).
+    static let burstGapNanoseconds: UInt64 = 100_000_000
     private var lastOperationEnd: UInt64 = 0
 
     private func beginOperation() {
@@ -404,7 +404,7 @@ public struct OffloadStatistics: Sendable, Equatable {
     /// (the end of the coherent latency).
     public var lastCoherentNanoseconds: UInt64 = 0
 
-    /// Operations closer together than 10 ms: one batch, as a caller sees it.
+    /// Operations closer together than 100 ms: one batch, as a caller sees it.
     public struct Burst: Sendable, Equatable {
         public var start: UInt64 = 0
         public var callerEnd: UInt64 = 0

@@ -311,7 +311,7 @@ struct BurstLatencyTests {
         let after = sw.lastOffloadBurst
         #expect(after.coherentNanoseconds! >= after.callerNanoseconds + 500_000)
         // A later operation, after a pause, starts a new burst.
-        clock.advance(nanoseconds: 20_000_000)
+        clock.advance(nanoseconds: 200_000_000)
         _ = try sw.addRule(OffloadModelTests.ipv4(99)).get()
         #expect(sw.lastOffloadBurst.operations == 1)
     }
