@@ -34,6 +34,8 @@ public enum DatapathAttr {
     public static let failedFlows: UInt16 = 106
     /// Packets of skip_sw flows that reached the software path (no fallback there): lost.
     public static let hardwareOnlyDrops: UInt16 = 107
+    /// Failed flows installed under skip_sw (no software fallback: blackholed).
+    public static let blackholedFlows: UInt16 = 108
 }
 
 public enum VportCmd {

@@ -9,6 +9,7 @@ public struct DatapathInfo: Sendable {
     public var offloadedFlows: UInt64 = 0
     public var pendingFlows: UInt64 = 0
     public var failedFlows: UInt64 = 0
+    public var blackholedFlows: UInt64 = 0
     public var hardwareOnlyDrops: UInt64 = 0
     public var maxIdle: UInt32 = 0
 
@@ -26,6 +27,7 @@ public struct DatapathInfo: Sendable {
             case DatapathAttr.offloadedFlows: offloadedFlows = (try? a.u64()) ?? 0
             case DatapathAttr.pendingFlows: pendingFlows = (try? a.u64()) ?? 0
             case DatapathAttr.failedFlows: failedFlows = (try? a.u64()) ?? 0
+            case DatapathAttr.blackholedFlows: blackholedFlows = (try? a.u64()) ?? 0
             case DatapathAttr.hardwareOnlyDrops: hardwareOnlyDrops = (try? a.u64()) ?? 0
             case DatapathAttr.maxIdle: maxIdle = (try? a.u32()) ?? 0
             case DatapathAttr.eswitch: eswitch = (try? a.string()) ?? ""

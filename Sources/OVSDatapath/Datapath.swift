@@ -426,23 +426,27 @@ public final class Datapath: @unchecked Sendable {
         public var offloadedFlows: UInt64
         public var pendingFlows: UInt64
         public var failedFlows: UInt64
+        /// Of the failed flows, those installed under skip_sw: nothing handles their packets.
+        public var blackholedFlows: UInt64
         public var hardwareOnlyDrops: UInt64
     }
 
     public var stats: Stats {
         let c = counters.snapshot
-        var byStatus = (offloaded: UInt64(0), pending: UInt64(0), failed: UInt64(0))
+        var byStatus = (offloaded: UInt64(0), pending: UInt64(0), failed: UInt64(0), blackholed: UInt64(0))
         for f in table.flows {
             switch offloadStatus(of: f) {
             case .offloaded: byStatus.offloaded += 1
             case .pending: byStatus.pending += 1
-            case .failed: byStatus.failed += 1
+            case .failed:
+                byStatus.failed += 1
+                if f.hardwareOnly { byStatus.blackholed += 1 }
             case .software: break
             }
         }
         return Stats(hit: c.hit, missed: c.missed, lost: c.lost, flows: UInt64(table.count), maskHit: c.maskHit,
                      masks: UInt64(table.classifier.maskCount), offloadedFlows: byStatus.offloaded,
-                     pendingFlows: byStatus.pending, failedFlows: byStatus.failed,
+                     pendingFlows: byStatus.pending, failedFlows: byStatus.failed, blackholedFlows: byStatus.blackholed,
                      hardwareOnlyDrops: counters.hardwareOnlyDropCount)
     }
 }

@@ -58,6 +58,7 @@ struct Show: ParsableCommand {
                     ("lookups", .object([("hit", .uint(d.hit)), ("missed", .uint(d.missed)), ("lost", .uint(d.lost))])),
                     ("flows", .uint(d.flows)), ("offloaded_flows", .uint(d.offloadedFlows)),
                     ("pending_flows", .uint(d.pendingFlows)), ("failed_flows", .uint(d.failedFlows)),
+                    ("blackholed_flows", .uint(d.blackholedFlows)),
                     ("hw_only_drops", .uint(d.hardwareOnlyDrops)),
                     ("masks", .object([("hit", .uint(d.maskHit)), ("total", .uint(UInt64(d.masks)))])),
                     ("policy", .string(d.policy)), ("miss", .string(d.missMode)), ("eswitch", .string(d.eswitch)),
@@ -80,7 +81,9 @@ struct Show: ParsableCommand {
             Out.line("  masks: hit:\(d.maskHit) total:\(d.masks) hit/pkt:\(fixed2(avg))")
             Out.line("  offloaded flows: \(d.offloadedFlows)")
             if d.pendingFlows + d.failedFlows + d.hardwareOnlyDrops > 0 {
-                Out.line("  offload pending: \(d.pendingFlows) failed: \(d.failedFlows) hw-only drops: \(d.hardwareOnlyDrops)")
+                Out.line("  offload pending: \(d.pendingFlows) failed: \(d.failedFlows) (in software: "
+                         + "\(d.failedFlows - min(d.failedFlows, d.blackholedFlows)), blackholed: \(d.blackholedFlows)) "
+                         + "hw-only drops: \(d.hardwareOnlyDrops)")
             }
             Out.line("  offload policy: \(d.policy), miss: \(d.missMode)")
             for p in ports {
