@@ -138,6 +138,9 @@ public enum DevlinkCmd {
     public static let resourceDump: UInt8 = 9
     public static let resourceSet: UInt8 = 10
     public static let offloadStats: UInt8 = 11
+    /// Offloads a program to a port (portProgramObject, portProgramSection), or detaches
+    /// it (no object).
+    public static let portProgramSet: UInt8 = 12
 }
 
 public enum DevlinkAttr {
@@ -185,6 +188,13 @@ public enum DevlinkAttr {
     /// CLOCK_MONOTONIC ns when the firmware last ran out of work.
     public static let offloadCoherentAt: UInt16 = 58
     public static let offloadRefills: UInt16 = 59
+    /// A port's offloaded program: object file path, section, function name, kernel id.
+    public static let portProgramObject: UInt16 = 60
+    public static let portProgramSection: UInt16 = 61
+    public static let portProgramName: UInt16 = 62
+    public static let portProgramID: UInt16 = 63
+    /// 6 × u64: runs, pass, drop, tx, redirect, invalid.
+    public static let portProgramStats: UInt16 = 64
 }
 
 public enum TunnelCmd {
