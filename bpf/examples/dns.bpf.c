@@ -1,7 +1,7 @@
 /* The slides' DNS-style responder: a UDP/IPv4 frame to port 53 goes back where it came
  * from with MAC, IP addresses and UDP ports swapped and the NXDOMAIN rcode set in the
  * DNS header's flags (payload bytes 2-3). Other frames pass. Swapping addresses and
- * ports leaves both checksums valid; the rcode change is patched into the UDP sum. */
+ * ports leaves both checksums valid; the flags change is patched into the UDP sum. */
 #include "esw_prog.h"
 #include <linux/if_ether.h>
 #include <linux/in.h>
@@ -35,16 +35,13 @@ int esw_dns_nxdomain(struct __sk_buff *skb)
     udp.dest = p;
     __u16 old = flags;
     flags |= bpf_htons(0x8003); /* QR (a response), rcode 3 NXDOMAIN */
-    if (udp.check) {
-        __u32 sum = (__u16)~udp.check + (__u16)~old + flags;
-        sum = (sum & 0xffff) + (sum >> 16);
-        sum = (sum & 0xffff) + (sum >> 16);
-        udp.check = ~sum ? ~sum : 0xffff;
-    }
     bpf_skb_store_bytes(skb, 0, &eth, sizeof eth, 0);
     bpf_skb_store_bytes(skb, ETH_HLEN, &ip, sizeof ip, 0);
     bpf_skb_store_bytes(skb, L4, &udp, sizeof udp, 0);
     bpf_skb_store_bytes(skb, L4 + 8 + 2, &flags, 2, 0);
+    /* The helper leaves a checksum the sender left to offload (CHECKSUM_PARTIAL) alone. */
+    if (udp.check)
+        bpf_l4_csum_replace(skb, L4 + 6, old, flags, 2 | BPF_F_MARK_MANGLED_0);
     return esw_tx(skb);
 }
 
