@@ -8,7 +8,8 @@
 # Topology (scripts/topology.sh): eswd --vfs 2 in switchdev mode; the load generator in
 # `remote` behind the uplink wire (wire0, 198.19.0.100/24, L2 with the VFs); VF0 in vm0
 # (198.19.0.1) is the function's VM, VF1 in vm1 (198.19.0.2) its neighbour. Hardware
-# flows by destination MAC: uplink -> VF0 / VF1 (broadcast to both), VF0/VF1 -> uplink.
+# flows (IPv4, ARP) by destination MAC: uplink -> VF0 / VF1 (broadcast ARP to both),
+# VF0/VF1 -> uplink.
 #
 # Placements:
 #   nic         the function offloaded to the NIC: `esw-devlink port prog set esw0/0` (the
@@ -32,7 +33,7 @@
 #               XDP program), the placement's processing latency
 #   CPU         busy share of all CPUs during the flood (/proc/stat: user, system,
 #               softirq) and the VM's share: the CPU of the processes in vm0
-#   neighbour   ping RTT p50/p99 from vm1 to the wire (-i 0.01) during the flood
+#   neighbour   ping RTT p50/p99 (µs) from vm1 to the wire (-i 0.01) during the flood
 #   dns p50/99  (dns) round trip of queries at a fixed 1000/s without the flood
 # T = 5 s (--quick 2 s). Output: OUT/placement.md, OUT/placement.png, OUT/placement.jsonl.
 set -uo pipefail
@@ -58,7 +59,7 @@ T=5; [ $QUICK = 1 ] && T=2
 log() { printf '[bench placement] %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "needs root"
-esw_install_deps libxdp-dev >&2 || die "cannot install the packages it needs"
+esw_install_deps libxdp-dev bpftool >&2 || die "cannot install the packages it needs"
 if [ "$BIN" = "$ROOT/.build/release" ]; then
     log "swift build -c release"
     (cd "$ROOT" && swift build -c release 2>&1 | tail -n 3) >&2 || exit 1
@@ -113,15 +114,17 @@ IN remote ip addr add 198.19.0.100/24 dev "$TOPO_WIRE"
 mac() { IN "$1" cat "/sys/class/net/$2/address"; }
 MAC0=$(mac vm0 esw0v0) MAC1=$(mac vm1 esw0v1) WMAC=$(mac remote "$TOPO_WIRE")
 for p in pf0vf0 pf0vf1 p0; do DPCTL add-if "$p" >/dev/null || die "add-if $p"; done
-cat >"$D/flows" <<FLOWS
-in_port(3),eth(dst=$MAC0) 1
-in_port(3),eth(dst=$MAC1) 2
-in_port(3),eth(dst=ff:ff:ff:ff:ff:ff) 1,2
-in_port(1),eth() 3
-in_port(2),eth() 3
-FLOWS
+{
+    for t in "eth_type(0x0800),ipv4(frag=no)" "eth_type(0x0806),arp()"; do
+        echo "in_port(3),eth(dst=$MAC0),$t 1"
+        echo "in_port(3),eth(dst=$MAC1),$t 2"
+        echo "in_port(1),eth(),$t 3"
+        echo "in_port(2),eth(),$t 3"
+    done
+    echo "in_port(3),eth(dst=ff:ff:ff:ff:ff:ff),eth_type(0x0806),arp() 1,2"
+} >"$D/flows"
 DPCTL add-flows "$D/flows" >/dev/null || die "flows"
-log "flows: $(DPCTL dump-flows -m | grep -c offloaded:yes) of 5 in hardware"
+log "flows: $(DPCTL dump-flows -m | grep -c offloaded:yes) of 9 in hardware"
 IN remote ping -c 2 -W 2 198.19.0.1 >/dev/null || die "remote cannot reach VF0"
 IN remote ping -c 2 -W 2 198.19.0.2 >/dev/null || die "remote cannot reach VF1"
 IN vm1 ping -c 2 -W 2 198.19.0.100 >/dev/null || die "VF1 cannot reach the wire"
@@ -164,13 +167,17 @@ attach() {
             [ $HAVE_XSK = 1 ] || return 1
             bpfcc $flags -DAF_XDP -c "$ROOT/bpf/bench/placement/vm_xdp.bpf.c" -o "$D/xsk.o" || return 1
             : >"$D/xsk.count"
-            IN vm0 "$D/xskfn" esw0v0 "$D/xsk.o" "$(func_loops "$fn")" "$D/xsk.count" >"$D/xsk.log" 2>&1 &
+            # One receive queue: generic XDP then sees every frame on queue 0, where the
+            # socket is (a veth has a queue per CPU, and frames keep the queue they were
+            # sent on).
+            IN vm0 ethtool -L esw0v0 rx 1 >/dev/null 2>&1
+            ip netns exec "${P}vm0" "$D/xskfn" esw0v0 "$D/xsk.o" "$(func_loops "$fn")" "$D/xsk.count" >"$D/xsk.log" 2>&1 &
             XPID=$!; PIDS+=("$XPID")
             wait_for 5 test -s "$D/xsk.count" || { cat "$D/xsk.log" >&2; return 1; }
             PROG_ID=$(IN vm0 ip -j link show dev esw0v0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["xdp"]["prog"]["id"])' 2>/dev/null || echo 0) ;;
         vm-stack)
             [ "$fn" = dns ] || return 1
-            IN vm0 python3 -c '
+            ip netns exec "${P}vm0" python3 -c '
 import socket, struct
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("0.0.0.0", 53))
@@ -186,6 +193,7 @@ detach() {
     DEVLINK port prog set esw0/0 off 2>/dev/null
     IN vm0 ip link set dev esw0v0 xdpgeneric off 2>/dev/null
     if [ -n "${XPID:-}" ]; then kill "$XPID" 2>/dev/null; wait "$XPID" 2>/dev/null; XPID=; fi
+    [ -s "$D/xsk.log" ] && { log "xskfn: $(tail -3 "$D/xsk.log")"; : >"$D/xsk.log"; }
 }
 handled_count() {
     case $1 in
@@ -206,7 +214,7 @@ measure() {
     sent=$(IN remote "$D/udpflood" "$TOPO_WIRE" "$WMAC" "$MAC0" 198.19.0.100 198.19.0.1 "$port" "$T")
     wait $pp
     h1=$(handled_count "$pl"); r1=$(prog_run "$PROG_ID"); c1=$(cpu_snapshot); n1=$(ns_cpu vm0)
-    ping=$(grep -o 'time=[0-9.]*' "$D/ping.txt" | cut -d= -f2)
+    ping=$(grep -o 'time=[0-9.]*' "$D/ping.txt" | cut -d= -f2 | awk '{print $1 * 1000}')
     lat='{}'
     if [ "$fn" = dns ]; then
         sleep 0.5
@@ -231,8 +239,8 @@ row = {
     "cpu_busy_pct": round(100 * dc[0] / total, 1), "cpu_user_pct": round(100 * dc[1] / total, 1),
     "cpu_system_pct": round(100 * dc[2] / total, 1), "cpu_softirq_pct": round(100 * dc[3] / total, 1),
     "cpu_vm_pct": round(100 * vm / total, 1),
-    "neighbour_ping_p50_ms": None if a[12] == "null" else float(a[12]),
-    "neighbour_ping_p99_ms": None if a[13] == "null" else float(a[13]),
+    "neighbour_ping_p50_us": None if a[12] == "null" else float(a[12]),
+    "neighbour_ping_p99_us": None if a[13] == "null" else float(a[13]),
     "neighbour_pings": int(a[14]),
     "cpus": int(a[16]),
 }
@@ -261,6 +269,6 @@ for fn in $FUNCTIONS; do
     done
 done
 DEVLINK dev param set esw0 name nic_speed value 100
-python3 "$ROOT/scripts/placement/report.py" "$ROWS" "$OUT/placement.md" "$OUT/placement.png" \
+/usr/bin/python3 "$ROOT/scripts/placement/report.py" "$ROWS" "$OUT/placement.md" "$OUT/placement.png" \
     "$(uname -r), $(nproc) CPUs, $(date -u +%Y-%m-%d), T=${T}s" || die "report failed"
 cat "$OUT/placement.md"
