@@ -34,8 +34,9 @@
 #   CPU         busy share of all CPUs during the flood (/proc/stat: user, system,
 #               softirq) and the VM's share: the CPU of the processes in vm0
 #   neighbour   ping RTT p50/p99 (µs) from vm1 to the wire (-i 0.01) during the flood
-#   dns p50/99  (dns) round trip of queries at a fixed 1000/s without the flood
-# T = 5 s (--quick 2 s). Output: OUT/placement.md, OUT/placement.png, OUT/placement.jsonl.
+#   dns p50/99  (dns) round trip of queries at a fixed 1000/s (dnsprobe.py), without the
+#               flood and during it
+# RUNS x T s per pair, the report shows medians: 3 x 5 s (--quick 1 x 2 s). Output: OUT/placement.md, OUT/placement.png, OUT/placement.jsonl.
 set -uo pipefail
 LC_ALL=C; export LC_ALL
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -55,7 +56,7 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-T=5; [ $QUICK = 1 ] && T=2
+T=5 RUNS=3; [ $QUICK = 1 ] && T=2 RUNS=1
 log() { printf '[bench placement] %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "needs root"
@@ -210,9 +211,16 @@ measure() {
     port=$(func_port "$fn")
     h0=$(handled_count "$pl"); r0=$(prog_run "$PROG_ID"); c0=$(cpu_snapshot); n0=$(ns_cpu vm0)
     IN vm1 ping -i 0.01 -c $((T * 80)) -W 1 198.19.0.100 >"$D/ping.txt" 2>&1 &
-    local pp=$!
+    local pp=$! lp=
+    # dns: the probe also runs during the flood (the latency at the flood's rate).
+    if [ "$fn" = dns ]; then
+        IN remote python3 "$ROOT/scripts/placement/dnsprobe.py" 198.19.0.1 1000 "$T" >"$D/loaded.json" &
+        lp=$!
+    else
+        echo '{}' >"$D/loaded.json"
+    fi
     sent=$(IN remote "$D/udpflood" "$TOPO_WIRE" "$WMAC" "$MAC0" 198.19.0.100 198.19.0.1 "$port" "$T")
-    wait $pp
+    wait $pp $lp
     h1=$(handled_count "$pl"); r1=$(prog_run "$PROG_ID"); c1=$(cpu_snapshot); n1=$(ns_cpu vm0)
     ping=$(grep -o 'time=[0-9.]*' "$D/ping.txt" | cut -d= -f2 | awk '{print $1 * 1000}')
     lat='{}'
@@ -221,7 +229,7 @@ measure() {
         lat=$(IN remote python3 "$ROOT/scripts/placement/dnsprobe.py" 198.19.0.1 1000 "$T")
     fi
     python3 - "$pl" "$fn" "$T" "$sent" "$h0" "$h1" "$r0" "$r1" "$c0" "$c1" "$n0" "$n1" \
-        "$(echo "$ping" | pctl 0.5)" "$(echo "$ping" | pctl 0.99)" "$(echo "$ping" | wc -w)" "$lat" "$(nproc)" <<'PY'
+        "$(echo "$ping" | pctl 0.5)" "$(echo "$ping" | pctl 0.99)" "$(echo "$ping" | wc -w)" "$lat" "$(nproc)" "$(cat "$D/loaded.json")" <<'PY'
 import json, sys
 a = sys.argv[1:]
 pl, fn, T, sent = a[0], a[1], float(a[2]), int(a[3] or 0)
@@ -248,6 +256,10 @@ lat = json.loads(a[15] or "{}")
 if lat:
     row.update({"dns_sent": lat["sent"], "dns_answered": lat["answered"], "dns_nxdomain": lat["nxdomain"],
                 "dns_p50_us": lat["p50_us"], "dns_p99_us": lat["p99_us"]})
+loaded = json.loads(a[17] or "{}")
+if loaded:
+    row.update({"dns_flood_answered": loaded["answered"], "dns_flood_sent": loaded["sent"],
+                "dns_flood_p50_us": loaded["p50_us"], "dns_flood_p99_us": loaded["p99_us"]})
 print(json.dumps(row))
 PY
 }
@@ -264,11 +276,11 @@ for fn in $FUNCTIONS; do
         [ "$pl" = vm-stack ] && [ "$fn" != dns ] && continue
         log "$pl / $fn"
         if ! attach "$pl" "$fn"; then log "$pl / $fn: cannot attach (skipped)"; detach; continue; fi
-        measure "$pl" "$fn" | tee -a "$ROWS" >&2
+        for run in $(seq $RUNS); do measure "$pl" "$fn" | tee -a "$ROWS" >&2; done
         detach
     done
 done
 DEVLINK dev param set esw0 name nic_speed value 100
 /usr/bin/python3 "$ROOT/scripts/placement/report.py" "$ROWS" "$OUT/placement.md" "$OUT/placement.png" \
-    "$(uname -r), $(nproc) CPUs, $(date -u +%Y-%m-%d), T=${T}s" || die "report failed"
+    "$(uname -r), $(nproc) CPUs, $(date -u +%Y-%m-%d), median of $RUNS x ${T}s" || die "report failed"
 cat "$OUT/placement.md"

@@ -3,7 +3,30 @@
 import json
 import sys
 
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+import statistics
+
+raw = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+
+
+def median_rows(raw):
+    """One row per (placement, function): the median of each number over the runs."""
+    groups = {}
+    for r in raw:
+        groups.setdefault((r["placement"], r["function"]), []).append(r)
+    out = []
+    for rs in groups.values():
+        m = dict(rs[0])
+        for k, v in rs[0].items():
+            vals = [r[k] for r in rs if isinstance(r.get(k), (int, float))]
+            if isinstance(v, (int, float)) and vals:
+                med = statistics.median(vals)
+                m[k] = round(med, 1) if isinstance(med, float) and med != int(med) else int(med)
+        m["runs"] = len(rs)
+        out.append(m)
+    return out
+
+
+rows = median_rows(raw)
 md, png, subtitle = sys.argv[2], sys.argv[3], sys.argv[4]
 PLACES = ["nic", "nic-slow", "vm-driver", "vm-bypass", "vm-stack"]
 FUNCS = ["drop", "loop10", "loop100", "loop1000", "dns"]
@@ -29,19 +52,21 @@ out += ["CPU: shares of all CPUs during the flood. `host kernel` is system + sof
         "stage, the VM's driver: one kernel here); `VM processes` the user-space CPU of processes in the VM's namespace "
         "(AF_XDP, the socket server); `busy` everything, including other tenants of this shared machine.", "",
         "| function | placement | offered/s | handled/s | prog ns/frame | host kernel % | VM processes % | busy % | "
-        "neighbour ping p50/p99 µs | dns p50/p99 µs (answered) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|---|"]
+        "neighbour ping p50/p99 µs | dns p50/p99 µs (answered) | dns during the flood |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|"]
 for fn in FUNCS:
     for pl in PLACES:
         for r in rows:
             if r["function"] != fn or r["placement"] != pl:
                 continue
-            dns = "–"
+            dns = loaded = "–"
+            if "dns_flood_p50_us" in r:
+                loaded = f"{f(r['dns_flood_p50_us'])}/{f(r['dns_flood_p99_us'])} ({r['dns_flood_answered']}/{r['dns_flood_sent']})"
             if "dns_p50_us" in r:
                 dns = f"{f(r['dns_p50_us'])}/{f(r['dns_p99_us'])} ({r['dns_answered']}/{r['dns_sent']})"
             out.append(f"| {fn} | {pl} | {f(r['offered_pps'])} | {f(r['handled_pps'])} | {f(r['prog_ns'])} | "
                        f"{round(r['cpu_system_pct'] + r['cpu_softirq_pct'], 1)} | {r['cpu_vm_pct']} | {r['cpu_busy_pct']} | "
-                       f"{f(r['neighbour_ping_p50_us'])}/{f(r['neighbour_ping_p99_us'])} | {dns} |")
+                       f"{f(r['neighbour_ping_p50_us'])}/{f(r['neighbour_ping_p99_us'])} | {dns} | {loaded} |")
 open(md, "w").write("\n".join(out) + "\n")
 
 try:
