@@ -60,7 +60,7 @@ T=5 RUNS=3; [ $QUICK = 1 ] && T=2 RUNS=1
 log() { printf '[bench placement] %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "needs root"
-esw_install_deps libxdp-dev bpftool >&2 || die "cannot install the packages it needs"
+esw_install_deps >&2 || die "cannot install the packages it needs"
 if [ "$BIN" = "$ROOT/.build/release" ]; then
     log "swift build -c release"
     (cd "$ROOT" && swift build -c release 2>&1 | tail -n 3) >&2 || exit 1
@@ -94,9 +94,11 @@ CLANG=$(dirname "$(readlink -f "$(command -v swift)")")/clang
 [ -x "$CLANG" ] || CLANG=clang
 ARCH=$(uname -m)-linux-gnu
 bpfcc() { "$CLANG" -O2 -g -target bpf -Wall -I"/usr/include/$ARCH" "$@"; }
-gcc -O2 -Wall -o "$D/udpflood" "$ROOT/scripts/placement/udpflood.c" || die "udpflood does not build"
+# Host tools: the system's C compiler, or the toolchain's clang when there is none.
+CC=$(command -v cc || echo "$CLANG")
+"$CC" -O2 -Wall -o "$D/udpflood" "$ROOT/scripts/placement/udpflood.c" || die "udpflood does not build"
 HAVE_XSK=0
-if gcc -O2 -Wall -o "$D/xskfn" "$ROOT/scripts/placement/xskfn.c" -lxdp -lbpf 2>"$D/xsk.err"; then HAVE_XSK=1
+if "$CC" -O2 -Wall -o "$D/xskfn" "$ROOT/scripts/placement/xskfn.c" -lxdp -lbpf 2>"$D/xsk.err"; then HAVE_XSK=1
 else log "AF_XDP tool does not build (vm-bypass skipped): $(head -3 "$D/xsk.err")"; fi
 func_flags() {
     case $1 in
