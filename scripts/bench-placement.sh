@@ -146,7 +146,8 @@ ns_cpu() {
 }
 # prog_run ID: "run_cnt run_time_ns" of a BPF program (bpf_stats)
 prog_run() { bpftool prog show id "$1" -j 2>/dev/null | python3 -c 'import json,sys; p=json.load(sys.stdin); print(p.get("run_cnt",0), p.get("run_time_ns",0))' 2>/dev/null || echo "0 0"; }
-esw_rx_id() { bpftool prog show -j | python3 -c 'import json,sys; print(max((p["id"] for p in json.load(sys.stdin) if p.get("name")=="esw_port_rx"), default=0))'; }
+# esw_rx_id: the id of the pipeline program on our uplink (other eswd may run on the machine)
+esw_rx_id() { IN host tc filter show dev "$TOPO_UP" ingress | grep -o ' id [0-9]*' | head -1 | awk '{print $2}'; }
 # nic_handled: the uplink program's drop + tx verdicts
 nic_handled() { DEVLINK port show -s -j esw0/0 | python3 -c 'import json,sys; s=json.load(sys.stdin)["port"]["esw0/0"].get("prog",{}).get("stats",{}); print(s.get("drop",0)+s.get("tx",0))'; }
 pctl() { python3 -c 'import sys; v=sorted(float(x) for x in sys.stdin.read().split()); q=float(sys.argv[1]); print(round(v[min(len(v)-1,int(q*len(v)))],1) if v else "null")' "$1"; }
