@@ -8,7 +8,7 @@ import Packet
 /// to every port's netdev and representor, and their maps as the hardware tables.
 /// Implements the driver's DataPlane protocol; nothing here is on a packet's path.
 public final class BPFDataPlane: DataPlane, @unchecked Sendable {
-    private var object: BPFObject
+    var object: BPFObject
     private(set) var portRX: Int32
     private(set) var representorTX: Int32
     var maps: Maps
@@ -106,6 +106,9 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     private var lastRank: UInt64 = 0
     /// Each mask's hit total at the last ranking (ranking is by hits since then).
     var hitsAtLastRank: [UInt32: UInt64] = [:]
+    /// Offloaded user programs by port, and the NIC processor's speed (UserPrograms.swift).
+    var userPrograms: [PortIndex: UserProgramObject] = [:]
+    var nicSpeed = 100
 
     public static let actionSetCapacity = 65536
 
@@ -119,6 +122,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         maskIDs = SlotAllocator(capacity: UInt32(Layout.maxMasks))
         actionSetIDs = SlotAllocator(capacity: UInt32(BPFDataPlane.actionSetCapacity))
         try? publishLists()
+        try? startProgramStage()
     }
 
     deinit { filters.removeAll() }
@@ -255,6 +259,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         portRX = rx
         representorTX = tx
         capacity = want
+        restartProgramStage()
     }
 
     /// Writes everything the data plane holds into another set of maps.

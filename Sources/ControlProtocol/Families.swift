@@ -143,6 +143,9 @@ public enum DevlinkCmd {
     public static let resourceDump: UInt8 = 9
     public static let resourceSet: UInt8 = 10
     public static let offloadStats: UInt8 = 11
+    /// Offloads a program to a port (portProgramObject, portProgramSection), or detaches
+    /// it (no object).
+    public static let portProgramSet: UInt8 = 12
 }
 
 public enum DevlinkAttr {
@@ -195,6 +198,13 @@ public enum DevlinkAttr {
     public static let offloadBurstOperations: UInt16 = 60
     public static let offloadBurstCallerNanoseconds: UInt16 = 61
     public static let offloadBurstCoherentNanoseconds: UInt16 = 62
+    /// A port's offloaded program: object file path, section, function name, kernel id.
+    public static let portProgramObject: UInt16 = 70
+    public static let portProgramSection: UInt16 = 71
+    public static let portProgramName: UInt16 = 72
+    public static let portProgramID: UInt16 = 73
+    /// 6 × u64: runs, pass, drop, tx, redirect, invalid.
+    public static let portProgramStats: UInt16 = 74
 }
 
 public enum TunnelCmd {

@@ -60,12 +60,15 @@ public enum DataPlaneError: Error, Sendable, Equatable, CustomStringConvertible 
     case unsupported(String)
     /// The write failed (errno, and what was written).
     case system(String, errno: Int32)
+    /// The NIC would not run a user program: the verifier's (or the NIC's) message.
+    case programRefused(String)
 
     public var description: String {
         switch self {
         case .noSpace(let t): "no space in \(t) table"
         case .unsupported(let w): "unsupported: \(w)"
         case .system(let w, let e): "\(w): errno \(e)"
+        case .programRefused(let m): "program refused: \(m)"
         }
     }
 
@@ -74,6 +77,7 @@ public enum DataPlaneError: Error, Sendable, Equatable, CustomStringConvertible 
         case .noSpace(let t): .noSpace(table: t)
         case .unsupported(let w): .unsupportedAction(w)
         case .system(let w, let e): .unsupportedAction("\(w) failed (errno \(e))")
+        case .programRefused(let m): .unsupportedAction(m)
         }
     }
 }
@@ -122,6 +126,17 @@ public protocol DataPlane: AnyObject {
     /// Makes the tables hold at least this many rules, counters and encap entries
     /// (devlink reload after a resource grew), keeping everything they hold.
     func resize(rules: Int, counters: Int, encaps: Int) throws(DataPlaneError)
+
+    // Offloaded programs (PortPrograms.swift): one user program per port, run before
+    // the tables.
+    /// Loads `section` (nil: the object's first program) of the BPF object file at
+    /// `objectPath` and runs it on the port's frames, replacing any program it had.
+    func attachProgram(_ port: PortIndex, objectPath: String, section: String?) throws(DataPlaneError) -> PortProgram
+    func detachProgram(_ port: PortIndex)
+    func attachedProgram(_ port: PortIndex) -> PortProgram?
+    func programCounters(_ port: PortIndex) -> PortProgramCounters
+    /// The NIC processor's speed, in percent of the host's (100: as fast).
+    func setNICSpeed(_ percent: Int) throws(DataPlaneError)
 }
 
 extension DataPlane {
@@ -163,6 +178,10 @@ public final class InMemoryDataPlane: DataPlane, @unchecked Sendable {
     public var failNextWrites = 0
     /// Distinct masks the silicon holds at most.
     public var maskLimit = 64
+    /// Offloaded programs by port, and the NIC's speed (PortPrograms.swift).
+    public var portPrograms: [PortIndex: PortProgram] = [:]
+    public var programStats: [PortIndex: PortProgramCounters] = [:]
+    public internal(set) var nicSpeed = 100
 
     public init() {}
 

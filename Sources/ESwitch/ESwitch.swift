@@ -45,7 +45,7 @@ public final class ESwitch: @unchecked Sendable {
     public let dataPlane: DataPlane
     let legacy: LegacyMACTable
     private let engine: OffloadEngine
-    private let logger: Logger
+    let logger: Logger
     weak var provider: RepresentorProvider?
     weak var vfLinks: VFLinkOperations?
     private var vxlanPortUsers: [UInt16: Int] = [:]
@@ -396,7 +396,11 @@ public final class ESwitch: @unchecked Sendable {
 
     public var params: DeviceParams {
         get { engine.params }
-        set { engine.params = newValue }
+        set {
+            let speedChanged = newValue.nicSpeedPercent != engine.params.nicSpeedPercent
+            engine.params = newValue
+            if speedChanged { applyNICSpeed() }
+        }
     }
 
     public var offloadStatistics: OffloadStatistics { engine.statistics }

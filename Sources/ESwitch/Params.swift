@@ -57,12 +57,15 @@ public struct DeviceParams: Sendable, Equatable {
     /// Whether the tunnel tracker keeps neighbours of busy offloaded encap flows alive
     /// (NTF_USE), as mlx5 does from its flow counters.
     public var neighbourKeepalive = true
+    /// The speed of the NIC's processor that runs offloaded programs, in percent of the
+    /// host's: below 100 every program run takes 100/nic_speed times as long.
+    public var nicSpeedPercent = 100
 
     public init() {}
 
     public static let names = ["hw_latency_us", "intake_rate", "fail_next_offloads", "stats_interval_ms",
                                "offload_model", "prefetch_batch", "credit_bucket", "hw_query_latency_us", "program_batch",
-                               "predictive_model", "neigh_keepalive"]
+                               "predictive_model", "neigh_keepalive", "nic_speed"]
 
     public func value(of name: String) -> String? {
         switch name {
@@ -77,6 +80,7 @@ public struct DeviceParams: Sendable, Equatable {
         case "program_batch": String(programBatch)
         case "predictive_model": predictiveModel.rawValue
         case "neigh_keepalive": neighbourKeepalive ? "true" : "false"
+        case "nic_speed": String(nicSpeedPercent)
         default: nil
         }
     }
@@ -109,6 +113,7 @@ public struct DeviceParams: Sendable, Equatable {
         case "credit_bucket": creditBucket = try int(1, 1_000_000)
         case "hw_query_latency_us": queryLatencyMicroseconds = try int(0, 1_000_000)
         case "program_batch": programBatch = try int(1, 65_536)
+        case "nic_speed": nicSpeedPercent = try int(1, 100)
         case "predictive_model":
             guard let m = PredictiveModel(rawValue: value) else {
                 throw .invalid(name: name, value: value,

@@ -1,4 +1,5 @@
 import ControlProtocol
+import Glibc
 import ESwitch
 import NetLinux
 import Netlink
@@ -82,6 +83,22 @@ final class DevlinkService {
             } catch {
                 throw RequestError(5, "\(error)")
             }
+        case DevlinkCmd.portProgramSet:
+            guard let idx = try a.u32(DevlinkAttr.portIndex), sw.port(idx) != nil else { throw RequestError(19, "no such port") }
+            guard let path = try a.string(DevlinkAttr.portProgramObject) else {
+                sw.detachProgram(idx)
+                return
+            }
+            let section = try a.string(DevlinkAttr.portProgramSection)
+            do {
+                _ = try sw.attachProgram(idx, objectPath: path, section: section)
+            } catch {
+                switch error {
+                case .programRefused(let m): throw RequestError(22, m)
+                case .system(let w, let e): throw RequestError(e, "\(w): \(String(cString: strerror(e)))")
+                default: throw RequestError(95, error.description)
+                }
+            }
         case DevlinkCmd.resourceDump:
             var w = AttributeWriter()
             w.putString(DevlinkAttr.devName, sw.name)
@@ -141,6 +158,13 @@ final class DevlinkService {
         let c = sw.portCounters(p.index)
         w.putU64Array(DevlinkAttr.portStats, [c.rxPackets, c.rxBytes, c.txPackets, c.txBytes, c.rxDropped, c.txDropped,
                                               c.toRepresentor, c.fromRepresentor])
+        if let prog = sw.attachedProgram(p.index) {
+            w.putString(DevlinkAttr.portProgramObject, prog.objectPath)
+            w.putString(DevlinkAttr.portProgramSection, prog.section)
+            w.putString(DevlinkAttr.portProgramName, prog.name)
+            w.putU32(DevlinkAttr.portProgramID, prog.id)
+            w.putU64Array(DevlinkAttr.portProgramStats, sw.programCounters(p.index).values)
+        }
         return w
     }
 
