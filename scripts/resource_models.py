@@ -138,7 +138,9 @@ def table1(lab, n, queries, reply_file):
 def reason(stderr):
     """The refusal's own words (ENOSPC and the table), not the summary line."""
     lines = stderr.strip().splitlines()
-    return next((l for l in lines if "space" in l), lines[-1] if lines else "")
+    line = next((l for l in lines if "space" in l), lines[-1] if lines else "")
+    m = re.search(r"hardware refused.*", line)
+    return m.group(0) if m else line
 
 
 def send_udp(lab, ports, per_port):
