@@ -42,7 +42,14 @@ extension Datapath {
             flow.offload = .software(reason: "offload policy is skip_hw")
             return
         }
-        switch hardwareRule(for: flow) {
+        try place(flow, hardwareRule(for: flow))
+    }
+
+    /// Adds the flow's translated rule to the hardware, or records (or, under skip_sw,
+    /// throws) why it is not there.
+    fileprivate func place(_ flow: DatapathFlow, _ translated: Result<OffloadTranslator.Translation, OffloadFailure>)
+        throws(DatapathError) {
+        switch translated {
         case .success(let t):
             switch eswitch!.addRule(t.spec) {
             case .success(let h):
@@ -124,17 +131,7 @@ extension Datapath {
             fresh.hardwareCarried = old.hardwareCarried
             fresh.hardwareLatest = RuleCounters()
         }
-        switch translated {
-        case .success(let t):
-            switch eswitch!.addRule(t.spec) {
-            case .success(let h):
-                installed(fresh, h, t)
-            case .failure(let f):
-                try refuse(fresh, f, dependency: t.dependency)
-            }
-        case .failure(let f):
-            try refuse(fresh, f, dependency: nil)
-        }
+        try place(fresh, translated)
     }
 
     func removeHardware(_ f: DatapathFlow) {
