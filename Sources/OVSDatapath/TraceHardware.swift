@@ -144,6 +144,7 @@ extension PacketTracer {
         case .software(let why): return base + flow + " is not offloaded: \(why)"
         case .pending: return base + flow + " has a rule the firmware has not written yet"
         case .failed(let why): return base + flow + " has a rule the hardware refused after the add: \(why)"
+        case .partial: return base + flow + " has a partial rule that does not match the hardware's key"
         case .offloaded: return base + flow + " has a rule that does not match the hardware's key"
         }
     }
@@ -194,6 +195,7 @@ extension PacketTracer {
             "modify_header(\(proto == IPProto.tcp ? "tcp" : "udp")" + ([sm != 0 ? "src=\(s)" : nil, dm != 0 ? "dst=\(d)" : nil].compactMap { $0 }.joined(separator: ",")).wrapped + ")"
         case .encap(let e): "tunnel_encap(\(e.key), entry \(e.id))"
         case .decap: "tunnel_decap"
+        case .hint(let m): "mark(0x\(String(m.value, radix: 16))),to_representor"
         }
     }
 
@@ -268,6 +270,11 @@ extension PacketTracer {
                 } else {
                     steps.append("tunnel_decap: the frame was not parsed as VXLAN; nothing removed")
                 }
+            case .hint:
+                // Partial offload: the software datapath runs the flow the mark names.
+                steps.append(describe(a) + ": the software datapath runs the flow this mark names, without classifying")
+                verdicts.append("hardware: marked and sent up the representor (partial offload)")
+                forwarded = true
             }
         }
         if !forwarded { verdicts.append("hardware: rule \(rule.id) has no output (dropped)") }
