@@ -51,7 +51,7 @@ extension Datapath {
             case .success(let h):
                 installed(flow, h, t)
             case .failure(let f):
-                if offloadPartially(flow, after: f) { return }
+                if refusedForActions(t.spec), offloadPartially(flow, after: f) { return }
                 try refuse(flow, f, dependency: t.dependency)
             }
         case .failure(let f):
@@ -71,6 +71,12 @@ extension Datapath {
         case .tunnel(let why): why.hasPrefix("output to ") && why.contains(" leaves ")
         default: false
         }
+    }
+
+    /// Whether the driver's capabilities refuse these actions (too many outputs, ...),
+    /// as opposed to a write that failed or a table that is full.
+    fileprivate func refusedForActions(_ spec: HardwareRuleSpec) -> Bool {
+        eswitch?.tables.capabilities.check(actions: spec.actions) != nil
     }
 
     /// The partial rule for a flow: its match, and the mark as the only action.
@@ -228,7 +234,7 @@ extension Datapath {
             case .success(let h):
                 installed(fresh, h, t)
             case .failure(let f):
-                if offloadPartially(fresh, after: f) { return }
+                if refusedForActions(t.spec), offloadPartially(fresh, after: f) { return }
                 try refuse(fresh, f, dependency: t.dependency)
             }
         case .failure(let f):
