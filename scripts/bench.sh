@@ -4,6 +4,7 @@
 #
 # Usage: scripts/bench.sh [--quick] [--bin DIR] [--out DIR] [--no-control-plane]
 #        scripts/bench.sh resources [--quick] [--bin DIR] [--out DIR]   (see bench-resources.sh)
+#        scripts/bench.sh hinting [--quick] [--bin DIR] [--out DIR]     (see bench-hinting.sh)
 #
 # Topologies, one after another, in namespaces $ESW_BENCH_PREFIX* (default eswbench-;
 # addresses from 198.18.0.0/15, nothing in the root namespace). The esw ones are the lab
@@ -51,6 +52,8 @@ OUT=$ROOT/bench
 QUICK=0 CONTROL_PLANE=1
 # `bench.sh resources ...`: the resource-management experiments (scripts/bench-resources.sh).
 [ "${1:-}" = resources ] && { shift; exec bash "$ROOT/scripts/bench-resources.sh" "$@"; }
+# `bench.sh hinting ...`: partial offload against classification (scripts/bench-hinting.sh).
+[ "${1:-}" = hinting ] && { shift; exec bash "$ROOT/scripts/bench-hinting.sh" "$@"; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
