@@ -94,11 +94,13 @@ DPCTL add-if pf0vf1 >/dev/null || die "add-if pf0vf1"
 flows() {
     "$PY" - "$1" >"$2" <<'EOF'
 import sys
+import ipaddress
 m = int(sys.argv[1])
+def mask(n): return str(ipaddress.IPv4Network("0.0.0.0/%d" % n).netmask)
 for i in range(m):
     a, b = 32 - i % 17, 32 - i // 17          # 17 x 16 distinct (a, b) pairs cover 256
-    print("in_port(1),eth(),eth_type(0x0800),ipv4(src=198.19.0.1/%d,dst=198.19.0.2/%d,proto=17,frag=no),udp(dst=%d)"
-          " trunc(2000),2" % (a, b, 2000 + i))
+    print("in_port(1),eth(),eth_type(0x0800),ipv4(src=198.19.0.1/%s,dst=198.19.0.2/%s,proto=17,frag=no),udp(dst=%d)"
+          " trunc(2000),2" % (mask(a), mask(b), 2000 + i))
 EOF
 }
 cat >"$D/send.py" <<'EOF'
@@ -161,7 +163,7 @@ done
     echo "classifies (about masks/2 subtable probes a packet with the traffic spread evenly)."
     echo "kpps: packets the datapath received; CPU ns/packet: eswd's CPU time over them."
     echo
-    echo "| masks | datapath masks | mode | partial flows | kpps | eswd CPU % | CPU ns/packet | share by mark | kpps per run | ns/packet per run |"
+    echo "| masks | datapath masks | mode | partial flows (when on) | kpps | eswd CPU % | CPU ns/packet | share by mark | kpps per run | ns/packet per run |"
     echo "|---|---|---|---|---|---|---|---|---|---|"
     printf '%s\n' "${ROWS[@]}"
 } >"$OUT/hinting.md"

@@ -114,6 +114,8 @@ public final class Datapath: @unchecked Sendable {
                 let ifindex = try c.index(of: name)
                 let rx = VportReceiver(try PacketReceiver(interface: name))
                 let rep = eswitch?.port(representor: name)?.index
+                // Partial flows exist: this representor's packets may carry marks too.
+                if rep != nil && receivingMarks { rx.receiver.receiveMarks(true) }
                 vp = Vport(portNumber: n, name: name, type: .netdev, eswitchPort: rep, ifindex: ifindex, netdevRX: rx,
                            tap: nil, tunnel: nil)
             case .internal:
