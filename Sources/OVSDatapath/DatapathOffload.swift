@@ -73,6 +73,13 @@ extension Datapath {
         }
     }
 
+    /// Whether a software flow's reason says its actions kept it there (the flows
+    /// partial offload may take when it is turned on).
+    static func keptInSoftwareForActions(_ reason: String) -> Bool {
+        reason == "partial offload is off" || reason.hasPrefix("unsupported action")
+            || (reason.hasPrefix("output to ") && reason.contains(" leaves "))
+    }
+
     /// Whether the driver's capabilities refuse these actions (too many outputs, ...),
     /// as opposed to a write that failed or a table that is full.
     fileprivate func refusedForActions(_ spec: HardwareRuleSpec) -> Bool {
@@ -139,7 +146,7 @@ extension Datapath {
             if !on, f.hintMark != 0 {
                 removeHardware(f)
                 f.offload = .software(reason: "partial offload is off")
-            } else if on, policy == .none, case .software = f.offload {
+            } else if on, policy == .none, case .software(let why) = f.offload, Datapath.keptInSoftwareForActions(why) {
                 try? offload(f)
             }
         }
