@@ -48,7 +48,7 @@ while [ $# -gt 0 ]; do
 done
 RUNS=${ESW_HINT_RUNS:-5}
 if [ $QUICK = 1 ]; then T=2; else T=5; fi
-MASKS=(1 16 64 256)
+MASKS=(${ESW_HINT_MASKS:-1 16 64 256})
 RATE=20000
 PY=/usr/bin/python3
 P=${ESW_BENCH_PREFIX:-eswbench-}
