@@ -51,6 +51,14 @@ check_eq "no stale marks" 0 "$(dpctl show -j | python3 -c 'import json,sys; prin
 pk=$(dpctl dump-flows | grep 'in_port(1),eth(),eth_type(0x0800)' | grep -o 'packets:[0-9]*' | cut -d: -f2)
 check_eq "the flow counts each packet once (software only)" 20 "$pk"
 
+# trace: the hardware hit marks, the software stage runs the flow.
+request="eth(src=02:00:00:00:00:01,dst=02:00:00:00:00:02),eth_type(0x0800),ipv4(src=198.19.0.1,dst=198.19.0.2,proto=1,ttl=64),icmp(type=8,code=0)"
+dpctl trace -j pf0vf0 "$request" >"$T_DIR/trace.json"
+field() { "$PY" -c 'import json,sys; j=json.load(sys.stdin); exec("print(j" + sys.argv[1] + ")")' "$1"; }
+check_eq "trace: hardware hit" hit "$(field '["hardware"]["result"]' <"$T_DIR/trace.json")"
+check_match "trace: the mark names the flow" '^0x[0-9a-f]+ names ufid:' "$(field '["hardware"]["mark"]' <"$T_DIR/trace.json")"
+check_match "trace: software runs trunc and outputs" 'trunc\(2000\),pf0vf1' "$(field '["software"]["actions"]' <"$T_DIR/trace.json")"
+
 # 2. Off: the flows go to software, the traffic still flows, no more marks.
 check "set-partial-offload off" dpctl set-partial-offload off
 check_eq "no partial flows when off" 0 "$(dpctl dump-flows -m | grep -c 'offloaded:partial')"

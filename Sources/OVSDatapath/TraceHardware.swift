@@ -85,6 +85,15 @@ extension PacketTracer {
         }
         hw.add("result", "hit")
         hw.add("actions_applied", .list(applyHardwareActions(l.rule, frame, tunnel: tunnel).map { .text($0) }))
+        if let m = l.rule.mark {
+            // Partial offload: up the representor with the mark; the datapath runs the
+            // flow the mark names (the one its classifier would find, shown below).
+            let named = dp.marks.holder(of: m.value).map { "ufid:" + formatUFID($0.ufid) } ?? "no flow (it would be classified)"
+            hw.add("mark", "0x" + String(m.value, radix: 16) + " names " + named)
+            top.add("hardware", hw.node)
+            toRepresentor(frame, port: p, into: &top)
+            return
+        }
         top.add("hardware", hw.node)
     }
 
@@ -273,7 +282,6 @@ extension PacketTracer {
             case .hint:
                 // Partial offload: the software datapath runs the flow the mark names.
                 steps.append(describe(a) + ": the software datapath runs the flow this mark names, without classifying")
-                verdicts.append("hardware: marked and sent up the representor (partial offload)")
                 forwarded = true
             }
         }
