@@ -295,6 +295,16 @@ static __always_inline int run_actions(struct __sk_buff *skb, __u32 in_port, con
     c.count = c.set->count;
     if (c.count > ESW_MAX_ACTIONS)
         c.count = ESW_MAX_ACTIONS;
+    /* Partial offload: the hardware classified, software executes. The mark travels
+     * in skb->mark (a redirect within the namespace keeps it) and reaches the
+     * datapath's packet socket as an SO_RCVMARK control message. */
+    if (c.set->a[0].kind == ESW_ACT_HINT) {
+        struct esw_port *p = bpf_map_lookup_elem(&esw_ports, &in_port);
+        if (!p)
+            return TC_ACT_SHOT;
+        skb->mark = c.set->a[0].arg;
+        return to_representor(skb, in_port, p);
+    }
     /* The most common rule, one output, without the loop. */
     if (c.count == 1 && c.set->a[0].kind == ESW_ACT_FORWARD)
         return output(skb, c.set->a[0].arg, 1, 1);

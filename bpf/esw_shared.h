@@ -73,6 +73,7 @@ enum esw_action_kind {
     ESW_ACT_SET_L4,         /* arg: ip proto, u.l4 */
     ESW_ACT_ENCAP,          /* arg: encap id */
     ESW_ACT_DECAP,
+    ESW_ACT_HINT,           /* arg: flow mark; the rule's only action (partial offload) */
 };
 
 /* Values are in network byte order, as they are written into the packet. */

@@ -6,6 +6,7 @@
 #                         [--scale-only] [--dataplane]
 #        scripts/bench.sh resources [--quick] [--bin DIR] [--out DIR]   (see bench-resources.sh)
 #        scripts/bench.sh placement [--quick] [--bin DIR] [--out DIR]   (see bench-placement.sh)
+#        scripts/bench.sh hinting [--quick] [--bin DIR] [--out DIR]     (see bench-hinting.sh)
 #
 # Topologies, one after another, in namespaces $ESW_BENCH_PREFIX* (default eswbench-;
 # addresses from 198.18.0.0/15, nothing in the root namespace). The esw ones are the lab
@@ -63,6 +64,8 @@ QUICK=0 CONTROL_PLANE=1 SCALE=1 SCALE_ONLY=0 DATAPLANE=0
 [ "${1:-}" = resources ] && { shift; exec bash "$ROOT/scripts/bench-resources.sh" "$@"; }
 # `bench.sh placement ...`: the XDP offload placement study (scripts/bench-placement.sh).
 [ "${1:-}" = placement ] && { shift; exec bash "$ROOT/scripts/bench-placement.sh" "$@"; }
+# `bench.sh hinting ...`: partial offload against classification (scripts/bench-hinting.sh).
+[ "${1:-}" = hinting ] && { shift; exec bash "$ROOT/scripts/bench-hinting.sh" "$@"; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;

@@ -35,7 +35,7 @@ public enum Layout {
     public static let vxlanIPv4Overhead = 50
 
     enum Kind: UInt8 {
-        case forward = 1, drop, pushVLAN, popVLAN, setEth, setIPv4, setIPv6Src, setIPv6Dst, setIPv6Misc, setL4, encap, decap
+        case forward = 1, drop, pushVLAN, popVLAN, setEth, setIPv4, setIPv6Src, setIPv6Dst, setIPv6Misc, setL4, encap, decap, hint
     }
 
     /// The 18 hardware key words of a datapath key (or mask).
@@ -140,6 +140,7 @@ public enum Layout {
                 }
                 ok = slot(.encap, arg: e.id)
             case .decap: ok = slot(.decap)
+            case .hint(let m): ok = slot(.hint, arg: m.value)
             }
             if !ok { return .failure(.unsupported("more than \(maxActions) hardware actions")) }
         }

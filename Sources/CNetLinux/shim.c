@@ -224,6 +224,27 @@ int cnl_packet_auxdata_vlan(const struct msghdr *msg, uint16_t *tci, uint16_t *t
 
 const int CNL_PACKET_AUXDATA_SPACE = CMSG_SPACE(sizeof(struct tpacket_auxdata));
 
+int cnl_packet_cmsgs(const struct msghdr *msg, uint16_t *tci, uint16_t *tpid, uint32_t *mark) {
+    int tagged = 0;
+    *mark = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)msg); c; c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_MARK) {
+            memcpy(mark, CMSG_DATA(c), sizeof *mark);
+        } else if (c->cmsg_level == SOL_PACKET && c->cmsg_type == PACKET_AUXDATA) {
+            struct tpacket_auxdata aux;
+            memcpy(&aux, CMSG_DATA(c), sizeof aux);
+            if (aux.tp_status & TP_STATUS_VLAN_VALID) {
+                *tci = aux.tp_vlan_tci;
+                *tpid = (aux.tp_status & TP_STATUS_VLAN_TPID_VALID) ? aux.tp_vlan_tpid : 0x8100;
+                tagged = 1;
+            }
+        }
+    }
+    return tagged;
+}
+
+const int CNL_PACKET_CMSG_SPACE = CMSG_SPACE(sizeof(struct tpacket_auxdata)) + CMSG_SPACE(sizeof(uint32_t));
+
 int cnl_raw_ipv4_socket(void) {
     int fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_RAW);
     if (fd < 0) return -1;

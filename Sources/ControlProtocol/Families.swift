@@ -34,8 +34,13 @@ public enum DatapathAttr {
     public static let failedFlows: UInt16 = 106
     /// Packets of skip_sw flows that reached the software path (no fallback there): lost.
     public static let hardwareOnlyDrops: UInt16 = 107
+    /// u8: partial offload (hinting) on (1) or off (0); settable.
+    public static let partialOffload: UInt16 = 108
+    /// Partially offloaded flows, and packets whose mark named no flow any more.
+    public static let partialFlows: UInt16 = 109
+    public static let staleMarks: UInt16 = 110
     /// Failed flows installed under skip_sw (no software fallback: blackholed).
-    public static let blackholedFlows: UInt16 = 108
+    public static let blackholedFlows: UInt16 = 111
 }
 
 public enum VportCmd {
@@ -53,6 +58,10 @@ public enum VportAttr {
     public static let ifindex: UInt16 = 8
     // esw
     public static let eswitchPort: UInt16 = 100
+    /// u64 × 3, a representor's received packets as OVS counts them: rx_offload_full
+    /// (the hardware ran the flow), rx_offload_partial (the hardware marked it, software
+    /// found the flow by mark), rx_offload_miss (software classified it).
+    public static let offloadCounters: UInt16 = 101
 }
 
 /// OVS_TUNNEL_ATTR_* inside OVS_VPORT_ATTR_OPTIONS.
@@ -79,7 +88,8 @@ public enum FlowAttr {
     public static let ufidFlags: UInt16 = 11
     // esw
     /// u8: 0 software, 1 in hardware, 2 pending (the firmware has not written it yet),
-    /// 3 failed (the hardware refused it after the add had succeeded).
+    /// 3 failed (the hardware refused it after the add had succeeded), 4 partial (the
+    /// hardware matches and marks, software runs the actions).
     public static let offloaded: UInt16 = 100
     public static let offloadReason: UInt16 = 101
     /// A transaction: every NEW of one batch carries the same id; the last one also `batchEnd`.

@@ -11,6 +11,9 @@ public struct DatapathInfo: Sendable {
     public var failedFlows: UInt64 = 0
     public var blackholedFlows: UInt64 = 0
     public var hardwareOnlyDrops: UInt64 = 0
+    public var partialOffload = true
+    public var partialFlows: UInt64 = 0
+    public var staleMarks: UInt64 = 0
     public var maxIdle: UInt32 = 0
 
     public init(_ m: GenericMessage) {
@@ -29,6 +32,9 @@ public struct DatapathInfo: Sendable {
             case DatapathAttr.failedFlows: failedFlows = (try? a.u64()) ?? 0
             case DatapathAttr.blackholedFlows: blackholedFlows = (try? a.u64()) ?? 0
             case DatapathAttr.hardwareOnlyDrops: hardwareOnlyDrops = (try? a.u64()) ?? 0
+            case DatapathAttr.partialOffload: partialOffload = ((try? a.u8()) ?? 1) != 0
+            case DatapathAttr.partialFlows: partialFlows = (try? a.u64()) ?? 0
+            case DatapathAttr.staleMarks: staleMarks = (try? a.u64()) ?? 0
             case DatapathAttr.maxIdle: maxIdle = (try? a.u32()) ?? 0
             case DatapathAttr.eswitch: eswitch = (try? a.string()) ?? ""
             default: break
@@ -44,6 +50,8 @@ public struct VportInfo: Sendable {
     public var dstPort: UInt16?
     public var stats: [UInt64] = Array(repeating: 0, count: 8)
     public var eswitchPort: UInt32?
+    /// rx_offload_full, rx_offload_partial, rx_offload_miss (representors only).
+    public var offloadCounters: [UInt64]?
 
     public var typeName: String {
         switch type {
@@ -68,6 +76,9 @@ public struct VportInfo: Sendable {
                 let p = Array(a.payload)
                 stats = (0..<8).map { p.u64($0 * 8) }
             case VportAttr.eswitchPort: eswitchPort = try? a.u32()
+            case VportAttr.offloadCounters where a.count >= 24:
+                let p = Array(a.payload)
+                offloadCounters = (0..<3).map { p.u64($0 * 8) }
             default: break
             }
         }
@@ -83,7 +94,7 @@ public struct FlowInfo: Sendable {
     public var usedMilliseconds: UInt64?
     public var nowMilliseconds: UInt64 = 0
     public var tcpFlags: UInt16 = 0
-    /// FlowAttr.offloaded: 0 software, 1 hardware, 2 pending, 3 failed.
+    /// FlowAttr.offloaded: 0 software, 1 hardware, 2 pending, 3 failed, 4 partial.
     public var offloadState: UInt8 = 0
     public var offloaded: Bool { offloadState == 1 }
     /// The word after `offloaded:` in a verbose dump (nil for a software flow).
@@ -92,6 +103,7 @@ public struct FlowInfo: Sendable {
         case 1: "yes"
         case 2: "pending"
         case 3: "failed"
+        case 4: "partial"
         default: nil
         }
     }

@@ -47,6 +47,10 @@ public struct HardwareCapabilities: Sendable {
     /// Checks an action list.
     public func check(actions: [HardwareAction]) -> OffloadFailure? {
         var outputs = 0, pushes = 0, encaps = 0
+        if actions.contains(where: { if case .hint = $0 { true } else { false } }) {
+            // Mark-and-send-up is the whole rule: software runs the flow's actions.
+            return actions.count == 1 ? nil : .unsupportedAction("mark with other actions")
+        }
         for a in actions {
             switch a {
             case .forward: outputs += 1

@@ -256,7 +256,10 @@ public final class ESwitch: @unchecked Sendable {
 
     public func addRule(_ spec: HardwareRuleSpec) -> Result<HardwareRuleHandle, OffloadFailure> {
         guard mode == .switchdev else { return .failure(.legacyMode) }
-        if let f = checkPorts(spec) { return .failure(f) }
+        if let f = checkPorts(spec) {
+            releaseUnusedEncaps(of: spec)
+            return .failure(f)
+        }
         switch engine.add(spec) {
         case .success(let r):
             rulesByHandle[r.id] = r
@@ -269,13 +272,29 @@ public final class ESwitch: @unchecked Sendable {
 
     /// A refused rule leaves no encap entry behind that only it would have used.
     private func releaseUnusedEncaps(of spec: HardwareRuleSpec) {
-        for a in spec.actions { if case .encap(let e) = a { tables.releaseEncap(e) } }
+        for a in spec.actions {
+            if case .encap(let e) = a { tables.releaseEncap(e) }
+            if case .hint(let m) = a { tables.releaseMark(m) }
+        }
     }
+
+    /// A flow mark for a partial-offload rule (`HardwareAction.hint`): taken from the
+    /// `marks` resource; it goes back when no rule uses it (a refused add gives it back).
+    public func allocateMark() -> Result<FlowMark, OffloadFailure> {
+        guard mode == .switchdev else { return .failure(.legacyMode) }
+        return tables.allocateMark()
+    }
+
+    /// Gives back a mark no rule took (the caller did not add the rule after all).
+    public func releaseUnusedMark(_ m: FlowMark) { tables.releaseMark(m) }
 
     public func replaceRule(_ h: HardwareRuleHandle, with spec: HardwareRuleSpec) -> Result<HardwareRuleHandle, OffloadFailure> {
         guard mode == .switchdev else { return .failure(.legacyMode) }
         guard let old = rulesByHandle[h.id] else { return .failure(.notFound) }
-        if let f = checkPorts(spec) { return .failure(f) }
+        if let f = checkPorts(spec) {
+            releaseUnusedEncaps(of: spec)
+            return .failure(f)
+        }
         switch engine.replace(old, with: spec) {
         case .success(let r):
             rulesByHandle[h.id] = nil

@@ -24,6 +24,10 @@ public enum HardwareAction: Sendable {
     case encap(EncapEntry)
     /// Strip the outer VXLAN headers (the rule matched them as tunnel fields).
     case decap
+    /// Partial offload: write the mark into the packet's metadata (skb->mark) and send
+    /// it up its port's representor, where software runs the flow the mark names. A
+    /// rule with this action has no other.
+    case hint(FlowMark)
 
     public var name: String {
         switch self {
@@ -34,6 +38,7 @@ public enum HardwareAction: Sendable {
         case .setEthernet, .setIPv4, .setIPv6, .setTransport: "modify_header"
         case .encap: "tunnel_encap"
         case .decap: "tunnel_decap"
+        case .hint: "mark"
         }
     }
 }
@@ -52,6 +57,7 @@ extension HardwareAction: Equatable {
         case (.setTransport(let p1, let s1, let sm1, let d1, let dm1), .setTransport(let p2, let s2, let sm2, let d2, let dm2)):
             p1 == p2 && s1 == s2 && sm1 == sm2 && d1 == d2 && dm1 == dm2
         case (.encap(let e1), .encap(let e2)): e1 === e2
+        case (.hint(let m1), .hint(let m2)): m1 === m2
         default: false
         }
     }
@@ -141,6 +147,8 @@ public final class HardwareRule: ClassifierEntry, @unchecked Sendable {
     public let units: Int
     /// Encap entries referenced by the actions.
     public let encapEntries: [EncapEntry]
+    /// The flow mark of a partial-offload rule.
+    public let mark: FlowMark?
     public let spec: HardwareRuleSpec
     /// The hardware counter this rule counts into (valid once `holdsUnits`).
     public internal(set) var counter: UInt32
@@ -163,12 +171,20 @@ public final class HardwareRule: ClassifierEntry, @unchecked Sendable {
         self.spec = spec
         self.counter = counter
         var encaps: [EncapEntry] = []
-        for a in spec.actions { if case .encap(let e) = a { encaps.append(e) } }
+        var mark: FlowMark?
+        for a in spec.actions {
+            if case .encap(let e) = a { encaps.append(e) }
+            if case .hint(let m) = a { mark = m }
+        }
         self.encapEntries = encaps
+        self.mark = mark
         super.init(key: spec.key, mask: mask)
     }
 
     public var isProgrammed: Bool { state == .programmed }
+
+    /// A partial-offload rule: it classifies and marks, software executes.
+    public var isHint: Bool { mark != nil }
 
     /// Whether its counter is the one the data plane counts this match into: once
     /// written, or while it waits to overwrite a rule whose counter it carries on.

@@ -26,6 +26,9 @@ public final class HardwareTables: @unchecked Sendable {
     public let counterPool: HardwareResource
     /// Distinct masks the parser's tuple space holds, both tables together.
     public let maskPool: HardwareResource
+    /// Flow marks of partial-offload rules (FlowMarks.swift).
+    public let markPool: HardwareResource
+    private var markSlots = FlowMarkAllocator()
 
     /// Every rule the driver accepted and has not discarded, whatever its state.
     public private(set) var rules: [UInt64: HardwareRule] = [:]
@@ -68,6 +71,7 @@ public final class HardwareTables: @unchecked Sendable {
         counterPool = root.addChild(HardwareResource(name: "counters", size: profile.counters, sizeMax: 1 << 22))
         maskPool = root.addChild(HardwareResource(name: "masks", size: DataPlaneCapacity.masks,
                                                   sizeMax: DataPlaneCapacity.masks))
+        markPool = root.addChild(HardwareResource(name: "marks", size: profile.marks, sizeMax: FlowMarkAllocator.capacity))
     }
 
     /// The top-level pools, as devlink lists them.
@@ -97,6 +101,7 @@ public final class HardwareTables: @unchecked Sendable {
         rules[rule.id] = rule
         pendingByMatch[match] = rule
         for e in rule.encapEntries { e.users += 1 }
+        rule.mark?.users += 1
         return .success(rule)
     }
 
@@ -134,6 +139,7 @@ public final class HardwareTables: @unchecked Sendable {
         rules[rule.id] = rule
         pendingByMatch[match(of: rule)] = rule
         for e in rule.encapEntries { e.users += 1 }
+        rule.mark?.users += 1
         if !old.isProgrammed { dropEncaps(of: old) }
         return .success(rule)
     }
@@ -146,6 +152,7 @@ public final class HardwareTables: @unchecked Sendable {
         if !old.isProgrammed {
             old.replaces = rule.replaces
             for e in old.encapEntries { e.users += 1 }
+            old.mark?.users += 1
         }
         rule.holdsUnits = false
         rule.replaces = nil
@@ -293,11 +300,40 @@ public final class HardwareTables: @unchecked Sendable {
         return true
     }
 
+    /// The rule no longer uses its shared entries: encap entries and its flow mark go
+    /// when nobody else does.
     private func dropEncaps(of r: HardwareRule) {
         for e in r.encapEntries {
             e.users -= 1
             if e.users == 0 { releaseEncap(e) }
         }
+        if let m = r.mark {
+            m.users -= 1
+            if m.users == 0 { releaseMark(m) }
+        }
+    }
+
+    /// A fresh flow mark for a partial-offload rule (counted in `marks`); unused until
+    /// a rule names it, and given back by `releaseMark` if none does.
+    func allocateMark() -> Result<FlowMark, OffloadFailure> {
+        guard markPool.reserve(1) else { return .failure(.noSpace(table: "marks")) }
+        guard let m = markSlots.allocate(now: Sys.monotonicNanoseconds()) else {
+            markPool.release(1)
+            return .failure(.noSpace(table: "marks"))
+        }
+        // Marks are written with the rule's actions; the pool counts them as in use.
+        markPool.markProgrammed(1)
+        return .success(m)
+    }
+
+    /// Gives a mark nobody uses back, for reuse after the grace period (packets may
+    /// still carry it; its next holder gets another generation anyway).
+    func releaseMark(_ m: FlowMark) {
+        guard m.users == 0 else { return }
+        m.users = -1   // released: a second release is a no-op
+        markSlots.release(m, now: Sys.monotonicNanoseconds())
+        markPool.markProgrammed(-1)
+        markPool.release(1)
     }
 
     /// The shared encap entry for `key`, created (and counted) on first use.

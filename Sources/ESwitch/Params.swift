@@ -141,6 +141,8 @@ public struct HardwareProfile: Sendable, Equatable {
     public var exactEntries = 32768
     public var encapEntries = 1024
     public var counters = 65536
+    /// Flow marks for partial offload (at most 65535: 16 bits of the mark).
+    public var marks = 8192
 
     public init() {}
 
@@ -159,7 +161,8 @@ public struct HardwareProfile: Sendable, Equatable {
             case "exact": exactEntries = v
             case "encap": encapEntries = v
             case "counters": counters = v
-            default: throw ProfileError(line: n + 1, message: "unknown table \"\(kv[0])\" (masked, exact, encap, counters)")
+            case "marks": marks = v
+            default: throw ProfileError(line: n + 1, message: "unknown table \"\(kv[0])\" (masked, exact, encap, counters, marks)")
             }
         }
     }

@@ -30,7 +30,7 @@ public struct PacketReceiver: ~Copyable {
         messages.initialize(repeating: cnl_mmsghdr(), count: batch)
         vectors = .allocate(capacity: batch)
         vectors.initialize(repeating: iovec(), count: batch)
-        controlSpace = Int(CNL_PACKET_AUXDATA_SPACE)
+        controlSpace = Int(CNL_PACKET_CMSG_SPACE)
         controls = .allocate(byteCount: controlSpace * batch, alignment: 8)
     }
 
@@ -40,12 +40,20 @@ public struct PacketReceiver: ~Copyable {
         controls.deallocate()
     }
 
+    /// Whether each frame comes with its skb->mark (SO_RCVMARK, Linux 5.19): what a tc
+    /// program set reaches the socket, since a redirect within one namespace keeps it.
+    /// Off by default: the control message costs the kernel a little per frame.
+    public func receiveMarks(_ on: Bool) {
+        _ = try? Sys.setsockopt(fd.raw, SOL_SOCKET, SO_RCVMARK, Int32(on ? 1 : 0), "SO_RCVMARK")
+    }
+
     /// Receives up to `count` frames; frame i lands at `buffer(i)` (vnet header first,
-    /// `capacity` bytes available). Reports each through `body(i, length, vlan)`, where
-    /// `vlan` is the tag the kernel stripped, to be put back.
+    /// `capacity` bytes available). Reports each through `body(i, length, vlan, mark)`,
+    /// where `vlan` is the tag the kernel stripped, to be put back, and `mark` the
+    /// frame's skb->mark while `receiveMarks` is on (else 0).
     @inline(__always)
     public func receive(count: Int, capacity: Int, buffer: (Int) -> UnsafeMutableRawPointer,
-                        _ body: (Int, Int, VLANTag?) -> Void) -> Int {
+                        _ body: (Int, Int, VLANTag?, UInt32) -> Void) -> Int {
         let n = min(count, batchCapacity)
         for i in 0..<n {
             vectors[i] = iovec(iov_base: buffer(i), iov_len: capacity)
@@ -62,8 +70,9 @@ public struct PacketReceiver: ~Copyable {
         guard got > 0 else { return 0 }
         for i in 0..<Int(got) {
             var tci: UInt16 = 0, tpid: UInt16 = 0
-            let tagged = withUnsafePointer(to: &messages[i].msg_hdr) { cnl_packet_auxdata_vlan($0, &tci, &tpid) } == 1
-            body(i, Int(messages[i].msg_len), tagged ? VLANTag(tpid: tpid, tci: tci) : nil)
+            var mark: UInt32 = 0
+            let tagged = withUnsafePointer(to: &messages[i].msg_hdr) { cnl_packet_cmsgs($0, &tci, &tpid, &mark) } == 1
+            body(i, Int(messages[i].msg_len), tagged ? VLANTag(tpid: tpid, tci: tci) : nil, mark)
         }
         return Int(got)
     }

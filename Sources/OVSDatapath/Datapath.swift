@@ -22,6 +22,13 @@ public final class Datapath: @unchecked Sendable {
     private var worker: DatapathWorker?
     private var controlEngine: PacketEngine?
     public var policy: OffloadPolicy
+    /// Partial offload (hinting) of flows whose actions only software can run; change
+    /// it with setPartialOffload.
+    public internal(set) var partialOffload = true
+    /// Flow marks of partially offloaded flows, for packet threads.
+    let marks: FlowMarkTable
+    /// Whether representor sockets deliver marks now (control thread).
+    var receivingMarks = false
     public var missMode: MissMode
     public var maxIdleMilliseconds: Int
     public let eswitch: ESwitch?
@@ -48,6 +55,7 @@ public final class Datapath: @unchecked Sendable {
         self.rcu = rcu
         self.logger = logger
         table = FlowTable(rcu: rcu)
+        marks = FlowMarkTable(rcu: rcu)
         upcalls = try UpcallQueue()
     }
 
@@ -108,6 +116,8 @@ public final class Datapath: @unchecked Sendable {
                 let ifindex = try c.index(of: name)
                 let rx = VportReceiver(try PacketReceiver(interface: name))
                 let rep = eswitch?.port(representor: name)?.index
+                // Partial flows exist: this representor's packets may carry marks too.
+                if rep != nil && receivingMarks { rx.receiver.receiveMarks(true) }
                 vp = Vport(portNumber: n, name: name, type: .netdev, eswitchPort: rep, ifindex: ifindex, netdevRX: rx,
                            tap: nil, tunnel: nil)
             case .internal:
@@ -273,7 +283,7 @@ public final class Datapath: @unchecked Sendable {
 
     /// Reads the flow's hardware rule counters now (the periodic poll may be a while ago).
     private func readHardwareCounters(_ f: DatapathFlow) {
-        if case .hardware(let h) = f.offload, let c = eswitch?.ruleCounters(h) { f.hardwareLatest = c }
+        if f.hintMark == 0, case .hardware(let h) = f.offload, let c = eswitch?.ruleCounters(h) { f.hardwareLatest = c }
     }
 
     // MARK: Upcalls and execution
@@ -391,7 +401,7 @@ public final class Datapath: @unchecked Sendable {
         let previousPoll = lastCounterRead
         lastCounterRead = Sys.monotonicNanoseconds()
         for f in table.flows {
-            guard case .hardware(let h) = f.offload, var c = sw.ruleCounters(h, in: snapshot) else { continue }
+            guard f.hintMark == 0, case .hardware(let h) = f.offload, var c = sw.ruleCounters(h, in: snapshot) else { continue }
             // A rule that counted packets since the previous read was used after it: the
             // rule's own last-used time is the kernel's coarse clock, which can lag ours
             // (by minutes, seen on this VM), and must not make a busy flow look idle.
@@ -424,6 +434,9 @@ public final class Datapath: @unchecked Sendable {
         public var hit: UInt64, missed: UInt64, lost: UInt64, flows: UInt64
         public var maskHit: UInt64, masks: UInt64
         public var offloadedFlows: UInt64
+        public var partialFlows: UInt64
+        /// Packets whose mark named no flow any more (they were classified).
+        public var staleMarks: UInt64
         public var pendingFlows: UInt64
         public var failedFlows: UInt64
         /// Of the failed flows, those installed under skip_sw: nothing handles their packets.
@@ -433,10 +446,11 @@ public final class Datapath: @unchecked Sendable {
 
     public var stats: Stats {
         let c = counters.snapshot
-        var byStatus = (offloaded: UInt64(0), pending: UInt64(0), failed: UInt64(0), blackholed: UInt64(0))
+        var byStatus = (offloaded: UInt64(0), partial: UInt64(0), pending: UInt64(0), failed: UInt64(0), blackholed: UInt64(0))
         for f in table.flows {
             switch offloadStatus(of: f) {
             case .offloaded: byStatus.offloaded += 1
+            case .partial: byStatus.partial += 1
             case .pending: byStatus.pending += 1
             case .failed:
                 byStatus.failed += 1
@@ -446,6 +460,7 @@ public final class Datapath: @unchecked Sendable {
         }
         return Stats(hit: c.hit, missed: c.missed, lost: c.lost, flows: UInt64(table.count), maskHit: c.maskHit,
                      masks: UInt64(table.classifier.maskCount), offloadedFlows: byStatus.offloaded,
+                     partialFlows: byStatus.partial, staleMarks: counters.staleMarkCount,
                      pendingFlows: byStatus.pending, failedFlows: byStatus.failed, blackholedFlows: byStatus.blackholed,
                      hardwareOnlyDrops: counters.hardwareOnlyDropCount)
     }

@@ -7,6 +7,7 @@ final class DatapathCounters: @unchecked Sendable {
     private let losts = Atomic<UInt64>(0)
     private let maskHitCount = Atomic<UInt64>(0)
     private let hardwareOnlyDrops = Atomic<UInt64>(0)
+    private let staleMarks = Atomic<UInt64>(0)
 
     @inline(__always) func hit() { hits.wrappingAdd(1, ordering: .relaxed) }
     @inline(__always) func miss() { misses.wrappingAdd(1, ordering: .relaxed) }
@@ -14,6 +15,9 @@ final class DatapathCounters: @unchecked Sendable {
     @inline(__always) func maskHits(_ n: UInt64) { maskHitCount.wrappingAdd(n, ordering: .relaxed) }
     @inline(__always) func hardwareOnlyDrop() { hardwareOnlyDrops.wrappingAdd(1, ordering: .relaxed) }
     var hardwareOnlyDropCount: UInt64 { hardwareOnlyDrops.load(ordering: .relaxed) }
+    /// A packet carried a mark that named no flow (withdrawn, reused, another port).
+    @inline(__always) func staleMark() { staleMarks.wrappingAdd(1, ordering: .relaxed) }
+    var staleMarkCount: UInt64 { staleMarks.load(ordering: .relaxed) }
 
     var snapshot: (hit: UInt64, missed: UInt64, lost: UInt64, maskHit: UInt64) {
         (hits.load(ordering: .relaxed), misses.load(ordering: .relaxed), losts.load(ordering: .relaxed),

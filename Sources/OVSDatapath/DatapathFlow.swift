@@ -56,6 +56,9 @@ public final class DatapathFlow: ClassifierEntry, @unchecked Sendable {
     /// Carried plus latest at the last clear: the hardware counts before it, subtracted
     /// when reporting (hardware counters cannot be reset, only read).
     var hardwareBaseline = RuleCounters()
+    /// The flow mark of its partial-offload rule (0: none). Its hardware counter is
+    /// not added to the flow's: software counts those packets when it runs them.
+    public internal(set) var hintMark: UInt32 = 0
     /// Tunnel-dependent offload: which encap/decap the flow's hardware rule relies on.
     public internal(set) var tunnelDependency: TunnelDependency?
 

@@ -9,6 +9,9 @@ public enum FlowOffloadStatus: Sendable, Equatable {
     /// Accepted by the driver; the firmware has not written the rule yet.
     case pending
     case offloaded
+    /// Partially offloaded: the hardware matches and marks, software runs the actions
+    /// (the flow found by its mark, without classifying).
+    case partial
     /// The add succeeded, then the hardware refused the rule (async, a wrong
     /// prediction): under `none` software handles the packets, under skip_sw nothing does.
     case failed(reason: String)
@@ -21,7 +24,7 @@ extension Datapath {
             return .software(reason: why)
         case .hardware(let h):
             switch eswitch?.ruleState(h) {
-            case .programmed: return .offloaded
+            case .programmed: return f.hintMark != 0 ? .partial : .offloaded
             case .pending: return .pending
             case .failed(let why): return .failed(reason: why.description)
             case nil: return .software(reason: "hardware rule gone")
@@ -55,10 +58,104 @@ extension Datapath {
             case .success(let h):
                 installed(flow, h, t)
             case .failure(let f):
+                if refusedForActions(t.spec), offloadPartially(flow, after: f) { return }
                 try refuse(flow, f, dependency: t.dependency)
             }
         case .failure(let f):
+            if offloadPartially(flow, after: f) { return }
             try refuse(flow, f, dependency: nil)
+        }
+    }
+
+    // MARK: Partial offload (hinting)
+
+    /// Whether a refusal is about actions only software can run (the match itself fits
+    /// the hardware): such a flow can be offloaded partially.
+    static func isSoftwareOnlyActions(_ f: OffloadFailure) -> Bool {
+        switch f {
+        case .unsupportedAction: true
+        // An output to a netdev outside the switch (the translator's wording).
+        case .tunnel(let why): why.hasPrefix("output to ") && why.contains(" leaves ")
+        default: false
+        }
+    }
+
+    /// Whether a software flow's reason says its actions kept it there (the flows
+    /// partial offload may take when it is turned on).
+    static func keptInSoftwareForActions(_ reason: String) -> Bool {
+        reason == "partial offload is off" || reason.hasPrefix("unsupported action")
+            || (reason.hasPrefix("output to ") && reason.contains(" leaves "))
+    }
+
+    /// Whether the driver's capabilities refuse these actions (too many outputs, ...),
+    /// as opposed to a write that failed or a table that is full.
+    fileprivate func refusedForActions(_ spec: HardwareRuleSpec) -> Bool {
+        eswitch?.tables.capabilities.check(actions: spec.actions) != nil
+    }
+
+    /// The partial rule for a flow: its match, and the mark as the only action.
+    fileprivate func hintSpec(for flow: DatapathFlow, mark: FlowMark) -> HardwareRuleSpec? {
+        guard let tr = translator, case .success(let t) = tr.translate(flow.match, actions: [], cookie: 0),
+              t.vxlanPort == nil else { return nil }
+        return HardwareRuleSpec(key: t.spec.key, mask: t.spec.mask, actions: [.hint(mark)],
+                                cookie: UInt64(truncatingIfNeeded: flow.ufid))
+    }
+
+    /// Tries partial offload after the hardware refused `flow`'s actions: the hardware
+    /// matches, marks and sends up the representor; software runs the actions. True if
+    /// the flow has a partial rule now.
+    fileprivate func offloadPartially(_ flow: DatapathFlow, after f: OffloadFailure) -> Bool {
+        guard partialOffload, policy == .none, Datapath.isSoftwareOnlyActions(f), let sw = eswitch,
+              let inPort = vport(UInt32(truncatingIfNeeded: flow.match.key[.inPort])), inPort.eswitchPort != nil,
+              case .success(let mark) = sw.allocateMark() else { return false }
+        guard let spec = hintSpec(for: flow, mark: mark) else {
+            sw.releaseUnusedMark(mark)
+            return false
+        }
+        // A refused add gives the mark back.
+        guard case .success(let h) = sw.addRule(spec) else { return false }
+        flow.offload = .hardware(h)
+        flow.tunnelDependency = nil
+        publishMark(mark.value, for: flow)
+        return true
+    }
+
+    /// Packets marked `mark` go straight to `flow`.
+    fileprivate func publishMark(_ mark: UInt32, for flow: DatapathFlow) {
+        flow.hintMark = mark
+        marks.publish(mark: mark, port: UInt32(truncatingIfNeeded: flow.match.key[.inPort]), flow: flow)
+        receiveMarksIfNeeded()
+    }
+
+    /// The flow's mark names it no more (its packets, if any, are classified).
+    func withdrawMark(of flow: DatapathFlow) {
+        guard flow.hintMark != 0 else { return }
+        marks.withdraw(mark: flow.hintMark, flow: flow)
+        flow.hintMark = 0
+        receiveMarksIfNeeded()
+    }
+
+    /// Representors' sockets deliver skb->mark (SO_RCVMARK) only while some flow has a
+    /// mark: traffic of datapaths without partial flows pays nothing for it.
+    func receiveMarksIfNeeded() {
+        let want = marks.count > 0
+        guard want != receivingMarks else { return }
+        receivingMarks = want
+        for p in allPorts where p.eswitchPort != nil { p.netdevRX?.receiver.receiveMarks(want) }
+    }
+
+    /// Turns partial offload on or off: partial flows go to software, or software flows
+    /// whose actions kept them there get partial rules.
+    public func setPartialOffload(_ on: Bool) {
+        guard on != partialOffload else { return }
+        partialOffload = on
+        for f in Array(table.flows) {
+            if !on, f.hintMark != 0 {
+                removeHardware(f)
+                f.offload = .software(reason: "partial offload is off")
+            } else if on, policy == .none, case .software(let why) = f.offload, Datapath.keptInSoftwareForActions(why) {
+                try? offload(f)
+            }
         }
     }
 
@@ -120,8 +217,22 @@ extension Datapath {
                 old.retireHardwareCounters()
                 fresh.hardwareCarried = old.hardwareCarried
                 fresh.hardwareLatest = RuleCounters()
+                withdrawMark(of: old)
                 installed(fresh, nh, t)
                 unregisterVXLAN(of: old)
+                return
+            }
+            // Partial to partial: the same match keeps its mark, which names the new
+            // flow from now on (make-before-break, as for full rules).
+            if case .failure(let f) = translated, partialOffload, policy == .none, Datapath.isSoftwareOnlyActions(f),
+               let mark = eswitch!.rule(h)?.mark, let spec = hintSpec(for: fresh, mark: mark),
+               case .success(let nh) = eswitch!.replaceRule(h, with: spec) {
+                old.retireHardwareCounters()
+                fresh.hardwareCarried = old.hardwareCarried
+                fresh.hardwareLatest = RuleCounters()
+                fresh.offload = .hardware(nh)
+                old.hintMark = 0
+                publishMark(mark.value, for: fresh)
                 return
             }
             if policy == .skipSW, case .failure(let f) = translated {
@@ -136,7 +247,9 @@ extension Datapath {
 
     func removeHardware(_ f: DatapathFlow) {
         guard case .hardware(let h) = f.offload, let sw = eswitch else { return }
-        if let c = sw.ruleCounters(h) { f.hardwareLatest = c }
+        // A partial rule's counter counts what software counts again: not added.
+        if f.hintMark == 0, let c = sw.ruleCounters(h) { f.hardwareLatest = c }
+        withdrawMark(of: f)
         f.retireHardwareCounters()
         sw.deleteRule(h)
         unregisterVXLAN(of: f)

@@ -72,13 +72,13 @@ final class DatapathWorker: @unchecked Sendable {
             repeat {
                 got = rx.receiver.receive(count: PacketEngine.batch,
                                           capacity: SlotPool.frameCapacity + VirtioNetHeader.size,
-                                          buffer: { pool.slot($0) + SlotPool.headroom - VirtioNetHeader.size }) { i, len, vlan in
+                                          buffer: { pool.slot($0) + SlotPool.headroom - VirtioNetHeader.size }) { i, len, vlan, mark in
                     guard len > VirtioNetHeader.size else { return }
                     let frame = pool.slot(i) + SlotPool.headroom - VirtioNetHeader.size
                     var b = PacketBuffer(storage: pool.slot(i), capacity: SlotPool.slotSize, head: SlotPool.headroom,
                                          length: len - VirtioNetHeader.size, offload: OffloadInfo(virtioHeader: frame))
                     if let vlan { _ = b.restoreVLANTag(tpid: vlan.tpid, tci: vlan.tci) }
-                    engine.receive(&b, on: port, tunnel: nil)
+                    engine.receive(&b, on: port, mark: mark)
                 }
                 // Outputs may point into this batch's slots: send them before reuse.
                 engine.flush()

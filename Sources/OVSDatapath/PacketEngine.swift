@@ -58,6 +58,31 @@ final class PacketEngine: @unchecked Sendable {
 
     // MARK: Receive path
 
+    /// A frame received on `port` with the mark the hardware gave it (0: none): a mark
+    /// that names a flow of this port whose match the packet has is that flow, without
+    /// classifying (partial offload); any other mark is ignored.
+    @inline(__always)
+    func receive(_ b: inout PacketBuffer, on port: Vport, mark: UInt32) {
+        guard mark != 0 else { return receive(&b, on: port, tunnel: nil) }
+        port.countRX(b.length)
+        var key = FlowKey()
+        key[.inPort] = UInt64(port.portNumber)
+        guard case .success(var offsets) = FlowExtractor.extract(b.data, length: b.length, into: &key,
+                                                                udpFragmentOffload: b.offload.gsoType & 0x7f == OffloadInfo.gsoUDP) else {
+            port.rxErrors.wrappingAdd(1, ordering: .relaxed)
+            return
+        }
+        // The check against the match costs a few word compares; it keeps a packet
+        // from ever reaching a flow it does not match, whatever the mark says.
+        guard let flow = dp.marks.flow(mark: mark, port: port.portNumber), flow.mask.matches(key, flow.key) else {
+            dp.counters.staleMark()
+            return process(&b, key: &key, offsets: &offsets, depth: 0)
+        }
+        port.rxHinted.wrappingAdd(1, ordering: .relaxed)
+        dp.counters.hit()
+        run(flow, &b, key: &key, offsets: &offsets, depth: 0)
+    }
+
     /// A frame received on `port`: extract, look up, execute, or miss.
     @inline(__always)
     func receive(_ b: inout PacketBuffer, on port: Vport, tunnel: TunnelMetadata?) {
@@ -89,7 +114,12 @@ final class PacketEngine: @unchecked Sendable {
             return
         }
         dp.counters.hit()
-        let flow = unsafeDowncast(entry.takeUnretainedValue(), to: DatapathFlow.self)
+        run(unsafeDowncast(entry.takeUnretainedValue(), to: DatapathFlow.self), &b, key: &key, offsets: &offsets, depth: depth)
+    }
+
+    /// Runs a flow's actions on a packet it matched.
+    @inline(__always)
+    func run(_ flow: DatapathFlow, _ b: inout PacketBuffer, key: inout FlowKey, offsets: inout HeaderOffsets, depth: Int) {
         if flow.hardwareOnly {
             // skip_sw: the rule exists only in hardware (or is still waiting to get
             // there); software has no fallback for it, as on a line-rate ASIC.

@@ -85,6 +85,15 @@ extension PacketTracer {
         }
         hw.add("result", "hit")
         hw.add("actions_applied", .list(applyHardwareActions(l.rule, frame, tunnel: tunnel).map { .text($0) }))
+        if let m = l.rule.mark {
+            // Partial offload: up the representor with the mark; the datapath runs the
+            // flow the mark names (the one its classifier would find, shown below).
+            let named = dp.marks.holder(of: m.value).map { "ufid:" + formatUFID($0.ufid) } ?? "no flow (it would be classified)"
+            hw.add("mark", "0x" + String(m.value, radix: 16) + " names " + named)
+            top.add("hardware", hw.node)
+            toRepresentor(frame, port: p, into: &top)
+            return
+        }
         top.add("hardware", hw.node)
     }
 
@@ -144,6 +153,7 @@ extension PacketTracer {
         case .software(let why): return base + flow + " is not offloaded: \(why)"
         case .pending: return base + flow + " has a rule the firmware has not written yet"
         case .failed(let why): return base + flow + " has a rule the hardware refused after the add: \(why)"
+        case .partial: return base + flow + " has a partial rule that does not match the hardware's key"
         case .offloaded: return base + flow + " has a rule that does not match the hardware's key"
         }
     }
@@ -194,6 +204,7 @@ extension PacketTracer {
             "modify_header(\(proto == IPProto.tcp ? "tcp" : "udp")" + ([sm != 0 ? "src=\(s)" : nil, dm != 0 ? "dst=\(d)" : nil].compactMap { $0 }.joined(separator: ",")).wrapped + ")"
         case .encap(let e): "tunnel_encap(\(e.key), entry \(e.id))"
         case .decap: "tunnel_decap"
+        case .hint(let m): "mark(0x\(String(m.value, radix: 16))),to_representor"
         }
     }
 
@@ -268,6 +279,10 @@ extension PacketTracer {
                 } else {
                     steps.append("tunnel_decap: the frame was not parsed as VXLAN; nothing removed")
                 }
+            case .hint:
+                // Partial offload: the software datapath runs the flow the mark names.
+                steps.append(describe(a) + ": the software datapath runs the flow this mark names, without classifying")
+                forwarded = true
             }
         }
         if !forwarded { verdicts.append("hardware: rule \(rule.id) has no output (dropped)") }

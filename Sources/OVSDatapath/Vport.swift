@@ -68,6 +68,11 @@ public final class Vport: @unchecked Sendable {
     let txPackets = Atomic<UInt64>(0), txBytes = Atomic<UInt64>(0)
     let rxDropped = Atomic<UInt64>(0), txDropped = Atomic<UInt64>(0)
     let rxErrors = Atomic<UInt64>(0), txErrors = Atomic<UInt64>(0)
+    /// Packets received with a mark that named their flow (partial offload hits).
+    let rxHinted = Atomic<UInt64>(0)
+
+    /// Received packets software found by mark: the `partial` of rx_offload counts.
+    public var hintedPackets: UInt64 { rxHinted.load(ordering: .relaxed) }
 
     init(portNumber: UInt32, name: String, type: VportType, eswitchPort: PortIndex?, ifindex: Int32,
          netdevRX: VportReceiver?, tap: TapQueue?, tunnel: TunnelSockets?, udpPort: UInt16 = 0) {

@@ -60,12 +60,19 @@ struct Show: ParsableCommand {
                     ("pending_flows", .uint(d.pendingFlows)), ("failed_flows", .uint(d.failedFlows)),
                     ("blackholed_flows", .uint(d.blackholedFlows)),
                     ("hw_only_drops", .uint(d.hardwareOnlyDrops)),
+                    ("partial_offload", .bool(d.partialOffload)), ("partial_flows", .uint(d.partialFlows)),
+                    ("stale_marks", .uint(d.staleMarks)),
                     ("masks", .object([("hit", .uint(d.maskHit)), ("total", .uint(UInt64(d.masks)))])),
                     ("policy", .string(d.policy)), ("miss", .string(d.missMode)), ("eswitch", .string(d.eswitch)),
                     ("ports", .array(ports.map { p in
                         var f: [(String, JSON)] = [("port", .uint(UInt64(p.number))), ("name", .string(p.name)), ("type", .string(p.typeName))]
                         if let dst = p.dstPort { f.append(("dst_port", .uint(UInt64(dst)))) }
                         if let e = p.eswitchPort { f.append(("eswitch_port", .uint(UInt64(e)))) }
+                        if let o = p.offloadCounters {
+                            f.append(("rx_offload_full", .uint(o[0])))
+                            f.append(("rx_offload_partial", .uint(o[1])))
+                            f.append(("rx_offload_miss", .uint(o[2])))
+                        }
                         f.append(("stats", .object(zip(["rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_errors", "tx_errors",
                                                         "rx_dropped", "tx_dropped"], p.stats).map { ($0, .uint($1)) })))
                         return .object(f)
@@ -86,6 +93,7 @@ struct Show: ParsableCommand {
                          + "hw-only drops: \(d.hardwareOnlyDrops)")
             }
             Out.line("  offload policy: \(d.policy), miss: \(d.missMode)")
+            Out.line("  partial offload: \(d.partialOffload ? "on" : "off"), flows: \(d.partialFlows), stale marks: \(d.staleMarks)")
             for p in ports {
                 var line = "  port \(p.number): \(p.name)"
                 switch p.type {
@@ -101,6 +109,9 @@ struct Show: ParsableCommand {
                     Out.line("    TX packets:\(st[1]) errors:\(st[5]) dropped:\(st[7]) aborted:0 carrier:0")
                     Out.line("    collisions:0")
                     Out.line("    RX bytes:\(st[2]) (\(humanBytes(st[2])))  TX bytes:\(st[3]) (\(humanBytes(st[3])))")
+                    if let o = p.offloadCounters {
+                        Out.line("    rx_offload_full:\(o[0]) rx_offload_partial:\(o[1]) rx_offload_miss:\(o[2])")
+                    }
                 }
             }
         }
@@ -141,6 +152,26 @@ struct SetPolicy: ParsableCommand {
             let (dp, rest) = splitDP(args, needed: 1)
             let s = try Session(connection, dp: dp)
             _ = try s.request(Family.datapath, DatapathCmd.set) { $0.putString(DatapathAttr.policy, rest[0]) }
+        }
+    }
+}
+
+struct SetPartialOffload: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "set-partial-offload",
+        abstract: "Partial offload (hinting) of flows whose actions only software can run: on (default) or off.",
+        discussion: "On: the hardware matches such a flow, marks its packets and sends them up the representor, where the datapath finds the flow by mark without classifying. Off: they stay in software.")
+    @OptionGroup var connection: ConnectionOptions
+    @Argument(help: "[DP] on|off") var args: [String]
+
+    func run() throws {
+        try cli {
+            let (dp, rest) = splitDP(args, needed: 1)
+            guard let v = rest.first, rest.count == 1, ["on", "off"].contains(v) else {
+                throw CLIError("usage: set-partial-offload [DP] on|off")
+            }
+            let s = try Session(connection, dp: dp)
+            _ = try s.request(Family.datapath, DatapathCmd.set) { $0.putU8(DatapathAttr.partialOffload, v == "on" ? 1 : 0) }
         }
     }
 }

@@ -55,7 +55,8 @@ struct FlowLineFormatter {
         s += keys.format(key: f.key, mask: f.mask)
         s += ", packets:\(f.packets), bytes:\(f.bytes), used:\(f.usedText)"
         if f.tcpFlags != 0 { s += ", flags:\(f.tcpFlagsText)" }
-        if verbose { s += f.offloadWord.map { ", offloaded:\($0), dp:esw" } ?? ", dp:ovs" }
+        // A partial flow's actions run in software: dp:ovs, as OVS prints it.
+        if verbose { s += f.offloadWord.map { ", offloaded:\($0), dp:" + (f.offloadState == 4 ? "ovs" : "esw") } ?? ", dp:ovs" }
         s += ", actions:" + memo.text(of: f.actions) { actions.format(f.actions) }
         if verbose, !f.offloaded, let r = f.offloadReason {
             s += f.offloadState == 3 ? ", dp-extra-info:hardware refused it after the add: \(r)" : ", dp-extra-info:not offloaded: \(r)"
@@ -72,6 +73,7 @@ func flowJSON(_ f: FlowInfo, names: [UInt32: String]) -> JSON {
         ("packets", .uint(f.packets)), ("bytes", .uint(f.bytes)), ("used", .string(f.usedText)),
         ("offloaded", .bool(f.offloaded)), ("dp", .string(f.offloaded ? "esw" : "ovs")),
     ]
+    if let w = f.offloadWord, w != "yes" { fields.append(("offload", .string(w))) }
     if f.tcpFlags != 0 { fields.append(("tcp_flags", .string(f.tcpFlagsText))) }
     if let r = f.offloadReason, !f.offloaded { fields.append(("offload_reason", .string(r))) }
     if f.learned { fields.append(("learned", .bool(true))) }
@@ -112,6 +114,7 @@ func putFlow(_ s: Session, flow: String, actions: String, command: UInt8, flags:
         switch f.offloadState {
         case 1: Out.line("offloaded")
         case 2: Out.line("offload pending (the firmware has not written the rule yet)")
+        case 4: Out.line("offloaded partially (the hardware marks, software runs the actions)")
         default: Out.line("not offloaded: \(f.offloadReason ?? "unknown reason")")
         }
     }
@@ -366,7 +369,7 @@ struct DumpFlows: ParsableCommand {
     @Flag(help: "Port names instead of numbers.") var names = false
     @Flag(name: .customLong("no-names"), help: "Port numbers even with -m.") var noNames = false
     @Flag(name: .short, help: "JSON.") var json = false
-    @Argument(help: "[DP] [type=offloaded|non-offloaded|ovs|all]") var args: [String] = []
+    @Argument(help: "[DP] [type=offloaded|partially-offloaded|non-offloaded|ovs|all]") var args: [String] = []
 
     func run() throws {
         try cli {
@@ -375,8 +378,8 @@ struct DumpFlows: ParsableCommand {
             for a in args {
                 if a.hasPrefix("type=") {
                     type = String(a.dropFirst(5))
-                    guard ["offloaded", "non-offloaded", "ovs", "all"].contains(type) else {
-                        throw CLIError("type must be offloaded, non-offloaded, ovs or all")
+                    guard ["offloaded", "partially-offloaded", "non-offloaded", "ovs", "all"].contains(type) else {
+                        throw CLIError("type must be offloaded, partially-offloaded, non-offloaded, ovs or all")
                     }
                 } else { dp = a }
             }

@@ -79,6 +79,10 @@ final class DatapathService {
                 d.missMode = mode
             }
             if let idle = try a.u32(DatapathAttr.maxIdle) { d.maxIdleMilliseconds = Int(idle) }
+            if let on = try a.u8(DatapathAttr.partialOffload) {
+                d.setPartialOffload(on != 0)
+                logger.info("partial offload set", metadata: ["on": "\(on != 0)"])
+            }
             r.message(.reply(family: Family.datapath, command: DatapathCmd.new, sequence: r.sequence, attributes: describe(d)))
         default:
             throw RequestError(95, "unknown datapath command \(m.command)")
@@ -103,6 +107,9 @@ final class DatapathService {
         w.putU64(DatapathAttr.failedFlows, s.failedFlows)
         w.putU64(DatapathAttr.blackholedFlows, s.blackholedFlows)
         w.putU64(DatapathAttr.hardwareOnlyDrops, s.hardwareOnlyDrops)
+        w.putU8(DatapathAttr.partialOffload, d.partialOffload ? 1 : 0)
+        w.putU64(DatapathAttr.partialFlows, s.partialFlows)
+        w.putU64(DatapathAttr.staleMarks, s.staleMarks)
         w.putU32(DatapathAttr.maxIdle, UInt32(d.maxIdleMilliseconds))
         if let e = d.eswitch { w.putString(DatapathAttr.eswitch, e.name) }
         return w.bytes
@@ -177,7 +184,17 @@ final class DatapathService {
         let s = v.stats
         w.putU64Array(VportAttr.stats, [s.rxPackets, s.txPackets, s.rxBytes, s.txBytes, s.rxErrors, s.txErrors, s.rxDropped, s.txDropped])
         w.putU32(VportAttr.ifindex, UInt32(bitPattern: v.ifindex))
-        if let e = v.eswitchPort { w.putU32(VportAttr.eswitchPort, e) }
+        if let e = v.eswitchPort {
+            w.putU32(VportAttr.eswitchPort, e)
+            if let sw = datapath?.eswitch {
+                // What the hardware ran itself: received, less what went up the
+                // representor (misses and marked packets) and what it dropped on parse.
+                let c = sw.portCounters(e)
+                let full = c.rxPackets &- min(c.rxPackets, c.toRepresentor &+ c.rxDropped)
+                let partial = v.hintedPackets
+                w.putU64Array(VportAttr.offloadCounters, [full, partial, s.rxPackets &- min(s.rxPackets, partial)])
+            }
+        }
         return w.bytes
     }
 }

@@ -61,6 +61,7 @@ extension DatapathService {
     static func matches(_ type: String, _ f: DatapathFlow, _ d: Datapath) -> Bool {
         switch type {
         case "offloaded": d.offloadStatus(of: f) == .offloaded
+        case "partially-offloaded": d.offloadStatus(of: f) == .partial
         case "non-offloaded", "ovs": d.offloadStatus(of: f) != .offloaded
         default: true
         }
@@ -238,6 +239,8 @@ extension DatapathService {
         switch d.offloadStatus(of: f) {
         case .offloaded:
             w.putU8(FlowAttr.offloaded, 1)
+        case .partial:
+            w.putU8(FlowAttr.offloaded, 4)
         case .pending:
             w.putU8(FlowAttr.offloaded, 2)
         case .failed(let reason):

@@ -20,6 +20,10 @@ struct RequestAttributes {
         guard let a = self[t] else { return nil }
         do { return try a.u32() } catch { throw RequestError(22, error.description) }
     }
+    func u8(_ t: UInt16) throws(RequestError) -> UInt8? {
+        guard let a = self[t] else { return nil }
+        do { return try a.u8() } catch { throw RequestError(22, error.description) }
+    }
     func u16(_ t: UInt16) throws(RequestError) -> UInt16? {
         guard let a = self[t] else { return nil }
         do { return try a.u16() } catch { throw RequestError(22, error.description) }

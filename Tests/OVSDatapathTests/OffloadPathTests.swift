@@ -41,8 +41,9 @@ struct OffloadPathTests {
         #expect(dp.rules.isEmpty)
     }
 
-    @Test func aSoftwareOnlyActionStaysInSoftwareWithAReason() throws {
+    @Test func aSoftwareOnlyActionStaysInSoftwareWithAReasonWhenPartialOffloadIsOff() throws {
         let (d, _, dp) = try Self.datapath()
+        d.setPartialOffload(false)
         let f = try Self.put(d, "in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)", "userspace(pid=7)")
         guard case .software(let reason) = f.offload else { Issue.record("offloaded a userspace action"); return }
         #expect(reason.contains("userspace"))

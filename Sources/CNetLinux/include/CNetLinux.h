@@ -74,6 +74,11 @@ void cnl_udp_tunnel_info(const struct msghdr *msg, uint32_t *dst, uint8_t *tos, 
 int cnl_packet_auxdata_vlan(const struct msghdr *msg, uint16_t *tci, uint16_t *tpid);
 /* Control-buffer bytes one PACKET_AUXDATA message needs. */
 extern const int CNL_PACKET_AUXDATA_SPACE;
+/* PACKET_AUXDATA's VLAN tag (returns 1 when there is one) and the SO_RCVMARK mark
+ * (skb->mark, 0 when absent) of one received message. */
+int cnl_packet_cmsgs(const struct msghdr *msg, uint16_t *tci, uint16_t *tpid, uint32_t *mark);
+/* Control-buffer bytes for PACKET_AUXDATA plus an SO_RCVMARK mark. */
+extern const int CNL_PACKET_CMSG_SPACE;
 int cnl_sendto_ipv4(int fd, const void *buf, size_t len, uint32_t dst_host_order);
 int cnl_raw_ipv4_socket(void);
 uint32_t cnl_sockaddr_in_addr(const void *sa);

@@ -1,0 +1,83 @@
+import Classifier
+import ESwitch
+import Synchronization
+
+/// Flow marks to flows, for packet threads (OVS's mark_to_flow): a packet the hardware
+/// marked for a partially offloaded flow is given to that flow without classifying it.
+///
+/// One slot per mark slot (FlowMark.slot), two words each: the tag (mark | in_port << 32)
+/// and the flow. A packet reaches a flow only if its mark and port equal the tag, read
+/// before and after the flow (a seqlock with one writer): a mark withdrawn or given to
+/// another flow, or a packet on another port, falls back to the classifier. A mark's
+/// generation changes whenever its slot is reused, so a packet carrying an old mark
+/// never matches the slot's next holder. Flows stay alive for readers through RCU.
+final class FlowMarkTable: @unchecked Sendable {
+    static let capacity = 0xffff
+    private let words: UnsafeMutablePointer<Atomic<UInt64>>
+    private let rcu: QuiescentState
+    /// Control thread: what each slot holds (keeps the flows alive).
+    private var held: [Int: (mark: UInt32, flow: DatapathFlow)] = [:]
+
+    init(rcu: QuiescentState) {
+        self.rcu = rcu
+        words = .allocate(capacity: 2 * FlowMarkTable.capacity)
+        for i in 0..<(2 * FlowMarkTable.capacity) { (words + i).initialize(to: Atomic(0)) }
+    }
+
+    deinit {
+        words.deinitialize(count: 2 * FlowMarkTable.capacity)
+        words.deallocate()
+    }
+
+    /// Marks published now.
+    var count: Int { held.count }
+
+    @inline(__always)
+    private static func tag(_ mark: UInt32, _ port: UInt32) -> UInt64 { UInt64(mark) | UInt64(port) << 32 }
+
+    /// The flow `mark` names for a packet received on datapath port `port`, or nil
+    /// (then classify). Packet threads, inside an RCU read section.
+    @inline(__always)
+    func flow(mark: UInt32, port: UInt32) -> DatapathFlow? {
+        guard let s = FlowMark.slot(of: mark), s < FlowMarkTable.capacity else { return nil }
+        let w = words + 2 * s
+        let tag = FlowMarkTable.tag(mark, port)
+        guard w[0].load(ordering: .acquiring) == tag else { return nil }
+        let bits = w[1].load(ordering: .acquiring)
+        guard bits != 0, w[0].load(ordering: .acquiring) == tag,
+              let p = UnsafeRawPointer(bitPattern: UInt(truncatingIfNeeded: bits)) else { return nil }
+        return Unmanaged<DatapathFlow>.fromOpaque(p).takeUnretainedValue()
+    }
+
+    /// Control thread: `mark` now names `flow` for packets arriving on `port` (replacing
+    /// whatever the slot held: a modified flow keeps its predecessor's mark).
+    func publish(mark: UInt32, port: UInt32, flow: DatapathFlow) {
+        guard let s = FlowMark.slot(of: mark), s < FlowMarkTable.capacity else { return }
+        let w = words + 2 * s
+        // Invalidate first: a reader between the two stores sees no entry, never a mix.
+        w[0].store(0, ordering: .releasing)
+        w[1].store(UInt64(UInt(bitPattern: Unmanaged.passUnretained(flow).toOpaque())), ordering: .releasing)
+        w[0].store(FlowMarkTable.tag(mark, port), ordering: .releasing)
+        if let old = held[s], old.flow !== flow { retire(old.flow) }
+        held[s] = (mark, flow)
+    }
+
+    /// Control thread: `mark` no longer names `flow` (if it still does).
+    func withdraw(mark: UInt32, flow: DatapathFlow) {
+        guard let s = FlowMark.slot(of: mark), let h = held[s], h.mark == mark, h.flow === flow else { return }
+        (words + 2 * s)[0].store(0, ordering: .releasing)
+        held[s] = nil
+        retire(flow)
+    }
+
+    /// What `mark` names, for the control thread (tests, dumps).
+    func holder(of mark: UInt32) -> DatapathFlow? {
+        guard let s = FlowMark.slot(of: mark), let h = held[s], h.mark == mark else { return nil }
+        return h.flow
+    }
+
+    /// A reader may still run the flow it found: release it after a grace period.
+    private func retire(_ flow: DatapathFlow) {
+        rcu.retire { withExtendedLifetime(flow) {} }
+    }
+}

@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# bench-hinting.sh — `scripts/bench.sh hinting`: the software path with and without
+# partial offload (hinting), for flow sets whose traffic spreads over 1, 16, 64 and 256
+# masks.
+#
+# Usage: scripts/bench.sh hinting [--quick] [--bin DIR] [--out DIR]
+#
+# The lab topology (scripts/topology.sh, namespaces $ESW_BENCH_PREFIX*, default
+# eswbench-): eswd --vfs 2, switchdev, policy none. For M masks, M datapath flows
+# in_port(pf0vf0) -> pf0vf1 with a software-only action (trunc, so every packet takes
+# the software path), flow i matching UDP dst port 2000+i under a mask of its own (IPv4
+# source and destination prefixes of distinct lengths), and M fully offloadable flows
+# in_port(pf0vf1) with the same masks, so that the hardware's tuple space walks the same
+# masks in both modes. A raw-socket sender in vm0 sends 64-byte UDP frames round-robin
+# over the M flows, so the classifier's subtable ranking cannot put one hot mask first:
+# without hinting a packet costs about M/2 subtable probes.
+# `hint`: partial offload on (the hardware marks, the datapath goes to the flow by mark);
+# `classify`: `esw-dpctl set-partial-offload off` (the same flows, classified).
+# The hardware's tuple space holds at most 64 masks (devlink resource `masks`): with 256,
+# only the flows of the first 64 masks get a partial rule; the report says how many.
+#
+# Per (M, mode), RUNS x T s each (5 x 5 s, --quick 5 x 2 s), medians:
+#   - as fast as the sender goes: packets/s the datapath received on pf0vf0;
+#   - at a fixed RATE (20,000 frames/s, below what either mode handles): CPU per packet
+#     of eswd's packet thread (esw-dp), in user space (the datapath's own work:
+#     extraction, lookup, actions; from its utime, 10 ms ticks) and in total (schedstat
+#     run time, ns: with the kernel's receive and send, which hinting does not change);
+#     the share of packets found by mark (rx_offload_partial).
+# CPU per packet at a fixed rate, because at the sender's top speed the two modes see
+# different rates, batch sizes and so costs per packet.
+# Output: OUT/hinting.md (OUT defaults to bench/). Needs root. Everything it starts is
+# torn down on any exit.
+set -uo pipefail
+LC_ALL=C; export LC_ALL
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$ROOT/scripts/netns.sh"
+. "$ROOT/scripts/topology.sh"
+. "$ROOT/scripts/deps.sh"
+BIN=${ESW_BIN:-$ROOT/.build/release} OUT=$ROOT/bench QUICK=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) QUICK=1 ;;
+        --bin) BIN=$2; shift ;;
+        --out) OUT=$2; shift ;;
+        *) echo "bench.sh hinting: unknown argument $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+RUNS=${ESW_HINT_RUNS:-5}
+if [ $QUICK = 1 ]; then T=2; else T=5; fi
+MASKS=(${ESW_HINT_MASKS:-1 16 64 256})
+RATE=20000
+PY=/usr/bin/python3
+P=${ESW_BENCH_PREFIX:-eswbench-}
+HZ=$(getconf CLK_TCK)
+log() { printf '[bench hinting] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+[ "$(id -u)" -eq 0 ] || die "needs root"
+esw_install_deps >&2 || die "cannot install the packages it needs"
+"$PY" -c 'import scapy.all' 2>/dev/null || die "$PY cannot import scapy (python3-scapy)"
+if [ "$BIN" = "$ROOT/.build/release" ]; then
+    log "swift build -c release"
+    (cd "$ROOT" && swift build -c release 2>&1 | tail -n 3) >&2 || exit 1
+fi
+mkdir -p "$OUT"
+D=$(mktemp -d /tmp/eswhint.XXXXXX)
+PIDS=()
+topo_init "$P" || exit 1
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM HUP
+    esw_stop "${PIDS[@]}"
+    esw_del_netns "${TOPO_NAMESPACES[@]}"
+    if [ $rc -ne 0 ]; then log "failed (rc=$rc); logs kept in $D"; else rm -rf "$D"; fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+DPCTL() { ESW_CONTROL=$D/eswd.sock "$BIN/esw-dpctl" "$@"; }
+DEVLINK() { ESW_CONTROL=$D/eswd.sock "$BIN/esw-devlink" "$@"; }
+start_eswd() {
+    ip netns exec "${P}host" "$BIN/eswd" --control "$D/eswd.sock" "$@" >>"$D/eswd.log" 2>&1 &
+    SWPID=$!; PIDS+=("$SWPID")
+    topo_wait 10 DEVLINK dev show || { cat "$D/eswd.log" >&2; return 1; }
+}
+# dpcpu: "UTIME_TICKS RUNTIME_NS" of eswd's packet thread (esw-dp) so far: user time
+# from its stat (clock ticks), all its CPU time from schedstat (nanoseconds)
+dpcpu() {
+    local t
+    for t in /proc/$SWPID/task/*; do
+        [ "$(cat "$t/comm" 2>/dev/null)" = esw-dp ] || continue
+        echo "$(sed 's/^.*) //' "$t/stat" | awk '{print $12}') $(awk '{print $1}' "$t/schedstat")"
+        return
+    done
+    echo "0 0"
+}
+median() { sort -g | awk '{a[NR]=$1} END{ if (NR == 0) print "nan"; else print a[int((NR+1)/2)] }'; }
+# rx PORT FIELD: a counter of a datapath port from `show -j`
+port_counter() {
+    DPCTL show -j | "$PY" -c '
+import json, sys
+for p in json.load(sys.stdin)["ports"]:
+    if p["name"] == sys.argv[1]:
+        print(p["stats"]["rx_packets"] if sys.argv[2] == "rx" else p.get("rx_offload_partial", 0))' "$1" "$2"
+}
+
+topo_esw 2 start_eswd --mode switchdev --policy none || die "cannot build the topology"
+DPCTL add-if pf0vf0 >/dev/null || die "add-if pf0vf0"
+DPCTL add-if pf0vf1 >/dev/null || die "add-if pf0vf1"
+
+# flows M FILE: M flows, flow i under mask i (source prefix a, destination prefix b),
+# and the same masks on in_port(2) in hardware (no traffic).
+flows() {
+    "$PY" - "$1" >"$2" <<'EOF'
+import sys
+import ipaddress
+m = int(sys.argv[1])
+def mask(n): return str(ipaddress.IPv4Network("0.0.0.0/%d" % n).netmask)
+for port, actions in ((1, "trunc(2000),2"), (2, "1")):
+    for i in range(m):
+        a, b = 32 - i % 17, 32 - i // 17          # 17 x 16 distinct (a, b) pairs cover 256
+        print("in_port(%d),eth(),eth_type(0x0800),ipv4(src=198.19.0.1/%s,dst=198.19.0.2/%s,proto=17,frag=no),udp(dst=%d)"
+              " %s" % (port, mask(a), mask(b), 2000 + i, actions))
+EOF
+}
+cat >"$D/send.py" <<'EOF'
+import sys, time, logging
+logging.getLogger("scapy").setLevel(logging.ERROR)
+from scapy.all import Ether, IP, UDP, Raw, conf
+m, seconds, rate = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+s = conf.L2socket(iface="esw0v0")
+# To a MAC nobody has: vm1's kernel counts and drops the frames without answering.
+frames = [bytes(Ether(dst="02:00:00:00:00:99") / IP(src="198.19.0.1", dst="198.19.0.2") /
+                UDP(sport=4000, dport=2000 + i) / Raw(b"x" * 18)) for i in range(m)]
+frames = (frames * (256 // m + 1))[:max(256, m)]
+start = time.perf_counter()
+end, sent = start + seconds, 0
+while time.perf_counter() < end:
+    for f in frames[:32] if rate else frames:
+        s.send(f)
+    if rate:
+        # Bursts of 32 on a schedule: RATE frames a second on average.
+        frames = frames[32:] + frames[:32]
+        sent += 32
+        delay = start + sent / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+EOF
+
+ROWS=()
+for m in "${MASKS[@]}"; do
+    DPCTL del-flows >/dev/null
+    DPCTL set-partial-offload on
+    flows "$m" "$D/flows.$m"
+    DPCTL add-flows "$D/flows.$m" || die "add-flows ($m masks)"
+    partial=$(DPCTL dump-flows type=partially-offloaded | grep -c 'in_port(1)')
+    masks=$(DPCTL show -j | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["masks"]["total"])')
+    log "$m masks: $masks in the datapath, $partial of $m flows partially offloaded"
+    for mode in hint classify; do
+        if [ $mode = hint ]; then DPCTL set-partial-offload on; else DPCTL set-partial-offload off; fi
+        pps=() user=() total=() share=()
+        # A warm-up second: the classifier ranks its subtables by hits every second.
+        ip netns exec "${P}vm0" "$PY" "$D/send.py" "$m" 1 0 >/dev/null 2>&1
+        for r in $(seq $RUNS); do
+            rx0=$(port_counter pf0vf0 rx) t0=$(date +%s%N)
+            ip netns exec "${P}vm0" "$PY" "$D/send.py" "$m" "$T" 0 >/dev/null 2>>"$D/send.err"
+            rx1=$(port_counter pf0vf0 rx) t1=$(date +%s%N)
+            p=$(awk -v r0="$rx0" -v r1="$rx1" -v t0="$t0" -v t1="$t1" 'BEGIN{printf "%.1f", (r1 - r0) / ((t1 - t0) / 1e9) / 1e3}')
+            rx0=$(port_counter pf0vf0 rx) h0=$(port_counter pf0vf0 partial); read -r u0 s0 < <(dpcpu)
+            ip netns exec "${P}vm0" "$PY" "$D/send.py" "$m" "$T" "$RATE" >/dev/null 2>>"$D/send.err"
+            rx1=$(port_counter pf0vf0 rx) h1=$(port_counter pf0vf0 partial); read -r u1 s1 < <(dpcpu)
+            read -r u t sh < <(awk -v r0="$rx0" -v r1="$rx1" -v h0="$h0" -v h1="$h1" -v u0="$u0" -v u1="$u1" \
+                -v s0="$s0" -v s1="$s1" -v hz="$HZ" 'BEGIN{
+                    pk = r1 - r0
+                    if (!pk) { print "0 0 0"; exit }
+                    printf "%.0f %.0f %.2f\n", (u1 - u0) / hz / pk * 1e9, (s1 - s0) / pk, (h1 - h0) / pk }')
+            pps+=("$p") user+=("$u") total+=("$t") share+=("$sh")
+            log "$m masks, $mode, run $r: $p kpps at most; at $RATE/s: $u ns user, $t ns total CPU per packet, $sh by mark"
+        done
+        ROWS+=("| $m | $masks | $mode | $partial/$m | $(printf '%s\n' "${pps[@]}" | median) | $(printf '%s\n' "${user[@]}" | median) | $(printf '%s\n' "${total[@]}" | median) | $(printf '%s\n' "${share[@]}" | median) | ${pps[*]} | ${user[*]} |")
+    done
+done
+
+{
+    echo "# Partial offload (hinting): the software path with and without marks"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- kernel: $(uname -r); CPUs: $(nproc)"
+    echo "- build: $BIN/eswd (commit $(cd "$ROOT" && git rev-parse --short HEAD))"
+    echo "- runs: $RUNS x $T s per row (medians)$([ $QUICK = 1 ] && echo ', --quick')"
+    echo
+    echo "Traffic: 64-byte UDP frames from vm0, round-robin over the flows (one raw-socket"
+    echo "sender), every packet through eswd's software datapath (the flows' trunc action"
+    echo "is software-only). \`hint\`: the hardware rule marks the packet and the datapath"
+    echo "runs the flow the mark names; \`classify\`: partial offload off, the datapath"
+    echo "classifies (about masks/2 subtable probes a packet with the traffic spread evenly)."
+    echo "The same masks are in the hardware in both modes (flows on the other port)."
+    echo "kpps: packets the datapath received with the sender at full speed. CPU per packet:"
+    echo "the CPU time of eswd's packet thread over the packets it received at $RATE frames/s,"
+    echo "in user space (the datapath's own work; 10 ms ticks, so +-100 ns here) and in total"
+    echo "(schedstat; with the kernel's receive and send, which hinting does not change)."
+    echo
+    echo "| masks | datapath masks | mode | partial flows (when on) | kpps (full speed) | user CPU ns/packet | total CPU ns/packet | share by mark | kpps per run | user ns/packet per run |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+    printf '%s\n' "${ROWS[@]}"
+} >"$OUT/hinting.md"
+cat "$OUT/hinting.md"
+log "wrote $OUT/hinting.md"
