@@ -201,6 +201,8 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     }
 
     public func removeEncap(id: UInt32) throws(DataPlaneError) {
+        // Rules still queued for removal may use the entry: they go first.
+        try writeQueuedRemovals()
         delete(maps.encaps, Self.u32(id))
         encapBytes[id] = nil
     }
