@@ -60,7 +60,7 @@ let package = Package(
         .testTarget(name: "PacketTests", dependencies: ["Packet"], swiftSettings: strict),
         .testTarget(name: "ClassifierTests", dependencies: ["Classifier", "Packet"], swiftSettings: strict),
         .testTarget(name: "ODPTests", dependencies: ["ODP", "Packet"], swiftSettings: strict),
-        .testTarget(name: "ESwitchTests", dependencies: ["ESwitch", "Packet"], swiftSettings: strict),
+        .testTarget(name: "ESwitchTests", dependencies: ["ESwitch", "Packet", "Classifier"], swiftSettings: strict),
         .testTarget(name: "OVSDatapathTests", dependencies: [
             "OVSDatapath", "ESwitch", "ODP", "Packet", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),

@@ -12,6 +12,7 @@
 #include "parse.h"
 #include "actions.h"
 #include "legacy.h"
+#include "prog_stage.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -328,10 +329,20 @@ int esw_port_rx(struct __sk_buff *skb)
     __u32 zero = 0;
     struct esw_config *cfg = bpf_map_lookup_elem(&esw_config, &zero);
     struct esw_scratch *s = bpf_map_lookup_elem(&esw_scratch, &zero);
-    if (!p || !cfg || !s)
+    struct esw_prog_config *pc = bpf_map_lookup_elem(&esw_prog_config, &zero);
+    if (!p || !cfg || !s || !pc)
         return TC_ACT_SHOT;
     __u32 len = skb->len + (skb->vlan_present ? 4 : 0);
-    port_count2(port, ESW_STAT_RX_PACKETS, ESW_STAT_RX_BYTES, len);
+    /* The port's offloaded program first (prog_stage.h): the frame comes back here with
+     * its verdict, counted once on arrival. */
+    if (prog_returned(skb, s)) {
+        int v = prog_verdict(skb, port, s, pc);
+        if (v >= 0)
+            return v;
+    } else {
+        port_count2(port, ESW_STAT_RX_PACKETS, ESW_STAT_RX_BYTES, len);
+        prog_enter(skb, port, s, pc);
+    }
 
     if (cfg->mode == ESW_MODE_LEGACY)
         return legacy_forward(skb, port, p, cfg);

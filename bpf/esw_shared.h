@@ -141,6 +141,33 @@ struct esw_port_counters {
 #define ESW_STAT_TO_REP      6
 #define ESW_STAT_FROM_REP    7
 
+/* Offloaded user programs (bpf/examples/esw_prog.h is their side of the contract). The pipeline
+ * tail-calls a port's program (esw_user_progs[port]) before its tables; the program
+ * hands its verdict back in skb->cb[2..3] and tail-calls esw_pipeline[0] (esw_port_rx
+ * again), which acts on it. cb[0..1] mark the frame as coming back from the program. */
+#define ESW_PROG_PASS      0   /* on to the flow tables */
+#define ESW_PROG_DROP      1
+#define ESW_PROG_TX        2   /* back out of the port it came in */
+#define ESW_PROG_REDIRECT  3   /* out of the port in cb[3] */
+#define ESW_PROG_VERDICTS  4
+#define ESW_PROG_CB_MAGIC  0xe5e5b0f1u
+
+/* Per port, per CPU: how often the port's program ran, and each verdict (index
+ * ESW_PROG_*); runs that came back with no verdict returned their own tc verdict. */
+struct esw_prog_counters {
+    __u64 runs;
+    __u64 verdicts[ESW_PROG_VERDICTS];
+    __u64 invalid;          /* a verdict the pipeline does not know, or a bad port: dropped */
+};
+
+/* The NIC's processor: programs run at nic_speed percent of the host's speed (100: as
+ * fast; 25: each run takes four times as long, the rest spent spinning). */
+struct esw_prog_config {
+    __u32 nic_speed;        /* 1..100 */
+    __u32 pad;
+    __u64 attached;         /* bit per port with a program */
+};
+
 /* port_by_ifindex: indexed by ifindex up to this; values are the port + 1 (0: none),
  * with this bit for its representor. */
 #define ESW_MAX_IFINDEX 65536
@@ -157,5 +184,7 @@ _Static_assert(sizeof(struct esw_action_set) == 8 + 40 * ESW_MAX_ACTIONS, "esw_a
 _Static_assert(sizeof(struct esw_encap) == 80, "esw_encap");
 _Static_assert(sizeof(struct esw_port) == 24, "esw_port");
 _Static_assert(sizeof(struct esw_config) == 16, "esw_config");
+_Static_assert(sizeof(struct esw_prog_counters) == 48, "esw_prog_counters");
+_Static_assert(sizeof(struct esw_prog_config) == 16, "esw_prog_config");
 
 #endif

@@ -114,6 +114,9 @@ struct esw_scratch {
     struct esw_key key;
     struct esw_table_key probe;
     __u8 chunk[256];
+    __u64 prog_start_ns;   /* when the port's user program was entered (nic_speed) */
+    __u32 prog_seq;        /* tags the frame handed to a user program (prog_stage.h) */
+    __u32 pad;
 };
 
 struct {
@@ -122,5 +125,37 @@ struct {
     __type(key, __u32);
     __type(value, struct esw_scratch);
 } esw_scratch SEC(".maps");
+
+/* Offloaded user programs, by port (prog_stage.h). A prog array is emptied when the
+ * last file descriptor to it closes: a killed eswd leaves no program behind, and the
+ * reference cycle pipeline -> user program -> esw_pipeline -> pipeline is broken. */
+struct {
+    __uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+    __uint(max_entries, ESW_MAX_PORTS);
+    __type(key, __u32);
+    __type(value, __u32);
+} esw_user_progs SEC(".maps");
+
+/* Where a user program hands its frame back: [0] is esw_port_rx (bpf/examples/esw_prog.h). */
+struct {
+    __uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u32);
+} esw_pipeline SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, ESW_MAX_PORTS);
+    __type(key, __u32);
+    __type(value, struct esw_prog_counters);
+} esw_prog_stats SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct esw_prog_config);
+} esw_prog_config SEC(".maps");
 
 #endif

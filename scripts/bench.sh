@@ -4,6 +4,8 @@
 #
 # Usage: scripts/bench.sh [--quick] [--bin DIR] [--out DIR] [--no-control-plane] [--no-scale]
 #                         [--scale-only] [--dataplane]
+#        scripts/bench.sh resources [--quick] [--bin DIR] [--out DIR]   (see bench-resources.sh)
+#        scripts/bench.sh placement [--quick] [--bin DIR] [--out DIR]   (see bench-placement.sh)
 #
 # Topologies, one after another, in namespaces $ESW_BENCH_PREFIX* (default eswbench-;
 # addresses from 198.18.0.0/15, nothing in the root namespace). The esw ones are the lab
@@ -57,6 +59,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=${ESW_BIN:-$ROOT/.build/release}
 OUT=$ROOT/bench
 QUICK=0 CONTROL_PLANE=1 SCALE=1 SCALE_ONLY=0 DATAPLANE=0
+# `bench.sh resources ...`: the resource-management experiments (scripts/bench-resources.sh).
+[ "${1:-}" = resources ] && { shift; exec bash "$ROOT/scripts/bench-resources.sh" "$@"; }
+# `bench.sh placement ...`: the XDP offload placement study (scripts/bench-placement.sh).
+[ "${1:-}" = placement ] && { shift; exec bash "$ROOT/scripts/bench-placement.sh" "$@"; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;

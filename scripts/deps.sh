@@ -5,9 +5,10 @@
 # iputils-ping, iperf3, tcpdump, python3, python3-scapy (tests, lab, bench);
 # openvswitch-switch (the OVS 3.1 reference: conformance tests and bench); ethtool
 # (bench: the no-TSO OVS row turns tx checksumming off); python3-matplotlib (bench's
-# plot); procps, psmisc (process handling in the scripts).
+# plot); procps, psmisc (process handling in the scripts); libxdp-dev (bench placement:
+# the AF_XDP placement's xsk API); bpftool (tests and bench: program ids, run times).
 ESW_PACKAGES=(libmnl-dev libbpf-dev linux-libc-dev bpftool pkg-config iproute2 iperf3 tcpdump iputils-ping python3 python3-scapy
-              openvswitch-switch ethtool python3-matplotlib procps psmisc)
+              openvswitch-switch ethtool python3-matplotlib procps psmisc libxdp-dev)
 
 # esw_install_packages [EXTRA...]: apt-get install whatever of ESW_PACKAGES (and EXTRA) is missing.
 esw_install_packages() {

@@ -8,7 +8,7 @@ import Packet
 /// to every port's netdev and representor, and their maps as the hardware tables.
 /// Implements the driver's DataPlane protocol; nothing here is on a packet's path.
 public final class BPFDataPlane: DataPlane, @unchecked Sendable {
-    private var object: BPFObject
+    var object: BPFObject
     private(set) var portRX: Int32
     private(set) var representorTX: Int32
     var maps: Maps
@@ -110,6 +110,9 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     private var lastRank: UInt64 = 0
     /// Each mask's hit total at the last ranking (ranking is by hits since then).
     var hitsAtLastRank: [UInt32: UInt64] = [:]
+    /// Offloaded user programs by port, and the NIC processor's speed (UserPrograms.swift).
+    var userPrograms: [PortIndex: UserProgramObject] = [:]
+    var nicSpeed = 100
 
     public static let actionSetCapacity = 65536
 
@@ -123,6 +126,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         maskIDs = SlotAllocator(capacity: UInt32(Layout.maxMasks))
         actionSetIDs = SlotAllocator(capacity: UInt32(BPFDataPlane.actionSetCapacity))
         try? publishLists()
+        try? startProgramStage()
     }
 
     deinit { filters.removeAll() }
@@ -261,6 +265,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         portRX = rx
         representorTX = tx
         capacity = want
+        restartProgramStage()
     }
 
     /// Writes everything the data plane holds into another set of maps.
@@ -313,6 +318,21 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         let zeros = [UInt64](repeating: 0, count: BPFMap.possibleCPUs * 3)
         var key = counter
         zeros.withUnsafeBytes { try? BPFMap.update(maps.ruleCounters, key: &key, value: $0.baseAddress!) }
+    }
+
+    /// One BPF_MAP_UPDATE_BATCH of zeroes for the whole bulk.
+    public func resetCounters(_ counters: [UInt32]) {
+        guard counters.count > 1 else {
+            if let c = counters.first { resetCounter(c) }
+            return
+        }
+        let zeros = [UInt64](repeating: 0, count: BPFMap.possibleCPUs * 3 * counters.count)
+        var count = UInt32(counters.count)
+        let r = counters.withUnsafeBytes { k in
+            zeros.withUnsafeBytes { v in clbpf_update_batch(maps.ruleCounters, k.baseAddress, v.baseAddress, &count) }
+        }
+        // A bulk the kernel refused (an old kernel without batch ops on arrays): one by one.
+        if r != 0 { for c in counters { resetCounter(c) } }
     }
 
     public func ruleCounters(_ counter: UInt32) -> RuleCounters {

@@ -28,6 +28,14 @@ public enum DatapathAttr {
     public static let offloadedFlows: UInt16 = 102
     public static let maxIdle: UInt16 = 103
     public static let eswitch: UInt16 = 104
+    /// Flows whose hardware rule waits for the firmware, and flows whose rule the
+    /// hardware refused after the add had succeeded.
+    public static let pendingFlows: UInt16 = 105
+    public static let failedFlows: UInt16 = 106
+    /// Packets of skip_sw flows that reached the software path (no fallback there): lost.
+    public static let hardwareOnlyDrops: UInt16 = 107
+    /// Failed flows installed under skip_sw (no software fallback: blackholed).
+    public static let blackholedFlows: UInt16 = 108
 }
 
 public enum VportCmd {
@@ -70,6 +78,8 @@ public enum FlowAttr {
     public static let ufid: UInt16 = 10
     public static let ufidFlags: UInt16 = 11
     // esw
+    /// u8: 0 software, 1 in hardware, 2 pending (the firmware has not written it yet),
+    /// 3 failed (the hardware refused it after the add had succeeded).
     public static let offloaded: UInt16 = 100
     public static let offloadReason: UInt16 = 101
     /// A transaction: every NEW of one batch carries the same id; the last one also `batchEnd`.
@@ -133,6 +143,9 @@ public enum DevlinkCmd {
     public static let resourceDump: UInt8 = 9
     public static let resourceSet: UInt8 = 10
     public static let offloadStats: UInt8 = 11
+    /// Offloads a program to a port (portProgramObject, portProgramSection), or detaches
+    /// it (no object).
+    public static let portProgramSet: UInt8 = 12
 }
 
 public enum DevlinkAttr {
@@ -164,11 +177,34 @@ public enum DevlinkAttr {
     public static let resourceSizeMin: UInt16 = 37
     public static let resourceSizeMax: UInt16 = 38
     public static let resourceSizeGranularity: UInt16 = 39
+    /// Of the occupancy: units held by rules in the data plane (the rest is reserved:
+    /// rules waiting for the firmware, and the driver's stock of credits).
+    public static let resourceOccupancyProgrammed: UInt16 = 42
     public static let paramName: UInt16 = 40
     public static let paramValue: UInt16 = 41
     public static let offloadOperations: UInt16 = 50
     public static let offloadHardwareAccesses: UInt16 = 51
     public static let offloadWaitedNanoseconds: UInt16 = 52
+    public static let offloadFirmwareAccesses: UInt16 = 53
+    public static let offloadProgrammed: UInt16 = 54
+    public static let offloadLateFailures: UInt16 = 55
+    public static let offloadWrongPredictions: UInt16 = 56
+    public static let offloadPendingWrites: UInt16 = 57
+    /// CLOCK_MONOTONIC ns when the firmware last ran out of work.
+    public static let offloadCoherentAt: UInt16 = 58
+    public static let offloadRefills: UInt16 = 59
+    /// The last burst of operations (a batch): count, the caller's latency and the
+    /// coherent one, in ns (the coherent one absent while rules still wait).
+    public static let offloadBurstOperations: UInt16 = 60
+    public static let offloadBurstCallerNanoseconds: UInt16 = 61
+    public static let offloadBurstCoherentNanoseconds: UInt16 = 62
+    /// A port's offloaded program: object file path, section, function name, kernel id.
+    public static let portProgramObject: UInt16 = 70
+    public static let portProgramSection: UInt16 = 71
+    public static let portProgramName: UInt16 = 72
+    public static let portProgramID: UInt16 = 73
+    /// 6 × u64: runs, pass, drop, tx, redirect, invalid.
+    public static let portProgramStats: UInt16 = 74
 }
 
 public enum TunnelCmd {

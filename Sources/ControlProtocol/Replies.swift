@@ -7,6 +7,10 @@ public struct DatapathInfo: Sendable {
     public var maskHit: UInt64 = 0, masks: UInt32 = 0
     public var policy = "", missMode = "", eswitch = ""
     public var offloadedFlows: UInt64 = 0
+    public var pendingFlows: UInt64 = 0
+    public var failedFlows: UInt64 = 0
+    public var blackholedFlows: UInt64 = 0
+    public var hardwareOnlyDrops: UInt64 = 0
     public var maxIdle: UInt32 = 0
 
     public init(_ m: GenericMessage) {
@@ -21,6 +25,10 @@ public struct DatapathInfo: Sendable {
             case DatapathAttr.policy: policy = (try? a.string()) ?? ""
             case DatapathAttr.missMode: missMode = (try? a.string()) ?? ""
             case DatapathAttr.offloadedFlows: offloadedFlows = (try? a.u64()) ?? 0
+            case DatapathAttr.pendingFlows: pendingFlows = (try? a.u64()) ?? 0
+            case DatapathAttr.failedFlows: failedFlows = (try? a.u64()) ?? 0
+            case DatapathAttr.blackholedFlows: blackholedFlows = (try? a.u64()) ?? 0
+            case DatapathAttr.hardwareOnlyDrops: hardwareOnlyDrops = (try? a.u64()) ?? 0
             case DatapathAttr.maxIdle: maxIdle = (try? a.u32()) ?? 0
             case DatapathAttr.eswitch: eswitch = (try? a.string()) ?? ""
             default: break
@@ -75,7 +83,18 @@ public struct FlowInfo: Sendable {
     public var usedMilliseconds: UInt64?
     public var nowMilliseconds: UInt64 = 0
     public var tcpFlags: UInt16 = 0
-    public var offloaded = false
+    /// FlowAttr.offloaded: 0 software, 1 hardware, 2 pending, 3 failed.
+    public var offloadState: UInt8 = 0
+    public var offloaded: Bool { offloadState == 1 }
+    /// The word after `offloaded:` in a verbose dump (nil for a software flow).
+    public var offloadWord: String? {
+        switch offloadState {
+        case 1: "yes"
+        case 2: "pending"
+        case 3: "failed"
+        default: nil
+        }
+    }
     public var offloadReason: String?
     public var learned = false
 
@@ -91,7 +110,7 @@ public struct FlowInfo: Sendable {
             case FlowAttr.used: usedMilliseconds = try? a.u64()
             case FlowAttr.now: nowMilliseconds = (try? a.u64()) ?? 0
             case FlowAttr.tcpFlags: tcpFlags = (try? a.u16()) ?? 0
-            case FlowAttr.offloaded: offloaded = ((try? a.u8()) ?? 0) != 0
+            case FlowAttr.offloaded: offloadState = (try? a.u8()) ?? 0
             case FlowAttr.offloadReason: offloadReason = try? a.string()
             case FlowAttr.origin: learned = ((try? a.u8()) ?? 0) != 0
             default: break

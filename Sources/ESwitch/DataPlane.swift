@@ -60,12 +60,15 @@ public enum DataPlaneError: Error, Sendable, Equatable, CustomStringConvertible 
     case unsupported(String)
     /// The write failed (errno, and what was written).
     case system(String, errno: Int32)
+    /// The NIC would not run a user program: the verifier's (or the NIC's) message.
+    case programRefused(String)
 
     public var description: String {
         switch self {
         case .noSpace(let t): "no space in \(t) table"
         case .unsupported(let w): "unsupported: \(w)"
         case .system(let w, let e): "\(w): errno \(e)"
+        case .programRefused(let m): "program refused: \(m)"
         }
     }
 
@@ -74,6 +77,7 @@ public enum DataPlaneError: Error, Sendable, Equatable, CustomStringConvertible 
         case .noSpace(let t): .noSpace(table: t)
         case .unsupported(let w): .unsupportedAction(w)
         case .system(let w, let e): .unsupportedAction("\(w) failed (errno \(e))")
+        case .programRefused(let m): .unsupportedAction(m)
         }
     }
 }
@@ -104,6 +108,8 @@ public protocol DataPlane: AnyObject {
     func setMAC(vlan: UInt16, mac: UInt64, port: PortIndex?) throws(DataPlaneError)
     /// Zeroes a counter before a new rule uses it.
     func resetCounter(_ counter: UInt32)
+    /// Zeroes counters before new rules use them, in as few writes as the silicon allows.
+    func resetCounters(_ counters: [UInt32])
     func ruleCounters(_ counter: UInt32) -> RuleCounters
     /// Every counter below `count` in one read (the driver's periodic poll).
     func allRuleCounters(count: Int) -> [RuleCounters]
@@ -120,6 +126,17 @@ public protocol DataPlane: AnyObject {
     /// Makes the tables hold at least this many rules, counters and encap entries
     /// (devlink reload after a resource grew), keeping everything they hold.
     func resize(rules: Int, counters: Int, encaps: Int) throws(DataPlaneError)
+
+    // Offloaded programs (PortPrograms.swift): one user program per port, run before
+    // the tables.
+    /// Loads `section` (nil: the object's first program) of the BPF object file at
+    /// `objectPath` and runs it on the port's frames, replacing any program it had.
+    func attachProgram(_ port: PortIndex, objectPath: String, section: String?) throws(DataPlaneError) -> PortProgram
+    func detachProgram(_ port: PortIndex)
+    func attachedProgram(_ port: PortIndex) -> PortProgram?
+    func programCounters(_ port: PortIndex) -> PortProgramCounters
+    /// The NIC processor's speed, in percent of the host's (100: as fast).
+    func setNICSpeed(_ percent: Int) throws(DataPlaneError)
 }
 
 extension DataPlane {
@@ -130,6 +147,9 @@ extension DataPlane {
         }
         return (rules.count, nil)
     }
+
+    /// One write per counter.
+    public func resetCounters(_ counters: [UInt32]) { for c in counters { resetCounter(c) } }
 
     /// One write per rule; stops at the first write that fails.
     public func remove(batch rules: [DataPlaneRule]) -> (removed: Int, error: DataPlaneError?) {
@@ -158,6 +178,10 @@ public final class InMemoryDataPlane: DataPlane, @unchecked Sendable {
     public var failNextWrites = 0
     /// Distinct masks the silicon holds at most.
     public var maskLimit = 64
+    /// Offloaded programs by port, and the NIC's speed (PortPrograms.swift).
+    public var portPrograms: [PortIndex: PortProgram] = [:]
+    public var programStats: [PortIndex: PortProgramCounters] = [:]
+    public internal(set) var nicSpeed = 100
 
     public init() {}
 
@@ -185,16 +209,37 @@ public final class InMemoryDataPlane: DataPlane, @unchecked Sendable {
         vxlanPorts = ports
     }
 
+    /// Rules per mask, and where each match is in `rules` (tests fill tables of thousands).
+    private var maskUsers: [FlowKey: Int] = [:]
+    private var indexByMatch: [MatchKey: Int] = [:]
+    private struct MatchKey: Hashable {
+        var table: HardwareTable, key: FlowKey, mask: FlowKey
+        init(_ r: DataPlaneRule) { (table, key, mask) = (r.table, r.key, r.mask) }
+    }
+
     public func program(_ rule: DataPlaneRule) throws(DataPlaneError) {
-        let masks = Set(rules.filter { !$0.sameMatch(as: rule) }.map(\.mask) + [rule.mask])
-        if masks.count > maskLimit { throw .noSpace("masks") }
+        let m = MatchKey(rule)
+        if indexByMatch[m] == nil && maskUsers[rule.mask] == nil && maskUsers.count >= maskLimit { throw .noSpace("masks") }
         try write("program \(rule.counter)")
-        if let i = rules.firstIndex(where: { $0.sameMatch(as: rule) }) { rules[i] = rule } else { rules.append(rule) }
+        if let i = indexByMatch[m] {
+            rules[i] = rule
+        } else {
+            indexByMatch[m] = rules.count
+            rules.append(rule)
+            maskUsers[rule.mask, default: 0] += 1
+        }
     }
 
     public func remove(_ rule: DataPlaneRule) throws(DataPlaneError) {
         try write("remove \(rule.counter)")
-        rules.removeAll { $0.sameMatch(as: rule) }
+        guard let i = indexByMatch.removeValue(forKey: MatchKey(rule)) else { return }
+        // Swap-remove: the last rule takes the freed place.
+        let last = rules.removeLast()
+        if i < rules.count {
+            rules[i] = last
+            indexByMatch[MatchKey(last)] = i
+        }
+        if let n = maskUsers[rule.mask] { maskUsers[rule.mask] = n > 1 ? n - 1 : nil }
     }
 
     public func writeEncap(id: UInt32, header: VXLAN.EncapTemplate) throws(DataPlaneError) {

@@ -45,20 +45,21 @@ public final class ESwitch: @unchecked Sendable {
     public let dataPlane: DataPlane
     let legacy: LegacyMACTable
     private let engine: OffloadEngine
-    private let logger: Logger
+    let logger: Logger
     weak var provider: RepresentorProvider?
     weak var vfLinks: VFLinkOperations?
     private var vxlanPortUsers: [UInt16: Int] = [:]
     private var rulesByHandle: [UInt64: HardwareRule] = [:]
 
     public init(name: String, vfs: [VFNetdev], uplink: UplinkNetdev, mode: ESwitchMode, profile: HardwareProfile,
-                params: DeviceParams = DeviceParams(), dataPlane: DataPlane, logger: Logger) throws {
+                params: DeviceParams = DeviceParams(), dataPlane: DataPlane, clock: HardwareClock = SystemHardwareClock(),
+                logger: Logger) throws {
         self.name = name
         self.mode = mode
         self.logger = logger
         self.dataPlane = dataPlane
         tables = HardwareTables(profile: profile, name: name, dataPlane: dataPlane)
-        engine = OffloadEngine(tables: tables, params: params)
+        engine = OffloadEngine(tables: tables, params: params, clock: clock)
         var ports: [ESwitchPort] = []
         let up = ESwitchPort(index: .uplink, flavour: .physical, vf: nil)
         up.uplink = uplink
@@ -72,6 +73,10 @@ public final class ESwitch: @unchecked Sendable {
         self.ports = ports
         legacy = LegacyMACTable(tables: tables)
         try dataPlaneCall { () throws(DataPlaneError) in try dataPlane.setMode(mode, portCount: ports.count) }
+        engine.onLateFailure = { [logger] rule, why in
+            logger.warning("hardware refused a rule after its add returned",
+                           metadata: ["rule": "\(rule.id)", "cookie": "\(rule.cookie)", "reason": "\(why)"])
+        }
     }
 
     /// Attaches the pipeline to every port's netdev. Representors come with `attach(provider:)`.
@@ -121,7 +126,9 @@ public final class ESwitch: @unchecked Sendable {
     public func setMode(_ newMode: ESwitchMode) throws {
         guard newMode != mode else { return }
         if newMode == .legacy {
-            for r in Array(rulesByHandle.values) { _ = tables.remove(r) }
+            engine.drain()
+            for r in Array(tables.rules.values) { tables.discard(r) }
+            engine.forgetReservations()
             rulesByHandle.removeAll()
             try dataPlaneCall { () throws(DataPlaneError) in try dataPlane.setMode(.legacy, portCount: ports.count) }
             destroyRepresentors()
@@ -286,9 +293,29 @@ public final class ESwitch: @unchecked Sendable {
         return engine.remove(r)
     }
 
+    /// Where a rule is: pending (accepted, not yet written), programmed, or failed
+    /// (refused by the hardware after its add returned). Nil for an unknown handle.
+    public func ruleState(_ h: HardwareRuleHandle) -> HardwareRuleState? { rulesByHandle[h.id]?.state }
+
+    /// Runs the firmware's due work; `idle` rings its doorbell (the driver has nothing
+    /// else to do, so a partial bulk starts). The daemon calls it after every round of
+    /// requests and when `nextHardwareDeadline` passes.
+    public func serviceHardware(idle: Bool = true) {
+        engine.service(now: engine.clock.now(), doorbell: idle)
+    }
+
+    /// When the firmware's current access completes (nil: it is not busy).
+    public var nextHardwareDeadline: UInt64? { engine.nextDeadline }
+
+    /// Finishes every queued hardware write now, waiting as long as they take.
+    public func drainHardware() { engine.drain() }
+
+    /// Writes and removals the firmware has not done yet.
+    public var pendingHardwareWrites: Int { engine.pendingWrites }
+
     /// A rule's hardware counters, read from the data plane now.
     public func ruleCounters(_ h: HardwareRuleHandle) -> RuleCounters? {
-        guard let r = rulesByHandle[h.id] else { return nil }
+        guard let r = rulesByHandle[h.id], r.countsPackets else { return nil }
         return dataPlane.ruleCounters(r.counter)
     }
 
@@ -296,7 +323,7 @@ public final class ESwitch: @unchecked Sendable {
     public func counterSnapshot() -> [RuleCounters] { tables.allCounters() }
 
     public func ruleCounters(_ h: HardwareRuleHandle, in snapshot: [RuleCounters]) -> RuleCounters? {
-        guard let r = rulesByHandle[h.id] else { return nil }
+        guard let r = rulesByHandle[h.id], r.countsPackets else { return nil }
         return Int(r.counter) < snapshot.count ? snapshot[Int(r.counter)] : dataPlane.ruleCounters(r.counter)
     }
 
@@ -369,12 +396,24 @@ public final class ESwitch: @unchecked Sendable {
 
     public var params: DeviceParams {
         get { engine.params }
-        set { engine.params = newValue }
+        set {
+            let speedChanged = newValue.nicSpeedPercent != engine.params.nicSpeedPercent
+            engine.params = newValue
+            if speedChanged { applyNICSpeed() }
+        }
     }
 
-    public var offloadStatistics: (operations: UInt64, hardwareAccesses: UInt64, waitedNanoseconds: UInt64) {
-        (engine.operations, engine.hardwareAccesses, engine.waitedNanoseconds)
+    public var offloadStatistics: OffloadStatistics { engine.statistics }
+
+    /// The last burst of offload operations (a batch): how many, the caller's latency
+    /// (first operation to the last one's return) and the coherent one (to the moment
+    /// every rule was in the data plane; nil while some wait).
+    public var lastOffloadBurst: (operations: UInt64, callerNanoseconds: UInt64, coherentNanoseconds: UInt64?) {
+        engine.lastBurst
     }
+
+    /// Units the driver holds in reserve (prefetch/credit stock) per top-level pool.
+    public func stockedUnits(_ pool: HardwareResource) -> Int { engine.stock.count(pool) }
 
     /// Periodic work of the driver: the data plane's housekeeping.
     public func tick(now: UInt64) {
@@ -384,6 +423,8 @@ public final class ESwitch: @unchecked Sendable {
     /// devlink dev reload: applies pending resource sizes, refused if what is in use
     /// does not fit.
     public func reload() throws(HardwareResource.SizeError) {
+        engine.drain()
+        engine.returnStock()
         for r in tables.resources { try r.validatePending() }
         do {
             try tables.resizeDataPlane()

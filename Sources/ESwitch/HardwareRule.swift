@@ -118,8 +118,20 @@ public enum HardwareTable: String, Sendable {
     case exact
 }
 
-/// A rule in a hardware table: an immutable match and actions, and the index of the
-/// hardware counter it counts into.
+/// Where a rule accepted by the driver is.
+public enum HardwareRuleState: Sendable, Equatable {
+    /// Accepted (and, under a synchronous model, reserved), waiting for the firmware to
+    /// write it: its packets are not handled by the hardware yet.
+    case pending
+    /// In the data plane.
+    case programmed
+    /// The hardware refused it after the add had returned (the `async` model, or a
+    /// wrong prediction): the flow is installed, the hardware lacks it.
+    case failed(OffloadFailure)
+}
+
+/// A rule the driver accepted: an immutable match and actions, and what it holds of the
+/// hardware (table units, a counter) once reserved. Control thread only.
 public final class HardwareRule: ClassifierEntry, @unchecked Sendable {
     public let id: UInt64
     public let cookie: UInt64
@@ -130,10 +142,19 @@ public final class HardwareRule: ClassifierEntry, @unchecked Sendable {
     /// Encap entries referenced by the actions.
     public let encapEntries: [EncapEntry]
     public let spec: HardwareRuleSpec
-    /// The hardware counter this rule counts into.
-    public let counter: UInt32
+    /// The hardware counter this rule counts into (valid once `holdsUnits`).
+    public internal(set) var counter: UInt32
+    public internal(set) var state: HardwareRuleState = .pending
+    /// Whether the rule's table units, counter and mask are taken from the hardware.
+    var holdsUnits = false
+    /// A rule with the same match whose place this one takes when written (mod-flow).
+    var replaces: HardwareRule?
+    /// Left the driver's tables (deleted, or superseded by a replacement).
+    var retired = false
+    /// Deleted, its removal queued behind other writes (it still holds its place).
+    var removing = false
 
-    init(id: UInt64, spec: HardwareRuleSpec, mask: FlowMask, table: HardwareTable, units: Int, counter: UInt32) {
+    init(id: UInt64, spec: HardwareRuleSpec, mask: FlowMask, table: HardwareTable, units: Int, counter: UInt32 = 0) {
         self.id = id
         self.cookie = spec.cookie
         self.actions = spec.actions
@@ -146,6 +167,12 @@ public final class HardwareRule: ClassifierEntry, @unchecked Sendable {
         self.encapEntries = encaps
         super.init(key: spec.key, mask: mask)
     }
+
+    public var isProgrammed: Bool { state == .programmed }
+
+    /// Whether its counter is the one the data plane counts this match into: once
+    /// written, or while it waits to overwrite a rule whose counter it carries on.
+    var countsPackets: Bool { isProgrammed || replaces != nil }
 
     /// The rule as the data plane holds it.
     var programmed: DataPlaneRule {

@@ -4,9 +4,12 @@ import Packet
 
 /// The hardware's flow tables and what they draw on: a masked (TCAM-like) table, an
 /// exact-match hash table whose memory the legacy MAC table shares, encap entries and
-/// counters. The driver's accounting lives here; every rule placed here is written to
-/// the data plane before the call returns, and a write the data plane refuses leaves
-/// nothing behind. Runs on the control thread.
+/// counters. A rule goes through three steps, which the offload models (OffloadEngine)
+/// schedule differently: `accept` (the driver's checks; nothing taken), `reserve` (its
+/// table units, counter and mask taken from the pools, or from a stock the driver
+/// reserved before) and `program` (written into the data plane; only then does the
+/// shadow classifier that tracing reads hold it). `discard` undoes whatever was done.
+/// Runs on the control thread.
 public final class HardwareTables: @unchecked Sendable {
     public let rcu: QuiescentState
     let dataPlane: DataPlane
@@ -24,12 +27,27 @@ public final class HardwareTables: @unchecked Sendable {
     /// Distinct masks the parser's tuple space holds, both tables together.
     public let maskPool: HardwareResource
 
+    /// Every rule the driver accepted and has not discarded, whatever its state.
     public private(set) var rules: [UInt64: HardwareRule] = [:]
     public private(set) var encaps: [EncapKey: EncapEntry] = [:]
     private var nextRuleID: UInt64 = 1
+    /// Accepted rules not in the data plane (pending or failed), by match: with the
+    /// shadow classifiers (the programmed ones) they make sure two rules with one match
+    /// are never both held. Kept apart because a match is large (two flow keys) and the
+    /// programmed rules are already indexed by the classifiers.
+    private var pendingByMatch: [RuleMatch: HardwareRule] = [:]
+    /// Rules holding units, per mask (a mask is taken while one rule uses it).
     private var maskUsers: [FlowKey: Int] = [:]
+    /// Programmed rules per mask (for the masks pool's programmed count).
+    private var programmedMaskUsers: [FlowKey: Int] = [:]
     private var counterSlots: SlotAllocator
     private var encapSlots: SlotAllocator
+
+    private struct RuleMatch: Hashable {
+        var table: HardwareTable
+        var key: FlowKey
+        var mask: FlowKey
+    }
 
     public init(profile: HardwareProfile, name: String, dataPlane: DataPlane, rcu: QuiescentState = .shared,
                 capabilities: HardwareCapabilities = HardwareCapabilities()) {
@@ -59,109 +77,227 @@ public final class HardwareTables: @unchecked Sendable {
         root.find(path: root.name + (path.hasPrefix("/") ? path : "/" + path))
     }
 
-    // MARK: Control thread
+    // MARK: The three steps
 
-    /// Places a rule, all or nothing. Latency and intake are the caller's business.
-    func insert(_ spec: HardwareRuleSpec) -> Result<HardwareRule, OffloadFailure> {
+    /// The pool a rule's table units come from.
+    func pool(of rule: HardwareRule) -> HardwareResource { rule.table == .exact ? exactFlows : maskedPool }
+
+    /// Step 1: the driver's checks (capabilities, duplicates). Takes nothing of the
+    /// hardware; the rule is pending.
+    func accept(_ spec: HardwareRuleSpec) -> Result<HardwareRule, OffloadFailure> {
         if let f = capabilities.check(key: spec.key, mask: spec.mask) { return .failure(f) }
         if let f = capabilities.check(actions: spec.actions) { return .failure(f) }
         let isExact = HardwareCapabilities.isExactMatchProfile(key: spec.key, mask: spec.mask)
         let table: HardwareTable = isExact ? .exact : .masked
-        let units = HardwareCapabilities.units(for: spec.mask)
-        let classifier = isExact ? exact : masked
-        let pool = isExact ? exactFlows : maskedPool
-
-        if classifier.lookupExact(key: spec.key, mask: spec.mask) != nil {
-            return .failure(.unsupportedMatch(field: "duplicate of an installed rule"))
-        }
-        let newMask = maskUsers[spec.mask] == nil
-        if newMask && !maskPool.reserve(1) { return .failure(.noSpace(table: "masks")) }
-        guard pool.reserve(units) else {
-            if newMask { maskPool.release(1) }
-            return .failure(.noSpace(table: pool.exhaustedPool(for: units).path.dropFirstComponent()))
-        }
-        let now = Sys.monotonicNanoseconds()
-        guard counterPool.reserve(1) else {
-            pool.release(units)
-            if newMask { maskPool.release(1) }
-            return .failure(.noSpace(table: "counters"))
-        }
-        guard let counter = counterSlots.allocate(now: now) else {
-            counterPool.release(1)
-            pool.release(units)
-            if newMask { maskPool.release(1) }
-            return .failure(.noSpace(table: "counters"))
-        }
-        let rule = HardwareRule(id: nextRuleID, spec: spec, mask: classifier.mask(for: spec.mask), table: table, units: units,
-                                counter: counter)
-        dataPlane.resetCounter(counter)
-        do {
-            try dataPlane.program(rule.programmed)
-        } catch {
-            counterSlots.release(counter, now: now)
-            counterPool.release(1)
-            pool.release(units)
-            if newMask { maskPool.release(1) }
-            return .failure(error.offloadFailure)
-        }
-        maskUsers[spec.mask, default: 0] += 1
+        let match = RuleMatch(table: table, key: spec.key.masked(by: spec.mask), mask: spec.mask)
+        if isHeld(match) { return .failure(.unsupportedMatch(field: "duplicate of an installed rule")) }
+        let rule = HardwareRule(id: nextRuleID, spec: spec, mask: (isExact ? exact : masked).mask(for: spec.mask),
+                                table: table, units: HardwareCapabilities.units(for: spec.mask))
         nextRuleID += 1
-        classifier.insert(rule)
         rules[rule.id] = rule
+        pendingByMatch[match] = rule
         for e in rule.encapEntries { e.users += 1 }
         return .success(rule)
     }
 
-    func remove(_ rule: HardwareRule) -> Bool {
-        guard rules.removeValue(forKey: rule.id) != nil else { return false }
-        try? dataPlane.remove(rule.programmed)
-        (rule.table == .exact ? exact : masked).remove(rule)
-        (rule.table == .exact ? exactFlows : maskedPool).release(rule.units)
+    /// Whether a rule (other than one being removed or replaced) holds `m`.
+    private func isHeld(_ m: RuleMatch) -> Bool {
+        if pendingByMatch[m] != nil { return true }
+        guard let e = (m.table == .exact ? exact : masked).lookupExact(key: m.key, mask: m.mask) else { return false }
+        let r = unsafeDowncast(e, to: HardwareRule.self)
+        return !r.retired && !r.removing
+    }
+
+    private func forgetPending(_ r: HardwareRule) {
+        let m = match(of: r)
+        if pendingByMatch[m] === r { pendingByMatch[m] = nil }
+        // A dictionary keeps its storage when emptied: give it back after a big batch.
+        if pendingByMatch.isEmpty && pendingByMatch.capacity > 4096 { pendingByMatch = [:] }
+    }
+
+    /// Step 1 of a change of actions with the same match: the new rule takes the old
+    /// one's place, units and counter (the count carries on); the old one stays in the
+    /// data plane until the new one is written over it.
+    func acceptReplacement(of old: HardwareRule, _ spec: HardwareRuleSpec) -> Result<HardwareRule, OffloadFailure> {
+        guard rules[old.id] === old else { return .failure(.notFound) }
+        if let f = capabilities.check(actions: spec.actions) { return .failure(f) }
+        let rule = HardwareRule(id: nextRuleID, spec: spec, mask: old.mask, table: old.table, units: old.units,
+                                counter: old.counter)
+        nextRuleID += 1
+        rule.holdsUnits = old.holdsUnits
+        old.holdsUnits = false
+        // A replaced rule that never reached the data plane has nothing to overwrite.
+        rule.replaces = old.isProgrammed ? old : old.replaces
+        old.replaces = nil
+        old.retired = true
+        rules[old.id] = nil
+        rules[rule.id] = rule
+        pendingByMatch[match(of: rule)] = rule
+        for e in rule.encapEntries { e.users += 1 }
+        if !old.isProgrammed { dropEncaps(of: old) }
+        return .success(rule)
+    }
+
+    /// Undoes `acceptReplacement` (a synchronous write failed): `old` is back as it was.
+    func undoReplacement(_ rule: HardwareRule, restoring old: HardwareRule) {
+        guard !rule.isProgrammed, rules[rule.id] === rule else { return }
+        old.retired = false
+        old.holdsUnits = rule.holdsUnits
+        if !old.isProgrammed {
+            old.replaces = rule.replaces
+            for e in old.encapEntries { e.users += 1 }
+        }
+        rule.holdsUnits = false
+        rule.replaces = nil
+        rule.retired = true
+        rules[rule.id] = nil
+        rules[old.id] = old
+        if old.isProgrammed { forgetPending(rule) } else { pendingByMatch[match(of: old)] = old }
+        dropEncaps(of: rule)
+    }
+
+    /// A rule whose removal is queued behind other writes: its match is free for a new
+    /// rule at once (the firmware removes the old one before it writes the new one).
+    func releaseMatch(of r: HardwareRule) {
+        r.removing = true
+        forgetPending(r)
+    }
+
+    private func match(of r: HardwareRule) -> RuleMatch {
+        RuleMatch(table: r.table, key: r.spec.key.masked(by: r.spec.mask), mask: r.spec.mask)
+    }
+
+    /// What a rule takes from the pools a driver may stock (its mask comes on top).
+    func needs(_ rule: HardwareRule) -> [(pool: HardwareResource, units: Int)] {
+        [(pool(of: rule), rule.units), (counterPool, 1)]
+    }
+
+    /// Step 2: takes the rule's mask, table units and counter, from `stock` when given
+    /// (units the driver reserved earlier) or else from the pools.
+    func reserve(_ rule: HardwareRule, from stock: ReservedStock? = nil) -> OffloadFailure? {
+        guard !rule.holdsUnits else { return nil }
+        let pool = pool(of: rule)
+        let newMask = maskUsers[rule.spec.mask] == nil
+        if newMask && !maskPool.reserve(1) { return .noSpace(table: "masks") }
+        func undoMask() { if newMask { maskPool.release(1) } }
+        let tookUnits = stock.map { $0.take(pool, rule.units) } ?? pool.reserve(rule.units)
+        guard tookUnits else {
+            undoMask()
+            return .noSpace(table: pool.exhaustedPool(for: rule.units).path.dropFirstComponent())
+        }
+        let now = Sys.monotonicNanoseconds()
+        let tookCounter = stock.map { $0.take(counterPool, 1) } ?? counterPool.reserve(1)
+        guard tookCounter, let counter = counterSlots.allocate(now: now) else {
+            if tookCounter { counterPool.release(1) }
+            pool.release(rule.units)
+            undoMask()
+            return .noSpace(table: "counters")
+        }
+        rule.counter = counter
+        rule.holdsUnits = true
+        maskUsers[rule.spec.mask, default: 0] += 1
+        return nil
+    }
+
+    /// Step 3: writes reserved rules into the data plane, in order. Returns the rules
+    /// the data plane refused (they keep their units; the caller decides).
+    func program(_ batch: [HardwareRule]) -> [(rule: HardwareRule, failure: OffloadFailure)] {
+        var refused: [(HardwareRule, OffloadFailure)] = []
+        let todo = batch.filter { $0.holdsUnits && !$0.retired }
+        // A replacement carries its predecessor's counter on; a new rule starts at zero.
+        dataPlane.resetCounters(todo.filter { $0.replaces == nil }.map(\.counter))
+        var start = 0
+        while start < todo.count {
+            let rest = todo[start...]
+            let (written, error) = dataPlane.program(batch: rest.map(\.programmed))
+            for r in rest.prefix(written) { committed(r) }
+            guard let error else { break }
+            // The one refused is right after what was written; the rest is tried again.
+            refused.append((todo[start + written], error.offloadFailure))
+            start += written + 1
+        }
+        return refused
+    }
+
+    private func committed(_ r: HardwareRule) {
+        r.state = .programmed
+        forgetPending(r)
+        let classifier = r.table == .exact ? exact : masked
+        if let old = r.replaces {
+            classifier.replace(old, with: r)
+            old.state = .pending
+            dropEncaps(of: old)
+            r.replaces = nil
+        } else {
+            classifier.insert(r)
+            pool(of: r).markProgrammed(r.units)
+            counterPool.markProgrammed(1)
+            let n = programmedMaskUsers[r.spec.mask, default: 0]
+            if n == 0 { maskPool.markProgrammed(1) }
+            programmedMaskUsers[r.spec.mask] = n + 1
+        }
+    }
+
+    /// Takes a programmed rule (or the one a replacement would overwrite) out of the
+    /// data plane and the shadow classifier; its units stay with whoever holds them.
+    private func unprogram(_ r: HardwareRule) {
+        guard r.isProgrammed else { return }
+        try? dataPlane.remove(r.programmed)
+        (r.table == .exact ? exact : masked).remove(r)
+        r.state = .pending
+        pool(of: r).markProgrammed(-r.units)
+        counterPool.markProgrammed(-1)
+        if let n = programmedMaskUsers[r.spec.mask] {
+            if n > 1 { programmedMaskUsers[r.spec.mask] = n - 1 } else {
+                programmedMaskUsers[r.spec.mask] = nil
+                maskPool.markProgrammed(-1)
+            }
+        }
+    }
+
+    /// A replacement that will not be written: the rule it was to overwrite leaves the
+    /// data plane too (its actions are no longer what the flow wants).
+    func dropReplaced(by r: HardwareRule) {
+        guard let old = r.replaces else { return }
+        unprogram(old)
+        dropEncaps(of: old)
+        r.replaces = nil
+    }
+
+    /// Returns a rule's units (it stays accepted: a failed rule the flow still names).
+    func releaseUnits(of r: HardwareRule) {
+        guard r.holdsUnits else { return }
+        r.holdsUnits = false
+        pool(of: r).release(r.units)
         counterPool.release(1)
-        counterSlots.release(rule.counter, now: Sys.monotonicNanoseconds())
-        if let n = maskUsers[rule.spec.mask] {
-            if n > 1 { maskUsers[rule.spec.mask] = n - 1 } else {
-                maskUsers[rule.spec.mask] = nil
+        counterSlots.release(r.counter, now: Sys.monotonicNanoseconds())
+        if let n = maskUsers[r.spec.mask] {
+            if n > 1 { maskUsers[r.spec.mask] = n - 1 } else {
+                maskUsers[r.spec.mask] = nil
                 maskPool.release(1)
             }
         }
-        for e in rule.encapEntries {
-            e.users -= 1
-            if e.users == 0 { releaseEncap(e) }
-        }
+    }
+
+    /// Undoes every step a rule went through. False if it was not held.
+    @discardableResult
+    func discard(_ r: HardwareRule) -> Bool {
+        guard rules[r.id] === r else { return false }
+        dropReplaced(by: r)
+        unprogram(r)
+        releaseUnits(of: r)
+        rules[r.id] = nil
+        forgetPending(r)
+        r.retired = true
+        dropEncaps(of: r)
         return true
     }
 
-    /// Replaces a rule. With the same match the data plane swaps the actions in one
-    /// write (the counter carries on); otherwise the new rule is placed before the old
-    /// one is removed (make-before-break).
-    func replace(_ old: HardwareRule, with spec: HardwareRuleSpec) -> Result<HardwareRule, OffloadFailure> {
-        guard rules[old.id] === old else { return .failure(.notFound) }
-        let sameMatch = old.spec.mask == spec.mask && old.key == spec.key.masked(by: spec.mask)
-        guard sameMatch else {
-            let r = insert(spec)
-            if case .success = r { _ = remove(old) }
-            return r
-        }
-        if let f = capabilities.check(actions: spec.actions) { return .failure(f) }
-        let classifier = old.table == .exact ? exact : masked
-        let rule = HardwareRule(id: nextRuleID, spec: spec, mask: old.mask, table: old.table, units: old.units,
-                                counter: old.counter)
-        do {
-            try dataPlane.program(rule.programmed)
-        } catch {
-            return .failure(error.offloadFailure)
-        }
-        nextRuleID += 1
-        for e in rule.encapEntries { e.users += 1 }
-        classifier.replace(old, with: rule)
-        rules[old.id] = nil
-        rules[rule.id] = rule
-        for e in old.encapEntries {
+    private func dropEncaps(of r: HardwareRule) {
+        for e in r.encapEntries {
             e.users -= 1
             if e.users == 0 { releaseEncap(e) }
         }
-        return .success(rule)
     }
 
     /// The shared encap entry for `key`, created (and counted) on first use.
@@ -183,6 +319,7 @@ public final class HardwareTables: @unchecked Sendable {
             encapPool.release(1)
             return .failure(error.offloadFailure)
         }
+        encapPool.markProgrammed(1)
         let e = EncapEntry(id: id, key: key, header: header)
         encaps[key] = e
         return .success(e)
@@ -194,6 +331,7 @@ public final class HardwareTables: @unchecked Sendable {
         encaps[e.key] = nil
         try? dataPlane.removeEncap(id: e.id)
         encapSlots.release(e.id, now: Sys.monotonicNanoseconds())
+        encapPool.markProgrammed(-1)
         encapPool.release(1)
     }
 
@@ -227,8 +365,17 @@ public final class HardwareTables: @unchecked Sendable {
     }
 
     /// Legacy MAC entries occupy exact-match memory.
-    func reserveMACEntry() -> Bool { exactMAC.reserve(1) }
-    func releaseMACEntry() { exactMAC.release(1) }
+    /// (They are written at once: reserved and programmed together.)
+    func reserveMACEntry() -> Bool {
+        guard exactMAC.reserve(1) else { return false }
+        exactMAC.markProgrammed(1)
+        return true
+    }
+
+    func releaseMACEntry() {
+        exactMAC.markProgrammed(-1)
+        exactMAC.release(1)
+    }
 }
 
 extension String {

@@ -1,107 +1,341 @@
 import Classifier
-import NetLinux
 import Packet
-import Synchronization
 
-/// The driver's path from an offload request to the hardware tables. The tables are
-/// the truth (a rule is in them or not, and the answer is immediate); what the offload
-/// model, latency and intake rate change is how long the caller waits, which is what
-/// they cost a real driver.
-final class OffloadEngine: @unchecked Sendable {
+/// The driver's path from an offload request to the hardware, after "Hardware resource
+/// management for network function offload" (its Figure 4): the caller's request
+/// (Loop 1), the synchronous reservation that answers it (Loop 2) and the hardware
+/// accesses (Loop 3), scheduled by the offload model. What is asynchronous goes
+/// through the firmware's work queue (`Firmware`): rules are written in order, in bulks,
+/// one access per bulk.
+///
+/// Control thread only. Time is the `HardwareClock`'s: real in the daemon, manual in
+/// unit tests.
+final class OffloadEngine {
     let tables: HardwareTables
+    let clock: HardwareClock
+    private(set) var firmware: Firmware
     var params: DeviceParams {
-        didSet { if params.offloadModel != oldValue.offloadModel || params.prefetchBatch != oldValue.prefetchBatch { resetModel() } }
+        didSet {
+            firmware.params = params
+            if params.offloadModel != oldValue.offloadModel || params.predictiveModel != oldValue.predictiveModel {
+                modelChanged()
+            }
+        }
     }
 
-    // prefetch: entries reserved by the last hardware access.
-    private var prefetched = 0
-    // credit: a bucket refilled by the "firmware" thread.
-    private let credits = Mutex<Int>(0)
-    private let refillWakeup: Wakeup?
-    private let stopRefill = Atomic<Bool>(false)
-    private var refillThread: PacketThread?
-    // intake: token bucket.
+    /// prefetch and credit: units reserved ahead of the rules.
+    let stock = ReservedStock()
+    private var predictor = OccupancyPredictor()
+    /// Rules admitted by a prediction (a later refusal is a wrong prediction).
+    private var predicted: Set<UInt64> = []
+    /// Told of every refusal that comes after the add returned (the driver logs it).
+    var onLateFailure: ((HardwareRule, OffloadFailure) -> Void)?
+
+    private(set) var statistics = OffloadStatistics()
+    // intake: token bucket for the caller's synchronous accesses.
     private var intakeTokens: Double = 0
-    private var intakeStamp: UInt64 = Sys.monotonicNanoseconds()
+    private var intakeStamp: UInt64
 
-    /// Statistics: hardware accesses made on the caller's path and time spent waiting.
-    private(set) var hardwareAccesses: UInt64 = 0
-    private(set) var waitedNanoseconds: UInt64 = 0
-    private(set) var operations: UInt64 = 0
-
-    init(tables: HardwareTables, params: DeviceParams) {
+    init(tables: HardwareTables, params: DeviceParams, clock: HardwareClock) {
         self.tables = tables
         self.params = params
-        refillWakeup = try? Wakeup()
-        startRefillThread()
+        self.clock = clock
+        intakeStamp = clock.now()
+        firmware = Firmware(params: params)
     }
 
-    deinit {
-        stopRefill.store(true, ordering: .relaxed)
-        refillWakeup?.signal()
-        refillThread?.join()
-    }
+    // MARK: Offload API
 
-    private func resetModel() {
-        prefetched = 0
-        credits.withLock { $0 = 0 }
-        refillWakeup?.signal()
-    }
-
-    private func startRefillThread() {
-        guard let w = refillWakeup else { return }
-        let fd = w.fd.raw
-        refillThread = try? PacketThread.spawn(name: "esw-credits") { [self] in
-            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            while !stopRefill.load(ordering: .relaxed) {
-                let p = params
-                if p.offloadModel == .credit {
-                    let low = credits.withLock { $0 } < max(1, p.prefetchBatch / 4)
-                    if low {
-                        // One hardware access reserves a bucket's worth of entries.
-                        spin(microseconds: p.hardwareLatencyMicroseconds)
-                        credits.withLock { $0 = p.prefetchBatch }
-                        continue
-                    }
-                }
-                _ = poll(&pfd, 1, 5)
-                w.drain()
-            }
+    func add(_ spec: HardwareRuleSpec) -> Result<HardwareRule, OffloadFailure> {
+        beginOperation()
+        defer { endOperation() }
+        let rule: HardwareRule
+        switch tables.accept(spec) {
+        case .success(let r): rule = r
+        case .failure(let f): return .failure(f)
         }
+        if let f = admit(rule) {
+            tables.discard(rule)
+            return .failure(f)
+        }
+        return .success(rule)
     }
 
-    /// Waits what the current model says one operation costs on the caller's path.
-    private func payForOperation() {
-        let start = Sys.monotonicNanoseconds()
-        operations += 1
-        let latency = params.hardwareLatencyMicroseconds
+    /// Loop 2 (and, for lockstep, Loop 3) for one rule.
+    private func admit(_ rule: HardwareRule) -> OffloadFailure? {
         switch params.offloadModel {
         case .lockstep:
-            hardwareAccesses += 1
-            spin(microseconds: latency)
-        case .prefetch:
-            if prefetched == 0 {
-                hardwareAccesses += 1
-                spin(microseconds: latency)
-                prefetched = params.prefetchBatch
-            }
-            prefetched -= 1
-        case .credit:
-            while true {
-                let got = credits.withLock { c -> Bool in
-                    if c > 0 { c -= 1; return true }
-                    return false
-                }
-                if got { break }
-                refillWakeup?.signal()
-                sched_yield()
-            }
-            refillWakeup?.signal()
+            callerAccess(microseconds: params.hardwareLatencyMicroseconds)
+            if injectFault() { return .injectedFault }
+            if let f = tables.reserve(rule) { return f }
+            if let refused = tables.program([rule]).first { return refused.failure }
+            statistics.programmedRules += 1
+            return nil
+        case .prefetch, .credit:
+            if let f = reserveFromStock(rule) { return f }
         case .predictive:
+            if let f = predictor.admit(rule, tables: tables, model: params.predictiveModel) { return f }
+            predicted.insert(rule.id)
+        case .async:
             break
         }
+        enqueue(.program(rule))
+        return nil
+    }
+
+    func remove(_ rule: HardwareRule) -> Bool {
+        guard tables.rules[rule.id] === rule else { return false }
+        beginOperation()
+        defer { endOperation() }
+        if !params.offloadModel.programsAsynchronously {
+            callerAccess(microseconds: params.hardwareLatencyMicroseconds)
+            return tables.discard(rule)
+        }
+        if !rule.isProgrammed && rule.replaces == nil {
+            // Nothing of it reached the data plane: its queued write is cancelled.
+            forgetPrediction(rule.id)
+            return tables.discard(rule)
+        }
+        tables.releaseMatch(of: rule)
+        enqueue(.remove(rule))
+        return true
+    }
+
+    /// Make-before-break: with the same match the new actions are written over the old
+    /// ones (the counter carries on); otherwise the new rule is placed before the old
+    /// one is removed.
+    func replace(_ old: HardwareRule, with spec: HardwareRuleSpec) -> Result<HardwareRule, OffloadFailure> {
+        guard tables.rules[old.id] === old else { return .failure(.notFound) }
+        let sameMatch = old.spec.mask == spec.mask && old.key == spec.key.masked(by: spec.mask)
+        guard sameMatch else {
+            let r = add(spec)
+            if case .success = r { _ = remove(old) }
+            return r
+        }
+        beginOperation()
+        defer { endOperation() }
+        let rule: HardwareRule
+        switch tables.acceptReplacement(of: old, spec) {
+        case .success(let r): rule = r
+        case .failure(let f): return .failure(f)
+        }
+        if predicted.remove(old.id) != nil {
+            predicted.insert(rule.id)
+            predictor.transfer(from: old.id, to: rule.id)
+        }
+        guard params.offloadModel.programsAsynchronously else {
+            callerAccess(microseconds: params.hardwareLatencyMicroseconds)
+            var failure: OffloadFailure? = injectFault() ? .injectedFault : nil
+            if failure == nil { failure = tables.program([rule]).first?.failure }
+            if let failure {
+                tables.undoReplacement(rule, restoring: old)
+                return .failure(failure)
+            }
+            statistics.programmedRules += 1
+            return .success(rule)
+        }
+        enqueue(.program(rule))
+        return .success(rule)
+    }
+
+    /// Rewrites a shared encap entry in place: one synchronous access.
+    func rewriteEncap(_ e: EncapEntry, header: VXLAN.EncapTemplate) {
+        callerAccess(microseconds: params.hardwareLatencyMicroseconds)
+        tables.rewriteEncap(e, header: header)
+    }
+
+    // MARK: Reservation from the stock (prefetch, credit)
+
+    private func reserveFromStock(_ rule: HardwareRule) -> OffloadFailure? {
+        let needs = tables.needs(rule)
+        var refilled = false
+        while true {
+            if needs.allSatisfy({ stock.count($0.pool) >= $0.units }) {
+                let f = tables.reserve(rule, from: stock)
+                if params.offloadModel == .credit { requestRefillIfLow() }
+                return f
+            }
+            if refilled {
+                // The hardware had no more room to give.
+                let short = needs.first { stock.count($0.pool) < $0.units }!
+                return .noSpace(table: short.pool.exhaustedPool(for: short.units).path.dropFirstComponent())
+            }
+            if params.offloadModel == .prefetch {
+                // One synchronous access reserves the next batch.
+                callerAccess(microseconds: params.queryLatencyMicroseconds)
+                for n in needs where stock.count(n.pool) < n.units {
+                    stock.refill(n.pool, by: max(params.prefetchBatch, n.units) - stock.count(n.pool))
+                }
+            } else {
+                // The bucket is empty: wait for the firmware's refill.
+                firmware.refillWanted = true
+                run(until: { !self.firmware.refillWanted && !self.firmware.refillInFlight })
+                for n in needs where stock.count(n.pool) < n.units {
+                    // The refill raced with other demand: top up what this rule needs.
+                    stock.refill(n.pool, by: n.units - stock.count(n.pool))
+                }
+            }
+            refilled = true
+        }
+    }
+
+    /// The credit bucket's size for a pool now: large while the pool has room, smaller
+    /// as it fills (so that near full the driver does not sit on entries others need).
+    func bucketSize(_ pool: HardwareResource) -> Int {
+        max(1, min(params.creditBucket, (pool.available + stock.count(pool)) / 8))
+    }
+
+    /// A refill is asked for at half a bucket: the other half covers the caller while
+    /// the refill's query is under way.
+    private func requestRefillIfLow() {
+        for pool in [tables.maskedPool, tables.exactFlows, tables.counterPool] {
+            if stock.count(pool) <= bucketSize(pool) / 2 && pool.available > 0 { firmware.refillWanted = true }
+        }
+        if firmware.refillWanted { firmware.start(now: clock.now(), partial: true) }
+    }
+
+    /// The firmware's refill access completed: every bucket back to its size.
+    private func refillBuckets() {
+        for pool in [tables.maskedPool, tables.exactFlows, tables.counterPool] {
+            let want = bucketSize(pool) - stock.count(pool)
+            if want > 0 { stock.refill(pool, by: want) }
+        }
+        statistics.refills += 1
+    }
+
+    // MARK: The firmware
+
+    private func enqueue(_ c: Firmware.Command) {
+        firmware.enqueue(c)
+        service(now: clock.now())
+    }
+
+    /// Runs firmware work that is due. With `doorbell` a partial bulk starts too (the
+    /// driver has nothing else to do); otherwise only full bulks start.
+    func service(now: UInt64, doorbell: Bool = false) {
+        if doorbell { firmware.ringDoorbell() }
+        firmware.start(now: now, partial: false)
+        while let done = firmware.nextCompletion, done <= now {
+            let access = firmware.complete()
+            execute(access)
+            firmware.start(now: done, partial: false)
+        }
+    }
+
+    /// When the firmware's current access completes (the daemon wakes then).
+    var nextDeadline: UInt64? { firmware.nextCompletion }
+
+    /// Waits (on the caller's path) until `done` holds or the firmware has nothing left.
+    private func run(until done: () -> Bool) {
+        firmware.ringDoorbell()
+        while !done() {
+            service(now: clock.now(), doorbell: true)
+            if done() { break }
+            guard let next = firmware.nextCompletion else { break }
+            let now = clock.now()
+            if next > now { waitOnCallersPath(nanoseconds: next - now) }
+        }
+    }
+
+    /// Finishes every queued write now (model change, reload, mode change, tests).
+    func drain() { run(until: { self.firmware.isIdle }) }
+
+    private func execute(_ access: Firmware.Access) {
+        statistics.firmwareAccesses += 1
+        if access.refill { refillBuckets() }
+        var batch: [HardwareRule] = []
+        func flush() {
+            guard !batch.isEmpty else { return }
+            for (r, f) in tables.program(batch) { lateFailure(r, f) }
+            statistics.programmedRules += UInt64(batch.filter(\.isProgrammed).count)
+            batch.removeAll()
+        }
+        for c in access.commands {
+            switch c {
+            case .program(let r):
+                guard tables.rules[r.id] === r, !r.isProgrammed else { continue }
+                if injectFault() {
+                    lateFailure(r, .injectedFault)
+                    continue
+                }
+                // async and predictive reserve only now, at the hardware.
+                if let f = tables.reserve(r) {
+                    lateFailure(r, f)
+                    continue
+                }
+                batch.append(r)
+            case .remove(let r):
+                flush()
+                forgetPrediction(r.id)
+                tables.discard(r)
+            }
+        }
+        flush()
+        if firmware.isIdle { statistics.lastCoherentNanoseconds = access.completion }
+    }
+
+    /// The hardware refused a rule after the add returned: the rule stays (failed) for
+    /// the flow to show; what it held goes back.
+    private func lateFailure(_ r: HardwareRule, _ f: OffloadFailure) {
+        r.state = .failed(f)
+        tables.dropReplaced(by: r)
+        tables.releaseUnits(of: r)
+        statistics.lateFailures += 1
+        if predicted.contains(r.id) { statistics.wrongPredictions += 1 }
+        forgetPrediction(r.id)
+        onLateFailure?(r, f)
+    }
+
+    private func forgetPrediction(_ id: UInt64) {
+        if predicted.remove(id) != nil { predictor.forget(id) }
+    }
+
+    // MARK: Bursts: the caller's latency and the coherent one
+
+    /// Operations closer together than this belong to one burst (a batch; generous, as a loaded machine can pause the daemon for tens of ms).
+    static let burstGapNanoseconds: UInt64 = 100_000_000
+    private var lastOperationEnd: UInt64 = 0
+
+    private func beginOperation() {
+        let now = clock.now()
+        statistics.operations += 1
+        if statistics.burst.start == 0 || now &- lastOperationEnd > Self.burstGapNanoseconds {
+            statistics.burst = OffloadStatistics.Burst(start: now)
+        }
+        statistics.burst.operations += 1
+    }
+
+    private func endOperation() {
+        lastOperationEnd = clock.now()
+        statistics.burst.callerEnd = lastOperationEnd
+    }
+
+    /// The last burst's latencies: until its last operation returned, and until every
+    /// rule it asked for was in the data plane (nil while some still wait).
+    var lastBurst: (operations: UInt64, callerNanoseconds: UInt64, coherentNanoseconds: UInt64?) {
+        let b = statistics.burst
+        guard b.start != 0 else { return (0, 0, 0) }
+        let caller = b.callerEnd &- b.start
+        guard firmware.isIdle else { return (b.operations, caller, nil) }
+        return (b.operations, caller, max(b.callerEnd, statistics.lastCoherentNanoseconds) &- b.start)
+    }
+
+    // MARK: Costs on the caller's path
+
+    /// One synchronous hardware access: the caller waits its latency (and the intake
+    /// rate); the firmware goes on meanwhile.
+    private func callerAccess(microseconds: Int) {
+        statistics.callerAccesses += 1
+        if microseconds > 0 { waitOnCallersPath(nanoseconds: UInt64(microseconds) * 1000) }
         throttleIntake()
-        waitedNanoseconds += Sys.monotonicNanoseconds() - start
+        service(now: clock.now())
+    }
+
+    /// Time the caller spends waiting for the hardware (what the statistics report).
+    private func waitOnCallersPath(nanoseconds: UInt64) {
+        let start = clock.now()
+        clock.wait(nanoseconds: nanoseconds)
+        statistics.callerWaitNanoseconds += clock.now() - start
     }
 
     /// Blocks until the intake rate admits one more operation.
@@ -109,55 +343,72 @@ final class OffloadEngine: @unchecked Sendable {
         let rate = params.intakeRate
         guard rate > 0 else { return }
         while true {
-            let now = Sys.monotonicNanoseconds()
+            let now = clock.now()
             intakeTokens = min(Double(rate) / 100 + 1, intakeTokens + Double(now - intakeStamp) * Double(rate) / 1e9)
             intakeStamp = now
             if intakeTokens >= 1 {
                 intakeTokens -= 1
                 return
             }
-            let waitNs = UInt64((1 - intakeTokens) / Double(rate) * 1e9)
-            spin(microseconds: Int(max(1, waitNs / 1000)))
+            waitOnCallersPath(nanoseconds: max(1000, UInt64((1 - intakeTokens) / Double(rate) * 1e9)))
         }
     }
 
-    func add(_ spec: HardwareRuleSpec) -> Result<HardwareRule, OffloadFailure> {
-        if params.failNextOffloads > 0 {
-            params.failNextOffloads -= 1
-            return .failure(.injectedFault)
+    private func injectFault() -> Bool {
+        guard params.failNextOffloads > 0 else { return false }
+        params.failNextOffloads -= 1
+        return true
+    }
+
+    private func modelChanged() {
+        drain()
+        stock.returnAll()
+        predicted.removeAll()
+        predictor = OccupancyPredictor()
+        if params.offloadModel == .predictive {
+            let held = tables.rules.values.filter { r in if case .failed = r.state { false } else { true } }
+            predictor.rebuild(from: held, tables: tables)
+            predicted = Set(held.map(\.id))
         }
-        payForOperation()
-        return tables.insert(spec)
     }
 
-    func remove(_ rule: HardwareRule) -> Bool {
-        payForOperation()
-        return tables.remove(rule)
+    /// Gives the stock back (before a reload checks what is in use).
+    func returnStock() { stock.returnAll() }
+
+    /// Every rule is gone (leaving switchdev): the stock and the predictions too.
+    func forgetReservations() {
+        stock.returnAll()
+        predicted.removeAll()
+        predictor = OccupancyPredictor()
     }
 
-    func rewriteEncap(_ e: EncapEntry, header: VXLAN.EncapTemplate) {
-        payForOperation()
-        tables.rewriteEncap(e, header: header)
-    }
-
-    /// Make-before-break: the new rule is in place before the old one goes.
-    func replace(_ old: HardwareRule, with spec: HardwareRuleSpec) -> Result<HardwareRule, OffloadFailure> {
-        if params.failNextOffloads > 0 {
-            params.failNextOffloads -= 1
-            return .failure(.injectedFault)
-        }
-        payForOperation()
-        return tables.replace(old, with: spec)
-    }
+    /// Rules accepted and not yet programmed (or removals not yet done).
+    var pendingWrites: Int { firmware.queuedCount + firmware.inFlightCount }
 }
 
-/// Waits `microseconds`: spins for short waits (sleep granularity is too coarse), sleeps for long ones.
-func spin(microseconds: Int) {
-    guard microseconds > 0 else { return }
-    if microseconds >= 500 {
-        usleep(UInt32(microseconds))
-        return
+/// What the offload path did, as `esw-devlink dev show -s` reports it.
+public struct OffloadStatistics: Sendable, Equatable {
+    public var operations: UInt64 = 0
+    /// Hardware accesses made on the caller's path, and the time the caller waited.
+    public var callerAccesses: UInt64 = 0
+    public var callerWaitNanoseconds: UInt64 = 0
+    /// Accesses made by the firmware's work queue (bulk writes, credit refills).
+    public var firmwareAccesses: UInt64 = 0
+    public var refills: UInt64 = 0
+    public var programmedRules: UInt64 = 0
+    /// Refusals after the add had returned (async, wrong predictions, faults).
+    public var lateFailures: UInt64 = 0
+    /// Of those, rules a prediction had admitted.
+    public var wrongPredictions: UInt64 = 0
+    /// When the firmware last ran out of work: every accepted rule was then programmed
+    /// (the end of the coherent latency).
+    public var lastCoherentNanoseconds: UInt64 = 0
+
+    /// Operations closer together than 100 ms: one batch, as a caller sees it.
+    public struct Burst: Sendable, Equatable {
+        public var start: UInt64 = 0
+        public var callerEnd: UInt64 = 0
+        public var operations: UInt64 = 0
     }
-    let end = Sys.monotonicNanoseconds() + UInt64(microseconds) * 1000
-    while Sys.monotonicNanoseconds() < end {}
+    public var burst = Burst()
 }

@@ -1,16 +1,36 @@
-/// How the driver reserves hardware resources for an offload ("Hardware resource
-/// management for network function offload"). All give a synchronous answer; they
+/// How the driver reserves hardware resources for an offload and when it programs
+/// them ("Hardware resource management for network function offload"). Every model
+/// but `async` answers synchronously whether the hardware will hold the rule; they
 /// differ in how much hardware latency the caller waits for.
 public enum OffloadModel: String, Sendable, CaseIterable {
-    /// Program each rule synchronously: every offload waits one hardware access.
+    /// Reserve and program each rule synchronously: every offload waits one access.
     case lockstep
-    /// Reserve `prefetch_batch` entries per hardware access: every Nth offload waits.
+    /// Reserve `prefetch_batch` entries per synchronous access (every Nth offload
+    /// waits); program asynchronously.
     case prefetch
-    /// A bucket of reserved credits refilled in the background: offloads wait only
-    /// when the bucket is empty.
+    /// A bucket of reserved credits refilled asynchronously below a low-water mark,
+    /// large while the table has room and smaller as it fills; offloads wait only when
+    /// it is empty; program asynchronously.
     case credit
-    /// An occupancy model answers; no hardware access on the offload path.
+    /// An occupancy model answers (`predictive_model`); no access on the offload path;
+    /// program asynchronously. A refusal at programming time is a wrong prediction.
     case predictive
+    /// Success at once, program later; a refusal then is told to nobody (the kernel's
+    /// FIB offload before synchronous feedback).
+    case async
+
+    /// Whether an add returns before the rule is in the data plane.
+    public var programsAsynchronously: Bool { self != .lockstep }
+}
+
+/// The occupancy model of `predictive`.
+public enum PredictiveModel: String, Sendable, CaseIterable {
+    /// Hard limits per object type, like a driver resource profile: never wrong, never
+    /// fills the table.
+    case flat
+    /// Each rule mapped to what it really takes (table, width, shared memory, counters,
+    /// masks), overestimating when unsure.
+    case complex
 }
 
 /// Driver parameters, shown and set the devlink way (`dev param show|set`).
@@ -24,16 +44,28 @@ public struct DeviceParams: Sendable, Equatable {
     /// How often the driver reads rule counters, in milliseconds.
     public var statsIntervalMilliseconds: Int = 1000
     public var offloadModel: OffloadModel = .lockstep
-    /// Entries reserved per hardware access under `prefetch`, and bucket size under `credit`.
+    /// Entries reserved per hardware access under `prefetch`.
     public var prefetchBatch: Int = 64
+    /// The largest credit bucket under `credit` (per pool; smaller as the pool fills).
+    public var creditBucket: Int = 1024
+    /// Cost of a hardware access that reads or reserves occupancy (prefetch, credit
+    /// refills), in microseconds.
+    public var queryLatencyMicroseconds: Int = 0
+    /// Rules the firmware programs per hardware access (queued/bulk rule commands).
+    public var programBatch: Int = 64
+    public var predictiveModel: PredictiveModel = .complex
     /// Whether the tunnel tracker keeps neighbours of busy offloaded encap flows alive
     /// (NTF_USE), as mlx5 does from its flow counters.
     public var neighbourKeepalive = true
+    /// The speed of the NIC's processor that runs offloaded programs, in percent of the
+    /// host's: below 100 every program run takes 100/nic_speed times as long.
+    public var nicSpeedPercent = 100
 
     public init() {}
 
     public static let names = ["hw_latency_us", "intake_rate", "fail_next_offloads", "stats_interval_ms",
-                               "offload_model", "prefetch_batch", "neigh_keepalive"]
+                               "offload_model", "prefetch_batch", "credit_bucket", "hw_query_latency_us", "program_batch",
+                               "predictive_model", "neigh_keepalive", "nic_speed"]
 
     public func value(of name: String) -> String? {
         switch name {
@@ -43,7 +75,12 @@ public struct DeviceParams: Sendable, Equatable {
         case "stats_interval_ms": String(statsIntervalMilliseconds)
         case "offload_model": offloadModel.rawValue
         case "prefetch_batch": String(prefetchBatch)
+        case "credit_bucket": String(creditBucket)
+        case "hw_query_latency_us": String(queryLatencyMicroseconds)
+        case "program_batch": String(programBatch)
+        case "predictive_model": predictiveModel.rawValue
         case "neigh_keepalive": neighbourKeepalive ? "true" : "false"
+        case "nic_speed": String(nicSpeedPercent)
         default: nil
         }
     }
@@ -73,6 +110,16 @@ public struct DeviceParams: Sendable, Equatable {
         case "fail_next_offloads": failNextOffloads = try int(0, 1_000_000_000)
         case "stats_interval_ms": statsIntervalMilliseconds = try int(10, 3_600_000)
         case "prefetch_batch": prefetchBatch = try int(1, 1_000_000)
+        case "credit_bucket": creditBucket = try int(1, 1_000_000)
+        case "hw_query_latency_us": queryLatencyMicroseconds = try int(0, 1_000_000)
+        case "program_batch": programBatch = try int(1, 65_536)
+        case "nic_speed": nicSpeedPercent = try int(1, 100)
+        case "predictive_model":
+            guard let m = PredictiveModel(rawValue: value) else {
+                throw .invalid(name: name, value: value,
+                               expected: PredictiveModel.allCases.map(\.rawValue).joined(separator: "|"))
+            }
+            predictiveModel = m
         case "offload_model":
             guard let m = OffloadModel(rawValue: value) else {
                 throw .invalid(name: name, value: value,

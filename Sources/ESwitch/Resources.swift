@@ -13,7 +13,13 @@ public final class HardwareResource: @unchecked Sendable {
     public let sizeMin: Int
     public let sizeMax: Int
     public let sizeGranularity: Int
+    /// Units taken: by rules in the data plane, by rules reserved and waiting for the
+    /// firmware, and by the driver's stock of reserved credits.
     public private(set) var occupancy = 0
+    /// Of the occupancy, units that rules in the data plane hold now.
+    public private(set) var programmed = 0
+    /// Units reserved but not (or not yet) in the data plane.
+    public var reserved: Int { occupancy - programmed }
     public private(set) var children: [HardwareResource] = []
     public private(set) weak var parent: HardwareResource?
 
@@ -59,6 +65,15 @@ public final class HardwareResource: @unchecked Sendable {
         var r: HardwareResource? = self
         while let x = r {
             x.occupancy = max(0, x.occupancy - units)
+            r = x.parent
+        }
+    }
+
+    /// Units of this pool (and every ancestor) now held by rules in the data plane.
+    public func markProgrammed(_ units: Int) {
+        var r: HardwareResource? = self
+        while let x = r {
+            x.programmed = max(0, min(x.occupancy, x.programmed + units))
             r = x.parent
         }
     }

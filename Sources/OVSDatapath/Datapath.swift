@@ -36,6 +36,8 @@ public final class Datapath: @unchecked Sendable {
     private var lastAging: UInt64 = 0
     private var lastStatsPoll: UInt64 = 0
     private var statsPollSpacing: UInt64 = 0
+    /// When pollHardwareCounters last read the rules.
+    private var lastCounterRead: UInt64 = 0
 
     public init(name: String, eswitch: ESwitch?, policy: OffloadPolicy = .none, missMode: MissMode = .drop,
                 maxIdleMilliseconds: Int = 10_000, rcu: QuiescentState = .shared, logger: Logger) throws {
@@ -168,7 +170,8 @@ public final class Datapath: @unchecked Sendable {
     /// Visits every flow without copying the list (for periodic work over many flows);
     /// `body` must not add or delete flows.
     public func forEachFlow(_ body: (DatapathFlow) -> Void) { for f in table.flows { body(f) } }
-    public var offloadedFlowCount: Int { table.flows.reduce(0) { $0 + ($1.offload.isOffloaded ? 1 : 0) } }
+    /// Flows whose rule is in the hardware now.
+    public var offloadedFlowCount: Int { table.flows.reduce(0) { $0 + (offloadStatus(of: $1) == .offloaded ? 1 : 0) } }
     public func flow(ufid: UInt128) -> DatapathFlow? { table.lookup(ufid: ufid) }
     public func flow(match: FlowMatch) -> DatapathFlow? { table.lookup(match: match) }
 
@@ -272,168 +275,6 @@ public final class Datapath: @unchecked Sendable {
     /// Reads the flow's hardware rule counters now (the periodic poll may be a while ago).
     private func readHardwareCounters(_ f: DatapathFlow) {
         if case .hardware(let h) = f.offload, let c = eswitch?.ruleCounters(h) { f.hardwareLatest = c }
-    }
-
-    // MARK: Offload
-
-    private var translator: OffloadTranslator? {
-        eswitch.map { OffloadTranslator(dp: self, eswitch: $0, tunnels: tunnelResolver) }
-    }
-
-    /// Attempts to put a new flow into hardware, per policy.
-    func offload(_ flow: DatapathFlow) throws(DatapathError) {
-        guard policy != .skipHW else {
-            flow.offload = .software(reason: "offload policy is skip_hw")
-            return
-        }
-        switch hardwareRule(for: flow) {
-        case .success(let t):
-            switch eswitch!.addRule(t.spec) {
-            case .success(let h):
-                installed(flow, h, t)
-            case .failure(let f):
-                try refuse(flow, f, dependency: t.dependency)
-            }
-        case .failure(let f):
-            try refuse(flow, f, dependency: nil)
-        }
-    }
-
-    /// A rule is in hardware: record it, and let the hardware parser see VXLAN on a
-    /// decap rule's UDP port.
-    private func installed(_ flow: DatapathFlow, _ h: HardwareRuleHandle, _ t: OffloadTranslator.Translation) {
-        flow.offload = .hardware(h)
-        flow.tunnelDependency = t.dependency
-        if let p = t.vxlanPort { _ = eswitch!.registerVXLANPort(p) }
-    }
-
-    private func refuse(_ flow: DatapathFlow, _ f: OffloadFailure, dependency: TunnelDependency?) throws(DatapathError) {
-        if policy == .skipSW { throw DatapathError(f.errno, "hardware refused the flow (skip_sw): \(f)") }
-        flow.offload = .software(reason: f.description)
-        flow.tunnelDependency = dependency ?? tunnelDependency(of: flow)
-    }
-
-    /// The hardware rule for a flow, or why it cannot have one.
-    private func hardwareRule(for flow: DatapathFlow) -> Result<OffloadTranslator.Translation, OffloadFailure> {
-        guard let tr = translator else { return .failure(.tunnel("no eSwitch behind this datapath")) }
-        switch tr.translate(flow.match, actions: flow.actions, cookie: UInt64(truncatingIfNeeded: flow.ufid)) {
-        case .success(let t):
-            if let p = t.vxlanPort, !eswitch!.canRegisterVXLANPort(p) {
-                return .failure(.unsupportedMatch(field: "more than 4 VXLAN UDP ports"))
-            }
-            return .success(t)
-        case .failure(let f):
-            return .failure(f)
-        }
-    }
-
-    /// For flows that stay in software: which tunnel the flow would need, so the tracker
-    /// retries it when routes or neighbours change.
-    private func tunnelDependency(of flow: DatapathFlow) -> TunnelDependency? {
-        let inNumber = UInt32(truncatingIfNeeded: flow.match.key[.inPort])
-        if vport(inNumber)?.type == .vxlan { return TunnelDependency(kind: .decap, remote: TunnelMetadata(from: flow.match.key)) }
-        var pending: TunnelMetadata?
-        for a in flow.actions {
-            if case .set(let f) = a, f.attribute == KeyAttr.tunnel,
-               let t = try? ActionCompiler.decodeTunnelSet(f.value) { pending = t }
-            if case .output(let n) = a, vport(n)?.type == .vxlan, let t = pending { return TunnelDependency(kind: .encap, remote: t) }
-        }
-        return nil
-    }
-
-    /// Replaces the hardware side of a modified flow, make-before-break.
-    func reoffload(_ fresh: DatapathFlow, replacing old: DatapathFlow) throws(DatapathError) {
-        guard policy != .skipHW else {
-            removeHardware(old)
-            fresh.hardwareCarried = old.hardwareCarried
-            fresh.hardwareLatest = RuleCounters()
-            fresh.offload = .software(reason: "offload policy is skip_hw")
-            return
-        }
-        let translated = hardwareRule(for: fresh)
-        if case .hardware(let h) = old.offload {
-            if case .success(let t) = translated, case .success(let nh) = eswitch!.replaceRule(h, with: t.spec) {
-                old.retireHardwareCounters()
-                fresh.hardwareCarried = old.hardwareCarried
-                fresh.hardwareLatest = RuleCounters()
-                installed(fresh, nh, t)
-                unregisterVXLAN(of: old)
-                return
-            }
-            if policy == .skipSW, case .failure(let f) = translated {
-                throw DatapathError(f.errno, "hardware refused the modified flow (skip_sw): \(f)")
-            }
-            removeHardware(old)
-            fresh.hardwareCarried = old.hardwareCarried
-            fresh.hardwareLatest = RuleCounters()
-        }
-        switch translated {
-        case .success(let t):
-            switch eswitch!.addRule(t.spec) {
-            case .success(let h):
-                installed(fresh, h, t)
-            case .failure(let f):
-                try refuse(fresh, f, dependency: t.dependency)
-            }
-        case .failure(let f):
-            try refuse(fresh, f, dependency: nil)
-        }
-    }
-
-    func removeHardware(_ f: DatapathFlow) {
-        guard case .hardware(let h) = f.offload, let sw = eswitch else { return }
-        if let c = sw.ruleCounters(h) { f.hardwareLatest = c }
-        f.retireHardwareCounters()
-        sw.deleteRule(h)
-        unregisterVXLAN(of: f)
-        f.offload = .software(reason: "hardware rule removed")
-    }
-
-    private func unregisterVXLAN(of f: DatapathFlow) {
-        guard f.tunnelDependency?.kind == .decap, let p = vport(UInt32(truncatingIfNeeded: f.match.key[.inPort])) else { return }
-        eswitch?.unregisterVXLANPort(p.udpPort)
-    }
-
-    /// Re-evaluates flows that depend on tunnel state (routes, neighbours): re-offloads
-    /// what can now be offloaded, moves to software what no longer can.
-    @discardableResult
-    public func reevaluateTunnelFlows(where pick: (DatapathFlow) -> Bool = { _ in true }) -> (offloaded: Int, software: Int) {
-        // Under skip_hw nothing is offloaded; don't visit (or copy the list of) every flow
-        // for each route or neighbour event.
-        guard policy != .skipHW else { return (0, 0) }
-        var up = 0, down = 0
-        for f in table.flows.filter({ $0.tunnelDependency != nil && pick($0) }) {
-            let wasHW = f.offload.isOffloaded
-            switch hardwareRule(for: f) {
-            case .success(let t):
-                if case .hardware(let h) = f.offload {
-                    // Unchanged rules (the usual case: an encap entry rewritten in place) stay.
-                    if eswitch!.rule(h)?.spec != t.spec, case .success(let nh) = eswitch!.replaceRule(h, with: t.spec) {
-                        f.retireHardwareCounters()
-                        f.offload = .hardware(nh)
-                    }
-                    f.tunnelDependency = t.dependency
-                } else {
-                    switch eswitch!.addRule(t.spec) {
-                    case .success(let h):
-                        installed(f, h, t)
-                        up += 1
-                        logger.info("flow re-offloaded", metadata: ["ufid": "\(formatUFID(f.ufid))"])
-                    case .failure(let why):
-                        f.offload = .software(reason: why.description)
-                        f.tunnelDependency = t.dependency
-                    }
-                }
-            case .failure(let why):
-                if wasHW {
-                    removeHardware(f)
-                    down += 1
-                    logger.info("flow moved to software", metadata: ["ufid": "\(formatUFID(f.ufid))", "reason": "\(why)"])
-                }
-                f.offload = .software(reason: why.description)
-            }
-        }
-        return (up, down)
     }
 
     // MARK: Upcalls and execution
@@ -551,8 +392,15 @@ public final class Datapath: @unchecked Sendable {
     public func pollHardwareCounters() {
         guard let sw = eswitch else { return }
         let snapshot = sw.counterSnapshot()
+        let previousPoll = lastCounterRead
+        lastCounterRead = Sys.monotonicNanoseconds()
         for f in table.flows {
-            if case .hardware(let h) = f.offload, let c = sw.ruleCounters(h, in: snapshot) { f.hardwareLatest = c }
+            guard case .hardware(let h) = f.offload, var c = sw.ruleCounters(h, in: snapshot) else { continue }
+            // A rule that counted packets since the previous read was used after it: the
+            // rule's own last-used time is the kernel's coarse clock, which can lag ours
+            // (by minutes, seen on this VM), and must not make a busy flow look idle.
+            if c.packets > f.hardwareLatest.packets { c.lastUsedNanoseconds = max(c.lastUsedNanoseconds, previousPoll) }
+            f.hardwareLatest = c
         }
     }
 
@@ -580,11 +428,29 @@ public final class Datapath: @unchecked Sendable {
         public var hit: UInt64, missed: UInt64, lost: UInt64, flows: UInt64
         public var maskHit: UInt64, masks: UInt64
         public var offloadedFlows: UInt64
+        public var pendingFlows: UInt64
+        public var failedFlows: UInt64
+        /// Of the failed flows, those installed under skip_sw: nothing handles their packets.
+        public var blackholedFlows: UInt64
+        public var hardwareOnlyDrops: UInt64
     }
 
     public var stats: Stats {
         let c = counters.snapshot
+        var byStatus = (offloaded: UInt64(0), pending: UInt64(0), failed: UInt64(0), blackholed: UInt64(0))
+        for f in table.flows {
+            switch offloadStatus(of: f) {
+            case .offloaded: byStatus.offloaded += 1
+            case .pending: byStatus.pending += 1
+            case .failed:
+                byStatus.failed += 1
+                if f.hardwareOnly { byStatus.blackholed += 1 }
+            case .software: break
+            }
+        }
         return Stats(hit: c.hit, missed: c.missed, lost: c.lost, flows: UInt64(table.count), maskHit: c.maskHit,
-                     masks: UInt64(table.classifier.maskCount), offloadedFlows: UInt64(offloadedFlowCount))
+                     masks: UInt64(table.classifier.maskCount), offloadedFlows: byStatus.offloaded,
+                     pendingFlows: byStatus.pending, failedFlows: byStatus.failed, blackholedFlows: byStatus.blackholed,
+                     hardwareOnlyDrops: counters.hardwareOnlyDropCount)
     }
 }

@@ -6,11 +6,14 @@ final class DatapathCounters: @unchecked Sendable {
     private let misses = Atomic<UInt64>(0)
     private let losts = Atomic<UInt64>(0)
     private let maskHitCount = Atomic<UInt64>(0)
+    private let hardwareOnlyDrops = Atomic<UInt64>(0)
 
     @inline(__always) func hit() { hits.wrappingAdd(1, ordering: .relaxed) }
     @inline(__always) func miss() { misses.wrappingAdd(1, ordering: .relaxed) }
     @inline(__always) func lost() { losts.wrappingAdd(1, ordering: .relaxed) }
     @inline(__always) func maskHits(_ n: UInt64) { maskHitCount.wrappingAdd(n, ordering: .relaxed) }
+    @inline(__always) func hardwareOnlyDrop() { hardwareOnlyDrops.wrappingAdd(1, ordering: .relaxed) }
+    var hardwareOnlyDropCount: UInt64 { hardwareOnlyDrops.load(ordering: .relaxed) }
 
     var snapshot: (hit: UInt64, missed: UInt64, lost: UInt64, maskHit: UInt64) {
         (hits.load(ordering: .relaxed), misses.load(ordering: .relaxed), losts.load(ordering: .relaxed),

@@ -19,6 +19,7 @@ public enum OffloadState: Sendable, Equatable {
     /// In a hardware table.
     case hardware(HardwareRuleHandle)
 
+    /// Whether the flow has a hardware rule (in any state: pending, programmed, failed).
     public var isOffloaded: Bool { if case .hardware = self { true } else { false } }
 }
 
@@ -42,6 +43,9 @@ public final class DatapathFlow: ClassifierEntry, @unchecked Sendable {
     let byteCount = Atomic<UInt64>(0)
     let usedNanoseconds = Atomic<UInt64>(0)
     let tcpFlagsSeen = Atomic<UInt16>(0)
+
+    /// Installed under skip_sw: software never runs it (set before the flow is published).
+    public internal(set) var hardwareOnly = false
 
     // Control-thread state.
     public internal(set) var offload: OffloadState = .software(reason: "not attempted")

@@ -90,6 +90,12 @@ final class PacketEngine: @unchecked Sendable {
         }
         dp.counters.hit()
         let flow = unsafeDowncast(entry.takeUnretainedValue(), to: DatapathFlow.self)
+        if flow.hardwareOnly {
+            // skip_sw: the rule exists only in hardware (or is still waiting to get
+            // there); software has no fallback for it, as on a line-rate ASIC.
+            dp.counters.hardwareOnlyDrop()
+            return
+        }
         flow.count(bytes: b.length, tcpFlags: UInt16(truncatingIfNeeded: key[.tcpFlags]), now: now)
         var ctx = ExecState()
         flow.compiled.withUnsafeBufferPointer { acts in

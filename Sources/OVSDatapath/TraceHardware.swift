@@ -139,9 +139,12 @@ extension PacketTracer {
         guard let f = dp.table.classifier.entries(matching: key).first.map({ unsafeDowncast($0, to: DatapathFlow.self) }) else {
             return base + "; no datapath flow matches either"
         }
-        switch f.offload {
-        case .software(let why): return base + "; the matching datapath flow ufid:\(formatUFID(f.ufid)) is not offloaded: \(why)"
-        case .hardware: return base + "; the matching datapath flow ufid:\(formatUFID(f.ufid)) has a rule that does not match the hardware's key"
+        let flow = "; the matching datapath flow ufid:\(formatUFID(f.ufid))"
+        switch dp.offloadStatus(of: f) {
+        case .software(let why): return base + flow + " is not offloaded: \(why)"
+        case .pending: return base + flow + " has a rule the firmware has not written yet"
+        case .failed(let why): return base + flow + " has a rule the hardware refused after the add: \(why)"
+        case .offloaded: return base + flow + " has a rule that does not match the hardware's key"
         }
     }
 

@@ -53,7 +53,7 @@ extension PacketTracer {
         r.add("packets", s.packets)
         r.add("bytes", s.bytes)
         r.add("used", Self.age(s.usedNanoseconds))
-        r.add("offloaded", flow.offload.isOffloaded)
+        r.add("offloaded", dp.offloadStatus(of: flow) == .offloaded)
         if let why = flow.softwareReason { r.add("not_offloaded", why) }
         var steps: [TraceNode] = []
         var state = PacketEngine.ExecState()

@@ -37,6 +37,8 @@ public final class TunnelTracker: TunnelOffloadResolver {
     private var lastKeepalive: UInt64 = 0
     private var keepaliveInterval: UInt64 = 500_000_000
     private var keepaliveIntervalRead: UInt64 = 0
+    /// Packets each encap rule had counted at the previous keepalive round.
+    private var packetsSeen: [UInt64: UInt64] = [:]
 
     public struct Statistics: Sendable {
         public var events: UInt64 = 0
@@ -313,12 +315,19 @@ public final class TunnelTracker: TunnelOffloadResolver {
         let since = lastKeepalive
         lastKeepalive = now
         var busy = Set<NeighbourKey>()
+        var seen: [UInt64: UInt64] = [:]
         dp.forEachFlow { f in
             guard let d = f.tunnelDependency, d.kind == .encap, case .hardware(let h) = f.offload,
-                  let c = sw.ruleCounters(h), c.lastUsedNanoseconds > since,
-                  let nk = remoteNeighbour[IPAddress.endpoints(of: d.remote).remote] else { return }
+                  let c = sw.ruleCounters(h) else { return }
+            seen[h.id] = c.packets
+            // Busy: it counted packets since the last round. (The rule's last-used time is
+            // the kernel's coarse clock, which can lag this one's; counts cannot.) A rule
+            // met for the first time is judged by its last-used time.
+            let counted = packetsSeen[h.id].map { c.packets > $0 } ?? (c.lastUsedNanoseconds > since)
+            guard counted, let nk = remoteNeighbour[IPAddress.endpoints(of: d.remote).remote] else { return }
             busy.insert(nk)
         }
+        packetsSeen = seen
         for nk in busy {
             do {
                 try kernel.useNeighbour(ifindex: nk.ifindex, address: nk.address)

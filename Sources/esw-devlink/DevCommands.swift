@@ -22,7 +22,19 @@ struct DevShow: ParsableCommand {
                 let oa = try AttributeParser.parse(o.attributes)
                 stats = [("operations", oa.u64(DevlinkAttr.offloadOperations)),
                          ("hw_accesses", oa.u64(DevlinkAttr.offloadHardwareAccesses)),
-                         ("waited_us", oa.u64(DevlinkAttr.offloadWaitedNanoseconds) / 1000)]
+                         ("waited_us", oa.u64(DevlinkAttr.offloadWaitedNanoseconds) / 1000),
+                         ("fw_accesses", oa.u64(DevlinkAttr.offloadFirmwareAccesses)),
+                         ("refills", oa.u64(DevlinkAttr.offloadRefills)),
+                         ("programmed", oa.u64(DevlinkAttr.offloadProgrammed)),
+                         ("pending", oa.u64(DevlinkAttr.offloadPendingWrites)),
+                         ("late_failures", oa.u64(DevlinkAttr.offloadLateFailures)),
+                         ("wrong_predictions", oa.u64(DevlinkAttr.offloadWrongPredictions)),
+                         ("coherent_at_ns", oa.u64(DevlinkAttr.offloadCoherentAt)),
+                         ("last_batch_ops", oa.u64(DevlinkAttr.offloadBurstOperations)),
+                         ("last_batch_caller_us", oa.u64(DevlinkAttr.offloadBurstCallerNanoseconds) / 1000)]
+                if let c = oa.first(DevlinkAttr.offloadBurstCoherentNanoseconds).flatMap({ try? $0.u64() }) {
+                    stats.append(("last_batch_coherent_us", c / 1000))
+                }
             }
             if options.json {
                 var fields: [(String, JSON)] = [("driver", .string(a.string(DevlinkAttr.driver) ?? "")),

@@ -8,6 +8,7 @@ struct PortInfo {
     var pfnum: UInt32 = 0, vfnum: UInt32?
     var hwAddr: [UInt8]?, vlan: UInt16 = 0, qos: UInt16 = 0, linkUp = true, mtu: UInt32 = 0
     var stats: [UInt64] = []
+    var program: ProgramInfo?
 
     init(_ m: GenericMessage) throws {
         let a = try AttributeParser.parse(m.attributes)
@@ -24,11 +25,8 @@ struct PortInfo {
         qos = a.u16(DevlinkAttr.portQoS) ?? 0
         linkUp = (a.u8(DevlinkAttr.portLinkUp) ?? 1) != 0
         mtu = a.u32(DevlinkAttr.portMTU) ?? 0
-        if let s = a.bytes(DevlinkAttr.portStats) {
-            stats = stride(from: 0, to: s.count - 7, by: 8).map { o in
-                (0..<8).reduce(UInt64(0)) { $0 | UInt64(s[o + $1]) << (8 * UInt64($1)) }
-            }
-        }
+        if let s = a.bytes(DevlinkAttr.portStats) { stats = u64Array(s) }
+        program = ProgramInfo(a)
     }
 
     var handle: String { "\(dev)/\(index)" }
@@ -63,6 +61,7 @@ struct PortInfo {
         let fn = functionFields
         if !fn.isEmpty { f.append(("function", .object(fn.map { ($0.0, .string($0.1)) }))) }
         if statistics { f.append(("stats", .object(zip(Self.statNames, stats).map { ($0.0, .uint($0.1)) }))) }
+        if let program { f.append(("prog", program.json(statistics: statistics))) }
         return .object(f)
     }
 }
@@ -104,6 +103,10 @@ struct PortShow: ParsableCommand {
                 if statistics {
                     Console.line("  stats:")
                     Console.line("    " + zip(PortInfo.statNames, p.stats).map { "\($0.0) \($0.1)" }.joined(separator: " "))
+                }
+                if let prog = p.program {
+                    Console.line("  prog: \(prog.line)")
+                    if statistics { Console.line("    " + prog.statsLine) }
                 }
             }
         }

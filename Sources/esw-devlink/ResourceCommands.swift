@@ -5,7 +5,7 @@ import Netlink
 /// One hardware resource and its children, as the daemon reports them.
 struct ResourceInfo {
     var name = "", path = "", unit = ""
-    var size: UInt64 = 0, sizeNew: UInt64?, occupancy: UInt64 = 0, sizeMin: UInt64 = 0, sizeMax: UInt64 = 0, granularity: UInt64 = 1
+    var size: UInt64 = 0, sizeNew: UInt64?, occupancy: UInt64 = 0, programmed: UInt64 = 0, sizeMin: UInt64 = 0, sizeMax: UInt64 = 0, granularity: UInt64 = 1
     var children: [ResourceInfo] = []
 
     init(_ nested: [Attribute]) throws {
@@ -15,17 +15,21 @@ struct ResourceInfo {
         size = nested.u64(DevlinkAttr.resourceSize)
         sizeNew = nested.first(DevlinkAttr.resourceSizeNew).flatMap { try? $0.u64() }
         occupancy = nested.u64(DevlinkAttr.resourceOccupancy)
+        programmed = nested.u64(DevlinkAttr.resourceOccupancyProgrammed)
         sizeMin = nested.u64(DevlinkAttr.resourceSizeMin)
         sizeMax = nested.u64(DevlinkAttr.resourceSizeMax)
         granularity = nested.u64(DevlinkAttr.resourceSizeGranularity)
         children = try nested.filter { $0.type == DevlinkAttr.resource }.map { try ResourceInfo($0.nestedAttributes()) }
     }
 
-    /// devlink's order: name size [size_new] occ unit size_min size_max size_gran.
+    /// devlink's order: name size [size_new] occ unit size_min size_max size_gran; then
+    /// what esw adds: of the occupancy, what rules in the data plane hold and what is
+    /// only reserved (rules waiting for the firmware, the driver's credits).
     var line: String {
         var s = "name \(name) size \(size)"
         if let sizeNew, sizeNew != size { s += " size_new \(sizeNew) size_valid false" }
         return s + " occ \(occupancy) unit \(unit) size_min \(sizeMin) size_max \(sizeMax) size_gran \(granularity)"
+            + " occ_programmed \(programmed) occ_reserved \(occupancy - min(occupancy, programmed))"
     }
 
     func print(indent: Int) {
@@ -40,7 +44,8 @@ struct ResourceInfo {
         var f: [(String, JSON)] = [("name", .string(name)), ("size", .uint(size))]
         if let sizeNew, sizeNew != size { f += [("size_new", .uint(sizeNew)), ("size_valid", .bool(false))] }
         f += [("occ", .uint(occupancy)), ("unit", .string(unit)), ("size_min", .uint(sizeMin)),
-              ("size_max", .uint(sizeMax)), ("size_gran", .uint(granularity))]
+              ("size_max", .uint(sizeMax)), ("size_gran", .uint(granularity)),
+              ("occ_programmed", .uint(programmed)), ("occ_reserved", .uint(occupancy - min(occupancy, programmed)))]
         if !children.isEmpty { f.append(("resources", .array(children.map(\.json)))) }
         return .object(f)
     }

@@ -30,7 +30,13 @@ struct DevParam: ParsableCommand {
 struct Port: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "port", abstract: "eSwitch ports: the uplink and one per VF.",
-        subcommands: [PortShow.self, PortFunction.self])
+        subcommands: [PortShow.self, PortFunction.self, PortProgram.self])
+}
+
+struct PortProgram: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "prog", abstract: "A program the NIC runs on a port's frames before its tables (as ip link xdpoffload).",
+        subcommands: [PortProgramSet.self])
 }
 
 struct PortFunction: ParsableCommand {

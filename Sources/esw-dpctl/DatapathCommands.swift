@@ -57,6 +57,9 @@ struct Show: ParsableCommand {
                     ("name", .string(d.name)),
                     ("lookups", .object([("hit", .uint(d.hit)), ("missed", .uint(d.missed)), ("lost", .uint(d.lost))])),
                     ("flows", .uint(d.flows)), ("offloaded_flows", .uint(d.offloadedFlows)),
+                    ("pending_flows", .uint(d.pendingFlows)), ("failed_flows", .uint(d.failedFlows)),
+                    ("blackholed_flows", .uint(d.blackholedFlows)),
+                    ("hw_only_drops", .uint(d.hardwareOnlyDrops)),
                     ("masks", .object([("hit", .uint(d.maskHit)), ("total", .uint(UInt64(d.masks)))])),
                     ("policy", .string(d.policy)), ("miss", .string(d.missMode)), ("eswitch", .string(d.eswitch)),
                     ("ports", .array(ports.map { p in
@@ -77,6 +80,11 @@ struct Show: ParsableCommand {
             let avg = pkts == 0 ? 0.0 : Double(d.maskHit) / Double(pkts)
             Out.line("  masks: hit:\(d.maskHit) total:\(d.masks) hit/pkt:\(fixed2(avg))")
             Out.line("  offloaded flows: \(d.offloadedFlows)")
+            if d.pendingFlows + d.failedFlows + d.hardwareOnlyDrops > 0 {
+                Out.line("  offload pending: \(d.pendingFlows) failed: \(d.failedFlows) (in software: "
+                         + "\(d.failedFlows - min(d.failedFlows, d.blackholedFlows)), blackholed: \(d.blackholedFlows)) "
+                         + "hw-only drops: \(d.hardwareOnlyDrops)")
+            }
             Out.line("  offload policy: \(d.policy), miss: \(d.missMode)")
             for p in ports {
                 var line = "  port \(p.number): \(p.name)"

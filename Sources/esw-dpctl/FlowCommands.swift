@@ -55,9 +55,11 @@ struct FlowLineFormatter {
         s += keys.format(key: f.key, mask: f.mask)
         s += ", packets:\(f.packets), bytes:\(f.bytes), used:\(f.usedText)"
         if f.tcpFlags != 0 { s += ", flags:\(f.tcpFlagsText)" }
-        if verbose { s += f.offloaded ? ", offloaded:yes, dp:esw" : ", dp:ovs" }
+        if verbose { s += f.offloadWord.map { ", offloaded:\($0), dp:esw" } ?? ", dp:ovs" }
         s += ", actions:" + memo.text(of: f.actions) { actions.format(f.actions) }
-        if verbose, !f.offloaded, let r = f.offloadReason { s += ", dp-extra-info:not offloaded: \(r)" }
+        if verbose, !f.offloaded, let r = f.offloadReason {
+            s += f.offloadState == 3 ? ", dp-extra-info:hardware refused it after the add: \(r)" : ", dp-extra-info:not offloaded: \(r)"
+        }
         return s
     }
 }
@@ -107,7 +109,11 @@ func putFlow(_ s: Session, flow: String, actions: String, command: UInt8, flags:
     }
     if verbose, let m = replies.first {
         let f = FlowInfo(m)
-        Out.line(f.offloaded ? "offloaded" : "not offloaded: \(f.offloadReason ?? "unknown reason")")
+        switch f.offloadState {
+        case 1: Out.line("offloaded")
+        case 2: Out.line("offload pending (the firmware has not written the rule yet)")
+        default: Out.line("not offloaded: \(f.offloadReason ?? "unknown reason")")
+        }
     }
 }
 

@@ -125,7 +125,7 @@ final class Daemon {
     func run() {
         while running {
             var ready: [(UInt64, UInt32)] = []
-            _ = try? epoll.wait(timeoutMilliseconds: 1000) { t, e in ready.append((t, e)) }
+            _ = try? epoll.wait(timeoutMilliseconds: hardwareTimeout()) { t, e in ready.append((t, e)) }
             for (token, events) in ready {
                 switch token {
                 case Token.listener:
@@ -148,8 +148,20 @@ final class Daemon {
                     if events & ~EPOLLOUT.rawValue != 0 { serve(fd) }
                 }
             }
+            // Nothing else to do: the firmware may start a partial bulk (the driver's
+            // doorbell); otherwise only its due work runs and bulks keep filling.
+            sw.serviceHardware(idle: ready.isEmpty)
         }
         shutdown()
+    }
+
+    /// How long to wait for events: until the firmware's current access completes
+    /// (0 while it is due within a millisecond: the loop polls), not at all while
+    /// writes wait for the doorbell, else a second.
+    private func hardwareTimeout() -> Int32 {
+        guard let deadline = sw.nextHardwareDeadline else { return sw.pendingHardwareWrites > 0 ? 0 : 1000 }
+        let now = Sys.monotonicNanoseconds()
+        return deadline <= now ? 0 : Int32(min(1000, (deadline - now) / 1_000_000))
     }
 
     private func tick() {

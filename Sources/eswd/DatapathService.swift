@@ -99,6 +99,10 @@ final class DatapathService {
         w.putString(DatapathAttr.policy, d.policy.rawValue)
         w.putString(DatapathAttr.missMode, d.missMode.rawValue)
         w.putU64(DatapathAttr.offloadedFlows, s.offloadedFlows)
+        w.putU64(DatapathAttr.pendingFlows, s.pendingFlows)
+        w.putU64(DatapathAttr.failedFlows, s.failedFlows)
+        w.putU64(DatapathAttr.blackholedFlows, s.blackholedFlows)
+        w.putU64(DatapathAttr.hardwareOnlyDrops, s.hardwareOnlyDrops)
         w.putU32(DatapathAttr.maxIdle, UInt32(d.maxIdleMilliseconds))
         if let e = d.eswitch { w.putString(DatapathAttr.eswitch, e.name) }
         return w.bytes

@@ -1,4 +1,5 @@
 import ControlProtocol
+import Glibc
 import ESwitch
 import NetLinux
 import Netlink
@@ -82,6 +83,22 @@ final class DevlinkService {
             } catch {
                 throw RequestError(5, "\(error)")
             }
+        case DevlinkCmd.portProgramSet:
+            guard let idx = try a.u32(DevlinkAttr.portIndex), sw.port(idx) != nil else { throw RequestError(19, "no such port") }
+            guard let path = try a.string(DevlinkAttr.portProgramObject) else {
+                sw.detachProgram(idx)
+                return
+            }
+            let section = try a.string(DevlinkAttr.portProgramSection)
+            do {
+                _ = try sw.attachProgram(idx, objectPath: path, section: section)
+            } catch {
+                switch error {
+                case .programRefused(let m): throw RequestError(22, m)
+                case .system(let w, let e): throw RequestError(e, "\(w): \(String(cString: strerror(e)))")
+                default: throw RequestError(95, error.description)
+                }
+            }
         case DevlinkCmd.resourceDump:
             var w = AttributeWriter()
             w.putString(DevlinkAttr.devName, sw.name)
@@ -99,8 +116,19 @@ final class DevlinkService {
             let s = sw.offloadStatistics
             var w = AttributeWriter()
             w.putU64(DevlinkAttr.offloadOperations, s.operations)
-            w.putU64(DevlinkAttr.offloadHardwareAccesses, s.hardwareAccesses)
-            w.putU64(DevlinkAttr.offloadWaitedNanoseconds, s.waitedNanoseconds)
+            w.putU64(DevlinkAttr.offloadHardwareAccesses, s.callerAccesses)
+            w.putU64(DevlinkAttr.offloadWaitedNanoseconds, s.callerWaitNanoseconds)
+            w.putU64(DevlinkAttr.offloadFirmwareAccesses, s.firmwareAccesses)
+            w.putU64(DevlinkAttr.offloadRefills, s.refills)
+            w.putU64(DevlinkAttr.offloadProgrammed, s.programmedRules)
+            w.putU64(DevlinkAttr.offloadLateFailures, s.lateFailures)
+            w.putU64(DevlinkAttr.offloadWrongPredictions, s.wrongPredictions)
+            w.putU64(DevlinkAttr.offloadPendingWrites, UInt64(sw.pendingHardwareWrites))
+            w.putU64(DevlinkAttr.offloadCoherentAt, s.lastCoherentNanoseconds)
+            let burst = sw.lastOffloadBurst
+            w.putU64(DevlinkAttr.offloadBurstOperations, burst.operations)
+            w.putU64(DevlinkAttr.offloadBurstCallerNanoseconds, burst.callerNanoseconds)
+            if let c = burst.coherentNanoseconds { w.putU64(DevlinkAttr.offloadBurstCoherentNanoseconds, c) }
             reply(DevlinkCmd.offloadStats, w)
         default:
             throw RequestError(95, "unknown devlink command \(m.command)")
@@ -130,6 +158,13 @@ final class DevlinkService {
         let c = sw.portCounters(p.index)
         w.putU64Array(DevlinkAttr.portStats, [c.rxPackets, c.rxBytes, c.txPackets, c.txBytes, c.rxDropped, c.txDropped,
                                               c.toRepresentor, c.fromRepresentor])
+        if let prog = sw.attachedProgram(p.index) {
+            w.putString(DevlinkAttr.portProgramObject, prog.objectPath)
+            w.putString(DevlinkAttr.portProgramSection, prog.section)
+            w.putString(DevlinkAttr.portProgramName, prog.name)
+            w.putU32(DevlinkAttr.portProgramID, prog.id)
+            w.putU64Array(DevlinkAttr.portProgramStats, sw.programCounters(p.index).values)
+        }
         return w
     }
 
@@ -140,6 +175,7 @@ final class DevlinkService {
             n.putU64(DevlinkAttr.resourceSize, UInt64(r.size))
             if let p = r.pendingSize { n.putU64(DevlinkAttr.resourceSizeNew, UInt64(p)) }
             n.putU64(DevlinkAttr.resourceOccupancy, UInt64(r.occupancy))
+            n.putU64(DevlinkAttr.resourceOccupancyProgrammed, UInt64(r.programmed))
             n.putString(DevlinkAttr.resourceUnit, r.unit)
             n.putU64(DevlinkAttr.resourceSizeMin, UInt64(r.sizeMin))
             n.putU64(DevlinkAttr.resourceSizeMax, UInt64(r.sizeMax))

@@ -58,10 +58,10 @@ extension DatapathService {
         }
     }
 
-    static func matches(_ type: String, _ f: DatapathFlow) -> Bool {
+    static func matches(_ type: String, _ f: DatapathFlow, _ d: Datapath) -> Bool {
         switch type {
-        case "offloaded": f.offload.isOffloaded
-        case "non-offloaded", "ovs": !f.offload.isOffloaded
+        case "offloaded": d.offloadStatus(of: f) == .offloaded
+        case "non-offloaded", "ovs": d.offloadStatus(of: f) != .offloaded
         default: true
         }
     }
@@ -235,9 +235,14 @@ extension DatapathService {
         if s.usedNanoseconds != 0 { w.putU64(FlowAttr.used, s.usedNanoseconds / 1_000_000) }
         if s.tcpFlags != 0 { w.putU16(FlowAttr.tcpFlags, s.tcpFlags) }
         w.putU64(FlowAttr.now, now)
-        switch f.offload {
-        case .hardware:
+        switch d.offloadStatus(of: f) {
+        case .offloaded:
             w.putU8(FlowAttr.offloaded, 1)
+        case .pending:
+            w.putU8(FlowAttr.offloaded, 2)
+        case .failed(let reason):
+            w.putU8(FlowAttr.offloaded, 3)
+            w.putString(FlowAttr.offloadReason, reason)
         case .software(let reason):
             w.putU8(FlowAttr.offloaded, 0)
             w.putString(FlowAttr.offloadReason, reason)
@@ -313,7 +318,7 @@ final class FlowDump: ReplyStream {
         while next < flows.count && out.count < limit {
             let f = flows[next]
             next += 1
-            guard DatapathService.matches(type, f) else { continue }
+            guard DatapathService.matches(type, f, datapath) else { continue }
             var m = GenericMessage.reply(family: Family.flow, command: FlowCmd.new, sequence: sequence, multi: true,
                                          attributes: service.describe(f, datapath, now: now))
             m.header.sequence = sequence

@@ -35,6 +35,11 @@ struct LayoutTests {
         expect("esw_config", key: 4, value: Layout.configSize)
         expect("esw_port_stats", key: 4, value: Layout.portCountersSize)
         expect("esw_macs", key: 8, value: 4)
+        // The programmable stage (UserPrograms.swift writes these as raw u64s).
+        expect("esw_prog_stats", key: 4, value: 8 * PortProgramCounters.names.count)
+        expect("esw_prog_config", key: 4, value: 16)
+        expect("esw_user_progs", key: 4, value: 4)
+        expect("esw_pipeline", key: 4, value: 4)
     }
 
     @Test func keyWordsFollowTheFlowKeyLayout() {

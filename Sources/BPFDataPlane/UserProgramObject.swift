@@ -1,0 +1,80 @@
+import CLibBPF
+import ESwitch
+import Glibc
+
+/// A user's BPF object loaded to run in the NIC's programmable stage (bpf/prog_stage.h):
+/// one tc program from it, with its `esw_pipeline` map made the data plane's own, so
+/// that its verdicts tail-call back into the pipeline. Closed when this goes (the prog
+/// array entry holds its own reference to the program).
+final class UserProgramObject {
+    private let object: OpaquePointer
+    let fd: Int32
+    let program: PortProgram
+
+    /// Loads `section` (nil: the first program) of the object at `path`. Whatever the
+    /// NIC cannot run is refused with its reason, or the verifier's last lines.
+    init(path: String, section: String?, pipelineMapFD: Int32) throws(DataPlaneError) {
+        libbpf_set_print(nil)
+        errno = 0
+        guard let obj = bpf_object__open_file(path, nil), libbpf_get_error(UnsafeRawPointer(obj)) == 0 else {
+            let e = errno == 0 ? EINVAL : errno
+            throw .programRefused("\(path): \(String(cString: strerror(e))) (not a BPF object file?)")
+        }
+        var chosen: OpaquePointer?
+        var sections: [String] = []
+        var p = bpf_object__next_program(obj, nil)
+        while let prog = p {
+            let sec = String(cString: bpf_program__section_name(prog))
+            sections.append(sec)
+            if chosen == nil && (section == nil || section == sec) { chosen = prog }
+            p = bpf_object__next_program(obj, prog)
+        }
+        guard let prog = chosen else {
+            bpf_object__close(obj)
+            throw .programRefused("no section \"\(section ?? "")\" in \(path) (its programs: \(sections.joined(separator: ", ")))")
+        }
+        // Only the chosen program is loaded; one with no type of its own (a section name
+        // libbpf does not know, as ip-link's "sec NAME" allows) is a tc program.
+        var q = bpf_object__next_program(obj, nil)
+        while let other = q {
+            if other != prog { _ = bpf_program__set_autoload(other, false) }
+            q = bpf_object__next_program(obj, other)
+        }
+        let type = bpf_program__type(prog)
+        if type == BPF_PROG_TYPE_UNSPEC {
+            _ = bpf_program__set_type(prog, BPF_PROG_TYPE_SCHED_CLS)
+        } else if type != BPF_PROG_TYPE_SCHED_CLS {
+            bpf_object__close(obj)
+            throw .programRefused("section \(String(cString: bpf_program__section_name(prog))) is not a tc (SCHED_CLS) program: the NIC runs tc programs only")
+        }
+        guard let pipeline = bpf_object__find_map_by_name(obj, "esw_pipeline") else {
+            bpf_object__close(obj)
+            throw .programRefused("no esw_pipeline map: the program cannot hand its verdict back to the NIC (include bpf/examples/esw_prog.h and end with esw_pass/esw_drop/esw_tx/esw_redirect)")
+        }
+        let reused = bpf_map__reuse_fd(pipeline, pipelineMapFD)
+        if reused < 0 {
+            bpf_object__close(obj)
+            throw .programRefused("esw_pipeline: \(String(cString: strerror(-reused))) (declare it as bpf/examples/esw_prog.h does)")
+        }
+        let logSize = 1 << 20
+        let log = UnsafeMutablePointer<CChar>.allocate(capacity: logSize)
+        defer { log.deallocate() }
+        log[0] = 0
+        _ = bpf_program__set_log_buf(prog, log, logSize)
+        let err = bpf_object__load(obj)
+        if err < 0 {
+            bpf_object__close(obj)
+            let lines = String(cString: log).split(separator: "\n").suffix(6).joined(separator: "\n")
+            throw .programRefused(lines.isEmpty ? "loading \(path): \(String(cString: strerror(-err)))" : "verifier: \(lines)")
+        }
+        object = obj
+        fd = bpf_program__fd(prog)
+        var info = bpf_prog_info()
+        var len = UInt32(MemoryLayout<bpf_prog_info>.size)
+        let id = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.id : 0
+        program = PortProgram(objectPath: path, section: String(cString: bpf_program__section_name(prog)),
+                              name: String(cString: bpf_program__name(prog)), id: id)
+    }
+
+    deinit { bpf_object__close(object) }
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# What a user sees of the asynchronous offload models: a flow the firmware has not
+# written yet is `offloaded:pending` (never `yes`), counted by `show`, its units shown
+# as reserved by `resource show`; its packets take the software path under `none` and
+# are lost under skip_sw; under `async` a rule the hardware refuses later is
+# `offloaded:failed` with the reason, although the add succeeded.
+. "$(dirname "$0")/lib.sh"
+t_require_root
+
+cat >"$T_DIR/profile" <<'EOF2'
+masked = 8
+EOF2
+t_topology 2 --mode switchdev --profile "$T_DIR/profile"
+dpctl add-if pf0vf0
+dpctl add-if pf0vf1
+param() { devlink dev param set esw0 name "$1" value "$2"; }
+masked() { devlink resource show -j | /usr/bin/python3 -c '
+import json, sys
+r = [r for r in json.load(sys.stdin)["resource"]["esw0"] if r["name"] == "masked"][0]
+print(r["occ_programmed"], r["occ_reserved"])'; }
+topo_vf_flows "$T_DIR/vf"
+
+# none + credit with a slow firmware (one access: 1 s): pending, and software forwards.
+param offload_model credit
+param hw_latency_us 1000000
+check "add the VF flows" dpctl add-flows "$T_DIR/vf"
+dump=$(dpctl dump-flows -m)
+check_eq "all four pending" 4 "$(grep -c 'offloaded:pending' <<<"$dump")"
+check_no_match "none reported offloaded:yes yet" 'offloaded:yes' "$dump"
+check_match "show counts them" 'offload pending: 4 failed: 0 ' "$(dpctl show)"
+read -r programmed reserved <<<"$(masked)"
+check_eq "resource show: nothing programmed yet" 0 "$programmed"
+check_ge "resource show: the four reserved (and the driver's credits)" 4 "$reserved"
+check "pending under none: the software path forwards" t_ping vm0 198.19.0.2 2
+check "then every flow is in hardware" t_wait "offloaded:yes x4" 10 bash -c '[ "$(dpctl dump-flows -m | grep -c offloaded:yes)" -eq 4 ]'
+read -r programmed reserved <<<"$(masked)"
+check_eq "resource show: four programmed" 4 "$programmed"
+check_match "the driver reports the batch's two latencies" 'last_batch_caller_us [0-9]+ last_batch_coherent_us [0-9]+' "$(devlink -s dev show)"
+
+# skip_sw: a pending flow's packets are lost (no software fallback).
+dpctl del-flows
+dpctl set-policy skip_sw
+check "add the VF flows under skip_sw" dpctl add-flows "$T_DIR/vf"
+check_fails "pending under skip_sw: nothing forwards" t_in vm0 ping -c 2 -i 0.2 -W 1 -q 198.19.0.2
+check_match "the software path dropped them as hardware-only" 'hw-only drops: [1-9]' "$(dpctl show)"
+check "once programmed, the hardware forwards" t_wait "ping" 10 t_in vm0 ping -c 1 -W 1 -q 198.19.0.2
+
+# async: success at once, the refusal comes later and is shown per flow.
+dpctl del-flows
+param offload_model async
+param hw_latency_us 0
+for i in 0 1 2 3 4 5 6 7 8 9; do echo "in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.9.$i,frag=no) drop"; done >"$T_DIR/ten"
+check "async: ten flows into eight entries: the add succeeds" dpctl add-flows "$T_DIR/ten"
+check "async: the firmware is done" t_wait "no pending" 5 bash -c '! dpctl dump-flows -m | grep -q offloaded:pending'
+dump=$(dpctl dump-flows -m)
+check_eq "async: ten flows installed" 10 "$(wc -l <<<"$dump")"
+check_eq "async: two refused later" 2 "$(grep -c 'offloaded:failed' <<<"$dump")"
+check_match "async: with the reason" 'hardware refused it after the add: no space in masked table' "$dump"
+check_match "async: counted" 'late_failures 2' "$(devlink -s dev show)"
+check_match "async under skip_sw: nothing handles them (blackholed)" 'failed: 2 \(in software: 0, blackholed: 2\)' "$(dpctl show)"
