@@ -91,8 +91,12 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     var actionSets: [ActionSetBytes: (id: UInt32, users: Int)] = [:]
     var actionSetsByID: [UInt32: ActionSetBytes] = [:]
     var actionSetIDs: SlotAllocator
-    /// What each programmed slot of the exact (0) and masked (1) table holds.
-    var slots: [[TableKey: Slot]] = [[:], [:]]
+    /// What each programmed slot of the exact (0) and masked (1) table holds, by the
+    /// fingerprint (64-bit hash) of its key: 20 bytes an entry instead of the 152-byte
+    /// key (the kernel's map holds the keys). Two keys with one fingerprint would look
+    /// like one slot: the second rule is refused (its counter differs), never merged,
+    /// and a removal needs the counter to match too.
+    var slots: [[UInt64: Slot]] = [[:], [:]]
     /// Removals waiting to be written together (inside `coalescingRemovals`).
     var queuedRemovals: [DataPlaneRule]?
     // What else the maps hold, kept to write it into bigger maps on a resize.
@@ -201,6 +205,8 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     }
 
     public func removeEncap(id: UInt32) throws(DataPlaneError) {
+        // Rules still queued for removal may use the entry: they go first.
+        try writeQueuedRemovals()
         delete(maps.encaps, Self.u32(id))
         encapBytes[id] = nil
     }
@@ -273,12 +279,8 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         for (set, s) in actionSets { try update(m.actionSets, Self.u32(s.id), set.bytes, "action set") }
         for (id, bytes) in encapBytes { try update(m.encaps, Self.u32(id), bytes, "encap entry") }
         for (key, port) in macEntries { try update(m.macs, Self.u64(key), Self.u32(port), "mac entry") }
-        for table in [HardwareTable.exact, .masked] {
-            for (key, slot) in slots[Self.slotIndex(table)] {
-                var v = slot.value
-                try update(table == .exact ? m.exact : m.masked, key.bytes, withUnsafeBytes(of: &v) { Array($0) }, "rule")
-            }
-        }
+        try copyRules(from: maps.exact, to: m.exact)
+        try copyRules(from: maps.masked, to: m.masked)
         let cpus = BPFMap.possibleCPUs
         for (i, c) in allRuleCounters(count: counters).enumerated() where c.packets > 0 || c.lastUsedNanoseconds > 0 {
             var v = [UInt64](repeating: 0, count: cpus * 3)

@@ -213,6 +213,11 @@ struct MaskWords: Hashable {
 struct TableKey: Hashable {
     var words: InlineArray<19, UInt64>
 
+    init() { words = .init(repeating: 0) }
+
+    /// The key's 64-bit hash (this process's seed): what the driver's shadow keeps.
+    var fingerprint: UInt64 { UInt64(bitPattern: Int64(hashValue)) }
+
     init(maskID: UInt32, key: FlowKey, mask: MaskWords) {
         words = .init(repeating: 0)
         let k = key.words.span, m = mask.words.span

@@ -72,7 +72,7 @@ extension BPFDataPlane {
             pending.reserveCapacity(min(rules.count - done, Self.batchLimit))
             // Slots already in this write: a second rule for one waits for the next write,
             // so that the rules still take effect in order.
-            var inWrite: [Set<TableKey>] = [[], []]
+            var inWrite: [Set<UInt64>] = [[], []]
             var refusal: DataPlaneError?
             var refusedMask: MaskWords?
             var i = done
@@ -87,7 +87,7 @@ extension BPFDataPlane {
                 }
                 let t = Self.slotIndex(p.table)
                 if rules.count > 1 {
-                    guard inWrite[t].insert(p.key).inserted else {
+                    guard inWrite[t].insert(p.key.fingerprint).inserted else {
                         releaseActionSet(p.value.actionSet)
                         break
                     }
@@ -122,7 +122,7 @@ extension BPFDataPlane {
             return .failure(PrepareFailure(error: error, mask: nil))
         }
         let key = TableKey(maskID: maskID, key: rule.key, mask: mask)
-        let previous = slots[Self.slotIndex(rule.table)][key]
+        let previous = slots[Self.slotIndex(rule.table)][key.fingerprint]
         // Two driver rules that differ only outside the hardware key would share a slot:
         // the second is refused rather than overwriting the first.
         if let previous, previous.counter != rule.counter {
@@ -166,7 +166,7 @@ extension BPFDataPlane {
         // The written rules count on their masks; masks new to a table join its list.
         var listed: [(mask: MaskWords, table: HardwareTable)] = []
         for p in pending[..<written] {
-            slots[Self.slotIndex(p.table)][p.key] = Slot(actionSet: p.value.actionSet, counter: p.value.counter,
+            slots[Self.slotIndex(p.table)][p.key.fingerprint] = Slot(actionSet: p.value.actionSet, counter: p.value.counter,
                                                          encap: p.value.isEncap)
             if let previous = p.previous {
                 // Replaced in one write: the old action set goes once no rule uses it.
@@ -199,12 +199,12 @@ extension BPFDataPlane {
         let t = Self.slotIndex(p.table)
         if let previous = p.previous {
             _ = updateBatch(mapFD(p.table), keys: [p.key], values: [previous.value])
-            slots[t][p.key] = previous
+            slots[t][p.key.fingerprint] = previous
             // Its action set was released when the rule replaced it: it is held again.
             if let set = actionSetsByID[previous.actionSet], let s = actionSets[set] { actionSets[set] = (s.id, s.users + 1) }
         } else {
             delete(mapFD(p.table), p.key.bytes)
-            slots[t][p.key] = nil
+            slots[t][p.key.fingerprint] = nil
             uncountMaskUser(p.mask, table: p.table)
         }
         releaseActionSet(p.value.actionSet)
@@ -225,8 +225,8 @@ extension BPFDataPlane {
                 let key = TableKey(maskID: use.id, key: rule.key, mask: mask)
                 let t = Self.slotIndex(rule.table)
                 // Only the rule that owns the slot (its counter) takes it out.
-                guard let slot = slots[t][key], slot.counter == rule.counter else { continue }
-                slots[t][key] = nil
+                guard let slot = slots[t][key.fingerprint], slot.counter == rule.counter else { continue }
+                slots[t][key.fingerprint] = nil
                 taken.append((i - 1, rule.table, key, slot, mask))
             }
             var deleted = 0
@@ -253,7 +253,7 @@ extension BPFDataPlane {
             shrinkSlotsIfSparse()
             if let error {
                 // Still in the table: still ours.
-                for r in taken[deleted...] { slots[Self.slotIndex(r.table)][r.key] = r.slot }
+                for r in taken[deleted...] { slots[Self.slotIndex(r.table)][r.key.fingerprint] = r.slot }
                 return (taken[deleted].index, error)
             }
             done = i
@@ -266,6 +266,38 @@ extension BPFDataPlane {
     private func shrinkSlotsIfSparse() {
         for t in 0..<2 where slots[t].capacity > 4096 && slots[t].count * 8 < slots[t].capacity {
             slots[t] = Dictionary(uniqueKeysWithValues: slots[t].lazy.map { ($0.key, $0.value) })
+        }
+    }
+
+    /// Copies every rule of a table into another map (a resize), a batch at a time: the
+    /// kernel's map is the only place the full keys are kept (`slots` holds fingerprints).
+    func copyRules(from old: Int32, to new: Int32) throws(DataPlaneError) {
+        let chunk = 4096
+        var keys = [TableKey](repeating: TableKey(), count: chunk)
+        var values = [RuleValue](repeating: RuleValue(actionSet: 0, counter: 0, encap: false), count: chunk)
+        var inBatch: UInt32 = 0, outBatch: UInt32 = 0
+        var first = true
+        while true {
+            var n = UInt32(chunk)
+            let r = withUnsafeMutablePointer(to: &inBatch) { inp in
+                withUnsafeMutablePointer(to: &outBatch) { outp in
+                    keys.withUnsafeMutableBytes { k in
+                        values.withUnsafeMutableBytes { v in
+                            clbpf_lookup_batch(old, first ? nil : UnsafeMutableRawPointer(inp), UnsafeMutableRawPointer(outp),
+                                               k.baseAddress, v.baseAddress, &n)
+                        }
+                    }
+                }
+            }
+            if r < 0 && r != -ENOENT { throw .system("read rules", errno: -r) }
+            let got = Int(min(n, UInt32(chunk)))
+            if got > 0 {
+                let (_, e) = updateBatch(new, keys: Array(keys[..<got]), values: Array(values[..<got]))
+                if e != 0 { throw .system("write rules", errno: e) }
+            }
+            if r == -ENOENT || got == 0 { return }
+            inBatch = outBatch
+            first = false
         }
     }
 

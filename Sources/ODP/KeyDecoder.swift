@@ -29,7 +29,7 @@ public struct KeyDecoder: Sendable {
         func has(_ t: UInt16) -> Bool { bits & (1 << UInt64(t)) != 0 }
         subscript(t: UInt16) -> Attribute? {
             guard has(t) else { return nil }
-            let b = bounds[Int(t)]
+            let b = bounds.span[Int(t)]  // through a span: subscripting the InlineArray copied it whole
             let start = bytes.startIndex + Int(b >> 32), end = bytes.startIndex + Int(b & 0xffff_ffff)
             return Attribute(type: t, payload: bytes[start..<end], offset: start - 4 - bytes.startIndex)
         }

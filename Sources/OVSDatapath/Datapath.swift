@@ -42,6 +42,7 @@ public final class Datapath: @unchecked Sendable {
     private var lastRerank: UInt64 = 0
     private var lastAging: UInt64 = 0
     private var lastStatsPoll: UInt64 = 0
+    private var statsPollSpacing: UInt64 = 0
     /// When pollHardwareCounters last read the rules.
     private var lastCounterRead: UInt64 = 0
 
@@ -378,9 +379,12 @@ public final class Datapath: @unchecked Sendable {
     /// Called by the control loop: hardware counters, idle aging, mask ranking, RCU.
     public func tick(now: UInt64) {
         let statsInterval = UInt64(max(10, eswitch?.params.statsIntervalMilliseconds ?? 1000)) * 1_000_000
-        if now &- lastStatsPoll >= statsInterval {
+        if now &- lastStatsPoll >= max(statsInterval, statsPollSpacing) {
             lastStatsPoll = now
             pollHardwareCounters()
+            // A poll of a million flows takes most of a second of the control thread:
+            // spaced so that polling takes at most a tenth of it, the rest serves clients.
+            statsPollSpacing = 10 * (Sys.monotonicNanoseconds() &- now)
         }
         if now &- lastAging >= 1_000_000_000 {
             lastAging = now

@@ -51,6 +51,21 @@ struct BatchTests {
         #expect(try Self.verdict(dp, dst: Self.base + 2) == P.shot)
     }
 
+    @Test func aResizeCopiesEveryRuleFromTheKernelsMaps() throws {
+        let dp = try P.dataPlane()
+        let n = 9000  // more than one read batch (4096)
+        let rules = Self.rules(n, actions: [.drop])
+        #expect(dp.program(batch: rules).installed == n)
+        let c = dp.capacity
+        try dp.resize(rules: c.rules * 2, counters: c.counters, encaps: c.encaps)
+        for i in [0, 4095, 4096, 8191, n - 1] {
+            #expect(try Self.verdict(dp, dst: Self.base + UInt32(i)) == P.shot)
+        }
+        // The shadow still knows them: they come out again.
+        #expect(dp.remove(batch: rules).removed == n)
+        #expect(try Self.verdict(dp, dst: Self.base + UInt32(n - 1)) == P.redirect)
+    }
+
     @Test func aBatchStopsAtTheFirstRefusalAndKeepsWhatCameBefore() throws {
         let dp = try P.dataPlane()
         var rules = Self.rules(4, actions: [.drop])
