@@ -99,6 +99,8 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     var slots: [[UInt64: Slot]] = [[:], [:]]
     /// Removals waiting to be written together (inside `coalescingRemovals`).
     var queuedRemovals: [DataPlaneRule]?
+    /// Removals the kernel refused in a coalesced write, retried by `maintain`.
+    var removalsToRetry: [DataPlaneRule] = []
     // What else the maps hold, kept to write it into bigger maps on a resize.
     private var portConfigs: [PortIndex: DataPlanePort] = [:]
     private var encapBytes: [UInt32: [UInt8]] = [:]
@@ -402,6 +404,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     /// Ranks each table's masks by hits since the last ranking (busiest first), as OVS
     /// ranks its subtables, and frees retired ids.
     public func maintain(now: UInt64) {
+        retryRemovals()
         maskIDs.reclaim(now: now)
         actionSetIDs.reclaim(now: now)
         guard now &- lastRank >= 1_000_000_000 else { return }

@@ -56,16 +56,31 @@ extension BPFDataPlane {
         queuedRemovals = nil
     }
 
+    /// Writes the queued removals. What the kernel refused is kept and retried by
+    /// `maintain` (the driver was told they were removed: they must not stay).
     func writeQueuedRemovals() throws(DataPlaneError) {
         guard let q = queuedRemovals, !q.isEmpty else { return }
         queuedRemovals = []
-        if let e = remove(batch: q).error { throw e }
+        let r = remove(batch: q)
+        if let e = r.error {
+            removalsToRetry += q[min(r.removed, q.count)...]
+            throw e
+        }
+    }
+
+    /// Retries removals a coalesced write could not make (housekeeping).
+    func retryRemovals() {
+        guard !removalsToRetry.isEmpty else { return }
+        let r = remove(batch: removalsToRetry)
+        removalsToRetry.removeFirst(min(r.removed, removalsToRetry.count))
     }
 
     /// Installs rules in order, stopping at the first refusal; what was installed is
     /// always a prefix of `rules`.
     public func program(batch rules: [DataPlaneRule]) -> (installed: Int, error: DataPlaneError?) {
-        do { try writeQueuedRemovals() } catch { return (0, error) }
+        // A removal the kernel refused is retried later; the rules go on (one with the
+        // same slot is refused by prepare).
+        try? writeQueuedRemovals()
         var done = 0
         while done < rules.count {
             var pending: [PendingRule] = []
@@ -175,6 +190,9 @@ extension BPFDataPlane {
                 listed.append((p.mask, p.table))
             }
         }
+        // Rules never written give back what prepare took; rules taken back below have
+        // given back their action set already (takeBack), only their mask is left.
+        let neverWritten = written
         if !listed.isEmpty {
             do { try publishLists() } catch let e {
                 // The rules on the new masks never became visible: take them out, and
@@ -182,12 +200,15 @@ extension BPFDataPlane {
                 let first = pending[..<written].firstIndex { p in
                     p.previous == nil && listed.contains { $0.mask == p.mask && $0.table == p.table }
                 } ?? written
-                for p in pending[first..<written].reversed() { takeBack(p) }
+                for p in pending[first..<written].reversed() {
+                    takeBack(p)
+                    releaseMaskIfUnused(p.mask)
+                }
                 written = first
                 error = error ?? e
             }
         }
-        for p in pending[written...].reversed() {
+        for p in pending[neverWritten...].reversed() {
             releaseActionSet(p.value.actionSet)
             releaseMaskIfUnused(p.mask)
         }

@@ -220,6 +220,11 @@ public final class InMemoryDataPlane: DataPlane, @unchecked Sendable {
     public func program(_ rule: DataPlaneRule) throws(DataPlaneError) {
         let m = MatchKey(rule)
         if indexByMatch[m] == nil && maskUsers[rule.mask] == nil && maskUsers.count >= maskLimit { throw .noSpace("masks") }
+        // As the eBPF data plane: a slot is rewritten only by the rule that owns it (the
+        // same counter); another rule with the same match is refused.
+        if let i = indexByMatch[m], rules[i].counter != rule.counter {
+            throw .unsupported("a rule with the same hardware match is installed")
+        }
         try write("program \(rule.counter)")
         if let i = indexByMatch[m] {
             rules[i] = rule
@@ -232,7 +237,9 @@ public final class InMemoryDataPlane: DataPlane, @unchecked Sendable {
 
     public func remove(_ rule: DataPlaneRule) throws(DataPlaneError) {
         try write("remove \(rule.counter)")
-        guard let i = indexByMatch.removeValue(forKey: MatchKey(rule)) else { return }
+        // Only the rule that owns the slot takes it out (a late retry must not remove its successor).
+        guard let i = indexByMatch[MatchKey(rule)], rules[i].counter == rule.counter else { return }
+        indexByMatch[MatchKey(rule)] = nil
         // Swap-remove: the last rule takes the freed place.
         let last = rules.removeLast()
         if i < rules.count {

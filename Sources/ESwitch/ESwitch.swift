@@ -437,6 +437,7 @@ public final class ESwitch: @unchecked Sendable {
     /// Periodic work of the driver: the data plane's housekeeping.
     public func tick(now: UInt64) {
         dataPlane.maintain(now: now)
+        tables.retryStuckRemovals()
     }
 
     /// devlink dev reload: applies pending resource sizes, refused if what is in use

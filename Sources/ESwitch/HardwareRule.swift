@@ -81,8 +81,8 @@ public struct HardwareRuleSpec: Sendable, Equatable {
     }
 }
 
-/// Why the hardware did not take a rule. Every refusal is synchronous and leaves
-/// nothing behind.
+/// Why the hardware did not take a rule. A synchronous refusal leaves nothing
+/// behind; a late one (asynchronous models) leaves the rule `failed`.
 public enum OffloadFailure: Error, Sendable, Equatable, CustomStringConvertible {
     case noSpace(table: String)
     case unsupportedMatch(field: String)
@@ -157,6 +157,9 @@ public final class HardwareRule: ClassifierEntry, @unchecked Sendable {
     var holdsUnits = false
     /// A rule with the same match whose place this one takes when written (mod-flow).
     var replaces: HardwareRule?
+    /// The rule this one replaced that never reached the data plane: its shared entries
+    /// (encaps, mark) are let go once the replacement stands.
+    var supersededUnwritten: HardwareRule?
     /// Left the driver's tables (deleted, or superseded by a replacement).
     var retired = false
     /// Deleted, its removal queued behind other writes (it still holds its place).

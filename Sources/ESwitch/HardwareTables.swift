@@ -140,8 +140,17 @@ public final class HardwareTables: @unchecked Sendable {
         pendingByMatch[match(of: rule)] = rule
         for e in rule.encapEntries { e.users += 1 }
         rule.mark?.users += 1
-        if !old.isProgrammed { dropEncaps(of: old) }
+        if !old.isProgrammed { rule.supersededUnwritten = old }
         return .success(rule)
+    }
+
+    /// The replacement stands (written, or queued): a predecessor that never reached the
+    /// data plane lets go of its shared entries now (one that did, when the new rule is
+    /// written over it).
+    func finishReplacement(_ rule: HardwareRule) {
+        guard let old = rule.supersededUnwritten else { return }
+        rule.supersededUnwritten = nil
+        dropEncaps(of: old)
     }
 
     /// Undoes `acceptReplacement` (a synchronous write failed): `old` is back as it was.
@@ -149,13 +158,10 @@ public final class HardwareTables: @unchecked Sendable {
         guard !rule.isProgrammed, rules[rule.id] === rule else { return }
         old.retired = false
         old.holdsUnits = rule.holdsUnits
-        if !old.isProgrammed {
-            old.replaces = rule.replaces
-            for e in old.encapEntries { e.users += 1 }
-            old.mark?.users += 1
-        }
+        if !old.isProgrammed { old.replaces = rule.replaces }
         rule.holdsUnits = false
         rule.replaces = nil
+        rule.supersededUnwritten = nil
         rule.retired = true
         rules[rule.id] = nil
         rules[old.id] = old
@@ -247,9 +253,11 @@ public final class HardwareTables: @unchecked Sendable {
 
     /// Takes a programmed rule (or the one a replacement would overwrite) out of the
     /// data plane and the shadow classifier; its units stay with whoever holds them.
-    private func unprogram(_ r: HardwareRule) {
-        guard r.isProgrammed else { return }
-        try? dataPlane.remove(r.programmed)
+    /// False if the data plane could not remove it (it is still in the silicon).
+    @discardableResult
+    private func unprogram(_ r: HardwareRule) -> Bool {
+        guard r.isProgrammed else { return true }
+        do { try dataPlane.remove(r.programmed) } catch { return false }
         (r.table == .exact ? exact : masked).remove(r)
         r.state = .pending
         pool(of: r).markProgrammed(-r.units)
@@ -260,15 +268,34 @@ public final class HardwareTables: @unchecked Sendable {
                 maskPool.markProgrammed(-1)
             }
         }
+        return true
+    }
+
+    /// Rules the data plane failed to take out: still in the silicon (and the shadow
+    /// classifier), holding their units, counter and shared entries until they are out.
+    /// The driver's tick retries them (`retryStuckRemovals`).
+    public private(set) var stuckRemovals: [HardwareRule] = []
+
+    func retryStuckRemovals() {
+        guard !stuckRemovals.isEmpty else { return }
+        stuckRemovals.removeAll { r in
+            guard unprogram(r) else { return false }
+            releaseUnits(of: r)
+            dropEncaps(of: r)
+            return true
+        }
     }
 
     /// A replacement that will not be written: the rule it was to overwrite leaves the
     /// data plane too (its actions are no longer what the flow wants).
     func dropReplaced(by r: HardwareRule) {
         guard let old = r.replaces else { return }
-        unprogram(old)
-        dropEncaps(of: old)
         r.replaces = nil
+        if unprogram(old) { dropEncaps(of: old); return }
+        // Still in the silicon: it takes back the units it handed to `r` until it is out.
+        old.holdsUnits = r.holdsUnits
+        r.holdsUnits = false
+        stuckRemovals.append(old)
     }
 
     /// Returns a rule's units (it stays accepted: a failed rule the flow still names).
@@ -291,11 +318,14 @@ public final class HardwareTables: @unchecked Sendable {
     func discard(_ r: HardwareRule) -> Bool {
         guard rules[r.id] === r else { return false }
         dropReplaced(by: r)
-        unprogram(r)
-        releaseUnits(of: r)
         rules[r.id] = nil
         forgetPending(r)
         r.retired = true
+        guard unprogram(r) else {
+            stuckRemovals.append(r)
+            return true
+        }
+        releaseUnits(of: r)
         dropEncaps(of: r)
         return true
     }

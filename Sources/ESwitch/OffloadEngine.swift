@@ -123,17 +123,38 @@ final class OffloadEngine {
             predicted.insert(rule.id)
             predictor.transfer(from: old.id, to: rule.id)
         }
+        // A predecessor that held nothing (the hardware refused it late) leaves the new
+        // rule to be admitted as a new one would be.
+        let inherited = rule.holdsUnits || predicted.contains(rule.id)
         guard params.offloadModel.programsAsynchronously else {
             callerAccess(microseconds: params.hardwareLatencyMicroseconds)
             var failure: OffloadFailure? = injectFault() ? .injectedFault : nil
+            if failure == nil, !rule.holdsUnits { failure = tables.reserve(rule) }
             if failure == nil { failure = tables.program([rule]).first?.failure }
+            if let failure {
+                if !inherited { tables.releaseUnits(of: rule) }
+                tables.undoReplacement(rule, restoring: old)
+                return .failure(failure)
+            }
+            tables.finishReplacement(rule)
+            statistics.programmedRules += 1
+            return .success(rule)
+        }
+        if !inherited {
+            var failure: OffloadFailure?
+            switch params.offloadModel {
+            case .prefetch, .credit: failure = reserveFromStock(rule)
+            case .predictive:
+                failure = predictor.admit(rule, tables: tables, model: params.predictiveModel)
+                if failure == nil { predicted.insert(rule.id) }
+            case .lockstep, .async: break
+            }
             if let failure {
                 tables.undoReplacement(rule, restoring: old)
                 return .failure(failure)
             }
-            statistics.programmedRules += 1
-            return .success(rule)
         }
+        tables.finishReplacement(rule)
         enqueue(.program(rule))
         return .success(rule)
     }

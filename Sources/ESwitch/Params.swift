@@ -15,7 +15,7 @@ public enum OffloadModel: String, Sendable, CaseIterable {
     /// An occupancy model answers (`predictive_model`); no access on the offload path;
     /// program asynchronously. A refusal at programming time is a wrong prediction.
     case predictive
-    /// Success at once, program later; a refusal then is told to nobody (the kernel's
+    /// Success at once, program later; a refusal then reaches no caller (the kernel's
     /// FIB offload before synchronous feedback).
     case async
 

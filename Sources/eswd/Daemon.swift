@@ -25,6 +25,8 @@ final class Daemon {
     let epoll: Epoll
     let signals: FileDescriptor
     let timer: FileDescriptor
+    /// Fires when the emulated firmware's current access completes (armed per access).
+    let firmwareTimer: FileDescriptor
     let uplinkRecord: UplinkRecord
     private var running = true
     private var lastMTUSync: UInt64 = 0
@@ -36,6 +38,7 @@ final class Daemon {
         static let timer: UInt64 = 3
         static let upcalls: UInt64 = 4
         static let routes: UInt64 = 5
+        static let firmware: UInt64 = 6
         static let clientBase: UInt64 = 1 << 32
     }
 
@@ -74,6 +77,9 @@ final class Daemon {
         }
         epoll = try Epoll(capacity: 128)
         timer = FileDescriptor(adopting: try syscall("timerfd") { cnl_timerfd_periodic(50) })
+        firmwareTimer = FileDescriptor(adopting: try syscall("timerfd_create") {
+            timerfd_create(CLOCK_MONOTONIC, Int32(TFD_NONBLOCK) | Int32(TFD_CLOEXEC))
+        })
         if !options.noDatapath {
             let d = try datapaths.makeDatapath("esw@\(options.name)")
             datapaths.datapath = d
@@ -82,6 +88,7 @@ final class Daemon {
         try epoll.add(server.listener.raw, token: Token.listener)
         try epoll.add(self.signals.raw, token: Token.signals)
         try epoll.add(timer.raw, token: Token.timer)
+        try epoll.add(firmwareTimer.raw, token: Token.firmware)
         if let d = datapaths.datapath { try epoll.add(d.upcallFD, token: Token.upcalls) }
         if let fd = tunnels?.eventFD { try epoll.add(fd, token: Token.routes) }
         hookDatapath()
@@ -125,7 +132,7 @@ final class Daemon {
     func run() {
         while running {
             var ready: [(UInt64, UInt32)] = []
-            _ = try? epoll.wait(timeoutMilliseconds: hardwareTimeout()) { t, e in ready.append((t, e)) }
+            _ = try? epoll.wait(timeoutMilliseconds: armFirmwareTimer()) { t, e in ready.append((t, e)) }
             for (token, events) in ready {
                 switch token {
                 case Token.listener:
@@ -134,6 +141,9 @@ final class Daemon {
                     let sig = cnl_signalfd_read(signals.raw)
                     logger.notice("signal \(sig): shutting down")
                     running = false
+                case Token.firmware:
+                    var buf: UInt64 = 0
+                    _ = Glibc.read(firmwareTimer.raw, &buf, 8)
                 case Token.timer:
                     var buf: UInt64 = 0
                     _ = Glibc.read(timer.raw, &buf, 8)
@@ -155,13 +165,15 @@ final class Daemon {
         shutdown()
     }
 
-    /// How long to wait for events: until the firmware's current access completes
-    /// (0 while it is due within a millisecond: the loop polls), not at all while
-    /// writes wait for the doorbell, else a second.
-    private func hardwareTimeout() -> Int32 {
-        guard let deadline = sw.nextHardwareDeadline else { return sw.pendingHardwareWrites > 0 ? 0 : 1000 }
-        let now = Sys.monotonicNanoseconds()
-        return deadline <= now ? 0 : Int32(min(1000, (deadline - now) / 1_000_000))
+    /// Arms the firmware timer for the current access's completion (to the nanosecond:
+    /// accesses are tens of microseconds) and returns how long epoll may wait: not at all
+    /// while writes wait for the doorbell, else a second.
+    private func armFirmwareTimer() -> Int32 {
+        let deadline = sw.nextHardwareDeadline ?? 0
+        var its = itimerspec()
+        its.it_value = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
+        _ = timerfd_settime(firmwareTimer.raw, Int32(TFD_TIMER_ABSTIME), &its, nil)
+        return deadline == 0 && sw.pendingHardwareWrites > 0 ? 0 : 1000
     }
 
     private func tick() {
