@@ -20,9 +20,10 @@ r = [r for r in json.load(sys.stdin)["resource"]["esw0"] if r["name"] == "masked
 print(r["occ_programmed"], r["occ_reserved"])'; }
 topo_vf_flows "$T_DIR/vf"
 
-# none + credit with a slow firmware (one access: 1 s): pending, and software forwards.
+# none + credit with a slow firmware (one access: 3 s, so that the checks below run while
+# the rules wait even on a slow machine): pending, and software forwards.
 param offload_model credit
-param hw_latency_us 1000000
+param hw_latency_us 3000000
 check "add the VF flows" dpctl add-flows "$T_DIR/vf"
 dump=$(dpctl dump-flows -m)
 check_eq "all four pending" 4 "$(grep -c 'offloaded:pending' <<<"$dump")"

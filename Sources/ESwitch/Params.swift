@@ -105,7 +105,7 @@ public struct DeviceParams: Sendable, Equatable {
             return v
         }
         switch name {
-        case "hw_latency_us": hardwareLatencyMicroseconds = try int(0, 1_000_000)
+        case "hw_latency_us": hardwareLatencyMicroseconds = try int(0, 10_000_000)
         case "intake_rate": intakeRate = try int(0, 100_000_000)
         case "fail_next_offloads": failNextOffloads = try int(0, 1_000_000_000)
         case "stats_interval_ms": statsIntervalMilliseconds = try int(10, 3_600_000)
