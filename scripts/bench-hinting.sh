@@ -36,16 +36,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$ROOT/scripts/netns.sh"
 . "$ROOT/scripts/topology.sh"
 . "$ROOT/scripts/deps.sh"
-BIN=${ESW_BIN:-$ROOT/.build/release} OUT=$ROOT/bench QUICK=0
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --quick) QUICK=1 ;;
-        --bin) BIN=$2; shift ;;
-        --out) OUT=$2; shift ;;
-        *) echo "bench.sh hinting: unknown argument $1" >&2; exit 2 ;;
-    esac
-    shift
-done
+. "$ROOT/scripts/bench-part.sh"
+bench_part hinting "$@"
 RUNS=${ESW_HINT_RUNS:-5}
 if [ $QUICK = 1 ]; then T=2; else T=5; fi
 MASKS=(${ESW_HINT_MASKS:-1 16 64 256})
@@ -53,16 +45,7 @@ RATE=20000
 PY=/usr/bin/python3
 P=${ESW_BENCH_PREFIX:-eswbench-}
 HZ=$(getconf CLK_TCK)
-log() { printf '[bench hinting] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-[ "$(id -u)" -eq 0 ] || die "needs root"
-esw_install_deps >&2 || die "cannot install the packages it needs"
 "$PY" -c 'import scapy.all' 2>/dev/null || die "$PY cannot import scapy (python3-scapy)"
-if [ "$BIN" = "$ROOT/.build/release" ]; then
-    log "swift build -c release"
-    (cd "$ROOT" && swift build -c release 2>&1 | tail -n 3) >&2 || exit 1
-fi
-mkdir -p "$OUT"
 D=$(mktemp -d /tmp/eswhint.XXXXXX)
 PIDS=()
 topo_init "$P" || exit 1

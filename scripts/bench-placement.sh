@@ -43,28 +43,11 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$ROOT/scripts/netns.sh"
 . "$ROOT/scripts/topology.sh"
 . "$ROOT/scripts/deps.sh"
-BIN=${ESW_BIN:-$ROOT/.build/release} OUT=$ROOT/bench QUICK=0
 PLACEMENTS=${ESW_PLACEMENTS:-nic nic-slow vm-driver vm-bypass vm-stack}
 FUNCTIONS=${ESW_FUNCTIONS:-drop loop10 loop100 loop1000 dns}
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --quick) QUICK=1 ;;
-        --bin) BIN=$2; shift ;;
-        --out) OUT=$2; shift ;;
-        -h|--help) sed -n '2,/^set /p' "$0" | sed '$d'; exit 0 ;;
-        *) echo "bench.sh placement: unknown argument $1" >&2; exit 2 ;;
-    esac
-    shift
-done
+. "$ROOT/scripts/bench-part.sh"
+bench_part placement "$@"
 T=5 RUNS=3; [ $QUICK = 1 ] && T=2 RUNS=1
-log() { printf '[bench placement] %s\n' "$*" >&2; }
-die() { log "$*"; exit 1; }
-[ "$(id -u)" -eq 0 ] || die "needs root"
-esw_install_deps >&2 || die "cannot install the packages it needs"
-if [ "$BIN" = "$ROOT/.build/release" ]; then
-    log "swift build -c release"
-    (cd "$ROOT" && swift build -c release 2>&1 | tail -n 3) >&2 || exit 1
-fi
 P=${ESW_BENCH_PREFIX:-eswplace-}
 D=$(mktemp -d /tmp/eswplace.XXXXXX)
 PIDS=()

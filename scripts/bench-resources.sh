@@ -12,24 +12,8 @@
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$ROOT/scripts/deps.sh"
-BIN=${ESW_BIN:-$ROOT/.build/release} OUT=$ROOT/bench QUICK=0
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --quick) QUICK=1 ;;
-        --bin) BIN=$2; shift ;;
-        --out) OUT=$2; shift ;;
-        *) echo "bench.sh resources: unknown argument $1" >&2; exit 2 ;;
-    esac
-    shift
-done
-log() { printf '[bench resources] %s\n' "$*" >&2; }
-[ "$(id -u)" -eq 0 ] || { log "needs root"; exit 1; }
-esw_install_deps >&2 || { log "cannot install the packages it needs"; exit 1; }
-if [ "$BIN" = "$ROOT/.build/release" ]; then
-    log "swift build -c release"
-    (cd "$ROOT" && swift build -c release 2>&1 | tail -n 3) >&2 || exit 1
-fi
-mkdir -p "$OUT"
+. "$ROOT/scripts/bench-part.sh"
+bench_part resources "$@"
 rows=$OUT/resource-models.jsonl util=$(mktemp /tmp/eswutil.XXXXXX)
 trap 'rm -f "$util"' EXIT
 quick=(); [ $QUICK = 1 ] && quick=(--quick)
