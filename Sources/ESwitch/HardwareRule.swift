@@ -73,6 +73,13 @@ public struct HardwareRuleSpec: Sendable, Equatable {
     /// The caller's identifier for the rule (the datapath's flow), shown in dumps.
     public var cookie: UInt64
 
+    /// The same rule with its key masked (as a held rule's `spec` is).
+    public var normalized: HardwareRuleSpec {
+        var s = self
+        s.key = key.masked(by: mask)
+        return s
+    }
+
     public init(key: FlowKey, mask: FlowKey, actions: [HardwareAction], cookie: UInt64 = 0) {
         self.key = key
         self.mask = mask
@@ -149,7 +156,9 @@ public final class HardwareRule: ClassifierEntry, @unchecked Sendable {
     public let encapEntries: [EncapEntry]
     /// The flow mark of a partial-offload rule.
     public let mark: FlowMark?
-    public let spec: HardwareRuleSpec
+    /// What the rule holds, rebuilt from the classifier entry (its masked key and the
+    /// subtable's shared mask): a stored copy cost two flow keys (448 bytes) a rule.
+    public var spec: HardwareRuleSpec { HardwareRuleSpec(key: key, mask: mask.bits, actions: actions, cookie: cookie) }
     /// The hardware counter this rule counts into (valid once `holdsUnits`).
     public internal(set) var counter: UInt32
     public internal(set) var state: HardwareRuleState = .pending
@@ -171,7 +180,6 @@ public final class HardwareRule: ClassifierEntry, @unchecked Sendable {
         self.actions = spec.actions
         self.table = table
         self.units = units
-        self.spec = spec
         self.counter = counter
         var encaps: [EncapEntry] = []
         var mark: FlowMark?
@@ -195,7 +203,7 @@ public final class HardwareRule: ClassifierEntry, @unchecked Sendable {
 
     /// The rule as the data plane holds it.
     var programmed: DataPlaneRule {
-        DataPlaneRule(table: table, key: key, mask: spec.mask, actions: actions, counter: counter)
+        DataPlaneRule(table: table, key: key, mask: mask.bits, actions: actions, counter: counter)
     }
 }
 

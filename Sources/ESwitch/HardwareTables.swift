@@ -177,7 +177,7 @@ public final class HardwareTables: @unchecked Sendable {
     }
 
     private func match(of r: HardwareRule) -> RuleMatch {
-        RuleMatch(table: r.table, key: r.spec.key.masked(by: r.spec.mask), mask: r.spec.mask)
+        RuleMatch(table: r.table, key: r.key, mask: r.mask.bits)
     }
 
     /// What a rule takes from the pools a driver may stock (its mask comes on top).
@@ -190,7 +190,7 @@ public final class HardwareTables: @unchecked Sendable {
     func reserve(_ rule: HardwareRule, from stock: ReservedStock? = nil) -> OffloadFailure? {
         guard !rule.holdsUnits else { return nil }
         let pool = pool(of: rule)
-        let newMask = maskUsers[rule.spec.mask] == nil
+        let newMask = maskUsers[rule.mask.bits] == nil
         if newMask && !maskPool.reserve(1) { return .noSpace(table: "masks") }
         func undoMask() { if newMask { maskPool.release(1) } }
         let tookUnits = stock.map { $0.take(pool, rule.units) } ?? pool.reserve(rule.units)
@@ -208,7 +208,7 @@ public final class HardwareTables: @unchecked Sendable {
         }
         rule.counter = counter
         rule.holdsUnits = true
-        maskUsers[rule.spec.mask, default: 0] += 1
+        maskUsers[rule.mask.bits, default: 0] += 1
         return nil
     }
 
@@ -245,9 +245,9 @@ public final class HardwareTables: @unchecked Sendable {
             classifier.insert(r)
             pool(of: r).markProgrammed(r.units)
             counterPool.markProgrammed(1)
-            let n = programmedMaskUsers[r.spec.mask, default: 0]
+            let n = programmedMaskUsers[r.mask.bits, default: 0]
             if n == 0 { maskPool.markProgrammed(1) }
-            programmedMaskUsers[r.spec.mask] = n + 1
+            programmedMaskUsers[r.mask.bits] = n + 1
         }
     }
 
@@ -262,9 +262,9 @@ public final class HardwareTables: @unchecked Sendable {
         r.state = .pending
         pool(of: r).markProgrammed(-r.units)
         counterPool.markProgrammed(-1)
-        if let n = programmedMaskUsers[r.spec.mask] {
-            if n > 1 { programmedMaskUsers[r.spec.mask] = n - 1 } else {
-                programmedMaskUsers[r.spec.mask] = nil
+        if let n = programmedMaskUsers[r.mask.bits] {
+            if n > 1 { programmedMaskUsers[r.mask.bits] = n - 1 } else {
+                programmedMaskUsers[r.mask.bits] = nil
                 maskPool.markProgrammed(-1)
             }
         }
@@ -305,9 +305,9 @@ public final class HardwareTables: @unchecked Sendable {
         pool(of: r).release(r.units)
         counterPool.release(1)
         counterSlots.release(r.counter, now: Sys.monotonicNanoseconds())
-        if let n = maskUsers[r.spec.mask] {
-            if n > 1 { maskUsers[r.spec.mask] = n - 1 } else {
-                maskUsers[r.spec.mask] = nil
+        if let n = maskUsers[r.mask.bits] {
+            if n > 1 { maskUsers[r.mask.bits] = n - 1 } else {
+                maskUsers[r.mask.bits] = nil
                 maskPool.release(1)
             }
         }

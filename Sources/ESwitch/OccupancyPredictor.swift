@@ -23,7 +23,7 @@ struct OccupancyPredictor {
 
     /// Admits `rule` (and counts it) or says which limit it would pass.
     mutating func admit(_ rule: HardwareRule, tables: HardwareTables, model: PredictiveModel) -> OffloadFailure? {
-        let newMask = maskUsers[rule.spec.mask] == nil
+        let newMask = maskUsers[rule.mask.bits] == nil
         if newMask && maskUsers.count + 1 > tables.maskPool.size { return .noSpace(table: "masks (predicted)") }
         if charges.count + 1 > tables.counterPool.size { return .noSpace(table: "counters (predicted)") }
         switch model {
@@ -32,10 +32,10 @@ struct OccupancyPredictor {
         case .complex:
             if let f = complexLimit(rule, tables) { return f }
         }
-        charges[rule.id] = Charge(table: rule.table, units: rule.units, mask: rule.spec.mask)
+        charges[rule.id] = Charge(table: rule.table, units: rule.units, mask: rule.mask.bits)
         if rule.table == .exact { exactUnits += rule.units } else { maskedUnits += rule.units }
         if rule.table == .masked { if rule.units > 1 { wideMasked += 1 } else { narrowMasked += 1 } }
-        maskUsers[rule.spec.mask, default: 0] += 1
+        maskUsers[rule.mask.bits, default: 0] += 1
         return nil
     }
 
@@ -94,10 +94,10 @@ struct OccupancyPredictor {
     mutating func rebuild(from rules: some Sequence<HardwareRule>, tables: HardwareTables) {
         self = OccupancyPredictor()
         for r in rules {
-            charges[r.id] = Charge(table: r.table, units: r.units, mask: r.spec.mask)
+            charges[r.id] = Charge(table: r.table, units: r.units, mask: r.mask.bits)
             if r.table == .exact { exactUnits += r.units } else { maskedUnits += r.units }
             if r.table == .masked { if r.units > 1 { wideMasked += 1 } else { narrowMasked += 1 } }
-            maskUsers[r.spec.mask, default: 0] += 1
+            maskUsers[r.mask.bits, default: 0] += 1
         }
     }
 }

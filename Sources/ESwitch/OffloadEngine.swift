@@ -106,7 +106,7 @@ final class OffloadEngine {
     /// one is removed.
     func replace(_ old: HardwareRule, with spec: HardwareRuleSpec) -> Result<HardwareRule, OffloadFailure> {
         guard tables.rules[old.id] === old else { return .failure(.notFound) }
-        let sameMatch = old.spec.mask == spec.mask && old.key == spec.key.masked(by: spec.mask)
+        let sameMatch = old.mask.bits == spec.mask && old.key == spec.key.masked(by: spec.mask)
         guard sameMatch else {
             let r = add(spec)
             if case .success = r { _ = remove(old) }

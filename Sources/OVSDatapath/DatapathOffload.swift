@@ -275,7 +275,7 @@ extension Datapath {
             case .success(let t):
                 if case .hardware(let h) = f.offload {
                     // Unchanged rules (the usual case: an encap entry rewritten in place) stay.
-                    if eswitch!.rule(h)?.spec != t.spec, case .success(let nh) = eswitch!.replaceRule(h, with: t.spec) {
+                    if eswitch!.rule(h)?.spec != t.spec.normalized, case .success(let nh) = eswitch!.replaceRule(h, with: t.spec) {
                         f.retireHardwareCounters()
                         f.offload = .hardware(nh)
                     }
