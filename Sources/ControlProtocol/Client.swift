@@ -111,38 +111,29 @@ public final class ControlClient {
     /// Sends one request and collects its replies until the ACK, the end of a dump, or
     /// an error.
     public func transact(_ request: GenericMessage) throws(ControlError) -> [GenericMessage] {
-        var req = request
-        req.header.sequence = nextSequence()
-        req.header.flags |= NetlinkFlags.request | NetlinkFlags.ack
-        try send(req.encoded())
         var out: [GenericMessage] = []
-        while true {
-            for m in try receive() where m.header.sequence == req.header.sequence {
-                switch m.header.type {
-                case NetlinkMessageType.error:
-                    let e: ErrorMessage
-                    do { e = try ErrorMessage(header: m.header, body: m.body) } catch {
-                        throw ControlError(errno: EPROTO, message: "\(error)")
-                    }
-                    if e.errno != 0 { throw ControlError(errno: e.errno, message: e.message ?? "") }
-                    return out
-                case NetlinkMessageType.done:
-                    return out
-                default:
-                    do { out.append(try GenericMessage(header: m.header, body: m.body)) } catch {
-                        throw ControlError(errno: EPROTO, message: "\(error)")
-                    }
-                }
-            }
-        }
+        try exchange(request, flags: NetlinkFlags.request | NetlinkFlags.ack) { out.append($0) }
+        return out
     }
 
     /// Sends a dump request and hands each reply to `body` as it arrives (a big dump is
     /// never held whole).
     public func dump(_ request: GenericMessage, _ body: (GenericMessage) throws -> Void) throws {
+        var failure: Error?
+        try exchange(request, flags: NetlinkFlags.request | NetlinkFlags.ack | NetlinkFlags.dump) { m in
+            guard failure == nil else { return }
+            do { try body(m) } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+
+    /// Sends `request` with `flags` and hands each reply to `body` until the ACK, DONE or
+    /// an error (thrown as such).
+    private func exchange(_ request: GenericMessage, flags: UInt16,
+                          _ body: (GenericMessage) -> Void) throws(ControlError) {
         var req = request
         req.header.sequence = nextSequence()
-        req.header.flags |= NetlinkFlags.request | NetlinkFlags.ack | NetlinkFlags.dump
+        req.header.flags |= flags
         try send(req.encoded())
         while true {
             for m in try receive() where m.header.sequence == req.header.sequence {
@@ -161,7 +152,7 @@ public final class ControlClient {
                     do { g = try GenericMessage(header: m.header, body: m.body) } catch {
                         throw ControlError(errno: EPROTO, message: "\(error)")
                     }
-                    try body(g)
+                    body(g)
                 }
             }
         }

@@ -216,17 +216,17 @@ public final class HardwareTables: @unchecked Sendable {
     /// the data plane refused (they keep their units; the caller decides).
     func program(_ batch: [HardwareRule]) -> [(rule: HardwareRule, failure: OffloadFailure)] {
         var refused: [(HardwareRule, OffloadFailure)] = []
-        let todo = batch.filter { $0.holdsUnits && !$0.retired }
+        let writable = batch.filter { $0.holdsUnits && !$0.retired }
         // A replacement carries its predecessor's counter on; a new rule starts at zero.
-        dataPlane.resetCounters(todo.filter { $0.replaces == nil }.map(\.counter))
+        dataPlane.resetCounters(writable.filter { $0.replaces == nil }.map(\.counter))
         var start = 0
-        while start < todo.count {
-            let rest = todo[start...]
+        while start < writable.count {
+            let rest = writable[start...]
             let (written, error) = dataPlane.program(batch: rest.map(\.programmed))
             for r in rest.prefix(written) { committed(r) }
             guard let error else { break }
             // The one refused is right after what was written; the rest is tried again.
-            refused.append((todo[start + written], error.offloadFailure))
+            refused.append((writable[start + written], error.offloadFailure))
             start += written + 1
         }
         return refused
