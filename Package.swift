@@ -30,6 +30,7 @@ let package = Package(
 
         .target(name: "Packet", swiftSettings: fast),
         .target(name: "Classifier", dependencies: ["Packet"], swiftSettings: fast),
+        .target(name: "Conntrack", dependencies: ["Packet"], swiftSettings: fast),
         .target(name: "NetLinux", dependencies: ["CNetLinux", "Netlink"], swiftSettings: strict),
         .target(name: "Netlink", swiftSettings: strict),
         .target(name: "ODP", dependencies: ["Packet", "Netlink"], swiftSettings: strict),
@@ -58,6 +59,7 @@ let package = Package(
         ], swiftSettings: strict),
 
         .testTarget(name: "PacketTests", dependencies: ["Packet"], swiftSettings: strict),
+        .testTarget(name: "ConntrackTests", dependencies: ["Conntrack", "Packet"], swiftSettings: strict),
         .testTarget(name: "ClassifierTests", dependencies: ["Classifier", "Packet"], swiftSettings: strict),
         .testTarget(name: "ODPTests", dependencies: ["ODP", "Packet"], swiftSettings: strict),
         .testTarget(name: "ESwitchTests", dependencies: ["ESwitch", "Packet", "Classifier"], swiftSettings: strict),
