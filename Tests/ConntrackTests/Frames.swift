@@ -55,6 +55,7 @@ enum Frames {
         case 1: at = 2; initial = 0
         default: return
         }
+        guard t.count >= at + 2 else { return }
         t[at] = 0; t[at + 1] = 0
         let c = t.withUnsafeBytes { Checksum.compute($0.baseAddress!, count: t.count, initial: initial) }
         t[at] = UInt8(c >> 8); t[at + 1] = UInt8(c & 0xff)
