@@ -30,8 +30,8 @@ public final class ConnectionTracker: Sendable {
 
         mutating func remove(_ id: UInt32) {
             guard let c = connections.removeValue(forKey: id) else { return }
-            byTuple.removeValue(forKey: c.original)
-            byTuple.removeValue(forKey: c.reply)
+            // A tuple may meanwhile belong to a newer connection (this one had expired).
+            for t in [c.original, c.reply] where byTuple[t]?.id == id { byTuple.removeValue(forKey: t) }
             limits.remove(c.limitBucket)
             if c.reportedEstablished { events.append(.removed(id)) }
         }
@@ -189,6 +189,10 @@ public final class ConnectionTracker: Sendable {
                                          state: &outcome.state)
         }
         count(&c, packet: packet, reply: false)
+        // Expired connections not yet swept may still hold these tuples: they go now.
+        for t in [c.original, c.reply] {
+            if let stale = s.byTuple[t]?.id { s.remove(stale) }
+        }
         s.connections[id] = c
         s.byTuple[c.original] = (id, false)
         s.byTuple[c.reply] = (id, true)

@@ -173,3 +173,17 @@ struct TCPTests {
                 == "tcp,orig=(src=2001:db8::1,dst=2001:db8::2,sport=40000,dport=443),reply=(src=2001:db8::2,dst=2001:db8::1,sport=443,dport=40000),protoinfo=(state=ESTABLISHED)")
     }
 }
+
+extension TCPTests {
+    /// A connection committed over an expired, unswept one keeps its tuples when the
+    /// old one is swept.
+    @Test func recommitOverExpiredConnection() {
+        let h = Harness()
+        _ = h.run(UDPICMPTests.udp("198.18.0.1", "198.18.1.1", 5000, 53))
+        h.advance(seconds: 61)
+        #expect(h.run(UDPICMPTests.udp("198.18.0.1", "198.18.1.1", 5000, 53)).state == trkNew)
+        #expect(h.ct.sweep(now: h.now) == 0)
+        #expect(h.run(UDPICMPTests.udp("198.18.1.1", "198.18.0.1", 53, 5000)).state == trkEstRpl)
+        #expect(h.ct.connectionCount == 1)
+    }
+}
