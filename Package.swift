@@ -38,14 +38,14 @@ let package = Package(
         .target(name: "BPFDataPlane", dependencies: ["ESwitch", "CLibBPF", "NetLinux", "Packet"], swiftSettings: strict,
                 plugins: ["BPFObjectPlugin"]),
         .target(name: "Representors", dependencies: ["ESwitch", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
-        .target(name: "OVSDatapath", dependencies: ["Packet", "Classifier", "ODP", "ESwitch", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: fast),
+        .target(name: "OVSDatapath", dependencies: ["Packet", "Classifier", "Conntrack", "ODP", "ESwitch", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: fast),
         .target(name: "Tunnels", dependencies: ["OVSDatapath", "CMnl", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .target(name: "ControlProtocol", dependencies: [
             "Netlink", "ODP", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),
 
         .executableTarget(name: "eswd", dependencies: [
-            "CNetLinux", "NetLinux", "Netlink", "ODP", "Packet", "ESwitch", "BPFDataPlane", "Representors", "OVSDatapath", "Tunnels", "ControlProtocol",
+            "CNetLinux", "NetLinux", "Netlink", "ODP", "Packet", "Conntrack", "ESwitch", "BPFDataPlane", "Representors", "OVSDatapath", "Tunnels", "ControlProtocol",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
@@ -64,7 +64,7 @@ let package = Package(
         .testTarget(name: "ODPTests", dependencies: ["ODP", "Packet"], swiftSettings: strict),
         .testTarget(name: "ESwitchTests", dependencies: ["ESwitch", "Packet", "Classifier"], swiftSettings: strict),
         .testTarget(name: "OVSDatapathTests", dependencies: [
-            "OVSDatapath", "ESwitch", "ODP", "Packet", .product(name: "Logging", package: "swift-log"),
+            "OVSDatapath", "Conntrack", "ESwitch", "ODP", "Netlink", "Packet", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "BPFDataPlaneTests", dependencies: ["BPFDataPlane", "ESwitch", "Packet", "NetLinux"], swiftSettings: strict),
         .testTarget(name: "ControlProtocolTests", dependencies: [

@@ -66,8 +66,10 @@ public final class ConnectionTracker: Sendable {
     /// - Parameter l4ChecksumPartial: the frame's transport checksum is CHECKSUM_PARTIAL
     ///   (virtio-net NEEDS_CSUM): it holds the pseudo-header sum, which address changes
     ///   update the kernel's way and port changes leave alone.
+    /// - Parameter dryRun: decide on a copy of the tracker's state, which is then
+    ///   discarded (`trace`: the frame and key change, the tracker does not).
     public func execute(_ action: CTAction, frame: UnsafeMutableRawPointer, length: Int, offsets: HeaderOffsets,
-                        key: inout FlowKey, now: UInt64, l4ChecksumPartial: Bool = false) {
+                        key: inout FlowKey, now: UInt64, l4ChecksumPartial: Bool = false, dryRun: Bool = false) {
         // Entering another zone forgets the state of the previous ct(); within a zone a
         // packet already NATed is looked up by its pre-NAT tuple and not NATed twice.
         var prior = CTState(rawValue: UInt8(truncatingIfNeeded: key[.ctState]))
@@ -79,8 +81,13 @@ public final class ConnectionTracker: Sendable {
             return
         }
         let result = state.withLock { s in
-            process(&s, packet: packet, frame: frame, action: action, priorNAT: priorNAT, now: now,
-                    partial: l4ChecksumPartial)
+            if dryRun {
+                var copy = s
+                return process(&copy, packet: packet, frame: frame, action: action, priorNAT: priorNAT, now: now,
+                               partial: l4ChecksumPartial)
+            }
+            return process(&s, packet: packet, frame: frame, action: action, priorNAT: priorNAT, now: now,
+                           partial: l4ChecksumPartial)
         }
         writeMetadata(&key, state: result.state, zone: action.zone, mark: result.mark, label: result.label)
         if let t = result.rewritten { store(t, packet: packet, into: &key) }
