@@ -190,3 +190,26 @@ extension NATTests {
         #expect(r.frame == Self.bytes("020000000002020000000001080045000038000140004001ad9dc6120101c612000103031bdb0000000045000024000140004011ada1c6120001c6120101138800350010cd54"))
     }
 }
+
+extension NATTests {
+    /// ICMPv6 packet too big for a SNATed IPv6 UDP flow: related, the quoted header and
+    /// the outer destination go back to the client, the ICMPv6 checksum (pseudo-header
+    /// over the new addresses) verifies.
+    @Test func relatedICMPv6IsNATedInside() {
+        let h = Harness()
+        let nat = NATSpec(kind: .source, addresses: CTAddress(ipv6: Frames.v6("2001:db8::99"))...CTAddress(ipv6: Frames.v6("2001:db8::99")))
+        let sent = h.run(Frames.ipv6(src: "2001:db8::1", dst: "2001:db8:1::1", proto: 17, l4: Frames.udp(sport: 4000, dport: 53)), nat: nat)
+        let quoted = Array(sent.frame[14..<(14 + 48)])
+        let error = Frames.ipv6(src: "2001:db8:2::1", dst: "2001:db8::99", proto: 58,
+                                l4: [2, 0, 0, 0, 0, 0, 0x05, 0x00] + quoted)
+        #expect(Frames.checksumsValid(error))
+        let r = h.run(error, commit: false, nat: Self.bare)
+        #expect(r.state == [.tracked, .related, .replyDirection, .destinationNAT])
+        let p = r.frame
+        #expect(p.withUnsafeBytes { $0.baseAddress!.be128(22) } == Frames.v6("2001:db8:2::1"))  // the router stays
+        #expect(p.withUnsafeBytes { $0.baseAddress!.be128(38) } == Frames.v6("2001:db8::1"))
+        #expect(p.withUnsafeBytes { $0.baseAddress!.be128(62 + 8) } == Frames.v6("2001:db8::1"))  // quoted source
+        #expect(Frames.checksumsValid(p))
+        #expect(r.key[.ipv6Dst] == Frames.v6("2001:db8::1"))
+    }
+}
