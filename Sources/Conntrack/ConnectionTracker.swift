@@ -16,6 +16,8 @@ public final class ConnectionTracker: Sendable {
         var refusedCommits: UInt64 = 0
         var natExhausted: UInt64 = 0
         var randomState: UInt64
+        /// The latest clock value seen (execute, sweep), for queries that take none.
+        var lastNow: UInt64 = 0
 
         mutating func random() -> UInt32 {
             randomState = randomState &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
@@ -90,6 +92,7 @@ public final class ConnectionTracker: Sendable {
 
     private func process(_ s: inout State, packet: ParsedPacket, frame: UnsafeMutableRawPointer, action: CTAction,
                          priorNAT: CTState, now: UInt64, partial: Bool) -> Outcome {
+        s.lastNow = max(s.lastNow, now)
         var tuple = packet.tuple
         var found: (id: UInt32, reply: Bool)?
         if priorNAT.isEmpty {

@@ -106,6 +106,7 @@ extension ConnectionTracker {
     /// Removes expired connections; returns how many. Called from a timer.
     public func sweep(now: UInt64) -> Int {
         state.withLock { s in
+            s.lastNow = max(s.lastNow, now)
             let expired = s.connections.values.filter { $0.expiration <= now }.map(\.id)
             for id in expired { s.remove(id) }
             return expired.count
