@@ -93,15 +93,16 @@ public final class ConnectionTracker: Sendable {
     private func process(_ s: inout State, packet: ParsedPacket, frame: UnsafeMutableRawPointer, action: CTAction,
                          priorNAT: CTState, now: UInt64, partial: Bool) -> Outcome {
         s.lastNow = max(s.lastNow, now)
-        var tuple = packet.tuple
+        var packet = packet
         var found: (id: UInt32, reply: Bool)?
         if priorNAT.isEmpty {
-            found = s.lookup(tuple, now: now)
-        } else if let hit = s.lookup(tuple.reversed(), now: now), let c = s.connections[hit.id] {
+            found = s.lookup(packet.tuple, now: now)
+        } else if let hit = s.lookup(packet.tuple.reversed(), now: now), let c = s.connections[hit.id] {
             // Already NATed by an earlier ct() in this zone: found by the reverse of the
-            // rewritten tuple; continue with the tuple of the direction it belongs to.
+            // rewritten tuple; continue with the tuple of the direction it belongs to
+            // (OVS's initial_conn_lookup), which a re-created connection would start from.
             found = (hit.id, !hit.reply)
-            tuple = found!.reply ? c.reply : c.original
+            packet.tuple = hit.reply ? c.original : c.reply
         }
 
         if action.forceCommit, let hit = found, hit.reply {
