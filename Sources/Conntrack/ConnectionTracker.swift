@@ -68,17 +68,22 @@ public final class ConnectionTracker: Sendable {
     /// - Parameter l4ChecksumPartial: the frame's transport checksum is CHECKSUM_PARTIAL
     ///   (virtio-net NEEDS_CSUM): it holds the pseudo-header sum, which address changes
     ///   update the kernel's way and port changes leave alone.
+    /// - Parameter l4ChecksumVerified: the transport checksum was checked before (the
+    ///   kernel's CHECKSUM_UNNECESSARY, virtio-net DATA_VALID): the tracker need not.
+    ///   Otherwise a complete checksum is verified and a bad one makes the packet `inv`.
     /// - Parameter dryRun: decide on a copy of the tracker's state, which is then
     ///   discarded (`trace`: the frame and key change, the tracker does not).
     public func execute(_ action: CTAction, frame: UnsafeMutableRawPointer, length: Int, offsets: HeaderOffsets,
-                        key: inout FlowKey, now: UInt64, l4ChecksumPartial: Bool = false, dryRun: Bool = false) {
+                        key: inout FlowKey, now: UInt64, l4ChecksumPartial: Bool = false, l4ChecksumVerified: Bool = false,
+                        dryRun: Bool = false) {
         // Entering another zone forgets the state of the previous ct(); within a zone a
         // packet already NATed is looked up by its pre-NAT tuple and not NATed twice.
         var prior = CTState(rawValue: UInt8(truncatingIfNeeded: key[.ctState]))
         if !prior.isEmpty && key[.ctZone] != UInt64(action.zone) { prior = [] }
         let priorNAT = prior.intersection([.sourceNAT, .destinationNAT])
 
-        guard let packet = PacketParser.parse(frame, length: length, offsets: offsets, zone: action.zone) else {
+        guard let packet = PacketParser.parse(frame, length: length, offsets: offsets, zone: action.zone,
+                                              verifyL4Checksum: !l4ChecksumPartial && !l4ChecksumVerified) else {
             writeMetadata(&key, state: [.tracked, .invalid], zone: action.zone, mark: 0, label: 0)
             return
         }
