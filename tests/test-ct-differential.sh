@@ -1,0 +1,423 @@
+#!/usr/bin/env bash
+# test-ct-differential.sh — esw's connection tracking (ct() and recirc in the software
+# datapath) against Open vSwitch 3.1's userspace datapath and its own conntrack
+# (issue 14), packet for packet and entry for entry.
+#
+# The topology and the OVS set-up are test-differential's (tests/differential-lib.sh):
+# esw and a private ovs-vswitchd, each with four veth ports numbered 2..5, OVS keeping
+# exactly the hand-made datapath flows (revalidators paused, flow-limit=0: a miss drops).
+# Here the ports stand for VF0 (2, t1), VF1 (3, t2), an idle VF (4, t3) and the uplink
+# (5, t4), and the flow set is an OVN-like stateful ACL plus SNAT:
+#   - VF0 <-> VF1, zone 5: ct(zone=5),recirc; VF0 may open TCP 80 (committed with a
+#     label) and UDP 53 (committed with a mark), TCP 22 is denied, VF1 may open
+#     nothing; established and related pass, invalid is dropped. IPv4 and IPv6.
+#   - VF0/VF1 -> 198.18.100.0/24 behind the uplink, zone 9: ct(zone=9,nat),recirc;
+#     +new: ct(commit,zone=9,nat(src=198.19.0.100)), MACs rewritten, out the uplink;
+#     the reply path ct(zone=9,nat),recirc un-SNATs and sends est/rel to the VF.
+# The same scapy-crafted sequences go into both, one frame at a time (frame k only
+# once the datapath's recirc_id(0) flows have counted frame k-1): TCP handshakes with
+# seq/ack right across directions (window scaling on and off), a retransmitted SYN,
+# data both ways, out-of-window segments (seq and ack), RST and a segment after it, a
+# FIN/ACK close and a new SYN reusing the closed tuple, denied SYNs, UDP request/reply,
+# ICMP and ICMPv6 port unreachable (related, and one quoting a packet never sent),
+# IPv6 TCP and UDP, and TCP, UDP, ICMP echo and an ICMP error through SNAT, including
+# a source-port clash NAT must resolve (OVS moves to the next port). Compared:
+#   - the frames coming out of t1..t4 per input frame, byte for byte (rewritten
+#     addresses, ports and checksums included); each frame is tagged by its IPv4 id
+#     (0xE000+n) or IPv6 flow label (0xE0000+n), fields conntrack and NAT leave alone;
+#   - the conntrack table after marked frames and at the end: `dump-conntrack`, `-s`
+#     (timeouts as their class) and `-m` (entry ids removed), lines sorted; at the end
+#     also `dump-conntrack zone=9` and `ct-stats-show`; then after `flush-conntrack`
+#     of one tuple, of zone 5 and of everything (ovs-appctl dpctl/* vs esw-dpctl);
+#   - every flow's text and packet/byte/TCP-flag counters (dump-flows -m).
+# Where OVS's userspace conntrack is known to differ from what esw decides on purpose,
+# the frame says so next to the case ("ovs_fix", as in test-differential); there is
+# none: esw must match OVS.
+#
+# Needs root, openvswitch-switch and python3-scapy; fails, never skips, without them.
+# Everything (daemons, namespaces) is torn down on any exit.
+
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+. "$T_ROOT/tests/differential-lib.sh"
+
+T_START=$(date +%s%N)
+diff_require
+
+# --- the flows --------------------------------------------------------------------
+# KEY<TAB>ACTIONS. recirc_id(0) flows get ufids dd1fc700-..., the others dd1fc701-...:
+# every input frame hits exactly one recirc_id(0) flow, which is how diff-send.py
+# knows a frame was processed. ct_state masks cover new/est/rel/inv/trk, so no two
+# flows overlap (the userspace datapath's classifier picks any of overlapping flows).
+V4='eth(),eth_type(0x0800)'
+V6='eth(),eth_type(0x86dd)'
+NEW='ct_state(+new-est-rel-inv+trk)' EST='ct_state(-new+est-rel-inv+trk)'
+REL='ct_state(-new-est+rel-inv+trk)' INV='ct_state(+inv+trk)'
+TO_UP='set(eth(src=02:00:00:00:00:fe,dst=02:00:00:00:00:64)),5'
+FLOWS0=(
+"recirc_id(0),in_port(2),$V4,ipv4(dst=198.18.0.2,frag=no)	ct(zone=5),recirc(1)"
+"recirc_id(0),in_port(3),$V4,ipv4(dst=198.18.0.1,frag=no)	ct(zone=5),recirc(2)"
+"recirc_id(0),in_port(2),$V6,ipv6(dst=2001:2::2,frag=no)	ct(zone=5),recirc(1)"
+"recirc_id(0),in_port(3),$V6,ipv6(dst=2001:2::1,frag=no)	ct(zone=5),recirc(2)"
+"recirc_id(0),in_port(2),$V4,ipv4(dst=198.18.100.0/255.255.255.0,frag=no)	ct(zone=9,nat),recirc(3)"
+"recirc_id(0),in_port(3),$V4,ipv4(dst=198.18.100.0/255.255.255.0,frag=no)	ct(zone=9,nat),recirc(3)"
+"recirc_id(0),in_port(5),$V4,ipv4(dst=198.19.0.100,frag=no)	ct(zone=9,nat),recirc(4)"
+)
+FLOWSR=(
+# VF0 -> VF1 (zone 5): the ACL
+"recirc_id(0x1),in_port(2),$NEW,$V4,ipv4(proto=6,frag=no),tcp(dst=80)	ct(commit,zone=5,label=0x80/0xff),3"
+"recirc_id(0x1),in_port(2),$NEW,$V4,ipv4(proto=17,frag=no),udp(dst=53)	ct(commit,zone=5,mark=0x35/0xff),3"
+"recirc_id(0x1),in_port(2),$NEW,$V4,ipv4(proto=6,frag=no),tcp(dst=22)	drop"
+"recirc_id(0x1),in_port(2),$EST,$V4,ipv4(frag=no)	3"
+"recirc_id(0x1),in_port(2),$REL,$V4,ipv4(frag=no)	3"
+"recirc_id(0x1),in_port(2),$INV,$V4,ipv4(frag=no)	drop"
+"recirc_id(0x1),in_port(2),$NEW,$V6,ipv6(proto=6,frag=no),tcp(dst=80)	ct(commit,zone=5),3"
+"recirc_id(0x1),in_port(2),$NEW,$V6,ipv6(proto=17,frag=no),udp(dst=53)	ct(commit,zone=5),3"
+"recirc_id(0x1),in_port(2),$EST,$V6,ipv6(frag=no)	3"
+"recirc_id(0x1),in_port(2),$INV,$V6,ipv6(frag=no)	drop"
+# VF1 -> VF0 (zone 5): replies only
+"recirc_id(0x2),in_port(3),$EST,$V4,ipv4(frag=no)	2"
+"recirc_id(0x2),in_port(3),$REL,$V4,ipv4(frag=no)	2"
+"recirc_id(0x2),in_port(3),$INV,$V4,ipv4(frag=no)	drop"
+"recirc_id(0x2),in_port(3),$NEW,$V4,ipv4(frag=no)	drop"
+"recirc_id(0x2),in_port(3),$EST,$V6,ipv6(frag=no)	2"
+"recirc_id(0x2),in_port(3),$REL,$V6,ipv6(frag=no)	2"
+"recirc_id(0x2),in_port(3),$INV,$V6,ipv6(frag=no)	drop"
+# VF0/VF1 -> the uplink (zone 9): SNAT
+"recirc_id(0x3),in_port(2),$NEW,$V4,ipv4(frag=no)	ct(commit,zone=9,nat(src=198.19.0.100)),$TO_UP"
+"recirc_id(0x3),in_port(2),$EST,$V4,ipv4(frag=no)	$TO_UP"
+"recirc_id(0x3),in_port(2),$INV,$V4,ipv4(frag=no)	drop"
+"recirc_id(0x3),in_port(3),$NEW,$V4,ipv4(frag=no)	ct(commit,zone=9,nat(src=198.19.0.100)),$TO_UP"
+"recirc_id(0x3),in_port(3),$EST,$V4,ipv4(frag=no)	$TO_UP"
+"recirc_id(0x3),in_port(3),$INV,$V4,ipv4(frag=no)	drop"
+# the uplink -> VF0/VF1 (zone 9, un-SNATed)
+"recirc_id(0x4),in_port(5),$EST,$V4,ipv4(dst=198.18.0.1,frag=no)	set(eth(src=02:00:00:00:00:fe,dst=02:00:00:00:00:01)),2"
+"recirc_id(0x4),in_port(5),$EST,$V4,ipv4(dst=198.18.0.2,frag=no)	set(eth(src=02:00:00:00:00:fe,dst=02:00:00:00:00:02)),3"
+"recirc_id(0x4),in_port(5),$REL,$V4,ipv4(dst=198.18.0.1,frag=no)	set(eth(src=02:00:00:00:00:fe,dst=02:00:00:00:00:01)),2"
+"recirc_id(0x4),in_port(5),$INV,$V4,ipv4(frag=no)	drop"
+"recirc_id(0x4),in_port(5),$NEW,$V4,ipv4(frag=no)	drop"
+)
+diff_flows_file "$T_DIR/flows0.txt" dd1fc700-0000-4000-8000- "${FLOWS0[@]}"
+diff_flows_file "$T_DIR/flowsr.txt" dd1fc701-0000-4000-8000- "${FLOWSR[@]}"
+cat "$T_DIR/flows0.txt" "$T_DIR/flowsr.txt" > "$T_DIR/flows.txt"
+NFLOWS=$(( ${#FLOWS0[@]} + ${#FLOWSR[@]} ))
+
+# --- the frames -------------------------------------------------------------------
+# gen.py OUT: JSON [{id, port (1-4: t1..t4), desc, expect, hex, snap?}]. `expect` is how
+# many frames OVS makes of it in all (both sides dropping everything would "agree");
+# `snap` names a conntrack snapshot taken right after the frame.
+cat > "$T_DIR/gen.py" <<'EOF'
+import json, sys, logging
+logging.getLogger("scapy").setLevel(logging.ERROR)
+from scapy.all import Ether, IP, IPv6, TCP, UDP, ICMP, ICMPv6DestUnreach, Raw
+
+M0, M1, MR, MX = "02:00:00:00:00:01", "02:00:00:00:00:02", "02:00:00:00:00:fe", "02:00:00:00:00:64"
+VF0, VF1, EXT, SNAT = "198.18.0.1", "198.18.0.2", "198.18.100.1", "198.19.0.100"
+S0, S1 = "2001:2::1", "2001:2::2"
+P_VF0, P_VF1, P_UP = 1, 2, 4          # t1 (port 2), t2 (port 3), t4 (port 5)
+frames = []
+def add(port, desc, expect, pkt, snap=None, **extra):
+    n = len(frames) + 1
+    raw = bytes(pkt(n))
+    f = {"id": n, "port": port, "desc": desc, "expect": expect, "hex": raw.hex()}
+    if snap:
+        f["snap"] = "%02d-%s" % (n, snap)
+    f.update(extra)
+    frames.append(f)
+    return n
+def data(n, size):
+    return Raw(bytes((n * 11 + i) & 0xff for i in range(size)))
+def v4(src, dst, n, **kw):                # the tag: IPv4 id 0xE000 + n
+    return IP(src=src, dst=dst, id=0xE000 + n, **kw)
+def v6(src, dst, n):                      # the tag: IPv6 flow label 0xE0000 + n
+    return IPv6(src=src, dst=dst, fl=0xE0000 + n, hlim=64)
+def a2b(n):  return Ether(src=M0, dst=M1) / v4(VF0, VF1, n)
+def b2a(n):  return Ether(src=M1, dst=M0) / v4(VF1, VF0, n)
+def a2b6(n): return Ether(src=M0, dst=M1) / v6(S0, S1, n)
+def b2a6(n): return Ether(src=M1, dst=M0) / v6(S1, S0, n)
+def up(src, n): return Ether(src={VF0: M0, VF1: M1}[src], dst=MR) / v4(src, EXT, n)
+def down(n): return Ether(src=MX, dst=MR) / v4(EXT, SNAT, n)
+LINUX_OPTS = [("MSS", 1460), ("SAckOK", b""), ("NOP", None), ("WScale", 7)]
+
+# TCP A (zone 5, IPv4): VF0:40001 -> VF1:80, window scaling on both sides
+a, b = 1000, 5000
+add(P_VF0, "TCP A SYN VF0->VF1:80 (new, commit)", 1,
+    lambda n: a2b(n) / TCP(sport=40001, dport=80, flags="S", seq=a, window=64240, options=LINUX_OPTS), snap="synsent")
+add(P_VF0, "TCP A SYN retransmitted (still new: committed again)", 1,
+    lambda n: a2b(n) / TCP(sport=40001, dport=80, flags="S", seq=a, window=64240, options=LINUX_OPTS))
+add(P_VF1, "TCP A SYN-ACK (est)", 1,
+    lambda n: b2a(n) / TCP(sport=80, dport=40001, flags="SA", seq=b, ack=a + 1, window=65160, options=LINUX_OPTS))
+add(P_VF0, "TCP A ACK (est)", 1,
+    lambda n: a2b(n) / TCP(sport=40001, dport=80, flags="A", seq=a + 1, ack=b + 1, window=502), snap="established")
+add(P_VF0, "TCP A data VF0->VF1, 100 bytes", 1,
+    lambda n: a2b(n) / TCP(sport=40001, dport=80, flags="PA", seq=a + 1, ack=b + 1, window=502) / data(n, 100))
+add(P_VF1, "TCP A data VF1->VF0, 200 bytes", 1,
+    lambda n: b2a(n) / TCP(sport=80, dport=40001, flags="PA", seq=b + 1, ack=a + 101, window=509) / data(n, 200))
+add(P_VF0, "TCP A ACK of the data", 1,
+    lambda n: a2b(n) / TCP(sport=40001, dport=80, flags="A", seq=a + 101, ack=b + 201, window=502))
+add(P_VF0, "TCP A out-of-window segment (seq 2^30 ahead): inv, dropped", 0,
+    lambda n: a2b(n) / TCP(sport=40001, dport=80, flags="PA", seq=a + 101 + (1 << 30), ack=b + 201, window=502) / data(n, 10))
+add(P_VF1, "TCP A segment acking unsent data (ack 2^30 ahead): inv, dropped", 0,
+    lambda n: b2a(n) / TCP(sport=80, dport=40001, flags="PA", seq=b + 201, ack=a + 101 + (1 << 30), window=509) / data(n, 10),
+    snap="after-oow")
+add(P_VF1, "TCP A RST VF1->VF0 (est)", 1,
+    lambda n: b2a(n) / TCP(sport=80, dport=40001, flags="RA", seq=b + 201, ack=a + 101, window=0), snap="rst")
+add(P_VF0, "TCP A data VF0->VF1 after the RST", 1,
+    lambda n: a2b(n) / TCP(sport=40001, dport=80, flags="PA", seq=a + 101, ack=b + 201, window=502) / data(n, 20))
+
+# TCP B (zone 5, IPv4): VF0:40002 -> VF1:80, no options, closed with FIN/ACK
+a, b = 2000, 7000
+add(P_VF0, "TCP B SYN (new, commit)", 1,
+    lambda n: a2b(n) / TCP(sport=40002, dport=80, flags="S", seq=a, window=8192))
+add(P_VF1, "TCP B SYN-ACK", 1,
+    lambda n: b2a(n) / TCP(sport=80, dport=40002, flags="SA", seq=b, ack=a + 1, window=8192))
+add(P_VF0, "TCP B ACK", 1,
+    lambda n: a2b(n) / TCP(sport=40002, dport=80, flags="A", seq=a + 1, ack=b + 1, window=8192))
+add(P_VF0, "TCP B data VF0->VF1, 50 bytes", 1,
+    lambda n: a2b(n) / TCP(sport=40002, dport=80, flags="PA", seq=a + 1, ack=b + 1, window=8192) / data(n, 50))
+add(P_VF0, "TCP B FIN-ACK from VF0", 1,
+    lambda n: a2b(n) / TCP(sport=40002, dport=80, flags="FA", seq=a + 51, ack=b + 1, window=8192), snap="fin1")
+add(P_VF1, "TCP B FIN-ACK from VF1", 1,
+    lambda n: b2a(n) / TCP(sport=80, dport=40002, flags="FA", seq=b + 1, ack=a + 52, window=8192), snap="fin2")
+add(P_VF0, "TCP B last ACK", 1,
+    lambda n: a2b(n) / TCP(sport=40002, dport=80, flags="A", seq=a + 52, ack=b + 2, window=8192), snap="closed")
+add(P_VF0, "TCP B' SYN reusing B's closed tuple with a new ISN (new again)", 1,
+    lambda n: a2b(n) / TCP(sport=40002, dport=80, flags="S", seq=a + 100000, window=8192), snap="reuse")
+
+# denied
+add(P_VF0, "TCP SYN VF0->VF1:22 (new, denied port): dropped, not committed", 0,
+    lambda n: a2b(n) / TCP(sport=40003, dport=22, flags="S", seq=3000, window=8192))
+add(P_VF1, "TCP SYN VF1->VF0:80 (VF1 may not open): dropped, not committed", 0,
+    lambda n: b2a(n) / TCP(sport=40004, dport=80, flags="S", seq=3100, window=8192), snap="denied")
+
+# UDP (zone 5)
+add(P_VF0, "UDP VF0:50001->VF1:53 request (new, commit)", 1,
+    lambda n: a2b(n) / UDP(sport=50001, dport=53) / data(n, 30))
+add(P_VF1, "UDP VF1:53->VF0:50001 reply (est)", 1,
+    lambda n: b2a(n) / UDP(sport=53, dport=50001) / data(n, 60))
+add(P_VF0, "UDP VF0:50001->VF1:53 second request (est)", 1,
+    lambda n: a2b(n) / UDP(sport=50001, dport=53) / data(n, 30), snap="udp")
+u = add(P_VF0, "UDP VF0:50002->VF1:53 (new, commit), answered by an ICMP error", 1,
+        lambda n: a2b(n) / UDP(sport=50002, dport=53) / data(n, 30))
+quoted = bytes(v4(VF0, VF1, u) / UDP(sport=50002, dport=53) / data(u, 30))
+add(P_VF1, "ICMP port unreachable VF1->VF0 quoting that UDP packet (rel)", 1,
+    lambda n: b2a(n) / ICMP(type=3, code=3) / Raw(quoted))
+stray = bytes(IP(src=VF0, dst=VF1, id=0x1111) / UDP(sport=50009, dport=53) / b"never sent")
+add(P_VF1, "ICMP port unreachable VF1->VF0 quoting a UDP packet never sent (no conn: inv)", 0,
+    lambda n: b2a(n) / ICMP(type=3, code=3) / Raw(stray), snap="icmp")
+
+# TCP C (zone 5, IPv6): [2001:2::1]:40005 -> [2001:2::2]:80
+a, b = 11000, 15000
+add(P_VF0, "IPv6 TCP C SYN (new, commit)", 1,
+    lambda n: a2b6(n) / TCP(sport=40005, dport=80, flags="S", seq=a, window=64800, options=LINUX_OPTS))
+add(P_VF1, "IPv6 TCP C SYN-ACK", 1,
+    lambda n: b2a6(n) / TCP(sport=80, dport=40005, flags="SA", seq=b, ack=a + 1, window=64800, options=LINUX_OPTS))
+add(P_VF0, "IPv6 TCP C ACK", 1,
+    lambda n: a2b6(n) / TCP(sport=40005, dport=80, flags="A", seq=a + 1, ack=b + 1, window=507), snap="v6-established")
+add(P_VF0, "IPv6 TCP C data VF0->VF1, 64 bytes", 1,
+    lambda n: a2b6(n) / TCP(sport=40005, dport=80, flags="PA", seq=a + 1, ack=b + 1, window=507) / data(n, 64))
+add(P_VF1, "IPv6 TCP C data VF1->VF0, 32 bytes", 1,
+    lambda n: b2a6(n) / TCP(sport=80, dport=40005, flags="PA", seq=b + 1, ack=a + 65, window=507) / data(n, 32))
+add(P_VF0, "IPv6 TCP C out-of-window segment (seq 2^30 ahead): inv, dropped", 0,
+    lambda n: a2b6(n) / TCP(sport=40005, dport=80, flags="PA", seq=a + 65 + (1 << 30), ack=b + 33, window=507) / data(n, 10))
+add(P_VF0, "IPv6 TCP C RST from VF0", 1,
+    lambda n: a2b6(n) / TCP(sport=40005, dport=80, flags="R", seq=a + 65, window=0), snap="v6-rst")
+add(P_VF0, "IPv6 UDP [VF0]:50005->[VF1]:53 request (new, commit)", 1,
+    lambda n: a2b6(n) / UDP(sport=50005, dport=53) / data(n, 30))
+add(P_VF1, "IPv6 UDP [VF1]:53->[VF0]:50005 reply (est)", 1,
+    lambda n: b2a6(n) / UDP(sport=53, dport=50005) / data(n, 60))
+u = add(P_VF0, "IPv6 UDP [VF0]:50006->[VF1]:53 (new, commit), answered by an ICMPv6 error", 1,
+        lambda n: a2b6(n) / UDP(sport=50006, dport=53) / data(n, 30))
+quoted6 = bytes(v6(S0, S1, u) / UDP(sport=50006, dport=53) / data(u, 30))
+add(P_VF1, "ICMPv6 port unreachable [VF1]->[VF0] quoting that UDP packet (rel)", 1,
+    lambda n: b2a6(n) / ICMPv6DestUnreach(code=4) / Raw(quoted6), snap="v6-udp-icmp")
+
+# TCP D through SNAT (zone 9): VF0:40006 -> EXT:80, seen as 198.19.0.100:40006
+a, b = 21000, 25000
+add(P_VF0, "SNAT TCP D SYN VF0->EXT:80 (new, commit, nat src)", 1,
+    lambda n: up(VF0, n) / TCP(sport=40006, dport=80, flags="S", seq=a, window=64240, options=LINUX_OPTS))
+add(P_UP, "SNAT TCP D SYN-ACK EXT->198.19.0.100:40006 (un-SNAT, est)", 1,
+    lambda n: down(n) / TCP(sport=80, dport=40006, flags="SA", seq=b, ack=a + 1, window=65160, options=LINUX_OPTS))
+add(P_VF0, "SNAT TCP D ACK", 1,
+    lambda n: up(VF0, n) / TCP(sport=40006, dport=80, flags="A", seq=a + 1, ack=b + 1, window=502), snap="snat-established")
+add(P_VF0, "SNAT TCP D data VF0->EXT, 120 bytes", 1,
+    lambda n: up(VF0, n) / TCP(sport=40006, dport=80, flags="PA", seq=a + 1, ack=b + 1, window=502) / data(n, 120))
+add(P_UP, "SNAT TCP D data EXT->VF0, 300 bytes", 1,
+    lambda n: down(n) / TCP(sport=80, dport=40006, flags="PA", seq=b + 1, ack=a + 121, window=509) / data(n, 300))
+add(P_VF0, "SNAT TCP D FIN-ACK from VF0", 1,
+    lambda n: up(VF0, n) / TCP(sport=40006, dport=80, flags="FA", seq=a + 121, ack=b + 301, window=502))
+add(P_UP, "SNAT TCP D FIN-ACK from EXT", 1,
+    lambda n: down(n) / TCP(sport=80, dport=40006, flags="FA", seq=b + 301, ack=a + 122, window=509))
+add(P_VF0, "SNAT TCP D last ACK", 1,
+    lambda n: up(VF0, n) / TCP(sport=40006, dport=80, flags="A", seq=a + 122, ack=b + 302, window=502), snap="snat-closed")
+# TCP E: VF1:40006 -> EXT:80 wants the same translated tuple as D (still in TIME_WAIT):
+# NAT must pick another source port; OVS takes the next one, 40007.
+a, b = 31000, 35000
+add(P_VF1, "SNAT TCP E SYN VF1:40006->EXT:80: the same SNAT tuple as D, port moves", 1,
+    lambda n: up(VF1, n) / TCP(sport=40006, dport=80, flags="S", seq=a, window=8192))
+add(P_UP, "SNAT TCP E SYN-ACK EXT->198.19.0.100:40007 (un-SNAT to VF1:40006)", 1,
+    lambda n: down(n) / TCP(sport=80, dport=40007, flags="SA", seq=b, ack=a + 1, window=8192))
+add(P_VF1, "SNAT TCP E ACK", 1,
+    lambda n: up(VF1, n) / TCP(sport=40006, dport=80, flags="A", seq=a + 1, ack=b + 1, window=8192), snap="snat-clash")
+
+# UDP, ICMP error and ICMP echo through SNAT
+add(P_VF0, "SNAT UDP VF0:50003->EXT:53 (new, commit, nat src)", 1,
+    lambda n: up(VF0, n) / UDP(sport=50003, dport=53) / data(n, 40))
+add(P_UP, "SNAT UDP EXT:53->198.19.0.100:50003 reply (un-SNAT, est)", 1,
+    lambda n: down(n) / UDP(sport=53, dport=50003) / data(n, 80))
+u = add(P_VF0, "SNAT UDP VF0:50004->EXT:53, answered by an ICMP error", 1,
+        lambda n: up(VF0, n) / UDP(sport=50004, dport=53) / data(n, 40))
+quoted = bytes(v4(SNAT, EXT, u) / UDP(sport=50004, dport=53) / data(u, 40))   # as it left the uplink
+add(P_UP, "SNAT ICMP port unreachable EXT->198.19.0.100 quoting it (rel; outer and inner un-SNAT)", 1,
+    lambda n: down(n) / ICMP(type=3, code=3) / Raw(quoted))
+add(P_VF0, "SNAT ICMP echo request VF0->EXT id 0x4d2 (new, commit, nat src)", 1,
+    lambda n: up(VF0, n) / ICMP(type=8, id=0x4d2, seq=1) / data(n, 56))
+add(P_UP, "SNAT ICMP echo reply EXT->198.19.0.100 id 0x4d2 (un-SNAT, est)", 1,
+    lambda n: down(n) / ICMP(type=0, id=0x4d2, seq=1) / data(n - 1, 56))
+add(P_UP, "SNAT ICMP echo reply with an unknown id 999 (no conn: inv)", 0,
+    lambda n: down(n) / ICMP(type=0, id=999, seq=1) / data(n, 56))
+add(P_UP, "TCP SYN EXT->198.19.0.100:12345 from outside (new): dropped", 0,
+    lambda n: down(n) / TCP(sport=33000, dport=12345, flags="S", seq=4000, window=8192))
+
+json.dump(frames, open(sys.argv[1], "w"), indent=1)
+EOF
+
+"$PY" "$T_DIR/gen.py" "$T_DIR/frames.json" || { t_fail "cannot craft the input frames"; exit 1; }
+NFRAMES=$("$PY" -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$T_DIR/frames.json")
+t_log "$NFLOWS flows, $NFRAMES input frames"
+
+# ctnorm.py DIR: each snapshot DIR/<name>.txt (ctsnap.sh's output) normalised into
+# <name>.norm: dump-conntrack lines sorted; entry ids removed (OVS's userspace conntrack
+# prints id=0, esw numbers its entries); `timeout=N` (seconds left) replaced by the
+# timeout class it is in, OVS's default timeouts (30 s: TCP opening/closing/TIME_WAIT,
+# UDP and ICMP once both ways; 60 s: UDP/ICMP first packet; 900 s: TCP FIN_WAIT/
+# CLOSING; 86400 s: TCP ESTABLISHED), so the policy is compared, not the clock.
+cat > "$T_DIR/ctnorm.py" <<'EOF'
+import os, re, sys
+d = sys.argv[1]
+CLASSES = (30, 60, 900, 86400)
+def tclass(m):
+    n = int(m.group(1))
+    c = next((c for c in CLASSES if n <= c), None)
+    return "timeout=<=%ds" % c if c else "timeout=>86400s"
+for name in sorted(os.listdir(d)):
+    if not name.endswith(".txt"):
+        continue
+    out, section, cur = [], [], ""
+    def flush():
+        out.extend(sorted(section) if cur.startswith("== dump-conntrack") else section); section.clear()
+    for line in open(os.path.join(d, name)).read().splitlines():
+        if line.startswith("== "):
+            flush(); out.append(line); cur = line; continue
+        line = re.sub(r"\),id=\d+", ")", line.rstrip())
+        line = re.sub(r"timeout=(\d+)", tclass, line)
+        if line.strip():
+            section.append(line)
+    flush()
+    open(os.path.join(d, name[:-4] + ".norm"), "w").write("\n".join(out) + "\n")
+EOF
+
+# ctcompare.py ESWDIR OVSDIR: the normalised snapshots of both sides must be equal.
+cat > "$T_DIR/ctcompare.py" <<'EOF'
+import os, sys
+e, o = sys.argv[1], sys.argv[2]
+names = sorted(n for n in set(os.listdir(e)) | set(os.listdir(o)) if n.endswith(".norm"))
+if not names:
+    print("FAIL no conntrack snapshots")
+def sections(path):
+    try:
+        lines = open(path).read().splitlines()
+    except OSError:
+        return {}
+    d, cur = {}, None
+    for l in lines:
+        if l.startswith("== "):
+            cur = l[3:]; d[cur] = []
+        elif cur:
+            d[cur].append(l)
+    return d
+for n in names:
+    es, os_ = sections(os.path.join(e, n)), sections(os.path.join(o, n))
+    for sec in sorted(set(es) | set(os_), key=lambda s: (len(s), s)):
+        el, ol = es.get(sec, ["(no snapshot)"]), os_.get(sec, ["(no snapshot)"])
+        what = "`%s` after frame %s" % (sec, n[:-5]) if n[0].isdigit() else "`%s` %s" % (sec, n[:-5])
+        if el == ol:
+            print("ok %s: %d line(s) identical" % (what, len(ol)))
+        else:
+            print("FAIL %s differs" % what)
+            for l in ol:
+                if l not in el:
+                    print("  ovs only: " + l)
+            for l in el:
+                if l not in ol:
+                    print("  esw only: " + l)
+EOF
+
+# --- topology, esw, Open vSwitch ---------------------------------------------------
+diff_topology cde cdet cdo cdot
+diff_esw
+diff_ovs
+
+# ctsnap.sh SIDE [SECTION...]: the conntrack table of esw or ovs as `dump-conntrack`,
+# `dump-conntrack -s` and `dump-conntrack -m`, then each extra SECTION (a command of
+# both CLIs, e.g. "ct-stats-show"), each after a line "== <command>".
+cat > "$T_DIR/ctsnap.sh" <<EOF
+if [ "\$1" = esw ]; then run() { "$ESW_BIN/esw-dpctl" "\$@"; }; else run() { $APPCTL "dpctl/\$1" "\${@:2}"; }; fi
+shift
+for s in "dump-conntrack" "dump-conntrack -s" "dump-conntrack -m" "\$@"; do echo "== \$s"; run \$s 2>&1; done
+EOF
+
+# --- flows ------------------------------------------------------------------------
+check "esw: add-flows ($NFLOWS flows)" dpctl add-flows "$T_DIR/flows.txt"
+check "ovs: dpctl/add-flows ($NFLOWS flows)" $APPCTL dpctl/add-flows "$T_DIR/flows.txt"
+check_eq "esw: flow count" "$NFLOWS" "$(dpctl dump-flows | grep -c 'actions:')"
+check_eq "ovs: flow count" "$NFLOWS" "$($APPCTL dpctl/dump-flows | grep -c 'actions:')"
+check_eq "esw: conntrack empty before" "" "$(dpctl dump-conntrack 2>&1)"
+check_eq "ovs: conntrack empty before" "" "$($APPCTL dpctl/dump-conntrack 2>&1)"
+
+# --- traffic ----------------------------------------------------------------------
+mkdir -p "$T_DIR/ct-esw" "$T_DIR/ct-ovs"
+diff_capture_start "$NS_ET" esw
+diff_capture_start "$NS_OT" ovs
+# send SIDE NS COUNT_CMD: the frames, one at a time, snapshots after marked ones and
+# at the end (then with `dump-conntrack zone=9` and `ct-stats-show` too)
+send() {
+    check "$1: send $NFRAMES frames, one at a time" t_in "$2" "$PY" "$DIFF_TOOLS/diff-send.py" "$T_DIR/frames.json" \
+        --processed "$3" dd1fc700- --snap "bash $T_DIR/ctsnap.sh $1" "$T_DIR/ct-$1"
+    grep -h "diff-send" "$T_DIR/last.out" | sed 's/^/    | /'
+    bash "$T_DIR/ctsnap.sh" "$1" "dump-conntrack zone=9" "ct-stats-show" > "$T_DIR/ct-$1/$(printf %02d "$NFRAMES")-final.txt"
+}
+send esw "$NS_ET" "$ESW_BIN/esw-dpctl dump-flows -m"
+send ovs "$NS_OT" "$APPCTL dpctl/dump-flows -m"
+sleep 0.3
+diff_capture_stop esw
+diff_capture_stop ovs
+
+# flush-conntrack: one tuple, one zone, everything
+ESW_FLUSH="$ESW_BIN/esw-dpctl flush-conntrack" OVS_FLUSH="$APPCTL dpctl/flush-conntrack"
+TUPLE='ct_nw_src=198.18.0.1,ct_nw_dst=198.18.100.1,ct_nw_proto=17,ct_tp_src=50003,ct_tp_dst=53'
+step=0
+for args in "zone=9 $TUPLE" "zone=5" ""; do
+    step=$((step + 1))
+    check "esw: flush-conntrack $args" $ESW_FLUSH $args
+    check "ovs: dpctl/flush-conntrack $args" $OVS_FLUSH $args
+    for side in esw ovs; do
+        bash "$T_DIR/ctsnap.sh" "$side" > "$T_DIR/ct-$side/z$step-flush-conntrack ${args:-(all)}.txt"
+    done
+done
+check_eq "ovs: conntrack empty after flush-conntrack" "" "$($APPCTL dpctl/dump-conntrack 2>&1)"
+
+# --- comparison -------------------------------------------------------------------
+run_py_checks "$PY" "$DIFF_TOOLS/diff-compare.py" --tag ip "$T_DIR/frames.json" "$T_DIR/esw.json" "$T_DIR/ovs.json" \
+    "$(IFS=,; echo "${DIFF_PORTS[*]}")"
+
+"$PY" "$T_DIR/ctnorm.py" "$T_DIR/ct-esw"
+"$PY" "$T_DIR/ctnorm.py" "$T_DIR/ct-ovs"
+run_py_checks "$PY" "$T_DIR/ctcompare.py" "$T_DIR/ct-esw" "$T_DIR/ct-ovs"
+
+dpctl dump-flows -m --no-names > "$T_DIR/esw-flows.txt"
+$APPCTL dpctl/dump-flows -m --no-names > "$T_DIR/ovs-flows.txt"
+check_eq "ovs: still exactly our $NFLOWS flows (no revalidator deletions, no miss megaflows)" "$NFLOWS/$NFLOWS" \
+    "$(grep -c '^ufid:dd1fc70[01]-' "$T_DIR/ovs-flows.txt")/$(grep -c 'actions:' "$T_DIR/ovs-flows.txt")"
+run_py_checks "$PY" "$DIFF_TOOLS/diff-flowstats.py" "$T_DIR/esw-flows.txt" "$T_DIR/ovs-flows.txt"
+
+t_log "runtime $(( ($(date +%s%N) - T_START) / 1000000 )) ms"
