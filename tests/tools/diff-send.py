@@ -54,7 +54,7 @@ for k, f in enumerate(frames):
         end = time.time() + 2
         while processed and lost < 3 and count() < k + 1 and time.time() < end:
             time.sleep(0.005)
-        if not processed:
+        if not processed or lost >= 3:
             time.sleep(0.05)
         out = subprocess.run(snap[0], shell=True, capture_output=True, text=True)
         open("%s/%s.txt" % (snap[1], f["snap"]), "w").write(out.stdout + out.stderr)
