@@ -14,6 +14,8 @@
 #   - VF0/VF1 -> 198.18.100.0/24 behind the uplink, zone 9: ct(zone=9,nat),recirc;
 #     +new: ct(commit,zone=9,nat(src=198.19.0.100)), MACs rewritten, out the uplink;
 #     the reply path ct(zone=9,nat),recirc un-SNATs and sends est/rel to the VF.
+#   - a load balancer VIP 198.19.0.80:80 reached from the uplink, zone 9: +new:
+#     ct(commit,zone=9,nat(dst=198.18.0.2:80)) to VF1; its replies un-DNATed.
 # The same scapy-crafted sequences go into both, one frame at a time (frame k only
 # once the datapath's recirc_id(0) flows have counted frame k-1): TCP handshakes with
 # seq/ack right across directions (window scaling on and off), a retransmitted SYN,
@@ -21,7 +23,9 @@
 # FIN/ACK close and a new SYN reusing the closed tuple, denied SYNs, UDP request/reply,
 # ICMP and ICMPv6 port unreachable (related, and one quoting a packet never sent),
 # IPv6 TCP and UDP, and TCP, UDP, ICMP echo and an ICMP error through SNAT, including
-# a source-port clash NAT must resolve (OVS moves to the next port). Compared:
+# source-port clashes NAT must resolve (OVS moves to the next free port) or cannot (ICMP),
+# invalid segments (out-of-window RST, SYN+FIN, no flags), a mid-stream pickup, a
+# truncated ICMP quote, and a TCP connection through the DNAT VIP. Compared:
 #   - the frames coming out of t1..t4 per input frame, byte for byte (rewritten
 #     addresses, ports and checksums included); each frame is tagged by its IPv4 id
 #     (0xE000+n) or IPv6 flow label (0xE0000+n), fields conntrack and NAT leave alone;
@@ -60,7 +64,7 @@ FLOWS0=(
 "recirc_id(0),in_port(3),$V6,ipv6(dst=2001:2::1,frag=no)	ct(zone=5),recirc(2)"
 "recirc_id(0),in_port(2),$V4,ipv4(dst=198.18.100.0/255.255.255.0,frag=no)	ct(zone=9,nat),recirc(3)"
 "recirc_id(0),in_port(3),$V4,ipv4(dst=198.18.100.0/255.255.255.0,frag=no)	ct(zone=9,nat),recirc(3)"
-"recirc_id(0),in_port(5),$V4,ipv4(dst=198.19.0.100,frag=no)	ct(zone=9,nat),recirc(4)"
+"recirc_id(0),in_port(5),$V4,ipv4(dst=198.19.0.0/255.255.255.0,frag=no)	ct(zone=9,nat),recirc(4)"
 )
 FLOWSR=(
 # VF0 -> VF1 (zone 5): the ACL
@@ -94,7 +98,9 @@ FLOWSR=(
 "recirc_id(0x4),in_port(5),$EST,$V4,ipv4(dst=198.18.0.2,frag=no)	set(eth(src=02:00:00:00:00:fe,dst=02:00:00:00:00:02)),3"
 "recirc_id(0x4),in_port(5),$REL,$V4,ipv4(dst=198.18.0.1,frag=no)	set(eth(src=02:00:00:00:00:fe,dst=02:00:00:00:00:01)),2"
 "recirc_id(0x4),in_port(5),$INV,$V4,ipv4(frag=no)	drop"
-"recirc_id(0x4),in_port(5),$NEW,$V4,ipv4(frag=no)	drop"
+"recirc_id(0x4),in_port(5),$NEW,$V4,ipv4(dst=198.19.0.100,frag=no)	drop"
+# the uplink -> the load balancer's VIP 198.19.0.80:80 (zone 9): DNAT to VF1:80
+"recirc_id(0x4),in_port(5),$NEW,$V4,ipv4(dst=198.19.0.80,proto=6,frag=no),tcp(dst=80)	ct(commit,zone=9,nat(dst=198.18.0.2:80)),set(eth(src=02:00:00:00:00:fe,dst=02:00:00:00:00:02)),3"
 )
 diff_flows_file "$T_DIR/flows0.txt" dd1fc700-0000-4000-8000- "${FLOWS0[@]}"
 diff_flows_file "$T_DIR/flowsr.txt" dd1fc701-0000-4000-8000- "${FLOWSR[@]}"
@@ -135,7 +141,8 @@ def b2a(n):  return Ether(src=M1, dst=M0) / v4(VF1, VF0, n)
 def a2b6(n): return Ether(src=M0, dst=M1) / v6(S0, S1, n)
 def b2a6(n): return Ether(src=M1, dst=M0) / v6(S1, S0, n)
 def up(src, n): return Ether(src={VF0: M0, VF1: M1}[src], dst=MR) / v4(src, EXT, n)
-def down(n): return Ether(src=MX, dst=MR) / v4(EXT, SNAT, n)
+def down(n, dst=SNAT): return Ether(src=MX, dst=MR) / v4(EXT, dst, n)
+VIP = "198.19.0.80"
 LINUX_OPTS = [("MSS", 1460), ("SAckOK", b""), ("NOP", None), ("WScale", 7)]
 
 # TCP A (zone 5, IPv4): VF0:40001 -> VF1:80, window scaling on both sides
@@ -183,6 +190,39 @@ add(P_VF0, "TCP B last ACK", 1,
 add(P_VF0, "TCP B' SYN reusing B's closed tuple with a new ISN (new again)", 1,
     lambda n: a2b(n) / TCP(sport=40002, dport=80, flags="S", seq=a + 100000, window=8192), snap="reuse")
 
+# TCP F (zone 5, IPv4): VF0:40010 -> VF1:80, invalid segments on an established connection
+a, b = 41000, 45000
+add(P_VF0, "TCP F SYN", 1,
+    lambda n: a2b(n) / TCP(sport=40010, dport=80, flags="S", seq=a, window=8192))
+add(P_VF1, "TCP F SYN-ACK", 1,
+    lambda n: b2a(n) / TCP(sport=80, dport=40010, flags="SA", seq=b, ack=a + 1, window=8192))
+add(P_VF0, "TCP F ACK", 1,
+    lambda n: a2b(n) / TCP(sport=40010, dport=80, flags="A", seq=a + 1, ack=b + 1, window=8192))
+f_data = add(P_VF0, "TCP F data VF0->VF1, 100 bytes", 1,
+    lambda n: a2b(n) / TCP(sport=40010, dport=80, flags="PA", seq=a + 1, ack=b + 1, window=8192) / data(n, 100))
+quoted_f = bytes(v4(VF0, VF1, f_data) / TCP(sport=40010, dport=80, flags="PA", seq=a + 1, ack=b + 1, window=8192) / data(f_data, 100))
+add(P_VF1, "ICMP fragmentation needed VF1->VF0 quoting that TCP segment (rel)", 1,
+    lambda n: b2a(n) / ICMP(type=3, code=4, nexthopmtu=100) / Raw(quoted_f))
+add(P_VF1, "TCP F RST VF1->VF0 with seq 2^30 out of the window: inv, dropped", 0,
+    lambda n: b2a(n) / TCP(sport=80, dport=40010, flags="R", seq=b + 1 + (1 << 30), window=0))
+add(P_VF0, "TCP F SYN+FIN from VF0: inv, dropped", 0,
+    lambda n: a2b(n) / TCP(sport=40010, dport=80, flags="SF", seq=a + 101, ack=b + 1, window=8192))
+add(P_VF0, "TCP F segment without flags from VF0: inv, dropped", 0,
+    lambda n: a2b(n) / TCP(sport=40010, dport=80, flags="", seq=a + 101, window=8192))
+add(P_VF1, "TCP F data VF1->VF0, 40 bytes (still est)", 1,
+    lambda n: b2a(n) / TCP(sport=80, dport=40010, flags="PA", seq=b + 1, ack=a + 101, window=8192) / data(n, 40))
+add(P_VF0, "TCP F retransmission of the 100 bytes (old data, in window)", 1,
+    lambda n: a2b(n) / TCP(sport=40010, dport=80, flags="PA", seq=a + 1, ack=b + 41, window=8192) / data(f_data, 100))
+add(P_VF0, "TCP F RST from VF0", 1,
+    lambda n: a2b(n) / TCP(sport=40010, dport=80, flags="R", seq=a + 101, window=0), snap="tcp-f")
+# no connection yet
+add(P_VF0, "TCP ACK+data VF0:40011->VF1:80 without a connection (OVS picks it up: new)", 1,
+    lambda n: a2b(n) / TCP(sport=40011, dport=80, flags="PA", seq=50000, ack=60000, window=8192) / data(n, 10))
+add(P_VF1, "TCP data VF1:80->VF0:40011 answering it", 1,
+    lambda n: b2a(n) / TCP(sport=80, dport=40011, flags="PA", seq=60000, ack=50010, window=8192) / data(n, 10))
+add(P_VF1, "TCP SYN-ACK VF1:80->VF0:40012 without a connection: inv, dropped", 0,
+    lambda n: b2a(n) / TCP(sport=80, dport=40012, flags="SA", seq=61000, ack=51001, window=8192), snap="midstream")
+
 # denied
 add(P_VF0, "TCP SYN VF0->VF1:22 (new, denied port): dropped, not committed", 0,
     lambda n: a2b(n) / TCP(sport=40003, dport=22, flags="S", seq=3000, window=8192))
@@ -202,6 +242,8 @@ quoted = bytes(v4(VF0, VF1, u) / UDP(sport=50002, dport=53) / data(u, 30))
 add(P_VF1, "ICMP port unreachable VF1->VF0 quoting that UDP packet (rel)", 1,
     lambda n: b2a(n) / ICMP(type=3, code=3) / Raw(quoted))
 stray = bytes(IP(src=VF0, dst=VF1, id=0x1111) / UDP(sport=50009, dport=53) / b"never sent")
+add(P_VF1, "ICMP port unreachable VF1->VF0 quoting it truncated to IP header + 8 bytes (rel)", 1,
+    lambda n: b2a(n) / ICMP(type=3, code=3) / Raw(quoted[:28]))
 add(P_VF1, "ICMP port unreachable VF1->VF0 quoting a UDP packet never sent (no conn: inv)", 0,
     lambda n: b2a(n) / ICMP(type=3, code=3) / Raw(stray), snap="icmp")
 
@@ -273,10 +315,35 @@ add(P_VF0, "SNAT ICMP echo request VF0->EXT id 0x4d2 (new, commit, nat src)", 1,
     lambda n: up(VF0, n) / ICMP(type=8, id=0x4d2, seq=1) / data(n, 56))
 add(P_UP, "SNAT ICMP echo reply EXT->198.19.0.100 id 0x4d2 (un-SNAT, est)", 1,
     lambda n: down(n) / ICMP(type=0, id=0x4d2, seq=1) / data(n - 1, 56))
+add(P_VF1, "SNAT UDP VF1:50003->EXT:53: ports 50003 and 50004 taken, NAT takes 50005", 1,
+    lambda n: up(VF1, n) / UDP(sport=50003, dport=53) / data(n, 40))
+add(P_UP, "SNAT UDP EXT:53->198.19.0.100:50005 reply (un-SNAT to VF1:50003)", 1,
+    lambda n: down(n) / UDP(sport=53, dport=50005) / data(n, 80))
+# ICMP ids are not translated, so VF1's echo with VF0's id wants the reply tuple VF0's
+# echo holds: OVS 3.1 cannot NAT it, commits nothing and lets the request leave the
+# uplink un-NATed (VF1's private source) instead of dropping it. A kernel datapath would
+# drop it; esw follows OVS here (a deliberate deviation would be marked on this frame).
+add(P_VF1, "SNAT ICMP echo request VF1->EXT with VF0's id 0x4d2: NAT tuple taken, leaves un-NATed", 1,
+    lambda n: up(VF1, n) / ICMP(type=8, id=0x4d2, seq=7) / data(n, 56), snap="snat-clash2")
 add(P_UP, "SNAT ICMP echo reply with an unknown id 999 (no conn: inv)", 0,
     lambda n: down(n) / ICMP(type=0, id=999, seq=1) / data(n, 56))
 add(P_UP, "TCP SYN EXT->198.19.0.100:12345 from outside (new): dropped", 0,
     lambda n: down(n) / TCP(sport=33000, dport=12345, flags="S", seq=4000, window=8192))
+
+# TCP G through the load balancer (zone 9): EXT:33100 -> VIP 198.19.0.80:80 = VF1:80
+a, b = 71000, 75000
+add(P_UP, "DNAT TCP G SYN EXT->VIP:80 (new, commit, nat dst VF1:80)", 1,
+    lambda n: down(n, VIP) / TCP(sport=33100, dport=80, flags="S", seq=a, window=64240, options=LINUX_OPTS))
+add(P_VF1, "DNAT TCP G SYN-ACK VF1->EXT (un-DNAT: from the VIP)", 1,
+    lambda n: up(VF1, n) / TCP(sport=80, dport=33100, flags="SA", seq=b, ack=a + 1, window=65160, options=LINUX_OPTS))
+add(P_UP, "DNAT TCP G ACK", 1,
+    lambda n: down(n, VIP) / TCP(sport=33100, dport=80, flags="A", seq=a + 1, ack=b + 1, window=502))
+add(P_UP, "DNAT TCP G data EXT->VIP, 90 bytes", 1,
+    lambda n: down(n, VIP) / TCP(sport=33100, dport=80, flags="PA", seq=a + 1, ack=b + 1, window=502) / data(n, 90))
+add(P_VF1, "DNAT TCP G data VF1->EXT, 150 bytes", 1,
+    lambda n: up(VF1, n) / TCP(sport=80, dport=33100, flags="PA", seq=b + 1, ack=a + 91, window=509) / data(n, 150))
+add(P_UP, "TCP SYN EXT->VIP:81 (no load balancer there): dropped", 0,
+    lambda n: down(n, VIP) / TCP(sport=33101, dport=81, flags="S", seq=a, window=8192))
 
 json.dump(frames, open(sys.argv[1], "w"), indent=1)
 EOF
