@@ -23,7 +23,8 @@
 # FIN/ACK close and a new SYN reusing the closed tuple, denied SYNs, UDP request/reply,
 # ICMP and ICMPv6 port unreachable (related, and one quoting a packet never sent),
 # IPv6 TCP and UDP, and TCP, UDP, ICMP echo and an ICMP error through SNAT, including
-# source-port clashes NAT must resolve (OVS moves to the next free port) or cannot (ICMP),
+# source-port clashes NAT must resolve (OVS moves to the next free port) or cannot (ICMP,
+# a one-port range),
 # invalid segments (out-of-window RST, SYN+FIN, no flags), a mid-stream pickup, a
 # truncated ICMP quote, and a TCP connection through the DNAT VIP. Compared:
 #   - the frames coming out of t1..t4 per input frame, byte for byte (rewritten
@@ -51,12 +52,22 @@ diff_require
 # KEY<TAB>ACTIONS. recirc_id(0) flows get ufids dd1fc700-..., the others dd1fc701-...:
 # every input frame hits exactly one recirc_id(0) flow, which is how diff-send.py
 # knows a frame was processed. ct_state masks cover new/est/rel/inv/trk, so no two
-# flows overlap (the userspace datapath's classifier picks any of overlapping flows).
+# flows overlap (the userspace datapath's classifier picks any of overlapping flows),
+# and for established and related traffic also the direction (rpl) and, in the NAT
+# zone, which NAT the packet went through (snat/dnat): a wrong bit misses the flow.
 V4='eth(),eth_type(0x0800)'
 V6='eth(),eth_type(0x86dd)'
-NEW='ct_state(+new-est-rel-inv+trk)' EST='ct_state(-new+est-rel-inv+trk)'
-REL='ct_state(-new-est+rel-inv+trk)' INV='ct_state(+inv+trk)'
+NEW='ct_state(+new-est-rel-inv+trk)' INV='ct_state(+inv+trk)'
+ORIG='ct_state(-new+est-rel-rpl-inv+trk)' RPL='ct_state(-new+est-rel+rpl-inv+trk)'
+REL='ct_state(-new-est+rel-rpl-inv+trk)' RELRPL='ct_state(-new-est+rel+rpl-inv+trk)'
+SNAT_ORIG='ct_state(-new+est-rel-rpl-inv+trk+snat-dnat)'     # SNATed, original direction
+SNAT_RPL='ct_state(-new+est-rel+rpl-inv+trk-snat+dnat)'      # un-SNATed reply
+SNAT_REL='ct_state(-new-est+rel+rpl-inv+trk-snat+dnat)'      # un-SNATed related ICMP error
+DNAT_ORIG='ct_state(-new+est-rel-rpl-inv+trk-snat+dnat)'     # DNATed, original direction
+DNAT_RPL='ct_state(-new+est-rel+rpl-inv+trk+snat-dnat)'      # un-DNATed reply
 TO_UP='set(eth(src=02:00:00:00:00:fe,dst=02:00:00:00:00:64)),5'
+TO_VF0='set(eth(src=02:00:00:00:00:fe,dst=02:00:00:00:00:01)),2'
+TO_VF1='set(eth(src=02:00:00:00:00:fe,dst=02:00:00:00:00:02)),3'
 FLOWS0=(
 "recirc_id(0),in_port(2),$V4,ipv4(dst=198.18.0.2,frag=no)	ct(zone=5),recirc(1)"
 "recirc_id(0),in_port(3),$V4,ipv4(dst=198.18.0.1,frag=no)	ct(zone=5),recirc(2)"
@@ -64,6 +75,7 @@ FLOWS0=(
 "recirc_id(0),in_port(3),$V6,ipv6(dst=2001:2::1,frag=no)	ct(zone=5),recirc(2)"
 "recirc_id(0),in_port(2),$V4,ipv4(dst=198.18.100.0/255.255.255.0,frag=no)	ct(zone=9,nat),recirc(3)"
 "recirc_id(0),in_port(3),$V4,ipv4(dst=198.18.100.0/255.255.255.0,frag=no)	ct(zone=9,nat),recirc(3)"
+"recirc_id(0),in_port(2),$V4,ipv4(dst=198.18.101.0/255.255.255.0,frag=no)	ct(zone=9,nat),recirc(6)"
 "recirc_id(0),in_port(5),$V4,ipv4(dst=198.19.0.0/255.255.255.0,frag=no)	ct(zone=9,nat),recirc(4)"
 )
 FLOWSR=(
@@ -71,36 +83,42 @@ FLOWSR=(
 "recirc_id(0x1),in_port(2),$NEW,$V4,ipv4(proto=6,frag=no),tcp(dst=80)	ct(commit,zone=5,label=0x80/0xff),3"
 "recirc_id(0x1),in_port(2),$NEW,$V4,ipv4(proto=17,frag=no),udp(dst=53)	ct(commit,zone=5,mark=0x35/0xff),3"
 "recirc_id(0x1),in_port(2),$NEW,$V4,ipv4(proto=6,frag=no),tcp(dst=22)	drop"
-"recirc_id(0x1),in_port(2),$EST,$V4,ipv4(frag=no)	3"
+"recirc_id(0x1),in_port(2),$ORIG,$V4,ipv4(frag=no)	3"
 "recirc_id(0x1),in_port(2),$REL,$V4,ipv4(frag=no)	3"
 "recirc_id(0x1),in_port(2),$INV,$V4,ipv4(frag=no)	drop"
 "recirc_id(0x1),in_port(2),$NEW,$V6,ipv6(proto=6,frag=no),tcp(dst=80)	ct(commit,zone=5),3"
 "recirc_id(0x1),in_port(2),$NEW,$V6,ipv6(proto=17,frag=no),udp(dst=53)	ct(commit,zone=5),3"
-"recirc_id(0x1),in_port(2),$EST,$V6,ipv6(frag=no)	3"
+"recirc_id(0x1),in_port(2),$ORIG,$V6,ipv6(frag=no)	3"
 "recirc_id(0x1),in_port(2),$INV,$V6,ipv6(frag=no)	drop"
-# VF1 -> VF0 (zone 5): replies only
-"recirc_id(0x2),in_port(3),$EST,$V4,ipv4(frag=no)	2"
-"recirc_id(0x2),in_port(3),$REL,$V4,ipv4(frag=no)	2"
+# VF1 -> VF0 (zone 5): replies and related only
+"recirc_id(0x2),in_port(3),$RPL,$V4,ipv4(frag=no)	2"
+"recirc_id(0x2),in_port(3),$RELRPL,$V4,ipv4(frag=no)	2"
 "recirc_id(0x2),in_port(3),$INV,$V4,ipv4(frag=no)	drop"
 "recirc_id(0x2),in_port(3),$NEW,$V4,ipv4(frag=no)	drop"
-"recirc_id(0x2),in_port(3),$EST,$V6,ipv6(frag=no)	2"
-"recirc_id(0x2),in_port(3),$REL,$V6,ipv6(frag=no)	2"
+"recirc_id(0x2),in_port(3),$RPL,$V6,ipv6(frag=no)	2"
+"recirc_id(0x2),in_port(3),$RELRPL,$V6,ipv6(frag=no)	2"
 "recirc_id(0x2),in_port(3),$INV,$V6,ipv6(frag=no)	drop"
-# VF0/VF1 -> the uplink (zone 9): SNAT
+# VF0/VF1 -> the uplink (zone 9): SNAT to 198.19.0.100; VF1 also answers through the VIP
 "recirc_id(0x3),in_port(2),$NEW,$V4,ipv4(frag=no)	ct(commit,zone=9,nat(src=198.19.0.100)),$TO_UP"
-"recirc_id(0x3),in_port(2),$EST,$V4,ipv4(frag=no)	$TO_UP"
+"recirc_id(0x3),in_port(2),$SNAT_ORIG,$V4,ipv4(frag=no)	$TO_UP"
 "recirc_id(0x3),in_port(2),$INV,$V4,ipv4(frag=no)	drop"
 "recirc_id(0x3),in_port(3),$NEW,$V4,ipv4(frag=no)	ct(commit,zone=9,nat(src=198.19.0.100)),$TO_UP"
-"recirc_id(0x3),in_port(3),$EST,$V4,ipv4(frag=no)	$TO_UP"
+"recirc_id(0x3),in_port(3),$SNAT_ORIG,$V4,ipv4(frag=no)	$TO_UP"
+"recirc_id(0x3),in_port(3),$DNAT_RPL,$V4,ipv4(frag=no)	$TO_UP"
 "recirc_id(0x3),in_port(3),$INV,$V4,ipv4(frag=no)	drop"
-# the uplink -> VF0/VF1 (zone 9, un-SNATed)
-"recirc_id(0x4),in_port(5),$EST,$V4,ipv4(dst=198.18.0.1,frag=no)	set(eth(src=02:00:00:00:00:fe,dst=02:00:00:00:00:01)),2"
-"recirc_id(0x4),in_port(5),$EST,$V4,ipv4(dst=198.18.0.2,frag=no)	set(eth(src=02:00:00:00:00:fe,dst=02:00:00:00:00:02)),3"
-"recirc_id(0x4),in_port(5),$REL,$V4,ipv4(dst=198.18.0.1,frag=no)	set(eth(src=02:00:00:00:00:fe,dst=02:00:00:00:00:01)),2"
+# VF0 -> 198.18.101.0/24 (zone 9): SNAT to one address and one port, 198.19.0.101:2000
+"recirc_id(0x6),in_port(2),$NEW,$V4,ipv4(frag=no)	ct(commit,zone=9,nat(src=198.19.0.101:2000)),$TO_UP"
+"recirc_id(0x6),in_port(2),$SNAT_ORIG,$V4,ipv4(frag=no)	$TO_UP"
+"recirc_id(0x6),in_port(2),$INV,$V4,ipv4(frag=no)	drop"
+# the uplink -> VF0/VF1 (zone 9): un-SNATed replies and errors, DNATed VIP traffic
+"recirc_id(0x4),in_port(5),$SNAT_RPL,$V4,ipv4(dst=198.18.0.1,frag=no)	$TO_VF0"
+"recirc_id(0x4),in_port(5),$SNAT_RPL,$V4,ipv4(dst=198.18.0.2,frag=no)	$TO_VF1"
+"recirc_id(0x4),in_port(5),$SNAT_REL,$V4,ipv4(dst=198.18.0.1,frag=no)	$TO_VF0"
+"recirc_id(0x4),in_port(5),$DNAT_ORIG,$V4,ipv4(dst=198.18.0.2,frag=no)	$TO_VF1"
 "recirc_id(0x4),in_port(5),$INV,$V4,ipv4(frag=no)	drop"
 "recirc_id(0x4),in_port(5),$NEW,$V4,ipv4(dst=198.19.0.100,frag=no)	drop"
 # the uplink -> the load balancer's VIP 198.19.0.80:80 (zone 9): DNAT to VF1:80
-"recirc_id(0x4),in_port(5),$NEW,$V4,ipv4(dst=198.19.0.80,proto=6,frag=no),tcp(dst=80)	ct(commit,zone=9,nat(dst=198.18.0.2:80)),set(eth(src=02:00:00:00:00:fe,dst=02:00:00:00:00:02)),3"
+"recirc_id(0x4),in_port(5),$NEW,$V4,ipv4(dst=198.19.0.80,proto=6,frag=no),tcp(dst=80)	ct(commit,zone=9,nat(dst=198.18.0.2:80)),$TO_VF1"
 )
 diff_flows_file "$T_DIR/flows0.txt" dd1fc700-0000-4000-8000- "${FLOWS0[@]}"
 diff_flows_file "$T_DIR/flowsr.txt" dd1fc701-0000-4000-8000- "${FLOWSR[@]}"
@@ -140,8 +158,9 @@ def a2b(n):  return Ether(src=M0, dst=M1) / v4(VF0, VF1, n)
 def b2a(n):  return Ether(src=M1, dst=M0) / v4(VF1, VF0, n)
 def a2b6(n): return Ether(src=M0, dst=M1) / v6(S0, S1, n)
 def b2a6(n): return Ether(src=M1, dst=M0) / v6(S1, S0, n)
-def up(src, n): return Ether(src={VF0: M0, VF1: M1}[src], dst=MR) / v4(src, EXT, n)
-def down(n, dst=SNAT): return Ether(src=MX, dst=MR) / v4(EXT, dst, n)
+def up(src, n, dst=EXT): return Ether(src={VF0: M0, VF1: M1}[src], dst=MR) / v4(src, dst, n)
+EXT2 = "198.18.101.1"
+def down(n, dst=SNAT, src=EXT): return Ether(src=MX, dst=MR) / v4(src, dst, n)
 VIP = "198.19.0.80"
 LINUX_OPTS = [("MSS", 1460), ("SAckOK", b""), ("NOP", None), ("WScale", 7)]
 
@@ -329,6 +348,19 @@ add(P_UP, "SNAT ICMP echo reply with an unknown id 999 (no conn: inv)", 0,
     lambda n: down(n) / ICMP(type=0, id=999, seq=1) / data(n, 56))
 add(P_UP, "TCP SYN EXT->198.19.0.100:12345 from outside (new): dropped", 0,
     lambda n: down(n) / TCP(sport=33000, dport=12345, flags="S", seq=4000, window=8192))
+
+# TCP H, I: VF0 -> EXT2:443, SNAT to the single address and port 198.19.0.101:2000
+a, b = 81000, 85000
+add(P_VF0, "SNAT TCP H SYN VF0:40020->EXT2:443 (nat to 198.19.0.101:2000)", 1,
+    lambda n: up(VF0, n, EXT2) / TCP(sport=40020, dport=443, flags="S", seq=a, window=8192))
+add(P_UP, "SNAT TCP H SYN-ACK EXT2:443->198.19.0.101:2000 (un-SNAT to VF0:40020)", 1,
+    lambda n: down(n, "198.19.0.101", EXT2) / TCP(sport=443, dport=2000, flags="SA", seq=b, ack=a + 1, window=8192))
+add(P_VF0, "SNAT TCP H ACK", 1,
+    lambda n: up(VF0, n, EXT2) / TCP(sport=40020, dport=443, flags="A", seq=a + 1, ack=b + 1, window=8192))
+# As with the ICMP id clash above: OVS logs "Unable to NAT due to tuple space
+# exhaustion", commits nothing and forwards the SYN un-NATed; esw follows OVS.
+add(P_VF0, "SNAT TCP I SYN VF0:40021->EXT2:443: the only NAT port is taken, leaves un-NATed", 1,
+    lambda n: up(VF0, n, EXT2) / TCP(sport=40021, dport=443, flags="S", seq=a + 5000, window=8192), snap="snat-port-range")
 
 # TCP G through the load balancer (zone 9): EXT:33100 -> VIP 198.19.0.80:80 = VF1:80
 a, b = 71000, 75000
