@@ -10,10 +10,13 @@
 # (5, t4), and the flow set is an OVN-like stateful ACL plus SNAT:
 #   - VF0 <-> VF1, zone 5: ct(zone=5),recirc; VF0 may open TCP 80 (committed with a
 #     label) and UDP 53 (committed with a mark), TCP 22 is denied, VF1 may open
-#     nothing; established and related pass, invalid is dropped. IPv4 and IPv6.
+#     nothing; established and related pass, invalid is dropped. IPv4 and IPv6. The
+#     established flows match the label (VF0 -> VF1) and the mark (VF1 -> VF0) and set
+#     the TTL where they are found.
 #   - VF0/VF1 -> 198.18.100.0/24 behind the uplink, zone 9: ct(zone=9,nat),recirc;
 #     +new: ct(commit,zone=9,nat(src=198.19.0.100)), MACs rewritten, out the uplink;
 #     the reply path ct(zone=9,nat),recirc un-SNATs and sends est/rel to the VF.
+#   - IPv6 from VF0 to 2001:2:0:100::/64 behind the uplink, SNAT to 2001:2:0:ff::100.
 #   - a load balancer VIP 198.19.0.80:80 reached from the uplink, zone 9: +new:
 #     ct(commit,zone=9,nat(dst=198.18.0.2:80)) to VF1; its replies un-DNATed.
 # The same scapy-crafted sequences go into both, one frame at a time (frame k only
@@ -77,13 +80,16 @@ FLOWS0=(
 "recirc_id(0),in_port(3),$V4,ipv4(dst=198.18.100.0/255.255.255.0,frag=no)	ct(zone=9,nat),recirc(3)"
 "recirc_id(0),in_port(2),$V4,ipv4(dst=198.18.101.0/255.255.255.0,frag=no)	ct(zone=9,nat),recirc(6)"
 "recirc_id(0),in_port(5),$V4,ipv4(dst=198.19.0.0/255.255.255.0,frag=no)	ct(zone=9,nat),recirc(4)"
+"recirc_id(0),in_port(2),$V6,ipv6(dst=2001:2:0:100::/ffff:ffff:ffff:ffff::,frag=no)	ct(zone=9,nat),recirc(7)"
+"recirc_id(0),in_port(5),$V6,ipv6(dst=2001:2:0:ff::100,frag=no)	ct(zone=9,nat),recirc(8)"
 )
 FLOWSR=(
 # VF0 -> VF1 (zone 5): the ACL
 "recirc_id(0x1),in_port(2),$NEW,$V4,ipv4(proto=6,frag=no),tcp(dst=80)	ct(commit,zone=5,label=0x80/0xff),3"
 "recirc_id(0x1),in_port(2),$NEW,$V4,ipv4(proto=17,frag=no),udp(dst=53)	ct(commit,zone=5,mark=0x35/0xff),3"
 "recirc_id(0x1),in_port(2),$NEW,$V4,ipv4(proto=6,frag=no),tcp(dst=22)	drop"
-"recirc_id(0x1),in_port(2),$ORIG,$V4,ipv4(frag=no)	3"
+"recirc_id(0x1),in_port(2),$ORIG,ct_zone(0x5),ct_label(0/0xff),$V4,ipv4(frag=no)	3"
+"recirc_id(0x1),in_port(2),$ORIG,ct_zone(0x5),ct_label(0x80/0xff),$V4,ipv4(frag=no)	set(ipv4(ttl=80)),3"
 "recirc_id(0x1),in_port(2),$REL,$V4,ipv4(frag=no)	3"
 "recirc_id(0x1),in_port(2),$INV,$V4,ipv4(frag=no)	drop"
 "recirc_id(0x1),in_port(2),$NEW,$V6,ipv6(proto=6,frag=no),tcp(dst=80)	ct(commit,zone=5),3"
@@ -91,7 +97,8 @@ FLOWSR=(
 "recirc_id(0x1),in_port(2),$ORIG,$V6,ipv6(frag=no)	3"
 "recirc_id(0x1),in_port(2),$INV,$V6,ipv6(frag=no)	drop"
 # VF1 -> VF0 (zone 5): replies and related only
-"recirc_id(0x2),in_port(3),$RPL,$V4,ipv4(frag=no)	2"
+"recirc_id(0x2),in_port(3),$RPL,ct_mark(0/0xff),$V4,ipv4(frag=no)	2"
+"recirc_id(0x2),in_port(3),$RPL,ct_mark(0x35/0xff),$V4,ipv4(frag=no)	set(ipv4(ttl=53)),2"
 "recirc_id(0x2),in_port(3),$RELRPL,$V4,ipv4(frag=no)	2"
 "recirc_id(0x2),in_port(3),$INV,$V4,ipv4(frag=no)	drop"
 "recirc_id(0x2),in_port(3),$NEW,$V4,ipv4(frag=no)	drop"
@@ -110,6 +117,14 @@ FLOWSR=(
 "recirc_id(0x6),in_port(2),$NEW,$V4,ipv4(frag=no)	ct(commit,zone=9,nat(src=198.19.0.101:2000)),$TO_UP"
 "recirc_id(0x6),in_port(2),$SNAT_ORIG,$V4,ipv4(frag=no)	$TO_UP"
 "recirc_id(0x6),in_port(2),$INV,$V4,ipv4(frag=no)	drop"
+# IPv6 VF0 -> 2001:2:0:100::/64 behind the uplink (zone 9): SNAT to 2001:2:0:ff::100
+"recirc_id(0x7),in_port(2),$NEW,$V6,ipv6(frag=no)	ct(commit,zone=9,nat(src=2001:2:0:ff::100)),$TO_UP"
+"recirc_id(0x7),in_port(2),$SNAT_ORIG,$V6,ipv6(frag=no)	$TO_UP"
+"recirc_id(0x7),in_port(2),$INV,$V6,ipv6(frag=no)	drop"
+"recirc_id(0x8),in_port(5),$SNAT_RPL,$V6,ipv6(frag=no)	$TO_VF0"
+"recirc_id(0x8),in_port(5),$SNAT_REL,$V6,ipv6(frag=no)	$TO_VF0"
+"recirc_id(0x8),in_port(5),$INV,$V6,ipv6(frag=no)	drop"
+"recirc_id(0x8),in_port(5),$NEW,$V6,ipv6(frag=no)	drop"
 # the uplink -> VF0/VF1 (zone 9): un-SNATed replies and errors, DNATed VIP traffic
 "recirc_id(0x4),in_port(5),$SNAT_RPL,$V4,ipv4(dst=198.18.0.1,frag=no)	$TO_VF0"
 "recirc_id(0x4),in_port(5),$SNAT_RPL,$V4,ipv4(dst=198.18.0.2,frag=no)	$TO_VF1"
@@ -361,6 +376,27 @@ add(P_VF0, "SNAT TCP H ACK", 1,
 # exhaustion", commits nothing and forwards the SYN un-NATed; esw follows OVS.
 add(P_VF0, "SNAT TCP I SYN VF0:40021->EXT2:443: the only NAT port is taken, leaves un-NATed", 1,
     lambda n: up(VF0, n, EXT2) / TCP(sport=40021, dport=443, flags="S", seq=a + 5000, window=8192), snap="snat-port-range")
+
+# IPv6 through SNAT: [VF0] -> [2001:2:0:100::1], seen as [2001:2:0:ff::100]
+X6, N6 = "2001:2:0:100::1", "2001:2:0:ff::100"
+def up6(n):   return Ether(src=M0, dst=MR) / v6(S0, X6, n)
+def down6(n): return Ether(src=MX, dst=MR) / v6(X6, N6, n)
+a, b = 91000, 95000
+add(P_VF0, "IPv6 SNAT TCP J SYN [VF0]:40030->[X6]:80 (new, commit, nat src)", 1,
+    lambda n: up6(n) / TCP(sport=40030, dport=80, flags="S", seq=a, window=64800, options=LINUX_OPTS))
+add(P_UP, "IPv6 SNAT TCP J SYN-ACK [X6]:80->[N6]:40030 (un-SNAT)", 1,
+    lambda n: down6(n) / TCP(sport=80, dport=40030, flags="SA", seq=b, ack=a + 1, window=64800, options=LINUX_OPTS))
+add(P_VF0, "IPv6 SNAT TCP J ACK", 1,
+    lambda n: up6(n) / TCP(sport=40030, dport=80, flags="A", seq=a + 1, ack=b + 1, window=507))
+add(P_VF0, "IPv6 SNAT TCP J data [VF0]->[X6], 70 bytes", 1,
+    lambda n: up6(n) / TCP(sport=40030, dport=80, flags="PA", seq=a + 1, ack=b + 1, window=507) / data(n, 70))
+add(P_UP, "IPv6 SNAT TCP J data [X6]->[VF0], 90 bytes", 1,
+    lambda n: down6(n) / TCP(sport=80, dport=40030, flags="PA", seq=b + 1, ack=a + 71, window=507) / data(n, 90))
+u = add(P_VF0, "IPv6 SNAT UDP [VF0]:50030->[X6]:53, answered by an ICMPv6 error", 1,
+        lambda n: up6(n) / UDP(sport=50030, dport=53) / data(n, 30))
+quoted6n = bytes(v6(N6, X6, u) / UDP(sport=50030, dport=53) / data(u, 30))   # as it left the uplink
+add(P_UP, "IPv6 SNAT ICMPv6 port unreachable [X6]->[N6] quoting it (rel; outer and inner un-SNAT)", 1,
+    lambda n: down6(n) / ICMPv6DestUnreach(code=4) / Raw(quoted6n), snap="v6-snat")
 
 # TCP G through the load balancer (zone 9): EXT:33100 -> VIP 198.19.0.80:80 = VF1:80
 a, b = 71000, 75000
