@@ -22,25 +22,29 @@
 # The same scapy-crafted sequences go into both, one frame at a time (frame k only
 # once the datapath's recirc_id(0) flows have counted frame k-1): TCP handshakes with
 # seq/ack right across directions (window scaling on and off), a retransmitted SYN,
-# data both ways, out-of-window segments (seq and ack), RST and a segment after it, a
-# FIN/ACK close and a new SYN reusing the closed tuple, denied SYNs, UDP request/reply,
-# ICMP and ICMPv6 port unreachable (related, and one quoting a packet never sent),
-# IPv6 TCP and UDP, and TCP, UDP, ICMP echo and an ICMP error through SNAT, including
-# source-port clashes NAT must resolve (OVS moves to the next free port) or cannot (ICMP,
-# a one-port range),
-# invalid segments (out-of-window RST, SYN+FIN, no flags), a mid-stream pickup, a
-# truncated ICMP quote, and a TCP connection through the DNAT VIP. Compared:
+# data both ways, out-of-window segments (seq, ack, RST), SYN+FIN and flagless
+# segments, RST and a segment after it, a FIN/ACK close and a SYN reusing the closed
+# tuple, a mid-stream pickup, an unsolicited SYN-ACK, denied SYNs, UDP request/reply,
+# ICMP and ICMPv6 errors (related, truncated quote, quoting a packet never sent),
+# IPv6 TCP and UDP; through SNAT: TCP, UDP, ICMP echo, ICMP/ICMPv6 errors with the
+# quoted header un-SNATed, IPv6, source-port clashes NAT resolves (the next free port)
+# or cannot (an ICMP id, a one-port range); TCP through a DNAT VIP. Phase 2, after
+# flush-conntrack: `ct-set-limits zone=5,limit=1`, then commits beyond the limit.
+# Compared:
 #   - the frames coming out of t1..t4 per input frame, byte for byte (rewritten
 #     addresses, ports and checksums included); each frame is tagged by its IPv4 id
 #     (0xE000+n) or IPv6 flow label (0xE0000+n), fields conntrack and NAT leave alone;
 #   - the conntrack table after marked frames and at the end: `dump-conntrack`, `-s`
 #     (timeouts as their class) and `-m` (entry ids removed), lines sorted; at the end
 #     also `dump-conntrack zone=9` and `ct-stats-show`; then after `flush-conntrack`
-#     of one tuple, of zone 5 and of everything (ovs-appctl dpctl/* vs esw-dpctl);
+#     of one tuple, of zone 5 and of everything, and `ct-get-limits` in phase 2
+#     (ovs-appctl dpctl/* vs esw-dpctl);
 #   - every flow's text and packet/byte/TCP-flag counters (dump-flows -m).
 # Where OVS's userspace conntrack is known to differ from what esw decides on purpose,
 # the frame says so next to the case ("ovs_fix", as in test-differential); there is
-# none: esw must match OVS.
+# none: esw must match OVS. Where OVS's choice is odd but esw follows it (a packet whose
+# NAT or commit fails is forwarded, uncommitted and un-NATed, where the kernel drops
+# it), a comment next to the frame says so.
 #
 # Needs root, openvswitch-switch and python3-scapy; fails, never skips, without them.
 # Everything (daemons, namespaces) is torn down on any exit.
@@ -141,9 +145,10 @@ cat "$T_DIR/flows0.txt" "$T_DIR/flowsr.txt" > "$T_DIR/flows.txt"
 NFLOWS=$(( ${#FLOWS0[@]} + ${#FLOWSR[@]} ))
 
 # --- the frames -------------------------------------------------------------------
-# gen.py OUT: JSON [{id, port (1-4: t1..t4), desc, expect, hex, snap?}]. `expect` is how
-# many frames OVS makes of it in all (both sides dropping everything would "agree");
-# `snap` names a conntrack snapshot taken right after the frame.
+# gen.py PHASE1 ALL PHASE2: JSON [{id, port (1-4: t1..t4), desc, expect, hex, snap?}].
+# `expect` is how many frames OVS makes of it in all (both sides dropping everything
+# would "agree"); `snap` names a conntrack snapshot taken right after the frame. Phase 2
+# runs after flush-conntrack with a connection limit on zone 5.
 cat > "$T_DIR/gen.py" <<'EOF'
 import json, sys, logging
 logging.getLogger("scapy").setLevel(logging.ERROR)
@@ -414,11 +419,33 @@ add(P_UP, "TCP SYN EXT->VIP:81 (no load balancer there): dropped", 0,
     lambda n: down(n, VIP) / TCP(sport=33101, dport=81, flags="S", seq=a, window=8192))
 
 json.dump(frames, open(sys.argv[1], "w"), indent=1)
+
+# Phase 2, after flush-conntrack and `ct-set-limits zone=5,limit=1`
+phase1 = len(frames)
+a, b = 101000, 105000
+add(P_VF0, "limit: TCP SYN VF0:40100->VF1:80 (new, committed: zone 5 at its limit of 1)", 1,
+    lambda n: a2b(n) / TCP(sport=40100, dport=80, flags="S", seq=a, window=8192), snap="limit-1")
+# OVS counts the failed commit (coverage conntrack_zone_full) and forwards the packet,
+# uncommitted; the kernel would drop it. esw follows OVS.
+add(P_VF0, "limit: TCP SYN VF0:40101->VF1:80 (zone 5 full: commit fails, forwarded uncommitted)", 1,
+    lambda n: a2b(n) / TCP(sport=40101, dport=80, flags="S", seq=a + 10, window=8192))
+add(P_VF1, "limit: TCP SYN-ACK for the uncommitted one: no connection, inv", 0,
+    lambda n: b2a(n) / TCP(sport=80, dport=40101, flags="SA", seq=b + 10, ack=a + 11, window=8192))
+add(P_VF1, "limit: TCP SYN-ACK for the committed one (est)", 1,
+    lambda n: b2a(n) / TCP(sport=80, dport=40100, flags="SA", seq=b, ack=a + 1, window=8192))
+add(P_VF0, "limit: UDP VF0:50100->VF1:53 (zone 5 full: not committed)", 1,
+    lambda n: a2b(n) / UDP(sport=50100, dport=53) / data(n, 20))
+add(P_VF0, "limit: SNAT UDP VF0:50101->EXT:53 (zone 9 has no limit)", 1,
+    lambda n: up(VF0, n) / UDP(sport=50101, dport=53) / data(n, 20))
+json.dump(frames, open(sys.argv[2], "w"), indent=1)
+json.dump(frames[phase1:], open(sys.argv[3], "w"), indent=1)
 EOF
 
-"$PY" "$T_DIR/gen.py" "$T_DIR/frames.json" || { t_fail "cannot craft the input frames"; exit 1; }
-NFRAMES=$("$PY" -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$T_DIR/frames.json")
-t_log "$NFLOWS flows, $NFRAMES input frames"
+"$PY" "$T_DIR/gen.py" "$T_DIR/frames.json" "$T_DIR/frames-all.json" "$T_DIR/frames2.json" ||
+    { t_fail "cannot craft the input frames"; exit 1; }
+nframes() { "$PY" -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$1"; }
+NFRAMES=$(nframes "$T_DIR/frames.json") NFRAMES2=$(nframes "$T_DIR/frames2.json")
+t_log "$NFLOWS flows, $NFRAMES + $NFRAMES2 input frames"
 
 # ctnorm.py DIR: each snapshot DIR/<name>.txt (ctsnap.sh's output) normalised into
 # <name>.norm: dump-conntrack lines sorted; entry ids removed (OVS's userspace conntrack
@@ -494,11 +521,17 @@ diff_ovs
 
 # ctsnap.sh SIDE [SECTION...]: the conntrack table of esw or ovs as `dump-conntrack`,
 # `dump-conntrack -s` and `dump-conntrack -m`, then each extra SECTION (a command of
-# both CLIs, e.g. "ct-stats-show"), each after a line "== <command>".
+# both CLIs, e.g. "ct-stats-show"), each after a line "== <command>"; an output whose
+# last line has no newline gets a line "(no newline at the end)".
 cat > "$T_DIR/ctsnap.sh" <<EOF
 if [ "\$1" = esw ]; then run() { "$ESW_BIN/esw-dpctl" "\$@"; }; else run() { $APPCTL "dpctl/\$1" "\${@:2}"; }; fi
 shift
-for s in "dump-conntrack" "dump-conntrack -s" "dump-conntrack -m" "\$@"; do echo "== \$s"; run \$s 2>&1; done
+for s in "dump-conntrack" "dump-conntrack -s" "dump-conntrack -m" "\$@"; do
+    echo "== \$s"
+    out=\$(run \$s 2>&1; echo x); out=\${out%x}
+    printf '%s' "\$out"
+    [ -z "\$out" ] || [ "\${out: -1}" = \$'\\n' ] || printf '\\n(no newline at the end)\\n'
+done
 EOF
 
 # --- flows ------------------------------------------------------------------------
@@ -513,36 +546,48 @@ check_eq "ovs: conntrack empty before" "" "$($APPCTL dpctl/dump-conntrack 2>&1)"
 mkdir -p "$T_DIR/ct-esw" "$T_DIR/ct-ovs"
 diff_capture_start "$NS_ET" esw
 diff_capture_start "$NS_OT" ovs
-# send SIDE NS COUNT_CMD: the frames, one at a time, snapshots after marked ones and
-# at the end (then with `dump-conntrack zone=9` and `ct-stats-show` too)
+# send SIDE NS FRAMES BASE: FRAMES one at a time (BASE frames were sent before), snapshots
+# after marked ones
 send() {
-    check "$1: send $NFRAMES frames, one at a time" t_in "$2" "$PY" "$DIFF_TOOLS/diff-send.py" "$T_DIR/frames.json" \
-        --processed "$3" dd1fc700- --snap "bash $T_DIR/ctsnap.sh $1" "$T_DIR/ct-$1"
+    check "$1: send $(nframes "$3") frames, one at a time" t_in "$2" "$PY" "$DIFF_TOOLS/diff-send.py" "$3" \
+        --processed "${COUNT[$1]}" dd1fc700- --base "$4" --snap "bash $T_DIR/ctsnap.sh $1" "$T_DIR/ct-$1"
     grep -h "diff-send" "$T_DIR/last.out" | sed 's/^/    | /'
-    bash "$T_DIR/ctsnap.sh" "$1" "dump-conntrack zone=9" "ct-stats-show" > "$T_DIR/ct-$1/$(printf %02d "$NFRAMES")-final.txt"
 }
-send esw "$NS_ET" "$ESW_BIN/esw-dpctl dump-flows -m"
-send ovs "$NS_OT" "$APPCTL dpctl/dump-flows -m"
-sleep 0.3
-diff_capture_stop esw
-diff_capture_stop ovs
+declare -A COUNT=([esw]="$ESW_BIN/esw-dpctl dump-flows -m" [ovs]="$APPCTL dpctl/dump-flows -m")
+declare -A NSOF=([esw]="$NS_ET" [ovs]="$NS_OT")
+ct() { local side=$1 cmd=$2; shift 2; if [ "$side" = esw ]; then "$ESW_BIN/esw-dpctl" "$cmd" "$@"; else $APPCTL "dpctl/$cmd" "$@"; fi; }
+for side in esw ovs; do
+    send "$side" "${NSOF[$side]}" "$T_DIR/frames.json" 0
+    bash "$T_DIR/ctsnap.sh" "$side" "dump-conntrack zone=9" "ct-stats-show" > "$T_DIR/ct-$side/$(printf %02d "$NFRAMES")-final.txt"
+done
 
 # flush-conntrack: one tuple, one zone, everything
-ESW_FLUSH="$ESW_BIN/esw-dpctl flush-conntrack" OVS_FLUSH="$APPCTL dpctl/flush-conntrack"
 TUPLE='ct_nw_src=198.18.0.1,ct_nw_dst=198.18.100.1,ct_nw_proto=17,ct_tp_src=50003,ct_tp_dst=53'
 step=0
 for args in "zone=9 $TUPLE" "zone=5" ""; do
     step=$((step + 1))
-    check "esw: flush-conntrack $args" $ESW_FLUSH $args
-    check "ovs: dpctl/flush-conntrack $args" $OVS_FLUSH $args
     for side in esw ovs; do
+        check "$side: flush-conntrack $args" ct "$side" flush-conntrack $args
         bash "$T_DIR/ctsnap.sh" "$side" > "$T_DIR/ct-$side/z$step-flush-conntrack ${args:-(all)}.txt"
     done
 done
 check_eq "ovs: conntrack empty after flush-conntrack" "" "$($APPCTL dpctl/dump-conntrack 2>&1)"
 
+# phase 2: zone 5 limited to one connection
+for side in esw ovs; do
+    check "$side: ct-set-limits zone=5,limit=1" ct "$side" ct-set-limits zone=5,limit=1
+    send "$side" "${NSOF[$side]}" "$T_DIR/frames2.json" "$NFRAMES"
+    bash "$T_DIR/ctsnap.sh" "$side" "ct-get-limits" "ct-get-limits zone=5,9" "ct-stats-show" \
+        > "$T_DIR/ct-$side/$(printf %02d $((NFRAMES + NFRAMES2)))-final-limits.txt"
+    check "$side: ct-del-limits zone=5" ct "$side" ct-del-limits zone=5
+    bash "$T_DIR/ctsnap.sh" "$side" "ct-get-limits" > "$T_DIR/ct-$side/z4-ct-del-limits zone=5.txt"
+done
+sleep 0.3
+diff_capture_stop esw
+diff_capture_stop ovs
+
 # --- comparison -------------------------------------------------------------------
-run_py_checks "$PY" "$DIFF_TOOLS/diff-compare.py" --tag ip "$T_DIR/frames.json" "$T_DIR/esw.json" "$T_DIR/ovs.json" \
+run_py_checks "$PY" "$DIFF_TOOLS/diff-compare.py" --tag ip "$T_DIR/frames-all.json" "$T_DIR/esw.json" "$T_DIR/ovs.json" \
     "$(IFS=,; echo "${DIFF_PORTS[*]}")"
 
 "$PY" "$T_DIR/ctnorm.py" "$T_DIR/ct-esw"

@@ -1,11 +1,12 @@
-# diff-send.py FRAMES [--processed CMD UFID_PREFIX] [--snap CMD DIR]: send every frame of
+# diff-send.py FRAMES [--processed CMD UFID_PREFIX [--base N]] [--snap CMD DIR]: send every frame of
 # FRAMES (JSON [{id, port (1-4), hex, snap?}]) into t<port>, in order. Used by the
 # differential tests (test-differential, test-ct-differential).
 #
 # Without --processed, frames are 5 ms apart. With it, frame k is sent only once the
 # datapath has processed frame k-1: CMD (a shell command) dumps the datapath's flows
 # (`dump-flows -m`), and the packet counters of the flows whose ufid starts with
-# UFID_PREFIX (every input frame hits exactly one of them) must add up to k-1. After 3
+# UFID_PREFIX (every input frame hits exactly one of them) must add up to k-1 (plus N,
+# the frames an earlier run sent). After 3
 # frames that were not seen within 2 s each, it warns and falls back to 50 ms gaps.
 # With --snap, after each frame that has a "snap" name, CMD's output (e.g. the
 # conntrack table) is written to DIR/<snap>.txt.
@@ -13,10 +14,13 @@ import json, re, socket, subprocess, sys, time
 args = sys.argv[1:]
 frames = json.load(open(args.pop(0)))
 processed = snap = None
+base = 0
 while args:
     a = args.pop(0)
     if a == "--processed":
         processed = (args.pop(0), args.pop(0))
+    elif a == "--base":
+        base = int(args.pop(0))
     elif a == "--snap":
         snap = (args.pop(0), args.pop(0))
     else:
@@ -29,7 +33,7 @@ def count():
         m = re.match(r"ufid:(\S+?), .*?packets:(\d+)", line)
         if m and m.group(1).startswith(processed[1]):
             n += int(m.group(2))
-    return n
+    return n - base
 
 socks = {}
 lost = 0
