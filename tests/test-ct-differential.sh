@@ -254,6 +254,44 @@ add(P_VF0, "TCP F retransmission of the 100 bytes (old data, in window)", 1,
     lambda n: a2b(n) / TCP(sport=40010, dport=80, flags="PA", seq=a + 1, ack=b + 41, window=8192) / data(f_data, 100))
 add(P_VF0, "TCP F RST from VF0", 1,
     lambda n: a2b(n) / TCP(sport=40010, dport=80, flags="R", seq=a + 101, window=0), snap="tcp-f")
+# TCP K (zone 5): VF1 advertises a 100-byte window (no scaling): a segment filling it
+# passes, one byte beyond what VF1 acknowledged + its window is out of the window
+a, b = 111000, 115000
+add(P_VF0, "TCP K SYN", 1,
+    lambda n: a2b(n) / TCP(sport=40013, dport=80, flags="S", seq=a, window=8192))
+add(P_VF1, "TCP K SYN-ACK with a 100-byte window", 1,
+    lambda n: b2a(n) / TCP(sport=80, dport=40013, flags="SA", seq=b, ack=a + 1, window=100))
+add(P_VF0, "TCP K ACK", 1,
+    lambda n: a2b(n) / TCP(sport=40013, dport=80, flags="A", seq=a + 1, ack=b + 1, window=8192))
+add(P_VF0, "TCP K data filling the window exactly (100 bytes)", 1,
+    lambda n: a2b(n) / TCP(sport=40013, dport=80, flags="PA", seq=a + 1, ack=b + 1, window=8192) / data(n, 100))
+add(P_VF0, "TCP K 1 byte past the window: inv, dropped", 0,
+    lambda n: a2b(n) / TCP(sport=40013, dport=80, flags="PA", seq=a + 101, ack=b + 1, window=8192) / data(n, 1))
+add(P_VF1, "TCP K ACK of the 100 bytes, window 100 again", 1,
+    lambda n: b2a(n) / TCP(sport=80, dport=40013, flags="A", seq=b + 1, ack=a + 101, window=100))
+add(P_VF0, "TCP K next 100 bytes (in the new window)", 1,
+    lambda n: a2b(n) / TCP(sport=40013, dport=80, flags="PA", seq=a + 101, ack=b + 1, window=8192) / data(n, 100),
+    snap="tcp-k")
+# TCP L (zone 5): only the SYN offers window scaling, so neither side scales. pf's
+# quirk, kept by OVS: the SYN's window was stored descaled (64240 / 2^7 -> 502) and the
+# SYN-ACK without wscale "fixes it up" by shifting it back (502 << 7 = 64256), so VF1
+# may send up to 64256 bytes past its ISN, not 64240, and a later window of 502 from
+# VF0 does not shrink that
+a, b = 121000, 125000
+add(P_VF0, "TCP L SYN with wscale 7, window 64240", 1,
+    lambda n: a2b(n) / TCP(sport=40014, dport=80, flags="S", seq=a, window=64240, options=LINUX_OPTS))
+add(P_VF1, "TCP L SYN-ACK without window scaling", 1,
+    lambda n: b2a(n) / TCP(sport=80, dport=40014, flags="SA", seq=b, ack=a + 1, window=8192, options=[("MSS", 1460)]))
+add(P_VF0, "TCP L ACK, window 502 (unscaled)", 1,
+    lambda n: a2b(n) / TCP(sport=40014, dport=80, flags="A", seq=a + 1, ack=b + 1, window=502))
+add(P_VF1, "TCP L 256 bytes ending at ISN+1+64256 (the edge of the fixed-up window)", 1,
+    lambda n: b2a(n) / TCP(sport=80, dport=40014, flags="PA", seq=b + 1 + 64000, ack=a + 1, window=8192) / data(n, 256))
+add(P_VF1, "TCP L 1 byte past it: inv, dropped", 0,
+    lambda n: b2a(n) / TCP(sport=80, dport=40014, flags="PA", seq=b + 1 + 64256, ack=a + 1, window=8192) / data(n, 1))
+add(P_VF1, "TCP L 400 bytes at ISN+1 (behind seqlo, within the window: passes)", 1,
+    lambda n: b2a(n) / TCP(sport=80, dport=40014, flags="PA", seq=b + 1, ack=a + 1, window=8192) / data(n, 400),
+    snap="tcp-l")
+
 # no connection yet
 add(P_VF0, "TCP ACK+data VF0:40011->VF1:80 without a connection (OVS picks it up: new)", 1,
     lambda n: a2b(n) / TCP(sport=40011, dport=80, flags="PA", seq=50000, ack=60000, window=8192) / data(n, 10))
@@ -425,8 +463,8 @@ phase1 = len(frames)
 a, b = 101000, 105000
 add(P_VF0, "limit: TCP SYN VF0:40100->VF1:80 (new, committed: zone 5 at its limit of 1)", 1,
     lambda n: a2b(n) / TCP(sport=40100, dport=80, flags="S", seq=a, window=8192), snap="limit-1")
-# OVS counts the failed commit (coverage conntrack_zone_full) and forwards the packet,
-# uncommitted; the kernel would drop it. esw follows OVS.
+# OVS refuses the commit and forwards the packet uncommitted; the kernel would drop it.
+# esw follows OVS.
 add(P_VF0, "limit: TCP SYN VF0:40101->VF1:80 (zone 5 full: commit fails, forwarded uncommitted)", 1,
     lambda n: a2b(n) / TCP(sport=40101, dport=80, flags="S", seq=a + 10, window=8192))
 add(P_VF1, "limit: TCP SYN-ACK for the uncommitted one: no connection, inv", 0,
