@@ -152,7 +152,8 @@ NFLOWS=$(( ${#FLOWS0[@]} + ${#FLOWSR[@]} ))
 cat > "$T_DIR/gen.py" <<'EOF'
 import json, sys, logging
 logging.getLogger("scapy").setLevel(logging.ERROR)
-from scapy.all import Ether, IP, IPv6, TCP, UDP, ICMP, ICMPv6DestUnreach, Raw
+from scapy.all import (Ether, IP, IPv6, TCP, UDP, ICMP, ICMPv6DestUnreach, Raw, IPOption_Router_Alert,
+                       IPv6ExtHdrHopByHop)
 
 M0, M1, MR, MX = "02:00:00:00:00:01", "02:00:00:00:00:02", "02:00:00:00:00:fe", "02:00:00:00:00:64"
 VF0, VF1, EXT, SNAT = "198.18.0.1", "198.18.0.2", "198.18.100.1", "198.19.0.100"
@@ -250,10 +251,15 @@ add(P_VF0, "TCP F segment without flags from VF0: inv, dropped", 0,
     lambda n: a2b(n) / TCP(sport=40010, dport=80, flags="", seq=a + 101, window=8192))
 add(P_VF1, "TCP F data VF1->VF0, 40 bytes (still est)", 1,
     lambda n: b2a(n) / TCP(sport=80, dport=40010, flags="PA", seq=b + 1, ack=a + 101, window=8192) / data(n, 40))
+add(P_VF0, "TCP F data VF0->VF1 with a bad TCP checksum: inv, dropped", 0,
+    lambda n: a2b(n) / TCP(sport=40010, dport=80, flags="PA", seq=a + 101, ack=b + 41, window=8192, chksum=0x1234) / data(n, 10))
+add(P_VF0, "TCP F data VF0->VF1 in an IPv4 header with options (router alert)", 1,
+    lambda n: Ether(src=M0, dst=M1) / v4(VF0, VF1, n, options=[IPOption_Router_Alert()]) /
+              TCP(sport=40010, dport=80, flags="PA", seq=a + 101, ack=b + 41, window=8192) / data(n, 10))
 add(P_VF0, "TCP F retransmission of the 100 bytes (old data, in window)", 1,
     lambda n: a2b(n) / TCP(sport=40010, dport=80, flags="PA", seq=a + 1, ack=b + 41, window=8192) / data(f_data, 100))
 add(P_VF0, "TCP F RST from VF0", 1,
-    lambda n: a2b(n) / TCP(sport=40010, dport=80, flags="R", seq=a + 101, window=0), snap="tcp-f")
+    lambda n: a2b(n) / TCP(sport=40010, dport=80, flags="R", seq=a + 111, window=0), snap="tcp-f")
 # TCP K (zone 5): VF1 advertises a 100-byte window (no scaling): a segment filling it
 # passes, one byte beyond what VF1 acknowledged + its window is out of the window
 a, b = 111000, 115000
@@ -300,6 +306,9 @@ add(P_VF1, "TCP data VF1:80->VF0:40011 answering it", 1,
 add(P_VF1, "TCP SYN-ACK VF1:80->VF0:40012 without a connection: inv, dropped", 0,
     lambda n: b2a(n) / TCP(sport=80, dport=40012, flags="SA", seq=61000, ack=51001, window=8192), snap="midstream")
 
+add(P_VF0, "TCP SYN VF0:40015->VF1:80 with a bad TCP checksum: inv, dropped, not committed", 0,
+    lambda n: a2b(n) / TCP(sport=40015, dport=80, flags="S", seq=3300, window=8192, chksum=0x1234), snap="bad-csum-syn")
+
 # denied
 add(P_VF0, "TCP SYN VF0->VF1:22 (new, denied port): dropped, not committed", 0,
     lambda n: a2b(n) / TCP(sport=40003, dport=22, flags="S", seq=3000, window=8192))
@@ -313,6 +322,12 @@ add(P_VF1, "UDP VF1:53->VF0:50001 reply (est)", 1,
     lambda n: b2a(n) / UDP(sport=53, dport=50001) / data(n, 60))
 add(P_VF0, "UDP VF0:50001->VF1:53 second request (est)", 1,
     lambda n: a2b(n) / UDP(sport=50001, dport=53) / data(n, 30), snap="udp")
+add(P_VF0, "UDP VF0:50001->VF1:53 with a bad UDP checksum: inv, dropped", 0,
+    lambda n: a2b(n) / UDP(sport=50001, dport=53, chksum=0x1234) / data(n, 30))
+add(P_VF0, "UDP VF0:50001->VF1:53 with a bad IPv4 header checksum: inv, dropped", 0,
+    lambda n: Ether(src=M0, dst=M1) / v4(VF0, VF1, n, chksum=0x1234) / UDP(sport=50001, dport=53) / data(n, 30))
+add(P_VF0, "UDP VF0:50001->VF1:53 with UDP checksum 0 (none; est)", 1,
+    lambda n: a2b(n) / UDP(sport=50001, dport=53, chksum=0) / data(n, 30))
 u = add(P_VF0, "UDP VF0:50002->VF1:53 (new, commit), answered by an ICMP error", 1,
         lambda n: a2b(n) / UDP(sport=50002, dport=53) / data(n, 30))
 quoted = bytes(v4(VF0, VF1, u) / UDP(sport=50002, dport=53) / data(u, 30))
@@ -321,6 +336,8 @@ add(P_VF1, "ICMP port unreachable VF1->VF0 quoting that UDP packet (rel)", 1,
 stray = bytes(IP(src=VF0, dst=VF1, id=0x1111) / UDP(sport=50009, dport=53) / b"never sent")
 add(P_VF1, "ICMP port unreachable VF1->VF0 quoting it truncated to IP header + 8 bytes (rel)", 1,
     lambda n: b2a(n) / ICMP(type=3, code=3) / Raw(quoted[:28]))
+add(P_VF1, "ICMP port unreachable VF1->VF0 with a bad ICMP checksum: inv, dropped", 0,
+    lambda n: b2a(n) / ICMP(type=3, code=3, chksum=0x1234) / Raw(quoted))
 add(P_VF1, "ICMP port unreachable VF1->VF0 quoting a UDP packet never sent (no conn: inv)", 0,
     lambda n: b2a(n) / ICMP(type=3, code=3) / Raw(stray), snap="icmp")
 
@@ -336,10 +353,14 @@ add(P_VF0, "IPv6 TCP C data VF0->VF1, 64 bytes", 1,
     lambda n: a2b6(n) / TCP(sport=40005, dport=80, flags="PA", seq=a + 1, ack=b + 1, window=507) / data(n, 64))
 add(P_VF1, "IPv6 TCP C data VF1->VF0, 32 bytes", 1,
     lambda n: b2a6(n) / TCP(sport=80, dport=40005, flags="PA", seq=b + 1, ack=a + 65, window=507) / data(n, 32))
+add(P_VF0, "IPv6 TCP C data VF0->VF1 behind a hop-by-hop extension header", 1,
+    lambda n: a2b6(n) / IPv6ExtHdrHopByHop() / TCP(sport=40005, dport=80, flags="PA", seq=a + 65, ack=b + 33, window=507) / data(n, 16))
+add(P_VF0, "IPv6 TCP C data VF0->VF1 with a bad TCP checksum: inv, dropped", 0,
+    lambda n: a2b6(n) / TCP(sport=40005, dport=80, flags="PA", seq=a + 81, ack=b + 33, window=507, chksum=0x1234) / data(n, 8))
 add(P_VF0, "IPv6 TCP C out-of-window segment (seq 2^30 ahead): inv, dropped", 0,
-    lambda n: a2b6(n) / TCP(sport=40005, dport=80, flags="PA", seq=a + 65 + (1 << 30), ack=b + 33, window=507) / data(n, 10))
+    lambda n: a2b6(n) / TCP(sport=40005, dport=80, flags="PA", seq=a + 81 + (1 << 30), ack=b + 33, window=507) / data(n, 10))
 add(P_VF0, "IPv6 TCP C RST from VF0", 1,
-    lambda n: a2b6(n) / TCP(sport=40005, dport=80, flags="R", seq=a + 65, window=0), snap="v6-rst")
+    lambda n: a2b6(n) / TCP(sport=40005, dport=80, flags="R", seq=a + 81, window=0), snap="v6-rst")
 add(P_VF0, "IPv6 UDP [VF0]:50005->[VF1]:53 request (new, commit)", 1,
     lambda n: a2b6(n) / UDP(sport=50005, dport=53) / data(n, 30))
 add(P_VF1, "IPv6 UDP [VF1]:53->[VF0]:50005 reply (est)", 1,
@@ -383,6 +404,8 @@ add(P_VF0, "SNAT UDP VF0:50003->EXT:53 (new, commit, nat src)", 1,
     lambda n: up(VF0, n) / UDP(sport=50003, dport=53) / data(n, 40))
 add(P_UP, "SNAT UDP EXT:53->198.19.0.100:50003 reply (un-SNAT, est)", 1,
     lambda n: down(n) / UDP(sport=53, dport=50003) / data(n, 80))
+add(P_VF0, "SNAT UDP VF0:50003->EXT:53 with UDP checksum 0: stays 0 through SNAT", 1,
+    lambda n: up(VF0, n) / UDP(sport=50003, dport=53, chksum=0) / data(n, 40))
 u = add(P_VF0, "SNAT UDP VF0:50004->EXT:53, answered by an ICMP error", 1,
         lambda n: up(VF0, n) / UDP(sport=50004, dport=53) / data(n, 40))
 quoted = bytes(v4(SNAT, EXT, u) / UDP(sport=50004, dport=53) / data(u, 40))   # as it left the uplink
