@@ -21,15 +21,17 @@
 #     ct(commit,zone=9,nat(dst=198.18.0.2:80)) to VF1; its replies un-DNATed.
 # The same scapy-crafted sequences go into both, one frame at a time (frame k only
 # once the datapath's recirc_id(0) flows have counted frame k-1): TCP handshakes with
-# seq/ack right across directions (window scaling on and off), a retransmitted SYN,
-# data both ways, out-of-window segments (seq, ack, RST), SYN+FIN and flagless
-# segments, RST and a segment after it, a FIN/ACK close and a SYN reusing the closed
-# tuple, a mid-stream pickup, an unsolicited SYN-ACK, denied SYNs, UDP request/reply,
-# ICMP and ICMPv6 errors (related, truncated quote, quoting a packet never sent),
-# IPv6 TCP and UDP; through SNAT: TCP, UDP, ICMP echo, ICMP/ICMPv6 errors with the
-# quoted header un-SNATed, IPv6, source-port clashes NAT resolves (the next free port)
-# or cannot (an ICMP id, a one-port range); TCP through a DNAT VIP. Phase 2, after
-# flush-conntrack: `ct-set-limits zone=5,limit=1`, then commits beyond the limit.
+# seq/ack right across directions (window scaling on, off, one-sided), a retransmitted
+# SYN, data both ways, out-of-window segments (seq, ack, RST, window edges), SYN+FIN
+# and flagless segments, RST and a segment after it, a FIN/ACK close and a SYN reusing
+# the closed tuple, a mid-stream pickup, an unsolicited SYN-ACK, denied SYNs, UDP
+# request/reply, ICMP echo and ICMP/ICMPv6 errors (related both ways, truncated quote,
+# quoting a packet never sent), bad TCP/UDP/ICMP/IPv4 checksums, UDP checksum 0,
+# IPv4 options, an IPv6 hop-by-hop header, Ethernet padding, bad TCP/UDP lengths,
+# IPv6 TCP, UDP and ICMPv6 echo; through SNAT: TCP, UDP, ICMP echo, ICMP/ICMPv6 errors
+# with the quoted header un-SNATed, IPv6, source-port clashes NAT resolves (the next
+# free port) or cannot (an ICMP id, a one-port range); TCP through a DNAT VIP. Phase 2,
+# after flush-conntrack: `ct-set-limits zone=5,limit=1`, then commits beyond the limit.
 # Compared:
 #   - the frames coming out of t1..t4 per input frame, byte for byte (rewritten
 #     addresses, ports and checksums included); each frame is tagged by its IPv4 id
@@ -98,6 +100,7 @@ FLOWSR=(
 "recirc_id(0x1),in_port(2),$INV,$V4,ipv4(frag=no)	drop"
 "recirc_id(0x1),in_port(2),$NEW,$V6,ipv6(proto=6,frag=no),tcp(dst=80)	ct(commit,zone=5),3"
 "recirc_id(0x1),in_port(2),$NEW,$V6,ipv6(proto=17,frag=no),udp(dst=53)	ct(commit,zone=5),3"
+"recirc_id(0x1),in_port(2),$NEW,$V6,ipv6(proto=58,frag=no),icmpv6(type=128)	ct(commit,zone=5),3"
 "recirc_id(0x1),in_port(2),$ORIG,$V6,ipv6(frag=no)	3"
 "recirc_id(0x1),in_port(2),$INV,$V6,ipv6(frag=no)	drop"
 # VF1 -> VF0 (zone 5): replies and related only
@@ -153,7 +156,7 @@ cat > "$T_DIR/gen.py" <<'EOF'
 import json, sys, logging
 logging.getLogger("scapy").setLevel(logging.ERROR)
 from scapy.all import (Ether, IP, IPv6, TCP, UDP, ICMP, ICMPv6DestUnreach, Raw, IPOption_Router_Alert,
-                       IPv6ExtHdrHopByHop)
+                       IPv6ExtHdrHopByHop, ICMPv6EchoRequest, ICMPv6EchoReply)
 
 M0, M1, MR, MX = "02:00:00:00:00:01", "02:00:00:00:00:02", "02:00:00:00:00:fe", "02:00:00:00:00:64"
 VF0, VF1, EXT, SNAT = "198.18.0.1", "198.18.0.2", "198.18.100.1", "198.19.0.100"
@@ -328,8 +331,11 @@ add(P_VF1, "TCP SYN VF1->VF0:80 (VF1 may not open): dropped, not committed", 0,
 # UDP (zone 5)
 add(P_VF0, "UDP VF0:50001->VF1:53 request (new, commit)", 1,
     lambda n: a2b(n) / UDP(sport=50001, dport=53) / data(n, 30))
-add(P_VF1, "UDP VF1:53->VF0:50001 reply (est)", 1,
+u1 = add(P_VF1, "UDP VF1:53->VF0:50001 reply (est)", 1,
     lambda n: b2a(n) / UDP(sport=53, dport=50001) / data(n, 60))
+quoted_r = bytes(v4(VF1, VF0, u1) / UDP(sport=53, dport=50001) / data(u1, 60))
+add(P_VF0, "ICMP port unreachable VF0->VF1 quoting that reply (rel, original direction)", 1,
+    lambda n: a2b(n) / ICMP(type=3, code=3) / Raw(quoted_r))
 add(P_VF0, "UDP VF0:50001->VF1:53 second request (est)", 1,
     lambda n: a2b(n) / UDP(sport=50001, dport=53) / data(n, 30), snap="udp")
 add(P_VF0, "UDP VF0:50001->VF1:53 with a bad UDP checksum: inv, dropped", 0,
@@ -377,6 +383,12 @@ add(P_VF0, "IPv6 TCP C RST from VF0", 1,
     lambda n: a2b6(n) / TCP(sport=40005, dport=80, flags="R", seq=a + 81, window=0), snap="v6-rst")
 add(P_VF0, "IPv6 UDP [VF0]:50005->[VF1]:53 request (new, commit)", 1,
     lambda n: a2b6(n) / UDP(sport=50005, dport=53) / data(n, 30))
+add(P_VF0, "ICMPv6 echo request [VF0]->[VF1] id 77 (new, commit)", 1,
+    lambda n: a2b6(n) / ICMPv6EchoRequest(id=77, seq=1) / data(n, 32))
+add(P_VF1, "ICMPv6 echo reply [VF1]->[VF0] id 77 (est)", 1,
+    lambda n: b2a6(n) / ICMPv6EchoReply(id=77, seq=1) / data(n - 1, 32))
+add(P_VF1, "ICMPv6 echo reply [VF1]->[VF0] with an unknown id 78 (no conn: inv)", 0,
+    lambda n: b2a6(n) / ICMPv6EchoReply(id=78, seq=1) / data(n, 32))
 add(P_VF1, "IPv6 UDP [VF1]:53->[VF0]:50005 reply (est)", 1,
     lambda n: b2a6(n) / UDP(sport=53, dport=50005) / data(n, 60))
 u = add(P_VF0, "IPv6 UDP [VF0]:50006->[VF1]:53 (new, commit), answered by an ICMPv6 error", 1,
