@@ -11,7 +11,7 @@
 # actions; rewritten frames must keep valid checksums). Default: all five, 60 s each.
 #
 # The Sources/ modules a target needs (Packet, Netlink, ODP; for request also
-# Classifier, NetLinux with its C shim, swift-log's Logging, ESwitch, OVSDatapath) are
+# Classifier, Conntrack, NetLinux with its C shim, swift-log's Logging, ESwitch, OVSDatapath) are
 # compiled directly with swiftc into Fuzz/.build/ (never the package's .build),
 # instrumented for libFuzzer and AddressSanitizer (FUZZ_SANITIZE overrides
 # "fuzzer,address"), and linked with the entry point in Fuzz/Targets/TARGET.swift.
@@ -64,13 +64,13 @@ module_deps() {
         Classifier|Conntrack) echo "Packet" ;;
         NetLinux) echo "Netlink" ;;
         ESwitch) echo "Packet Classifier NetLinux Logging" ;;
-        OVSDatapath) echo "Packet Classifier ODP ESwitch NetLinux Logging" ;;
+        OVSDatapath) echo "Packet Classifier Conntrack ODP ESwitch NetLinux Logging" ;;
     esac
 }
 target_modules() {
     case "$1" in
         odp-text|netlink) echo "Packet Netlink ODP" ;;
-        request) echo "Packet Netlink ODP Classifier Logging NetLinux ESwitch OVSDatapath" ;;
+        request) echo "Packet Netlink ODP Classifier Conntrack Logging NetLinux ESwitch OVSDatapath" ;;
         packet) echo "Packet" ;;
         conntrack) echo "Packet Conntrack" ;;
     esac

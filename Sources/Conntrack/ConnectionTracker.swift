@@ -16,6 +16,8 @@ public final class ConnectionTracker: Sendable {
         var refusedCommits: UInt64 = 0
         var natExhausted: UInt64 = 0
         var randomState: UInt64
+        /// The latest clock value seen (execute, sweep), for queries that take none.
+        var lastNow: UInt64 = 0
 
         mutating func random() -> UInt32 {
             randomState = randomState &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
@@ -97,15 +99,17 @@ public final class ConnectionTracker: Sendable {
 
     private func process(_ s: inout State, packet: ParsedPacket, frame: UnsafeMutableRawPointer, action: CTAction,
                          priorNAT: CTState, now: UInt64, partial: Bool) -> Outcome {
-        var tuple = packet.tuple
+        s.lastNow = max(s.lastNow, now)
+        var packet = packet
         var found: (id: UInt32, reply: Bool)?
         if priorNAT.isEmpty {
-            found = s.lookup(tuple, now: now)
-        } else if let hit = s.lookup(tuple.reversed(), now: now), let c = s.connections[hit.id] {
+            found = s.lookup(packet.tuple, now: now)
+        } else if let hit = s.lookup(packet.tuple.reversed(), now: now), let c = s.connections[hit.id] {
             // Already NATed by an earlier ct() in this zone: found by the reverse of the
-            // rewritten tuple; continue with the tuple of the direction it belongs to.
+            // rewritten tuple; continue with the tuple of the direction it belongs to
+            // (OVS's initial_conn_lookup), which a re-created connection would start from.
             found = (hit.id, !hit.reply)
-            tuple = found!.reply ? c.reply : c.original
+            packet.tuple = hit.reply ? c.original : c.reply
         }
 
         if action.forceCommit, let hit = found, hit.reply {

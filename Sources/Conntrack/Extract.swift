@@ -78,11 +78,12 @@ enum PacketParser {
     }
 
     /// An IPv6 header and its extension headers; any fragment header makes it unusable.
-    static func ipv6(_ p: UnsafeRawPointer, at: Int, limit: Int) -> IPHeader? {
+    /// A `quoted` header (in an ICMPv6 error) may claim more payload than was quoted.
+    static func ipv6(_ p: UnsafeRawPointer, at: Int, limit: Int, quoted: Bool = false) -> IPHeader? {
         guard limit - at >= 40, p.u8(at) >> 4 == 6 else { return nil }
         var end = limit
         let payload = Int(p.be16(at + 4))
-        if payload != 0 {
+        if payload != 0 && !quoted {
             guard at + 40 + payload <= limit else { return nil }
             end = at + 40 + payload
         }
@@ -166,7 +167,7 @@ enum PacketParser {
             }
             switch type {
             case ICMPv6.destinationUnreachable, ICMPv6.packetTooBig, ICMPv6.timeExceeded, ICMPv6.parameterProblem:
-                guard outer, let inner = ipv6(p, at: l4 + 8, limit: packet.end) else { return false }
+                guard outer, let inner = ipv6(p, at: l4 + 8, limit: packet.end, quoted: true) else { return false }
                 return relate(p, packet: &packet, inner: inner, innerL3: l4 + 8)
             default:
                 return false

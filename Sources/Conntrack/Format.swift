@@ -18,6 +18,27 @@ public struct CTEntry: Sendable, Equatable {
     public var bytes: (orig: UInt64, reply: UInt64)
     public var offloaded: Bool
 
+    /// For entries rebuilt elsewhere (e.g. decoded from the control protocol) to format.
+    public init(id: UInt32, original: CTTuple, reply: CTTuple, zone: UInt16, mark: UInt32 = 0, label: UInt128 = 0,
+                tcpState: (orig: TCPState, reply: TCPState)? = nil, tcpWindowScale: (orig: UInt8, reply: UInt8) = (0, 0),
+                tcpFlags: (orig: UInt8, reply: UInt8) = (0, 0), timeout: UInt32 = 0,
+                packets: (orig: UInt64, reply: UInt64) = (0, 0), bytes: (orig: UInt64, reply: UInt64) = (0, 0),
+                offloaded: Bool = false) {
+        self.id = id
+        self.original = original
+        self.reply = reply
+        self.zone = zone
+        self.mark = mark
+        self.label = label
+        self.tcpState = tcpState
+        self.tcpWindowScale = tcpWindowScale
+        self.tcpFlags = tcpFlags
+        self.timeout = timeout
+        self.packets = packets
+        self.bytes = bytes
+        self.offloaded = offloaded
+    }
+
     public static func == (a: CTEntry, b: CTEntry) -> Bool {
         a.id == b.id && a.original == b.original && a.reply == b.reply && a.zone == b.zone && a.mark == b.mark
             && a.label == b.label && a.tcpState?.orig == b.tcpState?.orig && a.tcpState?.reply == b.tcpState?.reply

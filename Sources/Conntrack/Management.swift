@@ -174,6 +174,11 @@ extension ConnectionTracker {
         }
     }
 
+    /// Statistics as of the latest clock value the tracker saw (execute or sweep).
+    public func statistics(zone: UInt16?) -> CTStatistics {
+        statistics(zone: zone, now: state.withLock { $0.lastNow })
+    }
+
     public func statistics(zone: UInt16?, now: UInt64) -> CTStatistics {
         state.withLock { s in
             var st = CTStatistics()

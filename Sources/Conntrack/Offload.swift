@@ -19,6 +19,21 @@ public struct CTConnectionSnapshot: Sendable, Equatable {
     /// ct_state each direction's packets get: trk|est(+snat/dnat), trk|est|rpl(+flag).
     public var originalState: CTState
     public var replyState: CTState
+
+    public init(id: UInt32, zone: UInt16, proto: UInt8, original: CTTuple, reply: CTTuple, mark: UInt32, label: UInt128,
+                originalRewrite: CTTuple, replyRewrite: CTTuple, originalState: CTState, replyState: CTState) {
+        self.id = id
+        self.zone = zone
+        self.proto = proto
+        self.original = original
+        self.reply = reply
+        self.mark = mark
+        self.label = label
+        self.originalRewrite = originalRewrite
+        self.replyRewrite = replyRewrite
+        self.originalState = originalState
+        self.replyState = replyState
+    }
 }
 
 public enum CTOffloadEvent: Sendable, Equatable {
@@ -106,6 +121,7 @@ extension ConnectionTracker {
     /// Removes expired connections; returns how many. Called from a timer.
     public func sweep(now: UInt64) -> Int {
         state.withLock { s in
+            s.lastNow = max(s.lastNow, now)
             let expired = s.connections.values.filter { $0.expiration <= now }.map(\.id)
             for id in expired { s.remove(id) }
             return expired.count

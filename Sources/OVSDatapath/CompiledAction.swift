@@ -233,7 +233,7 @@ public enum ActionCompiler {
             guard !masked else { throw .invalid("set(tunnel) cannot be masked") }
             return .setTunnel(try decodeTunnelSet(v))
         case KeyAttr.ctMark, KeyAttr.ctLabels:
-            throw .unsupported("set(\(KeyAttr.name(f.attribute))) needs conntrack")
+            throw .unsupported("set(\(KeyAttr.name(f.attribute))) is not supported by esw: set it with ct(commit,mark=…/label=…)")
         case KeyAttr.nd:
             throw .unsupported("set(nd) is not supported")
         default:
