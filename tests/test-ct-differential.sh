@@ -39,7 +39,8 @@
 #   - the conntrack table after marked frames and at the end: `dump-conntrack`, `-s`
 #     (timeouts as their class) and `-m` (entry ids removed), lines sorted; at the end
 #     also `dump-conntrack zone=9` and `ct-stats-show`; then after `flush-conntrack`
-#     of one tuple, of zone 5 and of everything, and `ct-get-limits` in phase 2
+#     of tuples (UDP, UDP over IPv6, ICMP), of zone 5 and of everything, plus
+#     `ct-stats-show zone=9` and `ct-get-maxconns`, and `ct-get-limits` in phase 2
 #     (ovs-appctl dpctl/* vs esw-dpctl);
 #   - every flow's text and packet/byte/TCP-flag counters (dump-flows -m).
 # Where OVS's userspace conntrack is known to differ from what esw decides on purpose,
@@ -658,13 +659,16 @@ declare -A NSOF=([esw]="$NS_ET" [ovs]="$NS_OT")
 ct() { local side=$1 cmd=$2; shift 2; if [ "$side" = esw ]; then "$ESW_BIN/esw-dpctl" "$cmd" "$@"; else $APPCTL "dpctl/$cmd" "$@"; fi; }
 for side in esw ovs; do
     send "$side" "${NSOF[$side]}" "$T_DIR/frames.json" 0
-    bash "$T_DIR/ctsnap.sh" "$side" "dump-conntrack zone=9" "ct-stats-show" > "$T_DIR/ct-$side/$(printf %02d "$NFRAMES")-final.txt"
+    bash "$T_DIR/ctsnap.sh" "$side" "dump-conntrack zone=9" "ct-stats-show" "ct-stats-show zone=9" "ct-get-maxconns" \
+        > "$T_DIR/ct-$side/$(printf %02d "$NFRAMES")-final.txt"
 done
 
 # flush-conntrack: one tuple, one zone, everything
 TUPLE='ct_nw_src=198.18.0.1,ct_nw_dst=198.18.100.1,ct_nw_proto=17,ct_tp_src=50003,ct_tp_dst=53'
+TUPLE6='ct_ipv6_src=2001:2::1,ct_ipv6_dst=2001:2::2,ct_nw_proto=17,ct_tp_src=50005,ct_tp_dst=53'
+TUPLEI='ct_nw_src=198.18.0.1,ct_nw_dst=198.18.100.1,ct_nw_proto=1,icmp_id=1234,icmp_type=8,icmp_code=0'
 step=0
-for args in "zone=9 $TUPLE" "zone=5" ""; do
+for args in "zone=9 $TUPLE" "zone=5 $TUPLE6" "zone=9 $TUPLEI" "zone=5" ""; do
     step=$((step + 1))
     for side in esw ovs; do
         check "$side: flush-conntrack $args" ct "$side" flush-conntrack $args
@@ -680,7 +684,7 @@ for side in esw ovs; do
     bash "$T_DIR/ctsnap.sh" "$side" "ct-get-limits" "ct-get-limits zone=5,9" "ct-stats-show" \
         > "$T_DIR/ct-$side/$(printf %02d $((NFRAMES + NFRAMES2)))-final-limits.txt"
     check "$side: ct-del-limits zone=5" ct "$side" ct-del-limits zone=5
-    bash "$T_DIR/ctsnap.sh" "$side" "ct-get-limits" > "$T_DIR/ct-$side/z4-ct-del-limits zone=5.txt"
+    bash "$T_DIR/ctsnap.sh" "$side" "ct-get-limits" > "$T_DIR/ct-$side/z9-ct-del-limits zone=5.txt"
 done
 sleep 0.3
 diff_capture_stop esw
