@@ -17,6 +17,9 @@
 #     +new: ct(commit,zone=9,nat(src=198.19.0.100)), MACs rewritten, out the uplink;
 #     the reply path ct(zone=9,nat),recirc un-SNATs and sends est/rel to the VF.
 #   - IPv6 from VF0 to 2001:2:0:100::/64 behind the uplink, SNAT to 2001:2:0:ff::100.
+#   - VF1 -> 198.18.102.0/24: two ct() in one action list (commit in zone 5, then in
+#     zone 9 with SNAT to 198.19.1.100); the replies: ct(zone=9,nat), recirc, ct_clear,
+#     recirc, matched as untracked.
 #   - a load balancer VIP 198.19.0.80:80 reached from the uplink, zone 9: +new:
 #     ct(commit,zone=9,nat(dst=198.18.0.2:80)) to VF1; its replies un-DNATed.
 # The same scapy-crafted sequences go into both, one frame at a time (frame k only
@@ -87,6 +90,8 @@ FLOWS0=(
 "recirc_id(0),in_port(3),$V4,ipv4(dst=198.18.100.0/255.255.255.0,frag=no)	ct(zone=9,nat),recirc(3)"
 "recirc_id(0),in_port(2),$V4,ipv4(dst=198.18.101.0/255.255.255.0,frag=no)	ct(zone=9,nat),recirc(6)"
 "recirc_id(0),in_port(5),$V4,ipv4(dst=198.19.0.0/255.255.255.0,frag=no)	ct(zone=9,nat),recirc(4)"
+"recirc_id(0),in_port(3),$V4,ipv4(dst=198.18.102.0/255.255.255.0,frag=no)	ct(commit,zone=5),ct(commit,zone=9,nat(src=198.19.1.100)),$TO_UP"
+"recirc_id(0),in_port(5),$V4,ipv4(dst=198.19.1.100,frag=no)	ct(zone=9,nat),recirc(9)"
 "recirc_id(0),in_port(2),$V6,ipv6(dst=2001:2:0:100::/ffff:ffff:ffff:ffff::,frag=no)	ct(zone=9,nat),recirc(7)"
 "recirc_id(0),in_port(5),$V6,ipv6(dst=2001:2:0:ff::100,frag=no)	ct(zone=9,nat),recirc(8)"
 )
@@ -133,6 +138,11 @@ FLOWSR=(
 "recirc_id(0x8),in_port(5),$SNAT_REL,$V6,ipv6(frag=no)	$TO_VF0"
 "recirc_id(0x8),in_port(5),$INV,$V6,ipv6(frag=no)	drop"
 "recirc_id(0x8),in_port(5),$NEW,$V6,ipv6(frag=no)	drop"
+# the uplink -> VF1 from 198.18.102.0/24 (VF1's traffic there goes through two ct() in
+# one action list, zone 5 then zone 9 with SNAT to 198.19.1.100): un-SNATed, ct_clear,
+# recirculated untracked
+"recirc_id(0x9),in_port(5),$SNAT_RPL,$V4,ipv4(frag=no)	ct_clear,recirc(10)"
+"recirc_id(0xa),in_port(5),ct_state(-trk),$V4,ipv4(dst=198.18.0.2,frag=no)	$TO_VF1"
 # the uplink -> VF0/VF1 (zone 9): un-SNATed replies and errors, DNATed VIP traffic
 "recirc_id(0x4),in_port(5),$SNAT_RPL,$V4,ipv4(dst=198.18.0.1,frag=no)	$TO_VF0"
 "recirc_id(0x4),in_port(5),$SNAT_RPL,$V4,ipv4(dst=198.18.0.2,frag=no)	$TO_VF1"
@@ -496,6 +506,18 @@ add(P_VF1, "DNAT TCP G data VF1->EXT, 150 bytes", 1,
     lambda n: up(VF1, n) / TCP(sport=80, dport=33100, flags="PA", seq=b + 1, ack=a + 91, window=509) / data(n, 150))
 add(P_UP, "TCP SYN EXT->VIP:81 (no load balancer there): dropped", 0,
     lambda n: down(n, VIP) / TCP(sport=33101, dport=81, flags="S", seq=a, window=8192))
+
+# VF1 -> EXT3 198.18.102.1: ct(commit,zone=5),ct(commit,zone=9,nat(src=198.19.1.100))
+# in one action list; replies come back through ct(zone=9,nat), ct_clear and recirc
+EXT3, SNAT3 = "198.18.102.1", "198.19.1.100"
+add(P_VF1, "two ct(): UDP VF1:50200->EXT3:53 committed in zone 5 and zone 9 (SNAT) in one pass", 1,
+    lambda n: up(VF1, n, EXT3) / UDP(sport=50200, dport=53) / data(n, 24))
+add(P_UP, "two ct(): UDP EXT3:53->198.19.1.100:50200 reply, un-SNAT, ct_clear, recirc untracked", 1,
+    lambda n: down(n, SNAT3, EXT3) / UDP(sport=53, dport=50200) / data(n, 48))
+add(P_VF1, "two ct(): UDP VF1:50200->EXT3:53 again (both connections known)", 1,
+    lambda n: up(VF1, n, EXT3) / UDP(sport=50200, dport=53) / data(n, 24))
+add(P_VF1, "two ct(): TCP SYN VF1:40200->EXT3:80", 1,
+    lambda n: up(VF1, n, EXT3) / TCP(sport=40200, dport=80, flags="S", seq=7000, window=8192), snap="two-ct")
 
 # Bad L4 checksums, last in phase 1 so that what they change cannot spread: OVS 3.1's
 # conntrack verifies TCP, UDP and ICMP(v6) checksums of frames that carry no checksum
