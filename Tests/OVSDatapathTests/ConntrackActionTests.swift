@@ -76,6 +76,21 @@ struct ConntrackActionTests {
         #expect(family?.message.contains("IPv4 flow") == true)
     }
 
+    /// The kernel's parse_ct/parse_nat: setting ct_mark or ct_labels, and setting up NAT
+    /// (src or dst), need commit (force_commit implies it); a bare nat does not.
+    @Test func markLabelsAndNATSetupNeedCommit() throws {
+        let mark = Self.refusal(ip4, "ct(mark=0x1/0xff)")
+        #expect(mark?.errno == 22)
+        #expect(mark?.message.contains("commit") == true)
+        #expect(Self.refusal(ip4, "ct(zone=3,label=0x1/0xff)")?.errno == 22)
+        let nat = Self.refusal(ip4, "ct(nat(src=198.19.0.1))")
+        #expect(nat?.errno == 22)
+        #expect(nat?.message.contains("commit") == true)
+        #expect(Self.refusal(ip4, "ct(nat(dst=198.19.0.1:80))")?.errno == 22)
+        #expect(try Self.ct(ip4, "ct(force_commit,mark=0x1/0xff,nat(src=198.19.0.1))").forceCommit)
+        #expect(try Self.ct(ip4, "ct(zone=1,nat)").nat == NATSpec(kind: .none))
+    }
+
     /// The text parser refuses reversed ranges itself; netlink input reaches the decoder.
     @Test func rangesThatEndBelowTheirStartAreRefused() throws {
         func nat(_ build: (inout AttributeWriter) -> Void) -> ActionError? {
