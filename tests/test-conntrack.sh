@@ -120,6 +120,7 @@ dpctl flush-conntrack
 dpctl ct-set-maxconns 3000000 >/dev/null
 check "ct-set-limits zone=1,limit=5" dpctl ct-set-limits zone=1,limit=5
 check_match "ct-get-limits shows it" 'zone=1,limit=5,count=0' "$(dpctl ct-get-limits zone=1)"
+check_eq "ct-get-limits ends its last line, as ovs-dpctl" 2 "$(dpctl ct-get-limits zone=1 | wc -l)"
 check_eq "zone 1 takes 5 connections" "5 3" "$(churn vm0 198.19.0.2 80 8)"
 check_eq "zone 2 is not limited" "8 0" "$(churn vm0 198.18.0.2 80 8)"
 check "ct-del-limits zone=1" dpctl ct-del-limits zone=1

@@ -213,7 +213,8 @@ struct ConntrackGetLimits: ParsableCommand {
             let m = try s.request(Family.conntrack, ConntrackCmd.limitsGet) { w in
                 for z in a.zones { w.putU16(ConntrackAttr.zone, z) }
             }
-            if let t = try m.first.flatMap({ try AttributeParser.parse($0.attributes).string(ConntrackAttr.text) }) { Out.write(t) }
+            // ct_dpif_format_zone_limits ends without a newline; dpctl prints "%s\n".
+            if let t = try m.first.flatMap({ try AttributeParser.parse($0.attributes).string(ConntrackAttr.text) }) { Out.line(t) }
         }
     }
 }
