@@ -30,8 +30,11 @@ enum ConntrackService {
             }
         case ConntrackCmd.flush:
             var filter: CTTupleFilter?
-            if let text = try a.string(ConntrackAttr.tuple) {
-                do { filter = try CTTupleFilter.parse(original: text) } catch { throw RequestError(EINVAL, "flush-conntrack: \(error)") }
+            let originalText = try a.string(ConntrackAttr.tuple), replyText = try a.string(ConntrackAttr.replyTuple)
+            if originalText != nil || replyText != nil {
+                do { filter = try CTTupleFilter.parse(original: originalText ?? "", reply: replyText) } catch {
+                    throw RequestError(EINVAL, "flush-conntrack: \(error)")
+                }
             }
             let n = tracker.flush(zone: zones.first, tuple: filter)
             reply { $0.putU32(ConntrackAttr.count, UInt32(clamping: n)) }
