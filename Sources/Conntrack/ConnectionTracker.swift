@@ -12,6 +12,8 @@ public final class ConnectionTracker: Sendable {
         var nextID: UInt32 = 1
         var limits = Limits()
         var sequenceCheck = true
+        /// Whether an offload engine takes the events; without one none are kept.
+        var reportsOffloadEvents = true
         var events: [CTOffloadEvent] = []
         var refusedCommits: UInt64 = 0
         var natExhausted: UInt64 = 0
@@ -57,6 +59,16 @@ public final class ConnectionTracker: Sendable {
     public var tcpSequenceCheck: Bool {
         get { state.withLock { $0.sequenceCheck } }
         set { state.withLock { $0.sequenceCheck = newValue } }
+    }
+
+    /// Whether `.established`/`.removed` events are queued for `takeOffloadEvents`: only
+    /// when something takes them, else the queue grows by one per connection for good.
+    public var reportsOffloadEvents: Bool {
+        get { state.withLock { $0.reportsOffloadEvents } }
+        set { state.withLock { s in
+            s.reportsOffloadEvents = newValue
+            if !newValue { s.events.removeAll() }
+        } }
     }
 
     /// Live and not yet swept connections.
