@@ -105,6 +105,7 @@ one=$(dpctl dump-conntrack zone=2 | head -n 1 | sed -n 's/^tcp,orig=(src=\([^,]*
 n2=$(dpctl dump-conntrack zone=2 | wc -l)
 check "flush-conntrack zone=2 with one tuple" dpctl flush-conntrack zone=2 "$one"
 check_eq "exactly that connection is gone" $((n2 - 1)) "$(dpctl dump-conntrack zone=2 | wc -l)"
+check_fails "flushing that 5-tuple again fails (ENOENT), as ovs-dpctl" dpctl flush-conntrack zone=2 "$one"
 # ovs-dpctl's second tuple: the reply direction (here the NATed side).
 rpl=$(dpctl dump-conntrack zone=2 | head -n 1 | sed -n 's/.*,reply=(src=\([^,]*\),dst=\([^,]*\),sport=\([0-9]*\),dport=\([0-9]*\)).*/ct_nw_src=\1,ct_nw_dst=\2,ct_tp_src=\3,ct_tp_dst=\4/p')
 check "flush-conntrack zone=2 with an original and a reply tuple" dpctl flush-conntrack zone=2 ct_nw_proto=6 "$rpl"

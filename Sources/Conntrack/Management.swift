@@ -120,7 +120,7 @@ public struct CTTupleFilter: Sendable, Equatable {
 
     /// The whole original 5-tuple given and no reply side: OVS then flushes that one
     /// connection directly (in zone 0 when no zone is given).
-    var isFiveTuple: Bool {
+    public var isFiveTuple: Bool {
         guard reply.isZero, isIPv6 != nil, proto != 0, original.src != 0, original.dst != 0 else { return false }
         if proto == IPProto.icmp || proto == 58 { return true }
         return original.srcPort != 0 && original.dstPort != 0
