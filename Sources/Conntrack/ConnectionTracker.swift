@@ -158,7 +158,7 @@ public final class ConnectionTracker: Sendable {
                 }
                 outcome.mark = c.mark
                 outcome.label = c.label
-                if action.commit { setMarkAndLabel(&s, id: hit.id, action: action, outcome: &outcome) }
+                if action.commits { setMarkAndLabel(&s, id: hit.id, action: action, outcome: &outcome) }
                 noteOffloadCandidate(&s, id: hit.id)
             }
         } else if packet.related {
@@ -181,7 +181,7 @@ public final class ConnectionTracker: Sendable {
                            now: UInt64, partial: Bool) -> Outcome {
         guard let proto = newProtocolState(packet: packet, frame: frame) else { return Outcome(state: .invalid) }
         var outcome = Outcome(state: .new)
-        guard action.commit else { return outcome }
+        guard action.commits else { return outcome }
         let bucket = s.limits.bucket(for: packet.tuple.zone)
         guard s.limits.admits(bucket), s.connections.count < Int(s.limits.maxConnections) else {
             s.refusedCommits += 1

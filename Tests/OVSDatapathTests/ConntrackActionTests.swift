@@ -129,6 +129,24 @@ struct ConntrackActionTests {
         #expect(d.conntrack.takeOffloadEvents().count == 0)
     }
 
+    /// force_commit implies commit (the kernel's parse_ct falls through to commit): a
+    /// ct(force_commit) flow commits connections and sets their mark.
+    @Test func forceCommitCommits() throws {
+        let a = try Self.ct(ip4, "ct(force_commit,mark=0x7/0xff)")
+        let tracker = ConnectionTracker()
+        var f = Self.udpFrame(src: 0xc612_0001, dst: 0xc612_0102, sport: 5000, dport: 53)
+        var key = FlowKey()
+        f.withUnsafeMutableBytes { raw in
+            guard case .success(let offsets) = FlowExtractor.extract(raw.baseAddress!, length: raw.count, into: &key) else {
+                Issue.record("frame does not parse")
+                return
+            }
+            tracker.execute(a, frame: raw.baseAddress!, length: raw.count, offsets: offsets, key: &key, now: 1_000_000_000)
+        }
+        #expect(tracker.connectionCount == 1)
+        #expect(key[.ctMark] == 7)
+    }
+
     /// The text parser refuses reversed ranges itself; netlink input reaches the decoder.
     @Test func rangesThatEndBelowTheirStartAreRefused() throws {
         func nat(_ build: (inout AttributeWriter) -> Void) -> ActionError? {
