@@ -12,6 +12,8 @@ public final class ConnectionTracker: Sendable {
         var nextID: UInt32 = 1
         var limits = Limits()
         var sequenceCheck = true
+        /// Whether an offload engine takes the events; without one none are kept.
+        var reportsOffloadEvents = true
         var events: [CTOffloadEvent] = []
         var refusedCommits: UInt64 = 0
         var natExhausted: UInt64 = 0
@@ -57,6 +59,16 @@ public final class ConnectionTracker: Sendable {
     public var tcpSequenceCheck: Bool {
         get { state.withLock { $0.sequenceCheck } }
         set { state.withLock { $0.sequenceCheck = newValue } }
+    }
+
+    /// Whether `.established`/`.removed` events are queued for `takeOffloadEvents`: only
+    /// when something takes them, else the queue grows by one per connection for good.
+    public var reportsOffloadEvents: Bool {
+        get { state.withLock { $0.reportsOffloadEvents } }
+        set { state.withLock { s in
+            s.reportsOffloadEvents = newValue
+            if !newValue { s.events.removeAll() }
+        } }
     }
 
     /// Live and not yet swept connections.
@@ -151,7 +163,7 @@ public final class ConnectionTracker: Sendable {
                 }
                 outcome.mark = c.mark
                 outcome.label = c.label
-                if action.commit { setMarkAndLabel(&s, id: hit.id, action: action, outcome: &outcome) }
+                if action.commits { setMarkAndLabel(&s, id: hit.id, action: action, outcome: &outcome) }
                 noteOffloadCandidate(&s, id: hit.id)
             }
         } else if packet.related {
@@ -174,7 +186,7 @@ public final class ConnectionTracker: Sendable {
                            now: UInt64, partial: Bool) -> Outcome {
         guard let proto = newProtocolState(packet: packet, frame: frame) else { return Outcome(state: .invalid) }
         var outcome = Outcome(state: .new)
-        guard action.commit else { return outcome }
+        guard action.commits else { return outcome }
         let bucket = s.limits.bucket(for: packet.tuple.zone)
         guard s.limits.admits(bucket), s.connections.count < Int(s.limits.maxConnections) else {
             s.refusedCommits += 1

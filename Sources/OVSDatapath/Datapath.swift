@@ -62,6 +62,8 @@ public final class Datapath: @unchecked Sendable {
         table = FlowTable(rcu: rcu)
         marks = FlowMarkTable(rcu: rcu)
         upcalls = try UpcallQueue()
+        // No hardware CT table takes the tracker's offload events yet: keep none.
+        conntrack.reportsOffloadEvents = false
     }
 
     /// The netdev of port 0, the datapath's internal port.
