@@ -114,6 +114,20 @@ check "flush-conntrack zone=2" dpctl flush-conntrack zone=2
 check_eq "zone 2 is empty" 0 "$(dpctl dump-conntrack zone=2 | wc -l)"
 check_ge "zone 1 is untouched" 200 "$(dpctl dump-conntrack zone=1 | wc -l)"
 check_fails "a malformed tuple is refused" dpctl flush-conntrack 'ct_nw_src=1.2.3'
+# A flush whose zone attribute is malformed (4 bytes, not a u16) is EINVAL, not "all zones".
+before=$(dpctl dump-conntrack | wc -l)
+err=$(/usr/bin/python3 - "$ESW_CONTROL" <<'PY'
+import socket, struct, sys
+body = struct.pack("=BBHi", 2, 1, 0, 0) + struct.pack("=HHI", 8, 1, 1)   # flush, zone attr of 4 bytes
+m = struct.pack("=IHHII", 16 + len(body), 0x26, 1 | 4, 1, 0) + body
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); s.settimeout(3); s.connect(sys.argv[1]); s.send(m)
+d = s.recv(65536)
+ln, t = struct.unpack_from("=IH", d, 0)
+print(-struct.unpack_from("=i", d, 16)[0] if t == 2 else "reply")
+PY
+)
+check_eq "a flush with a malformed zone attribute is EINVAL" 22 "$err"
+check_eq "and flushes nothing" "$before" "$(dpctl dump-conntrack | wc -l)"
 check "flush-conntrack" dpctl flush-conntrack
 check_eq "the tracker is empty" 0 "$(dpctl dump-conntrack | wc -l)"
 
