@@ -31,6 +31,26 @@ public final class FlowMask: @unchecked Sendable {
         return FlowHash.finish(h)
     }
 
+    /// Whether `key` under this mask equals an entry's masked key (its significant
+    /// words, inline then out of line).
+    @inlinable
+    public func matches(_ key: borrowing FlowKey, entry e: ClassifierEntry) -> Bool {
+        let k = key.words.span, m = bits.words.span
+        var diff: UInt64 = 0
+        let inline = Swift.min(wordCount, ClassifierEntry.inlineWords)
+        for j in 0..<inline {
+            let i = Int(wordIndex[j])
+            diff |= (k[i] & m[i]) ^ e.head[j]
+        }
+        if wordCount > inline, let t = e.tail {
+            for j in inline..<wordCount {
+                let i = Int(wordIndex[j])
+                diff |= (k[i] & m[i]) ^ t[j - inline]
+            }
+        }
+        return diff == 0
+    }
+
     /// `(key & bits) == masked`, over the significant words only.
     @inlinable
     public func matches(_ key: borrowing FlowKey, _ masked: borrowing FlowKey) -> Bool {
@@ -50,16 +70,61 @@ public final class FlowMask: @unchecked Sendable {
 /// An entry of the classifier: a masked key and the mask it was installed with.
 /// Datapath flows and hardware rules subclass it. Entries are immutable once inserted;
 /// only their own counters change.
+///
+/// The masked key is kept compact: only the words the mask touches (every other word of
+/// a masked key is zero), the first `inlineWords` of them in the entry and the rest, for
+/// wide masks, in a small out-of-line block freed with the entry. A full 28-word key
+/// cost 224 bytes an entry; a typical IPv4 megaflow's mask touches 4–7 words.
 open class ClassifierEntry: @unchecked Sendable {
-    /// The key, already masked.
-    public let key: FlowKey
+    /// Significant words kept in the entry itself.
+    public static let inlineWords = 8
+
     public let mask: FlowMask
     public let hash: UInt32
+    /// The masked key's significant words `0..<min(wordCount, inlineWords)`.
+    @usableFromInline let head: InlineArray<8, UInt64>
+    /// Significant words from `inlineWords` on (nil when the mask has no more).
+    @usableFromInline let tail: UnsafeMutablePointer<UInt64>?
+
+    /// The key, already masked (rebuilt from the significant words).
+    public var key: FlowKey {
+        var k = FlowKey()
+        let n = mask.wordCount
+        for j in 0..<n {
+            k.words[Int(mask.wordIndex[j])] = j < Self.inlineWords ? head[j] : tail![j - Self.inlineWords]
+        }
+        return k
+    }
 
     public init(key: FlowKey, mask: FlowMask) {
-        let masked = key.masked(by: mask.bits)
-        self.key = masked
+        let m = mask.bits
+        let n = mask.wordCount
+        var head = InlineArray<8, UInt64>(repeating: 0)
+        var tail: UnsafeMutablePointer<UInt64>?
+        if n > Self.inlineWords { tail = .allocate(capacity: n - Self.inlineWords) }
+        for j in 0..<n {
+            let i = Int(mask.wordIndex[j])
+            let w = key.words[i] & m.words[i]
+            if j < Self.inlineWords { head[j] = w } else { (tail! + (j - Self.inlineWords)).initialize(to: w) }
+        }
+        self.head = head
+        self.tail = tail
         self.mask = mask
-        self.hash = mask.hash(masked)
+        self.hash = mask.hash(key)
+    }
+
+    deinit { tail?.deallocate() }
+
+    /// Whether `other` has the same masked key under the same mask words.
+    public func hasSameKey(as other: ClassifierEntry) -> Bool {
+        guard mask === other.mask || mask.bits == other.mask.bits else { return false }
+        if hash != other.hash { return false }
+        let n = mask.wordCount
+        for j in 0..<n {
+            let a = j < Self.inlineWords ? head[j] : tail![j - Self.inlineWords]
+            let b = j < Self.inlineWords ? other.head[j] : other.tail![j - Self.inlineWords]
+            if a != b { return false }
+        }
+        return true
     }
 }

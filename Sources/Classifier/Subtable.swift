@@ -120,7 +120,7 @@ public final class Subtable: @unchecked Sendable {
                 if v == SlotArray.empty { return nil }
                 if v != SlotArray.deleted && SlotArray.hasTag(v, tag) {
                     let e = SlotArray.entry(v)
-                    let hit = e._withUnsafeGuaranteedRef { $0.hash == h && mask.matches(key, $0.key) }
+                    let hit = e._withUnsafeGuaranteedRef { $0.hash == h && mask.matches(key, entry: $0) }
                     if hit { return e }
                 }
                 i = (i + 1) & m
@@ -197,7 +197,7 @@ public final class Subtable: @unchecked Sendable {
     /// Swaps `old` for `new` (same masked key) in one atomic slot store: readers see
     /// one or the other, never neither.
     func replace(_ old: ClassifierEntry, with new: ClassifierEntry, rcu: QuiescentState) -> Bool {
-        guard new.key == old.key else { return false }
+        guard new.hasSameKey(as: old) else { return false }
         let arr = current.load(ordering: .relaxed).takeUnretainedValue()
         guard let i = slot(of: old, in: arr) else { return false }
         arr.slots[i].store(SlotArray.word(Unmanaged.passRetained(new), hash: new.hash), ordering: .releasing)
