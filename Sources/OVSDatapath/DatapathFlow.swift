@@ -34,7 +34,12 @@ public final class DatapathFlow: ClassifierEntry, @unchecked Sendable {
     public var match: FlowMatch { FlowMatch(key: unmaskedKey?.key ?? key, mask: mask.bits) }
     private let unmaskedKey: KeyBox?
     public let actionBytes: [UInt8]
-    public let actions: [ODPAction]
+    /// The decoded actions. Kept only until the first offload attempt (which reads them
+    /// right after the install decoded them); afterwards decoded again from `actionBytes`
+    /// when asked (tunnel re-evaluation, a restore): a third copy of the actions cost
+    /// about 80 bytes a flow. Control thread only.
+    public var actions: [ODPAction] { decodedActions ?? ((try? ODPAction.decode(actionBytes)) ?? []) }
+    private var decodedActions: [ODPAction]?
     let compiled: ContiguousArray<CompiledAction>
     public let origin: FlowOrigin
     public let createdNanoseconds: UInt64
@@ -48,7 +53,9 @@ public final class DatapathFlow: ClassifierEntry, @unchecked Sendable {
     public internal(set) var hardwareOnly = false
 
     // Control-thread state.
-    public internal(set) var offload: OffloadState = .software(reason: "not attempted")
+    public internal(set) var offload: OffloadState = .software(reason: "not attempted") {
+        didSet { decodedActions = nil }
+    }
     /// Counts of hardware rules this flow had before (a rule replaced or removed keeps its traffic here).
     var hardwareCarried = RuleCounters()
     /// The latest read of the current hardware rule's counters.
@@ -60,7 +67,12 @@ public final class DatapathFlow: ClassifierEntry, @unchecked Sendable {
     /// not added to the flow's: software counts those packets when it runs them.
     public internal(set) var hintMark: UInt32 = 0
     /// Tunnel-dependent offload: which encap/decap the flow's hardware rule relies on.
-    public internal(set) var tunnelDependency: TunnelDependency?
+    public internal(set) var tunnelDependency: TunnelDependency? {
+        get { tunnelBox?.dependency }
+        set { tunnelBox = newValue.map(TunnelDependencyBox.init) }
+    }
+    /// Out of line: most flows have none, and inline it took ~70 bytes of every flow.
+    private var tunnelBox: TunnelDependencyBox?
 
     /// When the hardware rule last matched, as of the latest counter poll (0: never).
     public var hardwareLastUsedNanoseconds: UInt64 { hardwareLatest.lastUsedNanoseconds }
@@ -76,7 +88,7 @@ public final class DatapathFlow: ClassifierEntry, @unchecked Sendable {
         self.ufid = ufid
         unmaskedKey = match.key == match.maskedKey ? nil : KeyBox(match.key)
         self.actionBytes = actionBytes
-        self.actions = actions
+        decodedActions = actions
         self.compiled = ContiguousArray(compiled)
         self.origin = origin
         self.createdNanoseconds = now
@@ -143,6 +155,12 @@ public final class DatapathFlow: ClassifierEntry, @unchecked Sendable {
 final class KeyBox: Sendable {
     let key: FlowKey
     init(_ key: FlowKey) { self.key = key }
+}
+
+/// A flow's tunnel dependency, kept out of line.
+private final class TunnelDependencyBox: Sendable {
+    let dependency: TunnelDependency
+    init(_ d: TunnelDependency) { dependency = d }
 }
 
 /// Flow statistics as the datapath reports them.
