@@ -10,16 +10,17 @@ extension PortIndex {
 }
 
 /// What a hardware rule does, in the hardware's own vocabulary (a driver translates
-/// datapath actions into these).
+/// datapath actions into these). The header rewrites are boxed: inline, the IPv6 one
+/// made every action 96 bytes (every rule's action array paid it).
 public enum HardwareAction: Sendable {
     case forward(PortIndex)
     case drop
     case pushVLAN(tpid: UInt16, tci: UInt16)
     case popVLAN
-    case setEthernet(src: UInt64, srcMask: UInt64, dst: UInt64, dstMask: UInt64)
-    case setIPv4(value: HeaderRewrite.IPv4Fields, mask: HeaderRewrite.IPv4Fields)
-    case setIPv6(value: HeaderRewrite.IPv6Fields, mask: HeaderRewrite.IPv6Fields)
-    case setTransport(proto: UInt8, src: UInt16, srcMask: UInt16, dst: UInt16, dstMask: UInt16)
+    indirect case setEthernet(src: UInt64, srcMask: UInt64, dst: UInt64, dstMask: UInt64)
+    indirect case setIPv4(value: HeaderRewrite.IPv4Fields, mask: HeaderRewrite.IPv4Fields)
+    indirect case setIPv6(value: HeaderRewrite.IPv6Fields, mask: HeaderRewrite.IPv6Fields)
+    indirect case setTransport(proto: UInt8, src: UInt16, srcMask: UInt16, dst: UInt16, dstMask: UInt16)
     /// Prepend the outer headers of a shared encap entry.
     case encap(EncapEntry)
     /// Strip the outer VXLAN headers (the rule matched them as tunnel fields).
