@@ -80,11 +80,12 @@ open class ClassifierEntry: @unchecked Sendable {
     public static let inlineWords = 8
 
     public let mask: FlowMask
-    public let hash: UInt32
     /// The masked key's significant words `0..<min(wordCount, inlineWords)`.
     @usableFromInline let head: InlineArray<8, UInt64>
     /// Significant words from `inlineWords` on (nil when the mask has no more).
     @usableFromInline let tail: UnsafeMutablePointer<UInt64>?
+    /// Last: a subclass's first 4-byte field takes the 4 bytes after it.
+    public let hash: UInt32
 
     /// The key, already masked (rebuilt from the significant words).
     public var key: FlowKey {

@@ -27,52 +27,75 @@ public enum OffloadState: Sendable, Equatable {
 /// modification), its software counters (packet threads add to them), and its
 /// hardware state (control thread).
 public final class DatapathFlow: ClassifierEntry, @unchecked Sendable {
+    // Stored properties in an order that leaves no padding (8-byte fields, then the
+    // small ones; the first fills the 4 bytes after the entry's hash): the object is
+    // 248 bytes (it was 976 with two keys inline).
+    /// The flow mark of its partial-offload rule (0: none). Its hardware counter is
+    /// not added to the flow's: software counts those packets when it runs them.
+    public internal(set) var hintMark: UInt32 = 0
+    private let unmaskedKey: KeyBox?
     public let ufid: UInt128
     /// The match as given: the classifier entry's masked key and shared mask, plus the
     /// given key only where it had bits outside the mask (rare: storing both 28-word
     /// keys here cost 448 bytes a flow, about half the object).
     public var match: FlowMatch { FlowMatch(key: unmaskedKey?.key ?? key, mask: mask.bits) }
-    private let unmaskedKey: KeyBox?
     public let actionBytes: [UInt8]
     /// The decoded actions. Kept only until the first offload attempt (which reads them
     /// right after the install decoded them); afterwards decoded again from `actionBytes`
     /// when asked (tunnel re-evaluation, a restore): a third copy of the actions cost
-    /// about 80 bytes a flow. Control thread only.
+    /// 40 bytes a flow. Control thread only.
     public var actions: [ODPAction] { decodedActions ?? ((try? ODPAction.decode(actionBytes)) ?? []) }
     private var decodedActions: [ODPAction]?
     let compiled: ContiguousArray<CompiledAction>
-    public let origin: FlowOrigin
     public let createdNanoseconds: UInt64
 
     let packetCount = Atomic<UInt64>(0)
     let byteCount = Atomic<UInt64>(0)
     let usedNanoseconds = Atomic<UInt64>(0)
-    let tcpFlagsSeen = Atomic<UInt16>(0)
-
-    /// Installed under skip_sw: software never runs it (set before the flow is published).
-    public internal(set) var hardwareOnly = false
 
     // Control-thread state.
-    public internal(set) var offload: OffloadState = .software(reason: "not attempted") {
-        didSet { decodedActions = nil }
-    }
-    /// Counts of hardware rules this flow had before (a rule replaced or removed keeps its traffic here).
-    var hardwareCarried = RuleCounters()
     /// The latest read of the current hardware rule's counters.
     var hardwareLatest = RuleCounters()
+    /// Counts of hardware rules this flow had before (a rule replaced or removed keeps its traffic here).
+    var hardwareCarried: RuleCounters {
+        get { history?.carried ?? RuleCounters() }
+        set { setHistory(carried: newValue, baseline: hardwareBaseline) }
+    }
     /// Carried plus latest at the last clear: the hardware counts before it, subtracted
     /// when reporting (hardware counters cannot be reset, only read).
-    var hardwareBaseline = RuleCounters()
-    /// The flow mark of its partial-offload rule (0: none). Its hardware counter is
-    /// not added to the flow's: software counts those packets when it runs them.
-    public internal(set) var hintMark: UInt32 = 0
+    var hardwareBaseline: RuleCounters {
+        get { history?.baseline ?? RuleCounters() }
+        set { setHistory(carried: hardwareCarried, baseline: newValue) }
+    }
+    /// Carried and baseline counts, out of line: zero for most flows (never replaced nor
+    /// cleared), and inline they took 48 bytes of every flow.
+    private var history: HardwareHistory?
     /// Tunnel-dependent offload: which encap/decap the flow's hardware rule relies on.
     public internal(set) var tunnelDependency: TunnelDependency? {
         get { tunnelBox?.dependency }
         set { tunnelBox = newValue.map(TunnelDependencyBox.init) }
     }
-    /// Out of line: most flows have none, and inline it took ~70 bytes of every flow.
+    /// Out of line: most flows have none, and inline it took 80 bytes of every flow.
     private var tunnelBox: TunnelDependencyBox?
+    public internal(set) var offload: OffloadState = .software(reason: "not attempted") {
+        didSet { decodedActions = nil }
+    }
+    let tcpFlagsSeen = Atomic<UInt16>(0)
+    public let origin: FlowOrigin
+    /// Installed under skip_sw: software never runs it (set before the flow is published).
+    public internal(set) var hardwareOnly = false
+
+    private func setHistory(carried: RuleCounters, baseline: RuleCounters) {
+        let zero = RuleCounters()
+        if carried == zero && baseline == zero {
+            history = nil
+        } else if let h = history {
+            h.carried = carried
+            h.baseline = baseline
+        } else {
+            history = HardwareHistory(carried: carried, baseline: baseline)
+        }
+    }
 
     /// When the hardware rule last matched, as of the latest counter poll (0: never).
     public var hardwareLastUsedNanoseconds: UInt64 { hardwareLatest.lastUsedNanoseconds }
@@ -155,6 +178,16 @@ public final class DatapathFlow: ClassifierEntry, @unchecked Sendable {
 final class KeyBox: Sendable {
     let key: FlowKey
     init(_ key: FlowKey) { self.key = key }
+}
+
+/// A flow's carried and baseline hardware counts (one object per flow, never shared).
+private final class HardwareHistory {
+    var carried: RuleCounters
+    var baseline: RuleCounters
+    init(carried: RuleCounters, baseline: RuleCounters) {
+        self.carried = carried
+        self.baseline = baseline
+    }
 }
 
 /// A flow's tunnel dependency, kept out of line.
