@@ -49,6 +49,63 @@ func maskBits(_ fields: [FlowField]) -> FlowKey {
         #expect(c.lookupExact(key: key(port: 1, dst: 0xaa, tp: 5), mask: maskBits([.inPort, .ethDst])) != nil)
     }
 
+    /// An entry keeps only the words its mask touches, the first 8 inline and the rest
+    /// out of line: a wide mask (IPv6 addresses, tunnel fields: 14 words) matches on every
+    /// word, a narrow one on its few, and both give their masked key back whole.
+    @Test func compactKeysNarrowAndWide() {
+        let rcu = QuiescentState()
+        let c = Classifier(rcu: rcu)
+        let reader = rcu.registerReader()
+        var wideBits = maskBits([.inPort, .ethSrc, .ethDst, .ipProto, .tpSrc, .tpDst, .tunnelID, .tunnelIPv4Src, .recircID, .ctState])
+        wideBits[.ipv6Src] = ~0
+        wideBits[.ipv6Dst] = ~0
+        wideBits[.tunnelIPv6Src] = ~0
+        let wide = c.mask(for: wideBits)
+        #expect(wide.significantWords > ClassifierEntry.inlineWords)
+        let narrow = c.mask(for: maskBits([.inPort, .tpDst]))
+        #expect(narrow.significantWords < ClassifierEntry.inlineWords)
+
+        func wideKey(_ n: UInt64) -> FlowKey {
+            var k = key(port: 1, dst: 0xaa, tp: 80)
+            k[.ipv6Src] = 0x2001_0db8 << 96 | UInt128(n)
+            k[.ipv6Dst] = 0x2001_0db8 << 96 | 0xffff
+            k[.tunnelIPv6Src] = UInt128(n) << 64 | 7
+            k[.tunnelID] = 42
+            k[.ipTTL] = 64  // outside the mask
+            return k
+        }
+        var entries: [TestEntry] = []
+        for n in 0..<50 as Range<UInt64> {
+            let e = TestEntry(key: wideKey(n), mask: wide, id: Int(n))
+            #expect(e.key == wideKey(n).masked(by: wideBits))
+            #expect(c.insert(e))
+            entries.append(e)
+        }
+        #expect(!c.insert(TestEntry(key: wideKey(7), mask: wide, id: 99)))
+        let n1 = TestEntry(key: key(port: 3, tp: 22), mask: narrow, id: 100)
+        #expect(n1.key == key(port: 3, tp: 22).masked(by: narrow.bits))
+        #expect(c.insert(n1))
+
+        var probed: UInt64 = 0
+        for n in 0..<50 as Range<UInt64> {
+            var k = wideKey(n)
+            k[.ipTTL] = 1
+            let hit = c.lookup(k, reader: reader, probed: &probed)
+            #expect((hit?.takeUnretainedValue() as? TestEntry)?.id == Int(n))
+        }
+        // A difference in the last (out-of-line) word alone is a miss.
+        var miss = wideKey(3)
+        miss[.tunnelIPv6Src] = UInt128(3) << 64 | 8
+        #expect(c.lookup(miss, reader: reader, probed: &probed) == nil)
+        #expect((c.lookup(key(port: 3, dst: 1, tp: 22), reader: reader, probed: &probed)?.takeUnretainedValue() as? TestEntry)?.id == 100)
+
+        // Replace needs the same masked key (compared word by word, inline and out of line).
+        let same = TestEntry(key: wideKey(5), mask: wide, id: 205)
+        #expect(c.replace(entries[5], with: same))
+        #expect(!c.replace(entries[6], with: TestEntry(key: wideKey(60), mask: wide, id: 206)))
+        #expect((c.lookup(wideKey(5), reader: reader, probed: &probed)?.takeUnretainedValue() as? TestEntry)?.id == 205)
+    }
+
     @Test func removeAndSubtableLifecycle() {
         let rcu = QuiescentState()
         let c = Classifier(rcu: rcu)
