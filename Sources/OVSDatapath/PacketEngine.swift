@@ -75,7 +75,7 @@ final class PacketEngine: @unchecked Sendable {
         }
         // The check against the match costs a few word compares; it keeps a packet
         // from ever reaching a flow it does not match, whatever the mark says.
-        guard let flow = dp.marks.flow(mark: mark, port: port.portNumber), flow.mask.matches(key, flow.key) else {
+        guard let flow = dp.marks.flow(mark: mark, port: port.portNumber), flow.mask.matches(key, entry: flow) else {
             dp.counters.staleMark()
             return process(&b, key: &key, offsets: &offsets, depth: 0)
         }
