@@ -28,6 +28,8 @@ public final class HardwareTables: @unchecked Sendable {
     public let maskPool: HardwareResource
     /// Flow marks of partial-offload rules (FlowMarks.swift).
     public let markPool: HardwareResource
+    /// The CT table: two entries per offloaded connection (ConnectionTable.swift).
+    public let ctPool: HardwareResource
     private var markSlots = FlowMarkAllocator()
 
     /// Every rule the driver accepted and has not discarded, whatever its state.
@@ -72,6 +74,8 @@ public final class HardwareTables: @unchecked Sendable {
         maskPool = root.addChild(HardwareResource(name: "masks", size: DataPlaneCapacity.masks,
                                                   sizeMax: DataPlaneCapacity.masks))
         markPool = root.addChild(HardwareResource(name: "marks", size: profile.marks, sizeMax: FlowMarkAllocator.capacity))
+        ctPool = root.addChild(HardwareResource(name: "ct", size: profile.ctEntries, sizeMax: 1 << 22,
+                                                granularity: ConnectionTable.entriesPerConnection))
     }
 
     /// The top-level pools, as devlink lists them.
@@ -83,6 +87,10 @@ public final class HardwareTables: @unchecked Sendable {
 
     // MARK: The three steps
 
+    /// The shadow of a table: chain rules share the masked table's (their key has the
+    /// recirculation id, which no frame at recirc_id 0 matches).
+    func classifier(of table: HardwareTable) -> Classifier { table == .exact ? exact : masked }
+
     /// The pool a rule's table units come from.
     func pool(of rule: HardwareRule) -> HardwareResource { rule.table == .exact ? exactFlows : maskedPool }
 
@@ -92,10 +100,11 @@ public final class HardwareTables: @unchecked Sendable {
         if let f = capabilities.check(key: spec.key, mask: spec.mask) { return .failure(f) }
         if let f = capabilities.check(actions: spec.actions) { return .failure(f) }
         let isExact = HardwareCapabilities.isExactMatchProfile(key: spec.key, mask: spec.mask)
-        let table: HardwareTable = isExact ? .exact : .masked
+        // A rule of a recirculation chain is looked up only by recirculated frames.
+        let table: HardwareTable = spec.key[.recircID] != 0 ? .chain : isExact ? .exact : .masked
         let match = RuleMatch(table: table, key: spec.key.masked(by: spec.mask), mask: spec.mask)
         if isHeld(match) { return .failure(.unsupportedMatch(field: "duplicate of an installed rule")) }
-        let rule = HardwareRule(id: nextRuleID, spec: spec, mask: (isExact ? exact : masked).mask(for: spec.mask),
+        let rule = HardwareRule(id: nextRuleID, spec: spec, mask: classifier(of: table).mask(for: spec.mask),
                                 table: table, units: HardwareCapabilities.units(for: spec.mask))
         nextRuleID += 1
         rules[rule.id] = rule
@@ -108,7 +117,7 @@ public final class HardwareTables: @unchecked Sendable {
     /// Whether a rule (other than one being removed or replaced) holds `m`.
     private func isHeld(_ m: RuleMatch) -> Bool {
         if pendingByMatch[m] != nil { return true }
-        guard let e = (m.table == .exact ? exact : masked).lookupExact(key: m.key, mask: m.mask) else { return false }
+        guard let e = classifier(of: m.table).lookupExact(key: m.key, mask: m.mask) else { return false }
         let r = unsafeDowncast(e, to: HardwareRule.self)
         return !r.retired && !r.removing
     }
@@ -235,7 +244,7 @@ public final class HardwareTables: @unchecked Sendable {
     private func committed(_ r: HardwareRule) {
         r.state = .programmed
         forgetPending(r)
-        let classifier = r.table == .exact ? exact : masked
+        let classifier = classifier(of: r.table)
         if let old = r.replaces {
             classifier.replace(old, with: r)
             old.state = .pending
@@ -258,7 +267,7 @@ public final class HardwareTables: @unchecked Sendable {
     private func unprogram(_ r: HardwareRule) -> Bool {
         guard r.isProgrammed else { return true }
         do { try dataPlane.remove(r.programmed) } catch { return false }
-        (r.table == .exact ? exact : masked).remove(r)
+        classifier(of: r.table).remove(r)
         r.state = .pending
         pool(of: r).markProgrammed(-r.units)
         counterPool.markProgrammed(-1)
@@ -419,8 +428,9 @@ public final class HardwareTables: @unchecked Sendable {
         p.exactEntries = rules
         p.counters = counters
         p.encapEntries = encaps
+        p.ctEntries = ctPool.sizeAfterReload
         try dataPlane.resize(rules: DataPlaneCapacity.rules(p), counters: DataPlaneCapacity.counters(p),
-                             encaps: DataPlaneCapacity.encaps(p))
+                             encaps: DataPlaneCapacity.encaps(p), connections: DataPlaneCapacity.connections(p))
         counterSlots.grow(to: UInt32(clamping: DataPlaneCapacity.counters(p)))
         encapSlots.grow(to: UInt32(clamping: DataPlaneCapacity.encaps(p)))
     }
@@ -428,6 +438,23 @@ public final class HardwareTables: @unchecked Sendable {
     /// Every rule's counters, read from the data plane in one go.
     func allCounters() -> [RuleCounters] {
         dataPlane.allRuleCounters(count: Int(counterSlots.highWater))
+    }
+
+    /// A counter outside any rule (a CT connection's), counted in `counters`.
+    func allocateCounter() -> UInt32? {
+        guard counterPool.reserve(1) else { return nil }
+        guard let c = counterSlots.allocate(now: Sys.monotonicNanoseconds()) else {
+            counterPool.release(1)
+            return nil
+        }
+        counterPool.markProgrammed(1)
+        return c
+    }
+
+    func releaseCounter(_ c: UInt32) {
+        counterSlots.release(c, now: Sys.monotonicNanoseconds())
+        counterPool.markProgrammed(-1)
+        counterPool.release(1)
     }
 
     /// Legacy MAC entries occupy exact-match memory.

@@ -205,6 +205,8 @@ extension PacketTracer {
         case .encap(let e): "tunnel_encap(\(e.key), entry \(e.id))"
         case .decap: "tunnel_decap"
         case .hint(let m): "mark(0x\(String(m.value, radix: 16))),to_representor"
+        case .conntrack(let zone, let nat): "ct(zone=\(zone)\(nat ? ",nat" : ""))"
+        case .recirculate(let id): "goto_chain(recirc_id=0x\(String(id, radix: 16)))"
         }
     }
 
@@ -279,6 +281,10 @@ extension PacketTracer {
                 } else {
                     steps.append("tunnel_decap: the frame was not parsed as VXLAN; nothing removed")
                 }
+            case .conntrack, .recirculate:
+                // A pre-ct rule: the ct and chain steps are traced by conntrackStage.
+                steps.append(describe(a))
+                forwarded = true
             case .hint:
                 // Partial offload: the software datapath runs the flow the mark names.
                 steps.append(describe(a) + ": the software datapath runs the flow this mark names, without classifying")

@@ -1,0 +1,130 @@
+import Packet
+
+// The hardware CT table (mlx5's CT offload): an established connection the tracker
+// hands to the driver becomes two entries, one per direction, each keyed by the zone
+// and the 5-tuple its packets carry at the ct action, giving them the ct_state, mark
+// and label software would, and the direction's NAT rewrite. Both entries count into
+// one hardware counter (the driver ages the connection by its last use).
+
+/// The zone and 5-tuple a packet of one direction carries when it meets `ct`.
+public struct ConnectionTuple: Sendable, Hashable {
+    public var zone: UInt16
+    public var proto: UInt8
+    public var isIPv6: Bool
+    /// IPv4 in the low 32 bits.
+    public var src: UInt128
+    public var dst: UInt128
+    public var srcPort: UInt16
+    public var dstPort: UInt16
+
+    public init(zone: UInt16, proto: UInt8, isIPv6: Bool, src: UInt128, dst: UInt128, srcPort: UInt16, dstPort: UInt16) {
+        self.zone = zone
+        self.proto = proto
+        self.isIPv6 = isIPv6
+        self.src = src
+        self.dst = dst
+        self.srcPort = srcPort
+        self.dstPort = dstPort
+    }
+}
+
+/// What NAT does to one direction's packets: the fields it sets (nil: unchanged).
+public struct ConnectionRewrite: Sendable, Equatable {
+    public var src: UInt128?
+    public var dst: UInt128?
+    public var srcPort: UInt16?
+    public var dstPort: UInt16?
+
+    public init(src: UInt128? = nil, dst: UInt128? = nil, srcPort: UInt16? = nil, dstPort: UInt16? = nil) {
+        self.src = src
+        self.dst = dst
+        self.srcPort = srcPort
+        self.dstPort = dstPort
+    }
+
+    public var isEmpty: Bool { src == nil && dst == nil && srcPort == nil && dstPort == nil }
+}
+
+/// One direction of a connection as the silicon holds it.
+public struct ConnectionDirection: Sendable, Equatable {
+    public var tuple: ConnectionTuple
+    /// The ct_state bits (OVS_CS_F_*) its packets get: +trk+est, +rpl for replies, +snat/+dnat.
+    public var state: UInt8
+    public var rewrite: ConnectionRewrite
+
+    public init(tuple: ConnectionTuple, state: UInt8, rewrite: ConnectionRewrite = ConnectionRewrite()) {
+        self.tuple = tuple
+        self.state = state
+        self.rewrite = rewrite
+    }
+}
+
+/// What the driver asks the hardware to track: a connection of the software tracker.
+public struct HardwareConnectionSpec: Sendable, Equatable {
+    /// The tracker's id for the connection.
+    public var id: UInt64
+    public var original: ConnectionDirection
+    public var reply: ConnectionDirection
+    public var mark: UInt32
+    public var label: UInt128
+
+    public init(id: UInt64, original: ConnectionDirection, reply: ConnectionDirection, mark: UInt32 = 0, label: UInt128 = 0) {
+        self.id = id
+        self.original = original
+        self.reply = reply
+        self.mark = mark
+        self.label = label
+    }
+}
+
+/// A connection as the data plane holds it: both directions and their counter.
+public struct DataPlaneConnection: Sendable, Equatable {
+    public var spec: HardwareConnectionSpec
+    public var counter: UInt32
+
+    public init(spec: HardwareConnectionSpec, counter: UInt32) {
+        self.spec = spec
+        self.counter = counter
+    }
+}
+
+/// A connection in the hardware CT table.
+public final class HardwareConnection: @unchecked Sendable {
+    public let spec: HardwareConnectionSpec
+    public let counter: UInt32
+    public var id: UInt64 { spec.id }
+
+    init(spec: HardwareConnectionSpec, counter: UInt32) {
+        self.spec = spec
+        self.counter = counter
+    }
+
+    var programmed: DataPlaneConnection { DataPlaneConnection(spec: spec, counter: counter) }
+}
+
+/// What the driver's poll reads of an offloaded connection.
+public struct ConnectionActivity: Sendable, Equatable {
+    public var id: UInt64
+    public var counters: RuleCounters
+    /// The pipeline saw a TCP FIN or RST of it and sent that packet (and will send all
+    /// its packets) up the representor: software must tear it down.
+    public var handedBack: Bool
+
+    public init(id: UInt64, counters: RuleCounters, handedBack: Bool) {
+        self.id = id
+        self.counters = counters
+        self.handedBack = handedBack
+    }
+}
+
+/// Why connections stayed in software, by reason (the `ct` resource's refusals).
+public struct ConnectionRefusals: Sendable, Equatable {
+    /// The CT table (or the counters) had no room.
+    public var full: UInt64 = 0
+    /// The hardware cannot track it (protocol, IPv6 NAT, a duplicate tuple).
+    public var unsupported: UInt64 = 0
+    /// The data plane refused the write.
+    public var writeFailed: UInt64 = 0
+
+    public init() {}
+}

@@ -1,0 +1,241 @@
+/* ct.h — connection tracking in the silicon, as mlx5 offloads it: a pre-ct rule
+ * (`ct(zone[,nat]), recirc(id)` or `recirc(id)`) sends the frame through the CT table
+ * and then into the chain of rules matching recirc_id == id, with the ct fields in the
+ * key (the post-ct rule). The frame is not touched until the last rule is known: a CT
+ * miss (a new connection, or one the hardware does not hold), a chain miss or a
+ * recirculation too many sends it up the representor as it arrived, and software
+ * starts over at recirc_id 0. Only then are the NAT rewrites applied (with checksum
+ * updates), every rule and connection on the way counted, and the last rule's actions
+ * run. A TCP FIN or RST that hits a connection marks its entry (the driver hands the
+ * connection back to software) and goes up the representor unmodified, so the
+ * software tracker sees the teardown.
+ *
+ * Included by esw.bpf.c after the lookup, count and action code it uses. */
+#ifndef ESW_CT_H
+#define ESW_CT_H
+
+#define TCP_FIN 0x01
+#define TCP_RST 0x04
+
+static __always_inline void ct_count(__u32 stat)
+{
+    __u64 *v = bpf_map_lookup_elem(&esw_ct_stats, &stat);
+    if (v)
+        *v += 1;
+}
+
+static __always_inline void count_counter(__u32 c, __u32 len)
+{
+    struct esw_rule_counter *rc = bpf_map_lookup_elem(&esw_rule_counters, &c);
+    if (rc) {
+        rc->packets += 1;
+        rc->bytes += len;
+        rc->last_used_ns = bpf_ktime_get_coarse_ns();
+    }
+}
+
+struct chain_ctx {
+    struct esw_chain_list *list;
+    struct esw_scratch *s;
+    struct esw_rule *rule;
+};
+
+/* One chain mask: mask the key and the ct words, probe the chain table. */
+static long probe_chain_mask(__u64 i, struct chain_ctx *c)
+{
+    if (i >= ESW_MAX_MASKS)
+        return 1;
+    __u32 id = c->list->ids[i];
+    struct esw_chain_mask *m = bpf_map_lookup_elem(&esw_chain_masks, &id);
+    if (!m)
+        return 1;
+    struct esw_scratch *s = c->s;
+    s->chain_probe.mask_id = id;
+#pragma unroll
+    for (int w = 0; w < 3; w++)
+        s->chain_probe.ct[w] = s->rc.ct[w] & m->ct[w];
+#pragma unroll
+    for (int w = 0; w < ESW_KEY_WORDS; w++)
+        s->chain_probe.key.w[w] = s->key.w[w] & m->key.w[w];
+    struct esw_rule *r = bpf_map_lookup_elem(&esw_chain, &s->chain_probe);
+    if (!r)
+        return 0;
+    c->rule = r;
+    return 1;
+}
+
+static __always_inline struct esw_rule *lookup_chain(struct esw_scratch *s, __u32 recirc_id)
+{
+    __u32 zero = 0;
+    struct esw_chain_list *l = bpf_map_lookup_elem(&esw_chain_list, &zero);
+    if (!l)
+        return 0;
+    __u32 n = l->count;
+    if (n > ESW_MAX_MASKS)
+        n = ESW_MAX_MASKS;
+    struct chain_ctx c = { .list = l, .s = s };
+    s->chain_probe.recirc_id = recirc_id;
+    bpf_loop(n, probe_chain_mask, &c, 0);
+    return c.rule;
+}
+
+/* Looks the frame's tuple (as the key holds it now) up in the CT table of `zone`.
+ * A hit sets the ct words of the chain key and applies the connection's NAT to the
+ * key (the packet follows at the end). 0: hit; 1: miss; 2: handed back. */
+static __always_inline int ct_lookup(struct esw_scratch *s, __u32 zone, int nat, const struct esw_parsed *ps)
+{
+    struct esw_ct_key k = {};
+    __u64 w11 = s->key.w[11];
+    if (ps->frag || !ps->l4 || (ps->proto != PROTO_TCP && ps->proto != PROTO_UDP))
+        return 1;
+    k.zone = zone;
+    k.proto = ps->proto;
+    k.sport = w11 >> 16;
+    k.dport = w11 >> 32;
+    if (ps->eth_type == ETH_P_IP_) {
+        k.src[1] = s->key.w[12] & 0xffffffff;
+        k.dst[1] = s->key.w[12] >> 32;
+    } else if (ps->eth_type == ETH_P_IPV6_) {
+        k.ipv6 = 1;
+        k.src[0] = s->key.w[13];
+        k.src[1] = s->key.w[14];
+        k.dst[0] = s->key.w[15];
+        k.dst[1] = s->key.w[16];
+    } else {
+        return 1;
+    }
+    struct esw_ct_entry *e = bpf_map_lookup_elem(&esw_ct, &k);
+    if (!e)
+        return 1;
+    if (ps->proto == PROTO_TCP && ((w11 >> 48) & (TCP_FIN | TCP_RST))) {
+        __sync_fetch_and_or(&e->flags, ESW_CT_HANDED_BACK);
+        return 2;
+    }
+    /* Handed back: software tears the connection down; the driver removes the entry. */
+    if (e->flags & ESW_CT_HANDED_BACK)
+        return 2;
+    struct esw_recirc_state *rc = &s->rc;
+    rc->ct[0] = (__u64)e->state | ((__u64)zone << 16) | ((__u64)e->mark << 32);
+    rc->ct[1] = e->label[0];
+    rc->ct[2] = e->label[1];
+    if (rc->cts <= ESW_MAX_RECIRC)
+        rc->ct_counters[rc->cts & ESW_MAX_RECIRC] = e->counter;
+    rc->cts++;
+    if (!nat || !e->nat)
+        return 0;
+    /* The key as the packet will be once rewritten: the chain matches the NATed frame. */
+    if ((e->nat & ESW_CT_NAT_SRC) && !k.ipv6) {
+        s->key.w[12] = (s->key.w[12] & ~0xffffffffull) | e->nat_src;
+        rc->nat_src = e->nat_src;
+    }
+    if ((e->nat & ESW_CT_NAT_DST) && !k.ipv6) {
+        s->key.w[12] = (s->key.w[12] & 0xffffffffull) | ((__u64)e->nat_dst << 32);
+        rc->nat_dst = e->nat_dst;
+    }
+    if (e->nat & ESW_CT_NAT_SRC_PORT) {
+        s->key.w[11] = (s->key.w[11] & ~(0xffffull << 16)) | ((__u64)e->nat_sport << 16);
+        rc->nat_sport = e->nat_sport;
+    }
+    if (e->nat & ESW_CT_NAT_DST_PORT) {
+        s->key.w[11] = (s->key.w[11] & ~(0xffffull << 32)) | ((__u64)e->nat_dport << 32);
+        rc->nat_dport = e->nat_dport;
+    }
+    rc->nat |= e->nat & (k.ipv6 ? (ESW_CT_NAT_SRC_PORT | ESW_CT_NAT_DST_PORT) : 0xf);
+    return 0;
+}
+
+/* Writes the NAT the connections asked for into the packet, with checksum updates
+ * (the header-rewrite code of actions.h, fed with a rewrite action). */
+static __always_inline void apply_nat(struct __sk_buff *skb, struct esw_scratch *s, __u8 proto)
+{
+    struct esw_recirc_state *rc = &s->rc;
+    struct esw_action *a = &s->nat_action;
+    if (rc->nat & (ESW_CT_NAT_SRC | ESW_CT_NAT_DST)) {
+        __builtin_memset(a, 0, sizeof(*a));
+        a->kind = ESW_ACT_SET_IPV4;
+        if (rc->nat & ESW_CT_NAT_SRC) {
+            a->u.ipv4.src = bpf_htonl(rc->nat_src);
+            a->u.ipv4.src_mask = 0xffffffff;
+        }
+        if (rc->nat & ESW_CT_NAT_DST) {
+            a->u.ipv4.dst = bpf_htonl(rc->nat_dst);
+            a->u.ipv4.dst_mask = 0xffffffff;
+        }
+        set_ipv4(skb, a);
+    }
+    if (rc->nat & (ESW_CT_NAT_SRC_PORT | ESW_CT_NAT_DST_PORT)) {
+        __builtin_memset(a, 0, sizeof(*a));
+        a->kind = ESW_ACT_SET_L4;
+        a->arg = proto;
+        if (rc->nat & ESW_CT_NAT_SRC_PORT) {
+            a->u.l4.src = bpf_htons(rc->nat_sport);
+            a->u.l4.src_mask = 0xffff;
+        }
+        if (rc->nat & ESW_CT_NAT_DST_PORT) {
+            a->u.l4.dst = bpf_htons(rc->nat_dport);
+            a->u.l4.dst_mask = 0xffff;
+        }
+        set_l4(skb, a);
+    }
+}
+
+/* A frame that hit a pre-ct rule (ESW_RULE_RECIRC): ct and recirc steps until a rule
+ * that does not recirculate, then that rule's actions. */
+static __noinline int run_recirc(struct __sk_buff *skb, struct esw_scratch *s, const struct esw_parsed *ps,
+                                 struct esw_rule *rule, __u64 port_len)
+{
+    /* (Five arguments at most: the port and the frame's length share one.) */
+    __u32 port = port_len >> 32, len = (__u32)port_len;
+    struct esw_port *p = bpf_map_lookup_elem(&esw_ports, &port);
+    if (!p || !s || !ps || !rule)
+        return TC_ACT_SHOT;
+    struct esw_recirc_state *rc = &s->rc;
+    __builtin_memset(rc, 0, sizeof(*rc));
+    __u32 stat = ESW_CT_STAT_TOO_DEEP;
+    int pass;
+    for (pass = 0; pass <= ESW_MAX_RECIRC; pass++) {
+        rc->rule_counters[pass & ESW_MAX_RECIRC] = rule->counter;
+        rc->rules = pass + 1;
+        if (!(rule->flags & ESW_RULE_RECIRC))
+            break;
+        if (pass == ESW_MAX_RECIRC)
+            goto up;
+        __u32 set_id = rule->action_set;
+        struct esw_action_set *set = bpf_map_lookup_elem(&esw_action_sets, &set_id);
+        if (!set)
+            return TC_ACT_SHOT;
+        /* The driver writes these rules as [ct, recirc] or [recirc] only. */
+        const struct esw_action *last = &set->a[set->count == 2 ? 1 : 0];
+        if (last->kind != ESW_ACT_RECIRC)
+            return TC_ACT_SHOT;
+        if (set->count == 2 && set->a[0].kind == ESW_ACT_CT) {
+            __u32 arg = set->a[0].arg;
+            int r = ct_lookup(s, arg & 0xffff, arg & ESW_CT_ACT_NAT, ps);
+            if (r) {
+                stat = r == 2 ? ESW_CT_STAT_HANDBACK : ESW_CT_STAT_MISS;
+                goto up;
+            }
+            ct_count(ESW_CT_STAT_HIT);
+        }
+        rule = lookup_chain(s, last->arg);
+        if (!rule) {
+            stat = ESW_CT_STAT_CHAIN_MISS;
+            goto up;
+        }
+    }
+    if (rc->nat)
+        apply_nat(skb, s, ps->proto);
+#pragma unroll
+    for (int i = 0; i <= ESW_MAX_RECIRC; i++) {
+        if (i < rc->rules)
+            count_counter(rc->rule_counters[i], len);
+        if (i < rc->cts)
+            count_counter(rc->ct_counters[i], len);
+    }
+    return run_actions(skb, port, rule, ps);
+up:
+    ct_count(stat);
+    return to_representor(skb, port, p);
+}
+
+#endif
