@@ -64,30 +64,15 @@ static long probe_chain_mask(__u64 i, struct chain_ctx *c)
     return 1;
 }
 
-static __always_inline struct esw_rule *lookup_chain(struct esw_scratch *s, __u32 recirc_id)
-{
-    __u32 zero = 0;
-    struct esw_chain_list *l = bpf_map_lookup_elem(&esw_chain_list, &zero);
-    if (!l)
-        return 0;
-    __u32 n = l->count;
-    if (n > ESW_MAX_MASKS)
-        n = ESW_MAX_MASKS;
-    struct chain_ctx c = { .list = l, .s = s };
-    s->chain_probe.recirc_id = recirc_id;
-    bpf_loop(n, probe_chain_mask, &c, 0);
-    return c.rule;
-}
-
 /* Looks the frame's tuple (as the key holds it now) up in the CT table of `zone`.
  * A hit sets the ct words of the chain key and applies the connection's NAT to the
- * key (the packet follows at the end). 0: hit; 1: miss; 2: handed back. */
+ * key (the packet follows at the end). 0: hit, else the ESW_CT_STAT_* of the miss. */
 static __always_inline int ct_lookup(struct esw_scratch *s, __u32 zone, int nat, const struct esw_parsed *ps)
 {
     struct esw_ct_key k = {};
     __u64 w11 = s->key.w[11];
     if (ps->frag || !ps->l4 || (ps->proto != PROTO_TCP && ps->proto != PROTO_UDP))
-        return 1;
+        return ESW_CT_STAT_MISS;
     k.zone = zone;
     k.proto = ps->proto;
     k.sport = w11 >> 16;
@@ -102,56 +87,102 @@ static __always_inline int ct_lookup(struct esw_scratch *s, __u32 zone, int nat,
         k.dst[0] = s->key.w[15];
         k.dst[1] = s->key.w[16];
     } else {
-        return 1;
+        return ESW_CT_STAT_MISS;
     }
     struct esw_ct_entry *e = bpf_map_lookup_elem(&esw_ct, &k);
     if (!e)
-        return 1;
+        return ESW_CT_STAT_MISS;
     if (ps->proto == PROTO_TCP && ((w11 >> 48) & (TCP_FIN | TCP_RST))) {
         __sync_fetch_and_or(&e->flags, ESW_CT_HANDED_BACK);
-        return 2;
+        return ESW_CT_STAT_HANDBACK;
     }
     /* Handed back: software tears the connection down; the driver removes the entry. */
     if (e->flags & ESW_CT_HANDED_BACK)
-        return 2;
+        return ESW_CT_STAT_HANDBACK;
     struct esw_recirc_state *rc = &s->rc;
     rc->ct[0] = (__u64)e->state | ((__u64)zone << 16) | ((__u64)e->mark << 32);
     rc->ct[1] = e->label[0];
     rc->ct[2] = e->label[1];
-    if (rc->cts <= ESW_MAX_RECIRC)
-        rc->ct_counters[rc->cts & ESW_MAX_RECIRC] = e->counter;
+    __u32 i = rc->cts;
+    if (i <= ESW_MAX_RECIRC)
+        rc->ct_counters[i] = e->counter;
     rc->cts++;
     if (!nat || !e->nat)
         return 0;
     /* The key as the packet will be once rewritten: the chain matches the NATed frame. */
-    if ((e->nat & ESW_CT_NAT_SRC) && !k.ipv6) {
+    __u8 n = e->nat & (k.ipv6 ? (ESW_CT_NAT_SRC_PORT | ESW_CT_NAT_DST_PORT) : 0xf);
+    if (n & ESW_CT_NAT_SRC) {
         s->key.w[12] = (s->key.w[12] & ~0xffffffffull) | e->nat_src;
         rc->nat_src = e->nat_src;
     }
-    if ((e->nat & ESW_CT_NAT_DST) && !k.ipv6) {
+    if (n & ESW_CT_NAT_DST) {
         s->key.w[12] = (s->key.w[12] & 0xffffffffull) | ((__u64)e->nat_dst << 32);
         rc->nat_dst = e->nat_dst;
     }
-    if (e->nat & ESW_CT_NAT_SRC_PORT) {
+    if (n & ESW_CT_NAT_SRC_PORT) {
         s->key.w[11] = (s->key.w[11] & ~(0xffffull << 16)) | ((__u64)e->nat_sport << 16);
         rc->nat_sport = e->nat_sport;
     }
-    if (e->nat & ESW_CT_NAT_DST_PORT) {
+    if (n & ESW_CT_NAT_DST_PORT) {
         s->key.w[11] = (s->key.w[11] & ~(0xffffull << 32)) | ((__u64)e->nat_dport << 32);
         rc->nat_dport = e->nat_dport;
     }
-    rc->nat |= e->nat & (k.ipv6 ? (ESW_CT_NAT_SRC_PORT | ESW_CT_NAT_DST_PORT) : 0xf);
+    rc->nat |= n;
+    return 0;
+}
+
+/* One recirculation of the rule in s->rc.rule (a pre-ct rule): its ct action if it has
+ * one, then the chain of its recirc id; the chain's rule replaces s->rc.rule. 0: on
+ * to that rule, else 1 + the ESW_CT_STAT_* of why the frame goes up the representor.
+ * A global function: the verifier checks it once, not once per pass. */
+__noinline int esw_recirc_step(struct esw_scratch *s, const struct esw_parsed *ps)
+{
+    if (!s || !ps)
+        return 1 + ESW_CT_STAT_MISS;
+    __u32 set_id = s->rc.rule.action_set;
+    struct esw_action_set *set = bpf_map_lookup_elem(&esw_action_sets, &set_id);
+    if (!set)
+        return 1 + ESW_CT_STAT_MISS;
+    /* The driver writes these rules as [ct, recirc] or [recirc] only. */
+    __u32 count = set->count;
+    const struct esw_action *last = &set->a[count == 2 ? 1 : 0];
+    if (last->kind != ESW_ACT_RECIRC || count > 2)
+        return 1 + ESW_CT_STAT_MISS;
+    if (count == 2) {
+        if (set->a[0].kind != ESW_ACT_CT)
+            return 1 + ESW_CT_STAT_MISS;
+        __u32 arg = set->a[0].arg;
+        int r = ct_lookup(s, arg & 0xffff, arg & ESW_CT_ACT_NAT, ps);
+        if (r)
+            return 1 + r;
+        ct_count(ESW_CT_STAT_HIT);
+    }
+    __u32 zero = 0;
+    struct esw_chain_list *l = bpf_map_lookup_elem(&esw_chain_list, &zero);
+    if (!l)
+        return 1 + ESW_CT_STAT_CHAIN_MISS;
+    __u32 n = l->count;
+    if (n > ESW_MAX_MASKS)
+        n = ESW_MAX_MASKS;
+    struct chain_ctx c = { .list = l, .s = s };
+    s->chain_probe.recirc_id = last->arg;
+    bpf_loop(n, probe_chain_mask, &c, 0);
+    if (!c.rule)
+        return 1 + ESW_CT_STAT_CHAIN_MISS;
+    s->rc.rule = *c.rule;
     return 0;
 }
 
 /* Writes the NAT the connections asked for into the packet, with checksum updates
  * (the header-rewrite code of actions.h, fed with a rewrite action). */
-static __always_inline void apply_nat(struct __sk_buff *skb, struct esw_scratch *s, __u8 proto)
+__noinline int esw_apply_nat(struct __sk_buff *skb, struct esw_scratch *s, __u32 proto)
 {
+    if (!skb || !s)
+        return 0;
     struct esw_recirc_state *rc = &s->rc;
     struct esw_action *a = &s->nat_action;
+    __builtin_memset(a, 0, sizeof(*a));
     if (rc->nat & (ESW_CT_NAT_SRC | ESW_CT_NAT_DST)) {
-        __builtin_memset(a, 0, sizeof(*a));
         a->kind = ESW_ACT_SET_IPV4;
         if (rc->nat & ESW_CT_NAT_SRC) {
             a->u.ipv4.src = bpf_htonl(rc->nat_src);
@@ -177,6 +208,7 @@ static __always_inline void apply_nat(struct __sk_buff *skb, struct esw_scratch 
         }
         set_l4(skb, a);
     }
+    return 0;
 }
 
 /* A frame that hit a pre-ct rule (ESW_RULE_RECIRC): ct and recirc steps until a rule
@@ -191,51 +223,35 @@ static __noinline int run_recirc(struct __sk_buff *skb, struct esw_scratch *s, c
         return TC_ACT_SHOT;
     struct esw_recirc_state *rc = &s->rc;
     __builtin_memset(rc, 0, sizeof(*rc));
-    __u32 stat = ESW_CT_STAT_TOO_DEEP;
-    int pass;
-    for (pass = 0; pass <= ESW_MAX_RECIRC; pass++) {
-        rc->rule_counters[pass & ESW_MAX_RECIRC] = rule->counter;
+    rc->rule = *rule;
+    int stat = ESW_CT_STAT_TOO_DEEP;
+    for (int pass = 0; pass <= ESW_MAX_RECIRC; pass++) {
+        rc->rule_counters[pass] = rc->rule.counter;
         rc->rules = pass + 1;
-        if (!(rule->flags & ESW_RULE_RECIRC))
-            break;
+        if (!(rc->rule.flags & ESW_RULE_RECIRC))
+            goto last_rule;
         if (pass == ESW_MAX_RECIRC)
-            goto up;
-        __u32 set_id = rule->action_set;
-        struct esw_action_set *set = bpf_map_lookup_elem(&esw_action_sets, &set_id);
-        if (!set)
-            return TC_ACT_SHOT;
-        /* The driver writes these rules as [ct, recirc] or [recirc] only. */
-        const struct esw_action *last = &set->a[set->count == 2 ? 1 : 0];
-        if (last->kind != ESW_ACT_RECIRC)
-            return TC_ACT_SHOT;
-        if (set->count == 2 && set->a[0].kind == ESW_ACT_CT) {
-            __u32 arg = set->a[0].arg;
-            int r = ct_lookup(s, arg & 0xffff, arg & ESW_CT_ACT_NAT, ps);
-            if (r) {
-                stat = r == 2 ? ESW_CT_STAT_HANDBACK : ESW_CT_STAT_MISS;
-                goto up;
-            }
-            ct_count(ESW_CT_STAT_HIT);
-        }
-        rule = lookup_chain(s, last->arg);
-        if (!rule) {
-            stat = ESW_CT_STAT_CHAIN_MISS;
-            goto up;
+            break;
+        int r = esw_recirc_step(s, ps);
+        if (r) {
+            stat = r - 1;
+            break;
         }
     }
-    if (rc->nat)
-        apply_nat(skb, s, ps->proto);
-#pragma unroll
-    for (int i = 0; i <= ESW_MAX_RECIRC; i++) {
-        if (i < rc->rules)
-            count_counter(rc->rule_counters[i], len);
-        if (i < rc->cts)
-            count_counter(rc->ct_counters[i], len);
-    }
-    return run_actions(skb, port, rule, ps);
-up:
     ct_count(stat);
     return to_representor(skb, port, p);
+last_rule:
+    if (rc->nat)
+        esw_apply_nat(skb, s, ps->proto);
+    __u32 rules = rc->rules, cts = rc->cts;
+#pragma unroll
+    for (int i = 0; i <= ESW_MAX_RECIRC; i++) {
+        if (i < rules)
+            count_counter(rc->rule_counters[i], len);
+        if (i < cts)
+            count_counter(rc->ct_counters[i], len);
+    }
+    return run_actions(skb, port, &rc->rule, ps);
 }
 
 #endif

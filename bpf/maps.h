@@ -151,6 +151,7 @@ struct {
 /* What the ct and recirc steps of one frame gathered (ct.h): the ct fields of the
  * chain key, the NAT to apply once the last rule is known, the counters to count. */
 struct esw_recirc_state {
+    struct esw_rule rule;   /* the rule of this pass (a copy: the steps are global functions) */
     __u64 ct[3];
     __u32 rule_counters[ESW_MAX_RECIRC + 1];
     __u32 ct_counters[ESW_MAX_RECIRC + 1];
