@@ -30,6 +30,7 @@ let package = Package(
 
         .target(name: "Packet", swiftSettings: fast),
         .target(name: "Classifier", dependencies: ["Packet"], swiftSettings: fast),
+        .target(name: "Conntrack", dependencies: ["Packet"], swiftSettings: fast),
         .target(name: "NetLinux", dependencies: ["CNetLinux", "Netlink"], swiftSettings: strict),
         .target(name: "Netlink", swiftSettings: strict),
         .target(name: "ODP", dependencies: ["Packet", "Netlink"], swiftSettings: strict),
@@ -37,14 +38,14 @@ let package = Package(
         .target(name: "BPFDataPlane", dependencies: ["ESwitch", "CLibBPF", "NetLinux", "Packet"], swiftSettings: strict,
                 plugins: ["BPFObjectPlugin"]),
         .target(name: "Representors", dependencies: ["ESwitch", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
-        .target(name: "OVSDatapath", dependencies: ["Packet", "Classifier", "ODP", "ESwitch", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: fast),
+        .target(name: "OVSDatapath", dependencies: ["Packet", "Classifier", "Conntrack", "ODP", "ESwitch", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: fast),
         .target(name: "Tunnels", dependencies: ["OVSDatapath", "CMnl", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .target(name: "ControlProtocol", dependencies: [
             "Netlink", "ODP", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),
 
         .executableTarget(name: "eswd", dependencies: [
-            "CNetLinux", "NetLinux", "Netlink", "ODP", "Packet", "ESwitch", "BPFDataPlane", "Representors", "OVSDatapath", "Tunnels", "ControlProtocol",
+            "CNetLinux", "NetLinux", "Netlink", "ODP", "Packet", "Conntrack", "ESwitch", "BPFDataPlane", "Representors", "OVSDatapath", "Tunnels", "ControlProtocol",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
@@ -58,11 +59,12 @@ let package = Package(
         ], swiftSettings: strict),
 
         .testTarget(name: "PacketTests", dependencies: ["Packet"], swiftSettings: strict),
+        .testTarget(name: "ConntrackTests", dependencies: ["Conntrack", "Packet"], swiftSettings: strict),
         .testTarget(name: "ClassifierTests", dependencies: ["Classifier", "Packet"], swiftSettings: strict),
         .testTarget(name: "ODPTests", dependencies: ["ODP", "Packet"], swiftSettings: strict),
         .testTarget(name: "ESwitchTests", dependencies: ["ESwitch", "Packet", "Classifier"], swiftSettings: strict),
         .testTarget(name: "OVSDatapathTests", dependencies: [
-            "OVSDatapath", "ESwitch", "ODP", "Packet", .product(name: "Logging", package: "swift-log"),
+            "OVSDatapath", "Conntrack", "ESwitch", "ODP", "Netlink", "Packet", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "BPFDataPlaneTests", dependencies: ["BPFDataPlane", "ESwitch", "Packet", "NetLinux"], swiftSettings: strict),
         .testTarget(name: "ControlProtocolTests", dependencies: [

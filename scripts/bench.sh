@@ -7,6 +7,7 @@
 #        scripts/bench.sh resources [--quick] [--bin DIR] [--out DIR]   (see bench-resources.sh)
 #        scripts/bench.sh placement [--quick] [--bin DIR] [--out DIR]   (see bench-placement.sh)
 #        scripts/bench.sh hinting [--quick] [--bin DIR] [--out DIR]     (see bench-hinting.sh)
+#        scripts/bench.sh conntrack [--quick] [--bin DIR] [--out DIR]   (see bench-conntrack.sh)
 #
 # Topologies, one after another, in namespaces $ESW_BENCH_PREFIX* (default eswbench-;
 # addresses from 198.18.0.0/15, nothing in the root namespace). The esw ones are the lab
@@ -66,6 +67,8 @@ QUICK=0 CONTROL_PLANE=1 SCALE=1 SCALE_ONLY=0 DATAPLANE=0
 [ "${1:-}" = placement ] && { shift; exec bash "$ROOT/scripts/bench-placement.sh" "$@"; }
 # `bench.sh hinting ...`: partial offload against classification (scripts/bench-hinting.sh).
 [ "${1:-}" = hinting ] && { shift; exec bash "$ROOT/scripts/bench-hinting.sh" "$@"; }
+# `bench.sh conntrack ...`: a stateful ACL on esw and on OVS (scripts/bench-conntrack.sh).
+[ "${1:-}" = conntrack ] && { shift; exec bash "$ROOT/scripts/bench-conntrack.sh" "$@"; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
@@ -143,17 +146,8 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
+. "$ROOT/scripts/bench-lib.sh"
 
-# in_ns NODE CMD...: run CMD in namespace $P<NODE>
-in_ns() { topo_in "$@"; }
-# wait_for SECONDS CMD...: retry CMD every 0.1 s until it succeeds
-wait_for() { topo_wait "$@"; }
-# cputicks: utime+stime (clock ticks) of the switch process so far, 0 if there is none
-cputicks() { if [ -n "$SWPID" ] && [ -r "/proc/$SWPID/stat" ]; then
-                 sed 's/^.*) //' "/proc/$SWPID/stat" | awk '{print $12 + $13}'
-             else echo 0; fi; }
-# median: the median of the numbers on stdin (nan if none)
-median() { sort -g | awk '{a[NR]=$1} END{ if (NR == 0) print "nan"; else print a[int((NR+1)/2)] }'; }
 
 # --- topologies ---------------------------------------------------------------------
 # Each sets CLI_NS SRV_NS DST (the client sends from CLI_NS to DST in SRV_NS) and SWPID.
@@ -201,46 +195,6 @@ setup_esw_vxlan() {
     NOTE_vx=$(flow_note)
     log "esw vxlan: flows: $NOTE_vx"
     CLI_NS=vm0 SRV_NS=remote DST=$TOPO_OVERLAY_REMOTE
-}
-
-# setup_ovs TSO(1|0): OVS 3.1 userspace datapath bridging a <-> b over veth system ports
-setup_ovs() {
-    local tso=$1 O=$D/ovs
-    topo_ns sw a b || die "namespaces"
-    topo_veth a a0 sw sa || die "veth a0/sa"
-    topo_veth b b0 sw sb || die "veth b0/sb"
-    mkdir -p "$O"
-    OVS_ENV=(env OVS_RUNDIR=$O OVS_DBDIR=$O OVS_LOGDIR=$O OVS_SYSCONFDIR=$O)
-    local LOGOPTS="-vconsole:off -vsyslog:off -vfile:info"
-    ovsdb-tool create "$O/conf.db" "$SCHEMA" >/dev/null || die "ovsdb-tool create"
-    ip netns exec "${P}sw" "${OVS_ENV[@]}" ovsdb-server "$O/conf.db" --remote="punix:$O/db.sock" \
-        --pidfile="$O/ovsdb.pid" --detach --no-chdir --log-file="$O/ovsdb.log" --unixctl="$O/ovsdb.ctl" \
-        $LOGOPTS 2>>"$O/ovsdb.err" || die "ovsdb-server"
-    VSCTL="ovs-vsctl --no-syslog --db=unix:$O/db.sock --timeout=10"
-    $VSCTL --no-wait init || die "ovs-vsctl init"
-    if [ "$tso" = 1 ]; then
-        # Read once when ovs-vswitchd starts: set before it runs.
-        $VSCTL --no-wait set Open_vSwitch . other_config:userspace-tso-enable=true || die "userspace-tso-enable"
-    fi
-    ip netns exec "${P}sw" "${OVS_ENV[@]}" ovs-vswitchd "unix:$O/db.sock" --pidfile="$O/vsd.pid" \
-        --detach --no-chdir --log-file="$O/vsd.log" --unixctl="$O/vsd.ctl" $LOGOPTS 2>>"$O/vsd.err" || die "ovs-vswitchd"
-    SWPID=$(cat "$O/vsd.pid")
-    APPCTL="ovs-appctl -t $O/vsd.ctl"
-    $VSCTL add-br br0 -- set bridge br0 datapath_type=netdev || die "add-br"
-    $VSCTL add-port br0 sa || die "add-port sa"
-    $VSCTL add-port br0 sb || die "add-port sb"
-    if [ "$tso" = 1 ]; then
-        grep -qi 'TCP Segmentation Offloading support enabled' "$O/vsd.log" ||
-            log "warning: ovs-vswitchd's log does not say userspace TSO is enabled"
-        NOTE_ovs_tso=$(grep -io 'userspace TCP Segmentation Offloading support enabled' "$O/vsd.log" | head -n 1)
-    else
-        # Without TSO the userspace datapath does not complete checksums of veth frames: senders must.
-        in_ns a ethtool -K a0 tx off >/dev/null 2>&1 || die "ethtool -K a0 tx off"
-        in_ns b ethtool -K b0 tx off >/dev/null 2>&1 || die "ethtool -K b0 tx off"
-    fi
-    ip -n "${P}a" addr add 198.18.1.1/24 dev a0
-    ip -n "${P}b" addr add 198.18.1.2/24 dev b0
-    CLI_NS=a SRV_NS=b DST=198.18.1.2
 }
 
 # setup_veth: a direct veth pair a <-> b
@@ -294,44 +248,7 @@ setup_vxlan_kernel() {
     CLI_NS=a SRV_NS=b DST=198.19.3.2
 }
 
-# --- measurements -------------------------------------------------------------------
-# iperf_once KIND(tcp|udp) TAG: one run; prints "VALUE CPU%" (Gbit/s or kpps; CPU n/a if no switch)
-iperf_once() {
-    local kind=$1 tag=$2 srv cli spid c0 c1 t0 t1 v cpu
-    srv=$D/$tag.srv.json cli=$D/$tag.cli.json
-    timeout $((T + 30)) ip netns exec "$P$SRV_NS" iperf3 -s -1 -J >"$srv" 2>>"$D/iperf3.err" &
-    spid=$!; PIDS+=("$spid")
-    wait_for 5 sh -c "ip netns exec $P$SRV_NS ss -Hltn 'sport = :5201' | grep -q 5201"
-    c0=$(cputicks); t0=$(date +%s%N)
-    if [ "$kind" = tcp ]; then
-        timeout $((T + 20)) ip netns exec "$P$CLI_NS" iperf3 -c "$DST" -t "$T" -J >"$cli" 2>>"$D/iperf3.err"
-    else
-        timeout $((T + 20)) ip netns exec "$P$CLI_NS" iperf3 -c "$DST" -u -l 64 -b 0 -t "$T" -J >"$cli" 2>>"$D/iperf3.err"
-    fi
-    c1=$(cputicks); t1=$(date +%s%N)
-    wait "$spid" 2>/dev/null
-    v=$("$PY" - "$kind" "$srv" <<'EOF'
-import json, sys
-kind, path = sys.argv[1], sys.argv[2]
-try:
-    e = json.load(open(path))["end"]
-    if kind == "tcp":
-        print("%.3f" % (e["sum_received"]["bits_per_second"] / 1e9))
-    else:
-        # The receiver's view: datagrams that arrived = packets - lost_packets, over its time.
-        s = e["sum"]
-        got = s["packets"] - s["lost_packets"]
-        print("%.1f" % (got / s["seconds"] / 1e3))
-except Exception:
-    print("0")
-EOF
-)
-    if [ -n "$SWPID" ]; then
-        cpu=$(awk -v a="$c0" -v b="$c1" -v s="$t0" -v e="$t1" -v hz="$HZ" 'BEGIN{printf "%.0f", (b-a)/hz/((e-s)/1e9)*100}')
-    else cpu=n/a; fi
-    echo "$v $cpu"
-}
-
+# --- measurements (iperf_once: scripts/bench-lib.sh) -----------------------------------
 # ping_stats: prints "P50 P99 LOSS%" in ms
 ping_stats() {
     in_ns "$CLI_NS" ping -c "$PINGS" -i 0.01 -W 1 "$DST" 2>/dev/null | "$PY" -c '

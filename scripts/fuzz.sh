@@ -7,10 +7,11 @@
 # decoder + ODP key/action decoders), request (the daemon's whole request path for flow
 # puts and packet executes: decode, validate, compile actions, install in a datapath,
 # execute on a packet), packet (FlowExtractor and VXLAN decapsulation on arbitrary
-# bytes). Default: all four, 60 s each.
+# bytes), conntrack (the connection tracker on arbitrary frames with varied ct()
+# actions; rewritten frames must keep valid checksums). Default: all five, 60 s each.
 #
 # The Sources/ modules a target needs (Packet, Netlink, ODP; for request also
-# Classifier, NetLinux with its C shim, swift-log's Logging, ESwitch, OVSDatapath) are
+# Classifier, Conntrack, NetLinux with its C shim, swift-log's Logging, ESwitch, OVSDatapath) are
 # compiled directly with swiftc into Fuzz/.build/ (never the package's .build),
 # instrumented for libFuzzer and AddressSanitizer (FUZZ_SANITIZE overrides
 # "fuzzer,address"), and linked with the entry point in Fuzz/Targets/TARGET.swift.
@@ -28,7 +29,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 FUZZ=$ROOT/Fuzz
 BUILD=$FUZZ/.build
-ALL_TARGETS=(odp-text netlink request packet)
+ALL_TARGETS=(odp-text netlink request packet conntrack)
 
 TIME=60
 BUILD_ONLY=0
@@ -60,17 +61,18 @@ module_deps() {
     case "$1" in
         Packet|Netlink|Logging) echo "" ;;
         ODP) echo "Packet Netlink" ;;
-        Classifier) echo "Packet" ;;
+        Classifier|Conntrack) echo "Packet" ;;
         NetLinux) echo "Netlink" ;;
         ESwitch) echo "Packet Classifier NetLinux Logging" ;;
-        OVSDatapath) echo "Packet Classifier ODP ESwitch NetLinux Logging" ;;
+        OVSDatapath) echo "Packet Classifier Conntrack ODP ESwitch NetLinux Logging" ;;
     esac
 }
 target_modules() {
     case "$1" in
         odp-text|netlink) echo "Packet Netlink ODP" ;;
-        request) echo "Packet Netlink ODP Classifier Logging NetLinux ESwitch OVSDatapath" ;;
+        request) echo "Packet Netlink ODP Classifier Conntrack Logging NetLinux ESwitch OVSDatapath" ;;
         packet) echo "Packet" ;;
+        conntrack) echo "Packet Conntrack" ;;
     esac
 }
 # swift-log's sources, from the package's checkout (resolved on demand).

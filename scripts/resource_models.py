@@ -155,7 +155,7 @@ def send_udp(lab, ports, per_port):
 
 
 def capture(lab, vf_netdev, lo, hi):
-    return subprocess.Popen(lab.ns("vm1", "tcpdump", "-i", vf_netdev, "-n", "-l", "-q", "-p",
+    return subprocess.Popen(lab.ns("vm1", "tcpdump", "--immediate-mode", "-i", vf_netdev, "-n", "-l", "-q", "-p",
                                    f"udp and dst portrange {lo}-{hi}"),
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 

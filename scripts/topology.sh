@@ -139,3 +139,22 @@ topo_vf_flows() {
         "in_port(2),eth(),eth_type(0x0800),ipv4(frag=no) 1" \
         "in_port(2),eth(),eth_type(0x0806),arp() 1" >"$1"
 }
+
+# topo_ct_acl_flows FILE: an OVN-like stateful ACL between VF0 (port 1) and VF1 (port 2)
+# in conntrack zone 1: new TCP to port 80 and UDP to port 53 from VF0 are committed
+# (TCP with ct_mark 5), established traffic passes both ways, related traffic (ICMP
+# errors) back to VF0; anything else new has no flow. ARP passes. IPv4 from VF0 only
+# to 198.19.0.0/24 (other destinations are left to other flows, e.g. SNAT to the uplink).
+topo_ct_acl_flows() {
+    local ip4='eth(),eth_type(0x0800)'
+    printf '%s\n' \
+        "recirc_id(0),in_port(1),eth(),eth_type(0x0806),arp() 2" \
+        "recirc_id(0),in_port(2),eth(),eth_type(0x0806),arp() 1" \
+        "recirc_id(0),in_port(1),$ip4,ipv4(dst=198.19.0.0/255.255.255.0,frag=no) ct(zone=1),recirc(1)" \
+        "recirc_id(0),in_port(2),$ip4,ipv4(frag=no) ct(zone=1),recirc(2)" \
+        "recirc_id(1),ct_state(+new+trk),in_port(1),$ip4,ipv4(proto=6,frag=no),tcp(dst=80) ct(commit,zone=1,mark=0x5/0xff),2" \
+        "recirc_id(1),ct_state(+new+trk),in_port(1),$ip4,ipv4(proto=17,frag=no),udp(dst=53) ct(commit,zone=1),2" \
+        "recirc_id(1),ct_state(-new+est-inv+trk),in_port(1),$ip4,ipv4(frag=no) 2" \
+        "recirc_id(2),ct_state(-new+est-inv+trk),in_port(2),$ip4,ipv4(frag=no) 1" \
+        "recirc_id(2),ct_state(-new-est+rel-inv+trk),in_port(2),$ip4,ipv4(frag=no) 1" >"$1"
+}

@@ -8,6 +8,7 @@ public enum Family {
     public static let packet: UInt16 = 0x23
     public static let devlink: UInt16 = 0x24
     public static let tunnel: UInt16 = 0x25
+    public static let conntrack: UInt16 = 0x26
 }
 
 public enum DatapathCmd {
@@ -239,6 +240,45 @@ public enum TunnelAttr {
     /// u64 array: events, malformed, resyncs, encap rewrites, re-evaluations, keepalives,
     /// solicitations, last rewrite entries, last rewrite nanoseconds.
     public static let statistics: UInt16 = 14
+}
+
+/// The connection tracker's management (ovs-dpctl's dump-conntrack, flush-conntrack and
+/// ct-* commands). Entries and reports come back as the text OVS prints: the tracker
+/// formats them where it keeps them.
+public enum ConntrackCmd {
+    /// One reply per connection (a dump), each one `line`.
+    public static let dump: UInt8 = 1
+    /// Removes connections (all, a zone's, or one tuple's); replies with `count`.
+    public static let flush: UInt8 = 2
+    /// ct-stats-show: replies with `text`.
+    public static let statsGet: UInt8 = 3
+    public static let maxConnectionsSet: UInt8 = 4
+    /// Replies with `count`.
+    public static let maxConnectionsGet: UInt8 = 5
+    /// Nested `limit`s: per zone (or the default when it names no zone).
+    public static let limitsSet: UInt8 = 6
+    /// Replies with `text`; `zone` attributes restrict it to those zones.
+    public static let limitsGet: UInt8 = 7
+    /// Removes the limits of the `zone`s given.
+    public static let limitsDel: UInt8 = 8
+}
+
+public enum ConntrackAttr {
+    /// u16; may repeat where a command takes several zones.
+    public static let zone: UInt16 = 1
+    public static let verbose: UInt16 = 2
+    public static let statistics: UInt16 = 3
+    /// An original-direction tuple as flush-conntrack takes it (ct_nw_src=…,ct_tp_dst=…).
+    public static let tuple: UInt16 = 4
+    /// A formatted entry (dump) or report.
+    public static let line: UInt16 = 5
+    public static let text: UInt16 = 6
+    /// u32: connections flushed, or the maximum number of connections.
+    public static let count: UInt16 = 7
+    /// Nested: `zone` (absent: the default limit) and `limitValue`.
+    public static let limit: UInt16 = 8
+    /// u32
+    public static let limitValue: UInt16 = 9
 }
 
 /// The default control socket of an eSwitch.

@@ -100,3 +100,6 @@ struct FlagNames: Sendable {
         return (result, UInt32.max, j)
     }
 }
+
+/// ct_state bits as OVS names them ("trk|est|rpl"), for traces and messages.
+public func formatCTState(_ bits: UInt8) -> String { FlagNames.ctState.format(UInt32(bits)) }

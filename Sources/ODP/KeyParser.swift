@@ -110,7 +110,7 @@ struct KeyParser {
             return k + 1
         }
         if sc.hasPrefix("ct_tuple4(", at: i) || sc.hasPrefix("ct_tuple6(", at: i) {
-            return fail(i, "ct_tuple4/ct_tuple6 are not supported by esw (no conntrack)")
+            return fail(i, "ct_tuple4/ct_tuple6 are not supported by esw (its flow key has no original-direction tuple)")
         }
         if sc.hasPrefix("tunnel(", at: i) { return parseTunnel(at: i + 7, key: &key, mask: &mask) }
         if sc.hasPrefix("in_port(", at: i) { return parseInPort(at: i + 8, key: &key, mask: &mask) }

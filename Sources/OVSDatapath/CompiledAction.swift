@@ -1,3 +1,4 @@
+import Conntrack
 import ODP
 import Packet
 
@@ -31,6 +32,7 @@ public indirect enum CompiledAction: Sendable {
     case checkPacketLength(size: UInt16, greater: [CompiledAction], lessEqual: [CompiledAction])
     case drop
     case ctClear
+    case conntrack(CTAction)
 }
 
 /// Why a flow's actions were refused: EINVAL (malformed or not valid for the flow, as
@@ -149,8 +151,8 @@ public enum ActionCompiler {
                 out.append(.drop)
             case .ctClear:
                 out.append(.ctClear)
-            case .conntrack:
-                throw .unsupported("ct: esw has no connection tracker; the flow needs conntrack")
+            case .conntrack(let payload):
+                out.append(.conntrack(try ConntrackActionDecoder.decode(payload, ethType: state.ethTypeExact ? state.ethType : nil)))
             case .meter:
                 throw .unsupported("meter: esw has no meters")
             case .addMPLS:
@@ -231,7 +233,7 @@ public enum ActionCompiler {
             guard !masked else { throw .invalid("set(tunnel) cannot be masked") }
             return .setTunnel(try decodeTunnelSet(v))
         case KeyAttr.ctMark, KeyAttr.ctLabels:
-            throw .unsupported("set(\(KeyAttr.name(f.attribute))) needs conntrack")
+            throw .unsupported("set(\(KeyAttr.name(f.attribute))) is not supported by esw: set it with ct(commit,mark=…/label=…)")
         case KeyAttr.nd:
             throw .unsupported("set(nd) is not supported")
         default:

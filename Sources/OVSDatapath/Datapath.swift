@@ -1,4 +1,5 @@
 import Classifier
+import Conntrack
 import ESwitch
 import Logging
 import NetLinux
@@ -34,6 +35,9 @@ public final class Datapath: @unchecked Sendable {
     public let eswitch: ESwitch?
     public weak var tunnelResolver: TunnelOffloadResolver?
     let normal = NormalSwitch()
+    /// The connection tracker ct() actions run (OVS userspace semantics, one per datapath).
+    public let conntrack = ConnectionTracker()
+    private var lastConntrackSweep: UInt64 = 0
     /// Receives upcalls for `controller` mode and userspace actions (the daemon sends
     /// them to subscribed clients).
     public var upcallListener: ((Upcall) -> Void)?
@@ -390,6 +394,10 @@ public final class Datapath: @unchecked Sendable {
             lastAging = now
             ageFlows(now: now)
             normal.expire(now: now)
+        }
+        if now &- lastConntrackSweep >= 1_000_000_000 {
+            lastConntrackSweep = now
+            _ = conntrack.sweep(now: now)
         }
         if now &- lastRerank >= 1_000_000_000 {
             lastRerank = now

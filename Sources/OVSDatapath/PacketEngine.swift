@@ -1,4 +1,5 @@
 import Classifier
+import Conntrack
 import NetLinux
 import Packet
 import ODP
@@ -232,6 +233,9 @@ final class PacketEngine: @unchecked Sendable {
                 if final { return }
             case .drop:
                 return
+            case .conntrack(let ct):
+                dp.conntrack.execute(ct, frame: b.data, length: b.length, offsets: offsets, key: &key, now: now,
+                                     l4ChecksumPartial: b.offload.checksumPartial)
             case .ctClear:
                 key[.ctState] = 0
                 key[.ctZone] = 0

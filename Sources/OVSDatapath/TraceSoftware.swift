@@ -1,3 +1,4 @@
+import NetLinux
 import ESwitch
 import ODP
 import Packet
@@ -192,6 +193,19 @@ extension PacketTracer {
                 return
             case .ctClear:
                 note("ct_clear")
+                key[.ctState] = 0
+                key[.ctZone] = 0
+                key[.ctMark] = 0
+                key[.ctLabel] = 0
+            case .conntrack(let ct):
+                let before = b.bytes
+                dp.conntrack.execute(ct, frame: b.data, length: b.length, offsets: offsets, key: &key,
+                                     now: Sys.monotonicNanoseconds(), l4ChecksumPartial: b.offload.checksumPartial, dryRun: true)
+                var what = "ct(zone=\(ct.zone)\(ct.commit ? ",commit" : "")\(ct.forceCommit ? ",force_commit" : "")\(ct.nat != nil ? ",nat" : ""))"
+                what += ": ct_state=" + formatCTState(UInt8(truncatingIfNeeded: key[.ctState]))
+                if key[.ctMark] != 0 { what += ", ct_mark=0x" + String(key[.ctMark], radix: 16) }
+                if b.bytes != before { what += ", NAT rewrote the packet" }
+                note(what + " (as the tracker would decide now; the trace commits nothing)")
             }
         }
     }

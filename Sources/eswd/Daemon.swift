@@ -234,6 +234,7 @@ final class Daemon {
             case Family.flow: try datapaths.handleFlow(m, &reply, client: client.fd.raw)
             case Family.packet: try datapaths.handlePacket(m, &reply, client: client)
             case Family.devlink: try devlink.handle(m, &reply)
+            case Family.conntrack: try ConntrackService.handle(m, datapath: datapaths.datapath, &reply)
             case Family.tunnel:
                 guard let t = tunnels else { throw RequestError(ENOTSUP, "no tunnel tracker") }
                 try t.handle(m, &reply)

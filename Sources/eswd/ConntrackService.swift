@@ -1,0 +1,84 @@
+import Conntrack
+import ControlProtocol
+import Glibc
+import Netlink
+import NetLinux
+import OVSDatapath
+
+/// The esw_conntrack family: the datapath's connection tracker for ovs-dpctl's
+/// dump-conntrack, flush-conntrack and ct-* commands. Entries and reports travel as
+/// the text OVS prints, formatted where the tracker keeps them.
+enum ConntrackService {
+    static func handle(_ m: GenericMessage, datapath: Datapath?, _ r: inout ControlServer.Reply) throws(RequestError) {
+        guard let dp = datapath else { throw RequestError(ENODEV, "no datapath (add one with add-dp)") }
+        let tracker = dp.conntrack
+        let a = try RequestAttributes(m.attributes)
+        let zones = zonesGiven(m.attributes)
+        func reply(_ build: (inout AttributeWriter) -> Void) {
+            var w = AttributeWriter()
+            build(&w)
+            r.message(.reply(family: Family.conntrack, command: m.command, sequence: r.sequence, multi: false, attributes: w.bytes))
+        }
+        switch m.command {
+        case ConntrackCmd.dump:
+            let verbose = a.has(ConntrackAttr.verbose), statistics = a.has(ConntrackAttr.statistics)
+            let now = Sys.monotonicNanoseconds()
+            for e in tracker.entries(zone: zones.first, now: now) {
+                var w = AttributeWriter()
+                w.putString(ConntrackAttr.line, ConnectionTracker.format(e, verbose: verbose, statistics: statistics))
+                r.message(.reply(family: Family.conntrack, command: m.command, sequence: r.sequence, multi: true, attributes: w.bytes))
+            }
+        case ConntrackCmd.flush:
+            var filter: CTTupleFilter?
+            if let text = try a.string(ConntrackAttr.tuple) {
+                do { filter = try CTTupleFilter.parse(original: text) } catch { throw RequestError(EINVAL, "flush-conntrack: \(error)") }
+            }
+            let n = tracker.flush(zone: zones.first, tuple: filter)
+            reply { $0.putU32(ConntrackAttr.count, UInt32(clamping: n)) }
+        case ConntrackCmd.statsGet:
+            let st = tracker.statistics(zone: zones.first, now: Sys.monotonicNanoseconds())
+            let text = ConnectionTracker.formatStatistics(st, verbose: a.has(ConntrackAttr.verbose))
+            reply { $0.putString(ConntrackAttr.text, text) }
+        case ConntrackCmd.maxConnectionsSet:
+            guard let n = try a.u32(ConntrackAttr.count) else { throw RequestError(EINVAL, "ct-set-maxconns: no maximum given") }
+            tracker.maxConnections = n
+        case ConntrackCmd.maxConnectionsGet:
+            reply { $0.putU32(ConntrackAttr.count, tracker.maxConnections) }
+        case ConntrackCmd.limitsSet:
+            for l in try limitsGiven(m.attributes) { tracker.setZoneLimit(zone: l.zone, limit: l.limit) }
+        case ConntrackCmd.limitsDel:
+            guard !zones.isEmpty else { throw RequestError(EINVAL, "ct-del-limits: no zone given") }
+            for z in zones { tracker.removeZoneLimit(zone: z) }
+        case ConntrackCmd.limitsGet:
+            let l = tracker.zoneLimits(zones: zones.isEmpty ? nil : zones)
+            let text = ConnectionTracker.formatZoneLimits(defaultLimit: l.defaultLimit, zones: l.zones)
+            reply { $0.putString(ConntrackAttr.text, text) }
+        default:
+            throw RequestError(EOPNOTSUPP, "unknown conntrack command \(m.command)")
+        }
+    }
+
+    /// Every `zone` attribute, in order.
+    static func zonesGiven(_ bytes: ArraySlice<UInt8>) -> [UInt16] {
+        ((try? AttributeParser.parse(bytes)) ?? []).compactMap { $0.type == ConntrackAttr.zone ? try? $0.u16() : nil }
+    }
+
+    static func limitsGiven(_ bytes: ArraySlice<UInt8>) throws(RequestError) -> [(zone: UInt16?, limit: UInt32)] {
+        var out: [(zone: UInt16?, limit: UInt32)] = []
+        do {
+            for a in try AttributeParser.parse(bytes) where a.type == ConntrackAttr.limit {
+                let subs = try a.nestedAttributes()
+                guard let l = subs.first(where: { $0.type == ConntrackAttr.limitValue }) else {
+                    throw RequestError(EINVAL, "ct-set-limits: a limit without a value")
+                }
+                out.append((try subs.first(where: { $0.type == ConntrackAttr.zone })?.u16(), try l.u32()))
+            }
+        } catch let e as RequestError {
+            throw e
+        } catch {
+            throw RequestError(EINVAL, "ct-set-limits: \(error)")
+        }
+        guard !out.isEmpty else { throw RequestError(EINVAL, "ct-set-limits: no limit given") }
+        return out
+    }
+}
