@@ -220,7 +220,7 @@ struct esw_ct_key {
 #define ESW_CT_HANDED_BACK   1u   /* flags: a FIN or RST hit the entry; software tears it down */
 
 struct esw_ct_entry {
-    __u32 counter;          /* in esw_rule_counters: both directions count into one */
+    __u32 counter;          /* in esw_rule_counters: one per direction */
     __u32 flags;            /* ESW_CT_HANDED_BACK, set by the pipeline */
     __u8 state;             /* ct_state (OVS_CS_F_*) the packet gets */
     __u8 nat;               /* ESW_CT_NAT_* */

@@ -111,9 +111,9 @@ extension BPFDataPlane {
     private func writeConnection(_ c: DataPlaneConnection, into m: Maps, handedBack: Bool) throws(DataPlaneError) {
         let s = c.spec
         var written: [[UInt8]] = []
-        for d in [s.original, s.reply] {
+        for (d, counter) in [(s.original, c.originalCounter), (s.reply, c.replyCounter)] {
             let key = Layout.ctKey(d.tuple)
-            var entry = Layout.ctEntry(d, mark: s.mark, label: s.label, counter: c.counter)
+            var entry = Layout.ctEntry(d, mark: s.mark, label: s.label, counter: counter)
             if handedBack { entry[4] = UInt8(Layout.ctHandedBack) }
             do { try update(m.ct, key, entry, "ct entry") } catch {
                 for k in written { delete(m.ct, k) }
@@ -124,7 +124,7 @@ extension BPFDataPlane {
     }
 
     public func removeConnection(_ c: DataPlaneConnection) throws(DataPlaneError) {
-        guard connectionsHeld[c.spec.id]?.counter == c.counter else { return }
+        guard connectionsHeld[c.spec.id]?.originalCounter == c.originalCounter else { return }
         delete(maps.ct, Layout.ctKey(c.spec.original.tuple))
         delete(maps.ct, Layout.ctKey(c.spec.reply.tuple))
         connectionsHeld[c.spec.id] = nil

@@ -2,8 +2,8 @@ import NetLinux
 import Packet
 
 /// The driver's side of the hardware CT table: which connections the silicon tracks,
-/// the `ct` resource (two entries a connection, one per direction) and one hardware
-/// counter each. Programming is synchronous (not through the offload engine's models):
+/// the `ct` resource (two entries a connection, one per direction) and a hardware
+/// counter per direction. Programming is synchronous (not through the offload engine's models):
 /// `add` returns once both entries are in the data plane, or with the reason they are
 /// not; a connection is offloaded only while its entries are in the silicon.
 /// Control thread only.
@@ -57,17 +57,24 @@ public final class ConnectionTable: @unchecked Sendable {
             refusals.full += 1
             return .failure(.noSpace(table: "ct"))
         }
-        guard let counter = tables.allocateCounter() else {
+        guard let original = tables.allocateCounter() else {
             pool.release(Self.entriesPerConnection)
             refusals.full += 1
             return .failure(.noSpace(table: "counters"))
         }
-        let c = HardwareConnection(spec: spec, counter: counter)
-        dataPlane.resetCounter(counter)
+        guard let reply = tables.allocateCounter() else {
+            tables.releaseCounter(original)
+            pool.release(Self.entriesPerConnection)
+            refusals.full += 1
+            return .failure(.noSpace(table: "counters"))
+        }
+        let c = HardwareConnection(spec: spec, originalCounter: original, replyCounter: reply)
+        dataPlane.resetCounters([original, reply])
         do {
             try dataPlane.programConnection(c.programmed)
         } catch {
-            tables.releaseCounter(counter)
+            tables.releaseCounter(original)
+            tables.releaseCounter(reply)
             pool.release(Self.entriesPerConnection)
             refusals.writeFailed += 1
             return .failure(error.offloadFailure)
@@ -88,7 +95,8 @@ public final class ConnectionTable: @unchecked Sendable {
         connections[id] = nil
         tupleOwners[c.spec.original.tuple] = nil
         tupleOwners[c.spec.reply.tuple] = nil
-        tables.releaseCounter(c.counter)
+        tables.releaseCounter(c.originalCounter)
+        tables.releaseCounter(c.replyCounter)
         pool.markProgrammed(-Self.entriesPerConnection)
         pool.release(Self.entriesPerConnection)
         return true
@@ -102,9 +110,10 @@ public final class ConnectionTable: @unchecked Sendable {
     /// Every connection's counters (from a counter snapshot, see ESwitch.counterSnapshot)
     /// and whether the pipeline handed it back to software.
     public func activity(counters snapshot: [RuleCounters]) -> [ConnectionActivity] {
-        connections.values.map { c in
-            let n = Int(c.counter) < snapshot.count ? snapshot[Int(c.counter)] : dataPlane.ruleCounters(c.counter)
-            return ConnectionActivity(id: c.id, counters: n, handedBack: dataPlane.connectionHandedBack(c.programmed))
+        func read(_ n: UInt32) -> RuleCounters { Int(n) < snapshot.count ? snapshot[Int(n)] : dataPlane.ruleCounters(n) }
+        return connections.values.map { c in
+            ConnectionActivity(id: c.id, original: read(c.originalCounter), reply: read(c.replyCounter),
+                               handedBack: dataPlane.connectionHandedBack(c.programmed))
         }
     }
 }

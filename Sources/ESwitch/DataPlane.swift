@@ -310,7 +310,7 @@ public final class InMemoryDataPlane: DataPlane, @unchecked Sendable {
 
     public func removeConnection(_ c: DataPlaneConnection) throws(DataPlaneError) {
         try write("remove ct \(c.spec.id)")
-        guard connections[c.spec.id]?.counter == c.counter else { return }
+        guard connections[c.spec.id]?.originalCounter == c.originalCounter else { return }
         connections[c.spec.id] = nil
         connectionByTuple[c.spec.original.tuple] = nil
         connectionByTuple[c.spec.reply.tuple] = nil

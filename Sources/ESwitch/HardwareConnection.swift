@@ -3,8 +3,8 @@ import Packet
 // The hardware CT table (mlx5's CT offload): an established connection the tracker
 // hands to the driver becomes two entries, one per direction, each keyed by the zone
 // and the 5-tuple its packets carry at the ct action, giving them the ct_state, mark
-// and label software would, and the direction's NAT rewrite. Both entries count into
-// one hardware counter (the driver ages the connection by its last use).
+// and label software would, and the direction's NAT rewrite. Each entry counts into its
+// own hardware counter (the tracker keeps counts per direction).
 
 /// The zone and 5-tuple a packet of one direction carries when it meets `ct`.
 public struct ConnectionTuple: Sendable, Hashable {
@@ -77,44 +77,55 @@ public struct HardwareConnectionSpec: Sendable, Equatable {
     }
 }
 
-/// A connection as the data plane holds it: both directions and their counter.
+/// A connection as the data plane holds it: both directions and their counters.
 public struct DataPlaneConnection: Sendable, Equatable {
     public var spec: HardwareConnectionSpec
-    public var counter: UInt32
+    public var originalCounter: UInt32
+    public var replyCounter: UInt32
 
-    public init(spec: HardwareConnectionSpec, counter: UInt32) {
+    public init(spec: HardwareConnectionSpec, originalCounter: UInt32, replyCounter: UInt32) {
         self.spec = spec
-        self.counter = counter
+        self.originalCounter = originalCounter
+        self.replyCounter = replyCounter
     }
 }
 
 /// A connection in the hardware CT table.
 public final class HardwareConnection: @unchecked Sendable {
     public let spec: HardwareConnectionSpec
-    public let counter: UInt32
+    public let originalCounter: UInt32
+    public let replyCounter: UInt32
     public var id: UInt64 { spec.id }
 
-    init(spec: HardwareConnectionSpec, counter: UInt32) {
+    init(spec: HardwareConnectionSpec, originalCounter: UInt32, replyCounter: UInt32) {
         self.spec = spec
-        self.counter = counter
+        self.originalCounter = originalCounter
+        self.replyCounter = replyCounter
     }
 
-    var programmed: DataPlaneConnection { DataPlaneConnection(spec: spec, counter: counter) }
+    var programmed: DataPlaneConnection {
+        DataPlaneConnection(spec: spec, originalCounter: originalCounter, replyCounter: replyCounter)
+    }
 }
 
 /// What the driver's poll reads of an offloaded connection.
 public struct ConnectionActivity: Sendable, Equatable {
     public var id: UInt64
-    public var counters: RuleCounters
+    public var original: RuleCounters
+    public var reply: RuleCounters
     /// The pipeline saw a TCP FIN or RST of it and sent that packet (and will send all
     /// its packets) up the representor: software must tear it down.
     public var handedBack: Bool
 
-    public init(id: UInt64, counters: RuleCounters, handedBack: Bool) {
+    public init(id: UInt64, original: RuleCounters, reply: RuleCounters, handedBack: Bool) {
         self.id = id
-        self.counters = counters
+        self.original = original
+        self.reply = reply
         self.handedBack = handedBack
     }
+
+    /// The last packet of either direction (CLOCK_MONOTONIC ns, 0: none yet).
+    public var lastUsedNanoseconds: UInt64 { max(original.lastUsedNanoseconds, reply.lastUsedNanoseconds) }
 }
 
 /// Why connections stayed in software, by reason (the `ct` resource's refusals).

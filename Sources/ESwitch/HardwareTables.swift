@@ -102,6 +102,7 @@ public final class HardwareTables: @unchecked Sendable {
         let isExact = HardwareCapabilities.isExactMatchProfile(key: spec.key, mask: spec.mask)
         // A rule of a recirculation chain is looked up only by recirculated frames.
         let table: HardwareTable = spec.key[.recircID] != 0 ? .chain : isExact ? .exact : .masked
+        if let f = Self.checkChain(spec, table: table) { return .failure(f) }
         let match = RuleMatch(table: table, key: spec.key.masked(by: spec.mask), mask: spec.mask)
         if isHeld(match) { return .failure(.unsupportedMatch(field: "duplicate of an installed rule")) }
         let rule = HardwareRule(id: nextRuleID, spec: spec, mask: classifier(of: table).mask(for: spec.mask),
@@ -112,6 +113,18 @@ public final class HardwareTables: @unchecked Sendable {
         for e in rule.encapEntries { e.users += 1 }
         rule.mark?.users += 1
         return .success(rule)
+    }
+
+    /// What the ct/recirc passes of the pipeline (bpf/ct.h) cannot do: a frame parsed
+    /// outer and inner is never recirculated, and a chain rule runs after the frame's NAT
+    /// is decided, so it cannot hand the frame to software with a mark.
+    static func checkChain(_ spec: HardwareRuleSpec, table: HardwareTable) -> OffloadFailure? {
+        let recirculates = spec.actions.contains { if case .recirculate = $0 { true } else { false } }
+        if recirculates && matchesTunnel(spec.mask) { return .unsupportedAction("recirc of a tunnel frame") }
+        if table == .chain && spec.actions.contains(where: { if case .hint = $0 { true } else { false } }) {
+            return .unsupportedAction("mark in a recirculation chain")
+        }
+        return nil
     }
 
     /// Whether a rule (other than one being removed or replaced) holds `m`.

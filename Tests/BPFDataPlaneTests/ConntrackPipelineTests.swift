@@ -11,7 +11,8 @@ import Testing
 struct ConntrackPipelineTests {
     static let lo = PipelineTests.lo, redirect = PipelineTests.redirect
     static let client: UInt32 = 0xC612_0001, server: UInt32 = 0xC612_0002, natAddress: UInt32 = 0xC613_0001
-    static let preCounter: UInt32 = 7, postCounter: UInt32 = 11, replyCounter: UInt32 = 12, connectionCounter: UInt32 = 20
+    static let preCounter: UInt32 = 7, postCounter: UInt32 = 11, replyCounter: UInt32 = 12
+    static let connectionCounter: UInt32 = 20, connectionReplyCounter: UInt32 = 21
     static let trackedEstablished: UInt64 = 0x22, reply: UInt8 = 0x08, snat: UInt8 = 0x40
 
     /// Ethernet + IPv4 + TCP (20-byte header) with `payload` bytes, checksums right.
@@ -92,7 +93,7 @@ struct ConntrackPipelineTests {
             reply: ConnectionDirection(tuple: rep, state: UInt8(trackedEstablished) | reply | snat,
                                        rewrite: ConnectionRewrite(dst: UInt128(client), dstPort: 40000)),
             mark: 3, label: 0)
-        return DataPlaneConnection(spec: spec, counter: connectionCounter)
+        return DataPlaneConnection(spec: spec, originalCounter: connectionCounter, replyCounter: connectionReplyCounter)
     }
 
     /// VF0 is `lo` (the client's side); VF1 (the server's side) is a fake ifindex.
@@ -102,7 +103,7 @@ struct ConntrackPipelineTests {
         try dp.program(Self.preCT(inPort: .vf(1), counter: preCounter + 1))
         try dp.program(Self.postCT(inPort: .vf(0), reply: false, field: .ipv4Src, address: natAddress, to: .vf(1), counter: postCounter))
         try dp.program(Self.postCT(inPort: .vf(1), reply: true, field: .ipv4Dst, address: client, to: .vf(0), counter: replyCounter))
-        for c in [preCounter, preCounter + 1, postCounter, replyCounter, connectionCounter] { dp.resetCounter(c) }
+        for c in [preCounter, preCounter + 1, postCounter, replyCounter, connectionCounter, connectionReplyCounter] { dp.resetCounter(c) }
         if withConnection { try dp.programConnection(Self.connection()) }
         return dp
     }
@@ -144,7 +145,8 @@ struct ConntrackPipelineTests {
         }
         #expect(PipelineTests.ipChecksumOK(r.frame, at: 14) && Self.tcpChecksumOK(r.frame))
         #expect(dp.ruleCounters(Self.replyCounter).packets == 1)
-        #expect(dp.ruleCounters(Self.connectionCounter).packets == 1)
+        #expect(dp.ruleCounters(Self.connectionReplyCounter).packets == 1)
+        #expect(dp.ruleCounters(Self.connectionCounter).packets == 0)
     }
 
     @Test func aCTMissGoesUpTheRepresentorUnmodified() throws {

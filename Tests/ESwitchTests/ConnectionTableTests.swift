@@ -30,15 +30,16 @@ struct ConnectionTableTests {
         let c = try sw.addConnection(Self.spec(id: 1, nat: true)).get()
         #expect(sw.connections.count == 1)
         #expect(sw.tables.ctPool.occupancy == 2 && sw.tables.ctPool.programmed == 2)
-        #expect(sw.tables.counterPool.occupancy == 1)
+        #expect(sw.tables.counterPool.occupancy == 2)
         let hit = dp.lookupConnection(Self.spec(id: 1, nat: true).reply.tuple)
-        #expect(hit?.connection.counter == c.counter)
+        #expect(hit?.connection.replyCounter == c.replyCounter)
         #expect(hit?.direction.rewrite.dst == 0xC612_0001)
         #expect(hit?.direction.state == Self.est | Self.rpl | Self.snat)
-        dp.counters[c.counter] = RuleCounters(packets: 5, bytes: 500, lastUsedNanoseconds: 42)
+        dp.counters[c.replyCounter] = RuleCounters(packets: 5, bytes: 500, lastUsedNanoseconds: 42)
         let a = sw.connections.activity(counters: sw.counterSnapshot())
-        #expect(a == [ConnectionActivity(id: 1, counters: RuleCounters(packets: 5, bytes: 500, lastUsedNanoseconds: 42),
-                                         handedBack: false)])
+        #expect(a == [ConnectionActivity(id: 1, original: RuleCounters(),
+                                         reply: RuleCounters(packets: 5, bytes: 500, lastUsedNanoseconds: 42), handedBack: false)])
+        #expect(a.first?.lastUsedNanoseconds == 42)
         #expect(sw.removeConnection(id: 1))
         #expect(dp.connections.isEmpty)
         #expect(sw.tables.ctPool.occupancy == 0 && sw.tables.counterPool.occupancy == 0)
@@ -70,7 +71,7 @@ struct ConnectionTableTests {
         #expect(sw.addConnection(Self.spec(id: 4, sport: 9)).failure != nil)
         #expect(sw.connections.refusals.writeFailed == 1)
         // A refusal leaves nothing behind.
-        #expect(sw.tables.ctPool.occupancy == 2 && sw.tables.counterPool.occupancy == 1 && dp.connections.count == 1)
+        #expect(sw.tables.ctPool.occupancy == 2 && sw.tables.counterPool.occupancy == 2 && dp.connections.count == 1)
     }
 
     @Test func aHandedBackConnectionIsReportedUntilRemoved() throws {
