@@ -102,6 +102,16 @@ public final class ConnectionTable: @unchecked Sendable {
         return true
     }
 
+    /// The connection whose entry a packet with tuple `t` hits, and whether it is the
+    /// reply direction's (for traces: the shadow of the silicon's CT table).
+    public func lookup(_ t: ConnectionTuple) -> (connection: HardwareConnection, reply: Bool)? {
+        guard let id = tupleOwners[t], let c = connections[id] else { return nil }
+        return (c, c.spec.reply.tuple == t)
+    }
+
+    /// Whether the pipeline marked the connection for software (read from the silicon).
+    public func isHandedBack(_ c: HardwareConnection) -> Bool { dataPlane.connectionHandedBack(c.programmed) }
+
     /// Removes every connection (leaving switchdev mode).
     func removeAll() {
         for id in Array(connections.keys) { remove(id: id) }

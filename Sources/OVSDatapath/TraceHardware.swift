@@ -84,7 +84,19 @@ extension PacketTracer {
             return
         }
         hw.add("result", "hit")
-        hw.add("actions_applied", .list(applyHardwareActions(l.rule, frame, tunnel: tunnel).map { .text($0) }))
+        var last = l.rule, before: [HardwareAction] = []
+        if case .recirculate = l.rule.actions.last {
+            // A pre-ct rule: the CT table and the chains decide (bpf/ct.h).
+            let passes = conntrackPasses(l.rule, frame: frame, port: port)
+            hw.add("ct_passes", .list(passes.steps))
+            guard let end = passes.last else {
+                top.add("hardware", hw.node)
+                toRepresentor(frame, port: p, into: &top)
+                return
+            }
+            (last, before) = (end.rule, end.nat)
+        }
+        hw.add("actions_applied", .list(applyHardwareActions(last, frame, tunnel: tunnel, before: before).map { .text($0) }))
         if let m = l.rule.mark {
             // Partial offload: up the representor with the mark; the datapath runs the
             // flow the mark names (the one its classifier would find, shown below).
@@ -212,7 +224,8 @@ extension PacketTracer {
 
     /// Runs a rule's actions on a copy of the frame, as bpf/actions.h does; returns what
     /// each did and records the outputs.
-    func applyHardwareActions(_ rule: HardwareRule, _ frame: [UInt8], tunnel: TunnelMetadata?) -> [String] {
+    func applyHardwareActions(_ rule: HardwareRule, _ frame: [UInt8], tunnel: TunnelMetadata?,
+                              before: [HardwareAction] = []) -> [String] {
         guard var b = buffer(frame) else { return ["(no buffer for the trace)"] }
         var key = FlowKey(), offsets = HeaderOffsets()
         func reparse() {
@@ -222,7 +235,7 @@ extension PacketTracer {
         var steps: [String] = []
         var encapsulated: TunnelMetadata?
         var forwarded = false
-        for a in rule.actions {
+        for a in before + rule.actions {
             switch a {
             case .forward(let p):
                 let name = hardwareNames[p] ?? "\(p)"
@@ -282,9 +295,8 @@ extension PacketTracer {
                     steps.append("tunnel_decap: the frame was not parsed as VXLAN; nothing removed")
                 }
             case .conntrack, .recirculate:
-                // A pre-ct rule: the ct and chain steps are traced by conntrackStage.
+                // Only in pre-ct rules, which conntrackPasses runs (never the last rule).
                 steps.append(describe(a))
-                forwarded = true
             case .hint:
                 // Partial offload: the software datapath runs the flow the mark names.
                 steps.append(describe(a) + ": the software datapath runs the flow this mark names, without classifying")

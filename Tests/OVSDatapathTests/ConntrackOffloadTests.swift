@@ -153,4 +153,32 @@ struct ConntrackOffloadTests {
         #expect(dp.connections.isEmpty && sw.tables.ctPool.occupancy == 0 && sw.tables.counterPool.occupancy == 0)
         #expect(d.conntrackOffload?.statistics.removed == 1)
     }
+
+    static func text(_ n: TraceNode) -> String {
+        switch n {
+        case .text(let t): t
+        case .number(let v): "\(v)"
+        case .flag(let b): "\(b)"
+        case .record(let fields): fields.map { "\($0.0)=\(text($0.1))" }.joined(separator: " ")
+        case .list(let l): l.map(text).joined(separator: " | ")
+        }
+    }
+
+    @Test func aTraceShowsTheCTAndChainStepsOrWhyTheFrameGoesUp() throws {
+        let (d, _, _) = try P.datapath()
+        let now = Sys.monotonicNanoseconds()
+        _ = try Self.put(d, Self.preCT, "ct(zone=1),recirc(5)")
+        _ = try Self.put(d, Self.postCT, "2")
+        Self.handshake(d, now: now)
+        d.tick(now: now)
+        let port = try #require(d.port(named: "pf0vf0"))
+        let hit = Self.text(try d.trace(frame: Self.tcp(flags: 0x10, seq: 101, ack: 501), ingress: .vport(port), tunnel: nil))
+        #expect(hit.contains("ct(zone=1): connection"), "\(hit)")
+        #expect(hit.contains("parser=chain 0x5") && hit.contains("table=chain"))
+        #expect(hit.contains("forward to eSwitch port 2"))
+        let fresh = Self.text(try d.trace(frame: Self.tcp(sport: 41000, flags: 0x02, seq: 1, ack: 0), ingress: .vport(port), tunnel: nil))
+        #expect(fresh.contains("no CT entry (a new connection, or one the hardware does not hold): up the representor unmodified"))
+        let fin = Self.text(try d.trace(frame: Self.tcp(flags: 0x11, seq: 101, ack: 501), ingress: .vport(port), tunnel: nil))
+        #expect(fin.contains("hit by a FIN or RST"))
+    }
 }
