@@ -123,6 +123,13 @@ public final class ConnectionTracker: Sendable {
             if packet.related {
                 outcome.state.formUnion(hit.reply ? [.related, .replyDirection] : .related)
             } else {
+                // A packet of a connection in hardware reached software: the hardware sent
+                // it up (a FIN or RST it hands back, before the driver's poll calls
+                // handBack): its windows are stale here, as after a hand-back.
+                if c.offloaded, case .tcp(var tcp) = c.proto {
+                    tcp.relaxedPackets = max(tcp.relaxedPackets, 1)
+                    c.proto = .tcp(tcp)
+                }
                 switch update(&c, packet: packet, frame: frame, reply: hit.reply, now: now, sequenceCheck: s.sequenceCheck) {
                 case .valid:
                     outcome.state.insert(.established)

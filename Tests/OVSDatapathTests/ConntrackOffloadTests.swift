@@ -181,4 +181,23 @@ struct ConntrackOffloadTests {
         let fin = Self.text(try d.trace(frame: Self.tcp(flags: 0x11, seq: 101, ack: 501), ingress: .vport(port), tunnel: nil))
         #expect(fin.contains("hit by a FIN or RST"))
     }
+
+    /// The FIN the hardware sends up reaches the tracker before the driver's poll has
+    /// read the hand-back flag: the sequence numbers moved on in hardware meanwhile.
+    @Test func aFINTheHardwareSentUpIsNotInvalidBeforeTheHandBackIsRead() throws {
+        let (d, _, dp) = try P.datapath()
+        let now = Sys.monotonicNanoseconds()
+        Self.handshake(d, now: now)
+        d.tick(now: now)
+        #expect(dp.connections.count == 1)
+        var f = Self.tcp(flags: 0x11, seq: 101 + 5_000_000, ack: 501 + 3_000_000)
+        var key = FlowKey()
+        f.withUnsafeMutableBytes { r in
+            guard case .success(let o) = FlowExtractor.extract(r.baseAddress!, length: r.count, into: &key) else { return }
+            var ct = CTAction()
+            ct.zone = 1
+            d.conntrack.execute(ct, frame: r.baseAddress!, length: r.count, offsets: o, key: &key, now: now)
+        }
+        #expect(CTState(rawValue: UInt8(truncatingIfNeeded: key[.ctState])) == [.tracked, .established])
+    }
 }
