@@ -69,6 +69,12 @@ sleep 0.3
 check_eq "100 TCP connections VF0 -> VF1:80 all complete" "100 0" "$(t_in vm0 "$T_DIR/tcpchurn" client 198.19.0.2 80 100 1 | cut -d' ' -f1,2)"
 check_eq "TCP VF1 -> VF0:80 (new from VF1: denied) still fails" "0 2" "$(t_in vm1 "$T_DIR/tcpchurn" client 198.19.0.1 80 2 1 | cut -d' ' -f1,2)"
 
+ctline=$(devlink dev show -s | grep '^  ct:')
+t_log "dev show -s:$ctline"
+check_match "dev show -s counts CT hits in the pipeline" 'hits [1-9][0-9]{3,}' "$ctline"
+check_match "and hand-backs (FIN/RST)" 'hand_backs [1-9]' "$ctline"
+check_match "and no refusals" 'refused_full 0 refused_unsupported 0 write_failed 0' "$ctline"
+
 # trace: an established packet's ct and chain steps, and a new one's miss.
 check "flush-conntrack" dpctl flush-conntrack
 sleep 0.2

@@ -145,6 +145,12 @@ extension BPFDataPlane {
         for c in connectionsHeld.values { try writeConnection(c, into: m, handedBack: connectionHandedBack(c)) }
     }
 
+    public func conntrackCounters() -> ConntrackPipelineCounters {
+        let s = conntrackStatistics()
+        return ConntrackPipelineCounters(hits: s[.hit] ?? 0, misses: s[.miss] ?? 0, handBacks: s[.handBack] ?? 0,
+                                         chainMisses: s[.chainMiss] ?? 0, tooDeep: s[.tooDeep] ?? 0)
+    }
+
     /// What the CT stage of the pipeline did, summed over CPUs.
     public func conntrackStatistics() -> [Layout.CTStat: UInt64] {
         var out: [Layout.CTStat: UInt64] = [:]

@@ -133,6 +133,8 @@ public protocol DataPlane: AnyObject {
     func removeConnection(_ c: DataPlaneConnection) throws(DataPlaneError)
     /// Whether the pipeline marked the connection for software (a FIN or RST hit it).
     func connectionHandedBack(_ c: DataPlaneConnection) -> Bool
+    /// What the CT stage of the pipeline did.
+    func conntrackCounters() -> ConntrackPipelineCounters
 
     // Offloaded programs (PortPrograms.swift): one user program per port, run before
     // the tables.
@@ -318,6 +320,10 @@ public final class InMemoryDataPlane: DataPlane, @unchecked Sendable {
     }
 
     public func connectionHandedBack(_ c: DataPlaneConnection) -> Bool { handedBack.contains(c.spec.id) }
+
+    /// What a test says the CT stage did.
+    public var pipelineCounters = ConntrackPipelineCounters()
+    public func conntrackCounters() -> ConntrackPipelineCounters { pipelineCounters }
 
     /// The CT entry a packet with this tuple hits: the connection, and which direction.
     public func lookupConnection(_ t: ConnectionTuple) -> (connection: DataPlaneConnection, direction: ConnectionDirection)? {

@@ -128,6 +128,28 @@ public struct ConnectionActivity: Sendable, Equatable {
     public var lastUsedNanoseconds: UInt64 { max(original.lastUsedNanoseconds, reply.lastUsedNanoseconds) }
 }
 
+/// What the pipeline's CT stage did with frames (bpf/ct.h), summed over CPUs.
+public struct ConntrackPipelineCounters: Sendable, Equatable {
+    /// Frames whose tuple had a CT entry.
+    public var hits: UInt64 = 0
+    /// No CT entry: up the representor unmodified.
+    public var misses: UInt64 = 0
+    /// A TCP FIN or RST (or a packet of a connection handed back): up unmodified.
+    public var handBacks: UInt64 = 0
+    /// No rule in the chain: up unmodified.
+    public var chainMisses: UInt64 = 0
+    /// More recirculations than the hardware does: up unmodified.
+    public var tooDeep: UInt64 = 0
+
+    public init(hits: UInt64 = 0, misses: UInt64 = 0, handBacks: UInt64 = 0, chainMisses: UInt64 = 0, tooDeep: UInt64 = 0) {
+        self.hits = hits
+        self.misses = misses
+        self.handBacks = handBacks
+        self.chainMisses = chainMisses
+        self.tooDeep = tooDeep
+    }
+}
+
 /// Why connections stayed in software, by reason (the `ct` resource's refusals).
 public struct ConnectionRefusals: Sendable, Equatable {
     /// The CT table (or the counters) had no room.

@@ -35,11 +35,20 @@ final class ConntrackOffload {
         self.logger = logger
     }
 
-    /// The tracker's events since the last call: programs and removes connections.
-    func processEvents() {
-        for e in tracker.takeOffloadEvents() {
+    /// The tracker's events since the last call: programs and removes connections
+    /// (`offload` false, under skip_hw: only removals).
+    func processEvents(offload enabled: Bool = true) {
+        let events = tracker.takeOffloadEvents()
+        // A connection that closed before this tick (short connections do) is not worth
+        // two writes: an .established followed by its .removed programs nothing.
+        var lastRemoval: [UInt32: Int] = [:]
+        for (i, e) in events.enumerated() { if case .removed(let id) = e { lastRemoval[id] = i } }
+        for (i, e) in events.enumerated() {
             switch e {
-            case .established(let s): offload(s)
+            case .established(let s):
+                if !enabled { continue }
+                if let r = lastRemoval[s.id], r > i { continue }
+                offload(s)
             case .removed(let id): remove(id)
             }
         }
@@ -60,9 +69,13 @@ final class ConntrackOffload {
         }
     }
 
+    /// The tracker dropped the connection, or it is closing in software: out of the
+    /// hardware. A connection still in the tracker gets the hand-back treatment (its
+    /// windows are stale after packets only the hardware saw).
     private func remove(_ id: UInt32) {
         guard held.removeValue(forKey: id) != nil else { return }
         eswitch.removeConnection(id: UInt64(id))
+        tracker.handBack(id: id)
         statistics.removed += 1
     }
 

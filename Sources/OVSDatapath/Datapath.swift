@@ -398,7 +398,8 @@ public final class Datapath: @unchecked Sendable {
             ageFlows(now: now)
             normal.expire(now: now)
         }
-        if policy != .skipHW { conntrackOffload?.processEvents() }
+        // The tracker queues offload events whatever the policy: drained every tick.
+        if let o = conntrackOffload { o.processEvents(offload: policy != .skipHW) } else { _ = conntrack.takeOffloadEvents() }
         if now &- lastConntrackSweep >= 1_000_000_000 {
             lastConntrackSweep = now
             _ = conntrack.sweep(now: now)

@@ -101,6 +101,15 @@ struct ConnectionTableTests {
         #expect(throws: HardwareResource.SizeError.self) { try sw.tables.ctPool.setPending(3) }
     }
 
+    @Test func theProfileSizesTheCTTable() throws {
+        let p = try HardwareProfile(text: "ct = 1024\nmasked = 8")
+        #expect(p.ctEntries == 1024)
+        let (sw, _) = try DriverTests.device(profile: p)
+        #expect(sw.tables.ctPool.size == 1024)
+        #expect(sw.tables.resources.contains { $0 === sw.tables.ctPool })
+        #expect(throws: HardwareProfile.ProfileError.self) { try HardwareProfile(text: "conntrack = 3") }
+    }
+
     // MARK: Chains and the ct/recirc actions
 
     static func chainSpec(recirc: UInt32, ctState: UInt8, ctMask: UInt8, actions: [HardwareAction]) -> HardwareRuleSpec {

@@ -200,4 +200,34 @@ struct ConntrackOffloadTests {
         }
         #expect(CTState(rawValue: UInt8(truncatingIfNeeded: key[.ctState])) == [.tracked, .established])
     }
+
+    /// A short connection closes in software before the tick that would offload it: it
+    /// never reaches the hardware, where a packet reusing its tuple would pass as established.
+    @Test func aConnectionClosedBeforeTheTickIsNotOffloadedAndOneClosedAfterIsRemoved() throws {
+        let (d, _, dp) = try P.datapath()
+        let now = Sys.monotonicNanoseconds()
+        Self.handshake(d, now: now)
+        Self.track(d, Self.tcp(flags: 0x11, seq: 101, ack: 501), commit: true, now: now)
+        d.tick(now: now)
+        #expect(dp.connections.isEmpty)
+        #expect(d.conntrackOffload?.statistics.offloaded == 0)
+        // Established, offloaded, then a FIN software sees (its post-ct rule is not in hardware).
+        Self.handshake(d, sport: 40002, now: now)
+        d.tick(now: now)
+        #expect(dp.connections.count == 1)
+        Self.track(d, Self.tcp(sport: 40002, flags: 0x11, seq: 101, ack: 501), commit: true, now: now)
+        d.tick(now: now)
+        #expect(dp.connections.isEmpty)
+        #expect(d.conntrackOffload?.statistics.removed == 1)
+        #expect(d.conntrack.entries(zone: nil, now: now).allSatisfy { !$0.offloaded })
+    }
+
+    @Test func underSkipHWNothingIsOffloadedAndTheEventsDoNotPileUp() throws {
+        let (d, _, dp) = try P.datapath(policy: .skipHW)
+        let now = Sys.monotonicNanoseconds()
+        Self.handshake(d, now: now)
+        d.tick(now: now)
+        #expect(dp.connections.isEmpty)
+        #expect(d.conntrack.takeOffloadEvents().isEmpty)
+    }
 }
