@@ -241,6 +241,10 @@ static __noinline int run_recirc(struct __sk_buff *skb, struct esw_scratch *s, c
     ct_count(stat);
     return to_representor(skb, port, p);
 last_rule:
+    /* The last rule encapsulates: as for a first rule, a frame too big for the uplink
+     * takes the software path (unmodified: nothing was written yet). */
+    if ((rc->rule.flags & ESW_RULE_ENCAP) && exceeds_tunnel_mtu(skb, ps, rc->rule.encap_overhead))
+        return to_representor(skb, port, p);
     if (rc->nat)
         esw_apply_nat(skb, s, ps->proto);
     __u32 rules = rc->rules, cts = rc->cts;

@@ -121,6 +121,7 @@ public final class HardwareTables: @unchecked Sendable {
     static func checkChain(_ spec: HardwareRuleSpec, table: HardwareTable) -> OffloadFailure? {
         let recirculates = spec.actions.contains { if case .recirculate = $0 { true } else { false } }
         if recirculates && matchesTunnel(spec.mask) { return .unsupportedAction("recirc of a tunnel frame") }
+        if table == .chain && matchesTunnel(spec.mask) { return .unsupportedMatch(field: "tunnel in a recirculation chain") }
         if table == .chain && spec.actions.contains(where: { if case .hint = $0 { true } else { false } }) {
             return .unsupportedAction("mark in a recirculation chain")
         }
