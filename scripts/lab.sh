@@ -246,12 +246,13 @@ demo_cleanup() {
     exit "$rc"
 }
 
-# iperf3 for SECONDS from node to DST, server in SRV; prints receiver Mbit/s (0 on failure)
+# iperf3 for SECONDS from node to DST, server in SRV on PORT (5201); prints receiver
+# Mbit/s (0 on failure)
 demo_iperf() {
-    local cli=$1 srv=$2 dst=$3 secs=$4
-    in_ns "$srv" iperf3 -s -1 -D -I "$DEMO_DIR/iperf3-$srv.pid" >/dev/null 2>&1
-    wait_for "iperf3 server in $srv" 3 bash -c "ip netns exec $PREFIX$srv ss -ltn | grep -q ':5201 '" || true
-    in_ns "$cli" iperf3 -c "$dst" -t "$secs" -J 2>/dev/null >"$DEMO_DIR/iperf.json"
+    local cli=$1 srv=$2 dst=$3 secs=$4 port=${5:-5201}
+    in_ns "$srv" iperf3 -s -p "$port" -1 -D -I "$DEMO_DIR/iperf3-$srv.pid" >/dev/null 2>&1
+    wait_for "iperf3 server in $srv" 3 bash -c "ip netns exec $PREFIX$srv ss -ltn | grep -q ':$port '" || true
+    in_ns "$cli" iperf3 -c "$dst" -p "$port" -t "$secs" -J 2>/dev/null >"$DEMO_DIR/iperf.json"
     python3 -c '
 import json, sys
 try:
@@ -272,7 +273,8 @@ r = [r for r in json.load(sys.stdin)["resource"]["esw0"] if r["name"] == "masked
 print(r["size"], r["occ"])'
 }
 
-# cmd_demo: dependencies, build, lab up, offload, VXLAN, neighbour change, table full, down
+# cmd_demo: dependencies, build, lab up, offload, VXLAN, neighbour change, conntrack ACL,
+# table full, down
 cmd_demo() {
     require_root
     local out n mbps size occ i
@@ -378,6 +380,29 @@ EOF
     echo "    after:"; echo "$out" | show
     if echo "$out" | grep -q " $NEWMAC .* valid"; then ok "encap entry follows the new MAC"; else fail "encap entry did not follow the new MAC"; fi
     if in_ns vm0 ping -c 3 -i 0.2 -W 2 -q 198.19.0.3 2>&1 | show; [ "${PIPESTATUS[0]}" -eq 0 ]; then ok "ping VF0 -> remote after the MAC change"; else fail "ping after the MAC change"; fi
+
+    step "stateful ACL (conntrack zone 1): VF0 may open TCP to VF1 port 80, VF1 may open nothing"
+    topo_ct_acl_flows "$DEMO_DIR/acl"
+    show <"$DEMO_DIR/acl"
+    if dpctl del-flows && out=$(dpctl add-flows "$DEMO_DIR/acl" 2>&1); then ok "ACL flows replace the others"; else fail "ACL add-flows"; echo "$out" | show; fi
+    echo "    running iperf3 VF0 -> VF1:80 (2 s)..."
+    mbps=$(demo_iperf vm0 vm1 198.19.0.2 2 80)
+    echo "    received: $mbps Mbit/s"
+    if [ "$mbps" -gt 0 ]; then ok "iperf3 VF0 -> VF1:80 through the ACL: $mbps Mbit/s"; else fail "iperf3 through the ACL moved nothing"; fi
+    out=$(dpctl dump-conntrack zone=1 2>&1)
+    echo "    \$ esw-dpctl dump-conntrack zone=1"; echo "$out" | show
+    if echo "$out" | grep -q '^tcp,orig=(src=198.19.0.1,dst=198.19.0.2,sport=[0-9]*,dport=80),.*zone=1,mark=5'; then
+        ok "the connections are tracked in zone 1 with ct_mark 5"
+    else fail "no tracked connection VF0 -> VF1:80"; fi
+    in_ns vm0 iperf3 -s -p 80 -1 -D -I "$DEMO_DIR/iperf3-vm0.pid" >/dev/null 2>&1   # a listener the ACL hides
+    if in_ns vm1 timeout 3 bash -c 'exec 3<>/dev/tcp/198.19.0.1/80' 2>/dev/null; then fail "VF1 opened a connection to VF0"
+    else ok "VF1 -> VF0:80 (a listener is there) blocked by the ACL: no flow for a new connection from VF1"; fi
+    kill "$(cat "$DEMO_DIR/iperf3-vm0.pid" 2>/dev/null)" 2>/dev/null
+    dpctl del-flows
+    if out=$(dpctl add-flows "$DEMO_DIR/flows" 2>&1) &&
+       wait_for "$nflows flows offloaded" 5 bash -c "[ \$(ESW_CONTROL=$SOCK $BIN/esw-dpctl dump-flows -m | grep -c 'offloaded:yes') -eq $nflows ]"; then
+        ok "the first flow set is back in hardware"
+    else fail "restoring the first flow set"; echo "$out" | show; fi
 
     step "table full under skip_sw: masked table resized to occupancy + 2, three filler flows"
     if out=$(dpctl set-policy skip_sw 2>&1); then echo "    set-policy skip_sw"; else fail "set-policy skip_sw"; echo "$out" | show; fi

@@ -105,6 +105,11 @@ one=$(dpctl dump-conntrack zone=2 | head -n 1 | sed -n 's/^tcp,orig=(src=\([^,]*
 n2=$(dpctl dump-conntrack zone=2 | wc -l)
 check "flush-conntrack zone=2 with one tuple" dpctl flush-conntrack zone=2 "$one"
 check_eq "exactly that connection is gone" $((n2 - 1)) "$(dpctl dump-conntrack zone=2 | wc -l)"
+check_fails "flushing that 5-tuple again fails (ENOENT), as ovs-dpctl" dpctl flush-conntrack zone=2 "$one"
+# ovs-dpctl's second tuple: the reply direction (here the NATed side).
+rpl=$(dpctl dump-conntrack zone=2 | head -n 1 | sed -n 's/.*,reply=(src=\([^,]*\),dst=\([^,]*\),sport=\([0-9]*\),dport=\([0-9]*\)).*/ct_nw_src=\1,ct_nw_dst=\2,ct_tp_src=\3,ct_tp_dst=\4/p')
+check "flush-conntrack zone=2 with an original and a reply tuple" dpctl flush-conntrack zone=2 ct_nw_proto=6 "$rpl"
+check_eq "exactly that connection is gone" $((n2 - 2)) "$(dpctl dump-conntrack zone=2 | wc -l)"
 check "flush-conntrack zone=2" dpctl flush-conntrack zone=2
 check_eq "zone 2 is empty" 0 "$(dpctl dump-conntrack zone=2 | wc -l)"
 check_ge "zone 1 is untouched" 200 "$(dpctl dump-conntrack zone=1 | wc -l)"
@@ -120,6 +125,7 @@ dpctl flush-conntrack
 dpctl ct-set-maxconns 3000000 >/dev/null
 check "ct-set-limits zone=1,limit=5" dpctl ct-set-limits zone=1,limit=5
 check_match "ct-get-limits shows it" 'zone=1,limit=5,count=0' "$(dpctl ct-get-limits zone=1)"
+check_eq "ct-get-limits ends its last line, as ovs-dpctl" 2 "$(dpctl ct-get-limits zone=1 | wc -l)"
 check_eq "zone 1 takes 5 connections" "5 3" "$(churn vm0 198.19.0.2 80 8)"
 check_eq "zone 2 is not limited" "8 0" "$(churn vm0 198.18.0.2 80 8)"
 check "ct-del-limits zone=1" dpctl ct-del-limits zone=1

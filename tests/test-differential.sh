@@ -21,20 +21,8 @@
 # datapaths must dump the same flows (match and actions text) with the same
 # packet, byte and TCP-flag counters.
 #
-# How the OVS flows stay put: a datapath created with `dpctl/add-dp netdev@X` and no
-# bridge is never polled (dpif_netdev_run only runs for the datapath a bridge
-# uses: frames sent to its ports are not even looked up), so OVS runs one bridge
-# br0 (datapath_type=netdev, fail-mode=secure, no OpenFlow flows) whose datapath
-# netdev@ovs-netdev carries the ports; then
-#   - `revalidator/pause` stops the revalidators, which otherwise delete the
-#     hand-made datapath flows within a second (they have no ukeys), and
-#   - other_config:flow-limit=0 makes every upcall return ENOSPC, so a miss drops
-#     the packet without installing a megaflow (one would overlap our flows).
-# Ports are added one at a time, so OVS numbers them 2..5 (0 is ovs-netdev, 1 is
-# br0); the test checks that and gives esw's vports the same numbers explicitly.
-# other_config:vlan-limit=0 makes OVS parse two VLAN headers in frames and flow
-# keys, as the kernel datapath (which esw models) does; OVS's default is one. At the
-# end the test checks that exactly our flows are still in OVS's datapath.
+# The topology and how OVS is made to keep exactly the hand-made flows (revalidators
+# paused, flow-limit=0, vlan-limit=0): tests/differential-lib.sh.
 #
 # Where OVS's userspace datapath is known to differ from the kernel datapath, the
 # frame says so ("ovs_fix" in gen.py) and esw is held to the kernel's behaviour.
@@ -44,33 +32,12 @@
 # them. Everything (daemons, namespaces) is torn down on any exit.
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+. "$T_ROOT/tests/differential-lib.sh"
 
-PY=/usr/bin/python3
 T_START=$(date +%s%N)
-NS_E=dfe NS_ET=dfet NS_O=dfo NS_OT=dfot
-PORTS=(2 3 4 5)          # datapath port numbers of d1..d4 on both sides
+PORTS=("${DIFF_PORTS[@]}")   # datapath port numbers of d1..d4 on both sides
 
-# --- prerequisites ----------------------------------------------------------------
-for b in eswd esw-dpctl esw-devlink; do
-    if [ ! -x "$ESW_BIN/$b" ]; then t_fail "no $b in $ESW_BIN (build it, or set ESW_BIN)"; exit 1; fi
-done
-for b in ovs-vswitchd ovsdb-server ovsdb-tool ovs-vsctl ovs-appctl; do
-    if ! command -v "$b" >/dev/null 2>&1; then
-        t_fail "$b not found: install openvswitch-switch (this test does not skip)"
-        exit 1
-    fi
-done
-OVS_SCHEMA=""
-for s in /usr/share/openvswitch/vswitch.ovsschema /usr/local/share/openvswitch/vswitch.ovsschema; do
-    [ -r "$s" ] && { OVS_SCHEMA=$s; break; }
-done
-[ -n "$OVS_SCHEMA" ] || { t_fail "vswitch.ovsschema not found (install openvswitch-switch)"; exit 1; }
-if ! "$PY" -c 'import scapy.all' >/dev/null 2>&1; then
-    t_fail "$PY cannot import scapy: install python3-scapy (this test does not skip)"
-    exit 1
-fi
-OVS_VERSION=$(ovs-vswitchd --version | sed -n 's/.*(Open vSwitch) \([0-9][0-9.]*\).*/\1/p' | head -n 1)
-t_log "Open vSwitch ${OVS_VERSION:-?}"
+diff_require
 
 # --- helpers (python) -------------------------------------------------------------
 
@@ -202,111 +169,6 @@ json.dump(frames, open(sys.argv[1], "w"), indent=1)
 EOF
 
 
-# send.py FRAMES: send every frame into t<port>, in order.
-cat > "$T_DIR/send.py" <<'EOF'
-import json, socket, sys, time
-socks = {}
-for f in json.load(open(sys.argv[1])):
-    i = "t%d" % f["port"]
-    if i not in socks:
-        socks[i] = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-        socks[i].bind((i, 0))
-    socks[i].send(bytes.fromhex(f["hex"]))
-    time.sleep(0.005)
-EOF
-
-# compare.py FRAMES ESW OVS: per input frame and output port, the multisets of
-# output frames must be equal. Prints "ok|FAIL <text>" lines, details indented.
-cat > "$T_DIR/compare.py" <<'EOF'
-import json, re, sys
-from collections import defaultdict
-frames = json.load(open(sys.argv[1]))
-sides = {"esw": json.load(open(sys.argv[2])), "ovs": json.load(open(sys.argv[3]))}
-port_of = {"t%d" % i: n for i, n in zip((1, 2, 3, 4), sys.argv[4].split(","))}
-tagre = re.compile(rb"EDIFF(\d\d)")
-outs = {s: defaultdict(lambda: defaultdict(list)) for s in sides}
-for s, caps in sides.items():
-    for iface, hx in caps:
-        m = tagre.search(bytes.fromhex(hx))
-        fid = int(m.group(1)) if m else 0          # 0: untagged (noise or cut)
-        outs[s][fid][port_of[iface]].append(hx)
-ids = [f["id"] for f in frames] + [0]
-desc = {f["id"]: f for f in frames}
-for fid in ids:
-    f = desc.get(fid)
-    name = "frame %02d (%s)" % (fid, f["desc"]) if f else "untagged frames"
-    e, o = outs["esw"][fid], outs["ovs"][fid]
-    fix = f.get("ovs_fix") if f else None
-    notes = []
-    if fix:
-        a, b = 2 * fix["offset"], 2 * (fix["offset"] + fix["length"])
-        for port in o:
-            fixed = [hx[:a] + f["hex"][a:b] + hx[b:] for hx in o[port]]
-            if fixed != o[port]:
-                notes.append("  note: %s; compared with bytes %d-%d as the input has them"
-                             % (fix["why"], fix["offset"], fix["offset"] + fix["length"] - 1))
-                notes += ["    ovs raw: " + hx for hx in o[port]]
-            o[port] = fixed
-    problems = []
-    for port in sorted(set(e) | set(o), key=int):
-        if sorted(e[port]) != sorted(o[port]):
-            problems.append("  output port %s: esw %d frame(s), ovs %d frame(s)" % (port, len(e[port]), len(o[port])))
-            for hx in sorted(o[port]):
-                if hx not in e[port]:
-                    problems.append("    ovs only: " + hx)
-            for hx in sorted(e[port]):
-                if hx not in o[port]:
-                    problems.append("    esw only: " + hx)
-    n_e, n_o = sum(map(len, e.values())), sum(map(len, o.values()))
-    differ = bool(problems)
-    if f and n_o != f["expect"]:
-        problems.append("  ovs produced %d frame(s), the test expects %d (test or OVS setup wrong?)" % (n_o, f["expect"]))
-    if problems:
-        print("FAIL %s: %s" % (name, "esw and ovs differ" if differ else "unexpected frame count"))
-        if f:
-            print("  input on port %s: %s" % (port_of["t%d" % f["port"]], f["hex"]))
-        for p in problems:
-            print(p)
-    elif f:
-        print("ok %s: %d frame(s) on ports [%s] identical" % (name, n_o, ",".join(sorted(o, key=int))))
-    elif n_o:
-        print("ok %d untagged frame(s), identical" % n_o)
-    for line in notes:
-        print(line)
-EOF
-
-# flowstats.py ESWDUMP OVSDUMP: `dump-flows -m --no-names` of both: the same ufids,
-# each with the same match and actions text and the same packets, bytes and TCP flags.
-cat > "$T_DIR/flowstats.py" <<'EOF'
-import re, sys
-def load(path):
-    d = {}
-    for line in open(path):
-        m = re.match(r"ufid:([0-9a-f-]+), (.*?), packets:(\d+), bytes:(\d+), used:[^,]*(?:, flags:([^,]*))?, dp:\w+, actions:(.*?)(?:, dp-extra-info:.*)?$",
-                     line.rstrip("\n"))
-        if m:
-            u, key, pk, by, fl, acts = m.groups()
-            d[u] = {"text": key + ", actions:" + acts, "stats": (int(pk), int(by), fl or ""), "line": line.strip()}
-    return d
-e, o = load(sys.argv[1]), load(sys.argv[2])
-for u in sorted(set(e) | set(o)):
-    if u not in e:
-        print("FAIL flow %s is only in ovs: %s" % (u, o[u]["line"])); continue
-    if u not in o:
-        print("FAIL flow %s is only in esw: %s" % (u, e[u]["line"])); continue
-    bad = []
-    if e[u]["text"] != o[u]["text"]:
-        bad.append("match/actions text")
-    if e[u]["stats"] != o[u]["stats"]:
-        bad.append("counters (esw packets:%d bytes:%d flags:%s, ovs packets:%d bytes:%d flags:%s)"
-                   % (e[u]["stats"] + o[u]["stats"]))
-    if bad:
-        print("FAIL flow %s: %s differ" % (u, " and ".join(bad)))
-        print("  esw: " + e[u]["line"]); print("  ovs: " + o[u]["line"])
-    else:
-        print("ok flow %s: same text, packets:%d bytes:%d" % ((u,) + o[u]["stats"][:2]))
-EOF
-
 # --- the flows --------------------------------------------------------------------
 # KEY<TAB>ACTIONS; ports 2..5 are d1..d4 (t1..t4). Keys are complete (an ipv4 flow
 # with proto 6 has a tcp() key, ...): OVS's userspace datapath wants a perfect fit.
@@ -336,66 +198,17 @@ FLOWS=(
 "recirc_id(0),in_port(2),eth(),eth_type(0x8100),vlan(vid=20),encap(eth_type(0x0800),ipv4(proto=6,frag=no),tcp())	set(eth(src=02:00:5e:00:00:22)),set(ipv4(ttl=3)),push_vlan(vid=21,pcp=2),4"
 "recirc_id(0),in_port(2),eth(),eth_type(0x86dd),ipv6(proto=58,frag=no),icmpv6(type=128)	set(ipv6(hlimit=1)),3"
 )
-: > "$T_DIR/flows.txt"
-for i in "${!FLOWS[@]}"; do
-    printf 'add ufid:dd1ff000-0000-4000-8000-%012x,%s %s\n' "$((i + 1))" "${FLOWS[i]%%$'\t'*}" "${FLOWS[i]#*$'\t'}" >> "$T_DIR/flows.txt"
-done
+diff_flows_file "$T_DIR/flows.txt" dd1ff000-0000-4000-8000- "${FLOWS[@]}"
 NFLOWS=${#FLOWS[@]}
 
 "$PY" "$T_DIR/gen.py" "$T_DIR/frames.json" || { t_fail "cannot craft the input frames"; exit 1; }
 NFRAMES=$("$PY" -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$T_DIR/frames.json")
 t_log "$NFLOWS flows, $NFRAMES input frames"
 
-# --- topology ---------------------------------------------------------------------
-# Recorded for cleanup before they exist: a signal while t_ns runs must not leave one.
-for n in "$NS_E" "$NS_ET" "$NS_O" "$NS_OT"; do T_NAMESPACES+=("$T_PREFIX$n"); done
-t_ns "$NS_E" "$NS_ET" "$NS_O" "$NS_OT"
-for n in "$NS_E" "$NS_ET" "$NS_O" "$NS_OT"; do
-    # No IPv6 (router solicitations, MLD reports) on any of our links: no noise.
-    t_in "$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-done
-t_veth "$NS_E" up0 "$NS_ET" up0p
-for i in 1 2 3 4; do
-    t_veth "$NS_E" "d$i" "$NS_ET" "t$i"
-    t_veth "$NS_O" "d$i" "$NS_OT" "t$i"
-done
-
-# --- esw --------------------------------------------------------------------------
-t_eswd "$NS_E" --vfs 0 --uplink up0
-for i in 1 2 3 4; do
-    check "esw: add-if d$i,port_no=${PORTS[i - 1]}" dpctl add-if "d$i,port_no=${PORTS[i - 1]}"
-done
-
-# --- Open vSwitch -----------------------------------------------------------------
-OVSD=$T_DIR/ovs
-mkdir -p "$OVSD"
-export OVS_RUNDIR=$OVSD OVS_DBDIR=$OVSD OVS_LOGDIR=$OVSD OVS_SYSCONFDIR=$OVSD
-OVS_LOG="-vconsole:off -vsyslog:off -vfile:info"
-VSCTL="ovs-vsctl --no-syslog --db=unix:$OVSD/db.sock --timeout=10"
-APPCTL="ovs-appctl -t $OVSD/vsd.ctl"
-ovsdb-tool create "$OVSD/conf.db" "$OVS_SCHEMA" >/dev/null || { t_fail "ovsdb-tool create failed"; exit 1; }
-t_in "$NS_O" ovsdb-server "$OVSD/conf.db" --remote="punix:$OVSD/db.sock" --pidfile="$OVSD/ovsdb.pid" \
-    --detach --no-chdir --log-file="$OVSD/ovsdb.log" --unixctl="$OVSD/ovsdb.ctl" $OVS_LOG 2>"$OVSD/ovsdb.err" \
-    || { cat "$OVSD/ovsdb.err"; t_fail "ovsdb-server failed to start"; exit 1; }
-T_PIDS+=("$(cat "$OVSD/ovsdb.pid")")
-# flow-limit=0: a miss is dropped without installing a megaflow. vlan-limit=0: parse
-# two VLAN headers (OVS_VLAN_MAX), as the kernel datapath and esw do (default: 1).
-$VSCTL --no-wait init -- set Open_vSwitch . other_config:flow-limit=0 other_config:vlan-limit=0 || { t_fail "ovs-vsctl init failed"; exit 1; }
-t_in "$NS_O" ovs-vswitchd "unix:$OVSD/db.sock" --pidfile="$OVSD/vsd.pid" --detach --no-chdir \
-    --log-file="$OVSD/vsd.log" --unixctl="$OVSD/vsd.ctl" $OVS_LOG 2>"$OVSD/vsd.err" \
-    || { cat "$OVSD/vsd.err"; t_fail "ovs-vswitchd failed to start"; exit 1; }
-T_PIDS+=("$(cat "$OVSD/vsd.pid")")
-$VSCTL add-br br0 -- set bridge br0 datapath_type=netdev fail-mode=secure other-config:disable-in-band=true \
-    || { t_fail "ovs-vsctl add-br failed"; exit 1; }
-for i in 1 2 3 4; do
-    $VSCTL add-port br0 "d$i" || { t_fail "ovs-vsctl add-port d$i failed"; exit 1; }
-done
-OVS_SHOW=$($APPCTL dpctl/show 2>&1)
-for i in 1 2 3 4; do
-    check_match "ovs: d$i is datapath port ${PORTS[i - 1]}" "^  port ${PORTS[i - 1]}: d$i( |\$)" "$OVS_SHOW"
-done
-[ "$T_FAILED" -eq 0 ] || { t_log "OVS numbered the ports differently; the flows would not line up"; exit 1; }
-check "ovs: revalidator/pause" $APPCTL revalidator/pause
+# --- topology, esw, Open vSwitch ---------------------------------------------------
+diff_topology dfe dfet dfo dfot
+diff_esw
+diff_ovs
 
 # --- flows ------------------------------------------------------------------------
 check "esw: add-flows ($NFLOWS flows)" dpctl add-flows "$T_DIR/flows.txt"
@@ -405,41 +218,27 @@ check_eq "ovs: flow count" "$NFLOWS" "$($APPCTL dpctl/dump-flows | grep -c 'acti
 check_eq "esw: no flow offloaded (netdev vports: software only)" 0 "$(dpctl dump-flows type=offloaded | grep -c 'actions:')"
 
 # --- traffic ----------------------------------------------------------------------
-start_capture() {     # NS NAME: capture on t1..t4 of NS into $T_DIR/NAME.json
-    rm -f "$T_DIR/$2.stop"
-    t_in "$1" "$PY" "$T_ROOT/tests/tools/capture.py" "$T_DIR/$2.json" "$T_DIR/$2.stop" t1 t2 t3 t4 >"$T_DIR/$2.cap.out" 2>&1 &
-    T_PIDS+=("$!")
-    eval "CAP_$2=$!"
-    t_wait "$2 capture ready" 10 grep -q ready "$T_DIR/$2.cap.out" || { cat "$T_DIR/$2.cap.out"; exit 1; }
-}
-stop_capture() {      # NAME
-    local pid
-    eval "pid=\$CAP_$1"
-    touch "$T_DIR/$1.stop"
-    wait "$pid" || { t_fail "$1 capture failed"; cat "$T_DIR/$1.cap.out"; }
-}
-start_capture "$NS_ET" esw
-start_capture "$NS_OT" ovs
-check "esw: send $NFRAMES frames" t_in "$NS_ET" "$PY" "$T_DIR/send.py" "$T_DIR/frames.json"
-check "ovs: send $NFRAMES frames" t_in "$NS_OT" "$PY" "$T_DIR/send.py" "$T_DIR/frames.json"
+diff_capture_start "$NS_ET" esw
+diff_capture_start "$NS_OT" ovs
+check "esw: send $NFRAMES frames" t_in "$NS_ET" "$PY" "$DIFF_TOOLS/diff-send.py" "$T_DIR/frames.json"
+check "ovs: send $NFRAMES frames" t_in "$NS_OT" "$PY" "$DIFF_TOOLS/diff-send.py" "$T_DIR/frames.json"
 # Both datapaths have read every frame (RX of ports 2..5; nothing else is sent on
 # these links) ...
-rx_total() { awk '/^  port [0-9]+: d[1-4]/ { p = 1; next } /^  port / { p = 0 } p && /RX packets:/ { sub(/.*RX packets:/, ""); n += $1 } END { print n + 0 }'; }
-rx_done() { [ "$(dpctl show -s | rx_total)" -ge "$NFRAMES" ] && [ "$($APPCTL dpctl/show -s | rx_total)" -ge "$NFRAMES" ]; }
+rx_done() { [ "$(dpctl show -s | diff_rx_total)" -ge "$NFRAMES" ] && [ "$($APPCTL dpctl/show -s | diff_rx_total)" -ge "$NFRAMES" ]; }
 t_wait "both datapaths received $NFRAMES frames" 10 rx_done ||
-    t_fail "datapaths did not receive all frames (esw $(dpctl show -s | rx_total), ovs $($APPCTL dpctl/show -s | rx_total))"
+    t_fail "datapaths did not receive all frames (esw $(dpctl show -s | diff_rx_total), ovs $($APPCTL dpctl/show -s | diff_rx_total))"
 # ... and had time to send what they make of them.
 sleep 0.5
-stop_capture esw
-stop_capture ovs
+diff_capture_stop esw
+diff_capture_stop ovs
 
 # --- comparison -------------------------------------------------------------------
-run_py_checks "$PY" "$T_DIR/compare.py" "$T_DIR/frames.json" "$T_DIR/esw.json" "$T_DIR/ovs.json" "$(IFS=,; echo "${PORTS[*]}")"
+run_py_checks "$PY" "$DIFF_TOOLS/diff-compare.py" "$T_DIR/frames.json" "$T_DIR/esw.json" "$T_DIR/ovs.json" "$(IFS=,; echo "${PORTS[*]}")"
 
 dpctl dump-flows -m --no-names > "$T_DIR/esw-flows.txt"
 $APPCTL dpctl/dump-flows -m --no-names > "$T_DIR/ovs-flows.txt"
 check_eq "ovs: still exactly our $NFLOWS flows (no revalidator deletions, no miss megaflows)" "$NFLOWS/$NFLOWS" \
     "$(grep -c '^ufid:dd1ff000-' "$T_DIR/ovs-flows.txt")/$(grep -c 'actions:' "$T_DIR/ovs-flows.txt")"
-run_py_checks "$PY" "$T_DIR/flowstats.py" "$T_DIR/esw-flows.txt" "$T_DIR/ovs-flows.txt"
+run_py_checks "$PY" "$DIFF_TOOLS/diff-flowstats.py" "$T_DIR/esw-flows.txt" "$T_DIR/ovs-flows.txt"
 
 t_log "runtime $(( ($(date +%s%N) - T_START) / 1000000 )) ms"

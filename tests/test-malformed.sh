@@ -26,8 +26,10 @@ out=$(dpctl add-flow 'in_port(1),eth(' drop 2>&1)
 check_match "truncated flow string" 'esw-dpctl: ' "$out"
 out=$(dpctl add-flow 'in_port(1),eth()' 'output(1' 2>&1); rc=$?
 check_eq "bad actions: exit status 1" 1 "$rc"
-out=$(dpctl add-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)' 'ct(commit),1' 2>&1)
-check_match "conntrack refused at install with EOPNOTSUPP" 'Operation not supported' "$out"
+out=$(dpctl add-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)' 'ct(commit,helper=ftp),1' 2>&1)
+check_match "a ct() helper refused at install with EOPNOTSUPP" 'Operation not supported' "$out"
+out=$(dpctl add-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)' 'ct(mark=0x1/0xff),1' 2>&1)
+check_match "ct(mark) without commit refused with EINVAL, as the kernel" 'Invalid argument' "$out"
 out=$(dpctl add-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)' '70000' 2>&1)
 check_match "output port out of range" 'Invalid argument|out of range' "$out"
 printf 'in_port(1),eth(),eth_type(0x0806),arp() drop\nin_port(1),eth(),eth_type(0x0800),ipv4(src=1.2.3.4.5) drop\n' >"$T_DIR/bad"

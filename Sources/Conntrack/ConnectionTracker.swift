@@ -12,6 +12,8 @@ public final class ConnectionTracker: Sendable {
         var nextID: UInt32 = 1
         var limits = Limits()
         var sequenceCheck = true
+        /// Whether an offload engine takes the events; without one none are kept.
+        var reportsOffloadEvents = true
         var events: [CTOffloadEvent] = []
         var refusedCommits: UInt64 = 0
         var natExhausted: UInt64 = 0
@@ -59,6 +61,16 @@ public final class ConnectionTracker: Sendable {
         set { state.withLock { $0.sequenceCheck = newValue } }
     }
 
+    /// Whether `.established`/`.removed` events are queued for `takeOffloadEvents`: only
+    /// when something takes them, else the queue grows by one per connection for good.
+    public var reportsOffloadEvents: Bool {
+        get { state.withLock { $0.reportsOffloadEvents } }
+        set { state.withLock { s in
+            s.reportsOffloadEvents = newValue
+            if !newValue { s.events.removeAll() }
+        } }
+    }
+
     /// Live and not yet swept connections.
     public var connectionCount: Int { state.withLock { $0.connections.count } }
 
@@ -68,17 +80,22 @@ public final class ConnectionTracker: Sendable {
     /// - Parameter l4ChecksumPartial: the frame's transport checksum is CHECKSUM_PARTIAL
     ///   (virtio-net NEEDS_CSUM): it holds the pseudo-header sum, which address changes
     ///   update the kernel's way and port changes leave alone.
+    /// - Parameter l4ChecksumVerified: the transport checksum was checked before (the
+    ///   kernel's CHECKSUM_UNNECESSARY, virtio-net DATA_VALID): the tracker need not.
+    ///   Otherwise a complete checksum is verified and a bad one makes the packet `inv`.
     /// - Parameter dryRun: decide on a copy of the tracker's state, which is then
     ///   discarded (`trace`: the frame and key change, the tracker does not).
     public func execute(_ action: CTAction, frame: UnsafeMutableRawPointer, length: Int, offsets: HeaderOffsets,
-                        key: inout FlowKey, now: UInt64, l4ChecksumPartial: Bool = false, dryRun: Bool = false) {
+                        key: inout FlowKey, now: UInt64, l4ChecksumPartial: Bool = false, l4ChecksumVerified: Bool = false,
+                        dryRun: Bool = false) {
         // Entering another zone forgets the state of the previous ct(); within a zone a
         // packet already NATed is looked up by its pre-NAT tuple and not NATed twice.
         var prior = CTState(rawValue: UInt8(truncatingIfNeeded: key[.ctState]))
         if !prior.isEmpty && key[.ctZone] != UInt64(action.zone) { prior = [] }
         let priorNAT = prior.intersection([.sourceNAT, .destinationNAT])
 
-        guard let packet = PacketParser.parse(frame, length: length, offsets: offsets, zone: action.zone) else {
+        guard let packet = PacketParser.parse(frame, length: length, offsets: offsets, zone: action.zone,
+                                              verifyL4Checksum: !l4ChecksumPartial && !l4ChecksumVerified) else {
             writeMetadata(&key, state: [.tracked, .invalid], zone: action.zone, mark: 0, label: 0)
             return
         }
@@ -153,7 +170,7 @@ public final class ConnectionTracker: Sendable {
                 }
                 outcome.mark = c.mark
                 outcome.label = c.label
-                if action.commit { setMarkAndLabel(&s, id: hit.id, action: action, outcome: &outcome) }
+                if action.commits { setMarkAndLabel(&s, id: hit.id, action: action, outcome: &outcome) }
                 noteOffloadCandidate(&s, id: hit.id)
             }
         } else if packet.related {
@@ -176,7 +193,7 @@ public final class ConnectionTracker: Sendable {
                            now: UInt64, partial: Bool) -> Outcome {
         guard let proto = newProtocolState(packet: packet, frame: frame) else { return Outcome(state: .invalid) }
         var outcome = Outcome(state: .new)
-        guard action.commit else { return outcome }
+        guard action.commits else { return outcome }
         let bucket = s.limits.bucket(for: packet.tuple.zone)
         guard s.limits.admits(bucket), s.connections.count < Int(s.limits.maxConnections) else {
             s.refusedCommits += 1

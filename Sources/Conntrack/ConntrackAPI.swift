@@ -59,4 +59,7 @@ public struct CTAction: Sendable, Equatable {
     public var labelValue: UInt128 = 0, labelMask: UInt128 = 0
     public var nat: NATSpec?
     public init() {}
+
+    /// force_commit implies commit, as the kernel's parse_ct sets both.
+    var commits: Bool { commit || forceCommit }
 }

@@ -34,9 +34,13 @@ enum PacketParser {
     /// Returns nil for anything OVS marks invalid before lookup: not IP, short or
     /// malformed headers, fragments, a bad IPv4 header checksum, port 0, unsupported ICMP
     /// types, ICMP errors about packets that did not come from the error's destination.
-    /// L4 checksums are not verified: frames from veth/TAP ports usually carry partial
-    /// checksums, the case in which OVS skips the check too (hardware checksum offload).
-    static func parse(_ p: UnsafeRawPointer, length: Int, offsets: HeaderOffsets, zone: UInt16) -> ParsedPacket? {
+    /// With `verifyL4Checksum`, a bad TCP, UDP (IPv4: unless zero), ICMP or ICMPv6 checksum
+    /// of the packet itself (not of a header an ICMP error quotes) makes it invalid, as
+    /// OVS's check_l4_*; the caller turns it off when the checksum is partial (still to be
+    /// filled in) or was vouched for (the kernel's CHECKSUM_UNNECESSARY), as OVS skips it
+    /// when the NIC offloads checksums.
+    static func parse(_ p: UnsafeRawPointer, length: Int, offsets: HeaderOffsets, zone: UInt16,
+                      verifyL4Checksum: Bool = true) -> ParsedPacket? {
         let l3 = offsets.l3
         guard l3 >= 14, l3 <= length else { return nil }
         let ethType = p.be16(l3 - 2)
@@ -53,7 +57,32 @@ enum PacketParser {
             return nil
         }
         guard transport(p, packet: &packet, outer: true) else { return nil }
+        if verifyL4Checksum && !l4ChecksumValid(p, packet: packet) { return nil }
         return packet
+    }
+
+    /// OVS's checksum_valid / check_l4_icmp(6) over the transport header and payload, with
+    /// the outer header's addresses (a related packet's tuple is the quoted one's).
+    static func l4ChecksumValid(_ p: UnsafeRawPointer, packet: ParsedPacket) -> Bool {
+        let v6 = packet.tuple.isIPv6, l3 = packet.l3, l4 = packet.l4, size = packet.end - packet.l4
+        let proto = packet.related ? (v6 ? ICMPv6.proto : IPProto.icmp) : packet.tuple.proto
+        func pseudo() -> UInt64 {
+            v6 ? Checksum.pseudoHeaderIPv6(src: p.be128(l3 + 8), dst: p.be128(l3 + 24), proto: proto, length: size)
+                : Checksum.pseudoHeaderIPv4(src: p.be32(l3 + 12), dst: p.be32(l3 + 16), proto: proto, length: size)
+        }
+        switch proto {
+        case IPProto.tcp:
+            return Checksum.compute(p + l4, count: size, initial: pseudo()) == 0
+        case IPProto.udp:
+            if !v6 && p.be16(l4 + 6) == 0 { return true }   // no checksum (IPv4 only)
+            return Checksum.compute(p + l4, count: size, initial: pseudo()) == 0
+        case IPProto.icmp where !v6:
+            return Checksum.compute(p + l4, count: size) == 0
+        case ICMPv6.proto where v6:
+            return Checksum.compute(p + l4, count: size, initial: pseudo()) == 0
+        default:
+            return true
+        }
     }
 
     struct IPHeader { var src: UInt128; var dst: UInt128; var proto: UInt8; var l4: Int; var end: Int }

@@ -120,7 +120,7 @@ public struct CTTupleFilter: Sendable, Equatable {
 
     /// The whole original 5-tuple given and no reply side: OVS then flushes that one
     /// connection directly (in zone 0 when no zone is given).
-    var isFiveTuple: Bool {
+    public var isFiveTuple: Bool {
         guard reply.isZero, isIPv6 != nil, proto != 0, original.src != 0, original.dst != 0 else { return false }
         if proto == IPProto.icmp || proto == 58 { return true }
         return original.srcPort != 0 && original.dstPort != 0
@@ -129,14 +129,33 @@ public struct CTTupleFilter: Sendable, Equatable {
     func matches(_ c: Connection) -> Bool {
         if let v6 = isIPv6, v6 != c.original.isIPv6 { return false }
         if proto != 0 && proto != c.original.proto { return false }
-        return Self.side(original, matches: c.original) && Self.side(reply, matches: c.reply)
+        return Self.side(original, matches: c.original, proto: proto) && Self.side(reply, matches: c.reply, proto: proto)
     }
 
-    static func side(_ s: Side, matches t: CTTuple) -> Bool {
+    /// The exact original-direction tuple a five-tuple filter names (conntrack_flush_tuple's
+    /// tuple_to_conn_key); nil if no connection can have it.
+    func exactTuple(zone: UInt16) -> CTTuple? {
+        guard let v6 = isIPv6 else { return nil }
+        var t = CTTuple(src: v6 ? CTAddress(ipv6: original.src) : CTAddress(ipv4: UInt32(truncatingIfNeeded: original.src)),
+                        dst: v6 ? CTAddress(ipv6: original.dst) : CTAddress(ipv4: UInt32(truncatingIfNeeded: original.dst)),
+                        proto: proto, zone: zone)
+        if proto == IPProto.icmp || proto == 58 {
+            guard original.icmpCode == 0,
+                  let reverse = v6 ? ICMPv6.reverse(original.icmpType) : ICMPv4.reverse(original.icmpType) else { return nil }
+            PacketParser.setICMPQuery(&t, id: original.icmpID, type: original.icmpType, reply: reverse)
+        } else {
+            t.srcPort = original.srcPort
+            t.dstPort = original.dstPort
+        }
+        return t
+    }
+
+    /// `proto` is the filter's protocol: OVS compares the ICMP fields (exactly, zero
+    /// included) only when the filter names ICMP, and ports otherwise.
+    static func side(_ s: Side, matches t: CTTuple, proto: UInt8) -> Bool {
         if s.src != 0 && s.src != t.src.value { return false }
         if s.dst != 0 && s.dst != t.dst.value { return false }
-        if t.isICMP {
-            // OVS compares the ICMP fields exactly, zero included.
+        if proto == IPProto.icmp || proto == 58 {
             return s.icmpID == t.srcPort && s.icmpType == t.srcICMPType && s.icmpCode == 0
         }
         if s.srcPort != 0 && s.srcPort != t.srcPort { return false }
@@ -162,8 +181,16 @@ extension ConnectionTracker {
     /// Returns how many were removed.
     public func flush(zone: UInt16?, tuple: CTTupleFilter?) -> Int {
         state.withLock { s in
-            var zoneFilter = zone
-            if let t = tuple, !t.isZero, t.isFiveTuple, zoneFilter == nil { zoneFilter = 0 }
+            if let t = tuple, !t.isZero, t.isFiveTuple {
+                // OVS flushes a full 5-tuple directly (conntrack_flush_tuple): the
+                // connection holding it in `zone` (0 if none), by either direction's
+                // tuple, but not by the NATed reply tuple (OVS's un-NAT entry).
+                guard let exact = t.exactTuple(zone: zone ?? 0), let hit = s.lookup(exact, now: s.lastNow),
+                      let c = s.connections[hit.id], !(hit.reply && c.nat != .none) else { return 0 }
+                s.remove(hit.id)
+                return 1
+            }
+            let zoneFilter = zone
             let ids = s.connections.values.filter { c in
                 if let z = zoneFilter, c.original.zone != z { return false }
                 if let t = tuple, !t.isZero { return t.matches(c) }

@@ -90,7 +90,7 @@ extension ConnectionTracker {
 
     /// After a packet of connection `id`: report it once it is established both ways.
     func noteOffloadCandidate(_ s: inout State, id: UInt32) {
-        guard var c = s.connections[id] else { return }
+        guard s.reportsOffloadEvents, var c = s.connections[id] else { return }
         let established = c.proto.isEstablished
         if c.heldBack {
             // A handed-back connection is reported again only after leaving established.

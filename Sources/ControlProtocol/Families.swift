@@ -291,6 +291,8 @@ public enum ConntrackAttr {
     public static let limit: UInt16 = 8
     /// u32
     public static let limitValue: UInt16 = 9
+    /// A reply-direction tuple (flush-conntrack's second tuple), same syntax as `tuple`.
+    public static let replyTuple: UInt16 = 10
 }
 
 /// The default control socket of an eSwitch.

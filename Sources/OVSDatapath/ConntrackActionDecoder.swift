@@ -57,6 +57,14 @@ enum ConntrackActionDecoder {
             }
         }
         if ct.commit && ct.forceCommit { throw .invalid("ct: commit and force_commit exclude each other") }
+        // parse_ct/parse_nat: only a committing ct() may set the mark or labels or set up
+        // NAT (force_commit implies commit); a bare nat applies a committed connection's.
+        let commits = ct.commit || ct.forceCommit
+        if !commits && ct.markMask != 0 { throw .invalid("ct: setting conntrack mark requires 'commit' flag") }
+        if !commits && ct.labelMask != 0 { throw .invalid("ct: setting conntrack labels requires 'commit' flag") }
+        if !commits, let nat = ct.nat, nat.kind != .none {
+            throw .invalid("ct: NAT attributes may be specified only when the ct commit flag is also specified")
+        }
         return ct
     }
 

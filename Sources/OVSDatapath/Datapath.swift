@@ -65,6 +65,8 @@ public final class Datapath: @unchecked Sendable {
         marks = FlowMarkTable(rcu: rcu)
         upcalls = try UpcallQueue()
         conntrackOffload = eswitch.map { ConntrackOffload(tracker: conntrack, eswitch: $0, logger: logger) }
+        // Without an eSwitch no CT table takes the tracker's offload events: keep none.
+        conntrack.reportsOffloadEvents = eswitch != nil
     }
 
     /// The netdev of port 0, the datapath's internal port.
@@ -398,8 +400,8 @@ public final class Datapath: @unchecked Sendable {
             ageFlows(now: now)
             normal.expire(now: now)
         }
-        // The tracker queues offload events whatever the policy: drained every tick.
-        if let o = conntrackOffload { o.processEvents(offload: policy != .skipHW) } else { _ = conntrack.takeOffloadEvents() }
+        // The tracker queues offload events when there is an eSwitch, whatever the policy: drained every tick.
+        conntrackOffload?.processEvents(offload: policy != .skipHW)
         if now &- lastConntrackSweep >= 1_000_000_000 {
             lastConntrackSweep = now
             _ = conntrack.sweep(now: now)

@@ -235,7 +235,8 @@ final class PacketEngine: @unchecked Sendable {
                 return
             case .conntrack(let ct):
                 dp.conntrack.execute(ct, frame: b.data, length: b.length, offsets: offsets, key: &key, now: now,
-                                     l4ChecksumPartial: b.offload.checksumPartial)
+                                     l4ChecksumPartial: b.offload.checksumPartial,
+                                     l4ChecksumVerified: b.offload.flags & OffloadInfo.dataValid != 0)
             case .ctClear:
                 key[.ctState] = 0
                 key[.ctZone] = 0

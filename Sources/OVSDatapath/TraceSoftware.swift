@@ -200,7 +200,8 @@ extension PacketTracer {
             case .conntrack(let ct):
                 let before = b.bytes
                 dp.conntrack.execute(ct, frame: b.data, length: b.length, offsets: offsets, key: &key,
-                                     now: Sys.monotonicNanoseconds(), l4ChecksumPartial: b.offload.checksumPartial, dryRun: true)
+                                     now: Sys.monotonicNanoseconds(), l4ChecksumPartial: b.offload.checksumPartial,
+                                     l4ChecksumVerified: b.offload.flags & OffloadInfo.dataValid != 0, dryRun: true)
                 var what = "ct(zone=\(ct.zone)\(ct.commit ? ",commit" : "")\(ct.forceCommit ? ",force_commit" : "")\(ct.nat != nil ? ",nat" : ""))"
                 what += ": ct_state=" + formatCTState(UInt8(truncatingIfNeeded: key[.ctState]))
                 if key[.ctMark] != 0 { what += ", ct_mark=0x" + String(key[.ctMark], radix: 16) }

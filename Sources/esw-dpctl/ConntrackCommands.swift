@@ -60,20 +60,21 @@ struct DumpConntrack: ParsableCommand {
 struct FlushConntrack: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "flush-conntrack",
-        abstract: "Remove connections: all, a zone's, or the one with an original-direction tuple (ct_nw_src=…,ct_nw_dst=…,ct_nw_proto=…,ct_tp_src=…,ct_tp_dst=…).")
+        abstract: "Remove connections: all, a zone's, or those matching an original-direction tuple (ct_nw_src=…,ct_nw_dst=…,ct_nw_proto=…,ct_tp_src=…,ct_tp_dst=…) and a reply-direction one.")
     @OptionGroup var connection: ConnectionOptions
-    @Argument(help: "[DP] [zone=N] [CT-ORIG-TUPLE]") var args: [String] = []
+    @Argument(help: "[DP] [zone=N] [CT-ORIG-TUPLE [CT-REPLY-TUPLE]]") var args: [String] = []
 
     func run() throws {
         try cli {
             let a = try ConntrackArguments(args)
-            guard a.rest.count <= 1, a.zones.count <= 1 else {
-                throw CLIError("usage: flush-conntrack [DP] [zone=N] [CT-ORIG-TUPLE]")
+            guard a.rest.count <= 2, a.zones.count <= 1 else {
+                throw CLIError("usage: flush-conntrack [DP] [zone=N] [CT-ORIG-TUPLE [CT-REPLY-TUPLE]]")
             }
             let s = try Session(connection, dp: a.dp)
             _ = try s.request(Family.conntrack, ConntrackCmd.flush) { w in
                 for z in a.zones { w.putU16(ConntrackAttr.zone, z) }
                 if let t = a.rest.first { w.putString(ConntrackAttr.tuple, t) }
+                if a.rest.count == 2 { w.putString(ConntrackAttr.replyTuple, a.rest[1]) }
             }
         }
     }
@@ -213,7 +214,8 @@ struct ConntrackGetLimits: ParsableCommand {
             let m = try s.request(Family.conntrack, ConntrackCmd.limitsGet) { w in
                 for z in a.zones { w.putU16(ConntrackAttr.zone, z) }
             }
-            if let t = try m.first.flatMap({ try AttributeParser.parse($0.attributes).string(ConntrackAttr.text) }) { Out.write(t) }
+            // ct_dpif_format_zone_limits ends without a newline; dpctl prints "%s\n".
+            if let t = try m.first.flatMap({ try AttributeParser.parse($0.attributes).string(ConntrackAttr.text) }) { Out.line(t) }
         }
     }
 }

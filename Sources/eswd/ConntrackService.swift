@@ -30,10 +30,17 @@ enum ConntrackService {
             }
         case ConntrackCmd.flush:
             var filter: CTTupleFilter?
-            if let text = try a.string(ConntrackAttr.tuple) {
-                do { filter = try CTTupleFilter.parse(original: text) } catch { throw RequestError(EINVAL, "flush-conntrack: \(error)") }
+            let originalText = try a.string(ConntrackAttr.tuple), replyText = try a.string(ConntrackAttr.replyTuple)
+            if originalText != nil || replyText != nil {
+                do { filter = try CTTupleFilter.parse(original: originalText ?? "", reply: replyText) } catch {
+                    throw RequestError(EINVAL, "flush-conntrack: \(error)")
+                }
             }
             let n = tracker.flush(zone: zones.first, tuple: filter)
+            if n == 0, let f = filter, f.isFiveTuple {
+                // conntrack_flush_tuple: a full 5-tuple that names no connection is ENOENT.
+                throw RequestError(ENOENT, "flush-conntrack: no connection has this tuple (it must be the original, pre-NAT one)")
+            }
             reply { $0.putU32(ConntrackAttr.count, UInt32(clamping: n)) }
         case ConntrackCmd.statsGet:
             let st = tracker.statistics(zone: zones.first, now: Sys.monotonicNanoseconds())

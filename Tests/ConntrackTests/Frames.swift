@@ -108,7 +108,7 @@ final class Harness {
     @discardableResult
     func run(_ frame: [UInt8], zone: UInt16 = 0, commit: Bool = true, nat: NATSpec? = nil, force: Bool = false,
              mark: (UInt32, UInt32) = (0, 0), label: (UInt128, UInt128) = (0, 0), prior: FlowKey? = nil,
-             partial: Bool = false) -> Result {
+             partial: Bool = false, verified: Bool = false) -> Result {
         var f = frame
         var key = prior ?? FlowKey()
         var action = CTAction()
@@ -127,7 +127,7 @@ final class Harness {
                 key = scratch
             }
             ct.execute(action, frame: raw.baseAddress!, length: raw.count, offsets: offsets, key: &key, now: now,
-                       l4ChecksumPartial: partial)
+                       l4ChecksumPartial: partial, l4ChecksumVerified: verified)
         }
         return Result(state: CTState(rawValue: UInt8(key[.ctState])), key: key, frame: f)
     }

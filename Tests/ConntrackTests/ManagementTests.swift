@@ -65,6 +65,30 @@ struct ManagementTests {
         #expect(h.ct.flush(zone: nil, tuple: nil) == 0)
     }
 
+    /// OVS compares ICMP id/type/code only when the filter's protocol is ICMP; a filter
+    /// without protocol matches ICMP connections by address, and a full ICMP 5-tuple
+    /// (no reply side) names its connection directly.
+    @Test func flushICMPConnections() throws {
+        let h = Harness()
+        func ping(_ src: String, id: UInt16) {
+            h.run(Frames.ipv4(src: src, dst: "198.18.1.1", proto: 1, l4: Frames.icmp(type: 8, id: id)))
+        }
+        ping("198.18.0.1", id: 7)
+        ping("198.18.0.2", id: 9)
+        #expect(h.ct.connectionCount == 2)
+        let bySource = try CTTupleFilter.parse(original: "ct_nw_src=198.18.0.1")
+        #expect(h.ct.flush(zone: nil, tuple: bySource) == 1)
+        let five = try CTTupleFilter.parse(
+            original: "ct_nw_src=198.18.0.2,ct_nw_dst=198.18.1.1,ct_nw_proto=1,icmp_id=9,icmp_type=8,icmp_code=0")
+        #expect(h.ct.flush(zone: nil, tuple: five) == 1)
+        #expect(h.ct.connectionCount == 0)
+        // conntrack_flush_tuple looks the 5-tuple up in either direction.
+        _ = Self.udp(4, h)
+        let replyFive = try CTTupleFilter.parse(
+            original: "ct_nw_src=198.18.1.1,ct_nw_dst=198.18.0.4,ct_nw_proto=17,ct_tp_src=53,ct_tp_dst=5000")
+        #expect(h.ct.flush(zone: nil, tuple: replyFive) == 1)
+    }
+
     @Test func tupleParseErrors() {
         func error(_ s: String) -> CTTupleFilter.ParseError? {
             do { _ = try CTTupleFilter.parse(original: s); return nil } catch { return error }
