@@ -221,6 +221,7 @@ public enum DevlinkAttr {
     public static let ctHandBacks: UInt16 = 86
     public static let ctChainMisses: UInt16 = 87
     public static let ctTooDeep: UInt16 = 88
+    public static let ctRefusedNoRule: UInt16 = 89
     /// A port's offloaded program: object file path, section, function name, kernel id.
     public static let portProgramObject: UInt16 = 70
     public static let portProgramSection: UInt16 = 71

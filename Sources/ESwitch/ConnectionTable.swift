@@ -53,6 +53,11 @@ public final class ConnectionTable: @unchecked Sendable {
             refusals.unsupported += 1
             return .failure(f)
         }
+        // No rule in hardware would look it up: its packets all go through software.
+        guard tables.conntrackRuleZones[spec.original.tuple.zone] != nil else {
+            refusals.noRule += 1
+            return .failure(.unsupportedAction("no ct rule of zone \(spec.original.tuple.zone) in hardware"))
+        }
         guard pool.reserve(Self.entriesPerConnection) else {
             refusals.full += 1
             return .failure(.noSpace(table: "ct"))

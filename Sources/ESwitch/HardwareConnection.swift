@@ -158,6 +158,8 @@ public struct ConnectionRefusals: Sendable, Equatable {
     public var unsupported: UInt64 = 0
     /// The data plane refused the write.
     public var writeFailed: UInt64 = 0
+    /// No hardware rule looks connections of its zone up (its flows are in software).
+    public var noRule: UInt64 = 0
 
     public init() {}
 }

@@ -41,6 +41,18 @@ public final class HardwareTables: @unchecked Sendable {
     /// are never both held. Kept apart because a match is large (two flow keys) and the
     /// programmed rules are already indexed by the classifiers.
     private var pendingByMatch: [RuleMatch: HardwareRule] = [:]
+    /// Programmed rules with a ct action, per zone: a connection is worth offloading
+    /// only into a zone some hardware rule looks connections up in (as mlx5 keeps a CT
+    /// table per zone that a tc ct rule uses).
+    public private(set) var conntrackRuleZones: [UInt16: Int] = [:]
+
+    private func countConntrackZone(of r: HardwareRule, _ delta: Int) {
+        for case .conntrack(let zone, _) in r.actions {
+            let n = conntrackRuleZones[zone, default: 0] + delta
+            conntrackRuleZones[zone] = n > 0 ? n : nil
+        }
+    }
+
     /// Rules holding units, per mask (a mask is taken while one rule uses it).
     private var maskUsers: [FlowKey: Int] = [:]
     /// Programmed rules per mask (for the masks pool's programmed count).
@@ -259,7 +271,9 @@ public final class HardwareTables: @unchecked Sendable {
         r.state = .programmed
         forgetPending(r)
         let classifier = classifier(of: r.table)
+        countConntrackZone(of: r, 1)
         if let old = r.replaces {
+            countConntrackZone(of: old, -1)
             classifier.replace(old, with: r)
             old.state = .pending
             dropEncaps(of: old)
@@ -282,6 +296,7 @@ public final class HardwareTables: @unchecked Sendable {
         guard r.isProgrammed else { return true }
         do { try dataPlane.remove(r.programmed) } catch { return false }
         classifier(of: r.table).remove(r)
+        countConntrackZone(of: r, -1)
         r.state = .pending
         pool(of: r).markProgrammed(-r.units)
         counterPool.markProgrammed(-1)

@@ -37,7 +37,8 @@ struct DevShow: ParsableCommand {
                 }
                 ct = [("connections", oa.u64(DevlinkAttr.ctConnections)), ("refused_full", oa.u64(DevlinkAttr.ctRefusedFull)),
                       ("refused_unsupported", oa.u64(DevlinkAttr.ctRefusedUnsupported)),
-                      ("write_failed", oa.u64(DevlinkAttr.ctWriteFailed)), ("hits", oa.u64(DevlinkAttr.ctHits)),
+                      ("write_failed", oa.u64(DevlinkAttr.ctWriteFailed)), ("refused_no_rule", oa.u64(DevlinkAttr.ctRefusedNoRule)),
+                      ("hits", oa.u64(DevlinkAttr.ctHits)),
                       ("misses", oa.u64(DevlinkAttr.ctMisses)), ("hand_backs", oa.u64(DevlinkAttr.ctHandBacks)),
                       ("chain_misses", oa.u64(DevlinkAttr.ctChainMisses)), ("too_deep", oa.u64(DevlinkAttr.ctTooDeep))]
             }

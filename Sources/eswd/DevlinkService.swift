@@ -132,6 +132,7 @@ final class DevlinkService {
             let refused = sw.connections.refusals, ct = sw.dataPlane.conntrackCounters()
             for (attr, v) in [(DevlinkAttr.ctConnections, UInt64(sw.connections.count)), (DevlinkAttr.ctRefusedFull, refused.full),
                               (DevlinkAttr.ctRefusedUnsupported, refused.unsupported), (DevlinkAttr.ctWriteFailed, refused.writeFailed),
+                              (DevlinkAttr.ctRefusedNoRule, refused.noRule),
                               (DevlinkAttr.ctHits, ct.hits), (DevlinkAttr.ctMisses, ct.misses), (DevlinkAttr.ctHandBacks, ct.handBacks),
                               (DevlinkAttr.ctChainMisses, ct.chainMisses), (DevlinkAttr.ctTooDeep, ct.tooDeep)] {
                 w.putU64(attr, v)

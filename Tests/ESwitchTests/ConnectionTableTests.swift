@@ -25,12 +25,19 @@ struct ConnectionTableTests {
             mark: 7, label: 1 << 100)
     }
 
+    /// A device with a pre-ct rule of zone 1 (connections of other zones are not worth the hardware).
+    static func device(profile: HardwareProfile = HardwareProfile()) throws -> (ESwitch, InMemoryDataPlane) {
+        let (sw, dp) = try DriverTests.device(profile: profile)
+        _ = try sw.addRule(DriverTests.spec(inPort: .vf(1), dst: 0xC612_0001, actions: [.conntrack(zone: 1, nat: true), .recirculate(9)])).get()
+        return (sw, dp)
+    }
+
     @Test func aConnectionIsProgrammedBothWaysAndCounted() throws {
-        let (sw, dp) = try DriverTests.device()
+        let (sw, dp) = try Self.device()
         let c = try sw.addConnection(Self.spec(id: 1, nat: true)).get()
         #expect(sw.connections.count == 1)
         #expect(sw.tables.ctPool.occupancy == 2 && sw.tables.ctPool.programmed == 2)
-        #expect(sw.tables.counterPool.occupancy == 2)
+        #expect(sw.tables.counterPool.occupancy == 3)
         let hit = dp.lookupConnection(Self.spec(id: 1, nat: true).reply.tuple)
         #expect(hit?.connection.replyCounter == c.replyCounter)
         #expect(hit?.direction.rewrite.dst == 0xC612_0001)
@@ -42,14 +49,14 @@ struct ConnectionTableTests {
         #expect(a.first?.lastUsedNanoseconds == 42)
         #expect(sw.removeConnection(id: 1))
         #expect(dp.connections.isEmpty)
-        #expect(sw.tables.ctPool.occupancy == 0 && sw.tables.counterPool.occupancy == 0)
+        #expect(sw.tables.ctPool.occupancy == 0 && sw.tables.counterPool.occupancy == 1)
         #expect(!sw.removeConnection(id: 1))
     }
 
     @Test func aFullCTTableRefusesAndCounts() throws {
         var profile = HardwareProfile()
         profile.ctEntries = 4
-        let (sw, dp) = try DriverTests.device(profile: profile)
+        let (sw, dp) = try Self.device(profile: profile)
         _ = try sw.addConnection(Self.spec(id: 1, sport: 1)).get()
         _ = try sw.addConnection(Self.spec(id: 2, sport: 2)).get()
         let r = sw.addConnection(Self.spec(id: 3, sport: 3))
@@ -62,7 +69,7 @@ struct ConnectionTableTests {
     }
 
     @Test func whatTheSiliconCannotTrackIsRefusedWithAReason() throws {
-        let (sw, dp) = try DriverTests.device()
+        let (sw, dp) = try Self.device()
         #expect(sw.addConnection(Self.spec(id: 1, proto: 1)).failure == .unsupportedMatch(field: "ct of ip proto 1 (the hardware tracks TCP and UDP)"))
         _ = try sw.addConnection(Self.spec(id: 2)).get()
         #expect(sw.addConnection(Self.spec(id: 3)).failure == .unsupportedMatch(field: "ct tuple already in the hardware"))
@@ -71,11 +78,24 @@ struct ConnectionTableTests {
         #expect(sw.addConnection(Self.spec(id: 4, sport: 9)).failure != nil)
         #expect(sw.connections.refusals.writeFailed == 1)
         // A refusal leaves nothing behind.
-        #expect(sw.tables.ctPool.occupancy == 2 && sw.tables.counterPool.occupancy == 2 && dp.connections.count == 1)
+        #expect(sw.tables.ctPool.occupancy == 2 && sw.tables.counterPool.occupancy == 3 && dp.connections.count == 1)
+        // A zone no hardware rule looks up.
+        #expect(sw.addConnection(Self.spec(id: 5, sport: 5, zone: 2)).failure == .unsupportedAction("no ct rule of zone 2 in hardware"))
+        #expect(sw.connections.refusals.noRule == 1)
+    }
+
+    @Test func connectionsAreWorthTheHardwareOnlyWhileARuleLooksThemUp() throws {
+        let (sw, _) = try DriverTests.device()
+        #expect(sw.addConnection(Self.spec(id: 1)).failure == .unsupportedAction("no ct rule of zone 1 in hardware"))
+        let h = try sw.addRule(DriverTests.spec(inPort: .vf(0), dst: 0xC612_0002, actions: [.conntrack(zone: 1, nat: false), .recirculate(3)])).get()
+        #expect(sw.tables.conntrackRuleZones == [1: 1])
+        #expect((try? sw.addConnection(Self.spec(id: 1)).get()) != nil)
+        #expect(sw.deleteRule(h))
+        #expect(sw.tables.conntrackRuleZones.isEmpty)
     }
 
     @Test func aHandedBackConnectionIsReportedUntilRemoved() throws {
-        let (sw, dp) = try DriverTests.device()
+        let (sw, dp) = try Self.device()
         _ = try sw.addConnection(Self.spec(id: 1)).get()
         dp.handedBack.insert(1)
         #expect(sw.connections.activity(counters: sw.counterSnapshot()).first?.handedBack == true)
@@ -85,7 +105,7 @@ struct ConnectionTableTests {
     }
 
     @Test func leavingSwitchdevEmptiesTheCTTable() throws {
-        let (sw, dp) = try DriverTests.device()
+        let (sw, dp) = try Self.device()
         _ = try sw.addConnection(Self.spec(id: 1)).get()
         try sw.setMode(.legacy)
         #expect(dp.connections.isEmpty && sw.tables.ctPool.occupancy == 0)
@@ -93,7 +113,7 @@ struct ConnectionTableTests {
     }
 
     @Test func theCTResourceIsResizedOnReload() throws {
-        let (sw, dp) = try DriverTests.device()
+        let (sw, dp) = try Self.device()
         try sw.tables.ctPool.setPending(200_000)
         try sw.reload()
         #expect(sw.tables.ctPool.size == 200_000)

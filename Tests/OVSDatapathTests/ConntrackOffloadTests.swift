@@ -114,6 +114,7 @@ struct ConntrackOffloadTests {
 
     @Test func anEstablishedConnectionIsOffloadedAndComesBackOnAFIN() throws {
         let (d, sw, dp) = try P.datapath()
+        _ = try Self.put(d, Self.preCT, "ct(zone=1),recirc(5)")
         let now = Sys.monotonicNanoseconds()
         Self.handshake(d, now: now)
         d.tick(now: now)
@@ -139,6 +140,7 @@ struct ConntrackOffloadTests {
         var profile = HardwareProfile()
         profile.ctEntries = 2
         let (d, sw, dp) = try P.datapath(profile: profile)
+        _ = try Self.put(d, Self.preCT, "ct(zone=1),recirc(5)")
         let now = Sys.monotonicNanoseconds()
         Self.handshake(d, now: now)
         Self.handshake(d, sport: 40001, now: now)
@@ -150,7 +152,7 @@ struct ConntrackOffloadTests {
         #expect(d.conntrack.entries(zone: nil, now: now).filter(\.offloaded).count == 1)
         _ = d.conntrack.flush(zone: nil, tuple: nil)
         d.tick(now: now)
-        #expect(dp.connections.isEmpty && sw.tables.ctPool.occupancy == 0 && sw.tables.counterPool.occupancy == 0)
+        #expect(dp.connections.isEmpty && sw.tables.ctPool.occupancy == 0 && sw.tables.counterPool.occupancy == 1)
         #expect(d.conntrackOffload?.statistics.removed == 1)
     }
 
@@ -186,6 +188,7 @@ struct ConntrackOffloadTests {
     /// read the hand-back flag: the sequence numbers moved on in hardware meanwhile.
     @Test func aFINTheHardwareSentUpIsNotInvalidBeforeTheHandBackIsRead() throws {
         let (d, _, dp) = try P.datapath()
+        _ = try Self.put(d, Self.preCT, "ct(zone=1),recirc(5)")
         let now = Sys.monotonicNanoseconds()
         Self.handshake(d, now: now)
         d.tick(now: now)
@@ -205,6 +208,7 @@ struct ConntrackOffloadTests {
     /// never reaches the hardware, where a packet reusing its tuple would pass as established.
     @Test func aConnectionClosedBeforeTheTickIsNotOffloadedAndOneClosedAfterIsRemoved() throws {
         let (d, _, dp) = try P.datapath()
+        _ = try Self.put(d, Self.preCT, "ct(zone=1),recirc(5)")
         let now = Sys.monotonicNanoseconds()
         Self.handshake(d, now: now)
         Self.track(d, Self.tcp(flags: 0x11, seq: 101, ack: 501), commit: true, now: now)
@@ -219,6 +223,19 @@ struct ConntrackOffloadTests {
         d.tick(now: now)
         #expect(dp.connections.isEmpty)
         #expect(d.conntrackOffload?.statistics.removed == 1)
+        #expect(d.conntrack.entries(zone: nil, now: now).allSatisfy { !$0.offloaded })
+    }
+
+    /// Without a ct rule of its zone in hardware a connection's packets all go through
+    /// software: it stays there (and keeps its window checks).
+    @Test func aConnectionOfAZoneNoHardwareRuleUsesStaysInSoftware() throws {
+        let (d, sw, dp) = try P.datapath()
+        let now = Sys.monotonicNanoseconds()
+        Self.handshake(d, now: now)
+        d.tick(now: now)
+        #expect(dp.connections.isEmpty)
+        #expect(d.conntrackOffload?.lastRefusal == .unsupportedAction("no ct rule of zone 1 in hardware"))
+        #expect(sw.connections.refusals.noRule == 1)
         #expect(d.conntrack.entries(zone: nil, now: now).allSatisfy { !$0.offloaded })
     }
 
