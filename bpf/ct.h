@@ -1,7 +1,8 @@
 /* ct.h — connection tracking in the silicon, as mlx5 offloads it: a pre-ct rule
  * (`ct(zone[,nat]), recirc(id)` or `recirc(id)`) sends the frame through the CT table
  * and then into the chain of rules matching recirc_id == id, with the ct fields in the
- * key (the post-ct rule). The frame is not touched until the last rule is known: a CT
+ * key (the post-ct rule); a rule `ct(zone[,nat]), actions...` runs its own actions after
+ * the CT hit (the connection's NAT first). The frame is not touched until the last rule is known: a CT
  * miss (a new connection, or one the hardware does not hold), a chain miss or a
  * recirculation too many sends it up the representor as it arrived, and software
  * starts over at recirc_id 0. Only then are the NAT rewrites applied (with checksum
@@ -131,10 +132,10 @@ static __always_inline int ct_lookup(struct esw_scratch *s, __u32 zone, int nat,
     return 0;
 }
 
-/* One recirculation of the rule in s->rc.rule (a pre-ct rule): its ct action if it has
- * one, then the chain of its recirc id; the chain's rule replaces s->rc.rule. 0: on
- * to that rule, else 1 + the ESW_CT_STAT_* of why the frame goes up the representor.
- * A global function: the verifier checks it once, not once per pass. */
+/* One pass of the rule in s->rc.rule: its ct action if it has one, then the chain of
+ * its recirc id, whose rule replaces s->rc.rule (0: on to that rule); -1 when the rule
+ * has no recirc (its own actions are the last); else 1 + the ESW_CT_STAT_* of why the
+ * frame goes up the representor. A global function: verified once, not once per pass. */
 __noinline int esw_recirc_step(struct esw_scratch *s, const struct esw_parsed *ps)
 {
     if (!s || !ps)
@@ -143,20 +144,20 @@ __noinline int esw_recirc_step(struct esw_scratch *s, const struct esw_parsed *p
     struct esw_action_set *set = bpf_map_lookup_elem(&esw_action_sets, &set_id);
     if (!set)
         return 1 + ESW_CT_STAT_MISS;
-    /* The driver writes these rules as [ct, recirc] or [recirc] only. */
+    /* The driver writes these rules as [recirc], [ct, recirc] or [ct, actions...]. */
     __u32 count = set->count;
-    const struct esw_action *last = &set->a[count == 2 ? 1 : 0];
-    if (last->kind != ESW_ACT_RECIRC || count > 2)
+    if (count < 1 || count > ESW_MAX_ACTIONS)
         return 1 + ESW_CT_STAT_MISS;
-    if (count == 2) {
-        if (set->a[0].kind != ESW_ACT_CT)
-            return 1 + ESW_CT_STAT_MISS;
+    const struct esw_action *last = &set->a[(count - 1) & (ESW_MAX_ACTIONS - 1)];
+    if (set->a[0].kind == ESW_ACT_CT) {
         __u32 arg = set->a[0].arg;
         int r = ct_lookup(s, arg & 0xffff, arg & ESW_CT_ACT_NAT, ps);
         if (r)
             return 1 + r;
         ct_count(ESW_CT_STAT_HIT);
     }
+    if (last->kind != ESW_ACT_RECIRC)
+        return -1;
     __u32 zero = 0;
     struct esw_chain_list *l = bpf_map_lookup_elem(&esw_chain_list, &zero);
     if (!l)
@@ -233,6 +234,8 @@ static __noinline int run_recirc(struct __sk_buff *skb, struct esw_scratch *s, c
         if (pass == ESW_MAX_RECIRC)
             break;
         int r = esw_recirc_step(s, ps);
+        if (r < 0)
+            goto last_rule;
         if (r) {
             stat = r - 1;
             break;

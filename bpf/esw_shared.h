@@ -45,7 +45,7 @@ struct esw_mask_lists {
 };
 
 #define ESW_RULE_ENCAP  1u   /* actions encapsulate: check the uplink MTU first */
-#define ESW_RULE_RECIRC 2u   /* the last action is recirc: a pre-ct rule (ct.h) */
+#define ESW_RULE_RECIRC 2u   /* the last action is recirc, or the first ct: ct.h runs the rule */
 
 struct esw_rule {
     __u32 action_set;
@@ -75,7 +75,7 @@ enum esw_action_kind {
     ESW_ACT_ENCAP,          /* arg: encap id */
     ESW_ACT_DECAP,
     ESW_ACT_HINT,           /* arg: flow mark; the rule's only action (partial offload) */
-    ESW_ACT_CT,             /* arg: zone | ESW_CT_ACT_NAT; first, followed by recirc (ct.h) */
+    ESW_ACT_CT,             /* arg: zone | ESW_CT_ACT_NAT; the rule's first action (ct.h) */
     ESW_ACT_RECIRC,         /* arg: recirculation id; the rule's last action */
 };
 #define ESW_CT_ACT_NAT  0x10000u   /* ct(nat): apply the connection's rewrite */

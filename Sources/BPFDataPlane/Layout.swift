@@ -264,9 +264,12 @@ struct RuleValue {
         overhead = flags & Layout.ruleEncap != 0 ? UInt32(Layout.vxlanIPv4Overhead) : 0
     }
 
-    /// Whether the rule's actions end with a recirculation (a pre-ct rule).
+    /// Whether bpf/ct.h runs the rule: its actions end with a recirculation (a pre-ct
+    /// rule) or start with ct (ESW_RULE_RECIRC).
     static func recirculates(_ actions: [HardwareAction]) -> Bool {
-        if case .recirculate = actions.last { true } else { false }
+        if case .recirculate = actions.last { return true }
+        if case .conntrack = actions.first { return true }
+        return false
     }
 
     var isEncap: Bool { flags & Layout.ruleEncap != 0 }

@@ -84,21 +84,24 @@ public struct HardwareCapabilities: Sendable {
         return nil
     }
 
-    /// A rule that recirculates is mlx5's pre-ct rule: `[recirculate]` or
-    /// `[conntrack, recirculate]`, nothing else. The frame is left unmodified until the
-    /// last pass of the pipeline knows where it goes (a CT or chain miss sends it up the
-    /// representor as it arrived, for software to start over at recirc_id 0).
+    /// ct and recirc as the pipeline runs them (bpf/ct.h): `[recirc]` and `[ct, recirc]`
+    /// (mlx5's pre-ct rule), or `[ct, actions...]` (a ct whose connection's NAT the rule's
+    /// own actions follow, as OVS's `ct(commit,nat),output`). The frame is left
+    /// unmodified until the pipeline knows its last rule: a CT or chain miss sends it up
+    /// the representor as it arrived, for software to start over at recirc_id 0.
     func checkConntrack(_ actions: [HardwareAction]) -> OffloadFailure? {
-        let ct = actions.firstIndex { if case .conntrack = $0 { true } else { false } }
-        let recirc = actions.firstIndex { if case .recirculate = $0 { true } else { false } }
-        if ct == nil && recirc == nil { return nil }
-        guard let recirc, recirc == actions.count - 1 else {
-            return .unsupportedAction("ct without a recirc as the rule's last action")
+        func isCT(_ a: HardwareAction) -> Bool { if case .conntrack = a { true } else { false } }
+        func isRecirc(_ a: HardwareAction) -> Bool { if case .recirculate = a { true } else { false } }
+        let cts = actions.filter(isCT).count, recircs = actions.filter(isRecirc).count
+        if cts == 0 && recircs == 0 { return nil }
+        if cts > 1 || recircs > 1 { return .unsupportedAction("more than one ct or recirc in a rule") }
+        if cts == 1 && !isCT(actions[0]) {
+            return .unsupportedAction("actions before ct (the hardware looks the frame up unmodified)")
         }
-        if let ct, ct != recirc - 1 || actions.filter({ if case .conntrack = $0 { true } else { false } }).count > 1 {
-            return .unsupportedAction("actions between ct and recirc")
+        if let r = actions.firstIndex(where: isRecirc) {
+            if r != actions.count - 1 { return .unsupportedAction("actions after recirc") }
+            if r > cts { return .unsupportedAction("actions before recirc (the hardware recirculates the frame unmodified)") }
         }
-        if recirc > (ct == nil ? 0 : 1) { return .unsupportedAction("actions before ct/recirc (the hardware recirculates the frame unmodified)") }
         return nil
     }
 

@@ -31,7 +31,7 @@ public enum HardwareAction: Sendable {
     /// Connection tracking (mlx5's ct action): look the frame's 5-tuple up in the CT
     /// table of `zone`; a hit gives the frame its ct_state, mark and label and, with
     /// `nat`, the connection's address/port rewrite. A miss sends the frame up its
-    /// representor unmodified. Only as a pre-ct rule: first, and followed by `recirculate`.
+    /// representor unmodified. Only as a rule's first action (HardwareCapabilities.checkConntrack).
     case conntrack(zone: UInt16, nat: Bool)
     /// Look the frame up again in the chain of this recirculation id (the rules whose
     /// match has this `recirc_id`), with the ct fields a `conntrack` before it set. The

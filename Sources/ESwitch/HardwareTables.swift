@@ -131,8 +131,10 @@ public final class HardwareTables: @unchecked Sendable {
     /// outer and inner is never recirculated, and a chain rule runs after the frame's NAT
     /// is decided, so it cannot hand the frame to software with a mark.
     static func checkChain(_ spec: HardwareRuleSpec, table: HardwareTable) -> OffloadFailure? {
-        let recirculates = spec.actions.contains { if case .recirculate = $0 { true } else { false } }
-        if recirculates && matchesTunnel(spec.mask) { return .unsupportedAction("recirc of a tunnel frame") }
+        let conntrack = spec.actions.contains {
+            switch $0 { case .recirculate, .conntrack: true; default: false }
+        }
+        if conntrack && matchesTunnel(spec.mask) { return .unsupportedAction("ct or recirc of a tunnel frame") }
         if table == .chain && matchesTunnel(spec.mask) { return .unsupportedMatch(field: "tunnel in a recirculation chain") }
         if table == .chain && spec.actions.contains(where: { if case .hint = $0 { true } else { false } }) {
             return .unsupportedAction("mark in a recirculation chain")

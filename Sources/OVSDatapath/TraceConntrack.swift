@@ -9,7 +9,14 @@ extension PacketTracer {
     /// bpf/ct.h ESW_MAX_RECIRC: lookups after the first.
     static let hardwareRecirculations = 4
 
-    /// Runs the passes of `first` (a rule whose last action is recirculate): the steps,
+    /// Whether the pipeline runs `rule` through bpf/ct.h: ct first, or recirc last.
+    static func usesConntrack(_ rule: HardwareRule) -> Bool {
+        if case .recirculate = rule.actions.last { return true }
+        if case .conntrack = rule.actions.first { return true }
+        return false
+    }
+
+    /// Runs the passes of `first` (a rule `usesConntrack`): the steps,
     /// and the last rule with the NAT applied before its actions, or nil when the frame
     /// goes up the representor (the last step says why).
     func conntrackPasses(_ first: HardwareRule, frame: [UInt8], port: PortIndex)
@@ -24,7 +31,7 @@ extension PacketTracer {
             return (steps, nil)
         }
         for pass in 0...Self.hardwareRecirculations {
-            guard case .recirculate(let chain) = rule.actions.last else { break }
+            guard Self.usesConntrack(rule) else { break }
             if pass == Self.hardwareRecirculations { return up("more than \(Self.hardwareRecirculations) recirculations") }
             if case .conntrack(let zone, let withNAT) = rule.actions.first {
                 let proto = UInt8(truncatingIfNeeded: key[.ipProto])
@@ -60,6 +67,8 @@ extension PacketTracer {
                 }
                 steps.append(.text(text))
             }
+            // ct and the rule's own actions: this rule is the last.
+            guard case .recirculate(let chain) = rule.actions.last else { break }
             key[.recircID] = UInt64(chain)
             let l = sw.tables.lookupChain(key)
             steps.append(lookupNode("chain 0x\(String(chain, radix: 16))", key: key, l))

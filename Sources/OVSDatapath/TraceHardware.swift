@@ -85,7 +85,7 @@ extension PacketTracer {
         }
         hw.add("result", "hit")
         var last = l.rule, before: [HardwareAction] = []
-        if case .recirculate = l.rule.actions.last {
+        if Self.usesConntrack(l.rule) {
             // A pre-ct rule: the CT table and the chains decide (bpf/ct.h).
             let passes = conntrackPasses(l.rule, frame: frame, port: port)
             hw.add("ct_passes", .list(passes.steps))
@@ -235,7 +235,10 @@ extension PacketTracer {
         var steps: [String] = []
         var encapsulated: TunnelMetadata?
         var forwarded = false
-        for a in before + rule.actions {
+        // The connection's NAT is written at the ct action (first, when the rule has one).
+        var list = before + rule.actions
+        if case .conntrack = rule.actions.first { list = [rule.actions[0]] + before + rule.actions.dropFirst() }
+        for a in list {
             switch a {
             case .forward(let p):
                 let name = hardwareNames[p] ?? "\(p)"

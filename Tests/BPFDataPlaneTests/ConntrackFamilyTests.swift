@@ -105,4 +105,35 @@ struct ConntrackFamilyTests {
         #expect(PipelineTests.ipChecksumOK(r.frame, at: 14))
         #expect(PipelineTests.udpChecksumOK(r.frame, l3: 14))
     }
+
+    /// `ct(zone=1,nat),set(eth),output` in one rule (OVS's SNAT egress flow): the
+    /// connection's NAT, then the rule's own actions; a new connection goes up unmodified.
+    @Test func aCTRuleRunsItsOwnActionsAfterTheHit() throws {
+        let dp = try PipelineTests.dataPlane()
+        var r = Self.rules(ethType: EtherType.ipv4, proto: IPProto.udp)[0]
+        r.actions = [.conntrack(zone: 1, nat: true), .setEthernet(src: 0, srcMask: 0, dst: 0x02_00_00_00_00_99, dstMask: 0xffff_ffff_ffff),
+                     .forward(.uplink)]
+        try dp.program(r)
+        let orig = ConnectionTuple(zone: 1, proto: IPProto.udp, isIPv6: false, src: 0xC613_0001, dst: 0xC613_0002,
+                                   srcPort: 1234, dstPort: 53)
+        let reply = ConnectionTuple(zone: 1, proto: IPProto.udp, isIPv6: false, src: 0xC613_0002, dst: 0xC612_0009,
+                                    srcPort: 53, dstPort: 1234)
+        let spec = HardwareConnectionSpec(
+            id: 3, original: ConnectionDirection(tuple: orig, state: 0x62, rewrite: ConnectionRewrite(src: 0xC612_0009)),
+            reply: ConnectionDirection(tuple: reply, state: 0x6a, rewrite: ConnectionRewrite(dst: 0xC613_0001)))
+        let fresh = PipelineTests.udpFrame(sport: 999)
+        #expect(try dp.testRun(frame: fresh, ifindex: PipelineTests.lo).frame == fresh)
+        try dp.programConnection(DataPlaneConnection(spec: spec, originalCounter: 20, replyCounter: 21))
+        dp.resetCounter(7)
+        dp.resetCounter(20)
+        let out = try dp.testRun(frame: PipelineTests.udpFrame(), ifindex: PipelineTests.lo)
+        #expect(out.verdict == PipelineTests.redirect)
+        #expect(dp.portCounters(.uplink).txPackets == 1)
+        out.frame.withUnsafeBytes { b in
+            #expect(b.baseAddress!.be32(26) == 0xC612_0009)
+            #expect(b.baseAddress!.be48(0) == 0x02_00_00_00_00_99)
+        }
+        #expect(PipelineTests.ipChecksumOK(out.frame, at: 14) && PipelineTests.udpChecksumOK(out.frame, l3: 14))
+        #expect(dp.ruleCounters(7).packets == 1 && dp.ruleCounters(20).packets == 1)
+    }
 }

@@ -45,11 +45,11 @@ struct ConntrackOffloadTests {
         let (d, _, dp) = try P.datapath()
         d.setPartialOffload(false)
         let cases: [(String, String, String)] = [
-            ("recirc_id(0x5),in_port(1),ct_state(+new+trk),eth(),eth_type(0x0800),ipv4(frag=no)", "ct(commit,zone=1),2",
-             "ct without a recirc as the rule's last action"),
+            ("recirc_id(0x5),in_port(1),ct_state(+new+trk),eth(),eth_type(0x0800),ipv4(frag=no)", "2,recirc(6)",
+             "actions before recirc"),
             (Self.preCT, "ct(commit,zone=1,mark=0x1/0xff),recirc(5)", "ct setting ct_mark or ct_label"),
             (Self.preCT.replacingOccurrences(of: "in_port(1)", with: "in_port(2)"), "set(ipv4(ttl=9)),ct(zone=1),recirc(5)",
-             "actions before ct/recirc (the hardware recirculates the frame unmodified)"),
+             "actions before ct (the hardware looks the frame up unmodified)"),
             ("recirc_id(0),in_port(1),ct_state(+trk),eth(),eth_type(0x0800),ipv4(frag=no)", "2",
              "ct_state of a tracked frame at recirc_id 0"),
         ]
