@@ -55,8 +55,9 @@ final class ConntrackOffload {
     }
 
     private func offload(_ s: CTConnectionSnapshot) {
-        // A connection reported again (handed back, then established anew) replaces its entry.
-        if held[s.id] != nil { remove(s.id) }
+        // A connection reported again while held replaces its entry (the tracker's
+        // state stays as it is: this is no hand-back).
+        if held.removeValue(forKey: s.id) != nil { eswitch.removeConnection(id: UInt64(s.id)) }
         switch eswitch.addConnection(Self.spec(s)) {
         case .success:
             held[s.id] = 0
