@@ -2,7 +2,31 @@
 # waiting, the switch process's CPU, medians, Open vSwitch as the peer, one iperf3 run.
 # Sourced after scripts/netns.sh and scripts/topology.sh, by a script that defines
 # log/die, P (namespace prefix), D (its temporary directory), PIDS, SWPID, PY, HZ, T
-# and, for setup_ovs, SCHEMA.
+# and, for setup_ovs, SCHEMA; sourcing it installs the EXIT trap (cleanup).
+
+# teardown: stop what the current topology started (PIDS, an OVS peer's daemons), delete
+# its namespaces
+teardown() {
+    local f
+    for f in "$D"/ovs/vsd.pid "$D"/ovs/ovsdb.pid; do
+        [ -s "$f" ] && PIDS+=("$(cat "$f" 2>/dev/null)")
+    done
+    esw_stop "${PIDS[@]}"
+    esw_del_netns "${TOPO_NAMESPACES[@]}"
+    rm -rf "$D"/ovs
+    PIDS=(); TOPO_NAMESPACES=(); SWPID=""
+}
+# cleanup: on any exit, tear down; keep the logs in D if it failed. Installed as the
+# EXIT trap by sourcing this file.
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM HUP
+    teardown
+    if [ $rc -ne 0 ]; then log "failed (rc=$rc); logs kept in $D"; else rm -rf "$D"; fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
 
 # in_ns NODE CMD...: run CMD in namespace $P<NODE>
 in_ns() { topo_in "$@"; }

@@ -125,29 +125,7 @@ D=$(mktemp -d /tmp/eswbench.XXXXXX)
 PIDS=()
 SWPID=""         # the switch process of the current topology (for CPU accounting)
 
-# teardown: stop what the current topology started, delete its namespaces
-teardown() {
-    local f
-    for f in "$D"/ovs/vsd.pid "$D"/ovs/ovsdb.pid; do
-        [ -s "$f" ] && PIDS+=("$(cat "$f" 2>/dev/null)")
-    done
-    esw_stop "${PIDS[@]}"
-    esw_del_netns "${TOPO_NAMESPACES[@]}"
-    rm -rf "$D"/ovs
-    PIDS=(); TOPO_NAMESPACES=(); SWPID=""
-}
-# cleanup: on any exit, tear down; keep the logs if it failed
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM HUP
-    teardown
-    if [ $rc -ne 0 ]; then log "failed (rc=$rc); logs kept in $D"; else rm -rf "$D"; fi
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
 . "$ROOT/scripts/bench-lib.sh"
-
 
 # --- topologies ---------------------------------------------------------------------
 # Each sets CLI_NS SRV_NS DST (the client sends from CLI_NS to DST in SRV_NS) and SWPID.

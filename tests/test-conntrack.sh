@@ -6,7 +6,7 @@
 #   committed in zone 1, established and related traffic passes both ways, anything
 #   else new (other ports, VF1 -> VF0) has no flow and is dropped (miss mode drop).
 #   VF0 -> remote (198.18.0.2, behind the uplink): SNAT to 198.18.0.9 in zone 2, the
-#   replies un-NATed on the way back.
+#   replies un-NATed on the way back, found by their original-direction tuple (ct_tuple4).
 # Checks that connections work or fail as the ACL says, that ICMP errors come back as
 # related, that dump-conntrack / flush-conntrack / ct-stats-show / maxconns / zone
 # limits behave as ovs-dpctl's, and that NATed frames on the wire carry the NAT address.
@@ -35,7 +35,7 @@ ip4='eth(),eth_type(0x0800)'
 printf '%s\n' \
     "recirc_id(0),in_port(1),$ip4,ipv4(dst=198.18.0.2,frag=no) ct(commit,zone=2,nat(src=198.18.0.9)),set(eth(dst=$WIRE_MAC)),3" \
     "recirc_id(0),in_port(3),$ip4,ipv4(dst=198.18.0.9,frag=no) ct(zone=2,nat),recirc(3)" \
-    "recirc_id(3),ct_state(+est+trk),in_port(3),$ip4,ipv4(frag=no) set(eth(dst=$VM0_MAC)),1" >>"$T_DIR/flows"
+    "recirc_id(3),ct_state(+est+trk),ct_tuple4(src=198.19.0.1,proto=6),in_port(3),$ip4,ipv4(frag=no) set(eth(dst=$VM0_MAC)),1" >>"$T_DIR/flows"
 check "the stateful ACL's flows are accepted" dpctl add-flows "$T_DIR/flows"
 check_match "ct() flows show their actions" 'ct\(commit,zone=1,mark=0x5/0xff\),2' "$(dpctl dump-flows)"
 
@@ -114,6 +114,20 @@ check "flush-conntrack zone=2" dpctl flush-conntrack zone=2
 check_eq "zone 2 is empty" 0 "$(dpctl dump-conntrack zone=2 | wc -l)"
 check_ge "zone 1 is untouched" 200 "$(dpctl dump-conntrack zone=1 | wc -l)"
 check_fails "a malformed tuple is refused" dpctl flush-conntrack 'ct_nw_src=1.2.3'
+# A flush whose zone attribute is malformed (4 bytes, not a u16) is EINVAL, not "all zones".
+before=$(dpctl dump-conntrack | wc -l)
+err=$(/usr/bin/python3 - "$ESW_CONTROL" <<'PY'
+import socket, struct, sys
+body = struct.pack("=BBHi", 2, 1, 0, 0) + struct.pack("=HHI", 8, 1, 1)   # flush, zone attr of 4 bytes
+m = struct.pack("=IHHII", 16 + len(body), 0x26, 1 | 4, 1, 0) + body
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); s.settimeout(3); s.connect(sys.argv[1]); s.send(m)
+d = s.recv(65536)
+ln, t = struct.unpack_from("=IH", d, 0)
+print(-struct.unpack_from("=i", d, 16)[0] if t == 2 else "reply")
+PY
+)
+check_eq "a flush with a malformed zone attribute is EINVAL" 22 "$err"
+check_eq "and flushes nothing" "$before" "$(dpctl dump-conntrack | wc -l)"
 check "flush-conntrack" dpctl flush-conntrack
 check_eq "the tracker is empty" 0 "$(dpctl dump-conntrack | wc -l)"
 

@@ -61,11 +61,18 @@ enum PacketParser {
         return packet
     }
 
+    /// The packet's own transport protocol (a related packet's tuple is the quoted one's).
+    static func proto(_ packet: ParsedPacket) -> UInt8 {
+        packet.related ? (packet.tuple.isIPv6 ? ICMPv6.proto : IPProto.icmp) : packet.tuple.proto
+    }
+
     /// OVS's checksum_valid / check_l4_icmp(6) over the transport header and payload, with
     /// the outer header's addresses (a related packet's tuple is the quoted one's).
     static func l4ChecksumValid(_ p: UnsafeRawPointer, packet: ParsedPacket) -> Bool {
-        let v6 = packet.tuple.isIPv6, l3 = packet.l3, l4 = packet.l4, size = packet.end - packet.l4
-        let proto = packet.related ? (v6 ? ICMPv6.proto : IPProto.icmp) : packet.tuple.proto
+        let v6 = packet.tuple.isIPv6, l3 = packet.l3, l4 = packet.l4
+        // UDP sums its own length (transport() checked it fits), as check_l4_udp.
+        let size = proto(packet) == IPProto.udp ? Int(p.be16(l4 + 4)) : packet.end - packet.l4
+        let proto = proto(packet)
         func pseudo() -> UInt64 {
             v6 ? Checksum.pseudoHeaderIPv6(src: p.be128(l3 + 8), dst: p.be128(l3 + 24), proto: proto, length: size)
                 : Checksum.pseudoHeaderIPv4(src: p.be32(l3 + 12), dst: p.be32(l3 + 16), proto: proto, length: size)

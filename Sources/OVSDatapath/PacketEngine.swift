@@ -242,6 +242,7 @@ final class PacketEngine: @unchecked Sendable {
                 key[.ctZone] = 0
                 key[.ctMark] = 0
                 key[.ctLabel] = 0
+                ConnectionTracker.clearOriginalTuple(&key)
             }
             i += 1
         }

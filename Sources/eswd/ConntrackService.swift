@@ -13,7 +13,7 @@ enum ConntrackService {
         guard let dp = datapath else { throw RequestError(ENODEV, "no datapath (add one with add-dp)") }
         let tracker = dp.conntrack
         let a = try RequestAttributes(m.attributes)
-        let zones = zonesGiven(m.attributes)
+        let zones = try zonesGiven(m.attributes)
         func reply(_ build: (inout AttributeWriter) -> Void) {
             var w = AttributeWriter()
             build(&w)
@@ -65,9 +65,14 @@ enum ConntrackService {
         }
     }
 
-    /// Every `zone` attribute, in order.
-    static func zonesGiven(_ bytes: ArraySlice<UInt8>) -> [UInt16] {
-        ((try? AttributeParser.parse(bytes)) ?? []).compactMap { $0.type == ConntrackAttr.zone ? try? $0.u16() : nil }
+    /// Every `zone` attribute, in order. A malformed one is EINVAL: dropping it would
+    /// widen the request to every zone (a flush of all connections).
+    static func zonesGiven(_ bytes: ArraySlice<UInt8>) throws(RequestError) -> [UInt16] {
+        do {
+            return try AttributeParser.parse(bytes).filter { $0.type == ConntrackAttr.zone }.map { try $0.u16() }
+        } catch {
+            throw RequestError(EINVAL, "conntrack: malformed zone attribute: \(error)")
+        }
     }
 
     static func limitsGiven(_ bytes: ArraySlice<UInt8>) throws(RequestError) -> [(zone: UInt16?, limit: UInt32)] {
