@@ -247,4 +247,22 @@ struct ConntrackOffloadTests {
         #expect(dp.connections.isEmpty)
         #expect(d.conntrack.takeOffloadEvents().isEmpty)
     }
+
+    /// `ct(zone=1,nat),2` in one rule: the hardware looks the connection up and runs the
+    /// rule's own output; trace shows both.
+    @Test func aCTRuleWithItsOwnActionsIsOffloadedAndTraced() throws {
+        let (d, _, dp) = try P.datapath()
+        let f = try Self.put(d, Self.preCT, "ct(zone=1,nat),2")
+        #expect(d.offloadStatus(of: f) == .offloaded)
+        #expect(dp.rules.first?.actions == [.conntrack(zone: 1, nat: true), .forward(.vf(1))])
+        let now = Sys.monotonicNanoseconds()
+        Self.handshake(d, now: now)
+        d.tick(now: now)
+        #expect(dp.connections.count == 1)
+        let port = try #require(d.port(named: "pf0vf0"))
+        let t = Self.text(try d.trace(frame: Self.tcp(flags: 0x10, seq: 101, ack: 501), ingress: .vport(port), tunnel: nil))
+        #expect(t.contains("ct(zone=1,nat): connection"), "\(t)")
+        #expect(t.contains("forward to eSwitch port 2"))
+        #expect(!t.contains("chain 0x"))
+    }
 }
