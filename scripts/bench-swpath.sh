@@ -46,23 +46,6 @@ for s in /usr/share/openvswitch/vswitch.ovsschema /usr/local/share/openvswitch/v
 done
 [ -n "$SCHEMA" ] || die "vswitch.ovsschema not found"
 topo_init "$P" || exit 1
-teardown() {
-    local f
-    for f in "$D"/ovs/vsd.pid "$D"/ovs/ovsdb.pid; do [ -s "$f" ] && PIDS+=("$(cat "$f")"); done
-    esw_stop "${PIDS[@]}"
-    esw_del_netns "${TOPO_NAMESPACES[@]}"
-    rm -rf "$D"/ovs
-    PIDS=() TOPO_NAMESPACES=() SWPID=""
-}
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM HUP
-    teardown
-    if [ $rc -ne 0 ]; then log "failed (rc=$rc); logs kept in $D"; else rm -rf "$D"; fi
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
 . "$ROOT/scripts/bench-lib.sh"
 
 DPCTL() { ESW_CONTROL=$D/eswd.sock "$BIN/esw-dpctl" "$@"; }
