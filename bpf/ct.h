@@ -94,7 +94,12 @@ static __always_inline int ct_lookup(struct esw_scratch *s, __u32 zone, int nat,
     if (!e)
         return ESW_CT_STAT_MISS;
     if (ps->proto == PROTO_TCP && ((w11 >> 48) & (TCP_FIN | TCP_RST))) {
-        __sync_fetch_and_or(&e->flags, ESW_CT_HANDED_BACK);
+        /* The first to mark the entry tells the driver. */
+        if (!(__sync_fetch_and_or(&e->flags, ESW_CT_HANDED_BACK) & ESW_CT_HANDED_BACK)) {
+            __u32 counter = e->counter;
+            if (bpf_map_push_elem(&esw_ct_handbacks, &counter, 0))
+                ct_count(ESW_CT_STAT_HANDBACK_LOST);
+        }
         return ESW_CT_STAT_HANDBACK;
     }
     /* Handed back: software tears the connection down; the driver removes the entry. */

@@ -240,7 +240,8 @@ struct esw_ct_entry {
 #define ESW_CT_STAT_HANDBACK   2   /* FIN/RST: entry marked, frame up the representor */
 #define ESW_CT_STAT_CHAIN_MISS 3   /* no rule in the chain: up the representor unmodified */
 #define ESW_CT_STAT_TOO_DEEP   4   /* more than ESW_MAX_RECIRC recirculations */
-#define ESW_CT_STATS           5
+#define ESW_CT_STAT_HANDBACK_LOST 5 /* esw_ct_handbacks was full: the driver scans the CT table */
+#define ESW_CT_STATS           6
 
 /* port_by_ifindex: indexed by ifindex up to this; values are the port + 1 (0: none),
  * with this bit for its representor. */

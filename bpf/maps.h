@@ -141,6 +141,15 @@ struct {
     __type(value, struct esw_ct_entry);
 } esw_ct SEC(".maps");
 
+/* Hand-backs for the driver: the counter of each entry a FIN or RST marked, once. The
+ * driver pops them at its poll (no scan of the CT table); a full queue is counted
+ * (ESW_CT_STAT_HANDBACK_LOST) and makes the driver scan. */
+struct {
+    __uint(type, BPF_MAP_TYPE_QUEUE);
+    __uint(max_entries, 4096);
+    __type(value, __u32);
+} esw_ct_handbacks SEC(".maps");
+
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
     __uint(max_entries, ESW_CT_STATS);

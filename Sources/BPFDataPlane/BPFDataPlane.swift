@@ -19,7 +19,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     struct Maps {
         let config, ports, portByIfindex, portStats, masks, maskLists, maskHits: Int32
         let exact, masked, actionSets, ruleCounters, encaps, macs: Int32
-        let chain, chainMasks, chainList, ct, ctStats: Int32
+        let chain, chainMasks, chainList, ct, ctStats, ctHandBacks: Int32
 
         init(_ o: borrowing BPFObject) throws(SystemError) {
             config = try o.mapFD("esw_config"); ports = try o.mapFD("esw_ports")
@@ -30,6 +30,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
             encaps = try o.mapFD("esw_encaps"); macs = try o.mapFD("esw_macs")
             chain = try o.mapFD("esw_chain"); chainMasks = try o.mapFD("esw_chain_masks")
             chainList = try o.mapFD("esw_chain_list"); ct = try o.mapFD("esw_ct"); ctStats = try o.mapFD("esw_ct_stats")
+            ctHandBacks = try o.mapFD("esw_ct_handbacks")
         }
     }
 
@@ -110,6 +111,10 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     var chainList: [UInt32] = []
     var chainSlots: [[UInt8]: Slot] = [:]
     var connectionsHeld: [UInt64: DataPlaneConnection] = [:]
+    /// Hand-backs lost so far (ESW_CT_STAT_HANDBACK_LOST), and whether the queue's
+    /// content is unknown (a resize replaced it): either makes takeHandBacks incomplete.
+    var handBacksLostSeen: UInt64 = 0
+    var handBackQueueReplaced = false
     /// Removals waiting to be written together (inside `coalescingRemovals`).
     var queuedRemovals: [DataPlaneRule]?
     /// Removals the kernel refused in a coalesced write, retried by `maintain`.
@@ -299,6 +304,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         try copyRules(from: maps.masked, to: m.masked)
         try replayChains(into: m)
         try replayConnections(into: m)
+        handBackQueueReplaced = true
         let cpus = BPFMap.possibleCPUs
         for (i, c) in allRuleCounters(count: counters).enumerated() where c.packets > 0 || c.lastUsedNanoseconds > 0 {
             var v = [UInt64](repeating: 0, count: cpus * 3)
@@ -314,6 +320,11 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         }
         try update(m.maskLists, Self.u32(0), Layout.maskLists(exact: lists[.exact] ?? [], masked: lists[.masked] ?? []),
                    "mask lists")
+        for stat in Layout.CTStat.allCases {
+            var v = [UInt64](repeating: 0, count: cpus)
+            v[0] = perCPU(maps.ctStats, index: UInt32(stat.rawValue), fields: 1)[0]
+            try update(m.ctStats, Self.u32(UInt32(stat.rawValue)), v.withUnsafeBytes { Array($0) }, "ct statistics")
+        }
     }
 
     // MARK: Counters

@@ -16,7 +16,7 @@ extension Layout {
     public static let ctNATSource: UInt8 = 1, ctNATSourcePort: UInt8 = 2, ctNATDestination: UInt8 = 4, ctNATDestinationPort: UInt8 = 8
     public static let ctHandedBack: UInt32 = 1
     /// esw_ct_stats indices.
-    public enum CTStat: Int, CaseIterable { case hit, miss, handBack, chainMiss, tooDeep }
+    public enum CTStat: Int, CaseIterable { case hit, miss, handBack, chainMiss, tooDeep, handBackLost }
 
     /// Whether a chain rule's match fits the chain key: recirc_id exact, nothing asked of
     /// dp_hash or the other words outside it.

@@ -1,3 +1,4 @@
+import CLibBPF
 import ESwitch
 import NetLinux
 import Packet
@@ -143,6 +144,18 @@ extension BPFDataPlane {
     /// Writes every connection into another set of maps (a resize), keeping hand-backs.
     func replayConnections(into m: Maps) throws(DataPlaneError) {
         for c in connectionsHeld.values { try writeConnection(c, into: m, handedBack: connectionHandedBack(c)) }
+    }
+
+    /// Pops the hand-back queue (BPF_MAP_LOOKUP_AND_DELETE on a queue map).
+    public func takeHandBacks() -> (counters: [UInt32], complete: Bool) {
+        var out: [UInt32] = []
+        var v: UInt32 = 0
+        while out.count < 1 << 20, bpf_map_lookup_and_delete_elem(maps.ctHandBacks, nil, &v) == 0 { out.append(v) }
+        let lost = perCPU(maps.ctStats, index: UInt32(Layout.CTStat.handBackLost.rawValue), fields: 1)[0]
+        let complete = lost == handBacksLostSeen && !handBackQueueReplaced
+        handBacksLostSeen = lost
+        handBackQueueReplaced = false
+        return (out, complete)
     }
 
     public func conntrackCounters() -> ConntrackPipelineCounters {

@@ -14,6 +14,8 @@ public final class ConnectionTable: @unchecked Sendable {
     public private(set) var connections: [UInt64: HardwareConnection] = [:]
     /// Tuples held, by direction: one entry of the silicon each.
     private var tupleOwners: [ConnectionTuple: UInt64] = [:]
+    /// Connections by either direction's counter (what the pipeline's hand-backs name).
+    private var counterOwners: [UInt32: UInt64] = [:]
     public private(set) var refusals = ConnectionRefusals()
     /// Entries each connection takes in `pool`.
     public static let entriesPerConnection = 2
@@ -88,6 +90,8 @@ public final class ConnectionTable: @unchecked Sendable {
         connections[spec.id] = c
         tupleOwners[spec.original.tuple] = spec.id
         tupleOwners[spec.reply.tuple] = spec.id
+        counterOwners[original] = spec.id
+        counterOwners[reply] = spec.id
         return .success(c)
     }
 
@@ -100,6 +104,8 @@ public final class ConnectionTable: @unchecked Sendable {
         connections[id] = nil
         tupleOwners[c.spec.original.tuple] = nil
         tupleOwners[c.spec.reply.tuple] = nil
+        counterOwners[c.originalCounter] = nil
+        counterOwners[c.replyCounter] = nil
         tables.releaseCounter(c.originalCounter)
         tables.releaseCounter(c.replyCounter)
         pool.markProgrammed(-Self.entriesPerConnection)
@@ -123,12 +129,19 @@ public final class ConnectionTable: @unchecked Sendable {
     }
 
     /// Every connection's counters (from a counter snapshot, see ESwitch.counterSnapshot)
-    /// and whether the pipeline handed it back to software.
+    /// and whether the pipeline handed it back to software since the last call: the
+    /// pipeline's queue of hand-backs, each confirmed on the entry (a queued counter may
+    /// have a new owner by now); every entry read only when the queue overflowed.
     public func activity(counters snapshot: [RuleCounters]) -> [ConnectionActivity] {
         func read(_ n: UInt32) -> RuleCounters { Int(n) < snapshot.count ? snapshot[Int(n)] : dataPlane.ruleCounters(n) }
+        let (queued, complete) = dataPlane.takeHandBacks()
+        var handedBack = Set<UInt64>()
+        for n in queued {
+            if let id = counterOwners[n], let c = connections[id], dataPlane.connectionHandedBack(c.programmed) { handedBack.insert(id) }
+        }
         return connections.values.map { c in
             ConnectionActivity(id: c.id, original: read(c.originalCounter), reply: read(c.replyCounter),
-                               handedBack: dataPlane.connectionHandedBack(c.programmed))
+                               handedBack: handedBack.contains(c.id) || (!complete && dataPlane.connectionHandedBack(c.programmed)))
         }
     }
 }

@@ -133,6 +133,10 @@ public protocol DataPlane: AnyObject {
     func removeConnection(_ c: DataPlaneConnection) throws(DataPlaneError)
     /// Whether the pipeline marked the connection for software (a FIN or RST hit it).
     func connectionHandedBack(_ c: DataPlaneConnection) -> Bool
+    /// The counters of entries the pipeline marked since the last call (one per
+    /// hand-back, either direction's), and whether that is all of them (false: some
+    /// were not queued, the caller asks `connectionHandedBack` of every connection).
+    func takeHandBacks() -> (counters: [UInt32], complete: Bool)
     /// What the CT stage of the pipeline did.
     func conntrackCounters() -> ConntrackPipelineCounters
 
@@ -317,9 +321,22 @@ public final class InMemoryDataPlane: DataPlane, @unchecked Sendable {
         connectionByTuple[c.spec.original.tuple] = nil
         connectionByTuple[c.spec.reply.tuple] = nil
         handedBack.remove(c.spec.id)
+        takenHandBacks.remove(c.spec.id)
     }
 
     public func connectionHandedBack(_ c: DataPlaneConnection) -> Bool { handedBack.contains(c.spec.id) }
+
+    /// Hand-backs already taken (each is reported once, as the eBPF queue does).
+    private var takenHandBacks: Set<UInt64> = []
+    /// Makes the next `takeHandBacks` incomplete (a test of the scan).
+    public var loseHandBacks = false
+    public func takeHandBacks() -> (counters: [UInt32], complete: Bool) {
+        let new = handedBack.subtracting(takenHandBacks)
+        takenHandBacks.formUnion(new)
+        defer { loseHandBacks = false }
+        if loseHandBacks { return ([], false) }
+        return (new.compactMap { connections[$0]?.originalCounter }, true)
+    }
 
     /// What a test says the CT stage did.
     public var pipelineCounters = ConntrackPipelineCounters()

@@ -187,10 +187,15 @@ struct ConntrackPipelineTests {
         #expect(dp.portCounters(.vf(0)).toRepresentor == 1)
         #expect(dp.connectionHandedBack(Self.connection()))
         #expect(dp.conntrackStatistics()[.handBack] == 1)
+        // The driver hears of it once, by the entry's counter.
+        let q = dp.takeHandBacks()
+        #expect(q.counters == [Self.connectionCounter] && q.complete)
+        _ = try dp.testRun(frame: fin, ifindex: Self.lo)
+        #expect(dp.takeHandBacks().counters.isEmpty)
         // Later packets of the connection go to software too, until the driver removes it.
         let data = Self.tcpFrame()
         #expect(try dp.testRun(frame: data, ifindex: Self.lo).frame == data)
-        #expect(dp.portCounters(.vf(0)).toRepresentor == 2)
+        #expect(dp.portCounters(.vf(0)).toRepresentor == 3)
         try dp.removeConnection(Self.connection())
         #expect(!dp.connectionHandedBack(Self.connection()))
     }
@@ -222,6 +227,10 @@ struct ConntrackPipelineTests {
         try dp.resize(rules: c.rules * 2, counters: c.counters, encaps: c.encaps, connections: c.connections * 2)
         #expect(dp.capacity.connections == c.connections * 2)
         #expect(dp.connectionHandedBack(Self.connection()))
+        // The queue of hand-backs did not move to the new maps: the driver scans once.
+        #expect(!dp.takeHandBacks().complete)
+        #expect(dp.takeHandBacks().complete)
+        #expect(dp.conntrackStatistics()[.handBack] == 1)
         try dp.removeConnection(Self.connection())
         try dp.programConnection(Self.connection())
         let r = try dp.testRun(frame: Self.tcpFrame(), ifindex: Self.lo)

@@ -94,10 +94,14 @@ struct ConnectionTableTests {
         #expect(sw.tables.conntrackRuleZones.isEmpty)
     }
 
-    @Test func aHandedBackConnectionIsReportedUntilRemoved() throws {
+    @Test func aHandBackIsReportedOnceFromTheQueueOrFoundByAScan() throws {
         let (sw, dp) = try Self.device()
         _ = try sw.addConnection(Self.spec(id: 1)).get()
         dp.handedBack.insert(1)
+        #expect(sw.connections.activity(counters: sw.counterSnapshot()).first?.handedBack == true)
+        #expect(sw.connections.activity(counters: sw.counterSnapshot()).first?.handedBack == false)
+        // The queue overflowed: every entry is read.
+        dp.loseHandBacks = true
         #expect(sw.connections.activity(counters: sw.counterSnapshot()).first?.handedBack == true)
         #expect(sw.removeConnection(id: 1))
         #expect(sw.connections.activity(counters: sw.counterSnapshot()).isEmpty)
