@@ -1,15 +1,15 @@
 /* ct.h — connection tracking in the silicon, as mlx5 offloads it: a pre-ct rule
  * (`ct(zone[,nat]), recirc(id)` or `recirc(id)`) sends the frame through the CT table
  * and then into the chain of rules matching recirc_id == id, with the ct fields in the
- * key (the post-ct rule); a rule `ct(zone[,nat]), actions...` runs its own actions after
- * the CT hit (the connection's NAT first). The frame is not touched until the last rule is known: a CT
- * miss (a new connection, or one the hardware does not hold), a chain miss or a
- * recirculation too many sends it up the representor as it arrived, and software
- * starts over at recirc_id 0. Only then are the NAT rewrites applied (with checksum
- * updates), every rule and connection on the way counted, and the last rule's actions
- * run. A TCP FIN or RST that hits a connection marks its entry (the driver hands the
- * connection back to software) and goes up the representor unmodified, so the
- * software tracker sees the teardown.
+ * key (the post-ct rule); a rule `ct(zone[,nat]), actions...` runs its own actions
+ * after the CT hit (the connection's NAT first). The frame is not touched until the
+ * last rule is known: a CT miss (a new connection, or one the hardware does not hold),
+ * a chain miss or a recirculation too many sends it up the representor as it arrived,
+ * and software starts over at recirc_id 0. Only then are the NAT rewrites applied (with
+ * checksum updates), every rule and connection on the way counted, and the last rule's
+ * actions run. A TCP FIN or RST that hits a connection marks its entry, queues its
+ * counter for the driver (which hands the connection back to software) and goes up the
+ * representor unmodified, so the software tracker sees the teardown.
  *
  * Included by esw.bpf.c after the lookup, count and action code it uses. */
 #ifndef ESW_CT_H
@@ -217,8 +217,8 @@ __noinline int esw_apply_nat(struct __sk_buff *skb, struct esw_scratch *s, __u32
     return 0;
 }
 
-/* A frame that hit a pre-ct rule (ESW_RULE_RECIRC): ct and recirc steps until a rule
- * that does not recirculate, then that rule's actions. */
+/* A frame that hit a rule with ESW_RULE_RECIRC (ct first or recirc last): ct and
+ * recirc steps until a rule that does not recirculate, then that rule's actions. */
 static __noinline int run_recirc(struct __sk_buff *skb, struct esw_scratch *s, const struct esw_parsed *ps,
                                  struct esw_rule *rule, __u64 port_len)
 {
