@@ -28,6 +28,17 @@
 #     the share of packets found by mark (rx_offload_partial).
 # CPU per packet at a fixed rate, because at the sender's top speed the two modes see
 # different rates, batch sizes and so costs per packet.
+# Instructions per packet of esw-dp (user space), a count the machine's load does not
+# move, unlike the tick-based user time: with `perf stat -e instructions:u,cycles:u -t`
+# during the fixed-rate runs where the PMU has counters; where it has none (a VM without
+# a virtual PMU, such as this one) a second pass runs eswd under callgrind (a copy
+# without debug information, which valgrind's DWARF reader may not handle), one run of
+# ESW_HINT_CG_SECONDS (4) s at ESW_HINT_CG_RATE (500) frames/s per row, counters zeroed
+# before and dumped after, with simulated D1 and L2 misses per packet (eswd's accesses
+# only). With M masks in hint mode and not every flow in the hardware (256 > 64 masks), a
+# run over the hinted flows alone gives the hinted packets' own count.
+# ESW_HINT_INSN=0 skips it, ESW_HINT_NATIVE=0 skips the native pass, ESW_HINT_CG_KEEP=DIR
+# keeps the callgrind dumps (per masks-mode-target) for callgrind_annotate.
 # Output: OUT/hinting.md (OUT defaults to bench/). Needs root. Everything it starts is
 # torn down on any exit.
 set -uo pipefail
