@@ -49,6 +49,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$ROOT/scripts/deps.sh"
 . "$ROOT/scripts/bench-part.sh"
 bench_part hinting "$@"
+# valgrind (callgrind) counts instructions per packet where the VM has no PMU (below).
+esw_install_packages valgrind >&2 || log "cannot install valgrind: no instruction counts without a PMU"
 RUNS=${ESW_HINT_RUNS:-5}
 if [ $QUICK = 1 ]; then T=2; else T=5; fi
 MASKS=(${ESW_HINT_MASKS:-1 16 64 256})
