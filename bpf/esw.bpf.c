@@ -327,6 +327,8 @@ static __always_inline void count_rule(const struct esw_rule *rule, __u32 len)
     }
 }
 
+#include "ct.h"
+
 SEC("tc")
 int esw_port_rx(struct __sk_buff *skb)
 {
@@ -394,8 +396,14 @@ int esw_port_rx(struct __sk_buff *skb)
                 finish_inner_checksum(skb, s, &inner);
             return to_representor(skb, port, p);
         }
-        if ((rule->flags & ESW_RULE_ENCAP) && exceeds_tunnel_mtu(skb, &ps, rule->encap_overhead))
-            return to_representor(skb, port, p);
+        /* One test of the flags on the common path (a plain rule has none). */
+        if (__builtin_expect(rule->flags != 0, 0)) {
+            if ((rule->flags & ESW_RULE_ENCAP) && exceeds_tunnel_mtu(skb, &ps, rule->encap_overhead))
+                return to_representor(skb, port, p);
+            /* A pre-ct rule: the CT table and the chains decide (ct.h). */
+            if (rule->flags & ESW_RULE_RECIRC)
+                return run_recirc(skb, s, &ps, rule, (__u64)port << 32 | len);
+        }
     }
     if (ps.outer) {
         /* Decap: ECN first (a drop is not the flow's packet, as in the kernel, where

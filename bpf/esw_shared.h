@@ -45,6 +45,7 @@ struct esw_mask_lists {
 };
 
 #define ESW_RULE_ENCAP  1u   /* actions encapsulate: check the uplink MTU first */
+#define ESW_RULE_RECIRC 2u   /* the last action is recirc, or the first ct: ct.h runs the rule */
 
 struct esw_rule {
     __u32 action_set;
@@ -74,7 +75,10 @@ enum esw_action_kind {
     ESW_ACT_ENCAP,          /* arg: encap id */
     ESW_ACT_DECAP,
     ESW_ACT_HINT,           /* arg: flow mark; the rule's only action (partial offload) */
+    ESW_ACT_CT,             /* arg: zone | ESW_CT_ACT_NAT; the rule's first action (ct.h) */
+    ESW_ACT_RECIRC,         /* arg: recirculation id; the rule's last action */
 };
+#define ESW_CT_ACT_NAT  0x10000u   /* ct(nat): apply the connection's rewrite */
 
 /* Values are in network byte order, as they are written into the packet. */
 struct esw_action {
@@ -169,6 +173,76 @@ struct esw_prog_config {
     __u64 attached;         /* bit per port with a program */
 };
 
+/* Connection tracking (ct.h). Rules matching recirc_id != 0 live in the chain table,
+ * looked up only by frames a recirc action sent back: its key is the mask id, the
+ * recirculation id (always exact), the ct fields the ct action set (FlowKey word 10:
+ * ct_state | ct_zone << 16 | ct_mark << 32; words 11-12: ct_label, high first) and the
+ * 18 words of esw_key, all masked. The first lookup of every frame does not see it. */
+#define ESW_MAX_RECIRC  4   /* lookups a frame may take after the first */
+
+struct esw_chain_key {
+    __u32 mask_id;
+    __u32 recirc_id;
+    __u64 ct[3];
+    struct esw_key key;
+};
+
+/* A chain mask: the ct words' and the key words' masks. */
+struct esw_chain_mask {
+    __u64 ct[3];
+    __u64 pad;
+    struct esw_key key;
+};
+
+struct esw_chain_list {
+    __u32 count;
+    __u32 pad;
+    __u32 ids[ESW_MAX_MASKS];
+};
+
+/* The CT table: one entry per connection and direction, keyed by the zone and the
+ * 5-tuple its packets carry at the ct action (addresses as the flow key holds them:
+ * IPv4 in addr[1]'s low half, IPv6 high word first; ports host order). */
+struct esw_ct_key {
+    __u16 zone;
+    __u8 proto;
+    __u8 ipv6;
+    __u16 sport;
+    __u16 dport;
+    __u64 src[2];
+    __u64 dst[2];
+};
+
+#define ESW_CT_NAT_SRC       1u   /* rewrite the IPv4 source to nat_src */
+#define ESW_CT_NAT_SRC_PORT  2u
+#define ESW_CT_NAT_DST       4u
+#define ESW_CT_NAT_DST_PORT  8u
+#define ESW_CT_HANDED_BACK   1u   /* flags: a FIN or RST hit the entry; software tears it down */
+
+struct esw_ct_entry {
+    __u32 counter;          /* in esw_rule_counters: one per direction */
+    __u32 flags;            /* ESW_CT_HANDED_BACK, set by the pipeline */
+    __u8 state;             /* ct_state (OVS_CS_F_*) the packet gets */
+    __u8 nat;               /* ESW_CT_NAT_* */
+    __u16 nat_sport;        /* host order */
+    __u16 nat_dport;
+    __u16 pad;
+    __u32 mark;
+    __u32 nat_src;          /* IPv4, host order */
+    __u32 nat_dst;
+    __u32 pad2;
+    __u64 label[2];         /* high word first */
+};
+
+/* What the CT stage did, per CPU (index ESW_CT_STAT_*). */
+#define ESW_CT_STAT_HIT        0
+#define ESW_CT_STAT_MISS       1   /* no entry: up the representor unmodified */
+#define ESW_CT_STAT_HANDBACK   2   /* FIN/RST: entry marked, frame up the representor */
+#define ESW_CT_STAT_CHAIN_MISS 3   /* no rule in the chain: up the representor unmodified */
+#define ESW_CT_STAT_TOO_DEEP   4   /* more than ESW_MAX_RECIRC recirculations */
+#define ESW_CT_STAT_HANDBACK_LOST 5 /* esw_ct_handbacks was full: the driver scans the CT table */
+#define ESW_CT_STATS           6
+
 /* port_by_ifindex: indexed by ifindex up to this; values are the port + 1 (0: none),
  * with this bit for its representor. */
 #define ESW_MAX_IFINDEX 65536
@@ -187,5 +261,12 @@ _Static_assert(sizeof(struct esw_port) == 24, "esw_port");
 _Static_assert(sizeof(struct esw_config) == 16, "esw_config");
 _Static_assert(sizeof(struct esw_prog_counters) == 48, "esw_prog_counters");
 _Static_assert(sizeof(struct esw_prog_config) == 16, "esw_prog_config");
+_Static_assert(sizeof(struct esw_chain_key) == 176, "esw_chain_key");
+_Static_assert(sizeof(struct esw_chain_mask) == 176, "esw_chain_mask");
+_Static_assert(sizeof(struct esw_chain_list) == 264, "esw_chain_list");
+_Static_assert(sizeof(struct esw_ct_key) == 40, "esw_ct_key");
+_Static_assert(sizeof(struct esw_ct_entry) == 48, "esw_ct_entry");
+_Static_assert(__builtin_offsetof(struct esw_ct_entry, mark) == 16, "esw_ct_entry.mark");
+_Static_assert(__builtin_offsetof(struct esw_ct_entry, label) == 32, "esw_ct_entry.label");
 
 #endif

@@ -109,10 +109,75 @@ struct {
     __type(value, __u32);
 } esw_macs SEC(".maps");
 
+/* The chain table (rules matching recirc_id != 0), its masks and their lookup order,
+ * the CT table and its per-CPU statistics (ct.h). */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 65536);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, struct esw_chain_key);
+    __type(value, struct esw_rule);
+} esw_chain SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, ESW_MAX_MASKS);
+    __type(key, __u32);
+    __type(value, struct esw_chain_mask);
+} esw_chain_masks SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct esw_chain_list);
+} esw_chain_list SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 65536);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, struct esw_ct_key);
+    __type(value, struct esw_ct_entry);
+} esw_ct SEC(".maps");
+
+/* Hand-backs for the driver: the counter of each entry a FIN or RST marked, once. The
+ * driver pops them at its poll (no scan of the CT table); a full queue is counted
+ * (ESW_CT_STAT_HANDBACK_LOST) and makes the driver scan. */
+struct {
+    __uint(type, BPF_MAP_TYPE_QUEUE);
+    __uint(max_entries, 4096);
+    __type(value, __u32);
+} esw_ct_handbacks SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, ESW_CT_STATS);
+    __type(key, __u32);
+    __type(value, __u64);
+} esw_ct_stats SEC(".maps");
+
+/* What the ct and recirc steps of one frame gathered (ct.h): the ct fields of the
+ * chain key, the NAT to apply once the last rule is known, the counters to count. */
+struct esw_recirc_state {
+    struct esw_rule rule;   /* the rule of this pass (a copy: the steps are global functions) */
+    __u64 ct[3];
+    __u32 rule_counters[ESW_MAX_RECIRC + 1];
+    __u32 ct_counters[ESW_MAX_RECIRC + 1];
+    __u32 nat_src, nat_dst;
+    __u16 nat_sport, nat_dport;
+    __u8 nat;
+    __u8 rules, cts;
+    __u8 pad;
+};
+
 /* Per-CPU scratch space: keys are too big for the 512-byte BPF stack twice over. */
 struct esw_scratch {
     struct esw_key key;
     struct esw_table_key probe;
+    struct esw_chain_key chain_probe;
+    struct esw_recirc_state rc;
+    struct esw_action nat_action;
     __u8 chunk[256];
     __u64 prog_start_ns;   /* when the port's user program was entered (nic_speed) */
     __u32 prog_seq;        /* tags the frame handed to a user program (prog_stage.h) */

@@ -8,6 +8,7 @@
 #        scripts/bench.sh placement [--quick] [--bin DIR] [--out DIR]   (see bench-placement.sh)
 #        scripts/bench.sh hinting [--quick] [--bin DIR] [--out DIR]     (see bench-hinting.sh)
 #        scripts/bench.sh conntrack [--quick] [--bin DIR] [--out DIR]   (see bench-conntrack.sh)
+#        scripts/bench.sh swpath [--quick] [--bin DIR] [--out DIR]      (see bench-swpath.sh)
 #
 # Topologies, one after another, in namespaces $ESW_BENCH_PREFIX* (default eswbench-;
 # addresses from 198.18.0.0/15, nothing in the root namespace). The esw ones are the lab
@@ -69,6 +70,8 @@ QUICK=0 CONTROL_PLANE=1 SCALE=1 SCALE_ONLY=0 DATAPLANE=0
 [ "${1:-}" = hinting ] && { shift; exec bash "$ROOT/scripts/bench-hinting.sh" "$@"; }
 # `bench.sh conntrack ...`: a stateful ACL on esw and on OVS (scripts/bench-conntrack.sh).
 [ "${1:-}" = conntrack ] && { shift; exec bash "$ROOT/scripts/bench-conntrack.sh" "$@"; }
+# `bench.sh swpath ...`: the software path's 64-byte UDP, per packet, against OVS (scripts/bench-swpath.sh).
+[ "${1:-}" = swpath ] && { shift; exec bash "$ROOT/scripts/bench-swpath.sh" "$@"; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;

@@ -6,7 +6,8 @@
 # openvswitch-switch (the OVS 3.1 reference: conformance tests and bench); ethtool
 # (bench: the no-TSO OVS row turns tx checksumming off); python3-matplotlib (bench's
 # plot); procps, psmisc (process handling in the scripts); libxdp-dev (bench placement:
-# the AF_XDP placement's xsk API); bpftool (tests and bench: program ids, run times).
+# the AF_XDP placement's xsk API); bpftool (tests and bench: program ids, run times);
+# bench hinting installs valgrind itself (instruction counts on a VM without a PMU).
 ESW_PACKAGES=(libmnl-dev libbpf-dev linux-libc-dev bpftool pkg-config iproute2 iperf3 tcpdump iputils-ping python3 python3-scapy
               openvswitch-switch ethtool python3-matplotlib procps psmisc libxdp-dev)
 

@@ -381,7 +381,7 @@ EOF
     if echo "$out" | grep -q " $NEWMAC .* valid"; then ok "encap entry follows the new MAC"; else fail "encap entry did not follow the new MAC"; fi
     if in_ns vm0 ping -c 3 -i 0.2 -W 2 -q 198.19.0.3 2>&1 | show; [ "${PIPESTATUS[0]}" -eq 0 ]; then ok "ping VF0 -> remote after the MAC change"; else fail "ping after the MAC change"; fi
 
-    step "stateful ACL (conntrack zone 1): VF0 may open TCP to VF1 port 80, VF1 may open nothing"
+    step "stateful ACL (conntrack zone 1, offloaded once established): VF0 may open TCP to VF1 port 80, VF1 may open nothing"
     topo_ct_acl_flows "$DEMO_DIR/acl"
     show <"$DEMO_DIR/acl"
     if dpctl del-flows && out=$(dpctl add-flows "$DEMO_DIR/acl" 2>&1); then ok "ACL flows replace the others"; else fail "ACL add-flows"; echo "$out" | show; fi
@@ -389,6 +389,11 @@ EOF
     mbps=$(demo_iperf vm0 vm1 198.19.0.2 2 80)
     echo "    received: $mbps Mbit/s"
     if [ "$mbps" -gt 0 ]; then ok "iperf3 VF0 -> VF1:80 through the ACL: $mbps Mbit/s"; else fail "iperf3 through the ACL moved nothing"; fi
+    out=$(devlink dev show -s 2>&1 | grep '^  ct:')
+    echo "    \$ esw-devlink dev show -s | grep ct:"; echo "$out" | show
+    if echo "$out" | grep -Eq 'hits [1-9][0-9]{3,}'; then
+        ok "the established connection ran in the NIC's CT table (pre-ct rule, CT entry, post-ct rule)"
+    else fail "no CT hits in the pipeline"; fi
     out=$(dpctl dump-conntrack zone=1 2>&1)
     echo "    \$ esw-dpctl dump-conntrack zone=1"; echo "$out" | show
     if echo "$out" | grep -q '^tcp,orig=(src=198.19.0.1,dst=198.19.0.2,sport=[0-9]*,dport=80),.*zone=1,mark=5'; then

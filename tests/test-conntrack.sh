@@ -6,7 +6,7 @@
 #   committed in zone 1, established and related traffic passes both ways, anything
 #   else new (other ports, VF1 -> VF0) has no flow and is dropped (miss mode drop).
 #   VF0 -> remote (198.18.0.2, behind the uplink): SNAT to 198.18.0.9 in zone 2, the
-#   replies un-NATed on the way back.
+#   replies un-NATed on the way back, found by their original-direction tuple (ct_tuple4).
 # Checks that connections work or fail as the ACL says, that ICMP errors come back as
 # related, that dump-conntrack / flush-conntrack / ct-stats-show / maxconns / zone
 # limits behave as ovs-dpctl's, and that NATed frames on the wire carry the NAT address.
@@ -35,7 +35,7 @@ ip4='eth(),eth_type(0x0800)'
 printf '%s\n' \
     "recirc_id(0),in_port(1),$ip4,ipv4(dst=198.18.0.2,frag=no) ct(commit,zone=2,nat(src=198.18.0.9)),set(eth(dst=$WIRE_MAC)),3" \
     "recirc_id(0),in_port(3),$ip4,ipv4(dst=198.18.0.9,frag=no) ct(zone=2,nat),recirc(3)" \
-    "recirc_id(3),ct_state(+est+trk),in_port(3),$ip4,ipv4(frag=no) set(eth(dst=$VM0_MAC)),1" >>"$T_DIR/flows"
+    "recirc_id(3),ct_state(+est+trk),ct_tuple4(src=198.19.0.1,proto=6),in_port(3),$ip4,ipv4(frag=no) set(eth(dst=$VM0_MAC)),1" >>"$T_DIR/flows"
 check "the stateful ACL's flows are accepted" dpctl add-flows "$T_DIR/flows"
 check_match "ct() flows show their actions" 'ct\(commit,zone=1,mark=0x5/0xff\),2' "$(dpctl dump-flows)"
 

@@ -146,11 +146,12 @@ FLOWSR=(
 # recirculated untracked
 "recirc_id(0x9),in_port(5),$SNAT_RPL,$V4,ipv4(frag=no)	ct_clear,recirc(10)"
 "recirc_id(0xa),in_port(5),ct_state(-trk),$V4,ipv4(dst=198.18.0.2,frag=no)	$TO_VF1"
-# the uplink -> VF0/VF1 (zone 9): un-SNATed replies and errors, DNATed VIP traffic
+# the uplink -> VF0/VF1 (zone 9): un-SNATed replies and errors, DNATed VIP traffic (found
+# by its original-direction tuple, the VIP, and marked with TTL 77 on the way)
 "recirc_id(0x4),in_port(5),$SNAT_RPL,$V4,ipv4(dst=198.18.0.1,frag=no)	$TO_VF0"
 "recirc_id(0x4),in_port(5),$SNAT_RPL,$V4,ipv4(dst=198.18.0.2,frag=no)	$TO_VF1"
 "recirc_id(0x4),in_port(5),$SNAT_REL,$V4,ipv4(dst=198.18.0.1,frag=no)	$TO_VF0"
-"recirc_id(0x4),in_port(5),$DNAT_ORIG,$V4,ipv4(dst=198.18.0.2,frag=no)	$TO_VF1"
+"recirc_id(0x4),in_port(5),$DNAT_ORIG,ct_tuple4(dst=198.19.0.80,proto=6,tp_dst=80),$V4,ipv4(dst=198.18.0.2,frag=no)	set(ipv4(ttl=77)),$TO_VF1"
 "recirc_id(0x4),in_port(5),$INV,$V4,ipv4(frag=no)	drop"
 "recirc_id(0x4),in_port(5),$NEW,$V4,ipv4(dst=198.19.0.100,frag=no)	drop"
 # the uplink -> the load balancer's VIP 198.19.0.80:80 (zone 9): DNAT to VF1:80

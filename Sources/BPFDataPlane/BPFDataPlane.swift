@@ -19,6 +19,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     struct Maps {
         let config, ports, portByIfindex, portStats, masks, maskLists, maskHits: Int32
         let exact, masked, actionSets, ruleCounters, encaps, macs: Int32
+        let chain, chainMasks, chainList, ct, ctStats, ctHandBacks: Int32
 
         init(_ o: borrowing BPFObject) throws(SystemError) {
             config = try o.mapFD("esw_config"); ports = try o.mapFD("esw_ports")
@@ -27,21 +28,26 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
             exact = try o.mapFD("esw_exact"); masked = try o.mapFD("esw_masked")
             actionSets = try o.mapFD("esw_action_sets"); ruleCounters = try o.mapFD("esw_rule_counters")
             encaps = try o.mapFD("esw_encaps"); macs = try o.mapFD("esw_macs")
+            chain = try o.mapFD("esw_chain"); chainMasks = try o.mapFD("esw_chain_masks")
+            chainList = try o.mapFD("esw_chain_list"); ct = try o.mapFD("esw_ct"); ctStats = try o.mapFD("esw_ct_stats")
+            ctHandBacks = try o.mapFD("esw_ct_handbacks")
         }
     }
 
     public struct Capacity: Sendable, Equatable {
-        public var rules: Int, counters: Int, encaps: Int
+        public var rules: Int, counters: Int, encaps: Int, connections: Int
         public init(_ p: HardwareProfile) {
             rules = DataPlaneCapacity.rules(p)
             counters = DataPlaneCapacity.counters(p)
             encaps = DataPlaneCapacity.encaps(p)
+            connections = DataPlaneCapacity.connections(p)
         }
     }
 
     private static func load(_ c: Capacity) throws(SystemError) -> BPFObject {
         try BPFObject(elf: BPFObjectBytes.elf, name: "esw", maxEntries: [
-            "esw_exact": UInt32(c.rules), "esw_masked": UInt32(c.rules),
+            "esw_exact": UInt32(c.rules), "esw_masked": UInt32(c.rules), "esw_chain": UInt32(c.rules),
+            "esw_ct": UInt32(c.connections),
             "esw_rule_counters": UInt32(c.counters), "esw_encaps": UInt32(c.encaps),
             "esw_action_sets": UInt32(BPFDataPlane.actionSetCapacity),
         ])
@@ -78,8 +84,9 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     struct Slot {
         var actionSet: UInt32
         var counter: UInt32
-        var encap: Bool
-        var value: RuleValue { RuleValue(actionSet: actionSet, counter: counter, encap: encap) }
+        /// ESW_RULE_* of the rule's value.
+        var flags: UInt32
+        var value: RuleValue { RuleValue(actionSet: actionSet, counter: counter, flags: flags) }
     }
 
     var masksByWords: [MaskWords: MaskUse] = [:]
@@ -97,6 +104,17 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     /// like one slot: the second rule is refused (its counter differs), never merged,
     /// and a removal needs the counter to match too.
     var slots: [[UInt64: Slot]] = [[:], [:]]
+    /// The chain table (ConntrackWrites.swift): masks by their bytes, their lookup order,
+    /// each slot by its key's bytes; the connections in the CT table.
+    var chainMasks: [[UInt8]: ChainMaskUse] = [:]
+    var chainMaskIDs = SlotAllocator(capacity: UInt32(Layout.maxMasks))
+    var chainList: [UInt32] = []
+    var chainSlots: [[UInt8]: Slot] = [:]
+    var connectionsHeld: [UInt64: DataPlaneConnection] = [:]
+    /// Hand-backs lost so far (ESW_CT_STAT_HANDBACK_LOST), and whether the queue's
+    /// content is unknown (a resize replaced it): either makes takeHandBacks incomplete.
+    var handBacksLostSeen: UInt64 = 0
+    var handBackQueueReplaced = false
     /// Removals waiting to be written together (inside `coalescingRemovals`).
     var queuedRemovals: [DataPlaneRule]?
     /// Removals the kernel refused in a coalesced write, retried by `maintain`.
@@ -225,8 +243,9 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     /// loads the programs again with bigger maps, writes everything the old maps held
     /// (counters carried over), then swaps the programs on every netdev in one tc
     /// replace each, so traffic never meets an empty table.
-    public func resize(rules: Int, counters: Int, encaps: Int) throws(DataPlaneError) {
+    public func resize(rules: Int, counters: Int, encaps: Int, connections: Int) throws(DataPlaneError) {
         var want = capacity
+        want.connections = max(want.connections, min(1 << 22, connections))
         want.rules = max(want.rules, min(1 << 22, rules))
         want.counters = max(want.counters, min(1 << 22, counters))
         want.encaps = max(want.encaps, min(1 << 20, encaps))
@@ -283,6 +302,9 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         for (key, port) in macEntries { try update(m.macs, Self.u64(key), Self.u32(port), "mac entry") }
         try copyRules(from: maps.exact, to: m.exact)
         try copyRules(from: maps.masked, to: m.masked)
+        try replayChains(into: m)
+        try replayConnections(into: m)
+        handBackQueueReplaced = true
         let cpus = BPFMap.possibleCPUs
         for (i, c) in allRuleCounters(count: counters).enumerated() where c.packets > 0 || c.lastUsedNanoseconds > 0 {
             var v = [UInt64](repeating: 0, count: cpus * 3)
@@ -298,6 +320,11 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         }
         try update(m.maskLists, Self.u32(0), Layout.maskLists(exact: lists[.exact] ?? [], masked: lists[.masked] ?? []),
                    "mask lists")
+        for stat in Layout.CTStat.allCases {
+            var v = [UInt64](repeating: 0, count: cpus)
+            v[0] = perCPU(maps.ctStats, index: UInt32(stat.rawValue), fields: 1)[0]
+            try update(m.ctStats, Self.u32(UInt32(stat.rawValue)), v.withUnsafeBytes { Array($0) }, "ct statistics")
+        }
     }
 
     // MARK: Counters
@@ -406,6 +433,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     public func maintain(now: UInt64) {
         retryRemovals()
         maskIDs.reclaim(now: now)
+        chainMaskIDs.reclaim(now: now)
         actionSetIDs.reclaim(now: now)
         guard now &- lastRank >= 1_000_000_000 else { return }
         lastRank = now

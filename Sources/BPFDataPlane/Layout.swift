@@ -28,7 +28,7 @@ public enum Layout {
     /// The same, inline (no array bounds check or retain on the per-rule path).
     static let hardwareWordSource: InlineArray<18, Int> = [0, 1, 2, 3, 4, 5, 6, 9, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22]
 
-    public static let ruleEncap: UInt32 = 1
+    public static let ruleEncap: UInt32 = 1, ruleRecirc: UInt32 = 2
     public static let portValid: UInt32 = 1, portLinkUp: UInt32 = 2, portUplink: UInt32 = 4, portPeerNS: UInt32 = 8
     public static let modeSwitchdev: UInt32 = 0, modeLegacy: UInt32 = 1
     public static let ifindexRepresentor: UInt32 = 0x8000_0000
@@ -36,7 +36,10 @@ public enum Layout {
 
     enum Kind: UInt8 {
         case forward = 1, drop, pushVLAN, popVLAN, setEth, setIPv4, setIPv6Src, setIPv6Dst, setIPv6Misc, setL4, encap, decap, hint
+        case conntrack, recirculate
     }
+    /// ESW_CT_ACT_NAT: the ct action's arg is the zone, with this bit for nat.
+    static let conntrackNAT: UInt32 = 0x10000
 
     /// The 18 hardware key words of a datapath key (or mask).
     public static func words(_ k: FlowKey) -> [UInt64] {
@@ -141,6 +144,8 @@ public enum Layout {
                 ok = slot(.encap, arg: e.id)
             case .decap: ok = slot(.decap)
             case .hint(let m): ok = slot(.hint, arg: m.value)
+            case .conntrack(let zone, let nat): ok = slot(.conntrack, arg: UInt32(zone) | (nat ? conntrackNAT : 0))
+            case .recirculate(let id): ok = slot(.recirculate, arg: id)
             }
             if !ok { return .failure(.unsupported("more than \(maxActions) hardware actions")) }
         }
@@ -247,11 +252,24 @@ struct RuleValue {
     /// Bytes the rule's encap adds (checked against the uplink MTU).
     var overhead: UInt32
 
-    init(actionSet: UInt32, counter: UInt32, encap: Bool) {
+    init(actionSet: UInt32, counter: UInt32, encap: Bool, recirc: Bool = false) {
+        self.init(actionSet: actionSet, counter: counter,
+                  flags: (encap ? Layout.ruleEncap : 0) | (recirc ? Layout.ruleRecirc : 0))
+    }
+
+    init(actionSet: UInt32, counter: UInt32, flags: UInt32) {
         self.actionSet = actionSet
         self.counter = counter
-        flags = encap ? Layout.ruleEncap : 0
-        overhead = encap ? UInt32(Layout.vxlanIPv4Overhead) : 0
+        self.flags = flags
+        overhead = flags & Layout.ruleEncap != 0 ? UInt32(Layout.vxlanIPv4Overhead) : 0
+    }
+
+    /// Whether bpf/ct.h runs the rule: its actions end with a recirculation (a pre-ct
+    /// rule) or start with ct (ESW_RULE_RECIRC).
+    static func recirculates(_ actions: [HardwareAction]) -> Bool {
+        if case .recirculate = actions.last { return true }
+        if case .conntrack = actions.first { return true }
+        return false
     }
 
     var isEncap: Bool { flags & Layout.ruleEncap != 0 }

@@ -78,6 +78,7 @@ extension BPFDataPlane {
     /// Installs rules in order, stopping at the first refusal; what was installed is
     /// always a prefix of `rules`.
     public func program(batch rules: [DataPlaneRule]) -> (installed: Int, error: DataPlaneError?) {
+        if rules.contains(where: { $0.table == .chain }) { return oneByOne(rules, chain: programChain, other: { program(batch: $0) }) }
         // A removal the kernel refused is retried later; the rules go on (one with the
         // same slot is refused by prepare).
         try? writeQueuedRemovals()
@@ -149,7 +150,8 @@ extension BPFDataPlane {
         }
         let encap = rule.actions.contains { if case .encap = $0 { true } else { false } }
         return .success(PendingRule(index: index, table: rule.table, key: key,
-                                    value: RuleValue(actionSet: setID, counter: rule.counter, encap: encap),
+                                    value: RuleValue(actionSet: setID, counter: rule.counter, encap: encap,
+                                                     recirc: RuleValue.recirculates(rule.actions)),
                                     mask: mask, previous: previous))
     }
 
@@ -182,7 +184,7 @@ extension BPFDataPlane {
         var listed: [(mask: MaskWords, table: HardwareTable)] = []
         for p in pending[..<written] {
             slots[Self.slotIndex(p.table)][p.key.fingerprint] = Slot(actionSet: p.value.actionSet, counter: p.value.counter,
-                                                         encap: p.value.isEncap)
+                                                         flags: p.value.flags)
             if let previous = p.previous {
                 // Replaced in one write: the old action set goes once no rule uses it.
                 releaseActionSet(previous.actionSet)
@@ -234,6 +236,7 @@ extension BPFDataPlane {
     /// Removes rules in order (a rule whose slot is not held, or is held by another
     /// rule, is skipped): how many of `rules` were dealt with before a failure.
     public func remove(batch rules: [DataPlaneRule]) -> (removed: Int, error: DataPlaneError?) {
+        if rules.contains(where: { $0.table == .chain }) { return oneByOne(rules, chain: removeChain, other: { remove(batch: $0) }) }
         var done = 0
         while done < rules.count {
             var taken: [(index: Int, table: HardwareTable, key: TableKey, slot: Slot, mask: MaskWords)] = []
@@ -278,6 +281,20 @@ extension BPFDataPlane {
                 return (taken[deleted].index, error)
             }
             done = i
+        }
+        return (rules.count, nil)
+    }
+
+    /// A batch with chain rules, in order: chain rules one at a time (ConntrackWrites.swift),
+    /// the others as batches of one. Stops at the first refusal.
+    private func oneByOne(_ rules: [DataPlaneRule], chain: (DataPlaneRule) throws(DataPlaneError) -> Void,
+                          other: ([DataPlaneRule]) -> (Int, DataPlaneError?)) -> (Int, DataPlaneError?) {
+        for (i, r) in rules.enumerated() {
+            if r.table == .chain {
+                do { try chain(r) } catch { return (i, error) }
+            } else if let e = other([r]).1 {
+                return (i, e)
+            }
         }
         return (rules.count, nil)
     }
@@ -422,7 +439,7 @@ extension BPFDataPlane {
         maskIDs.release(use.id, now: Sys.monotonicNanoseconds())
     }
 
-    private func acquireActionSet(_ set: ActionSetBytes) throws(DataPlaneError) -> UInt32 {
+    func acquireActionSet(_ set: ActionSetBytes) throws(DataPlaneError) -> UInt32 {
         if let i = actionSets.index(forKey: set) {
             actionSets.values[i].users += 1
             return actionSets.values[i].id
@@ -439,7 +456,7 @@ extension BPFDataPlane {
         return id
     }
 
-    private func releaseActionSet(_ id: UInt32) {
+    func releaseActionSet(_ id: UInt32) {
         guard let set = actionSetsByID[id], let s = actionSets[set] else { return }
         if s.users > 1 {
             actionSets[set] = (s.id, s.users - 1)

@@ -41,6 +41,18 @@ static inline int clbpf_test_run(int prog_fd, const void *in, unsigned int in_le
     return err;
 }
 
+/* Runs a program `repeat` times on `data` (a cost measurement): the average run time in
+ * *duration_ns (the kernel's own timing, without the syscall) and the last verdict. */
+static inline int clbpf_test_run_repeat(int prog_fd, const void *in, unsigned int in_len, unsigned int repeat,
+                                        unsigned int *duration_ns, unsigned int *retval, void *ctx, unsigned int ctx_len) {
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_size_in = in_len, .ctx_in = ctx,
+                .ctx_size_in = ctx_len, .repeat = repeat);
+    int err = bpf_prog_test_run_opts(prog_fd, &opts);
+    *duration_ns = opts.duration;
+    *retval = opts.retval;
+    return err;
+}
+
 /* Batch lookup of an array map: keys and values for up to *count entries from *in
  * (NULL: the start); *count is set to the number read. */
 static inline int clbpf_lookup_batch(int fd, void *in, void *out, void *keys, void *values, unsigned int *count) {

@@ -63,6 +63,31 @@ public final class FlowMask: @unchecked Sendable {
         return diff == 0
     }
 
+    /// `(key & bits) == entry.key` for an entry under this mask, reading every word in
+    /// place: the span-based `matches` gets its arguments as copies (three 224-byte
+    /// memcpys a call, reading all of the mask's and the entry's key lines however few
+    /// words the mask examines); here `key` is inout and the entry's key is read through
+    /// the entry, so a check loads only the significant words. The mark path (partial
+    /// offload) checks each packet's flow this way: its cost then does not depend on how
+    /// cold the flow and its mask are beyond those words.
+    /// The entry's words are its compact ones (significant words in mask order, inline
+    /// then out of line), as `matches(_:entry:)` for a borrowed key reads them.
+    public func matches(_ key: inout FlowKey, entry e: ClassifierEntry) -> Bool {
+        var diff: UInt64 = 0
+        let inline = Swift.min(wordCount, ClassifierEntry.inlineWords)
+        for j in 0..<inline {
+            let i = Int(wordIndex[j])
+            diff |= (key.words[i] & bits.words[i]) ^ e.head[j]
+        }
+        if wordCount > inline, let t = e.tail {
+            for j in inline..<wordCount {
+                let i = Int(wordIndex[j])
+                diff |= (key.words[i] & bits.words[i]) ^ t[j - inline]
+            }
+        }
+        return diff == 0
+    }
+
     /// How many 64-bit key words this mask examines.
     public var significantWords: Int { wordCount }
 }

@@ -96,7 +96,7 @@ public final class ConnectionTracker: Sendable {
 
         guard let packet = PacketParser.parse(frame, length: length, offsets: offsets, zone: action.zone,
                                               verifyL4Checksum: !l4ChecksumPartial && !l4ChecksumVerified) else {
-            writeMetadata(&key, state: [.tracked, .invalid], zone: action.zone, mark: 0, label: 0)
+            writeMetadata(&key, state: [.tracked, .invalid], zone: action.zone, mark: 0, label: 0, origin: nil)
             return
         }
         let result = state.withLock { s in
@@ -108,11 +108,20 @@ public final class ConnectionTracker: Sendable {
             return process(&s, packet: packet, frame: frame, action: action, priorNAT: priorNAT, now: now,
                            partial: l4ChecksumPartial)
         }
-        writeMetadata(&key, state: result.state, zone: action.zone, mark: result.mark, label: result.label)
+        writeMetadata(&key, state: result.state, zone: action.zone, mark: result.mark, label: result.label,
+                      origin: result.origin)
         if let t = result.rewritten { store(t, packet: packet, into: &key) }
     }
 
-    struct Outcome { var state: CTState; var mark: UInt32 = 0; var label: UInt128 = 0; var rewritten: CTTuple? }
+    struct Outcome {
+        var state: CTState
+        var mark: UInt32 = 0
+        var label: UInt128 = 0
+        var rewritten: CTTuple?
+        /// The original-direction tuple for the key: the connection's, or the packet's
+        /// own when it has none (OVS's write_ct_md).
+        var origin: CTTuple?
+    }
 
     private func process(_ s: inout State, packet: ParsedPacket, frame: UnsafeMutableRawPointer, action: CTAction,
                          priorNAT: CTState, now: UInt64, partial: Bool) -> Outcome {
@@ -140,6 +149,13 @@ public final class ConnectionTracker: Sendable {
             if packet.related {
                 outcome.state.formUnion(hit.reply ? [.related, .replyDirection] : .related)
             } else {
+                // A packet of a connection in hardware reached software: the hardware sent
+                // it up (a FIN or RST it hands back, before the driver's poll calls
+                // handBack): its windows are stale here, as after a hand-back.
+                if c.offloaded, case .tcp(var tcp) = c.proto {
+                    tcp.relaxedPackets = max(tcp.relaxedPackets, 1)
+                    c.proto = .tcp(tcp)
+                }
                 switch update(&c, packet: packet, frame: frame, reply: hit.reply, now: now, sequenceCheck: s.sequenceCheck) {
                 case .valid:
                     outcome.state.insert(.established)
@@ -163,6 +179,7 @@ public final class ConnectionTracker: Sendable {
                 }
                 outcome.mark = c.mark
                 outcome.label = c.label
+                outcome.origin = c.original
                 if action.commits { setMarkAndLabel(&s, id: hit.id, action: action, outcome: &outcome) }
                 noteOffloadCandidate(&s, id: hit.id)
             }
@@ -177,6 +194,7 @@ public final class ConnectionTracker: Sendable {
             outcome = commitNew(&s, packet: packet, frame: frame, action: action, now: now, partial: partial)
         }
         outcome.state.insert(.tracked)
+        if outcome.origin == nil { outcome.origin = packet.tuple }
         return outcome
     }
 
@@ -249,11 +267,52 @@ public final class ConnectionTracker: Sendable {
         }
     }
 
-    private func writeMetadata(_ key: inout FlowKey, state: CTState, zone: UInt16, mark: UInt32, label: UInt128) {
+    private func writeMetadata(_ key: inout FlowKey, state: CTState, zone: UInt16, mark: UInt32, label: UInt128,
+                               origin: CTTuple?) {
         key[.ctState] = UInt64(state.rawValue)
         key[.ctZone] = UInt64(zone)
         key[.ctMark] = UInt64(mark)
         key[.ctLabel] = label
+        if let t = origin {
+            Self.storeOriginalTuple(t, into: &key)
+        } else {
+            Self.clearOriginalTuple(&key)
+        }
+    }
+
+    /// ct_tuple4/6: ICMP queries give their type and code (0) as the ports, as OVS does.
+    static func storeOriginalTuple(_ t: CTTuple, into key: inout FlowKey) {
+        if t.isIPv6 {
+            key[.ctOrigIPv6Src] = t.src.value
+            key[.ctOrigIPv6Dst] = t.dst.value
+        } else {
+            key[.ctOrigIPv4Src] = UInt64(t.src.value)
+            key[.ctOrigIPv4Dst] = UInt64(t.dst.value)
+        }
+        if t.isICMP {
+            key[.ctOrigTPSrc] = UInt64(t.srcICMPType)
+            key[.ctOrigTPDst] = 0
+        } else {
+            key[.ctOrigTPSrc] = UInt64(t.srcPort)
+            key[.ctOrigTPDst] = UInt64(t.dstPort)
+        }
+        key[.ctOrigProto] = UInt64(t.proto)
+    }
+
+    /// Clears a tuple the key holds; the words are left alone when it holds none (they
+    /// may carry ND or ARP fields: FlowField.ctOrigIPv4Src).
+    public static func clearOriginalTuple(_ key: inout FlowKey) {
+        guard key[.ctOrigProto] != 0 else { return }
+        if key[.ethType] == UInt64(EtherType.ipv6) {
+            key[.ctOrigIPv6Src] = 0
+            key[.ctOrigIPv6Dst] = 0
+        } else {
+            key[.ctOrigIPv4Src] = 0
+            key[.ctOrigIPv4Dst] = 0
+        }
+        key[.ctOrigTPSrc] = 0
+        key[.ctOrigTPDst] = 0
+        key[.ctOrigProto] = 0
     }
 
     /// The key follows the rewritten outer header.

@@ -101,6 +101,18 @@ extension ConnectionTracker {
             s.connections[id] = c
             return
         }
+        if !established && c.announced {
+            // Closing in software (a FIN or RST before the hardware took it, or one the
+            // hardware never saw): the hardware must let go of it, or a packet reusing
+            // its tuple would pass there as established.
+            c.announced = false
+            if c.reportedEstablished {
+                c.reportedEstablished = false
+                s.events.append(.removed(id))
+            }
+            s.connections[id] = c
+            return
+        }
         guard established, !c.announced else { return }
         c.announced = true
         c.reportedEstablished = true

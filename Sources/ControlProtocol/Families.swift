@@ -209,6 +209,19 @@ public enum DevlinkAttr {
     public static let offloadBurstOperations: UInt16 = 60
     public static let offloadBurstCallerNanoseconds: UInt16 = 61
     public static let offloadBurstCoherentNanoseconds: UInt16 = 62
+    /// The CT table (connection-tracking offload): connections held, refusals by reason
+    /// (table or counters full, not trackable, write failed), and what the pipeline's CT
+    /// stage did with frames (hits, misses, hand-backs, chain misses, recirculations too deep).
+    public static let ctConnections: UInt16 = 80
+    public static let ctRefusedFull: UInt16 = 81
+    public static let ctRefusedUnsupported: UInt16 = 82
+    public static let ctWriteFailed: UInt16 = 83
+    public static let ctHits: UInt16 = 84
+    public static let ctMisses: UInt16 = 85
+    public static let ctHandBacks: UInt16 = 86
+    public static let ctChainMisses: UInt16 = 87
+    public static let ctTooDeep: UInt16 = 88
+    public static let ctRefusedNoRule: UInt16 = 89
     /// A port's offloaded program: object file path, section, function name, kernel id.
     public static let portProgramObject: UInt16 = 70
     public static let portProgramSection: UInt16 = 71

@@ -15,16 +15,20 @@ public struct HardwareCapabilities: Sendable {
         .inPort, .ethSrc, .ethDst, .ethType, .vlanTCI, .vlanTPID, .cvlanTCI, .cvlanTPID,
         .ipProto, .ipFrag, .ipTOS, .ipTTL, .tpSrc, .tpDst, .tcpFlags, .ipv4Src, .ipv4Dst, .ipv6Label,
         .tunnelID, .tunnelIPv4Src, .tunnelIPv4Dst, .tunnelTOS, .tunnelTTL, .tunnelFlags, .tunnelTPSrc, .tunnelTPDst,
+        .recircID, .ctState, .ctZone, .ctMark,
     ]
-    static let matchableWide: [WideField] = [.ipv6Src, .ipv6Dst, .tunnelIPv6Src, .tunnelIPv6Dst]
+    static let matchableWide: [WideField] = [.ipv6Src, .ipv6Dst, .tunnelIPv6Src, .tunnelIPv6Dst, .ctLabel]
 
     /// Fields the hardware cannot match, by the name a user knows them by.
     static let unmatchable: [(FlowField, String)] = [
-        (.dpHash, "dp_hash"), (.priority, "skb_priority"), (.skbMark, "skb_mark"), (.ctState, "ct_state"),
-        (.ctZone, "ct_zone"), (.ctMark, "ct_mark"), (.mplsLSE, "mpls"), (.mplsLSE1, "mpls"), (.mplsLSE2, "mpls"), (.arpSHA, "arp/nd link-layer address"),
+        (.dpHash, "dp_hash"), (.priority, "skb_priority"), (.skbMark, "skb_mark"),
+        (.mplsLSE, "mpls"), (.mplsLSE1, "mpls"), (.mplsLSE2, "mpls"), (.arpSHA, "arp/nd link-layer address"),
         (.arpTHA, "arp/nd link-layer address"),
     ]
-    static let unmatchableWide: [(WideField, String)] = [(.ctLabel, "ct_label"), (.ndTarget, "nd target")]
+    static let unmatchableWide: [(WideField, String)] = [(.ndTarget, "nd target")]
+    /// Connection-tracking fields: what a `conntrack` action set before a recirculation.
+    /// A frame at recirc_id 0 has not been tracked: there they may only ask for zero.
+    static let conntrackFields: [(FlowField, String)] = [(.ctState, "ct_state"), (.ctZone, "ct_zone"), (.ctMark, "ct_mark")]
 
     /// Checks a rule's match; returns the refusal, or nil when the hardware can hold it.
     public func check(key: FlowKey, mask: FlowKey) -> OffloadFailure? {
@@ -34,7 +38,15 @@ public struct HardwareCapabilities: Sendable {
         for (f, name) in HardwareCapabilities.unmatchableWide where mask[f] != 0 {
             return .unsupportedMatch(field: name)
         }
-        if mask[.recircID] != 0 && key[.recircID] != 0 { return .unsupportedMatch(field: "recirc_id") }
+        if key[.recircID] != 0 {
+            // A chain is entered by its id: the id is exact (mlx5's goto chain).
+            if mask[.recircID] != FlowField.recircID.valueMask { return .unsupportedMatch(field: "recirc_id (must be exact)") }
+        } else {
+            for (f, name) in HardwareCapabilities.conntrackFields where key[f] & mask[f] != 0 {
+                return .unsupportedMatch(field: "\(name) of a tracked frame at recirc_id 0")
+            }
+            if key[.ctLabel] & mask[.ctLabel] != 0 { return .unsupportedMatch(field: "ct_label of a tracked frame at recirc_id 0") }
+        }
         if mask[.packetType] != 0 && key[.packetType] != 0 { return .unsupportedMatch(field: "packet_type") }
         if mask[.inPort] != FlowField.inPort.valueMask { return .unsupportedMatch(field: "in_port (must be exact)") }
         let t = UInt16(truncatingIfNeeded: key[.ethType])
@@ -59,6 +71,7 @@ public struct HardwareCapabilities: Sendable {
             default: break
             }
         }
+        if let f = checkConntrack(actions) { return f }
         if encaps > 1 { return .unsupportedAction("output to several tunnels at once") }
         // The silicon encapsulates the frame itself, not a copy: after a tunnel output
         // nothing may follow (OVS's other outputs and rewrites act on the inner frame).
@@ -68,6 +81,27 @@ public struct HardwareCapabilities: Sendable {
         }
         if outputs > maximumOutputs { return .unsupportedAction("more than \(maximumOutputs) outputs") }
         if pushes > maximumVLANPushes { return .unsupportedAction("more than \(maximumVLANPushes) vlan pushes") }
+        return nil
+    }
+
+    /// ct and recirc as the pipeline runs them (bpf/ct.h): `[recirc]` and `[ct, recirc]`
+    /// (mlx5's pre-ct rule), or `[ct, actions...]` (a ct whose connection's NAT the rule's
+    /// own actions follow, as OVS's `ct(commit,nat),output`). The frame is left
+    /// unmodified until the pipeline knows its last rule: a CT or chain miss sends it up
+    /// the representor as it arrived, for software to start over at recirc_id 0.
+    func checkConntrack(_ actions: [HardwareAction]) -> OffloadFailure? {
+        func isCT(_ a: HardwareAction) -> Bool { if case .conntrack = a { true } else { false } }
+        func isRecirc(_ a: HardwareAction) -> Bool { if case .recirculate = a { true } else { false } }
+        let cts = actions.filter(isCT).count, recircs = actions.filter(isRecirc).count
+        if cts == 0 && recircs == 0 { return nil }
+        if cts > 1 || recircs > 1 { return .unsupportedAction("more than one ct or recirc in a rule") }
+        if cts == 1 && !isCT(actions[0]) {
+            return .unsupportedAction("actions before ct (the hardware looks the frame up unmodified)")
+        }
+        if let r = actions.firstIndex(where: isRecirc) {
+            if r != actions.count - 1 { return .unsupportedAction("actions after recirc") }
+            if r > cts { return .unsupportedAction("actions before recirc (the hardware recirculates the frame unmodified)") }
+        }
         return nil
     }
 

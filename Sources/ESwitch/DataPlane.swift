@@ -123,9 +123,22 @@ public protocol DataPlane: AnyObject {
     func attachRepresentor(ifindex: Int32) throws(DataPlaneError)
     /// Stops processing a netdev's frames (before the netdev goes, or at shutdown).
     func detach(ifindex: Int32)
-    /// Makes the tables hold at least this many rules, counters and encap entries
-    /// (devlink reload after a resource grew), keeping everything they hold.
-    func resize(rules: Int, counters: Int, encaps: Int) throws(DataPlaneError)
+    /// Makes the tables hold at least this many rules, counters, encap entries and CT
+    /// entries (devlink reload after a resource grew), keeping everything they hold.
+    func resize(rules: Int, counters: Int, encaps: Int, connections: Int) throws(DataPlaneError)
+
+    // The CT table (ConnectionTable.swift): a connection is two entries, one per direction.
+    /// Installs both directions of a connection (all or nothing).
+    func programConnection(_ c: DataPlaneConnection) throws(DataPlaneError)
+    func removeConnection(_ c: DataPlaneConnection) throws(DataPlaneError)
+    /// Whether the pipeline marked the connection for software (a FIN or RST hit it).
+    func connectionHandedBack(_ c: DataPlaneConnection) -> Bool
+    /// The counters of entries the pipeline marked since the last call (one per
+    /// hand-back, either direction's), and whether that is all of them (false: some
+    /// were not queued, the caller asks `connectionHandedBack` of every connection).
+    func takeHandBacks() -> (counters: [UInt32], complete: Bool)
+    /// What the CT stage of the pipeline did.
+    func conntrackCounters() -> ConntrackPipelineCounters
 
     // Offloaded programs (PortPrograms.swift): one user program per port, run before
     // the tables.
@@ -279,15 +292,65 @@ public final class InMemoryDataPlane: DataPlane, @unchecked Sendable {
         attachedPorts.remove(ifindex)
         attachedRepresentors.remove(ifindex)
     }
-    public private(set) var capacity = (rules: 0, counters: 0, encaps: 0)
-    public func resize(rules: Int, counters: Int, encaps: Int) throws(DataPlaneError) {
+    public private(set) var capacity = (rules: 0, counters: 0, encaps: 0, connections: 0)
+    public func resize(rules: Int, counters: Int, encaps: Int, connections: Int) throws(DataPlaneError) {
         try write("resize")
-        capacity = (rules, counters, encaps)
+        capacity = (rules, counters, encaps, connections)
+    }
+
+    /// Connections by their tracker id, and the direction each held tuple belongs to.
+    public private(set) var connections: [UInt64: DataPlaneConnection] = [:]
+    private var connectionByTuple: [ConnectionTuple: (id: UInt64, reply: Bool)] = [:]
+    /// Connections the "pipeline" handed back (a test sets them, as a FIN in the eBPF one would).
+    public var handedBack: Set<UInt64> = []
+
+    public func programConnection(_ c: DataPlaneConnection) throws(DataPlaneError) {
+        for t in [c.spec.original.tuple, c.spec.reply.tuple] where connectionByTuple[t].map({ $0.id != c.spec.id }) ?? false {
+            throw .unsupported("a connection with the same tuple is installed")
+        }
+        try write("ct \(c.spec.id)")
+        connections[c.spec.id] = c
+        connectionByTuple[c.spec.original.tuple] = (c.spec.id, false)
+        connectionByTuple[c.spec.reply.tuple] = (c.spec.id, true)
+    }
+
+    public func removeConnection(_ c: DataPlaneConnection) throws(DataPlaneError) {
+        try write("remove ct \(c.spec.id)")
+        guard connections[c.spec.id]?.originalCounter == c.originalCounter else { return }
+        connections[c.spec.id] = nil
+        connectionByTuple[c.spec.original.tuple] = nil
+        connectionByTuple[c.spec.reply.tuple] = nil
+        handedBack.remove(c.spec.id)
+        takenHandBacks.remove(c.spec.id)
+    }
+
+    public func connectionHandedBack(_ c: DataPlaneConnection) -> Bool { handedBack.contains(c.spec.id) }
+
+    /// Hand-backs already taken (each is reported once, as the eBPF queue does).
+    private var takenHandBacks: Set<UInt64> = []
+    /// Makes the next `takeHandBacks` incomplete (a test of the scan).
+    public var loseHandBacks = false
+    public func takeHandBacks() -> (counters: [UInt32], complete: Bool) {
+        let new = handedBack.subtracting(takenHandBacks)
+        takenHandBacks.formUnion(new)
+        defer { loseHandBacks = false }
+        if loseHandBacks { return ([], false) }
+        return (new.compactMap { connections[$0]?.originalCounter }, true)
+    }
+
+    /// What a test says the CT stage did.
+    public var pipelineCounters = ConntrackPipelineCounters()
+    public func conntrackCounters() -> ConntrackPipelineCounters { pipelineCounters }
+
+    /// The CT entry a packet with this tuple hits: the connection, and which direction.
+    public func lookupConnection(_ t: ConnectionTuple) -> (connection: DataPlaneConnection, direction: ConnectionDirection)? {
+        guard let (id, reply) = connectionByTuple[t], let c = connections[id] else { return nil }
+        return (c, reply ? c.spec.reply : c.spec.original)
     }
 
     /// The rule a packet with `key` would hit: the exact table first, then masks.
     public func lookup(_ key: FlowKey) -> DataPlaneRule? {
-        for table in [HardwareTable.exact, .masked] {
+        for table in [HardwareTable.exact, .masked, .chain] {
             if let r = rules.first(where: { $0.table == table && key.matches($0.key, under: $0.mask) }) { return r }
         }
         return nil
@@ -303,4 +366,6 @@ public enum DataPlaneCapacity {
     public static func counters(_ p: HardwareProfile) -> Int { min(1 << 22, max(1024, p.counters)) }
     public static func encaps(_ p: HardwareProfile) -> Int { min(1 << 20, max(64, p.encapEntries * 4)) }
     public static func rules(_ p: HardwareProfile) -> Int { min(1 << 22, max(1024, 2 * max(p.maskedEntries, p.exactEntries))) }
+    /// The CT map's entries (a hash map not preallocated: its size is a limit only).
+    public static func connections(_ p: HardwareProfile) -> Int { min(1 << 22, max(1024, p.ctEntries)) }
 }

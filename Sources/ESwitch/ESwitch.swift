@@ -40,6 +40,8 @@ public struct HardwareRuleHandle: Sendable, Hashable {
 public final class ESwitch: @unchecked Sendable {
     public let name: String
     public let tables: HardwareTables
+    /// The CT table (connection-tracking offload).
+    public let connections: ConnectionTable
     public let ports: [ESwitchPort]
     public private(set) var mode: ESwitchMode
     public let dataPlane: DataPlane
@@ -59,6 +61,7 @@ public final class ESwitch: @unchecked Sendable {
         self.logger = logger
         self.dataPlane = dataPlane
         tables = HardwareTables(profile: profile, name: name, dataPlane: dataPlane)
+        connections = ConnectionTable(tables: tables)
         engine = OffloadEngine(tables: tables, params: params, clock: clock)
         var ports: [ESwitchPort] = []
         let up = ESwitchPort(index: .uplink, flavour: .physical, vf: nil)
@@ -128,6 +131,7 @@ public final class ESwitch: @unchecked Sendable {
         if newMode == .legacy {
             engine.drain()
             for r in Array(tables.rules.values) { tables.discard(r) }
+            connections.removeAll()
             engine.forgetReservations()
             rulesByHandle.removeAll()
             try dataPlaneCall { () throws(DataPlaneError) in try dataPlane.setMode(.legacy, portCount: ports.count) }
@@ -345,6 +349,16 @@ public final class ESwitch: @unchecked Sendable {
         guard let r = rulesByHandle[h.id], r.countsPackets else { return nil }
         return Int(r.counter) < snapshot.count ? snapshot[Int(r.counter)] : dataPlane.ruleCounters(r.counter)
     }
+
+    /// Puts an established connection into the hardware CT table (synchronously): its
+    /// packets then run ct → recirc → post-ct rule in the silicon.
+    public func addConnection(_ spec: HardwareConnectionSpec) -> Result<HardwareConnection, OffloadFailure> {
+        guard mode == .switchdev else { return .failure(.legacyMode) }
+        return connections.add(spec)
+    }
+
+    @discardableResult
+    public func removeConnection(id: UInt64) -> Bool { connections.remove(id: id) }
 
     public func rule(_ h: HardwareRuleHandle) -> HardwareRule? { rulesByHandle[h.id] }
     public var installedRules: [HardwareRule] { Array(rulesByHandle.values) }

@@ -27,6 +27,13 @@ extension HardwareTables {
         return nil
     }
 
+    /// The chain rule a recirculated packet hits: `key` with its recirc_id and the ct
+    /// fields the ct action set (bpf/ct.h probes only the chain table).
+    public func lookupChain(_ key: FlowKey) -> Lookup? {
+        let hits = masked.entries(matching: key).filter { unsafeDowncast($0, to: HardwareRule.self).table == .chain }
+        return hits.first.map { Lookup(rule: unsafeDowncast($0, to: HardwareRule.self), alsoMatching: hits.count - 1) }
+    }
+
     static func matchesTunnel(_ mask: FlowKey) -> Bool {
         (0...6).contains { mask.words[$0] != 0 }
     }

@@ -29,6 +29,15 @@ public enum HardwareAction: Sendable {
     /// it up its port's representor, where software runs the flow the mark names. A
     /// rule with this action has no other.
     case hint(FlowMark)
+    /// Connection tracking (mlx5's ct action): look the frame's 5-tuple up in the CT
+    /// table of `zone`; a hit gives the frame its ct_state, mark and label and, with
+    /// `nat`, the connection's address/port rewrite. A miss sends the frame up its
+    /// representor unmodified. Only as a rule's first action (HardwareCapabilities.checkConntrack).
+    case conntrack(zone: UInt16, nat: Bool)
+    /// Look the frame up again in the chain of this recirculation id (the rules whose
+    /// match has this `recirc_id`), with the ct fields a `conntrack` before it set. The
+    /// rule's last action.
+    case recirculate(UInt32)
 
     public var name: String {
         switch self {
@@ -40,6 +49,8 @@ public enum HardwareAction: Sendable {
         case .encap: "tunnel_encap"
         case .decap: "tunnel_decap"
         case .hint: "mark"
+        case .conntrack: "ct"
+        case .recirculate: "goto_chain"
         }
     }
 }
@@ -59,6 +70,8 @@ extension HardwareAction: Equatable {
             p1 == p2 && s1 == s2 && sm1 == sm2 && d1 == d2 && dm1 == dm2
         case (.encap(let e1), .encap(let e2)): e1 === e2
         case (.hint(let m1), .hint(let m2)): m1 === m2
+        case (.conntrack(let z1, let n1), .conntrack(let z2, let n2)): z1 == z2 && n1 == n2
+        case (.recirculate(let r1), .recirculate(let r2)): r1 == r2
         default: false
         }
     }
@@ -130,6 +143,10 @@ public enum OffloadFailure: Error, Sendable, Equatable, CustomStringConvertible 
 public enum HardwareTable: String, Sendable {
     case masked
     case exact
+    /// Rules matching a recirculation id other than 0 (mlx5's chains): looked up only by
+    /// frames a `recirculate` action sent back, with the recirculation id and ct fields
+    /// in their key. They draw on the masked table's memory.
+    case chain
 }
 
 /// Where a rule accepted by the driver is.

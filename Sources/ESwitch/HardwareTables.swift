@@ -28,6 +28,8 @@ public final class HardwareTables: @unchecked Sendable {
     public let maskPool: HardwareResource
     /// Flow marks of partial-offload rules (FlowMarks.swift).
     public let markPool: HardwareResource
+    /// The CT table: two entries per offloaded connection (ConnectionTable.swift).
+    public let ctPool: HardwareResource
     private var markSlots = FlowMarkAllocator()
 
     /// Every rule the driver accepted and has not discarded, whatever its state.
@@ -39,6 +41,18 @@ public final class HardwareTables: @unchecked Sendable {
     /// are never both held. Kept apart because a match is large (two flow keys) and the
     /// programmed rules are already indexed by the classifiers.
     private var pendingByMatch: [RuleMatch: HardwareRule] = [:]
+    /// Programmed rules with a ct action, per zone: a connection is worth offloading
+    /// only into a zone some hardware rule looks connections up in (as mlx5 keeps a CT
+    /// table per zone that a tc ct rule uses).
+    public private(set) var conntrackRuleZones: [UInt16: Int] = [:]
+
+    private func countConntrackZone(of r: HardwareRule, _ delta: Int) {
+        for case .conntrack(let zone, _) in r.actions {
+            let n = conntrackRuleZones[zone, default: 0] + delta
+            conntrackRuleZones[zone] = n > 0 ? n : nil
+        }
+    }
+
     /// Rules holding units, per mask (a mask is taken while one rule uses it).
     private var maskUsers: [FlowKey: Int] = [:]
     /// Programmed rules per mask (for the masks pool's programmed count).
@@ -72,6 +86,8 @@ public final class HardwareTables: @unchecked Sendable {
         maskPool = root.addChild(HardwareResource(name: "masks", size: DataPlaneCapacity.masks,
                                                   sizeMax: DataPlaneCapacity.masks))
         markPool = root.addChild(HardwareResource(name: "marks", size: profile.marks, sizeMax: FlowMarkAllocator.capacity))
+        ctPool = root.addChild(HardwareResource(name: "ct", size: profile.ctEntries, sizeMax: 1 << 22,
+                                                granularity: ConnectionTable.entriesPerConnection))
     }
 
     /// The top-level pools, as devlink lists them.
@@ -83,6 +99,10 @@ public final class HardwareTables: @unchecked Sendable {
 
     // MARK: The three steps
 
+    /// The shadow of a table: chain rules share the masked table's (their key has the
+    /// recirculation id, which no frame at recirc_id 0 matches).
+    func classifier(of table: HardwareTable) -> Classifier { table == .exact ? exact : masked }
+
     /// The pool a rule's table units come from.
     func pool(of rule: HardwareRule) -> HardwareResource { rule.table == .exact ? exactFlows : maskedPool }
 
@@ -92,10 +112,12 @@ public final class HardwareTables: @unchecked Sendable {
         if let f = capabilities.check(key: spec.key, mask: spec.mask) { return .failure(f) }
         if let f = capabilities.check(actions: spec.actions) { return .failure(f) }
         let isExact = HardwareCapabilities.isExactMatchProfile(key: spec.key, mask: spec.mask)
-        let table: HardwareTable = isExact ? .exact : .masked
+        // A rule of a recirculation chain is looked up only by recirculated frames.
+        let table: HardwareTable = spec.key[.recircID] != 0 ? .chain : isExact ? .exact : .masked
+        if let f = Self.checkChain(spec, table: table) { return .failure(f) }
         let match = RuleMatch(table: table, key: spec.key.masked(by: spec.mask), mask: spec.mask)
         if isHeld(match) { return .failure(.unsupportedMatch(field: "duplicate of an installed rule")) }
-        let rule = HardwareRule(id: nextRuleID, spec: spec, mask: (isExact ? exact : masked).mask(for: spec.mask),
+        let rule = HardwareRule(id: nextRuleID, spec: spec, mask: classifier(of: table).mask(for: spec.mask),
                                 table: table, units: HardwareCapabilities.units(for: spec.mask))
         nextRuleID += 1
         rules[rule.id] = rule
@@ -105,10 +127,25 @@ public final class HardwareTables: @unchecked Sendable {
         return .success(rule)
     }
 
+    /// What the ct/recirc passes of the pipeline (bpf/ct.h) cannot do: a frame parsed
+    /// outer and inner is never recirculated, and a chain rule runs after the frame's NAT
+    /// is decided, so it cannot hand the frame to software with a mark.
+    static func checkChain(_ spec: HardwareRuleSpec, table: HardwareTable) -> OffloadFailure? {
+        let conntrack = spec.actions.contains {
+            switch $0 { case .recirculate, .conntrack: true; default: false }
+        }
+        if conntrack && matchesTunnel(spec.mask) { return .unsupportedAction("ct or recirc of a tunnel frame") }
+        if table == .chain && matchesTunnel(spec.mask) { return .unsupportedMatch(field: "tunnel in a recirculation chain") }
+        if table == .chain && spec.actions.contains(where: { if case .hint = $0 { true } else { false } }) {
+            return .unsupportedAction("mark in a recirculation chain")
+        }
+        return nil
+    }
+
     /// Whether a rule (other than one being removed or replaced) holds `m`.
     private func isHeld(_ m: RuleMatch) -> Bool {
         if pendingByMatch[m] != nil { return true }
-        guard let e = (m.table == .exact ? exact : masked).lookupExact(key: m.key, mask: m.mask) else { return false }
+        guard let e = classifier(of: m.table).lookupExact(key: m.key, mask: m.mask) else { return false }
         let r = unsafeDowncast(e, to: HardwareRule.self)
         return !r.retired && !r.removing
     }
@@ -235,8 +272,10 @@ public final class HardwareTables: @unchecked Sendable {
     private func committed(_ r: HardwareRule) {
         r.state = .programmed
         forgetPending(r)
-        let classifier = r.table == .exact ? exact : masked
+        let classifier = classifier(of: r.table)
+        countConntrackZone(of: r, 1)
         if let old = r.replaces {
+            countConntrackZone(of: old, -1)
             classifier.replace(old, with: r)
             old.state = .pending
             dropEncaps(of: old)
@@ -258,7 +297,8 @@ public final class HardwareTables: @unchecked Sendable {
     private func unprogram(_ r: HardwareRule) -> Bool {
         guard r.isProgrammed else { return true }
         do { try dataPlane.remove(r.programmed) } catch { return false }
-        (r.table == .exact ? exact : masked).remove(r)
+        classifier(of: r.table).remove(r)
+        countConntrackZone(of: r, -1)
         r.state = .pending
         pool(of: r).markProgrammed(-r.units)
         counterPool.markProgrammed(-1)
@@ -419,8 +459,9 @@ public final class HardwareTables: @unchecked Sendable {
         p.exactEntries = rules
         p.counters = counters
         p.encapEntries = encaps
+        p.ctEntries = ctPool.sizeAfterReload
         try dataPlane.resize(rules: DataPlaneCapacity.rules(p), counters: DataPlaneCapacity.counters(p),
-                             encaps: DataPlaneCapacity.encaps(p))
+                             encaps: DataPlaneCapacity.encaps(p), connections: DataPlaneCapacity.connections(p))
         counterSlots.grow(to: UInt32(clamping: DataPlaneCapacity.counters(p)))
         encapSlots.grow(to: UInt32(clamping: DataPlaneCapacity.encaps(p)))
     }
@@ -428,6 +469,23 @@ public final class HardwareTables: @unchecked Sendable {
     /// Every rule's counters, read from the data plane in one go.
     func allCounters() -> [RuleCounters] {
         dataPlane.allRuleCounters(count: Int(counterSlots.highWater))
+    }
+
+    /// A counter outside any rule (a CT connection's), counted in `counters`.
+    func allocateCounter() -> UInt32? {
+        guard counterPool.reserve(1) else { return nil }
+        guard let c = counterSlots.allocate(now: Sys.monotonicNanoseconds()) else {
+            counterPool.release(1)
+            return nil
+        }
+        counterPool.markProgrammed(1)
+        return c
+    }
+
+    func releaseCounter(_ c: UInt32) {
+        counterSlots.release(c, now: Sys.monotonicNanoseconds())
+        counterPool.markProgrammed(-1)
+        counterPool.release(1)
     }
 
     /// Legacy MAC entries occupy exact-match memory.

@@ -34,7 +34,7 @@ struct OccupancyPredictor {
         }
         charges[rule.id] = Charge(table: rule.table, units: rule.units, mask: rule.mask.bits)
         if rule.table == .exact { exactUnits += rule.units } else { maskedUnits += rule.units }
-        if rule.table == .masked { if rule.units > 1 { wideMasked += 1 } else { narrowMasked += 1 } }
+        if rule.table != .exact { if rule.units > 1 { wideMasked += 1 } else { narrowMasked += 1 } }
         maskUsers[rule.mask.bits, default: 0] += 1
         return nil
     }
@@ -53,7 +53,7 @@ struct OccupancyPredictor {
         switch rule.table {
         case .exact:
             if exactUnits + rule.units > p.exactFlows { return .noSpace(table: "exact (profile partition)") }
-        case .masked:
+        case .masked, .chain:
             if rule.units > 1 {
                 if wideMasked + 1 > p.wide { return .noSpace(table: "masked double-width (profile partition)") }
             } else if narrowMasked + 1 > p.narrow {
@@ -71,7 +71,7 @@ struct OccupancyPredictor {
             let macs = t.exactMAC.occupancy
             let flowsLimit = min(t.exactFlows.size, t.exactPool.size - macs)
             if exactUnits + rule.units > flowsLimit { return .noSpace(table: "exact (predicted)") }
-        case .masked:
+        case .masked, .chain:
             if maskedUnits + rule.units > t.maskedPool.size { return .noSpace(table: "masked (predicted)") }
         }
         return nil
@@ -81,7 +81,7 @@ struct OccupancyPredictor {
     mutating func forget(_ id: UInt64) {
         guard let c = charges.removeValue(forKey: id) else { return }
         if c.table == .exact { exactUnits -= c.units } else { maskedUnits -= c.units }
-        if c.table == .masked { if c.units > 1 { wideMasked -= 1 } else { narrowMasked -= 1 } }
+        if c.table != .exact { if c.units > 1 { wideMasked -= 1 } else { narrowMasked -= 1 } }
         if let n = maskUsers[c.mask] { maskUsers[c.mask] = n > 1 ? n - 1 : nil }
     }
 
@@ -96,7 +96,7 @@ struct OccupancyPredictor {
         for r in rules {
             charges[r.id] = Charge(table: r.table, units: r.units, mask: r.mask.bits)
             if r.table == .exact { exactUnits += r.units } else { maskedUnits += r.units }
-            if r.table == .masked { if r.units > 1 { wideMasked += 1 } else { narrowMasked += 1 } }
+            if r.table != .exact { if r.units > 1 { wideMasked += 1 } else { narrowMasked += 1 } }
             maskUsers[r.mask.bits, default: 0] += 1
         }
     }

@@ -143,6 +143,8 @@ public struct HardwareProfile: Sendable, Equatable {
     public var counters = 65536
     /// Flow marks for partial offload (at most 65535: 16 bits of the mark).
     public var marks = 8192
+    /// CT table entries: two per offloaded connection (one per direction).
+    public var ctEntries = 65536
 
     public init() {}
 
@@ -162,7 +164,8 @@ public struct HardwareProfile: Sendable, Equatable {
             case "encap": encapEntries = v
             case "counters": counters = v
             case "marks": marks = v
-            default: throw ProfileError(line: n + 1, message: "unknown table \"\(kv[0])\" (masked, exact, encap, counters, marks)")
+            case "ct": ctEntries = v
+            default: throw ProfileError(line: n + 1, message: "unknown table \"\(kv[0])\" (masked, exact, encap, counters, marks, ct)")
             }
         }
     }

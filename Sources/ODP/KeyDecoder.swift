@@ -123,8 +123,12 @@ public struct KeyDecoder: Sendable {
                 return ODPError(position: nil, "in_port is not an exact match")
             }
             if m.pointee.mask[.vlanTCI] == 0 { m.pointee.mask[.vlanTCI] = UInt64(VLAN.vidMask | VLAN.present) }
-            let relevant = RelevantMasks.index(for: m.pointee.key)
-            RelevantMasks.shared.combinations.withUnsafeBufferPointer { m.pointee.mask.formMasked(by: $0[relevant]) }
+            if m.pointee.key[.ctOrigProto] != 0 {
+                m.pointee.mask.formMasked(by: Self.relevantMask(for: m.pointee.key))
+            } else {
+                let relevant = RelevantMasks.index(for: m.pointee.key)
+                RelevantMasks.shared.combinations.withUnsafeBufferPointer { m.pointee.mask.formMasked(by: $0[relevant]) }
+            }
             return nil
         }
     }
@@ -189,8 +193,23 @@ public struct KeyDecoder: Sendable {
             flow[.ctLabel] = PayloadBytes(a.payload).le128(0)
             expected |= bit(KeyAttr.ctLabels)
         }
-        if present.has(KeyAttr.ctOrigTupleIPv4) || present.has(KeyAttr.ctOrigTupleIPv6) {
-            return .error("conntrack original tuples are not supported")
+        if let a = present[KeyAttr.ctOrigTupleIPv4] {
+            let p = PayloadBytes(a.payload)
+            flow[.ctOrigIPv4Src] = UInt64(p.be32(0))
+            flow[.ctOrigIPv4Dst] = UInt64(p.be32(4))
+            flow[.ctOrigTPSrc] = UInt64(p.be16(8))
+            flow[.ctOrigTPDst] = UInt64(p.be16(10))
+            flow[.ctOrigProto] = UInt64(a.payload[a.payload.startIndex + 12])
+            expected |= bit(KeyAttr.ctOrigTupleIPv4)
+        }
+        if let a = present[KeyAttr.ctOrigTupleIPv6] {
+            let p = PayloadBytes(a.payload)
+            flow[.ctOrigIPv6Src] = p.be128(0)
+            flow[.ctOrigIPv6Dst] = p.be128(16)
+            flow[.ctOrigTPSrc] = UInt64(p.be16(32))
+            flow[.ctOrigTPDst] = UInt64(p.be16(34))
+            flow[.ctOrigProto] = UInt64(a.payload[a.payload.startIndex + 36])
+            expected |= bit(KeyAttr.ctOrigTupleIPv6)
         }
         if let a = present[KeyAttr.tunnel] {
             switch decodeTunnel(a, into: &flow) {
@@ -526,7 +545,13 @@ public struct KeyDecoder: Sendable {
     /// flow_wc_map(): which mask bits mean something for this flow; the datapath
     /// keeps only those.
     public static func relevantMask(for flow: FlowKey) -> FlowKey {
-        RelevantMasks.shared.combinations[RelevantMasks.index(for: flow)]
+        let m = RelevantMasks.shared.combinations[RelevantMasks.index(for: flow)]
+        // The original-direction tuple counts when the flow has one (its ct_nw_proto).
+        guard flow[.ctOrigProto] != 0 else { return m }
+        let t = UInt16(truncatingIfNeeded: flow[.ethType])
+        if t == EtherType.ipv4 { return m.union(RelevantMasks.shared.ctTuple4) }
+        if t == EtherType.ipv6 && !flow.isND { return m.union(RelevantMasks.shared.ctTuple6) }
+        return m
     }
 }
 
@@ -535,6 +560,9 @@ public struct KeyDecoder: Sendable {
 private struct RelevantMasks: Sendable {
     /// By index(for:): with a tunnel destination or not × the L3 kinds below.
     let combinations: [FlowKey]
+    /// ct_tuple4 / ct_tuple6 fields, for flows that have an original-direction tuple.
+    let ctTuple4: FlowKey
+    let ctTuple6: FlowKey
 
     static let shared = RelevantMasks()
 
@@ -584,6 +612,9 @@ private struct RelevantMasks: Sendable {
         ]
         precondition(l3.count == Self.l3KindCount)
         combinations = l3.map { always.union($0) } + l3.map { always.union(tunnel).union($0) }
+        let ports = Self.bits([.ctOrigTPSrc, .ctOrigTPDst, .ctOrigProto])
+        ctTuple4 = ports.union(Self.bits([.ctOrigIPv4Src, .ctOrigIPv4Dst]))
+        ctTuple6 = ports.union(Self.bits([], wide: [.ctOrigIPv6Src, .ctOrigIPv6Dst]))
     }
 }
 

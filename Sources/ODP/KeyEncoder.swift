@@ -29,6 +29,7 @@ public struct KeyEncoder: Sendable {
         var label = [UInt8](repeating: 0, count: 16)
         label.setLE128(0, data[.ctLabel])
         b.put(KeyAttr.ctLabels, label)
+        if flow[.ctOrigProto] != 0 { Self.putCTTuple(&b, flow: flow, data: data) }
         b.put(KeyAttr.recircID, [UInt8].le32(UInt32(truncatingIfNeeded: data[.recircID])))
         b.put(KeyAttr.dpHash, [UInt8].le32(UInt32(truncatingIfNeeded: data[.dpHash])))
         if exportMask || flow[.inPort] != UInt64(ODPConstants.noPort) {
@@ -198,5 +199,30 @@ extension FlowMatch {
         var match = FlowMatch(key: FlowKey(), mask: FlowKey())
         if let e = KeyDecoder(vlanLimit: vlanLimit).decodeMatch(key: key, mask: mask, into: &match) { return .failure(e) }
         return .success(match)
+    }
+}
+
+extension KeyEncoder {
+    /// OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV4/IPV6 (odp_flow_key_from_flow__: by the key's
+    /// eth_type, from `data`, the key or its mask).
+    static func putCTTuple(_ b: inout AttributeWriter, flow: FlowKey, data: FlowKey) {
+        let type = UInt16(truncatingIfNeeded: flow[.ethType])
+        if type == EtherType.ipv4 {
+            var t = [UInt8](repeating: 0, count: 16)
+            t.setBE32(0, UInt32(truncatingIfNeeded: data[.ctOrigIPv4Src]))
+            t.setBE32(4, UInt32(truncatingIfNeeded: data[.ctOrigIPv4Dst]))
+            t.setBE16(8, UInt16(truncatingIfNeeded: data[.ctOrigTPSrc]))
+            t.setBE16(10, UInt16(truncatingIfNeeded: data[.ctOrigTPDst]))
+            t[12] = UInt8(truncatingIfNeeded: data[.ctOrigProto])
+            b.put(KeyAttr.ctOrigTupleIPv4, t)
+        } else if type == EtherType.ipv6 {
+            var t = [UInt8](repeating: 0, count: 40)
+            t.setBE128(0, data[.ctOrigIPv6Src])
+            t.setBE128(16, data[.ctOrigIPv6Dst])
+            t.setBE16(32, UInt16(truncatingIfNeeded: data[.ctOrigTPSrc]))
+            t.setBE16(34, UInt16(truncatingIfNeeded: data[.ctOrigTPDst]))
+            t[36] = UInt8(truncatingIfNeeded: data[.ctOrigProto])
+            b.put(KeyAttr.ctOrigTupleIPv6, t)
+        }
     }
 }

@@ -280,6 +280,24 @@ public struct KeyFormatter: Sendable {
             mac(&s, "tha", k.be48(16), m?.be48(16))
             Self.chomp(&s)
             o += s
+        case KeyAttr.ctOrigTupleIPv4:
+            var s = ""
+            ipv4(&s, "src", k.be32(0), m?.be32(0))
+            ipv4(&s, "dst", k.be32(4), m?.be32(4))
+            u8u(&s, "proto", k[12], m?[12])
+            be16(&s, "tp_src", k.be16(8), m?.be16(8))
+            be16(&s, "tp_dst", k.be16(10), m?.be16(10))
+            Self.chomp(&s)
+            o += s
+        case KeyAttr.ctOrigTupleIPv6:
+            var s = ""
+            ipv6(&s, "src", k.be128(0), m?.be128(0))
+            ipv6(&s, "dst", k.be128(16), m?.be128(16))
+            u8u(&s, "proto", k[36], m?[36])
+            be16(&s, "src_port", k.be16(32), m?.be16(32))
+            be16(&s, "dst_port", k.be16(34), m?.be16(34))
+            Self.chomp(&s)
+            o += s
         case KeyAttr.nd:
             var s = ""
             ipv6(&s, "target", k.be128(0), m?.be128(0))

@@ -62,6 +62,18 @@ enum KeyLayout {
         FieldSpec(name: "label=", offset: 0, type: .mplsLabel), FieldSpec(name: "tc=", offset: 0, type: .mplsTC),
         FieldSpec(name: "ttl=", offset: 0, type: .mplsTTL), FieldSpec(name: "bos=", offset: 0, type: .mplsBOS)]
 
+    /// struct ovs_key_ct_tuple_ipv4 / _ipv6, fields in the order OVS prints them. OVS 3.1
+    /// parses the IPv6 ports as tp_src/tp_dst but prints them as src_port/dst_port
+    /// (KeyFormatter): esw does the same, so its output matches.
+    static let ctTuple4 = StructSpec(prefix: "ct_tuple4(", attr: KeyAttr.ctOrigTupleIPv4, size: 16, fields: [
+        FieldSpec(name: "src=", offset: 0, type: .ipv4), FieldSpec(name: "dst=", offset: 4, type: .ipv4),
+        FieldSpec(name: "proto=", offset: 12, type: .u8), FieldSpec(name: "tp_src=", offset: 8, type: .be16),
+        FieldSpec(name: "tp_dst=", offset: 10, type: .be16)])
+    static let ctTuple6 = StructSpec(prefix: "ct_tuple6(", attr: KeyAttr.ctOrigTupleIPv6, size: 40, fields: [
+        FieldSpec(name: "src=", offset: 0, type: .ipv6), FieldSpec(name: "dst=", offset: 16, type: .ipv6),
+        FieldSpec(name: "proto=", offset: 36, type: .u8), FieldSpec(name: "tp_src=", offset: 32, type: .be16),
+        FieldSpec(name: "tp_dst=", offset: 34, type: .be16)])
+
     static func ports(_ prefix: String, _ attr: UInt16) -> StructSpec {
         StructSpec(prefix: prefix, attr: attr, size: 4, fields: [
             FieldSpec(name: "src=", offset: 0, type: .be16), FieldSpec(name: "dst=", offset: 2, type: .be16)])

@@ -109,8 +109,8 @@ struct KeyParser {
             mask.put(KeyAttr.ctLabels, mb)
             return k + 1
         }
-        if sc.hasPrefix("ct_tuple4(", at: i) || sc.hasPrefix("ct_tuple6(", at: i) {
-            return fail(i, "ct_tuple4/ct_tuple6 are not supported by esw (its flow key has no original-direction tuple)")
+        for spec in [KeyLayout.ctTuple4, KeyLayout.ctTuple6] where sc.hasPrefix(spec.prefix, at: i) {
+            return scanStruct(spec, at: i, key: &key, mask: &mask)
         }
         if sc.hasPrefix("tunnel(", at: i) { return parseTunnel(at: i + 7, key: &key, mask: &mask) }
         if sc.hasPrefix("in_port(", at: i) { return parseInPort(at: i + 8, key: &key, mask: &mask) }

@@ -37,6 +37,8 @@ public final class Datapath: @unchecked Sendable {
     let normal = NormalSwitch()
     /// The connection tracker ct() actions run (OVS userspace semantics, one per datapath).
     public let conntrack = ConnectionTracker()
+    /// Established connections into the eSwitch's CT table (nil without an eSwitch).
+    private(set) var conntrackOffload: ConntrackOffload?
     private var lastConntrackSweep: UInt64 = 0
     /// Receives upcalls for `controller` mode and userspace actions (the daemon sends
     /// them to subscribed clients).
@@ -62,8 +64,9 @@ public final class Datapath: @unchecked Sendable {
         table = FlowTable(rcu: rcu)
         marks = FlowMarkTable(rcu: rcu)
         upcalls = try UpcallQueue()
-        // No hardware CT table takes the tracker's offload events yet: keep none.
-        conntrack.reportsOffloadEvents = false
+        conntrackOffload = eswitch.map { ConntrackOffload(tracker: conntrack, eswitch: $0, logger: logger) }
+        // Without an eSwitch no CT table takes the tracker's offload events: keep none.
+        conntrack.reportsOffloadEvents = eswitch != nil
     }
 
     /// The netdev of port 0, the datapath's internal port.
@@ -397,6 +400,8 @@ public final class Datapath: @unchecked Sendable {
             ageFlows(now: now)
             normal.expire(now: now)
         }
+        // The tracker queues offload events when there is an eSwitch, whatever the policy: drained every tick.
+        conntrackOffload?.processEvents(offload: policy != .skipHW)
         if now &- lastConntrackSweep >= 1_000_000_000 {
             lastConntrackSweep = now
             _ = conntrack.sweep(now: now)
@@ -422,6 +427,7 @@ public final class Datapath: @unchecked Sendable {
             if c.packets > f.hardwareLatest.packets { c.lastUsedNanoseconds = max(c.lastUsedNanoseconds, previousPoll) }
             f.hardwareLatest = c
         }
+        conntrackOffload?.poll(snapshot: snapshot, previousPoll: previousPoll)
     }
 
     private func ageFlows(now: UInt64) {

@@ -1,3 +1,4 @@
+import Conntrack
 import ESwitch
 import ODP
 import Packet
@@ -95,6 +96,16 @@ struct OffloadTranslator {
             case .pushVLAN(let tpid, let tci): hw.append(.pushVLAN(tpid: tpid, tci: tci))
             case .popVLAN: hw.append(.popVLAN)
             case .drop: hw.append(.drop)
+            case .recirc(let id): hw.append(.recirculate(id))
+            case .conntrack(let raw):
+                // The hardware looks connections up; it commits nothing (new connections
+                // miss and software commits them).
+                let ethType = mask[.ethType] == FlowField.ethType.valueMask ? UInt16(truncatingIfNeeded: key[.ethType]) : nil
+                guard case .success(let ct) = Result(catching: { () throws(ActionError) in
+                    try ConntrackActionDecoder.decode(raw, ethType: ethType)
+                }) else { return .failure(.unsupportedAction("ct")) }
+                if let f = Self.conntrackRefusal(ct) { return .failure(f) }
+                hw.append(.conntrack(zone: ct.zone, nat: ct.nat != nil))
             default:
                 return .failure(.unsupportedAction(a.name))
             }
@@ -102,6 +113,15 @@ struct OffloadTranslator {
         if hw.isEmpty || hw == [.decap] { hw.append(.drop) }
         return .success(Translation(spec: HardwareRuleSpec(key: key, mask: mask, actions: hw, cookie: cookie),
                                     dependency: dependency, vxlanPort: vxlanPort))
+    }
+
+    /// What of a ct() the hardware's lookup-only CT action cannot do. A commit of an
+    /// established connection changes nothing, so `commit` alone passes; setting mark
+    /// or label, and force_commit (which may start the connection over), do not.
+    static func conntrackRefusal(_ ct: CTAction) -> OffloadFailure? {
+        if ct.markMask != 0 || ct.labelMask != 0 { return .unsupportedAction("ct setting ct_mark or ct_label") }
+        if ct.forceCommit { return .unsupportedAction("ct(force_commit)") }
+        return nil
     }
 
     /// set/set_masked of packet headers → the hardware's modify-header actions.

@@ -73,9 +73,10 @@ final class PacketEngine: @unchecked Sendable {
             port.rxErrors.wrappingAdd(1, ordering: .relaxed)
             return
         }
-        // The check against the match costs a few word compares; it keeps a packet
+        // The check against the match costs a few word compares (in place: only the
+        // words the mask examines, see FlowMask.matches(_:entry:)); it keeps a packet
         // from ever reaching a flow it does not match, whatever the mark says.
-        guard let flow = dp.marks.flow(mark: mark, port: port.portNumber), flow.mask.matches(key, entry: flow) else {
+        guard let flow = dp.marks.flow(mark: mark, port: port.portNumber), flow.mask.matches(&key, entry: flow) else {
             dp.counters.staleMark()
             return process(&b, key: &key, offsets: &offsets, depth: 0)
         }
@@ -242,6 +243,7 @@ final class PacketEngine: @unchecked Sendable {
                 key[.ctZone] = 0
                 key[.ctMark] = 0
                 key[.ctLabel] = 0
+                ConnectionTracker.clearOriginalTuple(&key)
             }
             i += 1
         }

@@ -84,7 +84,19 @@ extension PacketTracer {
             return
         }
         hw.add("result", "hit")
-        hw.add("actions_applied", .list(applyHardwareActions(l.rule, frame, tunnel: tunnel).map { .text($0) }))
+        var last = l.rule, before: [HardwareAction] = []
+        if Self.usesConntrack(l.rule) {
+            // A pre-ct rule: the CT table and the chains decide (bpf/ct.h).
+            let passes = conntrackPasses(l.rule, frame: frame, port: port)
+            hw.add("ct_passes", .list(passes.steps))
+            guard let end = passes.last else {
+                top.add("hardware", hw.node)
+                toRepresentor(frame, port: p, into: &top)
+                return
+            }
+            (last, before) = (end.rule, end.nat)
+        }
+        hw.add("actions_applied", .list(applyHardwareActions(last, frame, tunnel: tunnel, before: before).map { .text($0) }))
         if let m = l.rule.mark {
             // Partial offload: up the representor with the mark; the datapath runs the
             // flow the mark names (the one its classifier would find, shown below).
@@ -205,12 +217,15 @@ extension PacketTracer {
         case .encap(let e): "tunnel_encap(\(e.key), entry \(e.id))"
         case .decap: "tunnel_decap"
         case .hint(let m): "mark(0x\(String(m.value, radix: 16))),to_representor"
+        case .conntrack(let zone, let nat): "ct(zone=\(zone)\(nat ? ",nat" : ""))"
+        case .recirculate(let id): "goto_chain(recirc_id=0x\(String(id, radix: 16)))"
         }
     }
 
     /// Runs a rule's actions on a copy of the frame, as bpf/actions.h does; returns what
     /// each did and records the outputs.
-    func applyHardwareActions(_ rule: HardwareRule, _ frame: [UInt8], tunnel: TunnelMetadata?) -> [String] {
+    func applyHardwareActions(_ rule: HardwareRule, _ frame: [UInt8], tunnel: TunnelMetadata?,
+                              before: [HardwareAction] = []) -> [String] {
         guard var b = buffer(frame) else { return ["(no buffer for the trace)"] }
         var key = FlowKey(), offsets = HeaderOffsets()
         func reparse() {
@@ -220,7 +235,10 @@ extension PacketTracer {
         var steps: [String] = []
         var encapsulated: TunnelMetadata?
         var forwarded = false
-        for a in rule.actions {
+        // The connection's NAT is written at the ct action (first, when the rule has one).
+        var list = before + rule.actions
+        if case .conntrack = rule.actions.first { list = [rule.actions[0]] + before + rule.actions.dropFirst() }
+        for a in list {
             switch a {
             case .forward(let p):
                 let name = hardwareNames[p] ?? "\(p)"
@@ -279,6 +297,9 @@ extension PacketTracer {
                 } else {
                     steps.append("tunnel_decap: the frame was not parsed as VXLAN; nothing removed")
                 }
+            case .conntrack, .recirculate:
+                // Only in pre-ct rules, which conntrackPasses runs (never the last rule).
+                steps.append(describe(a))
             case .hint:
                 // Partial offload: the software datapath runs the flow the mark names.
                 steps.append(describe(a) + ": the software datapath runs the flow this mark names, without classifying")

@@ -1,3 +1,4 @@
+import Conntrack
 import NetLinux
 import ESwitch
 import ODP
@@ -197,6 +198,7 @@ extension PacketTracer {
                 key[.ctZone] = 0
                 key[.ctMark] = 0
                 key[.ctLabel] = 0
+                ConnectionTracker.clearOriginalTuple(&key)
             case .conntrack(let ct):
                 let before = b.bytes
                 dp.conntrack.execute(ct, frame: b.data, length: b.length, offsets: offsets, key: &key,

@@ -251,6 +251,19 @@ extension FlowField {
     @inlinable public static var arpTHA: FlowField { FlowField("arp_tha", word: 26, shift: 0, bits: 48) }
     @inlinable public static var ndSLL: FlowField { arpSHA }
     @inlinable public static var ndTLL: FlowField { arpTHA }
+
+    // The original-direction tuple a ct() action leaves (ct_tuple4/ct_tuple6). It shares
+    // words with fields no tracked IP packet has: MPLS's second and third label (word 27)
+    // and ARP's hardware addresses (word 25); IPv6 addresses also take ND's words 23-26,
+    // which only ND packets fill, and ct() finds those invalid (no tuple). A tuple is
+    // present exactly when ct_nw_proto is not zero.
+    /// ct_nw_src / ct_nw_dst (IPv4).
+    @inlinable public static var ctOrigIPv4Src: FlowField { FlowField("ct_nw_src", word: 25, shift: 0, bits: 32) }
+    @inlinable public static var ctOrigIPv4Dst: FlowField { FlowField("ct_nw_dst", word: 25, shift: 32, bits: 32) }
+    /// ct_tp_src / ct_tp_dst: ports, or ICMP type and code.
+    @inlinable public static var ctOrigTPSrc: FlowField { FlowField("ct_tp_src", word: 27, shift: 0, bits: 16) }
+    @inlinable public static var ctOrigTPDst: FlowField { FlowField("ct_tp_dst", word: 27, shift: 16, bits: 16) }
+    @inlinable public static var ctOrigProto: FlowField { FlowField("ct_nw_proto", word: 27, shift: 32, bits: 8) }
 }
 
 extension WideField {
@@ -260,6 +273,9 @@ extension WideField {
     @inlinable public static var ipv6Src: WideField { WideField("ipv6_src", word: 18) }
     @inlinable public static var ipv6Dst: WideField { WideField("ipv6_dst", word: 20) }
     @inlinable public static var ndTarget: WideField { WideField("nd_target", word: 23) }
+    /// ct_ipv6_src / ct_ipv6_dst (see FlowField.ctOrigIPv4Src for the words they share).
+    @inlinable public static var ctOrigIPv6Src: WideField { WideField("ct_ipv6_src", word: 23) }
+    @inlinable public static var ctOrigIPv6Dst: WideField { WideField("ct_ipv6_dst", word: 25) }
 }
 
 /// `ip_frag` values, numbered as OVS_FRAG_TYPE_*.

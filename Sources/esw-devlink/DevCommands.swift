@@ -17,7 +17,7 @@ struct DevShow: ParsableCommand {
             }
             let a = try AttributeParser.parse(m.attributes)
             let name = a.string(DevlinkAttr.devName) ?? dev ?? ""
-            var stats: [(String, UInt64)] = []
+            var stats: [(String, UInt64)] = [], ct: [(String, UInt64)] = []
             if statistics, let o = try s.request(Family.devlink, DevlinkCmd.offloadStats).first {
                 let oa = try AttributeParser.parse(o.attributes)
                 stats = [("operations", oa.u64(DevlinkAttr.offloadOperations)),
@@ -35,17 +35,25 @@ struct DevShow: ParsableCommand {
                 if let c = oa.first(DevlinkAttr.offloadBurstCoherentNanoseconds).flatMap({ try? $0.u64() }) {
                     stats.append(("last_batch_coherent_us", c / 1000))
                 }
+                ct = [("connections", oa.u64(DevlinkAttr.ctConnections)), ("refused_full", oa.u64(DevlinkAttr.ctRefusedFull)),
+                      ("refused_unsupported", oa.u64(DevlinkAttr.ctRefusedUnsupported)),
+                      ("write_failed", oa.u64(DevlinkAttr.ctWriteFailed)), ("refused_no_rule", oa.u64(DevlinkAttr.ctRefusedNoRule)),
+                      ("hits", oa.u64(DevlinkAttr.ctHits)),
+                      ("misses", oa.u64(DevlinkAttr.ctMisses)), ("hand_backs", oa.u64(DevlinkAttr.ctHandBacks)),
+                      ("chain_misses", oa.u64(DevlinkAttr.ctChainMisses)), ("too_deep", oa.u64(DevlinkAttr.ctTooDeep))]
             }
             if options.json {
                 var fields: [(String, JSON)] = [("driver", .string(a.string(DevlinkAttr.driver) ?? "")),
                                                 ("switch_id", .string(a.string(DevlinkAttr.switchID) ?? ""))]
                 if !stats.isEmpty { fields.append(("offload", .object(stats.map { ($0.0, .uint($0.1)) }))) }
+                if !ct.isEmpty { fields.append(("ct", .object(ct.map { ($0.0, .uint($0.1)) }))) }
                 options.emit(.object([("dev", .object([(name, .object(fields))]))]))
             } else {
                 Console.line(name)
                 if !stats.isEmpty {
                     Console.line("  offload: " + stats.map { "\($0.0) \($0.1)" }.joined(separator: " "))
                 }
+                if !ct.isEmpty { Console.line("  ct: " + ct.map { "\($0.0) \($0.1)" }.joined(separator: " ")) }
             }
         }
     }

@@ -129,6 +129,14 @@ final class DevlinkService {
             w.putU64(DevlinkAttr.offloadBurstOperations, burst.operations)
             w.putU64(DevlinkAttr.offloadBurstCallerNanoseconds, burst.callerNanoseconds)
             if let c = burst.coherentNanoseconds { w.putU64(DevlinkAttr.offloadBurstCoherentNanoseconds, c) }
+            let refused = sw.connections.refusals, ct = sw.dataPlane.conntrackCounters()
+            for (attr, v) in [(DevlinkAttr.ctConnections, UInt64(sw.connections.count)), (DevlinkAttr.ctRefusedFull, refused.full),
+                              (DevlinkAttr.ctRefusedUnsupported, refused.unsupported), (DevlinkAttr.ctWriteFailed, refused.writeFailed),
+                              (DevlinkAttr.ctRefusedNoRule, refused.noRule),
+                              (DevlinkAttr.ctHits, ct.hits), (DevlinkAttr.ctMisses, ct.misses), (DevlinkAttr.ctHandBacks, ct.handBacks),
+                              (DevlinkAttr.ctChainMisses, ct.chainMisses), (DevlinkAttr.ctTooDeep, ct.tooDeep)] {
+                w.putU64(attr, v)
+            }
             reply(DevlinkCmd.offloadStats, w)
         default:
             throw RequestError(95, "unknown devlink command \(m.command)")

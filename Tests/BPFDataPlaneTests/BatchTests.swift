@@ -57,7 +57,7 @@ struct BatchTests {
         let rules = Self.rules(n, actions: [.drop])
         #expect(dp.program(batch: rules).installed == n)
         let c = dp.capacity
-        try dp.resize(rules: c.rules * 2, counters: c.counters, encaps: c.encaps)
+        try dp.resize(rules: c.rules * 2, counters: c.counters, encaps: c.encaps, connections: c.connections)
         for i in [0, 4095, 4096, 8191, n - 1] {
             #expect(try Self.verdict(dp, dst: Self.base + UInt32(i)) == P.shot)
         }

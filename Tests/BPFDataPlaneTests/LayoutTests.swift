@@ -40,6 +40,47 @@ struct LayoutTests {
         expect("esw_prog_config", key: 4, value: 16)
         expect("esw_user_progs", key: 4, value: 4)
         expect("esw_pipeline", key: 4, value: 4)
+        // Connection tracking (ConntrackLayout.swift).
+        expect("esw_chain", key: Layout.chainKeySize, value: Layout.ruleSize)
+        expect("esw_chain_masks", key: 4, value: Layout.chainMaskSize)
+        expect("esw_chain_list", key: 4, value: Layout.chainListSize)
+        expect("esw_ct", key: Layout.ctKeySize, value: Layout.ctEntrySize)
+        expect("esw_ct_stats", key: 4, value: 8)
+    }
+
+    @Test func conntrackLayoutsPlaceFieldsWhereTheCHeaderHasThem() throws {
+        var k = FlowKey(), m = FlowKey()
+        k[.recircID] = 5; m[.recircID] = FlowField.recircID.valueMask
+        k[.ctState] = 0x22; m[.ctState] = 0x2a
+        k[.ctZone] = 1; m[.ctZone] = FlowField.ctZone.valueMask
+        k[.ctLabel] = 1 << 64 | 2; m[.ctLabel] = ~0
+        k[.inPort] = 3; m[.inPort] = FlowField.inPort.valueMask
+        let key = Layout.chainKey(maskID: 9, key: k, mask: m)
+        #expect(key.count == Layout.chainKeySize)
+        #expect(key[0] == 9 && key[4] == 5)                            // mask id, recirc id
+        #expect(key[8] == 0x22 && key[10] == 1)                        // ct_state, ct_zone << 16
+        #expect(key[16] == 1 && key[24] == 2)                          // ct_label high, low
+        #expect(key[32 + 8 * 7] == 3)                                  // key word 7: in_port
+        #expect(Layout.chainMask(m).count == Layout.chainMaskSize)
+        #expect(Layout.chainList([1, 2]).count == Layout.chainListSize)
+        #expect(Layout.fitsChainKey(key: k, mask: m))
+        m[.recircID] = 0xff
+        #expect(!Layout.fitsChainKey(key: k, mask: m))
+
+        let t = ConnectionTuple(zone: 7, proto: IPProto.udp, isIPv6: false, src: 0xC612_0001, dst: 0xC612_0002, srcPort: 53, dstPort: 1000)
+        let ck = Layout.ctKey(t)
+        #expect(ck.count == Layout.ctKeySize)
+        #expect(ck[0] == 7 && ck[2] == IPProto.udp && ck[3] == 0 && ck[4] == 53 && ck[6] == 0xe8)
+        #expect(Array(ck[16..<20]) == [0x01, 0x00, 0x12, 0xC6])        // src[1]: the IPv4 address, host order
+        let d = ConnectionDirection(tuple: t, state: 0x62, rewrite: ConnectionRewrite(src: 0xC613_0001, dstPort: 99))
+        let e = Layout.ctEntry(d, mark: 0x55, label: 3, counter: 12)
+        #expect(e.count == Layout.ctEntrySize)
+        #expect(e[0] == 12 && e[8] == 0x62)
+        #expect(e[9] == Layout.ctNATSource | Layout.ctNATDestinationPort)
+        #expect(e[12] == 99 && e[16] == 0x55 && e[20] == 0x01 && e[23] == 0xC6 && e[40] == 3)
+        let set = try Layout.actionSet([.conntrack(zone: 2, nat: true), .recirculate(5)]).get()
+        #expect(set[8] == 14 && set[12] == 2 && set[14] == 1)          // ESW_ACT_CT, zone | ESW_CT_ACT_NAT
+        #expect(set[48] == 15 && set[52] == 5)                         // ESW_ACT_RECIRC
     }
 
     @Test func keyWordsFollowTheFlowKeyLayout() {

@@ -115,7 +115,7 @@ struct PipelineTests {
         try dp.program(Self.rule(frame, inPort: .vf(0), actions: [.forward(.vf(1))]))
         _ = try dp.testRun(frame: frame, ifindex: Self.lo)
         let before = dp.capacity
-        try dp.resize(rules: before.rules * 2, counters: before.counters * 2, encaps: before.encaps * 2)
+        try dp.resize(rules: before.rules * 2, counters: before.counters * 2, encaps: before.encaps * 2, connections: before.connections * 2)
         #expect(dp.capacity.counters == before.counters * 2)
         #expect(try dp.testRun(frame: frame, ifindex: Self.lo).verdict == Self.redirect)
         #expect(dp.ruleCounters(7).packets == 2)

@@ -106,6 +106,22 @@ func maskBits(_ fields: [FlowField]) -> FlowKey {
         #expect((c.lookup(wideKey(5), reader: reader, probed: &probed)?.takeUnretainedValue() as? TestEntry)?.id == 205)
     }
 
+    /// The in-place check the mark path uses agrees with the span-based one, on the
+    /// words the mask examines and only those.
+    @Test func inPlaceMatchAgreesWithMatch() {
+        let m = FlowMask(maskBits([.inPort, .tpDst]))
+        let e = TestEntry(key: key(port: 1, dst: 0xaa, tp: 80), mask: m, id: 1)
+        for (port, dst, tp) in [(1, 0xaa, 80), (1, 0xbb, 80), (1, 0, 80), (2, 0xaa, 80), (1, 0xaa, 81), (0, 0, 0)] as [(UInt64, UInt64, UInt64)] {
+            var k = key(port: port, dst: dst, tp: tp)
+            let expected = port == 1 && tp == 80
+            #expect(m.matches(k, e.key) == expected)
+            #expect(m.matches(&k, entry: e) == expected)
+        }
+        let all = FlowMask(FlowKey())
+        var k = key(port: 7)
+        #expect(all.matches(&k, entry: TestEntry(key: FlowKey(), mask: all, id: 2)))
+    }
+
     @Test func removeAndSubtableLifecycle() {
         let rcu = QuiescentState()
         let c = Classifier(rcu: rcu)

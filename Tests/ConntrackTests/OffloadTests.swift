@@ -56,6 +56,11 @@ struct OffloadTests {
         let e = h.ct.entries(zone: nil, now: h.now)[0]
         #expect(ConnectionTracker.format(e, verbose: true, statistics: false).contains(",id=\(s.id),status=0x8000"))
         #expect(!ConnectionTracker.format(e, verbose: false, statistics: false).contains("status"))
+        #expect(ConnectionTracker.formatStatistics(h.ct.statistics(zone: nil, now: h.now), verbose: false)
+                    .hasSuffix("  UDP: 1\n  Offloaded to hardware: 1\n"))
+        h.ct.setOffloaded(id: s.id, false)
+        #expect(!ConnectionTracker.formatStatistics(h.ct.statistics(zone: nil, now: h.now), verbose: false).contains("Offloaded"))
+        h.ct.setOffloaded(id: s.id, true)
         // UDP bidirectional: 30 s. Hardware traffic at 25 s refreshes it.
         h.advance(seconds: 25)
         h.ct.hardwareActivity(id: s.id, packets: (100, 50), bytes: (10_000, 5_000), lastUsed: h.now)

@@ -190,3 +190,59 @@ extension TCPTests {
         #expect(h.ct.connectionCount == 1)
     }
 }
+
+/// The original-direction tuple a ct() leaves in the key (ct_tuple4/6, OVS's
+/// write_ct_md): the connection's pre-NAT original tuple in both directions, the
+/// packet's own when no connection exists, ICMP type and code as the ports, none for a
+/// packet the tracker cannot parse.
+struct OriginalTupleTests {
+    static func tuple4(_ k: FlowKey) -> [UInt64] {
+        [k[.ctOrigIPv4Src], k[.ctOrigIPv4Dst], k[.ctOrigTPSrc], k[.ctOrigTPDst], k[.ctOrigProto]]
+    }
+
+    @Test func bothDirectionsCarryTheOriginalTuple() {
+        let h = Harness()
+        let client: UInt64 = 0xc612_0001, server: UInt64 = 0xc612_0002
+        let syn = h.run(TCPTests.fromClient(seq: 1000, flags: TCPTests.syn))
+        #expect(Self.tuple4(syn.key) == [client, server, 40000, 80, 6])
+        let synAck = h.run(TCPTests.fromServer(seq: 5000, ack: 1001, flags: TCPTests.syn | TCPTests.ack), commit: false)
+        #expect(synAck.state == trkEstRpl)
+        #expect(Self.tuple4(synAck.key) == [client, server, 40000, 80, 6])
+    }
+
+    @Test func theTupleIsThePreNATOne() {
+        let h = Harness()
+        let nat = NATSpec(kind: .source, addresses: CTAddress(ipv4: 0xc613_0064)...CTAddress(ipv4: 0xc613_0064))
+        let r = h.run(TCPTests.fromClient(seq: 1000, flags: TCPTests.syn), nat: nat)
+        #expect(r.key[.ipv4Src] == 0xc613_0064)          // the packet was NATed
+        #expect(r.key[.ctOrigIPv4Src] == 0xc612_0001)    // the tuple was not
+    }
+
+    @Test func anUncommittedPacketCarriesItsOwnTupleAndICMPGivesTypeAndCode() {
+        let h = Harness()
+        let echo = Frames.ipv4(src: "198.18.0.1", dst: "198.18.1.1", proto: 1, l4: Frames.icmp(type: 8, id: 7, seq: 1))
+        let r = h.run(echo, commit: false)
+        #expect(Self.tuple4(r.key) == [0xc612_0001, 0xc612_0101, 8, 0, 1])
+    }
+
+    @Test func anUnparsablePacketClearsATupleButLeavesOtherWordsAlone() {
+        let h = Harness()
+        var prior = h.run(TCPTests.fromClient(seq: 1000, flags: TCPTests.syn)).key
+        #expect(prior[.ctOrigProto] == 6)
+        // A truncated TCP header: invalid, no tuple.
+        var short = TCPTests.fromClient(seq: 1000, flags: TCPTests.syn)
+        short.removeLast(10)
+        short[14 + 2] = 0
+        short[14 + 3] = UInt8(short.count - 14)
+        prior[.ctState] = 0
+        let r = h.run(short, prior: prior)
+        #expect(r.state == [.tracked, .invalid])
+        #expect(Self.tuple4(r.key) == [0, 0, 0, 0, 0])
+        // An ND packet's words are not touched when it has no tuple (its nd fields live there).
+        var nd = FlowKey()
+        nd[.ethType] = UInt64(EtherType.ipv6)
+        nd[.ndTarget] = 0x2001_0db8 << 96
+        ConnectionTracker.clearOriginalTuple(&nd)
+        #expect(nd[.ndTarget] == 0x2001_0db8 << 96)
+    }
+}

@@ -8,11 +8,12 @@ import Testing
 /// The datapath's offload path (translation, policies, counters) against the in-memory
 /// data plane: no root, no netdev. Ports 1 and 2 stand for the representors of VF0 and VF1.
 struct OffloadPathTests {
-    static func datapath(policy: OffloadPolicy = .none) throws -> (Datapath, ESwitch, InMemoryDataPlane) {
+    static func datapath(policy: OffloadPolicy = .none, profile: HardwareProfile = HardwareProfile()) throws
+        -> (Datapath, ESwitch, InMemoryDataPlane) {
         let dp = InMemoryDataPlane()
         let vfs = (0..<2).map { VFNetdev(name: "t\($0)", switchSide: "ts\($0)", switchIfindex: Int32(100 + $0)) }
         let sw = try ESwitch(name: "t", vfs: vfs, uplink: UplinkNetdev(name: "up", ifindex: 99), mode: .switchdev,
-                             profile: HardwareProfile(), dataPlane: dp, logger: Logger(label: "test"))
+                             profile: profile, dataPlane: dp, logger: Logger(label: "test"))
         let d = try Datapath(name: "t@t", eswitch: sw, policy: policy, logger: Logger(label: "test"))
         d.startWithoutPorts()
         _ = d.addDetachedRepresentorPort(name: "pf0vf0", number: 1, eswitchPort: .vf(0))
