@@ -218,6 +218,11 @@ extension BPFDataPlane {
     }
 
     /// Undoes a written rule: the slot gets its previous content back (or goes).
+    /// An emptied slot index keeps its storage (tens of MiB after a million rules): give it back.
+    private func releaseSlotStorageIfEmpty(_ t: Int) {
+        if slots[t].isEmpty && slots[t].capacity > 4096 { slots[t] = [:] }
+    }
+
     private func takeBack(_ p: PendingRule) {
         let t = Self.slotIndex(p.table)
         if let previous = p.previous {
@@ -228,6 +233,7 @@ extension BPFDataPlane {
         } else {
             delete(mapFD(p.table), p.key.bytes)
             slots[t][p.key.fingerprint] = nil
+            releaseSlotStorageIfEmpty(t)
             uncountMaskUser(p.mask, table: p.table)
         }
         releaseActionSet(p.value.actionSet)
@@ -251,6 +257,7 @@ extension BPFDataPlane {
                 // Only the rule that owns the slot (its counter) takes it out.
                 guard let slot = slots[t][key.fingerprint], slot.counter == rule.counter else { continue }
                 slots[t][key.fingerprint] = nil
+                releaseSlotStorageIfEmpty(t)
                 taken.append((i - 1, rule.table, key, slot, mask))
             }
             var deleted = 0

@@ -313,6 +313,8 @@ public final class ESwitch: @unchecked Sendable {
     @discardableResult
     public func deleteRule(_ h: HardwareRuleHandle) -> Bool {
         guard let r = rulesByHandle.removeValue(forKey: h.id) else { return false }
+        // An emptied dictionary keeps its storage (tens of MiB after a million rules).
+        if rulesByHandle.isEmpty && rulesByHandle.capacity > 4096 { rulesByHandle = [:] }
         return engine.remove(r)
     }
 

@@ -359,6 +359,7 @@ public final class HardwareTables: @unchecked Sendable {
         guard rules[r.id] === r else { return false }
         dropReplaced(by: r)
         rules[r.id] = nil
+        if rules.isEmpty && rules.capacity > 4096 { rules = [:] }   // give a big table's storage back
         forgetPending(r)
         r.retired = true
         guard unprogram(r) else {

@@ -40,6 +40,8 @@ final class FlowTable: @unchecked Sendable {
     func remove(_ f: DatapathFlow) {
         guard byUFID[f.ufid] === f else { return }
         byUFID[f.ufid] = nil
+        // An emptied dictionary keeps its storage (tens of MiB after a million flows).
+        if byUFID.isEmpty && byUFID.capacity > 4096 { byUFID = [:] }
         classifier.remove(f)
     }
 
