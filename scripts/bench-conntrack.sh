@@ -41,15 +41,6 @@ topo_init "$P" || exit 1
 
 CC=$(command -v cc || echo clang)
 "$CC" -O2 -Wall -pthread -o "$D/tcpchurn" "$ROOT/scripts/conntrack/tcpchurn.c" || die "tcpchurn does not build"
-DPCTL() { ESW_CONTROL=$D/eswd.sock "$BIN/esw-dpctl" "$@"; }
-DEVLINK() { ESW_CONTROL=$D/eswd.sock "$BIN/esw-devlink" "$@"; }
-start_eswd() {
-    : >"$D/eswd.log"
-    ip netns exec "${P}host" "$BIN/eswd" --control "$D/eswd.sock" "$@" >>"$D/eswd.log" 2>&1 &
-    SWPID=$!; PIDS+=("$SWPID")
-    wait_for 10 DEVLINK dev show || { cat "$D/eswd.log" >&2; return 1; }
-}
-
 # setup_esw POLICY ACL(1|0)
 setup_esw() {
     topo_esw 2 start_eswd --mode switchdev --policy "$1" || die "cannot build the esw topology"

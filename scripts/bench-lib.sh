@@ -1,5 +1,6 @@
 # bench-lib.sh — the pieces of scripts/bench.sh that its parts share: namespaces and
-# waiting, the switch process's CPU, medians, Open vSwitch as the peer, one iperf3 run.
+# waiting, the switch process's CPU, medians, eswd and its CLIs, Open vSwitch as the peer,
+# one iperf3 run.
 # Sourced after scripts/netns.sh and scripts/topology.sh, by a script that defines
 # log/die, P (namespace prefix), D (its temporary directory), PIDS, SWPID, PY, HZ, T
 # and, for setup_ovs, SCHEMA; sourcing it installs the EXIT trap (cleanup).
@@ -27,6 +28,18 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
+
+# DPCTL/DEVLINK ARGS...: the CLIs against this run's eswd
+DPCTL() { ESW_CONTROL=$D/eswd.sock "$BIN/esw-dpctl" "$@"; }
+DEVLINK() { ESW_CONTROL=$D/eswd.sock "$BIN/esw-devlink" "$@"; }
+
+# start_eswd ARGS...: eswd in host (topo_esw's starter); returns once it answers
+start_eswd() {
+    : > "$D/eswd.log"
+    ip netns exec "${P}host" "$BIN/eswd" --control "$D/eswd.sock" "$@" >>"$D/eswd.log" 2>&1 &
+    SWPID=$!; PIDS+=("$SWPID")
+    topo_wait 10 DEVLINK dev show || { cat "$D/eswd.log" >&2; return 1; }
+}
 
 # in_ns NODE CMD...: run CMD in namespace $P<NODE>
 in_ns() { topo_in "$@"; }

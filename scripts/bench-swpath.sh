@@ -48,13 +48,6 @@ done
 topo_init "$P" || exit 1
 . "$ROOT/scripts/bench-lib.sh"
 
-DPCTL() { ESW_CONTROL=$D/eswd.sock "$BIN/esw-dpctl" "$@"; }
-DEVLINK() { ESW_CONTROL=$D/eswd.sock "$BIN/esw-devlink" "$@"; }
-start_eswd() {
-    ip netns exec "${P}host" "$BIN/eswd" --control "$D/eswd.sock" "$@" >>"$D/eswd.log" 2>&1 &
-    SWPID=$!; PIDS+=("$SWPID")
-    topo_wait 10 DEVLINK dev show || { cat "$D/eswd.log" >&2; return 1; }
-}
 setup_esw() {
     topo_esw 2 start_eswd --mode switchdev --policy skip_hw || die "cannot build the esw topology"
     DPCTL add-if pf0vf0 >/dev/null || die "add-if pf0vf0"

@@ -132,18 +132,6 @@ SWPID=""         # the switch process of the current topology (for CPU accountin
 
 # --- topologies ---------------------------------------------------------------------
 # Each sets CLI_NS SRV_NS DST (the client sends from CLI_NS to DST in SRV_NS) and SWPID.
-# DPCTL/DEVLINK ARGS...: the CLIs against this run's eswd
-DPCTL() { ESW_CONTROL=$D/eswd.sock "$BIN/esw-dpctl" "$@"; }
-DEVLINK() { ESW_CONTROL=$D/eswd.sock "$BIN/esw-devlink" "$@"; }
-
-# start_eswd ARGS...: eswd in host (topo_esw's starter); returns once it answers
-start_eswd() {
-    : > "$D/eswd.log"
-    ip netns exec "${P}host" "$BIN/eswd" --control "$D/eswd.sock" "$@" >>"$D/eswd.log" 2>&1 &
-    SWPID=$!; PIDS+=("$SWPID")
-    wait_for 10 DEVLINK dev show || { cat "$D/eswd.log" >&2; return 1; }
-}
-
 # flow_note: "N in hardware, M in software" for the running eswd's flows
 flow_note() { DPCTL dump-flows -m | awk '/offloaded:yes/{o++} /dp:ovs/{s++} END{printf "%d in hardware, %d in software", o, s}'; }
 
