@@ -101,6 +101,15 @@ except Exception:
     print(0)'
 }
 
+# t_tcpchurn: builds scripts/conntrack/tcpchurn.c (short TCP connections) into
+# $T_DIR/tcpchurn with the system's C compiler, or the Swift toolchain's clang when there
+# is none.
+t_tcpchurn() {
+    local cc
+    cc=$(command -v cc || echo "$(dirname "$(readlink -f "$(command -v swift)")")/clang")
+    "$cc" -O2 -Wall -pthread -o "$T_DIR/tcpchurn" "$(dirname "${BASH_SOURCE[0]}")/../scripts/conntrack/tcpchurn.c"
+}
+
 # dpctl/devlink ARGS...: the CLIs against the test's eswd (ESW_CONTROL)
 dpctl() { "$ESW_BIN/esw-dpctl" "$@"; }
 devlink() { "$ESW_BIN/esw-devlink" "$@"; }

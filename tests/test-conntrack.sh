@@ -26,8 +26,7 @@ VM0_MAC=$(mac vm0 esw0v0) WIRE_MAC=$(mac remote wire0)
 t_in vm0 ip route add 198.18.0.0/24 dev esw0v0
 t_in vm0 ip neigh replace 198.18.0.2 lladdr 02:00:00:00:00:02 dev esw0v0
 
-CC=$(command -v cc || echo clang)
-"$CC" -O2 -Wall -pthread -o "$T_DIR/tcpchurn" "$(dirname "$0")/../scripts/conntrack/tcpchurn.c" || { t_fail "tcpchurn builds"; exit 1; }
+t_tcpchurn || { t_fail "tcpchurn builds"; exit 1; }
 CHURN=$T_DIR/tcpchurn
 
 topo_ct_acl_flows "$T_DIR/flows"

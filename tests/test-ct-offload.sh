@@ -62,8 +62,7 @@ check_no_match "none is offloaded any more" 'status=0x8000' "$(dpctl dump-conntr
 check_match "hardware counters reached the tracker (-s)" 'packets=[0-9]{4,}' "$(dpctl dump-conntrack -s zone=1)"
 
 # Many short connections: each is offloaded (or not, when short) and handed back cleanly.
-CC=$(command -v cc || echo clang)
-"$CC" -O2 -Wall -pthread -o "$T_DIR/tcpchurn" "$(dirname "$0")/../scripts/conntrack/tcpchurn.c" || { t_fail "tcpchurn builds"; exit 1; }
+t_tcpchurn || { t_fail "tcpchurn builds"; exit 1; }
 t_in vm1 "$T_DIR/tcpchurn" server 80 >/dev/null 2>&1 &
 T_PIDS+=($!)
 sleep 0.3
