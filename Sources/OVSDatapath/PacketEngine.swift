@@ -235,15 +235,9 @@ final class PacketEngine: @unchecked Sendable {
             case .drop:
                 return
             case .conntrack(let ct):
-                dp.conntrack.execute(ct, frame: b.data, length: b.length, offsets: offsets, key: &key, now: now,
-                                     l4ChecksumPartial: b.offload.checksumPartial,
-                                     l4ChecksumVerified: b.offload.flags & OffloadInfo.dataValid != 0)
+                dp.conntrack.execute(ct, on: b, offsets: offsets, key: &key, now: now)
             case .ctClear:
-                key[.ctState] = 0
-                key[.ctZone] = 0
-                key[.ctMark] = 0
-                key[.ctLabel] = 0
-                ConnectionTracker.clearOriginalTuple(&key)
+                ConnectionTracker.clear(&key)
             }
             i += 1
         }

@@ -194,16 +194,10 @@ extension PacketTracer {
                 return
             case .ctClear:
                 note("ct_clear")
-                key[.ctState] = 0
-                key[.ctZone] = 0
-                key[.ctMark] = 0
-                key[.ctLabel] = 0
-                ConnectionTracker.clearOriginalTuple(&key)
+                ConnectionTracker.clear(&key)
             case .conntrack(let ct):
                 let before = b.bytes
-                dp.conntrack.execute(ct, frame: b.data, length: b.length, offsets: offsets, key: &key,
-                                     now: Sys.monotonicNanoseconds(), l4ChecksumPartial: b.offload.checksumPartial,
-                                     l4ChecksumVerified: b.offload.flags & OffloadInfo.dataValid != 0, dryRun: true)
+                dp.conntrack.execute(ct, on: b, offsets: offsets, key: &key, now: Sys.monotonicNanoseconds(), dryRun: true)
                 var what = "ct(zone=\(ct.zone)\(ct.commit ? ",commit" : "")\(ct.forceCommit ? ",force_commit" : "")\(ct.nat != nil ? ",nat" : ""))"
                 what += ": ct_state=" + formatCTState(UInt8(truncatingIfNeeded: key[.ctState]))
                 if key[.ctMark] != 0 { what += ", ct_mark=0x" + String(key[.ctMark], radix: 16) }
