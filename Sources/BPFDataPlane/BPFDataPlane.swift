@@ -349,20 +349,29 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         zeros.withUnsafeBytes { try? BPFMap.update(maps.ruleCounters, key: &key, value: $0.baseAddress!) }
     }
 
-    /// One BPF_MAP_UPDATE_BATCH of zeroes for the whole bulk.
+    /// BPF_MAP_UPDATE_BATCH of zeroes, a bounded bulk at a time (a flush frees a
+    /// million counters at once).
     public func resetCounters(_ counters: [UInt32]) {
         guard counters.count > 1 else {
             if let c = counters.first { resetCounter(c) }
             return
         }
-        let zeros = [UInt64](repeating: 0, count: BPFMap.possibleCPUs * 3 * counters.count)
-        var count = UInt32(counters.count)
-        let r = counters.withUnsafeBytes { k in
-            zeros.withUnsafeBytes { v in clbpf_update_batch(maps.ruleCounters, k.baseAddress, v.baseAddress, &count) }
+        let bulk = min(counters.count, Self.counterResetBulk)
+        let zeros = [UInt64](repeating: 0, count: BPFMap.possibleCPUs * 3 * bulk)
+        var start = 0
+        while start < counters.count {
+            let chunk = counters[start..<min(start + bulk, counters.count)]
+            var count = UInt32(chunk.count)
+            let r = chunk.withUnsafeBytes { k in
+                zeros.withUnsafeBytes { v in clbpf_update_batch(maps.ruleCounters, k.baseAddress, v.baseAddress, &count) }
+            }
+            // A bulk the kernel refused (an old kernel without batch ops on arrays): one by one.
+            if r != 0 { for c in chunk { resetCounter(c) } }
+            start += chunk.count
         }
-        // A bulk the kernel refused (an old kernel without batch ops on arrays): one by one.
-        if r != 0 { for c in counters { resetCounter(c) } }
     }
+
+    static let counterResetBulk = 8192
 
     public func ruleCounters(_ counter: UInt32) -> RuleCounters {
         let cpus = BPFMap.possibleCPUs

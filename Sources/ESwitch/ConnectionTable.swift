@@ -76,7 +76,6 @@ public final class ConnectionTable: @unchecked Sendable {
             return .failure(.noSpace(table: "counters"))
         }
         let c = HardwareConnection(spec: spec, originalCounter: original, replyCounter: reply)
-        dataPlane.resetCounters([original, reply])
         do {
             try dataPlane.programConnection(c.programmed)
         } catch {

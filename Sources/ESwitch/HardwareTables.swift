@@ -108,7 +108,10 @@ public final class HardwareTables: @unchecked Sendable {
 
     /// Step 1: the driver's checks (capabilities, duplicates). Takes nothing of the
     /// hardware; the rule is pending.
-    func accept(_ spec: HardwareRuleSpec) -> Result<HardwareRule, OffloadFailure> {
+    /// `writtenNow`: the caller programs the rule before anything else is accepted
+    /// (lockstep), so no other rule can ask for its match meanwhile and it is not listed
+    /// as pending (two hash-table writes a rule saved).
+    func accept(_ spec: HardwareRuleSpec, writtenNow: Bool = false) -> Result<HardwareRule, OffloadFailure> {
         if let f = capabilities.check(key: spec.key, mask: spec.mask) { return .failure(f) }
         if let f = capabilities.check(actions: spec.actions) { return .failure(f) }
         let isExact = HardwareCapabilities.isExactMatchProfile(key: spec.key, mask: spec.mask)
@@ -121,7 +124,7 @@ public final class HardwareTables: @unchecked Sendable {
                                 table: table, units: HardwareCapabilities.units(for: spec.mask))
         nextRuleID += 1
         rules[rule.id] = rule
-        pendingByMatch[match] = rule
+        if !writtenNow { pendingByMatch[match] = rule }
         for e in rule.encapEntries { e.users += 1 }
         rule.mark?.users += 1
         return .success(rule)
@@ -144,13 +147,14 @@ public final class HardwareTables: @unchecked Sendable {
 
     /// Whether a rule (other than one being removed or replaced) holds `m`.
     private func isHeld(_ m: RuleMatch) -> Bool {
-        if pendingByMatch[m] != nil { return true }
+        if !pendingByMatch.isEmpty && pendingByMatch[m] != nil { return true }
         guard let e = classifier(of: m.table).lookupExact(key: m.key, mask: m.mask) else { return false }
         let r = unsafeDowncast(e, to: HardwareRule.self)
         return !r.retired && !r.removing
     }
 
     private func forgetPending(_ r: HardwareRule) {
+        guard !pendingByMatch.isEmpty else { return }
         let m = match(of: r)
         if pendingByMatch[m] === r { pendingByMatch[m] = nil }
         // A dictionary keeps its storage when emptied: give it back after a big batch.
@@ -235,9 +239,8 @@ public final class HardwareTables: @unchecked Sendable {
             undoMask()
             return .noSpace(table: pool.exhaustedPool(for: rule.units).path.dropFirstComponent())
         }
-        let now = Sys.monotonicNanoseconds()
         let tookCounter = stock.map { $0.take(counterPool, 1) } ?? counterPool.reserve(1)
-        guard tookCounter, let counter = counterSlots.allocate(now: now) else {
+        guard tookCounter, let counter = allocateCounterSlot() else {
             if tookCounter { counterPool.release(1) }
             pool.release(rule.units)
             undoMask()
@@ -254,8 +257,8 @@ public final class HardwareTables: @unchecked Sendable {
     func program(_ batch: [HardwareRule]) -> [(rule: HardwareRule, failure: OffloadFailure)] {
         var refused: [(HardwareRule, OffloadFailure)] = []
         let writable = batch.filter { $0.holdsUnits && !$0.retired }
-        // A replacement carries its predecessor's counter on; a new rule starts at zero.
-        dataPlane.resetCounters(writable.filter { $0.replaces == nil }.map(\.counter))
+        // A new rule's counter is zero (allocateCounterSlot); a replacement carries its
+        // predecessor's counter on.
         var start = 0
         while start < writable.count {
             let rest = writable[start...]
@@ -472,10 +475,20 @@ public final class HardwareTables: @unchecked Sendable {
         dataPlane.allRuleCounters(count: Int(counterSlots.highWater))
     }
 
+    /// A counter slot that reads zero: one never used is (the array starts zeroed), one
+    /// used before was zeroed when its grace period ended, with every other slot freed
+    /// then, in one write. So a new rule costs no write of its own for its counter.
+    private func allocateCounterSlot() -> UInt32? {
+        let now = Sys.monotonicNanoseconds()
+        let freed = counterSlots.reclaim(now: now)
+        if !freed.isEmpty { dataPlane.resetCounters(Array(freed)) }
+        return counterSlots.allocate(now: now)
+    }
+
     /// A counter outside any rule (a CT connection's), counted in `counters`.
     func allocateCounter() -> UInt32? {
         guard counterPool.reserve(1) else { return nil }
-        guard let c = counterSlots.allocate(now: Sys.monotonicNanoseconds()) else {
+        guard let c = allocateCounterSlot() else {
             counterPool.release(1)
             return nil
         }

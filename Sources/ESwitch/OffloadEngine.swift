@@ -50,7 +50,7 @@ final class OffloadEngine {
         beginOperation()
         defer { endOperation() }
         let rule: HardwareRule
-        switch tables.accept(spec) {
+        switch tables.accept(spec, writtenNow: params.offloadModel == .lockstep) {
         case .success(let r): rule = r
         case .failure(let f): return .failure(f)
         }

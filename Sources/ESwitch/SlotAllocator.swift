@@ -8,7 +8,7 @@ public struct SlotAllocator: Sendable {
     private var retiredHead = 0
     private(set) var capacity: UInt32
     /// Long enough for any packet in flight (a tc program runs for microseconds).
-    static let graceNanoseconds: UInt64 = 50_000_000
+    public static let graceNanoseconds: UInt64 = 50_000_000
 
     public init(capacity: UInt32) { self.capacity = capacity }
 
@@ -24,7 +24,10 @@ public struct SlotAllocator: Sendable {
         retired.append((slot, now))
     }
 
-    public mutating func reclaim(now: UInt64) {
+    /// Frees the slots whose grace period is over; returns them (the ones freed by this call).
+    @discardableResult
+    public mutating func reclaim(now: UInt64) -> ArraySlice<UInt32> {
+        let before = free.count
         while retiredHead < retired.count, now &- retired[retiredHead].at >= SlotAllocator.graceNanoseconds {
             free.append(retired[retiredHead].slot)
             retiredHead += 1
@@ -33,6 +36,7 @@ public struct SlotAllocator: Sendable {
             retired.removeFirst(retiredHead)
             retiredHead = 0
         }
+        return free[before...]
     }
 
     /// The data plane's array grew.

@@ -1,4 +1,5 @@
 import ESwitch
+import Foundation
 import Logging
 import Packet
 import Testing
@@ -122,6 +123,27 @@ struct DriverTests {
         #expect(sw.ruleCounters(h2)?.packets == 5)
         // One write replaced the rule: no remove, so packets never miss in between.
         #expect(!dp.log.contains { $0.hasPrefix("remove") })
+    }
+
+    /// A new rule writes nothing for its counter; a slot used before reads zero when a
+    /// new rule gets it, because it was zeroed when its grace period ended.
+    @Test func aReusedCounterStartsAtZero() throws {
+        let (sw, dp) = try Self.device()
+        let h = try sw.addRule(Self.spec(inPort: .vf(0), dst: 0xC613_0002, actions: [.drop])).get()
+        let counter = dp.rules[0].counter
+        dp.counters[counter] = RuleCounters(packets: 7, bytes: 700, lastUsedNanoseconds: 1)
+        #expect(sw.deleteRule(h))
+        // Packets still running with the old rule may count into the slot during the grace.
+        dp.counters[counter] = RuleCounters(packets: 9, bytes: 900, lastUsedNanoseconds: 2)
+        Thread.sleep(forTimeInterval: Double(SlotAllocator.graceNanoseconds) / 1e9 + 0.02)
+        var reused: HardwareRuleHandle?
+        for d in 3..<40 where reused == nil {
+            let h2 = try sw.addRule(Self.spec(inPort: .vf(0), dst: UInt32(0xC613_0000 + d), actions: [.drop])).get()
+            if dp.rules.last?.counter == counter { reused = h2 }
+        }
+        let h2 = try #require(reused, "the freed counter slot was never handed out again")
+        #expect(sw.ruleCounters(h2)?.packets == 0)
+        #expect(dp.counters[counter] == nil)
     }
 
     @Test func aNewMatchIsPlacedBeforeTheOldOneGoes() throws {
