@@ -119,6 +119,13 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     var queuedRemovals: [DataPlaneRule]?
     /// Removals the kernel refused in a coalesced write, retried by `maintain`.
     var removalsToRetry: [DataPlaneRule] = []
+    /// New rules checked and waiting to be written together (inside `coalescingWrites`),
+    /// and their slots' fingerprints by table (exact 0, masked 1).
+    var queuedWrites: [(pending: PendingRule, rule: DataPlaneRule)]?
+    var queuedFingerprints: [Set<UInt64>] = [[], []]
+    /// Told the counters of queued rules the kernel refused after all (RuleWrites.swift).
+    var lostWrites: (([UInt32]) -> Void)?
+    public func onLostWrites(_ handler: @escaping ([UInt32]) -> Void) { lostWrites = handler }
     // What else the maps hold, kept to write it into bigger maps on a resize.
     private var portConfigs: [PortIndex: DataPlanePort] = [:]
     private var encapBytes: [UInt32: [UInt8]] = [:]
@@ -173,6 +180,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
 
     public func setMode(_ mode: ESwitchMode, portCount: Int) throws(DataPlaneError) {
         guard portCount <= Layout.maxPorts else { throw .noSpace("port") }
+        writeQueuedRules()
         self.mode = mode
         self.portCount = portCount
         try writeConfig()
@@ -226,6 +234,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
 
     public func removeEncap(id: UInt32) throws(DataPlaneError) {
         // Rules still queued for removal may use the entry: they go first.
+        writeQueuedRules()
         try writeQueuedRemovals()
         delete(maps.encaps, Self.u32(id))
         encapBytes[id] = nil
@@ -250,6 +259,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         want.counters = max(want.counters, min(1 << 22, counters))
         want.encaps = max(want.encaps, min(1 << 20, encaps))
         guard want != capacity else { return }
+        writeQueuedRules()
         try writeQueuedRemovals()
         let newObject: BPFObject
         do { newObject = try Self.load(want) } catch {
@@ -440,6 +450,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     /// Ranks each table's masks by hits since the last ranking (busiest first), as OVS
     /// ranks its subtables, and frees retired ids.
     public func maintain(now: UInt64) {
+        writeQueuedRules()
         retryRemovals()
         maskIDs.reclaim(now: now)
         chainMaskIDs.reclaim(now: now)

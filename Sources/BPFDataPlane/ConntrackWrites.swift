@@ -104,6 +104,7 @@ extension BPFDataPlane {
     // MARK: Connections
 
     public func programConnection(_ c: DataPlaneConnection) throws(DataPlaneError) {
+        writeQueuedRules()
         try writeConnection(c, into: maps, handedBack: false)
         connectionsHeld[c.spec.id] = c
     }

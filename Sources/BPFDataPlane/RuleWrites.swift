@@ -15,6 +15,10 @@ import Packet
 extension BPFDataPlane {
     /// Rules per batch syscall: bounds the arrays handed to the kernel.
     static let batchLimit = 16384
+    /// Queued new rules (or removals) per write: a syscall per 256 rules costs little,
+    /// and the queue (0.5 to 1 KB a rule) stays below malloc's mmap threshold, so its
+    /// memory is reused, not mapped and faulted in again for every bulk.
+    static let queuedWriteBulk = 256
 
     static func slotIndex(_ t: HardwareTable) -> Int { t == .exact ? 0 : 1 }
 
@@ -35,9 +39,10 @@ extension BPFDataPlane {
     }
 
     public func remove(_ rule: DataPlaneRule) throws(DataPlaneError) {
+        writeQueuedRules()
         if queuedRemovals != nil {
             queuedRemovals!.append(rule)
-            if queuedRemovals!.count >= Self.batchLimit { try writeQueuedRemovals() }
+            if queuedRemovals!.count >= Self.queuedWriteBulk { try writeQueuedRemovals() }
             return
         }
         let r = remove(batch: [rule])
@@ -54,6 +59,77 @@ extension BPFDataPlane {
         body()
         try? writeQueuedRemovals()
         queuedRemovals = nil
+    }
+
+    /// Runs `body` with the writes of new rules queued and written a bulk at a time (an
+    /// add-flows of many flows costs a syscall per bulk, not one per flow). A queued rule
+    /// has been checked and holds its mask and action set, as a written one: only the
+    /// kernel's write waits. Replacements, and anything else that touches the tables,
+    /// write the queue first, so rules still change in order; every rule is in the
+    /// tables when this returns (the daemon answers its client after that).
+    public func coalescingWrites<T>(_ body: () throws -> T) rethrows -> T {
+        guard queuedWrites == nil else { return try body() }
+        queuedWrites = []
+        defer {
+            writeQueuedRules()
+            queuedWrites = nil
+        }
+        return try body()
+    }
+
+    /// Writes the queued new rules. The kernel refusing one now should not happen (the
+    /// table's room was checked when it was queued); if it does, the refused rules are
+    /// written again one by one, and those still refused are reported lost, so that the
+    /// driver stops counting them as programmed.
+    public func writeQueuedRules() {
+        guard let q = queuedWrites, !q.isEmpty else { return }
+        queuedWrites = []
+        queuedFingerprints = [[], []]
+        let (written, _) = write(q.map(\.pending))
+        guard written < q.count else { return }
+        var lost: [UInt32] = []
+        for item in q[written...] where programNow([item.rule]).installed == 0 {
+            lost.append(item.rule.counter)
+        }
+        if !lost.isEmpty { lostWrites?(lost) }
+    }
+
+    /// Checks rules and queues their writes (inside `coalescingWrites`); what cannot be
+    /// queued is written at once, as without a queue.
+    private func queue(_ rules: [DataPlaneRule]) -> (installed: Int, error: DataPlaneError?) {
+        var i = 0
+        while i < rules.count {
+            let rule = rules[i]
+            let t = Self.slotIndex(rule.table)
+            // Near a full table the kernel's answer decides, as without a queue.
+            if slots[t].count + queuedWrites!.count + (queuedRemovals?.count ?? 0) + 1 >= capacity.rules {
+                writeQueuedRules()
+                let r = programNow(Array(rules[i...]))
+                return (i + r.installed, r.error)
+            }
+            let p: PendingRule
+            switch prepare(rule, index: i) {
+            case .success(let prepared): p = prepared
+            case .failure(let e):
+                // The queued rules may use the refused rule's new mask: they count on it first.
+                writeQueuedRules()
+                if let m = e.mask { releaseMaskIfUnused(m) }
+                return (i, e.error)
+            }
+            if p.previous != nil || queuedFingerprints[t].contains(p.key.fingerprint) {
+                // A replacement, or a second rule for a queued slot: written after the queue.
+                writeQueuedRules()
+                releaseActionSet(p.value.actionSet)
+                releaseMaskIfUnused(p.mask)
+                if let e = programNow([rule]).error { return (i, e) }
+            } else {
+                queuedWrites!.append((p, rule))
+                queuedFingerprints[t].insert(p.key.fingerprint)
+                if queuedWrites!.count >= Self.queuedWriteBulk { writeQueuedRules() }
+            }
+            i += 1
+        }
+        return (rules.count, nil)
     }
 
     /// Writes the queued removals. What the kernel refused is kept and retried by
@@ -78,10 +154,19 @@ extension BPFDataPlane {
     /// Installs rules in order, stopping at the first refusal; what was installed is
     /// always a prefix of `rules`.
     public func program(batch rules: [DataPlaneRule]) -> (installed: Int, error: DataPlaneError?) {
-        if rules.contains(where: { $0.table == .chain }) { return oneByOne(rules, chain: programChain, other: { program(batch: $0) }) }
+        if rules.contains(where: { $0.table == .chain }) {
+            writeQueuedRules()
+            return oneByOne(rules, chain: programChain, other: { program(batch: $0) })
+        }
         // A removal the kernel refused is retried later; the rules go on (one with the
         // same slot is refused by prepare).
         try? writeQueuedRemovals()
+        if queuedWrites != nil { return queue(rules) }
+        return programNow(rules)
+    }
+
+    /// Writes rules now, a batch at a time.
+    private func programNow(_ rules: [DataPlaneRule]) -> (installed: Int, error: DataPlaneError?) {
         var done = 0
         while done < rules.count {
             var pending: [PendingRule] = []
@@ -242,6 +327,7 @@ extension BPFDataPlane {
     /// Removes rules in order (a rule whose slot is not held, or is held by another
     /// rule, is skipped): how many of `rules` were dealt with before a failure.
     public func remove(batch rules: [DataPlaneRule]) -> (removed: Int, error: DataPlaneError?) {
+        writeQueuedRules()
         if rules.contains(where: { $0.table == .chain }) { return oneByOne(rules, chain: removeChain, other: { remove(batch: $0) }) }
         var done = 0
         while done < rules.count {

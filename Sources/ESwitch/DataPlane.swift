@@ -150,6 +150,10 @@ public protocol DataPlane: AnyObject {
     func programCounters(_ port: PortIndex) -> PortProgramCounters
     /// The NIC processor's speed, in percent of the host's (100: as fast).
     func setNICSpeed(_ percent: Int) throws(DataPlaneError)
+
+    /// Tells `handler` the counters of rules that `program` accepted but the silicon
+    /// refused when their queued write was made (a data plane that queues writes).
+    func onLostWrites(_ handler: @escaping ([UInt32]) -> Void)
 }
 
 extension DataPlane {
@@ -163,6 +167,9 @@ extension DataPlane {
 
     /// One write per counter.
     public func resetCounters(_ counters: [UInt32]) { for c in counters { resetCounter(c) } }
+
+    /// Writes made at once lose nothing later.
+    public func onLostWrites(_ handler: @escaping ([UInt32]) -> Void) {}
 
     /// One write per rule; stops at the first write that fails.
     public func remove(batch rules: [DataPlaneRule]) -> (removed: Int, error: DataPlaneError?) {

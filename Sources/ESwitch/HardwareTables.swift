@@ -88,6 +88,7 @@ public final class HardwareTables: @unchecked Sendable {
         markPool = root.addChild(HardwareResource(name: "marks", size: profile.marks, sizeMax: FlowMarkAllocator.capacity))
         ctPool = root.addChild(HardwareResource(name: "ct", size: profile.ctEntries, sizeMax: 1 << 22,
                                                 granularity: ConnectionTable.entriesPerConnection))
+        dataPlane.onLostWrites { [weak self] in self?.writesLost($0) }
     }
 
     /// The top-level pools, as devlink lists them.
@@ -300,6 +301,27 @@ public final class HardwareTables: @unchecked Sendable {
     private func unprogram(_ r: HardwareRule) -> Bool {
         guard r.isProgrammed else { return true }
         do { try dataPlane.remove(r.programmed) } catch { return false }
+        forgetProgrammed(r)
+        return true
+    }
+
+    /// The silicon refused rules it had accepted (their queued write failed): they are
+    /// not programmed, and fail as a late refusal does.
+    private func writesLost(_ counters: [UInt32]) {
+        let lost = Set(counters)
+        for r in rules.values where r.isProgrammed && lost.contains(r.counter) {
+            forgetProgrammed(r)
+            r.state = .failed(.unsupportedAction("the data plane's write failed"))
+            releaseUnits(of: r)
+            onLostWrite?(r)
+        }
+    }
+
+    /// Told of each rule `writesLost` took back (the driver logs it).
+    var onLostWrite: ((HardwareRule) -> Void)?
+
+    /// The shadow classifier and the accounting forget a rule that was programmed.
+    private func forgetProgrammed(_ r: HardwareRule) {
         classifier(of: r.table).remove(r)
         countConntrackZone(of: r, -1)
         r.state = .pending
@@ -311,7 +333,6 @@ public final class HardwareTables: @unchecked Sendable {
                 maskPool.markProgrammed(-1)
             }
         }
-        return true
     }
 
     /// Rules the data plane failed to take out: still in the silicon (and the shadow

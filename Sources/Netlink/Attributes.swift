@@ -67,6 +67,15 @@ public struct AttributeWriter: Sendable {
         try body(&inner)
     }
 
+    /// Appends an attribute of `count` zero bytes and returns where its payload starts
+    /// in `bytes`, for the caller to fill in place (no payload array of its own).
+    public mutating func putZeroed(_ type: UInt16, count: Int) -> Int {
+        appendHeader(length: 4 + count, type: type)
+        let at = bytes.count
+        bytes.append(contentsOf: repeatElement(0, count: netlinkAlign(count)))
+        return at
+    }
+
     /// Appends already-encoded attributes.
     public mutating func append(raw: some Collection<UInt8>) { bytes.append(contentsOf: raw) }
 

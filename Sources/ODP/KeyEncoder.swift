@@ -18,37 +18,36 @@ public struct KeyEncoder: Sendable {
 
     func encode(flow: FlowKey, mask: FlowKey, exportMask: Bool, into b: inout AttributeWriter) {
         let data = exportMask ? mask : flow
-        b.put(KeyAttr.priority, [UInt8].le32(UInt32(truncatingIfNeeded: data[.priority])))
+        // Payloads are written in place: an array per attribute was most of a dump's cost.
+        b.putU32(KeyAttr.priority, UInt32(truncatingIfNeeded: data[.priority]))
         if flow.tunnelDestinationSet || flow.tunnelSourceSet || exportMask {
             b.nested(KeyAttr.tunnel) { Self.putTunnel(&$0, data) }
         }
-        b.put(KeyAttr.skbMark, [UInt8].le32(UInt32(truncatingIfNeeded: data[.skbMark])))
-        b.put(KeyAttr.ctState, [UInt8].le32(UInt32(truncatingIfNeeded: data[.ctState])))
-        b.put(KeyAttr.ctZone, [UInt8].le16(UInt16(truncatingIfNeeded: data[.ctZone])))
-        b.put(KeyAttr.ctMark, [UInt8].le32(UInt32(truncatingIfNeeded: data[.ctMark])))
-        var label = [UInt8](repeating: 0, count: 16)
-        label.setLE128(0, data[.ctLabel])
-        b.put(KeyAttr.ctLabels, label)
+        b.putU32(KeyAttr.skbMark, UInt32(truncatingIfNeeded: data[.skbMark]))
+        b.putU32(KeyAttr.ctState, UInt32(truncatingIfNeeded: data[.ctState]))
+        b.putU16(KeyAttr.ctZone, UInt16(truncatingIfNeeded: data[.ctZone]))
+        b.putU32(KeyAttr.ctMark, UInt32(truncatingIfNeeded: data[.ctMark]))
+        let label = b.putZeroed(KeyAttr.ctLabels, count: 16)
+        b.bytes.setLE128(label, data[.ctLabel])
         if flow[.ctOrigProto] != 0 { Self.putCTTuple(&b, flow: flow, data: data) }
-        b.put(KeyAttr.recircID, [UInt8].le32(UInt32(truncatingIfNeeded: data[.recircID])))
-        b.put(KeyAttr.dpHash, [UInt8].le32(UInt32(truncatingIfNeeded: data[.dpHash])))
+        b.putU32(KeyAttr.recircID, UInt32(truncatingIfNeeded: data[.recircID]))
+        b.putU32(KeyAttr.dpHash, UInt32(truncatingIfNeeded: data[.dpHash]))
         if exportMask || flow[.inPort] != UInt64(ODPConstants.noPort) {
-            b.put(KeyAttr.inPort, [UInt8].le32(UInt32(truncatingIfNeeded: data[.inPort])))
+            b.putU32(KeyAttr.inPort, UInt32(truncatingIfNeeded: data[.inPort]))
         }
-        b.put(KeyAttr.packetType, [UInt8].be32(UInt32(truncatingIfNeeded: data[.packetType])))
+        b.putBE32(KeyAttr.packetType, UInt32(truncatingIfNeeded: data[.packetType]))
 
         // Everything after the Ethernet header, possibly inside VLAN encap levels.
-        var body = AttributeWriter()
-        var levels: [(tpid: UInt16, tci: UInt16)] = []
+        var levels = InlineArray<2, (tpid: UInt16, tci: UInt16)>(repeating: (0, 0))
+        var levelCount = 0
         var truncated = false
         let isEthernet = flow[.packetType] == UInt64(ODPConstants.packetTypeEthernet)
         if isEthernet {
-            var e = [UInt8](repeating: 0, count: 12)
-            e.setBE48(0, data[.ethSrc])
-            e.setBE48(6, data[.ethDst])
-            b.put(KeyAttr.ethernet, e)
-            let tciFields: [FlowField] = [.vlanTCI, .cvlanTCI]
-            let tpidFields: [FlowField] = [.vlanTPID, .cvlanTPID]
+            let e = b.putZeroed(KeyAttr.ethernet, count: 12)
+            b.bytes.setBE48(e, data[.ethSrc])
+            b.bytes.setBE48(e + 6, data[.ethDst])
+            let tciFields: InlineArray<2, FlowField> = [.vlanTCI, .cvlanTCI]
+            let tpidFields: InlineArray<2, FlowField> = [.vlanTPID, .cvlanTPID]
             for level in 0..<min(vlanLimit, 2) {
                 var tpid = UInt16(truncatingIfNeeded: flow[tpidFields[level]])
                 if flow[tciFields[level]] == 0 {
@@ -58,21 +57,27 @@ public struct KeyEncoder: Sendable {
                         break
                     }
                 }
-                levels.append((exportMask ? 0xffff : tpid, UInt16(truncatingIfNeeded: data[tciFields[level]])))
+                levels[levelCount] = (exportMask ? 0xffff : tpid, UInt16(truncatingIfNeeded: data[tciFields[level]]))
+                levelCount += 1
                 if flow[tciFields[level]] == 0 {
                     truncated = true
                     break
                 }
             }
         }
+        guard levelCount > 0 else {
+            if !truncated { encodeL3(flow: flow, mask: mask, data: data, exportMask: exportMask, into: &b) }
+            return
+        }
+        var body = AttributeWriter()
         if !truncated { encodeL3(flow: flow, mask: mask, data: data, exportMask: exportMask, into: &body) }
 
         // Wrap the body in the VLAN levels, innermost first.
         var inner = body.bytes
-        for level in levels.reversed() {
+        for i in stride(from: levelCount - 1, through: 0, by: -1) {
             var w = AttributeWriter()
-            w.putBE16(KeyAttr.ethertype, level.tpid)
-            w.putBE16(KeyAttr.vlan, level.tci)
+            w.putBE16(KeyAttr.ethertype, levels[i].tpid)
+            w.putBE16(KeyAttr.vlan, levels[i].tci)
             w.put(KeyAttr.encap, inner)
             inner = w.bytes
         }
@@ -89,24 +94,22 @@ public struct KeyEncoder: Sendable {
         if EtherType.isVLAN(type) { return }
         let fragByte: UInt8 = exportMask ? (data[.ipFrag] != 0 ? 0xff : 0) : UInt8(truncatingIfNeeded: data[.ipFrag])
         if type == EtherType.ipv4 {
-            var p = [UInt8](repeating: 0, count: 12)
-            p.setBE32(0, UInt32(truncatingIfNeeded: data[.ipv4Src]))
-            p.setBE32(4, UInt32(truncatingIfNeeded: data[.ipv4Dst]))
-            p[8] = UInt8(truncatingIfNeeded: data[.ipProto])
-            p[9] = UInt8(truncatingIfNeeded: data[.ipTOS])
-            p[10] = UInt8(truncatingIfNeeded: data[.ipTTL])
-            p[11] = fragByte
-            b.put(KeyAttr.ipv4, p)
+            let p = b.putZeroed(KeyAttr.ipv4, count: 12)
+            b.bytes.setBE32(p, UInt32(truncatingIfNeeded: data[.ipv4Src]))
+            b.bytes.setBE32(p + 4, UInt32(truncatingIfNeeded: data[.ipv4Dst]))
+            b.bytes[p + 8] = UInt8(truncatingIfNeeded: data[.ipProto])
+            b.bytes[p + 9] = UInt8(truncatingIfNeeded: data[.ipTOS])
+            b.bytes[p + 10] = UInt8(truncatingIfNeeded: data[.ipTTL])
+            b.bytes[p + 11] = fragByte
         } else if type == EtherType.ipv6 {
-            var p = [UInt8](repeating: 0, count: 40)
-            p.setBE128(0, data[.ipv6Src])
-            p.setBE128(16, data[.ipv6Dst])
-            p.setBE32(32, UInt32(truncatingIfNeeded: data[.ipv6Label]))
-            p[36] = UInt8(truncatingIfNeeded: data[.ipProto])
-            p[37] = UInt8(truncatingIfNeeded: data[.ipTOS])
-            p[38] = UInt8(truncatingIfNeeded: data[.ipTTL])
-            p[39] = fragByte
-            b.put(KeyAttr.ipv6, p)
+            let p = b.putZeroed(KeyAttr.ipv6, count: 40)
+            b.bytes.setBE128(p, data[.ipv6Src])
+            b.bytes.setBE128(p + 16, data[.ipv6Dst])
+            b.bytes.setBE32(p + 32, UInt32(truncatingIfNeeded: data[.ipv6Label]))
+            b.bytes[p + 36] = UInt8(truncatingIfNeeded: data[.ipProto])
+            b.bytes[p + 37] = UInt8(truncatingIfNeeded: data[.ipTOS])
+            b.bytes[p + 38] = UInt8(truncatingIfNeeded: data[.ipTTL])
+            b.bytes[p + 39] = fragByte
         } else if type == EtherType.arp || type == EtherType.rarp {
             var p = [UInt8](repeating: 0, count: 24)
             p.setBE32(0, UInt32(truncatingIfNeeded: data[.ipv4Src]))
@@ -126,10 +129,9 @@ public struct KeyEncoder: Sendable {
         guard flow.isIP, flow[.ipFrag] != UInt64(FragmentType.later.rawValue) else { return }
         let proto = UInt8(truncatingIfNeeded: flow[.ipProto])
         func ports(_ attr: UInt16) {
-            var p = [UInt8](repeating: 0, count: 4)
-            p.setBE16(0, UInt16(truncatingIfNeeded: data[.tpSrc]))
-            p.setBE16(2, UInt16(truncatingIfNeeded: data[.tpDst]))
-            b.put(attr, p)
+            let p = b.putZeroed(attr, count: 4)
+            b.bytes.setBE16(p, UInt16(truncatingIfNeeded: data[.tpSrc]))
+            b.bytes.setBE16(p + 2, UInt16(truncatingIfNeeded: data[.tpDst]))
         }
         switch proto {
         case IPProto.tcp:

@@ -212,7 +212,9 @@ final class Daemon {
             return
         }
         let run = RequestRun(messages) { [unowned self] raw, out in handle(raw, client: client, into: &out) }
-        server.stream(fd, run.produce)
+        // New rules' writes go to the kernel in bulks, all of them before the replies leave.
+        let plane = dataPlane
+        server.stream(fd) { plane.coalescingWrites { run.produce() } }
     }
 
     /// One request → its replies, always ending with an ACK, DONE or error, appended to

@@ -161,3 +161,51 @@ struct BatchTests {
               + "single-add: \(rate(addOne)) single-remove: \(rate(delOne))")
     }
 }
+
+/// coalescingWrites: new rules are checked at once and written a bulk at a time; all are
+/// in the kernel's tables when the scope ends, and removals and replacements inside it
+/// keep their order. Needs root.
+@Suite(.enabled(if: getuid() == 0, "loading BPF programs needs root"))
+struct CoalescedWriteTests {
+    typealias P = PipelineTests
+    typealias B = BatchTests
+
+    @Test func queuedRulesReachTheKernelWhenTheScopeEnds() throws {
+        let dp = try P.dataPlane()
+        let rules = B.rules(300, actions: [.drop])
+        dp.coalescingWrites {
+            for r in rules { #expect(dp.program(batch: [r]).installed == 1) }
+            // The first bulk is written; the last rules still wait.
+            #expect((try? B.verdict(dp, dst: B.base)) == P.shot)
+            #expect((try? B.verdict(dp, dst: B.base + 299)) == P.redirect)
+        }
+        for i in [0, 255, 256, 299] { #expect(try B.verdict(dp, dst: B.base + UInt32(i)) == P.shot) }
+        #expect(dp.remove(batch: rules).removed == 300)
+        #expect(try B.verdict(dp, dst: B.base + 299) == P.redirect)
+    }
+
+    @Test func removalsReplacementsAndRefusalsInsideTheScopeKeepOrder() throws {
+        let dp = try P.dataPlane()
+        let rules = B.rules(3, actions: [.drop])
+        var refused: DataPlaneError?
+        dp.coalescingWrites {
+            _ = dp.program(batch: [rules[0]])
+            _ = dp.program(batch: [rules[1]])
+            _ = dp.program(batch: [rules[2]])
+            // A queued rule removed: the queue is written first, then the rule goes.
+            try? dp.remove(rules[0])
+            // A queued rule replaced (same match, same counter): the new actions win.
+            var forward = rules[1]
+            forward.actions = [.forward(.vf(1))]
+            _ = dp.program(batch: [forward])
+            // Same match as a queued rule, another counter: refused, as without a queue.
+            refused = dp.program(batch: [DataPlaneRule(table: .masked, key: rules[2].key, mask: rules[2].mask,
+                                                       actions: [.drop], counter: 99)]).error
+        }
+        #expect(refused != nil)
+        #expect(try B.verdict(dp, dst: B.base) == P.redirect)
+        #expect(try B.verdict(dp, dst: B.base + 1) == P.redirect)
+        #expect(dp.ruleCounters(101).packets == 1)
+        #expect(try B.verdict(dp, dst: B.base + 2) == P.shot)
+    }
+}
