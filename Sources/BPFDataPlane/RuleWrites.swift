@@ -333,12 +333,19 @@ extension BPFDataPlane {
         while done < rules.count {
             var taken: [(index: Int, table: HardwareTable, key: TableKey, slot: Slot, mask: MaskWords)] = []
             var i = done
+            // Rules of a bulk mostly share their mask: look it up once per run.
+            var lastUse: (mask: MaskWords, id: UInt32)?
             while i < rules.count && taken.count < Self.batchLimit {
                 let rule = rules[i]
                 i += 1
                 let mask = MaskWords(rule.mask)
-                guard let use = masksByWords[mask] else { continue }
-                let key = TableKey(maskID: use.id, key: rule.key, mask: mask)
+                let maskID: UInt32
+                if let last = lastUse, last.mask == mask { maskID = last.id } else {
+                    guard let use = masksByWords[mask] else { continue }
+                    maskID = use.id
+                    lastUse = (mask, use.id)
+                }
+                let key = TableKey(maskID: maskID, key: rule.key, mask: mask)
                 let t = Self.slotIndex(rule.table)
                 // Only the rule that owns the slot (its counter) takes it out.
                 guard let slot = slots[t][key.fingerprint], slot.counter == rule.counter else { continue }
@@ -362,9 +369,16 @@ extension BPFDataPlane {
                 runStart = runEnd
             }
             var unlisted = false
-            for r in taken[..<deleted] {
+            var run = 0
+            for (n, r) in taken[..<deleted].enumerated() {
                 releaseActionSet(r.slot.actionSet)
-                unlisted = uncountMaskUser(r.mask, table: r.table) || unlisted
+                // The mask counts once per run of rules on it.
+                run += 1
+                let next = n + 1 < deleted ? taken[n + 1] : nil
+                if next == nil || next!.mask != r.mask || next!.table != r.table {
+                    unlisted = uncountMaskUser(r.mask, table: r.table, rules: run) || unlisted
+                    run = 0
+                }
             }
             if unlisted { try? publishLists() }
             shrinkSlotsIfSparse()
@@ -509,9 +523,9 @@ extension BPFDataPlane {
     /// A rule of `table` left a mask: true when the mask left the table's list (the
     /// caller publishes). A mask no rule uses gives back its id.
     @discardableResult
-    private func uncountMaskUser(_ words: MaskWords, table: HardwareTable) -> Bool {
+    private func uncountMaskUser(_ words: MaskWords, table: HardwareTable, rules: Int = 1) -> Bool {
         guard var use = masksByWords[words] else { return false }
-        let n = use[table] - 1
+        let n = use[table] - rules
         use[table] = max(0, n)
         if n <= 0 { lists[table]?.removeAll { $0 == use.id } }
         if use.isUnused {
