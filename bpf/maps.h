@@ -59,11 +59,14 @@ struct {
 } esw_mask_hits SEC(".maps");
 
 /* The exact-match (hash) table and the masked (TCAM-like) table; sizes set by the driver.
- * Preallocated, as silicon is: a write takes an entry from a free list instead of the
- * kernel's allocator, which halves what a bulk of rule writes or deletes costs. */
+ * Not preallocated although that halves the kernel's cost of a bulk write or delete: a
+ * preallocated map hands a replaced or deleted element to the next write at once, so a
+ * packet still reading it could see another rule's value; these keep it for an RCU
+ * grace period (make-before-break, §3 of docs/ARCHITECTURE.md). */
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, 65536);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
     __type(key, struct esw_table_key);
     __type(value, struct esw_rule);
 } esw_exact SEC(".maps");
@@ -71,6 +74,7 @@ struct {
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, 65536);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
     __type(key, struct esw_table_key);
     __type(value, struct esw_rule);
 } esw_masked SEC(".maps");
