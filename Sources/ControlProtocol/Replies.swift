@@ -18,7 +18,7 @@ public struct DatapathInfo: Sendable {
 
     public init(_ m: GenericMessage) {
         for a in (try? AttributeParser.parse(m.attributes)) ?? [] {
-            let p = Array(a.payload)
+            let p = a.payload
             switch a.type {
             case DatapathAttr.name: name = (try? a.string()) ?? ""
             case DatapathAttr.stats where p.count >= 32:
@@ -73,11 +73,11 @@ public struct VportInfo: Sendable {
             case VportAttr.options:
                 for o in (try? a.nestedAttributes()) ?? [] where o.type == TunnelOptionAttr.dstPort { dstPort = try? o.u16() }
             case VportAttr.stats where a.count >= 64:
-                let p = Array(a.payload)
+                let p = a.payload
                 stats = (0..<8).map { p.u64($0 * 8) }
             case VportAttr.eswitchPort: eswitchPort = try? a.u32()
             case VportAttr.offloadCounters where a.count >= 24:
-                let p = Array(a.payload)
+                let p = a.payload
                 offloadCounters = (0..<3).map { p.u64($0 * 8) }
             default: break
             }
@@ -112,11 +112,12 @@ public struct FlowInfo: Sendable {
 
     public init(_ m: GenericMessage) {
         for a in (try? AttributeParser.parse(m.attributes)) ?? [] {
-            let p = Array(a.payload)
+            // Arrays only for what is kept as bytes: a dump decodes a million of these.
+            let p = a.payload
             switch a.type {
-            case FlowAttr.key: key = p
-            case FlowAttr.mask: mask = p
-            case FlowAttr.actions: actions = p
+            case FlowAttr.key: key = Array(p)
+            case FlowAttr.mask: mask = Array(p)
+            case FlowAttr.actions: actions = Array(p)
             case FlowAttr.ufid where p.count == 16: ufid = p.reduce(UInt128(0)) { $0 << 8 | UInt128($1) }
             case FlowAttr.stats where p.count >= 16: packets = p.u64(0); bytes = p.u64(8)
             case FlowAttr.used: usedMilliseconds = try? a.u64()
@@ -146,10 +147,11 @@ public struct FlowInfo: Sendable {
     }
 }
 
-extension Array where Element == UInt8 {
+extension ArraySlice where Element == UInt8 {
+    /// The little-endian UInt64 at offset `o` from the slice's start.
     func u64(_ o: Int) -> UInt64 {
         var v: UInt64 = 0
-        for i in (0..<8).reversed() { v = v << 8 | UInt64(self[o + i]) }
+        for i in (0..<8).reversed() { v = v << 8 | UInt64(self[startIndex + o + i]) }
         return v
     }
 }

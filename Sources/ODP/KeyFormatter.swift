@@ -36,7 +36,7 @@ public struct KeyFormatter: Sendable {
             let nested = KeyAttr.length(a.type) == -2
             var wildcard = false
             if let masks, !masks.isEmpty {
-                wildcard = ma.map { Self.maskIsConstant(a.type, Array($0.payload), 0) } ?? true
+                wildcard = ma.map { Self.maskIsConstant(a.type, $0.payload, 0) } ?? true
             }
             if verbose || !wildcard || nested {
                 if wildcard && ma == nil {
@@ -82,6 +82,17 @@ public struct KeyFormatter: Sendable {
     }
 
     /// odp_mask_is_constant__(): all bits equal to `constant` (0 or all ones).
+    /// The same for a mask where it lies: most types need no array of their own.
+    static func maskIsConstant(_ type: UInt16, _ m: ArraySlice<UInt8>, _ constant: Int) -> Bool {
+        switch type {
+        case KeyAttr.tcpFlags, KeyAttr.ipv6: return maskIsConstant(type, Array(m), constant)
+        case KeyAttr.encap, KeyAttr.tunnelInfo: return false
+        default:
+            let byte: UInt8 = constant == 0 ? 0 : 0xff
+            return m.allSatisfy { $0 == byte }
+        }
+    }
+
     static func maskIsConstant(_ type: UInt16, _ m: [UInt8], _ constant: Int) -> Bool {
         let byte: UInt8 = constant == 0 ? 0 : 0xff
         switch type {
@@ -438,13 +449,16 @@ public final class FormatMemo: @unchecked Sendable {
     public init() {}
 
     func text(_ a: Attribute, _ ma: Attribute?, _ make: () -> String) -> String {
-        var id: [UInt8] = [UInt8(truncatingIfNeeded: a.type), UInt8(truncatingIfNeeded: a.type >> 8),
-                           ma == nil ? 0 : 1, UInt8(truncatingIfNeeded: a.payload.count),
-                           UInt8(truncatingIfNeeded: a.payload.count >> 8), UInt8(truncatingIfNeeded: a.payload.count >> 16)]
-        id += a.payload
-        if let ma { id += ma.payload }
-        return text(of: id, make)
+        // The id is built in a buffer kept for it: a lookup that hits allocates nothing.
+        scratch.removeAll(keepingCapacity: true)
+        scratch += [UInt8(truncatingIfNeeded: a.type), UInt8(truncatingIfNeeded: a.type >> 8),
+                    ma == nil ? 0 : 1, UInt8(truncatingIfNeeded: a.payload.count),
+                    UInt8(truncatingIfNeeded: a.payload.count >> 8), UInt8(truncatingIfNeeded: a.payload.count >> 16)]
+        scratch += a.payload
+        if let ma { scratch += ma.payload }
+        return text(of: scratch, make)
     }
+    private var scratch: [UInt8] = []
 
     /// The text of a whole byte string (an action list), formatted once.
     public func text(of bytes: [UInt8], _ make: () -> String) -> String {
