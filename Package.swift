@@ -66,7 +66,9 @@ let package = Package(
         .testTarget(name: "OVSDatapathTests", dependencies: [
             "OVSDatapath", "Conntrack", "ESwitch", "ODP", "Netlink", "Packet", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
-        .testTarget(name: "BPFDataPlaneTests", dependencies: ["BPFDataPlane", "ESwitch", "Packet", "NetLinux"], swiftSettings: strict),
+        .testTarget(name: "BPFDataPlaneTests", dependencies: [
+            "BPFDataPlane", "ESwitch", "Packet", "NetLinux", .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
         .testTarget(name: "ControlProtocolTests", dependencies: [
             "ControlProtocol", "Netlink", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),

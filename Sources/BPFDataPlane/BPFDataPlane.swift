@@ -124,8 +124,8 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     var queuedWrites: [(pending: PendingRule, rule: DataPlaneRule)]?
     var queuedFingerprints: [Set<UInt64>] = [[], []]
     /// Told the counters of queued rules the kernel refused after all (RuleWrites.swift).
-    var lostWrites: (([UInt32]) -> Void)?
-    public func onLostWrites(_ handler: @escaping ([UInt32]) -> Void) { lostWrites = handler }
+    var lostWrites: (([UInt32], DataPlaneError) -> Void)?
+    public func onLostWrites(_ handler: @escaping ([UInt32], DataPlaneError) -> Void) { lostWrites = handler }
     // What else the maps hold, kept to write it into bigger maps on a resize.
     private var portConfigs: [PortIndex: DataPlanePort] = [:]
     private var encapBytes: [UInt32: [UInt8]] = [:]

@@ -88,10 +88,15 @@ extension BPFDataPlane {
         let (written, _) = write(q.map(\.pending))
         guard written < q.count else { return }
         var lost: [UInt32] = []
-        for item in q[written...] where programNow([item.rule]).installed == 0 {
-            lost.append(item.rule.counter)
+        var why: DataPlaneError?
+        for item in q[written...] {
+            let r = programNow([item.rule])
+            if r.installed == 0 {
+                lost.append(item.rule.counter)
+                why = why ?? r.error
+            }
         }
-        if !lost.isEmpty { lostWrites?(lost) }
+        if !lost.isEmpty { lostWrites?(lost, why ?? .system("write rules", errno: EIO)) }
     }
 
     /// Checks rules and queues their writes (inside `coalescingWrites`); what cannot be

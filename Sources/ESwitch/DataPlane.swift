@@ -152,8 +152,8 @@ public protocol DataPlane: AnyObject {
     func setNICSpeed(_ percent: Int) throws(DataPlaneError)
 
     /// Tells `handler` the counters of rules that `program` accepted but the silicon
-    /// refused when their queued write was made (a data plane that queues writes).
-    func onLostWrites(_ handler: @escaping ([UInt32]) -> Void)
+    /// refused when their queued write was made, and why (a data plane that queues writes).
+    func onLostWrites(_ handler: @escaping ([UInt32], DataPlaneError) -> Void)
 }
 
 extension DataPlane {
@@ -169,7 +169,7 @@ extension DataPlane {
     public func resetCounters(_ counters: [UInt32]) { for c in counters { resetCounter(c) } }
 
     /// Writes made at once lose nothing later.
-    public func onLostWrites(_ handler: @escaping ([UInt32]) -> Void) {}
+    public func onLostWrites(_ handler: @escaping ([UInt32], DataPlaneError) -> Void) {}
 
     /// One write per rule; stops at the first write that fails.
     public func remove(batch rules: [DataPlaneRule]) -> (removed: Int, error: DataPlaneError?) {

@@ -80,10 +80,6 @@ public final class ESwitch: @unchecked Sendable {
             logger.warning("hardware refused a rule after its add returned",
                            metadata: ["rule": "\(rule.id)", "cookie": "\(rule.cookie)", "reason": "\(why)"])
         }
-        tables.onLostWrite = { [logger] rule in
-            logger.error("the data plane refused a queued rule write: the rule is not in hardware",
-                         metadata: ["rule": "\(rule.id)", "cookie": "\(rule.cookie)"])
-        }
     }
 
     /// Attaches the pipeline to every port's netdev. Representors come with `attach(provider:)`.

@@ -88,7 +88,6 @@ public final class HardwareTables: @unchecked Sendable {
         markPool = root.addChild(HardwareResource(name: "marks", size: profile.marks, sizeMax: FlowMarkAllocator.capacity))
         ctPool = root.addChild(HardwareResource(name: "ct", size: profile.ctEntries, sizeMax: 1 << 22,
                                                 granularity: ConnectionTable.entriesPerConnection))
-        dataPlane.onLostWrites { [weak self] in self?.writesLost($0) }
     }
 
     /// The top-level pools, as devlink lists them.
@@ -264,7 +263,14 @@ public final class HardwareTables: @unchecked Sendable {
         while start < writable.count {
             let rest = writable[start...]
             let (written, error) = dataPlane.program(batch: rest.map(\.programmed))
-            for r in rest.prefix(written) { committed(r) }
+            for r in rest.prefix(written) {
+                // Written into a queue whose write the silicon then refused.
+                if let f = lostUnprogrammed.removeValue(forKey: r.counter), r.replaces == nil {
+                    refused.append((r, f))
+                    continue
+                }
+                committed(r)
+            }
             guard let error else { break }
             // The one refused is right after what was written; the rest is tried again.
             refused.append((writable[start + written], error.offloadFailure))
@@ -305,20 +311,49 @@ public final class HardwareTables: @unchecked Sendable {
         return true
     }
 
-    /// The silicon refused rules it had accepted (their queued write failed): they are
-    /// not programmed, and fail as a late refusal does.
-    private func writesLost(_ counters: [UInt32]) {
-        let lost = Set(counters)
+    /// The silicon refused rules it had accepted (their queued write failed). A rule
+    /// already programmed is taken back and fails as a late refusal does (it keeps its
+    /// match, so no duplicate gets in); the others belong to the `program` call under
+    /// way, which refuses them (or, for a replacement whose predecessor's write was
+    /// lost, `settleLost` finds the predecessor if it is put back). Returns the rules
+    /// taken back.
+    func writesLost(_ counters: [UInt32], _ failure: OffloadFailure) -> [HardwareRule] {
+        var lost = Set(counters)
+        var taken: [HardwareRule] = []
         for r in rules.values where r.isProgrammed && lost.contains(r.counter) {
-            forgetProgrammed(r)
-            r.state = .failed(.unsupportedAction("the data plane's write failed"))
-            releaseUnits(of: r)
-            onLostWrite?(r)
+            lost.remove(r.counter)
+            takeBack(r, failure)
+            taken.append(r)
         }
+        for c in lost { lostUnprogrammed[c] = failure }
+        return taken
     }
 
-    /// Told of each rule `writesLost` took back (the driver logs it).
-    var onLostWrite: ((HardwareRule) -> Void)?
+    /// Lost writes no call claimed: a programmed rule with such a counter (a predecessor
+    /// put back when its replacement failed) is not in the silicon either. Returns the
+    /// rules taken back.
+    func settleLost() -> [(rule: HardwareRule, failure: OffloadFailure)] {
+        guard !lostUnprogrammed.isEmpty else { return [] }
+        var taken: [(HardwareRule, OffloadFailure)] = []
+        for r in rules.values where r.isProgrammed {
+            guard let f = lostUnprogrammed[r.counter] else { continue }
+            takeBack(r, f)
+            taken.append((r, f))
+        }
+        lostUnprogrammed.removeAll()
+        return taken
+    }
+
+    /// Counters of queued writes the silicon refused whose rules were not programmed
+    /// when it did.
+    private var lostUnprogrammed: [UInt32: OffloadFailure] = [:]
+
+    private func takeBack(_ r: HardwareRule, _ failure: OffloadFailure) {
+        forgetProgrammed(r)
+        r.state = .failed(failure)
+        releaseUnits(of: r)
+        pendingByMatch[match(of: r)] = r
+    }
 
     /// The shadow classifier and the accounting forget a rule that was programmed.
     private func forgetProgrammed(_ r: HardwareRule) {

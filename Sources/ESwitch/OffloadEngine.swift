@@ -42,6 +42,13 @@ final class OffloadEngine {
         self.clock = clock
         intakeStamp = clock.now()
         firmware = Firmware(params: params)
+        tables.dataPlane.onLostWrites { [weak self] counters, error in self?.writesLost(counters, error) }
+    }
+
+    /// Queued writes the silicon refused (BPFDataPlane.coalescingWrites): the rules
+    /// already programmed fail late; the rest are refused by the call writing them.
+    private func writesLost(_ counters: [UInt32], _ error: DataPlaneError) {
+        for r in tables.writesLost(counters, error.offloadFailure) { countLateFailure(r, error.offloadFailure) }
     }
 
     // MARK: Offload API
@@ -301,6 +308,10 @@ final class OffloadEngine {
         r.state = .failed(f)
         tables.dropReplaced(by: r)
         tables.releaseUnits(of: r)
+        countLateFailure(r, f)
+    }
+
+    private func countLateFailure(_ r: HardwareRule, _ f: OffloadFailure) {
         statistics.lateFailures += 1
         if predicted.contains(r.id) { statistics.wrongPredictions += 1 }
         forgetPrediction(r.id)
@@ -327,6 +338,7 @@ final class OffloadEngine {
     }
 
     private func endOperation() {
+        for (r, f) in tables.settleLost() { countLateFailure(r, f) }
         lastOperationEnd = clock.now()
         statistics.burst.callerEnd = lastOperationEnd
     }
