@@ -495,7 +495,8 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
 
     /// Runs the port pipeline once on a frame (BPF_PROG_TEST_RUN), as if it arrived on
     /// the netdev `ifindex`: the verdict (TC_ACT_*), the frame as the program left it,
-    /// and the redirect target if any. Counts like real traffic.
+    /// and the redirect target if any. Counts like real traffic. Queued new rules stay
+    /// queued: the frame meets what the kernel holds now.
     public func testRun(frame: [UInt8], ifindex: Int32, representor: Bool = false) throws(SystemError) -> (verdict: Int32, frame: [UInt8]) {
         try? writeQueuedRemovals()
         var out = [UInt8](repeating: 0, count: frame.count + 256)
