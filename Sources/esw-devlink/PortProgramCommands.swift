@@ -11,7 +11,9 @@ struct ProgramInfo {
     var object = "", section = "", name = "", id: UInt32 = 0
     var stats: [UInt64] = []
 
-    static let statNames = ["runs", "pass", "drop", "tx", "redirect", "invalid"]
+    /// As PortProgramCounters.names: verdicts, then the NIC engine's (overflow: dropped
+    /// with its queue full; held: frames that waited for it, held_ns their waits).
+    static let statNames = ["runs", "pass", "drop", "tx", "redirect", "invalid", "overflow", "held", "held_ns"]
 
     init?(_ a: [Attribute]) {
         guard let object = a.string(DevlinkAttr.portProgramObject) else { return nil }
