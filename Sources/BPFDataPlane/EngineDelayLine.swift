@@ -1,6 +1,8 @@
 import CNetLinux
+import ESwitch
 import Glibc
 import NetLinux
+import Synchronization
 
 /// Where the NIC engine's frames wait until the engine is done with them (bpf/prog_stage.h).
 /// The pipeline sends a frame that must wait out of a TAP with a trailer saying when it
@@ -24,6 +26,13 @@ final class EngineDelayLine: @unchecked Sendable {
     static let capacity = 65536
     static let trailerSize = 16
     static let magic: UInt32 = 0xe5e5_d1a7
+    /// A frame written back this much after its time left late: the delay line (a user
+    /// space thread) could not keep up with the engine it emulates.
+    static let lateNanoseconds: UInt64 = 100_000
+    /// Late frames by the port they came in on.
+    private let lateByPort = Mutex([UInt64](repeating: 0, count: Layout.maxPorts))
+
+    func late(_ port: PortIndex) -> UInt64 { lateByPort.withLock { Int(port) < $0.count ? $0[Int(port)] : 0 } }
 
     init(name: String) throws(SystemError) {
         tap = try TapDevice(name: name, vnetHeader: true)
@@ -45,9 +54,9 @@ final class EngineDelayLine: @unchecked Sendable {
         })
         thread = try ParkableThread()
         let tapFD = tap.fd.raw, timerFD = timer.raw, wakeup = thread.wakeup
-        try thread.start(name: "esw-nic-engine") { [thread] in
+        try thread.start(name: "esw-nic-engine") { [thread, self] in
             var line = HeldFrames()
-            Self.run(tap: tapFD, timer: timerFD, wakeup: wakeup, thread: thread, frames: &line)
+            self.run(tap: tapFD, timer: timerFD, wakeup: wakeup, thread: thread, frames: &line)
         }
     }
 
@@ -56,16 +65,20 @@ final class EngineDelayLine: @unchecked Sendable {
 
     deinit { thread.stop() }
 
-    private static func run(tap: Int32, timer: Int32, wakeup: Wakeup, thread: ParkableThread, frames: inout HeldFrames) {
+    private func run(tap: Int32, timer: Int32, wakeup: Wakeup, thread: ParkableThread, frames: inout HeldFrames) {
+        let trailerSize = Self.trailerSize, capacity = Self.capacity
         var buf = [UInt8](repeating: 0, count: TapDevice.vnetHeaderSize + 65536 + trailerSize)
         var fds = [pollfd(fd: tap, events: Int16(POLLIN), revents: 0), pollfd(fd: timer, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: wakeup.fd.raw, events: Int16(POLLIN), revents: 0)]
         var armed: UInt64 = 0
         while thread.checkpoint(parking: {}) {
             let now = Sys.monotonicNanoseconds()
-            while let f = frames.popDue(now) { write(tap, f) }
+            while let (at, f) = frames.popDue(now) {
+                Self.write(tap, f)
+                if now > at + Self.lateNanoseconds { countLate(f) }
+            }
             if let next = frames.next, next != armed {
-                arm(timer, at: next)
+                Self.arm(timer, at: next)
                 armed = next
             }
             _ = poll(&fds, nfds_t(fds.count), -1)
@@ -79,11 +92,16 @@ final class EngineDelayLine: @unchecked Sendable {
             while true {
                 let n = buf.withUnsafeMutableBytes { read(tap, $0.baseAddress, $0.count) }
                 if n <= 0 { break }
-                guard let at = trailerTime(buf, n), frames.count < capacity else { continue }
+                guard let at = Self.trailerTime(buf, n), frames.count < capacity else { continue }
                 frames.push(at: at, frame: Array(buf[0..<n]))
             }
         }
-        while let f = frames.popDue(.max) { write(tap, f) }
+        while let (_, f) = frames.popDue(.max) { Self.write(tap, f) }
+    }
+
+    private func countLate(_ f: [UInt8]) {
+        let port = Int(f[f.count - 4]) | Int(f[f.count - 3]) << 8   // the trailer's port (bytes 12-13)
+        lateByPort.withLock { if port < $0.count { $0[port] += 1 } }
     }
 
     /// The departure time in a frame's trailer (the last 16 bytes: at, magic, ...), or
@@ -133,11 +151,11 @@ struct HeldFrames {
         }
     }
 
-    /// The earliest frame if it is due at `now`.
-    mutating func popDue(_ now: UInt64) -> [UInt8]? {
+    /// The earliest frame and its time, if it is due at `now`.
+    mutating func popDue(_ now: UInt64) -> (UInt64, [UInt8])? {
         guard let first = heap.first?.at, first <= now else { return nil }
         heap.swapAt(0, heap.count - 1)
-        let out = heap.removeLast().frame
+        let out = (first, heap.removeLast().frame)
         var i = 0
         while true {
             let l = 2 * i + 1, r = l + 1

@@ -45,7 +45,9 @@ extension BPFDataPlane {
         if r < 0 { throw SystemError("bpf_map_update_elem(esw_prog_config)", errno: -r) }
     }
 
-    private static let counterFields = PortProgramCounters.names.count
+    /// The u64s of struct esw_prog_counters (PortProgramCounters' list but `late`,
+    /// which the delay line counts).
+    private static let counterFields = 9
 
     public func attachProgram(_ port: PortIndex, objectPath: String, section: String?) throws(DataPlaneError) -> PortProgram {
         guard Int(port) < Layout.maxPorts else { throw .unsupported("port \(port)") }
@@ -127,7 +129,9 @@ extension BPFDataPlane {
         }
         var sum = [UInt64](repeating: 0, count: n)
         for c in 0..<cpus { for f in 0..<n { sum[f] &+= values[c * n + f] } }
-        return PortProgramCounters(values: sum)
+        var counters = PortProgramCounters(values: sum)
+        counters.late = delayLine?.late(port) ?? 0
+        return counters
     }
 
     public func setNICSpeed(_ percent: Int) throws(DataPlaneError) {

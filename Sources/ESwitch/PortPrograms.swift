@@ -33,20 +33,24 @@ public struct PortProgramCounters: Sendable, Equatable {
     /// Frames held until the engine was done with them, and their waits summed.
     public var held: UInt64 = 0
     public var heldNanoseconds: UInt64 = 0
+    /// Held frames that left 100 µs or more after their time: the delay line (user space)
+    /// could not keep up with the engine it stands in for.
+    public var late: UInt64 = 0
 
     public init() {}
 
     /// Runs that handed back no verdict (the program returned a tc verdict itself).
     public var unreported: UInt64 { runs &- pass &- drop &- tx &- redirect &- invalid }
 
-    public static let names = ["runs", "pass", "drop", "tx", "redirect", "invalid", "overflow", "held", "held_ns"]
-    public var values: [UInt64] { [runs, pass, drop, tx, redirect, invalid, overflow, held, heldNanoseconds] }
+    public static let names = ["runs", "pass", "drop", "tx", "redirect", "invalid", "overflow", "held", "held_ns", "late"]
+    public var values: [UInt64] { [runs, pass, drop, tx, redirect, invalid, overflow, held, heldNanoseconds, late] }
 
     /// The counters in `names` order (an older daemon's shorter list leaves the rest 0).
     public init(values v: [UInt64]) {
         guard v.count >= 6 else { return }
         (runs, pass, drop, tx, redirect, invalid) = (v[0], v[1], v[2], v[3], v[4], v[5])
         if v.count >= 9 { (overflow, held, heldNanoseconds) = (v[6], v[7], v[8]) }
+        if v.count >= 10 { late = v[9] }
     }
 }
 
