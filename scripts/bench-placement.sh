@@ -39,8 +39,9 @@
 #               softirq) and the VM's share: the CPU of the processes in vm0
 #   neighbour   ping RTT p50/p99 (µs) from vm1 to the wire (-i 0.01) during the flood, and
 #               how many of its pings were answered
-#   NIC engine  (nic*) frames/s the full queue dropped (overflow) and the mean wait of the
-#               frames it held (esw-devlink port show -s: overflow, held, held_ns)
+#   NIC engine  (nic*) frames/s the full queue dropped (overflow), the mean wait of the
+#               frames it held, and held frames/s that left 100 µs or more late because
+#               eswd's delay line could not keep up (port show -s: overflow, held, held_ns, late)
 #   dns p50/99  (dns) round trip of queries at a fixed 1000/s (dnsprobe.py), without the
 #               flood and during it
 # RUNS x T s per pair, the report shows medians: 3 x 5 s (--quick 1 x 2 s). Output: OUT/placement.md, OUT/placement.png, OUT/placement.jsonl.
@@ -140,8 +141,8 @@ prog_run() { bpftool prog show id "$1" -j 2>/dev/null | python3 -c 'import json,
 esw_rx_id() { IN host tc filter show dev "$TOPO_UP" ingress | grep -o ' id [0-9]*' | head -1 | awk '{print $2}'; }
 # nic_handled: the uplink program's drop + tx verdicts
 nic_handled() { DEVLINK port show -s -j esw0/0 | python3 -c 'import json,sys; s=json.load(sys.stdin)["port"]["esw0/0"].get("prog",{}).get("stats",{}); print(s.get("drop",0)+s.get("tx",0))'; }
-# nic_engine: the uplink stage's "overflow held held_ns"
-nic_engine() { DEVLINK port show -s -j esw0/0 | python3 -c 'import json,sys; s=json.load(sys.stdin)["port"]["esw0/0"].get("prog",{}).get("stats",{}); print(s.get("overflow",0), s.get("held",0), s.get("held_ns",0))'; }
+# nic_engine: the uplink stage's "overflow held held_ns late"
+nic_engine() { DEVLINK port show -s -j esw0/0 | python3 -c 'import json,sys; s=json.load(sys.stdin)["port"]["esw0/0"].get("prog",{}).get("stats",{}); print(s.get("overflow",0), s.get("held",0), s.get("held_ns",0), s.get("late",0))'; }
 pctl() { python3 -c 'import sys; v=sorted(float(x) for x in sys.stdin.read().split()); q=float(sys.argv[1]); print(round(v[min(len(v)-1,int(q*len(v)))],1) if v else "null")' "$1"; }
 
 # attach PLACEMENT FUNCTION: sets PROG_ID (the program bpf_stats reads; 0: none) and XPID
@@ -252,7 +253,8 @@ if pl.startswith("nic"):
     e0, e1 = [list(map(int, x.split())) for x in (a[18], a[19])]
     de = [y - x for x, y in zip(e0, e1)]
     row.update({"nic_overflow_pps": round(de[0] / T), "nic_held_pps": round(de[1] / T),
-                "nic_held_wait_us": round(de[2] / de[1] / 1000, 1) if de[1] else 0})
+                "nic_held_wait_us": round(de[2] / de[1] / 1000, 1) if de[1] else 0,
+                "nic_late_pps": round(de[3] / T) if len(de) > 3 else 0})
 lat = json.loads(a[15] or "{}")
 if lat:
     row.update({"dns_sent": lat["sent"], "dns_answered": lat["answered"], "dns_nxdomain": lat["nxdomain"],
