@@ -5,7 +5,7 @@
 # a low nic_speed: the stage drops frames (overflow) and a neighbour VF's ping, whose
 # replies come in through the uplink's stage, waits in its queue (held frames, RTT well
 # above the unloaded one). Detaching restores plain forwarding and removes the delay
-# line's TAP; a SIGKILL takes the TAP with the daemon.
+# line's TAP; TCP passes the held path whole; a SIGKILL takes the TAP with the daemon.
 . "$(dirname "$0")/lib.sh"
 
 t_topology 2 --mode switchdev
@@ -74,6 +74,18 @@ check_ge "... and is not all lost" 10 "$busy_n"
 check_eq "the uplink port counts the overflow as rx drops" "$overflow" \
     "$(port_stat p0 rx_dropped)"
 
+# TCP through the held path: VF0's segments (GSO superframes, partial checksums) wait
+# in the delay line and go on to the wire whole and correct.
+check "uplink's program off" devlink port prog set esw0/0 off
+check "busy program on VF0's port" devlink port prog set esw0/1 obj "$P/busy.o" sec busy
+check "nic_speed 10" devlink dev param set esw0 name nic_speed value 10
+mbit=$(t_iperf vm0 remote 198.19.0.100 2)
+t_log "TCP VF0 -> wire through a held stage: $mbit Mbit/s"
+check_ge "TCP through the delay line" 1 "$mbit"
+vf_held=$(devlink port show -s -j esw0/1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["port"]["esw0/1"]["prog"]["stats"]["held"])')
+check_ge "VF0's frames were held" 10 "$vf_held"
+check "VF0's program off" devlink port prog set esw0/1 off
+check "busy program on the uplink again" devlink port prog set esw0/0 obj "$P/busy.o" sec busy
 check "prog off" devlink port prog set esw0/0 off
 check_eq "the delay line's TAP is gone" "" "$(engine_tap)"
 read -r after after_n <<<"$(rtt_p50 20 0.05)"
