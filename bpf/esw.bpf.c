@@ -336,25 +336,24 @@ int esw_port_rx(struct __sk_buff *skb)
     __u32 *pp = bpf_map_lookup_elem(&esw_port_by_ifindex, &ifindex);
     __u32 v = pp ? *pp : 0;
     __u32 zero = 0;
-    struct esw_scratch *s = bpf_map_lookup_elem(&esw_scratch, &zero);
-    if (!s)
-        return TC_ACT_SHOT;
     /* A frame back from the NIC engine's delay line resumes after the stage, as from
-     * the port it came in on (prog_stage.h). */
+     * the port it came in on (prog_stage.h); its trailer goes to the scratch space. */
     int resumed = 0;
     if (!v || (v & (ESW_IFINDEX_REPRESENTOR | ESW_IFINDEX_ENGINE))) {
         if (v != ESW_IFINDEX_ENGINE)
             return TC_ACT_OK;
-        if (engine_return(skb, &s->held) < 0)
+        struct esw_scratch *hs = bpf_map_lookup_elem(&esw_scratch, &zero);
+        if (!hs || engine_return(skb, &hs->held) < 0)
             return TC_ACT_SHOT;
-        v = s->held.port + 1;
+        v = hs->held.port + 1;
         resumed = 1;
     }
     __u32 port = v - 1;
     struct esw_port *p = bpf_map_lookup_elem(&esw_ports, &port);
     struct esw_config *cfg = bpf_map_lookup_elem(&esw_config, &zero);
+    struct esw_scratch *s = bpf_map_lookup_elem(&esw_scratch, &zero);
     struct esw_prog_config *pc = bpf_map_lookup_elem(&esw_prog_config, &zero);
-    if (!p || !cfg || !pc)
+    if (!p || !cfg || !s || !pc)
         return TC_ACT_SHOT;
     __u32 len = skb->len + (skb->vlan_present ? 4 : 0);
     /* The port's offloaded program first (prog_stage.h): the frame comes back here with
