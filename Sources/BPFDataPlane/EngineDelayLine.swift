@@ -74,8 +74,8 @@ final class EngineDelayLine: @unchecked Sendable {
         while thread.checkpoint(parking: {}) {
             let now = Sys.monotonicNanoseconds()
             while let (at, f) = frames.popDue(now) {
+                if Sys.monotonicNanoseconds() > at + Self.lateNanoseconds { countLate(f) }
                 Self.write(tap, f)
-                if now > at + Self.lateNanoseconds { countLate(f) }
             }
             if let next = frames.next, next != armed {
                 Self.arm(timer, at: next)

@@ -95,13 +95,15 @@ extension BPFDataPlane {
         var zero: UInt32 = 0, idle: UInt64 = 0
         try BPFMap.update(try object.mapFD("esw_engine"), key: &zero, value: &idle)
         let line = try EngineDelayLine(name: name)
+        var key = UInt32(bitPattern: line.ifindex), value = Layout.ifindexEngine
         do {
             try attachPort(ifindex: line.ifindex)
+            try BPFMap.update(maps.portByIfindex, key: &key, value: &value)
         } catch {
-            throw SystemError("attaching the pipeline to \(line.name): \(error)", errno: EIO)
+            detach(ifindex: line.ifindex)
+            line.stop()
+            throw SystemError("the NIC engine's delay line \(line.name): \(error)", errno: EIO)
         }
-        var key = UInt32(bitPattern: line.ifindex), value = Layout.ifindexEngine
-        try BPFMap.update(maps.portByIfindex, key: &key, value: &value)
         delayLine = line
     }
 
