@@ -334,11 +334,22 @@ int esw_port_rx(struct __sk_buff *skb)
 {
     __u32 ifindex = skb->ifindex;
     __u32 *pp = bpf_map_lookup_elem(&esw_port_by_ifindex, &ifindex);
-    if (!pp || !*pp || (*pp & ESW_IFINDEX_REPRESENTOR))
-        return TC_ACT_OK;
-    __u32 port = *pp - 1;
-    struct esw_port *p = bpf_map_lookup_elem(&esw_ports, &port);
+    __u32 v = pp ? *pp : 0;
     __u32 zero = 0;
+    /* A frame back from the NIC engine's delay line resumes after the stage, as from
+     * the port it came in on (prog_stage.h); its trailer goes to the scratch space. */
+    int resumed = 0;
+    if (!v || (v & (ESW_IFINDEX_REPRESENTOR | ESW_IFINDEX_ENGINE))) {
+        if (v != ESW_IFINDEX_ENGINE)
+            return TC_ACT_OK;
+        struct esw_scratch *hs = bpf_map_lookup_elem(&esw_scratch, &zero);
+        if (!hs || engine_return(skb, &hs->held) < 0)
+            return TC_ACT_SHOT;
+        v = hs->held.port + 1;
+        resumed = 1;
+    }
+    __u32 port = v - 1;
+    struct esw_port *p = bpf_map_lookup_elem(&esw_ports, &port);
     struct esw_config *cfg = bpf_map_lookup_elem(&esw_config, &zero);
     struct esw_scratch *s = bpf_map_lookup_elem(&esw_scratch, &zero);
     struct esw_prog_config *pc = bpf_map_lookup_elem(&esw_prog_config, &zero);
@@ -347,13 +358,19 @@ int esw_port_rx(struct __sk_buff *skb)
     __u32 len = skb->len + (skb->vlan_present ? 4 : 0);
     /* The port's offloaded program first (prog_stage.h): the frame comes back here with
      * its verdict, counted once on arrival. */
-    if (prog_returned(skb, s)) {
-        int v = prog_verdict(skb, port, s, pc);
-        if (v >= 0)
-            return v;
+    if (resumed) {
+        int r = prog_act(skb, port, s->held.verdict, s->held.arg);
+        if (r >= 0)
+            return r;
+    } else if (prog_returned(skb, s)) {
+        int r = prog_verdict(skb, port, s, pc);
+        if (r >= 0)
+            return r;
     } else {
         port_count2(port, ESW_STAT_RX_PACKETS, ESW_STAT_RX_BYTES, len);
-        prog_enter(skb, port, s, pc);
+        int r = prog_enter(skb, port, s, pc);
+        if (r >= 0)
+            return r;
     }
 
     if (cfg->mode == ESW_MODE_LEGACY)

@@ -158,20 +158,47 @@ struct esw_port_counters {
 #define ESW_PROG_CB_MAGIC  0xe5e5b0f1u
 
 /* Per port, per CPU: how often the port's program ran, and each verdict (index
- * ESW_PROG_*); runs that came back with no verdict returned their own tc verdict. */
+ * ESW_PROG_*); runs that came back with no verdict returned their own tc verdict. Then
+ * the NIC engine's view of the port's frames (prog_stage.h). */
 struct esw_prog_counters {
     __u64 runs;
     __u64 verdicts[ESW_PROG_VERDICTS];
     __u64 invalid;          /* a verdict the pipeline does not know, or a bad port: dropped */
+    __u64 overflow;         /* dropped before the program: the engine's queue was full */
+    __u64 held;             /* frames the delay line held until the engine was done with them */
+    __u64 held_ns;          /* the waits they were held for, summed */
 };
 
-/* The NIC's processor: programs run at nic_speed percent of the host's speed (100: as
- * fast; 25: each run takes four times as long, the rest spent spinning). */
+/* The NIC's engine: one processor shared by every port's program, at nic_speed percent
+ * of a host CPU's speed, with an input queue of queue_ns (in engine time). A frame that
+ * finds more than queue_ns of work ahead of it is dropped; the others leave the engine
+ * when it has done the work ahead of them and theirs, held until then by eswd's delay
+ * line (a TAP: hold_ifindex; 0 when there is none, and then nothing is held). */
 struct esw_prog_config {
     __u32 nic_speed;        /* 1..100 */
-    __u32 pad;
+    __u32 queue_ns;
     __u64 attached;         /* bit per port with a program */
+    __u32 hold_ifindex;
+    __u32 pad;
 };
+
+/* The engine's virtual clock: when it will have finished the work accepted so far. */
+struct esw_engine {
+    __u64 busy_until;       /* bpf_ktime_get_ns() time */
+};
+
+/* What a held frame carries at its end through the delay line and back: when it may
+ * leave, and where the pipeline resumes (the port it came in on, the program's verdict). */
+struct esw_hold_trailer {
+    __u64 at;
+    __u32 magic;
+    __u16 port;
+    __u8 verdict;
+    __u8 arg;
+};
+#define ESW_HOLD_MAGIC        0xe5e5d1a7u
+#define ESW_HOLD_MIN_NS       20000     /* shorter waits are not held: the delay line's own time */
+#define ESW_ENGINE_MAX_RUN_NS 100000    /* a longer measured run is counted as this (the host was interrupted) */
 
 /* Connection tracking (ct.h). Rules matching recirc_id != 0 live in the chain table,
  * looked up only by frames a recirc action sent back: its key is the mask id, the
@@ -247,6 +274,7 @@ struct esw_ct_entry {
  * with this bit for its representor. */
 #define ESW_MAX_IFINDEX 65536
 #define ESW_IFINDEX_REPRESENTOR 0x80000000u
+#define ESW_IFINDEX_ENGINE      0x40000000u   /* the delay line's TAP (the whole value) */
 
 _Static_assert(sizeof(struct esw_key) == 144, "esw_key");
 _Static_assert(sizeof(struct esw_table_key) == 152, "esw_table_key");
@@ -259,8 +287,10 @@ _Static_assert(sizeof(struct esw_action_set) == 8 + 40 * ESW_MAX_ACTIONS, "esw_a
 _Static_assert(sizeof(struct esw_encap) == 80, "esw_encap");
 _Static_assert(sizeof(struct esw_port) == 24, "esw_port");
 _Static_assert(sizeof(struct esw_config) == 16, "esw_config");
-_Static_assert(sizeof(struct esw_prog_counters) == 48, "esw_prog_counters");
-_Static_assert(sizeof(struct esw_prog_config) == 16, "esw_prog_config");
+_Static_assert(sizeof(struct esw_prog_counters) == 72, "esw_prog_counters");
+_Static_assert(sizeof(struct esw_prog_config) == 24, "esw_prog_config");
+_Static_assert(sizeof(struct esw_engine) == 8, "esw_engine");
+_Static_assert(sizeof(struct esw_hold_trailer) == 16, "esw_hold_trailer");
 _Static_assert(sizeof(struct esw_chain_key) == 176, "esw_chain_key");
 _Static_assert(sizeof(struct esw_chain_mask) == 176, "esw_chain_mask");
 _Static_assert(sizeof(struct esw_chain_list) == 264, "esw_chain_list");

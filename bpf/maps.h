@@ -183,9 +183,10 @@ struct esw_scratch {
     struct esw_recirc_state rc;
     struct esw_action nat_action;
     __u8 chunk[256];
-    __u64 prog_start_ns;   /* when the port's user program was entered (nic_speed) */
+    __u64 prog_start_ns;   /* when the port's user program was entered (the engine's cost) */
     __u32 prog_seq;        /* tags the frame handed to a user program (prog_stage.h) */
     __u32 pad;
+    struct esw_hold_trailer held;   /* a frame's trailer, to or from the delay line */
 };
 
 struct {
@@ -226,5 +227,13 @@ struct {
     __type(key, __u32);
     __type(value, struct esw_prog_config);
 } esw_prog_config SEC(".maps");
+
+/* The NIC engine's clock, shared by all CPUs (prog_stage.h). */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct esw_engine);
+} esw_engine SEC(".maps");
 
 #endif

@@ -7,9 +7,21 @@
  * the port's program, and the program tail-calls esw_port_rx again with its verdict in
  * cb[2..3] (bpf/examples/esw_prog.h). esw_port_rx sees the tag and resumes after the stage. A
  * frame's cb may hold anything on arrival: the sequence number, which changes with every
- * frame on the CPU (tail calls stay on one CPU), makes a stale tag harmless. */
+ * frame on the CPU (tail calls stay on one CPU), makes a stale tag harmless.
+ *
+ * The programs run on one NIC engine shared by all ports (struct esw_prog_config): a
+ * virtual clock, esw_engine.busy_until, says when the engine will have done the work it
+ * has accepted. A frame that arrives with more than queue_ns of work ahead of it is
+ * dropped before its program runs (the input queue is full); otherwise the program runs
+ * (on the host CPU, at host speed) and its measured run time, scaled by 100/nic_speed,
+ * is the frame's share of the engine: it leaves at max(arrival, busy_until) + cost. When
+ * that is later than now, the frame goes to eswd's delay line (a TAP: user space holds
+ * it until then and writes it back) with a trailer saying where to resume; the pipeline
+ * picks it up at the TAP's ingress and goes on with the tables. Nothing spins. */
 #ifndef ESW_PROG_STAGE_H
 #define ESW_PROG_STAGE_H
+
+#define ESW_PROG_OVERFLOW (ESW_PROG_VERDICTS + 1)
 
 static __always_inline void prog_count(__u32 port, int verdict)
 {
@@ -20,6 +32,8 @@ static __always_inline void prog_count(__u32 port, int verdict)
         c->runs += 1;
     else if (verdict < ESW_PROG_VERDICTS)
         c->verdicts[verdict & 3] += 1;
+    else if (verdict == ESW_PROG_OVERFLOW)
+        c->overflow += 1;
     else
         c->invalid += 1;
 }
@@ -34,63 +48,106 @@ static __always_inline int prog_returned(struct __sk_buff *skb, struct esw_scrat
     return 1;
 }
 
-/* Runs the port's program if it has one. Returns only when it has none (or it vanished
- * since the check): the frame goes on through the pipeline. */
-static __always_inline void prog_enter(struct __sk_buff *skb, __u32 port, struct esw_scratch *s,
-                                       const struct esw_prog_config *pc)
+/* Runs the port's program if it has one. Returns -1 when it has none (or it vanished
+ * since the check): the frame goes on through the pipeline; TC_ACT_SHOT when the
+ * engine's queue is full. */
+static __always_inline int prog_enter(struct __sk_buff *skb, __u32 port, struct esw_scratch *s,
+                                      const struct esw_prog_config *pc)
 {
     if (port >= ESW_MAX_PORTS || !(pc->attached & (1ull << port)))
-        return;
+        return -1;
+    __u32 zero = 0;
+    struct esw_engine *e = bpf_map_lookup_elem(&esw_engine, &zero);
+    __u64 now = bpf_ktime_get_ns();
+    if (e && e->busy_until > now + pc->queue_ns) {
+        prog_count(port, ESW_PROG_OVERFLOW);
+        port_count(port, ESW_STAT_RX_DROPPED, 1);
+        return TC_ACT_SHOT;
+    }
     s->prog_seq += 1;
     skb->cb[0] = ESW_PROG_CB_MAGIC;
     skb->cb[1] = s->prog_seq;
     skb->cb[2] = ESW_PROG_PASS;
     skb->cb[3] = 0;
     prog_count(port, -1);
-    if (pc->nic_speed && pc->nic_speed < 100)
-        s->prog_start_ns = bpf_ktime_get_ns();
+    s->prog_start_ns = now;
     bpf_tail_call(skb, &esw_user_progs, port);
     skb->cb[0] = 0;
+    return -1;
 }
 
-struct spin_ctx {
-    __u64 until;
-};
-
-static long spin_step(__u64 i, struct spin_ctx *c)
+/* The frame's share of the engine: reserves cost = run time * 100 / nic_speed after
+ * whatever the engine has accepted before (a compare-and-swap on the shared clock; the
+ * other CPU may be reserving too). Returns when the engine is done with the frame. */
+static __always_inline __u64 engine_reserve(struct esw_scratch *s, const struct esw_prog_config *pc, __u64 now)
 {
-    return bpf_ktime_get_ns() >= c->until;
-}
-
-/* A slow NIC processor: the program's run took `elapsed` at host speed; at nic_speed
- * percent it takes elapsed * 100 / nic_speed, the difference spent spinning (bounded:
- * 1<<20 clock reads, a few tens of milliseconds). */
-static __always_inline void nic_slowdown(struct esw_scratch *s, const struct esw_prog_config *pc)
-{
+    __u32 zero = 0;
+    struct esw_engine *e = bpf_map_lookup_elem(&esw_engine, &zero);
+    __u64 start = s->prog_start_ns;
+    __u64 run = now - start;
+    if (run > ESW_ENGINE_MAX_RUN_NS)
+        run = ESW_ENGINE_MAX_RUN_NS;
     __u32 speed = pc->nic_speed;
-    if (!speed || speed >= 100)
-        return;
-    __u64 now = bpf_ktime_get_ns();
-    __u64 elapsed = now - s->prog_start_ns;
-    if (elapsed > 10000000)
-        return;
-    struct spin_ctx c = { .until = now + elapsed * (100 - speed) / speed };
-    bpf_loop(1 << 20, spin_step, &c, 0);
+    if (!speed || speed > 100)
+        speed = 100;
+    __u64 cost = run * 100 / speed;
+    if (!e)
+        return now;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        __u64 busy = e->busy_until;
+        __u64 done = (busy > start ? busy : start) + cost;
+        if (__sync_val_compare_and_swap(&e->busy_until, busy, done) == busy)
+            return done;
+    }
+    /* Still contended: queue behind whatever is there now. */
+    return __sync_fetch_and_add(&e->busy_until, cost) + cost;
 }
 
-/* Acts on the verdict the program handed back. Returns -1 for pass (on to the tables),
- * else the tc verdict. */
-static __always_inline int prog_verdict(struct __sk_buff *skb, __u32 port, struct esw_scratch *s,
-                                        const struct esw_prog_config *pc)
+/* Hands the frame to the delay line until `at`, when the engine is done with it.
+ * Returns -1 when it is not held (no delay line, a wait too short to hold, or a frame
+ * whose tail cannot grow: an encapsulated one): it goes on now. */
+static __always_inline int engine_hold(struct __sk_buff *skb, __u32 port, __u32 verdict, __u32 arg, __u64 at,
+                                       __u64 now, struct esw_scratch *s, const struct esw_prog_config *pc)
 {
-    __u32 verdict = skb->cb[2], arg = skb->cb[3];
-    nic_slowdown(s, pc);
-    if (verdict >= ESW_PROG_VERDICTS || (verdict == ESW_PROG_REDIRECT && arg >= ESW_MAX_PORTS)) {
-        prog_count(port, ESW_PROG_VERDICTS);
+    __u32 hold = pc->hold_ifindex;
+    if (!hold || at < now + ESW_HOLD_MIN_NS)
+        return -1;
+    struct esw_hold_trailer *t = &s->held;
+    t->at = at;
+    t->magic = ESW_HOLD_MAGIC;
+    t->port = port;
+    t->verdict = verdict;
+    t->arg = arg;
+    __u32 len = skb->len;
+    if (bpf_skb_change_tail(skb, len + sizeof(*t), 0) < 0)
+        return -1;
+    if (bpf_skb_store_bytes(skb, len, t, sizeof(*t), 0) < 0) {
         port_count(port, ESW_STAT_RX_DROPPED, 1);
         return TC_ACT_SHOT;
     }
-    prog_count(port, verdict);
+    struct esw_prog_counters *c = bpf_map_lookup_elem(&esw_prog_stats, &port);
+    if (c) {
+        c->held += 1;
+        c->held_ns += at - now;
+    }
+    return bpf_redirect(hold, 0);
+}
+
+/* A frame back from the delay line (at the TAP's ingress): its trailer read into *t and
+ * cut off. Returns -1 for anything else (dropped). */
+static __always_inline int engine_return(struct __sk_buff *skb, struct esw_hold_trailer *t)
+{
+    __u32 len = skb->len;
+    if (len < sizeof(*t) + 14 || bpf_skb_load_bytes(skb, len - sizeof(*t), t, sizeof(*t)) < 0 ||
+        t->magic != ESW_HOLD_MAGIC || t->port >= ESW_MAX_PORTS || t->verdict >= ESW_PROG_VERDICTS)
+        return -1;
+    return bpf_skb_change_tail(skb, len - sizeof(*t), 0) < 0 ? -1 : 0;
+}
+
+/* Acts on a verdict. Returns -1 for pass (on to the tables), else the tc verdict. */
+static __always_inline int prog_act(struct __sk_buff *skb, __u32 port, __u32 verdict, __u32 arg)
+{
     switch (verdict) {
     case ESW_PROG_PASS:
         return -1;
@@ -101,6 +158,29 @@ static __always_inline int prog_verdict(struct __sk_buff *skb, __u32 port, struc
     default:
         return TC_ACT_SHOT;
     }
+}
+
+/* The program handed its verdict back: counted, the engine's time reserved, then held
+ * until the engine is done with the frame or acted on at once. Returns -1 for pass (on
+ * to the tables), else the tc verdict. */
+static __always_inline int prog_verdict(struct __sk_buff *skb, __u32 port, struct esw_scratch *s,
+                                        const struct esw_prog_config *pc)
+{
+    __u32 verdict = skb->cb[2], arg = skb->cb[3];
+    __u64 now = bpf_ktime_get_ns();
+    __u64 at = engine_reserve(s, pc, now);
+    if (verdict >= ESW_PROG_VERDICTS || (verdict == ESW_PROG_REDIRECT && arg >= ESW_MAX_PORTS)) {
+        prog_count(port, ESW_PROG_VERDICTS);
+        port_count(port, ESW_STAT_RX_DROPPED, 1);
+        return TC_ACT_SHOT;
+    }
+    prog_count(port, verdict);
+    if (verdict == ESW_PROG_DROP)
+        return TC_ACT_SHOT;
+    int held = engine_hold(skb, port, verdict, arg, at, now, s, pc);
+    if (held >= 0)
+        return held;
+    return prog_act(skb, port, verdict, arg);
 }
 
 #endif

@@ -13,8 +13,12 @@
 #
 # Placements:
 #   nic         the function offloaded to the NIC: `esw-devlink port prog set esw0/0` (the
-#               uplink's programmable stage, before the tables); nic_speed 100
-#   nic-slow    the same with nic_speed 25 (a NIC processor four times slower)
+#               uplink's programmable stage, before the tables); nic_speed 100. The NIC's
+#               engine is one processor for all ports with a queue of nic_queue_us 1000
+#               (bpf/prog_stage.h): an overloaded engine drops (overflow) and delays what
+#               it lets in, the neighbour's ping replies included (they pass the stage)
+#   nic-25      the same with nic_speed 25 (an engine four times slower than a host CPU)
+#   nic-10      nic_speed 10
 #   vm-driver   XDP on the VF netdev inside vm0 (generic mode: the switch delivers with
 #               bpf_redirect_peer, which enters the VF's stack past the veth's native XDP)
 #   vm-bypass   AF_XDP: the XDP program steers the function's frames to an AF_XDP socket
@@ -33,7 +37,11 @@
 #               XDP program), the placement's processing latency
 #   CPU         busy share of all CPUs during the flood (/proc/stat: user, system,
 #               softirq) and the VM's share: the CPU of the processes in vm0
-#   neighbour   ping RTT p50/p99 (µs) from vm1 to the wire (-i 0.01) during the flood
+#   neighbour   ping RTT p50/p99 (µs) from vm1 to the wire (-i 0.01) during the flood, and
+#               how many of its pings were answered
+#   NIC engine  (nic*) frames/s the full queue dropped (overflow), the mean wait of the
+#               frames it held, and held frames/s that left 100 µs or more late because
+#               eswd's delay line could not keep up (port show -s: overflow, held, held_ns, late)
 #   dns p50/99  (dns) round trip of queries at a fixed 1000/s (dnsprobe.py), without the
 #               flood and during it
 # RUNS x T s per pair, the report shows medians: 3 x 5 s (--quick 1 x 2 s). Output: OUT/placement.md, OUT/placement.png, OUT/placement.jsonl.
@@ -43,7 +51,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$ROOT/scripts/netns.sh"
 . "$ROOT/scripts/topology.sh"
 . "$ROOT/scripts/deps.sh"
-PLACEMENTS=${ESW_PLACEMENTS:-nic nic-slow vm-driver vm-bypass vm-stack}
+PLACEMENTS=${ESW_PLACEMENTS:-nic nic-25 nic-10 vm-driver vm-bypass vm-stack}
 FUNCTIONS=${ESW_FUNCTIONS:-drop loop10 loop100 loop1000 dns}
 . "$ROOT/scripts/bench-part.sh"
 bench_part placement "$@"
@@ -133,6 +141,8 @@ prog_run() { bpftool prog show id "$1" -j 2>/dev/null | python3 -c 'import json,
 esw_rx_id() { IN host tc filter show dev "$TOPO_UP" ingress | grep -o ' id [0-9]*' | head -1 | awk '{print $2}'; }
 # nic_handled: the uplink program's drop + tx verdicts
 nic_handled() { DEVLINK port show -s -j esw0/0 | python3 -c 'import json,sys; s=json.load(sys.stdin)["port"]["esw0/0"].get("prog",{}).get("stats",{}); print(s.get("drop",0)+s.get("tx",0))'; }
+# nic_engine: the uplink stage's "overflow held held_ns late"
+nic_engine() { DEVLINK port show -s -j esw0/0 | python3 -c 'import json,sys; s=json.load(sys.stdin)["port"]["esw0/0"].get("prog",{}).get("stats",{}); print(s.get("overflow",0), s.get("held",0), s.get("held_ns",0), s.get("late",0))'; }
 pctl() { python3 -c 'import sys; v=sorted(float(x) for x in sys.stdin.read().split()); q=float(sys.argv[1]); print(round(v[min(len(v)-1,int(q*len(v)))],1) if v else "null")' "$1"; }
 
 # attach PLACEMENT FUNCTION: sets PROG_ID (the program bpf_stats reads; 0: none) and XPID
@@ -141,9 +151,9 @@ attach() {
     flags=$(func_flags "$fn")
     PROG_ID=0 XPID=
     case $pl in
-        nic|nic-slow)
+        nic|nic-*)
             bpfcc $flags -c "$ROOT/bpf/bench/placement/nic.bpf.c" -o "$D/nic.o" || return 1
-            DEVLINK dev param set esw0 name nic_speed value "$([ "$pl" = nic-slow ] && echo 25 || echo 100)" || return 1
+            DEVLINK dev param set esw0 name nic_speed value "$([ "$pl" = nic ] && echo 100 || echo "${pl#nic-}")" || return 1
             DEVLINK port prog set esw0/0 obj "$D/nic.o" sec nic || return 1
             PROG_ID=$(esw_rx_id) ;;
         vm-driver)
@@ -184,7 +194,7 @@ detach() {
 }
 handled_count() {
     case $1 in
-        nic|nic-slow) nic_handled ;;
+        nic|nic-*) nic_handled ;;
         vm-driver) prog_run "$PROG_ID" | cut -d' ' -f1 ;;
         vm-bypass) tail -1 "$D/xsk.count" 2>/dev/null || echo 0 ;;
         vm-stack) echo 0 ;;
@@ -193,9 +203,9 @@ handled_count() {
 
 # measure PLACEMENT FUNCTION: one JSON row
 measure() {
-    local pl=$1 fn=$2 port c0 c1 n0 n1 h0 h1 r0 r1 sent ping lat
+    local pl=$1 fn=$2 port c0 c1 n0 n1 h0 h1 r0 r1 e0 e1 sent ping lat
     port=$(func_port "$fn")
-    h0=$(handled_count "$pl"); r0=$(prog_run "$PROG_ID"); c0=$(cpu_snapshot); n0=$(ns_cpu vm0)
+    h0=$(handled_count "$pl"); r0=$(prog_run "$PROG_ID"); c0=$(cpu_snapshot); n0=$(ns_cpu vm0); e0=$(nic_engine)
     IN vm1 ping -i 0.01 -c $((T * 80)) -W 1 198.19.0.100 >"$D/ping.txt" 2>&1 &
     local pp=$! lp=
     # dns: the probe also runs during the flood (the latency at the flood's rate).
@@ -207,7 +217,7 @@ measure() {
     fi
     sent=$(IN remote "$D/udpflood" "$TOPO_WIRE" "$WMAC" "$MAC0" 198.19.0.100 198.19.0.1 "$port" "$T")
     wait $pp $lp
-    h1=$(handled_count "$pl"); r1=$(prog_run "$PROG_ID"); c1=$(cpu_snapshot); n1=$(ns_cpu vm0)
+    h1=$(handled_count "$pl"); r1=$(prog_run "$PROG_ID"); c1=$(cpu_snapshot); n1=$(ns_cpu vm0); e1=$(nic_engine)
     ping=$(grep -o 'time=[0-9.]*' "$D/ping.txt" | cut -d= -f2 | awk '{print $1 * 1000}')
     lat='{}'
     if [ "$fn" = dns ]; then
@@ -215,7 +225,7 @@ measure() {
         lat=$(IN remote python3 "$ROOT/scripts/placement/dnsprobe.py" 198.19.0.1 1000 "$T")
     fi
     python3 - "$pl" "$fn" "$T" "$sent" "$h0" "$h1" "$r0" "$r1" "$c0" "$c1" "$n0" "$n1" \
-        "$(echo "$ping" | pctl 0.5)" "$(echo "$ping" | pctl 0.99)" "$(echo "$ping" | wc -w)" "$lat" "$(nproc)" "$(cat "$D/loaded.json")" <<'PY'
+        "$(echo "$ping" | pctl 0.5)" "$(echo "$ping" | pctl 0.99)" "$(echo "$ping" | wc -w)" "$lat" "$(nproc)" "$(cat "$D/loaded.json")" "$e0" "$e1" "$((T * 80))" <<'PY'
 import json, sys
 a = sys.argv[1:]
 pl, fn, T, sent = a[0], a[1], float(a[2]), int(a[3] or 0)
@@ -236,8 +246,15 @@ row = {
     "neighbour_ping_p50_us": None if a[12] == "null" else float(a[12]),
     "neighbour_ping_p99_us": None if a[13] == "null" else float(a[13]),
     "neighbour_pings": int(a[14]),
+    "neighbour_pings_sent": int(a[20]),
     "cpus": int(a[16]),
 }
+if pl.startswith("nic"):
+    e0, e1 = [list(map(int, x.split())) for x in (a[18], a[19])]
+    de = [y - x for x, y in zip(e0, e1)]
+    row.update({"nic_overflow_pps": round(de[0] / T), "nic_held_pps": round(de[1] / T),
+                "nic_held_wait_us": round(de[2] / de[1] / 1000, 1) if de[1] else 0,
+                "nic_late_pps": round(de[3] / T) if len(de) > 3 else 0})
 lat = json.loads(a[15] or "{}")
 if lat:
     row.update({"dns_sent": lat["sent"], "dns_answered": lat["answered"], "dns_nxdomain": lat["nxdomain"],

@@ -140,6 +140,11 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     /// Offloaded user programs by port, and the NIC processor's speed (UserPrograms.swift).
     var userPrograms: [PortIndex: UserProgramObject] = [:]
     var nicSpeed = 100
+    var nicQueueMicroseconds = 1000
+    /// The name of the TAP that holds the engine's waiting frames (EngineDelayLine.swift),
+    /// created with the first offloaded program; nil: no delay line (nothing is held).
+    public var delayLineName: String?
+    var delayLine: EngineDelayLine?
 
     public static let actionSetCapacity = 65536
 
@@ -156,7 +161,10 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         try? startProgramStage()
     }
 
-    deinit { filters.removeAll() }
+    deinit {
+        delayLine?.stop()
+        filters.removeAll()
+    }
 
     // MARK: Writes
 

@@ -32,6 +32,8 @@ public enum Layout {
     public static let portValid: UInt32 = 1, portLinkUp: UInt32 = 2, portUplink: UInt32 = 4, portPeerNS: UInt32 = 8
     public static let modeSwitchdev: UInt32 = 0, modeLegacy: UInt32 = 1
     public static let ifindexRepresentor: UInt32 = 0x8000_0000
+    /// esw_port_by_ifindex's value for the engine's delay line TAP (ESW_IFINDEX_ENGINE).
+    public static let ifindexEngine: UInt32 = 0x4000_0000
     public static let vxlanIPv4Overhead = 50
 
     enum Kind: UInt8 {

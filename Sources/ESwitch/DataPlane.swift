@@ -148,8 +148,10 @@ public protocol DataPlane: AnyObject {
     func detachProgram(_ port: PortIndex)
     func attachedProgram(_ port: PortIndex) -> PortProgram?
     func programCounters(_ port: PortIndex) -> PortProgramCounters
-    /// The NIC processor's speed, in percent of the host's (100: as fast).
+    /// The NIC engine's speed, in percent of a host CPU's (100: as fast).
     func setNICSpeed(_ percent: Int) throws(DataPlaneError)
+    /// The NIC engine's input queue, in microseconds of engine work (0...1_000_000).
+    func setNICQueue(microseconds: Int) throws(DataPlaneError)
 
     /// Tells `handler` the counters of rules that `program` accepted but the silicon
     /// refused when their queued write was made, and why (a data plane that queues writes).
@@ -202,6 +204,7 @@ public final class InMemoryDataPlane: DataPlane, @unchecked Sendable {
     public var portPrograms: [PortIndex: PortProgram] = [:]
     public var programStats: [PortIndex: PortProgramCounters] = [:]
     public internal(set) var nicSpeed = 100
+    public internal(set) var nicQueueMicroseconds = 1000
 
     public init() {}
 

@@ -432,9 +432,10 @@ public final class ESwitch: @unchecked Sendable {
     public var params: DeviceParams {
         get { engine.params }
         set {
-            let speedChanged = newValue.nicSpeedPercent != engine.params.nicSpeedPercent
+            let nicChanged = newValue.nicSpeedPercent != engine.params.nicSpeedPercent
+                || newValue.nicQueueMicroseconds != engine.params.nicQueueMicroseconds
             engine.params = newValue
-            if speedChanged { applyNICSpeed() }
+            if nicChanged { applyNICEngine() }
         }
     }
 

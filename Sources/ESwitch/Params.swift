@@ -57,15 +57,19 @@ public struct DeviceParams: Sendable, Equatable {
     /// Whether the tunnel tracker keeps neighbours of busy offloaded encap flows alive
     /// (NTF_USE), as mlx5 does from its flow counters.
     public var neighbourKeepalive = true
-    /// The speed of the NIC's processor that runs offloaded programs, in percent of the
-    /// host's: below 100 every program run takes 100/nic_speed times as long.
+    /// The speed of the NIC's engine that runs offloaded programs (one for all ports),
+    /// in percent of a host CPU's: a program run costs the engine 100/nic_speed times
+    /// its run time on the host.
     public var nicSpeedPercent = 100
+    /// The engine's input queue, in microseconds of engine work: a frame that finds
+    /// more than this ahead of it is dropped (0: only an idle engine takes a frame).
+    public var nicQueueMicroseconds = 1000
 
     public init() {}
 
     public static let names = ["hw_latency_us", "intake_rate", "fail_next_offloads", "stats_interval_ms",
                                "offload_model", "prefetch_batch", "credit_bucket", "hw_query_latency_us", "program_batch",
-                               "predictive_model", "neigh_keepalive", "nic_speed"]
+                               "predictive_model", "neigh_keepalive", "nic_speed", "nic_queue_us"]
 
     public func value(of name: String) -> String? {
         switch name {
@@ -81,6 +85,7 @@ public struct DeviceParams: Sendable, Equatable {
         case "predictive_model": predictiveModel.rawValue
         case "neigh_keepalive": neighbourKeepalive ? "true" : "false"
         case "nic_speed": String(nicSpeedPercent)
+        case "nic_queue_us": String(nicQueueMicroseconds)
         default: nil
         }
     }
@@ -114,6 +119,9 @@ public struct DeviceParams: Sendable, Equatable {
         case "hw_query_latency_us": queryLatencyMicroseconds = try int(0, 1_000_000)
         case "program_batch": programBatch = try int(1, 65_536)
         case "nic_speed": nicSpeedPercent = try int(1, 100)
+        // Below the engine clock's 32-bit nanoseconds, and well below what holding frames
+        // that long in user space should cost.
+        case "nic_queue_us": nicQueueMicroseconds = try int(0, 1_000_000)
         case "predictive_model":
             guard let m = PredictiveModel(rawValue: value) else {
                 throw .invalid(name: name, value: value,

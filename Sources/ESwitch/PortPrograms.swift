@@ -28,18 +28,29 @@ public struct PortProgramCounters: Sendable, Equatable {
     public var redirect: UInt64 = 0
     /// Verdicts the NIC does not know, or a redirect to no port: dropped.
     public var invalid: UInt64 = 0
+    /// Frames dropped before the program ran: the NIC engine's queue was full.
+    public var overflow: UInt64 = 0
+    /// Frames held until the engine was done with them, and their waits summed.
+    public var held: UInt64 = 0
+    public var heldNanoseconds: UInt64 = 0
+    /// Held frames that left 100 µs or more after their time: the delay line (user space)
+    /// could not keep up with the engine it stands in for.
+    public var late: UInt64 = 0
 
     public init() {}
 
     /// Runs that handed back no verdict (the program returned a tc verdict itself).
     public var unreported: UInt64 { runs &- pass &- drop &- tx &- redirect &- invalid }
 
-    public static let names = ["runs", "pass", "drop", "tx", "redirect", "invalid"]
-    public var values: [UInt64] { [runs, pass, drop, tx, redirect, invalid] }
+    public static let names = ["runs", "pass", "drop", "tx", "redirect", "invalid", "overflow", "held", "held_ns", "late"]
+    public var values: [UInt64] { [runs, pass, drop, tx, redirect, invalid, overflow, held, heldNanoseconds, late] }
 
+    /// The counters in `names` order (an older daemon's shorter list leaves the rest 0).
     public init(values v: [UInt64]) {
         guard v.count >= 6 else { return }
         (runs, pass, drop, tx, redirect, invalid) = (v[0], v[1], v[2], v[3], v[4], v[5])
+        if v.count >= 9 { (overflow, held, heldNanoseconds) = (v[6], v[7], v[8]) }
+        if v.count >= 10 { late = v[9] }
     }
 }
 
@@ -55,12 +66,13 @@ extension ESwitch {
     public func attachedProgram(_ port: PortIndex) -> PortProgram? { dataPlane.attachedProgram(port) }
     public func programCounters(_ port: PortIndex) -> PortProgramCounters { dataPlane.programCounters(port) }
 
-    /// Writes the `nic_speed` parameter into the data plane.
-    func applyNICSpeed() {
+    /// Writes the `nic_speed` and `nic_queue_us` parameters into the data plane.
+    func applyNICEngine() {
         do {
             try dataPlane.setNICSpeed(params.nicSpeedPercent)
+            try dataPlane.setNICQueue(microseconds: params.nicQueueMicroseconds)
         } catch {
-            logger.error("nic_speed not written to the data plane", metadata: ["error": "\(error)"])
+            logger.error("nic_speed/nic_queue_us not written to the data plane", metadata: ["error": "\(error)"])
         }
     }
 }
@@ -86,5 +98,10 @@ extension InMemoryDataPlane {
     public func setNICSpeed(_ percent: Int) throws(DataPlaneError) {
         guard (1...100).contains(percent) else { throw .unsupported("nic_speed \(percent)") }
         nicSpeed = percent
+    }
+
+    public func setNICQueue(microseconds: Int) throws(DataPlaneError) {
+        guard (0...1_000_000).contains(microseconds) else { throw .unsupported("nic_queue_us \(microseconds)") }
+        nicQueueMicroseconds = microseconds
     }
 }

@@ -11,7 +11,10 @@ struct ProgramInfo {
     var object = "", section = "", name = "", id: UInt32 = 0
     var stats: [UInt64] = []
 
-    static let statNames = ["runs", "pass", "drop", "tx", "redirect", "invalid"]
+    /// As PortProgramCounters.names: verdicts, then the NIC engine's (overflow: dropped
+    /// with its queue full; held: frames that waited for it, held_ns their waits; late:
+    /// held frames the delay line let go 100 µs or more after their time).
+    static let statNames = ["runs", "pass", "drop", "tx", "redirect", "invalid", "overflow", "held", "held_ns", "late"]
 
     init?(_ a: [Attribute]) {
         guard let object = a.string(DevlinkAttr.portProgramObject) else { return nil }

@@ -56,6 +56,8 @@ final class Daemon {
             profile = try HardwareProfile(text: text)
         }
         dataPlane = try BPFDataPlane(profile: profile)
+        // The NIC engine's delay line, created with the first offloaded program.
+        dataPlane.delayLineName = String("\(options.name)-engine".prefix(15))
         vfs = try driver.createVFs(count: options.vfs)
         uplinkRecord = UplinkRecord(controlPath: options.controlPath, name: options.name, uplink: options.uplink)
         uplinkRecord.prepare(logger: logger)

@@ -36,8 +36,9 @@ struct LayoutTests {
         expect("esw_port_stats", key: 4, value: Layout.portCountersSize)
         expect("esw_macs", key: 8, value: 4)
         // The programmable stage (UserPrograms.swift writes these as raw u64s).
-        expect("esw_prog_stats", key: 4, value: 8 * PortProgramCounters.names.count)
-        expect("esw_prog_config", key: 4, value: 16)
+        expect("esw_prog_stats", key: 4, value: 8 * (PortProgramCounters.names.count - 1))  // `late` is the delay line's
+        expect("esw_prog_config", key: 4, value: 24)
+        expect("esw_engine", key: 4, value: 8)
         expect("esw_user_progs", key: 4, value: 4)
         expect("esw_pipeline", key: 4, value: 4)
         // Connection tracking (ConntrackLayout.swift).

@@ -79,6 +79,43 @@ struct ProgramStageTests {
         #expect(dp.programCounters(.vf(0)).drop == 1)
     }
 
+    /// The engine's queue (bpf/prog_stage.h): with none at all (nic_queue_us 0) and an
+    /// engine at 1 %, each run keeps the engine busy 100 times its run time, and a frame
+    /// that finds it busy is dropped before its program runs.
+    @Test func aFullEngineDropsBeforeTheProgramRuns() throws {
+        let dp = try Self.attached("loop", section: "loop")
+        try dp.setNICSpeed(1)
+        try dp.setNICQueue(microseconds: 0)
+        let f = PipelineTests.udpFrame()
+        for _ in 0..<50 { #expect(try dp.testRun(frame: f, ifindex: PipelineTests.lo).verdict == PipelineTests.shot) }
+        let c = dp.programCounters(.vf(0))
+        #expect(c.overflow > 0, "back-to-back frames find the engine busy")
+        #expect(c.runs + c.overflow == 50 && c.drop == c.runs)
+        #expect(dp.portCounters(.vf(0)).rxDropped == c.overflow, "the port counts them as rx drops")
+        #expect(dp.engineBusyUntil() > 0)
+    }
+
+    /// A queue that holds them: every frame runs. With no delay line (none here) the frames
+    /// that would wait go on at once, and none is counted as held.
+    @Test func aQueueTakesTheFramesAndNothingIsHeldWithoutADelayLine() throws {
+        let dp = try Self.attached("pass", section: "pass")
+        try dp.setNICSpeed(1)
+        try dp.setNICQueue(microseconds: 1_000_000)
+        for _ in 0..<20 {
+            #expect(try dp.testRun(frame: PipelineTests.udpFrame(), ifindex: PipelineTests.lo).verdict == PipelineTests.redirect)
+        }
+        let c = dp.programCounters(.vf(0))
+        #expect(c.runs == 20 && c.pass == 20 && c.overflow == 0 && c.held == 0)
+        #expect(dp.delayLineInterface == nil)
+    }
+
+    @Test func theQueueParameterIsBounded() throws {
+        let dp = try PipelineTests.dataPlane(ingress: .vf(0))
+        #expect(throws: DataPlaneError.self) { try dp.setNICQueue(microseconds: 1_000_001) }
+        #expect(throws: DataPlaneError.self) { try dp.setNICQueue(microseconds: -1) }
+        try dp.setNICQueue(microseconds: 0)
+    }
+
     @Test func detachedMeansPlainForwarding() throws {
         let dp = try Self.attached("drop", section: "drop")
         dp.detachProgram(.vf(0))

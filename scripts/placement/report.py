@@ -28,7 +28,7 @@ def median_rows(raw):
 
 rows = median_rows(raw)
 md, png, subtitle = sys.argv[2], sys.argv[3], sys.argv[4]
-PLACES = ["nic", "nic-slow", "vm-driver", "vm-bypass", "vm-stack"]
+PLACES = ["nic", "nic-25", "nic-10", "vm-driver", "vm-bypass", "vm-stack"]
 FUNCS = ["drop", "loop10", "loop100", "loop1000", "dns"]
 
 
@@ -51,9 +51,12 @@ if base:
 out += ["CPU: shares of all CPUs during the flood. `host kernel` is system + softirq time (the switch's pipeline, the NIC "
         "stage, the VM's driver: one kernel here); `VM processes` the user-space CPU of processes in the VM's namespace "
         "(AF_XDP, the socket server); `busy` everything, including other tenants of this shared machine.", "",
+        "`NIC engine`: frames/s the engine's full queue dropped (overflow), the mean wait of the frames it held "
+        "(nic_queue_us 1000), and held frames/s that left 100 µs or more after their time (eswd's delay line, a user-space "
+        "thread, could not keep up).", "",
         "| function | placement | offered/s | handled/s | prog ns/frame | host kernel % | VM processes % | busy % | "
-        "neighbour ping p50/p99 µs | dns p50/p99 µs (answered) | dns during the flood |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|"]
+        "neighbour ping p50/p99 µs (answered) | NIC engine overflow/s, wait µs, late/s | dns p50/p99 µs (answered) | dns during the flood |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|---|"]
 for fn in FUNCS:
     for pl in PLACES:
         for r in rows:
@@ -64,9 +67,12 @@ for fn in FUNCS:
                 loaded = f"{f(r['dns_flood_p50_us'])}/{f(r['dns_flood_p99_us'])} ({r['dns_flood_answered']}/{r['dns_flood_sent']})"
             if "dns_p50_us" in r:
                 dns = f"{f(r['dns_p50_us'])}/{f(r['dns_p99_us'])} ({r['dns_answered']}/{r['dns_sent']})"
+            answered = f" ({r['neighbour_pings']}/{r['neighbour_pings_sent']})" if "neighbour_pings_sent" in r else ""
+            engine = (f"{f(r['nic_overflow_pps'])}, {f(r['nic_held_wait_us'])}, {f(r.get('nic_late_pps', 0))}"
+                      if "nic_overflow_pps" in r else "–")
             out.append(f"| {fn} | {pl} | {f(r['offered_pps'])} | {f(r['handled_pps'])} | {f(r['prog_ns'])} | "
                        f"{round(r['cpu_system_pct'] + r['cpu_softirq_pct'], 1)} | {r['cpu_vm_pct']} | {r['cpu_busy_pct']} | "
-                       f"{f(r['neighbour_ping_p50_us'])}/{f(r['neighbour_ping_p99_us'])} | {dns} | {loaded} |")
+                       f"{f(r['neighbour_ping_p50_us'])}/{f(r['neighbour_ping_p99_us'])}{answered} | {engine} | {dns} | {loaded} |")
 open(md, "w").write("\n".join(out) + "\n")
 
 try:

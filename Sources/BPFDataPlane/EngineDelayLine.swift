@@ -1,0 +1,171 @@
+import CNetLinux
+import ESwitch
+import Glibc
+import NetLinux
+import Synchronization
+
+/// Where the NIC engine's frames wait until the engine is done with them (bpf/prog_stage.h).
+/// The pipeline sends a frame that must wait out of a TAP with a trailer saying when it
+/// may leave; this thread reads it, holds it until then and writes it back, so the frame
+/// arrives at the TAP's ingress, where the pipeline resumes it after the stage.
+///
+/// A TAP because this kernel has no qdisc that holds a frame until a time (no fq, etf or
+/// netem), and a BPF program cannot keep an skb: something must hold it, and only frames
+/// that wait come here. Waits are kept with a timerfd (hrtimer, no timer slack).
+///
+/// The TAP exists while this object does (not persistent): a killed eswd takes it, and
+/// the frames it held, with it.
+final class EngineDelayLine: @unchecked Sendable {
+    let name: String
+    let ifindex: Int32
+    private let tap: TapDevice
+    private let timer: FileDescriptor
+    private let thread: ParkableThread
+    /// Frames held at most (a bound for memory; the engine's queue bound normally keeps
+    /// far fewer). More are dropped.
+    static let capacity = 65536
+    static let trailerSize = 16
+    static let magic: UInt32 = 0xe5e5_d1a7
+    /// A frame written back this much after its time left late: the delay line (a user
+    /// space thread) could not keep up with the engine it emulates.
+    static let lateNanoseconds: UInt64 = 100_000
+    /// Late frames by the port they came in on.
+    private let lateByPort = Mutex([UInt64](repeating: 0, count: Layout.maxPorts))
+
+    func late(_ port: PortIndex) -> UInt64 { lateByPort.withLock { Int(port) < $0.count ? $0[Int(port)] : 0 } }
+
+    init(name: String) throws(SystemError) {
+        tap = try TapDevice(name: name, vnetHeader: true)
+        self.name = tap.name
+        // UDP GSO superframes too (TUN_F_USO4/6, Linux 6.2): else the kernel segments
+        // them before the TAP and the trailer stays on the last segment only.
+        let all = CNL_TUN_F_CSUM | CNL_TUN_F_TSO4 | CNL_TUN_F_TSO6 | CNL_TUN_F_TSO_ECN | 0x20 | 0x40
+        _ = cnl_tun_set_offload(tap.fd.raw, all)
+        try tap.fd.setNonBlocking()
+        let c = try InterfaceControl()
+        // The host has no business on it: no IPv6 addresses or router solicitations.
+        try? ProcFile.write("/proc/sys/net/ipv6/conf/\(self.name)/disable_ipv6", "1")
+        try c.setFlag(self.name, Int32(IFF_NOARP), true)
+        try c.setMTU(self.name, 65521)  // a TAP's largest
+        try c.setUp(self.name, true)
+        ifindex = try c.index(of: self.name)
+        timer = FileDescriptor(adopting: try syscall("timerfd_create") {
+            timerfd_create(CLOCK_MONOTONIC, Int32(TFD_NONBLOCK) | Int32(TFD_CLOEXEC))
+        })
+        thread = try ParkableThread()
+        let tapFD = tap.fd.raw, timerFD = timer.raw, wakeup = thread.wakeup
+        try thread.start(name: "esw-nic-engine") { [thread, self] in
+            var line = HeldFrames()
+            self.run(tap: tapFD, timer: timerFD, wakeup: wakeup, thread: thread, frames: &line)
+        }
+    }
+
+    /// Stops the thread; the frames it held go out at once (their wait cut short).
+    func stop() { thread.stop() }
+
+    deinit { thread.stop() }
+
+    private func run(tap: Int32, timer: Int32, wakeup: Wakeup, thread: ParkableThread, frames: inout HeldFrames) {
+        let trailerSize = Self.trailerSize, capacity = Self.capacity
+        var buf = [UInt8](repeating: 0, count: TapDevice.vnetHeaderSize + 65536 + trailerSize)
+        var fds = [pollfd(fd: tap, events: Int16(POLLIN), revents: 0), pollfd(fd: timer, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: wakeup.fd.raw, events: Int16(POLLIN), revents: 0)]
+        var armed: UInt64 = 0
+        while thread.checkpoint(parking: {}) {
+            let now = Sys.monotonicNanoseconds()
+            while let (at, f) = frames.popDue(now) {
+                if Sys.monotonicNanoseconds() > at + Self.lateNanoseconds { countLate(f) }
+                Self.write(tap, f)
+            }
+            if let next = frames.next, next != armed {
+                Self.arm(timer, at: next)
+                armed = next
+            }
+            _ = poll(&fds, nfds_t(fds.count), -1)
+            if fds[1].revents != 0 {
+                var expirations: UInt64 = 0
+                _ = read(timer, &expirations, 8)
+                armed = 0
+            }
+            if fds[2].revents != 0 { wakeup.drain() }
+            // Everything the pipeline sent since the last round.
+            while true {
+                let n = buf.withUnsafeMutableBytes { read(tap, $0.baseAddress, $0.count) }
+                if n <= 0 { break }
+                guard let at = Self.trailerTime(buf, n), frames.count < capacity else { continue }
+                frames.push(at: at, frame: Array(buf[0..<n]))
+            }
+        }
+        while let (_, f) = frames.popDue(.max) { Self.write(tap, f) }
+    }
+
+    private func countLate(_ f: [UInt8]) {
+        let port = Int(f[f.count - 4]) | Int(f[f.count - 3]) << 8   // the trailer's port (bytes 12-13)
+        lateByPort.withLock { if port < $0.count { $0[port] += 1 } }
+    }
+
+    /// The departure time in a frame's trailer (the last 16 bytes: at, magic, ...), or
+    /// nil for anything else the TAP sent (nothing of ours).
+    static func trailerTime(_ b: [UInt8], _ n: Int) -> UInt64? {
+        guard n >= TapDevice.vnetHeaderSize + 14 + trailerSize else { return nil }
+        let t = n - trailerSize
+        func le(_ o: Int, _ k: Int) -> UInt64 { (0..<k).reduce(UInt64(0)) { $0 | UInt64(b[o + $1]) << (8 * UInt64($1)) } }
+        guard UInt32(le(t + 8, 4)) == magic else { return nil }
+        return le(t, 8)
+    }
+
+    private static func write(_ tap: Int32, _ frame: [UInt8]) {
+        // A full receive backlog drops the frame, as the NIC's output would.
+        _ = frame.withUnsafeBytes { Glibc.write(tap, $0.baseAddress, $0.count) }
+    }
+
+    private static func arm(_ timer: Int32, at ns: UInt64) {
+        var spec = itimerspec()
+        spec.it_value.tv_sec = Int(ns / 1_000_000_000)
+        spec.it_value.tv_nsec = Int(ns % 1_000_000_000)
+        _ = timerfd_settime(timer, Int32(TFD_TIMER_ABSTIME), &spec, nil)
+    }
+}
+
+/// Held frames by departure time (a binary min-heap; ties leave in arrival order).
+struct HeldFrames {
+    private var heap: [(at: UInt64, seq: UInt64, frame: [UInt8])] = []
+    private var sequence: UInt64 = 0
+
+    var count: Int { heap.count }
+    var next: UInt64? { heap.first?.at }
+
+    private func less(_ a: Int, _ b: Int) -> Bool {
+        heap[a].at != heap[b].at ? heap[a].at < heap[b].at : heap[a].seq < heap[b].seq
+    }
+
+    mutating func push(at: UInt64, frame: [UInt8]) {
+        sequence &+= 1
+        heap.append((at, sequence, frame))
+        var i = heap.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard less(i, parent) else { break }
+            heap.swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    /// The earliest frame and its time, if it is due at `now`.
+    mutating func popDue(_ now: UInt64) -> (UInt64, [UInt8])? {
+        guard let first = heap.first?.at, first <= now else { return nil }
+        heap.swapAt(0, heap.count - 1)
+        let out = (first, heap.removeLast().frame)
+        var i = 0
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var m = i
+            if l < heap.count && less(l, m) { m = l }
+            if r < heap.count && less(r, m) { m = r }
+            if m == i { break }
+            heap.swapAt(i, m)
+            i = m
+        }
+        return out
+    }
+}
