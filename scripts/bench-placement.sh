@@ -36,7 +36,10 @@
 #               the NIC's whole pipeline, esw_port_rx, which tail-calls the function; the
 #               XDP program), the placement's processing latency
 #   CPU         busy share of all CPUs during the flood (/proc/stat: user, system,
-#               softirq) and the VM's share: the CPU of the processes in vm0
+#               softirq) and the VM's share: the CPU of the processes in vm0; and, from
+#               bpf_stats run times, the share of the switch's pipeline (esw_port_rx with
+#               the NIC stage's program: the emulated NIC, which runs on the host's
+#               CPUs) and of the VM's driver (the XDP program in vm0)
 #   neighbour   ping RTT p50/p99 (µs) from vm1 to the wire (-i 0.01) during the flood, and
 #               how many of its pings were answered
 #   NIC engine  (nic*) frames/s the full queue dropped (overflow), the mean wait of the
@@ -123,6 +126,8 @@ IN remote ping -c 2 -W 2 198.19.0.1 >/dev/null || die "remote cannot reach VF0"
 IN remote ping -c 2 -W 2 198.19.0.2 >/dev/null || die "remote cannot reach VF1"
 IN vm1 ping -c 2 -W 2 198.19.0.100 >/dev/null || die "VF1 cannot reach the wire"
 sysctl -qw kernel.bpf_stats_enabled=1
+PIPE_ID=$(esw_rx_id)
+[ -n "$PIPE_ID" ] || die "no pipeline program on $TOPO_UP"
 
 # --- measurements ---------------------------------------------------------------------
 # cpu_snapshot: "busy user system softirq total" jiffies of all CPUs
@@ -139,6 +144,13 @@ ns_cpu() {
 prog_run() { bpftool prog show id "$1" -j 2>/dev/null | python3 -c 'import json,sys; p=json.load(sys.stdin); print(p.get("run_cnt",0), p.get("run_time_ns",0))' 2>/dev/null || echo "0 0"; }
 # esw_rx_id: the id of the pipeline program on our uplink (other eswd may run on the machine)
 esw_rx_id() { IN host tc filter show dev "$TOPO_UP" ingress | grep -o ' id [0-9]*' | head -1 | awk '{print $2}'; }
+# vm_xdp_id PLACEMENT: the XDP program in vm0 for the VM placements (0: none)
+vm_xdp_id() {
+    case $1 in
+        vm-driver|vm-bypass) IN vm0 ip -j link show dev esw0v0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0].get("xdp",{}).get("prog",{}).get("id",0))' 2>/dev/null || echo 0 ;;
+        *) echo 0 ;;
+    esac
+}
 # nic_handled: the uplink program's drop + tx verdicts
 nic_handled() { DEVLINK port show -s -j esw0/0 | python3 -c 'import json,sys; s=json.load(sys.stdin)["port"]["esw0/0"].get("prog",{}).get("stats",{}); print(s.get("drop",0)+s.get("tx",0))'; }
 # nic_engine: the uplink stage's "overflow held held_ns late"
@@ -205,7 +217,9 @@ handled_count() {
 measure() {
     local pl=$1 fn=$2 port c0 c1 n0 n1 h0 h1 r0 r1 e0 e1 sent ping lat
     port=$(func_port "$fn")
+    local x0 x1 vd0 vd1
     h0=$(handled_count "$pl"); r0=$(prog_run "$PROG_ID"); c0=$(cpu_snapshot); n0=$(ns_cpu vm0); e0=$(nic_engine)
+    x0=$(prog_run "$PIPE_ID"); vd0=$(prog_run "$(vm_xdp_id "$pl")")
     IN vm1 ping -i 0.01 -c $((T * 80)) -W 1 198.19.0.100 >"$D/ping.txt" 2>&1 &
     local pp=$! lp=
     # dns: the probe also runs during the flood (the latency at the flood's rate).
@@ -218,6 +232,7 @@ measure() {
     sent=$(IN remote "$D/udpflood" "$TOPO_WIRE" "$WMAC" "$MAC0" 198.19.0.100 198.19.0.1 "$port" "$T")
     wait $pp $lp
     h1=$(handled_count "$pl"); r1=$(prog_run "$PROG_ID"); c1=$(cpu_snapshot); n1=$(ns_cpu vm0); e1=$(nic_engine)
+    x1=$(prog_run "$PIPE_ID"); vd1=$(prog_run "$(vm_xdp_id "$pl")")
     ping=$(grep -o 'time=[0-9.]*' "$D/ping.txt" | cut -d= -f2 | awk '{print $1 * 1000}')
     lat='{}'
     if [ "$fn" = dns ]; then
@@ -225,7 +240,7 @@ measure() {
         lat=$(IN remote python3 "$ROOT/scripts/placement/dnsprobe.py" 198.19.0.1 1000 "$T")
     fi
     python3 - "$pl" "$fn" "$T" "$sent" "$h0" "$h1" "$r0" "$r1" "$c0" "$c1" "$n0" "$n1" \
-        "$(echo "$ping" | pctl 0.5)" "$(echo "$ping" | pctl 0.99)" "$(echo "$ping" | wc -w)" "$lat" "$(nproc)" "$(cat "$D/loaded.json")" "$e0" "$e1" "$((T * 80))" <<'PY'
+        "$(echo "$ping" | pctl 0.5)" "$(echo "$ping" | pctl 0.99)" "$(echo "$ping" | wc -w)" "$lat" "$(nproc)" "$(cat "$D/loaded.json")" "$e0" "$e1" "$((T * 80))" "$x0" "$x1" "$vd0" "$vd1" <<'PY'
 import json, sys
 a = sys.argv[1:]
 pl, fn, T, sent = a[0], a[1], float(a[2]), int(a[3] or 0)
@@ -249,6 +264,12 @@ row = {
     "neighbour_pings_sent": int(a[20]),
     "cpus": int(a[16]),
 }
+# Shares of all CPUs by who ran the code (bpf_stats run time over the run's CPU time):
+# the emulated NIC's pipeline (all ports, with the stage's program) and the VM's driver.
+cpu_ns = T * 1e9 * int(a[16])
+x0, x1, vd0, vd1 = [list(map(int, x.split())) for x in (a[21], a[22], a[23], a[24])]
+row["cpu_nic_pipeline_pct"] = round(100 * (x1[1] - x0[1]) / cpu_ns, 1)
+row["cpu_vm_driver_pct"] = round(100 * (vd1[1] - vd0[1]) / cpu_ns, 1)
 if pl.startswith("nic"):
     e0, e1 = [list(map(int, x.split())) for x in (a[18], a[19])]
     de = [y - x for x, y in zip(e0, e1)]
