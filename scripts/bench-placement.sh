@@ -126,8 +126,6 @@ IN remote ping -c 2 -W 2 198.19.0.1 >/dev/null || die "remote cannot reach VF0"
 IN remote ping -c 2 -W 2 198.19.0.2 >/dev/null || die "remote cannot reach VF1"
 IN vm1 ping -c 2 -W 2 198.19.0.100 >/dev/null || die "VF1 cannot reach the wire"
 sysctl -qw kernel.bpf_stats_enabled=1
-PIPE_ID=$(esw_rx_id)
-[ -n "$PIPE_ID" ] || die "no pipeline program on $TOPO_UP"
 
 # --- measurements ---------------------------------------------------------------------
 # cpu_snapshot: "busy user system softirq total" jiffies of all CPUs
@@ -290,6 +288,8 @@ PY
 
 ROWS=$OUT/placement.jsonl
 : >"$ROWS"
+PIPE_ID=$(esw_rx_id)
+[ -n "$PIPE_ID" ] || die "no pipeline program on $TOPO_UP"
 # The baseline: the neighbour's ping and the flood with no function anywhere (frames
 # reach VF0's stack, which drops them: no socket on port 9).
 log "baseline (no function)"
