@@ -537,7 +537,7 @@ public final class HardwareTables: @unchecked Sendable {
     private func allocateCounterSlot() -> UInt32? {
         let now = Sys.monotonicNanoseconds()
         let freed = counterSlots.reclaim(now: now)
-        if !freed.isEmpty { dataPlane.resetCounters(Array(freed)) }
+        if !freed.isEmpty { dataPlane.resetCounters(freed) }
         return counterSlots.allocate(now: now)
     }
 

@@ -24,9 +24,11 @@ public struct SlotAllocator: Sendable {
         retired.append((slot, now))
     }
 
-    /// Frees the slots whose grace period is over; returns them (the ones freed by this call).
+    /// Frees the slots whose grace period is over; returns them (the ones freed by this
+    /// call) as an array of their own: a slice would share `free`'s storage, and the next
+    /// allocation would copy the whole free list.
     @discardableResult
-    public mutating func reclaim(now: UInt64) -> ArraySlice<UInt32> {
+    public mutating func reclaim(now: UInt64) -> [UInt32] {
         let before = free.count
         while retiredHead < retired.count, now &- retired[retiredHead].at >= SlotAllocator.graceNanoseconds {
             free.append(retired[retiredHead].slot)
@@ -36,7 +38,7 @@ public struct SlotAllocator: Sendable {
             retired.removeFirst(retiredHead)
             retiredHead = 0
         }
-        return free[before...]
+        return free.count > before ? Array(free[before...]) : []
     }
 
     /// The data plane's array grew.
