@@ -111,15 +111,7 @@ IN remote ip addr add 198.19.0.100/24 dev "$TOPO_WIRE"
 mac() { IN "$1" cat "/sys/class/net/$2/address"; }
 MAC0=$(mac vm0 esw0v0) MAC1=$(mac vm1 esw0v1) WMAC=$(mac remote "$TOPO_WIRE")
 for p in pf0vf0 pf0vf1 p0; do DPCTL add-if "$p" >/dev/null || die "add-if $p"; done
-{
-    for t in "eth_type(0x0800),ipv4(frag=no)" "eth_type(0x0806),arp()"; do
-        echo "in_port(3),eth(dst=$MAC0),$t 1"
-        echo "in_port(3),eth(dst=$MAC1),$t 2"
-        echo "in_port(1),eth(),$t 3"
-        echo "in_port(2),eth(),$t 3"
-    done
-    echo "in_port(3),eth(dst=ff:ff:ff:ff:ff:ff),eth_type(0x0806),arp() 1,2"
-} >"$D/flows"
+topo_wire_flows "$MAC0" "$MAC1" "$D/flows"
 DPCTL add-flows "$D/flows" >/dev/null || die "flows"
 log "flows: $(DPCTL dump-flows -m | grep -c offloaded:yes) of 9 in hardware"
 IN remote ping -c 2 -W 2 198.19.0.1 >/dev/null || die "remote cannot reach VF0"

@@ -140,6 +140,22 @@ topo_vf_flows() {
         "in_port(2),eth(),eth_type(0x0806),arp() 1" >"$1"
 }
 
+# topo_wire_flows MAC0 MAC1 FILE: IPv4 and ARP between the wire (datapath port 3, p0)
+# and the VFs (ports 1 and 2), the wire reaching each VF by its MAC and broadcast ARP
+# both; the VFs reach the wire.
+topo_wire_flows() {
+    local t
+    {
+        for t in "eth_type(0x0800),ipv4(frag=no)" "eth_type(0x0806),arp()"; do
+            echo "in_port(3),eth(dst=$1),$t 1"
+            echo "in_port(3),eth(dst=$2),$t 2"
+            echo "in_port(1),eth(),$t 3"
+            echo "in_port(2),eth(),$t 3"
+        done
+        echo "in_port(3),eth(dst=ff:ff:ff:ff:ff:ff),eth_type(0x0806),arp() 1,2"
+    } >"$3"
+}
+
 # topo_ct_acl_flows FILE: an OVN-like stateful ACL between VF0 (port 1) and VF1 (port 2)
 # in conntrack zone 1: new TCP to port 80 and UDP to port 53 from VF0 are committed
 # (TCP with ct_mark 5), established traffic passes both ways, related traffic (ICMP

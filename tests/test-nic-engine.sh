@@ -19,15 +19,7 @@ for p in pf0vf0 pf0vf1 p0; do dpctl add-if "$p" >/dev/null; done
 mac() { t_in "$1" cat "/sys/class/net/$2/address"; }
 MAC0=$(mac vm0 esw0v0) MAC1=$(mac vm1 esw0v1) WMAC=$(mac remote "$TOPO_WIRE")
 # Datapath ports: pf0vf0 1, pf0vf1 2, p0 3. The wire reaches the VFs by MAC, the VFs the wire.
-{
-    for t in "eth_type(0x0800),ipv4(frag=no)" "eth_type(0x0806),arp()"; do
-        echo "in_port(3),eth(dst=$MAC0),$t 1"
-        echo "in_port(3),eth(dst=$MAC1),$t 2"
-        echo "in_port(1),eth(),$t 3"
-        echo "in_port(2),eth(),$t 3"
-    done
-    echo "in_port(3),eth(dst=ff:ff:ff:ff:ff:ff),eth_type(0x0806),arp() 1,2"
-} >"$T_DIR/flows"
+topo_wire_flows "$MAC0" "$MAC1" "$T_DIR/flows"
 check "flows between the wire and the VFs in hardware" dpctl add-flows "$T_DIR/flows"
 check "VF1 reaches the wire" t_ping vm1 198.19.0.100 3
 
