@@ -62,25 +62,9 @@ HZ=$(getconf CLK_TCK)
 D=$(mktemp -d /tmp/eswhint.XXXXXX)
 PIDS=()
 topo_init "$P" || exit 1
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM HUP
-    esw_stop "${PIDS[@]}"
-    esw_del_netns "${TOPO_NAMESPACES[@]}"
-    if [ $rc -ne 0 ]; then log "failed (rc=$rc); logs kept in $D"; else rm -rf "$D"; fi
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-DPCTL() { ESW_CONTROL=$D/eswd.sock "$BIN/esw-dpctl" "$@"; }
-DEVLINK() { ESW_CONTROL=$D/eswd.sock "$BIN/esw-devlink" "$@"; }
-WRAP=() ESWD=$BIN/eswd   # the instruction-count pass runs eswd under callgrind
-start_eswd() {
-    ip netns exec "${P}host" "${WRAP[@]}" "$ESWD" --control "$D/eswd.sock" "$@" >>"$D/eswd.log" 2>&1 &
-    SWPID=$!; PIDS+=("$SWPID")
-    topo_wait 60 DEVLINK dev show || { cat "$D/eswd.log" >&2; return 1; }
-}
+SWPID=""
+. "$ROOT/scripts/bench-lib.sh"
+ESWD_START_SECONDS=60   # the instruction-count pass runs eswd under callgrind
 # dpcpu: "UTIME_TICKS RUNTIME_NS" of eswd's packet thread (esw-dp) so far: user time
 # from its stat (clock ticks), all its CPU time from schedstat (nanoseconds)
 dpcpu() {
@@ -92,7 +76,6 @@ dpcpu() {
     done
     echo "0 0"
 }
-median() { sort -g | awk '{a[NR]=$1} END{ if (NR == 0) print "nan"; else print a[int((NR+1)/2)] }'; }
 # rx PORT FIELD: a counter of a datapath port from `show -j`
 port_counter() {
     DPCTL show -j | "$PY" -c '
@@ -245,15 +228,14 @@ cg_count() {
 CG_RATE=${ESW_HINT_CG_RATE:-500}
 CG_T=${ESW_HINT_CG_SECONDS:-4}
 if [ $INSN_TOOL = callgrind ]; then
-    esw_stop "${PIDS[@]}"; PIDS=()
-    esw_del_netns "${TOPO_NAMESPACES[@]}"; TOPO_NAMESPACES=()
+    teardown
     # valgrind's DWARF reader may not know the toolchain's DWARF 5: a copy without
     # debug information (the symbol table stays, so the dumps still name functions)
     objcopy --strip-debug "$BIN/eswd" "$D/eswd" || die "objcopy"
     ESWD=$D/eswd
     # The caches it simulates are this machine's per core (L1d 32 KiB 8-way, L2 1 MiB,
     # as its last level): only eswd's own accesses, not the kernel's or other processes'.
-    WRAP=(valgrind --tool=callgrind --separate-threads=yes --cache-sim=yes
+    ESWD_WRAP=(valgrind --tool=callgrind --separate-threads=yes --cache-sim=yes
           --I1=32768,8,64 --D1=32768,8,64 --LL=1048576,8,64
           --callgrind-out-file="$D/cg.%p")
     topo_esw 2 start_eswd --mode switchdev --policy none || die "cannot build the topology under callgrind"

@@ -3,7 +3,10 @@
 # one iperf3 run.
 # Sourced after scripts/netns.sh and scripts/topology.sh, by a script that defines
 # log/die, P (namespace prefix), D (its temporary directory), PIDS, SWPID, PY, HZ, T
-# and, for setup_ovs, SCHEMA; sourcing it installs the EXIT trap (cleanup).
+# and, for setup_ovs, SCHEMA; sourcing it installs the EXIT trap (cleanup). start_eswd
+# runs ESWD (default $BIN/eswd) behind ESWD_WRAP (a command such as valgrind, or none)
+# and waits ESWD_START_SECONDS for it.
+ESWD_WRAP=()
 
 # teardown: stop what the current topology started (PIDS, an OVS peer's daemons), delete
 # its namespaces
@@ -36,9 +39,9 @@ DEVLINK() { ESW_CONTROL=$D/eswd.sock "$BIN/esw-devlink" "$@"; }
 # start_eswd ARGS...: eswd in host (topo_esw's starter); returns once it answers
 start_eswd() {
     : > "$D/eswd.log"
-    ip netns exec "${P}host" "$BIN/eswd" --control "$D/eswd.sock" "$@" >>"$D/eswd.log" 2>&1 &
+    ip netns exec "${P}host" "${ESWD_WRAP[@]}" "${ESWD:-$BIN/eswd}" --control "$D/eswd.sock" "$@" >>"$D/eswd.log" 2>&1 &
     SWPID=$!; PIDS+=("$SWPID")
-    topo_wait 10 DEVLINK dev show || { cat "$D/eswd.log" >&2; return 1; }
+    topo_wait "${ESWD_START_SECONDS:-10}" DEVLINK dev show || { cat "$D/eswd.log" >&2; return 1; }
 }
 
 # in_ns NODE CMD...: run CMD in namespace $P<NODE>

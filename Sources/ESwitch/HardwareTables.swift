@@ -265,7 +265,7 @@ public final class HardwareTables: @unchecked Sendable {
             let (written, error) = dataPlane.program(batch: rest.map(\.programmed))
             for r in rest.prefix(written) {
                 // Written into a queue whose write the silicon then refused.
-                if let f = lostUnprogrammed.removeValue(forKey: r.counter), r.replaces == nil {
+                if !lostUnprogrammed.isEmpty, let f = lostUnprogrammed.removeValue(forKey: r.counter), r.replaces == nil {
                     refused.append((r, f))
                     continue
                 }
