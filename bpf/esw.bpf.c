@@ -77,10 +77,17 @@ static __always_inline struct esw_rule *lookup_table(void *table, __u32 *ids, __
 /* The exact-match table first (one probe per exact profile in use), then the masks. */
 static __always_inline struct esw_rule *lookup(struct esw_mask_lists *l, struct esw_scratch *s, int tunnel)
 {
-    struct esw_rule *r = lookup_table(&esw_exact, l->exact, l->exact_count, s, tunnel);
-    if (r)
-        return r;
-    return lookup_table(&esw_masked, l->masked, l->masked_count, s, tunnel);
+    __u32 index = ESW_TABLE_EXACT;
+    void *table;
+    if (l->exact_count && (table = bpf_map_lookup_elem(&esw_rule_tables, &index))) {
+        struct esw_rule *r = lookup_table(table, l->exact, l->exact_count, s, tunnel);
+        if (r)
+            return r;
+    }
+    index = ESW_TABLE_MASKED;
+    if (l->masked_count && (table = bpf_map_lookup_elem(&esw_rule_tables, &index)))
+        return lookup_table(table, l->masked, l->masked_count, s, tunnel);
+    return 0;
 }
 
 /* A miss: the frame goes up the port's representor, as if the representor received it. */

@@ -13,6 +13,9 @@
 #define ESW_MAX_MASKS     64   /* masks (tuple-space subtables) per table */
 #define ESW_MAX_ACTIONS   16   /* actions per rule */
 #define ESW_MAX_PORTS     64   /* eSwitch ports: uplink (0) and VFs */
+#define ESW_RULE_TABLES   2    /* esw_rule_tables: the exact-match table, then the masked one */
+#define ESW_TABLE_EXACT   0
+#define ESW_TABLE_MASKED  1
 #define ESW_ENCAP_MAX     72   /* outer header bytes (Ethernet + IPv6 + UDP + VXLAN = 70) */
 #define ESW_PORT_STATS    8    /* counters per port, see ESW_STAT_* */
 

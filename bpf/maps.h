@@ -58,26 +58,28 @@ struct {
     __type(value, __u64);
 } esw_mask_hits SEC(".maps");
 
-/* The exact-match (hash) table and the masked (TCAM-like) table; sizes set by the driver.
+/* The exact-match (hash) table and the masked (TCAM-like) table. The driver creates
+ * both maps itself, at the size the resources say, and puts them in esw_rule_tables: a
+ * flush puts empty ones in their place in one write each, and the kernel frees the old
+ * ones (and every rule in them) once no packet reads them.
  * Not preallocated although that halves the kernel's cost of a bulk write or delete: a
  * preallocated map hands a replaced or deleted element to the next write at once, so a
  * packet still reading it could see another rule's value; these keep it for an RCU
  * grace period (make-before-break, §3 of docs/ARCHITECTURE.md). */
-struct {
+struct esw_rule_table {
     __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, 65536);
+    __uint(max_entries, 1);      /* the template only: the driver's maps have their own size */
     __uint(map_flags, BPF_F_NO_PREALLOC);
     __type(key, struct esw_table_key);
     __type(value, struct esw_rule);
-} esw_exact SEC(".maps");
+};
 
 struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, 65536);
-    __uint(map_flags, BPF_F_NO_PREALLOC);
-    __type(key, struct esw_table_key);
-    __type(value, struct esw_rule);
-} esw_masked SEC(".maps");
+    __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+    __uint(max_entries, ESW_RULE_TABLES);
+    __type(key, __u32);          /* ESW_TABLE_EXACT, ESW_TABLE_MASKED */
+    __array(values, struct esw_rule_table);
+} esw_rule_tables SEC(".maps");
 
 /* Action sets are immutable once a rule points at them; the driver reuses an index only
  * after no rule refers to it and a grace period has passed. */

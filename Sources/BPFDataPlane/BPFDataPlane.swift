@@ -12,20 +12,22 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     private(set) var portRX: Int32
     private(set) var representorTX: Int32
     var maps: Maps
+    /// The exact-match and masked tables the maps' esw_rule_tables holds (RuleTables.swift).
+    var ruleTables: RuleTables
     private var filters: [Int32: TCFilter] = [:]
     /// What the maps were sized for (tables grow as rules come; arrays are allocated whole).
     public private(set) var capacity: Capacity
 
     struct Maps {
         let config, ports, portByIfindex, portStats, masks, maskLists, maskHits: Int32
-        let exact, masked, actionSets, ruleCounters, encaps, macs: Int32
+        let ruleTables, actionSets, ruleCounters, encaps, macs: Int32
         let chain, chainMasks, chainList, ct, ctStats, ctHandBacks: Int32
 
         init(_ o: borrowing BPFObject) throws(SystemError) {
             config = try o.mapFD("esw_config"); ports = try o.mapFD("esw_ports")
             portByIfindex = try o.mapFD("esw_port_by_ifindex"); portStats = try o.mapFD("esw_port_stats")
             masks = try o.mapFD("esw_masks"); maskLists = try o.mapFD("esw_mask_lists"); maskHits = try o.mapFD("esw_mask_hits")
-            exact = try o.mapFD("esw_exact"); masked = try o.mapFD("esw_masked")
+            ruleTables = try o.mapFD("esw_rule_tables")
             actionSets = try o.mapFD("esw_action_sets"); ruleCounters = try o.mapFD("esw_rule_counters")
             encaps = try o.mapFD("esw_encaps"); macs = try o.mapFD("esw_macs")
             chain = try o.mapFD("esw_chain"); chainMasks = try o.mapFD("esw_chain_masks")
@@ -46,7 +48,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
 
     private static func load(_ c: Capacity) throws(SystemError) -> BPFObject {
         try BPFObject(elf: BPFObjectBytes.elf, name: "esw", maxEntries: [
-            "esw_exact": UInt32(c.rules), "esw_masked": UInt32(c.rules), "esw_chain": UInt32(c.rules),
+            "esw_chain": UInt32(c.rules),
             "esw_ct": UInt32(c.connections),
             "esw_rule_counters": UInt32(c.counters), "esw_encaps": UInt32(c.encaps),
             "esw_action_sets": UInt32(BPFDataPlane.actionSetCapacity),
@@ -155,6 +157,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         portRX = try object.programFD("esw_port_rx")
         representorTX = try object.programFD("esw_rep_tx")
         maps = try Maps(object)
+        ruleTables = try Self.publishRuleTables(capacity: capacity.rules, in: maps)
         maskIDs = SlotAllocator(capacity: UInt32(Layout.maxMasks))
         actionSetIDs = SlotAllocator(capacity: UInt32(BPFDataPlane.actionSetCapacity))
         try? publishLists()
@@ -232,7 +235,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         }
     }
 
-    func mapFD(_ table: HardwareTable) -> Int32 { table == .exact ? maps.exact : maps.masked }
+    func mapFD(_ table: HardwareTable) -> Int32 { table == .exact ? ruleTables.exact.fd : ruleTables.masked.fd }
 
     public func writeEncap(id: UInt32, header: VXLAN.EncapTemplate) throws(DataPlaneError) {
         let bytes = Layout.encap(header)
@@ -273,15 +276,16 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         do { newObject = try Self.load(want) } catch {
             throw .system("loading the data plane with bigger tables (\(error))", errno: error.errno)
         }
-        let m: Maps, rx: Int32, tx: Int32
+        let m: Maps, rx: Int32, tx: Int32, tables: RuleTables
         do {
             m = try Maps(newObject)
+            tables = try Self.publishRuleTables(capacity: want.rules, in: m)
             rx = try newObject.programFD("esw_port_rx")
             tx = try newObject.programFD("esw_rep_tx")
         } catch {
             throw .system("the reloaded data plane (\(error))", errno: error.errno)
         }
-        try replay(into: m, counters: capacity.counters)
+        try replay(into: m, tables: tables, counters: capacity.counters)
         var newFilters: [Int32: TCFilter] = [:]
         for (ifindex, f) in filters {
             do {
@@ -301,6 +305,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         filters = newFilters
         object = newObject
         maps = m
+        ruleTables = tables
         portRX = rx
         representorTX = tx
         capacity = want
@@ -308,7 +313,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     }
 
     /// Writes everything the data plane holds into another set of maps.
-    private func replay(into m: Maps, counters: Int) throws(DataPlaneError) {
+    private func replay(into m: Maps, tables: RuleTables, counters: Int) throws(DataPlaneError) {
         try update(m.config, Self.u32(0), Layout.config(mode: mode, ports: portCount, vxlan: vxlanPorts), "config")
         for (port, config) in portConfigs {
             try update(m.ports, Self.u32(port), Layout.port(config), "port")
@@ -318,8 +323,8 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         for (set, s) in actionSets { try update(m.actionSets, Self.u32(s.id), set.bytes, "action set") }
         for (id, bytes) in encapBytes { try update(m.encaps, Self.u32(id), bytes, "encap entry") }
         for (key, port) in macEntries { try update(m.macs, Self.u64(key), Self.u32(port), "mac entry") }
-        try copyRules(from: maps.exact, to: m.exact)
-        try copyRules(from: maps.masked, to: m.masked)
+        try copyRules(from: ruleTables.exact.fd, to: tables.exact.fd)
+        try copyRules(from: ruleTables.masked.fd, to: tables.masked.fd)
         try replayChains(into: m)
         try replayConnections(into: m)
         handBackQueueReplaced = true

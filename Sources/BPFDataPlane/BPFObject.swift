@@ -63,7 +63,8 @@ public struct BPFObject: ~Copyable {
 }
 
 /// The key and value sizes of every map in an ELF object as the C compiler laid them out
-/// (from the object's BTF, without loading it: no privilege needed).
+/// (from the object's BTF, without loading it: no privilege needed). A map of maps's
+/// template for its inner maps is listed as "<name>.inner".
 public func bpfMapSizes(elf: [UInt8]) -> [String: (key: Int, value: Int)] {
     libbpf_set_print(nil)
     var opts = bpf_object_open_opts()
@@ -74,7 +75,11 @@ public func bpfMapSizes(elf: [UInt8]) -> [String: (key: Int, value: Int)] {
     var out: [String: (key: Int, value: Int)] = [:]
     var m = bpf_object__next_map(obj, nil)
     while let map = m {
-        out[String(cString: bpf_map__name(map))] = (Int(bpf_map__key_size(map)), Int(bpf_map__value_size(map)))
+        let name = String(cString: bpf_map__name(map))
+        out[name] = (Int(bpf_map__key_size(map)), Int(bpf_map__value_size(map)))
+        if let inner = bpf_map__inner_map(map) {
+            out[name + ".inner"] = (Int(bpf_map__key_size(inner)), Int(bpf_map__value_size(inner)))
+        }
         m = bpf_object__next_map(obj, map)
     }
     return out

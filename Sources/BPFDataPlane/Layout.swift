@@ -10,6 +10,9 @@ public enum Layout {
     public static let maxPorts = 64
     public static let portStats = 8
     public static let maxIfindex = 65536
+    /// Indexes of esw_rule_tables (ESW_TABLE_*).
+    public static let tableExact: UInt32 = 0
+    public static let tableMasked: UInt32 = 1
 
     public static let keySize = 144
     public static let tableKeySize = 152

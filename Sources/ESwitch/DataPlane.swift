@@ -101,6 +101,9 @@ public protocol DataPlane: AnyObject {
     func program(batch rules: [DataPlaneRule]) -> (installed: Int, error: DataPlaneError?)
     /// Removes rules in as few writes as the silicon allows (a rule not held is skipped).
     func remove(batch rules: [DataPlaneRule]) -> (removed: Int, error: DataPlaneError?)
+    /// Takes every rule out at once (a flush), whatever its table. On an error nothing
+    /// changed.
+    func removeAllRules() throws(DataPlaneError)
     /// Writes (or rewrites, atomically for packets) a shared encap entry.
     func writeEncap(id: UInt32, header: VXLAN.EncapTemplate) throws(DataPlaneError)
     func removeEncap(id: UInt32) throws(DataPlaneError)
@@ -270,6 +273,13 @@ public final class InMemoryDataPlane: DataPlane, @unchecked Sendable {
             indexByMatch[MatchKey(last)] = i
         }
         if let n = maskUsers[rule.mask] { maskUsers[rule.mask] = n > 1 ? n - 1 : nil }
+    }
+
+    public func removeAllRules() throws(DataPlaneError) {
+        try write("remove all")
+        rules = []
+        indexByMatch = [:]
+        maskUsers = [:]
     }
 
     public func writeEncap(id: UInt32, header: VXLAN.EncapTemplate) throws(DataPlaneError) {

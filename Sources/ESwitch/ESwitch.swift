@@ -318,6 +318,15 @@ public final class ESwitch: @unchecked Sendable {
         return engine.remove(r)
     }
 
+    /// Takes every rule out of the hardware at once (the datapath's flush): every
+    /// handle is void after it. False, with nothing changed, if the data plane could not
+    /// empty its tables (the caller removes rule by rule).
+    public func deleteAllRules() -> Bool {
+        guard engine.removeAll() else { return false }
+        rulesByHandle = [:]
+        return true
+    }
+
     /// Where a rule is: pending (accepted, not yet written), programmed, or failed
     /// (refused by the hardware after its add returned). Nil for an unknown handle.
     public func ruleState(_ h: HardwareRuleHandle) -> HardwareRuleState? { rulesByHandle[h.id]?.state }

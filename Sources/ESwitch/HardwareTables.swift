@@ -30,11 +30,11 @@ public final class HardwareTables: @unchecked Sendable {
     public let markPool: HardwareResource
     /// The CT table: two entries per offloaded connection (ConnectionTable.swift).
     public let ctPool: HardwareResource
-    private var markSlots = FlowMarkAllocator()
+    var markSlots = FlowMarkAllocator()
 
     /// Every rule the driver accepted and has not discarded, whatever its state.
     public private(set) var rules: [UInt64: HardwareRule] = [:]
-    public private(set) var encaps: [EncapKey: EncapEntry] = [:]
+    public internal(set) var encaps: [EncapKey: EncapEntry] = [:]
     private var nextRuleID: UInt64 = 1
     /// Accepted rules not in the data plane (pending or failed), by match: with the
     /// shadow classifiers (the programmed ones) they make sure two rules with one match
@@ -57,8 +57,8 @@ public final class HardwareTables: @unchecked Sendable {
     private var maskUsers: [FlowKey: Int] = [:]
     /// Programmed rules per mask (for the masks pool's programmed count).
     private var programmedMaskUsers: [FlowKey: Int] = [:]
-    private var counterSlots: SlotAllocator
-    private var encapSlots: SlotAllocator
+    var counterSlots: SlotAllocator
+    var encapSlots: SlotAllocator
 
     private struct RuleMatch: Hashable {
         var table: HardwareTable
@@ -432,7 +432,7 @@ public final class HardwareTables: @unchecked Sendable {
 
     /// The rule no longer uses its shared entries: encap entries and its flow mark go
     /// when nobody else does.
-    private func dropEncaps(of r: HardwareRule) {
+    func dropEncaps(of r: HardwareRule) {
         for e in r.encapEntries {
             e.users -= 1
             if e.users == 0 { releaseEncap(e) }
@@ -443,132 +443,65 @@ public final class HardwareTables: @unchecked Sendable {
         }
     }
 
-    /// A fresh flow mark for a partial-offload rule (counted in `marks`); unused until
-    /// a rule names it, and given back by `releaseMark` if none does.
-    func allocateMark() -> Result<FlowMark, OffloadFailure> {
-        guard markPool.reserve(1) else { return .failure(.noSpace(table: "marks")) }
-        guard let m = markSlots.allocate(now: Sys.monotonicNanoseconds()) else {
-            markPool.release(1)
-            return .failure(.noSpace(table: "marks"))
-        }
-        // Marks are written with the rule's actions; the pool counts them as in use.
-        markPool.markProgrammed(1)
-        return .success(m)
-    }
-
-    /// Gives a mark nobody uses back, for reuse after the grace period (packets may
-    /// still carry it; its next holder gets another generation anyway).
-    func releaseMark(_ m: FlowMark) {
-        guard m.users == 0 else { return }
-        m.users = -1   // released: a second release is a no-op
-        markSlots.release(m, now: Sys.monotonicNanoseconds())
-        markPool.markProgrammed(-1)
-        markPool.release(1)
-    }
-
-    /// The shared encap entry for `key`, created (and counted) on first use.
-    func encapEntry(for key: EncapKey, header: VXLAN.EncapTemplate) -> Result<EncapEntry, OffloadFailure> {
-        if let e = encaps[key] {
-            if e.template != header { rewriteEncap(e, header: header) }
-            return .success(e)
-        }
+    /// Every rule goes at once (a flush of the datapath): the data plane empties its
+    /// tables in one step, and the shadow classifiers, pools and indexes are reset in
+    /// bulk instead of rule by rule. Rules waiting to be written, replaced or stuck in
+    /// the silicon go too. False, with nothing changed, if the data plane could not
+    /// empty its tables.
+    func discardAll() -> Bool {
+        do { try dataPlane.removeAllRules() } catch { return false }
         let now = Sys.monotonicNanoseconds()
-        guard encapPool.reserve(1) else { return .failure(.noSpace(table: "encap")) }
-        guard let id = encapSlots.allocate(now: now) else {
-            encapPool.release(1)
-            return .failure(.noSpace(table: "encap"))
+        // Exact-match table (0), masked and chain tables (1).
+        var heldUnits = (0, 0), programmedUnits = (0, 0)
+        var heldCounters = 0, programmedCounters = 0
+        func leftSilicon(_ r: HardwareRule) {
+            guard r.isProgrammed else { return }
+            r.state = .pending
+            if r.table == .exact { programmedUnits.0 += r.units } else { programmedUnits.1 += r.units }
+            programmedCounters += 1
         }
-        do {
-            try dataPlane.writeEncap(id: id, header: header)
-        } catch {
-            encapSlots.release(id, now: now)
-            encapPool.release(1)
-            return .failure(error.offloadFailure)
+        func gaveBackUnits(_ r: HardwareRule) {
+            guard r.holdsUnits else { return }
+            r.holdsUnits = false
+            if r.table == .exact { heldUnits.0 += r.units } else { heldUnits.1 += r.units }
+            heldCounters += 1
+            counterSlots.release(r.counter, now: now)
         }
-        encapPool.markProgrammed(1)
-        let e = EncapEntry(id: id, key: key, header: header)
-        encaps[key] = e
-        return .success(e)
-    }
-
-    /// Drops an encap entry nobody uses.
-    func releaseEncap(_ e: EncapEntry) {
-        guard e.users == 0, encaps[e.key] === e else { return }
-        encaps[e.key] = nil
-        try? dataPlane.removeEncap(id: e.id)
-        encapSlots.release(e.id, now: Sys.monotonicNanoseconds())
-        encapPool.markProgrammed(-1)
-        encapPool.release(1)
-    }
-
-    func rewriteEncap(_ e: EncapEntry, header: VXLAN.EncapTemplate) {
-        do {
-            try dataPlane.writeEncap(id: e.id, header: header)
-            e.template = header
-        } catch {
-            // The old header stays in the silicon; the tracker sees the entry unchanged.
+        for r in rules.values {
+            r.retired = true
+            if let old = r.replaces {
+                // Still in the silicon under its successor, which holds the units.
+                r.replaces = nil
+                leftSilicon(old)
+                dropEncaps(of: old)
+            }
+            leftSilicon(r)
+            gaveBackUnits(r)
+            dropEncaps(of: r)
         }
-    }
-
-    /// Makes the data plane's tables as big as the resources will be after a reload.
-    func resizeDataPlane() throws(DataPlaneError) {
-        let rules = max(maskedPool.sizeAfterReload, exactPool.sizeAfterReload)
-        let counters = counterPool.sizeAfterReload, encaps = encapPool.sizeAfterReload
-        var p = HardwareProfile()
-        p.maskedEntries = rules
-        p.exactEntries = rules
-        p.counters = counters
-        p.encapEntries = encaps
-        p.ctEntries = ctPool.sizeAfterReload
-        try dataPlane.resize(rules: DataPlaneCapacity.rules(p), counters: DataPlaneCapacity.counters(p),
-                             encaps: DataPlaneCapacity.encaps(p), connections: DataPlaneCapacity.connections(p))
-        counterSlots.grow(to: UInt32(clamping: DataPlaneCapacity.counters(p)))
-        encapSlots.grow(to: UInt32(clamping: DataPlaneCapacity.encaps(p)))
-    }
-
-    /// Every rule's counters, read from the data plane in one go.
-    func allCounters() -> [RuleCounters] {
-        dataPlane.allRuleCounters(count: Int(counterSlots.highWater))
-    }
-
-    /// A counter slot that reads zero: one never used is (the array starts zeroed), one
-    /// used before was zeroed when its grace period ended, with every other slot freed
-    /// then, in one write. So a new rule costs no write of its own for its counter.
-    private func allocateCounterSlot() -> UInt32? {
-        let now = Sys.monotonicNanoseconds()
-        let freed = counterSlots.reclaim(now: now)
-        if !freed.isEmpty { dataPlane.resetCounters(freed) }
-        return counterSlots.allocate(now: now)
-    }
-
-    /// A counter outside any rule (a CT connection's), counted in `counters`.
-    func allocateCounter() -> UInt32? {
-        guard counterPool.reserve(1) else { return nil }
-        guard let c = allocateCounterSlot() else {
-            counterPool.release(1)
-            return nil
+        for r in stuckRemovals {
+            leftSilicon(r)
+            gaveBackUnits(r)
+            dropEncaps(of: r)
         }
-        counterPool.markProgrammed(1)
-        return c
-    }
-
-    func releaseCounter(_ c: UInt32) {
-        counterSlots.release(c, now: Sys.monotonicNanoseconds())
-        counterPool.markProgrammed(-1)
-        counterPool.release(1)
-    }
-
-    /// Legacy MAC entries occupy exact-match memory.
-    /// (They are written at once: reserved and programmed together.)
-    func reserveMACEntry() -> Bool {
-        guard exactMAC.reserve(1) else { return false }
-        exactMAC.markProgrammed(1)
+        exactFlows.markProgrammed(-programmedUnits.0)
+        maskedPool.markProgrammed(-programmedUnits.1)
+        counterPool.markProgrammed(-programmedCounters)
+        maskPool.markProgrammed(-programmedMaskUsers.count)
+        exactFlows.release(heldUnits.0)
+        maskedPool.release(heldUnits.1)
+        counterPool.release(heldCounters)
+        maskPool.release(maskUsers.count)
+        exact.removeAll()
+        masked.removeAll()
+        rules = [:]
+        pendingByMatch = [:]
+        maskUsers = [:]
+        programmedMaskUsers = [:]
+        conntrackRuleZones = [:]
+        stuckRemovals = []
+        lostUnprogrammed = [:]
         return true
-    }
-
-    func releaseMACEntry() {
-        exactMAC.markProgrammed(-1)
-        exactMAC.release(1)
     }
 }
 

@@ -108,6 +108,19 @@ final class OffloadEngine {
         return true
     }
 
+    /// Every rule out at once (a flush): one access, as a NIC destroys a flow table,
+    /// instead of one per rule. Queued writes of the rules gone are skipped when the
+    /// firmware reaches them. False, with nothing changed, if the data plane refused.
+    func removeAll() -> Bool {
+        beginOperation()
+        defer { endOperation() }
+        callerAccess(microseconds: params.hardwareLatencyMicroseconds)
+        guard tables.discardAll() else { return false }
+        predicted.removeAll()
+        predictor = OccupancyPredictor()
+        return true
+    }
+
     /// Make-before-break: with the same match the new actions are written over the old
     /// ones (the counter carries on); otherwise the new rule is placed before the old
     /// one is removed.

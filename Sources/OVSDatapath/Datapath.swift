@@ -274,9 +274,13 @@ public final class Datapath: @unchecked Sendable {
         // Every flow goes, and its counters with it: no rule is read before its delete
         // (removeHardware reads each one, a syscall per flow).
         if let sw = eswitch {
-            for f in table.flows {
+            // The eswitch holds no rule but this datapath's: its tables empty in one go.
+            let flows = table.flows
+            let offloaded = flows.contains { if case .hardware = $0.offload { true } else { false } }
+            let allAtOnce = offloaded && sw.deleteAllRules()
+            for f in flows {
                 guard case .hardware(let h) = f.offload else { continue }
-                sw.deleteRule(h)
+                if !allAtOnce { sw.deleteRule(h) }
                 unregisterVXLAN(of: f)
                 f.offload = .software(reason: "hardware rule removed")
             }

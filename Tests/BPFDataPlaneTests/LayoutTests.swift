@@ -24,8 +24,8 @@ struct LayoutTests {
             #expect(sizes[map]?.key == key, "key of \(map)")
             #expect(sizes[map]?.value == value, "value of \(map)")
         }
-        expect("esw_exact", key: Layout.tableKeySize, value: Layout.ruleSize)
-        expect("esw_masked", key: Layout.tableKeySize, value: Layout.ruleSize)
+        expect("esw_rule_tables", key: 4, value: 4)
+        expect("esw_rule_tables.inner", key: Layout.tableKeySize, value: Layout.ruleSize)
         expect("esw_masks", key: 4, value: Layout.keySize)
         expect("esw_mask_lists", key: 4, value: Layout.maskListsSize)
         expect("esw_action_sets", key: 4, value: Layout.actionSetSize)

@@ -40,7 +40,7 @@ struct LostWriteTests {
             k.words[1] = UInt64(i + 1)
             return k
         }
-        let (written, e) = dp.updateBatch(dp.maps.masked, keys: keys,
+        let (written, e) = dp.updateBatch(dp.mapFD(.masked), keys: keys,
                                           values: Array(repeating: RuleValue(actionSet: 0, counter: 0, flags: 0), count: n))
         #expect(written == n && e == 0)
         return keys
@@ -106,7 +106,7 @@ struct LostWriteTests {
         #expect(sw.offloadStatistics.lateFailures == UInt64(failed.count))
         // A lost rule still holds its match.
         let f = try #require(failed.min())
-        _ = dp.deleteBatch(dp.maps.masked, keys: foreign)
+        _ = dp.deleteBatch(dp.mapFD(.masked), keys: foreign)
         if case .success = sw.addRule(Self.spec(f)) { Issue.record("a second rule with a failed rule's match was accepted") }
     }
 }

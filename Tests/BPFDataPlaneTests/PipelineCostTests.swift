@@ -59,8 +59,9 @@ struct PipelineCostTests {
         try Self.write(o, "esw_masks", BPFDataPlane.u32(0), mask.bytes)
         try Self.write(o, "esw_mask_lists", BPFDataPlane.u32(0), Layout.maskLists(exact: [], masked: [0]))
         try Self.write(o, "esw_action_sets", BPFDataPlane.u32(0), try Layout.actionSet(rule.actions).get())
-        try Self.write(o, "esw_masked", TableKey(maskID: 0, key: rule.key, mask: mask).bytes,
-                       Layout.rule(actionSet: 0, counter: 0, encap: false))
+        let tables = try BPFDataPlane.publishRuleTables(capacity: 16, in: BPFDataPlane.Maps(o))
+        let key = TableKey(maskID: 0, key: rule.key, mask: mask).bytes, value = Layout.rule(actionSet: 0, counter: 0, encap: false)
+        try key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try BPFMap.update(tables.masked.fd, key: k.baseAddress!, value: v.baseAddress!) } }
         let ns = try Self.cost(prog: try o.programFD("esw_port_rx"), frame: frame, ifindex: PipelineTests.lo)
         print("pipeline cost: 64-byte UDP VF0 -> VF1, one masked rule: \(ns) ns/frame (\(env["ESW_PIPELINE_OBJECT"] ?? "this build"))")
     }

@@ -112,6 +112,34 @@ struct DriverInvariantTests {
                         try sw.setMode(.switchdev)
                         handles = [:]
                         log.append("legacy")
+                    } else if rng.next() % 5 == 0 {
+                        // A flush in the middle of whatever is queued, replaced or stuck.
+                        if rng.next() % 3 == 0 {
+                            // The data plane refuses: nothing changed, every handle still names its rule.
+                            sw.drainHardware()   // (queued writes would take the failure first)
+                            dp.failNextWrites = 1
+                            let before = handles.values.filter { sw.rule($0) != nil }.count
+                            let rules = sw.tables.rules.count
+                            #expect(!sw.deleteAllRules())
+                            let after = handles.values.filter { sw.rule($0) != nil }.count
+                            if after != before || sw.tables.rules.count != rules { Issue.record("seed \(seed) step \(step): a refused flush lost a rule") }
+                        }
+                        dp.failNextWrites = 0
+                        #expect(sw.deleteAllRules())
+                        for (_, h) in handles where sw.ruleState(h) != nil { Issue.record("seed \(seed) step \(step): a rule survived the flush") }
+                        handles = [:]
+                        log.append("flush")
+                        if !dp.rules.isEmpty { Issue.record("seed \(seed) step \(step): \(dp.rules.count) rules in the data plane after a flush"); return }
+                        sw.drainHardware()
+                        dp.failNextWrites = 0
+                        sw.tick(now: clock.now())
+                        var errs = Self.check(sw, dp, [:], "seed \(seed) step \(step) after flush")
+                        if !sw.tables.rules.isEmpty { errs.append("rules left \(sw.tables.rules.count)") }
+                        if sw.tables.maskedPool.occupancy != sw.stockedUnits(sw.tables.maskedPool) { errs.append("masked occ after flush") }
+                        if sw.tables.maskedPool.programmed != 0 || sw.tables.counterPool.programmed != 0 { errs.append("programmed after flush") }
+                        if sw.tables.maskPool.occupancy != 0 { errs.append("masks occ after flush \(sw.tables.maskPool.occupancy)") }
+                        if sw.tables.markPool.occupancy != 0 { errs.append("marks occ after flush \(sw.tables.markPool.occupancy)") }
+                        if !errs.isEmpty { try? (["\(model)"] + log).joined(separator: "|").write(toFile: "/tmp/fuzzlog-\(model).txt", atomically: true, encoding: .utf8); Issue.record("\(errs)"); return }
                     } else if rng.next() % 4 == 0 {
                         var p = sw.params; p.offloadModel = [OffloadModel.lockstep, .async, .prefetch, .credit, .predictive][Int(rng.next() % 5)]; sw.params = p
                         log.append("model \(p.offloadModel)")

@@ -1,0 +1,79 @@
+import CLibBPF
+import ESwitch
+import Glibc
+import NetLinux
+
+/// One of the two rule tables (exact-match, masked): a hash map the driver creates at
+/// the size the resources give and publishes in the pipeline's `esw_rule_tables`. The
+/// map is closed when this goes; the kernel frees it once the outer map no longer holds
+/// it and no packet still reads it.
+final class RuleTableMap {
+    let fd: Int32
+
+    init(capacity: Int) throws(SystemError) {
+        var opts = bpf_map_create_opts()
+        opts.sz = MemoryLayout<bpf_map_create_opts>.size
+        // As the template in bpf/maps.h: a replaced or deleted rule is freed after a grace period.
+        opts.map_flags = UInt32(BPF_F_NO_PREALLOC)
+        let fd = bpf_map_create(BPF_MAP_TYPE_HASH, "esw_rules", UInt32(Layout.tableKeySize), UInt32(Layout.ruleSize),
+                                UInt32(capacity), &opts)
+        if fd < 0 { throw SystemError("bpf_map_create(rule table of \(capacity))", errno: -fd) }
+        self.fd = fd
+    }
+
+    deinit { close(fd) }
+}
+
+extension BPFDataPlane {
+    /// The exact-match and the masked table, created at `capacity` and published in the
+    /// maps' `esw_rule_tables` (one write each: a packet sees the old table or the new).
+    static func publishRuleTables(capacity: Int, in m: Maps) throws(SystemError) -> RuleTables {
+        let t = RuleTables(exact: try RuleTableMap(capacity: capacity), masked: try RuleTableMap(capacity: capacity))
+        for (index, table) in [(Layout.tableExact, t.exact), (Layout.tableMasked, t.masked)] {
+            let r = withUnsafeBytes(of: index.littleEndian) { k in
+                withUnsafeBytes(of: UInt32(bitPattern: table.fd).littleEndian) { v in
+                    BPFMap.updateResult(m.ruleTables, key: k.baseAddress!, value: v.baseAddress!)
+                }
+            }
+            if r < 0 { throw SystemError("bpf_map_update_elem(esw_rule_tables)", errno: -r) }
+        }
+        return t
+    }
+
+    /// Every rule out of the data plane at once (a flush): empty tables replace the
+    /// exact-match and masked ones, the chain table is emptied, and every mask and
+    /// action set the rules held goes back (their ids are reused after a grace period,
+    /// as one by one). Counter slots are the driver's to give back.
+    public func removeAllRules() throws(DataPlaneError) {
+        do { ruleTables = try Self.publishRuleTables(capacity: capacity.rules, in: maps) } catch {
+            throw .system("empty rule tables (\(error.call))", errno: error.errno)
+        }
+        // Writes still queued were of rules that are gone now; removals too.
+        if queuedWrites != nil { queuedWrites = [] }
+        queuedFingerprints = [[], []]
+        if queuedRemovals != nil { queuedRemovals = [] }
+        removalsToRetry = []
+        slots = [[:], [:]]
+        let now = Sys.monotonicNanoseconds()
+        lists = [.exact: [], .masked: []]
+        try publishLists()
+        for use in masksByWords.values { maskIDs.release(use.id, now: now) }
+        masksByWords = [:]
+        lastMask = nil
+        for key in chainSlots.keys { delete(maps.chain, key) }
+        chainSlots = [:]
+        chainList = []
+        try publishChainList()
+        for use in chainMasks.values { chainMaskIDs.release(use.id, now: now) }
+        chainMasks = [:]
+        for id in actionSetsByID.keys { actionSetIDs.release(id, now: now) }
+        actionSets = [:]
+        actionSetsByID = [:]
+    }
+}
+
+/// The two rule tables the pipeline reads through `esw_rule_tables`.
+struct RuleTables {
+    let exact: RuleTableMap
+    let masked: RuleTableMap
+}

@@ -1,0 +1,57 @@
+@testable import BPFDataPlane
+import CLibBPF
+import ESwitch
+import Glibc
+import Packet
+import Testing
+
+/// removeAllRules (a datapath flush): every rule table empty at once, checked in the
+/// kernel's maps and with BPF_PROG_TEST_RUN, and the tables usable again. Needs root.
+@Suite(.enabled(if: getuid() == 0, "loading BPF programs needs root"))
+struct FlushTests {
+    typealias P = PipelineTests
+
+    /// Entries in a hash map, counted with the kernel's own iteration.
+    static func entries(_ fd: Int32) -> Int {
+        var n = 0
+        var key = [UInt8](repeating: 0, count: 512), next = key
+        while (n == 0 ? bpf_map_get_next_key(fd, nil, &next) : bpf_map_get_next_key(fd, key, &next)) == 0 {
+            n += 1
+            key = next
+        }
+        return n
+    }
+
+    @Test func aFlushEmptiesEveryRuleTableAtOnceAndTheyFillAgain() throws {
+        // Masked pre-ct rules and chain post-ct rules, then masked and exact-match ones.
+        let dp = try ConntrackPipelineTests.dataPlane(withConnection: false)
+        let n = 3000
+        let masked = BatchTests.rules(n, actions: [.drop])
+        #expect(dp.program(batch: masked).installed == n)
+        let exactDst: UInt32 = 0xC613_7000
+        var exact = P.rule(P.udpFrame(dst: exactDst), inPort: .vf(0), actions: [.drop], counter: 50)
+        exact.table = .exact
+        try dp.program(exact)
+        #expect(try BatchTests.verdict(dp, dst: BatchTests.base) == P.shot)
+        #expect(try BatchTests.verdict(dp, dst: exactDst) == P.shot)
+        #expect(Self.entries(dp.mapFD(.masked)) == n + 2)
+        #expect(Self.entries(dp.mapFD(.exact)) == 1)
+        #expect(Self.entries(dp.maps.chain) == 2)
+
+        try dp.removeAllRules()
+        #expect(Self.entries(dp.mapFD(.masked)) == 0)
+        #expect(Self.entries(dp.mapFD(.exact)) == 0)
+        #expect(Self.entries(dp.maps.chain) == 0)
+        for dst in [BatchTests.base, BatchTests.base + UInt32(n - 1), exactDst] {
+            #expect(try BatchTests.verdict(dp, dst: dst) == P.redirect, "a miss goes up the representor")
+        }
+        #expect(dp.masksByWords.isEmpty && dp.actionSets.isEmpty && dp.chainMasks.isEmpty && dp.chainList.isEmpty)
+
+        // The shadow forgot them too: the same rules go in again, and hit.
+        #expect(dp.program(batch: masked).installed == n)
+        try dp.program(exact)
+        #expect(try BatchTests.verdict(dp, dst: BatchTests.base + 7) == P.shot)
+        #expect(try BatchTests.verdict(dp, dst: exactDst) == P.shot)
+        #expect(Self.entries(dp.mapFD(.masked)) == n)
+    }
+}
