@@ -29,6 +29,19 @@ public protocol VFLinkOperations: AnyObject {
 public struct HardwareRuleHandle: Sendable, Hashable {
     public let id: UInt64
     public let table: HardwareTable
+    /// The rule itself, so that looking a handle up hashes nothing (a dump or a counter
+    /// poll looks up every flow's); valid while `rule.handedOut`.
+    let rule: HardwareRule
+
+    init(_ r: HardwareRule) {
+        id = r.id
+        table = r.table
+        rule = r
+        r.handedOut = true
+    }
+
+    public static func == (a: Self, b: Self) -> Bool { a.id == b.id }
+    public func hash(into h: inout Hasher) { h.combine(id) }
 }
 
 /// The emulated NIC: ports (uplink and VFs), an embedded switch in legacy or
@@ -51,7 +64,6 @@ public final class ESwitch: @unchecked Sendable {
     weak var provider: RepresentorProvider?
     weak var vfLinks: VFLinkOperations?
     private var vxlanPortUsers: [UInt16: Int] = [:]
-    private var rulesByHandle: [UInt64: HardwareRule] = [:]
 
     public init(name: String, vfs: [VFNetdev], uplink: UplinkNetdev, mode: ESwitchMode, profile: HardwareProfile,
                 params: DeviceParams = DeviceParams(), dataPlane: DataPlane, clock: HardwareClock = SystemHardwareClock(),
@@ -130,10 +142,12 @@ public final class ESwitch: @unchecked Sendable {
         guard newMode != mode else { return }
         if newMode == .legacy {
             engine.drain()
-            for r in Array(tables.rules.values) { tables.discard(r) }
+            for r in Array(tables.rules.values) {
+                r.handedOut = false
+                tables.discard(r)
+            }
             connections.removeAll()
             engine.forgetReservations()
-            rulesByHandle.removeAll()
             try dataPlaneCall { () throws(DataPlaneError) in try dataPlane.setMode(.legacy, portCount: ports.count) }
             destroyRepresentors()
         } else {
@@ -266,8 +280,7 @@ public final class ESwitch: @unchecked Sendable {
         }
         switch engine.add(spec) {
         case .success(let r):
-            rulesByHandle[r.id] = r
-            return .success(HardwareRuleHandle(id: r.id, table: r.table))
+            return .success(HardwareRuleHandle(r))
         case .failure(let f):
             releaseUnusedEncaps(of: spec)
             return .failure(f)
@@ -294,16 +307,15 @@ public final class ESwitch: @unchecked Sendable {
 
     public func replaceRule(_ h: HardwareRuleHandle, with spec: HardwareRuleSpec) -> Result<HardwareRuleHandle, OffloadFailure> {
         guard mode == .switchdev else { return .failure(.legacyMode) }
-        guard let old = rulesByHandle[h.id] else { return .failure(.notFound) }
+        guard let old = rule(h) else { return .failure(.notFound) }
         if let f = checkPorts(spec) {
             releaseUnusedEncaps(of: spec)
             return .failure(f)
         }
         switch engine.replace(old, with: spec) {
         case .success(let r):
-            rulesByHandle[h.id] = nil
-            rulesByHandle[r.id] = r
-            return .success(HardwareRuleHandle(id: r.id, table: r.table))
+            old.handedOut = false
+            return .success(HardwareRuleHandle(r))
         case .failure(let f):
             releaseUnusedEncaps(of: spec)
             return .failure(f)
@@ -312,9 +324,8 @@ public final class ESwitch: @unchecked Sendable {
 
     @discardableResult
     public func deleteRule(_ h: HardwareRuleHandle) -> Bool {
-        guard let r = rulesByHandle.removeValue(forKey: h.id) else { return false }
-        // An emptied dictionary keeps its storage (tens of MiB after a million rules).
-        if rulesByHandle.isEmpty && rulesByHandle.capacity > 4096 { rulesByHandle = [:] }
+        guard let r = rule(h) else { return false }
+        r.handedOut = false
         return engine.remove(r)
     }
 
@@ -322,14 +333,15 @@ public final class ESwitch: @unchecked Sendable {
     /// handle is void after it. False, with nothing changed, if the data plane could not
     /// empty its tables (the caller removes rule by rule).
     public func deleteAllRules() -> Bool {
+        let handedOut = tables.rules.values.filter(\.handedOut)
         guard engine.removeAll() else { return false }
-        rulesByHandle = [:]
+        for r in handedOut { r.handedOut = false }
         return true
     }
 
     /// Where a rule is: pending (accepted, not yet written), programmed, or failed
     /// (refused by the hardware after its add returned). Nil for an unknown handle.
-    public func ruleState(_ h: HardwareRuleHandle) -> HardwareRuleState? { rulesByHandle[h.id]?.state }
+    public func ruleState(_ h: HardwareRuleHandle) -> HardwareRuleState? { rule(h)?.state }
 
     /// Runs the firmware's due work; `idle` rings its doorbell (the driver has nothing
     /// else to do, so a partial bulk starts). The daemon calls it after every round of
@@ -349,7 +361,7 @@ public final class ESwitch: @unchecked Sendable {
 
     /// A rule's hardware counters, read from the data plane now.
     public func ruleCounters(_ h: HardwareRuleHandle) -> RuleCounters? {
-        guard let r = rulesByHandle[h.id], r.countsPackets else { return nil }
+        guard let r = rule(h), r.countsPackets else { return nil }
         return dataPlane.ruleCounters(r.counter)
     }
 
@@ -357,7 +369,7 @@ public final class ESwitch: @unchecked Sendable {
     public func counterSnapshot() -> [RuleCounters] { tables.allCounters() }
 
     public func ruleCounters(_ h: HardwareRuleHandle, in snapshot: [RuleCounters]) -> RuleCounters? {
-        guard let r = rulesByHandle[h.id], r.countsPackets else { return nil }
+        guard let r = rule(h), r.countsPackets else { return nil }
         return Int(r.counter) < snapshot.count ? snapshot[Int(r.counter)] : dataPlane.ruleCounters(r.counter)
     }
 
@@ -371,8 +383,8 @@ public final class ESwitch: @unchecked Sendable {
     @discardableResult
     public func removeConnection(id: UInt64) -> Bool { connections.remove(id: id) }
 
-    public func rule(_ h: HardwareRuleHandle) -> HardwareRule? { rulesByHandle[h.id] }
-    public var installedRules: [HardwareRule] { Array(rulesByHandle.values) }
+    public func rule(_ h: HardwareRuleHandle) -> HardwareRule? { h.rule.handedOut ? h.rule : nil }
+    public var installedRules: [HardwareRule] { tables.rules.values.filter(\.handedOut) }
 
     private func checkPorts(_ spec: HardwareRuleSpec) -> OffloadFailure? {
         let inPort = spec.key[.inPort]

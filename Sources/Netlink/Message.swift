@@ -80,6 +80,24 @@ public struct GenericMessage: Sendable {
         return out
     }
 
+    /// Appends this message to `out` with attributes `body` writes in place (a dump's
+    /// replies: no attribute array, no message array, nothing copied twice). The
+    /// message's own `attributes` are not used.
+    public func append(to out: inout [UInt8], attributes body: (inout AttributeWriter) -> Void) {
+        let start = out.count
+        appendHeader(&out, NetlinkHeader(length: 0, type: header.type, flags: header.flags,
+                                         sequence: header.sequence, portID: header.portID))
+        out += [command, version, 0, 0]
+        withUnsafeBytes(of: familyHeader.littleEndian) { out += $0 }
+        var w = AttributeWriter(bytes: [])
+        swap(&w.bytes, &out)
+        body(&w)
+        swap(&w.bytes, &out)
+        withUnsafeBytes(of: UInt32(out.count - start).littleEndian) { length in
+            for i in 0..<4 { out[start + i] = length[i] }
+        }
+    }
+
     /// Decodes one message body whose nlmsghdr is already parsed.
     public init(header: NetlinkHeader, body: ArraySlice<UInt8>) throws(NetlinkError) {
         guard body.count >= 8 else {

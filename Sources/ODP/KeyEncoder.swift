@@ -16,7 +16,8 @@ public struct KeyEncoder: Sendable {
         return (k.bytes, w.bytes)
     }
 
-    func encode(flow: FlowKey, mask: FlowKey, exportMask: Bool, into b: inout AttributeWriter) {
+    /// The key (or, with `exportMask`, the mask) attributes of a flow, written where `b` ends.
+    public func encode(flow: FlowKey, mask: FlowKey, exportMask: Bool, into b: inout AttributeWriter) {
         let data = exportMask ? mask : flow
         // Payloads are written in place: an array per attribute was most of a dump's cost.
         b.putU32(KeyAttr.priority, UInt32(truncatingIfNeeded: data[.priority]))

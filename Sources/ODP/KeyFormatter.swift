@@ -28,7 +28,7 @@ public struct KeyFormatter: Sendable {
         var first = true
         var hasEthType = false
         var hasPacketType = false
-        for a in keys {
+        for (position, a) in keys.enumerated() {
             var ma = masks?.first { $0.type == a.type }
             if !checkLength(a, ma, into: &out, first: &first) { continue }
             if a.type == KeyAttr.ethertype { hasEthType = true }
@@ -44,7 +44,7 @@ public struct KeyFormatter: Sendable {
                 }
                 if !first { out += "," }
                 if let memo, depth == 0 {
-                    out += memo.text(a, ma) { formatAttribute(a, ma) }
+                    out += memo.text(a, ma, position: position) { formatAttribute(a, ma) }
                 } else {
                     out += formatAttribute(a, ma)
                 }
@@ -448,25 +448,68 @@ public final class FormatMemo: @unchecked Sendable {
 
     public init() {}
 
-    func text(_ a: Attribute, _ ma: Attribute?, _ make: () -> String) -> String {
+    /// `position`: the attribute's place in its key. A dump's consecutive flows mostly
+    /// repeat the previous flow's attribute there, which a comparison finds (no hashing).
+    func text(_ a: Attribute, _ ma: Attribute?, position: Int, _ make: () -> String) -> String {
+        // An attribute type whose texts keep changing (an address per flow) is formatted
+        // each time: remembering it would cost more than it saves.
+        let t = Int(a.type)
+        if t < Self.watchedTypes {
+            if unique[t] { return make() }
+            tries[t] += 1
+            if tries[t] == Self.probation, tries[t] - hitsByType[t] > Self.probation * 3 / 4 {
+                unique[t] = true
+            }
+        }
         // The id is built in a buffer kept for it: a lookup that hits allocates nothing.
         scratch.removeAll(keepingCapacity: true)
-        scratch += [UInt8(truncatingIfNeeded: a.type), UInt8(truncatingIfNeeded: a.type >> 8),
-                    ma == nil ? 0 : 1, UInt8(truncatingIfNeeded: a.payload.count),
-                    UInt8(truncatingIfNeeded: a.payload.count >> 8), UInt8(truncatingIfNeeded: a.payload.count >> 16)]
+        let n = a.payload.count
+        scratch.append(UInt8(truncatingIfNeeded: a.type))
+        scratch.append(UInt8(truncatingIfNeeded: a.type >> 8))
+        scratch.append(ma == nil ? 0 : 1)
+        scratch.append(UInt8(truncatingIfNeeded: n))
+        scratch.append(UInt8(truncatingIfNeeded: n >> 8))
+        scratch.append(UInt8(truncatingIfNeeded: n >> 16))
         scratch += a.payload
         if let ma { scratch += ma.payload }
-        return text(of: scratch, make)
+        if position < previous.count, previous[position].id == scratch {
+            if t < Self.watchedTypes { hitsByType[t] += 1 }
+            return previous[position].text
+        }
+        let key = Bytes(b: scratch)
+        let text: String
+        if let known = texts[key] {
+            if t < Self.watchedTypes { hitsByType[t] += 1 }
+            text = known
+        } else {
+            text = remember(key, make())
+        }
+        if position < Self.positions {
+            while previous.count <= position { previous.append(([], "")) }
+            previous[position] = (scratch, text)
+        }
+        return text
     }
     private var scratch: [UInt8] = []
+    /// The last attribute seen at each position of a key, and its text.
+    private var previous: [(id: [UInt8], text: String)] = []
+    private static let positions = 32
+    /// Lookups and hits by attribute type, over its first `probation` lookups.
+    private static let watchedTypes = 64, probation = 256
+    private var tries = [Int](repeating: 0, count: watchedTypes)
+    private var hitsByType = [Int](repeating: 0, count: watchedTypes)
+    private var unique = [Bool](repeating: false, count: watchedTypes)
 
     /// The text of a whole byte string (an action list), formatted once.
     public func text(of bytes: [UInt8], _ make: () -> String) -> String {
         let key = Bytes(b: bytes)
         if let t = texts[key] { return t }
-        let t = make()
+        return remember(key, make())
+    }
+
+    private func remember(_ key: Bytes, _ text: String) -> String {
         if texts.count >= Self.limit { texts.removeAll(keepingCapacity: true) }
-        texts[key] = t
-        return t
+        texts[key] = text
+        return text
     }
 }

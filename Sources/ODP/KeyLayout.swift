@@ -105,6 +105,7 @@ extension Array where Element == UInt8 {
     public mutating func setBE128(_ o: Int, _ v: UInt128) { setBE64(o, UInt64(truncatingIfNeeded: v >> 64)); setBE64(o + 8, UInt64(truncatingIfNeeded: v)) }
     public mutating func setLE16(_ o: Int, _ v: UInt16) { self[o] = UInt8(v & 0xff); self[o + 1] = UInt8(v >> 8) }
     public mutating func setLE32(_ o: Int, _ v: UInt32) { setLE16(o, UInt16(v & 0xffff)); setLE16(o + 2, UInt16(v >> 16)) }
+    public mutating func setLE64(_ o: Int, _ v: UInt64) { setLE32(o, UInt32(v & 0xffff_ffff)); setLE32(o + 4, UInt32(v >> 32)) }
     public mutating func setLE128(_ o: Int, _ v: UInt128) {
         for i in 0..<16 { self[o + i] = UInt8(truncatingIfNeeded: v >> UInt128(8 * i)) }
     }

@@ -6,7 +6,20 @@ import Glibc
 public enum AddressText {
     /// Dotted quad.
     public static func ipv4(_ v: UInt32) -> String {
-        "\(v >> 24).\((v >> 16) & 0xff).\((v >> 8) & 0xff).\(v & 0xff)"
+        // Digits written into 15 bytes: a dump prints one or two of these per flow, and
+        // string interpolation of four numbers costs several times as much.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 15) { buf in
+            var n = 0
+            for shift in [24, 16, 8, 0] as [UInt32] {
+                let b = UInt8(truncatingIfNeeded: v >> shift)
+                if shift != 24 { buf[n] = UInt8(ascii: "."); n += 1 }
+                if b >= 100 { buf[n] = 48 + b / 100; n += 1 }
+                if b >= 10 { buf[n] = 48 + b / 10 % 10; n += 1 }
+                buf[n] = 48 + b % 10
+                n += 1
+            }
+            return String(decoding: UnsafeBufferPointer(rebasing: buf[..<n]), as: UTF8.self)
+        }
     }
 
     /// inet_ntop(AF_INET6, …): glibc's compressed form (what OVS prints).

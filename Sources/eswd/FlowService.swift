@@ -226,13 +226,23 @@ extension DatapathService {
 
     func describe(_ f: DatapathFlow, _ d: Datapath, now: UInt64 = Sys.monotonicMilliseconds()) -> [UInt8] {
         var w = AttributeWriter()
-        let (key, mask) = KeyEncoder(vlanLimit: ODPConstants.datapathVLANLimit).encode(f.match)
-        w.put(FlowAttr.key, key)
-        w.put(FlowAttr.mask, mask)
+        describe(f, d, now: now, into: &w)
+        return w.bytes
+    }
+
+    /// The flow's attributes, written where `w` ends (a dump writes them straight into
+    /// its reply buffer).
+    func describe(_ f: DatapathFlow, _ d: Datapath, now: UInt64, into w: inout AttributeWriter) {
+        let encoder = KeyEncoder(vlanLimit: ODPConstants.datapathVLANLimit)
+        w.nested(FlowAttr.key) { encoder.encode(flow: f.match.key, mask: f.match.mask, exportMask: false, into: &$0) }
+        w.nested(FlowAttr.mask) { encoder.encode(flow: f.match.key, mask: f.match.mask, exportMask: true, into: &$0) }
         w.put(FlowAttr.actions, f.actionBytes)
-        w.put(FlowAttr.ufid, Self.ufidBytes(f.ufid))
+        let ufid = w.putZeroed(FlowAttr.ufid, count: 16)
+        w.bytes.setBE128(ufid, f.ufid)
         let s = f.stats
-        w.putU64Array(FlowAttr.stats, [s.packets, s.bytes])
+        let stats = w.putZeroed(FlowAttr.stats, count: 16)
+        w.bytes.setLE64(stats, s.packets)
+        w.bytes.setLE64(stats + 8, s.bytes)
         if s.usedNanoseconds != 0 { w.putU64(FlowAttr.used, s.usedNanoseconds / 1_000_000) }
         if s.tcpFlags != 0 { w.putU16(FlowAttr.tcpFlags, s.tcpFlags) }
         w.putU64(FlowAttr.now, now)
@@ -251,7 +261,6 @@ extension DatapathService {
             w.putString(FlowAttr.offloadReason, reason)
         }
         w.putU8(FlowAttr.origin, f.origin == .normal ? 1 : 0)
-        return w.bytes
     }
 
     // MARK: ovs_packet
@@ -312,8 +321,12 @@ final class FlowDump: ReplyStream {
         self.datapath = datapath
         self.type = type
         self.sequence = sequence
-        flows = datapath.allFlows
-        flows.sort { $0.createdNanoseconds < $1.createdNanoseconds }
+        // Sorted by (creation time, position) pairs: comparing the flows themselves
+        // reads two objects per comparison, scattered over a table of a million.
+        let all = datapath.allFlows
+        var order = all.indices.map { (all[$0].createdNanoseconds, UInt32(truncatingIfNeeded: $0)) }
+        order.sort { $0 < $1 }
+        flows = order.map { all[Int($0.1)] }
     }
 
     func next(into out: inout [UInt8], limit: Int) -> Bool {
@@ -322,10 +335,8 @@ final class FlowDump: ReplyStream {
             let f = flows[next]
             next += 1
             guard DatapathService.matches(type, f, datapath) else { continue }
-            var m = GenericMessage.reply(family: Family.flow, command: FlowCmd.new, sequence: sequence, multi: true,
-                                         attributes: service.describe(f, datapath, now: now))
-            m.header.sequence = sequence
-            out += m.encoded()
+            let m = GenericMessage.reply(family: Family.flow, command: FlowCmd.new, sequence: sequence, multi: true, attributes: [])
+            m.append(to: &out) { service.describe(f, datapath, now: now, into: &$0) }
         }
         if next < flows.count { return true }
         flows = []

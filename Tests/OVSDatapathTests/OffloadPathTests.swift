@@ -42,6 +42,28 @@ struct OffloadPathTests {
         #expect(dp.rules.isEmpty)
     }
 
+    @Test func aFlushEmptiesTheHardwareInOneWriteAndARefusedOneGoesRuleByRule() throws {
+        let (d, sw, dp) = try Self.datapath()
+        d.setPartialOffload(false)
+        for i in 0..<20 { _ = try Self.put(d, "in_port(1),eth(),eth_type(0x0800),ipv4(dst=198.19.1.\(i),frag=no)", "2") }
+        let software = try Self.put(d, "in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)", "userspace(pid=7)")
+        #expect(dp.rules.count == 20)
+        let before = dp.log.count
+        d.flushFlows()
+        #expect(Array(dp.log[before...]) == ["remove all"], "one write, no rule by rule")
+        #expect(dp.rules.isEmpty && sw.tables.rules.isEmpty && sw.installedRules.isEmpty)
+        #expect(sw.tables.maskedPool.occupancy == 0 && sw.tables.counterPool.occupancy == 0 && sw.tables.maskPool.occupancy == 0)
+        #expect(d.allFlows.isEmpty && !software.offload.isOffloaded)
+
+        // The data plane refuses the flush: the rules go one by one instead.
+        for i in 0..<5 { _ = try Self.put(d, "in_port(1),eth(),eth_type(0x0800),ipv4(dst=198.19.2.\(i),frag=no)", "2") }
+        dp.failNextWrites = 1
+        d.flushFlows()
+        #expect(dp.rules.isEmpty && sw.tables.rules.isEmpty)
+        #expect(dp.log.suffix(5).allSatisfy { $0.hasPrefix("remove ") }, "\(dp.log.suffix(6))")
+        #expect(sw.tables.maskedPool.occupancy == 0)
+    }
+
     @Test func aSoftwareOnlyActionStaysInSoftwareWithAReasonWhenPartialOffloadIsOff() throws {
         let (d, _, dp) = try Self.datapath()
         d.setPartialOffload(false)
