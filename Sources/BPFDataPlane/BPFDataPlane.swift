@@ -123,8 +123,13 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     var removalsToRetry: [DataPlaneRule] = []
     /// New rules checked and waiting to be written together (inside `coalescingWrites`),
     /// and their slots' fingerprints by table (exact 0, masked 1).
-    var queuedWrites: [(pending: PendingRule, rule: DataPlaneRule)]?
+    var queuedWrites: [QueuedWrite]?
     var queuedFingerprints: [Set<UInt64>] = [[], []]
+    /// The queue's storage between bulks, and the bulk's list of writes: kept, not
+    /// freed (a bulk is 200 KB; freed, every bulk faulted fresh pages in again, a third
+    /// of a million-flow add-flows spent zeroing them).
+    var spareQueue: [QueuedWrite] = []
+    var bulkScratch: [PendingRule] = []
     /// Told the counters of queued rules the kernel refused after all (RuleWrites.swift).
     var lostWrites: (([UInt32], DataPlaneError) -> Void)?
     public func onLostWrites(_ handler: @escaping ([UInt32], DataPlaneError) -> Void) { lostWrites = handler }

@@ -49,8 +49,8 @@ extension BPFDataPlane {
             throw .system("empty rule tables (\(error.call))", errno: error.errno)
         }
         // Writes still queued were of rules that are gone now; removals too.
-        if queuedWrites != nil { queuedWrites = [] }
-        queuedFingerprints = [[], []]
+        queuedWrites?.removeAll(keepingCapacity: true)
+        for t in queuedFingerprints.indices { queuedFingerprints[t].removeAll(keepingCapacity: true) }
         if queuedRemovals != nil { queuedRemovals = [] }
         removalsToRetry = []
         slots = [[:], [:]]

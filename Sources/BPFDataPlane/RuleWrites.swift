@@ -22,6 +22,9 @@ extension BPFDataPlane {
 
     static func slotIndex(_ t: HardwareTable) -> Int { t == .exact ? 0 : 1 }
 
+    /// A new rule checked and waiting in the queue (`coalescingWrites`).
+    typealias QueuedWrite = (pending: PendingRule, rule: DataPlaneRule)
+
     /// A rule ready to be written: its slot, value, and what it holds (mask, action set).
     struct PendingRule {
         let index: Int
@@ -69,9 +72,12 @@ extension BPFDataPlane {
     /// tables when this returns (the daemon answers its client after that).
     public func coalescingWrites<T>(_ body: () throws -> T) rethrows -> T {
         guard queuedWrites == nil else { return try body() }
-        queuedWrites = []
+        queuedWrites = spareQueue
+        spareQueue = []
+        queuedWrites!.reserveCapacity(Self.queuedWriteBulk)
         defer {
             writeQueuedRules()
+            spareQueue = queuedWrites ?? []
             queuedWrites = nil
         }
         return try body()
@@ -82,10 +88,21 @@ extension BPFDataPlane {
     /// written again one by one, and those still refused are reported lost, so that the
     /// driver stops counting them as programmed.
     public func writeQueuedRules() {
-        guard let q = queuedWrites, !q.isEmpty else { return }
-        queuedWrites = []
-        queuedFingerprints = [[], []]
-        let (written, _) = write(q.map(\.pending))
+        guard var q = queuedWrites, !q.isEmpty else { return }
+        // The queue goes on in the spare storage; this one's is the spare after the write.
+        queuedWrites = spareQueue
+        spareQueue = []
+        defer {
+            q.removeAll(keepingCapacity: true)
+            spareQueue = q
+        }
+        for t in queuedFingerprints.indices { queuedFingerprints[t].removeAll(keepingCapacity: true) }
+        var bulk = bulkScratch
+        bulkScratch = []
+        bulk.removeAll(keepingCapacity: true)
+        for item in q { bulk.append(item.pending) }
+        let (written, _) = write(bulk)
+        bulkScratch = bulk
         guard written < q.count else { return }
         var lost: [UInt32] = []
         var why: DataPlaneError?

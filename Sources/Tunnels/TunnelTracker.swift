@@ -312,6 +312,13 @@ public final class TunnelTracker: TunnelOffloadResolver {
             keepaliveInterval = readKeepaliveInterval()
         }
         guard now &- lastKeepalive >= keepaliveInterval, let dp = datapath else { return }
+        // No encap entry in the hardware, no offloaded encap flow: nothing to walk (a
+        // table of a million flows without tunnels cost a full walk twice a second).
+        guard !sw.tables.encaps.isEmpty else {
+            lastKeepalive = now
+            packetsSeen = [:]
+            return
+        }
         let since = lastKeepalive
         lastKeepalive = now
         var busy = Set<NeighbourKey>()
