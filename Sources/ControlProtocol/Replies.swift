@@ -111,9 +111,11 @@ public struct FlowInfo: Sendable {
     public var learned = false
 
     public init(_ m: GenericMessage) {
-        for a in (try? AttributeParser.parse(m.attributes)) ?? [] {
+        let body = m.attributes
+        for span in (try? AttributeParser.spans(body)) ?? [] {
             // Arrays only for what is kept as bytes: a dump decodes a million of these.
-            let p = a.payload
+            let p = body[span.payload]
+            let a = Attribute(type: span.type, isNested: span.isNested, payload: p, offset: span.offset)
             switch a.type {
             case FlowAttr.key: key = Array(p)
             case FlowAttr.mask: mask = Array(p)

@@ -207,6 +207,36 @@ public enum AttributeParser {
     public static func parse(_ bytes: [UInt8]) throws(NetlinkError) -> [Attribute] {
         try parse(bytes[...])
     }
+
+    /// Where each attribute lies, checked as parse() checks them: plain values (no
+    /// slice, so no reference counting), for a caller that reads most attributes'
+    /// bytes in place and builds an `Attribute` for few of them.
+    public static func spans(_ bytes: ArraySlice<UInt8>) throws(NetlinkError) -> [AttributeSpan] {
+        var out: [AttributeSpan] = []
+        out.reserveCapacity(bytes.count / 12 + 1)
+        try scan(bytes) { rawType, i, len in
+            out.append(AttributeSpan(type: rawType & NetlinkAttributeFlag.typeMask,
+                                     isNested: rawType & NetlinkAttributeFlag.nested != 0,
+                                     payload: (i + 4)..<(i + len), offset: i - bytes.startIndex))
+            return true
+        }
+        return out
+    }
+}
+
+/// An attribute's place in its buffer (AttributeParser.spans).
+public struct AttributeSpan: Sendable {
+    public let type: UInt16
+    public let isNested: Bool
+    /// The payload's indices in the buffer.
+    public let payload: Range<Int>
+    public let offset: Int
+    public var count: Int { payload.count }
+
+    /// The attribute itself, from the buffer the span was found in.
+    public func attribute(in bytes: [UInt8]) -> Attribute {
+        Attribute(type: type, isNested: isNested, payload: bytes[payload], offset: offset)
+    }
 }
 
 public enum NetlinkError: Error, Sendable, Equatable, CustomStringConvertible {

@@ -1,3 +1,4 @@
+import Glibc
 import Netlink
 import Packet
 
@@ -22,43 +23,59 @@ public struct KeyFormatter: Sendable {
     public func format(key: [UInt8], mask: [UInt8]?) -> String {
         guard !key.isEmpty else { return "<empty>" }
         guard depth < KeyParser.maxNesting else { return "<nested too deeply>" }
-        guard let keys = try? AttributeParser.parse(key) else { return "<malformed key>" }
-        let masks = mask.flatMap { try? AttributeParser.parse($0) }
+        // Spans, not attributes: a dump formats a million keys, and an array of
+        // attributes costs reference counting for every one of them.
+        guard let keys = try? AttributeParser.spans(key[...]) else { return "<malformed key>" }
+        let maskBytes = mask ?? []
+        let masks = mask.flatMap { try? AttributeParser.spans($0[...]) }
         var out = ""
+        out.reserveCapacity(160)
         var first = true
         var hasEthType = false
         var hasPacketType = false
-        for (position, a) in keys.enumerated() {
-            var ma = masks?.first { $0.type == a.type }
-            if !checkLength(a, ma, into: &out, first: &first) { continue }
-            if a.type == KeyAttr.ethertype { hasEthType = true }
-            if a.type == KeyAttr.packetType { hasPacketType = true }
-            let nested = KeyAttr.length(a.type) == -2
+        for (position, k) in keys.enumerated() {
+            let m = masks?.first { $0.type == k.type }
+            if let expected = KeyAttr.length(k.type), expected >= 0, k.count != expected || m.map({ $0.count != expected }) ?? false {
+                _ = checkLength(k.attribute(in: key), m?.attribute(in: maskBytes), into: &out, first: &first)
+                continue
+            }
+            if k.type == KeyAttr.ethertype { hasEthType = true }
+            if k.type == KeyAttr.packetType { hasPacketType = true }
+            let nested = KeyAttr.length(k.type) == -2
             var wildcard = false
             if let masks, !masks.isEmpty {
-                wildcard = ma.map { Self.maskIsConstant(a.type, $0.payload, 0) } ?? true
+                wildcard = m.map { Self.maskIsConstant(k.type, maskBytes[$0.payload], 0) } ?? true
             }
             if verbose || !wildcard || nested {
+                if !first { out += "," }
+                first = false
+                let memo = depth == 0 ? memo : nil
+                // The previous flow's attribute at this place, compared where both lie.
+                if let memo, !(wildcard && m == nil),
+                   let text = memo.previousText(at: position, type: k.type, key: key, k.payload, mask: maskBytes, m?.payload) {
+                    out += text
+                    continue
+                }
+                let a = k.attribute(in: key)
+                var ma = m?.attribute(in: maskBytes)
                 if wildcard && ma == nil {
                     ma = Attribute(type: a.type, isNested: false, payload: Self.wildcardMask(a)[...], offset: 0)
                 }
-                if !first { out += "," }
-                if let memo, depth == 0 {
+                if let memo {
                     out += memo.text(a, ma, position: position) { formatAttribute(a, ma) }
                 } else {
                     out += formatAttribute(a, ma)
                 }
-                first = false
-            } else if a.type == KeyAttr.ethernet && !hasPacketType {
+            } else if k.type == KeyAttr.ethernet && !hasPacketType {
                 if !first { out += "," }
                 out += "eth()"
                 first = false
-            } else if a.type == KeyAttr.packetType && wildcard {
+            } else if k.type == KeyAttr.packetType && wildcard {
                 hasPacketType = false
             }
         }
-        if !hasEthType, let masks, let ma = masks.first(where: { $0.type == KeyAttr.ethertype }), ma.count == 2 {
-            out += ",eth_type(0/\(hex0x4(Array(ma.payload).be16(0))))"
+        if !hasEthType, let masks, let m = masks.first(where: { $0.type == KeyAttr.ethertype }), m.count == 2 {
+            out += ",eth_type(0/\(hex0x4(Array(maskBytes[m.payload]).be16(0))))"
         }
         return out
     }
@@ -113,10 +130,18 @@ public struct KeyFormatter: Sendable {
 
     // MARK: field helpers (format_eth, format_ipv4, …): empty mask → nothing
 
-    private func field(_ out: inout String, _ name: String, value: String, maskEmpty: Bool, maskFull: Bool, mask: String) {
+    /// `value` and `mask` are made only if printed (most fields of a dump are wildcarded
+    /// or exact).
+    private func field(_ out: inout String, _ name: String, value: @autoclosure () -> String, maskEmpty: Bool, maskFull: Bool,
+                       mask: @autoclosure () -> String) {
         if verbose || !maskEmpty {
-            out += name + "=" + value
-            if !maskFull { out += "/" + mask }
+            out += name
+            out += "="
+            out += value()
+            if !maskFull {
+                out += "/"
+                out += mask()
+            }
             out += ","
         }
     }
@@ -491,6 +516,34 @@ public final class FormatMemo: @unchecked Sendable {
         return text
     }
     private var scratch: [UInt8] = []
+
+    /// The text of the attribute at `position` if it is the one the previous key had
+    /// there (same type, payload and mask bytes), read where the bytes lie.
+    func previousText(at position: Int, type: UInt16, key: [UInt8], _ k: Range<Int>, mask: [UInt8],
+                      _ m: Range<Int>?) -> String? {
+        guard position < previous.count else { return nil }
+        let id = previous[position].id
+        let n = k.count, masked = m?.count ?? 0
+        guard id.count == 6 + n + masked, id[0] == UInt8(truncatingIfNeeded: type), id[1] == UInt8(truncatingIfNeeded: type >> 8),
+              id[2] == (m == nil ? 0 : 1), id[3] == UInt8(truncatingIfNeeded: n), id[4] == UInt8(truncatingIfNeeded: n >> 8),
+              id[5] == UInt8(truncatingIfNeeded: n >> 16) else { return nil }
+        let same = id.withUnsafeBytes { i in
+            key.withUnsafeBytes { kb in
+                mask.withUnsafeBytes { mb in
+                    (n == 0 || memcmp(i.baseAddress! + 6, kb.baseAddress! + k.lowerBound, n) == 0)
+                        && (masked == 0 || memcmp(i.baseAddress! + 6 + n, mb.baseAddress! + m!.lowerBound, masked) == 0)
+                }
+            }
+        }
+        guard same else { return nil }
+        let t = Int(type)
+        if t < Self.watchedTypes {
+            tries[t] += 1
+            hitsByType[t] += 1
+        }
+        return previous[position].text
+    }
+
     /// The last attribute seen at each position of a key, and its text.
     private var previous: [(id: [UInt8], text: String)] = []
     private static let positions = 32
