@@ -216,7 +216,7 @@ final class Daemon {
         let run = RequestRun(messages) { [unowned self] raw, out in handle(raw, client: client, into: &out) }
         // New rules' writes go to the kernel in bulks, all of them before the replies leave.
         let plane = dataPlane
-        server.stream(fd) { plane.coalescingWrites { run.produce() } }
+        server.stream(fd) { out in plane.coalescingWrites { run.produce(into: &out) } }
     }
 
     /// One request → its replies, always ending with an ACK, DONE or error, appended to

@@ -18,9 +18,9 @@ final class RequestRun {
         self.handle = handle
     }
 
-    /// The next replies, nil once every request is answered.
-    func produce() -> [UInt8]? {
-        var out: [UInt8] = []
+    /// Appends the next replies to `out` (empty): false once every request is answered.
+    func produce(into out: inout [UInt8]) -> Bool {
+        out.reserveCapacity(Self.chunkBytes + (16 << 10))
         while out.count < Self.chunkBytes {
             if let (replies, sequence) = stream {
                 if !replies.next(into: &out, limit: Self.chunkBytes) {
@@ -34,6 +34,6 @@ final class RequestRun {
             next += 1
             if let s = handle(raw, &out) { stream = (s, raw.header.sequence) }
         }
-        return out.isEmpty ? nil : out
+        return !out.isEmpty
     }
 }
