@@ -32,6 +32,13 @@ public enum Console {
         if pending.count >= 64 << 10 { flush() }
     }
 
+    /// The same, the line appended to the buffer by `write` (no String of its own).
+    public static func bufferedLine(_ write: (inout [UInt8]) -> Void) {
+        write(&pending)
+        pending.append(UInt8(ascii: "\n"))
+        if pending.count >= 64 << 10 { flush() }
+    }
+
     public static func flush() {
         var off = 0
         while off < pending.count {

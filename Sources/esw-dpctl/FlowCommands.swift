@@ -50,18 +50,53 @@ struct FlowLineFormatter {
     }
 
     func format(_ f: FlowInfo) -> String {
-        var s = ""
-        if verbose { s += "ufid:\(formatUFID(f.ufid)), " }
-        s += keys.format(key: f.key, mask: f.mask)
-        s += ", packets:\(f.packets), bytes:\(f.bytes), used:\(f.usedText)"
-        if f.tcpFlags != 0 { s += ", flags:\(f.tcpFlagsText)" }
+        var line: [UInt8] = []
+        format(f, into: &line)
+        return String(decoding: line, as: UTF8.self)
+    }
+
+    /// Appends the line's bytes to `out` (a dump's output buffer: no line String).
+    func format(_ f: FlowInfo, into out: inout [UInt8]) {
+        if verbose { out += "ufid:\(formatUFID(f.ufid)), ".utf8 }
+        out += keys.format(key: f.key, mask: f.mask).utf8
+        out += ", packets:".utf8
+        Self.decimal(f.packets, into: &out)
+        out += ", bytes:".utf8
+        Self.decimal(f.bytes, into: &out)
+        out += ", used:".utf8
+        out += f.usedText.utf8
+        if f.tcpFlags != 0 { out += ", flags:\(f.tcpFlagsText)".utf8 }
         // A partial flow's actions run in software: dp:ovs, as OVS prints it.
-        if verbose { s += f.offloadWord.map { ", offloaded:\($0), dp:" + (f.offloadState == 4 ? "ovs" : "esw") } ?? ", dp:ovs" }
-        s += ", actions:" + memo.text(of: f.actions) { actions.format(f.actions) }
-        if verbose, !f.offloaded, let r = f.offloadReason {
-            s += f.offloadState == 3 ? ", dp-extra-info:hardware refused it after the add: \(r)" : ", dp-extra-info:not offloaded: \(r)"
+        if verbose { out += (f.offloadWord.map { ", offloaded:\($0), dp:" + (f.offloadState == 4 ? "ovs" : "esw") } ?? ", dp:ovs").utf8 }
+        out += ", actions:".utf8
+        // Flows of one table mostly share their actions: the previous line's text first.
+        if f.actions != previousActions.bytes {
+            previousActions.bytes = f.actions
+            previousActions.text = memo.text(of: f.actions) { actions.format(f.actions) }
         }
-        return s
+        out += previousActions.text.utf8
+        if verbose, !f.offloaded, let r = f.offloadReason {
+            out += (f.offloadState == 3 ? ", dp-extra-info:hardware refused it after the add: \(r)" : ", dp-extra-info:not offloaded: \(r)").utf8
+        }
+    }
+
+    /// The last action list formatted, and its text.
+    private let previousActions = PreviousText()
+    private final class PreviousText {
+        var bytes: [UInt8]?
+        var text = ""
+    }
+
+    /// `n` in decimal, digit by digit (String(n) allocates a string per number).
+    static func decimal(_ n: UInt64, into out: inout [UInt8]) {
+        guard n >= 10 else { return out.append(48 + UInt8(n)) }
+        var digits: (UInt64, Int) = (1, 1)
+        while n / digits.0 >= 10 { digits = (digits.0 * 10, digits.1 + 1) }
+        var p = digits.0
+        while p > 0 {
+            out.append(48 + UInt8(n / p % 10))
+            p /= 10
+        }
     }
 }
 
@@ -401,7 +436,7 @@ struct DumpFlows: ParsableCommand {
             defer { Console.flush() }
             do {
                 let lines = FlowLineFormatter(verbose: more, names: portNames)
-                try s.client.dump(request) { Console.bufferedLine(lines.format(FlowInfo($0))) }
+                try s.client.dump(request) { m in Console.bufferedLine { lines.format(FlowInfo(m), into: &$0) } }
             } catch let e as ControlError {
                 throw CLIError(e.description)
             }
