@@ -28,6 +28,37 @@ import Packet
         }
     }
 
+    /// A dump's formatter remembers texts (by position, then by bytes): every key, in any
+    /// order and after any other, must print exactly as a formatter without memory prints
+    /// it, in both the short and the verbose form.
+    @Test func aRememberingFormatterPrintsWhatAFreshOnePrints() throws {
+        var keys: [(key: [UInt8], mask: [UInt8])] = []
+        for c in OVSCorpus.keys where !c.input.isEmpty { keys.append(KeyEncoder().encode(try match(c.input))) }
+        for i in 0..<600 {
+            // Runs of keys that differ in one field (a dump's usual order), then jumps.
+            let src = "198.18.\(i / 256 % 4).\(i % 256)"
+            let l4 = i % 7 == 0 ? "proto=17,frag=no),udp(dst=\(i))" : "proto=6,frag=no),tcp(src=\(i % 3))"
+            let text = i % 5 == 0
+                ? "in_port(\(1 + i % 3)),eth(),eth_type(0x0800),ipv4(src=\(src),\(l4)"
+                : "in_port(1),eth(src=00:00:00:00:00:\(String(format2: UInt8(i % 200)))),eth_type(0x0800),ipv4(src=\(src)/255.255.255.0,frag=no)"
+            keys.append(KeyEncoder().encode(try match(text)))
+        }
+        var rng = SystemRandomNumberGenerator()
+        let shuffled = keys.shuffled(using: &rng)
+        for verbose in [false, true] {
+            let remembering = KeyFormatter(verbose: verbose, memo: FormatMemo())
+            for order in [keys, shuffled, keys + keys] {
+                for (k, m) in order {
+                    #expect(remembering.format(key: k, mask: m) == KeyFormatter(verbose: verbose).format(key: k, mask: m))
+                }
+            }
+            // The key without its mask, and a mask attribute missing: other shapes at the same places.
+            for (k, _) in keys.prefix(50) {
+                #expect(remembering.format(key: k, mask: nil) == KeyFormatter(verbose: verbose).format(key: k, mask: nil))
+            }
+        }
+    }
+
     @Test func printedKeysParseBackAsOVSParsesThem() throws {
         // OVS cannot always read its own dump (no eth_type for an eth() with a
         // wildcarded type, a dropped udp() after a masked proto, …): esw must agree.
