@@ -142,6 +142,8 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     private var vxlanPorts: [UInt16] = []
     private var portIfindexes: [PortIndex: (Int32, Int32)] = [:]
     private var lastRank: UInt64 = 0
+    /// A flush could not rewrite the mask or chain lists (RuleTables.swift): `maintain` does.
+    var listsUnpublished = false
     /// Each mask's hit total at the last ranking (ranking is by hits since then).
     var hitsAtLastRank: [UInt32: UInt64] = [:]
     /// Offloaded user programs by port, and the NIC processor's speed (UserPrograms.swift).
@@ -470,6 +472,10 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     public func maintain(now: UInt64) {
         writeQueuedRules()
         retryRemovals()
+        if listsUnpublished {
+            listsUnpublished = (try? publishLists()) == nil
+            listsUnpublished = (try? publishChainList()) == nil || listsUnpublished
+        }
         maskIDs.reclaim(now: now)
         chainMaskIDs.reclaim(now: now)
         actionSetIDs.reclaim(now: now)

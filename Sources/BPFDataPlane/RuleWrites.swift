@@ -76,7 +76,8 @@ extension BPFDataPlane {
         spareQueue = []
         queuedWrites!.reserveCapacity(Self.queuedWriteBulk)
         defer {
-            writeQueuedRules()
+            // (Written until empty: a lost write's handler could queue again.)
+            while queuedWrites?.isEmpty == false { writeQueuedRules() }
             spareQueue = queuedWrites ?? []
             queuedWrites = nil
         }

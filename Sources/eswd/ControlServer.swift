@@ -155,7 +155,9 @@ final class ControlServer {
             var chunk = chunkBuffer
             chunkBuffer = []
             chunk.removeAll(keepingCapacity: true)
-            defer { chunkBuffer = chunk }
+            // Kept only at chunk size: a reply that is not streamed comes whole (a big
+            // conntrack dump), and its buffer must not stay for the daemon's life.
+            defer { chunkBuffer = chunk.capacity <= 2 * RequestRun.chunkBytes ? chunk : [] }
             guard p(&chunk) else {
                 c.producer = nil
                 return

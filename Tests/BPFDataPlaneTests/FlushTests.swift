@@ -2,6 +2,7 @@
 import CLibBPF
 import ESwitch
 import Glibc
+import NetLinux
 import Packet
 import Testing
 
@@ -53,5 +54,34 @@ struct FlushTests {
         #expect(try BatchTests.verdict(dp, dst: BatchTests.base + 7) == P.shot)
         #expect(try BatchTests.verdict(dp, dst: exactDst) == P.shot)
         #expect(Self.entries(dp.mapFD(.masked)) == n)
+    }
+
+    /// Once the empty tables are in, the flush has happened, whatever fails after: here
+    /// the mask lists cannot be rewritten. Nothing may stay counted (a mask still counted
+    /// would keep a later rule on it out of the lists: reported installed, never matched).
+    @Test func aFlushWhoseListsCannotBeWrittenStillEmptiesAndGivesEverythingBack() throws {
+        let dp = try PipelineTests.dataPlane()
+        let rules = BatchTests.rules(10, actions: [.drop])
+        #expect(dp.program(batch: rules).installed == 10)
+        #expect(try BatchTests.verdict(dp, dst: BatchTests.base + 3) == P.shot)
+        // The mask lists' fd stands for /dev/null during the flush: its writes fail.
+        let fd = dp.maps.maskLists
+        let saved = dup(fd)
+        let null = open("/dev/null", O_RDONLY)
+        _ = dup2(null, fd)
+        close(null)
+        var threw = false
+        do { try dp.removeAllRules() } catch { threw = true }
+        _ = dup2(saved, fd)
+        close(saved)
+        #expect(!threw, "the tables were swapped: the flush happened")
+        #expect(try BatchTests.verdict(dp, dst: BatchTests.base + 3) == P.redirect, "gone from the silicon")
+        #expect(dp.masksByWords.isEmpty && dp.actionSets.isEmpty)
+        #expect(dp.listsUnpublished)
+        dp.maintain(now: Sys.monotonicNanoseconds())
+        #expect(!dp.listsUnpublished, "maintain writes the lists")
+        // The same rules go in again and match.
+        #expect(dp.program(batch: rules).installed == 10)
+        #expect(try BatchTests.verdict(dp, dst: BatchTests.base + 3) == P.shot)
     }
 }
