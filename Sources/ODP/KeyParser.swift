@@ -62,6 +62,16 @@ struct KeyParser {
     }
 
     /// One key attribute; returns the index after it.
+    private static let singles: [(String, UInt16, FieldType, Bool)] = [
+        ("skb_priority(", KeyAttr.priority, .u32, true),
+        ("skb_mark(", KeyAttr.skbMark, .u32, true),
+        ("recirc_id(", KeyAttr.recircID, .u32, false),
+        ("dp_hash(", KeyAttr.dpHash, .u32, true),
+    ]
+    private static let ctTuples = [KeyLayout.ctTuple4, KeyLayout.ctTuple6]
+    private static let l3AndTCP = [KeyLayout.ipv4, KeyLayout.ipv6, KeyLayout.tcp]
+    private static let otherL4 = [KeyLayout.udp, KeyLayout.sctp, KeyLayout.icmp, KeyLayout.icmpv6, KeyLayout.arp, KeyLayout.nd]
+
     mutating func parseAttribute(at i: Int, key: inout AttributeWriter, mask: inout AttributeWriter) -> Int? {
         depth += 1
         defer { depth -= 1 }
@@ -70,14 +80,9 @@ struct KeyParser {
     }
 
     private mutating func parseAttribute__(at i: Int, key: inout AttributeWriter, mask: inout AttributeWriter) -> Int? {
-        // Single-valued attributes.
-        let singles: [(String, UInt16, FieldType, Bool)] = [
-            ("skb_priority(", KeyAttr.priority, .u32, true),
-            ("skb_mark(", KeyAttr.skbMark, .u32, true),
-            ("recirc_id(", KeyAttr.recircID, .u32, false),
-            ("dp_hash(", KeyAttr.dpHash, .u32, true),
-        ]
-        for (prefix, attr, type, masked) in singles where sc.hasPrefix(prefix, at: i) {
+        // Single-valued attributes. (The tables below are built once: built per
+        // attribute, their arrays and strings were a fifth of add-flows' parsing.)
+        for (prefix, attr, type, masked) in Self.singles where sc.hasPrefix(prefix, at: i) {
             return scanSingle(at: i + prefix.utf8.count, attr: attr, type: type, size: 4, masked: masked, key: &key, mask: &mask)
         }
         if sc.hasPrefix("ct_state(", at: i) {
@@ -109,7 +114,7 @@ struct KeyParser {
             mask.put(KeyAttr.ctLabels, mb)
             return k + 1
         }
-        for spec in [KeyLayout.ctTuple4, KeyLayout.ctTuple6] where sc.hasPrefix(spec.prefix, at: i) {
+        for spec in Self.ctTuples where sc.hasPrefix(spec.prefix, at: i) {
             return scanStruct(spec, at: i, key: &key, mask: &mask)
         }
         if sc.hasPrefix("tunnel(", at: i) { return parseTunnel(at: i + 7, key: &key, mask: &mask) }
@@ -120,7 +125,7 @@ struct KeyParser {
             return scanSingle(at: i + 9, attr: KeyAttr.ethertype, type: .be16, size: 2, masked: true, key: &key, mask: &mask)
         }
         if sc.hasPrefix("mpls(", at: i) { return parseMPLS(at: i + 5, key: &key, mask: &mask) }
-        for spec in [KeyLayout.ipv4, KeyLayout.ipv6, KeyLayout.tcp] where sc.hasPrefix(spec.prefix, at: i) {
+        for spec in Self.l3AndTCP where sc.hasPrefix(spec.prefix, at: i) {
             return scanStruct(spec, at: i, key: &key, mask: &mask)
         }
         if sc.hasPrefix("tcp_flags(", at: i) {
@@ -135,8 +140,7 @@ struct KeyParser {
             mask.put(KeyAttr.tcpFlags, [UInt8].be16(UInt16(truncatingIfNeeded: m)))
             return e + 1
         }
-        for spec in [KeyLayout.udp, KeyLayout.sctp, KeyLayout.icmp, KeyLayout.icmpv6, KeyLayout.arp, KeyLayout.nd]
-        where sc.hasPrefix(spec.prefix, at: i) {
+        for spec in Self.otherL4 where sc.hasPrefix(spec.prefix, at: i) {
             return scanStruct(spec, at: i, key: &key, mask: &mask)
         }
         if sc.hasPrefix("nd_ext(", at: i) { return fail(i, "nd_ext is not supported by esw") }
