@@ -142,10 +142,7 @@ public final class ESwitch: @unchecked Sendable {
         guard newMode != mode else { return }
         if newMode == .legacy {
             engine.drain()
-            for r in Array(tables.rules.values) {
-                r.handedOut = false
-                tables.discard(r)
-            }
+            for r in Array(tables.rules.values) { tables.discard(r) }
             connections.removeAll()
             engine.forgetReservations()
             try dataPlaneCall { () throws(DataPlaneError) in try dataPlane.setMode(.legacy, portCount: ports.count) }
@@ -332,12 +329,7 @@ public final class ESwitch: @unchecked Sendable {
     /// Takes every rule out of the hardware at once (the datapath's flush): every
     /// handle is void after it. False, with nothing changed, if the data plane could not
     /// empty its tables (the caller removes rule by rule).
-    public func deleteAllRules() -> Bool {
-        let handedOut = tables.rules.values.filter(\.handedOut)
-        guard engine.removeAll() else { return false }
-        for r in handedOut { r.handedOut = false }
-        return true
-    }
+    public func deleteAllRules() -> Bool { engine.removeAll() }
 
     /// Where a rule is: pending (accepted, not yet written), programmed, or failed
     /// (refused by the hardware after its add returned). Nil for an unknown handle.

@@ -191,8 +191,8 @@ public final class HardwareRule: ClassifierEntry, @unchecked Sendable {
     var retired = false
     /// Deleted, its removal queued behind other writes (it still holds its place).
     var removing = false
-    /// The driver's caller holds a handle to it (ESwitch: added, not yet deleted,
-    /// replaced or flushed).
+    /// The driver's caller holds a handle to it (ESwitch: added, not yet deleted or
+    /// replaced; a discarded rule has none).
     var handedOut = false
 
     init(id: UInt64, spec: HardwareRuleSpec, mask: FlowMask, table: HardwareTable, units: Int, counter: UInt32 = 0) {

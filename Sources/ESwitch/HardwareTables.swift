@@ -421,6 +421,7 @@ public final class HardwareTables: @unchecked Sendable {
         if rules.isEmpty && rules.capacity > 4096 { rules = [:] }   // give a big table's storage back
         forgetPending(r)
         r.retired = true
+        r.handedOut = false   // a discarded rule's handle names nothing
         guard unprogram(r) else {
             stuckRemovals.append(r)
             return true
@@ -469,6 +470,7 @@ public final class HardwareTables: @unchecked Sendable {
         }
         for r in rules.values {
             r.retired = true
+            r.handedOut = false
             if let old = r.replaces {
                 // Still in the silicon under its successor, which holds the units.
                 r.replaces = nil

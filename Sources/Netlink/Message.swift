@@ -87,7 +87,10 @@ public struct GenericMessage: Sendable {
         let start = out.count
         appendHeader(&out, NetlinkHeader(length: 0, type: header.type, flags: header.flags,
                                          sequence: header.sequence, portID: header.portID))
-        out += [command, version, 0, 0]
+        out.append(command)
+        out.append(version)
+        out.append(0)
+        out.append(0)
         withUnsafeBytes(of: familyHeader.littleEndian) { out += $0 }
         var w = AttributeWriter(bytes: [])
         swap(&w.bytes, &out)

@@ -473,8 +473,8 @@ public final class FormatMemo: @unchecked Sendable {
 
     public init() {}
 
-    /// `position`: the attribute's place in its key. A dump's consecutive flows mostly
-    /// repeat the previous flow's attribute there, which a comparison finds (no hashing).
+    /// `position`: the attribute's place in its key; the text is remembered there for
+    /// `previousText`, which the formatter asks first.
     func text(_ a: Attribute, _ ma: Attribute?, position: Int, _ make: () -> String) -> String {
         // An attribute type whose texts keep changing (an address per flow) is formatted
         // each time: remembering it would cost more than it saves.
@@ -497,10 +497,6 @@ public final class FormatMemo: @unchecked Sendable {
         scratch.append(UInt8(truncatingIfNeeded: n >> 16))
         scratch += a.payload
         if let ma { scratch += ma.payload }
-        if position < previous.count, previous[position].id == scratch {
-            if t < Self.watchedTypes { hitsByType[t] += 1 }
-            return previous[position].text
-        }
         let key = Bytes(b: scratch)
         let text: String
         if let known = texts[key] {
@@ -518,7 +514,8 @@ public final class FormatMemo: @unchecked Sendable {
     private var scratch: [UInt8] = []
 
     /// The text of the attribute at `position` if it is the one the previous key had
-    /// there (same type, payload and mask bytes), read where the bytes lie.
+    /// there (same type, payload and mask bytes), read where the bytes lie: a dump's
+    /// consecutive flows mostly repeat it, which a comparison finds (no hashing).
     func previousText(at position: Int, type: UInt16, key: [UInt8], _ k: Range<Int>, mask: [UInt8],
                       _ m: Range<Int>?) -> String? {
         guard position < previous.count else { return nil }
@@ -553,12 +550,16 @@ public final class FormatMemo: @unchecked Sendable {
     private var hitsByType = [Int](repeating: 0, count: watchedTypes)
     private var unique = [Bool](repeating: false, count: watchedTypes)
 
-    /// The text of a whole byte string (an action list), formatted once.
+    /// The text of a whole byte string (an action list), formatted once; the last one
+    /// asked for is compared first (flows of one table mostly share their actions).
     public func text(of bytes: [UInt8], _ make: () -> String) -> String {
+        if let last = lastBytes, last.bytes == bytes { return last.text }
         let key = Bytes(b: bytes)
-        if let t = texts[key] { return t }
-        return remember(key, make())
+        let text = texts[key] ?? remember(key, make())
+        lastBytes = (bytes, text)
+        return text
     }
+    private var lastBytes: (bytes: [UInt8], text: String)?
 
     private func remember(_ key: Bytes, _ text: String) -> String {
         if texts.count >= Self.limit { texts.removeAll(keepingCapacity: true) }

@@ -10,7 +10,7 @@ public enum AddressText {
         // string interpolation of four numbers costs several times as much.
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 15) { buf in
             var n = 0
-            for shift in [24, 16, 8, 0] as [UInt32] {
+            for shift in stride(from: UInt32(24), through: 0, by: -8) {
                 let b = UInt8(truncatingIfNeeded: v >> shift)
                 if shift != 24 { buf[n] = UInt8(ascii: "."); n += 1 }
                 if b >= 100 { buf[n] = 48 + b / 100; n += 1 }

@@ -69,30 +69,16 @@ struct FlowLineFormatter {
         // A partial flow's actions run in software: dp:ovs, as OVS prints it.
         if verbose { out += (f.offloadWord.map { ", offloaded:\($0), dp:" + (f.offloadState == 4 ? "ovs" : "esw") } ?? ", dp:ovs").utf8 }
         out += ", actions:".utf8
-        // Flows of one table mostly share their actions: the previous line's text first.
-        if f.actions != previousActions.bytes {
-            previousActions.bytes = f.actions
-            previousActions.text = memo.text(of: f.actions) { actions.format(f.actions) }
-        }
-        out += previousActions.text.utf8
+        out += memo.text(of: f.actions) { actions.format(f.actions) }.utf8
         if verbose, !f.offloaded, let r = f.offloadReason {
             out += (f.offloadState == 3 ? ", dp-extra-info:hardware refused it after the add: \(r)" : ", dp-extra-info:not offloaded: \(r)").utf8
         }
     }
 
-    /// The last action list formatted, and its text.
-    private let previousActions = PreviousText()
-    private final class PreviousText {
-        var bytes: [UInt8]?
-        var text = ""
-    }
-
     /// `n` in decimal, digit by digit (String(n) allocates a string per number).
     static func decimal(_ n: UInt64, into out: inout [UInt8]) {
-        guard n >= 10 else { return out.append(48 + UInt8(n)) }
-        var digits: (UInt64, Int) = (1, 1)
-        while n / digits.0 >= 10 { digits = (digits.0 * 10, digits.1 + 1) }
-        var p = digits.0
+        var p: UInt64 = 1
+        while n / p >= 10 { p *= 10 }
         while p > 0 {
             out.append(48 + UInt8(n / p % 10))
             p /= 10

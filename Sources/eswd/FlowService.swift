@@ -234,8 +234,9 @@ extension DatapathService {
     /// its reply buffer).
     func describe(_ f: DatapathFlow, _ d: Datapath, now: UInt64, into w: inout AttributeWriter) {
         let encoder = KeyEncoder(vlanLimit: ODPConstants.datapathVLANLimit)
-        w.nested(FlowAttr.key) { encoder.encode(flow: f.match.key, mask: f.match.mask, exportMask: false, into: &$0) }
-        w.nested(FlowAttr.mask) { encoder.encode(flow: f.match.key, mask: f.match.mask, exportMask: true, into: &$0) }
+        let m = f.match   // rebuilt from the classifier entry: once, not per use
+        w.nested(FlowAttr.key) { encoder.encode(flow: m.key, mask: m.mask, exportMask: false, into: &$0) }
+        w.nested(FlowAttr.mask) { encoder.encode(flow: m.key, mask: m.mask, exportMask: true, into: &$0) }
         w.put(FlowAttr.actions, f.actionBytes)
         let ufid = w.putZeroed(FlowAttr.ufid, count: 16)
         w.bytes.setBE128(ufid, f.ufid)
