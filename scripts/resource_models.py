@@ -21,6 +21,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 
 MODELS = ["lockstep", "prefetch", "credit", "predictive", "async"]
@@ -154,10 +155,52 @@ def send_udp(lab, ports, per_port):
     subprocess.run(lab.ns("vm0", sys.executable, "-c", code), check=True)
 
 
-def capture(lab, vf_netdev, lo, hi):
-    return subprocess.Popen(lab.ns("vm1", "tcpdump", "--immediate-mode", "-i", vf_netdev, "-n", "-l", "-q", "-p",
-                                   f"udp and dst portrange {lo}-{hi}"),
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+class Capture:
+    """tcpdump on the receiving VF, the blackhole's witness. Counted only once tcpdump
+    says it listens, stopped only after a quiet period, with a short snap length (in
+    immediate mode each ring slot holds a whole snap length: at the default 256 KiB the
+    ring has a few slots and drops a burst on a loaded machine); a drop it reports
+    fails the run, as lost packets would otherwise read as blackholed flows."""
+
+    def __init__(self, lab, vf_netdev, lo, hi):
+        self.proc = subprocess.Popen(lab.ns("vm1", "tcpdump", "--immediate-mode", "-s", "128", "-B", "4096",
+                                            "-i", vf_netdev, "-n", "-l", "-q", "-p", f"udp and dst portrange {lo}-{hi}"),
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines, self.stderr = [], []
+        self.last_line_at = time.monotonic()
+        listening = threading.Event()
+
+        def read_stderr():
+            for line in self.proc.stderr:
+                self.stderr.append(line.strip())
+                if "listening on" in line:
+                    listening.set()
+            listening.set()
+
+        def read_stdout():
+            for line in self.proc.stdout:
+                self.lines.append(line)
+                self.last_line_at = time.monotonic()
+
+        self.readers = [threading.Thread(target=f, daemon=True) for f in (read_stderr, read_stdout)]
+        for t in self.readers:
+            t.start()
+        if not listening.wait(20) or self.proc.poll() is not None:
+            raise RuntimeError(f"tcpdump did not start: {self.stderr}")
+
+    def stop(self, quiet=1.0, limit=15.0):
+        """Waits until no packet came for `quiet` seconds, then stops tcpdump; returns its lines."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline and time.monotonic() - self.last_line_at < quiet:
+            time.sleep(0.1)
+        self.proc.terminate()
+        self.proc.wait()
+        for t in self.readers:
+            t.join(5)
+        dropped = [l for l in self.stderr if "dropped by kernel" in l and not l.startswith("0 ")]
+        if dropped:
+            raise RuntimeError(f"tcpdump lost packets itself: {dropped}")
+        return self.lines
 
 
 def blackhole(lab, reply_file, vf_netdev, size, free, batch_size, per_port):
@@ -181,14 +224,10 @@ def blackhole(lab, reply_file, vf_netdev, size, free, batch_size, per_port):
         installed = [l for l in lab.flows() if "udp(" in l]
         reported = {int(re.search(r"udp\([^)]*dst=(\d+)", l).group(1)) for l in installed}
         failed = sum(1 for l in installed if "offloaded:failed" in l)
-        tcpdump = capture(lab, vf_netdev, ports[0], ports[-1])
-        time.sleep(1.0)
+        tcpdump = Capture(lab, vf_netdev, ports[0], ports[-1])
         send_udp(lab, ports, per_port)
-        time.sleep(0.5)
-        tcpdump.terminate()
-        seen, _ = tcpdump.communicate()
         got = {p: 0 for p in ports}
-        for line in seen.splitlines():
+        for line in tcpdump.stop():
             m = re.search(r"\.(\d+): UDP", line)
             if m and int(m.group(1)) in got:
                 got[int(m.group(1))] += 1

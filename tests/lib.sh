@@ -168,11 +168,14 @@ T_PCAPS=0
 # t_pcap NS IF [FILTER]: start tcpdump on IF in NS (one file per capture). Sets PCAP,
 # the capture's handle; save it to run several captures at once. Immediate mode: without
 # it frames wait in the capture ring's current block (up to a second), and the ones still
-# there when t_pcap_count stops tcpdump are lost (seen on a loaded machine).
+# there when t_pcap_count stops tcpdump are lost (seen on a loaded machine). In immediate
+# mode each slot of the capture ring holds a whole snap length (64 KiB and more at the
+# default), so the ring had a few dozen slots and dropped bursts when tcpdump was slow to
+# run: a short snap length (every header, even of a VXLAN frame) and a larger ring.
 t_pcap() {
     T_PCAPS=$((T_PCAPS + 1))
     local file="$T_DIR/$T_PCAPS-$1-$2.pcap"
-    ip netns exec "$T_PREFIX$1" tcpdump --immediate-mode -i "$2" -nn -U -w "$file" ${3:-} >/dev/null 2>&1 &
+    ip netns exec "$T_PREFIX$1" tcpdump --immediate-mode -s 4096 -B 8192 -i "$2" -nn -U -w "$file" ${3:-} >/dev/null 2>&1 &
     PCAP="$!:$file"
     T_PIDS+=("$!")
     # Capturing has started once tcpdump has written the file header.

@@ -16,7 +16,7 @@ t_wait "flows offloaded" 5 bash -c "[ \$(dpctl dump-flows -m | grep -c 'offloade
 check "traffic before the soak" t_ping vm0 198.19.0.3 3
 
 # Witness on the wire: every VXLAN frame the switch sends, with its destination MAC.
-ip netns exec "$R" tcpdump --immediate-mode -i wire0 -nn -e -tt -U -w "$T_DIR/wire.pcap" 'udp dst port 4789 and src host 198.18.0.1' >/dev/null 2>&1 &
+ip netns exec "$R" tcpdump --immediate-mode -s 4096 -B 8192 -i wire0 -nn -e -tt -U -w "$T_DIR/wire.pcap" 'udp dst port 4789 and src host 198.18.0.1' >/dev/null 2>&1 &
 T_PIDS+=("$!")
 t_wait "tcpdump on the wire" 5 test -s "$T_DIR/wire.pcap"
 ip netns exec "${T_PREFIX}vm0" ping -q -i 0.005 -w 120 198.19.0.3 >/dev/null 2>&1 &
@@ -50,7 +50,7 @@ check_eq "flows still offloaded after the soak" 4 "$(dpctl dump-flows -m | grep 
 
 # Stale MACs: after each neighbour change (plus the settle time the tracker is given,
 # which includes the kernel's notification), every frame goes to the new MAC.
-pkill -INT -f "tcpdump --immediate-mode -i wire0 -nn -e -tt -U -w $T_DIR/wire.pcap" ; sleep 0.5
+pkill -INT -f "tcpdump --immediate-mode -s 4096 -B 8192 -i wire0 -nn -e -tt -U -w $T_DIR/wire.pcap" ; sleep 0.5
 stale=$(tcpdump -nn -e -tt -r "$T_DIR/wire.pcap" 2>/dev/null | /usr/bin/python3 -c '
 import sys
 changes = [(float(t), m) for t, m in (l.split() for l in open(sys.argv[1]))]
