@@ -186,6 +186,9 @@ public final class Datapath: @unchecked Sendable {
 
     public var flowCount: Int { table.count }
     public var allFlows: [DatapathFlow] { Array(table.flows) }
+    /// Every flow, oldest first, nil where one was deleted since (a flow restored by a
+    /// rolled-back batch counts as new). O(1): shared with the table until it changes.
+    public var flowsInEntryOrder: [DatapathFlow?] { table.inOrder }
     /// Visits every flow without copying the list (for periodic work over many flows);
     /// `body` must not add or delete flows.
     public func forEachFlow(_ body: (DatapathFlow) -> Void) { for f in table.flows { body(f) } }

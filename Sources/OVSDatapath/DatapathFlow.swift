@@ -54,6 +54,8 @@ public final class DatapathFlow: ClassifierEntry, @unchecked Sendable {
     let usedNanoseconds = Atomic<UInt64>(0)
 
     // Control-thread state.
+    /// This flow's place in its table's entry order (`FlowTable.inOrder`).
+    var tablePosition = -1
     /// The latest read of the current hardware rule's counters.
     var hardwareLatest = RuleCounters()
     /// Counts of hardware rules this flow had before (a rule replaced or removed keeps its traffic here).

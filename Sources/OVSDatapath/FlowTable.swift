@@ -7,6 +7,11 @@ import Packet
 final class FlowTable: @unchecked Sendable {
     let classifier: Classifier
     private(set) var byUFID: [UInt128: DatapathFlow] = [:]
+    /// Every flow in the order it entered the table, nil where one left (a replacement
+    /// takes its predecessor's place). A dump copies this array, not sorting a million
+    /// flows before its first reply; the copy is shared until the table next changes.
+    private(set) var inOrder: [DatapathFlow?] = []
+    private var holes = 0
 
     init(rcu: QuiescentState) { classifier = Classifier(rcu: rcu) }
 
@@ -34,6 +39,8 @@ final class FlowTable: @unchecked Sendable {
             classifier.remove(f)
             return false
         }
+        f.tablePosition = inOrder.count
+        inOrder.append(f)
         return true
     }
 
@@ -43,11 +50,33 @@ final class FlowTable: @unchecked Sendable {
         // An emptied dictionary keeps its storage (tens of MiB after a million flows).
         if byUFID.isEmpty && byUFID.capacity > 4096 { byUFID = [:] }
         classifier.remove(f)
+        inOrder[f.tablePosition] = nil
+        holes += 1
+        if byUFID.isEmpty {
+            inOrder = []
+            holes = 0
+        } else if holes > 1024 && holes > inOrder.count / 2 {
+            compact()
+        }
+    }
+
+    /// Closes the holes, keeping the order.
+    private func compact() {
+        var kept: [DatapathFlow?] = []
+        kept.reserveCapacity(byUFID.count)
+        for case let f? in inOrder {
+            f.tablePosition = kept.count
+            kept.append(f)
+        }
+        inOrder = kept
+        holes = 0
     }
 
     /// Removes every flow (one classifier publication for all of them).
     func removeAll() {
         byUFID.removeAll()
+        inOrder = []
+        holes = 0
         classifier.removeAll()
     }
 
@@ -56,6 +85,8 @@ final class FlowTable: @unchecked Sendable {
         precondition(old.ufid == new.ufid)
         if classifier.replace(old, with: new) {
             byUFID[new.ufid] = new
+            new.tablePosition = old.tablePosition
+            inOrder[new.tablePosition] = new
         }
     }
 }

@@ -308,13 +308,14 @@ extension DatapathService {
 
 /// A flow dump produced as the client reads it (ControlServer.stream): the flows as they
 /// were when it was asked for, oldest first, described a chunk at a time. Only the
-/// references are copied; a flow deleted meanwhile is still described, as it was.
+/// references are copied (and only once the table changes); a flow deleted meanwhile is
+/// still described, as it was.
 final class FlowDump: ReplyStream {
     private unowned let service: DatapathService
     private let datapath: Datapath
     private let type: String
     private let sequence: UInt32
-    private var flows: [DatapathFlow]
+    private var flows: [DatapathFlow?]
     private var next = 0
 
     init(service: DatapathService, datapath: Datapath, type: String, sequence: UInt32) {
@@ -322,20 +323,15 @@ final class FlowDump: ReplyStream {
         self.datapath = datapath
         self.type = type
         self.sequence = sequence
-        // Sorted by (creation time, position) pairs: comparing the flows themselves
-        // reads two objects per comparison, scattered over a table of a million.
-        let all = datapath.allFlows
-        var order = all.indices.map { (all[$0].createdNanoseconds, UInt32(truncatingIfNeeded: $0)) }
-        order.sort { $0 < $1 }
-        flows = order.map { all[Int($0.1)] }
+        flows = datapath.flowsInEntryOrder
     }
 
     func next(into out: inout [UInt8], limit: Int) -> Bool {
         let now = Sys.monotonicMilliseconds()
         while next < flows.count && out.count < limit {
-            let f = flows[next]
+            let entry = flows[next]
             next += 1
-            guard DatapathService.matches(type, f, datapath) else { continue }
+            guard let f = entry, DatapathService.matches(type, f, datapath) else { continue }
             let m = GenericMessage.reply(family: Family.flow, command: FlowCmd.new, sequence: sequence, multi: true, attributes: [])
             m.append(to: &out) { service.describe(f, datapath, now: now, into: &$0) }
         }

@@ -1,0 +1,52 @@
+import ODP
+@testable import OVSDatapath
+import Testing
+
+/// The order a dump walks (`flowsInEntryOrder`): oldest first, a modified flow in its
+/// place, holes closed without reordering, a snapshot unchanged by later changes.
+struct FlowOrderTests {
+    static func key(_ i: Int) -> String { "in_port(1),eth(),eth_type(0x0800),ipv4(dst=198.19.\(i / 256).\(i % 256),frag=no)" }
+
+    static func live(_ d: Datapath) -> [UInt128] { d.flowsInEntryOrder.compactMap { $0?.ufid } }
+
+    @Test func flowsComeOldestFirstThroughDeletesModificationsAndCompaction() throws {
+        let (d, _, _) = try OffloadPathTests.datapath()
+        var expected: [UInt128] = []
+        for i in 0..<3000 { expected.append(try OffloadPathTests.put(d, Self.key(i), "2").ufid) }
+        #expect(Self.live(d) == expected)
+        let snapshot = d.flowsInEntryOrder
+
+        // Modify flow 10: a new object in the old one's place.
+        let k = try ODPText.parseKey(Self.key(10))
+        guard case .success(let m) = FlowMatch.fromAttributes(key: k.key, mask: k.mask, vlanLimit: ODPConstants.datapathVLANLimit) else {
+            Issue.record("bad key"); return
+        }
+        let old = d.flow(ufid: expected[10])
+        let fresh = try d.putFlow(match: m, ufid: nil, actions: try ODPText.parseActions("1"), options: Datapath.PutOptions(modify: true))
+        #expect(fresh !== old && fresh.ufid == expected[10])
+        #expect(Self.live(d) == expected)
+        #expect(d.flowsInEntryOrder[10] === fresh)
+
+        // Delete every flow but each third: past 1024 holes and half the array, the
+        // holes close; the order stays.
+        for (i, u) in expected.enumerated() where i % 3 != 0 { d.deleteFlow(d.flow(ufid: u)!) }
+        expected = expected.enumerated().filter { $0.offset % 3 == 0 }.map(\.element)
+        #expect(Self.live(d) == expected)
+        #expect(d.flowsInEntryOrder.count < 3000, "compacted")
+        #expect(d.flowsInEntryOrder.count - expected.count <= 1024)
+
+        // New flows go last, and the table's own positions stay right (deleting through
+        // them after the compaction).
+        let late = try OffloadPathTests.put(d, Self.key(5000), "2").ufid
+        d.deleteFlow(d.flow(ufid: expected[1])!)
+        expected.remove(at: 1)
+        #expect(Self.live(d) == expected + [late])
+
+        // The snapshot taken first still holds the 3000 as they were.
+        #expect(snapshot.count == 3000 && snapshot.allSatisfy { $0 != nil })
+        #expect(snapshot[10] === old)
+
+        d.flushFlows()
+        #expect(d.flowsInEntryOrder.isEmpty)
+    }
+}
