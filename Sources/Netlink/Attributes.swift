@@ -213,7 +213,7 @@ public enum AttributeParser {
     /// bytes in place and builds an `Attribute` for few of them.
     public static func spans(_ bytes: ArraySlice<UInt8>) throws(NetlinkError) -> [AttributeSpan] {
         var out: [AttributeSpan] = []
-        out.reserveCapacity(bytes.count / 12 + 1)
+        out.reserveCapacity(bytes.count / 4 + 1)  // an attribute takes 4 bytes at least: never grows
         try scan(bytes) { rawType, i, len in
             out.append(AttributeSpan(type: rawType & NetlinkAttributeFlag.typeMask,
                                      isNested: rawType & NetlinkAttributeFlag.nested != 0,

@@ -61,10 +61,10 @@ public struct KeyFormatter: Sendable {
                 if wildcard && ma == nil {
                     ma = Attribute(type: a.type, isNested: false, payload: Self.wildcardMask(a)[...], offset: 0)
                 }
-                if let memo {
+                if let memo, !memo.formatsAnew(a.type) {
                     out += memo.text(a, ma, position: position) { formatAttribute(a, ma) }
                 } else {
-                    out += formatAttribute(a, ma)
+                    formatAttribute(a, ma, into: &out)
                 }
             } else if k.type == KeyAttr.ethernet && !hasPacketType {
                 if !first { out += "," }
@@ -181,10 +181,19 @@ public struct KeyFormatter: Sendable {
     // MARK: attributes (format_odp_key_attr__)
 
     func formatAttribute(_ a: Attribute, _ ma: Attribute?) -> String {
+        var o = ""
+        formatAttribute(a, ma, into: &o)
+        return o
+    }
+
+    /// Appends the attribute's text to `o` (a dump writes most of them straight into its
+    /// line: no string of their own).
+    func formatAttribute(_ a: Attribute, _ ma: Attribute?, into o: inout String) {
         let k = Array(a.payload)
         let m = ma.map { Array($0.payload) }
         let exact = m.map { Self.maskIsConstant(a.type, $0, -1) } ?? true
-        var o = KeyAttr.name(a.type) + "("
+        o += KeyAttr.name(a.type)
+        o += "("
         func mb(_ f: ([UInt8]) -> UInt64) -> UInt64? { m.map(f) }
         switch a.type {
         case KeyAttr.encap:
@@ -230,23 +239,19 @@ public struct KeyFormatter: Sendable {
             }
         case KeyAttr.packetType:
             let v = k.be32(0), mv = m?.be32(0) ?? UInt32.max
-            var s = ""
-            be16(&s, "ns", UInt16(v >> 16), UInt16(mv >> 16))
-            be16x(&s, "id", UInt16(v & 0xffff), UInt16(mv & 0xffff))
-            Self.chomp(&s)
-            o += s
+            be16(&o, "ns", UInt16(v >> 16), UInt16(mv >> 16))
+            be16x(&o, "id", UInt16(v & 0xffff), UInt16(mv & 0xffff))
+            Self.chomp(&o)
         case KeyAttr.ethernet:
-            var s = ""
-            mac(&s, "src", k.be48(0), m?.be48(0))
-            mac(&s, "dst", k.be48(6), m?.be48(6))
-            Self.chomp(&s)
-            o += s
+            mac(&o, "src", k.be48(0), m?.be48(0))
+            mac(&o, "dst", k.be48(6), m?.be48(6))
+            Self.chomp(&o)
         case KeyAttr.vlan:
             o += formatVLANTCI(k.be16(0), mask: m?.be16(0) ?? 0xffff, verbose: verbose)
         case KeyAttr.mpls:
             guard !k.isEmpty, k.count % 4 == 0 else {
                 o += "(bad key length \(k.count))"
-                return o
+                return
             }
             var parts: [String] = []
             for i in 0..<(k.count / 4) {
@@ -254,7 +259,10 @@ public struct KeyFormatter: Sendable {
                 if exact || m == nil {
                     parts.append(Self.mplsLSE(l))
                 } else {
-                    guard m!.count == k.count else { return o + "(key length \(k.count) != mask length \(m!.count))" }
+                    guard m!.count == k.count else {
+                        o += "(key length \(k.count) != mask length \(m!.count))"
+                        return
+                    }
                     let mm = m!.be32(4 * i)
                     parts.append("label=\(l >> 12)/0x\(String(mm >> 12, radix: 16)),tc=\((l >> 9) & 7)/\(String((mm >> 9) & 7, radix: 16)),ttl=\(l & 0xff)/0x\(String(mm & 0xff, radix: 16)),bos=\((l >> 8) & 1)/\(String((mm >> 8) & 1, radix: 16))")
                 }
@@ -264,37 +272,31 @@ public struct KeyFormatter: Sendable {
             o += hex0x4(k.be16(0))
             if !exact { o += "/" + hex0x4(m!.be16(0)) }
         case KeyAttr.ipv4:
-            var s = ""
-            ipv4(&s, "src", k.be32(0), m?.be32(0))
-            ipv4(&s, "dst", k.be32(4), m?.be32(4))
-            u8u(&s, "proto", k[8], m?[8])
-            u8x(&s, "tos", k[9], m?[9])
-            u8u(&s, "ttl", k[10], m?[10])
-            frag(&s, "frag", k[11], m?[11])
-            Self.chomp(&s)
-            o += s
+            ipv4(&o, "src", k.be32(0), m?.be32(0))
+            ipv4(&o, "dst", k.be32(4), m?.be32(4))
+            u8u(&o, "proto", k[8], m?[8])
+            u8x(&o, "tos", k[9], m?[9])
+            u8u(&o, "ttl", k[10], m?[10])
+            frag(&o, "frag", k[11], m?[11])
+            Self.chomp(&o)
         case KeyAttr.ipv6:
-            var s = ""
-            ipv6(&s, "src", k.be128(0), m?.be128(0))
-            ipv6(&s, "dst", k.be128(16), m?.be128(16))
+            ipv6(&o, "src", k.be128(0), m?.be128(0))
+            ipv6(&o, "dst", k.be128(16), m?.be128(16))
             let lm = m?.be32(32)
             if verbose || lm != 0 {
-                s += "label=" + hexAlt(k.be32(32))
-                if let lm, lm & 0xfffff != 0xfffff { s += "/" + hexAlt(lm) }
-                s += ","
+                o += "label=" + hexAlt(k.be32(32))
+                if let lm, lm & 0xfffff != 0xfffff { o += "/" + hexAlt(lm) }
+                o += ","
             }
-            u8u(&s, "proto", k[36], m?[36])
-            u8x(&s, "tclass", k[37], m?[37])
-            u8u(&s, "hlimit", k[38], m?[38])
-            frag(&s, "frag", k[39], m?[39])
-            Self.chomp(&s)
-            o += s
+            u8u(&o, "proto", k[36], m?[36])
+            u8x(&o, "tclass", k[37], m?[37])
+            u8u(&o, "hlimit", k[38], m?[38])
+            frag(&o, "frag", k[39], m?[39])
+            Self.chomp(&o)
         case KeyAttr.tcp, KeyAttr.udp, KeyAttr.sctp:
-            var s = ""
-            be16(&s, "src", k.be16(0), m?.be16(0))
-            be16(&s, "dst", k.be16(2), m?.be16(2))
-            Self.chomp(&s)
-            o += s
+            be16(&o, "src", k.be16(0), m?.be16(0))
+            be16(&o, "dst", k.be16(2), m?.be16(2))
+            Self.chomp(&o)
         case KeyAttr.tcpFlags:
             if !exact {
                 o += FlagNames.tcp.formatMasked(UInt32(k.be16(0)), mask: UInt32(m!.be16(0) & 0x0fff), maxMask: 0x0fff)
@@ -302,50 +304,40 @@ public struct KeyFormatter: Sendable {
                 o += FlagNames.tcp.format(UInt32(k.be16(0)))
             }
         case KeyAttr.icmp, KeyAttr.icmpv6:
-            var s = ""
-            u8u(&s, "type", k[0], m?[0])
-            u8u(&s, "code", k[1], m?[1])
-            Self.chomp(&s)
-            o += s
+            u8u(&o, "type", k[0], m?[0])
+            u8u(&o, "code", k[1], m?[1])
+            Self.chomp(&o)
         case KeyAttr.arp:
-            var s = ""
-            ipv4(&s, "sip", k.be32(0), m?.be32(0))
-            ipv4(&s, "tip", k.be32(4), m?.be32(4))
-            be16(&s, "op", k.be16(8), m?.be16(8))
-            mac(&s, "sha", k.be48(10), m?.be48(10))
-            mac(&s, "tha", k.be48(16), m?.be48(16))
-            Self.chomp(&s)
-            o += s
+            ipv4(&o, "sip", k.be32(0), m?.be32(0))
+            ipv4(&o, "tip", k.be32(4), m?.be32(4))
+            be16(&o, "op", k.be16(8), m?.be16(8))
+            mac(&o, "sha", k.be48(10), m?.be48(10))
+            mac(&o, "tha", k.be48(16), m?.be48(16))
+            Self.chomp(&o)
         case KeyAttr.ctOrigTupleIPv4:
-            var s = ""
-            ipv4(&s, "src", k.be32(0), m?.be32(0))
-            ipv4(&s, "dst", k.be32(4), m?.be32(4))
-            u8u(&s, "proto", k[12], m?[12])
-            be16(&s, "tp_src", k.be16(8), m?.be16(8))
-            be16(&s, "tp_dst", k.be16(10), m?.be16(10))
-            Self.chomp(&s)
-            o += s
+            ipv4(&o, "src", k.be32(0), m?.be32(0))
+            ipv4(&o, "dst", k.be32(4), m?.be32(4))
+            u8u(&o, "proto", k[12], m?[12])
+            be16(&o, "tp_src", k.be16(8), m?.be16(8))
+            be16(&o, "tp_dst", k.be16(10), m?.be16(10))
+            Self.chomp(&o)
         case KeyAttr.ctOrigTupleIPv6:
-            var s = ""
-            ipv6(&s, "src", k.be128(0), m?.be128(0))
-            ipv6(&s, "dst", k.be128(16), m?.be128(16))
-            u8u(&s, "proto", k[36], m?[36])
-            be16(&s, "src_port", k.be16(32), m?.be16(32))
-            be16(&s, "dst_port", k.be16(34), m?.be16(34))
-            Self.chomp(&s)
-            o += s
+            ipv6(&o, "src", k.be128(0), m?.be128(0))
+            ipv6(&o, "dst", k.be128(16), m?.be128(16))
+            u8u(&o, "proto", k[36], m?[36])
+            be16(&o, "src_port", k.be16(32), m?.be16(32))
+            be16(&o, "dst_port", k.be16(34), m?.be16(34))
+            Self.chomp(&o)
         case KeyAttr.nd:
-            var s = ""
-            ipv6(&s, "target", k.be128(0), m?.be128(0))
-            mac(&s, "sll", k.be48(16), m?.be48(16))
-            mac(&s, "tll", k.be48(22), m?.be48(22))
-            Self.chomp(&s)
-            o += s
+            ipv6(&o, "target", k.be128(0), m?.be128(0))
+            mac(&o, "sll", k.be48(16), m?.be48(16))
+            mac(&o, "tll", k.be48(22), m?.be48(22))
+            Self.chomp(&o)
         default:
             o += k.map { String(format2: $0) }.joined()
             if !exact, let m { o += "/" + m.map { String(format2: $0) }.joined() }
         }
-        return o + ")"
+        o += ")"
     }
 
     static func empty(_ m: [UInt8]?) -> Bool { m.map { $0.allSatisfy { $0 == 0 } } ?? true }
@@ -472,6 +464,9 @@ public final class FormatMemo: @unchecked Sendable {
     }
 
     public init() {}
+
+    /// Whether attributes of this type are formatted each time (their texts keep changing).
+    func formatsAnew(_ type: UInt16) -> Bool { Int(type) < Self.watchedTypes && unique[Int(type)] }
 
     /// `position`: the attribute's place in its key; the text is remembered there for
     /// `previousText`, which the formatter asks first.

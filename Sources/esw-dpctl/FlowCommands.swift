@@ -422,7 +422,10 @@ struct DumpFlows: ParsableCommand {
             defer { Console.flush() }
             do {
                 let lines = FlowLineFormatter(verbose: more, names: portNames)
-                try s.client.dump(request) { m in Console.bufferedLine { lines.format(FlowInfo(m), into: &$0) } }
+                try s.client.dump(request) { m in
+                    let flow = FlowInfo(m)
+                    Console.bufferedLine { lines.format(flow, into: &$0) }
+                }
             } catch let e as ControlError {
                 throw CLIError(e.description)
             }

@@ -15,9 +15,13 @@ struct MemoryReturn {
 
     /// Fixes glibc's mmap threshold: by default a freed big block raises it (up to 32
     /// MiB), after which big arrays come from the heap and fragment it; fixed, they are
-    /// mapped and unmapped whole.
+    /// mapped and unmapped whole. And its trim threshold: at the default 128 KiB, a
+    /// buffer of a few hundred KiB freed at the top of the heap gave its pages back and
+    /// the next one faulted them in again (a streamed dump moved the heap's end twice a
+    /// chunk); memory is returned by `tick` instead, when the table shrank.
     static func configureAllocator() {
         _ = mallopt(M_MMAP_THRESHOLD, 256 << 10)
+        _ = mallopt(M_TRIM_THRESHOLD, 64 << 20)
     }
 
     mutating func tick(now: UInt64, flows: Int) {
