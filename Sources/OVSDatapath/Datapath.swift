@@ -438,6 +438,8 @@ public final class Datapath: @unchecked Sendable {
     }
 
     private func ageFlows(now: UInt64) {
+        // Only learned flows age: a table of a million user flows is not walked for none.
+        guard table.learnedCount > 0 else { return }
         let idle = UInt64(maxIdleMilliseconds) * 1_000_000
         // Only the expired flows are collected: copying the whole table every second
         // costs as much as the check when flows are many.

@@ -12,11 +12,16 @@ final class FlowTable: @unchecked Sendable {
     /// flows before its first reply; the copy is shared until the table next changes.
     private(set) var inOrder: [DatapathFlow?] = []
     private var holes = 0
+    /// Flows the `normal` handler learned (the only ones that age): none, no walk.
+    private(set) var learnedCount = 0
 
     init(rcu: QuiescentState) { classifier = Classifier(rcu: rcu) }
 
     var count: Int { byUFID.count }
-    var flows: Dictionary<UInt128, DatapathFlow>.Values { byUFID.values }
+    /// Every flow, oldest first: walked in the order flows, rules and counter slots were
+    /// allocated, a million-flow walk (the counter poll) reads memory mostly in sequence
+    /// where the dictionary's order jumped at random.
+    var flows: some Sequence<DatapathFlow> { inOrder.lazy.compactMap { $0 } }
 
     func mask(for bits: FlowKey) -> FlowMask { classifier.mask(for: bits) }
 
@@ -41,6 +46,7 @@ final class FlowTable: @unchecked Sendable {
         }
         f.tablePosition = inOrder.count
         inOrder.append(f)
+        if f.origin == .normal { learnedCount += 1 }
         return true
     }
 
@@ -50,6 +56,7 @@ final class FlowTable: @unchecked Sendable {
         // An emptied dictionary keeps its storage (tens of MiB after a million flows).
         if byUFID.isEmpty && byUFID.capacity > 4096 { byUFID = [:] }
         classifier.remove(f)
+        if f.origin == .normal { learnedCount -= 1 }
         inOrder[f.tablePosition] = nil
         holes += 1
         if byUFID.isEmpty {
@@ -77,6 +84,7 @@ final class FlowTable: @unchecked Sendable {
         byUFID.removeAll()
         inOrder = []
         holes = 0
+        learnedCount = 0
         classifier.removeAll()
     }
 
