@@ -185,20 +185,35 @@ setup_bpf_redirect() {
     topo_veth b b0 s sb || die "veth b0/sb"
     ip -n "${P}a" addr add 198.18.4.1/24 dev a0
     ip -n "${P}b" addr add 198.18.4.2/24 dev b0
-    local arch dev peer idx clang
-    arch=$(uname -m)-linux-gnu
-    clang=$(dirname "$(command -v swift)")/clang
+    local dev peer
     for dev in sa sb; do
         peer=$([ $dev = sa ] && echo sb || echo sa)
-        idx=$(ip netns exec "${P}s" cat "/sys/class/net/$peer/ifindex")
-        "$clang" -O2 -g -target bpf -I"/usr/include/$arch" -DTARGET_IFINDEX="$idx" \
-            -c "$ROOT/bpf/bench/redirect_peer.bpf.c" -o "$D/redirect-$dev.o" || die "clang redirect_peer"
         ip -n "${P}s" link set "$dev" mtu 65535
         tc -n "${P}s" qdisc add dev "$dev" clsact || die "clsact $dev"
-        tc -n "${P}s" filter add dev "$dev" ingress bpf da obj "$D/redirect-$dev.o" sec tc || die "tc filter $dev"
+        attach_redirect s "$dev" "$peer"
     done
     SWPID=""
     CLI_NS=a SRV_NS=b DST=198.18.4.2
+}
+
+# attach_redirect NS DEV PEER: DEV's tc ingress (clsact in place) runs the redirect-only
+# program towards PEER's far end, in place of whatever filter DEV had
+attach_redirect() {
+    local ns=$1 dev=$2 peer=$3 idx clang
+    idx=$(ip netns exec "$P$ns" cat "/sys/class/net/$peer/ifindex")
+    clang=$(dirname "$(command -v swift)")/clang
+    "$clang" -O2 -g -target bpf -I"/usr/include/$(uname -m)-linux-gnu" -DTARGET_IFINDEX="$idx" \
+        -c "$ROOT/bpf/bench/redirect_peer.bpf.c" -o "$D/redirect-$ns-$dev.o" || die "clang redirect_peer"
+    tc -n "$P$ns" filter del dev "$dev" ingress 2>/dev/null
+    tc -n "$P$ns" filter add dev "$dev" ingress bpf da obj "$D/redirect-$ns-$dev.o" sec tc || die "tc filter $dev"
+}
+
+# swap_in_redirect: in the esw topology (flows in hardware), the VFs' switch-side ends run
+# the redirect-only program instead of esw's pipeline: the same netdevs, namespaces and
+# running daemon, so the difference to esw-offload is the pipeline's own work
+swap_in_redirect() {
+    attach_redirect host "$(topo_vf_switch_side 0)" "$(topo_vf_switch_side 1)"
+    attach_redirect host "$(topo_vf_switch_side 1)" "$(topo_vf_switch_side 0)"
 }
 
 # setup_vxlan_kernel: kernel vxlan (VNI 42, port 4789) on both ends of a veth pair a <-> b
@@ -379,6 +394,9 @@ if [ $SCALE_ONLY = 0 ]; then
 log "== esw offloaded (VF0 <-> VF1)"
 setup_esw none; NOTE_off=$NOTE_esw
 measure esw-offload "esw, VF <-> VF, flows in hardware" 1
+log "== the redirect-only program in place of esw's pipeline (the same VF netdevs)"
+swap_in_redirect
+measure bpf-redirect-esw "minimal tc program in place of esw's pipeline, on esw's own VF netdevs (what the pipeline adds)" 1
 teardown
 
 log "== esw software path (skip_hw)"
@@ -490,6 +508,7 @@ REPORT=$OUT/results.md; [ $SCALE_ONLY = 1 ] && REPORT=$OUT/results-scale.md
     echo "| offloaded VF<->VF 64 B UDP vs veth | ${R[esw-offload,udp]} kpps | veth ${R[veth,udp]} kpps | $(ratio "${R[esw-offload,udp]}" "${R[veth,udp]}") |"
     echo "| ... the same limit for any tc switch: a redirect-only program vs veth | ${R[bpf-redirect,udp]} kpps | veth ${R[veth,udp]} kpps | $(ratio "${R[bpf-redirect,udp]}" "${R[veth,udp]}") |"
     echo "| offloaded VF<->VF 64 B UDP vs the redirect-only program | ${R[esw-offload,udp]} kpps | bpf-redirect ${R[bpf-redirect,udp]} kpps | $(ratio "${R[esw-offload,udp]}" "${R[bpf-redirect,udp]}") |"
+    echo "| ... vs the redirect-only program on esw's own VF netdevs (the pipeline's own cost) | ${R[esw-offload,udp]} kpps | bpf-redirect-esw ${R[bpf-redirect-esw,udp]} kpps | $(ratio "${R[esw-offload,udp]}" "${R[bpf-redirect-esw,udp]}") |"
     echo "| offloaded VXLAN TCP (VF -> remote) vs kernel vxlan | ${R[esw-vxlan,tcp]} Gbit/s | vxlan-kernel ${R[vxlan-kernel,tcp]} Gbit/s | $(ratio "${R[esw-vxlan,tcp]}" "${R[vxlan-kernel,tcp]}") |"
     echo "| eswd CPU, offloaded VF<->VF TCP | $(pct "${R[esw-offload,tcpcpu]}") of a core | ovs-vswitchd (ovs-tso) $(pct "${R[$REF,tcpcpu]}") | $(ratio "${R[esw-offload,tcpcpu]}" "${R[$REF,tcpcpu]}") |"
     echo "| eswd CPU, offloaded VF<->VF 64 B UDP | $(pct "${R[esw-offload,udpcpu]}") of a core | ovs-vswitchd (ovs-tso) $(pct "${R[$REF,udpcpu]}") | $(ratio "${R[esw-offload,udpcpu]}" "${R[$REF,udpcpu]}") |"

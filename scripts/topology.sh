@@ -47,6 +47,10 @@ topo_init() {
 # topo_vf_name I: the netdev name of VF I.
 topo_vf_name() { echo "${TOPO_DEV}v$1"; }
 
+# topo_vf_switch_side I: the switch-side end of VF I's veth pair, in the host namespace
+# (eswd names it so: Representors/Naming.swift vfSwitchSide).
+topo_vf_switch_side() { echo "${TOPO_DEV}sw$1"; }
+
 # topo_vm_addr I: VF I's address (no prefix length).
 topo_vm_addr() { echo "198.19.0.$(($1 + 1))"; }
 

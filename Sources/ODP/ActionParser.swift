@@ -15,6 +15,7 @@ struct ActionParser {
     var failure: (Int, String)?
 
     init(_ text: String) { sc = Scan(text) }
+    init(scan: Scan) { sc = scan }
 
     mutating func fail(_ i: Int, _ why: String) -> Int? {
         if failure == nil || failure!.0 <= i { failure = (i, why) }

@@ -18,6 +18,15 @@ struct FieldSpec {
     let name: String
     let offset: Int
     let type: FieldType
+    /// The name's first byte: a field list is tried against it before the name.
+    let first: UInt8
+
+    init(name: String, offset: Int, type: FieldType) {
+        self.name = name
+        self.offset = offset
+        self.type = type
+        first = name.utf8.first ?? 0
+    }
 }
 
 struct StructSpec {

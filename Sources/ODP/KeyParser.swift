@@ -13,7 +13,11 @@ struct KeyParser {
     var failure: (Int, String)?
 
     init(_ text: String, portNames: [String: UInt32] = [:]) {
-        sc = Scan(text)
+        self.init(scan: Scan(text), portNames: portNames)
+    }
+
+    init(scan: Scan, portNames: [String: UInt32]) {
+        sc = scan
         self.portNames = portNames
     }
 
@@ -62,16 +66,6 @@ struct KeyParser {
     }
 
     /// One key attribute; returns the index after it.
-    private static let singles: [(String, UInt16, FieldType, Bool)] = [
-        ("skb_priority(", KeyAttr.priority, .u32, true),
-        ("skb_mark(", KeyAttr.skbMark, .u32, true),
-        ("recirc_id(", KeyAttr.recircID, .u32, false),
-        ("dp_hash(", KeyAttr.dpHash, .u32, true),
-    ]
-    private static let ctTuples = [KeyLayout.ctTuple4, KeyLayout.ctTuple6]
-    private static let l3AndTCP = [KeyLayout.ipv4, KeyLayout.ipv6, KeyLayout.tcp]
-    private static let otherL4 = [KeyLayout.udp, KeyLayout.sctp, KeyLayout.icmp, KeyLayout.icmpv6, KeyLayout.arp, KeyLayout.nd]
-
     mutating func parseAttribute(at i: Int, key: inout AttributeWriter, mask: inout AttributeWriter) -> Int? {
         depth += 1
         defer { depth -= 1 }
@@ -80,11 +74,78 @@ struct KeyParser {
     }
 
     private mutating func parseAttribute__(at i: Int, key: inout AttributeWriter, mask: inout AttributeWriter) -> Int? {
-        // Single-valued attributes. (The tables below are built once: built per
-        // attribute, their arrays and strings were a fifth of add-flows' parsing.)
-        for (prefix, attr, type, masked) in Self.singles where sc.hasPrefix(prefix, at: i) {
-            return scanSingle(at: i + prefix.utf8.count, attr: attr, type: type, size: 4, masked: masked, key: &key, mask: &mask)
+        // Dispatched on the first letter: every name ends in "(", so no name is a prefix
+        // of another and the order of the tests is free. (Tried one after another, the
+        // prefixes, their tables and the strings' reference counting were half of
+        // add-flows' parsing.)
+        switch sc[i] {
+        case UInt8(ascii: "s"):
+            if sc.hasPrefix("skb_priority(", at: i) {
+                return scanSingle(at: i + 13, attr: KeyAttr.priority, type: .u32, size: 4, masked: true, key: &key, mask: &mask)
+            }
+            if sc.hasPrefix("skb_mark(", at: i) {
+                return scanSingle(at: i + 9, attr: KeyAttr.skbMark, type: .u32, size: 4, masked: true, key: &key, mask: &mask)
+            }
+            if sc.hasPrefix("sctp(", at: i) { return scanStruct(KeyLayout.sctp, at: i, key: &key, mask: &mask) }
+        case UInt8(ascii: "r"):
+            if sc.hasPrefix("recirc_id(", at: i) {
+                return scanSingle(at: i + 10, attr: KeyAttr.recircID, type: .u32, size: 4, masked: false, key: &key, mask: &mask)
+            }
+        case UInt8(ascii: "d"):
+            if sc.hasPrefix("dp_hash(", at: i) {
+                return scanSingle(at: i + 8, attr: KeyAttr.dpHash, type: .u32, size: 4, masked: true, key: &key, mask: &mask)
+            }
+        case UInt8(ascii: "c"):
+            return parseConntrackAttribute(at: i, key: &key, mask: &mask)
+        case UInt8(ascii: "t"):
+            if sc.hasPrefix("tunnel(", at: i) { return parseTunnel(at: i + 7, key: &key, mask: &mask) }
+            if sc.hasPrefix("tcp(", at: i) { return scanStruct(KeyLayout.tcp, at: i, key: &key, mask: &mask) }
+            if sc.hasPrefix("tcp_flags(", at: i) {
+                let j = i + 10
+                guard let (f, m, e) = FlagNames.tcp.parse(sc, at: j, end: 41, allowed: 0x0fff, masked: true) else {
+                    return fail(j, "invalid tcp_flags (known: fin syn rst psh ack urg ece cwr ns)")
+                }
+                // scan_tcp_flags() consumed nothing: SCAN_TYPE takes a zero length as EINVAL.
+                guard e > j else { return fail(j, "empty tcp_flags() (write 0 for no flags)") }
+                guard sc[e] == 41 else { return fail(e, "expected \")\"") }
+                key.put(KeyAttr.tcpFlags, [UInt8].be16(UInt16(truncatingIfNeeded: f)))
+                mask.put(KeyAttr.tcpFlags, [UInt8].be16(UInt16(truncatingIfNeeded: m)))
+                return e + 1
+            }
+        case UInt8(ascii: "i"):
+            if sc.hasPrefix("in_port(", at: i) { return parseInPort(at: i + 8, key: &key, mask: &mask) }
+            if sc.hasPrefix("ipv4(", at: i) { return scanStruct(KeyLayout.ipv4, at: i, key: &key, mask: &mask) }
+            if sc.hasPrefix("ipv6(", at: i) { return scanStruct(KeyLayout.ipv6, at: i, key: &key, mask: &mask) }
+            if sc.hasPrefix("icmp(", at: i) { return scanStruct(KeyLayout.icmp, at: i, key: &key, mask: &mask) }
+            if sc.hasPrefix("icmpv6(", at: i) { return scanStruct(KeyLayout.icmpv6, at: i, key: &key, mask: &mask) }
+        case UInt8(ascii: "e"):
+            if sc.hasPrefix("eth(", at: i) { return scanStruct(KeyLayout.ethernet, at: i, key: &key, mask: &mask) }
+            if sc.hasPrefix("eth_type(", at: i) {
+                return scanSingle(at: i + 9, attr: KeyAttr.ethertype, type: .be16, size: 2, masked: true, key: &key, mask: &mask)
+            }
+            if sc.hasPrefix("encap(", at: i) { return parseEncap(at: i + 6, key: &key, mask: &mask) }
+        case UInt8(ascii: "v"):
+            if sc.hasPrefix("vlan(", at: i) { return scanStruct(KeyLayout.vlan, at: i, key: &key, mask: &mask, initial: 0x10) }
+        case UInt8(ascii: "m"):
+            if sc.hasPrefix("mpls(", at: i) { return parseMPLS(at: i + 5, key: &key, mask: &mask) }
+        case UInt8(ascii: "u"):
+            if sc.hasPrefix("udp(", at: i) { return scanStruct(KeyLayout.udp, at: i, key: &key, mask: &mask) }
+        case UInt8(ascii: "a"):
+            if sc.hasPrefix("arp(", at: i) { return scanStruct(KeyLayout.arp, at: i, key: &key, mask: &mask) }
+        case UInt8(ascii: "n"):
+            if sc.hasPrefix("nd(", at: i) { return scanStruct(KeyLayout.nd, at: i, key: &key, mask: &mask) }
+            if sc.hasPrefix("nd_ext(", at: i) { return fail(i, "nd_ext is not supported by esw") }
+            if sc.hasPrefix("nsh(", at: i) { return fail(i, "nsh keys are not accepted (Open vSwitch 3.1 rejects them too)") }
+        case UInt8(ascii: "p"):
+            if sc.hasPrefix("packet_type(", at: i) { return scanStruct(KeyLayout.packetType, at: i, key: &key, mask: &mask) }
+        default:
+            break
         }
+        return fail(i, "unknown or malformed key attribute")
+    }
+
+    /// ct_state(), ct_zone(), ct_mark(), ct_label() and the original-direction tuples.
+    private mutating func parseConntrackAttribute(at i: Int, key: inout AttributeWriter, mask: inout AttributeWriter) -> Int? {
         if sc.hasPrefix("ct_state(", at: i) {
             let j = i + 9
             guard let (f, m, e) = FlagNames.ctState.parse(sc, at: j, end: 41, allowed: 0xff, masked: true) else {
@@ -114,39 +175,8 @@ struct KeyParser {
             mask.put(KeyAttr.ctLabels, mb)
             return k + 1
         }
-        for spec in Self.ctTuples where sc.hasPrefix(spec.prefix, at: i) {
-            return scanStruct(spec, at: i, key: &key, mask: &mask)
-        }
-        if sc.hasPrefix("tunnel(", at: i) { return parseTunnel(at: i + 7, key: &key, mask: &mask) }
-        if sc.hasPrefix("in_port(", at: i) { return parseInPort(at: i + 8, key: &key, mask: &mask) }
-        if sc.hasPrefix("eth(", at: i) { return scanStruct(KeyLayout.ethernet, at: i, key: &key, mask: &mask) }
-        if sc.hasPrefix("vlan(", at: i) { return scanStruct(KeyLayout.vlan, at: i, key: &key, mask: &mask, initial: 0x10) }
-        if sc.hasPrefix("eth_type(", at: i) {
-            return scanSingle(at: i + 9, attr: KeyAttr.ethertype, type: .be16, size: 2, masked: true, key: &key, mask: &mask)
-        }
-        if sc.hasPrefix("mpls(", at: i) { return parseMPLS(at: i + 5, key: &key, mask: &mask) }
-        for spec in Self.l3AndTCP where sc.hasPrefix(spec.prefix, at: i) {
-            return scanStruct(spec, at: i, key: &key, mask: &mask)
-        }
-        if sc.hasPrefix("tcp_flags(", at: i) {
-            let j = i + 10
-            guard let (f, m, e) = FlagNames.tcp.parse(sc, at: j, end: 41, allowed: 0x0fff, masked: true) else {
-                return fail(j, "invalid tcp_flags (known: fin syn rst psh ack urg ece cwr ns)")
-            }
-            // scan_tcp_flags() consumed nothing: SCAN_TYPE takes a zero length as EINVAL.
-            guard e > j else { return fail(j, "empty tcp_flags() (write 0 for no flags)") }
-            guard sc[e] == 41 else { return fail(e, "expected \")\"") }
-            key.put(KeyAttr.tcpFlags, [UInt8].be16(UInt16(truncatingIfNeeded: f)))
-            mask.put(KeyAttr.tcpFlags, [UInt8].be16(UInt16(truncatingIfNeeded: m)))
-            return e + 1
-        }
-        for spec in Self.otherL4 where sc.hasPrefix(spec.prefix, at: i) {
-            return scanStruct(spec, at: i, key: &key, mask: &mask)
-        }
-        if sc.hasPrefix("nd_ext(", at: i) { return fail(i, "nd_ext is not supported by esw") }
-        if sc.hasPrefix("packet_type(", at: i) { return scanStruct(KeyLayout.packetType, at: i, key: &key, mask: &mask) }
-        if sc.hasPrefix("nsh(", at: i) { return fail(i, "nsh keys are not accepted (Open vSwitch 3.1 rejects them too)") }
-        if sc.hasPrefix("encap(", at: i) { return parseEncap(at: i + 6, key: &key, mask: &mask) }
+        if sc.hasPrefix("ct_tuple4(", at: i) { return scanStruct(KeyLayout.ctTuple4, at: i, key: &key, mask: &mask) }
+        if sc.hasPrefix("ct_tuple6(", at: i) { return scanStruct(KeyLayout.ctTuple6, at: i, key: &key, mask: &mask) }
         return fail(i, "unknown or malformed key attribute")
     }
 
@@ -185,7 +215,9 @@ struct KeyParser {
         var s = start
         while true {
             var matched = false
-            for f in fields where sc.hasPrefix(f.name, at: s) {
+            let c0 = sc[s]
+            for k in fields.indices where fields[k].first == c0 && sc.hasPrefix(fields[k].name, at: s) {
+                let f = fields[k]
                 guard let e = scanField(f.type, offset: f.offset, at: s + f.name.utf8.count, key: &key, mask: &mask, withMask: true)
                 else { return nil }
                 s = e

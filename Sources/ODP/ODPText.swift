@@ -10,14 +10,23 @@ public enum ODPText {
     }
 
     public static func parseKey(_ text: String, portNames: [String: UInt32] = [:]) throws(ODPError) -> ParsedKey {
-        var p = KeyParser(text, portNames: portNames)
+        try parseKey(utf8: Array(text.utf8), portNames: portNames)
+    }
+
+    /// The same from the text's bytes (a flow file's line, never made a String).
+    public static func parseKey(utf8 text: [UInt8], portNames: [String: UInt32] = [:]) throws(ODPError) -> ParsedKey {
+        var p = KeyParser(scan: Scan(utf8: text), portNames: portNames)
         var k = AttributeWriter(), m = AttributeWriter()
         let ufid = try p.parseKey(key: &k, mask: &m)
         return ParsedKey(key: k.bytes, mask: m.bytes, ufid: ufid)
     }
 
     public static func parseActions(_ text: String) throws(ODPError) -> [UInt8] {
-        var p = ActionParser(text)
+        try parseActions(utf8: Array(text.utf8))
+    }
+
+    public static func parseActions(utf8 text: [UInt8]) throws(ODPError) -> [UInt8] {
+        var p = ActionParser(scan: Scan(utf8: text))
         var w = AttributeWriter()
         try p.parseAll(into: &w)
         return w.bytes

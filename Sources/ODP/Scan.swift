@@ -11,10 +11,13 @@ struct Scan {
     let s: [UInt8]
 
     init(_ text: String) { s = Array(text.utf8) }
+    init(utf8: [UInt8]) { s = utf8 }
 
     @inline(__always) subscript(i: Int) -> UInt8 { i < s.count ? s[i] : 0 }
 
     func hasPrefix(_ p: String, at i: Int) -> Bool {
+        // The first byte decides most tries, without touching the string's storage.
+        if let first = p.utf8.first, !(i >= 0 && i < s.count && s[i] == first) { return false }
         // One memcmp: the parser tries dozens of prefixes per attribute, and walking a
         // String's UTF-8 view byte by byte was the CLI's biggest cost in add-flows.
         var p = p

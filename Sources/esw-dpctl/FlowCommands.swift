@@ -214,7 +214,7 @@ struct DelFlow: ParsableCommand {
 /// Calls `body` with each line of FILE (or stdin for "-") and its number, reading 1 MiB
 /// at a time: the first lines are parsed (and their requests sent) before the rest of
 /// the file is read.
-func forEachLine(_ path: String, _ body: (Int, String) throws -> Void) throws {
+func forEachLine(_ path: String, _ body: (Int, ArraySlice<UInt8>) throws -> Void) throws {
     let file: UnsafeMutablePointer<FILE>
     if path == "-" {
         guard let f = fdopen(dup(0), "r") else { throw CLIError("stdin: \(String(cString: strerror(errno)))") }
@@ -239,17 +239,17 @@ func forEachLine(_ path: String, _ body: (Int, String) throws -> Void) throws {
             guard let end else { break }
             number += 1
             if carry.isEmpty {
-                try body(number, String(decoding: buf[start..<end], as: UTF8.self))
+                try body(number, buf[start..<end])
             } else {
                 carry += buf[start..<end]
-                try body(number, String(decoding: carry, as: UTF8.self))
+                try body(number, carry[...])
                 carry.removeAll(keepingCapacity: true)
             }
             start = end + 1
         }
         if start < n { carry += buf[start..<n] }
     }
-    if !carry.isEmpty { try body(number + 1, String(decoding: carry, as: UTF8.self)) }
+    if !carry.isEmpty { try body(number + 1, carry[...]) }
 }
 
 /// add-flows / mod-flows / del-flows FILE: one transaction over one connection. Each
@@ -273,22 +273,29 @@ func processFlowFile(_ s: Session, path: String, defaultCommand: String) throws 
     func isBlank(_ c: UInt8) -> Bool { c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") }
     do {
         try forEachLine(path) { number, raw in
-            // Byte-wise (ASCII) scanning of the line: far cheaper than Character steps.
-            var line = Substring(raw).utf8
+            // The line's bytes (ASCII), never a String: far cheaper than Character steps.
+            var line = raw
             while let c = line.first, isBlank(c) || c == UInt8(ascii: "\r") { line.removeFirst() }
             while let c = line.last, c == UInt8(ascii: "\r") { line.removeLast() }
             if line.isEmpty || line.first == UInt8(ascii: "#") { return }
             var op: Op = defaultCommand == "add" ? .add : defaultCommand == "modify" ? .modify : .delete
-            for (word, o) in [("add ", Op.add), ("modify ", Op.modify), ("delete ", Op.delete)] where line.starts(with: word.utf8) {
-                op = o
-                line = line.dropFirst(word.utf8.count)
+            if line.starts(with: "add ".utf8) {
+                op = .add
+                line = line.dropFirst(4)
+            } else if line.starts(with: "modify ".utf8) {
+                op = .modify
+                line = line.dropFirst(7)
+            } else if line.starts(with: "delete ".utf8) {
+                op = .delete
+                line = line.dropFirst(7)
             }
             while let c = line.first, isBlank(c) { line.removeFirst() }
             let flowEnd = line.firstIndex(where: isBlank) ?? line.endIndex
-            let flowText = String(Substring(line[..<flowEnd]))
-            let actionsText = String(Substring(line[flowEnd...].drop(while: isBlank)))
+            let actionBytes = Array(line[flowEnd...].drop(while: isBlank))
             let k: ODPText.ParsedKey
-            do { k = try ODPText.parseKey(flowText, portNames: names) } catch { throw ParseFailure("\(path):\(number): flow key: \(error)") }
+            do { k = try ODPText.parseKey(utf8: Array(line[..<flowEnd]), portNames: names) } catch {
+                throw ParseFailure("\(path):\(number): flow key: \(error)")
+            }
             var w = AttributeWriter()
             if !k.key.isEmpty {
                 w.put(FlowAttr.key, k.key)
@@ -296,7 +303,7 @@ func processFlowFile(_ s: Session, path: String, defaultCommand: String) throws 
             }
             if let u = op == .add ? ufidForNewFlow(k) : k.ufid { w.put(FlowAttr.ufid, ufidBytes(u)) }
             if op != .delete {
-                do { w.put(FlowAttr.actions, try ODPText.parseActions(actionsText.isEmpty ? "drop" : actionsText)) } catch {
+                do { w.put(FlowAttr.actions, try ODPText.parseActions(utf8: actionBytes.isEmpty ? Array("drop".utf8) : actionBytes)) } catch {
                     throw ParseFailure("\(path):\(number): actions: \(error)")
                 }
             }
