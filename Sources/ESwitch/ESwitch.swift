@@ -350,6 +350,8 @@ public final class ESwitch: @unchecked Sendable {
 
     /// Writes and removals the firmware has not done yet.
     public var pendingHardwareWrites: Int { engine.pendingWrites }
+    /// Rule commands waiting for an access (not the one in flight).
+    var queuedHardwareWrites: Int { engine.firmware.queuedCount }
 
     /// A rule's hardware counters, read from the data plane now.
     public func ruleCounters(_ h: HardwareRuleHandle) -> RuleCounters? {

@@ -40,6 +40,15 @@ struct Firmware {
 
     mutating func enqueue(_ c: Command) { queue.append(c) }
 
+    /// Drops every queued command: the rules they were for are gone (a flush, as a NIC
+    /// destroying a flow table cancels what was queued for it). The access in flight
+    /// completes; its commands for gone rules are skipped.
+    mutating func discardQueued() {
+        queue.removeAll()
+        queueHead = 0
+        doorbell = false
+    }
+
     /// Lets the next access start with a partial bulk (until the queue runs dry).
     mutating func ringDoorbell() { if queuedCount > 0 { doorbell = true } }
 

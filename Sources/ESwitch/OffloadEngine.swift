@@ -116,6 +116,7 @@ final class OffloadEngine {
         defer { endOperation() }
         callerAccess(microseconds: params.hardwareLatencyMicroseconds)
         guard tables.discardAll() else { return false }
+        firmware.discardQueued()
         predicted.removeAll()
         predictor = OccupancyPredictor()
         return true

@@ -126,6 +126,7 @@ struct DriverInvariantTests {
                         }
                         dp.failNextWrites = 0
                         #expect(sw.deleteAllRules())
+                        if sw.queuedHardwareWrites != 0 { Issue.record("seed \(seed) step \(step): \(sw.queuedHardwareWrites) commands of gone rules still queued") }
                         for (_, h) in handles where sw.ruleState(h) != nil { Issue.record("seed \(seed) step \(step): a rule survived the flush") }
                         handles = [:]
                         log.append("flush")
