@@ -27,7 +27,7 @@ static __always_inline void ct_count(__u32 stat)
 
 static __always_inline void count_counter(__u32 c, __u32 len)
 {
-    struct esw_rule_counter *rc = bpf_map_lookup_elem(&esw_rule_counters, &c);
+    struct esw_rule_counter *rc = rule_counter(c);
     if (rc) {
         rc->packets += 1;
         rc->bytes += len;

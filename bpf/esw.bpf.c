@@ -323,8 +323,7 @@ static __always_inline int run_actions(struct __sk_buff *skb, __u32 in_port, con
 
 static __always_inline void count_rule(const struct esw_rule *rule, __u32 len)
 {
-    __u32 c = rule->counter;
-    struct esw_rule_counter *rc = bpf_map_lookup_elem(&esw_rule_counters, &c);
+    struct esw_rule_counter *rc = rule_counter(rule->counter);
     if (rc) {
         rc->packets += 1;
         rc->bytes += len;

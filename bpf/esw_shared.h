@@ -134,6 +134,8 @@ struct esw_config {
     __u32 mode;
     __u32 nports;
     __u16 vxlan_ports[4];   /* UDP ports the parser treats as VXLAN (0: unused) */
+    __u32 counter_slots;    /* esw_rule_counters holds this many counters per CPU */
+    __u32 pad;
 };
 
 /* Per-port counters: one value per port, ESW_STAT_* its fields. */
@@ -289,7 +291,7 @@ _Static_assert(sizeof(struct esw_action) == 40, "esw_action");
 _Static_assert(sizeof(struct esw_action_set) == 8 + 40 * ESW_MAX_ACTIONS, "esw_action_set");
 _Static_assert(sizeof(struct esw_encap) == 80, "esw_encap");
 _Static_assert(sizeof(struct esw_port) == 24, "esw_port");
-_Static_assert(sizeof(struct esw_config) == 16, "esw_config");
+_Static_assert(sizeof(struct esw_config) == 24, "esw_config");
 _Static_assert(sizeof(struct esw_prog_counters) == 72, "esw_prog_counters");
 _Static_assert(sizeof(struct esw_prog_config) == 24, "esw_prog_config");
 _Static_assert(sizeof(struct esw_engine) == 8, "esw_engine");

@@ -90,12 +90,29 @@ struct {
     __type(value, struct esw_action_set);
 } esw_action_sets SEC(".maps");
 
+/* Rule counters: one block of esw_config.counter_slots counters per possible CPU (the
+ * driver sizes it), each written only by its CPU, as a per-CPU array would be, but
+ * mapped into the driver's memory (BPF_F_MMAPABLE): the periodic poll reads a million
+ * counters as memory, as a NIC's bulk counter query lands in host memory, instead of
+ * copying each out through the bpf() syscall. */
 struct {
-    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(map_flags, BPF_F_MMAPABLE);
     __uint(max_entries, 65536);
     __type(key, __u32);
     __type(value, struct esw_rule_counter);
 } esw_rule_counters SEC(".maps");
+
+/* Counter `c` of the CPU running the program. */
+static __always_inline struct esw_rule_counter *rule_counter(__u32 c)
+{
+    __u32 zero = 0;
+    struct esw_config *cfg = bpf_map_lookup_elem(&esw_config, &zero);
+    if (!cfg || c >= cfg->counter_slots)
+        return 0;
+    __u32 i = bpf_get_smp_processor_id() * cfg->counter_slots + c;
+    return bpf_map_lookup_elem(&esw_rule_counters, &i);
+}
 
 /* Shared encap entries: replaced whole when the neighbour changes. */
 struct {

@@ -168,12 +168,13 @@ class Capture:
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines, self.stderr = [], []
         self.last_line_at = time.monotonic()
-        listening = threading.Event()
+        listening, started = threading.Event(), threading.Event()
 
         def read_stderr():
             for line in self.proc.stderr:
                 self.stderr.append(line.strip())
                 if "listening on" in line:
+                    started.set()
                     listening.set()
             listening.set()
 
@@ -185,13 +186,15 @@ class Capture:
         self.readers = [threading.Thread(target=f, daemon=True) for f in (read_stderr, read_stdout)]
         for t in self.readers:
             t.start()
-        if not listening.wait(20) or self.proc.poll() is not None:
+        if not listening.wait(20) or not started.is_set() or self.proc.poll() is not None:
             raise RuntimeError(f"tcpdump did not start: {self.stderr}")
 
     def stop(self, quiet=1.0, limit=15.0):
         """Waits until no packet came for `quiet` seconds, then stops tcpdump; returns its lines."""
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline and time.monotonic() - self.last_line_at < quiet:
+        begun = time.monotonic()
+        deadline = begun + limit
+        # Quiet since the packets were sent (now), not since tcpdump started.
+        while time.monotonic() < deadline and time.monotonic() - max(self.last_line_at, begun) < quiet:
             time.sleep(0.1)
         self.proc.terminate()
         self.proc.wait()

@@ -17,6 +17,8 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     private var filters: [Int32: TCFilter] = [:]
     /// What the maps were sized for (tables grow as rules come; arrays are allocated whole).
     public private(set) var capacity: Capacity
+    /// esw_rule_counters as memory.
+    private var counters: CounterMemory
 
     struct Maps {
         let config, ports, portByIfindex, portStats, masks, maskLists, maskHits: Int32
@@ -50,7 +52,8 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         try BPFObject(elf: BPFObjectBytes.elf, name: "esw", maxEntries: [
             "esw_chain": UInt32(c.rules),
             "esw_ct": UInt32(c.connections),
-            "esw_rule_counters": UInt32(c.counters), "esw_encaps": UInt32(c.encaps),
+            // One block of counters per CPU (CounterMemory).
+            "esw_rule_counters": UInt32(c.counters * BPFMap.possibleCPUs), "esw_encaps": UInt32(c.encaps),
             "esw_action_sets": UInt32(BPFDataPlane.actionSetCapacity),
         ])
     }
@@ -164,10 +167,12 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         portRX = try object.programFD("esw_port_rx")
         representorTX = try object.programFD("esw_rep_tx")
         maps = try Maps(object)
+        counters = try CounterMemory(fd: maps.ruleCounters, slots: capacity.counters, cpus: BPFMap.possibleCPUs)
         ruleTables = try Self.publishRuleTables(capacity: capacity.rules, in: maps)
         maskIDs = SlotAllocator(capacity: UInt32(Layout.maxMasks))
         actionSetIDs = SlotAllocator(capacity: UInt32(BPFDataPlane.actionSetCapacity))
         try? publishLists()
+        try? writeConfig()
         try? startProgramStage()
     }
 
@@ -193,7 +198,8 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     private static func u64(_ v: UInt64) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
 
     private func writeConfig() throws(DataPlaneError) {
-        try update(maps.config, Self.u32(0), Layout.config(mode: mode, ports: portCount, vxlan: vxlanPorts), "config")
+        try update(maps.config, Self.u32(0), Layout.config(mode: mode, ports: portCount, vxlan: vxlanPorts,
+                                                           counterSlots: capacity.counters), "config")
     }
 
     public func setMode(_ mode: ESwitchMode, portCount: Int) throws(DataPlaneError) {
@@ -292,7 +298,8 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         } catch {
             throw .system("the reloaded data plane (\(error))", errno: error.errno)
         }
-        try replay(into: m, tables: tables, counters: capacity.counters)
+        let newCounters = try Self.mapCounters(m, slots: want.counters)
+        try replay(into: m, tables: tables, counters: newCounters)
         var newFilters: [Int32: TCFilter] = [:]
         for (ifindex, f) in filters {
             do {
@@ -312,6 +319,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         filters = newFilters
         object = newObject
         maps = m
+        self.counters = newCounters
         ruleTables = tables
         portRX = rx
         representorTX = tx
@@ -319,9 +327,16 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         restartProgramStage()
     }
 
+    private static func mapCounters(_ m: Maps, slots: Int) throws(DataPlaneError) -> CounterMemory {
+        do { return try CounterMemory(fd: m.ruleCounters, slots: slots, cpus: BPFMap.possibleCPUs) } catch {
+            throw .system(error.call, errno: error.errno)
+        }
+    }
+
     /// Writes everything the data plane holds into another set of maps.
-    private func replay(into m: Maps, tables: RuleTables, counters: Int) throws(DataPlaneError) {
-        try update(m.config, Self.u32(0), Layout.config(mode: mode, ports: portCount, vxlan: vxlanPorts), "config")
+    private func replay(into m: Maps, tables: RuleTables, counters newCounters: borrowing CounterMemory) throws(DataPlaneError) {
+        try update(m.config, Self.u32(0), Layout.config(mode: mode, ports: portCount, vxlan: vxlanPorts,
+                                                        counterSlots: newCounters.slots), "config")
         for (port, config) in portConfigs {
             try update(m.ports, Self.u32(port), Layout.port(config), "port")
             try writeIfindexes(port, config, into: m)
@@ -336,10 +351,8 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         try replayConnections(into: m)
         handBackQueueReplaced = true
         let cpus = BPFMap.possibleCPUs
-        for (i, c) in allRuleCounters(count: counters).enumerated() where c.packets > 0 || c.lastUsedNanoseconds > 0 {
-            var v = [UInt64](repeating: 0, count: cpus * 3)
-            v[0] = c.packets; v[1] = c.bytes; v[2] = c.lastUsedNanoseconds
-            try update(m.ruleCounters, Self.u32(UInt32(i)), v.withUnsafeBytes { Array($0) }, "counter")
+        for (i, c) in allRuleCounters(count: capacity.counters).enumerated() where c.packets > 0 || c.lastUsedNanoseconds > 0 {
+            newCounters.set(i, to: c)
         }
         for port in 0..<UInt32(Layout.maxPorts) {
             let old = perCPU(maps.portStats, index: port, fields: Layout.portStats)
@@ -373,88 +386,16 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         return sum
     }
 
-    public func resetCounter(_ counter: UInt32) {
-        let zeros = [UInt64](repeating: 0, count: BPFMap.possibleCPUs * 3)
-        var key = counter
-        zeros.withUnsafeBytes { try? BPFMap.update(maps.ruleCounters, key: &key, value: $0.baseAddress!) }
-    }
+    public func resetCounter(_ counter: UInt32) { counters.reset(Int(counter)) }
 
-    /// BPF_MAP_UPDATE_BATCH of zeroes, a bounded bulk at a time (a flush frees a
-    /// million counters at once).
-    public func resetCounters(_ counters: [UInt32]) {
-        guard counters.count > 1 else {
-            if let c = counters.first { resetCounter(c) }
-            return
-        }
-        let bulk = min(counters.count, Self.counterResetBulk)
-        let zeros = [UInt64](repeating: 0, count: BPFMap.possibleCPUs * 3 * bulk)
-        var start = 0
-        while start < counters.count {
-            let chunk = counters[start..<min(start + bulk, counters.count)]
-            var count = UInt32(chunk.count)
-            let r = chunk.withUnsafeBytes { k in
-                zeros.withUnsafeBytes { v in clbpf_update_batch(maps.ruleCounters, k.baseAddress, v.baseAddress, &count) }
-            }
-            // A bulk the kernel refused (an old kernel without batch ops on arrays): one by one.
-            if r != 0 { for c in chunk { resetCounter(c) } }
-            start += chunk.count
-        }
-    }
+    /// Zeroes counters in the mapped memory (a flush frees a million at once).
+    public func resetCounters(_ list: [UInt32]) { for c in list { counters.reset(Int(c)) } }
 
-    static let counterResetBulk = 8192
-
-    public func ruleCounters(_ counter: UInt32) -> RuleCounters {
-        let cpus = BPFMap.possibleCPUs
-        var values = [UInt64](repeating: 0, count: cpus * 3)
-        var key = counter
-        guard values.withUnsafeMutableBytes({ BPFMap.lookup(maps.ruleCounters, key: &key, value: $0.baseAddress!) }) else {
-            return RuleCounters()
-        }
-        return Self.sum(values, cpus: cpus, at: 0)
-    }
-
-    private static func sum(_ v: [UInt64], cpus: Int, at base: Int) -> RuleCounters {
-        var r = RuleCounters()
-        for c in 0..<cpus {
-            r.packets &+= v[base + c * 3]
-            r.bytes &+= v[base + c * 3 + 1]
-            r.lastUsedNanoseconds = max(r.lastUsedNanoseconds, v[base + c * 3 + 2])
-        }
-        return r
-    }
+    public func ruleCounters(_ counter: UInt32) -> RuleCounters { counters.read(Int(counter)) }
 
     public func allRuleCounters(count: Int) -> [RuleCounters] {
         guard count > 0 else { return [] }
-        let cpus = BPFMap.possibleCPUs
-        let chunk = 4096
-        var out: [RuleCounters] = []
-        out.reserveCapacity(count)
-        var keys = [UInt32](repeating: 0, count: chunk)
-        var values = [UInt64](repeating: 0, count: chunk * cpus * 3)
-        var inBatch: UInt32 = 0, outBatch: UInt32 = 0
-        var first = true
-        while out.count < count {
-            var n = UInt32(min(chunk, count - out.count))
-            let fd = maps.ruleCounters
-            let r = withUnsafeMutablePointer(to: &inBatch) { inp in
-                withUnsafeMutablePointer(to: &outBatch) { outp in
-                    keys.withUnsafeMutableBytes { k in
-                        values.withUnsafeMutableBytes { v in
-                            clbpf_lookup_batch(fd, first ? nil : UnsafeMutableRawPointer(inp), UnsafeMutableRawPointer(outp),
-                                               k.baseAddress, v.baseAddress, &n)
-                        }
-                    }
-                }
-            }
-            if r < 0 && r != -ENOENT { break }
-            for i in 0..<Int(n) { out.append(Self.sum(values, cpus: cpus, at: i * cpus * 3)) }
-            if r == -ENOENT || n == 0 { break }
-            inBatch = outBatch
-            first = false
-        }
-        // Anything the batch call did not return is read one by one.
-        while out.count < count { out.append(ruleCounters(UInt32(out.count))) }
-        return out
+        return counters.readAll(count: count)
     }
 
     public func portCounters(_ port: PortIndex) -> PortCounters {

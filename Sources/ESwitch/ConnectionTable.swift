@@ -127,7 +127,8 @@ public final class ConnectionTable: @unchecked Sendable {
         for id in Array(connections.keys) { remove(id: id) }
     }
 
-    /// Every connection's counters (from a counter snapshot, see ESwitch.counterSnapshot)
+    /// Every connection's counters (from a counter snapshot, see ESwitch.counterSnapshot,
+    /// or, with none, each read where it lies)
     /// and whether the pipeline handed it back to software since the last call: the
     /// pipeline's queue of hand-backs, each confirmed on the entry (a queued counter may
     /// have a new owner by now); every entry read only when the queue overflowed.

@@ -213,7 +213,9 @@ public enum AttributeParser {
     /// bytes in place and builds an `Attribute` for few of them.
     public static func spans(_ bytes: ArraySlice<UInt8>) throws(NetlinkError) -> [AttributeSpan] {
         var out: [AttributeSpan] = []
-        out.reserveCapacity(bytes.count / 4 + 1)  // an attribute takes 4 bytes at least: never grows
+        // An attribute takes 4 bytes at least: a key's or a reply's spans never grow
+        // (bounded: a big body grows as usual rather than reserving far more than it holds).
+        out.reserveCapacity(min(bytes.count / 4 + 1, 64))
         try scan(bytes) { rawType, i, len in
             out.append(AttributeSpan(type: rawType & NetlinkAttributeFlag.typeMask,
                                      isNested: rawType & NetlinkAttributeFlag.nested != 0,

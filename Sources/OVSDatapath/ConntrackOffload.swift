@@ -82,10 +82,10 @@ final class ConntrackOffload {
 
     /// After a counter poll: hardware activity into the tracker, hand-backs to software.
     /// `previousPoll` is when the counters were read before (monotonic ns).
-    func poll(snapshot: [RuleCounters], previousPoll: UInt64) {
+    func poll(previousPoll: UInt64) {
         guard !held.isEmpty else { return }
         var seen = Set<UInt32>()
-        for a in eswitch.connections.activity(counters: snapshot) {
+        for a in eswitch.connections.activity(counters: []) {
             let id = UInt32(truncatingIfNeeded: a.id)
             guard let before = held[id] else { continue }
             seen.insert(id)

@@ -420,21 +420,22 @@ public final class Datapath: @unchecked Sendable {
         rcu.reclaim()
     }
 
-    /// Reads every offloaded flow's hardware counters (the driver's periodic poll).
+    /// Reads every offloaded flow's hardware counters (the driver's periodic poll). Each
+    /// is read where it lies (the data plane's counters are mapped memory): a snapshot of
+    /// all of them was an array of a million, faulted in again every poll.
     public func pollHardwareCounters() {
         guard let sw = eswitch else { return }
-        let snapshot = sw.counterSnapshot()
         let previousPoll = lastCounterRead
         lastCounterRead = Sys.monotonicNanoseconds()
         for f in table.flows {
-            guard f.hintMark == 0, case .hardware(let h) = f.offload, var c = sw.ruleCounters(h, in: snapshot) else { continue }
+            guard f.hintMark == 0, case .hardware(let h) = f.offload, var c = sw.ruleCounters(h) else { continue }
             // A rule that counted packets since the previous read was used after it: the
             // rule's own last-used time is the kernel's coarse clock, which can lag ours
             // (by minutes, seen on this VM), and must not make a busy flow look idle.
             if c.packets > f.hardwareLatest.packets { c.lastUsedNanoseconds = max(c.lastUsedNanoseconds, previousPoll) }
             f.hardwareLatest = c
         }
-        conntrackOffload?.poll(snapshot: snapshot, previousPoll: previousPoll)
+        conntrackOffload?.poll(previousPoll: previousPoll)
     }
 
     private func ageFlows(now: UInt64) {

@@ -21,7 +21,7 @@ struct MemoryReturn {
     /// chunk); memory is returned by `tick` instead, when the table shrank.
     static func configureAllocator() {
         _ = mallopt(M_MMAP_THRESHOLD, 256 << 10)
-        _ = mallopt(M_TRIM_THRESHOLD, 64 << 20)
+        _ = mallopt(M_TRIM_THRESHOLD, 16 << 20)
     }
 
     mutating func tick(now: UInt64, flows: Int) {

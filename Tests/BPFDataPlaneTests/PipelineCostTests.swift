@@ -46,7 +46,9 @@ struct PipelineCostTests {
         let env = ProcessInfo.processInfo.environment
         let elf = try env["ESW_PIPELINE_OBJECT"].map { [UInt8](try Data(contentsOf: URL(fileURLWithPath: $0))) } ?? BPFObjectBytes.elf
         let o = try BPFObject(elf: elf, name: "esw")
-        try Self.write(o, "esw_config", BPFDataPlane.u32(0), Layout.config(mode: .switchdev, ports: 3, vxlan: []))
+        // The object as built: esw_rule_counters' 65536 entries are one block per CPU.
+        try Self.write(o, "esw_config", BPFDataPlane.u32(0), Layout.config(mode: .switchdev, ports: 3, vxlan: [],
+                                                                        counterSlots: 65536 / BPFMap.possibleCPUs))
         for p: PortIndex in [.uplink, .vf(0), .vf(1)] {
             let ifindex = p == .vf(0) ? PipelineTests.lo : Int32(1000 + p)
             try Self.write(o, "esw_ports", BPFDataPlane.u32(p), Layout.port(DataPlanePort(ifindex: ifindex, representorIfindex: Int32(2000 + p),

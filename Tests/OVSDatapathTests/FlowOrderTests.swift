@@ -49,4 +49,51 @@ struct FlowOrderTests {
         d.flushFlows()
         #expect(d.flowsInEntryOrder.isEmpty)
     }
+
+    static func match(_ i: Int) throws -> FlowMatch {
+        let k = try ODPText.parseKey(key(i))
+        guard case .success(let m) = FlowMatch.fromAttributes(key: k.key, mask: k.mask, vlanLimit: ODPConstants.datapathVLANLimit) else {
+            throw ODPError(position: nil, "bad key")
+        }
+        return m
+    }
+
+    /// Every live flow sits where its tablePosition says, and nothing else is live.
+    static func consistent(_ d: Datapath) -> Bool {
+        let order = d.flowsInEntryOrder
+        let live = order.compactMap { $0 }
+        guard live.count == d.flowCount else { return false }
+        for f in live where !(order[f.tablePosition] === f && d.flow(ufid: f.ufid) === f) { return false }
+        return true
+    }
+
+    /// (From a review.) A batch of modifications and deletions rolled back across a
+    /// compaction: positions and the learned count stay right, and so through deletes.
+    @Test func aRollbackAcrossACompactionKeepsPositionsAndTheLearnedCount() throws {
+        let (d, _, _) = try OffloadPathTests.datapath()
+        for i in 0..<3000 {
+            _ = try d.changeFlow(match: Self.match(i), ufid: nil, actions: ODPText.parseActions("2"),
+                                 options: .init(origin: i % 2 == 0 ? .normal : .user))
+        }
+        #expect(d.table.learnedCount == 1500)
+        var batch: [FlowChange] = []
+        for i in stride(from: 0, to: 3000, by: 7) {
+            batch.append(try d.changeFlow(match: Self.match(i), ufid: nil, actions: ODPText.parseActions("1"), options: .init(modify: true)))
+        }
+        for i in 0..<3000 where i % 3 != 0 { batch.append(d.deleteFlowReportingChange(d.flow(match: try Self.match(i))!)) }
+        #expect(d.flowsInEntryOrder.count < 3000, "compacted")
+        for i in stride(from: 0, to: 3000, by: 9) {
+            batch.append(try d.changeFlow(match: Self.match(i), ufid: nil, actions: ODPText.parseActions("2"), options: .init(modify: true)))
+        }
+        #expect(Self.consistent(d))
+        for c in batch.reversed() { d.undo(c) }
+        #expect(d.flowCount == 3000)
+        #expect(Self.consistent(d))
+        #expect(d.table.learnedCount == 1500)
+        for f in Array(d.allFlows.reversed()) {
+            d.deleteFlow(f)
+            if d.flowCount % 500 == 0 { #expect(Self.consistent(d)) }
+        }
+        #expect(d.flowsInEntryOrder.isEmpty && d.table.learnedCount == 0)
+    }
 }
