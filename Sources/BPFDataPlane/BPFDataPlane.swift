@@ -17,8 +17,9 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     private var filters: [Int32: TCFilter] = [:]
     /// What the maps were sized for (tables grow as rules come; arrays are allocated whole).
     public private(set) var capacity: Capacity
-    /// esw_rule_counters as memory.
+    /// esw_rule_counters as memory (mapped while in use).
     private var counters: CounterMemory
+    private var lastCounterLook: UInt64 = 0
 
     struct Maps {
         let config, ports, portByIfindex, portStats, masks, maskLists, maskHits: Int32
@@ -298,8 +299,8 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         } catch {
             throw .system("the reloaded data plane (\(error))", errno: error.errno)
         }
-        let newCounters = try Self.mapCounters(m, slots: want.counters)
-        try replay(into: m, tables: tables, counters: newCounters)
+        var newCounters = try Self.mapCounters(m, slots: want.counters)
+        try replay(into: m, tables: tables, counters: &newCounters)
         var newFilters: [Int32: TCFilter] = [:]
         for (ifindex, f) in filters {
             do {
@@ -334,7 +335,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     }
 
     /// Writes everything the data plane holds into another set of maps.
-    private func replay(into m: Maps, tables: RuleTables, counters newCounters: borrowing CounterMemory) throws(DataPlaneError) {
+    private func replay(into m: Maps, tables: RuleTables, counters newCounters: inout CounterMemory) throws(DataPlaneError) {
         try update(m.config, Self.u32(0), Layout.config(mode: mode, ports: portCount, vxlan: vxlanPorts,
                                                         counterSlots: newCounters.slots), "config")
         for (port, config) in portConfigs {
@@ -420,6 +421,10 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         maskIDs.reclaim(now: now)
         chainMaskIDs.reclaim(now: now)
         actionSetIDs.reclaim(now: now)
+        if now &- lastCounterLook >= 3_000_000_000 {
+            lastCounterLook = now
+            counters.releaseIfIdle()
+        }
         guard now &- lastRank >= 1_000_000_000 else { return }
         lastRank = now
         var recent: [UInt32: UInt64] = [:]
