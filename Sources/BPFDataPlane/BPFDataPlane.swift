@@ -394,6 +394,9 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
 
     public func ruleCounters(_ counter: UInt32) -> RuleCounters { counters.read(Int(counter)) }
 
+    /// Whether the counters are mapped into the daemon now (CounterMemory).
+    public var countersMapped: Bool { counters.isMapped }
+
     public func allRuleCounters(count: Int) -> [RuleCounters] {
         guard count > 0 else { return [] }
         return counters.readAll(count: count)

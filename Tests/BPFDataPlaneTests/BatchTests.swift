@@ -51,6 +51,38 @@ struct BatchTests {
         #expect(try Self.verdict(dp, dst: Self.base + 2) == P.shot)
     }
 
+    /// The counters are mapped memory while read, and unmapped after a quiet spell: what
+    /// they hold is the kernel's and survives both, as do the pipeline's writes in between.
+    @Test func countersSurviveTheirMappingComingAndGoing() throws {
+        let dp = try P.dataPlane()
+        let rules = Self.rules(3, actions: [.drop])
+        #expect(dp.program(batch: rules).installed == 3)
+        #expect(try Self.verdict(dp, dst: Self.base) == P.shot)
+        #expect(dp.ruleCounters(100).packets == 1)
+        #expect(dp.countersMapped)
+        // Housekeeping with no read in between: unmapped at the second look.
+        var now = Sys.monotonicNanoseconds() + 10_000_000_000
+        dp.maintain(now: now)
+        now += 4_000_000_000
+        dp.maintain(now: now)
+        #expect(!dp.countersMapped)
+        // Counted while unmapped, then read (mapped again).
+        #expect(try Self.verdict(dp, dst: Self.base) == P.shot)
+        #expect(try Self.verdict(dp, dst: Self.base + 1) == P.shot)
+        #expect(dp.ruleCounters(100).packets == 2 && dp.ruleCounters(101).packets == 1)
+        #expect(dp.countersMapped)
+        // A read keeps it mapped; a reset while unmapped zeroes the kernel's counter.
+        now += 4_000_000_000
+        dp.maintain(now: now)
+        #expect(dp.countersMapped)
+        now += 4_000_000_000
+        dp.maintain(now: now)
+        #expect(!dp.countersMapped)
+        dp.resetCounter(100)
+        #expect(dp.ruleCounters(100).packets == 0 && dp.ruleCounters(101).packets == 1)
+        #expect(dp.allRuleCounters(count: 102)[101].packets == 1)
+    }
+
     @Test func aResizeCopiesEveryRuleFromTheKernelsMaps() throws {
         let dp = try P.dataPlane()
         let n = 9000  // more than one read batch (4096)
