@@ -101,16 +101,10 @@ struct KeyParser {
             if sc.hasPrefix("tunnel(", at: i) { return parseTunnel(at: i + 7, key: &key, mask: &mask) }
             if sc.hasPrefix("tcp(", at: i) { return scanStruct(KeyLayout.tcp, at: i, key: &key, mask: &mask) }
             if sc.hasPrefix("tcp_flags(", at: i) {
-                let j = i + 10
-                guard let (f, m, e) = FlagNames.tcp.parse(sc, at: j, end: 41, allowed: 0x0fff, masked: true) else {
-                    return fail(j, "invalid tcp_flags (known: fin syn rst psh ack urg ece cwr ns)")
+                return scanFlags(FlagNames.tcp, at: i + 10, allowed: 0x0fff, attr: KeyAttr.tcpFlags, name: "tcp_flags",
+                                 known: "fin syn rst psh ack urg ece cwr ns", key: &key, mask: &mask) {
+                    [UInt8].be16(UInt16(truncatingIfNeeded: $0))
                 }
-                // scan_tcp_flags() consumed nothing: SCAN_TYPE takes a zero length as EINVAL.
-                guard e > j else { return fail(j, "empty tcp_flags() (write 0 for no flags)") }
-                guard sc[e] == 41 else { return fail(e, "expected \")\"") }
-                key.put(KeyAttr.tcpFlags, [UInt8].be16(UInt16(truncatingIfNeeded: f)))
-                mask.put(KeyAttr.tcpFlags, [UInt8].be16(UInt16(truncatingIfNeeded: m)))
-                return e + 1
             }
         case UInt8(ascii: "i"):
             if sc.hasPrefix("in_port(", at: i) { return parseInPort(at: i + 8, key: &key, mask: &mask) }
@@ -147,16 +141,8 @@ struct KeyParser {
     /// ct_state(), ct_zone(), ct_mark(), ct_label() and the original-direction tuples.
     private mutating func parseConntrackAttribute(at i: Int, key: inout AttributeWriter, mask: inout AttributeWriter) -> Int? {
         if sc.hasPrefix("ct_state(", at: i) {
-            let j = i + 9
-            guard let (f, m, e) = FlagNames.ctState.parse(sc, at: j, end: 41, allowed: 0xff, masked: true) else {
-                return fail(j, "invalid ct_state flags (known: new est rel rpl inv trk snat dnat)")
-            }
-            // scan_ct_state() consumed nothing: SCAN_TYPE takes a zero length as EINVAL.
-            guard e > j else { return fail(j, "empty ct_state() (write 0 for no flags)") }
-            guard sc[e] == 41 else { return fail(e, "expected \")\"") }
-            key.put(KeyAttr.ctState, [UInt8].le32(f))
-            mask.put(KeyAttr.ctState, [UInt8].le32(m))
-            return e + 1
+            return scanFlags(FlagNames.ctState, at: i + 9, allowed: 0xff, attr: KeyAttr.ctState, name: "ct_state",
+                             known: "new est rel rpl inv trk snat dnat", what: "flags", key: &key, mask: &mask) { [UInt8].le32($0) }
         }
         if sc.hasPrefix("ct_zone(", at: i) {
             return scanSingle(at: i + 8, attr: KeyAttr.ctZone, type: .u16, size: 2, masked: true, key: &key, mask: &mask)
@@ -181,6 +167,22 @@ struct KeyParser {
     }
 
     // MARK: Attribute shapes
+
+    /// `NAME(flags[/mask])` (scan_tcp_flags(), scan_ct_state()): flag names or a number,
+    /// `encode` writing the attribute's bytes. An empty list is EINVAL, as SCAN_TYPE takes
+    /// a zero length.
+    private mutating func scanFlags(_ names: FlagNames, at j: Int, allowed: UInt32, attr: UInt16, name: String,
+                                    known: String, what: String = "", key: inout AttributeWriter, mask: inout AttributeWriter,
+                                    encode: (UInt32) -> [UInt8]) -> Int? {
+        guard let (f, m, e) = names.parse(sc, at: j, end: 41, allowed: allowed, masked: true) else {
+            return fail(j, "invalid \(name)\(what.isEmpty ? "" : " " + what) (known: \(known))")
+        }
+        guard e > j else { return fail(j, "empty \(name)() (write 0 for no flags)") }
+        guard sc[e] == 41 else { return fail(e, "expected \")\"") }
+        key.put(attr, encode(f))
+        mask.put(attr, encode(m))
+        return e + 1
+    }
 
     /// SCAN_SINGLE: `NAME(value[/mask])`; `masked: false` means the mask is not parsed
     /// and is all ones (recirc_id).
