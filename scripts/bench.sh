@@ -31,6 +31,8 @@
 #   vxlan-kernel    the kernel's vxlan on both ends of a veth pair between two namespaces
 #                   (the VXLAN limit)
 #
+# For esw-offload and bpf-redirect-esw also the program's own cost per packet, as the
+# kernel accounts it (one more UDP run with kernel.bpf_stats_enabled on, then put back).
 # Per topology: iperf3 TCP, one stream, RUNS x T s (median; 3 x 10 s, --quick 3 x 3 s);
 # iperf3 UDP with 64-byte payloads at -b 0, packets/s the receiver got (median of RUNS;
 # not for the VXLAN rows); ping RTT p50/p99 over 200 pings at -i 0.01; the switch
@@ -206,6 +208,28 @@ attach_redirect() {
         -c "$ROOT/bpf/bench/redirect_peer.bpf.c" -o "$D/redirect-$ns-$dev.o" || die "clang redirect_peer"
     tc -n "$P$ns" filter del dev "$dev" ingress 2>/dev/null
     tc -n "$P$ns" filter add dev "$dev" ingress bpf da obj "$D/redirect-$ns-$dev.o" sec tc || die "tc filter $dev"
+}
+
+# pipeline_cost NAME: one UDP run (64 B, -b 0) VF0 -> VF1 with the kernel's BPF run-time
+# accounting on (kernel.bpf_stats_enabled, put back as it was right after): the
+# nanoseconds per packet of the program on VF0's switch-side end, as the kernel measures
+# them (bpftool prog show: run_time_ns / run_cnt over the run). Into R[NAME,ns].
+pipeline_cost() {
+    local name=$1 dev id before after old
+    dev=$(topo_vf_switch_side 0)
+    id=$(tc -n "${P}host" filter show dev "$dev" ingress | sed -n 's/.* id \([0-9]*\) .*/\1/p' | head -n 1)
+    R[$name,ns]=n/a
+    [ -n "$id" ] && command -v bpftool >/dev/null || { log "$name: no program id or no bpftool: no per-packet cost"; return; }
+    old=$(sysctl -n kernel.bpf_stats_enabled 2>/dev/null || echo 0)
+    sysctl -qw kernel.bpf_stats_enabled=1 || { log "$name: kernel.bpf_stats_enabled not writable"; return; }
+    prog_stats() { bpftool prog show id "$id" -j | "$PY" -c 'import json,sys; d=json.load(sys.stdin); print(d.get("run_time_ns", 0), d.get("run_cnt", 0))'; }
+    before=$(prog_stats)
+    iperf_once udp "$name.cost" >/dev/null
+    after=$(prog_stats)
+    sysctl -qw kernel.bpf_stats_enabled="$old"
+    R[$name,ns]=$(awk -v b="$before" -v a="$after" 'BEGIN{split(b, x, " "); split(a, y, " "); n = y[2] - x[2];
+        if (n > 0) printf "%.0f", (y[1] - x[1]) / n; else print "n/a"}')
+    log "$name: the program on $dev costs ${R[$name,ns]} ns a packet (kernel's accounting, 64 B UDP)"
 }
 
 # swap_in_redirect: in the esw topology (flows in hardware), the VFs' switch-side ends run
@@ -394,9 +418,11 @@ if [ $SCALE_ONLY = 0 ]; then
 log "== esw offloaded (VF0 <-> VF1)"
 setup_esw none; NOTE_off=$NOTE_esw
 measure esw-offload "esw, VF <-> VF, flows in hardware" 1
+pipeline_cost esw-offload
 log "== the redirect-only program in place of esw's pipeline (the same VF netdevs)"
 swap_in_redirect
 measure bpf-redirect-esw "minimal tc program in place of esw's pipeline, on esw's own VF netdevs (what the pipeline adds)" 1
+pipeline_cost bpf-redirect-esw
 teardown
 
 log "== esw software path (skip_hw)"
@@ -509,6 +535,7 @@ REPORT=$OUT/results.md; [ $SCALE_ONLY = 1 ] && REPORT=$OUT/results-scale.md
     echo "| ... the same limit for any tc switch: a redirect-only program vs veth | ${R[bpf-redirect,udp]} kpps | veth ${R[veth,udp]} kpps | $(ratio "${R[bpf-redirect,udp]}" "${R[veth,udp]}") |"
     echo "| offloaded VF<->VF 64 B UDP vs the redirect-only program | ${R[esw-offload,udp]} kpps | bpf-redirect ${R[bpf-redirect,udp]} kpps | $(ratio "${R[esw-offload,udp]}" "${R[bpf-redirect,udp]}") |"
     echo "| ... vs the redirect-only program on esw's own VF netdevs (the pipeline's own cost) | ${R[esw-offload,udp]} kpps | bpf-redirect-esw ${R[bpf-redirect-esw,udp]} kpps | $(ratio "${R[esw-offload,udp]}" "${R[bpf-redirect-esw,udp]}") |"
+    echo "| ... the same per packet, as the kernel accounts the programs' run time (64 B UDP) | ${R[esw-offload,ns]:-n/a} ns | bpf-redirect-esw ${R[bpf-redirect-esw,ns]:-n/a} ns | $(ratio "${R[esw-offload,ns]:-n/a}" "${R[bpf-redirect-esw,ns]:-n/a}") |"
     echo "| offloaded VXLAN TCP (VF -> remote) vs kernel vxlan | ${R[esw-vxlan,tcp]} Gbit/s | vxlan-kernel ${R[vxlan-kernel,tcp]} Gbit/s | $(ratio "${R[esw-vxlan,tcp]}" "${R[vxlan-kernel,tcp]}") |"
     echo "| eswd CPU, offloaded VF<->VF TCP | $(pct "${R[esw-offload,tcpcpu]}") of a core | ovs-vswitchd (ovs-tso) $(pct "${R[$REF,tcpcpu]}") | $(ratio "${R[esw-offload,tcpcpu]}" "${R[$REF,tcpcpu]}") |"
     echo "| eswd CPU, offloaded VF<->VF 64 B UDP | $(pct "${R[esw-offload,udpcpu]}") of a core | ovs-vswitchd (ovs-tso) $(pct "${R[$REF,udpcpu]}") | $(ratio "${R[esw-offload,udpcpu]}" "${R[$REF,udpcpu]}") |"
