@@ -397,6 +397,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     /// Whether the counters are mapped into the daemon now (CounterMemory).
     public var countersMapped: Bool { counters.isMapped }
 
+    /// Counters 0..<count in one walk (a resize carries them over).
     public func allRuleCounters(count: Int) -> [RuleCounters] {
         guard count > 0 else { return [] }
         return counters.readAll(count: count)

@@ -1,4 +1,3 @@
-import CLibBPF
 import ESwitch
 import Glibc
 import NetLinux
@@ -11,7 +10,7 @@ import NetLinux
 ///
 /// Mapped while in use: the kernel maps every page of the array at once, so a mapping
 /// kept for good would put the whole table (48 MiB for a million counters on two CPUs)
-/// into the daemon's RSS for its life; `release(ifIdleSince:)` unmaps it when nothing
+/// into the daemon's RSS for its life; `releaseIfIdle()` unmaps it when nothing
 /// read or zeroed a counter for a while, and the next access maps it again. Owns the
 /// mapping: unmapped when dropped.
 struct CounterMemory: ~Copyable {
@@ -20,7 +19,7 @@ struct CounterMemory: ~Copyable {
     let slots: Int
     let cpus: Int
     private var base: UnsafeMutablePointer<UInt64>?
-    /// Accesses since the mapping was made (for `release`).
+    /// Reads and resets so far, and as of the last `releaseIfIdle`.
     private var accesses: UInt64 = 0
     private var accessesAtLastLook: UInt64 = 0
     /// 64-bit words per counter (struct esw_rule_counter: packets, bytes, last used).
@@ -118,9 +117,8 @@ struct CounterMemory: ~Copyable {
     /// Sets counter `c` to `value` (on the first CPU; zero on the others): a resize
     /// carries counts over into new maps.
     mutating func set(_ c: Int, to value: RuleCounters) {
-        guard c >= 0 && c < slots else { return }
         reset(c)
-        guard let base = memory() else { return }
+        guard c >= 0 && c < slots, let base else { return }
         let w = base + c * Self.words
         w[0] = value.packets
         w[1] = value.bytes

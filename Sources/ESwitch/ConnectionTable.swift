@@ -127,13 +127,12 @@ public final class ConnectionTable: @unchecked Sendable {
         for id in Array(connections.keys) { remove(id: id) }
     }
 
-    /// Every connection's counters (from a counter snapshot, see ESwitch.counterSnapshot,
-    /// or, with none, each read where it lies)
-    /// and whether the pipeline handed it back to software since the last call: the
-    /// pipeline's queue of hand-backs, each confirmed on the entry (a queued counter may
-    /// have a new owner by now); every entry read only when the queue overflowed.
-    public func activity(counters snapshot: [RuleCounters]) -> [ConnectionActivity] {
-        func read(_ n: UInt32) -> RuleCounters { Int(n) < snapshot.count ? snapshot[Int(n)] : dataPlane.ruleCounters(n) }
+    /// Every connection's counters (each read where it lies) and whether the pipeline
+    /// handed it back to software since the last call: the pipeline's queue of
+    /// hand-backs, each confirmed on the entry (a queued counter may have a new owner by
+    /// now); every entry read only when the queue overflowed.
+    public func activity() -> [ConnectionActivity] {
+        func read(_ n: UInt32) -> RuleCounters { dataPlane.ruleCounters(n) }
         let (queued, complete) = dataPlane.takeHandBacks()
         var handedBack = Set<UInt64>()
         for n in queued {

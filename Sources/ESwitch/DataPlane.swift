@@ -114,8 +114,6 @@ public protocol DataPlane: AnyObject {
     /// Zeroes counters before new rules use them, in as few writes as the silicon allows.
     func resetCounters(_ counters: [UInt32])
     func ruleCounters(_ counter: UInt32) -> RuleCounters
-    /// Every counter below `count` in one read (the driver's periodic poll).
-    func allRuleCounters(count: Int) -> [RuleCounters]
     func portCounters(_ port: PortIndex) -> PortCounters
     /// Periodic housekeeping (mask ranking, releasing retired slots).
     func maintain(now: UInt64)
@@ -299,9 +297,6 @@ public final class InMemoryDataPlane: DataPlane, @unchecked Sendable {
 
     public func resetCounter(_ counter: UInt32) { counters[counter] = nil }
     public func ruleCounters(_ counter: UInt32) -> RuleCounters { counters[counter] ?? RuleCounters() }
-    public func allRuleCounters(count: Int) -> [RuleCounters] {
-        (0..<count).map { counters[UInt32($0)] ?? RuleCounters() }
-    }
     public func portCounters(_ port: PortIndex) -> PortCounters { portStats[port] ?? PortCounters() }
     public func maintain(now: UInt64) {}
     public private(set) var attachedPorts: Set<Int32> = []

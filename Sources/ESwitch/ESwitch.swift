@@ -359,14 +359,6 @@ public final class ESwitch: @unchecked Sendable {
         return dataPlane.ruleCounters(r.counter)
     }
 
-    /// Every rule's counters in one read; look rules up in it with `ruleCounters(_:in:)`.
-    public func counterSnapshot() -> [RuleCounters] { tables.allCounters() }
-
-    public func ruleCounters(_ h: HardwareRuleHandle, in snapshot: [RuleCounters]) -> RuleCounters? {
-        guard let r = rule(h), r.countsPackets else { return nil }
-        return Int(r.counter) < snapshot.count ? snapshot[Int(r.counter)] : dataPlane.ruleCounters(r.counter)
-    }
-
     /// Puts an established connection into the hardware CT table (synchronously): its
     /// packets then run ct → recirc → post-ct rule in the silicon.
     public func addConnection(_ spec: HardwareConnectionSpec) -> Result<HardwareConnection, OffloadFailure> {

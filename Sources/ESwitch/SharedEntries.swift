@@ -88,11 +88,6 @@ extension HardwareTables {
         encapSlots.grow(to: UInt32(clamping: DataPlaneCapacity.encaps(p)))
     }
 
-    /// Every rule's counters, read from the data plane in one go.
-    func allCounters() -> [RuleCounters] {
-        dataPlane.allRuleCounters(count: Int(counterSlots.highWater))
-    }
-
     /// A counter slot that reads zero: one never used is (the array starts zeroed), one
     /// used before was zeroed when its grace period ended, with every other slot freed
     /// then, in one write. So a new rule costs no write of its own for its counter.

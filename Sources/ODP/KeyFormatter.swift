@@ -471,11 +471,10 @@ public final class FormatMemo: @unchecked Sendable {
     /// `position`: the attribute's place in its key; the text is remembered there for
     /// `previousText`, which the formatter asks first.
     func text(_ a: Attribute, _ ma: Attribute?, position: Int, _ make: () -> String) -> String {
-        // An attribute type whose texts keep changing (an address per flow) is formatted
-        // each time: remembering it would cost more than it saves.
+        // The caller formats each time the types whose texts keep changing (an address
+        // per flow, `formatsAnew`): remembering them would cost more than it saves.
         let t = Int(a.type)
         if t < Self.watchedTypes {
-            if unique[t] { return make() }
             tries[t] += 1
             if tries[t] == Self.probation, tries[t] - hitsByType[t] > Self.probation * 3 / 4 {
                 unique[t] = true

@@ -85,7 +85,7 @@ final class ConntrackOffload {
     func poll(previousPoll: UInt64) {
         guard !held.isEmpty else { return }
         var seen = Set<UInt32>()
-        for a in eswitch.connections.activity(counters: []) {
+        for a in eswitch.connections.activity() {
             let id = UInt32(truncatingIfNeeded: a.id)
             guard let before = held[id] else { continue }
             seen.insert(id)
