@@ -1,0 +1,120 @@
+# bench-report.sh — scripts/bench.sh's report: results.md (or results-scale.md with
+# --scale-only) from the measurements in R, and the plot results.png.
+# Sourced by scripts/bench.sh; bench_report reads its globals (R, NAMES, RUNS, T, QUICK,
+# SCALE_ONLY, CONTROL_PLANE, SCALE_SIZES, the NOTE_* and *_LINE strings, BUILD, ELAPSED).
+
+# ratio A B: A/B with two decimals, or n/a
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "n/a" || b == "n/a" || a == "nan" || b == "nan" || a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'
+}
+# pct V: "V %" or n/a
+pct() { if [ "$1" = n/a ] || [ -z "$1" ]; then echo n/a; else echo "$1 %"; fi; }
+# bench_report: the Markdown report on stdout
+bench_report() {
+    echo "# esw benchmark"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- kernel: $(uname -r); CPUs: $(nproc); $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')"
+    echo "- build: $BUILD"
+    echo "- peer: Open vSwitch ${OVS_VER:-?} userspace datapath (datapath_type=netdev), NORMAL, veth system ports;" \
+         "ovs-tso: other_config:userspace-tso-enable=true set before ovs-vswitchd started, tx checksum offload on" \
+         "(vswitchd log: ${NOTE_ovs_tso:-no TSO message});" \
+         "ovs-notso: TSO off, \`ethtool -K tx off\` in the senders"
+    echo "- method: iperf3 $(iperf3 --version | head -n 1 | awk '{print $2}'), TCP 1 stream $RUNS x $T s (median);" \
+         "UDP 64 B payload -b 0, $RUNS x $T s, receiver's delivered packets/s (median);" \
+         "ping $PINGS x -i 0.01; switch CPU = utime+stime of the switch process (eswd or ovs-vswitchd)" \
+         "over each iperf3 run, % of one core (median of the runs; every run below)"
+    [ $SCALE_ONLY = 1 ] || echo "- esw flows: esw-offload: $NOTE_off; esw-software: $NOTE_sw; esw-vxlan: $NOTE_vx"
+    echo "- total runtime: ${ELAPSED} s$([ $QUICK = 1 ] && echo ' (--quick)')"
+    if [ $SCALE_ONLY = 0 ]; then
+    echo
+    echo "## Targets"
+    echo
+    echo "| target | esw | reference | esw/reference |"
+    echo "|---|---|---|---|"
+    echo "| offloaded VF<->VF TCP vs veth | ${R[esw-offload,tcp]} Gbit/s | veth ${R[veth,tcp]} Gbit/s | $(ratio "${R[esw-offload,tcp]}" "${R[veth,tcp]}") |"
+    echo "| offloaded VF<->VF TCP vs OVS-TSO | ${R[esw-offload,tcp]} Gbit/s | ovs-tso ${R[$REF,tcp]} Gbit/s | $(ratio "${R[esw-offload,tcp]}" "${R[$REF,tcp]}") |"
+    echo "| offloaded VF<->VF 64 B UDP vs veth | ${R[esw-offload,udp]} kpps | veth ${R[veth,udp]} kpps | $(ratio "${R[esw-offload,udp]}" "${R[veth,udp]}") |"
+    echo "| ... the same limit for any tc switch: a redirect-only program vs veth | ${R[bpf-redirect,udp]} kpps | veth ${R[veth,udp]} kpps | $(ratio "${R[bpf-redirect,udp]}" "${R[veth,udp]}") |"
+    echo "| offloaded VF<->VF 64 B UDP vs the redirect-only program | ${R[esw-offload,udp]} kpps | bpf-redirect ${R[bpf-redirect,udp]} kpps | $(ratio "${R[esw-offload,udp]}" "${R[bpf-redirect,udp]}") |"
+    echo "| ... vs the redirect-only program on esw's own VF netdevs (the pipeline's own cost) | ${R[esw-offload,udp]} kpps | bpf-redirect-esw ${R[bpf-redirect-esw,udp]} kpps | $(ratio "${R[esw-offload,udp]}" "${R[bpf-redirect-esw,udp]}") |"
+    echo "| ... the same per packet, as the kernel accounts the programs' run time (64 B UDP) | ${R[esw-offload,ns]:-n/a} ns | bpf-redirect-esw ${R[bpf-redirect-esw,ns]:-n/a} ns | $(ratio "${R[esw-offload,ns]:-n/a}" "${R[bpf-redirect-esw,ns]:-n/a}") |"
+    echo "| offloaded VXLAN TCP (VF -> remote) vs kernel vxlan | ${R[esw-vxlan,tcp]} Gbit/s | vxlan-kernel ${R[vxlan-kernel,tcp]} Gbit/s | $(ratio "${R[esw-vxlan,tcp]}" "${R[vxlan-kernel,tcp]}") |"
+    echo "| eswd CPU, offloaded VF<->VF TCP | $(pct "${R[esw-offload,tcpcpu]}") of a core | ovs-vswitchd (ovs-tso) $(pct "${R[$REF,tcpcpu]}") | $(ratio "${R[esw-offload,tcpcpu]}" "${R[$REF,tcpcpu]}") |"
+    echo "| eswd CPU, offloaded VF<->VF 64 B UDP | $(pct "${R[esw-offload,udpcpu]}") of a core | ovs-vswitchd (ovs-tso) $(pct "${R[$REF,udpcpu]}") | $(ratio "${R[esw-offload,udpcpu]}" "${R[$REF,udpcpu]}") |"
+    echo "| eswd CPU, offloaded VXLAN TCP | $(pct "${R[esw-vxlan,tcpcpu]}") of a core | kernel vxlan: no switch process | n/a |"
+    echo "| software path TCP vs OVS-TSO | ${R[esw-software,tcp]} Gbit/s | ovs-tso ${R[$REF,tcp]} Gbit/s | $(ratio "${R[esw-software,tcp]}" "${R[$REF,tcp]}") |"
+    echo "| software path 64 B UDP vs OVS-TSO | ${R[esw-software,udp]} kpps | ovs-tso ${R[$REF,udp]} kpps | $(ratio "${R[esw-software,udp]}" "${R[$REF,udp]}") |"
+    echo
+    echo "A real NIC's offloaded traffic costs the host's switch process nothing: the target for eswd's CPU"
+    echo "during offloaded traffic is 0 %. Throughput ratios above 1 are better than the reference."
+    echo
+    echo "## Every row"
+    echo
+    echo "| topology | what | TCP Gbit/s | TCP ×veth | TCP ×OVS-TSO | UDP 64 B kpps | UDP ×veth | UDP ×OVS-TSO | ping p50 ms | ping p99 ms | switch CPU % (TCP) | switch CPU % (UDP) |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    for n in "${NAMES[@]}"; do
+        echo "| $n | ${R[$n,what]} | ${R[$n,tcp]} | $(ratio "${R[$n,tcp]}" "${R[veth,tcp]}") | $(ratio "${R[$n,tcp]}" "${R[$REF,tcp]}") | ${R[$n,udp]} | $(ratio "${R[$n,udp]}" "${R[veth,udp]}") | $(ratio "${R[$n,udp]}" "${R[$REF,udp]}") | ${R[$n,p50]} | ${R[$n,p99]} | ${R[$n,tcpcpu]} | ${R[$n,udpcpu]} |"
+    done
+    echo
+    echo "×veth and ×OVS-TSO are this row over the veth and ovs-tso rows of the same run. Every run"
+    echo "(value, then switch CPU % of one core):"
+    echo
+    for n in "${NAMES[@]}"; do
+        printf -- '- %s: TCP Gbit/s [%s] CPU %% [%s]' "$n" "${R[$n,tcpruns]}" "${R[$n,tcpcpuruns]}"
+        [ -n "${R[$n,udpruns]}" ] && printf '; UDP kpps [%s] CPU %% [%s]' "${R[$n,udpruns]}" "${R[$n,udpcpuruns]}"
+        printf '; ping loss %s%%\n' "${R[$n,loss]}"
+    done
+    fi
+    if [ $CONTROL_PLANE = 1 ] && [ $SCALE_ONLY = 0 ]; then
+        echo
+        echo "## Control plane"
+        echo
+        echo "| flows | esw add-flows (skip_hw) | OVS dpctl/add-flows | esw/OVS |"
+        echo "|---|---|---|---|"
+        for k in 10000 50000; do
+            echo "| $((k / 1000))k | ${R[esw,cp$k]} flows/s (${R[esw,cp$k,got]} in ${R[esw,cp$k,s]} s; daemon CPU ${R[esw,cp$k,daemon]} s) | ${R[ovs,cp$k]} flows/s (${R[ovs,cp$k,got]} in ${R[ovs,cp$k,s]} s) | $(ratio "${R[esw,cp$k]}" "${R[ovs,cp$k]}") |"
+        done
+        echo
+        echo "flows/s counts the flows present in dump-flows afterwards over the wall time of the one command"
+        echo "(OVS's userspace datapath holds about 65k flows per thread: the comparison stops at 50k, a size it holds)."
+    fi
+    if [ -n "${SCALE_SIZES:-}" ]; then
+        echo
+        echo "## Scale: offloaded flows"
+        echo
+        echo "| flows | add-flows (one command) | in hardware | eswd CPU | dump-flows | del-flows | eswd RSS empty → full → 5 s after del | per flow |"
+        echo "|---|---|---|---|---|---|---|---|"
+        for k in "${SCALE_SIZES[@]}"; do
+            echo "| $((k / 1000))k | ${R[scale$k,add]} s (${R[scale$k,rate]} flows/s) | ${R[scale$k,hw]} | ${R[scale$k,addcpu]} s | ${R[scale$k,dump]} s ($(per_s "${R[scale$k,dumped]}" "${R[scale$k,dump]}") flows/s) | ${R[scale$k,del]} s ($(per_s "$k" "${R[scale$k,del]}") flows/s) | ${R[scale$k,rss0]} → ${R[scale$k,rss]} → ${R[scale$k,rssafter]} MiB | ${R[scale$k,perflow]} B |"
+        done
+        echo
+        echo "| 50k flows | esw add-flows, offloaded (policy none) | OVS ${OVS_VER:-3.1} dpctl/add-flows (userspace datapath) | esw/OVS |"
+        echo "|---|---|---|---|"
+        echo "| add, in hardware | ${R[scale50000,rate]} flows/s | ${R[ovs,cp50000]} flows/s (${R[ovs,cp50000,got]} kept) | $(ratio "${R[scale50000,rate]}" "${R[ovs,cp50000]}") |"
+        echo "| add, software only (skip_hw, as OVS's userspace datapath) | ${R[esw,cp50000]} flows/s (daemon CPU ${R[esw,cp50000,daemon]} s) | ${R[ovs,cp50000]} flows/s | $(ratio "${R[esw,cp50000]}" "${R[ovs,cp50000]}") |"
+        echo
+        echo "Wall time of one CLI command each, the file parsed by the CLI as it streams. OVS's userspace"
+        echo "datapath keeps about 65k flows per thread (dpif-netdev's MAX_FLOWS), so the comparison is at 50k."
+        echo "RSS counts the daemon only: the BPF maps holding the rules are kernel memory."
+        [ -n "${DATAPLANE_LINE:-}" ] && echo "Data plane alone (1M masked rules into the BPF maps): $DATAPLANE_LINE."
+    fi
+    if [ -n "${NEIGH_LINE:-}" ]; then
+        echo
+        echo "## Tunnel tracker"
+        echo
+        echo "| tunnel tracker | end to end | daemon |"
+        echo "|---|---|---|"
+        echo "$NEIGH_LINE"
+    fi
+}
+
+# bench_plot FILE.png: TCP, UDP and switch CPU per row (matplotlib, scripts/bench_plot.py)
+bench_plot() {
+    local n
+    for n in "${NAMES[@]}"; do
+        echo "$n ${R[$n,tcp]:-0} ${R[$n,udp]:-0} ${R[$n,tcpcpu]:-n/a} ${R[$n,udpcpu]:-n/a}"
+    done > "$D/plot.txt"
+    "$PY" "$ROOT/scripts/bench_plot.py" "$D/plot.txt" "$1" \
+        "$(uname -r), $(nproc) CPUs, $(date -u +%Y-%m-%d)$([ $QUICK = 1 ] && echo ', --quick')"
+}
