@@ -151,6 +151,7 @@ public final class Datapath: @unchecked Sendable {
         }
         changePorts { $0[n] = vp }
         logger.info("vport added", metadata: ["port": "\(n)", "name": "\(name)", "type": "\(type.name)"])
+        retranslateFlows(namingPort: n)
         return vp
     }
 
@@ -160,6 +161,7 @@ public final class Datapath: @unchecked Sendable {
         let vp = Vport(portNumber: number, name: name, type: .netdev, eswitchPort: eswitchPort, ifindex: 0, netdevRX: nil,
                        tap: nil, tunnel: nil)
         changePorts { $0[number] = vp }
+        retranslateFlows(namingPort: number)
         return vp
     }
 
@@ -169,6 +171,25 @@ public final class Datapath: @unchecked Sendable {
         changePorts { $0[number] = nil }
         normal.forget(port: number)
         logger.info("vport deleted", metadata: ["port": "\(number)", "name": "\(p.name)"])
+        retranslateFlows(namingPort: number)
+    }
+
+    /// Netdev vports whose netdev is gone, or whose name now belongs to another netdev
+    /// (a representor destroyed by a switch to legacy mode and made again, a netdev
+    /// deleted by hand), are deleted, as the kernel detaches a vport when its netdev
+    /// unregisters. Their flows are translated again (to software: the port is gone);
+    /// adding the new netdev as a port brings them back. Returns the names detached.
+    @discardableResult
+    public func detachVanishedPorts() -> [String] {
+        guard let c = try? InterfaceControl() else { return [] }
+        let gone = ports.values.filter { p in
+            p.type == .netdev && p.ifindex != 0 && (try? c.index(of: p.name)) != p.ifindex
+        }
+        for p in gone.sorted(by: { $0.portNumber < $1.portNumber }) {
+            logger.warning("vport detached: its netdev is gone", metadata: ["port": "\(p.portNumber)", "name": "\(p.name)"])
+            try? deletePort(p.portNumber)
+        }
+        return gone.map(\.name)
     }
 
     private func changePorts(_ body: (inout [UInt32: Vport]) -> Void) {

@@ -214,9 +214,7 @@ extension Datapath {
         let translated = hardwareRule(for: fresh)
         if case .hardware(let h) = old.offload {
             if case .success(let t) = translated, case .success(let nh) = eswitch!.replaceRule(h, with: t.spec) {
-                old.retireHardwareCounters()
-                fresh.hardwareCarried = old.hardwareCarried
-                fresh.hardwareLatest = RuleCounters()
+                keepCounter(of: old, in: fresh)
                 withdrawMark(of: old)
                 installed(fresh, nh, t)
                 unregisterVXLAN(of: old)
@@ -227,9 +225,7 @@ extension Datapath {
             if case .failure(let f) = translated, partialOffload, policy == .none, Datapath.isSoftwareOnlyActions(f),
                let mark = eswitch!.rule(h)?.mark, let spec = hintSpec(for: fresh, mark: mark),
                case .success(let nh) = eswitch!.replaceRule(h, with: spec) {
-                old.retireHardwareCounters()
-                fresh.hardwareCarried = old.hardwareCarried
-                fresh.hardwareLatest = RuleCounters()
+                keepCounter(of: old, in: fresh)
                 fresh.offload = .hardware(nh)
                 old.hintMark = 0
                 publishMark(mark.value, for: fresh)
@@ -243,6 +239,15 @@ extension Datapath {
             fresh.hardwareLatest = RuleCounters()
         }
         try place(fresh, translated)
+    }
+
+    /// A replacement rule keeps its predecessor's counter (same slot, counting on): the
+    /// new flow takes the old one's reading as its latest, and only what earlier rules
+    /// counted as carried. (Moving the reading into carried as well counted it twice
+    /// from the next poll on.)
+    private func keepCounter(of old: DatapathFlow, in fresh: DatapathFlow) {
+        fresh.hardwareCarried = old.hardwareCarried
+        fresh.hardwareLatest = old.hardwareLatest
     }
 
     func removeHardware(_ f: DatapathFlow) {
@@ -275,8 +280,8 @@ extension Datapath {
             case .success(let t):
                 if case .hardware(let h) = f.offload {
                     // Unchanged rules (the usual case: an encap entry rewritten in place) stay.
+                    // The replacement counts on in the same counter: the reading stays latest.
                     if eswitch!.rule(h)?.spec != t.spec.normalized, case .success(let nh) = eswitch!.replaceRule(h, with: t.spec) {
-                        f.retireHardwareCounters()
                         f.offload = .hardware(nh)
                     }
                     f.tunnelDependency = t.dependency
@@ -303,4 +308,44 @@ extension Datapath {
         return (up, down)
     }
 
+    /// A port came or went. Flows name ports by number (in_port, output) as the
+    /// kernel's do; their hardware rules name the eSwitch ports those numbers had when
+    /// they were translated. The flows naming `number` are translated again: into
+    /// hardware for the port that has the number now, or to software with the reason
+    /// (no rule may go on forwarding for a port the datapath no longer has).
+    func retranslateFlows(namingPort number: UInt32) {
+        guard policy != .skipHW, eswitch != nil else { return }
+        let affected = table.flows.filter { $0.names(port: number) }
+        for f in affected {
+            removeHardware(f)
+            do { try place(f, hardwareRule(for: f)) } catch {
+                // skip_sw: nothing runs the flow until the port is back (as its rule could not be written).
+                f.offload = .software(reason: "\(error)")
+            }
+        }
+        if !affected.isEmpty {
+            logger.info("flows translated again for a port change", metadata: ["port": "\(number)", "flows": "\(affected.count)"])
+        }
+    }
+
+}
+
+extension DatapathFlow {
+    /// Whether the flow names datapath port `number`: as its in_port, or as an output at
+    /// any depth of its actions (nesting is bounded by the action decoder).
+    func names(port number: UInt32) -> Bool {
+        UInt32(truncatingIfNeeded: match.key[.inPort]) == number || Self.outputs(to: number, in: actions)
+    }
+
+    private static func outputs(to n: UInt32, in list: [ODPAction]) -> Bool {
+        list.contains { a in
+            switch a {
+            case .output(let p): p == n
+            case .clone(let l): outputs(to: n, in: l)
+            case .sample(_, let l): outputs(to: n, in: l)
+            case .checkPacketLength(_, let greater, let lessEqual): outputs(to: n, in: greater) || outputs(to: n, in: lessEqual)
+            default: false
+            }
+        }
+    }
 }

@@ -92,6 +92,8 @@ final class Daemon {
         try epoll.add(timer.raw, token: Token.timer)
         try epoll.add(firmwareTimer.raw, token: Token.firmware)
         if let d = datapaths.datapath { try epoll.add(d.upcallFD, token: Token.upcalls) }
+        // A switch to legacy destroys the representors: their vports go with them at once.
+        devlink.afterModeChange = { [datapaths] in datapaths.datapath?.detachVanishedPorts() }
         if let fd = tunnels?.eventFD { try epoll.add(fd, token: Token.routes) }
         hookDatapath()
         hookControlClients()
@@ -190,6 +192,7 @@ final class Daemon {
             driver.syncMTU(sw)
             sw.refreshVFNamespaces()
             sw.refreshLegacyTable()
+            datapaths.datapath?.detachVanishedPorts()
         }
     }
 

@@ -10,6 +10,9 @@ import Representors
 final class DevlinkService {
     let sw: ESwitch
     let driver: RepresentorDriver
+    /// Runs after the eswitch mode changed (the datapath drops the vports of
+    /// representors that went).
+    var afterModeChange: () -> Void = {}
 
     init(sw: ESwitch, driver: RepresentorDriver) {
         self.sw = sw
@@ -36,6 +39,7 @@ final class DevlinkService {
                 throw RequestError(22, "mode must be legacy or switchdev")
             }
             do { try sw.setMode(mode) } catch { throw RequestError(5, "mode change failed: \(error)") }
+            afterModeChange()
         case DevlinkCmd.reload:
             do { try sw.reload() } catch { throw RequestError(28, "reload refused: \(error)") }
         case DevlinkCmd.paramGet:

@@ -112,4 +112,67 @@ struct OffloadPathTests {
         #expect(flow.stats.packets == 42)
         #expect(flow.stats.bytes == 4200)
     }
+
+    static func modify(_ d: Datapath, _ key: String, _ actions: String, clear: Bool = false) throws {
+        let k = try ODPText.parseKey(key)
+        guard case .success(let m) = FlowMatch.fromAttributes(key: k.key, mask: k.mask, vlanLimit: ODPConstants.datapathVLANLimit) else {
+            throw ODPError(position: nil, "bad key")
+        }
+        _ = try d.putFlow(match: m, ufid: nil, actions: try ODPText.parseActions(actions),
+                          options: Datapath.PutOptions(create: false, modify: true, clearStats: clear))
+    }
+
+    /// A modification replaces the rule in place and the new rule counts on in the same
+    /// counter: what it counted before is in the flow's statistics once.
+    @Test func modifyingAnOffloadedFlowCountsItsHardwarePacketsOnce() throws {
+        let (d, _, dp) = try Self.datapath()
+        let key = "in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)"
+        let f = try Self.put(d, key, "2")
+        let slot = dp.rules[0].counter
+        dp.counters[slot] = RuleCounters(packets: 3, bytes: 300, lastUsedNanoseconds: 1)
+        d.pollHardwareCounters()
+        for actions in ["set(ipv4(ttl=9)),2", "2", "set(ipv4(ttl=8)),2"] {
+            try Self.modify(d, key, actions)
+            #expect(dp.rules.count == 1 && dp.rules[0].counter == slot, "replaced in place")
+            d.pollHardwareCounters()
+            #expect(d.flow(ufid: f.ufid)?.stats.packets == 3, "after mod-flow to \(actions)")
+        }
+        dp.counters[slot] = RuleCounters(packets: 5, bytes: 500, lastUsedNanoseconds: 2)
+        d.pollHardwareCounters()
+        #expect(d.flow(ufid: f.ufid)?.stats.packets == 5)
+        try Self.modify(d, key, "2", clear: true)
+        d.pollHardwareCounters()
+        #expect(d.flow(ufid: f.ufid)?.stats.packets == 0, "a clear baselines the shared counter")
+        dp.counters[slot] = RuleCounters(packets: 7, bytes: 700, lastUsedNanoseconds: 3)
+        d.pollHardwareCounters()
+        #expect(d.flow(ufid: f.ufid)?.stats.packets == 2)
+    }
+
+    /// Flows name ports by number; their rules name the eSwitch ports the numbers had.
+    /// A deleted port takes the flows naming it out of hardware; a port added under the
+    /// number translates them for itself.
+    @Test func aPortThatGoesTakesItsFlowsOutOfHardwareAndOneThatComesTranslatesThemAgain() throws {
+        let (d, _, dp) = try Self.datapath()
+        let fromVF0 = try Self.put(d, "in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)", "2")
+        let fromVF1 = try Self.put(d, "in_port(2),eth(),eth_type(0x0800),ipv4(frag=no)", "1")
+        let arp = try Self.put(d, "in_port(1),eth(),eth_type(0x0806),arp()", "clone(2),1")
+        #expect(fromVF0.offload.isOffloaded && fromVF1.offload.isOffloaded)
+        let arpWasOffloaded = arp.offload.isOffloaded
+        try d.deletePort(2)
+        for f in [fromVF0, fromVF1] {
+            #expect(!f.offload.isOffloaded, "no rule forwards for a port that is gone")
+            #expect(f.softwareReason?.contains("2") == true, "the reason names the port: \(f.softwareReason ?? "")")
+        }
+        #expect(!dp.rules.contains { $0.key[.inPort] == UInt64(PortIndex.vf(1)) || $0.actions.contains(.forward(.vf(1))) })
+        // Number 2 now stands for the uplink's representor: both flows go back to hardware, for it.
+        _ = d.addDetachedRepresentorPort(name: "p0", number: 2, eswitchPort: .uplink)
+        #expect(fromVF0.offload.isOffloaded && fromVF1.offload.isOffloaded)
+        #expect(dp.rules.contains { $0.key[.inPort] == UInt64(PortIndex.vf(0)) && $0.actions == [.forward(.uplink)] })
+        #expect(dp.rules.contains { $0.key[.inPort] == UInt64(PortIndex.uplink) && $0.actions == [.forward(.vf(0))] })
+        #expect(arp.offload.isOffloaded == arpWasOffloaded, "a flow naming the port only inside clone() was looked at again")
+        // A port nobody names changes nothing.
+        let before = dp.rules.count
+        _ = d.addDetachedRepresentorPort(name: "pf0vf1", number: 7, eswitchPort: .vf(1))
+        #expect(dp.rules.count == before)
+    }
 }
