@@ -181,7 +181,10 @@ final class DevlinkService {
             n.putString(DevlinkAttr.resourceName, r.name)
             n.putString(DevlinkAttr.resourcePath, r.path.dropFirstComponent)
             n.putU64(DevlinkAttr.resourceSize, UInt64(r.size))
-            if let p = r.pendingSize { n.putU64(DevlinkAttr.resourceSizeNew, UInt64(p)) }
+            if let p = r.pendingSize {
+                n.putU64(DevlinkAttr.resourceSizeNew, UInt64(p))
+                n.putU8(DevlinkAttr.resourceSizeValid, r.pendingSizeValid ? 1 : 0)
+            }
             n.putU64(DevlinkAttr.resourceOccupancy, UInt64(r.occupancy))
             n.putU64(DevlinkAttr.resourceOccupancyProgrammed, UInt64(r.programmed))
             n.putString(DevlinkAttr.resourceUnit, r.unit)
