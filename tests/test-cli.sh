@@ -103,6 +103,43 @@ check_eq "an option a command does not have fails in either order" \
     "$(dpctl dump-tunnels -m 2>&1)" "$(dpctl -m dump-tunnels 2>&1)"
 check_fails "esw-dpctl -m dump-tunnels still fails" dpctl -m dump-tunnels
 
+t_log "help is the command's own, whatever the order of the options"
+# same_help USAGE REFERENCE-WORDS -- OTHER ORDERS (each one quoted string): every order
+# prints the reference's bytes and exits 0, and the reference is the command's help.
+same_help() {
+    local usage=$1 reference=$2; shift 2
+    local -a w
+    read -ra w <<<"$reference"
+    "$ESW_BIN/${w[0]}" "${w[@]:1}" >"$T_DIR/help-ref" 2>&1
+    check_match "$reference: the command's own help" "USAGE: $usage" "$(cat "$T_DIR/help-ref")"
+    local order
+    for order in "$@"; do
+        read -ra w <<<"$order"
+        "$ESW_BIN/${w[0]}" "${w[@]:1}" >"$T_DIR/help-other" 2>&1
+        echo "exit $?" >>"$T_DIR/help-other"
+        echo "exit 0" >>"$T_DIR/help-ref"
+        if cmp -s "$T_DIR/help-ref" "$T_DIR/help-other"; then t_pass "help as $reference: $order"; else
+            t_fail "help as $reference: $order"
+            diff "$T_DIR/help-ref" "$T_DIR/help-other" | sed 's/^/    | /' | head -6
+        fi
+        sed -i '$d' "$T_DIR/help-ref"
+    done
+}
+same_help "esw-devlink port function set" "esw-devlink port function set --help" \
+    "esw-devlink --control $ESW_CONTROL port function set --help" \
+    "esw-devlink port function set --control $ESW_CONTROL --help" \
+    "esw-devlink -j port -p function set --help" \
+    "esw-devlink --help port function set" \
+    "esw-devlink help port function set" \
+    "esw-devlink --control $ESW_CONTROL help port function set"
+same_help "esw-dpctl mod-flow" "esw-dpctl mod-flow --help" \
+    "esw-dpctl --control $ESW_CONTROL mod-flow --help" \
+    "esw-dpctl -m mod-flow -h" \
+    "esw-dpctl help mod-flow" \
+    "esw-dpctl --control $ESW_CONTROL help mod-flow" \
+    "esw-dpctl help --control $ESW_CONTROL mod-flow"
+same_help "esw-dpctl <subcommand>" "esw-dpctl --help" "esw-dpctl --control $ESW_CONTROL --help" "esw-dpctl -m help"
+
 t_log "a client that is not root"
 as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
 out=$(as_nobody "$ESW_BIN/esw-devlink" dev show 2>&1)

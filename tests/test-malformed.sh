@@ -16,8 +16,25 @@ check_match "unknown family gets EOPNOTSUPP" 'ok unknown family: errno 95' "$out
 check_match "12000 nested clone() in a flow: EINVAL, not a crash" 'ok actions nested 12000 deep in a flow: errno 22 .*nested more than 16 deep' "$out"
 check_match "12000 nested clone() in an execute: EINVAL" 'ok actions nested 12000 deep in an execute: errno 22 .*nested more than 16 deep' "$out"
 check_match "17 nested clone(): EINVAL as in the kernel" 'ok actions nested 17 deep in an execute: errno 22 .*nested more than 16 deep' "$out"
+check_match "64000 bytes of actions in a flow: EMSGSIZE (32 KiB at most, as the kernel)" \
+    'ok 64000 bytes of actions in a flow: errno 90 .*the actions are too long: 64000 bytes, at most 32768' "$out"
+check_match "32776 bytes of actions in an execute: EMSGSIZE" \
+    'ok 32776 bytes of actions in an execute: errno 90 .*the actions are too long: 32776 bytes, at most 32768' "$out"
 check "daemon still serves" dpctl show
 check_eq "and still has its flow" 1 "$(dpctl dump-flows | wc -l)"
+
+# Actions longer than one netlink attribute: the client refuses them and sends nothing
+# (the 16-bit length once wrapped and the daemon read garbage).
+long=$(for i in $(seq 1 2100); do printf 'set(ipv4(ttl=%d)),' $((i % 256)); done)
+out=$(dpctl add-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.0.9,frag=no)' "${long%,}" 2>&1); rc=$?
+check_eq "actions too long for netlink: exit status 1" 1 "$rc"
+check_match "the client names the problem" '^esw-dpctl: actions: the actions are too long: [0-9]+ bytes, at most 65531$' "$out"
+check_no_match "not a malformed message" 'malformed' "$out"
+check_eq "nothing installed" 1 "$(dpctl dump-flows | wc -l)"
+# 44,800 bytes of set() (set_masked: 32 bytes each): fits netlink, over the datapath's 32 KiB.
+long=$(for i in $(seq 1 1400); do printf 'set(ipv4(ttl=%d)),' $((i % 256)); done)
+out=$(dpctl add-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.0.9,frag=no)' "${long%,}" 2>&1)
+check_match "over 32 KiB: the daemon's EMSGSIZE" 'the actions are too long: [0-9]+ bytes, at most 32768.*Message too long' "$out"
 
 out=$(dpctl add-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(frag=maybe)' drop 2>&1); rc=$?
 check_eq "bad flow string: exit status 1" 1 "$rc"

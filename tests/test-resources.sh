@@ -85,9 +85,9 @@ check_match "open batches are bounded (oldest dropped, logged)" 'too many open f
 
 # Resize: pending size shown, applied by reload; a size below occupancy is refused.
 check "resource set to 5" devlink resource set esw0 path /masked size 5
-check_match "pending size shown" 'name masked size 10 size_new 5' "$(devlink resource show)"
+check_match "pending size shown, valid (a leaf's new size always is, as devlink says)" 'name masked size 10 size_new 5 size_valid true' "$(devlink resource show)"
 out=$(devlink dev reload esw0 2>&1)
-check_match "reload refused: occupancy does not fit" 'do not fit' "$out"
+check_match "reload refused: occupancy does not fit" '10 entries in use do not fit in size 5' "$out"
 check_eq "size unchanged after refused reload" "10 10" "$(masked)"
 check "resource set to 20" devlink resource set esw0 path /masked size 20
 check "reload applies it" devlink dev reload esw0

@@ -78,7 +78,9 @@ public struct ControlSession {
         var flags = extra
         if dump { flags |= NetlinkFlags.dump }
         if echo { flags |= NetlinkFlags.echo }
-        let m = GenericMessage(family: family, command: command, flags: flags, sequence: 0, attributes: w.bytes)
+        let attributes: [UInt8]
+        do { attributes = try w.finished() } catch { throw CLIError("the request cannot be sent: \(error)") }
+        let m = GenericMessage(family: family, command: command, flags: flags, sequence: 0, attributes: attributes)
         do { return try client.transact(m) } catch { throw CLIError(error.description) }
     }
 }

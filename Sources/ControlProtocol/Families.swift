@@ -191,6 +191,9 @@ public enum DevlinkAttr {
     /// Of the occupancy: units held by rules in the data plane (the rest is reserved:
     /// rules waiting for the firmware, and the driver's stock of credits).
     public static let resourceOccupancyProgrammed: UInt16 = 42
+    /// u8, with resourceSizeNew: whether the children's sizes fit the new size (devlink's
+    /// DEVLINK_ATTR_RESOURCE_SIZE_VALID; always 1 for a leaf).
+    public static let resourceSizeValid: UInt16 = 43
     public static let paramName: UInt16 = 40
     public static let paramValue: UInt16 = 41
     public static let offloadOperations: UInt16 = 50

@@ -115,7 +115,8 @@ public final class HardwareResource: @unchecked Sendable {
             switch self {
             case .outOfRange(let p, let s, let lo, let hi): "resource \(p): size \(s) outside \(lo)...\(hi)"
             case .granularity(let p, let s, let g): "resource \(p): size \(s) is not a multiple of \(g)"
-            case .occupancyDoesNotFit(let p, let s, let o): "resource \(p): \(o) entries in use do not fit in size \(s)"
+            case .occupancyDoesNotFit(let p, let s, let o):
+                "resource \(p): \(o == 1 ? "1 entry in use does" : "\(o) entries in use do") not fit in size \(s)"
             case .childrenExceedParent(let p, let s, let c): "resource \(p): size \(s) is smaller than child \(c)"
             case .dataPlane(let why): "the data plane cannot hold the new sizes: \(why)"
             }
@@ -138,6 +139,15 @@ public final class HardwareResource: @unchecked Sendable {
         if let p = pendingSize { return p }
         if tracksParent, let parent { return parent.sizeAfterReload }
         return ownSize
+    }
+
+    /// devlink's size_valid: whether the children's sizes fit this one's after the next
+    /// reload. Always true for a leaf, as in the kernel (devlink_resource_validate_children).
+    /// devlink sums the children, which split their parent; here children share their
+    /// parent's memory, so each one must fit on its own (the check reload makes).
+    public var pendingSizeValid: Bool {
+        let s = sizeAfterReload
+        return children.allSatisfy { $0.sizeAfterReload <= s }
     }
 
     /// Checks that every pending size below here fits what is in use (devlink reload).

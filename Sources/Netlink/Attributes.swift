@@ -12,8 +12,20 @@ public enum NetlinkAttributeFlag {
 public func netlinkAlign(_ n: Int) -> Int { (n + 3) & ~3 }
 
 /// Appends attributes to a byte buffer.
+///
+/// An attribute's length is 16 bits: one longer than `maxLength` cannot be written. The
+/// writer then records it in `overflow` (the first one) and writes its length as 0, which
+/// every reader refuses: a length is never wrapped into a smaller valid one. Whoever sends
+/// the bytes takes them with `finished()`, which throws for an overflow.
 public struct AttributeWriter: Sendable {
     public var bytes: [UInt8]
+    /// The first attribute that did not fit, if any.
+    public private(set) var overflow: AttributeOverflow?
+
+    /// The longest attribute, header included (nla_len is 16 bits).
+    public static let maxLength = 0xffff
+    /// The longest payload an attribute can carry.
+    public static let maxPayload = maxLength - 4
 
     public init(capacity: Int = 256) {
         bytes = []
@@ -58,11 +70,17 @@ public struct AttributeWriter: Sendable {
         let start = bytes.count
         appendHeader(length: 0, type: flag ? type | NetlinkAttributeFlag.nested : type)
         defer {
-            let len = bytes.count - start
+            let len = fitting(bytes.count - start, type: type)
             bytes[start] = UInt8(len & 0xff)
             bytes[start + 1] = UInt8(len >> 8)
         }
         try body(&self)
+    }
+
+    /// The bytes to send, or the error for an attribute that did not fit.
+    public func finished() throws(NetlinkError) -> [UInt8] {
+        if let overflow { throw .attributeTooLong(type: overflow.type, length: overflow.length) }
+        return bytes
     }
 
     /// Appends an attribute of `count` zero bytes and returns where its payload starts
@@ -79,15 +97,41 @@ public struct AttributeWriter: Sendable {
 
     @inlinable
     mutating func appendHeader(length: Int, type: UInt16) {
+        let length = fitting(length, type: type)
         bytes.append(UInt8(length & 0xff))
         bytes.append(UInt8((length >> 8) & 0xff))
         bytes.append(UInt8(type & 0xff))
         bytes.append(UInt8(type >> 8))
     }
 
+    /// `length`, or 0 (recorded in `overflow`) when it does not fit in 16 bits.
+    @inlinable
+    mutating func fitting(_ length: Int, type: UInt16) -> Int {
+        length <= Self.maxLength ? length : overflowed(length, type: type)
+    }
+
+    @usableFromInline
+    mutating func overflowed(_ length: Int, type: UInt16) -> Int {
+        if overflow == nil {
+            overflow = AttributeOverflow(type: type & NetlinkAttributeFlag.typeMask, length: length)
+        }
+        return 0
+    }
+
     @inlinable
     mutating func pad() {
         while bytes.count % 4 != 0 { bytes.append(0) }
+    }
+}
+
+/// An attribute too long for its 16-bit length: its type and the length it needed.
+public struct AttributeOverflow: Sendable, Equatable {
+    public let type: UInt16
+    public let length: Int
+
+    init(type: UInt16, length: Int) {
+        self.type = type
+        self.length = length
     }
 }
 
@@ -243,10 +287,14 @@ public struct AttributeSpan: Sendable {
 
 public enum NetlinkError: Error, Sendable, Equatable, CustomStringConvertible {
     case malformed(offset: Int, String)
+    /// An attribute to be written is longer than a netlink attribute can be.
+    case attributeTooLong(type: UInt16, length: Int)
 
     public var description: String {
         switch self {
         case .malformed(let offset, let message): "malformed netlink at byte \(offset): \(message)"
+        case .attributeTooLong(let type, let length):
+            "attribute \(type) is too long: \(length) bytes, at most \(AttributeWriter.maxLength)"
         }
     }
 }

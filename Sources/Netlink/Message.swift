@@ -82,8 +82,9 @@ public struct GenericMessage: Sendable {
 
     /// Appends this message to `out` with attributes `body` writes in place (a dump's
     /// replies: no attribute array, no message array, nothing copied twice). The
-    /// message's own `attributes` are not used.
-    public func append(to out: inout [UInt8], attributes body: (inout AttributeWriter) -> Void) {
+    /// message's own `attributes` are not used. An attribute too long for netlink throws,
+    /// and `out` is left as it was.
+    public func append(to out: inout [UInt8], attributes body: (inout AttributeWriter) -> Void) throws(NetlinkError) {
         let start = out.count
         appendHeader(&out, NetlinkHeader(length: 0, type: header.type, flags: header.flags,
                                          sequence: header.sequence, portID: header.portID))
@@ -96,6 +97,10 @@ public struct GenericMessage: Sendable {
         swap(&w.bytes, &out)
         body(&w)
         swap(&w.bytes, &out)
+        if let overflow = w.overflow {
+            out.removeSubrange(start...)
+            throw .attributeTooLong(type: overflow.type, length: overflow.length)
+        }
         withUnsafeBytes(of: UInt32(out.count - start).littleEndian) { length in
             for i in 0..<4 { out[start + i] = length[i] }
         }
@@ -170,6 +175,9 @@ public struct ErrorMessage: Sendable, Equatable {
         self.requestType = requestType
     }
 
+    /// The longest error text sent (bytes): more than any message needs, well within an attribute.
+    public static let maxMessageLength = 4096
+
     public func encoded() -> [UInt8] {
         var out: [UInt8] = []
         append(to: &out)
@@ -179,7 +187,8 @@ public struct ErrorMessage: Sendable, Equatable {
     /// Appends the wire form to `out` (a reply buffer): an ACK costs no allocation.
     public func append(to out: inout [UInt8]) {
         var attrs = AttributeWriter(capacity: 0)
-        if let message { attrs.putString(NetlinkErrorAttribute.message, message) }
+        // The text is cut to fit one attribute (a length that does not fit would be 0).
+        if let message { attrs.putString(NetlinkErrorAttribute.message, String(decoding: message.utf8.prefix(Self.maxMessageLength), as: UTF8.self)) }
         let length = UInt32(NetlinkHeader.size + 4 + NetlinkHeader.size + attrs.bytes.count)
         appendHeader(&out, NetlinkHeader(length: length, type: NetlinkMessageType.error,
                                          flags: NetlinkFlags.capped | (message == nil ? 0 : NetlinkFlags.ackTLVs),

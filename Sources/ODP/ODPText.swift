@@ -18,6 +18,8 @@ public enum ODPText {
         var p = KeyParser(scan: Scan(utf8: text), portNames: portNames)
         var k = AttributeWriter(), m = AttributeWriter()
         let ufid = try p.parseKey(key: &k, mask: &m)
+        try checkFits(k, "the flow key is")
+        try checkFits(m, "the flow mask is")
         return ParsedKey(key: k.bytes, mask: m.bytes, ufid: ufid)
     }
 
@@ -29,7 +31,19 @@ public enum ODPText {
         var p = ActionParser(scan: Scan(utf8: text))
         var w = AttributeWriter()
         try p.parseAll(into: &w)
+        try checkFits(w, "the actions are")
         return w.bytes
+    }
+
+    /// Refuses attributes that cannot travel: the list goes as one attribute's payload,
+    /// and no attribute inside it may be longer than netlink's 16-bit length either.
+    static func checkFits(_ w: AttributeWriter, _ subject: String) throws(ODPError) {
+        if let o = w.overflow {
+            throw ODPError(position: nil, "\(subject) too long: an attribute of \(o.length) bytes, at most \(AttributeWriter.maxLength)")
+        }
+        guard w.bytes.count <= AttributeWriter.maxPayload else {
+            throw ODPError(position: nil, "\(subject) too long: \(w.bytes.count) bytes, at most \(AttributeWriter.maxPayload)")
+        }
     }
 
     /// What `dpctl/add-flow KEY ACTIONS` followed by `dpctl/dump-flows` prints for the

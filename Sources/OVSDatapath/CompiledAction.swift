@@ -53,6 +53,23 @@ public enum ActionCompiler {
     /// Nested action lists, as deep as the decoder lets them be (the kernel's limit).
     static let maxDepth = ODPAction.maxNestingDepth
 
+    /// The longest action list a flow or an execute may carry: the kernel's
+    /// MAX_ACTIONS_BUFSIZE (32 KiB, net/openvswitch/flow_netlink.c), past which it answers
+    /// EMSGSIZE. The kernel counts its own copy of the actions (a header, and each action
+    /// as it converts it: a set() becomes set_masked with its mask, twice as long), so it
+    /// refuses some shorter lists too. esw counts the actions attribute's payload as sent:
+    /// what the user can see and check, with no copy to build first. It is checked once
+    /// the list has decoded: a malformed list is EINVAL whatever its length, as the
+    /// kernel refuses clone() nested 17 deep before its copy has grown past 32 KiB.
+    public static let maxActionsLength = 32 * 1024
+
+    /// Refuses an action list longer than `maxActionsLength`, as the kernel does.
+    public static func checkLength(_ actionBytes: [UInt8]) throws(ActionError) {
+        guard actionBytes.count <= maxActionsLength else {
+            throw ActionError(errno: 90, message: "the actions are too long: \(actionBytes.count) bytes, at most \(maxActionsLength)")
+        }
+    }
+
     public static func compile(_ actions: [ODPAction], for match: FlowMatch) throws(ActionError) -> [CompiledAction] {
         var state = FlowState(match: match)
         return try compileList(actions, state: &state, depth: 0)

@@ -251,6 +251,7 @@ public final class Datapath: @unchecked Sendable {
                            options: PutOptions = PutOptions()) throws(DatapathError) -> FlowChange {
         let actions: [ODPAction]
         do { actions = try ODPAction.decode(actionBytes) } catch { throw .invalid(error.message) }
+        do { try ActionCompiler.checkLength(actionBytes) } catch { throw DatapathError(error.errno, error.message) }
         let compiled: [CompiledAction]
         do { compiled = try ActionCompiler.compile(actions, for: match) } catch { throw DatapathError(error.errno, error.message) }
         let now = Sys.monotonicNanoseconds()
@@ -390,6 +391,7 @@ public final class Datapath: @unchecked Sendable {
         guard packet.count >= 14, packet.count <= SlotPool.frameCapacity else { throw .invalid("packet length \(packet.count) out of range") }
         let actions: [ODPAction]
         do { actions = try ODPAction.decode(actionBytes) } catch { throw .invalid(error.message) }
+        do { try ActionCompiler.checkLength(actionBytes) } catch { throw DatapathError(error.errno, error.message) }
         var b = engine.spareBuffer()
         b.length = packet.count
         b.offload = offload

@@ -61,54 +61,64 @@ struct OffloadTranslator {
             key[.inPort] = UInt64(e)
         }
 
-        var pendingTunnel: TunnelMetadata?
-        for a in actions {
-            switch a {
-            case .output(let n):
-                guard let out = dp.vport(n) else { return .failure(.tunnel("output to port \(n), which does not exist")) }
-                if out.type == .vxlan {
-                    guard let t = pendingTunnel else { return .failure(.unsupportedAction("output to \(out.name) without set(tunnel)")) }
-                    guard let tunnels else { return .failure(.unsupportedAction("tunnel encap (no tunnel tracker)")) }
-                    switch tunnels.encapEntry(for: t, vport: out) {
-                    case .success(let entry):
-                        hw.append(.encap(entry))
-                        hw.append(.forward(entry.key.egress))
-                        dependency = TunnelDependency(kind: .encap, remote: t)
-                    case .failure(let f):
-                        return .failure(f)
+        // The actions in hardware terms; the refusal of the first one the hardware cannot do.
+        func translateActions() -> OffloadFailure? {
+            var pendingTunnel: TunnelMetadata?
+            for a in actions {
+                switch a {
+                case .output(let n):
+                    guard let out = dp.vport(n) else { return .tunnel("output to port \(n), which does not exist") }
+                    if out.type == .vxlan {
+                        guard let t = pendingTunnel else { return .unsupportedAction("output to \(out.name) without set(tunnel)") }
+                        guard let tunnels else { return .unsupportedAction("tunnel encap (no tunnel tracker)") }
+                        switch tunnels.encapEntry(for: t, vport: out) {
+                        case .success(let entry):
+                            hw.append(.encap(entry))
+                            hw.append(.forward(entry.key.egress))
+                            dependency = TunnelDependency(kind: .encap, remote: t)
+                        case .failure(let f):
+                            return f
+                        }
+                    } else if let ep = out.eswitchPort {
+                        hw.append(.forward(ep))
+                    } else {
+                        return .tunnel("output to \(out.name) leaves \(eswitch.name)")
                     }
-                } else if let ep = out.eswitchPort {
-                    hw.append(.forward(ep))
-                } else {
-                    return .failure(.tunnel("output to \(out.name) leaves \(eswitch.name)"))
-                }
-            case .set(let f):
-                switch f.attribute {
-                case KeyAttr.tunnel:
-                    guard case .success(let t) = Result(catching: { () throws(ActionError) in try ActionCompiler.decodeTunnelSet(f.value) }) else {
-                        return .failure(.unsupportedAction("set(tunnel)"))
+                case .set(let f):
+                    switch f.attribute {
+                    case KeyAttr.tunnel:
+                        guard case .success(let t) = Result(catching: { () throws(ActionError) in try ActionCompiler.decodeTunnelSet(f.value) }) else {
+                            return .unsupportedAction("set(tunnel)")
+                        }
+                        pendingTunnel = t
+                    default:
+                        guard let act = Self.modifyHeader(f) else { return .unsupportedAction(a.name) }
+                        hw.append(act)
                     }
-                    pendingTunnel = t
+                case .pushVLAN(let tpid, let tci): hw.append(.pushVLAN(tpid: tpid, tci: tci))
+                case .popVLAN: hw.append(.popVLAN)
+                case .drop: hw.append(.drop)
+                case .recirc(let id): hw.append(.recirculate(id))
+                case .conntrack(let raw):
+                    // The hardware looks connections up; it commits nothing (new connections
+                    // miss and software commits them).
+                    let ethType = mask[.ethType] == FlowField.ethType.valueMask ? UInt16(truncatingIfNeeded: key[.ethType]) : nil
+                    guard case .success(let ct) = Result(catching: { () throws(ActionError) in
+                        try ConntrackActionDecoder.decode(raw, ethType: ethType)
+                    }) else { return .unsupportedAction("ct") }
+                    if let f = Self.conntrackRefusal(ct) { return f }
+                    hw.append(.conntrack(zone: ct.zone, nat: ct.nat != nil))
                 default:
-                    guard let act = Self.modifyHeader(f) else { return .failure(.unsupportedAction(a.name)) }
-                    hw.append(act)
+                    return .unsupportedAction(a.name)
                 }
-            case .pushVLAN(let tpid, let tci): hw.append(.pushVLAN(tpid: tpid, tci: tci))
-            case .popVLAN: hw.append(.popVLAN)
-            case .drop: hw.append(.drop)
-            case .recirc(let id): hw.append(.recirculate(id))
-            case .conntrack(let raw):
-                // The hardware looks connections up; it commits nothing (new connections
-                // miss and software commits them).
-                let ethType = mask[.ethType] == FlowField.ethType.valueMask ? UInt16(truncatingIfNeeded: key[.ethType]) : nil
-                guard case .success(let ct) = Result(catching: { () throws(ActionError) in
-                    try ConntrackActionDecoder.decode(raw, ethType: ethType)
-                }) else { return .failure(.unsupportedAction("ct")) }
-                if let f = Self.conntrackRefusal(ct) { return .failure(f) }
-                hw.append(.conntrack(zone: ct.zone, nat: ct.nat != nil))
-            default:
-                return .failure(.unsupportedAction(a.name))
             }
+            return nil
+        }
+        if let refusal = translateActions() {
+            // A driver checks the match before the actions (HardwareTables.accept): when
+            // both are refused, the match is the reason, whatever partial offload could
+            // have done for the actions (its rule has the same match).
+            return .failure(eswitch.tables.capabilities.check(key: key, mask: mask) ?? refusal)
         }
         if hw.isEmpty || hw == [.decap] { hw.append(.drop) }
         return .success(Translation(spec: HardwareRuleSpec(key: key, mask: mask, actions: hw, cookie: cookie),

@@ -5,7 +5,7 @@ import Netlink
 /// One hardware resource and its children, as the daemon reports them.
 struct ResourceInfo {
     var name = "", path = "", unit = ""
-    var size: UInt64 = 0, sizeNew: UInt64?, occupancy: UInt64 = 0, programmed: UInt64 = 0, sizeMin: UInt64 = 0, sizeMax: UInt64 = 0, granularity: UInt64 = 1
+    var size: UInt64 = 0, sizeNew: UInt64?, sizeValid = true, occupancy: UInt64 = 0, programmed: UInt64 = 0, sizeMin: UInt64 = 0, sizeMax: UInt64 = 0, granularity: UInt64 = 1
     var children: [ResourceInfo] = []
 
     init(_ nested: [Attribute]) throws {
@@ -14,6 +14,7 @@ struct ResourceInfo {
         unit = nested.string(DevlinkAttr.resourceUnit) ?? ""
         size = nested.u64(DevlinkAttr.resourceSize)
         sizeNew = nested.first(DevlinkAttr.resourceSizeNew).flatMap { try? $0.u64() }
+        sizeValid = (nested.u8(DevlinkAttr.resourceSizeValid) ?? 1) != 0
         occupancy = nested.u64(DevlinkAttr.resourceOccupancy)
         programmed = nested.u64(DevlinkAttr.resourceOccupancyProgrammed)
         sizeMin = nested.u64(DevlinkAttr.resourceSizeMin)
@@ -27,7 +28,7 @@ struct ResourceInfo {
     /// only reserved (rules waiting for the firmware, the driver's credits).
     var line: String {
         var s = "name \(name) size \(size)"
-        if let sizeNew, sizeNew != size { s += " size_new \(sizeNew) size_valid false" }
+        if let sizeNew, sizeNew != size { s += " size_new \(sizeNew) size_valid \(sizeValid)" }
         return s + " occ \(occupancy) unit \(unit) size_min \(sizeMin) size_max \(sizeMax) size_gran \(granularity)"
             + " occ_programmed \(programmed) occ_reserved \(occupancy - min(occupancy, programmed))"
     }
@@ -42,7 +43,7 @@ struct ResourceInfo {
 
     var json: JSON {
         var f: [(String, JSON)] = [("name", .string(name)), ("size", .uint(size))]
-        if let sizeNew, sizeNew != size { f += [("size_new", .uint(sizeNew)), ("size_valid", .bool(false))] }
+        if let sizeNew, sizeNew != size { f += [("size_new", .uint(sizeNew)), ("size_valid", .bool(sizeValid))] }
         f += [("occ", .uint(occupancy)), ("unit", .string(unit)), ("size_min", .uint(sizeMin)),
               ("size_max", .uint(sizeMax)), ("size_gran", .uint(granularity)),
               ("occ_programmed", .uint(programmed)), ("occ_reserved", .uint(occupancy - min(occupancy, programmed)))]

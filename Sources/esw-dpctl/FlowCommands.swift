@@ -184,7 +184,7 @@ struct GetFlow: ParsableCommand {
             let s = try Session(connection, dp: dp)
             var w = AttributeWriter()
             try flowReference(rest[0], session: s, into: &w)
-            let bytes = w.bytes
+            let bytes = try w.finished()
             let names = more ? try s.portNames() : [:]
             for m in try s.request(Family.flow, FlowCmd.get, { $0.append(raw: bytes) }) {
                 Out.line(formatFlow(FlowInfo(m), verbose: more, names: names))
@@ -205,7 +205,7 @@ struct DelFlow: ParsableCommand {
             let s = try Session(connection, dp: dp)
             var w = AttributeWriter()
             try flowReference(rest[0], session: s, into: &w)
-            let bytes = w.bytes
+            let bytes = try w.finished()
             _ = try s.request(Family.flow, FlowCmd.del) { $0.append(raw: bytes) }
         }
     }
@@ -310,7 +310,9 @@ func processFlowFile(_ s: Session, path: String, defaultCommand: String) throws 
             w.putU32(FlowAttr.batch, batchID)
             let cmd: UInt8 = op == .add ? FlowCmd.new : op == .modify ? FlowCmd.set : FlowCmd.del
             let flags: UInt16 = op == .add ? NetlinkFlags.create | NetlinkFlags.exclusive : 0
-            try stream.submit(GenericMessage(family: Family.flow, command: cmd, flags: flags, sequence: 0, attributes: w.bytes))
+            let attributes: [UInt8]
+            do { attributes = try w.finished() } catch { throw ParseFailure("\(path):\(number): \(error)") }
+            try stream.submit(GenericMessage(family: Family.flow, command: cmd, flags: flags, sequence: 0, attributes: attributes))
             lineOf.append(Int32(number))
         }
     } catch let failure as ParseFailure {
@@ -416,7 +418,7 @@ struct DumpFlows: ParsableCommand {
             let portNames = useNames ? try s.portNames() : [:]
             var w = AttributeWriter()
             w.putString(FlowAttr.dumpType, type)
-            let request = GenericMessage(family: Family.flow, command: FlowCmd.get, flags: 0, sequence: 0, attributes: w.bytes)
+            let request = GenericMessage(family: Family.flow, command: FlowCmd.get, flags: 0, sequence: 0, attributes: try w.finished())
             if json {
                 var flows: [JSON] = []
                 do { try s.client.dump(request) { flows.append(flowJSON(FlowInfo($0), names: portNames)) } } catch let e as ControlError {

@@ -63,7 +63,7 @@ struct Execute: ParsableCommand {
             let s = try Session(connection, dp: dp)
             var kw = AttributeWriter()
             kw.putU32(KeyAttr.inPort, inPort)
-            let key = kw.bytes
+            let key = try kw.finished()
             _ = try s.request(Family.packet, PacketCmd.execute) { w in
                 w.put(PacketAttr.packet, bytes)
                 w.put(PacketAttr.key, key)

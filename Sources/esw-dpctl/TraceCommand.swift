@@ -34,7 +34,7 @@ struct Trace: ParsableCommand {
                 attributes.put(PacketAttr.key, k.key)
                 attributes.put(PacketAttr.mask, k.mask)
             }
-            let request = attributes.bytes
+            let request = try attributes.finished()
             guard let m = try s.request(Family.packet, PacketCmd.trace, { $0.append(raw: request) }).first,
                   let trace = TraceReply.decode(m) else { throw CLIError("the daemon sent no trace") }
             if json {

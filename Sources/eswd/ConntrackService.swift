@@ -14,10 +14,10 @@ enum ConntrackService {
         let tracker = dp.conntrack
         let a = try RequestAttributes(m.attributes)
         let zones = try zonesGiven(m.attributes)
-        func reply(_ build: (inout AttributeWriter) -> Void) {
+        func reply(_ build: (inout AttributeWriter) -> Void) throws(RequestError) {
             var w = AttributeWriter()
             build(&w)
-            r.message(.reply(family: Family.conntrack, command: m.command, sequence: r.sequence, multi: false, attributes: w.bytes))
+            r.message(.reply(family: Family.conntrack, command: m.command, sequence: r.sequence, multi: false, attributes: try w.replyAttributes()))
         }
         switch m.command {
         case ConntrackCmd.dump:
@@ -26,7 +26,7 @@ enum ConntrackService {
             for e in tracker.entries(zone: zones.first, now: now) {
                 var w = AttributeWriter()
                 w.putString(ConntrackAttr.line, ConnectionTracker.format(e, verbose: verbose, statistics: statistics))
-                r.message(.reply(family: Family.conntrack, command: m.command, sequence: r.sequence, multi: true, attributes: w.bytes))
+                r.message(.reply(family: Family.conntrack, command: m.command, sequence: r.sequence, multi: true, attributes: try w.replyAttributes()))
             }
         case ConntrackCmd.flush:
             var filter: CTTupleFilter?
@@ -41,16 +41,16 @@ enum ConntrackService {
                 // conntrack_flush_tuple: a full 5-tuple that names no connection is ENOENT.
                 throw RequestError(ENOENT, "flush-conntrack: no connection has this tuple (it must be the original, pre-NAT one)")
             }
-            reply { $0.putU32(ConntrackAttr.count, UInt32(clamping: n)) }
+            try reply { $0.putU32(ConntrackAttr.count, UInt32(clamping: n)) }
         case ConntrackCmd.statsGet:
             let st = tracker.statistics(zone: zones.first, now: Sys.monotonicNanoseconds())
             let text = ConnectionTracker.formatStatistics(st, verbose: a.has(ConntrackAttr.verbose))
-            reply { $0.putString(ConntrackAttr.text, text) }
+            try reply { $0.putString(ConntrackAttr.text, text) }
         case ConntrackCmd.maxConnectionsSet:
             guard let n = try a.u32(ConntrackAttr.count) else { throw RequestError(EINVAL, "ct-set-maxconns: no maximum given") }
             tracker.maxConnections = n
         case ConntrackCmd.maxConnectionsGet:
-            reply { $0.putU32(ConntrackAttr.count, tracker.maxConnections) }
+            try reply { $0.putU32(ConntrackAttr.count, tracker.maxConnections) }
         case ConntrackCmd.limitsSet:
             for l in try limitsGiven(m.attributes) { tracker.setZoneLimit(zone: l.zone, limit: l.limit) }
         case ConntrackCmd.limitsDel:
@@ -59,7 +59,7 @@ enum ConntrackService {
         case ConntrackCmd.limitsGet:
             let l = tracker.zoneLimits(zones: zones.isEmpty ? nil : zones)
             let text = ConnectionTracker.formatZoneLimits(defaultLimit: l.defaultLimit, zones: l.zones)
-            reply { $0.putString(ConntrackAttr.text, text) }
+            try reply { $0.putString(ConntrackAttr.text, text) }
         default:
             throw RequestError(EOPNOTSUPP, "unknown conntrack command \(m.command)")
         }

@@ -127,7 +127,11 @@ final class Daemon {
     /// Upcalls to every subscriber; one that does not read loses them (counted as the
     /// datapath's `lost`, as the kernel counts upcalls it could not queue).
     func broadcast(_ u: Upcall) {
-        let bytes = DatapathService.upcallMessage(u).encoded()
+        // A frame too long for one attribute cannot be queued: lost, as the kernel counts it.
+        guard let bytes = try? DatapathService.upcallMessage(u).encoded() else {
+            datapaths.datapath?.countLostUpcall()
+            return
+        }
         for (fd, c) in server.clients where c.subscribed {
             if !server.notify(fd, bytes) { datapaths.datapath?.countLostUpcall() }
         }

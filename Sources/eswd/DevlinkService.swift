@@ -23,8 +23,8 @@ final class DevlinkService {
         let a = try RequestAttributes(m.attributes)
         if let n = try a.string(DevlinkAttr.devName), n != sw.name { throw RequestError(19, "no device \(n) (this is \(sw.name))") }
         let dump = m.header.flags & NetlinkFlags.dump == NetlinkFlags.dump
-        func reply(_ cmd: UInt8, _ w: AttributeWriter) {
-            r.message(.reply(family: Family.devlink, command: cmd, sequence: r.sequence, multi: dump, attributes: w.bytes))
+        func reply(_ cmd: UInt8, _ w: AttributeWriter) throws(RequestError) {
+            r.message(.reply(family: Family.devlink, command: cmd, sequence: r.sequence, multi: dump, attributes: try w.replyAttributes()))
         }
         switch m.command {
         case DevlinkCmd.devGet, DevlinkCmd.eswitchGet:
@@ -33,7 +33,7 @@ final class DevlinkService {
             w.putString(DevlinkAttr.driver, "esw")
             w.putString(DevlinkAttr.mode, sw.mode.rawValue)
             w.putString(DevlinkAttr.switchID, driver.switchID)
-            reply(m.command, w)
+            try reply(m.command, w)
         case DevlinkCmd.eswitchSet:
             guard let modeName = try a.string(DevlinkAttr.mode), let mode = ESwitchMode(rawValue: modeName) else {
                 throw RequestError(22, "mode must be legacy or switchdev")
@@ -49,7 +49,7 @@ final class DevlinkService {
                 w.putString(DevlinkAttr.devName, sw.name)
                 w.putString(DevlinkAttr.paramName, n)
                 w.putString(DevlinkAttr.paramValue, sw.params.value(of: n) ?? "")
-                reply(DevlinkCmd.paramGet, w)
+                try reply(DevlinkCmd.paramGet, w)
             }
             if let want = try a.string(DevlinkAttr.paramName), sw.params.value(of: want) == nil {
                 throw RequestError(22, DeviceParams.ParamError.unknown(want).description)
@@ -64,7 +64,7 @@ final class DevlinkService {
         case DevlinkCmd.portGet:
             let only = try a.u32(DevlinkAttr.portIndex)
             if let only, sw.port(only) == nil { throw RequestError(19, "no port \(only)") }
-            for p in sw.ports where only == nil || only == p.index { reply(DevlinkCmd.portGet, describe(p)) }
+            for p in sw.ports where only == nil || only == p.index { try reply(DevlinkCmd.portGet, describe(p)) }
         case DevlinkCmd.portFunctionSet:
             guard let idx = try a.u32(DevlinkAttr.portIndex), let p = sw.port(idx) else { throw RequestError(19, "no such port") }
             guard p.vf != nil else { throw RequestError(95, "port \(idx) is the uplink; functions are set on VF ports") }
@@ -107,7 +107,7 @@ final class DevlinkService {
             var w = AttributeWriter()
             w.putString(DevlinkAttr.devName, sw.name)
             for res in sw.tables.resources { Self.put(res, into: &w) }
-            reply(DevlinkCmd.resourceDump, w)
+            try reply(DevlinkCmd.resourceDump, w)
         case DevlinkCmd.resourceSet:
             guard let path = try a.string(DevlinkAttr.resourcePath), let size = a[DevlinkAttr.resourceSize] else {
                 throw RequestError(22, "resource path and size required")
@@ -141,7 +141,7 @@ final class DevlinkService {
                               (DevlinkAttr.ctChainMisses, ct.chainMisses), (DevlinkAttr.ctTooDeep, ct.tooDeep)] {
                 w.putU64(attr, v)
             }
-            reply(DevlinkCmd.offloadStats, w)
+            try reply(DevlinkCmd.offloadStats, w)
         default:
             throw RequestError(95, "unknown devlink command \(m.command)")
         }
@@ -185,7 +185,10 @@ final class DevlinkService {
             n.putString(DevlinkAttr.resourceName, r.name)
             n.putString(DevlinkAttr.resourcePath, r.path.dropFirstComponent)
             n.putU64(DevlinkAttr.resourceSize, UInt64(r.size))
-            if let p = r.pendingSize { n.putU64(DevlinkAttr.resourceSizeNew, UInt64(p)) }
+            if let p = r.pendingSize {
+                n.putU64(DevlinkAttr.resourceSizeNew, UInt64(p))
+                n.putU8(DevlinkAttr.resourceSizeValid, r.pendingSizeValid ? 1 : 0)
+            }
             n.putU64(DevlinkAttr.resourceOccupancy, UInt64(r.occupancy))
             n.putU64(DevlinkAttr.resourceOccupancyProgrammed, UInt64(r.programmed))
             n.putString(DevlinkAttr.resourceUnit, r.unit)

@@ -39,7 +39,7 @@ extension DatapathService {
                 abort(batch, d)
                 throw error
             }
-            let reply = describe(f, d)
+            let reply = try describe(f, d)
             let change = d.deleteFlowReportingChange(f)
             journal(change, batch, d)
             if m.header.flags & NetlinkFlags.echo != 0 {
@@ -51,7 +51,7 @@ extension DatapathService {
                 r.stream = FlowDump(service: self, datapath: d, type: type, sequence: r.sequence)
             } else {
                 let f = try find(d, a, ufid: ufid)
-                r.message(.reply(family: Family.flow, command: FlowCmd.new, sequence: r.sequence, attributes: describe(f, d)))
+                r.message(.reply(family: Family.flow, command: FlowCmd.new, sequence: r.sequence, attributes: try describe(f, d)))
             }
         default:
             throw RequestError(95, "unknown flow command \(m.command)")
@@ -156,7 +156,7 @@ extension DatapathService {
             }
             if let change { journal(change, batch, d) }
             if m.header.flags & NetlinkFlags.echo != 0 {
-                r.message(.reply(family: Family.flow, command: FlowCmd.new, sequence: r.sequence, attributes: describe(flow, d)))
+                r.message(.reply(family: Family.flow, command: FlowCmd.new, sequence: r.sequence, attributes: try describe(flow, d)))
             }
         } catch {
             abort(batch, d)
@@ -224,10 +224,10 @@ extension DatapathService {
         batches[batch]?.failed = true
     }
 
-    func describe(_ f: DatapathFlow, _ d: Datapath, now: UInt64 = Sys.monotonicMilliseconds()) -> [UInt8] {
+    func describe(_ f: DatapathFlow, _ d: Datapath, now: UInt64 = Sys.monotonicMilliseconds()) throws(RequestError) -> [UInt8] {
         var w = AttributeWriter()
         describe(f, d, now: now, into: &w)
-        return w.bytes
+        return try w.replyAttributes()
     }
 
     /// The flow's attributes, written where `w` ends (a dump writes them straight into
@@ -293,7 +293,7 @@ extension DatapathService {
     }
 
     /// An upcall as OVS_PACKET_CMD_MISS / OVS_PACKET_CMD_ACTION for subscribers.
-    static func upcallMessage(_ u: Upcall) -> GenericMessage {
+    static func upcallMessage(_ u: Upcall) throws(NetlinkError) -> GenericMessage {
         var w = AttributeWriter()
         w.put(PacketAttr.packet, u.packet)
         var mask = FlowKey.allOnes
@@ -302,7 +302,7 @@ extension DatapathService {
         w.put(PacketAttr.key, key)
         if let ud = u.userdata { w.put(PacketAttr.userdata, ud) }
         return GenericMessage(family: Family.packet, command: u.command == .miss ? PacketCmd.miss : PacketCmd.action,
-                              flags: 0, sequence: 0, attributes: w.bytes)
+                              flags: 0, sequence: 0, attributes: try w.finished())
     }
 }
 
@@ -333,7 +333,9 @@ final class FlowDump: ReplyStream {
             next += 1
             guard let f = entry, DatapathService.matches(type, f, datapath) else { continue }
             let m = GenericMessage.reply(family: Family.flow, command: FlowCmd.new, sequence: sequence, multi: true, attributes: [])
-            m.append(to: &out) { service.describe(f, datapath, now: now, into: &$0) }
+            // Cannot fail: a flow's actions are at most 32 KiB (ActionCompiler.maxActionsLength),
+            // its key and mask far less. Were it to, the flow is left out, never sent broken.
+            try? m.append(to: &out) { service.describe(f, datapath, now: now, into: &$0) }
         }
         if next < flows.count { return true }
         flows = []

@@ -48,6 +48,11 @@ struct RequestError: Error {
 }
 
 extension AttributeWriter {
+    /// The bytes of a reply, or EMSGSIZE naming the attribute that does not fit in netlink.
+    func replyAttributes() throws(RequestError) -> [UInt8] {
+        do { return try finished() } catch { throw RequestError(90, "the reply cannot be sent: \(error)") }
+    }
+
     mutating func putU64Array(_ type: UInt16, _ values: [UInt64]) {
         var b: [UInt8] = []
         for v in values { withUnsafeBytes(of: v.littleEndian) { b += $0 } }

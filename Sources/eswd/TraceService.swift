@@ -51,7 +51,7 @@ extension DatapathService {
         }
         var w = AttributeWriter()
         w.nested(PacketAttr.trace) { Self.put(trace, into: &$0) }
-        guard w.bytes.count < 65536 else { throw RequestError(90, "the trace is too long for one message") }
+        guard w.overflow == nil else { throw RequestError(90, "the trace is too long for one message") }
         r.message(.reply(family: Family.packet, command: PacketCmd.trace, sequence: r.sequence, attributes: w.bytes))
     }
 

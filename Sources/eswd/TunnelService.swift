@@ -37,7 +37,7 @@ final class TunnelService {
                 w.putU8(TunnelAttr.valid, e.valid ? 1 : 0)
                 if let why = e.reason { w.putString(TunnelAttr.reason, why) }
                 r.message(.reply(family: Family.tunnel, command: TunnelCmd.encapDump, sequence: r.sequence, multi: dump,
-                                 attributes: w.bytes))
+                                 attributes: try w.replyAttributes()))
             }
         case TunnelCmd.statsGet:
             let s = tracker.statistics
@@ -45,7 +45,7 @@ final class TunnelService {
             w.putU64Array(TunnelAttr.statistics, [s.events, s.malformed, s.resyncs, s.encapRewrites, s.reevaluations,
                                                   s.keepalives, s.solicitations, s.lastRewriteEntries, s.lastRewriteNanoseconds])
             r.message(.reply(family: Family.tunnel, command: TunnelCmd.statsGet, sequence: r.sequence, multi: false,
-                             attributes: w.bytes))
+                             attributes: try w.replyAttributes()))
         default:
             throw RequestError(95, "unknown tunnel command \(m.command)")
         }

@@ -42,13 +42,43 @@ private struct Show: ParsableCommand {
         #expect(reorder("--control dev dev show") == "dev show --control dev")
     }
 
-    @Test func helpCompletionAndIncompleteCommandsAreLeftAsTyped() {
-        #expect(reorder("--help dev show") == "--help dev show")
+    @Test func completionAndIncompleteCommandsAreLeftAsTyped() {
         #expect(reorder("-j --generate-completion-script bash") == "-j --generate-completion-script bash")
         #expect(reorder("-j dev") == "-j dev")
         #expect(reorder("-j dev bogus") == "-j dev bogus")
         #expect(reorder("-j") == "-j")
         #expect(reorder("-- -j dev show") == "-- -j dev show")
+    }
+
+    /// Help is for the command named, whatever the order of the options around it.
+    @Test func helpIsForTheCommandNamedInAnyOrder() {
+        #expect(reorder("--control /s dev show --help") == "dev show --help")
+        #expect(reorder("--help dev show") == "dev show --help")
+        #expect(reorder("-j dev -h param show esw0") == "dev param show -h")
+        #expect(reorder("dev show --control /s --help") == "dev show --help")
+        #expect(reorder("--control /s --help") == "--help")
+        #expect(reorder("--control /s -j dev --help") == "dev --help")
+        #expect(reorder("dev show -- --help") == "dev show -- --help")
+    }
+
+    /// ArgumentParser's `help` subcommand takes the command's names, not options.
+    @Test func theHelpSubcommandIgnoresTheOptions() {
+        #expect(reorder("--control /s help dev show") == "help dev show")
+        #expect(reorder("help --control /s dev param show -j") == "help dev param show")
+        #expect(reorder("help") == "help")
+    }
+
+    /// The help shown is the leaf's own, not the top level's: ArgumentParser answers
+    /// with its help command, whose stack ends with the command it will describe.
+    @Test func helpAfterOptionsShowsTheLeafsHelp() throws {
+        for typed in ["--control /s dev show --help", "--control /s help dev show", "-j --help dev param show"] {
+            let words = typed.split(separator: " ").map(String.init)
+            let reordered = ArgumentOrder.optionsAfterSubcommands(words, root: Tool.self, optionsTakingValue: ["--control"])
+            let parsed = try Tool.parseAsRoot(reordered)
+            let described = String(reflecting: parsed)
+            #expect(described.hasPrefix("ArgumentParser.HelpCommand(") && described.contains(".Show], "),
+                    "\(typed): \(described)")
+        }
     }
 
     /// Why the reordering exists: ArgumentParser refuses a leaf's option before its name.

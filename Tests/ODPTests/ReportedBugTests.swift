@@ -79,3 +79,33 @@ import Testing
         #expect((try? ODPText.parseKey(" " + v + " " + rest))?.ufid == nil)
     }
 }
+
+/// Action lists and keys too long for one netlink attribute are refused by the parser
+/// (the client sends nothing), never encoded with a wrapped length.
+@Suite struct TooLongForNetlinkTests {
+    @Test func anActionListLongerThanAnAttributeIsRefused() {
+        let text = (0..<2100).map { "set(ipv4(ttl=\($0 % 256)))" }.joined(separator: ",")
+        do {
+            let bytes = try ODPText.parseActions(text)
+            Issue.record("\(bytes.count) bytes of actions parsed")
+        } catch {
+            #expect(error.message.hasPrefix("the actions are too long: "), "\(error.message)")
+            #expect(error.message.hasSuffix(" bytes, at most 65531"), "\(error.message)")
+        }
+    }
+
+    @Test func aNestedActionLongerThanAnAttributeIsRefused() {
+        let inner = Array(repeating: "2", count: 9000).joined(separator: ",")
+        do {
+            _ = try ODPText.parseActions("clone(\(inner))")
+            Issue.record("a 72 KB clone parsed")
+        } catch {
+            #expect(error.message == "the actions are too long: an attribute of 72004 bytes, at most 65535", "\(error.message)")
+        }
+    }
+
+    @Test func anActionListThatFitsParses() throws {
+        let bytes = try ODPText.parseActions(Array(repeating: "2", count: 8000).joined(separator: ","))
+        #expect(bytes.count == 64000)
+    }
+}

@@ -76,6 +76,10 @@ def nested_clones(depth):
         a = attr(ACTION_CLONE, a)
     return a
 
+def outputs(count):
+    """`count` output(1) actions: 8 bytes each."""
+    return attr(ACTION_OUTPUT, struct.pack("=I", 1)) * count
+
 def alive(path):
     d = exchange(path, msg(FAMILY_DP, REQUEST | DUMP, 99, genl(3)))
     return FAMILY_DP in types(d)
@@ -101,6 +105,11 @@ cases = [
         attr(1, b"\xff" * 6 + b"\x02" + b"\0" * 5 + b"\x08\x00" + bytes(50)) + attr(3, nested_clones(12000))))),
     ("actions nested 17 deep in an execute", msg(FAMILY_PACKET, REQUEST | ACK, 14, genl(3,
         attr(1, b"\xff" * 6 + b"\x02" + b"\0" * 5 + b"\x08\x00" + bytes(50)) + attr(3, nested_clones(17))))),
+    # The kernel's MAX_ACTIONS_BUFSIZE: at most 32 KiB of actions, else EMSGSIZE.
+    ("64000 bytes of actions in a flow", msg(FAMILY_FLOW, REQUEST | ACK, 15, genl(1,
+        attr(1, attr(3, struct.pack("=I", 1)) + attr(4, bytes(12))) + attr(2, outputs(8000))))),
+    ("32776 bytes of actions in an execute", msg(FAMILY_PACKET, REQUEST | ACK, 16, genl(3,
+        attr(1, b"\xff" * 6 + b"\x02" + b"\0" * 5 + b"\x08\x00" + bytes(50)) + attr(3, outputs(4097))))),
 ]
 rng = random.Random(42)
 for i in range(40):
