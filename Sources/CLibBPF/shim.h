@@ -6,11 +6,28 @@
 /* What Swift cannot write against libbpf: the option structs are declared through the
  * LIBBPF_OPTS macro (which fills in their size for ABI checks). */
 
-/* Creates the clsact qdisc on `ifindex` if it has none (EEXIST is success). */
+/* Creates the clsact qdisc on `ifindex` if it has none: 1 when this call created it,
+ * 0 when it was there already, a negative errno on failure. */
 static inline int clbpf_tc_hook_create(int ifindex) {
     LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
     int err = bpf_tc_hook_create(&hook);
-    return err == -EEXIST ? 0 : err;
+    return err == -EEXIST ? 0 : err == 0 ? 1 : err;
+}
+
+/* Deletes the clsact qdisc on `ifindex` and every filter on it (ENOENT/EINVAL: none). */
+static inline int clbpf_tc_hook_destroy(int ifindex) {
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS);
+    return bpf_tc_hook_destroy(&hook);
+}
+
+/* The id of the program of the filter at handle/priority (a negative errno: no such filter). */
+static inline int clbpf_tc_query(int ifindex, int egress, unsigned int handle, unsigned int priority,
+                                 unsigned int *prog_id) {
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = egress ? BPF_TC_EGRESS : BPF_TC_INGRESS);
+    LIBBPF_OPTS(bpf_tc_opts, opts, .handle = handle, .priority = priority);
+    int err = bpf_tc_query(&hook, &opts);
+    if (err == 0) *prog_id = opts.prog_id;
+    return err;
 }
 
 /* Attaches (or replaces) the program at handle/priority on ingress (egress != 0: egress). */

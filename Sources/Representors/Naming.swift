@@ -21,6 +21,30 @@ public struct NetdevNaming: Sendable, Equatable {
 
     public func representor(vf n: Int?) -> String { representorPrefix + (n.map { "pf0vf\($0)" } ?? "p0") }
 
+    /// N when `name` is exactly `<name>v<N>` or `<name>sw<N>` (not another eSwitch's
+    /// netdev that merely shares the prefix).
+    public func vfIndex(ofVFOrSwitchSide name: String) -> Int? {
+        for (make, infix) in [(vf, "v"), (vfSwitchSide, "sw")] {
+            if let n = trailingIndex(of: name, after: switchName + infix), make(n) == name { return n }
+        }
+        return nil
+    }
+
+    /// N when `name` is exactly this eSwitch's representor name for VF N.
+    public func vfIndex(ofRepresentor name: String) -> Int? {
+        guard let n = trailingIndex(of: name, after: representorPrefix + "pf0vf"), representor(vf: n) == name else { return nil }
+        return n
+    }
+
+    /// The decimal number that follows `prefix` to the end of `name` (compared back by
+    /// the callers, so "01" or "+1" do not pass for 1).
+    private func trailingIndex(of name: String, after prefix: String) -> Int? {
+        guard name.hasPrefix(prefix) else { return nil }
+        let digits = name.dropFirst(prefix.count)
+        guard !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber) else { return nil }
+        return Int(digits)
+    }
+
     /// Every name this eSwitch may create (for stale-netdev cleanup).
     public func allNames(vfs: Int) -> [String] {
         (0..<vfs).map(vf) + (0..<vfs).map(vfSwitchSide) + (0..<vfs).map { representor(vf: $0) } + [representor(vf: nil)]

@@ -23,29 +23,50 @@ public final class RepresentorDriver: RepresentorProvider, VFLinkOperations, @un
         switchID = String(format6: h)
     }
 
-    /// Removes netdevs a previous instance left behind: the switch-side ends of VF veth
-    /// pairs (deleting one removes its VF end wherever it is), persistent TAPs with our
-    /// names. Non-persistent TAPs go with the process that held them. Refuses to start
-    /// next to a live instance or over a netdev of another kind.
+    /// Who owns a netdev while it is alive ("eswd eswp (pid 1234)"), nil when no live
+    /// process does: set by the daemon (the data plane knows how to tell).
+    public var liveOwner: (String) -> String? = { _ in nil }
+
+    /// Before anything is created: the uplink must exist and no live eswd may be driving
+    /// it (as its uplink or as one of its own ports).
+    public func checkUplink(_ name: String) throws {
+        guard try InterfaceControl().exists(name) else { throw DriverError("uplink \(name) does not exist") }
+        if let owner = liveOwner(name) { throw DriverError("uplink \(name) is in use by \(owner)") }
+    }
+
+    /// Removes netdevs a previous instance left behind, whatever its number of VFs: the
+    /// switch-side ends of VF veth pairs (deleting one removes its VF end wherever it
+    /// is), persistent TAPs with our names. Non-persistent TAPs go with the process that
+    /// held them. Refuses to start next to a live instance or over a netdev of another
+    /// kind with a name this run needs; one of our pattern that this run does not need
+    /// and that is not ours is left alone.
     public func removeStale(vfs: Int, extra: [String] = []) throws {
         var rt = try RouteLink()
+        let c = try InterfaceControl()
+        let present = c.allNames()
         // Representors first: a live instance holds them, and then nothing may be touched.
-        for name in (0..<vfs).map({ naming.representor(vf: $0) }) + [naming.representor(vf: nil)] + extra {
+        let needed = (0..<vfs).map { naming.representor(vf: $0) } + [naming.representor(vf: nil)] + extra
+        let leftOver = present.filter { name in naming.vfIndex(ofRepresentor: name).map { $0 >= vfs } ?? false }
+        for name in needed + leftOver.sorted() {
+            let isNeeded = needed.contains(name)
             guard let link = try rt.link(named: name) else { continue }
             guard link.kind == "tun" else {
+                if !isNeeded { continue }
                 throw DriverError("netdev \(name) exists and is not ours (kind \(link.kind.isEmpty ? "unknown" : link.kind))")
             }
             // A non-persistent TAP exists only while a file holds it: another live eswd.
             if !link.persistent {
-                if try InterfaceControl().awaitRemoval(of: [name]) { continue }
+                if !isNeeded { continue }
+                if c.awaitRemoval(of: [name]) { continue }
                 throw DriverError("netdev \(name) is in use by a running process (another eswd named \(naming.switchName)?)")
             }
             try rt.delete(name: name)
             logger.notice("removed stale netdev", metadata: ["netdev": "\(name)"])
         }
-        // VF veth pairs: ours when the pair is <name>v<N> <-> <name>sw<N>.
-        let c = try InterfaceControl()
-        for n in 0..<vfs {
+        // VF veth pairs: ours when the pair is <name>v<N> <-> <name>sw<N>, for every N
+        // present (a killed run may have had more VFs than this one).
+        let leftOverVFs = Set(present.compactMap { naming.vfIndex(ofVFOrSwitchSide: $0) }).filter { $0 >= vfs }
+        for n in Array(0..<vfs) + leftOverVFs.sorted() {
             let vf = naming.vf(n), sw = naming.vfSwitchSide(n)
             for (name, partner) in [(sw, vf), (vf, sw)] {
                 guard let link = try rt.link(named: name) else { continue }
@@ -54,8 +75,11 @@ public final class RepresentorDriver: RepresentorProvider, VFLinkOperations, @un
                 // The switch side's VF end may have been moved away: its name is then unknown.
                 let ours = link.kind == "veth" && (peerName == partner || (name == sw && peer?.netnsID != nil))
                 guard ours else {
+                    if n >= vfs { break }
                     throw DriverError("netdev \(name) exists and is not ours (kind \(link.kind.isEmpty ? "unknown" : link.kind)\(peerName.map { ", peer \($0)" } ?? ""))")
                 }
+                // A live eswd with our name (and other representor names) still drives it.
+                if let owner = liveOwner(sw) { throw DriverError("netdev \(sw) is in use by \(owner)") }
                 try rt.delete(name: name)
                 logger.notice("removed stale netdev", metadata: ["netdev": "\(name)"])
             }
@@ -64,19 +88,27 @@ public final class RepresentorDriver: RepresentorProvider, VFLinkOperations, @un
 
     /// Creates the VF netdevs: veth pairs, the VF end `<name>v<N>` with a stable MAC,
     /// the switch-side end up with the largest MTU (the VF end's MTU is what limits).
+    /// On failure, the pairs already made are deleted again.
     public func createVFs(count: Int) throws -> [VFNetdev] {
-        var out: [VFNetdev] = []
         var rt = try RouteLink()
         let c = try InterfaceControl()
-        for n in 0..<count {
-            let vf = naming.vf(n), sw = naming.vfSwitchSide(n)
-            try rt.addVethPair(name: vf, peer: sw)
-            try c.setHardwareAddress(vf, MACAddress(NetdevNaming.mac(for: vf)))
-            try? c.setMTU(sw, 65535)
-            try c.setUp(sw, true)
-            out.append(VFNetdev(name: vf, switchSide: sw, switchIfindex: try c.index(of: sw)))
+        var made: [String] = []
+        do {
+            var out: [VFNetdev] = []
+            for n in 0..<count {
+                let vf = naming.vf(n), sw = naming.vfSwitchSide(n)
+                try rt.addVethPair(name: vf, peer: sw)
+                made.append(sw)
+                try c.setHardwareAddress(vf, MACAddress(NetdevNaming.mac(for: vf)))
+                try? c.setMTU(sw, 65535)
+                try c.setUp(sw, true)
+                out.append(VFNetdev(name: vf, switchSide: sw, switchIfindex: try c.index(of: sw)))
+            }
+            return out
+        } catch {
+            for sw in made { try? rt.delete(name: sw) }
+            throw error
         }
-        return out
     }
 
     /// Deletes the VF veth pairs (at shutdown; the VF ends go wherever they are).

@@ -28,6 +28,9 @@ final class Daemon {
     /// Fires when the emulated firmware's current access completes (armed per access).
     let firmwareTimer: FileDescriptor
     let uplinkRecord: UplinkRecord
+    /// The uplink's ifindex when its clsact qdisc is eswd's (created by this run or a
+    /// killed one): removed at a clean stop. A qdisc that was there before stays.
+    let uplinkClsact: Int32?
     private var running = true
     private var lastMTUSync: UInt64 = 0
     private var memory = MemoryReturn()
@@ -49,7 +52,12 @@ final class Daemon {
         let naming = NetdevNaming(switchName: options.name, representorPrefix: options.representorPrefix)
         if let why = naming.validate(vfs: options.vfs) { throw DriverError(why) }
         driver = RepresentorDriver(naming: naming, logger: logger)
+        driver.liveOwner = { TCHook.liveOwner(ofNetdev: $0) }
+        // Nothing is created before the uplink is known to be there and free.
+        try driver.checkUplink(options.uplink)
         try driver.removeStale(vfs: options.vfs, extra: [options.name])
+        let rollback = StartupRollback()
+        defer { rollback.runUnlessCommitted() }
         var profile = HardwareProfile()
         if let path = options.profile {
             let text = try String(readingFile: path)
@@ -58,12 +66,24 @@ final class Daemon {
         dataPlane = try BPFDataPlane(profile: profile)
         // The NIC engine's delay line, created with the first offloaded program.
         dataPlane.delayLineName = String("\(options.name)-engine".prefix(15))
-        vfs = try driver.createVFs(count: options.vfs)
-        uplinkRecord = UplinkRecord(controlPath: options.controlPath, name: options.name, uplink: options.uplink)
-        uplinkRecord.prepare(logger: logger)
+        let vfs = try driver.createVFs(count: options.vfs)
+        self.vfs = vfs
+        rollback.add { [driver] in driver.destroyVFs(vfs) }
+        let record = UplinkRecord(controlPath: options.controlPath, name: options.name, uplink: options.uplink)
+        uplinkRecord = record
+        record.prepare(logger: logger)
+        rollback.add { [driver] in
+            driver.releaseUplink()
+            record.remove()
+        }
         let uplink = try driver.bindUplink(options.uplink)
-        sw = try ESwitch(name: options.name, vfs: vfs, uplink: uplink, mode: options.mode, profile: profile,
-                         dataPlane: dataPlane, logger: logger)
+        let createdClsact = try TCHook.createClsact(ifindex: uplink.ifindex)
+        uplinkClsact = record.settleClsact(createdNow: createdClsact, logger: logger) ? uplink.ifindex : nil
+        rollback.add { [uplinkClsact] in if let i = uplinkClsact { TCHook.destroyClsact(ifindex: i) } }
+        let sw = try ESwitch(name: options.name, vfs: vfs, uplink: uplink, mode: options.mode, profile: profile,
+                             dataPlane: dataPlane, logger: logger)
+        self.sw = sw
+        rollback.add { sw.stop() }
         try sw.start()
         try sw.attach(provider: driver, vfLinks: driver)
         server = try ControlServer(path: options.controlPath, logger: logger)
@@ -99,6 +119,7 @@ final class Daemon {
         hookControlClients()
         let plane = dataPlane
         datapaths.coalescingRemovals = { body in plane.coalescingRemovals(body) }
+        rollback.commit()
         logger.notice("eswd ready", metadata: ["name": "\(options.name)", "vfs": "\(options.vfs)", "uplink": "\(options.uplink)",
                                                "mode": "\(options.mode.rawValue)", "control": "\(options.controlPath)"])
     }
@@ -278,6 +299,7 @@ final class Daemon {
         datapaths.datapath?.stop()
         sw.stop()
         driver.destroyVFs(vfs)
+        if let i = uplinkClsact { TCHook.destroyClsact(ifindex: i) }
         driver.releaseUplink()
         uplinkRecord.remove()
         // Closing the representors' TAP queues (when these objects go) removes them.
