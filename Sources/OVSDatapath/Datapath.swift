@@ -416,6 +416,13 @@ public final class Datapath: @unchecked Sendable {
     // MARK: Periodic work
 
     /// Called by the control loop: hardware counters, idle aging, mask ranking, RCU.
+    /// Brings the hardware's connection table in line with the tracker now (every tick,
+    /// and right after a flush: a flushed connection must not go on passing in hardware
+    /// until the next tick).
+    public func settleConntrackOffload() {
+        conntrackOffload?.processEvents(offload: policy != .skipHW)
+    }
+
     public func tick(now: UInt64) {
         let statsInterval = UInt64(max(10, eswitch?.params.statsIntervalMilliseconds ?? 1000)) * 1_000_000
         if now &- lastStatsPoll >= max(statsInterval, statsPollSpacing) {
@@ -431,7 +438,7 @@ public final class Datapath: @unchecked Sendable {
             normal.expire(now: now)
         }
         // The tracker queues offload events when there is an eSwitch, whatever the policy: drained every tick.
-        conntrackOffload?.processEvents(offload: policy != .skipHW)
+        settleConntrackOffload()
         if now &- lastConntrackSweep >= 1_000_000_000 {
             lastConntrackSweep = now
             _ = conntrack.sweep(now: now)

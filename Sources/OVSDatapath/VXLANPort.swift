@@ -258,7 +258,7 @@ extension PacketEngine {
         w.setBE32(32, UInt32(truncatingIfNeeded: t.id & 0xff_ffff) << 8)
         (w + 36).copyMemory(from: b.data, byteCount: b.length)
         var offset = 0
-        var frag = spareBuffer()
+        let frag = spareBuffer()
         while offset < payloadLength {
             let n = min(chunk, payloadLength - offset)
             let more = offset + n < payloadLength

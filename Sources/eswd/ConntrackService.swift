@@ -37,6 +37,7 @@ enum ConntrackService {
                 }
             }
             let n = tracker.flush(zone: zones.first, tuple: filter)
+            dp.settleConntrackOffload()
             if n == 0, let f = filter, f.isFiveTuple {
                 // conntrack_flush_tuple: a full 5-tuple that names no connection is ENOENT.
                 throw RequestError(ENOENT, "flush-conntrack: no connection has this tuple (it must be the original, pre-NAT one)")
