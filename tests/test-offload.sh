@@ -45,6 +45,11 @@ check_match "still cleared after a hardware counter poll" 'packets:0, bytes:0, u
 check "traffic after the clear" t_ping vm0 198.19.0.2 3
 sleep 1.2
 check_match "then counts only the new packets" 'packets:3, bytes:294, ' "$(v4flow)"
+# A modification keeps the rule's counter: what it counted is in the flow once.
+dpctl mod-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)' 2
+dpctl mod-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)' 'set(ipv4(ttl=64)),2'
+sleep 1.2
+check_match "two mod-flows later, still the same count" 'packets:3, bytes:294, ' "$(v4flow)"
 
 # Deleting a flow removes its rule: the traffic falls back to the representor.
 dpctl del-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)'
@@ -58,6 +63,24 @@ check "mod-flow changes actions in hardware" dpctl mod-flow 'in_port(1),eth(),et
 check_fails "modified flow drops in hardware" t_in vm0 ping -c 2 -i 0.2 -W 1 198.19.0.2
 dpctl mod-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)' 2
 check "modified back" t_ping vm0 198.19.0.2 3
+
+# The namespace a VF is in goes away: the veth pair would die with it, a real VF goes
+# back to the host's namespace. esw makes it again in the daemon's namespace, with the
+# port's MAC; moved into a new namespace it works, its flows still in hardware.
+replies() { dpctl dump-flows | grep 'in_port(2),eth(),eth_type(0x0800)' | grep -o 'packets:[0-9]*' | cut -d: -f2; }
+sleep 1.2
+replies0=$(replies)
+ip netns del "${T_PREFIX}vm1"
+t_wait "esw0v1 back" 5 ip -n "${T_PREFIX}host" link show esw0v1
+check_match "VF1's netdev is back in the daemon's namespace" 'esw0v1@' "$(ip -n "${T_PREFIX}host" -o link show esw0v1 2>&1)"
+t_ns vm1
+ip -n "${T_PREFIX}host" link set esw0v1 netns "${T_PREFIX}vm1"
+ip -n "${T_PREFIX}vm1" addr add 198.19.0.2/24 dev esw0v1
+ip -n "${T_PREFIX}vm1" link set esw0v1 up
+check "ping VF0 -> VF1 in its new namespace" t_ping vm0 198.19.0.2 3
+check_eq "the flows stayed in hardware" 5 "$(dpctl dump-flows -m | grep -c 'offloaded:yes')"
+sleep 1.2
+check_ge "the replies from the new VF1 went through the hardware rule" $((replies0 + 3)) "$(replies)"
 
 # skip_hw: software datapath; representors carry the traffic.
 dpctl del-flows

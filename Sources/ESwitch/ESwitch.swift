@@ -23,6 +23,11 @@ public protocol VFLinkOperations: AnyObject {
     func setMTU(_ vf: VFNetdev, _ mtu: Int) throws
     /// Whether the VF's end is in another namespace than the switch side.
     func isInOtherNamespace(_ vf: VFNetdev) -> Bool
+    /// Whether the VF's pair still exists (a veth pair dies with the namespace its VF
+    /// end is in, where a real VF goes back to the host's namespace).
+    func exists(_ vf: VFNetdev) -> Bool
+    /// Makes a VF whose pair is gone again, in the daemon's namespace.
+    func remake(_ vf: VFNetdev) throws -> VFNetdev
 }
 
 /// An opaque handle to an installed hardware rule.
@@ -242,12 +247,41 @@ public final class ESwitch: @unchecked Sendable {
     public func refreshVFNamespaces() {
         guard let vfLinks else { return }
         for p in ports {
-            guard let v = p.vfNetdev else { continue }
+            guard var v = p.vfNetdev else { continue }
+            if !vfLinks.exists(v) {
+                guard let back = returnVF(of: p, vfLinks) else { continue }
+                v = back
+            }
             let elsewhere = vfLinks.isInOtherNamespace(v)
             if elsewhere != p.vfInOtherNamespace {
                 p.vfInOtherNamespace = elsewhere
                 try? publish(p)
             }
+        }
+    }
+
+    /// A VF netdev deleted with its namespace comes back in the daemon's namespace, as
+    /// a real VF (a PCI function, not a virtual link) goes back to the host's namespace
+    /// when the namespace it was in is deleted: the pair is made again with the port's
+    /// MAC and MTU, the pipeline attached to its switch side and the port table pointed
+    /// at it. Rules name the port, not the netdev: they stay and forward to the new one.
+    private func returnVF(of p: ESwitchPort, _ vfLinks: VFLinkOperations) -> VFNetdev? {
+        guard let old = p.vfNetdev else { return nil }
+        dataPlane.detach(ifindex: old.switchIfindex)
+        do {
+            let v = try vfLinks.remake(old)
+            p.vfNetdev = v
+            p.vfInOtherNamespace = false
+            if p.config.mac != 0 { try vfLinks.setMAC(v, p.config.mac) }
+            if p.mtu != ESwitchPort.defaultMTU { try vfLinks.setMTU(v, p.mtu) }
+            try dataPlaneCall { () throws(DataPlaneError) in try dataPlane.attachPort(ifindex: v.switchIfindex) }
+            try publish(p)
+            logger.warning("VF netdev gone with its namespace: made again in the daemon's namespace",
+                           metadata: ["port": "\(p.index)", "vf": "\(v.name)"])
+            return v
+        } catch {
+            logger.error("VF netdev gone and not made again", metadata: ["vf": "\(old.name)", "error": "\(error)"])
+            return nil
         }
     }
 

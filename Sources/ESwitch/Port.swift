@@ -81,7 +81,8 @@ public final class ESwitchPort: @unchecked Sendable {
     /// The representor netdev (switchdev mode only).
     public internal(set) var representor: TapQueue?
     /// Current MTU of the port's netdev (the VF follows its representor's).
-    public internal(set) var mtu = 1500
+    public static let defaultMTU = 1500
+    public internal(set) var mtu = ESwitchPort.defaultMTU
     /// The VF's MAC as the legacy MAC table knows it (0: none yet).
     var learnedMAC: UInt64 = 0
 

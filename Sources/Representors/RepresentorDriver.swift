@@ -166,6 +166,26 @@ public final class RepresentorDriver: RepresentorProvider, VFLinkOperations, @un
         (try? vfEnd(vf))?.netnsID != nil
     }
 
+    public func exists(_ vf: VFNetdev) -> Bool {
+        guard let c = try? InterfaceControl() else { return true }
+        return (try? c.index(of: vf.switchSide)) == vf.switchIfindex
+    }
+
+    public func remake(_ vf: VFNetdev) throws -> VFNetdev {
+        var rt = try RouteLink()
+        let c = try InterfaceControl()
+        try rt.addVethPair(name: vf.name, peer: vf.switchSide)
+        do {
+            try c.setHardwareAddress(vf.name, MACAddress(NetdevNaming.mac(for: vf.name)))
+            try? c.setMTU(vf.switchSide, 65535)
+            try c.setUp(vf.switchSide, true)
+            return VFNetdev(name: vf.name, switchSide: vf.switchSide, switchIfindex: try c.index(of: vf.switchSide))
+        } catch {
+            try? rt.delete(name: vf.switchSide)
+            throw error
+        }
+    }
+
     // MARK: RepresentorProvider
 
     public func createRepresentor(for port: ESwitchPort) throws -> TapQueue {
