@@ -78,7 +78,23 @@ check_match "verifier refusal reported with its message" 'invalid access to pack
 check_match "... as the verifier's" '^esw-devlink: verifier: ' "$out"
 check_match "the previous program stays" 'name esw_redirect_all' "$(devlink port show esw0/1)"
 check_match "a missing section is named" 'no section "nope"' "$(devlink port prog set esw0/1 obj "$P/drop.o" sec nope 2>&1)"
-check_fails "a file that is not an object is refused" devlink port prog set esw0/1 obj "$T_DIR/flows"
+check_match "a file that is not an object is refused with libbpf's reason" 'esw-devlink: .*flows: [A-Za-z]+' "$(devlink port prog set esw0/1 obj "$T_DIR/flows" 2>&1)"
+check_no_match "... not as an unknown error" 'Unknown error' "$(devlink port prog set esw0/1 obj "$T_DIR/flows" 2>&1)"
+# A program of another type: refused by name (the daemon read the name after closing the
+# object, and crashed).
+printf '%s\n' '#include <linux/bpf.h>' '#include <bpf/bpf_helpers.h>' \
+    'SEC("xdp") int x(struct xdp_md *c) { return XDP_PASS; }' 'char LICENSE[] SEC("license") = "GPL";' >"$T_DIR/xdp.c"
+"$(dirname "$(readlink -f "$(command -v swift)")")/clang" -O2 -target bpf -I"/usr/include/$(uname -m)-linux-gnu" \
+    -c "$T_DIR/xdp.c" -o "$T_DIR/xdp.o"
+check_match "an XDP program is refused by name" 'section xdp is not a tc \(SCHED_CLS\) program' \
+    "$(devlink port prog set esw0/1 obj "$T_DIR/xdp.o" 2>&1)"
+check "eswd is alive after it" devlink dev show
+# A FIFO would block libbpf's open until a writer came, the control thread with it.
+mkfifo "$T_DIR/fifo.o"
+check_match "a FIFO is refused, not opened" 'not a regular file' "$(timeout 5 "$ESW_BIN/esw-devlink" port prog set esw0/1 obj "$T_DIR/fifo.o" 2>&1)"
+check "eswd still answers" timeout 5 "$ESW_BIN/esw-devlink" dev show
+check_match "a directory is refused" 'not a regular file' "$(devlink port prog set esw0/1 obj "$T_DIR" 2>&1)"
+check_match "the previous program still stays" 'name esw_redirect_all' "$(devlink port show esw0/1)"
 
 # A reload that needs bigger maps loads the data plane again: the program goes along.
 check "exact table grown past what the maps hold" devlink resource set esw0 path /exact size 40000

@@ -15,10 +15,16 @@ final class UserProgramObject {
     /// NIC cannot run is refused with its reason, or the verifier's last lines.
     init(path: String, section: String?, pipelineMapFD: Int32) throws(DataPlaneError) {
         libbpf_set_print(nil)
+        // Only a regular file: libbpf would block the control thread on a FIFO's open
+        // until a writer came, and read a device or directory for nothing.
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw .programRefused("\(path): \(String(cString: strerror(errno)))") }
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            throw .programRefused("\(path): not a regular file (a BPF object file is one)")
+        }
         errno = 0
         guard let obj = bpf_object__open_file(path, nil), libbpf_get_error(UnsafeRawPointer(obj)) == 0 else {
-            let e = errno == 0 ? EINVAL : errno
-            throw .programRefused("\(path): \(String(cString: strerror(e))) (not a BPF object file?)")
+            throw .programRefused("\(path): \(Self.libbpfError(errno == 0 ? EINVAL : errno)) (not a BPF object file?)")
         }
         var chosen: OpaquePointer?
         var sections: [String] = []
@@ -44,8 +50,10 @@ final class UserProgramObject {
         if type == BPF_PROG_TYPE_UNSPEC {
             _ = bpf_program__set_type(prog, BPF_PROG_TYPE_SCHED_CLS)
         } else if type != BPF_PROG_TYPE_SCHED_CLS {
+            // The name lives in the object: read before the object is closed.
+            let name = String(cString: bpf_program__section_name(prog))
             bpf_object__close(obj)
-            throw .programRefused("section \(String(cString: bpf_program__section_name(prog))) is not a tc (SCHED_CLS) program: the NIC runs tc programs only")
+            throw .programRefused("section \(name) is not a tc (SCHED_CLS) program: the NIC runs tc programs only")
         }
         guard let pipeline = bpf_object__find_map_by_name(obj, "esw_pipeline") else {
             bpf_object__close(obj)
@@ -65,7 +73,7 @@ final class UserProgramObject {
         if err < 0 {
             bpf_object__close(obj)
             let lines = String(cString: log).split(separator: "\n").suffix(6).joined(separator: "\n")
-            throw .programRefused(lines.isEmpty ? "loading \(path): \(String(cString: strerror(-err)))" : "verifier: \(lines)")
+            throw .programRefused(lines.isEmpty ? "loading \(path): \(Self.libbpfError(-err))" : "verifier: \(lines)")
         }
         object = obj
         fd = bpf_program__fd(prog)
@@ -77,4 +85,11 @@ final class UserProgramObject {
     }
 
     deinit { bpf_object__close(object) }
+
+    /// libbpf's own codes (LIBBPF_ERRNO__*, 4000 and up) have their texts in libbpf.
+    private static func libbpfError(_ code: Int32) -> String {
+        var buf = [CChar](repeating: 0, count: 128)
+        guard libbpf_strerror(code, &buf, buf.count) == 0 else { return String(cString: strerror(code)) }
+        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
 }
