@@ -122,11 +122,14 @@ public struct HardwareCapabilities: Sendable {
         } else {
             return false
         }
-        // Frag and VLAN may be matched exactly as part of the profile.
+        // Frag and VLAN may be matched exactly as part of the profile, and so may
+        // recirc_id 0: every datapath flow of the first pass matches it exactly (a flow
+        // at another recirc_id goes to the chain table before this is asked).
         var relaxed = mask
         relaxed[.ipFrag] = 0
         relaxed[.vlanTCI] = 0
         relaxed[.vlanTPID] = 0
+        if key[.recircID] == 0 { relaxed[.recircID] = 0 }
         return relaxed == profile
     }
 

@@ -175,4 +175,21 @@ struct OffloadPathTests {
         _ = d.addDetachedRepresentorPort(name: "pf0vf1", number: 7, eswitchPort: .vf(1))
         #expect(dp.rules.count == before)
     }
+
+    /// A datapath flow matches recirc_id 0 exactly (every flow of the first pass does):
+    /// with the 5-tuple exact too it is the exact-match profile, and goes to that table.
+    @Test func aFiveTupleDatapathFlowGoesToTheExactMatchTable() throws {
+        let (d, sw, dp) = try Self.datapath()
+        let f = try Self.put(d, "in_port(1),eth(src=02:00:00:00:00:01,dst=02:00:00:00:00:02),eth_type(0x0800),"
+                             + "ipv4(src=198.19.0.1,dst=198.19.0.2,proto=17,frag=no),udp(src=1000,dst=53)", "2")
+        #expect(f.match.mask[.recircID] == FlowField.recircID.valueMask, "the datapath matches recirc_id exactly")
+        #expect(f.offload.isOffloaded)
+        #expect(dp.rules.count == 1 && dp.rules[0].table == .exact)
+        #expect(sw.tables.exactFlows.occupancy == 1 && sw.tables.maskedPool.occupancy == 0)
+        // One wildcarded field and it is a masked rule.
+        let g = try Self.put(d, "in_port(1),eth(src=02:00:00:00:00:01,dst=02:00:00:00:00:02),eth_type(0x0800),"
+                             + "ipv4(src=198.19.0.1,dst=198.19.0.2,proto=17,frag=no),udp(dst=53)", "2")
+        #expect(g.offload.isOffloaded && dp.rules.last?.table == .masked)
+    }
 }
+
