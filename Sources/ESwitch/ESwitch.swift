@@ -23,6 +23,9 @@ public protocol VFLinkOperations: AnyObject {
     func setMTU(_ vf: VFNetdev, _ mtu: Int) throws
     /// Whether the VF's end is in another namespace than the switch side.
     func isInOtherNamespace(_ vf: VFNetdev) -> Bool
+    /// Carrier of the VF netdev (port function state): the switch side of its pair
+    /// goes down or up, which takes the VF end's carrier with it.
+    func setCarrier(_ vf: VFNetdev, _ up: Bool) throws
     /// Whether the VF's pair still exists (a veth pair dies with the namespace its VF
     /// end is in, where a real VF goes back to the host's namespace).
     func exists(_ vf: VFNetdev) -> Bool
@@ -223,8 +226,12 @@ public final class ESwitch: @unchecked Sendable {
         refreshLegacyTable()
     }
 
+    /// devlink port function state: an inactive function's link is down. The VF netdev
+    /// loses carrier (its pair's switch side goes down), the pipeline drops what comes
+    /// from the port and what would go to it.
     public func setVFLinkState(_ index: PortIndex, up: Bool) throws {
-        guard let p = port(index), p.vf != nil else { throw OffloadFailure.noSuchPort(index) }
+        guard let p = port(index), let v = p.vfNetdev else { throw OffloadFailure.noSuchPort(index) }
+        try vfLinks?.setCarrier(v, up)
         p.config.linkUp = up
         try publish(p)
     }
@@ -274,6 +281,7 @@ public final class ESwitch: @unchecked Sendable {
             p.vfInOtherNamespace = false
             if p.config.mac != 0 { try vfLinks.setMAC(v, p.config.mac) }
             if p.mtu != ESwitchPort.defaultMTU { try vfLinks.setMTU(v, p.mtu) }
+            if !p.config.linkUp { try vfLinks.setCarrier(v, false) }
             try dataPlaneCall { () throws(DataPlaneError) in try dataPlane.attachPort(ifindex: v.switchIfindex) }
             try publish(p)
             logger.warning("VF netdev gone with its namespace: made again in the daemon's namespace",

@@ -373,6 +373,26 @@ struct PipelineTests {
         #expect(dp.portCounters(.uplink).txPackets == 1)
     }
 
+    /// Port function state inactive: the port's link is down, so nothing it sends enters
+    /// the switch (counted as rx_dropped), rule or miss, and nothing is sent to it.
+    @Test func anInactivePortsFramesAreDroppedAndCounted() throws {
+        let dp = try Self.dataPlane()
+        let frame = Self.udpFrame()
+        try dp.program(Self.rule(frame, inPort: .vf(0), actions: [.forward(.vf(1))]))
+        try dp.setPort(.vf(0), DataPlanePort(ifindex: Self.lo, representorIfindex: 2001, linkUp: false, mtu: 1500))
+        #expect(try dp.testRun(frame: frame, ifindex: Self.lo).verdict == Self.shot)
+        #expect(try dp.testRun(frame: Self.udpFrame(dst: 0xC613_0009), ifindex: Self.lo).verdict == Self.shot)
+        let c = dp.portCounters(.vf(0))
+        #expect(c.rxDropped == 2)
+        #expect(c.toRepresentor == 0)
+        #expect(dp.portCounters(.vf(1)).txPackets == 0)
+        #expect(dp.ruleCounters(7).packets == 0)
+        // Active again: the rule forwards.
+        try dp.setPort(.vf(0), DataPlanePort(ifindex: Self.lo, representorIfindex: 2001, mtu: 1500))
+        #expect(try dp.testRun(frame: frame, ifindex: Self.lo).verdict == Self.redirect)
+        #expect(dp.portCounters(.vf(1)).txPackets == 1)
+    }
+
     @Test func aBareEthernetHeaderMissesToTheRepresentor() throws {
         let dp = try Self.dataPlane()
         #expect(try dp.testRun(frame: [UInt8](repeating: 0xff, count: 14), ifindex: Self.lo).verdict == Self.redirect)
