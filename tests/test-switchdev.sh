@@ -79,3 +79,13 @@ check_no_match "trace: no longer inactive" 'inactive' "$(dpctl trace pf0vf0 "$ar
 t_in vm0 ip neigh flush dev esw0v0
 check "VF0 -> VF1 again" t_wait "VF0 -> VF1" 5 t_ping vm0 198.19.0.2 1
 
+# VST (port function vlan) is a legacy-mode setting: mlx5 refuses it in switchdev mode
+# with EOPNOTSUPP, and accepts vlan 0 (for libvirt).
+check_fails "port function set vlan 100 is refused" devlink port function set esw0/2 vlan 100
+check_match "... saying why" 'legacy-mode setting' "$(devlink port function set esw0/2 vlan 100 2>&1)"
+check_no_match "... and nothing changed" 'vlan 100' "$(devlink port show esw0/2)"
+check "vlan 0 is accepted" devlink port function set esw0/2 vlan 0
+check_fails "hw_addr 00:00:00:00:00:00 is refused" devlink port function set esw0/2 hw_addr 00:00:00:00:00:00
+check_match "... saying why" 'not a valid VF address' "$(devlink port function set esw0/2 hw_addr 00:00:00:00:00:00 2>&1)"
+check_match "eswd --vfs 64 is refused up front (the uplink takes a port)" 'vfs must be 0...63' \
+    "$("$ESW_BIN/eswd" --vfs 64 --uplink eswpt-none 2>&1)"
