@@ -356,6 +356,12 @@ int esw_port_rx(struct __sk_buff *skb)
     }
     __u32 port = v - 1;
     struct esw_port *p = bpf_map_lookup_elem(&esw_ports, &port);
+    /* An inactive port function's link is down (its switch side too, so little gets
+     * here): nothing it sends enters the switch. */
+    if (p && !(p->flags & ESW_PORT_LINK_UP)) {
+        port_count(port, ESW_STAT_RX_DROPPED, 1);
+        return TC_ACT_SHOT;
+    }
     struct esw_config *cfg = bpf_map_lookup_elem(&esw_config, &zero);
     struct esw_scratch *s = bpf_map_lookup_elem(&esw_scratch, &zero);
     struct esw_prog_config *pc = bpf_map_lookup_elem(&esw_prog_config, &zero);

@@ -71,6 +71,12 @@ static __always_inline int legacy_forward(struct __sk_buff *skb, __u32 port, con
             bpf_skb_vlan_push(skb, bpf_htons(ETH_P_8021Q_), vlan | ((__u16)p->qos << 13));
         return output(skb, 0, 1, 0);
     }
+    /* VST is 802.1Q: a frame whose outer tag is an 802.1ad S-tag is on none of the
+     * VFs' VLANs (its VID is another tag space). */
+    if (skb->vlan_present ? skb->vlan_proto != bpf_htons(ETH_P_8021Q_) : type == ETH_P_8021AD_) {
+        port_count(port, ESW_STAT_RX_DROPPED, 1);
+        return TC_ACT_SHOT;
+    }
     __u16 vlan = 0;
     if (skb->vlan_present) {
         vlan = skb->vlan_tci & 0x0fff;

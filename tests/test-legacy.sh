@@ -44,3 +44,43 @@ check "set a VF MAC" devlink port function set esw0/1 hw_addr 02:00:00:00:01:01
 check_match "VF netdev took the MAC" '02:00:00:00:01:01' "$(ip -n "${T_PREFIX}vm0" link show esw0v0)"
 t_in vm0 ip neigh flush all; t_in vm1 ip neigh flush all
 check "traffic with the new MAC" t_ping vm1 198.19.0.1 3
+
+# A MAC another VF has on the same VLAN is refused, as mlx5's legacy L2 table refuses it
+# (EEXIST, naming the port that has it); nothing changes, and nothing is logged again and again.
+check_fails "hw_addr of VF1 on VF0 is refused" devlink port function set esw0/1 hw_addr "$vf1mac"
+check_match "... naming the port that has it" 'already in use by port 2' \
+    "$(devlink port function set esw0/1 hw_addr "$vf1mac" 2>&1)"
+check_match "VF0 keeps its MAC in port show" 'hw_addr 02:00:00:00:01:01' "$(devlink port show esw0/1)"
+check_match "... and on its netdev" '02:00:00:00:01:01' "$(ip -n "${T_PREFIX}vm0" link show esw0v0)"
+check_match "the MAC table holds both VFs" 'name mac size [0-9]+ occ 2' "$(devlink resource show)"
+check "VF1 -> VF0 still" t_ping vm1 198.19.0.1 2
+# VF1's own driver takes VF0's address: VF1 loses its entry (its old MAC is no longer
+# its own), and the refusal is logged once, not at every refresh.
+t_in vm1 ip link set esw0v1 address 02:00:00:00:01:01
+sleep 1.5
+check_match "VF1's entry is out of the table" 'name mac size [0-9]+ occ 1' "$(devlink resource show)"
+check_eq "the refusal is logged once" 1 "$(grep -c 'already in use by port 1' "$T_DIR/eswd.log")"
+check_eq "no 'no room' for a duplicate" 0 "$(grep -c 'no room' "$T_DIR/eswd.log")"
+t_in vm1 ip link set esw0v1 address "$vf1mac"
+t_wait "VF1's entry back" 3 sh -c "'$ESW_BIN/esw-devlink' resource show | grep -Eq 'name mac size [0-9]+ occ 2'"
+check_match "VF1's entry is back" 'name mac size [0-9]+ occ 2' "$(devlink resource show)"
+t_in vm0 ip neigh flush all; t_in vm1 ip neigh flush all
+check "VF1 -> VF0 again" t_ping vm1 198.19.0.1 2
+
+# VST is 802.1Q: an 802.1ad (S-tag) frame with VID 100 is not VLAN 100's.
+check "VF1 back in VLAN 100" devlink port function set esw0/2 vlan 100
+t_pcap vm1 esw0v1 "udp"
+t_in remote /usr/bin/python3 -c '
+import sys
+from scapy.all import Ether, Dot1Q, Dot1AD, IP, UDP, sendp
+m = sys.argv[1]
+sendp(Ether(dst=m)/Dot1AD(vlan=100)/IP(src="198.19.0.20", dst="198.19.0.2")/UDP(sport=9990, dport=9990), iface="wire0", verbose=False)
+sendp(Ether(dst=m)/Dot1Q(vlan=100)/IP(src="198.19.0.20", dst="198.19.0.2")/UDP(sport=9991, dport=9991), iface="wire0", verbose=False)
+' "$vf1mac" 2>/dev/null
+t_pcap_wait 'udp port 9991' 1 3
+sleep 0.3
+C=$PCAP
+check_eq "an 802.1Q VLAN 100 frame reaches VF1" 1 "$(t_pcap_count 'udp port 9991')"
+PCAP=$C; check_eq "an 802.1ad VID 100 frame does not" 0 "$(t_pcap_count 'udp port 9990')"
+check_ge "... it is counted as dropped on the uplink" 1 "$(port_stat up0 rx_dropped 2>/dev/null || echo 0)"
+check "clear the VLAN" devlink port function set esw0/2 vlan 0

@@ -85,13 +85,23 @@ check_match "open batches are bounded (oldest dropped, logged)" 'too many open f
 
 # Resize: pending size shown, applied by reload; a size below occupancy is refused.
 check "resource set to 5" devlink resource set esw0 path /masked size 5
-check_match "pending size shown, valid (a leaf's new size always is, as devlink says)" 'name masked size 10 size_new 5 size_valid true' "$(devlink resource show)"
+check_match "pending size shown, valid (sizes fit together; entries in use are reload's check)" 'name masked size 10 size_new 5 size_valid true' "$(devlink resource show)"
 out=$(devlink dev reload esw0 2>&1)
 check_match "reload refused: occupancy does not fit" '10 entries in use do not fit in size 5' "$out"
+check_match "... with ENOSPC" 'No space left on device' "$out"
 check_eq "size unchanged after refused reload" "10 10" "$(masked)"
 check "resource set to 20" devlink resource set esw0 path /masked size 20
 check "reload applies it" devlink dev reload esw0
 check_eq "table is 20 entries, 10 in use" "20 10" "$(masked)"
+# A child's new size beyond its parent's cannot be applied: size_valid false, and reload
+# refuses it as devlink refuses sizes that do not fit (EINVAL), with nothing changed.
+exact=$(devlink resource show | grep -oE 'name exact size [0-9]+' | awk '{print $4}')
+check "resource set /exact/flows beyond /exact" devlink resource set esw0 path /exact/flows size $((exact + 7232))
+check_match "size_valid false" "name flows size $exact size_new $((exact + 7232)) size_valid false" "$(devlink resource show)"
+out=$(devlink dev reload esw0 2>&1)
+check_match "reload refused with EINVAL" 'smaller than child .*Invalid argument' "$out"
+check "resource set /exact/flows back" devlink resource set esw0 path /exact/flows size "$exact"
+check_no_match "nothing pending" 'size_new' "$(devlink resource show)"
 check "now the batch fits" dpctl add-flows "$T_DIR/batch"
 check_eq "13 in hardware" "20 13" "$(masked)"
 

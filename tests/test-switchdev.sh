@@ -50,3 +50,42 @@ check_match "representor alias names switch and port" 'esw0 switch_id [0-9a-f]+ 
 check_match "altname esw0-pf0vf0" 'altname esw0-pf0vf0' "$(ip -n "${T_PREFIX}$H" link show pf0vf0)"
 check_match "devlink port show" 'esw0/1: type eth netdev pf0vf0 flavour pcivf pfnum 0 vfnum 0' "$(devlink port show)"
 check_match "devlink port show (uplink)" 'esw0/0: type eth netdev p0 flavour physical port 0' "$(devlink port show)"
+
+# Port function state inactive: the function's link is down, as on mlx5. The VF netdev
+# loses carrier, nothing of it enters the switch or reaches it, and trace says why;
+# state active gives all of it back. (The bridge above still switches VF0 <-> VF1.)
+check "port function set state inactive" devlink port function set esw0/1 state inactive
+check_match "port show says inactive" 'state inactive' "$(devlink port show esw0/1)"
+check_eq "VF0 has no carrier" 0 "$(t_in vm0 cat /sys/class/net/esw0v0/carrier)"
+check_match "VF0 is NO-CARRIER" 'NO-CARRIER' "$(t_in vm0 ip link show esw0v0)"
+t_pcap $H pf0vf0 arp; C_rep=$PCAP
+t_pcap vm1 esw0v1 "arp"; C_vm1=$PCAP
+t_in vm0 ip neigh flush dev esw0v0
+check_fails "VF0 -> VF1 fails" t_ping vm0 198.19.0.2 2
+PCAP=$C_rep; check_eq "... VF0's ARP does not reach pf0vf0" 0 "$(t_pcap_count "arp and ether src $(t_in vm0 cat /sys/class/net/esw0v0/address)")"
+PCAP=$C_vm1; check_eq "... nor VF1" 0 "$(t_pcap_count "arp and ether src $(t_in vm0 cat /sys/class/net/esw0v0/address)")"
+drops=$(port_stat pf0vf0 tx_dropped)
+t_in $H /usr/bin/python3 -c '
+from scapy.all import Ether, IP, UDP, sendp
+sendp(Ether(dst="ff:ff:ff:ff:ff:ff")/IP(src="198.19.0.99", dst="198.19.0.1")/UDP(sport=9993, dport=9993), iface="pf0vf0", verbose=False)' \
+    2>/dev/null  # the drop at pf0vf0's egress is ENOBUFS to the sender
+sleep 0.3
+check_ge "a frame sent on pf0vf0 is dropped (tx_dropped)" $((drops + 1)) "$(port_stat pf0vf0 tx_dropped)"
+arp="eth(src=02:00:00:00:00:99,dst=02:00:00:00:00:98),eth_type(0x0800),ipv4(src=198.19.0.1,dst=198.19.0.2,proto=1,ttl=64),icmp(type=8,code=0)"
+check_match "trace: the port is inactive" 'dropped: eSwitch port 1 \(pf0vf0\) is inactive' "$(dpctl trace pf0vf0 "$arp")"
+check "port function set state active" devlink port function set esw0/1 state active
+check_eq "VF0 has carrier again" 1 "$(t_in vm0 cat /sys/class/net/esw0v0/carrier)"
+check_no_match "trace: no longer inactive" 'inactive' "$(dpctl trace pf0vf0 "$arp")"
+t_in vm0 ip neigh flush dev esw0v0
+check "VF0 -> VF1 again" t_wait "VF0 -> VF1" 5 t_ping vm0 198.19.0.2 1
+
+# VST (port function vlan) is a legacy-mode setting: mlx5 refuses it in switchdev mode
+# with EOPNOTSUPP, and accepts vlan 0 (for libvirt).
+check_fails "port function set vlan 100 is refused" devlink port function set esw0/2 vlan 100
+check_match "... saying why" 'legacy-mode setting' "$(devlink port function set esw0/2 vlan 100 2>&1)"
+check_no_match "... and nothing changed" 'vlan 100' "$(devlink port show esw0/2)"
+check "vlan 0 is accepted" devlink port function set esw0/2 vlan 0
+check_fails "hw_addr 00:00:00:00:00:00 is refused" devlink port function set esw0/2 hw_addr 00:00:00:00:00:00
+check_match "... saying why" 'not a valid VF address' "$(devlink port function set esw0/2 hw_addr 00:00:00:00:00:00 2>&1)"
+check_match "eswd --vfs 64 is refused up front (the uplink takes a port)" 'vfs must be 0...63' \
+    "$("$ESW_BIN/eswd" --vfs 64 --uplink eswpt-none 2>&1)"

@@ -1,3 +1,4 @@
+import Glibc
 import Packet
 
 /// A rule as the silicon holds it: the table, the match, what to do, and which
@@ -69,6 +70,16 @@ public enum DataPlaneError: Error, Sendable, Equatable, CustomStringConvertible 
         case .unsupported(let w): "unsupported: \(w)"
         case .system(let w, let e): "\(w): errno \(e)"
         case .programRefused(let m): "program refused: \(m)"
+        }
+    }
+
+    /// The errno a control request reports for it.
+    public var errno: Int32 {
+        switch self {
+        case .noSpace: ENOSPC
+        case .unsupported: EOPNOTSUPP
+        case .system(_, let e): e
+        case .programRefused: EINVAL
         }
     }
 

@@ -1,4 +1,5 @@
 import Classifier
+import Glibc
 import Logging
 import NetLinux
 import Packet
@@ -23,6 +24,9 @@ public protocol VFLinkOperations: AnyObject {
     func setMTU(_ vf: VFNetdev, _ mtu: Int) throws
     /// Whether the VF's end is in another namespace than the switch side.
     func isInOtherNamespace(_ vf: VFNetdev) -> Bool
+    /// Carrier of the VF netdev (port function state): the switch side of its pair
+    /// goes down or up, which takes the VF end's carrier with it.
+    func setCarrier(_ vf: VFNetdev, _ up: Bool) throws
     /// Whether the VF's pair still exists (a veth pair dies with the namespace its VF
     /// end is in, where a real VF goes back to the host's namespace).
     func exists(_ vf: VFNetdev) -> Bool
@@ -69,6 +73,8 @@ public final class ESwitch: @unchecked Sendable {
     weak var provider: RepresentorProvider?
     weak var vfLinks: VFLinkOperations?
     private var vxlanPortUsers: [UInt16: Int] = [:]
+    /// The last refusal of the legacy MAC table per VF, so it is logged once per change.
+    private var legacyRefusals: [PortIndex: LegacyMACRefusal] = [:]
 
     public init(name: String, vfs: [VFNetdev], uplink: UplinkNetdev, mode: ESwitchMode, profile: HardwareProfile,
                 params: DeviceParams = DeviceParams(), dataPlane: DataPlane, clock: HardwareClock = SystemHardwareClock(),
@@ -207,24 +213,46 @@ public final class ESwitch: @unchecked Sendable {
         return try? vfLinks?.mac(of: v)
     }
 
-    /// Sets a VF's admin MAC (devlink port function hw_addr): the VF netdev takes it.
+    /// Sets a VF's admin MAC (devlink port function hw_addr): the VF netdev takes it. In
+    /// legacy mode the MAC table must be able to take it first (a MAC another VF has on
+    /// the same VLAN is refused, as mlx5's L2 table refuses it), so a refusal changes nothing.
     public func setVFMAC(_ index: PortIndex, mac: UInt64) throws {
         guard let p = port(index), let v = p.vfNetdev else { throw OffloadFailure.noSuchPort(index) }
+        // A netdev cannot take these; say so instead of passing on rtnetlink's EADDRNOTAVAIL.
+        guard mac != 0, (mac >> 40) & 1 == 0 else {
+            throw PortFunctionRefusal(EINVAL, "hw_addr \(AddressText.mac(mac)) is not a valid VF address: "
+                                        + "it must be unicast and not all zeros")
+        }
+        if mode == .legacy, let r = legacy.refusal(port: index, vlan: p.config.vlan, mac: mac) { throw r }
         try vfLinks?.setMAC(v, mac)
         p.config.mac = mac
         refreshLegacyTable()
     }
 
+    /// Sets a VF's VST VLAN and priority. VST is a legacy-mode setting: in switchdev mode
+    /// a VLAN is refused with EOPNOTSUPP and VLAN 0 is accepted and changes nothing, as
+    /// mlx5 does (mlx5_eswitch_set_vport_vlan, "compatibility with libvirt"). A VST set
+    /// in legacy mode stays through a switch to switchdev and applies again in legacy.
     public func setVFVLAN(_ index: PortIndex, vlan: UInt16, qos: UInt8 = 0) throws {
         guard let p = port(index), p.vf != nil else { throw OffloadFailure.noSuchPort(index) }
+        guard mode == .legacy else {
+            if vlan == 0 { return }
+            throw PortFunctionRefusal(EOPNOTSUPP, "vlan \(vlan): VST is a legacy-mode setting; "
+                                        + "in switchdev mode VLANs are flow actions (push_vlan/pop_vlan)")
+        }
+        if let r = legacy.refusal(port: index, vlan: vlan, mac: currentMAC(of: p)) { throw r }
         p.config.vlan = vlan
         p.config.qos = qos
         try publish(p)
         refreshLegacyTable()
     }
 
+    /// devlink port function state: an inactive function's link is down. The VF netdev
+    /// loses carrier (its pair's switch side goes down), the pipeline drops what comes
+    /// from the port and what would go to it.
     public func setVFLinkState(_ index: PortIndex, up: Bool) throws {
-        guard let p = port(index), p.vf != nil else { throw OffloadFailure.noSuchPort(index) }
+        guard let p = port(index), let v = p.vfNetdev else { throw OffloadFailure.noSuchPort(index) }
+        try vfLinks?.setCarrier(v, up)
         p.config.linkUp = up
         try publish(p)
     }
@@ -274,6 +302,7 @@ public final class ESwitch: @unchecked Sendable {
             p.vfInOtherNamespace = false
             if p.config.mac != 0 { try vfLinks.setMAC(v, p.config.mac) }
             if p.mtu != ESwitchPort.defaultMTU { try vfLinks.setMTU(v, p.mtu) }
+            if !p.config.linkUp { try vfLinks.setCarrier(v, false) }
             try dataPlaneCall { () throws(DataPlaneError) in try dataPlane.attachPort(ifindex: v.switchIfindex) }
             try publish(p)
             logger.warning("VF netdev gone with its namespace: made again in the daemon's namespace",
@@ -285,21 +314,37 @@ public final class ESwitch: @unchecked Sendable {
         }
     }
 
+    /// The MAC a VF has: its admin MAC, else what its netdev has now.
+    private func currentMAC(of p: ESwitchPort) -> UInt64 {
+        if p.config.mac != 0 { return p.config.mac }
+        guard let v = p.vfNetdev, let m = try? vfLinks?.mac(of: v) else { return 0 }
+        return m
+    }
+
     /// Re-reads VF netdev MACs into the legacy MAC table (the VF driver registering
-    /// its address with the PF). Cheap; the control loop calls it periodically.
+    /// its address with the PF). Cheap; the control loop calls it periodically. A VF
+    /// whose address the table cannot take (its own MAC changed to another VF's, a full
+    /// table) keeps no entry, and the refusal is logged once, not at every refresh.
     public func refreshLegacyTable() {
         guard mode == .legacy else {
             legacy.removeAll()
+            legacyRefusals.removeAll()
             return
         }
         for p in ports where p.vf != nil {
-            var mac = p.config.mac
-            if mac == 0, let v = p.vfNetdev, let m = try? vfLinks?.mac(of: v) { mac = m }
-            if !legacy.set(port: p.index, vlan: p.config.vlan, mac: mac) {
-                logger.warning("legacy MAC table: no room", metadata: ["port": "\(p.index)"])
+            do {
+                try legacy.set(port: p.index, vlan: p.config.vlan, mac: currentMAC(of: p))
+                legacyRefusals[p.index] = nil
+            } catch {
+                guard legacyRefusals[p.index] != error else { continue }
+                legacyRefusals[p.index] = error
+                logger.warning("\(error)", metadata: ["port": "\(p.index)"])
             }
         }
     }
+
+    /// Why the legacy MAC table holds no entry for a VF (nil: it holds its address).
+    public func legacyRefusal(_ index: PortIndex) -> LegacyMACRefusal? { legacyRefusals[index] }
 
     // MARK: Offload API
 
@@ -507,7 +552,7 @@ public final class ESwitch: @unchecked Sendable {
         do {
             try tables.resizeDataPlane()
         } catch {
-            throw .dataPlane(error.description)
+            throw .dataPlane(error.description, errno: error.errno)
         }
         for r in tables.resources { r.applyPending() }
     }

@@ -103,3 +103,13 @@ public final class ESwitchPort: @unchecked Sendable {
         return "p0"
     }
 }
+
+/// A port function setting the device refuses, with the errno devlink would return.
+public struct PortFunctionRefusal: Error, Equatable, CustomStringConvertible {
+    public let errno: Int32
+    public let description: String
+    public init(_ errno: Int32, _ description: String) {
+        self.errno = errno
+        self.description = description
+    }
+}

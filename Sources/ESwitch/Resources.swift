@@ -1,3 +1,5 @@
+import Glibc
+
 /// Hardware resources the devlink way: a tree of named pools with a size, an occupancy
 /// and a pending size that takes effect on reload. Children of a pool draw from the
 /// parent's memory: their occupancies add up against the parent's size, so one child
@@ -108,8 +110,19 @@ public final class HardwareResource: @unchecked Sendable {
         case granularity(path: String, size: Int, granularity: Int)
         case occupancyDoesNotFit(path: String, size: Int, occupancy: Int)
         case childrenExceedParent(path: String, size: Int, children: Int)
-        /// The data plane could not grow its tables to the new sizes.
-        case dataPlane(String)
+        /// The data plane could not grow its tables to the new sizes (its errno).
+        case dataPlane(String, errno: Int32)
+
+        /// What devlink reload returns: EINVAL for sizes that do not fit together (the
+        /// kernel's size_valid check), ENOSPC for entries in use that would not fit, the
+        /// data plane's own errno for a failed resize.
+        public var errno: Int32 {
+            switch self {
+            case .outOfRange, .granularity, .childrenExceedParent: EINVAL
+            case .occupancyDoesNotFit: ENOSPC
+            case .dataPlane(_, let e): e
+            }
+        }
 
         public var description: String {
             switch self {
@@ -118,7 +131,7 @@ public final class HardwareResource: @unchecked Sendable {
             case .occupancyDoesNotFit(let p, let s, let o):
                 "resource \(p): \(o == 1 ? "1 entry in use does" : "\(o) entries in use do") not fit in size \(s)"
             case .childrenExceedParent(let p, let s, let c): "resource \(p): size \(s) is smaller than child \(c)"
-            case .dataPlane(let why): "the data plane cannot hold the new sizes: \(why)"
+            case .dataPlane(let why, _): "the data plane cannot hold the new sizes: \(why)"
             }
         }
     }
@@ -141,12 +154,15 @@ public final class HardwareResource: @unchecked Sendable {
         return ownSize
     }
 
-    /// devlink's size_valid: whether the children's sizes fit this one's after the next
-    /// reload. Always true for a leaf, as in the kernel (devlink_resource_validate_children).
-    /// devlink sums the children, which split their parent; here children share their
-    /// parent's memory, so each one must fit on its own (the check reload makes).
+    /// devlink's size_valid: whether the sizes after the next reload fit together, so
+    /// reload can apply them: this one within its parent's, the children's within this
+    /// one. (devlink sums the children, which split their parent; here children share
+    /// their parent's memory, so each one must fit on its own. A leaf bigger than its
+    /// parent is invalid: reload refuses it.) Entries in use that would not fit are not
+    /// a matter of sizes: reload refuses them with its own reason, as a driver does.
     public var pendingSizeValid: Bool {
         let s = sizeAfterReload
+        if let parent, s > parent.sizeAfterReload { return false }
         return children.allSatisfy { $0.sizeAfterReload <= s }
     }
 

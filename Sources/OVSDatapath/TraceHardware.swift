@@ -51,6 +51,14 @@ extension PacketTracer {
         hw.add("port", hardwareNames[port] ?? "\(port)")
         hw.add("port_index", UInt64(port))
         hw.add("netdev", p.netdevName)
+        // bpf/esw.bpf.c esw_port_rx: an inactive port's frames do not enter the switch.
+        if !p.config.linkUp {
+            hw.add("result", "dropped")
+            hw.add("reason", "the port function is inactive (state inactive): its link is down")
+            top.add("hardware", hw.node)
+            verdicts.append("hardware: dropped: eSwitch port \(port) (\(hardwareNames[port] ?? p.netdevName)) is inactive")
+            return
+        }
         var lookups: [TraceNode] = []
         var hit: (HardwareTables.Lookup, TunnelMetadata?)?
         // The parser's VXLAN view first (4789 always, for the checksum fix, when no port is registered).
@@ -244,6 +252,13 @@ extension PacketTracer {
                 let name = hardwareNames[p] ?? "\(p)"
                 let port = eswitch!.port(p)
                 let destination = p == .uplink ? "the wire (uplink \(port?.netdevName ?? "?"))" : "VF netdev \(port?.netdevName ?? "?")"
+                // bpf/actions.h output: an inactive port takes nothing (tx_dropped).
+                if let port, !port.config.linkUp {
+                    steps.append("forward to eSwitch port \(p) (\(name)): dropped, the port is inactive")
+                    verdicts.append("hardware: dropped at eSwitch port \(p) (\(name)): the port is inactive")
+                    forwarded = true
+                    continue
+                }
                 steps.append("forward to eSwitch port \(p) (\(name)): \(destination)")
                 var out = frameNode(b.bytes, names: hardwareNames)
                 if let t = encapsulated, let (tunnel, inner) = Self.parseVXLAN(b.bytes, ports: [t.tpDst]) {

@@ -259,7 +259,9 @@ extension PacketTracer {
         default:
             if let e = port.eswitchPort, let sw = eswitch, let p = sw.port(e) {
                 // esw_rep_tx: straight out of the port the representor stands for, no lookup.
-                destination = "representor \(port.name) → eSwitch port \(e) → " + (e == .uplink ? "the wire (uplink \(p.netdevName))" : "VF netdev \(p.netdevName)")
+                destination = "representor \(port.name) → eSwitch port \(e) → "
+                    + (e == .uplink ? "the wire (uplink \(p.netdevName))"
+                        : p.config.linkUp ? "VF netdev \(p.netdevName)" : "dropped: the port is inactive")
             } else {
                 destination = "netdev \(port.name)"
             }

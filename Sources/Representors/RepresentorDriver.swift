@@ -162,6 +162,12 @@ public final class RepresentorDriver: RepresentorProvider, VFLinkOperations, @un
         try RouteLink.inNamespace(end.netnsID) { try $0.setLink(index: end.index, mtu: mtu) }
     }
 
+    /// A veth end has carrier only while its peer is up: the switch side, in our
+    /// namespace, going down is the VF end losing its link, wherever it is.
+    public func setCarrier(_ vf: VFNetdev, _ up: Bool) throws {
+        try InterfaceControl().setUp(vf.switchSide, up)
+    }
+
     public func isInOtherNamespace(_ vf: VFNetdev) -> Bool {
         (try? vfEnd(vf))?.netnsID != nil
     }

@@ -41,7 +41,7 @@ final class DevlinkService {
             do { try sw.setMode(mode) } catch { throw RequestError(5, "mode change failed: \(error)") }
             afterModeChange()
         case DevlinkCmd.reload:
-            do { try sw.reload() } catch { throw RequestError(28, "reload refused: \(error)") }
+            do { try sw.reload() } catch { throw RequestError(error.errno, "reload refused: \(error)") }
         case DevlinkCmd.paramGet:
             for n in DeviceParams.names {
                 if let want = try a.string(DevlinkAttr.paramName), want != n { continue }
@@ -71,9 +71,7 @@ final class DevlinkService {
             do {
                 if let mac = a.bytes(DevlinkAttr.portHWAddr) {
                     guard mac.count == 6 else { throw RequestError(22, "hw_addr must be 6 bytes") }
-                    let v = mac.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-                    guard (v >> 40) & 1 == 0 else { throw RequestError(22, "hw_addr must be a unicast address") }
-                    try sw.setVFMAC(idx, mac: v)
+                    try sw.setVFMAC(idx, mac: mac.reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
                 }
                 if let vlan = try a.u16(DevlinkAttr.portVLAN) {
                     guard vlan < 4095 else { throw RequestError(22, "vlan must be 0...4094") }
@@ -84,6 +82,10 @@ final class DevlinkService {
                 if let up = a.bytes(DevlinkAttr.portLinkUp), up.count == 1 { try sw.setVFLinkState(idx, up: up[0] != 0) }
             } catch let e as RequestError {
                 throw e
+            } catch let e as PortFunctionRefusal {
+                throw RequestError(e.errno, e.description)
+            } catch let e as LegacyMACRefusal {
+                throw RequestError(e.errno, e.description)
             } catch {
                 throw RequestError(5, "\(error)")
             }

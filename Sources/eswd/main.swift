@@ -1,4 +1,5 @@
 import ArgumentParser
+import BPFDataPlane
 import CNetLinux
 import ControlProtocol
 import ESwitch
@@ -30,7 +31,7 @@ struct Eswd: ParsableCommand {
         abstract: "Emulated SR-IOV NIC in switchdev mode: VF netdevs, representors, an OVS datapath and hardware offload.")
 
     @Option(help: "Device name (VF netdevs are <name>v<N>).") var name = "esw0"
-    @Option(help: "Number of VFs.") var vfs = 2
+    @Option(help: "Number of VFs (0...63).") var vfs = 2
     @Option(help: "The netdev that stands for the wire (a veth end).") var uplink: String
     @Option(help: "legacy or switchdev.") var mode: ESwitchMode = .switchdev
     @Option(help: "Control socket path (default /run/esw/<name>.sock).") var control: String?
@@ -47,7 +48,11 @@ struct Eswd: ParsableCommand {
     var logLevel = "info"
 
     func validate() throws {
-        guard vfs >= 0 && vfs <= 64 else { throw ValidationError("--vfs must be 0...64") }
+        // The port table holds the uplink (port 0) and the VFs.
+        let maxVFs = Layout.maxPorts - 1
+        guard vfs >= 0 && vfs <= maxVFs else {
+            throw ValidationError("--vfs must be 0...\(maxVFs) (the port table has \(Layout.maxPorts) ports, one is the uplink)")
+        }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         guard maxIdle > 0 else { throw ValidationError("--max-idle must be positive") }
     }

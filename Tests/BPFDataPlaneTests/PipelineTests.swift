@@ -373,6 +373,47 @@ struct PipelineTests {
         #expect(dp.portCounters(.uplink).txPackets == 1)
     }
 
+    /// Port function state inactive: the port's link is down, so nothing it sends enters
+    /// the switch (counted as rx_dropped), rule or miss, and nothing is sent to it.
+    @Test func anInactivePortsFramesAreDroppedAndCounted() throws {
+        let dp = try Self.dataPlane()
+        let frame = Self.udpFrame()
+        try dp.program(Self.rule(frame, inPort: .vf(0), actions: [.forward(.vf(1))]))
+        try dp.setPort(.vf(0), DataPlanePort(ifindex: Self.lo, representorIfindex: 2001, linkUp: false, mtu: 1500))
+        #expect(try dp.testRun(frame: frame, ifindex: Self.lo).verdict == Self.shot)
+        #expect(try dp.testRun(frame: Self.udpFrame(dst: 0xC613_0009), ifindex: Self.lo).verdict == Self.shot)
+        let c = dp.portCounters(.vf(0))
+        #expect(c.rxDropped == 2)
+        #expect(c.toRepresentor == 0)
+        #expect(dp.portCounters(.vf(1)).txPackets == 0)
+        #expect(dp.ruleCounters(7).packets == 0)
+        // Active again: the rule forwards.
+        try dp.setPort(.vf(0), DataPlanePort(ifindex: Self.lo, representorIfindex: 2001, mtu: 1500))
+        #expect(try dp.testRun(frame: frame, ifindex: Self.lo).verdict == Self.redirect)
+        #expect(dp.portCounters(.vf(1)).txPackets == 1)
+    }
+
+    /// VST is 802.1Q: an 802.1ad (S-tag) frame from the wire is on no VF's VLAN, whatever
+    /// its VID (here the VST VF's 100); it reaches no VF and is counted as dropped.
+    @Test func anSTaggedFrameFromTheWireReachesNoVF() throws {
+        let dp = try Self.dataPlane(ingress: .uplink, mode: .legacy)
+        try dp.setPort(.vf(1), DataPlanePort(ifindex: 1002, mtu: 1500, vlan: 100))
+        try dp.setMAC(vlan: 100, mac: 0x02_00_00_00_00_02, port: .vf(1))
+        let plain = Self.udpFrame()
+        func tagged(_ tpid: UInt16) -> [UInt8] {
+            Array(plain[0..<12]) + [UInt8(tpid >> 8), UInt8(tpid & 0xff), 0x00, 100] + Array(plain[12...])
+        }
+        #expect(try dp.testRun(frame: tagged(0x88a8), ifindex: Self.lo).verdict == Self.shot)
+        #expect(dp.portCounters(.vf(0)).txPackets == 0)
+        #expect(dp.portCounters(.vf(1)).txPackets == 0)
+        #expect(dp.portCounters(.uplink).rxDropped == 1)
+        // The same VID as 802.1Q reaches the VST VF, untagged.
+        let r = try dp.testRun(frame: tagged(0x8100), ifindex: Self.lo)
+        #expect(r.verdict == Self.redirect)
+        #expect(dp.portCounters(.vf(1)).txPackets == 1)
+        #expect(Array(r.frame.prefix(plain.count)) == plain)
+    }
+
     @Test func aBareEthernetHeaderMissesToTheRepresentor() throws {
         let dp = try Self.dataPlane()
         #expect(try dp.testRun(frame: [UInt8](repeating: 0xff, count: 14), ifindex: Self.lo).verdict == Self.redirect)

@@ -176,8 +176,11 @@ struct DriverTests {
         try sw.setMode(.legacy)
         try sw.setVFMAC(.vf(0), mac: 0x02_00_00_00_00_01)
         try sw.setVFMAC(.vf(1), mac: 0x02_00_00_00_00_02)
-        // VF1 asks for VF0's address: refused, VF1 keeps its own.
-        try sw.setVFMAC(.vf(1), mac: 0x02_00_00_00_00_01)
+        // VF1 asks for VF0's address: refused (EEXIST, naming VF0's port), VF1 keeps its own.
+        #expect(throws: LegacyMACRefusal.inUse(mac: 0x02_00_00_00_00_01, vlan: 0, owner: .vf(0))) {
+            try sw.setVFMAC(.vf(1), mac: 0x02_00_00_00_00_01)
+        }
+        #expect(sw.port(.vf(1))?.config.mac == 0x02_00_00_00_00_02)
         #expect(dp.macs[0x02_00_00_00_00_02] == .vf(1))
         #expect(dp.macs[0x02_00_00_00_00_01] == .vf(0))
         #expect(sw.tables.exactMAC.occupancy == 2)

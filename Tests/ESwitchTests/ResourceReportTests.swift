@@ -11,12 +11,22 @@ import Testing
         return (parent, mac, flows)
     }
 
-    /// devlink's size_valid is about a resource's children: a leaf's new size is valid.
+    /// devlink's size_valid is about sizes fitting together: a leaf's new size within its
+    /// parent's is valid.
     @Test func aLeafsPendingSizeIsValid() throws {
         let t = tree()  // the whole tree: a child's parent is unowned
         try t.mac.setPending(5)
         #expect(t.mac.pendingSize == 5)
         #expect(t.mac.pendingSizeValid)
+    }
+
+    /// ... unless it does not fit its parent, which reload refuses.
+    @Test func aLeafBiggerThanItsParentIsNotValid() throws {
+        let t = tree()
+        try t.flows.setPending(40)
+        #expect(!t.flows.pendingSizeValid)
+        try t.parent.setPending(50)
+        #expect(t.flows.pendingSizeValid)
     }
 
     @Test func aParentsPendingSizeIsValidWhenEveryChildFits() throws {
