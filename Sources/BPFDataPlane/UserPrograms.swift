@@ -38,7 +38,7 @@ extension BPFDataPlane {
         var value = [UInt64](repeating: 0, count: 3)
         value[0] = UInt64(UInt32(nicSpeed)) | UInt64(UInt32(nicQueueMicroseconds * 1000)) << 32
         value[1] = attached
-        value[2] = UInt64(UInt32(bitPattern: delayLine?.ifindex ?? 0))
+        value[2] = UInt64(UInt32(bitPattern: delayLine?.ifindex ?? holdIfindexWithoutDelayLine))
         var zero: UInt32 = 0
         let fd = try object.mapFD("esw_prog_config")
         let r = value.withUnsafeBytes { BPFMap.updateResult(fd, key: &zero, value: $0.baseAddress!) }
