@@ -205,6 +205,18 @@ static __always_inline int prog_act(struct __sk_buff *skb, __u32 port, __u32 ver
     }
 }
 
+/* A verdict the pipeline can act on: redirect names a port the NIC has (a redirect to a
+ * port index with no port used to be counted as a redirect, then dropped at output). */
+static __always_inline int prog_verdict_valid(__u32 verdict, __u32 arg)
+{
+    if (verdict >= ESW_PROG_VERDICTS)
+        return 0;
+    if (verdict != ESW_PROG_REDIRECT)
+        return 1;
+    struct esw_port *p = arg < ESW_MAX_PORTS ? bpf_map_lookup_elem(&esw_ports, &arg) : 0;
+    return p && (p->flags & ESW_PORT_VALID);
+}
+
 /* The program handed its verdict back: counted, the engine's time reserved, then held
  * until the engine is done with the frame or acted on at once. Returns -1 for pass (on
  * to the tables), else the tc verdict. */
@@ -214,7 +226,7 @@ static __always_inline int prog_verdict(struct __sk_buff *skb, __u32 port, struc
     __u32 verdict = skb->cb[2], arg = skb->cb[3];
     __u64 now = bpf_ktime_get_ns();
     __u64 at = engine_reserve(s, pc, now);
-    if (verdict >= ESW_PROG_VERDICTS || (verdict == ESW_PROG_REDIRECT && arg >= ESW_MAX_PORTS)) {
+    if (!prog_verdict_valid(verdict, arg)) {
         prog_count(port, ESW_PROG_VERDICTS);
         port_count(port, ESW_STAT_RX_DROPPED, 1);
         return TC_ACT_SHOT;
