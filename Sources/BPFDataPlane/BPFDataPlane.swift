@@ -158,6 +158,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     /// created with the first offloaded program; nil: no delay line (nothing is held).
     public var delayLineName: String?
     var delayLine: EngineDelayLine?
+    let lateFrames = LateFrames()
     /// Where frames that must wait go when there is no delay line: 0, they go on at once.
     /// Unit tests (BPF_PROG_TEST_RUN, which sends nothing) set it to see frames marked.
     var holdIfindexWithoutDelayLine: Int32 = 0

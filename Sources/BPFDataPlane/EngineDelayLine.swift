@@ -31,12 +31,12 @@ final class EngineDelayLine: @unchecked Sendable {
     /// A frame written back this much after its time left late: the delay line (a user
     /// space thread) could not keep up with the engine it emulates.
     static let lateNanoseconds: UInt64 = 100_000
-    /// Late frames by the port they came in on.
-    private let lateByPort = Mutex([UInt64](repeating: 0, count: Layout.maxPorts))
+    /// Late frames by the port they came in on (the data plane's: reset with the port's
+    /// other program counters).
+    private let lateFrames: LateFrames
 
-    func late(_ port: PortIndex) -> UInt64 { lateByPort.withLock { Int(port) < $0.count ? $0[Int(port)] : 0 } }
-
-    init(name: String) throws(SystemError) {
+    init(name: String, lateFrames: LateFrames) throws(SystemError) {
+        self.lateFrames = lateFrames
         tap = try TapDevice(name: name, vnetHeader: true)
         self.name = tap.name
         // UDP GSO superframes too (TUN_F_USO4/6, Linux 6.2): else the kernel segments
@@ -103,8 +103,7 @@ final class EngineDelayLine: @unchecked Sendable {
 
     private func countLate(_ f: [UInt8]) {
         guard let m = Self.metadataOffset(f, f.count) else { return }
-        let port = Int(f[m + 12]) | Int(f[m + 13]) << 8
-        lateByPort.withLock { if port < $0.count { $0[port] += 1 } }
+        lateFrames.count(port: Int(f[m + 12]) | Int(f[m + 13]) << 8)
     }
 
     /// Where a frame's hold metadata (16 bytes: at, magic, port, verdict, arg) is in what
@@ -140,6 +139,17 @@ final class EngineDelayLine: @unchecked Sendable {
         spec.it_value.tv_nsec = Int(ns % 1_000_000_000)
         _ = timerfd_settime(timer, Int32(TFD_TIMER_ABSTIME), &spec, nil)
     }
+}
+
+/// Frames the delay line wrote back late (EngineDelayLine.lateNanoseconds), by port: a
+/// program counter kept in user space, so the data plane resets it with the port's others
+/// (a program attached, or attached again after a reload).
+final class LateFrames: Sendable {
+    private let byPort = Mutex([UInt64](repeating: 0, count: Layout.maxPorts))
+
+    func count(port: Int) { byPort.withLock { if port < $0.count { $0[port] += 1 } } }
+    func value(_ port: PortIndex) -> UInt64 { byPort.withLock { Int(port) < $0.count ? $0[Int(port)] : 0 } }
+    func reset(_ port: PortIndex) { byPort.withLock { if Int(port) < $0.count { $0[Int(port)] = 0 } } }
 }
 
 /// Held frames by departure time (a binary min-heap; ties leave in arrival order).

@@ -80,4 +80,20 @@ struct EngineHoldTests {
         #expect(back.frame == f)
         #expect(dp.programCounters(.vf(0)).held == 1)
     }
+
+    /// `late` (frames the delay line wrote back late, counted in user space) starts from
+    /// zero with the program's other counters when a reload loads the program again
+    /// (it used to survive the reload while the others were reset).
+    @Test func lateStartsFromZeroWithTheOthersAfterAReload() throws {
+        let dp = try ProgramStageTests.attached("pass", section: "pass")
+        _ = try dp.testRun(frame: PipelineTests.udpFrame(), ifindex: Self.lo)
+        for _ in 0..<3 { dp.lateFrames.count(port: Int(PortIndex.vf(0))) }
+        var c = dp.programCounters(.vf(0))
+        #expect(c.runs == 1 && c.late == 3)
+        let size = dp.capacity
+        try dp.resize(rules: size.rules * 2, counters: size.counters, encaps: size.encaps, connections: size.connections)
+        c = dp.programCounters(.vf(0))
+        #expect(dp.attachedProgram(.vf(0)) != nil, "the program survives the reload")
+        #expect(c.runs == 0 && c.late == 0, "every counter from zero")
+    }
 }
