@@ -95,6 +95,22 @@ check_match "a FIFO is refused, not opened" 'not a regular file' "$(timeout 5 "$
 check "eswd still answers" timeout 5 "$ESW_BIN/esw-devlink" dev show
 check_match "a directory is refused" 'not a regular file' "$(devlink port prog set esw0/1 obj "$T_DIR" 2>&1)"
 check_match "the previous program still stays" 'name esw_redirect_all' "$(devlink port show esw0/1)"
+# Two programs in one section: `sec tc` is ambiguous (the first used to be taken
+# silently), refused naming both; a program's function name picks one.
+printf '%s\n' '#include "esw_prog.h"' \
+    'SEC("tc") int two_pass(struct __sk_buff *skb) { return esw_pass(skb); }' \
+    'SEC("tc") int two_drop(struct __sk_buff *skb) { return esw_drop(skb); }' \
+    'char LICENSE[] SEC("license") = "GPL";' >"$T_DIR/two.c"
+"$(dirname "$(readlink -f "$(command -v swift)")")/clang" -O2 -g -target bpf -I"/usr/include/$(uname -m)-linux-gnu" \
+    -I"$T_ROOT/bpf/examples" -c "$T_DIR/two.c" -o "$T_DIR/two.o"
+check_match "two programs in section tc: refused as ambiguous, naming both" \
+    'section "tc" holds 2 programs \(two_pass, two_drop\)' "$(devlink port prog set esw0/1 obj "$T_DIR/two.o" sec tc 2>&1)"
+check_match "... and the previous program stays" 'name esw_redirect_all' "$(devlink port show esw0/1)"
+check "a program picked by its function name" devlink port prog set esw0/1 obj "$T_DIR/two.o" sec two_drop
+check_match "... is the one attached" 'name two_drop sec tc' "$(devlink port show esw0/1)"
+check_fails "... and VF0's frames meet it" t_in vm0 ping -c 2 -i 0.2 -W 1 -q 198.19.0.2
+check_ge "... counted as its drops" 2 "$(prog_stat 1 drop)"
+check "the redirect program back" devlink port prog set esw0/1 obj "$P/redirect.o" sec redirect
 
 # A reload that needs bigger maps loads the data plane again: the program goes along.
 check "exact table grown past what the maps hold" devlink resource set esw0 path /exact size 40000
