@@ -44,8 +44,25 @@ t_pcap vm0 esw0v0 icmp
 t_in vm1 ping -c 2 -i 0.2 -W 1 198.19.0.1 >/dev/null 2>&1
 check_ge "VF1 -> VF0 still arrives (only VF0's port has the program)" 2 "$(t_pcap_count icmp)"
 
+# trace shows the program and that its verdict decides (it used to report the tables'
+# verdict alone: "hardware: VF netdev ..." for frames the program drops).
+mac0=$(t_in vm0 cat /sys/class/net/esw0v0/address)
+mac1=$(t_in vm1 cat /sys/class/net/esw0v1/address)
+request="eth(src=$mac0,dst=$mac1),eth_type(0x0800),ipv4(src=198.19.0.1,dst=198.19.0.2,proto=1,ttl=64),icmp(type=8,code=0)"
+drop_id=$(devlink port show -j esw0/1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["port"]["esw0/1"]["prog"]["id"])')
+trace=$(dpctl trace -j pf0vf0 "$request")
+field() { python3 -c 'import json,sys; j=json.load(sys.stdin); exec("print(j" + sys.argv[1] + ")")' "$1"; }
+check_eq "trace: the port's program by name" esw_drop_all "$(field '["hardware"]["program"]["name"]' <<<"$trace")"
+check_eq "trace: ... and id" "$drop_id" "$(field '["hardware"]["program"]["id"]' <<<"$trace")"
+check_match "trace: the verdict says the program decides first" \
+    "^program esw_drop_all \\(id $drop_id\\) on port pf0vf0 decides first \\(not run by trace\\); if it passes: hardware: " \
+    "$(field '["verdict"]' <<<"$trace")"
+check_match "trace text: the program before the lookups" 'program:' "$(dpctl trace pf0vf0 "$request")"
+check_eq "trace runs nothing: no run counted" "$(prog_stat 1 runs)" "$(dpctl trace pf0vf0 "$request" >/dev/null; prog_stat 1 runs)"
+
 check "prog off" devlink port prog set esw0/1 off
 check_no_match "port show: no program after off" 'prog:' "$(devlink port show esw0/1)"
+check_no_match "trace without a program: no program, the tables decide" 'program|decides first' "$(dpctl trace pf0vf0 "$request")"
 check "detach restores plain forwarding" t_ping vm0 198.19.0.2 3
 
 # tx: the DNS-style responder answers from the NIC; VF1 never sees the query.
