@@ -63,6 +63,20 @@ check_eq "trace runs nothing: no run counted" "$(prog_stat 1 runs)" "$(dpctl tra
 check "prog off" devlink port prog set esw0/1 off
 check_no_match "port show: no program after off" 'prog:' "$(devlink port show esw0/1)"
 check_no_match "trace without a program: no program, the tables decide" 'program|decides first' "$(dpctl trace pf0vf0 "$request")"
+
+# TCP VF0 -> VF1 through a stage that makes the frames wait (busy at nic_speed 5): the
+# GSO superframes used to come back from the delay line linearised and VF1's port
+# dropped them as longer than its MTU (tx_dropped), or they skipped the wait.
+check "busy program on VF0's port" devlink port prog set esw0/1 obj "$P/busy.o" sec busy
+check "nic_speed 5" devlink dev param set esw0 name nic_speed value 5
+vf1_drop0=$(port_stat pf0vf1 tx_dropped)
+mbit=$(t_iperf vm0 vm1 198.19.0.2 2)
+t_log "TCP VF0 -> VF1 through a held stage: $mbit Mbit/s, held $(prog_stat 1 held), VF1 tx_dropped $vf1_drop0 -> $(port_stat pf0vf1 tx_dropped)"
+check_ge "TCP VF0 -> VF1 through the delay line" 1 "$mbit"
+check_ge "... its frames held, superframes too" 1000 "$(prog_stat 1 held)"
+check_eq "... and none dropped at VF1's port" "$vf1_drop0" "$(port_stat pf0vf1 tx_dropped)"
+check "nic_speed 100" devlink dev param set esw0 name nic_speed value 100
+check "prog off again" devlink port prog set esw0/1 off
 check "detach restores plain forwarding" t_ping vm0 198.19.0.2 3
 
 # tx: the DNS-style responder answers from the NIC; VF1 never sees the query.
