@@ -192,8 +192,10 @@ struct esw_engine {
     __u64 busy_until;       /* bpf_ktime_get_ns() time */
 };
 
-/* What a held frame carries at its end through the delay line and back: when it may
- * leave, and where the pipeline resumes (the port it came in on, the program's verdict). */
+/* What a held frame carries through the delay line and back: when it may leave, and where
+ * the pipeline resumes (the port it came in on, the program's verdict). An IPv4/IPv6 frame
+ * carries it right after its Ethernet header (ESW_HOLD_MAGIC_HEAD: GSO superframes stay
+ * whole), any other at its end (ESW_HOLD_MAGIC; bpf/prog_stage.h). */
 struct esw_hold_trailer {
     __u64 at;
     __u32 magic;
@@ -202,6 +204,7 @@ struct esw_hold_trailer {
     __u8 arg;
 };
 #define ESW_HOLD_MAGIC        0xe5e5d1a7u
+#define ESW_HOLD_MAGIC_HEAD   0xe5e5d1a8u
 #define ESW_HOLD_MIN_NS       20000     /* shorter waits are not held: the delay line's own time */
 #define ESW_ENGINE_MAX_RUN_NS 100000    /* a longer measured run is counted as this (the host was interrupted) */
 

@@ -104,9 +104,44 @@ static __always_inline __u64 engine_reserve(struct esw_scratch *s, const struct 
     return __sync_fetch_and_add(&e->busy_until, cost) + cost;
 }
 
+#ifndef BPF_F_ADJ_ROOM_NO_CSUM_RESET
+#define BPF_F_ADJ_ROOM_NO_CSUM_RESET (1ULL << 5)
+#endif
+
+/* Marks a frame for the delay line with s->held (filled by the caller). IPv4/IPv6 frames
+ * carry it right after their Ethernet header: bpf_skb_change_head keeps GSO state
+ * (bpf_skb_change_tail linearises the frame and resets it: a TCP superframe came back as
+ * one frame longer than the MTU and was dropped), the delay line's TAP carries GSO
+ * superframes whole (virtio-net headers), its ingress parses the moved Ethernet header
+ * and engine_return takes the 16 bytes out with bpf_skb_adjust_room (IP only, GSO kept).
+ * Other frames carry it at their end. Returns 0 when marked, -1 when the frame could not
+ * grow (unchanged: it goes on now), -2 when it grew but could not be marked (dropped).
+ * Not inlined: the pipeline's stack is full. */
+static __noinline int hold_mark(struct __sk_buff *skb, struct esw_scratch *s)
+{
+    struct esw_hold_trailer *t = &s->held;
+    __u8 *eth = s->chunk;   /* the Ethernet header while it moves */
+    if (bpf_skb_load_bytes(skb, 0, eth, 14) < 0)
+        return -1;
+    __u16 type = ((__u16)eth[12] << 8) | eth[13];
+    if ((type == 0x0800 || type == 0x86dd) && skb->protocol == bpf_htons(type)) {
+        t->magic = ESW_HOLD_MAGIC_HEAD;
+        if (bpf_skb_change_head(skb, sizeof(*t), 0) < 0)
+            return -1;
+        if (bpf_skb_store_bytes(skb, 0, eth, 14, 0) < 0 || bpf_skb_store_bytes(skb, 14, t, sizeof(*t), 0) < 0)
+            return -2;
+        return 0;
+    }
+    t->magic = ESW_HOLD_MAGIC;
+    __u32 len = skb->len;
+    if (bpf_skb_change_tail(skb, len + sizeof(*t), 0) < 0)
+        return -1;
+    return bpf_skb_store_bytes(skb, len, t, sizeof(*t), 0) < 0 ? -2 : 0;
+}
+
 /* Hands the frame to the delay line until `at`, when the engine is done with it.
- * Returns -1 when it is not held (no delay line, a wait too short to hold, or a frame
- * whose tail cannot grow: an encapsulated one): it goes on now. */
+ * Returns -1 when it is not held (no delay line, a wait too short to hold, or a non-IP
+ * frame whose tail cannot grow: an encapsulated one): it goes on now. */
 static __always_inline int engine_hold(struct __sk_buff *skb, __u32 port, __u32 verdict, __u32 arg, __u64 at,
                                        __u64 now, struct esw_scratch *s, const struct esw_prog_config *pc)
 {
@@ -115,14 +150,13 @@ static __always_inline int engine_hold(struct __sk_buff *skb, __u32 port, __u32 
         return -1;
     struct esw_hold_trailer *t = &s->held;
     t->at = at;
-    t->magic = ESW_HOLD_MAGIC;
     t->port = port;
     t->verdict = verdict;
     t->arg = arg;
-    __u32 len = skb->len;
-    if (bpf_skb_change_tail(skb, len + sizeof(*t), 0) < 0)
+    int marked = hold_mark(skb, s);
+    if (marked == -1)
         return -1;
-    if (bpf_skb_store_bytes(skb, len, t, sizeof(*t), 0) < 0) {
+    if (marked < 0) {
         port_count(port, ESW_STAT_RX_DROPPED, 1);
         return TC_ACT_SHOT;
     }
@@ -134,13 +168,24 @@ static __always_inline int engine_hold(struct __sk_buff *skb, __u32 port, __u32 
     return bpf_redirect(hold, 0);
 }
 
-/* A frame back from the delay line (at the TAP's ingress): its trailer read into *t and
- * cut off. Returns -1 for anything else (dropped). */
-static __always_inline int engine_return(struct __sk_buff *skb, struct esw_hold_trailer *t)
+static __always_inline int hold_valid(const struct esw_hold_trailer *t, __u32 magic)
+{
+    return t->magic == magic && t->port < ESW_MAX_PORTS && t->verdict < ESW_PROG_VERDICTS;
+}
+
+/* A frame back from the delay line (at the TAP's ingress): its metadata read into *t and
+ * taken out (after the Ethernet header or at the end). Returns -1 for anything else
+ * (dropped). */
+static __noinline int engine_return(struct __sk_buff *skb, struct esw_hold_trailer *t)
 {
     __u32 len = skb->len;
-    if (len < sizeof(*t) + 14 || bpf_skb_load_bytes(skb, len - sizeof(*t), t, sizeof(*t)) < 0 ||
-        t->magic != ESW_HOLD_MAGIC || t->port >= ESW_MAX_PORTS || t->verdict >= ESW_PROG_VERDICTS)
+    if (len < sizeof(*t) + 14)
+        return -1;
+    if ((skb->protocol == bpf_htons(0x0800) || skb->protocol == bpf_htons(0x86dd)) &&
+        bpf_skb_load_bytes(skb, 14, t, sizeof(*t)) == 0 && hold_valid(t, ESW_HOLD_MAGIC_HEAD))
+        return bpf_skb_adjust_room(skb, -(__s32)sizeof(*t), BPF_ADJ_ROOM_MAC,
+                                   BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_NO_CSUM_RESET) < 0 ? -1 : 0;
+    if (bpf_skb_load_bytes(skb, len - sizeof(*t), t, sizeof(*t)) < 0 || !hold_valid(t, ESW_HOLD_MAGIC))
         return -1;
     return bpf_skb_change_tail(skb, len - sizeof(*t), 0) < 0 ? -1 : 0;
 }
@@ -160,6 +205,18 @@ static __always_inline int prog_act(struct __sk_buff *skb, __u32 port, __u32 ver
     }
 }
 
+/* A verdict the pipeline can act on: redirect names a port the NIC has (a redirect to a
+ * port index with no port used to be counted as a redirect, then dropped at output). */
+static __always_inline int prog_verdict_valid(__u32 verdict, __u32 arg)
+{
+    if (verdict >= ESW_PROG_VERDICTS)
+        return 0;
+    if (verdict != ESW_PROG_REDIRECT)
+        return 1;
+    struct esw_port *p = arg < ESW_MAX_PORTS ? bpf_map_lookup_elem(&esw_ports, &arg) : 0;
+    return p && (p->flags & ESW_PORT_VALID);
+}
+
 /* The program handed its verdict back: counted, the engine's time reserved, then held
  * until the engine is done with the frame or acted on at once. Returns -1 for pass (on
  * to the tables), else the tc verdict. */
@@ -169,7 +226,7 @@ static __always_inline int prog_verdict(struct __sk_buff *skb, __u32 port, struc
     __u32 verdict = skb->cb[2], arg = skb->cb[3];
     __u64 now = bpf_ktime_get_ns();
     __u64 at = engine_reserve(s, pc, now);
-    if (verdict >= ESW_PROG_VERDICTS || (verdict == ESW_PROG_REDIRECT && arg >= ESW_MAX_PORTS)) {
+    if (!prog_verdict_valid(verdict, arg)) {
         prog_count(port, ESW_PROG_VERDICTS);
         port_count(port, ESW_STAT_RX_DROPPED, 1);
         return TC_ACT_SHOT;

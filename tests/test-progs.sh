@@ -44,8 +44,39 @@ t_pcap vm0 esw0v0 icmp
 t_in vm1 ping -c 2 -i 0.2 -W 1 198.19.0.1 >/dev/null 2>&1
 check_ge "VF1 -> VF0 still arrives (only VF0's port has the program)" 2 "$(t_pcap_count icmp)"
 
+# trace shows the program and that its verdict decides (it used to report the tables'
+# verdict alone: "hardware: VF netdev ..." for frames the program drops).
+mac0=$(t_in vm0 cat /sys/class/net/esw0v0/address)
+mac1=$(t_in vm1 cat /sys/class/net/esw0v1/address)
+request="eth(src=$mac0,dst=$mac1),eth_type(0x0800),ipv4(src=198.19.0.1,dst=198.19.0.2,proto=1,ttl=64),icmp(type=8,code=0)"
+drop_id=$(devlink port show -j esw0/1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["port"]["esw0/1"]["prog"]["id"])')
+trace=$(dpctl trace -j pf0vf0 "$request")
+field() { python3 -c 'import json,sys; j=json.load(sys.stdin); exec("print(j" + sys.argv[1] + ")")' "$1"; }
+check_eq "trace: the port's program by name" esw_drop_all "$(field '["hardware"]["program"]["name"]' <<<"$trace")"
+check_eq "trace: ... and id" "$drop_id" "$(field '["hardware"]["program"]["id"]' <<<"$trace")"
+check_match "trace: the verdict says the program decides first" \
+    "^program esw_drop_all \\(id $drop_id\\) on port pf0vf0 decides first \\(not run by trace\\); if it passes: hardware: " \
+    "$(field '["verdict"]' <<<"$trace")"
+check_match "trace text: the program before the lookups" 'program:' "$(dpctl trace pf0vf0 "$request")"
+check_eq "trace runs nothing: no run counted" "$(prog_stat 1 runs)" "$(dpctl trace pf0vf0 "$request" >/dev/null; prog_stat 1 runs)"
+
 check "prog off" devlink port prog set esw0/1 off
 check_no_match "port show: no program after off" 'prog:' "$(devlink port show esw0/1)"
+check_no_match "trace without a program: no program, the tables decide" 'program|decides first' "$(dpctl trace pf0vf0 "$request")"
+
+# TCP VF0 -> VF1 through a stage that makes the frames wait (busy at nic_speed 5): the
+# GSO superframes used to come back from the delay line linearised and VF1's port
+# dropped them as longer than its MTU (tx_dropped), or they skipped the wait.
+check "busy program on VF0's port" devlink port prog set esw0/1 obj "$P/busy.o" sec busy
+check "nic_speed 5" devlink dev param set esw0 name nic_speed value 5
+vf1_drop0=$(port_stat pf0vf1 tx_dropped)
+mbit=$(t_iperf vm0 vm1 198.19.0.2 2)
+t_log "TCP VF0 -> VF1 through a held stage: $mbit Mbit/s, held $(prog_stat 1 held), VF1 tx_dropped $vf1_drop0 -> $(port_stat pf0vf1 tx_dropped)"
+check_ge "TCP VF0 -> VF1 through the delay line" 1 "$mbit"
+check_ge "... its frames held, superframes too" 1000 "$(prog_stat 1 held)"
+check_eq "... and none dropped at VF1's port" "$vf1_drop0" "$(port_stat pf0vf1 tx_dropped)"
+check "nic_speed 100" devlink dev param set esw0 name nic_speed value 100
+check "prog off again" devlink port prog set esw0/1 off
 check "detach restores plain forwarding" t_ping vm0 198.19.0.2 3
 
 # tx: the DNS-style responder answers from the NIC; VF1 never sees the query.
@@ -95,6 +126,22 @@ check_match "a FIFO is refused, not opened" 'not a regular file' "$(timeout 5 "$
 check "eswd still answers" timeout 5 "$ESW_BIN/esw-devlink" dev show
 check_match "a directory is refused" 'not a regular file' "$(devlink port prog set esw0/1 obj "$T_DIR" 2>&1)"
 check_match "the previous program still stays" 'name esw_redirect_all' "$(devlink port show esw0/1)"
+# Two programs in one section: `sec tc` is ambiguous (the first used to be taken
+# silently), refused naming both; a program's function name picks one.
+printf '%s\n' '#include "esw_prog.h"' \
+    'SEC("tc") int two_pass(struct __sk_buff *skb) { return esw_pass(skb); }' \
+    'SEC("tc") int two_drop(struct __sk_buff *skb) { return esw_drop(skb); }' \
+    'char LICENSE[] SEC("license") = "GPL";' >"$T_DIR/two.c"
+"$(dirname "$(readlink -f "$(command -v swift)")")/clang" -O2 -g -target bpf -I"/usr/include/$(uname -m)-linux-gnu" \
+    -I"$T_ROOT/bpf/examples" -c "$T_DIR/two.c" -o "$T_DIR/two.o"
+check_match "two programs in section tc: refused as ambiguous, naming both" \
+    'section "tc" holds 2 programs \(two_pass, two_drop\)' "$(devlink port prog set esw0/1 obj "$T_DIR/two.o" sec tc 2>&1)"
+check_match "... and the previous program stays" 'name esw_redirect_all' "$(devlink port show esw0/1)"
+check "a program picked by its function name" devlink port prog set esw0/1 obj "$T_DIR/two.o" sec two_drop
+check_match "... is the one attached" 'name two_drop sec tc' "$(devlink port show esw0/1)"
+check_fails "... and VF0's frames meet it" t_in vm0 ping -c 2 -i 0.2 -W 1 -q 198.19.0.2
+check_ge "... counted as its drops" 2 "$(prog_stat 1 drop)"
+check "the redirect program back" devlink port prog set esw0/1 obj "$P/redirect.o" sec redirect
 
 # A reload that needs bigger maps loads the data plane again: the program goes along.
 check "exact table grown past what the maps hold" devlink resource set esw0 path /exact size 40000

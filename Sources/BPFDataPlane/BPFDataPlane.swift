@@ -158,6 +158,10 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     /// created with the first offloaded program; nil: no delay line (nothing is held).
     public var delayLineName: String?
     var delayLine: EngineDelayLine?
+    let lateFrames = LateFrames()
+    /// Where frames that must wait go when there is no delay line: 0, they go on at once.
+    /// Unit tests (BPF_PROG_TEST_RUN, which sends nothing) set it to see frames marked.
+    var holdIfindexWithoutDelayLine: Int32 = 0
 
     public static let actionSetCapacity = 65536
 
@@ -471,13 +475,21 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     /// the netdev `ifindex`: the verdict (TC_ACT_*), the frame as the program left it,
     /// and the redirect target if any. Counts like real traffic. Queued new rules stay
     /// queued: the frame meets what the kernel holds now.
-    public func testRun(frame: [UInt8], ifindex: Int32, representor: Bool = false) throws(SystemError) -> (verdict: Int32, frame: [UInt8]) {
+    /// `gsoSize`: the frame as a GSO superframe (gso_size and gso_segs set; the kernel's
+    /// test run cannot set gso_type); the gso_segs the pipeline left comes back (the test
+    /// run reports no gso_size; 0 when the GSO state was reset).
+    public func testRun(frame: [UInt8], ifindex: Int32, representor: Bool = false,
+                        gsoSize: UInt32 = 0) throws(SystemError) -> (verdict: Int32, frame: [UInt8], gsoSegs: UInt32) {
         try? writeQueuedRemovals()
         var out = [UInt8](repeating: 0, count: frame.count + 256)
         var outLen = UInt32(out.count)
         var ret: UInt32 = 0
         var ctx = __sk_buff()
         ctx.ifindex = UInt32(bitPattern: ifindex)
+        if gsoSize > 0 {
+            ctx.gso_size = gsoSize
+            ctx.gso_segs = UInt32((frame.count + Int(gsoSize) - 1) / Int(gsoSize))
+        }
         let prog = representor ? representorTX : portRX
         let r = withUnsafeMutableBytes(of: &ctx) { c in
             frame.withUnsafeBytes { f in
@@ -488,6 +500,6 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
             }
         }
         if r < 0 { throw SystemError("bpf_prog_test_run", errno: -r) }
-        return (Int32(bitPattern: ret), Array(out.prefix(Int(outLen))))
+        return (Int32(bitPattern: ret), Array(out.prefix(Int(outLen))), ctx.gso_segs)
     }
 }

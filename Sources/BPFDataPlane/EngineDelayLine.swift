@@ -26,15 +26,17 @@ final class EngineDelayLine: @unchecked Sendable {
     static let capacity = 65536
     static let trailerSize = 16
     static let magic: UInt32 = 0xe5e5_d1a7
+    /// The same metadata after the Ethernet header (ESW_HOLD_MAGIC_HEAD).
+    static let headMagic: UInt32 = 0xe5e5_d1a8
     /// A frame written back this much after its time left late: the delay line (a user
     /// space thread) could not keep up with the engine it emulates.
     static let lateNanoseconds: UInt64 = 100_000
-    /// Late frames by the port they came in on.
-    private let lateByPort = Mutex([UInt64](repeating: 0, count: Layout.maxPorts))
+    /// Late frames by the port they came in on (the data plane's: reset with the port's
+    /// other program counters).
+    private let lateFrames: LateFrames
 
-    func late(_ port: PortIndex) -> UInt64 { lateByPort.withLock { Int(port) < $0.count ? $0[Int(port)] : 0 } }
-
-    init(name: String) throws(SystemError) {
+    init(name: String, lateFrames: LateFrames) throws(SystemError) {
+        self.lateFrames = lateFrames
         tap = try TapDevice(name: name, vnetHeader: true)
         self.name = tap.name
         // UDP GSO superframes too (TUN_F_USO4/6, Linux 6.2): else the kernel segments
@@ -67,7 +69,7 @@ final class EngineDelayLine: @unchecked Sendable {
 
     private func run(tap: Int32, timer: Int32, wakeup: Wakeup, thread: ParkableThread, frames: inout HeldFrames) {
         let trailerSize = Self.trailerSize, capacity = Self.capacity
-        var buf = [UInt8](repeating: 0, count: TapDevice.vnetHeaderSize + 65536 + trailerSize)
+        var buf = [UInt8](repeating: 0, count: TapDevice.vnetHeaderSize + 65536 + 4 + trailerSize + 256)
         var fds = [pollfd(fd: tap, events: Int16(POLLIN), revents: 0), pollfd(fd: timer, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: wakeup.fd.raw, events: Int16(POLLIN), revents: 0)]
         var armed: UInt64 = 0
@@ -100,18 +102,30 @@ final class EngineDelayLine: @unchecked Sendable {
     }
 
     private func countLate(_ f: [UInt8]) {
-        let port = Int(f[f.count - 4]) | Int(f[f.count - 3]) << 8   // the trailer's port (bytes 12-13)
-        lateByPort.withLock { if port < $0.count { $0[port] += 1 } }
+        guard let m = Self.metadataOffset(f, f.count) else { return }
+        lateFrames.count(port: Int(f[m + 12]) | Int(f[m + 13]) << 8)
     }
 
-    /// The departure time in a frame's trailer (the last 16 bytes: at, magic, ...), or
-    /// nil for anything else the TAP sent (nothing of ours).
+    /// Where a frame's hold metadata (16 bytes: at, magic, port, verdict, arg) is in what
+    /// the TAP sent (after the virtio-net header), or nil for anything not ours. IPv4/IPv6
+    /// frames carry it right after the Ethernet header (their GSO state survives: see
+    /// bpf/prog_stage.h), after the VLAN tag the TAP writes out of a tagged frame's
+    /// metadata; other frames carry it at their end.
+    static func metadataOffset(_ b: [UInt8], _ n: Int) -> Int? {
+        let eth = TapDevice.vnetHeaderSize
+        guard n >= eth + 14 + trailerSize else { return nil }
+        func le32(_ o: Int) -> UInt32 { (0..<4).reduce(UInt32(0)) { $0 | UInt32(b[o + $1]) << (8 * UInt32($1)) } }
+        let type = Int(b[eth + 12]) << 8 | Int(b[eth + 13])
+        let head = eth + (type == 0x8100 || type == 0x88a8 ? 18 : 14)
+        if n >= head + trailerSize && le32(head + 8) == headMagic { return head }
+        return le32(n - trailerSize + 8) == magic ? n - trailerSize : nil
+    }
+
+    /// The departure time in a frame's hold metadata, or nil for anything else the TAP
+    /// sent (nothing of ours).
     static func trailerTime(_ b: [UInt8], _ n: Int) -> UInt64? {
-        guard n >= TapDevice.vnetHeaderSize + 14 + trailerSize else { return nil }
-        let t = n - trailerSize
-        func le(_ o: Int, _ k: Int) -> UInt64 { (0..<k).reduce(UInt64(0)) { $0 | UInt64(b[o + $1]) << (8 * UInt64($1)) } }
-        guard UInt32(le(t + 8, 4)) == magic else { return nil }
-        return le(t, 8)
+        guard let m = metadataOffset(b, n) else { return nil }
+        return (0..<8).reduce(UInt64(0)) { $0 | UInt64(b[m + $1]) << (8 * UInt64($1)) }
     }
 
     private static func write(_ tap: Int32, _ frame: [UInt8]) {
@@ -125,6 +139,17 @@ final class EngineDelayLine: @unchecked Sendable {
         spec.it_value.tv_nsec = Int(ns % 1_000_000_000)
         _ = timerfd_settime(timer, Int32(TFD_TIMER_ABSTIME), &spec, nil)
     }
+}
+
+/// Frames the delay line wrote back late (EngineDelayLine.lateNanoseconds), by port: a
+/// program counter kept in user space, so the data plane resets it with the port's others
+/// (a program attached, or attached again after a reload).
+final class LateFrames: Sendable {
+    private let byPort = Mutex([UInt64](repeating: 0, count: Layout.maxPorts))
+
+    func count(port: Int) { byPort.withLock { if port < $0.count { $0[port] += 1 } } }
+    func value(_ port: PortIndex) -> UInt64 { byPort.withLock { Int(port) < $0.count ? $0[Int(port)] : 0 } }
+    func reset(_ port: PortIndex) { byPort.withLock { if Int(port) < $0.count { $0[Int(port)] = 0 } } }
 }
 
 /// Held frames by departure time (a binary min-heap; ties leave in arrival order).

@@ -11,7 +11,8 @@ final class UserProgramObject {
     let fd: Int32
     let program: PortProgram
 
-    /// Loads `section` (nil: the first program) of the object at `path`. Whatever the
+    /// Loads the program `section` names (a section, or a program's function name; nil:
+    /// the first program) of the object at `path`. Whatever the
     /// NIC cannot run is refused with its reason, or the verifier's last lines.
     init(path: String, section: String?, pipelineMapFD: Int32) throws(DataPlaneError) {
         libbpf_set_print(nil)
@@ -26,19 +27,21 @@ final class UserProgramObject {
         guard let obj = bpf_object__open_file(path, nil), libbpf_get_error(UnsafeRawPointer(obj)) == 0 else {
             throw .programRefused("\(path): \(Self.libbpfError(errno == 0 ? EINVAL : errno)) (not a BPF object file?)")
         }
-        var chosen: OpaquePointer?
-        var sections: [String] = []
+        var programs: [(program: OpaquePointer, section: String, name: String)] = []
         var p = bpf_object__next_program(obj, nil)
         while let prog = p {
-            let sec = String(cString: bpf_program__section_name(prog))
-            sections.append(sec)
-            if chosen == nil && (section == nil || section == sec) { chosen = prog }
+            programs.append((prog, String(cString: bpf_program__section_name(prog)), String(cString: bpf_program__name(prog))))
             p = bpf_object__next_program(obj, prog)
         }
-        guard let prog = chosen else {
+        let chosen: OpaquePointer
+        switch Self.choose(section, among: programs.map { ($0.section, $0.name) }) {
+        case .success(let i):
+            chosen = programs[i].program
+        case .failure(let refusal):
             bpf_object__close(obj)
-            throw .programRefused("no section \"\(section ?? "")\" in \(path) (its programs: \(sections.joined(separator: ", ")))")
+            throw .programRefused("\(path): \(refusal.reason)")
         }
+        let prog = chosen
         // Only the chosen program is loaded; one with no type of its own (a section name
         // libbpf does not know, as ip-link's "sec NAME" allows) is a tc program.
         var q = bpf_object__next_program(obj, nil)
@@ -85,6 +88,25 @@ final class UserProgramObject {
     }
 
     deinit { bpf_object__close(object) }
+
+    struct Refusal: Error { let reason: String }
+
+    /// Which of an object's programs (section, function name) `sec NAME` means: the one
+    /// program in section NAME, else the program whose function is NAME; nil: the first.
+    /// A section that holds several programs is ambiguous (picking the first silently
+    /// ran a program the user may not have meant): refused, naming them.
+    static func choose(_ wanted: String?, among programs: [(section: String, name: String)]) -> Result<Int, Refusal> {
+        guard !programs.isEmpty else { return .failure(Refusal(reason: "no programs")) }
+        guard let wanted else { return .success(0) }
+        let inSection = programs.indices.filter { programs[$0].section == wanted }
+        if inSection.count > 1 {
+            let names = inSection.map { programs[$0].name }.joined(separator: ", ")
+            return .failure(Refusal(reason: "section \"\(wanted)\" holds \(inSection.count) programs (\(names)): name one by its function, e.g. sec \(programs[inSection[0]].name)"))
+        }
+        if let i = inSection.first ?? programs.indices.first(where: { programs[$0].name == wanted }) { return .success(i) }
+        let all = programs.map { "\($0.section) (\($0.name))" }.joined(separator: ", ")
+        return .failure(Refusal(reason: "no section \"\(wanted)\", nor a program of that name (its programs: \(all))"))
+    }
 
     /// libbpf's own codes (LIBBPF_ERRNO__*, 4000 and up) have their texts in libbpf.
     private static func libbpfError(_ code: Int32) -> String {

@@ -38,7 +38,7 @@ extension BPFDataPlane {
         var value = [UInt64](repeating: 0, count: 3)
         value[0] = UInt64(UInt32(nicSpeed)) | UInt64(UInt32(nicQueueMicroseconds * 1000)) << 32
         value[1] = attached
-        value[2] = UInt64(UInt32(bitPattern: delayLine?.ifindex ?? 0))
+        value[2] = UInt64(UInt32(bitPattern: delayLine?.ifindex ?? holdIfindexWithoutDelayLine))
         var zero: UInt32 = 0
         let fd = try object.mapFD("esw_prog_config")
         let r = value.withUnsafeBytes { BPFMap.updateResult(fd, key: &zero, value: $0.baseAddress!) }
@@ -60,6 +60,7 @@ extension BPFDataPlane {
             let statsFD = try object.mapFD("esw_prog_stats")
             let r = zeros.withUnsafeBytes { BPFMap.updateResult(statsFD, key: &key, value: $0.baseAddress!) }
             if r < 0 { throw SystemError("bpf_map_update_elem(esw_prog_stats)", errno: -r) }
+            lateFrames.reset(port)   // counted by the delay line, from zero with the others
             var progFD = UInt32(bitPattern: u.fd)
             try startDelayLine()
             try BPFMap.update(try object.mapFD("esw_user_progs"), key: &key, value: &progFD)
@@ -94,7 +95,7 @@ extension BPFDataPlane {
         guard delayLine == nil, let name = delayLineName else { return }
         var zero: UInt32 = 0, idle: UInt64 = 0
         try BPFMap.update(try object.mapFD("esw_engine"), key: &zero, value: &idle)
-        let line = try EngineDelayLine(name: name)
+        let line = try EngineDelayLine(name: name, lateFrames: lateFrames)
         var key = UInt32(bitPattern: line.ifindex), value = Layout.ifindexEngine
         do {
             try attachPort(ifindex: line.ifindex)
@@ -132,7 +133,7 @@ extension BPFDataPlane {
         var sum = [UInt64](repeating: 0, count: n)
         for c in 0..<cpus { for f in 0..<n { sum[f] &+= values[c * n + f] } }
         var counters = PortProgramCounters(values: sum)
-        counters.late = delayLine?.late(port) ?? 0
+        counters.late = lateFrames.value(port)
         return counters
     }
 

@@ -43,6 +43,8 @@ final class PacketTracer {
     var nextSlot = 0
     var outputs: [TraceNode] = []
     var verdicts: [String] = []
+    /// The ingress port's offloaded program, which decides before the tables.
+    var portProgram: String?
     let dpNames: [UInt32: String]
     let hardwareNames: [UInt32: String]
 
@@ -155,7 +157,8 @@ final class PacketTracer {
             hardwareStage(frame, port: p, into: &top)
         }
         top.add("outputs", .list(outputs))
-        top.add("verdict", verdicts.isEmpty ? "dropped" : verdicts.joined(separator: "; "))
+        let tables = verdicts.isEmpty ? "dropped" : verdicts.joined(separator: "; ")
+        top.add("verdict", portProgram.map { "\($0); if it passes: \(tables)" } ?? tables)
         return top.node
     }
 

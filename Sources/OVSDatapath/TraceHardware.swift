@@ -59,6 +59,19 @@ extension PacketTracer {
             verdicts.append("hardware: dropped: eSwitch port \(port) (\(hardwareNames[port] ?? p.netdevName)) is inactive")
             return
         }
+        if let program = sw.attachedProgram(port) {
+            // The port's offloaded program runs before the tables (bpf/prog_stage.h). Trace
+            // does not run it: its maps may hold state a run would change. What follows is
+            // what a pass leads to.
+            var r = TraceRecord()
+            r.add("name", program.name)
+            r.add("id", UInt64(program.id))
+            r.add("section", program.section)
+            r.add("object", program.objectPath)
+            r.add("note", "runs first, before the tables; its verdict (pass, drop, tx, redirect) decides what happens to the frame. Not run by trace: the tables below are what a pass leads to")
+            hw.add("program", r.node)
+            portProgram = "program \(program.name) (id \(program.id)) on port \(hardwareNames[port] ?? "\(port)") decides first (not run by trace)"
+        }
         var lookups: [TraceNode] = []
         var hit: (HardwareTables.Lookup, TunnelMetadata?)?
         // The parser's VXLAN view first (4789 always, for the checksum fix, when no port is registered).

@@ -52,8 +52,9 @@ struct PortProgramSet: ParsableCommand {
         abstract: "Offload a program to a port, or remove it: `set PORT obj FILE [sec NAME]` | `set PORT off`.",
         discussion: """
             The program is a tc (SCHED_CLS) program that ends with one of the verdicts of \
-            bpf/examples/esw_prog.h (pass, drop, tx, redirect); sec defaults to the object's first \
-            program. What the verifier refuses is reported with its message. Counters: port show -s.
+            bpf/examples/esw_prog.h (pass, drop, tx, redirect). sec NAME is a section holding one \
+            program, or a program's function name (a section holding several is refused as \
+            ambiguous); without it, the object's first program. What the verifier refuses is reported with its message. Counters: port show -s.
             """)
     @OptionGroup var options: DevlinkOptions
     @Argument(help: "PORT (DEV/INDEX or port netdev), then obj FILE [sec NAME], or off") var words: [String] = []

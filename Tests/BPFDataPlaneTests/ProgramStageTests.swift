@@ -24,6 +24,15 @@ struct ProgramStageTests {
         return dir
     }()
 
+    /// The redirect example to a port index the NIC does not have (63).
+    static let redirectToNowhere: String? = {
+        let dir = "\(root)/.build/esw-stage-tests-63"
+        guard system("sh '\(root)/scripts/build-example-progs.sh' '\(dir)' -DREDIRECT_PORT=63 >/dev/null 2>&1") == 0 else {
+            return nil
+        }
+        return "\(dir)/redirect.o"
+    }()
+
     static func attached(_ name: String, section: String) throws -> BPFDataPlane {
         let dp = try PipelineTests.dataPlane(ingress: .vf(0))
         let dir = try #require(programs, "the example programs compile")
@@ -70,6 +79,17 @@ struct ProgramStageTests {
         #expect(try dp.testRun(frame: PipelineTests.udpFrame(), ifindex: PipelineTests.lo).verdict == PipelineTests.redirect)
         #expect(dp.programCounters(.vf(0)).redirect == 1)
         #expect(dp.portCounters(.vf(1)).txPackets == 1)
+    }
+
+    /// A redirect to a port index with no port is a verdict the NIC cannot act on:
+    /// counted invalid (it used to be counted as a redirect, then dropped at output).
+    @Test func aRedirectToNoPortIsInvalid() throws {
+        let dp = try PipelineTests.dataPlane(ingress: .vf(0))
+        _ = try dp.attachProgram(.vf(0), objectPath: try #require(Self.redirectToNowhere), section: "redirect")
+        #expect(try dp.testRun(frame: PipelineTests.udpFrame(), ifindex: PipelineTests.lo).verdict == PipelineTests.shot)
+        let c = dp.programCounters(.vf(0))
+        #expect(c.runs == 1 && c.invalid == 1 && c.redirect == 0)
+        #expect(dp.portCounters(.vf(0)).rxDropped == 1, "the port counts the drop")
     }
 
     @Test func aSlowNICGivesTheSameVerdicts() throws {
