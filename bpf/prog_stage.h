@@ -219,9 +219,10 @@ static __always_inline int prog_verdict_valid(__u32 verdict, __u32 arg)
 
 /* The program handed its verdict back: counted, the engine's time reserved, then held
  * until the engine is done with the frame or acted on at once. Returns -1 for pass (on
- * to the tables), else the tc verdict. */
-static __always_inline int prog_verdict(struct __sk_buff *skb, __u32 port, struct esw_scratch *s,
-                                        const struct esw_prog_config *pc)
+ * to the tables), else the tc verdict. Not inlined: inline, its live values made
+ * esw_port_rx spill past the verifier's 512-byte limit for the call chain through ct. */
+static __noinline int prog_verdict(struct __sk_buff *skb, __u32 port, struct esw_scratch *s,
+                                   const struct esw_prog_config *pc)
 {
     __u32 verdict = skb->cb[2], arg = skb->cb[3];
     __u64 now = bpf_ktime_get_ns();
