@@ -124,6 +124,16 @@ expect_refusal "del-if esw@nosuch" '^esw-dpctl: opening datapath \(No such devic
 expect_refusal "dump-flows filter=" 'filter= is not supported' dpctl dump-flows filter=in_port=2
 expect_refusal "dump-flows with two datapaths" 'usage: dump-flows' dpctl dump-flows esw@esw0 esw@esw0
 expect_refusal "dump-flows type=bogus" '^esw-dpctl: Failed to parse type \(bogus\) \(Invalid argument\)$' dpctl dump-flows type=bogus
+t_log "add-flows: a flow the daemon refuses is reported with its line, the others stay (as ovs-dpctl)"
+printf '%s\n' 'in_port(0),eth(),eth_type(0x0800),ipv4(src=198.18.9.1,frag=no) drop' \
+    'in_port(0),eth(),eth_type(0x86dd),ipv6() drop' \
+    'in_port(0),eth(),eth_type(0x0800),ipv4(src=198.18.9.2,frag=no) drop' >"$T_DIR/refused-flows"
+dpctl add-flows "$T_DIR/refused-flows" >"$T_DIR/refused.out" 2>&1
+check_eq "add-flows with a refused flow: exit status" 1 "$?"
+check_match "add-flows: the refused line and why" "refused-flows:2: .*File exists" "$(cat "$T_DIR/refused.out")"
+check_match "add-flows: says the others were applied" '1 of 3 flows failed; the other 2 were applied' "$(cat "$T_DIR/refused.out")"
+check_eq "add-flows: the other two flows stay" 2 "$(dpctl dump-flows | grep -c 'src=198.18.9.[12]')"
+check "add-flows: remove them" dpctl del-flows - <<<"$(printf '%s\n' 'in_port(0),eth(),eth_type(0x0800),ipv4(src=198.18.9.1,frag=no)' 'in_port(0),eth(),eth_type(0x0800),ipv4(src=198.18.9.2,frag=no)')"
 check "show esw@esw0 (the daemon's datapath by name)" dpctl show esw@esw0
 check "show esw0 (by its local port's name)" dpctl show esw0
 check_eq "the refused commands changed nothing" 1 "$(dpctl dump-flows | grep -c 'eth_type(0x86dd)')"

@@ -333,7 +333,14 @@ func processFlowFile(_ s: Session, path: String, defaultCommand: String) throws 
         try stream.finish()
     } catch { throw CLIError(error.description) }
     for f in stream.failures where f.index < lineOf.count { Out.error("\(path):\(lineOf[f.index]): \(f.error)") }
-    if stream.failureCount > 0 { throw CLIError("\(stream.failureCount) of \(lineOf.count) flows failed") }
+    guard stream.failureCount > 0 else { return }
+    // A refusal by the daemon is per flow, as ovs-dpctl reports them, except under
+    // skip_sw, where the daemon undid the batch and refused the rest (ECANCELED).
+    if stream.failures.contains(where: { $0.error.errno == ECANCELED }) {
+        throw CLIError("\(stream.failureCount) of \(lineOf.count) flows failed; under skip_sw the whole file was undone")
+    }
+    let applied = lineOf.count - stream.failureCount
+    throw CLIError("\(stream.failureCount) of \(lineOf.count) flows failed; the other \(applied) were applied")
 }
 
 /// A line of a flow file that does not parse.
