@@ -99,6 +99,45 @@ same_both_ways esw-dpctl "--control $ESW_CONTROL" dump-dps
 same_both_ways esw-dpctl "-m" get-flow "ufid:$ufid"
 same_both_ways esw-dpctl "--more" get-flow "ufid:$ufid"
 same_both_ways esw-dpctl "-m" parse-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)' 2
+# Commands that need no daemon take the shared options anyway (ignored), anywhere.
+for o in "--control $ESW_CONTROL" "--control /nonexistent/esw.sock" "--control=/nonexistent/esw.sock"; do
+    same_both_ways esw-dpctl "$o" parse-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)' 2
+done
+same_both_ways esw-dpctl "-m --control /nonexistent/esw.sock" parse-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)' 2
+
+t_log "a datapath that is not the daemon's, and arguments dump-flows cannot honour, are refused as OVS refuses them"
+# expect_refusal DESC MESSAGE-REGEX COMMAND...: exit 1, the message, nothing on stdout.
+expect_refusal() {
+    local desc=$1 re=$2; shift 2
+    "$@" >"$T_DIR/refusal.out" 2>"$T_DIR/refusal.err"
+    local rc=$?
+    check_eq "$desc: exit status" 1 "$rc"
+    check_match "$desc: message" "$re" "$(cat "$T_DIR/refusal.err")"
+    check_eq "$desc: prints no flow or port" 0 "$(wc -l <"$T_DIR/refusal.out")"
+}
+expect_refusal "show bogus" '^esw-dpctl: opening datapath bogus failed \(No such device\)$' dpctl show bogus
+expect_refusal "dump-flows esw@nosuch" '^esw-dpctl: datapath not found \(Invalid argument\)$' dpctl dump-flows esw@nosuch
+expect_refusal "dump-flows esw@nosuch type=all" 'datapath not found' dpctl dump-flows esw@nosuch type=all
+expect_refusal "get-flow esw@nosuch ufid" 'datapath not found' dpctl get-flow esw@nosuch "ufid:$ufid"
+expect_refusal "dump-conntrack esw@nosuch" 'datapath not found' dpctl dump-conntrack esw@nosuch
+expect_refusal "del-if esw@nosuch" '^esw-dpctl: opening datapath \(No such device\)$' dpctl del-if esw@nosuch pf0vf0
+expect_refusal "dump-flows filter=" 'filter= is not supported' dpctl dump-flows filter=in_port=2
+expect_refusal "dump-flows with two datapaths" 'usage: dump-flows' dpctl dump-flows esw@esw0 esw@esw0
+expect_refusal "dump-flows type=bogus" '^esw-dpctl: Failed to parse type \(bogus\) \(Invalid argument\)$' dpctl dump-flows type=bogus
+t_log "add-flows: a flow the daemon refuses is reported with its line, the others stay (as ovs-dpctl)"
+printf '%s\n' 'in_port(0),eth(),eth_type(0x0800),ipv4(src=198.18.9.1,frag=no) drop' \
+    'in_port(0),eth(),eth_type(0x86dd),ipv6() drop' \
+    'in_port(0),eth(),eth_type(0x0800),ipv4(src=198.18.9.2,frag=no) drop' >"$T_DIR/refused-flows"
+dpctl add-flows "$T_DIR/refused-flows" >"$T_DIR/refused.out" 2>&1
+check_eq "add-flows with a refused flow: exit status" 1 "$?"
+check_match "add-flows: the refused line and why" "refused-flows:2: .*File exists" "$(cat "$T_DIR/refused.out")"
+check_match "add-flows: says the others were applied" '1 of 3 flows failed; the other 2 were applied' "$(cat "$T_DIR/refused.out")"
+check_eq "add-flows: the other two flows stay" 2 "$(dpctl dump-flows | grep -c 'src=198.18.9.[12]')"
+check "add-flows: remove them" dpctl del-flows - <<<"$(printf '%s\n' 'in_port(0),eth(),eth_type(0x0800),ipv4(src=198.18.9.1,frag=no)' 'in_port(0),eth(),eth_type(0x0800),ipv4(src=198.18.9.2,frag=no)')"
+check "show esw@esw0 (the daemon's datapath by name)" dpctl show esw@esw0
+check "show esw0 (by its local port's name)" dpctl show esw0
+check_eq "the refused commands changed nothing" 1 "$(dpctl dump-flows | grep -c 'eth_type(0x86dd)')"
+
 check_eq "an option a command does not have fails in either order" \
     "$(dpctl dump-tunnels -m 2>&1)" "$(dpctl -m dump-tunnels 2>&1)"
 check_fails "esw-dpctl -m dump-tunnels still fails" dpctl -m dump-tunnels

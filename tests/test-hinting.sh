@@ -30,6 +30,13 @@ check "flows with a software-only action" dpctl add-flows "$T_DIR/flows"
 check_eq "dump-flows -m: offloaded:partial, dp:ovs" 2 "$(dpctl dump-flows -m | grep -c 'offloaded:partial, dp:ovs')"
 check_eq "dump-flows type=partially-offloaded" 2 "$(dpctl dump-flows type=partially-offloaded | wc -l)"
 check_eq "dump-flows type=offloaded (the ARP flows)" 2 "$(dpctl dump-flows type=offloaded | wc -l)"
+# OVS 3.1's flow_passes_type_filter: a partial flow is offloaded (dp:ovs), never non-offloaded.
+check_eq "dump-flows type=non-offloaded (none: partial flows count as offloaded)" 0 "$(dpctl dump-flows type=non-offloaded | wc -l)"
+check_eq "dump-flows type=offloaded,partially-offloaded" 4 "$(dpctl dump-flows type=offloaded,partially-offloaded | wc -l)"
+check_eq "dump-flows type=ovs (dp:ovs: the partial flows)" 2 "$(dpctl dump-flows type=ovs | wc -l)"
+check_eq "dump-flows type=tc,dpdk (no flow of those layers)" 0 "$(dpctl dump-flows type=tc,dpdk | wc -l)"
+check_match "dump-flows type=bogus: OVS's message" 'Failed to parse type \(bogus\) \(Invalid argument\)' \
+    "$(dpctl dump-flows type=offloaded,bogus 2>&1)"
 check_match "add-flow -v says partially" 'offloaded partially' \
     "$(dpctl add-flow -v 'in_port(1),eth(),eth_type(0x86dd),ipv6(frag=no)' 'userspace(pid=0)')"
 marks_occ() {

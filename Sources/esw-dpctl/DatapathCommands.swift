@@ -9,7 +9,7 @@ struct AddDP: ParsableCommand {
 
     func run() throws {
         try cli {
-            let s = try Session(connection, dp: dp)
+            let s = try Session(connection, dp: dp, unknown: .unchecked)
             _ = try s.request(Family.datapath, DatapathCmd.new) { $0.putString(DatapathAttr.name, dp) }
         }
     }
@@ -22,7 +22,7 @@ struct DelDP: ParsableCommand {
 
     func run() throws {
         try cli {
-            let s = try Session(connection, dp: dp)
+            let s = try Session(connection, dp: dp, unknown: .opening)
             _ = try s.request(Family.datapath, DatapathCmd.del) { $0.putString(DatapathAttr.name, dp) }
         }
     }
@@ -49,7 +49,7 @@ struct Show: ParsableCommand {
 
     func run() throws {
         try cli {
-            let s = try Session(connection, dp: dp)
+            let s = try Session(connection, dp: dp, unknown: .openingNamed)
             let d = try s.datapath()
             let ports = try s.ports()
             if json {

@@ -333,7 +333,14 @@ func processFlowFile(_ s: Session, path: String, defaultCommand: String) throws 
         try stream.finish()
     } catch { throw CLIError(error.description) }
     for f in stream.failures where f.index < lineOf.count { Out.error("\(path):\(lineOf[f.index]): \(f.error)") }
-    if stream.failureCount > 0 { throw CLIError("\(stream.failureCount) of \(lineOf.count) flows failed") }
+    guard stream.failureCount > 0 else { return }
+    // A refusal by the daemon is per flow, as ovs-dpctl reports them, except under
+    // skip_sw, where the daemon undid the batch and refused the rest (ECANCELED).
+    if stream.failures.contains(where: { $0.error.errno == ECANCELED }) {
+        throw CLIError("\(stream.failureCount) of \(lineOf.count) flows failed; under skip_sw the whole file was undone")
+    }
+    let applied = lineOf.count - stream.failureCount
+    throw CLIError("\(stream.failureCount) of \(lineOf.count) flows failed; the other \(applied) were applied")
 }
 
 /// A line of a flow file that does not parse.
@@ -399,20 +406,35 @@ struct DumpFlows: ParsableCommand {
     @Flag(help: "Port names instead of numbers.") var names = false
     @Flag(name: .customLong("no-names"), help: "Port numbers even with -m.") var noNames = false
     @Flag(name: .short, help: "JSON.") var json = false
-    @Argument(help: "[DP] [type=offloaded|partially-offloaded|non-offloaded|ovs|all]") var args: [String] = []
+    @Argument(help: "[DP] [type=TYPE[,TYPE...]]: TYPE is \(FlowDumpTypes.names.joined(separator: ", ")).")
+    var args: [String] = []
+
+    /// The arguments as OVS 3.1's dpctl_dump_flows reads them: `filter=`, `type=` and
+    /// `pmd=` taken from the end, then at most one word, the datapath. Nothing is
+    /// ignored: what esw cannot do is refused.
+    static func split(_ args: [String]) throws -> (dp: String?, type: String) {
+        var words = args
+        var type: String?
+        while let last = words.last {
+            if last.hasPrefix("filter=") {
+                throw CLIError("filter= is not supported (Operation not supported)")
+            } else if last.hasPrefix("pmd=") {
+                throw CLIError("pmd= is not supported: esw's datapath has no PMD threads (Operation not supported)")
+            } else if last.hasPrefix("type="), type == nil {
+                type = String(last.dropFirst(5))
+            } else {
+                break
+            }
+            words.removeLast()
+        }
+        guard words.count <= 1 else { throw CLIError("usage: dump-flows [DP] [type=TYPE[,TYPE...]]") }
+        return (words.first, type ?? "all")
+    }
 
     func run() throws {
         try cli {
-            var dp: String?
-            var type = "all"
-            for a in args {
-                if a.hasPrefix("type=") {
-                    type = String(a.dropFirst(5))
-                    guard ["offloaded", "partially-offloaded", "non-offloaded", "ovs", "all"].contains(type) else {
-                        throw CLIError("type must be offloaded, partially-offloaded, non-offloaded, ovs or all")
-                    }
-                } else { dp = a }
-            }
+            let (dp, type) = try Self.split(args)
+            do { _ = try FlowDumpTypes(parsing: type) } catch { throw CLIError("\(error) (Invalid argument)") }
             let s = try Session(connection, dp: dp)
             let useNames = names || (more && !noNames) || json
             let portNames = useNames ? try s.portNames() : [:]

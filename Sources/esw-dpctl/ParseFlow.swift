@@ -7,6 +7,8 @@ struct ParseFlow: ParsableCommand {
         abstract: "Normalise a flow as Open vSwitch 3.1 prints it (no daemon needed).",
         discussion: "With '-', reads KEY<TAB>ACTIONS lines from stdin and prints one line per input.")
 
+    /// Accepted and ignored: the shared options may come anywhere, before any command.
+    @OptionGroup(visibility: .hidden) var connection: ConnectionOptions
     @Flag(name: [.customShort("m"), .long], help: "Print the key the way dump-flows -m does.") var more = false
     @Argument(help: "The flow key, or - to read KEY<TAB>ACTIONS lines from stdin.") var key: String
     @Argument(help: "The actions.") var actions: String?

@@ -49,7 +49,7 @@ struct AddIf: ParsableCommand {
             var specs = args
             if let f = specs.first, f.contains("@") { dp = f; specs.removeFirst() }
             guard !specs.isEmpty else { throw CLIError("add-if needs at least one interface") }
-            let s = try Session(connection, dp: dp)
+            let s = try Session(connection, dp: dp, unknown: .opening)
             for text in specs {
                 let spec = try PortSpec(text)
                 _ = try s.request(Family.vport, VportCmd.new) { w in
@@ -71,7 +71,7 @@ struct SetIf: ParsableCommand {
     func run() throws {
         try cli {
             let (dp, rest) = splitDP(args, needed: 1)
-            let s = try Session(connection, dp: dp)
+            let s = try Session(connection, dp: dp, unknown: .opening)
             for text in rest {
                 let spec = try PortSpec(text)
                 _ = try s.request(Family.vport, VportCmd.set) { w in
@@ -94,7 +94,7 @@ struct DelIf: ParsableCommand {
             var dp: String?
             var names = args
             if let f = names.first, f.contains("@") { dp = f; names.removeFirst() }
-            let s = try Session(connection, dp: dp)
+            let s = try Session(connection, dp: dp, unknown: .opening)
             for n in names { _ = try s.request(Family.vport, VportCmd.del) { $0.putString(VportAttr.name, n) } }
         }
     }

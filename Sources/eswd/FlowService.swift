@@ -47,8 +47,12 @@ extension DatapathService {
             }
         case FlowCmd.get:
             if m.header.flags & NetlinkFlags.dump == NetlinkFlags.dump {
-                let type = try a.string(FlowAttr.dumpType) ?? "all"
-                r.stream = FlowDump(service: self, datapath: d, type: type, sequence: r.sequence)
+                let typeList = try a.string(FlowAttr.dumpType) ?? "all"
+                let types: FlowDumpTypes
+                do throws(FlowDumpTypes.UnknownType) { types = try FlowDumpTypes(parsing: typeList) } catch {
+                    throw RequestError(22, error.description)
+                }
+                r.stream = FlowDump(service: self, datapath: d, types: types, sequence: r.sequence)
             } else {
                 let f = try find(d, a, ufid: ufid)
                 r.message(.reply(family: Family.flow, command: FlowCmd.new, sequence: r.sequence, attributes: try describe(f, d)))
@@ -58,12 +62,21 @@ extension DatapathService {
         }
     }
 
-    static func matches(_ type: String, _ f: DatapathFlow, _ d: Datapath) -> Bool {
-        switch type {
-        case "offloaded": d.offloadStatus(of: f) == .offloaded
-        case "partially-offloaded": d.offloadStatus(of: f) == .partial
-        case "non-offloaded", "ovs": d.offloadStatus(of: f) != .offloaded
-        default: true
+    static func matches(_ types: FlowDumpTypes, _ f: DatapathFlow, _ d: Datapath) -> Bool {
+        let (offloaded, dpLayer) = dumpAttributes(d.offloadStatus(of: f))
+        return types.passes(offloaded: offloaded, dpLayer: dpLayer)
+    }
+
+    /// OVS's attrs.offloaded and attrs.dp_layer for a flow, as `dump-flows -m` shows
+    /// them: a partial flow is offloaded (the hardware matches and marks) but its
+    /// actions run in software (dp:ovs); a pending or refused rule is not offloaded
+    /// yet (or at all), though the hardware layer holds its state (dp:esw).
+    static func dumpAttributes(_ status: FlowOffloadStatus) -> (offloaded: Bool, dpLayer: String) {
+        switch status {
+        case .offloaded: (true, "esw")
+        case .partial: (true, "ovs")
+        case .pending, .failed: (false, "esw")
+        case .software: (false, "ovs")
         }
     }
 
@@ -313,15 +326,15 @@ extension DatapathService {
 final class FlowDump: ReplyStream {
     private unowned let service: DatapathService
     private let datapath: Datapath
-    private let type: String
+    private let types: FlowDumpTypes
     private let sequence: UInt32
     private var flows: [DatapathFlow?]
     private var next = 0
 
-    init(service: DatapathService, datapath: Datapath, type: String, sequence: UInt32) {
+    init(service: DatapathService, datapath: Datapath, types: FlowDumpTypes, sequence: UInt32) {
         self.service = service
         self.datapath = datapath
-        self.type = type
+        self.types = types
         self.sequence = sequence
         flows = datapath.flowsInEntryOrder
     }
@@ -331,7 +344,7 @@ final class FlowDump: ReplyStream {
         while next < flows.count && out.count < limit {
             let entry = flows[next]
             next += 1
-            guard let f = entry, DatapathService.matches(type, f, datapath) else { continue }
+            guard let f = entry, DatapathService.matches(types, f, datapath) else { continue }
             let m = GenericMessage.reply(family: Family.flow, command: FlowCmd.new, sequence: sequence, multi: true, attributes: [])
             // Cannot fail: a flow's actions are at most 32 KiB (ActionCompiler.maxActionsLength),
             // its key and mask far less. Were it to, the flow is left out, never sent broken.

@@ -1,0 +1,36 @@
+import Testing
+@testable import ControlProtocol
+
+/// dump-flows type=, as OVS 3.1's populate_dump_types and flow_passes_type_filter.
+@Suite struct FlowDumpTypesTests {
+    // (offloaded, dp layer) of esw's flow states, as dump-flows -m shows them.
+    let fullyOffloaded = (true, "esw"), partial = (true, "ovs"), pending = (false, "esw"), software = (false, "ovs")
+
+    func selected(_ list: String) throws -> [Bool] {
+        let t = try FlowDumpTypes(parsing: list)
+        return [fullyOffloaded, partial, pending, software].map { t.passes(offloaded: $0.0, dpLayer: $0.1) }
+    }
+
+    @Test func aPartialFlowIsOffloadedNeverNonOffloaded() throws {
+        #expect(try selected("non-offloaded") == [false, false, true, true])
+        #expect(try selected("partially-offloaded") == [false, true, false, false])
+        #expect(try selected("offloaded") == [true, false, false, false])
+    }
+
+    @Test func ovsTcAndDpdkSelectByDatapathLayer() throws {
+        #expect(try selected("ovs") == [false, true, false, true])
+        #expect(try selected("tc") == [false, false, false, false])
+        #expect(try selected("dpdk") == [false, false, false, false])
+    }
+
+    @Test func commaListsAreUnions() throws {
+        #expect(try selected("offloaded,partially-offloaded") == [true, true, false, false])
+        #expect(try selected("tc,all") == [true, true, true, true])
+        #expect(try selected("") == [false, false, false, false])
+    }
+
+    @Test func anUnknownTypeIsRefusedWithOVSText() {
+        #expect(throws: FlowDumpTypes.UnknownType.self) { try FlowDumpTypes(parsing: "offloaded,hw") }
+        #expect(FlowDumpTypes.UnknownType(word: "hw").description == "Failed to parse type (hw)")
+    }
+}
