@@ -399,11 +399,7 @@ int esw_port_rx(struct __sk_buff *skb)
     struct esw_parsed ps = {}, inner = {};
     struct esw_rule *rule = 0;
     s->key.w[7] = port;
-    /* The registered VXLAN ports, or 4789 when none is registered: frames for the host's
-     * own VXLAN socket need their inner checksum completed even with no decap rule. */
-    __u32 ports01 = cfg->vxlan_ports[0] ? cfg->vxlan_ports[0] | ((__u32)cfg->vxlan_ports[1] << 16) : 4789;
-    __u32 ports23 = cfg->vxlan_ports[2] | ((__u32)cfg->vxlan_ports[3] << 16);
-    if ((p->flags & ESW_PORT_UPLINK) && parse_vxlan(skb, ports01, ports23, &s->key, &ps) &&
+    if ((p->flags & ESW_PORT_UPLINK) && parse_vxlan(skb, cfg, &s->key, &ps) &&
         parse_frame(skb, ps.outer, 0, &s->key, &ps) == 0) {
         ps.outer = 50;
         rule = lookup(lists, s, 1);

@@ -135,7 +135,9 @@ struct esw_config {
     __u32 nports;
     __u16 vxlan_ports[4];   /* UDP ports the parser treats as VXLAN (0: unused) */
     __u32 counter_slots;    /* esw_rule_counters holds this many counters per CPU */
-    __u32 pad;
+    __u8 vtep_mac[6];       /* MAC of the netdev holding the VTEP (p0): decap takes only
+                             * VXLAN frames addressed to it (all zero: none) */
+    __u16 pad;
 };
 
 /* Per-port counters: one value per port, ESW_STAT_* its fields. */
@@ -294,7 +296,8 @@ _Static_assert(sizeof(struct esw_action) == 40, "esw_action");
 _Static_assert(sizeof(struct esw_action_set) == 8 + 40 * ESW_MAX_ACTIONS, "esw_action_set");
 _Static_assert(sizeof(struct esw_encap) == 80, "esw_encap");
 _Static_assert(sizeof(struct esw_port) == 24, "esw_port");
-_Static_assert(sizeof(struct esw_config) == 24, "esw_config");
+_Static_assert(sizeof(struct esw_config) == 28, "esw_config");
+_Static_assert(__builtin_offsetof(struct esw_config, vtep_mac) == 20, "esw_config.vtep_mac");
 _Static_assert(sizeof(struct esw_prog_counters) == 72, "esw_prog_counters");
 _Static_assert(sizeof(struct esw_prog_config) == 24, "esw_prog_config");
 _Static_assert(sizeof(struct esw_engine) == 8, "esw_engine");

@@ -284,14 +284,19 @@ __noinline int parse_frame(struct __sk_buff *skb, __u32 base, int hwaccel, struc
     return 0;
 }
 
-/* VXLAN on the uplink (registered UDP ports packed two per argument): fills the tunnel
- * words. Returns the inner frame's offset (the caller parses it; one call level less for
- * the stack), or 0 when the packet is not VXLAN on a registered port. */
-__noinline int parse_vxlan(struct __sk_buff *skb, __u32 ports01, __u32 ports23, struct esw_key *k,
+/* VXLAN on the uplink, on a registered UDP port (4789 when none is registered, for the
+ * checksum fix of frames going to p0): fills the tunnel words. Returns the inner frame's
+ * offset (the caller parses it; one call level less for the stack), or 0 when the packet
+ * is not VXLAN the hardware may decap. Like mlx5 (which enforces the uplink
+ * representor's MAC as the outer DMAC of decap rules) and like the host's stack, only
+ * frames addressed to the VTEP's netdev, with a valid IPv4 header checksum and a UDP
+ * length that is the IP payload's, are decapped here; the rest go to software as a miss,
+ * where the kernel drops (or trims) them. The UDP checksum is not verified (nor by mlx5). */
+__noinline int parse_vxlan(struct __sk_buff *skb, const struct esw_config *cfg, struct esw_key *k,
                            struct esw_parsed *out)
 {
     __u8 h[50];
-    if (!skb || !k || !out)
+    if (!skb || !cfg || !k || !out)
         return 0;
     if (skb->vlan_present || esw_load(skb, 0, h, 34) < 0)
         return 0;
@@ -303,10 +308,25 @@ __noinline int parse_vxlan(struct __sk_buff *skb, __u32 ports01, __u32 ports23, 
     if (esw_load(skb, 0, h, 50) < 0)
         return 0;
     __u16 dport = ((__u16)h[36] << 8) | h[37];
-    if (dport == 0 || !(dport == (ports01 & 0xffff) || dport == (ports01 >> 16) ||
-                        dport == (ports23 & 0xffff) || dport == (ports23 >> 16)))
+    const __u16 *ports = cfg->vxlan_ports;
+    if (dport == 0 || !(ports[0] ? dport == ports[0] || dport == ports[1] || dport == ports[2] || dport == ports[3]
+                                 : dport == 4789))
         return 0;
     if (!(h[42] & 0x08) || skb->len < 50 + 14)
+        return 0;
+    const __u8 *vtep = cfg->vtep_mac;
+    if (h[0] != vtep[0] || h[1] != vtep[1] || h[2] != vtep[2] || h[3] != vtep[3] || h[4] != vtep[4] ||
+        h[5] != vtep[5])
+        return 0;
+    __u32 sum = 0;
+#pragma unroll
+    for (int i = 14; i < 34; i += 2)
+        sum += ((__u32)h[i] << 8) | h[i + 1];
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    __u32 total = ((__u32)h[16] << 8) | h[17];
+    __u32 udp_len = ((__u32)h[38] << 8) | h[39];
+    if (sum != 0xffff || total + 14 > skb->len || udp_len + 20 != total)
         return 0;
     __u64 flags = 8;   /* key */
     if (h[20] & 0x40)

@@ -43,6 +43,40 @@ hw=$(dpctl dump-flows | grep 'ipv4(frag=no)' | grep -o 'packets:[0-9]*' | cut -d
 check_ge "hardware counters of encap and decap flows rose" 100 "$hw"
 check_match "offloaded flows show dp:esw" 'offloaded:yes, dp:esw' "$(dpctl dump-flows -m)"
 
+# Hardware decap takes only what the host's stack would: VXLAN frames addressed to p0's
+# MAC, with a good outer IPv4 checksum and a UDP length that is the IP payload's. The
+# others go up p0 as misses and the kernel drops them; a good frame reaches the VM.
+cat > "$T_DIR/badvx.py" <<'PYEOF'
+import sys, logging
+logging.getLogger("scapy").setLevel(logging.ERROR)
+from scapy.all import Ether, IP, UDP, Raw, sendp
+from scapy.layers.vxlan import VXLAN
+p0mac, wiremac, vfmac = sys.argv[1:4]
+def frame(tag, dst=p0mac, ipsum=None, udplen_extra=0):
+    inner = (Ether(src="02:00:00:00:33:33", dst=vfmac) / IP(src="198.19.0.3", dst="198.19.0.1") /
+             UDP(sport=5555, dport=7777) / Raw(tag.encode()))
+    f = Ether(bytes(Ether(src=wiremac, dst=dst) / IP(src="198.18.0.2", dst="198.18.0.1", ttl=64, flags="DF") /
+                    UDP(sport=49152, dport=4789, chksum=0) / VXLAN(vni=42, flags=0x08) / inner))
+    if ipsum is not None:
+        f[IP].chksum = ipsum
+    if udplen_extra:
+        f[UDP].len += udplen_extra
+    return f
+frames = [frame("ESWTN-OTHERMAC", dst="02:00:00:00:99:99"), frame("ESWTN-BADIPSUM", ipsum=0x1234),
+          frame("ESWTN-BADUDPLEN", udplen_extra=8), frame("ESWTN-GOOD")]
+sendp(frames, iface="wire0", verbose=False)
+PYEOF
+P0MAC=$(ip -n "$H" -o link show p0 | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
+WIREMAC=$(ip -n "${T_PREFIX}remote" -o link show wire0 | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
+VFMAC=$(ip -n "${T_PREFIX}vm0" -o link show esw0v0 | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
+t_pcap vm0 esw0v0 "udp port 7777"
+check "send crafted VXLAN frames from the wire" t_in remote /usr/bin/python3 "$T_DIR/badvx.py" "$P0MAC" "$WIREMAC" "$VFMAC"
+t_pcap_wait "udp port 7777" 1 3
+vmseen=$(tcpdump -nn -A -r "${PCAP#*:}" 2>/dev/null | grep -o 'ESWTN-[A-Z]*' | sort | tr '\n' ' ')
+t_pcap_count >/dev/null
+check_eq "only the well-formed VXLAN frame to p0's MAC reaches the VM ($vmseen)" "ESWTN-GOOD " "$vmseen"
+check_eq "decap flows still offloaded" 4 "$(offloaded_count)"
+
 # Neighbour change: the remote gets a new MAC; the host's neighbour is updated; the
 # encap entry follows within 100 ms with no flow touched.
 NEWMAC=02:00:00:00:aa:42
@@ -79,6 +113,33 @@ check_match "foreign egress reason" 'route to 198\.18\.0\.2 via eswfx0 is not on
 ip -n "$H" route del 198.18.0.2/32 dev eswfx0
 t_wait "flows back in hardware (foreign route removed)" 3 bash -c "[ \$(dpctl dump-flows -m | grep -c 'offloaded:yes') -eq 4 ]"
 
+# The wire goes down: p0 loses carrier with the uplink (mlx5's uplink representor follows
+# the port's carrier), the kernel flushes p0's neighbours and the tunnel flows leave
+# hardware with a reason; the wire back: carrier, neighbour and hardware come back.
+ip -n "${T_PREFIX}remote" link set wire0 down
+t_wait "p0 loses carrier" 3 bash -c "ip -n $H link show p0 | grep -q NO-CARRIER"
+check_match "p0 is NO-CARRIER with the wire down" 'NO-CARRIER' "$(ip -n "$H" link show p0)"
+t_wait "encap flows leave hardware (wire down)" 5 bash -c "[ \$(dpctl dump-flows -m | grep -c 'offloaded:yes') -eq 2 ]"
+check_eq "encap flows in software, decap flows stay (nothing arrives)" 2 "$(offloaded_count)"
+check_match "reason shown with the wire down" 'dp:ovs.*not offloaded: p0 has no carrier' "$(dpctl dump-flows -m)"
+check_eq "p0's neighbour flushed with the carrier" "" "$(ip -n "$H" neigh show 198.18.0.2 dev p0 | grep -v FAILED)"
+ip -n "${T_PREFIX}remote" link set wire0 up
+t_wait "p0 carrier back" 5 bash -c "ip -n $H link show p0 | grep -q LOWER_UP"
+check_no_match "p0 has carrier with the wire up" 'NO-CARRIER' "$(ip -n "$H" link show p0)"
+t_wait "flows back in hardware (wire up)" 10 bash -c "[ \$(dpctl dump-flows -m | grep -c 'offloaded:yes') -eq 4 ]"
+check_eq "re-offloaded after the wire came back" 4 "$(offloaded_count)"
+check "ping after the wire came back" t_ping vm0 198.19.0.3 3
+
+# The uplink's own MTU changed: p0 follows (the port has one MTU); no echo back.
+ip -n "$H" link set up0 mtu 1400
+t_wait "p0 follows the uplink's MTU" 3 bash -c "ip -n $H link show p0 | grep -q 'mtu 1400'"
+check_match "p0 MTU follows the uplink's" 'mtu 1400' "$(ip -n "$H" link show p0)"
+ip -n "$H" link set up0 mtu 1500
+t_wait "p0 back to 1500" 3 bash -c "ip -n $H link show p0 | grep -q 'mtu 1500'"
+sleep 0.5
+check_match "uplink stays 1500 (no echo from p0)" 'mtu 1500' "$(ip -n "$H" link show up0)"
+check_match "p0 1500" 'mtu 1500' "$(ip -n "$H" link show p0)"
+
 # Keepalive: with a short reachable time the kernel's entry would go STALE during an
 # offloaded-only ping (the kernel never sees that traffic); with keepalive it stays valid.
 neigh_states() {
@@ -104,6 +165,20 @@ devlink dev param set esw0 name neigh_keepalive value true
 # vxlan's answer (fragmentation needed, through the tunnel port).
 out=$(t_in vm0 ping -c 2 -M do -s 1472 -W 1 198.19.0.3 2>&1)
 check_match "oversize DF packet: ICMP fragmentation needed with the tunnel MTU" 'Frag needed and DF set \(mtu = 1450\)|message too long, mtu=1450' "$out"
+# The same for IPv6 inside: the kernel's vxlan answers with ICMPv6 Packet Too Big
+# carrying the tunnel MTU (the encap rule is offloaded; too big after encapsulation, the
+# frame goes to software, whose vxlan port answers).
+t_in vm0 ip addr add 2001:db8:19::1/64 dev esw0v0 nodad
+t_in remote ip addr add 2001:db8:19::3/64 dev vx42 nodad
+DEC6='tunnel(tun_id=0x2a,src=198.18.0.2,dst=198.18.0.1,ttl=64,flags(+key)),in_port(2),eth(),eth_type(0x86dd),ipv6(frag=no)'
+printf '%s\n' "in_port(1),eth(),eth_type(0x86dd),ipv6(frag=no) set(tunnel(tun_id=0x2a,dst=198.18.0.2,ttl=64,tp_dst=4789,flags(df|key))),2" \
+    "$DEC6 1" > "$T_DIR/flows6"
+check "add IPv6 encap and decap flows" dpctl add-flows "$T_DIR/flows6"
+t_wait "IPv6 flows offloaded" 5 bash -c "[ \$(dpctl dump-flows -m | grep -c 'offloaded:yes') -eq 6 ]"
+check "IPv6 ping VF -> remote overlay" t_in vm0 ping -6 -c 2 -i 0.2 -W 2 -q 2001:db8:19::3
+out=$(t_in vm0 ping -6 -c 2 -s 1420 -W 1 2001:db8:19::3 2>&1)
+check_match "oversize IPv6 packet (offloaded encap): Packet too big with the tunnel MTU" 'Packet too big: mtu=1450' "$out"
+t_in vm0 ip -6 route flush cache >/dev/null 2>&1
 ip -n "$H" link set pf0vf0 mtu 1450
 t_wait "VF MTU follows the representor" 3 bash -c "ip -n ${T_PREFIX}vm0 link show esw0v0 | grep -q 'mtu 1450'"
 check_match "VF MTU is 1450" 'mtu 1450' "$(ip -n "${T_PREFIX}vm0" link show esw0v0)"
@@ -126,6 +201,12 @@ check "re-add flows under skip_hw" dpctl add-flows "$T_DIR/flows"
 check_eq "no flow offloaded under skip_hw" 0 "$(offloaded_count)"
 check_match "skip_hw flows are dp:ovs" 'dp:ovs' "$(dpctl dump-flows -m)"
 check "ping through software VXLAN" t_ping vm0 198.19.0.3 5
+check "add IPv6 flows under skip_hw" dpctl add-flows "$T_DIR/flows6"
+ip -n "$H" link set pf0vf0 mtu 1500
+t_wait "VF MTU back to 1500" 3 bash -c "ip -n ${T_PREFIX}vm0 link show esw0v0 | grep -q 'mtu 1500'"
+t_in vm0 ip -6 route flush cache >/dev/null 2>&1
+out=$(t_in vm0 ping -6 -c 2 -s 1420 -W 1 2001:db8:19::3 2>&1)
+check_match "oversize IPv6 packet (software encap): Packet too big with the tunnel MTU" 'Packet too big: mtu=1450' "$out"
 mbps=$(t_iperf vm0 remote 198.19.0.3 2)
 check_ge "iperf3 VF -> remote through software VXLAN (Mbit/s)" 5 "$mbps"
 mbps=$(t_iperf remote vm0 198.19.0.1 2)

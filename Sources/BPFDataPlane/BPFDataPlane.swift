@@ -144,6 +144,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     private var mode: ESwitchMode = .switchdev
     private var portCount = 0
     private var vxlanPorts: [UInt16] = []
+    private var vtepMAC: UInt64 = 0
     private var portIfindexes: [PortIndex: (Int32, Int32)] = [:]
     private var lastRank: UInt64 = 0
     /// A flush could not rewrite the mask or chain lists (RuleTables.swift): `maintain` does.
@@ -204,7 +205,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
 
     private func writeConfig() throws(DataPlaneError) {
         try update(maps.config, Self.u32(0), Layout.config(mode: mode, ports: portCount, vxlan: vxlanPorts,
-                                                           counterSlots: capacity.counters), "config")
+                                                           counterSlots: capacity.counters, vtepMAC: vtepMAC), "config")
     }
 
     public func setMode(_ mode: ESwitchMode, portCount: Int) throws(DataPlaneError) {
@@ -218,6 +219,12 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     public func setVXLANPorts(_ ports: [UInt16]) throws(DataPlaneError) {
         guard ports.count <= 4 else { throw .noSpace("vxlan port") }
         vxlanPorts = ports
+        try writeConfig()
+    }
+
+    public func setVTEPMAC(_ mac: UInt64) throws(DataPlaneError) {
+        guard mac != vtepMAC else { return }
+        vtepMAC = mac
         try writeConfig()
     }
 
@@ -341,7 +348,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     /// Writes everything the data plane holds into another set of maps.
     private func replay(into m: Maps, tables: RuleTables, counters newCounters: inout CounterMemory) throws(DataPlaneError) {
         try update(m.config, Self.u32(0), Layout.config(mode: mode, ports: portCount, vxlan: vxlanPorts,
-                                                        counterSlots: newCounters.slots), "config")
+                                                        counterSlots: newCounters.slots, vtepMAC: vtepMAC), "config")
         for (port, config) in portConfigs {
             try update(m.ports, Self.u32(port), Layout.port(config), "port")
             try writeIfindexes(port, config, into: m)

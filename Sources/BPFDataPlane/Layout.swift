@@ -24,7 +24,7 @@ public enum Layout {
     public static let actionSetSize = 8 + 40 * 16
     public static let encapSize = 80
     public static let portSize = 24
-    public static let configSize = 24
+    public static let configSize = 28
 
     /// FlowKey word of each hardware key word (bpf/esw_shared.h, struct esw_key).
     public static let keyWordSource: [Int] = [0, 1, 2, 3, 4, 5, 6, 9, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22]
@@ -182,13 +182,15 @@ public enum Layout {
         return b.b
     }
 
-    /// `counterSlots`: counters per CPU in esw_rule_counters (0: nothing is counted).
-    static func config(mode: ESwitchMode, ports: Int, vxlan: [UInt16], counterSlots: Int) -> [UInt8] {
+    /// `counterSlots`: counters per CPU in esw_rule_counters (0: nothing is counted);
+    /// `vtepMAC`: the only outer destination MAC the parser decaps VXLAN for (0: none).
+    static func config(mode: ESwitchMode, ports: Int, vxlan: [UInt16], counterSlots: Int, vtepMAC: UInt64 = 0) -> [UInt8] {
         var b = Bytes(configSize)
         b.u32(0, mode == .legacy ? modeLegacy : modeSwitchdev)
         b.u32(4, UInt32(ports))
         for (i, p) in vxlan.prefix(4).enumerated() { b.u16(8 + 2 * i, p) }
         b.u32(16, UInt32(counterSlots))
+        b.be48(20, vtepMAC)
         return b.b
     }
 }

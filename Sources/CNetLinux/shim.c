@@ -59,6 +59,7 @@ int cnl_tun_open(const char *name, int flags, char out_name[IFNAMSIZ]) {
 int cnl_tun_set_vnet_header_size(int fd, int size) { return ioctl(fd, TUNSETVNETHDRSZ, &size); }
 int cnl_tun_set_offload(int fd, unsigned int flags) { return ioctl(fd, TUNSETOFFLOAD, flags); }
 int cnl_tun_device_netns(int fd) { return ioctl(fd, TUNGETDEVNETNS); }
+int cnl_tun_set_carrier(int fd, int on) { return ioctl(fd, TUNSETCARRIER, &on); }
 
 int cnl_tun_name(int fd, char out_name[IFNAMSIZ]) {
     struct ifreq ifr;

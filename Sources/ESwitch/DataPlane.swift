@@ -104,6 +104,9 @@ public protocol DataPlane: AnyObject {
     func setPort(_ port: PortIndex, _ config: DataPlanePort?) throws(DataPlaneError)
     /// The UDP ports on which the parser recognises VXLAN (at most four).
     func setVXLANPorts(_ ports: [UInt16]) throws(DataPlaneError)
+    /// The MAC of the netdev that holds the host's VTEP (the uplink representor): the
+    /// only outer destination MAC of VXLAN frames the hardware decaps (0: none).
+    func setVTEPMAC(_ mac: UInt64) throws(DataPlaneError)
     /// Installs a rule, or replaces the one with the same match atomically for packets.
     func program(_ rule: DataPlaneRule) throws(DataPlaneError)
     func remove(_ rule: DataPlaneRule) throws(DataPlaneError)
@@ -201,6 +204,7 @@ public final class InMemoryDataPlane: DataPlane, @unchecked Sendable {
     public private(set) var mode: ESwitchMode = .switchdev
     public private(set) var ports: [PortIndex: DataPlanePort] = [:]
     public private(set) var vxlanPorts: [UInt16] = []
+    public private(set) var vtepMAC: UInt64 = 0
     public private(set) var rules: [DataPlaneRule] = []
     public private(set) var encaps: [UInt32: VXLAN.EncapTemplate] = [:]
     public private(set) var macs: [UInt64: PortIndex] = [:]
@@ -242,6 +246,11 @@ public final class InMemoryDataPlane: DataPlane, @unchecked Sendable {
         guard ports.count <= 4 else { throw .noSpace("vxlan port") }
         try write("vxlan \(ports)")
         vxlanPorts = ports
+    }
+
+    public func setVTEPMAC(_ mac: UInt64) throws(DataPlaneError) {
+        try write("vtep mac")
+        vtepMAC = mac
     }
 
     /// Rules per mask, and where each match is in `rules` (tests fill tables of thousands).

@@ -73,6 +73,9 @@ public final class ESwitch: @unchecked Sendable {
     weak var provider: RepresentorProvider?
     weak var vfLinks: VFLinkOperations?
     private var vxlanPortUsers: [UInt16: Int] = [:]
+    /// What the data plane was last told of the uplink representor (UplinkRepresentor.swift).
+    var publishedVTEPMAC: UInt64 = 0
+    var reflectedCarrier: Bool?
     /// The last refusal of the legacy MAC table per VF, so it is logged once per change.
     private var legacyRefusals: [PortIndex: LegacyMACRefusal] = [:]
 
@@ -135,7 +138,7 @@ public final class ESwitch: @unchecked Sendable {
     }
 
     /// Writes a port's state into the data plane's port table.
-    private func publish(_ p: ESwitchPort) throws {
+    func publish(_ p: ESwitchPort) throws {
         var repIndex: Int32 = 0
         if let r = p.representor { repIndex = (try? InterfaceControl().index(of: r.name)) ?? 0 }
         let config = DataPlanePort(
@@ -176,6 +179,7 @@ public final class ESwitch: @unchecked Sendable {
             try dataPlaneCall { () throws(DataPlaneError) in try dataPlane.attachRepresentor(ifindex: ifindex) }
             try publish(p)
         }
+        syncUplinkRepresentor()
     }
 
     private func destroyRepresentors() {
@@ -188,6 +192,7 @@ public final class ESwitch: @unchecked Sendable {
             names.append(r.name)
             provider?.destroyRepresentor(r, of: p)
         }
+        syncUplinkRepresentor()
         // The mode change is done when the netdevs are gone, not when the fds are closed.
         if let c = try? InterfaceControl(), !c.awaitRemoval(of: names) {
             logger.warning("representor netdevs still present after the mode change", metadata: ["netdevs": "\(names)"])

@@ -50,6 +50,12 @@ public struct TapDevice: ~Copyable {
         try syscall("SIOCSIFHWADDR(tap)") { cnl_tun_set_hwaddr(fd.raw, b) }
     }
 
+    /// Sets the netdev's carrier (TUNSETCARRIER, Linux 5.0), as a NIC driver does when
+    /// its physical link comes and goes.
+    public func setCarrier(_ on: Bool) throws(SystemError) {
+        try syscall("TUNSETCARRIER") { cnl_tun_set_carrier(fd.raw, on ? 1 : 0) }
+    }
+
     public func hardwareAddress() throws(SystemError) -> MACAddress {
         var mac = [UInt8](repeating: 0, count: 6)
         try syscall("SIOCGIFHWADDR(tap)") { cnl_tun_get_hwaddr(fd.raw, &mac) }

@@ -234,6 +234,13 @@ extension PacketEngine {
             replyFragmentationNeeded(b, port: port, tunnel: t, source: source, mtu: max(68, mtu - PacketEngine.tunnelOverhead))
             return
         }
+        // IPv6 is never fragmented on the way: the sender gets Packet Too Big (when the
+        // kernel would send one; else the outer packet goes on as below).
+        if key[.ethType] == UInt64(EtherType.ipv6),
+           replyPacketTooBig(b, port: port, tunnel: t, source: source, mtu: mtu - PacketEngine.tunnelOverhead) {
+            port.txDropped.wrappingAdd(1, ordering: .relaxed)
+            return
+        }
         if t.flags.contains(.dontFragment) {
             port.txDropped.wrappingAdd(1, ordering: .relaxed)
             return
@@ -322,6 +329,73 @@ extension PacketEngine {
         back.ipv4Src = t.ipv4Dst
         back.ipv4Dst = t.ipv4Src != 0 ? t.ipv4Src : source
         receive(&r, on: port, tunnel: back)
+    }
+
+    /// iptunnel_pmtud_check_icmpv6() and iptunnel_pmtud_build_icmpv6(): an ICMPv6 Packet
+    /// Too Big carrying the tunnel's MTU, from the inner destination to the inner source,
+    /// quoting as much of the packet as fits in the IPv6 minimum MTU, received back on the
+    /// tunnel port as `replyFragmentationNeeded` is. None (false) for a tunnel MTU below
+    /// 1280, an unspecified, multicast or loopback source, a non-first fragment, or an
+    /// ICMPv6 error or redirect, as in the kernel.
+    private func replyPacketTooBig(_ original: PacketBuffer, port: Vport, tunnel t: TunnelMetadata, source: UInt32, mtu: Int) -> Bool {
+        let o = original.data
+        guard mtu >= 1280, original.length >= 14 + 40, o.be16(12) == EtherType.ipv6 else { return false }
+        let innerSource = o.be128(22)
+        if innerSource == 0 || innerSource == 1 || innerSource >> 120 == 0xff { return false }
+        guard let (proto, offset) = Self.transportAfterExtensionHeaders(o + 14, length: original.length - 14) else {
+            return false
+        }
+        if proto == IPProto.icmpv6 {
+            guard offset < original.length - 14 else { return false }
+            let type = o.u8(14 + offset)
+            if type < 128 || type == 137 { return false }   // an error, or a redirect
+        }
+        let quoted = min(original.length - 14, 1280 - 40 - 8)
+        var r = spareBuffer()
+        r.length = 14 + 40 + 8 + quoted
+        let p = r.data
+        p.setBE48(0, o.be48(6))
+        p.setBE48(6, o.be48(0))
+        p.setBE16(12, EtherType.ipv6)
+        p.setBE32(14, 0x6000_0000)
+        p.setBE16(18, UInt16(8 + quoted))
+        p.setU8(20, IPProto.icmpv6)
+        p.setU8(21, o.u8(21))             // the original hop limit
+        p.setBE128(22, o.be128(38))       // from the original destination
+        p.setBE128(38, innerSource)       // to the original source
+        p.setU8(54, 2)                    // packet too big
+        p.setU8(55, 0)
+        p.setBE16(56, 0)
+        p.setBE32(58, UInt32(mtu))
+        (p + 62).copyMemory(from: o + 14, byteCount: quoted)
+        let pseudo = Checksum.pseudoHeaderIPv6(src: p.be128(22), dst: innerSource, proto: IPProto.icmpv6, length: 8 + quoted)
+        p.setBE16(56, Checksum.compute(p + 54, count: 8 + quoted, initial: pseudo))
+        var back = t
+        back.ipv4Src = t.ipv4Dst
+        back.ipv4Dst = t.ipv4Src != 0 ? t.ipv4Src : source
+        receive(&r, on: port, tunnel: back)
+        return true
+    }
+
+    /// ipv6_skip_exthdr(): the upper-layer protocol of an IPv6 packet and its offset from
+    /// the IPv6 header; nil for no next header, a truncated chain or a non-first fragment.
+    static func transportAfterExtensionHeaders(_ ip: UnsafeMutableRawPointer, length: Int) -> (UInt8, Int)? {
+        var next = ip.u8(6)
+        var offset = 40
+        while [0, 43, 44, 51, 59, 60].contains(next) {
+            if next == 59 || offset + 8 > length { return nil }
+            let header = next
+            next = ip.u8(offset)
+            if header == 44 {
+                if ip.be16(offset + 2) & ~7 != 0 { return nil }
+                offset += 8
+            } else if header == 51 {
+                offset += (Int(ip.u8(offset + 1)) + 2) << 2
+            } else {
+                offset += (Int(ip.u8(offset + 1)) + 1) << 3
+            }
+        }
+        return (next, offset)
     }
 
     /// The MTU of the route to `dst` (what the kernel would fragment or refuse at) and

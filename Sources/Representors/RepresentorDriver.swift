@@ -222,6 +222,8 @@ public final class RepresentorDriver: RepresentorProvider, VFLinkOperations, @un
     /// periodically.
     public func syncMTU(_ sw: ESwitch) {
         guard let c = try? InterfaceControl() else { return }
+        // The uplink's own MTU changed: p0 follows it (and is then not reflected back).
+        if let mtu = sw.followUplinkMTU() { lastMTU[.uplink] = mtu }
         for p in sw.ports {
             guard let r = p.representor, let mtu = try? c.mtu(of: r.name) else { continue }
             if lastMTU[p.index] != mtu {

@@ -46,6 +46,8 @@ public struct LinkEntry: Sendable, Equatable {
     public var mtu: UInt32
     public var isUp: Bool
     public var deleted = false
+    /// IFF_LOWER_UP: the link has carrier (p0 follows the wire's).
+    public var hasCarrier = true
 }
 
 /// What an rtnetlink message says, decoded.
@@ -96,6 +98,7 @@ enum RouteMessageDecoder {
             return withTable(nlh, MemoryLayout<ifinfomsg>.size, Int(__IFLA_MAX)) { tb in
                 var l = LinkEntry(ifindex: ifi.ifi_index, name: "", mac: 0, mtu: 0,
                                   isUp: ifi.ifi_flags & UInt32(IFF_UP) != 0, deleted: type == Int32(RTM_DELLINK))
+                l.hasCarrier = ifi.ifi_flags & 0x10000 != 0   // IFF_LOWER_UP
                 if let a = tb[Int(IFLA_IFNAME)] { l.name = String(cString: mnl_attr_get_str(a)) }
                 if let a = tb[Int(IFLA_MTU)], mnl_attr_get_payload_len(a) == 4 { l.mtu = mnl_attr_get_u32(a) }
                 if let a = tb[Int(IFLA_ADDRESS)], mnl_attr_get_payload_len(a) == 6 {

@@ -81,6 +81,8 @@ public final class TunnelTracker: TunnelOffloadResolver {
         case .failure(let f): return .failure(f)
         }
         guard route.outputInterface == uplink.ifindex else { return .failure(notOnSwitch(remote, route)) }
+        // The wire is down (p0 follows the uplink's carrier): nothing to resolve or send.
+        guard uplink.hasCarrier else { return .failure(.tunnel("\(uplink.name) has no carrier")) }
         let nk = NeighbourKey(ifindex: uplink.ifindex, address: route.gateway ?? remote)
         remoteNeighbour[remote] = nk
         guard let n = neighbours[nk], n.isValid, let mac = n.mac else {
@@ -224,7 +226,7 @@ public final class TunnelTracker: TunnelOffloadResolver {
             case .link(let l):
                 let old = links[l.ifindex]
                 if l.deleted { links[l.ifindex] = nil } else { links[l.ifindex] = l }
-                if old?.mac != l.mac || old?.isUp != l.isUp || old?.name != l.name || l.deleted { routingChanged = true }
+                if old?.mac != l.mac || old?.isUp != l.isUp || old?.hasCarrier != l.hasCarrier || old?.name != l.name || l.deleted { routingChanged = true }
                 if l.deleted { neighbours = neighbours.filter { $0.key.ifindex != l.ifindex } }
             case .other:
                 break

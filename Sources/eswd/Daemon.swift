@@ -215,6 +215,7 @@ final class Daemon {
         if now &- lastMTUSync > 200_000_000 {
             lastMTUSync = now
             driver.syncMTU(sw)
+            sw.syncUplinkRepresentor()
             sw.refreshVFNamespaces()
             sw.refreshLegacyTable()
             datapaths.datapath?.detachVanishedPorts()

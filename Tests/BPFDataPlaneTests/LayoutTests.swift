@@ -13,7 +13,7 @@ struct LayoutTests {
         #expect(Layout.rule(actionSet: 1, counter: 2, encap: false).count == 16)
         #expect(try Layout.actionSet([.drop]).get().count == 648)
         #expect(Layout.port(nil).count == 24)
-        #expect(Layout.config(mode: .switchdev, ports: 3, vxlan: [], counterSlots: 1).count == 24)
+        #expect(Layout.config(mode: .switchdev, ports: 3, vxlan: [], counterSlots: 1).count == 28)
         #expect(Layout.encap(VXLAN.EncapTemplate(bytes: [UInt8](repeating: 0, count: 50), isIPv6: false, checksum: false)).count == 80)
     }
 

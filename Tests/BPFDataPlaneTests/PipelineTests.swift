@@ -271,6 +271,7 @@ struct PipelineTests {
     @Test func decapOnTheUplinkStripsTheOuterHeaders() throws {
         let dp = try Self.dataPlane(ingress: .uplink)
         try dp.setVXLANPorts([4789])
+        try dp.setVTEPMAC(0x02_00_00_00_0a_01)   // the outer destination of vxlanFrame
         let inner = Self.udpFrame()
         let frame = Self.vxlanFrame(inner)
         try dp.program(Self.decapRule(inner, actions: [.decap, .forward(.vf(0))]))
@@ -294,6 +295,7 @@ struct PipelineTests {
     @Test func decapCopiesAnOuterCEMark() throws {
         let dp = try Self.dataPlane(ingress: .uplink)
         try dp.setVXLANPorts([4789])
+        try dp.setVTEPMAC(0x02_00_00_00_0a_01)   // the outer destination of vxlanFrame
         var inner = Self.udpFrame()
         inner.withUnsafeMutableBytes { r in
             let p = r.baseAddress!
@@ -319,6 +321,7 @@ struct PipelineTests {
     @Test func aVXLANFrameDoesNotHitAPlainRuleByItsInnerHeaders() throws {
         let dp = try Self.dataPlane(ingress: .uplink)
         try dp.setVXLANPorts([4789])
+        try dp.setVTEPMAC(0x02_00_00_00_0a_01)   // the outer destination of vxlanFrame
         let inner = Self.udpFrame()
         try dp.program(Self.rule(inner, inPort: .uplink, actions: [.forward(.vf(1))], counter: 3))
         let frame = Self.vxlanFrame(inner)

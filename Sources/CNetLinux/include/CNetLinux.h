@@ -22,6 +22,7 @@ int cnl_tun_open(const char *name, int flags, char out_name[IFNAMSIZ]);
 int cnl_tun_set_vnet_header_size(int fd, int size);
 int cnl_tun_set_offload(int fd, unsigned int flags);
 int cnl_tun_device_netns(int fd);
+int cnl_tun_set_carrier(int fd, int on);
 int cnl_tun_name(int fd, char out_name[IFNAMSIZ]);
 int cnl_tun_set_hwaddr(int fd, const uint8_t mac[6]);
 int cnl_tun_get_hwaddr(int fd, uint8_t mac[6]);
