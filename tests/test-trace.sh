@@ -141,6 +141,12 @@ decap=$(dpctl trace -j vxlan_sys_4789 "tunnel(tun_id=0x2a,src=198.18.0.2,dst=198
 check_eq "decap: parsed as VXLAN on the uplink and hit" "vxlan hit" \
     "$(field '["hardware"]["lookups"][0]["parser"], j["hardware"]["lookups"][0]["result"]' <<<"$decap" | tr -d "(),'")"
 check_eq "decap: to VF netdev esw0v0" "hardware: VF netdev esw0v0" "$(field '["verdict"]' <<<"$decap")"
+# The same frame on the wire addressed to another host's MAC: the parser does not take
+# it as VXLAN (as the pipeline does not), the host's stack drops it.
+wire=$(field '["wire"]["hex"]' <<<"$decap")
+other=$(dpctl trace -j p0 --hex "020000009999${wire:12}")
+check_eq "decap to another host's MAC: no VXLAN parse, a miss" "ethernet miss" \
+    "$(field '["hardware"]["lookups"][0]["parser"], j["hardware"]["lookups"][0]["result"]' <<<"$other" | tr -d "(),'")"
 sleep 1.2
 vx_before=$(dpctl dump-flows | grep -o 'packets:[0-9]*' | awk -F: '{s += $2} END {print s + 0}')
 check "ping VF0 -> the remote's overlay" t_ping vm0 198.19.0.3 5

@@ -74,7 +74,9 @@ public final class ESwitch: @unchecked Sendable {
     weak var vfLinks: VFLinkOperations?
     private var vxlanPortUsers: [UInt16: Int] = [:]
     /// What the data plane was last told of the uplink representor (UplinkRepresentor.swift).
-    var publishedVTEPMAC: UInt64 = 0
+    /// p0's MAC as the pipeline has it: the outer destination of the VXLAN frames the
+    /// hardware decaps (UplinkRepresentor.swift).
+    public internal(set) var publishedVTEPMAC: UInt64 = 0
     var reflectedCarrier: Bool?
     /// The last refusal of the legacy MAC table per VF, so it is logged once per change.
     private var legacyRefusals: [PortIndex: LegacyMACRefusal] = [:]

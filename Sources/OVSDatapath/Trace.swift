@@ -165,8 +165,8 @@ final class PacketTracer {
     /// The inner frame with the outer headers the remote VTEP would put on the wire.
     func wireFrame(inner: [UInt8], tunnel t: TunnelMetadata, vport: Vport) -> [UInt8] {
         let udpDst = t.tpDst != 0 ? t.tpDst : vport.udpPort
-        let uplinkMAC = eswitch?.port(.uplink)?.config.mac ?? 0
-        let template = VXLAN.template(ethSrc: 0, ethDst: uplinkMAC, tunnel: t, udpDst: udpDst)
+        // The remote VTEP resolved the host's VTEP address to p0's MAC.
+        let template = VXLAN.template(ethSrc: 0, ethDst: eswitch?.publishedVTEPMAC ?? 0, tunnel: t, udpDst: udpDst)
         guard var b = buffer(inner) else { return inner }
         let ok = template.bytes.withUnsafeBytes { tb in
             VXLAN.encapsulate(&b, template: tb, isIPv6: false, udpChecksum: t.flags.contains(.checksum),

@@ -23,13 +23,25 @@ extension PacketTracer {
     }
 
     /// bpf/parse.h parse_vxlan: an IPv4 (IHL 5, not fragmented) UDP frame to a
-    /// registered port with the VNI flag set; returns the tunnel fields and the inner frame.
-    static func parseVXLAN(_ f: [UInt8], ports: [UInt16]) -> (TunnelMetadata, [UInt8])? {
-        guard f.count >= 50 + 14, f[12] == 0x08, f[13] == 0x00, f[14] == 0x45, f[23] == IPProto.udp,
+    /// registered port with the VNI flag set, addressed to p0's MAC (`vtepMAC`), its IPv4
+    /// header checksum right and its lengths consistent; returns the tunnel fields and
+    /// the inner frame. With no `vtepMAC` (a frame the trace built, shown decoded) the
+    /// MAC, checksum and lengths are not checked.
+    static func parseVXLAN(_ f: [UInt8], ports: [UInt16], vtepMAC: UInt64?) -> (TunnelMetadata, [UInt8])? {
+        guard f.count >= 50 + 14, f[12] == 0x08, f[13] == 0x00, f[14] & 0x0f == 5, f[23] == IPProto.udp,
               (UInt16(f[20]) << 8 | UInt16(f[21])) & 0x3fff == 0 else { return nil }
         let dport = UInt16(f[36]) << 8 | UInt16(f[37])
         guard dport != 0, ports.contains(dport), f[42] & 0x08 != 0 else { return nil }
+        func be16(_ o: Int) -> UInt32 { UInt32(f[o]) << 8 | UInt32(f[o + 1]) }
         func be32(_ o: Int) -> UInt32 { (o..<o + 4).reduce(0) { $0 << 8 | UInt32(f[$1]) } }
+        if let vtepMAC {
+            guard (0..<6).reduce(UInt64(0), { $0 << 8 | UInt64(f[$1]) }) == vtepMAC else { return nil }
+            var sum = stride(from: 14, to: 34, by: 2).reduce(UInt32(0)) { $0 + be16($1) }
+            sum = (sum & 0xffff) + (sum >> 16)
+            sum = (sum & 0xffff) + (sum >> 16)
+            let total = Int(be16(16))
+            guard sum == 0xffff, total + 14 <= f.count, Int(be16(38)) + 20 == total else { return nil }
+        }
         var t = TunnelMetadata()
         t.id = UInt64(be32(46) >> 8)
         t.ipv4Src = be32(26)
@@ -76,7 +88,8 @@ extension PacketTracer {
         var hit: (HardwareTables.Lookup, TunnelMetadata?)?
         // The parser's VXLAN view first (4789 always, for the checksum fix, when no port is registered).
         let registered = sw.registeredVXLANPorts
-        if port == .uplink, let (t, inner) = Self.parseVXLAN(frame, ports: registered.isEmpty ? [VXLAN.defaultPort] : registered) {
+        if port == .uplink, let (t, inner) = Self.parseVXLAN(frame, ports: registered.isEmpty ? [VXLAN.defaultPort] : registered,
+                                                                   vtepMAC: sw.publishedVTEPMAC) {
             let key = Self.hardwareKey(inner, port: port, tunnel: t)
             let l = sw.tables.lookup(key, tunnel: true)
             lookups.append(lookupNode("vxlan", key: key, l))
@@ -207,7 +220,8 @@ extension PacketTracer {
         // The host's UDP stack hands VXLAN payloads to a vxlan vport's socket.
         if port.index == .uplink {
             let vxlanPorts = dp.allPorts.filter { $0.type == .vxlan }
-            if let (t, inner) = Self.parseVXLAN(frame, ports: vxlanPorts.map(\.udpPort)),
+            // The host's stack takes frames to p0's MAC with a good header, as the pipeline's parser.
+            if let (t, inner) = Self.parseVXLAN(frame, ports: vxlanPorts.map(\.udpPort), vtepMAC: eswitch?.publishedVTEPMAC ?? 0),
                let v = vxlanPorts.first(where: { $0.udpPort == t.tpDst }) {
                 // What the vport's socket reports (VXLANPort.receiveTunnel): key flag only.
                 var meta = t
@@ -274,7 +288,7 @@ extension PacketTracer {
                 }
                 steps.append("forward to eSwitch port \(p) (\(name)): \(destination)")
                 var out = frameNode(b.bytes, names: hardwareNames)
-                if let t = encapsulated, let (tunnel, inner) = Self.parseVXLAN(b.bytes, ports: [t.tpDst]) {
+                if let t = encapsulated, let (tunnel, inner) = Self.parseVXLAN(b.bytes, ports: [t.tpDst], vtepMAC: nil) {
                     out = frameNode(b.bytes, inner: inner, tunnel: tunnel, names: hardwareNames)
                 }
                 var r = TraceRecord()

@@ -32,7 +32,7 @@ struct DriverInvariantTests {
         if t.maskedPool.occupancy - stockM != units { errs.append("\(tag): masked occ \(t.maskedPool.occupancy) stock \(stockM) vs held \(units)") }
         let stockC = sw.stockedUnits(t.counterPool)
         if t.counterPool.occupancy - stockC != holding.count { errs.append("\(tag): counters occ \(t.counterPool.occupancy) stock \(stockC) vs \(holding.count)") }
-        if t.maskedPool.programmed != prog.filter { $0.table == .masked }.reduce(0, { $0 + $1.units }) { errs.append("\(tag): masked programmed \(t.maskedPool.programmed)") }
+        if t.maskedPool.programmed != prog.filter({ $0.table == .masked }).reduce(0, { $0 + $1.units }) { errs.append("\(tag): masked programmed \(t.maskedPool.programmed)") }
         if t.counterPool.programmed != prog.count { errs.append("\(tag): counters programmed \(t.counterPool.programmed) vs \(prog.count)") }
         let masks = Set(holding.map { $0.spec.mask })
         if t.maskPool.occupancy != masks.count { errs.append("\(tag): masks occ \(t.maskPool.occupancy) vs \(masks.count)") }
