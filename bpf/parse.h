@@ -303,7 +303,7 @@ __noinline int parse_vxlan(struct __sk_buff *skb, const struct esw_config *cfg, 
     if (h[12] != 0x08 || h[13] != 0x00)
         return 0;
     __u32 ihl = (h[14] & 0x0f) * 4;
-    if (ihl != 20 || h[23] != PROTO_UDP || ((((__u16)h[20] << 8) | h[21]) & 0x3fff) != 0)
+    if ((h[14] >> 4) != 4 || ihl != 20 || h[23] != PROTO_UDP || ((((__u16)h[20] << 8) | h[21]) & 0x3fff) != 0)
         return 0;
     if (esw_load(skb, 0, h, 50) < 0)
         return 0;
@@ -314,9 +314,10 @@ __noinline int parse_vxlan(struct __sk_buff *skb, const struct esw_config *cfg, 
         return 0;
     if (!(h[42] & 0x08) || skb->len < 50 + 14)
         return 0;
+    /* Only to the VTEP netdev's MAC, and none while there is none (all zero). */
     const __u8 *vtep = cfg->vtep_mac;
-    if (h[0] != vtep[0] || h[1] != vtep[1] || h[2] != vtep[2] || h[3] != vtep[3] || h[4] != vtep[4] ||
-        h[5] != vtep[5])
+    if (!(vtep[0] | vtep[1] | vtep[2] | vtep[3] | vtep[4] | vtep[5]) || h[0] != vtep[0] || h[1] != vtep[1] ||
+        h[2] != vtep[2] || h[3] != vtep[3] || h[4] != vtep[4] || h[5] != vtep[5])
         return 0;
     __u32 sum = 0;
 #pragma unroll
@@ -326,7 +327,9 @@ __noinline int parse_vxlan(struct __sk_buff *skb, const struct esw_config *cfg, 
     sum = (sum & 0xffff) + (sum >> 16);
     __u32 total = ((__u32)h[16] << 8) | h[17];
     __u32 udp_len = ((__u32)h[38] << 8) | h[39];
-    if (sum != 0xffff || total + 14 > skb->len || udp_len + 20 != total)
+    /* The IP packet holds the UDP and VXLAN headers and an inner Ethernet header (the
+     * frame's own length may be more: padding the host trims). */
+    if (sum != 0xffff || total < 20 + 8 + 8 + 14 || total + 14 > skb->len || udp_len + 20 != total)
         return 0;
     __u64 flags = 8;   /* key */
     if (h[20] & 0x40)

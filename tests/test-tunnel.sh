@@ -52,7 +52,7 @@ logging.getLogger("scapy").setLevel(logging.ERROR)
 from scapy.all import Ether, IP, UDP, Raw, sendp
 from scapy.layers.vxlan import VXLAN
 p0mac, wiremac, vfmac = sys.argv[1:4]
-def frame(tag, dst=p0mac, ipsum=None, udplen_extra=0):
+def frame(tag, dst=p0mac, ipsum=None, udplen_extra=0, version=None):
     inner = (Ether(src="02:00:00:00:33:33", dst=vfmac) / IP(src="198.19.0.3", dst="198.19.0.1") /
              UDP(sport=5555, dport=7777) / Raw(tag.encode()))
     f = Ether(bytes(Ether(src=wiremac, dst=dst) / IP(src="198.18.0.2", dst="198.18.0.1", ttl=64, flags="DF") /
@@ -61,9 +61,15 @@ def frame(tag, dst=p0mac, ipsum=None, udplen_extra=0):
         f[IP].chksum = ipsum
     if udplen_extra:
         f[UDP].len += udplen_extra
+    if version is not None:   # the IP header's version nibble (checksum made for it)
+        raw = bytearray(bytes(f)); raw[14] = (version << 4) | 5; raw[24:26] = b"\0\0"
+        s = sum(int.from_bytes(raw[i:i + 2], "big") for i in range(14, 34, 2))
+        while s > 0xffff: s = (s & 0xffff) + (s >> 16)
+        raw[24:26] = (~s & 0xffff).to_bytes(2, "big")
+        f = Ether(bytes(raw))
     return f
 frames = [frame("ESWTN-OTHERMAC", dst="02:00:00:00:99:99"), frame("ESWTN-BADIPSUM", ipsum=0x1234),
-          frame("ESWTN-BADUDPLEN", udplen_extra=8), frame("ESWTN-GOOD")]
+          frame("ESWTN-BADUDPLEN", udplen_extra=8), frame("ESWTN-VERSIONSIX", version=6), frame("ESWTN-GOOD")]
 sendp(frames, iface="wire0", verbose=False)
 PYEOF
 P0MAC=$(ip -n "$H" -o link show p0 | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)

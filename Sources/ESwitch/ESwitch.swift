@@ -32,6 +32,8 @@ public protocol VFLinkOperations: AnyObject {
     func exists(_ vf: VFNetdev) -> Bool
     /// Makes a VF whose pair is gone again, in the daemon's namespace.
     func remake(_ vf: VFNetdev) throws -> VFNetdev
+    /// Deletes a VF's pair (one `remake` made that could not be set up).
+    func discard(_ vf: VFNetdev)
 }
 
 /// An opaque handle to an installed hardware rule.
@@ -80,6 +82,8 @@ public final class ESwitch: @unchecked Sendable {
     var reflectedCarrier: Bool?
     /// The last refusal of the legacy MAC table per VF, so it is logged once per change.
     private var legacyRefusals: [PortIndex: LegacyMACRefusal] = [:]
+    /// VFs whose pair could not be made again, so the failure is logged once, not every 200 ms.
+    private var vfReturnFailures: Set<PortIndex> = []
 
     public init(name: String, vfs: [VFNetdev], uplink: UplinkNetdev, mode: ESwitchMode, profile: HardwareProfile,
                 params: DeviceParams = DeviceParams(), dataPlane: DataPlane, clock: HardwareClock = SystemHardwareClock(),
@@ -302,23 +306,41 @@ public final class ESwitch: @unchecked Sendable {
     /// at it. Rules name the port, not the netdev: they stay and forward to the new one.
     private func returnVF(of p: ESwitchPort, _ vfLinks: VFLinkOperations) -> VFNetdev? {
         guard let old = p.vfNetdev else { return nil }
-        dataPlane.detach(ifindex: old.switchIfindex)
+        let v: VFNetdev
+        do { v = try vfLinks.remake(old) } catch {
+            vfReturnFailed(p, old.name, error)
+            return nil
+        }
+        // The port takes the new pair only once it is whole; otherwise the pair goes and
+        // the next tick tries again (a half-made VF would pass for a present one).
         do {
-            let v = try vfLinks.remake(old)
-            p.vfNetdev = v
-            p.vfInOtherNamespace = false
             if p.config.mac != 0 { try vfLinks.setMAC(v, p.config.mac) }
             if p.mtu != ESwitchPort.defaultMTU { try vfLinks.setMTU(v, p.mtu) }
             if !p.config.linkUp { try vfLinks.setCarrier(v, false) }
             try dataPlaneCall { () throws(DataPlaneError) in try dataPlane.attachPort(ifindex: v.switchIfindex) }
-            try publish(p)
-            logger.warning("VF netdev gone with its namespace: made again in the daemon's namespace",
-                           metadata: ["port": "\(p.index)", "vf": "\(v.name)"])
-            return v
+            p.vfNetdev = v
+            p.vfInOtherNamespace = false
+            do { try publish(p) } catch {
+                p.vfNetdev = old
+                throw error
+            }
         } catch {
-            logger.error("VF netdev gone and not made again", metadata: ["vf": "\(old.name)", "error": "\(error)"])
+            dataPlane.detach(ifindex: v.switchIfindex)
+            vfLinks.discard(v)
+            vfReturnFailed(p, old.name, error)
             return nil
         }
+        dataPlane.detach(ifindex: old.switchIfindex)
+        vfReturnFailures.remove(p.index)
+        logger.warning("VF netdev gone with its namespace: made again in the daemon's namespace",
+                       metadata: ["port": "\(p.index)", "vf": "\(v.name)"])
+        return v
+    }
+
+    private func vfReturnFailed(_ p: ESwitchPort, _ name: String, _ error: any Error) {
+        guard vfReturnFailures.insert(p.index).inserted else { return }
+        logger.error("VF netdev gone and not made again (retried every 200 ms, logged once)",
+                     metadata: ["vf": "\(name)", "error": "\(error)"])
     }
 
     /// The MAC a VF has: its admin MAC, else what its netdev has now.

@@ -149,9 +149,8 @@ public final class Datapath: @unchecked Sendable {
         } catch {
             throw DatapathError(22, "\(name): \(error)")
         }
-        changePorts { $0[n] = vp }
+        retranslateFlows(namingPort: n) { changePorts { $0[n] = vp } }
         logger.info("vport added", metadata: ["port": "\(n)", "name": "\(name)", "type": "\(type.name)"])
-        retranslateFlows(namingPort: n)
         return vp
     }
 
@@ -160,18 +159,16 @@ public final class Datapath: @unchecked Sendable {
     func addDetachedRepresentorPort(name: String, number: UInt32, eswitchPort: PortIndex) -> Vport {
         let vp = Vport(portNumber: number, name: name, type: .netdev, eswitchPort: eswitchPort, ifindex: 0, netdevRX: nil,
                        tap: nil, tunnel: nil)
-        changePorts { $0[number] = vp }
-        retranslateFlows(namingPort: number)
+        retranslateFlows(namingPort: number) { changePorts { $0[number] = vp } }
         return vp
     }
 
     public func deletePort(_ number: UInt32) throws(DatapathError) {
         guard let p = ports[number] else { throw .notFound("no port \(number) in \(name)") }
         guard number != 0 else { throw .invalid("port 0 is the datapath's internal port") }
-        changePorts { $0[number] = nil }
+        retranslateFlows(namingPort: number) { changePorts { $0[number] = nil } }
         normal.forget(port: number)
         logger.info("vport deleted", metadata: ["port": "\(number)", "name": "\(p.name)"])
-        retranslateFlows(namingPort: number)
     }
 
     /// Netdev vports whose netdev is gone, or whose name now belongs to another netdev

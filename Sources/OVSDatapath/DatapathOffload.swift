@@ -213,8 +213,9 @@ extension Datapath {
         }
         let translated = hardwareRule(for: fresh)
         if case .hardware(let h) = old.offload {
+            let slot = eswitch!.rule(h)?.counter
             if case .success(let t) = translated, case .success(let nh) = eswitch!.replaceRule(h, with: t.spec) {
-                keepCounter(of: old, in: fresh)
+                carryCounters(from: old, to: fresh, oldSlot: slot, replacement: nh)
                 withdrawMark(of: old)
                 installed(fresh, nh, t)
                 unregisterVXLAN(of: old)
@@ -225,7 +226,7 @@ extension Datapath {
             if case .failure(let f) = translated, partialOffload, policy == .none, Datapath.isSoftwareOnlyActions(f),
                let mark = eswitch!.rule(h)?.mark, let spec = hintSpec(for: fresh, mark: mark),
                case .success(let nh) = eswitch!.replaceRule(h, with: spec) {
-                keepCounter(of: old, in: fresh)
+                carryCounters(from: old, to: fresh, oldSlot: slot, replacement: nh)
                 fresh.offload = .hardware(nh)
                 old.hintMark = 0
                 publishMark(mark.value, for: fresh)
@@ -241,13 +242,20 @@ extension Datapath {
         try place(fresh, translated)
     }
 
-    /// A replacement rule keeps its predecessor's counter (same slot, counting on): the
-    /// new flow takes the old one's reading as its latest, and only what earlier rules
-    /// counted as carried. (Moving the reading into carried as well counted it twice
-    /// from the next poll on.)
-    private func keepCounter(of old: DatapathFlow, in fresh: DatapathFlow) {
-        fresh.hardwareCarried = old.hardwareCarried
-        fresh.hardwareLatest = old.hardwareLatest
+    /// The counter a replacement counts in: its predecessor's slot when the match is the
+    /// same (the count goes on: the flow's last reading stays its latest; moving it into
+    /// carried as well counted it twice from the next poll on), else a new one (what the
+    /// old rule counted is carried).
+    private func carryCounters(from old: DatapathFlow, to fresh: DatapathFlow, oldSlot: UInt32?,
+                               replacement nh: HardwareRuleHandle) {
+        if let oldSlot, eswitch?.rule(nh)?.counter == oldSlot {
+            fresh.hardwareCarried = old.hardwareCarried
+            fresh.hardwareLatest = old.hardwareLatest
+        } else {
+            old.retireHardwareCounters()
+            fresh.hardwareCarried = old.hardwareCarried
+            fresh.hardwareLatest = RuleCounters()
+        }
     }
 
     func removeHardware(_ f: DatapathFlow) {
@@ -280,8 +288,11 @@ extension Datapath {
             case .success(let t):
                 if case .hardware(let h) = f.offload {
                     // Unchanged rules (the usual case: an encap entry rewritten in place) stay.
-                    // The replacement counts on in the same counter: the reading stays latest.
+                    // A replacement of the same match counts on in the same counter (the
+                    // reading stays latest); another match has a new one (carried).
+                    let slot = eswitch!.rule(h)?.counter
                     if eswitch!.rule(h)?.spec != t.spec.normalized, case .success(let nh) = eswitch!.replaceRule(h, with: t.spec) {
+                        if slot == nil || eswitch!.rule(nh)?.counter != slot { f.retireHardwareCounters() }
                         f.offload = .hardware(nh)
                     }
                     f.tunnelDependency = t.dependency
@@ -313,11 +324,14 @@ extension Datapath {
     /// they were translated. The flows naming `number` are translated again: into
     /// hardware for the port that has the number now, or to software with the reason
     /// (no rule may go on forwarding for a port the datapath no longer has).
-    func retranslateFlows(namingPort number: UInt32) {
-        guard policy != .skipHW, eswitch != nil else { return }
+    func retranslateFlows(namingPort number: UInt32, changingPorts change: () -> Void) {
+        guard policy != .skipHW, eswitch != nil else { return change() }
         let affected = table.flows.filter { $0.names(port: number) }
+        // Out of the hardware while the ports are as the rules were made for (a decap
+        // rule's VXLAN UDP port is given back through its vport), in again after.
+        for f in affected { removeHardware(f) }
+        change()
         for f in affected {
-            removeHardware(f)
             do { try place(f, hardwareRule(for: f)) } catch {
                 // skip_sw: nothing runs the flow until the port is back (as its rule could not be written).
                 f.offload = .software(reason: "\(error)")
@@ -327,7 +341,6 @@ extension Datapath {
             logger.info("flows translated again for a port change", metadata: ["port": "\(number)", "flows": "\(affected.count)"])
         }
     }
-
 }
 
 extension DatapathFlow {

@@ -28,19 +28,19 @@ extension PacketTracer {
     /// the inner frame. With no `vtepMAC` (a frame the trace built, shown decoded) the
     /// MAC, checksum and lengths are not checked.
     static func parseVXLAN(_ f: [UInt8], ports: [UInt16], vtepMAC: UInt64?) -> (TunnelMetadata, [UInt8])? {
-        guard f.count >= 50 + 14, f[12] == 0x08, f[13] == 0x00, f[14] & 0x0f == 5, f[23] == IPProto.udp,
+        guard f.count >= 50 + 14, f[12] == 0x08, f[13] == 0x00, f[14] == 0x45, f[23] == IPProto.udp,
               (UInt16(f[20]) << 8 | UInt16(f[21])) & 0x3fff == 0 else { return nil }
         let dport = UInt16(f[36]) << 8 | UInt16(f[37])
         guard dport != 0, ports.contains(dport), f[42] & 0x08 != 0 else { return nil }
         func be16(_ o: Int) -> UInt32 { UInt32(f[o]) << 8 | UInt32(f[o + 1]) }
         func be32(_ o: Int) -> UInt32 { (o..<o + 4).reduce(0) { $0 << 8 | UInt32(f[$1]) } }
         if let vtepMAC {
-            guard (0..<6).reduce(UInt64(0), { $0 << 8 | UInt64(f[$1]) }) == vtepMAC else { return nil }
+            guard vtepMAC != 0, (0..<6).reduce(UInt64(0), { $0 << 8 | UInt64(f[$1]) }) == vtepMAC else { return nil }
             var sum = stride(from: 14, to: 34, by: 2).reduce(UInt32(0)) { $0 + be16($1) }
             sum = (sum & 0xffff) + (sum >> 16)
             sum = (sum & 0xffff) + (sum >> 16)
             let total = Int(be16(16))
-            guard sum == 0xffff, total + 14 <= f.count, Int(be16(38)) + 20 == total else { return nil }
+            guard sum == 0xffff, total >= 20 + 8 + 8 + 14, total + 14 <= f.count, Int(be16(38)) + 20 == total else { return nil }
         }
         var t = TunnelMetadata()
         t.id = UInt64(be32(46) >> 8)

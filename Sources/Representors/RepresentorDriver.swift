@@ -177,6 +177,8 @@ public final class RepresentorDriver: RepresentorProvider, VFLinkOperations, @un
         return (try? c.index(of: vf.switchSide)) == vf.switchIfindex
     }
 
+    public func discard(_ vf: VFNetdev) { destroyVFs([vf]) }
+
     public func remake(_ vf: VFNetdev) throws -> VFNetdev {
         var rt = try RouteLink()
         let c = try InterfaceControl()

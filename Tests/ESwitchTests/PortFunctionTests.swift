@@ -19,6 +19,7 @@ import Testing
         func isInOtherNamespace(_ vf: VFNetdev) -> Bool { false }
         func exists(_ vf: VFNetdev) -> Bool { true }
         func remake(_ vf: VFNetdev) throws -> VFNetdev { vf }
+        func discard(_ vf: VFNetdev) {}
     }
 
     /// Log lines at warning and above, to count repeats.
