@@ -237,7 +237,7 @@ extension PacketEngine {
         // IPv6 is never fragmented on the way: the sender gets Packet Too Big (when the
         // kernel would send one; else the outer packet goes on as below).
         if key[.ethType] == UInt64(EtherType.ipv6),
-           replyPacketTooBig(b, port: port, tunnel: t, source: source, mtu: mtu - PacketEngine.tunnelOverhead) {
+           replyPacketTooBig(b, key: key, port: port, tunnel: t, source: source, mtu: mtu - PacketEngine.tunnelOverhead) {
             port.txDropped.wrappingAdd(1, ordering: .relaxed)
             return
         }
@@ -325,6 +325,12 @@ extension PacketEngine {
         p.setBE16(40, UInt16(truncatingIfNeeded: mtu))
         (p + 42).copyMemory(from: o + 14, byteCount: quoted)
         p.setBE16(36, Checksum.compute(p + 34, count: 8 + quoted))
+        receiveBack(&r, on: port, tunnel: t, source: source)
+    }
+
+    /// A reply to the sender comes in through the tunnel port as if the far end had sent
+    /// it: the transmit key's addresses swapped (the source as routing chose it).
+    private func receiveBack(_ r: inout PacketBuffer, on port: Vport, tunnel t: TunnelMetadata, source: UInt32) {
         var back = t
         back.ipv4Src = t.ipv4Dst
         back.ipv4Dst = t.ipv4Src != 0 ? t.ipv4Src : source
@@ -337,18 +343,17 @@ extension PacketEngine {
     /// tunnel port as `replyFragmentationNeeded` is. None (false) for a tunnel MTU below
     /// 1280, an unspecified, multicast or loopback source, a non-first fragment, or an
     /// ICMPv6 error or redirect, as in the kernel.
-    private func replyPacketTooBig(_ original: PacketBuffer, port: Vport, tunnel t: TunnelMetadata, source: UInt32, mtu: Int) -> Bool {
+    /// The packet's flow key already has what the kernel walks the extension headers for
+    /// (a later fragment; the ICMPv6 type in tp_src).
+    private func replyPacketTooBig(_ original: PacketBuffer, key: FlowKey, port: Vport, tunnel t: TunnelMetadata,
+                                   source: UInt32, mtu: Int) -> Bool {
         let o = original.data
         guard mtu >= 1280, original.length >= 14 + 40, o.be16(12) == EtherType.ipv6 else { return false }
         let innerSource = o.be128(22)
         if innerSource == 0 || innerSource == 1 || innerSource >> 120 == 0xff { return false }
-        guard let (proto, offset) = Self.transportAfterExtensionHeaders(o + 14, length: original.length - 14) else {
-            return false
-        }
-        if proto == IPProto.icmpv6 {
-            guard offset < original.length - 14 else { return false }
-            let type = o.u8(14 + offset)
-            if type < 128 || type == 137 { return false }   // an error, or a redirect
+        if key[.ipFrag] == UInt64(FragmentType.later.rawValue) { return false }
+        if key[.ipProto] == UInt64(IPProto.icmpv6), key[.tpSrc] < 128 || key[.tpSrc] == 137 {
+            return false   // an error, or a redirect
         }
         let quoted = min(original.length - 14, 1280 - 40 - 8)
         var r = spareBuffer()
@@ -370,32 +375,8 @@ extension PacketEngine {
         (p + 62).copyMemory(from: o + 14, byteCount: quoted)
         let pseudo = Checksum.pseudoHeaderIPv6(src: p.be128(22), dst: innerSource, proto: IPProto.icmpv6, length: 8 + quoted)
         p.setBE16(56, Checksum.compute(p + 54, count: 8 + quoted, initial: pseudo))
-        var back = t
-        back.ipv4Src = t.ipv4Dst
-        back.ipv4Dst = t.ipv4Src != 0 ? t.ipv4Src : source
-        receive(&r, on: port, tunnel: back)
+        receiveBack(&r, on: port, tunnel: t, source: source)
         return true
-    }
-
-    /// ipv6_skip_exthdr(): the upper-layer protocol of an IPv6 packet and its offset from
-    /// the IPv6 header; nil for no next header, a truncated chain or a non-first fragment.
-    static func transportAfterExtensionHeaders(_ ip: UnsafeMutableRawPointer, length: Int) -> (UInt8, Int)? {
-        var next = ip.u8(6)
-        var offset = 40
-        while [0, 43, 44, 51, 59, 60].contains(next) {
-            if next == 59 || offset + 8 > length { return nil }
-            let header = next
-            next = ip.u8(offset)
-            if header == 44 {
-                if ip.be16(offset + 2) & ~7 != 0 { return nil }
-                offset += 8
-            } else if header == 51 {
-                offset += (Int(ip.u8(offset + 1)) + 2) << 2
-            } else {
-                offset += (Int(ip.u8(offset + 1)) + 1) << 3
-            }
-        }
-        return (next, offset)
     }
 
     /// The MTU of the route to `dst` (what the kernel would fragment or refuse at) and
