@@ -30,6 +30,8 @@ extension BPFDataPlane {
         let index: Int
         let table: HardwareTable
         let key: TableKey
+        /// `key.fingerprint`, computed once.
+        let fingerprint: UInt64
         let value: RuleValue
         let mask: MaskWords
         /// The slot's current content when the rule replaces one (same match, same counter).
@@ -139,7 +141,7 @@ extension BPFDataPlane {
                 if let m = e.mask { releaseMaskIfUnused(m) }
                 return (i, e.error)
             }
-            if p.previous != nil || queuedFingerprints[t].contains(p.key.fingerprint) {
+            if p.previous != nil || queuedFingerprints[t].contains(p.fingerprint) {
                 // A replacement, or a second rule for a queued slot: written after the queue.
                 writeQueuedRules()
                 releaseActionSet(p.value.actionSet)
@@ -147,7 +149,7 @@ extension BPFDataPlane {
                 if let e = programNow([rule]).error { return (i, e) }
             } else {
                 queuedWrites!.append((p, rule))
-                queuedFingerprints[t].insert(p.key.fingerprint)
+                queuedFingerprints[t].insert(p.fingerprint)
                 if queuedWrites!.count >= Self.queuedWriteBulk { writeQueuedRules() }
             }
             i += 1
@@ -211,7 +213,7 @@ extension BPFDataPlane {
                 }
                 let t = Self.slotIndex(p.table)
                 if rules.count > 1 {
-                    guard inWrite[t].insert(p.key.fingerprint).inserted else {
+                    guard inWrite[t].insert(p.fingerprint).inserted else {
                         releaseActionSet(p.value.actionSet)
                         break
                     }
@@ -246,7 +248,8 @@ extension BPFDataPlane {
             return .failure(PrepareFailure(error: error, mask: nil))
         }
         let key = TableKey(maskID: maskID, key: rule.key, mask: mask)
-        let previous = slots[Self.slotIndex(rule.table)][key.fingerprint]
+        let fingerprint = key.fingerprint
+        let previous = slots[Self.slotIndex(rule.table)][fingerprint]
         // Two driver rules that differ only outside the hardware key would share a slot:
         // the second is refused rather than overwriting the first.
         if let previous, previous.counter != rule.counter {
@@ -257,7 +260,7 @@ extension BPFDataPlane {
             return .failure(PrepareFailure(error: error, mask: mask))
         }
         let encap = rule.actions.contains { if case .encap = $0 { true } else { false } }
-        return .success(PendingRule(index: index, table: rule.table, key: key,
+        return .success(PendingRule(index: index, table: rule.table, key: key, fingerprint: fingerprint,
                                     value: RuleValue(actionSet: setID, counter: rule.counter, encap: encap,
                                                      recirc: RuleValue.recirculates(rule.actions)),
                                     mask: mask, previous: previous))
@@ -291,7 +294,7 @@ extension BPFDataPlane {
         // The written rules count on their masks; masks new to a table join its list.
         var listed: [(mask: MaskWords, table: HardwareTable)] = []
         for p in pending[..<written] {
-            slots[Self.slotIndex(p.table)][p.key.fingerprint] = Slot(actionSet: p.value.actionSet, counter: p.value.counter,
+            slots[Self.slotIndex(p.table)][p.fingerprint] = Slot(actionSet: p.value.actionSet, counter: p.value.counter,
                                                          flags: p.value.flags)
             if let previous = p.previous {
                 // Replaced in one write: the old action set goes once no rule uses it.
@@ -335,12 +338,12 @@ extension BPFDataPlane {
         let t = Self.slotIndex(p.table)
         if let previous = p.previous {
             _ = updateBatch(mapFD(p.table), keys: [p.key], values: [previous.value])
-            slots[t][p.key.fingerprint] = previous
+            slots[t][p.fingerprint] = previous
             // Its action set was released when the rule replaced it: it is held again.
             if let set = actionSetsByID[previous.actionSet], let s = actionSets[set] { actionSets[set] = (s.id, s.users + 1) }
         } else {
             delete(mapFD(p.table), p.key.bytes)
-            slots[t][p.key.fingerprint] = nil
+            slots[t][p.fingerprint] = nil
             releaseSlotStorageIfEmpty(t)
             uncountMaskUser(p.mask, table: p.table)
         }
@@ -371,8 +374,9 @@ extension BPFDataPlane {
                 let key = TableKey(maskID: maskID, key: rule.key, mask: mask)
                 let t = Self.slotIndex(rule.table)
                 // Only the rule that owns the slot (its counter) takes it out.
-                guard let slot = slots[t][key.fingerprint], slot.counter == rule.counter else { continue }
-                slots[t][key.fingerprint] = nil
+                let fingerprint = key.fingerprint
+                guard let slot = slots[t][fingerprint], slot.counter == rule.counter else { continue }
+                slots[t][fingerprint] = nil
                 releaseSlotStorageIfEmpty(t)
                 taken.append((i - 1, rule.table, key, slot, mask))
             }
