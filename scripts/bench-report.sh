@@ -7,6 +7,20 @@
 ratio() {
     awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "n/a" || b == "n/a" || a == "nan" || b == "nan" || a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'
 }
+# paired A B METRIC (tcp|udp): the median over the rounds of A's run over B's run of the
+# same round, or n/a
+paired() {
+    awk -v a="${R[$1,${3}runs]:-}" -v b="${R[$2,${3}runs]:-}" 'BEGIN{
+        n = split(a, x, " "); m = split(b, y, " ")
+        if (n == 0 || n != m) { print "n/a"; exit }
+        for (i = 1; i <= n; i++) {
+            if (x[i] == "n/a" || y[i] == "n/a" || y[i] + 0 == 0) { print "n/a"; exit }
+            v = x[i] / y[i]
+            for (j = i - 1; j >= 1 && r[j] > v; j--) r[j + 1] = r[j]
+            r[j + 1] = v
+        }
+        printf "%.2f", r[int((n + 1) / 2)] }'
+}
 # pct V: "V %" or n/a
 pct() { if [ "$1" = n/a ] || [ -z "$1" ]; then echo n/a; else echo "$1 %"; fi; }
 # bench_report: the Markdown report on stdout
@@ -20,9 +34,10 @@ bench_report() {
          "ovs-tso: other_config:userspace-tso-enable=true set before ovs-vswitchd started, tx checksum offload on" \
          "(vswitchd log: ${NOTE_ovs_tso:-no TSO message});" \
          "ovs-notso: TSO off, \`ethtool -K tx off\` in the senders"
-    echo "- method: iperf3 $(iperf3 --version | head -n 1 | awk '{print $2}'), TCP 1 stream $RUNS x $T s (median);" \
-         "UDP 64 B payload -b 0, $RUNS x $T s, receiver's delivered packets/s (median);" \
-         "ping $PINGS x -i 0.01; switch CPU = utime+stime of the switch process (eswd or ovs-vswitchd)" \
+    echo "- method: $RUNS rounds, each setting up, measuring and tearing down every topology in turn (the order" \
+         "rotated per round); iperf3 $(iperf3 --version | head -n 1 | awk '{print $2}'), TCP 1 stream $T s per round (median of the rounds);" \
+         "UDP 64 B payload -b 0, $T s per round, receiver's delivered packets/s (median);" \
+         "ping $PINGS x -i 0.01 in the last round; switch CPU = utime+stime of the switch process (eswd or ovs-vswitchd)" \
          "over each iperf3 run, % of one core (median of the runs; every run below)"
     [ $SCALE_ONLY = 1 ] || echo "- esw flows: esw-offload: $NOTE_off; esw-software: $NOTE_sw; esw-vxlan: $NOTE_vx"
     echo "- total runtime: ${ELAPSED} s$([ $QUICK = 1 ] && echo ' (--quick)')"
@@ -30,22 +45,24 @@ bench_report() {
     echo
     echo "## Targets"
     echo
-    echo "| target | esw | reference | esw/reference |"
-    echo "|---|---|---|---|"
-    echo "| offloaded VF<->VF TCP vs veth | ${R[esw-offload,tcp]} Gbit/s | veth ${R[veth,tcp]} Gbit/s | $(ratio "${R[esw-offload,tcp]}" "${R[veth,tcp]}") |"
-    echo "| offloaded VF<->VF TCP vs OVS-TSO | ${R[esw-offload,tcp]} Gbit/s | ovs-tso ${R[$REF,tcp]} Gbit/s | $(ratio "${R[esw-offload,tcp]}" "${R[$REF,tcp]}") |"
-    echo "| offloaded VF<->VF 64 B UDP vs veth | ${R[esw-offload,udp]} kpps | veth ${R[veth,udp]} kpps | $(ratio "${R[esw-offload,udp]}" "${R[veth,udp]}") |"
-    echo "| ... the same limit for any tc switch: a redirect-only program vs veth | ${R[bpf-redirect,udp]} kpps | veth ${R[veth,udp]} kpps | $(ratio "${R[bpf-redirect,udp]}" "${R[veth,udp]}") |"
-    echo "| offloaded VF<->VF 64 B UDP vs the redirect-only program | ${R[esw-offload,udp]} kpps | bpf-redirect ${R[bpf-redirect,udp]} kpps | $(ratio "${R[esw-offload,udp]}" "${R[bpf-redirect,udp]}") |"
-    echo "| ... vs the redirect-only program on esw's own VF netdevs (the pipeline's own cost) | ${R[esw-offload,udp]} kpps | bpf-redirect-esw ${R[bpf-redirect-esw,udp]} kpps | $(ratio "${R[esw-offload,udp]}" "${R[bpf-redirect-esw,udp]}") |"
-    echo "| ... the same per packet, as the kernel accounts the programs' run time (64 B UDP) | ${R[esw-offload,ns]:-n/a} ns | bpf-redirect-esw ${R[bpf-redirect-esw,ns]:-n/a} ns | $(ratio "${R[esw-offload,ns]:-n/a}" "${R[bpf-redirect-esw,ns]:-n/a}") |"
-    echo "| offloaded VXLAN TCP (VF -> remote) vs kernel vxlan | ${R[esw-vxlan,tcp]} Gbit/s | vxlan-kernel ${R[vxlan-kernel,tcp]} Gbit/s | $(ratio "${R[esw-vxlan,tcp]}" "${R[vxlan-kernel,tcp]}") |"
-    echo "| eswd CPU, offloaded VF<->VF TCP | $(pct "${R[esw-offload,tcpcpu]}") of a core | ovs-vswitchd (ovs-tso) $(pct "${R[$REF,tcpcpu]}") | $(ratio "${R[esw-offload,tcpcpu]}" "${R[$REF,tcpcpu]}") |"
-    echo "| eswd CPU, offloaded VF<->VF 64 B UDP | $(pct "${R[esw-offload,udpcpu]}") of a core | ovs-vswitchd (ovs-tso) $(pct "${R[$REF,udpcpu]}") | $(ratio "${R[esw-offload,udpcpu]}" "${R[$REF,udpcpu]}") |"
-    echo "| eswd CPU, offloaded VXLAN TCP | $(pct "${R[esw-vxlan,tcpcpu]}") of a core | kernel vxlan: no switch process | n/a |"
-    echo "| software path TCP vs OVS-TSO | ${R[esw-software,tcp]} Gbit/s | ovs-tso ${R[$REF,tcp]} Gbit/s | $(ratio "${R[esw-software,tcp]}" "${R[$REF,tcp]}") |"
-    echo "| software path 64 B UDP vs OVS-TSO | ${R[esw-software,udp]} kpps | ovs-tso ${R[$REF,udp]} kpps | $(ratio "${R[esw-software,udp]}" "${R[$REF,udp]}") |"
+    echo "| target | esw | reference | esw/reference | round by round |"
+    echo "|---|---|---|---|---|"
+    echo "| offloaded VF<->VF TCP vs veth | ${R[esw-offload,tcp]} Gbit/s | veth ${R[veth,tcp]} Gbit/s | $(ratio "${R[esw-offload,tcp]}" "${R[veth,tcp]}") | $(paired esw-offload veth tcp) |"
+    echo "| offloaded VF<->VF TCP vs OVS-TSO | ${R[esw-offload,tcp]} Gbit/s | ovs-tso ${R[$REF,tcp]} Gbit/s | $(ratio "${R[esw-offload,tcp]}" "${R[$REF,tcp]}") | $(paired esw-offload $REF tcp) |"
+    echo "| offloaded VF<->VF 64 B UDP vs veth | ${R[esw-offload,udp]} kpps | veth ${R[veth,udp]} kpps | $(ratio "${R[esw-offload,udp]}" "${R[veth,udp]}") | $(paired esw-offload veth udp) |"
+    echo "| ... the same limit for any tc switch: a redirect-only program vs veth | ${R[bpf-redirect,udp]} kpps | veth ${R[veth,udp]} kpps | $(ratio "${R[bpf-redirect,udp]}" "${R[veth,udp]}") | $(paired bpf-redirect veth udp) |"
+    echo "| offloaded VF<->VF 64 B UDP vs the redirect-only program | ${R[esw-offload,udp]} kpps | bpf-redirect ${R[bpf-redirect,udp]} kpps | $(ratio "${R[esw-offload,udp]}" "${R[bpf-redirect,udp]}") | $(paired esw-offload bpf-redirect udp) |"
+    echo "| ... vs the redirect-only program on esw's own VF netdevs (the pipeline's own cost) | ${R[esw-offload,udp]} kpps | bpf-redirect-esw ${R[bpf-redirect-esw,udp]} kpps | $(ratio "${R[esw-offload,udp]}" "${R[bpf-redirect-esw,udp]}") | $(paired esw-offload bpf-redirect-esw udp) |"
+    echo "| ... the same per packet, as the kernel accounts the programs' run time (64 B UDP) | ${R[esw-offload,ns]:-n/a} ns | bpf-redirect-esw ${R[bpf-redirect-esw,ns]:-n/a} ns | $(ratio "${R[esw-offload,ns]:-n/a}" "${R[bpf-redirect-esw,ns]:-n/a}") | n/a |"
+    echo "| offloaded VXLAN TCP (VF -> remote) vs kernel vxlan | ${R[esw-vxlan,tcp]} Gbit/s | vxlan-kernel ${R[vxlan-kernel,tcp]} Gbit/s | $(ratio "${R[esw-vxlan,tcp]}" "${R[vxlan-kernel,tcp]}") | $(paired esw-vxlan vxlan-kernel tcp) |"
+    echo "| eswd CPU, offloaded VF<->VF TCP | $(pct "${R[esw-offload,tcpcpu]}") of a core | ovs-vswitchd (ovs-tso) $(pct "${R[$REF,tcpcpu]}") | $(ratio "${R[esw-offload,tcpcpu]}" "${R[$REF,tcpcpu]}") | n/a |"
+    echo "| eswd CPU, offloaded VF<->VF 64 B UDP | $(pct "${R[esw-offload,udpcpu]}") of a core | ovs-vswitchd (ovs-tso) $(pct "${R[$REF,udpcpu]}") | $(ratio "${R[esw-offload,udpcpu]}" "${R[$REF,udpcpu]}") | n/a |"
+    echo "| eswd CPU, offloaded VXLAN TCP | $(pct "${R[esw-vxlan,tcpcpu]}") of a core | kernel vxlan: no switch process | n/a | n/a |"
+    echo "| software path TCP vs OVS-TSO | ${R[esw-software,tcp]} Gbit/s | ovs-tso ${R[$REF,tcp]} Gbit/s | $(ratio "${R[esw-software,tcp]}" "${R[$REF,tcp]}") | $(paired esw-software $REF tcp) |"
+    echo "| software path 64 B UDP vs OVS-TSO | ${R[esw-software,udp]} kpps | ovs-tso ${R[$REF,udp]} kpps | $(ratio "${R[esw-software,udp]}" "${R[$REF,udp]}") | $(paired esw-software $REF udp) |"
     echo
+    echo "esw/reference is the ratio of the medians; round by round is the median of each round's own ratio"
+    echo "(a round measures both rows within minutes of each other, so the drift of the machine over the run cancels)."
     echo "A real NIC's offloaded traffic costs the host's switch process nothing: the target for eswd's CPU"
     echo "during offloaded traffic is 0 %. Throughput ratios above 1 are better than the reference."
     echo

@@ -10,7 +10,7 @@
 #        scripts/bench.sh conntrack [--quick] [--bin DIR] [--out DIR]   (see bench-conntrack.sh)
 #        scripts/bench.sh swpath [--quick] [--bin DIR] [--out DIR]      (see bench-swpath.sh)
 #
-# Topologies, one after another, in namespaces $ESW_BENCH_PREFIX* (default eswbench-;
+# Topologies, in rounds (below), in namespaces $ESW_BENCH_PREFIX* (default eswbench-;
 # addresses from 198.18.0.0/15, nothing in the root namespace). The esw ones are the lab
 # topology of scripts/topology.sh:
 #
@@ -33,11 +33,14 @@
 #
 # For esw-offload and bpf-redirect-esw also the program's own cost per packet, as the
 # kernel accounts it (one more UDP run with kernel.bpf_stats_enabled on, then put back).
-# Per topology: iperf3 TCP, one stream, RUNS x T s (median; 3 x 10 s, --quick 3 x 3 s);
-# iperf3 UDP with 64-byte payloads at -b 0, packets/s the receiver got (median of RUNS;
-# not for the VXLAN rows); ping RTT p50/p99 over 200 pings at -i 0.01; the switch
-# process's CPU (eswd or ovs-vswitchd: utime+stime from /proc/PID/stat, % of one core)
-# during EACH iperf3 run. Ratios are against veth and ovs-tso of the same run.
+# RUNS rounds (3; every topology set up, measured once and torn down per round, the order
+# rotated each round). Per topology and round: iperf3 TCP, one stream, T s (10, --quick
+# 3); iperf3 UDP with 64-byte payloads at -b 0, packets/s the receiver got (not for the
+# VXLAN rows); the switch process's CPU (eswd or ovs-vswitchd: utime+stime from
+# /proc/PID/stat, % of one core) during EACH iperf3 run; ping RTT p50/p99 over 200 pings at
+# -i 0.01 in the last round. Values are medians over the rounds; ratios are against veth
+# and ovs-tso of the same run, as the ratio of the medians and as the median of the
+# rounds' own ratios (each round's rows measured minutes apart).
 # Control plane: 10k and 50k distinct flows through `esw-dpctl add-flows FILE` (policy
 # skip_hw) and `ovs-appctl dpctl/add-flows FILE` (the ovs-tso instance; its userspace
 # datapath holds about 65k flows per thread, so the comparison stops at 50k). Tunnel
@@ -273,38 +276,81 @@ print("%.3f %.3f %.1f" % (q(0.5), q(0.99), 100.0 * (n - len(t)) / n))' "$PINGS"
 declare -A R   # R[name,metric]
 NAMES=()
 
-# measure NAME WHAT UDP(1|0): RUNS iperf3 TCP runs, RUNS UDP runs if UDP=1, pings; into R[NAME,*]
+# measure NAME WHAT UDP(1|0): one iperf3 TCP run, one UDP run if UDP=1, into R[NAME,*runs]
+# (a round's share); the pings in the last round
 measure() {
-    local name=$1 what=$2 udp=$3 r out v c tv=() tc=() uv=() uc=() p50 p99 loss
-    NAMES+=("$name"); R[$name,what]=$what
+    local name=$1 what=$2 udp=$3 out v c p50 p99 loss
+    [ -n "${R[$name,what]:-}" ] || { NAMES+=("$name"); R[$name,what]=$what; R[$name,tcpruns]=""; R[$name,tcpcpuruns]=""
+                                     R[$name,udpruns]=""; R[$name,udpcpuruns]=""; }
     wait_for 10 in_ns "$CLI_NS" ping -c 1 -W 1 "$DST" || log "$name: no ping reply before measuring"
-    for r in $(seq $RUNS); do
-        out=$(iperf_once tcp "$name.tcp.$r"); read -r v c <<<"$out"
-        tv+=("$v"); tc+=("$c")
-        log "$name: TCP run $r: $v Gbit/s, switch CPU $c${SWPID:+%}"
-    done
+    out=$(iperf_once tcp "$name.tcp.$ROUND"); read -r v c <<<"$out"
+    R[$name,tcpruns]+="${R[$name,tcpruns]:+ }$v"; R[$name,tcpcpuruns]+="${R[$name,tcpcpuruns]:+ }$c"
+    log "$name: round $ROUND: TCP $v Gbit/s, switch CPU $c${SWPID:+%}"
     if [ "$udp" = 1 ]; then
-        for r in $(seq $RUNS); do
-            out=$(iperf_once udp "$name.udp.$r"); read -r v c <<<"$out"
-            uv+=("$v"); uc+=("$c")
-            log "$name: UDP 64 B run $r: $v kpps delivered, switch CPU $c${SWPID:+%}"
-        done
+        out=$(iperf_once udp "$name.udp.$ROUND"); read -r v c <<<"$out"
+        R[$name,udpruns]+="${R[$name,udpruns]:+ }$v"; R[$name,udpcpuruns]+="${R[$name,udpcpuruns]:+ }$c"
+        log "$name: round $ROUND: UDP 64 B $v kpps delivered, switch CPU $c${SWPID:+%}"
     fi
+    R[$name,cpu]=${SWPID:+yes}
+    [ "$ROUND" = "$RUNS" ] || return 0
     read -r p50 p99 loss < <(ping_stats)
     log "$name: ping p50 $p50 ms, p99 $p99 ms, loss $loss%"
-    R[$name,tcp]=$(printf '%s\n' "${tv[@]}" | median)
-    R[$name,tcpruns]="${tv[*]}"
-    R[$name,tcpcpuruns]="${tc[*]}"
-    if [ -n "$SWPID" ]; then R[$name,tcpcpu]=$(printf '%s\n' "${tc[@]}" | median); else R[$name,tcpcpu]=n/a; fi
-    if [ "$udp" = 1 ]; then
-        R[$name,udp]=$(printf '%s\n' "${uv[@]}" | median)
-        R[$name,udpruns]="${uv[*]}"
-        R[$name,udpcpuruns]="${uc[*]}"
-        if [ -n "$SWPID" ]; then R[$name,udpcpu]=$(printf '%s\n' "${uc[@]}" | median); else R[$name,udpcpu]=n/a; fi
-    else
-        R[$name,udp]=n/a R[$name,udpruns]="" R[$name,udpcpuruns]="" R[$name,udpcpu]=n/a
-    fi
     R[$name,p50]=$p50; R[$name,p99]=$p99; R[$name,loss]=$loss
+}
+
+# summarize NAME: the medians of NAME's runs (after the last round)
+summarize() {
+    local name=$1 k
+    for k in tcp tcpcpu udp udpcpu; do
+        if [ -z "${R[$name,${k}runs]}" ] || { [[ $k = *cpu ]] && [ -z "${R[$name,cpu]}" ]; }; then
+            R[$name,$k]=n/a
+        else
+            R[$name,$k]=$(tr ' ' '\n' <<<"${R[$name,${k}runs]}" | median)
+        fi
+    done
+}
+
+# bench_topology NAME: sets NAME up, measures it (one round), tears it down; the extras
+# (the program's own cost, the control-plane rates) in the last round only
+bench_topology() {
+    local last=0
+    [ "$ROUND" = "$RUNS" ] && last=1
+    case $1 in
+    esw-offload)
+        setup_esw none; NOTE_off=$NOTE_esw
+        measure esw-offload "esw, VF <-> VF, flows in hardware" 1
+        [ $last = 1 ] && pipeline_cost esw-offload
+        # the redirect-only program in place of esw's pipeline (the same VF netdevs)
+        swap_in_redirect
+        measure bpf-redirect-esw "minimal tc program in place of esw's pipeline, on esw's own VF netdevs (what the pipeline adds)" 1
+        [ $last = 1 ] && pipeline_cost bpf-redirect-esw ;;
+    esw-software)
+        setup_esw skip_hw; NOTE_sw=$NOTE_esw
+        measure esw-software "esw, VF <-> VF, software datapath (skip_hw)" 1
+        [ $last = 1 ] && [ $CONTROL_PLANE = 1 ] && { cp_esw 10000; cp_esw 50000; } ;;
+    ovs-tso)
+        NOTE_ovs_tso=""
+        setup_ovs 1
+        measure ovs-tso "OVS 3.1 userspace datapath, userspace TSO on (reference)" 1
+        [ $last = 1 ] && [ $CONTROL_PLANE = 1 ] && { cp_ovs 10000; cp_ovs 50000; }
+        OVS_VER=$(ovs-vswitchd --version | sed -n 's/.*(Open vSwitch) \([0-9.]*\).*/\1/p' | head -n 1) ;;
+    ovs-notso)
+        setup_ovs 0
+        measure ovs-notso "OVS 3.1 userspace datapath, no TSO, tx csum off" 1 ;;
+    veth)
+        setup_veth
+        measure veth "direct veth pair (the limit)" 1 ;;
+    bpf-redirect)
+        setup_bpf_redirect
+        measure bpf-redirect "minimal tc program: bpf_redirect_peer only, no lookup (what a tc switch must pay)" 1 ;;
+    esw-vxlan)
+        setup_esw_vxlan
+        measure esw-vxlan "esw, VF -> remote over VXLAN, encap/decap in hardware" 0 ;;
+    vxlan-kernel)
+        setup_vxlan_kernel
+        measure vxlan-kernel "kernel vxlan <-> kernel vxlan over a veth pair (the VXLAN limit)" 0 ;;
+    esac
+    teardown
 }
 
 # gen_flows N IN OUT FILE: N distinct exact-source IPv4 flows in_port(IN) -> OUT
@@ -416,54 +462,18 @@ log "binaries: $BIN; $RUNS x $T s per iperf3 test; $PINGS pings; namespaces $P*"
 esw_del_netns $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$P")
 
 if [ $SCALE_ONLY = 0 ]; then
-log "== esw offloaded (VF0 <-> VF1)"
-setup_esw none; NOTE_off=$NOTE_esw
-measure esw-offload "esw, VF <-> VF, flows in hardware" 1
-pipeline_cost esw-offload
-log "== the redirect-only program in place of esw's pipeline (the same VF netdevs)"
-swap_in_redirect
-measure bpf-redirect-esw "minimal tc program in place of esw's pipeline, on esw's own VF netdevs (what the pipeline adds)" 1
-pipeline_cost bpf-redirect-esw
-teardown
-
-log "== esw software path (skip_hw)"
-setup_esw skip_hw; NOTE_sw=$NOTE_esw
-measure esw-software "esw, VF <-> VF, software datapath (skip_hw)" 1
-if [ $CONTROL_PLANE = 1 ]; then cp_esw 10000; cp_esw 50000; fi
-teardown
-
-log "== Open vSwitch userspace datapath, userspace TSO on"
-NOTE_ovs_tso=""
-setup_ovs 1
-measure ovs-tso "OVS 3.1 userspace datapath, userspace TSO on (reference)" 1
-if [ $CONTROL_PLANE = 1 ]; then cp_ovs 10000; cp_ovs 50000; fi
-OVS_VER=$(ovs-vswitchd --version | sed -n 's/.*(Open vSwitch) \([0-9.]*\).*/\1/p' | head -n 1)
-teardown
-
-log "== Open vSwitch userspace datapath, no TSO (tx checksum off in the senders)"
-setup_ovs 0
-measure ovs-notso "OVS 3.1 userspace datapath, no TSO, tx csum off" 1
-teardown
-
-log "== direct veth pair"
-setup_veth
-measure veth "direct veth pair (the limit)" 1
-teardown
-
-log "== minimal tc redirect program between two veth pairs"
-setup_bpf_redirect
-measure bpf-redirect "minimal tc program: bpf_redirect_peer only, no lookup (what a tc switch must pay)" 1
-teardown
-
-log "== esw offloaded VXLAN (VF0 -> kernel vxlan behind the uplink)"
-setup_esw_vxlan
-measure esw-vxlan "esw, VF -> remote over VXLAN, encap/decap in hardware" 0
-teardown
-
-log "== kernel vxlan on both ends of a veth pair"
-setup_vxlan_kernel
-measure vxlan-kernel "kernel vxlan <-> kernel vxlan over a veth pair (the VXLAN limit)" 0
-teardown
+# Rounds: every topology once per round (one TCP and one UDP run each), the order rotated
+# from round to round, so that the machine's drift over the run (a shared VM) falls on
+# every row alike and each round's rows are measured minutes apart, not a quarter hour.
+TOPOLOGIES=(esw-offload esw-software ovs-tso ovs-notso veth bpf-redirect esw-vxlan vxlan-kernel)
+for ROUND in $(seq $RUNS); do
+    for i in "${!TOPOLOGIES[@]}"; do
+        t=${TOPOLOGIES[$(( (i + ROUND - 1) % ${#TOPOLOGIES[@]} ))]}
+        log "== round $ROUND of $RUNS: $t"
+        bench_topology "$t"
+    done
+done
+for n in "${NAMES[@]}"; do summarize "$n"; done
 
 log "== tunnel tracker reaction (10k encap flows behind one neighbour)"
 NEIGH_LINE=$(ESW_BIN="$BIN" ESW_BENCH_NEIGH_PREFIX="${P}neigh-" bash "$ROOT/scripts/bench-neigh.sh" 10000 2>>"$D/neigh.err" | tail -n 1)
