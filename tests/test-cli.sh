@@ -121,10 +121,48 @@ expect_refusal "dump-flows esw@nosuch type=all" 'datapath not found' dpctl dump-
 expect_refusal "get-flow esw@nosuch ufid" 'datapath not found' dpctl get-flow esw@nosuch "ufid:$ufid"
 expect_refusal "dump-conntrack esw@nosuch" 'datapath not found' dpctl dump-conntrack esw@nosuch
 expect_refusal "del-if esw@nosuch" '^esw-dpctl: opening datapath \(No such device\)$' dpctl del-if esw@nosuch pf0vf0
-expect_refusal "dump-flows filter=" 'filter= is not supported' dpctl dump-flows filter=in_port=2
+expect_refusal "dump-flows filter= with an unmet prerequisite" \
+    '^esw-dpctl: Failed to parse filter \(udp,tp_dst=53: prerequisites not met for setting tp_dst\)$' \
+    dpctl dump-flows filter=udp,tp_dst=53
+expect_refusal "dump-flows filter= with an unknown port" \
+    '^esw-dpctl: Failed to parse filter \(in_port=nosuch: bad value for in_port \(nosuch: invalid or unknown port for in_port\)\)$' \
+    dpctl dump-flows filter=in_port=nosuch
+expect_refusal "dump-flows filter= with an unknown field" 'Failed to parse filter \(bogus=1: unknown field bogus\)' \
+    dpctl dump-flows type=all filter=bogus=1
 expect_refusal "dump-flows with two datapaths" 'usage: dump-flows' dpctl dump-flows esw@esw0 esw@esw0
 expect_refusal "dump-flows type=bogus" '^esw-dpctl: Failed to parse type \(bogus\) \(Invalid argument\)$' dpctl dump-flows type=bogus
-t_log "add-flows: a flow the daemon refuses is reported with its line, the others stay (as ovs-dpctl)"
+t_log "dump-flows filter=: OVS's exact-flow filter, applied under each flow's own mask"
+# 198.18.7.1: udp dst 53; .2: udp ports wildcarded (passes any tp_dst filter); .3: udp
+# dst 54; .4: tcp dst 53; .5: udp dst 53 from the internal port.
+cat >"$T_DIR/filter-flows" <<'EOF2'
+in_port(pf0vf0),eth(),eth_type(0x0800),ipv4(src=198.18.7.1,proto=17,frag=no),udp(src=0/0,dst=53) drop
+in_port(pf0vf0),eth(),eth_type(0x0800),ipv4(src=198.18.7.2,proto=17,frag=no),udp(src=0/0,dst=0/0) drop
+in_port(pf0vf0),eth(),eth_type(0x0800),ipv4(src=198.18.7.3,proto=17,frag=no),udp(src=0/0,dst=54) drop
+in_port(pf0vf0),eth(),eth_type(0x0800),ipv4(src=198.18.7.4,proto=6,frag=no),tcp(src=0/0,dst=53) drop
+in_port(0),eth(),eth_type(0x0800),ipv4(src=198.18.7.5,proto=17,frag=no),udp(src=0/0,dst=53) drop
+EOF2
+check "filter: add five flows" dpctl add-flows "$T_DIR/filter-flows"
+# selected ARGS...: the 198.18.7.x sources dump-flows ARGS lists (other flows of this
+# test may pass a filter too: they are not counted).
+selected() { dpctl dump-flows "$@" | grep -o 'src=198\.18\.7\.[0-9]' | sort | tr '\n' ' '; }
+check_eq "filter=in_port=pf0vf0,udp,udp_dst=53 (a port name; .2 wildcards udp_dst)" \
+    "src=198.18.7.1 src=198.18.7.2 " "$(selected filter=in_port=pf0vf0,udp,udp_dst=53)"
+check_eq "filter=udp,udp_dst=53: every port" \
+    "src=198.18.7.1 src=198.18.7.2 src=198.18.7.5 " "$(selected filter=udp,udp_dst=53)"
+check_eq "filter=tcp,tcp_dst=53" "src=198.18.7.4 " "$(selected filter=tcp,tcp_dst=53)"
+check_eq "filter=ip,nw_src=198.18.7.5 with -m, --names, a DP and type=all, either order" \
+    "src=198.18.7.5 src=198.18.7.5 " \
+    "$(selected -m --names type=all 'filter=ip,nw_src=198.18.7.5'; selected esw@esw0 'filter=ip nw_src(198.18.7.5)' type=all)"
+check_match "filter with --names: ports still print by name" 'in_port\(pf0vf0\).*src=198\.18\.7\.4' \
+    "$(dpctl dump-flows --names filter=tcp)"
+check_eq "filter with -j" 2 "$(dpctl dump-flows -j filter=in_port=pf0vf0,udp,udp_dst=53 | grep -c 'src=198\.18\.7\.')"
+check_eq "filter=udp,nw_src=198.18.7.5 with type=non-offloaded: the software-only .5" \
+    "src=198.18.7.5 " "$(selected type=non-offloaded filter=udp,nw_src=198.18.7.5)"
+# parse_ofp_exact_flow makes in_port 0 OFPP_NONE (0xffff): port 0 (esw0, the local
+# port), by number or name, selects no flow, as in OVS.
+check_eq "filter=in_port=0 and in_port=esw0 select nothing (as OVS)" "" "$(selected filter=in_port=0; selected filter=in_port=esw0)"
+check "filter: remove the five flows" dpctl del-flows "$T_DIR/filter-flows"
+
 printf '%s\n' 'in_port(0),eth(),eth_type(0x0800),ipv4(src=198.18.9.1,frag=no) drop' \
     'in_port(0),eth(),eth_type(0x86dd),ipv6() drop' \
     'in_port(0),eth(),eth_type(0x0800),ipv4(src=198.18.9.2,frag=no) drop' >"$T_DIR/refused-flows"

@@ -406,18 +406,23 @@ struct DumpFlows: ParsableCommand {
     @Flag(help: "Port names instead of numbers.") var names = false
     @Flag(name: .customLong("no-names"), help: "Port numbers even with -m.") var noNames = false
     @Flag(name: .short, help: "JSON.") var json = false
-    @Argument(help: "[DP] [type=TYPE[,TYPE...]]: TYPE is \(FlowDumpTypes.names.joined(separator: ", ")).")
+    @Argument(help: """
+        [DP] [filter=FLOW] [type=TYPE[,TYPE...]]: FLOW is an OpenFlow-style exact match \
+        (e.g. filter=in_port=p0,udp,udp_dst=53); a flow passes when it has the filter's value \
+        in every field both match on. TYPE is \(FlowDumpTypes.names.joined(separator: ", ")).
+        """)
     var args: [String] = []
 
     /// The arguments as OVS 3.1's dpctl_dump_flows reads them: `filter=`, `type=` and
-    /// `pmd=` taken from the end, then at most one word, the datapath. Nothing is
-    /// ignored: what esw cannot do is refused.
-    static func split(_ args: [String]) throws -> (dp: String?, type: String) {
+    /// `pmd=` taken from the end (each of filter= and type= once), then at most one
+    /// word, the datapath. Nothing is ignored: what esw cannot do is refused.
+    static func split(_ args: [String]) throws -> (dp: String?, type: String, filter: String?) {
         var words = args
         var type: String?
+        var filter: String?
         while let last = words.last {
-            if last.hasPrefix("filter=") {
-                throw CLIError("filter= is not supported (Operation not supported)")
+            if last.hasPrefix("filter="), filter == nil {
+                filter = String(last.dropFirst(7))
             } else if last.hasPrefix("pmd=") {
                 throw CLIError("pmd= is not supported: esw's datapath has no PMD threads (Operation not supported)")
             } else if last.hasPrefix("type="), type == nil {
@@ -427,23 +432,37 @@ struct DumpFlows: ParsableCommand {
             }
             words.removeLast()
         }
-        guard words.count <= 1 else { throw CLIError("usage: dump-flows [DP] [type=TYPE[,TYPE...]]") }
-        return (words.first, type ?? "all")
+        guard words.count <= 1 else { throw CLIError("usage: dump-flows [DP] [filter=FLOW] [type=TYPE[,TYPE...]]") }
+        return (words.first, type ?? "all", filter)
     }
 
     func run() throws {
         try cli {
-            let (dp, type) = try Self.split(args)
-            do { _ = try FlowDumpTypes(parsing: type) } catch { throw CLIError("\(error) (Invalid argument)") }
+            let (dp, type, filterText) = try Self.split(args)
             let s = try Session(connection, dp: dp)
             let useNames = names || (more && !noNames) || json
-            let portNames = useNames ? try s.portNames() : [:]
+            let ports = useNames || filterText != nil ? try s.portNames() : [:]
+            let portNames = useNames ? ports : [:]
+            // Parsed here, by the client, after the datapath is opened and before type=
+            // is read, as dpctl does; in_port may name a port of this datapath.
+            let filter = try filterText.map { text in
+                var byName: [String: UInt32] = [:]
+                for (n, name) in ports { byName[name] = n }
+                do { return try DumpFilter(parsing: text, portNames: byName) } catch { throw CLIError("\(error)") }
+            }
+            do { _ = try FlowDumpTypes(parsing: type) } catch { throw CLIError("\(error) (Invalid argument)") }
             var w = AttributeWriter()
             w.putString(FlowAttr.dumpType, type)
             let request = GenericMessage(family: Family.flow, command: FlowCmd.get, flags: 0, sequence: 0, attributes: try w.finished())
             if json {
                 var flows: [JSON] = []
-                do { try s.client.dump(request) { flows.append(flowJSON(FlowInfo($0), names: portNames)) } } catch let e as ControlError {
+                do {
+                    try s.client.dump(request) { m in
+                        let flow = FlowInfo(m)
+                        if let filter, !filter.passes(key: flow.key, mask: flow.mask) { return }
+                        flows.append(flowJSON(flow, names: portNames))
+                    }
+                } catch let e as ControlError {
                     throw CLIError(e.description)
                 }
                 Out.line(JSON.array(flows).serialized(pretty: true))
@@ -455,6 +474,7 @@ struct DumpFlows: ParsableCommand {
                 let lines = FlowLineFormatter(verbose: more, names: portNames)
                 try s.client.dump(request) { m in
                     let flow = FlowInfo(m)
+                    if let filter, !filter.passes(key: flow.key, mask: flow.mask) { return }
                     Console.bufferedLine { lines.format(flow, into: &$0) }
                 }
             } catch let e as ControlError {
