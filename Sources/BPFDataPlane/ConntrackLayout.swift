@@ -22,7 +22,8 @@ extension Layout {
     /// dp_hash or the other words outside it.
     static func fitsChainKey(key: FlowKey, mask: FlowKey) -> Bool {
         guard mask[.recircID] == FlowField.recircID.valueMask, mask[.dpHash] == 0 else { return false }
-        return wordsOutsideHardwareKey.allSatisfy { w in w == 7 || conntrackWords.contains(w) || key.words[w] & mask.words[w] == 0 }
+        let k = key.words.span, m = mask.words.span
+        return wordsOutsideHardwareKey.allSatisfy { w in w == 7 || conntrackWords.contains(w) || k[w] & m[w] == 0 }
     }
 
     /// struct esw_chain_key: mask id, recirc id, the ct words and the 18 key words, masked.
@@ -30,15 +31,17 @@ extension Layout {
         var b = Bytes(chainKeySize)
         b.u32(0, maskID)
         b.u32(4, UInt32(truncatingIfNeeded: key[.recircID]))
-        b.words(8, conntrackWords.map { key.words[$0] & mask.words[$0] })
-        b.words(32, keyWordSource.map { key.words[$0] & mask.words[$0] })
+        let k = key.words.span, m = mask.words.span
+        b.words(8, conntrackWords.map { k[$0] & m[$0] })
+        b.words(32, keyWordSource.map { k[$0] & m[$0] })
         return b.b
     }
 
     /// struct esw_chain_mask.
     static func chainMask(_ mask: FlowKey) -> [UInt8] {
         var b = Bytes(chainMaskSize)
-        b.words(0, conntrackWords.map { mask.words[$0] })
+        let m = mask.words.span
+        b.words(0, conntrackWords.map { m[$0] })
         b.words(32, words(mask))
         return b.b
     }

@@ -48,7 +48,8 @@ public enum Layout {
 
     /// The 18 hardware key words of a datapath key (or mask).
     public static func words(_ k: FlowKey) -> [UInt64] {
-        keyWordSource.map { k.words[$0] }
+        let w = k.words.span
+        return keyWordSource.map { w[$0] }
     }
 
     /// FlowKey words the hardware key leaves out.
@@ -57,7 +58,10 @@ public enum Layout {
     /// Whether a match fits the hardware key: outside its words the match may only ask
     /// for zero (recirc_id(0) and the like: the silicon sees only such packets).
     public static func fitsHardwareKey(key: FlowKey, mask: FlowKey) -> Bool {
-        wordsOutsideHardwareKey.allSatisfy { key.words[$0] & mask.words[$0] == 0 }
+        // Spans: subscripting a borrowed InlineArray copies it whole first.
+        let k = key.words.span, m = mask.words.span
+        for w in wordsOutsideHardwareKey where k[w] & m[w] != 0 { return false }
+        return true
     }
 
     /// A little-endian writer into a fixed-size buffer.

@@ -11,7 +11,8 @@ public final class FlowMask: @unchecked Sendable {
         self.bits = bits
         var idx = InlineArray<28, UInt8>(repeating: 0)
         var n = 0
-        for i in 0..<FlowKey.wordCount where bits.words[i] != 0 {
+        let b = bits.words.span
+        for i in 0..<FlowKey.wordCount where b[i] != 0 {
             idx[n] = UInt8(i)
             n += 1
         }
@@ -22,10 +23,11 @@ public final class FlowMask: @unchecked Sendable {
     /// Hash of `key & bits` over the significant words only.
     @inlinable
     public func hash(_ key: borrowing FlowKey) -> UInt32 {
-        let k = key.words.span, m = bits.words.span
+        // Spans throughout: subscripting a borrowed or stored InlineArray copies it whole.
+        let k = key.words.span, m = bits.words.span, index = wordIndex.span
         var h: UInt64 = 0x9E37_79B9_7F4A_7C15
         for j in 0..<wordCount {
-            let i = Int(wordIndex[j])
+            let i = Int(index[j])
             h = FlowHash.mix(h, k[i] & m[i])
         }
         return FlowHash.finish(h)
@@ -35,16 +37,16 @@ public final class FlowMask: @unchecked Sendable {
     /// words, inline then out of line).
     @inlinable
     public func matches(_ key: borrowing FlowKey, entry e: ClassifierEntry) -> Bool {
-        let k = key.words.span, m = bits.words.span
+        let k = key.words.span, m = bits.words.span, index = wordIndex.span, head = e.head.span
         var diff: UInt64 = 0
         let inline = Swift.min(wordCount, ClassifierEntry.inlineWords)
         for j in 0..<inline {
-            let i = Int(wordIndex[j])
-            diff |= (k[i] & m[i]) ^ e.head[j]
+            let i = Int(index[j])
+            diff |= (k[i] & m[i]) ^ head[j]
         }
         if wordCount > inline, let t = e.tail {
             for j in inline..<wordCount {
-                let i = Int(wordIndex[j])
+                let i = Int(index[j])
                 diff |= (k[i] & m[i]) ^ t[j - inline]
             }
         }
@@ -54,10 +56,10 @@ public final class FlowMask: @unchecked Sendable {
     /// `(key & bits) == masked`, over the significant words only.
     @inlinable
     public func matches(_ key: borrowing FlowKey, _ masked: borrowing FlowKey) -> Bool {
-        let k = key.words.span, m = bits.words.span, e = masked.words.span
+        let k = key.words.span, m = bits.words.span, e = masked.words.span, index = wordIndex.span
         var diff: UInt64 = 0
         for j in 0..<wordCount {
-            let i = Int(wordIndex[j])
+            let i = Int(index[j])
             diff |= (k[i] & m[i]) ^ e[i]
         }
         return diff == 0
@@ -116,21 +118,24 @@ open class ClassifierEntry: @unchecked Sendable {
     public var key: FlowKey {
         var k = FlowKey()
         let n = mask.wordCount
+        let index = mask.wordIndex.span, h = head.span
+        var out = k.words.mutableSpan
         for j in 0..<n {
-            k.words[Int(mask.wordIndex[j])] = j < Self.inlineWords ? head[j] : tail![j - Self.inlineWords]
+            out[Int(index[j])] = j < Self.inlineWords ? h[j] : tail![j - Self.inlineWords]
         }
         return k
     }
 
     public init(key: FlowKey, mask: FlowMask) {
-        let m = mask.bits
+        // Spans: subscripting a borrowed InlineArray copies it whole first.
+        let k = key.words.span, m = mask.bits.words.span, index = mask.wordIndex.span
         let n = mask.wordCount
         var head = InlineArray<8, UInt64>(repeating: 0)
         var tail: UnsafeMutablePointer<UInt64>?
         if n > Self.inlineWords { tail = .allocate(capacity: n - Self.inlineWords) }
         for j in 0..<n {
-            let i = Int(mask.wordIndex[j])
-            let w = key.words[i] & m.words[i]
+            let i = Int(index[j])
+            let w = k[i] & m[i]
             if j < Self.inlineWords { head[j] = w } else { (tail! + (j - Self.inlineWords)).initialize(to: w) }
         }
         self.head = head
@@ -146,9 +151,10 @@ open class ClassifierEntry: @unchecked Sendable {
         guard mask === other.mask || mask.bits == other.mask.bits else { return false }
         if hash != other.hash { return false }
         let n = mask.wordCount
+        let h = head.span, oh = other.head.span
         for j in 0..<n {
-            let a = j < Self.inlineWords ? head[j] : tail![j - Self.inlineWords]
-            let b = j < Self.inlineWords ? other.head[j] : other.tail![j - Self.inlineWords]
+            let a = j < Self.inlineWords ? h[j] : tail![j - Self.inlineWords]
+            let b = j < Self.inlineWords ? oh[j] : other.tail![j - Self.inlineWords]
             if a != b { return false }
         }
         return true

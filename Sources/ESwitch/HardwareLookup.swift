@@ -35,7 +35,8 @@ extension HardwareTables {
     }
 
     static func matchesTunnel(_ mask: FlowKey) -> Bool {
-        (0...6).contains { mask.words[$0] != 0 }
+        let m = mask.words.span
+        return (0...6).contains { m[$0] != 0 }
     }
 
     /// Rules installed in each table now.

@@ -59,8 +59,9 @@ public struct DumpFilter: Sendable {
     /// Whether a dumped flow passes: ((key ^ filter) & flow mask & filter mask) == 0.
     public func passes(_ m: FlowMatch) -> Bool {
         var diff: UInt64 = 0
+        let k = m.key.words.span, fm = m.mask.words.span, v = value.words.span, f = mask.words.span
         for w in 0..<FlowKey.wordCount {
-            diff |= (m.key.words[w] ^ value.words[w]) & m.mask.words[w] & mask.words[w]
+            diff |= (k[w] ^ v[w]) & fm[w] & f[w]
         }
         return diff == 0
     }

@@ -21,7 +21,9 @@ public struct FlowKey: Sendable {
 
     @inlinable @inline(__always)
     public subscript(field: FlowField) -> UInt64 {
-        get { (words[field.word] >> UInt64(field.shift)) & field.valueMask }
+        // Through the span: subscripting the InlineArray of a borrowed key copied all
+        // 224 bytes first (a hundred copies per installed flow).
+        get { (words.span[field.word] >> UInt64(field.shift)) & field.valueMask }
         set {
             let m = field.valueMask << UInt64(field.shift)
             words[field.word] = (words[field.word] & ~m) | ((newValue << UInt64(field.shift)) & m)
@@ -30,7 +32,10 @@ public struct FlowKey: Sendable {
 
     @inlinable @inline(__always)
     public subscript(field: WideField) -> UInt128 {
-        get { UInt128(words[field.word]) << 64 | UInt128(words[field.word + 1]) }
+        get {
+            let s = words.span
+            return UInt128(s[field.word]) << 64 | UInt128(s[field.word + 1])
+        }
         set {
             words[field.word] = UInt64(truncatingIfNeeded: newValue >> 64)
             words[field.word + 1] = UInt64(truncatingIfNeeded: newValue)
