@@ -122,6 +122,20 @@ check_match "injected fault under skip_sw: EIO" 'injected fault.*Input/output er
 check_eq "nothing installed" 0 "$(dpctl dump-flows | wc -l)"
 check_fails "unknown parameter refused" devlink dev param set esw0 name nosuch value 1
 check_fails "bad value refused" devlink dev param set esw0 name hw_latency_us value -5
+# A negative value reaches the daemon's range check (it was taken for an option).
+check_no_match "a negative value is a value, not an option" 'Unknown option' \
+    "$(devlink dev param set esw0 name hw_latency_us value -5 2>&1)"
+# devlink's resource paths: the device itself is no resource, an unknown path is EINVAL.
+for p in / "" /nosuch; do
+    check_match "resource set path '$p' refused with EINVAL" 'no resource.*Invalid argument' \
+        "$(devlink resource set esw0 path "$p" size 5 2>&1)"
+done
+# devlink's reload syntax: driver_reinit is what esw's reload is; fw_activate and limits
+# are refused as the kernel refuses them for a driver without them.
+check "reload action driver_reinit" devlink dev reload esw0 action driver_reinit
+check_match "reload action fw_activate refused" 'not supported by the driver.*Operation not supported' \
+    "$(devlink dev reload esw0 action fw_activate 2>&1)"
+check_match "reload limit no_reset refused" 'limit is not supported' "$(devlink dev reload esw0 limit no_reset 2>&1)"
 
 # The data plane is eBPF in the kernel: no packet thread in the daemon, and no knob for one.
 check_fails "fastpath_nice is gone" devlink dev param set esw0 name fastpath_nice value 3

@@ -26,7 +26,11 @@ public struct FlowDumpTypes: Equatable, Sendable {
     /// Parses a list such as `offloaded,partially-offloaded`; an empty list selects
     /// nothing, as in OVS.
     public init(parsing list: String) throws(UnknownType) {
-        for word in list.split(separator: ",", omittingEmptySubsequences: true) {
+        // As populate_dump_types reads the list: one trailing comma ends it, any other
+        // empty word is an unknown type; an empty list selects nothing (as OVS's).
+        var words = list.split(separator: ",", omittingEmptySubsequences: false)
+        if words.last?.isEmpty == true { words.removeLast() }
+        for word in words {
             switch word {
             case "ovs": ovs = true
             case "tc": tc = true

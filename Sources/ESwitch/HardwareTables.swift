@@ -93,8 +93,12 @@ public final class HardwareTables: @unchecked Sendable {
     /// The top-level pools, as devlink lists them.
     public var resources: [HardwareResource] { root.children }
 
+    /// A pool by its devlink path (`/masked`, `/exact/flows`); the device itself is not
+    /// one (devlink has no resource at `/`).
     public func resource(at path: String) -> HardwareResource? {
-        root.find(path: root.name + (path.hasPrefix("/") ? path : "/" + path))
+        let relative = path.hasPrefix("/") ? String(path.dropFirst()) : path
+        guard !relative.isEmpty else { return nil }
+        return root.find(path: root.name + "/" + relative)
     }
 
     // MARK: The three steps

@@ -109,10 +109,22 @@ struct DevReload: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reload", abstract: "Reload the device: apply pending resource sizes (tables are rebuilt).")
     @OptionGroup var options: DevlinkOptions
-    @Argument(help: "Device (default: the one the control socket serves).") var dev: String?
+    @Argument(help: "[DEV] [action driver_reinit] (DEV: default the one the control socket serves).")
+    var words: [String] = []
 
     func run() throws {
         try cli {
+            // devlink's syntax: `reload DEV [netns ...] [action {driver_reinit | fw_activate}]
+            // [limit no_reset]`. esw's reload is a driver reinit; the rest its driver lacks,
+            // refused with the kernel's words.
+            let dev = words.first
+            let kw = try keywordArguments(Array(words.dropFirst()), allowed: ["action", "limit", "netns"])
+            if let a = kw["action"], a != "driver_reinit" {
+                guard a == "fw_activate" else { throw CLIError("unknown reload action \"\(a)\" (Invalid argument)") }
+                throw CLIError("Requested reload action is not supported by the driver (Operation not supported)")
+            }
+            if kw["limit"] != nil { throw CLIError("Requested limit is not supported by the driver (Operation not supported)") }
+            if kw["netns"] != nil { throw CLIError("reload into another network namespace is not supported (Operation not supported)") }
             _ = try options.session(dev).request(Family.devlink, DevlinkCmd.reload) { $0.putDevice(dev) }
         }
     }
@@ -163,7 +175,7 @@ struct ParamSet: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "set", abstract: "Set a parameter: `set DEV name NAME value VALUE [cmode runtime]`.")
     @OptionGroup var options: DevlinkOptions
-    @Argument(help: "DEV name NAME value VALUE [cmode runtime]") var words: [String] = []
+    @Argument(parsing: .allUnrecognized, help: "DEV name NAME value VALUE [cmode runtime]") var words: [String] = []
 
     func run() throws {
         try cli {

@@ -116,7 +116,8 @@ final class DevlinkService {
             }
             let n: UInt64
             do { n = try size.u64() } catch { throw RequestError(22, "size: \(error)") }
-            guard let res = sw.tables.resource(at: path) else { throw RequestError(2, "no resource \(path)") }
+            // devlink_nl_cmd_resource_set: a path that names no resource is EINVAL.
+            guard let res = sw.tables.resource(at: path) else { throw RequestError(22, "no resource \(path.isEmpty ? "(empty path)" : path)") }
             do { try res.setPending(Int(clamping: n)) } catch { throw RequestError(22, error.description) }
         case DevlinkCmd.offloadStats:
             let s = sw.offloadStatistics

@@ -33,4 +33,13 @@ import Testing
         #expect(throws: FlowDumpTypes.UnknownType.self) { try FlowDumpTypes(parsing: "offloaded,hw") }
         #expect(FlowDumpTypes.UnknownType(word: "hw").description == "Failed to parse type (hw)")
     }
+
+    /// populate_dump_types: one trailing comma ends the list; any other empty word is a
+    /// type it cannot parse.
+    @Test func anEmptyWordIsRefusedExceptATrailingComma() throws {
+        #expect(try selected("offloaded,") == [true, false, false, false])
+        for list in [",offloaded", "offloaded,,ovs", ","] {
+            #expect(throws: FlowDumpTypes.UnknownType.self) { try FlowDumpTypes(parsing: list) }
+        }
+    }
 }
