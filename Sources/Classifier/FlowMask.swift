@@ -4,14 +4,19 @@ import Packet
 /// so that hashing and comparing skip the words it wildcards entirely.
 public final class FlowMask: @unchecked Sendable {
     public let bits: FlowKey
+    /// `bits`' words, out of line: read in place (a span of the stored key is a copy).
+    @usableFromInline let bitWords: UnsafeMutablePointer<UInt64>
     @usableFromInline let wordIndex: InlineArray<28, UInt8>
     @usableFromInline let wordCount: Int
 
     public init(_ bits: FlowKey) {
         self.bits = bits
+        let out = UnsafeMutablePointer<UInt64>.allocate(capacity: FlowKey.wordCount)
+        let b = bits.words.span
+        for i in 0..<FlowKey.wordCount { (out + i).initialize(to: b[i]) }
+        bitWords = out
         var idx = InlineArray<28, UInt8>(repeating: 0)
         var n = 0
-        let b = bits.words.span
         for i in 0..<FlowKey.wordCount where b[i] != 0 {
             idx[n] = UInt8(i)
             n += 1
@@ -23,14 +28,15 @@ public final class FlowMask: @unchecked Sendable {
     /// Hash of `key & bits` over the significant words only.
     @inlinable
     public func hash(_ key: borrowing FlowKey) -> UInt32 {
-        // Spans throughout: subscripting a borrowed or stored InlineArray copies it whole.
-        let k = key.words.span, m = bits.words.span, index = wordIndex.span
-        var h: UInt64 = 0x9E37_79B9_7F4A_7C15
-        for j in 0..<wordCount {
-            let i = Int(index[j])
-            h = FlowHash.mix(h, k[i] & m[i])
+        withUnsafePointer(to: key) { kp in
+            let k = UnsafeRawPointer(kp).assumingMemoryBound(to: UInt64.self)
+            var h: UInt64 = 0x9E37_79B9_7F4A_7C15
+            for j in 0..<wordCount {
+                let i = Int(wordIndex[j])
+                h = FlowHash.mix(h, k[i] & bitWords[i])
+            }
+            return FlowHash.finish(h)
         }
-        return FlowHash.finish(h)
     }
 
     /// Whether `key` under this mask equals an entry's masked key (its significant
@@ -92,6 +98,8 @@ public final class FlowMask: @unchecked Sendable {
 
     /// How many 64-bit key words this mask examines.
     public var significantWords: Int { wordCount }
+
+    deinit { bitWords.deallocate() }
 }
 
 /// An entry of the classifier: a masked key and the mask it was installed with.
