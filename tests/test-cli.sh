@@ -176,6 +176,22 @@ check "show esw@esw0 (the daemon's datapath by name)" dpctl show esw@esw0
 check "show esw0 (by its local port's name)" dpctl show esw0
 check_eq "the refused commands changed nothing" 1 "$(dpctl dump-flows | grep -c 'eth_type(0x86dd)')"
 
+# Under skip_sw one refusal undoes the file: the summary says which line was refused,
+# how many flows before it were undone and how many after it were cancelled.
+dpctl set-policy skip_sw
+{ for i in 1 2 3; do echo "in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.9.$((30 + i)),frag=no) drop"; done
+  echo 'in_port(0),eth(),eth_type(0x0800),ipv4(src=198.18.9.40,frag=no) drop'
+  for i in 1 2; do echo "in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.9.$((50 + i)),frag=no) drop"; done; } >"$T_DIR/skipsw-flows"
+dpctl add-flows "$T_DIR/skipsw-flows" >"$T_DIR/skipsw.out" 2>&1
+check_eq "skip_sw add-flows with a refusal: exit status" 1 "$?"
+check_match "skip_sw add-flows: the refused line and why" 'skipsw-flows:4: .*not a representor.*Operation not supported' "$(cat "$T_DIR/skipsw.out")"
+check_match "skip_sw add-flows: what was undone and cancelled" \
+    'line 4 was refused; under skip_sw the file was undone: the 3 flows before it were undone and the 2 after it cancelled' \
+    "$(cat "$T_DIR/skipsw.out")"
+check_no_match "skip_sw add-flows: no line per cancelled flow" 'Operation canceled' "$(cat "$T_DIR/skipsw.out")"
+check_eq "skip_sw add-flows: nothing stays" 0 "$(dpctl dump-flows | grep -c 'src=198.18.9.[345]')"
+dpctl set-policy none
+
 check_eq "an option a command does not have fails in either order" \
     "$(dpctl dump-tunnels -m 2>&1)" "$(dpctl -m dump-tunnels 2>&1)"
 check_fails "esw-dpctl -m dump-tunnels still fails" dpctl -m dump-tunnels

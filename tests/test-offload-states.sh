@@ -28,6 +28,9 @@ check "add the VF flows" dpctl add-flows "$T_DIR/vf"
 dump=$(dpctl dump-flows -m)
 check_eq "all four pending" 4 "$(grep -c 'offloaded:pending' <<<"$dump")"
 check_no_match "none reported offloaded:yes yet" 'offloaded:yes' "$dump"
+# Their packets run in software (as OVS shows a tc flow that is not in hardware).
+check_eq "pending flows are dp:ovs" 4 "$(grep -c 'offloaded:pending, dp:ovs' <<<"$dump")"
+check_eq "dump-flows type=ovs includes them" 4 "$(dpctl dump-flows type=ovs | wc -l)"
 check_match "show counts them" 'offload pending: 4 failed: 0 ' "$(dpctl show)"
 read -r programmed reserved <<<"$(masked)"
 check_eq "resource show: nothing programmed yet" 0 "$programmed"
@@ -57,5 +60,44 @@ dump=$(dpctl dump-flows -m)
 check_eq "async: ten flows installed" 10 "$(wc -l <<<"$dump")"
 check_eq "async: two refused later" 2 "$(grep -c 'offloaded:failed' <<<"$dump")"
 check_match "async: with the reason" 'hardware refused it after the add: no space in masked table' "$dump"
+check_eq "async: failed flows are dp:ovs" 2 "$(grep -c 'offloaded:failed, dp:ovs' <<<"$dump")"
+check_eq "async: type=ovs and type=non-offloaded select them" "2 2" \
+    "$(dpctl dump-flows type=ovs | wc -l) $(dpctl dump-flows type=non-offloaded | wc -l)"
 check_match "async: counted" 'late_failures 2' "$(devlink -s dev show)"
 check_match "async under skip_sw: nothing handles them (blackholed)" 'failed: 2 \(in software: 0, blackholed: 2\)' "$(dpctl show)"
+
+# lockstep, a modify the hardware refuses (an injected fault): the refusal is the
+# answer, not hidden by a retry. Under none the flow runs in software with its new
+# actions; under skip_sw the modify fails with EIO and the flow stays as it was.
+dpctl del-flows
+dpctl set-policy none
+param offload_model lockstep
+F="in_port(3),eth(),eth_type(0x0800),ipv4(src=198.18.4.1,frag=no)"
+dpctl add-if p0
+check_match "lockstep: the flow is offloaded" 'offloaded' "$(dpctl add-flow -v "$F" 1 2>&1)"
+param fail_next_offloads 1
+out=$(dpctl mod-flow -v "$F" 2 2>&1)
+check_match "mod-flow refused by the hardware: not offloaded, with the reason" 'not offloaded: injected fault' "$out"
+check_match "... the new actions run in software" 'dp:ovs, actions:pf0vf1, dp-extra-info:not offloaded: injected fault' "$(dpctl dump-flows -m)"
+dpctl del-flows
+dpctl set-policy skip_sw
+dpctl add-flow "$F" 1
+param fail_next_offloads 1
+out=$(dpctl mod-flow "$F" 2 2>&1)
+check_eq "skip_sw: mod-flow refused by the hardware fails" 1 "$?"
+check_match "... with the injected errno" 'injected fault.*Input/output error' "$out"
+check_match "... and the flow is as it was, in hardware" 'offloaded:yes, dp:esw, actions:pf0vf0' "$(dpctl dump-flows -m)"
+dpctl del-flows
+dpctl set-policy none
+
+# A flush during a long access throws the access's writes away: nothing is pending,
+# for devlink as for dpctl.
+param offload_model async
+param program_batch 1
+param hw_latency_us 1000000
+check "async, 1 s accesses: add the VF flows" dpctl add-flows "$T_DIR/vf"
+sleep 0.2
+check "... and flush them while the first access runs" dpctl del-flows
+check_match "dpctl: nothing pending" 'offload pending: 0 ' "$(dpctl show)"
+check_match "devlink: nothing pending" ' pending 0 ' "$(devlink -s dev show)"
+param hw_latency_us 0

@@ -217,3 +217,17 @@ mbps=$(t_iperf vm0 remote 198.19.0.3 2)
 check_ge "iperf3 VF -> remote through software VXLAN (Mbit/s)" 5 "$mbps"
 mbps=$(t_iperf remote vm0 198.19.0.1 2)
 check_ge "iperf3 remote -> VF through software VXLAN (Mbit/s)" 5 "$mbps"
+
+# skip_sw refusals of encap flows carry the errno of what is missing: the route
+# lookup's (ENETUNREACH, as mlx5 returns it), or EAGAIN for a neighbour being resolved
+# (a transient state: the tracker asked the kernel to resolve it).
+dpctl del-flows
+dpctl set-policy skip_sw
+ip -n "$H" route add 198.18.99.0/24 dev p0
+encap_to() { dpctl add-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)' \
+    "set(tunnel(tun_id=0x2a,dst=$1,ttl=64,tp_dst=4789,flags(df|key))),2" 2>&1; }
+check_match "skip_sw, neighbour not resolved: EAGAIN" \
+    'neighbour 198\.18\.99\.2 not resolved.*\(Resource temporarily unavailable\)' "$(encap_to 198.18.99.2)"
+check_match "skip_sw, no route: ENETUNREACH" 'no route to 198\.18\.77\.2 \(Network is unreachable\)' "$(encap_to 198.18.77.2)"
+ip -n "$H" route del 198.18.99.0/24 dev p0
+dpctl set-policy none

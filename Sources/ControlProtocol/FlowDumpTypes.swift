@@ -54,6 +54,20 @@ public struct FlowDumpTypes: Equatable, Sendable {
         self.partiallyOffloaded = partiallyOffloaded
     }
 
+    /// OVS's attrs.offloaded and attrs.dp_layer for a flow in esw's offload state
+    /// (FlowAttr.offloaded: 0 software, 1 hardware, 2 pending, 3 failed, 4 partial), as
+    /// `dump-flows -m` shows them and `type=` selects by them: only a rule in hardware
+    /// is dp:esw. A partial flow is offloaded (the hardware matches and marks) with its
+    /// actions in software; a pending or failed rule is not in hardware, so its packets
+    /// run in software (OVS shows a flow whose tc offload failed as dp:ovs).
+    public static func attributes(offloadState: UInt8) -> (offloaded: Bool, dpLayer: String) {
+        switch offloadState {
+        case 1: (true, "esw")
+        case 4: (true, "ovs")
+        default: (false, "ovs")
+        }
+    }
+
     /// Whether a flow with these attributes is dumped. `offloaded` is OVS's
     /// attrs.offloaded (in hardware, wholly or partially: a partial flow is offloaded
     /// with dp layer "ovs"); `dpLayer` is what `dp:` shows ("esw" for esw's hardware,

@@ -32,6 +32,11 @@ public struct HardwareCapabilities: Sendable {
 
     /// Checks a rule's match; returns the refusal, or nil when the hardware can hold it.
     public func check(key: FlowKey, mask: FlowKey) -> OffloadFailure? {
+        // The original-direction tuple shares its words with MPLS and ARP/ND fields
+        // (FlowField.ctOrigIPv4Src): a flow with a tuple matches the tuple, named so.
+        if key[.ctOrigProto] & mask[.ctOrigProto] != 0 {
+            return .unsupportedMatch(field: UInt16(truncatingIfNeeded: key[.ethType]) == EtherType.ipv6 ? "ct_tuple6" : "ct_tuple4")
+        }
         for (f, name) in HardwareCapabilities.unmatchable where mask[f] != 0 {
             return .unsupportedMatch(field: name)
         }

@@ -456,8 +456,10 @@ public final class ESwitch: @unchecked Sendable {
     /// Finishes every queued hardware write now, waiting as long as they take.
     public func drainHardware() { engine.drain() }
 
-    /// Writes and removals the firmware has not done yet.
+    /// Writes and removals the firmware has not done yet, of rules still there.
     public var pendingHardwareWrites: Int { engine.pendingWrites }
+    /// Whether the firmware has commands queued or under way (cheap: for the event loop).
+    public var hasHardwareWork: Bool { engine.hasFirmwareWork }
     /// Rule commands waiting for an access (not the one in flight).
     var queuedHardwareWrites: Int { engine.firmware.queuedCount }
 

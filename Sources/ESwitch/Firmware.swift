@@ -33,17 +33,31 @@ struct Firmware {
     init(params: DeviceParams) { self.params = params }
 
     var queuedCount: Int { queue.count - queueHead }
+    /// The commands not done yet: the access under way, then the queue.
+    var outstanding: [Command] { (current?.commands ?? []) + queue[queueHead...] }
     var inFlightCount: Int { current?.commands.count ?? 0 }
     var refillInFlight: Bool { current?.refill ?? false }
     var isIdle: Bool { current == nil && queuedCount == 0 && !refillWanted }
     var nextCompletion: UInt64? { current?.completion }
 
-    mutating func enqueue(_ c: Command) { queue.append(c) }
+    /// Removals queued or under way: the units they free are the driver's to hand out
+    /// (the firmware does them before any write queued later).
+    private(set) var removals = 0
+
+    mutating func enqueue(_ c: Command) {
+        if case .remove = c { removals += 1 }
+        queue.append(c)
+    }
+
+    private static func removalCount(_ commands: some Sequence<Command>) -> Int {
+        commands.reduce(0) { n, c in if case .remove = c { n + 1 } else { n } }
+    }
 
     /// Drops every queued command: the rules they were for are gone (a flush, as a NIC
     /// destroying a flow table cancels what was queued for it). The access in flight
     /// completes; its commands for gone rules are skipped.
     mutating func discardQueued() {
+        removals -= Self.removalCount(queue[queueHead...])
         queue.removeAll()
         queueHead = 0
         doorbell = false
@@ -84,6 +98,7 @@ struct Firmware {
         let a = current!
         current = nil
         freeAt = a.completion
+        removals -= Self.removalCount(a.commands)
         return a
     }
 

@@ -112,8 +112,12 @@ public enum OffloadFailure: Error, Sendable, Equatable, CustomStringConvertible 
     case legacyMode
     case noSuchPort(PortIndex)
     case notFound
-    /// Tunnel preconditions (set by the driver that translates tunnel flows).
-    case tunnel(String)
+    /// Tunnel preconditions (set by the driver that translates tunnel flows), with the
+    /// errno a skip_sw refusal carries: EOPNOTSUPP for what cannot be offloaded, the
+    /// route lookup's error for no route (ENETUNREACH, as mlx5 returns it), EAGAIN for
+    /// a neighbour still being resolved (transient: mlx5 would even take the rule and
+    /// point it at the slow path until the neighbour is valid).
+    case tunnel(String, errno: Int32 = 95)
 
     public var description: String {
         switch self {
@@ -124,7 +128,7 @@ public enum OffloadFailure: Error, Sendable, Equatable, CustomStringConvertible 
         case .legacyMode: "eswitch is in legacy mode"
         case .noSuchPort(let p): "no eswitch port \(p)"
         case .notFound: "no such hardware rule"
-        case .tunnel(let why): why
+        case .tunnel(let why, _): why
         }
     }
 
@@ -134,6 +138,7 @@ public enum OffloadFailure: Error, Sendable, Equatable, CustomStringConvertible 
         case .noSpace: 28          // ENOSPC
         case .injectedFault: 5     // EIO
         case .notFound: 2          // ENOENT
+        case .tunnel(_, let e): e
         default: 95                // EOPNOTSUPP
         }
     }
@@ -172,8 +177,10 @@ public final class HardwareRule: ClassifierEntry, @unchecked Sendable {
     public let units: Int
     /// Encap entries referenced by the actions.
     public let encapEntries: [EncapEntry]
-    /// The flow mark of a partial-offload rule.
-    public let mark: FlowMark?
+    /// The flow mark of a partial-offload rule; nil once a late refusal let go of it
+    /// (a failed rule holds no mark: `marks` counts marks of rules that are written or
+    /// on their way).
+    public internal(set) var mark: FlowMark?
     /// What the rule holds, rebuilt from the classifier entry (its masked key and the
     /// subtable's shared mask): a stored copy cost two flow keys (448 bytes) a rule.
     public var spec: HardwareRuleSpec { HardwareRuleSpec(key: key, mask: mask.bits, actions: actions, cookie: cookie) }
@@ -216,7 +223,7 @@ public final class HardwareRule: ClassifierEntry, @unchecked Sendable {
     public var isProgrammed: Bool { state == .programmed }
 
     /// A partial-offload rule: it classifies and marks, software executes.
-    public var isHint: Bool { mark != nil }
+    public var isHint: Bool { actions.contains { if case .hint = $0 { true } else { false } } }
 
     /// Whether its counter is the one the data plane counts this match into: once
     /// written, or while it waits to overwrite a rule whose counter it carries on.

@@ -354,8 +354,7 @@ public final class HardwareTables: @unchecked Sendable {
 
     private func takeBack(_ r: HardwareRule, _ failure: OffloadFailure) {
         forgetProgrammed(r)
-        r.state = .failed(failure)
-        releaseUnits(of: r)
+        failLate(r, failure)
         pendingByMatch[match(of: r)] = r
     }
 
@@ -399,6 +398,20 @@ public final class HardwareTables: @unchecked Sendable {
         old.holdsUnits = r.holdsUnits
         r.holdsUnits = false
         stuckRemovals.append(old)
+    }
+
+    /// A rule the hardware refused after its add returned: what it held goes back,
+    /// its flow mark too (the flow still names the failed rule; a mark kept with it
+    /// would count in `marks` until the flow is deleted). Its encap entries stay: the
+    /// tunnel tracker keeps the flow's tunnel state through them.
+    func failLate(_ r: HardwareRule, _ f: OffloadFailure) {
+        r.state = .failed(f)
+        releaseUnits(of: r)
+        if let m = r.mark {
+            r.mark = nil
+            m.users -= 1
+            if m.users == 0 { releaseMark(m) }
+        }
     }
 
     /// Returns a rule's units (it stays accepted: a failed rule the flow still names).

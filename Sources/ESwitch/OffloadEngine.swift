@@ -190,12 +190,21 @@ final class OffloadEngine {
 
     private func reserveFromStock(_ rule: HardwareRule) -> OffloadFailure? {
         let needs = tables.needs(rule)
-        var refilled = false
+        var refilled = false, waitedForRemovals = false
         while true {
             if needs.allSatisfy({ stock.count($0.pool) >= $0.units }) {
                 let f = tables.reserve(rule, from: stock)
                 if params.offloadModel == .credit { requestRefillIfLow() }
                 return f
+            }
+            if refilled, params.offloadModel == .prefetch, !waitedForRemovals, firmware.removals > 0 {
+                // Removals queued ahead of this rule free units that are the driver's:
+                // wait for them and query again (credit's caller, whose refill the
+                // firmware runs after them, gets them the same way).
+                waitedForRemovals = true
+                run(until: { self.firmware.removals == 0 })
+                refilled = false
+                continue
             }
             if refilled {
                 // The hardware had no more room to give.
@@ -319,15 +328,16 @@ final class OffloadEngine {
     /// The hardware refused a rule after the add returned: the rule stays (failed) for
     /// the flow to show; what it held goes back.
     private func lateFailure(_ r: HardwareRule, _ f: OffloadFailure) {
-        r.state = .failed(f)
         tables.dropReplaced(by: r)
-        tables.releaseUnits(of: r)
+        tables.failLate(r, f)
         countLateFailure(r, f)
     }
 
     private func countLateFailure(_ r: HardwareRule, _ f: OffloadFailure) {
         statistics.lateFailures += 1
-        if predicted.contains(r.id) { statistics.wrongPredictions += 1 }
+        // A prediction is about room: an injected fault or a refused write proves it
+        // neither right nor wrong.
+        if predicted.contains(r.id), case .noSpace = f { statistics.wrongPredictions += 1 }
         forgetPrediction(r.id)
         onLateFailure?(r, f)
     }
@@ -429,8 +439,21 @@ final class OffloadEngine {
         predictor = OccupancyPredictor()
     }
 
-    /// Rules accepted and not yet programmed (or removals not yet done).
-    var pendingWrites: Int { firmware.queuedCount + firmware.inFlightCount }
+    /// Rules accepted and not yet programmed, and removals not yet done, of rules the
+    /// driver still has: an access under way after a flush carries writes for rules
+    /// that are gone, which it skips (they are not pending). A walk of the queue: for
+    /// reports, not for the event loop (`hasFirmwareWork`).
+    var pendingWrites: Int {
+        firmware.outstanding.reduce(0) { n, c in
+            switch c {
+            case .program(let r): tables.rules[r.id] === r && r.state == .pending ? n + 1 : n
+            case .remove(let r): tables.rules[r.id] === r ? n + 1 : n
+            }
+        }
+    }
+
+    /// Whether the firmware has commands queued or under way (live or not).
+    var hasFirmwareWork: Bool { firmware.queuedCount + firmware.inFlightCount > 0 }
 }
 
 /// What the offload path did, as `esw-devlink dev show -s` reports it.

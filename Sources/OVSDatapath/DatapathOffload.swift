@@ -15,6 +15,17 @@ public enum FlowOffloadStatus: Sendable, Equatable {
     /// The add succeeded, then the hardware refused the rule (async, a wrong
     /// prediction): under `none` software handles the packets, under skip_sw nothing does.
     case failed(reason: String)
+
+    /// What `dump-flows -m` says after `offloaded:` (and trace), "no" for software.
+    public var word: String {
+        switch self {
+        case .software: "no"
+        case .pending: "pending"
+        case .offloaded: "yes"
+        case .partial: "partial"
+        case .failed: "failed"
+        }
+    }
 }
 
 extension Datapath {
@@ -58,11 +69,11 @@ extension Datapath {
             case .success(let h):
                 installed(flow, h, t)
             case .failure(let f):
-                if refusedForActions(t.spec), offloadPartially(flow, after: f) { return }
+                if refusedForActions(t.spec), try offloadPartially(flow, after: f) { return }
                 try refuse(flow, f, dependency: t.dependency)
             }
         case .failure(let f):
-            if offloadPartially(flow, after: f) { return }
+            if try offloadPartially(flow, after: f) { return }
             try refuse(flow, f, dependency: nil)
         }
     }
@@ -75,7 +86,7 @@ extension Datapath {
         switch f {
         case .unsupportedAction: true
         // An output to a netdev outside the switch (the translator's wording).
-        case .tunnel(let why): why.hasPrefix("output to ") && why.contains(" leaves ")
+        case .tunnel(let why, _): why.hasPrefix("output to ") && why.contains(" leaves ")
         default: false
         }
     }
@@ -103,20 +114,32 @@ extension Datapath {
 
     /// Tries partial offload after the hardware refused `flow`'s actions: the hardware
     /// matches, marks and sends up the representor; software runs the actions. True if
-    /// the flow has a partial rule now.
-    fileprivate func offloadPartially(_ flow: DatapathFlow, after f: OffloadFailure) -> Bool {
+    /// the flow has a partial rule now. When the partial rule itself is refused (no mark
+    /// free, no room), the flow goes to software saying both why (the actions' reason
+    /// alone would hide that resizing `marks` or a table would make it partial).
+    fileprivate func offloadPartially(_ flow: DatapathFlow, after f: OffloadFailure) throws(DatapathError) -> Bool {
         guard partialOffload, policy == .none, Datapath.isSoftwareOnlyActions(f), let sw = eswitch,
-              let inPort = vport(UInt32(truncatingIfNeeded: flow.match.key[.inPort])), inPort.eswitchPort != nil,
-              case .success(let mark) = sw.allocateMark() else { return false }
+              let inPort = vport(UInt32(truncatingIfNeeded: flow.match.key[.inPort])), inPort.eswitchPort != nil else { return false }
+        let mark: FlowMark
+        switch sw.allocateMark() {
+        case .success(let m): mark = m
+        case .failure(let why):
+            try refuse(flow, f, dependency: nil, partial: why)
+            return true
+        }
         guard let spec = hintSpec(for: flow, mark: mark) else {
             sw.releaseUnusedMark(mark)
             return false
         }
-        // A refused add gives the mark back.
-        guard case .success(let h) = sw.addRule(spec) else { return false }
-        flow.offload = .hardware(h)
-        flow.tunnelDependency = nil
-        publishMark(mark.value, for: flow)
+        switch sw.addRule(spec) {
+        case .success(let h):
+            flow.offload = .hardware(h)
+            flow.tunnelDependency = nil
+            publishMark(mark.value, for: flow)
+        case .failure(let why):
+            // A refused add gave the mark back.
+            try refuse(flow, f, dependency: nil, partial: why)
+        }
         return true
     }
 
@@ -167,9 +190,11 @@ extension Datapath {
         if let p = t.vxlanPort { _ = eswitch!.registerVXLANPort(p) }
     }
 
-    fileprivate func refuse(_ flow: DatapathFlow, _ f: OffloadFailure, dependency: TunnelDependency?) throws(DatapathError) {
+    /// `partial`: why the partial rule tried after `f` was refused too.
+    fileprivate func refuse(_ flow: DatapathFlow, _ f: OffloadFailure, dependency: TunnelDependency?,
+                            partial: OffloadFailure? = nil) throws(DatapathError) {
         if policy == .skipSW { throw DatapathError(f.errno, "hardware refused the flow (skip_sw): \(f)") }
-        flow.offload = .software(reason: f.description)
+        flow.offload = .software(reason: partial.map { "\(f); partial offload refused: \($0)" } ?? f.description)
         flow.tunnelDependency = dependency ?? tunnelDependency(of: flow)
     }
 
@@ -214,30 +239,59 @@ extension Datapath {
         let translated = hardwareRule(for: fresh)
         if case .hardware(let h) = old.offload {
             let slot = eswitch!.rule(h)?.counter
-            if case .success(let t) = translated, case .success(let nh) = eswitch!.replaceRule(h, with: t.spec) {
-                carryCounters(from: old, to: fresh, oldSlot: slot, replacement: nh)
-                withdrawMark(of: old)
-                installed(fresh, nh, t)
-                unregisterVXLAN(of: old)
-                return
+            // A refused replacement is the answer (OVS's tc modify deletes the old filter
+            // and adds the new one; a refused add leaves the flow to software, or under
+            // skip_sw is the error): never retried as a fresh add, which would hide an
+            // injected or real refusal.
+            var refusal: (failure: OffloadFailure, dependency: TunnelDependency?)?
+            if case .success(let t) = translated {
+                switch eswitch!.replaceRule(h, with: t.spec) {
+                case .success(let nh):
+                    carryCounters(from: old, to: fresh, oldSlot: slot, replacement: nh)
+                    withdrawMark(of: old)
+                    installed(fresh, nh, t)
+                    unregisterVXLAN(of: old)
+                    return
+                case .failure(let f):
+                    refusal = (f, t.dependency)
+                }
             }
             // Partial to partial: the same match keeps its mark, which names the new
             // flow from now on (make-before-break, as for full rules).
             if case .failure(let f) = translated, partialOffload, policy == .none, Datapath.isSoftwareOnlyActions(f),
-               let mark = eswitch!.rule(h)?.mark, let spec = hintSpec(for: fresh, mark: mark),
-               case .success(let nh) = eswitch!.replaceRule(h, with: spec) {
-                carryCounters(from: old, to: fresh, oldSlot: slot, replacement: nh)
-                fresh.offload = .hardware(nh)
-                old.hintMark = 0
-                publishMark(mark.value, for: fresh)
-                return
+               let mark = eswitch!.rule(h)?.mark, let spec = hintSpec(for: fresh, mark: mark) {
+                switch eswitch!.replaceRule(h, with: spec) {
+                case .success(let nh):
+                    carryCounters(from: old, to: fresh, oldSlot: slot, replacement: nh)
+                    fresh.offload = .hardware(nh)
+                    old.hintMark = 0
+                    publishMark(mark.value, for: fresh)
+                    return
+                case .failure(let why):
+                    refusal = (why, nil)
+                }
             }
-            if policy == .skipSW, case .failure(let f) = translated {
-                throw DatapathError(f.errno, "hardware refused the modified flow (skip_sw): \(f)")
+            if policy == .skipSW {
+                // The old flow stays as it was (the driver put its rule back).
+                if let r = refusal { throw DatapathError(r.failure.errno, "hardware refused the modified flow (skip_sw): \(r.failure)") }
+                if case .failure(let f) = translated {
+                    throw DatapathError(f.errno, "hardware refused the modified flow (skip_sw): \(f)")
+                }
             }
             removeHardware(old)
             fresh.hardwareCarried = old.hardwareCarried
             fresh.hardwareLatest = RuleCounters()
+            if let r = refusal {
+                // Refused for its actions (the driver's check, before anything was
+                // written): place() tries a partial rule, a first try and not a retry.
+                var forActions = false
+                if case .success(let t) = translated { forActions = refusedForActions(t.spec) }
+                if !forActions {
+                    fresh.offload = .software(reason: r.failure.description)
+                    fresh.tunnelDependency = r.dependency ?? tunnelDependency(of: fresh)
+                    return
+                }
+            }
         }
         try place(fresh, translated)
     }

@@ -55,7 +55,8 @@ extension PacketTracer {
         r.add("packets", s.packets)
         r.add("bytes", s.bytes)
         r.add("used", Self.age(s.usedNanoseconds))
-        r.add("offloaded", dp.offloadStatus(of: flow) == .offloaded)
+        // The word dump-flows -m shows after `offloaded:` ("no" for a software flow).
+        r.add("offloaded", dp.offloadStatus(of: flow).word)
         if let why = flow.softwareReason { r.add("not_offloaded", why) }
         var steps: [TraceNode] = []
         var state = PacketEngine.ExecState()

@@ -87,7 +87,8 @@ public final class TunnelTracker: TunnelOffloadResolver {
         remoteNeighbour[remote] = nk
         guard let n = neighbours[nk], n.isValid, let mac = n.mac else {
             solicit(nk)
-            return .failure(.tunnel("neighbour \(nk.address) not resolved"))
+            // Transient: the kernel is resolving it (EAGAIN under skip_sw, not EOPNOTSUPP).
+            return .failure(.tunnel("neighbour \(nk.address) not resolved", errno: EAGAIN))
         }
         let source = local.isZero ? route.preferredSource : local
         guard let source, source.family == remote.family else {
@@ -163,7 +164,9 @@ public final class TunnelTracker: TunnelOffloadResolver {
             }
         } catch {
             switch error.errno {
-            case ENETUNREACH, EHOSTUNREACH, ENOENT: result = .failure(.tunnel("no route to \(destination)"))
+            // The lookup's own errno (ENETUNREACH, as mlx5 returns it; ENOENT: no table).
+            case ENETUNREACH, EHOSTUNREACH: result = .failure(.tunnel("no route to \(destination)", errno: error.errno))
+            case ENOENT: result = .failure(.tunnel("no route to \(destination)", errno: ENETUNREACH))
             case EINVAL: result = .failure(.tunnel("\(source.map { "\($0)" } ?? "source") is not a local address"))
             default: result = .failure(.tunnel("route lookup for \(destination): \(error)"))
             }

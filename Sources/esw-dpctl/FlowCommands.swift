@@ -66,8 +66,12 @@ struct FlowLineFormatter {
         out += ", used:".utf8
         out += f.usedText.utf8
         if f.tcpFlags != 0 { out += ", flags:\(f.tcpFlagsText)".utf8 }
-        // A partial flow's actions run in software: dp:ovs, as OVS prints it.
-        if verbose { out += (f.offloadWord.map { ", offloaded:\($0), dp:" + (f.offloadState == 4 ? "ovs" : "esw") } ?? ", dp:ovs").utf8 }
+        // Only a rule in hardware is dp:esw; partial, pending and failed flows' packets
+        // run in software: dp:ovs, as OVS prints it.
+        if verbose {
+            let dp = FlowDumpTypes.attributes(offloadState: f.offloadState).dpLayer
+            out += (f.offloadWord.map { ", offloaded:\($0), dp:\(dp)" } ?? ", dp:ovs").utf8
+        }
         out += ", actions:".utf8
         out += memo.text(of: f.actions) { actions.format(f.actions) }.utf8
         if verbose, !f.offloaded, let r = f.offloadReason {
@@ -92,7 +96,7 @@ func flowJSON(_ f: FlowInfo, names: [UInt32: String]) -> JSON {
         ("match", .string(KeyFormatter(portNames: names).format(key: f.key, mask: f.mask))),
         ("actions", .string(ActionFormatter(portNames: names).format(f.actions))),
         ("packets", .uint(f.packets)), ("bytes", .uint(f.bytes)), ("used", .string(f.usedText)),
-        ("offloaded", .bool(f.offloaded)), ("dp", .string(f.offloaded ? "esw" : "ovs")),
+        ("offloaded", .bool(f.offloaded)), ("dp", .string(FlowDumpTypes.attributes(offloadState: f.offloadState).dpLayer)),
     ]
     if let w = f.offloadWord, w != "yes" { fields.append(("offload", .string(w))) }
     if f.tcpFlags != 0 { fields.append(("tcp_flags", .string(f.tcpFlagsText))) }
@@ -332,15 +336,15 @@ func processFlowFile(_ s: Session, path: String, defaultCommand: String) throws 
         try stream.submit(batchControl(abort: false))
         try stream.finish()
     } catch { throw CLIError(error.description) }
-    for f in stream.failures where f.index < lineOf.count { Out.error("\(path):\(lineOf[f.index]): \(f.error)") }
+    for f in stream.failures where f.index < lineOf.count && FlowFileSummary.isReported(f.error) {
+        Out.error("\(path):\(lineOf[f.index]): \(f.error)")
+    }
     guard stream.failureCount > 0 else { return }
     // A refusal by the daemon is per flow, as ovs-dpctl reports them, except under
     // skip_sw, where the daemon undid the batch and refused the rest (ECANCELED).
-    if stream.failures.contains(where: { $0.error.errno == ECANCELED }) {
-        throw CLIError("\(stream.failureCount) of \(lineOf.count) flows failed; under skip_sw the whole file was undone")
-    }
-    let applied = lineOf.count - stream.failureCount
-    throw CLIError("\(stream.failureCount) of \(lineOf.count) flows failed; the other \(applied) were applied")
+    throw CLIError(FlowFileSummary.message(total: lineOf.count, failureCount: stream.failureCount,
+                                           failures: stream.failures.filter { $0.index < lineOf.count },
+                                           line: { lineOf[$0] }))
 }
 
 /// A line of a flow file that does not parse.

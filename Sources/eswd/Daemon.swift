@@ -202,7 +202,7 @@ final class Daemon {
         var its = itimerspec()
         its.it_value = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
         _ = timerfd_settime(firmwareTimer.raw, Int32(TFD_TIMER_ABSTIME), &its, nil)
-        return deadline == 0 && sw.pendingHardwareWrites > 0 ? 0 : 1000
+        return deadline == 0 && sw.hasHardwareWork ? 0 : 1000
     }
 
     private func tick() {

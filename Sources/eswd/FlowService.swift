@@ -63,20 +63,18 @@ extension DatapathService {
     }
 
     static func matches(_ types: FlowDumpTypes, _ f: DatapathFlow, _ d: Datapath) -> Bool {
-        let (offloaded, dpLayer) = dumpAttributes(d.offloadStatus(of: f))
+        let (offloaded, dpLayer) = FlowDumpTypes.attributes(offloadState: offloadState(d.offloadStatus(of: f)))
         return types.passes(offloaded: offloaded, dpLayer: dpLayer)
     }
 
-    /// OVS's attrs.offloaded and attrs.dp_layer for a flow, as `dump-flows -m` shows
-    /// them: a partial flow is offloaded (the hardware matches and marks) but its
-    /// actions run in software (dp:ovs); a pending or refused rule is not offloaded
-    /// yet (or at all), though the hardware layer holds its state (dp:esw).
-    static func dumpAttributes(_ status: FlowOffloadStatus) -> (offloaded: Bool, dpLayer: String) {
+    /// FlowAttr.offloaded's value for a status.
+    static func offloadState(_ status: FlowOffloadStatus) -> UInt8 {
         switch status {
-        case .offloaded: (true, "esw")
-        case .partial: (true, "ovs")
-        case .pending, .failed: (false, "esw")
-        case .software: (false, "ovs")
+        case .software: 0
+        case .offloaded: 1
+        case .pending: 2
+        case .failed: 3
+        case .partial: 4
         }
     }
 
@@ -260,19 +258,11 @@ extension DatapathService {
         if s.usedNanoseconds != 0 { w.putU64(FlowAttr.used, s.usedNanoseconds / 1_000_000) }
         if s.tcpFlags != 0 { w.putU16(FlowAttr.tcpFlags, s.tcpFlags) }
         w.putU64(FlowAttr.now, now)
-        switch d.offloadStatus(of: f) {
-        case .offloaded:
-            w.putU8(FlowAttr.offloaded, 1)
-        case .partial:
-            w.putU8(FlowAttr.offloaded, 4)
-        case .pending:
-            w.putU8(FlowAttr.offloaded, 2)
-        case .failed(let reason):
-            w.putU8(FlowAttr.offloaded, 3)
-            w.putString(FlowAttr.offloadReason, reason)
-        case .software(let reason):
-            w.putU8(FlowAttr.offloaded, 0)
-            w.putString(FlowAttr.offloadReason, reason)
+        let status = d.offloadStatus(of: f)
+        w.putU8(FlowAttr.offloaded, Self.offloadState(status))
+        switch status {
+        case .failed(let reason), .software(let reason): w.putString(FlowAttr.offloadReason, reason)
+        case .offloaded, .partial, .pending: break
         }
         w.putU8(FlowAttr.origin, f.origin == .normal ? 1 : 0)
     }

@@ -4,11 +4,19 @@ import Testing
 /// dump-flows type=, as OVS 3.1's populate_dump_types and flow_passes_type_filter.
 @Suite struct FlowDumpTypesTests {
     // (offloaded, dp layer) of esw's flow states, as dump-flows -m shows them.
-    let fullyOffloaded = (true, "esw"), partial = (true, "ovs"), pending = (false, "esw"), software = (false, "ovs")
+    let fullyOffloaded = FlowDumpTypes.attributes(offloadState: 1), partial = FlowDumpTypes.attributes(offloadState: 4),
+        pending = FlowDumpTypes.attributes(offloadState: 2), software = FlowDumpTypes.attributes(offloadState: 0)
 
     func selected(_ list: String) throws -> [Bool] {
         let t = try FlowDumpTypes(parsing: list)
         return [fullyOffloaded, partial, pending, software].map { t.passes(offloaded: $0.0, dpLayer: $0.1) }
+    }
+
+    /// Only a rule in hardware is dp:esw: pending and failed flows run in software.
+    @Test func onlyARuleInHardwareIsDPESW() {
+        #expect(FlowDumpTypes.attributes(offloadState: 1) == (true, "esw"))
+        #expect(FlowDumpTypes.attributes(offloadState: 4) == (true, "ovs"))
+        for state: UInt8 in [0, 2, 3] { #expect(FlowDumpTypes.attributes(offloadState: state) == (false, "ovs")) }
     }
 
     @Test func aPartialFlowIsOffloadedNeverNonOffloaded() throws {
@@ -18,7 +26,7 @@ import Testing
     }
 
     @Test func ovsTcAndDpdkSelectByDatapathLayer() throws {
-        #expect(try selected("ovs") == [false, true, false, true])
+        #expect(try selected("ovs") == [false, true, true, true], "a pending flow runs in software")
         #expect(try selected("tc") == [false, false, false, false])
         #expect(try selected("dpdk") == [false, false, false, false])
     }

@@ -219,13 +219,27 @@ struct OffloadModelTests {
     }
 
     @Test func aPredictionTheHardwareThenRefusesIsCountedAsWrong() throws {
+        let (sw, _, _) = try Self.device(.predictive, masked: 1)
+        let h = try sw.addRule(Self.ipv4(1)).get()
+        // The entry the model counted on goes to someone else before the write.
+        #expect(sw.tables.maskedPool.reserve(1))
+        sw.drainHardware()
+        #expect(sw.ruleState(h) == .failed(.noSpace(table: "masked")))
+        #expect(sw.offloadStatistics.wrongPredictions == 1)
+        sw.tables.maskedPool.release(1)
+        // The prediction no longer counts it.
+        #expect(sw.tables.maskedPool.occupancy == 0)
+    }
+
+    /// An injected fault refuses a predicted rule late, but the prediction (about
+    /// room) was not wrong.
+    @Test func anInjectedFaultUnderPredictiveIsALateFailureNotAWrongPrediction() throws {
         let (sw, _, _) = try Self.device(.predictive)
         sw.params.failNextOffloads = 1
         let h = try sw.addRule(Self.ipv4(1)).get()
         sw.drainHardware()
         #expect(sw.ruleState(h) == .failed(.injectedFault))
-        #expect(sw.offloadStatistics.wrongPredictions == 1)
-        // The prediction no longer counts it.
+        #expect(sw.offloadStatistics.lateFailures == 1 && sw.offloadStatistics.wrongPredictions == 0)
         #expect(sw.tables.maskedPool.occupancy == 0)
     }
 
