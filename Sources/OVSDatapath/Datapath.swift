@@ -424,10 +424,12 @@ public final class Datapath: @unchecked Sendable {
         let statsInterval = UInt64(max(10, eswitch?.params.statsIntervalMilliseconds ?? 1000)) * 1_000_000
         if now &- lastStatsPoll >= max(statsInterval, statsPollSpacing) {
             lastStatsPoll = now
+            let start = Sys.monotonicNanoseconds()
             pollHardwareCounters()
             // A poll of a million flows takes most of a second of the control thread:
             // spaced so that polling takes at most a tenth of it, the rest serves clients.
-            statsPollSpacing = 10 * (Sys.monotonicNanoseconds() &- now)
+            // (Timed on its own: `now` is the caller's clock, a test's may run ahead.)
+            statsPollSpacing = 10 * (Sys.monotonicNanoseconds() &- start)
         }
         if now &- lastAging >= 1_000_000_000 {
             lastAging = now
