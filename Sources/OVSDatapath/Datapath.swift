@@ -436,12 +436,16 @@ public final class Datapath: @unchecked Sendable {
             ageFlows(now: now)
             normal.expire(now: now)
         }
-        // The tracker queues offload events when there is an eSwitch, whatever the policy: drained every tick.
-        settleConntrackOffload()
         if now &- lastConntrackSweep >= 1_000_000_000 {
             lastConntrackSweep = now
+            // What the hardware carried since the last poll keeps a connection alive:
+            // read those it holds that would expire before the next sweep or so.
+            conntrackOffload?.refreshExpiring(by: now &+ 2_000_000_000, now: now)
             _ = conntrack.sweep(now: now)
         }
+        // The tracker queues offload events when there is an eSwitch, whatever the policy:
+        // drained every tick (after the sweep: what expired leaves the hardware now).
+        settleConntrackOffload()
         if now &- lastRerank >= 1_000_000_000 {
             lastRerank = now
             table.classifier.rerank()
@@ -464,7 +468,7 @@ public final class Datapath: @unchecked Sendable {
             if c.packets > f.hardwareLatest.packets { c.lastUsedNanoseconds = max(c.lastUsedNanoseconds, previousPoll) }
             f.hardwareLatest = c
         }
-        conntrackOffload?.poll(previousPoll: previousPoll)
+        conntrackOffload?.poll(now: lastCounterRead)
     }
 
     private func ageFlows(now: UInt64) {
