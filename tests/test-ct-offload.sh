@@ -128,3 +128,153 @@ plain=$(t_in vm0 iperf3 -c 198.19.0.2 -p 5201 -t 4 -J 2>/dev/null | /usr/bin/pyt
 # loaded 2-core machine any threshold here would fail for the load, not for esw.
 t_log "iperf3: $mbps Mbit/s through the offloaded ACL, $plain Mbit/s through plain rules"
 check_ge "iperf3 through the plain rules (Mbit/s)" 500 "$plain"
+
+# --- Leaving the hardware and coming back ---
+# wait_check DESC SECONDS CMD...: a check that CMD succeeds within SECONDS.
+wait_check() { if t_wait "$@"; then t_pass "$1"; else t_fail "$1"; fi; }
+refused_full() { devlink dev show -s | sed -n 's/^  ct:.*refused_full \([0-9]*\).*/\1/p'; }
+ct_line() { dpctl dump-conntrack -m -s "zone=$1" | grep -- "$2"; }
+check "del-flows" dpctl del-flows
+check "flush-conntrack" dpctl flush-conntrack
+check "the ACL again" dpctl add-flows "$T_DIR/flows"
+wait_check "port 80 free in vm1 (the echo server's client is gone)" 25 \
+    sh -c "! ip netns exec ${T_PREFIX}vm1 ss -Hltn 'sport = :80' | grep -q 80"
+
+# What the hardware counted reaches dump-conntrack -s when the connection leaves the
+# hardware (the FIN's hand-back), not only what a counter poll read before: with polls
+# 5 s apart a 3 s iperf3 run is read at most once.
+check "stats_interval_ms 5000" devlink dev param set esw0 name stats_interval_ms value 5000
+t_in vm1 iperf3 -s -p 80 -1 -D >/dev/null 2>&1
+sleep 0.3
+sent=$(t_in vm0 iperf3 -c 198.19.0.2 -p 80 -t 3 -J 2>/dev/null | /usr/bin/python3 -c 'import json,sys; print(int(json.load(sys.stdin)["end"]["sum_sent"]["bytes"]))' 2>/dev/null || echo 0)
+sleep 1
+counted=$(dpctl dump-conntrack -s zone=1 | sed -n 's/.*dport=80,packets=[0-9]*,bytes=\([0-9]*\)).*/\1/p' | sort -n | tail -n 1)
+t_log "iperf3 sent $sent bytes; dump-conntrack -s counts ${counted:-0} for its data connection"
+check_ge "dump-conntrack -s has the hardware's bytes of a connection handed back" $((sent / 100 * 95)) "${counted:-0}"
+check "stats_interval_ms 1000" devlink dev param set esw0 name stats_interval_ms value 1000
+
+# A CT table of one connection.
+check "del-flows" dpctl del-flows
+check "flush-conntrack" dpctl flush-conntrack
+check "ct resource set to 2 (one connection)" devlink resource set esw0 path /ct size 2
+check "dev reload" devlink dev reload esw0
+check "the ACL again" dpctl add-flows "$T_DIR/flows"
+# Counter polls a minute apart from here: what the hardware counts reaches the tracker
+# only as connections leave it.
+check "stats_interval_ms 60000" devlink dev param set esw0 name stats_interval_ms value 60000
+# Servers until their stop file appears: TCP echo on 80, UDP echo on 53 (vm1).
+t_in vm1 python3 -c '
+import os, socket, sys, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("", 80)); s.listen(8); s.settimeout(0.5)
+def serve(c):
+    while c.recv(1): c.send(b"y")
+while not os.path.exists(sys.argv[1]):
+    try: c, _ = s.accept()
+    except OSError: continue
+    threading.Thread(target=serve, args=(c,), daemon=True).start()' "$T_DIR/stop-tcp" &
+T_PIDS+=($!)
+t_in vm1 python3 -c '
+import os, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("", 53)); s.settimeout(0.5)
+while not os.path.exists(sys.argv[1]):
+    try: d, a = s.recvfrom(100)
+    except OSError: continue
+    s.sendto(d, a)' "$T_DIR/stop-udp" &
+T_PIDS+=($!)
+wait_check "the echo servers" 5 sh -c "ip netns exec ${T_PREFIX}vm1 ss -Hltn 'sport = :80' | grep -q 80"
+# hold SECONDS: a TCP connection VF0 -> VF1:80 that says a few bytes, stays quiet, closes.
+hold() {
+    t_in vm0 python3 -c '
+import socket, sys, time
+s = socket.create_connection(("198.19.0.2", 80))
+for _ in range(10):
+    s.send(b"x"); s.recv(1); time.sleep(0.05)
+time.sleep(float(sys.argv[1]))' "$1" &
+    T_PIDS+=($!)
+}
+hold 8
+wait_check "connection A in hardware" 6 sh -c "$ESW_BIN/esw-dpctl dump-conntrack -m zone=1 | grep -q 'dport=80),reply=.*status=0x8000'"
+check_eq "A fills the CT table" 2 "$(ct_occupancy)"
+
+# A connection refused for want of room goes to hardware once there is room: a UDP
+# stream VF0:5353 -> VF1:53 (10 packets a second, answered) while A holds the table and
+# after A closes.
+t_in vm0 python3 -c '
+import os, socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("", 5353)); s.settimeout(0.5)
+while not os.path.exists(sys.argv[1]):
+    s.sendto(b"q", ("198.19.0.2", 53))
+    try: s.recv(100)
+    except OSError: pass
+    time.sleep(0.1)' "$T_DIR/stop-b" &
+T_PIDS+=($!)
+full0=$(refused_full)
+wait_check "B is refused: the table is full" 5 sh -c "[ \"\$($ESW_BIN/esw-devlink dev show -s | sed -n 's/^  ct:.*refused_full \([0-9]*\).*/\1/p')\" -gt $full0 ]"
+sleep 2.5
+full1=$(refused_full)
+check_ge "a full table is not retried for every packet of B (25 in 2.5 s): $((full1 - full0)) refusals" $((full1 - full0)) 4
+check_no_match "B stays in software meanwhile" 'status=0x8000' "$(ct_line 1 sport=5353)"
+wait_check "A closes, and B goes to hardware" 12 sh -c "$ESW_BIN/esw-dpctl dump-conntrack -m zone=1 | grep 'sport=5353' | grep -q status=0x8000"
+check_eq "B holds the CT table" 2 "$(ct_occupancy)"
+
+# The zone's last ct rule leaves: its connections leave the hardware at once (mlx5
+# flushes the zone's CT table), with the packets the hardware counted (3 s of B: 30 each
+# way, never polled).
+sleep 3
+before=$(ct_line 1 sport=5353 | sed -n 's/.*dport=53,packets=\([0-9]*\).*/\1/p')
+check "del-flows" dpctl del-flows
+check_eq "del-flows empties the CT table" 0 "$(ct_occupancy)"
+check_no_match "ct-stats-show: nothing offloaded" 'Offloaded to hardware' "$(dpctl ct-stats-show)"
+after=$(ct_line 1 sport=5353 | sed -n 's/.*dport=53,packets=\([0-9]*\).*/\1/p')
+t_log "B: $before packets before del-flows (software's and polled), $after after"
+check_ge "B keeps the packets the hardware counted" $((${before:-0} + 20)) "${after:-0}"
+touch "$T_DIR/stop-b"
+# The same with an idle TCP connection, as the probe found it: it held the table for
+# the established timeout, and a connection of another zone was refused as full.
+check "flush-conntrack" dpctl flush-conntrack
+check "the ACL again" dpctl add-flows "$T_DIR/flows"
+hold 15
+wait_check "an idle connection D in hardware" 6 sh -c "$ESW_BIN/esw-dpctl dump-conntrack -m zone=1 | grep -q 'dport=80),reply=.*status=0x8000'"
+# Quiet from now on (its bytes dropped by del-flows would be retransmitted into zone 5).
+sleep 1
+check_eq "D fills the CT table" 2 "$(ct_occupancy)"
+check "del-flows" dpctl del-flows
+check_eq "del-flows takes D out of the CT table at once" 0 "$(ct_occupancy)"
+check_no_match "ct-stats-show: nothing offloaded" 'Offloaded to hardware' "$(dpctl ct-stats-show)"
+sed 's/zone=1/zone=5/g' "$T_DIR/flows" >"$T_DIR/flows5"
+check "the ACL in zone 5" dpctl add-flows "$T_DIR/flows5"
+full0=$(refused_full)
+hold 3
+wait_check "a connection of zone 5 in hardware" 6 sh -c "$ESW_BIN/esw-dpctl dump-conntrack -m zone=5 | grep -q 'dport=80),reply=.*status=0x8000'"
+check_eq "and it was not refused" "$full0" "$(refused_full)"
+touch "$T_DIR/stop-tcp" "$T_DIR/stop-udp"
+wait_check "port 53 free in vm1" 5 sh -c "! ip netns exec ${T_PREFIX}vm1 ss -Hlun 'sport = :53' | grep -q 53"
+
+# An offloaded connection the hardware carries does not expire between counter polls:
+# a UDP stream from VF1 (4 packets a second for 40 s after one request) with polls a
+# minute apart, past the UDP timeout (30 s). Only the hardware sees the stream.
+t_in vm1 python3 -c '
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("", 53))
+d, a = s.recvfrom(100)
+for _ in range(160):
+    s.sendto(b"s", a); time.sleep(0.25)' &
+T_PIDS+=($!)
+check "flush-conntrack (an empty CT table)" dpctl flush-conntrack
+sleep 0.3
+t_in vm0 python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("", 5454)); s.settimeout(3)
+s.sendto(b"q", ("198.19.0.2", 53))
+n = 0
+try:
+    while True: s.recv(100); n += 1
+except OSError: pass
+print(n)' >"$T_DIR/stream.out" &
+CLIENT=$!
+T_PIDS+=("$CLIENT")
+wait_check "the stream's connection in hardware" 5 sh -c "$ESW_BIN/esw-dpctl dump-conntrack -m zone=5 | grep 'dport=53' | grep -q status=0x8000"
+wait "$CLIENT"
+got=$(cat "$T_DIR/stream.out")
+check_ge "the stream is not cut at the UDP timeout (the client got $got of 160)" 155 "${got:-0}"
+check "stats_interval_ms 1000" devlink dev param set esw0 name stats_interval_ms value 1000

@@ -63,6 +63,11 @@ struct Connection: Sendable {
     var announced = false
     /// Handed back by hardware: no new .established until it was seen not established.
     var heldBack = false
+    /// Established, announced and not in hardware (refused, or dropped by the eSwitch):
+    /// its first packet from this time (tracker clock) reports it again, as act_ct
+    /// retries offload; nil: not retried (in hardware, a report outstanding, or the
+    /// hardware can never hold it).
+    var offloadRetryAt: UInt64?
 
     var timeoutPolicy: CTTimeout
 

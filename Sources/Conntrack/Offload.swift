@@ -63,7 +63,7 @@ extension ConnectionTracker {
     public func hardwareActivity(id: UInt32, packets: (orig: UInt64, reply: UInt64), bytes: (orig: UInt64, reply: UInt64),
                                  lastUsed: UInt64) {
         state.withLock { s in
-            guard var c = s.connections[id] else { return }
+            guard var c = s.connections[id], c.offloaded else { return }
             c.hardwarePackets = packets
             c.hardwareBytes = bytes
             let refreshed = lastUsed + c.timeoutPolicy.seconds * 1_000_000_000
@@ -76,16 +76,73 @@ extension ConnectionTracker {
     /// teardown. Its TCP windows are stale (hardware moved the sequence numbers), so the
     /// next packets skip the window check and resynchronise it.
     public func handBack(id: UInt32) {
+        leftHardware(id: id, packets: (0, 0), bytes: (0, 0), lastUsed: 0, closing: true)
+    }
+
+    /// The connection's entries left the hardware. `packets`/`bytes` are what they
+    /// counted since the offload, read as they went: added to the software counts, since
+    /// the hardware's counters go with the entries (a poll may not have read them for a
+    /// while). TCP windows are stale either way. `closing` (a hand-back, or closed in
+    /// software): not offered to the hardware again until it is established anew; else
+    /// (the eSwitch dropped it: its zone lost its last ct rule, a mode change) its next
+    /// packet offers it again.
+    public func leftHardware(id: UInt32, packets: (orig: UInt64, reply: UInt64), bytes: (orig: UInt64, reply: UInt64),
+                             lastUsed: UInt64, closing: Bool) {
         state.withLock { s in
             guard var c = s.connections[id] else { return }
+            // Cumulative since the offload: never less than the last poll reported.
+            c.packets.orig += max(packets.orig, c.hardwarePackets.orig)
+            c.packets.reply += max(packets.reply, c.hardwarePackets.reply)
+            c.bytes.orig += max(bytes.orig, c.hardwareBytes.orig)
+            c.bytes.reply += max(bytes.reply, c.hardwareBytes.reply)
+            c.hardwarePackets = (0, 0)
+            c.hardwareBytes = (0, 0)
+            if lastUsed > 0 {
+                let refreshed = lastUsed + c.timeoutPolicy.seconds * 1_000_000_000
+                if refreshed > c.expiration { c.expiration = refreshed }
+            }
             c.offloaded = false
-            c.heldBack = true
+            if closing {
+                c.heldBack = true
+                c.offloadRetryAt = nil
+            } else {
+                c.offloadRetryAt = 0
+            }
             if case .tcp(var tcp) = c.proto {
                 tcp.relaxedPackets = 8
                 c.proto = .tcp(tcp)
             }
             s.connections[id] = c
         }
+    }
+
+    /// The hardware did not take the connection: its packets offer it again from
+    /// `retryAfter` nanoseconds on (nil: never, the hardware cannot hold it).
+    public func offloadRefused(id: UInt32, retryAfter: UInt64?) {
+        state.withLock { s in
+            guard var c = s.connections[id], !c.offloaded else { return }
+            c.offloadRetryAt = retryAfter.map { s.lastNow &+ $0 }
+            s.connections[id] = c
+        }
+    }
+
+    /// Room appeared in the hardware: these refused connections are offered again on
+    /// their next packet rather than when their retry time comes.
+    public func allowOffloadRetry(_ ids: [UInt32]) {
+        state.withLock { s in
+            for id in ids {
+                guard var c = s.connections[id], !c.offloaded, c.offloadRetryAt != nil else { continue }
+                c.offloadRetryAt = 0
+                s.connections[id] = c
+            }
+        }
+    }
+
+    /// Offloaded connections that expire by `deadline`: the driver reads their hardware
+    /// counters first (a poll may be older than their timeout), as nf_flowtable keeps an
+    /// offloaded connection alive from the hardware's activity.
+    public func offloadedConnections(expiringBy deadline: UInt64) -> [UInt32] {
+        state.withLock { s in s.connections.values.filter { $0.offloaded && $0.expiration <= deadline }.map(\.id) }
     }
 
     /// After a packet of connection `id`: report it once it is established both ways.
@@ -106,6 +163,7 @@ extension ConnectionTracker {
             // hardware never saw): the hardware must let go of it, or a packet reusing
             // its tuple would pass there as established.
             c.announced = false
+            c.offloadRetryAt = nil
             if c.reportedEstablished {
                 c.reportedEstablished = false
                 s.events.append(.removed(id))
@@ -113,7 +171,17 @@ extension ConnectionTracker {
             s.connections[id] = c
             return
         }
-        guard established, !c.announced else { return }
+        if established && c.announced {
+            // Reported but not in hardware (refused, or dropped by the eSwitch): its
+            // packets reach software, which offers it again once its retry time comes
+            // (act_ct retries on packets of an established connection not offloaded).
+            guard !c.offloaded, let at = c.offloadRetryAt, s.lastNow >= at else { return }
+            c.offloadRetryAt = nil
+            s.connections[id] = c
+            s.events.append(.established(Self.snapshot(c)))
+            return
+        }
+        guard established else { return }
         c.announced = true
         c.reportedEstablished = true
         s.connections[id] = c

@@ -20,14 +20,23 @@ public final class ConnectionTable: @unchecked Sendable {
     /// Entries each connection takes in `pool`.
     public static let entriesPerConnection = 2
 
+    /// Told of the connections the eSwitch took out on its own (their zone's last ct
+    /// rule left the silicon, or switchdev mode ended), with what their entries counted:
+    /// software must take them over and carry the counts.
+    public var onEvicted: (([ConnectionActivity]) -> Void)?
+
     init(tables: HardwareTables) {
         self.tables = tables
+        // mlx5 refcounts a zone's CT table by its tc ct rules and flushes the table's
+        // entries with the last one (mlx5_tc_ct_del_ft_cb): no rule looks them up any more,
+        // and they would hold the table's room until they expire.
+        tables.conntrackZoneEmptied = { [weak self] zone in self?.evict { $0.spec.original.tuple.zone == zone } }
     }
 
     public var count: Int { connections.count }
 
-    /// What the silicon cannot track, or nil.
-    static func check(_ spec: HardwareConnectionSpec) -> OffloadFailure? {
+    /// What the silicon can never track, or nil.
+    public static func check(_ spec: HardwareConnectionSpec) -> OffloadFailure? {
         for d in [spec.original, spec.reply] {
             let t = d.tuple
             guard t.proto == IPProto.tcp || t.proto == IPProto.udp else {
@@ -97,9 +106,17 @@ public final class ConnectionTable: @unchecked Sendable {
     /// Takes a connection out of the silicon. False if it was not held, or the data
     /// plane refused (it stays held: its packets are still tracked in hardware).
     @discardableResult
-    public func remove(id: UInt64) -> Bool {
-        guard let c = connections[id] else { return false }
-        do { try dataPlane.removeConnection(c.programmed) } catch { return false }
+    public func remove(id: UInt64) -> Bool { take(id: id) != nil }
+
+    /// Takes a connection out of the silicon and returns what its entries counted since
+    /// it went in (`handedBack` is not read); nil as `remove` is false. The counters are
+    /// read after the entries are gone, so nothing counts into them any more; their
+    /// slots are zeroed only before they are handed out again.
+    public func take(id: UInt64) -> ConnectionActivity? {
+        guard let c = connections[id] else { return nil }
+        do { try dataPlane.removeConnection(c.programmed) } catch { return nil }
+        let counts = ConnectionActivity(id: id, original: dataPlane.ruleCounters(c.originalCounter),
+                                        reply: dataPlane.ruleCounters(c.replyCounter), handedBack: false)
         connections[id] = nil
         tupleOwners[c.spec.original.tuple] = nil
         tupleOwners[c.spec.reply.tuple] = nil
@@ -109,7 +126,23 @@ public final class ConnectionTable: @unchecked Sendable {
         tables.releaseCounter(c.replyCounter)
         pool.markProgrammed(-Self.entriesPerConnection)
         pool.release(Self.entriesPerConnection)
-        return true
+        return counts
+    }
+
+    /// One connection's counters and hand-back flag, read now (nil: not held).
+    public func activity(id: UInt64) -> ConnectionActivity? {
+        guard let c = connections[id] else { return nil }
+        return ConnectionActivity(id: id, original: dataPlane.ruleCounters(c.originalCounter),
+                                  reply: dataPlane.ruleCounters(c.replyCounter),
+                                  handedBack: dataPlane.connectionHandedBack(c.programmed))
+    }
+
+    /// Takes out the connections `which` picks and tells `onEvicted`.
+    private func evict(_ which: (HardwareConnection) -> Bool) {
+        let ids = connections.values.filter(which).map(\.id)
+        guard !ids.isEmpty else { return }
+        let gone = ids.compactMap { take(id: $0) }
+        if !gone.isEmpty { onEvicted?(gone) }
     }
 
     /// The connection whose entry a packet with tuple `t` hits, and whether it is the
@@ -123,9 +156,7 @@ public final class ConnectionTable: @unchecked Sendable {
     public func isHandedBack(_ c: HardwareConnection) -> Bool { dataPlane.connectionHandedBack(c.programmed) }
 
     /// Removes every connection (leaving switchdev mode).
-    func removeAll() {
-        for id in Array(connections.keys) { remove(id: id) }
-    }
+    func removeAll() { evict { _ in true } }
 
     /// Every connection's counters (each read where it lies) and whether the pipeline
     /// handed it back to software since the last call: the pipeline's queue of

@@ -45,11 +45,15 @@ public final class HardwareTables: @unchecked Sendable {
     /// only into a zone some hardware rule looks connections up in (as mlx5 keeps a CT
     /// table per zone that a tc ct rule uses).
     public private(set) var conntrackRuleZones: [UInt16: Int] = [:]
+    /// Called when a zone's last programmed ct rule leaves (ConnectionTable flushes the
+    /// zone's connections).
+    var conntrackZoneEmptied: ((UInt16) -> Void)?
 
     private func countConntrackZone(of r: HardwareRule, _ delta: Int) {
         for case .conntrack(let zone, _) in r.actions {
             let n = conntrackRuleZones[zone, default: 0] + delta
             conntrackRuleZones[zone] = n > 0 ? n : nil
+            if n <= 0 { conntrackZoneEmptied?(zone) }
         }
     }
 
@@ -517,9 +521,11 @@ public final class HardwareTables: @unchecked Sendable {
         pendingByMatch = [:]
         maskUsers = [:]
         programmedMaskUsers = [:]
+        let emptied = Array(conntrackRuleZones.keys)
         conntrackRuleZones = [:]
         stuckRemovals = []
         lostUnprogrammed = [:]
+        for zone in emptied { conntrackZoneEmptied?(zone) }
         return true
     }
 }

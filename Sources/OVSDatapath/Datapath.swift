@@ -424,22 +424,28 @@ public final class Datapath: @unchecked Sendable {
         let statsInterval = UInt64(max(10, eswitch?.params.statsIntervalMilliseconds ?? 1000)) * 1_000_000
         if now &- lastStatsPoll >= max(statsInterval, statsPollSpacing) {
             lastStatsPoll = now
+            let start = Sys.monotonicNanoseconds()
             pollHardwareCounters()
             // A poll of a million flows takes most of a second of the control thread:
             // spaced so that polling takes at most a tenth of it, the rest serves clients.
-            statsPollSpacing = 10 * (Sys.monotonicNanoseconds() &- now)
+            // (Timed on its own: `now` is the caller's clock, a test's may run ahead.)
+            statsPollSpacing = 10 * (Sys.monotonicNanoseconds() &- start)
         }
         if now &- lastAging >= 1_000_000_000 {
             lastAging = now
             ageFlows(now: now)
             normal.expire(now: now)
         }
-        // The tracker queues offload events when there is an eSwitch, whatever the policy: drained every tick.
-        settleConntrackOffload()
         if now &- lastConntrackSweep >= 1_000_000_000 {
             lastConntrackSweep = now
+            // What the hardware carried since the last poll keeps a connection alive:
+            // read those it holds that would expire before the next sweep or so.
+            conntrackOffload?.refreshExpiring(by: now &+ 2_000_000_000, now: now)
             _ = conntrack.sweep(now: now)
         }
+        // The tracker queues offload events when there is an eSwitch, whatever the policy:
+        // drained every tick (after the sweep: what expired leaves the hardware now).
+        settleConntrackOffload()
         if now &- lastRerank >= 1_000_000_000 {
             lastRerank = now
             table.classifier.rerank()
@@ -462,7 +468,7 @@ public final class Datapath: @unchecked Sendable {
             if c.packets > f.hardwareLatest.packets { c.lastUsedNanoseconds = max(c.lastUsedNanoseconds, previousPoll) }
             f.hardwareLatest = c
         }
-        conntrackOffload?.poll(previousPoll: previousPoll)
+        conntrackOffload?.poll(now: lastCounterRead)
     }
 
     private func ageFlows(now: UInt64) {

@@ -97,6 +97,80 @@ struct OffloadTests {
         #expect(h.ct.takeOffloadEvents() == [.removed(s.id)])
     }
 
+    /// What the hardware counted up to its leaving is added to the software counts, and
+    /// a later offload starts its hardware counts from zero without losing them.
+    @Test func leavingTheHardwareKeepsItsCounts() {
+        let h = Harness()
+        _ = h.run(UDPICMPTests.udp("198.18.0.1", "198.18.1.1", 5000, 53))
+        _ = h.run(UDPICMPTests.udp("198.18.1.1", "198.18.0.1", 53, 5000))
+        guard case .established(let s)? = h.ct.takeOffloadEvents().first else {
+            Issue.record("no .established")
+            return
+        }
+        h.ct.setOffloaded(id: s.id, true)
+        h.ct.hardwareActivity(id: s.id, packets: (10, 5), bytes: (1000, 500), lastUsed: h.now)
+        h.ct.leftHardware(id: s.id, packets: (100, 50), bytes: (10_000, 5_000), lastUsed: h.now, closing: false)
+        var e = h.ct.entries(zone: nil, now: h.now)[0]
+        #expect(e.packets == (101, 51) && e.bytes.orig == 10_036 && !e.offloaded)
+        // Dropped by the eSwitch, not closing: its next packet offers it again.
+        _ = h.run(UDPICMPTests.udp("198.18.0.1", "198.18.1.1", 5000, 53))
+        guard case .established(let again)? = h.ct.takeOffloadEvents().first, again.id == s.id else {
+            Issue.record("not offered again")
+            return
+        }
+        h.ct.setOffloaded(id: s.id, true)
+        h.ct.hardwareActivity(id: s.id, packets: (7, 0), bytes: (700, 0), lastUsed: h.now)
+        e = h.ct.entries(zone: nil, now: h.now)[0]
+        #expect(e.packets == (109, 51) && e.offloaded)
+    }
+
+    /// A refused connection is offered again by its packets, at most once per retry
+    /// interval, or at once when room appears; never when the hardware cannot hold it.
+    @Test func aRefusedConnectionIsOfferedAgainByItsPacketsBounded() {
+        let h = Harness()
+        let out = UDPICMPTests.udp("198.18.0.1", "198.18.1.1", 5000, 53)
+        _ = h.run(out)
+        _ = h.run(UDPICMPTests.udp("198.18.1.1", "198.18.0.1", 53, 5000))
+        guard case .established(let s)? = h.ct.takeOffloadEvents().first else {
+            Issue.record("no .established")
+            return
+        }
+        // Before any refusal is noted the report stands: no repeats.
+        _ = h.run(out)
+        #expect(h.ct.takeOffloadEvents().isEmpty)
+        h.ct.offloadRefused(id: s.id, retryAfter: 5_000_000_000)
+        for _ in 0..<10 { _ = h.run(out) }
+        #expect(h.ct.takeOffloadEvents().isEmpty)
+        h.advance(seconds: 5)
+        _ = h.run(out)
+        _ = h.run(out)
+        #expect(h.ct.takeOffloadEvents().count == 1)
+        h.ct.offloadRefused(id: s.id, retryAfter: 5_000_000_000)
+        h.ct.allowOffloadRetry([s.id])
+        _ = h.run(out)
+        #expect(h.ct.takeOffloadEvents().count == 1)
+        h.ct.offloadRefused(id: s.id, retryAfter: nil)
+        h.ct.allowOffloadRetry([s.id])
+        h.advance(seconds: 20)
+        _ = h.run(out)
+        #expect(h.ct.takeOffloadEvents().isEmpty)
+    }
+
+    /// Offloaded connections about to expire are listed for the driver to read first.
+    @Test func offloadedConnectionsAboutToExpireAreListed() {
+        let h = Harness()
+        _ = h.run(UDPICMPTests.udp("198.18.0.1", "198.18.1.1", 5000, 53))
+        _ = h.run(UDPICMPTests.udp("198.18.1.1", "198.18.0.1", 53, 5000))
+        guard case .established(let s)? = h.ct.takeOffloadEvents().first else {
+            Issue.record("no .established")
+            return
+        }
+        #expect(h.ct.offloadedConnections(expiringBy: h.now + 31_000_000_000).isEmpty)
+        h.ct.setOffloaded(id: s.id, true)
+        #expect(h.ct.offloadedConnections(expiringBy: h.now + 29_000_000_000).isEmpty)
+        #expect(h.ct.offloadedConnections(expiringBy: h.now + 31_000_000_000) == [s.id])
+    }
+
     @Test func withoutHandBackStaleSegmentsAreInvalid() {
         let h = Harness()
         _ = TCPTests.handshake(h)

@@ -53,6 +53,35 @@ struct ConnectionTableTests {
         #expect(!sw.removeConnection(id: 1))
     }
 
+    /// As mlx5 flushes a zone's CT table with its last ct rule: the connections go, and
+    /// the driver hears of them with what they counted.
+    @Test func theLastCTRuleOfAZoneTakesItsConnectionsWithIt() throws {
+        let (sw, dp) = try DriverTests.device()
+        let first = try sw.addRule(DriverTests.spec(inPort: .vf(1), dst: 0xC612_0001,
+                                                    actions: [.conntrack(zone: 1, nat: true), .recirculate(9)])).get()
+        let second = try sw.addRule(DriverTests.spec(inPort: .vf(0), dst: 0xC612_0002,
+                                                     actions: [.conntrack(zone: 1, nat: false), .recirculate(8)])).get()
+        let zone2 = try sw.addRule(DriverTests.spec(inPort: .vf(0), dst: 0xC612_0003,
+                                                    actions: [.conntrack(zone: 2, nat: false), .recirculate(7)])).get()
+        var evicted: [ConnectionActivity] = []
+        sw.connections.onEvicted = { evicted += $0 }
+        let c = try sw.addConnection(Self.spec(id: 1)).get()
+        _ = try sw.addConnection(Self.spec(id: 2, zone: 2)).get()
+        dp.counters[c.originalCounter] = RuleCounters(packets: 9, bytes: 900, lastUsedNanoseconds: 5)
+        // One rule of zone 1 is left: nothing goes.
+        #expect(sw.deleteRule(first))
+        sw.drainHardware()
+        #expect(sw.connections.count == 2 && evicted.isEmpty)
+        #expect(sw.deleteRule(second))
+        sw.drainHardware()
+        #expect(evicted.map(\.id) == [1] && evicted.first?.original.packets == 9 && evicted.first?.original.bytes == 900)
+        #expect(dp.connections.keys.sorted() == [2] && sw.tables.ctPool.occupancy == 2)
+        // Leaving switchdev mode takes the rest.
+        _ = zone2
+        try sw.setMode(.legacy)
+        #expect(evicted.map(\.id) == [1, 2] && sw.connections.count == 0 && sw.tables.ctPool.occupancy == 0)
+    }
+
     @Test func aFullCTTableRefusesAndCounts() throws {
         var profile = HardwareProfile()
         profile.ctEntries = 4
