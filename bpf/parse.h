@@ -53,8 +53,7 @@ static __always_inline int esw_load(struct __sk_buff *skb, __u32 off, void *to, 
 #define ESW_PB_VLAN  16
 #define ESW_PB_LLC   24
 #define ESW_PB_L3    32   /* IPv4, IPv6 (40 bytes) or ARP */
-#define ESW_PB_EXT   72   /* an IPv6 extension header's first bytes */
-#define ESW_PB_L4    80
+#define ESW_PB_L4    72
 static __always_inline const __u8 *esw_hdr(struct __sk_buff *skb, __u32 off, void *buf, const __u32 len)
 {
     void *data = (void *)(long)skb->data;
@@ -149,13 +148,15 @@ static __always_inline void parse_ipv6(struct __sk_buff *skb, __u32 nh, struct e
     for (int i = 0; i < 6; i++) {
         if (!is_ipv6_ext(next) || next == PROTO_NONE)
             break;
-        const __u8 *e = esw_hdr(skb, start, buf + ESW_PB_EXT, 2);
-        if (!e) { failed = 1; break; }
+        /* Byte copies here (extension headers are rare): in-place reads would double
+         * the verifier's walk of these six steps. */
+        __u8 e[4];
+        if (esw_load(skb, start, e, 2) < 0) { failed = 1; break; }
         __u32 len;
         if (next == PROTO_FRAGMENT) {
             saw_fragment = 1;
-            if (!(e = esw_hdr(skb, start, buf + ESW_PB_EXT, 4))) { failed = 1; break; }
-            __u16 fo = be16_at(e, 2) & ~7;
+            if (esw_load(skb, start, e, 4) < 0) { failed = 1; break; }
+            __u16 fo = (((__u16)e[2] << 8) | e[3]) & ~7;
             if (fo != 0) {
                 if (!is_ipv6_ext(e[0]) || e[0] == PROTO_NONE) {
                     later = 1;
@@ -269,7 +270,7 @@ static __always_inline int parse_l2(struct __sk_buff *skb, __u32 base, struct es
     }
 #pragma unroll
     for (int i = 0; i < 2; i++) {
-        if (tags >= 2 || !is_vlan(type))
+        if (common_only || tags >= 2 || !is_vlan(type))
             break;
         const __u8 *t = esw_hdr(skb, off, buf + ESW_PB_VLAN, 6);
         if (!t)
@@ -287,7 +288,7 @@ static __always_inline int parse_l2(struct __sk_buff *skb, __u32 base, struct es
         type = be16_at(t, 4);
     }
     off += 2;
-    if (type < 0x600) {
+    if (!common_only && type < 0x600) {
         const __u8 *llc = skb->len < off + 8 ? 0 : esw_hdr(skb, off, buf + ESW_PB_LLC, 8);
         if (!llc) {
             type = ETH_P_802_2_;
@@ -318,7 +319,7 @@ static __always_inline int parse_l2(struct __sk_buff *skb, __u32 base, struct es
      * program cannot tell UFO from UDP_L4 segmentation or a tunnel's GSO (no gso_type
      * in __sk_buff), and UFO is gone from senders: frames are keyed as they are. */
     int udp_gso = 0;
-    if (type == ETH_P_IP_)
+    if (common_only || type == ETH_P_IP_)
         parse_ipv4(skb, off, k, out, udp_gso, buf);
     else if (type == ETH_P_IPV6_)
         parse_ipv6(skb, off, k, out, udp_gso, buf);
