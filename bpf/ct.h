@@ -25,16 +25,6 @@ static __always_inline void ct_count(__u32 stat)
         *v += 1;
 }
 
-static __always_inline void count_counter(__u32 c, __u32 len)
-{
-    struct esw_rule_counter *rc = rule_counter(c);
-    if (rc) {
-        rc->packets += 1;
-        rc->bytes += len;
-        rc->last_used_ns = bpf_ktime_get_coarse_ns();
-    }
-}
-
 struct chain_ctx {
     struct esw_chain_list *list;
     struct esw_scratch *s;
@@ -259,9 +249,9 @@ last_rule:
 #pragma unroll
     for (int i = 0; i <= ESW_MAX_RECIRC; i++) {
         if (i < rules)
-            count_counter(rc->rule_counters[i], len);
+            count_counter(s, rc->rule_counters[i], len);
         if (i < cts)
-            count_counter(rc->ct_counters[i], len);
+            count_counter(s, rc->ct_counters[i], len);
     }
     return run_actions(skb, port, &rc->rule, ps);
 }

@@ -206,6 +206,8 @@ struct esw_scratch {
     __u32 prog_seq;        /* tags the frame handed to a user program (prog_stage.h) */
     __u32 pad;
     struct esw_hold_trailer held;   /* a frame's trailer, to or from the delay line */
+    __u64 clock_ns;        /* the coarse clock as this CPU last read it, and the */
+    __u64 clock_jiffies;   /* jiffies it was read at (coarse_now in esw.bpf.c) */
 };
 
 struct {

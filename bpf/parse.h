@@ -44,14 +44,50 @@ static __always_inline int esw_load(struct __sk_buff *skb, __u32 off, void *to, 
     return bpf_skb_load_bytes(skb, off, to, len);
 }
 
-static __always_inline int is_vlan(__u16 t) { return t == ETH_P_8021Q_ || t == ETH_P_8021AD_; }
-
-static __always_inline __u64 be64_of(const __u8 *p)
+/* The `len` (a constant) bytes at `off`, in place in the linear data when they are there
+ * (no copy), else copied through the helper into `buf` (paged data); 0 when the frame
+ * is shorter. Fields are then read with the loads below. The parser's copies go to the
+ * per-CPU scratch space (esw_scratch.chunk), a region per header: the stack of
+ * esw_port_rx, which parses inline, has no room left (see ct.h). */
+#define ESW_PB_ETH   0
+#define ESW_PB_VLAN  16
+#define ESW_PB_LLC   24
+#define ESW_PB_L3    32   /* IPv4, IPv6 (40 bytes) or ARP */
+#define ESW_PB_L4    72
+static __always_inline const __u8 *esw_hdr(struct __sk_buff *skb, __u32 off, void *buf, const __u32 len)
 {
-    __u64 v;
-    __builtin_memcpy(&v, p, 8);
-    return __builtin_bswap64(v);
+    void *data = (void *)(long)skb->data;
+    void *end = (void *)(long)skb->data_end;
+    if (off <= 512 && data + off + len <= end)
+        return data + off;
+    if (bpf_skb_load_bytes(skb, off, buf, len) < 0)
+        return 0;
+    return buf;
 }
+
+/* Big-endian fields of a header esw_hdr returned: one load each, not one per byte, at
+ * offsets aligned for the field's size within its header (the verifier takes unaligned
+ * packet and map loads on x86, but the headers keep to what any copy would allow). */
+typedef __u16 __attribute__((may_alias)) esw_u16_alias;
+typedef __u32 __attribute__((may_alias)) esw_u32_alias;
+typedef __u64 __attribute__((may_alias)) esw_u64_alias;
+
+static __always_inline __u16 be16_at(const __u8 *h, __u32 off)
+{
+    return bpf_ntohs(*(const esw_u16_alias *)(h + off));
+}
+
+static __always_inline __u32 be32_at(const __u8 *h, __u32 off)
+{
+    return bpf_ntohl(*(const esw_u32_alias *)(h + off));
+}
+
+static __always_inline __u64 be64_at(const __u8 *h, __u32 off)
+{
+    return __builtin_bswap64(*(const esw_u64_alias *)(h + off));
+}
+
+static __always_inline int is_vlan(__u16 t) { return t == ETH_P_8021Q_ || t == ETH_P_8021AD_; }
 
 static __always_inline __u64 mac_of(const __u8 *p)
 {
@@ -60,23 +96,26 @@ static __always_inline __u64 mac_of(const __u8 *p)
 }
 
 static __always_inline void parse_transport(struct __sk_buff *skb, __u32 th, __u8 proto, __u8 icmp,
-                                            struct esw_key *k)
+                                            struct esw_key *k, __u8 *buf)
 {
-    __u8 h[14];
+    const __u8 *h;
     if (proto == PROTO_TCP) {
-        if (esw_load(skb, th, h, 14) < 0)
+        if (!(h = esw_hdr(skb, th, buf + ESW_PB_L4, 14)))
             return;
-        __u32 doff = (h[12] >> 4) * 4;
+        __u32 off_flags = be16_at(h, 12);
+        __u32 doff = (off_flags >> 12) * 4;
         if (doff < 20 || skb->len < th + doff)
             return;
-        __u64 flags = (((__u64)h[12] << 8) | h[13]) & 0x0fff;
-        k->w[11] |= ((__u64)((h[0] << 8) | h[1]) << 16) | ((__u64)((h[2] << 8) | h[3]) << 32) | (flags << 48);
+        __u32 ports = be32_at(h, 0);
+        k->w[11] |= ((__u64)(ports >> 16) << 16) | ((__u64)(ports & 0xffff) << 32) |
+                    ((__u64)(off_flags & 0x0fff) << 48);
     } else if (proto == PROTO_UDP || proto == PROTO_SCTP) {
-        if (esw_load(skb, th, h, 8) < 0)
+        if (!(h = esw_hdr(skb, th, buf + ESW_PB_L4, 8)))
             return;
-        k->w[11] |= ((__u64)((h[0] << 8) | h[1]) << 16) | ((__u64)((h[2] << 8) | h[3]) << 32);
+        __u32 ports = be32_at(h, 0);
+        k->w[11] |= ((__u64)(ports >> 16) << 16) | ((__u64)(ports & 0xffff) << 32);
     } else if (proto == icmp) {
-        if (esw_load(skb, th, h, 4) < 0)
+        if (!(h = esw_hdr(skb, th, buf + ESW_PB_L4, 4)))
             return;
         k->w[11] |= ((__u64)h[0] << 16) | ((__u64)h[1] << 32);
     }
@@ -88,19 +127,19 @@ static __always_inline int is_ipv6_ext(__u8 h)
 }
 
 static __always_inline void parse_ipv6(struct __sk_buff *skb, __u32 nh, struct esw_key *k,
-                                       struct esw_parsed *out, int udp_gso)
+                                       struct esw_parsed *out, int udp_gso, __u8 *buf)
 {
-    __u8 h[40];
-    if (esw_load(skb, nh, h, 40) < 0)
+    const __u8 *h = esw_hdr(skb, nh, buf + ESW_PB_L3, 40);
+    if (!h)
         return;
-    __u32 first = ((__u32)h[0] << 24) | ((__u32)h[1] << 16) | ((__u32)h[2] << 8) | h[3];
+    __u32 first = be32_at(h, 0);
     __u8 proto = PROTO_NONE;
     k->w[11] |= (__u64)((first >> 20) & 0xff) | ((__u64)h[7] << 8);
     k->w[17] |= first & 0x000fffff;
-    k->w[13] = be64_of(h + 8);
-    k->w[14] = be64_of(h + 16);
-    k->w[15] = be64_of(h + 24);
-    k->w[16] = be64_of(h + 32);
+    k->w[13] = be64_at(h, 8);
+    k->w[14] = be64_at(h, 16);
+    k->w[15] = be64_at(h, 24);
+    k->w[16] = be64_at(h, 32);
 
     __u8 next = h[6];
     __u32 start = nh + 40;
@@ -109,6 +148,8 @@ static __always_inline void parse_ipv6(struct __sk_buff *skb, __u32 nh, struct e
     for (int i = 0; i < 6; i++) {
         if (!is_ipv6_ext(next) || next == PROTO_NONE)
             break;
+        /* Byte copies here (extension headers are rare): in-place reads would double
+         * the verifier's walk of these six steps. */
         __u8 e[4];
         if (esw_load(skb, start, e, 2) < 0) { failed = 1; break; }
         __u32 len;
@@ -156,26 +197,24 @@ static __always_inline void parse_ipv6(struct __sk_buff *skb, __u32 nh, struct e
     out->proto = next;
     out->frag = frag;
     out->l4 = start;
-    parse_transport(skb, start, next, PROTO_ICMPV6, k);
+    parse_transport(skb, start, next, PROTO_ICMPV6, k, buf);
 }
 
 static __always_inline void parse_ipv4(struct __sk_buff *skb, __u32 nh, struct esw_key *k,
-                                       struct esw_parsed *out, int udp_gso)
+                                       struct esw_parsed *out, int udp_gso, __u8 *buf)
 {
-    __u8 h[20];
-    if (esw_load(skb, nh, h, 20) < 0)
+    const __u8 *h = esw_hdr(skb, nh, buf + ESW_PB_L3, 20);
+    if (!h)
         return;
     __u32 ihl = (h[0] & 0x0f) * 4;
     if (ihl < 20 || skb->len < nh + ihl)
         return;
-    __u32 src = ((__u32)h[12] << 24) | ((__u32)h[13] << 16) | ((__u32)h[14] << 8) | h[15];
-    __u32 dst = ((__u32)h[16] << 24) | ((__u32)h[17] << 16) | ((__u32)h[18] << 8) | h[19];
     __u8 proto = h[9];
-    k->w[12] = (__u64)src | ((__u64)dst << 32);
+    k->w[12] = (__u64)be32_at(h, 12) | ((__u64)be32_at(h, 16) << 32);
     k->w[11] |= (__u64)h[1] | ((__u64)h[8] << 8);
     out->proto = proto;
     out->l4 = nh + ihl;
-    __u16 frag_off = ((__u16)h[6] << 8) | h[7];
+    __u16 frag_off = be16_at(h, 6);
     __u8 frag;
     if (frag_off & 0x1fff) {
         frag = 2;
@@ -186,52 +225,57 @@ static __always_inline void parse_ipv4(struct __sk_buff *skb, __u32 nh, struct e
     k->w[10] |= ((__u64)proto << 48) | ((__u64)frag << 56);
     out->frag = frag;
     if (frag != 2)
-        parse_transport(skb, nh + ihl, proto, PROTO_ICMP, k);
+        parse_transport(skb, nh + ihl, proto, PROTO_ICMP, k, buf);
 }
 
-static __always_inline void parse_arp(struct __sk_buff *skb, __u32 nh, struct esw_key *k)
+static __always_inline void parse_arp(struct __sk_buff *skb, __u32 nh, struct esw_key *k, __u8 *buf)
 {
-    __u8 h[28];
-    if (esw_load(skb, nh, h, 28) < 0)
+    const __u8 *h = esw_hdr(skb, nh, buf + ESW_PB_L3, 28);
+    if (!h)
         return;
     if (h[0] != 0 || h[1] != 1 || h[2] != 0x08 || h[3] != 0x00 || h[4] != 6 || h[5] != 4)
         return;
-    __u16 op = ((__u16)h[6] << 8) | h[7];
-    __u32 spa = ((__u32)h[14] << 24) | ((__u32)h[15] << 16) | ((__u32)h[16] << 8) | h[17];
-    __u32 tpa = ((__u32)h[24] << 24) | ((__u32)h[25] << 16) | ((__u32)h[26] << 8) | h[27];
+    __u16 op = be16_at(h, 6);
+    /* The sender's address is not 4-byte aligned in the header: two halves. */
+    __u32 spa = ((__u32)be16_at(h, 14) << 16) | be16_at(h, 16);
+    __u32 tpa = be32_at(h, 24);
     k->w[10] |= (__u64)(op <= 0xff ? op : 0) << 48;
     k->w[12] = (__u64)spa | ((__u64)tpa << 32);
 }
 
-/* Parses the frame at `base` (0, or the inner frame of a VXLAN packet). With
- * `hwaccel`, a VLAN tag the kernel keeps outside the data (skb->vlan_tci) is the outer
- * tag. Returns -1 when the frame is shorter than an Ethernet header. */
-__noinline int parse_frame(struct __sk_buff *skb, __u32 base, int hwaccel, struct esw_key *k,
-                           struct esw_parsed *out)
+#define ESW_PARSE_OTHER 1   /* parse_l2(common_only): not an untagged IPv4 frame */
+
+/* The parser's body. With `common_only` (a constant), it takes only what most frames
+ * are, untagged IPv4 (a tag outside the data is fine), and returns ESW_PARSE_OTHER for
+ * the rest before writing anything: esw_port_rx inlines that much and calls parse_frame
+ * for the others (a call costs more than the parse of such a frame). */
+static __always_inline int parse_l2(struct __sk_buff *skb, __u32 base, struct esw_key *k, struct esw_parsed *out,
+                                    __u8 *buf, const int common_only)
 {
-    __u8 eth[14];
-    if (!skb || !k || !out)
-        return -1;
-    if (esw_load(skb, base, eth, 14) < 0)
-        return -1;
-    __u64 dst = mac_of(eth), src = mac_of(eth + 6);
+    const __u8 *eth = esw_hdr(skb, base, buf + ESW_PB_ETH, 14);
+    if (!eth)
+        return common_only ? ESW_PARSE_OTHER : -1;
+    __u16 type = be16_at(eth, 12);
+    if (common_only && type != ETH_P_IP_)
+        return ESW_PARSE_OTHER;
+    __u64 dst = ((__u64)be32_at(eth, 0) << 16) | be16_at(eth, 4);
+    __u64 src = ((__u64)be16_at(eth, 6) << 32) | be32_at(eth, 8);
     __u32 off = base + 12;
-    __u16 type = ((__u16)eth[12] << 8) | eth[13];
     __u64 vlan_tci = 0, vlan_tpid = 0, cvlan_tci = 0, cvlan_tpid = 0;
     int tags = 0;
-    if (hwaccel && skb->vlan_present) {
+    if (base == 0 && skb->vlan_present) {
         vlan_tpid = bpf_ntohs((__u16)skb->vlan_proto);
         vlan_tci = (skb->vlan_tci & 0xffff) | VLAN_PRESENT;
         tags = 1;
     }
 #pragma unroll
     for (int i = 0; i < 2; i++) {
-        if (tags >= 2 || !is_vlan(type))
+        if (common_only || tags >= 2 || !is_vlan(type))
             break;
-        __u8 t[6];
-        if (esw_load(skb, off, t, 6) < 0)
+        const __u8 *t = esw_hdr(skb, off, buf + ESW_PB_VLAN, 6);
+        if (!t)
             break;
-        __u16 tci = ((__u16)t[2] << 8) | t[3];
+        __u16 tci = be16_at(t, 2);
         if (tags == 0) {
             vlan_tpid = type;
             vlan_tci = tci | VLAN_PRESENT;
@@ -241,15 +285,15 @@ __noinline int parse_frame(struct __sk_buff *skb, __u32 base, int hwaccel, struc
         }
         tags++;
         off += 4;
-        type = ((__u16)t[4] << 8) | t[5];
+        type = be16_at(t, 4);
     }
     off += 2;
-    if (type < 0x600) {
-        __u8 llc[8];
-        if (skb->len < off + 8 || esw_load(skb, off, llc, 8) < 0) {
+    if (!common_only && type < 0x600) {
+        const __u8 *llc = skb->len < off + 8 ? 0 : esw_hdr(skb, off, buf + ESW_PB_LLC, 8);
+        if (!llc) {
             type = ETH_P_802_2_;
         } else if (llc[0] == 0xaa && llc[1] == 0xaa && (llc[3] | llc[4] | llc[5]) == 0) {
-            __u16 snap = ((__u16)llc[6] << 8) | llc[7];
+            __u16 snap = be16_at(llc, 6);
             if (snap >= 0x600) {
                 type = snap;
                 off += 8;
@@ -275,13 +319,23 @@ __noinline int parse_frame(struct __sk_buff *skb, __u32 base, int hwaccel, struc
      * program cannot tell UFO from UDP_L4 segmentation or a tunnel's GSO (no gso_type
      * in __sk_buff), and UFO is gone from senders: frames are keyed as they are. */
     int udp_gso = 0;
-    if (type == ETH_P_IP_)
-        parse_ipv4(skb, off, k, out, udp_gso);
+    if (common_only || type == ETH_P_IP_)
+        parse_ipv4(skb, off, k, out, udp_gso, buf);
     else if (type == ETH_P_IPV6_)
-        parse_ipv6(skb, off, k, out, udp_gso);
+        parse_ipv6(skb, off, k, out, udp_gso, buf);
     else if (type == ETH_P_ARP_ || type == ETH_P_RARP_)
-        parse_arp(skb, off, k);
+        parse_arp(skb, off, k, buf);
     return 0;
+}
+
+/* Parses the frame at `base` into s->key: 0, the frame as it is, whose outer VLAN tag may
+ * be one the kernel keeps outside the data (skb->vlan_tci), or the inner frame of a
+ * VXLAN packet. Returns -1 when the frame is shorter than an Ethernet header. */
+__noinline int parse_frame(struct __sk_buff *skb, __u32 base, struct esw_scratch *s, struct esw_parsed *out)
+{
+    if (!skb || !s || !out)
+        return -1;
+    return parse_l2(skb, base, &s->key, out, s->chunk, 0);
 }
 
 /* VXLAN on the uplink, on a registered UDP port (4789 when none is registered, for the
