@@ -19,27 +19,13 @@ struct ConntrackLifecycleTests {
 
     /// Ethernet + IPv4 + UDP between 198.18.0.1:5000 and 198.18.0.2:53 (8 bytes of payload).
     static func udp(reply: Bool = false) -> [UInt8] {
-        var f = [UInt8](repeating: 0, count: 50)
-        let (src, dst): (UInt32, UInt32) = reply ? (0xC612_0002, 0xC612_0001) : (0xC612_0001, 0xC612_0002)
         let (sp, dpt): (UInt16, UInt16) = reply ? (53, 5000) : (5000, 53)
-        f.withUnsafeMutableBytes { r in
-            let p = r.baseAddress!
-            p.setBE48(0, 0x02_00_00_00_00_02)
-            p.setBE48(6, 0x02_00_00_00_00_01)
-            p.setBE16(12, EtherType.ipv4)
-            p.setU8(14, 0x45)
-            p.setBE16(16, 36)
-            p.setU8(22, 64)
-            p.setU8(23, IPProto.udp)
-            p.setBE32(26, src)
-            p.setBE32(30, dst)
-            p.setBE16(24, Checksum.compute(p + 14, count: 20))
+        return TestFrames.ipv4(proto: IPProto.udp, l4Length: 16, reply: reply) { p, _, _ in
             p.setBE16(34, sp)
             p.setBE16(36, dpt)
             p.setBE16(38, 16)
             // Checksum 0: none (IPv4 UDP).
         }
-        return f
     }
 
     static func entry(_ d: Datapath, sport: UInt16 = 40000, now: UInt64) -> CTEntry? {

@@ -65,21 +65,8 @@ struct ConntrackOffloadTests {
 
     /// Ethernet + IPv4 + TCP from 198.18.0.1:40000 to 198.18.0.2:80 (or back).
     static func tcp(reply: Bool = false, sport: UInt16 = 40000, flags: UInt8, seq: UInt32, ack: UInt32) -> [UInt8] {
-        var f = [UInt8](repeating: 0, count: 54)
-        let (src, dst): (UInt32, UInt32) = reply ? (0xC612_0002, 0xC612_0001) : (0xC612_0001, 0xC612_0002)
         let (sp, dpt): (UInt16, UInt16) = reply ? (80, sport) : (sport, 80)
-        f.withUnsafeMutableBytes { r in
-            let p = r.baseAddress!
-            p.setBE48(0, 0x02_00_00_00_00_02)
-            p.setBE48(6, 0x02_00_00_00_00_01)
-            p.setBE16(12, EtherType.ipv4)
-            p.setU8(14, 0x45)
-            p.setBE16(16, 40)
-            p.setU8(22, 64)
-            p.setU8(23, IPProto.tcp)
-            p.setBE32(26, src)
-            p.setBE32(30, dst)
-            p.setBE16(24, Checksum.compute(p + 14, count: 20))
+        return TestFrames.ipv4(proto: IPProto.tcp, l4Length: 20, reply: reply) { p, src, dst in
             p.setBE16(34, sp)
             p.setBE16(36, dpt)
             p.setBE32(38, seq)
@@ -90,7 +77,6 @@ struct ConntrackOffloadTests {
             let pseudo = Checksum.pseudoHeaderIPv4(src: src, dst: dst, proto: IPProto.tcp, length: 20)
             p.setBE16(50, Checksum.compute(p + 34, count: 20, initial: pseudo))
         }
-        return f
     }
 
     static func track(_ d: Datapath, _ frame: [UInt8], commit: Bool, now: UInt64) {
