@@ -332,7 +332,10 @@ static __always_inline int run_actions(struct __sk_buff *skb, __u32 in_port, con
  * moves jiffies too, so each CPU keeps the value it read and the jiffies it read it at
  * (bpf_jiffies64() is inlined: one memory read), and reads the clock again when jiffies
  * has moved. Jiffies moves just before the timekeeper updates: a read that finds the
- * clock where it was keeps the old jiffies, and the next frame reads again. */
+ * clock where it was keeps the old jiffies, and the next frame reads again; a read
+ * between the two that finds a newer but not yet this tick's value keeps it for the
+ * tick, so the value can lag the coarse clock by up to two ticks (for "used" and CT
+ * expiry, a few ms). */
 static __always_inline __u64 coarse_now(struct esw_scratch *s)
 {
     __u64 j = bpf_jiffies64();
@@ -353,7 +356,7 @@ static __always_inline void count_counter(struct esw_scratch *s, __u32 c, __u32 
     if (rc) {
         rc->packets += 1;
         rc->bytes += len;
-        /* The coarse clock (one tick behind at most) is fine for "used". */
+        /* The coarse clock (two ticks behind at most, coarse_now) is fine for "used". */
         rc->last_used_ns = coarse_now(s);
     }
 }

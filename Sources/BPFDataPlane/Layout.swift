@@ -203,8 +203,10 @@ extension Layout {
     /// This process's seed for `fold`.
     static let foldSeed = UInt64.random(in: .min ... .max)
 
-    /// A 64-bit hash of key words: each word mixed in (a bijection of the running hash,
-    /// so keys differing in one word never collide), then avalanched.
+    /// A 64-bit hash of key words for dictionaries (which compare whole keys on a hit):
+    /// each word mixed in (a bijection of the running hash, so keys differing in one
+    /// word never collide), then avalanched. Not an identity: keys differing in two
+    /// words can be made to collide.
     @inline(__always)
     static func fold(_ words: Span<UInt64>) -> UInt64 {
         var h = foldSeed
@@ -249,10 +251,15 @@ struct TableKey: Hashable {
 
     init() { words = .init(repeating: 0) }
 
-    /// The key's 64-bit fingerprint (this process's seed): what the driver's shadow
-    /// keeps. Folded a word at a time: the hasher's rounds over 152 bytes, several
-    /// times a rule, were a tenth of an install's CPU.
-    var fingerprint: UInt64 { Layout.fold(words.span) }
+    /// The key's 64-bit fingerprint: what the driver's shadow keeps as the slot's
+    /// identity (the full key lives only in the kernel's map), so it is the keyed hasher
+    /// (SipHash, this process's seed), whose collisions nobody can construct; `fold`'s
+    /// could be (two words with chosen bits flipped cancel). Computed once a rule.
+    var fingerprint: UInt64 {
+        var h = Hasher()
+        words.span.withUnsafeBytes { h.combine(bytes: $0) }
+        return UInt64(bitPattern: Int64(h.finalize()))
+    }
 
     init(maskID: UInt32, key: FlowKey, mask: MaskWords) {
         words = .init(repeating: 0)
@@ -270,7 +277,8 @@ struct TableKey: Hashable {
         return diff == 0
     }
 
-    func hash(into h: inout Hasher) { h.combine(fingerprint) }
+    /// For dictionaries, which compare whole keys: the cheap fold will do.
+    func hash(into h: inout Hasher) { h.combine(Layout.fold(words.span)) }
 
     var bytes: [UInt8] { withUnsafeBytes(of: words) { Array($0) } }
 }

@@ -34,7 +34,8 @@ public struct HardwareCapabilities: Sendable {
     public func check(key: FlowKey, mask: FlowKey) -> OffloadFailure? {
         // The original-direction tuple shares its words with MPLS and ARP/ND fields
         // (FlowField.ctOrigIPv4Src): a flow with a tuple matches the tuple, named so.
-        if key[.ctOrigProto] & mask[.ctOrigProto] != 0 {
+        let type = UInt16(truncatingIfNeeded: key[.ethType])
+        if key[.ctOrigProto] & mask[.ctOrigProto] != 0, !EtherType.isMPLS(type), type != EtherType.arp, type != EtherType.rarp {
             return .unsupportedMatch(field: UInt16(truncatingIfNeeded: key[.ethType]) == EtherType.ipv6 ? "ct_tuple6" : "ct_tuple4")
         }
         for (f, name) in HardwareCapabilities.unmatchable where mask[f] != 0 {

@@ -77,9 +77,9 @@ final class ConntrackOffload {
     }
 
     private func offload(_ s: CTConnectionSnapshot) {
-        // A connection reported again while held replaces its entry (the tracker's
-        // state stays as it is: this is no hand-back).
-        if held.removeValue(forKey: s.id) != nil { eswitch.removeConnection(id: UInt64(s.id)) }
+        // A connection reported again while held replaces its entry, its counts carried
+        // (the tracker's state stays as it is: this is no hand-back).
+        _ = takeOut(s.id, closing: false)
         let spec = Self.spec(s)
         switch eswitch.addConnection(spec) {
         case .success:
@@ -94,7 +94,9 @@ final class ConntrackOffload {
             // room, no ct rule of the zone yet, legacy mode, a failed write) may pass later.
             let never = ConnectionTable.check(spec) != nil
             tracker.offloadRefused(id: s.id, retryAfter: never ? nil : retryInterval)
-            if case .noSpace = why { waitingForRoom.insert(s.id) }
+            // Only a full CT table waits for its room (offerRoom measures that table);
+            // no counter free waits for the retry time, as other refusals do.
+            if case .noSpace(let table) = why, table == "ct" { waitingForRoom.insert(s.id) }
             logger.debug("connection stays in software", metadata: ["id": "\(s.id)", "reason": "\(why)"])
         }
     }

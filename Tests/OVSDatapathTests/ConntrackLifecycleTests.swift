@@ -186,6 +186,25 @@ struct ConntrackLifecycleTests {
         #expect(d.conntrack.entries(zone: nil, now: later).first { $0.original.srcPort == 40001 }?.offloaded == true)
     }
 
+    /// Refused for want of counters while the CT table has room: it waits for its retry
+    /// time, not offered again on every packet (room is measured in the CT table).
+    @Test func aConnectionRefusedForCountersIsNotRetriedEveryPacket() throws {
+        var profile = HardwareProfile()
+        profile.counters = 2   // the pre-ct rule takes one; a connection needs two
+        let (d, sw, dp) = try P.datapath(profile: profile)
+        _ = try C.put(d, C.preCT, "ct(zone=1),recirc(5)")
+        let now = Sys.monotonicNanoseconds()
+        C.handshake(d, now: now)
+        d.tick(now: now)
+        #expect(dp.connections.isEmpty && sw.connections.refusals.full == 1)
+        #expect(sw.tables.ctPool.available > 0)
+        for i in 0..<20 {
+            C.track(d, C.tcp(flags: 0x10, seq: 101 + UInt32(i), ack: 501), commit: true, now: now)
+            d.tick(now: now)
+        }
+        #expect(sw.connections.refusals.full == 1)
+    }
+
     @Test func aConnectionComesBackToTheHardwareAfterALegacyRoundTrip() throws {
         let (d, sw, dp) = try P.datapath()
         _ = try C.put(d, Self.preUDP, "ct(zone=1),recirc(5)")
