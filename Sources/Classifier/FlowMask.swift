@@ -4,7 +4,8 @@ import Packet
 /// so that hashing and comparing skip the words it wildcards entirely.
 public final class FlowMask: @unchecked Sendable {
     public let bits: FlowKey
-    /// `bits`' words, out of line: read in place (a span of the stored key is a copy).
+    /// `bits`' words, out of line: what hashing and matching read (a span of the stored
+    /// key, or one of its words read through the InlineArray, copies all 224 bytes).
     @usableFromInline let bitWords: UnsafeMutablePointer<UInt64>
     @usableFromInline let wordIndex: InlineArray<28, UInt8>
     @usableFromInline let wordCount: Int
@@ -28,32 +29,30 @@ public final class FlowMask: @unchecked Sendable {
     /// Hash of `key & bits` over the significant words only.
     @inlinable
     public func hash(_ key: borrowing FlowKey) -> UInt32 {
-        withUnsafePointer(to: key) { kp in
-            let k = UnsafeRawPointer(kp).assumingMemoryBound(to: UInt64.self)
-            var h: UInt64 = 0x9E37_79B9_7F4A_7C15
-            for j in 0..<wordCount {
-                let i = Int(wordIndex[j])
-                h = FlowHash.mix(h, k[i] & bitWords[i])
-            }
-            return FlowHash.finish(h)
+        let k = key.words.span, index = wordIndex.span
+        var h: UInt64 = 0x9E37_79B9_7F4A_7C15
+        for j in 0..<wordCount {
+            let i = Int(index[j])
+            h = FlowHash.mix(h, k[i] & bitWords[i])
         }
+        return FlowHash.finish(h)
     }
 
     /// Whether `key` under this mask equals an entry's masked key (its significant
     /// words, inline then out of line).
     @inlinable
     public func matches(_ key: borrowing FlowKey, entry e: ClassifierEntry) -> Bool {
-        let k = key.words.span, m = bits.words.span, index = wordIndex.span, head = e.head.span
+        let k = key.words.span, index = wordIndex.span, head = e.head.span
         var diff: UInt64 = 0
         let inline = Swift.min(wordCount, ClassifierEntry.inlineWords)
         for j in 0..<inline {
             let i = Int(index[j])
-            diff |= (k[i] & m[i]) ^ head[j]
+            diff |= (k[i] & bitWords[i]) ^ head[j]
         }
         if wordCount > inline, let t = e.tail {
             for j in inline..<wordCount {
                 let i = Int(index[j])
-                diff |= (k[i] & m[i]) ^ t[j - inline]
+                diff |= (k[i] & bitWords[i]) ^ t[j - inline]
             }
         }
         return diff == 0
@@ -62,11 +61,11 @@ public final class FlowMask: @unchecked Sendable {
     /// `(key & bits) == masked`, over the significant words only.
     @inlinable
     public func matches(_ key: borrowing FlowKey, _ masked: borrowing FlowKey) -> Bool {
-        let k = key.words.span, m = bits.words.span, e = masked.words.span, index = wordIndex.span
+        let k = key.words.span, e = masked.words.span, index = wordIndex.span
         var diff: UInt64 = 0
         for j in 0..<wordCount {
             let i = Int(index[j])
-            diff |= (k[i] & m[i]) ^ e[i]
+            diff |= (k[i] & bitWords[i]) ^ e[i]
         }
         return diff == 0
     }
@@ -136,7 +135,7 @@ open class ClassifierEntry: @unchecked Sendable {
 
     public init(key: FlowKey, mask: FlowMask) {
         // Spans: subscripting a borrowed InlineArray copies it whole first.
-        let k = key.words.span, m = mask.bits.words.span, index = mask.wordIndex.span
+        let k = key.words.span, m = mask.bitWords, index = mask.wordIndex.span
         let n = mask.wordCount
         var head = InlineArray<8, UInt64>(repeating: 0)
         var tail: UnsafeMutablePointer<UInt64>?

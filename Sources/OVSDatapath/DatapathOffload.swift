@@ -287,8 +287,7 @@ extension Datapath {
                 var forActions = false
                 if case .success(let t) = translated { forActions = refusedForActions(t.spec) }
                 if !forActions {
-                    fresh.offload = .software(reason: r.failure.description)
-                    fresh.tunnelDependency = r.dependency ?? tunnelDependency(of: fresh)
+                    try refuse(fresh, r.failure, dependency: r.dependency)
                     return
                 }
             }
