@@ -101,8 +101,15 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     var maskIDs: SlotAllocator
     var lists: [HardwareTable: [UInt32]] = [.exact: [], .masked: []]
     /// Action sets shared by identical action lists, with the rules using each.
-    var actionSets: [ActionSetBytes: (id: UInt32, users: Int)] = [:]
+    var actionSets: [ActionSetBytes: UInt32] = [:]
     var actionSetsByID: [UInt32: ActionSetBytes] = [:]
+    /// Rules using each action set, by id (not in `actionSets`: a rule reusing the last
+    /// set counts itself without hashing its bytes).
+    var actionSetUsers = [Int](repeating: 0, count: BPFDataPlane.actionSetCapacity)
+    /// The actions of the last set acquired: a bulk of rules mostly shares one, and
+    /// encoding and hashing it again cost more than the rule's map write. Forgotten when
+    /// that set goes.
+    var lastActionSet: (actions: [HardwareAction], id: UInt32)?
     var actionSetIDs: SlotAllocator
     /// What each programmed slot of the exact (0) and masked (1) table holds, by the
     /// fingerprint (64-bit hash) of its key: 20 bytes an entry instead of the 152-byte
@@ -354,7 +361,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
             try writeIfindexes(port, config, into: m)
         }
         for (words, use) in masksByWords { try update(m.masks, Self.u32(use.id), words.bytes, "mask") }
-        for (set, s) in actionSets { try update(m.actionSets, Self.u32(s.id), set.bytes, "action set") }
+        for (set, id) in actionSets { try update(m.actionSets, Self.u32(id), set.bytes, "action set") }
         for (id, bytes) in encapBytes { try update(m.encaps, Self.u32(id), bytes, "encap entry") }
         for (key, port) in macEntries { try update(m.macs, Self.u64(key), Self.u32(port), "mac entry") }
         try copyRules(from: ruleTables.exact.fd, to: tables.exact.fd)

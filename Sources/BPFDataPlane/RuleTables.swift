@@ -81,9 +81,13 @@ extension BPFDataPlane {
         chainSlots = [:]
         for use in chainMasks.values { chainMaskIDs.release(use.id, now: now) }
         chainMasks = [:]
-        for id in actionSetsByID.keys { actionSetIDs.release(id, now: now) }
+        for id in actionSetsByID.keys {
+            actionSetIDs.release(id, now: now)
+            actionSetUsers[Int(id)] = 0
+        }
         actionSets = [:]
         actionSetsByID = [:]
+        lastActionSet = nil
     }
 }
 

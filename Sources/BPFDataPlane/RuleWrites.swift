@@ -237,10 +237,13 @@ extension BPFDataPlane {
         guard Layout.fitsHardwareKey(key: rule.key, mask: rule.mask) else {
             return .failure(PrepareFailure(error: .unsupported("match outside the hardware key"), mask: nil))
         }
-        let setBytes: [UInt8]
-        switch Layout.actionSet(rule.actions) {
-        case .success(let b): setBytes = b
-        case .failure(let e): return .failure(PrepareFailure(error: e, mask: nil))
+        let lastSet = lastActionSet.flatMap { $0.actions == rule.actions ? $0.id : nil }
+        var setBytes: [UInt8] = []
+        if lastSet == nil {
+            switch Layout.actionSet(rule.actions) {
+            case .success(let b): setBytes = b
+            case .failure(let e): return .failure(PrepareFailure(error: e, mask: nil))
+            }
         }
         let mask = MaskWords(rule.mask)
         let maskID: UInt32
@@ -256,8 +259,14 @@ extension BPFDataPlane {
             return .failure(PrepareFailure(error: .unsupported("a rule with the same hardware match is installed"), mask: mask))
         }
         let setID: UInt32
-        do { setID = try acquireActionSet(ActionSetBytes(setBytes)) } catch {
-            return .failure(PrepareFailure(error: error, mask: mask))
+        if let id = lastSet {
+            actionSetUsers[Int(id)] += 1
+            setID = id
+        } else {
+            do { setID = try acquireActionSet(ActionSetBytes(setBytes)) } catch {
+                return .failure(PrepareFailure(error: error, mask: mask))
+            }
+            lastActionSet = (rule.actions, setID)
         }
         let encap = rule.actions.contains { if case .encap = $0 { true } else { false } }
         return .success(PendingRule(index: index, table: rule.table, key: key, fingerprint: fingerprint,
@@ -340,7 +349,7 @@ extension BPFDataPlane {
             _ = updateBatch(mapFD(p.table), keys: [p.key], values: [previous.value])
             slots[t][p.fingerprint] = previous
             // Its action set was released when the rule replaced it: it is held again.
-            if let set = actionSetsByID[previous.actionSet], let s = actionSets[set] { actionSets[set] = (s.id, s.users + 1) }
+            if actionSetsByID[previous.actionSet] != nil { actionSetUsers[Int(previous.actionSet)] += 1 }
         } else {
             delete(mapFD(p.table), p.key.bytes)
             slots[t][p.fingerprint] = nil
@@ -574,9 +583,9 @@ extension BPFDataPlane {
     }
 
     func acquireActionSet(_ set: ActionSetBytes) throws(DataPlaneError) -> UInt32 {
-        if let i = actionSets.index(forKey: set) {
-            actionSets.values[i].users += 1
-            return actionSets.values[i].id
+        if let id = actionSets[set] {
+            actionSetUsers[Int(id)] += 1
+            return id
         }
         guard let id = actionSetIDs.allocate(now: Sys.monotonicNanoseconds()) else { throw .noSpace("action") }
         do {
@@ -585,19 +594,19 @@ extension BPFDataPlane {
             actionSetIDs.release(id, now: Sys.monotonicNanoseconds())
             throw error
         }
-        actionSets[set] = (id, 1)
+        actionSets[set] = id
         actionSetsByID[id] = set
+        actionSetUsers[Int(id)] = 1
         return id
     }
 
     func releaseActionSet(_ id: UInt32) {
-        guard let set = actionSetsByID[id], let s = actionSets[set] else { return }
-        if s.users > 1 {
-            actionSets[set] = (s.id, s.users - 1)
-        } else {
-            actionSets[set] = nil
-            actionSetsByID[id] = nil
-            actionSetIDs.release(s.id, now: Sys.monotonicNanoseconds())
-        }
+        guard let set = actionSetsByID[id] else { return }
+        actionSetUsers[Int(id)] -= 1
+        guard actionSetUsers[Int(id)] == 0 else { return }
+        actionSets[set] = nil
+        actionSetsByID[id] = nil
+        actionSetIDs.release(id, now: Sys.monotonicNanoseconds())
+        if lastActionSet?.id == id { lastActionSet = nil }
     }
 }

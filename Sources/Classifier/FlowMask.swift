@@ -9,6 +9,9 @@ public final class FlowMask: @unchecked Sendable {
     @usableFromInline let bitWords: UnsafeMutablePointer<UInt64>
     @usableFromInline let wordIndex: InlineArray<28, UInt8>
     @usableFromInline let wordCount: Int
+    /// A hash of `bits`, computed once: dictionaries keyed by a mask (`Key`) hash this
+    /// instead of the 224-byte key each time.
+    let bitsHash: UInt32
 
     public init(_ bits: FlowKey) {
         self.bits = bits
@@ -24,6 +27,18 @@ public final class FlowMask: @unchecked Sendable {
         }
         wordIndex = idx
         wordCount = n
+        var h: UInt64 = 0x9E37_79B9_7F4A_7C15
+        for i in 0..<FlowKey.wordCount { h = FlowHash.mix(h, b[i]) }
+        bitsHash = FlowHash.finish(h)
+    }
+
+    /// A mask as a dictionary key: hashed by its precomputed hash, equal when its bits
+    /// are (whatever the object), one comparison when it is the same object.
+    public struct Key: Hashable, @unchecked Sendable {
+        public let mask: FlowMask
+        public init(_ mask: FlowMask) { self.mask = mask }
+        public func hash(into h: inout Hasher) { h.combine(mask.bitsHash) }
+        public static func == (a: Key, b: Key) -> Bool { a.mask === b.mask || a.mask.bits == b.mask.bits }
     }
 
     /// Hash of `key & bits` over the significant words only.

@@ -58,9 +58,9 @@ public final class HardwareTables: @unchecked Sendable {
     }
 
     /// Rules holding units, per mask (a mask is taken while one rule uses it).
-    private var maskUsers: [FlowKey: Int] = [:]
+    private var maskUsers: [FlowMask.Key: Int] = [:]
     /// Programmed rules per mask (for the masks pool's programmed count).
-    private var programmedMaskUsers: [FlowKey: Int] = [:]
+    private var programmedMaskUsers: [FlowMask.Key: Int] = [:]
     var counterSlots: SlotAllocator
     var encapSlots: SlotAllocator
 
@@ -239,7 +239,7 @@ public final class HardwareTables: @unchecked Sendable {
     func reserve(_ rule: HardwareRule, from stock: ReservedStock? = nil) -> OffloadFailure? {
         guard !rule.holdsUnits else { return nil }
         let pool = pool(of: rule)
-        let newMask = maskUsers[rule.mask.bits] == nil
+        let newMask = maskUsers[FlowMask.Key(rule.mask)] == nil
         if newMask && !maskPool.reserve(1) { return .noSpace(table: "masks") }
         func undoMask() { if newMask { maskPool.release(1) } }
         let tookUnits = stock.map { $0.take(pool, rule.units) } ?? pool.reserve(rule.units)
@@ -256,7 +256,7 @@ public final class HardwareTables: @unchecked Sendable {
         }
         rule.counter = counter
         rule.holdsUnits = true
-        maskUsers[rule.mask.bits, default: 0] += 1
+        maskUsers[FlowMask.Key(rule.mask), default: 0] += 1
         return nil
     }
 
@@ -302,9 +302,9 @@ public final class HardwareTables: @unchecked Sendable {
             classifier.insert(r)
             pool(of: r).markProgrammed(r.units)
             counterPool.markProgrammed(1)
-            let n = programmedMaskUsers[r.mask.bits, default: 0]
+            let n = programmedMaskUsers[FlowMask.Key(r.mask), default: 0]
             if n == 0 { maskPool.markProgrammed(1) }
-            programmedMaskUsers[r.mask.bits] = n + 1
+            programmedMaskUsers[FlowMask.Key(r.mask)] = n + 1
         }
     }
 
@@ -369,9 +369,9 @@ public final class HardwareTables: @unchecked Sendable {
         r.state = .pending
         pool(of: r).markProgrammed(-r.units)
         counterPool.markProgrammed(-1)
-        if let n = programmedMaskUsers[r.mask.bits] {
-            if n > 1 { programmedMaskUsers[r.mask.bits] = n - 1 } else {
-                programmedMaskUsers[r.mask.bits] = nil
+        if let n = programmedMaskUsers[FlowMask.Key(r.mask)] {
+            if n > 1 { programmedMaskUsers[FlowMask.Key(r.mask)] = n - 1 } else {
+                programmedMaskUsers[FlowMask.Key(r.mask)] = nil
                 maskPool.markProgrammed(-1)
             }
         }
@@ -425,9 +425,9 @@ public final class HardwareTables: @unchecked Sendable {
         pool(of: r).release(r.units)
         counterPool.release(1)
         counterSlots.release(r.counter, now: Sys.monotonicNanoseconds())
-        if let n = maskUsers[r.mask.bits] {
-            if n > 1 { maskUsers[r.mask.bits] = n - 1 } else {
-                maskUsers[r.mask.bits] = nil
+        if let n = maskUsers[FlowMask.Key(r.mask)] {
+            if n > 1 { maskUsers[FlowMask.Key(r.mask)] = n - 1 } else {
+                maskUsers[FlowMask.Key(r.mask)] = nil
                 maskPool.release(1)
             }
         }

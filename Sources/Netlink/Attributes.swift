@@ -194,6 +194,47 @@ public struct Attribute: Sendable {
     }
 }
 
+/// Where the first attribute of each type lies, found in one walk that checks every
+/// attribute's framing as parse() does. A request handler looks up a handful of types:
+/// walking the attributes from the start for each cost more than decoding the flow key
+/// (eight walks a flow put). Indexed: types below 32 (the kernel families') and from
+/// 100 to 131 (esw's extensions); others are found by walking.
+public struct AttributeIndex {
+    public let bytes: ArraySlice<UInt8>
+    /// Offset of each indexed type's first header from `bytes.startIndex`, plus one (0: absent).
+    private var headers: InlineArray<64, UInt32>
+
+    private static func slot(_ type: UInt16) -> Int? {
+        switch type {
+        case 0..<32: Int(type)
+        case 100..<132: Int(type) - 68
+        default: nil
+        }
+    }
+
+    public init(_ bytes: ArraySlice<UInt8>) throws(NetlinkError) {
+        self.bytes = bytes
+        var found = InlineArray<64, UInt32>(repeating: 0)
+        let start = bytes.startIndex
+        try AttributeParser.scan(bytes) { rawType, i, _ in
+            if let s = Self.slot(rawType & NetlinkAttributeFlag.typeMask), found[s] == 0 { found[s] = UInt32(i - start + 1) }
+            return true
+        }
+        headers = found
+    }
+
+    /// The first attribute of `type` (the framing was checked: no error).
+    public subscript(_ type: UInt16) -> Attribute? {
+        guard let s = Self.slot(type) else { return (try? AttributeParser.first(type, in: bytes)) ?? nil }
+        let o = withUnsafeBytes(of: headers) { $0.load(fromByteOffset: s * 4, as: UInt32.self) }
+        guard o != 0 else { return nil }
+        let i = bytes.startIndex + Int(o - 1)
+        let len = Int(bytes[i]) | Int(bytes[i + 1]) << 8
+        let rawType = UInt16(bytes[i + 2]) | UInt16(bytes[i + 3]) << 8
+        return AttributeParser.attribute(bytes, rawType, i, len)
+    }
+}
+
 /// Splits a byte range into attributes, checking every length.
 public enum AttributeParser {
     public static func parse(_ bytes: ArraySlice<UInt8>) throws(NetlinkError) -> [Attribute] {

@@ -3,17 +3,16 @@ import Netlink
 /// A request's attributes by type (first occurrence), with typed accessors that turn
 /// malformed input into a RequestError.
 struct RequestAttributes {
-    /// The attributes as received, framing already checked: a look-up walks them in
-    /// place (a flow put makes a handful; a list cost an allocation per request).
-    let bytes: ArraySlice<UInt8>
+    /// The attributes as received, framing checked, indexed by type in place (a list
+    /// of them cost an allocation per request).
+    private let index: AttributeIndex
+    var bytes: ArraySlice<UInt8> { index.bytes }
 
     init(_ bytes: ArraySlice<UInt8>) throws(RequestError) {
-        do { try AttributeParser.validate(bytes) } catch { throw RequestError(22, "malformed attributes: \(error)") }
-        self.bytes = bytes
+        do { index = try AttributeIndex(bytes) } catch { throw RequestError(22, "malformed attributes: \(error)") }
     }
 
-    // The framing was checked in init: the look-up cannot fail.
-    subscript(_ t: UInt16) -> Attribute? { (try? AttributeParser.first(t, in: bytes)) ?? nil }
+    subscript(_ t: UInt16) -> Attribute? { index[t] }
     func has(_ t: UInt16) -> Bool { self[t] != nil }
 
     func u32(_ t: UInt16) throws(RequestError) -> UInt32? {

@@ -1,4 +1,4 @@
-import BPFDataPlane
+@testable import BPFDataPlane
 import ESwitch
 import Glibc
 import Packet
@@ -214,6 +214,27 @@ struct CoalescedWriteTests {
         for i in [0, 255, 256, 299] { #expect(try B.verdict(dp, dst: B.base + UInt32(i)) == P.shot) }
         #expect(dp.remove(batch: rules).removed == 300)
         #expect(try B.verdict(dp, dst: B.base + 299) == P.redirect)
+    }
+
+    /// Rules with the actions of the previous rule reuse its action set without encoding
+    /// it again; once the set's last rule is gone, the next rule with those actions gets
+    /// a set written anew (not the freed id the shortcut remembered).
+    @Test func rulesSharingActionsShareOneSetUntilItsLastRuleGoes() throws {
+        let dp = try P.dataPlane()
+        let rules = B.rules(3, actions: [.forward(.vf(1))])
+        #expect(dp.program(batch: Array(rules[0..<2])).installed == 2)
+        #expect(dp.actionSets.count == 1)
+        let id = try #require(dp.actionSets.values.first)
+        #expect(dp.actionSetUsers[Int(id)] == 2)
+        #expect(dp.remove(batch: Array(rules[0..<2])).removed == 2)
+        #expect(dp.actionSets.isEmpty && dp.actionSetUsers[Int(id)] == 0)
+        try dp.program(rules[2])
+        let again = try #require(dp.actionSets.values.first)
+        #expect(dp.actionSetsByID[again] != nil && dp.actionSetUsers[Int(again)] == 1)
+        #expect(try B.verdict(dp, dst: B.base + 2) == P.redirect)
+        #expect(dp.ruleCounters(102).packets == 1, "the rule's set is in the silicon: its forward hit")
+        #expect(dp.remove(batch: [rules[2]]).removed == 1)
+        #expect(dp.actionSets.isEmpty)
     }
 
     @Test func removalsReplacementsAndRefusalsInsideTheScopeKeepOrder() throws {

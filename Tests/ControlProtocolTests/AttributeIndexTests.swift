@@ -1,0 +1,40 @@
+import Netlink
+import Testing
+
+/// AttributeIndex finds what AttributeParser.first finds, for every type: indexed or
+/// walked, present or not, repeated (the first counts), nested, in a slice that does
+/// not start at 0; and it refuses what parse() refuses.
+@Suite struct AttributeIndexTests {
+    @Test func everyTypeAnswersAsAWalkDoes() throws {
+        var w = AttributeWriter()
+        w.putU32(0, 1)
+        w.putU32(5, 2)
+        w.putU32(5, 3)                    // a repeat: the first counts
+        w.putU8(31, 4)
+        w.putU16(32, 5)                   // between the indexed ranges: walked
+        w.nested(100) { $0.putU32(1, 6) }
+        w.putU32(131, 7)
+        w.put(132, [1, 2, 3])             // past the indexed ranges: walked
+        w.putU32(0x3fff, 8)
+        let body = try w.finished()
+        let framed = [0xaa, 0xbb, 0xcc, 0xdd] + body
+        let bytes = framed[4...]
+        let index = try AttributeIndex(bytes)
+        for t in UInt16(0)...0x3fff {
+            let walked = try AttributeParser.first(t, in: bytes)
+            let found = index[t]
+            #expect(found?.type == walked?.type && found?.isNested == walked?.isNested
+                    && found.map { Array($0.payload) } == walked.map { Array($0.payload) }, "type \(t)")
+        }
+        #expect(try index[5]?.u32() == 2)
+    }
+
+    @Test func badFramingIsRefusedAsParseRefusesIt() {
+        var w = AttributeWriter()
+        w.putU32(1, 1)
+        var bytes = w.bytes
+        bytes[0] = 3                      // a length below the header's
+        #expect(throws: NetlinkError.self) { try AttributeIndex(bytes[...]) }
+        #expect(throws: NetlinkError.self) { try AttributeIndex(w.bytes.dropLast(1)) }
+    }
+}
