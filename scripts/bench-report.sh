@@ -25,6 +25,9 @@ paired() {
 pct() { if [ "$1" = n/a ] || [ -z "$1" ]; then echo n/a; else echo "$1 %"; fi; }
 # bench_report: the Markdown report on stdout
 bench_report() {
+    # A partial run (ESW_BENCH_TOPOLOGIES) leaves rows unmeasured: they print empty.
+    local -
+    set +u
     echo "# esw benchmark"
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -39,7 +42,7 @@ bench_report() {
          "UDP 64 B payload -b 0, $T s per round, receiver's delivered packets/s (median);" \
          "ping $PINGS x -i 0.01 in the last round; switch CPU = utime+stime of the switch process (eswd or ovs-vswitchd)" \
          "over each iperf3 run, % of one core (median of the runs; every run below)"
-    [ $SCALE_ONLY = 1 ] || echo "- esw flows: esw-offload: $NOTE_off; esw-software: $NOTE_sw; esw-vxlan: $NOTE_vx"
+    [ $SCALE_ONLY = 1 ] || echo "- esw flows: esw-offload: ${NOTE_off:-not measured}; esw-software: ${NOTE_sw:-not measured}; esw-vxlan: ${NOTE_vx:-not measured}"
     echo "- total runtime: ${ELAPSED} s$([ $QUICK = 1 ] && echo ' (--quick)')"
     if [ $SCALE_ONLY = 0 ]; then
     echo
@@ -60,6 +63,8 @@ bench_report() {
     echo "| eswd CPU, offloaded VXLAN TCP | $(pct "${R[esw-vxlan,tcpcpu]}") of a core | kernel vxlan: no switch process | n/a | n/a |"
     echo "| software path TCP vs OVS-TSO | ${R[esw-software,tcp]} Gbit/s | ovs-tso ${R[$REF,tcp]} Gbit/s | $(ratio "${R[esw-software,tcp]}" "${R[$REF,tcp]}") | $(paired esw-software $REF tcp) |"
     echo "| software path 64 B UDP vs OVS-TSO | ${R[esw-software,udp]} kpps | ovs-tso ${R[$REF,udp]} kpps | $(ratio "${R[esw-software,udp]}" "${R[$REF,udp]}") | $(paired esw-software $REF udp) |"
+    echo "| ... a no-lookup forwarder on the same representors vs OVS-TSO (64 B UDP) | ${R[forward-representors,udp]} kpps | ovs-tso ${R[$REF,udp]} kpps | $(ratio "${R[forward-representors,udp]}" "${R[$REF,udp]}") | $(paired forward-representors $REF udp) |"
+    echo "| software path 64 B UDP vs that forwarder | ${R[esw-software,udp]} kpps | forward-representors ${R[forward-representors,udp]} kpps | $(ratio "${R[esw-software,udp]}" "${R[forward-representors,udp]}") | $(paired esw-software forward-representors udp) |"
     echo
     echo "esw/reference is the ratio of the medians; round by round is the median of each round's own ratio"
     echo "(a round measures both rows within minutes of each other, so the drift of the machine over the run cancels)."

@@ -18,10 +18,14 @@
 #     loss is before the receiver: the switch's input);
 #   - the switch's packet thread (eswd's esw-dp; ovs-vswitchd's main thread, which polls
 #     its system ports), ns of CPU (schedstat run time) per reached datagram and its
-#     sleeps (voluntary context switches) per 1000 reached; the receiving iperf3's ns per
-#     delivered datagram.
+#     sleeps (voluntary context switches) per 1000 reached; the receiving iperf3's ns and
+#     sleeps per delivered datagram.
 # Costs per packet, because on a shared 2-core machine the -b 0 delivered rate is a
 # contest for CPU between sender, switch and receiver (see the report's notes).
+# Beside esw and OVS, two rows of a switch that does nothing but move frames
+# (scripts/swpath/forward.c: AF_PACKET, recvmmsg/sendmmsg, no lookup): on esw's
+# representors (eswd up, its datapath reading no port) and on a plain veth pair as OVS
+# has; what any userspace software path over those netdevs gets at best.
 # Output: OUT/swpath.md (OUT defaults to bench/). Needs root. Everything it starts is
 # torn down on any exit.
 set -uo pipefail
@@ -57,6 +61,30 @@ setup_esw() {
     CLI_NS=vm0 SRV_NS=vm1 DST=$(topo_vm_addr 1) THREAD=esw-dp
 }
 
+# The system's C compiler, or the Swift toolchain's clang when there is none.
+CC=$(command -v cc || echo "$(dirname "$(readlink -f "$(command -v swift)")")/clang")
+"$CC" -O2 -Wall -o "$D/forward" "$ROOT/scripts/swpath/forward.c" || die "forward.c does not build"
+
+# setup_forward_representors: esw's topology with the forwarder in place of its datapath
+# (eswd runs: the VF netdevs, representors and the pipeline sending misses up them)
+setup_forward_representors() {
+    topo_esw 2 start_eswd --mode switchdev --policy skip_hw || die "cannot build the esw topology"
+    ip netns exec "${P}host" "$D/forward" pf0vf0 pf0vf1 &
+    SWPID=$!; PIDS+=("$SWPID")
+    CLI_NS=vm0 SRV_NS=vm1 DST=$(topo_vm_addr 1) THREAD=main
+}
+# setup_forward_veth: the forwarder between two veth pairs, OVS's topology
+setup_forward_veth() {
+    topo_ns sw a b || die "namespaces"
+    topo_veth a a0 sw sa || die "veth a0/sa"
+    topo_veth b b0 sw sb || die "veth b0/sb"
+    ip -n "${P}a" addr add 198.18.1.1/24 dev a0
+    ip -n "${P}b" addr add 198.18.1.2/24 dev b0
+    ip netns exec "${P}sw" "$D/forward" sa sb &
+    SWPID=$!; PIDS+=("$SWPID")
+    CLI_NS=a SRV_NS=b DST=198.18.1.2 THREAD=main
+}
+
 # udp NS FIELD...: the namespace's Udp counters (/proc/net/snmp), in the order asked
 udp() {
     local ns=$1; shift
@@ -77,7 +105,9 @@ thread_stat() {
 snapshot() {
     local srv
     srv=$(pgrep -f "^iperf3 -s -1 -J -p $PORT" | head -n 1)
-    echo "$(date +%s%N) $(udp "$CLI_NS" OutDatagrams) $(udp "$SRV_NS" InDatagrams RcvbufErrors) $(thread_stat "$THREAD") $(awk '{print $1}' "/proc/$srv/schedstat" 2>/dev/null || echo 0)"
+    echo "$(date +%s%N) $(udp "$CLI_NS" OutDatagrams) $(udp "$SRV_NS" InDatagrams RcvbufErrors) $(thread_stat "$THREAD")" \
+         "$(awk '{print $1}' "/proc/$srv/schedstat" 2>/dev/null || echo 0)" \
+         "$(awk '/^voluntary_ctxt_switches/{print $2}' "/proc/$srv/status" 2>/dev/null || echo 0)"
 }
 
 PORT=5301
@@ -97,17 +127,18 @@ measure() {
             cpid=$!
             sleep 1; s0=$(snapshot); sleep $((T - 2)); s1=$(snapshot)
             wait "$cpid" "$spid" 2>/dev/null
-            # snapshot fields: time, sent, received, dropped at the socket, thread run ns, thread sleeps, receiver run ns
+            # snapshot fields: time, sent, received, dropped at the socket, thread run ns, thread sleeps, receiver run ns, receiver sleeps
             line=$(awk -v a="$s0" -v b="$s1" 'BEGIN{ split(a, x, " "); split(b, y, " ")
                 s = (y[1] - x[1]) / 1e9; out = y[2] - x[2]; got = y[3] - x[3]; drop = y[4] - x[4]
-                reach = got + drop; if (!reach || !got || !out) { print "0 0 0 0 0 0 0 0"; exit }
-                printf "%.1f %.1f %.1f %.1f %.1f %.0f %.1f %.0f\n", out / s / 1e3, reach / s / 1e3, got / s / 1e3,
-                       100 * (out - got) / out, 100 * drop / reach, (y[5] - x[5]) / reach, 1000 * (y[6] - x[6]) / reach, (y[7] - x[7]) / got }')
-            log "$sw at $([ "$rate" = 0 ] && echo '-b 0' || echo "$rate kpps"), run $r: offered, reached, delivered kpps, % lost, % of reached dropped at the socket, thread ns/pkt, sleeps/1000, receiver ns/pkt: $line"
+                reach = got + drop; if (!reach || !got || !out) { print "0 0 0 0 0 0 0 0 0"; exit }
+                printf "%.1f %.1f %.1f %.1f %.1f %.0f %.1f %.0f %.1f\n", out / s / 1e3, reach / s / 1e3, got / s / 1e3,
+                       100 * (out - got) / out, 100 * drop / reach, (y[5] - x[5]) / reach, 1000 * (y[6] - x[6]) / reach,
+                       (y[7] - x[7]) / got, 1000 * (y[8] - x[8]) / got }')
+            log "$sw at $([ "$rate" = 0 ] && echo '-b 0' || echo "$rate kpps"), run $r: offered, reached, delivered kpps, % lost, % of reached dropped at the socket, thread ns/pkt, sleeps/1000, receiver ns/pkt, receiver sleeps/1000: $line"
             vals+=("$line")
         done
         cols=""
-        for c in 1 2 3 4 5 6 7 8; do
+        for c in 1 2 3 4 5 6 7 8 9; do
             cols+=" $(printf '%s\n' "${vals[@]}" | awk -v c=$c '{print $c}' | median) |"
         done
         ROWS+=("| $sw | $([ "$rate" = 0 ] && echo '-b 0' || echo "$rate kpps") |$cols")
@@ -117,6 +148,8 @@ measure() {
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 log "esw (skip_hw)"; setup_esw; measure esw-software; teardown
 log "Open vSwitch (TSO on)"; setup_ovs 1; THREAD=main; PORT=5302; measure ovs-tso; teardown
+log "forwarder on esw's representors"; setup_forward_representors; PORT=5303; measure forward-representors; teardown
+log "forwarder on veth"; setup_forward_veth; PORT=5304; measure forward-veth; teardown
 
 {
     echo "# Software path, 64-byte UDP: where packets go and what each costs"
@@ -126,11 +159,15 @@ log "Open vSwitch (TSO on)"; setup_ovs 1; THREAD=main; PORT=5302; measure ovs-ts
     echo "- load average (1, 5, 15 min) before and after: $LOAD0; $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- runs: $RUNS x $T s per row, counted over the middle $((T - 2)) s (medians)$([ $QUICK = 1 ] && echo ', --quick')"
     echo
-    echo "| switch | offered | offered kpps | reached kpps | delivered kpps | % of offered lost | % of reached dropped at the socket | switch thread ns/pkt | switch thread sleeps / 1000 pkts | receiver ns/pkt |"
-    echo "|---|---|---|---|---|---|---|---|---|---|"
+    echo "| switch | offered | offered kpps | reached kpps | delivered kpps | % of offered lost | % of reached dropped at the socket | switch thread ns/pkt | switch thread sleeps / 1000 pkts | receiver ns/pkt | receiver sleeps / 1000 pkts |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
     printf '%s\n' "${ROWS[@]}"
     echo
     echo "reached: datagrams that got to the receiver's UDP layer (what the switch forwarded);"
     echo "the thread's ns/pkt are per reached datagram and include the kernel work its sends"
     echo "trigger (the receiving namespace's IP/UDP receive runs in the softirq its transmit raises)."
+    echo "forward-representors, forward-veth: scripts/swpath/forward.c, a switch that only moves"
+    echo "frames (AF_PACKET recvmmsg/sendmmsg, no lookup), on esw's representors and on OVS's veth"
+    echo "ports. receiver sleeps: the receiving iperf3's voluntary context switches (its socket"
+    echo "ran empty) per 1000 datagrams it read."
 } | tee "$OUT/swpath.md"

@@ -16,7 +16,11 @@
 #
 #   esw-offload     eswd --vfs 2 (switchdev): VF0 (vm0) <-> VF1 (vm1), one datapath flow
 #                   each way for IPv4 and ARP, all four in hardware
-#   esw-software    the same flows under --policy skip_hw (the software datapath)
+#   esw-software    the same flows under --policy skip_hw (the software datapath); then,
+#                   on the same netdevs and daemon, the datapath's ports removed and
+#                   scripts/swpath/forward.c moving frames between the representors with
+#                   no lookup (forward-representors: the least any userspace path over
+#                   them does)
 #   ovs-tso         Open vSwitch userspace datapath (datapath_type=netdev), a bridge with two
 #                   system ports (veth) and the default NORMAL action, namespaces a <-> b;
 #                   userspace TSO on (other_config:userspace-tso-enable=true, set before
@@ -97,6 +101,8 @@ PINGS=200
 PY=/usr/bin/python3
 P=${ESW_BENCH_PREFIX:-eswbench-}
 HZ=$(getconf CLK_TCK)
+# The system's C compiler, or the Swift toolchain's clang when there is none (forward.c).
+CC=$(command -v cc || echo "$(dirname "$(readlink -f "$(command -v swift)")")/clang")
 START_NS=$(date +%s%N)
 
 # log MSG: progress on stderr
@@ -200,6 +206,15 @@ setup_bpf_redirect() {
     done
     SWPID=""
     CLI_NS=a SRV_NS=b DST=198.18.4.2
+}
+
+# swap_in_forwarder: the datapath lets go of the representors and the no-lookup
+# forwarder moves frames between them (SWPID: the forwarder, for its CPU)
+swap_in_forwarder() {
+    DPCTL del-if pf0vf0 >/dev/null && DPCTL del-if pf0vf1 >/dev/null || die "del-if"
+    [ -x "$D/forward" ] || "$CC" -O2 -Wall -o "$D/forward" "$ROOT/scripts/swpath/forward.c" || die "forward.c does not build"
+    ip netns exec "${P}host" "$D/forward" pf0vf0 pf0vf1 &
+    SWPID=$!; PIDS+=("$SWPID")
 }
 
 # attach_redirect NS DEV PEER: DEV's tc ingress (clsact in place) runs the redirect-only
@@ -327,7 +342,9 @@ bench_topology() {
     esw-software)
         setup_esw skip_hw; NOTE_sw=$NOTE_esw
         measure esw-software "esw, VF <-> VF, software datapath (skip_hw)" 1
-        [ $last = 1 ] && [ $CONTROL_PLANE = 1 ] && { cp_esw 10000; cp_esw 50000; } ;;
+        [ $last = 1 ] && [ $CONTROL_PLANE = 1 ] && { cp_esw 10000; cp_esw 50000; }
+        swap_in_forwarder
+        measure forward-representors "no-lookup AF_PACKET forwarder in place of esw's datapath, on its representors (what any userspace path over them gets)" 1 ;;
     ovs-tso)
         NOTE_ovs_tso=""
         setup_ovs 1
@@ -465,7 +482,8 @@ if [ $SCALE_ONLY = 0 ]; then
 # Rounds: every topology once per round (one TCP and one UDP run each), the order rotated
 # from round to round, so that the machine's drift over the run (a shared VM) falls on
 # every row alike and each round's rows are measured minutes apart, not a quarter hour.
-TOPOLOGIES=(esw-offload esw-software ovs-tso ovs-notso veth bpf-redirect esw-vxlan vxlan-kernel)
+# ESW_BENCH_TOPOLOGIES="NAME..." measures only those (a partial run for development).
+TOPOLOGIES=(${ESW_BENCH_TOPOLOGIES:-esw-offload esw-software ovs-tso ovs-notso veth bpf-redirect esw-vxlan vxlan-kernel})
 for ROUND in $(seq $RUNS); do
     for i in "${!TOPOLOGIES[@]}"; do
         t=${TOPOLOGIES[$(( (i + ROUND - 1) % ${#TOPOLOGIES[@]} ))]}
