@@ -201,8 +201,9 @@ public struct Attribute: Sendable {
 /// 100 to 131 (esw's extensions); others are found by walking.
 public struct AttributeIndex {
     public let bytes: ArraySlice<UInt8>
-    /// Offset of each indexed type's first header from `bytes.startIndex`, plus one (0: absent).
-    private var headers: InlineArray<64, UInt32>
+    /// Offset of each indexed type's first header from `bytes.startIndex`, plus one (0:
+    /// absent). An array: inline, each look-up copied all 256 bytes.
+    private let headers: [UInt32]
 
     private static func slot(_ type: UInt16) -> Int? {
         switch type {
@@ -214,7 +215,7 @@ public struct AttributeIndex {
 
     public init(_ bytes: ArraySlice<UInt8>) throws(NetlinkError) {
         self.bytes = bytes
-        var found = InlineArray<64, UInt32>(repeating: 0)
+        var found = [UInt32](repeating: 0, count: 64)
         let start = bytes.startIndex
         try AttributeParser.scan(bytes) { rawType, i, _ in
             if let s = Self.slot(rawType & NetlinkAttributeFlag.typeMask), found[s] == 0 { found[s] = UInt32(i - start + 1) }
@@ -226,7 +227,7 @@ public struct AttributeIndex {
     /// The first attribute of `type` (the framing was checked: no error).
     public subscript(_ type: UInt16) -> Attribute? {
         guard let s = Self.slot(type) else { return (try? AttributeParser.first(type, in: bytes)) ?? nil }
-        let o = withUnsafeBytes(of: headers) { $0.load(fromByteOffset: s * 4, as: UInt32.self) }
+        let o = headers[s]
         guard o != 0 else { return nil }
         let i = bytes.startIndex + Int(o - 1)
         let len = Int(bytes[i]) | Int(bytes[i + 1]) << 8
