@@ -201,6 +201,8 @@ public final class HardwareRule: ClassifierEntry, @unchecked Sendable {
     /// The driver's caller holds a handle to it (ESwitch: added, not yet deleted or
     /// replaced; a discarded rule has none).
     var handedOut = false
+    /// Its place in `HardwareTables.rules` (-1: not held).
+    var heldIndex = -1
 
     init(id: UInt64, spec: HardwareRuleSpec, mask: FlowMask, table: HardwareTable, units: Int, counter: UInt32 = 0) {
         self.id = id

@@ -33,7 +33,7 @@ public final class HardwareTables: @unchecked Sendable {
     var markSlots = FlowMarkAllocator()
 
     /// Every rule the driver accepted and has not discarded, whatever its state.
-    public private(set) var rules: [UInt64: HardwareRule] = [:]
+    public private(set) var rules = HeldRules()
     public internal(set) var encaps: [EncapKey: EncapEntry] = [:]
     private var nextRuleID: UInt64 = 1
     /// Accepted rules not in the data plane (pending or failed), by match: with the
@@ -131,7 +131,7 @@ public final class HardwareTables: @unchecked Sendable {
         let rule = HardwareRule(id: nextRuleID, spec: spec, mask: classifier(of: table).mask(for: spec.mask),
                                 table: table, units: HardwareCapabilities.units(for: spec.mask))
         nextRuleID += 1
-        rules[rule.id] = rule
+        rules.add(rule)
         if !writtenNow { pendingByMatch[match] = rule }
         for e in rule.encapEntries { e.users += 1 }
         rule.mark?.users += 1
@@ -173,7 +173,7 @@ public final class HardwareTables: @unchecked Sendable {
     /// one's place, units and counter (the count carries on); the old one stays in the
     /// data plane until the new one is written over it.
     func acceptReplacement(of old: HardwareRule, _ spec: HardwareRuleSpec) -> Result<HardwareRule, OffloadFailure> {
-        guard rules[old.id] === old else { return .failure(.notFound) }
+        guard rules.holds(old) else { return .failure(.notFound) }
         if let f = capabilities.check(actions: spec.actions) { return .failure(f) }
         let rule = HardwareRule(id: nextRuleID, spec: spec, mask: old.mask, table: old.table, units: old.units,
                                 counter: old.counter)
@@ -184,8 +184,7 @@ public final class HardwareTables: @unchecked Sendable {
         rule.replaces = old.isProgrammed ? old : old.replaces
         old.replaces = nil
         old.retired = true
-        rules[old.id] = nil
-        rules[rule.id] = rule
+        rules.swap(out: old, in: rule)
         pendingByMatch[match(of: rule)] = rule
         for e in rule.encapEntries { e.users += 1 }
         rule.mark?.users += 1
@@ -204,7 +203,7 @@ public final class HardwareTables: @unchecked Sendable {
 
     /// Undoes `acceptReplacement` (a synchronous write failed): `old` is back as it was.
     func undoReplacement(_ rule: HardwareRule, restoring old: HardwareRule) {
-        guard !rule.isProgrammed, rules[rule.id] === rule else { return }
+        guard !rule.isProgrammed, rules.holds(rule) else { return }
         old.retired = false
         old.holdsUnits = rule.holdsUnits
         if !old.isProgrammed { old.replaces = rule.replaces }
@@ -212,8 +211,7 @@ public final class HardwareTables: @unchecked Sendable {
         rule.replaces = nil
         rule.supersededUnwritten = nil
         rule.retired = true
-        rules[rule.id] = nil
-        rules[old.id] = old
+        rules.swap(out: rule, in: old)
         if old.isProgrammed { forgetPending(rule) } else { pendingByMatch[match(of: old)] = old }
         dropEncaps(of: rule)
     }
@@ -436,10 +434,9 @@ public final class HardwareTables: @unchecked Sendable {
     /// Undoes every step a rule went through. False if it was not held.
     @discardableResult
     func discard(_ r: HardwareRule) -> Bool {
-        guard rules[r.id] === r else { return false }
+        guard rules.holds(r) else { return false }
         dropReplaced(by: r)
-        rules[r.id] = nil
-        if rules.isEmpty && rules.capacity > 4096 { rules = [:] }   // give a big table's storage back
+        rules.remove(r)
         forgetPending(r)
         r.retired = true
         r.handedOut = false   // a discarded rule's handle names nothing
@@ -517,7 +514,7 @@ public final class HardwareTables: @unchecked Sendable {
         maskPool.release(maskUsers.count)
         exact.removeAll()
         masked.removeAll()
-        rules = [:]
+        rules.removeAll()
         pendingByMatch = [:]
         maskUsers = [:]
         programmedMaskUsers = [:]

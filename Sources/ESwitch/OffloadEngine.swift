@@ -91,7 +91,7 @@ final class OffloadEngine {
     }
 
     func remove(_ rule: HardwareRule) -> Bool {
-        guard tables.rules[rule.id] === rule else { return false }
+        guard tables.rules.holds(rule) else { return false }
         beginOperation()
         defer { endOperation() }
         if !params.offloadModel.programsAsynchronously {
@@ -126,7 +126,7 @@ final class OffloadEngine {
     /// ones (the counter carries on); otherwise the new rule is placed before the old
     /// one is removed.
     func replace(_ old: HardwareRule, with spec: HardwareRuleSpec) -> Result<HardwareRule, OffloadFailure> {
-        guard tables.rules[old.id] === old else { return .failure(.notFound) }
+        guard tables.rules.holds(old) else { return .failure(.notFound) }
         let sameMatch = old.mask.bits == spec.mask && old.key == spec.key.masked(by: spec.mask)
         guard sameMatch else {
             let r = add(spec)
@@ -304,7 +304,7 @@ final class OffloadEngine {
         for c in access.commands {
             switch c {
             case .program(let r):
-                guard tables.rules[r.id] === r, !r.isProgrammed else { continue }
+                guard tables.rules.holds(r), !r.isProgrammed else { continue }
                 if injectFault() {
                     lateFailure(r, .injectedFault)
                     continue
@@ -446,8 +446,8 @@ final class OffloadEngine {
     var pendingWrites: Int {
         firmware.outstanding.reduce(0) { n, c in
             switch c {
-            case .program(let r): tables.rules[r.id] === r && r.state == .pending ? n + 1 : n
-            case .remove(let r): tables.rules[r.id] === r ? n + 1 : n
+            case .program(let r): tables.rules.holds(r) && r.state == .pending ? n + 1 : n
+            case .remove(let r): tables.rules.holds(r) ? n + 1 : n
             }
         }
     }

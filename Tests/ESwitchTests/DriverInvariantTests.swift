@@ -46,7 +46,7 @@ struct DriverInvariantTests {
         if t.encapPool.occupancy != t.encaps.count { errs.append("\(tag): encap occ \(t.encapPool.occupancy) vs \(t.encaps.count)") }
         for (_, h) in handles {
             guard let r = sw.rule(h) else { errs.append("\(tag): handle lost"); continue }
-            if t.rules[r.id] !== r { errs.append("\(tag): handle's rule not in tables") }
+            if !t.rules.holds(r) { errs.append("\(tag): handle's rule not in tables") }
         }
         return errs
     }
