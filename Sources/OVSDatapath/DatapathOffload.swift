@@ -244,7 +244,14 @@ extension Datapath {
             // skip_sw is the error): never retried as a fresh add, which would hide an
             // injected or real refusal.
             var refusal: (failure: OffloadFailure, dependency: TunnelDependency?)?
-            if case .success(let t) = translated {
+            // A partial rule's counter counted what software counted too; a full rule
+            // in its slot (a replacement keeps it) would count those packets again. So
+            // the partial rule goes first and the full rule is placed afresh with a new
+            // counter, as OVS's tc modify deletes the filter and adds one; meanwhile
+            // software runs the flow. (Under skip_sw the flow must stay as it was if the
+            // hardware refuses: make-before-break there.)
+            let partialToFull = old.hintMark != 0 && policy == .none
+            if case .success(let t) = translated, !partialToFull {
                 switch eswitch!.replaceRule(h, with: t.spec) {
                 case .success(let nh):
                     carryCounters(from: old, to: fresh, oldSlot: slot, replacement: nh)
