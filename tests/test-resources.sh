@@ -52,6 +52,16 @@ filler 10 13 >"$T_DIR/batch"
 check_fails "batch that does not fit is refused" dpctl add-flows "$T_DIR/batch"
 check_eq "the refused batch left nothing behind" 10 "$(dpctl dump-flows | wc -l)"
 check_eq "hardware occupancy unchanged" "10 10" "$(masked)"
+# The last line refused: nothing is cancelled after it, yet the lines before it were
+# undone too, and the CLI must say so (it said "the other flow was applied").
+last9='in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.9.9,frag=no)'
+dpctl del-flow "$last9"
+filler 30 32 >"$T_DIR/lastfails"
+out=$(dpctl add-flows "$T_DIR/lastfails" 2>&1)
+check_match "a batch whose last line is refused: the file was undone" 'line 2 was refused; under skip_sw the file was undone: the flow before it was undone' "$out"
+check_no_match "nothing is said to be applied" 'applied' "$out"
+check_eq "the line before it is not installed" 9 "$(dpctl dump-flows | wc -l)"
+dpctl add-flow "$last9" drop
 # All or nothing also for changes to flows that were there: a failed batch that
 # modified one flow and deleted another leaves both exactly as they were.
 flow0='in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.9.0,frag=no)'
