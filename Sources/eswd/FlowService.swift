@@ -214,10 +214,10 @@ extension DatapathService {
     /// batch (modified flows get their actions back, deleted ones come back).
     private func undo(_ batch: UInt32, _ d: Datapath) {
         guard var b = batches[batch] else { return }
-        for change in b.changes.reversed() { d.undo(change) }
+        d.undo(b.changes)
+        if !b.changes.isEmpty { logger.info("flow batch undone", metadata: ["batch": "\(batch)"]) }
         b.changes = []
         batches[batch] = b
-        if !b.changes.isEmpty { logger.info("flow batch undone", metadata: ["batch": "\(batch)"]) }
     }
 
     private func makeRoom(for batch: UInt32) {
