@@ -149,6 +149,28 @@ struct HintingTests {
         #expect(full.stats.packets == 20)
     }
 
+    /// The same under skip_sw (the policy changed while the flow was partial): the full
+    /// rule replaces the partial one in place, in its counter, whose marked packets are
+    /// baselined.
+    @Test func aFlowThatGoesPartialAndBackUnderSkipSWCountsTheMarkedPacketsOnce() throws {
+        let (d, _, dp) = try P.datapath()
+        let key = "in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)"
+        let f = try P.put(d, key, "trunc(200),2")
+        let slot = dp.rules[0].counter
+        dp.counters[slot] = RuleCounters(packets: 5, bytes: 500, lastUsedNanoseconds: 2)
+        for _ in 0..<5 { f.count(bytes: 100, tcpFlags: 0, now: 2) }
+        d.policy = .skipSW
+        try P.modify(d, key, "2")
+        let full = try #require(d.flow(ufid: f.ufid))
+        #expect(d.offloadStatus(of: full) == .offloaded)
+        #expect(dp.rules.count == 1 && dp.rules[0].counter == slot, "replaced in place")
+        d.pollHardwareCounters()
+        #expect(full.stats.packets == 5)
+        dp.counters[slot] = RuleCounters(packets: 8, bytes: 800, lastUsedNanoseconds: 3)
+        d.pollHardwareCounters()
+        #expect(full.stats.packets == 8)
+    }
+
     /// The seqlock under stress: while the control thread reuses one slot for two flows
     /// (generations 1 and 2), a packet thread asking for either mark gets its own flow or
     /// nothing. (The race it guards against lasts nanoseconds: with the re-check removed
