@@ -52,6 +52,16 @@ filler 10 13 >"$T_DIR/batch"
 check_fails "batch that does not fit is refused" dpctl add-flows "$T_DIR/batch"
 check_eq "the refused batch left nothing behind" 10 "$(dpctl dump-flows | wc -l)"
 check_eq "hardware occupancy unchanged" "10 10" "$(masked)"
+# The last line refused: nothing is cancelled after it, yet the lines before it were
+# undone too, and the CLI must say so (it said "the other flow was applied").
+last9='in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.9.9,frag=no)'
+dpctl del-flow "$last9"
+filler 30 32 >"$T_DIR/lastfails"
+out=$(dpctl add-flows "$T_DIR/lastfails" 2>&1)
+check_match "a batch whose last line is refused: the file was undone" 'line 2 was refused; under skip_sw the file was undone: the flow before it was undone' "$out"
+check_no_match "nothing is said to be applied" 'applied' "$out"
+check_eq "the line before it is not installed" 9 "$(dpctl dump-flows | wc -l)"
+dpctl add-flow "$last9" drop
 # All or nothing also for changes to flows that were there: a failed batch that
 # modified one flow and deleted another leaves both exactly as they were.
 flow0='in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.9.0,frag=no)'
@@ -136,6 +146,35 @@ check "reload action driver_reinit" devlink dev reload esw0 action driver_reinit
 check_match "reload action fw_activate refused" 'not supported by the driver.*Operation not supported' \
     "$(devlink dev reload esw0 action fw_activate 2>&1)"
 check_match "reload limit no_reset refused" 'limit is not supported' "$(devlink dev reload esw0 limit no_reset 2>&1)"
+
+# A batch undone after another client's changes leaves them: its client modifies a flow
+# (uncommitted), another client flushes, the batch's client goes. The flow stays deleted
+# (the undo used to restore it with its old actions).
+dpctl set-policy none
+dpctl del-flows
+/usr/bin/python3 - "$ESW_CONTROL" "$ESW_BIN/esw-dpctl" <<'PY'
+import socket, struct, subprocess, sys
+def attr(t, p):
+    a = struct.pack("=HH", 4 + len(p), t) + p
+    return a + b"\0" * ((4 - len(a) % 4) % 4)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect(sys.argv[1])
+key = attr(3, struct.pack("=I", 1)) + attr(4, bytes(12)) + attr(6, struct.pack(">H", 0x1234))
+def request(cmd, flags, seq, actions, batch=None):
+    body = struct.pack("=BBHi", cmd, 1, 0, 0) + attr(1, key) + attr(2, actions)
+    if batch is not None:
+        body += attr(102, struct.pack("=I", batch))
+    s.send(struct.pack("=IHHII", 16 + len(body), 0x22, flags, seq, 0) + body)
+    error = struct.unpack("=i", s.recv(65536)[16:20])[0]
+    if error != 0:
+        sys.exit(f"request {seq}: error {error}")
+request(1, 1 | 4 | 0x400 | 0x200, 1, attr(1, struct.pack("=I", 2)))   # the flow, output to port 2
+request(4, 1 | 4, 2, b"", batch=4242)                                    # the batch: set it to drop
+subprocess.run([sys.argv[2], "del-flows"], check=True)                   # another client flushes
+s.close()                                                                # the batch's client goes
+PY
+sleep 0.3   # the daemon sees the hang-up and undoes the batch
+check_eq "a flush after another client's uncommitted change stands" 0 "$(dpctl dump-flows | wc -l)"
 
 # The data plane is eBPF in the kernel: no packet thread in the daemon, and no knob for one.
 check_fails "fastpath_nice is gone" devlink dev param set esw0 name fastpath_nice value 3

@@ -8,7 +8,8 @@ public enum FlowFileSummary {
     /// `failures`: the first failures (request index, error) as `RequestStream` keeps
     /// them, `failureCount` how many there were, `total` the file's requests, `line` a
     /// request's line in the file. Under skip_sw the first refusal undid the batch
-    /// (the requests before it) and the daemon cancelled every later one (ECANCELED).
+    /// (the requests before it) and the daemon cancelled every later one (ECANCELED),
+    /// the commit included (index `total`: the refused request may have been the last).
     public static func message(total: Int, failureCount: Int, failures: [(index: Int, error: ControlError)],
                                line: (Int) -> Int32) -> String {
         if failures.contains(where: { $0.error.errno == ECANCELED }) {

@@ -244,10 +244,20 @@ extension Datapath {
             // skip_sw is the error): never retried as a fresh add, which would hide an
             // injected or real refusal.
             var refusal: (failure: OffloadFailure, dependency: TunnelDependency?)?
-            if case .success(let t) = translated {
+            // A partial rule's counter counted what software counted too; a full rule
+            // in its slot (a replacement keeps it) would count those packets again. So
+            // the partial rule goes first and the full rule is placed afresh with a new
+            // counter, as OVS's tc modify deletes the filter and adds one; meanwhile
+            // software runs the flow. (Under skip_sw the flow must stay as it was if the
+            // hardware refuses: make-before-break there, and what the partial rule counted
+            // so far is baselined instead.)
+            let partialToFull = old.hintMark != 0 && policy == .none
+            if case .success(let t) = translated, !partialToFull {
+                let markedReading = old.hintMark != 0 ? eswitch!.ruleCounters(h) : nil
                 switch eswitch!.replaceRule(h, with: t.spec) {
                 case .success(let nh):
                     carryCounters(from: old, to: fresh, oldSlot: slot, replacement: nh)
+                    if let r = markedReading, eswitch!.rule(nh)?.counter == slot { baselineMarked(r, in: fresh) }
                     withdrawMark(of: old)
                     installed(fresh, nh, t)
                     unregisterVXLAN(of: old)
@@ -309,6 +319,17 @@ extension Datapath {
             fresh.hardwareCarried = old.hardwareCarried
             fresh.hardwareLatest = RuleCounters()
         }
+    }
+
+    /// A full rule that keeps a partial rule's counter: the slot's count so far
+    /// (`reading`) beyond the flow's latest full reading was the marked packets, which
+    /// software counted; the flow's baseline takes them so they are not counted twice.
+    private func baselineMarked(_ reading: RuleCounters, in fresh: DatapathFlow) {
+        var b = fresh.hardwareBaseline
+        b.packets &+= reading.packets &- fresh.hardwareLatest.packets
+        b.bytes &+= reading.bytes &- fresh.hardwareLatest.bytes
+        b.lastUsedNanoseconds = max(b.lastUsedNanoseconds, reading.lastUsedNanoseconds)
+        fresh.hardwareBaseline = b
     }
 
     func removeHardware(_ f: DatapathFlow) {

@@ -26,6 +26,30 @@ extension Datapath {
         return .deleted(f)
     }
 
+    /// Undoes a transaction's changes, newest first. A flow another client changed or
+    /// deleted since (it is no longer the one the transaction left) stays as that client
+    /// made it, as the later request would leave it in the kernel's datapath: undoing over
+    /// it brought back flows a flush had deleted, or put old actions over newer ones.
+    public func undo(_ changes: [FlowChange]) {
+        // What each undo left per ufid (nil: no flow). An older change of the same flow
+        // expects that, not the flow it recorded: restore puts a copy in the table.
+        var left: [UInt128: DatapathFlow?] = [:]
+        for change in changes.reversed() {
+            let ufid = change.flow.ufid
+            let expected: DatapathFlow?
+            if let l = left[ufid] {
+                expected = l
+            } else if case .deleted = change {
+                expected = nil
+            } else {
+                expected = change.flow
+            }
+            guard table.lookup(ufid: ufid) === expected else { continue }
+            undo(change)
+            left[ufid] = .some(table.lookup(ufid: ufid))
+        }
+    }
+
     /// Undoes one change; a transaction undoes its changes newest first, so the flow
     /// with the change's ufid is, each time, the one the change left (looked up by ufid:
     /// an earlier undo may have put a copy in its place). The flow comes back as it was,

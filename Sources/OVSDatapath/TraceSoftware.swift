@@ -58,6 +58,12 @@ extension PacketTracer {
         // The word dump-flows -m shows after `offloaded:` ("no" for a software flow).
         r.add("offloaded", dp.offloadStatus(of: flow).word)
         if let why = flow.softwareReason { r.add("not_offloaded", why) }
+        if flow.hardwareOnly {
+            // skip_sw: software never runs the flow (PacketEngine.run), whatever its actions.
+            r.add("skip_sw", "the flow is hardware only: software drops the packet (counted as a hw-only drop)")
+            verdicts.append("software: dropped (skip_sw flow, not run in software)")
+            return r.node
+        }
         var steps: [TraceNode] = []
         var state = PacketEngine.ExecState()
         run(Array(flow.compiled), &b, key: &key, offsets: &offsets, state: &state, depth: depth, steps: &steps)

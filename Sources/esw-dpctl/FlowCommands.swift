@@ -342,8 +342,10 @@ func processFlowFile(_ s: Session, path: String, defaultCommand: String) throws 
     guard stream.failureCount > 0 else { return }
     // A refusal by the daemon is per flow, as ovs-dpctl reports them, except under
     // skip_sw, where the daemon undid the batch and refused the rest (ECANCELED).
+    // The commit's own answer (index lineOf.count) is kept when it is ECANCELED: the
+    // daemon undid the batch (the refused line may have been the last).
     throw CLIError(FlowFileSummary.message(total: lineOf.count, failureCount: stream.failureCount,
-                                           failures: stream.failures.filter { $0.index < lineOf.count },
+                                           failures: stream.failures.filter { $0.index < lineOf.count || $0.error.errno == ECANCELED },
                                            line: { lineOf[$0] }))
 }
 

@@ -16,8 +16,15 @@ extension DatapathService {
         if let batch = try a.u32(FlowAttr.batch) {
             // The batch's own requests (a GET with no flow): commit, or abort.
             if m.command == FlowCmd.get && ufid == nil && !a.has(FlowAttr.key) {
+                let aborted = batches[batch]?.failed == true
                 if a.has(FlowAttr.batchAbort) { undo(batch, d) }
                 batches[batch] = nil
+                // A commit after a skip_sw refusal commits nothing: the batch was undone.
+                // Said here too, since the refused request may have been the last one
+                // (no ECANCELED after it would tell the client).
+                if aborted && !a.has(FlowAttr.batchAbort) {
+                    throw RequestError(125, "batch aborted by an earlier failure: nothing of it was applied")
+                }
                 return
             }
             openBatch(batch, client: client)
@@ -207,10 +214,10 @@ extension DatapathService {
     /// batch (modified flows get their actions back, deleted ones come back).
     private func undo(_ batch: UInt32, _ d: Datapath) {
         guard var b = batches[batch] else { return }
-        for change in b.changes.reversed() { d.undo(change) }
+        d.undo(b.changes)
+        if !b.changes.isEmpty { logger.info("flow batch undone", metadata: ["batch": "\(batch)"]) }
         b.changes = []
         batches[batch] = b
-        if !b.changes.isEmpty { logger.info("flow batch undone", metadata: ["batch": "\(batch)"]) }
     }
 
     private func makeRoom(for batch: UInt32) {

@@ -24,6 +24,15 @@ import Testing
                 == "line 1 was refused; under skip_sw the file was undone: the 2 flows after it were cancelled")
     }
 
+    /// The last line refused: no request after it to cancel, but the daemon refuses the
+    /// commit (ECANCELED, index `total`): the lines before it were undone, not applied.
+    @Test func aRefusedLastLineUnderSkipSWSaysTheFileWasUndone() {
+        let failures: [(index: Int, error: ControlError)] = [(2, ControlError(errno: ENOSPC, message: "no space")),
+                                                             (3, ControlError(errno: ECANCELED, message: "batch aborted"))]
+        #expect(FlowFileSummary.message(total: 3, failureCount: 2, failures: failures, line: { Int32($0 + 1) })
+                == "line 3 was refused; under skip_sw the file was undone: the 2 flows before it were undone")
+    }
+
     @Test func otherwiseItCountsWhatWasApplied() {
         #expect(message(total: 3, refusedAt: 1, cancelledAfter: false) == "1 of 3 flows failed; the other 2 were applied")
         #expect(message(total: 2, refusedAt: 1, cancelledAfter: false) == "1 of 2 flows failed; the other flow was applied")

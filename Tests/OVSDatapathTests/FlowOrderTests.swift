@@ -86,7 +86,7 @@ struct FlowOrderTests {
             batch.append(try d.changeFlow(match: Self.match(i), ufid: nil, actions: ODPText.parseActions("2"), options: .init(modify: true)))
         }
         #expect(Self.consistent(d))
-        for c in batch.reversed() { d.undo(c) }
+        d.undo(batch)
         #expect(d.flowCount == 3000)
         #expect(Self.consistent(d))
         #expect(d.table.learnedCount == 1500)
@@ -95,5 +95,27 @@ struct FlowOrderTests {
             if d.flowCount % 500 == 0 { #expect(Self.consistent(d)) }
         }
         #expect(d.flowsInEntryOrder.isEmpty && d.table.learnedCount == 0)
+    }
+
+    /// A rollback leaves what another client did meanwhile: a flow the batch modified and
+    /// another client then deleted (a flush) stays deleted; one the batch added and another
+    /// client then modified keeps that client's actions. (The rollback used to restore
+    /// the first and delete the second.)
+    @Test func aRollbackLeavesFlowsAnotherClientChangedSince() throws {
+        let (d, _, _) = try OffloadPathTests.datapath()
+        _ = try d.changeFlow(match: Self.match(1), ufid: nil, actions: ODPText.parseActions("2"), options: .init())
+        var batch: [FlowChange] = []
+        batch.append(try d.changeFlow(match: Self.match(1), ufid: nil, actions: ODPText.parseActions("1"), options: .init(modify: true)))
+        batch.append(try d.changeFlow(match: Self.match(2), ufid: nil, actions: ODPText.parseActions("1"), options: .init()))
+        batch.append(try d.changeFlow(match: Self.match(3), ufid: nil, actions: ODPText.parseActions("1"), options: .init()))
+        // Another client: deletes the first, modifies the second.
+        d.deleteFlow(d.flow(match: try Self.match(1))!)
+        _ = try d.changeFlow(match: Self.match(2), ufid: nil, actions: ODPText.parseActions("2"), options: .init(modify: true))
+        d.undo(batch)
+        #expect(d.flow(match: try Self.match(1)) == nil, "the flush stands")
+        #expect(d.flow(match: try Self.match(2))?.actionBytes == (try ODPText.parseActions("2")), "the other client's actions stand")
+        #expect(d.flow(match: try Self.match(3)) == nil, "what only the batch did is undone")
+        #expect(d.flowCount == 1)
+        #expect(Self.consistent(d))
     }
 }

@@ -120,6 +120,57 @@ struct HintingTests {
         #expect(f.stats.packets == 0)
     }
 
+    /// Full → partial → full: the packets the partial rule marked are software's (and
+    /// its counter's); the full rule after it must not count them again. (The full rule
+    /// used to take the partial rule's counter slot, so its first poll added them twice.)
+    @Test func aFlowThatGoesPartialAndBackCountsTheMarkedPacketsOnce() throws {
+        let (d, _, dp) = try P.datapath()
+        let key = "in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)"
+        let f = try P.put(d, key, "2")
+        dp.counters[dp.rules[0].counter] = RuleCounters(packets: 10, bytes: 1000, lastUsedNanoseconds: 1)
+        d.pollHardwareCounters()
+        #expect(d.flow(ufid: f.ufid)?.stats.packets == 10)
+        try P.modify(d, key, "trunc(200),2")
+        let partial = try #require(d.flow(ufid: f.ufid))
+        #expect(d.offloadStatus(of: partial) == .partial)
+        // 7 packets: marked by the rule (its counter) and run by software (the flow's).
+        let slot = dp.rules[0].counter
+        dp.counters[slot] = RuleCounters(packets: 17, bytes: 1700, lastUsedNanoseconds: 2)
+        for _ in 0..<7 { partial.count(bytes: 100, tcpFlags: 0, now: 2) }
+        d.pollHardwareCounters()
+        #expect(partial.stats.packets == 17)
+        try P.modify(d, key, "2")
+        let full = try #require(d.flow(ufid: f.ufid))
+        #expect(d.offloadStatus(of: full) == .offloaded)
+        d.pollHardwareCounters()
+        #expect(full.stats.packets == 17, "nothing new went through the hardware rule")
+        dp.counters[dp.rules[0].counter, default: RuleCounters()].packets += 3
+        d.pollHardwareCounters()
+        #expect(full.stats.packets == 20)
+    }
+
+    /// The same under skip_sw (the policy changed while the flow was partial): the full
+    /// rule replaces the partial one in place, in its counter, whose marked packets are
+    /// baselined.
+    @Test func aFlowThatGoesPartialAndBackUnderSkipSWCountsTheMarkedPacketsOnce() throws {
+        let (d, _, dp) = try P.datapath()
+        let key = "in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)"
+        let f = try P.put(d, key, "trunc(200),2")
+        let slot = dp.rules[0].counter
+        dp.counters[slot] = RuleCounters(packets: 5, bytes: 500, lastUsedNanoseconds: 2)
+        for _ in 0..<5 { f.count(bytes: 100, tcpFlags: 0, now: 2) }
+        d.policy = .skipSW
+        try P.modify(d, key, "2")
+        let full = try #require(d.flow(ufid: f.ufid))
+        #expect(d.offloadStatus(of: full) == .offloaded)
+        #expect(dp.rules.count == 1 && dp.rules[0].counter == slot, "replaced in place")
+        d.pollHardwareCounters()
+        #expect(full.stats.packets == 5)
+        dp.counters[slot] = RuleCounters(packets: 8, bytes: 800, lastUsedNanoseconds: 3)
+        d.pollHardwareCounters()
+        #expect(full.stats.packets == 8)
+    }
+
     /// The seqlock under stress: while the control thread reuses one slot for two flows
     /// (generations 1 and 2), a packet thread asking for either mark gets its own flow or
     /// nothing. (The race it guards against lasts nanoseconds: with the re-check removed

@@ -97,6 +97,23 @@ struct OffloadRefusalTests {
 
 /// The same under the asynchronous models.
 struct OffloadRefusalModelTests {
+    /// A skip_sw flow whose rule is still pending: the packet reaches software, which
+    /// drops it (a hw-only drop). trace used to run the flow's actions and report an
+    /// output the packet never takes.
+    @Test func traceDropsWhatSoftwareDropsForAPendingSkipSWFlow() throws {
+        let (d, _, _, _) = try OffloadModelPathTests.datapath(.async, policy: .skipSW)
+        let f = try OffloadPathTests.put(d, "in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)", "2")
+        guard case .pending = d.offloadStatus(of: f) else { Issue.record("\(d.offloadStatus(of: f))"); return }
+        let port = try #require(d.port(named: "pf0vf0"))
+        let tracer = PacketTracer(dp: d)
+        let t = ConntrackOffloadTests.text(tracer.softwareStage(ConntrackOffloadTests.tcp(flags: 0x02, seq: 1, ack: 0),
+                                                                vport: port, tunnel: nil, depth: 0))
+        #expect(t.contains("skip_sw="), "\(t)")
+        #expect(!t.contains("output:"), "\(t)")
+        #expect(tracer.outputs.isEmpty)
+        #expect(tracer.verdicts == ["software: dropped (skip_sw flow, not run in software)"])
+    }
+
     /// A marking rule the hardware refuses late gives its mark back at once (the marks
     /// table counted it until the flow was deleted).
     @Test func aMarkingRuleRefusedLateGivesItsMarkBack() throws {
