@@ -55,12 +55,21 @@ cputicks() { if [ -n "$SWPID" ] && [ -r "/proc/$SWPID/stat" ]; then
 # median: the median of the numbers on stdin (nan if none)
 median() { sort -g | awk '{a[NR]=$1} END{ if (NR == 0) print "nan"; else print a[int((NR+1)/2)] }'; }
 
+# setup_two_pairs MIDDLE NET: namespaces a, b and MIDDLE, veth a0 (a) <-> sa (MIDDLE) and
+# b0 (b) <-> sb (MIDDLE), a0 NET.1/24 and b0 NET.2/24: a switch in MIDDLE between a and b
+setup_two_pairs() {
+    topo_ns a b "$1" || die "namespaces"
+    topo_veth a a0 "$1" sa || die "veth a0/sa"
+    topo_veth b b0 "$1" sb || die "veth b0/sb"
+    ip -n "${P}a" addr add "$2.1/24" dev a0
+    ip -n "${P}b" addr add "$2.2/24" dev b0
+    CLI_NS=a SRV_NS=b DST=$2.2
+}
+
 # setup_ovs TSO(1|0): OVS 3.1 userspace datapath bridging a <-> b over veth system ports
 setup_ovs() {
     local tso=$1 O=$D/ovs
-    topo_ns sw a b || die "namespaces"
-    topo_veth a a0 sw sa || die "veth a0/sa"
-    topo_veth b b0 sw sb || die "veth b0/sb"
+    setup_two_pairs sw 198.18.1
     mkdir -p "$O"
     OVS_ENV=(env OVS_RUNDIR=$O OVS_DBDIR=$O OVS_LOGDIR=$O OVS_SYSCONFDIR=$O)
     local LOGOPTS="-vconsole:off -vsyslog:off -vfile:info"
@@ -90,9 +99,6 @@ setup_ovs() {
         in_ns a ethtool -K a0 tx off >/dev/null 2>&1 || die "ethtool -K a0 tx off"
         in_ns b ethtool -K b0 tx off >/dev/null 2>&1 || die "ethtool -K b0 tx off"
     fi
-    ip -n "${P}a" addr add 198.18.1.1/24 dev a0
-    ip -n "${P}b" addr add 198.18.1.2/24 dev b0
-    CLI_NS=a SRV_NS=b DST=198.18.1.2
 }
 
 # iperf_once KIND(tcp|udp) TAG: one run; prints "VALUE CPU%" (Gbit/s or kpps; CPU n/a if

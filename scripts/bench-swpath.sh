@@ -75,14 +75,10 @@ setup_forward_representors() {
 }
 # setup_forward_veth: the forwarder between two veth pairs, OVS's topology
 setup_forward_veth() {
-    topo_ns sw a b || die "namespaces"
-    topo_veth a a0 sw sa || die "veth a0/sa"
-    topo_veth b b0 sw sb || die "veth b0/sb"
-    ip -n "${P}a" addr add 198.18.1.1/24 dev a0
-    ip -n "${P}b" addr add 198.18.1.2/24 dev b0
+    setup_two_pairs sw 198.18.1
     ip netns exec "${P}sw" "$D/forward" sa sb &
     SWPID=$!; PIDS+=("$SWPID")
-    CLI_NS=a SRV_NS=b DST=198.18.1.2 THREAD=main
+    THREAD=main
 }
 
 # udp NS FIELD...: the namespace's Udp counters (/proc/net/snmp), in the order asked

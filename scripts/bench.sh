@@ -192,11 +192,7 @@ setup_veth() {
 # minimal tc program each that only redirects into the other VM (bpf/bench/redirect_peer.bpf.c):
 # what any tc switch must pay at least, measured beside esw
 setup_bpf_redirect() {
-    topo_ns a b s || die "namespaces"
-    topo_veth a a0 s sa || die "veth a0/sa"
-    topo_veth b b0 s sb || die "veth b0/sb"
-    ip -n "${P}a" addr add 198.18.4.1/24 dev a0
-    ip -n "${P}b" addr add 198.18.4.2/24 dev b0
+    setup_two_pairs s 198.18.4
     local dev peer
     for dev in sa sb; do
         peer=$([ $dev = sa ] && echo sb || echo sa)
@@ -205,7 +201,6 @@ setup_bpf_redirect() {
         attach_redirect s "$dev" "$peer"
     done
     SWPID=""
-    CLI_NS=a SRV_NS=b DST=198.18.4.2
 }
 
 # swap_in_forwarder: the datapath lets go of the representors and the no-lookup
