@@ -96,7 +96,10 @@ static __always_inline int ct_lookup(struct esw_scratch *s, __u32 zone, int nat,
     if (e->flags & ESW_CT_HANDED_BACK)
         return ESW_CT_STAT_HANDBACK;
     struct esw_recirc_state *rc = &s->rc;
-    rc->ct[0] = (__u64)e->state | ((__u64)zone << 16) | ((__u64)e->mark << 32);
+    /* As OVS and the kernel, a ct() without nat leaves a NATed connection's packet
+     * unrewritten and without +snat/+dnat. */
+    __u8 state = nat ? e->state : e->state & ~ESW_CS_NAT;
+    rc->ct[0] = (__u64)state | ((__u64)zone << 16) | ((__u64)e->mark << 32);
     rc->ct[1] = e->label[0];
     rc->ct[2] = e->label[1];
     __u32 i = rc->cts;
