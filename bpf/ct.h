@@ -248,13 +248,15 @@ last_rule:
         return to_representor(skb, port, p);
     if (rc->nat)
         esw_apply_nat(skb, s, ps->proto);
-    __u32 rules = rc->rules, cts = rc->cts;
+    /* Rules count the frame, as flows do; connections count from the IP header on, as
+     * the kernel's conntrack and the software tracker do (their counts add up). */
+    __u32 rules = rc->rules, cts = rc->cts, l3_len = len - ps->l3;
 #pragma unroll
     for (int i = 0; i <= ESW_MAX_RECIRC; i++) {
         if (i < rules)
             count_counter(s, rc->rule_counters[i], len);
         if (i < cts)
-            count_counter(s, rc->ct_counters[i], len);
+            count_counter(s, rc->ct_counters[i], l3_len);
     }
     return run_actions(skb, port, &rc->rule, ps);
 }
