@@ -248,9 +248,10 @@ last_rule:
         return to_representor(skb, port, p);
     if (rc->nat)
         esw_apply_nat(skb, s, ps->proto);
-    /* Rules count the frame, as flows do; connections count from the IP header on, as
-     * the kernel's conntrack and the software tracker do (their counts add up). */
-    __u32 rules = rc->rules, cts = rc->cts, l3_len = len - ps->l3;
+    /* Rules count the frame, as flows do (`len`: with a VLAN tag the kernel holds outside
+     * the data); connections count from the IP header on, as the kernel's conntrack and
+     * the software tracker do (their counts add up). */
+    __u32 rules = rc->rules, cts = rc->cts, l3_len = skb->len - ps->l3;
 #pragma unroll
     for (int i = 0; i <= ESW_MAX_RECIRC; i++) {
         if (i < rules)
