@@ -96,7 +96,10 @@ static __always_inline int ct_lookup(struct esw_scratch *s, __u32 zone, int nat,
     if (e->flags & ESW_CT_HANDED_BACK)
         return ESW_CT_STAT_HANDBACK;
     struct esw_recirc_state *rc = &s->rc;
-    rc->ct[0] = (__u64)e->state | ((__u64)zone << 16) | ((__u64)e->mark << 32);
+    /* As OVS and the kernel, a ct() without nat leaves a NATed connection's packet
+     * unrewritten and without +snat/+dnat. */
+    __u8 state = nat ? e->state : e->state & ~ESW_CS_NAT;
+    rc->ct[0] = (__u64)state | ((__u64)zone << 16) | ((__u64)e->mark << 32);
     rc->ct[1] = e->label[0];
     rc->ct[2] = e->label[1];
     __u32 i = rc->cts;
@@ -245,13 +248,16 @@ last_rule:
         return to_representor(skb, port, p);
     if (rc->nat)
         esw_apply_nat(skb, s, ps->proto);
-    __u32 rules = rc->rules, cts = rc->cts;
+    /* Rules count the frame, as flows do (`len`: with a VLAN tag the kernel holds outside
+     * the data); connections count from the IP header on, as the kernel's conntrack and
+     * the software tracker do (their counts add up). */
+    __u32 rules = rc->rules, cts = rc->cts, l3_len = skb->len - ps->l3;
 #pragma unroll
     for (int i = 0; i <= ESW_MAX_RECIRC; i++) {
         if (i < rules)
             count_counter(s, rc->rule_counters[i], len);
         if (i < cts)
-            count_counter(s, rc->ct_counters[i], len);
+            count_counter(s, rc->ct_counters[i], l3_len);
     }
     return run_actions(skb, port, &rc->rule, ps);
 }

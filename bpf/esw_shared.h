@@ -254,12 +254,13 @@ struct esw_ct_key {
 #define ESW_CT_NAT_SRC_PORT  2u
 #define ESW_CT_NAT_DST       4u
 #define ESW_CT_NAT_DST_PORT  8u
+#define ESW_CS_NAT        0xc0u   /* OVS_CS_F_SRC_NAT | OVS_CS_F_DST_NAT: only a ct(nat) sets them */
 #define ESW_CT_HANDED_BACK   1u   /* flags: a FIN or RST hit the entry; software tears it down */
 
 struct esw_ct_entry {
     __u32 counter;          /* in esw_rule_counters: one per direction */
     __u32 flags;            /* ESW_CT_HANDED_BACK, set by the pipeline */
-    __u8 state;             /* ct_state (OVS_CS_F_*) the packet gets */
+    __u8 state;             /* ct_state (OVS_CS_F_*) the packet gets (less ESW_CS_NAT without nat) */
     __u8 nat;               /* ESW_CT_NAT_* */
     __u16 nat_sport;        /* host order */
     __u16 nat_dport;

@@ -6,7 +6,8 @@
 # hardware commits nothing; the UDP one is a lookup there, and no new connection hits). Once
 # a connection is established its packets run ct -> recirc -> post-ct rule in the
 # eSwitch: the representors see the handshake and the teardown, not the data; the FIN
-# hands the connection back and software closes it.
+# hands the connection back and software closes it. The last section sends scapy frames
+# (python3-scapy for /usr/bin/python3).
 . "$(dirname "$0")/lib.sh"
 
 t_topology 2 --mode switchdev
@@ -278,3 +279,37 @@ wait "$CLIENT"
 got=$(cat "$T_DIR/stream.out")
 check_ge "the stream is not cut at the UDP timeout (the client got $got of 160)" 155 "${got:-0}"
 check "stats_interval_ms 1000" devlink dev param set esw0 name stats_interval_ms value 1000
+
+# A connection's counts are its IP packets' lengths, in software and in hardware alike
+# (as the kernel's conntrack counts), a VLAN tag included in neither: the kernel holds
+# an 802.1Q tag outside the frame's data when the hardware sees it. UDP in VLAN 10 in
+# zone 6, one request and its answer in software, then 10 each way in hardware (the
+# CT table holds one connection: the stream's goes first).
+check "flush-conntrack (room in the CT table)" dpctl flush-conntrack
+vlan='eth(),eth_type(0x8100),vlan(vid=10,pcp=0),encap(eth_type(0x0800),ipv4(proto=17,frag=no),udp())'
+printf '%s\n' "recirc_id(0),in_port(1),$vlan ct(commit,zone=6),2" \
+    "recirc_id(0),in_port(2),$vlan ct(zone=6),recirc(61)" \
+    "recirc_id(61),ct_state(+est+trk),in_port(2),$vlan 1" >"$T_DIR/flows6"
+check "UDP in VLAN 10 through zone 6" dpctl add-flows "$T_DIR/flows6"
+# vlan_udp NS IFACE REPLY COUNT: COUNT frames of 100 bytes of payload (IP length 128)
+vlan_udp() {
+    t_in "$1" /usr/bin/python3 -c '
+import sys
+from scapy.all import Ether, Dot1Q, IP, UDP, sendp
+reply = sys.argv[2] == "reply"
+ends = [("198.19.0.1", 6000), ("198.19.0.2", 6001)]
+(src, sport), (dst, dport) = ends[::-1] if reply else ends
+f = Ether(dst="02:00:00:00:00:0" + ("1" if reply else "2")) / Dot1Q(vlan=10) / IP(src=src, dst=dst) / UDP(sport=sport, dport=dport) / (b"v" * 100)
+sendp([f] * int(sys.argv[3]), iface=sys.argv[1], verbose=0)' "$2" "$3" "$4"
+}
+vlan_udp vm0 esw0v0 request 1
+vlan_udp vm1 esw0v1 reply 1
+wait_check "the VLAN connection in hardware" 5 sh -c "$ESW_BIN/esw-dpctl dump-conntrack -m zone=6 | grep -q status=0x8000"
+hits0=$(devlink dev show -s | sed -n 's/^  ct:.* hits \([0-9]*\).*/\1/p')
+vlan_udp vm0 esw0v0 request 10
+vlan_udp vm1 esw0v1 reply 10
+sleep 2.5
+check_eq "the hardware carried 20 of its packets" 20 $(( $(devlink dev show -s | sed -n 's/^  ct:.* hits \([0-9]*\).*/\1/p') - hits0 ))
+ct6=$(dpctl dump-conntrack -s zone=6)
+check_match "dump-conntrack -s: 11 packets of 128 bytes each way" \
+    'orig=\(src=198.19.0.1,dst=198.19.0.2,sport=6000,dport=6001,packets=11,bytes=1408\),reply=\(src=198.19.0.2,dst=198.19.0.1,sport=6001,dport=6000,packets=11,bytes=1408\)' "$ct6"

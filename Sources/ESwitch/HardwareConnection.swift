@@ -57,6 +57,13 @@ public struct ConnectionDirection: Sendable, Equatable {
         self.state = state
         self.rewrite = rewrite
     }
+
+    /// OVS_CS_F_SRC_NAT | OVS_CS_F_DST_NAT (bpf/esw_shared.h ESW_CS_NAT).
+    public static let natState: UInt8 = 0xc0
+
+    /// The ct_state a lookup gives: a ct() without nat neither rewrites the packet nor
+    /// sets +snat/+dnat, as in OVS and the kernel (bpf/ct.h ct_lookup).
+    public func state(withNAT: Bool) -> UInt8 { withNAT ? state : state & ~Self.natState }
 }
 
 /// What the driver asks the hardware to track: a connection of the software tracker.

@@ -52,12 +52,13 @@ extension PacketTracer {
                 }
                 if sw.connections.isHandedBack(c) { return up("ct(zone=\(zone)): connection \(c.id) was handed back to software") }
                 let d = reply ? c.spec.reply : c.spec.original
-                key[.ctState] = UInt64(d.state)
+                let state = d.state(withNAT: withNAT)
+                key[.ctState] = UInt64(state)
                 key[.ctZone] = UInt64(zone)
                 key[.ctMark] = UInt64(c.spec.mark)
                 key[.ctLabel] = c.spec.label
                 var text = "ct(zone=\(zone)\(withNAT ? ",nat" : "")): connection \(c.id) (\(reply ? "reply" : "original") direction)"
-                    + ", ct_state=0x\(String(d.state, radix: 16)), ct_mark=\(c.spec.mark)"
+                    + ", ct_state=0x\(String(state, radix: 16)), ct_mark=\(c.spec.mark)"
                 if withNAT, !d.rewrite.isEmpty {
                     if !ipv6, let a = d.rewrite.src { key[.ipv4Src] = UInt64(a); nat.src = UInt32(truncatingIfNeeded: a) }
                     if !ipv6, let a = d.rewrite.dst { key[.ipv4Dst] = UInt64(a); nat.dst = UInt32(truncatingIfNeeded: a) }

@@ -123,11 +123,16 @@ struct ConntrackPipelineTests {
         }
         #expect(PipelineTests.ipChecksumOK(r.frame, at: 14))
         #expect(Self.tcpChecksumOK(r.frame))
-        // The pre-ct rule, the post-ct rule and the connection each count the packet.
+        // The pre-ct rule, the post-ct rule and the connection each count the packet: the
+        // rules the frame, as flows count; the connection from the IP header on, as the
+        // kernel's conntrack and esw's software tracker count (dump-conntrack -s adds the
+        // two up).
         for c in [Self.preCounter, Self.postCounter, Self.connectionCounter] {
             #expect(dp.ruleCounters(c).packets == 1, "counter \(c)")
-            #expect(dp.ruleCounters(c).bytes == UInt64(frame.count), "counter \(c)")
         }
+        #expect(dp.ruleCounters(Self.preCounter).bytes == UInt64(frame.count))
+        #expect(dp.ruleCounters(Self.postCounter).bytes == UInt64(frame.count))
+        #expect(dp.ruleCounters(Self.connectionCounter).bytes == UInt64(frame.count - 14))
         #expect(dp.ruleCounters(Self.connectionCounter).lastUsedNanoseconds > 0)
         #expect(dp.conntrackStatistics()[.hit] == 1)
         #expect(!dp.connectionHandedBack(Self.connection()))
@@ -147,6 +152,27 @@ struct ConntrackPipelineTests {
         #expect(dp.ruleCounters(Self.replyCounter).packets == 1)
         #expect(dp.ruleCounters(Self.connectionReplyCounter).packets == 1)
         #expect(dp.ruleCounters(Self.connectionCounter).packets == 0)
+    }
+
+    /// A ct() without nat on a NATed connection: no rewrite and no +snat, as OVS and the
+    /// kernel (the post-ct rule matches -snat and the original source; with the NAT
+    /// bits the chain missed and the frame went up the representor).
+    @Test func aLookupWithoutNATNeitherRewritesNorSetsTheNATBits() throws {
+        let dp = try PipelineTests.dataPlane()
+        try dp.program(Self.preCT(inPort: .vf(0), counter: Self.preCounter)
+            .with(actions: [.conntrack(zone: 1, nat: false), .recirculate(5)]))
+        var post = Self.postCT(inPort: .vf(0), reply: false, field: .ipv4Src, address: Self.client, to: .vf(1),
+                               counter: Self.postCounter)
+        post.mask[.ctState] |= UInt64(Self.snat)
+        try dp.program(post)
+        for c in [Self.preCounter, Self.postCounter, Self.connectionCounter] { dp.resetCounter(c) }
+        try dp.programConnection(Self.connection())
+        let frame = Self.tcpFrame()
+        let r = try dp.testRun(frame: frame, ifindex: Self.lo)
+        #expect(dp.conntrackStatistics()[.chainMiss] == 0)
+        #expect(dp.portCounters(.vf(1)).txPackets == 1)
+        #expect(r.frame == frame)
+        #expect(dp.ruleCounters(Self.postCounter).packets == 1)
     }
 
     @Test func aCTMissGoesUpTheRepresentorUnmodified() throws {

@@ -170,6 +170,26 @@ struct ConntrackOffloadTests {
         #expect(fin.contains("hit by a FIN or RST"))
     }
 
+    /// A ct() without nat on a source-NATed connection: as bpf/ct.h (and OVS), the trace
+    /// neither rewrites nor sets +snat, so a post-ct rule matching -snat is hit.
+    @Test func aTraceOfALookupWithoutNATLeavesOutTheNATBits() throws {
+        let (d, sw, _) = try P.datapath()
+        _ = try Self.put(d, Self.preCT, "ct(zone=1),recirc(5)")
+        _ = try Self.put(d, Self.postCT.replacingOccurrences(of: "+est+trk", with: "+est+trk-snat"), "2")
+        let orig = ConnectionTuple(zone: 1, proto: IPProto.tcp, isIPv6: false, src: 0xC612_0001, dst: 0xC612_0002,
+                                   srcPort: 40000, dstPort: 80)
+        let rep = ConnectionTuple(zone: 1, proto: IPProto.tcp, isIPv6: false, src: 0xC612_0002, dst: 0xC612_0063,
+                                  srcPort: 80, dstPort: 40000)
+        _ = try sw.connections.add(HardwareConnectionSpec(
+            id: 1, original: ConnectionDirection(tuple: orig, state: 0x62, rewrite: ConnectionRewrite(src: 0xC612_0063)),
+            reply: ConnectionDirection(tuple: rep, state: 0xaa, rewrite: ConnectionRewrite(dst: 0xC612_0001)))).get()
+        let port = try #require(d.port(named: "pf0vf0"))
+        let t = Self.text(try d.trace(frame: Self.tcp(flags: 0x10, seq: 101, ack: 501), ingress: .vport(port), tunnel: nil))
+        #expect(t.contains("ct(zone=1): connection 1 (original direction), ct_state=0x22"), "\(t)")
+        #expect(!t.contains("NAT to"))
+        #expect(t.contains("forward to eSwitch port 2"), "\(t)")
+    }
+
     /// The FIN the hardware sends up reaches the tracker before the driver's poll has
     /// read the hand-back flag: the sequence numbers moved on in hardware meanwhile.
     @Test func aFINTheHardwareSentUpIsNotInvalidBeforeTheHandBackIsRead() throws {
