@@ -207,7 +207,6 @@ setup_bpf_redirect() {
 # forwarder moves frames between them (SWPID: the forwarder, for its CPU)
 swap_in_forwarder() {
     DPCTL del-if pf0vf0 >/dev/null && DPCTL del-if pf0vf1 >/dev/null || die "del-if"
-    [ -x "$D/forward" ] || "$CC" -O2 -Wall -o "$D/forward" "$ROOT/scripts/swpath/forward.c" || die "forward.c does not build"
     ip netns exec "${P}host" "$D/forward" pf0vf0 pf0vf1 &
     SWPID=$!; PIDS+=("$SWPID")
 }
@@ -477,6 +476,8 @@ if [ $SCALE_ONLY = 0 ]; then
 # Rounds: every topology once per round (one TCP and one UDP run each), the order rotated
 # from round to round, so that the machine's drift over the run (a shared VM) falls on
 # every row alike and each round's rows are measured minutes apart, not a quarter hour.
+# The no-lookup forwarder (swap_in_forwarder), built before the first round.
+"$CC" -O2 -Wall -o "$D/forward" "$ROOT/scripts/swpath/forward.c" || die "forward.c does not build"
 # ESW_BENCH_TOPOLOGIES="NAME..." measures only those (a partial run for development).
 TOPOLOGIES=(${ESW_BENCH_TOPOLOGIES:-esw-offload esw-software ovs-tso ovs-notso veth bpf-redirect esw-vxlan vxlan-kernel})
 for ROUND in $(seq $RUNS); do

@@ -305,15 +305,13 @@ extension BPFDataPlane {
         for p in pending[..<written] {
             slots[Self.slotIndex(p.table)][p.fingerprint] = Slot(actionSet: p.value.actionSet, counter: p.value.counter,
                                                          flags: p.value.flags)
-            if let previous = p.previous {
-                // Replaced in one write: the old action set goes once no rule uses it.
-                releaseActionSet(previous.actionSet)
-            } else if countMaskUser(p.mask, table: p.table) {
+            if p.previous == nil && countMaskUser(p.mask, table: p.table) {
                 listed.append((p.mask, p.table))
             }
         }
         // Rules never written give back what prepare took; rules taken back below have
-        // given back their action set already (takeBack), only their mask is left.
+        // given back their action set already (takeBack), only their mask is left. A
+        // replacement's previous action set is released after this, by the rules that stay.
         let neverWritten = written
         if !listed.isEmpty {
             do { try publishLists() } catch let e {
@@ -334,6 +332,12 @@ extension BPFDataPlane {
             releaseActionSet(p.value.actionSet)
             releaseMaskIfUnused(p.mask)
         }
+        // Replaced in one write: the old action set goes once no rule uses it. Only now,
+        // for the rules that stay written: one taken back above runs its previous value
+        // again, whose set (were it freed, its id could go to another set) it still holds.
+        for p in pending[..<written] {
+            if let previous = p.previous { releaseActionSet(previous.actionSet) }
+        }
         return (written, error)
     }
 
@@ -346,10 +350,9 @@ extension BPFDataPlane {
     private func takeBack(_ p: PendingRule) {
         let t = Self.slotIndex(p.table)
         if let previous = p.previous {
+            // Its action set is still held: write() releases it only for rules that stay.
             _ = updateBatch(mapFD(p.table), keys: [p.key], values: [previous.value])
             slots[t][p.fingerprint] = previous
-            // Its action set was released when the rule replaced it: it is held again.
-            if actionSetsByID[previous.actionSet] != nil { actionSetUsers[Int(previous.actionSet)] += 1 }
         } else {
             delete(mapFD(p.table), p.key.bytes)
             slots[t][p.fingerprint] = nil

@@ -34,8 +34,15 @@ extension Datapath {
         // What each undo left per ufid (nil: no flow). An older change of the same flow
         // expects that, not the flow it recorded: restore puts a copy in the table.
         var left: [UInt128: DatapathFlow?] = [:]
+        // Flows another client changed since, by ufid and by match: every older change of
+        // them stays undone too (a batch that deleted a flow and added its match again,
+        // flushed by another client, must not bring the deleted one back).
+        var divergedUFIDs: Set<UInt128> = []
+        var divergedMatches: Set<FlowMatch> = []
         for change in changes.reversed() {
             let ufid = change.flow.ufid
+            let m = change.flow.match
+            let match = FlowMatch(key: m.key.masked(by: m.mask), mask: m.mask)
             let expected: DatapathFlow?
             if let l = left[ufid] {
                 expected = l
@@ -44,7 +51,12 @@ extension Datapath {
             } else {
                 expected = change.flow
             }
-            guard table.lookup(ufid: ufid) === expected else { continue }
+            guard !divergedUFIDs.contains(ufid), !divergedMatches.contains(match),
+                  table.lookup(ufid: ufid) === expected else {
+                divergedUFIDs.insert(ufid)
+                divergedMatches.insert(match)
+                continue
+            }
             undo(change)
             left[ufid] = .some(table.lookup(ufid: ufid))
         }

@@ -84,4 +84,34 @@ struct FlushTests {
         #expect(dp.program(batch: rules).installed == 10)
         #expect(try BatchTests.verdict(dp, dst: BatchTests.base + 3) == P.shot)
     }
+
+    /// A replacement written beside a rule on a new mask, whose mask lists then cannot be
+    /// published: both are taken back, and the replaced rule runs its old actions again.
+    /// Their action set must still be held (it was released before the publish: freed,
+    /// its id could go to another set the old rule would then run).
+    @Test func aReplacementTakenBackKeepsItsOldActionSet() throws {
+        let dp = try PipelineTests.dataPlane()
+        let old = P.rule(P.udpFrame(dst: BatchTests.base), inPort: .vf(0), actions: [.forward(.vf(1))], counter: 100)
+        try dp.program(old)
+        let set = try #require(dp.actionSets.values.first)
+        var onNewMask = P.rule(P.udpFrame(dst: BatchTests.base + 1), inPort: .vf(0), actions: [.drop], counter: 101)
+        onNewMask.mask[.ipProto] = FlowField.ipProto.valueMask
+        onNewMask.key[.ipProto] = 17
+        var replacement = old
+        replacement.actions = [.drop]
+        let fd = dp.maps.maskLists
+        let saved = dup(fd)
+        let null = open("/dev/null", O_RDONLY)
+        _ = dup2(null, fd)
+        close(null)
+        let r = dp.program(batch: [onNewMask, replacement])
+        _ = dup2(saved, fd)
+        close(saved)
+        #expect(r.installed == 0 && r.error != nil, "the lists could not be published: both taken back")
+        #expect(dp.actionSetsByID[set] != nil && dp.actionSetUsers[Int(set)] == 1, "the old rule still holds its set")
+        #expect(try BatchTests.verdict(dp, dst: BatchTests.base) == P.redirect)
+        #expect(dp.ruleCounters(100).packets == 1, "the old rule forwards")
+        #expect(dp.remove(batch: [old]).removed == 1)
+        #expect(dp.actionSets.isEmpty)
+    }
 }

@@ -118,4 +118,20 @@ struct FlowOrderTests {
         #expect(d.flowCount == 1)
         #expect(Self.consistent(d))
     }
+
+    /// A batch deleted a flow and added its match again; another client flushed it. The
+    /// undo must not bring the deleted flow back: the skipped newer change marks the flow
+    /// (by ufid and by match) for every older change of it.
+    @Test func aRollbackDoesNotBringBackAFlowItReAddedAndAnotherClientFlushed() throws {
+        let (d, _, _) = try OffloadPathTests.datapath()
+        _ = try d.changeFlow(match: Self.match(1), ufid: nil, actions: ODPText.parseActions("2"), options: .init())
+        var batch: [FlowChange] = []
+        batch.append(d.deleteFlowReportingChange(d.flow(match: try Self.match(1))!))
+        batch.append(try d.changeFlow(match: Self.match(1), ufid: nil, actions: ODPText.parseActions("1"), options: .init()))
+        d.deleteFlow(d.flow(match: try Self.match(1))!)   // another client's flush
+        d.undo(batch)
+        #expect(d.flow(match: try Self.match(1)) == nil, "the flush stands")
+        #expect(d.flowCount == 0)
+        #expect(Self.consistent(d))
+    }
 }
