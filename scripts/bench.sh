@@ -473,11 +473,11 @@ log "binaries: $BIN; $RUNS x $T s per iperf3 test; $PINGS pings; namespaces $P*"
 esw_del_netns $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$P")
 
 if [ $SCALE_ONLY = 0 ]; then
+# The no-lookup forwarder (swap_in_forwarder), built before the first round.
+"$CC" -O2 -Wall -o "$D/forward" "$ROOT/scripts/swpath/forward.c" || die "forward.c does not build"
 # Rounds: every topology once per round (one TCP and one UDP run each), the order rotated
 # from round to round, so that the machine's drift over the run (a shared VM) falls on
 # every row alike and each round's rows are measured minutes apart, not a quarter hour.
-# The no-lookup forwarder (swap_in_forwarder), built before the first round.
-"$CC" -O2 -Wall -o "$D/forward" "$ROOT/scripts/swpath/forward.c" || die "forward.c does not build"
 # ESW_BENCH_TOPOLOGIES="NAME..." measures only those (a partial run for development).
 TOPOLOGIES=(${ESW_BENCH_TOPOLOGIES:-esw-offload esw-software ovs-tso ovs-notso veth bpf-redirect esw-vxlan vxlan-kernel})
 for ROUND in $(seq $RUNS); do
