@@ -39,8 +39,6 @@ PIDS=() SWPID=""
 topo_init "$P" || exit 1
 . "$ROOT/scripts/bench-lib.sh"
 
-# The system's C compiler, or the Swift toolchain's clang when there is none.
-CC=$(command -v cc || echo "$(dirname "$(readlink -f "$(command -v swift)")")/clang")
 "$CC" -O2 -Wall -pthread -o "$D/tcpchurn" "$ROOT/scripts/conntrack/tcpchurn.c" || die "tcpchurn does not build"
 # setup_esw POLICY ACL(1|0)
 setup_esw() {

@@ -7,6 +7,9 @@
 # runs ESWD (default $BIN/eswd) behind ESWD_WRAP (a command such as valgrind, or none)
 # and waits ESWD_START_SECONDS for it.
 ESWD_WRAP=()
+# CC: the system's C compiler, or the Swift toolchain's clang when there is none (the
+# benches' C tools).
+CC=$(command -v cc || echo "$(dirname "$(readlink -f "$(command -v swift)")")/clang")
 
 # teardown: stop what the current topology started (PIDS, an OVS peer's daemons), delete
 # its namespaces

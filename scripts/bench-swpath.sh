@@ -61,8 +61,6 @@ setup_esw() {
     CLI_NS=vm0 SRV_NS=vm1 DST=$(topo_vm_addr 1) THREAD=esw-dp
 }
 
-# The system's C compiler, or the Swift toolchain's clang when there is none.
-CC=$(command -v cc || echo "$(dirname "$(readlink -f "$(command -v swift)")")/clang")
 "$CC" -O2 -Wall -o "$D/forward" "$ROOT/scripts/swpath/forward.c" || die "forward.c does not build"
 
 # setup_forward_representors: esw's topology with the forwarder in place of its datapath

@@ -101,8 +101,6 @@ PINGS=200
 PY=/usr/bin/python3
 P=${ESW_BENCH_PREFIX:-eswbench-}
 HZ=$(getconf CLK_TCK)
-# The system's C compiler, or the Swift toolchain's clang when there is none (forward.c).
-CC=$(command -v cc || echo "$(dirname "$(readlink -f "$(command -v swift)")")/clang")
 START_NS=$(date +%s%N)
 
 # log MSG: progress on stderr
