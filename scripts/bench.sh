@@ -427,6 +427,8 @@ scale_esw() {
     topo_esw 2 start_eswd --mode switchdev --policy none --profile "$D/scale-profile" || die "cannot build the esw topology"
     DPCTL add-if pf0vf0 >/dev/null || die "add-if pf0vf0"
     DPCTL add-if pf0vf1 >/dev/null || die "add-if pf0vf1"
+    # The kernel's part of an add, measured alone (scale_run).
+    "$CC" -O2 -Wall -o "$D/map-insert" "$ROOT/scripts/scale/map-insert.c" -lbpf || die "map-insert.c does not build"
     for n in "$@"; do scale_run "$n"; done
 }
 
@@ -450,8 +452,11 @@ scale_run() {
     # eswd gives the memory back a second or two after the table shrank
     for k in 1 2 3 4 5; do sleep 1; done
     R[scale$n,rssafter]=$(rss_mib)
+    # The kernel's part alone (scripts/scale/map-insert.c), beside the add it is part of.
+    R[scale$n,kernel]=$("$D/map-insert" "$n" 2>>"$D/map-insert.err" | awk '{print $2}')
     R[scale$n,perflow]=$(awk -v a="${R[scale$n,rss0]}" -v b="${R[scale$n,rss]}" -v n="$n" 'BEGIN{printf "%.0f", (b-a)*1048576/n}')
-    log "scale $n: add ${R[scale$n,add]} s (${R[scale$n,rate]} flows/s, ${R[scale$n,hw]} in hardware, daemon CPU ${R[scale$n,addcpu]} s)," \
+    log "scale $n: add ${R[scale$n,add]} s (${R[scale$n,rate]} flows/s, ${R[scale$n,hw]} in hardware, daemon CPU ${R[scale$n,addcpu]} s;" \
+        "the kernel's map insert alone ${R[scale$n,kernel]:-n/a} s)," \
         "dump ${R[scale$n,dump]} s ($lines lines), del ${R[scale$n,del]} s;" \
         "RSS ${R[scale$n,rss0]} -> ${R[scale$n,rss]} -> ${R[scale$n,rssafter]} MiB (${R[scale$n,perflow]} B/flow)"
     rm -f "$f"
