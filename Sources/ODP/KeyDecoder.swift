@@ -21,12 +21,17 @@ public struct KeyDecoder: Sendable {
         let bytes: ArraySlice<UInt8>
         var bits: UInt64 = 0
         /// For each type present: payload start << 32 | payload end, as offsets into
-        /// `bytes`. Sized for types 0...KeyAttr.max.
-        /// On the heap (one allocation a decode): inline (an InlineArray, 264 bytes) the
-        /// whole struct was copied for every attribute looked up, span or not.
-        var bounds = [UInt64](repeating: 0, count: 33)
+        /// `bytes`, for types 0...KeyAttr.max. On the stack of the decode (`decode`'s
+        /// temporary allocation, the outer attributes' and then each VLAN encap's):
+        /// inline (an InlineArray, 264 bytes) the whole struct was copied for every
+        /// attribute looked up, span or not, and an array cost two allocations a flow.
+        let bounds: UnsafeMutablePointer<UInt64>
+        static let boundsCount = Int(KeyAttr.max) + 1
 
-        init(_ bytes: ArraySlice<UInt8>) { self.bytes = bytes }
+        init(_ bytes: ArraySlice<UInt8>, bounds: UnsafeMutablePointer<UInt64>) {
+            self.bytes = bytes
+            self.bounds = bounds
+        }
 
         func has(_ t: UInt16) -> Bool { bits & (1 << UInt64(t)) != 0 }
         subscript(t: UInt16) -> Attribute? {
@@ -156,7 +161,14 @@ public struct KeyDecoder: Sendable {
     // MARK: odp_flow_key_to_flow__
 
     func decode(_ bytes: ArraySlice<UInt8>, into flow: inout FlowKey, isMask: Bool, src srcOrNil: SourceKey) -> Fitness {
-        var parsed = Present(bytes)
+        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: Present.boundsCount) { bounds in
+            decode(bytes, into: &flow, isMask: isMask, src: srcOrNil, bounds: bounds.baseAddress!)
+        }
+    }
+
+    private func decode(_ bytes: ArraySlice<UInt8>, into flow: inout FlowKey, isMask: Bool, src srcOrNil: SourceKey,
+                        bounds: UnsafeMutablePointer<UInt64>) -> Fitness {
+        var parsed = Present(bytes, bounds: bounds)
         if let e = parseAttributes(bytes, into: &parsed) { return .error(e.message) }
         // Immutable from here on: a mutable one was copied whole (300 bytes) for every
         // attribute looked up.
@@ -339,7 +351,7 @@ public struct KeyDecoder: Sendable {
             } else if !present.has(KeyAttr.encap) {
                 return fitness
             }
-            present = Present(encap!.payload)
+            present = Present(encap!.payload, bounds: present.bounds)
             if let e = parseAttributes(encap!.payload, into: &present) { return .error(e.message) }
             expected = 0
             if let f = parseEthertype(present, &expected, &flow, isMask: isMask, src: src) { return f }
