@@ -140,6 +140,11 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     /// freed (a bulk is 200 KB; freed, every bulk faulted fresh pages in again, a third
     /// of a million-flow add-flows spent zeroing them).
     var spareQueue: [QueuedWrite] = []
+    /// The bulk the writer thread is writing (`handOffQueuedRules`), and its slots.
+    var inFlight: (queue: [QueuedWrite], bulk: [PendingRule])?
+    var inFlightFingerprints: [Set<UInt64>] = [[], []]
+    /// The writer thread (none if it could not start: bulks are then written in place).
+    let bulkWriter = try? BulkWriter()
     var bulkScratch: [PendingRule] = []
     /// Told the counters of queued rules the kernel refused after all (RuleWrites.swift).
     var lostWrites: (([UInt32], DataPlaneError) -> Void)?
@@ -190,6 +195,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     }
 
     deinit {
+        bulkWriter?.stop()
         delayLine?.stop()
         filters.removeAll()
     }

@@ -58,6 +58,8 @@ extension BPFDataPlane {
     /// chain list that could not be rewritten only names ids no rule uses (a lookup
     /// under them misses), and `maintain` writes it again.
     public func removeAllRules() throws(DataPlaneError) {
+        // The bulk in flight settles first (into the tables that are about to go).
+        finishWriteInFlight()
         do {
             ruleTables = try Self.publishRuleTables(capacity: capacity.rules, in: maps, replacing: ruleTables)
         } catch {

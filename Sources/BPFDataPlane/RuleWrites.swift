@@ -79,6 +79,7 @@ extension BPFDataPlane {
         queuedWrites!.reserveCapacity(Self.queuedWriteBulk)
         defer {
             // (Written until empty: a lost write's handler could queue again.)
+            finishWriteInFlight()
             while queuedWrites?.isEmpty == false { writeQueuedRules() }
             spareQueue = queuedWrites ?? []
             queuedWrites = nil
@@ -91,21 +92,66 @@ extension BPFDataPlane {
     /// written again one by one, and those still refused are reported lost, so that the
     /// driver stops counting them as programmed.
     public func writeQueuedRules() {
-        guard var q = queuedWrites, !q.isEmpty else { return }
-        // The queue goes on in the spare storage; this one's is the spare after the write.
+        finishWriteInFlight()
+        guard let (q, bulk) = takeQueue() else { return }
+        for t in queuedFingerprints.indices { queuedFingerprints[t].removeAll(keepingCapacity: true) }
+        let (written, _) = write(bulk)
+        settleQueued(q, bulk, written: written)
+    }
+
+    /// At a full bulk: the queue goes to the writer thread, and the control thread goes
+    /// on (the previous bulk's write is finished first: one in flight at a time). Until
+    /// it is finished its rules hold their slots through `inFlight` (`queue` sends a
+    /// rule for one of them, or a table near full, through a synchronous write).
+    private func handOffQueuedRules() {
+        guard let writer = bulkWriter else { return writeQueuedRules() }
+        finishWriteInFlight()
+        guard let (q, bulk) = takeQueue() else { return }
+        let runs = tableRuns(bulk)
+        // The queue's slots are the bulk's now.
+        inFlight = (q, bulk)
+        for t in inFlightFingerprints.indices {
+            swap(&inFlightFingerprints[t], &queuedFingerprints[t])
+            queuedFingerprints[t].removeAll(keepingCapacity: true)
+        }
+        writer.start { Self.writeRuns(runs) }
+    }
+
+    /// Waits for the bulk the writer thread is writing, then settles it as a synchronous
+    /// write would have. Everything that reads or changes the tables (all of it goes
+    /// through `writeQueuedRules`, or calls this) does so only after.
+    func finishWriteInFlight() {
+        guard let (q, bulk) = inFlight else { return }
+        inFlight = nil
+        for t in inFlightFingerprints.indices { inFlightFingerprints[t].removeAll(keepingCapacity: true) }
+        let outcome = bulkWriter?.collect() ?? (0, EIO)
+        let (written, _) = settle(bulk, outcome)
+        settleQueued(q, bulk, written: written)
+    }
+
+    /// The queue's rules and their prepared form; the queue goes on in the spare storage
+    /// (its slots' fingerprints are the caller's to move or clear).
+    private func takeQueue() -> (queue: [QueuedWrite], bulk: [PendingRule])? {
+        guard let q = queuedWrites, !q.isEmpty else { return nil }
         queuedWrites = spareQueue
         spareQueue = []
-        defer {
-            q.removeAll(keepingCapacity: true)
-            spareQueue = q
-        }
-        for t in queuedFingerprints.indices { queuedFingerprints[t].removeAll(keepingCapacity: true) }
         var bulk = bulkScratch
         bulkScratch = []
         bulk.removeAll(keepingCapacity: true)
         for item in q { bulk.append(item.pending) }
-        let (written, _) = write(bulk)
-        bulkScratch = bulk
+        return (q, bulk)
+    }
+
+    /// After a queue's write: its storage becomes the spare, and the rules the kernel
+    /// refused are written again one by one (those still refused are reported lost).
+    private func settleQueued(_ queue: [QueuedWrite], _ bulk: [PendingRule], written: Int) {
+        var q = queue, b = bulk
+        defer {
+            q.removeAll(keepingCapacity: true)
+            spareQueue = q
+            b.removeAll(keepingCapacity: true)
+            bulkScratch = b
+        }
         guard written < q.count else { return }
         var lost: [UInt32] = []
         var why: DataPlaneError?
@@ -127,7 +173,8 @@ extension BPFDataPlane {
             let rule = rules[i]
             let t = Self.slotIndex(rule.table)
             // Near a full table the kernel's answer decides, as without a queue.
-            if slots[t].count + queuedWrites!.count + (queuedRemovals?.count ?? 0) + 1 >= capacity.rules {
+            if slots[t].count + queuedWrites!.count + (inFlight?.bulk.count ?? 0) + (queuedRemovals?.count ?? 0) + 1
+                >= capacity.rules {
                 writeQueuedRules()
                 let r = programNow(Array(rules[i...]))
                 return (i + r.installed, r.error)
@@ -141,8 +188,9 @@ extension BPFDataPlane {
                 if let m = e.mask { releaseMaskIfUnused(m) }
                 return (i, e.error)
             }
-            if p.previous != nil || queuedFingerprints[t].contains(p.fingerprint) {
-                // A replacement, or a second rule for a queued slot: written after the queue.
+            if p.previous != nil || queuedFingerprints[t].contains(p.fingerprint)
+                || inFlightFingerprints[t].contains(p.fingerprint) {
+                // A replacement, or a second rule for a queued (or in-flight) slot: written after the queue.
                 writeQueuedRules()
                 releaseActionSet(p.value.actionSet)
                 releaseMaskIfUnused(p.mask)
@@ -150,7 +198,7 @@ extension BPFDataPlane {
             } else {
                 queuedWrites!.append((p, rule))
                 queuedFingerprints[t].insert(p.fingerprint)
-                if queuedWrites!.count >= Self.queuedWriteBulk { writeQueuedRules() }
+                if queuedWrites!.count >= Self.queuedWriteBulk { handOffQueuedRules() }
             }
             i += 1
         }
@@ -280,26 +328,51 @@ extension BPFDataPlane {
         let mask: MaskWords?
     }
 
-    /// Writes prepared rules, one batch per run of one table, and makes them count:
-    /// how many were written (a prefix), and the write error if any. Rules not
-    /// written give back what they took.
-    private func write(_ pending: [PendingRule]) -> (Int, DataPlaneError?) {
-        var written = 0
-        var error: DataPlaneError?
+    /// One map write of a bulk: the rules of one table in a row, as the kernel gets them.
+    typealias TableRun = (fd: Int32, keys: [TableKey], values: [RuleValue])
+
+    /// The kernel's part of a write of prepared rules: one batch per run of one table.
+    private func tableRuns(_ pending: [PendingRule]) -> [TableRun] {
+        var runs: [TableRun] = []
         var runStart = 0
         while runStart < pending.count {
             let table = pending[runStart].table
             var runEnd = runStart + 1
             while runEnd < pending.count && pending[runEnd].table == table { runEnd += 1 }
             let run = pending[runStart..<runEnd]
-            let (n, errno) = updateBatch(mapFD(table), keys: run.map(\.key), values: run.map(\.value))
-            written += n
-            if errno != 0 {
-                error = .system("write rules", errno: errno)
-                break
-            }
+            runs.append((mapFD(table), run.map(\.key), run.map(\.value)))
             runStart = runEnd
         }
+        return runs
+    }
+
+    /// Writes the runs in order, stopping at the first refusal: how many rules were
+    /// written (a prefix), and the errno of the refusal (0: none). Touches only the
+    /// kernel's maps, so it can run on the writer thread.
+    static func writeRuns(_ runs: [TableRun]) -> BulkWriter.Outcome {
+        var written = 0
+        for run in runs {
+            let (n, errno) = updateBatch(run.fd, keys: run.keys, values: run.values)
+            written += n
+            if errno != 0 { return (written, errno) }
+        }
+        return (written, 0)
+    }
+
+    /// Writes prepared rules, one batch per run of one table, and makes them count:
+    /// how many were written (a prefix), and the write error if any. Rules not
+    /// written give back what they took.
+    private func write(_ pending: [PendingRule]) -> (Int, DataPlaneError?) {
+        let outcome = Self.writeRuns(tableRuns(pending))
+        return settle(pending, outcome)
+    }
+
+    /// The driver's part of a write, once the kernel's is done: the written rules take
+    /// their slots and count on their masks (new masks are published), the others give
+    /// back what prepare took.
+    private func settle(_ pending: [PendingRule], _ outcome: BulkWriter.Outcome) -> (Int, DataPlaneError?) {
+        var written = outcome.written
+        var error: DataPlaneError? = outcome.errno == 0 ? nil : .system("write rules", errno: outcome.errno)
         // The written rules count on their masks; masks new to a table join its list.
         var listed: [(mask: MaskWords, table: HardwareTable)] = []
         for p in pending[..<written] {
@@ -351,7 +424,7 @@ extension BPFDataPlane {
         let t = Self.slotIndex(p.table)
         if let previous = p.previous {
             // Its action set is still held: write() releases it only for rules that stay.
-            _ = updateBatch(mapFD(p.table), keys: [p.key], values: [previous.value])
+            _ = Self.updateBatch(mapFD(p.table), keys: [p.key], values: [previous.value])
             slots[t][p.fingerprint] = previous
         } else {
             delete(mapFD(p.table), p.key.bytes)
@@ -476,7 +549,7 @@ extension BPFDataPlane {
             if r < 0 && r != -ENOENT { throw .system("read rules", errno: -r) }
             let got = Int(min(n, UInt32(chunk)))
             if got > 0 {
-                let (_, e) = updateBatch(new, keys: Array(keys[..<got]), values: Array(values[..<got]))
+                let (_, e) = Self.updateBatch(new, keys: Array(keys[..<got]), values: Array(values[..<got]))
                 if e != 0 { throw .system("write rules", errno: e) }
             }
             if r == -ENOENT || got == 0 { return }
@@ -489,7 +562,7 @@ extension BPFDataPlane {
 
     /// BPF_MAP_UPDATE_BATCH (one update for a single rule): how many were written, and
     /// the errno of the first that was not (0: all).
-    func updateBatch(_ fd: Int32, keys: [TableKey], values: [RuleValue]) -> (Int, Int32) {
+    static func updateBatch(_ fd: Int32, keys: [TableKey], values: [RuleValue]) -> (Int, Int32) {
         guard !keys.isEmpty else { return (0, 0) }
         var count = UInt32(keys.count)
         let r = keys.withUnsafeBytes { k in

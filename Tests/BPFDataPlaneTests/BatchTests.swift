@@ -204,16 +204,18 @@ struct CoalescedWriteTests {
 
     @Test func queuedRulesReachTheKernelWhenTheScopeEnds() throws {
         let dp = try P.dataPlane()
-        let rules = B.rules(300, actions: [.drop])
+        let rules = B.rules(600, actions: [.drop])
         dp.coalescingWrites {
             for r in rules { #expect(dp.program(batch: [r]).installed == 1) }
-            // The first bulk is written; the last rules still wait.
+            // The first bulk is written (the second bulk's hand-off waited for it), the
+            // second may be in flight, the last rules still wait.
             #expect((try? B.verdict(dp, dst: B.base)) == P.shot)
-            #expect((try? B.verdict(dp, dst: B.base + 299)) == P.redirect)
+            #expect((try? B.verdict(dp, dst: B.base + 255)) == P.shot)
+            #expect((try? B.verdict(dp, dst: B.base + 599)) == P.redirect)
         }
-        for i in [0, 255, 256, 299] { #expect(try B.verdict(dp, dst: B.base + UInt32(i)) == P.shot) }
-        #expect(dp.remove(batch: rules).removed == 300)
-        #expect(try B.verdict(dp, dst: B.base + 299) == P.redirect)
+        for i in [0, 255, 256, 511, 512, 599] { #expect(try B.verdict(dp, dst: B.base + UInt32(i)) == P.shot) }
+        #expect(dp.remove(batch: rules).removed == 600)
+        #expect(try B.verdict(dp, dst: B.base + 599) == P.redirect)
     }
 
     /// Rules with the actions of the previous rule reuse its action set without encoding
@@ -260,5 +262,50 @@ struct CoalescedWriteTests {
         #expect(try B.verdict(dp, dst: B.base + 1) == P.redirect)
         #expect(dp.ruleCounters(101).packets == 1)
         #expect(try B.verdict(dp, dst: B.base + 2) == P.shot)
+    }
+
+    /// The same, for rules of a full bulk that went to the writer thread: a rule for one
+    /// of their slots (a replacement, a refusal, a removal) waits for that write. Each
+    /// case in a scope of its own, right after its bulk went.
+    @Test func rulesOfABulkInFlightKeepTheirOrder() throws {
+        let dp = try P.dataPlane()
+        let n = BPFDataPlane.queuedWriteBulk
+        func bulk(_ k: Int) -> [DataPlaneRule] {
+            (0..<n).map { i in
+                P.rule(P.udpFrame(dst: B.base + UInt32(k * n + i)), inPort: .vf(0), actions: [.drop],
+                       counter: UInt32(1000 + k * n + i))
+            }
+        }
+        let (a, b, c) = (bulk(0), bulk(1), bulk(2))
+        // A replacement (same match, same counter): the new actions win.
+        dp.coalescingWrites {
+            for r in a { _ = dp.program(batch: [r]) }
+            var forward = a[1]
+            forward.actions = [.forward(.vf(1))]
+            #expect(dp.program(batch: [forward]).installed == 1)
+        }
+        // Another counter for an in-flight rule's match: refused, as without a queue.
+        var refused: DataPlaneError?
+        dp.coalescingWrites {
+            for r in b { _ = dp.program(batch: [r]) }
+            refused = dp.program(batch: [DataPlaneRule(table: .masked, key: b[2].key, mask: b[2].mask,
+                                                       actions: [.drop], counter: 99)]).error
+        }
+        // A removal: the rule is written, then goes.
+        dp.coalescingWrites {
+            for r in c { _ = dp.program(batch: [r]) }
+            try? dp.remove(c[0])
+        }
+        #expect(refused != nil)
+        #expect(try B.verdict(dp, dst: B.base + 1) == P.redirect)
+        #expect(dp.ruleCounters(a[1].counter).packets == 1)
+        #expect(try B.verdict(dp, dst: B.base + UInt32(n + 2)) == P.shot)
+        #expect(dp.ruleCounters(b[2].counter).packets == 1)
+        #expect(try B.verdict(dp, dst: B.base + UInt32(2 * n)) == P.redirect)
+        for i in [0, n - 1, n, 2 * n - 1, 2 * n + 1, 3 * n - 1] {
+            #expect(try B.verdict(dp, dst: B.base + UInt32(i)) == P.shot)
+        }
+        // The mask counts each rule once (a replacement is no second user).
+        #expect(dp.masksByWords.values.map { $0[.masked] } == [3 * n - 1])
     }
 }

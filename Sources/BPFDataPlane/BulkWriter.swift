@@ -1,0 +1,72 @@
+import Glibc
+import NetLinux
+
+/// One kernel write at a time on a thread of its own. The kernel's insert of a bulk of
+/// rules (BPF_MAP_UPDATE_BATCH, about a microsecond a rule into a large table) is the
+/// largest single cost of an add-flows; on this thread it overlaps the control thread's
+/// work on the next bulk (decode, classify, account, prepare). The control thread
+/// starts a write and later collects its outcome; nothing else runs here.
+final class BulkWriter: @unchecked Sendable {
+    typealias Outcome = (written: Int, errno: Int32)
+    /// A write: the syscalls only, on data nobody else touches until it is collected.
+    typealias Write = @Sendable () -> Outcome
+
+    // Handed over through the semaphores (sem_post/sem_wait order the memory).
+    private var pending: Write?
+    private var outcome: Outcome = (0, 0)
+    private var stopping = false
+    private let posted = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
+    private let done = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
+    private var thread: PacketThread?
+    /// A write was started and its outcome not collected yet (control thread only).
+    private(set) var busy = false
+
+    init() throws(SystemError) {
+        sem_init(posted, 0, 0)
+        sem_init(done, 0, 0)
+        thread = try PacketThread.spawn(name: "esw-bpf-write") { [self] in run() }
+    }
+
+    deinit {
+        sem_destroy(posted)
+        sem_destroy(done)
+        posted.deallocate()
+        done.deallocate()
+    }
+
+    /// Collects a write in flight, then ends the thread (which holds this object until then).
+    func stop() {
+        guard let t = thread else { return }
+        _ = collect()
+        stopping = true
+        sem_post(posted)
+        t.join()
+        thread = nil
+    }
+
+    /// Starts `write` on the thread; the previous one must have been collected.
+    func start(_ write: @escaping Write) {
+        precondition(!busy && thread != nil, "BulkWriter: a write is already in flight")
+        pending = write
+        busy = true
+        sem_post(posted)
+    }
+
+    /// Waits for the write in flight and returns its outcome; nil when none is.
+    func collect() -> Outcome? {
+        guard busy else { return nil }
+        while sem_wait(done) != 0 {}
+        busy = false
+        return outcome
+    }
+
+    private func run() {
+        while true {
+            while sem_wait(posted) != 0 {}
+            if stopping { return }
+            outcome = pending!()
+            pending = nil
+            sem_post(done)
+        }
+    }
+}
