@@ -15,7 +15,7 @@ dpctl add-if pf0vf1
 
 masked() { devlink resource show -j | /usr/bin/python3 -c '
 import json, sys
-r = [r for r in json.load(sys.stdin)["resource"]["esw0"] if r["name"] == "masked"][0]
+r = [r for r in json.load(sys.stdin)["resources"]["esw0"] if r["name"] == "masked"][0]
 print(r["size"], r["occ"])'; }
 filler() { # N flows that never match VF traffic: IPv4 sources 198.18.9.<i>
     local i
