@@ -118,7 +118,12 @@ final class DevlinkService {
             do { n = try size.u64() } catch { throw RequestError(22, "size: \(error)") }
             // devlink_nl_cmd_resource_set: a path that names no resource is EINVAL.
             guard let res = sw.tables.resource(at: path) else { throw RequestError(22, "no resource \(path.isEmpty ? "(empty path)" : path)") }
-            do { try res.setPending(Int(clamping: n)) } catch { throw RequestError(22, error.description) }
+            // devlink's size is a u64: one beyond Int's range is outside every resource's
+            // range, and the refusal names the size given (clamped, it named Int.max).
+            let wanted = Int(exactly: n) ?? Int.max
+            do { try res.setPending(wanted) } catch {
+                throw RequestError(22, Int(exactly: n) == nil ? "resource \(res.path): size \(n) outside \(res.sizeMin)...\(res.sizeMax)" : error.description)
+            }
         case DevlinkCmd.offloadStats:
             let s = sw.offloadStatistics
             var w = AttributeWriter()
