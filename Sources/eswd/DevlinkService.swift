@@ -69,16 +69,21 @@ final class DevlinkService {
             guard let idx = try a.u32(DevlinkAttr.portIndex), let p = sw.port(idx) else { throw RequestError(19, "no such port") }
             guard p.vf != nil else { throw RequestError(95, "port \(idx) is the uplink; functions are set on VF ports") }
             do {
-                if let mac = a.bytes(DevlinkAttr.portHWAddr) {
-                    guard mac.count == 6 else { throw RequestError(22, "hw_addr must be 6 bytes") }
-                    try sw.setVFMAC(idx, mac: mac.reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
+                // The whole request is checked before any of it is applied (devlink's
+                // devlink_port_function_validate): a refusal changes nothing.
+                var mac: UInt64?
+                if let bytes = a.bytes(DevlinkAttr.portHWAddr) {
+                    guard bytes.count == 6 else { throw RequestError(22, "hw_addr must be 6 bytes") }
+                    mac = bytes.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
                 }
-                if let vlan = try a.u16(DevlinkAttr.portVLAN) {
+                let vlan = try a.u16(DevlinkAttr.portVLAN), qos = try a.u16(DevlinkAttr.portQoS) ?? 0
+                if let vlan {
                     guard vlan < 4095 else { throw RequestError(22, "vlan must be 0...4094") }
-                    let qos = try a.u16(DevlinkAttr.portQoS) ?? 0
                     guard qos < 8 else { throw RequestError(22, "qos must be 0...7") }
-                    try sw.setVFVLAN(idx, vlan: vlan, qos: UInt8(qos))
                 }
+                if let refusal = sw.portFunctionRefusal(idx, mac: mac, vlan: vlan) { throw refusal }
+                if let mac { try sw.setVFMAC(idx, mac: mac) }
+                if let vlan { try sw.setVFVLAN(idx, vlan: vlan, qos: UInt8(qos)) }
                 if let up = a.bytes(DevlinkAttr.portLinkUp), up.count == 1 { try sw.setVFLinkState(idx, up: up[0] != 0) }
             } catch let e as RequestError {
                 throw e
