@@ -81,10 +81,12 @@ final class DevlinkService {
                     guard vlan < 4095 else { throw RequestError(22, "vlan must be 0...4094") }
                     guard qos < 8 else { throw RequestError(22, "qos must be 0...7") }
                 }
+                // A u8 of another length is malformed, never skipped (it was acknowledged as done).
+                let linkUp = try a.u8(DevlinkAttr.portLinkUp)
                 if let refusal = sw.portFunctionRefusal(idx, mac: mac, vlan: vlan) { throw refusal }
                 if let mac { try sw.setVFMAC(idx, mac: mac) }
                 if let vlan { try sw.setVFVLAN(idx, vlan: vlan, qos: UInt8(qos)) }
-                if let up = a.bytes(DevlinkAttr.portLinkUp), up.count == 1 { try sw.setVFLinkState(idx, up: up[0] != 0) }
+                if let linkUp { try sw.setVFLinkState(idx, up: linkUp != 0) }
             } catch let e as RequestError {
                 throw e
             } catch let e as PortFunctionRefusal {
