@@ -269,7 +269,7 @@ tidy_flows() {
 masked() { # "size occ" of the masked table
     devlink resource show -j | python3 -c '
 import json, sys
-r = [r for r in json.load(sys.stdin)["resource"]["esw0"] if r["name"] == "masked"][0]
+r = [r for r in json.load(sys.stdin)["resources"]["esw0"] if r["name"] == "masked"][0]
 print(r["size"], r["occ"])'
 }
 

@@ -277,7 +277,7 @@ check_eq "dev show without a device" "rp0" "$(rp dev show 2>&1)"
 check_match "dev eswitch show without a device" "^rp0: mode switchdev" "$(rp dev eswitch show 2>&1)"
 check_match "dev param show without a device" "^rp0:$" "$(rp dev param show 2>&1)"
 check_match "resource show without a device" "^rp0:$" "$(rp resource show 2>&1)"
-check_match "-j resource show without a device" '^\{"resource":\{"rp0":' "$(rp -j resource show 2>&1)"
+check_match "-j resource show without a device: devlink's \"resources\" section" '^\{"resources":\{"rp0":' "$(rp -j resource show 2>&1)"
 check_match "a device the socket does not serve is still refused" "no device esw0 \(this is rp0\)" "$(rp port show esw0/1 2>&1)"
 check_match "an unknown port word says so" "nosuch: no such device or port" "$(rp port show nosuch 2>&1)"
 

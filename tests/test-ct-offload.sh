@@ -47,7 +47,7 @@ def walk(rs):
     for r in rs:
         yield r
         yield from walk(r.get("resources", []))
-for dev in json.load(sys.stdin)["resource"].values():
+for dev in json.load(sys.stdin)["resources"].values():
     for r in walk(dev):
         if r["name"] == "ct": print(r["occ"])')"
 wait $IPERF
@@ -83,7 +83,7 @@ def walk(rs):
     for r in rs:
         yield r
         yield from walk(r.get("resources", []))
-for dev in json.load(sys.stdin)["resource"].values():
+for dev in json.load(sys.stdin)["resources"].values():
     for r in walk(dev):
         if r["name"] == "ct": print(r["occ"])'
 }

@@ -40,7 +40,7 @@ check_match "dump-flows type=bogus: OVS's message" 'Failed to parse type \(bogus
 check_match "add-flow -v says partially" 'offloaded partially' \
     "$(dpctl add-flow -v 'in_port(1),eth(),eth_type(0x86dd),ipv6(frag=no)' 'userspace(pid=0)')"
 marks_occ() {
-    devlink resource show -j | python3 -c 'import json,sys; print([r for r in json.load(sys.stdin)["resource"]["esw0"] if r["name"]=="marks"][0]["occ"])'
+    devlink resource show -j | python3 -c 'import json,sys; print([r for r in json.load(sys.stdin)["resources"]["esw0"] if r["name"]=="marks"][0]["occ"])'
 }
 check_eq "devlink marks resource counts them" 3 "$(marks_occ)"
 check_match "show: partial flows" 'partial offload: on, flows: 3' "$(dpctl show)"

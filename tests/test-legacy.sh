@@ -54,6 +54,14 @@ check_match "VF0 keeps its MAC in port show" 'hw_addr 02:00:00:00:01:01' "$(devl
 check_match "... and on its netdev" '02:00:00:00:01:01' "$(ip -n "${T_PREFIX}vm0" link show esw0v0)"
 check_match "the MAC table holds both VFs" 'name mac size [0-9]+ occ 2' "$(devlink resource show)"
 check "VF1 -> VF0 still" t_ping vm1 198.19.0.1 2
+# A request is checked whole before any of it applies: VF1's MAC is free on VF0's VLAN
+# but not on the VLAN asked with it, and the refusal leaves VF0's MAC as it was (the MAC
+# used to change before the VLAN was refused).
+check "VF1 in VLAN 100" devlink port function set esw0/2 vlan 100
+check_fails "VF0: VF1's MAC with VF1's VLAN is refused" devlink port function set esw0/1 hw_addr "$vf1mac" vlan 100
+check_match "... and VF0's MAC did not change" 'hw_addr 02:00:00:00:01:01' "$(devlink port show esw0/1)"
+check_match "... nor its netdev's" '02:00:00:00:01:01' "$(ip -n "${T_PREFIX}vm0" link show esw0v0)"
+check "VF1 back out of VLAN 100" devlink port function set esw0/2 vlan 0
 # VF1's own driver takes VF0's address: VF1 loses its entry (its old MAC is no longer
 # its own), and the refusal is logged once, not at every refresh.
 t_in vm1 ip link set esw0v1 address 02:00:00:00:01:01

@@ -208,3 +208,20 @@ check_eq "the killed eswp restarts over its stale netdevs" "$(sorted_words eswp 
 stop_eswd TERM
 check_eq "all stopped: nothing left" "" "$(eswp_links)"
 check_eq "all stopped: uplink as it was" "0 0 0 0" "$(esw_filters up0) $(clsact up0) $(noarp) $(ipv6_off)"
+
+# Two eSwitches of one name in two namespaces share a run directory (by default
+# /run/esw/esw0.sock and esw0.uplink; here the test's): the second is refused before it
+# makes anything. It used to replace the live daemon's control socket (the first then
+# answered no one, for good once the second's stop removed the file) and to take the
+# first's uplink record for a crashed run's, "restoring" its settings onto its own uplink.
+t_eswd host --vfs 1 --uplink up0
+t_ns host2
+ip -n "${T_PREFIX}host2" link add up0 type veth peer name wire0
+out=$(ip netns exec "${T_PREFIX}host2" timeout 20 "$ESW_BIN/eswd" --control "$ESW_CONTROL" --vfs 1 --uplink up0 2>&1 | tail -3)
+check_match "a second eswd on a live one's control socket: refused" "control socket $ESW_CONTROL is in use by a live eswd" "$out"
+check_eq "it made nothing in its namespace" "up0 wire0 " "$(ip -n "${T_PREFIX}host2" -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -vx lo | sort | tr '\n' ' ')"
+check_eq "nor touched its uplink" 0 "$(ip -n "${T_PREFIX}host2" link show up0 | grep -c NOARP)"
+check "the first still answers on its socket" devlink dev show
+check "the first's uplink record is still there" test -e "$T_DIR/esw0.uplink"
+stop_eswd TERM
+check_fails "the first's clean stop removed its socket" test -S "$ESW_CONTROL"

@@ -18,7 +18,7 @@ check_match "learned flows match in_port and the Ethernet header" 'in_port\(1\),
 check_match "miss mode shown" 'miss: normal' "$(dpctl show)"
 t_wait "learned flows age out after max-idle" 8 bash -c '[ "$(dpctl dump-flows | wc -l)" -eq 0 ]'
 check_eq "all learned flows aged out" 0 "$(dpctl dump-flows | wc -l)"
-check_eq "and left the hardware" "0" "$(devlink resource show -j | /usr/bin/python3 -c 'import json,sys; print(sum(r["occ"] for r in json.load(sys.stdin)["resource"]["esw0"] if r["name"] in ("masked","exact")))')"
+check_eq "and left the hardware" "0" "$(devlink resource show -j | /usr/bin/python3 -c 'import json,sys; print(sum(r["occ"] for r in json.load(sys.stdin)["resources"]["esw0"] if r["name"] in ("masked","exact")))')"
 dpctl add-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.77.1,frag=no)' drop
 sleep 3.5
 check_eq "hand-added flows never age" 1 "$(dpctl dump-flows | grep -c 'ipv4(src=198.18.77.1')"

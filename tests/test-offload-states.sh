@@ -16,7 +16,7 @@ dpctl add-if pf0vf1
 param() { devlink dev param set esw0 name "$1" value "$2"; }
 masked() { devlink resource show -j | /usr/bin/python3 -c '
 import json, sys
-r = [r for r in json.load(sys.stdin)["resource"]["esw0"] if r["name"] == "masked"][0]
+r = [r for r in json.load(sys.stdin)["resources"]["esw0"] if r["name"] == "masked"][0]
 print(r["occ_programmed"], r["occ_reserved"])'; }
 topo_vf_flows "$T_DIR/vf"
 

@@ -84,7 +84,7 @@ check_ge "the replies from the new VF1 went through the hardware rule" $((replie
 
 # skip_hw: software datapath; representors carry the traffic.
 dpctl del-flows
-check_eq "flush removes every rule" 0 "$(devlink resource show -j | /usr/bin/python3 -c 'import json,sys; print([r for r in json.load(sys.stdin)["resource"]["esw0"] if r["name"]=="masked"][0]["occ"])')"
+check_eq "flush removes every rule" 0 "$(devlink resource show -j | /usr/bin/python3 -c 'import json,sys; print([r for r in json.load(sys.stdin)["resources"]["esw0"] if r["name"]=="masked"][0]["occ"])')"
 dpctl set-policy skip_hw
 check "flows under skip_hw" dpctl add-flows "$T_DIR/flows"
 check_eq "dump-flows -m: dp:ovs" 4 "$(dpctl dump-flows -m | grep -c 'dp:ovs')"

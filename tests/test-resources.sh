@@ -15,7 +15,7 @@ dpctl add-if pf0vf1
 
 masked() { devlink resource show -j | /usr/bin/python3 -c '
 import json, sys
-r = [r for r in json.load(sys.stdin)["resource"]["esw0"] if r["name"] == "masked"][0]
+r = [r for r in json.load(sys.stdin)["resources"]["esw0"] if r["name"] == "masked"][0]
 print(r["size"], r["occ"])'; }
 filler() { # N flows that never match VF traffic: IPv4 sources 198.18.9.<i>
     local i
@@ -135,6 +135,9 @@ check_fails "bad value refused" devlink dev param set esw0 name hw_latency_us va
 # A negative value reaches the daemon's range check (it was taken for an option).
 check_no_match "a negative value is a value, not an option" 'Unknown option' \
     "$(devlink dev param set esw0 name hw_latency_us value -5 2>&1)"
+# A u64 size beyond Int's range is refused naming the size given (it said 9223372036854775807).
+check_match "a size of 2^64-1 refused as given" 'size 18446744073709551615 outside 0\.\.\.[0-9]+ \(Invalid argument\)' \
+    "$(devlink resource set esw0 path /masked size 18446744073709551615 2>&1)"
 # devlink's resource paths: the device itself is no resource, an unknown path is EINVAL.
 for p in / "" /nosuch; do
     check_match "resource set path '$p' refused with EINVAL" 'no resource.*Invalid argument' \

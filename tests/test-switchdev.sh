@@ -85,6 +85,12 @@ check_fails "port function set vlan 100 is refused" devlink port function set es
 check_match "... saying why" 'legacy-mode setting' "$(devlink port function set esw0/2 vlan 100 2>&1)"
 check_no_match "... and nothing changed" 'vlan 100' "$(devlink port show esw0/2)"
 check "vlan 0 is accepted" devlink port function set esw0/2 vlan 0
+# A request is checked whole before any of it applies: the VLAN's refusal leaves the MAC
+# given with it unset (the VF used to take the MAC, and the caller got the error).
+mac2=$(devlink port show esw0/2 | grep -o 'hw_addr [0-9a-f:]*')
+check_fails "hw_addr with a vlan is refused" devlink port function set esw0/2 hw_addr 02:00:00:00:02:77 vlan 100
+check_match "... and the MAC did not change" "$mac2" "$(devlink port show esw0/2)"
+check_no_match "... nor did the VF's" '02:00:00:00:02:77' "$(ip -n "${T_PREFIX}vm1" link show esw0v1)"
 check_fails "hw_addr 00:00:00:00:00:00 is refused" devlink port function set esw0/2 hw_addr 00:00:00:00:00:00
 check_match "... saying why" 'not a valid VF address' "$(devlink port function set esw0/2 hw_addr 00:00:00:00:00:00 2>&1)"
 check_match "eswd --vfs 64 is refused up front (the uplink takes a port)" 'vfs must be 0...63' \

@@ -192,7 +192,7 @@ check "full-size DF ping at the new MTU" t_in vm0 ping -c 2 -M do -s 1422 -W 2 1
 
 # The encap table counts against the hardware resources: full, a new tunnel key is a
 # visible reason, and the flow still works in software.
-used=$(devlink resource show -j | /usr/bin/python3 -c 'import json,sys; print([r for r in json.load(sys.stdin)["resource"]["esw0"] if r["name"]=="encap"][0]["occ"])')
+used=$(devlink resource show -j | /usr/bin/python3 -c 'import json,sys; print([r for r in json.load(sys.stdin)["resources"]["esw0"] if r["name"]=="encap"][0]["occ"])')
 check "shrink the encap table to what is in use ($used)" devlink resource set esw0 path /encap size "$used"
 check "reload" devlink dev reload esw0
 dpctl add-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(dst=198.19.0.77,frag=no)' \

@@ -229,15 +229,35 @@ public final class ESwitch: @unchecked Sendable {
     /// the same VLAN is refused, as mlx5's L2 table refuses it), so a refusal changes nothing.
     public func setVFMAC(_ index: PortIndex, mac: UInt64) throws {
         guard let p = port(index), let v = p.vfNetdev else { throw OffloadFailure.noSuchPort(index) }
-        // A netdev cannot take these; say so instead of passing on rtnetlink's EADDRNOTAVAIL.
-        guard mac != 0, (mac >> 40) & 1 == 0 else {
-            throw PortFunctionRefusal(EINVAL, "hw_addr \(AddressText.mac(mac)) is not a valid VF address: "
-                                        + "it must be unicast and not all zeros")
-        }
+        if let r = Self.invalidVFMAC(mac) { throw r }
         if mode == .legacy, let r = legacy.refusal(port: index, vlan: p.config.vlan, mac: mac) { throw r }
         try vfLinks?.setMAC(v, mac)
         p.config.mac = mac
         refreshLegacyTable()
+    }
+
+    /// A netdev cannot take these; say so instead of passing on rtnetlink's EADDRNOTAVAIL.
+    static func invalidVFMAC(_ mac: UInt64) -> PortFunctionRefusal? {
+        guard mac == 0 || (mac >> 40) & 1 != 0 else { return nil }
+        return PortFunctionRefusal(EINVAL, "hw_addr \(AddressText.mac(mac)) is not a valid VF address: "
+                                   + "it must be unicast and not all zeros")
+    }
+
+    /// What one port function request setting `mac` and/or `vlan` would be refused with,
+    /// checked whole before any of it is applied, as devlink validates a request before
+    /// setting its attributes: a VLAN refused after the MAC was set left the VF with the
+    /// new MAC and the caller with an error.
+    public func portFunctionRefusal(_ index: PortIndex, mac: UInt64?, vlan: UInt16?) -> Error? {
+        guard let p = port(index), p.vf != nil else { return OffloadFailure.noSuchPort(index) }
+        if let mac, let r = Self.invalidVFMAC(mac) { return r }
+        if let vlan, vlan != 0, mode != .legacy {
+            return PortFunctionRefusal(EOPNOTSUPP, "vlan \(vlan): VST is a legacy-mode setting; "
+                                       + "in switchdev mode VLANs are flow actions (push_vlan/pop_vlan)")
+        }
+        if mode == .legacy, mac != nil || vlan != nil {
+            return legacy.refusal(port: index, vlan: vlan ?? p.config.vlan, mac: mac ?? currentMAC(of: p))
+        }
+        return nil
     }
 
     /// Sets a VF's VST VLAN and priority. VST is a legacy-mode setting: in switchdev mode
@@ -248,8 +268,7 @@ public final class ESwitch: @unchecked Sendable {
         guard let p = port(index), p.vf != nil else { throw OffloadFailure.noSuchPort(index) }
         guard mode == .legacy else {
             if vlan == 0 { return }
-            throw PortFunctionRefusal(EOPNOTSUPP, "vlan \(vlan): VST is a legacy-mode setting; "
-                                        + "in switchdev mode VLANs are flow actions (push_vlan/pop_vlan)")
+            throw portFunctionRefusal(index, mac: nil, vlan: vlan)!
         }
         if let r = legacy.refusal(port: index, vlan: vlan, mac: currentMAC(of: p)) { throw r }
         p.config.vlan = vlan

@@ -66,7 +66,7 @@ struct ResourceShow: ParsableCommand {
             let name = attributes.string(DevlinkAttr.devName) ?? dev ?? ""
             let top = try attributes.filter { $0.type == DevlinkAttr.resource }.map { try ResourceInfo($0.nestedAttributes()) }
             if options.json {
-                options.emit(.object([("resource", .object([(name, .array(top.map(\.json)))]))]))
+                options.emit(.object([("resources", .object([(name, .array(top.map(\.json)))]))]))
                 return
             }
             Console.line("\(name):")

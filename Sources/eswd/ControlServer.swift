@@ -78,13 +78,12 @@ final class ControlServer {
         self.logger = logger
         let dir = path.split(separator: "/").dropLast().joined(separator: "/")
         if !dir.isEmpty { _ = mkdir("/" + dir, 0o700) }
+        // The file may be a killed daemon's (no one answers, replace it), never a live
+        // one's: that one would be left unreachable, and our stop would remove its file.
+        if Self.isAnswered(path) { throw SystemError("control socket \(path) is in use by a live eswd", errno: EADDRINUSE) }
         unlink(path)
         let fd = try Sys.socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue), 0)
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw SystemError("bind \(path)", errno: ENAMETOOLONG) }
-        withUnsafeMutableBytes(of: &addr.sun_path) { p in for (i, b) in bytes.enumerated() { p[i] = b } }
+        var addr = try Self.address(path)
         let old = umask(0o177)
         let r = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd.raw, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
@@ -98,6 +97,29 @@ final class ControlServer {
     }
 
     deinit { unlink(path) }
+
+    static func address(_ path: String) throws(SystemError) -> sockaddr_un {
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw SystemError("bind \(path)", errno: ENAMETOOLONG) }
+        withUnsafeMutableBytes(of: &addr.sun_path) { p in for (i, b) in bytes.enumerated() { p[i] = b } }
+        return addr
+    }
+
+    /// Whether a process accepts connections on the socket at `path` (a live eswd: two
+    /// daemons of one --name share /run/esw/NAME.sock from different namespaces). A
+    /// file no one listens on (ECONNREFUSED) is a dead daemon's.
+    static func isAnswered(_ path: String) -> Bool {
+        guard var addr = try? address(path) else { return false }
+        let fd = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        let r = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        return r == 0
+    }
 
     func accept() -> Int32? {
         var uid: UInt32 = 0

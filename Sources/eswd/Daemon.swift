@@ -53,7 +53,12 @@ final class Daemon {
         if let why = naming.validate(vfs: options.vfs) { throw DriverError(why) }
         driver = RepresentorDriver(naming: naming, logger: logger)
         driver.liveOwner = { TCHook.liveOwner(ofNetdev: $0) }
-        // Nothing is created before the uplink is known to be there and free.
+        // Nothing is created before the uplink is known to be there and free, nor while
+        // another eswd answers on our control socket: the run directory (the socket and
+        // the uplink record next to it) is its own.
+        if ControlServer.isAnswered(options.controlPath) {
+            throw DriverError("control socket \(options.controlPath) is in use by a live eswd (give this one another --name or --control)")
+        }
         try driver.checkUplink(options.uplink)
         try driver.removeStale(vfs: options.vfs, extra: [options.name])
         let rollback = StartupRollback()

@@ -69,17 +69,24 @@ final class DevlinkService {
             guard let idx = try a.u32(DevlinkAttr.portIndex), let p = sw.port(idx) else { throw RequestError(19, "no such port") }
             guard p.vf != nil else { throw RequestError(95, "port \(idx) is the uplink; functions are set on VF ports") }
             do {
-                if let mac = a.bytes(DevlinkAttr.portHWAddr) {
-                    guard mac.count == 6 else { throw RequestError(22, "hw_addr must be 6 bytes") }
-                    try sw.setVFMAC(idx, mac: mac.reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
+                // The whole request is checked before any of it is applied (devlink's
+                // devlink_port_function_validate): a refusal changes nothing.
+                var mac: UInt64?
+                if let bytes = a.bytes(DevlinkAttr.portHWAddr) {
+                    guard bytes.count == 6 else { throw RequestError(22, "hw_addr must be 6 bytes") }
+                    mac = bytes.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
                 }
-                if let vlan = try a.u16(DevlinkAttr.portVLAN) {
+                let vlan = try a.u16(DevlinkAttr.portVLAN), qos = try a.u16(DevlinkAttr.portQoS) ?? 0
+                if let vlan {
                     guard vlan < 4095 else { throw RequestError(22, "vlan must be 0...4094") }
-                    let qos = try a.u16(DevlinkAttr.portQoS) ?? 0
                     guard qos < 8 else { throw RequestError(22, "qos must be 0...7") }
-                    try sw.setVFVLAN(idx, vlan: vlan, qos: UInt8(qos))
                 }
-                if let up = a.bytes(DevlinkAttr.portLinkUp), up.count == 1 { try sw.setVFLinkState(idx, up: up[0] != 0) }
+                // A u8 of another length is malformed, never skipped (it was acknowledged as done).
+                let linkUp = try a.u8(DevlinkAttr.portLinkUp)
+                if let refusal = sw.portFunctionRefusal(idx, mac: mac, vlan: vlan) { throw refusal }
+                if let mac { try sw.setVFMAC(idx, mac: mac) }
+                if let vlan { try sw.setVFVLAN(idx, vlan: vlan, qos: UInt8(qos)) }
+                if let linkUp { try sw.setVFLinkState(idx, up: linkUp != 0) }
             } catch let e as RequestError {
                 throw e
             } catch let e as PortFunctionRefusal {
@@ -118,7 +125,12 @@ final class DevlinkService {
             do { n = try size.u64() } catch { throw RequestError(22, "size: \(error)") }
             // devlink_nl_cmd_resource_set: a path that names no resource is EINVAL.
             guard let res = sw.tables.resource(at: path) else { throw RequestError(22, "no resource \(path.isEmpty ? "(empty path)" : path)") }
-            do { try res.setPending(Int(clamping: n)) } catch { throw RequestError(22, error.description) }
+            // devlink's size is a u64: one beyond Int's range is outside every resource's
+            // range, and the refusal names the size given (clamped, it named Int.max).
+            let wanted = Int(exactly: n) ?? Int.max
+            do { try res.setPending(wanted) } catch {
+                throw RequestError(22, Int(exactly: n) == nil ? "resource \(res.path): size \(n) outside \(res.sizeMin)...\(res.sizeMax)" : error.description)
+            }
         case DevlinkCmd.offloadStats:
             let s = sw.offloadStatistics
             var w = AttributeWriter()

@@ -97,6 +97,9 @@ cases = [
     ("flow without actions", msg(FAMILY_FLOW, REQUEST | ACK, 7, genl(1, attr(1, attr(3, struct.pack("=I", 1)))))),
     ("u32 attribute of 2 bytes", msg(FAMILY_DEVLINK, REQUEST | ACK, 8, genl(7, attr(10, b"\x01\x00")))),
     ("unknown command", msg(FAMILY_DP, REQUEST | ACK, 9, genl(99))),
+    # A port function state (u8) of 4 bytes was skipped and the request acknowledged.
+    ("port function state of 4 bytes", msg(FAMILY_DEVLINK, REQUEST | ACK, 17, genl(8,
+        attr(10, struct.pack("=I", 1)) + attr(20, struct.pack("=I", 0))))),
     ("string that is not UTF-8", msg(FAMILY_DEVLINK, REQUEST | ACK, 10, genl(6, attr(40, b"\xff\xfe\0") + attr(41, b"1\0")))),
     # 12,000 nested clone() once overflowed the daemon's stack in the action decoder.
     ("actions nested 12000 deep in a flow", msg(FAMILY_FLOW, REQUEST | ACK, 12, genl(1,
