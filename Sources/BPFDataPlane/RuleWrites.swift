@@ -78,9 +78,9 @@ extension BPFDataPlane {
         spareQueue = []
         queuedWrites!.reserveCapacity(Self.queuedWriteBulk)
         defer {
-            // (Written until empty: a lost write's handler could queue again.)
-            finishWriteInFlight()
-            while queuedWrites?.isEmpty == false { writeQueuedRules() }
+            // (Written until nothing is left: a lost write's handler could queue again,
+            // even a whole bulk that goes to the writer thread.)
+            while inFlight != nil || queuedWrites?.isEmpty == false { writeQueuedRules() }
             spareQueue = queuedWrites ?? []
             queuedWrites = nil
         }
@@ -240,6 +240,7 @@ extension BPFDataPlane {
 
     /// Writes rules now, a batch at a time.
     private func programNow(_ rules: [DataPlaneRule]) -> (installed: Int, error: DataPlaneError?) {
+        finishWriteInFlight()
         var done = 0
         while done < rules.count {
             var pending: [PendingRule] = []
