@@ -207,6 +207,19 @@ check "re-add flows under skip_hw" dpctl add-flows "$T_DIR/flows"
 check_eq "no flow offloaded under skip_hw" 0 "$(offloaded_count)"
 check_match "skip_hw flows are dp:ovs" 'dp:ovs' "$(dpctl dump-flows -m)"
 check "ping through software VXLAN" t_ping vm0 198.19.0.3 5
+# A tunnel key with csum gets the outer UDP checksum the kernel's vxlan computes (it
+# went out as zero, "no checksum", from the software path, the only one such flows take).
+sed 's/flags(df|key)/flags(csum|key)/' "$T_DIR/flows" > "$T_DIR/flows-csum"
+dpctl del-flows
+check "add encap flows with csum" dpctl add-flows "$T_DIR/flows-csum"
+t_pcap remote wire0 "udp port 4789 and src host 198.18.0.1"
+check "ping through software VXLAN with UDP checksums" t_ping vm0 198.19.0.3 3
+t_pcap_count >/dev/null
+sums=$(tcpdump -nn -vv -r "${PCAP#*:}" 2>/dev/null | grep -o '4789: \[[a-z ]*' | sort | uniq -c)
+check_match "outer UDP checksums filled in and correct" 'udp sum ok' "$sums"
+check_no_match "no frame without an outer UDP checksum" 'no cksum|bad' "$sums"
+dpctl del-flows
+check "back to the flows without csum" dpctl add-flows "$T_DIR/flows"
 check "add IPv6 flows under skip_hw" dpctl add-flows "$T_DIR/flows6"
 ip -n "$H" link set pf0vf0 mtu 1500
 t_wait "VF MTU back to 1500" 3 bash -c "ip -n ${T_PREFIX}vm0 link show esw0v0 | grep -q 'mtu 1500'"
