@@ -91,6 +91,14 @@ extension PacketEngine {
             t.ttl = ttl
             t.id = UInt64(payload.be32(4) >> 8)
             t.flags = .key
+            // The socket sees neither the outer DF bit nor the UDP checksum, which the
+            // kernel's vxlan puts in the key (df, csum) as the hardware's parser does:
+            // the pipeline noted them in the VXLAN header's reserved last byte
+            // (ESW_VXLAN_NOTE, bpf/esw_shared.h) when it sent the frame up p0.
+            let note = payload.u8(7)
+            if note & VXLAN.pipelineNote != 0 {
+                t.flags.formUnion(TunnelFlags(rawValue: UInt64(note & VXLAN.pipelineNoteFlags)))
+            }
             var b = PacketBuffer(storage: pool.slot(i), capacity: SlotPool.slotSize, head: SlotPool.headroom,
                                  length: len - VXLAN.headerLength)
             // RFC 6040: a CE mark on the outer header reaches the inner one; CE on not-ECT drops.
