@@ -252,5 +252,10 @@ encap_to() { dpctl add-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)' \
 check_match "skip_sw, neighbour not resolved: EAGAIN" \
     'neighbour 198\.18\.99\.2 not resolved.*\(Resource temporarily unavailable\)' "$(encap_to 198.18.99.2)"
 check_match "skip_sw, no route: ENETUNREACH" 'no route to 198\.18\.77\.2 \(Network is unreachable\)' "$(encap_to 198.18.77.2)"
+# A tunnel source that is not local makes the kernel's lookup fail the same way: the
+# reason names the source (it read "no route to 198.18.0.2", where there is one).
+check_match "skip_sw, a source that is not local is named" 'no route to 198\.18\.0\.2 from 198\.18\.0\.9 \(Network is unreachable\)' \
+    "$(dpctl add-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)' \
+        'set(tunnel(tun_id=0x2a,src=198.18.0.9,dst=198.18.0.2,ttl=64,tp_dst=4789,flags(df|key))),2' 2>&1)"
 ip -n "$H" route del 198.18.99.0/24 dev p0
 dpctl set-policy none
