@@ -228,6 +228,19 @@ sed 's/flags(+key)/flags(-df+csum+key)/' "$T_DIR/flows" > "$T_DIR/flows-rxcsum"
 dpctl del-flows
 check "add decap flows matching +csum" dpctl add-flows "$T_DIR/flows-rxcsum"
 check "ping through software VXLAN, decap flows matching +csum" t_ping vm0 198.19.0.3 3
+# trace follows the software path there (its software stage gave the key flags(+key) only).
+vxhex=$(/usr/bin/python3 - "$P0MAC" <<'PYEOF'
+import sys, logging
+logging.getLogger("scapy").setLevel(logging.ERROR)
+from scapy.all import Ether, IP, UDP, Raw
+from scapy.layers.vxlan import VXLAN
+inner = Ether(src="02:00:00:00:33:33", dst="02:00:00:00:44:44") / IP(src="198.19.0.3", dst="198.19.0.1") / UDP(sport=5555, dport=7777) / Raw(b"x" * 10)
+print(bytes(Ether(dst=sys.argv[1]) / IP(src="198.18.0.2", dst="198.18.0.1") / UDP(sport=49152, dport=4789) /
+            VXLAN(vni=42, flags=0x08) / inner).hex())
+PYEOF
+)
+check_match "trace: a VXLAN frame with a UDP checksum takes the +csum decap flow in software" \
+    'verdict: software: representor pf0vf0' "$(dpctl trace up0 "$vxhex")"
 dpctl del-flows
 check "back to the flows without csum" dpctl add-flows "$T_DIR/flows"
 # A frame too big for the representor's MTU is dropped alone and counted as a tx error
