@@ -195,6 +195,26 @@ static void finish_inner_checksum(struct __sk_buff *skb, struct esw_scratch *s, 
         bpf_skb_store_bytes(skb, field, &sum, 2, 0);
 }
 
+/* Notes the tunnel flags of a VXLAN frame going up p0 (ESW_VXLAN_NOTE) in the VXLAN
+ * header's last byte (frame offset 49: parse_vxlan takes only untagged IPv4 without
+ * options), keeping a UDP checksum the frame has right. */
+static __noinline void note_tunnel_flags(struct __sk_buff *skb, __u32 tun_flags)
+{
+    __u16 old, csum;
+    if (!skb || bpf_skb_load_bytes(skb, 48, &old, 2) < 0 || bpf_skb_load_bytes(skb, 40, &csum, 2) < 0)
+        return;
+    __u8 b[2];
+    __builtin_memcpy(b, &old, 2);
+    b[1] = ESW_VXLAN_NOTE | (tun_flags & ESW_VXLAN_NOTE_FLAGS);
+    __u16 new;
+    __builtin_memcpy(&new, b, 2);
+    if (new == old)
+        return;
+    if (csum)
+        bpf_l4_csum_replace(skb, 40, old, new, 2 | BPF_F_MARK_MANGLED_0);
+    bpf_skb_store_bytes(skb, 48, &new, 2, BPF_F_RECOMPUTE_CSUM);
+}
+
 /* Whether the encapsulated frame (each segment, for GSO) exceeds the uplink's MTU:
  * the hardware neither fragments nor answers ICMP, so such frames take the software
  * path, where the vxlan port behaves like the kernel's vxlan driver. */
@@ -426,6 +446,7 @@ int esw_port_rx(struct __sk_buff *skb)
 
     struct esw_parsed ps = {}, inner = {};
     struct esw_rule *rule = 0;
+    __u32 tun_flags = 0;
     s->key.w[7] = port;
     if ((p->flags & ESW_PORT_UPLINK) && parse_vxlan(skb, cfg, &s->key, &ps) &&
         parse_frame(skb, ps.outer, s, &ps) == 0) {
@@ -434,6 +455,7 @@ int esw_port_rx(struct __sk_buff *skb)
         if (!rule) {
             inner = ps;
             ps.outer = 0;
+            tun_flags = (__u32)(s->key.w[6] >> 16);
         }
     }
     if (!rule) {
@@ -449,8 +471,10 @@ int esw_port_rx(struct __sk_buff *skb)
         }
         rule = lookup(lists, s, 0);
         if (!rule) {
-            if (inner.outer)
+            if (inner.outer) {
                 finish_inner_checksum(skb, s, &inner);
+                note_tunnel_flags(skb, tun_flags);
+            }
             return to_representor(skb, port, p);
         }
         /* One test of the flags on the common path (a plain rule has none). */

@@ -47,6 +47,14 @@ struct esw_mask_lists {
     __u32 masked[ESW_MAX_MASKS];
 };
 
+/* A VXLAN frame the hardware parsed but no rule took goes up p0 to the vxlan vport's
+ * UDP socket, which sees neither the outer DF bit nor the UDP checksum. The pipeline
+ * notes the tunnel flags it parsed (df, csum: the key's tun_flags bits) in the VXLAN
+ * header's last byte, reserved (RFC 7348: ignored on receipt), with this bit set, so
+ * the software path's tunnel key is the hardware's (VXLANPort.swift). */
+#define ESW_VXLAN_NOTE          0x80u
+#define ESW_VXLAN_NOTE_FLAGS    0x06u   /* df (2) and csum (4), as in tun_flags */
+
 #define ESW_RULE_ENCAP  1u   /* actions encapsulate: check the uplink MTU first */
 #define ESW_RULE_RECIRC 2u   /* the last action is recirc, or the first ct: ct.h runs the rule */
 

@@ -207,6 +207,76 @@ check "re-add flows under skip_hw" dpctl add-flows "$T_DIR/flows"
 check_eq "no flow offloaded under skip_hw" 0 "$(offloaded_count)"
 check_match "skip_hw flows are dp:ovs" 'dp:ovs' "$(dpctl dump-flows -m)"
 check "ping through software VXLAN" t_ping vm0 198.19.0.3 5
+# A tunnel key with csum gets the outer UDP checksum the kernel's vxlan computes (it
+# went out as zero, "no checksum", from the software path, the only one such flows take).
+sed 's/flags(df|key)/flags(csum|key)/' "$T_DIR/flows" > "$T_DIR/flows-csum"
+dpctl del-flows
+check "add encap flows with csum" dpctl add-flows "$T_DIR/flows-csum"
+t_pcap remote wire0 "udp port 4789 and src host 198.18.0.1"
+check "ping through software VXLAN with UDP checksums" t_ping vm0 198.19.0.3 3
+t_pcap_count >/dev/null
+sums=$(tcpdump -nn -vv -r "${PCAP#*:}" 2>/dev/null | grep -o '4789: \[[a-z ]*' | sort | uniq -c)
+check_match "outer UDP checksums filled in and correct" 'udp sum ok' "$sums"
+check_no_match "no frame without an outer UDP checksum" 'no cksum|bad' "$sums"
+# The software path's tunnel key has the csum flag of a frame with an outer UDP checksum
+# (the kernel's udp_tun_rx_dst; vx42 sends them), as the hardware parser's key has: the
+# vport's socket never sees the checksum, so the pipeline notes it for the vport. Before,
+# a decap flow matching +csum took no frame in software, and one matching -csum (what an
+# upcall from the software path led to) took them all there, while shown in hardware.
+check_match "the remote sends outer UDP checksums" ' udpcsum' "$(ip -n "${T_PREFIX}remote" -d link show vx42)"
+sed 's/flags(+key)/flags(-df+csum+key)/' "$T_DIR/flows" > "$T_DIR/flows-rxcsum"
+dpctl del-flows
+check "add decap flows matching +csum" dpctl add-flows "$T_DIR/flows-rxcsum"
+check "ping through software VXLAN, decap flows matching +csum" t_ping vm0 198.19.0.3 3
+# trace follows the software path there (its software stage gave the key flags(+key) only).
+vxhex=$(/usr/bin/python3 - "$P0MAC" <<'PYEOF'
+import sys, logging
+logging.getLogger("scapy").setLevel(logging.ERROR)
+from scapy.all import Ether, IP, UDP, Raw
+from scapy.layers.vxlan import VXLAN
+inner = Ether(src="02:00:00:00:33:33", dst="02:00:00:00:44:44") / IP(src="198.19.0.3", dst="198.19.0.1") / UDP(sport=5555, dport=7777) / Raw(b"x" * 10)
+print(bytes(Ether(dst=sys.argv[1]) / IP(src="198.18.0.2", dst="198.18.0.1") / UDP(sport=49152, dport=4789) /
+            VXLAN(vni=42, flags=0x08) / inner).hex())
+PYEOF
+)
+check_match "trace: a VXLAN frame with a UDP checksum takes the +csum decap flow in software" \
+    'verdict: software: representor pf0vf0' "$(dpctl trace up0 "$vxhex")"
+dpctl del-flows
+check "back to the flows without csum" dpctl add-flows "$T_DIR/flows"
+# A frame too big for the representor's MTU is dropped alone and counted as a tx error
+# of the vport, as the kernel datapath's ovs_vport_send does. sendmmsg stops at it: the
+# frames queued after it in the batch were lost too, all counted as sent. A burst from
+# the wire, every fourth frame over pf0vf0's MTU of 1400 once decapsulated.
+cat > "$T_DIR/burst.py" <<'PYEOF'
+import sys, socket, logging
+logging.getLogger("scapy").setLevel(logging.ERROR)
+from scapy.all import Ether, IP, UDP, Raw
+from scapy.layers.vxlan import VXLAN
+p0mac, vfmac = sys.argv[1:3]
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("wire0", 0))
+frames = []
+for i in range(400):
+    pad = 1380 if i % 4 == 1 else 20
+    inner = (Ether(src="02:00:00:00:33:33", dst=vfmac) / IP(src="198.19.0.3", dst="198.19.0.1") /
+             UDP(sport=5555, dport=7777) / Raw(b"ESWB%03d" % i + b"x" * pad))
+    frames.append(bytes(Ether(dst=p0mac) / IP(src="198.18.0.2", dst="198.18.0.1") /
+                        UDP(sport=49152, dport=4789, chksum=0) / VXLAN(vni=42, flags=0x08) / inner))
+for f in frames:
+    s.send(f)
+PYEOF
+vport_tx_errors() { dpctl show -s | awk '/port [0-9]+: pf0vf0 /{p=1} p && /TX packets/{sub("errors:", "", $3); print $3; exit}'; }
+ip -n "$H" link set pf0vf0 mtu 1400
+t_wait "VF MTU 1400" 3 bash -c "ip -n ${T_PREFIX}vm0 link show esw0v0 | grep -q 'mtu 1400'"
+errors_before=$(vport_tx_errors)
+t_pcap vm0 esw0v0 "udp port 7777"
+check "a burst of VXLAN frames from the wire" t_in remote /usr/bin/python3 "$T_DIR/burst.py" "$P0MAC" "$VFMAC"
+t_pcap_wait "udp port 7777" 300 5
+small=$(tcpdump -nn -A -r "${PCAP#*:}" 2>/dev/null | grep -o 'ESWB[0-9]*' | sort -u | wc -l)
+t_pcap_count >/dev/null
+check_eq "every frame within the VF's MTU reaches it (300 of the 400)" 300 "$small"
+check_eq "the 100 over the MTU are the vport's tx errors" 100 "$(( $(vport_tx_errors) - errors_before ))"
+ip -n "$H" link set pf0vf0 mtu 1500
 check "add IPv6 flows under skip_hw" dpctl add-flows "$T_DIR/flows6"
 ip -n "$H" link set pf0vf0 mtu 1500
 t_wait "VF MTU back to 1500" 3 bash -c "ip -n ${T_PREFIX}vm0 link show esw0v0 | grep -q 'mtu 1500'"
@@ -229,5 +299,10 @@ encap_to() { dpctl add-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)' \
 check_match "skip_sw, neighbour not resolved: EAGAIN" \
     'neighbour 198\.18\.99\.2 not resolved.*\(Resource temporarily unavailable\)' "$(encap_to 198.18.99.2)"
 check_match "skip_sw, no route: ENETUNREACH" 'no route to 198\.18\.77\.2 \(Network is unreachable\)' "$(encap_to 198.18.77.2)"
+# A tunnel source that is not local makes the kernel's lookup fail the same way: the
+# reason names the source (it read "no route to 198.18.0.2", where there is one).
+check_match "skip_sw, a source that is not local is named" 'no route to 198\.18\.0\.2 from 198\.18\.0\.9 \(Network is unreachable\)' \
+    "$(dpctl add-flow 'in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)' \
+        'set(tunnel(tun_id=0x2a,src=198.18.0.9,dst=198.18.0.2,ttl=64,tp_dst=4789,flags(df|key))),2' 2>&1)"
 ip -n "$H" route del 198.18.99.0/24 dev p0
 dpctl set-policy none

@@ -17,7 +17,7 @@ public struct HardwareCapabilities: Sendable {
         .tunnelID, .tunnelIPv4Src, .tunnelIPv4Dst, .tunnelTOS, .tunnelTTL, .tunnelFlags, .tunnelTPSrc, .tunnelTPDst,
         .recircID, .ctState, .ctZone, .ctMark,
     ]
-    static let matchableWide: [WideField] = [.ipv6Src, .ipv6Dst, .tunnelIPv6Src, .tunnelIPv6Dst, .ctLabel]
+    static let matchableWide: [WideField] = [.ipv6Src, .ipv6Dst, .ctLabel]
 
     /// Fields the hardware cannot match, by the name a user knows them by.
     static let unmatchable: [(FlowField, String)] = [
@@ -25,7 +25,14 @@ public struct HardwareCapabilities: Sendable {
         (.mplsLSE, "mpls"), (.mplsLSE1, "mpls"), (.mplsLSE2, "mpls"), (.arpSHA, "arp/nd link-layer address"),
         (.arpTHA, "arp/nd link-layer address"),
     ]
-    static let unmatchableWide: [(WideField, String)] = [(.ndTarget, "nd target")]
+    /// The tunnel's IPv6 endpoints among them: the pipeline decaps VXLAN over IPv4 only
+    /// (bpf/parse.h parse_vxlan), so a decap rule for IPv6 outer headers would never be hit
+    /// while its flow claimed to be in hardware.
+    static let unmatchableWide: [(WideField, String)] = [
+        (.ndTarget, "nd target"),
+        (.tunnelIPv6Src, "tunnel ipv6_src (VXLAN decap of IPv6 outer headers)"),
+        (.tunnelIPv6Dst, "tunnel ipv6_dst (VXLAN decap of IPv6 outer headers)"),
+    ]
     /// Connection-tracking fields: what a `conntrack` action set before a recirculation.
     /// A frame at recirc_id 0 has not been tracked: there they may only ask for zero.
     static let conntrackFields: [(FlowField, String)] = [(.ctState, "ct_state"), (.ctZone, "ct_zone"), (.ctMark, "ct_mark")]

@@ -32,6 +32,10 @@ public struct PacketSender: ~Copyable {
     public let batchCapacity: Int
     public private(set) var pending = 0
     public private(set) var dropped: UInt64 = 0
+    /// Frames the kernel refused one by one (EMSGSIZE: longer than the device's MTU, as
+    /// the kernel datapath's ovs_vport_send drops them) and their queued bytes (vnet
+    /// header included), since the last `takeRefused`.
+    private var refused: (packets: UInt64, bytes: UInt64) = (0, 0)
 
     public init(ifindex: Int32, batch: Int = 64, bypassQdisc: Bool) throws(SystemError) {
         let t = try Sys.socket(AF_PACKET, Int32(SOCK_RAW.rawValue), 0)
@@ -68,7 +72,16 @@ public struct PacketSender: ~Copyable {
         while done < pending {
             let r = cnl_sendmmsg(fd.raw, messages + done, UInt32(pending - done), Int32(MSG_DONTWAIT))
             if r <= 0 {
-                if r < 0 && errno == EINTR { continue }
+                let e = errno
+                if r < 0 && e == EINTR { continue }
+                if r < 0 && e != EAGAIN && e != EWOULDBLOCK && e != ENOBUFS {
+                    // sendmmsg stops at the first frame the kernel refuses: that frame
+                    // alone is lost, the ones queued after it still go.
+                    refused.packets &+= 1
+                    refused.bytes &+= UInt64(vectors[done].iov_len)
+                    done += 1
+                    continue
+                }
                 // ENOBUFS/EAGAIN: the device queue is full; the frames are lost, as on a NIC.
                 dropped &+= UInt64(pending - done)
                 break
@@ -76,6 +89,12 @@ public struct PacketSender: ~Copyable {
             done += Int(r)
         }
         pending = 0
+    }
+
+    /// The frames refused since the last call, and their queued bytes (vnet header included).
+    public mutating func takeRefused() -> (packets: UInt64, bytes: UInt64) {
+        defer { refused = (0, 0) }
+        return refused
     }
 }
 

@@ -28,7 +28,22 @@ final class PacketEngine: @unchecked Sendable {
 
     final class SenderBox {
         var sender: PacketSender
-        init(_ s: consuming PacketSender) { sender = s }
+        let port: Vport
+        init(_ s: consuming PacketSender, port: Vport) {
+            sender = s
+            self.port = port
+        }
+
+        /// Frames counted as sent when queued that the kernel refused (over the MTU) are
+        /// the port's tx errors, as the kernel datapath counts an over-MTU drop.
+        @inline(__always)
+        func settleRefused() {
+            let r = sender.takeRefused()
+            guard r.packets > 0 else { return }
+            port.txPackets.wrappingSubtract(r.packets, ordering: .relaxed)
+            port.txBytes.wrappingSubtract(r.bytes &- r.packets &* UInt64(VirtioNetHeader.size), ordering: .relaxed)
+            port.txErrors.wrappingAdd(r.packets, ordering: .relaxed)
+        }
     }
 
     init(datapath: Datapath) {
@@ -53,7 +68,10 @@ final class PacketEngine: @unchecked Sendable {
 
     /// Sends every batched frame. Call before the batch's buffers are reused.
     func flush() {
-        for s in senders where s != nil && s!.sender.pending > 0 { s!.sender.flush() }
+        for s in senders where s != nil && s!.sender.pending > 0 {
+            s!.sender.flush()
+            s!.settleRefused()
+        }
         nextSpare = 0
     }
 
@@ -351,12 +369,14 @@ final class PacketEngine: @unchecked Sendable {
                 port.txErrors.wrappingAdd(1, ordering: .relaxed)
                 return
             }
-            senders[n] = SenderBox(s)
+            senders[n] = SenderBox(s, port: port)
         }
         let hdr = b.data - VirtioNetHeader.size
         b.offload.write(virtioHeader: hdr)
-        senders[n]!.sender.enqueue(hdr, length: b.length + VirtioNetHeader.size)
         port.countTX(b.length)
+        senders[n]!.sender.enqueue(hdr, length: b.length + VirtioNetHeader.size)
+        // A full batch was sent by the enqueue.
+        if senders[n]!.sender.pending == 0 { senders[n]!.settleRefused() }
     }
 }
 

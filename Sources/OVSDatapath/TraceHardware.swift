@@ -223,10 +223,9 @@ extension PacketTracer {
             // The host's stack takes frames to p0's MAC with a good header, as the pipeline's parser.
             if let (t, inner) = Self.parseVXLAN(frame, ports: vxlanPorts.map(\.udpPort), vtepMAC: eswitch?.publishedVTEPMAC ?? 0),
                let v = vxlanPorts.first(where: { $0.udpPort == t.tpDst }) {
-                // What the vport's socket reports (VXLANPort.receiveTunnel): key flag only.
-                var meta = t
-                meta.flags = .key
-                top.add("software", softwareStage(inner, vport: v, tunnel: meta, depth: 0))
+                // What the vport reports (VXLANPort.receiveTunnel): the parser's tunnel
+                // fields, df and csum among them from the pipeline's note in the frame.
+                top.add("software", softwareStage(inner, vport: v, tunnel: t, depth: 0))
                 return
             }
         }

@@ -91,6 +91,14 @@ extension PacketEngine {
             t.ttl = ttl
             t.id = UInt64(payload.be32(4) >> 8)
             t.flags = .key
+            // The socket sees neither the outer DF bit nor the UDP checksum, which the
+            // kernel's vxlan puts in the key (df, csum) as the hardware's parser does:
+            // the pipeline noted them in the VXLAN header's reserved last byte
+            // (ESW_VXLAN_NOTE, bpf/esw_shared.h) when it sent the frame up p0.
+            let note = payload.u8(7)
+            if note & VXLAN.pipelineNote != 0 {
+                t.flags.formUnion(TunnelFlags(rawValue: UInt64(note & VXLAN.pipelineNoteFlags)))
+            }
             var b = PacketBuffer(storage: pool.slot(i), capacity: SlotPool.slotSize, head: SlotPool.headroom,
                                  length: len - VXLAN.headerLength)
             // RFC 6040: a CE mark on the outer header reaches the inner one; CE on not-ECT drops.
@@ -209,6 +217,7 @@ extension PacketEngine {
         p.setBE16(26, 0)
         p.setBE32(28, 0x0800_0000)
         p.setBE32(32, UInt32(truncatingIfNeeded: t.id & 0xff_ffff) << 8)
+        if t.flags.contains(.checksum) { setUDPChecksum(ip: p, udpLength: innerLength + 16, tunnel: t) }
         let r = cnl_sendto_ipv4(socks.tx.raw, p, b.length, t.ipv4Dst)
         if r >= 0 {
             port.countTX(innerLength)
@@ -220,6 +229,22 @@ extension PacketEngine {
         } else {
             port.txErrors.wrappingAdd(1, ordering: .relaxed)
         }
+    }
+
+    /// The outer UDP checksum a tunnel key with `csum` asks for, as the kernel's vxlan
+    /// computes it (udp_set_csum; zero goes on the wire as 0xffff). It covers the
+    /// pseudo-header, so a source left to the kernel (zero: IPPROTO_RAW fills it in) is
+    /// taken from the route here and written into the header at `ip`, where the UDP
+    /// header follows a 20-byte IPv4 header. Returns the source.
+    @discardableResult
+    private func setUDPChecksum(ip p: UnsafeMutableRawPointer, udpLength: Int, tunnel t: TunnelMetadata) -> UInt32 {
+        let source = t.ipv4Src != 0 ? t.ipv4Src : route(to: t.ipv4Dst).source
+        p.setBE32(12, source)
+        p.setBE16(26, 0)
+        let pseudo = Checksum.pseudoHeaderIPv4(src: source, dst: t.ipv4Dst, proto: IPProto.udp, length: udpLength)
+        let c = Checksum.compute(p + 20, count: udpLength, initial: pseudo)
+        p.setBE16(26, c == 0 ? 0xffff : c)
+        return source
     }
 
     /// The encapsulated frame exceeds the path MTU: handled as the kernel's vxlan does.
@@ -264,6 +289,12 @@ extension PacketEngine {
         w.setBE32(28, 0x0800_0000)
         w.setBE32(32, UInt32(truncatingIfNeeded: t.id & 0xff_ffff) << 8)
         (w + 36).copyMemory(from: b.data, byteCount: b.length)
+        var source = t.ipv4Src
+        if t.flags.contains(.checksum) {
+            w.setBE32(12, t.ipv4Src)
+            w.setBE32(16, t.ipv4Dst)
+            source = setUDPChecksum(ip: w, udpLength: payloadLength, tunnel: t)
+        }
         var offset = 0
         let frag = spareBuffer()
         while offset < payloadLength {
@@ -278,7 +309,7 @@ extension PacketEngine {
             f.setU8(8, t.ttl == 0 ? 64 : t.ttl)
             f.setU8(9, IPProto.udp)
             f.setBE16(10, 0)
-            f.setBE32(12, t.ipv4Src)
+            f.setBE32(12, source)
             f.setBE32(16, t.ipv4Dst)
             (f + 20).copyMemory(from: w + 20 + offset, byteCount: n)
             if cnl_sendto_ipv4(socks.tx.raw, f, 20 + n, t.ipv4Dst) < 0 {

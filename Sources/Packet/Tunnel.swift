@@ -79,6 +79,11 @@ public enum ECN {
 public enum VXLAN {
     public static let defaultPort: UInt16 = 4789
     public static let headerLength = 8
+    /// The eSwitch pipeline's note in the reserved last byte of the VXLAN header of a
+    /// frame it sends up p0: this bit, and the tunnel flags it parsed (ESW_VXLAN_NOTE and
+    /// ESW_VXLAN_NOTE_FLAGS in bpf/esw_shared.h).
+    public static let pipelineNote: UInt8 = 0x80
+    public static let pipelineNoteFlags: UInt8 = UInt8(TunnelFlags.dontFragment.rawValue | TunnelFlags.checksum.rawValue)
     /// Ethernet + IPv4 + UDP + VXLAN.
     public static let overheadIPv4 = 14 + 20 + 8 + 8
     /// Ethernet + IPv6 + UDP + VXLAN.

@@ -163,10 +163,13 @@ public final class TunnelTracker: TunnelOffloadResolver {
                 result = .success(r)
             }
         } catch {
+            // The kernel answers ENETUNREACH as well for a source that is not a local
+            // address (ip_route_output_key_hash_rcu): the source is named with the route.
+            let noRoute = source.map { "no route to \(destination) from \($0)" } ?? "no route to \(destination)"
             switch error.errno {
             // The lookup's own errno (ENETUNREACH, as mlx5 returns it; ENOENT: no table).
-            case ENETUNREACH, EHOSTUNREACH: result = .failure(.tunnel("no route to \(destination)", errno: error.errno))
-            case ENOENT: result = .failure(.tunnel("no route to \(destination)", errno: ENETUNREACH))
+            case ENETUNREACH, EHOSTUNREACH: result = .failure(.tunnel(noRoute, errno: error.errno))
+            case ENOENT: result = .failure(.tunnel(noRoute, errno: ENETUNREACH))
             case EINVAL: result = .failure(.tunnel("\(source.map { "\($0)" } ?? "source") is not a local address"))
             default: result = .failure(.tunnel("route lookup for \(destination): \(error)"))
             }

@@ -282,11 +282,44 @@ struct PipelineTests {
         #expect(dp.ruleCounters(1).packets == 1)
         // The flow counts what the datapath receives from a tunnel port: the inner frame.
         #expect(dp.ruleCounters(1).bytes == UInt64(inner.count))
-        // Another VNI misses: the whole frame goes up the uplink's representor.
+        // Another VNI misses: the whole frame goes up the uplink's representor, the tunnel
+        // flags the parser found (none here) noted in the VXLAN header's last byte.
         var other = frame
         other[48] = 43
-        #expect(try dp.testRun(frame: other, ifindex: Self.lo).frame == other)
+        var noted = other
+        noted[49] = VXLAN.pipelineNote
+        #expect(try dp.testRun(frame: other, ifindex: Self.lo).frame == noted)
         #expect(dp.portCounters(.uplink).toRepresentor == 1)
+    }
+
+    /// The vxlan vport's socket sees neither the outer DF bit nor the UDP checksum: a
+    /// VXLAN frame no rule takes goes up with them noted (df and csum, as the parser put
+    /// them in the key) in the VXLAN header's reserved last byte, its UDP checksum kept
+    /// right, so that the software path's tunnel key is the hardware's.
+    @Test func aVXLANMissGoesUpWithItsTunnelFlagsNoted() throws {
+        let dp = try Self.dataPlane(ingress: .uplink)
+        try dp.setVXLANPorts([4789])
+        try dp.setVTEPMAC(0x02_00_00_00_0a_01)   // the outer destination of vxlanFrame
+        var frame = Self.vxlanFrame(Self.udpFrame())
+        frame.withUnsafeMutableBytes { r in
+            let p = r.baseAddress!
+            p.setBE16(20, 0x4000)   // DF
+            p.setBE16(24, 0)
+            p.setBE16(24, Checksum.compute(p + 14, count: 20))
+            let udpLength = Int(p.be16(38))
+            let pseudo = Checksum.pseudoHeaderIPv4(src: p.be32(26), dst: p.be32(30), proto: IPProto.udp, length: udpLength)
+            let c = Checksum.compute(p + 34, count: udpLength, initial: pseudo)
+            p.setBE16(40, c == 0 ? 0xffff : c)
+        }
+        #expect(Self.udpChecksumOK(frame, l3: 14))
+        let r = try dp.testRun(frame: frame, ifindex: Self.lo)
+        #expect(dp.portCounters(.uplink).toRepresentor == 1)
+        #expect(r.frame.count == frame.count)
+        #expect(r.frame.count > 49 && r.frame[49] == VXLAN.pipelineNote | VXLAN.pipelineNoteFlags)
+        #expect(Self.udpChecksumOK(r.frame, l3: 14))
+        var rest = r.frame
+        if rest.count > 49 { rest[49] = frame[49]; rest[40] = frame[40]; rest[41] = frame[41] }
+        #expect(rest == frame)
     }
 
     /// RFC 6040, as the kernel's vxlan receive path: an outer CE reaches an ECN-capable
@@ -326,7 +359,9 @@ struct PipelineTests {
         try dp.program(Self.rule(inner, inPort: .uplink, actions: [.forward(.vf(1))], counter: 3))
         let frame = Self.vxlanFrame(inner)
         let r = try dp.testRun(frame: frame, ifindex: Self.lo)
-        #expect(r.frame == frame)
+        var noted = frame
+        noted[49] = VXLAN.pipelineNote   // the tunnel flags noted for the vport (none here)
+        #expect(r.frame == noted)
         #expect(dp.portCounters(.uplink).toRepresentor == 1)
         #expect(dp.ruleCounters(3).packets == 0)
         // The inner frame on its own still hits it.

@@ -237,6 +237,43 @@ struct DriverTests {
         #expect(caps.check(actions: [.encap(e), .popVLAN, .forward(.uplink)]) != nil)
     }
 
+    /// The pipeline decaps VXLAN over IPv4 only: a decap rule for IPv6 outer headers
+    /// is refused with a reason (it was accepted and its flow shown in hardware,
+    /// while every such frame went to software).
+    @Test func aDecapRuleForIPv6OuterHeadersIsRefused() throws {
+        let (sw, dp) = try Self.device()
+        func decap(ipv6: Bool) -> HardwareRuleSpec {
+            var key = FlowKey(), mask = FlowKey()
+            key[.inPort] = UInt64(PortIndex.uplink)
+            mask[.inPort] = FlowField.inPort.valueMask
+            key[.tunnelID] = 42
+            mask[.tunnelID] = ~0
+            if ipv6 {
+                key[.tunnelIPv6Src] = 0x2001_0db8_0018_0000_0000_0000_0000_0002
+                mask[.tunnelIPv6Src] = ~0
+                key[.tunnelIPv6Dst] = 0x2001_0db8_0018_0000_0000_0000_0000_0001
+                mask[.tunnelIPv6Dst] = ~0
+            } else {
+                key[.tunnelIPv4Src] = 0xC612_0002
+                mask[.tunnelIPv4Src] = 0xffff_ffff
+                key[.tunnelIPv4Dst] = 0xC612_0001
+                mask[.tunnelIPv4Dst] = 0xffff_ffff
+            }
+            key[.ethType] = UInt64(EtherType.ipv4)
+            mask[.ethType] = FlowField.ethType.valueMask
+            return HardwareRuleSpec(key: key, mask: mask, actions: [.decap, .forward(.vf(0))])
+        }
+        let r = sw.addRule(decap(ipv6: true))
+        guard case .failure(.unsupportedMatch(let field)) = r else {
+            Issue.record("an IPv6 decap rule was not refused: \(r)")
+            return
+        }
+        #expect(field.contains("IPv6 outer headers"))
+        #expect(dp.rules.isEmpty)
+        #expect(throws: Never.self) { try sw.addRule(decap(ipv6: false)).get() }
+        #expect(dp.rules.count == 1)
+    }
+
     @Test func vxlanPortsAreReferenceCountedAndLimitedToFour() throws {
         let (sw, dp) = try Self.device()
         #expect(sw.registerVXLANPort(4789))
