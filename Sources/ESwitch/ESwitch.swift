@@ -453,6 +453,27 @@ public final class ESwitch: @unchecked Sendable {
         return engine.remove(r)
     }
 
+    /// Deletes a rule whose packets are counted as its flow's. True when its removal
+    /// waits in the firmware's queue (models other than lockstep): the rule forwards and
+    /// counts until the firmware takes it out, and `retiringRuleCounters` reads it until
+    /// then, and its last count once after.
+    public func deleteRuleKeepingCount(_ h: HardwareRuleHandle) -> Bool {
+        guard let r = rule(h) else { return false }
+        r.handedOut = false
+        guard engine.remove(r), tables.rules.holds(r), r.countsPackets else { return false }
+        r.wantsLastCount = true
+        return true
+    }
+
+    /// A rule deleted with `deleteRuleKeepingCount`: what it counts while its removal
+    /// waits, then (`removed`) its last count, read as the firmware took it out; nil
+    /// once that was given, or when no count will come (the rule went in a flush).
+    public func retiringRuleCounters(_ h: HardwareRuleHandle) -> (counters: RuleCounters, removed: Bool)? {
+        let r = h.rule
+        if tables.rules.holds(r) { return r.countsPackets ? (dataPlane.ruleCounters(r.counter), false) : nil }
+        return engine.takeLastCount(of: r.id).map { ($0, true) }
+    }
+
     /// Takes every rule out of the hardware at once (the datapath's flush): every
     /// handle is void after it. False, with nothing changed, if the data plane could not
     /// empty its tables (the caller removes rule by rule).

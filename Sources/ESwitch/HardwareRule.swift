@@ -198,6 +198,9 @@ public final class HardwareRule: ClassifierEntry, @unchecked Sendable {
     var retired = false
     /// Deleted, its removal queued behind other writes (it still holds its place).
     var removing = false
+    /// Its deleter wants what it counted until the firmware takes it out
+    /// (`ESwitch.deleteRuleKeepingCount`).
+    var wantsLastCount = false
     /// The driver's caller holds a handle to it (ESwitch: added, not yet deleted or
     /// replaced; a discarded rule has none).
     var handedOut = false

@@ -32,6 +32,9 @@ final class OffloadEngine {
     var onLateFailure: ((HardwareRule, OffloadFailure) -> Void)?
 
     private(set) var statistics = OffloadStatistics()
+    /// What rules deleted with `wantsLastCount` counted, read as the firmware took them
+    /// out (by rule id), until their deleter takes it (`takeLastCount`).
+    private var lastCounts: [UInt64: RuleCounters] = [:]
     // intake: token bucket for the caller's synchronous accesses.
     private var intakeTokens: Double = 0
     private var intakeStamp: UInt64
@@ -108,6 +111,10 @@ final class OffloadEngine {
         return true
     }
 
+    /// The last count of a rule deleted with `wantsLastCount`, once the firmware took it
+    /// out; given once.
+    func takeLastCount(of id: UInt64) -> RuleCounters? { lastCounts.removeValue(forKey: id) }
+
     /// Every rule out at once (a flush): one access, as a NIC destroys a flow table,
     /// instead of one per rule. Queued writes of the rules gone are skipped when the
     /// firmware reaches them. False, with nothing changed, if the data plane refused.
@@ -117,6 +124,7 @@ final class OffloadEngine {
         callerAccess(microseconds: params.hardwareLatencyMicroseconds)
         guard tables.discardAll() else { return false }
         firmware.discardQueued()
+        lastCounts.removeAll()
         predicted.removeAll()
         predictor = OccupancyPredictor()
         return true
@@ -318,6 +326,10 @@ final class OffloadEngine {
             case .remove(let r):
                 flush()
                 forgetPrediction(r.id)
+                // The rule forwarded and counted until now: its last count is its flow's.
+                if r.wantsLastCount, r.countsPackets, tables.rules.holds(r) {
+                    lastCounts[r.id] = tables.dataPlane.ruleCounters(r.counter)
+                }
                 tables.discard(r)
             }
         }

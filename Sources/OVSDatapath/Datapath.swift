@@ -51,6 +51,15 @@ public final class Datapath: @unchecked Sendable {
     private var statsPollSpacing: UInt64 = 0
     /// When pollHardwareCounters last read the rules.
     private var lastCounterRead: UInt64 = 0
+    /// Full rules deleted while their removal waits in the firmware's queue: they still
+    /// forward and count, for the flow they were deleted from (or the flow that replaced
+    /// it), and the poll adds what they count until the firmware has taken them out.
+    struct RetiringRule {
+        var flow: DatapathFlow
+        let rule: HardwareRuleHandle
+        var counted: RuleCounters
+    }
+    var retiringRules: [RetiringRule] = []
 
     public init(name: String, eswitch: ESwitch?, policy: OffloadPolicy = .none, missMode: MissMode = .drop,
                 maxIdleMilliseconds: Int = 10_000, rcu: QuiescentState = .shared, logger: Logger) throws {
@@ -266,6 +275,7 @@ public final class Datapath: @unchecked Sendable {
             fresh.inherit(from: old)
             fresh.hardwareLatest = old.hardwareLatest
             try reoffload(fresh, replacing: old)
+            for i in retiringRules.indices where retiringRules[i].flow === old { retiringRules[i].flow = fresh }
             table.replace(old, with: fresh)
             // After the rule is replaced: the counts carried over are then final.
             if options.clearStats { clearStats(fresh) }
@@ -468,6 +478,7 @@ public final class Datapath: @unchecked Sendable {
             if c.packets > f.hardwareLatest.packets { c.lastUsedNanoseconds = max(c.lastUsedNanoseconds, previousPoll) }
             f.hardwareLatest = c
         }
+        pollRetiringRules(sw, previousPoll: previousPoll)
         conntrackOffload?.poll(now: lastCounterRead)
     }
 

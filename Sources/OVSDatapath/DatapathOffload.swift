@@ -335,12 +335,41 @@ extension Datapath {
     func removeHardware(_ f: DatapathFlow) {
         guard case .hardware(let h) = f.offload, let sw = eswitch else { return }
         // A partial rule's counter counts what software counts again: not added.
-        if f.hintMark == 0, let c = sw.ruleCounters(h) { f.hardwareLatest = c }
+        let reading = f.hintMark == 0 ? sw.ruleCounters(h) : nil
+        if let c = reading { f.hardwareLatest = c }
         withdrawMark(of: f)
         f.retireHardwareCounters()
-        sw.deleteRule(h)
+        if let c = reading {
+            // Under a model that removes through the firmware's queue the rule goes on
+            // counting until the firmware takes it out: the poll adds that.
+            if sw.deleteRuleKeepingCount(h) { retiringRules.append(RetiringRule(flow: f, rule: h, counted: c)) }
+        } else {
+            sw.deleteRule(h)
+        }
         unregisterVXLAN(of: f)
         f.offload = .software(reason: "hardware rule removed")
+    }
+
+    /// Adds to their flows what rules deleted while their removal waits counted since
+    /// the last read, and their last count once the firmware took them out. A flow
+    /// deleted meanwhile gets nothing (the count goes with it).
+    func pollRetiringRules(_ sw: ESwitch, previousPoll: UInt64) {
+        guard !retiringRules.isEmpty else { return }
+        var waiting: [RetiringRule] = []
+        for var e in retiringRules {
+            guard let (c, removed) = sw.retiringRuleCounters(e.rule) else { continue }
+            if table.lookup(ufid: e.flow.ufid) === e.flow, c.packets > e.counted.packets {
+                var carried = e.flow.hardwareCarried
+                carried.packets &+= c.packets &- e.counted.packets
+                carried.bytes &+= c.bytes &- e.counted.bytes
+                // As for a live rule: the kernel's coarse clock can lag ours.
+                carried.lastUsedNanoseconds = max(carried.lastUsedNanoseconds, c.lastUsedNanoseconds, previousPoll)
+                e.flow.hardwareCarried = carried
+            }
+            e.counted = c
+            if !removed { waiting.append(e) }
+        }
+        retiringRules = waiting
     }
 
     func unregisterVXLAN(of f: DatapathFlow) {

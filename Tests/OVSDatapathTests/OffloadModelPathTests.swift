@@ -84,4 +84,42 @@ struct OffloadModelPathTests {
         #expect(sw.tables.maskedPool.occupancy == sw.stockedUnits(sw.tables.maskedPool))
         #expect(sw.tables.rules.isEmpty)
     }
+
+    /// A flow whose full rule gives way to a partial one (or to software) under a model
+    /// that removes through the firmware's queue: the old rule forwards and counts until
+    /// the firmware takes it out, and those packets are the flow's. They used to be
+    /// lost: the rule was read once, when its removal was queued.
+    @Test(arguments: [OffloadModel.async, .credit, .prefetch, .predictive])
+    func packetsTheOldRuleCountsWhileItsRemovalWaitsAreTheFlows(model: OffloadModel) throws {
+        let (d, sw, dp, _) = try Self.datapath(model, policy: .none)
+        let k = try ODPText.parseKey("in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)")
+        guard case .success(let m) = FlowMatch.fromAttributes(key: k.key, mask: k.mask, vlanLimit: ODPConstants.datapathVLANLimit) else {
+            fatalError("bad key")
+        }
+        let f = try d.changeFlow(match: m, ufid: nil, actions: try ODPText.parseActions("2")).flow
+        sw.drainHardware()
+        guard case .hardware(let h) = f.offload, let counter = sw.rule(h)?.counter else {
+            Issue.record("not in hardware")
+            return
+        }
+        dp.counters[counter] = RuleCounters(packets: 5, bytes: 500, lastUsedNanoseconds: 1)
+        d.pollHardwareCounters()
+        #expect(f.stats.packets == 5)
+
+        let modify = Datapath.PutOptions(create: false, modify: true)
+        let fresh = try d.changeFlow(match: m, ufid: nil, actions: try ODPText.parseActions("trunc(100),2"), options: modify).flow
+        #expect(fresh.stats.packets == 5)
+        // The old rule is still in the silicon (its removal is queued) and counts 4 more.
+        dp.counters[counter] = RuleCounters(packets: 9, bytes: 900, lastUsedNanoseconds: 2)
+        d.pollHardwareCounters()
+        #expect(fresh.stats.packets == 9, "counted while the removal waits")
+        dp.counters[counter] = RuleCounters(packets: 11, bytes: 1100, lastUsedNanoseconds: 3)
+        sw.drainHardware()
+        // The slot is free now: whatever a next rule counts there is not this flow's.
+        dp.counters[counter] = RuleCounters(packets: 100, bytes: 10_000, lastUsedNanoseconds: 4)
+        d.pollHardwareCounters()
+        d.pollHardwareCounters()
+        #expect(fresh.stats.packets == 11, "the last count, read as the firmware took the rule out, once")
+        #expect(fresh.stats.bytes == 1100)
+    }
 }
