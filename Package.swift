@@ -69,6 +69,7 @@ let package = Package(
         .testTarget(name: "BPFDataPlaneTests", dependencies: [
             "BPFDataPlane", "ESwitch", "Packet", "NetLinux", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
+        .testTarget(name: "RepresentorsTests", dependencies: ["Representors"], swiftSettings: strict),
         .testTarget(name: "ControlProtocolTests", dependencies: [
             "ControlProtocol", "Netlink", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),

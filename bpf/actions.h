@@ -53,11 +53,11 @@ static __always_inline __u32 l3_offset(struct __sk_buff *skb)
     return off;
 }
 
-/* Sends the packet out of `port`'s netdev. `last`: the final output, whose verdict is
- * returned; earlier outputs send a clone. */
-static __always_inline int output(struct __sk_buff *skb, __u32 port, int last, int ingress)
+/* Sends the packet out of `port`'s netdev (`p`: its entry, 0 when it has none). `last`:
+ * the final output, whose verdict is returned; earlier outputs send a clone. */
+static __always_inline int output_to(struct __sk_buff *skb, __u32 port, const struct esw_port *p, int last,
+                                     int ingress)
 {
-    struct esw_port *p = bpf_map_lookup_elem(&esw_ports, &port);
     if (!p || !(p->flags & ESW_PORT_VALID) || !(p->flags & ESW_PORT_LINK_UP) ||
         (skb->gso_size == 0 && skb->len > p->mtu + 18)) {
         port_count(port, ESW_STAT_TX_DROPPED, 1);
@@ -72,6 +72,11 @@ static __always_inline int output(struct __sk_buff *skb, __u32 port, int last, i
     if (ingress && (p->flags & ESW_PORT_PEER_NS))
         return bpf_redirect_peer(p->ifindex, 0);
     return bpf_redirect(p->ifindex, 0);
+}
+
+static __always_inline int output(struct __sk_buff *skb, __u32 port, int last, int ingress)
+{
+    return output_to(skb, port, bpf_map_lookup_elem(&esw_ports, &port), last, ingress);
 }
 
 static __always_inline void set_eth(struct __sk_buff *skb, const struct esw_action *a)

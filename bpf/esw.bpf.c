@@ -1,7 +1,8 @@
 /* esw.bpf.c — the emulated eSwitch's silicon: tc (clsact) programs whose BPF maps are
  * the hardware tables. esw_port_rx runs at the ingress of every port's netdev (the
  * switch-side veth end of each VF, the uplink); esw_rep_tx at the egress of every
- * representor (what the host sends on a representor leaves through its port). */
+ * representor (what the host sends on a representor leaves through its port, and through
+ * the representor's own transmit too while someone captures on it). */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
@@ -509,5 +510,14 @@ int esw_rep_tx(struct __sk_buff *skb)
         return TC_ACT_OK;
     __u32 port = (*pp & ~ESW_IFINDEX_REPRESENTOR) - 1;
     port_count(port, ESW_STAT_FROM_REP, 1);
-    return output(skb, port, 1, 0);
+    struct esw_port *p = bpf_map_lookup_elem(&esw_ports, &port);
+    /* A packet socket captures on the representor (eswd sets the flag while one is bound
+     * to it): the port gets a clone and the frame goes on through the TAP's transmit,
+     * where taps see it leave, as on a NIC's representor; eswd reads it off the TAP and
+     * discards it. Without a capture, the redirect alone: the TAP never sees the frame. */
+    if (p && (p->flags & ESW_PORT_MIRROR_TX)) {
+        output_to(skb, port, p, 0, 0);
+        return TC_ACT_OK;
+    }
+    return output_to(skb, port, p, 1, 0);
 }

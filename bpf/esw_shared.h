@@ -124,6 +124,8 @@ struct esw_encap {
 #define ESW_PORT_LINK_UP  2u
 #define ESW_PORT_UPLINK   4u
 #define ESW_PORT_PEER_NS  8u   /* the VF end is in another namespace: bpf_redirect_peer works */
+#define ESW_PORT_MIRROR_TX 16u  /* someone captures on the representor: what is sent on it also
+                                 * goes through the TAP's transmit, where packet sockets see it */
 
 struct esw_port {
     __u32 ifindex;          /* the port's netdev here: VF switch-side veth end, or uplink */

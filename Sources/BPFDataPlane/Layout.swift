@@ -33,6 +33,7 @@ public enum Layout {
 
     public static let ruleEncap: UInt32 = 1, ruleRecirc: UInt32 = 2
     public static let portValid: UInt32 = 1, portLinkUp: UInt32 = 2, portUplink: UInt32 = 4, portPeerNS: UInt32 = 8
+    public static let portMirrorTransmit: UInt32 = 16
     public static let modeSwitchdev: UInt32 = 0, modeLegacy: UInt32 = 1
     public static let ifindexRepresentor: UInt32 = 0x8000_0000
     /// esw_port_by_ifindex's value for the engine's delay line TAP (ESW_IFINDEX_ENGINE).
@@ -179,6 +180,7 @@ public enum Layout {
         if p.linkUp { flags |= portLinkUp }
         if p.isUplink { flags |= portUplink }
         if p.peerInOtherNamespace { flags |= portPeerNS }
+        if p.mirrorsTransmit { flags |= portMirrorTransmit }
         b.u32(8, flags)
         b.u32(12, UInt32(clamping: p.mtu))
         b.u16(16, p.vlan)

@@ -40,9 +40,13 @@ public struct DataPlanePort: Sendable, Equatable {
     /// Legacy mode VST.
     public var vlan: UInt16
     public var qos: UInt8
+    /// Someone captures on the representor: what the host sends on it goes to the port
+    /// and through the representor's own transmit, where packet sockets see it.
+    public var mirrorsTransmit: Bool
 
     public init(ifindex: Int32, representorIfindex: Int32 = 0, isUplink: Bool = false, linkUp: Bool = true,
-                peerInOtherNamespace: Bool = false, mtu: Int = 1500, vlan: UInt16 = 0, qos: UInt8 = 0) {
+                peerInOtherNamespace: Bool = false, mtu: Int = 1500, vlan: UInt16 = 0, qos: UInt8 = 0,
+                mirrorsTransmit: Bool = false) {
         self.ifindex = ifindex
         self.representorIfindex = representorIfindex
         self.isUplink = isUplink
@@ -51,6 +55,7 @@ public struct DataPlanePort: Sendable, Equatable {
         self.mtu = mtu
         self.vlan = vlan
         self.qos = qos
+        self.mirrorsTransmit = mirrorsTransmit
     }
 }
 

@@ -150,7 +150,7 @@ public final class ESwitch: @unchecked Sendable {
         let config = DataPlanePort(
             ifindex: p.vfNetdev?.switchIfindex ?? p.uplink?.ifindex ?? 0, representorIfindex: repIndex,
             isUplink: p.uplink != nil, linkUp: p.config.linkUp, peerInOtherNamespace: p.vfInOtherNamespace,
-            mtu: p.mtu, vlan: p.config.vlan, qos: p.config.qos)
+            mtu: p.mtu, vlan: p.config.vlan, qos: p.config.qos, mirrorsTransmit: p.mirrorsTransmit && p.representor != nil)
         try dataPlaneCall { () throws(DataPlaneError) in try dataPlane.setPort(p.index, config) }
     }
 
@@ -194,6 +194,7 @@ public final class ESwitch: @unchecked Sendable {
             guard let r = p.representor else { continue }
             if let i = try? InterfaceControl().index(of: r.name) { dataPlane.detach(ifindex: i) }
             p.representor = nil
+            p.mirrorsTransmit = false
             try? publish(p)
             names.append(r.name)
             provider?.destroyRepresentor(r, of: p)

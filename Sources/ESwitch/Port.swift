@@ -80,6 +80,9 @@ public final class ESwitchPort: @unchecked Sendable {
     public internal(set) var vfInOtherNamespace = false
     /// The representor netdev (switchdev mode only).
     public internal(set) var representor: TapQueue?
+    /// Someone captures on the representor: the hardware mirrors what is sent on it
+    /// through its transmit (mirrorRepresentorTransmit).
+    public internal(set) var mirrorsTransmit = false
     /// Current MTU of the port's netdev (the VF follows its representor's).
     public static let defaultMTU = 1500
     public internal(set) var mtu = ESwitchPort.defaultMTU

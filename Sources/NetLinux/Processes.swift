@@ -47,6 +47,18 @@ public enum Processes {
         return "eswd \(name) (pid \(pid))"
     }
 
+    /// The inodes of this process's sockets (/proc/self/fd links `socket:[INODE]`),
+    /// as /proc/net/packet and the like name them.
+    public static func ownSocketInodes() -> Set<UInt64> {
+        var out: Set<UInt64> = []
+        for fd in entries(of: "/proc/self/fd") {
+            guard let l = link(at: "/proc/self/fd/\(fd)"), l.hasPrefix("socket:["), l.hasSuffix("]"),
+                  let inode = UInt64(l.dropFirst("socket:[".count).dropLast()) else { continue }
+            out.insert(inode)
+        }
+        return out
+    }
+
     private static func link(at path: String) -> String? {
         var buf = [CChar](repeating: 0, count: 256)
         let n = readlink(path, &buf, buf.count - 1)

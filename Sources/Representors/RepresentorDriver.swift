@@ -13,12 +13,15 @@ public final class RepresentorDriver: RepresentorProvider, VFLinkOperations, @un
     public let switchID: String
     private let logger: Logger
     private var lastMTU: [PortIndex: Int] = [:]
+    /// Captures on representors and the mirror of what is sent on them.
+    public let capture: RepresentorCapture
     /// The uplink's NOARP flag and IPv6 setting before we changed them.
     private var uplinkRestore: (name: String, noARP: Bool, ipv6: String?)?
 
     public init(naming: NetdevNaming, logger: Logger) {
         self.naming = naming
         self.logger = logger
+        capture = RepresentorCapture(logger: logger)
         let h = NetdevNaming.mac(for: "switch:" + naming.switchName)
         switchID = String(format6: h)
     }
@@ -216,6 +219,7 @@ public final class RepresentorDriver: RepresentorProvider, VFLinkOperations, @un
 
     public func destroyRepresentor(_ queue: TapQueue, of port: ESwitchPort) {
         // Closing the last reference to the TAP queue removes the netdev.
+        capture.forget(queue)
         lastMTU[port.index] = nil
         logger.info("representor removed", metadata: ["netdev": "\(queue.name)"])
     }

@@ -224,6 +224,7 @@ final class Daemon {
             sw.refreshVFNamespaces()
             sw.refreshLegacyTable()
             datapaths.datapath?.detachVanishedPorts()
+            driver.capture.sync(sw)
         }
     }
 
@@ -303,6 +304,7 @@ final class Daemon {
     private func shutdown() {
         logger.notice("stopping")
         datapaths.datapath?.stop()
+        driver.capture.stop()
         sw.stop()
         driver.destroyVFs(vfs)
         if let i = uplinkClsact { TCHook.destroyClsact(ifindex: i) }

@@ -1,4 +1,5 @@
 @testable import BPFDataPlane
+import Foundation
 import ESwitch
 import Packet
 import Testing
@@ -47,6 +48,29 @@ struct LayoutTests {
         expect("esw_chain_list", key: 4, value: Layout.chainListSize)
         expect("esw_ct", key: Layout.ctKeySize, value: Layout.ctEntrySize)
         expect("esw_ct_stats", key: 4, value: 8)
+    }
+
+    /// The port flags Layout.port writes are the header's ESW_PORT_* (the compiled
+    /// object keeps no macros: they are read from the source).
+    @Test func portFlagsAreTheHeaders() throws {
+        let header = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../bpf/esw_shared.h").standardized
+        let text = try String(contentsOf: header, encoding: .utf8)
+        func define(_ name: String) -> UInt32? {
+            for line in text.split(separator: "\n") {
+                let f = line.split(separator: " ", omittingEmptySubsequences: true)
+                if f.count >= 3, f[0] == "#define", f[1] == name { return UInt32(f[2].filter(\.isNumber)) }
+            }
+            return nil
+        }
+        #expect(define("ESW_PORT_VALID") == Layout.portValid)
+        #expect(define("ESW_PORT_LINK_UP") == Layout.portLinkUp)
+        #expect(define("ESW_PORT_UPLINK") == Layout.portUplink)
+        #expect(define("ESW_PORT_PEER_NS") == Layout.portPeerNS)
+        #expect(define("ESW_PORT_MIRROR_TX") == Layout.portMirrorTransmit)
+        let mirrored = Layout.port(DataPlanePort(ifindex: 5, representorIfindex: 6, mirrorsTransmit: true))
+        #expect(mirrored[8] == UInt8(Layout.portValid | Layout.portLinkUp | Layout.portMirrorTransmit))
+        #expect(Layout.port(DataPlanePort(ifindex: 5, representorIfindex: 6))[8] == UInt8(Layout.portValid | Layout.portLinkUp))
     }
 
     @Test func conntrackLayoutsPlaceFieldsWhereTheCHeaderHasThem() throws {

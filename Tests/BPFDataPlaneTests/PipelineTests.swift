@@ -398,6 +398,24 @@ struct PipelineTests {
         #expect(dp.portCounters(.vf(0)).txPackets == 1)
     }
 
+    /// While someone captures on the representor, the port gets a clone and the frame
+    /// goes on through the representor's transmit (TC_ACT_OK), where taps see it; it is
+    /// counted once.
+    @Test func aMirroredRepresentorsFrameAlsoGoesThroughItsTransmit() throws {
+        let dp = try BPFDataPlane(profile: HardwareProfile())
+        try dp.setMode(.switchdev, portCount: 2)
+        try dp.setPort(.uplink, DataPlanePort(ifindex: 1000, representorIfindex: 2000, isUplink: true))
+        try dp.setPort(.vf(0), DataPlanePort(ifindex: 1001, representorIfindex: Self.lo, mirrorsTransmit: true))
+        let r = try dp.testRun(frame: Self.udpFrame(), ifindex: Self.lo, representor: true)
+        #expect(r.verdict == 0)
+        #expect(dp.portCounters(.vf(0)).fromRepresentor == 1)
+        #expect(dp.portCounters(.vf(0)).txPackets == 1)
+        // The capture ends: the redirect alone again.
+        try dp.setPort(.vf(0), DataPlanePort(ifindex: 1001, representorIfindex: Self.lo))
+        #expect(try dp.testRun(frame: Self.udpFrame(), ifindex: Self.lo, representor: true).verdict == Self.redirect)
+        #expect(dp.portCounters(.vf(0)).txPackets == 2)
+    }
+
     @Test func legacyModeForwardsByMACAndFloodsTheRest() throws {
         let dp = try Self.dataPlane(mode: .legacy)
         try dp.setMAC(vlan: 0, mac: 0x02_00_00_00_00_02, port: .vf(1))
