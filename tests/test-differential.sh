@@ -262,4 +262,30 @@ check_eq "ovs: still exactly our $NFLOWS flows (no revalidator deletions, no mis
     "$(grep -c '^ufid:dd1ff000-' "$T_DIR/ovs-flows.txt")/$(grep -c 'actions:' "$T_DIR/ovs-flows.txt")"
 run_py_checks "$PY" "$DIFF_TOOLS/diff-flowstats.py" "$T_DIR/esw-flows.txt" "$T_DIR/ovs-flows.txt"
 
+# show -s: the byte counters as OVS prints them (print_human_size: " (1.2 KiB)" from
+# 1 KiB up, nothing below; esw printed "(500 B)").
+port_bytes() { awk '/^  port [2-5]:/ { p = 1; next } /^  port / { p = 0 } p && /bytes:/'; }
+check_eq "show -s: RX/TX bytes lines of ports 2..5 as OVS's" "$($APPCTL dpctl/show -s | port_bytes)" "$(dpctl show -s | port_bytes)"
+
+# -s/--statistics on mod-flow and del-flow (ovs-dpctl's options; esw refused them): the
+# flow's counts, as OVS prints them. Flow 1 (TCP dst 80) carried two frames, flow 2
+# (UDP dst 53) one.
+flow_line() { sed -n "s/^add ufid:dd1ff000-0000-4000-8000-00000000000$1,/&/p" "$T_DIR/flows.txt" | cut -d' ' -f2-; }
+counts() { grep -o '^packets:[0-9]*, bytes:[0-9]*'; }
+read -r k1 a1 <<<"$(flow_line 1)"
+read -r k2 _ <<<"$(flow_line 2)"
+ovs_mod=$($APPCTL dpctl/mod-flow -s "$k1" "$a1" | counts)
+check_match "ovs: mod-flow -s prints the flow's counts" '^packets:2, bytes:[0-9]+$' "$ovs_mod"
+check_eq "esw: mod-flow -s prints OVS's counts" "$ovs_mod" "$(dpctl mod-flow -s "$k1" "$a1" | counts)"
+check_eq "esw: mod-flow --statistics, options first" "$ovs_mod" "$(dpctl --statistics mod-flow "$k1" "$a1" | counts)"
+ovs_del=$($APPCTL dpctl/del-flow -s "$k2" | counts)
+check_match "ovs: del-flow -s prints the deleted flow's counts" '^packets:1, bytes:[0-9]+$' "$ovs_del"
+check_eq "esw: del-flow -s prints OVS's counts" "$ovs_del" "$(dpctl del-flow -s "$k2" | counts)"
+check_fails "esw: the flow is gone" dpctl get-flow "${k2%%,*}"
+# --clear (the kernel datapath's; OVS's userspace one refuses it): -s prints the counts
+# from before the clear, as the kernel's reply has them.
+check_eq "esw: mod-flow --clear -s prints the counts before the clear" "$ovs_mod" "$(dpctl mod-flow --clear -s "$k1" "$a1" | counts)"
+check_eq "esw: and the flow's counts are cleared" "packets:0, bytes:0" "$(dpctl get-flow "${k1%%,*}" | grep -o 'packets:[0-9]*, bytes:[0-9]*')"
+check_eq "esw: add-flow -s prints a new flow's zero counts" "packets:0, bytes:0, used:never" "$(dpctl add-flow -s "$k2" 3)"
+
 t_log "runtime $(( ($(date +%s%N) - T_START) / 1000000 )) ms"

@@ -13,6 +13,8 @@ echo "$out" | sed 's/^/    /' | head -60 >"$T_DIR/fuzz.out"
 check_eq "every malformed message answered, daemon alive (see fuzz.out)" 0 "$status"
 check_match "garbage gets EINVAL" 'ok three bytes of garbage: errno 22' "$out"
 check_match "unknown family gets EOPNOTSUPP" 'ok unknown family: errno 95' "$out"
+check_match "NLMSG_NOOP with NLM_F_ACK is acknowledged, as the kernel does" 'ok NLMSG_NOOP with ACK: errno 0' "$out"
+check_match "a control message type with NLM_F_ACK is acknowledged" 'ok NLMSG_DONE as a request with ACK: errno 0' "$out"
 check_match "a port function state of the wrong length gets EINVAL, not an ACK" \
     'ok port function state of 4 bytes: errno 22 .*attribute 20 has length 4, expected 1' "$out"
 check_match "12000 nested clone() in a flow: EINVAL, not a crash" 'ok actions nested 12000 deep in a flow: errno 22 .*nested more than 16 deep' "$out"

@@ -85,8 +85,9 @@ public enum FlowAttr {
     public static let clear: UInt16 = 6
     public static let mask: UInt16 = 7
     public static let probe: UInt16 = 8
-    public static let ufid: UInt16 = 10
-    public static let ufidFlags: UInt16 = 11
+    /// OVS_FLOW_ATTR_UFID and OVS_FLOW_ATTR_UFID_FLAGS (11 is OVS_FLOW_ATTR_PAD).
+    public static let ufid: UInt16 = 9
+    public static let ufidFlags: UInt16 = 10
     // esw
     /// u8: 0 software, 1 in hardware, 2 pending (the firmware has not written it yet),
     /// 3 failed (the hardware refused it after the add had succeeded), 4 partial (the

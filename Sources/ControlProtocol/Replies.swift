@@ -133,6 +133,12 @@ public struct FlowInfo: Sendable {
         }
     }
 
+    /// `packets:N, bytes:N, used:…[, flags:…]`: OVS's dpif_flow_stats_format, what
+    /// ovs-dpctl -s prints for add-flow, mod-flow and del-flow.
+    public var statisticsText: String {
+        "packets:\(packets), bytes:\(bytes), used:\(usedText)" + (tcpFlags != 0 ? ", flags:\(tcpFlagsText)" : "")
+    }
+
     /// `used:0.123s` or `used:never`, as OVS prints it.
     public var usedText: String {
         guard let u = usedMilliseconds, u != 0 else { return "never" }

@@ -328,7 +328,7 @@ public final class Datapath: @unchecked Sendable {
     }
 
     /// Reads the flow's hardware rule counters now (the periodic poll may be a while ago).
-    private func readHardwareCounters(_ f: DatapathFlow) {
+    public func readHardwareCounters(_ f: DatapathFlow) {
         if f.hintMark == 0, case .hardware(let h) = f.offload, let c = eswitch?.ruleCounters(h) { f.hardwareLatest = c }
     }
 

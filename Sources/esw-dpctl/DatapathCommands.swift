@@ -108,7 +108,7 @@ struct Show: ParsableCommand {
                     Out.line("    RX packets:\(st[0]) errors:\(st[4]) dropped:\(st[6]) overruns:0 frame:0")
                     Out.line("    TX packets:\(st[1]) errors:\(st[5]) dropped:\(st[7]) aborted:0 carrier:0")
                     Out.line("    collisions:0")
-                    Out.line("    RX bytes:\(st[2]) (\(humanBytes(st[2])))  TX bytes:\(st[3]) (\(humanBytes(st[3])))")
+                    Out.line("    RX bytes:\(st[2])\(humanSize(st[2]))  TX bytes:\(st[3])\(humanSize(st[3]))")
                     if let o = p.offloadCounters {
                         Out.line("    rx_offload_full:\(o[0]) rx_offload_partial:\(o[1]) rx_offload_miss:\(o[2])")
                     }
@@ -125,15 +125,15 @@ func fixed2(_ v: Double) -> String {
     return "\(whole)." + (frac < 10 ? "0" : "") + "\(frac)"
 }
 
-/// OVS's human-readable byte counts: "1.2 KiB".
-func humanBytes(_ b: UInt64) -> String {
-    if b < 1024 { return "\(b) B" }
+/// OVS's print_human_size: " (1.2 KiB)" after a byte count, nothing below 1 KiB.
+func humanSize(_ b: UInt64) -> String {
+    if b < 1024 { return "" }
     let units = ["KiB", "MiB", "GiB", "TiB"]
     var v = Double(b) / 1024
     var i = 0
     while v >= 1024 && i < units.count - 1 { v /= 1024; i += 1 }
     let tenths = Int((v * 10).rounded())
-    return "\(tenths / 10).\(tenths % 10) \(units[i])"
+    return " (\(tenths / 10).\(tenths % 10) \(units[i]))"
 }
 
 struct SetPolicy: ParsableCommand {

@@ -109,6 +109,8 @@ struct AddFlow: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "add-flow", abstract: "Add a flow: [DP] FLOW ACTIONS.")
     @OptionGroup var connection: ConnectionOptions
     @Flag(name: .short, help: "Say whether the flow went into hardware, and why not.") var verbose = false
+    @Flag(name: [.customShort("s"), .customLong("statistics")], help: "Print the flow's statistics (zero for a new flow), as ovs-dpctl -s does.")
+    var statistics = false
     @Argument(help: "[DP] FLOW ACTIONS") var args: [String]
 
     func run() throws {
@@ -117,13 +119,13 @@ struct AddFlow: ParsableCommand {
             guard rest.count == 2 else { throw CLIError("usage: add-flow [DP] FLOW ACTIONS") }
             let s = try Session(connection, dp: dp)
             try putFlow(s, flow: rest[0], actions: rest[1], command: FlowCmd.new,
-                        flags: NetlinkFlags.create | NetlinkFlags.exclusive, verbose: verbose)
+                        flags: NetlinkFlags.create | NetlinkFlags.exclusive, statistics: statistics, verbose: verbose)
         }
     }
 }
 
 func putFlow(_ s: Session, flow: String, actions: String, command: UInt8, flags: UInt16, clear: Bool = false,
-             mayCreate: Bool = false, verbose: Bool) throws {
+             mayCreate: Bool = false, statistics: Bool = false, verbose: Bool) throws {
     let k = try parseFlowText(flow, session: s)
     let a = try parseActionsText(actions)
     let replies = try s.request(Family.flow, command, echo: true, flags: flags) { w in
@@ -134,6 +136,7 @@ func putFlow(_ s: Session, flow: String, actions: String, command: UInt8, flags:
         if clear { w.putFlag(FlowAttr.clear) }
         if mayCreate { w.putFlag(FlowAttr.mayCreate) }
     }
+    if statistics, let m = replies.first { Out.line(FlowInfo(m).statisticsText) }
     if verbose, let m = replies.first {
         let f = FlowInfo(m)
         switch f.offloadState {
@@ -151,6 +154,9 @@ struct ModFlow: ParsableCommand {
     @Flag(help: "Reset the flow's statistics.") var clear = false
     @Flag(name: .customLong("may-create"), help: "Create the flow if it does not exist.") var mayCreate = false
     @Flag(name: .short, help: "Say whether the flow went into hardware.") var verbose = false
+    @Flag(name: [.customShort("s"), .customLong("statistics")],
+          help: "Print the flow's statistics from before the change (before --clear resets them), as ovs-dpctl -s does.")
+    var statistics = false
     @Argument(help: "[DP] FLOW ACTIONS") var args: [String]
 
     func run() throws {
@@ -159,7 +165,7 @@ struct ModFlow: ParsableCommand {
             guard rest.count == 2 else { throw CLIError("usage: mod-flow [DP] FLOW ACTIONS") }
             let s = try Session(connection, dp: dp)
             try putFlow(s, flow: rest[0], actions: rest[1], command: FlowCmd.set, flags: 0, clear: clear,
-                        mayCreate: mayCreate, verbose: verbose)
+                        mayCreate: mayCreate, statistics: statistics, verbose: verbose)
         }
     }
 }
@@ -200,6 +206,8 @@ struct GetFlow: ParsableCommand {
 struct DelFlow: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "del-flow", abstract: "Delete one flow: [DP] ufid:UUID|FLOW.")
     @OptionGroup var connection: ConnectionOptions
+    @Flag(name: [.customShort("s"), .customLong("statistics")], help: "Print the deleted flow's statistics, as ovs-dpctl -s does.")
+    var statistics = false
     @Argument(help: "[DP] ufid:UUID|FLOW") var args: [String]
 
     func run() throws {
@@ -210,7 +218,8 @@ struct DelFlow: ParsableCommand {
             var w = AttributeWriter()
             try flowReference(rest[0], session: s, into: &w)
             let bytes = try w.finished()
-            _ = try s.request(Family.flow, FlowCmd.del) { $0.append(raw: bytes) }
+            let replies = try s.request(Family.flow, FlowCmd.del, echo: statistics) { $0.append(raw: bytes) }
+            if statistics, let m = replies.first { Out.line(FlowInfo(m).statisticsText) }
         }
     }
 }

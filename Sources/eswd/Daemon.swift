@@ -262,7 +262,12 @@ final class Daemon {
         let wantsAck = raw.header.flags & NetlinkFlags.ack != 0
         let isDump = raw.header.flags & NetlinkFlags.dump == NetlinkFlags.dump
         do throws(RequestError) {
-            guard raw.header.type >= NetlinkMessageType.minimumFamily else { return nil }
+            // A control message (NOOP, DONE, ...) is skipped, as the kernel's
+            // netlink_rcv_skb skips it: acknowledged when the sender asked for an ACK.
+            guard raw.header.type >= NetlinkMessageType.minimumFamily else {
+                if wantsAck { ErrorMessage(errno: 0, sequence: raw.header.sequence, requestType: raw.header.type).append(to: &out) }
+                return nil
+            }
             let m: GenericMessage
             do { m = try GenericMessage(header: raw.header, body: raw.body) } catch { throw RequestError(EINVAL, error.description) }
             switch m.header.type {

@@ -46,6 +46,9 @@ extension DatapathService {
                 abort(batch, d)
                 throw error
             }
+            // The flow's final counts, as the kernel's reply has them: the rule's counters
+            // now, not as of the last poll.
+            d.readHardwareCounters(f)
             let reply = try describe(f, d)
             let change = d.deleteFlowReportingChange(f)
             journal(change, batch, d)
@@ -140,6 +143,9 @@ extension DatapathService {
         do throws(RequestError) {
             let flow: DatapathFlow
             var change: FlowChange?
+            // The kernel's reply to a set with OVS_FLOW_ATTR_CLEAR has the counts from
+            // before the clear (ovs-dpctl mod-flow --clear -s: read and reset).
+            var statsBeforeClear: FlowStats?
             if let key = a.payload(FlowAttr.key) {
                 var match = FlowMatch(key: FlowKey(), mask: FlowKey())
                 if let e = KeyDecoder(vlanLimit: ODPConstants.datapathVLANLimit)
@@ -149,7 +155,11 @@ extension DatapathService {
                 if m.command == FlowCmd.set && actions == nil {
                     // set without actions: only clear stats.
                     let f = try find(d, a, ufid: ufid)
-                    if options.clearStats { d.clearStats(f) }
+                    if options.clearStats {
+                        d.readHardwareCounters(f)
+                        statsBeforeClear = f.stats
+                        d.clearStats(f)
+                    }
                     flow = f
                 } else {
                     guard let actions else { throw RequestError(22, "actions required") }
@@ -166,15 +176,21 @@ extension DatapathService {
                     }
                     flow = change!.flow
                 } else {
-                    if options.clearStats { d.clearStats(f) }
+                    if options.clearStats {
+                        d.readHardwareCounters(f)
+                        statsBeforeClear = f.stats
+                        d.clearStats(f)
+                    }
                     flow = f
                 }
             } else {
                 throw RequestError(22, "flow key required")
             }
             if let change { journal(change, batch, d) }
+            if options.clearStats, case .replaced(let old, _) = change { statsBeforeClear = old.stats }
             if m.header.flags & NetlinkFlags.echo != 0 {
-                r.message(.reply(family: Family.flow, command: FlowCmd.new, sequence: r.sequence, attributes: try describe(flow, d)))
+                r.message(.reply(family: Family.flow, command: FlowCmd.new, sequence: r.sequence,
+                                 attributes: try describe(flow, d, stats: statsBeforeClear)))
             }
         } catch {
             abort(batch, d)
@@ -242,15 +258,16 @@ extension DatapathService {
         batches[batch]?.failed = true
     }
 
-    func describe(_ f: DatapathFlow, _ d: Datapath, now: UInt64 = Sys.monotonicMilliseconds()) throws(RequestError) -> [UInt8] {
+    func describe(_ f: DatapathFlow, _ d: Datapath, now: UInt64 = Sys.monotonicMilliseconds(),
+                  stats: FlowStats? = nil) throws(RequestError) -> [UInt8] {
         var w = AttributeWriter()
-        describe(f, d, now: now, into: &w)
+        describe(f, d, now: now, stats: stats, into: &w)
         return try w.replyAttributes()
     }
 
     /// The flow's attributes, written where `w` ends (a dump writes them straight into
     /// its reply buffer).
-    func describe(_ f: DatapathFlow, _ d: Datapath, now: UInt64, into w: inout AttributeWriter) {
+    func describe(_ f: DatapathFlow, _ d: Datapath, now: UInt64, stats: FlowStats? = nil, into w: inout AttributeWriter) {
         let encoder = KeyEncoder(vlanLimit: ODPConstants.datapathVLANLimit)
         let m = f.match   // rebuilt from the classifier entry: once, not per use
         w.nested(FlowAttr.key) { encoder.encode(flow: m.key, mask: m.mask, exportMask: false, into: &$0) }
@@ -258,7 +275,7 @@ extension DatapathService {
         w.put(FlowAttr.actions, f.actionBytes)
         let ufid = w.putZeroed(FlowAttr.ufid, count: 16)
         w.bytes.setBE128(ufid, f.ufid)
-        let s = f.stats
+        let s = stats ?? f.stats
         let stats = w.putZeroed(FlowAttr.stats, count: 16)
         w.bytes.setLE64(stats, s.packets)
         w.bytes.setLE64(stats + 8, s.bytes)

@@ -97,6 +97,10 @@ cases = [
     ("flow without actions", msg(FAMILY_FLOW, REQUEST | ACK, 7, genl(1, attr(1, attr(3, struct.pack("=I", 1)))))),
     ("u32 attribute of 2 bytes", msg(FAMILY_DEVLINK, REQUEST | ACK, 8, genl(7, attr(10, b"\x01\x00")))),
     ("unknown command", msg(FAMILY_DP, REQUEST | ACK, 9, genl(99))),
+    # Control message types are skipped, as netlink_rcv_skb skips them, but an ACK asked
+    # for is sent (there was no answer at all: a client waiting for its ACK hung).
+    ("NLMSG_NOOP with ACK", msg(1, REQUEST | ACK, 12, b"")),
+    ("NLMSG_DONE as a request with ACK", msg(3, REQUEST | ACK, 13, b"")),
     # A port function state (u8) of 4 bytes was skipped and the request acknowledged.
     ("port function state of 4 bytes", msg(FAMILY_DEVLINK, REQUEST | ACK, 17, genl(8,
         attr(10, struct.pack("=I", 1)) + attr(20, struct.pack("=I", 0))))),
