@@ -60,6 +60,14 @@ final class BulkWriter: @unchecked Sendable {
         return outcome
     }
 
+    /// The outcome of the write in flight if it is done, without waiting; nil when it is
+    /// still running (or none is in flight).
+    func collectIfDone() -> Outcome? {
+        guard busy, sem_trywait(done) == 0 else { return nil }
+        busy = false
+        return outcome
+    }
+
     private func run() {
         while true {
             while sem_wait(posted) != 0 {}

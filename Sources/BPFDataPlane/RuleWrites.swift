@@ -105,7 +105,17 @@ extension BPFDataPlane {
     /// rule for one of them, or a table near full, through a synchronous write).
     private func handOffQueuedRules() {
         guard let writer = bulkWriter else { return writeQueuedRules() }
-        finishWriteInFlight()
+        if inFlight != nil {
+            // Still writing: the queue grows meanwhile (up to a batch call's limit) rather
+            // than the control thread waiting for a thread the scheduler has not run yet.
+            if let outcome = writer.collectIfDone() {
+                settleInFlight(outcome)
+            } else if queuedWrites!.count < Self.batchLimit {
+                return
+            } else {
+                finishWriteInFlight()
+            }
+        }
         guard let (q, bulk) = takeQueue() else { return }
         let runs = tableRuns(bulk)
         // The queue's slots are the bulk's now.
@@ -121,10 +131,14 @@ extension BPFDataPlane {
     /// write would have. Everything that reads or changes the tables (all of it goes
     /// through `writeQueuedRules`, or calls this) does so only after.
     func finishWriteInFlight() {
+        guard inFlight != nil else { return }
+        settleInFlight(bulkWriter?.collect() ?? (0, EIO))
+    }
+
+    private func settleInFlight(_ outcome: BulkWriter.Outcome) {
         guard let (q, bulk) = inFlight else { return }
         inFlight = nil
         for t in inFlightFingerprints.indices { inFlightFingerprints[t].removeAll(keepingCapacity: true) }
-        let outcome = bulkWriter?.collect() ?? (0, EIO)
         let (written, _) = settle(bulk, outcome)
         settleQueued(q, bulk, written: written)
     }

@@ -32,6 +32,25 @@ struct BulkWriterTests {
         #expect(writer.collect()?.written == 1)
     }
 
+    @Test func aWriteStillRunningIsNotCollectedWithoutWaiting() throws {
+        let writer = try BulkWriter()
+        defer { writer.stop() }
+        let release = Flag()
+        writer.start {
+            while !release.isSet { usleep(1000) }
+            return (written: 3, errno: 0)
+        }
+        #expect(writer.collectIfDone() == nil && writer.busy, "still running")
+        release.set(true)
+        var outcome: BulkWriter.Outcome?
+        for _ in 0..<1000 where outcome == nil {
+            outcome = writer.collectIfDone()
+            if outcome == nil { usleep(1000) }
+        }
+        #expect(outcome?.written == 3)
+        #expect(!writer.busy && writer.collectIfDone() == nil)
+    }
+
     @Test func stoppingWaitsForTheWriteInFlight() throws {
         let writer = try BulkWriter()
         let finished = Flag()
