@@ -119,8 +119,7 @@ check_match "trace: a new connection misses the CT table and goes up" 'no CT ent
 
 # The same traffic through plain VF <-> VF rules (no ct): what the ACL costs in hardware.
 check "del-flows" dpctl del-flows
-printf '%s\n' "in_port(1),eth(),eth_type(0x0800),ipv4(frag=no) 2" "in_port(1),eth(),eth_type(0x0806),arp() 2" \
-    "in_port(2),eth(),eth_type(0x0800),ipv4(frag=no) 1" "in_port(2),eth(),eth_type(0x0806),arp() 1" >"$T_DIR/plain"
+topo_vf_flows "$T_DIR/plain"
 check "plain VF <-> VF flows" dpctl add-flows "$T_DIR/plain"
 t_in vm1 iperf3 -s -p 5201 -1 -D >/dev/null 2>&1    # (tcpchurn still listens on 80)
 sleep 0.3

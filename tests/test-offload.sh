@@ -8,12 +8,7 @@ t_topology 2 --mode switchdev
 
 dpctl add-if pf0vf0
 dpctl add-if pf0vf1
-cat >"$T_DIR/flows" <<'EOF'
-in_port(1),eth(),eth_type(0x0800),ipv4(frag=no) 2
-in_port(1),eth(),eth_type(0x0806),arp() 2
-in_port(2),eth(),eth_type(0x0800),ipv4(frag=no) 1
-in_port(2),eth(),eth_type(0x0806),arp() 1
-EOF
+topo_vf_flows "$T_DIR/flows"
 out=$(dpctl add-flow -v 'in_port(1),eth(),eth_type(0x86dd),ipv6(frag=no)' 'drop')
 check_eq "add-flow -v reports offload" "offloaded" "$out"
 check "batch of VF<->VF flows" dpctl add-flows "$T_DIR/flows"

@@ -11,12 +11,7 @@ P=$T_DIR/progs
 
 dpctl add-if pf0vf0
 dpctl add-if pf0vf1
-cat >"$T_DIR/flows" <<'FLOWS'
-in_port(1),eth(),eth_type(0x0800),ipv4(frag=no) 2
-in_port(1),eth(),eth_type(0x0806),arp() 2
-in_port(2),eth(),eth_type(0x0800),ipv4(frag=no) 1
-in_port(2),eth(),eth_type(0x0806),arp() 1
-FLOWS
+topo_vf_flows "$T_DIR/flows"
 check "VF<->VF flows in hardware" dpctl add-flows "$T_DIR/flows"
 check "ping VF0 -> VF1 with no program" t_ping vm0 198.19.0.2 2
 

@@ -12,12 +12,7 @@ t_topology 2 --mode switchdev --policy skip_hw
 H=host
 dpctl add-if pf0vf0
 dpctl add-if pf0vf1
-cat >"$T_DIR/flows" <<'EOF'
-in_port(1),eth(),eth_type(0x0800),ipv4(frag=no) 2
-in_port(1),eth(),eth_type(0x0806),arp() 2
-in_port(2),eth(),eth_type(0x0800),ipv4(frag=no) 1
-in_port(2),eth(),eth_type(0x0806),arp() 1
-EOF
+topo_vf_flows "$T_DIR/flows"
 check "VF0 <-> VF1 flows in software (skip_hw)" dpctl add-flows "$T_DIR/flows"
 check_eq "none offloaded" 0 "$(dpctl dump-flows type=offloaded | wc -l)"
 

@@ -28,12 +28,7 @@ check_match "resource show prints devlink's fields" 'name masked size 10 occ 0 u
 # none: ten in hardware, the rest in software, still forwarding.
 filler 0 8 >"$T_DIR/fill8"
 dpctl add-flows "$T_DIR/fill8"
-cat >"$T_DIR/vf" <<'EOF'
-in_port(1),eth(),eth_type(0x0800),ipv4(frag=no) 2
-in_port(1),eth(),eth_type(0x0806),arp() 2
-in_port(2),eth(),eth_type(0x0800),ipv4(frag=no) 1
-in_port(2),eth(),eth_type(0x0806),arp() 1
-EOF
+topo_vf_flows "$T_DIR/vf"
 check "add VF flows under none" dpctl add-flows "$T_DIR/vf"
 check_eq "table full: 10 of 10" "10 10" "$(masked)"
 check_eq "two flows fell back to software" 2 "$(dpctl dump-flows -m | grep -c 'dp:ovs')"
