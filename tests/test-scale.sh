@@ -27,19 +27,25 @@ rss0=$(rss_mib)
 
 # A bad line at the end of a big file: what was already sent is undone.
 # The file's own syntax (read as bytes, line by line): comments, blank lines, leading
-# blanks, CRLF endings, a command word per line, no actions meaning drop, a line without
-# a final newline.
+# blanks, CRLF endings, a command word per line, a line without a final newline.
 printf '%s\r\n' '# a comment' '' '  in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.200.1,frag=no) 2' \
-    'add in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.200.2,frag=no)' \
+    'add in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.200.2,frag=no) drop' \
     'add in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.200.3,frag=no) 2' \
     'modify in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.200.3,frag=no) 1' >"$T_DIR/syntax"
 printf '%s' 'delete in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.200.1,frag=no)' >>"$T_DIR/syntax"
 check "a flow file with comments, CRLF, command words and no final newline" dpctl add-flows "$T_DIR/syntax"
 dump=$(dpctl dump-flows)
 check_eq "... leaves the two flows it adds and keeps" 2 "$(grep -c 'src=198.18.200' <<<"$dump")"
-check_match "... no actions is drop" 'src=198.18.200.2,.*actions:drop' "$dump"
+check_match "... drop" 'src=198.18.200.2,.*actions:drop' "$dump"
 check_match "... modify changed the actions" 'src=198.18.200.3,.*actions:1$' "$dump"
 check "... and go" dpctl del-flows
+# A line without actions is refused, as ovs-dpctl's add-flows refuses it ("Failed parsing
+# line"): taken as drop, a forgotten action list installed a flow that drops.
+printf '%s\n' 'in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.200.4,frag=no) 2' \
+    'in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.200.5,frag=no)' >"$T_DIR/noactions"
+out=$(dpctl add-flows "$T_DIR/noactions" 2>&1)
+check_match "a line without actions is refused, naming it" "noactions:2: no actions" "$out"
+check_eq "... and the file installs nothing" 0 "$(dpctl dump-flows | grep -c 'src=198.18.200')"
 
 head -n 50000 "$T_DIR/flows" >"$T_DIR/bad"
 echo 'in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.0.1,frag=maybe) 2' >>"$T_DIR/bad"

@@ -316,7 +316,12 @@ func processFlowFile(_ s: Session, path: String, defaultCommand: String) throws 
             }
             if let u = op == .add ? ufidForNewFlow(k) : k.ufid { w.put(FlowAttr.ufid, ufidBytes(u)) }
             if op != .delete {
-                do { w.put(FlowAttr.actions, try ODPText.parseActions(utf8: actionBytes.isEmpty ? Array("drop".utf8) : actionBytes)) } catch {
+                // A forgotten action list is an error, as ovs-dpctl's add-flows refuses the
+                // line: taken as `drop`, a typo quietly installed a flow that drops.
+                if actionBytes.isEmpty {
+                    throw ParseFailure("\(path):\(number): no actions after the flow (write drop for a flow that drops)")
+                }
+                do { w.put(FlowAttr.actions, try ODPText.parseActions(utf8: actionBytes)) } catch {
                     throw ParseFailure("\(path):\(number): actions: \(error)")
                 }
             }
