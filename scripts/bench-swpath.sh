@@ -67,6 +67,8 @@ setup_esw() {
 # (eswd runs: the VF netdevs, representors and the pipeline sending misses up them)
 setup_forward_representors() {
     topo_esw 2 start_eswd --mode switchdev --policy skip_hw || die "cannot build the esw topology"
+    # Its packet sockets forward, they do not watch: no capture mirror for them.
+    DEVLINK dev param set esw0 name rep_capture_mirror value false || die "rep_capture_mirror"
     ip netns exec "${P}host" "$D/forward" pf0vf0 pf0vf1 &
     SWPID=$!; PIDS+=("$SWPID")
     CLI_NS=vm0 SRV_NS=vm1 DST=$(topo_vm_addr 1) THREAD=main

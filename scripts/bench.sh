@@ -205,6 +205,8 @@ setup_bpf_redirect() {
 # forwarder moves frames between them (SWPID: the forwarder, for its CPU)
 swap_in_forwarder() {
     DPCTL del-if pf0vf0 >/dev/null && DPCTL del-if pf0vf1 >/dev/null || die "del-if"
+    # Its packet sockets forward, they do not watch: no capture mirror for them.
+    DEVLINK dev param set esw0 name rep_capture_mirror value false || die "rep_capture_mirror"
     ip netns exec "${P}host" "$D/forward" pf0vf0 pf0vf1 &
     SWPID=$!; PIDS+=("$SWPID")
 }

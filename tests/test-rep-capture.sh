@@ -122,6 +122,15 @@ ip netns exec "$T_PREFIX$H" tcpdump -i any -nn -l icmp >/dev/null 2>&1 &
 DUMP=$!
 T_PIDS+=("$DUMP")
 check "tcpdump -i any: pf0vf1 mirrored" t_wait "mirror on pf0vf1" 3 mirror_changed pf0vf1 on "$ons"
+# rep_capture_mirror false: no mirror even under a capture (for a userspace switch bound
+# to the representors, which forwards and need not see what it sends), and back.
+offs=$(mirror_events pf0vf1 off)
+check "rep_capture_mirror false" devlink dev param set esw0 name rep_capture_mirror value false
+check "... the mirror goes off under the running capture" t_wait "mirror off pf0vf1" 1 mirror_changed pf0vf1 off "$offs"
+check "... and the drain thread with it" t_wait "no drain thread" 1 test "$(drain_threads)" -eq 0
+ons=$(mirror_events pf0vf1 on)
+check "rep_capture_mirror true" devlink dev param set esw0 name rep_capture_mirror value true
+check "... mirrored again" t_wait "mirror on pf0vf1" 3 mirror_changed pf0vf1 on "$ons"
 check "switch to legacy while mirrored" devlink dev eswitch set esw0 mode legacy
 check_fails "pf0vf1 is gone" ip -n "$T_PREFIX$H" link show pf0vf1
 check "... and no drain thread stays" t_wait "no drain thread" 1 test "$(drain_threads)" -eq 0

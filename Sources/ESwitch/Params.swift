@@ -57,6 +57,11 @@ public struct DeviceParams: Sendable, Equatable {
     /// Whether the tunnel tracker keeps neighbours of busy offloaded encap flows alive
     /// (NTF_USE), as mlx5 does from its flow counters.
     public var neighbourKeepalive = true
+    /// Whether a packet socket of another process bound to a representor (a capture)
+    /// has the hardware mirror what is sent on it (RepresentorCapture). Off for a
+    /// program that binds packet sockets to representors to forward, not to watch (a
+    /// userspace switch over them): the mirror would cost it a clone a frame.
+    public var representorCaptureMirror = true
     /// The speed of the NIC's engine that runs offloaded programs (one for all ports),
     /// in percent of a host CPU's: a program run costs the engine 100/nic_speed times
     /// its run time on the host.
@@ -69,7 +74,7 @@ public struct DeviceParams: Sendable, Equatable {
 
     public static let names = ["hw_latency_us", "intake_rate", "fail_next_offloads", "stats_interval_ms",
                                "offload_model", "prefetch_batch", "credit_bucket", "hw_query_latency_us", "program_batch",
-                               "predictive_model", "neigh_keepalive", "nic_speed", "nic_queue_us"]
+                               "predictive_model", "neigh_keepalive", "nic_speed", "nic_queue_us", "rep_capture_mirror"]
 
     public func value(of name: String) -> String? {
         switch name {
@@ -86,6 +91,7 @@ public struct DeviceParams: Sendable, Equatable {
         case "neigh_keepalive": neighbourKeepalive ? "true" : "false"
         case "nic_speed": String(nicSpeedPercent)
         case "nic_queue_us": String(nicQueueMicroseconds)
+        case "rep_capture_mirror": representorCaptureMirror ? "true" : "false"
         default: nil
         }
     }
@@ -137,6 +143,9 @@ public struct DeviceParams: Sendable, Equatable {
         case "neigh_keepalive":
             guard value == "true" || value == "false" else { throw .invalid(name: name, value: value, expected: "true|false") }
             neighbourKeepalive = value == "true"
+        case "rep_capture_mirror":
+            guard value == "true" || value == "false" else { throw .invalid(name: name, value: value, expected: "true|false") }
+            representorCaptureMirror = value == "true"
         default:
             throw .unknown(name)
         }

@@ -35,7 +35,7 @@ public final class RepresentorCapture {
             foreign = PacketSockets.foreignCaptures(in: table, ownSockets: ownSockets)
         }
         var captured: [PortIndex: TapQueue] = [:]
-        if !foreign.isEmpty, let c = try? InterfaceControl() {
+        if !foreign.isEmpty, sw.params.representorCaptureMirror, let c = try? InterfaceControl() {
             var byIfindex: [Int32: ESwitchPort] = [:]
             for p in sw.ports {
                 if let r = p.representor, let i = try? c.index(of: r.name) { byIfindex[i] = p }
