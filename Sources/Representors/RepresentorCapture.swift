@@ -90,28 +90,22 @@ public final class RepresentorCapture {
     }
 }
 
-/// /proc/net/packet: the packet sockets of a network namespace.
-public enum PacketSockets {
-    public struct Socket: Equatable, Sendable {
+/// /proc/net/packet: the packet sockets of a network namespace (RepresentorCapture's
+/// only; its tests reach it with @testable).
+enum PacketSockets {
+    struct Socket: Equatable, Sendable {
         /// The interface it is bound to (0: every interface).
-        public var ifindex: Int32
+        var ifindex: Int32
         /// The protocol it receives (host order; 0: none).
-        public var proto: UInt16
+        var proto: UInt16
         /// Hooked into the receive path (the R column).
-        public var running: Bool
-        public var inode: UInt64
-
-        public init(ifindex: Int32, proto: UInt16, running: Bool, inode: UInt64) {
-            self.ifindex = ifindex
-            self.proto = proto
-            self.running = running
-            self.inode = inode
-        }
+        var running: Bool
+        var inode: UInt64
     }
 
     /// Rows of the table (columns sk RefCnt Type Proto Iface R Rmem User Inode); a line
     /// that does not parse is skipped.
-    public static func parse(_ table: String) -> [Socket] {
+    static func parse(_ table: String) -> [Socket] {
         table.split(separator: "\n").dropFirst().compactMap { line in
             let f = line.split(separator: " ", omittingEmptySubsequences: true)
             guard f.count >= 9, let proto = UInt16(f[3], radix: 16), let ifindex = Int32(f[4]), let inode = UInt64(f[8])
@@ -121,13 +115,13 @@ public enum PacketSockets {
     }
 
     /// Sockets that receive frames now and are not eswd's own.
-    public static func foreignCaptures(in table: String, ownSockets: Set<UInt64>) -> [Socket] {
+    static func foreignCaptures(in table: String, ownSockets: Set<UInt64>) -> [Socket] {
         parse(table).filter { $0.running && $0.proto != 0 && !ownSockets.contains($0.inode) }
     }
 
     /// The representors those sockets capture on: the one a socket is bound to, every
     /// one for a socket bound to no interface (tcpdump -i any).
-    public static func ifindexes(capturedBy sockets: [Socket], representors: Set<Int32>) -> Set<Int32> {
+    static func ifindexes(capturedBy sockets: [Socket], representors: Set<Int32>) -> Set<Int32> {
         var out: Set<Int32> = []
         for s in sockets {
             if s.ifindex == 0 { return representors }
@@ -138,7 +132,7 @@ public enum PacketSockets {
 
     /// The representors to mirror, given the table, eswd's own socket inodes and the
     /// representors' ifindexes.
-    public static func capturedRepresentors(table: String, ownSockets: Set<UInt64>, representors: Set<Int32>) -> Set<Int32> {
+    static func capturedRepresentors(table: String, ownSockets: Set<UInt64>, representors: Set<Int32>) -> Set<Int32> {
         ifindexes(capturedBy: foreignCaptures(in: table, ownSockets: ownSockets), representors: representors)
     }
 }

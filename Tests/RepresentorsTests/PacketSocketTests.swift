@@ -1,4 +1,4 @@
-import Representors
+@testable import Representors
 import Testing
 
 /// Which representors eswd mirrors, from /proc/net/packet as the kernel prints it.
