@@ -15,6 +15,7 @@ public struct RouteLink: ~Copyable {
     // IFLA_* attributes used here.
     static let ifName: UInt16 = 3
     static let mtu: UInt16 = 4
+    static let txQueueLength: UInt16 = 13
     static let linkInfo: UInt16 = 18
     static let infoKind: UInt16 = 1
     static let infoData: UInt16 = 2
@@ -111,6 +112,13 @@ public struct RouteLink: ~Copyable {
     public mutating func setAlias(index: Int32, _ alias: String) throws(SystemError) {
         var a = AttributeWriter()
         a.putString(RouteLink.ifAlias, alias)
+        _ = try request(type: RouteLink.newLink, flags: 0, body: RouteLink.ifinfo(index: index) + a.bytes)
+    }
+
+    /// The transmit queue's length in frames (IFLA_TXQLEN; a TAP resizes its ring to it).
+    public mutating func setTransmitQueueLength(index: Int32, _ frames: UInt32) throws(SystemError) {
+        var a = AttributeWriter()
+        a.putU32(RouteLink.txQueueLength, frames)
         _ = try request(type: RouteLink.newLink, flags: 0, body: RouteLink.ifinfo(index: index) + a.bytes)
     }
 

@@ -199,6 +199,9 @@ public final class RepresentorDriver: RepresentorProvider, VFLinkOperations, @un
 
     // MARK: RepresentorProvider
 
+    /// The representors' transmit queue (frames), what a capture's mirror may hold unread.
+    static let captureQueueFrames: UInt32 = 4096
+
     public func createRepresentor(for port: ESwitchPort) throws -> TapQueue {
         let name = naming.representor(for: port)
         let tap = try TapDevice(name: name)
@@ -210,6 +213,10 @@ public final class RepresentorDriver: RepresentorProvider, VFLinkOperations, @un
         // Where a user looks for the switch id and port name: the alias and an altname.
         try? rt.setAlias(index: index, "\(naming.switchName) switch_id \(switchID) port \(port.index) phys_port_name \(port.physPortName)")
         try? rt.addAlternativeName(index: index, "\(naming.switchName)-\(port.physPortName)")
+        // Under a capture the TAP queues the mirror of what is sent on the representor
+        // until the drain thread reads it; a TAP's 500 frames overflowed (tx_dropped) on
+        // a loaded machine for a burst the drain reads in a few milliseconds when it runs.
+        try? rt.setTransmitQueueLength(index: index, RepresentorDriver.captureQueueFrames)
         try? c.setMTU(name, port.mtu)
         try c.setUp(name, true)
         lastMTU[port.index] = try c.mtu(of: name)
