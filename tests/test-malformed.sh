@@ -24,6 +24,8 @@ check_match "64000 bytes of actions in a flow: EMSGSIZE (32 KiB at most, as the 
     'ok 64000 bytes of actions in a flow: errno 90 .*the actions are too long: 64000 bytes, at most 32768' "$out"
 check_match "32776 bytes of actions in an execute: EMSGSIZE" \
     'ok 32776 bytes of actions in an execute: errno 90 .*the actions are too long: 32776 bytes, at most 32768' "$out"
+check_match "datagrams sent together, one unframed: each answered in its place" \
+    'ok three datagrams at once, the middle one unframed: answered in order \(201:0 0:22 203:0\)' "$out"
 check "daemon still serves" dpctl show
 check_eq "and still has its flow" 1 "$(dpctl dump-flows | wc -l)"
 

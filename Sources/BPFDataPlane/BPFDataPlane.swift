@@ -146,6 +146,8 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     /// The writer thread (none if it could not start: bulks are then written in place).
     let bulkWriter = try? BulkWriter()
     var bulkScratch: [PendingRule] = []
+    /// The kernel's view of the bulk being written (one at a time).
+    let runScratch = TableRuns()
     /// Told the counters of queued rules the kernel refused after all (RuleWrites.swift).
     var lostWrites: (([UInt32], DataPlaneError) -> Void)?
     public func onLostWrites(_ handler: @escaping ([UInt32], DataPlaneError) -> Void) { lostWrites = handler }

@@ -19,6 +19,11 @@ extension BPFDataPlane {
     /// and the queue (0.5 to 1 KB a rule) stays below malloc's mmap threshold, so its
     /// memory is reused, not mapped and faulted in again for every bulk.
     static let queuedWriteBulk = 256
+    /// What the queue may grow to while the writer thread still writes the previous
+    /// bulk (then the control thread waits). Its storage is reserved at once and kept
+    /// (`spareQueue`), as the bulk's scratch: grown by doubling and dropped, a queue's
+    /// fresh pages were a fifth of a million-flow add's page faults.
+    static let queueGrowthLimit = 2048
 
     static func slotIndex(_ t: HardwareTable) -> Int { t == .exact ? 0 : 1 }
 
@@ -96,7 +101,7 @@ extension BPFDataPlane {
         guard let (q, bulk) = takeQueue() else { return }
         for t in queuedFingerprints.indices { queuedFingerprints[t].removeAll(keepingCapacity: true) }
         let (written, _) = write(bulk)
-        settleQueued(q, bulk, written: written)
+        settleQueued(consume q, consume bulk, written: written)
     }
 
     /// At a full bulk: the queue goes to the writer thread, and the control thread goes
@@ -110,21 +115,23 @@ extension BPFDataPlane {
             // than the control thread waiting for a thread the scheduler has not run yet.
             if let outcome = writer.collectIfDone() {
                 settleInFlight(outcome)
-            } else if queuedWrites!.count < Self.batchLimit {
+            } else if queuedWrites!.count < Self.queueGrowthLimit {
+                if queuedWrites!.capacity < Self.queueGrowthLimit { queuedWrites!.reserveCapacity(Self.queueGrowthLimit) }
                 return
             } else {
                 finishWriteInFlight()
             }
         }
         guard let (q, bulk) = takeQueue() else { return }
-        let runs = tableRuns(bulk)
+        let runs = runScratch
+        runs.fill(bulk, mapFD: mapFD)
         // The queue's slots are the bulk's now.
         inFlight = (q, bulk)
         for t in inFlightFingerprints.indices {
             swap(&inFlightFingerprints[t], &queuedFingerprints[t])
             queuedFingerprints[t].removeAll(keepingCapacity: true)
         }
-        writer.start { Self.writeRuns(runs) }
+        writer.start { runs.write() }
     }
 
     /// Waits for the bulk the writer thread is writing, then settles it as a synchronous
@@ -140,7 +147,7 @@ extension BPFDataPlane {
         inFlight = nil
         for t in inFlightFingerprints.indices { inFlightFingerprints[t].removeAll(keepingCapacity: true) }
         let (written, _) = settle(bulk, outcome)
-        settleQueued(q, bulk, written: written)
+        settleQueued(consume q, consume bulk, written: written)
     }
 
     /// The queue's rules and their prepared form; the queue goes on in the spare storage
@@ -152,24 +159,26 @@ extension BPFDataPlane {
         var bulk = bulkScratch
         bulkScratch = []
         bulk.removeAll(keepingCapacity: true)
+        bulk.reserveCapacity(q.capacity)
         for item in q { bulk.append(item.pending) }
         return (q, bulk)
     }
 
     /// After a queue's write: its storage becomes the spare, and the rules the kernel
     /// refused are written again one by one (those still refused are reported lost).
-    private func settleQueued(_ queue: [QueuedWrite], _ bulk: [PendingRule], written: Int) {
-        var q = queue, b = bulk
+    /// The storage is taken (`consuming`): emptied while it is the only reference, it
+    /// keeps its pages (a second reference would make the emptying allocate afresh).
+    private func settleQueued(_ queue: consuming [QueuedWrite], _ bulk: consuming [PendingRule], written: Int) {
         defer {
-            q.removeAll(keepingCapacity: true)
-            spareQueue = q
-            b.removeAll(keepingCapacity: true)
-            bulkScratch = b
+            queue.removeAll(keepingCapacity: true)
+            if queue.capacity > spareQueue.capacity { spareQueue = queue }
+            bulk.removeAll(keepingCapacity: true)
+            if bulk.capacity > bulkScratch.capacity { bulkScratch = bulk }
         }
-        guard written < q.count else { return }
+        guard written < queue.count else { return }
         var lost: [UInt32] = []
         var why: DataPlaneError?
-        for item in q[written...] {
+        for item in queue[written...] {
             let r = programNow([item.rule])
             if r.installed == 0 {
                 lost.append(item.rule.counter)
@@ -343,43 +352,12 @@ extension BPFDataPlane {
         let mask: MaskWords?
     }
 
-    /// One map write of a bulk: the rules of one table in a row, as the kernel gets them.
-    typealias TableRun = (fd: Int32, keys: [TableKey], values: [RuleValue])
-
-    /// The kernel's part of a write of prepared rules: one batch per run of one table.
-    private func tableRuns(_ pending: [PendingRule]) -> [TableRun] {
-        var runs: [TableRun] = []
-        var runStart = 0
-        while runStart < pending.count {
-            let table = pending[runStart].table
-            var runEnd = runStart + 1
-            while runEnd < pending.count && pending[runEnd].table == table { runEnd += 1 }
-            let run = pending[runStart..<runEnd]
-            runs.append((mapFD(table), run.map(\.key), run.map(\.value)))
-            runStart = runEnd
-        }
-        return runs
-    }
-
-    /// Writes the runs in order, stopping at the first refusal: how many rules were
-    /// written (a prefix), and the errno of the refusal (0: none). Touches only the
-    /// kernel's maps, so it can run on the writer thread.
-    static func writeRuns(_ runs: [TableRun]) -> BulkWriter.Outcome {
-        var written = 0
-        for run in runs {
-            let (n, errno) = updateBatch(run.fd, keys: run.keys, values: run.values)
-            written += n
-            if errno != 0 { return (written, errno) }
-        }
-        return (written, 0)
-    }
-
     /// Writes prepared rules, one batch per run of one table, and makes them count:
     /// how many were written (a prefix), and the write error if any. Rules not
     /// written give back what they took.
     private func write(_ pending: [PendingRule]) -> (Int, DataPlaneError?) {
-        let outcome = Self.writeRuns(tableRuns(pending))
-        return settle(pending, outcome)
+        runScratch.fill(pending, mapFD: mapFD)
+        return settle(pending, runScratch.write())
     }
 
     /// The driver's part of a write, once the kernel's is done: the written rules take
@@ -578,14 +556,13 @@ extension BPFDataPlane {
     /// BPF_MAP_UPDATE_BATCH (one update for a single rule): how many were written, and
     /// the errno of the first that was not (0: all).
     static func updateBatch(_ fd: Int32, keys: [TableKey], values: [RuleValue]) -> (Int, Int32) {
-        guard !keys.isEmpty else { return (0, 0) }
+        keys.withUnsafeBufferPointer { k in values.withUnsafeBufferPointer { v in updateBatch(fd, keys: k, values: v) } }
+    }
+
+    static func updateBatch(_ fd: Int32, keys: UnsafeBufferPointer<TableKey>, values: UnsafeBufferPointer<RuleValue>) -> (Int, Int32) {
+        guard let k = keys.baseAddress, let v = values.baseAddress, !keys.isEmpty else { return (0, 0) }
         var count = UInt32(keys.count)
-        let r = keys.withUnsafeBytes { k in
-            values.withUnsafeBytes { v in
-                keys.count == 1 ? bpf_map_update_elem(fd, k.baseAddress, v.baseAddress, UInt64(BPF_ANY))
-                    : clbpf_update_batch(fd, k.baseAddress, v.baseAddress, &count)
-            }
-        }
+        let r = keys.count == 1 ? bpf_map_update_elem(fd, k, v, UInt64(BPF_ANY)) : clbpf_update_batch(fd, k, v, &count)
         if r == 0 { return (keys.count, 0) }
         return (keys.count == 1 ? 0 : Int(min(count, UInt32(keys.count))), -r)
     }

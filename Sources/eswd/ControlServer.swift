@@ -147,6 +147,25 @@ final class ControlServer {
         return Array(buffer[0..<n])
     }
 
+    /// At most this much is read at once (`readAvailable`).
+    static let readAvailableBytes = 1 << 20
+
+    /// Reads the datagrams a client has queued now, up to about `readAvailableBytes`:
+    /// nil on EOF before any, [] when nothing is there. A stream of requests (an
+    /// add-flows) is then answered as one run, so the kernel's writes of its rules
+    /// overlap the decoding of the next ones across datagrams (BPFDataPlane's writer).
+    func readAvailable(_ fd: Int32) -> [[UInt8]]? {
+        var out: [[UInt8]] = []
+        var bytes = 0
+        while bytes < Self.readAvailableBytes {
+            guard let d = read(fd) else { return out.isEmpty ? nil : out }
+            if d.isEmpty { break }
+            bytes += d.count
+            out.append(d)
+        }
+        return out
+    }
+
     /// Sends replies to a client, in datagrams of whole messages no larger than 64 KB;
     /// what the socket does not take now waits in the client's backlog.
     func send(_ fd: Int32, _ bytes: [UInt8]) {

@@ -235,20 +235,21 @@ final class Daemon {
             server.flush(fd)
             if client.isWaitingForRoom { return }
         }
-        guard let data = server.read(fd) else {
+        guard let datagrams = server.readAvailable(fd) else {
             epoll.remove(fd)
             server.drop(fd)
             datapaths.clientGone(fd)
             return
         }
-        if data.isEmpty { return }
-        let messages: [RawMessage]
-        do { messages = try MessageParser.split(data) } catch {
-            // Not even framed: answer once and go on.
-            server.send(fd, ErrorMessage(errno: EINVAL, message: "malformed message: \(error)", sequence: 0, requestType: 0).encoded())
-            return
+        if datagrams.isEmpty { return }
+        var entries: [RequestRun.Entry] = []
+        for data in datagrams {
+            do { entries += try MessageParser.split(data).map(RequestRun.Entry.request) } catch {
+                // Not even framed: answered once, in its place among the others.
+                entries.append(.answer(ErrorMessage(errno: EINVAL, message: "malformed message: \(error)", sequence: 0, requestType: 0).encoded()))
+            }
         }
-        let run = RequestRun(messages) { [unowned self] raw, out in handle(raw, client: client, into: &out) }
+        let run = RequestRun(entries) { [unowned self] raw, out in handle(raw, client: client, into: &out) }
         // New rules' writes go to the kernel in bulks, all of them before the replies leave.
         let plane = dataPlane
         server.stream(fd) { out in plane.coalescingWrites { run.produce(into: &out) } }

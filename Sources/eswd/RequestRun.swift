@@ -1,6 +1,6 @@
 import Netlink
 
-/// The requests of one datagram, answered in order as the client's socket takes the
+/// The requests of the datagrams read at once, answered in order as the client's socket takes the
 /// answers (ControlServer.stream): a dump streams its replies a chunk at a time, and
 /// the requests after it wait for its DONE. Nothing is answered ahead of the socket, so
 /// a dump of a million flows never exists whole in memory.
@@ -8,13 +8,19 @@ final class RequestRun {
     /// About this much is produced per call (the server cuts it into datagrams).
     static let chunkBytes = 256 << 10
 
-    private let messages: [RawMessage]
+    enum Entry {
+        case request(RawMessage)
+        /// An answer made already (a datagram that was not even framed).
+        case answer([UInt8])
+    }
+
+    private let entries: [Entry]
     private var next = 0
     private var stream: (replies: ReplyStream, sequence: UInt32)?
     private let handle: (RawMessage, inout [UInt8]) -> ReplyStream?
 
-    init(_ messages: [RawMessage], handle: @escaping (RawMessage, inout [UInt8]) -> ReplyStream?) {
-        self.messages = messages
+    init(_ entries: [Entry], handle: @escaping (RawMessage, inout [UInt8]) -> ReplyStream?) {
+        self.entries = entries
         self.handle = handle
     }
 
@@ -29,10 +35,15 @@ final class RequestRun {
                 }
                 continue
             }
-            guard next < messages.count else { break }
-            let raw = messages[next]
+            guard next < entries.count else { break }
+            let entry = entries[next]
             next += 1
-            if let s = handle(raw, &out) { stream = (s, raw.header.sequence) }
+            switch entry {
+            case .request(let raw):
+                if let s = handle(raw, &out) { stream = (s, raw.header.sequence) }
+            case .answer(let bytes):
+                out += bytes
+            }
         }
         return !out.isEmpty
     }

@@ -140,4 +140,35 @@ for name, data in cases:
     if not alive(path):
         print(f"FAIL daemon stopped answering after: {name}")
         sys.exit(1)
+
+# Datagrams queued together are read together (one run of requests): an unframed one
+# among them is answered in its place, and the ones after it still are.
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.settimeout(3.0)
+s.connect(path)
+for d in (msg(1, REQUEST | ACK, 201, b""), b"\x01\x02\x03", msg(1, REQUEST | ACK, 203, b"")):
+    s.send(d)
+answers = []
+try:
+    while len(answers) < 3:
+        d = s.recv(1 << 20)
+        if not d:
+            break
+        off = 0
+        while off + 20 <= len(d):
+            ln, t, _, seq = struct.unpack_from("=IHHI", d, off)
+            if ln < 16:
+                break
+            if t == NLMSG_ERROR:
+                answers.append((seq, -struct.unpack_from("=i", d, off + 16)[0]))
+            off += (ln + 3) & ~3
+except socket.timeout:
+    pass
+s.close()
+order = " ".join(f"{seq}:{err}" for seq, err in answers)
+if answers == [(201, 0), (0, 22), (203, 0)]:
+    print(f"ok three datagrams at once, the middle one unframed: answered in order ({order})")
+else:
+    print(f"FAIL three datagrams at once, the middle one unframed: answers {order}")
+    failed += 1
 sys.exit(1 if failed else 0)
