@@ -18,7 +18,10 @@ public struct KeyDecoder: Sendable {
     /// The attributes of one level of a key, by type: where each payload lies in the
     /// message (no copies, no dictionary).
     struct Present {
-        let bytes: ArraySlice<UInt8>
+        /// The attributes' bytes, valid for the whole decode (`decode` holds them): read
+        /// in place, an attribute looked up costs no reference counting (an ArraySlice
+        /// payload per look was a retain and a release, a tenth of a software put).
+        let bytes: UnsafeRawBufferPointer
         var bits: UInt64 = 0
         /// For each type present: payload start << 32 | payload end, as offsets into
         /// `bytes`, for types 0...KeyAttr.max. On the stack of the decode (`decode`'s
@@ -28,17 +31,17 @@ public struct KeyDecoder: Sendable {
         let bounds: UnsafeMutablePointer<UInt64>
         static let boundsCount = Int(KeyAttr.max) + 1
 
-        init(_ bytes: ArraySlice<UInt8>, bounds: UnsafeMutablePointer<UInt64>) {
+        init(_ bytes: UnsafeRawBufferPointer, bounds: UnsafeMutablePointer<UInt64>) {
             self.bytes = bytes
             self.bounds = bounds
         }
 
         func has(_ t: UInt16) -> Bool { bits & (1 << UInt64(t)) != 0 }
-        subscript(t: UInt16) -> Attribute? {
+        /// The payload of attribute `t`, if present.
+        subscript(t: UInt16) -> RawPayload? {
             guard has(t) else { return nil }
             let b = bounds[Int(t)]
-            let start = bytes.startIndex + Int(b >> 32), end = bytes.startIndex + Int(b & 0xffff_ffff)
-            return Attribute(type: t, payload: bytes[start..<end], offset: start - 4 - bytes.startIndex)
+            return RawPayload(UnsafeRawBufferPointer(rebasing: bytes[Int(b >> 32)..<Int(b & 0xffff_ffff)]))
         }
     }
 
@@ -58,17 +61,17 @@ public struct KeyDecoder: Sendable {
     /// above OVS_KEY_ATTR_MAX refused, lengths checked, duplicates refused. Fills `p`
     /// (made for `bytes`) in place: a Present is a few hundred bytes, and returning one
     /// wrapped in a Result copied it for every key and mask.
-    func parseAttributes(_ bytes: ArraySlice<UInt8>, into p: inout Present) -> ODPError? {
-        var i = bytes.startIndex
+    func parseAttributes(_ bytes: UnsafeRawBufferPointer, into p: inout Present) -> ODPError? {
+        var i = 0
         while i < bytes.endIndex {
             // The framing checks of AttributeParser.parse, without building a list.
             guard bytes.endIndex - i >= 4 else {
-                return ODPError(position: nil, NetlinkError.malformed(offset: i - bytes.startIndex, "truncated attribute header").description)
+                return ODPError(position: nil, NetlinkError.malformed(offset: i, "truncated attribute header").description)
             }
             let len = Int(bytes[i]) | Int(bytes[i + 1]) << 8
             let type = (UInt16(bytes[i + 2]) | UInt16(bytes[i + 3]) << 8) & NetlinkAttributeFlag.typeMask
             guard len >= 4, len <= bytes.endIndex - i else {
-                return ODPError(position: nil, NetlinkError.malformed(offset: i - bytes.startIndex,
+                return ODPError(position: nil, NetlinkError.malformed(offset: i,
                     "attribute length \(len) outside 4...\(bytes.endIndex - i)").description)
             }
             let count = len - 4
@@ -83,7 +86,7 @@ public struct KeyDecoder: Sendable {
                 return ODPError(position: nil, "duplicate \(KeyAttr.name(type)) attribute in flow key")
             }
             p.bits |= 1 << UInt64(type)
-            let offset = i - bytes.startIndex
+            let offset = i
             p.bounds[Int(type)] = UInt64(offset + 4) << 32 | UInt64(offset + len)
             i += min(netlinkAlign(len), bytes.endIndex - i)
         }
@@ -162,11 +165,11 @@ public struct KeyDecoder: Sendable {
 
     func decode(_ bytes: ArraySlice<UInt8>, into flow: inout FlowKey, isMask: Bool, src srcOrNil: SourceKey) -> Fitness {
         withUnsafeTemporaryAllocation(of: UInt64.self, capacity: Present.boundsCount) { bounds in
-            decode(bytes, into: &flow, isMask: isMask, src: srcOrNil, bounds: bounds.baseAddress!)
+            bytes.withUnsafeBytes { decode($0, into: &flow, isMask: isMask, src: srcOrNil, bounds: bounds.baseAddress!) }
         }
     }
 
-    private func decode(_ bytes: ArraySlice<UInt8>, into flow: inout FlowKey, isMask: Bool, src srcOrNil: SourceKey,
+    private func decode(_ bytes: UnsafeRawBufferPointer, into flow: inout FlowKey, isMask: Bool, src srcOrNil: SourceKey,
                         bounds: UnsafeMutablePointer<UInt64>) -> Fitness {
         var parsed = Present(bytes, bounds: bounds)
         if let e = parseAttributes(bytes, into: &parsed) { return .error(e.message) }
@@ -200,33 +203,33 @@ public struct KeyDecoder: Sendable {
             expected |= bit(KeyAttr.ctState)
         }
         if let a = present[KeyAttr.ctZone] {
-            flow[.ctZone] = UInt64(PayloadBytes(a.payload).le16(0))
+            flow[.ctZone] = UInt64(a.le16(0))
             expected |= bit(KeyAttr.ctZone)
         }
         if let a = present[KeyAttr.ctLabels] {
-            flow[.ctLabel] = PayloadBytes(a.payload).le128(0)
+            flow[.ctLabel] = a.le128(0)
             expected |= bit(KeyAttr.ctLabels)
         }
         if let a = present[KeyAttr.ctOrigTupleIPv4] {
-            let p = PayloadBytes(a.payload)
+            let p = a
             flow[.ctOrigIPv4Src] = UInt64(p.be32(0))
             flow[.ctOrigIPv4Dst] = UInt64(p.be32(4))
             flow[.ctOrigTPSrc] = UInt64(p.be16(8))
             flow[.ctOrigTPDst] = UInt64(p.be16(10))
-            flow[.ctOrigProto] = UInt64(a.payload[a.payload.startIndex + 12])
+            flow[.ctOrigProto] = UInt64(a[12])
             expected |= bit(KeyAttr.ctOrigTupleIPv4)
         }
         if let a = present[KeyAttr.ctOrigTupleIPv6] {
-            let p = PayloadBytes(a.payload)
+            let p = a
             flow[.ctOrigIPv6Src] = p.be128(0)
             flow[.ctOrigIPv6Dst] = p.be128(16)
             flow[.ctOrigTPSrc] = UInt64(p.be16(32))
             flow[.ctOrigTPDst] = UInt64(p.be16(34))
-            flow[.ctOrigProto] = UInt64(a.payload[a.payload.startIndex + 36])
+            flow[.ctOrigProto] = UInt64(a[36])
             expected |= bit(KeyAttr.ctOrigTupleIPv6)
         }
         if let a = present[KeyAttr.tunnel] {
-            switch decodeTunnel(a, into: &flow) {
+            switch decodeTunnel(Attribute(type: KeyAttr.tunnel, isNested: true, payload: Array(a.bytes)[...]), into: &flow) {
             case .perfect: expected |= bit(KeyAttr.tunnel)
             case .error(let e): return .error(e)
             default: break
@@ -239,7 +242,7 @@ public struct KeyDecoder: Sendable {
             flow[.inPort] = UInt64(ODPConstants.noPort)
         }
         if let a = present[KeyAttr.packetType] {
-            flow[.packetType] = UInt64(PayloadBytes(a.payload).be32(0))
+            flow[.packetType] = UInt64(a.be32(0))
             expected |= bit(KeyAttr.packetType)
             if UInt32(truncatingIfNeeded: srcOrNil[.packetType] ?? flow[.packetType]) >> 16 == ODPConstants.namespaceEtherType {
                 flow[.ethType] = flow[.packetType] & 0xffff
@@ -248,14 +251,14 @@ public struct KeyDecoder: Sendable {
             flow[.packetType] = UInt64(ODPConstants.packetTypeEthernet)
         }
         if let a = present[KeyAttr.ethernet] {
-            let p = PayloadBytes(a.payload)
+            let p = a
             flow[.ethSrc] = p.be48(0)
             flow[.ethDst] = p.be48(6)
             if !isMask { flow[.packetType] = UInt64(ODPConstants.packetTypeEthernet) }
             expected |= bit(KeyAttr.ethernet)
         } else if let a = present[KeyAttr.ethertype] {
             if !isMask {
-                flow[.packetType] = UInt64(ODPConstants.namespaceEtherType << 16 | UInt32(PayloadBytes(a.payload).be16(0)))
+                flow[.packetType] = UInt64(ODPConstants.namespaceEtherType << 16 | UInt32(a.be16(0)))
             }
             expected |= bit(KeyAttr.ethertype)
         }
@@ -271,20 +274,20 @@ public struct KeyDecoder: Sendable {
             flow[.vlanTPID] = 0xffff
             flow[.vlanTCI] = 0xffff
             if let a = present[KeyAttr.vlan] {
-                flow[.vlanTCI] = UInt64(PayloadBytes(a.payload).be16(0))
+                flow[.vlanTCI] = UInt64(a.be16(0))
                 expected |= bit(KeyAttr.vlan)
             }
         }
         return parseL25Onward(present, &expected, &flow, isMask: isMask, src: srcOrNil, needCheck: true)
     }
 
-    static func le32(_ a: Attribute) -> UInt32 { PayloadBytes(a.payload).le32(0) }
+    static func le32(_ a: RawPayload) -> UInt32 { a.le32(0) }
 
     /// parse_ethertype(): nil on success, a fitness on error.
     func parseEthertype(_ present: Present, _ expected: inout UInt64, _ flow: inout FlowKey, isMask: Bool,
                         src: SourceKey) -> Fitness? {
         if let a = present[KeyAttr.ethertype] {
-            let t = PayloadBytes(a.payload).be16(0)
+            let t = a.be16(0)
             flow[.ethType] = UInt64(t)
             if !isMask && t < 0x600 { return .error("invalid Ethertype \(t) in flow key") }
             if isMask, let srcType = src[.ethType], srcType < 0x600, t != 0xffff {
@@ -335,7 +338,7 @@ public struct KeyDecoder: Sendable {
             fitness = checkExpectations(present.bits, expected)
             flow[tpidFields[encaps]] = flow[.ethType]
             flow[.ethType] = 0
-            let tci: UInt16 = present[KeyAttr.vlan].map { Array($0.payload).be16(0) } ?? 0
+            let tci: UInt16 = present[KeyAttr.vlan].map { $0.be16(0) } ?? 0
             flow[tciFields[encaps]] = UInt64(tci)
             if !isMask {
                 if !present.has(KeyAttr.vlan) || !present.has(KeyAttr.encap) {
@@ -351,8 +354,8 @@ public struct KeyDecoder: Sendable {
             } else if !present.has(KeyAttr.encap) {
                 return fitness
             }
-            present = Present(encap!.payload, bounds: present.bounds)
-            if let e = parseAttributes(encap!.payload, into: &present) { return .error(e.message) }
+            present = Present(encap!.bytes, bounds: present.bounds)
+            if let e = parseAttributes(encap!.bytes, into: &present) { return .error(e.message) }
             expected = 0
             if let f = parseEthertype(present, &expected, &flow, isMask: isMask, src: src) { return f }
             let inner = parseL25Onward(present, &expected, &flow, isMask: isMask, src: src, needCheck: false)
@@ -374,7 +377,7 @@ public struct KeyDecoder: Sendable {
         if EtherType.isMPLS(srcType) {
             if !isMask || present.has(KeyAttr.mpls) { expected |= bit(KeyAttr.mpls) }
             if let a = present[KeyAttr.mpls] {
-                let p = PayloadBytes(a.payload)
+                let p = a
                 let n = p.count / 4
                 if p.isEmpty || p.count % 4 != 0 { return .error("MPLS LSEs have invalid length \(p.count)") }
                 if flow[.mplsLSE] != 0 && flow[.ethType] != 0xffff {
@@ -394,7 +397,7 @@ public struct KeyDecoder: Sendable {
         } else if srcType == EtherType.ipv4 {
             if !isMask { expected |= bit(KeyAttr.ipv4) }
             if let a = present[KeyAttr.ipv4] {
-                let p = PayloadBytes(a.payload)
+                let p = a
                 flow[.ipv4Src] = UInt64(p.be32(0))
                 flow[.ipv4Dst] = UInt64(p.be32(4))
                 flow[.ipProto] = UInt64(p[8])
@@ -412,7 +415,7 @@ public struct KeyDecoder: Sendable {
         } else if srcType == EtherType.ipv6 {
             if !isMask { expected |= bit(KeyAttr.ipv6) }
             if let a = present[KeyAttr.ipv6] {
-                let p = PayloadBytes(a.payload)
+                let p = a
                 flow[.ipv6Src] = p.be128(0)
                 flow[.ipv6Dst] = p.be128(16)
                 flow[.ipv6Label] = UInt64(p.be32(32))
@@ -431,7 +434,7 @@ public struct KeyDecoder: Sendable {
         } else if srcType == EtherType.arp || srcType == EtherType.rarp {
             if !isMask { expected |= bit(KeyAttr.arp) }
             if let a = present[KeyAttr.arp] {
-                let p = PayloadBytes(a.payload)
+                let p = a
                 let op = p.be16(8)
                 if !isMask && op & 0xff00 != 0 { return .error("unsupported ARP opcode \(op) in flow key") }
                 flow[.ipv4Src] = UInt64(p.be32(0))
@@ -464,20 +467,20 @@ public struct KeyDecoder: Sendable {
             let attr = proto == IPProto.tcp ? KeyAttr.tcp : proto == IPProto.udp ? KeyAttr.udp : KeyAttr.sctp
             if !isMask { expected |= bit(attr) }
             if let a = present[attr] {
-                let p = PayloadBytes(a.payload)
+                let p = a
                 flow[.tpSrc] = UInt64(p.be16(0))
                 flow[.tpDst] = UInt64(p.be16(2))
                 l4Bit = attr
             }
             if proto == IPProto.tcp, let a = present[KeyAttr.tcpFlags] {
                 expected |= bit(KeyAttr.tcpFlags)
-                flow[.tcpFlags] = UInt64(PayloadBytes(a.payload).be16(0))
+                flow[.tcpFlags] = UInt64(a.be16(0))
             }
         } else if !laterFrag && ((srcType == EtherType.ipv4 && proto == IPProto.icmp) || (srcType == EtherType.ipv6 && proto == IPProto.icmpv6)) {
             let attr = srcType == EtherType.ipv4 ? KeyAttr.icmp : KeyAttr.icmpv6
             if !isMask { expected |= bit(attr) }
             if let a = present[attr] {
-                let p = PayloadBytes(a.payload)
+                let p = a
                 flow[.tpSrc] = UInt64(p[0])
                 flow[.tpDst] = UInt64(p[1])
                 l4Bit = attr
@@ -487,7 +490,7 @@ public struct KeyDecoder: Sendable {
                 if attr == KeyAttr.icmpv6 && isND {
                     if !isMask { expected |= bit(KeyAttr.nd) }
                     if let n = present[KeyAttr.nd] {
-                        let q = PayloadBytes(n.payload)
+                        let q = n
                         flow[.ndTarget] = q.be128(0)
                         flow[.ndSLL] = q.be48(16)
                         flow[.ndTLL] = q.be48(22)
@@ -564,16 +567,18 @@ public enum KeyDecoderBridge {
     }
 }
 
-/// An attribute payload read in place, indexed from 0, with the integer readers of
-/// [UInt8] (decoding a key copies nothing).
-struct PayloadBytes {
-    let s: ArraySlice<UInt8>
-    init(_ s: ArraySlice<UInt8>) { self.s = s }
+/// Big- and little-endian readers over bytes indexed from 0 (an attribute's payload).
+protocol PayloadReader {
+    var count: Int { get }
+    subscript(_ o: Int) -> UInt8 { get }
+}
 
-    var count: Int { s.count }
-    var isEmpty: Bool { s.isEmpty }
-    subscript(_ o: Int) -> UInt8 { s[s.startIndex + o] }
-    func contains(where p: (UInt8) -> Bool) -> Bool { s.contains(where: p) }
+extension PayloadReader {
+    var isEmpty: Bool { count == 0 }
+    func contains(where p: (UInt8) -> Bool) -> Bool {
+        for i in 0..<count where p(self[i]) { return true }
+        return false
+    }
 
     func be16(_ o: Int) -> UInt16 { UInt16(self[o]) << 8 | UInt16(self[o + 1]) }
     func be32(_ o: Int) -> UInt32 { UInt32(be16(o)) << 16 | UInt32(be16(o + 2)) }
@@ -586,5 +591,27 @@ struct PayloadBytes {
         var v: UInt128 = 0
         for i in (0..<16).reversed() { v = v << 8 | UInt128(self[o + i]) }
         return v
+    }
+}
+
+/// An attribute payload read in place (decoding a key copies nothing).
+struct PayloadBytes: PayloadReader {
+    let s: ArraySlice<UInt8>
+    init(_ s: ArraySlice<UInt8>) { self.s = s }
+
+    var count: Int { s.count }
+    subscript(_ o: Int) -> UInt8 { s[s.startIndex + o] }
+}
+
+/// A payload inside bytes the decoder holds (KeyDecoder.Present): no reference to
+/// count. Reads are bounds-checked as an array's are.
+struct RawPayload: PayloadReader {
+    let bytes: UnsafeRawBufferPointer
+    init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    var count: Int { bytes.count }
+    subscript(_ o: Int) -> UInt8 {
+        precondition(o >= 0 && o < bytes.count, "payload read out of bounds")
+        return bytes[o]
     }
 }

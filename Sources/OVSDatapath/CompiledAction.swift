@@ -75,8 +75,19 @@ public enum ActionCompiler {
         return try compileList(actions, state: &state, depth: 0)
     }
 
+    /// The last action list decoded and compiled for a flow (`Datapath.changeFlow`):
+    /// the flows of an add-flows mostly share their actions, and what a list compiles
+    /// to depends only on its bytes and the few match fields of `FlowState`. Reused, its
+    /// arrays are shared by those flows, not decoded, compiled and allocated per flow.
+    struct Memo {
+        let bytes: [UInt8]
+        let state: FlowState
+        let actions: [ODPAction]
+        let compiled: [CompiledAction]
+    }
+
     /// What the flow's packets look like as actions run (push/pop change it).
-    struct FlowState {
+    struct FlowState: Equatable {
         var ethType: UInt16
         var ethTypeExact: Bool
         var ipProto: UInt8?

@@ -60,6 +60,8 @@ public final class Datapath: @unchecked Sendable {
         var counted: RuleCounters
     }
     var retiringRules: [RetiringRule] = []
+    /// The last actions `changeFlow` decoded and compiled.
+    private var lastActions: ActionCompiler.Memo?
 
     public init(name: String, eswitch: ESwitch?, policy: OffloadPolicy = .none, missMode: MissMode = .drop,
                 maxIdleMilliseconds: Int = 10_000, rcu: QuiescentState = .shared, logger: Logger) throws {
@@ -255,11 +257,7 @@ public final class Datapath: @unchecked Sendable {
     /// putFlow, saying what changed (for a transaction to undo it: see undo(_:)).
     public func changeFlow(match: FlowMatch, ufid givenUFID: UInt128?, actions actionBytes: [UInt8],
                            options: PutOptions = PutOptions()) throws(DatapathError) -> FlowChange {
-        let actions: [ODPAction]
-        do { actions = try ODPAction.decode(actionBytes) } catch { throw .invalid(error.message) }
-        do { try ActionCompiler.checkLength(actionBytes) } catch { throw DatapathError(error.errno, error.message) }
-        let compiled: [CompiledAction]
-        do { compiled = try ActionCompiler.compile(actions, for: match) } catch { throw DatapathError(error.errno, error.message) }
+        let (actionBytes, actions, compiled) = try decodeAndCompile(actionBytes, for: match)
         let now = Sys.monotonicNanoseconds()
 
         var existing = table.lookup(match: match)
@@ -295,6 +293,21 @@ public final class Datapath: @unchecked Sendable {
             throw .exists("flow already exists")
         }
         return .added(flow)
+    }
+
+    /// A flow's actions decoded, checked and compiled, or the last flow's when they are
+    /// the same (`ActionCompiler.Memo`; the bytes returned are then the memo's, shared).
+    private func decodeAndCompile(_ actionBytes: [UInt8], for match: FlowMatch) throws(DatapathError)
+        -> ([UInt8], [ODPAction], [CompiledAction]) {
+        let state = ActionCompiler.FlowState(match: match)
+        if let m = lastActions, m.state == state, m.bytes == actionBytes { return (m.bytes, m.actions, m.compiled) }
+        let actions: [ODPAction]
+        do { actions = try ODPAction.decode(actionBytes) } catch { throw .invalid(error.message) }
+        do { try ActionCompiler.checkLength(actionBytes) } catch { throw DatapathError(error.errno, error.message) }
+        let compiled: [CompiledAction]
+        do { compiled = try ActionCompiler.compile(actions, for: match) } catch { throw DatapathError(error.errno, error.message) }
+        lastActions = ActionCompiler.Memo(bytes: actionBytes, state: state, actions: actions, compiled: compiled)
+        return (actionBytes, actions, compiled)
     }
 
     public func deleteFlow(_ f: DatapathFlow) {
