@@ -35,7 +35,7 @@ public final class RequestStream {
         r.header.sequence = client.nextSequence()
         if submitted == 0 { firstSequence = r.header.sequence }
         r.header.flags |= NetlinkFlags.request | NetlinkFlags.ack
-        pending += r.encoded()
+        r.append(to: &pending)
         submitted += 1
         if pending.count >= 48_000 { try sendPending() }
         while submitted - answered > window { try readAnswers(waiting: true) }

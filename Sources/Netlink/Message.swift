@@ -71,13 +71,21 @@ public struct GenericMessage: Sendable {
     public func encoded() -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(GenericMessage.fixedSize + attributes.count)
+        append(to: &out)
+        return out
+    }
+
+    /// Appends the wire form to `out` (a stream of requests: no array of its own).
+    public func append(to out: inout [UInt8]) {
         let length = UInt32(GenericMessage.fixedSize + attributes.count)
         appendHeader(&out, NetlinkHeader(length: length, type: header.type, flags: header.flags,
                                          sequence: header.sequence, portID: header.portID))
-        out += [command, version, 0, 0]
+        out.append(command)
+        out.append(version)
+        out.append(0)
+        out.append(0)
         withUnsafeBytes(of: familyHeader.littleEndian) { out += $0 }
         out += attributes
-        return out
     }
 
     /// Appends this message to `out` with attributes `body` writes in place (a dump's

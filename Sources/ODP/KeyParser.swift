@@ -188,39 +188,40 @@ struct KeyParser {
     /// and is all ones (recirc_id).
     private mutating func scanSingle(at j: Int, attr: UInt16, type: FieldType, size: Int, masked: Bool,
                                      key: inout AttributeWriter, mask: inout AttributeWriter) -> Int? {
-        var kb = [UInt8](repeating: 0, count: size)
-        var mb = [UInt8](repeating: masked ? 0 : 0xff, count: size)
-        guard let e = scanField(type, offset: 0, at: j, key: &kb, mask: &mb, withMask: masked) else { return nil }
+        // Scanned into the attributes in place: an array of its own per value and per
+        // mask (and its generic metadata looked up at run time) was a fifth of a line's
+        // parse. On an error the writers hold half an attribute; the key is refused.
+        let k = key.putZeroed(attr, count: size), m = mask.putZeroed(attr, count: size)
+        if !masked { for o in m..<m + size { mask.bytes[o] = 0xff } }
+        guard let e = scanField(type, offset: 0, at: j, key: &key.bytes, mask: &mask.bytes, base: (k, m), withMask: masked)
+        else { return nil }
         guard sc[e] == 41 else { return fail(e, "expected \")\"") }
-        key.put(attr, kb)
-        mask.put(attr, mb)
         return e + 1
     }
 
     /// SCAN_BEGIN/SCAN_FIELD/SCAN_END over a fixed struct.
     private mutating func scanStruct(_ spec: StructSpec, at i: Int, key: inout AttributeWriter, mask: inout AttributeWriter,
                                      initial: UInt16 = 0) -> Int? {
-        var kb = [UInt8](repeating: 0, count: spec.size)
-        var mb = [UInt8](repeating: 0, count: spec.size)
+        let k = key.putZeroed(spec.attr, count: spec.size), m = mask.putZeroed(spec.attr, count: spec.size)
         if initial != 0 {  // vlan: key and mask start with the CFI bit set
-            kb.setBE16(0, 0x1000)
-            mb.setBE16(0, 0x1000)
+            key.bytes.setBE16(k, 0x1000)
+            mask.bytes.setBE16(m, 0x1000)
         }
-        guard let e = scanFieldList(spec.fields, at: i + spec.prefix.utf8.count, key: &kb, mask: &mb) else { return nil }
-        key.put(spec.attr, kb)
-        mask.put(spec.attr, mb)
-        return e
+        return scanFieldList(spec.fields, at: i + spec.prefix.utf8.count, key: &key.bytes, mask: &mask.bytes, base: (k, m))
     }
 
     /// The do { field… } while (*s++ == ',' && len) loop; returns the index after `)`.
-    private mutating func scanFieldList(_ fields: [FieldSpec], at start: Int, key: inout [UInt8], mask: inout [UInt8]) -> Int? {
+    /// `base`: where the struct starts in `key` and in `mask`.
+    private mutating func scanFieldList(_ fields: [FieldSpec], at start: Int, key: inout [UInt8], mask: inout [UInt8],
+                                        base: (key: Int, mask: Int) = (0, 0)) -> Int? {
         var s = start
         while true {
             var matched = false
             let c0 = sc[s]
             for k in fields.indices where fields[k].first == c0 && sc.hasPrefix(fields[k].name, at: s) {
                 let f = fields[k]
-                guard let e = scanField(f.type, offset: f.offset, at: s + f.name.utf8.count, key: &key, mask: &mask, withMask: true)
+                guard let e = scanField(f.type, offset: f.offset, at: s + f.name.utf8.count, key: &key, mask: &mask, base: base,
+                                        withMask: true)
                 else { return nil }
                 s = e
                 matched = true
@@ -235,8 +236,9 @@ struct KeyParser {
     }
 
     /// Scans one value (and `/mask` when `withMask`) of `type` into the struct bytes.
-    private mutating func scanField(_ type: FieldType, offset o: Int, at j: Int, key: inout [UInt8], mask: inout [UInt8],
-                                    withMask: Bool) -> Int? {
+    private mutating func scanField(_ type: FieldType, offset: Int, at j: Int, key: inout [UInt8], mask: inout [UInt8],
+                                    base: (key: Int, mask: Int) = (0, 0), withMask: Bool) -> Int? {
+        let ko = base.key + offset, mo = base.mask + offset
         func number(_ i: Int) -> (UInt64, Int)? { sc.integer(i) }
         func maskNumber(_ e: Int) -> (UInt64, Int)? {
             guard withMask, sc[e] == 47, let r = sc.integer(e + 1) else { return nil }
@@ -245,47 +247,47 @@ struct KeyParser {
         switch type {
         case .u8:
             guard let (v, e) = number(j) else { return fail(j, "expected a number") }
-            key[o] = UInt8(truncatingIfNeeded: v)
-            if let (m, me) = maskNumber(e) { mask[o] = UInt8(truncatingIfNeeded: m); return me }
-            if withMask { mask[o] = 0xff }
+            key[ko] = UInt8(truncatingIfNeeded: v)
+            if let (m, me) = maskNumber(e) { mask[mo] = UInt8(truncatingIfNeeded: m); return me }
+            if withMask { mask[mo] = 0xff }
             return e
         case .be16, .u16:
             guard let (v, e) = number(j) else { return fail(j, "expected a number") }
-            let store: (inout [UInt8], UInt16) -> Void = type == .be16 ? { $0.setBE16(o, $1) } : { $0.setLE16(o, $1) }
-            store(&key, UInt16(truncatingIfNeeded: v))
-            if let (m, me) = maskNumber(e) { store(&mask, UInt16(truncatingIfNeeded: m)); return me }
-            if withMask { store(&mask, 0xffff) }
+            let store: (inout [UInt8], Int, UInt16) -> Void = type == .be16 ? { $0.setBE16($1, $2) } : { $0.setLE16($1, $2) }
+            store(&key, ko, UInt16(truncatingIfNeeded: v))
+            if let (m, me) = maskNumber(e) { store(&mask, mo, UInt16(truncatingIfNeeded: m)); return me }
+            if withMask { store(&mask, mo, 0xffff) }
             return e
         case .be32, .u32:
             guard let (v, e) = number(j) else { return fail(j, "expected a number") }
-            let store: (inout [UInt8], UInt32) -> Void = type == .be32 ? { $0.setBE32(o, $1) } : { $0.setLE32(o, $1) }
-            store(&key, UInt32(truncatingIfNeeded: v))
-            if let (m, me) = maskNumber(e) { store(&mask, UInt32(truncatingIfNeeded: m)); return me }
-            if withMask { store(&mask, 0xffff_ffff) }
+            let store: (inout [UInt8], Int, UInt32) -> Void = type == .be32 ? { $0.setBE32($1, $2) } : { $0.setLE32($1, $2) }
+            store(&key, ko, UInt32(truncatingIfNeeded: v))
+            if let (m, me) = maskNumber(e) { store(&mask, mo, UInt32(truncatingIfNeeded: m)); return me }
+            if withMask { store(&mask, mo, 0xffff_ffff) }
             return e
         case .be64:
             guard let (v, e) = number(j) else { return fail(j, "expected a number") }
-            key.setBE64(o, v)
-            if let (m, me) = maskNumber(e) { mask.setBE64(o, m); return me }
-            if withMask { mask.setBE64(o, ~0) }
+            key.setBE64(ko, v)
+            if let (m, me) = maskNumber(e) { mask.setBE64(mo, m); return me }
+            if withMask { mask.setBE64(mo, ~0) }
             return e
         case .ipv4:
             guard let (v, e) = sc.ipv4(j) else { return fail(j, "expected an IPv4 address a.b.c.d") }
-            key.setBE32(o, v)
-            if withMask, sc[e] == 47, let (m, me) = sc.ipv4(e + 1) { mask.setBE32(o, m); return me }
-            if withMask { mask.setBE32(o, ~0) }
+            key.setBE32(ko, v)
+            if withMask, sc[e] == 47, let (m, me) = sc.ipv4(e + 1) { mask.setBE32(mo, m); return me }
+            if withMask { mask.setBE32(mo, ~0) }
             return e
         case .ipv6:
             guard let (v, e) = sc.ipv6(j) else { return fail(j, "expected an IPv6 address") }
-            key.setBE128(o, v)
-            if withMask, sc[e] == 47, let (m, me) = sc.ipv6(e + 1) { mask.setBE128(o, m); return me }
-            if withMask { mask.setBE128(o, ~0) }
+            key.setBE128(ko, v)
+            if withMask, sc[e] == 47, let (m, me) = sc.ipv6(e + 1) { mask.setBE128(mo, m); return me }
+            if withMask { mask.setBE128(mo, ~0) }
             return e
         case .mac:
             guard let (v, e) = sc.mac(j) else { return fail(j, "expected an Ethernet address xx:xx:xx:xx:xx:xx") }
-            key.setBE48(o, v)
-            if withMask, sc[e] == 47, let (m, me) = sc.mac(e + 1) { mask.setBE48(o, m); return me }
-            if withMask { mask.setBE48(o, 0xffff_ffff_ffff) }
+            key.setBE48(ko, v)
+            if withMask, sc[e] == 47, let (m, me) = sc.mac(e + 1) { mask.setBE48(mo, m); return me }
+            if withMask { mask.setBE48(mo, 0xffff_ffff_ffff) }
             return e
         case .frag:
             var e = j
@@ -298,23 +300,23 @@ struct KeyParser {
             case "later": value = 2
             default: return fail(j, "frag must be no, first or later")
             }
-            key[o] = value
-            if withMask { mask[o] = 0xff }
+            key[ko] = value
+            if withMask { mask[mo] = 0xff }
             return e
         case .ipv6Label:
             guard let (v, e) = number(j), UInt32(truncatingIfNeeded: v) & ~0xfffff == 0 else {
                 return fail(j, "ipv6 label must be below 0x100000")
             }
-            key.setBE32(o, UInt32(truncatingIfNeeded: v))
+            key.setBE32(ko, UInt32(truncatingIfNeeded: v))
             if withMask, sc[e] == 47, let (m, me) = sc.integer(e + 1), UInt32(truncatingIfNeeded: m) & ~0xfffff == 0 {
-                mask.setBE32(o, UInt32(truncatingIfNeeded: m))
+                mask.setBE32(mo, UInt32(truncatingIfNeeded: m))
                 return me
             }
-            if withMask { mask.setBE32(o, 0xfffff) }
+            if withMask { mask.setBE32(mo, 0xfffff) }
             return e
         case .vid, .pcp, .cfi:
             let (bits, shift): (UInt32, UInt32) = type == .vid ? (12, 0) : type == .pcp ? (3, 13) : (1, 12)
-            return scanBitField(at: j, offset: o, width: 2, bits: bits, shift: shift, key: &key, mask: &mask, withMask: withMask)
+            return scanBitField(at: j, offsets: (ko, mo), width: 2, bits: bits, shift: shift, key: &key, mask: &mask, withMask: withMask)
         case .mplsLabel, .mplsTC, .mplsTTL, .mplsBOS:
             let (bits, shift): (UInt32, UInt32) = switch type {
             case .mplsLabel: (20, 12)
@@ -322,16 +324,16 @@ struct KeyParser {
             case .mplsTTL: (8, 0)
             default: (1, 8)
             }
-            return scanBitField(at: j, offset: o, width: 4, bits: bits, shift: shift, key: &key, mask: &mask, withMask: withMask)
+            return scanBitField(at: j, offsets: (ko, mo), width: 4, bits: bits, shift: shift, key: &key, mask: &mask, withMask: withMask)
         }
     }
 
     /// A bit field of a big-endian 16- or 32-bit word (`width` bytes): value, and
     /// under `withMask` an optional `/mask`, both limited to `bits` bits.
-    private mutating func scanBitField(at j: Int, offset o: Int, width: Int, bits: UInt32, shift: UInt32,
+    private mutating func scanBitField(at j: Int, offsets: (key: Int, mask: Int), width: Int, bits: UInt32, shift: UInt32,
                                        key: inout [UInt8], mask: inout [UInt8], withMask: Bool) -> Int? {
-        func read(_ b: [UInt8]) -> UInt32 { width == 2 ? UInt32(b.be16(o)) : b.be32(o) }
-        func write(_ b: inout [UInt8], _ v: UInt32) {
+        func read(_ b: [UInt8], _ o: Int) -> UInt32 { width == 2 ? UInt32(b.be16(o)) : b.be32(o) }
+        func write(_ b: inout [UInt8], _ o: Int, _ v: UInt32) {
             if width == 2 { b.setBE16(o, UInt16(truncatingIfNeeded: v)) } else { b.setBE32(o, v) }
         }
         let word: UInt32 = width == 2 ? 0xffff : 0xffff_ffff
@@ -339,15 +341,15 @@ struct KeyParser {
         let value = UInt32(truncatingIfNeeded: v) & word
         let field: UInt32 = ((1 << bits) - 1) << shift
         guard value >> bits == 0 else { return fail(j, "value \(value) does not fit in \(bits) bits") }
-        write(&key, (read(key) & ~field) | value << shift)
+        write(&key, offsets.key, (read(key, offsets.key) & ~field) | value << shift)
         if withMask {
             if sc[e] == 47, let (m, me) = sc.integer(e + 1) {
                 let mv = UInt32(truncatingIfNeeded: m) & word
                 guard mv >> bits == 0 else { return fail(e + 1, "mask \(mv) does not fit in \(bits) bits") }
-                write(&mask, (read(mask) & ~field) | mv << shift)
+                write(&mask, offsets.mask, (read(mask, offsets.mask) & ~field) | mv << shift)
                 return me
             }
-            write(&mask, read(mask) | field)
+            write(&mask, offsets.mask, read(mask, offsets.mask) | field)
         }
         return e
     }
@@ -371,8 +373,8 @@ struct KeyParser {
             e = k
         }
         guard sc[e] == 41 else { return fail(e, "expected \")\"") }
-        key.put(KeyAttr.inPort, [UInt8].le32(kv))
-        mask.put(KeyAttr.inPort, [UInt8].le32(mv))
+        key.putU32(KeyAttr.inPort, kv)
+        mask.putU32(KeyAttr.inPort, mv)
         return e + 1
     }
 

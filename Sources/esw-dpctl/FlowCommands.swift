@@ -284,6 +284,9 @@ func processFlowFile(_ s: Session, path: String, defaultCommand: String) throws 
         return GenericMessage(family: Family.flow, command: FlowCmd.get, flags: 0, sequence: 0, attributes: w.bytes)
     }
     func isBlank(_ c: UInt8) -> Bool { c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") }
+    // The last action text and what it parsed to: the lines of a flow file mostly
+    // share their actions.
+    var lastActions: (text: [UInt8], parsed: [UInt8])?
     do {
         try forEachLine(path) { number, raw in
             // The line's bytes (ASCII), never a String: far cheaper than Character steps.
@@ -321,8 +324,13 @@ func processFlowFile(_ s: Session, path: String, defaultCommand: String) throws 
                 if actionBytes.isEmpty {
                     throw ParseFailure("\(path):\(number): no actions after the flow (write drop for a flow that drops)")
                 }
-                do { w.put(FlowAttr.actions, try ODPText.parseActions(utf8: actionBytes)) } catch {
-                    throw ParseFailure("\(path):\(number): actions: \(error)")
+                if let last = lastActions, last.text == actionBytes {
+                    w.put(FlowAttr.actions, last.parsed)
+                } else {
+                    do { lastActions = (actionBytes, try ODPText.parseActions(utf8: actionBytes)) } catch {
+                        throw ParseFailure("\(path):\(number): actions: \(error)")
+                    }
+                    w.put(FlowAttr.actions, lastActions!.parsed)
                 }
             }
             w.putU32(FlowAttr.batch, batchID)
