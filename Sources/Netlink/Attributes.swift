@@ -224,6 +224,13 @@ public struct AttributeIndex {
         headers = found
     }
 
+    /// Whether an attribute of `type` is there (no Attribute made: its payload slice
+    /// is a reference to count).
+    public func contains(_ type: UInt16) -> Bool {
+        guard let s = Self.slot(type) else { return self[type] != nil }
+        return headers[s] != 0
+    }
+
     /// The first attribute of `type` (the framing was checked: no error).
     public subscript(_ type: UInt16) -> Attribute? {
         guard let s = Self.slot(type) else { return (try? AttributeParser.first(type, in: bytes)) ?? nil }

@@ -11,16 +11,47 @@ final class DatapathService {
     var datapath: Datapath?
     let makeDatapath: (String) throws -> Datapath
     let logger: Logger
-    /// Open add-flows transactions by batch id.
-    var batches: [UInt32: OpenBatch] = [:]
+    /// Open add-flows transactions.
+    var batches = OpenBatches()
 
-    struct OpenBatch {
+    final class OpenBatch {
         /// The connection that opened it: a batch its client leaves open is undone.
         let client: Int32
         /// What it changed so far, oldest first (for rollback).
         var changes: [FlowChange] = []
         /// One of its requests failed under skip_sw (it was undone; the rest are refused).
         var failed = false
+
+        init(client: Int32) { self.client = client }
+    }
+
+    /// Open batches by id. A batch's requests come one after another, so the last one
+    /// looked up is kept at hand: a put looked its batch up three times, each a hash.
+    struct OpenBatches {
+        private var byID: [UInt32: OpenBatch] = [:]
+        private var last: (id: UInt32, batch: OpenBatch)?
+
+        subscript(id: UInt32) -> OpenBatch? {
+            mutating get {
+                if let last, last.id == id { return last.batch }
+                let b = byID[id]
+                if let b { last = (id, b) }
+                return b
+            }
+        }
+
+        var count: Int { byID.count }
+        var all: [(id: UInt32, batch: OpenBatch)] { byID.map { ($0.key, $0.value) } }
+
+        mutating func insert(_ b: OpenBatch, id: UInt32) {
+            byID[id] = b
+            last = (id, b)
+        }
+
+        mutating func remove(_ id: UInt32) {
+            byID[id] = nil
+            if last?.id == id { last = nil }
+        }
     }
 
     /// Runs a change that removes many rules with the data plane's removals written in

@@ -18,7 +18,7 @@ extension DatapathService {
             if m.command == FlowCmd.get && ufid == nil && !a.has(FlowAttr.key) {
                 let aborted = batches[batch]?.failed == true
                 if a.has(FlowAttr.batchAbort) { undo(batch, d) }
-                batches[batch] = nil
+                batches.remove(batch)
                 // A commit after a skip_sw refusal commits nothing: the batch was undone.
                 // Said here too, since the refused request may have been the last one
                 // (no ECANCELED after it would tell the client).
@@ -39,7 +39,7 @@ extension DatapathService {
             }
             let batch = try a.u32(FlowAttr.batch)
             let batchEnd = a.has(FlowAttr.batchEnd)
-            defer { if batchEnd, let batch { batches[batch] = nil } }
+            defer { if batchEnd, let batch { batches.remove(batch) } }
             try checkNotAborted(batch)
             let f: DatapathFlow
             do { f = try find(d, a, ufid: ufid) } catch {
@@ -128,7 +128,7 @@ extension DatapathService {
                      _ r: inout ControlServer.Reply) throws(RequestError) {
         let batch = try a.u32(FlowAttr.batch)
         let batchEnd = a.has(FlowAttr.batchEnd)
-        defer { if batchEnd, let batch { batches[batch] = nil } }
+        defer { if batchEnd, let batch { batches.remove(batch) } }
         try checkNotAborted(batch)
         var options = Datapath.PutOptions()
         if m.command == FlowCmd.set {
@@ -206,41 +206,41 @@ extension DatapathService {
     /// its requests fails; any batch rolls back when its client aborts it (a parse error
     /// in its file) or goes away before committing it.
     private func journal(_ change: FlowChange, _ batch: UInt32?, _ d: Datapath) {
-        guard let batch, batches[batch] != nil else { return }
-        batches[batch]!.changes.append(change)
+        guard let batch, let b = batches[batch] else { return }
+        b.changes.append(change)
     }
 
     /// A batch's first request opens it (owned by the client that sent it).
     private func openBatch(_ batch: UInt32, client: Int32) {
         guard batches[batch] == nil else { return }
         makeRoom(for: batch)
-        batches[batch] = OpenBatch(client: client)
+        batches.insert(OpenBatch(client: client), id: batch)
     }
 
     /// A client went away: the batches it left open are undone (it never committed them).
     func clientGone(_ client: Int32) {
         guard let d = datapath else { return }
-        for (id, b) in batches where b.client == client {
+        for (id, b) in batches.all where b.client == client {
             if !b.failed { undo(id, d) }
-            batches[id] = nil
+            batches.remove(id)
         }
     }
 
     /// Undoes a batch's changes, newest first, so that the table is as it was before the
     /// batch (modified flows get their actions back, deleted ones come back).
     private func undo(_ batch: UInt32, _ d: Datapath) {
-        guard var b = batches[batch] else { return }
+        guard let b = batches[batch] else { return }
         d.undo(b.changes)
         if !b.changes.isEmpty { logger.info("flow batch undone", metadata: ["batch": "\(batch)"]) }
         b.changes = []
-        batches[batch] = b
     }
 
     private func makeRoom(for batch: UInt32) {
         guard batches[batch] == nil && batches.count >= Self.maxOpenBatches else { return }
         // The failed ones first (kept only to refuse their remaining requests), then any.
-        let victim = batches.first { $0.value.failed }?.key ?? batches.keys.first!
-        batches[victim] = nil
+        let all = batches.all
+        let victim = all.first { $0.batch.failed }?.id ?? all[0].id
+        batches.remove(victim)
         logger.warning("too many open flow batches: one dropped", metadata: ["batch": "\(victim)"])
     }
 

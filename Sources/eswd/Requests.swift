@@ -13,7 +13,7 @@ struct RequestAttributes {
     }
 
     subscript(_ t: UInt16) -> Attribute? { index[t] }
-    func has(_ t: UInt16) -> Bool { self[t] != nil }
+    func has(_ t: UInt16) -> Bool { index.contains(t) }
 
     func u32(_ t: UInt16) throws(RequestError) -> UInt32? {
         guard let a = self[t] else { return nil }
