@@ -295,6 +295,13 @@ public final class Datapath: @unchecked Sendable {
         return .added(flow)
     }
 
+    /// Action bytes as a request carries them: the last flow's array when they are the
+    /// same (an add-flows repeats them), a copy otherwise.
+    public func actionBytes(sharing payload: ArraySlice<UInt8>) -> [UInt8] {
+        if let m = lastActions, m.bytes.elementsEqual(payload) { return m.bytes }
+        return Array(payload)
+    }
+
     /// A flow's actions decoded, checked and compiled, or the last flow's when they are
     /// the same (`ActionCompiler.Memo`; the bytes returned are then the memo's, shared).
     private func decodeAndCompile(_ actionBytes: [UInt8], for match: FlowMatch) throws(DatapathError)

@@ -12,7 +12,7 @@ extension DatapathService {
     func handleFlow(_ m: GenericMessage, _ r: inout ControlServer.Reply, client: Int32) throws(RequestError) {
         let d = try dp(m.familyHeader)
         let a = try RequestAttributes(m.attributes)
-        let ufid = a.bytes(FlowAttr.ufid).flatMap(Self.ufid)
+        let ufid = a.payload(FlowAttr.ufid).flatMap(Self.ufid)
         if let batch = try a.u32(FlowAttr.batch) {
             // The batch's own requests (a GET with no flow): commit, or abort.
             if m.command == FlowCmd.get && ufid == nil && !a.has(FlowAttr.key) {
@@ -88,7 +88,7 @@ extension DatapathService {
         }
     }
 
-    static func ufid(_ b: [UInt8]) -> UInt128? {
+    static func ufid(_ b: some Collection<UInt8>) -> UInt128? {
         guard b.count == 16 else { return nil }
         var v: UInt128 = 0
         for x in b { v = v << 8 | UInt128(x) }
@@ -139,7 +139,8 @@ extension DatapathService {
             options.modify = m.header.flags & NetlinkFlags.exclusive == 0 && m.header.flags & NetlinkFlags.replace != 0
         }
         options.clearStats = a.has(FlowAttr.clear)
-        let actions = a.bytes(FlowAttr.actions)
+        // The actions of the previous put when they are the same (no copy of their own).
+        let actions = a.payload(FlowAttr.actions).map { d.actionBytes(sharing: $0) }
         do throws(RequestError) {
             let flow: DatapathFlow
             var change: FlowChange?
