@@ -451,9 +451,9 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
         maskIDs.reclaim(now: now)
         chainMaskIDs.reclaim(now: now)
         actionSetIDs.reclaim(now: now)
-        if now &- lastCounterLook >= 3_000_000_000 {
+        if now &- lastCounterLook >= 1_000_000_000 {
             lastCounterLook = now
-            counters.releaseIfIdle()
+            counters.releaseIfIdle(now: now, idle: 3_000_000_000)
         }
         guard now &- lastRank >= 1_000_000_000 else { return }
         lastRank = now

@@ -10,7 +10,7 @@ import NetLinux
 ///
 /// Mapped while in use: the kernel maps every page of the array at once, so a mapping
 /// kept for good would put the whole table (48 MiB for a million counters on two CPUs)
-/// into the daemon's RSS for its life; `releaseIfIdle()` unmaps it when nothing
+/// into the daemon's RSS for its life; `releaseIfIdle` unmaps it when nothing
 /// read or zeroed a counter for a while, and the next access maps it again. Owns the
 /// mapping: unmapped when dropped.
 struct CounterMemory: ~Copyable {
@@ -19,9 +19,11 @@ struct CounterMemory: ~Copyable {
     let slots: Int
     let cpus: Int
     private var base: UnsafeMutablePointer<UInt64>?
-    /// Reads and resets so far, and as of the last `releaseIfIdle`.
+    /// Reads and resets so far, as of the last `releaseIfIdle`, and when that look
+    /// last saw them change.
     private var accesses: UInt64 = 0
     private var accessesAtLastLook: UInt64 = 0
+    private var lastSeenAccess: UInt64 = 0
     /// 64-bit words per counter (struct esw_rule_counter: packets, bytes, last used).
     private static let words = Layout.ruleCounterSize / 8
 
@@ -55,11 +57,16 @@ struct CounterMemory: ~Copyable {
         return base
     }
 
-    /// Unmaps the counters if no counter was read or zeroed since the last call (the
-    /// driver's housekeeping calls this every few seconds).
-    mutating func releaseIfIdle() {
-        defer { accessesAtLastLook = accesses }
-        guard let b = base, accesses == accessesAtLastLook else { return }
+    /// Unmaps the counters once no counter was read or zeroed for `idle` nanoseconds (the
+    /// driver's housekeeping calls this every second: the mapping goes `idle` to `idle`
+    /// + 1 s after the last access; looked at every 3 s, it went 3 to 6 s after).
+    mutating func releaseIfIdle(now: UInt64, idle: UInt64) {
+        if accesses != accessesAtLastLook {
+            accessesAtLastLook = accesses
+            lastSeenAccess = now
+            return
+        }
+        guard let b = base, now &- lastSeenAccess >= idle else { return }
         munmap(b, length)
         base = nil
     }

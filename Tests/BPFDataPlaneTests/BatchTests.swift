@@ -83,6 +83,26 @@ struct BatchTests {
         #expect(dp.allRuleCounters(count: 102)[101].packets == 1)
     }
 
+    /// Housekeeping looks every second, and the mapping goes 3 to 4 s after the last read
+    /// whatever the phase of the looks (looked at every 3 s it stayed up to 6 s: a
+    /// benchmark's RSS five seconds after a del-flows had the 48 MiB of a million
+    /// counters in it, or not).
+    @Test func theCountersGoThreeToFourSecondsAfterTheLastRead() throws {
+        let dp = try P.dataPlane()
+        #expect(dp.program(batch: Self.rules(1, actions: [.drop])).installed == 1)
+        let t = Sys.monotonicNanoseconds() + 10_000_000_000
+        dp.maintain(now: t)
+        _ = dp.ruleCounters(100)  // just after a look
+        #expect(dp.countersMapped)
+        for s in 1...3 {
+            dp.maintain(now: t + UInt64(s) * 1_000_000_000)
+            #expect(dp.countersMapped, "unmapped \(s) s after the read")
+        }
+        dp.maintain(now: t + 4_000_000_000)
+        dp.maintain(now: t + 4_500_000_000)
+        #expect(!dp.countersMapped, "still mapped 4.5 s after the last read")
+    }
+
     @Test func aResizeCopiesEveryRuleFromTheKernelsMaps() throws {
         let dp = try P.dataPlane()
         let n = 9000  // more than one read batch (4096)
