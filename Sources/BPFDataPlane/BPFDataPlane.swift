@@ -137,8 +137,8 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     var queuedWrites: [QueuedWrite]?
     var queuedFingerprints: [Set<UInt64>] = [[], []]
     /// The queue's storage between bulks, and the bulk's list of writes: kept, not
-    /// freed (a bulk is 200 KB; freed, every bulk faulted fresh pages in again, a third
-    /// of a million-flow add-flows spent zeroing them).
+    /// freed (a bulk is 200 KB to 2 MB; freed, every bulk faulted fresh pages in again,
+    /// a third of a million-flow add-flows spent zeroing them).
     var spareQueue: [QueuedWrite] = []
     /// The bulk the writer thread is writing (`handOffQueuedRules`), and its slots.
     var inFlight: (queue: [QueuedWrite], bulk: [PendingRule])?

@@ -15,14 +15,13 @@ import Packet
 extension BPFDataPlane {
     /// Rules per batch syscall: bounds the arrays handed to the kernel.
     static let batchLimit = 16384
-    /// Queued new rules (or removals) per write: a syscall per 256 rules costs little,
-    /// and the queue (0.5 to 1 KB a rule) stays below malloc's mmap threshold, so its
-    /// memory is reused, not mapped and faulted in again for every bulk.
+    /// Queued new rules (or removals) per write: a syscall per 256 rules costs little.
     static let queuedWriteBulk = 256
     /// What the queue may grow to while the writer thread still writes the previous
-    /// bulk (then the control thread waits). Its storage is reserved at once and kept
-    /// (`spareQueue`), as the bulk's scratch: grown by doubling and dropped, a queue's
-    /// fresh pages were a fifth of a million-flow add's page faults.
+    /// bulk (then the control thread waits). Its storage (0.5 to 1 KB a rule) is
+    /// reserved at once and kept (`spareQueue`), as the bulk's scratch and `TableRuns`
+    /// are: grown by doubling and dropped, a queue's fresh pages were a fifth of a
+    /// million-flow add's page faults.
     static let queueGrowthLimit = 2048
 
     static func slotIndex(_ t: HardwareTable) -> Int { t == .exact ? 0 : 1 }
