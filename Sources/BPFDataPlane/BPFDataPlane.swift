@@ -136,10 +136,11 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     /// and their slots' fingerprints by table (exact 0, masked 1).
     var queuedWrites: [QueuedWrite]?
     var queuedFingerprints: [Set<UInt64>] = [[], []]
-    /// The queue's storage between bulks, and the bulk's list of writes: kept, not
-    /// freed (a bulk is 200 KB to 2 MB; freed, every bulk faulted fresh pages in again,
-    /// a third of a million-flow add-flows spent zeroing them).
-    var spareQueue: [QueuedWrite] = []
+    /// The queues' storage between bulks (the one being filled and the one in flight take
+    /// turns), and the bulk's list of writes: kept, not freed (a bulk is 200 KB to 2 MB;
+    /// freed, every bulk faulted fresh pages in again, a third of a million-flow
+    /// add-flows spent zeroing them).
+    var spareQueues: [[QueuedWrite]] = []
     /// The bulk the writer thread is writing (`handOffQueuedRules`), and its slots.
     var inFlight: (queue: [QueuedWrite], bulk: [PendingRule])?
     var inFlightFingerprints: [Set<UInt64>] = [[], []]
@@ -495,8 +496,9 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
 
     /// Runs the port pipeline once on a frame (BPF_PROG_TEST_RUN), as if it arrived on
     /// the netdev `ifindex`: the verdict (TC_ACT_*), the frame as the program left it,
-    /// and the redirect target if any. Counts like real traffic. Queued new rules stay
-    /// queued: the frame meets what the kernel holds now.
+    /// and the redirect target if any. Counts like real traffic. Queued new rules (of
+    /// the run of requests being answered) stay queued: the frame meets what the kernel
+    /// holds now.
     /// `gsoSize`: the frame as a GSO superframe (gso_size and gso_segs set; the kernel's
     /// test run cannot set gso_type); the gso_segs the pipeline left comes back (the test
     /// run reports no gso_size; 0 when the GSO state was reset).

@@ -19,8 +19,8 @@ extension BPFDataPlane {
     static let queuedWriteBulk = 256
     /// What the queue may grow to while the writer thread still writes the previous
     /// bulk (then the control thread waits). Its storage (0.5 to 1 KB a rule) is
-    /// reserved at once and kept (`spareQueue`), as the bulk's scratch and `TableRuns`
-    /// are: grown by doubling and dropped, a queue's fresh pages were a fifth of a
+    /// reserved at once and kept (`spareQueues`: the queue being filled and the one in
+    /// flight take turns), as the bulk's scratch and `TableRuns` are: grown by doubling and dropped, a queue's fresh pages were a fifth of a
     /// million-flow add's page faults.
     static let queueGrowthLimit = 2048
 
@@ -78,14 +78,13 @@ extension BPFDataPlane {
     /// tables when this returns (the daemon answers its client after that).
     public func coalescingWrites<T>(_ body: () throws -> T) rethrows -> T {
         guard queuedWrites == nil else { return try body() }
-        queuedWrites = spareQueue
-        spareQueue = []
+        queuedWrites = spareQueues.popLast() ?? []
         queuedWrites!.reserveCapacity(Self.queuedWriteBulk)
         defer {
             // (Written until nothing is left: a lost write's handler could queue again,
             // even a whole bulk that goes to the writer thread.)
             while inFlight != nil || queuedWrites?.isEmpty == false { writeQueuedRules() }
-            spareQueue = queuedWrites ?? []
+            if let q = queuedWrites { keepSpare(q) }
             queuedWrites = nil
         }
         return try body()
@@ -110,7 +109,7 @@ extension BPFDataPlane {
     private func handOffQueuedRules() {
         guard let writer = bulkWriter else { return writeQueuedRules() }
         if inFlight != nil {
-            // Still writing: the queue grows meanwhile (up to a batch call's limit) rather
+            // Still writing: the queue grows meanwhile (up to `queueGrowthLimit`) rather
             // than the control thread waiting for a thread the scheduler has not run yet.
             if let outcome = writer.collectIfDone() {
                 settleInFlight(outcome)
@@ -153,8 +152,8 @@ extension BPFDataPlane {
     /// (its slots' fingerprints are the caller's to move or clear).
     private func takeQueue() -> (queue: [QueuedWrite], bulk: [PendingRule])? {
         guard let q = queuedWrites, !q.isEmpty else { return nil }
-        queuedWrites = spareQueue
-        spareQueue = []
+        queuedWrites = spareQueues.popLast() ?? []
+        queuedWrites!.reserveCapacity(Self.queuedWriteBulk)
         var bulk = bulkScratch
         bulkScratch = []
         bulk.removeAll(keepingCapacity: true)
@@ -165,12 +164,24 @@ extension BPFDataPlane {
 
     /// After a queue's write: its storage becomes the spare, and the rules the kernel
     /// refused are written again one by one (those still refused are reported lost).
+    /// Keeps an empty queue's storage for the next one (two at most: the queue being
+    /// filled and the one in flight take turns).
+    private func keepSpare(_ queue: [QueuedWrite]) {
+        guard queue.capacity > 0 else { return }
+        if spareQueues.count < 2 {
+            spareQueues.append(queue)
+        } else if let i = spareQueues.indices.min(by: { spareQueues[$0].capacity < spareQueues[$1].capacity }),
+                  spareQueues[i].capacity < queue.capacity {
+            spareQueues[i] = queue
+        }
+    }
+
     /// The storage is taken (`consuming`): emptied while it is the only reference, it
     /// keeps its pages (a second reference would make the emptying allocate afresh).
     private func settleQueued(_ queue: consuming [QueuedWrite], _ bulk: consuming [PendingRule], written: Int) {
         defer {
             queue.removeAll(keepingCapacity: true)
-            if queue.capacity > spareQueue.capacity { spareQueue = queue }
+            keepSpare(queue)
             bulk.removeAll(keepingCapacity: true)
             if bulk.capacity > bulkScratch.capacity { bulkScratch = bulk }
         }
@@ -356,7 +367,10 @@ extension BPFDataPlane {
     /// written give back what they took.
     private func write(_ pending: [PendingRule]) -> (Int, DataPlaneError?) {
         runScratch.fill(pending, mapFD: mapFD)
-        return settle(pending, runScratch.write())
+        let outcome = runScratch.write()
+        // A big synchronous write (a firmware bulk) leaves no buffer of its size behind.
+        if pending.count > Self.queueGrowthLimit { runScratch.release() }
+        return settle(pending, outcome)
     }
 
     /// The driver's part of a write, once the kernel's is done: the written rules take

@@ -31,6 +31,13 @@ final class TableRuns: @unchecked Sendable {
         }
     }
 
+    /// Gives the buffers back (after a write far bigger than a queued bulk).
+    func release() {
+        keys = []
+        values = []
+        runs = []
+    }
+
     /// Writes the runs in order, stopping at the first refusal: how many rules were
     /// written (a prefix), and the errno of the refusal (0: none). Touches only the
     /// kernel's maps, so it can run on the writer thread.

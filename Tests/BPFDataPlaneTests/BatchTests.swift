@@ -238,6 +238,20 @@ struct CoalescedWriteTests {
         #expect(try B.verdict(dp, dst: B.base + 599) == P.redirect)
     }
 
+    /// The queues' storage outlives a run of requests: the next run's queue and the
+    /// one that takes its place at the first hand-off start with room for a bulk (a
+    /// queue that started empty grew by doubling, fresh pages each time).
+    @Test func theQueuesStorageIsKeptFromOneRunToTheNext() throws {
+        let dp = try P.dataPlane()
+        let rules = B.rules(600, actions: [.drop])
+        dp.coalescingWrites { for r in rules[..<300] { _ = dp.program(batch: [r]) } }
+        #expect(dp.spareQueues.count == 2, "\(dp.spareQueues.map(\.capacity))")
+        #expect(dp.spareQueues.allSatisfy { $0.capacity >= BPFDataPlane.queuedWriteBulk && $0.isEmpty })
+        dp.coalescingWrites { _ = dp.program(batch: [rules[300]]) }
+        #expect(dp.spareQueues.count == 2, "a run of one rule kept both")
+        #expect(try B.verdict(dp, dst: B.base + 300) == P.shot)
+    }
+
     /// Rules with the actions of the previous rule reuse its action set without encoding
     /// it again; once the set's last rule is gone, the next rule with those actions gets
     /// a set written anew (not the freed id the shortcut remembered).
