@@ -31,6 +31,16 @@ mirror_changed() { [ "$(mirror_events "$1" "$2")" -gt "$3" ]; }
 drain_threads() { cat /proc/"$ESWD_PID"/task/*/comm 2>/dev/null | grep -c '^esw-rep-drain$'; }
 # Pings VF0 -> VF1 (COUNT), printing ping's output (replies, duplicates, summary).
 ping_vf1() { t_in vm0 ping -c "$1" -i 0.2 -W 2 198.19.0.2 2>&1; }
+# stop_capture FILE REGEX LINES: waits until the tcpdump $DUMP (writing FILE) printed
+# LINES lines matching REGEX (a frame is printed a moment after the ping saw it, later
+# on a loaded machine; in immediate mode, or it waits in the capture ring's block for up
+# to a second), notes pf0vf1's mirror-off events so far in $offs, stops it; FILE in $cap.
+stop_capture() {
+    t_wait "tcpdump printed $3 lines matching $2" 5 test "$(grep -Ec "$2" "$1")" -ge "$3"
+    offs=$(mirror_events pf0vf1 off)
+    kill "$DUMP"; wait "$DUMP" 2>/dev/null
+    cap=$(cat "$1")
+}
 
 check "VF0 -> VF1 in software" t_ping vm0 198.19.0.2 2
 check_eq "a representor's transmit queue holds 4096 frames (what a capture's mirror may queue)" 4096 \
@@ -50,12 +60,7 @@ check_eq "a drain thread while capturing" 1 "$(drain_threads)"
 out=$(ping_vf1 5)
 check_match "VF0 -> VF1 while capturing: every reply" ' 5 received' "$out"
 check_no_match "... and no duplicates (the clone is the only copy the port gets)" 'DUP|duplicates' "$out"
-# tcpdump prints a frame a moment after the ping saw it (later on a loaded machine;
-# immediate mode, or frames wait in the capture ring's block for up to a second).
-t_wait "tcpdump -i pf0vf1 printed 10 frames" 5 test "$(grep -c 'ICMP echo' "$T_DIR/pf0vf1.txt")" -ge 10
-offs=$(mirror_events pf0vf1 off)
-kill "$DUMP"; wait "$DUMP" 2>/dev/null
-cap=$(cat "$T_DIR/pf0vf1.txt")
+stop_capture "$T_DIR/pf0vf1.txt" 'ICMP echo' 10
 check_eq "tcpdump -i pf0vf1 saw the requests the host sent on it" 5 "$(grep -c 'ICMP echo request' <<<"$cap")"
 check_eq "... and the replies that came up it" 5 "$(grep -c 'ICMP echo reply' <<<"$cap")"
 check_ge "pf0vf1's TAP transmitted the mirrored frames (and ARP's)" $((tx0 + 5)) "$(link_stat pf0vf1 tx packets)"
@@ -82,10 +87,7 @@ check "tcpdump -i any mirrors pf0vf0 and pf0vf1" t_wait "mirror on every represe
 out=$(ping_vf1 3)
 check_match "VF0 -> VF1 under tcpdump -i any: every reply" ' 3 received' "$out"
 check_no_match "... and no duplicates" 'DUP|duplicates' "$out"
-t_wait "tcpdump -i any printed 12 frames" 5 test "$(grep -Ec 'pf0vf[01] .*ICMP echo' "$T_DIR/any.txt")" -ge 12
-offs=$(mirror_events pf0vf1 off)
-kill "$DUMP"; wait "$DUMP" 2>/dev/null
-cap=$(cat "$T_DIR/any.txt")
+stop_capture "$T_DIR/any.txt" 'pf0vf[01] .*ICMP echo' 12
 check_eq "pf0vf0 In: the requests" 3 "$(grep -Ec 'pf0vf0 (In|P) .*ICMP echo request' <<<"$cap")"
 check_eq "pf0vf1 Out: the requests" 3 "$(grep -c 'pf0vf1 Out .*ICMP echo request' <<<"$cap")"
 check_eq "pf0vf1 In: the replies" 3 "$(grep -Ec 'pf0vf1 (In|P) .*ICMP echo reply' <<<"$cap")"

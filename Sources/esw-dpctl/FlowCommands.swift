@@ -324,14 +324,12 @@ func processFlowFile(_ s: Session, path: String, defaultCommand: String) throws 
                 if actionBytes.isEmpty {
                     throw ParseFailure("\(path):\(number): no actions after the flow (write drop for a flow that drops)")
                 }
-                if let last = lastActions, last.text == actionBytes {
-                    w.put(FlowAttr.actions, last.parsed)
-                } else {
+                if lastActions?.text != actionBytes {
                     do { lastActions = (actionBytes, try ODPText.parseActions(utf8: actionBytes)) } catch {
                         throw ParseFailure("\(path):\(number): actions: \(error)")
                     }
-                    w.put(FlowAttr.actions, lastActions!.parsed)
                 }
+                w.put(FlowAttr.actions, lastActions!.parsed)
             }
             w.putU32(FlowAttr.batch, batchID)
             let cmd: UInt8 = op == .add ? FlowCmd.new : op == .modify ? FlowCmd.set : FlowCmd.del

@@ -156,11 +156,7 @@ extension DatapathService {
                 if m.command == FlowCmd.set && actions == nil {
                     // set without actions: only clear stats.
                     let f = try find(d, a, ufid: ufid)
-                    if options.clearStats {
-                        d.readHardwareCounters(f)
-                        statsBeforeClear = f.stats
-                        d.clearStats(f)
-                    }
+                    if options.clearStats { statsBeforeClear = Self.clearStats(f, d) }
                     flow = f
                 } else {
                     guard let actions else { throw RequestError(22, "actions required") }
@@ -177,11 +173,7 @@ extension DatapathService {
                     }
                     flow = change!.flow
                 } else {
-                    if options.clearStats {
-                        d.readHardwareCounters(f)
-                        statsBeforeClear = f.stats
-                        d.clearStats(f)
-                    }
+                    if options.clearStats { statsBeforeClear = Self.clearStats(f, d) }
                     flow = f
                 }
             } else {
@@ -202,6 +194,14 @@ extension DatapathService {
     /// Open batches kept at most: a client that never ends its batches (or a fuzzer)
     /// must not make the daemon keep their flows forever.
     static let maxOpenBatches = 256
+
+    /// Clears a flow's statistics, returning them as they were (the rule's counters now).
+    private static func clearStats(_ f: DatapathFlow, _ d: Datapath) -> FlowStats {
+        d.readHardwareCounters(f)
+        let before = f.stats
+        d.clearStats(f)
+        return before
+    }
 
     /// Keeps a change for the batch's rollback: a skip_sw batch rolls back when one of
     /// its requests fails; any batch rolls back when its client aborts it (a parse error

@@ -1,8 +1,8 @@
 import Netlink
 
-/// The requests of the datagrams read at once, answered in order as the client's socket takes the
-/// answers (ControlServer.stream): a dump streams its replies a chunk at a time, and
-/// the requests after it wait for its DONE. Nothing is answered ahead of the socket, so
+/// The requests of the datagrams read at once, answered in order as the client's socket
+/// takes the answers (ControlServer.stream): a dump streams its replies a chunk at a
+/// time, and the requests after it wait for its DONE. Nothing is answered ahead of the socket, so
 /// a dump of a million flows never exists whole in memory.
 final class RequestRun {
     /// About this much is produced per call (the server cuts it into datagrams).
