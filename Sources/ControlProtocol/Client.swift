@@ -92,6 +92,13 @@ public final class ControlClient {
 
     /// Receives one datagram; without `waiting`, nil when none is there.
     func receive(waiting: Bool) throws(ControlError) -> [RawMessage]? {
+        guard let n = try receiveDatagram(waiting: waiting) else { return nil }
+        return try messages(from: 0, to: n)
+    }
+
+    /// Receives one datagram into the receive buffer and returns its length; without
+    /// `waiting`, nil when none is there. `withDatagram` reads it in place.
+    func receiveDatagram(waiting: Bool) throws(ControlError) -> Int? {
         while true {
             let n = buffer.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, waiting ? 0 : Int32(MSG_DONTWAIT)) }
             if n < 0 {
@@ -102,9 +109,19 @@ public final class ControlClient {
                 throw ControlError(errno: e, message: "receive")
             }
             if n == 0 { throw connectionLost(ECONNRESET, "receive") }
-            do { return try MessageParser.split(Array(buffer[0..<n])) } catch {
-                throw ControlError(errno: EPROTO, message: "malformed reply: \(error)")
-            }
+            return n
+        }
+    }
+
+    /// Reads the first `count` bytes of the receive buffer (the last datagram) in place.
+    func withDatagram<R>(_ count: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        buffer.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+    }
+
+    /// The messages of the last datagram from byte `start` to `end`.
+    func messages(from start: Int, to end: Int) throws(ControlError) -> [RawMessage] {
+        do { return try MessageParser.split(Array(buffer[start..<end])) } catch {
+            throw ControlError(errno: EPROTO, message: "malformed reply: \(error)")
         }
     }
 

@@ -69,11 +69,25 @@ public final class RequestStream {
 
     private func readAnswers(waiting: Bool) throws(ControlError) {
         if waiting && !pending.isEmpty { try sendPending() }
-        guard let messages = try client.receive(waiting: waiting) else { return }
-        for m in messages where m.header.type == NetlinkMessageType.error {
-            let index = Int(m.header.sequence &- firstSequence)
-            guard index >= 0 && index < submitted else { continue }
-            answered += 1
+        guard let n = try client.receiveDatagram(waiting: waiting) else { return }
+        // A plain ACK (errno 0, no text) is counted where it lies: one per request, so
+        // most of what a big batch reads. Anything else is parsed as a message.
+        let plainAck = NetlinkHeader.size + 4 + NetlinkHeader.size
+        let parsedUpTo = client.withDatagram(n) { d in
+            var at = 0
+            while d.count - at >= plainAck {
+                let length = Int(d.loadUnaligned(fromByteOffset: at, as: UInt32.self))
+                let type = d.loadUnaligned(fromByteOffset: at + 4, as: UInt16.self)
+                guard length == plainAck, type == NetlinkMessageType.error,
+                      d.loadUnaligned(fromByteOffset: at + NetlinkHeader.size, as: Int32.self) == 0 else { break }
+                countAnswer(sequence: d.loadUnaligned(fromByteOffset: at + 8, as: UInt32.self))
+                at += plainAck
+            }
+            return at
+        }
+        let others = parsedUpTo < n ? try client.messages(from: parsedUpTo, to: n) : []
+        for m in others where m.header.type == NetlinkMessageType.error {
+            guard let index = countAnswer(sequence: m.header.sequence) else { continue }
             if let e = try? ErrorMessage(header: m.header, body: m.body), e.errno != 0 {
                 failureCount += 1
                 if failures.count < Self.failuresKept {
@@ -81,5 +95,15 @@ public final class RequestStream {
                 }
             }
         }
+    }
+
+    /// Counts the answer to the request of `sequence`; its index, or nil for a
+    /// sequence that is not one of this stream's requests.
+    @discardableResult
+    private func countAnswer(sequence: UInt32) -> Int? {
+        let index = Int(sequence &- firstSequence)
+        guard index >= 0 && index < submitted else { return nil }
+        answered += 1
+        return index
     }
 }

@@ -34,6 +34,12 @@ public struct AttributeWriter: Sendable {
 
     public init(bytes: [UInt8]) { self.bytes = bytes }
 
+    /// Empties the writer for reuse, keeping its storage.
+    public mutating func reset() {
+        bytes.removeAll(keepingCapacity: true)
+        overflow = nil
+    }
+
     // Inlinable so that callers in other modules get a version specialized for their
     // payload type rather than the generic one (metadata lookups per attribute).
     @inlinable
@@ -53,12 +59,19 @@ public struct AttributeWriter: Sendable {
     public mutating func putBE16(_ type: UInt16, _ v: UInt16) { putInteger(type, v.bigEndian) }
     public mutating func putBE32(_ type: UInt16, _ v: UInt32) { putInteger(type, v.bigEndian) }
     public mutating func putBE64(_ type: UInt16, _ v: UInt64) { putInteger(type, v.bigEndian) }
+    public mutating func putBE128(_ type: UInt16, _ v: UInt128) { putInteger(type, v.bigEndian) }
 
     /// An integer's in-memory bytes (already in the wanted byte order), without an
     /// intermediate array.
     @inlinable
     mutating func putInteger<T: FixedWidthInteger>(_ type: UInt16, _ v: T) {
-        withUnsafeBytes(of: v) { put(type, $0) }
+        // Byte by byte: an Array's generic `append(contentsOf:)` costs about a hundred
+        // instructions whatever it appends. `v` is in the wanted byte order already.
+        let size = MemoryLayout<T>.size
+        appendHeader(length: 4 + size, type: type)
+        bytes.reserveCapacity(bytes.count + netlinkAlign(size))
+        Swift.withUnsafeBytes(of: v) { for b in $0 { bytes.append(b) } }
+        pad()
     }
     /// A NUL-terminated string.
     public mutating func putString(_ type: UInt16, _ s: String) { put(type, Array(s.utf8) + [0]) }
@@ -88,7 +101,11 @@ public struct AttributeWriter: Sendable {
     public mutating func putZeroed(_ type: UInt16, count: Int) -> Int {
         appendHeader(length: 4 + count, type: type)
         let at = bytes.count
-        bytes.append(contentsOf: repeatElement(0, count: netlinkAlign(count)))
+        let n = netlinkAlign(count)
+        // A few bytes go in one `append` each: the Array's generic `append(contentsOf:)`
+        // costs about a hundred instructions whatever it appends.
+        bytes.reserveCapacity(at + n)
+        for _ in 0..<n { bytes.append(0) }
         return at
     }
 
@@ -202,8 +219,26 @@ public struct Attribute: Sendable {
 public struct AttributeIndex {
     public let bytes: ArraySlice<UInt8>
     /// Offset of each indexed type's first header from `bytes.startIndex`, plus one (0:
-    /// absent). An array: inline, each look-up copied all 256 bytes.
-    private let headers: [UInt32]
+    /// absent). On the heap: inline, each look-up copied all 256 bytes.
+    private let headers: HeaderOffsets
+
+    /// One allocation of a class whose metadata is static. A `[UInt32]` made per
+    /// request looked up its storage class's generic metadata at run time (about 850
+    /// instructions, 8 % of a software-only flow put).
+    private final class HeaderOffsets: ManagedBuffer<Void, UInt32> {
+        static let count = 64
+
+        static func make() -> HeaderOffsets {
+            let b = unsafeDowncast(create(minimumCapacity: count) { _ in () }, to: HeaderOffsets.self)
+            b.withUnsafeMutablePointerToElements { $0.initialize(repeating: 0, count: count) }
+            return b
+        }
+
+        subscript(_ s: Int) -> UInt32 {
+            get { withUnsafeMutablePointerToElements { $0[s] } }
+            set { withUnsafeMutablePointerToElements { $0[s] = newValue } }
+        }
+    }
 
     private static func slot(_ type: UInt16) -> Int? {
         switch type {
@@ -215,7 +250,7 @@ public struct AttributeIndex {
 
     public init(_ bytes: ArraySlice<UInt8>) throws(NetlinkError) {
         self.bytes = bytes
-        var found = [UInt32](repeating: 0, count: 64)
+        let found = HeaderOffsets.make()
         let start = bytes.startIndex
         try AttributeParser.scan(bytes) { rawType, i, _ in
             if let s = Self.slot(rawType & NetlinkAttributeFlag.typeMask), found[s] == 0 { found[s] = UInt32(i - start + 1) }

@@ -84,7 +84,7 @@ public struct GenericMessage: Sendable {
         out.append(version)
         out.append(0)
         out.append(0)
-        withUnsafeBytes(of: familyHeader.littleEndian) { out += $0 }
+        out.appendBytes(of: familyHeader.littleEndian)
         out += attributes
     }
 
@@ -100,7 +100,7 @@ public struct GenericMessage: Sendable {
         out.append(version)
         out.append(0)
         out.append(0)
-        withUnsafeBytes(of: familyHeader.littleEndian) { out += $0 }
+        out.appendBytes(of: familyHeader.littleEndian)
         var w = AttributeWriter(bytes: [])
         swap(&w.bytes, &out)
         body(&w)
@@ -129,10 +129,21 @@ public struct GenericMessage: Sendable {
     }
 }
 
+extension Array where Element == UInt8 {
+    /// Appends a value's in-memory bytes, one `append` each: the generic
+    /// `append(contentsOf:)` of a buffer costs about a hundred instructions whatever it
+    /// appends (a 4-byte header, a 16-byte nlmsghdr).
+    @inlinable
+    public mutating func appendBytes<T>(of v: T) {
+        reserveCapacity(count + MemoryLayout<T>.size)
+        Swift.withUnsafeBytes(of: v) { for b in $0 { self.append(b) } }
+    }
+}
+
 func appendHeader(_ out: inout [UInt8], _ h: NetlinkHeader) {
     // struct nlmsghdr as one 16-byte append (the tuple has no padding).
     let wire = (h.length.littleEndian, h.type.littleEndian, h.flags.littleEndian, h.sequence.littleEndian, h.portID.littleEndian)
-    withUnsafeBytes(of: wire) { out += $0 }
+    out.appendBytes(of: wire)
 }
 
 /// One raw message off the wire.
@@ -201,7 +212,7 @@ public struct ErrorMessage: Sendable, Equatable {
         appendHeader(&out, NetlinkHeader(length: length, type: NetlinkMessageType.error,
                                          flags: NetlinkFlags.capped | (message == nil ? 0 : NetlinkFlags.ackTLVs),
                                          sequence: sequence))
-        withUnsafeBytes(of: (-errno).littleEndian) { out += $0 }
+        out.appendBytes(of: (-errno).littleEndian)
         // The request's header, capped (no payload), as the kernel sends with NETLINK_CAP_ACK.
         appendHeader(&out, NetlinkHeader(length: UInt32(NetlinkHeader.size), type: requestType, flags: 0, sequence: sequence))
         out += attrs.bytes

@@ -66,7 +66,7 @@ struct ActionParser {
 
     /// `NAME(%<conv>)` helper: returns (value, index after ")").
     func call(_ name: String, at i: Int, base: Int) -> (UInt64, Int)? {
-        guard sc.hasPrefix(name, at: i), let (v, e) = sc.integer(i + name.utf8.count, base: base), sc[e] == 41 else { return nil }
+        guard sc.hasPrefix(string: name, at: i), let (v, e) = sc.integer(i + name.utf8.count, base: base), sc[e] == 41 else { return nil }
         return (v, e + 1)
     }
 
@@ -128,7 +128,7 @@ struct ActionParser {
             return e + 1
         }
         if sc.hasPrefix("hash(", at: i) {
-            for (name, alg) in [("l4(", HashAlgorithm.l4), ("sym_l4(", HashAlgorithm.symL4)] where sc.hasPrefix(name, at: i + 5) {
+            for (name, alg) in [("l4(", HashAlgorithm.l4), ("sym_l4(", HashAlgorithm.symL4)] where sc.hasPrefix(string: name, at: i + 5) {
                 let j = i + 5 + name.utf8.count
                 guard let (v, e) = sc.integer(j, base: 10), sc[e] == 41, sc[e + 1] == 41 else { return fail(j, "expected hash(l4(N))") }
                 var p = [UInt8](repeating: 0, count: 8)
@@ -199,7 +199,7 @@ struct ActionParser {
                     guard sc[j] == 44 else { ok = false; break }
                     j += 1
                 }
-                guard sc.hasPrefix(f, at: j), let (v, e) = sc.integer(j + f.utf8.count) else { ok = false; break }
+                guard sc.hasPrefix(string: f, at: j), let (v, e) = sc.integer(j + f.utf8.count) else { ok = false; break }
                 values[f] = v
                 j = e
             }
@@ -275,7 +275,7 @@ struct ActionParser {
                 guard sc[j] == 44 else { return fail(j, "expected \",\"") }
                 j += 1
             }
-            guard sc.hasPrefix(name, at: j), let (v, e) = sc.integer(j + name.utf8.count, base: base) else {
+            guard sc.hasPrefix(string: name, at: j), let (v, e) = sc.integer(j + name.utf8.count, base: base) else {
                 return fail(j, "expected \(name)")
             }
             let width: UInt32 = name == "label=" ? 32 : 8
@@ -302,7 +302,7 @@ struct ActionParser {
         var userdata = [UInt8](repeating: 0, count: 48)  // an all-zero cookie when none is given
         func int(_ at: Int, _ base: Int = 0) -> (UInt64, Int)? { sc.integer(at, base: base) }
         func expect(_ text: String, _ at: inout Int) -> Bool {
-            guard sc.hasPrefix(text, at: at) else { return false }
+            guard sc.hasPrefix(string: text, at: at) else { return false }
             at += text.utf8.count
             return true
         }

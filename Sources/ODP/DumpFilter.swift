@@ -284,7 +284,7 @@ public struct DumpFilter: Sendable {
                 let set = s[i] == 43
                 i += 1
                 guard let (bit, name) = names.names.first(where: {
-                    sc.hasPrefix($0.1, at: i) && [0, 43, 45].contains(sc[i + $0.1.utf8.count])
+                    sc.hasPrefix(string: $0.1, at: i) && [0, 43, 45].contains(sc[i + $0.1.utf8.count])
                 }) else { throw unknown }
                 if mask & bit != 0 {
                     throw ValueError("\(String(decoding: s[i...], as: UTF8.self)): Each \(fieldName) flag can be specified only once")
@@ -305,7 +305,7 @@ public struct DumpFilter: Sendable {
                 continue
             }
             guard let (bit, name) = names.names.first(where: {
-                sc.hasPrefix($0.1, at: i) && (sc[i + $0.1.utf8.count] == 124 || i + $0.1.utf8.count == s.count)
+                sc.hasPrefix(string: $0.1, at: i) && (sc[i + $0.1.utf8.count] == 124 || i + $0.1.utf8.count == s.count)
             }) else { throw unknown }
             if bit & allowed == 0 { throw unknown }
             result |= bit

@@ -60,7 +60,7 @@ struct FlagNames: Sendable {
                 let set = sc[j] == 43
                 j += 1
                 var matched: (UInt32, Int)?
-                for (bit, n) in names where sc.hasPrefix(n, at: j) {
+                for (bit, n) in names where sc.hasPrefix(string: n, at: j) {
                     let after = sc[j + n.utf8.count]
                     if after == 43 || after == 45 || after == end {
                         matched = (bit, n.utf8.count)
@@ -85,7 +85,7 @@ struct FlagNames: Sendable {
                 continue
             }
             var matched = false
-            for (bit, n) in names where sc.hasPrefix(n, at: j) {
+            for (bit, n) in names where sc.hasPrefix(string: n, at: j) {
                 let after = sc[j + n.utf8.count]
                 if after == 124 || after == end {
                     guard bit & allowed != 0 else { return nil }

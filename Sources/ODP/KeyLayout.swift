@@ -18,6 +18,8 @@ struct FieldSpec {
     let name: String
     let offset: Int
     let type: FieldType
+    /// The name's bytes, made once (compared at every field of every line).
+    let nameBytes: [UInt8]
     /// The name's first byte: a field list is tried against it before the name.
     let first: UInt8
 
@@ -25,6 +27,7 @@ struct FieldSpec {
         self.name = name
         self.offset = offset
         self.type = type
+        nameBytes = Array(name.utf8)
         first = name.utf8.first ?? 0
     }
 }

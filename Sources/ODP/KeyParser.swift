@@ -218,9 +218,9 @@ struct KeyParser {
         while true {
             var matched = false
             let c0 = sc[s]
-            for k in fields.indices where fields[k].first == c0 && sc.hasPrefix(fields[k].name, at: s) {
+            for k in fields.indices where fields[k].first == c0 && sc.hasPrefix(name: fields[k].nameBytes, at: s) {
                 let f = fields[k]
-                guard let e = scanField(f.type, offset: f.offset, at: s + f.name.utf8.count, key: &key, mask: &mask, base: base,
+                guard let e = scanField(f.type, offset: f.offset, at: s + f.nameBytes.count, key: &key, mask: &mask, base: base,
                                         withMask: true)
                 else { return nil }
                 s = e
@@ -385,7 +385,7 @@ struct KeyParser {
         var s = start
         loop: while true {
             var matched = false
-            for (bit, f) in KeyLayout.mpls.enumerated() where sc.hasPrefix(f.name, at: s) {
+            for (bit, f) in KeyLayout.mpls.enumerated() where sc.hasPrefix(name: f.nameBytes, at: s) {
                 if seen & (1 << bit) != 0 {
                     seen = 0
                     idx += 1
@@ -439,7 +439,7 @@ struct KeyParser {
         var s = start
         while true {
             var matched = false
-            for (name, attr, type, size) in fields where sc.hasPrefix(name, at: s) {
+            for (name, attr, type, size) in fields where sc.hasPrefix(string: name, at: s) {
                 var kb = [UInt8](repeating: 0, count: size), mb = [UInt8](repeating: 0xff, count: size)
                 guard let e = scanField(type, offset: 0, at: s + name.utf8.count, key: &kb, mask: &mb, withMask: true)
                 else { return nil }
@@ -460,7 +460,7 @@ struct KeyParser {
                 matched = true
             }
             if !matched {
-                for opt in ["vxlan(", "geneve(", "erspan(", "gtpu("] where sc.hasPrefix(opt, at: s) {
+                for opt in ["vxlan(", "geneve(", "erspan(", "gtpu("] where sc.hasPrefix(string: opt, at: s) {
                     return fail(s, "tunnel option \(opt.dropLast()) is not supported by esw")
                 }
             }

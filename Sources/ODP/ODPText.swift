@@ -15,12 +15,20 @@ public enum ODPText {
 
     /// The same from the text's bytes (a flow file's line, never made a String).
     public static func parseKey(utf8 text: [UInt8], portNames: [String: UInt32] = [:]) throws(ODPError) -> ParsedKey {
-        var p = KeyParser(scan: Scan(utf8: text), portNames: portNames)
         var k = AttributeWriter(), m = AttributeWriter()
+        let ufid = try parseKey(utf8: text, portNames: portNames, key: &k, mask: &m)
+        return ParsedKey(key: k.bytes, mask: m.bytes, ufid: ufid)
+    }
+
+    /// The same into writers the caller keeps (a flow file's lines reuse theirs: no
+    /// arrays made per line). Returns the ufid written in the text, if any.
+    public static func parseKey(utf8 text: [UInt8], portNames: [String: UInt32], key k: inout AttributeWriter,
+                                mask m: inout AttributeWriter) throws(ODPError) -> UInt128? {
+        var p = KeyParser(scan: Scan(utf8: text), portNames: portNames)
         let ufid = try p.parseKey(key: &k, mask: &m)
         try checkFits(k, "the flow key is")
         try checkFits(m, "the flow mask is")
-        return ParsedKey(key: k.bytes, mask: m.bytes, ufid: ufid)
+        return ufid
     }
 
     public static func parseActions(_ text: String) throws(ODPError) -> [UInt8] {

@@ -15,17 +15,30 @@ struct Scan {
 
     @inline(__always) subscript(i: Int) -> UInt8 { i < s.count ? s[i] : 0 }
 
-    func hasPrefix(_ p: String, at i: Int) -> Bool {
-        // The first byte decides most tries, without touching the string's storage.
-        if let first = p.utf8.first, !(i >= 0 && i < s.count && s[i] == first) { return false }
-        // One memcmp: the parser tries dozens of prefixes per attribute, and walking a
-        // String's UTF-8 view byte by byte was the CLI's biggest cost in add-flows.
-        var p = p
-        return p.withUTF8 { pb in
-            guard pb.count > 0 else { return true }
-            guard i >= 0, i + pb.count <= s.count, s[i] == pb[0] else { return false }
-            return s.withUnsafeBufferPointer { memcmp($0.baseAddress! + i, pb.baseAddress!, pb.count) == 0 }
-        }
+    /// Whether the text at `i` starts with the literal `p`. A literal's bytes are read
+    /// where the binary holds them: no String storage retained and released per try
+    /// (the parser tries a few prefixes per attribute of every line of a flow file).
+    @inline(__always)
+    func hasPrefix(_ p: StaticString, at i: Int) -> Bool {
+        hasPrefix(UnsafeBufferPointer(start: p.utf8Start, count: p.utf8CodeUnitCount), at: i)
+    }
+
+    /// The same for a name that is not a literal (a table's field names: `FieldSpec`).
+    func hasPrefix(name p: [UInt8], at i: Int) -> Bool {
+        p.withUnsafeBufferPointer { hasPrefix($0, at: i) }
+    }
+
+    /// The same for a String (names built at run time; rare).
+    func hasPrefix(string p: String, at i: Int) -> Bool {
+        hasPrefix(name: Array(p.utf8), at: i)
+    }
+
+    @inline(__always)
+    private func hasPrefix(_ pb: UnsafeBufferPointer<UInt8>, at i: Int) -> Bool {
+        guard pb.count > 0 else { return true }
+        // The first byte decides most tries; then one memcmp.
+        guard i >= 0, i + pb.count <= s.count, s[i] == pb[0] else { return false }
+        return s.withUnsafeBufferPointer { memcmp($0.baseAddress! + i, pb.baseAddress!, pb.count) == 0 }
     }
 
     static func isSpace(_ c: UInt8) -> Bool { c == 32 || (c >= 9 && c <= 13) }

@@ -18,16 +18,18 @@ func parseActionsText(_ text: String) throws -> [UInt8] {
     do { return try ODPText.parseActions(text) } catch { throw CLIError("actions: \(error)") }
 }
 
-func ufidBytes(_ u: UInt128) -> [UInt8] { (0..<16).map { UInt8(truncatingIfNeeded: u >> UInt128(120 - 8 * $0)) } }
-
 /// Seeds the ufids this process generates for flows added without one.
 let ufidSeed = UInt64.random(in: 0...UInt64.max)
 
 /// The ufid a new flow goes in with: the one written, or, as ovs-dpctl does, a hash of
 /// its key attributes (the daemon then need not re-encode the key to make one).
 func ufidForNewFlow(_ k: ODPText.ParsedKey) -> UInt128? {
-    if let u = k.ufid { return u }
-    return k.key.isEmpty ? nil : FlowUFID.hash(keyAttributes: k.key, seed: ufidSeed)
+    ufidForNewFlow(written: k.ufid, key: k.key)
+}
+
+func ufidForNewFlow(written: UInt128?, key: [UInt8]) -> UInt128? {
+    if let written { return written }
+    return key.isEmpty ? nil : FlowUFID.hash(keyAttributes: key, seed: ufidSeed)
 }
 
 /// One dump line, as ovs-dpctl/ovs-appctl dpctl/dump-flows print it.
@@ -132,7 +134,7 @@ func putFlow(_ s: Session, flow: String, actions: String, command: UInt8, flags:
         w.put(FlowAttr.key, k.key)
         w.put(FlowAttr.mask, k.mask)
         w.put(FlowAttr.actions, a)
-        if let u = command == FlowCmd.new ? ufidForNewFlow(k) : k.ufid { w.put(FlowAttr.ufid, ufidBytes(u)) }
+        if let u = command == FlowCmd.new ? ufidForNewFlow(k) : k.ufid { w.putBE128(FlowAttr.ufid, u) }
         if clear { w.putFlag(FlowAttr.clear) }
         if mayCreate { w.putFlag(FlowAttr.mayCreate) }
     }
@@ -173,7 +175,7 @@ struct ModFlow: ParsableCommand {
 /// A flow reference: `ufid:UUID` or a key.
 func flowReference(_ text: String, session: Session, into w: inout AttributeWriter) throws {
     let k = try parseFlowText(text, session: session)
-    if let u = k.ufid { w.put(FlowAttr.ufid, ufidBytes(u)) }
+    if let u = k.ufid { w.putBE128(FlowAttr.ufid, u) }
     if !k.key.isEmpty {
         w.put(FlowAttr.key, k.key)
         w.put(FlowAttr.mask, k.mask)
@@ -287,6 +289,9 @@ func processFlowFile(_ s: Session, path: String, defaultCommand: String) throws 
     // The last action text and what it parsed to: the lines of a flow file mostly
     // share their actions.
     var lastActions: (text: [UInt8], parsed: [UInt8])?
+    // Kept across lines and emptied for each: a line makes no arrays of its own.
+    var key = AttributeWriter(), mask = AttributeWriter(), w = AttributeWriter(capacity: 512)
+    var keyText: [UInt8] = []
     do {
         try forEachLine(path) { number, raw in
             // The line's bytes (ASCII), never a String: far cheaper than Character steps.
@@ -295,37 +300,41 @@ func processFlowFile(_ s: Session, path: String, defaultCommand: String) throws 
             while let c = line.last, c == UInt8(ascii: "\r") { line.removeLast() }
             if line.isEmpty || line.first == UInt8(ascii: "#") { return }
             var op: Op = defaultCommand == "add" ? .add : defaultCommand == "modify" ? .modify : .delete
-            if line.starts(with: "add ".utf8) {
-                op = .add
-                line = line.dropFirst(4)
-            } else if line.starts(with: "modify ".utf8) {
-                op = .modify
-                line = line.dropFirst(7)
-            } else if line.starts(with: "delete ".utf8) {
-                op = .delete
-                line = line.dropFirst(7)
+            if line.first == UInt8(ascii: "a") || line.first == UInt8(ascii: "m") || line.first == UInt8(ascii: "d") {
+                for (word, o) in [("add ", Op.add), ("modify ", .modify), ("delete ", .delete)] as [(StaticString, Op)]
+                where line.count >= word.utf8CodeUnitCount
+                    && line.prefix(word.utf8CodeUnitCount).elementsEqual(UnsafeBufferPointer(start: word.utf8Start, count: word.utf8CodeUnitCount)) {
+                    op = o
+                    line = line.dropFirst(word.utf8CodeUnitCount)
+                    break
+                }
             }
             while let c = line.first, isBlank(c) { line.removeFirst() }
             let flowEnd = line.firstIndex(where: isBlank) ?? line.endIndex
-            let actionBytes = Array(line[flowEnd...].drop(while: isBlank))
-            let k: ODPText.ParsedKey
-            do { k = try ODPText.parseKey(utf8: Array(line[..<flowEnd]), portNames: names) } catch {
+            let actionText = line[flowEnd...].drop(while: isBlank)
+            keyText.removeAll(keepingCapacity: true)
+            keyText.append(contentsOf: line[..<flowEnd])
+            key.reset()
+            mask.reset()
+            let writtenUFID: UInt128?
+            do { writtenUFID = try ODPText.parseKey(utf8: keyText, portNames: names, key: &key, mask: &mask) } catch {
                 throw ParseFailure("\(path):\(number): flow key: \(error)")
             }
-            var w = AttributeWriter()
-            if !k.key.isEmpty {
-                w.put(FlowAttr.key, k.key)
-                w.put(FlowAttr.mask, k.mask)
+            w.reset()
+            if !key.bytes.isEmpty {
+                w.put(FlowAttr.key, key.bytes)
+                w.put(FlowAttr.mask, mask.bytes)
             }
-            if let u = op == .add ? ufidForNewFlow(k) : k.ufid { w.put(FlowAttr.ufid, ufidBytes(u)) }
+            if let u = op == .add ? ufidForNewFlow(written: writtenUFID, key: key.bytes) : writtenUFID { w.putBE128(FlowAttr.ufid, u) }
             if op != .delete {
                 // A forgotten action list is an error, as ovs-dpctl's add-flows refuses the
                 // line: taken as `drop`, a typo quietly installed a flow that drops.
-                if actionBytes.isEmpty {
+                if actionText.isEmpty {
                     throw ParseFailure("\(path):\(number): no actions after the flow (write drop for a flow that drops)")
                 }
-                if lastActions?.text != actionBytes {
-                    do { lastActions = (actionBytes, try ODPText.parseActions(utf8: actionBytes)) } catch {
+                if !(lastActions?.text.elementsEqual(actionText) ?? false) {
+                    let text = Array(actionText)
+                    do { lastActions = (text, try ODPText.parseActions(utf8: text)) } catch {
                         throw ParseFailure("\(path):\(number): actions: \(error)")
                     }
                 }

@@ -95,7 +95,6 @@ extension DatapathService {
         return v
     }
 
-    static func ufidBytes(_ u: UInt128) -> [UInt8] { (0..<16).map { UInt8(truncatingIfNeeded: u >> UInt128(120 - 8 * $0)) } }
 
     private func find(_ d: Datapath, _ a: RequestAttributes, ufid: UInt128?) throws(RequestError) -> DatapathFlow {
         if let ufid {
