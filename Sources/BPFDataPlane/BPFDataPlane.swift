@@ -116,7 +116,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     /// key (the kernel's map holds the keys). Two keys with one fingerprint would look
     /// like one slot: the second rule is refused (its counter differs), never merged,
     /// and a removal needs the counter to match too.
-    var slots: [[UInt64: Slot]] = [[:], [:]]
+    var slots: [[Fingerprint: Slot]] = [[:], [:]]
     /// The chain table (ConntrackWrites.swift): masks by their bytes, their lookup order,
     /// each slot by its key's bytes; the connections in the CT table.
     var chainMasks: [[UInt8]: ChainMaskUse] = [:]
@@ -135,7 +135,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     /// New rules checked and waiting to be written together (inside `coalescingWrites`),
     /// and their slots' fingerprints by table (exact 0, masked 1).
     var queuedWrites: [QueuedWrite]?
-    var queuedFingerprints: [Set<UInt64>] = [[], []]
+    var queuedFingerprints: [Set<Fingerprint>] = [[], []]
     /// The queues' storage between bulks (the one being filled and the one in flight take
     /// turns), and the bulk's list of writes: kept, not freed (a bulk is 200 KB to 2 MB;
     /// freed, every bulk faulted fresh pages in again, a third of a million-flow
@@ -143,7 +143,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     var spareQueues: [[QueuedWrite]] = []
     /// The bulk the writer thread is writing (`handOffQueuedRules`), and its slots.
     var inFlight: (queue: [QueuedWrite], bulk: [PendingRule])?
-    var inFlightFingerprints: [Set<UInt64>] = [[], []]
+    var inFlightFingerprints: [Set<Fingerprint>] = [[], []]
     /// The writer thread (none if it could not start: bulks are then written in place).
     let bulkWriter = try? BulkWriter()
     var bulkScratch: [PendingRule] = []

@@ -35,7 +35,7 @@ extension BPFDataPlane {
         let table: HardwareTable
         let key: TableKey
         /// `key.fingerprint`, computed once.
-        let fingerprint: UInt64
+        let fingerprint: Fingerprint
         let value: RuleValue
         let mask: MaskWords
         /// The slot's current content when the rule replaces one (same match, same counter).
@@ -280,7 +280,7 @@ extension BPFDataPlane {
             pending.reserveCapacity(min(rules.count - done, Self.batchLimit))
             // Slots already in this write: a second rule for one waits for the next write,
             // so that the rules still take effect in order.
-            var inWrite: [Set<UInt64>] = [[], []]
+            var inWrite: [Set<Fingerprint>] = [[], []]
             var refusal: DataPlaneError?
             var refusedMask: MaskWords?
             var i = done

@@ -174,6 +174,25 @@ int cnl_recvmmsg(int fd, struct cnl_mmsghdr *msgs, unsigned int count, int flags
 int cnl_setns_net(int fd) { return setns(fd, CLONE_NEWNET); }
 int cnl_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }
 
+int cnl_move_off_cpu(int cpu) {
+    cpu_set_t allowed, others;
+    if (cpu < 0 || cpu >= CPU_SETSIZE || sched_getaffinity(0, sizeof allowed, &allowed) != 0) return -1;
+    others = allowed;
+    CPU_CLR(cpu, &others);
+    if (CPU_COUNT(&others) == 0) return -1;
+    if (sched_setaffinity(0, sizeof others, &others) != 0) return -1;
+    return sched_setaffinity(0, sizeof allowed, &allowed);
+}
+
+int cnl_current_cpu(void) { return sched_getcpu(); }
+
+int cnl_peer_pid(int sock) {
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.pid <= 0) return -1;
+    return cred.pid;
+}
+
 int cnl_udp_tunnel_socket(uint16_t port) {
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return -1;

@@ -38,6 +38,12 @@ public final class FlowMask: @unchecked Sendable {
         public let mask: FlowMask
         public init(_ mask: FlowMask) { self.mask = mask }
         public func hash(into h: inout Hasher) { h.combine(mask.bitsHash) }
+        // The bits' hash, computed once, is the hash value: SipHash over it at every
+        // look-up was most of the masks pool's cost (four look-ups a rule). The masks are
+        // few (the parser's tuple space), so a crafted collision costs little.
+        public func _rawHashValue(seed: Int) -> Int {
+            Int(truncatingIfNeeded: UInt64(mask.bitsHash) &* 0x9E37_79B9_7F4A_7C15) ^ seed
+        }
         public static func == (a: Key, b: Key) -> Bool { a.mask === b.mask || a.mask.bits == b.mask.bits }
     }
 

@@ -1,3 +1,4 @@
+import CNetLinux
 import Netlink
 
 #if canImport(Glibc)
@@ -67,9 +68,26 @@ public final class RequestStream {
         }
     }
 
+    static let pollBeforeSleeping: UInt64 = 2_000_000
+
+    private func monotonicNanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+    }
+
     private func readAnswers(waiting: Bool) throws(ControlError) {
         if waiting && !pending.isEmpty { try sendPending() }
-        guard let n = try client.receiveDatagram(waiting: waiting) else { return }
+        var got = try client.receiveDatagram(waiting: false)
+        if got == nil && waiting {
+            // Polled a while before sleeping: woken by the daemon's answer, this process
+            // would be put on the daemon's CPU, and the two would take turns on it
+            // (CPUPlacement). The daemon answers within a run's time (a millisecond).
+            let until = monotonicNanoseconds() &+ Self.pollBeforeSleeping
+            while got == nil && monotonicNanoseconds() < until { got = try client.receiveDatagram(waiting: false) }
+            if got == nil { got = try client.receiveDatagram(waiting: true) }
+        }
+        guard let n = got else { return }
         // A plain ACK (errno 0, no text) is counted where it lies: one per request, so
         // most of what a big batch reads. Anything else is parsed as a message.
         let plainAck = NetlinkHeader.size + 4 + NetlinkHeader.size

@@ -23,10 +23,11 @@ public final class HardwareResource: @unchecked Sendable {
     /// Units reserved but not (or not yet) in the data plane.
     public var reserved: Int { occupancy - programmed }
     public private(set) var children: [HardwareResource] = []
-    /// Unowned, not weak: the tree lives and dies with its root (HardwareTables), and a
-    /// weakly referenced object pays the slow reference-counting path on every retain,
-    /// which every reservation of a rule did on each ancestor.
-    public private(set) unowned var parent: HardwareResource?
+    /// Not counted: the tree lives and dies with its root (HardwareTables). A weak
+    /// reference paid the slow reference-counting path on every retain, a checked
+    /// unowned one an atomic retain and release at every step up the tree (each rule's
+    /// reservation and programming walk it).
+    public private(set) unowned(unsafe) var parent: HardwareResource?
 
     public init(name: String, size: Int?, unit: String = "entry", sizeMin: Int = 0, sizeMax: Int, granularity: Int = 1) {
         self.name = name

@@ -50,7 +50,14 @@ final class ControlServer {
         /// Produces the rest of the replies to the requests being served (nil: no more):
         /// asked for more only when the socket took everything before.
         fileprivate var producer: ((inout [UInt8]) -> Bool)?
-        init(_ fd: consuming FileDescriptor) { self.fd = fd }
+        /// The client process (SO_PEERCRED), and when the daemon last looked at which
+        /// CPU it runs on (`CPUPlacement`).
+        let pid: Int32
+        var lastPlacementCheck: UInt64 = 0
+        init(_ fd: consuming FileDescriptor, pid: Int32) {
+            self.fd = fd
+            self.pid = pid
+        }
 
         fileprivate var hasBacklog: Bool { backlogHead < backlog.count }
         /// Replies wait for the socket to take them: the client's further requests wait too.
@@ -131,7 +138,7 @@ final class ControlServer {
             close(c)
             return nil
         }
-        clients[c] = Client(FileDescriptor(adopting: c))
+        clients[c] = Client(FileDescriptor(adopting: c), pid: cnl_peer_pid(c))
         return c
     }
 

@@ -249,6 +249,15 @@ final class Daemon {
                 entries.append(.answer(ErrorMessage(errno: EINVAL, message: "malformed message: \(error)", sequence: 0, requestType: 0).encoded()))
             }
         }
+        // A client streaming a bulk (a flow file): not on its CPU (CPUPlacement), looked
+        // at most every millisecond.
+        if entries.count >= 64 {
+            let now = Sys.monotonicNanoseconds()
+            if now &- client.lastPlacementCheck > 1_000_000 {
+                client.lastPlacementCheck = now
+                CPUPlacement.moveOff(sharingWith: client.pid)
+            }
+        }
         let run = RequestRun(entries) { [unowned self] raw, out in handle(raw, client: client, into: &out) }
         // New rules' writes go to the kernel in bulks, all of them before the replies leave.
         let plane = dataPlane
