@@ -261,6 +261,7 @@ public final class HardwareTables: @unchecked Sendable {
     /// Step 3: writes reserved rules into the data plane, in order. Returns the rules
     /// the data plane refused (they keep their units; the caller decides).
     func program(_ batch: [HardwareRule]) -> [(rule: HardwareRule, failure: OffloadFailure)] {
+        if batch.count == 1 { return programOne(batch[0]).map { [($0.rule, $0.failure)] } ?? [] }
         var refused: [(HardwareRule, OffloadFailure)] = []
         let writable = batch.filter { $0.holdsUnits && !$0.retired }
         // A new rule's counter is zero (allocateCounterSlot); a replacement carries its
@@ -283,6 +284,21 @@ public final class HardwareTables: @unchecked Sendable {
             start += written + 1
         }
         return refused
+    }
+
+    /// `program` for one rule (lockstep: every rule of an add-flows), without the
+    /// batch's arrays.
+    func programOne(_ r: HardwareRule) -> (rule: HardwareRule, failure: OffloadFailure)? {
+        guard r.holdsUnits && !r.retired else { return nil }
+        let (written, error) = dataPlane.program(batch: [r.programmed])
+        if written == 1 {
+            if !lostUnprogrammed.isEmpty, let f = lostUnprogrammed.removeValue(forKey: r.counter), r.replaces == nil {
+                return (r, f)
+            }
+            committed(r)
+            return nil
+        }
+        return error.map { (r, $0.offloadFailure) }
     }
 
     private func committed(_ r: HardwareRule) {

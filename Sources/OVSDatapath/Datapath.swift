@@ -261,8 +261,9 @@ public final class Datapath: @unchecked Sendable {
         let now = Sys.monotonicNanoseconds()
 
         var existing = table.lookup(match: match)
-        if existing == nil, let u = givenUFID, let byID = table.lookup(ufid: u) {
-            guard options.modify else { throw .exists("ufid \(formatUFID(u)) is in use by another flow") }
+        // A create-only put finds a ufid in use when the flow goes into the table (one
+        // look-up of the ufid fewer; each is a cache miss in a big table).
+        if existing == nil, options.modify, let u = givenUFID, let byID = table.lookup(ufid: u) {
             existing = byID
         }
         if let old = existing {
@@ -288,11 +289,16 @@ public final class Datapath: @unchecked Sendable {
         let flow = DatapathFlow(ufid: ufid, match: match, actionBytes: actionBytes, actions: actions, compiled: compiled,
                                 origin: options.origin, mask: table.mask(for: match.mask), now: now)
         try offload(flow)
-        guard table.insert(flow) else {
+        switch table.insert(flow, matchCheckedAbsent: true) {
+        case .inserted:
+            return .added(flow)
+        case .ufidTaken:
+            removeHardware(flow)
+            throw .exists("ufid \(formatUFID(ufid)) is in use by another flow")
+        case .matchTaken:
             removeHardware(flow)
             throw .exists("flow already exists")
         }
-        return .added(flow)
     }
 
     /// Action bytes as a request carries them: the last flow's array when they are the

@@ -27,6 +27,28 @@ struct OffloadRefusalTests {
         #expect(sw.tables.maskedPool.occupancy == 0 && sw.tables.counterPool.occupancy == 0)
     }
 
+    /// A create-only put of a new match with a ufid in use is refused as in use, after its
+    /// rule went in: the table, the hardware and the pools are as before it.
+    @Test func aNewMatchWithAUFIDInUseIsRefusedAndLeavesNothing() throws {
+        let (d, sw, dp) = try P.datapath()
+        let f = try P.put(d, Self.key, "1")
+        let k = try ODPText.parseKey("in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.4.2,frag=no)")
+        guard case .success(let m) = FlowMatch.fromAttributes(key: k.key, mask: k.mask, vlanLimit: ODPConstants.datapathVLANLimit) else {
+            Issue.record("bad key")
+            return
+        }
+        #expect {
+            try d.putFlow(match: m, ufid: f.ufid, actions: try ODPText.parseActions("2"), options: Datapath.PutOptions())
+        } throws: { e in
+            guard let e = e as? DatapathError else { return false }
+            return e.errno == 17 && e.message.contains("in use by another flow")
+        }
+        #expect(d.flowCount == 1 && d.flow(ufid: f.ufid) === f)
+        #expect(d.flow(match: m) == nil)
+        #expect(dp.rules.count == 1 && dp.rules[0].actions == [.forward(.vf(0))])
+        #expect(sw.tables.maskedPool.occupancy == 1 && sw.tables.counterPool.occupancy == 1)
+    }
+
     /// Under skip_sw the modify fails with the refusal's errno; the flow stays as it was.
     @Test func underSkipSWARefusedModifyFailsAndTheOldFlowStaysInHardware() throws {
         let (d, sw, dp) = try P.datapath(policy: .skipSW)
