@@ -117,6 +117,11 @@ bench_report() {
         echo "| ... the kernel's map insert alone, no driver (the ceiling of any offloaded add) | $(per_s 50000 "${R[scale50000,kernel]:-0}") flows/s | ${R[ovs,cp50000]} flows/s | $(ratio "$(per_s 50000 "${R[scale50000,kernel]:-0}")" "${R[ovs,cp50000]}") |"
         echo "| add, software only (skip_hw, as OVS's userspace datapath) | ${R[esw,cp50000]} flows/s (daemon CPU ${R[esw,cp50000,daemon]} s) | ${R[ovs,cp50000]} flows/s | $(ratio "${R[esw,cp50000]}" "${R[ovs,cp50000]}") |"
         echo
+        if [ -n "${R[esw,cp50000,runs]:-}" ]; then
+            echo
+            echo "Software only and OVS: the median of ${CP_ROUNDS:-5} rounds each (flows/s of every round: esw ${R[esw,cp50000,runs]}; OVS ${R[ovs,cp50000,runs]})."
+        fi
+        echo
         echo "Wall time of one CLI command each, the file parsed by the CLI as it streams. OVS's userspace"
         echo "datapath keeps about 65k flows per thread (dpif-netdev's MAX_FLOWS), so the comparison is at 50k."
         echo "RSS counts the daemon only: the BPF maps holding the rules are kernel memory."

@@ -225,7 +225,7 @@ public struct AttributeIndex {
     /// One allocation of a class whose metadata is static. A `[UInt32]` made per
     /// request looked up its storage class's generic metadata at run time (about 850
     /// instructions, 8 % of a software-only flow put).
-    private final class HeaderOffsets: ManagedBuffer<Void, UInt32> {
+    fileprivate final class HeaderOffsets: ManagedBuffer<Void, UInt32> {
         static let count = 64
 
         static func make() -> HeaderOffsets {
@@ -248,9 +248,24 @@ public struct AttributeIndex {
         }
     }
 
-    public init(_ bytes: ArraySlice<UInt8>) throws(NetlinkError) {
+    /// Offsets kept for the next index of a caller that indexes one request after
+    /// another (the daemon's control thread): reused when no index holds them any more,
+    /// instead of an allocation and a free per request.
+    public final class Scratch {
+        fileprivate var offsets: HeaderOffsets?
+        public init() {}
+    }
+
+    public init(_ bytes: ArraySlice<UInt8>, scratch: Scratch? = nil) throws(NetlinkError) {
         self.bytes = bytes
-        let found = HeaderOffsets.make()
+        let found: HeaderOffsets
+        if let scratch, isKnownUniquelyReferenced(&scratch.offsets) {
+            found = scratch.offsets!
+            found.withUnsafeMutablePointerToElements { $0.update(repeating: 0, count: HeaderOffsets.count) }
+        } else {
+            found = HeaderOffsets.make()
+            scratch?.offsets = found
+        }
         let start = bytes.startIndex
         try AttributeParser.scan(bytes) { rawType, i, _ in
             if let s = Self.slot(rawType & NetlinkAttributeFlag.typeMask), found[s] == 0 { found[s] = UInt32(i - start + 1) }
@@ -264,6 +279,18 @@ public struct AttributeIndex {
     public func contains(_ type: UInt16) -> Bool {
         guard let s = Self.slot(type) else { return self[type] != nil }
         return headers[s] != 0
+    }
+
+    /// Where the payload of the first attribute of `type` lies in `bytes`. A range is a
+    /// plain value: an optional slice is destroyed through the runtime's generic value
+    /// witnesses (about a hundred instructions each, six a flow put).
+    public func payloadRange(_ type: UInt16) -> Range<Int>? {
+        guard let s = Self.slot(type) else { return self[type].map { a in bytes.startIndex + a.offset + 4..<bytes.startIndex + a.offset + 4 + a.payload.count } }
+        let o = headers[s]
+        guard o != 0 else { return nil }
+        let i = bytes.startIndex + Int(o - 1)
+        let len = Int(bytes[i]) | Int(bytes[i + 1]) << 8
+        return (i + 4)..<(i + len)
     }
 
     /// The first attribute of `type` (the framing was checked: no error).

@@ -46,7 +46,7 @@ extension Datapath {
     // MARK: Offload
 
     fileprivate var translator: OffloadTranslator? {
-        eswitch.map { OffloadTranslator(dp: self, eswitch: $0, tunnels: tunnelResolver) }
+        eswitch.map { OffloadTranslator(dp: self, eswitch: $0) }
     }
 
     /// Attempts to put a new flow into hardware, per policy.

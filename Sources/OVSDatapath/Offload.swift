@@ -17,9 +17,14 @@ public protocol TunnelOffloadResolver: AnyObject {
 /// Turns a datapath flow into the hardware's rule, as a representor's driver does for
 /// a flow whose in_port is its netdev. Anything the switch cannot do is a reason.
 struct OffloadTranslator {
-    unowned let dp: Datapath
+    /// Not counted: the datapath makes a translator for each flow it offloads and
+    /// outlives it. (Checked unowned, each one took and gave back a reference in the
+    /// datapath's side table, which its weak references gave it.)
+    unowned(unsafe) let dp: Datapath
     let eswitch: ESwitch
-    let tunnels: TunnelOffloadResolver?
+    /// Read when a tunnel is met: a weak reference's load is a slow retain, and most
+    /// flows have no tunnel.
+    var tunnels: TunnelOffloadResolver? { dp.tunnelResolver }
 
     struct Translation {
         var spec: HardwareRuleSpec

@@ -13,6 +13,8 @@ final class DatapathService {
     let logger: Logger
     /// Open add-flows transactions.
     var batches = OpenBatches()
+    /// A flow request's attribute index, reused from one request to the next.
+    let attributeScratch = AttributeIndex.Scratch()
 
     final class OpenBatch {
         /// The connection that opened it: a batch its client leaves open is undone.

@@ -11,8 +11,8 @@ extension DatapathService {
 
     func handleFlow(_ m: GenericMessage, _ r: inout ControlServer.Reply, client: Int32) throws(RequestError) {
         let d = try dp(m.familyHeader)
-        let a = try RequestAttributes(m.attributes)
-        let ufid = a.payload(FlowAttr.ufid).flatMap(Self.ufid)
+        let a = try RequestAttributes(m.attributes, scratch: attributeScratch)
+        let ufid = a.ufid(FlowAttr.ufid)
         if let batch = try a.u32(FlowAttr.batch) {
             // The batch's own requests (a GET with no flow): commit, or abort.
             if m.command == FlowCmd.get && ufid == nil && !a.has(FlowAttr.key) {
@@ -88,13 +88,6 @@ extension DatapathService {
         }
     }
 
-    static func ufid(_ b: some Collection<UInt8>) -> UInt128? {
-        guard b.count == 16 else { return nil }
-        var v: UInt128 = 0
-        for x in b { v = v << 8 | UInt128(x) }
-        return v
-    }
-
 
     private func find(_ d: Datapath, _ a: RequestAttributes, ufid: UInt128?) throws(RequestError) -> DatapathFlow {
         if let ufid {
@@ -139,17 +132,18 @@ extension DatapathService {
         }
         options.clearStats = a.has(FlowAttr.clear)
         // The actions of the previous put when they are the same (no copy of their own).
-        let actions = a.payload(FlowAttr.actions).map { d.actionBytes(sharing: $0) }
+        let actions = a.payloadRange(FlowAttr.actions).map { d.actionBytes(sharing: a.bytes[$0]) }
         do throws(RequestError) {
             let flow: DatapathFlow
             var change: FlowChange?
             // The kernel's reply to a set with OVS_FLOW_ATTR_CLEAR has the counts from
             // before the clear (ovs-dpctl mod-flow --clear -s: read and reset).
             var statsBeforeClear: FlowStats?
-            if let key = a.payload(FlowAttr.key) {
+            if let keyRange = a.payloadRange(FlowAttr.key) {
                 var match = FlowMatch(key: FlowKey(), mask: FlowKey())
+                let maskRange = a.payloadRange(FlowAttr.mask) ?? keyRange.lowerBound..<keyRange.lowerBound
                 if let e = KeyDecoder(vlanLimit: ODPConstants.datapathVLANLimit)
-                    .decodeMatch(key: key, mask: a.payload(FlowAttr.mask) ?? [], into: &match) {
+                    .decodeMatch(key: a.bytes[keyRange], mask: a.bytes[maskRange], into: &match) {
                     throw RequestError(22, e.message)
                 }
                 if m.command == FlowCmd.set && actions == nil {

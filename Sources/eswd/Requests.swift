@@ -8,16 +8,21 @@ struct RequestAttributes {
     private let index: AttributeIndex
     var bytes: ArraySlice<UInt8> { index.bytes }
 
-    init(_ bytes: ArraySlice<UInt8>) throws(RequestError) {
-        do { index = try AttributeIndex(bytes) } catch { throw RequestError(22, "malformed attributes: \(error)") }
+    /// `scratch`: the caller's, reused request after request (AttributeIndex.Scratch).
+    init(_ bytes: ArraySlice<UInt8>, scratch: AttributeIndex.Scratch? = nil) throws(RequestError) {
+        do { index = try AttributeIndex(bytes, scratch: scratch) } catch { throw RequestError(22, "malformed attributes: \(error)") }
     }
 
     subscript(_ t: UInt16) -> Attribute? { index[t] }
     func has(_ t: UInt16) -> Bool { index.contains(t) }
 
     func u32(_ t: UInt16) throws(RequestError) -> UInt32? {
-        guard let a = self[t] else { return nil }
-        do { return try a.u32() } catch { throw RequestError(22, error.description) }
+        // Read where it lies: an Attribute holds a slice (a retain and a release).
+        guard let r = index.payloadRange(t) else { return nil }
+        guard r.count == 4 else { throw RequestError(22, "attribute \(t): expected 4 bytes, got \(r.count)") }
+        let b = index.bytes
+        return UInt32(b[r.lowerBound]) | UInt32(b[r.lowerBound + 1]) << 8 | UInt32(b[r.lowerBound + 2]) << 16
+            | UInt32(b[r.lowerBound + 3]) << 24
     }
     func u8(_ t: UInt16) throws(RequestError) -> UInt8? {
         guard let a = self[t] else { return nil }
@@ -34,6 +39,15 @@ struct RequestAttributes {
     func bytes(_ t: UInt16) -> [UInt8]? { self[t].map { Array($0.payload) } }
     /// The payload where it lies in the request (no copy).
     func payload(_ t: UInt16) -> ArraySlice<UInt8>? { self[t]?.payload }
+    /// Where the payload lies in `bytes`: `payload` without an optional slice to destroy.
+    func payloadRange(_ t: UInt16) -> Range<Int>? { index.payloadRange(t) }
+    /// A 16-byte payload as a ufid (big-endian), nil when absent or of another length.
+    func ufid(_ t: UInt16) -> UInt128? {
+        guard let r = index.payloadRange(t), r.count == 16 else { return nil }
+        var v: UInt128 = 0
+        for i in r { v = v << 8 | UInt128(index.bytes[i]) }
+        return v
+    }
 }
 
 /// An errno and a message for the client.

@@ -27,6 +27,33 @@ import Testing
                     && found.map { Array($0.payload) } == walked.map { Array($0.payload) }, "type \(t)")
         }
         #expect(try index[5]?.u32() == 2)
+        // Where each payload lies, as the walk has it.
+        for t: UInt16 in [0, 5, 31, 32, 100, 131, 132, 0x3fff, 7, 200] {
+            let walked = try AttributeParser.first(t, in: bytes)
+            #expect(index.payloadRange(t).map { Array(bytes[$0]) } == walked.map { Array($0.payload) }, "type \(t)")
+        }
+    }
+
+    /// A scratch reused for the next request carries nothing of the last one over, and
+    /// is not reused while an index still holds it.
+    @Test func aReusedScratchForgetsTheLastRequest() throws {
+        let scratch = AttributeIndex.Scratch()
+        var first = AttributeWriter()
+        first.putU32(5, 1)
+        first.putU32(6, 2)
+        var second = AttributeWriter()
+        second.putU32(6, 3)
+        do {
+            let a = try AttributeIndex(first.bytes[...], scratch: scratch)
+            #expect(try a[5]?.u32() == 1)
+            // `a` still holds the scratch's offsets: this one must take its own.
+            let b = try AttributeIndex(second.bytes[...], scratch: scratch)
+            #expect(a[5] != nil && b[5] == nil)
+            #expect(try a[6]?.u32() == 2 && b[6]?.u32() == 3)
+        }
+        let c = try AttributeIndex(second.bytes[...], scratch: scratch)
+        #expect(c[5] == nil && c.payloadRange(5) == nil)
+        #expect(try c[6]?.u32() == 3)
     }
 
     @Test func badFramingIsRefusedAsParseRefusesIt() {
