@@ -381,13 +381,26 @@ extension BPFDataPlane {
         var error: DataPlaneError? = outcome.errno == 0 ? nil : .system("write rules", errno: outcome.errno)
         // The written rules count on their masks; masks new to a table join its list.
         var listed: [(mask: MaskWords, table: HardwareTable)] = []
+        // New rules are counted on their mask a run at a time (a bulk's rules mostly
+        // share one mask: one look-up of the mask per run, not per rule).
+        var run: (mask: MaskWords, table: HardwareTable, rules: Int)?
+        func countRun() {
+            guard let r = run else { return }
+            if countMaskUser(r.mask, table: r.table, rules: r.rules) { listed.append((r.mask, r.table)) }
+            run = nil
+        }
         for p in pending[..<written] {
             slots[Self.slotIndex(p.table)][p.fingerprint] = Slot(actionSet: p.value.actionSet, counter: p.value.counter,
                                                          flags: p.value.flags)
-            if p.previous == nil && countMaskUser(p.mask, table: p.table) {
-                listed.append((p.mask, p.table))
+            guard p.previous == nil else { continue }
+            if let r = run, r.table == p.table, r.mask == p.mask {
+                run!.rules += 1
+            } else {
+                countRun()
+                run = (p.mask, p.table, 1)
             }
         }
+        countRun()
         // Rules never written give back what prepare took; rules taken back below have
         // given back their action set already (takeBack), only their mask is left. A
         // replacement's previous action set is released after this, by the rules that stay.
@@ -628,10 +641,10 @@ extension BPFDataPlane {
 
     /// Counts a rule on a mask: true when it is the table's first, so the mask must
     /// join the table's list (added to `lists` here, published by the caller).
-    private func countMaskUser(_ words: MaskWords, table: HardwareTable) -> Bool {
+    private func countMaskUser(_ words: MaskWords, table: HardwareTable, rules: Int = 1) -> Bool {
         guard let i = masksByWords.index(forKey: words) else { return false }
         let n = masksByWords.values[i][table]
-        masksByWords.values[i][table] = n + 1
+        masksByWords.values[i][table] = n + rules
         guard n == 0 else { return false }
         lists[table, default: []].append(masksByWords.values[i].id)
         return true

@@ -121,11 +121,13 @@ public struct HardwareCapabilities: Sendable {
     /// True when `mask` is the exact-match profile: every 5-tuple field of the key's
     /// family exact, nothing else. Such rules go to the hash (exact-match) table.
     static func isExactMatchProfile(key: FlowKey, mask: FlowKey) -> Bool {
+        // The protocol first: most masked rules are not TCP or UDP 5-tuples, and the
+        // profile is built only for those that may be.
+        let proto = UInt8(truncatingIfNeeded: key[.ipProto])
+        guard proto == IPProto.tcp || proto == IPProto.udp else { return false }
         var profile = FlowKey()
         for f in [FlowField.inPort, .ethSrc, .ethDst, .ethType, .ipProto, .tpSrc, .tpDst] { profile[f] = f.valueMask }
         let t = UInt16(truncatingIfNeeded: key[.ethType])
-        let proto = UInt8(truncatingIfNeeded: key[.ipProto])
-        guard proto == IPProto.tcp || proto == IPProto.udp else { return false }
         if t == EtherType.ipv4 {
             profile[.ipv4Src] = ~0
             profile[.ipv4Dst] = ~0

@@ -50,38 +50,38 @@ public final class HardwareResource: @unchecked Sendable {
     public var path: String { (parent.map { $0.path } ?? "") + "/" + name }
 
     /// Units still free here, counting what siblings already took from shared parents.
-    public var available: Int {
-        let own = size - occupancy
-        guard let p = parent else { return own }
-        return min(own, p.available)
+    /// One walk up the tree (asked at every rule's reservation): the size of a pool that
+    /// tracks its parent comes back with the parent's answer, not from a walk of its own.
+    public var available: Int { sizeAndFree().free }
+
+    private func sizeAndFree() -> (size: Int, free: Int) {
+        guard let p = parent else { return (ownSize, ownSize - occupancy) }
+        let up = p.sizeAndFree()
+        let size = tracksParent ? up.size : ownSize
+        return (size, min(up.free, size - occupancy))
     }
 
     /// Takes `units` from this pool and every ancestor, all or nothing.
     public func reserve(_ units: Int) -> Bool {
         guard units <= available else { return false }
-        var r: HardwareResource? = self
-        while let x = r {
-            x.occupancy += units
-            r = x.parent
-        }
+        addOccupancy(units)
         return true
     }
 
-    public func release(_ units: Int) {
-        var r: HardwareResource? = self
-        while let x = r {
-            x.occupancy = max(0, x.occupancy - units)
-            r = x.parent
-        }
+    public func release(_ units: Int) { addOccupancy(-units) }
+
+    // The walks up the tree recurse through the uncounted parent references: a loop
+    // over a local variable took and gave back a reference at every step (each rule's
+    // reservation and programming walk the tree).
+    private func addOccupancy(_ units: Int) {
+        occupancy = max(0, occupancy + units)
+        parent?.addOccupancy(units)
     }
 
     /// Units of this pool (and every ancestor) now held by rules in the data plane.
     public func markProgrammed(_ units: Int) {
-        var r: HardwareResource? = self
-        while let x = r {
-            x.programmed = max(0, min(x.occupancy, x.programmed + units))
-            r = x.parent
-        }
+        programmed = max(0, min(occupancy, programmed + units))
+        parent?.markProgrammed(units)
     }
 
     /// The pool that lacks room for `units`: this one or the ancestor that is full.
