@@ -98,6 +98,13 @@ public final class Classifier: @unchecked Sendable {
         return s
     }
 
+    /// The same for an entry's mask object: the subtable's own (`mask(for:)` hands it
+    /// out) is known by identity, without comparing 28 words.
+    private func subtable(for mask: FlowMask) -> Subtable? {
+        if let s = lastSubtable, s.mask === mask { return s }
+        return subtable(for: mask.bits)
+    }
+
     /// The mask object for `bits`, shared with an existing subtable when there is one.
     public func mask(for bits: FlowKey) -> FlowMask {
         subtable(for: bits)?.mask ?? FlowMask(bits)
@@ -116,7 +123,7 @@ public final class Classifier: @unchecked Sendable {
     @discardableResult
     public func insert(_ e: ClassifierEntry, checkedAbsent: Bool = false) -> Bool {
         let st: Subtable
-        if let s = subtable(for: e.mask.bits) {
+        if let s = subtable(for: e.mask) {
             st = s
             if checkedAbsent {
                 assert(st.lookupExact(e.key) == nil, "an entry said to be absent is there")
@@ -139,7 +146,7 @@ public final class Classifier: @unchecked Sendable {
 
     @discardableResult
     public func remove(_ e: ClassifierEntry) -> Bool {
-        guard let st = subtable(for: e.mask.bits), st.remove(e, rcu: rcu) else { return false }
+        guard let st = subtable(for: e.mask), st.remove(e, rcu: rcu) else { return false }
         count -= 1
         if st.count == 0 {
             byMask[e.mask.bits] = nil
