@@ -115,7 +115,7 @@ bench_report() {
         echo "|---|---|---|---|"
         echo "| add, in hardware | ${R[scale50000,rate]} flows/s | ${R[ovs,cp50000]} flows/s (${R[ovs,cp50000,got]} kept) | $(ratio "${R[scale50000,rate]}" "${R[ovs,cp50000]}") |"
         echo "| ... the kernel's map insert alone, no driver (the ceiling of any offloaded add) | $(per_s 50000 "${R[scale50000,kernel]:-0}") flows/s | ${R[ovs,cp50000]} flows/s | $(ratio "$(per_s 50000 "${R[scale50000,kernel]:-0}")" "${R[ovs,cp50000]}") |"
-        echo "| add, software only (skip_hw, as OVS's userspace datapath) | ${R[esw,cp50000]} flows/s (daemon CPU ${R[esw,cp50000,daemon]} s) | ${R[ovs,cp50000]} flows/s | $(ratio "${R[esw,cp50000]}" "${R[ovs,cp50000]}") |"
+        echo "| add, software only (skip_hw, as OVS's userspace datapath) | ${R[esw,cp50000]} flows/s (daemon CPU ${R[esw,cp50000,daemon]} s${R[esw,cp50000,runs]:+, last round}) | ${R[ovs,cp50000]} flows/s | $(ratio "${R[esw,cp50000]}" "${R[ovs,cp50000]}") |"
         echo
         if [ -n "${R[esw,cp50000,runs]:-}" ]; then
             echo

@@ -175,13 +175,20 @@ int cnl_setns_net(int fd) { return setns(fd, CLONE_NEWNET); }
 int cnl_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }
 
 int cnl_move_off_cpu(int cpu) {
-    cpu_set_t allowed, others;
+    cpu_set_t allowed, others, back;
     if (cpu < 0 || cpu >= CPU_SETSIZE || sched_getaffinity(0, sizeof allowed, &allowed) != 0) return -1;
     others = allowed;
     CPU_CLR(cpu, &others);
     if (CPU_COUNT(&others) == 0) return -1;
+    /* What is read back is narrowed to the CPUs online now and to the cpuset: a thread
+     * that had every online CPU gets every CPU back, or it would stay off CPUs that come
+     * online (or a cpuset that widens) later. */
+    back = allowed;
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    if (online > 0 && CPU_COUNT(&allowed) >= online) memset(&back, 0xff, sizeof back);
     if (sched_setaffinity(0, sizeof others, &others) != 0) return -1;
-    return sched_setaffinity(0, sizeof allowed, &allowed);
+    if (sched_setaffinity(0, sizeof back, &back) == 0 || sched_setaffinity(0, sizeof allowed, &allowed) == 0) return 0;
+    return -2;
 }
 
 int cnl_current_cpu(void) { return sched_getcpu(); }

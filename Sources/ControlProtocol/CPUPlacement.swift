@@ -16,8 +16,8 @@ import Glibc
 /// the daemon installs) and is not woken again while the stream lasts.
 public enum CPUPlacement {
     /// Moves the calling thread off its CPU if `pid` last ran there. Only the calling
-    /// thread's affinity is touched, and it is given back at once. Returns whether it
-    /// moved.
+    /// thread's affinity is touched, and it is given back at once (a `taskset` of that
+    /// thread landing in between would be undone). Returns whether it moved.
     @discardableResult
     public static func moveOff(sharingWith pid: Int32) -> Bool {
         guard pid > 0, let cpu = lastCPU(of: pid), currentCPU == cpu else { return false }
@@ -25,7 +25,8 @@ public enum CPUPlacement {
     }
 
     /// Moves the calling thread off `cpu` (to another CPU its affinity allows) and gives
-    /// its affinity back; false if it could not.
+    /// its affinity back; false if it could not. (Should the kernel refuse the affinity
+    /// back, which it has no reason to, the thread keeps off that CPU: it still runs.)
     static func moveOff(cpu: Int32) -> Bool { cnl_move_off_cpu(cpu) == 0 }
 
     /// The CPU the calling thread runs on.

@@ -69,7 +69,8 @@ public struct AttributeWriter: Sendable {
         // instructions whatever it appends. `v` is in the wanted byte order already.
         let size = MemoryLayout<T>.size
         appendHeader(length: 4 + size, type: type)
-        bytes.reserveCapacity(bytes.count + netlinkAlign(size))
+        // No reserveCapacity: it grows to the size asked, not geometrically, and a
+        // writer of many attributes (a dump's chunk) would copy itself at each one.
         Swift.withUnsafeBytes(of: v) { for b in $0 { bytes.append(b) } }
         pad()
     }
@@ -104,7 +105,6 @@ public struct AttributeWriter: Sendable {
         let n = netlinkAlign(count)
         // A few bytes go in one `append` each: the Array's generic `append(contentsOf:)`
         // costs about a hundred instructions whatever it appends.
-        bytes.reserveCapacity(at + n)
         for _ in 0..<n { bytes.append(0) }
         return at
     }

@@ -138,7 +138,6 @@ extension Array where Element == UInt8 {
     public mutating func appendBytes<T>(of v: T) {
         Swift.withUnsafeBytes(of: v) { raw in
             if raw.count <= 8 {
-                reserveCapacity(count + raw.count)
                 for b in raw { self.append(b) }
             } else {
                 raw.withMemoryRebound(to: UInt8.self) { self.append(contentsOf: $0) }

@@ -2,6 +2,13 @@
 /// OVS's parse_flags()/format_flags()/format_flags_masked() semantics.
 struct FlagNames: Sendable {
     let names: [(UInt32, String)]
+    /// Each name's bytes, made once (tried at each flag of each line of a flow file).
+    let nameBytes: [(UInt32, [UInt8])]
+
+    init(names: [(UInt32, String)]) {
+        self.names = names
+        nameBytes = names.map { ($0.0, Array($0.1.utf8)) }
+    }
 
     func name(_ bit: UInt32) -> String? { names.first { $0.0 == bit }?.1 }
 
@@ -60,10 +67,10 @@ struct FlagNames: Sendable {
                 let set = sc[j] == 43
                 j += 1
                 var matched: (UInt32, Int)?
-                for (bit, n) in names where sc.hasPrefix(string: n, at: j) {
-                    let after = sc[j + n.utf8.count]
+                for (bit, n) in nameBytes where sc.hasPrefix(name: n, at: j) {
+                    let after = sc[j + n.count]
                     if after == 43 || after == 45 || after == end {
-                        matched = (bit, n.utf8.count)
+                        matched = (bit, n.count)
                         break
                     }
                 }
@@ -85,12 +92,12 @@ struct FlagNames: Sendable {
                 continue
             }
             var matched = false
-            for (bit, n) in names where sc.hasPrefix(string: n, at: j) {
-                let after = sc[j + n.utf8.count]
+            for (bit, n) in nameBytes where sc.hasPrefix(name: n, at: j) {
+                let after = sc[j + n.count]
                 if after == 124 || after == end {
                     guard bit & allowed != 0 else { return nil }
                     result |= bit
-                    j += n.utf8.count + (after == 124 ? 1 : 0)
+                    j += n.count + (after == 124 ? 1 : 0)
                     matched = true
                     break
                 }

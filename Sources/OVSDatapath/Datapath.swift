@@ -261,9 +261,10 @@ public final class Datapath: @unchecked Sendable {
         let now = Sys.monotonicNanoseconds()
 
         var existing = table.lookup(match: match)
-        // A create-only put finds a ufid in use when the flow goes into the table (one
-        // look-up of the ufid fewer; each is a cache miss in a big table).
-        if existing == nil, options.modify, let u = givenUFID, let byID = table.lookup(ufid: u) {
+        // Before anything is offloaded: a flow refused for its ufid must never have been
+        // in hardware, not even for the moment between its rule's write and removal.
+        if existing == nil, let u = givenUFID, let byID = table.lookup(ufid: u) {
+            guard options.modify else { throw .exists("ufid \(formatUFID(u)) is in use by another flow") }
             existing = byID
         }
         if let old = existing {

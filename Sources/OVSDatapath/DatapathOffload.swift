@@ -372,8 +372,11 @@ extension Datapath {
         retiringRules = waiting
     }
 
+    /// Gives back the UDP port a rule of a flow from a vxlan vport registered
+    /// (`installed`). By the in_port, not the tunnel dependency: a flow that decaps and
+    /// encaps again depends on its encap, and its port was registered all the same.
     func unregisterVXLAN(of f: DatapathFlow) {
-        guard f.tunnelDependency?.kind == .decap, let p = vport(UInt32(truncatingIfNeeded: f.match.key[.inPort])) else { return }
+        guard let p = vport(UInt32(truncatingIfNeeded: f.match.key[.inPort])), p.type == .vxlan else { return }
         eswitch?.unregisterVXLANPort(p.udpPort)
     }
 

@@ -198,6 +198,34 @@ struct OffloadPathTests {
         func decapIngress(for remote: TunnelMetadata, vport: Vport) -> Result<PortIndex, OffloadFailure> { .success(.uplink) }
     }
 
+    /// Every remote behind the uplink, with an encap entry from the eSwitch's table.
+    final class EncapTunnels: TunnelOffloadResolver {
+        let sw: ESwitch
+        init(_ sw: ESwitch) { self.sw = sw }
+        func encapEntry(for tunnel: TunnelMetadata, vport: Vport) -> Result<EncapEntry, OffloadFailure> {
+            sw.encapEntry(for: EncapKey(tunnel: tunnel, udpPort: vport.udpPort, egress: .uplink),
+                          header: VXLAN.EncapTemplate(bytes: [UInt8](repeating: 0, count: 50), isIPv6: false, checksum: false))
+        }
+        func decapIngress(for remote: TunnelMetadata, vport: Vport) -> Result<PortIndex, OffloadFailure> { .success(.uplink) }
+    }
+
+    /// A flow that decaps and encaps again registers its in_port's UDP port as a decap
+    /// flow does, and gives it back when it goes (its tunnel dependency is its encap).
+    @Test func aDecapThenEncapFlowGivesItsUDPPortBack() throws {
+        let (d, sw, _) = try Self.datapath()
+        let tunnels = EncapTunnels(sw)
+        d.tunnelResolver = tunnels
+        _ = try d.addPort(name: "vx-test", type: .vxlan, number: 3, udpPort: 54790)
+        let f = try Self.put(d, "tunnel(tun_id=0x2a,src=198.18.0.2,dst=198.18.0.1,ttl=64,flags(+key)),in_port(3),eth(),"
+                             + "eth_type(0x0800),ipv4(frag=no)",
+                             "set(tunnel(tun_id=0x2b,src=198.18.0.1,dst=198.18.0.9,ttl=64,flags(key))),3")
+        #expect(f.offload.isOffloaded, "\(f.softwareReason ?? "")")
+        #expect(f.tunnelDependency?.kind == .encap)
+        #expect(sw.registeredVXLANPorts == [54790])
+        d.deleteFlow(f)
+        #expect(sw.registeredVXLANPorts.isEmpty, "the UDP port went with the flow")
+    }
+
     /// A decap rule registers its vxlan vport's UDP port with the hardware parser; a vport
     /// deleted takes its flows out of hardware while it is still there, so the UDP port is
     /// given back (it was kept for good: four such and no decap flow could be offloaded).

@@ -27,8 +27,9 @@ struct OffloadRefusalTests {
         #expect(sw.tables.maskedPool.occupancy == 0 && sw.tables.counterPool.occupancy == 0)
     }
 
-    /// A create-only put of a new match with a ufid in use is refused as in use, after its
-    /// rule went in: the table, the hardware and the pools are as before it.
+    /// A create-only put of a new match with a ufid in use is refused as in use before
+    /// anything of it reaches the hardware: no write, no removal, the table, the hardware
+    /// and the pools as before it.
     @Test func aNewMatchWithAUFIDInUseIsRefusedAndLeavesNothing() throws {
         let (d, sw, dp) = try P.datapath()
         let f = try P.put(d, Self.key, "1")
@@ -43,6 +44,7 @@ struct OffloadRefusalTests {
             guard let e = e as? DatapathError else { return false }
             return e.errno == 17 && e.message.contains("in use by another flow")
         }
+        #expect(sw.offloadStatistics.operations == 1, "the refused put never asked the hardware")
         #expect(d.flowCount == 1 && d.flow(ufid: f.ufid) === f)
         #expect(d.flow(match: m) == nil)
         #expect(dp.rules.count == 1 && dp.rules[0].actions == [.forward(.vf(0))])

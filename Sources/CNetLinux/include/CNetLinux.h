@@ -66,8 +66,9 @@ int cnl_recvmmsg(int fd, struct cnl_mmsghdr *msgs, unsigned int count, int flags
 int cnl_setns_net(int fd);
 int cnl_set_thread_name(const char *name);
 /* Moves the calling thread off `cpu` (to another CPU its affinity allows) and gives
- * the affinity back: 0 when it moved, -1 when it could not (errno) or had nowhere to
- * go. CPU_* macros and sched_setaffinity need _GNU_SOURCE. */
+ * the affinity back (every CPU if it had every online one): 0 when it moved, -1 when it
+ * could not (errno) or had nowhere to go, -2 when it moved but the affinity could not
+ * be given back. CPU_* macros and sched_setaffinity need _GNU_SOURCE. */
 int cnl_move_off_cpu(int cpu);
 /* sched_getcpu(), and a connected socket's peer pid (SO_PEERCRED; -1 if unknown):
  * both need _GNU_SOURCE. */
