@@ -88,7 +88,6 @@ extension DatapathService {
         }
     }
 
-
     private func find(_ d: Datapath, _ a: RequestAttributes, ufid: UInt128?) throws(RequestError) -> DatapathFlow {
         if let ufid {
             guard let f = d.flow(ufid: ufid) else { throw RequestError(2, "no flow with ufid \(formatUFID(ufid))") }
