@@ -123,24 +123,30 @@ public struct KeyDecoder: Sendable {
         withUnsafeMutablePointer(to: &match) { m in
             let keyFitness = decode(key, into: &m.pointee.key, isMask: false, src: SourceKey(nil))
             guard case .perfect = keyFitness else { return Self.error(keyFitness, mask: false) }
-            if mask.isEmpty {
-                m.pointee.mask = Self.exactMask(for: m.pointee.key)
-            } else {
-                let maskFitness = decode(mask, into: &m.pointee.mask, isMask: true, src: SourceKey(m.pointer(to: \.key)))
-                guard case .perfect = maskFitness else { return Self.error(maskFitness, mask: true) }
-            }
-            if m.pointee.mask[.inPort] != FlowField.inPort.valueMask {
-                return ODPError(position: nil, "in_port is not an exact match")
-            }
-            if m.pointee.mask[.vlanTCI] == 0 { m.pointee.mask[.vlanTCI] = UInt64(VLAN.vidMask | VLAN.present) }
-            if m.pointee.key[.ctOrigProto] != 0 {
-                m.pointee.mask.formMasked(by: Self.relevantMask(for: m.pointee.key))
-            } else {
-                let relevant = RelevantMasks.index(for: m.pointee.key)
-                RelevantMasks.shared.combinations.withUnsafeBufferPointer { m.pointee.mask.formMasked(by: $0[relevant]) }
-            }
-            return nil
+            return decodeMask(mask, into: m)
         }
+    }
+
+    /// The mask half of `decodeMatch`, for the key already decoded in `m`: decoded,
+    /// checked and narrowed to the fields relevant to the key's packet.
+    func decodeMask(_ mask: ArraySlice<UInt8>, into m: UnsafeMutablePointer<FlowMatch>) -> ODPError? {
+        if mask.isEmpty {
+            m.pointee.mask = Self.exactMask(for: m.pointee.key)
+        } else {
+            let maskFitness = decode(mask, into: &m.pointee.mask, isMask: true, src: SourceKey(m.pointer(to: \.key)))
+            guard case .perfect = maskFitness else { return Self.error(maskFitness, mask: true) }
+        }
+        if m.pointee.mask[.inPort] != FlowField.inPort.valueMask {
+            return ODPError(position: nil, "in_port is not an exact match")
+        }
+        if m.pointee.mask[.vlanTCI] == 0 { m.pointee.mask[.vlanTCI] = UInt64(VLAN.vidMask | VLAN.present) }
+        if m.pointee.key[.ctOrigProto] != 0 {
+            m.pointee.mask.formMasked(by: Self.relevantMask(for: m.pointee.key))
+        } else {
+            let relevant = RelevantMasks.index(for: m.pointee.key)
+            RelevantMasks.shared.combinations.withUnsafeBufferPointer { m.pointee.mask.formMasked(by: $0[relevant]) }
+        }
+        return nil
     }
 
     static func error(_ f: Fitness, mask: Bool) -> ODPError {

@@ -15,6 +15,8 @@ final class DatapathService {
     var batches = OpenBatches()
     /// A flow request's attribute index, reused from one request to the next.
     let attributeScratch = AttributeIndex.Scratch()
+    /// The last put's decoded mask (MaskMemo): the flows of an add-flows share theirs.
+    let maskMemo = MaskMemo()
 
     final class OpenBatch {
         /// The connection that opened it: a batch its client leaves open is undone.

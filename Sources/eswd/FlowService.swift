@@ -142,7 +142,7 @@ extension DatapathService {
                 var match = FlowMatch(key: FlowKey(), mask: FlowKey())
                 let maskRange = a.payloadRange(FlowAttr.mask) ?? keyRange.lowerBound..<keyRange.lowerBound
                 if let e = KeyDecoder(vlanLimit: ODPConstants.datapathVLANLimit)
-                    .decodeMatch(key: a.bytes[keyRange], mask: a.bytes[maskRange], into: &match) {
+                    .decodeMatch(key: a.bytes[keyRange], mask: a.bytes[maskRange], into: &match, memo: maskMemo) {
                     throw RequestError(22, e.message)
                 }
                 if m.command == FlowCmd.set && actions == nil {

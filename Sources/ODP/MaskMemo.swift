@@ -1,0 +1,74 @@
+import Packet
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The last flow put's decoded mask, for the next put with the same mask attributes.
+///
+/// The flows of an add-flows mostly share their mask attributes and differ in the
+/// addresses they match. Decoding a mask reads the key it is decoded for (its
+/// EtherType, VLAN tags, protocol, fragment, ICMP type and code, packet type, tunnel),
+/// and so does narrowing it to the fields relevant to the packet, but neither reads an
+/// Ethernet or IP address: with the same mask bytes and a key that agrees outside the
+/// addresses, the result is the last one's (a third of a software-only put's decoding).
+public final class MaskMemo {
+    var bytes: [UInt8] = []
+    var key = FlowKey()
+    var mask = FlowKey()
+    var vlanLimit = 0
+    var valid = false
+
+    public init() {}
+
+    /// The key bits a mask's decoding may read: all but the Ethernet and IP addresses.
+    /// (Other fields that share their words stay compared.)
+    static let comparedBits: FlowKey = {
+        var m = FlowKey.allOnes
+        for f in [FlowField.ethSrc, .ethDst, .ipv4Src, .ipv4Dst] { m[f] = 0 }
+        for f in [WideField.ipv6Src, .ipv6Dst] { m[f] = 0 }
+        return m
+    }()
+
+    /// Whether `mask` is the remembered mask's bytes (one memcmp: `elementsEqual`
+    /// compared them an element at a time, as much as decoding them).
+    func sameBytes(_ mask: ArraySlice<UInt8>) -> Bool {
+        guard mask.count == bytes.count else { return false }
+        if bytes.isEmpty { return true }
+        return bytes.withUnsafeBytes { a in mask.withUnsafeBytes { b in memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0 } }
+    }
+
+    /// Whether `key` agrees with the remembered key wherever a mask's decoding looks.
+    func agrees(with key: borrowing FlowKey) -> Bool {
+        let a = key.words.span, b = self.key.words.span, c = Self.comparedBits.words.span
+        var diff: UInt64 = 0
+        for i in 0..<FlowKey.wordCount { diff |= (a[i] ^ b[i]) & c[i] }
+        return diff == 0
+    }
+}
+
+extension KeyDecoder {
+    /// `decodeMatch`, with the mask taken from `memo` when its bytes and the key's
+    /// relevant fields are the last put's (a mask that did not decode is not kept).
+    public func decodeMatch(key: ArraySlice<UInt8>, mask: ArraySlice<UInt8>, into match: inout FlowMatch,
+                            memo: MaskMemo) -> ODPError? {
+        withUnsafeMutablePointer(to: &match) { m in
+            let keyFitness = decode(key, into: &m.pointee.key, isMask: false, src: SourceKey(nil))
+            guard case .perfect = keyFitness else { return Self.error(keyFitness, mask: false) }
+            if memo.valid, memo.vlanLimit == vlanLimit, memo.sameBytes(mask), memo.agrees(with: m.pointee.key) {
+                m.pointee.mask = memo.mask
+                return nil
+            }
+            if let e = decodeMask(mask, into: m) {
+                memo.valid = false
+                return e
+            }
+            memo.bytes.removeAll(keepingCapacity: true)
+            memo.bytes.append(contentsOf: mask)
+            memo.key = m.pointee.key
+            memo.mask = m.pointee.mask
+            memo.vlanLimit = vlanLimit
+            memo.valid = true
+            return nil
+        }
+    }
+}
