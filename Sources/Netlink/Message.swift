@@ -179,9 +179,16 @@ public enum MessageParser {
     }
 
     public static func readHeader(_ b: [UInt8], at i: Int) -> NetlinkHeader {
-        func u16(_ o: Int) -> UInt16 { UInt16(b[i + o]) | UInt16(b[i + o + 1]) << 8 }
-        func u32(_ o: Int) -> UInt32 { UInt32(u16(o)) | UInt32(u16(o + 2)) << 16 }
-        return NetlinkHeader(length: u32(0), type: u16(4), flags: u16(6), sequence: u32(8), portID: u32(12))
+        // Read in place, each field one load (byte by byte, with a bounds check each, it
+        // was a fifth of splitting a datagram of flow requests).
+        precondition(i >= 0 && i + NetlinkHeader.size <= b.count, "netlink header outside the buffer")
+        return b.withUnsafeBytes { p in
+            NetlinkHeader(length: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: i, as: UInt32.self)),
+                          type: UInt16(littleEndian: p.loadUnaligned(fromByteOffset: i + 4, as: UInt16.self)),
+                          flags: UInt16(littleEndian: p.loadUnaligned(fromByteOffset: i + 6, as: UInt16.self)),
+                          sequence: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: i + 8, as: UInt32.self)),
+                          portID: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: i + 12, as: UInt32.self)))
+        }
     }
 }
 

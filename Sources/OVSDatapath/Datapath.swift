@@ -305,7 +305,7 @@ public final class Datapath: @unchecked Sendable {
     /// Action bytes as a request carries them: the last flow's array when they are the
     /// same (an add-flows repeats them), a copy otherwise.
     public func actionBytes(sharing payload: ArraySlice<UInt8>) -> [UInt8] {
-        if let m = lastActions, m.bytes.elementsEqual(payload) { return m.bytes }
+        if let m = lastActions, m.bytes.sameBytes(as: payload) { return m.bytes }
         return Array(payload)
     }
 

@@ -332,7 +332,7 @@ func processFlowFile(_ s: Session, path: String, defaultCommand: String) throws 
                 if actionText.isEmpty {
                     throw ParseFailure("\(path):\(number): no actions after the flow (write drop for a flow that drops)")
                 }
-                if !(lastActions?.text.elementsEqual(actionText) ?? false) {
+                if !(lastActions?.text.sameBytes(as: actionText) ?? false) {
                     let text = Array(actionText)
                     do { lastActions = (text, try ODPText.parseActions(utf8: text)) } catch {
                         throw ParseFailure("\(path):\(number): actions: \(error)")
