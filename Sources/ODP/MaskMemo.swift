@@ -53,6 +53,9 @@ extension KeyDecoder {
                 m.pointee.mask = memo.mask
                 return nil
             }
+            // A fresh decode writes only the fields present: from a zero mask, so that a
+            // caller's leftovers never differ from what the memo would have given.
+            m.pointee.mask = FlowKey()
             if let e = decodeMask(mask, into: m) {
                 memo.valid = false
                 return e

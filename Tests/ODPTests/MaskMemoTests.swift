@@ -71,6 +71,88 @@ struct MaskMemoTests {
         }
     }
 
+    /// Every corpus mask over every corpus key, through one memo per mask (so that it
+    /// answers across different keys): what a fresh decode gives, errors included.
+    @Test func everyMaskOverEveryKeyThroughTheMemo() {
+        let cases = Self.cases
+        for mask in cases.map(\.mask) {
+            let memo = MaskMemo()
+            for k in cases + cases.reversed() {
+                var fresh = FlowMatch(key: FlowKey(), mask: FlowKey()), viaMemo = fresh
+                let e1 = Self.decoder.decodeMatch(key: k.key[...], mask: mask[...], into: &fresh)
+                let e2 = Self.decoder.decodeMatch(key: k.key[...], mask: mask[...], into: &viaMemo, memo: memo)
+                #expect(e1?.message == e2?.message)
+                if e1 == nil { #expect(fresh == viaMemo) }
+            }
+        }
+    }
+
+    /// The memo compares every bit but the addresses: the fields that share their words
+    /// (VLAN TCI with eth_src, EtherType with eth_dst) are compared.
+    @Test func comparedBitsAreAllButTheAddresses() {
+        let c = MaskMemo.comparedBits
+        #expect(c[.vlanTCI] == 0xffff && c[.ethType] == 0xffff && c[.ipProto] == 0xff)
+        #expect(c[.ethSrc] == 0 && c[.ethDst] == 0 && c[.ipv4Src] == 0 && c[.ipv4Dst] == 0)
+        #expect(c[WideField.ipv6Src] == 0 && c[WideField.ipv6Dst] == 0)
+        let cleared = (0..<FlowKey.wordCount).reduce(0) { $0 + (~c.words[$1]).nonzeroBitCount }
+        #expect(cleared == 48 + 48 + 32 + 32 + 128 + 128)
+    }
+
+    /// ARP's protocol addresses live in the IPv4 address bits: two ARP keys that differ
+    /// only there share a mask, and one with another opcode (in ip_proto's bits) does not.
+    @Test func arpKeysShareAMaskOnlyWithTheSameOpcode() throws {
+        let memo = MaskMemo()
+        let first = try ODPText.parseKey("in_port(1),eth(),eth_type(0x0806),arp(sip=198.18.0.1/255.255.255.0,op=1)")
+        var m = FlowMatch(key: FlowKey(), mask: FlowKey())
+        #expect(Self.decoder.decodeMatch(key: first.key[...], mask: first.mask[...], into: &m, memo: memo) == nil)
+        for text in ["in_port(1),eth(),eth_type(0x0806),arp(sip=0.0.0.0/255.255.255.0,op=1)",
+                     "in_port(1),eth(),eth_type(0x0806),arp(sip=198.18.0.9/255.255.255.0,op=2)"] {
+            let k = try ODPText.parseKey(text)
+            #expect(k.mask == first.mask, "the same mask bytes")
+            var fresh = FlowMatch(key: FlowKey(), mask: FlowKey()), viaMemo = fresh
+            let e1 = Self.decoder.decodeMatch(key: k.key[...], mask: k.mask[...], into: &fresh)
+            let e2 = Self.decoder.decodeMatch(key: k.key[...], mask: k.mask[...], into: &viaMemo, memo: memo)
+            #expect(e1 == nil && e2 == nil && fresh == viaMemo, "\(text)")
+        }
+        let sameOp = try ODPText.parseKey("in_port(1),eth(),eth_type(0x0806),arp(sip=0.0.0.0/255.255.255.0,op=1)")
+        var k1 = FlowMatch(key: FlowKey(), mask: FlowKey())
+        _ = Self.decoder.decodeMatch(key: first.key[...], mask: first.mask[...], into: &k1)
+        var k2 = k1
+        _ = Self.decoder.decodeMatch(key: sameOp.key[...], mask: sameOp.mask[...], into: &k2)
+        memo.key = k1.key
+        #expect(memo.agrees(with: k2.key), "ARP addresses are not compared")
+        let otherOp = try ODPText.parseKey("in_port(1),eth(),eth_type(0x0806),arp(sip=198.18.0.1/255.255.255.0,op=2)")
+        var k3 = k1
+        _ = Self.decoder.decodeMatch(key: otherOp.key[...], mask: otherOp.mask[...], into: &k3)
+        #expect(!memo.agrees(with: k3.key), "the opcode is")
+    }
+
+    /// Keys the corpus lacks: an original-direction tuple (the relevant-mask path that
+    /// adds the tuple) and two VLAN tags (the inner TCI read through the encap): a mask
+    /// decodes the same with every address changed.
+    @Test func tupleAndQinQKeysDecodeTheSameMaskWithOtherAddresses() throws {
+        let texts = [
+            "ct_state(+trk),ct_tuple4(src=198.18.0.1,dst=198.18.0.2,proto=6,tp_src=1000,tp_dst=80),recirc_id(1),in_port(1),"
+                + "eth(),eth_type(0x0800),ipv4(src=198.18.0.1,proto=6,frag=no),tcp(dst=80)",
+            "in_port(1),eth(src=02:00:00:00:00:01),eth_type(0x88a8),vlan(vid=10),encap(eth_type(0x8100),vlan(vid=20),"
+                + "encap(eth_type(0x0800),ipv4(src=198.18.0.1,frag=no)))",
+        ]
+        for text in texts {
+            let k = try ODPText.parseKey(text)
+            guard case .success(let key) = Self.decoder.decodeKey(k.key[...]) else {
+                Issue.record("\(text) does not decode")
+                continue
+            }
+            var other = key
+            other[.ethSrc] = 0x0a0b_0c0d_0e0f
+            other[.ipv4Src] = 0xc612_0063
+            other[.ipv4Dst] = 0xc612_0064
+            let a = Self.mask(k.mask, for: key), b = Self.mask(k.mask, for: other)
+            #expect(a.error == nil, "\(text): \(a.error ?? "")")
+            #expect(a == b, "\(text)")
+        }
+    }
+
     /// Same mask bytes, a key that differs where the mask's decoding looks (the IP
     /// protocol under an L4 mask): decoded again, not taken from the memo.
     @Test func aKeyThatDiffersWhereTheMaskLooksIsDecodedAgain() throws {
