@@ -227,8 +227,12 @@ struct CoalescedWriteTests {
         let rules = B.rules(600, actions: [.drop])
         dp.coalescingWrites {
             for r in rules { #expect(dp.program(batch: [r]).installed == 1) }
-            // The first bulk is written (the second bulk's hand-off waited for it), the
-            // second may be in flight, the last rules still wait.
+            // The first bulk was handed to the writer thread; the second may be in flight
+            // too, or still queued (a hand-off does not wait for a bulk in flight: the
+            // queue grows meanwhile), and the last rules still wait. Once the bulk in
+            // flight is written, the first one is in the kernel. (Checked without the
+            // wait, this depended on the writer thread having run: it failed under load.)
+            dp.finishWriteInFlight()
             #expect((try? B.verdict(dp, dst: B.base)) == P.shot)
             #expect((try? B.verdict(dp, dst: B.base + 255)) == P.shot)
             #expect((try? B.verdict(dp, dst: B.base + 599)) == P.redirect)
