@@ -44,7 +44,7 @@ let package = Package(
         .target(name: "OVSDatapath", dependencies: ["Packet", "Classifier", "Conntrack", "ODP", "ESwitch", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: fast),
         .target(name: "Tunnels", dependencies: ["OVSDatapath", "CMnl", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .target(name: "ControlProtocol", dependencies: [
-            "CNetLinux", "Netlink", "ODP", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "CNetLinux", "NetLinux", "Netlink", "ODP", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fast),
 
         .executableTarget(name: "eswd", dependencies: [

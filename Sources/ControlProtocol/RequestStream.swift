@@ -1,4 +1,5 @@
 import CNetLinux
+import NetLinux
 import Netlink
 
 #if canImport(Glibc)
@@ -70,12 +71,6 @@ public final class RequestStream {
 
     static let pollBeforeSleeping: UInt64 = 2_000_000
 
-    private func monotonicNanoseconds() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
-    }
-
     private func readAnswers(waiting: Bool) throws(ControlError) {
         if waiting && !pending.isEmpty { try sendPending() }
         var got = try client.receiveDatagram(waiting: false)
@@ -83,8 +78,8 @@ public final class RequestStream {
             // Polled a while before sleeping: woken by the daemon's answer, this process
             // would be put on the daemon's CPU, and the two would take turns on it
             // (CPUPlacement). The daemon answers within a run's time (a millisecond).
-            let until = monotonicNanoseconds() &+ Self.pollBeforeSleeping
-            while got == nil && monotonicNanoseconds() < until { got = try client.receiveDatagram(waiting: false) }
+            let until = Sys.monotonicNanoseconds() &+ Self.pollBeforeSleeping
+            while got == nil && Sys.monotonicNanoseconds() < until { got = try client.receiveDatagram(waiting: false) }
             if got == nil { got = try client.receiveDatagram(waiting: true) }
         }
         guard let n = got else { return }

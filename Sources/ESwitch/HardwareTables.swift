@@ -261,7 +261,7 @@ public final class HardwareTables: @unchecked Sendable {
     /// Step 3: writes reserved rules into the data plane, in order. Returns the rules
     /// the data plane refused (they keep their units; the caller decides).
     func program(_ batch: [HardwareRule]) -> [(rule: HardwareRule, failure: OffloadFailure)] {
-        if batch.count == 1 { return programOne(batch[0]).map { [($0.rule, $0.failure)] } ?? [] }
+        if batch.count == 1 { return programOne(batch[0]).map { [(batch[0], $0)] } ?? [] }
         var refused: [(HardwareRule, OffloadFailure)] = []
         let writable = batch.filter { $0.holdsUnits && !$0.retired }
         // A new rule's counter is zero (allocateCounterSlot); a replacement carries its
@@ -271,12 +271,7 @@ public final class HardwareTables: @unchecked Sendable {
             let rest = writable[start...]
             let (written, error) = dataPlane.program(batch: rest.map(\.programmed))
             for r in rest.prefix(written) {
-                // Written into a queue whose write the silicon then refused.
-                if !lostUnprogrammed.isEmpty, let f = lostUnprogrammed.removeValue(forKey: r.counter), r.replaces == nil {
-                    refused.append((r, f))
-                    continue
-                }
-                committed(r)
+                if let f = settleWritten(r) { refused.append((r, f)) }
             }
             guard let error else { break }
             // The one refused is right after what was written; the rest is tried again.
@@ -287,18 +282,21 @@ public final class HardwareTables: @unchecked Sendable {
     }
 
     /// `program` for one rule (lockstep: every rule of an add-flows), without the
-    /// batch's arrays.
-    func programOne(_ r: HardwareRule) -> (rule: HardwareRule, failure: OffloadFailure)? {
+    /// batch's arrays: why the data plane refused it, if it did.
+    func programOne(_ r: HardwareRule) -> OffloadFailure? {
         guard r.holdsUnits && !r.retired else { return nil }
         let (written, error) = dataPlane.program(batch: [r.programmed])
-        if written == 1 {
-            if !lostUnprogrammed.isEmpty, let f = lostUnprogrammed.removeValue(forKey: r.counter), r.replaces == nil {
-                return (r, f)
-            }
-            committed(r)
-            return nil
+        return written == 1 ? settleWritten(r) : error?.offloadFailure
+    }
+
+    /// A rule the data plane took: committed, unless it went into a queue whose write
+    /// the silicon then refused (that refusal is its answer).
+    private func settleWritten(_ r: HardwareRule) -> OffloadFailure? {
+        if !lostUnprogrammed.isEmpty, let f = lostUnprogrammed.removeValue(forKey: r.counter), r.replaces == nil {
+            return f
         }
-        return error.map { (r, $0.offloadFailure) }
+        committed(r)
+        return nil
     }
 
     private func committed(_ r: HardwareRule) {

@@ -78,7 +78,7 @@ final class OffloadEngine {
             callerAccess(microseconds: params.hardwareLatencyMicroseconds)
             if injectFault() { return .injectedFault }
             if let f = tables.reserve(rule) { return f }
-            if let refused = tables.programOne(rule) { return refused.failure }
+            if let refused = tables.programOne(rule) { return refused }
             statistics.programmedRules += 1
             return nil
         case .prefetch, .credit:

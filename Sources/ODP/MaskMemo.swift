@@ -29,9 +29,6 @@ public final class MaskMemo {
         return m
     }()
 
-    /// Whether `mask` is the remembered mask's bytes.
-    func sameBytes(_ mask: ArraySlice<UInt8>) -> Bool { bytes.sameBytes(as: mask) }
-
     /// Whether `key` agrees with the remembered key wherever a mask's decoding looks.
     func agrees(with key: borrowing FlowKey) -> Bool {
         let a = key.words.span, b = self.key.words.span, c = Self.comparedBits.words.span
@@ -49,7 +46,7 @@ extension KeyDecoder {
         withUnsafeMutablePointer(to: &match) { m in
             let keyFitness = decode(key, into: &m.pointee.key, isMask: false, src: SourceKey(nil))
             guard case .perfect = keyFitness else { return Self.error(keyFitness, mask: false) }
-            if memo.valid, memo.vlanLimit == vlanLimit, memo.sameBytes(mask), memo.agrees(with: m.pointee.key) {
+            if memo.valid, memo.vlanLimit == vlanLimit, memo.bytes.sameBytes(as: mask), memo.agrees(with: m.pointee.key) {
                 m.pointee.mask = memo.mask
                 return nil
             }

@@ -290,16 +290,11 @@ public final class Datapath: @unchecked Sendable {
         let flow = DatapathFlow(ufid: ufid, match: match, actionBytes: actionBytes, actions: actions, compiled: compiled,
                                 origin: options.origin, mask: table.mask(for: match.mask), now: now)
         try offload(flow)
-        switch table.insert(flow, matchCheckedAbsent: true) {
-        case .inserted:
-            return .added(flow)
-        case .ufidTaken:
-            removeHardware(flow)
-            throw .exists("ufid \(formatUFID(ufid)) is in use by another flow")
-        case .matchTaken:
+        guard table.insert(flow, matchCheckedAbsent: true) else {
             removeHardware(flow)
             throw .exists("flow already exists")
         }
+        return .added(flow)
     }
 
     /// Action bytes as a request carries them: the last flow's array when they are the

@@ -33,14 +33,10 @@ final class FlowTable: @unchecked Sendable {
     func lookup(ufid: UInt128) -> DatapathFlow? { byUFID[ufid] }
 
     /// Adds a flow whose match and ufid are both new; false (nothing changed) otherwise.
-    func insert(_ f: DatapathFlow) -> Bool { insert(f, matchCheckedAbsent: false) == .inserted }
-
-    enum Insertion { case inserted, matchTaken, ufidTaken }
-
-    /// The same, saying what was taken. `matchCheckedAbsent`: the caller looked the
-    /// match up (`lookup(match:)`) and found nothing.
-    func insert(_ f: DatapathFlow, matchCheckedAbsent: Bool) -> Insertion {
-        guard classifier.insert(f, checkedAbsent: matchCheckedAbsent) else { return .matchTaken }
+    /// `matchCheckedAbsent`: the caller looked the match up (`lookup(match:)`) and found
+    /// nothing, so the classifier is not probed again.
+    func insert(_ f: DatapathFlow, matchCheckedAbsent: Bool = false) -> Bool {
+        guard classifier.insert(f, checkedAbsent: matchCheckedAbsent) else { return false }
         // Grow four-fold rather than two-fold: every growth rehashes each flow, and a
         // batch of 100k puts did so about twice over on the way.
         if byUFID.count >= byUFID.capacity { byUFID.reserveCapacity(Swift.max(1024, byUFID.capacity * 4)) }
@@ -48,12 +44,12 @@ final class FlowTable: @unchecked Sendable {
         if let previous = byUFID.updateValue(f, forKey: f.ufid) {
             byUFID[f.ufid] = previous
             classifier.remove(f)
-            return .ufidTaken
+            return false
         }
         f.tablePosition = inOrder.count
         inOrder.append(f)
         if f.origin == .normal { learnedCount += 1 }
-        return .inserted
+        return true
     }
 
     func remove(_ f: DatapathFlow) {
