@@ -159,12 +159,14 @@ public final class Subtable: @unchecked Sendable {
     func insert(_ e: ClassifierEntry, rcu: QuiescentState) {
         assert(lookupExact(e.key) == nil, "duplicate classifier entry")
         count += 1
-        let arr = current.load(ordering: .relaxed).takeUnretainedValue()
-        if (count + deletedSlots) * 4 > arr.capacity * 3 {
-            rebuild(rcu: rcu, adding: e)
-            return
+        // The array is borrowed, not retained: only a rebuild (below, not meanwhile)
+        // retires it.
+        let full = current.load(ordering: .relaxed)._withUnsafeGuaranteedRef { arr in
+            if (count + deletedSlots) * 4 > arr.capacity * 3 { return true }
+            place(e, in: arr)
+            return false
         }
-        place(e, in: arr)
+        if full { rebuild(rcu: rcu, adding: e) }
     }
 
     /// The slot holding `e` itself (not merely an entry with its key), if any.

@@ -25,9 +25,10 @@ public final class HardwareResource: @unchecked Sendable {
     public private(set) var children: [HardwareResource] = []
     /// Not counted: the tree lives and dies with its root (HardwareTables). A weak
     /// reference paid the slow reference-counting path on every retain, a checked
-    /// unowned one an atomic retain and release at every step up the tree (each rule's
-    /// reservation and programming walk it).
-    public private(set) unowned(unsafe) var parent: HardwareResource?
+    /// unowned one (and an unsafe unowned one, once loaded) an atomic retain and release
+    /// at every step up the tree (each rule's reservation and programming walk it).
+    private var parentRef: Unmanaged<HardwareResource>?
+    public var parent: HardwareResource? { parentRef?.takeUnretainedValue() }
 
     public init(name: String, size: Int?, unit: String = "entry", sizeMin: Int = 0, sizeMax: Int, granularity: Int = 1) {
         self.name = name
@@ -42,7 +43,7 @@ public final class HardwareResource: @unchecked Sendable {
     @discardableResult
     public func addChild(_ child: HardwareResource) -> HardwareResource {
         children.append(child)
-        child.parent = self
+        child.parentRef = Unmanaged.passUnretained(self)
         return child
     }
 
@@ -55,8 +56,8 @@ public final class HardwareResource: @unchecked Sendable {
     public var available: Int { sizeAndFree().free }
 
     private func sizeAndFree() -> (size: Int, free: Int) {
-        guard let p = parent else { return (ownSize, ownSize - occupancy) }
-        let up = p.sizeAndFree()
+        guard let p = parentRef else { return (ownSize, ownSize - occupancy) }
+        let up = p._withUnsafeGuaranteedRef { $0.sizeAndFree() }
         let size = tracksParent ? up.size : ownSize
         return (size, min(up.free, size - occupancy))
     }
@@ -75,13 +76,13 @@ public final class HardwareResource: @unchecked Sendable {
     // reservation and programming walk the tree).
     private func addOccupancy(_ units: Int) {
         occupancy = max(0, occupancy + units)
-        parent?.addOccupancy(units)
+        parentRef?._withUnsafeGuaranteedRef { $0.addOccupancy(units) }
     }
 
     /// Units of this pool (and every ancestor) now held by rules in the data plane.
     public func markProgrammed(_ units: Int) {
         programmed = max(0, min(occupancy, programmed + units))
-        parent?.markProgrammed(units)
+        parentRef?._withUnsafeGuaranteedRef { $0.markProgrammed(units) }
     }
 
     /// The pool that lacks room for `units`: this one or the ancestor that is full.

@@ -300,7 +300,9 @@ public final class Datapath: @unchecked Sendable {
     /// Action bytes as a request carries them: the last flow's array when they are the
     /// same (an add-flows repeats them), a copy otherwise.
     public func actionBytes(sharing payload: ArraySlice<UInt8>) -> [UInt8] {
-        if let m = lastActions, m.bytes.sameBytes(as: payload) { return m.bytes }
+        // The memo's fields are read in place: binding the memo would retain (and
+        // release) each of its four arrays.
+        if lastActions?.bytes.sameBytes(as: payload) == true { return lastActions.unsafelyUnwrapped.bytes }
         return Array(payload)
     }
 
@@ -309,7 +311,10 @@ public final class Datapath: @unchecked Sendable {
     private func decodeAndCompile(_ actionBytes: [UInt8], for match: FlowMatch) throws(DatapathError)
         -> ([UInt8], [ODPAction], [CompiledAction]) {
         let state = ActionCompiler.FlowState(match: match)
-        if let m = lastActions, m.state == state, m.bytes == actionBytes { return (m.bytes, m.actions, m.compiled) }
+        if lastActions?.state == state, lastActions?.bytes == actionBytes {
+            return (lastActions.unsafelyUnwrapped.bytes, lastActions.unsafelyUnwrapped.actions,
+                    lastActions.unsafelyUnwrapped.compiled)
+        }
         let actions: [ODPAction]
         do { actions = try ODPAction.decode(actionBytes) } catch { throw .invalid(error.message) }
         do { try ActionCompiler.checkLength(actionBytes) } catch { throw DatapathError(error.errno, error.message) }

@@ -69,6 +69,10 @@ final class Daemon {
             profile = try HardwareProfile(text: text)
         }
         dataPlane = try BPFDataPlane(profile: profile)
+        // A bulk add's new flows land in fresh heap pages: the writer thread, idle while
+        // the control thread prepares the next bulk, faults them in first.
+        let prefault = HeapPrefault()
+        dataPlane.afterEachBulk { prefault.advance() }
         // The NIC engine's delay line, created with the first offloaded program.
         dataPlane.delayLineName = String("\(options.name)-engine".prefix(15))
         let vfs = try driver.createVFs(count: options.vfs)
