@@ -152,9 +152,6 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     /// Told the counters of queued rules the kernel refused after all (RuleWrites.swift).
     var lostWrites: (([UInt32], DataPlaneError) -> Void)?
     public func onLostWrites(_ handler: @escaping ([UInt32], DataPlaneError) -> Void) { lostWrites = handler }
-    /// Work for the writer thread after each bulk (the daemon's heap prefault); set
-    /// before the first write.
-    public func afterEachBulk(_ work: @escaping @Sendable () -> Void) { bulkWriter?.afterWrite = work }
     // What else the maps hold, kept to write it into bigger maps on a resize.
     private var portConfigs: [PortIndex: DataPlanePort] = [:]
     private var encapBytes: [UInt32: [UInt8]] = [:]

@@ -20,9 +20,6 @@ final class BulkWriter: @unchecked Sendable {
     private var thread: PacketThread?
     /// A write was started and its outcome not collected yet (control thread only).
     private(set) var busy = false
-    /// Run on this thread after each write, once its outcome is posted (set before the
-    /// first write).
-    var afterWrite: (@Sendable () -> Void)?
 
     init() throws(SystemError) {
         sem_init(posted, 0, 0)
@@ -78,7 +75,6 @@ final class BulkWriter: @unchecked Sendable {
             outcome = pending!()
             pending = nil
             sem_post(done)
-            afterWrite?()
         }
     }
 }

@@ -1,48 +1,98 @@
 import CNetLinux
 import Glibc
+import Synchronization
 
-/// Faults in the pages the heap grows into before the allocator hands them out, on the
-/// thread that calls `advance` (not the one that allocates). A first touch of a fresh
-/// page is a page fault and a zeroed page; a million-flow add-flows put a fifth of the
-/// control thread's time there (`clear_page` under `malloc`), while the other CPU had
-/// time to spare.
+/// Faults in the pages the heap grows into before the allocator hands them out, on a
+/// thread of its own, not the one that allocates. A first touch of a fresh page is a
+/// page fault and a zeroed page: a million-flow add-flows put a fifth of the control
+/// thread's time there (`clear_page` under `malloc`), while the other CPU had time to
+/// spare.
 ///
-/// The allocator is told to grow the heap `topPad` past what it needs at a time, and
-/// `advance` populates, a step per call, the part between what it populated last and
-/// the program break (`madvise(MADV_POPULATE_WRITE)`: page tables filled as a write
-/// would fill them, no byte written, so racing the allocator's own writes is harmless).
-/// A range that went away meanwhile (the heap trimmed) is an error the kernel reports
-/// and nothing else.
+/// The allocator is told to grow the heap `topPad` past what it needs at a time (2 to
+/// 32 MiB made no difference to a million-flow add; an idle daemon keeps it populated).
+/// The allocating thread calls `noteGrowth` now and then (a read of the program break);
+/// when the break moved up, the prefault thread populates the new part a step at a time
+/// (`madvise(MADV_POPULATE_WRITE)`: page tables filled as a write would fill them, no
+/// byte written, so racing the allocator's own writes is harmless). A range that went
+/// away meanwhile (the heap trimmed) is an error the kernel reports, and nothing else.
 public final class HeapPrefault: @unchecked Sendable {
-    public static let topPad = 32 << 20
-    /// At most this much per call (about half a millisecond of page faults here).
+    public static let topPad = 4 << 20
+    /// Per `madvise` (about half a millisecond of page faults here): the thread then
+    /// looks at the break again.
     static let step = 2 << 20
     private static let pageMask = UInt(sysconf(Int32(_SC_PAGESIZE)) - 1)
-    /// Only the calling thread's (one thread calls `advance`).
+
+    /// Where the heap ends now.
+    private let heapEnd: @Sendable () -> UInt
+    /// The prefault thread's: populated up to here.
     private var populatedTo: UInt
     private var unsupported = false
-    /// Where the heap ends now.
-    private let heapEnd: () -> UInt
+    /// The allocating thread's: the break it last reported.
+    private var lastSeen: UInt
+    /// The lowest break it saw since the prefault thread last looked (a trim between two
+    /// growths makes pages below the populated mark fresh again). Signed: `Atomic<UInt>`'s
+    /// `min` compares as signed here (Swift 6.3), so `UInt.max` never gave way.
+    private let lowWater = Atomic<Int>(.max)
+    private let wake = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
+    private var stopping = false
+    private var thread: PacketThread?
 
     /// For the process's heap (glibc's main arena: the main thread's allocations).
-    public convenience init() {
+    public convenience init(threadName: String) throws(SystemError) {
         _ = mallopt(M_TOP_PAD, Int32(Self.topPad))
-        self.init(heapEnd: { UInt(bitPattern: sbrk(0)) })
+        try self.init(threadName: threadName, heapEnd: { UInt(bitPattern: sbrk(0)) })
     }
 
     /// For a region whose end `heapEnd` tells (tests give their own mapping).
-    public init(heapEnd: @escaping () -> UInt) {
+    public init(threadName: String, heapEnd: @escaping @Sendable () -> UInt) throws(SystemError) {
         self.heapEnd = heapEnd
         populatedTo = heapEnd()
+        lastSeen = populatedTo
+        sem_init(wake, 0, 0)
+        thread = try PacketThread.spawn(name: threadName) { [self] in run() }
     }
 
-    /// Populates the next step of the heap's fresh end, if it has one.
-    public func advance() {
-        guard !unsupported else { return }
+    deinit {
+        sem_destroy(wake)
+        wake.deallocate()
+    }
+
+    /// Ends the thread (which holds this object until then).
+    public func stop() {
+        guard let t = thread else { return }
+        stopping = true
+        sem_post(wake)
+        t.join()
+        thread = nil
+    }
+
+    /// Wakes the prefault thread if the heap grew since the last call (cheap otherwise:
+    /// a read of the break).
+    public func noteGrowth() {
+        let end = heapEnd()
+        guard end != lastSeen else { return }
+        let grew = end > lastSeen
+        if !grew { lowWater.min(Int(end), ordering: .relaxed) }
+        lastSeen = end
+        if grew { sem_post(wake) }
+    }
+
+    private func run() {
+        while true {
+            while sem_wait(wake) != 0 {}
+            if stopping { return }
+            populatedTo = min(populatedTo, UInt(lowWater.exchange(.max, ordering: .relaxed)))
+            while !stopping && advance() {}
+        }
+    }
+
+    /// Populates the next step of the heap's fresh end; false when there is none.
+    private func advance() -> Bool {
+        guard !unsupported else { return false }
         let top = heapEnd()
         guard top > populatedTo else {
             populatedTo = top  // trimmed (or unchanged): pages above are fresh again
-            return
+            return false
         }
         let start = populatedTo & ~Self.pageMask
         let end = min(top, start + UInt(Self.step))
@@ -51,5 +101,6 @@ public final class HeapPrefault: @unchecked Sendable {
             unsupported = true  // before Linux 5.14
         }
         populatedTo = end
+        return true
     }
 }

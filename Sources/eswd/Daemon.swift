@@ -34,6 +34,9 @@ final class Daemon {
     private var running = true
     private var lastMTUSync: UInt64 = 0
     private var memory = MemoryReturn()
+    /// Faults in the heap's growth off the control thread (none if its thread could
+    /// not start: the control thread then takes the page faults itself).
+    private let heap = try? HeapPrefault(threadName: "esw-prefault")
 
     enum Token {
         static let listener: UInt64 = 1
@@ -69,10 +72,6 @@ final class Daemon {
             profile = try HardwareProfile(text: text)
         }
         dataPlane = try BPFDataPlane(profile: profile)
-        // A bulk add's new flows land in fresh heap pages: the writer thread, idle while
-        // the control thread prepares the next bulk, faults them in first.
-        let prefault = HeapPrefault()
-        dataPlane.afterEachBulk { prefault.advance() }
         // The NIC engine's delay line, created with the first offloaded program.
         dataPlane.delayLineName = String("\(options.name)-engine".prefix(15))
         let vfs = try driver.createVFs(count: options.vfs)
@@ -272,6 +271,7 @@ final class Daemon {
     /// `out`; or the stream that produces a big dump's replies (DONE is then the stream
     /// runner's to add).
     private func handle(_ raw: RawMessage, client: ControlServer.Client, into out: inout [UInt8]) -> ReplyStream? {
+        heap?.noteGrowth()
         var reply = ControlServer.Reply(sequence: raw.header.sequence, requestType: raw.header.type)
         let wantsAck = raw.header.flags & NetlinkFlags.ack != 0
         let isDump = raw.header.flags & NetlinkFlags.dump == NetlinkFlags.dump
@@ -322,6 +322,7 @@ final class Daemon {
 
     private func shutdown() {
         logger.notice("stopping")
+        heap?.stop()
         datapaths.datapath?.stop()
         driver.capture.stop()
         sw.stop()

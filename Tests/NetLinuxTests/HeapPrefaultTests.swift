@@ -1,5 +1,6 @@
 import Glibc
 import Testing
+import Synchronization
 import NetLinux
 
 /// The prefault over a mapping of the test's own, whose "heap end" the test moves: the
@@ -8,65 +9,75 @@ import NetLinux
     static let page = sysconf(Int32(_SC_PAGESIZE))
     static let regionBytes = 8 << 20
 
-    /// A fresh private anonymous mapping (no page resident) and its size.
-    final class Region {
+    /// A fresh private anonymous mapping (no page resident) and the end the test gives it.
+    final class Region: @unchecked Sendable {
         let base: UnsafeMutableRawPointer
         let bytes: Int
+        let end = Atomic<UInt>(0)
         init(bytes: Int) throws {
             let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
             guard let p, p != MAP_FAILED else { throw SystemError("mmap", errno: errno) }
             base = p
             self.bytes = bytes
+            end.store(UInt(bitPattern: p), ordering: .relaxed)
         }
         deinit { munmap(base, bytes) }
-        var start: UInt { UInt(bitPattern: base) }
+
+        func setEnd(_ offset: Int) { end.store(UInt(bitPattern: base) + UInt(offset), ordering: .relaxed) }
 
         /// How many pages of [offset, offset + length) are resident.
         func resident(from offset: Int, length: Int) -> Int {
-            let pages = length / HeapPrefaultTests.page
-            var vec = [UInt8](repeating: 0, count: pages)
-            let rc = mincore(base + offset, length, &vec)
-            precondition(rc == 0, "mincore: \(errno)")
+            var vec = [UInt8](repeating: 0, count: length / HeapPrefaultTests.page)
+            precondition(mincore(base + offset, length, &vec) == 0, "mincore: \(errno)")
             return vec.reduce(0) { $0 + Int($1 & 1) }
+        }
+
+        /// Waits (up to 5 s) until `pages` pages of the range are resident.
+        func waitResident(from offset: Int, length: Int, pages: Int) -> Int {
+            var n = resident(from: offset, length: length)
+            for _ in 0..<500 where n < pages {
+                usleep(10_000)
+                n = resident(from: offset, length: length)
+            }
+            return n
         }
     }
 
-    @Test func populatesTheGrownEndAStepAtATimeWithoutWriting() throws {
+    @Test func theGrownEndIsPopulatedByItsThreadWithoutAByteWritten() throws {
         let r = try Region(bytes: Self.regionBytes)
-        var end = r.start + UInt(Self.page)
-        r.base.storeBytes(of: 0xA5, as: UInt8.self)  // the "used" part, written
-        let prefault = HeapPrefault(heapEnd: { end })
-        prefault.advance()
+        r.setEnd(Self.page)
+        r.base.storeBytes(of: 0xA5, as: UInt8.self)  // the part in use, written
+        let prefault = try HeapPrefault(threadName: "test-prefault", heapEnd: { r.end.load(ordering: .relaxed) })
+        defer { prefault.stop() }
+        prefault.noteGrowth()
+        usleep(20_000)
         #expect(r.resident(from: Self.page, length: Self.regionBytes - Self.page) == 0, "nothing grew yet")
 
-        end = r.start + UInt(Self.regionBytes)  // the heap grew by almost 8 MiB
-        prefault.advance()
-        let step = 2 << 20
-        let used = Self.page
-        #expect(r.resident(from: used, length: step) == step / Self.page, "the first step is resident")
-        #expect(r.resident(from: used + step, length: Self.regionBytes - used - step) == 0, "one step per call")
-        #expect(r.base.load(as: UInt8.self) == 0xA5, "the used part keeps its bytes")
-        prefault.advance()
-        prefault.advance()
-        prefault.advance()
-        #expect(r.resident(from: 0, length: Self.regionBytes) == Self.regionBytes / Self.page)
+        r.setEnd(Self.regionBytes)  // the heap grew by 8 MiB less a page
+        #expect(r.resident(from: Self.page, length: Self.regionBytes - Self.page) == 0, "not before it is told")
+        prefault.noteGrowth()
+        let fresh = Self.regionBytes / Self.page - 1
+        #expect(r.waitResident(from: Self.page, length: Self.regionBytes - Self.page, pages: fresh) == fresh)
+        #expect(r.base.load(as: UInt8.self) == 0xA5, "the part in use keeps its bytes")
     }
 
     @Test func aTrimmedEndIsPopulatedAgainWhenItGrowsBack() throws {
         let r = try Region(bytes: Self.regionBytes)
-        var end = r.start
-        let prefault = HeapPrefault(heapEnd: { end })
-        end = r.start + UInt(1 << 20)
-        prefault.advance()
-        #expect(r.resident(from: 0, length: 1 << 20) == (1 << 20) / Self.page)
-        // Trimmed: the pages go back (as malloc_trim gives them back), the end moves down.
-        end = r.start + UInt(Self.page)
-        madvise(r.base + Self.page, (1 << 20) - Self.page, MADV_DONTNEED)
-        prefault.advance()
-        #expect(r.resident(from: Self.page, length: (1 << 20) - Self.page) == 0)
-        // Grown again: the range above the trimmed end is populated again.
-        end = r.start + UInt(1 << 20)
-        prefault.advance()
-        #expect(r.resident(from: Self.page, length: (1 << 20) - Self.page) == (1 << 20) / Self.page - 1)
+        let prefault = try HeapPrefault(threadName: "test-prefault", heapEnd: { r.end.load(ordering: .relaxed) })
+        defer { prefault.stop() }
+        let mib = 1 << 20
+        r.setEnd(mib)
+        prefault.noteGrowth()
+        #expect(r.waitResident(from: 0, length: mib, pages: mib / Self.page) == mib / Self.page)
+        // Trimmed (the pages given back as malloc_trim gives them), then grown back
+        // before the prefault thread looked again.
+        r.setEnd(Self.page)
+        prefault.noteGrowth()
+        madvise(r.base + Self.page, mib - Self.page, MADV_DONTNEED)
+        #expect(r.resident(from: Self.page, length: mib - Self.page) == 0)
+        r.setEnd(mib)
+        prefault.noteGrowth()
+        let pages = mib / Self.page - 1
+        #expect(r.waitResident(from: Self.page, length: mib - Self.page, pages: pages) == pages)
     }
 }
