@@ -257,9 +257,20 @@ struct TableKey: Hashable {
     /// identity (the full key lives only in the kernel's map), so it is the keyed hasher
     /// (SipHash, this process's seed), whose collisions nobody can construct; `fold`'s
     /// could be (two words with chosen bits flipped cancel). Computed once a rule.
+    ///
+    /// Only the key's non-zero words are hashed, then a bitmap of where they were: the
+    /// same identity (equal keys give equal words and bitmaps, and the bitmap tells which
+    /// of the zero words a value moved from), and a rule's key is mostly zero words (four
+    /// to six of nineteen set: a third of the hashing).
     var fingerprint: Fingerprint {
         var h = Hasher()
-        words.span.withUnsafeBytes { h.combine(bytes: $0) }
+        let w = words.span
+        var present: UInt64 = 0
+        for i in 0..<19 where w[i] != 0 {
+            h.combine(w[i])
+            present |= 1 << UInt64(i)
+        }
+        h.combine(present)
         return Fingerprint(UInt64(bitPattern: Int64(h.finalize())))
     }
 

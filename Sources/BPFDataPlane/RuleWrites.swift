@@ -42,9 +42,21 @@ extension BPFDataPlane {
         let previous: Slot?
     }
 
+    /// One rule, as `program(batch:)` with one rule; inside `coalescingWrites` without
+    /// the batch's array (an add-flows programs its rules one at a time).
     public func program(_ rule: DataPlaneRule) throws(DataPlaneError) {
-        let r = program(batch: [rule])
-        if let e = r.error { throw e }
+        guard queuedWrites != nil, rule.table != .chain else {
+            if let e = program(batch: [rule]).error { throw e }
+            return
+        }
+        try? writeQueuedRemovals()
+        switch queue(rule, index: 0) {
+        case .done: return
+        case .failed(let e): throw e
+        case .tableNearlyFull:
+            writeQueuedRules()
+            if let e = programNow([rule]).error { throw e }
+        }
     }
 
     public func remove(_ rule: DataPlaneRule) throws(DataPlaneError) {
@@ -201,41 +213,56 @@ extension BPFDataPlane {
     /// Checks rules and queues their writes (inside `coalescingWrites`); what cannot be
     /// queued is written at once, as without a queue.
     private func queue(_ rules: [DataPlaneRule]) -> (installed: Int, error: DataPlaneError?) {
-        var i = 0
-        while i < rules.count {
-            let rule = rules[i]
-            let t = Self.slotIndex(rule.table)
-            // Near a full table the kernel's answer decides, as without a queue.
-            if slots[t].count + queuedWrites!.count + (inFlight?.bulk.count ?? 0) + (queuedRemovals?.count ?? 0) + 1
-                >= capacity.rules {
+        for i in rules.indices {
+            switch queue(rules[i], index: i) {
+            case .done: continue
+            case .failed(let e): return (i, e)
+            case .tableNearlyFull:
                 writeQueuedRules()
                 let r = programNow(Array(rules[i...]))
                 return (i + r.installed, r.error)
             }
-            let p: PendingRule
-            switch prepare(rule, index: i) {
-            case .success(let prepared): p = prepared
-            case .failure(let e):
-                // The queued rules may use the refused rule's new mask: they count on it first.
-                writeQueuedRules()
-                if let m = e.mask { releaseMaskIfUnused(m) }
-                return (i, e.error)
-            }
-            if p.previous != nil || queuedFingerprints[t].contains(p.fingerprint)
-                || inFlightFingerprints[t].contains(p.fingerprint) {
-                // A replacement, or a second rule for a queued (or in-flight) slot: written after the queue.
-                writeQueuedRules()
-                releaseActionSet(p.value.actionSet)
-                releaseMaskIfUnused(p.mask)
-                if let e = programNow([rule]).error { return (i, e) }
-            } else {
-                queuedWrites!.append((p, rule))
-                queuedFingerprints[t].insert(p.fingerprint)
-                if queuedWrites!.count >= Self.queuedWriteBulk { handOffQueuedRules() }
-            }
-            i += 1
         }
         return (rules.count, nil)
+    }
+
+    private enum QueueStep {
+        /// Queued, or (a replacement, a second rule for a queued slot) written.
+        case done
+        case failed(DataPlaneError)
+        /// Near a full table the kernel's answer decides, as without a queue: the caller
+        /// writes the queue, then this rule.
+        case tableNearlyFull
+    }
+
+    private func queue(_ rule: DataPlaneRule, index i: Int) -> QueueStep {
+        let t = Self.slotIndex(rule.table)
+        if slots[t].count + queuedWrites!.count + (inFlight?.bulk.count ?? 0) + (queuedRemovals?.count ?? 0) + 1
+            >= capacity.rules {
+            return .tableNearlyFull
+        }
+        let p: PendingRule
+        switch prepare(rule, index: i) {
+        case .success(let prepared): p = prepared
+        case .failure(let e):
+            // The queued rules may use the refused rule's new mask: they count on it first.
+            writeQueuedRules()
+            if let m = e.mask { releaseMaskIfUnused(m) }
+            return .failed(e.error)
+        }
+        if p.previous != nil || queuedFingerprints[t].contains(p.fingerprint)
+            || inFlightFingerprints[t].contains(p.fingerprint) {
+            // A replacement, or a second rule for a queued (or in-flight) slot: written after the queue.
+            writeQueuedRules()
+            releaseActionSet(p.value.actionSet)
+            releaseMaskIfUnused(p.mask)
+            if let e = programNow([rule]).error { return .failed(e) }
+        } else {
+            queuedWrites!.append((p, rule))
+            queuedFingerprints[t].insert(p.fingerprint)
+            if queuedWrites!.count >= Self.queuedWriteBulk { handOffQueuedRules() }
+        }
+        return .done
     }
 
     /// Writes the queued removals. What the kernel refused is kept and retried by

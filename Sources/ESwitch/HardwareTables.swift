@@ -285,8 +285,8 @@ public final class HardwareTables: @unchecked Sendable {
     /// batch's arrays: why the data plane refused it, if it did.
     func programOne(_ r: HardwareRule) -> OffloadFailure? {
         guard r.holdsUnits && !r.retired else { return nil }
-        let (written, error) = dataPlane.program(batch: [r.programmed])
-        return written == 1 ? settleWritten(r) : error?.offloadFailure
+        do { try dataPlane.program(r.programmed) } catch { return error.offloadFailure }
+        return settleWritten(r)
     }
 
     /// A rule the data plane took: committed, unless it went into a queue whose write

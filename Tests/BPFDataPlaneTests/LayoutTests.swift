@@ -170,4 +170,19 @@ struct LayoutTests {
         #expect(a.fingerprint != b.fingerprint)
         #expect(a != b)
     }
+
+    /// The fingerprint hashes the non-zero words and where they were: the same values in
+    /// other words (or a zero moved) make another fingerprint; the same key the same one.
+    @Test func fingerprintsTellWhereTheNonZeroWordsAre() {
+        var a = TableKey(), b = TableKey(), c = TableKey()
+        a.words[0] = 7; a.words[3] = 0x0800; a.words[9] = 0xC612_0001
+        b.words[0] = 7; b.words[4] = 0x0800; b.words[9] = 0xC612_0001
+        c.words[0] = 7; c.words[3] = 0x0800; c.words[10] = 0xC612_0001
+        #expect(Set([a.fingerprint, b.fingerprint, c.fingerprint]).count == 3)
+        var d = TableKey()
+        d.words[0] = 7; d.words[3] = 0x0800; d.words[9] = 0xC612_0001
+        #expect(a.fingerprint == d.fingerprint)
+        // A key of zero words and the empty key (mask id 0) differ from any set key.
+        #expect(TableKey().fingerprint != a.fingerprint)
+    }
 }
