@@ -134,19 +134,17 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     var removalsToRetry: [DataPlaneRule] = []
     /// New rules checked and waiting to be written together (inside `coalescingWrites`),
     /// and their slots' fingerprints by table (exact 0, masked 1).
-    var queuedWrites: [QueuedWrite]?
+    var queuedWrites: [PendingRule]?
     var queuedFingerprints: [Set<Fingerprint>] = [[], []]
     /// The queues' storage between bulks (the one being filled and the one in flight take
-    /// turns), and the bulk's list of writes: kept, not freed (a bulk is 200 KB to 2 MB;
-    /// freed, every bulk faulted fresh pages in again, a third of a million-flow
-    /// add-flows spent zeroing them).
-    var spareQueues: [[QueuedWrite]] = []
+    /// turns): kept, not freed (a bulk is 100 KB to 800 KB; freed, every bulk faulted
+    /// fresh pages in again, a third of a million-flow add-flows spent zeroing them).
+    var spareQueues: [[PendingRule]] = []
     /// The bulk the writer thread is writing (`handOffQueuedRules`), and its slots.
-    var inFlight: (queue: [QueuedWrite], bulk: [PendingRule])?
+    var inFlight: [PendingRule]?
     var inFlightFingerprints: [Set<Fingerprint>] = [[], []]
     /// The writer thread (none if it could not start: bulks are then written in place).
     let bulkWriter = try? BulkWriter()
-    var bulkScratch: [PendingRule] = []
     /// The kernel's view of the bulk being written (one at a time).
     let runScratch = TableRuns()
     /// Told the counters of queued rules the kernel refused after all (RuleWrites.swift).

@@ -26,9 +26,6 @@ extension BPFDataPlane {
 
     static func slotIndex(_ t: HardwareTable) -> Int { t == .exact ? 0 : 1 }
 
-    /// A new rule checked and waiting in the queue (`coalescingWrites`).
-    typealias QueuedWrite = (pending: PendingRule, rule: DataPlaneRule)
-
     /// A rule ready to be written: its slot, value, and what it holds (mask, action set).
     struct PendingRule {
         let index: Int
@@ -40,6 +37,22 @@ extension BPFDataPlane {
         let mask: MaskWords
         /// The slot's current content when the rule replaces one (same match, same counter).
         let previous: Slot?
+        /// The rule's actions: with the key and mask, the rule again (`rule`).
+        let actions: [HardwareAction]
+
+        /// The rule it was prepared from, for a queued write the kernel refused, which is
+        /// retried from it (prepared again: what the failed write took went back). The
+        /// table key holds every matched bit (`prepare` checked that the rule fits it); mask
+        /// bits outside it, on zero key bits, are not kept and would change nothing.
+        var rule: DataPlaneRule {
+            var k = FlowKey(), m = FlowKey()
+            let kw = key.words.span, mw = mask.words.span
+            for i in 0..<18 {
+                k.words[Layout.hardwareWordSource[i]] = kw[i + 1]
+                m.words[Layout.hardwareWordSource[i]] = mw[i]
+            }
+            return DataPlaneRule(table: table, key: k, mask: m, actions: actions, counter: value.counter)
+        }
     }
 
     /// One rule, as `program(batch:)` with one rule; inside `coalescingWrites` without
@@ -108,10 +121,10 @@ extension BPFDataPlane {
     /// driver stops counting them as programmed.
     public func writeQueuedRules() {
         finishWriteInFlight()
-        guard let (q, bulk) = takeQueue() else { return }
+        guard let bulk = takeQueue() else { return }
         for t in queuedFingerprints.indices { queuedFingerprints[t].removeAll(keepingCapacity: true) }
         let (written, _) = write(bulk)
-        settleQueued(consume q, consume bulk, written: written)
+        settleQueued(consume bulk, written: written)
     }
 
     /// At a full bulk: the queue goes to the writer thread, and the control thread goes
@@ -132,11 +145,11 @@ extension BPFDataPlane {
                 finishWriteInFlight()
             }
         }
-        guard let (q, bulk) = takeQueue() else { return }
+        guard let bulk = takeQueue() else { return }
         let runs = runScratch
         runs.fill(bulk, mapFD: mapFD)
         // The queue's slots are the bulk's now.
-        inFlight = (q, bulk)
+        inFlight = bulk
         for t in inFlightFingerprints.indices {
             swap(&inFlightFingerprints[t], &queuedFingerprints[t])
             queuedFingerprints[t].removeAll(keepingCapacity: true)
@@ -153,32 +166,27 @@ extension BPFDataPlane {
     }
 
     private func settleInFlight(_ outcome: BulkWriter.Outcome) {
-        guard let (q, bulk) = inFlight else { return }
+        guard let bulk = inFlight else { return }
         inFlight = nil
         for t in inFlightFingerprints.indices { inFlightFingerprints[t].removeAll(keepingCapacity: true) }
         let (written, _) = settle(bulk, outcome)
-        settleQueued(consume q, consume bulk, written: written)
+        settleQueued(consume bulk, written: written)
     }
 
-    /// The queue's rules and their prepared form; the queue goes on in the spare storage
-    /// (its slots' fingerprints are the caller's to move or clear).
-    private func takeQueue() -> (queue: [QueuedWrite], bulk: [PendingRule])? {
+    /// The queue's rules, as a bulk; the queue goes on in the spare storage (its slots'
+    /// fingerprints are the caller's to move or clear).
+    private func takeQueue() -> [PendingRule]? {
         guard let q = queuedWrites, !q.isEmpty else { return nil }
         queuedWrites = spareQueues.popLast() ?? []
         queuedWrites!.reserveCapacity(Self.queuedWriteBulk)
-        var bulk = bulkScratch
-        bulkScratch = []
-        bulk.removeAll(keepingCapacity: true)
-        bulk.reserveCapacity(q.capacity)
-        for item in q { bulk.append(item.pending) }
-        return (q, bulk)
+        return q
     }
 
     /// After a queue's write: its storage becomes the spare, and the rules the kernel
     /// refused are written again one by one (those still refused are reported lost).
     /// Keeps an empty queue's storage for the next one (two at most: the queue being
     /// filled and the one in flight take turns).
-    private func keepSpare(_ queue: [QueuedWrite]) {
+    private func keepSpare(_ queue: [PendingRule]) {
         guard queue.capacity > 0 else { return }
         if spareQueues.count < 2 {
             spareQueues.append(queue)
@@ -190,20 +198,18 @@ extension BPFDataPlane {
 
     /// The storage is taken (`consuming`): emptied while it is the only reference, it
     /// keeps its pages (a second reference would make the emptying allocate afresh).
-    private func settleQueued(_ queue: consuming [QueuedWrite], _ bulk: consuming [PendingRule], written: Int) {
+    private func settleQueued(_ bulk: consuming [PendingRule], written: Int) {
         defer {
-            queue.removeAll(keepingCapacity: true)
-            keepSpare(queue)
             bulk.removeAll(keepingCapacity: true)
-            if bulk.capacity > bulkScratch.capacity { bulkScratch = bulk }
+            keepSpare(bulk)
         }
-        guard written < queue.count else { return }
+        guard written < bulk.count else { return }
         var lost: [UInt32] = []
         var why: DataPlaneError?
-        for item in queue[written...] {
-            let r = programNow([item.rule])
+        for p in bulk[written...] {
+            let r = programNow([p.rule])
             if r.installed == 0 {
-                lost.append(item.rule.counter)
+                lost.append(p.value.counter)
                 why = why ?? r.error
             }
         }
@@ -237,7 +243,7 @@ extension BPFDataPlane {
 
     private func queue(_ rule: DataPlaneRule, index i: Int) -> QueueStep {
         let t = Self.slotIndex(rule.table)
-        if slots[t].count + queuedWrites!.count + (inFlight?.bulk.count ?? 0) + (queuedRemovals?.count ?? 0) + 1
+        if slots[t].count + queuedWrites!.count + (inFlight?.count ?? 0) + (queuedRemovals?.count ?? 0) + 1
             >= capacity.rules {
             return .tableNearlyFull
         }
@@ -258,8 +264,8 @@ extension BPFDataPlane {
             releaseMaskIfUnused(p.mask)
             if let e = programNow([rule]).error { return .failed(e) }
         } else {
-            queuedWrites!.append((p, rule))
             queuedFingerprints[t].insert(p.fingerprint)
+            queuedWrites!.append(p)  // its last use: moved, not copied
             if queuedWrites!.count >= Self.queuedWriteBulk { handOffQueuedRules() }
         }
         return .done
@@ -381,7 +387,7 @@ extension BPFDataPlane {
         return .success(PendingRule(index: index, table: rule.table, key: key, fingerprint: fingerprint,
                                     value: RuleValue(actionSet: setID, counter: rule.counter, encap: encap,
                                                      recirc: RuleValue.recirculates(rule.actions)),
-                                    mask: mask, previous: previous))
+                                    mask: mask, previous: previous, actions: rule.actions))
     }
 
     struct PrepareFailure: Error {
@@ -416,15 +422,18 @@ extension BPFDataPlane {
             if countMaskUser(r.mask, table: r.table, rules: r.rules) { listed.append((r.mask, r.table)) }
             run = nil
         }
-        for p in pending[..<written] {
-            slots[Self.slotIndex(p.table)][p.fingerprint] = Slot(actionSet: p.value.actionSet, counter: p.value.counter,
-                                                         flags: p.value.flags)
-            guard p.previous == nil else { continue }
-            if let r = run, r.table == p.table, r.mask == p.mask {
+        // By index: a rule bound by `for p in` is a copy (its actions array retained).
+        for i in 0..<written {
+            let table = pending[i].table
+            slots[Self.slotIndex(table)][pending[i].fingerprint] = Slot(actionSet: pending[i].value.actionSet,
+                                                                         counter: pending[i].value.counter,
+                                                                         flags: pending[i].value.flags)
+            guard pending[i].previous == nil else { continue }
+            if let r = run, r.table == table, r.mask == pending[i].mask {
                 run!.rules += 1
             } else {
                 countRun()
-                run = (p.mask, p.table, 1)
+                run = (pending[i].mask, table, 1)
             }
         }
         countRun()

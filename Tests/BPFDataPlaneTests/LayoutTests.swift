@@ -185,4 +185,33 @@ struct LayoutTests {
         // A key of zero words and the empty key (mask id 0) differ from any set key.
         #expect(TableKey().fingerprint != a.fingerprint)
     }
+
+    /// A queued write the kernel refused is retried from its prepared form: the rule
+    /// rebuilt from the table key, mask words and actions is the rule it came from (a
+    /// tunnel rule's words, an IPv6 rule's, a plain one's).
+    @Test func aPreparedRuleGivesBackTheRuleItCameFrom() {
+        var tunnel = FlowKey(), tunnelMask = FlowKey()
+        tunnel[.inPort] = UInt64(PortIndex.uplink); tunnelMask[.inPort] = FlowField.inPort.valueMask
+        tunnel[.tunnelIPv4Src] = 0xC612_0002; tunnelMask[.tunnelIPv4Src] = 0xffff_ffff
+        tunnel[.tunnelID] = 42; tunnelMask[.tunnelID] = ~0
+        tunnel[.ethType] = 0x0800; tunnelMask[.ethType] = 0xffff
+        var v6 = FlowKey(), v6Mask = FlowKey()
+        v6[.ethType] = 0x86dd; v6Mask[.ethType] = 0xffff
+        v6[.ipv6Dst] = 0x2001_0db8 << 96 | 7; v6Mask[.ipv6Dst] = ~0
+        v6[.tpDst] = 443; v6Mask[.tpDst] = 0xffff
+        let rules = [
+            PipelineTests.rule(PipelineTests.udpFrame(dst: 0xC612_0009), inPort: .vf(0), actions: [.forward(.vf(1))], counter: 9),
+            DataPlaneRule(table: .masked, key: tunnel.masked(by: tunnelMask), mask: tunnelMask, actions: [.decap, .forward(.vf(0))], counter: 10),
+            DataPlaneRule(table: .exact, key: v6.masked(by: v6Mask), mask: v6Mask, actions: [.drop], counter: 11),
+        ]
+        for r in rules {
+            #expect(Layout.fitsHardwareKey(key: r.key, mask: r.mask))
+            let mask = MaskWords(r.mask)
+            let key = TableKey(maskID: 3, key: r.key, mask: mask)
+            let p = BPFDataPlane.PendingRule(index: 0, table: r.table, key: key, fingerprint: key.fingerprint,
+                                             value: RuleValue(actionSet: 1, counter: r.counter, encap: false),
+                                             mask: mask, previous: nil, actions: r.actions)
+            #expect(p.rule == r)
+        }
+    }
 }
