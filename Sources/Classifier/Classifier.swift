@@ -35,8 +35,10 @@ public final class Classifier: @unchecked Sendable {
     private var subtables: [Subtable] = []
     private var byMask: [FlowKey: Subtable] = [:]
     /// The subtable last looked up by mask: batches of flows mostly share one mask, and
-    /// comparing 28 words is much cheaper than hashing them for the dictionary.
-    private var lastSubtable: Subtable?
+    /// comparing 28 words is much cheaper than hashing them for the dictionary. Not
+    /// counted (`byMask` and `subtables` hold it; it is forgotten when it goes): the
+    /// writer's look-ups borrow their subtable, without an atomic retain and release each.
+    private var lastSubtable: Unmanaged<Subtable>?
     /// Subtables emptied (and dropped from `subtables`) since the readers' list was last
     /// published, and that list's length.
     private var emptiedSincePublish = 0
@@ -91,28 +93,29 @@ public final class Classifier: @unchecked Sendable {
 
     // MARK: Writer side
 
-    private func subtable(for bits: FlowKey) -> Subtable? {
-        if let s = lastSubtable, s.mask.bits == bits { return s }
+    private func subtable(for bits: FlowKey) -> Unmanaged<Subtable>? {
+        if let s = lastSubtable, s._withUnsafeGuaranteedRef({ $0.mask.bits == bits }) { return s }
         guard let s = byMask[bits] else { return nil }
-        lastSubtable = s
-        return s
+        let u = Unmanaged.passUnretained(s)
+        lastSubtable = u
+        return u
     }
 
     /// The same for an entry's mask object: the subtable's own (`mask(for:)` hands it
     /// out) is known by identity, without comparing 28 words.
-    private func subtable(for mask: FlowMask) -> Subtable? {
-        if let s = lastSubtable, s.mask === mask { return s }
+    private func subtable(for mask: FlowMask) -> Unmanaged<Subtable>? {
+        if let s = lastSubtable, s._withUnsafeGuaranteedRef({ $0.mask === mask }) { return s }
         return subtable(for: mask.bits)
     }
 
     /// The mask object for `bits`, shared with an existing subtable when there is one.
     public func mask(for bits: FlowKey) -> FlowMask {
-        subtable(for: bits)?.mask ?? FlowMask(bits)
+        subtable(for: bits)?._withUnsafeGuaranteedRef { $0.mask } ?? FlowMask(bits)
     }
 
     /// The entry installed with exactly this key and mask, if any.
     public func lookupExact(key: FlowKey, mask: FlowKey) -> ClassifierEntry? {
-        subtable(for: mask)?.lookupExact(key.masked(by: mask))
+        subtable(for: mask)?._withUnsafeGuaranteedRef { $0.lookupExact(key.masked(by: mask)) }
     }
 
     /// Inserts an entry. Returns false (and changes nothing) if an entry with the same
@@ -122,16 +125,8 @@ public final class Classifier: @unchecked Sendable {
     /// million entries each probe is a cache miss).
     @discardableResult
     public func insert(_ e: ClassifierEntry, checkedAbsent: Bool = false) -> Bool {
-        let st: Subtable
-        if let s = subtable(for: e.mask) {
-            st = s
-            if checkedAbsent {
-                assert(st.lookupExact(e.key) == nil, "an entry said to be absent is there")
-            } else if st.lookupExact(e.key) != nil {
-                return false
-            }
-        } else {
-            st = Subtable(mask: e.mask)
+        guard let s = subtable(for: e.mask) else {
+            let st = Subtable(mask: e.mask)
             byMask[e.mask.bits] = st
             subtables.append(st)
             st.insert(e, rcu: rcu)
@@ -139,18 +134,27 @@ public final class Classifier: @unchecked Sendable {
             publish()
             return true
         }
-        st.insert(e, rcu: rcu)
-        count += 1
-        return true
+        let inserted = s._withUnsafeGuaranteedRef { st in
+            if checkedAbsent {
+                assert(st.lookupExact(e.key) == nil, "an entry said to be absent is there")
+            } else if st.lookupExact(e.key) != nil {
+                return false
+            }
+            st.insert(e, rcu: rcu)
+            return true
+        }
+        if inserted { count += 1 }
+        return inserted
     }
 
     @discardableResult
     public func remove(_ e: ClassifierEntry) -> Bool {
-        guard let st = subtable(for: e.mask), st.remove(e, rcu: rcu) else { return false }
+        guard let u = subtable(for: e.mask), u._withUnsafeGuaranteedRef({ $0.remove(e, rcu: rcu) }) else { return false }
         count -= 1
+        let st = u.takeUnretainedValue()
         if st.count == 0 {
             byMask[e.mask.bits] = nil
-            if lastSubtable === st { lastSubtable = nil }
+            if lastSubtable?.toOpaque() == u.toOpaque() { lastSubtable = nil }
             subtables.removeAll { $0 === st }
             // An empty subtable may stay in the readers' list a while (it matches
             // nothing): republishing at each one made deleting n masks leave n lists of
@@ -179,7 +183,7 @@ public final class Classifier: @unchecked Sendable {
     @discardableResult
     public func replace(_ old: ClassifierEntry, with new: ClassifierEntry) -> Bool {
         guard old.mask.bits == new.mask.bits, let st = subtable(for: old.mask.bits) else { return false }
-        return st.replace(old, with: new, rcu: rcu)
+        return st._withUnsafeGuaranteedRef { $0.replace(old, with: new, rcu: rcu) }
     }
 
     /// Every entry (writer side; for dumps).

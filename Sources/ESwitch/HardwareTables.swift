@@ -114,6 +114,18 @@ public final class HardwareTables: @unchecked Sendable {
     /// The pool a rule's table units come from.
     func pool(of rule: HardwareRule) -> HardwareResource { rule.table == .exact ? exactFlows : maskedPool }
 
+    // The same, lent to `body`: on a rule's path, where a returned reference is an
+    // atomic retain and release at every call.
+    @inline(__always)
+    private func withClassifier<R>(of table: HardwareTable, _ body: (Classifier) -> R) -> R {
+        table == .exact ? body(exact) : body(masked)
+    }
+
+    @inline(__always)
+    private func withPool<R>(of rule: HardwareRule, _ body: (HardwareResource) -> R) -> R {
+        rule.table == .exact ? body(exactFlows) : body(maskedPool)
+    }
+
     /// Step 1: the driver's checks (capabilities, duplicates). Takes nothing of the
     /// hardware; the rule is pending.
     /// `writtenNow`: the caller programs the rule before anything else is accepted
@@ -128,7 +140,7 @@ public final class HardwareTables: @unchecked Sendable {
         if let f = Self.checkChain(spec, table: table) { return .failure(f) }
         let match = RuleMatch(table: table, key: spec.key.masked(by: spec.mask), mask: spec.mask)
         if isHeld(match) { return .failure(.unsupportedMatch(field: "duplicate of an installed rule")) }
-        let rule = HardwareRule(id: nextRuleID, spec: spec, mask: classifier(of: table).mask(for: spec.mask),
+        let rule = HardwareRule(id: nextRuleID, spec: spec, mask: withClassifier(of: table) { $0.mask(for: spec.mask) },
                                 table: table, units: HardwareCapabilities.units(for: spec.mask))
         nextRuleID += 1
         rules.add(rule)
@@ -156,7 +168,7 @@ public final class HardwareTables: @unchecked Sendable {
     /// Whether a rule (other than one being removed or replaced) holds `m`.
     private func isHeld(_ m: RuleMatch) -> Bool {
         if !pendingByMatch.isEmpty && pendingByMatch[m] != nil { return true }
-        guard let e = classifier(of: m.table).lookupExact(key: m.key, mask: m.mask) else { return false }
+        guard let e = withClassifier(of: m.table, { $0.lookupExact(key: m.key, mask: m.mask) }) else { return false }
         let r = unsafeDowncast(e, to: HardwareRule.self)
         return !r.retired && !r.removing
     }
@@ -236,8 +248,12 @@ public final class HardwareTables: @unchecked Sendable {
     /// (units the driver reserved earlier) or else from the pools.
     func reserve(_ rule: HardwareRule, from stock: ReservedStock? = nil) -> OffloadFailure? {
         guard !rule.holdsUnits else { return nil }
-        let pool = pool(of: rule)
-        let newMask = maskUsers[FlowMask.Key(rule.mask)] == nil
+        return withPool(of: rule) { reserve(rule, from: stock, pool: $0) }
+    }
+
+    private func reserve(_ rule: HardwareRule, from stock: ReservedStock?, pool: HardwareResource) -> OffloadFailure? {
+        let maskKey = FlowMask.Key(rule.mask)
+        let newMask = maskUsers[maskKey] == nil
         if newMask && !maskPool.reserve(1) { return .noSpace(table: "masks") }
         func undoMask() { if newMask { maskPool.release(1) } }
         let tookUnits = stock.map { $0.take(pool, rule.units) } ?? pool.reserve(rule.units)
@@ -254,7 +270,7 @@ public final class HardwareTables: @unchecked Sendable {
         }
         rule.counter = counter
         rule.holdsUnits = true
-        maskUsers[FlowMask.Key(rule.mask), default: 0] += 1
+        maskUsers[maskKey, default: 0] += 1
         return nil
     }
 
@@ -299,24 +315,27 @@ public final class HardwareTables: @unchecked Sendable {
         return nil
     }
 
+    /// Adds one to a count in place (one dictionary look-up); true if it was zero.
+    private static func countOne(_ n: inout Int) -> Bool {
+        n += 1
+        return n == 1
+    }
+
     private func committed(_ r: HardwareRule) {
         r.state = .programmed
         forgetPending(r)
-        let classifier = classifier(of: r.table)
         countConntrackZone(of: r, 1)
         if let old = r.replaces {
             countConntrackZone(of: old, -1)
-            classifier.replace(old, with: r)
+            withClassifier(of: r.table) { _ = $0.replace(old, with: r) }
             old.state = .pending
             dropEncaps(of: old)
             r.replaces = nil
         } else {
-            classifier.insert(r)
-            pool(of: r).markProgrammed(r.units)
+            withClassifier(of: r.table) { _ = $0.insert(r) }
+            withPool(of: r) { $0.markProgrammed(r.units) }
             counterPool.markProgrammed(1)
-            let n = programmedMaskUsers[FlowMask.Key(r.mask), default: 0]
-            if n == 0 { maskPool.markProgrammed(1) }
-            programmedMaskUsers[FlowMask.Key(r.mask)] = n + 1
+            if Self.countOne(&programmedMaskUsers[FlowMask.Key(r.mask), default: 0]) { maskPool.markProgrammed(1) }
         }
     }
 
