@@ -17,6 +17,8 @@ public final class MaskMemo {
     var mask = FlowKey()
     var vlanLimit = 0
     var valid = false
+    /// The last put's key, for a key that differs only in its addresses (KeyMemo).
+    let keys = KeyMemo()
 
     public init() {}
 
@@ -39,13 +41,19 @@ public final class MaskMemo {
 }
 
 extension KeyDecoder {
-    /// `decodeMatch`, with the mask taken from `memo` when its bytes and the key's
-    /// relevant fields are the last put's (a mask that did not decode is not kept).
+    /// `decodeMatch`, with the key taken from `memo` when its bytes are the last put's
+    /// but for addresses (KeyMemo), and the mask when its bytes and the key's relevant
+    /// fields are the last put's (a key or mask that did not decode is not kept).
     public func decodeMatch(key: ArraySlice<UInt8>, mask: ArraySlice<UInt8>, into match: inout FlowMatch,
                             memo: MaskMemo) -> ODPError? {
         withUnsafeMutablePointer(to: &match) { m in
-            let keyFitness = decode(key, into: &m.pointee.key, isMask: false, src: SourceKey(nil))
-            guard case .perfect = keyFitness else { return Self.error(keyFitness, mask: false) }
+            if !memo.keys.reuse(key, vlanLimit: vlanLimit, into: &m.pointee.key) {
+                // From a zero key, as the memo's key was decoded.
+                m.pointee.key = FlowKey()
+                let keyFitness = decode(key, into: &m.pointee.key, isMask: false, src: SourceKey(nil))
+                guard case .perfect = keyFitness else { return Self.error(keyFitness, mask: false) }
+                memo.keys.remember(key, vlanLimit: vlanLimit, key: m.pointee.key)
+            }
             if memo.valid, memo.vlanLimit == vlanLimit, memo.bytes.sameBytes(as: mask), memo.agrees(with: m.pointee.key) {
                 m.pointee.mask = memo.mask
                 return nil

@@ -1,0 +1,98 @@
+import Packet
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The last flow put's decoded key, for the next put whose key attributes are the same
+/// bytes but for the addresses of its top-level Ethernet, IPv4 or IPv6 attribute.
+///
+/// The flows of an add-flows mostly differ only there. Decoding a key reads those bytes
+/// into their fields and nothing else of them: no check looks at an address. So a key
+/// whose other bytes are the last decoded key's decodes to that key with the new
+/// addresses (the largest part of a software-only put's decoding). Addresses elsewhere
+/// (nested in an encap or a tunnel attribute, ARP's) are compared as any other byte.
+final class KeyMemo {
+    private var bytes: [UInt8] = []
+    private var key = FlowKey()
+    private var vlanLimit = 0
+    private var valid = false
+    /// Where the addresses lie in `bytes`, in order: start, length and which ones.
+    private var starts: InlineArray<3, Int> = .init(repeating: 0)
+    private var lengths: InlineArray<3, Int> = .init(repeating: 0)
+    private var kinds: InlineArray<3, UInt16> = .init(repeating: 0)
+    private var count = 0
+
+    /// The memo's key with `new`'s addresses, if `new` is the remembered bytes elsewhere.
+    func reuse(_ new: ArraySlice<UInt8>, vlanLimit: Int, into out: inout FlowKey) -> Bool {
+        guard valid, vlanLimit == self.vlanLimit, new.count == bytes.count else { return false }
+        return new.withUnsafeBytes { n in
+            bytes.withUnsafeBytes { o in
+                var at = 0
+                for i in 0..<count {
+                    if memcmp(n.baseAddress! + at, o.baseAddress! + at, starts[i] - at) != 0 { return false }
+                    at = starts[i] + lengths[i]
+                }
+                if memcmp(n.baseAddress! + at, o.baseAddress! + at, n.count - at) != 0 { return false }
+                out = key
+                for i in 0..<count {
+                    let p = n.baseAddress! + starts[i]
+                    switch kinds[i] {
+                    case KeyAttr.ethernet:
+                        out[.ethSrc] = Self.be(p, 6)
+                        out[.ethDst] = Self.be(p + 6, 6)
+                    case KeyAttr.ipv4:
+                        out[.ipv4Src] = Self.be(p, 4)
+                        out[.ipv4Dst] = Self.be(p + 4, 4)
+                    default:
+                        out[.ipv6Src] = UInt128(Self.be(p, 8)) << 64 | UInt128(Self.be(p + 8, 8))
+                        out[.ipv6Dst] = UInt128(Self.be(p + 16, 8)) << 64 | UInt128(Self.be(p + 24, 8))
+                    }
+                }
+                return true
+            }
+        }
+    }
+
+    /// Remembers a key that decoded (only one that decoded: a failed decode is not kept).
+    func remember(_ new: ArraySlice<UInt8>, vlanLimit: Int, key: FlowKey) {
+        valid = false
+        bytes.removeAll(keepingCapacity: true)
+        bytes.append(contentsOf: new)
+        count = 0
+        // The top-level attributes: where the addresses of the three lie. A type seen
+        // twice (the decoder refuses it) is not remembered.
+        var seen: UInt16 = 0
+        var i = 0
+        while i + 4 <= bytes.count {
+            let len = Int(bytes[i]) | Int(bytes[i + 1]) << 8
+            let type = (UInt16(bytes[i + 2]) | UInt16(bytes[i + 3]) << 8) & 0x3fff
+            guard len >= 4, i + len <= bytes.count else { return }
+            let addresses: Int? = switch type {
+            case KeyAttr.ethernet where len >= 4 + 12: 12
+            case KeyAttr.ipv4 where len >= 4 + 12: 8
+            case KeyAttr.ipv6 where len >= 4 + 40: 32
+            default: nil
+            }
+            if let addresses {
+                let bit: UInt16 = type == KeyAttr.ethernet ? 1 : type == KeyAttr.ipv4 ? 2 : 4
+                guard seen & bit == 0 else { return }
+                seen |= bit
+                starts[count] = i + 4
+                lengths[count] = addresses
+                kinds[count] = type
+                count += 1
+            }
+            i += (len + 3) & ~3
+        }
+        self.key = key
+        self.vlanLimit = vlanLimit
+        valid = true
+    }
+
+    /// `n` bytes at `p`, big-endian.
+    private static func be(_ p: UnsafeRawPointer, _ n: Int) -> UInt64 {
+        var v: UInt64 = 0
+        for i in 0..<n { v = v << 8 | UInt64(p.load(fromByteOffset: i, as: UInt8.self)) }
+        return v
+    }
+}

@@ -1,0 +1,85 @@
+import Packet
+import Testing
+@testable import ODP
+
+/// KeyMemo takes the last decoded key when the key's bytes are the same but for the
+/// addresses of its top-level Ethernet, IPv4 and IPv6 attributes. Right only if no
+/// check of the decoder looks at those bytes: checked over the whole OVS corpus, each
+/// key with its addresses changed, against fresh decodes.
+struct KeyMemoTests {
+    static let decoder = MaskMemoTests.decoder
+
+    /// `key` with the address bytes of its top-level Ethernet, IPv4 and IPv6 attributes
+    /// changed (a walk of its own, not the memo's).
+    static func withOtherAddresses(_ key: [UInt8], _ salt: UInt8) -> [UInt8] {
+        var k = key
+        var i = 0
+        while i + 4 <= k.count {
+            let len = Int(k[i]) | Int(k[i + 1]) << 8
+            let type = (UInt16(k[i + 2]) | UInt16(k[i + 3]) << 8) & 0x3fff
+            guard len >= 4 else { break }
+            let addresses = type == KeyAttr.ethernet ? 12 : type == KeyAttr.ipv4 ? 8 : type == KeyAttr.ipv6 ? 32 : 0
+            for j in 0..<min(addresses, len - 4) { k[i + 4 + j] ^= salt &+ UInt8(j) }
+            i += (len + 3) & ~3
+        }
+        return k
+    }
+
+    static func decode(_ key: [UInt8], _ mask: [UInt8], memo: MaskMemo?) -> (FlowMatch, String?) {
+        var m = FlowMatch(key: FlowKey(), mask: FlowKey())
+        let e = memo.map { decoder.decodeMatch(key: key[...], mask: mask[...], into: &m, memo: $0) }
+            ?? decoder.decodeMatch(key: key[...], mask: mask[...], into: &m)
+        return (m, e?.message)
+    }
+
+    @Test func aKeyWithOtherAddressesDecodesAsAFreshDecodeThroughTheMemo() {
+        var reused = 0
+        for (i, c) in MaskMemoTests.cases.enumerated() {
+            let memo = MaskMemo()
+            _ = Self.decode(c.key, c.mask, memo: memo)
+            for salt: UInt8 in [1, 0x55, 0xfe] {
+                let other = Self.withOtherAddresses(c.key, salt)
+                let fresh = Self.decode(other, c.mask, memo: nil)
+                var viaMemo = FlowKey()
+                if memo.keys.reuse(other[...], vlanLimit: Self.decoder.vlanLimit, into: &viaMemo) {
+                    reused += 1
+                    #expect(fresh.1 == nil, "corpus key \(i): the memo answered a key that does not decode")
+                    #expect(viaMemo == fresh.0.key, "corpus key \(i), salt \(salt)")
+                }
+                let memoized = Self.decode(other, c.mask, memo: memo)
+                #expect(memoized.1 == fresh.1, "corpus key \(i)")
+                if fresh.1 == nil { #expect(memoized.0 == fresh.0, "corpus key \(i), salt \(salt)") }
+            }
+        }
+        #expect(reused > 100, "the memo answers for most of the corpus")
+    }
+
+    /// A key that differs anywhere but in those addresses (a port, the EtherType, a
+    /// VLAN, nested tunnel addresses) is decoded again.
+    @Test func aKeyThatDiffersElsewhereIsDecodedAgain() throws {
+        let memo = MaskMemo()
+        let base = "in_port(1),eth(src=00:00:00:00:00:01,dst=00:00:00:00:00:02),eth_type(0x0800),ipv4(src=198.18.0.1,dst=198.18.0.2,proto=6,frag=no),tcp(dst=80)"
+        let first = try ODPText.parseKey(base)
+        _ = Self.decode(first.key, first.mask, memo: memo)
+        var out = FlowKey()
+        let sameButAddresses = try ODPText.parseKey(base.replacing("198.18.0.1", with: "198.19.7.9"))
+        #expect(memo.keys.reuse(sameButAddresses.key[...], vlanLimit: Self.decoder.vlanLimit, into: &out))
+        #expect(out[.ipv4Src] == 0xc613_0709)
+        for other in [base.replacing("dst=80", with: "dst=81"),
+                      base.replacing("in_port(1)", with: "in_port(2)"),
+                      base.replacing("proto=6", with: "proto=17").replacing("tcp(", with: "udp(")] {
+            let k = try ODPText.parseKey(other)
+            #expect(!memo.keys.reuse(k.key[...], vlanLimit: Self.decoder.vlanLimit, into: &out), "\(other)")
+            #expect(!memo.keys.reuse(first.key[...], vlanLimit: Self.decoder.vlanLimit + 1, into: &out), "another VLAN limit")
+        }
+        // Tunnel addresses are nested attributes: compared, not substituted.
+        let tunnel = "tunnel(tun_id=0x5,src=198.18.1.1,dst=198.18.1.2,ttl=64,flags(-df+csum+key)),in_port(3),eth(),eth_type(0x0800),ipv4(src=198.18.0.1,frag=no)"
+        let t1 = try ODPText.parseKey(tunnel)
+        _ = Self.decode(t1.key, t1.mask, memo: memo)
+        let t2 = try ODPText.parseKey(tunnel.replacing("src=198.18.1.1", with: "src=198.18.1.9"))
+        #expect(!memo.keys.reuse(t2.key[...], vlanLimit: Self.decoder.vlanLimit, into: &out))
+        let t3 = try ODPText.parseKey(tunnel.replacing("ipv4(src=198.18.0.1", with: "ipv4(src=198.18.0.7"))
+        #expect(memo.keys.reuse(t3.key[...], vlanLimit: Self.decoder.vlanLimit, into: &out))
+        #expect(out == Self.decode(t3.key, t3.mask, memo: nil).0.key)
+    }
+}
