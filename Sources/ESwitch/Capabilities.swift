@@ -37,6 +37,31 @@ public struct HardwareCapabilities: Sendable {
     /// A frame at recirc_id 0 has not been tracked: there they may only ask for zero.
     static let conntrackFields: [(FlowField, String)] = [(.ctState, "ct_state"), (.ctZone, "ct_zone"), (.ctMark, "ct_mark")]
 
+    /// The bits of all the fields above, each set as one key: a rule's match is checked
+    /// against them in one pass over its words, and the lists are walked (for the
+    /// field's name) only when one is hit. Walking them for every rule retained the
+    /// arrays and each name.
+    static let unmatchableBits: FlowKey = {
+        var k = FlowKey()
+        for (f, _) in unmatchable { k[f] = f.valueMask }
+        for (f, _) in unmatchableWide { k[f] = ~0 }
+        return k
+    }()
+    static let conntrackBits: FlowKey = {
+        var k = FlowKey()
+        for (f, _) in conntrackFields { k[f] = f.valueMask }
+        k[.ctLabel] = ~0
+        return k
+    }()
+
+    /// Whether `a & b` has a bit set in `bits`.
+    private static func overlaps(_ a: borrowing FlowKey, _ b: borrowing FlowKey, within bits: borrowing FlowKey) -> Bool {
+        let x = a.words.span, y = b.words.span, z = bits.words.span
+        var any: UInt64 = 0
+        for i in 0..<FlowKey.wordCount { any |= x[i] & y[i] & z[i] }
+        return any != 0
+    }
+
     /// Checks a rule's match; returns the refusal, or nil when the hardware can hold it.
     public func check(key: FlowKey, mask: FlowKey) -> OffloadFailure? {
         // The original-direction tuple shares its words with MPLS and ARP/ND fields
@@ -45,16 +70,18 @@ public struct HardwareCapabilities: Sendable {
         if key[.ctOrigProto] & mask[.ctOrigProto] != 0, !EtherType.isMPLS(type), type != EtherType.arp, type != EtherType.rarp {
             return .unsupportedMatch(field: UInt16(truncatingIfNeeded: key[.ethType]) == EtherType.ipv6 ? "ct_tuple6" : "ct_tuple4")
         }
-        for (f, name) in HardwareCapabilities.unmatchable where mask[f] != 0 {
-            return .unsupportedMatch(field: name)
-        }
-        for (f, name) in HardwareCapabilities.unmatchableWide where mask[f] != 0 {
-            return .unsupportedMatch(field: name)
+        if Self.overlaps(mask, Self.unmatchableBits, within: Self.unmatchableBits) {
+            for (f, name) in HardwareCapabilities.unmatchable where mask[f] != 0 {
+                return .unsupportedMatch(field: name)
+            }
+            for (f, name) in HardwareCapabilities.unmatchableWide where mask[f] != 0 {
+                return .unsupportedMatch(field: name)
+            }
         }
         if key[.recircID] != 0 {
             // A chain is entered by its id: the id is exact (mlx5's goto chain).
             if mask[.recircID] != FlowField.recircID.valueMask { return .unsupportedMatch(field: "recirc_id (must be exact)") }
-        } else {
+        } else if Self.overlaps(key, mask, within: Self.conntrackBits) {
             for (f, name) in HardwareCapabilities.conntrackFields where key[f] & mask[f] != 0 {
                 return .unsupportedMatch(field: "\(name) of a tracked frame at recirc_id 0")
             }

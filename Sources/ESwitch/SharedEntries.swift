@@ -92,7 +92,9 @@ extension HardwareTables {
     /// used before was zeroed when its grace period ended, with every other slot freed
     /// then, in one write. So a new rule costs no write of its own for its counter.
     func allocateCounterSlot() -> UInt32? {
-        let now = Sys.monotonicNanoseconds()
+        // The clock is read only when a slot waits for its grace period (a read per rule
+        // was 1 % of an add-flows).
+        let now = counterSlots.hasRetired ? Sys.monotonicNanoseconds() : 0
         let freed = counterSlots.reclaim(now: now)
         if !freed.isEmpty { dataPlane.resetCounters(freed) }
         return counterSlots.allocate(now: now)

@@ -41,6 +41,9 @@ public struct SlotAllocator: Sendable {
         return free.count > before ? Array(free[before...]) : []
     }
 
+    /// Whether slots wait for their grace period (only then does reclaiming need the time).
+    public var hasRetired: Bool { retiredHead < retired.count }
+
     /// The data plane's array grew.
     public mutating func grow(to n: UInt32) { capacity = max(capacity, n) }
 
