@@ -1,4 +1,4 @@
-import ESwitch
+@testable import ESwitch
 import Foundation
 import Logging
 import Packet
@@ -235,6 +235,42 @@ struct DriverTests {
         #expect(caps.check(actions: [.encap(e), .forward(.uplink), .forward(.vf(1))]) != nil)
         #expect(caps.check(actions: [.encap(e), .forward(.uplink), .popVLAN]) != nil)
         #expect(caps.check(actions: [.encap(e), .popVLAN, .forward(.uplink)]) != nil)
+    }
+
+    /// Every field the hardware cannot match is refused by its name, each alone; the
+    /// conntrack fields only when a frame at recirc_id 0 would have to match them set.
+    @Test func eachUnmatchableFieldIsRefusedByName() {
+        let caps = HardwareCapabilities()
+        var key = FlowKey(), mask = FlowKey()
+        key[.inPort] = 1
+        mask[.inPort] = FlowField.inPort.valueMask
+        key[.ethType] = 0x0800
+        mask[.ethType] = 0xffff
+        #expect(caps.check(key: key, mask: mask) == nil)
+        for (f, name) in HardwareCapabilities.unmatchable {
+            var m = mask
+            m[f] = 1
+            #expect(caps.check(key: key, mask: m) == .unsupportedMatch(field: name), "\(f)")
+        }
+        for (f, name) in HardwareCapabilities.unmatchableWide {
+            var m = mask
+            m[f] = 1 << 100
+            #expect(caps.check(key: key, mask: m) == .unsupportedMatch(field: name), "\(f)")
+        }
+        for (f, name) in HardwareCapabilities.conntrackFields {
+            var k = key, m = mask
+            m[f] = f.valueMask
+            #expect(caps.check(key: k, mask: m) == nil, "\(name) asked to be zero")
+            k[f] = 1
+            #expect(caps.check(key: k, mask: m) == .unsupportedMatch(field: "\(name) of a tracked frame at recirc_id 0"))
+            k[.recircID] = 5
+            m[.recircID] = FlowField.recircID.valueMask
+            #expect(caps.check(key: k, mask: m) == nil, "\(name) after a recirculation")
+        }
+        var k = key, m = mask
+        k[.ctLabel] = 1 << 90
+        m[.ctLabel] = ~0
+        #expect(caps.check(key: k, mask: m) == .unsupportedMatch(field: "ct_label of a tracked frame at recirc_id 0"))
     }
 
     /// The pipeline decaps VXLAN over IPv4 only: a decap rule for IPv6 outer headers
