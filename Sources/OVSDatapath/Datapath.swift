@@ -78,7 +78,20 @@ public final class Datapath: @unchecked Sendable {
         conntrackOffload = eswitch.map { ConntrackOffload(tracker: conntrack, eswitch: $0, logger: logger) }
         // Without an eSwitch no CT table takes the tracker's offload events: keep none.
         conntrack.reportsOffloadEvents = eswitch != nil
+        link.target = Unmanaged.passUnretained(self)
     }
+
+    deinit { link.target = nil }
+
+    /// A way back to this datapath for what must not keep it alive (the tunnel tracker).
+    /// Not a weak reference: one gives the datapath a side table, and each of the
+    /// retains a flow put takes of it the runtime's slow path. Cleared when it goes;
+    /// control thread only.
+    public final class Link: @unchecked Sendable {
+        fileprivate var target: Unmanaged<Datapath>?
+        public var datapath: Datapath? { target?.takeUnretainedValue() }
+    }
+    public let link = Link()
 
     /// The netdev of port 0, the datapath's internal port.
     public var localPortName: String { name.split(separator: "@").last.map(String.init) ?? name }

@@ -126,6 +126,9 @@ struct OffloadTranslator {
             return .failure(eswitch.tables.capabilities.check(key: key, mask: mask) ?? refusal)
         }
         if hw.isEmpty || hw == [.decap] { hw.append(.drop) }
+        if let p = vxlanPort, !eswitch.canRegisterVXLANPort(p) {
+            return .failure(.unsupportedMatch(field: "more than 4 VXLAN UDP ports"))
+        }
         return .success(Translation(spec: HardwareRuleSpec(key: key, mask: mask, actions: hw, cookie: cookie),
                                     dependency: dependency, vxlanPort: vxlanPort))
     }

@@ -19,7 +19,9 @@ public struct NeighbourKey: Hashable, Sendable {
 /// runs on the control thread.
 public final class TunnelTracker: TunnelOffloadResolver {
     let sw: ESwitch
-    public weak var datapath: Datapath?
+    /// The datapath whose tunnel flows it keeps true (its `Link`: not a weak reference).
+    public var datapathLink: Datapath.Link?
+    var datapath: Datapath? { datapathLink?.datapath }
     let logger: Logger
     private var events: RouteSocket
     var kernel: KernelTables

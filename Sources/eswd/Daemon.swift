@@ -136,8 +136,10 @@ final class Daemon {
     func hookDatapath() {
         guard let d = datapaths.datapath else { return }
         d.tunnelResolver = tunnels?.tracker
-        tunnels?.tracker.datapath = d
-        d.upcallListener = { [weak self] u in self?.broadcast(u) }
+        tunnels?.tracker.datapathLink = d.link
+        // Not counted, and not weak (which gives the daemon a side table, and each retain
+        // of it the runtime's slow path): the daemon outlives its datapaths.
+        d.upcallListener = { [unowned(unsafe) self] u in broadcast(u) }
     }
 
     /// A client with a backlog is watched for room to write, not for requests; one the
@@ -261,7 +263,9 @@ final class Daemon {
                 CPUPlacement.moveOff(sharingWith: client.pid)
             }
         }
-        let run = RequestRun(entries) { [unowned self] raw, out in handle(raw, client: client, into: &out) }
+        // Not counted: the daemon outlives every run (a checked unowned reference was a
+        // retain through the runtime's slow path per request).
+        let run = RequestRun(entries) { [unowned(unsafe) self] raw, out in handle(raw, client: client, into: &out) }
         // New rules' writes go to the kernel in bulks, all of them before the replies leave.
         let plane = dataPlane
         server.stream(fd) { out in plane.coalescingWrites { run.produce(into: &out) } }
