@@ -332,7 +332,11 @@ public final class HardwareTables: @unchecked Sendable {
             dropEncaps(of: old)
             r.replaces = nil
         } else {
-            withClassifier(of: r.table) { _ = $0.insert(r) }
+            // Its match was checked free when it was accepted (`isHeld`), and pending
+            // rules hold theirs (`pendingByMatch`) until they are committed: no second
+            // probe of the shadow classifier (a cache miss at a million rules). Debug
+            // builds check it (Classifier.insert asserts).
+            withClassifier(of: r.table) { _ = $0.insert(r, checkedAbsent: true) }
             withPool(of: r) { $0.markProgrammed(r.units) }
             counterPool.markProgrammed(1)
             if Self.countOne(&programmedMaskUsers[FlowMask.Key(r.mask), default: 0]) { maskPool.markProgrammed(1) }
