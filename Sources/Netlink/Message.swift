@@ -162,6 +162,13 @@ public struct RawMessage: Sendable {
 public enum MessageParser {
     public static func split(_ bytes: [UInt8]) throws(NetlinkError) -> [RawMessage] {
         var out: [RawMessage] = []
+        try split(bytes) { out.append($0) }
+        return out
+    }
+
+    /// Each message of `bytes` in turn, handed over (a caller that keeps them in its own
+    /// form takes them without an array of them in between).
+    public static func split(_ bytes: [UInt8], _ each: (consuming RawMessage) -> Void) throws(NetlinkError) {
         var i = 0
         while i < bytes.count {
             guard bytes.count - i >= NetlinkHeader.size else {
@@ -172,10 +179,9 @@ public enum MessageParser {
             guard len >= NetlinkHeader.size, len <= bytes.count - i else {
                 throw NetlinkError.malformed(offset: i, "message length \(len) outside \(NetlinkHeader.size)...\(bytes.count - i)")
             }
-            out.append(RawMessage(header: h, body: bytes[(i + NetlinkHeader.size)..<(i + len)]))
+            each(RawMessage(header: h, body: bytes[(i + NetlinkHeader.size)..<(i + len)]))
             i += netlinkAlign(len)
         }
-        return out
     }
 
     public static func readHeader(_ b: [UInt8], at i: Int) -> NetlinkHeader {

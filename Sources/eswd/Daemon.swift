@@ -249,8 +249,11 @@ final class Daemon {
         if datagrams.isEmpty { return }
         var entries: [RequestRun.Entry] = []
         for data in datagrams {
-            do { entries += try MessageParser.split(data).map(RequestRun.Entry.request) } catch {
-                // Not even framed: answered once, in its place among the others.
+            let before = entries.count
+            do { try MessageParser.split(data) { entries.append(.request($0)) } } catch {
+                // Not even framed: none of it is served (the messages before the bad one
+                // were appended already), and it is answered once, in its place among the others.
+                entries.removeSubrange(before...)
                 entries.append(.answer(ErrorMessage(errno: EINVAL, message: "malformed message: \(error)", sequence: 0, requestType: 0).encoded()))
             }
         }

@@ -36,9 +36,9 @@ final class RequestRun {
                 continue
             }
             guard next < entries.count else { break }
-            let entry = entries[next]
             next += 1
-            switch entry {
+            // The entry where it lies (a copy of it took a reference to its datagram).
+            switch entries[next - 1] {
             case .request(let raw):
                 if let s = handle(raw, &out) { stream = (s, raw.header.sequence) }
             case .answer(let bytes):
