@@ -332,10 +332,13 @@ public final class HardwareTables: @unchecked Sendable {
             dropEncaps(of: old)
             r.replaces = nil
         } else {
-            // Its match was checked free when it was accepted (`isHeld`), and pending
-            // rules hold theirs (`pendingByMatch`) until they are committed: no second
-            // probe of the shadow classifier (a cache miss at a million rules). Debug
-            // builds check it (Classifier.insert asserts).
+            // No second probe of the shadow classifier (a cache miss at a million rules):
+            // the match was free when the rule was accepted (`isHeld`), pending rules hold
+            // theirs (`pendingByMatch`), and a rule `isHeld` let past while a retired or
+            // removing one with its match is still in the classifier gets here only if
+            // that one left the data plane: the data plane refuses a write to a slot
+            // another rule (another counter) holds. Debug builds, which the tests run,
+            // assert it (Classifier.insert).
             withClassifier(of: r.table) { _ = $0.insert(r, checkedAbsent: true) }
             withPool(of: r) { $0.markProgrammed(r.units) }
             counterPool.markProgrammed(1)

@@ -15,6 +15,8 @@ import Synchronization
 /// (`madvise(MADV_POPULATE_WRITE)`: page tables filled as a write would fill them, no
 /// byte written, so racing the allocator's own writes is harmless). A range that went
 /// away meanwhile (the heap trimmed) is an error the kernel reports, and nothing else.
+/// Only the break's movement is followed: free pages `malloc_trim` gives back inside the
+/// heap fault again when they are reused.
 public final class HeapPrefault: @unchecked Sendable {
     public static let topPad = 4 << 20
     /// Per `madvise` (about half a millisecond of page faults here): the thread then
@@ -34,7 +36,8 @@ public final class HeapPrefault: @unchecked Sendable {
     /// `min` compares as signed here (Swift 6.3), so `UInt.max` never gave way.
     private let lowWater = Atomic<Int>(.max)
     private let wake = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
-    private var stopping = false
+    /// Set by `stop` (another thread), read between steps.
+    private let stopping = Atomic<Bool>(false)
     private var thread: PacketThread?
 
     /// For the process's heap (glibc's main arena: the main thread's allocations).
@@ -60,7 +63,7 @@ public final class HeapPrefault: @unchecked Sendable {
     /// Ends the thread (which holds this object until then).
     public func stop() {
         guard let t = thread else { return }
-        stopping = true
+        stopping.store(true, ordering: .relaxed)
         sem_post(wake)
         t.join()
         thread = nil
@@ -80,9 +83,9 @@ public final class HeapPrefault: @unchecked Sendable {
     private func run() {
         while true {
             while sem_wait(wake) != 0 {}
-            if stopping { return }
+            if stopping.load(ordering: .relaxed) { return }
             populatedTo = min(populatedTo, UInt(lowWater.exchange(.max, ordering: .relaxed)))
-            while !stopping && advance() {}
+            while !stopping.load(ordering: .relaxed) && advance() {}
         }
     }
 

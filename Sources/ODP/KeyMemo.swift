@@ -10,7 +10,10 @@ import Glibc
 /// into their fields and nothing else of them: no check looks at an address. So a key
 /// whose other bytes are the last decoded key's decodes to that key with the new
 /// addresses (the largest part of a software-only put's decoding). Addresses elsewhere
-/// (nested in an encap or a tunnel attribute, ARP's) are compared as any other byte.
+/// (nested in an encap or a tunnel attribute, ARP's) are compared as any other byte, and
+/// so are a top-level IPv4 or IPv6 attribute's unless the top-level EtherType is theirs:
+/// behind a VLAN tag the decoder reads the encap's and may leave a stray top-level one
+/// unread.
 final class KeyMemo {
     private var bytes: [UInt8] = []
     private var key = FlowKey()
@@ -62,11 +65,16 @@ final class KeyMemo {
         // The top-level attributes: where the addresses of the three lie. A type seen
         // twice (the decoder refuses it) is not remembered.
         var seen: UInt16 = 0
+        var etherType: UInt16?
         var i = 0
         while i + 4 <= bytes.count {
             let len = Int(bytes[i]) | Int(bytes[i + 1]) << 8
             let type = (UInt16(bytes[i + 2]) | UInt16(bytes[i + 3]) << 8) & 0x3fff
             guard len >= 4, i + len <= bytes.count else { return }
+            if type == KeyAttr.ethertype && len >= 4 + 2 {
+                guard etherType == nil else { return }
+                etherType = UInt16(bytes[i + 4]) << 8 | UInt16(bytes[i + 5])
+            }
             let addresses: Int? = switch type {
             case KeyAttr.ethernet where len >= 4 + 12: 12
             case KeyAttr.ipv4 where len >= 4 + 12: 8
@@ -84,6 +92,21 @@ final class KeyMemo {
             }
             i += (len + 3) & ~3
         }
+        // Addresses the decoder read: IPv4's and IPv6's only under their own EtherType.
+        var kept = 0
+        for j in 0..<count {
+            let read = switch kinds[j] {
+            case KeyAttr.ipv4: etherType == EtherType.ipv4
+            case KeyAttr.ipv6: etherType == EtherType.ipv6
+            default: true
+            }
+            guard read else { continue }
+            starts[kept] = starts[j]
+            lengths[kept] = lengths[j]
+            kinds[kept] = kinds[j]
+            kept += 1
+        }
+        count = kept
         self.key = key
         self.vlanLimit = vlanLimit
         valid = true

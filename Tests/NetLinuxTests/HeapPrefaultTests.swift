@@ -43,7 +43,7 @@ import NetLinux
         }
     }
 
-    @Test func theGrownEndIsPopulatedByItsThreadWithoutAByteWritten() throws {
+    @Test func theGrownEndIsPopulatedByItsThreadAndKeepsWhatIsWritten() throws {
         let r = try Region(bytes: Self.regionBytes)
         r.setEnd(Self.page)
         r.base.storeBytes(of: 0xA5, as: UInt8.self)  // the part in use, written
@@ -55,10 +55,15 @@ import NetLinux
 
         r.setEnd(Self.regionBytes)  // the heap grew by 8 MiB less a page
         #expect(r.resident(from: Self.page, length: Self.regionBytes - Self.page) == 0, "not before it is told")
+        // The allocator already wrote into the grown part (it races the prefault).
+        let written = 3 * Self.page + 7
+        r.base.storeBytes(of: 0x5A, toByteOffset: written, as: UInt8.self)
         prefault.noteGrowth()
         let fresh = Self.regionBytes / Self.page - 1
         #expect(r.waitResident(from: Self.page, length: Self.regionBytes - Self.page, pages: fresh) == fresh)
         #expect(r.base.load(as: UInt8.self) == 0xA5, "the part in use keeps its bytes")
+        #expect(r.base.load(fromByteOffset: written, as: UInt8.self) == 0x5A, "a page written in the grown part keeps its bytes")
+        #expect((r.base + 5 * Self.page).load(as: UInt64.self) == 0, "a populated page reads zero")
     }
 
     @Test func aTrimmedEndIsPopulatedAgainWhenItGrowsBack() throws {

@@ -82,4 +82,20 @@ struct KeyMemoTests {
         #expect(memo.keys.reuse(t3.key[...], vlanLimit: Self.decoder.vlanLimit, into: &out))
         #expect(out == Self.decode(t3.key, t3.mask, memo: nil).0.key)
     }
+
+    /// Behind a VLAN tag the decoder reads the encap's IPv4 attribute and may leave a
+    /// stray top-level one unread: its addresses are compared, not taken (a reviewer's
+    /// case: through the memo the stray bytes became the key's addresses).
+    @Test func aStrayTopLevelIPv4AttributeBehindAVLANIsNotTaken() throws {
+        let vlan = try ODPText.parseKey("in_port(1),eth(src=00:00:00:00:00:01,dst=00:00:00:00:00:02),eth_type(0x8100),vlan(vid=5),encap(eth_type(0x0800),ipv4(src=198.18.0.1,dst=198.18.0.2,proto=6,frag=no),tcp(dst=80))")
+        func withStray(_ a: UInt8) -> [UInt8] { vlan.key + [16, 0, 7, 0, 198, 19, 0, a, 198, 19, 1, a, 6, 0, 64, 0] }
+        let memo = MaskMemo()
+        let first = Self.decode(withStray(1), vlan.mask, memo: memo)
+        #expect(first.1 == nil, "the decoder takes the key: \(first.1 ?? "")")
+        let fresh = Self.decode(withStray(9), vlan.mask, memo: nil)
+        let viaMemo = Self.decode(withStray(9), vlan.mask, memo: memo)
+        #expect(viaMemo.1 == fresh.1)
+        #expect(viaMemo.0 == fresh.0)
+        #expect(viaMemo.0.key[.ipv4Src] == 0xc612_0001, "the encap's address")
+    }
 }
