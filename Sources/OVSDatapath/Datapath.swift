@@ -274,10 +274,9 @@ public final class Datapath: @unchecked Sendable {
         let now = Sys.monotonicNanoseconds()
 
         var existing = table.lookup(match: match)
-        // Before anything is offloaded: a flow refused for its ufid must never have been
-        // in hardware, not even for the moment between its rule's write and removal.
-        if existing == nil, let u = givenUFID, let byID = table.lookup(ufid: u) {
-            guard options.modify else { throw .exists("ufid \(formatUFID(u)) is in use by another flow") }
+        // A put that may modify finds its flow by ufid too; one that only creates claims
+        // its ufid below, before anything is offloaded.
+        if existing == nil, options.modify, let u = givenUFID, let byID = table.lookup(ufid: u) {
             existing = byID
         }
         if let old = existing {
@@ -296,14 +295,16 @@ public final class Datapath: @unchecked Sendable {
         }
         guard options.create else { throw .notFound("flow does not exist") }
         let ufid = givenUFID ?? generateUFID(for: KeyEncoder(vlanLimit: ODPConstants.datapathVLANLimit).encode(match).key)
-        // A given ufid was looked up above (in use would have made `existing`).
-        if givenUFID == nil, table.lookup(ufid: ufid) != nil {
-            throw .exists("ufid \(formatUFID(ufid)) is in use by another flow")
-        }
         let flow = DatapathFlow(ufid: ufid, match: match, actionBytes: actionBytes, actions: actions, compiled: compiled,
                                 origin: options.origin, mask: table.mask(for: match.mask), now: now)
-        try offload(flow)
-        guard table.insert(flow, matchCheckedAbsent: true) else {
+        // Before anything is offloaded: a flow refused for its ufid must never have been
+        // in hardware, not even for the moment between its rule's write and removal.
+        guard table.claimUFID(flow) else { throw .exists("ufid \(formatUFID(ufid)) is in use by another flow") }
+        do { try offload(flow) } catch {
+            table.releaseUFID(flow)
+            throw error
+        }
+        guard table.insertClaimed(flow, matchCheckedAbsent: true) else {
             removeHardware(flow)
             throw .exists("flow already exists")
         }
