@@ -62,6 +62,10 @@ public final class Datapath: @unchecked Sendable {
     var retiringRules: [RetiringRule] = []
     /// The last actions `changeFlow` decoded and compiled.
     private var lastActions: ActionCompiler.Memo?
+    /// The last offloaded flow's hardware actions: the next rule with equal ones shares
+    /// the array (an add-flows' rules mostly have the same actions; 40 bytes and an
+    /// allocation kept per rule otherwise). Control thread only.
+    var lastHardwareActions: [HardwareAction] = []
 
     public init(name: String, eswitch: ESwitch?, policy: OffloadPolicy = .none, missMode: MissMode = .drop,
                 maxIdleMilliseconds: Int = 10_000, rcu: QuiescentState = .shared, logger: Logger) throws {

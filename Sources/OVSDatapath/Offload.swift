@@ -126,6 +126,7 @@ struct OffloadTranslator {
             return .failure(eswitch.tables.capabilities.check(key: key, mask: mask) ?? refusal)
         }
         if hw.isEmpty || hw == [.decap] { hw.append(.drop) }
+        if hw == dp.lastHardwareActions { hw = dp.lastHardwareActions } else { dp.lastHardwareActions = hw }
         if let p = vxlanPort, !eswitch.canRegisterVXLANPort(p) {
             return .failure(.unsupportedMatch(field: "more than 4 VXLAN UDP ports"))
         }
