@@ -47,20 +47,15 @@ final class OffloadEngine {
         firmware = Firmware(params: params)
         let back = backReference
         tables.dataPlane.onLostWrites { counters, error in
-            back.engine?._withUnsafeGuaranteedRef { $0.writesLost(counters, error) }
+            back.target?._withUnsafeGuaranteedRef { $0.writesLost(counters, error) }
         }
-        back.engine = Unmanaged.passUnretained(self)
+        back.target = Unmanaged.passUnretained(self)
     }
 
-    deinit { backReference.engine = nil }
+    deinit { backReference.target = nil }
 
-    /// The data plane's way back to this engine. Not a weak reference: one gives the
-    /// engine a side table, and every retain of it (several a rule) the runtime's slow
-    /// path. The engine clears it when it goes.
-    private final class BackReference: @unchecked Sendable {
-        var engine: Unmanaged<OffloadEngine>?
-    }
-    private let backReference = BackReference()
+    /// The data plane's way back to this engine (its lost-write handler).
+    private let backReference = BackReference<OffloadEngine>()
 
     /// Queued writes the silicon refused (BPFDataPlane.coalescingWrites): the rules
     /// already programmed fail late; the rest are refused by the call writing them.

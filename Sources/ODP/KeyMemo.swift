@@ -41,14 +41,14 @@ final class KeyMemo {
                     let p = n.baseAddress! + starts[i]
                     switch kinds[i] {
                     case KeyAttr.ethernet:
-                        out[.ethSrc] = Self.be(p, 6)
-                        out[.ethDst] = Self.be(p + 6, 6)
+                        out[.ethSrc] = p.be48(0)
+                        out[.ethDst] = p.be48(6)
                     case KeyAttr.ipv4:
-                        out[.ipv4Src] = Self.be(p, 4)
-                        out[.ipv4Dst] = Self.be(p + 4, 4)
+                        out[.ipv4Src] = UInt64(p.be32(0))
+                        out[.ipv4Dst] = UInt64(p.be32(4))
                     default:
-                        out[.ipv6Src] = UInt128(Self.be(p, 8)) << 64 | UInt128(Self.be(p + 8, 8))
-                        out[.ipv6Dst] = UInt128(Self.be(p + 16, 8)) << 64 | UInt128(Self.be(p + 24, 8))
+                        out[.ipv6Src] = p.be128(0)
+                        out[.ipv6Dst] = p.be128(16)
                     }
                 }
                 return true
@@ -110,12 +110,5 @@ final class KeyMemo {
         self.key = key
         self.vlanLimit = vlanLimit
         valid = true
-    }
-
-    /// `n` bytes at `p`, big-endian.
-    private static func be(_ p: UnsafeRawPointer, _ n: Int) -> UInt64 {
-        var v: UInt64 = 0
-        for i in 0..<n { v = v << 8 | UInt64(p.load(fromByteOffset: i, as: UInt8.self)) }
-        return v
     }
 }

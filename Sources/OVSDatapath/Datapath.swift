@@ -88,14 +88,7 @@ public final class Datapath: @unchecked Sendable {
     deinit { link.target = nil }
 
     /// A way back to this datapath for what must not keep it alive (the tunnel tracker).
-    /// Not a weak reference: one gives the datapath a side table, and each of the
-    /// retains a flow put takes of it the runtime's slow path. Cleared when it goes;
-    /// control thread only.
-    public final class Link: @unchecked Sendable {
-        fileprivate var target: Unmanaged<Datapath>?
-        public var datapath: Datapath? { target?.takeUnretainedValue() }
-    }
-    public let link = Link()
+    public let link = BackReference<Datapath>()
 
     /// The netdev of port 0, the datapath's internal port.
     public var localPortName: String { name.split(separator: "@").last.map(String.init) ?? name }

@@ -19,9 +19,9 @@ public struct NeighbourKey: Hashable, Sendable {
 /// runs on the control thread.
 public final class TunnelTracker: TunnelOffloadResolver {
     let sw: ESwitch
-    /// The datapath whose tunnel flows it keeps true (its `Link`: not a weak reference).
-    public var datapathLink: Datapath.Link?
-    var datapath: Datapath? { datapathLink?.datapath }
+    /// The datapath whose tunnel flows it keeps true (its `link`: not a weak reference).
+    public var datapathLink: BackReference<Datapath>?
+    var datapath: Datapath? { datapathLink?.object }
     let logger: Logger
     private var events: RouteSocket
     var kernel: KernelTables
