@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "Netlink", swiftSettings: fast),
         .target(name: "ODP", dependencies: ["Packet", "Netlink"], swiftSettings: fast),
         .target(name: "ESwitch", dependencies: ["Packet", "Classifier", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: fast),
-        .target(name: "BPFDataPlane", dependencies: ["ESwitch", "CLibBPF", "NetLinux", "Packet"], swiftSettings: fast,
+        .target(name: "BPFDataPlane", dependencies: ["ESwitch", "Classifier", "CLibBPF", "NetLinux", "Packet"], swiftSettings: fast,
                 plugins: ["BPFObjectPlugin"]),
         .target(name: "Representors", dependencies: ["ESwitch", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .target(name: "OVSDatapath", dependencies: ["Packet", "Classifier", "Conntrack", "ODP", "ESwitch", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: fast),

@@ -96,6 +96,8 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     }
 
     var masksByWords: [MaskWords: MaskUse] = [:]
+    /// The words of each mask id in use (a pending rule keeps the id, not 144 bytes).
+    var maskWordsByID = [MaskWords?](repeating: nil, count: Layout.maxMasks + 1)
     /// The mask last looked up, and its id.
     var lastMask: (words: MaskWords, id: UInt32)?
     var maskIDs: SlotAllocator
@@ -111,12 +113,12 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     /// that set goes.
     var lastActionSet: (actions: [HardwareAction], id: UInt32)?
     var actionSetIDs: SlotAllocator
-    /// What each programmed slot of the exact (0) and masked (1) table holds, by the
-    /// fingerprint (64-bit hash) of its key: 20 bytes an entry instead of the 152-byte
-    /// key (the kernel's map holds the keys). Two keys with one fingerprint would look
-    /// like one slot: the second rule is refused (its counter differs), never merged,
-    /// and a removal needs the counter to match too.
-    var slots: [[Fingerprint: Slot]] = [[:], [:]]
+    /// What each slot of the exact (0) and masked (1) table holds, and the slots queued
+    /// rules will take, by the fingerprint (64-bit hash) of its key: 16 bytes an entry
+    /// instead of the 152-byte key (the kernel's map holds the keys). Two keys with one
+    /// fingerprint would look like one slot: the second rule is refused (its counter
+    /// differs), never merged, and a removal needs the counter to match too.
+    var slots = [SlotShadow(), SlotShadow()]
     /// The chain table (ConntrackWrites.swift): masks by their bytes, their lookup order,
     /// each slot by its key's bytes; the connections in the CT table.
     var chainMasks: [[UInt8]: ChainMaskUse] = [:]
@@ -132,17 +134,16 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     var queuedRemovals: [DataPlaneRule]?
     /// Removals the kernel refused in a coalesced write, retried by `maintain`.
     var removalsToRetry: [DataPlaneRule] = []
-    /// New rules checked and waiting to be written together (inside `coalescingWrites`),
-    /// and their slots' fingerprints by table (exact 0, masked 1).
+    /// New rules checked and waiting to be written together (inside `coalescingWrites`);
+    /// their slots are marked queued in `slots`.
     var queuedWrites: [PendingRule]?
-    var queuedFingerprints: [Set<Fingerprint>] = [[], []]
     /// The queues' storage between bulks (the one being filled and the one in flight take
     /// turns): kept, not freed (a bulk is 100 KB to 800 KB; freed, every bulk faulted
     /// fresh pages in again, a third of a million-flow add-flows spent zeroing them).
     var spareQueues: [[PendingRule]] = []
-    /// The bulk the writer thread is writing (`handOffQueuedRules`), and its slots.
+    /// The bulk the writer thread is writing (`handOffQueuedRules`); its slots stay
+    /// marked queued until it is settled.
     var inFlight: [PendingRule]?
-    var inFlightFingerprints: [Set<Fingerprint>] = [[], []]
     /// The writer thread (none if it could not start: bulks are then written in place).
     let bulkWriter = try? BulkWriter()
     /// The kernel's view of the bulk being written (one at a time).

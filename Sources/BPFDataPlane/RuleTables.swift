@@ -67,10 +67,9 @@ extension BPFDataPlane {
         }
         // Writes still queued were of rules that are gone now; removals too.
         queuedWrites?.removeAll(keepingCapacity: true)
-        for t in queuedFingerprints.indices { queuedFingerprints[t].removeAll(keepingCapacity: true) }
         if queuedRemovals != nil { queuedRemovals = [] }
         removalsToRetry = []
-        slots = [[:], [:]]
+        slots = [SlotShadow(), SlotShadow()]
         let now = Sys.monotonicNanoseconds()
         lists = [.exact: [], .masked: []]
         chainList = []
@@ -78,6 +77,7 @@ extension BPFDataPlane {
         listsUnpublished = (try? publishChainList()) == nil || listsUnpublished
         for use in masksByWords.values { maskIDs.release(use.id, now: now) }
         masksByWords = [:]
+        maskWordsByID = maskWordsByID.map { _ in nil }
         lastMask = nil
         for key in chainSlots.keys { delete(maps.chain, key) }
         chainSlots = [:]

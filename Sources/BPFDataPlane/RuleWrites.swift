@@ -34,17 +34,21 @@ extension BPFDataPlane {
         /// `key.fingerprint`, computed once.
         let fingerprint: Fingerprint
         let value: RuleValue
-        let mask: MaskWords
+        /// Its mask's id (held, as the rule is pending; `maskWordsByID` has its words).
+        let maskID: UInt32
         /// The slot's current content when the rule replaces one (same match, same counter).
         let previous: Slot?
+        /// A queued rule (queued or in flight) will take the slot.
+        let slotQueued: Bool
         /// The rule's actions: with the key and mask, the rule again (`rule`).
         let actions: [HardwareAction]
 
-        /// The rule it was prepared from, for a queued write the kernel refused, which is
-        /// retried from it (prepared again: what the failed write took went back). The
-        /// table key holds every matched bit (`prepare` checked that the rule fits it); mask
-        /// bits outside it, on zero key bits, are not kept and would change nothing.
-        var rule: DataPlaneRule {
+        /// The rule it was prepared from (`mask`: its mask's words), for a queued write the
+        /// kernel refused, which is retried from it (prepared again: what the failed write
+        /// took went back). The table key holds every matched bit (`prepare` checked that
+        /// the rule fits it); mask bits outside it, on zero key bits, are not kept and
+        /// would change nothing.
+        func rule(mask: MaskWords) -> DataPlaneRule {
             var k = FlowKey(), m = FlowKey()
             let kw = key.words.span, mw = mask.words.span
             for i in 0..<18 {
@@ -122,15 +126,14 @@ extension BPFDataPlane {
     public func writeQueuedRules() {
         finishWriteInFlight()
         guard let bulk = takeQueue() else { return }
-        for t in queuedFingerprints.indices { queuedFingerprints[t].removeAll(keepingCapacity: true) }
         let (written, _) = write(bulk)
         settleQueued(consume bulk, written: written)
     }
 
     /// At a full bulk: the queue goes to the writer thread, and the control thread goes
     /// on (the previous bulk's write is finished first: one in flight at a time). Until
-    /// it is finished its rules hold their slots through `inFlight` (`queue` sends a
-    /// rule for one of them, or a table near full, through a synchronous write).
+    /// it is finished its rules' slots stay marked queued (`queue` sends a rule for one
+    /// of them, or a table near full, through a synchronous write).
     private func handOffQueuedRules() {
         guard let writer = bulkWriter else { return writeQueuedRules() }
         if inFlight != nil {
@@ -148,12 +151,7 @@ extension BPFDataPlane {
         guard let bulk = takeQueue() else { return }
         let runs = runScratch
         runs.fill(bulk, mapFD: mapFD)
-        // The queue's slots are the bulk's now.
         inFlight = bulk
-        for t in inFlightFingerprints.indices {
-            swap(&inFlightFingerprints[t], &queuedFingerprints[t])
-            queuedFingerprints[t].removeAll(keepingCapacity: true)
-        }
         writer.start { runs.write() }
     }
 
@@ -168,13 +166,11 @@ extension BPFDataPlane {
     private func settleInFlight(_ outcome: BulkWriter.Outcome) {
         guard let bulk = inFlight else { return }
         inFlight = nil
-        for t in inFlightFingerprints.indices { inFlightFingerprints[t].removeAll(keepingCapacity: true) }
         let (written, _) = settle(bulk, outcome)
         settleQueued(consume bulk, written: written)
     }
 
-    /// The queue's rules, as a bulk; the queue goes on in the spare storage (its slots'
-    /// fingerprints are the caller's to move or clear).
+    /// The queue's rules, as a bulk; the queue goes on in the spare storage.
     private func takeQueue() -> [PendingRule]? {
         guard let q = queuedWrites, !q.isEmpty else { return nil }
         queuedWrites = spareQueues.popLast() ?? []
@@ -207,7 +203,7 @@ extension BPFDataPlane {
         var lost: [UInt32] = []
         var why: DataPlaneError?
         for p in bulk[written...] {
-            let r = programNow([p.rule])
+            let r = programNow([p.rule(mask: maskWordsByID[Int(p.maskID)]!)])
             if r.installed == 0 {
                 lost.append(p.value.counter)
                 why = why ?? r.error
@@ -243,7 +239,7 @@ extension BPFDataPlane {
 
     private func queue(_ rule: DataPlaneRule, index i: Int) -> QueueStep {
         let t = Self.slotIndex(rule.table)
-        if slots[t].count + queuedWrites!.count + (inFlight?.count ?? 0) + (queuedRemovals?.count ?? 0) + 1
+        if slots[t].written + queuedWrites!.count + (inFlight?.count ?? 0) + (queuedRemovals?.count ?? 0) + 1
             >= capacity.rules {
             return .tableNearlyFull
         }
@@ -253,18 +249,17 @@ extension BPFDataPlane {
         case .failure(let e):
             // The queued rules may use the refused rule's new mask: they count on it first.
             writeQueuedRules()
-            if let m = e.mask { releaseMaskIfUnused(m) }
+            if let m = e.maskID { releaseMaskIfUnused(m) }
             return .failed(e.error)
         }
-        if p.previous != nil || queuedFingerprints[t].contains(p.fingerprint)
-            || inFlightFingerprints[t].contains(p.fingerprint) {
+        if p.previous != nil || p.slotQueued {
             // A replacement, or a second rule for a queued (or in-flight) slot: written after the queue.
             writeQueuedRules()
             releaseActionSet(p.value.actionSet)
-            releaseMaskIfUnused(p.mask)
+            releaseMaskIfUnused(p.maskID)
             if let e = programNow([rule]).error { return .failed(e) }
         } else {
-            queuedFingerprints[t].insert(p.fingerprint)
+            slots[t].markQueued(p.fingerprint, Slot(actionSet: p.value.actionSet, counter: p.value.counter, flags: p.value.flags))
             queuedWrites!.append(p)  // its last use: moved, not copied
             if queuedWrites!.count >= Self.queuedWriteBulk { handOffQueuedRules() }
         }
@@ -315,14 +310,14 @@ extension BPFDataPlane {
             // so that the rules still take effect in order.
             var inWrite: [Set<Fingerprint>] = [[], []]
             var refusal: DataPlaneError?
-            var refusedMask: MaskWords?
+            var refusedMask: UInt32?
             var i = done
             while i < rules.count && pending.count < Self.batchLimit {
                 let prepared = prepare(rules[i], index: i)
                 guard case .success(let p) = prepared else {
                     if case .failure(let e) = prepared {
                         refusal = e.error
-                        refusedMask = e.mask
+                        refusedMask = e.maskID
                     }
                     break
                 }
@@ -350,28 +345,30 @@ extension BPFDataPlane {
     /// rules before it is done (they may use it too).
     private func prepare(_ rule: DataPlaneRule, index: Int) -> Result<PendingRule, PrepareFailure> {
         guard Layout.fitsHardwareKey(key: rule.key, mask: rule.mask) else {
-            return .failure(PrepareFailure(error: .unsupported("match outside the hardware key"), mask: nil))
+            return .failure(PrepareFailure(error: .unsupported("match outside the hardware key"), maskID: nil))
         }
         let lastSet = lastActionSet.flatMap { $0.actions == rule.actions ? $0.id : nil }
         var setBytes: [UInt8] = []
         if lastSet == nil {
             switch Layout.actionSet(rule.actions) {
             case .success(let b): setBytes = b
-            case .failure(let e): return .failure(PrepareFailure(error: e, mask: nil))
+            case .failure(let e): return .failure(PrepareFailure(error: e, maskID: nil))
             }
         }
         let mask = MaskWords(rule.mask)
         let maskID: UInt32
         do { maskID = try acquireMask(mask) } catch {
-            return .failure(PrepareFailure(error: error, mask: nil))
+            return .failure(PrepareFailure(error: error, maskID: nil))
         }
         let key = TableKey(maskID: maskID, key: rule.key, mask: mask)
         let fingerprint = key.fingerprint
-        let previous = slots[Self.slotIndex(rule.table)][fingerprint]
+        let shadow = slots[Self.slotIndex(rule.table)]
+        let held = shadow.find(fingerprint).map { shadow[$0] }
+        let previous = held.flatMap { $0.state == .written ? $0.slot : nil }
         // Two driver rules that differ only outside the hardware key would share a slot:
         // the second is refused rather than overwriting the first.
         if let previous, previous.counter != rule.counter {
-            return .failure(PrepareFailure(error: .unsupported("a rule with the same hardware match is installed"), mask: mask))
+            return .failure(PrepareFailure(error: .unsupported("a rule with the same hardware match is installed"), maskID: maskID))
         }
         let setID: UInt32
         if let id = lastSet {
@@ -379,7 +376,7 @@ extension BPFDataPlane {
             setID = id
         } else {
             do { setID = try acquireActionSet(ActionSetBytes(setBytes)) } catch {
-                return .failure(PrepareFailure(error: error, mask: mask))
+                return .failure(PrepareFailure(error: error, maskID: maskID))
             }
             lastActionSet = (rule.actions, setID)
         }
@@ -387,12 +384,13 @@ extension BPFDataPlane {
         return .success(PendingRule(index: index, table: rule.table, key: key, fingerprint: fingerprint,
                                     value: RuleValue(actionSet: setID, counter: rule.counter, encap: encap,
                                                      recirc: RuleValue.recirculates(rule.actions)),
-                                    mask: mask, previous: previous, actions: rule.actions))
+                                    maskID: maskID, previous: previous, slotQueued: held?.state == .queued,
+                                    actions: rule.actions))
     }
 
     struct PrepareFailure: Error {
         let error: DataPlaneError
-        let mask: MaskWords?
+        let maskID: UInt32?
     }
 
     /// Writes prepared rules, one batch per run of one table, and makes them count:
@@ -413,10 +411,10 @@ extension BPFDataPlane {
         var written = outcome.written
         var error: DataPlaneError? = outcome.errno == 0 ? nil : .system("write rules", errno: outcome.errno)
         // The written rules count on their masks; masks new to a table join its list.
-        var listed: [(mask: MaskWords, table: HardwareTable)] = []
+        var listed: [(mask: UInt32, table: HardwareTable)] = []
         // New rules are counted on their mask a run at a time (a bulk's rules mostly
         // share one mask: one look-up of the mask per run, not per rule).
-        var run: (mask: MaskWords, table: HardwareTable, rules: Int)?
+        var run: (mask: UInt32, table: HardwareTable, rules: Int)?
         func countRun() {
             guard let r = run else { return }
             if countMaskUser(r.mask, table: r.table, rules: r.rules) { listed.append((r.mask, r.table)) }
@@ -425,15 +423,15 @@ extension BPFDataPlane {
         // By index: a rule bound by `for p in` is a copy (its actions array retained).
         for i in 0..<written {
             let table = pending[i].table
-            slots[Self.slotIndex(table)][pending[i].fingerprint] = Slot(actionSet: pending[i].value.actionSet,
-                                                                         counter: pending[i].value.counter,
-                                                                         flags: pending[i].value.flags)
+            slots[Self.slotIndex(table)].setWritten(pending[i].fingerprint, Slot(actionSet: pending[i].value.actionSet,
+                                                                                  counter: pending[i].value.counter,
+                                                                                  flags: pending[i].value.flags))
             guard pending[i].previous == nil else { continue }
-            if let r = run, r.table == table, r.mask == pending[i].mask {
+            if let r = run, r.table == table, r.mask == pending[i].maskID {
                 run!.rules += 1
             } else {
                 countRun()
-                run = (pending[i].mask, table, 1)
+                run = (pending[i].maskID, table, 1)
             }
         }
         countRun()
@@ -446,19 +444,21 @@ extension BPFDataPlane {
                 // The rules on the new masks never became visible: take them out, and
                 // (to keep a prefix) every rule written after the first of them.
                 let first = pending[..<written].firstIndex { p in
-                    p.previous == nil && listed.contains { $0.mask == p.mask && $0.table == p.table }
+                    p.previous == nil && listed.contains { $0.mask == p.maskID && $0.table == p.table }
                 } ?? written
                 for p in pending[first..<written].reversed() {
                     takeBack(p)
-                    releaseMaskIfUnused(p.mask)
+                    releaseMaskIfUnused(p.maskID)
                 }
                 written = first
                 error = error ?? e
             }
         }
         for p in pending[neverWritten...].reversed() {
+            // A queued rule's slot was marked: it is free again.
+            if p.previous == nil { slots[Self.slotIndex(p.table)].removeQueued(p.fingerprint) }
             releaseActionSet(p.value.actionSet)
-            releaseMaskIfUnused(p.mask)
+            releaseMaskIfUnused(p.maskID)
         }
         // Replaced in one write: the old action set goes once no rule uses it. Only now,
         // for the rules that stay written: one taken back above runs its previous value
@@ -472,7 +472,7 @@ extension BPFDataPlane {
     /// Undoes a written rule: the slot gets its previous content back (or goes).
     /// An emptied slot index keeps its storage (tens of MiB after a million rules): give it back.
     private func releaseSlotStorageIfEmpty(_ t: Int) {
-        if slots[t].isEmpty && slots[t].capacity > 4096 { slots[t] = [:] }
+        if slots[t].isEmpty && slots[t].capacity > 4096 { slots[t] = SlotShadow() }
     }
 
     private func takeBack(_ p: PendingRule) {
@@ -480,12 +480,12 @@ extension BPFDataPlane {
         if let previous = p.previous {
             // Its action set is still held: write() releases it only for rules that stay.
             _ = Self.updateBatch(mapFD(p.table), keys: [p.key], values: [previous.value])
-            slots[t][p.fingerprint] = previous
+            slots[t].setWritten(p.fingerprint, previous)
         } else {
             delete(mapFD(p.table), p.key.bytes)
-            slots[t][p.fingerprint] = nil
+            if let i = slots[t].find(p.fingerprint) { slots[t].remove(at: i) }
             releaseSlotStorageIfEmpty(t)
-            uncountMaskUser(p.mask, table: p.table)
+            uncountMaskUser(p.maskID, table: p.table)
         }
         releaseActionSet(p.value.actionSet)
     }
@@ -497,7 +497,7 @@ extension BPFDataPlane {
         if rules.contains(where: { $0.table == .chain }) { return oneByOne(rules, chain: removeChain, other: { remove(batch: $0) }) }
         var done = 0
         while done < rules.count {
-            var taken: [(index: Int, table: HardwareTable, key: TableKey, slot: Slot, mask: MaskWords)] = []
+            var taken: [(index: Int, table: HardwareTable, key: TableKey, slot: Slot, mask: UInt32)] = []
             var i = done
             // Rules of a bulk mostly share their mask: look it up once per run.
             var lastUse: (mask: MaskWords, id: UInt32)?
@@ -514,11 +514,13 @@ extension BPFDataPlane {
                 let key = TableKey(maskID: maskID, key: rule.key, mask: mask)
                 let t = Self.slotIndex(rule.table)
                 // Only the rule that owns the slot (its counter) takes it out.
-                let fingerprint = key.fingerprint
-                guard let slot = slots[t][fingerprint], slot.counter == rule.counter else { continue }
-                slots[t][fingerprint] = nil
+                let shadow = slots[t]
+                guard let at = shadow.find(key.fingerprint), shadow[at].state == .written,
+                      shadow[at].counter == rule.counter else { continue }
+                let slot = shadow[at].slot
+                shadow.remove(at: at)
                 releaseSlotStorageIfEmpty(t)
-                taken.append((i - 1, rule.table, key, slot, mask))
+                taken.append((i - 1, rule.table, key, slot, maskID))
             }
             var deleted = 0
             var error: DataPlaneError?
@@ -551,7 +553,7 @@ extension BPFDataPlane {
             shrinkSlotsIfSparse()
             if let error {
                 // Still in the table: still ours.
-                for r in taken[deleted...] { slots[Self.slotIndex(r.table)][r.key.fingerprint] = r.slot }
+                for r in taken[deleted...] { slots[Self.slotIndex(r.table)].setWritten(r.key.fingerprint, r.slot) }
                 return (taken[deleted].index, error)
             }
             done = i
@@ -576,9 +578,7 @@ extension BPFDataPlane {
     /// Dictionaries keep their capacity when emptied: after most rules went, the slots
     /// move into tables their size (memory goes back, not only gets reused).
     private func shrinkSlotsIfSparse() {
-        for t in 0..<2 where slots[t].capacity > 4096 && slots[t].count * 8 < slots[t].capacity {
-            slots[t] = Dictionary(uniqueKeysWithValues: slots[t].lazy.map { ($0.key, $0.value) })
-        }
+        for t in 0..<2 { slots[t].shrinkIfSparse(minimum: 4096) }
     }
 
     /// Copies every rule of a table into another map (a resize), a batch at a time: the
@@ -672,13 +672,14 @@ extension BPFDataPlane {
             throw error
         }
         masksByWords[words] = MaskUse(id: id)
+        maskWordsByID[Int(id)] = words
         return id
     }
 
     /// Counts a rule on a mask: true when it is the table's first, so the mask must
     /// join the table's list (added to `lists` here, published by the caller).
-    private func countMaskUser(_ words: MaskWords, table: HardwareTable, rules: Int = 1) -> Bool {
-        guard let i = masksByWords.index(forKey: words) else { return false }
+    private func countMaskUser(_ id: UInt32, table: HardwareTable, rules: Int = 1) -> Bool {
+        guard let words = maskWordsByID[Int(id)], let i = masksByWords.index(forKey: words) else { return false }
         let n = masksByWords.values[i][table]
         masksByWords.values[i][table] = n + rules
         guard n == 0 else { return false }
@@ -689,15 +690,13 @@ extension BPFDataPlane {
     /// A rule of `table` left a mask: true when the mask left the table's list (the
     /// caller publishes). A mask no rule uses gives back its id.
     @discardableResult
-    private func uncountMaskUser(_ words: MaskWords, table: HardwareTable, rules: Int = 1) -> Bool {
-        guard var use = masksByWords[words] else { return false }
+    private func uncountMaskUser(_ id: UInt32, table: HardwareTable, rules: Int = 1) -> Bool {
+        guard let words = maskWordsByID[Int(id)], var use = masksByWords[words] else { return false }
         let n = use[table] - rules
         use[table] = max(0, n)
         if n <= 0 { lists[table]?.removeAll { $0 == use.id } }
         if use.isUnused {
-            masksByWords[words] = nil
-            lastMask = nil
-            maskIDs.release(use.id, now: Sys.monotonicNanoseconds())
+            forgetMask(words, id: use.id)
         } else {
             masksByWords[words] = use
         }
@@ -705,11 +704,17 @@ extension BPFDataPlane {
     }
 
     /// Gives back a mask that no rule ended up using (a refused or unwritten rule).
-    private func releaseMaskIfUnused(_ words: MaskWords) {
-        guard let use = masksByWords[words], use.isUnused else { return }
+    private func releaseMaskIfUnused(_ id: UInt32) {
+        guard let words = maskWordsByID[Int(id)], let use = masksByWords[words], use.isUnused else { return }
+        forgetMask(words, id: id)
+    }
+
+    /// A mask no rule uses: its id goes back (reused after a grace period).
+    private func forgetMask(_ words: MaskWords, id: UInt32) {
         masksByWords[words] = nil
+        maskWordsByID[Int(id)] = nil
         lastMask = nil
-        maskIDs.release(use.id, now: Sys.monotonicNanoseconds())
+        maskIDs.release(id, now: Sys.monotonicNanoseconds())
     }
 
     func acquireActionSet(_ set: ActionSetBytes) throws(DataPlaneError) -> UInt32 {

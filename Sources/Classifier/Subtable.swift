@@ -15,13 +15,12 @@ final class SlotArray: @unchecked Sendable {
 
     init(capacity: Int) {
         self.capacity = capacity
-        slots = .allocate(capacity: capacity)
-        for i in 0..<capacity { (slots + i).initialize(to: Atomic(0)) }
+        // All zeros: every slot empty (an atomic word is its value's bits).
+        slots = TableMemory.allocate(Atomic<UInt>.self, count: capacity)
     }
 
     deinit {
-        slots.deinitialize(count: capacity)
-        slots.deallocate()
+        TableMemory.deallocate(slots, count: capacity)
     }
 
     static let empty: UInt = 0

@@ -210,8 +210,8 @@ struct LayoutTests {
             let key = TableKey(maskID: 3, key: r.key, mask: mask)
             let p = BPFDataPlane.PendingRule(index: 0, table: r.table, key: key, fingerprint: key.fingerprint,
                                              value: RuleValue(actionSet: 1, counter: r.counter, encap: false),
-                                             mask: mask, previous: nil, actions: r.actions)
-            #expect(p.rule == r)
+                                             maskID: 3, previous: nil, slotQueued: false, actions: r.actions)
+            #expect(p.rule(mask: mask) == r)
         }
     }
 }

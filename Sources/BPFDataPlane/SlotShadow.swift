@@ -1,0 +1,138 @@
+import Classifier
+
+/// The driver's shadow of one rule table: what each slot holds (action set, counter,
+/// flags) by the fingerprint of its key (the kernel's map holds the keys), and the slots
+/// queued rules are about to take.
+///
+/// Open addressing over one array of 16-byte entries (linear probing, at most 3/4 full
+/// with deleted entries counted): with a million rules each look-up is a cache miss, and a
+/// dictionary's separate key and value storage made two or three. A queued rule marks its
+/// slot in the same entry, so the queue needs no set of fingerprints beside it, and
+/// settling the write finds the entry where the queueing left it.
+final class SlotShadow {
+    enum State: UInt8 { case empty = 0, deleted, written, queued }
+
+    struct Entry {
+        var fingerprint: UInt64
+        var counter: UInt32
+        var actionSet: UInt16
+        var flags: UInt8
+        var state: State
+
+        var slot: BPFDataPlane.Slot {
+            BPFDataPlane.Slot(actionSet: UInt32(actionSet), counter: counter, flags: UInt32(flags))
+        }
+    }
+
+    private var entries: UnsafeMutablePointer<Entry>
+    private(set) var capacity: Int
+    /// Slots holding a written rule.
+    private(set) var written = 0
+    /// Slots a queued rule will take.
+    private(set) var queued = 0
+    private var deleted = 0
+
+    static let minimumCapacity = 16
+
+    init(capacity: Int = SlotShadow.minimumCapacity) {
+        self.capacity = capacity
+        entries = TableMemory.allocate(Entry.self, count: capacity)
+    }
+
+    deinit { TableMemory.deallocate(entries, count: capacity) }
+
+    var isEmpty: Bool { written == 0 && queued == 0 }
+
+    /// The entry holding `fingerprint` (written or queued), or nil.
+    func find(_ fingerprint: Fingerprint) -> Int? {
+        let m = capacity - 1
+        var i = Int(truncatingIfNeeded: fingerprint.value) & m
+        while true {
+            let e = entries[i]
+            if e.state == .empty { return nil }
+            if e.fingerprint == fingerprint.value && e.state != .deleted { return i }
+            i = (i + 1) & m
+        }
+    }
+
+    subscript(_ i: Int) -> Entry { entries[i] }
+
+    /// The slot written for `fingerprint`, if any (a queued one is not written yet).
+    func writtenSlot(_ fingerprint: Fingerprint) -> BPFDataPlane.Slot? {
+        guard let i = find(fingerprint), entries[i].state == .written else { return nil }
+        return entries[i].slot
+    }
+
+    /// Marks the slot of a rule queued for writing (none holds `fingerprint`).
+    func markQueued(_ fingerprint: Fingerprint, _ slot: BPFDataPlane.Slot) {
+        place(Self.entry(fingerprint, slot, .queued))
+        queued += 1
+        growIfFull()
+    }
+
+    /// The slot holds `slot`, written: a queued entry becomes written, a written one
+    /// takes the new content, or a new entry is made.
+    func setWritten(_ fingerprint: Fingerprint, _ slot: BPFDataPlane.Slot) {
+        if let i = find(fingerprint) {
+            if entries[i].state == .queued {
+                queued -= 1
+                written += 1
+            }
+            entries[i] = Self.entry(fingerprint, slot, .written)
+            return
+        }
+        place(Self.entry(fingerprint, slot, .written))
+        written += 1
+        growIfFull()
+    }
+
+    /// Takes out the entry at `i` (written or queued).
+    func remove(at i: Int) {
+        if entries[i].state == .queued { queued -= 1 } else { written -= 1 }
+        entries[i].state = .deleted
+        deleted += 1
+        if deleted > capacity / 4 { rebuild(capacity: capacity) }
+    }
+
+    /// Takes out the entry of a queued rule that was not written.
+    func removeQueued(_ fingerprint: Fingerprint) {
+        if let i = find(fingerprint), entries[i].state == .queued { remove(at: i) }
+    }
+
+    /// Memory back after most entries went: a table its size (a fresh small one when
+    /// empty). Only when it is at least `minimum` entries and under an eighth full.
+    func shrinkIfSparse(minimum: Int) {
+        let live = written + queued
+        guard capacity > minimum, live * 8 < capacity else { return }
+        var c = Self.minimumCapacity
+        while live * 2 > c { c <<= 1 }
+        rebuild(capacity: c)
+    }
+
+    private static func entry(_ f: Fingerprint, _ s: BPFDataPlane.Slot, _ state: State) -> Entry {
+        // Action set ids are under actionSetCapacity (65536); flags are ESW_RULE_* bits.
+        Entry(fingerprint: f.value, counter: s.counter, actionSet: UInt16(truncatingIfNeeded: s.actionSet),
+              flags: UInt8(truncatingIfNeeded: s.flags), state: state)
+    }
+
+    private func place(_ e: Entry) {
+        let m = capacity - 1
+        var i = Int(truncatingIfNeeded: e.fingerprint) & m
+        while entries[i].state == .written || entries[i].state == .queued { i = (i + 1) & m }
+        if entries[i].state == .deleted { deleted -= 1 }
+        entries[i] = e
+    }
+
+    private func growIfFull() {
+        if (written + queued + deleted) * 4 > capacity * 3 { rebuild(capacity: capacity * 2) }
+    }
+
+    private func rebuild(capacity newCapacity: Int) {
+        let old = entries, oldCapacity = capacity
+        capacity = newCapacity
+        entries = TableMemory.allocate(Entry.self, count: newCapacity)
+        deleted = 0
+        for i in 0..<oldCapacity where old[i].state == .written || old[i].state == .queued { place(old[i]) }
+        TableMemory.deallocate(old, count: oldCapacity)
+    }
+}
