@@ -18,15 +18,25 @@ public enum TableMemory {
             UnsafeMutableRawPointer(p).initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
             return p
         }
-        var raw: UnsafeMutableRawPointer?
-        guard posix_memalign(&raw, hugePage, bytes) == 0, let raw else { fatalError("out of memory (\(bytes) bytes of table)") }
+        // Mapped, not from malloc: the kernel's pages are zeroed already (a memset would
+        // touch every page a second time), and the mapping is aligned to a huge page.
+        let length = mappedLength(bytes)
+        guard let m = mmap(nil, length + hugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+              m != MAP_FAILED else { fatalError("out of memory (\(bytes) bytes of table)") }
+        let start = (UInt(bitPattern: m) + UInt(hugePage - 1)) & ~UInt(hugePage - 1)
+        let head = Int(start - UInt(bitPattern: m))
+        if head > 0 { munmap(m, head) }
+        munmap(UnsafeMutableRawPointer(bitPattern: start + UInt(length)), hugePage - head)
+        let raw = UnsafeMutableRawPointer(bitPattern: start)!
         // Advice only: without huge pages the table is as before.
-        _ = madvise(raw, bytes, MADV_HUGEPAGE)
-        raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+        _ = madvise(raw, length, MADV_HUGEPAGE)
         return raw.bindMemory(to: T.self, capacity: count)
     }
 
     public static func deallocate<T: ~Copyable>(_ p: UnsafeMutablePointer<T>, count: Int) {
-        if count * MemoryLayout<T>.stride >= hugePage { free(UnsafeMutableRawPointer(p)) } else { p.deallocate() }
+        let bytes = count * MemoryLayout<T>.stride
+        if bytes >= hugePage { munmap(UnsafeMutableRawPointer(p), mappedLength(bytes)) } else { p.deallocate() }
     }
+
+    private static func mappedLength(_ bytes: Int) -> Int { (bytes + hugePage - 1) & ~(hugePage - 1) }
 }
