@@ -36,7 +36,7 @@ let package = Package(
         .plugin(name: "BPFObjectPlugin", capability: .buildTool()),
 
         .target(name: "Packet", swiftSettings: fast),
-        .target(name: "Classifier", dependencies: ["Packet"], swiftSettings: fast),
+        .target(name: "Classifier", dependencies: ["CNetLinux", "Packet"], swiftSettings: fast),
         .target(name: "Conntrack", dependencies: ["Packet"], swiftSettings: fast),
         .target(name: "NetLinux", dependencies: ["CNetLinux", "Netlink"], swiftSettings: strict),
         .target(name: "Netlink", swiftSettings: fast),
@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "BPFDataPlane", dependencies: ["ESwitch", "Classifier", "CLibBPF", "NetLinux", "Packet"], swiftSettings: fast,
                 plugins: ["BPFObjectPlugin"]),
         .target(name: "Representors", dependencies: ["ESwitch", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
-        .target(name: "OVSDatapath", dependencies: ["Packet", "Classifier", "Conntrack", "ODP", "ESwitch", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: fast),
+        .target(name: "OVSDatapath", dependencies: ["CNetLinux", "Packet", "Classifier", "Conntrack", "ODP", "ESwitch", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: fast),
         .target(name: "Tunnels", dependencies: ["OVSDatapath", "CMnl", "NetLinux", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .target(name: "ControlProtocol", dependencies: [
             "CNetLinux", "NetLinux", "Netlink", "ODP", .product(name: "ArgumentParser", package: "swift-argument-parser"),

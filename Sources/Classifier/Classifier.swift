@@ -113,6 +113,14 @@ public final class Classifier: @unchecked Sendable {
         subtable(for: bits)?._withUnsafeGuaranteedRef { $0.mask } ?? FlowMask(bits)
     }
 
+    /// Starts loading the slot where `lookupExact(key:mask:)` (or an insert) of this key
+    /// will probe: at a million entries that is a cache miss, which then overlaps the
+    /// caller's work in between (the hash is computed again by the look-up: cheaper than
+    /// handing it through the layers).
+    public func prefetchExact(key: FlowKey, mask: FlowKey) {
+        subtable(for: mask)?._withUnsafeGuaranteedRef { $0.prefetch(key) }
+    }
+
     /// The entry installed with exactly this key and mask, if any.
     public func lookupExact(key: FlowKey, mask: FlowKey) -> ClassifierEntry? {
         subtable(for: mask)?._withUnsafeGuaranteedRef { $0.lookupExact(key.masked(by: mask)) }

@@ -1,3 +1,4 @@
+import CNetLinux
 import Packet
 import Synchronization
 
@@ -145,6 +146,14 @@ public final class Subtable: @unchecked Sendable {
         let d = t &- lastHits
         lastHits = t
         return d
+    }
+
+    /// Starts loading the slot where a probe for `key` begins.
+    func prefetch(_ key: FlowKey) {
+        let h = mask.hash(key)
+        current.load(ordering: .acquiring)._withUnsafeGuaranteedRef { arr in
+            cnl_prefetch(arr.slots + (Int(h) & (arr.capacity - 1)))
+        }
     }
 
     // MARK: Writer side

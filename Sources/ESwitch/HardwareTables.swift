@@ -132,11 +132,14 @@ public final class HardwareTables: @unchecked Sendable {
     /// (lockstep), so no other rule can ask for its match meanwhile and it is not listed
     /// as pending (two hash-table writes a rule saved).
     func accept(_ spec: HardwareRuleSpec, writtenNow: Bool = false) -> Result<HardwareRule, OffloadFailure> {
-        if let f = capabilities.check(key: spec.key, mask: spec.mask) { return .failure(f) }
-        if let f = capabilities.check(actions: spec.actions) { return .failure(f) }
         let isExact = HardwareCapabilities.isExactMatchProfile(key: spec.key, mask: spec.mask)
         // A rule of a recirculation chain is looked up only by recirculated frames.
         let table: HardwareTable = spec.key[.recircID] != 0 ? .chain : isExact ? .exact : .masked
+        // The duplicate check below is a cache miss at a million rules: started now, it
+        // overlaps the capability checks.
+        withClassifier(of: table) { $0.prefetchExact(key: spec.key, mask: spec.mask) }
+        if let f = capabilities.check(key: spec.key, mask: spec.mask) { return .failure(f) }
+        if let f = capabilities.check(actions: spec.actions) { return .failure(f) }
         if let f = Self.checkChain(spec, table: table) { return .failure(f) }
         let match = RuleMatch(table: table, key: spec.key.masked(by: spec.mask), mask: spec.mask)
         if isHeld(match) { return .failure(.unsupportedMatch(field: "duplicate of an installed rule")) }

@@ -267,6 +267,7 @@ public final class Datapath: @unchecked Sendable {
     /// putFlow, saying what changed (for a transaction to undo it: see undo(_:)).
     public func changeFlow(match: FlowMatch, ufid givenUFID: UInt128?, actions actionBytes: [UInt8],
                            options: PutOptions = PutOptions()) throws(DatapathError) -> FlowChange {
+        table.prefetch(match: match, ufid: givenUFID)
         let (actionBytes, actions, compiled) = try decodeAndCompile(actionBytes, for: match)
         let now = Sys.monotonicNanoseconds()
 

@@ -6,7 +6,7 @@ import Packet
 /// plus the control thread's indexes by UFID and by exact match.
 final class FlowTable: @unchecked Sendable {
     let classifier: Classifier
-    private(set) var byUFID: [UInt128: DatapathFlow] = [:]
+    private var byUFID = UFIDIndex()
     /// Every flow in the order it entered the table, nil where one left (a replacement
     /// takes its predecessor's place). A dump copies this array, not sorting a million
     /// flows before its first reply; the copy is shared until the table next changes.
@@ -30,7 +30,7 @@ final class FlowTable: @unchecked Sendable {
         classifier.lookupExact(key: match.key, mask: match.mask).map { unsafeDowncast($0, to: DatapathFlow.self) }
     }
 
-    func lookup(ufid: UInt128) -> DatapathFlow? { byUFID[ufid] }
+    func lookup(ufid: UInt128) -> DatapathFlow? { byUFID.lookup(ufid) }
 
     /// Adds a flow whose match and ufid are both new; false (nothing changed) otherwise.
     /// `matchCheckedAbsent`: the caller looked the match up (`lookup(match:)`) and found
@@ -44,21 +44,19 @@ final class FlowTable: @unchecked Sendable {
     /// offloading: one probe of the index, where a look-up and then the insert made two,
     /// each a cache miss at a million flows). False, and nothing changed, if another
     /// flow has it.
-    func claimUFID(_ f: DatapathFlow) -> Bool {
-        // Grow four-fold rather than two-fold: every growth rehashes each flow, and a
-        // batch of 100k puts did so about twice over on the way.
-        if byUFID.count >= byUFID.capacity { byUFID.reserveCapacity(Swift.max(1024, byUFID.capacity * 4)) }
-        // One hash of the ufid on the usual path: insert, and put back what was there.
-        if let previous = byUFID.updateValue(f, forKey: f.ufid) {
-            byUFID[f.ufid] = previous
-            return false
-        }
-        return true
+    func claimUFID(_ f: DatapathFlow) -> Bool { byUFID.claim(f) }
+
+    /// Starts loading where `lookup(match:)` and `claimUFID` (or `lookup(ufid:)`) will
+    /// look: two cache misses at a million flows, overlapped with each other and with the
+    /// put's work before them.
+    func prefetch(match: FlowMatch, ufid: UInt128?) {
+        classifier.prefetchExact(key: match.key, mask: match.mask)
+        if let ufid { byUFID.prefetch(ufid) }
     }
 
     /// Gives back a claimed ufid whose flow does not go in.
     func releaseUFID(_ f: DatapathFlow) {
-        if byUFID[f.ufid] === f { byUFID[f.ufid] = nil }
+        byUFID.remove(f)
     }
 
     /// The rest of `insert` for a flow whose ufid it claimed; false (the claim given
@@ -75,10 +73,7 @@ final class FlowTable: @unchecked Sendable {
     }
 
     func remove(_ f: DatapathFlow) {
-        guard byUFID[f.ufid] === f else { return }
-        byUFID[f.ufid] = nil
-        // An emptied dictionary keeps its storage (tens of MiB after a million flows).
-        if byUFID.isEmpty && byUFID.capacity > 4096 { byUFID = [:] }
+        guard byUFID.remove(f) else { return }
         classifier.remove(f)
         if f.origin == .normal { learnedCount -= 1 }
         inOrder[f.tablePosition] = nil
@@ -116,7 +111,7 @@ final class FlowTable: @unchecked Sendable {
     func replace(_ old: DatapathFlow, with new: DatapathFlow) {
         precondition(old.ufid == new.ufid)
         if classifier.replace(old, with: new) {
-            byUFID[new.ufid] = new
+            byUFID.replace(with: new)
             new.tablePosition = old.tablePosition
             inOrder[new.tablePosition] = new
         }
