@@ -40,6 +40,8 @@ extension BPFDataPlane {
         let previous: Slot?
         /// A queued rule (queued or in flight) will take the slot.
         let slotQueued: Bool
+        /// Where this rule's slot was marked queued (settling it then needs no look-up).
+        var queuedAt: SlotShadow.Place?
         /// The rule's actions: with the key and mask, the rule again (`rule`).
         let actions: [HardwareAction]
 
@@ -243,7 +245,7 @@ extension BPFDataPlane {
             >= capacity.rules {
             return .tableNearlyFull
         }
-        let p: PendingRule
+        var p: PendingRule
         switch prepare(rule, index: i) {
         case .success(let prepared): p = prepared
         case .failure(let e):
@@ -259,7 +261,8 @@ extension BPFDataPlane {
             releaseMaskIfUnused(p.maskID)
             if let e = programNow([rule]).error { return .failed(e) }
         } else {
-            slots[t].markQueued(p.fingerprint, Slot(actionSet: p.value.actionSet, counter: p.value.counter, flags: p.value.flags))
+            p.queuedAt = slots[t].markQueued(p.fingerprint, Slot(actionSet: p.value.actionSet, counter: p.value.counter,
+                                                                 flags: p.value.flags))
             queuedWrites!.append(p)  // its last use: moved, not copied
             if queuedWrites!.count >= Self.queuedWriteBulk { handOffQueuedRules() }
         }
@@ -423,9 +426,13 @@ extension BPFDataPlane {
         // By index: a rule bound by `for p in` is a copy (its actions array retained).
         for i in 0..<written {
             let table = pending[i].table
-            slots[Self.slotIndex(table)].setWritten(pending[i].fingerprint, Slot(actionSet: pending[i].value.actionSet,
-                                                                                  counter: pending[i].value.counter,
-                                                                                  flags: pending[i].value.flags))
+            let shadow = slots[Self.slotIndex(table)]
+            if let at = pending[i].queuedAt, shadow.markWritten(at) {
+                // (The entry holds the rule's slot since it was queued.)
+            } else {
+                shadow.setWritten(pending[i].fingerprint, Slot(actionSet: pending[i].value.actionSet, counter: pending[i].value.counter,
+                                                               flags: pending[i].value.flags))
+            }
             guard pending[i].previous == nil else { continue }
             if let r = run, r.table == table, r.mask == pending[i].maskID {
                 run!.rules += 1

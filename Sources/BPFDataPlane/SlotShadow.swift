@@ -63,11 +63,35 @@ final class SlotShadow {
         return entries[i].slot
     }
 
-    /// Marks the slot of a rule queued for writing (none holds `fingerprint`).
-    func markQueued(_ fingerprint: Fingerprint, _ slot: BPFDataPlane.Slot) {
-        place(Self.entry(fingerprint, slot, .queued))
+    /// An entry's position, valid until the table is rebuilt (`generation`).
+    struct Place {
+        let index: Int32
+        let generation: UInt32
+    }
+
+    /// Rebuilds so far: a `Place` from an earlier one is stale.
+    private var generation: UInt32 = 0
+
+    /// Marks the slot of a rule queued for writing (none holds `fingerprint`); where.
+    func markQueued(_ fingerprint: Fingerprint, _ slot: BPFDataPlane.Slot) -> Place {
+        let i = place(Self.entry(fingerprint, slot, .queued))
         queued += 1
+        let at = Place(index: Int32(i), generation: generation)
         growIfFull()
+        return at
+    }
+
+    /// The queued entry at `at` (its content set when it was queued) is written: false if
+    /// the table was rebuilt since (the caller looks the entry up). Only a store: at a
+    /// million rules the entry's line has left the cache since, and a look-up would wait
+    /// for it.
+    func markWritten(_ at: Place) -> Bool {
+        guard at.generation == generation else { return false }
+        assert(entries[Int(at.index)].state == .queued, "a queued entry moved without a rebuild")
+        entries[Int(at.index)].state = .written
+        queued -= 1
+        written += 1
+        return true
     }
 
     /// The slot holds `slot`, written: a queued entry becomes written, a written one
@@ -115,12 +139,14 @@ final class SlotShadow {
               flags: UInt8(truncatingIfNeeded: s.flags), state: state)
     }
 
-    private func place(_ e: Entry) {
+    @discardableResult
+    private func place(_ e: Entry) -> Int {
         let m = capacity - 1
         var i = Int(truncatingIfNeeded: e.fingerprint) & m
         while entries[i].state == .written || entries[i].state == .queued { i = (i + 1) & m }
         if entries[i].state == .deleted { deleted -= 1 }
         entries[i] = e
+        return i
     }
 
     private func growIfFull() {
@@ -132,6 +158,7 @@ final class SlotShadow {
         capacity = newCapacity
         entries = TableMemory.allocate(Entry.self, count: newCapacity)
         deleted = 0
+        generation &+= 1
         for i in 0..<oldCapacity where old[i].state == .written || old[i].state == .queued { place(old[i]) }
         TableMemory.deallocate(old, count: oldCapacity)
     }

@@ -1,8 +1,8 @@
 @testable import BPFDataPlane
 import Testing
 
-/// The slot shadow against a dictionary doing the same: random queues, writes, removals
-/// and shrinks over a small fingerprint space (so that probe runs collide, wrap around
+/// The slot shadow against a dictionary doing the same: random queues, writes (queued
+/// entries settled where they were queued), removals and shrinks over a small fingerprint space (so that probe runs collide, wrap around
 /// the table's end, pass deleted entries and meet rebuilds).
 struct SlotShadowTests {
     struct Model: Equatable {
@@ -19,6 +19,8 @@ struct SlotShadowTests {
         var rng = SystemRandomNumberGenerator()
         let shadow = SlotShadow()
         var model: [UInt64: Model] = [:]
+        var places: [UInt64: SlotShadow.Place] = [:]
+        var settledInPlace = 0
         for step in 0..<200_000 {
             let n = UInt64.random(in: 0..<3000, using: &rng)
             let f = Self.fingerprint(n)
@@ -28,18 +30,31 @@ struct SlotShadowTests {
             case 0..<3:
                 // Queued only where nothing holds the slot (as BPFDataPlane.queue does).
                 if model[f.value] == nil {
-                    shadow.markQueued(f, slot)
+                    places[f.value] = shadow.markQueued(f, slot)
                     model[f.value] = Model(state: .queued, counter: slot.counter, actionSet: slot.actionSet, flags: slot.flags)
                 }
             case 3..<6:
-                shadow.setWritten(f, slot)
-                model[f.value] = Model(state: .written, counter: slot.counter, actionSet: slot.actionSet, flags: slot.flags)
+                // A queued entry settles where it was queued (unless a rebuild moved it),
+                // keeping what it was queued with; any other is written with `slot`.
+                if var m = model[f.value], m.state == .queued, let at = places[f.value], shadow.markWritten(at) {
+                    m.state = .written
+                    model[f.value] = m
+                    settledInPlace += 1
+                } else {
+                    shadow.setWritten(f, slot)
+                    model[f.value] = Model(state: .written, counter: slot.counter, actionSet: slot.actionSet, flags: slot.flags)
+                }
+                places[f.value] = nil
             case 6..<8:
                 if let i = shadow.find(f) { shadow.remove(at: i) }
                 model[f.value] = nil
+                places[f.value] = nil
             case 8:
                 shadow.removeQueued(f)
-                if model[f.value]?.state == .queued { model[f.value] = nil }
+                if model[f.value]?.state == .queued {
+                    model[f.value] = nil
+                    places[f.value] = nil
+                }
             default:
                 if step % 97 == 0 { shadow.shrinkIfSparse(minimum: 16) }
             }
@@ -57,6 +72,7 @@ struct SlotShadowTests {
                 }
             }
         }
+        #expect(settledInPlace > 1000)
     }
 
     @Test func memoryGoesBackWhenMostEntriesLeave() {
