@@ -113,12 +113,31 @@ public final class Classifier: @unchecked Sendable {
         subtable(for: bits)?._withUnsafeGuaranteedRef { $0.mask } ?? FlowMask(bits)
     }
 
-    /// Starts loading the slot where `lookupExact(key:mask:)` (or an insert) of this key
-    /// will probe: at a million entries that is a cache miss, which then overlaps the
-    /// caller's work in between (the hash is computed again by the look-up: cheaper than
-    /// handing it through the layers).
-    public func prefetchExact(key: FlowKey, mask: FlowKey) {
-        subtable(for: mask)?._withUnsafeGuaranteedRef { $0.prefetch(key) }
+    /// A key about to be looked up exactly and, if absent, inserted: its mask object
+    /// (the subtable's, found once by the mask's 28 words) and its hash under it
+    /// (computed once, for the look-up and the new entry). Making one starts loading the
+    /// slot where the look-up will probe: at a million entries that is a cache miss,
+    /// which then overlaps the caller's work in between.
+    public struct Probe {
+        public let mask: FlowMask
+        public let hash: UInt32
+    }
+
+    public func probe(key: FlowKey, mask bits: FlowKey) -> Probe {
+        guard let s = subtable(for: bits) else {
+            let m = FlowMask(bits)
+            return Probe(mask: m, hash: m.hash(key))
+        }
+        return s._withUnsafeGuaranteedRef { st in
+            let h = st.mask.hash(key)
+            st.prefetch(hash: h)
+            return Probe(mask: st.mask, hash: h)
+        }
+    }
+
+    /// `lookupExact(key:mask:)` of a probed key.
+    public func lookupExact(key: FlowKey, probe: Probe) -> ClassifierEntry? {
+        subtable(for: probe.mask)?._withUnsafeGuaranteedRef { $0.find(key, hash: probe.hash)?.takeUnretainedValue() }
     }
 
     /// The entry installed with exactly this key and mask, if any.

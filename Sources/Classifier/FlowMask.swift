@@ -154,7 +154,9 @@ open class ClassifierEntry: @unchecked Sendable {
         return k
     }
 
-    public init(key: FlowKey, mask: FlowMask) {
+    /// An entry of `key` under `mask`; `hash` is the key's under the mask
+    /// (`mask.hash(key)`, or a `Classifier.Probe`'s).
+    public init(key: FlowKey, mask: FlowMask, hash: UInt32) {
         // Spans: subscripting a borrowed InlineArray copies it whole first.
         let k = key.words.span, m = mask.bitWords, index = mask.wordIndex.span
         let n = mask.wordCount
@@ -169,7 +171,8 @@ open class ClassifierEntry: @unchecked Sendable {
         self.head = head
         self.tail = tail
         self.mask = mask
-        self.hash = mask.hash(key)
+        assert(hash == mask.hash(key), "an entry's hash is its key's under its mask")
+        self.hash = hash
     }
 
     deinit { tail?.deallocate() }

@@ -110,7 +110,11 @@ public final class Subtable: @unchecked Sendable {
 
     @usableFromInline
     func findSlow(_ key: FlowKey) -> Unmanaged<ClassifierEntry>? {
-        let h = mask.hash(key)
+        find(key, hash: mask.hash(key))
+    }
+
+    /// `findSlow` of a key whose hash under this mask is `h`.
+    func find(_ key: FlowKey, hash h: UInt32) -> Unmanaged<ClassifierEntry>? {
         let tag = SlotArray.tag(h)
         return current.load(ordering: .acquiring)._withUnsafeGuaranteedRef { arr -> Unmanaged<ClassifierEntry>? in
             let m = arr.capacity - 1
@@ -148,9 +152,8 @@ public final class Subtable: @unchecked Sendable {
         return d
     }
 
-    /// Starts loading the slot where a probe for `key` begins.
-    func prefetch(_ key: FlowKey) {
-        let h = mask.hash(key)
+    /// Starts loading the slot where a probe for a key of hash `h` begins.
+    func prefetch(hash h: UInt32) {
         current.load(ordering: .acquiring)._withUnsafeGuaranteedRef { arr in
             cnl_prefetch(arr.slots + (Int(h) & (arr.capacity - 1)))
         }

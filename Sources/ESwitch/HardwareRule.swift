@@ -207,7 +207,8 @@ public final class HardwareRule: ClassifierEntry, @unchecked Sendable {
     /// Its place in `HardwareTables.rules` (-1: not held).
     var heldIndex = -1
 
-    init(id: UInt64, spec: HardwareRuleSpec, mask: FlowMask, table: HardwareTable, units: Int, counter: UInt32 = 0) {
+    init(id: UInt64, spec: HardwareRuleSpec, mask: FlowMask, hash: UInt32? = nil, table: HardwareTable, units: Int,
+         counter: UInt32 = 0) {
         self.id = id
         self.cookie = spec.cookie
         self.actions = spec.actions
@@ -222,7 +223,8 @@ public final class HardwareRule: ClassifierEntry, @unchecked Sendable {
         }
         self.encapEntries = encaps
         self.mark = mark
-        super.init(key: spec.key, mask: mask)
+        // `hash`: the key's under `mask`, when the caller has it (a probe, the rule it replaces).
+        super.init(key: spec.key, mask: mask, hash: hash ?? mask.hash(spec.key))
     }
 
     public var isProgrammed: Bool { state == .programmed }

@@ -137,13 +137,13 @@ public final class HardwareTables: @unchecked Sendable {
         let table: HardwareTable = spec.key[.recircID] != 0 ? .chain : isExact ? .exact : .masked
         // The duplicate check below is a cache miss at a million rules: started now, it
         // overlaps the capability checks.
-        withClassifier(of: table) { $0.prefetchExact(key: spec.key, mask: spec.mask) }
+        let probe = withClassifier(of: table) { $0.probe(key: spec.key, mask: spec.mask) }
         if let f = capabilities.check(key: spec.key, mask: spec.mask) { return .failure(f) }
         if let f = capabilities.check(actions: spec.actions) { return .failure(f) }
         if let f = Self.checkChain(spec, table: table) { return .failure(f) }
         let match = RuleMatch(table: table, key: spec.key.masked(by: spec.mask), mask: spec.mask)
-        if isHeld(match) { return .failure(.unsupportedMatch(field: "duplicate of an installed rule")) }
-        let rule = HardwareRule(id: nextRuleID, spec: spec, mask: withClassifier(of: table) { $0.mask(for: spec.mask) },
+        if isHeld(match, probe: probe) { return .failure(.unsupportedMatch(field: "duplicate of an installed rule")) }
+        let rule = HardwareRule(id: nextRuleID, spec: spec, mask: probe.mask, hash: probe.hash,
                                 table: table, units: HardwareCapabilities.units(for: spec.mask))
         nextRuleID += 1
         rules.add(rule)
@@ -169,9 +169,9 @@ public final class HardwareTables: @unchecked Sendable {
     }
 
     /// Whether a rule (other than one being removed or replaced) holds `m`.
-    private func isHeld(_ m: RuleMatch) -> Bool {
+    private func isHeld(_ m: RuleMatch, probe: Classifier.Probe) -> Bool {
         if !pendingByMatch.isEmpty && pendingByMatch[m] != nil { return true }
-        guard let e = withClassifier(of: m.table, { $0.lookupExact(key: m.key, mask: m.mask) }) else { return false }
+        guard let e = withClassifier(of: m.table, { $0.lookupExact(key: m.key, probe: probe) }) else { return false }
         let r = unsafeDowncast(e, to: HardwareRule.self)
         return !r.retired && !r.removing
     }
@@ -190,7 +190,7 @@ public final class HardwareTables: @unchecked Sendable {
     func acceptReplacement(of old: HardwareRule, _ spec: HardwareRuleSpec) -> Result<HardwareRule, OffloadFailure> {
         guard rules.holds(old) else { return .failure(.notFound) }
         if let f = capabilities.check(actions: spec.actions) { return .failure(f) }
-        let rule = HardwareRule(id: nextRuleID, spec: spec, mask: old.mask, table: old.table, units: old.units,
+        let rule = HardwareRule(id: nextRuleID, spec: spec, mask: old.mask, hash: old.hash, table: old.table, units: old.units,
                                 counter: old.counter)
         nextRuleID += 1
         rule.holdsUnits = old.holdsUnits

@@ -267,11 +267,11 @@ public final class Datapath: @unchecked Sendable {
     /// putFlow, saying what changed (for a transaction to undo it: see undo(_:)).
     public func changeFlow(match: FlowMatch, ufid givenUFID: UInt128?, actions actionBytes: [UInt8],
                            options: PutOptions = PutOptions()) throws(DatapathError) -> FlowChange {
-        table.prefetch(match: match, ufid: givenUFID)
+        let probe = table.probe(match: match, ufid: givenUFID)
         let (actionBytes, actions, compiled) = try decodeAndCompile(actionBytes, for: match)
         let now = Sys.monotonicNanoseconds()
 
-        var existing = table.lookup(match: match)
+        var existing = table.lookup(match: match, probe: probe)
         // A put that may modify finds its flow by ufid too; one that only creates claims
         // its ufid below, before anything is offloaded.
         if existing == nil, options.modify, let u = givenUFID, let byID = table.lookup(ufid: u) {
@@ -280,7 +280,8 @@ public final class Datapath: @unchecked Sendable {
         if let old = existing {
             guard options.modify else { throw .exists("flow already exists (ufid \(formatUFID(old.ufid)))") }
             let fresh = DatapathFlow(ufid: old.ufid, match: old.match, actionBytes: actionBytes, actions: actions,
-                                     compiled: compiled, origin: old.origin, mask: old.mask, now: old.createdNanoseconds)
+                                     compiled: compiled, origin: old.origin, mask: old.mask, hash: old.hash,
+                                     now: old.createdNanoseconds)
             readHardwareCounters(old)
             fresh.inherit(from: old)
             fresh.hardwareLatest = old.hardwareLatest
@@ -294,7 +295,7 @@ public final class Datapath: @unchecked Sendable {
         guard options.create else { throw .notFound("flow does not exist") }
         let ufid = givenUFID ?? generateUFID(for: KeyEncoder(vlanLimit: ODPConstants.datapathVLANLimit).encode(match).key)
         let flow = DatapathFlow(ufid: ufid, match: match, actionBytes: actionBytes, actions: actions, compiled: compiled,
-                                origin: options.origin, mask: table.mask(for: match.mask), now: now)
+                                origin: options.origin, mask: probe.mask, hash: probe.hash, now: now)
         // Before anything is offloaded: a flow refused for its ufid must never have been
         // in hardware, not even for the moment between its rule's write and removal.
         guard table.claimUFID(flow) else { throw .exists("ufid \(formatUFID(ufid)) is in use by another flow") }

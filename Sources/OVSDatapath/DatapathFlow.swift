@@ -109,7 +109,7 @@ public final class DatapathFlow: ClassifierEntry, @unchecked Sendable {
     }
 
     init(ufid: UInt128, match: FlowMatch, actionBytes: [UInt8], actions: [ODPAction], compiled: [CompiledAction],
-         origin: FlowOrigin, mask: FlowMask, now: UInt64) {
+         origin: FlowOrigin, mask: FlowMask, hash: UInt32? = nil, now: UInt64) {
         self.ufid = ufid
         unmaskedKey = match.key == match.maskedKey ? nil : KeyBox(match.key)
         self.actionBytes = actionBytes
@@ -117,7 +117,8 @@ public final class DatapathFlow: ClassifierEntry, @unchecked Sendable {
         self.compiled = ContiguousArray(compiled)
         self.origin = origin
         self.createdNanoseconds = now
-        super.init(key: match.key, mask: mask)
+        // `hash`: the key's under `mask`, when the caller has it (a probe, the flow it replaces).
+        super.init(key: match.key, mask: mask, hash: hash ?? mask.hash(match.key))
     }
 
     @inline(__always)

@@ -46,12 +46,17 @@ final class FlowTable: @unchecked Sendable {
     /// flow has it.
     func claimUFID(_ f: DatapathFlow) -> Bool { byUFID.claim(f) }
 
-    /// Starts loading where `lookup(match:)` and `claimUFID` (or `lookup(ufid:)`) will
-    /// look: two cache misses at a million flows, overlapped with each other and with the
-    /// put's work before them.
-    func prefetch(match: FlowMatch, ufid: UInt128?) {
-        classifier.prefetchExact(key: match.key, mask: match.mask)
+    /// A put's match probed (`Classifier.Probe`: its mask object and hash, for the
+    /// look-up and the new flow), and the loads of the classifier's slot and the ufid
+    /// index's entry started: two cache misses at a million flows, overlapped with each
+    /// other and with the put's work before `lookup(match:probe:)` and `claimUFID`.
+    func probe(match: FlowMatch, ufid: UInt128?) -> Classifier.Probe {
         if let ufid { byUFID.prefetch(ufid) }
+        return classifier.probe(key: match.key, mask: match.mask)
+    }
+
+    func lookup(match: FlowMatch, probe: Classifier.Probe) -> DatapathFlow? {
+        classifier.lookupExact(key: match.key, probe: probe).map { unsafeDowncast($0, to: DatapathFlow.self) }
     }
 
     /// Gives back a claimed ufid whose flow does not go in.

@@ -7,7 +7,7 @@ final class TestEntry: ClassifierEntry, @unchecked Sendable {
     let id: Int
     init(key: FlowKey, mask: FlowMask, id: Int) {
         self.id = id
-        super.init(key: key, mask: mask)
+        super.init(key: key, mask: mask, hash: mask.hash(key))
     }
 }
 
