@@ -141,13 +141,18 @@ public final class HardwareTables: @unchecked Sendable {
         if let f = capabilities.check(key: spec.key, mask: spec.mask) { return .failure(f) }
         if let f = capabilities.check(actions: spec.actions) { return .failure(f) }
         if let f = Self.checkChain(spec, table: table) { return .failure(f) }
-        let match = RuleMatch(table: table, key: spec.key.masked(by: spec.mask), mask: spec.mask)
-        if isHeld(match, probe: probe) { return .failure(.unsupportedMatch(field: "duplicate of an installed rule")) }
+        // (The match as a key of `pendingByMatch`, 450 bytes, only where that is used: a
+        // lockstep rule is written before it returns and never pending.)
+        let pending = writtenNow && pendingByMatch.isEmpty ? nil
+            : RuleMatch(table: table, key: spec.key.masked(by: spec.mask), mask: spec.mask)
+        if isHeld(pending, table: table, key: spec.key, probe: probe) {
+            return .failure(.unsupportedMatch(field: "duplicate of an installed rule"))
+        }
         let rule = HardwareRule(id: nextRuleID, spec: spec, mask: probe.mask, hash: probe.hash,
                                 table: table, units: HardwareCapabilities.units(for: spec.mask))
         nextRuleID += 1
         rules.add(rule)
-        if !writtenNow { pendingByMatch[match] = rule }
+        if !writtenNow, let pending { pendingByMatch[pending] = rule }
         for e in rule.encapEntries { e.users += 1 }
         rule.mark?.users += 1
         return .success(rule)
@@ -169,9 +174,10 @@ public final class HardwareTables: @unchecked Sendable {
     }
 
     /// Whether a rule (other than one being removed or replaced) holds `m`.
-    private func isHeld(_ m: RuleMatch, probe: Classifier.Probe) -> Bool {
-        if !pendingByMatch.isEmpty && pendingByMatch[m] != nil { return true }
-        guard let e = withClassifier(of: m.table, { $0.lookupExact(key: m.key, probe: probe) }) else { return false }
+    /// (`m`: the match as a key of `pendingByMatch`, needed only when that is not empty.)
+    private func isHeld(_ m: RuleMatch?, table: HardwareTable, key: FlowKey, probe: Classifier.Probe) -> Bool {
+        if !pendingByMatch.isEmpty, let m, pendingByMatch[m] != nil { return true }
+        guard let e = withClassifier(of: table, { $0.lookupExact(key: key, probe: probe) }) else { return false }
         let r = unsafeDowncast(e, to: HardwareRule.self)
         return !r.retired && !r.removing
     }
