@@ -69,9 +69,11 @@ final class BulkWriter: @unchecked Sendable {
     }
 
     private func run() {
+        let placement = HelperPlacement.Follower()
         while true {
             while sem_wait(posted) != 0 {}
             if stopping { return }
+            placement.follow()
             outcome = pending!()
             pending = nil
             sem_post(done)

@@ -193,6 +193,28 @@ int cnl_move_off_cpu(int cpu) {
 
 int cnl_current_cpu(void) { return sched_getcpu(); }
 
+_Static_assert(sizeof(cpu_set_t) == 128, "cnl_pin_self keeps a cpu_set_t in 128 bytes");
+
+int cnl_pin_self(int cpu, int off, void *saved, int *has_saved) {
+    cpu_set_t *allowed = (cpu_set_t *)saved;
+    if (cpu < 0) return *has_saved ? sched_setaffinity(0, sizeof *allowed, allowed) : 0;
+    if (!*has_saved) {
+        if (sched_getaffinity(0, sizeof *allowed, allowed) != 0) return -1;
+        *has_saved = 1;
+    }
+    if (cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, allowed)) return -1;
+    cpu_set_t want;
+    if (off) {
+        want = *allowed;
+        CPU_CLR(cpu, &want);
+        if (CPU_COUNT(&want) == 0) return -1;
+    } else {
+        CPU_ZERO(&want);
+        CPU_SET(cpu, &want);
+    }
+    return sched_setaffinity(0, sizeof want, &want);
+}
+
 int cnl_peer_pid(int sock) {
     struct ucred cred;
     socklen_t len = sizeof cred;

@@ -15,13 +15,13 @@ import Glibc
 /// the next datagrams waiting when it finishes a run (the client parses faster than
 /// the daemon installs) and is not woken again while the stream lasts.
 public enum CPUPlacement {
-    /// Moves the calling thread off its CPU if `pid` last ran there. Only the calling
-    /// thread's affinity is touched, and it is given back at once (a `taskset` of that
-    /// thread landing in between would be undone). Returns whether it moved.
-    @discardableResult
-    public static func moveOff(sharingWith pid: Int32) -> Bool {
-        guard pid > 0, let cpu = lastCPU(of: pid), currentCPU == cpu else { return false }
-        return moveOff(cpu: cpu)
+    /// Moves the calling thread off its CPU if `pid` last ran there, and says which CPU
+    /// that is (nil if unknown). Only the calling thread's affinity is touched, and it is
+    /// given back at once (a `taskset` of that thread landing in between would be undone).
+    public static func separate(from pid: Int32) -> Int32? {
+        guard pid > 0, let cpu = lastCPU(of: pid) else { return nil }
+        if currentCPU == cpu { _ = moveOff(cpu: cpu) }
+        return cpu
     }
 
     /// Moves the calling thread off `cpu` (to another CPU its affinity allows) and gives

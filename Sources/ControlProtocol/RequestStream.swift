@@ -24,6 +24,12 @@ public final class RequestStream {
     public private(set) var failureCount = 0
     /// Failures kept with their error (the rest are counted).
     public static let failuresKept = 10
+    /// Past `bulk` requests the stream keeps to its CPU until it is finished: the daemon
+    /// puts its helper threads beside it and its control thread on the other CPUs
+    /// (HelperPlacement), and the scheduler would otherwise move this thread onto the
+    /// control thread's CPU, which then looks the less busy.
+    private var pin: CPUPin?
+    static let bulk = 64
 
     public init(_ client: ControlClient, window: Int = 4096) {
         self.client = client
@@ -39,12 +45,17 @@ public final class RequestStream {
         r.header.flags |= NetlinkFlags.request | NetlinkFlags.ack
         r.append(to: &pending)
         submitted += 1
+        if submitted == Self.bulk { pin = CPUPin() }
         if pending.count >= 48_000 { try sendPending() }
         while submitted - answered > window { try readAnswers(waiting: true) }
     }
 
     /// Sends what is queued and waits for every answer.
     public func finish() throws(ControlError) {
+        defer {
+            pin?.release()
+            pin = nil
+        }
         try sendPending()
         while answered < submitted { try readAnswers(waiting: true) }
     }

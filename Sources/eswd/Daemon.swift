@@ -34,6 +34,10 @@ final class Daemon {
     let uplinkClsact: Int32?
     private var running = true
     private var lastMTUSync: UInt64 = 0
+    /// When a client last sent a run of 64 requests or more (a bulk stream), and this
+    /// (the control) thread's side of the placement during one.
+    private var lastBulkRun: UInt64 = 0
+    private let placement = HelperPlacement.Follower(off: true)
     private var memory = MemoryReturn()
     /// Faults in the heap's growth off the control thread (none if its thread could
     /// not start: the control thread then takes the page faults itself).
@@ -220,6 +224,11 @@ final class Daemon {
 
     private func tick() {
         let now = Sys.monotonicNanoseconds()
+        // The stream is over: every thread may run anywhere again.
+        if HelperPlacement.shared.current >= 0 && now &- lastBulkRun > 200_000_000 {
+            HelperPlacement.shared.prefer(-1)
+            placement.follow()
+        }
         datapaths.datapath?.tick(now: now)
         tunnels?.tick(now: now)
         sw.tick(now: now)
@@ -260,13 +269,18 @@ final class Daemon {
                 entries.append(.answer(ErrorMessage(errno: EINVAL, message: "malformed message: \(error)", sequence: 0, requestType: 0).encoded()))
             }
         }
-        // A client streaming a bulk (a flow file): not on its CPU (CPUPlacement), looked
-        // at most every millisecond.
+        // A client streaming a bulk (a flow file): the helper threads on its CPU and this
+        // thread on the others while the stream lasts (HelperPlacement), or, if that
+        // cannot be, this thread moved off its CPU (CPUPlacement), looked at most every ms.
         if entries.count >= 64 {
             let now = Sys.monotonicNanoseconds()
-            if now &- client.lastPlacementCheck > 1_000_000 {
+            lastBulkRun = now
+            if HelperPlacement.shared.current < 0 && now &- client.lastPlacementCheck > 1_000_000 {
                 client.lastPlacementCheck = now
-                CPUPlacement.moveOff(sharingWith: client.pid)
+                if let cpu = CPUPlacement.separate(from: client.pid), cpu != CPUPlacement.currentCPU {
+                    HelperPlacement.shared.prefer(cpu)
+                    placement.follow()
+                }
             }
         }
         // Not counted: the daemon outlives every run (a checked unowned reference was a

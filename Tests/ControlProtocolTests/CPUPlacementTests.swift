@@ -21,7 +21,9 @@ import Testing
         #expect(second != first)
         #expect(CPUPlacement.moveOff(cpu: second))
         #expect(CPUPlacement.currentCPU != second)
-        // Nothing to share with: no move.
-        #expect(!CPUPlacement.moveOff(sharingWith: -1))
+        // Nothing to share with: no move, no CPU.
+        let before = CPUPlacement.currentCPU
+        #expect(CPUPlacement.separate(from: -1) == nil)
+        #expect(CPUPlacement.currentCPU == before)
     }
 }

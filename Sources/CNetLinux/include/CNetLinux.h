@@ -78,6 +78,10 @@ int cnl_move_off_cpu(int cpu);
  * both need _GNU_SOURCE. */
 int cnl_current_cpu(void);
 int cnl_peer_pid(int sock);
+/* Pins the calling thread to `cpu` (`off` 0), or to every other CPU (`off` 1), within
+ * its affinity (kept in `saved`, a 128-byte buffer, the first time: *has_saved is then
+ * set); cpu < 0 gives the kept affinity back. 0, or -1 (errno, or no CPU left). */
+int cnl_pin_self(int cpu, int off, void *saved, int *has_saved);
 
 // UDP tunnel sockets: the receive side's ancillary data (IP_PKTINFO, IP_TOS, IP_TTL)
 // and sending a prebuilt IPv4 packet on a raw socket.
