@@ -17,9 +17,6 @@ import Synchronization
 /// away meanwhile (the heap trimmed) is an error the kernel reports, and nothing else.
 /// Only the break's movement is followed: free pages `malloc_trim` gives back inside the
 /// heap fault again when they are reused.
-///
-/// Other mappings are populated on request (`populate`): the big tables map their next
-/// size ahead of their growth, and this thread faults it in meanwhile (the heap first).
 public final class HeapPrefault: @unchecked Sendable {
     public static let topPad = 4 << 20
     /// Per `madvise` (about half a millisecond of page faults here): the thread then
@@ -41,8 +38,6 @@ public final class HeapPrefault: @unchecked Sendable {
     private let wake = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
     /// Set by `stop` (another thread), read between steps.
     private let stopping = Atomic<Bool>(false)
-    /// Mappings to populate (`populate`), oldest first: start and end.
-    private let ranges = Mutex<[(UInt, UInt)]>([])
     private var thread: PacketThread?
 
     /// For the process's heap (glibc's main arena: the main thread's allocations).
@@ -85,16 +80,6 @@ public final class HeapPrefault: @unchecked Sendable {
         if grew { sem_post(wake) }
     }
 
-    /// Populates `length` bytes at `start` (a mapping of the caller's) on the prefault
-    /// thread. The mapping may go before that is done: populating an unmapped range is
-    /// an error the kernel reports, and one mapped again meanwhile gets its pages in
-    /// (no byte is written).
-    public func populate(_ start: UnsafeMutableRawPointer, length: Int) {
-        let s = UInt(bitPattern: start)
-        ranges.withLock { $0.append((s, s + UInt(length))) }
-        sem_post(wake)
-    }
-
     private func run() {
         // Work nobody waits for: it runs where a CPU has time to spare, never in the
         // control thread's way (left behind, the control thread takes its own faults).
@@ -103,21 +88,8 @@ public final class HeapPrefault: @unchecked Sendable {
             while sem_wait(wake) != 0 {}
             if stopping.load(ordering: .relaxed) { return }
             populatedTo = min(populatedTo, UInt(lowWater.exchange(.max, ordering: .relaxed)))
-            // The heap's fresh end first: the allocator hands it out soonest.
-            while !stopping.load(ordering: .relaxed) && (advance() || advanceRange()) {}
+            while !stopping.load(ordering: .relaxed) && advance() {}
         }
-    }
-
-    /// Populates the next step of the oldest requested range; false when none is left.
-    private func advanceRange() -> Bool {
-        guard !unsupported, let range = ranges.withLock({ $0.first }) else { return false }
-        let (start, end) = range
-        let stepEnd = min(end, start + UInt(Self.step))
-        _ = madvise(UnsafeMutableRawPointer(bitPattern: start), Int(stepEnd - start), MADV_POPULATE_WRITE)
-        ranges.withLock { r in
-            if stepEnd >= end { r.removeFirst() } else { r[0].0 = stepEnd }
-        }
-        return true
     }
 
     /// Populates the next step of the heap's fresh end; false when there is none.

@@ -1,6 +1,5 @@
 import CNetLinux
 import BPFDataPlane
-import Classifier
 import ControlProtocol
 import ESwitch
 import Logging
@@ -57,8 +56,6 @@ final class Daemon {
         self.options = options
         self.logger = logger
         self.signals = signals
-        // The big tables' next sizes are faulted in by the same thread as the heap.
-        if let heap { TableMemory.populate = { [heap] p, n in heap.populate(p, length: n) } }
         let naming = NetdevNaming(switchName: options.name, representorPrefix: options.representorPrefix)
         if let why = naming.validate(vfs: options.vfs) { throw DriverError(why) }
         driver = RepresentorDriver(naming: naming, logger: logger)
@@ -346,7 +343,6 @@ final class Daemon {
 
     private func shutdown() {
         logger.notice("stopping")
-        TableMemory.populate = nil
         heap?.stop()
         datapaths.datapath?.stop()
         driver.capture.stop()

@@ -66,23 +66,6 @@ import NetLinux
         #expect((r.base + 5 * Self.page).load(as: UInt64.self) == 0, "a populated page reads zero")
     }
 
-    @Test func aRequestedMappingIsPopulatedAndAGoneOneIsNoHarm() throws {
-        let r = try Region(bytes: Self.regionBytes)
-        let prefault = try HeapPrefault(threadName: "test-prefault", heapEnd: { r.end.load(ordering: .relaxed) })
-        defer { prefault.stop() }
-        r.base.storeBytes(of: 0x77, toByteOffset: 5 * Self.page, as: UInt8.self)
-        // A mapping unmapped before its turn comes: the kernel refuses it, nothing else.
-        let gone = try Region(bytes: 4 << 20)
-        prefault.populate(gone.base + (2 << 20), length: 2 << 20)
-        munmap(gone.base + (2 << 20), 2 << 20)
-        let half = Self.regionBytes / 2
-        prefault.populate(r.base, length: half)
-        #expect(r.waitResident(from: 0, length: half, pages: half / Self.page) == half / Self.page)
-        #expect(r.resident(from: half, length: half) == 0, "only the range asked for")
-        #expect(r.base.load(fromByteOffset: 5 * Self.page, as: UInt8.self) == 0x77, "a written page keeps its bytes")
-        _ = gone.resident(from: 0, length: 2 << 20)  // (the first half is still the test's)
-    }
-
     @Test func aTrimmedEndIsPopulatedAgainWhenItGrowsBack() throws {
         let r = try Region(bytes: Self.regionBytes)
         let prefault = try HeapPrefault(threadName: "test-prefault", heapEnd: { r.end.load(ordering: .relaxed) })
