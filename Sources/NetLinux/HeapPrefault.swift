@@ -81,9 +81,6 @@ public final class HeapPrefault: @unchecked Sendable {
     }
 
     private func run() {
-        // Work nobody waits for: it runs where a CPU has time to spare, never in the
-        // control thread's way (left behind, the control thread takes its own faults).
-        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(cnl_gettid()), 19)
         while true {
             while sem_wait(wake) != 0 {}
             if stopping.load(ordering: .relaxed) { return }

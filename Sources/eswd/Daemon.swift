@@ -272,9 +272,11 @@ final class Daemon {
         if entries.count >= 64 {
             let now = Sys.monotonicNanoseconds()
             lastBulkRun = now
-            if HelperPlacement.shared.current < 0 && now &- client.lastPlacementCheck > 1_000_000 {
+            // (Looked at again every ms: a client streaming right after another, within
+            // the 200 ms before the placement is given back, may be on any CPU.)
+            if now &- client.lastPlacementCheck > 1_000_000 {
                 client.lastPlacementCheck = now
-                if let cpu = CPUPlacement.separate(from: client.pid), cpu != CPUPlacement.currentCPU {
+                if let cpu = CPUPlacement.separate(from: client.pid), cpu != HelperPlacement.shared.current {
                     HelperPlacement.shared.prefer(cpu)
                     placement.follow()
                 }
