@@ -3,7 +3,7 @@ import Glibc
 #endif
 
 /// Storage for the big open-addressing tables (a subtable's slots, the data plane's slot
-/// shadow): zeroed, and from 2 MiB up in transparent huge pages where the kernel has
+/// shadow, the datapath's ufid index): zeroed, and from 2 MiB up in transparent huge pages where the kernel has
 /// them (`madvise` mode). At a million entries each probe of such a table is a cache miss
 /// anyway; with 4 KiB pages it was a TLB miss too (a walk of the page tables, in a VM of
 /// both levels of them).

@@ -111,7 +111,8 @@ public final class DatapathFlow: ClassifierEntry, @unchecked Sendable {
     init(ufid: UInt128, match: FlowMatch, actionBytes: [UInt8], actions: [ODPAction], compiled: [CompiledAction],
          origin: FlowOrigin, mask: FlowMask, hash: UInt32? = nil, now: UInt64) {
         self.ufid = ufid
-        unmaskedKey = match.key.isMasked(by: match.mask) ? nil : KeyBox(match.key)
+        // (No bit outside the mask: the key is its masked copy, without making that copy.)
+        unmaskedKey = match.key.isSubset(of: match.mask) ? nil : KeyBox(match.key)
         self.actionBytes = actionBytes
         decodedActions = actions
         self.compiled = ContiguousArray(compiled)

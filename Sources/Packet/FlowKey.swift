@@ -61,16 +61,6 @@ public struct FlowKey: Sendable {
         return out
     }
 
-    /// Whether `self` has no bit outside `mask` (`self == self.masked(by: mask)`, without
-    /// making the masked copy).
-    @inlinable
-    public func isMasked(by mask: borrowing FlowKey) -> Bool {
-        let a = words.span, m = mask.words.span
-        var outside: UInt64 = 0
-        for i in 0..<FlowKey.wordCount { outside |= a[i] & ~m[i] }
-        return outside == 0
-    }
-
     /// `self &= mask`, word by word, in place.
     @inlinable
     public mutating func formMasked(by mask: borrowing FlowKey) {

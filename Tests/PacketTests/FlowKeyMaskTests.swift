@@ -1,7 +1,8 @@
 import Packet
 import Testing
 
-/// `isMasked(by:)` says what comparing a key with its masked copy says.
+/// `isSubset(of: mask)` says what comparing a key with its masked copy says (a new flow
+/// keeps its unmasked key only when they differ).
 struct FlowKeyMaskTests {
     @Test func aKeyIsMaskedExactlyWhenItEqualsItsMaskedCopy() {
         var rng = SystemRandomNumberGenerator()
@@ -15,7 +16,7 @@ struct FlowKeyMaskTests {
                 key.words[i] = Int.random(in: 0..<90, using: &rng) == 0 ? k | (1 << UInt64.random(in: 0..<64, using: &rng)) : k
             }
             let expected = key == key.masked(by: mask)
-            #expect(key.isMasked(by: mask) == expected)
+            #expect(key.isSubset(of: mask) == expected)
             if expected { seen.inside += 1 } else { seen.outside += 1 }
         }
         #expect(seen.inside > 1000 && seen.outside > 1000)
