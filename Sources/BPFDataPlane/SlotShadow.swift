@@ -57,12 +57,6 @@ final class SlotShadow {
 
     subscript(_ i: Int) -> Entry { entries[i] }
 
-    /// The slot written for `fingerprint`, if any (a queued one is not written yet).
-    func writtenSlot(_ fingerprint: Fingerprint) -> BPFDataPlane.Slot? {
-        guard let i = find(fingerprint), entries[i].state == .written else { return nil }
-        return entries[i].slot
-    }
-
     /// An entry's position, valid until the table is rebuilt (`generation`).
     struct Place {
         let index: Int32

@@ -2,10 +2,11 @@ import CNetLinux
 import Synchronization
 
 /// Where the daemon's threads run while a client streams a bulk of requests (a flow
-/// file): the helper threads (the BPF writer, the heap prefault) on the client's CPU,
-/// beside it, and the control thread on the others. The client keeps to its CPU while it
-/// streams (`CPUPin`): otherwise the scheduler moves it onto the control thread's, whose
-/// CPU now looks the less busy.
+/// file): the helper thread (the BPF writer) on the client's CPU, beside it, and the
+/// control thread on the others. The client keeps to its CPU while it streams (`CPUPin`):
+/// otherwise the scheduler moves it onto the control thread's, whose CPU now looks the
+/// less busy. (The heap prefault is left to the scheduler: pinned beside the client it ran
+/// two to three times longer.)
 ///
 /// The control thread is the bound of a bulk add. Left to the scheduler, the helpers woke
 /// on its CPU as often as not, and it waited for its CPU 0.1 to 0.3 s of a 2.4 s

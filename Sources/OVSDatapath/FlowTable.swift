@@ -23,8 +23,6 @@ final class FlowTable: @unchecked Sendable {
     /// where the dictionary's order jumped at random.
     var flows: some Sequence<DatapathFlow> { inOrder.lazy.compactMap { $0 } }
 
-    func mask(for bits: FlowKey) -> FlowMask { classifier.mask(for: bits) }
-
     /// The flow with exactly this match (same masked key and mask).
     func lookup(match: FlowMatch) -> DatapathFlow? {
         classifier.lookupExact(key: match.key, mask: match.mask).map { unsafeDowncast($0, to: DatapathFlow.self) }
@@ -33,7 +31,7 @@ final class FlowTable: @unchecked Sendable {
     func lookup(ufid: UInt128) -> DatapathFlow? { byUFID.lookup(ufid) }
 
     /// Adds a flow whose match and ufid are both new; false (nothing changed) otherwise.
-    /// `matchCheckedAbsent`: the caller looked the match up (`lookup(match:)`) and found
+    /// `matchCheckedAbsent`: the caller looked the match up (`lookup(match:probe:)`) and found
     /// nothing, so the classifier is not probed again.
     func insert(_ f: DatapathFlow, matchCheckedAbsent: Bool = false) -> Bool {
         guard claimUFID(f) else { return false }

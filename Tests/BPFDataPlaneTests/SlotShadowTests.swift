@@ -89,3 +89,11 @@ struct SlotShadowTests {
         for n in 99_000..<UInt64(100_000) { #expect(shadow.writtenSlot(Fingerprint(n &* 0x9E37_79B9_7F4A_7C15))?.counter == 2) }
     }
 }
+
+extension SlotShadow {
+    /// The slot written for `fingerprint`, if any (a queued one is not written yet).
+    func writtenSlot(_ fingerprint: Fingerprint) -> BPFDataPlane.Slot? {
+        guard let i = find(fingerprint), self[i].state == .written else { return nil }
+        return self[i].slot
+    }
+}
