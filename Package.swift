@@ -52,7 +52,7 @@ let package = Package(
         ], swiftSettings: fast),
 
         .executableTarget(name: "eswd", dependencies: [
-            "CNetLinux", "NetLinux", "Netlink", "ODP", "Packet", "Conntrack", "ESwitch", "BPFDataPlane", "Representors", "OVSDatapath", "Tunnels", "ControlProtocol",
+            "CNetLinux", "NetLinux", "Netlink", "ODP", "Packet", "Classifier", "Conntrack", "ESwitch", "BPFDataPlane", "Representors", "OVSDatapath", "Tunnels", "ControlProtocol",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: fast, linkerSettings: standalone),

@@ -31,6 +31,8 @@ final class SlotShadow {
     /// Slots a queued rule will take.
     private(set) var queued = 0
     private var deleted = 0
+    /// The next size's storage, mapped ahead of the growth.
+    private var ahead = AheadStorage<Entry>()
 
     static let minimumCapacity = 16
 
@@ -144,13 +146,17 @@ final class SlotShadow {
     }
 
     private func growIfFull() {
-        if (written + queued + deleted) * 4 > capacity * 3 { rebuild(capacity: capacity * 2) }
+        if (written + queued + deleted) * 4 > capacity * 3 {
+            rebuild(capacity: capacity * 2)
+        } else {
+            ahead.prepare(entries: written + queued + deleted, capacity: capacity, next: capacity * 2)
+        }
     }
 
     private func rebuild(capacity newCapacity: Int) {
         let old = entries, oldCapacity = capacity
         capacity = newCapacity
-        entries = TableMemory.allocate(Entry.self, count: newCapacity)
+        entries = ahead.take(count: newCapacity)
         deleted = 0
         generation &+= 1
         for i in 0..<oldCapacity where old[i].state == .written || old[i].state == .queued { place(old[i]) }

@@ -14,10 +14,15 @@ final class SlotArray: @unchecked Sendable {
     let capacity: Int
     let slots: UnsafeMutablePointer<Atomic<UInt>>
 
-    init(capacity: Int) {
+    /// `slots`: zeroed storage for `capacity` slots (all empty: an atomic word is its
+    /// value's bits), owned from now on.
+    init(capacity: Int, slots: UnsafeMutablePointer<Atomic<UInt>>) {
         self.capacity = capacity
-        // All zeros: every slot empty (an atomic word is its value's bits).
-        slots = TableMemory.allocate(Atomic<UInt>.self, count: capacity)
+        self.slots = slots
+    }
+
+    convenience init(capacity: Int) {
+        self.init(capacity: capacity, slots: TableMemory.allocate(Atomic<UInt>.self, count: capacity))
     }
 
     deinit {
@@ -62,6 +67,8 @@ public final class Subtable: @unchecked Sendable {
     // writer finds entries by probing it, as readers do.
     public private(set) var count = 0
     private var deletedSlots = 0
+    /// The next slot array's storage, mapped ahead of the growth.
+    private var ahead = AheadStorage<Atomic<UInt>>()
     private var lastHits: UInt64 = 0
     /// Hits since the previous ranking, used to order subtables.
     var recentHits: UInt64 = 0
@@ -175,6 +182,7 @@ public final class Subtable: @unchecked Sendable {
         let full = current.load(ordering: .relaxed)._withUnsafeGuaranteedRef { arr in
             if (count + deletedSlots) * 4 > arr.capacity * 3 { return true }
             place(e, in: arr)
+            ahead.prepare(entries: count + deletedSlots, capacity: arr.capacity, next: arr.capacity * 2)
             return false
         }
         if full { rebuild(rcu: rcu, adding: e) }
@@ -248,7 +256,7 @@ public final class Subtable: @unchecked Sendable {
     private func rebuild(rcu: QuiescentState, adding extra: ClassifierEntry?) {
         var cap = 8
         while count * 2 > cap { cap <<= 1 }
-        let fresh = SlotArray(capacity: cap)
+        let fresh = SlotArray(capacity: cap, slots: ahead.take(count: cap))
         let old = current.load(ordering: .relaxed)
         let oldArr = old.takeUnretainedValue()
         deletedSlots = 0

@@ -17,6 +17,14 @@ import Synchronization
 /// away meanwhile (the heap trimmed) is an error the kernel reports, and nothing else.
 /// Only the break's movement is followed: free pages `malloc_trim` gives back inside the
 /// heap fault again when they are reused.
+///
+/// Other mappings are faulted in on request (`touch`): the big tables map their next
+/// size ahead of their growth, and this thread touches it in meanwhile (the heap first).
+/// Those are touched, a page at a time (`cnl_touch_pages`), not populated with `madvise`:
+/// that holds the address space's lock for reading the whole call, and the control
+/// thread's `brk`, `mmap` and `munmap`, which take it for writing, waited behind it (in
+/// this VM a first touch of a guest page costs the host's fault too: tens of ms a step).
+/// A touch request's owner cancels it before it unmaps or reuses the range.
 public final class HeapPrefault: @unchecked Sendable {
     public static let topPad = 4 << 20
     /// Per `madvise` (about half a millisecond of page faults here): the thread then
@@ -38,6 +46,8 @@ public final class HeapPrefault: @unchecked Sendable {
     private let wake = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
     /// Set by `stop` (another thread), read between steps.
     private let stopping = Atomic<Bool>(false)
+    /// Mappings to touch in (`touch`), oldest first.
+    private let requests = Mutex<[TouchRequest]>([])
     private var thread: PacketThread?
 
     /// For the process's heap (glibc's main arena: the main thread's allocations).
@@ -80,13 +90,55 @@ public final class HeapPrefault: @unchecked Sendable {
         if grew { sem_post(wake) }
     }
 
+    /// A range being touched in on the prefault thread (`touch`), until done or cancelled.
+    public final class TouchRequest: Sendable {
+        fileprivate let end: UInt
+        /// The next page to touch; `.max` once cancelled. Held while a step is touched.
+        fileprivate let next: Mutex<UInt>
+
+        fileprivate init(start: UInt, end: UInt) {
+            self.end = end
+            next = Mutex(start)
+        }
+
+        /// Stops the touching; once it returns, no byte of the range is touched again
+        /// (it waits for a step under way: at most `step` bytes of faults).
+        public func cancel() { next.withLock { $0 = .max } }
+    }
+
+    /// Touches `length` bytes at `start` (a mapping of the caller's, page-aligned) in on
+    /// the prefault thread, after the heap's fresh end. The caller cancels the request
+    /// before it unmaps the range; writing into it meanwhile is harmless.
+    public func touch(_ start: UnsafeMutableRawPointer, length: Int) -> TouchRequest {
+        let s = UInt(bitPattern: start)
+        let r = TouchRequest(start: s, end: s + UInt(length))
+        requests.withLock { $0.append(r) }
+        sem_post(wake)
+        return r
+    }
+
     private func run() {
         while true {
             while sem_wait(wake) != 0 {}
             if stopping.load(ordering: .relaxed) { return }
             populatedTo = min(populatedTo, UInt(lowWater.exchange(.max, ordering: .relaxed)))
-            while !stopping.load(ordering: .relaxed) && advance() {}
+            // The heap's fresh end first: the allocator hands it out soonest.
+            while !stopping.load(ordering: .relaxed) && (advance() || advanceRequest()) {}
         }
+    }
+
+    /// Touches the next step of the oldest request; false when none is left.
+    private func advanceRequest() -> Bool {
+        guard let r = requests.withLock({ $0.first }) else { return false }
+        let more = r.next.withLock { next -> Bool in
+            guard next < r.end else { return false }
+            let stepEnd = min(r.end, next + UInt(Self.step))
+            cnl_touch_pages(UnsafeMutableRawPointer(bitPattern: next), UInt(stepEnd - next), Self.pageMask + 1)
+            next = stepEnd
+            return stepEnd < r.end
+        }
+        if !more { requests.withLock { q in q.removeAll { $0 === r } } }
+        return true
     }
 
     /// Populates the next step of the heap's fresh end; false when there is none.

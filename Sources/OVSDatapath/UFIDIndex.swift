@@ -23,6 +23,8 @@ struct UFIDIndex: ~Copyable {
     private var capacity: Int
     private(set) var count = 0
     private var deletedCount = 0
+    /// The next size's storage, mapped ahead of the growth.
+    private var ahead = AheadStorage<Entry>()
 
     init() {
         capacity = Self.minimumCapacity
@@ -67,7 +69,11 @@ struct UFIDIndex: ~Copyable {
         if entries[at].flow == Self.deleted { deletedCount -= 1 }
         entries[at] = Entry(low: low, high: high, flow: UInt(bitPattern: Unmanaged.passRetained(f).toOpaque()))
         count += 1
-        if (count + deletedCount) * 4 > capacity * 3 { rebuild(capacity: capacity * 2) }
+        if (count + deletedCount) * 4 > capacity * 3 {
+            rebuild(capacity: capacity * 2)
+        } else {
+            ahead.prepare(entries: count + deletedCount, capacity: capacity, next: capacity * 2)
+        }
         return true
     }
 
@@ -101,6 +107,7 @@ struct UFIDIndex: ~Copyable {
 
     mutating func removeAll() {
         releaseAll()
+        ahead.drop()
         TableMemory.deallocate(entries, count: capacity)
         capacity = Self.minimumCapacity
         entries = TableMemory.allocate(Entry.self, count: capacity)
@@ -130,7 +137,7 @@ struct UFIDIndex: ~Copyable {
     private mutating func rebuild(capacity newCapacity: Int) {
         let old = entries, oldCapacity = capacity
         capacity = newCapacity
-        entries = TableMemory.allocate(Entry.self, count: newCapacity)
+        entries = ahead.take(count: newCapacity)
         deletedCount = 0
         let m = newCapacity - 1
         for j in 0..<oldCapacity where old[j].flow > Self.deleted {

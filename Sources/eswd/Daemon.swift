@@ -1,5 +1,6 @@
 import CNetLinux
 import BPFDataPlane
+import Classifier
 import ControlProtocol
 import ESwitch
 import Logging
@@ -56,6 +57,13 @@ final class Daemon {
         self.options = options
         self.logger = logger
         self.signals = signals
+        // The big tables' next sizes are touched in by the same thread as the heap.
+        if let heap {
+            TableMemory.touchAhead = { [heap] p, n in
+                let request = heap.touch(p, length: n)
+                return { request.cancel() }
+            }
+        }
         let naming = NetdevNaming(switchName: options.name, representorPrefix: options.representorPrefix)
         if let why = naming.validate(vfs: options.vfs) { throw DriverError(why) }
         driver = RepresentorDriver(naming: naming, logger: logger)
@@ -345,6 +353,7 @@ final class Daemon {
 
     private func shutdown() {
         logger.notice("stopping")
+        TableMemory.touchAhead = nil
         heap?.stop()
         datapaths.datapath?.stop()
         driver.capture.stop()

@@ -85,4 +85,38 @@ import NetLinux
         let pages = mib / Self.page - 1
         #expect(r.waitResident(from: Self.page, length: mib - Self.page, pages: pages) == pages)
     }
+
+    @Test func aTouchRequestFaultsItsRangeInAndKeepsWhatIsWritten() throws {
+        let r = try Region(bytes: Self.regionBytes)
+        let prefault = try HeapPrefault(threadName: "test-prefault", heapEnd: { r.end.load(ordering: .relaxed) })
+        defer { prefault.stop() }
+        let half = Self.regionBytes / 2
+        // The table's owner writes into the range while it is touched in.
+        r.base.storeBytes(of: 0x77, toByteOffset: 5 * Self.page + 3, as: UInt8.self)
+        let request = prefault.touch(r.base, length: half)
+        defer { request.cancel() }
+        #expect(r.waitResident(from: 0, length: half, pages: half / Self.page) == half / Self.page)
+        #expect(r.resident(from: half, length: half) == 0, "only the range asked for")
+        #expect(r.base.load(fromByteOffset: 5 * Self.page + 3, as: UInt8.self) == 0x77, "a written page keeps its bytes")
+        #expect(r.base.load(fromByteOffset: 9 * Self.page, as: UInt64.self) == 0, "a touched page reads zero")
+    }
+
+    @Test func aCancelledRequestIsTouchedNoMoreAndItsRangeMayGo() throws {
+        // Big enough that the touching is under way when the request is cancelled.
+        let bytes = 256 << 20
+        let r = try Region(bytes: bytes)
+        let prefault = try HeapPrefault(threadName: "test-prefault", heapEnd: { r.end.load(ordering: .relaxed) })
+        defer { prefault.stop() }
+        let request = prefault.touch(r.base, length: bytes)
+        _ = r.waitResident(from: 0, length: bytes, pages: 1)
+        request.cancel()
+        let afterCancel = r.resident(from: 0, length: bytes)
+        usleep(50_000)
+        #expect(r.resident(from: 0, length: bytes) == afterCancel, "no page touched after cancel returned")
+        // Unmapped at once (as a table drops its storage): the thread must not touch it.
+        munmap(r.base, bytes)
+        _ = mmap(r.base, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)
+        usleep(50_000)
+        #expect(r.resident(from: 0, length: bytes) == 0, "the range mapped again is not touched")
+    }
 }
