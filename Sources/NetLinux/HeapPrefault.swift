@@ -27,9 +27,14 @@ import Synchronization
 /// A touch request's owner cancels it before it unmaps or reuses the range.
 public final class HeapPrefault: @unchecked Sendable {
     public static let topPad = 4 << 20
-    /// Per `madvise` (about half a millisecond of page faults here): the thread then
-    /// looks at the break again.
-    static let step = 2 << 20
+    /// Per `madvise` of the heap: it holds the address space's lock for reading, and the
+    /// control thread's `brk` and `mmap` wait for it (a fresh guest page costs this VM's
+    /// host a fault too: 256 KiB is 1-2 ms then, 2 MiB was 10 ms). The thread then looks
+    /// at the break again.
+    static let heapStep = 256 << 10
+    /// Per locked step of a touch request: a transparent huge page, faulted in whole by
+    /// its first touch.
+    static let touchStep = 2 << 20
     private static let pageMask = UInt(sysconf(Int32(_SC_PAGESIZE)) - 1)
 
     /// Where the heap ends now.
@@ -102,7 +107,7 @@ public final class HeapPrefault: @unchecked Sendable {
         }
 
         /// Stops the touching; once it returns, no byte of the range is touched again
-        /// (it waits for a step under way: at most `step` bytes of faults).
+        /// (it waits for a step under way: at most `touchStep` bytes of faults).
         public func cancel() { next.withLock { $0 = .max } }
     }
 
@@ -132,7 +137,7 @@ public final class HeapPrefault: @unchecked Sendable {
         guard let r = requests.withLock({ $0.first }) else { return false }
         let more = r.next.withLock { next -> Bool in
             guard next < r.end else { return false }
-            let stepEnd = min(r.end, next + UInt(Self.step))
+            let stepEnd = min(r.end, next + UInt(Self.touchStep))
             cnl_touch_pages(UnsafeMutableRawPointer(bitPattern: next), UInt(stepEnd - next), Self.pageMask + 1)
             next = stepEnd
             return stepEnd < r.end
@@ -150,7 +155,7 @@ public final class HeapPrefault: @unchecked Sendable {
             return false
         }
         let start = populatedTo & ~Self.pageMask
-        let end = min(top, start + UInt(Self.step))
+        let end = min(top, start + UInt(Self.heapStep))
         if madvise(UnsafeMutableRawPointer(bitPattern: start), Int(end - start), MADV_POPULATE_WRITE) != 0,
            errno == EINVAL {
             unsupported = true  // before Linux 5.14
