@@ -424,6 +424,18 @@ cp_rounds() {
 
 # rss_mib: the switch process's resident memory, MiB
 rss_mib() { awk '/^VmRSS/{print int($2 / 1024)}' "/proc/$SWPID/status" 2>/dev/null || echo 0; }
+# thread_ticks: "COMM TICKS" (utime+stime) for every thread of the switch process
+thread_ticks() {
+    local t
+    for t in /proc/"$SWPID"/task/*; do
+        printf '%s %s\n' "$(cat "$t/comm" 2>/dev/null)" "$(sed 's/^.*) //' "$t/stat" 2>/dev/null | awk '{print $12 + $13}')"
+    done
+}
+# thread_secs BEFORE AFTER COMM: CPU seconds threads named COMM used between two thread_ticks
+thread_secs() {
+    awk -v c="$3" -v hz="$HZ" 'FNR == NR { if ($1 == c) a += $2; next } $1 == c { b += $2 }
+        END { printf "%.2f", (b - a) / hz }' <(printf '%s\n' "$1") <(printf '%s\n' "$2")
+}
 # secs T0 T1: nanosecond stamps to seconds (3 decimals)
 secs() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", (b-a)/1e9}'; }
 # per_s N SECONDS: N / SECONDS, rounded
@@ -445,14 +457,17 @@ scale_esw() {
 
 # scale_run N: add-flows, dump-flows, del-flows of N offloaded flows; sets R[scaleN,*]
 scale_run() {
-    local n=$1 f=$D/scale-$1 t0 t1 c0 c1 lines k
+    local n=$1 f=$D/scale-$1 t0 t1 c0 c1 lines k th0 th1
     gen_flows "$n" 1 2 "$f"
     R[scale$n,rss0]=$(rss_mib)
-    c0=$(cputicks); t0=$(now_ns)
+    th0=$(thread_ticks); c0=$(cputicks); t0=$(now_ns)
     DPCTL add-flows "$f" >"$D/scale-add-$n.out" 2>&1 || log "esw add-flows $n: $(tail -n 2 "$D/scale-add-$n.out" | tr '\n' ' ')"
-    t1=$(now_ns); c1=$(cputicks)
+    t1=$(now_ns); c1=$(cputicks); th1=$(thread_ticks)
     R[scale$n,add]=$(secs "$t0" "$t1")
     R[scale$n,addcpu]=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN{printf "%.2f", (b-a)/hz}')
+    R[scale$n,control]=$(thread_secs "$th0" "$th1" eswd)
+    R[scale$n,writer]=$(thread_secs "$th0" "$th1" esw-bpf-write)
+    R[scale$n,prefault]=$(thread_secs "$th0" "$th1" esw-prefault)
     R[scale$n,hw]=$(DPCTL show | awk '/offloaded flows:/{print $3}')
     R[scale$n,rate]=$(per_s "${R[scale$n,hw]:-0}" "${R[scale$n,add]}")
     R[scale$n,rss]=$(rss_mib)
@@ -466,7 +481,8 @@ scale_run() {
     # The kernel's part alone (scripts/scale/map-insert.c), beside the add it is part of.
     R[scale$n,kernel]=$("$D/map-insert" "$n" 2>>"$D/map-insert.err" | awk '{print $2}')
     R[scale$n,perflow]=$(awk -v a="${R[scale$n,rss0]}" -v b="${R[scale$n,rss]}" -v n="$n" 'BEGIN{printf "%.0f", (b-a)*1048576/n}')
-    log "scale $n: add ${R[scale$n,add]} s (${R[scale$n,rate]} flows/s, ${R[scale$n,hw]} in hardware, daemon CPU ${R[scale$n,addcpu]} s;" \
+    log "scale $n: add ${R[scale$n,add]} s (${R[scale$n,rate]} flows/s, ${R[scale$n,hw]} in hardware, daemon CPU ${R[scale$n,addcpu]} s:" \
+        "control ${R[scale$n,control]}, writer ${R[scale$n,writer]}, prefault ${R[scale$n,prefault]};" \
         "the kernel's map insert alone ${R[scale$n,kernel]:-n/a} s)," \
         "dump ${R[scale$n,dump]} s ($lines lines), del ${R[scale$n,del]} s;" \
         "RSS ${R[scale$n,rss0]} -> ${R[scale$n,rss]} -> ${R[scale$n,rssafter]} MiB (${R[scale$n,perflow]} B/flow)"
