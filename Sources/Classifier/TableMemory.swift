@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 
 /// Storage for the big open-addressing tables (a subtable's slots, the data plane's slot
 /// shadow, the datapath's ufid index): zeroed, and from 2 MiB up in transparent huge pages where the kernel has
@@ -10,24 +11,37 @@ import Glibc
 public enum TableMemory {
     public static let hugePage = 2 << 20
 
-    /// Starts faulting a mapping's pages in on another thread and returns how to stop it
-    /// (the call returns once no byte of the range is touched again). The daemon sets it
-    /// to its prefault thread's `touch`; nil, `allocateAhead` gives nothing.
-    nonisolated(unsafe) public static var touchAhead:
-        (@Sendable (UnsafeMutableRawPointer, Int) -> @Sendable () -> Void)?
+    /// Stops the touching of a range: at once (`wait` false: the table writes the range
+    /// from now on, and a touch keeps every byte as it is), or waiting for the page under
+    /// way (`wait` true: the range is about to be unmapped).
+    public typealias StopTouching = @Sendable (_ wait: Bool) -> Void
+
+    /// Starts faulting a mapping's pages in on another thread. The daemon sets it to its
+    /// prefault thread's `touch`; nil, `allocateAhead` gives nothing.
+    nonisolated(unsafe) public static var touchAhead: (@Sendable (UnsafeMutableRawPointer, Int) -> StopTouching)?
+
+    /// The mappings being touched in, by start: `deallocate` waits for their touching to
+    /// stop before it unmaps them.
+    private static let touched = Mutex<[UInt: StopTouching]>([:])
 
     /// A big table's next storage (`count` zeroed elements), mapped before its growth and
-    /// faulted in meanwhile on the other thread, with the call that stops that; nil for a
-    /// small table, or without `touchAhead`. In this VM a first touch of a page the guest
-    /// never used costs the host's fault as well (160-250 MB/s, against 3 GB/s for a page
-    /// used before), and a growth faulted its new table in on the control thread: up to a
-    /// third of a million-flow add there.
-    public static func allocateAhead<T: ~Copyable>(_: T.Type, count: Int)
-        -> (pointer: UnsafeMutablePointer<T>, stop: @Sendable () -> Void)? {
+    /// faulted in meanwhile on the other thread; nil for a small table, or without
+    /// `touchAhead`. In this VM a first touch of a page the guest never used costs the
+    /// host's fault as well (160-250 MB/s, against 3 GB/s for a page used before), and a
+    /// growth faulted its new table in on the control thread: up to a third of a
+    /// million-flow add there.
+    public static func allocateAhead<T: ~Copyable>(_: T.Type, count: Int) -> UnsafeMutablePointer<T>? {
         let bytes = count * MemoryLayout<T>.stride
         guard let touchAhead, bytes >= hugePage else { return nil }
         let p = allocate(T.self, count: count)
-        return (p, touchAhead(UnsafeMutableRawPointer(p), mappedLength(bytes)))
+        let stop = touchAhead(UnsafeMutableRawPointer(p), mappedLength(bytes))
+        touched.withLock { $0[UInt(bitPattern: p)] = stop }
+        return p
+    }
+
+    /// The table starts writing storage mapped ahead: its touching stops, without waiting.
+    public static func stopTouching<T: ~Copyable>(_ p: UnsafeMutablePointer<T>) {
+        touched.withLock { $0[UInt(bitPattern: p)] }?(false)
     }
 
     /// `count` zeroed elements; give them back with `deallocate(_:count:)`.
@@ -55,6 +69,9 @@ public enum TableMemory {
 
     public static func deallocate<T: ~Copyable>(_ p: UnsafeMutablePointer<T>, count: Int) {
         let bytes = count * MemoryLayout<T>.stride
+        if bytes >= hugePage, let stop = touched.withLock({ $0.removeValue(forKey: UInt(bitPattern: p)) }) {
+            stop(true)
+        }
         if bytes >= hugePage { munmap(UnsafeMutableRawPointer(p), mappedLength(bytes)) } else { p.deallocate() }
     }
 
@@ -68,14 +85,12 @@ public enum TableMemory {
 public struct AheadStorage<T: ~Copyable>: ~Copyable {
     private var pointer: UnsafeMutablePointer<T>?
     private var count = 0
-    private var stopTouching: (@Sendable () -> Void)?
     /// The table's capacity when the next storage was last asked for (once a size).
     private var preparedAt = 0
 
     public init() {}
 
     deinit {
-        stopTouching?()
         if let p = pointer { TableMemory.deallocate(p, count: count) }
     }
 
@@ -85,30 +100,24 @@ public struct AheadStorage<T: ~Copyable>: ~Copyable {
         guard preparedAt != capacity, entries * 8 > capacity * 5 else { return }
         drop()
         preparedAt = capacity
-        guard let (p, stop) = TableMemory.allocateAhead(T.self, count: next) else { return }
-        pointer = p
+        pointer = TableMemory.allocateAhead(T.self, count: next)
         count = next
-        stopTouching = stop
     }
 
-    /// Zeroed storage for `n` elements: the one mapped ahead if it has that size (its
-    /// touching stopped first: the table writes it from now on and may unmap it).
+    /// Zeroed storage for `n` elements: the one mapped ahead if it has that size.
     public mutating func take(count n: Int) -> UnsafeMutablePointer<T> {
         guard let p = pointer, count == n else {
             drop()
             return TableMemory.allocate(T.self, count: n)
         }
-        stopTouching?()
+        TableMemory.stopTouching(p)
         pointer = nil
-        stopTouching = nil
         preparedAt = 0
         return p
     }
 
     /// Gives the storage mapped ahead back (a table emptied keeps no second storage).
     public mutating func drop() {
-        stopTouching?()
-        stopTouching = nil
         if let p = pointer { TableMemory.deallocate(p, count: count) }
         pointer = nil
         preparedAt = 0

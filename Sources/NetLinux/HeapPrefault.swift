@@ -24,7 +24,8 @@ import Synchronization
 /// that holds the address space's lock for reading the whole call, and the control
 /// thread's `brk`, `mmap` and `munmap`, which take it for writing, waited behind it (in
 /// this VM a first touch of a guest page costs the host's fault too: tens of ms a step).
-/// A touch request's owner cancels it before it unmaps or reuses the range.
+/// A touch request's owner stops it when it starts writing the range, and waits for it to
+/// stop before it unmaps the range.
 public final class HeapPrefault: @unchecked Sendable {
     public static let topPad = 4 << 20
     /// Per `madvise` of the heap: it holds the address space's lock for reading, and the
@@ -32,8 +33,7 @@ public final class HeapPrefault: @unchecked Sendable {
     /// host a fault too: 256 KiB is 1-2 ms then, 2 MiB was 10 ms). The thread then looks
     /// at the break again.
     static let heapStep = 256 << 10
-    /// Per locked step of a touch request: a transparent huge page, faulted in whole by
-    /// its first touch.
+    /// Per locked step of a touch request (the thread then looks at the heap again).
     static let touchStep = 2 << 20
     private static let pageMask = UInt(sysconf(Int32(_SC_PAGESIZE)) - 1)
 
@@ -95,24 +95,33 @@ public final class HeapPrefault: @unchecked Sendable {
         if grew { sem_post(wake) }
     }
 
-    /// A range being touched in on the prefault thread (`touch`), until done or cancelled.
+    /// A range being touched in on the prefault thread (`touch`), until done or stopped.
     public final class TouchRequest: Sendable {
         fileprivate let end: UInt
-        /// The next page to touch; `.max` once cancelled. Held while a step is touched.
+        /// The next page to touch. Held while a step is touched.
         fileprivate let next: Mutex<UInt>
+        /// Set by `stop`: the thread touches no further page of the range.
+        fileprivate let stopped = Atomic<Bool>(false)
 
         fileprivate init(start: UInt, end: UInt) {
             self.end = end
             next = Mutex(start)
         }
 
-        /// Stops the touching; once it returns, no byte of the range is touched again
-        /// (it waits for a step under way: at most `touchStep` bytes of faults).
-        public func cancel() { next.withLock { $0 = .max } }
+        /// Stops the touching after the page under way, without waiting for it: for a
+        /// range its owner writes from now on (a touch keeps every byte as it is).
+        public func stop() { stopped.store(true, ordering: .relaxed) }
+
+        /// Stops the touching and waits for the page under way: once it returns, no byte
+        /// of the range is touched again, and it may be unmapped.
+        public func stopAndWait() {
+            stop()
+            next.withLock { _ in }
+        }
     }
 
     /// Touches `length` bytes at `start` (a mapping of the caller's, page-aligned) in on
-    /// the prefault thread, after the heap's fresh end. The caller cancels the request
+    /// the prefault thread, after the heap's fresh end. The caller calls `stopAndWait`
     /// before it unmaps the range; writing into it meanwhile is harmless.
     public func touch(_ start: UnsafeMutableRawPointer, length: Int) -> TouchRequest {
         let s = UInt(bitPattern: start)
@@ -135,12 +144,14 @@ public final class HeapPrefault: @unchecked Sendable {
     /// Touches the next step of the oldest request; false when none is left.
     private func advanceRequest() -> Bool {
         guard let r = requests.withLock({ $0.first }) else { return false }
+        let page = Self.pageMask + 1
         let more = r.next.withLock { next -> Bool in
-            guard next < r.end else { return false }
             let stepEnd = min(r.end, next + UInt(Self.touchStep))
-            cnl_touch_pages(UnsafeMutableRawPointer(bitPattern: next), UInt(stepEnd - next), Self.pageMask + 1)
-            next = stepEnd
-            return stepEnd < r.end
+            while next < stepEnd && !r.stopped.load(ordering: .relaxed) {
+                cnl_touch_page(UnsafeMutableRawPointer(bitPattern: next))
+                next += page
+            }
+            return next < r.end && !r.stopped.load(ordering: .relaxed)
         }
         if !more { requests.withLock { q in q.removeAll { $0 === r } } }
         return true

@@ -61,7 +61,7 @@ final class Daemon {
         if let heap {
             TableMemory.touchAhead = { [heap] p, n in
                 let request = heap.touch(p, length: n)
-                return { request.cancel() }
+                return { wait in if wait { request.stopAndWait() } else { request.stop() } }
             }
         }
         let naming = NetdevNaming(switchName: options.name, representorPrefix: options.representorPrefix)

@@ -7,16 +7,22 @@ import Testing
 /// (the daemon's prefault thread), then grows into it, stopping the touching first.
 /// Serialized: `TableMemory.touchAhead` is the process's.
 @Suite(.serialized) struct TableMemoryTests {
-    /// What the hook was asked: the ranges, and how many were stopped.
+    /// What the hook was asked: the ranges, and how their touching was stopped (false: at
+    /// once, true: waiting).
     final class Hook: Sendable {
         let asked = Mutex<[(start: UInt, bytes: Int)]>([])
-        let stopped = Mutex<Int>(0)
+        let stops = Mutex<[(start: UInt, wait: Bool)]>([])
 
         func install() {
             TableMemory.touchAhead = { [self] p, n in
-                asked.withLock { $0.append((UInt(bitPattern: p), n)) }
-                return { [self] in stopped.withLock { $0 += 1 } }
+                let start = UInt(bitPattern: p)
+                asked.withLock { $0.append((start, n)) }
+                return { [self] wait in stops.withLock { $0.append((start, wait)) } }
             }
+        }
+
+        func stopped(_ start: UInt?, waiting: Bool) -> Bool {
+            stops.withLock { $0.contains { $0.start == start && $0.wait == waiting } }
         }
     }
 
@@ -35,14 +41,17 @@ import Testing
         #expect(asked.first?.bytes == next * 8)
         let p = ahead.take(count: next)
         #expect(UInt(bitPattern: p) == asked.first?.start, "the growth takes the storage mapped ahead")
-        #expect(hook.stopped.withLock { $0 } == 1, "the touching stops before the table writes it")
+        #expect(hook.stopped(asked.first?.start, waiting: false), "its touching stops, without waiting")
+        #expect(!hook.stopped(asked.first?.start, waiting: true))
         #expect(p[next - 1] == 0 && p[0] == 0)
         TableMemory.deallocate(p, count: next)
+        #expect(hook.stopped(asked.first?.start, waiting: true), "unmapping it waits for the touching")
 
         ahead.prepare(entries: 6, capacity: 8, next: next)
+        let second = hook.asked.withLock { $0.last?.start }
         let q = ahead.take(count: next * 2)
-        #expect(UInt(bitPattern: q) != hook.asked.withLock { $0.last?.start }, "another size is mapped anew")
-        #expect(hook.stopped.withLock { $0 } == 2, "and the one mapped ahead stopped and dropped")
+        #expect(UInt(bitPattern: q) != second, "another size is mapped anew")
+        #expect(hook.stopped(second, waiting: true), "and the one mapped ahead is dropped, its touching waited for")
         TableMemory.deallocate(q, count: next * 2)
     }
 
@@ -66,7 +75,7 @@ import Testing
         }
         let sizes = hook.asked.withLock { $0.map(\.bytes) }
         #expect(sizes.contains((1 << 19) * MemoryLayout<UInt>.stride), "asked: \(sizes)")
-        #expect(hook.stopped.withLock { $0 } >= 1, "the growth stopped the touching of what it took")
+        #expect(hook.stops.withLock { $0.contains { !$0.wait } }, "the growth stopped the touching of what it took")
         for (i, e) in entries.enumerated() where i % 997 == 0 {
             var k = FlowKey()
             k[.ipv4Src] = UInt64(i)

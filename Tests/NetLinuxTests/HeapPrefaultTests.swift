@@ -94,29 +94,45 @@ import NetLinux
         // The table's owner writes into the range while it is touched in.
         r.base.storeBytes(of: 0x77, toByteOffset: 5 * Self.page + 3, as: UInt8.self)
         let request = prefault.touch(r.base, length: half)
-        defer { request.cancel() }
+        defer { request.stopAndWait() }
         #expect(r.waitResident(from: 0, length: half, pages: half / Self.page) == half / Self.page)
         #expect(r.resident(from: half, length: half) == 0, "only the range asked for")
         #expect(r.base.load(fromByteOffset: 5 * Self.page + 3, as: UInt8.self) == 0x77, "a written page keeps its bytes")
         #expect(r.base.load(fromByteOffset: 9 * Self.page, as: UInt64.self) == 0, "a touched page reads zero")
     }
 
-    @Test func aCancelledRequestIsTouchedNoMoreAndItsRangeMayGo() throws {
-        // Big enough that the touching is under way when the request is cancelled.
-        let bytes = 256 << 20
+    @Test func aStoppedRequestIsTouchedNoMoreAndItsRangeMayGo() throws {
+        // Big enough that the touching is under way when the request is stopped.
+        let bytes = 1 << 30
         let r = try Region(bytes: bytes)
         let prefault = try HeapPrefault(threadName: "test-prefault", heapEnd: { r.end.load(ordering: .relaxed) })
         defer { prefault.stop() }
         let request = prefault.touch(r.base, length: bytes)
         _ = r.waitResident(from: 0, length: bytes, pages: 1)
-        request.cancel()
-        let afterCancel = r.resident(from: 0, length: bytes)
+        request.stopAndWait()
+        let afterStop = r.resident(from: 0, length: bytes)
         usleep(50_000)
-        #expect(r.resident(from: 0, length: bytes) == afterCancel, "no page touched after cancel returned")
+        #expect(r.resident(from: 0, length: bytes) == afterStop, "no page touched after stopAndWait returned")
         // Unmapped at once (as a table drops its storage): the thread must not touch it.
         munmap(r.base, bytes)
         _ = mmap(r.base, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)
         usleep(50_000)
         #expect(r.resident(from: 0, length: bytes) == 0, "the range mapped again is not touched")
+    }
+
+    @Test func aStopThatDoesNotWaitEndsTheTouchingSoonAfter() throws {
+        let bytes = 1 << 30
+        let r = try Region(bytes: bytes)
+        let prefault = try HeapPrefault(threadName: "test-prefault", heapEnd: { r.end.load(ordering: .relaxed) })
+        defer { prefault.stop() }
+        let request = prefault.touch(r.base, length: bytes)
+        _ = r.waitResident(from: 0, length: bytes, pages: 1)
+        request.stop()  // returns at once (the table writes the range from now on)
+        usleep(20_000)  // the page under way, and no further one
+        let settled = r.resident(from: 0, length: bytes)
+        usleep(50_000)
+        #expect(r.resident(from: 0, length: bytes) == settled)
+        #expect(settled < bytes / Self.page, "stopped before the end")
+        request.stopAndWait()
     }
 }

@@ -21,21 +21,19 @@
 // a look-up issues it for a miss it will need later, so that misses overlap.
 static inline void cnl_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
 
-// Faults [start, start + length) in for writing, a page at a time, without changing a
-// byte: an atomic read-modify-write of zero into each page, which other threads' writes
-// to the same bytes cannot interleave with. Unlike madvise(MADV_POPULATE_WRITE) it takes
-// no lock of the whole address space (a fault locks only its own mapping). A plain
-// atomic OR of zero would not do: compilers may turn an idempotent one into a load, and
-// a read fault maps the shared zero page instead of a page of the mapping's own.
-static inline void cnl_touch_pages(void *start, unsigned long length, unsigned long page) {
-    for (char *p = (char *)start, *end = p + length; p < end; p += page) {
+// Faults the page holding p in for writing without changing a byte: an atomic
+// read-modify-write of zero, which other threads' writes to the same byte cannot
+// interleave with. Unlike madvise(MADV_POPULATE_WRITE) it takes no lock of the whole
+// address space (a fault locks only its own mapping). A plain atomic OR of zero would not
+// do: compilers may turn an idempotent one into a load, and a read fault maps the shared
+// zero page instead of a page of the mapping's own.
+static inline void cnl_touch_page(void *p) {
 #if defined(__x86_64__)
-        __asm__ volatile("lock orb $0, %0" : "+m"(*(volatile char *)p) : : "memory");
+    __asm__ volatile("lock orb $0, %0" : "+m"(*(volatile char *)p) : : "memory");
 #else
-        char v = __atomic_load_n(p, __ATOMIC_RELAXED);
-        while (!__atomic_compare_exchange_n(p, &v, v, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {}
+    char v = __atomic_load_n((char *)p, __ATOMIC_RELAXED);
+    while (!__atomic_compare_exchange_n((char *)p, &v, v, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {}
 #endif
-    }
 }
 
 // TUN/TAP (linux/if_tun.h)
