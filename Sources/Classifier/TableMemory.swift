@@ -16,9 +16,16 @@ public enum TableMemory {
     /// way (`wait` true: the range is about to be unmapped).
     public typealias StopTouching = @Sendable (_ wait: Bool) -> Void
 
+    public typealias TouchAhead = @Sendable (UnsafeMutableRawPointer, Int) -> StopTouching
+
     /// Starts faulting a mapping's pages in on another thread. The daemon sets it to its
-    /// prefault thread's `touch`; nil, `allocateAhead` gives nothing.
-    nonisolated(unsafe) public static var touchAhead: (@Sendable (UnsafeMutableRawPointer, Int) -> StopTouching)?
+    /// prefault thread's `touch`; nil, `allocateAhead` gives nothing. (Behind a lock: a
+    /// closure is two words, and tests set it while other tests' tables grow.)
+    public static var touchAhead: TouchAhead? {
+        get { touchHook.withLock { $0 } }
+        set { touchHook.withLock { $0 = newValue } }
+    }
+    private static let touchHook = Mutex<TouchAhead?>(nil)
 
     /// The mappings being touched in, by start: `deallocate` waits for their touching to
     /// stop before it unmaps them.

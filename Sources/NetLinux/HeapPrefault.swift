@@ -20,7 +20,7 @@ import Synchronization
 ///
 /// Other mappings are faulted in on request (`touch`): the big tables map their next
 /// size ahead of their growth, and this thread touches it in meanwhile (the heap first).
-/// Those are touched, a page at a time (`cnl_touch_pages`), not populated with `madvise`:
+/// Those are touched, a page at a time (`cnl_touch_page`), not populated with `madvise`:
 /// that holds the address space's lock for reading the whole call, and the control
 /// thread's `brk`, `mmap` and `munmap`, which take it for writing, waited behind it (in
 /// this VM a first touch of a guest page costs the host's fault too: tens of ms a step).
