@@ -35,7 +35,10 @@
 #   vxlan-kernel    the kernel's vxlan on both ends of a veth pair between two namespaces
 #                   (the VXLAN limit)
 #
-# For esw-offload and bpf-redirect-esw also the program's own cost per packet, as the
+# On the same netdevs and daemon, esw's pipeline swapped out: bpf-redirect-esw (the
+# redirect only) and classify-esw (bpf/bench/classify_min.bpf.c: one look-up of a key as
+# wide as the hardware table's, then the redirect).
+# For esw-offload, bpf-redirect-esw and classify-esw also the program's own cost per packet, as the
 # kernel accounts it (one more UDP run with kernel.bpf_stats_enabled on, then put back).
 # RUNS rounds (3; every topology set up, measured once and torn down per round, the order
 # rotated each round). Per topology and round: iperf3 TCP, one stream, T s (10, --quick
@@ -196,7 +199,7 @@ setup_bpf_redirect() {
         peer=$([ $dev = sa ] && echo sb || echo sa)
         ip -n "${P}s" link set "$dev" mtu 65535
         tc -n "${P}s" qdisc add dev "$dev" clsact || die "clsact $dev"
-        attach_redirect s "$dev" "$peer"
+        attach_program redirect_peer s "$dev" "$peer"
     done
     SWPID=""
 }
@@ -211,16 +214,16 @@ swap_in_forwarder() {
     SWPID=$!; PIDS+=("$SWPID")
 }
 
-# attach_redirect NS DEV PEER: DEV's tc ingress (clsact in place) runs the redirect-only
-# program towards PEER's far end, in place of whatever filter DEV had
-attach_redirect() {
-    local ns=$1 dev=$2 peer=$3 idx clang
+# attach_program PROGRAM NS DEV PEER: DEV's tc ingress (clsact in place) runs
+# bpf/bench/PROGRAM.bpf.c towards PEER's far end, in place of whatever filter DEV had
+attach_program() {
+    local prog=$1 ns=$2 dev=$3 peer=$4 idx clang
     idx=$(ip netns exec "$P$ns" cat "/sys/class/net/$peer/ifindex")
     clang=$(dirname "$(command -v swift)")/clang
     "$clang" -O2 -g -target bpf -I"/usr/include/$(uname -m)-linux-gnu" -DTARGET_IFINDEX="$idx" \
-        -c "$ROOT/bpf/bench/redirect_peer.bpf.c" -o "$D/redirect-$ns-$dev.o" || die "clang redirect_peer"
+        -c "$ROOT/bpf/bench/$prog.bpf.c" -o "$D/$prog-$ns-$dev.o" || die "clang $prog"
     tc -n "$P$ns" filter del dev "$dev" ingress 2>/dev/null
-    tc -n "$P$ns" filter add dev "$dev" ingress bpf da obj "$D/redirect-$ns-$dev.o" sec tc || die "tc filter $dev"
+    tc -n "$P$ns" filter add dev "$dev" ingress bpf da obj "$D/$prog-$ns-$dev.o" sec tc || die "tc filter $dev"
 }
 
 # pipeline_cost NAME: one UDP run (64 B, -b 0) VF0 -> VF1 with the kernel's BPF run-time
@@ -245,12 +248,14 @@ pipeline_cost() {
     log "$name: the program on $dev costs ${R[$name,ns]} ns a packet (kernel's accounting, 64 B UDP)"
 }
 
-# swap_in_redirect: in the esw topology (flows in hardware), the VFs' switch-side ends run
-# the redirect-only program instead of esw's pipeline: the same netdevs, namespaces and
+# swap_in PROGRAM: in the esw topology (flows in hardware), the VFs' switch-side ends run
+# bpf/bench/PROGRAM.bpf.c instead of esw's pipeline: the same netdevs, namespaces and
 # running daemon, so the difference to esw-offload is the pipeline's own work
-swap_in_redirect() {
-    attach_redirect host "$(topo_vf_switch_side 0)" "$(topo_vf_switch_side 1)"
-    attach_redirect host "$(topo_vf_switch_side 1)" "$(topo_vf_switch_side 0)"
+# (redirect_peer: only the redirect; classify_min: one look-up of a key of the hardware
+# table's width first)
+swap_in() {
+    attach_program "$1" host "$(topo_vf_switch_side 0)" "$(topo_vf_switch_side 1)"
+    attach_program "$1" host "$(topo_vf_switch_side 1)" "$(topo_vf_switch_side 0)"
 }
 
 # setup_vxlan_kernel: kernel vxlan (VNI 42, port 4789) on both ends of a veth pair a <-> b
@@ -330,9 +335,12 @@ bench_topology() {
         measure esw-offload "esw, VF <-> VF, flows in hardware" 1
         [ $last = 1 ] && pipeline_cost esw-offload
         # the redirect-only program in place of esw's pipeline (the same VF netdevs)
-        swap_in_redirect
+        swap_in redirect_peer
         measure bpf-redirect-esw "minimal tc program in place of esw's pipeline, on esw's own VF netdevs (what the pipeline adds)" 1
-        [ $last = 1 ] && pipeline_cost bpf-redirect-esw ;;
+        [ $last = 1 ] && pipeline_cost bpf-redirect-esw
+        swap_in classify_min
+        measure classify-esw "one look-up of a key of the hardware table's width, then the redirect, on esw's own VF netdevs (the least a switch with this table does)" 1
+        [ $last = 1 ] && pipeline_cost classify-esw ;;
     esw-software)
         setup_esw skip_hw; NOTE_sw=$NOTE_esw
         measure esw-software "esw, VF <-> VF, software datapath (skip_hw)" 1
