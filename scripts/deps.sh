@@ -1,7 +1,7 @@
 # scripts/deps.sh — sourced by test.sh, lab.sh and bench.sh: installs the Debian
 # packages esw needs, only those missing, and puts a Swift toolchain on PATH.
 #
-# What each is for: libmnl-dev, liburing-dev, pkg-config (the build); iproute2 (ip, ss),
+# What each is for: libmnl-dev, libbpf-dev, linux-libc-dev, pkg-config (the build); iproute2 (ip, ss),
 # iputils-ping, iperf3, tcpdump, python3, python3-scapy (tests, lab, bench);
 # openvswitch-switch (the OVS 3.1 reference: conformance tests and bench); ethtool
 # (bench: the no-TSO OVS row turns tx checksumming off); python3-matplotlib (bench's
