@@ -16,6 +16,7 @@ public enum TableMemory {
     /// way (`wait` true: the range is about to be unmapped).
     public typealias StopTouching = @Sendable (_ wait: Bool) -> Void
 
+    /// Starts the touching of `length` bytes at a mapping's start; returns how to stop it.
     public typealias TouchAhead = @Sendable (UnsafeMutableRawPointer, Int) -> StopTouching
 
     /// Starts faulting a mapping's pages in on another thread. The daemon sets it to its
@@ -39,7 +40,7 @@ public enum TableMemory {
     /// million-flow add there.
     public static func allocateAhead<T: ~Copyable>(_: T.Type, count: Int) -> UnsafeMutablePointer<T>? {
         let bytes = count * MemoryLayout<T>.stride
-        guard let touchAhead, bytes >= hugePage else { return nil }
+        guard bytes >= hugePage, let touchAhead else { return nil }
         let p = allocate(T.self, count: count)
         let stop = touchAhead(UnsafeMutableRawPointer(p), mappedLength(bytes))
         touched.withLock { $0[UInt(bitPattern: p)] = stop }

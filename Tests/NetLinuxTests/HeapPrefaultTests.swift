@@ -101,38 +101,40 @@ import NetLinux
         #expect(r.base.load(fromByteOffset: 9 * Self.page, as: UInt64.self) == 0, "a touched page reads zero")
     }
 
-    @Test func aStoppedRequestIsTouchedNoMoreAndItsRangeMayGo() throws {
-        // Big enough that the touching is under way when the request is stopped.
-        let bytes = 1 << 30
-        let r = try Region(bytes: bytes)
+    /// A 1 GiB request whose touching is under way (its first page in) when `body` runs:
+    /// big enough that it is not done before the body stops it.
+    func whileTouching(_ body: (Region, HeapPrefault.TouchRequest) throws -> Void) throws {
+        let r = try Region(bytes: 1 << 30)
         let prefault = try HeapPrefault(threadName: "test-prefault", heapEnd: { r.end.load(ordering: .relaxed) })
         defer { prefault.stop() }
-        let request = prefault.touch(r.base, length: bytes)
-        _ = r.waitResident(from: 0, length: bytes, pages: 1)
-        request.stopAndWait()
-        let afterStop = r.resident(from: 0, length: bytes)
-        usleep(50_000)
-        #expect(r.resident(from: 0, length: bytes) == afterStop, "no page touched after stopAndWait returned")
-        // Unmapped at once (as a table drops its storage): the thread must not touch it.
-        munmap(r.base, bytes)
-        _ = mmap(r.base, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)
-        usleep(50_000)
-        #expect(r.resident(from: 0, length: bytes) == 0, "the range mapped again is not touched")
+        let request = prefault.touch(r.base, length: r.bytes)
+        _ = r.waitResident(from: 0, length: r.bytes, pages: 1)
+        try body(r, request)
+    }
+
+    @Test func aStoppedRequestIsTouchedNoMoreAndItsRangeMayGo() throws {
+        try whileTouching { r, request in
+            request.stopAndWait()
+            let afterStop = r.resident(from: 0, length: r.bytes)
+            usleep(50_000)
+            #expect(r.resident(from: 0, length: r.bytes) == afterStop, "no page touched after stopAndWait returned")
+            // Unmapped at once (as a table drops its storage): the thread must not touch it.
+            munmap(r.base, r.bytes)
+            _ = mmap(r.base, r.bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)
+            usleep(50_000)
+            #expect(r.resident(from: 0, length: r.bytes) == 0, "the range mapped again is not touched")
+        }
     }
 
     @Test func aStopThatDoesNotWaitEndsTheTouchingSoonAfter() throws {
-        let bytes = 1 << 30
-        let r = try Region(bytes: bytes)
-        let prefault = try HeapPrefault(threadName: "test-prefault", heapEnd: { r.end.load(ordering: .relaxed) })
-        defer { prefault.stop() }
-        let request = prefault.touch(r.base, length: bytes)
-        _ = r.waitResident(from: 0, length: bytes, pages: 1)
-        request.stop()  // returns at once (the table writes the range from now on)
-        usleep(20_000)  // the page under way, and no further one
-        let settled = r.resident(from: 0, length: bytes)
-        usleep(50_000)
-        #expect(r.resident(from: 0, length: bytes) == settled)
-        #expect(settled < bytes / Self.page, "stopped before the end")
-        request.stopAndWait()
+        try whileTouching { r, request in
+            request.stop()  // returns at once (the table writes the range from now on)
+            usleep(20_000)  // the page under way, and no further one
+            let settled = r.resident(from: 0, length: r.bytes)
+            usleep(50_000)
+            #expect(r.resident(from: 0, length: r.bytes) == settled)
+            #expect(settled < r.bytes / Self.page, "stopped before the end")
+            request.stopAndWait()
+        }
     }
 }
