@@ -119,6 +119,9 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     /// fingerprint would look like one slot: the second rule is refused (its counter
     /// differs), never merged, and a removal needs the counter to match too.
     var slots = [SlotShadow(), SlotShadow()]
+    /// The table key `prefetch` hashed last, and its fingerprint: the rule's `prepare`
+    /// that follows hashes it again otherwise.
+    var prefetched: (key: TableKey, fingerprint: Fingerprint)?
     /// The chain table (ConntrackWrites.swift): masks by their bytes, their lookup order,
     /// each slot by its key's bytes; the connections in the CT table.
     var chainMasks: [[UInt8]: ChainMaskUse] = [:]

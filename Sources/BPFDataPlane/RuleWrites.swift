@@ -364,7 +364,8 @@ extension BPFDataPlane {
             return .failure(PrepareFailure(error: error, maskID: nil))
         }
         let key = TableKey(maskID: maskID, key: rule.key, mask: mask)
-        let fingerprint = key.fingerprint
+        let fingerprint = prefetched.flatMap { $0.key == key ? $0.fingerprint : nil } ?? key.fingerprint
+        prefetched = nil
         let shadow = slots[Self.slotIndex(rule.table)]
         let held = shadow.find(fingerprint).map { shadow[$0] }
         let previous = held.flatMap { $0.state == .written ? $0.slot : nil }
@@ -389,6 +390,19 @@ extension BPFDataPlane {
                                                      recirc: RuleValue.recirculates(rule.actions)),
                                     maskID: maskID, previous: previous, slotQueued: held?.state == .queued,
                                     actions: rule.actions))
+    }
+
+    /// The slot a rule of this key and mask would take starts loading. Only for a mask
+    /// the tables hold already (a new mask's id is taken by the write itself).
+    public func prefetch(key: FlowKey, mask: FlowKey, table: HardwareTable) {
+        guard table != .chain, Layout.fitsHardwareKey(key: key, mask: mask) else { return }
+        let words = MaskWords(mask)
+        let id: UInt32
+        if let last = lastMask, last.words == words { id = last.id } else if let u = masksByWords[words] { id = u.id } else { return }
+        let k = TableKey(maskID: id, key: key, mask: words)
+        let fingerprint = k.fingerprint
+        slots[Self.slotIndex(table)].prefetch(fingerprint)
+        prefetched = (k, fingerprint)
     }
 
     struct PrepareFailure: Error {

@@ -176,6 +176,11 @@ public protocol DataPlane: AnyObject {
     /// Tells `handler` the counters of rules that `program` accepted but the silicon
     /// refused when their queued write was made, and why (a data plane that queues writes).
     func onLostWrites(_ handler: @escaping ([UInt32], DataPlaneError) -> Void)
+
+    /// A hint: a rule with this key and mask is about to be programmed in `table`.
+    /// A data plane that keeps a big index of its rules starts loading the entry the
+    /// rule's check will read; nothing changes.
+    func prefetch(key: FlowKey, mask: FlowKey, table: HardwareTable)
 }
 
 extension DataPlane {
@@ -192,6 +197,9 @@ extension DataPlane {
 
     /// Writes made at once lose nothing later.
     public func onLostWrites(_ handler: @escaping ([UInt32], DataPlaneError) -> Void) {}
+
+    /// Nothing to load ahead.
+    public func prefetch(key: FlowKey, mask: FlowKey, table: HardwareTable) {}
 
     /// One write per rule; stops at the first write that fails.
     public func remove(batch rules: [DataPlaneRule]) -> (removed: Int, error: DataPlaneError?) {

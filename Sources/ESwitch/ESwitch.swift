@@ -397,6 +397,13 @@ public final class ESwitch: @unchecked Sendable {
 
     // MARK: Offload API
 
+    /// A hint that a rule with this key and mask is about to be added (`addRule`): its
+    /// look-ups start loading now. Changes nothing.
+    public func prefetchRule(key: FlowKey, mask: FlowKey) {
+        guard mode == .switchdev else { return }
+        tables.prefetch(key: key, mask: mask)
+    }
+
     public func addRule(_ spec: HardwareRuleSpec) -> Result<HardwareRuleHandle, OffloadFailure> {
         guard mode == .switchdev else { return .failure(.legacyMode) }
         if let f = checkPorts(spec) {

@@ -126,6 +126,16 @@ public final class HardwareTables: @unchecked Sendable {
         rule.table == .exact ? body(exactFlows) : body(maskedPool)
     }
 
+    /// Starts loading what `accept` and the data plane's write of a rule with this key
+    /// and mask will look at first (at a million rules each is a cache miss): called
+    /// while the caller still has the rule's other work to do. Changes nothing.
+    func prefetch(key: FlowKey, mask: FlowKey) {
+        let table: HardwareTable = key[.recircID] != 0 ? .chain
+            : HardwareCapabilities.isExactMatchProfile(key: key, mask: mask) ? .exact : .masked
+        _ = withClassifier(of: table) { $0.probe(key: key, mask: mask) }
+        dataPlane.prefetch(key: key, mask: mask, table: table)
+    }
+
     /// Step 1: the driver's checks (capabilities, duplicates). Takes nothing of the
     /// hardware; the rule is pending.
     /// `writtenNow`: the caller programs the rule before anything else is accepted

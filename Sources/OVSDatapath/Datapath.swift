@@ -268,6 +268,7 @@ public final class Datapath: @unchecked Sendable {
     public func changeFlow(match: FlowMatch, ufid givenUFID: UInt128?, actions actionBytes: [UInt8],
                            options: PutOptions = PutOptions()) throws(DatapathError) -> FlowChange {
         let probe = table.probe(match: match, ufid: givenUFID)
+        prefetchHardwareRule(match)
         let (actionBytes, actions, compiled) = try decodeAndCompile(actionBytes, for: match)
         let now = Sys.monotonicNanoseconds()
 
