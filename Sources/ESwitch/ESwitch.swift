@@ -397,12 +397,27 @@ public final class ESwitch: @unchecked Sendable {
 
     // MARK: Offload API
 
+    /// Whether `prefetchRule` is worth its hashing: once the tables hold
+    /// `prefetchFromRules`. Below that their entries come from the cache, and the hint
+    /// costs more than it hides (200k rules: no gain; 1M: a tenth of a put).
+    public var prefetchesRules: Bool { mode == .switchdev && tables.rules.count >= prefetchFromRules }
+    /// (Tests lower it, to take the path with few rules.)
+    public var prefetchFromRules = ESwitch.cacheOutgrowingRules
+
     /// A hint that a rule with this key and mask is about to be added (`addRule`): its
     /// look-ups start loading now. Changes nothing.
     public func prefetchRule(key: FlowKey, mask: FlowKey) {
         guard mode == .switchdev else { return }
         tables.prefetch(key: key, mask: mask)
     }
+
+    /// Rules from which the probed tables (the driver's classifier and the data plane's
+    /// slots, with the datapath's classifier and ufid index beside them: about 64 bytes a
+    /// rule at their loads) outgrow the last-level cache.
+    static let cacheOutgrowingRules: Int = {
+        let l3 = sysconf(Int32(_SC_LEVEL3_CACHE_SIZE))
+        return (l3 > 0 ? l3 : 32 << 20) / 64
+    }()
 
     public func addRule(_ spec: HardwareRuleSpec) -> Result<HardwareRuleHandle, OffloadFailure> {
         guard mode == .switchdev else { return .failure(.legacyMode) }

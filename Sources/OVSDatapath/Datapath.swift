@@ -66,6 +66,11 @@ public final class Datapath: @unchecked Sendable {
     /// the array (an add-flows' rules mostly have the same actions; 40 bytes and an
     /// allocation kept per rule otherwise). Control thread only.
     var lastHardwareActions: [HardwareAction] = []
+    /// The last translation of a representor's flow whose actions depend on nothing but
+    /// the ports (`OffloadTranslator.translate`): the flows of an add-flows share one
+    /// actions array, and translating it again cost a tenth of a put. Forgotten when
+    /// ports change. Control thread only.
+    var lastTranslation: OffloadTranslator.Memo?
 
     public init(name: String, eswitch: ESwitch?, policy: OffloadPolicy = .none, missMode: MissMode = .drop,
                 maxIdleMilliseconds: Int = 10_000, rcu: QuiescentState = .shared, logger: Logger) throws {
@@ -211,6 +216,7 @@ public final class Datapath: @unchecked Sendable {
     }
 
     private func changePorts(_ body: (inout [UInt32: Vport]) -> Void) {
+        lastTranslation = nil
         worker?.pause()
         body(&ports)
         var arr = ContiguousArray<Vport?>(repeating: nil, count: Int(ports.keys.max() ?? 0) + 1)

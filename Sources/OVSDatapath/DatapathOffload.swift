@@ -198,20 +198,20 @@ extension Datapath {
         flow.tunnelDependency = dependency ?? tunnelDependency(of: flow)
     }
 
-    /// The hardware rule for a flow, or why it cannot have one.
     /// Starts loading the hardware tables' entries that the offload of a flow with this
     /// match will look up (the driver's duplicate check, the data plane's slot): at a
     /// million rules each is a cache miss, and the flow's own checks, translation and
     /// objects come first. Only for a representor's flow, whose rule key is the match
     /// with the switch port (`OffloadTranslator.translate`).
     func prefetchHardwareRule(_ match: FlowMatch) {
-        guard policy != .skipHW, let sw = eswitch,
+        guard policy != .skipHW, let sw = eswitch, sw.prefetchesRules,
               let port = vport(UInt32(truncatingIfNeeded: match.key[.inPort]))?.eswitchPort else { return }
         var key = match.key
         key[.inPort] = UInt64(port)
         sw.prefetchRule(key: key, mask: match.mask)
     }
 
+    /// The hardware rule for a flow, or why it cannot have one.
     fileprivate func hardwareRule(for flow: DatapathFlow) -> Result<OffloadTranslator.Translation, OffloadFailure> {
         guard let tr = translator else { return .failure(.tunnel("no eSwitch behind this datapath")) }
         // Returned as translated (a rule is ~500 bytes: no unwrapping and wrapping again).

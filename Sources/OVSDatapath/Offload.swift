@@ -32,14 +32,38 @@ struct OffloadTranslator {
         var vxlanPort: UInt16?
     }
 
+    /// A translation that holds for any flow of `inPort` with these very actions (the
+    /// same array: its storage is the key, and the memo holds it so that it cannot be
+    /// reused): no tunnel, no ct(), whose translation reads the key.
+    struct Memo {
+        let inPort: UInt32
+        let eswitchPort: PortIndex
+        let actions: [ODPAction]
+        let hardware: [HardwareAction]
+
+        func holds(inPort n: UInt32, _ a: [ODPAction]) -> Bool {
+            n == inPort && actions.withUnsafeBufferPointer { m in
+                a.withUnsafeBufferPointer { $0.baseAddress == m.baseAddress && $0.count == m.count }
+            }
+        }
+    }
+
     func translate(_ match: FlowMatch, actions: [ODPAction], cookie: UInt64) -> Result<Translation, OffloadFailure> {
         let inNumber = UInt32(truncatingIfNeeded: match.key[.inPort])
+        if let m = dp.lastTranslation, m.holds(inPort: inNumber, actions) {
+            var key = match.key
+            key[.inPort] = UInt64(m.eswitchPort)
+            return .success(Translation(spec: HardwareRuleSpec(key: key, mask: match.mask, actions: m.hardware, cookie: cookie),
+                                        dependency: nil, vxlanPort: nil))
+        }
         guard let inPort = dp.vport(inNumber) else { return .failure(.tunnel("in_port \(inNumber) does not exist")) }
         var key = match.key
         var mask = match.mask
         var hw: [HardwareAction] = []
         var dependency: TunnelDependency?
         var vxlanPort: UInt16?
+        // Whether the translation depends on the actions and ports alone (`Memo`).
+        var memoizable = true
 
         if inPort.type == .vxlan {
             guard let tunnels else { return .failure(.unsupportedMatch(field: "tunnel (no tunnel tracker)")) }
@@ -96,6 +120,7 @@ struct OffloadTranslator {
                             return .unsupportedAction("set(tunnel)")
                         }
                         pendingTunnel = t
+                        memoizable = false
                     default:
                         guard let act = Self.modifyHeader(f) else { return .unsupportedAction(a.name) }
                         hw.append(act)
@@ -105,6 +130,7 @@ struct OffloadTranslator {
                 case .drop: hw.append(.drop)
                 case .recirc(let id): hw.append(.recirculate(id))
                 case .conntrack(let raw):
+                    memoizable = false
                     // The hardware looks connections up; it commits nothing (new connections
                     // miss and software commits them).
                     let ethType = mask[.ethType] == FlowField.ethType.valueMask ? UInt16(truncatingIfNeeded: key[.ethType]) : nil
@@ -129,6 +155,9 @@ struct OffloadTranslator {
         if hw == dp.lastHardwareActions { hw = dp.lastHardwareActions } else { dp.lastHardwareActions = hw }
         if let p = vxlanPort, !eswitch.canRegisterVXLANPort(p) {
             return .failure(.unsupportedMatch(field: "more than 4 VXLAN UDP ports"))
+        }
+        if memoizable, dependency == nil, vxlanPort == nil, let e = inPort.eswitchPort {
+            dp.lastTranslation = Memo(inPort: inNumber, eswitchPort: e, actions: actions, hardware: hw)
         }
         return .success(Translation(spec: HardwareRuleSpec(key: key, mask: mask, actions: hw, cookie: cookie),
                                     dependency: dependency, vxlanPort: vxlanPort))

@@ -246,4 +246,24 @@ struct OffloadPathTests {
         d.deleteFlow(f)
         #expect(sw.registeredVXLANPorts.isEmpty)
     }
+
+    /// With the rule prefetch on from the first rule (it waits for a million otherwise),
+    /// the same puts leave the same rules and states: the hint changes nothing.
+    @Test func theRulePrefetchChangesNothing() throws {
+        var outcomes: [[String]] = []
+        for prefetching in [false, true] {
+            let (d, sw, dp) = try Self.datapath()
+            if prefetching { sw.prefetchFromRules = 0 }
+            #expect(sw.prefetchesRules == prefetching)
+            var states: [String] = []
+            for i in 0..<40 {
+                let f = try Self.put(d, "in_port(\(1 + i % 2)),eth(),eth_type(0x0800),ipv4(dst=198.19.0.\(i),frag=no)",
+                                     i % 3 == 0 ? "2" : "set(ipv4(ttl=9)),1")
+                states.append(d.offloadStatus(of: f).word)
+            }
+            outcomes.append(states + dp.rules.map { "\($0.key[.inPort]) \($0.key[.ipv4Dst]) \($0.actions)" })
+        }
+        #expect(outcomes[0] == outcomes[1])
+        #expect(outcomes[0].filter { $0 == "yes" }.count == 40)
+    }
 }

@@ -1,0 +1,46 @@
+@testable import BPFDataPlane
+import ESwitch
+import Glibc
+import Packet
+import Testing
+
+/// `prefetch`: a hint that loads a rule's slot and keeps its key's fingerprint for the
+/// rule's write, which takes it only for that very key. Needs root.
+@Suite(.enabled(if: getuid() == 0, "loading BPF programs needs root"))
+struct PrefetchTests {
+    typealias P = PipelineTests
+    typealias B = BatchTests
+
+    @Test func aPrefetchedRuleIsWrittenUnderItsOwnFingerprintAndAnotherOneIsNot() throws {
+        let dp = try P.dataPlane()
+        let rules = B.rules(3, actions: [.drop])
+        // A mask not held yet: nothing to hash (the write takes the mask's id).
+        dp.prefetch(key: rules[0].key, mask: rules[0].mask, table: .masked)
+        #expect(dp.prefetched == nil)
+        try dp.program(rules[0])
+
+        // The hint for rule 1, from its unmasked key as the datapath has it: the write's
+        // own table key is the same, and so is the fingerprint it keeps.
+        var unmasked = rules[1].key
+        unmasked[.ipv4Src] = 0xC612_0009
+        dp.prefetch(key: unmasked, mask: rules[1].mask, table: .masked)
+        let hint = try #require(dp.prefetched)
+        try dp.program(rules[1])
+        #expect(dp.prefetched == nil, "taken by the write")
+        #expect(dp.slots[1].find(hint.fingerprint) != nil)
+
+        // A hint for rule 2, then a write of another rule: that rule gets its own fingerprint.
+        dp.prefetch(key: rules[2].key, mask: rules[2].mask, table: .masked)
+        let stale = try #require(dp.prefetched)
+        let other = B.rules(5, actions: [.drop])[4]
+        try dp.program(other)
+        #expect(dp.slots[1].find(stale.fingerprint) == nil, "rule 2 was never written")
+        // (One mask for all: its id is the first word of any of their table keys.)
+        let own = TableKey(maskID: UInt32(truncatingIfNeeded: stale.key.words[0]), key: other.key,
+                           mask: MaskWords(other.mask)).fingerprint
+        #expect(dp.slots[1].find(own) != nil)
+        for (dst, verdict) in [(B.base + 1, P.shot), (B.base + 4, P.shot), (B.base + 2, P.redirect)] {
+            #expect(try B.verdict(dp, dst: dst) == verdict)
+        }
+    }
+}
