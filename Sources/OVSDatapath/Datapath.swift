@@ -306,7 +306,8 @@ public final class Datapath: @unchecked Sendable {
         // Before anything is offloaded: a flow refused for its ufid must never have been
         // in hardware, not even for the moment between its rule's write and removal.
         guard table.claimUFID(flow) else { throw .exists("ufid \(formatUFID(ufid)) is in use by another flow") }
-        do { try offload(flow) } catch {
+        // (The request's match is the flow's: `DatapathFlow.match` would rebuild it.)
+        do { try offload(flow, match: match) } catch {
             table.releaseUFID(flow)
             throw error
         }

@@ -50,13 +50,14 @@ extension Datapath {
     }
 
     /// Attempts to put a new flow into hardware, per policy.
-    func offload(_ flow: DatapathFlow) throws(DatapathError) {
+    /// `match`: the flow's, when the caller has it (a put: `flow.match` rebuilds it).
+    func offload(_ flow: DatapathFlow, match: FlowMatch? = nil) throws(DatapathError) {
         flow.hardwareOnly = policy == .skipSW
         guard policy != .skipHW else {
             flow.offload = .software(reason: "offload policy is skip_hw")
             return
         }
-        try place(flow, hardwareRule(for: flow))
+        try place(flow, hardwareRule(for: flow, match: match))
     }
 
     /// Adds the flow's translated rule to the hardware, or records (or, under skip_sw,
@@ -212,10 +213,10 @@ extension Datapath {
     }
 
     /// The hardware rule for a flow, or why it cannot have one.
-    fileprivate func hardwareRule(for flow: DatapathFlow) -> Result<OffloadTranslator.Translation, OffloadFailure> {
+    fileprivate func hardwareRule(for flow: DatapathFlow, match: FlowMatch? = nil) -> Result<OffloadTranslator.Translation, OffloadFailure> {
         guard let tr = translator else { return .failure(.tunnel("no eSwitch behind this datapath")) }
         // Returned as translated (a rule is ~500 bytes: no unwrapping and wrapping again).
-        return tr.translate(flow.match, actions: flow.actions, cookie: UInt64(truncatingIfNeeded: flow.ufid))
+        return tr.translate(match ?? flow.match, actions: flow.actions, cookie: UInt64(truncatingIfNeeded: flow.ufid))
     }
 
     /// For flows that stay in software: which tunnel the flow would need, so the tracker
