@@ -234,7 +234,7 @@ final class Daemon {
             HelperPlacement.shared.prefer(-1)
             placement.follow()
         }
-        datapaths.datapath?.tick(now: now)
+        datapaths.datapath?.tick(now: now, streaming: now &- lastBulkRun < 200_000_000)
         tunnels?.tick(now: now)
         sw.tick(now: now)
         server.disconnectStalled(now: now)

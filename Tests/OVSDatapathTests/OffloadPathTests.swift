@@ -1,5 +1,6 @@
 import ESwitch
 import Logging
+import NetLinux
 import ODP
 @testable import OVSDatapath
 import Packet
@@ -265,5 +266,26 @@ struct OffloadPathTests {
         }
         #expect(outcomes[0] == outcomes[1])
         #expect(outcomes[0].filter { $0 == "yes" }.count == 40)
+    }
+
+    /// The counter poll waits while a client streams requests, and not past
+    /// `pollDeferralLimit`.
+    @Test func theCounterPollWaitsForAStreamButNotForever() throws {
+        let (d, _, dp) = try Self.datapath()
+        let f = try Self.put(d, "in_port(1),eth(),eth_type(0x0800),ipv4(dst=198.19.0.2,frag=no)", "2")
+        let counter = try #require(dp.rules.first?.counter)
+        let second: UInt64 = 1_000_000_000
+        let t0 = Sys.monotonicNanoseconds()
+        d.tick(now: t0)
+        dp.counters[counter] = RuleCounters(packets: 5, bytes: 500, lastUsedNanoseconds: t0)
+        d.tick(now: t0 + 2 * second, streaming: true)
+        #expect(f.stats.packets == 0, "no poll during the stream")
+        d.tick(now: t0 + 2 * second)
+        #expect(f.stats.packets == 5, "polled once the stream ended")
+        dp.counters[counter] = RuleCounters(packets: 9, bytes: 900, lastUsedNanoseconds: t0)
+        d.tick(now: t0 + 4 * second + Datapath.pollDeferralLimit / 2, streaming: true)
+        #expect(f.stats.packets == 5)
+        d.tick(now: t0 + 4 * second + Datapath.pollDeferralLimit, streaming: true)
+        #expect(f.stats.packets == 9, "polled during a stream that went on too long")
     }
 }
