@@ -620,13 +620,24 @@ public final class ESwitch: @unchecked Sendable {
         }
     }
 
-    public var offloadStatistics: OffloadStatistics { engine.statistics }
+    public var offloadStatistics: OffloadStatistics {
+        engine.settleBatchEnd()
+        return engine.statistics
+    }
 
     /// The last burst of offload operations (a batch): how many, the caller's latency
     /// (first operation to the last one's return) and the coherent one (to the moment
     /// every rule was in the data plane; nil while some wait).
     public var lastOffloadBurst: (operations: UInt64, callerNanoseconds: UInt64, coherentNanoseconds: UInt64?) {
-        engine.lastBurst
+        engine.settleBatchEnd()
+        return engine.lastBurst
+    }
+
+    /// Runs `body`, a run of requests served back to back, as one batch of offload
+    /// operations (`OffloadEngine.batchingOperations`: the burst's clock read at its
+    /// first operation and its end).
+    public func batchingOperations<T>(_ body: () throws -> T) rethrows -> T {
+        try engine.batchingOperations(body)
     }
 
     /// Units the driver holds in reserve (prefetch/credit stock) per top-level pool.

@@ -373,17 +373,60 @@ final class OffloadEngine {
     static let burstGapNanoseconds: UInt64 = 100_000_000
     private var lastOperationEnd: UInt64 = 0
 
+    /// Open `batchingOperations` scopes.
+    private var batchDepth = 0
+    /// An operation of the open batch has begun: the later ones are of its burst.
+    private var batchBegun = false
+    /// An operation of the open batch has ended since the burst's end was last read:
+    /// the batch's end is the burst's (read when the batch ends, or when the statistics
+    /// are read before).
+    private var batchEndPending = false
+
+    /// Runs `body` (a run of requests, back to back) reading the clock for the burst at
+    /// its first operation and at its end, not twice at every operation (a fifth of a
+    /// microsecond an operation on this VM, 2-3 % of a million-flow add). Within the
+    /// batch no gap can end the burst.
+    func batchingOperations<T>(_ body: () throws -> T) rethrows -> T {
+        batchDepth += 1
+        defer {
+            batchDepth -= 1
+            if batchDepth == 0 {
+                settleBatchEnd()
+                batchBegun = false
+            }
+        }
+        return try body()
+    }
+
+    /// The open batch's operations have all returned by now.
+    func settleBatchEnd() {
+        guard batchEndPending else { return }
+        batchEndPending = false
+        lastOperationEnd = clock.now()
+        statistics.burst.callerEnd = lastOperationEnd
+    }
+
     private func beginOperation() {
-        let now = clock.now()
         statistics.operations += 1
+        // A later operation of the batch: the same burst.
+        if batchBegun {
+            statistics.burst.operations += 1
+            return
+        }
+        let now = clock.now()
         if statistics.burst.start == 0 || now &- lastOperationEnd > Self.burstGapNanoseconds {
             statistics.burst = OffloadStatistics.Burst(start: now)
         }
         statistics.burst.operations += 1
+        if batchDepth > 0 { batchBegun = true }
     }
 
     private func endOperation() {
         for (r, f) in tables.settleLost() { countLateFailure(r, f) }
+        if batchDepth > 0 {
+            batchEndPending = true
+            return
+        }
         lastOperationEnd = clock.now()
         statistics.burst.callerEnd = lastOperationEnd
     }

@@ -295,7 +295,8 @@ final class Daemon {
         let run = RequestRun(entries) { [unowned(unsafe) self] raw, out in handle(raw, client: client, into: &out) }
         // New rules' writes go to the kernel in bulks, all of them before the replies leave.
         let plane = dataPlane
-        server.stream(fd) { out in plane.coalescingWrites { run.produce(into: &out) } }
+        let sw = self.sw
+        server.stream(fd) { out in plane.coalescingWrites { sw.batchingOperations { run.produce(into: &out) } } }
     }
 
     /// One request → its replies, always ending with an ACK, DONE or error, appended to

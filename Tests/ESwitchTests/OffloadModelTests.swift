@@ -329,6 +329,31 @@ struct BurstLatencyTests {
         _ = try sw.addRule(OffloadModelTests.ipv4(99)).get()
         #expect(sw.lastOffloadBurst.operations == 1)
     }
+
+    /// A batch (a run of requests) reads the clock at its first operation and its end:
+    /// the burst is the same, ending when the batch does or when it is read inside it.
+    @Test func aBatchEndsItsBurstWhenItEndsOrIsRead() throws {
+        let (sw, _, clock) = try OffloadModelTests.device(.lockstep, latency: 10)
+        clock.advance(nanoseconds: 500_000_000)
+        var inside: (operations: UInt64, callerNanoseconds: UInt64, coherentNanoseconds: UInt64?) = (0, 0, nil)
+        sw.batchingOperations {
+            for n in 0..<10 {
+                _ = try? sw.addRule(OffloadModelTests.ipv4(n)).get()
+                clock.advance(nanoseconds: 1_000)
+            }
+            inside = sw.lastOffloadBurst
+            clock.advance(nanoseconds: 200_000_000)
+            _ = try? sw.addRule(OffloadModelTests.ipv4(10)).get()
+            clock.advance(nanoseconds: 3_000)
+        }
+        // Each lockstep add waits its 10 µs on the caller's path.
+        #expect(inside.operations == 10)
+        #expect(inside.callerNanoseconds == 10 * 10_000 + 10 * 1_000, "read inside the batch: up to now")
+        let after = sw.lastOffloadBurst
+        #expect(after.operations == 11, "no gap inside a batch, however long the pause")
+        #expect(after.callerNanoseconds == 11 * 10_000 + 10 * 1_000 + 200_000_000 + 3_000, "up to the batch's end")
+        #expect(sw.offloadStatistics.operations == 11)
+    }
 }
 
 /// A deleted rule whose removal still waits for the firmware does not block its match.
