@@ -34,7 +34,8 @@ struct OffloadTranslator {
 
     /// A translation that holds for any flow of `inPort` with these very actions (the
     /// same array: its storage is the key, and the memo holds it so that it cannot be
-    /// reused): no tunnel, no ct(), whose translation reads the key.
+    /// reused). Only for actions without a tunnel or a ct(), whose translation reads the
+    /// key or the tunnel tracker.
     struct Memo {
         let inPort: UInt32
         let eswitchPort: PortIndex

@@ -26,7 +26,7 @@ struct UFIDIndex: ~Copyable {
     /// The next size's storage, mapped ahead of the growth.
     private var ahead = AheadStorage<Entry>()
     /// The ufid `prefetch` hashed, and its hash: the put's `claim` follows (the keyed
-    /// hash of a ufid is a fifth of a probe's instructions).
+    /// hash of a ufid is about 190 instructions).
     private var prefetched: (ufid: UInt128, hash: Int)?
 
     init() {

@@ -293,7 +293,8 @@ final class Daemon {
         // Not counted: the daemon outlives every run (a checked unowned reference was a
         // retain through the runtime's slow path per request).
         let run = RequestRun(entries) { [unowned(unsafe) self] raw, out in handle(raw, client: client, into: &out) }
-        // New rules' writes go to the kernel in bulks, all of them before the replies leave.
+        // New rules' writes go to the kernel in bulks, all of them before the replies leave;
+        // the run is one batch of offload operations (its burst's clock read twice).
         let plane = dataPlane
         let sw = self.sw
         server.stream(fd) { out in plane.coalescingWrites { sw.batchingOperations { run.produce(into: &out) } } }
