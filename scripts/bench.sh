@@ -56,7 +56,8 @@
 # 50k and 200k (--quick), then 1M: one `add-flows` each (wall, flows in hardware),
 # `dump-flows` and `del-flows` (wall), eswd's RSS empty, full and 5 s after del-flows,
 # bytes per flow; 50k is compared with OVS's dpctl/add-flows of the same 50k.
-# --scale-only runs only that and the OVS control-plane reference. --dataplane adds the
+# --scale-only runs only that and the 50k comparison in rounds (five each, medians): esw
+# software only (skip_hw), esw offloaded on a fresh eswd, and OVS's dpctl/add-flows. --dataplane adds the
 # data plane's own batch rate (BPF_MAP_UPDATE_BATCH vs one update per rule, 1M rules:
 # `swift test -c release --filter BatchTests/throughput`, built on the spot).
 #
@@ -382,24 +383,33 @@ gen_flows() {
 # now_ns: the clock in nanoseconds
 now_ns() { date +%s%N; }
 
-# cp_esw N: time esw-dpctl add-flows of N flows (skip_hw); sets R[esw,cpN] (flows/s) and count
+# cp_esw N [WHO]: time esw-dpctl add-flows of N flows on the eswd running; sets R[WHO,cpN]
+# (flows/s) and count. WHO esw (default): skip_hw, the flows counted in the dump; hw: policy
+# none, the flows counted in hardware (`show`'s offloaded flows).
 cp_esw() {
-    local n=$1 f=$D/cp-esw-$1 t0 t1 rc got c0 c1
+    local n=$1 who=${2:-esw} f=$D/cp-esw-$1 t0 t1 rc got c0 c1
     gen_flows "$n" 1 2 "$f"
     DPCTL del-flows >/dev/null 2>&1
     c0=$(cputicks)
     t0=$(now_ns); DPCTL add-flows "$f" >"$D/cp-esw-$n.out" 2>&1; rc=$?; t1=$(now_ns)
     c1=$(cputicks)
     # The daemon's own CPU time for the batch (the CLI's text parsing is the rest).
-    R[esw,cp$n,daemon]=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN{printf "%.2f", (b-a)/hz}')
-    got=$(DPCTL dump-flows 2>/dev/null | grep -c 'ipv4(src=198\.')
-    R[esw,cp$n,s]=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)/1e9}')
-    R[esw,cp$n]=$(awk -v a="$t0" -v b="$t1" -v n="$got" 'BEGIN{printf "%.0f", n/((b-a)/1e9)}')
-    R[esw,cp$n,got]=$got
+    R[$who,cp$n,daemon]=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN{printf "%.2f", (b-a)/hz}')
+    if [ "$who" = hw ]; then
+        got=$(DPCTL show | awk '/offloaded flows:/{print $3}')
+    else
+        got=$(DPCTL dump-flows 2>/dev/null | grep -c 'ipv4(src=198\.')
+    fi
+    R[$who,cp$n,s]=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)/1e9}')
+    R[$who,cp$n]=$(awk -v a="$t0" -v b="$t1" -v n="${got:-0}" 'BEGIN{printf "%.0f", n/((b-a)/1e9)}')
+    R[$who,cp$n,got]=$got
     [ $rc -eq 0 ] || log "esw add-flows $n: rc=$rc: $(tail -n 2 "$D/cp-esw-$n.out" | tr '\n' ' ')"
-    log "esw add-flows: $got of $n flows in ${R[esw,cp$n,s]} s (${R[esw,cp$n]} flows/s)"
+    log "esw add-flows ($who): $got of $n flows in ${R[$who,cp$n,s]} s (${R[$who,cp$n]} flows/s)"
     DPCTL del-flows >/dev/null 2>&1
 }
+
+# cp_hw N: cp_esw N hw (on an eswd with policy none)
+cp_hw() { cp_esw "$1" hw; }
 
 # cp_ovs N: time ovs-appctl dpctl/add-flows of N flows; sets R[ovs,cpN] (flows/s) and count
 cp_ovs() {
@@ -421,7 +431,7 @@ cp_ovs() {
     $APPCTL revalidator/resume >/dev/null 2>&1
 }
 
-# cp_rounds esw|ovs N: cp_esw/cp_ovs N, CP_ROUNDS times (default 5); R[who,cpN] is then
+# cp_rounds esw|hw|ovs N: cp_esw/cp_hw/cp_ovs N, CP_ROUNDS times (default 5); R[who,cpN] is then
 # the median and R[who,cpN,runs] every round's flows/s
 cp_rounds() {
     local who=$1 n=$2 runs=()
@@ -545,6 +555,12 @@ if [ $SCALE = 1 ] || [ $SCALE_ONLY = 1 ]; then
         # Several rounds each (one add takes a tenth of a second: a single one is at
         # this VM's mercy), the median reported with every round.
         cp_rounds esw 50000
+        teardown
+        log "== esw offloaded (policy none): add-flows of 50k in rounds, a fresh eswd"
+        topo_esw 2 start_eswd --mode switchdev --policy none --profile "$D/scale-profile" || die "cannot build the esw topology"
+        DPCTL add-if pf0vf0 >/dev/null || die "add-if pf0vf0"
+        DPCTL add-if pf0vf1 >/dev/null || die "add-if pf0vf1"
+        cp_rounds hw 50000
         teardown
         log "== Open vSwitch userspace datapath: dpctl/add-flows reference"
         NOTE_ovs_tso=""
