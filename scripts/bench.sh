@@ -152,9 +152,7 @@ flow_note() { DPCTL dump-flows -m | awk '/offloaded:yes/{o++} /dp:ovs/{s++} END{
 # setup_esw POLICY (none|skip_hw): VF0 <-> VF1 through eswd; sets NOTE_esw
 setup_esw() {
     local pol=$1
-    topo_esw 2 start_eswd --mode switchdev --policy "$pol" || die "cannot build the esw topology"
-    DPCTL add-if pf0vf0 >/dev/null || die "add-if pf0vf0"
-    DPCTL add-if pf0vf1 >/dev/null || die "add-if pf0vf1"
+    esw_two_vfs "$pol"
     topo_vf_flows "$D/esw-flows"
     DPCTL add-flows "$D/esw-flows" || die "esw-dpctl add-flows"
     [ "$pol" = skip_hw ] || wait_for 5 sh -c "[ \$(ESW_CONTROL=$D/eswd.sock $BIN/esw-dpctl dump-flows -m | grep -c 'offloaded:yes') -eq 4 ]" ||
@@ -380,6 +378,15 @@ gen_flows() {
             printf "in_port(%d),eth(),eth_type(0x0800),ipv4(src=198.%d.%d.%d,frag=no) %d\n",
                    i, 18 + int(k / 65536), int(k / 256) % 256, k % 256, o }' > "$4"
 }
+# esw_two_vfs POLICY [eswd options...]: the esw topology with an eswd of that policy and
+# the two VF representors added to its datapath
+esw_two_vfs() {
+    local pol=$1; shift
+    topo_esw 2 start_eswd --mode switchdev --policy "$pol" "$@" || die "cannot build the esw topology"
+    DPCTL add-if pf0vf0 >/dev/null || die "add-if pf0vf0"
+    DPCTL add-if pf0vf1 >/dev/null || die "add-if pf0vf1"
+}
+
 # now_ns: the clock in nanoseconds
 now_ns() { date +%s%N; }
 
@@ -465,9 +472,7 @@ scale_esw() {
     local max=0 n
     for n in "$@"; do [ "$n" -gt "$max" ] && max=$n; done
     printf 'masked = %d\ncounters = %d\n' $((max + 1024)) $((max + 1024)) >"$D/scale-profile"
-    topo_esw 2 start_eswd --mode switchdev --policy none --profile "$D/scale-profile" || die "cannot build the esw topology"
-    DPCTL add-if pf0vf0 >/dev/null || die "add-if pf0vf0"
-    DPCTL add-if pf0vf1 >/dev/null || die "add-if pf0vf1"
+    esw_two_vfs none --profile "$D/scale-profile"
     # The kernel's part of an add, measured alone (scale_run).
     "$CC" -O2 -Wall -o "$D/map-insert" "$ROOT/scripts/scale/map-insert.c" -lbpf || die "map-insert.c does not build"
     for n in "$@"; do scale_run "$n"; done
@@ -549,17 +554,13 @@ if [ $SCALE = 1 ] || [ $SCALE_ONLY = 1 ]; then
     teardown
     if [ $SCALE_ONLY = 1 ]; then
         log "== esw software only (skip_hw): add-flows of 50k, as the control-plane part does"
-        topo_esw 2 start_eswd --mode switchdev --policy skip_hw || die "cannot build the esw topology"
-        DPCTL add-if pf0vf0 >/dev/null || die "add-if pf0vf0"
-        DPCTL add-if pf0vf1 >/dev/null || die "add-if pf0vf1"
+        esw_two_vfs skip_hw
         # Several rounds each (one add takes a tenth of a second: a single one is at
         # this VM's mercy), the median reported with every round.
         cp_rounds esw 50000
         teardown
         log "== esw offloaded (policy none): add-flows of 50k in rounds, a fresh eswd"
-        topo_esw 2 start_eswd --mode switchdev --policy none --profile "$D/scale-profile" || die "cannot build the esw topology"
-        DPCTL add-if pf0vf0 >/dev/null || die "add-if pf0vf0"
-        DPCTL add-if pf0vf1 >/dev/null || die "add-if pf0vf1"
+        esw_two_vfs none --profile "$D/scale-profile"
         cp_rounds hw 50000
         teardown
         log "== Open vSwitch userspace datapath: dpctl/add-flows reference"

@@ -397,8 +397,7 @@ extension BPFDataPlane {
     public func prefetch(key: FlowKey, mask: FlowKey, table: HardwareTable) {
         guard table != .chain, Layout.fitsHardwareKey(key: key, mask: mask) else { return }
         let words = MaskWords(mask)
-        let id: UInt32
-        if let last = lastMask, last.words == words { id = last.id } else if let u = masksByWords[words] { id = u.id } else { return }
+        guard let id = heldMaskID(words) else { return }
         let k = TableKey(maskID: id, key: key, mask: words)
         let fingerprint = k.fingerprint
         slots[Self.slotIndex(table)].prefetch(fingerprint)
@@ -676,13 +675,7 @@ extension BPFDataPlane {
 
     /// The id of a mask, written into the silicon on first use.
     private func acquireMask(_ words: MaskWords) throws(DataPlaneError) -> UInt32 {
-        // Bulks of rules mostly share one mask: compare with the last before hashing.
-        // (Forgotten whenever a mask goes.)
-        if let last = lastMask, last.words == words { return last.id }
-        if let u = masksByWords[words] {
-            lastMask = (words, u.id)
-            return u.id
-        }
+        if let id = heldMaskID(words) { return id }
         guard let id = maskIDs.allocate(now: Sys.monotonicNanoseconds()) else { throw .noSpace("masks") }
         // A reused id starts ranking from what its previous mask left in the counter.
         hitsAtLastRank[id] = perCPU(maps.maskHits, index: id, fields: 1)[0]
@@ -695,6 +688,15 @@ extension BPFDataPlane {
         masksByWords[words] = MaskUse(id: id)
         maskWordsByID[Int(id)] = words
         return id
+    }
+
+    /// The id of a mask the tables hold already. Bulks of rules mostly share one mask:
+    /// compared with the last before hashing (forgotten whenever a mask goes).
+    private func heldMaskID(_ words: MaskWords) -> UInt32? {
+        if let last = lastMask, last.words == words { return last.id }
+        guard let u = masksByWords[words] else { return nil }
+        lastMask = (words, u.id)
+        return u.id
     }
 
     /// Counts a rule on a mask: true when it is the table's first, so the mask must

@@ -126,12 +126,17 @@ public final class HardwareTables: @unchecked Sendable {
         rule.table == .exact ? body(exactFlows) : body(maskedPool)
     }
 
+    /// The table a rule goes to. A rule of a recirculation chain is looked up only by
+    /// recirculated frames.
+    static func table(key: FlowKey, mask: FlowKey) -> HardwareTable {
+        key[.recircID] != 0 ? .chain : HardwareCapabilities.isExactMatchProfile(key: key, mask: mask) ? .exact : .masked
+    }
+
     /// Starts loading what `accept` and the data plane's write of a rule with this key
     /// and mask will look at first (at a million rules each is a cache miss): called
     /// while the caller still has the rule's other work to do. Changes nothing.
     func prefetch(key: FlowKey, mask: FlowKey) {
-        let table: HardwareTable = key[.recircID] != 0 ? .chain
-            : HardwareCapabilities.isExactMatchProfile(key: key, mask: mask) ? .exact : .masked
+        let table = Self.table(key: key, mask: mask)
         _ = withClassifier(of: table) { $0.probe(key: key, mask: mask) }
         dataPlane.prefetch(key: key, mask: mask, table: table)
     }
@@ -142,9 +147,7 @@ public final class HardwareTables: @unchecked Sendable {
     /// (lockstep), so no other rule can ask for its match meanwhile and it is not listed
     /// as pending (two hash-table writes a rule saved).
     func accept(_ spec: HardwareRuleSpec, writtenNow: Bool = false) -> Result<HardwareRule, OffloadFailure> {
-        let isExact = HardwareCapabilities.isExactMatchProfile(key: spec.key, mask: spec.mask)
-        // A rule of a recirculation chain is looked up only by recirculated frames.
-        let table: HardwareTable = spec.key[.recircID] != 0 ? .chain : isExact ? .exact : .masked
+        let table = Self.table(key: spec.key, mask: spec.mask)
         // The duplicate check below is a cache miss at a million rules: started now, it
         // overlaps the capability checks.
         let probe = withClassifier(of: table) { $0.probe(key: spec.key, mask: spec.mask) }
