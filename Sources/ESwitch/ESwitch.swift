@@ -414,11 +414,10 @@ public final class ESwitch: @unchecked Sendable {
 
     /// Rules from which the probed tables (the driver's classifier and the data plane's
     /// slots, with the datapath's classifier and ufid index beside them: about 128 bytes
-    /// a rule at their loads) outgrow the last-level cache: 256k rules for 32 MiB.
-    static let cacheOutgrowingRules: Int = {
-        let l3 = sysconf(Int32(_SC_LEVEL3_CACHE_SIZE))
-        return (l3 > 0 ? l3 : 32 << 20) / 128
-    }()
+    /// a rule at their loads) outgrow the last-level cache a core uses: 256k rules for
+    /// 32 MiB. (Until session 19 this took glibc's L3 size, which on AMD is the whole
+    /// package's: 384 MiB here, so the prefetch never started.)
+    static let cacheOutgrowingRules = (CPUCache.lastLevelBytes ?? 32 << 20) / 128
 
     public func addRule(_ spec: HardwareRuleSpec) -> Result<HardwareRuleHandle, OffloadFailure> {
         guard mode == .switchdev else { return .failure(.legacyMode) }
