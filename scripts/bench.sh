@@ -475,6 +475,8 @@ scale_esw() {
     esw_two_vfs none --profile "$D/scale-profile"
     # The kernel's part of an add, measured alone (scale_run).
     "$CC" -O2 -Wall -o "$D/map-insert" "$ROOT/scripts/scale/map-insert.c" -lbpf || die "map-insert.c does not build"
+    # The memory's part of an add, measured alone right before it (scale_run).
+    "$CC" -O2 -Wall -o "$D/first-touch" "$ROOT/scripts/scale/first-touch.c" || die "first-touch.c does not build"
     for n in "$@"; do scale_run "$n"; done
 }
 
@@ -483,6 +485,9 @@ scale_run() {
     local n=$1 f=$D/scale-$1 t0 t1 c0 c1 lines k th0 th1
     gen_flows "$n" 1 2 "$f"
     R[scale$n,rss0]=$(rss_mib)
+    # A first touch of what the add will fault in (1 KiB a flow: eswd's heap and tables,
+    # the kernel's BPF elements), by a program doing only that, just before the add.
+    R[scale$n,touch]=$("$D/first-touch" $((n * 1024)) 2>>"$D/first-touch.err" | awk '{print $2}')
     th0=$(thread_ticks); c0=$(cputicks); t0=$(now_ns)
     DPCTL add-flows "$f" >"$D/scale-add-$n.out" 2>&1 || log "esw add-flows $n: $(tail -n 2 "$D/scale-add-$n.out" | tr '\n' ' ')"
     t1=$(now_ns); c1=$(cputicks); th1=$(thread_ticks)
@@ -506,7 +511,7 @@ scale_run() {
     R[scale$n,perflow]=$(awk -v a="${R[scale$n,rss0]}" -v b="${R[scale$n,rss]}" -v n="$n" 'BEGIN{printf "%.0f", (b-a)*1048576/n}')
     log "scale $n: add ${R[scale$n,add]} s (${R[scale$n,rate]} flows/s, ${R[scale$n,hw]} in hardware, daemon CPU ${R[scale$n,addcpu]} s:" \
         "control ${R[scale$n,control]}, writer ${R[scale$n,writer]}, prefault ${R[scale$n,prefault]};" \
-        "the kernel's map insert alone ${R[scale$n,kernel]:-n/a} s)," \
+        "the kernel's map insert alone ${R[scale$n,kernel]:-n/a} s, a first touch of $((n / 1024)) MiB alone ${R[scale$n,touch]:-n/a} s)," \
         "dump ${R[scale$n,dump]} s ($lines lines), del ${R[scale$n,del]} s;" \
         "RSS ${R[scale$n,rss0]} -> ${R[scale$n,rss]} -> ${R[scale$n,rssafter]} MiB (${R[scale$n,perflow]} B/flow)"
     rm -f "$f"
