@@ -50,14 +50,29 @@ extension Datapath {
     }
 
     /// Attempts to put a new flow into hardware, per policy.
-    /// `match`: the flow's, when the caller has it (a put: `flow.match` rebuilds it).
-    func offload(_ flow: DatapathFlow, match: FlowMatch? = nil) throws(DatapathError) {
+    func offload(_ flow: DatapathFlow) throws(DatapathError) {
+        guard prepareOffload(flow) else { return }
+        try place(flow, hardwareRule(for: flow))
+    }
+
+    /// `offload` of a flow just made from `match` (a put: `flow.match` would rebuild it).
+    func offload(_ flow: DatapathFlow, match: borrowing FlowMatch) throws(DatapathError) {
+        guard prepareOffload(flow) else { return }
+        if let spec = translator?.memoizedSpec(match, actions: flow.actions, cookie: UInt64(truncatingIfNeeded: flow.ufid)) {
+            try place(flow, spec, dependency: nil, vxlanPort: nil)
+            return
+        }
+        try place(flow, hardwareRule(for: flow, match: copy match))
+    }
+
+    /// Sets what the policy says of a flow about to be offloaded; false under skip_hw.
+    private func prepareOffload(_ flow: DatapathFlow) -> Bool {
         flow.hardwareOnly = policy == .skipSW
         guard policy != .skipHW else {
             flow.offload = .software(reason: "offload policy is skip_hw")
-            return
+            return false
         }
-        try place(flow, hardwareRule(for: flow, match: match))
+        return true
     }
 
     /// Adds the flow's translated rule to the hardware, or records (or, under skip_sw,
@@ -66,16 +81,22 @@ extension Datapath {
         throws(DatapathError) {
         switch consume translated {
         case .success(let t):
-            switch eswitch!.addRule(t.spec) {
-            case .success(let h):
-                installed(flow, h, t)
-            case .failure(let f):
-                if refusedForActions(t.spec), try offloadPartially(flow, after: f) { return }
-                try refuse(flow, f, dependency: t.dependency)
-            }
+            try place(flow, t.spec, dependency: t.dependency, vxlanPort: t.vxlanPort)
         case .failure(let f):
             if try offloadPartially(flow, after: f) { return }
             try refuse(flow, f, dependency: nil)
+        }
+    }
+
+    /// Adds a translated rule (`spec`, with what the translation found beside it).
+    fileprivate func place(_ flow: DatapathFlow, _ spec: borrowing HardwareRuleSpec, dependency: TunnelDependency?,
+                           vxlanPort: UInt16?) throws(DatapathError) {
+        switch eswitch!.addRule(spec) {
+        case .success(let h):
+            installed(flow, h, dependency: dependency, vxlanPort: vxlanPort)
+        case .failure(let f):
+            if refusedForActions(spec), try offloadPartially(flow, after: f) { return }
+            try refuse(flow, f, dependency: dependency)
         }
     }
 
@@ -186,9 +207,13 @@ extension Datapath {
     /// A rule is in hardware: record it, and let the hardware parser see VXLAN on a
     /// decap rule's UDP port.
     fileprivate func installed(_ flow: DatapathFlow, _ h: HardwareRuleHandle, _ t: OffloadTranslator.Translation) {
+        installed(flow, h, dependency: t.dependency, vxlanPort: t.vxlanPort)
+    }
+
+    fileprivate func installed(_ flow: DatapathFlow, _ h: HardwareRuleHandle, dependency: TunnelDependency?, vxlanPort: UInt16?) {
         flow.offload = .hardware(h)
-        flow.tunnelDependency = t.dependency
-        if let p = t.vxlanPort { _ = eswitch!.registerVXLANPort(p) }
+        flow.tunnelDependency = dependency
+        if let p = vxlanPort { _ = eswitch!.registerVXLANPort(p) }
     }
 
     /// `partial`: why the partial rule tried after `f` was refused too.

@@ -49,14 +49,23 @@ struct OffloadTranslator {
         }
     }
 
-    func translate(_ match: FlowMatch, actions: [ODPAction], cookie: UInt64) -> Result<Translation, OffloadFailure> {
+    /// The rule for a flow whose actions the last translation had (`Memo`: no tunnel, no
+    /// dependency, no VXLAN port), or nil. An add-flows repeats its actions: this is the
+    /// rule of most flows, built with no `Translation` or `Result` around it (each a copy
+    /// of the rule's two flow keys on its way to the driver).
+    func memoizedSpec(_ match: borrowing FlowMatch, actions: [ODPAction], cookie: UInt64) -> HardwareRuleSpec? {
         let inNumber = UInt32(truncatingIfNeeded: match.key[.inPort])
-        if let m = dp.lastTranslation, m.holds(inPort: inNumber, actions) {
-            var key = match.key
-            key[.inPort] = UInt64(m.eswitchPort)
-            return .success(Translation(spec: HardwareRuleSpec(key: key, mask: match.mask, actions: m.hardware, cookie: cookie),
-                                        dependency: nil, vxlanPort: nil))
+        guard let m = dp.lastTranslation, m.holds(inPort: inNumber, actions) else { return nil }
+        var key = match.key
+        key[.inPort] = UInt64(m.eswitchPort)
+        return HardwareRuleSpec(key: key, mask: match.mask, actions: m.hardware, cookie: cookie)
+    }
+
+    func translate(_ match: FlowMatch, actions: [ODPAction], cookie: UInt64) -> Result<Translation, OffloadFailure> {
+        if let spec = memoizedSpec(match, actions: actions, cookie: cookie) {
+            return .success(Translation(spec: spec, dependency: nil, vxlanPort: nil))
         }
+        let inNumber = UInt32(truncatingIfNeeded: match.key[.inPort])
         guard let inPort = dp.vport(inNumber) else { return .failure(.tunnel("in_port \(inNumber) does not exist")) }
         var key = match.key
         var mask = match.mask
