@@ -16,6 +16,8 @@ public final class HardwareTables: @unchecked Sendable {
     let masked: Classifier
     let exact: Classifier
     public let capabilities: HardwareCapabilities
+    /// The action list `checkActions` passed last (held: see there).
+    private var lastPassedActions: [HardwareAction] = []
 
     public let root: HardwareResource
     public let maskedPool: HardwareResource
@@ -152,7 +154,7 @@ public final class HardwareTables: @unchecked Sendable {
         // overlaps the capability checks.
         let probe = withClassifier(of: table) { $0.probe(key: spec.key, mask: spec.mask) }
         if let f = capabilities.check(key: spec.key, mask: spec.mask) { return .failure(f) }
-        if let f = capabilities.check(actions: spec.actions) { return .failure(f) }
+        if let f = checkActions(spec.actions) { return .failure(f) }
         if let f = Self.checkChain(spec, table: table) { return .failure(f) }
         // (The match as a key of `pendingByMatch`, 450 bytes, only where that is used: a
         // lockstep rule is written before it returns and never pending.)
@@ -169,6 +171,19 @@ public final class HardwareTables: @unchecked Sendable {
         for e in rule.encapEntries { e.users += 1 }
         rule.mark?.users += 1
         return .success(rule)
+    }
+
+    /// `capabilities.check(actions:)`, passed at once for the very array that passed
+    /// last: an add-flows hands the driver the same hardware actions for rule after rule
+    /// (`OffloadTranslator.Memo`). The memo holds the array, so its storage, the key,
+    /// cannot be reused for other actions; the capabilities never change.
+    private func checkActions(_ actions: [HardwareAction]) -> OffloadFailure? {
+        if !actions.isEmpty, actions.withUnsafeBufferPointer({ a in
+            lastPassedActions.withUnsafeBufferPointer { $0.baseAddress == a.baseAddress && $0.count == a.count }
+        }) { return nil }
+        if let f = capabilities.check(actions: actions) { return f }
+        lastPassedActions = actions
+        return nil
     }
 
     /// What the ct/recirc passes of the pipeline (bpf/ct.h) cannot do: a frame parsed
@@ -208,7 +223,7 @@ public final class HardwareTables: @unchecked Sendable {
     /// data plane until the new one is written over it.
     func acceptReplacement(of old: HardwareRule, _ spec: HardwareRuleSpec) -> Result<HardwareRule, OffloadFailure> {
         guard rules.holds(old) else { return .failure(.notFound) }
-        if let f = capabilities.check(actions: spec.actions) { return .failure(f) }
+        if let f = checkActions(spec.actions) { return .failure(f) }
         let rule = HardwareRule(id: nextRuleID, spec: spec, mask: old.mask, hash: old.hash, table: old.table, units: old.units,
                                 counter: old.counter)
         nextRuleID += 1

@@ -44,6 +44,29 @@ struct DriverTests {
         #expect(sw.tables.counterPool.occupancy == 0)
     }
 
+    /// The driver passes the very action array that passed last without checking it
+    /// again (an add-flows hands it one array for every rule): any other array is
+    /// still checked, right after one that passed and with the same elements too.
+    @Test func actionsAreCheckedUnlessTheyAreTheArrayThatPassedLast() throws {
+        let (sw, _) = try Self.device()
+        let forward: [HardwareAction] = [.forward(.vf(1))]
+        _ = try sw.addRule(Self.spec(inPort: .vf(0), dst: 0xC613_0002, actions: forward)).get()
+        _ = try sw.addRule(Self.spec(inPort: .vf(0), dst: 0xC613_0003, actions: forward)).get()
+        let tooMany = [HardwareAction](repeating: .forward(.vf(1)), count: sw.tables.capabilities.maximumOutputs + 1)
+        guard case .failure(.unsupportedAction(let why)) = sw.addRule(Self.spec(inPort: .vf(0), dst: 0xC613_0004, actions: tooMany)) else {
+            Issue.record("an action list over the outputs limit was taken after one that passed")
+            return
+        }
+        #expect(why.contains("outputs"))
+        // Refused again (a refusal is not remembered as a pass), and the passing one passes.
+        guard case .failure = sw.addRule(Self.spec(inPort: .vf(0), dst: 0xC613_0005, actions: tooMany)) else {
+            Issue.record("a refused action list passed on its second try")
+            return
+        }
+        _ = try sw.addRule(Self.spec(inPort: .vf(0), dst: 0xC613_0006, actions: forward)).get()
+        #expect(sw.installedRules.count == 3)
+    }
+
     @Test func aRefusedWriteLeavesNothingBehind() throws {
         let (sw, dp) = try Self.device()
         dp.failNextWrites = 1
