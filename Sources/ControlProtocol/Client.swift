@@ -83,7 +83,7 @@ public final class ControlClient {
         }
     }
 
-    private var buffer = [UInt8](repeating: 0, count: 1 << 20)
+    private var buffer = [UInt8](untouchedCount: 1 << 20)
 
     /// Receives one datagram and splits it into messages.
     public func receive() throws(ControlError) -> [RawMessage] {
@@ -211,5 +211,15 @@ public final class ControlClient {
             }
         }
         return results
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// `count` bytes for reads to land in, not written here: only the bytes a read
+    /// wrote are ever looked at. An array this big is mostly a fresh mapping, faulted in
+    /// only where a read lands; zeroing it first faulted every page (the CLI's two
+    /// 1 MiB buffers: 512 of a command's 940 page faults, half a millisecond each).
+    public init(untouchedCount count: Int) {
+        self.init(unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
     }
 }

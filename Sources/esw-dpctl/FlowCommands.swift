@@ -239,7 +239,7 @@ func forEachLine(_ path: String, _ body: (Int, ArraySlice<UInt8>) throws -> Void
         file = f
     }
     defer { fclose(file) }
-    var buf = [UInt8](repeating: 0, count: 1 << 20)
+    var buf = [UInt8](untouchedCount: 1 << 20)
     var carry: [UInt8] = []
     var number = 0
     while true {
