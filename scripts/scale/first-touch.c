@@ -7,20 +7,12 @@
 // machine without a lazy host would give them.
 //
 // Usage: first-touch BYTES   (prints "BYTES SECONDS")
-#include <stdio.h>
-#include <stdlib.h>
 #include <sys/mman.h>
-#include <time.h>
 
-static double seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec / 1e9;
-}
+#include "measure.h"
 
 int main(int argc, char **argv) {
-    long bytes = argc > 1 ? atol(argv[1]) : 0;
-    if (bytes <= 0) { fprintf(stderr, "usage: first-touch BYTES\n"); return 2; }
+    long bytes = positive_argument(argc, argv, "first-touch BYTES");
     double t0 = seconds();
     volatile char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) { perror("mmap"); return 1; }

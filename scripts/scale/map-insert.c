@@ -13,18 +13,12 @@
 #include <unistd.h>
 
 #include "../../bpf/esw_shared.h"
+#include "measure.h"
 
 #define BULK 256   /* BPFDataPlane.queuedWriteBulk */
 
-static double seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec / 1e9;
-}
-
 int main(int argc, char **argv) {
-    long n = argc > 1 ? atol(argv[1]) : 0;
-    if (n <= 0) { fprintf(stderr, "usage: map-insert N\n"); return 2; }
+    long n = positive_argument(argc, argv, "map-insert N");
     LIBBPF_OPTS(bpf_map_create_opts, create, .map_flags = BPF_F_NO_PREALLOC);
     int fd = bpf_map_create(BPF_MAP_TYPE_HASH, "esw_scale", sizeof(struct esw_table_key),
                             sizeof(struct esw_rule), n + 1024, &create);
