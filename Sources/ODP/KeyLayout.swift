@@ -110,9 +110,16 @@ extension Array where Element == UInt8 {
         return v
     }
 
-    public mutating func setBE16(_ o: Int, _ v: UInt16) { self[o] = UInt8(v >> 8); self[o + 1] = UInt8(v & 0xff) }
-    public mutating func setBE32(_ o: Int, _ v: UInt32) { setBE16(o, UInt16(v >> 16)); setBE16(o + 2, UInt16(v & 0xffff)) }
-    public mutating func setBE64(_ o: Int, _ v: UInt64) { setBE32(o, UInt32(v >> 32)); setBE32(o + 4, UInt32(v & 0xffff_ffff)) }
+    // One store each, not a subscript (a uniqueness and a bounds check) per byte; the
+    // range is checked once. `storeBytes` takes unaligned offsets.
+    public mutating func setBE16(_ o: Int, _ v: UInt16) { store(v.bigEndian, at: o) }
+    public mutating func setBE32(_ o: Int, _ v: UInt32) { store(v.bigEndian, at: o) }
+    public mutating func setBE64(_ o: Int, _ v: UInt64) { store(v.bigEndian, at: o) }
+
+    private mutating func store<T: FixedWidthInteger>(_ v: T, at o: Int) {
+        precondition(o >= 0 && o + MemoryLayout<T>.size <= count, "store of \(MemoryLayout<T>.size) bytes at \(o) of \(count)")
+        withUnsafeMutableBytes { $0.storeBytes(of: v, toByteOffset: o, as: T.self) }
+    }
     public mutating func setBE48(_ o: Int, _ v: UInt64) { setBE16(o, UInt16(truncatingIfNeeded: v >> 32)); setBE32(o + 2, UInt32(truncatingIfNeeded: v)) }
     public mutating func setBE128(_ o: Int, _ v: UInt128) { setBE64(o, UInt64(truncatingIfNeeded: v >> 64)); setBE64(o + 8, UInt64(truncatingIfNeeded: v)) }
     public mutating func setLE16(_ o: Int, _ v: UInt16) { self[o] = UInt8(v & 0xff); self[o + 1] = UInt8(v >> 8) }
