@@ -226,133 +226,30 @@ struct DelFlow: ParsableCommand {
     }
 }
 
-/// Calls `body` with each line of FILE (or stdin for "-") and its number, reading 1 MiB
-/// at a time: the first lines are parsed (and their requests sent) before the rest of
-/// the file is read.
-func forEachLine(_ path: String, _ body: (Int, ArraySlice<UInt8>) throws -> Void) throws {
-    let file: UnsafeMutablePointer<FILE>
-    if path == "-" {
-        guard let f = fdopen(dup(0), "r") else { throw CLIError("stdin: \(String(cString: strerror(errno)))") }
-        file = f
-    } else {
-        guard let f = fopen(path, "r") else { throw CLIError("\(path): \(String(cString: strerror(errno)))") }
-        file = f
-    }
-    defer { fclose(file) }
-    var buf = [UInt8](untouchedCount: 1 << 20)
-    var carry: [UInt8] = []
-    var number = 0
-    while true {
-        let n = fread(&buf, 1, buf.count, file)
-        if n <= 0 { break }
-        var start = 0
-        while start < n {
-            // memchr: a byte loop in Swift costs more than the parse of a short line.
-            let end = buf.withUnsafeBytes { p in
-                memchr(p.baseAddress! + start, Int32(UInt8(ascii: "\n")), n - start).map { UnsafeRawPointer($0) - p.baseAddress! }
-            }
-            guard let end else { break }
-            number += 1
-            if carry.isEmpty {
-                try body(number, buf[start..<end])
-            } else {
-                carry += buf[start..<end]
-                try body(number, carry[...])
-                carry.removeAll(keepingCapacity: true)
-            }
-            start = end + 1
-        }
-        if start < n { carry += buf[start..<n] }
-    }
-    if !carry.isEmpty { try body(number + 1, carry[...]) }
-}
-
 /// add-flows / mod-flows / del-flows FILE: one transaction over one connection. Each
 /// line's request is sent as soon as it is parsed (the daemon installs while the rest
 /// is parsed); the transaction is committed after the last line, or aborted (the daemon
 /// undoes everything it did, whatever the policy) at a line that does not parse.
 func processFlowFile(_ s: Session, path: String, defaultCommand: String) throws {
-    enum Op { case add, modify, delete }
-    let batchID = UInt32.random(in: 1...UInt32.max)
     var names: [String: UInt32] = [:]
     for (n, name) in (try? s.portNames()) ?? [:] { names[name] = n }
+    var requests = FlowFileRequests(path: path, defaultCommand: defaultCommand,
+                                    batchID: UInt32.random(in: 1...UInt32.max), portNames: names)
     let stream = RequestStream(s.client)
     // The file line of each request, for the daemon's answers.
     var lineOf: [Int32] = []
-    func batchControl(abort: Bool) -> GenericMessage {
-        var w = AttributeWriter()
-        w.putU32(FlowAttr.batch, batchID)
-        w.putFlag(abort ? FlowAttr.batchAbort : FlowAttr.batchEnd)
-        return GenericMessage(family: Family.flow, command: FlowCmd.get, flags: 0, sequence: 0, attributes: w.bytes)
-    }
-    func isBlank(_ c: UInt8) -> Bool { c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") }
-    // The last action text and what it parsed to: the lines of a flow file mostly
-    // share their actions.
-    var lastActions: (text: [UInt8], parsed: [UInt8])?
-    // Kept across lines and emptied for each: a line makes no arrays of its own.
-    var key = AttributeWriter(), mask = AttributeWriter(), w = AttributeWriter(capacity: 512)
-    var keyText: [UInt8] = []
     do {
         try forEachLine(path) { number, raw in
-            // The line's bytes (ASCII), never a String: far cheaper than Character steps.
-            var line = raw
-            while let c = line.first, isBlank(c) || c == UInt8(ascii: "\r") { line.removeFirst() }
-            while let c = line.last, c == UInt8(ascii: "\r") { line.removeLast() }
-            if line.isEmpty || line.first == UInt8(ascii: "#") { return }
-            var op: Op = defaultCommand == "add" ? .add : defaultCommand == "modify" ? .modify : .delete
-            if line.first == UInt8(ascii: "a") || line.first == UInt8(ascii: "m") || line.first == UInt8(ascii: "d") {
-                for (word, o) in [("add ", Op.add), ("modify ", .modify), ("delete ", .delete)] as [(StaticString, Op)]
-                where line.count >= word.utf8CodeUnitCount
-                    && line.prefix(word.utf8CodeUnitCount).elementsEqual(UnsafeBufferPointer(start: word.utf8Start, count: word.utf8CodeUnitCount)) {
-                    op = o
-                    line = line.dropFirst(word.utf8CodeUnitCount)
-                    break
-                }
-            }
-            while let c = line.first, isBlank(c) { line.removeFirst() }
-            let flowEnd = line.firstIndex(where: isBlank) ?? line.endIndex
-            let actionText = line[flowEnd...].drop(while: isBlank)
-            keyText.removeAll(keepingCapacity: true)
-            keyText.append(contentsOf: line[..<flowEnd])
-            key.reset()
-            mask.reset()
-            let writtenUFID: UInt128?
-            do { writtenUFID = try ODPText.parseKey(utf8: keyText, portNames: names, key: &key, mask: &mask) } catch {
-                throw ParseFailure("\(path):\(number): flow key: \(error)")
-            }
-            w.reset()
-            if !key.bytes.isEmpty {
-                w.put(FlowAttr.key, key.bytes)
-                w.put(FlowAttr.mask, mask.bytes)
-            }
-            if let u = op == .add ? ufidForNewFlow(written: writtenUFID, key: key.bytes) : writtenUFID { w.putBE128(FlowAttr.ufid, u) }
-            if op != .delete {
-                // A forgotten action list is an error, as ovs-dpctl's add-flows refuses the
-                // line: taken as `drop`, a typo quietly installed a flow that drops.
-                if actionText.isEmpty {
-                    throw ParseFailure("\(path):\(number): no actions after the flow (write drop for a flow that drops)")
-                }
-                if !(lastActions?.text.sameBytes(as: actionText) ?? false) {
-                    let text = Array(actionText)
-                    do { lastActions = (text, try ODPText.parseActions(utf8: text)) } catch {
-                        throw ParseFailure("\(path):\(number): actions: \(error)")
-                    }
-                }
-                w.put(FlowAttr.actions, lastActions!.parsed)
-            }
-            w.putU32(FlowAttr.batch, batchID)
-            let cmd: UInt8 = op == .add ? FlowCmd.new : op == .modify ? FlowCmd.set : FlowCmd.del
-            let flags: UInt16 = op == .add ? NetlinkFlags.create | NetlinkFlags.exclusive : 0
-            let attributes: [UInt8]
-            do { attributes = try w.finished() } catch { throw ParseFailure("\(path):\(number): \(error)") }
-            try stream.submit(GenericMessage(family: Family.flow, command: cmd, flags: flags, sequence: 0, attributes: attributes))
+            guard let (command, flags) = try requests.encode(number, raw) else { return }
+            try stream.submit(GenericMessage(family: Family.flow, command: command, flags: flags, sequence: 0,
+                                             attributes: requests.request.bytes))
             lineOf.append(Int32(number))
         }
     } catch let failure as ParseFailure {
         // Nothing of the file may stay: the daemon undoes what it already did.
         if stream.submitted > 0 {
             do {
-                try stream.submit(batchControl(abort: true))
+                try stream.submit(requests.batchControl(abort: true))
                 try stream.finish()
             } catch { throw CLIError("\(failure.message); aborting the transaction: \(error.description)") }
         }
@@ -362,7 +259,7 @@ func processFlowFile(_ s: Session, path: String, defaultCommand: String) throws 
     }
     guard stream.submitted > 0 else { return }
     do {
-        try stream.submit(batchControl(abort: false))
+        try stream.submit(requests.batchControl(abort: false))
         try stream.finish()
     } catch { throw CLIError(error.description) }
     for f in stream.failures where f.index < lineOf.count && FlowFileSummary.isReported(f.error) {
