@@ -246,13 +246,11 @@ extension BPFDataPlane {
             return .tableNearlyFull
         }
         var p: PendingRule
-        switch prepare(rule, index: i) {
-        case .success(let prepared): p = prepared
-        case .failure(let e):
+        do { p = try prepare(rule, index: i) } catch {
             // The queued rules may use the refused rule's new mask: they count on it first.
             writeQueuedRules()
-            if let m = e.maskID { releaseMaskIfUnused(m) }
-            return .failed(e.error)
+            if let m = error.maskID { releaseMaskIfUnused(m) }
+            return .failed(error.error)
         }
         if p.previous != nil || p.slotQueued {
             // A replacement, or a second rule for a queued (or in-flight) slot: written after the queue.
@@ -316,12 +314,10 @@ extension BPFDataPlane {
             var refusedMask: UInt32?
             var i = done
             while i < rules.count && pending.count < Self.batchLimit {
-                let prepared = prepare(rules[i], index: i)
-                guard case .success(let p) = prepared else {
-                    if case .failure(let e) = prepared {
-                        refusal = e.error
-                        refusedMask = e.maskID
-                    }
+                let p: PendingRule
+                do { p = try prepare(rules[i], index: i) } catch {
+                    refusal = error.error
+                    refusedMask = error.maskID
                     break
                 }
                 let t = Self.slotIndex(p.table)
@@ -345,23 +341,24 @@ extension BPFDataPlane {
 
     /// Checks a rule and takes what it needs (its mask id, its action set) without
     /// writing the rule. A failure hands back the mask to release once the write of the
-    /// rules before it is done (they may use it too).
-    private func prepare(_ rule: DataPlaneRule, index: Int) -> Result<PendingRule, PrepareFailure> {
+    /// rules before it is done (they may use it too). Thrown, not a `Result`: the prepared
+    /// rule (230 bytes) is built where the caller keeps it.
+    private func prepare(_ rule: DataPlaneRule, index: Int) throws(PrepareFailure) -> PendingRule {
         guard Layout.fitsHardwareKey(key: rule.key, mask: rule.mask) else {
-            return .failure(PrepareFailure(error: .unsupported("match outside the hardware key"), maskID: nil))
+            throw PrepareFailure(error: .unsupported("match outside the hardware key"), maskID: nil)
         }
         let lastSet = lastActionSet.flatMap { $0.actions == rule.actions ? $0.id : nil }
         var setBytes: [UInt8] = []
         if lastSet == nil {
             switch Layout.actionSet(rule.actions) {
             case .success(let b): setBytes = b
-            case .failure(let e): return .failure(PrepareFailure(error: e, maskID: nil))
+            case .failure(let e): throw PrepareFailure(error: e, maskID: nil)
             }
         }
         let mask = MaskWords(rule.mask)
         let maskID: UInt32
         do { maskID = try acquireMask(mask) } catch {
-            return .failure(PrepareFailure(error: error, maskID: nil))
+            throw PrepareFailure(error: error, maskID: nil)
         }
         let key = TableKey(maskID: maskID, key: rule.key, mask: mask)
         let fingerprint = prefetched.flatMap { $0.key == key ? $0.fingerprint : nil } ?? key.fingerprint
@@ -372,7 +369,7 @@ extension BPFDataPlane {
         // Two driver rules that differ only outside the hardware key would share a slot:
         // the second is refused rather than overwriting the first.
         if let previous, previous.counter != rule.counter {
-            return .failure(PrepareFailure(error: .unsupported("a rule with the same hardware match is installed"), maskID: maskID))
+            throw PrepareFailure(error: .unsupported("a rule with the same hardware match is installed"), maskID: maskID)
         }
         let setID: UInt32
         if let id = lastSet {
@@ -380,16 +377,16 @@ extension BPFDataPlane {
             setID = id
         } else {
             do { setID = try acquireActionSet(ActionSetBytes(setBytes)) } catch {
-                return .failure(PrepareFailure(error: error, maskID: maskID))
+                throw PrepareFailure(error: error, maskID: maskID)
             }
             lastActionSet = (rule.actions, setID)
         }
         let encap = rule.actions.contains { if case .encap = $0 { true } else { false } }
-        return .success(PendingRule(index: index, table: rule.table, key: key, fingerprint: fingerprint,
-                                    value: RuleValue(actionSet: setID, counter: rule.counter, encap: encap,
-                                                     recirc: RuleValue.recirculates(rule.actions)),
-                                    maskID: maskID, previous: previous, slotQueued: held?.state == .queued,
-                                    actions: rule.actions))
+        return PendingRule(index: index, table: rule.table, key: key, fingerprint: fingerprint,
+                           value: RuleValue(actionSet: setID, counter: rule.counter, encap: encap,
+                                            recirc: RuleValue.recirculates(rule.actions)),
+                           maskID: maskID, previous: previous, slotQueued: held?.state == .queued,
+                           actions: rule.actions)
     }
 
     /// The slot a rule of this key and mask would take starts loading. Only for a mask
