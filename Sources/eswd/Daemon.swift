@@ -38,6 +38,9 @@ final class Daemon {
     /// (the control) thread's side of the placement during one.
     private var lastBulkRun: UInt64 = 0
     private let placement = HelperPlacement.Follower(off: true)
+    /// A client streams a bulk until this long after its last such run: the placement
+    /// is given back and the counter poll no longer held then.
+    static let streamGapNanoseconds: UInt64 = 200_000_000
     private var memory = MemoryReturn()
     /// Faults in the heap's growth off the control thread (none if its thread could
     /// not start: the control thread then takes the page faults itself).
@@ -229,12 +232,13 @@ final class Daemon {
 
     private func tick() {
         let now = Sys.monotonicNanoseconds()
+        let streaming = now &- lastBulkRun < Self.streamGapNanoseconds
         // The stream is over: every thread may run anywhere again.
-        if HelperPlacement.shared.current >= 0 && now &- lastBulkRun > 200_000_000 {
+        if HelperPlacement.shared.current >= 0 && !streaming {
             HelperPlacement.shared.prefer(-1)
             placement.follow()
         }
-        datapaths.datapath?.tick(now: now, streaming: now &- lastBulkRun < 200_000_000)
+        datapaths.datapath?.tick(now: now, streaming: streaming)
         tunnels?.tick(now: now)
         sw.tick(now: now)
         server.disconnectStalled(now: now)
@@ -281,7 +285,7 @@ final class Daemon {
             let now = Sys.monotonicNanoseconds()
             lastBulkRun = now
             // (Looked at again every ms: a client streaming right after another, within
-            // the 200 ms before the placement is given back, may be on any CPU.)
+            // the `streamGapNanoseconds` before the placement is given back, may be on any CPU.)
             if now &- client.lastPlacementCheck > 1_000_000 {
                 client.lastPlacementCheck = now
                 if let cpu = CPUPlacement.separate(from: client.pid), cpu != HelperPlacement.shared.current {
