@@ -215,6 +215,9 @@ public final class Datapath: @unchecked Sendable {
         return gone.map(\.name)
     }
 
+    /// Whether a vxlan vport exists (no flow depends on a tunnel without one).
+    var hasVXLANPort: Bool { ports.values.contains { $0.type == .vxlan } }
+
     private func changePorts(_ body: (inout [UInt32: Vport]) -> Void) {
         lastTranslation = nil
         worker?.pause()

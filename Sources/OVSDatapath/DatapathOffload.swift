@@ -230,11 +230,12 @@ extension Datapath {
     /// objects come first. Only for a representor's flow, whose rule key is the match
     /// with the switch port (`OffloadTranslator.translate`).
     func prefetchHardwareRule(_ match: FlowMatch) {
-        guard policy != .skipHW, let sw = eswitch, sw.prefetchesRules,
+        // (The eSwitch read in place: bound to a local, it is a reference taken and given back.)
+        guard policy != .skipHW, eswitch?.prefetchesRules == true,
               let port = vport(UInt32(truncatingIfNeeded: match.key[.inPort]))?.eswitchPort else { return }
         var key = match.key
         key[.inPort] = UInt64(port)
-        sw.prefetchRule(key: key, mask: match.mask)
+        eswitch.unsafelyUnwrapped.prefetchRule(key: key, mask: match.mask)
     }
 
     /// The hardware rule for a flow, or why it cannot have one.
@@ -419,6 +420,9 @@ extension Datapath {
         // Under skip_hw nothing is offloaded; don't visit (or copy the list of) every flow
         // for each route or neighbour event.
         guard policy != .skipHW else { return (0, 0) }
+        // Nor without a vxlan vport: only a flow from or to one depends on a tunnel (an
+        // address or link event in the daemon's namespace walked a million flows).
+        guard hasVXLANPort else { return (0, 0) }
         var up = 0, down = 0
         for f in table.flows.filter({ $0.tunnelDependency != nil && pick($0) }) {
             let wasHW = f.offload.isOffloaded

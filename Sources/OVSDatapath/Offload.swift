@@ -21,7 +21,8 @@ struct OffloadTranslator {
     /// outlives it. (Checked unowned, each one took and gave back a reference in the
     /// datapath's side table, which its weak references gave it.)
     unowned(unsafe) let dp: Datapath
-    let eswitch: ESwitch
+    /// Not counted either: the datapath holds its eSwitch for life (a `let`).
+    unowned(unsafe) let eswitch: ESwitch
     /// Read when a tunnel is met: a weak reference's load is a slow retain, and most
     /// flows have no tunnel.
     var tunnels: TunnelOffloadResolver? { dp.tunnelResolver }
@@ -36,11 +37,19 @@ struct OffloadTranslator {
     /// same array: its storage is the key, and the memo holds it so that it cannot be
     /// reused). Only for actions without a tunnel or a ct(), whose translation reads the
     /// key or the tunnel tracker.
-    struct Memo {
+    /// A class: binding a struct of two arrays took two references, this takes one.
+    final class Memo {
         let inPort: UInt32
         let eswitchPort: PortIndex
         let actions: [ODPAction]
         let hardware: [HardwareAction]
+
+        init(inPort: UInt32, eswitchPort: PortIndex, actions: [ODPAction], hardware: [HardwareAction]) {
+            self.inPort = inPort
+            self.eswitchPort = eswitchPort
+            self.actions = actions
+            self.hardware = hardware
+        }
 
         func holds(inPort n: UInt32, _ a: [ODPAction]) -> Bool {
             n == inPort && actions.withUnsafeBufferPointer { m in
