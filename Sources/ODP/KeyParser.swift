@@ -34,9 +34,18 @@ struct KeyParser {
     /// (and at most one blank after it) that must be followed directly by an attribute;
     /// such a ufid is not used.
     mutating func parseKey(key: inout AttributeWriter, mask: inout AttributeWriter) throws(ODPError) -> UInt128? {
-        var i = 0
+        var bounds: [KeyLines.Boundary]? = nil
+        return try parseKey(key: &key, mask: &mask, from: 0, bounds: &bounds)
+    }
+
+    /// `parseKey` from index `from` (the start of a top-level attribute, or 0), the writers
+    /// holding what the text before it wrote; each attribute's start (in the text and the
+    /// writers) appended to `bounds` when given.
+    mutating func parseKey(key: inout AttributeWriter, mask: inout AttributeWriter, from: Int,
+                           bounds: inout [KeyLines.Boundary]?) throws(ODPError) -> UInt128? {
+        var i = from
         var ufid: UInt128?
-        if sc.hasPrefix("ufid:", at: 0) {
+        if from == 0, sc.hasPrefix("ufid:", at: 0) {
             guard let (u, e) = parseUFID(sc, at: 5) else {
                 throw ODPError(position: 0, "malformed ufid (expected ufid:xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)")
             }
@@ -47,6 +56,7 @@ struct KeyParser {
             i = sc.skipDelimiters(i)
             if i >= sc.s.count { return ufid }
             let start = i
+            bounds?.append(KeyLines.Boundary(text: start, key: key.bytes.count, mask: mask.bytes.count))
             if sc.hasPrefix("ufid:", at: i) {
                 guard let (_, e) = parseUFID(sc, at: i + 5) else {
                     throw ODPError(position: i, "malformed ufid (expected ufid:xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)")

@@ -60,8 +60,8 @@ struct FlowFileRequests {
     let batchID: UInt32
     let portNames: [String: UInt32]
     private(set) var request = AttributeWriter(capacity: 512)
-    private var key = AttributeWriter(), mask = AttributeWriter()
-    private var keyText: [UInt8] = []
+    /// Each line's key and mask, the attributes it repeats from the line before copied.
+    private var keys: KeyLines
     /// The last action text and what it parsed to: the lines of a flow file mostly share
     /// their actions.
     private var lastActions: (text: [UInt8], parsed: [UInt8])?
@@ -71,6 +71,7 @@ struct FlowFileRequests {
         defaultOp = defaultCommand == "add" ? .add : defaultCommand == "modify" ? .modify : .delete
         self.batchID = batchID
         self.portNames = portNames
+        keys = KeyLines(portNames: portNames)
     }
 
     /// The batch's commit or abort request.
@@ -104,20 +105,16 @@ struct FlowFileRequests {
         while let c = line.first, Self.isBlank(c) { line.removeFirst() }
         let flowEnd = line.firstIndex(where: Self.isBlank) ?? line.endIndex
         let actionText = line[flowEnd...].drop(while: Self.isBlank)
-        keyText.removeAll(keepingCapacity: true)
-        keyText.append(contentsOf: line[..<flowEnd])
-        key.reset()
-        mask.reset()
         let writtenUFID: UInt128?
-        do { writtenUFID = try ODPText.parseKey(utf8: keyText, portNames: portNames, key: &key, mask: &mask) } catch {
+        do { writtenUFID = try keys.parse(line[..<flowEnd]) } catch {
             throw ParseFailure("\(path):\(number): flow key: \(error)")
         }
         request.reset()
-        if !key.bytes.isEmpty {
-            request.put(FlowAttr.key, key.bytes)
-            request.put(FlowAttr.mask, mask.bytes)
+        if !keys.key.bytes.isEmpty {
+            request.put(FlowAttr.key, keys.key.bytes)
+            request.put(FlowAttr.mask, keys.mask.bytes)
         }
-        if let u = op == .add ? ufidForNewFlow(written: writtenUFID, key: key.bytes) : writtenUFID { request.putBE128(FlowAttr.ufid, u) }
+        if let u = op == .add ? ufidForNewFlow(written: writtenUFID, key: keys.key.bytes) : writtenUFID { request.putBE128(FlowAttr.ufid, u) }
         if op != .delete {
             // A forgotten action list is an error, as ovs-dpctl's add-flows refuses the
             // line: taken as `drop`, a typo quietly installed a flow that drops.

@@ -1,0 +1,102 @@
+import Testing
+import Netlink
+@testable import ODP
+
+/// A flow file's keys parsed line after line (`KeyLines`, the attributes a line repeats
+/// copied from the line before) give what each line parsed alone gives: the same key
+/// and mask bytes, the same ufid, the same error.
+@Suite struct KeyLinesTests {
+    enum Outcome: Equatable {
+        case parsed(key: [UInt8], mask: [UInt8], ufid: UInt128?)
+        case failed(String)
+    }
+
+    static let ports: [String: UInt32] = ["p0": 2, "vf0rep": 7]
+
+    func alone(_ text: String) -> Outcome {
+        var k = AttributeWriter(), m = AttributeWriter()
+        do {
+            let u = try ODPText.parseKey(utf8: Array(text.utf8), portNames: Self.ports, key: &k, mask: &m)
+            return .parsed(key: k.bytes, mask: m.bytes, ufid: u)
+        } catch { return .failed("\(error)") }
+    }
+
+    func inTurn(_ lines: [String]) -> [Outcome] {
+        var keys = KeyLines(portNames: Self.ports)
+        return lines.map { text in
+            do {
+                let u = try keys.parse(Array(text.utf8)[...])
+                return .parsed(key: keys.key.bytes, mask: keys.mask.bytes, ufid: u)
+            } catch { return .failed("\(error)") }
+        }
+    }
+
+    func check(_ lines: [String], sourceLocation: SourceLocation = #_sourceLocation) {
+        let got = inTurn(lines)
+        for (i, line) in lines.enumerated() {
+            #expect(got[i] == alone(line), "line \(i + 1): \(line)", sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test func aFlowFileOfOneChangingFieldParsesAsEachLineAlone() {
+        let lines = (0..<300).map { k in
+            "in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.\(k / 256).\(k % 256),frag=no)"
+        }
+        check(lines)
+        // The lines really differ (the test would pass for a parser that copied everything).
+        #expect(alone(lines[0]) != alone(lines[1]))
+    }
+
+    @Test func linesThatDifferAnywhere() {
+        check([
+            "in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.0.1,frag=no)",
+            // The first attribute differs.
+            "in_port(2),eth(),eth_type(0x0800),ipv4(src=198.18.0.1,frag=no)",
+            // A middle one, the same length.
+            "in_port(2),eth(),eth_type(0x0806),ipv4(src=198.18.0.1,frag=no)",
+            // One whose text starts as the previous one's and goes on.
+            "in_port(2),eth(),eth_type(0x08060),ipv4(src=198.18.0.1,frag=no)",
+            "in_port(22),eth(),eth_type(0x0800),ipv4(src=198.18.0.1,frag=no)",
+            // Fewer attributes, then more, then the same line twice.
+            "in_port(22),eth()",
+            "in_port(22),eth(),eth_type(0x0800),ipv4(src=198.18.0.1,frag=no),tcp(dst=80)",
+            "in_port(22),eth(),eth_type(0x0800),ipv4(src=198.18.0.1,frag=no),tcp(dst=80)",
+            "in_port(22),eth(),eth_type(0x0800),ipv4(src=198.18.0.1,frag=no),tcp(dst=81)",
+            // Other delimiters between the same attributes.
+            "in_port(22), eth(),eth_type(0x0800),ipv4(src=198.18.0.1,frag=no),tcp(dst=81)",
+            "in_port(22),eth() eth_type(0x0800),ipv4(src=198.18.0.1,frag=no),tcp(dst=81)",
+            // Port names, nesting, masks.
+            "in_port(p0),eth(src=00:00:00:00:00:01/ff:ff:ff:00:00:00),eth_type(0x8100),vlan(vid=5),encap(eth_type(0x0800),ipv4(frag=no))",
+            "in_port(p0),eth(src=00:00:00:00:00:01/ff:ff:ff:00:00:00),eth_type(0x8100),vlan(vid=5),encap(eth_type(0x0800),ipv4(frag=first))",
+            "in_port(vf0rep),eth(src=00:00:00:00:00:01/ff:ff:ff:00:00:00),eth_type(0x8100),vlan(vid=5),encap(eth_type(0x0800),ipv4(frag=first))",
+        ])
+    }
+
+    @Test func ufidsAndErrorsBetweenGoodLines() {
+        check([
+            "in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.0.1,frag=no)",
+            // A ufid first is the flow's: never taken from the line before.
+            "ufid:11111111-2222-3333-4444-555555555555,in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.0.1,frag=no)",
+            "ufid:11111111-2222-3333-4444-555555555556,in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.0.1,frag=no)",
+            "in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.0.1,frag=no)",
+            // An error in a later attribute, after attributes the line before had.
+            "in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.0.300,frag=no)",
+            "in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.0.2,frag=no)",
+            // An error in an attribute the line before had right.
+            "in_port(1),eth(),eth_type(0x08g0),ipv4(src=198.18.0.2,frag=no)",
+            "in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.0.2,frag=no)",
+            "in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.0.2,frag=no",
+            "",
+            "in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.0.3,frag=no)",
+        ])
+    }
+
+    /// Every key of the OVS corpus after every other one (and after itself).
+    @Test func theCorpusInPairs() {
+        let texts = OVSCorpus.keys.flatMap { [$0.input, $0.output] }
+        for a in texts {
+            for b in texts.prefix(12) { check([a, b, a]) }
+        }
+        check(texts)
+    }
+}
