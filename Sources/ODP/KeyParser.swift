@@ -302,13 +302,16 @@ struct KeyParser {
         case .frag:
             var e = j
             while e - j < 7, sc[e] >= 97, sc[e] <= 122 { e += 1 }
-            let word = String(decoding: sc.s[j..<e], as: UTF8.self)
+            // The word's bytes compared where they lie (no String made per flow).
             let value: UInt8
-            switch word {
-            case "no": value = 0
-            case "first": value = 1
-            case "later": value = 2
-            default: return fail(j, "frag must be no, first or later")
+            if e - j == 2 && sc.hasPrefix("no", at: j) {
+                value = 0
+            } else if e - j == 5 && sc.hasPrefix("first", at: j) {
+                value = 1
+            } else if e - j == 5 && sc.hasPrefix("later", at: j) {
+                value = 2
+            } else {
+                return fail(j, "frag must be no, first or later")
             }
             key[ko] = value
             if withMask { mask[mo] = 0xff }

@@ -105,6 +105,18 @@ struct Scan {
                 guard self[j] == 46 else { return nil }
                 j += 1
             }
+            // One to three digits, as an address mostly has, read here; anything else
+            // (blanks, a sign, more digits) as sscanf's %hhu reads it.
+            var n = 0, d = 0
+            while d < 3, case let c = self[j + d], c >= 48, c <= 57 {
+                n = n * 10 + Int(c - 48)
+                d += 1
+            }
+            if d > 0, !(self[j + d] >= 48 && self[j + d] <= 57) {
+                v = v << 8 | UInt32(UInt8(truncatingIfNeeded: n))
+                j += d
+                continue
+            }
             guard let (c, e) = integer(j, base: 10) else { return nil }
             v = v << 8 | UInt32(UInt8(truncatingIfNeeded: c))
             j = e

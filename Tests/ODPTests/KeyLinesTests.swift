@@ -1,5 +1,6 @@
 import Testing
 import Netlink
+import Packet
 @testable import ODP
 
 /// A flow file's keys parsed line after line (`KeyLines`, the attributes a line repeats
@@ -98,5 +99,47 @@ import Netlink
             for b in texts.prefix(12) { check([a, b, a]) }
         }
         check(texts)
+    }
+}
+
+/// The CLI's quick reads of an IPv4 address and a frag word read what the general
+/// forms read (sscanf's %hhu for each component; the three words).
+@Suite struct QuickFieldReadTests {
+    /// The components read as %hhu each, the way before the quick path.
+    func reference(_ sc: Scan, _ i: Int) -> (UInt32, Int)? {
+        var j = i, v: UInt32 = 0
+        for k in 0..<4 {
+            if k > 0 {
+                guard sc[j] == 46 else { return nil }
+                j += 1
+            }
+            guard let (c, e) = sc.integer(j, base: 10) else { return nil }
+            v = v << 8 | UInt32(UInt8(truncatingIfNeeded: c))
+            j = e
+        }
+        return (v, j)
+    }
+
+    @Test func ipv4AsPercentHHU() {
+        let texts = ["198.18.0.1", "198.18.0.1,frag=no)", "0.0.0.0", "255.255.255.255", "001.002.003.004",
+                     "1234.5.6.7", "256.1.1.1", "1.2.3", "1.2.3.", "1..2.3", "1.2.3.4.5", " 1.2.3.4", "1. 2.3.4",
+                     "+1.2.3.4", "1.2.3.4/255.255.0.0", "9999.9.9.9)", "", "a.b.c.d", "10.0.0.10)"]
+        for t in texts {
+            let sc = Scan(utf8: Array(t.utf8))
+            let got = sc.ipv4(0), want = reference(sc, 0)
+            #expect(got?.0 == want?.0 && got?.1 == want?.1, "\(t)")
+        }
+        #expect(Scan(utf8: Array("198.18.0.1".utf8)).ipv4(0)?.0 == 0xC612_0001)
+    }
+
+    @Test func fragWords() throws {
+        for (word, value) in [("no", 0), ("first", 1), ("later", 2)] as [(String, UInt8)] {
+            let p = try ODPText.parseKey("in_port(1),eth(),eth_type(0x0800),ipv4(frag=\(word))")
+            let m = try #require(try? FlowMatch.fromAttributes(key: p.key, mask: p.mask, vlanLimit: 1).get())
+            #expect(m.key[.ipFrag] == UInt64(value), "\(word)")
+        }
+        for bad in ["n", "noo", "firs", "First", "laterx", "yes"] {
+            #expect(throws: ODPError.self, "\(bad)") { try ODPText.parseKey("in_port(1),eth(),eth_type(0x0800),ipv4(frag=\(bad))") }
+        }
     }
 }
