@@ -75,16 +75,6 @@ public enum ActionCompiler {
         return try compileList(actions, state: &state, depth: 0)
     }
 
-    /// The last action list decoded and compiled for a flow (`Datapath.changeFlow`):
-    /// the flows of an add-flows mostly share their actions, and what a list compiles
-    /// to depends only on its bytes and the few match fields of `FlowState`. Reused, its
-    /// arrays are shared by those flows, not decoded, compiled and allocated per flow.
-    struct Memo {
-        let bytes: [UInt8]
-        let state: FlowState
-        let actions: [ODPAction]
-        let compiled: [CompiledAction]
-    }
 
     /// What the flow's packets look like as actions run (push/pop change it).
     struct FlowState: Equatable {
@@ -279,5 +269,24 @@ public enum ActionCompiler {
         let t = TunnelMetadata(from: key)
         guard t.isSet else { throw .invalid("set(tunnel): a tunnel destination is required") }
         return t
+    }
+}
+
+/// A flow's actions: their bytes, decoded and compiled. What a list compiles to depends
+/// only on its bytes and the few match fields of its `FlowState`, so the flows of an
+/// add-flows, which mostly share their actions, share one of these (`Datapath.changeFlow`
+/// keeps the last one): each flow holds one reference, not three arrays (a reference
+/// counted per array at every put, 16 bytes a flow). Immutable.
+final class CompiledActions: @unchecked Sendable {
+    let bytes: [UInt8]
+    let state: ActionCompiler.FlowState
+    let actions: [ODPAction]
+    let compiled: ContiguousArray<CompiledAction>
+
+    init(bytes: [UInt8], state: ActionCompiler.FlowState, actions: [ODPAction], compiled: ContiguousArray<CompiledAction>) {
+        self.bytes = bytes
+        self.state = state
+        self.actions = actions
+        self.compiled = compiled
     }
 }

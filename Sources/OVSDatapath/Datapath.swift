@@ -60,8 +60,9 @@ public final class Datapath: @unchecked Sendable {
         var counted: RuleCounters
     }
     var retiringRules: [RetiringRule] = []
-    /// The last actions `changeFlow` decoded and compiled.
-    private var lastActions: ActionCompiler.Memo?
+    /// The last actions `changeFlow` decoded and compiled (the next flow with the same
+    /// bytes and `FlowState` shares them).
+    private var lastActions: CompiledActions?
     /// The last offloaded flow's hardware actions: the next rule with equal ones shares
     /// the array (an add-flows' rules mostly have the same actions; 40 bytes and an
     /// allocation kept per rule otherwise). Control thread only.
@@ -278,7 +279,7 @@ public final class Datapath: @unchecked Sendable {
                            options: PutOptions = PutOptions()) throws(DatapathError) -> FlowChange {
         let probe = table.probe(match: match, ufid: givenUFID)
         prefetchHardwareRule(match)
-        let (actionBytes, actions, compiled) = try decodeAndCompile(actionBytes, for: match)
+        let program = try decodeAndCompile(actionBytes, for: match)
         let now = Sys.monotonicNanoseconds()
 
         var existing = table.lookup(match: match, probe: probe)
@@ -289,9 +290,8 @@ public final class Datapath: @unchecked Sendable {
         }
         if let old = existing {
             guard options.modify else { throw .exists("flow already exists (ufid \(formatUFID(old.ufid)))") }
-            let fresh = DatapathFlow(ufid: old.ufid, match: old.match, actionBytes: actionBytes, actions: actions,
-                                     compiled: compiled, origin: old.origin, mask: old.mask, hash: old.hash,
-                                     now: old.createdNanoseconds)
+            let fresh = DatapathFlow(ufid: old.ufid, match: old.match, program: program, origin: old.origin,
+                                     mask: old.mask, hash: old.hash, now: old.createdNanoseconds)
             readHardwareCounters(old)
             fresh.inherit(from: old)
             fresh.hardwareLatest = old.hardwareLatest
@@ -304,7 +304,7 @@ public final class Datapath: @unchecked Sendable {
         }
         guard options.create else { throw .notFound("flow does not exist") }
         let ufid = givenUFID ?? generateUFID(for: KeyEncoder(vlanLimit: ODPConstants.datapathVLANLimit).encode(match).key)
-        let flow = DatapathFlow(ufid: ufid, match: match, actionBytes: actionBytes, actions: actions, compiled: compiled,
+        let flow = DatapathFlow(ufid: ufid, match: match, program: program,
                                 origin: options.origin, mask: probe.mask, hash: probe.hash, now: now)
         // Before anything is offloaded: a flow refused for its ufid must never have been
         // in hardware, not even for the moment between its rule's write and removal.
@@ -324,28 +324,23 @@ public final class Datapath: @unchecked Sendable {
     /// Action bytes as a request carries them: the last flow's array when they are the
     /// same (an add-flows repeats them), a copy otherwise.
     public func actionBytes(sharing payload: ArraySlice<UInt8>) -> [UInt8] {
-        // The memo's fields are read in place: binding the memo would retain (and
-        // release) each of its four arrays.
         if lastActions?.bytes.sameBytes(as: payload) == true { return lastActions.unsafelyUnwrapped.bytes }
         return Array(payload)
     }
 
     /// A flow's actions decoded, checked and compiled, or the last flow's when they are
-    /// the same (`ActionCompiler.Memo`; the bytes returned are then the memo's, shared).
-    private func decodeAndCompile(_ actionBytes: [UInt8], for match: FlowMatch) throws(DatapathError)
-        -> ([UInt8], [ODPAction], [CompiledAction]) {
+    /// the same bytes under the same `FlowState` (then shared).
+    private func decodeAndCompile(_ actionBytes: [UInt8], for match: FlowMatch) throws(DatapathError) -> CompiledActions {
         let state = ActionCompiler.FlowState(match: match)
-        if lastActions?.state == state, lastActions?.bytes == actionBytes {
-            return (lastActions.unsafelyUnwrapped.bytes, lastActions.unsafelyUnwrapped.actions,
-                    lastActions.unsafelyUnwrapped.compiled)
-        }
+        if let last = lastActions, last.state == state, last.bytes == actionBytes { return last }
         let actions: [ODPAction]
         do { actions = try ODPAction.decode(actionBytes) } catch { throw .invalid(error.message) }
         do { try ActionCompiler.checkLength(actionBytes) } catch { throw DatapathError(error.errno, error.message) }
         let compiled: [CompiledAction]
         do { compiled = try ActionCompiler.compile(actions, for: match) } catch { throw DatapathError(error.errno, error.message) }
-        lastActions = ActionCompiler.Memo(bytes: actionBytes, state: state, actions: actions, compiled: compiled)
-        return (actionBytes, actions, compiled)
+        let program = CompiledActions(bytes: actionBytes, state: state, actions: actions, compiled: ContiguousArray(compiled))
+        lastActions = program
+        return program
     }
 
     public func deleteFlow(_ f: DatapathFlow) {

@@ -29,7 +29,7 @@ public enum OffloadState: Sendable, Equatable {
 public final class DatapathFlow: ClassifierEntry, @unchecked Sendable {
     // Stored properties in an order that leaves no padding (8-byte fields, then the
     // small ones; the first fills the 4 bytes after the entry's hash): the object is
-    // 248 bytes (it was 976 with two keys inline).
+    // 248 bytes (264 with three action arrays of its own, 976 with two keys inline).
     /// The flow mark of its partial-offload rule (0: none). Its hardware counter is
     /// not added to the flow's: software counts those packets when it runs them.
     public internal(set) var hintMark: UInt32 = 0
@@ -39,14 +39,12 @@ public final class DatapathFlow: ClassifierEntry, @unchecked Sendable {
     /// given key only where it had bits outside the mask (rare: storing both 28-word
     /// keys here cost 448 bytes a flow, about half the object).
     public var match: FlowMatch { FlowMatch(key: unmaskedKey?.key ?? key, mask: mask.bits) }
-    public let actionBytes: [UInt8]
-    /// The decoded actions. Kept only until the first offload attempt (which reads them
-    /// right after the install decoded them); afterwards decoded again from `actionBytes`
-    /// when asked (tunnel re-evaluation, a restore): a third copy of the actions cost
-    /// 40 bytes a flow. Control thread only.
-    public var actions: [ODPAction] { decodedActions ?? ((try? ODPAction.decode(actionBytes)) ?? []) }
-    private var decodedActions: [ODPAction]?
-    let compiled: ContiguousArray<CompiledAction>
+    /// Its actions as bytes, decoded and compiled: one object shared with the flows of
+    /// the same actions (an add-flows' flows mostly have them).
+    let program: CompiledActions
+    public var actionBytes: [UInt8] { program.bytes }
+    public var actions: [ODPAction] { program.actions }
+    var compiled: ContiguousArray<CompiledAction> { program.compiled }
     public let createdNanoseconds: UInt64
 
     let packetCount = Atomic<UInt64>(0)
@@ -79,9 +77,7 @@ public final class DatapathFlow: ClassifierEntry, @unchecked Sendable {
     }
     /// Out of line: most flows have none, and inline it took 80 bytes of every flow.
     private var tunnelBox: TunnelDependencyBox?
-    public internal(set) var offload: OffloadState = .software(reason: "not attempted") {
-        didSet { decodedActions = nil }
-    }
+    public internal(set) var offload: OffloadState = .software(reason: "not attempted")
     let tcpFlagsSeen = Atomic<UInt16>(0)
     public let origin: FlowOrigin
     /// Installed under skip_sw: software never runs it (set before the flow is published).
@@ -108,14 +104,12 @@ public final class DatapathFlow: ClassifierEntry, @unchecked Sendable {
         return nil
     }
 
-    init(ufid: UInt128, match: FlowMatch, actionBytes: [UInt8], actions: [ODPAction], compiled: [CompiledAction],
+    init(ufid: UInt128, match: FlowMatch, program: CompiledActions,
          origin: FlowOrigin, mask: FlowMask, hash: UInt32? = nil, now: UInt64) {
         self.ufid = ufid
         // (No bit outside the mask: the key is its masked copy, without making that copy.)
         unmaskedKey = match.key.isSubset(of: match.mask) ? nil : KeyBox(match.key)
-        self.actionBytes = actionBytes
-        decodedActions = actions
-        self.compiled = ContiguousArray(compiled)
+        self.program = program
         self.origin = origin
         self.createdNanoseconds = now
         // `hash`: the key's under `mask`, when the caller has it (a probe, the flow it replaces).

@@ -79,9 +79,8 @@ extension Datapath {
     /// Its hardware rule went with the change: it gets a new one. Should the hardware
     /// refuse it now, it stays in software with the reason (never lost).
     private func restore(_ previous: DatapathFlow, replacing current: DatapathFlow?) {
-        let back = DatapathFlow(ufid: previous.ufid, match: previous.match, actionBytes: previous.actionBytes,
-                                actions: previous.actions, compiled: Array(previous.compiled), origin: previous.origin,
-                                mask: previous.mask, now: previous.createdNanoseconds)
+        let back = DatapathFlow(ufid: previous.ufid, match: previous.match, program: previous.program,
+                                origin: previous.origin, mask: previous.mask, now: previous.createdNanoseconds)
         back.inherit(from: previous)
         if let current {
             do { try reoffload(back, replacing: current) } catch {

@@ -23,7 +23,7 @@ struct FlowMemoryProbe {
         // An array's heap object starts 32 bytes before its first element (header, count, capacity).
         func heap<T>(_ a: [T]) -> Int { a.isEmpty ? 0 : a.withUnsafeBufferPointer { usable(UnsafeMutableRawPointer(mutating: $0.baseAddress!) - 32) } }
         func heap<T>(_ a: ContiguousArray<T>) -> Int { a.isEmpty ? 0 : a.withUnsafeBufferPointer { usable(UnsafeMutableRawPointer(mutating: $0.baseAddress!) - 32) } }
-        var line = "memory-probe DatapathFlow=\(heap(f)) actionBytes=\(heap(f.actionBytes))"
+        var line = "memory-probe DatapathFlow=\(heap(f)) CompiledActions=\(heap(f.program)) actionBytes=\(heap(f.actionBytes))"
         line += " actions=\(heap(f.actions)) (stride \(MemoryLayout<ODPAction>.stride)) compiled=\(heap(f.compiled)) (stride \(MemoryLayout<CompiledAction>.stride))"
         if case .hardware(let h) = f.offload, let r = sw.rule(h) {
             line += " HardwareRule=\(heap(r)) hwActions=\(heap(r.actions)) (stride \(MemoryLayout<HardwareAction>.stride))"
