@@ -261,7 +261,7 @@ extension BPFDataPlane {
         } else {
             p.queuedAt = slots[t].markQueued(p.fingerprint, Slot(actionSet: p.value.actionSet, counter: p.value.counter,
                                                                  flags: p.value.flags))
-            queuedWrites!.append(p)  // its last use: moved, not copied
+            queuedWrites!.append(consume p)  // its last use: moved, not copied
             if queuedWrites!.count >= Self.queuedWriteBulk { handOffQueuedRules() }
         }
         return .done
