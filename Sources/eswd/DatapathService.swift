@@ -13,8 +13,6 @@ final class DatapathService {
     let logger: Logger
     /// Open add-flows transactions.
     var batches = OpenBatches()
-    /// A flow request's attribute index, reused from one request to the next.
-    let attributeScratch = AttributeIndex.Scratch()
     /// The last put's decoded mask (MaskMemo): the flows of an add-flows share theirs.
     let maskMemo = MaskMemo()
 
