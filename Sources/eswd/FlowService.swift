@@ -154,7 +154,7 @@ extension DatapathService {
                     do { change = try d.changeFlow(match: match, ufid: ufid, actions: actions, options: options) } catch {
                         throw RequestError(error.errno, error.message)
                     }
-                    try record(change, in: batch, d, clearStats: options.clearStats, echo: echo, &r)
+                    try record(consume change, in: batch, d, clearStats: options.clearStats, echo: echo, &r)
                 }
             } else if let ufid, command == FlowCmd.set {
                 guard let f = d.flow(ufid: ufid) else { throw RequestError(2, "no flow with ufid \(formatUFID(ufid))") }
@@ -163,7 +163,7 @@ extension DatapathService {
                     do { change = try d.changeFlow(match: f.match, ufid: ufid, actions: actions, options: options) } catch {
                         throw RequestError(error.errno, error.message)
                     }
-                    try record(change, in: batch, d, clearStats: options.clearStats, echo: echo, &r)
+                    try record(consume change, in: batch, d, clearStats: options.clearStats, echo: echo, &r)
                 } else {
                     try clearOnly(f, d, clearStats: options.clearStats, echo: echo, &r)
                 }
@@ -181,7 +181,7 @@ extension DatapathService {
     private func record(_ change: consuming FlowChange, in batch: OpenBatch?, _ d: Datapath, clearStats: Bool, echo: Bool,
                         _ r: inout ControlServer.Reply) throws(RequestError) {
         guard echo else {
-            journal(change, batch)
+            journal(consume change, batch)
             return
         }
         // The kernel's reply to a set with OVS_FLOW_ATTR_CLEAR has the counts from
@@ -189,7 +189,7 @@ extension DatapathService {
         var statsBeforeClear: FlowStats?
         if clearStats, case .replaced(let old, _) = change { statsBeforeClear = old.stats }
         let flow = change.flow
-        journal(change, batch)
+        journal(consume change, batch)
         r.message(.reply(family: Family.flow, command: FlowCmd.new, sequence: r.sequence,
                          attributes: try describe(flow, d, stats: statsBeforeClear)))
     }
@@ -220,6 +220,9 @@ extension DatapathService {
     /// its requests fails; any batch rolls back when its client aborts it (a parse error
     /// in its file) or goes away before committing it.
     /// (`batch`: the request's, open until the request ends.)
+    /// Not inlined: inlined into the put, the change was copied into the journal and
+    /// then destroyed (a retain and a release) instead of moved.
+    @inline(never)
     private func journal(_ change: consuming FlowChange, _ batch: OpenBatch?) {
         batch?.changes.append(change)
     }
