@@ -233,29 +233,17 @@ public struct Attribute: Sendable {
 /// walking the attributes from the start for each cost more than decoding the flow key
 /// (eight walks a flow put). Indexed: types below 32 (the kernel families') and from
 /// 100 to 131 (esw's extensions); others are found by walking.
-public struct AttributeIndex {
+///
+/// Not copyable: it owns its offsets' memory, freed when it goes. So no object and no
+/// reference counting (a heap object reused through a scratch cost a request three
+/// retains and three releases), and no copy per look-up (offsets inline in the index,
+/// an InlineArray, were copied whole, 288 bytes, by every look-up to read one).
+public struct AttributeIndex: ~Copyable {
     public let bytes: ArraySlice<UInt8>
     /// Offset of each indexed type's first header from `bytes.startIndex`, plus one (0:
-    /// absent). On the heap: inline, each look-up copied all 256 bytes.
-    private let headers: HeaderOffsets
-
-    /// One allocation of a class whose metadata is static. A `[UInt32]` made per
-    /// request looked up its storage class's generic metadata at run time (about 850
-    /// instructions, 8 % of a software-only flow put).
-    fileprivate final class HeaderOffsets: ManagedBuffer<Void, UInt32> {
-        static let count = 64
-
-        static func make() -> HeaderOffsets {
-            let b = unsafeDowncast(create(minimumCapacity: count) { _ in () }, to: HeaderOffsets.self)
-            b.withUnsafeMutablePointerToElements { $0.initialize(repeating: 0, count: count) }
-            return b
-        }
-
-        subscript(_ s: Int) -> UInt32 {
-            get { withUnsafeMutablePointerToElements { $0[s] } }
-            set { withUnsafeMutablePointerToElements { $0[s] = newValue } }
-        }
-    }
+    /// absent). Allocated by the index alone, never handed out.
+    private let headers: UnsafeMutablePointer<UInt32>
+    private static let slots = 64
 
     private static func slot(_ type: UInt16) -> Int? {
         switch type {
@@ -265,31 +253,25 @@ public struct AttributeIndex {
         }
     }
 
-    /// Offsets kept for the next index of a caller that indexes one request after
-    /// another (the daemon's control thread): reused when no index holds them any more,
-    /// instead of an allocation and a free per request.
-    public final class Scratch {
-        fileprivate var offsets: HeaderOffsets?
-        public init() {}
-    }
-
-    public init(_ bytes: ArraySlice<UInt8>, scratch: Scratch? = nil) throws(NetlinkError) {
-        self.bytes = bytes
-        let found: HeaderOffsets
-        if let scratch, isKnownUniquelyReferenced(&scratch.offsets) {
-            found = scratch.offsets!
-            found.withUnsafeMutablePointerToElements { $0.update(repeating: 0, count: HeaderOffsets.count) }
-        } else {
-            found = HeaderOffsets.make()
-            scratch?.offsets = found
-        }
+    /// `bytes` is kept (moved in when the caller gives it up: no retain).
+    public init(_ bytes: consuming ArraySlice<UInt8>) throws(NetlinkError) {
+        let found = UnsafeMutablePointer<UInt32>.allocate(capacity: Self.slots)
+        found.initialize(repeating: 0, count: Self.slots)
         let start = bytes.startIndex
-        try AttributeParser.scan(bytes) { rawType, i, _ in
-            if let s = Self.slot(rawType & NetlinkAttributeFlag.typeMask), found[s] == 0 { found[s] = UInt32(i - start + 1) }
-            return true
+        do {
+            try AttributeParser.scan(bytes) { rawType, i, _ in
+                if let s = Self.slot(rawType & NetlinkAttributeFlag.typeMask), found[s] == 0 { found[s] = UInt32(i - start + 1) }
+                return true
+            }
+        } catch {
+            found.deallocate()
+            throw error
         }
         headers = found
+        self.bytes = bytes
     }
+
+    deinit { headers.deallocate() }
 
     /// Whether an attribute of `type` is there (no Attribute made: its payload slice
     /// is a reference to count).

@@ -222,12 +222,22 @@ public struct ErrorMessage: Sendable, Equatable {
         return out
     }
 
-    /// Appends the wire form to `out` (a reply buffer): an ACK costs no allocation.
+    /// Appends the wire form to `out` (a reply buffer): an ACK costs no allocation, and
+    /// makes no attribute writer (whose empty array was a release per request).
     public func append(to out: inout [UInt8]) {
+        guard message != nil else {
+            appendHeaders(to: &out, attributesLength: 0)
+            return
+        }
         var attrs = AttributeWriter(capacity: 0)
         // The text is cut to fit one attribute (a length that does not fit would be 0).
         if let message { attrs.putString(NetlinkErrorAttribute.message, String(decoding: message.utf8.prefix(Self.maxMessageLength), as: UTF8.self)) }
-        let length = UInt32(NetlinkHeader.size + 4 + NetlinkHeader.size + attrs.bytes.count)
+        appendHeaders(to: &out, attributesLength: attrs.bytes.count)
+        if !attrs.bytes.isEmpty { out += attrs.bytes }
+    }
+
+    private func appendHeaders(to out: inout [UInt8], attributesLength: Int) {
+        let length = UInt32(NetlinkHeader.size + 4 + NetlinkHeader.size + attributesLength)
         let flags = NetlinkFlags.capped | (message == nil ? 0 : NetlinkFlags.ackTLVs)
         // Header, errno and the request's header, capped (no payload, as the kernel sends
         // with NETLINK_CAP_ACK): one append (an ACK per request of a batch).
@@ -235,7 +245,6 @@ public struct ErrorMessage: Sendable, Equatable {
                     UInt32(0), (-errno).littleEndian,
                     UInt32(NetlinkHeader.size).littleEndian, requestType.littleEndian, UInt16(0), sequence.littleEndian, UInt32(0))
         out.appendBytes(of: wire)
-        if !attrs.bytes.isEmpty { out += attrs.bytes }
     }
 
     public init(header: NetlinkHeader, body: ArraySlice<UInt8>) throws(NetlinkError) {

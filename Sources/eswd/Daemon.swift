@@ -294,9 +294,12 @@ final class Daemon {
                 }
             }
         }
-        // Not counted: the daemon outlives every run (a checked unowned reference was a
-        // retain through the runtime's slow path per request).
-        let run = RequestRun(entries) { [unowned(unsafe) self] raw, out in handle(raw, client: client, into: &out) }
+        // The daemon held by the run, once (a cycle only while the run lasts: the client
+        // drops its producer when it is done or gone). Unowned, checked or not, it was
+        // retained and released for each request.
+        // (The entries given up: the run takes each one out as it serves it, which copied
+        // all of them, a retain each, while this function still held them too.)
+        let run = RequestRun(consume entries) { [self] raw, out in handle(raw, client: client, into: &out) }
         // New rules' writes go to the kernel in bulks, all of them before the replies leave;
         // the run is one batch of offload operations (its burst's clock read twice).
         let plane = dataPlane
@@ -307,20 +310,22 @@ final class Daemon {
     /// One request → its replies, always ending with an ACK, DONE or error, appended to
     /// `out`; or the stream that produces a big dump's replies (DONE is then the stream
     /// runner's to add).
-    private func handle(_ raw: RawMessage, client: ControlServer.Client, into out: inout [UInt8]) -> ReplyStream? {
+    /// `raw` is consumed: its body moves into the message (no reference of its own).
+    private func handle(_ raw: consuming RawMessage, client: ControlServer.Client, into out: inout [UInt8]) -> ReplyStream? {
         heap?.noteGrowth()
-        var reply = ControlServer.Reply(sequence: raw.header.sequence, requestType: raw.header.type)
-        let wantsAck = raw.header.flags & NetlinkFlags.ack != 0
-        let isDump = raw.header.flags & NetlinkFlags.dump == NetlinkFlags.dump
+        let header = raw.header
+        var reply = ControlServer.Reply(sequence: header.sequence, requestType: header.type)
+        let wantsAck = header.flags & NetlinkFlags.ack != 0
+        let isDump = header.flags & NetlinkFlags.dump == NetlinkFlags.dump
         do throws(RequestError) {
             // A control message (NOOP, DONE, ...) is skipped, as the kernel's
             // netlink_rcv_skb skips it: acknowledged when the sender asked for an ACK.
-            guard raw.header.type >= NetlinkMessageType.minimumFamily else {
-                if wantsAck { ErrorMessage(errno: 0, sequence: raw.header.sequence, requestType: raw.header.type).append(to: &out) }
+            guard header.type >= NetlinkMessageType.minimumFamily else {
+                if wantsAck { ErrorMessage(errno: 0, sequence: header.sequence, requestType: header.type).append(to: &out) }
                 return nil
             }
             let m: GenericMessage
-            do { m = try GenericMessage(header: raw.header, body: raw.body) } catch { throw RequestError(EINVAL, error.description) }
+            do { m = try GenericMessage(header: header, body: (consume raw).body) } catch { throw RequestError(EINVAL, error.description) }
             switch m.header.type {
             case Family.datapath:
                 try datapaths.handleDatapath(m, &reply)
@@ -337,15 +342,16 @@ final class Daemon {
                 throw RequestError(EOPNOTSUPP, "unknown family \(m.header.type)")
             }
         } catch {
-            ErrorMessage(errno: error.errno, message: error.message, sequence: raw.header.sequence,
-                         requestType: raw.header.type).append(to: &out)
+            ErrorMessage(errno: error.errno, message: error.message, sequence: header.sequence,
+                         requestType: header.type).append(to: &out)
             return nil
         }
-        out += reply.bytes
+        // (Most requests reply nothing but their ACK: not even an empty append.)
+        if !reply.bytes.isEmpty { out += reply.bytes }
         if let stream = reply.stream { return stream }
-        if isDump { out += encodeDone(sequence: raw.header.sequence) }
+        if isDump { out += encodeDone(sequence: header.sequence) }
         if wantsAck && !isDump {
-            ErrorMessage(errno: 0, sequence: raw.header.sequence, requestType: raw.header.type).append(to: &out)
+            ErrorMessage(errno: 0, sequence: header.sequence, requestType: header.type).append(to: &out)
         }
         return nil
     }

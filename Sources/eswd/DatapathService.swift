@@ -13,8 +13,6 @@ final class DatapathService {
     let logger: Logger
     /// Open add-flows transactions.
     var batches = OpenBatches()
-    /// A flow request's attribute index, reused from one request to the next.
-    let attributeScratch = AttributeIndex.Scratch()
     /// The last put's decoded mask (MaskMemo): the flows of an add-flows share theirs.
     let maskMemo = MaskMemo()
 
@@ -33,13 +31,16 @@ final class DatapathService {
     /// looked up is kept at hand: a put looked its batch up three times, each a hash.
     struct OpenBatches {
         private var byID: [UInt32: OpenBatch] = [:]
-        private var last: (id: UInt32, batch: OpenBatch)?
+        /// The last one looked up (nil: none), and its id. Two fields, not an optional
+        /// tuple: binding the tuple retained the batch once more per look-up.
+        private var lastID: UInt32 = 0
+        private var lastBatch: OpenBatch?
 
         subscript(id: UInt32) -> OpenBatch? {
             mutating get {
-                if let last, last.id == id { return last.batch }
+                if lastBatch != nil && lastID == id { return lastBatch }
                 let b = byID[id]
-                if let b { last = (id, b) }
+                if b != nil { (lastID, lastBatch) = (id, b) }
                 return b
             }
         }
@@ -49,12 +50,12 @@ final class DatapathService {
 
         mutating func insert(_ b: OpenBatch, id: UInt32) {
             byID[id] = b
-            last = (id, b)
+            (lastID, lastBatch) = (id, b)
         }
 
         mutating func remove(_ id: UInt32) {
             byID[id] = nil
-            if last?.id == id { last = nil }
+            if lastID == id { lastBatch = nil }
         }
     }
 

@@ -9,16 +9,23 @@ import Packet
 extension DatapathService {
     // MARK: ovs_flow
 
-    func handleFlow(_ m: GenericMessage, _ r: inout ControlServer.Reply, client: Int32) throws(RequestError) {
+    /// `m` is consumed: its attributes move into the request's index (no copy of them).
+    func handleFlow(_ m: consuming GenericMessage, _ r: inout ControlServer.Reply, client: Int32) throws(RequestError) {
+        let command = m.command
+        let flags = m.header.flags
         let d = try dp(m.familyHeader)
-        let a = try RequestAttributes(m.attributes, scratch: attributeScratch)
+        let a = try RequestAttributes((consume m).attributes)
         let ufid = a.ufid(FlowAttr.ufid)
-        if let batch = try a.u32(FlowAttr.batch) {
+        let batchID = try a.u32(FlowAttr.batch)
+        // The request's batch, looked up once and held for the request (checkNotAborted,
+        // journal): one retain, where a look-up per use was one each.
+        var batch: OpenBatch?
+        if let batchID {
             // The batch's own requests (a GET with no flow): commit, or abort.
-            if m.command == FlowCmd.get && ufid == nil && !a.has(FlowAttr.key) {
-                let aborted = batches[batch]?.failed == true
-                if a.has(FlowAttr.batchAbort) { undo(batch, d) }
-                batches.remove(batch)
+            if command == FlowCmd.get && ufid == nil && !a.has(FlowAttr.key) {
+                let aborted = batches[batchID]?.failed == true
+                if a.has(FlowAttr.batchAbort) { undo(batchID, d) }
+                batches.remove(batchID)
                 // A commit after a skip_sw refusal commits nothing: the batch was undone.
                 // Said here too, since the refused request may have been the last one
                 // (no ECANCELED after it would tell the client).
@@ -27,36 +34,34 @@ extension DatapathService {
                 }
                 return
             }
-            openBatch(batch, client: client)
+            batch = openBatch(batchID, client: client)
         }
-        switch m.command {
+        switch command {
         case FlowCmd.new, FlowCmd.set:
-            try put(d, m, a, ufid: ufid, &r)
+            try put(d, command: command, flags: flags, a, ufid: ufid, batchID: batchID, batch: batch, &r)
         case FlowCmd.del:
             if ufid == nil && !a.has(FlowAttr.key) {
                 coalescingRemovals { d.flushFlows() }
                 return
             }
-            let batch = try a.u32(FlowAttr.batch)
             let batchEnd = a.has(FlowAttr.batchEnd)
-            defer { if batchEnd, let batch { batches.remove(batch) } }
+            defer { if batchEnd, let batchID { batches.remove(batchID) } }
             try checkNotAborted(batch)
             let f: DatapathFlow
             do { f = try find(d, a, ufid: ufid) } catch {
-                abort(batch, d)
+                abort(batchID, d)
                 throw error
             }
             // The flow's final counts, as the kernel's reply has them: the rule's counters
             // now, not as of the last poll.
             d.readHardwareCounters(f)
             let reply = try describe(f, d)
-            let change = d.deleteFlowReportingChange(f)
-            journal(change, batch, d)
-            if m.header.flags & NetlinkFlags.echo != 0 {
+            journal(d.deleteFlowReportingChange(f), batch)
+            if flags & NetlinkFlags.echo != 0 {
                 r.message(.reply(family: Family.flow, command: FlowCmd.del, sequence: r.sequence, attributes: reply))
             }
         case FlowCmd.get:
-            if m.header.flags & NetlinkFlags.dump == NetlinkFlags.dump {
+            if flags & NetlinkFlags.dump == NetlinkFlags.dump {
                 let typeList = try a.string(FlowAttr.dumpType) ?? "all"
                 let types: FlowDumpTypes
                 do throws(FlowDumpTypes.UnknownType) { types = try FlowDumpTypes(parsing: typeList) } catch {
@@ -68,7 +73,7 @@ extension DatapathService {
                 r.message(.reply(family: Family.flow, command: FlowCmd.new, sequence: r.sequence, attributes: try describe(f, d)))
             }
         default:
-            throw RequestError(95, "unknown flow command \(m.command)")
+            throw RequestError(95, "unknown flow command \(command)")
         }
     }
 
@@ -88,7 +93,7 @@ extension DatapathService {
         }
     }
 
-    private func find(_ d: Datapath, _ a: RequestAttributes, ufid: UInt128?) throws(RequestError) -> DatapathFlow {
+    private func find(_ d: Datapath, _ a: borrowing RequestAttributes, ufid: UInt128?) throws(RequestError) -> DatapathFlow {
         if let ufid {
             guard let f = d.flow(ufid: ufid) else { throw RequestError(2, "no flow with ufid \(formatUFID(ufid))") }
             return f
@@ -115,29 +120,24 @@ extension DatapathService {
         return f
     }
 
-    private func put(_ d: Datapath, _ m: GenericMessage, _ a: RequestAttributes, ufid: UInt128?,
-                     _ r: inout ControlServer.Reply) throws(RequestError) {
-        let batch = try a.u32(FlowAttr.batch)
+    private func put(_ d: Datapath, command: UInt8, flags: UInt16, _ a: borrowing RequestAttributes, ufid: UInt128?,
+                     batchID: UInt32?, batch: OpenBatch?, _ r: inout ControlServer.Reply) throws(RequestError) {
         let batchEnd = a.has(FlowAttr.batchEnd)
-        defer { if batchEnd, let batch { batches.remove(batch) } }
+        defer { if batchEnd, let batchID { batches.remove(batchID) } }
         try checkNotAborted(batch)
         var options = Datapath.PutOptions()
-        if m.command == FlowCmd.set {
+        if command == FlowCmd.set {
             options.create = a.has(FlowAttr.mayCreate)
             options.modify = true
         } else {
             options.create = true
-            options.modify = m.header.flags & NetlinkFlags.exclusive == 0 && m.header.flags & NetlinkFlags.replace != 0
+            options.modify = flags & NetlinkFlags.exclusive == 0 && flags & NetlinkFlags.replace != 0
         }
         options.clearStats = a.has(FlowAttr.clear)
+        let echo = flags & NetlinkFlags.echo != 0
         // The actions of the previous put when they are the same (no copy of their own).
         let actions = a.payloadRange(FlowAttr.actions).map { d.actionBytes(sharing: a.bytes[$0]) }
         do throws(RequestError) {
-            let flow: DatapathFlow
-            var change: FlowChange?
-            // The kernel's reply to a set with OVS_FLOW_ATTR_CLEAR has the counts from
-            // before the clear (ovs-dpctl mod-flow --clear -s: read and reset).
-            var statsBeforeClear: FlowStats?
             if let keyRange = a.payloadRange(FlowAttr.key) {
                 var match = FlowMatch(key: FlowKey(), mask: FlowKey())
                 let maskRange = a.payloadRange(FlowAttr.mask) ?? keyRange.lowerBound..<keyRange.lowerBound
@@ -145,41 +145,62 @@ extension DatapathService {
                     .decodeMatch(key: a.bytes[keyRange], mask: a.bytes[maskRange], into: &match, memo: maskMemo) {
                     throw RequestError(22, e.message)
                 }
-                if m.command == FlowCmd.set && actions == nil {
+                if command == FlowCmd.set && actions == nil {
                     // set without actions: only clear stats.
-                    let f = try find(d, a, ufid: ufid)
-                    if options.clearStats { statsBeforeClear = Self.clearStats(f, d) }
-                    flow = f
+                    try clearOnly(try find(d, a, ufid: ufid), d, clearStats: options.clearStats, echo: echo, &r)
                 } else {
                     guard let actions else { throw RequestError(22, "actions required") }
+                    let change: FlowChange
                     do { change = try d.changeFlow(match: match, ufid: ufid, actions: actions, options: options) } catch {
                         throw RequestError(error.errno, error.message)
                     }
-                    flow = change!.flow
+                    try record(consume change, in: batch, d, clearStats: options.clearStats, echo: echo, &r)
                 }
-            } else if let ufid, m.command == FlowCmd.set {
+            } else if let ufid, command == FlowCmd.set {
                 guard let f = d.flow(ufid: ufid) else { throw RequestError(2, "no flow with ufid \(formatUFID(ufid))") }
                 if let actions {
+                    let change: FlowChange
                     do { change = try d.changeFlow(match: f.match, ufid: ufid, actions: actions, options: options) } catch {
                         throw RequestError(error.errno, error.message)
                     }
-                    flow = change!.flow
+                    try record(consume change, in: batch, d, clearStats: options.clearStats, echo: echo, &r)
                 } else {
-                    if options.clearStats { statsBeforeClear = Self.clearStats(f, d) }
-                    flow = f
+                    try clearOnly(f, d, clearStats: options.clearStats, echo: echo, &r)
                 }
             } else {
                 throw RequestError(22, "flow key required")
             }
-            if let change { journal(change, batch, d) }
-            if options.clearStats, case .replaced(let old, _) = change { statsBeforeClear = old.stats }
-            if m.header.flags & NetlinkFlags.echo != 0 {
-                r.message(.reply(family: Family.flow, command: FlowCmd.new, sequence: r.sequence,
-                                 attributes: try describe(flow, d, stats: statsBeforeClear)))
-            }
         } catch {
-            abort(batch, d)
+            abort(batchID, d)
             throw error
+        }
+    }
+
+    /// A put's change: kept for its batch's rollback, and echoed when asked. Consumed:
+    /// the batch's journal takes it as it is (copying it retained each flow it holds).
+    private func record(_ change: consuming FlowChange, in batch: OpenBatch?, _ d: Datapath, clearStats: Bool, echo: Bool,
+                        _ r: inout ControlServer.Reply) throws(RequestError) {
+        guard echo else {
+            journal(consume change, batch)
+            return
+        }
+        // The kernel's reply to a set with OVS_FLOW_ATTR_CLEAR has the counts from
+        // before the clear (ovs-dpctl mod-flow --clear -s: read and reset).
+        var statsBeforeClear: FlowStats?
+        if clearStats, case .replaced(let old, _) = change { statsBeforeClear = old.stats }
+        let flow = change.flow
+        journal(consume change, batch)
+        r.message(.reply(family: Family.flow, command: FlowCmd.new, sequence: r.sequence,
+                         attributes: try describe(flow, d, stats: statsBeforeClear)))
+    }
+
+    /// A set without actions: the flow's statistics cleared if asked, echoed when asked.
+    private func clearOnly(_ f: DatapathFlow, _ d: Datapath, clearStats: Bool, echo: Bool,
+                           _ r: inout ControlServer.Reply) throws(RequestError) {
+        let statsBeforeClear = clearStats ? Self.clearStats(f, d) : nil
+        if echo {
+            r.message(.reply(family: Family.flow, command: FlowCmd.new, sequence: r.sequence,
+                             attributes: try describe(f, d, stats: statsBeforeClear)))
         }
     }
 
@@ -198,16 +219,21 @@ extension DatapathService {
     /// Keeps a change for the batch's rollback: a skip_sw batch rolls back when one of
     /// its requests fails; any batch rolls back when its client aborts it (a parse error
     /// in its file) or goes away before committing it.
-    private func journal(_ change: FlowChange, _ batch: UInt32?, _ d: Datapath) {
-        guard let batch, let b = batches[batch] else { return }
-        b.changes.append(change)
+    /// (`batch`: the request's, open until the request ends.)
+    /// Not inlined: inlined into the put, the change was copied into the journal and
+    /// then destroyed (a retain and a release) instead of moved.
+    @inline(never)
+    private func journal(_ change: consuming FlowChange, _ batch: OpenBatch?) {
+        batch?.changes.append(change)
     }
 
-    /// A batch's first request opens it (owned by the client that sent it).
-    private func openBatch(_ batch: UInt32, client: Int32) {
-        guard batches[batch] == nil else { return }
-        makeRoom(for: batch)
-        batches.insert(OpenBatch(client: client), id: batch)
+    /// A batch's first request opens it (owned by the client that sent it). The batch.
+    private func openBatch(_ id: UInt32, client: Int32) -> OpenBatch {
+        if let open = batches[id] { return open }
+        makeRoom(for: id)
+        let opened = OpenBatch(client: client)
+        batches.insert(opened, id: id)
+        return opened
     }
 
     /// A client went away: the batches it left open are undone (it never committed them).
@@ -237,8 +263,8 @@ extension DatapathService {
         logger.warning("too many open flow batches: one dropped", metadata: ["batch": "\(victim)"])
     }
 
-    private func checkNotAborted(_ batch: UInt32?) throws(RequestError) {
-        if let batch, batches[batch]?.failed == true {
+    private func checkNotAborted(_ batch: OpenBatch?) throws(RequestError) {
+        if batch?.failed == true {
             throw RequestError(125, "batch aborted by an earlier failure")
         }
     }

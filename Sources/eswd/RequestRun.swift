@@ -12,14 +12,17 @@ final class RequestRun {
         case request(RawMessage)
         /// An answer made already (a datagram that was not even framed).
         case answer([UInt8])
+        /// Handed over already (`take`).
+        case taken
     }
 
-    private let entries: [Entry]
+    private var entries: [Entry]
     private var next = 0
     private var stream: (replies: ReplyStream, sequence: UInt32)?
-    private let handle: (RawMessage, inout [UInt8]) -> ReplyStream?
+    /// Takes the request (its reference to its datagram moves to the handler).
+    private let handle: (consuming RawMessage, inout [UInt8]) -> ReplyStream?
 
-    init(_ entries: [Entry], handle: @escaping (RawMessage, inout [UInt8]) -> ReplyStream?) {
+    init(_ entries: [Entry], handle: @escaping (consuming RawMessage, inout [UInt8]) -> ReplyStream?) {
         self.entries = entries
         self.handle = handle
     }
@@ -37,14 +40,24 @@ final class RequestRun {
             }
             guard next < entries.count else { break }
             next += 1
-            // The entry where it lies (a copy of it took a reference to its datagram).
-            switch entries[next - 1] {
+            switch take(next - 1) {
             case .request(let raw):
-                if let s = handle(raw, &out) { stream = (s, raw.header.sequence) }
+                let sequence = raw.header.sequence
+                if let s = handle(raw, &out) { stream = (s, sequence) }
             case .answer(let bytes):
                 out += bytes
+            case .taken:
+                break
             }
         }
         return !out.isEmpty
+    }
+
+    /// The entry at `i`, moved out (nothing reads it again): a copy of it took a reference
+    /// to its datagram, and the entries' release of it was one more.
+    private func take(_ i: Int) -> Entry {
+        var taken = Entry.taken
+        swap(&taken, &entries[i])
+        return taken
     }
 }

@@ -1,16 +1,17 @@
 import Netlink
 
 /// A request's attributes by type (first occurrence), with typed accessors that turn
-/// malformed input into a RequestError.
-struct RequestAttributes {
+/// malformed input into a RequestError. Not copyable, as its index is not: handlers
+/// borrow it.
+struct RequestAttributes: ~Copyable {
     /// The attributes as received, framing checked, with where the first of each type
     /// lies (one walk; a walk per look-up cost more than decoding the flow key).
     private let index: AttributeIndex
     var bytes: ArraySlice<UInt8> { index.bytes }
 
-    /// `scratch`: the caller's, reused request after request (AttributeIndex.Scratch).
-    init(_ bytes: ArraySlice<UInt8>, scratch: AttributeIndex.Scratch? = nil) throws(RequestError) {
-        do { index = try AttributeIndex(bytes, scratch: scratch) } catch { throw RequestError(22, "malformed attributes: \(error)") }
+    /// `bytes` is kept: a caller that gives its attributes up (`consume`) moves them in.
+    init(_ bytes: consuming ArraySlice<UInt8>) throws(RequestError) {
+        do { index = try AttributeIndex(bytes) } catch { throw RequestError(22, "malformed attributes: \(error)") }
     }
 
     subscript(_ t: UInt16) -> Attribute? { index[t] }
