@@ -207,24 +207,40 @@ public final class HardwareRule: ClassifierEntry, @unchecked Sendable {
     /// Its place in `HardwareTables.rules` (-1: not held).
     var heldIndex = -1
 
-    init(id: UInt64, spec: HardwareRuleSpec, mask: FlowMask, hash: UInt32? = nil, table: HardwareTable, units: Int,
-         counter: UInt32 = 0) {
+    convenience init(id: UInt64, spec: HardwareRuleSpec, mask: FlowMask, hash: UInt32? = nil, table: HardwareTable,
+                     units: Int, counter: UInt32 = 0) {
+        self.init(id: id, key: spec.key, actions: spec.actions, cookie: spec.cookie, mask: mask, hash: hash, table: table,
+                  units: units, counter: counter)
+    }
+
+    /// The spec's parts, not the spec: a caller that borrows a spec had the compiler copy
+    /// it whole (two flow keys) to take the actions out of it; `accept` has them apart.
+    init(id: UInt64, key: borrowing FlowKey, actions: [HardwareAction], cookie: UInt64, mask: FlowMask,
+         hash: UInt32? = nil, table: HardwareTable, units: Int, counter: UInt32 = 0) {
+        (encapEntries, mark) = Self.sharedEntries(of: actions)
         self.id = id
-        self.cookie = spec.cookie
-        self.actions = spec.actions
+        self.cookie = cookie
+        self.actions = actions
         self.table = table
         self.units = units
         self.counter = counter
+        // `hash`: the key's under `mask`, when the caller has it (a probe, the rule it replaces).
+        // (Not `??`: its autoclosure cannot capture the borrowed key.)
+        let keyHash: UInt32
+        if let hash { keyHash = hash } else { keyHash = mask.hash(key) }
+        super.init(key: copy key, mask: mask, hash: keyHash)
+    }
+
+    /// The encap entries and the mark `actions` use. (Apart, with the actions borrowed:
+    /// iterated in the initializer, which owns them, they were retained twice.)
+    private static func sharedEntries(of actions: [HardwareAction]) -> ([EncapEntry], FlowMark?) {
         var encaps: [EncapEntry] = []
         var mark: FlowMark?
-        for a in spec.actions {
-            if case .encap(let e) = a { encaps.append(e) }
-            if case .hint(let m) = a { mark = m }
+        for i in actions.indices {
+            if case .encap(let e) = actions[i] { encaps.append(e) }
+            if case .hint(let m) = actions[i] { mark = m }
         }
-        self.encapEntries = encaps
-        self.mark = mark
-        // `hash`: the key's under `mask`, when the caller has it (a probe, the rule it replaces).
-        super.init(key: spec.key, mask: mask, hash: hash ?? mask.hash(spec.key))
+        return (encaps, mark)
     }
 
     public var isProgrammed: Bool { state == .programmed }

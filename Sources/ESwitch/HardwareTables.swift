@@ -163,8 +163,11 @@ public final class HardwareTables: @unchecked Sendable {
         if isHeld(pending, table: table, key: spec.key, probe: probe) {
             return .failure(.unsupportedMatch(field: "duplicate of an installed rule"))
         }
-        let rule = HardwareRule(id: nextRuleID, spec: spec, mask: probe.mask, hash: probe.hash,
-                                table: table, units: HardwareCapabilities.units(for: spec.mask))
+        // `checkActions` passed them: they are the array it keeps (read from there, not
+        // out of the borrowed spec, whose field the compiler copied with the whole spec).
+        let actions = lastPassedActions
+        let rule = HardwareRule(id: nextRuleID, key: spec.key, actions: actions, cookie: spec.cookie, mask: probe.mask,
+                                hash: probe.hash, table: table, units: HardwareCapabilities.units(for: spec.mask))
         nextRuleID += 1
         rules.add(rule)
         if !writtenNow, let pending { pendingByMatch[pending] = rule }
@@ -224,8 +227,8 @@ public final class HardwareTables: @unchecked Sendable {
     func acceptReplacement(of old: HardwareRule, _ spec: HardwareRuleSpec) -> Result<HardwareRule, OffloadFailure> {
         guard rules.holds(old) else { return .failure(.notFound) }
         if let f = checkActions(spec.actions) { return .failure(f) }
-        let rule = HardwareRule(id: nextRuleID, spec: spec, mask: old.mask, hash: old.hash, table: old.table, units: old.units,
-                                counter: old.counter)
+        let rule = HardwareRule(id: nextRuleID, key: spec.key, actions: spec.actions, cookie: spec.cookie, mask: old.mask,
+                                hash: old.hash, table: old.table, units: old.units, counter: old.counter)
         nextRuleID += 1
         rule.holdsUnits = old.holdsUnits
         old.holdsUnits = false
