@@ -382,11 +382,14 @@ extension BPFDataPlane {
             lastActionSet = (rule.actions, setID)
         }
         let encap = rule.actions.contains { if case .encap = $0 { true } else { false } }
+        // The rule's actions as `lastActionSet` holds them (both branches above leave it an
+        // equal array): taken out of the borrowed rule, they cost a copy of the whole rule.
+        let actions = lastActionSet.unsafelyUnwrapped.actions
         return PendingRule(index: index, table: rule.table, key: key, fingerprint: fingerprint,
                            value: RuleValue(actionSet: setID, counter: rule.counter, encap: encap,
                                             recirc: RuleValue.recirculates(rule.actions)),
                            maskID: maskID, previous: previous, slotQueued: held?.state == .queued,
-                           actions: rule.actions)
+                           actions: actions)
     }
 
     /// The slot a rule of this key and mask would take starts loading. Only for a mask
