@@ -58,8 +58,8 @@ extension Datapath {
     /// `offload` of a flow just made from `match` (a put: `flow.match` would rebuild it).
     func offload(_ flow: DatapathFlow, match: borrowing FlowMatch) throws(DatapathError) {
         guard prepareOffload(flow) else { return }
-        if let spec = translator?.memoizedSpec(match, actions: flow.actions, cookie: UInt64(truncatingIfNeeded: flow.ufid)) {
-            try place(flow, spec, dependency: nil, vxlanPort: nil)
+        if let memo = translator?.memo(for: match, actions: flow.actions) {
+            try place(flow, memo.spec(for: match, cookie: UInt64(truncatingIfNeeded: flow.ufid)), dependency: nil, vxlanPort: nil)
             return
         }
         try place(flow, hardwareRule(for: flow, match: copy match))

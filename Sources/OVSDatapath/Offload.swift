@@ -56,6 +56,23 @@ struct OffloadTranslator {
                 a.withUnsafeBufferPointer { $0.baseAddress == m.baseAddress && $0.count == m.count }
             }
         }
+
+        /// The rule of a flow of `match`, whose in_port and actions this memo holds.
+        func spec(for match: borrowing FlowMatch, cookie: UInt64) -> HardwareRuleSpec {
+            var key = match.key
+            key[.inPort] = UInt64(eswitchPort)
+            return HardwareRuleSpec(key: key, mask: match.mask, actions: hardware, cookie: cookie)
+        }
+    }
+
+    /// The last translation's memo when it holds for a flow of `match` with these very
+    /// actions. (The caller builds the rule from it where it passes it on: a returned
+    /// optional rule was copied out of its optional, two flow keys.)
+    func memo(for match: borrowing FlowMatch, actions: [ODPAction]) -> Memo? {
+        guard let m = dp.lastTranslation, m.holds(inPort: UInt32(truncatingIfNeeded: match.key[.inPort]), actions) else {
+            return nil
+        }
+        return m
     }
 
     /// The rule for a flow whose actions the last translation had (`Memo`: no tunnel, no
@@ -63,11 +80,7 @@ struct OffloadTranslator {
     /// rule of most flows, built with no `Translation` or `Result` around it (each a copy
     /// of the rule's two flow keys on its way to the driver).
     func memoizedSpec(_ match: borrowing FlowMatch, actions: [ODPAction], cookie: UInt64) -> HardwareRuleSpec? {
-        let inNumber = UInt32(truncatingIfNeeded: match.key[.inPort])
-        guard let m = dp.lastTranslation, m.holds(inPort: inNumber, actions) else { return nil }
-        var key = match.key
-        key[.inPort] = UInt64(m.eswitchPort)
-        return HardwareRuleSpec(key: key, mask: match.mask, actions: m.hardware, cookie: cookie)
+        memo(for: match, actions: actions)?.spec(for: match, cookie: cookie)
     }
 
     func translate(_ match: FlowMatch, actions: [ODPAction], cookie: UInt64) -> Result<Translation, OffloadFailure> {
