@@ -58,8 +58,13 @@ extension Datapath {
     /// `offload` of a flow just made from `match` (a put: `flow.match` would rebuild it).
     func offload(_ flow: DatapathFlow, match: borrowing FlowMatch) throws(DatapathError) {
         guard prepareOffload(flow) else { return }
-        if let memo = translator?.memo(for: match, actions: flow.actions) {
-            try place(flow, memo.spec(for: match, cookie: UInt64(truncatingIfNeeded: flow.ufid)), dependency: nil, vxlanPort: nil)
+        // The last translation's memo (`OffloadTranslator.memoizedSpec`) read in place, without a
+        // translator: a binding of it, and the translator's of the eswitch, were a retain
+        // and release each. The rule is built from it before anything can change it.
+        if eswitch != nil,
+           lastTranslation?.holds(inPort: UInt32(truncatingIfNeeded: match.key[.inPort]), flow.actions) == true {
+            try place(flow, lastTranslation.unsafelyUnwrapped.spec(for: match, cookie: UInt64(truncatingIfNeeded: flow.ufid)),
+                      dependency: nil, vxlanPort: nil)
             return
         }
         try place(flow, hardwareRule(for: flow, match: copy match))

@@ -65,22 +65,16 @@ struct OffloadTranslator {
         }
     }
 
-    /// The last translation's memo when it holds for a flow of `match` with these very
-    /// actions. (The caller builds the rule from it where it passes it on: a returned
-    /// optional rule was copied out of its optional, two flow keys.)
-    func memo(for match: borrowing FlowMatch, actions: [ODPAction]) -> Memo? {
-        guard let m = dp.lastTranslation, m.holds(inPort: UInt32(truncatingIfNeeded: match.key[.inPort]), actions) else {
-            return nil
-        }
-        return m
-    }
-
     /// The rule for a flow whose actions the last translation had (`Memo`: no tunnel, no
     /// dependency, no VXLAN port), or nil. An add-flows repeats its actions: this is the
     /// rule of most flows, built with no `Translation` or `Result` around it (each a copy
     /// of the rule's two flow keys on its way to the driver).
+    /// (A put's offload builds it from the memo where it passes it on: returned in an
+    /// optional, it was copied out of it, two flow keys.)
     func memoizedSpec(_ match: borrowing FlowMatch, actions: [ODPAction], cookie: UInt64) -> HardwareRuleSpec? {
-        memo(for: match, actions: actions)?.spec(for: match, cookie: cookie)
+        let inNumber = UInt32(truncatingIfNeeded: match.key[.inPort])
+        guard let m = dp.lastTranslation, m.holds(inPort: inNumber, actions) else { return nil }
+        return m.spec(for: match, cookie: cookie)
     }
 
     func translate(_ match: FlowMatch, actions: [ODPAction], cookie: UInt64) -> Result<Translation, OffloadFailure> {
