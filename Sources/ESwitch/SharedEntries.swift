@@ -95,8 +95,11 @@ extension HardwareTables {
         // The clock is read only when a slot waits for its grace period (a read per rule
         // was 1 % of an add-flows).
         let now = counterSlots.hasRetired ? Sys.monotonicNanoseconds() : 0
-        let freed = counterSlots.reclaim(now: now)
-        if !freed.isEmpty { dataPlane.resetCounters(freed) }
+        // (Nothing to reclaim without retired slots: not even the empty array's release.)
+        if counterSlots.hasRetired {
+            let freed = counterSlots.reclaim(now: now)
+            if !freed.isEmpty { dataPlane.resetCounters(freed) }
+        }
         return counterSlots.allocate(now: now)
     }
 

@@ -13,7 +13,7 @@ public struct SlotAllocator: Sendable {
     public init(capacity: UInt32) { self.capacity = capacity }
 
     public mutating func allocate(now: UInt64) -> UInt32? {
-        reclaim(now: now)
+        freeDue(now: now)
         if let s = free.popLast() { return s }
         guard next < capacity else { return nil }
         defer { next += 1 }
@@ -30,6 +30,13 @@ public struct SlotAllocator: Sendable {
     @discardableResult
     public mutating func reclaim(now: UInt64) -> [UInt32] {
         let before = free.count
+        freeDue(now: now)
+        return free.count > before ? Array(free[before...]) : []
+    }
+
+    /// `reclaim` without the array of the slots freed (its release, even of an empty
+    /// one, was a call at every allocation).
+    private mutating func freeDue(now: UInt64) {
         while retiredHead < retired.count, now &- retired[retiredHead].at >= SlotAllocator.graceNanoseconds {
             free.append(retired[retiredHead].slot)
             retiredHead += 1
@@ -38,7 +45,6 @@ public struct SlotAllocator: Sendable {
             retired.removeFirst(retiredHead)
             retiredHead = 0
         }
-        return free.count > before ? Array(free[before...]) : []
     }
 
     /// Whether slots wait for their grace period (only then does reclaiming need the time).
