@@ -415,6 +415,9 @@ public final class HardwareTables: @unchecked Sendable {
         return taken
     }
 
+    /// Whether lost writes wait for `settleLost`.
+    var hasLostWrites: Bool { !lostUnprogrammed.isEmpty }
+
     /// Lost writes no call claimed: a programmed rule with such a counter (a predecessor
     /// put back when its replacement failed) is not in the silicon either. Returns the
     /// rules taken back.

@@ -422,7 +422,10 @@ final class OffloadEngine {
     }
 
     private func endOperation() {
-        for (r, f) in tables.settleLost() { countLateFailure(r, f) }
+        // (Only when writes were lost: the empty array returned otherwise was a release.)
+        if tables.hasLostWrites {
+            for (r, f) in tables.settleLost() { countLateFailure(r, f) }
+        }
         if batchDepth > 0 {
             batchEndPending = true
             return
