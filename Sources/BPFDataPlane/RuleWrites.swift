@@ -693,7 +693,8 @@ extension BPFDataPlane {
     /// The id of a mask the tables hold already. Bulks of rules mostly share one mask:
     /// compared with the last before hashing (forgotten whenever a mask goes).
     private func heldMaskID(_ words: MaskWords) -> UInt32? {
-        if let last = lastMask, last.words == words { return last.id }
+        // (Read in place: a binding of the last mask copied its words.)
+        if let id = lastMask?.id, lastMask.unsafelyUnwrapped.words == words { return id }
         guard let u = masksByWords[words] else { return nil }
         lastMask = (words, u.id)
         return u.id
