@@ -29,7 +29,7 @@ public enum OffloadState: Sendable, Equatable {
 public final class DatapathFlow: ClassifierEntry, @unchecked Sendable {
     // Stored properties in an order that leaves no padding (8-byte fields, then the
     // small ones; the first fills the 4 bytes after the entry's hash): the object is
-    // 248 bytes (264 with three action arrays of its own, 976 with two keys inline).
+    // 264 bytes as malloc gives it (976 with two keys inline).
     /// The flow mark of its partial-offload rule (0: none). Its hardware counter is
     /// not added to the flow's: software counts those packets when it runs them.
     public internal(set) var hintMark: UInt32 = 0
@@ -44,7 +44,9 @@ public final class DatapathFlow: ClassifierEntry, @unchecked Sendable {
     let program: CompiledActions
     public var actionBytes: [UInt8] { program.bytes }
     public var actions: [ODPAction] { program.actions }
-    var compiled: ContiguousArray<CompiledAction> { program.compiled }
+    /// `program.compiled`, held here too: packet threads run it in place, where read
+    /// through `program` it was a retain and a release per packet.
+    let compiled: ContiguousArray<CompiledAction>
     public let createdNanoseconds: UInt64
 
     let packetCount = Atomic<UInt64>(0)
@@ -109,6 +111,7 @@ public final class DatapathFlow: ClassifierEntry, @unchecked Sendable {
         self.ufid = ufid
         // (No bit outside the mask: the key is its masked copy, without making that copy.)
         unmaskedKey = match.key.isSubset(of: match.mask) ? nil : KeyBox(match.key)
+        compiled = program.compiled
         self.program = program
         self.origin = origin
         self.createdNanoseconds = now
