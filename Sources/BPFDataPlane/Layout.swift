@@ -1,3 +1,4 @@
+import Classifier
 import ESwitch
 import Packet
 
@@ -254,16 +255,16 @@ struct TableKey: Hashable {
     init() { words = .init(repeating: 0) }
 
     /// The key's 64-bit fingerprint: what the driver's shadow keeps as the slot's
-    /// identity (the full key lives only in the kernel's map), so it is the keyed hasher
-    /// (SipHash, this process's seed), whose collisions nobody can construct; `fold`'s
-    /// could be (two words with chosen bits flipped cancel). Computed once a rule.
+    /// identity (the full key lives only in the kernel's map), so it is keyed SipHash
+    /// (this process's key), whose collisions nobody can construct; `fold`'s could be
+    /// (two words with chosen bits flipped cancel). Computed once a rule.
     ///
     /// Only the key's non-zero words are hashed, then a bitmap of where they were: the
     /// same identity (equal keys give equal words and bitmaps, and the bitmap tells which
     /// of the zero words a value moved from), and a rule's key is mostly zero words (four
     /// to six of nineteen set: a third of the hashing).
     var fingerprint: Fingerprint {
-        var h = Hasher()
+        var h = KeyedHash()
         let w = words.span
         var present: UInt64 = 0
         for i in 0..<19 where w[i] != 0 {
@@ -271,7 +272,7 @@ struct TableKey: Hashable {
             present |= 1 << UInt64(i)
         }
         h.combine(present)
-        return Fingerprint(UInt64(bitPattern: Int64(h.finalize())))
+        return Fingerprint(h.finalize())
     }
 
     init(maskID: UInt32, key: FlowKey, mask: MaskWords) {
@@ -328,7 +329,7 @@ struct RuleValue {
 }
 
 /// A table key's fingerprint (`TableKey.fingerprint`) as a dictionary or set key. It is
-/// already the keyed hasher's output, so it is its own hash value: the standard one ran
+/// already a keyed hash (SipHash), so it is its own hash value: the standard one ran
 /// it through SipHash again at every look-up (six a rule, a tenth of the data plane's
 /// work for a rule).
 struct Fingerprint: Hashable {

@@ -168,8 +168,7 @@ struct UFIDIndex: ~Copyable {
     }
 
     private static func hash(_ u: UInt128) -> Int {
-        var h = Hasher()
-        h.combine(u)
-        return h.finalize()
+        let (low, high) = halves(u)
+        return Int(truncatingIfNeeded: KeyedHash.hash(low, high))
     }
 }
