@@ -7,7 +7,7 @@ import Classifier
 ///
 /// With a million flows each probe is a cache miss; a dictionary keeps keys and values
 /// in separate arrays (and a bitmap), so a put's "is this ufid taken? take it" touched
-/// two or three lines where this touches one. Positions come from the keyed hasher, as a
+/// two or three lines where this touches one. Positions come from a keyed hash (SipHash), as a
 /// dictionary's do: ufids are the client's, and must not be able to pile up in one run.
 struct UFIDIndex: ~Copyable {
     private struct Entry {
@@ -16,8 +16,8 @@ struct UFIDIndex: ~Copyable {
         /// 0: empty; 1: deleted; otherwise the flow, retained by the index.
         var flow: UInt
         /// The ufid's keyed hash: a growth places the entries again without hashing
-        /// them again (190 instructions each, every entry once or twice over a table's
-        /// growths: 527 instructions a put at 50k). Two entries to a cache line, too,
+        /// them again (then 190 instructions each through Hasher, every entry once or
+        /// twice over a table's growths: 527 instructions a put at 50k). Two entries to a cache line, too,
         /// where 24 bytes made every third one straddle two.
         var hash: Int
     }
@@ -32,7 +32,7 @@ struct UFIDIndex: ~Copyable {
     /// The next size's storage, mapped ahead of the growth.
     private var ahead = AheadStorage<Entry>()
     /// The ufid `prefetch` hashed, and its hash: the put's `claim` follows (the keyed
-    /// hash of a ufid is about 190 instructions).
+    /// hash of a ufid is about 130 instructions).
     private var prefetched: (ufid: UInt128, hash: Int)?
 
     init() {
