@@ -78,28 +78,6 @@ extension BPFDataPlane {
         }
     }
 
-    public func remove(_ rule: DataPlaneRule) throws(DataPlaneError) {
-        writeQueuedRules()
-        if queuedRemovals != nil {
-            queuedRemovals!.append(rule)
-            if queuedRemovals!.count >= Self.queuedWriteBulk { try writeQueuedRemovals() }
-            return
-        }
-        let r = remove(batch: [rule])
-        if let e = r.error { throw e }
-    }
-
-    /// Runs `body` with single removals queued and written a batch at a time (a flush
-    /// of every flow costs a few dozen syscalls, not one per rule). Any other rule write
-    /// writes the queue first, so rules still change in order; all are out of the
-    /// tables when this returns.
-    public func coalescingRemovals(_ body: () -> Void) {
-        guard queuedRemovals == nil else { return body() }
-        queuedRemovals = []
-        body()
-        try? writeQueuedRemovals()
-        queuedRemovals = nil
-    }
 
     /// Runs `body` with the writes of new rules queued and written a bulk at a time (an
     /// add-flows of many flows costs a syscall per bulk, not one per flow). A queued rule
@@ -265,25 +243,6 @@ extension BPFDataPlane {
             if queuedWrites!.count >= Self.queuedWriteBulk { handOffQueuedRules() }
         }
         return .done
-    }
-
-    /// Writes the queued removals. What the kernel refused is kept and retried by
-    /// `maintain` (the driver was told they were removed: they must not stay).
-    func writeQueuedRemovals() throws(DataPlaneError) {
-        guard let q = queuedRemovals, !q.isEmpty else { return }
-        queuedRemovals = []
-        let r = remove(batch: q)
-        if let e = r.error {
-            removalsToRetry += q[min(r.removed, q.count)...]
-            throw e
-        }
-    }
-
-    /// Retries removals a coalesced write could not make (housekeeping).
-    func retryRemovals() {
-        guard !removalsToRetry.isEmpty else { return }
-        let r = remove(batch: removalsToRetry)
-        removalsToRetry.removeFirst(min(r.removed, removalsToRetry.count))
     }
 
     /// Installs rules in order, stopping at the first refusal; what was installed is
@@ -491,7 +450,7 @@ extension BPFDataPlane {
 
     /// Undoes a written rule: the slot gets its previous content back (or goes).
     /// An emptied slot index keeps its storage (tens of MiB after a million rules): give it back.
-    private func releaseSlotStorageIfEmpty(_ t: Int) {
+    func releaseSlotStorageIfEmpty(_ t: Int) {
         if slots[t].isEmpty && slots[t].capacity > 4096 { slots[t] = SlotShadow() }
     }
 
@@ -510,80 +469,9 @@ extension BPFDataPlane {
         releaseActionSet(p.value.actionSet)
     }
 
-    /// Removes rules in order (a rule whose slot is not held, or is held by another
-    /// rule, is skipped): how many of `rules` were dealt with before a failure.
-    public func remove(batch rules: [DataPlaneRule]) -> (removed: Int, error: DataPlaneError?) {
-        writeQueuedRules()
-        if rules.contains(where: { $0.table == .chain }) { return oneByOne(rules, chain: removeChain, other: { remove(batch: $0) }) }
-        var done = 0
-        while done < rules.count {
-            var taken: [(index: Int, table: HardwareTable, key: TableKey, slot: Slot, mask: UInt32)] = []
-            var i = done
-            // Rules of a bulk mostly share their mask: look it up once per run.
-            var lastUse: (mask: MaskWords, id: UInt32)?
-            while i < rules.count && taken.count < Self.batchLimit {
-                let rule = rules[i]
-                i += 1
-                let mask = MaskWords(rule.mask)
-                let maskID: UInt32
-                if let last = lastUse, last.mask == mask { maskID = last.id } else {
-                    guard let use = masksByWords[mask] else { continue }
-                    maskID = use.id
-                    lastUse = (mask, use.id)
-                }
-                let key = TableKey(maskID: maskID, key: rule.key, mask: mask)
-                let t = Self.slotIndex(rule.table)
-                // Only the rule that owns the slot (its counter) takes it out.
-                let shadow = slots[t]
-                guard let at = shadow.find(key.fingerprint), shadow[at].state == .written,
-                      shadow[at].counter == rule.counter else { continue }
-                let slot = shadow[at].slot
-                shadow.remove(at: at)
-                releaseSlotStorageIfEmpty(t)
-                taken.append((i - 1, rule.table, key, slot, maskID))
-            }
-            var deleted = 0
-            var error: DataPlaneError?
-            var runStart = 0
-            while runStart < taken.count {
-                let table = taken[runStart].table
-                var runEnd = runStart + 1
-                while runEnd < taken.count && taken[runEnd].table == table { runEnd += 1 }
-                let (n, errno) = deleteBatch(mapFD(table), keys: taken[runStart..<runEnd].map(\.key))
-                deleted += n
-                if errno != 0 {
-                    error = .system("delete rules", errno: errno)
-                    break
-                }
-                runStart = runEnd
-            }
-            var unlisted = false
-            var run = 0
-            for (n, r) in taken[..<deleted].enumerated() {
-                releaseActionSet(r.slot.actionSet)
-                // The mask counts once per run of rules on it.
-                run += 1
-                let next = n + 1 < deleted ? taken[n + 1] : nil
-                if next == nil || next!.mask != r.mask || next!.table != r.table {
-                    unlisted = uncountMaskUser(r.mask, table: r.table, rules: run) || unlisted
-                    run = 0
-                }
-            }
-            if unlisted { try? publishLists() }
-            shrinkSlotsIfSparse()
-            if let error {
-                // Still in the table: still ours.
-                for r in taken[deleted...] { slots[Self.slotIndex(r.table)].setWritten(r.key.fingerprint, r.slot) }
-                return (taken[deleted].index, error)
-            }
-            done = i
-        }
-        return (rules.count, nil)
-    }
-
     /// A batch with chain rules, in order: chain rules one at a time (ConntrackWrites.swift),
     /// the others as batches of one. Stops at the first refusal.
-    private func oneByOne(_ rules: [DataPlaneRule], chain: (DataPlaneRule) throws(DataPlaneError) -> Void,
+    func oneByOne(_ rules: [DataPlaneRule], chain: (DataPlaneRule) throws(DataPlaneError) -> Void,
                           other: ([DataPlaneRule]) -> (Int, DataPlaneError?)) -> (Int, DataPlaneError?) {
         for (i, r) in rules.enumerated() {
             if r.table == .chain {
@@ -595,11 +483,6 @@ extension BPFDataPlane {
         return (rules.count, nil)
     }
 
-    /// Dictionaries keep their capacity when emptied: after most rules went, the slots
-    /// move into tables their size (memory goes back, not only gets reused).
-    private func shrinkSlotsIfSparse() {
-        for t in 0..<2 { slots[t].shrinkIfSparse(minimum: 4096) }
-    }
 
     /// Copies every rule of a table into another map (a resize), a batch at a time: the
     /// kernel's map is the only place the full keys are kept (`slots` holds fingerprints).
@@ -647,125 +530,5 @@ extension BPFDataPlane {
         let r = keys.count == 1 ? bpf_map_update_elem(fd, k, v, UInt64(BPF_ANY)) : clbpf_update_batch(fd, k, v, &count)
         if r == 0 { return (keys.count, 0) }
         return (keys.count == 1 ? 0 : Int(min(count, UInt32(keys.count))), -r)
-    }
-
-    /// BPF_MAP_DELETE_BATCH: how many were deleted, and the errno of the first that was
-    /// not. A key already gone (ENOENT) counts as deleted.
-    func deleteBatch(_ fd: Int32, keys: [TableKey]) -> (Int, Int32) {
-        var done = 0
-        while done < keys.count {
-            var count = UInt32(keys.count - done)
-            let r = keys.withUnsafeBytes { k in
-                clbpf_delete_batch(fd, k.baseAddress! + done * MemoryLayout<TableKey>.stride, &count)
-            }
-            if r == 0 { return (keys.count, 0) }
-            done += Int(min(count, UInt32(keys.count - done)))
-            if -r != ENOENT { return (done, -r) }
-            done += 1
-        }
-        return (keys.count, 0)
-    }
-
-    // MARK: Masks and action sets
-
-    func publishLists() throws(DataPlaneError) {
-        try update(maps.maskLists, Self.u32(0), Layout.maskLists(exact: lists[.exact] ?? [], masked: lists[.masked] ?? []),
-                   "mask lists")
-    }
-
-    /// The id of a mask, written into the silicon on first use.
-    private func acquireMask(_ words: MaskWords) throws(DataPlaneError) -> UInt32 {
-        if let id = heldMaskID(words) { return id }
-        guard let id = maskIDs.allocate(now: Sys.monotonicNanoseconds()) else { throw .noSpace("masks") }
-        // A reused id starts ranking from what its previous mask left in the counter.
-        hitsAtLastRank[id] = perCPU(maps.maskHits, index: id, fields: 1)[0]
-        do {
-            try update(maps.masks, Self.u32(id), words.bytes, "mask")
-        } catch {
-            maskIDs.release(id, now: Sys.monotonicNanoseconds())
-            throw error
-        }
-        masksByWords[words] = MaskUse(id: id)
-        maskWordsByID[Int(id)] = words
-        return id
-    }
-
-    /// The id of a mask the tables hold already. Bulks of rules mostly share one mask:
-    /// compared with the last before hashing (forgotten whenever a mask goes).
-    private func heldMaskID(_ words: MaskWords) -> UInt32? {
-        // (Read in place: a binding of the last mask copied its words.)
-        if let id = lastMask?.id, lastMask.unsafelyUnwrapped.words == words { return id }
-        guard let u = masksByWords[words] else { return nil }
-        lastMask = (words, u.id)
-        return u.id
-    }
-
-    /// Counts a rule on a mask: true when it is the table's first, so the mask must
-    /// join the table's list (added to `lists` here, published by the caller).
-    private func countMaskUser(_ id: UInt32, table: HardwareTable, rules: Int = 1) -> Bool {
-        guard let words = maskWordsByID[Int(id)], let i = masksByWords.index(forKey: words) else { return false }
-        let n = masksByWords.values[i][table]
-        masksByWords.values[i][table] = n + rules
-        guard n == 0 else { return false }
-        lists[table, default: []].append(masksByWords.values[i].id)
-        return true
-    }
-
-    /// A rule of `table` left a mask: true when the mask left the table's list (the
-    /// caller publishes). A mask no rule uses gives back its id.
-    @discardableResult
-    private func uncountMaskUser(_ id: UInt32, table: HardwareTable, rules: Int = 1) -> Bool {
-        guard let words = maskWordsByID[Int(id)], var use = masksByWords[words] else { return false }
-        let n = use[table] - rules
-        use[table] = max(0, n)
-        if n <= 0 { lists[table]?.removeAll { $0 == use.id } }
-        if use.isUnused {
-            forgetMask(words, id: use.id)
-        } else {
-            masksByWords[words] = use
-        }
-        return n <= 0
-    }
-
-    /// Gives back a mask that no rule ended up using (a refused or unwritten rule).
-    private func releaseMaskIfUnused(_ id: UInt32) {
-        guard let words = maskWordsByID[Int(id)], let use = masksByWords[words], use.isUnused else { return }
-        forgetMask(words, id: id)
-    }
-
-    /// A mask no rule uses: its id goes back (reused after a grace period).
-    private func forgetMask(_ words: MaskWords, id: UInt32) {
-        masksByWords[words] = nil
-        maskWordsByID[Int(id)] = nil
-        lastMask = nil
-        maskIDs.release(id, now: Sys.monotonicNanoseconds())
-    }
-
-    func acquireActionSet(_ set: ActionSetBytes) throws(DataPlaneError) -> UInt32 {
-        if let id = actionSets[set] {
-            actionSetUsers[Int(id)] += 1
-            return id
-        }
-        guard let id = actionSetIDs.allocate(now: Sys.monotonicNanoseconds()) else { throw .noSpace("action") }
-        do {
-            try update(maps.actionSets, Self.u32(id), set.bytes, "action set")
-        } catch {
-            actionSetIDs.release(id, now: Sys.monotonicNanoseconds())
-            throw error
-        }
-        actionSets[set] = id
-        actionSetsByID[id] = set
-        actionSetUsers[Int(id)] = 1
-        return id
-    }
-
-    func releaseActionSet(_ id: UInt32) {
-        guard let set = actionSetsByID[id] else { return }
-        actionSetUsers[Int(id)] -= 1
-        guard actionSetUsers[Int(id)] == 0 else { return }
-        actionSets[set] = nil
-        actionSetsByID[id] = nil
-        actionSetIDs.release(id, now: Sys.monotonicNanoseconds())
-        if lastActionSet?.id == id { lastActionSet = nil }
     }
 }

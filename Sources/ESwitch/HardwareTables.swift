@@ -35,18 +35,18 @@ public final class HardwareTables: @unchecked Sendable {
     var markSlots = FlowMarkAllocator()
 
     /// Every rule the driver accepted and has not discarded, whatever its state.
-    public private(set) var rules = HeldRules()
+    public internal(set) var rules = HeldRules()
     public internal(set) var encaps: [EncapKey: EncapEntry] = [:]
     private var nextRuleID: UInt64 = 1
     /// Accepted rules not in the data plane (pending or failed), by match: with the
     /// shadow classifiers (the programmed ones) they make sure two rules with one match
     /// are never both held. Kept apart because a match is large (two flow keys) and the
     /// programmed rules are already indexed by the classifiers.
-    private var pendingByMatch: [RuleMatch: HardwareRule] = [:]
+    var pendingByMatch: [RuleMatch: HardwareRule] = [:]
     /// Programmed rules with a ct action, per zone: a connection is worth offloading
     /// only into a zone some hardware rule looks connections up in (as mlx5 keeps a CT
     /// table per zone that a tc ct rule uses).
-    public private(set) var conntrackRuleZones: [UInt16: Int] = [:]
+    public internal(set) var conntrackRuleZones: [UInt16: Int] = [:]
     /// Called when a zone's last programmed ct rule leaves (ConnectionTable flushes the
     /// zone's connections).
     var conntrackZoneEmptied: ((UInt16) -> Void)?
@@ -60,13 +60,13 @@ public final class HardwareTables: @unchecked Sendable {
     }
 
     /// Rules holding units, per mask (a mask is taken while one rule uses it).
-    private var maskUsers: [FlowMask.Key: Int] = [:]
+    var maskUsers: [FlowMask.Key: Int] = [:]
     /// Programmed rules per mask (for the masks pool's programmed count).
-    private var programmedMaskUsers: [FlowMask.Key: Int] = [:]
+    var programmedMaskUsers: [FlowMask.Key: Int] = [:]
     var counterSlots: SlotAllocator
     var encapSlots: SlotAllocator
 
-    private struct RuleMatch: Hashable {
+    struct RuleMatch: Hashable {
         var table: HardwareTable
         var key: FlowKey
         var mask: FlowKey
@@ -213,7 +213,7 @@ public final class HardwareTables: @unchecked Sendable {
         return !r.retired && !r.removing
     }
 
-    private func forgetPending(_ r: HardwareRule) {
+    func forgetPending(_ r: HardwareRule) {
         guard !pendingByMatch.isEmpty else { return }
         let m = match(of: r)
         if pendingByMatch[m] === r { pendingByMatch[m] = nil }
@@ -390,7 +390,7 @@ public final class HardwareTables: @unchecked Sendable {
     /// data plane and the shadow classifier; its units stay with whoever holds them.
     /// False if the data plane could not remove it (it is still in the silicon).
     @discardableResult
-    private func unprogram(_ r: HardwareRule) -> Bool {
+    func unprogram(_ r: HardwareRule) -> Bool {
         guard r.isProgrammed else { return true }
         do { try dataPlane.remove(r.programmed) } catch { return false }
         forgetProgrammed(r)
@@ -435,7 +435,7 @@ public final class HardwareTables: @unchecked Sendable {
 
     /// Counters of queued writes the silicon refused whose rules were not programmed
     /// when it did.
-    private var lostUnprogrammed: [UInt32: OffloadFailure] = [:]
+    var lostUnprogrammed: [UInt32: OffloadFailure] = [:]
 
     private func takeBack(_ r: HardwareRule, _ failure: OffloadFailure) {
         forgetProgrammed(r)
@@ -461,154 +461,9 @@ public final class HardwareTables: @unchecked Sendable {
     /// Rules the data plane failed to take out: still in the silicon (and the shadow
     /// classifier), holding their units, counter and shared entries until they are out.
     /// The driver's tick retries them (`retryStuckRemovals`).
-    public private(set) var stuckRemovals: [HardwareRule] = []
-
-    func retryStuckRemovals() {
-        guard !stuckRemovals.isEmpty else { return }
-        stuckRemovals.removeAll { r in
-            guard unprogram(r) else { return false }
-            releaseUnits(of: r)
-            dropEncaps(of: r)
-            return true
-        }
-    }
-
-    /// A replacement that will not be written: the rule it was to overwrite leaves the
-    /// data plane too (its actions are no longer what the flow wants).
-    func dropReplaced(by r: HardwareRule) {
-        guard let old = r.replaces else { return }
-        r.replaces = nil
-        if unprogram(old) { dropEncaps(of: old); return }
-        // Still in the silicon: it takes back the units it handed to `r` until it is out.
-        old.holdsUnits = r.holdsUnits
-        r.holdsUnits = false
-        stuckRemovals.append(old)
-    }
-
-    /// A rule the hardware refused after its add returned: what it held goes back,
-    /// its flow mark too (the flow still names the failed rule; a mark kept with it
-    /// would count in `marks` until the flow is deleted). Its encap entries stay: the
-    /// tunnel tracker keeps the flow's tunnel state through them.
-    func failLate(_ r: HardwareRule, _ f: OffloadFailure) {
-        r.state = .failed(f)
-        releaseUnits(of: r)
-        if let m = r.mark {
-            r.mark = nil
-            m.users -= 1
-            if m.users == 0 { releaseMark(m) }
-        }
-    }
-
-    /// Returns a rule's units (it stays accepted: a failed rule the flow still names).
-    func releaseUnits(of r: HardwareRule) {
-        guard r.holdsUnits else { return }
-        r.holdsUnits = false
-        pool(of: r).release(r.units)
-        counterPool.release(1)
-        counterSlots.release(r.counter, now: Sys.monotonicNanoseconds())
-        if let n = maskUsers[FlowMask.Key(r.mask)] {
-            if n > 1 { maskUsers[FlowMask.Key(r.mask)] = n - 1 } else {
-                maskUsers[FlowMask.Key(r.mask)] = nil
-                maskPool.release(1)
-            }
-        }
-    }
-
-    /// Undoes every step a rule went through. False if it was not held.
-    @discardableResult
-    func discard(_ r: HardwareRule) -> Bool {
-        guard rules.holds(r) else { return false }
-        dropReplaced(by: r)
-        rules.remove(r)
-        forgetPending(r)
-        r.retired = true
-        r.handedOut = false   // a discarded rule's handle names nothing
-        guard unprogram(r) else {
-            stuckRemovals.append(r)
-            return true
-        }
-        releaseUnits(of: r)
-        dropEncaps(of: r)
-        return true
-    }
-
-    /// The rule no longer uses its shared entries: encap entries and its flow mark go
-    /// when nobody else does.
-    func dropEncaps(of r: HardwareRule) {
-        for e in r.encapEntries {
-            e.users -= 1
-            if e.users == 0 { releaseEncap(e) }
-        }
-        if let m = r.mark {
-            m.users -= 1
-            if m.users == 0 { releaseMark(m) }
-        }
-    }
-
-    /// Every rule goes at once (a flush of the datapath): the data plane empties its
-    /// tables in one step, and the shadow classifiers, pools and indexes are reset in
-    /// bulk instead of rule by rule. Rules waiting to be written, replaced or stuck in
-    /// the silicon go too. False, with nothing changed, if the data plane could not
-    /// empty its tables.
-    func discardAll() -> Bool {
-        do { try dataPlane.removeAllRules() } catch { return false }
-        let now = Sys.monotonicNanoseconds()
-        // Exact-match table (0), masked and chain tables (1).
-        var heldUnits = (0, 0), programmedUnits = (0, 0)
-        var heldCounters = 0, programmedCounters = 0
-        func leftSilicon(_ r: HardwareRule) {
-            guard r.isProgrammed else { return }
-            r.state = .pending
-            if r.table == .exact { programmedUnits.0 += r.units } else { programmedUnits.1 += r.units }
-            programmedCounters += 1
-        }
-        func gaveBackUnits(_ r: HardwareRule) {
-            guard r.holdsUnits else { return }
-            r.holdsUnits = false
-            if r.table == .exact { heldUnits.0 += r.units } else { heldUnits.1 += r.units }
-            heldCounters += 1
-            counterSlots.release(r.counter, now: now)
-        }
-        for r in rules.values {
-            r.retired = true
-            r.handedOut = false
-            if let old = r.replaces {
-                // Still in the silicon under its successor, which holds the units.
-                r.replaces = nil
-                leftSilicon(old)
-                dropEncaps(of: old)
-            }
-            leftSilicon(r)
-            gaveBackUnits(r)
-            dropEncaps(of: r)
-        }
-        for r in stuckRemovals {
-            leftSilicon(r)
-            gaveBackUnits(r)
-            dropEncaps(of: r)
-        }
-        exactFlows.markProgrammed(-programmedUnits.0)
-        maskedPool.markProgrammed(-programmedUnits.1)
-        counterPool.markProgrammed(-programmedCounters)
-        maskPool.markProgrammed(-programmedMaskUsers.count)
-        exactFlows.release(heldUnits.0)
-        maskedPool.release(heldUnits.1)
-        counterPool.release(heldCounters)
-        maskPool.release(maskUsers.count)
-        exact.removeAll()
-        masked.removeAll()
-        rules.removeAll()
-        pendingByMatch = [:]
-        maskUsers = [:]
-        programmedMaskUsers = [:]
-        let emptied = Array(conntrackRuleZones.keys)
-        conntrackRuleZones = [:]
-        stuckRemovals = []
-        lostUnprogrammed = [:]
-        for zone in emptied { conntrackZoneEmptied?(zone) }
-        return true
-    }
+    public internal(set) var stuckRemovals: [HardwareRule] = []
 }
+
 
 extension String {
     /// "/esw0/exact" -> "exact": resource paths as devlink prints them, without the device.

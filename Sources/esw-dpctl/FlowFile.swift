@@ -58,7 +58,6 @@ struct FlowFileRequests {
     let path: String
     let defaultOp: Op
     let batchID: UInt32
-    let portNames: [String: UInt32]
     private(set) var request = AttributeWriter(capacity: 512)
     /// Each line's key and mask, the attributes it repeats from the line before copied.
     private var keys: KeyLines
@@ -70,7 +69,6 @@ struct FlowFileRequests {
         self.path = path
         defaultOp = defaultCommand == "add" ? .add : defaultCommand == "modify" ? .modify : .delete
         self.batchID = batchID
-        self.portNames = portNames
         keys = KeyLines(portNames: portNames)
     }
 
