@@ -286,11 +286,17 @@ extension DatapathService {
 
     /// The flow's attributes, written where `w` ends (a dump writes them straight into
     /// its reply buffer).
-    func describe(_ f: DatapathFlow, _ d: Datapath, now: UInt64, stats: FlowStats? = nil, into w: inout AttributeWriter) {
+    /// (`memo`: a dump's, whose flows mostly share a mask.)
+    func describe(_ f: DatapathFlow, _ d: Datapath, now: UInt64, stats: FlowStats? = nil, into w: inout AttributeWriter,
+                  memo: EncodingMemo? = nil) {
         let encoder = KeyEncoder(vlanLimit: ODPConstants.datapathVLANLimit)
         let m = f.match   // rebuilt from the classifier entry: once, not per use
-        w.nested(FlowAttr.key) { encoder.encode(flow: m.key, mask: m.mask, exportMask: false, into: &$0) }
-        w.nested(FlowAttr.mask) { encoder.encode(flow: m.key, mask: m.mask, exportMask: true, into: &$0) }
+        if let memo {
+            encoder.encode(flow: m.key, mask: m.mask, keyType: FlowAttr.key, maskType: FlowAttr.mask, into: &w, memo: memo)
+        } else {
+            w.nested(FlowAttr.key) { encoder.encode(flow: m.key, mask: m.mask, exportMask: false, into: &$0) }
+            w.nested(FlowAttr.mask) { encoder.encode(flow: m.key, mask: m.mask, exportMask: true, into: &$0) }
+        }
         w.put(FlowAttr.actions, f.actionBytes)
         let ufid = w.putZeroed(FlowAttr.ufid, count: 16)
         w.bytes.setBE128(ufid, f.ufid)
@@ -363,6 +369,7 @@ final class FlowDump: ReplyStream {
     private let sequence: UInt32
     private var flows: [DatapathFlow?]
     private var next = 0
+    private let encodings = EncodingMemo()
 
     init(service: DatapathService, datapath: Datapath, types: FlowDumpTypes, sequence: UInt32) {
         self.service = service
@@ -381,7 +388,7 @@ final class FlowDump: ReplyStream {
             let m = GenericMessage.reply(family: Family.flow, command: FlowCmd.new, sequence: sequence, multi: true, attributes: [])
             // Cannot fail: a flow's actions are at most 32 KiB (ActionCompiler.maxActionsLength),
             // its key and mask far less. Were it to, the flow is left out, never sent broken.
-            try? m.append(to: &out) { service.describe(f, datapath, now: now, into: &$0) }
+            try? m.append(to: &out) { service.describe(f, datapath, now: now, into: &$0, memo: encodings) }
         }
         if next < flows.count { return true }
         flows = []
