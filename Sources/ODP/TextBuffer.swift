@@ -1,0 +1,236 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Packet
+
+/// Text built as UTF-8 bytes in memory of its own: a dump writes its lines here, a
+/// number or an address digit by digit. A String append costs hundreds of instructions
+/// (and interpolation more); an Array's append a uniqueness and a capacity check per
+/// byte. Here a piece reserves its room once and stores its bytes.
+///
+/// Not copyable: it owns its memory, freed when it goes (no object, no reference count).
+public struct TextBuffer: ~Copyable {
+    @usableFromInline var base: UnsafeMutablePointer<UInt8>
+    @usableFromInline var used = 0
+    @usableFromInline var capacity: Int
+
+    public var count: Int { used }
+
+    public init(capacity: Int = 256) {
+        self.capacity = max(capacity, 16)
+        base = .allocate(capacity: self.capacity)
+    }
+
+    deinit { base.deallocate() }
+
+    /// Room for `n` more bytes; the write that follows stores them at `end`.
+    @inlinable @inline(__always)
+    mutating func reserve(_ n: Int) {
+        if used + n > capacity { grow(to: used + n) }
+    }
+
+    @usableFromInline
+    mutating func grow(to needed: Int) {
+        var c = capacity * 2
+        while c < needed { c *= 2 }
+        let new = UnsafeMutablePointer<UInt8>.allocate(capacity: c)
+        new.moveInitialize(from: base, count: used)
+        base.deallocate()
+        base = new
+        capacity = c
+    }
+
+    @inlinable var end: UnsafeMutablePointer<UInt8> { base + used }
+
+    public var isEmpty: Bool { count == 0 }
+    public var last: UInt8? { count == 0 ? nil : base[count - 1] }
+
+    public mutating func removeLast() {
+        precondition(used > 0, "removeLast of an empty text")
+        used -= 1
+    }
+
+    /// Empties the text, keeping its memory.
+    public mutating func removeAll() { used = 0 }
+
+    /// The text's bytes, valid during `body`.
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeRawBufferPointer(start: base, count: count))
+    }
+
+    /// Drops a last comma written after `start` (the comma after a struct's last field).
+    mutating func chomp(after start: Int) {
+        if used > start && base[used - 1] == UInt8(ascii: ",") { used -= 1 }
+    }
+
+    /// The bytes from `start` on (what a formatter appended since).
+    func bytes(from start: Int) -> [UInt8] { Array(UnsafeBufferPointer(start: base + start, count: count - start)) }
+
+    public var string: String { String(decoding: UnsafeBufferPointer(start: base, count: count), as: UTF8.self) }
+
+    /// The text `write` appends, as a String.
+    public static func string(_ write: (inout TextBuffer) -> Void) -> String {
+        var t = TextBuffer()
+        write(&t)
+        return t.string
+    }
+
+    // MARK: appending
+
+    @inlinable
+    public mutating func append(_ byte: UInt8) {
+        reserve(1)
+        base[used] = byte
+        used += 1
+    }
+
+    /// A literal's bytes.
+    @inlinable
+    public mutating func append(_ s: StaticString) {
+        append(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    }
+
+    public mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count > 0 else { return }
+        reserve(bytes.count)
+        UnsafeMutableRawPointer(end).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        used += bytes.count
+    }
+
+    public mutating func append(_ bytes: [UInt8]) { bytes.withUnsafeBytes { append($0) } }
+
+    public mutating func append(string s: String) {
+        var s = s
+        s.withUTF8 { append(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Appends what `write` stores at the pointer it is given (at most `maxLength`
+    /// bytes), which returns how many it stored.
+    @inlinable
+    mutating func append(maxLength: Int, _ write: (UnsafeMutablePointer<UInt8>) -> Int) {
+        reserve(maxLength)
+        used += write(end)
+    }
+
+    // MARK: numbers
+
+    /// `%llu`.
+    @inlinable
+    public mutating func appendDecimal(_ v: some UnsignedInteger & FixedWidthInteger) {
+        // Written backwards into the room of the longest, then moved to the front.
+        append(maxLength: 39) { p in
+            var n = 0
+            var rest = v
+            repeat {
+                p[n] = 48 + UInt8(truncatingIfNeeded: rest % 10)
+                rest /= 10
+                n += 1
+            } while rest != 0
+            reverse(p, n)
+            return n
+        }
+    }
+
+    /// `%x`.
+    @inlinable
+    public mutating func appendHex(_ v: some UnsignedInteger & FixedWidthInteger) {
+        append(maxLength: 32) { p in
+            var n = 0
+            var rest = v
+            repeat {
+                p[n] = AddressText.hexDigit(UInt8(truncatingIfNeeded: rest & 0xf))
+                rest >>= 4
+                n += 1
+            } while rest != 0
+            reverse(p, n)
+            return n
+        }
+    }
+
+    /// `%#x`: `0` for zero, `0x…` otherwise.
+    @inlinable
+    public mutating func appendHexAlt(_ v: some UnsignedInteger & FixedWidthInteger) {
+        if v == 0 {
+            append(UInt8(ascii: "0"))
+        } else {
+            append("0x")
+            appendHex(v)
+        }
+    }
+
+    /// `0x%x`.
+    @inlinable
+    public mutating func appendHex0x(_ v: some UnsignedInteger & FixedWidthInteger) {
+        append("0x")
+        appendHex(v)
+    }
+
+    /// `0x%04x`.
+    @inlinable
+    public mutating func appendHex0x4(_ v: UInt16) {
+        append(maxLength: 6) { p in
+            p[0] = UInt8(ascii: "0")
+            p[1] = UInt8(ascii: "x")
+            for i in 0..<4 { p[2 + i] = AddressText.hexDigit(UInt8(truncatingIfNeeded: v >> UInt16(12 - 4 * i)) & 0xf) }
+            return 6
+        }
+    }
+
+    /// `%02x`.
+    @inlinable
+    public mutating func appendHexByte(_ b: UInt8) {
+        append(maxLength: 2) { p in
+            p[0] = AddressText.hexDigit(b >> 4)
+            p[1] = AddressText.hexDigit(b & 0xf)
+            return 2
+        }
+    }
+
+    /// Every byte as `%02x`, with `separator` between them if given.
+    public mutating func appendHexBytes(_ bytes: UnsafeRawBufferPointer, separator: UInt8? = nil) {
+        for (i, b) in bytes.enumerated() {
+            if i > 0, let separator { append(separator) }
+            appendHexByte(b)
+        }
+    }
+
+    // MARK: addresses
+
+    public mutating func appendIPv4(_ v: UInt32) {
+        append(maxLength: AddressText.ipv4Length) { AddressText.write(ipv4: v, to: $0) }
+    }
+
+    public mutating func appendIPv6(_ v: UInt128) {
+        append(maxLength: AddressText.ipv6Length) { AddressText.write(ipv6: v, to: $0) }
+    }
+
+    public mutating func appendMAC(_ v: UInt64) {
+        append(maxLength: AddressText.macLength) { AddressText.write(mac: v, to: $0) }
+    }
+
+    /// The UUID text form of a 128-bit ufid.
+    public mutating func appendUFID(_ u: UInt128) {
+        append(maxLength: 36) { p in
+            var n = 0
+            for i in 0..<32 {
+                if i == 8 || i == 12 || i == 16 || i == 20 { p[n] = UInt8(ascii: "-"); n += 1 }
+                p[n] = AddressText.hexDigit(UInt8(truncatingIfNeeded: u >> UInt128(124 - 4 * i)) & 0xf)
+                n += 1
+            }
+            return n
+        }
+    }
+}
+
+/// Reverses the `n` bytes at `p` (digits written from the least significant).
+@usableFromInline
+func reverse(_ p: UnsafeMutablePointer<UInt8>, _ n: Int) {
+    var i = 0, j = n - 1
+    while i < j {
+        let t = p[i]
+        p[i] = p[j]
+        p[j] = t
+        i += 1
+        j -= 1
+    }
+}
