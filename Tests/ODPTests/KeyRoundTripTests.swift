@@ -37,10 +37,11 @@ import Packet
         for i in 0..<600 {
             // Runs of keys that differ in one field (a dump's usual order), then jumps.
             let src = "198.18.\(i / 256 % 4).\(i % 256)"
+            let macByte = (i % 200 < 16 ? "0" : "") + String(i % 200, radix: 16)
             let l4 = i % 7 == 0 ? "proto=17,frag=no),udp(dst=\(i))" : "proto=6,frag=no),tcp(src=\(i % 3))"
             let text = i % 5 == 0
                 ? "in_port(\(1 + i % 3)),eth(),eth_type(0x0800),ipv4(src=\(src),\(l4)"
-                : "in_port(1),eth(src=00:00:00:00:00:\(String(format2: UInt8(i % 200)))),eth_type(0x0800),ipv4(src=\(src)/255.255.255.0,frag=no)"
+                : "in_port(1),eth(src=00:00:00:00:00:\(macByte)),eth_type(0x0800),ipv4(src=\(src)/255.255.255.0,frag=no)"
             keys.append(KeyEncoder().encode(try match(text)))
         }
         var rng = SystemRandomNumberGenerator()
