@@ -120,11 +120,11 @@ public struct FlowInfo: Sendable {
 
     public init(_ m: GenericMessage) {
         let body = m.attributes
-        // Read in place: an Attribute per reply attribute was a slice to count, and each
-        // integer went through a throwing reader.
-        body.withUnsafeBytes { raw in
-            guard let attributes = RawAttributes(raw) else { return }
-            for a in attributes {
+        // Read in place, in one walk: an Attribute per reply attribute was a slice to
+        // count, and each integer went through a throwing reader.
+        let whole = body.withUnsafeBytes { raw in
+            var walk = RawAttributes.Iterator(raw)
+            while let a = walk.next() {
                 let p = a.payload
                 switch a.type {
                 case FlowAttr.key: key = body[a.range.shifted(by: body.startIndex)]
@@ -143,8 +143,13 @@ public struct FlowInfo: Sendable {
                 default: break
                 }
             }
+            return !walk.malformed
         }
+        // Attributes that do not parse give nothing at all, as a parse of the list would.
+        if !whole { self = FlowInfo() }
     }
+
+    private init() {}
 
     /// `packets:N, bytes:N, used:…[, flags:…]`: OVS's dpif_flow_stats_format, what
     /// ovs-dpctl -s prints for add-flow, mod-flow and del-flow.

@@ -14,8 +14,11 @@ public struct ActionFormatter: Sendable {
 
     /// Appends the actions' text to `out`.
     public func format(_ bytes: ArraySlice<UInt8>, into out: inout TextBuffer) {
-        bytes.withUnsafeBytes { format($0, depth: 0, into: &out) }
+        bytes.withUnsafeBytes { format($0, into: &out) }
     }
+
+    /// The same for actions read where they lie.
+    public func format(_ bytes: UnsafeRawBufferPointer, into out: inout TextBuffer) { format(bytes, depth: 0, into: &out) }
 
     /// `depth` bounds the recursion at what the text parser accepts (KeyParser.maxNesting,
     /// OVS's MAX_ODP_NESTED); the netlink decoder stops deeper, at the kernel's 16.

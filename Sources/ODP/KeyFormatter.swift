@@ -44,8 +44,11 @@ public struct KeyFormatter: Sendable {
         var first = true
         var hasEthType = false
         var hasPacketType = false
+        var maskOf = masks.map(MaskCursor.init)
+        // Only the top level's attributes are remembered (an encap's are formatted anew).
+        let memo = depth == 0 ? memo : nil
         for (position, k) in keys.enumerated() {
-            let m = masks?.first(k.type)
+            let m = maskOf?.mask(for: k.type)
             if let expected = KeyAttr.length(k.type), expected >= 0, k.count != expected || m.map({ $0.count != expected }) ?? false {
                 if !first { out.append(UInt8(ascii: ",")) }
                 first = false
@@ -67,7 +70,6 @@ public struct KeyFormatter: Sendable {
             if verbose || !wildcard || nested {
                 if !first { out.append(UInt8(ascii: ",")) }
                 first = false
-                let memo = depth == 0 ? memo : nil
                 // The previous flow's attribute at this place, compared where both lie.
                 if let memo, !(wildcard && m == nil),
                    memo.appendPrevious(at: position, type: k.type, key: k.payload, mask: m?.payload, to: &out) {
@@ -446,6 +448,41 @@ public struct KeyFormatter: Sendable {
             o.appendHexBytes(k.bytes)
             o.append("),")
         }
+    }
+}
+
+/// The mask attribute of each key attribute: the first of its type, as a search from
+/// the mask's start finds it, but found in one walk when the mask's attributes come in
+/// the key's order, as an encoder writes them (a dump's key has a dozen attributes; a
+/// search for each cost more than the rest of the line).
+struct MaskCursor {
+    let masks: RawAttributes
+    /// Where the walk goes on: after the last attribute found.
+    private var next: RawAttributes.Iterator
+    /// Types (below 64) of the attributes before `next`.
+    private var passed: UInt64 = 0
+
+    init(_ masks: RawAttributes) {
+        self.masks = masks
+        next = masks.makeIterator()
+    }
+
+    mutating func mask(for type: UInt16) -> RawAttributes.Element? {
+        let bit: UInt64 = type < 64 ? 1 << UInt64(type) : 0
+        // One of its type before the walk's place: that one is the first.
+        guard bit != 0, passed & bit == 0 else { return masks.first(type) }
+        var walk = next
+        var seen = passed
+        while let m = walk.next() {
+            if m.type == type {
+                next = walk
+                passed = seen | bit
+                return m
+            }
+            if m.type < 64 { seen |= 1 << UInt64(m.type) }
+        }
+        // None after the place, none before it.
+        return nil
     }
 }
 

@@ -11,13 +11,9 @@ public struct RawAttributes: Sequence {
 
     /// nil when an attribute's header or length does not fit (what parse() refuses).
     public init?(_ bytes: UnsafeRawBufferPointer) {
-        var i = 0
-        while i < bytes.count {
-            guard bytes.count - i >= 4 else { return nil }
-            let len = Int(bytes[i]) | Int(bytes[i + 1]) << 8
-            guard len >= 4, len <= bytes.count - i else { return nil }
-            i += Swift.min(netlinkAlign(len), bytes.count - i)
-        }
+        var walk = Iterator(bytes)
+        while walk.next() != nil {}
+        guard !walk.malformed else { return nil }
         self.bytes = bytes
     }
 
@@ -32,22 +28,34 @@ public struct RawAttributes: Sequence {
         var reader: RawPayload { RawPayload(payload) }
     }
 
+    /// A walk that checks the framing as it goes: it stops at an attribute that does not
+    /// fit, and says so (`malformed`). A reader that can drop what it read so far walks
+    /// the bytes once, without RawAttributes' check.
     public struct Iterator: IteratorProtocol {
         let bytes: UnsafeRawBufferPointer
         var at = 0
+        public private(set) var malformed = false
+
+        public init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
         public mutating func next() -> Element? {
             guard at < bytes.count else { return nil }
-            let len = Int(bytes[at]) | Int(bytes[at + 1]) << 8
+            let rest = bytes.count - at
+            let len = rest >= 4 ? Int(bytes[at]) | Int(bytes[at + 1]) << 8 : 0
+            guard len >= 4, len <= rest else {
+                malformed = true
+                at = bytes.count
+                return nil
+            }
             let rawType = UInt16(bytes[at + 2]) | UInt16(bytes[at + 3]) << 8
             let e = Element(type: rawType & NetlinkAttributeFlag.typeMask, isNested: rawType & NetlinkAttributeFlag.nested != 0,
                             payload: UnsafeRawBufferPointer(rebasing: bytes[(at + 4)..<(at + len)]), range: (at + 4)..<(at + len))
-            at += Swift.min(netlinkAlign(len), bytes.count - at)
+            at += Swift.min(netlinkAlign(len), rest)
             return e
         }
     }
 
-    public func makeIterator() -> Iterator { Iterator(bytes: bytes) }
+    public func makeIterator() -> Iterator { Iterator(bytes) }
 
     public var isEmpty: Bool { bytes.isEmpty }
 

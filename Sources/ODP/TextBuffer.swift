@@ -91,10 +91,11 @@ public struct TextBuffer: ~Copyable {
     }
 
     public mutating func append(_ bytes: UnsafeRawBufferPointer) {
-        guard bytes.count > 0 else { return }
-        reserve(bytes.count)
-        UnsafeMutableRawPointer(end).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
-        used += bytes.count
+        let n = bytes.count
+        guard n > 0 else { return }
+        reserve(n)
+        UnsafeMutableRawPointer(end).copyMemory(from: bytes.baseAddress!, byteCount: n)
+        used += n
     }
 
     public mutating func append(_ bytes: [UInt8]) { bytes.withUnsafeBytes { append($0) } }

@@ -85,7 +85,7 @@ struct FlowLineFormatter {
         }
         out.append(", actions:")
         f.actions.withUnsafeBytes { bytes in
-            memo.append(textOf: bytes, to: &out) { actions.format(f.actions, into: &$0) }
+            memo.append(textOf: bytes, to: &out) { actions.format(bytes, into: &$0) }
         }
         if verbose, !f.offloaded, let r = f.offloadReason {
             out.append(f.offloadState == 3 ? ", dp-extra-info:hardware refused it after the add: " : ", dp-extra-info:not offloaded: ")
