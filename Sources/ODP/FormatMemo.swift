@@ -17,6 +17,9 @@ public final class FormatMemo: @unchecked Sendable {
 
     public init() {}
 
+    /// What the formatter did for the last key: the next one like it is formatted the same.
+    var plan = KeyPlan()
+
     /// Whether attributes of this type are formatted each time (their texts keep changing).
     func formatsAnew(_ type: UInt16) -> Bool { Int(type) < Self.watchedTypes && unique[Int(type)] }
 
@@ -59,8 +62,10 @@ public final class FormatMemo: @unchecked Sendable {
             remember(id, text)
         }
         if position < Self.positions {
-            while previous.count <= position { previous.append(([], [])) }
-            previous[position] = (scratch, text)
+            previousIDs[position].removeAll()
+            scratch.withUnsafeBytes { previousIDs[position].append($0) }
+            previousTexts[position].removeAll()
+            previousTexts[position].append(text)
         }
     }
     private var scratch: [UInt8] = []
@@ -71,8 +76,9 @@ public final class FormatMemo: @unchecked Sendable {
     /// hashing). False if it is not.
     func appendPrevious(at position: Int, type: UInt16, key: UnsafeRawBufferPointer, mask: UnsafeRawBufferPointer?,
                         to out: inout TextBuffer) -> Bool {
-        guard position < previous.count else { return false }
-        let same = previous[position].id.withUnsafeBytes { id in
+        guard position < Self.positions else { return false }
+        // (An empty id, a place not filled yet, is never the same.)
+        let same = previousIDs[position].withUnsafeBytes { id in
             let n = key.count, masked = mask?.count ?? 0
             guard id.count == 6 + n + masked, id[0] == UInt8(truncatingIfNeeded: type), id[1] == UInt8(truncatingIfNeeded: type >> 8),
                   id[2] == (mask == nil ? 0 : 1), id[3] == UInt8(truncatingIfNeeded: n), id[4] == UInt8(truncatingIfNeeded: n >> 8),
@@ -86,13 +92,30 @@ public final class FormatMemo: @unchecked Sendable {
             tries[t] += 1
             hitsByType[t] += 1
         }
-        previous[position].text.withUnsafeBytes { out.append($0) }
+        previousTexts[position].withUnsafeBytes { out.append($0) }
         return true
     }
 
-    /// The last attribute seen at each position of a key, and its text.
-    private var previous: [(id: [UInt8], text: [UInt8])] = []
+    /// The last attribute seen at each position of a key (its id, as `append` builds
+    /// it) and its text. Buffers of their own: arrays here were a retain and a release
+    /// at each look, two for each attribute of each line.
+    private let previousIDs = FormatMemo.buffers(positions)
+    private let previousTexts = FormatMemo.buffers(positions)
     private static let positions = 32
+
+    private static func buffers(_ n: Int) -> UnsafeMutablePointer<TextBuffer> {
+        let b = UnsafeMutablePointer<TextBuffer>.allocate(capacity: n)
+        for i in 0..<n { (b + i).initialize(to: TextBuffer(capacity: 64)) }
+        return b
+    }
+
+    deinit {
+        for b in [previousIDs, previousTexts] {
+            b.deinitialize(count: Self.positions)
+            b.deallocate()
+        }
+    }
+
     /// Lookups and hits by attribute type, over its first `probation` lookups.
     private static let watchedTypes = 64, probation = 256
     private var tries = [Int](repeating: 0, count: watchedTypes)
@@ -103,24 +126,27 @@ public final class FormatMemo: @unchecked Sendable {
     /// `make`; the last one asked for is compared first (flows of one table mostly share
     /// their actions).
     public func append(textOf bytes: UnsafeRawBufferPointer, to out: inout TextBuffer, _ make: (inout TextBuffer) -> Void) {
-        if let last, last.bytes.count == bytes.count,
-           bytes.isEmpty || last.bytes.withUnsafeBytes({ memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0 }) {
-            return out.append(last.text)
+        let same = hasLast && lastBytes.withUnsafeBytes { last in
+            last.count == bytes.count && (bytes.isEmpty || memcmp(last.baseAddress!, bytes.baseAddress!, bytes.count) == 0)
         }
+        if same { return lastText.withUnsafeBytes { out.append($0) } }
         let id = Bytes(b: Array(bytes))
-        let text: [UInt8]
+        let start = out.count
         if let known = texts[id] {
-            text = known
             out.append(known)
         } else {
-            let start = out.count
             make(&out)
-            text = out.bytes(from: start)
-            remember(id, text)
+            remember(id, out.bytes(from: start))
         }
-        last = (id.b, text)
+        lastBytes.removeAll()
+        lastBytes.append(bytes)
+        lastText.removeAll()
+        out.withUnsafeBytes { lastText.append(UnsafeRawBufferPointer(rebasing: $0[start...])) }
+        hasLast = true
     }
-    private var last: (bytes: [UInt8], text: [UInt8])?
+    /// The last byte string asked for and its text.
+    private var lastBytes = TextBuffer(), lastText = TextBuffer()
+    private var hasLast = false
 
     private func remember(_ id: Bytes, _ text: [UInt8]) {
         if texts.count >= Self.limit { texts.removeAll(keepingCapacity: true) }

@@ -38,18 +38,30 @@ public struct KeyFormatter: Sendable {
     func format(key: UnsafeRawBufferPointer, mask: UnsafeRawBufferPointer?, into out: inout TextBuffer) {
         guard !key.isEmpty else { return out.append("<empty>") }
         guard depth < KeyParser.maxNesting else { return out.append("<nested too deeply>") }
+        // Only the top level's attributes are remembered (an encap's are formatted anew).
+        let memo = depth == 0 ? memo : nil
+        if let memo, memo.plan.fits(key: key, mask: mask, verbose: verbose) {
+            for step in memo.plan.steps {
+                switch step {
+                case .text(let r): memo.plan.texts.withUnsafeBytes { out.append(UnsafeRawBufferPointer(rebasing: $0[r])) }
+                case .attribute(let a): formatAttribute(a, key: key, mask: mask, memo: memo, into: &out)
+                }
+            }
+            return
+        }
         guard let keys = RawAttributes(key) else { return out.append("<malformed key>") }
+        memo?.plan.begin(key: key, mask: mask, verbose: verbose)
         // A mask that does not parse counts as none.
         let masks = mask.flatMap(RawAttributes.init)
         var first = true
         var hasEthType = false
         var hasPacketType = false
         var maskOf = masks.map(MaskCursor.init)
-        // Only the top level's attributes are remembered (an encap's are formatted anew).
-        let memo = depth == 0 ? memo : nil
         for (position, k) in keys.enumerated() {
+            memo?.plan.walked(k.range, in: key)
             let m = maskOf?.mask(for: k.type)
             if let expected = KeyAttr.length(k.type), expected >= 0, k.count != expected || m.map({ $0.count != expected }) ?? false {
+                let start = out.count
                 if !first { out.append(UInt8(ascii: ",")) }
                 first = false
                 out.append(string: KeyAttr.name(k.type))
@@ -58,6 +70,7 @@ public struct KeyFormatter: Sendable {
                 out.append(", expected ")
                 out.appendDecimal(UInt(expected))
                 out.append(UInt8(ascii: ")"))
+                memo?.plan.wrote(out, from: start)
                 continue
             }
             if k.type == KeyAttr.ethertype { hasEthType = true }
@@ -68,33 +81,45 @@ public struct KeyFormatter: Sendable {
                 wildcard = m.map { Self.maskIsConstant(k.type, $0.reader, 0) } ?? true
             }
             if verbose || !wildcard || nested {
-                if !first { out.append(UInt8(ascii: ",")) }
+                // A wildcard without a mask attribute: generate_all_wildcard_mask(), zeros
+                // of the key's shape.
+                let zeros = wildcard && m == nil ? (k.type == KeyAttr.tunnel || k.type == KeyAttr.encap ? 0 : k.count) : nil
+                let step = KeyPlan.AttributeStep(type: k.type, key: k.range, mask: m?.range, zeros: zeros, position: position, comma: !first)
                 first = false
-                // The previous flow's attribute at this place, compared where both lie.
-                if let memo, !(wildcard && m == nil),
-                   memo.appendPrevious(at: position, type: k.type, key: k.payload, mask: m?.payload, to: &out) {
-                    continue
-                }
-                if wildcard && m == nil {
-                    // generate_all_wildcard_mask(): zeros of the key's shape.
-                    let zeros = k.type == KeyAttr.tunnel || k.type == KeyAttr.encap ? 0 : k.count
-                    withZeros(zeros) { appendAttribute(k.type, k.reader, RawPayload($0), position: position, memo: memo, into: &out) }
-                } else {
-                    appendAttribute(k.type, k.reader, m?.reader, position: position, memo: memo, into: &out)
-                }
+                memo?.plan.formatted(step)
+                formatAttribute(step, key: key, mask: mask, memo: memo, into: &out)
             } else if k.type == KeyAttr.ethernet && !hasPacketType {
+                let start = out.count
                 if !first { out.append(UInt8(ascii: ",")) }
                 out.append("eth()")
                 first = false
+                memo?.plan.wrote(out, from: start)
             } else if k.type == KeyAttr.packetType && wildcard {
                 hasPacketType = false
             }
         }
         if !hasEthType, let masks, let m = masks.first(KeyAttr.ethertype), m.count == 2 {
+            let start = out.count
             out.append(",eth_type(0/")
             out.appendHex0x4(m.reader.be16(0))
             out.append(UInt8(ascii: ")"))
+            memo?.plan.wrote(out, from: start)
         }
+        memo?.plan.finish()
+    }
+
+    /// A key attribute's text, as the plan's step says (after a comma if it says so).
+    private func formatAttribute(_ s: KeyPlan.AttributeStep, key: UnsafeRawBufferPointer, mask: UnsafeRawBufferPointer?,
+                                 memo: FormatMemo?, into out: inout TextBuffer) {
+        if s.comma { out.append(UInt8(ascii: ",")) }
+        let k = RawPayload(UnsafeRawBufferPointer(rebasing: key[s.key]))
+        if let zeros = s.zeros {
+            return withZeros(zeros) { appendAttribute(s.type, k, RawPayload($0), position: s.position, memo: memo, into: &out) }
+        }
+        let m = s.mask.map { RawPayload(UnsafeRawBufferPointer(rebasing: mask![$0])) }
+        // The previous flow's attribute at this place, compared where both lie.
+        if let memo, memo.appendPrevious(at: s.position, type: s.type, key: k.bytes, mask: m?.bytes, to: &out) { return }
+        appendAttribute(s.type, k, m, position: s.position, memo: memo, into: &out)
     }
 
     /// The attribute's text, through the memo when there is one; types whose texts
