@@ -18,7 +18,7 @@ public final class FormatMemo: @unchecked Sendable {
     public init() {}
 
     /// What the formatter did for the last key: the next one like it is formatted the same.
-    var plan = KeyPlan()
+    let plan = KeyPlan()
 
     /// Whether attributes of this type are formatted each time (their texts keep changing).
     func formatsAnew(_ type: UInt16) -> Bool { Int(type) < Self.watchedTypes && unique[Int(type)] }

@@ -41,16 +41,11 @@ public struct KeyFormatter: Sendable {
         // Only the top level's attributes are remembered (an encap's are formatted anew).
         let memo = depth == 0 ? memo : nil
         if let memo, memo.plan.fits(key: key, mask: mask, verbose: verbose) {
-            for step in memo.plan.steps {
-                switch step {
-                case .text(let r): memo.plan.texts.withUnsafeBytes { out.append(UnsafeRawBufferPointer(rebasing: $0[r])) }
-                case .attribute(let a): formatAttribute(a, key: key, mask: mask, memo: memo, into: &out)
-                }
-            }
-            return
+            return memo.plan.replay(key: key, into: &out) { formatAttribute($0, key: key, mask: mask, memo: memo, into: &$1) }
         }
         guard let keys = RawAttributes(key) else { return out.append("<malformed key>") }
-        memo?.plan.begin(key: key, mask: mask, verbose: verbose)
+        let lineStart = out.count
+        memo?.plan.begin(mask: mask, verbose: verbose)
         // A mask that does not parse counts as none.
         let masks = mask.flatMap(RawAttributes.init)
         var first = true
@@ -70,7 +65,7 @@ public struct KeyFormatter: Sendable {
                 out.append(", expected ")
                 out.appendDecimal(UInt(expected))
                 out.append(UInt8(ascii: ")"))
-                memo?.plan.wrote(out, from: start)
+                memo?.plan.wrote(length: out.count - start)
                 continue
             }
             if k.type == KeyAttr.ethertype { hasEthType = true }
@@ -86,14 +81,15 @@ public struct KeyFormatter: Sendable {
                 let zeros = wildcard && m == nil ? (k.type == KeyAttr.tunnel || k.type == KeyAttr.encap ? 0 : k.count) : nil
                 let step = KeyPlan.AttributeStep(type: k.type, key: k.range, mask: m?.range, zeros: zeros, position: position, comma: !first)
                 first = false
-                memo?.plan.formatted(step)
+                let start = out.count
                 formatAttribute(step, key: key, mask: mask, memo: memo, into: &out)
+                memo?.plan.formatted(step, length: out.count - start)
             } else if k.type == KeyAttr.ethernet && !hasPacketType {
                 let start = out.count
                 if !first { out.append(UInt8(ascii: ",")) }
                 out.append("eth()")
                 first = false
-                memo?.plan.wrote(out, from: start)
+                memo?.plan.wrote(length: out.count - start)
             } else if k.type == KeyAttr.packetType && wildcard {
                 hasPacketType = false
             }
@@ -103,9 +99,9 @@ public struct KeyFormatter: Sendable {
             out.append(",eth_type(0/")
             out.appendHex0x4(m.reader.be16(0))
             out.append(UInt8(ascii: ")"))
-            memo?.plan.wrote(out, from: start)
+            memo?.plan.wrote(length: out.count - start)
         }
-        memo?.plan.finish()
+        memo?.plan.finish(key: key, out, from: lineStart)
     }
 
     /// A key attribute's text, as the plan's step says (after a comma if it says so).

@@ -1,15 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// What KeyFormatter did for the last key it formatted with a memo: the text it wrote
-/// and the attributes it formatted, in order. Every one of its choices (which mask
-/// attribute goes with which key attribute, what is wildcarded, what is printed, a
-/// bad length) follows from the mask's bytes and the key's attribute headers alone:
-/// the next key with the same headers at the same places and the same mask bytes, a
-/// dump's next flow mostly, is formatted by doing the same again (the attributes'
-/// texts through the memo, as ever), without walking and checking its attributes.
-struct KeyPlan {
+/// and the attributes it formatted, in order, and that key's bytes and text. Every one
+/// of its choices (which mask attribute goes with which key attribute, what is
+/// wildcarded, what is printed, a bad length) follows from the mask's bytes and the
+/// key's attribute headers alone: the next key with the same headers at the same places
+/// and the same mask bytes, a dump's next flow mostly, is formatted by doing the same
+/// again, without walking and checking its attributes; and an attribute whose bytes are
+/// the last key's has the last text's (consecutive flows mostly differ in one).
+final class KeyPlan {
     /// An attribute's text: the payload's place in the key, the mask's in the mask (or,
     /// a wildcard with no mask attribute, `zeros` bytes of zeros), its place among the
     /// key's attributes, and whether a comma goes before it.
@@ -23,17 +20,17 @@ struct KeyPlan {
     }
 
     enum Step {
-        /// Text that depends on nothing but the plan (`,eth()`, a bad length): where it
-        /// lies in `texts`.
-        case text(Range<Int>)
+        /// Text that depends on nothing but the plan (`,eth()`, a bad length).
+        case text
         case attribute(AttributeStep)
     }
 
-    private(set) var steps: [Step] = []
-    private(set) var texts: [UInt8] = []
-    private var mask: [UInt8] = []
+    private var steps: [Step] = []
+    /// How long each step's text is in `lastText`.
+    private var lengths: [Int] = []
+    private var lastKey = TextBuffer(), lastText = TextBuffer()
+    private var mask = TextBuffer()
     private var hasMask = false
-    private var keyCount = 0
     private var verbose = false
     /// Each key attribute's header: offset << 32 | the header's four bytes.
     private var headers: [UInt64] = []
@@ -41,48 +38,106 @@ struct KeyPlan {
 
     /// Whether `key` and `mask` are formatted as the plan says.
     func fits(key: UnsafeRawBufferPointer, mask: UnsafeRawBufferPointer?, verbose: Bool) -> Bool {
-        guard complete, verbose == self.verbose, key.count == keyCount, (mask != nil) == hasMask else { return false }
+        guard complete, verbose == self.verbose, key.count == lastKey.count, (mask != nil) == hasMask else { return false }
         if let mask {
-            let same = self.mask.withUnsafeBytes { m in
-                m.count == mask.count && (m.isEmpty || memcmp(m.baseAddress!, mask.baseAddress!, m.count) == 0)
-            }
-            guard same else { return false }
+            guard self.mask.count == mask.count, self.mask.withUnsafeBytes({ same($0, mask, 0..<mask.count) }) else { return false }
         }
         // Same headers at the same places, and the same length: the same attributes,
         // framed as well as the planned key's.
-        for h in headers where key.loadUnaligned(fromByteOffset: Int(h >> 32), as: UInt32.self) != UInt32(truncatingIfNeeded: h) {
-            return false
+        return headers.withUnsafeBufferPointer { hs in
+            for h in hs where key.loadUnaligned(fromByteOffset: Int(h >> 32), as: UInt32.self) != UInt32(truncatingIfNeeded: h) {
+                return false
+            }
+            return true
         }
-        return true
+    }
+
+    /// Formats `key` (which `fits`) into `out`: the steps' texts copied from the last
+    /// key's text, but for attributes whose bytes differ, which `format` writes.
+    func replay(key: UnsafeRawBufferPointer, into out: inout TextBuffer, _ format: (AttributeStep, inout TextBuffer) -> Void) {
+        let lineStart = out.count
+        var changed = false
+        lastKey.withUnsafeBytes { old in
+            lastText.withUnsafeBytes { text in
+                steps.withUnsafeBufferPointer { steps in
+                    lengths.withUnsafeMutableBufferPointer { lengths in
+                        // The run of the last text to copy: from..<at.
+                        var from = 0, at = 0
+                        for i in 0..<steps.count {
+                            let length = lengths[i]
+                            if case .attribute(let a) = steps[i], !same(key, old, a.key) {
+                                out.append(UnsafeRawBufferPointer(rebasing: text[from..<at]))
+                                let start = out.count
+                                format(a, &out)
+                                lengths[i] = out.count - start
+                                changed = true
+                                from = at + length
+                            }
+                            at += length
+                        }
+                        out.append(UnsafeRawBufferPointer(rebasing: text[from..<at]))
+                    }
+                }
+            }
+        }
+        guard changed else { return }
+        lastKey.removeAll()
+        lastKey.append(key)
+        lastText.removeAll()
+        out.withUnsafeBytes { lastText.append(UnsafeRawBufferPointer(rebasing: $0[lineStart...])) }
     }
 
     /// Starts a plan for a key about to be formatted (incomplete until `finish`).
-    mutating func begin(key: UnsafeRawBufferPointer, mask: UnsafeRawBufferPointer?, verbose: Bool) {
+    func begin(mask: UnsafeRawBufferPointer?, verbose: Bool) {
         complete = false
         steps.removeAll(keepingCapacity: true)
-        texts.removeAll(keepingCapacity: true)
+        lengths.removeAll(keepingCapacity: true)
         headers.removeAll(keepingCapacity: true)
-        self.mask.removeAll(keepingCapacity: true)
-        if let mask { self.mask.append(contentsOf: mask) }
+        self.mask.removeAll()
+        if let mask { self.mask.append(mask) }
         hasMask = mask != nil
-        keyCount = key.count
         self.verbose = verbose
     }
 
     /// A key attribute walked (its header at `payload.lowerBound - 4`).
-    mutating func walked(_ payload: Range<Int>, in key: UnsafeRawBufferPointer) {
+    func walked(_ payload: Range<Int>, in key: UnsafeRawBufferPointer) {
         let at = payload.lowerBound - 4
         headers.append(UInt64(at) << 32 | UInt64(key.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
     }
 
-    /// Text the formatter wrote to `out` from `start` on.
-    mutating func wrote(_ out: borrowing TextBuffer, from start: Int) {
-        let at = texts.count
-        out.withUnsafeBytes { texts.append(contentsOf: $0[start...]) }
-        steps.append(.text(at..<texts.count))
+    /// Text of the plan's own the formatter wrote, `length` bytes.
+    func wrote(length: Int) {
+        steps.append(.text)
+        lengths.append(length)
     }
 
-    mutating func formatted(_ a: AttributeStep) { steps.append(.attribute(a)) }
+    /// An attribute the formatter formatted, its text `length` bytes.
+    func formatted(_ a: AttributeStep, length: Int) {
+        steps.append(.attribute(a))
+        lengths.append(length)
+    }
 
-    mutating func finish() { complete = true }
+    /// The key is done: `key`'s text is what the formatter wrote to `out` from `start` on.
+    func finish(key: UnsafeRawBufferPointer, _ out: borrowing TextBuffer, from start: Int) {
+        lastKey.removeAll()
+        lastKey.append(key)
+        lastText.removeAll()
+        out.withUnsafeBytes { lastText.append(UnsafeRawBufferPointer(rebasing: $0[start...])) }
+        complete = true
+    }
+}
+
+/// Whether `a` and `b` hold the same bytes in `range`: compared a word at a time here
+/// (payloads are a few bytes; a call to memcmp costs more than comparing them).
+private func same(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer, _ range: Range<Int>) -> Bool {
+    var i = range.lowerBound
+    while i + 8 <= range.upperBound {
+        if a.loadUnaligned(fromByteOffset: i, as: UInt64.self) != b.loadUnaligned(fromByteOffset: i, as: UInt64.self) { return false }
+        i += 8
+    }
+    while i < range.upperBound {
+        if a[i] != b[i] { return false }
+        i += 1
+    }
+    return true
 }
