@@ -121,32 +121,34 @@ public struct FlowInfo: Sendable {
     public init(_ m: GenericMessage) {
         let body = m.attributes
         // Read in place, in one walk: an Attribute per reply attribute was a slice to
-        // count, and each integer went through a throwing reader.
+        // count, and each integer went through a throwing reader. Into a local: a
+        // closure that set self's fields copied the whole struct in and out.
+        var f = FlowInfo()
         let whole = body.withUnsafeBytes { raw in
             var walk = RawAttributes.Iterator(raw)
             while let a = walk.next() {
                 let p = a.payload
                 switch a.type {
-                case FlowAttr.key: key = body[a.range.shifted(by: body.startIndex)]
-                case FlowAttr.mask: mask = body[a.range.shifted(by: body.startIndex)]
-                case FlowAttr.actions: actions = body[a.range.shifted(by: body.startIndex)]
-                case FlowAttr.ufid where p.count == 16: ufid = UInt128(bigEndian: p.loadUnaligned(as: UInt128.self))
+                case FlowAttr.key: f.key = body[a.range.shifted(by: body.startIndex)]
+                case FlowAttr.mask: f.mask = body[a.range.shifted(by: body.startIndex)]
+                case FlowAttr.actions: f.actions = body[a.range.shifted(by: body.startIndex)]
+                case FlowAttr.ufid where p.count == 16: f.ufid = UInt128(bigEndian: p.loadUnaligned(as: UInt128.self))
                 case FlowAttr.stats where p.count >= 16:
-                    packets = UInt64(littleEndian: p.loadUnaligned(as: UInt64.self))
-                    bytes = UInt64(littleEndian: p.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
-                case FlowAttr.used: usedMilliseconds = p.count == 8 ? UInt64(littleEndian: p.loadUnaligned(as: UInt64.self)) : nil
-                case FlowAttr.now: nowMilliseconds = p.count == 8 ? UInt64(littleEndian: p.loadUnaligned(as: UInt64.self)) : 0
-                case FlowAttr.tcpFlags: tcpFlags = p.count == 2 ? UInt16(littleEndian: p.loadUnaligned(as: UInt16.self)) : 0
-                case FlowAttr.offloaded: offloadState = p.count == 1 ? p[0] : 0
-                case FlowAttr.offloadReason: offloadReasonBytes = body[a.range.shifted(by: body.startIndex)]
-                case FlowAttr.origin: learned = p.count == 1 && p[0] != 0
+                    f.packets = UInt64(littleEndian: p.loadUnaligned(as: UInt64.self))
+                    f.bytes = UInt64(littleEndian: p.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+                case FlowAttr.used: f.usedMilliseconds = p.count == 8 ? UInt64(littleEndian: p.loadUnaligned(as: UInt64.self)) : nil
+                case FlowAttr.now: f.nowMilliseconds = p.count == 8 ? UInt64(littleEndian: p.loadUnaligned(as: UInt64.self)) : 0
+                case FlowAttr.tcpFlags: f.tcpFlags = p.count == 2 ? UInt16(littleEndian: p.loadUnaligned(as: UInt16.self)) : 0
+                case FlowAttr.offloaded: f.offloadState = p.count == 1 ? p[0] : 0
+                case FlowAttr.offloadReason: f.offloadReasonBytes = body[a.range.shifted(by: body.startIndex)]
+                case FlowAttr.origin: f.learned = p.count == 1 && p[0] != 0
                 default: break
                 }
             }
             return !walk.malformed
         }
         // Attributes that do not parse give nothing at all, as a parse of the list would.
-        if !whole { self = FlowInfo() }
+        self = whole ? f : FlowInfo()
     }
 
     private init() {}

@@ -26,24 +26,36 @@ public struct RawAttributes: Sequence {
         public var count: Int { payload.count }
         /// The payload read with bounds checks.
         var reader: RawPayload { RawPayload(payload) }
+
+        @usableFromInline
+        init(type: UInt16, isNested: Bool, payload: UnsafeRawBufferPointer, range: Range<Int>) {
+            self.type = type
+            self.isNested = isNested
+            self.payload = payload
+            self.range = range
+        }
     }
 
     /// A walk that checks the framing as it goes: it stops at an attribute that does not
     /// fit, and says so (`malformed`). A reader that can drop what it read so far walks
-    /// the bytes once, without RawAttributes' check.
+    /// the bytes once, without RawAttributes' check. (Inlinable: a reply's reader in
+    /// another module walks a dozen attributes a flow.)
     public struct Iterator: IteratorProtocol {
-        let bytes: UnsafeRawBufferPointer
-        var at = 0
-        public private(set) var malformed = false
+        @usableFromInline let bytes: UnsafeRawBufferPointer
+        @usableFromInline var at = 0
+        @usableFromInline var isMalformed = false
+        public var malformed: Bool { isMalformed }
 
+        @inlinable
         public init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
+        @inlinable
         public mutating func next() -> Element? {
             guard at < bytes.count else { return nil }
             let rest = bytes.count - at
             let len = rest >= 4 ? Int(bytes[at]) | Int(bytes[at + 1]) << 8 : 0
             guard len >= 4, len <= rest else {
-                malformed = true
+                isMalformed = true
                 at = bytes.count
                 return nil
             }

@@ -94,7 +94,23 @@ public struct TextBuffer: ~Copyable {
         let n = bytes.count
         guard n > 0 else { return }
         reserve(n)
-        UnsafeMutableRawPointer(end).copyMemory(from: bytes.baseAddress!, byteCount: n)
+        let to = UnsafeMutableRawPointer(end), from = bytes.baseAddress!
+        // Most pieces are a few bytes (a literal, a run of a remembered text): copied
+        // as two words that may overlap, not through a call to memcpy.
+        switch n {
+        case 1...3:
+            for i in 0..<n { to.storeBytes(of: from.load(fromByteOffset: i, as: UInt8.self), toByteOffset: i, as: UInt8.self) }
+        case 4...8:
+            let head = from.loadUnaligned(as: UInt32.self), tail = from.loadUnaligned(fromByteOffset: n - 4, as: UInt32.self)
+            to.storeBytes(of: head, as: UInt32.self)
+            to.storeBytes(of: tail, toByteOffset: n - 4, as: UInt32.self)
+        case 9...16:
+            let head = from.loadUnaligned(as: UInt64.self), tail = from.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
+            to.storeBytes(of: head, as: UInt64.self)
+            to.storeBytes(of: tail, toByteOffset: n - 8, as: UInt64.self)
+        default:
+            to.copyMemory(from: from, byteCount: n)
+        }
         used += n
     }
 
@@ -212,20 +228,38 @@ public struct TextBuffer: ~Copyable {
     /// The UUID text form of a 128-bit ufid.
     public mutating func appendUFID(_ u: UInt128) {
         append(maxLength: 36) { p in
-            // By 64-bit halves, a byte at a time: a 128-bit shift per digit cost more
-            // than the rest of a verbose line's prefix.
-            let high = UInt64(truncatingIfNeeded: u >> 64), low = UInt64(truncatingIfNeeded: u)
-            var n = 0
-            for i in 0..<16 {
-                if i == 4 || i == 6 || i == 8 || i == 10 { p[n] = UInt8(ascii: "-"); n += 1 }
-                let b = UInt8(truncatingIfNeeded: (i < 8 ? high : low) >> UInt64(56 - 8 * (i & 7)))
-                p[n] = AddressText.hexDigit(b >> 4)
-                p[n + 1] = AddressText.hexDigit(b & 0xf)
-                n += 2
-            }
-            return n
+            // 8-4-4-4-12 digits, eight at a time (a digit at a time, a verbose line's
+            // ufid cost more than the rest of its prefix).
+            let raw = UnsafeMutableRawPointer(p)
+            raw.storeBytes(of: hexDigits(UInt32(truncatingIfNeeded: u >> 96)), as: UInt64.self)
+            let second = hexDigits(UInt32(truncatingIfNeeded: u >> 64))
+            raw.storeBytes(of: UInt8(ascii: "-"), toByteOffset: 8, as: UInt8.self)
+            raw.storeBytes(of: UInt32(truncatingIfNeeded: second), toByteOffset: 9, as: UInt32.self)
+            raw.storeBytes(of: UInt8(ascii: "-"), toByteOffset: 13, as: UInt8.self)
+            raw.storeBytes(of: UInt32(truncatingIfNeeded: second >> 32), toByteOffset: 14, as: UInt32.self)
+            let third = hexDigits(UInt32(truncatingIfNeeded: u >> 32))
+            raw.storeBytes(of: UInt8(ascii: "-"), toByteOffset: 18, as: UInt8.self)
+            raw.storeBytes(of: UInt32(truncatingIfNeeded: third), toByteOffset: 19, as: UInt32.self)
+            raw.storeBytes(of: UInt8(ascii: "-"), toByteOffset: 23, as: UInt8.self)
+            raw.storeBytes(of: UInt32(truncatingIfNeeded: third >> 32), toByteOffset: 24, as: UInt32.self)
+            raw.storeBytes(of: hexDigits(UInt32(truncatingIfNeeded: u)), toByteOffset: 28, as: UInt64.self)
+            return 36
         }
     }
+}
+
+/// `%08x` of `v` as eight ASCII bytes in a word, the first digit in its lowest byte:
+/// stored as is on a little-endian machine (x86-64, AArch64), the digits in order, the
+/// first four in its low half. Each nibble spread into a byte, then '0' added, and
+/// 'a' - '0' - 10 more to those of 10 and up.
+func hexDigits(_ v: UInt32) -> UInt64 {
+    var x = UInt64(v)
+    x = (x | x << 16) & 0x0000_ffff_0000_ffff
+    x = (x | x << 8) & 0x00ff_00ff_00ff_00ff
+    x = (x | x << 4) & 0x0f0f_0f0f_0f0f_0f0f
+    let letters = ((x &+ 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101
+    x = x &+ 0x3030_3030_3030_3030 &+ letters &* 0x27
+    return x.byteSwapped
 }
 
 /// Reverses the `n` bytes at `p` (digits written from the least significant).

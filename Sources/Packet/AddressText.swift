@@ -20,9 +20,9 @@ public enum AddressText {
     /// the one implementation, for a String and for a text built as bytes (a dump's line).
     public static func write(ipv4 v: UInt32, to p: UnsafeMutablePointer<UInt8>) -> Int {
         var n = 0
-        for shift in stride(from: UInt32(24), through: 0, by: -8) {
-            let b = UInt8(truncatingIfNeeded: v >> shift)
-            if shift != 24 { p[n] = UInt8(ascii: "."); n += 1 }
+        for i in 0..<4 {
+            let b = UInt8(truncatingIfNeeded: v >> UInt32(24 - 8 * i))
+            if i > 0 { p[n] = UInt8(ascii: "."); n += 1 }
             if b >= 100 { p[n] = 48 + b / 100; n += 1 }
             if b >= 10 { p[n] = 48 + b / 10 % 10; n += 1 }
             p[n] = 48 + b % 10
