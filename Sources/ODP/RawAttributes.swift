@@ -49,7 +49,7 @@ public struct RawAttributes: Sequence {
         @inlinable
         public init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
-        @inlinable
+        @inlinable @inline(__always)
         public mutating func next() -> Element? {
             guard at < bytes.count else { return nil }
             let rest = bytes.count - at

@@ -85,18 +85,20 @@ public struct TextBuffer: ~Copyable {
     }
 
     /// A literal's bytes.
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func append(_ s: StaticString) {
         append(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }
 
+    @inlinable @inline(__always)
     public mutating func append(_ bytes: UnsafeRawBufferPointer) {
         let n = bytes.count
         guard n > 0 else { return }
         reserve(n)
         let to = UnsafeMutableRawPointer(end), from = bytes.baseAddress!
         // Most pieces are a few bytes (a literal, a run of a remembered text): copied
-        // as two words that may overlap, not through a call to memcpy.
+        // as two words that may overlap, not through a call to memcpy. (Inlinable: a
+        // literal's length is known where it is appended, and the copy is a few stores.)
         switch n {
         case 1...3:
             for i in 0..<n { to.storeBytes(of: from.load(fromByteOffset: i, as: UInt8.self), toByteOffset: i, as: UInt8.self) }
