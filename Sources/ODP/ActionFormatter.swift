@@ -105,7 +105,7 @@ public struct ActionFormatter: Sendable {
             o.appendMAC(p.be48(0))
             o.append(",dst=")
             o.appendMAC(p.be48(6))
-            o.append("))")
+            o.append(UInt8(ascii: ")"))
         case ActionAttr.popEth: o.append("pop_eth")
         case ActionAttr.pushVLAN:
             o.append("push_vlan(")
