@@ -1,4 +1,3 @@
-import Netlink
 import Packet
 
 /// Key and mask attributes → text, exactly as Open vSwitch 3.1's odp_flow_format()

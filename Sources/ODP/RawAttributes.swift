@@ -19,7 +19,6 @@ public struct RawAttributes: Sequence {
 
     public struct Element {
         public let type: UInt16
-        public let isNested: Bool
         public let payload: UnsafeRawBufferPointer
         /// Where the payload lies in the walked bytes.
         public let range: Range<Int>
@@ -28,9 +27,8 @@ public struct RawAttributes: Sequence {
         var reader: RawPayload { RawPayload(payload) }
 
         @usableFromInline
-        init(type: UInt16, isNested: Bool, payload: UnsafeRawBufferPointer, range: Range<Int>) {
+        init(type: UInt16, payload: UnsafeRawBufferPointer, range: Range<Int>) {
             self.type = type
-            self.isNested = isNested
             self.payload = payload
             self.range = range
         }
@@ -59,9 +57,8 @@ public struct RawAttributes: Sequence {
                 at = bytes.count
                 return nil
             }
-            let rawType = UInt16(bytes[at + 2]) | UInt16(bytes[at + 3]) << 8
-            let e = Element(type: rawType & NetlinkAttributeFlag.typeMask, isNested: rawType & NetlinkAttributeFlag.nested != 0,
-                            payload: UnsafeRawBufferPointer(rebasing: bytes[(at + 4)..<(at + len)]), range: (at + 4)..<(at + len))
+            let type = (UInt16(bytes[at + 2]) | UInt16(bytes[at + 3]) << 8) & NetlinkAttributeFlag.typeMask
+            let e = Element(type: type, payload: UnsafeRawBufferPointer(rebasing: bytes[(at + 4)..<(at + len)]), range: (at + 4)..<(at + len))
             at += Swift.min(netlinkAlign(len), rest)
             return e
         }

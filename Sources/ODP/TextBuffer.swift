@@ -42,14 +42,6 @@ public struct TextBuffer: ~Copyable {
 
     @inlinable var end: UnsafeMutablePointer<UInt8> { base + used }
 
-    public var isEmpty: Bool { count == 0 }
-    public var last: UInt8? { count == 0 ? nil : base[count - 1] }
-
-    public mutating func removeLast() {
-        precondition(used > 0, "removeLast of an empty text")
-        used -= 1
-    }
-
     /// Empties the text, keeping its memory.
     public mutating func removeAll() { used = 0 }
 
