@@ -148,7 +148,8 @@ public struct FlowInfo: Sendable {
             return !walk.malformed
         }
         // Attributes that do not parse give nothing at all, as a parse of the list would.
-        self = whole ? f : FlowInfo()
+        // (The local moved, not copied: a copy was four retains and four releases.)
+        if whole { self = consume f } else { self = FlowInfo() }
     }
 
     private init() {}
