@@ -1,4 +1,5 @@
 import Netlink
+import ODP
 
 #if canImport(Glibc)
 import Glibc
@@ -22,32 +23,33 @@ public enum Console {
 
     public static func line(_ s: String) { write(s + "\n") }
 
-    nonisolated(unsafe) private static var pending: [UInt8] = []
+    /// Lines not yet written: 64 KiB go in a write (and room for the line that passes it).
+    nonisolated(unsafe) private static var pending = TextBuffer(capacity: 80 << 10)
 
     /// A line among many (a dump): written with others in 64 KiB writes; `flush()`
     /// writes the rest.
     public static func bufferedLine(_ s: String) {
-        pending += s.utf8
-        pending.append(UInt8(ascii: "\n"))
-        if pending.count >= 64 << 10 { flush() }
+        bufferedLine { $0.append(string: s) }
     }
 
     /// The same, the line appended to the buffer by `write` (no String of its own).
-    public static func bufferedLine(_ write: (inout [UInt8]) -> Void) {
+    public static func bufferedLine(_ write: (inout TextBuffer) -> Void) {
         write(&pending)
         pending.append(UInt8(ascii: "\n"))
         if pending.count >= 64 << 10 { flush() }
     }
 
     public static func flush() {
-        var off = 0
-        while off < pending.count {
-            let n = pending.withUnsafeBytes { Glibc.write(1, $0.baseAddress! + off, $0.count - off) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            off += n
+        pending.withUnsafeBytes { bytes in
+            var off = 0
+            while off < bytes.count {
+                let n = Glibc.write(1, bytes.baseAddress! + off, bytes.count - off)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                off += n
+            }
         }
-        pending.removeAll(keepingCapacity: true)
+        pending.removeAll()
     }
     public static func error(_ s: String) { write(program + ": " + s + "\n", fd: 2) }
 }

@@ -1,4 +1,5 @@
 import Netlink
+import ODP
 
 /// Decoded replies of the OVS families, for the CLIs.
 public struct DatapathInfo: Sendable {
@@ -86,9 +87,11 @@ public struct VportInfo: Sendable {
 }
 
 public struct FlowInfo: Sendable {
-    public var key: [UInt8] = []
-    public var mask: [UInt8] = []
-    public var actions: [UInt8] = []
+    /// The key, mask and actions attributes, where the reply holds them (a dump reads
+    /// a million replies: no arrays of their own).
+    public var key: ArraySlice<UInt8> = []
+    public var mask: ArraySlice<UInt8> = []
+    public var actions: ArraySlice<UInt8> = []
     public var ufid: UInt128 = 0
     public var packets: UInt64 = 0, bytes: UInt64 = 0
     public var usedMilliseconds: UInt64?
@@ -107,31 +110,49 @@ public struct FlowInfo: Sendable {
         default: nil
         }
     }
-    public var offloadReason: String?
+    /// Why the flow is not in hardware: decoded when asked for (a plain dump does not
+    /// print it, and every software flow has one).
+    public var offloadReason: String? {
+        offloadReasonBytes.flatMap { try? Attribute(type: FlowAttr.offloadReason, payload: $0).string() }
+    }
+    private var offloadReasonBytes: ArraySlice<UInt8>?
     public var learned = false
 
     public init(_ m: GenericMessage) {
         let body = m.attributes
-        for span in (try? AttributeParser.spans(body)) ?? [] {
-            // Arrays only for what is kept as bytes: a dump decodes a million of these.
-            let p = body[span.payload]
-            let a = Attribute(type: span.type, isNested: span.isNested, payload: p, offset: span.offset)
-            switch a.type {
-            case FlowAttr.key: key = Array(p)
-            case FlowAttr.mask: mask = Array(p)
-            case FlowAttr.actions: actions = Array(p)
-            case FlowAttr.ufid where p.count == 16: ufid = p.reduce(UInt128(0)) { $0 << 8 | UInt128($1) }
-            case FlowAttr.stats where p.count >= 16: packets = p.u64(0); bytes = p.u64(8)
-            case FlowAttr.used: usedMilliseconds = try? a.u64()
-            case FlowAttr.now: nowMilliseconds = (try? a.u64()) ?? 0
-            case FlowAttr.tcpFlags: tcpFlags = (try? a.u16()) ?? 0
-            case FlowAttr.offloaded: offloadState = (try? a.u8()) ?? 0
-            case FlowAttr.offloadReason: offloadReason = try? a.string()
-            case FlowAttr.origin: learned = ((try? a.u8()) ?? 0) != 0
-            default: break
+        // Read in place, in one walk: an Attribute per reply attribute was a slice to
+        // count, and each integer went through a throwing reader. Into a local: a
+        // closure that set self's fields copied the whole struct in and out.
+        var f = FlowInfo()
+        let whole = body.withUnsafeBytes { raw in
+            var walk = RawAttributes.Iterator(raw)
+            while let a = walk.next() {
+                let p = a.payload
+                switch a.type {
+                case FlowAttr.key: f.key = body[a.range.shifted(by: body.startIndex)]
+                case FlowAttr.mask: f.mask = body[a.range.shifted(by: body.startIndex)]
+                case FlowAttr.actions: f.actions = body[a.range.shifted(by: body.startIndex)]
+                case FlowAttr.ufid where p.count == 16: f.ufid = UInt128(bigEndian: p.loadUnaligned(as: UInt128.self))
+                case FlowAttr.stats where p.count >= 16:
+                    f.packets = UInt64(littleEndian: p.loadUnaligned(as: UInt64.self))
+                    f.bytes = UInt64(littleEndian: p.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+                case FlowAttr.used: f.usedMilliseconds = p.count == 8 ? UInt64(littleEndian: p.loadUnaligned(as: UInt64.self)) : nil
+                case FlowAttr.now: f.nowMilliseconds = p.count == 8 ? UInt64(littleEndian: p.loadUnaligned(as: UInt64.self)) : 0
+                case FlowAttr.tcpFlags: f.tcpFlags = p.count == 2 ? UInt16(littleEndian: p.loadUnaligned(as: UInt16.self)) : 0
+                case FlowAttr.offloaded: f.offloadState = p.count == 1 ? p[0] : 0
+                case FlowAttr.offloadReason: f.offloadReasonBytes = body[a.range.shifted(by: body.startIndex)]
+                case FlowAttr.origin: f.learned = p.count == 1 && p[0] != 0
+                default: break
+                }
             }
+            return !walk.malformed
         }
+        // Attributes that do not parse give nothing at all, as a parse of the list would.
+        // (The local moved, not copied: a copy was four retains and four releases.)
+        if whole { self = consume f } else { self = FlowInfo() }
     }
+
+    private init() {}
 
     /// `packets:N, bytes:N, used:…[, flags:…]`: OVS's dpif_flow_stats_format, what
     /// ovs-dpctl -s prints for add-flow, mod-flow and del-flow.
@@ -141,10 +162,20 @@ public struct FlowInfo: Sendable {
 
     /// `used:0.123s` or `used:never`, as OVS prints it.
     public var usedText: String {
-        guard let u = usedMilliseconds, u != 0 else { return "never" }
+        TextBuffer.string { appendUsed(to: &$0) }
+    }
+
+    /// The same, appended to a dump's line.
+    public func appendUsed(to t: inout TextBuffer) {
+        guard let u = usedMilliseconds, u != 0 else { return t.append("never") }
         let age = nowMilliseconds >= u ? nowMilliseconds - u : 0
-        let s = String(age / 1000) + "." + String(1000 + age % 1000).dropFirst()
-        return s + "s"
+        t.appendDecimal(age / 1000)
+        let ms = age % 1000
+        t.append(UInt8(ascii: "."))
+        t.append(48 + UInt8(ms / 100))
+        t.append(48 + UInt8(ms / 10 % 10))
+        t.append(48 + UInt8(ms % 10))
+        t.append(UInt8(ascii: "s"))
     }
 
     /// packet_format_tcp_flags(): S F P R U . E C N [200]…
@@ -153,6 +184,11 @@ public struct FlowInfo: Sendable {
                                          (0x040, "E"), (0x080, "C"), (0x100, "N"), (0x200, "[200]"), (0x400, "[400]"), (0x800, "[800]")]
         return order.filter { tcpFlags & $0.0 != 0 }.map(\.1).joined()
     }
+}
+
+extension Range<Int> {
+    /// The range moved by `offset` (a payload's place in a slice that does not start at 0).
+    func shifted(by offset: Int) -> Range<Int> { (lowerBound + offset)..<(upperBound + offset) }
 }
 
 extension ArraySlice where Element == UInt8 {

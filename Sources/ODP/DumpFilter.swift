@@ -68,7 +68,7 @@ public struct DumpFilter: Sendable {
 
     /// The same for a dump reply's key and mask attributes. A flow whose attributes do
     /// not decode is not shown (nothing of it can be said to match).
-    public func passes(key: [UInt8], mask: [UInt8]) -> Bool {
+    public func passes(key: ArraySlice<UInt8>, mask: ArraySlice<UInt8>) -> Bool {
         switch FlowMatch.fromAttributes(key: key, mask: mask, vlanLimit: ODPConstants.datapathVLANLimit) {
         case .success(let m): return passes(m)
         case .failure: return false

@@ -1,9 +1,11 @@
-import Glibc
-import Netlink
 import Packet
 
 /// Key and mask attributes → text, exactly as Open vSwitch 3.1's odp_flow_format()
 /// prints them (`verbose` is `dump-flows -m`).
+///
+/// Written as bytes into a TextBuffer, the attributes read where they lie: a dump
+/// formats a million keys (a String append or an attribute's array cost hundreds of
+/// instructions each). The String form wraps the same writer.
 public struct KeyFormatter: Sendable {
     public var verbose: Bool
     public var portNames: [UInt32: String]
@@ -21,22 +23,48 @@ public struct KeyFormatter: Sendable {
     }
 
     public func format(key: [UInt8], mask: [UInt8]?) -> String {
-        guard !key.isEmpty else { return "<empty>" }
-        guard depth < KeyParser.maxNesting else { return "<nested too deeply>" }
-        // Spans, not attributes: a dump formats a million keys, and an array of
-        // attributes costs reference counting for every one of them.
-        guard let keys = try? AttributeParser.spans(key[...]) else { return "<malformed key>" }
-        let maskBytes = mask ?? []
-        let masks = mask.flatMap { try? AttributeParser.spans($0[...]) }
-        var out = ""
-        out.reserveCapacity(160)
+        TextBuffer.string { format(key: key[...], mask: mask?[...], into: &$0) }
+    }
+
+    /// Appends the key's text to `out`.
+    public func format(key: ArraySlice<UInt8>, mask: ArraySlice<UInt8>?, into out: inout TextBuffer) {
+        key.withUnsafeBytes { k in
+            guard let mask else { return format(key: k, mask: nil, into: &out) }
+            mask.withUnsafeBytes { format(key: k, mask: $0, into: &out) }
+        }
+    }
+
+    func format(key: UnsafeRawBufferPointer, mask: UnsafeRawBufferPointer?, into out: inout TextBuffer) {
+        guard !key.isEmpty else { return out.append("<empty>") }
+        guard depth < KeyParser.maxNesting else { return out.append("<nested too deeply>") }
+        // Only the top level's attributes are remembered (an encap's are formatted anew).
+        let memo = depth == 0 ? memo : nil
+        if let memo, memo.plan.fits(key: key, mask: mask, verbose: verbose) {
+            return memo.plan.replay(key: key, into: &out) { formatAttribute($0, key: key, mask: mask, memo: memo, into: &$1) }
+        }
+        guard let keys = RawAttributes(key) else { return out.append("<malformed key>") }
+        let lineStart = out.count
+        memo?.plan.begin(mask: mask, verbose: verbose)
+        // A mask that does not parse counts as none.
+        let masks = mask.flatMap(RawAttributes.init)
         var first = true
         var hasEthType = false
         var hasPacketType = false
+        var maskOf = masks.map(MaskCursor.init)
         for (position, k) in keys.enumerated() {
-            let m = masks?.first { $0.type == k.type }
+            memo?.plan.walked(k.range, in: key)
+            let m = maskOf?.mask(for: k.type)
             if let expected = KeyAttr.length(k.type), expected >= 0, k.count != expected || m.map({ $0.count != expected }) ?? false {
-                _ = checkLength(k.attribute(in: key), m?.attribute(in: maskBytes), into: &out, first: &first)
+                let start = out.count
+                if !first { out.append(UInt8(ascii: ",")) }
+                first = false
+                out.append(string: KeyAttr.name(k.type))
+                out.append("(bad length ")
+                out.appendDecimal(UInt(k.count))
+                out.append(", expected ")
+                out.appendDecimal(UInt(expected))
+                out.append(UInt8(ascii: ")"))
+                memo?.plan.wrote(length: out.count - start)
                 continue
             }
             if k.type == KeyAttr.ethertype { hasEthType = true }
@@ -44,73 +72,66 @@ public struct KeyFormatter: Sendable {
             let nested = KeyAttr.length(k.type) == -2
             var wildcard = false
             if let masks, !masks.isEmpty {
-                wildcard = m.map { Self.maskIsConstant(k.type, maskBytes[$0.payload], 0) } ?? true
+                wildcard = m.map { Self.maskIsConstant(k.type, $0.reader, 0) } ?? true
             }
             if verbose || !wildcard || nested {
-                if !first { out += "," }
+                // A wildcard without a mask attribute: generate_all_wildcard_mask(), zeros
+                // of the key's shape.
+                let zeros = wildcard && m == nil ? (k.type == KeyAttr.tunnel || k.type == KeyAttr.encap ? 0 : k.count) : nil
+                let step = KeyPlan.AttributeStep(type: k.type, key: k.range, mask: m?.range, zeros: zeros, position: position, comma: !first)
                 first = false
-                let memo = depth == 0 ? memo : nil
-                // The previous flow's attribute at this place, compared where both lie.
-                if let memo, !(wildcard && m == nil),
-                   let text = memo.previousText(at: position, type: k.type, key: key, k.payload, mask: maskBytes, m?.payload) {
-                    out += text
-                    continue
-                }
-                let a = k.attribute(in: key)
-                var ma = m?.attribute(in: maskBytes)
-                if wildcard && ma == nil {
-                    ma = Attribute(type: a.type, isNested: false, payload: Self.wildcardMask(a)[...], offset: 0)
-                }
-                if let memo, !memo.formatsAnew(a.type) {
-                    out += memo.text(a, ma, position: position) { formatAttribute(a, ma) }
-                } else {
-                    formatAttribute(a, ma, into: &out)
-                }
+                let start = out.count
+                formatAttribute(step, key: key, mask: mask, memo: memo, into: &out)
+                memo?.plan.formatted(step, length: out.count - start)
             } else if k.type == KeyAttr.ethernet && !hasPacketType {
-                if !first { out += "," }
-                out += "eth()"
+                let start = out.count
+                if !first { out.append(UInt8(ascii: ",")) }
+                out.append("eth()")
                 first = false
+                memo?.plan.wrote(length: out.count - start)
             } else if k.type == KeyAttr.packetType && wildcard {
                 hasPacketType = false
             }
         }
-        if !hasEthType, let masks, let m = masks.first(where: { $0.type == KeyAttr.ethertype }), m.count == 2 {
-            out += ",eth_type(0/\(hex0x4(Array(maskBytes[m.payload]).be16(0))))"
+        if !hasEthType, let masks, let m = masks.first(KeyAttr.ethertype), m.count == 2 {
+            let start = out.count
+            out.append(",eth_type(0/")
+            out.appendHex0x4(m.reader.be16(0))
+            out.append(UInt8(ascii: ")"))
+            memo?.plan.wrote(length: out.count - start)
         }
-        return out
+        memo?.plan.finish(key: key, out, from: lineStart)
     }
 
-    /// Attribute payload length check; prints the generic form on a mismatch.
-    private func checkLength(_ a: Attribute, _ ma: Attribute?, into out: inout String, first: inout Bool) -> Bool {
-        guard let expected = KeyAttr.length(a.type), expected >= 0 else { return true }
-        let badKey = a.count != expected
-        let badMask = ma.map { $0.count != expected } ?? false
-        guard badKey || badMask else { return true }
-        if !first { out += "," }
-        out += KeyAttr.name(a.type) + "(bad length \(a.count), expected \(expected))"
-        first = false
-        return false
+    /// A key attribute's text, as the plan's step says (after a comma if it says so).
+    private func formatAttribute(_ s: KeyPlan.AttributeStep, key: UnsafeRawBufferPointer, mask: UnsafeRawBufferPointer?,
+                                 memo: FormatMemo?, into out: inout TextBuffer) {
+        if s.comma { out.append(UInt8(ascii: ",")) }
+        let k = RawPayload(UnsafeRawBufferPointer(rebasing: key[s.key]))
+        if let zeros = s.zeros {
+            return withZeros(zeros) { appendAttribute(s.type, k, RawPayload($0), position: s.position, memo: memo, into: &out) }
+        }
+        let m = s.mask.map { RawPayload(UnsafeRawBufferPointer(rebasing: mask![$0])) }
+        // The previous flow's attribute at this place, compared where both lie.
+        if let memo, memo.appendPrevious(at: s.position, type: s.type, key: k.bytes, mask: m?.bytes, to: &out) { return }
+        appendAttribute(s.type, k, m, position: s.position, memo: memo, into: &out)
     }
 
-    /// An all-zero mask of the same shape as `a` (generate_all_wildcard_mask).
-    static func wildcardMask(_ a: Attribute) -> [UInt8] {
-        if a.type == KeyAttr.tunnel || a.type == KeyAttr.encap { return [] }
-        return [UInt8](repeating: 0, count: a.count)
+    /// The attribute's text, through the memo when there is one; types whose texts
+    /// keep changing (an address per flow) are formatted each time.
+    private func appendAttribute(_ type: UInt16, _ k: RawPayload, _ m: RawPayload?, position: Int, memo: FormatMemo?,
+                                 into out: inout TextBuffer) {
+        if let memo, !memo.formatsAnew(type) {
+            memo.append(type: type, key: k.bytes, mask: m?.bytes, position: position, to: &out) {
+                formatAttribute(type, k, m, into: &$0)
+            }
+        } else {
+            formatAttribute(type, k, m, into: &out)
+        }
     }
 
     /// odp_mask_is_constant__(): all bits equal to `constant` (0 or all ones).
-    /// The same for a mask where it lies: most types need no array of their own.
-    static func maskIsConstant(_ type: UInt16, _ m: ArraySlice<UInt8>, _ constant: Int) -> Bool {
-        switch type {
-        case KeyAttr.tcpFlags, KeyAttr.ipv6: return maskIsConstant(type, Array(m), constant)
-        case KeyAttr.encap, KeyAttr.tunnelInfo: return false
-        default:
-            let byte: UInt8 = constant == 0 ? 0 : 0xff
-            return m.allSatisfy { $0 == byte }
-        }
-    }
-
-    static func maskIsConstant(_ type: UInt16, _ m: [UInt8], _ constant: Int) -> Bool {
+    static func maskIsConstant(_ type: UInt16, _ m: RawPayload, _ constant: Int) -> Bool {
         let byte: UInt8 = constant == 0 ? 0 : 0xff
         switch type {
         case KeyAttr.tcpFlags:
@@ -119,282 +140,268 @@ public struct KeyFormatter: Sendable {
         case KeyAttr.ipv6:
             guard m.count == 40 else { return false }
             let label = m.be32(32) & 0xfffff
-            return label == (constant == 0 ? 0 : 0xfffff) && m[36] == byte && m[37] == byte && m[38] == byte
-                && m[39] == byte && m[0..<32].allSatisfy { $0 == byte }
+            guard label == (constant == 0 ? 0 : 0xfffff), m[36] == byte, m[37] == byte, m[38] == byte, m[39] == byte else { return false }
+            return !m.bytes[0..<32].contains { $0 != byte }
         case KeyAttr.encap, KeyAttr.tunnelInfo:
             return false
         default:
-            return m.allSatisfy { $0 == byte }
+            return !m.bytes.contains { $0 != byte }
         }
     }
+
+    static func empty(_ m: RawPayload?) -> Bool { m.map { !$0.bytes.contains { $0 != 0 } } ?? true }
 
     // MARK: field helpers (format_eth, format_ipv4, …): empty mask → nothing
 
-    /// `value` and `mask` are made only if printed (most fields of a dump are wildcarded
-    /// or exact).
-    private func field(_ out: inout String, _ name: String, value: @autoclosure () -> String, maskEmpty: Bool, maskFull: Bool,
-                       mask: @autoclosure () -> String) {
-        if verbose || !maskEmpty {
-            out += name
-            out += "="
-            out += value()
-            if !maskFull {
-                out += "/"
-                out += mask()
-            }
-            out += ","
+    /// `name` (with its `=`), the value, and the mask when it is not all ones; the value
+    /// and mask are written only if printed (most fields of a dump are wildcarded or exact).
+    private func field(_ out: inout TextBuffer, _ name: StaticString, maskEmpty: Bool, maskFull: Bool,
+                       value: (inout TextBuffer) -> Void, mask: (inout TextBuffer) -> Void) {
+        guard verbose || !maskEmpty else { return }
+        out.append(name)
+        value(&out)
+        if !maskFull {
+            out.append(UInt8(ascii: "/"))
+            mask(&out)
         }
+        out.append(UInt8(ascii: ","))
     }
 
-    private func mac(_ o: inout String, _ n: String, _ k: UInt64, _ m: UInt64?) {
-        field(&o, n, value: formatMAC(k), maskEmpty: m == 0, maskFull: m == nil || m == 0xffff_ffff_ffff, mask: formatMAC(m ?? 0))
+    private func mac(_ o: inout TextBuffer, _ n: StaticString, _ k: UInt64, _ m: UInt64?) {
+        field(&o, n, maskEmpty: m == 0, maskFull: m == nil || m == 0xffff_ffff_ffff,
+              value: { $0.appendMAC(k) }, mask: { $0.appendMAC(m ?? 0) })
     }
-    private func ipv4(_ o: inout String, _ n: String, _ k: UInt32, _ m: UInt32?) {
-        field(&o, n, value: formatIPv4(k), maskEmpty: m == 0, maskFull: m == nil || m == ~0, mask: formatIPv4(m ?? 0))
+    private func ipv4(_ o: inout TextBuffer, _ n: StaticString, _ k: UInt32, _ m: UInt32?) {
+        field(&o, n, maskEmpty: m == 0, maskFull: m == nil || m == ~0, value: { $0.appendIPv4(k) }, mask: { $0.appendIPv4(m ?? 0) })
     }
-    private func ipv6(_ o: inout String, _ n: String, _ k: UInt128, _ m: UInt128?) {
-        field(&o, n, value: formatIPv6(k), maskEmpty: m == 0, maskFull: m == nil || m == ~0, mask: formatIPv6(m ?? 0))
+    private func ipv6(_ o: inout TextBuffer, _ n: StaticString, _ k: UInt128, _ m: UInt128?) {
+        field(&o, n, maskEmpty: m == 0, maskFull: m == nil || m == ~0, value: { $0.appendIPv6(k) }, mask: { $0.appendIPv6(m ?? 0) })
     }
-    private func u8u(_ o: inout String, _ n: String, _ k: UInt8, _ m: UInt8?) {
-        field(&o, n, value: String(k), maskEmpty: m == 0, maskFull: m == nil || m == 0xff, mask: hexAlt(m ?? 0))
+    private func u8u(_ o: inout TextBuffer, _ n: StaticString, _ k: UInt8, _ m: UInt8?) {
+        field(&o, n, maskEmpty: m == 0, maskFull: m == nil || m == 0xff, value: { $0.appendDecimal(k) }, mask: { $0.appendHexAlt(m ?? 0) })
     }
-    private func u8x(_ o: inout String, _ n: String, _ k: UInt8, _ m: UInt8?) {
-        field(&o, n, value: hexAlt(k), maskEmpty: m == 0, maskFull: m == nil || m == 0xff, mask: hexAlt(m ?? 0))
+    private func u8x(_ o: inout TextBuffer, _ n: StaticString, _ k: UInt8, _ m: UInt8?) {
+        field(&o, n, maskEmpty: m == 0, maskFull: m == nil || m == 0xff, value: { $0.appendHexAlt(k) }, mask: { $0.appendHexAlt(m ?? 0) })
     }
-    private func be16(_ o: inout String, _ n: String, _ k: UInt16, _ m: UInt16?) {
-        field(&o, n, value: String(k), maskEmpty: m == 0, maskFull: m == nil || m == 0xffff, mask: hexAlt(m ?? 0))
+    private func be16(_ o: inout TextBuffer, _ n: StaticString, _ k: UInt16, _ m: UInt16?) {
+        field(&o, n, maskEmpty: m == 0, maskFull: m == nil || m == 0xffff, value: { $0.appendDecimal(k) }, mask: { $0.appendHexAlt(m ?? 0) })
     }
-    private func be16x(_ o: inout String, _ n: String, _ k: UInt16, _ m: UInt16?) {
-        field(&o, n, value: hexAlt(k), maskEmpty: m == 0, maskFull: m == nil || m == 0xffff, mask: hexAlt(m ?? 0))
+    private func be16x(_ o: inout TextBuffer, _ n: StaticString, _ k: UInt16, _ m: UInt16?) {
+        field(&o, n, maskEmpty: m == 0, maskFull: m == nil || m == 0xffff, value: { $0.appendHexAlt(k) }, mask: { $0.appendHexAlt(m ?? 0) })
     }
-    private func frag(_ o: inout String, _ n: String, _ k: UInt8, _ m: UInt8?) {
+    private func frag(_ o: inout TextBuffer, _ k: UInt8, _ m: UInt8?) {
         let empty = m == 0, full = m == nil || m == 0xff
         if !empty && !full {
-            o += "error: partial mask not supported for frag (\(hexAlt(m!))),"
+            o.append("error: partial mask not supported for frag (")
+            o.appendHexAlt(m!)
+            o.append("),")
         } else if !empty {
-            o += n + "=" + (k == 0 ? "no" : k == 1 ? "first" : k == 2 ? "later" : "<error>") + ","
+            o.append(k == 0 ? "frag=no," : k == 1 ? "frag=first," : k == 2 ? "frag=later," : "frag=<error>,")
         }
     }
-
-    private static func chomp(_ s: inout String) { if s.last == "," { s.removeLast() } }
 
     // MARK: attributes (format_odp_key_attr__)
 
-    func formatAttribute(_ a: Attribute, _ ma: Attribute?) -> String {
-        var o = ""
-        formatAttribute(a, ma, into: &o)
-        return o
-    }
-
-    /// Appends the attribute's text to `o` (a dump writes most of them straight into its
-    /// line: no string of their own).
-    func formatAttribute(_ a: Attribute, _ ma: Attribute?, into o: inout String) {
-        let k = Array(a.payload)
-        let m = ma.map { Array($0.payload) }
-        let exact = m.map { Self.maskIsConstant(a.type, $0, -1) } ?? true
-        o += KeyAttr.name(a.type)
-        o += "("
-        func mb(_ f: ([UInt8]) -> UInt64) -> UInt64? { m.map(f) }
-        switch a.type {
+    /// Appends the attribute's text (`type(…)`) to `o`.
+    func formatAttribute(_ type: UInt16, _ k: RawPayload, _ m: RawPayload?, into o: inout TextBuffer) {
+        let exact = m.map { Self.maskIsConstant(type, $0, -1) } ?? true
+        o.append(string: KeyAttr.name(type))
+        o.append(UInt8(ascii: "("))
+        // Where the fields start: the structs' last comma is dropped (chomp).
+        let start = o.count
+        switch type {
         case KeyAttr.encap:
             var inner = self
             inner.depth += 1
             if let m, !m.isEmpty, !k.isEmpty {
-                o += inner.format(key: k, mask: m)
+                inner.format(key: k.bytes, mask: m.bytes, into: &o)
             } else if !k.isEmpty {
-                o += inner.format(key: k, mask: nil)
+                inner.format(key: k.bytes, mask: nil, into: &o)
             }
         case KeyAttr.priority, KeyAttr.skbMark, KeyAttr.dpHash, KeyAttr.recircID:
-            o += hexAlt(k.le32(0))
-            if !exact { o += "/" + hexAlt(m!.le32(0)) }
+            o.appendHexAlt(k.le32(0))
+            if !exact { o.append(UInt8(ascii: "/")); o.appendHexAlt(m!.le32(0)) }
         case KeyAttr.ctMark:
             if verbose || !Self.empty(m) {
-                o += hexAlt(k.le32(0))
-                if !exact { o += "/" + hexAlt(m!.le32(0)) }
+                o.appendHexAlt(k.le32(0))
+                if !exact { o.append(UInt8(ascii: "/")); o.appendHexAlt(m!.le32(0)) }
             }
         case KeyAttr.ctState:
             if verbose {
-                o += hexAlt(k.le32(0))
-                if !exact { o += "/" + hexAlt(Self.empty(m) ? 0 : m!.le32(0)) }
+                o.appendHexAlt(k.le32(0))
+                if !exact { o.append(UInt8(ascii: "/")); o.appendHexAlt(Self.empty(m) ? 0 : m!.le32(0)) }
             } else if !exact {
-                o += FlagNames.ctState.formatMasked(k.le32(0), mask: Self.empty(m) ? 0 : m!.le32(0), maxMask: UInt32.max)
+                o.append(string: FlagNames.ctState.formatMasked(k.le32(0), mask: Self.empty(m) ? 0 : m!.le32(0), maxMask: UInt32.max))
             } else {
-                o += FlagNames.ctState.format(k.le32(0))
+                o.append(string: FlagNames.ctState.format(k.le32(0)))
             }
         case KeyAttr.ctZone:
             if verbose || !Self.empty(m) {
-                o += hexAlt(k.le16(0))
-                if !exact { o += "/" + hexAlt(m!.le16(0)) }
+                o.appendHexAlt(k.le16(0))
+                if !exact { o.append(UInt8(ascii: "/")); o.appendHexAlt(m!.le16(0)) }
             }
         case KeyAttr.ctLabels:
-            o += formatU128(k.le128(0), m.map { $0.le128(0) })
+            appendU128(k.le128(0), m.map { $0.le128(0) }, into: &o)
         case KeyAttr.tunnel:
-            o += formatTunnel(a, ma)
+            formatTunnel(k, m, into: &o)
         case KeyAttr.inPort:
             if exact {
                 let p = k.le32(0)
-                o += portNames[p] ?? String(p)
+                if let name = portNames[p] { o.append(string: name) } else { o.appendDecimal(p) }
             } else {
-                o += String(k.le32(0)) + "/" + hexAlt(m!.le32(0))
+                o.appendDecimal(k.le32(0))
+                o.append(UInt8(ascii: "/"))
+                o.appendHexAlt(m!.le32(0))
             }
         case KeyAttr.packetType:
             let v = k.be32(0), mv = m?.be32(0) ?? UInt32.max
-            be16(&o, "ns", UInt16(v >> 16), UInt16(mv >> 16))
-            be16x(&o, "id", UInt16(v & 0xffff), UInt16(mv & 0xffff))
-            Self.chomp(&o)
+            be16(&o, "ns=", UInt16(v >> 16), UInt16(mv >> 16))
+            be16x(&o, "id=", UInt16(v & 0xffff), UInt16(mv & 0xffff))
+            o.chomp(after: start)
         case KeyAttr.ethernet:
-            mac(&o, "src", k.be48(0), m?.be48(0))
-            mac(&o, "dst", k.be48(6), m?.be48(6))
-            Self.chomp(&o)
+            mac(&o, "src=", k.be48(0), m?.be48(0))
+            mac(&o, "dst=", k.be48(6), m?.be48(6))
+            o.chomp(after: start)
         case KeyAttr.vlan:
-            o += formatVLANTCI(k.be16(0), mask: m?.be16(0) ?? 0xffff, verbose: verbose)
+            appendVLANTCI(k.be16(0), mask: m?.be16(0) ?? 0xffff, verbose: verbose, into: &o)
         case KeyAttr.mpls:
             guard !k.isEmpty, k.count % 4 == 0 else {
-                o += "(bad key length \(k.count))"
-                return
+                o.append("(bad key length ")
+                o.appendDecimal(UInt(k.count))
+                return o.append(UInt8(ascii: ")"))
             }
-            var parts: [String] = []
             for i in 0..<(k.count / 4) {
                 let l = k.be32(4 * i)
                 if exact || m == nil {
-                    parts.append(Self.mplsLSE(l))
+                    if i > 0 { o.append(UInt8(ascii: ",")) }
+                    appendMPLSLSE(l, into: &o)
                 } else {
+                    // The same for every label: it fails at the first, before any is written.
                     guard m!.count == k.count else {
-                        o += "(key length \(k.count) != mask length \(m!.count))"
-                        return
+                        o.append("(key length ")
+                        o.appendDecimal(UInt(k.count))
+                        o.append(" != mask length ")
+                        o.appendDecimal(UInt(m!.count))
+                        return o.append(UInt8(ascii: ")"))
                     }
+                    if i > 0 { o.append(UInt8(ascii: ",")) }
                     let mm = m!.be32(4 * i)
-                    parts.append("label=\(l >> 12)/0x\(String(mm >> 12, radix: 16)),tc=\((l >> 9) & 7)/\(String((mm >> 9) & 7, radix: 16)),ttl=\(l & 0xff)/0x\(String(mm & 0xff, radix: 16)),bos=\((l >> 8) & 1)/\(String((mm >> 8) & 1, radix: 16))")
+                    o.append("label=")
+                    o.appendDecimal(l >> 12)
+                    o.append("/0x")
+                    o.appendHex(mm >> 12)
+                    o.append(",tc=")
+                    o.appendDecimal((l >> 9) & 7)
+                    o.append(UInt8(ascii: "/"))
+                    o.appendHex((mm >> 9) & 7)
+                    o.append(",ttl=")
+                    o.appendDecimal(l & 0xff)
+                    o.append("/0x")
+                    o.appendHex(mm & 0xff)
+                    o.append(",bos=")
+                    o.appendDecimal((l >> 8) & 1)
+                    o.append(UInt8(ascii: "/"))
+                    o.appendHex((mm >> 8) & 1)
                 }
             }
-            o += parts.joined(separator: ",")
         case KeyAttr.ethertype:
-            o += hex0x4(k.be16(0))
-            if !exact { o += "/" + hex0x4(m!.be16(0)) }
+            o.appendHex0x4(k.be16(0))
+            if !exact { o.append(UInt8(ascii: "/")); o.appendHex0x4(m!.be16(0)) }
         case KeyAttr.ipv4:
-            ipv4(&o, "src", k.be32(0), m?.be32(0))
-            ipv4(&o, "dst", k.be32(4), m?.be32(4))
-            u8u(&o, "proto", k[8], m?[8])
-            u8x(&o, "tos", k[9], m?[9])
-            u8u(&o, "ttl", k[10], m?[10])
-            frag(&o, "frag", k[11], m?[11])
-            Self.chomp(&o)
+            ipv4(&o, "src=", k.be32(0), m?.be32(0))
+            ipv4(&o, "dst=", k.be32(4), m?.be32(4))
+            u8u(&o, "proto=", k[8], m?[8])
+            u8x(&o, "tos=", k[9], m?[9])
+            u8u(&o, "ttl=", k[10], m?[10])
+            frag(&o, k[11], m?[11])
+            o.chomp(after: start)
         case KeyAttr.ipv6:
-            ipv6(&o, "src", k.be128(0), m?.be128(0))
-            ipv6(&o, "dst", k.be128(16), m?.be128(16))
+            ipv6(&o, "src=", k.be128(0), m?.be128(0))
+            ipv6(&o, "dst=", k.be128(16), m?.be128(16))
             let lm = m?.be32(32)
             if verbose || lm != 0 {
-                o += "label=" + hexAlt(k.be32(32))
-                if let lm, lm & 0xfffff != 0xfffff { o += "/" + hexAlt(lm) }
-                o += ","
+                o.append("label=")
+                o.appendHexAlt(k.be32(32))
+                if let lm, lm & 0xfffff != 0xfffff { o.append(UInt8(ascii: "/")); o.appendHexAlt(lm) }
+                o.append(UInt8(ascii: ","))
             }
-            u8u(&o, "proto", k[36], m?[36])
-            u8x(&o, "tclass", k[37], m?[37])
-            u8u(&o, "hlimit", k[38], m?[38])
-            frag(&o, "frag", k[39], m?[39])
-            Self.chomp(&o)
+            u8u(&o, "proto=", k[36], m?[36])
+            u8x(&o, "tclass=", k[37], m?[37])
+            u8u(&o, "hlimit=", k[38], m?[38])
+            frag(&o, k[39], m?[39])
+            o.chomp(after: start)
         case KeyAttr.tcp, KeyAttr.udp, KeyAttr.sctp:
-            be16(&o, "src", k.be16(0), m?.be16(0))
-            be16(&o, "dst", k.be16(2), m?.be16(2))
-            Self.chomp(&o)
+            be16(&o, "src=", k.be16(0), m?.be16(0))
+            be16(&o, "dst=", k.be16(2), m?.be16(2))
+            o.chomp(after: start)
         case KeyAttr.tcpFlags:
             if !exact {
-                o += FlagNames.tcp.formatMasked(UInt32(k.be16(0)), mask: UInt32(m!.be16(0) & 0x0fff), maxMask: 0x0fff)
+                o.append(string: FlagNames.tcp.formatMasked(UInt32(k.be16(0)), mask: UInt32(m!.be16(0) & 0x0fff), maxMask: 0x0fff))
             } else {
-                o += FlagNames.tcp.format(UInt32(k.be16(0)))
+                o.append(string: FlagNames.tcp.format(UInt32(k.be16(0))))
             }
         case KeyAttr.icmp, KeyAttr.icmpv6:
-            u8u(&o, "type", k[0], m?[0])
-            u8u(&o, "code", k[1], m?[1])
-            Self.chomp(&o)
+            u8u(&o, "type=", k[0], m?[0])
+            u8u(&o, "code=", k[1], m?[1])
+            o.chomp(after: start)
         case KeyAttr.arp:
-            ipv4(&o, "sip", k.be32(0), m?.be32(0))
-            ipv4(&o, "tip", k.be32(4), m?.be32(4))
-            be16(&o, "op", k.be16(8), m?.be16(8))
-            mac(&o, "sha", k.be48(10), m?.be48(10))
-            mac(&o, "tha", k.be48(16), m?.be48(16))
-            Self.chomp(&o)
+            ipv4(&o, "sip=", k.be32(0), m?.be32(0))
+            ipv4(&o, "tip=", k.be32(4), m?.be32(4))
+            be16(&o, "op=", k.be16(8), m?.be16(8))
+            mac(&o, "sha=", k.be48(10), m?.be48(10))
+            mac(&o, "tha=", k.be48(16), m?.be48(16))
+            o.chomp(after: start)
         case KeyAttr.ctOrigTupleIPv4:
-            ipv4(&o, "src", k.be32(0), m?.be32(0))
-            ipv4(&o, "dst", k.be32(4), m?.be32(4))
-            u8u(&o, "proto", k[12], m?[12])
-            be16(&o, "tp_src", k.be16(8), m?.be16(8))
-            be16(&o, "tp_dst", k.be16(10), m?.be16(10))
-            Self.chomp(&o)
+            ipv4(&o, "src=", k.be32(0), m?.be32(0))
+            ipv4(&o, "dst=", k.be32(4), m?.be32(4))
+            u8u(&o, "proto=", k[12], m?[12])
+            be16(&o, "tp_src=", k.be16(8), m?.be16(8))
+            be16(&o, "tp_dst=", k.be16(10), m?.be16(10))
+            o.chomp(after: start)
         case KeyAttr.ctOrigTupleIPv6:
-            ipv6(&o, "src", k.be128(0), m?.be128(0))
-            ipv6(&o, "dst", k.be128(16), m?.be128(16))
-            u8u(&o, "proto", k[36], m?[36])
-            be16(&o, "src_port", k.be16(32), m?.be16(32))
-            be16(&o, "dst_port", k.be16(34), m?.be16(34))
-            Self.chomp(&o)
+            ipv6(&o, "src=", k.be128(0), m?.be128(0))
+            ipv6(&o, "dst=", k.be128(16), m?.be128(16))
+            u8u(&o, "proto=", k[36], m?[36])
+            be16(&o, "src_port=", k.be16(32), m?.be16(32))
+            be16(&o, "dst_port=", k.be16(34), m?.be16(34))
+            o.chomp(after: start)
         case KeyAttr.nd:
-            ipv6(&o, "target", k.be128(0), m?.be128(0))
-            mac(&o, "sll", k.be48(16), m?.be48(16))
-            mac(&o, "tll", k.be48(22), m?.be48(22))
-            Self.chomp(&o)
+            ipv6(&o, "target=", k.be128(0), m?.be128(0))
+            mac(&o, "sll=", k.be48(16), m?.be48(16))
+            mac(&o, "tll=", k.be48(22), m?.be48(22))
+            o.chomp(after: start)
         default:
-            o += k.map { String(format2: $0) }.joined()
-            if !exact, let m { o += "/" + m.map { String(format2: $0) }.joined() }
+            o.appendHexBytes(k.bytes)
+            if !exact, let m {
+                o.append(UInt8(ascii: "/"))
+                o.appendHexBytes(m.bytes)
+            }
         }
-        o += ")"
-    }
-
-    static func empty(_ m: [UInt8]?) -> Bool { m.map { $0.allSatisfy { $0 == 0 } } ?? true }
-
-    static func mplsLSE(_ l: UInt32) -> String {
-        "label=\(l >> 12),tc=\((l >> 9) & 7),ttl=\(l & 0xff),bos=\((l >> 8) & 1)"
+        o.append(UInt8(ascii: ")"))
     }
 
     /// format_u128(): hex without leading zeros; the mask when not all ones.
-    func formatU128(_ v: UInt128, _ m: UInt128?) -> String {
-        func hex(_ x: UInt128) -> String { x == 0 ? "0" : "0x" + String(x, radix: 16) }
-        guard verbose || (m != nil && m != 0) else { return "" }
-        var s = hex(v)
-        if let m, m != UInt128.max { s += "/" + hex(m) }
-        return s
+    func appendU128(_ v: UInt128, _ m: UInt128?, into o: inout TextBuffer) {
+        guard verbose || (m != nil && m != 0) else { return }
+        o.appendHexAlt(v)
+        if let m, m != UInt128.max {
+            o.append(UInt8(ascii: "/"))
+            o.appendHexAlt(m)
+        }
     }
 
-    private func formatTunnel(_ a: Attribute, _ ma: Attribute?) -> String {
-        guard let subs = try? a.nestedAttributes() else { return "error" }
-        let masks = ma.flatMap { try? $0.nestedAttributes() }
-        var o = ""
+    private func formatTunnel(_ k: RawPayload, _ ma: RawPayload?, into o: inout TextBuffer) {
+        guard let subs = RawAttributes(k.bytes) else { return o.append("error") }
+        let start = o.count
+        let masks = ma.flatMap { RawAttributes($0.bytes) }
         var flags: UInt32 = 0
         var maskFlags: UInt32 = 0
         for s in subs {
-            var m = masks?.first { $0.type == s.type }
-            if ma != nil && m == nil {
-                m = Attribute(type: s.type, isNested: false, payload: [UInt8](repeating: 0, count: s.count)[...], offset: 0)
-            }
-            if let len = TunnelAttr.length(s.type), len >= 0, s.count != len || (m.map { $0.count != len } ?? false) {
-                o += "key\(s.type)(bad length),"
-                continue
-            }
-            let k = Array(s.payload), mv = m.map { Array($0.payload) }
-            switch s.type {
-            case TunnelAttr.id:
-                // format_be64(): a missing mask counts as zero here (unlike other fields).
-                let mask = mv?.be64(0) ?? 0
-                if verbose || mask != 0 {
-                    o += "tun_id=" + hex0x(k.be64(0))
-                    if mv != nil && mask != UInt64.max { o += "/" + hexAlt(mask) }
-                    o += ","
-                }
-                flags |= 0x8
-                if m != nil { maskFlags |= 0x8 }
-            case TunnelAttr.ipv4Src: ipv4(&o, "src", k.be32(0), mv?.be32(0))
-            case TunnelAttr.ipv4Dst: ipv4(&o, "dst", k.be32(0), mv?.be32(0))
-            case TunnelAttr.ipv6Src: ipv6(&o, "ipv6_src", k.be128(0), mv?.be128(0))
-            case TunnelAttr.ipv6Dst: ipv6(&o, "ipv6_dst", k.be128(0), mv?.be128(0))
-            case TunnelAttr.tos: u8x(&o, "tos", k[0], mv?[0])
-            case TunnelAttr.ttl: u8u(&o, "ttl", k[0], mv?[0])
-            case TunnelAttr.dontFragment: flags |= 0x2
-            case TunnelAttr.csum: flags |= 0x4
-            case TunnelAttr.oam: flags |= 0x1
-            case TunnelAttr.tpSrc: be16(&o, "tp_src", k.be16(0), mv?.be16(0))
-            case TunnelAttr.tpDst: be16(&o, "tp_dst", k.be16(0), mv?.be16(0))
-            case TunnelAttr.pad: break
-            default: o += "key\(s.type)(" + k.map { String(format2: $0) }.joined() + "),"
+            if ma != nil, masks?.first(s.type) == nil {
+                // Not in the mask: wildcarded (zeros of its shape).
+                withZeros(s.count) { tunnelAttribute(s, RawPayload($0), flags: &flags, maskFlags: &maskFlags, into: &o) }
+            } else {
+                tunnelAttribute(s, masks?.first(s.type)?.reader, flags: &flags, maskFlags: &maskFlags, into: &o)
             }
         }
         if let masks {
@@ -410,154 +417,140 @@ public struct KeyFormatter: Sendable {
         // format_tun_flags()
         let maskEmpty = ma != nil && maskFlags == 0
         if verbose || !maskEmpty {
-            o += "flags("
+            o.append("flags(")
             if ma != nil {
-                o += FlagNames.tunnel.formatMasked(flags, mask: maskFlags & 0xf, maxMask: 0xf)
+                o.append(string: FlagNames.tunnel.formatMasked(flags, mask: maskFlags & 0xf, maxMask: 0xf))
             } else {
-                o += FlagNames.tunnel.format(flags)
+                o.append(string: FlagNames.tunnel.format(flags))
             }
-            o += "),"
+            o.append("),")
         }
-        Self.chomp(&o)
-        return o
+        o.chomp(after: start)
     }
+
+    /// One attribute of a tunnel() key; the flags it stands for are gathered.
+    private func tunnelAttribute(_ s: RawAttributes.Element, _ mv: RawPayload?, flags: inout UInt32, maskFlags: inout UInt32,
+                                 into o: inout TextBuffer) {
+        if let len = TunnelAttr.length(s.type), len >= 0, s.count != len || (mv.map { $0.count != len } ?? false) {
+            o.append("key")
+            o.appendDecimal(s.type)
+            return o.append("(bad length),")
+        }
+        let k = s.reader
+        switch s.type {
+        case TunnelAttr.id:
+            // format_be64(): a missing mask counts as zero here (unlike other fields).
+            let mask = mv?.be64(0) ?? 0
+            if verbose || mask != 0 {
+                o.append("tun_id=")
+                o.appendHex0x(k.be64(0))
+                if mv != nil && mask != UInt64.max { o.append(UInt8(ascii: "/")); o.appendHexAlt(mask) }
+                o.append(UInt8(ascii: ","))
+            }
+            flags |= 0x8
+            if mv != nil { maskFlags |= 0x8 }
+        case TunnelAttr.ipv4Src: ipv4(&o, "src=", k.be32(0), mv?.be32(0))
+        case TunnelAttr.ipv4Dst: ipv4(&o, "dst=", k.be32(0), mv?.be32(0))
+        case TunnelAttr.ipv6Src: ipv6(&o, "ipv6_src=", k.be128(0), mv?.be128(0))
+        case TunnelAttr.ipv6Dst: ipv6(&o, "ipv6_dst=", k.be128(0), mv?.be128(0))
+        case TunnelAttr.tos: u8x(&o, "tos=", k[0], mv?[0])
+        case TunnelAttr.ttl: u8u(&o, "ttl=", k[0], mv?[0])
+        case TunnelAttr.dontFragment: flags |= 0x2
+        case TunnelAttr.csum: flags |= 0x4
+        case TunnelAttr.oam: flags |= 0x1
+        case TunnelAttr.tpSrc: be16(&o, "tp_src=", k.be16(0), mv?.be16(0))
+        case TunnelAttr.tpDst: be16(&o, "tp_dst=", k.be16(0), mv?.be16(0))
+        case TunnelAttr.pad: break
+        default:
+            o.append("key")
+            o.appendDecimal(s.type)
+            o.append(UInt8(ascii: "("))
+            o.appendHexBytes(k.bytes)
+            o.append("),")
+        }
+    }
+}
+
+/// The mask attribute of each key attribute: the first of its type, as a search from
+/// the mask's start finds it, but found in one walk when the mask's attributes come in
+/// the key's order, as an encoder writes them (a dump's key has a dozen attributes; a
+/// search for each cost more than the rest of the line).
+struct MaskCursor {
+    let masks: RawAttributes
+    /// Where the walk goes on: after the last attribute found.
+    private var next: RawAttributes.Iterator
+    /// Types (below 64) of the attributes before `next`.
+    private var passed: UInt64 = 0
+
+    init(_ masks: RawAttributes) {
+        self.masks = masks
+        next = masks.makeIterator()
+    }
+
+    mutating func mask(for type: UInt16) -> RawAttributes.Element? {
+        let bit: UInt64 = type < 64 ? 1 << UInt64(type) : 0
+        // One of its type before the walk's place: that one is the first.
+        guard bit != 0, passed & bit == 0 else { return masks.first(type) }
+        var walk = next
+        var seen = passed
+        while let m = walk.next() {
+            if m.type == type {
+                next = walk
+                passed = seen | bit
+                return m
+            }
+            if m.type < 64 { seen |= 1 << UInt64(m.type) }
+        }
+        // None after the place, none before it.
+        return nil
+    }
+}
+
+/// An MPLS label stack entry, unmasked.
+func appendMPLSLSE(_ l: UInt32, into o: inout TextBuffer) {
+    o.append("label=")
+    o.appendDecimal(l >> 12)
+    o.append(",tc=")
+    o.appendDecimal((l >> 9) & 7)
+    o.append(",ttl=")
+    o.appendDecimal(l & 0xff)
+    o.append(",bos=")
+    o.appendDecimal((l >> 8) & 1)
 }
 
 /// format_vlan_tci().
-func formatVLANTCI(_ tci: UInt16, mask: UInt16, verbose: Bool) -> String {
-    var s = ""
+func appendVLANTCI(_ tci: UInt16, mask: UInt16, verbose: Bool, into o: inout TextBuffer) {
+    let start = o.count
     let vid = tci & 0xfff, vidMask = mask & 0xfff
     let pcp = tci >> 13, pcpMask = mask >> 13
     if verbose || vid != 0 || vidMask != 0 {
-        s += "vid=\(vid)"
-        if vidMask != 0xfff { s += "/0x" + String(vidMask, radix: 16) }
-        s += ","
+        o.append("vid=")
+        o.appendDecimal(vid)
+        if vidMask != 0xfff { o.append("/0x"); o.appendHex(vidMask) }
+        o.append(UInt8(ascii: ","))
     }
     if verbose || pcp != 0 || pcpMask != 0 {
-        s += "pcp=\(pcp)"
-        if pcpMask != 7 { s += "/0x" + String(pcpMask, radix: 16) }
-        s += ","
+        o.append("pcp=")
+        o.appendDecimal(pcp)
+        if pcpMask != 7 { o.append("/0x"); o.appendHex(pcpMask) }
+        o.append(UInt8(ascii: ","))
     }
-    if tci & 0x1000 == 0 { s += "cfi=0," }
-    if s.last == "," { s.removeLast() }
-    return s
+    if tci & 0x1000 == 0 { o.append("cfi=0,") }
+    o.chomp(after: start)
 }
 
-extension String {
-    /// `%02x`.
-    init(format2 b: UInt8) {
-        self = b < 16 ? "0" + String(b, radix: 16) : String(b, radix: 16)
+/// An all-zero payload of `count` bytes for `body` (a wildcard mask): a shared one
+/// when it is small, as masks are.
+func withZeros<R>(_ count: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+    if count <= zeroBytes.count { return body(UnsafeRawBufferPointer(rebasing: zeroBytes[..<count])) }
+    return withUnsafeTemporaryAllocation(byteCount: count, alignment: 1) { b in
+        b.initializeMemory(as: UInt8.self, repeating: 0)
+        return body(UnsafeRawBufferPointer(b))
     }
 }
 
-/// Formatted texts by what they were formatted from (attribute type, payload, mask),
-/// for a formatter that sees the same attributes over and over (a dump). Bounded: it
-/// starts over when full.
-public final class FormatMemo: @unchecked Sendable {
-    private var texts: [Bytes: String] = [:]
-    public static let limit = 4096
-
-    /// Bytes hashed as a block ([UInt8] hashes one byte at a time).
-    struct Bytes: Hashable {
-        let b: [UInt8]
-        func hash(into h: inout Hasher) { b.withUnsafeBytes { h.combine(bytes: $0) } }
-    }
-
-    public init() {}
-
-    /// Whether attributes of this type are formatted each time (their texts keep changing).
-    func formatsAnew(_ type: UInt16) -> Bool { Int(type) < Self.watchedTypes && unique[Int(type)] }
-
-    /// `position`: the attribute's place in its key; the text is remembered there for
-    /// `previousText`, which the formatter asks first.
-    func text(_ a: Attribute, _ ma: Attribute?, position: Int, _ make: () -> String) -> String {
-        // The caller formats each time the types whose texts keep changing (an address
-        // per flow, `formatsAnew`): remembering them would cost more than it saves.
-        let t = Int(a.type)
-        if t < Self.watchedTypes {
-            tries[t] += 1
-            if tries[t] == Self.probation, tries[t] - hitsByType[t] > Self.probation * 3 / 4 {
-                unique[t] = true
-            }
-        }
-        // The id is built in a buffer kept for it: a lookup that hits allocates nothing.
-        scratch.removeAll(keepingCapacity: true)
-        let n = a.payload.count
-        scratch.append(UInt8(truncatingIfNeeded: a.type))
-        scratch.append(UInt8(truncatingIfNeeded: a.type >> 8))
-        scratch.append(ma == nil ? 0 : 1)
-        scratch.append(UInt8(truncatingIfNeeded: n))
-        scratch.append(UInt8(truncatingIfNeeded: n >> 8))
-        scratch.append(UInt8(truncatingIfNeeded: n >> 16))
-        scratch += a.payload
-        if let ma { scratch += ma.payload }
-        let key = Bytes(b: scratch)
-        let text: String
-        if let known = texts[key] {
-            if t < Self.watchedTypes { hitsByType[t] += 1 }
-            text = known
-        } else {
-            text = remember(key, make())
-        }
-        if position < Self.positions {
-            while previous.count <= position { previous.append(([], "")) }
-            previous[position] = (scratch, text)
-        }
-        return text
-    }
-    private var scratch: [UInt8] = []
-
-    /// The text of the attribute at `position` if it is the one the previous key had
-    /// there (same type, payload and mask bytes), read where the bytes lie: a dump's
-    /// consecutive flows mostly repeat it, which a comparison finds (no hashing).
-    func previousText(at position: Int, type: UInt16, key: [UInt8], _ k: Range<Int>, mask: [UInt8],
-                      _ m: Range<Int>?) -> String? {
-        guard position < previous.count else { return nil }
-        let id = previous[position].id
-        let n = k.count, masked = m?.count ?? 0
-        guard id.count == 6 + n + masked, id[0] == UInt8(truncatingIfNeeded: type), id[1] == UInt8(truncatingIfNeeded: type >> 8),
-              id[2] == (m == nil ? 0 : 1), id[3] == UInt8(truncatingIfNeeded: n), id[4] == UInt8(truncatingIfNeeded: n >> 8),
-              id[5] == UInt8(truncatingIfNeeded: n >> 16) else { return nil }
-        let same = id.withUnsafeBytes { i in
-            key.withUnsafeBytes { kb in
-                mask.withUnsafeBytes { mb in
-                    (n == 0 || memcmp(i.baseAddress! + 6, kb.baseAddress! + k.lowerBound, n) == 0)
-                        && (masked == 0 || memcmp(i.baseAddress! + 6 + n, mb.baseAddress! + m!.lowerBound, masked) == 0)
-                }
-            }
-        }
-        guard same else { return nil }
-        let t = Int(type)
-        if t < Self.watchedTypes {
-            tries[t] += 1
-            hitsByType[t] += 1
-        }
-        return previous[position].text
-    }
-
-    /// The last attribute seen at each position of a key, and its text.
-    private var previous: [(id: [UInt8], text: String)] = []
-    private static let positions = 32
-    /// Lookups and hits by attribute type, over its first `probation` lookups.
-    private static let watchedTypes = 64, probation = 256
-    private var tries = [Int](repeating: 0, count: watchedTypes)
-    private var hitsByType = [Int](repeating: 0, count: watchedTypes)
-    private var unique = [Bool](repeating: false, count: watchedTypes)
-
-    /// The text of a whole byte string (an action list), formatted once; the last one
-    /// asked for is compared first (flows of one table mostly share their actions).
-    public func text(of bytes: [UInt8], _ make: () -> String) -> String {
-        if let last = lastBytes, last.bytes == bytes { return last.text }
-        let key = Bytes(b: bytes)
-        let text = texts[key] ?? remember(key, make())
-        lastBytes = (bytes, text)
-        return text
-    }
-    private var lastBytes: (bytes: [UInt8], text: String)?
-
-    private func remember(_ key: Bytes, _ text: String) -> String {
-        if texts.count >= Self.limit { texts.removeAll(keepingCapacity: true) }
-        texts[key] = text
-        return text
-    }
-}
+nonisolated(unsafe) private let zeroBytes: UnsafeRawBufferPointer = {
+    let b = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
+    b.initializeMemory(as: UInt8.self, repeating: 0)
+    return UnsafeRawBufferPointer(b)
+}()

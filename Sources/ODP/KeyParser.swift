@@ -518,8 +518,5 @@ func parseUFID(_ sc: Scan, at i: Int) -> (UInt128, Int)? {
 
 /// The UUID text form of a 128-bit ufid.
 public func formatUFID(_ u: UInt128) -> String {
-    let h = String(u, radix: 16)
-    let s = String(repeating: "0", count: 32 - h.count) + h
-    let c = Array(s)
-    return String(c[0..<8]) + "-" + String(c[8..<12]) + "-" + String(c[12..<16]) + "-" + String(c[16..<20]) + "-" + String(c[20..<32])
+    TextBuffer.string { $0.appendUFID(u) }
 }

@@ -258,14 +258,8 @@ func parseIPv6(_ text: String) -> UInt128? {
     }
 }
 
-func formatIPv6(_ v: UInt128) -> String { AddressText.ipv6(v) }
-func formatIPv4(_ v: UInt32) -> String { AddressText.ipv4(v) }
-func formatMAC(_ v: UInt64) -> String { AddressText.mac(v) }
-
 /// C's `%#x`: `0` for zero, `0x…` otherwise.
 func hexAlt<T: BinaryInteger>(_ v: T) -> String { v == 0 ? "0" : "0x" + String(v, radix: 16) }
-/// C's `0x%x`.
-func hex0x<T: BinaryInteger>(_ v: T) -> String { "0x" + String(v, radix: 16) }
 /// C's `0x%04x`.
 func hex0x4<T: BinaryInteger>(_ v: T) -> String {
     let h = String(v, radix: 16)

@@ -51,43 +51,45 @@ struct FlowLineFormatter {
         actions = ActionFormatter(portNames: names)
     }
 
-    func format(_ f: FlowInfo) -> String {
-        var line: [UInt8] = []
-        format(f, into: &line)
-        return String(decoding: line, as: UTF8.self)
-    }
+    func format(_ f: FlowInfo) -> String { TextBuffer.string { format(f, into: &$0) } }
 
     /// Appends the line's bytes to `out` (a dump's output buffer: no line String).
-    func format(_ f: FlowInfo, into out: inout [UInt8]) {
-        if verbose { out += "ufid:\(formatUFID(f.ufid)), ".utf8 }
-        out += keys.format(key: f.key, mask: f.mask).utf8
-        out += ", packets:".utf8
-        Self.decimal(f.packets, into: &out)
-        out += ", bytes:".utf8
-        Self.decimal(f.bytes, into: &out)
-        out += ", used:".utf8
-        out += f.usedText.utf8
-        if f.tcpFlags != 0 { out += ", flags:\(f.tcpFlagsText)".utf8 }
+    func format(_ f: FlowInfo, into out: inout TextBuffer) {
+        if verbose {
+            out.append("ufid:")
+            out.appendUFID(f.ufid)
+            out.append(", ")
+        }
+        keys.format(key: f.key, mask: f.mask, into: &out)
+        out.append(", packets:")
+        out.appendDecimal(f.packets)
+        out.append(", bytes:")
+        out.appendDecimal(f.bytes)
+        out.append(", used:")
+        f.appendUsed(to: &out)
+        if f.tcpFlags != 0 {
+            out.append(", flags:")
+            out.append(string: f.tcpFlagsText)
+        }
         // Only a rule in hardware is dp:esw; partial, pending and failed flows' packets
         // run in software: dp:ovs, as OVS prints it.
         if verbose {
-            let dp = FlowDumpTypes.attributes(offloadState: f.offloadState).dpLayer
-            out += (f.offloadWord.map { ", offloaded:\($0), dp:\(dp)" } ?? ", dp:ovs").utf8
+            if let word = f.offloadWord {
+                out.append(", offloaded:")
+                out.append(string: word)
+                out.append(", dp:")
+                out.append(string: FlowDumpTypes.attributes(offloadState: f.offloadState).dpLayer)
+            } else {
+                out.append(", dp:ovs")
+            }
         }
-        out += ", actions:".utf8
-        out += memo.text(of: f.actions) { actions.format(f.actions) }.utf8
+        out.append(", actions:")
+        f.actions.withUnsafeBytes { bytes in
+            memo.append(textOf: bytes, to: &out) { actions.format(bytes, into: &$0) }
+        }
         if verbose, !f.offloaded, let r = f.offloadReason {
-            out += (f.offloadState == 3 ? ", dp-extra-info:hardware refused it after the add: \(r)" : ", dp-extra-info:not offloaded: \(r)").utf8
-        }
-    }
-
-    /// `n` in decimal, digit by digit (String(n) allocates a string per number).
-    static func decimal(_ n: UInt64, into out: inout [UInt8]) {
-        var p: UInt64 = 1
-        while n / p >= 10 { p *= 10 }
-        while p > 0 {
-            out.append(48 + UInt8(n / p % 10))
-            p /= 10
+            out.append(f.offloadState == 3 ? ", dp-extra-info:hardware refused it after the add: " : ", dp-extra-info:not offloaded: ")
+            out.append(string: r)
         }
     }
 }
@@ -95,8 +97,8 @@ struct FlowLineFormatter {
 func flowJSON(_ f: FlowInfo, names: [UInt32: String]) -> JSON {
     var fields: [(String, JSON)] = [
         ("ufid", .string(formatUFID(f.ufid))),
-        ("match", .string(KeyFormatter(portNames: names).format(key: f.key, mask: f.mask))),
-        ("actions", .string(ActionFormatter(portNames: names).format(f.actions))),
+        ("match", .string(TextBuffer.string { KeyFormatter(portNames: names).format(key: f.key, mask: f.mask, into: &$0) })),
+        ("actions", .string(TextBuffer.string { ActionFormatter(portNames: names).format(f.actions, into: &$0) })),
         ("packets", .uint(f.packets)), ("bytes", .uint(f.bytes)), ("used", .string(f.usedText)),
         ("offloaded", .bool(f.offloaded)), ("dp", .string(FlowDumpTypes.attributes(offloadState: f.offloadState).dpLayer)),
     ]

@@ -37,10 +37,11 @@ import Packet
         for i in 0..<600 {
             // Runs of keys that differ in one field (a dump's usual order), then jumps.
             let src = "198.18.\(i / 256 % 4).\(i % 256)"
+            let macByte = (i % 200 < 16 ? "0" : "") + String(i % 200, radix: 16)
             let l4 = i % 7 == 0 ? "proto=17,frag=no),udp(dst=\(i))" : "proto=6,frag=no),tcp(src=\(i % 3))"
             let text = i % 5 == 0
                 ? "in_port(\(1 + i % 3)),eth(),eth_type(0x0800),ipv4(src=\(src),\(l4)"
-                : "in_port(1),eth(src=00:00:00:00:00:\(String(format2: UInt8(i % 200)))),eth_type(0x0800),ipv4(src=\(src)/255.255.255.0,frag=no)"
+                : "in_port(1),eth(src=00:00:00:00:00:\(macByte)),eth_type(0x0800),ipv4(src=\(src)/255.255.255.0,frag=no)"
             keys.append(KeyEncoder().encode(try match(text)))
         }
         var rng = SystemRandomNumberGenerator()
@@ -56,6 +57,39 @@ import Packet
             for (k, _) in keys.prefix(50) {
                 #expect(remembering.format(key: k, mask: nil) == KeyFormatter(verbose: verbose).format(key: k, mask: nil))
             }
+        }
+    }
+
+    /// The formatter replays its last key's plan for a key with the same attribute
+    /// headers and mask, copying the texts of attributes with the same bytes: keys that
+    /// differ from the one before in a byte anywhere (a payload, a header, a length, the
+    /// mask) must still print as a fresh formatter prints them.
+    @Test func aRememberingFormatterPrintsKeysDifferingInAnyByteAsAFreshOne() throws {
+        var generator = SplitMix(seed: 0x5eed)
+        for verbose in [false, true] {
+            let remembering = KeyFormatter(verbose: verbose, memo: FormatMemo())
+            for c in OVSCorpus.keys where !c.input.isEmpty {
+                let (key, mask) = KeyEncoder().encode(try match(c.input))
+                for variant in 0..<12 {
+                    var k = key, m = mask
+                    if variant % 3 != 2, !k.isEmpty { k[Int(generator.next() % UInt64(k.count))] ^= UInt8(truncatingIfNeeded: generator.next() | 1) }
+                    if variant % 3 == 1, !m.isEmpty { m[Int(generator.next() % UInt64(m.count))] ^= 0xff }
+                    #expect(remembering.format(key: k, mask: m) == KeyFormatter(verbose: verbose).format(key: k, mask: m), "key \(c.input)")
+                }
+            }
+        }
+    }
+
+    /// A seeded generator: the same keys on every run.
+    struct SplitMix: RandomNumberGenerator {
+        var state: UInt64
+        init(seed: UInt64) { state = seed }
+        mutating func next() -> UInt64 {
+            state &+= 0x9e37_79b9_7f4a_7c15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+            z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+            return z ^ (z >> 31)
         }
     }
 
