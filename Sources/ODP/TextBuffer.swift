@@ -127,30 +127,23 @@ public struct TextBuffer: ~Copyable {
 
     /// `%llu`.
     @inlinable
-    public mutating func appendDecimal(_ v: some UnsignedInteger & FixedWidthInteger) {
+    public mutating func appendDecimal(_ v: some UnsignedInteger & FixedWidthInteger) { appendDigits(v, radix: 10) }
+
+    /// `%x`.
+    @inlinable
+    public mutating func appendHex(_ v: some UnsignedInteger & FixedWidthInteger) { appendDigits(v, radix: 16) }
+
+    /// `v`'s digits in `radix` (10 or 16: a constant where inlined, so the division is a
+    /// multiplication or a shift).
+    @inlinable @inline(__always)
+    mutating func appendDigits(_ v: some UnsignedInteger & FixedWidthInteger, radix: UInt8) {
         // Written backwards into the room of the longest, then moved to the front.
         append(maxLength: 39) { p in
             var n = 0
             var rest = v
             repeat {
-                p[n] = 48 + UInt8(truncatingIfNeeded: rest % 10)
-                rest /= 10
-                n += 1
-            } while rest != 0
-            reverse(p, n)
-            return n
-        }
-    }
-
-    /// `%x`.
-    @inlinable
-    public mutating func appendHex(_ v: some UnsignedInteger & FixedWidthInteger) {
-        append(maxLength: 32) { p in
-            var n = 0
-            var rest = v
-            repeat {
-                p[n] = AddressText.hexDigit(UInt8(truncatingIfNeeded: rest & 0xf))
-                rest >>= 4
+                p[n] = AddressText.hexDigit(UInt8(truncatingIfNeeded: rest % numericCast(radix)))
+                rest /= numericCast(radix)
                 n += 1
             } while rest != 0
             reverse(p, n)
