@@ -29,8 +29,14 @@ record() { if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed
 
 if [ "${ESW_SKIP_UNIT:-0}" != 1 ] && [ $# -eq 0 ]; then
     echo "== unit tests (swift test)"
-    swift test 2>&1 | tail -15
-    record "swift test" "${PIPESTATUS[0]}"
+    # The failing tests' lines, then the tail: a failure anywhere in the run is named.
+    unit_log=$(mktemp)
+    swift test > "$unit_log" 2>&1
+    unit_rc=$?
+    grep -E "✘|recorded an issue|error:" "$unit_log" | head -40
+    tail -5 "$unit_log"
+    rm -f "$unit_log"
+    record "swift test" "$unit_rc"
 fi
 
 tests=()

@@ -38,21 +38,20 @@ public final class EncodingMemo {
                   mask maskBytes: ArraySlice<UInt8>) {
         valid = false
         var ethernet = -1, ipv4 = -1, ipv6 = -1
-        var i = keyBytes.startIndex
-        while i + 4 <= keyBytes.endIndex {
-            let length = Int(keyBytes[i]) | Int(keyBytes[i + 1]) << 8
-            let type = (UInt16(keyBytes[i + 2]) | UInt16(keyBytes[i + 3]) << 8) & NetlinkAttributeFlag.typeMask
-            guard length >= 4 else { return }
-            let payload = i + 4 - keyBytes.startIndex
-            switch type {
-            case KeyAttr.ethernet where length == 16: ethernet = payload
-            case KeyAttr.ipv4 where length == 16: ipv4 = payload
-            case KeyAttr.ipv6 where length == 44: ipv6 = payload
-            case KeyAttr.ethernet, KeyAttr.ipv4, KeyAttr.ipv6, KeyAttr.arp, KeyAttr.encap: return
-            default: break
+        let servable = keyBytes.withUnsafeBytes { bytes in
+            var walk = RawAttributes.Iterator(bytes)
+            while let a = walk.next() {
+                switch a.type {
+                case KeyAttr.ethernet where a.count == 12: ethernet = a.range.lowerBound
+                case KeyAttr.ipv4 where a.count == 12: ipv4 = a.range.lowerBound
+                case KeyAttr.ipv6 where a.count == 40: ipv6 = a.range.lowerBound
+                case KeyAttr.ethernet, KeyAttr.ipv4, KeyAttr.ipv6, KeyAttr.arp, KeyAttr.encap: return false
+                default: break
+                }
             }
-            i += netlinkAlign(length)
+            return !walk.malformed
         }
+        guard servable else { return }
         key = copy flow
         self.mask = copy mask
         self.keyBytes.removeAll(keepingCapacity: true)
