@@ -7,8 +7,9 @@ import Classifier
 ///
 /// With a million flows each probe is a cache miss; a dictionary keeps keys and values
 /// in separate arrays (and a bitmap), so a put's "is this ufid taken? take it" touched
-/// two or three lines where this touches one. Positions come from a keyed hash (SipHash), as a
-/// dictionary's do: ufids are the client's, and must not be able to pile up in one run.
+/// two or three lines where this touches one. Positions come from a keyed hash
+/// (SipHash), as a dictionary's do: ufids are the client's, and must not be able to pile
+/// up in one run.
 struct UFIDIndex: ~Copyable {
     private struct Entry {
         var low: UInt64
@@ -17,8 +18,8 @@ struct UFIDIndex: ~Copyable {
         var flow: UInt
         /// The ufid's keyed hash: a growth places the entries again without hashing
         /// them again (then 190 instructions each through Hasher, every entry once or
-        /// twice over a table's growths: 527 instructions a put at 50k). Two entries to a cache line, too,
-        /// where 24 bytes made every third one straddle two.
+        /// twice over a table's growths: 527 instructions a put at 50k). Two entries to a
+        /// cache line, too, where 24 bytes made every third one straddle two.
         var hash: Int
     }
 
