@@ -347,20 +347,14 @@ public enum AttributeParser {
     /// Visits each attribute header in order (raw type, index of the header, length),
     /// with parse()'s checks, until `visit` returns false.
     static func scan(_ bytes: ArraySlice<UInt8>, _ visit: (UInt16, Int, Int) -> Bool) throws(NetlinkError) {
-        var i = bytes.startIndex
-        while i < bytes.endIndex {
-            guard bytes.endIndex - i >= 4 else {
-                throw NetlinkError.malformed(offset: i - bytes.startIndex, "truncated attribute header")
+        let failure = bytes.withUnsafeBytes { raw -> NetlinkError? in
+            var walk = AttributeWalk(raw)
+            while let h = walk.next() {
+                if !visit(h.rawType, bytes.startIndex + h.offset, h.length) { return nil }
             }
-            let len = Int(bytes[i]) | Int(bytes[i + 1]) << 8
-            let rawType = UInt16(bytes[i + 2]) | UInt16(bytes[i + 3]) << 8
-            guard len >= 4, len <= bytes.endIndex - i else {
-                throw NetlinkError.malformed(offset: i - bytes.startIndex,
-                                             "attribute length \(len) outside 4...\(bytes.endIndex - i)")
-            }
-            if !visit(rawType, i, len) { return }
-            i += min(netlinkAlign(len), bytes.endIndex - i)
+            return walk.error
         }
+        if let failure { throw failure }
     }
 
     public static func parse(_ bytes: [UInt8]) throws(NetlinkError) -> [Attribute] {
@@ -382,6 +376,59 @@ public enum AttributeParser {
             return true
         }
         return out
+    }
+}
+
+/// Attributes walked in bytes the caller holds, each one's framing checked as it comes
+/// (parse()'s checks: a whole header, a length from 4 to what is left): the one framing
+/// walk of the attribute readers (AttributeParser, the key decoder, the dump's readers).
+/// It stops at an attribute that does not fit, and says why (`error`).
+public struct AttributeWalk {
+    public let bytes: UnsafeRawBufferPointer
+    @usableFromInline var at = 0
+    /// Why the walk stopped before the end (nil: it did not).
+    public private(set) var error: NetlinkError?
+
+    /// An attribute's header: its type with the flags, where it starts and its length
+    /// (header included, padding not).
+    public struct Header {
+        public let rawType: UInt16
+        public let offset: Int
+        public let length: Int
+        public var type: UInt16 { rawType & NetlinkAttributeFlag.typeMask }
+        public var payload: Range<Int> { (offset + 4)..<(offset + length) }
+
+        @usableFromInline
+        init(rawType: UInt16, offset: Int, length: Int) {
+            self.rawType = rawType
+            self.offset = offset
+            self.length = length
+        }
+    }
+
+    @inlinable
+    public init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    @inlinable @inline(__always)
+    public mutating func next() -> Header? {
+        guard at < bytes.count else { return nil }
+        let rest = bytes.count - at
+        let length = rest >= 4 ? Int(bytes[at]) | Int(bytes[at + 1]) << 8 : 0
+        guard length >= 4, length <= rest else {
+            stop(length: length, rest: rest)
+            return nil
+        }
+        let h = Header(rawType: UInt16(bytes[at + 2]) | UInt16(bytes[at + 3]) << 8, offset: at, length: length)
+        at += Swift.min(netlinkAlign(length), rest)
+        return h
+    }
+
+    /// The walk's end at an attribute that does not fit (out of line: the messages).
+    @usableFromInline
+    mutating func stop(length: Int, rest: Int) {
+        error = rest < 4 ? .malformed(offset: at, "truncated attribute header")
+            : .malformed(offset: at, "attribute length \(length) outside 4...\(rest)")
+        at = bytes.count
     }
 }
 

@@ -62,19 +62,10 @@ public struct KeyDecoder: Sendable {
     /// (made for `bytes`) in place: a Present is a few hundred bytes, and returning one
     /// wrapped in a Result copied it for every key and mask.
     func parseAttributes(_ bytes: UnsafeRawBufferPointer, into p: inout Present) -> ODPError? {
-        var i = 0
-        while i < bytes.endIndex {
-            // The framing checks of AttributeParser.parse, without building a list.
-            guard bytes.endIndex - i >= 4 else {
-                return ODPError(position: nil, NetlinkError.malformed(offset: i, "truncated attribute header").description)
-            }
-            let len = Int(bytes[i]) | Int(bytes[i + 1]) << 8
-            let type = (UInt16(bytes[i + 2]) | UInt16(bytes[i + 3]) << 8) & NetlinkAttributeFlag.typeMask
-            guard len >= 4, len <= bytes.endIndex - i else {
-                return ODPError(position: nil, NetlinkError.malformed(offset: i,
-                    "attribute length \(len) outside 4...\(bytes.endIndex - i)").description)
-            }
-            let count = len - 4
+        // The framing checks of AttributeParser.parse, without building a list.
+        var walk = AttributeWalk(bytes)
+        while let h = walk.next() {
+            let type = h.type, count = h.length - 4
             if type > KeyAttr.max {
                 return ODPError(position: nil, "key type \(type) is out of range max \(KeyAttr.max)")
             }
@@ -86,11 +77,9 @@ public struct KeyDecoder: Sendable {
                 return ODPError(position: nil, "duplicate \(KeyAttr.name(type)) attribute in flow key")
             }
             p.bits |= 1 << UInt64(type)
-            let offset = i
-            p.bounds[Int(type)] = UInt64(offset + 4) << 32 | UInt64(offset + len)
-            i += min(netlinkAlign(len), bytes.endIndex - i)
+            p.bounds[Int(type)] = UInt64(h.offset + 4) << 32 | UInt64(h.offset + h.length)
         }
-        return nil
+        return walk.error.map { ODPError(position: nil, $0.description) }
     }
 
     /// Decodes a key (no mask yet).

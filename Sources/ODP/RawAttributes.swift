@@ -34,33 +34,22 @@ public struct RawAttributes: Sequence {
         }
     }
 
-    /// A walk that checks the framing as it goes: it stops at an attribute that does not
-    /// fit, and says so (`malformed`). A reader that can drop what it read so far walks
-    /// the bytes once, without RawAttributes' check. (Inlinable: a reply's reader in
-    /// another module walks a dozen attributes a flow.)
+    /// A walk that checks the framing as it goes (Netlink's AttributeWalk): it stops at
+    /// an attribute that does not fit, and says so (`malformed`). A reader that can drop
+    /// what it read so far walks the bytes once, without RawAttributes' check.
+    /// (Inlinable: a reply's reader in another module walks a dozen attributes a flow.)
     public struct Iterator: IteratorProtocol {
-        @usableFromInline let bytes: UnsafeRawBufferPointer
-        @usableFromInline var at = 0
-        @usableFromInline var isMalformed = false
-        public var malformed: Bool { isMalformed }
+        @usableFromInline var walk: AttributeWalk
+        public var malformed: Bool { walk.error != nil }
 
         @inlinable
-        public init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+        public init(_ bytes: UnsafeRawBufferPointer) { walk = AttributeWalk(bytes) }
 
         @inlinable @inline(__always)
         public mutating func next() -> Element? {
-            guard at < bytes.count else { return nil }
-            let rest = bytes.count - at
-            let len = rest >= 4 ? Int(bytes[at]) | Int(bytes[at + 1]) << 8 : 0
-            guard len >= 4, len <= rest else {
-                isMalformed = true
-                at = bytes.count
-                return nil
-            }
-            let type = (UInt16(bytes[at + 2]) | UInt16(bytes[at + 3]) << 8) & NetlinkAttributeFlag.typeMask
-            let e = Element(type: type, payload: UnsafeRawBufferPointer(rebasing: bytes[(at + 4)..<(at + len)]), range: (at + 4)..<(at + len))
-            at += Swift.min(netlinkAlign(len), rest)
-            return e
+            guard let h = walk.next() else { return nil }
+            let payload = h.payload
+            return Element(type: h.type, payload: UnsafeRawBufferPointer(rebasing: walk.bytes[payload]), range: payload)
         }
     }
 
