@@ -117,7 +117,7 @@ bench_report() {
         echo "|---|---|---|---|"
         echo "| add, in hardware (the scale run's single add) | ${R[scale50000,rate]} flows/s | ${R[ovs,cp50000]} flows/s (${R[ovs,cp50000,got]} kept) | $(ratio "${R[scale50000,rate]}" "${R[ovs,cp50000]}") |"
         if [ -n "${R[hw,cp50000,runs]:-}" ]; then
-            echo "| add, in hardware (median of ${CP_ROUNDS:-5} rounds, a fresh eswd) | ${R[hw,cp50000]} flows/s (daemon CPU ${R[hw,cp50000,daemon]} s, last round) | ${R[ovs,cp50000]} flows/s | $(ratio "${R[hw,cp50000]}" "${R[ovs,cp50000]}") |"
+            echo "| add, in hardware (median of ${CP_ROUNDS:-5} rounds in turns with OVS's, a fresh eswd; the ratio: the median of the rounds' own) | ${R[hw,cp50000]} flows/s (daemon CPU ${R[hw,cp50000,daemon]} s, last round) | ${R[ovs,cp50000]} flows/s | $(paired hw ovs cp50000,) |"
         fi
         echo "| ... the kernel's map insert alone, no driver (the ceiling of any offloaded add) | $(per_s 50000 "${R[scale50000,kernel]:-0}") flows/s | ${R[ovs,cp50000]} flows/s | $(ratio "$(per_s 50000 "${R[scale50000,kernel]:-0}")" "${R[ovs,cp50000]}") |"
         echo "| add, software only (skip_hw, as OVS's userspace datapath) | ${R[esw,cp50000]} flows/s (daemon CPU ${R[esw,cp50000,daemon]} s${R[esw,cp50000,runs]:+, last round}) | ${R[ovs,cp50000]} flows/s | $(ratio "${R[esw,cp50000]}" "${R[ovs,cp50000]}") |"
@@ -125,7 +125,8 @@ bench_report() {
         if [ -n "${R[esw,cp50000,runs]:-}" ]; then
             echo
             echo "Software only, in hardware in rounds, and OVS: the median of ${CP_ROUNDS:-5} rounds each (flows/s of every round: esw software only ${R[esw,cp50000,runs]}; esw in hardware ${R[hw,cp50000,runs]:-n/a}; OVS ${R[ovs,cp50000,runs]})."
-            echo "The rounds in hardware run on one eswd, each add after the previous round's del-flows."
+            echo "The rounds in hardware run on one eswd, each add after the previous round's del-flows; they"
+            echo "take turns with OVS's rounds (ovs-vswitchd running beside it, the order swapped every round)."
         fi
         echo
         echo "Wall time of one CLI command each, the file parsed by the CLI as it streams. OVS's userspace"

@@ -57,7 +57,8 @@
 # `dump-flows` and `del-flows` (wall), eswd's RSS empty, full and 5 s after del-flows,
 # bytes per flow; 50k is compared with OVS's dpctl/add-flows of the same 50k.
 # --scale-only runs only that and the 50k comparison in rounds (five each, medians): esw
-# software only (skip_hw), esw offloaded on a fresh eswd, and OVS's dpctl/add-flows. --dataplane adds the
+# software only (skip_hw), then esw offloaded on a fresh eswd and OVS's dpctl/add-flows in
+# turns (both running; their ratio is the median of the rounds' own ratios). --dataplane adds the
 # data plane's own batch rate (BPF_MAP_UPDATE_BATCH vs one update per rule, 1M rules:
 # `swift test -c release --filter BatchTests/throughput`, built on the spot).
 #
@@ -447,6 +448,24 @@ cp_rounds() {
     R[$who,cp$n,runs]="${runs[*]}"
 }
 
+# cp_alternating N: cp_hw and cp_ovs of N flows in turns, CP_ROUNDS times each, the order
+# swapped every round, with eswd (ESW_PID) and ovs-vswitchd (OVS_PID) both running: the
+# machine's drift over the rounds falls on both alike, and each round's pair is measured
+# seconds apart. R[hw|ovs,cpN] are the medians, R[hw|ovs,cpN,runs] every round's flows/s.
+cp_alternating() {
+    local n=$1 r hw=() ovs=()
+    for r in $(seq "${CP_ROUNDS:-5}"); do
+        if [ $((r % 2)) = 1 ]; then
+            SWPID=$ESW_PID; cp_hw "$n"; SWPID=$OVS_PID; cp_ovs "$n"
+        else
+            SWPID=$OVS_PID; cp_ovs "$n"; SWPID=$ESW_PID; cp_hw "$n"
+        fi
+        hw+=("${R[hw,cp$n]}"); ovs+=("${R[ovs,cp$n]}")
+    done
+    R[hw,cp$n]=$(printf '%s\n' "${hw[@]}" | median); R[hw,cp$n,runs]="${hw[*]}"
+    R[ovs,cp$n]=$(printf '%s\n' "${ovs[@]}" | median); R[ovs,cp$n,runs]="${ovs[*]}"
+}
+
 # rss_mib: the switch process's resident memory, MiB
 rss_mib() { awk '/^VmRSS/{print int($2 / 1024)}' "/proc/$SWPID/status" 2>/dev/null || echo 0; }
 # thread_ticks: "COMM TICKS" (utime+stime) for every thread of the switch process
@@ -564,14 +583,13 @@ if [ $SCALE = 1 ] || [ $SCALE_ONLY = 1 ]; then
         # this VM's mercy), the median reported with every round.
         cp_rounds esw 50000
         teardown
-        log "== esw offloaded (policy none): add-flows of 50k in rounds, a fresh eswd"
+        log "== esw offloaded (policy none, a fresh eswd) and Open vSwitch's dpctl/add-flows: 50k, rounds in turns"
         esw_two_vfs none --profile "$D/scale-profile"
-        cp_rounds hw 50000
-        teardown
-        log "== Open vSwitch userspace datapath: dpctl/add-flows reference"
+        ESW_PID=$SWPID
         NOTE_ovs_tso=""
         setup_ovs 1
-        cp_rounds ovs 50000
+        OVS_PID=$SWPID
+        cp_alternating 50000
         OVS_VER=$(ovs-vswitchd --version | sed -n 's/.*(Open vSwitch) \([0-9.]*\).*/\1/p' | head -n 1)
         teardown
     fi
