@@ -1,5 +1,5 @@
-// measure.h — what the scale part's stand-alone programs (map-insert.c, first-touch.c)
-// share: a monotonic clock in seconds, and their one positive numeric argument.
+// measure.h — what the scale part's stand-alone programs (map-insert.c, first-touch.c,
+// add-floor.c) share: a monotonic clock in seconds, and their positive numeric argument.
 #ifndef ESW_SCALE_MEASURE_H
 #define ESW_SCALE_MEASURE_H
 
