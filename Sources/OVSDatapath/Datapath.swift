@@ -282,14 +282,31 @@ public final class Datapath: @unchecked Sendable {
         let program = try decodeAndCompile(actionBytes, for: match)
         let now = Sys.monotonicNanoseconds()
 
-        var existing = table.lookup(match: match, probe: probe)
-        // A put that may modify finds its flow by ufid too; one that only creates claims
-        // its ufid below, before anything is offloaded.
-        if existing == nil, options.modify, let u = givenUFID, let byID = table.lookup(ufid: u) {
-            existing = byID
+        // A put that may modify finds its flow by its ufid first, as the kernel's does; one
+        // that only creates claims its ufid below, before anything is offloaded.
+        var existing: DatapathFlow?
+        var keyIsTheFlows = true
+        if options.modify, let u = givenUFID {
+            existing = table.lookup(ufid: u)
+            if let byID = existing {
+                keyIsTheFlows = Self.isOwnMatch(match, of: byID)
+                // A NEW whose ufid names a flow with another key is refused (the kernel's
+                // "UFID matches but key is different"); a SET changes the flow its ufid
+                // names, whatever key came with it.
+                if !keyIsTheFlows && options.create {
+                    throw .notFound("the flow with ufid \(formatUFID(u)) has another key")
+                }
+            } else if !options.create {
+                throw .notFound("no flow with ufid \(formatUFID(u))")
+            }
         }
+        if existing == nil { existing = table.lookup(match: match, probe: probe) }
         if let old = existing {
             guard options.modify else { throw .exists("flow already exists (ufid \(formatUFID(old.ufid)))") }
+            // The actions were checked against the request's key, as the kernel checks them;
+            // they go to a flow with another key only if they suit that key too (compiled for
+            // it: a set(ipv4) must not reach an ARP flow, in software or in hardware).
+            let program = keyIsTheFlows ? program : try decodeAndCompile(actionBytes, for: old.match)
             let fresh = DatapathFlow(ufid: old.ufid, match: old.match, program: program, origin: old.origin,
                                      mask: old.mask, hash: old.hash, now: old.createdNanoseconds)
             readHardwareCounters(old)
@@ -319,6 +336,12 @@ public final class Datapath: @unchecked Sendable {
             throw .exists("flow already exists")
         }
         return .added(flow)
+    }
+
+    /// Whether `match` is `f`'s own: the same mask, and the same key under it.
+    static func isOwnMatch(_ match: FlowMatch, of f: DatapathFlow) -> Bool {
+        let own = f.match
+        return own.mask == match.mask && own.key.masked(by: own.mask) == match.key.masked(by: match.mask)
     }
 
     /// Action bytes as a request carries them: the last flow's array when they are the
@@ -360,7 +383,7 @@ public final class Datapath: @unchecked Sendable {
                 guard case .hardware(let h) = f.offload else { continue }
                 if !allAtOnce { sw.deleteRule(h) }
                 unregisterVXLAN(of: f)
-                f.offload = .software(reason: "hardware rule removed")
+                f.offload = .software(reason: OffloadState.ruleRemoved)
             }
         }
         table.removeAll()
