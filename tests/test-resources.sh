@@ -34,6 +34,19 @@ check_eq "table full: 10 of 10" "10 10" "$(masked)"
 check_eq "two flows fell back to software" 2 "$(dpctl dump-flows -m | grep -c 'dp:ovs')"
 check_match "with the reason" 'not offloaded: no space in masked table' "$(dpctl dump-flows -m)"
 check "the 11th and 12th flows still forward (software path)" t_ping vm0 198.19.0.2 3
+# A file that fails leaves the table as it found it: a del-flows FILE whose last line
+# does not parse puts back every flow it deleted, in its place in the dump's order and
+# with the same ten in hardware. (Restored newest first and offloaded again, the flows
+# left to software took the room of those restored after them, and the order reversed.)
+# (Counts aside: the dump shows what the last poll read, the delete reads the rule.)
+uncounted() { dpctl dump-flows -m | sed 's/packets:[0-9]*, bytes:[0-9]*, //; s/used:[^,]*, //'; }
+before=$(uncounted)
+{ awk '{print $1}' "$T_DIR/fill8" "$T_DIR/vf"; echo 'in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.9.99,frag=maybe)'; } >"$T_DIR/delbad"
+check_fails "del-flows of every flow with a bad last line is refused" dpctl del-flows "$T_DIR/delbad"
+check_eq "... and the dump is as before, in order, the same flows in hardware" "$before" "$(uncounted)"
+check_match "... the flows keep their counts (the ping's, in hardware)" \
+    'in_port\(pf0vf0\),.*eth_type\(0x0800\),ipv4\(src=0\.0\.0\.0/.*packets:3, bytes:294, (used:[^,]*, )?offloaded:yes' "$(dpctl dump-flows -m)"
+check_eq "... the table still full: 10 of 10" "10 10" "$(masked)"
 
 # skip_sw: a flow the hardware cannot take fails synchronously; a batch is all-or-nothing.
 dpctl del-flows

@@ -21,6 +21,15 @@ public enum OffloadState: Sendable, Equatable {
 
     /// Whether the flow has a hardware rule (in any state: pending, programmed, failed).
     public var isOffloaded: Bool { if case .hardware = self { true } else { false } }
+
+    /// The reason a flow has once its rule is taken away (deleted, flushed): it had one.
+    public static let ruleRemoved = "hardware rule removed"
+
+    /// The reason a flow was left to software when it was added or changed (not because
+    /// its rule was taken away since), nil for one that has or had a rule.
+    var reasonLeftInSoftware: String? {
+        if case .software(let reason) = self, reason != Self.ruleRemoved { reason } else { nil }
+    }
 }
 
 /// A datapath flow: an immutable match and actions (a new flow object replaces it on

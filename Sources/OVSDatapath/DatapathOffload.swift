@@ -385,7 +385,7 @@ extension Datapath {
             sw.deleteRule(h)
         }
         unregisterVXLAN(of: f)
-        f.offload = .software(reason: "hardware rule removed")
+        f.offload = .software(reason: OffloadState.ruleRemoved)
     }
 
     /// Adds to their flows what rules deleted while their removal waits counted since

@@ -20,6 +20,13 @@ public enum FlowChange: Sendable {
 }
 
 extension Datapath {
+    /// Set while a transaction is open: a deleted flow leaves its place in the table's
+    /// order (`FlowTable.keepsPlaces`), for the transaction's undo to put it back there.
+    public var keepsFlowPlaces: Bool {
+        get { table.keepsPlaces }
+        set { table.keepsPlaces = newValue }
+    }
+
     /// Deletes a flow, saying so for a transaction.
     public func deleteFlowReportingChange(_ f: DatapathFlow) -> FlowChange {
         deleteFlow(f)
@@ -75,26 +82,33 @@ extension Datapath {
         }
     }
 
-    /// Puts `previous` back in the table in place of `current` (or where nothing is).
-    /// Its hardware rule went with the change: it gets a new one. Should the hardware
-    /// refuse it now, it stays in software with the reason (never lost).
+    /// Puts `previous` back in the table in place of `current` (or, deleted, where it
+    /// stood in the table's order). Its hardware rule went with the change: it gets a new
+    /// one. Should the hardware refuse it now, it stays in software with the reason (never
+    /// lost). A flow that was in software stays there with its reason: the hardware's room
+    /// is given back to the flows that held it (tried again, a software flow restored
+    /// first took the room a deleted one restored after it had). One waiting on its
+    /// tunnel's neighbour is offloaded as it was, to wait again.
     private func restore(_ previous: DatapathFlow, replacing current: DatapathFlow?) {
         let back = DatapathFlow(ufid: previous.ufid, match: previous.match, program: previous.program,
                                 origin: previous.origin, mask: previous.mask, now: previous.createdNanoseconds)
         back.inherit(from: previous)
-        if let current {
-            do { try reoffload(back, replacing: current) } catch {
-                removeHardware(current)
-                back.offload = .software(reason: "restored after a failed transaction; hardware refused it: \(error)")
-                logger.warning("restored flow left in software", metadata: ["ufid": "\(formatUFID(back.ufid))", "reason": "\(error)"])
-            }
-            table.replace(current, with: back)
+        if let reason = previous.offload.reasonLeftInSoftware, previous.tunnelDependency == nil {
+            if let current { removeHardware(current) }
+            back.offload = .software(reason: reason)
         } else {
-            do { try offload(back) } catch {
+            do throws(DatapathError) {
+                if let current { try reoffload(back, replacing: current) } else { try offload(back) }
+            } catch {
+                if let current { removeHardware(current) }
                 back.offload = .software(reason: "restored after a failed transaction; hardware refused it: \(error)")
                 logger.warning("restored flow left in software", metadata: ["ufid": "\(formatUFID(back.ufid))", "reason": "\(error)"])
             }
-            if !table.insert(back) { removeHardware(back) }
+        }
+        if let current {
+            table.replace(current, with: back)
+        } else if !table.insert(back, at: previous.tablePosition) {
+            removeHardware(back)
         }
     }
 }

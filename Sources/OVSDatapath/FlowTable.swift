@@ -12,6 +12,12 @@ final class FlowTable: @unchecked Sendable {
     /// flows before its first reply; the copy is shared until the table next changes.
     private(set) var inOrder: [DatapathFlow?] = []
     private var holes = 0
+    /// While set, holes stay where flows left (no compaction, no reset when the table
+    /// empties), so that a flow put back (`insert(_:at:)`) takes its old place: an open
+    /// transaction's undo restores the order it found.
+    var keepsPlaces = false {
+        didSet { if oldValue && !keepsPlaces { closeHolesIfMany() } }
+    }
     /// Flows the `normal` handler learned (the only ones that age): none, no walk.
     private(set) var learnedCount = 0
 
@@ -36,6 +42,22 @@ final class FlowTable: @unchecked Sendable {
     func insert(_ f: DatapathFlow, matchCheckedAbsent: Bool = false) -> Bool {
         guard claimUFID(f) else { return false }
         return insertClaimed(f, matchCheckedAbsent: matchCheckedAbsent)
+    }
+
+    /// `insert`, at `position` of the order if that is a hole (where the flow stood
+    /// before it was deleted: see `keepsPlaces`), else last.
+    func insert(_ f: DatapathFlow, at position: Int) -> Bool {
+        guard position < inOrder.count, inOrder[position] == nil else { return insert(f) }
+        guard claimUFID(f) else { return false }
+        guard classifier.insert(f) else {
+            releaseUFID(f)
+            return false
+        }
+        f.tablePosition = position
+        inOrder[position] = f
+        holes -= 1
+        if f.origin == .normal { learnedCount += 1 }
+        return true
     }
 
     /// Takes `f`'s ufid for it, before the rest of the table (a put claims it before
@@ -81,6 +103,11 @@ final class FlowTable: @unchecked Sendable {
         if f.origin == .normal { learnedCount -= 1 }
         inOrder[f.tablePosition] = nil
         holes += 1
+        if !keepsPlaces { closeHolesIfMany() }
+    }
+
+    /// Drops the order's holes when the table is empty, or they are many and more than half.
+    private func closeHolesIfMany() {
         if byUFID.isEmpty {
             inOrder = []
             holes = 0

@@ -25,7 +25,7 @@ extension DatapathService {
             if command == FlowCmd.get && ufid == nil && !a.has(FlowAttr.key) {
                 let aborted = batches[batchID]?.failed == true
                 if a.has(FlowAttr.batchAbort) { undo(batchID, d) }
-                batches.remove(batchID)
+                closeBatch(batchID)
                 // A commit after a skip_sw refusal commits nothing: the batch was undone.
                 // Said here too, since the refused request may have been the last one
                 // (no ECANCELED after it would tell the client).
@@ -45,7 +45,7 @@ extension DatapathService {
                 return
             }
             let batchEnd = a.has(FlowAttr.batchEnd)
-            defer { if batchEnd, let batchID { batches.remove(batchID) } }
+            defer { if batchEnd, let batchID { closeBatch(batchID) } }
             try checkNotAborted(batch)
             let f: DatapathFlow
             do { f = try find(d, a, ufid: ufid) } catch {
@@ -123,7 +123,7 @@ extension DatapathService {
     private func put(_ d: Datapath, command: UInt8, flags: UInt16, _ a: borrowing RequestAttributes, ufid: UInt128?,
                      batchID: UInt32?, batch: OpenBatch?, _ r: inout ControlServer.Reply) throws(RequestError) {
         let batchEnd = a.has(FlowAttr.batchEnd)
-        defer { if batchEnd, let batchID { batches.remove(batchID) } }
+        defer { if batchEnd, let batchID { closeBatch(batchID) } }
         try checkNotAborted(batch)
         var options = Datapath.PutOptions()
         if command == FlowCmd.set {
@@ -233,7 +233,15 @@ extension DatapathService {
         makeRoom(for: id)
         let opened = OpenBatch(client: client)
         batches.insert(opened, id: id)
+        datapath?.keepsFlowPlaces = true
         return opened
+    }
+
+    /// A batch ends (committed, undone, or dropped); the table's order closes its holes
+    /// again once no batch is open.
+    private func closeBatch(_ id: UInt32) {
+        batches.remove(id)
+        if batches.count == 0 { datapath?.keepsFlowPlaces = false }
     }
 
     /// A client went away: the batches it left open are undone (it never committed them).
@@ -241,7 +249,7 @@ extension DatapathService {
         guard let d = datapath else { return }
         for (id, b) in batches.all where b.client == client {
             if !b.failed { undo(id, d) }
-            batches.remove(id)
+            closeBatch(id)
         }
     }
 
@@ -259,7 +267,7 @@ extension DatapathService {
         // The failed ones first (kept only to refuse their remaining requests), then any.
         let all = batches.all
         let victim = all.first { $0.batch.failed }?.id ?? all[0].id
-        batches.remove(victim)
+        closeBatch(victim)
         logger.warning("too many open flow batches: one dropped", metadata: ["batch": "\(victim)"])
     }
 

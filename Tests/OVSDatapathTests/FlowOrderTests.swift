@@ -1,3 +1,4 @@
+import ESwitch
 import ODP
 @testable import OVSDatapath
 import Testing
@@ -132,6 +133,39 @@ struct FlowOrderTests {
         d.undo(batch)
         #expect(d.flow(match: try Self.match(1)) == nil, "the flush stands")
         #expect(d.flowCount == 0)
+        #expect(Self.consistent(d))
+    }
+
+    /// (From a probe of `del-flows FILE` with a bad last line.) A batch that deletes flows
+    /// and is undone leaves the table as it found it: every flow back in its place in the
+    /// order (past the compaction threshold and an empty table, while the batch holds the
+    /// places), and in hardware exactly the flows that were there. Restored newest first
+    /// and tried in hardware again, the flows that had been left to software took the room
+    /// of the offloaded ones restored after them.
+    @Test func anUndoneBatchOfDeletesRestoresTheOrderAndWhichFlowsAreInHardware() throws {
+        var profile = HardwareProfile()
+        profile.maskedEntries = 1024
+        let (d, _, _) = try OffloadPathTests.datapath(profile: profile)
+        for i in 0..<1500 { _ = try d.changeFlow(match: Self.match(i), ufid: nil, actions: ODPText.parseActions("2"), options: .init()) }
+        func inHardware() -> Set<UInt128> { Set(d.allFlows.filter { $0.offload.isOffloaded }.map(\.ufid)) }
+        let order = Self.live(d), hardware = inHardware()
+        #expect(hardware.count > 0 && hardware.count < 1500, "some flows are left to software")
+        let reasons = Dictionary(uniqueKeysWithValues: d.allFlows.map { ($0.ufid, $0.offload) })
+
+        d.keepsFlowPlaces = true
+        var batch: [FlowChange] = []
+        for i in 0..<1500 { batch.append(d.deleteFlowReportingChange(d.flow(match: try Self.match(i))!)) }
+        #expect(d.flowCount == 0)
+        d.undo(batch)
+        d.keepsFlowPlaces = false
+
+        #expect(Self.live(d) == order, "the order")
+        #expect(inHardware() == hardware, "\(inHardware().count) in hardware, \(hardware.count) before")
+        #expect(d.allFlows.allSatisfy { f in f.offload.isOffloaded || reasons[f.ufid] == f.offload }, "the same reasons")
+        #expect(Self.consistent(d))
+        // The places are given up once no batch holds them: deletes compact the order again.
+        for f in Array(d.allFlows) where f.ufid.hashValue % 4 != 0 { d.deleteFlow(f) }
+        #expect(d.flowsInEntryOrder.count < 1500, "compacted")
         #expect(Self.consistent(d))
     }
 }
