@@ -26,13 +26,14 @@ flows "$N" "$T_DIR/flows"
 rss0=$(rss_mib)
 
 # A bad line at the end of a big file: what was already sent is undone.
-# The file's own syntax (read as bytes, line by line): comments, blank lines, leading
-# blanks, CRLF endings, a command word per line, a tab before the actions, a line without
-# a final newline.
+# The file's own syntax (read as bytes, line by line), as ovs-dpctl reads it: comments
+# (a whole line, or from a '#' on), blank lines, leading blanks, CRLF endings, a command
+# word per line followed by a space or a tab, a tab or a carriage return before the
+# actions, a line without a final newline.
 printf '%s\r\n' '# a comment' '' '  in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.200.1,frag=no) 2' \
-    'add in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.200.2,frag=no) drop' \
-    $'add in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.200.3,frag=no)\t 2' \
-    'modify in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.200.3,frag=no) 1' >"$T_DIR/syntax"
+    'add in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.200.2,frag=no) drop  # dropped' \
+    $'add\tin_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.200.3,frag=no)\t 2' \
+    $'modify in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.200.3,frag=no)\r1' >"$T_DIR/syntax"
 printf '%s' 'delete in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.200.1,frag=no)' >>"$T_DIR/syntax"
 check "a flow file with comments, CRLF, command words and no final newline" dpctl add-flows "$T_DIR/syntax"
 dump=$(dpctl dump-flows)

@@ -80,7 +80,11 @@ struct FlowFileRequests {
         return GenericMessage(family: Family.flow, command: FlowCmd.get, flags: 0, sequence: 0, attributes: w.bytes)
     }
 
-    private static func isBlank(_ c: UInt8) -> Bool { c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") }
+    /// What separates a line's parts, as ovs-dpctl's flow files have it (dpctl_parse_flow_line):
+    /// spaces, tabs and carriage returns.
+    private static func isBlank(_ c: UInt8) -> Bool {
+        c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") || c == UInt8(ascii: "\r")
+    }
 
     /// Where a line's parts lie: its command word if written, its flow and its actions
     /// (indices of `raw`); nil for a blank line or a comment.
@@ -95,19 +99,25 @@ struct FlowFileRequests {
     /// of the line's encoding besides the key.
     static func split(_ raw: ArraySlice<UInt8>) -> LineParts? {
         raw.withUnsafeBufferPointer { b -> LineParts? in
+            guard let start = b.baseAddress else { return nil }
             var s = 0, e = b.count
-            while s < e, isBlank(b[s]) || b[s] == UInt8(ascii: "\r") { s += 1 }
-            while e > s, b[e - 1] == UInt8(ascii: "\r") { e -= 1 }
-            if s == e || b[s] == UInt8(ascii: "#") { return nil }
+            // A comment runs from any '#' to the line's end, as OVS reads flow files
+            // (ds_get_preprocessed_line); no flow or action text has one.
+            if let hash = memchr(start, Int32(UInt8(ascii: "#")), e) { e = UnsafeRawPointer(start).distance(to: hash) }
+            while s < e, isBlank(b[s]) { s += 1 }
+            while e > s, isBlank(b[e - 1]) { e -= 1 }
+            if s == e { return nil }
+            // A command word ends where a blank or a comma does.
             func starts(with word: StaticString) -> Bool {
                 let n = word.utf8CodeUnitCount
-                return e - s >= n && memcmp(b.baseAddress! + s, word.utf8Start, n) == 0
+                return e - s > n && memcmp(start + s, word.utf8Start, n) == 0
+                    && (isBlank(b[s + n]) || b[s + n] == UInt8(ascii: ","))
             }
             var op: Op?
             switch b[s] {
-            case UInt8(ascii: "a") where starts(with: "add "): op = .add; s += 4
-            case UInt8(ascii: "m") where starts(with: "modify "): op = .modify; s += 7
-            case UInt8(ascii: "d") where starts(with: "delete "): op = .delete; s += 7
+            case UInt8(ascii: "a") where starts(with: "add"): op = .add; s += 3
+            case UInt8(ascii: "m") where starts(with: "modify"): op = .modify; s += 6
+            case UInt8(ascii: "d") where starts(with: "delete"): op = .delete; s += 6
             default: break
             }
             while s < e, isBlank(b[s]) { s += 1 }
