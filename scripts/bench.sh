@@ -523,6 +523,9 @@ scale_run() {
     local n=$1 f=$D/scale-$1 t0 t1 c0 c1 lines k th0 th1
     gen_flows "$n" 1 2 "$f"
     R[scale$n,rss0]=$(rss_mib)
+    # The add, as the programs below, once the kernel has freed the previous size's maps
+    # (their elements are freed by a kernel worker, beside whatever runs next).
+    kernel_quiet
     # A first touch of what the add will fault in (1 KiB a flow: eswd's heap and tables,
     # the kernel's BPF elements), by a program doing only that, just before the add.
     R[scale$n,touch]=$("$D/first-touch" $((n * 1024)) 2>>"$D/first-touch.err" | awk '{print $2}')
