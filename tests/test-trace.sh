@@ -160,4 +160,5 @@ check_match "unknown port: ENODEV's message" 'no port nosuchport' "$(dpctl trace
 check_fails "a runt packet fails" dpctl trace pf0vf0 --hex 02000000
 check_match "runt packet: EINVAL's message" 'shorter than an Ethernet header' "$(dpctl trace pf0vf0 --hex 02000000 2>&1)"
 check_fails "a packet without eth_type fails" dpctl trace pf0vf0 "eth(src=$mac0,dst=$mac1)"
+check_match "an empty packet is refused as empty" 'the packet is empty' "$(dpctl trace pf0vf0 '' 2>&1)"
 check "the daemon is still there" dpctl show

@@ -25,6 +25,11 @@ struct Trace: ParsableCommand {
             guard rest.count == (hex == nil ? 2 : 1) else { throw CLIError("usage: trace [DP] IN_PORT PACKET|--hex HEX") }
             let s = try Session(connection, dp: dp)
             let packetText = hex ?? rest[1]
+            // (Empty, it was read as a key with no attribute, which the daemon refused
+            // for an in_port of 4294967295.)
+            guard packetText.contains(where: { $0 != " " && $0 != "\t" }) else {
+                throw CLIError("the packet is empty: give its bytes as hex or a flow description")
+            }
             var attributes = AttributeWriter()
             attributes.putString(PacketAttr.inPortName, rest[0])
             if hex != nil || Self.looksLikeHex(packetText) {

@@ -21,7 +21,7 @@ extension DatapathService {
         var tunnel: TunnelMetadata?
         if let packet = a.bytes(PacketAttr.packet) {
             frame = packet
-        } else if let keyBytes = a.bytes(PacketAttr.key) {
+        } else if let keyBytes = a.bytes(PacketAttr.key), !keyBytes.isEmpty {
             let decoder = KeyDecoder(vlanLimit: ODPConstants.datapathVLANLimit)
             let key: FlowKey
             switch decoder.decodeKey(keyBytes) {
