@@ -285,7 +285,8 @@ struct ParseFailure: Error {
 
 struct AddFlows: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "add-flows",
-                                                    abstract: "Add flows from FILE (or - for stdin), one \"FLOW ACTIONS\" per line.")
+                                                    abstract: "Add flows from FILE (or - for stdin), one \"FLOW ACTIONS\" per line.",
+                                                    discussion: FlowFile.syntax)
     @OptionGroup var connection: ConnectionOptions
     @Argument(help: "[DP] FILE") var args: [String]
 
@@ -299,7 +300,8 @@ struct AddFlows: ParsableCommand {
 }
 
 struct ModFlows: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "mod-flows", abstract: "Modify flows from FILE (or -).")
+    static let configuration = CommandConfiguration(commandName: "mod-flows", abstract: "Modify flows from FILE (or -).",
+                                                    discussion: FlowFile.syntax)
     @OptionGroup var connection: ConnectionOptions
     @Argument(help: "[DP] FILE") var args: [String]
 
@@ -314,7 +316,8 @@ struct ModFlows: ParsableCommand {
 
 struct DelFlows: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "del-flows",
-                                                    abstract: "Delete all flows, or the flows listed in FILE (or -).")
+                                                    abstract: "Delete all flows, or the flows listed in FILE (or -).",
+                                                    discussion: FlowFile.syntax)
     @OptionGroup var connection: ConnectionOptions
     @Argument(help: "[DP] [FILE]") var args: [String] = []
 

@@ -47,6 +47,17 @@ func forEachLine(_ path: String, _ body: (Int, ArraySlice<UInt8>) throws -> Void
     if !carry.isEmpty { try body(number + 1, carry[...]) }
 }
 
+/// What a flow file holds, for the commands' help (`FlowFileRequests.split` reads it).
+enum FlowFile {
+    static let syntax = """
+        Each line is [add|modify|delete] FLOW [ACTIONS], as ovs-dpctl reads a flow file: the word, the \
+        flow and the actions are separated by spaces, tabs or a carriage return; without a word the \
+        line does what the command does. A '#' starts a comment to the end of the line; blank lines \
+        are skipped. The file is one transaction: a line that does not parse is reported with its \
+        number and column, and nothing of the file is applied (what was sent before it is undone).
+        """
+}
+
 /// A flow file's lines as requests (add-flows, mod-flows, del-flows FILE): each line's
 /// request is encoded into `request`, whose storage, with the key's and mask's, is kept
 /// from line to line. A method of its own, not a closure over the caller's variables:
