@@ -6,7 +6,8 @@
 // and sends them in ~48 KB datagrams over a SOCK_SEQPACKET socketpair, at most 4096
 // unanswered (esw-dpctl's RequestStream). A server thread walks each message and attribute
 // with length checks, builds the hardware table's 152-byte key and its rule, indexes a
-// 56-byte flow record by ufid (open addressing), queues the rule, and ACKs each request
+// 56-byte flow record by ufid and by match (open addressing: a duplicate of either is
+// refused), queues the rule, and ACKs each request
 // once its run's rules are in the map; a writer thread (eswd's esw-bpf-write) writes the
 // queue to a map made as map-insert.c makes it, 256 rules per BPF_MAP_UPDATE_BATCH. The
 // server has one CPU, the client and the writer the other, as eswd places them.
@@ -182,8 +183,11 @@ static long client(int sock, const char *path) {
 
 // --- server: requests -> flow records in the ufid index, rules queued; ACKs -----------
 struct flow { __u64 ufid[2]; __u32 counter; __u16 action_set; __u8 mask_id, words; __u64 w[]; };
-static struct { __u64 hash; struct flow *f; } *slots;   // the ufid index: linear probing
-static size_t slot_cap, flows;
+// The two indexes any datapath keeps: by ufid, and by match (the megaflow table's
+// subtable for the flow's mask: the masked key's words, hashed). Linear probing each.
+struct index { struct { __u64 hash; struct flow *f; } *slots; size_t cap, count; };
+static struct index by_ufid, by_match;
+static size_t flows;
 static char *arena; static size_t arena_left;            // flow records, 4 MiB at a time
 static __u64 masks[ESW_MAX_MASKS][ESW_KEY_WORDS];
 static __u8 mask_words[ESW_MAX_MASKS][ESW_KEY_WORDS], mask_nwords[ESW_MAX_MASKS];
@@ -234,24 +238,33 @@ static void write_queue(int wait) {
     pthread_mutex_unlock(&lock);
 }
 
-static int index_insert(struct flow *f) {
-    if (2 * (flows + 1) > slot_cap) {   // at half full, twice the slots
-        size_t old = slot_cap, cap = old ? 2 * old : 1024, j;
-        __typeof__(slots) s = calloc(cap, sizeof *s);
+static int same_ufid(const struct flow *a, const struct flow *b) { return !memcmp(a->ufid, b->ufid, 16); }
+static int same_match(const struct flow *a, const struct flow *b) {
+    return a->mask_id == b->mask_id && !memcmp(a->w, b->w, 8 * a->words);
+}
+// Inserts f under hash h (never 0), unless a flow `same` as it is there: -EEXIST.
+static int index_insert(struct index *x, __u64 h, struct flow *f, int (*same)(const struct flow *, const struct flow *)) {
+    if (2 * (x->count + 1) > x->cap) {   // at half full, twice the slots
+        size_t old = x->cap, cap = old ? 2 * old : 1024, j;
+        __typeof__(x->slots) s = calloc(cap, sizeof *s);
         if (!s) die("out of memory");
         for (size_t i = 0; i < old; i++) {
-            if (!slots[i].hash) continue;
-            for (j = slots[i].hash & (cap - 1); s[j].hash; j = (j + 1) & (cap - 1)) {}
-            s[j] = slots[i];
+            if (!x->slots[i].hash) continue;
+            for (j = x->slots[i].hash & (cap - 1); s[j].hash; j = (j + 1) & (cap - 1)) {}
+            s[j] = x->slots[i];
         }
-        free(slots); slots = s; slot_cap = cap;
+        free(x->slots); x->slots = s; x->cap = cap;
     }
-    __u64 h = (f->ufid[0] ^ f->ufid[1] * 0x9E3779B97F4A7C15ull) | 1;
-    size_t j = h & (slot_cap - 1);
-    for (; slots[j].hash; j = (j + 1) & (slot_cap - 1))
-        if (slots[j].hash == h && !memcmp(slots[j].f->ufid, f->ufid, 16)) return -EEXIST;
-    slots[j].hash = h; slots[j].f = f; flows++;
+    size_t j = h & (x->cap - 1);
+    for (; x->slots[j].hash; j = (j + 1) & (x->cap - 1))
+        if (x->slots[j].hash == h && same(x->slots[j].f, f)) return -EEXIST;
+    x->slots[j].hash = h; x->slots[j].f = f; x->count++;
     return 0;
+}
+static void index_remove(struct index *x, __u64 h, struct flow *f) {   // (the last one inserted: no hole to close)
+    size_t j = h & (x->cap - 1);
+    while (x->slots[j].f != f) j = (j + 1) & (x->cap - 1);
+    x->slots[j].hash = 0; x->slots[j].f = NULL; x->count--;
 }
 
 // The next attribute in [p, end), its length checked against what is left: its value,
@@ -320,7 +333,8 @@ static int put(const char *p, const char *end) {
         }
         last_mask = m;
     }
-    // The flow record (ufid, counter, action set, the masked key's significant words), indexed.
+    // The flow record (ufid, counter, action set, the masked key's significant words),
+    // indexed by ufid and by match.
     size_t size = sizeof(struct flow) + 8 * mask_nwords[m];
     if (arena_left < size && !(arena = malloc(arena_left = 4 << 20))) die("out of memory");
     struct flow *f = (struct flow *)arena;
@@ -328,7 +342,11 @@ static int put(const char *p, const char *end) {
     if (!action_sets[output]) action_sets[output] = ++nsets;
     f->counter = flows; f->action_set = action_sets[output]; f->mask_id = m + 1; f->words = mask_nwords[m];
     for (int i = 0; i < f->words; i++) f->w[i] = key[mask_words[m][i]] & mask[mask_words[m][i]];
-    if ((r = index_insert(f))) return r;
+    __u64 uh = (f->ufid[0] ^ f->ufid[1] * 0x9E3779B97F4A7C15ull) | 1, mh = f->mask_id;
+    for (int i = 0; i < f->words; i++) mh = mix(mh, f->w[i]);
+    if ((r = index_insert(&by_ufid, uh, f, same_ufid))) return r;
+    if ((r = index_insert(&by_match, mh | 1, f, same_match))) { index_remove(&by_ufid, uh, f); return r; }
+    flows++;
     arena += size; arena_left -= size;
     // The rule, queued.
     struct esw_table_key *k = &filling->keys[filling->count];
