@@ -110,12 +110,15 @@ static __always_inline void parse_transport(struct __sk_buff *skb, __u32 th, __u
         k->w[11] |= ((__u64)(ports >> 16) << 16) | ((__u64)(ports & 0xffff) << 32) |
                     ((__u64)(off_flags & 0x0fff) << 48);
     } else if (proto == PROTO_UDP || proto == PROTO_SCTP) {
-        if (!(h = esw_hdr(skb, th, buf + ESW_PB_L4, 8)))
+        /* Only a whole header gives ports, as the kernel's key_extract has it (udphdr_ok,
+         * sctphdr_ok: 8 and 12 bytes); ICMP and ICMPv6 likewise need their 8. */
+        h = proto == PROTO_SCTP ? esw_hdr(skb, th, buf + ESW_PB_L4, 12) : esw_hdr(skb, th, buf + ESW_PB_L4, 8);
+        if (!h)
             return;
         __u32 ports = be32_at(h, 0);
         k->w[11] |= ((__u64)(ports >> 16) << 16) | ((__u64)(ports & 0xffff) << 32);
     } else if (proto == icmp) {
-        if (!(h = esw_hdr(skb, th, buf + ESW_PB_L4, 4)))
+        if (!(h = esw_hdr(skb, th, buf + ESW_PB_L4, 8)))
             return;
         k->w[11] |= ((__u64)h[0] << 16) | ((__u64)h[1] << 32);
     }

@@ -133,12 +133,14 @@ public enum FlowExtractor {
             key[.tpSrc] = UInt64(p.be16(th))
             key[.tpDst] = UInt64(p.be16(th + 2))
             key[.tcpFlags] = UInt64(p.be16(th + 12) & 0x0fff)
+        // Only a whole header gives ports or type and code, as the kernel's key_extract
+        // has it (udphdr_ok 8 bytes, sctphdr_ok 12, icmphdr_ok 8).
         case IPProto.udp, IPProto.sctp:
-            guard length >= th + 8 else { return }
+            guard length >= th + (proto == IPProto.sctp ? 12 : 8) else { return }
             key[.tpSrc] = UInt64(p.be16(th))
             key[.tpDst] = UInt64(p.be16(th + 2))
         case icmp:
-            guard length >= th + 4 else { return }
+            guard length >= th + 8 else { return }
             key[.tpSrc] = UInt64(p.u8(th))
             key[.tpDst] = UInt64(p.u8(th + 1))
         default:
@@ -222,7 +224,8 @@ public enum FlowExtractor {
 
     @inlinable
     static func extractICMPv6(_ p: UnsafeRawPointer, length: Int, at th: Int, into key: inout FlowKey) {
-        guard length >= th + 4 else { return }
+        // (icmp6hdr_ok: the kernel takes type and code from a whole 8-byte header only.)
+        guard length >= th + 8 else { return }
         let type = p.u8(th), code = p.u8(th + 1)
         key[.tpSrc] = UInt64(type)
         key[.tpDst] = UInt64(code)

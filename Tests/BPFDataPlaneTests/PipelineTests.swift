@@ -81,6 +81,39 @@ struct PipelineTests {
         }
     }
 
+    /// (From a probe with real frames.) The hardware parser gives a transport header cut
+    /// short no ports, type or code, as the kernel's key_extract and the software
+    /// extractor do (ICMP 8 bytes, SCTP 12): a rule for the kernel's key of such a frame
+    /// (its protocol, zero ports) takes it; a whole header's type still counts.
+    @Test func aTransportHeaderCutShortMatchesZeroPortsAsInTheKernel() throws {
+        func frame(_ proto: UInt8, _ l4: [UInt8]) -> [UInt8] {
+            var f: [UInt8] = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00]
+            let total = 20 + l4.count
+            var ip: [UInt8] = [0x45, 0, UInt8(total >> 8), UInt8(total & 0xff), 0, 1, 0, 0, 64, proto, 0, 0,
+                               0xc6, 0x13, 0, 1, 0xc6, 0x13, 0, 2]
+            let c = ip.withUnsafeBytes { Checksum.compute($0.baseAddress!, count: 20) }
+            ip[10] = UInt8(c >> 8); ip[11] = UInt8(c & 0xff)
+            f += ip + l4
+            return f
+        }
+        let echo: [UInt8] = [8, 0, 0xf7, 0xff, 0, 1, 0, 1]
+        let sctp: [UInt8] = [0x03, 0xe8, 0x07, 0xd0, 0, 0, 0, 1, 0, 0, 0, 0]
+        for (proto, whole) in [(UInt8(1), echo), (UInt8(132), sctp)] {
+            let dp = try Self.dataPlane()
+            var mask = FlowKey(), key = FlowKey()
+            for f in [FlowField.inPort, .ethType, .ipProto, .tpSrc, .tpDst] { mask[f] = f.valueMask }
+            key[.inPort] = UInt64(PortIndex.vf(0)); key[.ethType] = 0x0800; key[.ipProto] = UInt64(proto)
+            try dp.program(DataPlaneRule(table: .masked, key: key, mask: mask, actions: [.forward(.vf(1))], counter: 7))
+            let short = frame(proto, Array(whole.prefix(proto == 1 ? 4 : 8)))
+            #expect(Self.key(of: short, inPort: .vf(0))[.tpSrc] == 0, "the software extractor agrees")
+            _ = try dp.testRun(frame: short, ifindex: Self.lo)
+            #expect(dp.portCounters(.vf(1)).txPackets == 1, "proto \(proto): the short header hit the zero-port rule")
+            _ = try dp.testRun(frame: frame(proto, whole), ifindex: Self.lo)
+            #expect(dp.portCounters(.vf(1)).txPackets == 1, "proto \(proto): a whole header has its ports or type")
+            #expect(dp.portCounters(.vf(0)).toRepresentor == 1)
+        }
+    }
+
     @Test func aMissGoesToTheRepresentor() throws {
         let dp = try Self.dataPlane()
         let r = try dp.testRun(frame: Self.udpFrame(), ifindex: Self.lo)

@@ -178,6 +178,33 @@ import Testing
         #expect(k[.tcpFlags] == 0)
     }
 
+    /// (From a probe with real frames.) A transport header cut short gives no ports, type
+    /// or code, as the kernel's key_extract decides: ICMP and ICMPv6 need their 8 bytes
+    /// (icmphdr_ok, icmp6hdr_ok), SCTP its 12 (sctphdr_ok), UDP 8; the protocol stays.
+    @Test func aTransportHeaderCutShortGivesNoPortsTypeOrCode() {
+        func v4(_ proto: UInt8, _ l4: [UInt8]) -> [UInt8] {
+            var f = Frame(); f.ethernet(type: 0x0800)
+            f.ipv4(src: 0xC612_0001, dst: 0xC612_0002, proto: proto, payloadLength: l4.count)
+            f.bytes += l4
+            return f.bytes
+        }
+        func v6(_ l4: [UInt8]) -> [UInt8] {
+            var f = Frame(); f.ethernet(type: 0x86dd)
+            f.ipv6(src: 1, dst: 2, next: 58, payloadLength: l4.count)
+            f.bytes += l4
+            return f.bytes
+        }
+        let echo: [UInt8] = [8, 0, 0xf7, 0xff, 0, 1, 0, 1], echo6: [UInt8] = [128, 0, 0, 0, 0, 1, 0, 1]
+        let sctp: [UInt8] = [0x03, 0xe8, 0x07, 0xd0, 0, 0, 0, 1, 0, 0, 0, 0]
+        for (frame, proto, whole) in [(v4(1, echo), 1, true), (v4(1, Array(echo.prefix(4))), 1, false),
+                                      (v4(132, sctp), 132, true), (v4(132, Array(sctp.prefix(8))), 132, false),
+                                      (v6(echo6), 58, true), (v6(Array(echo6.prefix(4))), 58, false)] {
+            let (k, _) = extract(frame)
+            #expect(k[.ipProto] == UInt64(proto))
+            #expect((k[.tpSrc] != 0) == whole, "proto \(proto), \(whole ? "whole" : "cut short")")
+        }
+    }
+
     @Test func metadataIsPreserved() {
         var key = FlowKey()
         key[.inPort] = 7
