@@ -154,6 +154,16 @@ sleep 1.2
 check_ge "encap and decap rules counted the ping, as traced" $((vx_before + 10)) \
     "$(dpctl dump-flows type=offloaded | grep -o 'packets:[0-9]*' | awk -F: '{s += $2} END {print s + 0}')"
 
+# An IPv6 tunnel destination: the software vxlan vport sends over IPv4 only (and the
+# hardware takes no IPv6 encap); the trace says that, not that set(tunnel) is missing.
+v6flow='in_port(2),eth(),eth_type(0x0800),ipv4(frag=no)'
+check "a flow with an IPv6 tunnel destination" \
+    dpctl add-flow "$v6flow" 'set(tunnel(tun_id=0x2a,ipv6_dst=fd00:18::2,ttl=64,tp_dst=4789,flags(df|key))),3'
+v6=$(dpctl trace pf0vf1 "eth(src=$mac1,dst=$mac0),eth_type(0x0800),ipv4(src=198.19.0.2,dst=198.19.0.3,proto=1),icmp(type=8,code=0)")
+check_match "trace: the tunnel's IPv6 destination is shown" 'set tunnel: vni 42 to fd00:18::2' "$v6"
+check_match "trace: dropped for its IPv6 destination, not for a missing set(tunnel)" 'IPv6 tunnel destination' "$v6"
+dpctl del-flow "$v6flow"
+
 # Errors are netlink errors with a message.
 check_fails "unknown port fails" dpctl trace nosuchport "$request"
 check_match "unknown port: ENODEV's message" 'no port nosuchport' "$(dpctl trace nosuchport "$request" 2>&1)"

@@ -146,7 +146,8 @@ extension PacketTracer {
                 note("set skb_mark(\(key[.skbMark]))")
             case .setTunnel(let t):
                 state.tunnelOut = t
-                note("set tunnel: vni \(t.id) to \(AddressText.ipv4(t.ipv4Dst)) (used by the next output to a vxlan port)")
+                let to = t.ipv4Dst == 0 && t.isIPv6 ? AddressText.ipv6(t.ipv6Dst) : AddressText.ipv4(t.ipv4Dst)
+                note("set tunnel: vni \(t.id) to \(to) (used by the next output to a vxlan port)")
             case .pushVLAN(let tpid, let tci):
                 guard HeaderRewrite.pushVLAN(&b, offsets: &offsets, key: &key, tpid: tpid, tci: tci) else {
                     note("push_vlan: no room; the packet is dropped")
@@ -241,8 +242,14 @@ extension PacketTracer {
         switch port.type {
         case .vxlan:
             guard let t = state.tunnelOut, t.ipv4Dst != 0 else {
-                steps.append(.text("output:\(port.name): no set(tunnel) before it, dropped"))
-                verdicts.append("software: dropped at \(port.name) (no tunnel metadata)")
+                // (VXLANPort sends over IPv4 only: an IPv6 destination is dropped there too.)
+                if let t = state.tunnelOut, t.isIPv6 {
+                    steps.append(.text("output:\(port.name): the tunnel's destination \(AddressText.ipv6(t.ipv6Dst)) is IPv6; this vport sends over IPv4 only, dropped"))
+                    verdicts.append("software: dropped at \(port.name) (IPv6 tunnel destination, not supported)")
+                } else {
+                    steps.append(.text("output:\(port.name): no set(tunnel) before it, dropped"))
+                    verdicts.append("software: dropped at \(port.name) (no tunnel metadata)")
+                }
                 return
             }
             var meta = t
