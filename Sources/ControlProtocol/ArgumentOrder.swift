@@ -48,6 +48,12 @@ public enum ArgumentOrder {
             command = sub
             i += 1
         }
+        // A word that names no subcommand where one must come: ArgumentParser would
+        // report an option typed before or after it ("Unknown option '-j'", as no group
+        // has options), so the word is given alone, and reported ("Unexpected argument").
+        if !command.configuration.subcommands.isEmpty, i < arguments.count, arguments[i] != "--" {
+            return path + [arguments[i]]
+        }
         // Nothing to move, or the words do not name a leaf command: ArgumentParser
         // reports whatever is wrong with them as typed.
         if moved.isEmpty || path.isEmpty || !command.configuration.subcommands.isEmpty { return arguments }

@@ -45,9 +45,25 @@ private struct Show: ParsableCommand {
     @Test func completionAndIncompleteCommandsAreLeftAsTyped() {
         #expect(reorder("-j --generate-completion-script bash") == "-j --generate-completion-script bash")
         #expect(reorder("-j dev") == "-j dev")
-        #expect(reorder("-j dev bogus") == "-j dev bogus")
         #expect(reorder("-j") == "-j")
         #expect(reorder("-- -j dev show") == "-- -j dev show")
+    }
+
+    /// (From a probe.) A word that names no subcommand is what gets reported, not the
+    /// options typed before it: they were "Unknown option '-j'" for `-j dev shwo`.
+    @Test func anUnknownSubcommandIsReportedNotTheOptionsBeforeIt() throws {
+        #expect(reorder("-j dev bogus esw0") == "dev bogus")
+        #expect(reorder("-m bogus") == "bogus")
+        #expect(reorder("--control /s -j dev param bogus") == "dev param bogus")
+        #expect(reorder("-j dev -- show") == "-j dev -- show")
+        #expect(reorder("dev info -j") == "dev info")
+        do {
+            _ = try Tool.parseAsRoot(ArgumentOrder.optionsAfterSubcommands(["-j", "dev", "bogus"], root: Tool.self, optionsTakingValue: []))
+            Issue.record("an unknown subcommand parsed")
+        } catch {
+            let message = Tool.message(for: error)
+            #expect(message.contains("bogus") && !message.contains("-j"), "\(message)")
+        }
     }
 
     /// Help is for the command named, whatever the order of the options around it.
