@@ -32,6 +32,10 @@ public enum TCHook {
     public static func liveOwner(ofNetdev name: String) -> String? {
         let ifindex = Int32(bitPattern: if_nametoindex(name))
         guard ifindex > 0 else { return nil }
+        // A side with no filter chain is a plain answer here: libbpf would print the
+        // kernel's "Cannot find specified filter chain" to stderr (this runs before any
+        // object is loaded, which silences it too).
+        libbpf_set_print(nil)
         var programs: Set<UInt32> = []
         for egress: Int32 in [0, 1] {
             var id: UInt32 = 0
