@@ -108,6 +108,9 @@ cmd_down() {
     # (anything started in the meantime, or ignoring SIGTERM, is killed here)
     for n in $(lab_namespaces); do esw_del_netns "$n" || err "cannot delete namespace $n"; done
     rm -f "$SOCK" "$PIDFILE" "$STATE/config"
+    # A killed eswd leaves its uplink's record beside the socket (the settings a restart
+    # gives back); the uplink it names went with the namespaces.
+    if [ -f "$RUN/esw0.uplink" ] && grep -qx "uplink=$TOPO_UP" "$RUN/esw0.uplink"; then rm -f "$RUN/esw0.uplink"; fi
     [ -n "$quiet" ] || log "down: $(if [ -z "$(lab_namespaces)" ]; then echo "no $PREFIX* namespaces left"; else echo "LEFT: $(lab_namespaces | tr '\n' ' ')"; fi)"
     [ -z "$(lab_namespaces)" ]
 }

@@ -35,3 +35,4 @@ check_match "the lab's pid file names eswd" '^eswd$' "$(cat "/proc/${pid:-0}/com
 [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null; sleep 0.5
 check "down after a crash" bash "$LAB" down
 check_eq "nothing left after down" "0 0" "$(leftovers | tr '\n' ' ' | sed 's/ $//')"
+check_no_match "... not the killed eswd's uplink record either" "uplink=${LABP}up0" "$(cat /run/esw/esw0.uplink 2>/dev/null)"
