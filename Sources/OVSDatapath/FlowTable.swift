@@ -47,17 +47,8 @@ final class FlowTable: @unchecked Sendable {
     /// `insert`, at `position` of the order if that is a hole (where the flow stood
     /// before it was deleted: see `keepsPlaces`), else last.
     func insert(_ f: DatapathFlow, at position: Int) -> Bool {
-        guard position < inOrder.count, inOrder[position] == nil else { return insert(f) }
         guard claimUFID(f) else { return false }
-        guard classifier.insert(f) else {
-            releaseUFID(f)
-            return false
-        }
-        f.tablePosition = position
-        inOrder[position] = f
-        holes -= 1
-        if f.origin == .normal { learnedCount += 1 }
-        return true
+        return insertClaimed(f, inHole: position < inOrder.count && inOrder[position] == nil ? position : nil)
     }
 
     /// Takes `f`'s ufid for it, before the rest of the table (a put claims it before
@@ -86,13 +77,20 @@ final class FlowTable: @unchecked Sendable {
 
     /// The rest of `insert` for a flow whose ufid it claimed; false (the claim given
     /// back) if the match is taken.
-    func insertClaimed(_ f: DatapathFlow, matchCheckedAbsent: Bool = false) -> Bool {
+    /// (`inHole`: a hole of the order the flow takes, instead of the end.)
+    func insertClaimed(_ f: DatapathFlow, matchCheckedAbsent: Bool = false, inHole: Int? = nil) -> Bool {
         guard classifier.insert(f, checkedAbsent: matchCheckedAbsent) else {
             releaseUFID(f)
             return false
         }
-        f.tablePosition = inOrder.count
-        inOrder.append(f)
+        if let hole = inHole {
+            f.tablePosition = hole
+            inOrder[hole] = f
+            holes -= 1
+        } else {
+            f.tablePosition = inOrder.count
+            inOrder.append(f)
+        }
         if f.origin == .normal { learnedCount += 1 }
         return true
     }
