@@ -121,7 +121,7 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     var slots = [SlotShadow(), SlotShadow()]
     /// The table key `prefetch` hashed last, and its fingerprint: the rule's `prepare`
     /// that follows hashes it again otherwise.
-    var prefetched: (key: TableKey, fingerprint: Fingerprint)?
+    var prefetched: (key: TableKey, fingerprint: Fingerprint, maskID: UInt32, table: HardwareTable)?
     /// The chain table (ConntrackWrites.swift): masks by their bytes, their lookup order,
     /// each slot by its key's bytes; the connections in the CT table.
     var chainMasks: [[UInt8]: ChainMaskUse] = [:]

@@ -64,12 +64,18 @@ extension BPFDataPlane {
     /// One rule, as `program(batch:)` with one rule; inside `coalescingWrites` without
     /// the batch's array (an add-flows programs its rules one at a time).
     public func program(_ rule: DataPlaneRule) throws(DataPlaneError) {
+        try program(rule, prefetched: false)
+    }
+
+    /// `program` of the rule the last `prefetch` was for: its table key, fingerprint and
+    /// mask id are the prefetch's (at a million rules the add-flows of most rules).
+    public func program(_ rule: DataPlaneRule, prefetched: Bool) throws(DataPlaneError) {
         guard queuedWrites != nil, rule.table != .chain else {
             if let e = program(batch: [rule]).error { throw e }
             return
         }
         try? writeQueuedRemovals()
-        switch queue(rule, index: 0) {
+        switch queue(rule, index: 0, prefetched: prefetched) {
         case .done: return
         case .failed(let e): throw e
         case .tableNearlyFull:
@@ -217,14 +223,14 @@ extension BPFDataPlane {
         case tableNearlyFull
     }
 
-    private func queue(_ rule: DataPlaneRule, index i: Int) -> QueueStep {
+    private func queue(_ rule: DataPlaneRule, index i: Int, prefetched: Bool = false) -> QueueStep {
         let t = Self.slotIndex(rule.table)
         if slots[t].written + queuedWrites!.count + (inFlight?.count ?? 0) + (queuedRemovals?.count ?? 0) + 1
             >= capacity.rules {
             return .tableNearlyFull
         }
         var p: PendingRule
-        do { p = try prepare(rule, index: i) } catch {
+        do { p = try prepare(rule, index: i, prefetched: prefetched) } catch {
             // The queued rules may use the refused rule's new mask: they count on it first.
             writeQueuedRules()
             if let m = error.maskID { releaseMaskIfUnused(m) }
@@ -302,8 +308,11 @@ extension BPFDataPlane {
     /// writing the rule. A failure hands back the mask to release once the write of the
     /// rules before it is done (they may use it too). Thrown, not a `Result`: the prepared
     /// rule (230 bytes) is built where the caller keeps it.
-    private func prepare(_ rule: DataPlaneRule, index: Int) throws(PrepareFailure) -> PendingRule {
-        guard Layout.fitsHardwareKey(key: rule.key, mask: rule.mask) else {
+    /// `prefetched`: the rule is the last `prefetch`'s (which checked that it fits the
+    /// hardware key and found its mask held), so its table key is that one.
+    private func prepare(_ rule: DataPlaneRule, index: Int, prefetched: Bool = false) throws(PrepareFailure) -> PendingRule {
+        let ahead = prefetched ? prefetchedTableKey(for: rule) : nil
+        guard ahead != nil || Layout.fitsHardwareKey(key: rule.key, mask: rule.mask) else {
             throw PrepareFailure(error: .unsupported("match outside the hardware key"), maskID: nil)
         }
         let lastSet = lastActionSet.flatMap { $0.actions == rule.actions ? $0.id : nil }
@@ -314,14 +323,18 @@ extension BPFDataPlane {
             case .failure(let e): throw PrepareFailure(error: e, maskID: nil)
             }
         }
-        let mask = MaskWords(rule.mask)
-        let maskID: UInt32
-        do { maskID = try acquireMask(mask) } catch {
-            throw PrepareFailure(error: error, maskID: nil)
+        let maskID: UInt32, key: TableKey, fingerprint: Fingerprint
+        if let ahead {
+            (key, fingerprint, maskID) = (ahead.key, ahead.fingerprint, ahead.maskID)
+        } else {
+            let mask = MaskWords(rule.mask)
+            do { maskID = try acquireMask(mask) } catch {
+                throw PrepareFailure(error: error, maskID: nil)
+            }
+            key = TableKey(maskID: maskID, key: rule.key, mask: mask)
+            fingerprint = self.prefetched.flatMap { $0.key == key ? $0.fingerprint : nil } ?? key.fingerprint
         }
-        let key = TableKey(maskID: maskID, key: rule.key, mask: mask)
-        let fingerprint = prefetched.flatMap { $0.key == key ? $0.fingerprint : nil } ?? key.fingerprint
-        prefetched = nil
+        self.prefetched = nil
         let shadow = slots[Self.slotIndex(rule.table)]
         let held = shadow.find(fingerprint).map { shadow[$0] }
         let previous = held.flatMap { $0.state == .written ? $0.slot : nil }
@@ -354,13 +367,24 @@ extension BPFDataPlane {
     /// The slot a rule of this key and mask would take starts loading. Only for a mask
     /// the tables hold already (a new mask's id is taken by the write itself).
     public func prefetch(key: FlowKey, mask: FlowKey, table: HardwareTable) {
+        prefetched = nil
         guard table != .chain, Layout.fitsHardwareKey(key: key, mask: mask) else { return }
         let words = MaskWords(mask)
         guard let id = heldMaskID(words) else { return }
         let k = TableKey(maskID: id, key: key, mask: words)
         let fingerprint = k.fingerprint
         slots[Self.slotIndex(table)].prefetch(fingerprint)
-        prefetched = (k, fingerprint)
+        prefetched = (k, fingerprint, id, table)
+    }
+
+    /// What the last `prefetch` computed, for `rule`, which the caller says it was for
+    /// (debug builds check it); nil if it made nothing (a new mask) or a mask went since.
+    private func prefetchedTableKey(for rule: DataPlaneRule) -> (key: TableKey, fingerprint: Fingerprint, maskID: UInt32)? {
+        guard let p = prefetched, p.table == rule.table else { return nil }
+        assert(Layout.fitsHardwareKey(key: rule.key, mask: rule.mask)
+               && p.key == TableKey(maskID: p.maskID, key: rule.key, mask: MaskWords(rule.mask)),
+               "a rule said to be prefetched is not the prefetch's")
+        return (p.key, p.fingerprint, p.maskID)
     }
 
     struct PrepareFailure: Error {

@@ -142,6 +142,11 @@ open class ClassifierEntry: @unchecked Sendable {
     /// Last: a subclass's first 4-byte field takes the 4 bytes after it.
     public let hash: UInt32
 
+    /// Where `hash` lies from the object's start (after the runtime's 16-byte header, the
+    /// mask, head and tail), for a prefetch of the line it is in. `init` checks it in
+    /// debug builds.
+    static let hashOffset = 16 + 8 + 64 + 8
+
     /// The key, already masked (rebuilt from the significant words).
     public var key: FlowKey {
         var k = FlowKey()
@@ -173,6 +178,8 @@ open class ClassifierEntry: @unchecked Sendable {
         self.mask = mask
         assert(hash == mask.hash(key), "an entry's hash is its key's under its mask")
         self.hash = hash
+        assert(UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque()).load(fromByteOffset: Self.hashOffset, as: UInt32.self)
+               == hash, "ClassifierEntry.hashOffset is not where the hash lies")
     }
 
     deinit { tail?.deallocate() }

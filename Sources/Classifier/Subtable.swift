@@ -260,7 +260,14 @@ public final class Subtable: @unchecked Sendable {
         let old = current.load(ordering: .relaxed)
         let oldArr = old.takeUnretainedValue()
         deletedSlots = 0
+        // Each entry is read for its hash: in a big table each read is a cache miss, so
+        // the entry `lookahead` slots on starts loading while this one is placed.
+        let lookahead = 16
         for i in 0..<oldArr.capacity {
+            if i + lookahead < oldArr.capacity {
+                let w = oldArr.slots[i + lookahead].load(ordering: .relaxed)
+                if w > SlotArray.deleted { cnl_prefetch(SlotArray.entry(w).toOpaque() + ClassifierEntry.hashOffset) }
+            }
             let v = oldArr.slots[i].load(ordering: .relaxed)
             if v > SlotArray.deleted {
                 place(v, hash: SlotArray.entry(v)._withUnsafeGuaranteedRef { $0.hash }, in: fresh)

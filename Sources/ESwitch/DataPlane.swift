@@ -114,6 +114,9 @@ public protocol DataPlane: AnyObject {
     func setVTEPMAC(_ mac: UInt64) throws(DataPlaneError)
     /// Installs a rule, or replaces the one with the same match atomically for packets.
     func program(_ rule: DataPlaneRule) throws(DataPlaneError)
+    /// `program`, of the very key, mask and table the last `prefetch` was given (the
+    /// caller knows it): what the hint computed need not be computed again.
+    func program(_ rule: DataPlaneRule, prefetched: Bool) throws(DataPlaneError)
     func remove(_ rule: DataPlaneRule) throws(DataPlaneError)
     /// Installs rules in order, in as few writes as the silicon allows, stopping at the
     /// first refusal: how many were installed, and the refusal.
@@ -200,6 +203,9 @@ extension DataPlane {
 
     /// Nothing to load ahead.
     public func prefetch(key: FlowKey, mask: FlowKey, table: HardwareTable) {}
+
+    /// Nothing was computed ahead.
+    public func program(_ rule: DataPlaneRule, prefetched: Bool) throws(DataPlaneError) { try program(rule) }
 
     /// One write per rule; stops at the first write that fails.
     public func remove(batch rules: [DataPlaneRule]) -> (removed: Int, error: DataPlaneError?) {

@@ -15,9 +15,12 @@ extension ESwitch {
 
     /// A hint that a rule with this key and mask is about to be added (`addRule`): its
     /// look-ups start loading now. Changes nothing.
-    public func prefetchRule(key: FlowKey, mask: FlowKey) {
-        guard mode == .switchdev else { return }
+    /// Returns whether it did (an `addRule` of this key and mask may then say so).
+    @discardableResult
+    public func prefetchRule(key: FlowKey, mask: FlowKey) -> Bool {
+        guard mode == .switchdev else { return false }
         tables.prefetch(key: key, mask: mask)
+        return true
     }
 
     /// Rules from which the probed tables (the driver's classifier and the data plane's
@@ -29,13 +32,15 @@ extension ESwitch {
     /// other guests share; there a 1M add took 5 % less with the prefetch from 256k.
     static let cacheOutgrowingRules = min(CPUCache.lastLevelBytes ?? 32 << 20, 32 << 20) / 128
 
-    public func addRule(_ spec: HardwareRuleSpec) -> Result<HardwareRuleHandle, OffloadFailure> {
+    /// `prefetched`: `prefetchRule` was last called, and returned true, with this spec's
+    /// key and mask (what it computed is used; debug builds check it).
+    public func addRule(_ spec: HardwareRuleSpec, prefetched: Bool = false) -> Result<HardwareRuleHandle, OffloadFailure> {
         guard mode == .switchdev else { return .failure(.legacyMode) }
         if let f = checkPorts(spec) {
             releaseUnusedEncaps(of: spec)
             return .failure(f)
         }
-        switch engine.add(spec) {
+        switch engine.add(spec, prefetched: prefetched) {
         case .success(let r):
             return .success(HardwareRuleHandle(r))
         case .failure(let f):

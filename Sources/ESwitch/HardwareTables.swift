@@ -139,20 +139,33 @@ public final class HardwareTables: @unchecked Sendable {
     /// while the caller still has the rule's other work to do. Changes nothing.
     func prefetch(key: FlowKey, mask: FlowKey) {
         let table = Self.table(key: key, mask: mask)
-        _ = withClassifier(of: table) { $0.probe(key: key, mask: mask) }
+        prefetchedProbe = withClassifier(of: table) { $0.probe(key: key, mask: mask) }
         dataPlane.prefetch(key: key, mask: mask, table: table)
     }
+
+    /// The last `prefetch`'s probe, for an `accept` of the very key and mask (the
+    /// caller says so: the probe is then not computed again). Any accept clears it.
+    private var prefetchedProbe: Classifier.Probe?
 
     /// Step 1: the driver's checks (capabilities, duplicates). Takes nothing of the
     /// hardware; the rule is pending.
     /// `writtenNow`: the caller programs the rule before anything else is accepted
     /// (lockstep), so no other rule can ask for its match meanwhile and it is not listed
     /// as pending (two hash-table writes a rule saved).
-    func accept(_ spec: HardwareRuleSpec, writtenNow: Bool = false) -> Result<HardwareRule, OffloadFailure> {
+    /// `prefetched`: `prefetch` was last called with this spec's key and mask.
+    func accept(_ spec: HardwareRuleSpec, writtenNow: Bool = false, prefetched: Bool = false) -> Result<HardwareRule, OffloadFailure> {
         let table = Self.table(key: spec.key, mask: spec.mask)
-        // The duplicate check below is a cache miss at a million rules: started now, it
-        // overlaps the capability checks.
-        let probe = withClassifier(of: table) { $0.probe(key: spec.key, mask: spec.mask) }
+        // The duplicate check below is a cache miss at a million rules: started now (or
+        // by the prefetch), it overlaps the capability checks.
+        let probe: Classifier.Probe
+        if prefetched, let p = prefetchedProbe {
+            assert({ let q = classifier(of: table).probe(key: spec.key, mask: spec.mask)
+                     return q.hash == p.hash && q.mask.bits == p.mask.bits }(), "a spec said to be prefetched is not the prefetch's")
+            probe = p
+        } else {
+            probe = withClassifier(of: table) { $0.probe(key: spec.key, mask: spec.mask) }
+        }
+        prefetchedProbe = nil
         if let f = capabilities.check(key: spec.key, mask: spec.mask) { return .failure(f) }
         if let f = checkActions(spec.actions) { return .failure(f) }
         if let f = Self.checkChain(spec, table: table) { return .failure(f) }
@@ -339,9 +352,10 @@ public final class HardwareTables: @unchecked Sendable {
 
     /// `program` for one rule (lockstep: every rule of an add-flows), without the
     /// batch's arrays: why the data plane refused it, if it did.
-    func programOne(_ r: HardwareRule) -> OffloadFailure? {
+    /// `prefetched`: the rule is of the last `prefetch`'s key and mask.
+    func programOne(_ r: HardwareRule, prefetched: Bool = false) -> OffloadFailure? {
         guard r.holdsUnits && !r.retired else { return nil }
-        do { try dataPlane.program(r.programmed) } catch { return error.offloadFailure }
+        do { try dataPlane.program(r.programmed, prefetched: prefetched) } catch { return error.offloadFailure }
         return settleWritten(r)
     }
 

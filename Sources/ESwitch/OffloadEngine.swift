@@ -65,15 +65,16 @@ final class OffloadEngine {
 
     // MARK: Offload API
 
-    func add(_ spec: HardwareRuleSpec) -> Result<HardwareRule, OffloadFailure> {
+    /// `prefetched`: the spec's key and mask are those of the last `HardwareTables.prefetch`.
+    func add(_ spec: HardwareRuleSpec, prefetched: Bool = false) -> Result<HardwareRule, OffloadFailure> {
         beginOperation()
         defer { endOperation() }
         let rule: HardwareRule
-        switch tables.accept(spec, writtenNow: params.offloadModel == .lockstep) {
+        switch tables.accept(spec, writtenNow: params.offloadModel == .lockstep, prefetched: prefetched) {
         case .success(let r): rule = r
         case .failure(let f): return .failure(f)
         }
-        if let f = admit(rule) {
+        if let f = admit(rule, prefetched: prefetched) {
             tables.discard(rule)
             return .failure(f)
         }
@@ -81,13 +82,14 @@ final class OffloadEngine {
     }
 
     /// Loop 2 (and, for lockstep, Loop 3) for one rule.
-    private func admit(_ rule: HardwareRule) -> OffloadFailure? {
+    private func admit(_ rule: HardwareRule, prefetched: Bool = false) -> OffloadFailure? {
         switch params.offloadModel {
         case .lockstep:
             callerAccess(microseconds: params.hardwareLatencyMicroseconds)
             if injectFault() { return .injectedFault }
             if let f = tables.reserve(rule) { return f }
-            if let refused = tables.programOne(rule) { return refused }
+            // (Written now, before any other prefetch: the data plane's is still this rule's.)
+            if let refused = tables.programOne(rule, prefetched: prefetched) { return refused }
             statistics.programmedRules += 1
             return nil
         case .prefetch, .credit:

@@ -278,7 +278,7 @@ public final class Datapath: @unchecked Sendable {
     public func changeFlow(match: FlowMatch, ufid givenUFID: UInt128?, actions actionBytes: [UInt8],
                            options: PutOptions = PutOptions()) throws(DatapathError) -> FlowChange {
         let probe = table.probe(match: match, ufid: givenUFID)
-        prefetchHardwareRule(match)
+        let prefetchedPort = prefetchHardwareRule(match)
         let program = try decodeAndCompile(actionBytes, for: match)
         let now = Sys.monotonicNanoseconds()
 
@@ -327,7 +327,7 @@ public final class Datapath: @unchecked Sendable {
         // in hardware, not even for the moment between its rule's write and removal.
         guard table.claimUFID(flow) else { throw .exists("ufid \(formatUFID(ufid)) is in use by another flow") }
         // (The request's match is the flow's: `DatapathFlow.match` would rebuild it.)
-        do { try offload(flow, match: match) } catch {
+        do { try offload(flow, match: match, prefetchedPort: prefetchedPort) } catch {
             table.releaseUFID(flow)
             throw error
         }

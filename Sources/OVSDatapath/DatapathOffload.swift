@@ -56,15 +56,19 @@ extension Datapath {
     }
 
     /// `offload` of a flow just made from `match` (a put: `flow.match` would rebuild it).
-    func offload(_ flow: DatapathFlow, match: borrowing FlowMatch) throws(DatapathError) {
+    /// `prefetchedPort`: what `prefetchHardwareRule(match)` returned (nothing was offloaded since).
+    func offload(_ flow: DatapathFlow, match: borrowing FlowMatch, prefetchedPort: PortIndex? = nil) throws(DatapathError) {
         guard prepareOffload(flow) else { return }
         // The last translation's memo (`OffloadTranslator.memoizedSpec`) read in place, without a
         // translator: a binding of it, and the translator's of the eswitch, were a retain
         // and release each. The rule is built from it before anything can change it.
         if eswitch != nil,
            lastTranslation?.holds(inPort: UInt32(truncatingIfNeeded: match.key[.inPort]), flow.actions) == true {
+            // (The memo's rule is the match with its switch port as in_port: the prefetch's
+            // when that is the port the prefetch put there.)
+            let prefetched = prefetchedPort != nil && prefetchedPort == lastTranslation.unsafelyUnwrapped.eswitchPort
             try place(flow, lastTranslation.unsafelyUnwrapped.spec(for: match, cookie: UInt64(truncatingIfNeeded: flow.ufid)),
-                      dependency: nil, vxlanPort: nil)
+                      dependency: nil, vxlanPort: nil, prefetched: prefetched)
             return
         }
         try place(flow, hardwareRule(for: flow, match: copy match))
@@ -95,8 +99,8 @@ extension Datapath {
 
     /// Adds a translated rule (`spec`, with what the translation found beside it).
     fileprivate func place(_ flow: DatapathFlow, _ spec: borrowing HardwareRuleSpec, dependency: TunnelDependency?,
-                           vxlanPort: UInt16?) throws(DatapathError) {
-        switch eswitch!.addRule(spec) {
+                           vxlanPort: UInt16?, prefetched: Bool = false) throws(DatapathError) {
+        switch eswitch!.addRule(spec, prefetched: prefetched) {
         case .success(let h):
             installed(flow, h, dependency: dependency, vxlanPort: vxlanPort)
         case .failure(let f):
@@ -234,13 +238,15 @@ extension Datapath {
     /// million rules each is a cache miss, and the flow's own checks, translation and
     /// objects come first. Only for a representor's flow, whose rule key is the match
     /// with the switch port (`OffloadTranslator.translate`).
-    func prefetchHardwareRule(_ match: FlowMatch) {
+    /// Returns the switch port it put in the key, if it did: a rule of the match with that
+    /// in_port (a memoized translation's, `OffloadTranslator.Memo`) is the one prefetched.
+    func prefetchHardwareRule(_ match: FlowMatch) -> PortIndex? {
         // (The eSwitch read in place: bound to a local, it is a reference taken and given back.)
         guard policy != .skipHW, eswitch?.prefetchesRules == true,
-              let port = vport(UInt32(truncatingIfNeeded: match.key[.inPort]))?.eswitchPort else { return }
+              let port = vport(UInt32(truncatingIfNeeded: match.key[.inPort]))?.eswitchPort else { return nil }
         var key = match.key
         key[.inPort] = UInt64(port)
-        eswitch.unsafelyUnwrapped.prefetchRule(key: key, mask: match.mask)
+        return eswitch.unsafelyUnwrapped.prefetchRule(key: key, mask: match.mask) ? port : nil
     }
 
     /// The hardware rule for a flow, or why it cannot have one.

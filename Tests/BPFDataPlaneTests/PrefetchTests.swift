@@ -43,4 +43,34 @@ struct PrefetchTests {
             #expect(try B.verdict(dp, dst: dst) == verdict)
         }
     }
+
+    /// A write said to be of the prefetched rule (queued, as an add-flows writes) takes
+    /// the prefetch's table key, fingerprint and mask id; when the prefetch made nothing
+    /// (a new mask) or its mask went since, the write computes them itself.
+    @Test func aWriteOfThePrefetchedRuleTakesWhatThePrefetchComputed() throws {
+        let dp = try P.dataPlane()
+        let rules = B.rules(4, actions: [.drop])
+        dp.prefetch(key: rules[0].key, mask: rules[0].mask, table: .masked)
+        #expect(dp.prefetched == nil, "a new mask: nothing computed ahead")
+        try dp.coalescingWrites { try dp.program(rules[0], prefetched: true) }
+
+        dp.prefetch(key: rules[1].key, mask: rules[1].mask, table: .masked)
+        let hint = try #require(dp.prefetched)
+        try dp.coalescingWrites { try dp.program(rules[1], prefetched: true) }
+        #expect(dp.prefetched == nil, "taken by the write")
+        #expect(dp.slots[1].find(hint.fingerprint) != nil)
+
+        // The mask goes (its last rules are removed) after the prefetch: its id may be
+        // another mask's by the write, which takes a mask id afresh.
+        dp.prefetch(key: rules[2].key, mask: rules[2].mask, table: .masked)
+        #expect(dp.prefetched != nil)
+        try dp.remove(rules[0])
+        try dp.remove(rules[1])
+        #expect(dp.prefetched == nil, "forgotten with the mask")
+        try dp.coalescingWrites { try dp.program(rules[2], prefetched: true) }
+        for (dst, verdict) in [(B.base + 0, P.redirect), (B.base + 1, P.redirect), (B.base + 2, P.shot),
+                               (B.base + 3, P.redirect)] {
+            #expect(try B.verdict(dp, dst: dst) == verdict)
+        }
+    }
 }
