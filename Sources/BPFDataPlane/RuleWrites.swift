@@ -311,8 +311,8 @@ extension BPFDataPlane {
     /// `prefetched`: the rule is the last `prefetch`'s (which checked that it fits the
     /// hardware key and found its mask held), so its table key is that one.
     private func prepare(_ rule: DataPlaneRule, index: Int, prefetched: Bool = false) throws(PrepareFailure) -> PendingRule {
-        let ahead = prefetched ? prefetchedTableKey(for: rule) : nil
-        guard ahead != nil || Layout.fitsHardwareKey(key: rule.key, mask: rule.mask) else {
+        let ahead = prefetched && takesPrefetch(rule)
+        guard ahead || Layout.fitsHardwareKey(key: rule.key, mask: rule.mask) else {
             throw PrepareFailure(error: .unsupported("match outside the hardware key"), maskID: nil)
         }
         let lastSet = lastActionSet.flatMap { $0.actions == rule.actions ? $0.id : nil }
@@ -323,17 +323,17 @@ extension BPFDataPlane {
             case .failure(let e): throw PrepareFailure(error: e, maskID: nil)
             }
         }
-        let maskID: UInt32, key: TableKey, fingerprint: Fingerprint
-        if let ahead {
-            (key, fingerprint, maskID) = (ahead.key, ahead.fingerprint, ahead.maskID)
+        let maskID: UInt32
+        if ahead {
+            maskID = self.prefetched.unsafelyUnwrapped.maskID
         } else {
-            let mask = MaskWords(rule.mask)
-            do { maskID = try acquireMask(mask) } catch {
+            do { maskID = try acquireMask(MaskWords(rule.mask)) } catch {
                 throw PrepareFailure(error: error, maskID: nil)
             }
-            key = TableKey(maskID: maskID, key: rule.key, mask: mask)
-            fingerprint = self.prefetched.flatMap { $0.key == key ? $0.fingerprint : nil } ?? key.fingerprint
         }
+        let key = tableKey(of: rule, maskID: maskID, prefetched: ahead)
+        let fingerprint = ahead ? self.prefetched.unsafelyUnwrapped.fingerprint
+            : self.prefetched.flatMap { $0.key == key ? $0.fingerprint : nil } ?? key.fingerprint
         self.prefetched = nil
         let shadow = slots[Self.slotIndex(rule.table)]
         let held = shadow.find(fingerprint).map { shadow[$0] }
@@ -377,14 +377,23 @@ extension BPFDataPlane {
         prefetched = (k, fingerprint, id, table)
     }
 
-    /// What the last `prefetch` computed, for `rule`, which the caller says it was for
-    /// (debug builds check it); nil if it made nothing (a new mask) or a mask went since.
-    private func prefetchedTableKey(for rule: DataPlaneRule) -> (key: TableKey, fingerprint: Fingerprint, maskID: UInt32)? {
-        guard let p = prefetched, p.table == rule.table else { return nil }
+    /// The rule's table key: the prefetch's when it is for the rule (read in place: a key
+    /// bound or assigned in a branch was a copy of its 152 bytes more).
+    @inline(__always)
+    private func tableKey(of rule: DataPlaneRule, maskID: UInt32, prefetched: Bool) -> TableKey {
+        if prefetched { return self.prefetched.unsafelyUnwrapped.key }
+        return TableKey(maskID: maskID, key: rule.key, mask: MaskWords(rule.mask))
+    }
+
+    /// Whether what the last `prefetch` computed is for `rule`, which the caller says it
+    /// was for (debug builds check it): not if it made nothing (a new mask) or its mask
+    /// went since.
+    private func takesPrefetch(_ rule: DataPlaneRule) -> Bool {
+        guard prefetched?.table == rule.table else { return false }
         assert(Layout.fitsHardwareKey(key: rule.key, mask: rule.mask)
-               && p.key == TableKey(maskID: p.maskID, key: rule.key, mask: MaskWords(rule.mask)),
+               && prefetched!.key == TableKey(maskID: prefetched!.maskID, key: rule.key, mask: MaskWords(rule.mask)),
                "a rule said to be prefetched is not the prefetch's")
-        return (p.key, p.fingerprint, p.maskID)
+        return true
     }
 
     struct PrepareFailure: Error {

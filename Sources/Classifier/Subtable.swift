@@ -261,10 +261,11 @@ public final class Subtable: @unchecked Sendable {
         let oldArr = old.takeUnretainedValue()
         deletedSlots = 0
         // Each entry is read for its hash: in a big table each read is a cache miss, so
-        // the entry `lookahead` slots on starts loading while this one is placed.
-        let lookahead = 16
+        // the entry `lookahead` slots on starts loading while this one is placed (in a
+        // small one, whose entries are in the cache, that costs more than it saves).
+        let lookahead = oldArr.capacity >= 1 << 16 ? 16 : 0
         for i in 0..<oldArr.capacity {
-            if i + lookahead < oldArr.capacity {
+            if lookahead > 0 && i + lookahead < oldArr.capacity {
                 let w = oldArr.slots[i + lookahead].load(ordering: .relaxed)
                 if w > SlotArray.deleted { cnl_prefetch(SlotArray.entry(w).toOpaque() + ClassifierEntry.hashOffset) }
             }

@@ -169,11 +169,11 @@ public final class HardwareTables: @unchecked Sendable {
         if let f = capabilities.check(key: spec.key, mask: spec.mask) { return .failure(f) }
         if let f = checkActions(spec.actions) { return .failure(f) }
         if let f = Self.checkChain(spec, table: table) { return .failure(f) }
-        // (The match as a key of `pendingByMatch`, 450 bytes, only where that is used: a
-        // lockstep rule is written before it returns and never pending.)
-        let pending = writtenNow && pendingByMatch.isEmpty ? nil
-            : RuleMatch(table: table, key: spec.key.masked(by: spec.mask), mask: spec.mask)
-        if isHeld(pending, table: table, key: spec.key, probe: probe) {
+        // The match as a key of `pendingByMatch` (450 bytes) is made only when that holds
+        // any (an add-flows in lockstep leaves none). Not as an optional made beforehand: a
+        // nil one of that size was zeroed at every put.
+        if !pendingByMatch.isEmpty && pendingByMatch[RuleMatch(table: table, key: spec.key.masked(by: spec.mask), mask: spec.mask)] != nil
+            || isProgrammed(table: table, key: spec.key, probe: probe) {
             return .failure(.unsupportedMatch(field: "duplicate of an installed rule"))
         }
         // `checkActions` passed them: they are the array it keeps (read from there, not
@@ -183,7 +183,7 @@ public final class HardwareTables: @unchecked Sendable {
                                 hash: probe.hash, table: table, units: HardwareCapabilities.units(for: spec.mask))
         nextRuleID += 1
         rules.add(rule)
-        if !writtenNow, let pending { pendingByMatch[pending] = rule }
+        if !writtenNow { pendingByMatch[match(of: rule)] = rule }
         for e in rule.encapEntries { e.users += 1 }
         rule.mark?.users += 1
         return .success(rule)
@@ -217,10 +217,9 @@ public final class HardwareTables: @unchecked Sendable {
         return nil
     }
 
-    /// Whether a rule (other than one being removed or replaced) holds `m`.
-    /// (`m`: the match as a key of `pendingByMatch`, needed only when that is not empty.)
-    private func isHeld(_ m: RuleMatch?, table: HardwareTable, key: FlowKey, probe: Classifier.Probe) -> Bool {
-        if !pendingByMatch.isEmpty, let m, pendingByMatch[m] != nil { return true }
+    /// Whether a programmed rule (other than one being removed or replaced) holds the
+    /// match `probe` was made for (pending rules hold theirs in `pendingByMatch`).
+    private func isProgrammed(table: HardwareTable, key: FlowKey, probe: Classifier.Probe) -> Bool {
         guard let e = withClassifier(of: table, { $0.lookupExact(key: key, probe: probe) }) else { return false }
         let r = unsafeDowncast(e, to: HardwareRule.self)
         return !r.retired && !r.removing
@@ -387,8 +386,8 @@ public final class HardwareTables: @unchecked Sendable {
             r.replaces = nil
         } else {
             // No second probe of the shadow classifier (a cache miss at a million rules):
-            // the match was free when the rule was accepted (`isHeld`), pending rules hold
-            // theirs (`pendingByMatch`), and a rule `isHeld` let past while a retired or
+            // the match was free when the rule was accepted (`accept`), pending rules hold
+            // theirs (`pendingByMatch`), and a rule `accept` let past while a retired or
             // removing one with its match is still in the classifier gets here only if
             // that one left the data plane: the data plane refuses a write to a slot
             // another rule (another counter) holds. Debug builds, which the tests run,
