@@ -72,5 +72,13 @@ struct PrefetchTests {
                                (B.base + 3, P.redirect)] {
             #expect(try B.verdict(dp, dst: dst) == verdict)
         }
+
+        // A flush gives back every mask id: what a prefetch computed goes with them.
+        dp.prefetch(key: rules[3].key, mask: rules[3].mask, table: .masked)
+        #expect(dp.prefetched != nil)
+        try dp.removeAllRules()
+        #expect(dp.prefetched == nil, "forgotten with the flush")
+        try dp.coalescingWrites { try dp.program(rules[3], prefetched: true) }
+        #expect(try B.verdict(dp, dst: B.base + 3) == P.shot)
     }
 }
