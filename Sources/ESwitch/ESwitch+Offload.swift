@@ -34,13 +34,16 @@ extension ESwitch {
 
     /// `prefetched`: `prefetchRule` was last called, and returned true, with this spec's
     /// key and mask (what it computed is used; debug builds check it).
-    public func addRule(_ spec: HardwareRuleSpec, prefetched: Bool = false) -> Result<HardwareRuleHandle, OffloadFailure> {
+    /// `mask`: an object of the spec's mask bits the caller holds (a classifier's), for
+    /// the rule to share rather than make its own.
+    public func addRule(_ spec: HardwareRuleSpec, prefetched: Bool = false,
+                        mask: FlowMask? = nil) -> Result<HardwareRuleHandle, OffloadFailure> {
         guard mode == .switchdev else { return .failure(.legacyMode) }
         if let f = checkPorts(spec) {
             releaseUnusedEncaps(of: spec)
             return .failure(f)
         }
-        switch engine.add(spec, prefetched: prefetched) {
+        switch engine.add(spec, prefetched: prefetched, mask: mask) {
         case .success(let r):
             return .success(HardwareRuleHandle(r))
         case .failure(let f):

@@ -2,7 +2,8 @@ import Classifier
 import Packet
 
 /// Read-only questions to the driver's shadow of the hardware tables (what the data
-/// plane's maps hold), for tracing a packet without touching any counter or state.
+/// plane's maps hold), for tracing a packet without touching any counter or state of
+/// the hardware. The first builds the shadow (`keepShadow`).
 extension HardwareTables {
     /// The rule a packet with hardware key `key` hits, as the silicon looks it up: the
     /// exact-match table first, then the masked table.
@@ -16,6 +17,7 @@ extension HardwareTables {
     /// The hit for `key` (`in_port` an eSwitch port, tunnel words as the parser fills
     /// them), or nil on a miss. Counts nothing.
     public func lookup(_ key: FlowKey, tunnel: Bool = false) -> Lookup? {
+        keepShadow()
         for table in [exact, masked] {
             // A frame parsed outer and inner is a candidate only for rules matching
             // tunnel fields, as in the pipeline.
@@ -30,6 +32,7 @@ extension HardwareTables {
     /// The chain rule a recirculated packet hits: `key` with its recirc_id and the ct
     /// fields the ct action set (bpf/ct.h probes only the chain table).
     public func lookupChain(_ key: FlowKey) -> Lookup? {
+        keepShadow()
         let hits = masked.entries(matching: key).filter { unsafeDowncast($0, to: HardwareRule.self).table == .chain }
         return hits.first.map { Lookup(rule: unsafeDowncast($0, to: HardwareRule.self), alsoMatching: hits.count - 1) }
     }
@@ -40,7 +43,10 @@ extension HardwareTables {
     }
 
     /// Rules installed in each table now.
-    public var ruleCounts: (exact: Int, masked: Int) { (exact.count, masked.count) }
+    public var ruleCounts: (exact: Int, masked: Int) {
+        keepShadow()
+        return (exact.count, masked.count)
+    }
 
     /// A rule's hardware counters, read from the data plane now.
     public func counters(of rule: HardwareRule) -> RuleCounters { dataPlane.ruleCounters(rule.counter) }

@@ -139,6 +139,7 @@ extension HardwareTables {
         maskPool.release(maskUsers.count)
         exact.removeAll()
         masked.removeAll()
+        shadowKept = false
         rules.removeAll()
         pendingByMatch = [:]
         maskUsers = [:]

@@ -8,8 +8,8 @@ import Packet
 /// schedule differently: `accept` (the driver's checks; nothing taken), `reserve` (its
 /// table units, counter and mask taken from the pools, or from a stock the driver
 /// reserved before) and `program` (written into the data plane; only then does the
-/// shadow classifier that tracing reads hold it). `discard` undoes whatever was done.
-/// Runs on the control thread.
+/// shadow classifier that tracing reads hold it, once tracing asked for it:
+/// `shadowKept`). `discard` undoes whatever was done. Runs on the control thread.
 public final class HardwareTables: @unchecked Sendable {
     public let rcu: QuiescentState
     let dataPlane: DataPlane
@@ -113,6 +113,27 @@ public final class HardwareTables: @unchecked Sendable {
     /// recirculation id, which no frame at recirc_id 0 matches).
     func classifier(of table: HardwareTable) -> Classifier { table == .exact ? exact : masked }
 
+    /// Whether the shadow classifiers hold the programmed rules. Only a trace reads them
+    /// (`lookup`): they are built then (`keepShadow`), kept up to date from then on, and
+    /// dropped with a flush. Until then a rule is not indexed by the driver at all (at a
+    /// million rules a third index of every rule, a tenth of an add's work): a rule whose
+    /// match another programmed rule holds is refused by the data plane (a slot is
+    /// rewritten only by its own rule), and pending ones are in `pendingByMatch`.
+    public internal(set) var shadowKept = false
+
+    /// Builds the shadow classifiers from the programmed rules (those replaced and not
+    /// yet overwritten, and those stuck in the silicon, included) and keeps them.
+    func keepShadow() {
+        guard !shadowKept else { return }
+        shadowKept = true
+        func add(_ r: HardwareRule) { if r.isProgrammed { withClassifier(of: r.table) { _ = $0.insert(r) } } }
+        for r in rules.values {
+            if let old = r.replaces { add(old) }
+            add(r)
+        }
+        for r in stuckRemovals { add(r) }
+    }
+
     /// The pool a rule's table units come from.
     func pool(of rule: HardwareRule) -> HardwareResource { rule.table == .exact ? exactFlows : maskedPool }
 
@@ -139,7 +160,7 @@ public final class HardwareTables: @unchecked Sendable {
     /// while the caller still has the rule's other work to do. Changes nothing.
     func prefetch(key: FlowKey, mask: FlowKey) {
         let table = Self.table(key: key, mask: mask)
-        prefetchedProbe = withClassifier(of: table) { $0.probe(key: key, mask: mask) }
+        if shadowKept { prefetchedProbe = withClassifier(of: table) { $0.probe(key: key, mask: mask) } }
         dataPlane.prefetch(key: key, mask: mask, table: table)
     }
 
@@ -147,18 +168,36 @@ public final class HardwareTables: @unchecked Sendable {
     /// caller says so: the probe is then not computed again). Any accept clears it.
     private var prefetchedProbe: Classifier.Probe?
 
+    /// The mask object the last rule given none took (the rules of a bulk mostly share one).
+    private var lastMask: FlowMask?
+
+    /// A mask object for `bits` that rules share: the last one's, the shadow's, or a new one.
+    private func sharedMask(_ bits: FlowKey, table: HardwareTable) -> FlowMask {
+        if let m = lastMask, m.bits == bits { return m }
+        let m = withClassifier(of: table) { $0.mask(for: bits) }
+        lastMask = m
+        return m
+    }
+
     /// Step 1: the driver's checks (capabilities, duplicates). Takes nothing of the
     /// hardware; the rule is pending.
     /// `writtenNow`: the caller programs the rule before anything else is accepted
     /// (lockstep), so no other rule can ask for its match meanwhile and it is not listed
     /// as pending (two hash-table writes a rule saved).
     /// `prefetched`: `prefetch` was last called with this spec's key and mask.
-    func accept(_ spec: HardwareRuleSpec, writtenNow: Bool = false, prefetched: Bool = false) -> Result<HardwareRule, OffloadFailure> {
+    /// `mask`: an object of the spec's mask bits the caller has (the datapath's flow's),
+    /// for the rule to share.
+    func accept(_ spec: HardwareRuleSpec, writtenNow: Bool = false, prefetched: Bool = false,
+                mask given: FlowMask? = nil) -> Result<HardwareRule, OffloadFailure> {
         let table = Self.table(key: spec.key, mask: spec.mask)
-        // The duplicate check below is a cache miss at a million rules: started now (or
-        // by the prefetch), it overlaps the capability checks.
+        // The rule's mask object and hash. With the shadow kept, from its probe, which
+        // the duplicate check below uses (a cache miss at a million rules: started now,
+        // or by the prefetch, it overlaps the capability checks).
         let probe: Classifier.Probe
-        if prefetched, let p = prefetchedProbe {
+        if !shadowKept {
+            assert(given.map { $0.bits == spec.mask } ?? true, "a mask object given with other bits")
+            probe = Classifier.Probe(key: spec.key, mask: given ?? sharedMask(spec.mask, table: table))
+        } else if prefetched, let p = prefetchedProbe {
             assert({ let q = classifier(of: table).probe(key: spec.key, mask: spec.mask)
                      return q.hash == p.hash && q.mask.bits == p.mask.bits }(), "a spec said to be prefetched is not the prefetch's")
             probe = p
@@ -173,7 +212,7 @@ public final class HardwareTables: @unchecked Sendable {
         // any (an add-flows in lockstep leaves none). Not as an optional made beforehand: a
         // nil one of that size was zeroed at every put.
         if !pendingByMatch.isEmpty && pendingByMatch[RuleMatch(table: table, key: spec.key.masked(by: spec.mask), mask: spec.mask)] != nil
-            || isProgrammed(table: table, key: spec.key, probe: probe) {
+            || shadowKept && isProgrammed(table: table, key: spec.key, probe: probe) {
             return .failure(.unsupportedMatch(field: "duplicate of an installed rule"))
         }
         // `checkActions` passed them: they are the array it keeps (read from there, not
@@ -380,7 +419,7 @@ public final class HardwareTables: @unchecked Sendable {
         countConntrackZone(of: r, 1)
         if let old = r.replaces {
             countConntrackZone(of: old, -1)
-            withClassifier(of: r.table) { _ = $0.replace(old, with: r) }
+            if shadowKept { withClassifier(of: r.table) { _ = $0.replace(old, with: r) } }
             old.state = .pending
             dropEncaps(of: old)
             r.replaces = nil
@@ -392,7 +431,7 @@ public final class HardwareTables: @unchecked Sendable {
             // that one left the data plane: the data plane refuses a write to a slot
             // another rule (another counter) holds. Debug builds, which the tests run,
             // assert it (Classifier.insert).
-            withClassifier(of: r.table) { _ = $0.insert(r, checkedAbsent: true) }
+            if shadowKept { withClassifier(of: r.table) { _ = $0.insert(r, checkedAbsent: true) } }
             withPool(of: r) { $0.markProgrammed(r.units) }
             counterPool.markProgrammed(1)
             if Self.countOne(&programmedMaskUsers[FlowMask.Key(r.mask), default: 0]) { maskPool.markProgrammed(1) }
@@ -458,7 +497,7 @@ public final class HardwareTables: @unchecked Sendable {
 
     /// The shadow classifier and the accounting forget a rule that was programmed.
     private func forgetProgrammed(_ r: HardwareRule) {
-        classifier(of: r.table).remove(r)
+        if shadowKept { classifier(of: r.table).remove(r) }
         countConntrackZone(of: r, -1)
         r.state = .pending
         pool(of: r).markProgrammed(-r.units)

@@ -66,11 +66,12 @@ final class OffloadEngine {
     // MARK: Offload API
 
     /// `prefetched`: the spec's key and mask are those of the last `HardwareTables.prefetch`.
-    func add(_ spec: HardwareRuleSpec, prefetched: Bool = false) -> Result<HardwareRule, OffloadFailure> {
+    /// `mask`: an object of the spec's mask bits for the rule to share.
+    func add(_ spec: HardwareRuleSpec, prefetched: Bool = false, mask: FlowMask? = nil) -> Result<HardwareRule, OffloadFailure> {
         beginOperation()
         defer { endOperation() }
         let rule: HardwareRule
-        switch tables.accept(spec, writtenNow: params.offloadModel == .lockstep, prefetched: prefetched) {
+        switch tables.accept(spec, writtenNow: params.offloadModel == .lockstep, prefetched: prefetched, mask: mask) {
         case .success(let r): rule = r
         case .failure(let f): return .failure(f)
         }

@@ -68,7 +68,7 @@ extension Datapath {
             // when that is the port the prefetch put there.)
             let prefetched = prefetchedPort != nil && prefetchedPort == lastTranslation.unsafelyUnwrapped.eswitchPort
             try place(flow, lastTranslation.unsafelyUnwrapped.spec(for: match, cookie: UInt64(truncatingIfNeeded: flow.ufid)),
-                      dependency: nil, vxlanPort: nil, prefetched: prefetched)
+                      dependency: nil, vxlanPort: nil, prefetched: prefetched, flowsMask: true)
             return
         }
         try place(flow, hardwareRule(for: flow, match: copy match))
@@ -90,7 +90,7 @@ extension Datapath {
         throws(DatapathError) {
         switch consume translated {
         case .success(let t):
-            try place(flow, t.spec, dependency: t.dependency, vxlanPort: t.vxlanPort)
+            try place(flow, t.spec, dependency: t.dependency, vxlanPort: t.vxlanPort, flowsMask: t.spec.mask == flow.mask.bits)
         case .failure(let f):
             if try offloadPartially(flow, after: f) { return }
             try refuse(flow, f, dependency: nil)
@@ -98,9 +98,10 @@ extension Datapath {
     }
 
     /// Adds a translated rule (`spec`, with what the translation found beside it).
+    /// (`flowsMask`: the rule's mask is the flow's, whose object the rule then shares.)
     fileprivate func place(_ flow: DatapathFlow, _ spec: borrowing HardwareRuleSpec, dependency: TunnelDependency?,
-                           vxlanPort: UInt16?, prefetched: Bool = false) throws(DatapathError) {
-        switch eswitch!.addRule(spec, prefetched: prefetched) {
+                           vxlanPort: UInt16?, prefetched: Bool = false, flowsMask: Bool = false) throws(DatapathError) {
+        switch eswitch!.addRule(spec, prefetched: prefetched, mask: flowsMask ? flow.mask : nil) {
         case .success(let h):
             installed(flow, h, dependency: dependency, vxlanPort: vxlanPort)
         case .failure(let f):

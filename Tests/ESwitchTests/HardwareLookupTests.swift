@@ -45,4 +45,37 @@ struct HardwareLookupTests {
         #expect(hit.rule.actions == [.forward(.uplink)])
         #expect(sw.tables.ruleCounts.exact == 1 && sw.tables.ruleCounts.masked == 1)
     }
+
+    /// The driver indexes its rules in a shadow classifier only once a trace asked for
+    /// it: before, a second rule with a programmed rule's match is still refused (by the
+    /// data plane) and the first stays; the first look-up builds the shadow from what is
+    /// programmed, later adds and removals keep it, and a flush drops it.
+    @Test func theShadowIsBuiltForTheFirstLookupAndKept() throws {
+        let (sw, _) = try DriverTests.device()
+        #expect(!sw.tables.shadowKept)
+        let first = try sw.addRule(DriverTests.spec(inPort: .vf(0), dst: 0xC613_0002, actions: [.forward(.vf(1))])).get()
+        #expect(throws: OffloadFailure.self) {
+            try sw.addRule(DriverTests.spec(inPort: .vf(0), dst: 0xC613_0002, actions: [.drop])).get()
+        }
+        #expect(sw.rule(first)?.isProgrammed == true)
+        #expect(sw.tables.rules.count == 1, "the refused rule is not held")
+        #expect(!sw.tables.shadowKept)
+
+        #expect(sw.tables.lookup(Self.packet(inPort: .vf(0), dst: 0xC613_0002))?.rule.actions == [.forward(.vf(1))])
+        #expect(sw.tables.shadowKept)
+        let second = try sw.addRule(DriverTests.spec(inPort: .vf(0), dst: 0xC613_0003, actions: [.drop])).get()
+        #expect(sw.tables.lookup(Self.packet(inPort: .vf(0), dst: 0xC613_0003))?.rule.actions == [.drop])
+        #expect(throws: OffloadFailure.self) {
+            try sw.addRule(DriverTests.spec(inPort: .vf(0), dst: 0xC613_0003, actions: [.forward(.vf(1))])).get()
+        }
+        #expect(sw.deleteRule(second))
+        #expect(sw.tables.lookup(Self.packet(inPort: .vf(0), dst: 0xC613_0003)) == nil)
+        #expect(sw.tables.ruleCounts.masked == 1)
+
+        #expect(sw.deleteAllRules())
+        #expect(!sw.tables.shadowKept)
+        _ = try sw.addRule(DriverTests.spec(inPort: .vf(0), dst: 0xC613_0004, actions: [.drop])).get()
+        #expect(sw.tables.lookup(Self.packet(inPort: .vf(0), dst: 0xC613_0002)) == nil)
+        #expect(sw.tables.lookup(Self.packet(inPort: .vf(0), dst: 0xC613_0004))?.rule.actions == [.drop])
+    }
 }
