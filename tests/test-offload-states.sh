@@ -90,6 +90,26 @@ check_match "... and the flow is as it was, in hardware" 'offloaded:yes, dp:esw,
 dpctl del-flows
 dpctl set-policy none
 
+# async, a change of actions the firmware has not written yet: the rule it replaces is
+# still in the silicon and packets meet it, so the flow is in hardware (as dpif-netdev
+# shows a flow whose change its offload thread has not made yet), not pending in
+# software; once written, the new actions apply.
+param offload_model async
+param hw_latency_us 0
+check "async: add the VF flows" dpctl add-flows "$T_DIR/vf"
+check "async: written" t_wait "offloaded:yes x4" 10 bash -c '[ "$(dpctl dump-flows -m | grep -c offloaded:yes)" -eq 4 ]'
+param hw_latency_us 3000000
+V="in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)"
+check "async, 3 s accesses: mod-flow to drop" dpctl mod-flow "$V" drop
+check_match "the flow is in hardware while its change waits" 'offloaded:yes, dp:esw, actions:drop' "$(dpctl get-flow -m "$V")"
+check_eq "show counts it offloaded" 4 "$(dpctl show | awk '/offloaded flows:/{print $3}')"
+check_no_match "... and nothing pending" 'offload pending: [1-9]' "$(dpctl show)"
+check "the previous rule still forwards" t_ping vm0 198.19.0.2 1
+dropped() { ! t_in vm0 ping -c 1 -W 1 -q 198.19.0.2; }
+check "then the new rule drops" t_wait "ping dropped" 10 dropped
+dpctl del-flows
+param hw_latency_us 0
+
 # A flush during a long access throws the access's writes away: nothing is pending,
 # for devlink as for dpctl.
 param offload_model async

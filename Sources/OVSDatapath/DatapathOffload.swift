@@ -36,6 +36,10 @@ extension Datapath {
         case .hardware(let h):
             switch eswitch?.ruleState(h) {
             case .programmed: return f.hintMark != 0 ? .partial : .offloaded
+            // A replacement the firmware has not written yet: the rule it replaces is in
+            // the silicon and packets meet it (with the previous actions until the write),
+            // as dpif-netdev shows a flow whose change its offload thread has not made yet.
+            case .pending where eswitch!.replacesRuleInHardware(h): return f.hintMark != 0 ? .partial : .offloaded
             case .pending: return .pending
             case .failed(let why): return .failed(reason: why.description)
             case nil: return .software(reason: "hardware rule gone")

@@ -47,6 +47,28 @@ struct OffloadModelPathTests {
         #expect(d.stats.pendingFlows == 0 && d.stats.offloadedFlows == 1)
     }
 
+    /// A change of actions waiting for the firmware leaves the flow in hardware: the
+    /// previous rule stays in the silicon until the new one is written over it.
+    @Test func aReplacementWaitingForTheFirmwareLeavesTheFlowInHardware() throws {
+        for model in [OffloadModel.async, .credit] {
+            let (d, sw, dp, _) = try Self.datapath(model, policy: .none)
+            let f = try Self.change(d, 1).flow
+            sw.drainHardware()
+            #expect(dp.rules.map(\.actions) == [[.forward(.vf(1))]])
+            let k = try! ODPText.parseKey("in_port(1),eth(),eth_type(0x0800),ipv4(dst=198.19.1.1,frag=no)")
+            guard case .success(let m) = FlowMatch.fromAttributes(key: k.key, mask: k.mask,
+                                                                  vlanLimit: ODPConstants.datapathVLANLimit) else { fatalError("bad key") }
+            let changed = try d.changeFlow(match: m, ufid: f.ufid, actions: try! ODPText.parseActions("drop"),
+                                           options: Datapath.PutOptions(create: false, modify: true)).flow
+            #expect(dp.rules.map(\.actions) == [[.forward(.vf(1))]], "\(model): the previous rule is still written")
+            #expect(d.offloadStatus(of: changed) == .offloaded, "\(model)")
+            #expect(d.stats.offloadedFlows == 1 && d.stats.pendingFlows == 0, "\(model)")
+            sw.drainHardware()
+            #expect(dp.rules.map(\.actions) == [[.drop]], "\(model)")
+            #expect(d.offloadStatus(of: changed) == .offloaded, "\(model)")
+        }
+    }
+
     @Test func underSkipSWAFlowIsHardwareOnlyUnderNoneSoftwareRunsIt() throws {
         let (d, _, _, _) = try Self.datapath(.credit, policy: .skipSW)
         #expect(try Self.change(d, 1).flow.hardwareOnly)
