@@ -119,9 +119,17 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     /// fingerprint would look like one slot: the second rule is refused (its counter
     /// differs), never merged, and a removal needs the counter to match too.
     var slots = [SlotShadow(), SlotShadow()]
-    /// The table key `prefetch` hashed last, and its fingerprint: the rule's `prepare`
-    /// that follows hashes it again otherwise.
-    var prefetched: (key: TableKey, fingerprint: Fingerprint, maskID: UInt32, table: HardwareTable)?
+    /// What `prefetch` computed last for a rule of `prefetchedTable` (nil: nothing): its
+    /// table key, fingerprint and mask id, for the rule's `prepare` that follows. Apart,
+    /// not an optional tuple: clearing and reading those 165 bytes were copies each.
+    var prefetchedTable: HardwareTable?
+    var prefetchedKey = TableKey()
+    var prefetchedFingerprint = Fingerprint(0)
+    var prefetchedMaskID: UInt32 = 0
+    /// The same together (for tests).
+    var prefetched: (key: TableKey, fingerprint: Fingerprint)? {
+        prefetchedTable == nil ? nil : (prefetchedKey, prefetchedFingerprint)
+    }
     /// The chain table (ConntrackWrites.swift): masks by their bytes, their lookup order,
     /// each slot by its key's bytes; the connections in the CT table.
     var chainMasks: [[UInt8]: ChainMaskUse] = [:]

@@ -66,6 +66,23 @@ public enum Layout {
         return true
     }
 
+    /// A rule's table key (its mask id left 0) and its mask's words, in one pass over
+    /// key and mask, and whether the match fits the hardware key (`fitsHardwareKey`;
+    /// when it does not, `table` and `mask` are not all filled). In-out throughout: a
+    /// span of a key passed by value is a copy of its 224 bytes first, and a rule's write
+    /// made four.
+    static func fill(_ table: inout TableKey, _ maskWords: inout MaskWords, key: inout FlowKey, mask: inout FlowKey) -> Bool {
+        let k = key.words.span, m = mask.words.span
+        for w in wordsOutsideHardwareKey where k[w] & m[w] != 0 { return false }
+        var o = table.words.mutableSpan, mw = maskWords.words.mutableSpan
+        for i in 0..<18 {
+            let source = hardwareWordSource[i]
+            mw[i] = m[source]
+            o[i + 1] = k[source] & m[source]
+        }
+        return true
+    }
+
     /// A little-endian writer into a fixed-size buffer.
     struct Bytes {
         var b: [UInt8]
@@ -226,6 +243,8 @@ extension Layout {
 struct MaskWords: Hashable {
     var words: InlineArray<18, UInt64>
 
+    init() { words = .init(repeating: 0) }
+
     init(_ mask: FlowKey) {
         words = .init(repeating: 0)
         let m = mask.words.span
@@ -264,8 +283,14 @@ struct TableKey: Hashable {
     /// of the zero words a value moved from), and a rule's key is mostly zero words (four
     /// to six of nineteen set: a third of the hashing).
     var fingerprint: Fingerprint {
+        var copy = self
+        return Self.fingerprint(of: &copy)
+    }
+
+    /// `fingerprint` of a key in place (in-out: a key passed by value is copied first).
+    static func fingerprint(of key: inout TableKey) -> Fingerprint {
         var h = KeyedHash()
-        let w = words.span
+        let w = key.words.span
         var present: UInt64 = 0
         for i in 0..<19 where w[i] != 0 {
             h.combine(w[i])
@@ -284,11 +309,22 @@ struct TableKey: Hashable {
     }
 
     static func == (a: TableKey, b: TableKey) -> Bool {
-        // Through spans: subscripting the InlineArray of a parameter copied it whole.
+        var a = a, b = b
+        return same(&a, &b)
+    }
+
+    /// `==` of keys in place (in-out: keys passed by value are copied first).
+    static func same(_ a: inout TableKey, _ b: inout TableKey) -> Bool {
         let x = a.words.span, y = b.words.span
         var diff: UInt64 = 0
         for i in 0..<19 { diff |= x[i] ^ y[i] }
         return diff == 0
+    }
+
+    /// Sets the mask id word (`Layout.fill` leaves it 0).
+    mutating func setMaskID(_ id: UInt32) {
+        var o = words.mutableSpan
+        o[0] = UInt64(id)
     }
 
     /// For dictionaries, which compare whole keys: the cheap fold will do.

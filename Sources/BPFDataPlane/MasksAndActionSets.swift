@@ -74,7 +74,7 @@ extension BPFDataPlane {
         masksByWords[words] = nil
         maskWordsByID[Int(id)] = nil
         lastMask = nil
-        prefetched = nil
+        prefetchedTable = nil
         maskIDs.release(id, now: Sys.monotonicNanoseconds())
     }
 

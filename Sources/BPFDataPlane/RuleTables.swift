@@ -81,7 +81,7 @@ extension BPFDataPlane {
         masksByWords = [:]
         maskWordsByID = maskWordsByID.map { _ in nil }
         lastMask = nil
-        prefetched = nil
+        prefetchedTable = nil
         for key in chainSlots.keys { delete(maps.chain, key) }
         chainSlots = [:]
         for use in chainMasks.values { chainMaskIDs.release(use.id, now: now) }

@@ -312,8 +312,17 @@ extension BPFDataPlane {
     /// hardware key and found its mask held), so its table key is that one.
     private func prepare(_ rule: DataPlaneRule, index: Int, prefetched: Bool = false) throws(PrepareFailure) -> PendingRule {
         let ahead = prefetched && takesPrefetch(rule)
-        guard ahead || Layout.fitsHardwareKey(key: rule.key, mask: rule.mask) else {
-            throw PrepareFailure(error: .unsupported("match outside the hardware key"), maskID: nil)
+        // The table key and mask words made in place from one copy of the rule's key and
+        // mask (or the prefetch's).
+        var tableKey: TableKey, maskWords = MaskWords()
+        if ahead {
+            tableKey = prefetchedKey
+        } else {
+            tableKey = TableKey()
+            var key = rule.key, mask = rule.mask
+            guard Layout.fill(&tableKey, &maskWords, key: &key, mask: &mask) else {
+                throw PrepareFailure(error: .unsupported("match outside the hardware key"), maskID: nil)
+            }
         }
         let lastSet = lastActionSet.flatMap { $0.actions == rule.actions ? $0.id : nil }
         var setBytes: [UInt8] = []
@@ -324,17 +333,20 @@ extension BPFDataPlane {
             }
         }
         let maskID: UInt32
+        let fingerprint: Fingerprint
         if ahead {
-            maskID = self.prefetched.unsafelyUnwrapped.maskID
+            maskID = prefetchedMaskID
+            fingerprint = prefetchedFingerprint
         } else {
-            do { maskID = try acquireMask(MaskWords(rule.mask)) } catch {
+            do { maskID = try acquireMask(maskWords) } catch {
                 throw PrepareFailure(error: error, maskID: nil)
             }
+            tableKey.setMaskID(maskID)
+            // A prefetch of another rule's key (not said to be this one's) still spares the hash.
+            fingerprint = prefetchedTable != nil && TableKey.same(&prefetchedKey, &tableKey) ? prefetchedFingerprint
+                : TableKey.fingerprint(of: &tableKey)
         }
-        let key = tableKey(of: rule, maskID: maskID, prefetched: ahead)
-        let fingerprint = ahead ? self.prefetched.unsafelyUnwrapped.fingerprint
-            : self.prefetched.flatMap { $0.key == key ? $0.fingerprint : nil } ?? key.fingerprint
-        self.prefetched = nil
+        prefetchedTable = nil
         let shadow = slots[Self.slotIndex(rule.table)]
         let held = shadow.find(fingerprint).map { shadow[$0] }
         let previous = held.flatMap { $0.state == .written ? $0.slot : nil }
@@ -357,7 +369,7 @@ extension BPFDataPlane {
         // The rule's actions as `lastActionSet` holds them (both branches above leave it an
         // equal array): taken out of the borrowed rule, they cost a copy of the whole rule.
         let actions = lastActionSet.unsafelyUnwrapped.actions
-        return PendingRule(index: index, table: rule.table, key: key, fingerprint: fingerprint,
+        return PendingRule(index: index, table: rule.table, key: tableKey, fingerprint: fingerprint,
                            value: RuleValue(actionSet: setID, counter: rule.counter, encap: encap,
                                             recirc: RuleValue.recirculates(rule.actions)),
                            maskID: maskID, previous: previous, slotQueued: held?.state == .queued,
@@ -367,32 +379,28 @@ extension BPFDataPlane {
     /// The slot a rule of this key and mask would take starts loading. Only for a mask
     /// the tables hold already (a new mask's id is taken by the write itself).
     public func prefetch(key: FlowKey, mask: FlowKey, table: HardwareTable) {
-        prefetched = nil
-        guard table != .chain, Layout.fitsHardwareKey(key: key, mask: mask) else { return }
-        let words = MaskWords(mask)
-        guard let id = heldMaskID(words) else { return }
-        let k = TableKey(maskID: id, key: key, mask: words)
-        let fingerprint = k.fingerprint
-        slots[Self.slotIndex(table)].prefetch(fingerprint)
-        prefetched = (k, fingerprint, id, table)
-    }
-
-    /// The rule's table key: the prefetch's when it is for the rule (read in place: a key
-    /// bound or assigned in a branch was a copy of its 152 bytes more).
-    @inline(__always)
-    private func tableKey(of rule: DataPlaneRule, maskID: UInt32, prefetched: Bool) -> TableKey {
-        if prefetched { return self.prefetched.unsafelyUnwrapped.key }
-        return TableKey(maskID: maskID, key: rule.key, mask: MaskWords(rule.mask))
+        prefetchedTable = nil
+        guard table != .chain else { return }
+        var maskWords = MaskWords(), k = key, m = mask
+        guard Layout.fill(&prefetchedKey, &maskWords, key: &k, mask: &m), let id = heldMaskID(maskWords) else { return }
+        prefetchedKey.setMaskID(id)
+        prefetchedFingerprint = TableKey.fingerprint(of: &prefetchedKey)
+        prefetchedMaskID = id
+        prefetchedTable = table
+        slots[Self.slotIndex(table)].prefetch(prefetchedFingerprint)
     }
 
     /// Whether what the last `prefetch` computed is for `rule`, which the caller says it
     /// was for (debug builds check it): not if it made nothing (a new mask) or its mask
     /// went since.
     private func takesPrefetch(_ rule: DataPlaneRule) -> Bool {
-        guard prefetched?.table == rule.table else { return false }
-        assert(Layout.fitsHardwareKey(key: rule.key, mask: rule.mask)
-               && prefetched!.key == TableKey(maskID: prefetched!.maskID, key: rule.key, mask: MaskWords(rule.mask)),
-               "a rule said to be prefetched is not the prefetch's")
+        guard prefetchedTable == rule.table else { return false }
+        assert({
+            var t = TableKey(), w = MaskWords(), k = rule.key, m = rule.mask
+            guard Layout.fill(&t, &w, key: &k, mask: &m) else { return false }
+            t.setMaskID(prefetchedMaskID)
+            return TableKey.same(&t, &prefetchedKey)
+        }(), "a rule said to be prefetched is not the prefetch's")
         return true
     }
 
