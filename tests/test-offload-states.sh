@@ -90,6 +90,21 @@ check_match "... and the flow is as it was, in hardware" 'offloaded:yes, dp:esw,
 dpctl del-flows
 dpctl set-policy none
 
+# Two flows that differ only where the hardware key does not look (ct_state at
+# recirc_id 0, which the silicon sees untracked): one hardware match. The second is
+# refused as a duplicate of it (a match, not an action, and EEXIST under skip_sw, as
+# mlx5 answers a duplicate entry).
+A="recirc_id(0),in_port(1),eth(),eth_type(0x0800),ipv4(frag=no)"
+B="recirc_id(0),in_port(1),ct_state(-trk),eth(),eth_type(0x0800),ipv4(frag=no)"
+check_match "a flow in hardware" 'offloaded' "$(dpctl add-flow -v "$A" 2 2>&1)"
+check_match "one with the same hardware match stays in software, said so" \
+    'not offloaded: unsupported match: another rule has the same hardware match' "$(dpctl add-flow -v "$B" drop 2>&1)"
+dpctl del-flow "$B"
+dpctl set-policy skip_sw
+check_match "under skip_sw it is refused with EEXIST" 'File exists' "$(dpctl add-flow "$B" drop 2>&1)"
+dpctl del-flows
+dpctl set-policy none
+
 # async, a change of actions the firmware has not written yet: the rule it replaces is
 # still in the silicon and packets meet it, so the flow is in hardware (as dpif-netdev
 # shows a flow whose change its offload thread has not made yet), not pending in
@@ -104,6 +119,11 @@ check "async, 3 s accesses: mod-flow to drop" dpctl mod-flow "$V" drop
 check_match "the flow is in hardware while its change waits" 'offloaded:yes, dp:esw, actions:drop' "$(dpctl get-flow -m "$V")"
 check_eq "show counts it offloaded" 4 "$(dpctl show | awk '/offloaded flows:/{print $3}')"
 check_no_match "... and nothing pending" 'offload pending: [1-9]' "$(dpctl show)"
+mac0=$(t_in vm0 cat /sys/class/net/esw0v0/address)
+mac1=$(t_in vm1 cat /sys/class/net/esw0v1/address)
+trace=$(dpctl trace pf0vf0 "eth(src=$mac0,dst=$mac1),eth_type(0x0800),ipv4(src=198.19.0.1,dst=198.19.0.2,proto=1,ttl=64),icmp(type=8,code=0)")
+check_match "trace: the previous rule's hit, naming the flow and why" \
+    "flow: ufid:.*the flow's change of actions waits for the firmware" "$(tr '\n' ' ' <<<"$trace")"
 check "the previous rule still forwards" t_ping vm0 198.19.0.2 1
 dropped() { ! t_in vm0 ping -c 1 -W 1 -q 198.19.0.2; }
 check "then the new rule drops" t_wait "ping dropped" 10 dropped

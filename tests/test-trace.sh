@@ -164,6 +164,30 @@ check_match "trace: the tunnel's IPv6 destination is shown" 'set tunnel: vni 42 
 check_match "trace: dropped for its IPv6 destination, not for a missing set(tunnel)" 'IPv6 tunnel destination' "$v6"
 dpctl del-flow "$v6flow"
 
+# Two rules of two masks match the reply: the silicon takes the one whose mask it tries
+# first, in the order it ranks its masks by hits (a second's hits), and so does the trace.
+# The destination mask made busier by requests VF1 does not answer: the replies then
+# hit the forwarding rule, not the drop.
+dpctl del-flows
+cat >"$T_DIR/overlap" <<FLOWS
+in_port(1),eth(),eth_type(0x0806),arp() 2
+in_port(2),eth(),eth_type(0x0806),arp() 1
+in_port(2),eth(),eth_type(0x0800),ipv4(src=198.19.0.2,frag=no) drop
+in_port(2),eth(),eth_type(0x0800),ipv4(dst=198.19.0.1,frag=no) 1
+in_port(1),eth(),eth_type(0x0800),ipv4(dst=198.19.0.2,frag=no) 2
+FLOWS
+check "overlapping flows" dpctl add-flows "$T_DIR/overlap"
+check "all offloaded" t_wait "5 offloaded" 10 bash -c '[ "$(dpctl dump-flows type=offloaded | wc -l)" -eq 5 ]'
+t_in vm1 sysctl -qw net.ipv4.icmp_echo_ignore_all=1
+t_in vm0 ping -c 300 -i 0.005 -W 1 -q 198.19.0.2 >/dev/null 2>&1
+t_in vm1 sysctl -qw net.ipv4.icmp_echo_ignore_all=0
+forwarded() { [ "$(dpctl trace -j pf0vf1 "$reply" | field '["hardware"]["lookups"][-1]["actions"]')" = "forward(pf0vf0)" ]; }
+check "trace: the reply hits the forwarding rule once its mask ranks first" t_wait "the ranking" 5 forwarded
+check_match "... and says the drop rule matches too, under a mask tried later" 'masks the silicon tries later' \
+    "$(dpctl trace -j pf0vf1 "$reply" | field '["hardware"]["lookups"][-1]["also_matching"]')"
+check "... as the replies really do: ping VF0 -> VF1 answered" t_ping vm0 198.19.0.2 3
+dpctl del-flows
+
 # Errors are netlink errors with a message.
 check_fails "unknown port fails" dpctl trace nosuchport "$request"
 check_match "unknown port: ENODEV's message" 'no port nosuchport' "$(dpctl trace nosuchport "$request" 2>&1)"

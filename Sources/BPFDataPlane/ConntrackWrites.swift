@@ -28,7 +28,7 @@ extension BPFDataPlane {
         let previous = chainSlots[key]
         if let previous, previous.counter != rule.counter {
             releaseChainMaskIfUnused(mask)
-            throw .unsupported("a rule with the same hardware match is installed")
+            throw .duplicateMatch
         }
         let setID: UInt32
         do { setID = try acquireActionSet(ActionSetBytes(setBytes)) } catch {

@@ -1,5 +1,6 @@
 import ESwitch
 import NetLinux
+import Packet
 
 /// The masks and action sets rules share: ids taken on first use and written into the
 /// silicon's lists, counted by their rules, given back when the last one goes.
@@ -24,6 +25,12 @@ extension BPFDataPlane {
         masksByWords[words] = MaskUse(id: id)
         maskWordsByID[Int(id)] = words
         return id
+    }
+
+    /// The mask's place in the table's published list, which the programs walk in order.
+    public func maskOrder(_ mask: FlowKey, table: HardwareTable) -> Int? {
+        guard table != .chain, let use = masksByWords[MaskWords(mask)] else { return nil }
+        return lists[table]?.firstIndex(of: use.id)
     }
 
     /// The id of a mask the tables hold already. Bulks of rules mostly share one mask:

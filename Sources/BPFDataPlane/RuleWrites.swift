@@ -353,7 +353,7 @@ extension BPFDataPlane {
         // Two driver rules that differ only outside the hardware key would share a slot:
         // the second is refused rather than overwriting the first.
         if let previous, previous.counter != rule.counter {
-            throw PrepareFailure(error: .unsupported("a rule with the same hardware match is installed"), maskID: maskID)
+            throw PrepareFailure(error: .duplicateMatch, maskID: maskID)
         }
         let setID: UInt32
         if let id = lastSet {

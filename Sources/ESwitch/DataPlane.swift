@@ -68,10 +68,14 @@ public enum DataPlaneError: Error, Sendable, Equatable, CustomStringConvertible 
     case system(String, errno: Int32)
     /// The NIC would not run a user program: the verifier's (or the NIC's) message.
     case programRefused(String)
+    /// Another rule (another counter) holds the slot of this rule's hardware match: a slot
+    /// is rewritten only by its own rule.
+    case duplicateMatch
 
     public var description: String {
         switch self {
         case .noSpace(let t): "no space in \(t) table"
+        case .duplicateMatch: "a rule with the same hardware match is installed"
         case .unsupported(let w): "unsupported: \(w)"
         case .system(let w, let e): "\(w): errno \(e)"
         case .programRefused(let m): "program refused: \(m)"
@@ -82,6 +86,7 @@ public enum DataPlaneError: Error, Sendable, Equatable, CustomStringConvertible 
     public var errno: Int32 {
         switch self {
         case .noSpace: ENOSPC
+        case .duplicateMatch: EEXIST
         case .unsupported: EOPNOTSUPP
         case .system(_, let e): e
         case .programRefused: EINVAL
@@ -91,6 +96,7 @@ public enum DataPlaneError: Error, Sendable, Equatable, CustomStringConvertible 
     public var offloadFailure: OffloadFailure {
         switch self {
         case .noSpace(let t): .noSpace(table: t)
+        case .duplicateMatch: .duplicateMatch
         case .unsupported(let w): .unsupportedAction(w)
         case .system(let w, let e): .unsupportedAction("\(w) failed (errno \(e))")
         case .programRefused(let m): .unsupportedAction(m)
@@ -184,6 +190,11 @@ public protocol DataPlane: AnyObject {
     /// A data plane that keeps a big index of its rules starts loading the entry the
     /// rule's check will read; nothing changes.
     func prefetch(key: FlowKey, mask: FlowKey, table: HardwareTable)
+
+    /// Where a mask is in the order the silicon tries `table`'s masks (0 first), nil if
+    /// it has no order for it: of two rules a frame matches, the one whose mask comes
+    /// first is hit.
+    func maskOrder(_ mask: FlowKey, table: HardwareTable) -> Int?
 }
 
 extension DataPlane {
@@ -206,6 +217,9 @@ extension DataPlane {
 
     /// Nothing was computed ahead.
     public func program(_ rule: DataPlaneRule, prefetched: Bool) throws(DataPlaneError) { try program(rule) }
+
+    /// No order of its own (the driver's shadow decides).
+    public func maskOrder(_ mask: FlowKey, table: HardwareTable) -> Int? { nil }
 
     /// One write per rule; stops at the first write that fails.
     public func remove(batch rules: [DataPlaneRule]) -> (removed: Int, error: DataPlaneError?) {
@@ -286,7 +300,7 @@ public final class InMemoryDataPlane: DataPlane, @unchecked Sendable {
         // As the eBPF data plane: a slot is rewritten only by the rule that owns it (the
         // same counter); another rule with the same match is refused.
         if let i = indexByMatch[m], rules[i].counter != rule.counter {
-            throw .unsupported("a rule with the same hardware match is installed")
+            throw .duplicateMatch
         }
         try write("program \(rule.counter)")
         if let i = indexByMatch[m] {

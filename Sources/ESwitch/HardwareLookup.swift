@@ -6,11 +6,11 @@ import Packet
 /// the hardware. The first builds the shadow (`keepShadow`).
 extension HardwareTables {
     /// The rule a packet with hardware key `key` hits, as the silicon looks it up: the
-    /// exact-match table first, then the masked table.
+    /// exact-match table first, then the masked table, each in the order the data plane
+    /// tries its masks (ranked by hits: `maskOrder`).
     public struct Lookup: Sendable {
         public let rule: HardwareRule
-        /// Other rules of the same table that match too (the silicon takes the first in
-        /// its own ranked mask order, which may differ from the driver's).
+        /// Other rules of the same table that match too, under masks tried later.
         public let alsoMatching: Int
     }
 
@@ -21,7 +21,11 @@ extension HardwareTables {
         for table in [exact, masked] {
             // A frame parsed outer and inner is a candidate only for rules matching
             // tunnel fields, as in the pipeline.
-            let hits = table.entries(matching: key).filter { !tunnel || Self.matchesTunnel($0.mask.bits) }
+            var hits = table.entries(matching: key).filter { !tunnel || Self.matchesTunnel($0.mask.bits) }
+            if hits.count > 1 {
+                let ranked = hits.map { (dataPlane.maskOrder($0.mask.bits, table: unsafeDowncast($0, to: HardwareRule.self).table) ?? .max, $0) }
+                hits = ranked.enumerated().sorted { ($0.element.0, $0.offset) < ($1.element.0, $1.offset) }.map(\.element.1)
+            }
             if let first = hits.first {
                 return Lookup(rule: unsafeDowncast(first, to: HardwareRule.self), alsoMatching: hits.count - 1)
             }
@@ -42,10 +46,18 @@ extension HardwareTables {
         return (0...6).contains { m[$0] != 0 }
     }
 
-    /// Rules installed in each table now.
-    public var ruleCounts: (exact: Int, masked: Int) {
-        keepShadow()
-        return (exact.count, masked.count)
+    /// Rules in each table of the silicon now (chain rules share the masked table's
+    /// shadow, not its map).
+    public var ruleCounts: (exact: Int, masked: Int, chain: Int) {
+        var n = (exact: 0, masked: 0, chain: 0)
+        forEachProgrammed { r in
+            switch r.table {
+            case .exact: n.exact += 1
+            case .masked: n.masked += 1
+            case .chain: n.chain += 1
+            }
+        }
+        return n
     }
 
     /// A rule's hardware counters, read from the data plane now.

@@ -112,6 +112,9 @@ public enum OffloadFailure: Error, Sendable, Equatable, CustomStringConvertible 
     case legacyMode
     case noSuchPort(PortIndex)
     case notFound
+    /// Another rule is installed with the same hardware match (the two flows differ only
+    /// where the hardware key does not look): EEXIST, as mlx5 answers a duplicate entry.
+    case duplicateMatch
     /// Tunnel preconditions (set by the driver that translates tunnel flows), with the
     /// errno a skip_sw refusal carries: EOPNOTSUPP for what cannot be offloaded, the
     /// route lookup's error for no route (ENETUNREACH, as mlx5 returns it), EAGAIN for
@@ -128,6 +131,7 @@ public enum OffloadFailure: Error, Sendable, Equatable, CustomStringConvertible 
         case .legacyMode: "eswitch is in legacy mode"
         case .noSuchPort(let p): "no eswitch port \(p)"
         case .notFound: "no such hardware rule"
+        case .duplicateMatch: "unsupported match: another rule has the same hardware match"
         case .tunnel(let why, _): why
         }
     }
@@ -138,6 +142,7 @@ public enum OffloadFailure: Error, Sendable, Equatable, CustomStringConvertible 
         case .noSpace: 28          // ENOSPC
         case .injectedFault: 5     // EIO
         case .notFound: 2          // ENOENT
+        case .duplicateMatch: 17   // EEXIST
         case .tunnel(_, let e): e
         default: 95                // EOPNOTSUPP
         }
@@ -191,6 +196,8 @@ public final class HardwareRule: ClassifierEntry, @unchecked Sendable {
     var holdsUnits = false
     /// A rule with the same match whose place this one takes when written (mod-flow).
     var replaces: HardwareRule?
+    /// The same, read-only: while it is programmed, packets meet it rather than this rule.
+    public var replacing: HardwareRule? { replaces }
     /// The rule this one replaced that never reached the data plane: its shared entries
     /// (encaps, mark) are let go once the replacement stands.
     var supersededUnwritten: HardwareRule?

@@ -126,12 +126,17 @@ public final class HardwareTables: @unchecked Sendable {
     func keepShadow() {
         guard !shadowKept else { return }
         shadowKept = true
-        func add(_ r: HardwareRule) { if r.isProgrammed { withClassifier(of: r.table) { _ = $0.insert(r) } } }
+        forEachProgrammed { r in withClassifier(of: r.table) { _ = $0.insert(r) } }
+    }
+
+    /// Every rule in the silicon: the programmed held ones, those a pending replacement
+    /// has not overwritten yet, and those stuck there.
+    func forEachProgrammed(_ body: (HardwareRule) -> Void) {
         for r in rules.values {
-            if let old = r.replaces { add(old) }
-            add(r)
+            if let old = r.replaces, old.isProgrammed { body(old) }
+            if r.isProgrammed { body(r) }
         }
-        for r in stuckRemovals { add(r) }
+        for r in stuckRemovals where r.isProgrammed { body(r) }
     }
 
     /// The pool a rule's table units come from.
@@ -213,7 +218,7 @@ public final class HardwareTables: @unchecked Sendable {
         // nil one of that size was zeroed at every put.
         if !pendingByMatch.isEmpty && pendingByMatch[RuleMatch(table: table, key: spec.key.masked(by: spec.mask), mask: spec.mask)] != nil
             || shadowKept && isProgrammed(table: table, key: spec.key, probe: probe) {
-            return .failure(.unsupportedMatch(field: "duplicate of an installed rule"))
+            return .failure(.duplicateMatch)
         }
         // `checkActions` passed them: they are the array it keeps (read from there, not
         // out of the borrowed spec, whose field the compiler copied with the whole spec).

@@ -152,13 +152,19 @@ extension PacketTracer {
             r.add("result", "miss")
             r.add("exact_rules", n.exact)
             r.add("masked_rules", n.masked)
+            if n.chain > 0 { r.add("chain_rules", n.chain) }
             return r.node
         }
         let rule = l.rule
         r.add("result", "hit")
         r.add("table", rule.table.rawValue)
         r.add("rule", rule.id)
-        if let f = flow(ofRule: rule) { r.add("flow", "ufid:" + formatUFID(f.ufid)) }
+        if let f = flow(ofRule: rule) {
+            r.add("flow", "ufid:" + formatUFID(f.ufid))
+        } else if let f = flow(replacing: rule) {
+            r.add("flow", "ufid:" + formatUFID(f.ufid))
+            r.add("note", "the flow's change of actions waits for the firmware: this is its previous rule, which packets meet until the new one is written over it")
+        }
         r.add("match", matchText(key: rule.spec.key, mask: rule.spec.mask, names: hardwareNames))
         r.add("actions", rule.actions.map(describe).joined(separator: ","))
         let c = eswitch!.tables.counters(of: rule)
@@ -166,7 +172,7 @@ extension PacketTracer {
         r.add("bytes", c.bytes)
         r.add("used", Self.age(c.lastUsedNanoseconds))
         if l.alsoMatching > 0 {
-            r.add("also_matching", "\(l.alsoMatching) more rule(s) of this table match; the silicon takes the first in its own mask order")
+            r.add("also_matching", "\(l.alsoMatching) more rule(s) of this table match, under masks the silicon tries later")
         }
         return r.node
     }
@@ -182,6 +188,15 @@ extension PacketTracer {
     func flow(ofRule rule: HardwareRule) -> DatapathFlow? {
         var found: DatapathFlow?
         dp.forEachFlow { f in if case .hardware(let h) = f.offload, h.id == rule.id { found = f } }
+        return found
+    }
+
+    /// The flow whose rule waits to be written over `rule` (a change of actions).
+    func flow(replacing rule: HardwareRule) -> DatapathFlow? {
+        var found: DatapathFlow?
+        dp.forEachFlow { f in
+            if case .hardware(let h) = f.offload, eswitch?.rule(h)?.replacing === rule { found = f }
+        }
         return found
     }
 

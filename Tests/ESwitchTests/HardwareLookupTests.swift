@@ -1,4 +1,5 @@
 import ESwitch
+import Glibc
 import Packet
 import Testing
 
@@ -54,9 +55,10 @@ struct HardwareLookupTests {
         let (sw, _) = try DriverTests.device()
         #expect(!sw.tables.shadowKept)
         let first = try sw.addRule(DriverTests.spec(inPort: .vf(0), dst: 0xC613_0002, actions: [.forward(.vf(1))])).get()
-        #expect(throws: OffloadFailure.self) {
+        #expect(throws: OffloadFailure.duplicateMatch) {
             try sw.addRule(DriverTests.spec(inPort: .vf(0), dst: 0xC613_0002, actions: [.drop])).get()
         }
+        #expect(OffloadFailure.duplicateMatch.errno == EEXIST)
         #expect(sw.rule(first)?.isProgrammed == true)
         #expect(sw.tables.rules.count == 1, "the refused rule is not held")
         #expect(!sw.tables.shadowKept)
@@ -65,7 +67,7 @@ struct HardwareLookupTests {
         #expect(sw.tables.shadowKept)
         let second = try sw.addRule(DriverTests.spec(inPort: .vf(0), dst: 0xC613_0003, actions: [.drop])).get()
         #expect(sw.tables.lookup(Self.packet(inPort: .vf(0), dst: 0xC613_0003))?.rule.actions == [.drop])
-        #expect(throws: OffloadFailure.self) {
+        #expect(throws: OffloadFailure.duplicateMatch) {
             try sw.addRule(DriverTests.spec(inPort: .vf(0), dst: 0xC613_0003, actions: [.forward(.vf(1))])).get()
         }
         #expect(sw.deleteRule(second))
@@ -77,5 +79,18 @@ struct HardwareLookupTests {
         _ = try sw.addRule(DriverTests.spec(inPort: .vf(0), dst: 0xC613_0004, actions: [.drop])).get()
         #expect(sw.tables.lookup(Self.packet(inPort: .vf(0), dst: 0xC613_0002)) == nil)
         #expect(sw.tables.lookup(Self.packet(inPort: .vf(0), dst: 0xC613_0004))?.rule.actions == [.drop])
+    }
+
+    /// `ruleCounts` counts the rules each table of the silicon holds: chain rules apart
+    /// from the masked table's (they share its shadow, not its map).
+    @Test func chainRulesAreCountedApart() throws {
+        let (sw, _) = try DriverTests.device()
+        _ = try sw.addRule(DriverTests.spec(inPort: .vf(0), dst: 0xC613_0002, actions: [.drop])).get()
+        var chain = DriverTests.spec(inPort: .vf(0), dst: 0xC613_0002, actions: [.drop])
+        chain.key[.recircID] = 7
+        chain.mask[.recircID] = FlowField.recircID.valueMask
+        _ = try sw.addRule(chain).get()
+        let n = sw.tables.ruleCounts
+        #expect(n.exact == 0 && n.masked == 1 && n.chain == 1)
     }
 }
