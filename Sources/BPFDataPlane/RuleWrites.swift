@@ -68,7 +68,7 @@ extension BPFDataPlane {
     }
 
     /// `program` of the rule the last `prefetch` was for: its table key, fingerprint and
-    /// mask id are the prefetch's (at a million rules the add-flows of most rules).
+    /// mask id are the prefetch's (most rules of a big add-flows, from 256k rules on).
     public func program(_ rule: DataPlaneRule, prefetched: Bool) throws(DataPlaneError) {
         guard queuedWrites != nil, rule.table != .chain else {
             if let e = program(batch: [rule]).error { throw e }
