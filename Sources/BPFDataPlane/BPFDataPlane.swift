@@ -126,10 +126,6 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     var prefetchedKey = TableKey()
     var prefetchedFingerprint = Fingerprint(0)
     var prefetchedMaskID: UInt32 = 0
-    /// The same together (for tests).
-    var prefetched: (key: TableKey, fingerprint: Fingerprint)? {
-        prefetchedTable == nil ? nil : (prefetchedKey, prefetchedFingerprint)
-    }
     /// The chain table (ConntrackWrites.swift): masks by their bytes, their lookup order,
     /// each slot by its key's bytes; the connections in the CT table.
     var chainMasks: [[UInt8]: ChainMaskUse] = [:]

@@ -122,10 +122,6 @@ extension ESwitch {
 
     /// Where a rule is: pending (accepted, not yet written), programmed, or failed
     /// (refused by the hardware after its add returned). Nil for an unknown handle.
-    /// Whether the rule is a replacement the firmware has not written yet while the rule
-    /// it replaces is in the silicon: packets meet that one meanwhile.
-    public func replacesRuleInHardware(_ h: HardwareRuleHandle) -> Bool { rule(h)?.replaces?.isProgrammed == true }
-
     public func ruleState(_ h: HardwareRuleHandle) -> HardwareRuleState? { rule(h)?.state }
 
     /// Runs the firmware's due work; `idle` rings its doorbell (the driver has nothing

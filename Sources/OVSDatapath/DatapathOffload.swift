@@ -39,7 +39,7 @@ extension Datapath {
             // A replacement the firmware has not written yet: the rule it replaces is in
             // the silicon and packets meet it (with the previous actions until the write),
             // as dpif-netdev shows a flow whose change its offload thread has not made yet.
-            case .pending where eswitch!.replacesRuleInHardware(h): return f.hintMark != 0 ? .partial : .offloaded
+            case .pending where eswitch!.rule(h)?.replacing?.isProgrammed == true: return f.hintMark != 0 ? .partial : .offloaded
             case .pending: return .pending
             case .failed(let why): return .failed(reason: why.description)
             case nil: return .software(reason: "hardware rule gone")

@@ -16,7 +16,7 @@ struct PrefetchTests {
         let rules = B.rules(3, actions: [.drop])
         // A mask not held yet: nothing to hash (the write takes the mask's id).
         dp.prefetch(key: rules[0].key, mask: rules[0].mask, table: .masked)
-        #expect(dp.prefetched == nil)
+        #expect(dp.lastPrefetch == nil)
         try dp.program(rules[0])
 
         // The hint for rule 1, from its unmasked key as the datapath has it: the write's
@@ -24,14 +24,14 @@ struct PrefetchTests {
         var unmasked = rules[1].key
         unmasked[.ipv4Src] = 0xC612_0009
         dp.prefetch(key: unmasked, mask: rules[1].mask, table: .masked)
-        let hint = try #require(dp.prefetched)
+        let hint = try #require(dp.lastPrefetch)
         try dp.program(rules[1])
-        #expect(dp.prefetched == nil, "taken by the write")
+        #expect(dp.lastPrefetch == nil, "taken by the write")
         #expect(dp.slots[1].find(hint.fingerprint) != nil)
 
         // A hint for rule 2, then a write of another rule: that rule gets its own fingerprint.
         dp.prefetch(key: rules[2].key, mask: rules[2].mask, table: .masked)
-        let stale = try #require(dp.prefetched)
+        let stale = try #require(dp.lastPrefetch)
         let other = B.rules(5, actions: [.drop])[4]
         try dp.program(other)
         #expect(dp.slots[1].find(stale.fingerprint) == nil, "rule 2 was never written")
@@ -51,22 +51,22 @@ struct PrefetchTests {
         let dp = try P.dataPlane()
         let rules = B.rules(4, actions: [.drop])
         dp.prefetch(key: rules[0].key, mask: rules[0].mask, table: .masked)
-        #expect(dp.prefetched == nil, "a new mask: nothing computed ahead")
+        #expect(dp.lastPrefetch == nil, "a new mask: nothing computed ahead")
         try dp.coalescingWrites { try dp.program(rules[0], prefetched: true) }
 
         dp.prefetch(key: rules[1].key, mask: rules[1].mask, table: .masked)
-        let hint = try #require(dp.prefetched)
+        let hint = try #require(dp.lastPrefetch)
         try dp.coalescingWrites { try dp.program(rules[1], prefetched: true) }
-        #expect(dp.prefetched == nil, "taken by the write")
+        #expect(dp.lastPrefetch == nil, "taken by the write")
         #expect(dp.slots[1].find(hint.fingerprint) != nil)
 
         // The mask goes (its last rules are removed) after the prefetch: its id may be
         // another mask's by the write, which takes a mask id afresh.
         dp.prefetch(key: rules[2].key, mask: rules[2].mask, table: .masked)
-        #expect(dp.prefetched != nil)
+        #expect(dp.lastPrefetch != nil)
         try dp.remove(rules[0])
         try dp.remove(rules[1])
-        #expect(dp.prefetched == nil, "forgotten with the mask")
+        #expect(dp.lastPrefetch == nil, "forgotten with the mask")
         try dp.coalescingWrites { try dp.program(rules[2], prefetched: true) }
         for (dst, verdict) in [(B.base + 0, P.redirect), (B.base + 1, P.redirect), (B.base + 2, P.shot),
                                (B.base + 3, P.redirect)] {
@@ -75,10 +75,17 @@ struct PrefetchTests {
 
         // A flush gives back every mask id: what a prefetch computed goes with them.
         dp.prefetch(key: rules[3].key, mask: rules[3].mask, table: .masked)
-        #expect(dp.prefetched != nil)
+        #expect(dp.lastPrefetch != nil)
         try dp.removeAllRules()
-        #expect(dp.prefetched == nil, "forgotten with the flush")
+        #expect(dp.lastPrefetch == nil, "forgotten with the flush")
         try dp.coalescingWrites { try dp.program(rules[3], prefetched: true) }
         #expect(try B.verdict(dp, dst: B.base + 3) == P.shot)
+    }
+}
+
+extension BPFDataPlane {
+    /// What the last `prefetch` computed, together (nil: nothing).
+    var lastPrefetch: (key: TableKey, fingerprint: Fingerprint)? {
+        prefetchedTable == nil ? nil : (prefetchedKey, prefetchedFingerprint)
     }
 }
