@@ -118,7 +118,14 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     /// instead of the 152-byte key (the kernel's map holds the keys). Two keys with one
     /// fingerprint would look like one slot: the second rule is refused (its counter
     /// differs), never merged, and a removal needs the counter to match too.
-    var slots = [SlotShadow(), SlotShadow()]
+    /// For the life of the data plane (a flush empties them in place).
+    let exactSlots = SlotShadow(), maskedSlots = SlotShadow()
+    @inline(__always) func slots(_ t: Int) -> SlotShadow { t == 0 ? exactSlots : maskedSlots }
+    /// `slots(t)` lent to `body` without a retain and release (a put's two uses took a
+    /// pair each): the objects live as long as this one.
+    @inline(__always) func withSlots<R>(_ t: Int, _ body: (SlotShadow) -> R) -> R {
+        Unmanaged.passUnretained(t == 0 ? exactSlots : maskedSlots)._withUnsafeGuaranteedRef(body)
+    }
     /// What `prefetch` computed last for a rule of `prefetchedTable` (nil: nothing): its
     /// table key, fingerprint and mask id, for the rule's `prepare` that follows. Apart,
     /// not an optional tuple: clearing and reading those 165 bytes were copies each.

@@ -71,7 +71,7 @@ extension BPFDataPlane {
                 let key = TableKey(maskID: maskID, key: rule.key, mask: mask)
                 let t = Self.slotIndex(rule.table)
                 // Only the rule that owns the slot (its counter) takes it out.
-                let shadow = slots[t]
+                let shadow = slots(t)
                 guard let at = shadow.find(key.fingerprint), shadow[at].state == .written,
                       shadow[at].counter == rule.counter else { continue }
                 let slot = shadow[at].slot
@@ -110,7 +110,7 @@ extension BPFDataPlane {
             shrinkSlotsIfSparse()
             if let error {
                 // Still in the table: still ours.
-                for r in taken[deleted...] { slots[Self.slotIndex(r.table)].setWritten(r.key.fingerprint, r.slot) }
+                for r in taken[deleted...] { slots(Self.slotIndex(r.table)).setWritten(r.key.fingerprint, r.slot) }
                 return (taken[deleted].index, error)
             }
             done = i
@@ -121,7 +121,7 @@ extension BPFDataPlane {
     /// Dictionaries keep their capacity when emptied: after most rules went, the slots
     /// move into tables their size (memory goes back, not only gets reused).
     func shrinkSlotsIfSparse() {
-        for t in 0..<2 { slots[t].shrinkIfSparse(minimum: 4096) }
+        for t in 0..<2 { slots(t).shrinkIfSparse(minimum: 4096) }
     }
 
     /// BPF_MAP_DELETE_BATCH: how many were deleted, and the errno of the first that was

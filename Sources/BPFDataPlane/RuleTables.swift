@@ -71,7 +71,8 @@ extension BPFDataPlane {
         queuedWrites?.removeAll(keepingCapacity: true)
         if queuedRemovals != nil { queuedRemovals = [] }
         removalsToRetry = []
-        slots = [SlotShadow(), SlotShadow()]
+        exactSlots.reset()
+        maskedSlots.reset()
         let now = Sys.monotonicNanoseconds()
         lists = [.exact: [], .masked: []]
         chainList = []

@@ -225,7 +225,7 @@ extension BPFDataPlane {
 
     private func queue(_ rule: DataPlaneRule, index i: Int, prefetched: Bool = false) -> QueueStep {
         let t = Self.slotIndex(rule.table)
-        if slots[t].written + queuedWrites!.count + (inFlight?.count ?? 0) + (queuedRemovals?.count ?? 0) + 1
+        if slots(t).written + queuedWrites!.count + (inFlight?.count ?? 0) + (queuedRemovals?.count ?? 0) + 1
             >= capacity.rules {
             return .tableNearlyFull
         }
@@ -243,10 +243,13 @@ extension BPFDataPlane {
             releaseMaskIfUnused(p.maskID)
             if let e = programNow([rule]).error { return .failed(e) }
         } else {
-            p.queuedAt = slots[t].markQueued(p.fingerprint, Slot(actionSet: p.value.actionSet, counter: p.value.counter,
-                                                                 flags: p.value.flags))
+            let slot = Slot(actionSet: p.value.actionSet, counter: p.value.counter, flags: p.value.flags)
+            p.queuedAt = withSlots(t) { $0.markQueued(p.fingerprint, slot) }
             queuedWrites!.append(consume p)  // its last use: moved, not copied
-            if queuedWrites!.count >= Self.queuedWriteBulk { handOffQueuedRules() }
+            // A full bulk goes to the writer; while the previous one is still in flight,
+            // its end is looked for every 16 rules, not at each one.
+            let n = queuedWrites!.count
+            if n >= Self.queuedWriteBulk && (inFlight == nil || n & 15 == 0) { handOffQueuedRules() }
         }
         return .done
     }
@@ -347,8 +350,7 @@ extension BPFDataPlane {
                 : TableKey.fingerprint(of: &tableKey)
         }
         prefetchedTable = nil
-        let shadow = slots[Self.slotIndex(rule.table)]
-        let held = shadow.find(fingerprint).map { shadow[$0] }
+        let held = withSlots(Self.slotIndex(rule.table)) { shadow in shadow.find(fingerprint).map { shadow[$0] } }
         let previous = held.flatMap { $0.state == .written ? $0.slot : nil }
         // Two driver rules that differ only outside the hardware key would share a slot:
         // the second is refused rather than overwriting the first.
@@ -387,7 +389,7 @@ extension BPFDataPlane {
         prefetchedFingerprint = TableKey.fingerprint(of: &prefetchedKey)
         prefetchedMaskID = id
         prefetchedTable = table
-        slots[Self.slotIndex(table)].prefetch(prefetchedFingerprint)
+        slots(Self.slotIndex(table)).prefetch(prefetchedFingerprint)
     }
 
     /// Whether what the last `prefetch` computed is for `rule`, which the caller says it
@@ -439,7 +441,7 @@ extension BPFDataPlane {
         // By index: a rule bound by `for p in` is a copy (its actions array retained).
         for i in 0..<written {
             let table = pending[i].table
-            let shadow = slots[Self.slotIndex(table)]
+            let shadow = slots(Self.slotIndex(table))
             if let at = pending[i].queuedAt, shadow.markWritten(at) {
                 // (The entry holds the rule's slot since it was queued.)
             } else {
@@ -476,7 +478,7 @@ extension BPFDataPlane {
         }
         for p in pending[neverWritten...].reversed() {
             // A queued rule's slot was marked: it is free again.
-            if p.previous == nil { slots[Self.slotIndex(p.table)].removeQueued(p.fingerprint) }
+            if p.previous == nil { slots(Self.slotIndex(p.table)).removeQueued(p.fingerprint) }
             releaseActionSet(p.value.actionSet)
             releaseMaskIfUnused(p.maskID)
         }
@@ -492,7 +494,7 @@ extension BPFDataPlane {
     /// Undoes a written rule: the slot gets its previous content back (or goes).
     /// An emptied slot index keeps its storage (tens of MiB after a million rules): give it back.
     func releaseSlotStorageIfEmpty(_ t: Int) {
-        if slots[t].isEmpty && slots[t].capacity > 4096 { slots[t] = SlotShadow() }
+        if slots(t).isEmpty && slots(t).capacity > 4096 { slots(t).reset() }
     }
 
     private func takeBack(_ p: PendingRule) {
@@ -500,10 +502,10 @@ extension BPFDataPlane {
         if let previous = p.previous {
             // Its action set is still held: write() releases it only for rules that stay.
             _ = Self.updateBatch(mapFD(p.table), keys: [p.key], values: [previous.value])
-            slots[t].setWritten(p.fingerprint, previous)
+            slots(t).setWritten(p.fingerprint, previous)
         } else {
             delete(mapFD(p.table), p.key.bytes)
-            if let i = slots[t].find(p.fingerprint) { slots[t].remove(at: i) }
+            if let i = slots(t).find(p.fingerprint) { slots(t).remove(at: i) }
             releaseSlotStorageIfEmpty(t)
             uncountMaskUser(p.maskID, table: p.table)
         }

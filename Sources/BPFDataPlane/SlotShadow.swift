@@ -44,6 +44,17 @@ final class SlotShadow {
 
     deinit { TableMemory.deallocate(entries, count: capacity) }
 
+    /// Empty again, at the smallest size (a flush: the tables were replaced).
+    func reset() {
+        TableMemory.deallocate(entries, count: capacity)
+        capacity = Self.minimumCapacity
+        entries = TableMemory.allocate(Entry.self, count: capacity)
+        written = 0
+        queued = 0
+        deleted = 0
+        ahead.drop()
+    }
+
     var isEmpty: Bool { written == 0 && queued == 0 }
 
     /// The entry holding `fingerprint` (written or queued), or nil.

@@ -50,13 +50,16 @@ public final class FlowMask: @unchecked Sendable {
     /// Hash of `key & bits` over the significant words only.
     @inlinable
     public func hash(_ key: borrowing FlowKey) -> UInt32 {
-        let k = key.words.span, index = wordIndex.span
-        var h: UInt64 = 0x9E37_79B9_7F4A_7C15
-        for j in 0..<wordCount {
-            let i = Int(index[j])
-            h = FlowHash.mix(h, k[i] & bitWords[i])
+        // Through the key's address: one copy of the borrowed key (its span cost two).
+        withUnsafePointer(to: key) { p in
+            let k = UnsafeRawPointer(p).assumingMemoryBound(to: UInt64.self)
+            var h: UInt64 = 0x9E37_79B9_7F4A_7C15
+            for j in 0..<wordCount {
+                let i = Int(wordIndex[j])
+                h = FlowHash.mix(h, k[i] & bitWords[i])
+            }
+            return FlowHash.finish(h)
         }
-        return FlowHash.finish(h)
     }
 
     /// Whether `key` under this mask equals an entry's masked key (its significant

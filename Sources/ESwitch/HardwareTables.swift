@@ -198,18 +198,26 @@ public final class HardwareTables: @unchecked Sendable {
         // The rule's mask object and hash. With the shadow kept, from its probe, which
         // the duplicate check below uses (a cache miss at a million rules: started now,
         // or by the prefetch, it overlaps the capability checks).
-        let probe: Classifier.Probe
+        // (The mask and hash as two values, not a probe: moved into the rule, the mask
+        // object is retained once, not for the probe and again for the rule.)
+        let mask: FlowMask, hash: UInt32
+        var probe: Classifier.Probe?
         if !shadowKept {
             assert(given.map { $0.bits == spec.mask } ?? true, "a mask object given with other bits")
-            probe = Classifier.Probe(key: spec.key, mask: given ?? sharedMask(spec.mask, table: table))
-        } else if prefetched, let p = prefetchedProbe {
-            assert({ let q = classifier(of: table).probe(key: spec.key, mask: spec.mask)
-                     return q.hash == p.hash && q.mask.bits == p.mask.bits }(), "a spec said to be prefetched is not the prefetch's")
-            probe = p
+            if let given { mask = given } else { mask = sharedMask(spec.mask, table: table) }
+            hash = mask.hash(spec.key)
         } else {
-            probe = withClassifier(of: table) { $0.probe(key: spec.key, mask: spec.mask) }
+            if prefetched, let p = prefetchedProbe {
+                assert({ let q = classifier(of: table).probe(key: spec.key, mask: spec.mask)
+                         return q.hash == p.hash && q.mask.bits == p.mask.bits }(), "a spec said to be prefetched is not the prefetch's")
+                probe = p
+            } else {
+                probe = withClassifier(of: table) { $0.probe(key: spec.key, mask: spec.mask) }
+            }
+            mask = probe.unsafelyUnwrapped.mask
+            hash = probe.unsafelyUnwrapped.hash
         }
-        prefetchedProbe = nil
+        if prefetchedProbe != nil { prefetchedProbe = nil }
         if let f = capabilities.check(key: spec.key, mask: spec.mask) { return .failure(f) }
         if let f = checkActions(spec.actions) { return .failure(f) }
         if let f = Self.checkChain(spec, table: table) { return .failure(f) }
@@ -217,14 +225,14 @@ public final class HardwareTables: @unchecked Sendable {
         // any (an add-flows in lockstep leaves none). Not as an optional made beforehand: a
         // nil one of that size was zeroed at every put.
         if !pendingByMatch.isEmpty && pendingByMatch[RuleMatch(table: table, key: spec.key.masked(by: spec.mask), mask: spec.mask)] != nil
-            || shadowKept && isProgrammed(table: table, key: spec.key, probe: probe) {
+            || probe.map({ isProgrammed(table: table, key: spec.key, probe: $0) }) == true {
             return .failure(.duplicateMatch)
         }
         // `checkActions` passed them: they are the array it keeps (read from there, not
         // out of the borrowed spec, whose field the compiler copied with the whole spec).
         let actions = lastPassedActions
-        let rule = HardwareRule(id: nextRuleID, key: spec.key, actions: actions, cookie: spec.cookie, mask: probe.mask,
-                                hash: probe.hash, table: table, units: HardwareCapabilities.units(for: spec.mask))
+        let rule = HardwareRule(id: nextRuleID, key: spec.key, actions: actions, cookie: spec.cookie, mask: consume mask,
+                                hash: hash, table: table, units: HardwareCapabilities.units(for: spec.mask))
         nextRuleID += 1
         rules.add(rule)
         if !writtenNow { pendingByMatch[match(of: rule)] = rule }

@@ -15,7 +15,7 @@ import Glibc
 /// behind a VLAN tag the decoder reads the encap's and may leave a stray top-level one
 /// unread.
 final class KeyMemo {
-    private var bytes: [UInt8] = []
+    private var remembered = RememberedBytes()
     private var key = FlowKey()
     private var vlanLimit = 0
     private var valid = false
@@ -27,40 +27,39 @@ final class KeyMemo {
 
     /// The memo's key with `new`'s addresses, if `new` is the remembered bytes elsewhere.
     func reuse(_ new: ArraySlice<UInt8>, vlanLimit: Int, into out: inout FlowKey) -> Bool {
-        guard valid, vlanLimit == self.vlanLimit, new.count == bytes.count else { return false }
+        guard valid, vlanLimit == self.vlanLimit, remembered.count > 0, new.count == remembered.count else { return false }
+        let o = remembered.bytes
         return new.withUnsafeBytes { n in
-            bytes.withUnsafeBytes { o in
-                var at = 0
-                for i in 0..<count {
-                    if memcmp(n.baseAddress! + at, o.baseAddress! + at, starts[i] - at) != 0 { return false }
-                    at = starts[i] + lengths[i]
-                }
-                if memcmp(n.baseAddress! + at, o.baseAddress! + at, n.count - at) != 0 { return false }
-                out = key
-                for i in 0..<count {
-                    let p = n.baseAddress! + starts[i]
-                    switch kinds[i] {
-                    case KeyAttr.ethernet:
-                        out[.ethSrc] = p.be48(0)
-                        out[.ethDst] = p.be48(6)
-                    case KeyAttr.ipv4:
-                        out[.ipv4Src] = UInt64(p.be32(0))
-                        out[.ipv4Dst] = UInt64(p.be32(4))
-                    default:
-                        out[.ipv6Src] = p.be128(0)
-                        out[.ipv6Dst] = p.be128(16)
-                    }
-                }
-                return true
+            var at = 0
+            for i in 0..<count {
+                if memcmp(n.baseAddress! + at, o.baseAddress! + at, starts[i] - at) != 0 { return false }
+                at = starts[i] + lengths[i]
             }
+            if memcmp(n.baseAddress! + at, o.baseAddress! + at, n.count - at) != 0 { return false }
+            out = key
+            for i in 0..<count {
+                let p = n.baseAddress! + starts[i]
+                switch kinds[i] {
+                case KeyAttr.ethernet:
+                    out[.ethSrc] = p.be48(0)
+                    out[.ethDst] = p.be48(6)
+                case KeyAttr.ipv4:
+                    out[.ipv4Src] = UInt64(p.be32(0))
+                    out[.ipv4Dst] = UInt64(p.be32(4))
+                default:
+                    out[.ipv6Src] = p.be128(0)
+                    out[.ipv6Dst] = p.be128(16)
+                }
+            }
+            return true
         }
     }
 
     /// Remembers a key that decoded (only one that decoded: a failed decode is not kept).
     func remember(_ new: ArraySlice<UInt8>, vlanLimit: Int, key: FlowKey) {
         valid = false
-        bytes.removeAll(keepingCapacity: true)
-        bytes.append(contentsOf: new)
+        remembered.set(new)
+        let bytes = remembered.bytes
         count = 0
         // The top-level attributes: where the addresses of the three lie. A type seen
         // twice (the decoder refuses it) is not remembered.

@@ -12,7 +12,7 @@ import Glibc
 /// Ethernet or IP address: with the same mask bytes and a key that agrees outside the
 /// addresses, the result is the last one's (a third of a software-only put's decoding).
 public final class MaskMemo {
-    var bytes: [UInt8] = []
+    var bytes = RememberedBytes()
     var key = FlowKey()
     var mask = FlowKey()
     var vlanLimit = 0
@@ -54,7 +54,7 @@ extension KeyDecoder {
                 guard case .perfect = keyFitness else { return Self.error(keyFitness, mask: false) }
                 memo.keys.remember(key, vlanLimit: vlanLimit, key: m.pointee.key)
             }
-            if memo.valid, memo.vlanLimit == vlanLimit, memo.bytes.sameBytes(as: mask), memo.agrees(with: m.pointee.key) {
+            if memo.valid, memo.vlanLimit == vlanLimit, memo.bytes.same(as: mask), memo.agrees(with: m.pointee.key) {
                 m.pointee.mask = memo.mask
                 return nil
             }
@@ -65,8 +65,7 @@ extension KeyDecoder {
                 memo.valid = false
                 return e
             }
-            memo.bytes.removeAll(keepingCapacity: true)
-            memo.bytes.append(contentsOf: mask)
+            memo.bytes.set(mask)
             memo.key = m.pointee.key
             memo.mask = m.pointee.mask
             memo.vlanLimit = vlanLimit

@@ -321,7 +321,7 @@ public final class Datapath: @unchecked Sendable {
         }
         guard options.create else { throw .notFound("flow does not exist") }
         let ufid = givenUFID ?? generateUFID(for: KeyEncoder(vlanLimit: ODPConstants.datapathVLANLimit).encode(match).key)
-        let flow = DatapathFlow(ufid: ufid, match: match, program: program,
+        let flow = DatapathFlow(ufid: ufid, match: match, program: consume program,
                                 origin: options.origin, mask: probe.mask, hash: probe.hash, now: now)
         // Before anything is offloaded: a flow refused for its ufid must never have been
         // in hardware, not even for the moment between its rule's write and removal.
@@ -347,7 +347,9 @@ public final class Datapath: @unchecked Sendable {
     /// Action bytes as a request carries them: the last flow's array when they are the
     /// same (an add-flows repeats them), a copy otherwise.
     public func actionBytes(sharing payload: ArraySlice<UInt8>) -> [UInt8] {
-        if lastActions?.bytes.sameBytes(as: payload) == true { return lastActions.unsafelyUnwrapped.bytes }
+        // One load of the array: read twice from the property, it was retained for the
+        // comparison, released, and retained again to return it.
+        if let bytes = lastActions?.bytes, bytes.sameBytes(as: payload) { return bytes }
         return Array(payload)
     }
 

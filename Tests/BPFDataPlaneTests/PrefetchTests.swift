@@ -27,18 +27,18 @@ struct PrefetchTests {
         let hint = try #require(dp.lastPrefetch)
         try dp.program(rules[1])
         #expect(dp.lastPrefetch == nil, "taken by the write")
-        #expect(dp.slots[1].find(hint.fingerprint) != nil)
+        #expect(dp.slots(1).find(hint.fingerprint) != nil)
 
         // A hint for rule 2, then a write of another rule: that rule gets its own fingerprint.
         dp.prefetch(key: rules[2].key, mask: rules[2].mask, table: .masked)
         let stale = try #require(dp.lastPrefetch)
         let other = B.rules(5, actions: [.drop])[4]
         try dp.program(other)
-        #expect(dp.slots[1].find(stale.fingerprint) == nil, "rule 2 was never written")
+        #expect(dp.slots(1).find(stale.fingerprint) == nil, "rule 2 was never written")
         // (One mask for all: its id is the first word of any of their table keys.)
         let own = TableKey(maskID: UInt32(truncatingIfNeeded: stale.key.words[0]), key: other.key,
                            mask: MaskWords(other.mask)).fingerprint
-        #expect(dp.slots[1].find(own) != nil)
+        #expect(dp.slots(1).find(own) != nil)
         for (dst, verdict) in [(B.base + 1, P.shot), (B.base + 4, P.shot), (B.base + 2, P.redirect)] {
             #expect(try B.verdict(dp, dst: dst) == verdict)
         }
@@ -58,7 +58,7 @@ struct PrefetchTests {
         let hint = try #require(dp.lastPrefetch)
         try dp.coalescingWrites { try dp.program(rules[1], prefetched: true) }
         #expect(dp.lastPrefetch == nil, "taken by the write")
-        #expect(dp.slots[1].find(hint.fingerprint) != nil)
+        #expect(dp.slots(1).find(hint.fingerprint) != nil)
 
         // The mask goes (its last rules are removed) after the prefetch: its id may be
         // another mask's by the write, which takes a mask id afresh.
