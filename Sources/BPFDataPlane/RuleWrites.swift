@@ -1,4 +1,5 @@
 import CLibBPF
+import Classifier
 import ESwitch
 import Glibc
 import NetLinux
@@ -70,8 +71,18 @@ extension BPFDataPlane {
     /// `program` of the rule the last `prefetch` was for: its table key, fingerprint and
     /// mask id are the prefetch's (most rules of a big add-flows, from 256k rules on).
     public func program(_ rule: DataPlaneRule, prefetched: Bool) throws(DataPlaneError) {
+        try programOne(rule, prefetched: prefetched)
+    }
+
+    /// The driver's rule as its entry (`EntryRule`): queued without its full key.
+    public func program(table: HardwareTable, match: ClassifierEntry, actions: [HardwareAction], counter: UInt32,
+                        prefetched: Bool) throws(DataPlaneError) {
+        try programOne(EntryRule(table: table, match: match, actions: actions, counter: counter), prefetched: prefetched)
+    }
+
+    private func programOne<R: RuleSource>(_ rule: R, prefetched: Bool) throws(DataPlaneError) {
         guard queuedWrites != nil, rule.table != .chain else {
-            if let e = program(batch: [rule]).error { throw e }
+            if let e = program(batch: [rule.rule]).error { throw e }
             return
         }
         try? writeQueuedRemovals()
@@ -80,7 +91,7 @@ extension BPFDataPlane {
         case .failed(let e): throw e
         case .tableNearlyFull:
             writeQueuedRules()
-            if let e = programNow([rule]).error { throw e }
+            if let e = programNow([rule.rule]).error { throw e }
         }
     }
 
@@ -223,7 +234,7 @@ extension BPFDataPlane {
         case tableNearlyFull
     }
 
-    private func queue(_ rule: DataPlaneRule, index i: Int, prefetched: Bool = false) -> QueueStep {
+    private func queue<R: RuleSource>(_ rule: R, index i: Int, prefetched: Bool = false) -> QueueStep {
         let t = Self.slotIndex(rule.table)
         if slots(t).written + queuedWrites!.count + (inFlight?.count ?? 0) + (queuedRemovals?.count ?? 0) + 1
             >= capacity.rules {
@@ -241,7 +252,7 @@ extension BPFDataPlane {
             writeQueuedRules()
             releaseActionSet(p.value.actionSet)
             releaseMaskIfUnused(p.maskID)
-            if let e = programNow([rule]).error { return .failed(e) }
+            if let e = programNow([rule.rule]).error { return .failed(e) }
         } else {
             let slot = Slot(actionSet: p.value.actionSet, counter: p.value.counter, flags: p.value.flags)
             p.queuedAt = withSlots(t) { $0.markQueued(p.fingerprint, slot) }
@@ -313,17 +324,15 @@ extension BPFDataPlane {
     /// rule (230 bytes) is built where the caller keeps it.
     /// `prefetched`: the rule is the last `prefetch`'s (which checked that it fits the
     /// hardware key and found its mask held), so its table key is that one.
-    private func prepare(_ rule: DataPlaneRule, index: Int, prefetched: Bool = false) throws(PrepareFailure) -> PendingRule {
+    private func prepare<R: RuleSource>(_ rule: R, index: Int, prefetched: Bool = false) throws(PrepareFailure) -> PendingRule {
         let ahead = prefetched && takesPrefetch(rule)
-        // The table key and mask words made in place from one copy of the rule's key and
-        // mask (or the prefetch's).
+        // The table key and mask words made in place (or the prefetch's).
         var tableKey: TableKey, maskWords = MaskWords()
         if ahead {
             tableKey = prefetchedKey
         } else {
             tableKey = TableKey()
-            var key = rule.key, mask = rule.mask
-            guard Layout.fill(&tableKey, &maskWords, key: &key, mask: &mask) else {
+            guard rule.fill(&tableKey, &maskWords) else {
                 throw PrepareFailure(error: .unsupported("match outside the hardware key"), maskID: nil)
             }
         }
@@ -395,11 +404,11 @@ extension BPFDataPlane {
     /// Whether what the last `prefetch` computed is for `rule`, which the caller says it
     /// was for (debug builds check it): not if it made nothing (a new mask) or its mask
     /// went since.
-    private func takesPrefetch(_ rule: DataPlaneRule) -> Bool {
+    private func takesPrefetch<R: RuleSource>(_ rule: R) -> Bool {
         guard prefetchedTable == rule.table else { return false }
         assert({
-            var t = TableKey(), w = MaskWords(), k = rule.key, m = rule.mask
-            guard Layout.fill(&t, &w, key: &k, mask: &m) else { return false }
+            var t = TableKey(), w = MaskWords()
+            guard rule.fill(&t, &w) else { return false }
             t.setMaskID(prefetchedMaskID)
             return TableKey.same(&t, &prefetchedKey)
         }(), "a rule said to be prefetched is not the prefetch's")

@@ -187,6 +187,17 @@ open class ClassifierEntry: @unchecked Sendable {
 
     deinit { tail?.deallocate() }
 
+    /// How many words the mask touches (`significantWord`).
+    @inlinable public final var significantWordCount: Int { mask.wordCount }
+
+    /// The `j`th word the mask touches, in mask order: its index in the key, the mask's
+    /// word and the masked key's (for a caller that needs them, not the full key).
+    @inlinable @inline(__always)
+    public final func significantWord(_ j: Int) -> (index: Int, mask: UInt64, masked: UInt64) {
+        let i = Int(mask.wordIndex[j])
+        return (i, mask.bitWords[i], j < Self.inlineWords ? head[j] : tail.unsafelyUnwrapped[j - Self.inlineWords])
+    }
+
     /// Whether `other` has the same masked key under the same mask words.
     public func hasSameKey(as other: ClassifierEntry) -> Bool {
         guard mask === other.mask || mask.bits == other.mask.bits else { return false }

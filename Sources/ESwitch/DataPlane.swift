@@ -1,3 +1,4 @@
+import Classifier
 import Glibc
 import Packet
 
@@ -123,6 +124,10 @@ public protocol DataPlane: AnyObject {
     /// `program`, of the very key, mask and table the last `prefetch` was given (the
     /// caller knows it): what the hint computed need not be computed again.
     func program(_ rule: DataPlaneRule, prefetched: Bool) throws(DataPlaneError)
+    /// `program(_:prefetched:)` of a rule whose match the driver keeps as a classifier
+    /// entry (the masked key's significant words and the mask object).
+    func program(table: HardwareTable, match: ClassifierEntry, actions: [HardwareAction], counter: UInt32,
+                 prefetched: Bool) throws(DataPlaneError)
     func remove(_ rule: DataPlaneRule) throws(DataPlaneError)
     /// Installs rules in order, in as few writes as the silicon allows, stopping at the
     /// first refusal: how many were installed, and the refusal.
@@ -217,6 +222,13 @@ extension DataPlane {
 
     /// Nothing was computed ahead.
     public func program(_ rule: DataPlaneRule, prefetched: Bool) throws(DataPlaneError) { try program(rule) }
+
+    /// The rule with its full key and mask.
+    public func program(table: HardwareTable, match: ClassifierEntry, actions: [HardwareAction], counter: UInt32,
+                        prefetched: Bool) throws(DataPlaneError) {
+        try program(DataPlaneRule(table: table, key: match.key, mask: match.mask.bits, actions: actions, counter: counter),
+                    prefetched: prefetched)
+    }
 
     /// No order of its own (the driver's shadow decides).
     public func maskOrder(_ mask: FlowKey, table: HardwareTable) -> Int? { nil }

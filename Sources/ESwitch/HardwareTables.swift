@@ -406,7 +406,11 @@ public final class HardwareTables: @unchecked Sendable {
     /// `prefetched`: the rule is of the last `prefetch`'s key and mask.
     func programOne(_ r: HardwareRule, prefetched: Bool = false) -> OffloadFailure? {
         guard r.holdsUnits && !r.retired else { return nil }
-        do { try dataPlane.program(r.programmed, prefetched: prefetched) } catch { return error.offloadFailure }
+        // The rule's own entry, not `programmed`: its full key rebuilt, and that and its
+        // mask copied on the way, were a twentieth of a put.
+        do { try dataPlane.program(table: r.table, match: r, actions: r.actions, counter: r.counter, prefetched: prefetched) } catch {
+            return error.offloadFailure
+        }
         return settleWritten(r)
     }
 

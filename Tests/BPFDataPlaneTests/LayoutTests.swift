@@ -1,4 +1,5 @@
 @testable import BPFDataPlane
+import Classifier
 import Foundation
 import ESwitch
 import Packet
@@ -127,6 +128,47 @@ struct LayoutTests {
         #expect(Layout.fitsHardwareKey(key: k, mask: m))
         k[.recircID] = 3
         #expect(!Layout.fitsHardwareKey(key: k, mask: m))
+    }
+
+    @Test func hardwareSlotsInvertTheHardwareWordSources() {
+        for i in 0..<FlowKey.wordCount {
+            let slot = Layout.hardwareSlot(ofKeyWord: i)
+            if let s = Layout.keyWordSource.firstIndex(of: i) { #expect(slot == s, "word \(i)") } else { #expect(slot == -1, "word \(i)") }
+        }
+    }
+
+    /// A driver rule handed over as its classifier entry fills the table key and mask
+    /// words as its full key and mask do, and fits the hardware key as they do.
+    @Test func aRulesEntryFillsTheTableKeyAsItsKeys() {
+        func fills(_ key: FlowKey, _ mask: FlowKey) -> (Bool, TableKey, MaskWords, Bool, TableKey, MaskWords) {
+            let m = FlowMask(mask)
+            let entry = ClassifierEntry(key: key, mask: m, hash: m.hash(key))
+            let full = DataPlaneRule(table: .masked, key: key.masked(by: mask), mask: mask, actions: [.drop], counter: 1)
+            let compact = EntryRule(table: .masked, match: entry, actions: [.drop], counter: 1)
+            var t1 = TableKey(), w1 = MaskWords(), t2 = TableKey(), w2 = MaskWords()
+            let a = full.fill(&t1, &w1), b = compact.fill(&t2, &w2)
+            return (a, t1, w1, b, t2, w2)
+        }
+        var k = FlowKey(), m = FlowKey()
+        k[.inPort] = 3; m[.inPort] = ~0
+        k[.ipv4Src] = 0xC612_0001; m[.ipv4Src] = 0xFFFF_FF00
+        k[.ethType] = 0x0800; m[.ethType] = ~0
+        var r = fills(k, m)
+        #expect(r.0 && r.3 && r.1 == r.4 && r.2 == r.5)
+        // Every word matched: the entry keeps words out of line past its eighth.
+        r = fills(FlowKey.allOnes, FlowKey.allOnes)
+        #expect(!r.0 && !r.3, "the whole key asks for bits outside the hardware key")
+        var wide = FlowKey()
+        for i in Layout.keyWordSource { wide.words[i] = ~0 }
+        r = fills(FlowKey.allOnes, wide)
+        #expect(r.0 && r.3 && r.1 == r.4 && r.2 == r.5)
+        // Outside the hardware key a zero may be asked for, nothing else.
+        m[.recircID] = FlowField.recircID.valueMask
+        r = fills(k, m)
+        #expect(r.0 && r.3 && r.1 == r.4 && r.2 == r.5)
+        k[.recircID] = 3
+        r = fills(k, m)
+        #expect(!r.0 && !r.3)
     }
 
     @Test func actionsAreEncodedInNetworkOrderWhereThePacketHasThem() throws {
