@@ -15,7 +15,12 @@ public final class RequestStream {
     private let client: ControlClient
     private let window: Int
     private var firstSequence: UInt32 = 0
-    private var pending: [UInt8] = []
+    /// The requests not sent yet: `pendingCount` bytes at `pending`, raw memory that
+    /// grows and is never emptied (an array's append was a hundred instructions whatever
+    /// it appended, its emptying eighty, a flow file's request two appends and more).
+    private var pending: UnsafeMutableRawPointer
+    private var pendingCapacity = 64 << 10
+    private var pendingCount = 0
     /// Requests submitted and answered so far; a request's index is its submit order.
     public private(set) var submitted = 0
     public private(set) var answered = 0
@@ -34,20 +39,50 @@ public final class RequestStream {
     public init(_ client: ControlClient, window: Int = 4096) {
         self.client = client
         self.window = window
+        pending = UnsafeMutableRawPointer.allocate(byteCount: pendingCapacity, alignment: 16)
     }
+
+    deinit { pending.deallocate() }
 
     /// Queues a request (sent in datagrams of about 48 KB), waiting for answers while
     /// `window` are unanswered.
     public func submit(_ request: GenericMessage) throws(ControlError) {
-        var r = request
-        r.header.sequence = client.nextSequence()
-        if submitted == 0 { firstSequence = r.header.sequence }
-        r.header.flags |= NetlinkFlags.request | NetlinkFlags.ack
-        r.append(to: &pending)
+        try submit(family: request.header.type, command: request.command, version: request.version, flags: request.header.flags,
+                   familyHeader: request.familyHeader, portID: request.header.portID, attributesLength: request.attributes.count) { p in
+            request.attributes.withUnsafeBytes { if let a = $0.baseAddress { p.copyMemory(from: a, byteCount: $0.count) } }
+        }
+    }
+
+    /// Queues a request whose attributes, `attributesLength` bytes, `writeAttributes` writes
+    /// where they go in the send buffer (every byte of them: the memory is not cleared). A
+    /// flow file's request is written there once, not made as a message and copied.
+    public func submit(family: UInt16, command: UInt8, version: UInt8 = 1, flags: UInt16, familyHeader: Int32 = 0,
+                       portID: UInt32 = 0, attributesLength: Int, _ writeAttributes: (UnsafeMutableRawPointer) -> Void) throws(ControlError) {
+        let length = GenericMessage.fixedSize + attributesLength
+        if pendingCount + length > pendingCapacity { grow(to: pendingCount + length) }
+        let sequence = client.nextSequence()
+        if submitted == 0 { firstSequence = sequence }
+        // nlmsghdr, genlmsghdr and the family header as one store (the tuple has no padding).
+        let header = (UInt32(length).littleEndian, family.littleEndian, (flags | NetlinkFlags.request | NetlinkFlags.ack).littleEndian,
+                      sequence.littleEndian, portID.littleEndian, command, version, UInt16(0), familyHeader.littleEndian)
+        let at = pending + pendingCount
+        at.storeBytes(of: header, as: type(of: header))
+        writeAttributes(at + GenericMessage.fixedSize)
+        pendingCount += length
         submitted += 1
         if submitted == Self.bulk { pin = CPUPin() }
-        if pending.count >= 48_000 { try sendPending() }
+        if pendingCount >= 48_000 { try sendPending() }
         while submitted - answered > window { try readAnswers(waiting: true) }
+    }
+
+    private func grow(to needed: Int) {
+        var capacity = pendingCapacity
+        while capacity < needed { capacity *= 2 }
+        let bigger = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        bigger.copyMemory(from: pending, byteCount: pendingCount)
+        pending.deallocate()
+        pending = bigger
+        pendingCapacity = capacity
     }
 
     /// Sends what is queued and waits for every answer.
@@ -61,10 +96,10 @@ public final class RequestStream {
     }
 
     private func sendPending() throws(ControlError) {
-        while !pending.isEmpty {
-            let n = pending.withUnsafeBytes { Glibc.send(client.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+        while pendingCount > 0 {
+            let n = Glibc.send(client.fd, pending, pendingCount, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
             if n >= 0 {
-                pending.removeAll(keepingCapacity: true)
+                pendingCount = 0
                 break
             }
             let e = errno
@@ -83,7 +118,7 @@ public final class RequestStream {
     static let pollBeforeSleeping: UInt64 = 2_000_000
 
     private func readAnswers(waiting: Bool) throws(ControlError) {
-        if waiting && !pending.isEmpty { try sendPending() }
+        if waiting && pendingCount > 0 { try sendPending() }
         var got = try client.receiveDatagram(waiting: false)
         if got == nil && waiting {
             // Polled a while before sleeping: woken by the daemon's answer, this process

@@ -45,6 +45,12 @@ public struct AttributeWriter: Sendable {
         overflow = nil
     }
 
+    /// Cuts the writer back to its first `count` bytes (the end of an attribute), keeping
+    /// its storage. (An overflow recorded stays recorded.)
+    public mutating func truncate(to count: Int) {
+        bytes.removeSubrange(count...)
+    }
+
     // Inlinable so that callers in other modules get a version specialized for their
     // payload type rather than the generic one (metadata lookups per attribute).
     @inlinable
@@ -160,6 +166,47 @@ public struct AttributeWriter: Sendable {
     @inlinable
     mutating func pad() {
         while bytes.count % 4 != 0 { bytes.append(0) }
+    }
+}
+
+/// Attributes written into memory already sized for them (a request in a stream's send
+/// buffer: `RequestStream.submit(…attributesLength:)`), each with one store for its header
+/// and one copy for its payload. The caller sizes the memory with `size(payload:)` and
+/// checks that each attribute fits (`AttributeWriter.maxLength`): nothing is checked here.
+public struct AttributeCursor {
+    @usableFromInline
+    var at: UnsafeMutableRawPointer
+
+    @inlinable
+    public init(_ at: UnsafeMutableRawPointer) { self.at = at }
+
+    /// The bytes an attribute of `payload` bytes takes, header and padding included.
+    @inlinable
+    public static func size(payload: Int) -> Int { 4 + netlinkAlign(payload) }
+
+    @inlinable
+    public mutating func put(_ type: UInt16, _ payload: UnsafeRawBufferPointer) {
+        let n = payload.count
+        at.storeBytes(of: (UInt16(truncatingIfNeeded: 4 + n).littleEndian, type.littleEndian), as: (UInt16, UInt16).self)
+        if let p = payload.baseAddress { (at + 4).copyMemory(from: p, byteCount: n) }
+        // The padding is zeros, as AttributeWriter's (the memory is not cleared).
+        for i in 4 + n..<Self.size(payload: n) { at.storeBytes(of: 0, toByteOffset: i, as: UInt8.self) }
+        at += Self.size(payload: n)
+    }
+
+    @inlinable
+    public mutating func putU32(_ type: UInt16, _ v: UInt32) { putInteger(type, v.littleEndian) }
+    @inlinable
+    public mutating func putBE128(_ type: UInt16, _ v: UInt128) { putInteger(type, v.bigEndian) }
+
+    /// An integer's in-memory bytes (already in the wanted byte order; its size a
+    /// multiple of 4: no padding), stored after the header.
+    @inlinable
+    mutating func putInteger<T: FixedWidthInteger>(_ type: UInt16, _ v: T) {
+        let n = MemoryLayout<T>.size
+        at.storeBytes(of: (UInt16(truncatingIfNeeded: 4 + n).littleEndian, type.littleEndian), as: (UInt16, UInt16).self)
+        at.storeBytes(of: v, toByteOffset: 4, as: T.self)
+        at += 4 + n
     }
 }
 

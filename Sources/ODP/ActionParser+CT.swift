@@ -50,7 +50,7 @@ extension ActionParser {
                     let isHelper = sc.hasPrefix("helper=", at: s)
                     let j = s + (isHelper ? 7 : 8)
                     var e = j
-                    while e < sc.s.count && !Scan.isDelimiter(sc[e]) && sc[e] != 41 { e += 1 }
+                    while e < sc.count && !Scan.isDelimiter(sc[e]) && sc[e] != 41 { e += 1 }
                     let len = e - j
                     guard len > 0, len <= (isHelper ? 15 : 31) else { return fail(j, "ct helper/timeout name too long or empty") }
                     let name = String(decoding: sc.s[j..<e], as: UTF8.self)

@@ -32,13 +32,13 @@ struct ActionParser {
         var i = 0
         while true {
             i = sc.skipDelimiters(i)
-            if i >= sc.s.count { return }
+            if i >= sc.count { return }
             let start = i
             guard let e = parseAction(at: i, into: &out) else {
                 let (pos, why) = failure ?? (start, "syntax error")
                 throw ODPError(position: pos, why, context: String(decoding: sc.s[start...], as: UTF8.self))
             }
-            if e < sc.s.count && !Scan.isDelimiter(sc[e]) {
+            if e < sc.count && !Scan.isDelimiter(sc[e]) {
                 throw ODPError(position: e, "unexpected \"\(Character(UnicodeScalar(sc[e])))\" after an action",
                                context: String(decoding: sc.s[start...], as: UTF8.self))
             }
@@ -51,7 +51,7 @@ struct ActionParser {
         while true {
             n = sc.skipDelimiters(n)
             if sc[n] == 41 { return n }
-            if n >= sc.s.count { return fail(n, "missing \")\"") }
+            if n >= sc.count { return fail(n, "missing \")\"") }
             guard let e = parseAction(at: n, into: &out) else { return nil }
             n = e
         }

@@ -78,13 +78,13 @@ struct FlagNames: Sendable {
                 if set { flags |= bit }
                 mask |= bit
                 j += len
-                if j >= sc.s.count { return nil }
+                if j >= sc.count { return nil }
             }
             return (flags, mask, j)
         }
         var result: UInt32 = 0
         while sc[j] != end {
-            if j >= sc.s.count { return nil }
+            if j >= sc.count { return nil }
             if let (v, e) = sc.integer(j) {
                 guard v & ~UInt64(allowed) == 0 else { return nil }
                 result |= UInt32(truncatingIfNeeded: v)

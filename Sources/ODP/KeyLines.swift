@@ -20,59 +20,68 @@ public struct KeyLines {
         let mask: Int
     }
 
-    let portNames: [String: UInt32]
-    /// The line parsed last and the one before (their storage takes turns).
-    private var text: [UInt8] = [], previousText: [UInt8] = []
+    /// The parser, whose text is the line parsed last (`Scan.replaceText`): a line is
+    /// compared with the one before where each lies (the file's buffer and the parser's),
+    /// and only the bytes from where it differs copied in.
+    private var parser: KeyParser
+    /// The last line's key and mask, kept for the next line: cut back to the attributes
+    /// it shares, not emptied and copied.
     public private(set) var key = AttributeWriter(), mask = AttributeWriter()
-    private var previousKey = AttributeWriter(), previousMask = AttributeWriter()
-    private var bounds: [Boundary]? = [], previousBounds: [Boundary]? = []
+    /// Where the last line's attributes start; none after a line that failed (which is
+    /// no line to copy from). Never nil: optional for the parser, which records them
+    /// only when asked.
+    private var bounds: [Boundary]? = []
 
-    public init(portNames: [String: UInt32]) { self.portNames = portNames }
+    public init(portNames: [String: UInt32]) { parser = KeyParser(scan: Scan(utf8: []), portNames: portNames) }
 
     /// Parses a line's key text into `key` and `mask`; the ufid written first, if any.
     public mutating func parse(_ line: ArraySlice<UInt8>) throws(ODPError) -> UInt128? {
-        swap(&text, &previousText)
-        swap(&key, &previousKey)
-        swap(&mask, &previousMask)
-        swap(&bounds, &previousBounds)
-        text.removeAll(keepingCapacity: true)
-        text.append(contentsOf: line)
-        key.reset()
-        mask.reset()
-        bounds!.removeAll(keepingCapacity: true)
-        let from = resumePoint()
+        try line.withUnsafeBufferPointer { l throws(ODPError) in try parse(l) }
+    }
+
+    /// The same for text where it lies (a flow file's read buffer: no slice to count
+    /// references to).
+    public mutating func parse(_ line: UnsafeBufferPointer<UInt8>) throws(ODPError) -> UInt128? {
+        let from = resumePoint(line)
         var start = 0
         if from > 0 {
-            let b = previousBounds.unsafelyUnwrapped[from]
-            key.bytes.append(contentsOf: previousKey.bytes[..<b.key])
-            mask.bytes.append(contentsOf: previousMask.bytes[..<b.mask])
-            bounds!.append(contentsOf: previousBounds.unsafelyUnwrapped[..<from])
+            let b = bounds.unsafelyUnwrapped[from]
+            key.truncate(to: b.key)
+            mask.truncate(to: b.mask)
+            // Mostly the last attribute goes: one removeLast, no range replaced.
+            while bounds.unsafelyUnwrapped.count > from { bounds!.removeLast() }
             start = b.text
+        } else {
+            key.reset()
+            mask.reset()
+            bounds!.removeAll(keepingCapacity: true)
         }
-        var p = KeyParser(scan: Scan(utf8: text), portNames: portNames)
+        parser.sc.replaceText(with: line, keeping: start)
+        parser.failure = nil
         do {
-            let ufid = try p.parseKey(key: &key, mask: &mask, from: start, bounds: &bounds)
+            let ufid = try parser.parseKey(key: &key, mask: &mask, from: start, bounds: &bounds)
             try ODPText.checkFits(key, "the flow key is")
             try ODPText.checkFits(mask, "the flow mask is")
             return ufid
         } catch {
-            // A failed line is no line to copy from.
             bounds!.removeAll(keepingCapacity: true)
-            text.removeAll(keepingCapacity: true)
             throw error
         }
     }
 
-    /// The index (in the previous line's boundaries) of the first attribute this line may
-    /// not share with the previous one: every attribute before it, and the delimiters after
-    /// it, are the same text. Tried from the last (a flow file's lines mostly differ in
-    /// their last attribute): one comparison of the common part, usually.
-    private func resumePoint() -> Int {
-        guard let prev = previousBounds, prev.count > 1, !text.starts(with: "ufid:".utf8) else { return 0 }
-        return text.withUnsafeBufferPointer { a in
-            previousText.withUnsafeBufferPointer { b in
-                var j = prev.count - 1
-                while j > 0 && (prev[j].text > a.count || memcmp(a.baseAddress!, b.baseAddress!, prev[j].text) != 0) { j -= 1 }
+    /// The index (in the last line's boundaries) of the first attribute `line` may not
+    /// share with it: every attribute before it, and the delimiters after it, are the
+    /// same text. Tried from the last (a flow file's lines mostly differ in their last
+    /// attribute): one comparison of the common part, usually. 0: nothing shared.
+    private func resumePoint(_ line: UnsafeBufferPointer<UInt8>) -> Int {
+        guard let bounds, bounds.count > 1, let l = line.baseAddress else { return 0 }
+        // A ufid first is the line's own: never copied.
+        let ufid: StaticString = "ufid:"
+        if line.count >= ufid.utf8CodeUnitCount && memcmp(l, ufid.utf8Start, ufid.utf8CodeUnitCount) == 0 { return 0 }
+        return parser.sc.bytes.withUnsafeBufferPointer { t in
+            bounds.withUnsafeBufferPointer { b in
+                var j = b.count - 1
+                while j > 0 && (b[j].text > line.count || memcmp(l, t.baseAddress!, b[j].text) != 0) { j -= 1 }
                 return j
             }
         }

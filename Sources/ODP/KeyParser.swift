@@ -6,7 +6,9 @@ import Netlink
 struct KeyParser {
     static let maxNesting = 32
 
-    let sc: Scan
+    /// The text; replaced line after line by KeyLines, which keeps one parser (a parser
+    /// made per line copied the port names' dictionary, a hundred instructions).
+    var sc: Scan
     let portNames: [String: UInt32]
     var depth = 0
     /// The deepest position and reason seen, for error messages.
@@ -54,7 +56,7 @@ struct KeyParser {
         }
         while true {
             i = sc.skipDelimiters(i)
-            if i >= sc.s.count { return ufid }
+            if i >= sc.count { return ufid }
             let start = i
             bounds?.append(KeyLines.Boundary(text: start, key: key.bytes.count, mask: mask.bytes.count))
             if sc.hasPrefix("ufid:", at: i) {
@@ -62,7 +64,7 @@ struct KeyParser {
                     throw ODPError(position: i, "malformed ufid (expected ufid:xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)")
                 }
                 i = e + (sc[e] == 32 ? 1 : 0)
-                if i >= sc.s.count || Scan.isDelimiter(sc[i]) {
+                if i >= sc.count || Scan.isDelimiter(sc[i]) {
                     throw ODPError(position: i, "a ufid here must be followed directly by a key attribute (one blank at most)",
                                    context: String(decoding: sc.s[start...], as: UTF8.self))
                 }
@@ -379,7 +381,7 @@ struct KeyParser {
             }
         } else {
             var k = j
-            while k < sc.s.count && sc[k] != 41 { k += 1 }
+            while k < sc.count && sc[k] != 41 { k += 1 }
             let name = String(decoding: sc.s[j..<k], as: UTF8.self)
             guard let port = portNames[name] else { return fail(j, "unknown port \"\(name)\"") }
             kv = port
@@ -429,7 +431,7 @@ struct KeyParser {
         var innerKey = AttributeWriter(), innerMask = AttributeWriter()
         while true {
             s = sc.skipDelimiters(s)
-            if s >= sc.s.count { return fail(s, "unterminated encap(") }
+            if s >= sc.count { return fail(s, "unterminated encap(") }
             if sc[s] == 41 { break }
             guard let e = parseAttribute(at: s, key: &innerKey, mask: &innerMask) else { return nil }
             s = e

@@ -8,12 +8,39 @@ import Glibc
 /// only, `%i` with 0x/0 base prefixes, out-of-range values truncated to the field
 /// width rather than rejected.
 struct Scan {
-    let s: [UInt8]
+    /// The text: the first `count` bytes of `bytes` (a flow file's lines are scanned in
+    /// one array kept from line to line, as long as the longest line so far: never
+    /// emptied nor cut, which cost more than a line's copy).
+    private(set) var bytes: [UInt8]
+    private(set) var count: Int
 
-    init(_ text: String) { s = Array(text.utf8) }
-    init(utf8: [UInt8]) { s = utf8 }
+    init(_ text: String) { self.init(utf8: Array(text.utf8)) }
+    init(utf8: [UInt8]) { self.init(utf8: utf8, count: utf8.count) }
+    init(utf8: [UInt8], count: Int) {
+        precondition(count >= 0 && count <= utf8.count, "scanned text outside its array")
+        bytes = utf8
+        self.count = count
+    }
 
-    @inline(__always) subscript(i: Int) -> UInt8 { i < s.count ? s[i] : 0 }
+    /// Makes `line` the text, its first `kept` bytes being there already (KeyLines: the
+    /// part a flow file's line shares with the line before). The array only grows.
+    mutating func replaceText(with line: UnsafeBufferPointer<UInt8>, keeping kept: Int) {
+        let n = line.count
+        if bytes.count < n { bytes.append(contentsOf: repeatElement(0, count: n - bytes.count)) }
+        if n > kept {
+            bytes.withUnsafeMutableBufferPointer { t in (t.baseAddress! + kept).update(from: line.baseAddress! + kept, count: n - kept) }
+        }
+        count = n
+    }
+
+    /// The text as a slice (error messages and the rarer forms).
+    var s: ArraySlice<UInt8> { bytes[..<count] }
+
+    /// The byte at `i`, 0 past the end (or before the start). Read without the array's
+    /// bounds check: `count` is within it.
+    @inline(__always) subscript(i: Int) -> UInt8 {
+        UInt(bitPattern: i) < UInt(bitPattern: count) ? bytes.withUnsafeBufferPointer { $0[i] } : 0
+    }
 
     /// Whether the text at `i` starts with the literal `p`. A literal's bytes are read
     /// where the binary holds them: no String storage retained and released per try
@@ -37,8 +64,8 @@ struct Scan {
     private func hasPrefix(_ pb: UnsafeBufferPointer<UInt8>, at i: Int) -> Bool {
         guard pb.count > 0 else { return true }
         // The first byte decides most tries; then one memcmp.
-        guard i >= 0, i + pb.count <= s.count, s[i] == pb[0] else { return false }
-        return s.withUnsafeBufferPointer { memcmp($0.baseAddress! + i, pb.baseAddress!, pb.count) == 0 }
+        guard i >= 0, i + pb.count <= count, self[i] == pb[0] else { return false }
+        return bytes.withUnsafeBufferPointer { memcmp($0.baseAddress! + i, pb.baseAddress!, pb.count) == 0 }
     }
 
     static func isSpace(_ c: UInt8) -> Bool { c == 32 || (c >= 9 && c <= 13) }
@@ -46,13 +73,13 @@ struct Scan {
 
     func skipSpaces(_ i: Int) -> Int {
         var j = i
-        while j < s.count && Scan.isSpace(s[j]) { j += 1 }
+        while j < count && Scan.isSpace(self[j]) { j += 1 }
         return j
     }
 
     func skipDelimiters(_ i: Int) -> Int {
         var j = i
-        while j < s.count && Scan.isDelimiter(s[j]) { j += 1 }
+        while j < count && Scan.isDelimiter(self[j]) { j += 1 }
         return j
     }
 
@@ -148,7 +175,7 @@ struct Scan {
             if Scan.hexit(c) >= 0 || c == 58 || c == 46 { j += 1 } else { break }
         }
         guard j > i else { return nil }
-        guard let v = parseIPv6(String(decoding: s[i..<j], as: UTF8.self)) else { return nil }
+        guard let v = parseIPv6(String(decoding: bytes[i..<j], as: UTF8.self)) else { return nil }
         return (v, j)
     }
 
@@ -231,12 +258,12 @@ struct Scan {
     func double(_ i: Int) -> (Double, Int)? {
         let j0 = skipSpaces(i)
         var j = j0
-        while j < s.count {
-            let c = s[j]
+        while j < count {
+            let c = self[j]
             if (c >= 48 && c <= 57) || c == 46 || c == 101 || c == 69 || c == 43 || c == 45 { j += 1 } else { break }
         }
         guard j > j0 else { return nil }
-        let text = String(decoding: s[j0..<j], as: UTF8.self)
+        let text = String(decoding: bytes[j0..<j], as: UTF8.self)
         var end: UnsafeMutablePointer<CChar>?
         let v = text.withCString { p -> (Double, Int) in
             let d = strtod(p, &end)

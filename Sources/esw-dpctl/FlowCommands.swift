@@ -242,10 +242,7 @@ func processFlowFile(_ s: Session, path: String, defaultCommand: String) throws 
     var lineOf: [Int32] = []
     do {
         try forEachLine(path) { number, raw in
-            guard let (command, flags) = try requests.encode(number, raw) else { return }
-            try stream.submit(GenericMessage(family: Family.flow, command: command, flags: flags, sequence: 0,
-                                             attributes: requests.request.bytes))
-            lineOf.append(Int32(number))
+            if try requests.submit(number, raw, to: stream) { lineOf.append(Int32(number)) }
         }
     } catch let failure as ParseFailure {
         // Nothing of the file may stay: the daemon undoes what it already did.

@@ -92,6 +92,27 @@ import Packet
         ])
     }
 
+    /// A line is scanned in the buffer the line before was, which keeps that line's
+    /// bytes past the end of a shorter one: they are never read.
+    @Test func aLineShorterThanTheOneBefore() {
+        check([
+            "in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.0.100,frag=no)",
+            "in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.0.1,frag=no)",
+            "in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.0.1,frag=no",
+            "in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.0.1,frag=no)",
+            "in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.0.1",
+            "in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.0.1,frag=no)",
+            "in_port(1),eth(),eth_type(0x0800),ipv4(",
+            "in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.0.1,frag=no),tcp(dst=80)",
+            "in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.0.1,frag=no),",
+            "in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.0.1,frag=no),tcp(dst=80)",
+            "in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.0.1,frag=no),tcp(dst=8",
+            "in_port(1)",
+            "in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.0.1,frag=no),tcp(dst=80)",
+            "in_port(1",
+        ])
+    }
+
     /// Every key of the OVS corpus after every other one (and after itself).
     @Test func theCorpusInPairs() {
         let texts = OVSCorpus.keys.flatMap { [$0.input, $0.output] }
