@@ -10,7 +10,8 @@ protocol RuleSource {
     var table: HardwareTable { get }
     var actions: [HardwareAction] { get }
     var counter: UInt32 { get }
-    /// The table key (mask id left 0) and the mask's words; false when the match asks
+    /// The table key (mask id left 0) and the mask's words, into zeroed ones (an entry
+    /// writes only its significant words); false, and partly filled, when the match asks
     /// for bits outside the hardware key (`Layout.fitsHardwareKey`).
     func fill(_ tableKey: inout TableKey, _ maskWords: inout MaskWords) -> Bool
     /// The rule with its full key and mask (the paths that write at once).

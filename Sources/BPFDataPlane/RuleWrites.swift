@@ -258,9 +258,9 @@ extension BPFDataPlane {
             p.queuedAt = withSlots(t) { $0.markQueued(p.fingerprint, slot) }
             queuedWrites!.append(consume p)  // its last use: moved, not copied
             // A full bulk goes to the writer; while the previous one is still in flight,
-            // its end is looked for every 16 rules, not at each one.
+            // its end is looked for every 16 rules, not at each one (and at the limit).
             let n = queuedWrites!.count
-            if n >= Self.queuedWriteBulk && (inFlight == nil || n & 15 == 0) { handOffQueuedRules() }
+            if n >= Self.queuedWriteBulk && (inFlight == nil || n & 15 == 0 || n >= Self.queueGrowthLimit) { handOffQueuedRules() }
         }
         return .done
     }
@@ -500,12 +500,12 @@ extension BPFDataPlane {
         return (written, error)
     }
 
-    /// Undoes a written rule: the slot gets its previous content back (or goes).
     /// An emptied slot index keeps its storage (tens of MiB after a million rules): give it back.
     func releaseSlotStorageIfEmpty(_ t: Int) {
         if slots(t).isEmpty && slots(t).capacity > 4096 { slots(t).reset() }
     }
 
+    /// Undoes a written rule: the slot gets its previous content back (or goes).
     private func takeBack(_ p: PendingRule) {
         let t = Self.slotIndex(p.table)
         if let previous = p.previous {

@@ -44,14 +44,17 @@ final class SlotShadow {
 
     deinit { TableMemory.deallocate(entries, count: capacity) }
 
-    /// Empty again, at the smallest size (a flush: the tables were replaced).
+    /// Empty again, at the smallest size (a flush, or an emptied table's storage given
+    /// back). No rule may be queued: a `Place` from before is stale after it.
     func reset() {
+        assert(queued == 0, "a reset with rules queued")
         TableMemory.deallocate(entries, count: capacity)
         capacity = Self.minimumCapacity
         entries = TableMemory.allocate(Entry.self, count: capacity)
         written = 0
         queued = 0
         deleted = 0
+        generation &+= 1
         ahead.drop()
     }
 
@@ -77,13 +80,13 @@ final class SlotShadow {
         cnl_prefetch(entries + (Int(truncatingIfNeeded: fingerprint.value) & (capacity - 1)))
     }
 
-    /// An entry's position, valid until the table is rebuilt (`generation`).
+    /// An entry's position, valid until the table is rebuilt or reset (`generation`).
     struct Place {
         let index: Int32
         let generation: UInt32
     }
 
-    /// Rebuilds so far: a `Place` from an earlier one is stale.
+    /// Rebuilds and resets so far: a `Place` from an earlier one is stale.
     private var generation: UInt32 = 0
 
     /// Marks the slot of a rule queued for writing (none holds `fingerprint`); where.

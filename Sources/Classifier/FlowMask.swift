@@ -190,8 +190,9 @@ open class ClassifierEntry: @unchecked Sendable {
     /// How many words the mask touches (`significantWord`).
     @inlinable public final var significantWordCount: Int { mask.wordCount }
 
-    /// The `j`th word the mask touches, in mask order: its index in the key, the mask's
-    /// word and the masked key's (for a caller that needs them, not the full key).
+    /// The `j`th word the mask touches (`j < significantWordCount`, unchecked), in mask
+    /// order: its index in the key, the mask's word and the masked key's (for a caller
+    /// that needs them, not the full key).
     @inlinable @inline(__always)
     public final func significantWord(_ j: Int) -> (index: Int, mask: UInt64, masked: UInt64) {
         let i = Int(mask.wordIndex[j])

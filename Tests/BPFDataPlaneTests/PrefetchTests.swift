@@ -1,4 +1,5 @@
 @testable import BPFDataPlane
+import Classifier
 import ESwitch
 import Glibc
 import Packet
@@ -80,6 +81,35 @@ struct PrefetchTests {
         #expect(dp.lastPrefetch == nil, "forgotten with the flush")
         try dp.coalescingWrites { try dp.program(rules[3], prefetched: true) }
         #expect(try B.verdict(dp, dst: B.base + 3) == P.shot)
+    }
+
+    /// The driver's form of a rule (its classifier entry: `program(table:match:…)`),
+    /// queued as an add-flows queues it, prefetched or not, takes the slot its full key
+    /// and mask would, and the silicon then matches it.
+    @Test func aRuleGivenAsItsEntryTakesTheSlotItsKeysWould() throws {
+        let dp = try P.dataPlane()
+        let rules = B.rules(3, actions: [.drop])
+        func program(_ r: DataPlaneRule, prefetched: Bool) throws {
+            let mask = FlowMask(r.mask)
+            let entry = ClassifierEntry(key: r.key, mask: mask, hash: mask.hash(r.key))
+            try dp.coalescingWrites {
+                try dp.program(table: r.table, match: entry, actions: r.actions, counter: r.counter, prefetched: prefetched)
+            }
+        }
+        try program(rules[0], prefetched: false)
+        dp.prefetch(key: rules[1].key, mask: rules[1].mask, table: .masked)
+        let hint = try #require(dp.lastPrefetch)
+        try program(rules[1], prefetched: true)
+        #expect(dp.lastPrefetch == nil, "taken by the write")
+        #expect(dp.slots(1).find(hint.fingerprint) != nil)
+        let maskID = UInt32(truncatingIfNeeded: hint.key.words[0])
+        for r in rules.prefix(2) {
+            let own = TableKey(maskID: maskID, key: r.key, mask: MaskWords(r.mask)).fingerprint
+            #expect(dp.slots(1).find(own) != nil)
+        }
+        for (dst, verdict) in [(B.base + 0, P.shot), (B.base + 1, P.shot), (B.base + 2, P.redirect)] {
+            #expect(try B.verdict(dp, dst: dst) == verdict)
+        }
     }
 }
 
