@@ -44,10 +44,10 @@ final class SlotShadow {
 
     deinit { TableMemory.deallocate(entries, count: capacity) }
 
-    /// Empty again, at the smallest size (a flush, or an emptied table's storage given
-    /// back). No rule may be queued: a `Place` from before is stale after it.
+    /// Empty again, at the smallest size (a flush, which drops the queued rules with
+    /// their marks, or an emptied table's storage given back): a `Place` from before is
+    /// stale after it.
     func reset() {
-        assert(queued == 0, "a reset with rules queued")
         TableMemory.deallocate(entries, count: capacity)
         capacity = Self.minimumCapacity
         entries = TableMemory.allocate(Entry.self, count: capacity)

@@ -15,6 +15,20 @@ struct SlotShadowTests {
     /// Fingerprints whose low bits collide a lot: table positions are their low bits.
     static func fingerprint(_ n: UInt64) -> Fingerprint { Fingerprint((n % 7) | (n / 7) << 40) }
 
+    /// A flush empties the shadow in place with rules still marked queued (their writes
+    /// are dropped): their places are stale after it, and the shadow is empty.
+    @Test func aResetWithRulesQueuedLeavesTheirPlacesStale() {
+        let shadow = SlotShadow()
+        var places: [SlotShadow.Place] = []
+        for n in 0..<100 as Range<UInt64> {
+            places.append(shadow.markQueued(Self.fingerprint(n), BPFDataPlane.Slot(actionSet: 1, counter: UInt32(n), flags: 0)))
+        }
+        shadow.reset()
+        #expect(shadow.isEmpty && shadow.capacity == SlotShadow.minimumCapacity)
+        for at in places { #expect(!shadow.markWritten(at)) }
+        #expect(shadow.find(Self.fingerprint(5)) == nil)
+    }
+
     @Test func agreesWithADictionary() {
         var rng = SystemRandomNumberGenerator()
         let shadow = SlotShadow()
