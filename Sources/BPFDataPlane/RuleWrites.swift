@@ -65,16 +65,12 @@ extension BPFDataPlane {
     /// One rule, as `program(batch:)` with one rule; inside `coalescingWrites` without
     /// the batch's array (an add-flows programs its rules one at a time).
     public func program(_ rule: DataPlaneRule) throws(DataPlaneError) {
-        try program(rule, prefetched: false)
-    }
-
-    /// `program` of the rule the last `prefetch` was for: its table key, fingerprint and
-    /// mask id are the prefetch's (most rules of a big add-flows, from 256k rules on).
-    public func program(_ rule: DataPlaneRule, prefetched: Bool) throws(DataPlaneError) {
-        try programOne(rule, prefetched: prefetched)
+        try programOne(rule, prefetched: false)
     }
 
     /// The driver's rule as its entry (`EntryRule`): queued without its full key.
+    /// `prefetched`: the rule the last `prefetch` was for, whose table key, fingerprint
+    /// and mask id are the prefetch's (most rules of a big add-flows, from 256k rules on).
     public func program(table: HardwareTable, match: ClassifierEntry, actions: [HardwareAction], counter: UInt32,
                         prefetched: Bool) throws(DataPlaneError) {
         try programOne(EntryRule(table: table, match: match, actions: actions, counter: counter), prefetched: prefetched)

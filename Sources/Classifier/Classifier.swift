@@ -121,17 +121,6 @@ public final class Classifier: @unchecked Sendable {
     public struct Probe {
         public let mask: FlowMask
         public let hash: UInt32
-
-        /// A probe made without the classifier: `mask`'s object and `key`'s hash under it.
-        public init(key: FlowKey, mask: FlowMask) {
-            self.mask = mask
-            hash = mask.hash(key)
-        }
-
-        init(mask: FlowMask, hash: UInt32) {
-            self.mask = mask
-            self.hash = hash
-        }
     }
 
     public func probe(key: FlowKey, mask bits: FlowKey) -> Probe {

@@ -121,11 +121,10 @@ public protocol DataPlane: AnyObject {
     func setVTEPMAC(_ mac: UInt64) throws(DataPlaneError)
     /// Installs a rule, or replaces the one with the same match atomically for packets.
     func program(_ rule: DataPlaneRule) throws(DataPlaneError)
-    /// `program`, of the very key, mask and table the last `prefetch` was given (the
-    /// caller knows it): what the hint computed need not be computed again.
-    func program(_ rule: DataPlaneRule, prefetched: Bool) throws(DataPlaneError)
-    /// `program(_:prefetched:)` of a rule whose match the driver keeps as a classifier
-    /// entry (the masked key's significant words and the mask object).
+    /// `program` of a rule whose match the driver keeps as a classifier entry (the masked
+    /// key's significant words and the mask object). `prefetched`: of the very key, mask
+    /// and table the last `prefetch` was given (the caller knows it), so what the hint
+    /// computed need not be computed again.
     func program(table: HardwareTable, match: ClassifierEntry, actions: [HardwareAction], counter: UInt32,
                  prefetched: Bool) throws(DataPlaneError)
     func remove(_ rule: DataPlaneRule) throws(DataPlaneError)
@@ -220,14 +219,10 @@ extension DataPlane {
     /// Nothing to load ahead.
     public func prefetch(key: FlowKey, mask: FlowKey, table: HardwareTable) {}
 
-    /// Nothing was computed ahead.
-    public func program(_ rule: DataPlaneRule, prefetched: Bool) throws(DataPlaneError) { try program(rule) }
-
-    /// The rule with its full key and mask.
+    /// The rule with its full key and mask (nothing was computed ahead).
     public func program(table: HardwareTable, match: ClassifierEntry, actions: [HardwareAction], counter: UInt32,
                         prefetched: Bool) throws(DataPlaneError) {
-        try program(DataPlaneRule(table: table, key: match.key, mask: match.mask.bits, actions: actions, counter: counter),
-                    prefetched: prefetched)
+        try program(DataPlaneRule(table: table, key: match.key, mask: match.mask.bits, actions: actions, counter: counter))
     }
 
     /// No order of its own (the driver's shadow decides).

@@ -15,11 +15,9 @@ struct Scan {
     private(set) var count: Int
 
     init(_ text: String) { self.init(utf8: Array(text.utf8)) }
-    init(utf8: [UInt8]) { self.init(utf8: utf8, count: utf8.count) }
-    init(utf8: [UInt8], count: Int) {
-        precondition(count >= 0 && count <= utf8.count, "scanned text outside its array")
+    init(utf8: [UInt8]) {
         bytes = utf8
-        self.count = count
+        count = utf8.count
     }
 
     /// Makes `line` the text, its first `kept` bytes being there already (KeyLines: the

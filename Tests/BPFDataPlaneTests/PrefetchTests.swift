@@ -53,11 +53,11 @@ struct PrefetchTests {
         let rules = B.rules(4, actions: [.drop])
         dp.prefetch(key: rules[0].key, mask: rules[0].mask, table: .masked)
         #expect(dp.lastPrefetch == nil, "a new mask: nothing computed ahead")
-        try dp.coalescingWrites { try dp.program(rules[0], prefetched: true) }
+        try dp.programQueued(rules[0], prefetched: true)
 
         dp.prefetch(key: rules[1].key, mask: rules[1].mask, table: .masked)
         let hint = try #require(dp.lastPrefetch)
-        try dp.coalescingWrites { try dp.program(rules[1], prefetched: true) }
+        try dp.programQueued(rules[1], prefetched: true)
         #expect(dp.lastPrefetch == nil, "taken by the write")
         #expect(dp.slots(1).find(hint.fingerprint) != nil)
 
@@ -68,7 +68,7 @@ struct PrefetchTests {
         try dp.remove(rules[0])
         try dp.remove(rules[1])
         #expect(dp.lastPrefetch == nil, "forgotten with the mask")
-        try dp.coalescingWrites { try dp.program(rules[2], prefetched: true) }
+        try dp.programQueued(rules[2], prefetched: true)
         for (dst, verdict) in [(B.base + 0, P.redirect), (B.base + 1, P.redirect), (B.base + 2, P.shot),
                                (B.base + 3, P.redirect)] {
             #expect(try B.verdict(dp, dst: dst) == verdict)
@@ -79,7 +79,7 @@ struct PrefetchTests {
         #expect(dp.lastPrefetch != nil)
         try dp.removeAllRules()
         #expect(dp.lastPrefetch == nil, "forgotten with the flush")
-        try dp.coalescingWrites { try dp.program(rules[3], prefetched: true) }
+        try dp.programQueued(rules[3], prefetched: true)
         #expect(try B.verdict(dp, dst: B.base + 3) == P.shot)
     }
 
@@ -89,17 +89,10 @@ struct PrefetchTests {
     @Test func aRuleGivenAsItsEntryTakesTheSlotItsKeysWould() throws {
         let dp = try P.dataPlane()
         let rules = B.rules(3, actions: [.drop])
-        func program(_ r: DataPlaneRule, prefetched: Bool) throws {
-            let mask = FlowMask(r.mask)
-            let entry = ClassifierEntry(key: r.key, mask: mask, hash: mask.hash(r.key))
-            try dp.coalescingWrites {
-                try dp.program(table: r.table, match: entry, actions: r.actions, counter: r.counter, prefetched: prefetched)
-            }
-        }
-        try program(rules[0], prefetched: false)
+        try dp.programQueued(rules[0], prefetched: false)
         dp.prefetch(key: rules[1].key, mask: rules[1].mask, table: .masked)
         let hint = try #require(dp.lastPrefetch)
-        try program(rules[1], prefetched: true)
+        try dp.programQueued(rules[1], prefetched: true)
         #expect(dp.lastPrefetch == nil, "taken by the write")
         #expect(dp.slots(1).find(hint.fingerprint) != nil)
         let maskID = UInt32(truncatingIfNeeded: hint.key.words[0])
@@ -114,6 +107,16 @@ struct PrefetchTests {
 }
 
 extension BPFDataPlane {
+    /// `r` as the driver hands a rule over (its classifier entry), queued as an
+    /// add-flows queues it.
+    func programQueued(_ r: DataPlaneRule, prefetched: Bool) throws {
+        let mask = FlowMask(r.mask)
+        let entry = ClassifierEntry(key: r.key, mask: mask, hash: mask.hash(r.key))
+        try coalescingWrites {
+            try program(table: r.table, match: entry, actions: r.actions, counter: r.counter, prefetched: prefetched)
+        }
+    }
+
     /// What the last `prefetch` computed, together (nil: nothing).
     var lastPrefetch: (key: TableKey, fingerprint: Fingerprint)? {
         prefetchedTable == nil ? nil : (prefetchedKey, prefetchedFingerprint)
