@@ -98,8 +98,9 @@ public final class BPFDataPlane: DataPlane, @unchecked Sendable {
     var masksByWords: [MaskWords: MaskUse] = [:]
     /// The words of each mask id in use (a pending rule keeps the id, not 144 bytes).
     var maskWordsByID = [MaskWords?](repeating: nil, count: Layout.maxMasks + 1)
-    /// The mask last looked up, and its id.
-    var lastMask: (words: MaskWords, id: UInt32)?
+    /// The mask last looked up, and its id (nil: none, or its mask went since).
+    var lastMaskWords = MaskWords()
+    var lastMaskID: UInt32?
     var maskIDs: SlotAllocator
     var lists: [HardwareTable: [UInt32]] = [.exact: [], .masked: []]
     /// Action sets shared by identical action lists, with the rules using each.

@@ -253,6 +253,12 @@ struct MaskWords: Hashable {
     }
 
     static func == (a: MaskWords, b: MaskWords) -> Bool {
+        var a = a, b = b
+        return same(&a, &b)
+    }
+
+    /// `==` in place (in-out: masks passed by value are copied first, 144 bytes each).
+    static func same(_ a: inout MaskWords, _ b: inout MaskWords) -> Bool {
         // Through spans: subscripting the InlineArray of a parameter copied it whole.
         let x = a.words.span, y = b.words.span
         var diff: UInt64 = 0

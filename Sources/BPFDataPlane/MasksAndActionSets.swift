@@ -11,8 +11,8 @@ extension BPFDataPlane {
     }
 
     /// The id of a mask, written into the silicon on first use.
-    func acquireMask(_ words: MaskWords) throws(DataPlaneError) -> UInt32 {
-        if let id = heldMaskID(words) { return id }
+    func acquireMask(_ words: inout MaskWords) throws(DataPlaneError) -> UInt32 {
+        if let id = heldMaskID(&words) { return id }
         guard let id = maskIDs.allocate(now: Sys.monotonicNanoseconds()) else { throw .noSpace("masks") }
         // A reused id starts ranking from what its previous mask left in the counter.
         hitsAtLastRank[id] = perCPU(maps.maskHits, index: id, fields: 1)[0]
@@ -35,11 +35,13 @@ extension BPFDataPlane {
 
     /// The id of a mask the tables hold already. Bulks of rules mostly share one mask:
     /// compared with the last before hashing (forgotten whenever a mask goes).
-    func heldMaskID(_ words: MaskWords) -> UInt32? {
-        // (Read in place: a binding of the last mask copied its words.)
-        if let id = lastMask?.id, lastMask.unsafelyUnwrapped.words == words { return id }
+    func heldMaskID(_ words: inout MaskWords) -> UInt32? {
+        // (Compared in place: a binding of the last mask, or a comparison of values,
+        // copied both masks' words.)
+        if let id = lastMaskID, MaskWords.same(&lastMaskWords, &words) { return id }
         guard let u = masksByWords[words] else { return nil }
-        lastMask = (words, u.id)
+        lastMaskWords = words
+        lastMaskID = u.id
         return u.id
     }
 
@@ -80,7 +82,7 @@ extension BPFDataPlane {
     func forgetMask(_ words: MaskWords, id: UInt32) {
         masksByWords[words] = nil
         maskWordsByID[Int(id)] = nil
-        lastMask = nil
+        lastMaskID = nil
         prefetchedTable = nil
         maskIDs.release(id, now: Sys.monotonicNanoseconds())
     }

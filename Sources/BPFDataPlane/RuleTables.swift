@@ -81,7 +81,7 @@ extension BPFDataPlane {
         for use in masksByWords.values { maskIDs.release(use.id, now: now) }
         masksByWords = [:]
         maskWordsByID = maskWordsByID.map { _ in nil }
-        lastMask = nil
+        lastMaskID = nil
         prefetchedTable = nil
         for key in chainSlots.keys { delete(maps.chain, key) }
         chainSlots = [:]

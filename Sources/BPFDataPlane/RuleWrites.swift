@@ -236,7 +236,7 @@ extension BPFDataPlane {
             >= capacity.rules {
             return .tableNearlyFull
         }
-        var p: PendingRule
+        let p: PendingRule
         do { p = try prepare(rule, index: i, prefetched: prefetched) } catch {
             // The queued rules may use the refused rule's new mask: they count on it first.
             writeQueuedRules()
@@ -251,11 +251,14 @@ extension BPFDataPlane {
             if let e = programNow([rule.rule]).error { return .failed(e) }
         } else {
             let slot = Slot(actionSet: p.value.actionSet, counter: p.value.counter, flags: p.value.flags)
-            p.queuedAt = withSlots(t) { $0.markQueued(p.fingerprint, slot) }
-            queuedWrites!.append(consume p)  // its last use: moved, not copied
+            let fingerprint = p.fingerprint
+            // Queued first, and where its slot is marked set in the queue's copy: set in
+            // `p` first, the rule (232 bytes) was copied once more.
+            queuedWrites!.append(consume p)
+            let n = queuedWrites!.count
+            queuedWrites![n - 1].queuedAt = withSlots(t) { $0.markQueued(fingerprint, slot) }
             // A full bulk goes to the writer; while the previous one is still in flight,
             // its end is looked for every 16 rules, not at each one (and at the limit).
-            let n = queuedWrites!.count
             if n >= Self.queuedWriteBulk && (inFlight == nil || n & 15 == 0 || n >= Self.queueGrowthLimit) { handOffQueuedRules() }
         }
         return .done
@@ -346,7 +349,7 @@ extension BPFDataPlane {
             maskID = prefetchedMaskID
             fingerprint = prefetchedFingerprint
         } else {
-            do { maskID = try acquireMask(maskWords) } catch {
+            do { maskID = try acquireMask(&maskWords) } catch {
                 throw PrepareFailure(error: error, maskID: nil)
             }
             tableKey.setMaskID(maskID)
@@ -389,7 +392,7 @@ extension BPFDataPlane {
         prefetchedTable = nil
         guard table != .chain else { return }
         var maskWords = MaskWords(), k = key, m = mask
-        guard Layout.fill(&prefetchedKey, &maskWords, key: &k, mask: &m), let id = heldMaskID(maskWords) else { return }
+        guard Layout.fill(&prefetchedKey, &maskWords, key: &k, mask: &m), let id = heldMaskID(&maskWords) else { return }
         prefetchedKey.setMaskID(id)
         prefetchedFingerprint = TableKey.fingerprint(of: &prefetchedKey)
         prefetchedMaskID = id

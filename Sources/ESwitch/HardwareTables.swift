@@ -356,25 +356,34 @@ public final class HardwareTables: @unchecked Sendable {
     }
 
     private func reserve(_ rule: HardwareRule, from stock: ReservedStock?, pool: HardwareResource) -> OffloadFailure? {
+        // The mask's count taken first, in one look-up (a failure below gives it back).
         let maskKey = FlowMask.Key(rule.mask)
-        let newMask = maskUsers[maskKey] == nil
-        if newMask && !maskPool.reserve(1) { return .noSpace(table: "masks") }
-        func undoMask() { if newMask { maskPool.release(1) } }
+        let newMask = Self.countOne(&maskUsers[maskKey, default: 0])
+        func undoMask() {
+            if newMask { maskUsers[maskKey] = nil } else { maskUsers[maskKey]! -= 1 }
+        }
+        if newMask && !maskPool.reserve(1) {
+            undoMask()
+            return .noSpace(table: "masks")
+        }
+        func undoMaskAndPool() {
+            undoMask()
+            if newMask { maskPool.release(1) }
+        }
         let tookUnits = stock.map { $0.take(pool, rule.units) } ?? pool.reserve(rule.units)
         guard tookUnits else {
-            undoMask()
+            undoMaskAndPool()
             return .noSpace(table: pool.exhaustedPool(for: rule.units).path.dropFirstComponent())
         }
         let tookCounter = stock.map { $0.take(counterPool, 1) } ?? counterPool.reserve(1)
         guard tookCounter, let counter = allocateCounterSlot() else {
             if tookCounter { counterPool.release(1) }
             pool.release(rule.units)
-            undoMask()
+            undoMaskAndPool()
             return .noSpace(table: "counters")
         }
         rule.counter = counter
         rule.holdsUnits = true
-        maskUsers[maskKey, default: 0] += 1
         return nil
     }
 
