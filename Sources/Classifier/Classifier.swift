@@ -152,6 +152,7 @@ public final class Classifier: @unchecked Sendable {
     /// million entries each probe is a cache miss).
     @discardableResult
     public func insert(_ e: ClassifierEntry, checkedAbsent: Bool = false) -> Bool {
+        assert(e.hash == e.mask.hash(e.key), "an entry goes into a classifier hashed (ClassifierEntry.rehash)")
         guard let s = subtable(for: e.mask) else {
             let st = Subtable(mask: e.mask)
             byMask[e.mask.bits] = st
@@ -209,6 +210,7 @@ public final class Classifier: @unchecked Sendable {
     /// Replaces an entry by one with the same masked key and mask, atomically for readers.
     @discardableResult
     public func replace(_ old: ClassifierEntry, with new: ClassifierEntry) -> Bool {
+        assert(new.hash == new.mask.hash(new.key), "an entry goes into a classifier hashed (ClassifierEntry.rehash)")
         guard old.mask.bits == new.mask.bits, let st = subtable(for: old.mask.bits) else { return false }
         return st._withUnsafeGuaranteedRef { $0.replace(old, with: new, rcu: rcu) }
     }

@@ -143,7 +143,8 @@ open class ClassifierEntry: @unchecked Sendable {
     /// Significant words from `inlineWords` on (nil when the mask has no more).
     @usableFromInline let tail: UnsafeMutablePointer<UInt64>?
     /// Last: a subclass's first 4-byte field takes the 4 bytes after it.
-    public let hash: UInt32
+    /// 0 for an entry made without it until `rehash` (one no classifier holds yet).
+    public private(set) var hash: UInt32
 
     /// Where `hash` lies from the object's start (after the runtime's 16-byte header, the
     /// mask, head and tail), for a prefetch of the line it is in. `init` checks it in
@@ -163,7 +164,8 @@ open class ClassifierEntry: @unchecked Sendable {
     }
 
     /// An entry of `key` under `mask`; `hash` is the key's under the mask
-    /// (`mask.hash(key)`, or a `Classifier.Probe`'s).
+    /// (`mask.hash(key)`, or a `Classifier.Probe`'s), or 0 for an entry that a
+    /// classifier may take only later, if ever: it is hashed then (`rehash`).
     public init(key: FlowKey, mask: FlowMask, hash: UInt32) {
         // Spans: subscripting a borrowed InlineArray copies it whole first.
         let k = key.words.span, m = mask.bitWords, index = mask.wordIndex.span
@@ -179,13 +181,17 @@ open class ClassifierEntry: @unchecked Sendable {
         self.head = head
         self.tail = tail
         self.mask = mask
-        assert(hash == mask.hash(key), "an entry's hash is its key's under its mask")
+        assert(hash == 0 || hash == mask.hash(key), "an entry's hash is its key's under its mask")
         self.hash = hash
         assert(UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque()).load(fromByteOffset: Self.hashOffset, as: UInt32.self)
                == hash, "ClassifierEntry.hashOffset is not where the hash lies")
     }
 
     deinit { tail?.deallocate() }
+
+    /// Sets the hash from the entry's words (an entry made without it, before a
+    /// classifier takes it; for one made with it, the same value).
+    public final func rehash() { hash = mask.hash(key) }
 
     /// How many words the mask touches (`significantWord`).
     @inlinable public final var significantWordCount: Int { mask.wordCount }

@@ -126,7 +126,10 @@ public final class HardwareTables: @unchecked Sendable {
     func keepShadow() {
         guard !shadowKept else { return }
         shadowKept = true
-        forEachProgrammed { r in withClassifier(of: r.table) { _ = $0.insert(r) } }
+        forEachProgrammed { r in
+            r.rehash()
+            withClassifier(of: r.table) { _ = $0.insert(r) }
+        }
     }
 
     /// Every rule in the silicon: the programmed held ones, those a pending replacement
@@ -205,7 +208,8 @@ public final class HardwareTables: @unchecked Sendable {
         if !shadowKept {
             assert(given.map { $0.bits == spec.mask } ?? true, "a mask object given with other bits")
             if let given { mask = given } else { mask = sharedMask(spec.mask, table: table) }
-            hash = mask.hash(spec.key)
+            // No shadow to probe: the rule is hashed only if a shadow takes it (`rehash`).
+            hash = 0
         } else {
             if prefetched, let p = prefetchedProbe {
                 assert({ let q = classifier(of: table).probe(key: spec.key, mask: spec.mask)
@@ -445,7 +449,10 @@ public final class HardwareTables: @unchecked Sendable {
         countConntrackZone(of: r, 1)
         if let old = r.replaces {
             countConntrackZone(of: old, -1)
-            if shadowKept { withClassifier(of: r.table) { _ = $0.replace(old, with: r) } }
+            if shadowKept {
+                r.rehash()
+                withClassifier(of: r.table) { _ = $0.replace(old, with: r) }
+            }
             old.state = .pending
             dropEncaps(of: old)
             r.replaces = nil
@@ -457,7 +464,10 @@ public final class HardwareTables: @unchecked Sendable {
             // that one left the data plane: the data plane refuses a write to a slot
             // another rule (another counter) holds. Debug builds, which the tests run,
             // assert it (Classifier.insert).
-            if shadowKept { withClassifier(of: r.table) { _ = $0.insert(r, checkedAbsent: true) } }
+            if shadowKept {
+                r.rehash()
+                withClassifier(of: r.table) { _ = $0.insert(r, checkedAbsent: true) }
+            }
             withPool(of: r) { $0.markProgrammed(r.units) }
             counterPool.markProgrammed(1)
             if Self.countOne(&programmedMaskUsers[FlowMask.Key(r.mask), default: 0]) { maskPool.markProgrammed(1) }
