@@ -24,6 +24,8 @@ final class KeyMemo {
     private var lengths: InlineArray<3, Int> = .init(repeating: 0)
     private var kinds: InlineArray<3, UInt16> = .init(repeating: 0)
     private var count = 0
+    /// Counts the keys remembered: MaskMemo knows whether the current one agrees with its own.
+    private(set) var generation: UInt64 = 0
 
     /// The memo's key with `new`'s addresses, if `new` is the remembered bytes elsewhere.
     func reuse(_ new: ArraySlice<UInt8>, vlanLimit: Int, into out: inout FlowKey) -> Bool {
@@ -58,6 +60,7 @@ final class KeyMemo {
     /// Remembers a key that decoded (only one that decoded: a failed decode is not kept).
     func remember(_ new: ArraySlice<UInt8>, vlanLimit: Int, key: FlowKey) {
         valid = false
+        generation &+= 1
         remembered.set(new)
         let bytes = remembered.bytes
         count = 0

@@ -54,6 +54,32 @@ struct KeyMemoTests {
         #expect(reused > 100, "the memo answers for most of the corpus")
     }
 
+    /// Keys the key memo gives (other addresses) under masks that change, each mask twice
+    /// in a row: the mask memo's remembered agreement with the key memo's key (no
+    /// comparison) answers as a fresh decode, whether the mask memo was refreshed by a
+    /// key it gave or by one decoded anew.
+    @Test func theMaskMemosKnownAgreementAnswersAsAFreshDecode() {
+        let cases = MaskMemoTests.cases
+        var agreedWithoutComparing = 0
+        for (i, c) in cases.prefix(40).enumerated() {
+            let memo = MaskMemo()
+            var salt: UInt8 = 0
+            for mask in cases.map(\.mask) + [c.mask] {
+                for _ in 0..<2 {
+                    salt &+= 7
+                    let other = Self.withOtherAddresses(c.key, salt)
+                    let known = memo.keysAgreeAt != nil && memo.keysAgreeAt == memo.keys.generation
+                    let memoized = Self.decode(other, mask, memo: memo)
+                    let fresh = Self.decode(other, mask, memo: nil)
+                    #expect(memoized.1 == fresh.1, "corpus key \(i)")
+                    if fresh.1 == nil { #expect(memoized.0 == fresh.0, "corpus key \(i), salt \(salt)") }
+                    if known && memo.valid { agreedWithoutComparing += 1 }
+                }
+            }
+        }
+        #expect(agreedWithoutComparing > 1000)
+    }
+
     /// A key that differs anywhere but in those addresses (a port, the EtherType, a
     /// VLAN, nested tunnel addresses) is decoded again.
     @Test func aKeyThatDiffersElsewhereIsDecodedAgain() throws {
