@@ -286,18 +286,23 @@ public struct Attribute: Sendable {
 /// (eight walks a flow put). Indexed: types below 32 (the kernel families') and from
 /// 100 to 131 (esw's extensions); others are found by walking.
 ///
-/// Not copyable: it owns its offsets' memory, freed when it goes. So no object and no
+/// Not copyable: it owns its payloads' memory, freed when it goes. So no object and no
 /// reference counting (a heap object reused through a scratch cost a request three
 /// retains and three releases), and no copy per look-up (offsets inline in the index,
 /// an InlineArray, were copied whole, 288 bytes, by every look-up to read one).
 public struct AttributeIndex: ~Copyable {
     public let bytes: ArraySlice<UInt8>
-    /// Offset of each indexed type's first header from `bytes.startIndex`, plus one (0:
-    /// absent). Allocated by the index alone, never handed out.
-    private let headers: UnsafeMutablePointer<UInt32>
-    private static let slots = 64
+    /// Which slots hold a type that is there (bit `slot`): only those of `payloads` are
+    /// written, so the memory is never cleared (64 slots zeroed were a twentieth of the index).
+    @usableFromInline let present: UInt64
+    /// Where the payload of each present slot's first attribute lies, as offsets from
+    /// `bytes.startIndex`: start in the low 32 bits, end in the high ones (a look-up reads
+    /// no byte of the attribute). Allocated by the index alone, never handed out.
+    @usableFromInline let payloads: UnsafeMutablePointer<UInt64>
+    @usableFromInline static var slots: Int { 64 }
 
-    private static func slot(_ type: UInt16) -> Int? {
+    @inlinable
+    static func slot(_ type: UInt16) -> Int? {
         switch type {
         case 0..<32: Int(type)
         case 100..<132: Int(type) - 68
@@ -305,67 +310,80 @@ public struct AttributeIndex: ~Copyable {
         }
     }
 
-    /// The offsets of the index dropped last, kept for the next one (0: none): a request
-    /// makes and drops one, and calloc and free were 2–3 % of an offloaded add's control
+    /// The payloads of the index dropped last, kept for the next one (0: none): a request
+    /// makes and drops one, and malloc and free were 2–3 % of an offloaded add's control
     /// thread. One slot, taken and given back with one atomic operation each (any thread).
     private static let spare = Atomic<UInt>(0)
 
     /// `bytes` is kept (moved in when the caller gives it up: no retain).
     public init(_ bytes: consuming ArraySlice<UInt8>) throws(NetlinkError) {
-        let found: UnsafeMutablePointer<UInt32>
-        if let kept = UnsafeMutablePointer<UInt32>(bitPattern: Self.spare.exchange(0, ordering: .acquiring)) {
-            kept.initialize(repeating: 0, count: Self.slots)
-            found = kept
-        } else {
-            // calloc, not allocate(capacity:): the standard library asks the runtime for
-            // "default" alignment, which it serves through posix_memalign, slower than malloc.
-            found = calloc(Self.slots, MemoryLayout<UInt32>.stride)!.assumingMemoryBound(to: UInt32.self)
-        }
-        let start = bytes.startIndex
-        do {
-            try AttributeParser.scan(bytes) { rawType, i, _ in
-                if let s = Self.slot(rawType & NetlinkAttributeFlag.typeMask), found[s] == 0 { found[s] = UInt32(i - start + 1) }
-                return true
+        // malloc, not allocate(capacity:): the standard library asks the runtime for
+        // "default" alignment, which it serves through posix_memalign, slower than malloc.
+        let found = UnsafeMutablePointer<UInt64>(bitPattern: Self.spare.exchange(0, ordering: .acquiring))
+            ?? malloc(Self.slots * MemoryLayout<UInt64>.stride)!.assumingMemoryBound(to: UInt64.self)
+        // `present` local to the walk, returned (captured, it was stored at each attribute).
+        let (present, failure) = bytes.withUnsafeBytes { raw -> (UInt64, NetlinkError?) in
+            // Offsets in 32 bits (a request is at most a datagram, a MiB).
+            precondition(raw.count <= Int(UInt32.max), "attributes beyond 4 GiB")
+            var present: UInt64 = 0
+            var walk = AttributeWalk(raw)
+            while let h = walk.next() {
+                if let s = Self.slot(h.type), present & (1 << UInt64(s)) == 0 {
+                    present |= 1 << UInt64(s)
+                    found[s] = UInt64(truncatingIfNeeded: h.offset &+ 4) | UInt64(truncatingIfNeeded: h.offset &+ h.length) << 32
+                }
             }
-        } catch {
-            free(found)
-            throw error
+            return (present, walk.error)
         }
-        headers = found
+        if let failure {
+            free(found)
+            throw failure
+        }
+        payloads = found
+        self.present = present
         self.bytes = bytes
     }
 
     deinit {
-        let given = Self.spare.compareExchange(expected: 0, desired: UInt(bitPattern: headers), ordering: .releasing).exchanged
-        if !given { free(headers) }
+        let given = Self.spare.compareExchange(expected: 0, desired: UInt(bitPattern: payloads), ordering: .releasing).exchanged
+        if !given { free(payloads) }
     }
 
     /// Whether an attribute of `type` is there (no Attribute made: its payload slice
     /// is a reference to count).
+    @inlinable @inline(__always)
     public func contains(_ type: UInt16) -> Bool {
         guard let s = Self.slot(type) else { return self[type] != nil }
-        return headers[s] != 0
+        return present & (1 << UInt64(s)) != 0
     }
 
     /// Where the payload of the first attribute of `type` lies in `bytes`. A range is a
     /// plain value: an optional slice is destroyed through the runtime's generic value
-    /// witnesses (about a hundred instructions each, six a flow put).
+    /// witnesses (about a hundred instructions each, six a flow put). Inlinable: a
+    /// handler's look-ups are a few instructions each, not a call each.
+    @inlinable @inline(__always)
     public func payloadRange(_ type: UInt16) -> Range<Int>? {
-        guard let s = Self.slot(type) else { return self[type].map { a in bytes.startIndex + a.offset + 4..<bytes.startIndex + a.offset + 4 + a.payload.count } }
-        let o = headers[s]
-        guard o != 0 else { return nil }
-        let i = bytes.startIndex + Int(o - 1)
-        let len = Int(bytes[i]) | Int(bytes[i + 1]) << 8
-        return (i + 4)..<(i + len)
+        guard let s = Self.slot(type) else { return walkedPayloadRange(type) }
+        guard present & (1 << UInt64(s)) != 0 else { return nil }
+        let p = payloads[s]
+        let base = bytes.startIndex
+        return Range(uncheckedBounds: (base + Int(truncatingIfNeeded: UInt32(truncatingIfNeeded: p)),
+                                       base + Int(truncatingIfNeeded: p >> 32)))
+    }
+
+    /// `payloadRange` of a type that is not indexed.
+    @usableFromInline
+    func walkedPayloadRange(_ type: UInt16) -> Range<Int>? {
+        self[type].map { a in bytes.startIndex + a.offset + 4..<bytes.startIndex + a.offset + 4 + a.payload.count }
     }
 
     /// The first attribute of `type` (the framing was checked: no error).
     public subscript(_ type: UInt16) -> Attribute? {
         guard let s = Self.slot(type) else { return (try? AttributeParser.first(type, in: bytes)) ?? nil }
-        let o = headers[s]
-        guard o != 0 else { return nil }
-        let i = bytes.startIndex + Int(o - 1)
-        let len = Int(bytes[i]) | Int(bytes[i + 1]) << 8
+        guard present & (1 << UInt64(s)) != 0 else { return nil }
+        let p = payloads[s]
+        let i = bytes.startIndex + Int(truncatingIfNeeded: UInt32(truncatingIfNeeded: p)) - 4
+        let len = Int(truncatingIfNeeded: p >> 32) - Int(truncatingIfNeeded: UInt32(truncatingIfNeeded: p)) + 4
         let rawType = UInt16(bytes[i + 2]) | UInt16(bytes[i + 3]) << 8
         return AttributeParser.attribute(bytes, rawType, i, len)
     }
@@ -474,14 +492,21 @@ public struct AttributeWalk {
     @inlinable @inline(__always)
     public mutating func next() -> Header? {
         guard at < bytes.count else { return nil }
-        let rest = bytes.count - at
-        let length = rest >= 4 ? Int(bytes[at]) | Int(bytes[at + 1]) << 8 : 0
+        // Wrapping arithmetic: `at` is within the buffer and a length 16 bits, so nothing
+        // overflows (the checks were a fifth of a walk).
+        let rest = bytes.count &- at
+        guard rest >= 4 else {
+            stop(length: 0, rest: rest)
+            return nil
+        }
+        let length = Int(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt16.self)))
         guard length >= 4, length <= rest else {
             stop(length: length, rest: rest)
             return nil
         }
-        let h = Header(rawType: UInt16(bytes[at + 2]) | UInt16(bytes[at + 3]) << 8, offset: at, length: length)
-        at += Swift.min(netlinkAlign(length), rest)
+        let h = Header(rawType: UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: at &+ 2, as: UInt16.self)),
+                       offset: at, length: length)
+        at &+= Swift.min((length &+ 3) & ~3, rest)
         return h
     }
 

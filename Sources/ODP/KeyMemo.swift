@@ -1,7 +1,4 @@
 import Packet
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The last flow put's decoded key, for the next put whose key attributes are the same
 /// bytes but for the addresses of its top-level Ethernet, IPv4 or IPv6 attribute.
@@ -24,18 +21,36 @@ final class KeyMemo {
     private var lengths: InlineArray<3, Int> = .init(repeating: 0)
     private var kinds: InlineArray<3, UInt16> = .init(repeating: 0)
     private var count = 0
+    /// Counts the keys remembered: MaskMemo knows whether the current one agrees with its own.
+    private(set) var generation: UInt64 = 0
+    /// A byte per remembered byte: 0xff where the bytes are compared, 0 at the addresses.
+    /// Compared 8 bytes at a time under it (a memcmp per stretch between addresses was
+    /// three calls a put).
+    private var compared = RememberedBytes()
 
     /// The memo's key with `new`'s addresses, if `new` is the remembered bytes elsewhere.
     func reuse(_ new: ArraySlice<UInt8>, vlanLimit: Int, into out: inout FlowKey) -> Bool {
         guard valid, vlanLimit == self.vlanLimit, remembered.count > 0, new.count == remembered.count else { return false }
-        let o = remembered.bytes
+        let o = remembered.bytes, c = compared.bytes
         return new.withUnsafeBytes { n in
-            var at = 0
-            for i in 0..<count {
-                if memcmp(n.baseAddress! + at, o.baseAddress! + at, starts[i] - at) != 0 { return false }
-                at = starts[i] + lengths[i]
+            var diff: UInt64 = 0
+            if n.count >= 8 {
+                // Whole words, then the last 8 bytes (overlapping: compared twice, harmless).
+                let np = n.baseAddress!, op = o.baseAddress!, cp = c.baseAddress!
+                func word(_ at: Int) -> UInt64 {
+                    (np.loadUnaligned(fromByteOffset: at, as: UInt64.self) ^ op.loadUnaligned(fromByteOffset: at, as: UInt64.self))
+                        & cp.loadUnaligned(fromByteOffset: at, as: UInt64.self)
+                }
+                var at = 0
+                while at &+ 8 <= n.count {
+                    diff |= word(at)
+                    at &+= 8
+                }
+                diff |= word(n.count &- 8)
+            } else {
+                for i in 0..<n.count { diff |= UInt64((n[i] ^ o[i]) & c[i]) }
             }
-            if memcmp(n.baseAddress! + at, o.baseAddress! + at, n.count - at) != 0 { return false }
+            if diff != 0 { return false }
             out = key
             for i in 0..<count {
                 let p = n.baseAddress! + starts[i]
@@ -58,6 +73,7 @@ final class KeyMemo {
     /// Remembers a key that decoded (only one that decoded: a failed decode is not kept).
     func remember(_ new: ArraySlice<UInt8>, vlanLimit: Int, key: FlowKey) {
         valid = false
+        generation &+= 1
         remembered.set(new)
         let bytes = remembered.bytes
         count = 0
@@ -106,6 +122,9 @@ final class KeyMemo {
             kept += 1
         }
         count = kept
+        var mask = [UInt8](repeating: 0xff, count: bytes.count)
+        for j in 0..<count { for b in starts[j]..<(starts[j] + lengths[j]) { mask[b] = 0 } }
+        compared.set(mask[...])
         self.key = key
         self.vlanLimit = vlanLimit
         valid = true

@@ -13,7 +13,11 @@ import Glibc
 /// addresses, the result is the last one's (a third of a software-only put's decoding).
 public final class MaskMemo {
     var bytes = RememberedBytes()
-    var key = FlowKey()
+    var key = FlowKey() { didSet { keysAgreeAt = nil } }
+    /// The `keys` generation whose key agrees with `key` (`agrees(with:)`), if known: a
+    /// key `keys` gives (the same but for addresses, which are not compared) agrees then
+    /// too, with no 28-word comparison per put.
+    var keysAgreeAt: UInt64?
     var mask = FlowKey()
     var vlanLimit = 0
     var valid = false
@@ -31,6 +35,14 @@ public final class MaskMemo {
         return m
     }()
 
+    /// `agrees(with: key)` for a key just decoded, `reused` when `keys` gave it.
+    func agrees(withDecoded key: UnsafePointer<FlowKey>, reused: Bool) -> Bool {
+        if reused && keysAgreeAt == keys.generation { return true }
+        guard agrees(with: key.pointee) else { return false }
+        if reused { keysAgreeAt = keys.generation }
+        return true
+    }
+
     /// Whether `key` agrees with the remembered key wherever a mask's decoding looks.
     func agrees(with key: borrowing FlowKey) -> Bool {
         let a = key.words.span, b = self.key.words.span, c = Self.comparedBits.words.span
@@ -46,32 +58,43 @@ extension KeyDecoder {
     /// fields are the last put's (a key or mask that did not decode is not kept).
     public func decodeMatch(key: ArraySlice<UInt8>, mask: ArraySlice<UInt8>, into match: inout FlowMatch,
                             memo: MaskMemo) -> ODPError? {
-        withUnsafeMutablePointer(to: &match) { m in
-            if !memo.keys.reuse(key, vlanLimit: vlanLimit, into: &m.pointee.key) {
-                // From a zero key, as the memo's key was decoded.
-                m.pointee.key = FlowKey()
-                let keyFitness = decode(key, into: &m.pointee.key, isMask: false, src: SourceKey(nil))
-                guard case .perfect = keyFitness else { return Self.error(keyFitness, mask: false) }
-                memo.keys.remember(key, vlanLimit: vlanLimit, key: m.pointee.key)
-            }
-            if memo.valid, memo.vlanLimit == vlanLimit, memo.bytes.same(as: mask), memo.agrees(with: m.pointee.key) {
-                m.pointee.mask = memo.mask
-                return nil
-            }
-            // A fresh decode writes only the fields present: from a zero mask, so that a
-            // caller's leftovers never differ from what the memo would have given.
-            m.pointee.mask = FlowKey()
-            if let e = decodeMask(mask, into: m) {
-                memo.valid = false
-                return e
-            }
-            memo.bytes.set(mask)
-            memo.key = m.pointee.key
-            memo.mask = m.pointee.mask
-            memo.vlanLimit = vlanLimit
-            memo.valid = true
+        withUnsafeMutablePointer(to: &match) { decodeMatch(key: key, mask: mask, into: $0, memo: memo) }
+    }
+
+    /// `decodeMatch(…memo:)` into memory that need not hold a match yet (a put's, not
+    /// zeroed first: 448 bytes): the key and then the mask are each written whole before
+    /// anything reads them. Both are written when it returns nil.
+    public func decodeMatch(key: ArraySlice<UInt8>, mask: ArraySlice<UInt8>, into m: UnsafeMutablePointer<FlowMatch>,
+                            memo: MaskMemo) -> ODPError? {
+        let reused = memo.keys.reuse(key, vlanLimit: vlanLimit, into: &m.pointee.key)
+        if !reused {
+            // From a zero key, as the memo's key was decoded.
+            m.pointee.key = FlowKey()
+            let keyFitness = decode(key, into: &m.pointee.key, isMask: false, src: SourceKey(nil))
+            guard case .perfect = keyFitness else { return Self.error(keyFitness, mask: false) }
+            memo.keys.remember(key, vlanLimit: vlanLimit, key: m.pointee.key)
+        }
+        if memo.valid, memo.vlanLimit == vlanLimit, memo.bytes.same(as: mask),
+           memo.agrees(withDecoded: m.pointer(to: \.key)!, reused: reused) {
+            m.pointee.mask = memo.mask
             return nil
         }
+        // A fresh decode writes only the fields present: from a zero mask, so that a
+        // caller's leftovers never differ from what the memo would have given.
+        m.pointee.mask = FlowKey()
+        if let e = decodeMask(mask, into: m) {
+            memo.valid = false
+            return e
+        }
+        memo.bytes.set(mask)
+        memo.key = m.pointee.key
+        // The key is `keys`' but for addresses (reused), or `keys`' own (remembered
+        // just now; or not remembered, and then `keys` gives none before its next).
+        memo.keysAgreeAt = memo.keys.generation
+        memo.mask = m.pointee.mask
+        memo.vlanLimit = vlanLimit
+        memo.valid = true
+        return nil
     }
 }
 

@@ -139,22 +139,28 @@ extension DatapathService {
         let actions = a.payloadRange(FlowAttr.actions).map { d.actionBytes(sharing: a.bytes[$0]) }
         do throws(RequestError) {
             if let keyRange = a.payloadRange(FlowAttr.key) {
-                var match = FlowMatch(key: FlowKey(), mask: FlowKey())
                 let maskRange = a.payloadRange(FlowAttr.mask) ?? keyRange.lowerBound..<keyRange.lowerBound
-                if let e = KeyDecoder(vlanLimit: ODPConstants.datapathVLANLimit)
-                    .decodeMatch(key: a.bytes[keyRange], mask: a.bytes[maskRange], into: &match, memo: maskMemo) {
-                    throw RequestError(22, e.message)
-                }
-                if command == FlowCmd.set && actions == nil {
-                    // set without actions: only clear stats.
-                    try clearOnly(try find(d, a, ufid: ufid), d, clearStats: options.clearStats, echo: echo, &r)
-                } else {
-                    guard let actions else { throw RequestError(22, "actions required") }
-                    let change: FlowChange
-                    do { change = try d.changeFlow(match: match, ufid: ufid, actions: actions, options: options) } catch {
-                        throw RequestError(error.errno, error.message)
+                // Decoded into memory of its own and passed on from there: a FlowMatch
+                // variable was zeroed first and copied again for changeFlow (448 bytes each).
+                try withUnsafeTemporaryAllocation(of: FlowMatch.self, capacity: 1) { (space) throws(RequestError) in
+                    let match = space.baseAddress!
+                    if let e = KeyDecoder(vlanLimit: ODPConstants.datapathVLANLimit)
+                        .decodeMatch(key: a.bytes[keyRange], mask: a.bytes[maskRange], into: match, memo: maskMemo) {
+                        throw RequestError(22, e.message)
                     }
-                    try record(consume change, in: batch, d, clearStats: options.clearStats, echo: echo, &r)
+                    if command == FlowCmd.set && actions == nil {
+                        // set without actions: only clear stats.
+                        try clearOnly(try find(d, a, ufid: ufid), d, clearStats: options.clearStats, echo: echo, &r)
+                    } else {
+                        guard let actions else { throw RequestError(22, "actions required") }
+                        let change: FlowChange
+                        do throws(DatapathError) {
+                            change = try d.changeFlow(match: match.pointee, ufid: ufid, actions: actions, options: options)
+                        } catch {
+                            throw RequestError(error.errno, error.message)
+                        }
+                        try record(consume change, in: batch, d, clearStats: options.clearStats, echo: echo, &r)
+                    }
                 }
             } else if let ufid, command == FlowCmd.set {
                 guard let f = d.flow(ufid: ufid) else { throw RequestError(2, "no flow with ufid \(formatUFID(ufid))") }

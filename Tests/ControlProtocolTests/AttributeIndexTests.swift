@@ -49,6 +49,21 @@ import Testing
         #expect(try a[6]?.u32() == 2 && b[6]?.u32() == 3)
     }
 
+    /// An index made after another was dropped (its memory reused, not cleared) finds
+    /// only its own attributes.
+    @Test func anIndexAfterADroppedOneFindsOnlyItsOwn() throws {
+        var first = AttributeWriter()
+        for t: UInt16 in [1, 5, 31, 100, 131] { first.putU32(t, UInt32(t)) }
+        var second = AttributeWriter()
+        second.putU16(5, 9)
+        do { _ = try AttributeIndex(first.bytes[...]) }
+        let b = try AttributeIndex(second.bytes[...])
+        for t: UInt16 in [1, 31, 100, 131] {
+            #expect(!b.contains(t) && b.payloadRange(t) == nil && b[t] == nil, "type \(t)")
+        }
+        #expect(try b.contains(5) && b.payloadRange(5) == 4..<6 && b[5]?.u16() == 9)
+    }
+
     @Test func badFramingIsRefusedAsParseRefusesIt() {
         var w = AttributeWriter()
         w.putU32(1, 1)

@@ -54,6 +54,71 @@ struct KeyMemoTests {
         #expect(reused > 100, "the memo answers for most of the corpus")
     }
 
+    /// Keys the key memo gives (other addresses) under masks that change, each mask twice
+    /// in a row: the mask memo's remembered agreement with the key memo's key (no
+    /// comparison) answers as a fresh decode, whether the mask memo was refreshed by a
+    /// key it gave or by one decoded anew.
+    @Test func theMaskMemosKnownAgreementAnswersAsAFreshDecode() {
+        let cases = MaskMemoTests.cases
+        var agreedWithoutComparing = 0
+        for (i, c) in cases.prefix(40).enumerated() {
+            let memo = MaskMemo()
+            var salt: UInt8 = 0
+            for mask in cases.map(\.mask) + [c.mask] {
+                for _ in 0..<2 {
+                    salt &+= 7
+                    let other = Self.withOtherAddresses(c.key, salt)
+                    let known = memo.keysAgreeAt != nil && memo.keysAgreeAt == memo.keys.generation
+                    let memoized = Self.decode(other, mask, memo: memo)
+                    let fresh = Self.decode(other, mask, memo: nil)
+                    #expect(memoized.1 == fresh.1, "corpus key \(i)")
+                    if fresh.1 == nil { #expect(memoized.0 == fresh.0, "corpus key \(i), salt \(salt)") }
+                    if known && memo.valid { agreedWithoutComparing += 1 }
+                }
+            }
+        }
+        #expect(agreedWithoutComparing > 1000)
+    }
+
+    /// The bytes are compared a word at a time, the last word overlapping the one before
+    /// it, and byte by byte below a word: a changed byte anywhere outside the addresses
+    /// is seen, whatever the key's length, and an address byte is not.
+    @Test func everyByteOutsideTheAddressesIsCompared() {
+        let memo = KeyMemo()
+        var key = FlowKey()
+        key[.inPort] = 3
+        // The IPv4 EtherType, an IPv4 attribute (addresses at bytes 12..<20) and, after
+        // it, 0 to 11 more bytes (from 4 on, an attribute of their own).
+        for extra in 0..<12 {
+            let etherType: [UInt8] = [6, 0, UInt8(KeyAttr.ethertype), 0, 0x08, 0x00, 0, 0]
+            let ipv4: [UInt8] = [16, 0, UInt8(KeyAttr.ipv4), 0, 1, 2, 3, 4, 5, 6, 7, 8, 6, 0, 64, 0]
+            let tail: [UInt8] = extra < 4 ? [UInt8](repeating: 0x5a, count: extra)
+                : [UInt8(extra), 0, 99, 0] + [UInt8](repeating: 0x5a, count: extra - 4)
+            let bytes = etherType + ipv4 + tail
+            memo.remember(bytes[...], vlanLimit: 2, key: key)
+            var out = FlowKey()
+            for i in bytes.indices {
+                var other = bytes
+                other[i] ^= 0x80
+                let isAddress = (12..<20).contains(i)
+                #expect(memo.reuse(other[...], vlanLimit: 2, into: &out) == isAddress, "length \(bytes.count), byte \(i)")
+            }
+            #expect(memo.reuse(bytes[...], vlanLimit: 2, into: &out) && out[.inPort] == 3)
+        }
+        // Shorter than a word: no addresses, every byte compared.
+        for length in 4..<8 {
+            let bytes = [UInt8(length), 0, 99, 0] + [UInt8](repeating: 7, count: length - 4)
+            memo.remember(bytes[...], vlanLimit: 2, key: key)
+            var out = FlowKey()
+            #expect(memo.reuse(bytes[...], vlanLimit: 2, into: &out))
+            for i in bytes.indices {
+                var other = bytes
+                other[i] ^= 1
+                #expect(!memo.reuse(other[...], vlanLimit: 2, into: &out), "length \(length), byte \(i)")
+            }
+        }
+    }
+
     /// A key that differs anywhere but in those addresses (a port, the EtherType, a
     /// VLAN, nested tunnel addresses) is decoded again.
     @Test func aKeyThatDiffersElsewhereIsDecodedAgain() throws {
