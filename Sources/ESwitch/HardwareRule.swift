@@ -222,9 +222,12 @@ public final class HardwareRule: ClassifierEntry, @unchecked Sendable {
 
     /// The spec's parts, not the spec: a caller that borrows a spec had the compiler copy
     /// it whole (two flow keys) to take the actions out of it; `accept` has them apart.
-    init(id: UInt64, key: borrowing FlowKey, actions: [HardwareAction], cookie: UInt64, mask: FlowMask,
-         hash: UInt32? = nil, table: HardwareTable, units: Int, counter: UInt32 = 0) {
-        (encapEntries, mark) = Self.sharedEntries(of: actions)
+    /// `facts`: the actions' (`ActionFacts(of: actions)`), when the caller has them.
+    init(id: UInt64, key: borrowing FlowKey, actions: [HardwareAction], facts: ActionFacts? = nil, cookie: UInt64,
+         mask: FlowMask, hash: UInt32? = nil, table: HardwareTable, units: Int, counter: UInt32 = 0) {
+        let facts = facts ?? ActionFacts(of: actions)
+        self.facts = facts
+        if facts.sharesEntries { (encapEntries, mark) = Self.sharedEntries(of: actions) } else { (encapEntries, mark) = ([], nil) }
         self.id = id
         self.cookie = cookie
         self.actions = actions
@@ -237,6 +240,34 @@ public final class HardwareRule: ClassifierEntry, @unchecked Sendable {
         if let hash { keyHash = hash } else { keyHash = mask.hash(key) }
         super.init(key: copy key, mask: mask, hash: keyHash)
     }
+
+    /// What the driver looks for in a rule's actions besides checking them, found in one
+    /// pass (an add-flows hands it the same array for rule after rule: found once for it).
+    struct ActionFacts {
+        /// A `conntrack` action: the rule counts in its zone's rules.
+        var conntrack = false
+        /// A `conntrack` or `recirculate` action (what `HardwareTables.checkChain` refuses
+        /// on a tunnel match).
+        var recirculates = false
+        /// An `encap` or `hint` action: the rule holds shared entries.
+        var sharesEntries = false
+
+        init(of actions: [HardwareAction]) {
+            for i in actions.indices {
+                switch actions[i] {
+                case .conntrack:
+                    conntrack = true
+                    recirculates = true
+                case .recirculate: recirculates = true
+                case .encap, .hint: sharesEntries = true
+                default: break
+                }
+            }
+        }
+    }
+
+    /// What its actions hold (`ActionFacts`).
+    let facts: ActionFacts
 
     /// The encap entries and the mark `actions` use. (Apart, with the actions borrowed:
     /// iterated in the initializer, which owns them, they were retained twice.)

@@ -16,8 +16,10 @@ public final class HardwareTables: @unchecked Sendable {
     let masked: Classifier
     let exact: Classifier
     public let capabilities: HardwareCapabilities
-    /// The action list `checkActions` passed last (held: see there).
+    /// The action list `checkActions` passed last (held: see there), and what the
+    /// checks after it and the rule need to know of it, found once per list.
     private var lastPassedActions: [HardwareAction] = []
+    private var lastPassedFacts = HardwareRule.ActionFacts(of: [])
 
     public let root: HardwareResource
     public let maskedPool: HardwareResource
@@ -52,6 +54,7 @@ public final class HardwareTables: @unchecked Sendable {
     var conntrackZoneEmptied: ((UInt16) -> Void)?
 
     private func countConntrackZone(of r: HardwareRule, _ delta: Int) {
+        guard r.facts.conntrack else { return }
         for case .conntrack(let zone, _) in r.actions {
             let n = conntrackRuleZones[zone, default: 0] + delta
             conntrackRuleZones[zone] = n > 0 ? n : nil
@@ -224,7 +227,8 @@ public final class HardwareTables: @unchecked Sendable {
         if prefetchedProbe != nil { prefetchedProbe = nil }
         if let f = capabilities.check(key: spec.key, mask: spec.mask) { return .failure(f) }
         if let f = checkActions(spec.actions) { return .failure(f) }
-        if let f = Self.checkChain(spec, table: table) { return .failure(f) }
+        // (What `checkChain` looks for is known of the actions that just passed.)
+        if table == .chain || lastPassedFacts.recirculates, let f = Self.checkChain(spec, table: table) { return .failure(f) }
         // The match as a key of `pendingByMatch` (450 bytes) is made only when that holds
         // any (an add-flows in lockstep leaves none). Not as an optional made beforehand: a
         // nil one of that size was zeroed at every put.
@@ -235,8 +239,8 @@ public final class HardwareTables: @unchecked Sendable {
         // `checkActions` passed them: they are the array it keeps (read from there, not
         // out of the borrowed spec, whose field the compiler copied with the whole spec).
         let actions = lastPassedActions
-        let rule = HardwareRule(id: nextRuleID, key: spec.key, actions: actions, cookie: spec.cookie, mask: consume mask,
-                                hash: hash, table: table, units: HardwareCapabilities.units(for: spec.mask))
+        let rule = HardwareRule(id: nextRuleID, key: spec.key, actions: actions, facts: lastPassedFacts, cookie: spec.cookie,
+                                mask: consume mask, hash: hash, table: table, units: HardwareCapabilities.units(for: spec.mask))
         nextRuleID += 1
         rules.add(rule)
         if !writtenNow { pendingByMatch[match(of: rule)] = rule }
@@ -255,6 +259,7 @@ public final class HardwareTables: @unchecked Sendable {
         }) { return nil }
         if let f = capabilities.check(actions: actions) { return f }
         lastPassedActions = actions
+        lastPassedFacts = HardwareRule.ActionFacts(of: actions)
         return nil
     }
 
