@@ -130,7 +130,8 @@ public final class HardwareTables: @unchecked Sendable {
         guard !shadowKept else { return }
         shadowKept = true
         forEachProgrammed { r in
-            r.rehash()
+            // (0: accepted while no shadow was kept; one accepted since has its probe's hash.)
+            if r.hash == 0 { r.rehash() }
             withClassifier(of: r.table) { _ = $0.insert(r) }
         }
     }
@@ -455,7 +456,7 @@ public final class HardwareTables: @unchecked Sendable {
         if let old = r.replaces {
             countConntrackZone(of: old, -1)
             if shadowKept {
-                r.rehash()
+                if r.hash == 0 { r.rehash() }
                 withClassifier(of: r.table) { _ = $0.replace(old, with: r) }
             }
             old.state = .pending
@@ -470,7 +471,7 @@ public final class HardwareTables: @unchecked Sendable {
             // another rule (another counter) holds. Debug builds, which the tests run,
             // assert it (Classifier.insert).
             if shadowKept {
-                r.rehash()
+                if r.hash == 0 { r.rehash() }
                 withClassifier(of: r.table) { _ = $0.insert(r, checkedAbsent: true) }
             }
             withPool(of: r) { $0.markProgrammed(r.units) }
