@@ -55,11 +55,7 @@ struct PrefetchTests {
         #expect(dp.lastPrefetch == nil, "a new mask: nothing computed ahead")
         try dp.programQueued(rules[0], prefetched: true)
 
-        dp.prefetch(key: rules[1].key, mask: rules[1].mask, table: .masked)
-        let hint = try #require(dp.lastPrefetch)
-        try dp.programQueued(rules[1], prefetched: true)
-        #expect(dp.lastPrefetch == nil, "taken by the write")
-        #expect(dp.slots(1).find(hint.fingerprint) != nil)
+        let hint = try dp.programQueuedAfterItsPrefetch(rules[1])
 
         // The mask goes (its last rules are removed) after the prefetch: its id may be
         // another mask's by the write, which takes a mask id afresh.
@@ -90,11 +86,7 @@ struct PrefetchTests {
         let dp = try P.dataPlane()
         let rules = B.rules(3, actions: [.drop])
         try dp.programQueued(rules[0], prefetched: false)
-        dp.prefetch(key: rules[1].key, mask: rules[1].mask, table: .masked)
-        let hint = try #require(dp.lastPrefetch)
-        try dp.programQueued(rules[1], prefetched: true)
-        #expect(dp.lastPrefetch == nil, "taken by the write")
-        #expect(dp.slots(1).find(hint.fingerprint) != nil)
+        let hint = try dp.programQueuedAfterItsPrefetch(rules[1])
         let maskID = UInt32(truncatingIfNeeded: hint.key.words[0])
         for r in rules.prefix(2) {
             let own = TableKey(maskID: maskID, key: r.key, mask: MaskWords(r.mask)).fingerprint
@@ -115,6 +107,18 @@ extension BPFDataPlane {
         try coalescingWrites {
             try program(table: r.table, match: entry, actions: r.actions, counter: r.counter, prefetched: prefetched)
         }
+    }
+
+    /// `r` (a masked-table rule whose mask is held) prefetched, then queued as the
+    /// prefetched rule: what the prefetch computed, checked taken by the write and kept
+    /// as the slot's fingerprint.
+    func programQueuedAfterItsPrefetch(_ r: DataPlaneRule) throws -> (key: TableKey, fingerprint: Fingerprint) {
+        prefetch(key: r.key, mask: r.mask, table: .masked)
+        let hint = try #require(lastPrefetch)
+        try programQueued(r, prefetched: true)
+        #expect(lastPrefetch == nil, "taken by the write")
+        #expect(slots(1).find(hint.fingerprint) != nil)
+        return hint
     }
 
     /// What the last `prefetch` computed, together (nil: nothing).
