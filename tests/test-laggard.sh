@@ -46,16 +46,33 @@ check "representors still follow MTU changes (the VF gets the representor's MTU)
 # A client that sends a request and never reads the (large) reply is disconnected.
 for i in $(seq 0 199); do echo "in_port(1),eth(),eth_type(0x0800),ipv4(src=198.18.8.$((i % 250)),dst=198.18.7.$((i / 250)),frag=no) drop"; done >"$T_DIR/flows"
 dpctl add-flows "$T_DIR/flows"
-/usr/bin/python3 - "$ESW_CONTROL" <<'PY' &
-import socket, struct, sys, time
+/usr/bin/python3 - "$ESW_CONTROL" "$T_DIR/disconnected" "$T_DIR/laggard.out" <<'PY' &
+import os, socket, struct, sys, time
 s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 s.connect(sys.argv[1])
 # 200 flow dumps (family 0x22, GET, REQUEST|DUMP) in one datagram, never read.
 one = struct.pack("=IHHII", 24, 0x22, 1 | 0x300, 1, 0) + struct.pack("=BBHi", 3, 1, 0, 0)
 s.send(one * 200)
-time.sleep(30)
+# Once the daemon says it disconnected this client: what was queued, then the end.
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.1)
+s.settimeout(3)
+try:
+    while s.recv(1 << 16):
+        pass
+    end = "closed"
+except socket.timeout:
+    end = "still open"
+except OSError as e:
+    end = "closed" if e.errno == 104 else f"error {e}"
+open(sys.argv[3], "w").write(end + "\n")
 PY
-T_PIDS+=("$!")
+LAGGARD=$!
+T_PIDS+=("$LAGGARD")
 t_wait "the client that does not read its replies is disconnected" 12 grep -q 'control client disconnected: replies unread' "$T_DIR/eswd.log"
 check_match "disconnected for unread replies, logged" 'control client disconnected: replies unread' "$(cat "$T_DIR/eswd.log")"
+# (Its dump's producer held the client: the socket stayed open, the client never knew.)
+touch "$T_DIR/disconnected"
+wait "$LAGGARD"
+check_eq "the disconnected client's socket is closed (it reads to the end)" "closed" "$(cat "$T_DIR/laggard.out" 2>/dev/null)"
 check "daemon serves after all" timeout 2 "$ESW_BIN/esw-dpctl" show

@@ -142,7 +142,18 @@ final class ControlServer {
         return c
     }
 
-    func drop(_ fd: Int32) { clients[fd] = nil }
+    func drop(_ fd: Int32) {
+        guard let c = clients[fd] else { return }
+        forget(c)
+    }
+
+    /// The client leaves the server, and its socket closes. Its producer is dropped
+    /// first: the run it serves holds the client (its request handler does), and the
+    /// two held each other, the socket open, after a disconnect.
+    private func forget(_ c: Client) {
+        c.producer = nil
+        clients[c.fd.raw] = nil
+    }
 
     private var buffer = [UInt8](repeating: 0, count: 1 << 20)
 
@@ -156,6 +167,9 @@ final class ControlServer {
 
     /// At most this much is read at once (`readAvailable`).
     static let readAvailableBytes = 1 << 20
+    /// At most about this much of a client's requests is served in one run (RequestRun's
+    /// refill) before other clients are looked at.
+    static let runBytes = 4 << 20
 
     /// Reads the datagrams a client has queued now, up to about `readAvailableBytes`:
     /// nil on EOF before any, [] when nothing is there. A stream of requests (an
@@ -309,7 +323,7 @@ final class ControlServer {
                        metadata: ["fd": "\(fd)", "backlog_bytes": "\(c.backlogBytes)",
                                   "dropped_upcalls": "\(c.droppedNotifications)", "total": "\(laggardsDisconnected)"])
         onDisconnect?(fd)
-        clients[fd] = nil
+        forget(c)
     }
 
     /// Where the datagram that starts at `start` ends: whole messages, at most 64 KB
