@@ -268,6 +268,50 @@ final class Daemon {
             return
         }
         if datagrams.isEmpty { return }
+        let entries = Self.entries(of: datagrams)
+        notePlacement(of: client, requests: entries.count)
+        // The daemon held by the run, once (a cycle only while the run lasts: the client
+        // drops its producer when it is done or gone). Unowned, checked or not, it was
+        // retained and released for each request.
+        // (The entries given up: the run takes each one out as it serves it, which copied
+        // all of them, a retain each, while this function still held them too.)
+        // The requests the client sends while these are served join the run, up to about
+        // `runBytes` of them; then other clients get their turn.
+        var budget = ControlServer.runBytes - datagrams.reduce(0) { $0 + $1.count }
+        let server = self.server
+        let run = RequestRun(consume entries, handle: { [self] raw, out in handle(raw, client: client, into: &out) }, refill: { [self] in
+            guard budget > 0, server.clients[fd] === client, let more = server.readAvailable(fd) else { return [] }
+            budget -= more.reduce(0) { $0 + $1.count }
+            let entries = Self.entries(of: more)
+            notePlacement(of: client, requests: entries.count)
+            return entries
+        })
+        // New rules' writes go to the kernel in bulks, all of them before the replies leave;
+        // the run is one batch of offload operations (its burst's clock read twice).
+        let plane = dataPlane
+        let sw = self.sw
+        server.stream(fd) { out in plane.coalescingWrites { sw.batchingOperations { run.produce(into: &out) } } }
+    }
+
+    /// A client streaming a bulk (a flow file): the helper threads on its CPU and this
+    /// thread on the others while the stream lasts (HelperPlacement), or, if that
+    /// cannot be, this thread moved off its CPU (CPUPlacement), looked at most every ms.
+    private func notePlacement(of client: ControlServer.Client, requests: Int) {
+        guard requests >= 64 else { return }
+        let now = Sys.monotonicNanoseconds()
+        lastBulkRun = now
+        // (Looked at again every ms: a client streaming right after another, within
+        // the `streamGapNanoseconds` before the placement is given back, may be on any CPU.)
+        guard now &- client.lastPlacementCheck > 1_000_000 else { return }
+        client.lastPlacementCheck = now
+        if let cpu = CPUPlacement.separate(from: client.pid), cpu != HelperPlacement.shared.current {
+            HelperPlacement.shared.prefer(cpu)
+            placement.follow()
+        }
+    }
+
+    /// The requests of datagrams read at once, in order.
+    private static func entries(of datagrams: [[UInt8]]) -> [RequestRun.Entry] {
         var entries: [RequestRun.Entry] = []
         for data in datagrams {
             let before = entries.count
@@ -278,33 +322,7 @@ final class Daemon {
                 entries.append(.answer(ErrorMessage(errno: EINVAL, message: "malformed message: \(error)", sequence: 0, requestType: 0).encoded()))
             }
         }
-        // A client streaming a bulk (a flow file): the helper threads on its CPU and this
-        // thread on the others while the stream lasts (HelperPlacement), or, if that
-        // cannot be, this thread moved off its CPU (CPUPlacement), looked at most every ms.
-        if entries.count >= 64 {
-            let now = Sys.monotonicNanoseconds()
-            lastBulkRun = now
-            // (Looked at again every ms: a client streaming right after another, within
-            // the `streamGapNanoseconds` before the placement is given back, may be on any CPU.)
-            if now &- client.lastPlacementCheck > 1_000_000 {
-                client.lastPlacementCheck = now
-                if let cpu = CPUPlacement.separate(from: client.pid), cpu != HelperPlacement.shared.current {
-                    HelperPlacement.shared.prefer(cpu)
-                    placement.follow()
-                }
-            }
-        }
-        // The daemon held by the run, once (a cycle only while the run lasts: the client
-        // drops its producer when it is done or gone). Unowned, checked or not, it was
-        // retained and released for each request.
-        // (The entries given up: the run takes each one out as it serves it, which copied
-        // all of them, a retain each, while this function still held them too.)
-        let run = RequestRun(consume entries) { [self] raw, out in handle(raw, client: client, into: &out) }
-        // New rules' writes go to the kernel in bulks, all of them before the replies leave;
-        // the run is one batch of offload operations (its burst's clock read twice).
-        let plane = dataPlane
-        let sw = self.sw
-        server.stream(fd) { out in plane.coalescingWrites { sw.batchingOperations { run.produce(into: &out) } } }
+        return entries
     }
 
     /// One request → its replies, always ending with an ACK, DONE or error, appended to
