@@ -142,10 +142,15 @@ extension BPFDataPlane {
             }
         }
         guard let bulk = takeQueue() else { return }
-        let runs = runScratch
-        runs.fill(bulk, mapFD: mapFD)
         inFlight = bulk
-        writer.start { runs.write() }
+        // The rules' keys and values are gathered for the kernel on the writer thread
+        // too (130 instructions a rule off the control thread): the control thread
+        // keeps the bulk unchanged, and `runScratch` untouched, until it collects the write.
+        let runs = runScratch, exact = mapFD(.exact), masked = mapFD(.masked)
+        writer.start {
+            runs.fill(bulk) { $0 == .exact ? exact : masked }
+            return runs.write()
+        }
     }
 
     /// Waits for the bulk the writer thread is writing, then settles it as a synchronous
