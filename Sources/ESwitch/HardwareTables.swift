@@ -228,8 +228,7 @@ public final class HardwareTables: @unchecked Sendable {
         if prefetchedProbe != nil { prefetchedProbe = nil }
         if let f = capabilities.check(key: spec.key, mask: spec.mask) { return .failure(f) }
         if let f = checkActions(spec.actions) { return .failure(f) }
-        // (What `checkChain` looks for is known of the actions that just passed.)
-        if table == .chain || lastPassedFacts.recirculates, let f = Self.checkChain(spec, table: table) { return .failure(f) }
+        if let f = Self.checkChain(spec, table: table, recirculates: lastPassedFacts.recirculates) { return .failure(f) }
         // The match as a key of `pendingByMatch` (450 bytes) is made only when that holds
         // any (an add-flows in lockstep leaves none). Not as an optional made beforehand: a
         // nil one of that size was zeroed at every put.
@@ -267,13 +266,14 @@ public final class HardwareTables: @unchecked Sendable {
     /// What the ct/recirc passes of the pipeline (bpf/ct.h) cannot do: a frame parsed
     /// outer and inner is never recirculated, and a chain rule runs after the frame's NAT
     /// is decided, so it cannot hand the frame to software with a mark.
-    static func checkChain(_ spec: HardwareRuleSpec, table: HardwareTable) -> OffloadFailure? {
-        let conntrack = spec.actions.contains {
-            switch $0 { case .recirculate, .conntrack: true; default: false }
-        }
-        if conntrack && matchesTunnel(spec.mask) { return .unsupportedAction("ct or recirc of a tunnel frame") }
-        if table == .chain && matchesTunnel(spec.mask) { return .unsupportedMatch(field: "tunnel in a recirculation chain") }
-        if table == .chain && spec.actions.contains(where: { if case .hint = $0 { true } else { false } }) {
+    static func checkChain(_ spec: HardwareRuleSpec, table: HardwareTable, recirculates: Bool) -> OffloadFailure? {
+        // (`recirculates`: the actions' `ActionFacts`, found once per action list. Neither
+        // case holds for most rules, which then need no look at their actions or mask.)
+        guard recirculates || table == .chain else { return nil }
+        if recirculates && matchesTunnel(spec.mask) { return .unsupportedAction("ct or recirc of a tunnel frame") }
+        guard table == .chain else { return nil }
+        if matchesTunnel(spec.mask) { return .unsupportedMatch(field: "tunnel in a recirculation chain") }
+        if spec.actions.contains(where: { if case .hint = $0 { true } else { false } }) {
             return .unsupportedAction("mark in a recirculation chain")
         }
         return nil
