@@ -26,6 +26,10 @@ swift build 2>&1 | tail -3
 
 passed=0; failed=0; failures=()
 record() { if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$1"); fi; }
+# Every failed check of every test (tests/lib.sh's t_fail), repeated in the summary: a log
+# read from its end, as CI keeps it, still names what failed.
+ESW_FAILED_CHECKS=$(mktemp); export ESW_FAILED_CHECKS
+trap 'rm -f "$ESW_FAILED_CHECKS"' EXIT
 
 if [ "${ESW_SKIP_UNIT:-0}" != 1 ] && [ $# -eq 0 ]; then
     echo "== unit tests (swift test)"
@@ -63,5 +67,6 @@ fi
 
 echo
 for f in "${failures[@]}"; do echo "failed: $f"; done
+[ ! -s "$ESW_FAILED_CHECKS" ] || { echo "failed checks:"; head -40 "$ESW_FAILED_CHECKS"; }
 echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

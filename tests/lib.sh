@@ -118,7 +118,11 @@ export -f dpctl devlink
 
 # t_pass/t_fail DESC: count a check that passed / failed
 t_pass() { T_CHECKS=$((T_CHECKS + 1)); t_log "ok: $1"; }
-t_fail() { T_CHECKS=$((T_CHECKS + 1)); T_FAILED=$((T_FAILED + 1)); t_log "FAIL: $1"; }
+# A failure also goes to $ESW_FAILED_CHECKS when set: scripts/test.sh repeats them at its end.
+t_fail() {
+    T_CHECKS=$((T_CHECKS + 1)); T_FAILED=$((T_FAILED + 1)); t_log "FAIL: $1"
+    [ -z "${ESW_FAILED_CHECKS:-}" ] || t_log "FAIL: $1" >>"$ESW_FAILED_CHECKS"
+}
 
 # check DESC CMD...: CMD must succeed.
 check() {
