@@ -66,9 +66,7 @@ diff_topology() {
     # Recorded for cleanup before they exist: a signal while t_ns runs must not leave one.
     for n in "$NS_E" "$NS_ET" "$NS_O" "$NS_OT"; do T_NAMESPACES+=("$T_PREFIX$n"); done
     t_ns "$NS_E" "$NS_ET" "$NS_O" "$NS_OT"
-    for n in "$NS_E" "$NS_ET" "$NS_O" "$NS_OT"; do
-        t_in "$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-    done
+    t_ipv6_off "$NS_E" "$NS_ET" "$NS_O" "$NS_OT"
     t_veth "$NS_E" up0 "$NS_ET" up0p
     for i in 1 2 3 4; do
         t_veth "$NS_E" "d$i" "$NS_ET" "t$i"

@@ -51,6 +51,15 @@ t_ns() { topo_ns "$@" || exit 1; }
 # t_in NAME CMD...: run CMD in namespace $T_PREFIX<NAME>.
 t_in() { topo_in "$@"; }
 
+# t_ipv6_off NAME...: no IPv6 in these namespaces, on their netdevs now and on any moved in
+# later. A netdev with IPv6 sends MLD reports and router solicitations by itself (at about
+# 2, 6, 14 and 33 s after its link comes up), frames that exact counts would take for the
+# test's own.
+t_ipv6_off() {
+    local n
+    for n in "$@"; do t_in "$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1; done
+}
+
 # t_veth NS1 IF1 NS2 IF2: a veth pair between two of our namespaces, both ends up.
 t_veth() { topo_veth "$@"; }
 

@@ -9,9 +9,7 @@
 t_topology 2
 t_vxlan_remote
 # No IPv6 chatter (router solicitations, MLD) moving counters between two runs.
-for n in host remote vm0 vm1; do
-    t_in "$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-done
+t_ipv6_off host remote vm0 vm1
 
 # Something to show: the overlay flows (offloaded once the neighbour resolves) and one
 # software-only flow.

@@ -17,7 +17,7 @@ dpctl add-if pf0vf0 >/dev/null    # port 1
 dpctl add-if pf0vf1 >/dev/null    # port 2
 dpctl add-if p0 >/dev/null        # port 3: the uplink's representor
 dpctl set-miss drop
-for ns in vm0 vm1 remote; do t_in "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1; done
+t_ipv6_off vm0 vm1 remote
 ip -n "${T_PREFIX}remote" addr add 198.18.0.2/24 dev wire0
 ip -n "${T_PREFIX}remote" link set wire0 up
 ip -n "${T_PREFIX}remote" neigh replace 198.18.0.9 lladdr 02:00:00:00:00:09 dev wire0

@@ -14,7 +14,7 @@ t_topology 2 --mode switchdev
 dpctl add-if pf0vf0 >/dev/null    # port 1
 dpctl add-if pf0vf1 >/dev/null    # port 2
 dpctl set-miss drop
-for ns in vm0 vm1; do t_in "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1; done
+t_ipv6_off vm0 vm1
 
 topo_ct_acl_flows "$T_DIR/flows"
 check "the stateful ACL's flows are accepted" dpctl add-flows "$T_DIR/flows"

@@ -33,10 +33,8 @@ T_START=$(date +%s%N)
 
 t_topology 3 --mode switchdev
 t_vxlan_remote
-for n in host remote vm0 vm1 vm2; do
-    # No IPv6 (router solicitations, MLD) anywhere: no noise on the links.
-    t_in "$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-done
+# No IPv6 (router solicitations, MLD) anywhere: no noise on the links.
+t_ipv6_off host remote vm0 vm1 vm2
 for p in pf0vf0 pf0vf1 pf0vf2 p0 vxlan_sys_4789,type=vxlan; do dpctl add-if "$p" >/dev/null; done
 check_match "datapath ports numbered as the flows expect" \
     'port 1: pf0vf0.*port 2: pf0vf1.*port 3: pf0vf2.*port 4: p0.*port 5: vxlan_sys_4789' "$(dpctl show | tr '\n' ' ')"

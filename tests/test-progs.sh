@@ -6,10 +6,9 @@
 . "$(dirname "$0")/lib.sh"
 
 t_topology 2 --mode switchdev
-# The counts below are exact: the VMs send only the test's own traffic. With IPv6 on, a VF
-# sends router solicitations 4, 8, 16 and 32 s after its link comes up, each one a run of
-# the port's program.
-for ns in vm0 vm1; do t_in "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1; done
+# The counts below are exact: the VMs send only the test's own traffic (with IPv6 on, a
+# VF's router solicitations are runs of the port's program).
+t_ipv6_off vm0 vm1
 check "example programs compile" "$T_ROOT/scripts/build-example-progs.sh" "$T_DIR/progs" -DREDIRECT_PORT=2
 P=$T_DIR/progs
 

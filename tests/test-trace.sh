@@ -8,7 +8,7 @@
 t_topology 2 --mode switchdev
 t_vxlan_remote
 # No IPv6 chatter (router solicitations, MLD): the counter checks below compare exactly.
-for ns in vm0 vm1 host; do t_in "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1; done
+t_ipv6_off vm0 vm1 host
 
 dpctl add-if pf0vf0
 dpctl add-if pf0vf1
