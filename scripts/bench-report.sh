@@ -110,7 +110,12 @@ bench_report() {
         echo "| flows | add-flows (one command) | in hardware | eswd CPU: all (control thread, BPF writer, prefault) | the kernel's map insert alone | the pipeline floor (parse, send, decode, index, map insert: a minimal C program) | a first touch of its memory alone, just before | dump-flows | del-flows | eswd RSS empty → full → 5 s after del | per flow |"
         echo "|---|---|---|---|---|---|---|---|---|---|---|"
         for k in "${SCALE_SIZES[@]}"; do
-            echo "| $((k / 1000))k | ${R[scale$k,add]} s (${R[scale$k,rate]} flows/s) | ${R[scale$k,hw]} | ${R[scale$k,addcpu]} s (${R[scale$k,control]}, ${R[scale$k,writer]}, ${R[scale$k,prefault]}) | ${R[scale$k,kernel]:-n/a} s | ${R[scale$k,floor]:-n/a} s | ${R[scale$k,touch]:-n/a} s | ${R[scale$k,dump]} s ($(per_s "${R[scale$k,dumped]}" "${R[scale$k,dump]}") flows/s) | ${R[scale$k,del]} s ($(per_s "$k" "${R[scale$k,del]}") flows/s) | ${R[scale$k,rss0]} → ${R[scale$k,rss]} → ${R[scale$k,rssafter]} MiB | ${R[scale$k,perflow]} B |"
+            local each="" floors="" touches="" last=""
+            if [ "${R[scale$k,rounds]:-1}" -gt 1 ]; then
+                each="; the median of ${R[scale$k,rounds]} rounds: ${R[scale$k,adds]// / s, } s; the control thread ${R[scale$k,controls]// / s, } s"
+                floors=" (${R[scale$k,floors]// / s, } s)"; touches=" (${R[scale$k,touches]// / s, } s)"; last=", the last round"
+            fi
+            echo "| $((k / 1000))k | ${R[scale$k,add]} s (${R[scale$k,rate]} flows/s$each) | ${R[scale$k,hw]} | ${R[scale$k,addcpu]} s (${R[scale$k,control]}, ${R[scale$k,writer]}, ${R[scale$k,prefault]}$last) | ${R[scale$k,kernel]:-n/a} s | ${R[scale$k,floor]:-n/a} s$floors | ${R[scale$k,touch]:-n/a} s$touches | ${R[scale$k,dump]} s ($(per_s "${R[scale$k,dumped]}" "${R[scale$k,dump]}") flows/s) | ${R[scale$k,del]} s ($(per_s "$k" "${R[scale$k,del]}") flows/s) | ${R[scale$k,rss0]} → ${R[scale$k,rss]} → ${R[scale$k,rssafter]} MiB | ${R[scale$k,perflow]} B |"
         done
         echo
         echo "| 50k flows | esw add-flows, offloaded (policy none) | OVS ${OVS_VER:-3.1} dpctl/add-flows (userspace datapath) | esw/OVS |"
@@ -130,7 +135,11 @@ bench_report() {
             echo "take turns with OVS's rounds (ovs-vswitchd running beside it, the order swapped every round)."
         fi
         echo
-        echo "Wall time of one CLI command each, the file parsed by the CLI as it streams. OVS's userspace"
+        echo "Wall time of one CLI command each, the file parsed by the CLI as it streams. The largest size's"
+        echo "add runs in rounds (SCALE_ROUNDS, 3), each on the same eswd after the round before's del-flows,"
+        echo "taking turns with the pipeline floor (the floor first in even rounds): add, floor and first touch"
+        echo "are the medians, with every round's value; dump-flows, del-flows and RSS are the first round's."
+        echo "OVS's userspace"
         echo "datapath keeps about 65k flows per thread (dpif-netdev's MAX_FLOWS), so the comparison is at 50k."
         echo "RSS counts the daemon only: the BPF maps holding the rules are kernel memory."
         echo "The kernel's map insert alone: scripts/scale/map-insert.c filling a map made as eswd makes its"

@@ -58,7 +58,8 @@
 # bytes per flow; 50k is compared with OVS's dpctl/add-flows of the same 50k. Beside each
 # add, programs of scripts/scale/ measure parts of it alone: the kernel's map insert
 # (map-insert.c), a first touch of its memory (first-touch.c) and the least an add of the
-# same file does end to end (add-floor.c: parse, send, decode, index, map insert).
+# same file does end to end (add-floor.c: parse, send, decode, index, map insert). The
+# largest size's add and floor run SCALE_ROUNDS times (3) in turns, medians reported.
 # --scale-only runs only that and the 50k comparison in rounds (five each, medians): esw
 # software only (skip_hw), then esw offloaded on a fresh eswd and OVS's dpctl/add-flows in
 # turns (both running; their ratio is the median of the rounds' own ratios). --dataplane adds the
@@ -493,6 +494,7 @@ per_s() { awk -v n="$1" -v s="$2" 'BEGIN{ if (s + 0 == 0) print "n/a"; else prin
 scale_esw() {
     local max=0 n
     for n in "$@"; do [ "$n" -gt "$max" ] && max=$n; done
+    SCALE_LARGEST=$max
     printf 'masked = %d\ncounters = %d\n' $((max + 1024)) $((max + 1024)) >"$D/scale-profile"
     esw_two_vfs none --profile "$D/scale-profile"
     # The kernel's part of an add, measured alone (scale_run).
@@ -518,16 +520,13 @@ kernel_quiet() {
     done
 }
 
-# scale_run N: add-flows, dump-flows, del-flows of N offloaded flows; sets R[scaleN,*]
-scale_run() {
-    local n=$1 f=$D/scale-$1 t0 t1 c0 c1 lines k th0 th1
-    gen_flows "$n" 1 2 "$f"
-    R[scale$n,rss0]=$(rss_mib)
-    # The add, as the programs below, once the kernel has freed the previous size's maps
-    # (their elements are freed by a kernel worker, beside whatever runs next).
+# scale_add N FILE: one add-flows of FILE's N flows, once the kernel has freed the maps of
+# what ran before (their elements are freed by a kernel worker, beside whatever runs next),
+# right after a first touch of what it will fault in (1 KiB a flow: eswd's heap and tables,
+# the kernel's BPF elements) by a program doing only that; sets R[scaleN,*] of this add
+scale_add() {
+    local n=$1 f=$2 t0 t1 c0 c1 th0 th1
     kernel_quiet
-    # A first touch of what the add will fault in (1 KiB a flow: eswd's heap and tables,
-    # the kernel's BPF elements), by a program doing only that, just before the add.
     R[scale$n,touch]=$("$D/first-touch" $((n * 1024)) 2>>"$D/first-touch.err" | awk '{print $2}')
     th0=$(thread_ticks); c0=$(cputicks); t0=$(now_ns)
     DPCTL add-flows "$f" >"$D/scale-add-$n.out" 2>&1 || log "esw add-flows $n: $(tail -n 2 "$D/scale-add-$n.out" | tr '\n' ' ')"
@@ -538,7 +537,28 @@ scale_run() {
     R[scale$n,writer]=$(thread_secs "$th0" "$th1" esw-bpf-write)
     R[scale$n,prefault]=$(thread_secs "$th0" "$th1" esw-prefault)
     R[scale$n,hw]=$(DPCTL show | awk '/offloaded flows:/{print $3}')
-    R[scale$n,rate]=$(per_s "${R[scale$n,hw]:-0}" "${R[scale$n,add]}")
+}
+
+# scale_floor N FILE: the least an add of FILE does end to end (scripts/scale/add-floor.c:
+# parse, send, decode, index, map insert), once the kernel has freed the maps before
+scale_floor() {
+    kernel_quiet
+    "$D/add-floor" "$2" "$1" 2>>"$D/add-floor.err" | awk '{print $2}'
+}
+
+# scale_run N: add-flows, dump-flows, del-flows of N offloaded flows; sets R[scaleN,*].
+# The largest size's add runs SCALE_ROUNDS times (3), taking turns with the pipeline
+# floor (one add of a million flows is at the mercy of this VM, whose speed moves by a
+# third within minutes): add, floor and first touch are the medians of the rounds, each
+# round's value kept in R[scaleN,adds|floors|touches|controls]; the CPU split is the last
+# round's.
+scale_run() {
+    local n=$1 f=$D/scale-$1 t0 t1 lines k r rounds=1 hw adds=() floors=() touches=() controls=()
+    gen_flows "$n" 1 2 "$f"
+    R[scale$n,rss0]=$(rss_mib)
+    scale_add "$n" "$f"
+    adds+=("${R[scale$n,add]}"); touches+=("${R[scale$n,touch]}"); controls+=("${R[scale$n,control]}")
+    hw=${R[scale$n,hw]:-0}
     R[scale$n,rss]=$(rss_mib)
     t0=$(now_ns); lines=$(DPCTL dump-flows | wc -l); t1=$(now_ns)
     R[scale$n,dump]=$(secs "$t0" "$t1"); R[scale$n,dumped]=$lines
@@ -549,14 +569,29 @@ scale_run() {
     R[scale$n,rssafter]=$(rss_mib)
     # The kernel's part alone (scripts/scale/map-insert.c), beside the add it is part of.
     R[scale$n,kernel]=$("$D/map-insert" "$n" 2>>"$D/map-insert.err" | awk '{print $2}')
-    # The least an add of this file does end to end (scripts/scale/add-floor.c: parse, send,
-    # decode, index, map insert), once the kernel has freed map-insert's map.
-    kernel_quiet
-    R[scale$n,floor]=$("$D/add-floor" "$f" "$n" 2>>"$D/add-floor.err" | awk '{print $2}')
+    floors+=("$(scale_floor "$n" "$f")")
+    [ "$n" = "$SCALE_LARGEST" ] && rounds=${SCALE_ROUNDS:-3}
+    for r in $(seq 2 "$rounds"); do
+        # the floor first in even rounds, the add first in odd ones
+        [ $((r % 2)) = 0 ] && floors+=("$(scale_floor "$n" "$f")")
+        scale_add "$n" "$f"
+        adds+=("${R[scale$n,add]}"); touches+=("${R[scale$n,touch]}"); controls+=("${R[scale$n,control]}")
+        [ "${R[scale$n,hw]:-0}" -lt "$hw" ] && hw=${R[scale$n,hw]:-0}
+        DPCTL del-flows >/dev/null 2>&1
+        [ $((r % 2)) = 1 ] && floors+=("$(scale_floor "$n" "$f")")
+    done
+    R[scale$n,rounds]=$rounds
+    R[scale$n,hw]=$hw
+    R[scale$n,adds]="${adds[*]}"; R[scale$n,add]=$(printf '%s\n' "${adds[@]}" | median)
+    R[scale$n,floors]="${floors[*]}"; R[scale$n,floor]=$(printf '%s\n' "${floors[@]}" | median)
+    R[scale$n,touches]="${touches[*]}"; R[scale$n,touch]=$(printf '%s\n' "${touches[@]}" | median)
+    R[scale$n,controls]="${controls[*]}"
+    R[scale$n,rate]=$(per_s "$hw" "${R[scale$n,add]}")
     R[scale$n,perflow]=$(awk -v a="${R[scale$n,rss0]}" -v b="${R[scale$n,rss]}" -v n="$n" 'BEGIN{printf "%.0f", (b-a)*1048576/n}')
+    local each=""; [ "$rounds" -gt 1 ] && each=" (median of $rounds rounds; each: add ${R[scale$n,adds]} s, control thread ${R[scale$n,controls]} s, floor ${R[scale$n,floors]} s, first touch ${R[scale$n,touches]} s)"
     log "scale $n: add ${R[scale$n,add]} s (${R[scale$n,rate]} flows/s, ${R[scale$n,hw]} in hardware, daemon CPU ${R[scale$n,addcpu]} s:" \
         "control ${R[scale$n,control]}, writer ${R[scale$n,writer]}, prefault ${R[scale$n,prefault]};" \
-        "the kernel's map insert alone ${R[scale$n,kernel]:-n/a} s, the pipeline floor ${R[scale$n,floor]:-n/a} s, a first touch of $((n / 1024)) MiB alone ${R[scale$n,touch]:-n/a} s)," \
+        "the kernel's map insert alone ${R[scale$n,kernel]:-n/a} s, the pipeline floor ${R[scale$n,floor]:-n/a} s, a first touch of $((n / 1024)) MiB alone ${R[scale$n,touch]:-n/a} s)$each," \
         "dump ${R[scale$n,dump]} s ($lines lines), del ${R[scale$n,del]} s;" \
         "RSS ${R[scale$n,rss0]} -> ${R[scale$n,rss]} -> ${R[scale$n,rssafter]} MiB (${R[scale$n,perflow]} B/flow)"
     rm -f "$f"
