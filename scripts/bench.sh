@@ -578,6 +578,9 @@ scale_run() {
         adds+=("${R[scale$n,add]}"); touches+=("${R[scale$n,touch]}"); controls+=("${R[scale$n,control]}")
         [ "${R[scale$n,hw]:-0}" -lt "$hw" ] && hw=${R[scale$n,hw]:-0}
         DPCTL del-flows >/dev/null 2>&1
+        # eswd trims its heap at the two timer ticks after the drop (MemoryReturn), as in
+        # the first round's 5 s wait: every round's add starts from a trimmed heap
+        sleep 3
         [ $((r % 2)) = 1 ] && floors+=("$(scale_floor "$n" "$f")")
     done
     R[scale$n,rounds]=$rounds
