@@ -172,10 +172,11 @@ struct HintingTests {
     }
 
     /// The seqlock under stress: while the control thread reuses one slot for two flows
-    /// (generations 1 and 2), a packet thread asking for either mark gets its own flow or
-    /// nothing. (The race it guards against lasts nanoseconds: with the re-check removed
-    /// this test still passed in 0.5 s on a 2-core VM; it shows no false hit, it is no
-    /// proof.)
+    /// (generations 1, 2, 1, 2, …), a packet thread asking for either mark gets its own
+    /// flow or nothing. (The race it guards against lasts nanoseconds: it shows no false
+    /// hit, it is no proof. It did catch one once, in a loaded full run on an AMD VM,
+    /// when the table re-checked the tag instead of a sequence number: generation 1's tag
+    /// came back after generation 2's flow was read.)
     @Test func aReaderNeverGetsAnotherGenerationsFlowWhileTheSlotIsReused() throws {
         let (d, _, _) = try P.datapath()
         d.setPartialOffload(false)
