@@ -15,8 +15,15 @@ import Synchronization
 /// (`madvise(MADV_POPULATE_WRITE)`: page tables filled as a write would fill them, no
 /// byte written, so racing the allocator's own writes is harmless). A range that went
 /// away meanwhile (the heap trimmed) is an error the kernel reports, and nothing else.
-/// Only the break's movement is followed: free pages `malloc_trim` gives back inside the
-/// heap fault again when they are reused.
+///
+/// Free pages `malloc_trim` gives back inside the heap (the break stays where a live
+/// block holds it) fault in again when they are reused: after a million flows were
+/// deleted, the next million-flow add took 125-133k of them on the control thread. So the
+/// allocating thread also tells where the allocator hands memory out (`noteAllocation`,
+/// the address of a block it just got), and this thread populates the heap from there up
+/// to `refillWindow` ahead (the allocator splits a big free chunk upward), again as the
+/// allocations near the end of what it asked for. Pages already resident cost a walk of
+/// their page tables; at most a window's worth is populated ahead of use.
 ///
 /// Other mappings are faulted in on request (`touch`): the big tables map their next
 /// size ahead of their growth, and this thread touches it in meanwhile (the heap first).
@@ -35,6 +42,8 @@ public final class HeapPrefault: @unchecked Sendable {
     static let heapStep = 256 << 10
     /// Per locked step of a touch request (the thread then looks at the heap again).
     static let touchStep = 2 << 20
+    /// How far ahead of an allocation's address the heap's given-back pages are populated.
+    public static let refillWindow = 8 << 20
     private static let pageMask = UInt(sysconf(Int32(_SC_PAGESIZE)) - 1)
 
     /// Where the heap ends now.
@@ -49,6 +58,16 @@ public final class HeapPrefault: @unchecked Sendable {
     /// `min` compares as signed here (Swift 6.3), so `UInt.max` never gave way.
     private let lowWater = Atomic<Int>(.max)
     private let wake = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
+    /// The part of the address space that is the heap, from here to its end.
+    private let heapStart: UInt
+    /// The allocating thread's: the range it last asked to be populated (`noteAllocation`).
+    private var refillAskedFrom: UInt = 0
+    private var refillAskedTo: UInt = 0
+    /// The start of a range asked for and not yet taken by the prefault thread (0: none).
+    private let refillAsked = Atomic<UInt>(0)
+    /// The prefault thread's: where populating the range asked for has got to, and its end.
+    private var refillNext: UInt = 0
+    private var refillEnd: UInt = 0
     /// Set by `stop` (another thread), read between steps.
     private let stopping = Atomic<Bool>(false)
     /// Mappings to touch in (`touch`), oldest first.
@@ -66,6 +85,7 @@ public final class HeapPrefault: @unchecked Sendable {
         self.heapEnd = heapEnd
         populatedTo = heapEnd()
         lastSeen = populatedTo
+        heapStart = populatedTo
         sem_init(wake, 0, 0)
         thread = try PacketThread.spawn(name: threadName) { [self] in run() }
     }
@@ -93,6 +113,21 @@ public final class HeapPrefault: @unchecked Sendable {
         if !grew { lowWater.min(Int(end), ordering: .relaxed) }
         lastSeen = end
         if grew { sem_post(wake) }
+    }
+
+    /// The allocating thread just got the block at `address` (a flow): the heap's pages
+    /// from there to `refillWindow` ahead are populated on the prefault thread, if they
+    /// were given back. Cheap unless the allocations near the end of what was asked last
+    /// (then a semaphore post). An address outside the heap (a mapped block) is ignored.
+    @inline(__always)
+    public func noteAllocation(at address: UnsafeRawPointer) {
+        let a = UInt(bitPattern: address)
+        guard a >= heapStart, a < lastSeen,
+              a < refillAskedFrom || a &+ UInt(Self.refillWindow / 2) > refillAskedTo else { return }
+        refillAskedFrom = a
+        refillAskedTo = a + UInt(Self.refillWindow)
+        refillAsked.store(a, ordering: .relaxed)
+        sem_post(wake)
     }
 
     /// A range being touched in on the prefault thread (`touch`), until done or stopped.
@@ -137,7 +172,7 @@ public final class HeapPrefault: @unchecked Sendable {
             if stopping.load(ordering: .relaxed) { return }
             populatedTo = min(populatedTo, UInt(lowWater.exchange(.max, ordering: .relaxed)))
             // The heap's fresh end first: the allocator hands it out soonest.
-            while !stopping.load(ordering: .relaxed) && (advance() || advanceRequest()) {}
+            while !stopping.load(ordering: .relaxed) && (advance() || refill() || advanceRequest()) {}
         }
     }
 
@@ -154,6 +189,25 @@ public final class HeapPrefault: @unchecked Sendable {
             return next < r.end && !r.stopped.load(ordering: .relaxed)
         }
         if !more { requests.withLock { q in q.removeAll { $0 === r } } }
+        return true
+    }
+
+    /// Populates the next step of the range `noteAllocation` asked for last (what the
+    /// previous range already covered is not walked again); false when it is done.
+    private func refill() -> Bool {
+        guard !unsupported else { return false }
+        let asked = refillAsked.exchange(0, ordering: .relaxed)
+        if asked != 0 {
+            let start = asked & ~Self.pageMask
+            if !(refillNext > start && refillNext < refillEnd) { refillNext = start }
+            refillEnd = asked + UInt(Self.refillWindow)
+        }
+        // Above the heap's end is `advance`'s; a trim may have moved the end below.
+        let end = min(refillEnd, heapEnd())
+        guard refillNext < end else { return false }
+        let stepEnd = min(end, refillNext + UInt(Self.heapStep))
+        _ = madvise(UnsafeMutableRawPointer(bitPattern: refillNext), Int(stepEnd - refillNext), MADV_POPULATE_WRITE)
+        refillNext = stepEnd
         return true
     }
 

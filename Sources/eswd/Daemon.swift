@@ -120,6 +120,7 @@ final class Daemon {
             try d.start()
             return d
         }
+        datapaths.heap = heap
         epoll = try Epoll(capacity: 128)
         timer = FileDescriptor(adopting: try syscall("timerfd") { cnl_timerfd_periodic(50) })
         firmwareTimer = FileDescriptor(adopting: try syscall("timerfd_create") {

@@ -1,6 +1,7 @@
 import ControlProtocol
 import ESwitch
 import Logging
+import NetLinux
 import Netlink
 import ODP
 import OVSDatapath
@@ -15,6 +16,8 @@ final class DatapathService {
     var batches = OpenBatches()
     /// The last put's decoded mask (MaskMemo): the flows of an add-flows share theirs.
     let maskMemo = MaskMemo()
+    /// Told where each new flow was allocated (HeapPrefault.noteAllocation).
+    var heap: HeapPrefault?
 
     final class OpenBatch {
         /// The connection that opened it: a batch its client leaves open is undone.

@@ -230,6 +230,8 @@ extension DatapathService {
     /// then destroyed (a retain and a release) instead of moved.
     @inline(never)
     private func journal(_ change: consuming FlowChange, _ batch: OpenBatch?) {
+        // The heap's given-back pages ahead of this flow are populated off this thread.
+        heap?.noteAllocation(at: Unmanaged.passUnretained(change.flow).toOpaque())
         batch?.changes.append(change)
     }
 

@@ -86,6 +86,46 @@ import NetLinux
         #expect(r.waitResident(from: Self.page, length: mib - Self.page, pages: pages) == pages)
     }
 
+    /// Pages given back inside the heap (its end held by a live block) are populated
+    /// from where the allocator hands memory out to a window ahead, and no further;
+    /// the next window once the allocations near the end of the last.
+    @Test func givenBackPagesArePopulatedAheadOfTheAllocationsOnly() throws {
+        let mib = 1 << 20, bytes = 32 * mib, window = HeapPrefault.refillWindow
+        let r = try Region(bytes: bytes)
+        let prefault = try HeapPrefault(threadName: "test-prefault", heapEnd: { r.end.load(ordering: .relaxed) })
+        defer { prefault.stop() }
+        r.setEnd(bytes)
+        prefault.noteGrowth()
+        #expect(r.waitResident(from: 0, length: bytes, pages: bytes / Self.page) == bytes / Self.page)
+        // Trimmed inside: every page above the first MiB given back, the end kept.
+        madvise(r.base + mib, bytes - mib, MADV_DONTNEED)
+        r.base.storeBytes(of: 0x3C, toByteOffset: 4 * mib + 8, as: UInt8.self)  // the block just allocated
+        prefault.noteAllocation(at: r.base + 4 * mib)
+        let pages = window / Self.page
+        #expect(r.waitResident(from: 4 * mib, length: window, pages: pages) == pages)
+        usleep(50_000)
+        #expect(r.resident(from: mib, length: 3 * mib) == 0, "nothing below the allocation")
+        #expect(r.resident(from: 4 * mib + window, length: bytes - 4 * mib - window) == 0, "nothing past the window")
+        #expect(r.base.load(fromByteOffset: 4 * mib + 8, as: UInt8.self) == 0x3C, "the block keeps its bytes")
+        // Further up within the first half of the window: nothing more asked.
+        prefault.noteAllocation(at: r.base + 4 * mib + window / 2 - Self.page)
+        usleep(50_000)
+        #expect(r.resident(from: 4 * mib + window, length: bytes - 4 * mib - window) == 0)
+        // Past it: the next window.
+        let next = 4 * mib + window / 2 + Self.page
+        prefault.noteAllocation(at: r.base + next)
+        let more = (next + window - (4 * mib + window)) / Self.page
+        #expect(r.waitResident(from: 4 * mib + window, length: next - 4 * mib, pages: more) == more)
+        #expect(r.resident(from: next + window, length: bytes - next - window) == 0, "nothing past the new window")
+        // An address above the heap's end (a mapped block, not the heap's) asks for nothing.
+        r.setEnd(24 * mib)
+        prefault.noteGrowth()
+        madvise(r.base + 24 * mib, 8 * mib, MADV_DONTNEED)
+        prefault.noteAllocation(at: r.base + 26 * mib)
+        usleep(50_000)
+        #expect(r.resident(from: 24 * mib, length: 8 * mib) == 0)
+    }
+
     @Test func aTouchRequestFaultsItsRangeInAndKeepsWhatIsWritten() throws {
         let r = try Region(bytes: Self.regionBytes)
         let prefault = try HeapPrefault(threadName: "test-prefault", heapEnd: { r.end.load(ordering: .relaxed) })
