@@ -9,10 +9,11 @@ struct MemoryReturn {
     /// Fewer flows than this below the peak since the last trim: trim.
     static let flowDrop = 10_000
     /// Free heap kept for the next add: a trim gives back all of it or nothing, and pages
-    /// given back inside the heap fault in again on the control thread when they are
-    /// reused (the prefault thread follows only the heap's end). A 50k add after a 50k
-    /// del-flows faulted 6-7k pages back that way, a tenth of its time; 48 MiB keeps a
-    /// 50k table's worth (about 35 MiB) and returns anything bigger.
+    /// given back inside the heap fault in again when they are reused (on the prefault
+    /// thread, ahead of the allocations, but a fault each all the same). A 50k add after a
+    /// 50k del-flows faulted 6-7k pages back on the control thread, a tenth of its time,
+    /// when the prefault thread followed only the heap's end; 48 MiB keeps a 50k table's
+    /// worth (about 35 MiB) and returns anything bigger.
     static let keptFreeBytes = 48 << 20
     private var peakFlows = 0
     private var lastLook: UInt64 = 0
