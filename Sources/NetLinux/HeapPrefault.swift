@@ -18,12 +18,15 @@ import Synchronization
 ///
 /// Free pages `malloc_trim` gives back inside the heap (the break stays where a live
 /// block holds it) fault in again when they are reused: after a million flows were
-/// deleted, the next million-flow add took 125-133k of them on the control thread. So the
-/// allocating thread also tells where the allocator hands memory out (`noteAllocation`,
-/// the address of a block it just got), and this thread populates the heap from there up
-/// to `refillWindow` ahead (the allocator splits a big free chunk upward), again as the
-/// allocations near the end of what it asked for. Pages already resident cost a walk of
-/// their page tables; at most a window's worth is populated ahead of use.
+/// deleted, the next million-flow add took 125-133k of them on the control thread. So
+/// after a trim (`noteTrim`) the allocating thread also tells where the allocator hands
+/// memory out (`noteAllocation`, the address of a block it just got), and this thread
+/// populates the heap from there up to `refillWindow` ahead (the allocator splits the big
+/// free chunk upward), again as the allocations near the end of what it asked for, until
+/// the heap grows (the allocator found no room left inside). At most a window's worth is
+/// populated ahead of use. Not without a trim: blocks reused from the allocator's bins jump about
+/// the heap, and each ask would walk a window of resident pages (a 50k add after a 50k
+/// del-flows, which keeps its free heap, ran about a tenth slower).
 ///
 /// Other mappings are faulted in on request (`touch`): the big tables map their next
 /// size ahead of their growth, and this thread touches it in meanwhile (the heap first).
@@ -60,6 +63,9 @@ public final class HeapPrefault: @unchecked Sendable {
     private let wake = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
     /// The part of the address space that is the heap, from here to its end.
     private let heapStart: UInt
+    /// The allocating thread's: a trim gave pages back inside the heap, and the heap has
+    /// not grown since.
+    private var refillArmed = false
     /// The allocating thread's: the range it last asked to be populated (`noteAllocation`).
     private var refillAskedFrom: UInt = 0
     private var refillAskedTo: UInt = 0
@@ -111,16 +117,27 @@ public final class HeapPrefault: @unchecked Sendable {
         guard end != lastSeen else { return }
         let grew = end > lastSeen
         if !grew { lowWater.min(Int(end), ordering: .relaxed) }
+        // The room a trim left inside is used up: the rest is the growth's.
+        if grew { refillArmed = false }
         lastSeen = end
         if grew { sem_post(wake) }
     }
 
-    /// The allocating thread just got the block at `address` (a flow): the heap's pages
-    /// from there to `refillWindow` ahead are populated on the prefault thread, if they
-    /// were given back. Cheap unless the allocations near the end of what was asked last
-    /// (then a semaphore post). An address outside the heap (a mapped block) is ignored.
+    /// The allocating thread trimmed the heap (`malloc_trim`): pages inside it were given
+    /// back, and `noteAllocation` has them populated again ahead of the allocations.
+    public func noteTrim() {
+        refillArmed = true
+        refillAskedFrom = 0
+        refillAskedTo = 0
+    }
+
+    /// The allocating thread just got the block at `address` (a flow): after a trim, the
+    /// heap's pages from there to `refillWindow` ahead are populated on the prefault
+    /// thread. A compare unless the allocations near the end of what was asked last (then
+    /// a semaphore post). An address outside the heap (a mapped block) is ignored.
     @inline(__always)
     public func noteAllocation(at address: UnsafeRawPointer) {
+        guard refillArmed else { return }
         let a = UInt(bitPattern: address)
         guard a >= heapStart, a < lastSeen,
               a < refillAskedFrom || a &+ UInt(Self.refillWindow / 2) > refillAskedTo else { return }

@@ -243,7 +243,7 @@ final class Daemon {
         tunnels?.tick(now: now)
         sw.tick(now: now)
         server.disconnectStalled(now: now)
-        memory.tick(now: now, flows: datapaths.datapath?.flowCount ?? 0)
+        if memory.tick(now: now, flows: datapaths.datapath?.flowCount ?? 0) { heap?.noteTrim() }
         if now &- lastMTUSync > 200_000_000 {
             lastMTUSync = now
             driver.syncMTU(sw)

@@ -31,15 +31,20 @@ struct MemoryReturn {
         _ = mallopt(M_TRIM_THRESHOLD, 16 << 20)
     }
 
-    mutating func tick(now: UInt64, flows: Int) {
+    /// True when it trimmed the heap (pages given back inside it).
+    mutating func tick(now: UInt64, flows: Int) -> Bool {
         peakFlows = max(peakFlows, flows)
-        guard now &- lastLook >= 1_000_000_000 else { return }
+        guard now &- lastLook >= 1_000_000_000 else { return false }
         lastLook = now
         if flows + Self.flowDrop < peakFlows { trimsLeft = 2 }
         peakFlows = flows
         if trimsLeft > 0 {
             trimsLeft -= 1
-            if mallinfo2().fordblks > Self.keptFreeBytes { _ = malloc_trim(0) }
+            if mallinfo2().fordblks > Self.keptFreeBytes {
+                _ = malloc_trim(0)
+                return true
+            }
         }
+        return false
     }
 }

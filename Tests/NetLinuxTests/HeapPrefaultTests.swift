@@ -86,12 +86,13 @@ import NetLinux
         #expect(r.waitResident(from: Self.page, length: mib - Self.page, pages: pages) == pages)
     }
 
-    /// Pages given back inside the heap (its end held by a live block) are populated
-    /// from where the allocator hands memory out to a window ahead, and no further;
-    /// the next window once the allocations near the end of the last.
+    /// After a trim, pages given back inside the heap (its end held by a live block) are
+    /// populated from where the allocator hands memory out to a window ahead, and no
+    /// further; the next window once the allocations near the end of the last; nothing
+    /// once the heap grew, nor without a trim.
     @Test func givenBackPagesArePopulatedAheadOfTheAllocationsOnly() throws {
         let mib = 1 << 20, bytes = 32 * mib, window = HeapPrefault.refillWindow
-        let r = try Region(bytes: bytes)
+        let r = try Region(bytes: bytes + 4 * mib)
         let prefault = try HeapPrefault(threadName: "test-prefault", heapEnd: { r.end.load(ordering: .relaxed) })
         defer { prefault.stop() }
         r.setEnd(bytes)
@@ -100,6 +101,10 @@ import NetLinux
         // Trimmed inside: every page above the first MiB given back, the end kept.
         madvise(r.base + mib, bytes - mib, MADV_DONTNEED)
         r.base.storeBytes(of: 0x3C, toByteOffset: 4 * mib + 8, as: UInt8.self)  // the block just allocated
+        prefault.noteAllocation(at: r.base + 4 * mib)
+        usleep(50_000)
+        #expect(r.resident(from: 2 * mib, length: bytes - 2 * mib) == 1, "not before the trim is told: only the block's page")
+        prefault.noteTrim()
         prefault.noteAllocation(at: r.base + 4 * mib)
         let pages = window / Self.page
         #expect(r.waitResident(from: 4 * mib, length: window, pages: pages) == pages)
@@ -117,6 +122,16 @@ import NetLinux
         let more = (next + window - (4 * mib + window)) / Self.page
         #expect(r.waitResident(from: 4 * mib + window, length: next - 4 * mib, pages: more) == more)
         #expect(r.resident(from: next + window, length: bytes - next - window) == 0, "nothing past the new window")
+        // The heap grew (no room left inside): nothing more, wherever the allocations are.
+        r.setEnd(bytes + 4 * mib)
+        prefault.noteGrowth()
+        #expect(r.waitResident(from: bytes, length: 4 * mib, pages: 4 * mib / Self.page) == 4 * mib / Self.page)
+        prefault.noteAllocation(at: r.base + next + window)
+        prefault.noteAllocation(at: r.base + 2 * mib)
+        usleep(50_000)
+        #expect(r.resident(from: next + window, length: bytes - next - window) == 0, "nothing asked")
+        #expect(r.resident(from: 2 * mib, length: 2 * mib) == 0)
+        prefault.noteTrim()
         // An address above the heap's end (a mapped block, not the heap's) asks for nothing.
         r.setEnd(24 * mib)
         prefault.noteGrowth()
