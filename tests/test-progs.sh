@@ -38,14 +38,18 @@ check "drop program replaces it (relative path, default section)" \
 check_fails "drop: VF0's pings are lost" t_in vm0 ping -c 3 -i 0.2 -W 1 198.19.0.2
 check_ge "drop counted (counters start again with the new program)" 3 "$(prog_stat 1 drop)"
 check_eq "no pass counted by the drop program" 0 "$(prog_stat 1 pass)"
+mac0=$(t_in vm0 cat /sys/class/net/esw0v0/address)
+mac1=$(t_in vm1 cat /sys/class/net/esw0v1/address)
+# VM1's entry for VF0 pinned: VF0's replies are dropped from here on, so the entry would
+# go stale and be probed 5 s after these pings, and VF0's answer to a probe is a run of
+# the drop program (one crossed the reads of "trace runs nothing" below).
+ip -n "${T_PREFIX}vm1" neigh replace 198.19.0.1 lladdr "$mac0" dev esw0v1 nud permanent
 t_pcap vm0 esw0v0 icmp
 t_in vm1 ping -c 2 -i 0.2 -W 1 198.19.0.1 >/dev/null 2>&1
 check_ge "VF1 -> VF0 still arrives (only VF0's port has the program)" 2 "$(t_pcap_count icmp)"
 
 # trace shows the program and that its verdict decides (it used to report the tables'
 # verdict alone: "hardware: VF netdev ..." for frames the program drops).
-mac0=$(t_in vm0 cat /sys/class/net/esw0v0/address)
-mac1=$(t_in vm1 cat /sys/class/net/esw0v1/address)
 request="eth(src=$mac0,dst=$mac1),eth_type(0x0800),ipv4(src=198.19.0.1,dst=198.19.0.2,proto=1,ttl=64),icmp(type=8,code=0)"
 drop_id=$(devlink port show -j esw0/1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["port"]["esw0/1"]["prog"]["id"])')
 trace=$(dpctl trace -j pf0vf0 "$request")
@@ -58,7 +62,8 @@ check_match "trace: the verdict says the program decides first" \
 check_match "trace text: the program before the lookups" 'program:' "$(dpctl trace pf0vf0 "$request")"
 # VF0 must send nothing between the two reads: each frame it sends is a run of the drop
 # program. Its neighbour entry for VF1 (learnt from VF1's pings) goes stale and is probed
-# (once, a probe crossed the reads); pinned. (IPv6 is off for the router solicitations.)
+# (once, a probe crossed the reads); pinned, as VM1's for VF0 is above. (IPv6 is off for
+# the router solicitations.)
 ip -n "${T_PREFIX}vm0" neigh replace 198.19.0.2 lladdr "$mac1" dev esw0v0 nud permanent
 check_eq "trace runs nothing: no run counted" "$(prog_stat 1 runs)" "$(dpctl trace pf0vf0 "$request" >/dev/null; prog_stat 1 runs)"
 
