@@ -24,9 +24,9 @@ import Synchronization
 /// populates the heap from there up to `refillWindow` ahead (the allocator splits the big
 /// free chunk upward), again as the allocations near the end of what it asked for, until
 /// the heap grows (the allocator found no room left inside). At most a window's worth is
-/// populated ahead of use. Not without a trim: blocks reused from the allocator's bins jump about
-/// the heap, and each ask would walk a window of resident pages (a 50k add after a 50k
-/// del-flows, which keeps its free heap, ran about a tenth slower).
+/// populated ahead of use. Not without a trim: blocks reused from the allocator's bins
+/// jump about the heap, and each ask would walk a window of resident pages (a 50k add
+/// after a 50k del-flows, which keeps its free heap, ran about a tenth slower).
 ///
 /// Other mappings are faulted in on request (`touch`): the big tables map their next
 /// size ahead of their growth, and this thread touches it in meanwhile (the heap first).
