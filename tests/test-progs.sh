@@ -40,9 +40,12 @@ check_ge "drop counted (counters start again with the new program)" 3 "$(prog_st
 check_eq "no pass counted by the drop program" 0 "$(prog_stat 1 pass)"
 mac0=$(t_in vm0 cat /sys/class/net/esw0v0/address)
 mac1=$(t_in vm1 cat /sys/class/net/esw0v1/address)
-# VM1's entry for VF0 pinned: VF0's replies are dropped from here on, so the entry would
-# go stale and be probed 5 s after these pings, and VF0's answer to a probe is a run of
-# the drop program (one crossed the reads of "trace runs nothing" below).
+# Both VMs' entries for each other pinned: VF0's frames are dropped since the drop
+# program, so an entry used by the pings would go stale and be probed 5 s later, and each
+# frame VF0 sends (its probe, or its answer to VM1's) is a run of the drop program: one
+# crossed the reads of "trace runs nothing" below, each way round. (IPv6 is off for the
+# router solicitations.)
+ip -n "${T_PREFIX}vm0" neigh replace 198.19.0.2 lladdr "$mac1" dev esw0v0 nud permanent
 ip -n "${T_PREFIX}vm1" neigh replace 198.19.0.1 lladdr "$mac0" dev esw0v1 nud permanent
 t_pcap vm0 esw0v0 icmp
 t_in vm1 ping -c 2 -i 0.2 -W 1 198.19.0.1 >/dev/null 2>&1
@@ -61,10 +64,7 @@ check_match "trace: the verdict says the program decides first" \
     "$(field '["verdict"]' <<<"$trace")"
 check_match "trace text: the program before the lookups" 'program:' "$(dpctl trace pf0vf0 "$request")"
 # VF0 must send nothing between the two reads: each frame it sends is a run of the drop
-# program. Its neighbour entry for VF1 (learnt from VF1's pings) goes stale and is probed
-# (once, a probe crossed the reads); pinned, as VM1's for VF0 is above. (IPv6 is off for
-# the router solicitations.)
-ip -n "${T_PREFIX}vm0" neigh replace 198.19.0.2 lladdr "$mac1" dev esw0v0 nud permanent
+# program (the neighbour entries are pinned above).
 check_eq "trace runs nothing: no run counted" "$(prog_stat 1 runs)" "$(dpctl trace pf0vf0 "$request" >/dev/null; prog_stat 1 runs)"
 
 check "prog off" devlink port prog set esw0/1 off
