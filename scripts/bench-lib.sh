@@ -55,6 +55,9 @@ wait_for() { topo_wait "$@"; }
 cputicks() { if [ -n "$SWPID" ] && [ -r "/proc/$SWPID/stat" ]; then
                  sed 's/^.*) //' "/proc/$SWPID/stat" | awk '{print $12 + $13}'
              else echo 0; fi; }
+# children_ticks: CPU ticks of this shell's reaped children (a command run and waited for
+# between two reads is counted by the second; the reads' own subshells add a tick at most)
+children_ticks() { sed 's/^.*) //' "/proc/$$/stat" | awk '{print $14 + $15}'; }
 # median: the median of the numbers on stdin (nan if none)
 median() { sort -g | awk '{a[NR]=$1} END{ if (NR == 0) print "nan"; else print a[int((NR+1)/2)] }'; }
 

@@ -107,7 +107,7 @@ bench_report() {
         echo
         echo "## Scale: offloaded flows"
         echo
-        echo "| flows | add-flows (one command) | in hardware | eswd CPU: all (control thread, BPF writer, prefault) | the kernel's map insert alone | the pipeline floor (parse, send, decode, index, map insert: a minimal C program) | a first touch of its memory alone, just before | dump-flows | del-flows | eswd RSS empty → full → 5 s after del | per flow |"
+        echo "| flows | add-flows (one command) | in hardware | eswd CPU: all (control thread, BPF writer, prefault); the CLI's | the kernel's map insert alone | the pipeline floor (parse, send, decode, index, map insert: a minimal C program) | a first touch of its memory alone, just before | dump-flows | del-flows | eswd RSS empty → full → 5 s after del | per flow |"
         echo "|---|---|---|---|---|---|---|---|---|---|---|"
         for k in "${SCALE_SIZES[@]}"; do
             local each="" floors="" touches="" last=""
@@ -115,7 +115,7 @@ bench_report() {
                 each="; the median of ${R[scale$k,rounds]} rounds: ${R[scale$k,adds]// / s, } s; the control thread ${R[scale$k,controls]// / s, } s"
                 floors=" (${R[scale$k,floors]// / s, } s)"; touches=" (${R[scale$k,touches]// / s, } s)"; last=", the last round"
             fi
-            echo "| $((k / 1000))k | ${R[scale$k,add]} s (${R[scale$k,rate]} flows/s$each) | ${R[scale$k,hw]} | ${R[scale$k,addcpu]} s (${R[scale$k,control]}, ${R[scale$k,writer]}, ${R[scale$k,prefault]}$last) | ${R[scale$k,kernel]:-n/a} s | ${R[scale$k,floor]:-n/a} s$floors | ${R[scale$k,touch]:-n/a} s$touches | ${R[scale$k,dump]} s ($(per_s "${R[scale$k,dumped]}" "${R[scale$k,dump]}") flows/s) | ${R[scale$k,del]} s ($(per_s "$k" "${R[scale$k,del]}") flows/s) | ${R[scale$k,rss0]} → ${R[scale$k,rss]} → ${R[scale$k,rssafter]} MiB | ${R[scale$k,perflow]} B |"
+            echo "| $((k / 1000))k | ${R[scale$k,add]} s (${R[scale$k,rate]} flows/s$each) | ${R[scale$k,hw]} | ${R[scale$k,addcpu]} s (${R[scale$k,control]}, ${R[scale$k,writer]}, ${R[scale$k,prefault]}$last); ${R[scale$k,cli]:-n/a} s | ${R[scale$k,kernel]:-n/a} s | ${R[scale$k,floor]:-n/a} s$floors | ${R[scale$k,touch]:-n/a} s$touches | ${R[scale$k,dump]} s ($(per_s "${R[scale$k,dumped]}" "${R[scale$k,dump]}") flows/s) | ${R[scale$k,del]} s ($(per_s "$k" "${R[scale$k,del]}") flows/s) | ${R[scale$k,rss0]} → ${R[scale$k,rss]} → ${R[scale$k,rssafter]} MiB | ${R[scale$k,perflow]} B |"
         done
         echo
         echo "| 50k flows | esw add-flows, offloaded (policy none) | OVS ${OVS_VER:-3.1} dpctl/add-flows (userspace datapath) | esw/OVS |"
@@ -156,8 +156,10 @@ bench_report() {
         echo "has one CPU, the client and the writer the other. Wall time from opening the file to the last ACK."
         echo "eswd CPU by thread: the control thread (decode, datapath, driver: the bound of an add), the BPF"
         echo "writer (the kernel's map inserts), the prefault thread (faulting in the heap's growth and the"
-        echo "tables' next sizes ahead of their use). This VM's host backs guest memory lazily: a page the"
-        echo "guest never used, or gave back (free page reporting), costs a host fault on its first use,"
+        echo "tables' next sizes ahead of their use). The CLI's CPU (read, parse, send, read the answers) is"
+        echo "beside it: on this machine's $(nproc) CPUs an add takes at least 1/$(nproc) of eswd's and the CLI's CPU"
+        echo "together in wall time, however its threads are placed. This VM's host backs guest memory"
+        echo "lazily: a page the guest never used, or gave back (free page reporting), costs a host fault on its first use,"
         echo "160-550 MB/s against about 3 GB/s for one used just before (4 KiB pages). A 1M add faults in"
         echo "about 1 GB (eswd's heap and tables, the kernel's BPF elements): the prefault thread's CPU is"
         echo "mostly that, and the add's wall time moved by a second or more with the machine's memory."

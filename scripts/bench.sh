@@ -525,14 +525,15 @@ kernel_quiet() {
 # right after a first touch of what it will fault in (1 KiB a flow: eswd's heap and tables,
 # the kernel's BPF elements) by a program doing only that; sets R[scaleN,*] of this add
 scale_add() {
-    local n=$1 f=$2 t0 t1 c0 c1 th0 th1
+    local n=$1 f=$2 t0 t1 c0 c1 k0 k1 th0 th1
     kernel_quiet
     R[scale$n,touch]=$("$D/first-touch" $((n * 1024)) 2>>"$D/first-touch.err" | awk '{print $2}')
-    th0=$(thread_ticks); c0=$(cputicks); t0=$(now_ns)
+    th0=$(thread_ticks); c0=$(cputicks); k0=$(children_ticks); t0=$(now_ns)
     DPCTL add-flows "$f" >"$D/scale-add-$n.out" 2>&1 || log "esw add-flows $n: $(tail -n 2 "$D/scale-add-$n.out" | tr '\n' ' ')"
-    t1=$(now_ns); c1=$(cputicks); th1=$(thread_ticks)
+    t1=$(now_ns); k1=$(children_ticks); c1=$(cputicks); th1=$(thread_ticks)
     R[scale$n,add]=$(secs "$t0" "$t1")
     R[scale$n,addcpu]=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN{printf "%.2f", (b-a)/hz}')
+    R[scale$n,cli]=$(awk -v a="$k0" -v b="$k1" -v hz="$HZ" 'BEGIN{printf "%.2f", (b-a)/hz}')
     R[scale$n,control]=$(thread_secs "$th0" "$th1" eswd)
     R[scale$n,writer]=$(thread_secs "$th0" "$th1" esw-bpf-write)
     R[scale$n,prefault]=$(thread_secs "$th0" "$th1" esw-prefault)
@@ -593,7 +594,7 @@ scale_run() {
     R[scale$n,perflow]=$(awk -v a="${R[scale$n,rss0]}" -v b="${R[scale$n,rss]}" -v n="$n" 'BEGIN{printf "%.0f", (b-a)*1048576/n}')
     local each=""; [ "$rounds" -gt 1 ] && each=" (median of $rounds rounds; each: add ${R[scale$n,adds]} s, control thread ${R[scale$n,controls]} s, floor ${R[scale$n,floors]} s, first touch ${R[scale$n,touches]} s)"
     log "scale $n: add ${R[scale$n,add]} s (${R[scale$n,rate]} flows/s, ${R[scale$n,hw]} in hardware, daemon CPU ${R[scale$n,addcpu]} s:" \
-        "control ${R[scale$n,control]}, writer ${R[scale$n,writer]}, prefault ${R[scale$n,prefault]};" \
+        "control ${R[scale$n,control]}, writer ${R[scale$n,writer]}, prefault ${R[scale$n,prefault]}; the CLI ${R[scale$n,cli]} s;" \
         "the kernel's map insert alone ${R[scale$n,kernel]:-n/a} s, the pipeline floor ${R[scale$n,floor]:-n/a} s, a first touch of $((n / 1024)) MiB alone ${R[scale$n,touch]:-n/a} s)$each," \
         "dump ${R[scale$n,dump]} s ($lines lines), del ${R[scale$n,del]} s;" \
         "RSS ${R[scale$n,rss0]} -> ${R[scale$n,rss]} -> ${R[scale$n,rssafter]} MiB (${R[scale$n,perflow]} B/flow)"

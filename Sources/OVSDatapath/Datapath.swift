@@ -280,7 +280,8 @@ public final class Datapath: @unchecked Sendable {
         let probe = table.probe(match: match, ufid: givenUFID)
         let prefetchedPort = prefetchHardwareRule(match)
         let program = try decodeAndCompile(actionBytes, for: match)
-        let now = Sys.monotonicNanoseconds()
+        // A creation time only ages the flow (in seconds): a tick's precision is plenty.
+        let now = Sys.coarseMonotonicNanoseconds()
 
         // A put that may modify finds its flow by its ufid first, as the kernel's does; one
         // that only creates claims its ufid below, before anything is offloaded.
