@@ -74,14 +74,10 @@ eswd_pid() { # the running daemon's pid, or nothing
     echo "$p"
 }
 
-# wait_for DESC SECONDS CMD...: retry CMD every 0.1 s until it succeeds.
+# wait_for DESC SECONDS CMD...: retry CMD every 0.1 s until it succeeds (topo_wait).
 wait_for() {
     local d=$1 limit=$2; shift 2
-    local end=$(( $(date +%s%N) + limit * 1000000000 ))
-    while [ "$(date +%s%N)" -lt "$end" ]; do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
+    topo_wait "$limit" "$@" && return 0
     err "timed out after ${limit}s waiting for: $d"
     return 1
 }

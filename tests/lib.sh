@@ -165,14 +165,10 @@ check_ge() {
     if [ "${3:-0}" -ge "$2" ] 2>/dev/null; then t_pass "$1 ($3 >= $2)"; else t_fail "$1: ${3:-?} < $2"; fi
 }
 
-# t_wait DESC SECONDS CMD...: retry CMD every 0.1 s until it succeeds.
+# t_wait DESC SECONDS CMD...: retry CMD every 0.1 s until it succeeds (topo_wait).
 t_wait() {
     local d=$1 limit=$2; shift 2
-    local end=$(( $(date +%s%N) + limit * 1000000000 ))
-    while [ "$(date +%s%N)" -lt "$end" ]; do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
+    topo_wait "$limit" "$@" && return 0
     t_log "timed out after ${limit}s waiting for: $d"
     return 1
 }
