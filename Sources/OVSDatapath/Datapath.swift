@@ -280,8 +280,9 @@ public final class Datapath: @unchecked Sendable {
         let probe = table.probe(match: match, ufid: givenUFID)
         let prefetchedPort = prefetchHardwareRule(match)
         let program = try decodeAndCompile(actionBytes, for: match)
-        // A creation time only ages the flow (in seconds): a tick's precision is plenty.
-        let now = Sys.coarseMonotonicNanoseconds()
+        // The fine clock, not the coarse one: the creation time ages learned flows, and
+        // the kernel's coarse clock has lagged ours by minutes on a VM (pollHardwareCounters).
+        let now = Sys.monotonicNanoseconds()
 
         // A put that may modify finds its flow by its ufid first, as the kernel's does; one
         // that only creates claims its ufid below, before anything is offloaded.
