@@ -134,12 +134,12 @@ public final class HeapPrefault: @unchecked Sendable {
     /// The allocating thread just got the block at `address` (a flow): after a trim, the
     /// heap's pages from there to `refillWindow` ahead are populated on the prefault
     /// thread. A compare unless the allocations near the end of what was asked last (then
-    /// a semaphore post). An address outside the heap (a mapped block) is ignored. The
-    /// address is not even worked out without a trim.
+    /// a semaphore post). An address outside the heap (a mapped block), or none (nothing
+    /// was allocated), is ignored. The address is not even worked out without a trim.
     @inline(__always)
-    public func noteAllocation(at address: @autoclosure () -> UnsafeRawPointer) {
-        guard refillArmed else { return }
-        let a = UInt(bitPattern: address())
+    public func noteAllocation(at address: @autoclosure () -> UnsafeRawPointer?) {
+        guard refillArmed, let address = address() else { return }
+        let a = UInt(bitPattern: address)
         guard a >= heapStart, a < lastSeen,
               a < refillAskedFrom || a &+ UInt(Self.refillWindow / 2) > refillAskedTo else { return }
         refillAskedFrom = a

@@ -17,6 +17,14 @@ public enum FlowChange: Sendable {
         case .added(let f), .replaced(_, by: let f), .deleted(let f): f
         }
     }
+
+    /// The flow the change made (nil for a delete, which made none).
+    public var madeFlow: DatapathFlow? {
+        switch self {
+        case .added(let f), .replaced(_, by: let f): f
+        case .deleted: nil
+        }
+    }
 }
 
 extension Datapath {

@@ -230,8 +230,9 @@ extension DatapathService {
     /// then destroyed (a retain and a release) instead of moved.
     @inline(never)
     private func journal(_ change: consuming FlowChange, _ batch: OpenBatch?) {
-        // The heap's given-back pages ahead of this flow are populated off this thread.
-        heap?.noteAllocation(at: Unmanaged.passUnretained(change.flow).toOpaque())
+        // The heap's given-back pages ahead of a new flow are populated off this thread
+        // (a deleted flow's place says nothing of where the allocator hands memory out).
+        heap?.noteAllocation(at: change.madeFlow.map { UnsafeRawPointer(Unmanaged.passUnretained($0).toOpaque()) })
         batch?.changes.append(change)
     }
 

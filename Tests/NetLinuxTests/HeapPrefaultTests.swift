@@ -105,6 +105,9 @@ import NetLinux
         usleep(50_000)
         #expect(r.resident(from: 2 * mib, length: bytes - 2 * mib) == 1, "not before the trim is told: only the block's page")
         prefault.noteTrim()
+        prefault.noteAllocation(at: nil)
+        usleep(50_000)
+        #expect(r.resident(from: 2 * mib, length: bytes - 2 * mib) == 1, "nothing allocated: nothing asked")
         prefault.noteAllocation(at: r.base + 4 * mib)
         let pages = window / Self.page
         #expect(r.waitResident(from: 4 * mib, length: window, pages: pages) == pages)
