@@ -58,6 +58,8 @@ cputicks() { if [ -n "$SWPID" ] && [ -r "/proc/$SWPID/stat" ]; then
 # children_ticks: CPU ticks of this shell's reaped children (a command run and waited for
 # between two reads is counted by the second; the reads' own subshells add a tick at most)
 children_ticks() { sed 's/^.*) //' "/proc/$$/stat" | awk '{print $14 + $15}'; }
+# steal_ticks: ticks the host ran other work while this VM's CPUs wanted to run (all CPUs)
+steal_ticks() { awk '/^cpu /{print $9}' /proc/stat; }
 # median: the median of the numbers on stdin (nan if none)
 median() { sort -g | awk '{a[NR]=$1} END{ if (NR == 0) print "nan"; else print a[int((NR+1)/2)] }'; }
 

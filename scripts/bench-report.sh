@@ -112,10 +112,11 @@ bench_report() {
         for k in "${SCALE_SIZES[@]}"; do
             local each="" floors="" touches="" last=""
             if [ "${R[scale$k,rounds]:-1}" -gt 1 ]; then
-                each="; the median of ${R[scale$k,rounds]} rounds: ${R[scale$k,adds]// / s, } s; the control thread ${R[scale$k,controls]// / s, } s"
+                each="; the median of ${R[scale$k,rounds]} rounds: ${R[scale$k,adds]// / s, } s; the control thread ${R[scale$k,controls]// / s, } s; steal ${R[scale$k,steals]// / s, } s"
                 floors=" (${R[scale$k,floors]// / s, } s)"; touches=" (${R[scale$k,touches]// / s, } s)"; last=", the last round"
             fi
-            echo "| $((k / 1000))k | ${R[scale$k,add]} s (${R[scale$k,rate]} flows/s$each) | ${R[scale$k,hw]} | ${R[scale$k,addcpu]} s (${R[scale$k,control]}, ${R[scale$k,writer]}, ${R[scale$k,prefault]}$last); ${R[scale$k,cli]:-n/a} s | ${R[scale$k,kernel]:-n/a} s | ${R[scale$k,floor]:-n/a} s$floors | ${R[scale$k,touch]:-n/a} s$touches | ${R[scale$k,dump]} s ($(per_s "${R[scale$k,dumped]}" "${R[scale$k,dump]}") flows/s) | ${R[scale$k,del]} s ($(per_s "$k" "${R[scale$k,del]}") flows/s) | ${R[scale$k,rss0]} → ${R[scale$k,rss]} → ${R[scale$k,rssafter]} MiB | ${R[scale$k,perflow]} B |"
+            [ -n "$each" ] || each="; steal ${R[scale$k,steal]:-n/a} s"
+            echo "| $((k / 1000))k | ${R[scale$k,add]} s (${R[scale$k,rate]} flows/s$each) | ${R[scale$k,hw]} | ${R[scale$k,addcpu]} s (${R[scale$k,control]}, ${R[scale$k,writer]}, ${R[scale$k,prefault]}$last); ${R[scale$k,cli]:-n/a} s | ${R[scale$k,kernel]:-n/a} s | ${R[scale$k,floor]:-n/a} s$floors | ${R[scale$k,touch]:-n/a} s$touches | ${R[scale$k,dump]} s ($(per_s "${R[scale$k,dumped]}" "${R[scale$k,dump]}") flows/s; steal ${R[scale$k,dumpsteal]:-n/a} s) | ${R[scale$k,del]} s ($(per_s "$k" "${R[scale$k,del]}") flows/s) | ${R[scale$k,rss0]} → ${R[scale$k,rss]} → ${R[scale$k,rssafter]} MiB | ${R[scale$k,perflow]} B |"
         done
         echo
         echo "| 50k flows | esw add-flows, offloaded (policy none) | OVS ${OVS_VER:-3.1} dpctl/add-flows (userspace datapath) | esw/OVS |"
@@ -163,6 +164,8 @@ bench_report() {
         echo "160-550 MB/s against about 3 GB/s for one used just before (4 KiB pages). A 1M add faults in"
         echo "about 1 GB (eswd's heap and tables, the kernel's BPF elements): the prefault thread's CPU is"
         echo "mostly that, and the add's wall time moved by a second or more with the machine's memory."
+        echo "Steal: the time the VM's host ran other work while this machine's CPUs wanted to run (/proc/stat,"
+        echo "summed over the CPUs), during the add or the dump: a round with a second of it measured the host too."
         echo "A first touch of its memory alone: scripts/scale/first-touch.c faulting in 1 KiB a flow (4 KiB"
         echo "pages) right before the add, and giving it back: what the memory alone costs on this machine at"
         echo "that moment (cold: about 0.3 GB/s; warm: about 3 GB/s). The add then finds those pages in the"

@@ -525,13 +525,14 @@ kernel_quiet() {
 # right after a first touch of what it will fault in (1 KiB a flow: eswd's heap and tables,
 # the kernel's BPF elements) by a program doing only that; sets R[scaleN,*] of this add
 scale_add() {
-    local n=$1 f=$2 t0 t1 c0 c1 k0 k1 th0 th1
+    local n=$1 f=$2 t0 t1 c0 c1 k0 k1 th0 th1 s0 s1
     kernel_quiet
     R[scale$n,touch]=$("$D/first-touch" $((n * 1024)) 2>>"$D/first-touch.err" | awk '{print $2}')
-    th0=$(thread_ticks); c0=$(cputicks); k0=$(children_ticks); t0=$(now_ns)
+    th0=$(thread_ticks); c0=$(cputicks); k0=$(children_ticks); s0=$(steal_ticks); t0=$(now_ns)
     DPCTL add-flows "$f" >"$D/scale-add-$n.out" 2>&1 || log "esw add-flows $n: $(tail -n 2 "$D/scale-add-$n.out" | tr '\n' ' ')"
-    t1=$(now_ns); k1=$(children_ticks); c1=$(cputicks); th1=$(thread_ticks)
+    t1=$(now_ns); s1=$(steal_ticks); k1=$(children_ticks); c1=$(cputicks); th1=$(thread_ticks)
     R[scale$n,add]=$(secs "$t0" "$t1")
+    R[scale$n,steal]=$(awk -v a="$s0" -v b="$s1" -v hz="$HZ" 'BEGIN{printf "%.2f", (b-a)/hz}')
     R[scale$n,addcpu]=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN{printf "%.2f", (b-a)/hz}')
     R[scale$n,cli]=$(awk -v a="$k0" -v b="$k1" -v hz="$HZ" 'BEGIN{printf "%.2f", (b-a)/hz}')
     R[scale$n,control]=$(thread_secs "$th0" "$th1" eswd)
@@ -554,15 +555,16 @@ scale_floor() {
 # round's value kept in R[scaleN,adds|floors|touches|controls]; the CPU split is the last
 # round's.
 scale_run() {
-    local n=$1 f=$D/scale-$1 t0 t1 lines k r rounds=1 hw adds=() floors=() touches=() controls=()
+    local n=$1 f=$D/scale-$1 t0 t1 s0 s1 lines k r rounds=1 hw adds=() floors=() touches=() controls=() steals=()
     gen_flows "$n" 1 2 "$f"
     R[scale$n,rss0]=$(rss_mib)
     scale_add "$n" "$f"
-    adds+=("${R[scale$n,add]}"); touches+=("${R[scale$n,touch]}"); controls+=("${R[scale$n,control]}")
+    adds+=("${R[scale$n,add]}"); touches+=("${R[scale$n,touch]}"); controls+=("${R[scale$n,control]}"); steals+=("${R[scale$n,steal]}")
     hw=${R[scale$n,hw]:-0}
     R[scale$n,rss]=$(rss_mib)
-    t0=$(now_ns); lines=$(DPCTL dump-flows | wc -l); t1=$(now_ns)
+    s0=$(steal_ticks); t0=$(now_ns); lines=$(DPCTL dump-flows | wc -l); t1=$(now_ns); s1=$(steal_ticks)
     R[scale$n,dump]=$(secs "$t0" "$t1"); R[scale$n,dumped]=$lines
+    R[scale$n,dumpsteal]=$(awk -v a="$s0" -v b="$s1" -v hz="$HZ" 'BEGIN{printf "%.2f", (b-a)/hz}')
     t0=$(now_ns); DPCTL del-flows >/dev/null 2>&1; t1=$(now_ns)
     R[scale$n,del]=$(secs "$t0" "$t1")
     # eswd gives the memory back a second or two after the table shrank
@@ -576,7 +578,7 @@ scale_run() {
         # the floor first in even rounds, the add first in odd ones
         [ $((r % 2)) = 0 ] && floors+=("$(scale_floor "$n" "$f")")
         scale_add "$n" "$f"
-        adds+=("${R[scale$n,add]}"); touches+=("${R[scale$n,touch]}"); controls+=("${R[scale$n,control]}")
+        adds+=("${R[scale$n,add]}"); touches+=("${R[scale$n,touch]}"); controls+=("${R[scale$n,control]}"); steals+=("${R[scale$n,steal]}")
         [ "${R[scale$n,hw]:-0}" -lt "$hw" ] && hw=${R[scale$n,hw]:-0}
         DPCTL del-flows >/dev/null 2>&1
         # eswd trims its heap at the two timer ticks after the drop (MemoryReturn), as in
@@ -589,14 +591,14 @@ scale_run() {
     R[scale$n,adds]="${adds[*]}"; R[scale$n,add]=$(printf '%s\n' "${adds[@]}" | median)
     R[scale$n,floors]="${floors[*]}"; R[scale$n,floor]=$(printf '%s\n' "${floors[@]}" | median)
     R[scale$n,touches]="${touches[*]}"; R[scale$n,touch]=$(printf '%s\n' "${touches[@]}" | median)
-    R[scale$n,controls]="${controls[*]}"
+    R[scale$n,controls]="${controls[*]}"; R[scale$n,steals]="${steals[*]}"
     R[scale$n,rate]=$(per_s "$hw" "${R[scale$n,add]}")
     R[scale$n,perflow]=$(awk -v a="${R[scale$n,rss0]}" -v b="${R[scale$n,rss]}" -v n="$n" 'BEGIN{printf "%.0f", (b-a)*1048576/n}')
-    local each=""; [ "$rounds" -gt 1 ] && each=" (median of $rounds rounds; each: add ${R[scale$n,adds]} s, control thread ${R[scale$n,controls]} s, floor ${R[scale$n,floors]} s, first touch ${R[scale$n,touches]} s)"
-    log "scale $n: add ${R[scale$n,add]} s (${R[scale$n,rate]} flows/s, ${R[scale$n,hw]} in hardware, daemon CPU ${R[scale$n,addcpu]} s:" \
+    local each=""; [ "$rounds" -gt 1 ] && each=" (median of $rounds rounds; each: add ${R[scale$n,adds]} s, control thread ${R[scale$n,controls]} s, steal ${R[scale$n,steals]} s, floor ${R[scale$n,floors]} s, first touch ${R[scale$n,touches]} s)"
+    log "scale $n: add ${R[scale$n,add]} s (${R[scale$n,rate]} flows/s, ${R[scale$n,hw]} in hardware, steal ${R[scale$n,steal]} s, daemon CPU ${R[scale$n,addcpu]} s:" \
         "control ${R[scale$n,control]}, writer ${R[scale$n,writer]}, prefault ${R[scale$n,prefault]}; the CLI ${R[scale$n,cli]} s;" \
         "the kernel's map insert alone ${R[scale$n,kernel]:-n/a} s, the pipeline floor ${R[scale$n,floor]:-n/a} s, a first touch of $((n / 1024)) MiB alone ${R[scale$n,touch]:-n/a} s)$each," \
-        "dump ${R[scale$n,dump]} s ($lines lines), del ${R[scale$n,del]} s;" \
+        "dump ${R[scale$n,dump]} s ($lines lines, steal ${R[scale$n,dumpsteal]} s), del ${R[scale$n,del]} s;" \
         "RSS ${R[scale$n,rss0]} -> ${R[scale$n,rss]} -> ${R[scale$n,rssafter]} MiB (${R[scale$n,perflow]} B/flow)"
     rm -f "$f"
 }
