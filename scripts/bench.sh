@@ -406,7 +406,7 @@ cp_esw() {
     t0=$(now_ns); DPCTL add-flows "$f" >"$D/cp-esw-$n.out" 2>&1; rc=$?; t1=$(now_ns)
     c1=$(cputicks)
     # The daemon's own CPU time for the batch (the CLI's text parsing is the rest).
-    R[$who,cp$n,daemon]=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN{printf "%.2f", (b-a)/hz}')
+    R[$who,cp$n,daemon]=$(tick_secs "$c0" "$c1")
     if [ "$who" = hw ]; then
         got=$(DPCTL show | awk '/offloaded flows:/{print $3}')
     else
@@ -486,6 +486,8 @@ thread_secs() {
 }
 # secs T0 T1: nanosecond stamps to seconds (3 decimals)
 secs() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", (b-a)/1e9}'; }
+# tick_secs T0 T1: two reads of a clock-tick counter (/proc) to seconds (2 decimals)
+tick_secs() { awk -v a="$1" -v b="$2" -v hz="$HZ" 'BEGIN{printf "%.2f", (b-a)/hz}'; }
 # per_s N SECONDS: N / SECONDS, rounded
 per_s() { awk -v n="$1" -v s="$2" 'BEGIN{ if (s + 0 == 0) print "n/a"; else printf "%.0f", n / s }'; }
 
@@ -532,9 +534,9 @@ scale_add() {
     DPCTL add-flows "$f" >"$D/scale-add-$n.out" 2>&1 || log "esw add-flows $n: $(tail -n 2 "$D/scale-add-$n.out" | tr '\n' ' ')"
     t1=$(now_ns); s1=$(steal_ticks); k1=$(children_ticks); c1=$(cputicks); th1=$(thread_ticks)
     R[scale$n,add]=$(secs "$t0" "$t1")
-    R[scale$n,steal]=$(awk -v a="$s0" -v b="$s1" -v hz="$HZ" 'BEGIN{printf "%.2f", (b-a)/hz}')
-    R[scale$n,addcpu]=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN{printf "%.2f", (b-a)/hz}')
-    R[scale$n,cli]=$(awk -v a="$k0" -v b="$k1" -v hz="$HZ" 'BEGIN{printf "%.2f", (b-a)/hz}')
+    R[scale$n,steal]=$(tick_secs "$s0" "$s1")
+    R[scale$n,addcpu]=$(tick_secs "$c0" "$c1")
+    R[scale$n,cli]=$(tick_secs "$k0" "$k1")
     R[scale$n,control]=$(thread_secs "$th0" "$th1" eswd)
     R[scale$n,writer]=$(thread_secs "$th0" "$th1" esw-bpf-write)
     R[scale$n,prefault]=$(thread_secs "$th0" "$th1" esw-prefault)
@@ -552,7 +554,7 @@ scale_floor() {
 # The largest size's add runs SCALE_ROUNDS times (3), taking turns with the pipeline
 # floor (one add of a million flows is at the mercy of this VM, whose speed moves by a
 # third within minutes): add, floor and first touch are the medians of the rounds, each
-# round's value kept in R[scaleN,adds|floors|touches|controls]; the CPU split is the last
+# round's value kept in R[scaleN,adds|floors|touches|controls|steals]; the CPU split is the last
 # round's.
 scale_run() {
     local n=$1 f=$D/scale-$1 t0 t1 s0 s1 lines k r rounds=1 hw adds=() floors=() touches=() controls=() steals=()
@@ -564,7 +566,7 @@ scale_run() {
     R[scale$n,rss]=$(rss_mib)
     s0=$(steal_ticks); t0=$(now_ns); lines=$(DPCTL dump-flows | wc -l); t1=$(now_ns); s1=$(steal_ticks)
     R[scale$n,dump]=$(secs "$t0" "$t1"); R[scale$n,dumped]=$lines
-    R[scale$n,dumpsteal]=$(awk -v a="$s0" -v b="$s1" -v hz="$HZ" 'BEGIN{printf "%.2f", (b-a)/hz}')
+    R[scale$n,dumpsteal]=$(tick_secs "$s0" "$s1")
     t0=$(now_ns); DPCTL del-flows >/dev/null 2>&1; t1=$(now_ns)
     R[scale$n,del]=$(secs "$t0" "$t1")
     # eswd gives the memory back a second or two after the table shrank
